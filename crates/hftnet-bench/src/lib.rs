@@ -1,0 +1,7 @@
+//! Measurement for hftnet: the clock, HDR histograms and their summaries, the
+//! environment record, and the ping-pong / fixed-rate harness built on the
+//! transports of `hftnet-io`.
+
+pub mod clock;
+pub mod env;
+pub mod stats;

@@ -1,0 +1,20 @@
+//! The syscall layer of hftnet: the one crate that talks to the kernel with raw
+//! calls (socket options, `recvmsg` and control messages, epoll, CPU affinity,
+//! scheduling policy, memory locking, network namespaces and rtnetlink).
+//!
+//! Every other crate goes through the typed, safe wrappers here. Each wrapper
+//! names the C call it makes; each failure is a [`SyscallError`] that names the
+//! call and keeps the `errno`, so a caller can tell the user which privilege or
+//! limit was missing. Wrappers do not allocate unless their doc says so, so the
+//! receive and send paths built on them stay allocation-free.
+//!
+//! `unsafe` is allowed in this crate only; every block carries a `// SAFETY:`
+//! comment stating why the pointers and lengths handed to the kernel are valid.
+
+pub mod error;
+pub mod netlink;
+pub mod netns;
+pub mod sched;
+pub mod sock;
+
+pub use error::{Result, SyscallError};

@@ -1,0 +1,1 @@
+//! Socket options, recvmsg with control messages, epoll.

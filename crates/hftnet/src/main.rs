@@ -1,0 +1,2 @@
+//! The `hftnet` command.
+fn main() {}
