@@ -1,1 +1,178 @@
-//! hftnet-io
+//! hftnet transports: one burst-oriented API over many backends, each named by
+//! a URI that is the same in the CLI, configuration files and the library.
+//!
+//! ```text
+//! udp://198.18.0.2:9000?rx=spin&cpu=1     kernel UDP socket
+//! tcp://198.18.0.2:9001                   kernel TCP (NODELAY, QUICKACK, framed messages)
+//! mcast://239.1.1.1:30001?iface=veth0     multicast receive / send
+//! ```
+//!
+//! Open an [`Endpoint`] in a [`Role`], then drive the [`Transport`] it gives:
+//! receive into a pre-allocated [`RxBurst`], send [`TxMsg`]s, and read the
+//! [`Capabilities`] the kernel granted. The hot path (`recv_burst`,
+//! `send_burst`) never allocates, locks or logs; it is statically dispatched
+//! when the caller matches on [`AnyTransport`] once and runs a generic loop
+//! (see [`dispatch!`]).
+//!
+//! Layer: above `hftnet-sys` (all raw calls go through it) and below the
+//! harness and the trading engine. This crate has no `unsafe` code of its own
+//! until the ring-based backends arrive.
+
+#![forbid(unsafe_code)]
+
+mod common;
+pub mod error;
+pub mod tcp;
+pub mod transport;
+pub mod udp;
+pub mod uri;
+
+use std::time::Duration;
+
+pub use common::SocketOptions;
+pub use error::OpenError;
+pub use hftnet_sys::SyscallError;
+pub use tcp::{TcpConfig, TcpTransport};
+pub use transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
+pub use udp::{McastOptions, UdpConfig, UdpTransport};
+pub use uri::{Uri, UriError};
+
+/// Which end of a conversation an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends to the URI's address and receives the answers (`hftnet ping`).
+    Client,
+    /// Binds or joins the URI's address and answers senders (`hftnet pong`).
+    Server,
+}
+
+/// A parsed transport URI with its backend configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `udp://` or `mcast://`.
+    Udp(UdpConfig),
+    /// `tcp://`.
+    Tcp(TcpConfig),
+}
+
+impl Endpoint {
+    /// Parses and checks a URI without opening anything.
+    ///
+    /// # Errors
+    /// [`UriError`] naming the scheme, parameter or value at fault and what is accepted.
+    pub fn parse(text: &str) -> Result<Self, UriError> {
+        let uri = Uri::parse(text)?;
+        match uri.scheme.as_str() {
+            "udp" | "mcast" => Ok(Self::Udp(UdpConfig::from_uri(&uri)?)),
+            "tcp" => Ok(Self::Tcp(TcpConfig::from_uri(&uri)?)),
+            other => Err(UriError::UnknownScheme {
+                uri: text.to_string(),
+                scheme: other.to_string(),
+                accepted: uri::SCHEMES.join(", "),
+            }),
+        }
+    }
+
+    /// The scheme name (`udp`, `mcast`, `tcp`).
+    #[must_use]
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Self::Udp(c) if c.multicast.is_some() => "mcast",
+            Self::Udp(_) => "udp",
+            Self::Tcp(_) => "tcp",
+        }
+    }
+
+    /// Options common to kernel sockets.
+    #[must_use]
+    pub fn socket_options(&self) -> &SocketOptions {
+        match self {
+            Self::Udp(c) => &c.socket,
+            Self::Tcp(c) => &c.socket,
+        }
+    }
+
+    /// Largest message the transport carries.
+    #[must_use]
+    pub fn max_message(&self) -> usize {
+        match self {
+            Self::Udp(_) => udp::MAX_UDP_PAYLOAD,
+            Self::Tcp(_) => tcp::MAX_TCP_MESSAGE,
+        }
+    }
+
+    /// Opens it.
+    ///
+    /// # Errors
+    /// [`OpenError`] naming the step, option or privilege that failed.
+    pub fn open(&self, role: Role) -> Result<AnyTransport, OpenError> {
+        Ok(match self {
+            Self::Udp(c) => AnyTransport::Udp(UdpTransport::open(c.clone(), role)?),
+            Self::Tcp(c) => AnyTransport::Tcp(TcpTransport::open(c.clone(), role)?),
+        })
+    }
+}
+
+/// Every backend in one enum. Match on it once, outside the loop, and run a
+/// loop generic over `T: Transport` inside each arm ([`dispatch!`] does that),
+/// so the hot path is statically dispatched.
+#[derive(Debug)]
+pub enum AnyTransport {
+    /// UDP or multicast.
+    Udp(UdpTransport),
+    /// TCP.
+    Tcp(TcpTransport),
+}
+
+/// Runs `$body` with `$t` bound to the concrete transport inside an
+/// [`AnyTransport`], so generic code is monomorphised per backend.
+///
+/// ```
+/// # use hftnet_io::{AnyTransport, Transport, dispatch};
+/// fn caps(t: &mut AnyTransport) -> &'static str {
+///     dispatch!(t, inner => inner.capabilities().transport)
+/// }
+/// ```
+#[macro_export]
+macro_rules! dispatch {
+    ($any:expr, $t:ident => $body:expr) => {
+        match $any {
+            $crate::AnyTransport::Udp($t) => $body,
+            $crate::AnyTransport::Tcp($t) => $body,
+        }
+    };
+}
+
+impl Transport for AnyTransport {
+    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
+        dispatch!(self, t => t.recv_burst(burst))
+    }
+
+    fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+        dispatch!(self, t => t.send_burst(msgs))
+    }
+
+    fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> Result<(), SyscallError> {
+        dispatch!(self, t => t.set_recv_timeout(timeout))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        dispatch!(self, t => t.capabilities())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_per_scheme() {
+        assert_eq!(Endpoint::parse("udp://127.0.0.1:9000").unwrap().scheme(), "udp");
+        assert_eq!(Endpoint::parse("mcast://239.1.1.1:9000?iface=lo").unwrap().scheme(), "mcast");
+        assert_eq!(Endpoint::parse("tcp://127.0.0.1:9000?rx=spin").unwrap().scheme(), "tcp");
+        let e = Endpoint::parse("xdp://veth0/0").unwrap_err();
+        assert!(e.to_string().contains("accepted schemes: udp, tcp, mcast"), "{e}");
+        let e = Endpoint::parse("udp://127.0.0.1:9000?sqpoll=1").unwrap_err();
+        assert!(e.to_string().contains("\"sqpoll\""), "{e}");
+    }
+}

@@ -1,1 +1,616 @@
-//! Socket options, recvmsg with control messages, epoll.
+//! Socket system calls: integer socket options named by a table, `recvmsg`
+//! with truncation and receive-timestamp detection, `sendto`, stream reads and
+//! writes, and a one-socket epoll waiter.
+//!
+//! Layer: the bottom of the kernel-socket transports in `hftnet-io`. Every
+//! function takes a borrowed file descriptor and returns a [`SyscallError`]
+//! naming the call (and option) that failed. Nothing here allocates: the
+//! receive path keeps its control-message buffer on the stack, so a transport
+//! built on it can receive and send without touching the heap.
+//!
+//! Option numbers are the Linux asm-generic values (x86-64, arm64, riscv64),
+//! written out here because the `libc` crate does not export all of them for
+//! every target.
+
+use std::mem::{self, MaybeUninit};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use crate::error::{Result, SyscallError, cvt, cvt_size};
+
+/// An integer socket option: its level, its number and the names used in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntOpt {
+    /// `level` argument of `setsockopt` (`SOL_SOCKET`, `IPPROTO_IP`, ...).
+    pub level: libc::c_int,
+    /// Option number.
+    pub name: libc::c_int,
+    /// The call named when setting it fails, e.g. `"setsockopt(SO_BUSY_POLL)"`.
+    pub set_call: &'static str,
+    /// The call named when reading it fails.
+    pub get_call: &'static str,
+}
+
+macro_rules! int_opts {
+    ($($(#[$doc:meta])* $id:ident = ($level:expr, $num:expr);)*) => {
+        $(
+            $(#[$doc])*
+            pub const $id: IntOpt = IntOpt {
+                level: $level,
+                name: $num,
+                set_call: concat!("setsockopt(", stringify!($id), ")"),
+                get_call: concat!("getsockopt(", stringify!($id), ")"),
+            };
+        )*
+    };
+}
+
+int_opts! {
+    /// Allow binding an address in TIME_WAIT or shared by multicast receivers.
+    SO_REUSEADDR = (libc::SOL_SOCKET, 2);
+    /// Let several sockets bind the same address and port (kernel load-balances).
+    SO_REUSEPORT = (libc::SOL_SOCKET, 15);
+    /// Queueing priority of sent packets (0..=6 without CAP_NET_ADMIN).
+    SO_PRIORITY = (libc::SOL_SOCKET, 12);
+    /// Receive buffer size; the kernel doubles it and clamps it at `rmem_max`.
+    SO_RCVBUF = (libc::SOL_SOCKET, 8);
+    /// Send buffer size; the kernel doubles it and clamps it at `wmem_max`.
+    SO_SNDBUF = (libc::SOL_SOCKET, 7);
+    /// Receive buffer size ignoring `rmem_max` (needs CAP_NET_ADMIN).
+    SO_RCVBUFFORCE = (libc::SOL_SOCKET, 33);
+    /// Send buffer size ignoring `wmem_max` (needs CAP_NET_ADMIN).
+    SO_SNDBUFFORCE = (libc::SOL_SOCKET, 32);
+    /// Software receive timestamps as `SCM_TIMESTAMPNS` control messages.
+    SO_TIMESTAMPNS = (libc::SOL_SOCKET, 35);
+    /// CPU whose queue delivered the last packet; settable as a steering hint.
+    SO_INCOMING_CPU = (libc::SOL_SOCKET, 49);
+    /// Microseconds to busy-poll the device queue on a blocking receive.
+    SO_BUSY_POLL = (libc::SOL_SOCKET, 46);
+    /// NAPI id of the queue that delivered the last packet (0: none).
+    SO_INCOMING_NAPI_ID = (libc::SOL_SOCKET, 56);
+    /// Prefer busy polling over interrupts (kernel 5.11+).
+    SO_PREFER_BUSY_POLL = (libc::SOL_SOCKET, 69);
+    /// Packets processed per busy-poll round (kernel 5.11+; raising it needs CAP_NET_ADMIN).
+    SO_BUSY_POLL_BUDGET = (libc::SOL_SOCKET, 70);
+    /// Pending socket error, cleared by reading it.
+    SO_ERROR = (libc::SOL_SOCKET, 4);
+    /// Type of service / DSCP byte of sent IPv4 packets.
+    IP_TOS = (libc::IPPROTO_IP, 1);
+    /// Loop sent multicast back to local receivers.
+    IP_MULTICAST_LOOP = (libc::IPPROTO_IP, 34);
+    /// TTL of sent multicast.
+    IP_MULTICAST_TTL = (libc::IPPROTO_IP, 33);
+    /// Disable Nagle's algorithm.
+    TCP_NODELAY = (libc::IPPROTO_TCP, 1);
+    /// Send ACKs at once; the kernel clears it again, so re-arm after reads.
+    TCP_QUICKACK = (libc::IPPROTO_TCP, 12);
+    /// Hold partial frames until uncorked.
+    TCP_CORK = (libc::IPPROTO_TCP, 3);
+    /// Seconds of idle before keepalive probes.
+    TCP_KEEPIDLE = (libc::IPPROTO_TCP, 4);
+    /// Seconds between keepalive probes.
+    TCP_KEEPINTVL = (libc::IPPROTO_TCP, 5);
+    /// Keepalive probes before the connection is dropped.
+    TCP_KEEPCNT = (libc::IPPROTO_TCP, 6);
+    /// Enable keepalive probes.
+    SO_KEEPALIVE = (libc::SOL_SOCKET, 9);
+}
+
+/// `setsockopt(fd, opt.level, opt.name, &value, sizeof(int))`.
+///
+/// # Errors
+/// The kernel's refusal, naming the option (`EPERM` for a privileged value,
+/// `ENOPROTOOPT` for an option this kernel lacks, `EINVAL` for a bad value).
+pub fn set_int(fd: BorrowedFd<'_>, opt: IntOpt, value: libc::c_int) -> Result<()> {
+    // SAFETY: the pointer is to a live c_int and the length is its size.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            opt.level,
+            opt.name,
+            (&raw const value).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    cvt(opt.set_call, ret).map(drop)
+}
+
+/// `getsockopt(fd, opt.level, opt.name, &value, &len)` for an `int` option.
+///
+/// # Errors
+/// The kernel's refusal, naming the option.
+pub fn get_int(fd: BorrowedFd<'_>, opt: IntOpt) -> Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value and len are live locals; len holds the size of value.
+    let ret = unsafe {
+        libc::getsockopt(fd.as_raw_fd(), opt.level, opt.name, (&raw mut value).cast(), &mut len)
+    };
+    cvt(opt.get_call, ret).map(|_| value)
+}
+
+/// `setsockopt(SO_BINDTODEVICE)`: receive and send only through `ifname`.
+///
+/// # Errors
+/// `ENODEV` for an unknown interface, `EPERM` without CAP_NET_RAW on old kernels.
+pub fn bind_to_device(fd: BorrowedFd<'_>, ifname: &str) -> Result<()> {
+    let bytes = ifname.as_bytes();
+    if bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(SyscallError::from_errno("setsockopt(SO_BINDTODEVICE)", libc::EINVAL));
+    }
+    // SAFETY: the pointer and length describe the name's bytes; the kernel copies
+    // at most IFNAMSIZ bytes and does not need a terminating NUL when given the length.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            bytes.as_ptr().cast(),
+            bytes.len() as libc::socklen_t,
+        )
+    };
+    cvt("setsockopt(SO_BINDTODEVICE)", ret).map(drop)
+}
+
+/// Joins (or leaves) an IPv4 multicast group on an interface given by index
+/// (`IP_ADD_MEMBERSHIP` / `IP_DROP_MEMBERSHIP` with `struct ip_mreqn`).
+///
+/// `ifindex == 0` lets the kernel choose the interface by route.
+///
+/// # Errors
+/// `ENODEV` when no route or interface fits, `EADDRINUSE` when already joined.
+pub fn multicast_membership(
+    fd: BorrowedFd<'_>,
+    group: Ipv4Addr,
+    ifindex: u32,
+    join: bool,
+) -> Result<()> {
+    let mreq = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: u32::from(group).to_be() },
+        imr_address: libc::in_addr { s_addr: 0 },
+        imr_ifindex: ifindex as libc::c_int,
+    };
+    let (name, call) = if join {
+        (libc::IP_ADD_MEMBERSHIP, "setsockopt(IP_ADD_MEMBERSHIP)")
+    } else {
+        (libc::IP_DROP_MEMBERSHIP, "setsockopt(IP_DROP_MEMBERSHIP)")
+    };
+    // SAFETY: pointer and length describe the live ip_mreqn local.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            name,
+            (&raw const mreq).cast(),
+            mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
+        )
+    };
+    cvt(call, ret).map(drop)
+}
+
+/// Joins (or leaves) a source-specific multicast channel
+/// (`IP_ADD_SOURCE_MEMBERSHIP` / `IP_DROP_SOURCE_MEMBERSHIP`, `struct ip_mreq_source`).
+///
+/// `interface` is the local address of the interface to join on
+/// (`0.0.0.0` lets the kernel choose).
+///
+/// # Errors
+/// As [`multicast_membership`].
+pub fn source_membership(
+    fd: BorrowedFd<'_>,
+    group: Ipv4Addr,
+    source: Ipv4Addr,
+    interface: Ipv4Addr,
+    join: bool,
+) -> Result<()> {
+    let mreq = libc::ip_mreq_source {
+        imr_multiaddr: libc::in_addr { s_addr: u32::from(group).to_be() },
+        imr_interface: libc::in_addr { s_addr: u32::from(interface).to_be() },
+        imr_sourceaddr: libc::in_addr { s_addr: u32::from(source).to_be() },
+    };
+    let (name, call) = if join {
+        (libc::IP_ADD_SOURCE_MEMBERSHIP, "setsockopt(IP_ADD_SOURCE_MEMBERSHIP)")
+    } else {
+        (libc::IP_DROP_SOURCE_MEMBERSHIP, "setsockopt(IP_DROP_SOURCE_MEMBERSHIP)")
+    };
+    // SAFETY: pointer and length describe the live ip_mreq_source local.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            name,
+            (&raw const mreq).cast(),
+            mem::size_of::<libc::ip_mreq_source>() as libc::socklen_t,
+        )
+    };
+    cvt(call, ret).map(drop)
+}
+
+/// Sets the interface multicast is sent from (`IP_MULTICAST_IF` with `ip_mreqn`).
+///
+/// # Errors
+/// `ENODEV` for an unknown interface index.
+pub fn multicast_if(fd: BorrowedFd<'_>, ifindex: u32) -> Result<()> {
+    let mreq = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr { s_addr: 0 },
+        imr_ifindex: ifindex as libc::c_int,
+    };
+    // SAFETY: pointer and length describe the live ip_mreqn local.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&raw const mreq).cast(),
+            mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
+        )
+    };
+    cvt("setsockopt(IP_MULTICAST_IF)", ret).map(drop)
+}
+
+/// `if_nametoindex(name)`: the index of an interface in the calling thread's
+/// network namespace.
+///
+/// # Errors
+/// `ENODEV` when there is no such interface.
+pub fn if_index(name: &str) -> Result<u32> {
+    let mut buf = [0u8; libc::IFNAMSIZ];
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= buf.len() || bytes.contains(&0) {
+        return Err(SyscallError::from_errno("if_nametoindex", libc::ENODEV));
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: buf is NUL-terminated (zeroed beyond the name).
+    let idx = unsafe { libc::if_nametoindex(buf.as_ptr().cast()) };
+    if idx == 0 { Err(SyscallError::last("if_nametoindex")) } else { Ok(idx) }
+}
+
+/// The primary IPv4 address of interface `name` (`ioctl(SIOCGIFADDR)`), for
+/// calls such as `IP_ADD_SOURCE_MEMBERSHIP` that name an interface by address.
+///
+/// # Errors
+/// `ENODEV` for an unknown interface, `EADDRNOTAVAIL` when it has no IPv4 address.
+pub fn if_ipv4_addr(name: &str) -> Result<Ipv4Addr> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(SyscallError::from_errno("ioctl(SIOCGIFADDR)", libc::ENODEV));
+    }
+    // SAFETY: plain syscall without pointers.
+    let raw = cvt("socket", unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: raw is a fresh descriptor we own; OwnedFd closes it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: req is a live ifreq with a NUL-terminated name; SIOCGIFADDR writes
+    // a sockaddr into its union, which is large enough for one.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFADDR, &mut req) };
+    cvt("ioctl(SIOCGIFADDR)", ret)?;
+    // SAFETY: the kernel stored a sockaddr_in (AF_INET socket) in ifru_addr;
+    // sockaddr and sockaddr_in have the same size.
+    let sin: libc::sockaddr_in = unsafe { std::ptr::read_unaligned((&raw const req.ifr_ifru.ifru_addr).cast()) };
+    Ok(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+}
+
+/// What [`recv_msg`] learned about one received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvInfo {
+    /// Bytes placed in the buffer.
+    pub len: usize,
+    /// Size of the datagram on the wire; larger than `len` when truncated.
+    pub wire_len: usize,
+    /// The datagram did not fit the buffer (`MSG_TRUNC`); its tail was dropped.
+    pub truncated: bool,
+    /// Sender address, when the socket reports one.
+    pub src: Option<SocketAddr>,
+    /// Kernel software receive time (`SCM_TIMESTAMPNS`, CLOCK_REALTIME ns).
+    pub rx_ts_ns: Option<u64>,
+}
+
+/// Aligned room for the control messages we ask for.
+#[repr(C, align(8))]
+struct CmsgSpace([u8; 128]);
+
+/// `recvmsg(fd, ..., flags | MSG_TRUNC)`: one datagram into `buf`, with its
+/// sender, whether it was truncated, and its `SCM_TIMESTAMPNS` stamp when
+/// `SO_TIMESTAMPNS` is on. `MSG_DONTWAIT` in `flags` makes it non-blocking.
+///
+/// Allocation-free: the control buffer lives on the stack.
+///
+/// # Errors
+/// `EAGAIN` (see [`SyscallError::would_block`]) when nothing is queued on a
+/// non-blocking call or the receive timeout expired; `EINTR` when interrupted.
+pub fn recv_msg(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Result<RecvInfo> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut addr = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut cmsg = CmsgSpace([0; 128]);
+    // SAFETY: msghdr is plain data; all-zero is a valid (empty) value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = addr.as_mut_ptr().cast();
+    msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.0.len();
+    // SAFETY: every pointer in msg refers to a live local or to `buf`, with the
+    // matching length; the kernel writes within those lengths only.
+    let ret = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags | libc::MSG_TRUNC) };
+    let wire_len = cvt_size("recvmsg", ret)?;
+    let len = wire_len.min(buf.len());
+    let truncated = msg.msg_flags & libc::MSG_TRUNC != 0 || wire_len > buf.len();
+    // SAFETY: the kernel filled msg_namelen bytes of the storage; a zero length
+    // (connected stream) leaves it zeroed, which decodes to None.
+    let src = unsafe { sockaddr_to_std(addr.as_ptr(), msg.msg_namelen) };
+    let mut rx_ts_ns = None;
+    // SAFETY: msg describes the control buffer the kernel filled; the CMSG_*
+    // macros walk it within msg_controllen, and each header's payload is read
+    // only when its length covers a timespec (read unaligned).
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET
+                && (*c).cmsg_type == SO_TIMESTAMPNS.name
+                && (*c).cmsg_len as usize >= libc::CMSG_LEN(mem::size_of::<libc::timespec>() as u32) as usize
+            {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                rx_ts_ns = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(RecvInfo { len, wire_len, truncated, src, rx_ts_ns })
+}
+
+/// `sendto(fd, buf, flags, dest)`; `dest == None` sends on a connected socket.
+///
+/// # Errors
+/// `EAGAIN` when the send buffer is full on a non-blocking socket,
+/// `ECONNREFUSED` after an ICMP port unreachable on a connected socket,
+/// `EMSGSIZE` when the datagram exceeds what the path allows.
+pub fn send_to(
+    fd: BorrowedFd<'_>,
+    buf: &[u8],
+    dest: Option<&SocketAddr>,
+    flags: libc::c_int,
+) -> Result<usize> {
+    let storage = dest.map(std_to_sockaddr);
+    let (ptr, len) = match &storage {
+        Some((s, l)) => ((s as *const libc::sockaddr_storage).cast::<libc::sockaddr>(), *l),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: buf is a live slice; ptr/len describe a live sockaddr_storage or are null/0.
+    let ret = unsafe {
+        libc::sendto(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags | libc::MSG_NOSIGNAL, ptr, len)
+    };
+    cvt_size("sendto", ret)
+}
+
+/// `recv(fd, buf, flags)` on a stream socket. `Ok(0)` means the peer closed.
+///
+/// # Errors
+/// `EAGAIN` when nothing is buffered on a non-blocking call or the timeout expired.
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Result<usize> {
+    // SAFETY: buf is a live, writable slice of the given length.
+    let ret = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+    cvt_size("recv", ret)
+}
+
+/// Sets `SO_RCVTIMEO`: a blocking receive returns `EAGAIN` after `timeout`
+/// (`None`: wait forever).
+///
+/// # Errors
+/// `EDOM` for a timeout too large for the kernel.
+pub fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>) -> Result<()> {
+    let tv = match timeout {
+        Some(t) => libc::timeval {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+            // Round a sub-microsecond timeout up so it never means "forever".
+            tv_usec: if t.as_secs() == 0 && t.subsec_micros() == 0 && !t.is_zero() {
+                1
+            } else {
+                t.subsec_micros() as libc::suseconds_t
+            },
+        },
+        None => libc::timeval { tv_sec: 0, tv_usec: 0 },
+    };
+    // SAFETY: pointer and length describe the live timeval local.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    cvt("setsockopt(SO_RCVTIMEO)", ret).map(drop)
+}
+
+/// `poll(fd, POLLIN, timeout_ms)`: waits until `fd` is readable (or, for a
+/// listening socket, has a connection to accept). `EINTR` is `Ok(false)`.
+///
+/// # Errors
+/// Only unexpected kernel failures.
+pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool> {
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: p is a live pollfd and we pass a count of one.
+    let ret = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    match cvt("poll", ret) {
+        Ok(n) => Ok(n > 0),
+        Err(e) if e.errno() == Some(libc::EINTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// An epoll instance watching one file descriptor for readability: the
+/// "block" half of the adaptive receive strategy.
+#[derive(Debug)]
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    /// `epoll_create1(EPOLL_CLOEXEC)` + `epoll_ctl(ADD, watched, EPOLLIN)`.
+    ///
+    /// # Errors
+    /// `EMFILE`/`ENFILE` when out of descriptors.
+    pub fn for_readable(watched: BorrowedFd<'_>) -> Result<Self> {
+        // SAFETY: plain syscall without pointers.
+        let raw = cvt("epoll_create1", unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: raw is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        // SAFETY: both descriptors are open; ev is a live local.
+        let ret = unsafe {
+            libc::epoll_ctl(fd.as_raw_fd(), libc::EPOLL_CTL_ADD, watched.as_raw_fd(), &mut ev)
+        };
+        cvt("epoll_ctl(EPOLL_CTL_ADD)", ret)?;
+        Ok(Self { fd })
+    }
+
+    /// `epoll_wait` for up to `timeout_ms` (-1: forever). `Ok(true)` when the
+    /// watched descriptor became readable; `EINTR` is reported as `Ok(false)`.
+    ///
+    /// # Errors
+    /// Only unexpected kernel failures (`EBADF`, `EFAULT`).
+    pub fn wait(&self, timeout_ms: i32) -> Result<bool> {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: ev is a live local with room for the one event we ask for.
+        let ret = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), &mut ev, 1, timeout_ms) };
+        match cvt("epoll_wait", ret) {
+            Ok(n) => Ok(n > 0),
+            Err(e) if e.errno() == Some(libc::EINTR) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Decodes a kernel socket address.
+///
+/// # Safety
+/// `addr` must point to at least `len` initialised bytes of a socket address
+/// (a `sockaddr_storage` is always large enough).
+unsafe fn sockaddr_to_std(addr: *const libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    if (len as usize) < mem::size_of::<libc::sa_family_t>() {
+        return None;
+    }
+    // SAFETY: the caller guarantees the family field is initialised.
+    let family = unsafe { (*addr).ss_family } as libc::c_int;
+    match family {
+        libc::AF_INET if len as usize >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: family and length say this is a sockaddr_in.
+            let a = unsafe { &*addr.cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len as usize >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: family and length say this is a sockaddr_in6.
+            let a = unsafe { &*addr.cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Encodes a socket address for the kernel.
+fn std_to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&raw mut storage).cast::<libc::sockaddr_in>(), sin) };
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&raw mut storage).cast::<libc::sockaddr_in6>(), sin6) };
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn int_option_round_trip_and_error_names_option() {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        set_int(s.as_fd(), SO_PRIORITY, 3).unwrap();
+        assert_eq!(get_int(s.as_fd(), SO_PRIORITY).unwrap(), 3);
+        // TCP_NODELAY on a UDP socket is refused; the error names the option.
+        let err = set_int(s.as_fd(), TCP_NODELAY, 1).unwrap_err();
+        assert_eq!(err.call, "setsockopt(TCP_NODELAY)");
+        assert!(err.to_string().contains("TCP_NODELAY"));
+    }
+
+    #[test]
+    fn recv_msg_reports_source_truncation_and_timestamp() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        set_int(rx.as_fd(), SO_TIMESTAMPNS, 1).unwrap();
+        set_recv_timeout(rx.as_fd(), Some(std::time::Duration::from_secs(2))).unwrap();
+        let dest = rx.local_addr().unwrap();
+        send_to(tx.as_fd(), &[7u8; 100], Some(&dest), 0).unwrap();
+        let mut small = [0u8; 10];
+        let info = recv_msg(rx.as_fd(), &mut small, 0).unwrap();
+        assert_eq!(info.len, 10);
+        assert_eq!(info.wire_len, 100);
+        assert!(info.truncated);
+        assert_eq!(info.src, Some(tx.local_addr().unwrap()));
+        assert!(info.rx_ts_ns.unwrap() > 1_600_000_000_000_000_000);
+        assert_eq!(small, [7u8; 10]);
+        // Nothing left: a non-blocking receive says would-block.
+        let err = recv_msg(rx.as_fd(), &mut small, libc::MSG_DONTWAIT).unwrap_err();
+        assert!(err.would_block());
+    }
+
+    #[test]
+    fn epoll_sees_readable() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ep = Epoll::for_readable(rx.as_fd()).unwrap();
+        assert!(!ep.wait(0).unwrap());
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"x", rx.local_addr().unwrap()).unwrap();
+        assert!(ep.wait(2000).unwrap());
+    }
+
+    #[test]
+    fn bad_interface_names_are_refused() {
+        assert!(if_index("no-such-if0").is_err());
+        assert!(if_index("").is_err());
+        assert_eq!(if_index("lo").unwrap(), 1);
+        assert_eq!(if_ipv4_addr("lo").unwrap(), Ipv4Addr::LOCALHOST);
+        assert!(if_ipv4_addr("no-such-if0").is_err());
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let e = bind_to_device(s.as_fd(), "a-name-far-too-long-for-linux").unwrap_err();
+        assert_eq!(e.call, "setsockopt(SO_BINDTODEVICE)");
+    }
+}

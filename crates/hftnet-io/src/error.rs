@@ -1,0 +1,73 @@
+//! Errors of opening a transport. The hot path has none of its own: it returns
+//! `Ok(0)` for "nothing yet" and the raw [`SyscallError`] for real failures.
+
+use std::net::SocketAddr;
+
+use hftnet_sys::SyscallError;
+
+use crate::uri::UriError;
+
+/// Why a transport could not be opened. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The URI is malformed, of an unknown scheme, or has a bad parameter.
+    #[error(transparent)]
+    Uri(#[from] UriError),
+    /// The local address is taken.
+    #[error(
+        "{addr} is already in use: another socket is bound to it; choose another port, stop the \
+         program holding it, or set reuseport=1 on every socket that shares it"
+    )]
+    AddrInUse {
+        /// The address we tried to bind.
+        addr: SocketAddr,
+    },
+    /// A named interface does not exist in this network namespace.
+    #[error(
+        "interface {name:?} does not exist in this network namespace (list them with `ip link`; \
+         inside an hftnet lab the interface is veth0)"
+    )]
+    NoSuchInterface {
+        /// The interface asked for.
+        name: String,
+    },
+    /// An option needs a privilege the process lacks.
+    #[error("{what} needs {privilege}: {source}")]
+    Privilege {
+        /// The option or action.
+        what: &'static str,
+        /// The capability or limit that is missing, and how to get it.
+        privilege: &'static str,
+        /// The kernel's refusal.
+        source: SyscallError,
+    },
+    /// No TCP connection could be made.
+    #[error("TCP connect to {addr} failed: {source} (is `hftnet pong tcp://{addr}` or another echo server listening?)")]
+    Connect {
+        /// The peer.
+        addr: SocketAddr,
+        /// The kernel's answer.
+        source: SyscallError,
+    },
+    /// Any other step of setting up the socket failed.
+    #[error("{step}: {source}")]
+    Setup {
+        /// What was being done.
+        step: String,
+        /// The failed call.
+        source: SyscallError,
+    },
+}
+
+impl OpenError {
+    /// Wraps a failed call with the step it belonged to.
+    pub(crate) fn setup(step: impl Into<String>) -> impl FnOnce(SyscallError) -> Self {
+        let step = step.into();
+        move |source| Self::Setup { step, source }
+    }
+}
+
+/// Converts an `std::io::Error` from socket2 into our syscall error.
+pub(crate) fn from_io(call: &'static str, e: std::io::Error) -> SyscallError {
+    SyscallError { call, io_error: e }
+}

@@ -1,0 +1,481 @@
+//! The transport trait every backend implements, the burst buffers it fills,
+//! the receive strategies, and the capability report.
+//!
+//! Layer: the seam between the syscall layer below and the harness and
+//! trading engine above. Invariants: [`Transport::recv_burst`] and
+//! [`Transport::send_burst`] never allocate, lock or log; a receive returns
+//! `Ok(0)` when its timeout passed with nothing to deliver, never blocks past
+//! it, and never loses a datagram it took from the kernel (a datagram larger
+//! than the slot is delivered truncated and flagged).
+
+use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+
+use hftnet_sys::sock::{self, Epoll};
+use hftnet_sys::SyscallError;
+use serde::Serialize;
+
+/// How a transport waits for data. A first-class choice: latency, CPU cost and
+/// jitter differ by an order of magnitude between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum RxStrategy {
+    /// Sleep in the kernel until data arrives (the default of every socket).
+    Block,
+    /// Never sleep: poll with non-blocking receives in a loop (one CPU at 100%).
+    Spin,
+    /// Spin `spins` empty polls, then block in epoll until data or timeout.
+    Adaptive {
+        /// Empty polls before blocking.
+        spins: u32,
+    },
+    /// Block, but let the kernel busy-poll the device queue first
+    /// (`SO_BUSY_POLL`); only in effect when the queue has a NAPI id.
+    BusyPoll {
+        /// Microseconds the kernel polls per receive.
+        usecs: u32,
+        /// Packets per poll round (`SO_BUSY_POLL_BUDGET`), if set.
+        budget: Option<u32>,
+        /// `SO_PREFER_BUSY_POLL`.
+        prefer: bool,
+    },
+}
+
+impl RxStrategy {
+    /// The words accepted by the `rx=` URI parameter.
+    pub const NAMES: &'static [&'static str] = &["block", "spin", "adaptive", "busy-poll"];
+    /// Default empty polls before an adaptive receive blocks.
+    pub const DEFAULT_SPINS: u32 = 2000;
+    /// Default `SO_BUSY_POLL` microseconds.
+    pub const DEFAULT_BUSY_POLL_USECS: u32 = 50;
+
+    /// The short name (`block`, `spin`, `adaptive`, `busy-poll`).
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::Spin => "spin",
+            Self::Adaptive { .. } => "adaptive",
+            Self::BusyPoll { .. } => "busy-poll",
+        }
+    }
+
+    /// Reads `rx`, `spins`, `busy_poll`, `busy_budget` and `prefer_busy_poll`
+    /// from URI parameters. Tuning parameters of a strategy not chosen are refused.
+    ///
+    /// # Errors
+    /// [`crate::UriError::BadValue`] for an unknown strategy, or a parameter
+    /// that only applies to another strategy.
+    pub fn from_params(p: &mut crate::uri::Params<'_>) -> Result<Self, crate::UriError> {
+        let name = p.choice("rx", Self::NAMES)?.unwrap_or("block");
+        let spins = p.int("spins", 1..=i64::from(u32::MAX))?;
+        let usecs = p.int("busy_poll", 1..=i64::from(i32::MAX))?;
+        let budget = p.int("busy_budget", 1..=65535)?;
+        let prefer = p.bool("prefer_busy_poll")?;
+        let misplaced = |param: &str, value: String, wants: &str| crate::UriError::BadValue {
+            param: param.to_string(),
+            value,
+            expected: format!("to be given only with rx={wants}"),
+        };
+        if name != "adaptive" {
+            if let Some(s) = spins {
+                return Err(misplaced("spins", s.to_string(), "adaptive"));
+            }
+        }
+        if name != "busy-poll" {
+            if let Some(u) = usecs {
+                return Err(misplaced("busy_poll", u.to_string(), "busy-poll"));
+            }
+            if let Some(b) = budget {
+                return Err(misplaced("busy_budget", b.to_string(), "busy-poll"));
+            }
+            if let Some(b) = prefer {
+                return Err(misplaced("prefer_busy_poll", b.to_string(), "busy-poll"));
+            }
+        }
+        Ok(match name {
+            "spin" => Self::Spin,
+            "adaptive" => Self::Adaptive { spins: spins.map_or(Self::DEFAULT_SPINS, |s| s as u32) },
+            "busy-poll" => Self::BusyPoll {
+                usecs: usecs.map_or(Self::DEFAULT_BUSY_POLL_USECS, |u| u as u32),
+                budget: budget.map(|b| b as u32),
+                prefer: prefer.unwrap_or(true),
+            },
+            _ => Self::Block,
+        })
+    }
+}
+
+/// What the receive path learned about one message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// Bytes delivered into the slot.
+    pub len: usize,
+    /// Size of the message as sent; larger than `len` when truncated.
+    pub wire_len: usize,
+    /// The message did not fit the slot and its tail was dropped.
+    pub truncated: bool,
+    /// Who sent it (answer with [`TxMsg::to`]).
+    pub peer: Option<SocketAddr>,
+    /// Kernel software receive timestamp (CLOCK_REALTIME ns) when enabled.
+    pub rx_ts_ns: Option<u64>,
+    /// Receive queue, where the backend knows it.
+    pub queue: u32,
+}
+
+/// A burst of received messages in pre-allocated slots, reused call after call.
+#[derive(Debug)]
+pub struct RxBurst {
+    data: Box<[u8]>,
+    slot: usize,
+    meta: Box<[RxMeta]>,
+    len: usize,
+}
+
+impl RxBurst {
+    /// Room for `count` messages of up to `slot_size` bytes each.
+    ///
+    /// # Panics
+    /// When `count` or `slot_size` is zero.
+    #[must_use]
+    pub fn new(count: usize, slot_size: usize) -> Self {
+        assert!(count > 0 && slot_size > 0, "an RxBurst needs at least one slot of one byte");
+        Self {
+            data: vec![0; count * slot_size].into_boxed_slice(),
+            slot: slot_size,
+            meta: vec![RxMeta::default(); count].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    /// Messages held after the last receive.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the last receive delivered nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Messages it can hold.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Largest message a slot holds untruncated.
+    #[must_use]
+    pub fn slot_size(&self) -> usize {
+        self.slot
+    }
+
+    /// Message `i`: its bytes and metadata.
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
+    #[must_use]
+    pub fn get(&self, i: usize) -> (&[u8], &RxMeta) {
+        assert!(i < self.len, "message {i} of a burst of {}", self.len);
+        let m = &self.meta[i];
+        (&self.data[i * self.slot..i * self.slot + m.len], m)
+    }
+
+    /// For backends: slot `i` to receive into.
+    pub fn slot_mut(&mut self, i: usize) -> &mut [u8] {
+        &mut self.data[i * self.slot..(i + 1) * self.slot]
+    }
+
+    /// For backends: record message `i` (`meta.len` must not exceed the slot).
+    pub fn set(&mut self, i: usize, meta: RxMeta) {
+        debug_assert!(meta.len <= self.slot);
+        self.meta[i] = meta;
+    }
+
+    /// For backends: the number of messages now held.
+    pub fn set_len(&mut self, n: usize) {
+        debug_assert!(n <= self.capacity());
+        self.len = n;
+    }
+}
+
+/// One message to send.
+#[derive(Debug, Clone, Copy)]
+pub struct TxMsg<'a> {
+    /// The bytes.
+    pub data: &'a [u8],
+    /// Destination; `None` for the transport's default peer.
+    pub to: Option<SocketAddr>,
+}
+
+/// What the kernel actually granted a transport, read back after setting it up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Scheme: `udp`, `tcp`, `mcast`.
+    pub transport: &'static str,
+    /// Receive strategy in force.
+    pub rx_strategy: &'static str,
+    /// Local address bound.
+    pub local: Option<SocketAddr>,
+    /// Default peer (connected, or the group sent to).
+    pub peer: Option<SocketAddr>,
+    /// `SO_RCVBUF` as read back (the kernel doubles what is asked and clamps it).
+    pub rcvbuf: Option<u32>,
+    /// `SO_SNDBUF` as read back.
+    pub sndbuf: Option<u32>,
+    /// `SO_BUSY_POLL` microseconds as read back.
+    pub busy_poll_usecs: Option<u32>,
+    /// `SO_BUSY_POLL_BUDGET` as read back.
+    pub busy_poll_budget: Option<u32>,
+    /// `SO_PREFER_BUSY_POLL` as read back.
+    pub prefer_busy_poll: Option<bool>,
+    /// `SO_INCOMING_NAPI_ID` of the last received packet (0: no NAPI, so
+    /// kernel busy polling cannot take effect; `None`: not known yet).
+    pub napi_id: Option<u32>,
+    /// Software receive timestamps on.
+    pub rx_timestamps: bool,
+    /// `SO_PRIORITY` as read back.
+    pub priority: Option<i32>,
+    /// `IP_TOS` as read back.
+    pub tos: Option<i32>,
+    /// TCP_NODELAY as read back (TCP only).
+    pub tcp_nodelay: Option<bool>,
+    /// TCP_QUICKACK re-armed after each receive (TCP only).
+    pub tcp_quickack: Option<bool>,
+    /// Largest message the transport carries.
+    pub max_message: usize,
+    /// Anything the kernel refused or changed, in words.
+    pub notes: Vec<String>,
+}
+
+impl Capabilities {
+    /// Whether kernel busy polling is in effect: asked for, granted, and the
+    /// traffic comes from a NAPI queue. `None` until a packet was received.
+    #[must_use]
+    pub fn busy_poll_active(&self) -> Option<bool> {
+        let granted = self.busy_poll_usecs.is_some_and(|u| u > 0);
+        self.napi_id.map(|id| granted && id != 0)
+    }
+
+    /// `(key, value)` lines for `# key: value` printing.
+    #[must_use]
+    pub fn lines(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("transport".to_string(), self.transport.to_string()),
+            ("rx_strategy".to_string(), self.rx_strategy.to_string()),
+        ];
+        let mut opt = |k: &str, val: Option<String>| {
+            if let Some(val) = val {
+                v.push((k.to_string(), val));
+            }
+        };
+        opt("local", self.local.map(|a| a.to_string()));
+        opt("peer", self.peer.map(|a| a.to_string()));
+        opt("rcvbuf_granted", self.rcvbuf.map(|b| b.to_string()));
+        opt("sndbuf_granted", self.sndbuf.map(|b| b.to_string()));
+        opt("busy_poll_usecs", self.busy_poll_usecs.map(|b| b.to_string()));
+        opt("busy_poll_budget", self.busy_poll_budget.map(|b| b.to_string()));
+        opt("prefer_busy_poll", self.prefer_busy_poll.map(|b| b.to_string()));
+        opt("napi_id", self.napi_id.map(|b| b.to_string()));
+        opt(
+            "busy_poll_active",
+            self.busy_poll_active().map(|a| {
+                if a { "yes".into() } else { "no (no NAPI id on the receiving queue, or SO_BUSY_POLL is 0)".into() }
+            }),
+        );
+        opt("rx_timestamps", Some(if self.rx_timestamps { "software" } else { "off" }.to_string()));
+        opt("priority", self.priority.map(|b| b.to_string()));
+        opt("tos", self.tos.map(|b| format!("{b:#04x}")));
+        opt("tcp_nodelay", self.tcp_nodelay.map(|b| b.to_string()));
+        opt("tcp_quickack", self.tcp_quickack.map(|b| b.to_string()));
+        opt("max_message", Some(self.max_message.to_string()));
+        for n in &self.notes {
+            v.push(("note".to_string(), n.clone()));
+        }
+        v
+    }
+}
+
+/// A burst-oriented transport: receive a burst, send a burst, say what the
+/// kernel granted.
+///
+/// The hot-path methods never allocate. Receive honours the transport's
+/// [`RxStrategy`] and its receive timeout.
+pub trait Transport {
+    /// Receives up to `burst.capacity()` messages. Waits (per strategy) for the
+    /// first one up to the receive timeout and returns `Ok(0)` when none came.
+    ///
+    /// # Errors
+    /// A receive the kernel failed (e.g. `ECONNREFUSED` after an ICMP port
+    /// unreachable on a connected UDP socket; a reset TCP connection).
+    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError>;
+
+    /// Sends the messages in order; returns how many were sent.
+    ///
+    /// # Errors
+    /// The first send the kernel failed, if it was the first message.
+    fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError>;
+
+    /// Sends one message; `to == None` sends to the default peer.
+    ///
+    /// # Errors
+    /// As [`Transport::send_burst`].
+    fn send(&mut self, data: &[u8], to: Option<SocketAddr>) -> Result<(), SyscallError> {
+        self.send_burst(&[TxMsg { data, to }]).map(drop)
+    }
+
+    /// How long a receive waits for its first message (`None`: forever).
+    ///
+    /// # Errors
+    /// When the kernel refuses the timeout.
+    fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> Result<(), SyscallError>;
+
+    /// What the kernel granted, read back now (not for the hot path).
+    fn capabilities(&self) -> Capabilities;
+}
+
+/// The wait loop shared by the kernel-socket backends: tries `attempt` with
+/// `MSG_DONTWAIT` (spin, adaptive) or blocking (block, busy-poll) until it
+/// yields a value, the timeout passes (`Ok(None)`), or it fails.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    strategy: RxStrategy,
+    timeout: Option<Duration>,
+    epoll: Option<Epoll>,
+}
+
+/// Empty spins between two reads of the clock while spinning.
+const SPINS_PER_CLOCK_READ: u32 = 64;
+
+impl Waiter {
+    pub(crate) fn new(fd: BorrowedFd<'_>, strategy: RxStrategy) -> Result<Self, SyscallError> {
+        let epoll = match strategy {
+            RxStrategy::Adaptive { .. } => Some(Epoll::for_readable(fd)?),
+            _ => None,
+        };
+        Ok(Self { strategy, timeout: None, epoll })
+    }
+
+    pub(crate) fn strategy(&self) -> RxStrategy {
+        self.strategy
+    }
+
+    /// Records the timeout; for blocking strategies the kernel enforces it (`SO_RCVTIMEO`).
+    pub(crate) fn set_timeout(&mut self, fd: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<(), SyscallError> {
+        if matches!(self.strategy, RxStrategy::Block | RxStrategy::BusyPoll { .. }) && timeout != self.timeout {
+            sock::set_recv_timeout(fd, timeout)?;
+        }
+        self.timeout = timeout;
+        Ok(())
+    }
+
+    /// Runs `attempt(flags)` until it yields, per strategy.
+    #[inline]
+    pub(crate) fn wait<T>(
+        &self,
+        mut attempt: impl FnMut(libc::c_int) -> Result<T, SyscallError>,
+    ) -> Result<Option<T>, SyscallError> {
+        match self.strategy {
+            RxStrategy::Block | RxStrategy::BusyPoll { .. } => loop {
+                match attempt(0) {
+                    Ok(v) => return Ok(Some(v)),
+                    Err(e) if e.would_block() => return Ok(None),
+                    Err(e) if e.errno() == Some(libc::EINTR) => {}
+                    Err(e) => return Err(e),
+                }
+            },
+            RxStrategy::Spin => {
+                let start = Instant::now();
+                let mut n = 0u32;
+                loop {
+                    match attempt(libc::MSG_DONTWAIT) {
+                        Ok(v) => return Ok(Some(v)),
+                        Err(e) if e.would_block() || e.errno() == Some(libc::EINTR) => {}
+                        Err(e) => return Err(e),
+                    }
+                    n = n.wrapping_add(1);
+                    if n % SPINS_PER_CLOCK_READ == 0 && self.expired(start) {
+                        return Ok(None);
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            RxStrategy::Adaptive { spins } => {
+                let start = Instant::now();
+                let mut n = 0u32;
+                loop {
+                    match attempt(libc::MSG_DONTWAIT) {
+                        Ok(v) => return Ok(Some(v)),
+                        Err(e) if e.would_block() || e.errno() == Some(libc::EINTR) => {}
+                        Err(e) => return Err(e),
+                    }
+                    n = n.saturating_add(1);
+                    if n >= spins {
+                        let ms = match self.timeout {
+                            None => -1,
+                            Some(t) => {
+                                let left = t.saturating_sub(start.elapsed());
+                                if left.is_zero() {
+                                    return Ok(None);
+                                }
+                                // Round up so a sub-millisecond wait still sleeps.
+                                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                            }
+                        };
+                        let epoll = self.epoll.as_ref().expect("adaptive waiter has an epoll");
+                        epoll.wait(ms)?;
+                    } else if n % SPINS_PER_CLOCK_READ == 0 && self.expired(start) {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn expired(&self, start: Instant) -> bool {
+        self.timeout.is_some_and(|t| start.elapsed() >= t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::uri::Uri;
+
+    fn strategy(q: &str) -> Result<RxStrategy, crate::UriError> {
+        let u = Uri::parse(&format!("udp://1.2.3.4:5?{q}")).unwrap();
+        let mut p = u.params(&["rx", "spins", "busy_poll", "busy_budget", "prefer_busy_poll"]);
+        let s = RxStrategy::from_params(&mut p)?;
+        p.finish()?;
+        Ok(s)
+    }
+
+    #[test]
+    fn strategies_from_params() {
+        assert_eq!(strategy("").unwrap(), RxStrategy::Block);
+        assert_eq!(strategy("rx=spin").unwrap(), RxStrategy::Spin);
+        assert_eq!(strategy("rx=adaptive&spins=10").unwrap(), RxStrategy::Adaptive { spins: 10 });
+        assert_eq!(
+            strategy("rx=busy-poll&busy_poll=20&busy_budget=8").unwrap(),
+            RxStrategy::BusyPoll { usecs: 20, budget: Some(8), prefer: true }
+        );
+        let e = strategy("rx=spin&spins=5").unwrap_err();
+        assert!(e.to_string().contains("rx=adaptive"), "{e}");
+        let e = strategy("rx=poll").unwrap_err();
+        assert!(e.to_string().contains("block, spin, adaptive, busy-poll"), "{e}");
+    }
+
+    #[test]
+    fn burst_slots() {
+        let mut b = RxBurst::new(2, 8);
+        b.slot_mut(1)[..3].copy_from_slice(b"abc");
+        b.set(1, RxMeta { len: 3, wire_len: 3, ..RxMeta::default() });
+        b.set_len(2);
+        assert_eq!(b.get(1).0, b"abc");
+        assert_eq!(b.capacity(), 2);
+        assert_eq!(b.slot_size(), 8);
+    }
+}

@@ -1,0 +1,450 @@
+//! Kernel UDP sockets (`udp://`) and IPv4 multicast (`mcast://`).
+//!
+//! Layer: a backend of [`Transport`]. A server binds the URI's address and
+//! answers whoever sent; a client sends to the URI's address (connected by
+//! default for unicast, so the kernel filters other senders and reports ICMP
+//! port unreachable). A multicast server joins the group (any-source, or
+//! source-specific with `source=`) on the named interface; a multicast client
+//! sends to the group from the named interface and receives unicast replies.
+//!
+//! Hot path: one `recvmsg` per message (plus one non-blocking `recvmsg` to
+//! finish a burst when the burst holds more than one slot), one `sendto` per
+//! message; no allocation.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use hftnet_sys::sock;
+use hftnet_sys::SyscallError;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::common::{self, COMMON_PARAMS, SocketOptions};
+use crate::error::{OpenError, from_io};
+use crate::transport::{Capabilities, RxBurst, RxMeta, Transport, TxMsg, Waiter};
+use crate::uri::{Uri, UriError};
+use crate::Role;
+
+/// Largest UDP payload over IPv4.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Multicast settings of an `mcast://` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McastOptions {
+    /// The group (224.0.0.0/4).
+    pub group: Ipv4Addr,
+    /// Interface to join on and send from (`iface=`); `None` lets routing choose.
+    pub iface: Option<String>,
+    /// Source for source-specific membership (`source=`).
+    pub source: Option<Ipv4Addr>,
+    /// `IP_MULTICAST_LOOP` (`loop=`, default off: a trading host does not want its own sends).
+    pub loopback: bool,
+    /// `IP_MULTICAST_TTL` (`ttl=`, default 1: stay on the link).
+    pub ttl: u8,
+}
+
+/// A UDP or multicast endpoint, as parsed from a URI or built by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpConfig {
+    /// Server: the address to bind. Client: the peer (or group) to send to.
+    pub addr: SocketAddr,
+    /// Options common to kernel sockets.
+    pub socket: SocketOptions,
+    /// `SO_TIMESTAMPNS` software receive timestamps (`timestamps=1`).
+    pub timestamps: bool,
+    /// `SO_INCOMING_CPU` hint (`incoming_cpu=N`).
+    pub incoming_cpu: Option<u32>,
+    /// Unicast client: `connect()` to the peer (`connect=`, default on).
+    pub connect: bool,
+    /// Set for `mcast://`.
+    pub multicast: Option<McastOptions>,
+}
+
+const UDP_PARAMS: &[&str] = &["timestamps", "incoming_cpu", "connect"];
+const MCAST_PARAMS: &[&str] = &["timestamps", "incoming_cpu", "iface", "source", "loop", "ttl"];
+
+impl UdpConfig {
+    /// A plain unicast endpoint with default options.
+    #[must_use]
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, socket: SocketOptions::default(), timestamps: false, incoming_cpu: None, connect: true, multicast: None }
+    }
+
+    /// Reads a `udp://` or `mcast://` URI.
+    ///
+    /// # Errors
+    /// [`UriError`] naming the bad part.
+    pub fn from_uri(uri: &Uri) -> Result<Self, UriError> {
+        let is_mcast = uri.scheme == "mcast";
+        let extra = if is_mcast { MCAST_PARAMS } else { UDP_PARAMS };
+        let accepted: &'static [&'static str] =
+            Box::leak(COMMON_PARAMS.iter().chain(extra).copied().collect::<Vec<_>>().into_boxed_slice());
+        let addr = uri.socket_addr()?;
+        let mut p = uri.params(accepted);
+        let socket = SocketOptions::from_params(&mut p)?;
+        let timestamps = p.bool("timestamps")?.unwrap_or(false);
+        let incoming_cpu = p.int("incoming_cpu", 0..=4095)?.map(|v| v as u32);
+        let mut cfg = Self { addr, socket, timestamps, incoming_cpu, connect: true, multicast: None };
+        if is_mcast {
+            let group = match addr {
+                SocketAddr::V4(a) if a.ip().is_multicast() => *a.ip(),
+                _ => {
+                    return Err(UriError::Malformed {
+                        uri: uri.text.clone(),
+                        reason: format!("{} is not an IPv4 multicast group (224.0.0.0/4), e.g. 239.1.1.1:30001", uri.authority),
+                    });
+                }
+            };
+            let iface = p.get_with("iface", "an interface name such as veth0", |v| {
+                (!v.is_empty() && v.len() < 16).then(|| v.to_string())
+            })?;
+            let source = p.get_with("source", "a unicast IPv4 source address", |v| {
+                v.parse::<Ipv4Addr>().ok().filter(|a| !a.is_multicast() && !a.is_unspecified())
+            })?;
+            let loopback = p.bool("loop")?.unwrap_or(false);
+            let ttl = p.int("ttl", 0..=255)?.unwrap_or(1) as u8;
+            cfg.multicast = Some(McastOptions { group, iface, source, loopback, ttl });
+        } else {
+            cfg.connect = p.bool("connect")?.unwrap_or(true);
+        }
+        p.finish()?;
+        Ok(cfg)
+    }
+}
+
+/// A kernel UDP socket behind the [`Transport`] trait.
+#[derive(Debug)]
+pub struct UdpTransport {
+    sock: Socket,
+    cfg: UdpConfig,
+    role: Role,
+    waiter: Waiter,
+    /// Where `send(.., None)` goes when the socket is not connected.
+    default_peer: Option<SocketAddr>,
+    connected: bool,
+    received_any: bool,
+    notes: Vec<String>,
+    /// Where the group was joined (index, address of the interface), for leaving it.
+    joined: Option<(u32, Ipv4Addr)>,
+}
+
+impl UdpTransport {
+    /// Opens the endpoint in `role`.
+    ///
+    /// # Errors
+    /// [`OpenError`] naming the step, option or privilege that failed.
+    pub fn open(cfg: UdpConfig, role: Role) -> Result<Self, OpenError> {
+        let domain = if cfg.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+        let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(|e| OpenError::setup("creating a UDP socket")(from_io("socket", e)))?;
+        let mut sock_opts = cfg.socket.clone();
+        if cfg.multicast.is_some() && role == Role::Server && sock_opts.reuseaddr.is_none() {
+            // Several receivers of one group on a host is the normal case.
+            sock_opts.reuseaddr = Some(true);
+        }
+        let mut notes = sock_opts.apply(&s)?;
+        let fd = s.as_fd();
+        if cfg.timestamps {
+            sock::set_int(fd, sock::SO_TIMESTAMPNS, 1).map_err(OpenError::setup("enabling SO_TIMESTAMPNS"))?;
+        }
+        if let Some(c) = cfg.incoming_cpu {
+            sock::set_int(fd, sock::SO_INCOMING_CPU, c as i32).map_err(OpenError::setup("setting SO_INCOMING_CPU"))?;
+        }
+        let iface = match cfg.multicast.as_ref().and_then(|m| m.iface.as_deref()) {
+            Some(name) => {
+                let index =
+                    sock::if_index(name).map_err(|_| OpenError::NoSuchInterface { name: name.to_string() })?;
+                // Source-specific joins name the interface by its address.
+                let addr = if cfg.multicast.as_ref().is_some_and(|m| m.source.is_some()) {
+                    sock::if_ipv4_addr(name).map_err(OpenError::setup(format!(
+                        "reading the IPv4 address of {name} (a source-specific join needs one)"
+                    )))?
+                } else {
+                    Ipv4Addr::UNSPECIFIED
+                };
+                Some((index, addr))
+            }
+            None => None,
+        };
+        let ifindex = iface.map(|(i, _)| i);
+        let mut default_peer = None;
+        let mut connected = false;
+        let mut joined = None;
+        match (role, &cfg.multicast) {
+            (Role::Server, None) => common::bind(&s, cfg.addr)?,
+            (Role::Client, None) => {
+                common::bind(&s, cfg.socket.bind.unwrap_or_else(|| common::any_addr_like(&cfg.addr)))?;
+                if cfg.connect {
+                    s.connect(&SockAddr::from(cfg.addr)).map_err(|e| OpenError::Connect {
+                        addr: cfg.addr,
+                        source: from_io("connect", e),
+                    })?;
+                    connected = true;
+                }
+                default_peer = Some(cfg.addr);
+            }
+            (Role::Server, Some(m)) => {
+                // Binding the group address keeps other traffic to the port out.
+                common::bind(&s, SocketAddr::V4(SocketAddrV4::new(m.group, cfg.addr.port())))?;
+                let at = iface.unwrap_or((0, Ipv4Addr::UNSPECIFIED));
+                join(&s, m, at, true)?;
+                joined = Some(at);
+            }
+            (Role::Client, Some(m)) => {
+                if let Some(i) = ifindex {
+                    sock::multicast_if(fd, i).map_err(OpenError::setup("setting IP_MULTICAST_IF"))?;
+                }
+                sock::set_int(fd, sock::IP_MULTICAST_LOOP, i32::from(m.loopback))
+                    .map_err(OpenError::setup("setting IP_MULTICAST_LOOP"))?;
+                sock::set_int(fd, sock::IP_MULTICAST_TTL, i32::from(m.ttl))
+                    .map_err(OpenError::setup("setting IP_MULTICAST_TTL"))?;
+                common::bind(&s, cfg.socket.bind.unwrap_or_else(|| common::any_addr_like(&cfg.addr)))?;
+                default_peer = Some(cfg.addr);
+            }
+        }
+        if let Some(m) = &cfg.multicast {
+            if role == Role::Server && m.iface.is_none() {
+                notes.push("no iface= given: the kernel chose the interface to join on by route".into());
+            }
+        }
+        let waiter = Waiter::new(s.as_fd(), cfg.socket.strategy).map_err(OpenError::setup("creating the epoll waiter"))?;
+        Ok(Self { sock: s, cfg, role, waiter, default_peer, connected, received_any: false, notes, joined })
+    }
+
+    /// The configuration it was opened with.
+    #[must_use]
+    pub fn config(&self) -> &UdpConfig {
+        &self.cfg
+    }
+
+    /// Leaves the multicast group now (the kernel also leaves on close).
+    ///
+    /// # Errors
+    /// When the kernel refuses to drop the membership.
+    pub fn leave(&mut self) -> Result<(), SyscallError> {
+        if let (Some(at), Some(m)) = (self.joined.take(), &self.cfg.multicast) {
+            membership(&self.sock, m, at, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// Joins or leaves `m.group` on the interface `at` (index, address), any-source
+/// or source-specific.
+fn membership(s: &Socket, m: &McastOptions, at: (u32, Ipv4Addr), join: bool) -> Result<(), SyscallError> {
+    let fd = s.as_fd();
+    match m.source {
+        Some(src) => sock::source_membership(fd, m.group, src, at.1, join),
+        None => sock::multicast_membership(fd, m.group, at.0, join),
+    }
+}
+
+fn join(s: &Socket, m: &McastOptions, at: (u32, Ipv4Addr), join: bool) -> Result<(), OpenError> {
+    let res = membership(s, m, at, join);
+    res.map_err(|e| {
+        let hint = if e.errno() == Some(libc::ENODEV) {
+            " (no route to the group: name the interface with iface=, or add a multicast route)"
+        } else {
+            ""
+        };
+        OpenError::Setup { step: format!("joining multicast group {}{hint}", m.group), source: e }
+    })
+}
+
+impl Transport for UdpTransport {
+    #[inline]
+    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
+        let fd = self.sock.as_fd();
+        let first = {
+            let slot = burst.slot_mut(0);
+            self.waiter.wait(|flags| sock::recv_msg(fd, slot, flags))?
+        };
+        let Some(info) = first else {
+            burst.set_len(0);
+            return Ok(0);
+        };
+        self.received_any = true;
+        burst.set(0, meta(info));
+        let mut n = 1;
+        while n < burst.capacity() {
+            match sock::recv_msg(fd, burst.slot_mut(n), libc::MSG_DONTWAIT) {
+                Ok(info) => {
+                    burst.set(n, meta(info));
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        burst.set_len(n);
+        Ok(n)
+    }
+
+    #[inline]
+    fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+        let fd = self.sock.as_fd();
+        for (i, m) in msgs.iter().enumerate() {
+            let to = match m.to {
+                Some(a) => Some(a),
+                None if self.connected => None,
+                None => self.default_peer,
+            };
+            if let Err(e) = sock::send_to(fd, m.data, to.as_ref(), 0) {
+                return if i == 0 { Err(e) } else { Ok(i) };
+            }
+        }
+        Ok(msgs.len())
+    }
+
+    fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> Result<(), SyscallError> {
+        self.waiter.set_timeout(self.sock.as_fd(), timeout)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities {
+            transport: if self.cfg.multicast.is_some() { "mcast" } else { "udp" },
+            peer: self.default_peer,
+            max_message: MAX_UDP_PAYLOAD,
+            rx_timestamps: self.cfg.timestamps,
+            notes: self.notes.clone(),
+            ..Capabilities::default()
+        };
+        self.cfg.socket.read_back(&self.sock, &mut caps);
+        caps.rx_strategy = self.waiter.strategy().name();
+        if self.received_any {
+            caps.napi_id = sock::get_int(self.sock.as_fd(), sock::SO_INCOMING_NAPI_ID).ok().map(|v| v as u32);
+        }
+        if self.role == Role::Server && self.cfg.multicast.is_some() {
+            caps.peer = None;
+        }
+        caps
+    }
+}
+
+#[inline]
+fn meta(info: sock::RecvInfo) -> RxMeta {
+    RxMeta {
+        len: info.len,
+        wire_len: info.wire_len,
+        truncated: info.truncated,
+        peer: info.src,
+        rx_ts_ns: info.rx_ts_ns,
+        queue: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback_pair(q: &str) -> (UdpTransport, UdpTransport) {
+        let server = UdpTransport::open(
+            UdpConfig::from_uri(&Uri::parse(&format!("udp://127.0.0.1:0?{q}")).unwrap()).unwrap(),
+            Role::Server,
+        )
+        .unwrap();
+        let addr = server.capabilities().local.unwrap();
+        let client = UdpTransport::open(
+            UdpConfig::from_uri(&Uri::parse(&format!("udp://{addr}?{q}")).unwrap()).unwrap(),
+            Role::Client,
+        )
+        .unwrap();
+        (server, client)
+    }
+
+    #[test]
+    fn echo_each_strategy_and_burst() {
+        for q in ["rx=block", "rx=spin", "rx=adaptive&spins=10", "rx=busy-poll"] {
+            let (mut server, mut client) = loopback_pair(q);
+            server.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
+            client.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
+            for i in 0..3u8 {
+                client.send(&[i; 40], None).unwrap();
+            }
+            let mut burst = RxBurst::new(4, 64);
+            let mut got = 0;
+            while got < 3 {
+                let n = server.recv_burst(&mut burst).unwrap();
+                assert!(n > 0, "{q}: timed out");
+                for k in 0..n {
+                    let (data, m) = burst.get(k);
+                    assert_eq!(data, &[got as u8; 40][..], "{q}");
+                    assert!(!m.truncated);
+                    server.send(data, m.peer).unwrap();
+                    got += 1;
+                }
+            }
+            let mut one = RxBurst::new(1, 64);
+            for i in 0..3u8 {
+                assert_eq!(client.recv_burst(&mut one).unwrap(), 1, "{q}");
+                assert_eq!(one.get(0).0, &[i; 40][..]);
+            }
+        }
+    }
+
+    #[test]
+    fn timeout_returns_zero_for_every_strategy() {
+        for q in ["rx=block", "rx=spin", "rx=adaptive&spins=10", "rx=busy-poll"] {
+            let (mut server, _client) = loopback_pair(q);
+            server.set_recv_timeout(Some(Duration::from_millis(30))).unwrap();
+            let mut burst = RxBurst::new(1, 64);
+            let t = std::time::Instant::now();
+            assert_eq!(server.recv_burst(&mut burst).unwrap(), 0, "{q}");
+            assert!(t.elapsed() >= Duration::from_millis(25), "{q}: returned early");
+            assert!(burst.is_empty());
+        }
+    }
+
+    #[test]
+    fn oversized_datagram_is_flagged_truncated() {
+        let (mut server, mut client) = loopback_pair("rx=block");
+        server.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
+        client.send(&[9; 300], None).unwrap();
+        let mut burst = RxBurst::new(1, 100);
+        assert_eq!(server.recv_burst(&mut burst).unwrap(), 1);
+        let (data, m) = burst.get(0);
+        assert_eq!(data.len(), 100);
+        assert!(m.truncated);
+        assert_eq!(m.wire_len, 300);
+    }
+
+    #[test]
+    fn port_in_use_is_named() {
+        let a = UdpTransport::open(UdpConfig::new("127.0.0.1:0".parse().unwrap()), Role::Server).unwrap();
+        let addr = a.capabilities().local.unwrap();
+        let e = UdpTransport::open(UdpConfig::new(addr), Role::Server).unwrap_err();
+        assert!(matches!(e, OpenError::AddrInUse { .. }), "{e}");
+        assert!(e.to_string().contains(&addr.to_string()));
+    }
+
+    #[test]
+    fn capabilities_report_granted_buffers_and_options() {
+        let cfg = UdpConfig::from_uri(
+            &Uri::parse("udp://127.0.0.1:0?rcvbuf=1M&sndbuf=256K&priority=5&tos=0x10&timestamps=1&rx=busy-poll&busy_poll=30").unwrap(),
+        )
+        .unwrap();
+        let t = UdpTransport::open(cfg, Role::Server).unwrap();
+        let c = t.capabilities();
+        assert!(c.rcvbuf.unwrap() >= 1 << 20, "{c:?}");
+        assert!(c.sndbuf.unwrap() >= 256 << 10, "{c:?}");
+        assert_eq!(c.priority, Some(5));
+        assert_eq!(c.tos, Some(0x10));
+        assert_eq!(c.busy_poll_usecs, Some(30));
+        assert_eq!(c.prefer_busy_poll, Some(true));
+        assert!(c.rx_timestamps);
+        assert_eq!(c.napi_id, None, "unknown before the first packet");
+        assert!(c.lines().iter().any(|(k, v)| k == "rx_strategy" && v == "busy-poll"));
+    }
+
+    #[test]
+    fn bad_mcast_uris() {
+        let e = UdpConfig::from_uri(&Uri::parse("mcast://10.0.0.1:5").unwrap()).unwrap_err();
+        assert!(e.to_string().contains("not an IPv4 multicast group"), "{e}");
+        let e = UdpConfig::from_uri(&Uri::parse("mcast://239.1.1.1:5?connect=1").unwrap()).unwrap_err();
+        assert!(e.to_string().contains("\"connect\""), "{e}");
+        let e = UdpConfig::from_uri(&Uri::parse("mcast://239.1.1.1:5?source=239.1.1.2").unwrap()).unwrap_err();
+        assert!(e.to_string().contains("source"), "{e}");
+        let cfg = UdpConfig::from_uri(&Uri::parse("mcast://239.1.1.1:5?iface=nosuch0").unwrap()).unwrap();
+        let e = UdpTransport::open(cfg, Role::Server).unwrap_err();
+        assert!(matches!(e, OpenError::NoSuchInterface { .. }), "{e}");
+    }
+}
