@@ -1,1 +1,39 @@
-//! hftnet-wire
+//! Sans-IO wire codecs for hftnet.
+//!
+//! Every codec follows one pattern: a private `field` module of byte ranges; a
+//! view `Packet<T: AsRef<[u8]>>` over a buffer, built with `new_checked` (which
+//! calls `check_len`), with getters where `T: AsRef<[u8]>` and setters where
+//! `T: AsMut<[u8]>`; and a plain `Repr` with `parse`, `emit` and `header_len`.
+//!
+//! The contract: once `new_checked` (or `check_len`) returned `Ok`, no accessor
+//! panics, whatever the bytes are. Codecs never allocate, never do I/O and
+//! contain no `unsafe`; errors are the small `Copy` [`Error`].
+
+#![forbid(unsafe_code)]
+
+pub mod probe;
+
+use core::fmt;
+
+/// Why bytes could not be read as a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// Shorter than the header, or than the length the header claims.
+    Truncated,
+    /// A field holds a value the format does not allow (bad magic, version).
+    Malformed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("truncated packet"),
+            Self::Malformed => f.write_str("malformed packet"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result of a codec operation.
+pub type Result<T> = core::result::Result<T, Error>;
