@@ -78,10 +78,8 @@ impl RxStrategy {
             value,
             expected: format!("to be given only with rx={wants}"),
         };
-        if name != "adaptive" {
-            if let Some(s) = spins {
-                return Err(misplaced("spins", s.to_string(), "adaptive"));
-            }
+        if let (false, Some(s)) = (name == "adaptive", spins) {
+            return Err(misplaced("spins", s.to_string(), "adaptive"));
         }
         if name != "busy-poll" {
             if let Some(u) = usecs {
@@ -397,7 +395,7 @@ impl Waiter {
                         Err(e) => return Err(e),
                     }
                     n = n.wrapping_add(1);
-                    if n % SPINS_PER_CLOCK_READ == 0 && self.expired(start) {
+                    if n.is_multiple_of(SPINS_PER_CLOCK_READ) && self.expired(start) {
                         return Ok(None);
                     }
                     std::hint::spin_loop();
@@ -427,7 +425,7 @@ impl Waiter {
                         };
                         let epoll = self.epoll.as_ref().expect("adaptive waiter has an epoll");
                         epoll.wait(ms)?;
-                    } else if n % SPINS_PER_CLOCK_READ == 0 && self.expired(start) {
+                    } else if n.is_multiple_of(SPINS_PER_CLOCK_READ) && self.expired(start) {
                         return Ok(None);
                     }
                 }

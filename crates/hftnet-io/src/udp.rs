@@ -202,10 +202,8 @@ impl UdpTransport {
                 default_peer = Some(cfg.addr);
             }
         }
-        if let Some(m) = &cfg.multicast {
-            if role == Role::Server && m.iface.is_none() {
-                notes.push("no iface= given: the kernel chose the interface to join on by route".into());
-            }
+        if cfg.multicast.as_ref().is_some_and(|m| m.iface.is_none()) && role == Role::Server {
+            notes.push("no iface= given: the kernel chose the interface to join on by route".into());
         }
         let waiter = Waiter::new(s.as_fd(), cfg.socket.strategy).map_err(OpenError::setup("creating the epoll waiter"))?;
         Ok(Self { sock: s, cfg, role, waiter, default_peer, connected, received_any: false, notes, joined })
