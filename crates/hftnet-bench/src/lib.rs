@@ -5,3 +5,5 @@
 pub mod clock;
 pub mod env;
 pub mod stats;
+pub mod pingpong;
+pub mod report;

@@ -1,0 +1,504 @@
+//! The ping-pong harness: a client that times round trips of probes, closed
+//! loop (one in flight) or fixed rate (sent on a timetable), and an echo server
+//! that returns every message byte for byte.
+//!
+//! Layer: above `hftnet-io`; generic over [`Transport`] so each backend gets
+//! its own monomorphised loop. Invariants: after the buffers are allocated at
+//! the start, neither loop allocates, locks or logs per message (a test with a
+//! counting allocator checks it); every loop is bounded by a count, a duration
+//! or a stop flag; every reply is classified — measured, duplicate, late,
+//! foreign or truncated — and none is silently ignored.
+//!
+//! Honesty rules (DESIGN.md): warm-up probes are sent first and counted apart;
+//! latency is the full round trip; in fixed-rate mode the probe carries its
+//! *scheduled* send time and the round trip is measured from it, so a stalled
+//! sender cannot hide the stall (coordinated omission).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hftnet_io::{RxBurst, SyscallError, Transport};
+use hftnet_wire::probe;
+
+use crate::clock::Clock;
+use crate::stats::LatencyStats;
+
+/// How a ping run is bounded and paced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingConfig {
+    /// Bytes per message, header included (at least [`probe::HEADER_LEN`]).
+    pub size: usize,
+    /// Measured round trips to attempt (after warm-up). With `duration` too,
+    /// whichever ends first.
+    pub count: Option<u64>,
+    /// Time to run the measured part.
+    pub duration: Option<Duration>,
+    /// Probes sent first and not measured.
+    pub warmup: u64,
+    /// Fixed rate in probes per second; `None` for closed loop.
+    pub rate: Option<u64>,
+    /// How long to wait for a reply before counting it missing.
+    pub reply_timeout: Duration,
+    /// Consecutive missing replies after which the peer is declared unreachable
+    /// and the run stops.
+    pub give_up_after: u32,
+}
+
+impl Default for PingConfig {
+    fn default() -> Self {
+        Self {
+            size: 64,
+            count: Some(100_000),
+            duration: None,
+            warmup: 10_000,
+            rate: None,
+            reply_timeout: Duration::from_secs(1),
+            give_up_after: 3,
+        }
+    }
+}
+
+/// Why a ping configuration cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PingConfigError {
+    /// Too small for the probe header, or larger than the transport carries.
+    #[error("message size {size} is outside {min}..={max} bytes for this transport")]
+    Size {
+        /// Asked size.
+        size: usize,
+        /// Smallest allowed (the probe header).
+        min: usize,
+        /// Largest the transport carries.
+        max: usize,
+    },
+    /// Neither a count nor a duration bounds the run.
+    #[error("a ping run needs --count or --duration")]
+    Unbounded,
+    /// A rate of zero.
+    #[error("--rate must be at least 1 probe per second")]
+    ZeroRate,
+}
+
+impl PingConfig {
+    /// Checks the configuration against a transport's largest message.
+    ///
+    /// # Errors
+    /// [`PingConfigError`] naming the problem.
+    pub fn validate(&self, max_message: usize) -> Result<(), PingConfigError> {
+        if self.size < probe::HEADER_LEN || self.size > max_message {
+            return Err(PingConfigError::Size { size: self.size, min: probe::HEADER_LEN, max: max_message });
+        }
+        if self.count.is_none() && self.duration.is_none() {
+            return Err(PingConfigError::Unbounded);
+        }
+        if self.rate == Some(0) {
+            return Err(PingConfigError::ZeroRate);
+        }
+        Ok(())
+    }
+}
+
+/// Everything a ping run counted.
+#[derive(Debug, Clone, Default)]
+pub struct PingOutcome {
+    /// Round trips of measured probes, in ns.
+    pub rtt: LatencyStats,
+    /// Measured probes sent.
+    pub sent: u64,
+    /// Warm-up probes sent.
+    pub warmup_sent: u64,
+    /// Distinct measured probes whose reply arrived.
+    pub received: u64,
+    /// Measured probes never answered: `sent - received`.
+    pub lost: u64,
+    /// Replies for a probe already answered.
+    pub duplicated: u64,
+    /// Replies that arrived after a later probe's reply (out of order).
+    pub reordered: u64,
+    /// Replies that arrived after their wait ended (counted received; their
+    /// true round trip is in the histogram).
+    pub late: u64,
+    /// Messages that were not probes of this run (wrong magic, wrong size, unknown sequence).
+    pub foreign: u64,
+    /// Messages larger than the receive slot.
+    pub truncated: u64,
+    /// Sends the kernel refused.
+    pub send_errors: u64,
+    /// Receives that failed (e.g. ICMP port unreachable on a connected socket).
+    pub recv_errors: u64,
+    /// The first error seen, in words.
+    pub first_error: Option<String>,
+    /// Set when the run stopped early because the peer stopped answering.
+    pub aborted: Option<String>,
+    /// Wall time of the measured part.
+    pub elapsed: Duration,
+}
+
+/// Remembers which sequence numbers were answered, over a sliding window.
+#[derive(Debug)]
+struct Seen {
+    bits: Box<[u64]>,
+    /// Highest sequence number answered, plus one (0: none yet).
+    top: u64,
+}
+
+impl Seen {
+    const WINDOW: u64 = 1 << 16;
+
+    fn new() -> Self {
+        Self { bits: vec![0; (Self::WINDOW / 64) as usize].into_boxed_slice(), top: 0 }
+    }
+
+    /// Marks `seq`; returns `None` for a sequence number too old to judge,
+    /// `Some(true)` when it was already marked.
+    fn mark(&mut self, seq: u64) -> Option<bool> {
+        if seq + Self::WINDOW <= self.top {
+            return None;
+        }
+        // Clear the slots the window slides over.
+        while self.top <= seq {
+            let i = self.top % Self::WINDOW;
+            self.bits[(i / 64) as usize] &= !(1 << (i % 64));
+            self.top += 1;
+        }
+        let i = seq % Self::WINDOW;
+        let (w, b) = ((i / 64) as usize, 1u64 << (i % 64));
+        let was = self.bits[w] & b != 0;
+        self.bits[w] |= b;
+        Some(was)
+    }
+}
+
+/// State of one run, shared by the closed-loop and fixed-rate drivers.
+struct Run<'a, T: Transport> {
+    t: &'a mut T,
+    clock: Clock,
+    cfg: &'a PingConfig,
+    tx: Vec<u8>,
+    burst: RxBurst,
+    seen: Seen,
+    out: PingOutcome,
+    /// Highest sequence number answered so far, for reordering.
+    highest: Option<u64>,
+    /// Sequence number of the next probe; anything at or above it was never sent.
+    next_seq: u64,
+}
+
+impl<T: Transport> Run<'_, T> {
+    fn send_probe(&mut self, seq: u64, stamp: u64) {
+        self.next_seq = seq + 1;
+        probe::Repr { seq, stamp }.emit(&mut probe::Packet::new_unchecked(&mut self.tx[..]));
+        if let Err(e) = self.t.send(&self.tx, None) {
+            self.out.send_errors += 1;
+            self.note_error(&e);
+        }
+    }
+
+    #[cold]
+    fn note_error(&mut self, e: &SyscallError) {
+        if self.out.first_error.is_none() {
+            self.out.first_error = Some(e.to_string());
+        }
+    }
+
+    /// Receives once (waiting per the transport's strategy and timeout) and
+    /// classifies what came. Returns the sequence numbers answered, via `on_reply`.
+    fn receive(&mut self, mut on_reply: impl FnMut(u64)) -> usize {
+        let n = match self.t.recv_burst(&mut self.burst) {
+            Ok(n) => n,
+            Err(e) => {
+                self.out.recv_errors += 1;
+                self.note_error(&e);
+                // Do not spin on a persistent error.
+                std::thread::sleep(Duration::from_millis(1));
+                return 0;
+            }
+        };
+        let now = self.clock.now();
+        for i in 0..n {
+            let (data, meta) = self.burst.get(i);
+            if meta.truncated {
+                self.out.truncated += 1;
+                continue;
+            }
+            let Ok(p) = probe::Packet::new_checked(data) else {
+                self.out.foreign += 1;
+                continue;
+            };
+            let Ok(r) = probe::Repr::parse(&p) else {
+                self.out.foreign += 1;
+                continue;
+            };
+            if data.len() != self.cfg.size || r.seq >= self.next_seq {
+                self.out.foreign += 1;
+                continue;
+            }
+            match self.seen.mark(r.seq) {
+                Some(true) => {
+                    self.out.duplicated += 1;
+                    continue;
+                }
+                None => {
+                    // Older than the window: cannot tell duplicate from late.
+                    self.out.late += 1;
+                    continue;
+                }
+                Some(false) => {}
+            }
+            if self.highest.is_some_and(|h| r.seq < h) {
+                self.out.reordered += 1;
+            } else {
+                self.highest = Some(r.seq);
+            }
+            if r.seq >= self.cfg.warmup {
+                self.out.received += 1;
+                self.out.rtt.record(self.clock.ns_between(r.stamp, now));
+            }
+            on_reply(r.seq);
+        }
+        n
+    }
+}
+
+/// Runs ping over `t`: warm-up, then measured probes, closed loop or at a fixed rate.
+///
+/// The transport's receive timeout is set from the configuration.
+///
+/// # Errors
+/// Only when the receive timeout cannot be set; failures of individual sends
+/// and receives are counted in the outcome.
+pub fn run_ping<T: Transport>(t: &mut T, cfg: &PingConfig, clock: Clock) -> Result<PingOutcome, SyscallError> {
+    let slot = (cfg.size * 2).max(2048);
+    let mut run = Run {
+        t,
+        clock,
+        cfg,
+        tx: vec![0; cfg.size],
+        burst: RxBurst::new(1, slot),
+        seen: Seen::new(),
+        out: PingOutcome::default(),
+        highest: None,
+        next_seq: 0,
+    };
+    match cfg.rate {
+        None => closed_loop(&mut run)?,
+        Some(rate) => fixed_rate(&mut run, rate)?,
+    }
+    let mut out = run.out;
+    out.lost = out.sent.saturating_sub(out.received);
+    Ok(out)
+}
+
+fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
+    run.t.set_recv_timeout(Some(run.cfg.reply_timeout))?;
+    let mut seq = 0u64;
+    let mut missed_in_a_row = 0u32;
+    let mut measure_start: Option<Instant> = None;
+    loop {
+        let measuring = seq >= run.cfg.warmup;
+        if measuring {
+            let start = *measure_start.get_or_insert_with(Instant::now);
+            if run.cfg.count.is_some_and(|c| run.out.sent >= c)
+                || run.cfg.duration.is_some_and(|d| start.elapsed() >= d)
+            {
+                break;
+            }
+        }
+        let stamp = run.clock.now();
+        run.send_probe(seq, stamp);
+        if measuring {
+            run.out.sent += 1;
+        } else {
+            run.out.warmup_sent += 1;
+        }
+        // Wait for this probe's reply; earlier replies arriving now are late.
+        let waited = Instant::now();
+        let mut answered = false;
+        while !answered && waited.elapsed() < run.cfg.reply_timeout {
+            run.receive(|s| answered |= s == seq);
+        }
+        if answered {
+            missed_in_a_row = 0;
+        } else {
+            missed_in_a_row += 1;
+            if missed_in_a_row >= run.cfg.give_up_after {
+                run.out.aborted = Some(format!(
+                    "no reply to {missed_in_a_row} probes in a row, each waited for {:?}: the peer is unreachable or not echoing",
+                    run.cfg.reply_timeout
+                ));
+                break;
+            }
+        }
+        seq += 1;
+    }
+    run.out.elapsed = measure_start.map_or(Duration::ZERO, |s| s.elapsed());
+    Ok(())
+}
+
+fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), SyscallError> {
+    let interval_ns = (1_000_000_000 / rate).max(1);
+    // Wake at least once per interval to keep the timetable.
+    run.t.set_recv_timeout(Some(Duration::from_nanos(interval_ns.max(20_000))))?;
+    let start_ns = run.clock.now_ns();
+    let start_ticks = run.clock.now();
+    let tsc_hz = run.clock.tsc_hz();
+    let ticks_per_ns = |ns: u64| -> u64 {
+        // Scheduled times are carried in clock ticks: convert through the
+        // clock's own rate when it has one.
+        match tsc_hz {
+            Some(hz) => ((u128::from(ns) * u128::from(hz)) / 1_000_000_000) as u64,
+            None => ns,
+        }
+    };
+    let mut seq = 0u64;
+    let mut last_reply = Instant::now();
+    let measure_start = Instant::now();
+    let mut measuring_since: Option<Instant> = None;
+    loop {
+        let now_ns = run.clock.now_ns();
+        let due_ns = seq * interval_ns;
+        let done_sending = seq >= run.cfg.warmup
+            && (run.cfg.count.is_some_and(|c| run.out.sent >= c)
+                || run.cfg.duration.is_some_and(|d| measuring_since.is_some_and(|s| s.elapsed() >= d)));
+        if done_sending {
+            break;
+        }
+        if now_ns.saturating_sub(start_ns) >= due_ns {
+            // Stamp with the scheduled time, not the actual one.
+            let stamp = start_ticks + ticks_per_ns(due_ns);
+            run.send_probe(seq, stamp);
+            if seq >= run.cfg.warmup {
+                measuring_since.get_or_insert_with(Instant::now);
+                run.out.sent += 1;
+            } else {
+                run.out.warmup_sent += 1;
+            }
+            seq += 1;
+            continue;
+        }
+        if run.receive(|_| {}) > 0 {
+            last_reply = Instant::now();
+        } else if last_reply.elapsed() >= run.cfg.reply_timeout * run.cfg.give_up_after {
+            run.out.aborted = Some(format!(
+                "no reply for {:?} while sending at {rate}/s: the peer is unreachable or not echoing",
+                last_reply.elapsed()
+            ));
+            break;
+        }
+    }
+    // Collect replies still in flight.
+    let drain = Instant::now();
+    run.t.set_recv_timeout(Some(Duration::from_millis(10)))?;
+    while run.out.received < run.out.sent && drain.elapsed() < run.cfg.reply_timeout && run.out.aborted.is_none() {
+        run.receive(|_| {});
+    }
+    run.out.elapsed = measuring_since.map_or(measure_start.elapsed(), |s| s.elapsed());
+    Ok(())
+}
+
+/// How a pong run is bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PongConfig {
+    /// Stop after this long (`None`: until the stop flag is set).
+    pub duration: Option<Duration>,
+    /// Messages received per call (1 is lowest latency).
+    pub burst: usize,
+    /// Largest message echoed whole; larger ones are counted as truncated and not echoed.
+    pub max_message: usize,
+    /// How often a blocking receive wakes to check the stop flag and duration.
+    pub check_every: Duration,
+}
+
+impl Default for PongConfig {
+    fn default() -> Self {
+        Self { duration: None, burst: 1, max_message: 65_536, check_every: Duration::from_millis(50) }
+    }
+}
+
+/// What a pong run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PongOutcome {
+    /// Messages received.
+    pub received: u64,
+    /// Messages sent back.
+    pub echoed: u64,
+    /// Bytes sent back.
+    pub bytes: u64,
+    /// Messages too large to echo whole (dropped, not echoed in part).
+    pub truncated: u64,
+    /// Sends the kernel refused.
+    pub send_errors: u64,
+    /// Receives that failed.
+    pub recv_errors: u64,
+}
+
+/// Echoes every message back to its sender, byte for byte, until `stop` is
+/// set or the duration passes.
+///
+/// # Errors
+/// When the receive timeout cannot be set.
+pub fn run_pong<T: Transport>(t: &mut T, cfg: &PongConfig, stop: &AtomicBool) -> Result<PongOutcome, SyscallError> {
+    t.set_recv_timeout(Some(cfg.check_every))?;
+    let mut burst = RxBurst::new(cfg.burst.max(1), cfg.max_message.max(1));
+    let mut out = PongOutcome::default();
+    let start = Instant::now();
+    while !stop.load(Ordering::Relaxed) && cfg.duration.is_none_or(|d| start.elapsed() < d) {
+        let n = match t.recv_burst(&mut burst) {
+            Ok(n) => n,
+            Err(_) => {
+                out.recv_errors += 1;
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+        };
+        for i in 0..n {
+            let (data, meta) = burst.get(i);
+            out.received += 1;
+            if meta.truncated {
+                out.truncated += 1;
+                continue;
+            }
+            match t.send(data, meta.peer) {
+                Ok(()) => {
+                    out.echoed += 1;
+                    out.bytes += data.len() as u64;
+                }
+                Err(_) => out.send_errors += 1,
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_window_marks_duplicates_and_old() {
+        let mut s = Seen::new();
+        assert_eq!(s.mark(0), Some(false));
+        assert_eq!(s.mark(0), Some(true));
+        assert_eq!(s.mark(5), Some(false));
+        assert_eq!(s.mark(3), Some(false));
+        assert_eq!(s.mark(3), Some(true));
+        let far = Seen::WINDOW + 10;
+        assert_eq!(s.mark(far), Some(false));
+        assert_eq!(s.mark(5), None, "slid out of the window");
+        // A slot reused by the window starts clear.
+        assert_eq!(s.mark(Seen::WINDOW + 5), Some(false));
+    }
+
+    #[test]
+    fn config_validation() {
+        let c = PingConfig { size: 10, ..PingConfig::default() };
+        assert!(matches!(c.validate(1000), Err(PingConfigError::Size { .. })));
+        let c = PingConfig { size: 2000, ..PingConfig::default() };
+        assert!(c.validate(1000).unwrap_err().to_string().contains("20..=1000"));
+        let c = PingConfig { count: None, duration: None, ..PingConfig::default() };
+        assert_eq!(c.validate(1000), Err(PingConfigError::Unbounded));
+        let c = PingConfig { rate: Some(0), ..PingConfig::default() };
+        assert_eq!(c.validate(1000), Err(PingConfigError::ZeroRate));
+        assert!(PingConfig::default().validate(65507).is_ok());
+    }
+}

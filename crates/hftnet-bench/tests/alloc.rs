@@ -1,0 +1,85 @@
+//! Zero heap allocations per message on the ping and pong hot paths: a
+//! counting global allocator (per thread) shows that a run of many more
+//! messages allocates exactly as often as a short one.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use hftnet_bench::clock::Clock;
+use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
+use hftnet_io::{Endpoint, Role, Transport};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the counter is a const-initialised
+// thread-local Cell, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+/// Allocations made by the ping thread and the pong thread for a run of `n` probes.
+fn run(scheme: &str, rx: &str, n: u64) -> (u64, u64) {
+    let mut server = Endpoint::parse(&format!("{scheme}://127.0.0.1:0?rx={rx}")).unwrap().open(Role::Server).unwrap();
+    let addr = server.capabilities().local.unwrap();
+    let mut client = Endpoint::parse(&format!("{scheme}://{addr}?rx={rx}")).unwrap().open(Role::Client).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let pong = thread::spawn(move || {
+        let before = allocs();
+        let out = run_pong(&mut server, &PongConfig::default(), &s2).unwrap();
+        (allocs() - before, out.echoed)
+    });
+    let clock = Clock::new();
+    let cfg = PingConfig {
+        count: Some(n),
+        warmup: 10,
+        reply_timeout: Duration::from_secs(2),
+        ..PingConfig::default()
+    };
+    let before = allocs();
+    let out = run_ping(&mut client, &cfg, clock).unwrap();
+    let ping_allocs = allocs() - before;
+    stop.store(true, Ordering::Relaxed);
+    let (pong_allocs, echoed) = pong.join().unwrap();
+    assert_eq!(out.received, n, "{scheme}/{rx}: {out:?}");
+    assert_eq!(echoed, n + 10);
+    (ping_allocs, pong_allocs)
+}
+
+#[test]
+fn no_allocation_per_message() {
+    for (scheme, rx) in [("udp", "block"), ("udp", "spin"), ("udp", "adaptive"), ("tcp", "block"), ("tcp", "spin")] {
+        let short = run(scheme, rx, 200);
+        let long = run(scheme, rx, 5000);
+        assert_eq!(short.0, long.0, "{scheme}/{rx}: ping allocations grew with the message count");
+        assert_eq!(short.1, long.1, "{scheme}/{rx}: pong allocations grew with the message count");
+    }
+}
