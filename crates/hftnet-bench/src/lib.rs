@@ -7,3 +7,4 @@ pub mod env;
 pub mod stats;
 pub mod pingpong;
 pub mod report;
+pub mod ladder;

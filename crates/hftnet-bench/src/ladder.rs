@@ -1,0 +1,380 @@
+//! The ladder: the same ping-pong over every transport and receive strategy,
+//! interleaved round-robin so that drift of a noisy machine spreads evenly
+//! over all rows, with each row's p50 as a ratio to the baseline row.
+//!
+//! Layer: orchestration above the harness. Where the two ends run (two lab
+//! namespaces, or loopback) is the caller's [`Hosts`]; what runs is a list of
+//! [`Rung`]s, so a new transport adds rows by adding rungs.
+//!
+//! Invariants: one server runs at a time (a spinning server would otherwise
+//! steal a CPU from the row being measured); every slice is bounded in time;
+//! a rung that fails, or whose technique does not take effect on this device,
+//! is reported as such and never silently dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hftnet_io::{Capabilities, Endpoint, Role, Transport, dispatch};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
+use crate::stats::{LatencyStats, Summary};
+
+/// One row: a transport with a receive strategy, as server and client URIs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rung {
+    /// Transport scheme, e.g. `udp`.
+    pub transport: String,
+    /// Receive strategy, e.g. `spin`.
+    pub strategy: String,
+    /// URI the server (pong) opens.
+    pub server_uri: String,
+    /// URI the client (ping) opens.
+    pub client_uri: String,
+    /// Set when the kernel must grant busy polling for the row to mean anything.
+    pub needs_busy_poll: bool,
+}
+
+/// Where the two ends of a rung run.
+pub trait Hosts {
+    /// Starts `f` on a new thread where the server lives.
+    ///
+    /// # Errors
+    /// When the thread cannot be placed there.
+    fn spawn_server(&self, f: Box<dyn FnOnce() + Send + 'static>) -> Result<JoinHandle<()>, String>;
+
+    /// Runs `f` where the client lives and returns what it returned.
+    ///
+    /// # Errors
+    /// When the thread cannot be placed there.
+    fn run_client(&self, f: Box<dyn FnOnce() -> SliceResult + Send + 'static>) -> Result<SliceResult, String>;
+}
+
+/// How the ladder runs.
+#[derive(Debug, Clone)]
+pub struct LadderConfig {
+    /// Message size in bytes.
+    pub size: usize,
+    /// Measured time per rung, split over the rounds.
+    pub duration: Duration,
+    /// Round-robin passes over the rungs.
+    pub rounds: u32,
+    /// Warm-up probes at the start of every slice (each slice opens fresh sockets).
+    pub warmup: u64,
+    /// CPU for the client thread.
+    pub client_cpu: Option<usize>,
+    /// CPU for the server thread.
+    pub server_cpu: Option<usize>,
+}
+
+/// What one slice of one rung produced.
+#[derive(Debug, Default)]
+pub struct SliceResult {
+    /// Round trips measured.
+    pub rtt: LatencyStats,
+    /// Probes sent and lost.
+    pub sent: u64,
+    /// Probes not answered.
+    pub lost: u64,
+    /// Capabilities of the client transport after the slice.
+    pub client_caps: Option<Capabilities>,
+    /// Capabilities of the server transport after the slice.
+    pub server_caps: Option<Capabilities>,
+    /// Why the slice failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One row of the result.
+#[derive(Debug, Clone, Serialize)]
+pub struct RungResult {
+    /// The rung.
+    pub rung: Rung,
+    /// Round-trip distribution over all slices; absent when nothing was measured.
+    pub rtt_ns: Option<Summary>,
+    /// Round trips measured.
+    pub samples: u64,
+    /// Probes sent.
+    pub sent: u64,
+    /// Probes lost.
+    pub lost: u64,
+    /// p50 divided by the baseline row's p50.
+    pub p50_ratio: Option<f64>,
+    /// Why the row has no figures, or what limits them.
+    pub note: Option<String>,
+    /// Server capabilities from the last slice.
+    pub server_capabilities: Option<Capabilities>,
+    /// Client capabilities from the last slice.
+    pub client_capabilities: Option<Capabilities>,
+}
+
+/// The rungs for the kernel transports: every scheme in `transports` (of
+/// `udp`, `tcp`, `mcast`) with each receive strategy.
+///
+/// `server_ip`, `client_ip`: addresses of the two ends; `iface` is the
+/// interface multicast uses on each end; `base_port` + row index gives each
+/// rung its own port.
+#[must_use]
+pub fn kernel_rungs(transports: &[String], server_ip: &str, iface: Option<&str>, base_port: u16) -> Vec<Rung> {
+    const STRATEGIES: [(&str, &str); 4] = [
+        ("block", "rx=block"),
+        ("spin", "rx=spin"),
+        ("adaptive", "rx=adaptive"),
+        ("busy-poll", "rx=busy-poll&busy_poll=50"),
+    ];
+    let mut rungs = Vec::new();
+    let mut port = base_port;
+    for t in transports {
+        for (name, q) in STRATEGIES {
+            let (server_uri, client_uri) = match t.as_str() {
+                "mcast" => {
+                    let ifq = iface.map(|i| format!("&iface={i}")).unwrap_or_default();
+                    let g = format!("mcast://239.1.1.1:{port}?{q}{ifq}");
+                    (g.clone(), g)
+                }
+                other => (format!("{other}://{server_ip}:{port}?{q}"), format!("{other}://{server_ip}:{port}?{q}")),
+            };
+            rungs.push(Rung {
+                transport: t.clone(),
+                strategy: name.to_string(),
+                server_uri,
+                client_uri,
+                needs_busy_poll: name == "busy-poll",
+            });
+            port += 1;
+        }
+    }
+    rungs
+}
+
+/// Runs one slice: server on its host, client on its host, then stops the server.
+fn run_slice(hosts: &dyn Hosts, rung: &Rung, cfg: &LadderConfig, slice: Duration, clock: Clock) -> SliceResult {
+    let server_ep = match Endpoint::parse(&rung.server_uri) {
+        Ok(e) => e,
+        Err(e) => return SliceResult { error: Some(e.to_string()), ..SliceResult::default() },
+    };
+    let client_ep = match Endpoint::parse(&rung.client_uri) {
+        Ok(e) => e,
+        Err(e) => return SliceResult { error: Some(e.to_string()), ..SliceResult::default() },
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let (caps_tx, caps_rx) = mpsc::channel::<Capabilities>();
+    let stop2 = stop.clone();
+    let server_cpu = cfg.server_cpu;
+    let server = hosts.spawn_server(Box::new(move || {
+        if let Some(c) = server_cpu {
+            let _ = hftnet_sys::sched::pin_thread_to_cpu(c);
+        }
+        let mut t = match server_ep.open(Role::Server) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = ready_tx.send(Err(format!("server: {e}")));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        let pong = PongConfig { check_every: Duration::from_millis(20), ..PongConfig::default() };
+        let _ = dispatch!(&mut t, inner => run_pong(inner, &pong, &stop2));
+        let _ = caps_tx.send(t.capabilities());
+    }));
+    let server = match server {
+        Ok(h) => h,
+        Err(e) => return SliceResult { error: Some(e), ..SliceResult::default() },
+    };
+    let stop_server = |server: JoinHandle<()>| {
+        stop.store(true, Ordering::Relaxed);
+        let _ = server.join();
+    };
+    match ready_rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            stop_server(server);
+            return SliceResult { error: Some(e), ..SliceResult::default() };
+        }
+        Err(_) => {
+            stop_server(server);
+            return SliceResult { error: Some("server did not start within 5 s".into()), ..SliceResult::default() };
+        }
+    }
+    let ping = PingConfig {
+        size: cfg.size,
+        count: None,
+        duration: Some(slice),
+        warmup: cfg.warmup,
+        rate: None,
+        reply_timeout: Duration::from_millis(500),
+        give_up_after: 3,
+    };
+    let client_cpu = cfg.client_cpu;
+    let res = hosts.run_client(Box::new(move || {
+        if let Some(c) = client_cpu {
+            let _ = hftnet_sys::sched::pin_thread_to_cpu(c);
+        }
+        let mut t = match client_ep.open(Role::Client) {
+            Ok(t) => t,
+            Err(e) => return SliceResult { error: Some(format!("client: {e}")), ..SliceResult::default() },
+        };
+        if let Err(e) = ping.validate(client_ep.max_message()) {
+            return SliceResult { error: Some(e.to_string()), ..SliceResult::default() };
+        }
+        match dispatch!(&mut t, inner => run_ping(inner, &ping, clock)) {
+            Ok(out) => SliceResult {
+                error: out.aborted.clone(),
+                rtt: out.rtt,
+                sent: out.sent,
+                lost: out.lost,
+                client_caps: Some(t.capabilities()),
+                server_caps: None,
+            },
+            Err(e) => SliceResult { error: Some(e.to_string()), ..SliceResult::default() },
+        }
+    }));
+    stop_server(server);
+    let mut res = res.unwrap_or_else(|e| SliceResult { error: Some(e), ..SliceResult::default() });
+    res.server_caps = caps_rx.try_recv().ok();
+    res
+}
+
+/// Runs the ladder: `rounds` passes over `rungs`, each slice `duration / rounds`
+/// long, calling `progress(done, total, rung)` after each slice.
+///
+/// The first rung is the baseline of the p50 ratios. A busy-poll rung whose
+/// first slice shows busy polling not in effect is not run again; its row says why.
+pub fn run_ladder(
+    hosts: &dyn Hosts,
+    rungs: &[Rung],
+    cfg: &LadderConfig,
+    clock: Clock,
+    mut progress: impl FnMut(usize, usize, &Rung),
+) -> Vec<RungResult> {
+    let rounds = cfg.rounds.max(1);
+    let slice = cfg.duration / rounds;
+    let total = rungs.len() * rounds as usize;
+    let mut acc: Vec<Acc> = rungs.iter().map(|_| Acc::default()).collect();
+    let mut done = 0;
+    for _ in 0..rounds {
+        for (i, rung) in rungs.iter().enumerate() {
+            let a = &mut acc[i];
+            if !a.retired {
+                let r = run_slice(hosts, rung, cfg, slice, clock);
+                a.rtt.merge(&r.rtt);
+                a.sent += r.sent;
+                a.lost += r.lost;
+                a.client_caps = r.client_caps.or(a.client_caps.take());
+                a.server_caps = r.server_caps.or(a.server_caps.take());
+                if let Some(e) = r.error {
+                    a.note = Some(e);
+                    a.retired = true;
+                } else if rung.needs_busy_poll {
+                    let active = a.server_caps.as_ref().and_then(Capabilities::busy_poll_active);
+                    if active != Some(true) {
+                        let napi =
+                            a.server_caps.as_ref().and_then(|c| c.napi_id).map_or("unknown".into(), |n| n.to_string());
+                        a.note = Some(format!(
+                            "busy polling not in effect (server NAPI id {napi}): the device has no NAPI context \
+                             (veth gets one with GRO or an XDP program); figures equal rx=block, row not repeated"
+                        ));
+                        a.retired = true;
+                    }
+                }
+            }
+            done += 1;
+            progress(done, total, rung);
+        }
+    }
+    let base = acc.first().and_then(|a| a.rtt.summary()).map(|s| s.p50);
+    rungs
+        .iter()
+        .zip(acc)
+        .map(|(rung, a)| {
+            let summary = a.rtt.summary();
+            RungResult {
+                rung: rung.clone(),
+                p50_ratio: match (summary, base) {
+                    (Some(s), Some(b)) if b > 0 => Some(s.p50 as f64 / b as f64),
+                    _ => None,
+                },
+                samples: a.rtt.len(),
+                rtt_ns: summary,
+                sent: a.sent,
+                lost: a.lost,
+                note: a.note,
+                server_capabilities: a.server_caps,
+                client_capabilities: a.client_caps,
+            }
+        })
+        .collect()
+}
+
+/// What the ladder gathers for one rung across rounds.
+#[derive(Default)]
+struct Acc {
+    rtt: LatencyStats,
+    sent: u64,
+    lost: u64,
+    note: Option<String>,
+    client_caps: Option<Capabilities>,
+    server_caps: Option<Capabilities>,
+    /// Not run again (failed, or its technique is not in effect).
+    retired: bool,
+}
+
+/// The result as a fixed-width table (round trips in µs).
+#[must_use]
+pub fn table(results: &[RungResult]) -> String {
+    let mut s = format!(
+        "{:<8} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}\n",
+        "transport", "strategy", "samples", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "lost", "p50 ratio"
+    );
+    let us = |ns: u64| format!("{:.2}", ns as f64 / 1000.0);
+    for r in results {
+        match &r.rtt_ns {
+            Some(x) if r.samples > 0 => s.push_str(&format!(
+                "{:<8} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}\n",
+                r.rung.transport,
+                r.rung.strategy,
+                r.samples,
+                us(x.p50),
+                us(x.p99),
+                us(x.p99_9),
+                us(x.max),
+                r.lost,
+                r.p50_ratio.map_or("-".into(), |q| format!("{q:.2}x")),
+            )),
+            _ => s.push_str(&format!("{:<8} {:<10} {:>9}  (no figures)\n", r.rung.transport, r.rung.strategy, 0)),
+        }
+    }
+    let notes: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.note.as_ref().map(|n| format!("  {}/{}: {n}", r.rung.transport, r.rung.strategy)))
+        .collect();
+    if !notes.is_empty() {
+        s.push_str("notes:\n");
+        s.push_str(&notes.join("\n"));
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rungs_cover_transports_and_strategies_with_own_ports() {
+        let r = kernel_rungs(&["udp".into(), "mcast".into()], "198.18.0.2", Some("veth0"), 9000);
+        assert_eq!(r.len(), 8);
+        assert_eq!(r[0].server_uri, "udp://198.18.0.2:9000?rx=block");
+        assert_eq!(r[1].client_uri, "udp://198.18.0.2:9001?rx=spin");
+        assert!(r[3].needs_busy_poll);
+        assert_eq!(r[4].server_uri, "mcast://239.1.1.1:9004?rx=block&iface=veth0");
+        for rung in &r {
+            Endpoint::parse(&rung.server_uri).unwrap();
+            Endpoint::parse(&rung.client_uri).unwrap();
+        }
+    }
+}

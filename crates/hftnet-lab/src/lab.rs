@@ -1,0 +1,389 @@
+//! The two-host lab: building it (namespaces, veth pair, addresses, routes),
+//! describing it, and tearing it down on drop.
+//!
+//! Layer: public API of `hftnet-lab`. Invariants: every namespace this module
+//! creates is recorded in the [`Lab`] *before* anything else can fail, so an
+//! error half-way through, a panic, or a drop always removes it; a namespace
+//! that existed before (another lab's) is never recorded, hence never
+//! removed. Configuration goes through rtnetlink sockets opened *inside* each
+//! lab namespace; the veth peer is created directly in the other lab
+//! namespace (`IFLA_NET_NS_FD`). Must never: configure anything in the
+//! default namespace, or leave a netlink socket open after building (it would
+//! keep a deleted namespace alive).
+
+use std::fmt;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hftnet_sys::netlink::RtNetlink;
+use hftnet_sys::{SyscallError, netns};
+use serde::Serialize;
+
+use crate::manage::{LabInfo, check_privileges, delete_namespaces};
+use crate::{
+    DEFAULT_IFACE, EXCHANGE, EXCHANGE_ADDR, Host, LabError, MULTICAST_ROUTE, PREFIX_LEN, TRADER,
+    TRADER_ADDR, netns_name, validate_name,
+};
+
+/// Process-wide counter making generated lab names unique between threads.
+static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
+
+/// How many generated names to try when one is taken (by a stale lab of an
+/// earlier process that had the same pid).
+const NAME_ATTEMPTS: usize = 8;
+
+/// A running lab: two hosts, "trader" and "exchange", each in its own network
+/// namespace, joined by a veth pair.
+///
+/// ```text
+///  hft-N-trader                       hft-N-exchange
+///  lo up                              lo up
+///  veth0 198.18.0.1/24  <── veth ──>  veth0 198.18.0.2/24
+///  224.0.0.0/4 dev veth0              224.0.0.0/4 dev veth0
+/// ```
+///
+/// Dropping it removes both namespaces (and with them the veth pair), also
+/// while a panic unwinds; [`Lab::down`] does the same and reports errors.
+/// If the process is killed, the namespaces stay: [`crate::remove_all`]
+/// (`hftnet lab down --all`) removes them later.
+#[derive(Debug, Serialize)]
+pub struct Lab {
+    name: String,
+    hosts: Vec<Host>,
+    /// Namespaces this value created and must remove.
+    #[serde(skip)]
+    owned: Vec<String>,
+}
+
+/// Options for building a [`Lab`]; from [`Lab::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LabBuilder {
+    name: Option<String>,
+    iface: String,
+    mtu: Option<u32>,
+}
+
+impl Default for LabBuilder {
+    fn default() -> Self {
+        Self {
+            name: None,
+            iface: DEFAULT_IFACE.to_owned(),
+            mtu: None,
+        }
+    }
+}
+
+impl LabBuilder {
+    /// Names the lab (namespaces `hft-NAME-trader`, `hft-NAME-exchange`).
+    /// Without a name, a unique one is generated.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Name of the veth end in each namespace (default [`DEFAULT_IFACE`]).
+    pub fn iface(mut self, iface: &str) -> Self {
+        iface.clone_into(&mut self.iface);
+        self
+    }
+
+    /// MTU of both veth ends (default: the kernel's, 1500).
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// Creates the lab.
+    ///
+    /// # Errors
+    /// - [`LabError::InvalidName`] for an invalid name (checked first, before
+    ///   privileges);
+    /// - [`LabError::NotPrivileged`] without CAP_SYS_ADMIN and CAP_NET_ADMIN;
+    /// - [`LabError::AlreadyExists`] if a namespace of that lab name exists;
+    /// - [`LabError::Netns`] / [`LabError::Netlink`] naming the step that
+    ///   failed (an invalid interface name or MTU shows up here as `EINVAL`).
+    ///
+    /// Whatever was created before the failure is removed again.
+    pub fn build(self) -> Result<Lab, LabError> {
+        if let Some(name) = &self.name {
+            validate_name(name)?;
+        }
+        check_privileges()?;
+        match &self.name {
+            Some(name) => self.build_named(name.clone()),
+            None => {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match self.build_named(generate_name()) {
+                        Err(LabError::AlreadyExists { .. }) if attempt < NAME_ATTEMPTS => continue,
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+
+    fn build_named(&self, name: String) -> Result<Lab, LabError> {
+        let host = |role: &str, addr, peer| Host {
+            role: role.to_owned(),
+            netns: netns_name(&name, role),
+            iface: self.iface.clone(),
+            addr,
+            prefix_len: PREFIX_LEN,
+            peer,
+            mtu: self.mtu,
+        };
+        let hosts = vec![
+            host(TRADER, TRADER_ADDR, EXCHANGE_ADDR),
+            host(EXCHANGE, EXCHANGE_ADDR, TRADER_ADDR),
+        ];
+        for h in &hosts {
+            if netns::exists(&h.netns) {
+                return Err(LabError::AlreadyExists {
+                    name,
+                    namespace: h.netns.clone(),
+                });
+            }
+        }
+        // From here on, `lab` removes whatever it recorded if we return early.
+        let mut lab = Lab {
+            name,
+            hosts,
+            owned: Vec::new(),
+        };
+        for i in 0..lab.hosts.len() {
+            let ns = lab.hosts[i].netns.clone();
+            match netns::add(&ns) {
+                Ok(()) => lab.owned.push(ns),
+                Err(e) if e.io_error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(LabError::AlreadyExists {
+                        name: lab.name.clone(),
+                        namespace: ns,
+                    });
+                }
+                Err(source) => {
+                    return Err(LabError::Netns {
+                        action: "create",
+                        namespace: ns,
+                        source,
+                    });
+                }
+            }
+        }
+        lab.configure(self.mtu)?;
+        Ok(lab)
+    }
+}
+
+/// A lab name unique among concurrent threads (counter), processes (pid) and
+/// stale labs of dead processes that had the same pid (time bits), e.g.
+/// `t4711-0-9f3a`.
+fn generate_name() -> String {
+    let n = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let bits = (t.subsec_nanos() >> 10) ^ (t.as_secs() as u32);
+    format!("t{}-{}-{:04x}", std::process::id(), n, bits & 0xffff)
+}
+
+impl Lab {
+    /// Builds the standard two-host lab (see the type doc) named `name`, or a
+    /// generated unique name if `None`. Same as
+    /// `Lab::builder().name(name).build()`.
+    ///
+    /// # Errors
+    /// See [`LabBuilder::build`].
+    pub fn two_host(name: Option<&str>) -> Result<Self, LabError> {
+        let mut builder = Self::builder();
+        if let Some(name) = name {
+            builder = builder.name(name);
+        }
+        builder.build()
+    }
+
+    /// A builder for a two-host lab with options (name, interface name, MTU).
+    pub fn builder() -> LabBuilder {
+        LabBuilder::default()
+    }
+
+    /// The lab name (`N` in `hft-N-trader`).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// All hosts, trader first.
+    #[must_use]
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The host with role `role`, if there is one.
+    #[must_use]
+    pub fn host(&self, role: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.role == role)
+    }
+
+    /// The trader host (198.18.0.1).
+    #[must_use]
+    pub fn trader(&self) -> &Host {
+        &self.hosts[0]
+    }
+
+    /// The exchange host (198.18.0.2).
+    #[must_use]
+    pub fn exchange(&self) -> &Host {
+        &self.hosts[1]
+    }
+
+    /// The namespace names of this lab.
+    #[must_use]
+    pub fn namespaces(&self) -> Vec<&str> {
+        self.hosts.iter().map(|h| h.netns.as_str()).collect()
+    }
+
+    /// The summary [`crate::list`] would give for this lab.
+    #[must_use]
+    pub fn info(&self) -> LabInfo {
+        let mut namespaces = self
+            .hosts
+            .iter()
+            .map(|h| (h.netns.clone(), h.role.clone()))
+            .collect::<Vec<_>>();
+        namespaces.sort();
+        let (namespaces, roles) = namespaces.into_iter().unzip();
+        LabInfo {
+            name: self.name.clone(),
+            namespaces,
+            roles,
+        }
+    }
+
+    /// A multi-line description for people: namespaces, interfaces,
+    /// addresses, and how to get a shell inside. Same as `to_string()`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        self.to_string()
+    }
+
+    /// Removes the lab now, reporting what could not be removed (a drop does
+    /// the same silently, apart from a line on stderr).
+    ///
+    /// # Errors
+    /// [`LabError::Teardown`] listing the namespaces left behind.
+    pub fn down(mut self) -> Result<(), LabError> {
+        let owned = std::mem::take(&mut self.owned);
+        delete_namespaces(&owned)
+    }
+
+    /// Every step after the namespaces exist: the veth pair, then in each
+    /// namespace lo up, the address, the veth up, the multicast route.
+    fn configure(&self, mtu: Option<u32>) -> Result<(), LabError> {
+        let trader = self.trader();
+        let exchange = self.exchange();
+        let netlink_err = |host: &Host, step: String| {
+            let namespace = host.netns.clone();
+            move |source: SyscallError| LabError::Netlink {
+                namespace,
+                step,
+                source,
+            }
+        };
+        // Sockets opened inside each namespace; closed at the end of this fn.
+        let mut sockets = Vec::with_capacity(self.hosts.len());
+        for host in &self.hosts {
+            let socket = host
+                .run(RtNetlink::open)?
+                .map_err(netlink_err(host, "open rtnetlink socket".into()))?;
+            sockets.push(socket);
+        }
+        let exchange_fd = netns::open(&exchange.netns).map_err(|source| LabError::Netns {
+            action: "open",
+            namespace: exchange.netns.clone(),
+            source,
+        })?;
+        sockets[0]
+            .create_veth(&trader.iface, &exchange.iface, exchange_fd.as_fd(), mtu)
+            .map_err(netlink_err(
+                trader,
+                format!(
+                    "create veth pair {} <-> {}:{}",
+                    trader.iface, exchange.netns, exchange.iface
+                ),
+            ))?;
+        drop(exchange_fd);
+
+        for (host, nl) in self.hosts.iter().zip(&mut sockets) {
+            let lo = nl
+                .link_index("lo")
+                .map_err(netlink_err(host, "find lo".into()))?;
+            nl.set_link_up(lo)
+                .map_err(netlink_err(host, "set lo up".into()))?;
+            let index = nl
+                .link_index(&host.iface)
+                .map_err(netlink_err(host, format!("find {}", host.iface)))?;
+            nl.add_ipv4_address(index, host.addr, host.prefix_len)
+                .map_err(netlink_err(
+                    host,
+                    format!("add {}/{} on {}", host.addr, host.prefix_len, host.iface),
+                ))?;
+            nl.set_link_up(index)
+                .map_err(netlink_err(host, format!("set {} up", host.iface)))?;
+            let (dst, len) = MULTICAST_ROUTE;
+            nl.add_ipv4_route(dst, len, index).map_err(netlink_err(
+                host,
+                format!("add route {dst}/{len} dev {}", host.iface),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Lab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "lab {}", self.name)?;
+        for host in &self.hosts {
+            writeln!(f, "  {host}")?;
+        }
+        write!(
+            f,
+            "  shell inside: ip netns exec {} $SHELL",
+            self.trader().netns
+        )
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let owned = std::mem::take(&mut self.owned);
+        if let Err(e) = delete_namespaces(&owned) {
+            // Drop cannot return the error; say it where a person will see it.
+            eprintln!("hftnet-lab: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_names_are_valid_and_distinct() {
+        let a = generate_name();
+        let b = generate_name();
+        assert_ne!(a, b);
+        validate_name(&a).unwrap();
+        assert!(a.starts_with(&format!("t{}-", std::process::id())));
+        assert!(crate::parse_netns_name(&netns_name(&a, EXCHANGE)).is_some());
+    }
+
+    #[test]
+    fn invalid_name_is_reported_before_privileges() {
+        let err = Lab::two_host(Some("no spaces")).unwrap_err();
+        assert!(matches!(err, LabError::InvalidName { .. }), "{err}");
+    }
+}
