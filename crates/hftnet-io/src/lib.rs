@@ -62,6 +62,12 @@ impl Endpoint {
     /// [`UriError`] naming the scheme, parameter or value at fault and what is accepted.
     pub fn parse(text: &str) -> Result<Self, UriError> {
         let uri = Uri::parse(text)?;
+        if !uri.path.is_empty() {
+            return Err(UriError::Malformed {
+                uri: text.to_string(),
+                reason: format!("{}:// takes no path after the address (found /{})", uri.scheme, uri.path),
+            });
+        }
         match uri.scheme.as_str() {
             "udp" | "mcast" => Ok(Self::Udp(UdpConfig::from_uri(&uri)?)),
             "tcp" => Ok(Self::Tcp(TcpConfig::from_uri(&uri)?)),
@@ -172,6 +178,8 @@ mod tests {
         assert_eq!(Endpoint::parse("tcp://127.0.0.1:9000?rx=spin").unwrap().scheme(), "tcp");
         let e = Endpoint::parse("xdp://veth0/0").unwrap_err();
         assert!(e.to_string().contains("accepted schemes: udp, tcp, mcast"), "{e}");
+        let e = Endpoint::parse("udp://127.0.0.1:9000/x?rx=spin").unwrap_err();
+        assert!(e.to_string().contains("takes no path"), "{e}");
         let e = Endpoint::parse("udp://127.0.0.1:9000?sqpoll=1").unwrap_err();
         assert!(e.to_string().contains("\"sqpoll\""), "{e}");
     }

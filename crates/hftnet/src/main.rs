@@ -1,2 +1,48 @@
-//! The `hftnet` command.
-fn main() {}
+//! The `hftnet` command: the lab (the main job), ping and pong over any
+//! transport URI. Argument shapes are a contract relied on by scripts
+//! (DESIGN.md, "Command-line contract"): options are added, never broken.
+
+#![forbid(unsafe_code)]
+
+mod lab;
+mod pingpong;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Low-latency network path toolkit: transports, latency harness, lab.
+#[derive(Debug, Parser)]
+#[command(name = "hftnet", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a two-host namespace lab and run the ping-pong ladder over every
+    /// transport and receive strategy; or manage labs (`lab up`, `lab down`, `lab list`).
+    Lab(lab::LabArgs),
+    /// Round-trip client against any UDP/TCP echo server (hftnet pong, socat, ...).
+    Ping(pingpong::PingArgs),
+    /// Echo server: sends every message it receives back to its sender, byte for byte.
+    Pong(pingpong::PongArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lab(a) => lab::run(a),
+        Command::Ping(a) => pingpong::ping(a),
+        Command::Pong(a) => pingpong::pong(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hftnet: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! `hftnet lab`: the main job (build a lab, run the ladder, print the table)
+//! and lab management (`up`, `down`, `list`).
+
+use std::fs;
+use std::process::ExitCode;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use hftnet_bench::clock::Clock;
+use hftnet_bench::env::Environment;
+use hftnet_bench::ladder::{Hosts, LadderConfig, RungResult, SliceResult, kernel_rungs, run_ladder, table};
+use hftnet_lab::{Host, Lab};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::util::{parse_duration, parse_size};
+
+/// Transports the ladder knows, in row order.
+const TRANSPORTS: &[&str] = &["udp", "tcp", "mcast"];
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    action: Option<LabAction>,
+    /// Transports to run, comma separated (udp, tcp, mcast).
+    #[arg(long, value_delimiter = ',', default_value = "udp,tcp,mcast")]
+    transports: Vec<String>,
+    /// Measured time per row, spread over the rounds.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Message size in bytes.
+    #[arg(long, default_value = "64", value_parser = parse_size)]
+    size: usize,
+    /// Round-robin passes over the rows (interleaving cancels drift).
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Write the results as a self-contained HTML page to this file.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+    /// Run on loopback in this namespace even when a lab could be built.
+    #[arg(long)]
+    loopback: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum LabAction {
+    /// Build a lab and leave it up (remove it with `hftnet lab down`).
+    Up {
+        /// Lab name (letters, digits, '-'; default: generated).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a lab, or every hftnet lab (e.g. left by a killed run).
+    Down {
+        /// Lab to remove.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Remove every hftnet lab on this machine.
+        #[arg(long)]
+        all: bool,
+    },
+    /// List the hftnet labs on this machine.
+    List,
+}
+
+pub fn run(a: LabArgs) -> Result<ExitCode> {
+    match a.action {
+        Some(LabAction::Up { name }) => up(name.as_deref()),
+        Some(LabAction::Down { name, all }) => down(name.as_deref(), all),
+        Some(LabAction::List) => {
+            for l in hftnet_lab::list() {
+                println!("{} {}", l.name, l.namespaces.join(" "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        None => ladder(&a),
+    }
+}
+
+fn up(name: Option<&str>) -> Result<ExitCode> {
+    hftnet_lab::check_privileges()?;
+    let lab = Lab::two_host(name)?;
+    print!("{}", lab.describe());
+    let name = lab.name().to_string();
+    // Leave it up on purpose: the user removes it with `lab down`.
+    std::mem::forget(lab);
+    println!("# lab {name} is up; remove it with: hftnet lab down --name {name}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn down(name: Option<&str>, all: bool) -> Result<ExitCode> {
+    hftnet_lab::check_privileges()?;
+    if all {
+        let gone = hftnet_lab::remove_all()?;
+        if gone.is_empty() {
+            println!("# no hftnet labs found");
+        }
+        for n in gone {
+            println!("removed lab {n}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name = name.expect("clap requires --name without --all");
+    if hftnet_lab::remove(name)? {
+        println!("removed lab {name}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("hftnet lab down: no lab named {name:?} (see `hftnet lab list`)");
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// The two ends in two lab namespaces.
+struct LabHosts<'a> {
+    server: &'a Host,
+    client: &'a Host,
+}
+
+impl Hosts for LabHosts<'_> {
+    fn spawn_server(&self, f: Box<dyn FnOnce() + Send + 'static>) -> Result<JoinHandle<()>, String> {
+        self.server.spawn_thread("hftnet-pong", f).map_err(|e| e.to_string())
+    }
+
+    fn run_client(&self, f: Box<dyn FnOnce() -> SliceResult + Send + 'static>) -> Result<SliceResult, String> {
+        self.client.run(f).map_err(|e| e.to_string())
+    }
+}
+
+/// Both ends in this process's namespace, over loopback.
+struct LoopbackHosts;
+
+impl Hosts for LoopbackHosts {
+    fn spawn_server(&self, f: Box<dyn FnOnce() + Send + 'static>) -> Result<JoinHandle<()>, String> {
+        std::thread::Builder::new().name("hftnet-pong".into()).spawn(f).map_err(|e| e.to_string())
+    }
+
+    fn run_client(&self, f: Box<dyn FnOnce() -> SliceResult + Send + 'static>) -> Result<SliceResult, String> {
+        std::thread::Builder::new()
+            .name("hftnet-ping".into())
+            .spawn(f)
+            .map_err(|e| e.to_string())?
+            .join()
+            .map_err(|_| "the ping thread panicked".to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct LabReport<'a> {
+    mode: &'a str,
+    lab: Option<hftnet_lab::LabInfo>,
+    message_bytes: usize,
+    duration_per_row_s: f64,
+    rounds: u32,
+    clock: String,
+    client_cpu: Option<usize>,
+    server_cpu: Option<usize>,
+    baseline: String,
+    environment: Environment,
+    results: &'a [RungResult],
+}
+
+fn ladder(a: &LabArgs) -> Result<ExitCode> {
+    for t in &a.transports {
+        if !TRANSPORTS.contains(&t.as_str()) {
+            bail!("unknown transport {t:?} in --transports; accepted: {}", TRANSPORTS.join(", "));
+        }
+    }
+    if a.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
+    let (client_cpu, server_cpu) = if cpus.len() >= 2 { (Some(cpus[0]), Some(cpus[1])) } else { (None, None) };
+    let cfg = LadderConfig { size: a.size, duration: a.duration, rounds: a.rounds, warmup: 1000, client_cpu, server_cpu };
+    let clock = Clock::new();
+
+    let privileged = hftnet_lab::check_privileges();
+    let lab = match (&privileged, a.loopback) {
+        (Ok(()), false) => Some(Lab::two_host(None).context("building the lab")?),
+        (Err(e), false) => {
+            eprintln!("hftnet lab: {e}");
+            eprintln!("hftnet lab: falling back to a loopback-only run in this namespace (no veth, no multicast)");
+            None
+        }
+        (_, true) => None,
+    };
+    let (mode, transports, rungs) = match &lab {
+        Some(lab) => {
+            let server = lab.exchange();
+            let rungs = kernel_rungs(&a.transports, &server.addr().to_string(), Some(server.iface()), 9000);
+            ("lab", a.transports.clone(), rungs)
+        }
+        None => {
+            let t: Vec<String> = a.transports.iter().filter(|t| *t != "mcast").cloned().collect();
+            if t.len() < a.transports.len() {
+                eprintln!("hftnet lab: mcast skipped on loopback (it needs the lab's veth)");
+            }
+            let rungs = kernel_rungs(&t, "127.0.0.1", None, 19000);
+            ("loopback", t, rungs)
+        }
+    };
+    if rungs.is_empty() {
+        bail!("nothing to run: no transport left for a {mode} run");
+    }
+
+    let mut head: Vec<(String, String)> = vec![
+        ("command".into(), "lab".into()),
+        ("mode".into(), mode.into()),
+        ("transports".into(), transports.join(",")),
+        ("message_bytes".into(), a.size.to_string()),
+        ("duration_per_row".into(), format!("{:?}", a.duration)),
+        ("rounds".into(), a.rounds.to_string()),
+        ("client_cpu".into(), client_cpu.map_or("not pinned".into(), |c| c.to_string())),
+        ("server_cpu".into(), server_cpu.map_or("not pinned".into(), |c| c.to_string())),
+        ("clock".into(), clock.kind().to_string()),
+    ];
+    if let Some(lab) = &lab {
+        for h in lab.hosts() {
+            head.push((format!("host_{}", h.role()), format!("{} {} {}/{}", h.netns(), h.iface(), h.addr(), h.prefix_len())));
+        }
+    }
+    head.extend(Environment::capture().lines());
+    print!("{}", hftnet_bench::report::comment_lines(&head));
+
+    let bar = ProgressBar::new((rungs.len() * a.rounds as usize) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = |done: usize, _total: usize, rung: &hftnet_bench::ladder::Rung| {
+        bar.set_position(done as u64);
+        bar.set_message(format!("{}/{}", rung.transport, rung.strategy));
+    };
+    let results = match &lab {
+        Some(lab) => {
+            let hosts = LabHosts { server: lab.exchange(), client: lab.trader() };
+            run_ladder(&hosts, &rungs, &cfg, clock, progress)
+        }
+        None => run_ladder(&LoopbackHosts, &rungs, &cfg, clock, progress),
+    };
+    bar.finish_and_clear();
+
+    println!("\nround trips (RTT), {} B messages; p50 ratio vs {}/{}:", a.size, rungs[0].transport, rungs[0].strategy);
+    print!("{}", table(&results));
+
+    let report = LabReport {
+        mode,
+        lab: lab.as_ref().map(Lab::info),
+        message_bytes: a.size,
+        duration_per_row_s: a.duration.as_secs_f64(),
+        rounds: a.rounds,
+        clock: clock.kind().to_string(),
+        client_cpu,
+        server_cpu,
+        baseline: format!("{}/{}", rungs[0].transport, rungs[0].strategy),
+        environment: Environment::capture(),
+        results: &results,
+    };
+    if let Some(p) = &a.json {
+        fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
+        println!("# json: {}", p.display());
+    }
+    if let Some(p) = &a.report {
+        fs::write(p, html(&report)).with_context(|| format!("writing {}", p.display()))?;
+        println!("# report: {}", p.display());
+    }
+    if let Some(lab) = lab {
+        lab.down().context("removing the lab")?;
+    }
+    let measured = results.iter().filter(|r| r.samples > 0).count();
+    Ok(if measured == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A self-contained HTML page of the results: table, notes and environment.
+fn html(r: &LabReport<'_>) -> String {
+    let us = |ns: u64| format!("{:.2}", ns as f64 / 1000.0);
+    let mut rows = String::new();
+    let max_p99 = r.results.iter().filter_map(|x| x.rtt_ns.map(|s| s.p99)).max().unwrap_or(1).max(1);
+    for x in r.results {
+        let (cells, bar) = match x.rtt_ns {
+            Some(s) if x.samples > 0 => (
+                format!(
+                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                    x.samples,
+                    us(s.p50),
+                    us(s.p99),
+                    us(s.p99_9),
+                    us(s.max),
+                    x.lost,
+                    x.p50_ratio.map_or("-".into(), |q| format!("{q:.2}×"))
+                ),
+                format!(
+                    "<div class=b style=\"width:{:.1}%\"></div><div class=t style=\"width:{:.1}%\"></div>",
+                    s.p50 as f64 * 100.0 / max_p99 as f64,
+                    (s.p99 - s.p50) as f64 * 100.0 / max_p99 as f64
+                ),
+            ),
+            _ => ("<td colspan=7>no figures</td>".into(), String::new()),
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td>{cells}<td class=g>{bar}</td><td>{}</td></tr>\n",
+            escape(&x.rung.transport),
+            escape(&x.rung.strategy),
+            escape(x.note.as_deref().unwrap_or(""))
+        ));
+    }
+    let env: String = r
+        .environment
+        .lines()
+        .into_iter()
+        .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", escape(&k), escape(&v)))
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>hftnet lab</title><style>\
+         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}}\
+         .g{{width:240px;text-align:left}}.g div{{display:inline-block;height:10px}}.b{{background:#36c}}.t{{background:#9bd}}</style></head><body>\
+         <h1>hftnet lab: round trips</h1><p>{} run, {} B messages, {:.1} s per row in {} interleaved rounds, clock {}; \
+         p50 ratio against {}. Figures are full round trips in µs. Bars: p50 (dark) and p99 (light).</p>\
+         <table><tr><th>transport</th><th>strategy</th><th>samples</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>lost</th><th>p50 ratio</th><th></th><th>note</th></tr>\n{rows}</table>\
+         <h2>Environment</h2><table>{env}</table></body></html>\n",
+        r.mode,
+        r.message_bytes,
+        r.duration_per_row_s,
+        r.rounds,
+        escape(&r.clock),
+        escape(&r.baseline),
+    )
+}

@@ -1,0 +1,185 @@
+//! `hftnet ping` and `hftnet pong`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hftnet_bench::clock::Clock;
+use hftnet_bench::env::Environment;
+use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
+use hftnet_bench::report::{PingReport, comment_lines};
+use hftnet_bench::stats::HGRM_MICROSECONDS;
+use hftnet_io::{Endpoint, Role, Transport, dispatch};
+
+use crate::util::{choose_cpu, parse_duration, parse_size, place};
+
+/// Exit code of a ping whose peer stopped answering.
+const EXIT_UNREACHABLE: u8 = 3;
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Transport URI of the echo server, e.g. udp://198.18.0.2:9000?rx=spin
+    uri: String,
+    /// Message size in bytes (at least 20: the probe header).
+    #[arg(long, default_value = "64", value_parser = parse_size)]
+    size: usize,
+    /// Measured round trips (default 100000 unless --duration is given).
+    #[arg(long, conflicts_with = "duration")]
+    count: Option<u64>,
+    /// Measure for this long instead of a count (e.g. 10s).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Probes sent first and not measured.
+    #[arg(long, default_value_t = 10_000)]
+    warmup: u64,
+    /// Send at this fixed rate (probes/s) and measure from the scheduled send time.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// How long to wait for each reply before counting it lost.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Pin the client thread to this CPU (overrides nothing: must agree with cpu= in the URI).
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Run as SCHED_FIFO with this priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO).
+    #[arg(long)]
+    fifo: Option<i32>,
+    /// Lock all memory (mlockall) before measuring.
+    #[arg(long)]
+    mlock: bool,
+    /// Print one JSON object on stdout instead of `# key: value` lines.
+    #[arg(long)]
+    json: bool,
+    /// Write the round-trip histogram in HdrHistogram's .hgrm text format (µs).
+    #[arg(long)]
+    hgrm: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PongArgs {
+    /// Transport URI to serve, e.g. udp://198.18.0.2:9000?rx=spin
+    uri: String,
+    /// Pin the server thread to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Stop after this long (default: until interrupted).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Run as SCHED_FIFO with this priority.
+    #[arg(long)]
+    fifo: Option<i32>,
+    /// Lock all memory (mlockall).
+    #[arg(long)]
+    mlock: bool,
+    /// Messages received per call (1 is lowest latency).
+    #[arg(long, default_value_t = 1)]
+    burst: usize,
+}
+
+pub fn ping(a: PingArgs) -> Result<ExitCode> {
+    let ep = Endpoint::parse(&a.uri)?;
+    let cfg = PingConfig {
+        size: a.size,
+        count: if a.duration.is_some() { a.count } else { Some(a.count.unwrap_or(100_000)) },
+        duration: a.duration,
+        warmup: a.warmup,
+        rate: a.rate,
+        reply_timeout: a.timeout,
+        give_up_after: 3,
+    };
+    cfg.validate(ep.max_message())?;
+    let cpu = choose_cpu(a.cpu, ep.socket_options().cpu)?;
+    let placement = place(cpu, a.fifo, a.mlock)?;
+    let clock = Clock::new();
+    let mut t = ep.open(Role::Client).with_context(|| format!("opening {}", a.uri))?;
+    if !a.json {
+        let mut head: Vec<(String, String)> = vec![
+            ("command".into(), "ping".into()),
+            ("uri".into(), a.uri.clone()),
+            ("message_bytes".into(), cfg.size.to_string()),
+            ("count".into(), cfg.count.map_or("-".into(), |c| c.to_string())),
+            ("duration".into(), cfg.duration.map_or("-".into(), |d| format!("{d:?}"))),
+            ("warmup".into(), cfg.warmup.to_string()),
+            ("rate_pps".into(), cfg.rate.map_or("closed loop".into(), |r| r.to_string())),
+            ("reply_timeout".into(), format!("{:?}", cfg.reply_timeout)),
+            ("clock".into(), clock.kind().to_string()),
+        ];
+        if let Some(r) = clock.fallback_reason() {
+            head.push(("clock_note".into(), r.to_string()));
+        }
+        head.extend(placement);
+        head.extend(t.capabilities().lines());
+        head.extend(Environment::capture().lines());
+        print!("{}", comment_lines(&head));
+        std::io::stdout().flush()?;
+    }
+    let out = dispatch!(&mut t, inner => run_ping(inner, &cfg, clock))?;
+    let report = PingReport::new(&a.uri, &cfg, &out, &clock, cpu, t.capabilities(), Environment::capture());
+    if let Some(path) = &a.hgrm {
+        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = BufWriter::new(f);
+        out.rtt.write_hgrm(&mut w, HGRM_MICROSECONDS)?;
+        w.flush()?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let mut tail = report.result_lines();
+        if out.rtt.summary().is_some() {
+            tail.push(("rtt_note".into(), "full round trips in ns; half of them is NOT one-way latency".into()));
+        }
+        if let Some(n) = t.capabilities().napi_id {
+            tail.push(("napi_id".into(), n.to_string()));
+        }
+        print!("{}", comment_lines(&tail));
+    }
+    if let Some(why) = &out.aborted {
+        eprintln!("hftnet ping: {why}; {} of {} probes lost", out.lost, out.sent);
+        return Ok(ExitCode::from(EXIT_UNREACHABLE));
+    }
+    if out.received == 0 {
+        eprintln!("hftnet ping: no reply received");
+        return Ok(ExitCode::from(EXIT_UNREACHABLE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pong(a: PongArgs) -> Result<ExitCode> {
+    let ep = Endpoint::parse(&a.uri)?;
+    let cpu = choose_cpu(a.cpu, ep.socket_options().cpu)?;
+    let placement = place(cpu, a.fifo, a.mlock)?;
+    let mut t = ep.open(Role::Server).with_context(|| format!("opening {}", a.uri))?;
+    let mut head: Vec<(String, String)> = vec![
+        ("command".into(), "pong".into()),
+        ("uri".into(), a.uri.clone()),
+        ("duration".into(), a.duration.map_or("until interrupted".into(), |d| format!("{d:?}"))),
+        ("burst".into(), a.burst.to_string()),
+    ];
+    head.extend(placement);
+    head.extend(t.capabilities().lines());
+    print!("{}", comment_lines(&head));
+    std::io::stdout().flush()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Ctrl-C or a kill ends the loop so the counters below are still printed.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    let cfg = PongConfig { duration: a.duration, burst: a.burst, max_message: ep.max_message().max(1), ..PongConfig::default() };
+    let out = dispatch!(&mut t, inner => run_pong(inner, &cfg, &stop))?;
+    let mut tail: Vec<(String, String)> = vec![
+        ("received".into(), out.received.to_string()),
+        ("echoed".into(), out.echoed.to_string()),
+        ("bytes".into(), out.bytes.to_string()),
+        ("truncated".into(), out.truncated.to_string()),
+        ("send_errors".into(), out.send_errors.to_string()),
+        ("recv_errors".into(), out.recv_errors.to_string()),
+    ];
+    tail.extend(t.capabilities().lines().into_iter().filter(|(k, _)| k.starts_with("napi") || k.starts_with("busy_poll_active")));
+    print!("{}", comment_lines(&tail));
+    Ok(ExitCode::SUCCESS)
+}

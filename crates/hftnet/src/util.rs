@@ -1,0 +1,87 @@
+//! Small helpers of the command line: durations, sizes, process placement.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// Parses `500ms`, `10s`, `2m`, `1.5s`, `250us`, `100ns`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration such as 500ms, 10s or 2m"))?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ns, us, ms, s, m or h")),
+    };
+    let secs = v * scale;
+    if !secs.is_finite() || secs < 0.0 || secs > 7.0 * 86400.0 {
+        return Err(format!("{s:?} is out of range (0 to 7 days)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a byte size (`64`, `4K`, `1M`).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    hftnet_io::uri::parse_size(s)
+        .map(|v| v as usize)
+        .ok_or_else(|| format!("{s:?} is not a size such as 64, 4K or 1M"))
+}
+
+/// Pins the calling thread, makes it SCHED_FIFO and locks memory, as asked.
+/// Returns `# key: value` lines saying what was done.
+pub fn place(cpu: Option<usize>, fifo: Option<i32>, mlock: bool) -> Result<Vec<(String, String)>> {
+    let mut lines = Vec::new();
+    if let Some(c) = cpu {
+        hftnet_sys::sched::pin_thread_to_cpu(c).with_context(|| format!("pinning to CPU {c}"))?;
+        lines.push(("cpu".into(), c.to_string()));
+    } else {
+        lines.push(("cpu".into(), "not pinned".into()));
+    }
+    if let Some(p) = fifo {
+        hftnet_sys::sched::set_fifo(p).with_context(|| format!("switching to SCHED_FIFO priority {p}"))?;
+        lines.push(("sched".into(), format!("SCHED_FIFO {p}")));
+    }
+    if mlock {
+        hftnet_sys::sched::mlockall_current_and_future().context("locking memory")?;
+        lines.push(("mlockall".into(), "yes".into()));
+    }
+    Ok(lines)
+}
+
+/// The CPU to pin to: the command line wins over the URI's `cpu=`; both given and different is an error.
+pub fn choose_cpu(flag: Option<usize>, uri: Option<usize>) -> Result<Option<usize>> {
+    match (flag, uri) {
+        (Some(a), Some(b)) if a != b => bail!("--cpu {a} contradicts cpu={b} in the URI; give one of them"),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
+        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("99999h").is_err());
+    }
+
+    #[test]
+    fn cpu_choice() {
+        assert_eq!(choose_cpu(Some(1), None).unwrap(), Some(1));
+        assert_eq!(choose_cpu(None, Some(0)).unwrap(), Some(0));
+        assert!(choose_cpu(Some(1), Some(0)).is_err());
+    }
+}
