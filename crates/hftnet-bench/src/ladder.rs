@@ -45,13 +45,17 @@ pub trait Hosts {
     ///
     /// # Errors
     /// When the thread cannot be placed there.
-    fn spawn_server(&self, f: Box<dyn FnOnce() + Send + 'static>) -> Result<JoinHandle<()>, String>;
+    fn spawn_server(&self, f: Box<dyn FnOnce() + Send + 'static>)
+    -> Result<JoinHandle<()>, String>;
 
     /// Runs `f` where the client lives and returns what it returned.
     ///
     /// # Errors
     /// When the thread cannot be placed there.
-    fn run_client(&self, f: Box<dyn FnOnce() -> SliceResult + Send + 'static>) -> Result<SliceResult, String>;
+    fn run_client(
+        &self,
+        f: Box<dyn FnOnce() -> SliceResult + Send + 'static>,
+    ) -> Result<SliceResult, String>;
 }
 
 /// How the ladder runs.
@@ -118,7 +122,12 @@ pub struct RungResult {
 /// interface multicast uses on each end; `base_port` + row index gives each
 /// rung its own port.
 #[must_use]
-pub fn kernel_rungs(transports: &[String], server_ip: &str, iface: Option<&str>, base_port: u16) -> Vec<Rung> {
+pub fn kernel_rungs(
+    transports: &[String],
+    server_ip: &str,
+    iface: Option<&str>,
+    base_port: u16,
+) -> Vec<Rung> {
     const STRATEGIES: [(&str, &str); 4] = [
         ("block", "rx=block"),
         ("spin", "rx=spin"),
@@ -135,7 +144,10 @@ pub fn kernel_rungs(transports: &[String], server_ip: &str, iface: Option<&str>,
                     let g = format!("mcast://239.1.1.1:{port}?{q}{ifq}");
                     (g.clone(), g)
                 }
-                other => (format!("{other}://{server_ip}:{port}?{q}"), format!("{other}://{server_ip}:{port}?{q}")),
+                other => (
+                    format!("{other}://{server_ip}:{port}?{q}"),
+                    format!("{other}://{server_ip}:{port}?{q}"),
+                ),
             };
             rungs.push(Rung {
                 transport: t.clone(),
@@ -151,14 +163,30 @@ pub fn kernel_rungs(transports: &[String], server_ip: &str, iface: Option<&str>,
 }
 
 /// Runs one slice: server on its host, client on its host, then stops the server.
-fn run_slice(hosts: &dyn Hosts, rung: &Rung, cfg: &LadderConfig, slice: Duration, clock: Clock) -> SliceResult {
+fn run_slice(
+    hosts: &dyn Hosts,
+    rung: &Rung,
+    cfg: &LadderConfig,
+    slice: Duration,
+    clock: Clock,
+) -> SliceResult {
     let server_ep = match Endpoint::parse(&rung.server_uri) {
         Ok(e) => e,
-        Err(e) => return SliceResult { error: Some(e.to_string()), ..SliceResult::default() },
+        Err(e) => {
+            return SliceResult {
+                error: Some(e.to_string()),
+                ..SliceResult::default()
+            };
+        }
     };
     let client_ep = match Endpoint::parse(&rung.client_uri) {
         Ok(e) => e,
-        Err(e) => return SliceResult { error: Some(e.to_string()), ..SliceResult::default() },
+        Err(e) => {
+            return SliceResult {
+                error: Some(e.to_string()),
+                ..SliceResult::default()
+            };
+        }
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -177,13 +205,21 @@ fn run_slice(hosts: &dyn Hosts, rung: &Rung, cfg: &LadderConfig, slice: Duration
             }
         };
         let _ = ready_tx.send(Ok(()));
-        let pong = PongConfig { check_every: Duration::from_millis(20), ..PongConfig::default() };
+        let pong = PongConfig {
+            check_every: Duration::from_millis(20),
+            ..PongConfig::default()
+        };
         let _ = dispatch!(&mut t, inner => run_pong(inner, &pong, &stop2));
         let _ = caps_tx.send(t.capabilities());
     }));
     let server = match server {
         Ok(h) => h,
-        Err(e) => return SliceResult { error: Some(e), ..SliceResult::default() },
+        Err(e) => {
+            return SliceResult {
+                error: Some(e),
+                ..SliceResult::default()
+            };
+        }
     };
     let stop_server = |server: JoinHandle<()>| {
         stop.store(true, Ordering::Relaxed);
@@ -193,11 +229,17 @@ fn run_slice(hosts: &dyn Hosts, rung: &Rung, cfg: &LadderConfig, slice: Duration
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             stop_server(server);
-            return SliceResult { error: Some(e), ..SliceResult::default() };
+            return SliceResult {
+                error: Some(e),
+                ..SliceResult::default()
+            };
         }
         Err(_) => {
             stop_server(server);
-            return SliceResult { error: Some("server did not start within 5 s".into()), ..SliceResult::default() };
+            return SliceResult {
+                error: Some("server did not start within 5 s".into()),
+                ..SliceResult::default()
+            };
         }
     }
     let ping = PingConfig {
@@ -216,10 +258,18 @@ fn run_slice(hosts: &dyn Hosts, rung: &Rung, cfg: &LadderConfig, slice: Duration
         }
         let mut t = match client_ep.open(Role::Client) {
             Ok(t) => t,
-            Err(e) => return SliceResult { error: Some(format!("client: {e}")), ..SliceResult::default() },
+            Err(e) => {
+                return SliceResult {
+                    error: Some(format!("client: {e}")),
+                    ..SliceResult::default()
+                };
+            }
         };
         if let Err(e) = ping.validate(client_ep.max_message()) {
-            return SliceResult { error: Some(e.to_string()), ..SliceResult::default() };
+            return SliceResult {
+                error: Some(e.to_string()),
+                ..SliceResult::default()
+            };
         }
         match dispatch!(&mut t, inner => run_ping(inner, &ping, clock)) {
             Ok(out) => SliceResult {
@@ -230,11 +280,17 @@ fn run_slice(hosts: &dyn Hosts, rung: &Rung, cfg: &LadderConfig, slice: Duration
                 client_caps: Some(t.capabilities()),
                 server_caps: None,
             },
-            Err(e) => SliceResult { error: Some(e.to_string()), ..SliceResult::default() },
+            Err(e) => SliceResult {
+                error: Some(e.to_string()),
+                ..SliceResult::default()
+            },
         }
     }));
     stop_server(server);
-    let mut res = res.unwrap_or_else(|e| SliceResult { error: Some(e), ..SliceResult::default() });
+    let mut res = res.unwrap_or_else(|e| SliceResult {
+        error: Some(e),
+        ..SliceResult::default()
+    });
     res.server_caps = caps_rx.try_recv().ok();
     res
 }
@@ -270,13 +326,20 @@ pub fn run_ladder(
                     a.note = Some(e);
                     a.retired = true;
                 } else if rung.needs_busy_poll {
-                    let active = a.server_caps.as_ref().and_then(Capabilities::busy_poll_active);
+                    let active = a
+                        .server_caps
+                        .as_ref()
+                        .and_then(Capabilities::busy_poll_active);
                     if active != Some(true) {
-                        let napi =
-                            a.server_caps.as_ref().and_then(|c| c.napi_id).map_or("unknown".into(), |n| n.to_string());
+                        let napi = a
+                            .server_caps
+                            .as_ref()
+                            .and_then(|c| c.napi_id)
+                            .map_or("unknown".into(), |n| n.to_string());
                         a.note = Some(format!(
-                            "busy polling not in effect (server NAPI id {napi}): the device has no NAPI context \
-                             (veth gets one with GRO or an XDP program); figures equal rx=block, row not repeated"
+                            "busy polling not in effect (server NAPI id {napi}): packets do not arrive through a NAPI \
+                             context (veth needs GRO on and TSO off on the sender, as `hftnet lab` sets unless \
+                             --no-napi); figures equal rx=block, row not repeated"
                         ));
                         a.retired = true;
                     }
@@ -328,7 +391,15 @@ struct Acc {
 pub fn table(results: &[RungResult]) -> String {
     let mut s = format!(
         "{:<8} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}\n",
-        "transport", "strategy", "samples", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "lost", "p50 ratio"
+        "transport",
+        "strategy",
+        "samples",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "lost",
+        "p50 ratio"
     );
     let us = |ns: u64| format!("{:.2}", ns as f64 / 1000.0);
     for r in results {
@@ -345,12 +416,19 @@ pub fn table(results: &[RungResult]) -> String {
                 r.lost,
                 r.p50_ratio.map_or("-".into(), |q| format!("{q:.2}x")),
             )),
-            _ => s.push_str(&format!("{:<8} {:<10} {:>9}  (no figures)\n", r.rung.transport, r.rung.strategy, 0)),
+            _ => s.push_str(&format!(
+                "{:<8} {:<10} {:>9}  (no figures)\n",
+                r.rung.transport, r.rung.strategy, 0
+            )),
         }
     }
     let notes: Vec<String> = results
         .iter()
-        .filter_map(|r| r.note.as_ref().map(|n| format!("  {}/{}: {n}", r.rung.transport, r.rung.strategy)))
+        .filter_map(|r| {
+            r.note
+                .as_ref()
+                .map(|n| format!("  {}/{}: {n}", r.rung.transport, r.rung.strategy))
+        })
         .collect();
     if !notes.is_empty() {
         s.push_str("notes:\n");
@@ -366,12 +444,20 @@ mod tests {
 
     #[test]
     fn rungs_cover_transports_and_strategies_with_own_ports() {
-        let r = kernel_rungs(&["udp".into(), "mcast".into()], "198.18.0.2", Some("veth0"), 9000);
+        let r = kernel_rungs(
+            &["udp".into(), "mcast".into()],
+            "198.18.0.2",
+            Some("veth0"),
+            9000,
+        );
         assert_eq!(r.len(), 8);
         assert_eq!(r[0].server_uri, "udp://198.18.0.2:9000?rx=block");
         assert_eq!(r[1].client_uri, "udp://198.18.0.2:9001?rx=spin");
         assert!(r[3].needs_busy_poll);
-        assert_eq!(r[4].server_uri, "mcast://239.1.1.1:9004?rx=block&iface=veth0");
+        assert_eq!(
+            r[4].server_uri,
+            "mcast://239.1.1.1:9004?rx=block&iface=veth0"
+        );
         for rung in &r {
             Endpoint::parse(&rung.server_uri).unwrap();
             Endpoint::parse(&rung.client_uri).unwrap();

@@ -4,7 +4,7 @@
 
 pub mod clock;
 pub mod env;
-pub mod stats;
+pub mod ladder;
 pub mod pingpong;
 pub mod report;
-pub mod ladder;
+pub mod stats;

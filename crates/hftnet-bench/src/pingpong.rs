@@ -86,7 +86,11 @@ impl PingConfig {
     /// [`PingConfigError`] naming the problem.
     pub fn validate(&self, max_message: usize) -> Result<(), PingConfigError> {
         if self.size < probe::HEADER_LEN || self.size > max_message {
-            return Err(PingConfigError::Size { size: self.size, min: probe::HEADER_LEN, max: max_message });
+            return Err(PingConfigError::Size {
+                size: self.size,
+                min: probe::HEADER_LEN,
+                max: max_message,
+            });
         }
         if self.count.is_none() && self.duration.is_none() {
             return Err(PingConfigError::Unbounded);
@@ -146,7 +150,10 @@ impl Seen {
     const WINDOW: u64 = 1 << 16;
 
     fn new() -> Self {
-        Self { bits: vec![0; (Self::WINDOW / 64) as usize].into_boxed_slice(), top: 0 }
+        Self {
+            bits: vec![0; (Self::WINDOW / 64) as usize].into_boxed_slice(),
+            top: 0,
+        }
     }
 
     /// Marks `seq`; returns `None` for a sequence number too old to judge,
@@ -267,7 +274,11 @@ impl<T: Transport> Run<'_, T> {
 /// # Errors
 /// Only when the receive timeout cannot be set; failures of individual sends
 /// and receives are counted in the outcome.
-pub fn run_ping<T: Transport>(t: &mut T, cfg: &PingConfig, clock: Clock) -> Result<PingOutcome, SyscallError> {
+pub fn run_ping<T: Transport>(
+    t: &mut T,
+    cfg: &PingConfig,
+    clock: Clock,
+) -> Result<PingOutcome, SyscallError> {
     let slot = (cfg.size * 2).max(2048);
     let mut run = Run {
         t,
@@ -338,7 +349,8 @@ fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
 fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), SyscallError> {
     let interval_ns = (1_000_000_000 / rate).max(1);
     // Wake at least once per interval to keep the timetable.
-    run.t.set_recv_timeout(Some(Duration::from_nanos(interval_ns.max(20_000))))?;
+    run.t
+        .set_recv_timeout(Some(Duration::from_nanos(interval_ns.max(20_000))))?;
     let start_ns = run.clock.now_ns();
     let start_ticks = run.clock.now();
     let tsc_hz = run.clock.tsc_hz();
@@ -359,7 +371,10 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
         let due_ns = seq * interval_ns;
         let done_sending = seq >= run.cfg.warmup
             && (run.cfg.count.is_some_and(|c| run.out.sent >= c)
-                || run.cfg.duration.is_some_and(|d| measuring_since.is_some_and(|s| s.elapsed() >= d)));
+                || run
+                    .cfg
+                    .duration
+                    .is_some_and(|d| measuring_since.is_some_and(|s| s.elapsed() >= d)));
         if done_sending {
             break;
         }
@@ -389,7 +404,10 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
     // Collect replies still in flight.
     let drain = Instant::now();
     run.t.set_recv_timeout(Some(Duration::from_millis(10)))?;
-    while run.out.received < run.out.sent && drain.elapsed() < run.cfg.reply_timeout && run.out.aborted.is_none() {
+    while run.out.received < run.out.sent
+        && drain.elapsed() < run.cfg.reply_timeout
+        && run.out.aborted.is_none()
+    {
         run.receive(|_| {});
     }
     run.out.elapsed = measuring_since.map_or(measure_start.elapsed(), |s| s.elapsed());
@@ -411,7 +429,12 @@ pub struct PongConfig {
 
 impl Default for PongConfig {
     fn default() -> Self {
-        Self { duration: None, burst: 1, max_message: 65_536, check_every: Duration::from_millis(50) }
+        Self {
+            duration: None,
+            burst: 1,
+            max_message: 65_536,
+            check_every: Duration::from_millis(50),
+        }
     }
 }
 
@@ -437,7 +460,11 @@ pub struct PongOutcome {
 ///
 /// # Errors
 /// When the receive timeout cannot be set.
-pub fn run_pong<T: Transport>(t: &mut T, cfg: &PongConfig, stop: &AtomicBool) -> Result<PongOutcome, SyscallError> {
+pub fn run_pong<T: Transport>(
+    t: &mut T,
+    cfg: &PongConfig,
+    stop: &AtomicBool,
+) -> Result<PongOutcome, SyscallError> {
     t.set_recv_timeout(Some(cfg.check_every))?;
     let mut burst = RxBurst::new(cfg.burst.max(1), cfg.max_message.max(1));
     let mut out = PongOutcome::default();
@@ -491,13 +518,34 @@ mod tests {
 
     #[test]
     fn config_validation() {
-        let c = PingConfig { size: 10, ..PingConfig::default() };
-        assert!(matches!(c.validate(1000), Err(PingConfigError::Size { .. })));
-        let c = PingConfig { size: 2000, ..PingConfig::default() };
-        assert!(c.validate(1000).unwrap_err().to_string().contains("20..=1000"));
-        let c = PingConfig { count: None, duration: None, ..PingConfig::default() };
+        let c = PingConfig {
+            size: 10,
+            ..PingConfig::default()
+        };
+        assert!(matches!(
+            c.validate(1000),
+            Err(PingConfigError::Size { .. })
+        ));
+        let c = PingConfig {
+            size: 2000,
+            ..PingConfig::default()
+        };
+        assert!(
+            c.validate(1000)
+                .unwrap_err()
+                .to_string()
+                .contains("20..=1000")
+        );
+        let c = PingConfig {
+            count: None,
+            duration: None,
+            ..PingConfig::default()
+        };
         assert_eq!(c.validate(1000), Err(PingConfigError::Unbounded));
-        let c = PingConfig { rate: Some(0), ..PingConfig::default() };
+        let c = PingConfig {
+            rate: Some(0),
+            ..PingConfig::default()
+        };
         assert_eq!(c.validate(1000), Err(PingConfigError::ZeroRate));
         assert!(PingConfig::default().validate(65507).is_ok());
     }

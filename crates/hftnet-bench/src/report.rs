@@ -172,19 +172,49 @@ mod tests {
         for v in [1000, 2000, 3000] {
             rtt.record(v);
         }
-        let out = PingOutcome { rtt, sent: 4, received: 3, lost: 1, warmup_sent: 10, ..PingOutcome::default() };
+        let out = PingOutcome {
+            rtt,
+            sent: 4,
+            received: 3,
+            lost: 1,
+            warmup_sent: 10,
+            ..PingOutcome::default()
+        };
         let cfg = PingConfig::default();
         let clock = Clock::monotonic();
-        let caps = Capabilities { transport: "udp", ..Capabilities::default() };
-        let r = PingReport::new("udp://1.2.3.4:5", &cfg, &out, &clock, Some(1), caps, Environment::capture());
+        let caps = Capabilities {
+            transport: "udp",
+            ..Capabilities::default()
+        };
+        let r = PingReport::new(
+            "udp://1.2.3.4:5",
+            &cfg,
+            &out,
+            &clock,
+            Some(1),
+            caps,
+            Environment::capture(),
+        );
         let j: serde_json::Value = serde_json::to_value(&r).unwrap();
         for key in [
-            "transport", "uri", "message_bytes", "samples", "warmup", "lost", "duplicated", "reordered", "rtt_ns",
-            "clock", "client_cpu", "rate_pps",
+            "transport",
+            "uri",
+            "message_bytes",
+            "samples",
+            "warmup",
+            "lost",
+            "duplicated",
+            "reordered",
+            "rtt_ns",
+            "clock",
+            "client_cpu",
+            "rate_pps",
         ] {
             assert!(j.get(key).is_some(), "missing {key}");
         }
-        for key in ["min", "mean", "stddev", "p50", "p90", "p99", "p99_9", "p99_99", "max"] {
+        for key in [
+            "min", "mean", "stddev", "p50", "p90", "p99", "p99_9", "p99_99", "max",
+        ] {
             assert!(j["rtt_ns"].get(key).is_some(), "missing rtt_ns.{key}");
         }
         assert_eq!(j["transport"], "udp");

@@ -47,9 +47,15 @@ fn allocs() -> u64 {
 
 /// Allocations made by the ping thread and the pong thread for a run of `n` probes.
 fn run(scheme: &str, rx: &str, n: u64) -> (u64, u64) {
-    let mut server = Endpoint::parse(&format!("{scheme}://127.0.0.1:0?rx={rx}")).unwrap().open(Role::Server).unwrap();
+    let mut server = Endpoint::parse(&format!("{scheme}://127.0.0.1:0?rx={rx}"))
+        .unwrap()
+        .open(Role::Server)
+        .unwrap();
     let addr = server.capabilities().local.unwrap();
-    let mut client = Endpoint::parse(&format!("{scheme}://{addr}?rx={rx}")).unwrap().open(Role::Client).unwrap();
+    let mut client = Endpoint::parse(&format!("{scheme}://{addr}?rx={rx}"))
+        .unwrap()
+        .open(Role::Client)
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     let pong = thread::spawn(move || {
@@ -76,10 +82,22 @@ fn run(scheme: &str, rx: &str, n: u64) -> (u64, u64) {
 
 #[test]
 fn no_allocation_per_message() {
-    for (scheme, rx) in [("udp", "block"), ("udp", "spin"), ("udp", "adaptive"), ("tcp", "block"), ("tcp", "spin")] {
+    for (scheme, rx) in [
+        ("udp", "block"),
+        ("udp", "spin"),
+        ("udp", "adaptive"),
+        ("tcp", "block"),
+        ("tcp", "spin"),
+    ] {
         let short = run(scheme, rx, 200);
         let long = run(scheme, rx, 5000);
-        assert_eq!(short.0, long.0, "{scheme}/{rx}: ping allocations grew with the message count");
-        assert_eq!(short.1, long.1, "{scheme}/{rx}: pong allocations grew with the message count");
+        assert_eq!(
+            short.0, long.0,
+            "{scheme}/{rx}: ping allocations grew with the message count"
+        );
+        assert_eq!(
+            short.1, long.1,
+            "{scheme}/{rx}: pong allocations grew with the message count"
+        );
     }
 }

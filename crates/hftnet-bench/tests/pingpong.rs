@@ -11,7 +11,13 @@ use hftnet_bench::clock::Clock;
 use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
 use hftnet_io::{Endpoint, Role, Transport};
 
-fn pong_server(uri: &str) -> (SocketAddr, Arc<AtomicBool>, thread::JoinHandle<hftnet_bench::pingpong::PongOutcome>) {
+fn pong_server(
+    uri: &str,
+) -> (
+    SocketAddr,
+    Arc<AtomicBool>,
+    thread::JoinHandle<hftnet_bench::pingpong::PongOutcome>,
+) {
     let mut server = Endpoint::parse(uri).unwrap().open(Role::Server).unwrap();
     let addr = server.capabilities().local.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -21,7 +27,12 @@ fn pong_server(uri: &str) -> (SocketAddr, Arc<AtomicBool>, thread::JoinHandle<hf
 }
 
 fn cfg(count: u64) -> PingConfig {
-    PingConfig { count: Some(count), warmup: 100, reply_timeout: Duration::from_secs(2), ..PingConfig::default() }
+    PingConfig {
+        count: Some(count),
+        warmup: 100,
+        reply_timeout: Duration::from_secs(2),
+        ..PingConfig::default()
+    }
 }
 
 #[test]
@@ -29,7 +40,10 @@ fn udp_and_tcp_ping_pong_each_strategy() {
     for scheme in ["udp", "tcp"] {
         for rx in ["block", "spin", "adaptive"] {
             let (addr, stop, h) = pong_server(&format!("{scheme}://127.0.0.1:0?rx={rx}"));
-            let mut client = Endpoint::parse(&format!("{scheme}://{addr}?rx={rx}")).unwrap().open(Role::Client).unwrap();
+            let mut client = Endpoint::parse(&format!("{scheme}://{addr}?rx={rx}"))
+                .unwrap()
+                .open(Role::Client)
+                .unwrap();
             let out = run_ping(&mut client, &cfg(2000), Clock::new()).unwrap();
             drop(client);
             stop.store(true, Ordering::Relaxed);
@@ -37,12 +51,22 @@ fn udp_and_tcp_ping_pong_each_strategy() {
             assert_eq!(out.sent, 2000, "{scheme}/{rx}");
             assert_eq!(out.warmup_sent, 100);
             assert_eq!(out.received, 2000, "{scheme}/{rx}: {out:?}");
-            assert_eq!(out.lost + out.duplicated + out.foreign + out.truncated, 0, "{scheme}/{rx}: {out:?}");
+            assert_eq!(
+                out.lost + out.duplicated + out.foreign + out.truncated,
+                0,
+                "{scheme}/{rx}: {out:?}"
+            );
             assert_eq!(out.rtt.len(), 2000);
             let s = out.rtt.summary().unwrap();
-            assert!(s.min > 0 && s.min <= s.p50 && s.p50 <= s.p99 && s.p99 <= s.max, "{s:?}");
+            assert!(
+                s.min > 0 && s.min <= s.p50 && s.p50 <= s.p99 && s.p99 <= s.max,
+                "{s:?}"
+            );
             assert!(s.p50 < 50_000_000, "loopback p50 under 50 ms: {s:?}");
-            assert_eq!(pong.echoed, 2100, "{scheme}/{rx}: pong echoed warm-up and measured probes");
+            assert_eq!(
+                pong.echoed, 2100,
+                "{scheme}/{rx}: pong echoed warm-up and measured probes"
+            );
             assert_eq!(pong.bytes, 2100 * 64);
         }
     }
@@ -51,8 +75,16 @@ fn udp_and_tcp_ping_pong_each_strategy() {
 #[test]
 fn fixed_rate_measures_from_the_schedule() {
     let (addr, stop, h) = pong_server("udp://127.0.0.1:0?rx=spin");
-    let mut client = Endpoint::parse(&format!("udp://{addr}?rx=spin")).unwrap().open(Role::Client).unwrap();
-    let c = PingConfig { rate: Some(20_000), count: Some(4000), warmup: 200, ..cfg(0) };
+    let mut client = Endpoint::parse(&format!("udp://{addr}?rx=spin"))
+        .unwrap()
+        .open(Role::Client)
+        .unwrap();
+    let c = PingConfig {
+        rate: Some(20_000),
+        count: Some(4000),
+        warmup: 200,
+        ..cfg(0)
+    };
     let t = std::time::Instant::now();
     let out = run_ping(&mut client, &c, Clock::new()).unwrap();
     stop.store(true, Ordering::Relaxed);
@@ -60,7 +92,11 @@ fn fixed_rate_measures_from_the_schedule() {
     assert_eq!(out.sent, 4000);
     assert_eq!(out.received, 4000, "{out:?}");
     // 4200 probes at 20 kpps take at least 0.21 s: the timetable was kept, not raced.
-    assert!(t.elapsed() >= Duration::from_millis(200), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 /// An echo server that misbehaves: answers with junk, a short and a long
@@ -68,23 +104,41 @@ fn fixed_rate_measures_from_the_schedule() {
 #[test]
 fn foreign_truncated_and_duplicate_replies_are_counted() {
     let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-    server.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let addr = server.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     let h = thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while !s2.load(Ordering::Relaxed) {
-            let Ok((n, from)) = server.recv_from(&mut buf) else { continue };
-            server.send_to(b"not a probe at all, just some bytes", from).unwrap();
+            let Ok((n, from)) = server.recv_from(&mut buf) else {
+                continue;
+            };
+            server
+                .send_to(b"not a probe at all, just some bytes", from)
+                .unwrap();
             server.send_to(&buf[..10], from).unwrap();
             server.send_to(&[0xAB; 3000], from).unwrap();
             server.send_to(&buf[..n], from).unwrap();
             server.send_to(&buf[..n], from).unwrap();
         }
     });
-    let mut client = Endpoint::parse(&format!("udp://{addr}")).unwrap().open(Role::Client).unwrap();
-    let out = run_ping(&mut client, &PingConfig { count: Some(50), warmup: 0, ..cfg(0) }, Clock::new()).unwrap();
+    let mut client = Endpoint::parse(&format!("udp://{addr}"))
+        .unwrap()
+        .open(Role::Client)
+        .unwrap();
+    let out = run_ping(
+        &mut client,
+        &PingConfig {
+            count: Some(50),
+            warmup: 0,
+            ..cfg(0)
+        },
+        Clock::new(),
+    )
+    .unwrap();
     stop.store(true, Ordering::Relaxed);
     h.join().unwrap();
     assert_eq!(out.received, 50, "{out:?}");
@@ -99,15 +153,37 @@ fn foreign_truncated_and_duplicate_replies_are_counted() {
 #[test]
 fn unreachable_peer_is_reported_not_hung() {
     // A port nobody listens on: connected UDP gets ICMP port unreachable.
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut client = Endpoint::parse(&format!("udp://127.0.0.1:{port}")).unwrap().open(Role::Client).unwrap();
-    let c = PingConfig { count: Some(1000), warmup: 0, reply_timeout: Duration::from_millis(100), ..cfg(0) };
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut client = Endpoint::parse(&format!("udp://127.0.0.1:{port}"))
+        .unwrap()
+        .open(Role::Client)
+        .unwrap();
+    let c = PingConfig {
+        count: Some(1000),
+        warmup: 0,
+        reply_timeout: Duration::from_millis(100),
+        ..cfg(0)
+    };
     let t = std::time::Instant::now();
     let out = run_ping(&mut client, &c, Clock::new()).unwrap();
-    assert!(t.elapsed() < Duration::from_secs(5), "gave up in time: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "gave up in time: {:?}",
+        t.elapsed()
+    );
     assert!(out.aborted.is_some(), "{out:?}");
     assert_eq!(out.received, 0);
     assert_eq!(out.lost, out.sent);
-    assert!(out.recv_errors > 0, "ICMP port unreachable surfaced: {out:?}");
-    assert!(out.first_error.as_deref().unwrap_or("").contains("refused"), "{out:?}");
+    assert!(
+        out.recv_errors > 0,
+        "ICMP port unreachable surfaced: {out:?}"
+    );
+    assert!(
+        out.first_error.as_deref().unwrap_or("").contains("refused"),
+        "{out:?}"
+    );
 }

@@ -87,12 +87,16 @@ impl SocketOptions {
             strategy: RxStrategy::from_params(p)?,
             rcvbuf: p.size("rcvbuf")?,
             sndbuf: p.size("sndbuf")?,
-            priority: p.int("priority", 0..=i64::from(i32::MAX))?.map(|v| v as i32),
+            priority: p
+                .int("priority", 0..=i64::from(i32::MAX))?
+                .map(|v| v as i32),
             tos: p.int("tos", 0..=255)?.map(|v| v as u8),
             device: p.get_with("device", "an interface name of 1 to 15 characters", |v| {
                 (!v.is_empty() && v.len() < 16 && !v.contains('/')).then(|| v.to_string())
             })?,
-            bind: p.get_with("bind", "a local IP:PORT such as 198.18.0.1:0", |v| v.parse().ok())?,
+            bind: p.get_with("bind", "a local IP:PORT such as 198.18.0.1:0", |v| {
+                v.parse().ok()
+            })?,
             cpu: p.int("cpu", 0..=4095)?.map(|v| v as usize),
             reuseaddr: p.bool("reuseaddr")?,
             reuseport: p.bool("reuseport")?,
@@ -105,10 +109,12 @@ impl SocketOptions {
         let fd = s.as_fd();
         let mut notes = Vec::new();
         if let Some(v) = self.reuseaddr {
-            sock::set_int(fd, sock::SO_REUSEADDR, i32::from(v)).map_err(OpenError::setup("setting SO_REUSEADDR"))?;
+            sock::set_int(fd, sock::SO_REUSEADDR, i32::from(v))
+                .map_err(OpenError::setup("setting SO_REUSEADDR"))?;
         }
         if let Some(v) = self.reuseport {
-            sock::set_int(fd, sock::SO_REUSEPORT, i32::from(v)).map_err(OpenError::setup("setting SO_REUSEPORT"))?;
+            sock::set_int(fd, sock::SO_REUSEPORT, i32::from(v))
+                .map_err(OpenError::setup("setting SO_REUSEPORT"))?;
         }
         if let Some(dev) = &self.device {
             sock::bind_to_device(fd, dev).map_err(|e| match e.errno() {
@@ -118,19 +124,39 @@ impl SocketOptions {
                     privilege: "CAP_NET_RAW on this kernel (run as root)",
                     source: e,
                 },
-                _ => OpenError::Setup { step: format!("binding to device {dev}"), source: e },
+                _ => OpenError::Setup {
+                    step: format!("binding to device {dev}"),
+                    source: e,
+                },
             })?;
         }
         if let Some(b) = self.rcvbuf {
-            set_buffer(s, b, sock::SO_RCVBUFFORCE, sock::SO_RCVBUF, "rcvbuf", "net.core.rmem_max", &mut notes)?;
+            set_buffer(
+                s,
+                b,
+                sock::SO_RCVBUFFORCE,
+                sock::SO_RCVBUF,
+                "rcvbuf",
+                "net.core.rmem_max",
+                &mut notes,
+            )?;
         }
         if let Some(b) = self.sndbuf {
-            set_buffer(s, b, sock::SO_SNDBUFFORCE, sock::SO_SNDBUF, "sndbuf", "net.core.wmem_max", &mut notes)?;
+            set_buffer(
+                s,
+                b,
+                sock::SO_SNDBUFFORCE,
+                sock::SO_SNDBUF,
+                "sndbuf",
+                "net.core.wmem_max",
+                &mut notes,
+            )?;
         }
         // IP_TOS first: setting it overwrites the socket priority with one derived
         // from the TOS bits, so an explicit priority must come after it.
         if let Some(t) = self.tos {
-            sock::set_int(fd, sock::IP_TOS, i32::from(t)).map_err(OpenError::setup("setting IP_TOS"))?;
+            sock::set_int(fd, sock::IP_TOS, i32::from(t))
+                .map_err(OpenError::setup("setting IP_TOS"))?;
         }
         if let Some(p) = self.priority {
             sock::set_int(fd, sock::SO_PRIORITY, p).map_err(|e| {
@@ -145,7 +171,12 @@ impl SocketOptions {
                 }
             })?;
         }
-        if let RxStrategy::BusyPoll { usecs, budget, prefer } = self.strategy {
+        if let RxStrategy::BusyPoll {
+            usecs,
+            budget,
+            prefer,
+        } = self.strategy
+        {
             apply_busy_poll(s, usecs, budget, prefer, &mut notes)?;
         }
         Ok(notes)
@@ -191,10 +222,13 @@ fn set_buffer(
         }
         Err(e) => return Err(OpenError::setup(format!("setting {name}"))(e)),
     }
-    let granted = sock::get_int(fd, plain).map_err(OpenError::setup(format!("reading back {name}")))?;
+    let granted =
+        sock::get_int(fd, plain).map_err(OpenError::setup(format!("reading back {name}")))?;
     // The kernel doubles the request for its bookkeeping; less than that means clamping.
     if (granted as u64) < 2 * u64::from(bytes) {
-        notes.push(format!("{name}: asked {bytes} bytes, kernel granted {granted} (clamped by {sysctl})"));
+        notes.push(format!(
+            "{name}: asked {bytes} bytes, kernel granted {granted} (clamped by {sysctl})"
+        ));
     }
     Ok(())
 }
@@ -222,7 +256,10 @@ fn apply_busy_poll(
         match sock::set_int(fd, opt, v) {
             Ok(()) => Ok(()),
             Err(e) if e.errno() == Some(libc::ENOPROTOOPT) => {
-                notes.push(format!("{} is not supported by this kernel (needs 5.11+)", opt.set_call));
+                notes.push(format!(
+                    "{} is not supported by this kernel (needs 5.11+)",
+                    opt.set_call
+                ));
                 Ok(())
             }
             Err(e) if e.is_permission() => Err(OpenError::Privilege {
@@ -235,7 +272,11 @@ fn apply_busy_poll(
     };
     optional(sock::SO_PREFER_BUSY_POLL, i32::from(prefer), notes)?;
     if let Some(b) = budget {
-        optional(sock::SO_BUSY_POLL_BUDGET, b.min(i32::MAX as u32) as i32, notes)?;
+        optional(
+            sock::SO_BUSY_POLL_BUDGET,
+            b.min(i32::MAX as u32) as i32,
+            notes,
+        )?;
     }
     Ok(())
 }
@@ -247,11 +288,16 @@ pub(crate) fn bind(s: &Socket, addr: SocketAddr) -> Result<(), OpenError> {
             OpenError::AddrInUse { addr }
         } else if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
             OpenError::Setup {
-                step: format!("binding {addr} (no interface in this network namespace has that address)"),
+                step: format!(
+                    "binding {addr} (no interface in this network namespace has that address)"
+                ),
                 source: from_io("bind", e),
             }
         } else {
-            OpenError::Setup { step: format!("binding {addr}"), source: from_io("bind", e) }
+            OpenError::Setup {
+                step: format!("binding {addr}"),
+                source: from_io("bind", e),
+            }
         }
     })
 }

@@ -42,7 +42,9 @@ pub enum OpenError {
         source: SyscallError,
     },
     /// No TCP connection could be made.
-    #[error("TCP connect to {addr} failed: {source} (is `hftnet pong tcp://{addr}` or another echo server listening?)")]
+    #[error(
+        "TCP connect to {addr} failed: {source} (is `hftnet pong tcp://{addr}` or another echo server listening?)"
+    )]
     Connect {
         /// The peer.
         addr: SocketAddr,

@@ -65,7 +65,10 @@ impl Endpoint {
         if !uri.path.is_empty() {
             return Err(UriError::Malformed {
                 uri: text.to_string(),
-                reason: format!("{}:// takes no path after the address (found /{})", uri.scheme, uri.path),
+                reason: format!(
+                    "{}:// takes no path after the address (found /{})",
+                    uri.scheme, uri.path
+                ),
             });
         }
         match uri.scheme.as_str() {
@@ -173,11 +176,27 @@ mod tests {
 
     #[test]
     fn endpoints_parse_per_scheme() {
-        assert_eq!(Endpoint::parse("udp://127.0.0.1:9000").unwrap().scheme(), "udp");
-        assert_eq!(Endpoint::parse("mcast://239.1.1.1:9000?iface=lo").unwrap().scheme(), "mcast");
-        assert_eq!(Endpoint::parse("tcp://127.0.0.1:9000?rx=spin").unwrap().scheme(), "tcp");
+        assert_eq!(
+            Endpoint::parse("udp://127.0.0.1:9000").unwrap().scheme(),
+            "udp"
+        );
+        assert_eq!(
+            Endpoint::parse("mcast://239.1.1.1:9000?iface=lo")
+                .unwrap()
+                .scheme(),
+            "mcast"
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://127.0.0.1:9000?rx=spin")
+                .unwrap()
+                .scheme(),
+            "tcp"
+        );
         let e = Endpoint::parse("xdp://veth0/0").unwrap_err();
-        assert!(e.to_string().contains("accepted schemes: udp, tcp, mcast"), "{e}");
+        assert!(
+            e.to_string().contains("accepted schemes: udp, tcp, mcast"),
+            "{e}"
+        );
         let e = Endpoint::parse("udp://127.0.0.1:9000/x?rx=spin").unwrap_err();
         assert!(e.to_string().contains("takes no path"), "{e}");
         let e = Endpoint::parse("udp://127.0.0.1:9000?sqpoll=1").unwrap_err();

@@ -18,15 +18,15 @@ use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use hftnet_sys::sock;
 use hftnet_sys::SyscallError;
+use hftnet_sys::sock;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
+use crate::Role;
 use crate::common::{self, COMMON_PARAMS, SocketOptions};
 use crate::error::{OpenError, from_io};
 use crate::transport::{Capabilities, RxBurst, RxMeta, Transport, TxMsg, Waiter};
 use crate::uri::{Uri, UriError};
-use crate::Role;
 
 /// Bytes of the length prefix of each frame.
 pub const FRAME_HEADER: usize = 4;
@@ -64,8 +64,16 @@ pub struct TcpConfig {
     pub connect_timeout: Duration,
 }
 
-const TCP_PARAMS: &[&str] =
-    &["nodelay", "quickack", "cork", "keepalive", "keepidle", "keepintvl", "keepcnt", "connect_timeout"];
+const TCP_PARAMS: &[&str] = &[
+    "nodelay",
+    "quickack",
+    "cork",
+    "keepalive",
+    "keepidle",
+    "keepintvl",
+    "keepcnt",
+    "connect_timeout",
+];
 
 impl TcpConfig {
     /// Defaults for `addr`.
@@ -87,8 +95,14 @@ impl TcpConfig {
     /// # Errors
     /// [`UriError`] naming the bad part.
     pub fn from_uri(uri: &Uri) -> Result<Self, UriError> {
-        let accepted: &'static [&'static str] =
-            Box::leak(COMMON_PARAMS.iter().chain(TCP_PARAMS).copied().collect::<Vec<_>>().into_boxed_slice());
+        let accepted: &'static [&'static str] = Box::leak(
+            COMMON_PARAMS
+                .iter()
+                .chain(TCP_PARAMS)
+                .copied()
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
         let mut cfg = Self::new(uri.socket_addr()?);
         let mut p = uri.params(accepted);
         cfg.socket = SocketOptions::from_params(&mut p)?;
@@ -142,6 +156,8 @@ pub struct TcpTransport {
     timeout: Option<Duration>,
     notes: Vec<String>,
     accepted: u64,
+    /// NAPI id of the last connection, read when it closed (0: none).
+    last_napi_id: Option<u32>,
 }
 
 impl TcpTransport {
@@ -153,16 +169,28 @@ impl TcpTransport {
     pub fn open(cfg: TcpConfig, role: Role) -> Result<Self, OpenError> {
         let s = new_socket(&cfg)?;
         let notes = cfg.socket.apply(&s)?;
-        let mut t = Self { cfg, listener: None, conn: None, timeout: None, notes, accepted: 0 };
+        let mut t = Self {
+            cfg,
+            listener: None,
+            conn: None,
+            timeout: None,
+            notes,
+            accepted: 0,
+            last_napi_id: None,
+        };
         match role {
             Role::Server => {
                 if t.cfg.socket.reuseaddr.is_none() {
                     // A restarted server must not wait out TIME_WAIT.
-                    sock::set_int(s.as_fd(), sock::SO_REUSEADDR, 1).map_err(OpenError::setup("setting SO_REUSEADDR"))?;
+                    sock::set_int(s.as_fd(), sock::SO_REUSEADDR, 1)
+                        .map_err(OpenError::setup("setting SO_REUSEADDR"))?;
                 }
                 common::bind(&s, t.cfg.addr)?;
-                s.listen(16).map_err(|e| OpenError::setup("listening")(from_io("listen", e)))?;
-                s.set_nonblocking(true).map_err(|e| OpenError::setup("making the listener non-blocking")(from_io("fcntl", e)))?;
+                s.listen(16)
+                    .map_err(|e| OpenError::setup("listening")(from_io("listen", e)))?;
+                s.set_nonblocking(true).map_err(|e| {
+                    OpenError::setup("making the listener non-blocking")(from_io("fcntl", e))
+                })?;
                 t.listener = Some(s);
             }
             Role::Client => {
@@ -170,9 +198,15 @@ impl TcpTransport {
                     common::bind(&s, b)?;
                 }
                 s.connect_timeout(&SockAddr::from(t.cfg.addr), t.cfg.connect_timeout)
-                    .map_err(|e| OpenError::Connect { addr: t.cfg.addr, source: from_io("connect", e) })?;
+                    .map_err(|e| OpenError::Connect {
+                        addr: t.cfg.addr,
+                        source: from_io("connect", e),
+                    })?;
                 let peer = Some(t.cfg.addr);
-                t.conn = Some(t.setup_conn(s, peer).map_err(OpenError::setup("configuring the connection"))?);
+                t.conn = Some(
+                    t.setup_conn(s, peer)
+                        .map_err(OpenError::setup("configuring the connection"))?,
+                );
             }
         }
         Ok(t)
@@ -208,9 +242,11 @@ impl TcpTransport {
             if let Some(c) = ka.count {
                 k = k.with_retries(c);
             }
-            s.set_tcp_keepalive(&k).map_err(|e| from_io("setsockopt(SO_KEEPALIVE and timers)", e))?;
+            s.set_tcp_keepalive(&k)
+                .map_err(|e| from_io("setsockopt(SO_KEEPALIVE and timers)", e))?;
         }
-        s.set_nonblocking(false).map_err(|e| from_io("fcntl(O_NONBLOCK)", e))?;
+        s.set_nonblocking(false)
+            .map_err(|e| from_io("fcntl(O_NONBLOCK)", e))?;
         let mut waiter = Waiter::new(fd, self.cfg.socket.strategy)?;
         waiter.set_timeout(fd, self.timeout)?;
         Ok(Conn {
@@ -227,7 +263,9 @@ impl TcpTransport {
 
     /// Server: waits up to `timeout` for a connection and sets it up.
     fn accept(&mut self, timeout: Option<Duration>) -> Result<bool, SyscallError> {
-        let Some(l) = &self.listener else { return Ok(false) };
+        let Some(l) = &self.listener else {
+            return Ok(false);
+        };
         let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
         if !sock::poll_readable(l.as_fd(), ms)? {
             return Ok(false);
@@ -247,7 +285,11 @@ impl TcpTransport {
 }
 
 fn new_socket(cfg: &TcpConfig) -> Result<Socket, OpenError> {
-    let domain = if cfg.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if cfg.addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     Socket::new(domain, Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| OpenError::setup("creating a TCP socket")(from_io("socket", e)))
 }
@@ -279,7 +321,17 @@ impl Conn {
             }
             let body = self.start + FRAME_HEADER;
             burst.slot_mut(n)[..take].copy_from_slice(&self.rx[body..body + take]);
-            burst.set(n, RxMeta { len: take, wire_len: len, truncated: take < len, peer: self.peer, rx_ts_ns: None, queue: 0 });
+            burst.set(
+                n,
+                RxMeta {
+                    len: take,
+                    wire_len: len,
+                    truncated: take < len,
+                    peer: self.peer,
+                    rx_ts_ns: None,
+                    queue: 0,
+                },
+            );
             self.start = body + take;
             self.skip = len - take;
             n += 1;
@@ -297,6 +349,18 @@ impl Conn {
             self.rx.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+        }
+    }
+}
+
+impl TcpTransport {
+    /// Drops the current connection, keeping what the capability report needs.
+    #[cold]
+    fn retire_conn(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.last_napi_id = sock::get_int(c.sock.as_fd(), sock::SO_INCOMING_NAPI_ID)
+                .ok()
+                .map(|v| v as u32);
         }
     }
 }
@@ -333,7 +397,7 @@ impl Transport for TcpTransport {
                 }
                 Ok(Some(0)) => {
                     // Orderly close by the peer.
-                    self.conn = None;
+                    self.retire_conn();
                     if self.listener.is_none() {
                         return Err(closed("recv (the peer closed the connection)"));
                     }
@@ -344,8 +408,11 @@ impl Transport for TcpTransport {
                         sock::set_int(fd, sock::TCP_QUICKACK, 1)?;
                     }
                 }
-                Err(e) if self.listener.is_some() && matches!(e.errno(), Some(libc::ECONNRESET | libc::EPIPE)) => {
-                    self.conn = None;
+                Err(e)
+                    if self.listener.is_some()
+                        && matches!(e.errno(), Some(libc::ECONNRESET | libc::EPIPE)) =>
+                {
+                    self.retire_conn();
                 }
                 Err(e) => return Err(e),
             }
@@ -354,7 +421,10 @@ impl Transport for TcpTransport {
 
     fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
         let Some(conn) = self.conn.as_mut() else {
-            return Err(SyscallError::from_errno("send (no TCP connection yet)", libc::ENOTCONN));
+            return Err(SyscallError::from_errno(
+                "send (no TCP connection yet)",
+                libc::ENOTCONN,
+            ));
         };
         // Frame the whole burst into one buffer so it leaves in one send.
         let mut len = 0;
@@ -362,7 +432,10 @@ impl Transport for TcpTransport {
         for m in msgs {
             if m.data.len() > MAX_TCP_MESSAGE {
                 if count == 0 {
-                    return Err(SyscallError::from_errno("send (message larger than the TCP frame limit)", libc::EMSGSIZE));
+                    return Err(SyscallError::from_errno(
+                        "send (message larger than the TCP frame limit)",
+                        libc::EMSGSIZE,
+                    ));
                 }
                 break;
             }
@@ -381,8 +454,10 @@ impl Transport for TcpTransport {
                 Ok(k) => off += k,
                 Err(e) if e.errno() == Some(libc::EINTR) => {}
                 Err(e) => {
-                    if self.listener.is_some() && matches!(e.errno(), Some(libc::ECONNRESET | libc::EPIPE)) {
-                        self.conn = None;
+                    if self.listener.is_some()
+                        && matches!(e.errno(), Some(libc::ECONNRESET | libc::EPIPE))
+                    {
+                        self.retire_conn();
                     }
                     return Err(e);
                 }
@@ -407,19 +482,30 @@ impl Transport for TcpTransport {
             tcp_quickack: Some(self.cfg.quickack),
             ..Capabilities::default()
         };
-        let s = self.conn.as_ref().map(|c| &c.sock).or(self.listener.as_ref());
+        let s = self
+            .conn
+            .as_ref()
+            .map(|c| &c.sock)
+            .or(self.listener.as_ref());
         if let Some(s) = s {
             self.cfg.socket.read_back(s, &mut caps);
-            caps.tcp_nodelay = sock::get_int(s.as_fd(), sock::TCP_NODELAY).ok().map(|v| v != 0);
+            caps.tcp_nodelay = sock::get_int(s.as_fd(), sock::TCP_NODELAY)
+                .ok()
+                .map(|v| v != 0);
         }
+        caps.napi_id = self.last_napi_id;
         if let Some(c) = &self.conn {
             caps.peer = c.peer;
             if self.accepted > 0 || self.listener.is_none() {
-                caps.napi_id = sock::get_int(c.sock.as_fd(), sock::SO_INCOMING_NAPI_ID).ok().map(|v| v as u32);
+                caps.napi_id = sock::get_int(c.sock.as_fd(), sock::SO_INCOMING_NAPI_ID)
+                    .ok()
+                    .map(|v| v as u32);
             }
         }
         if self.listener.is_some() && self.conn.is_none() {
-            caps.notes.push("no client connected yet: per-connection options are read back once one is".into());
+            caps.notes.push(
+                "no client connected yet: per-connection options are read back once one is".into(),
+            );
         }
         caps
     }
@@ -435,20 +521,36 @@ mod tests {
             Role::Server,
         )
         .unwrap();
-        let addr = server.listener.as_ref().unwrap().local_addr().unwrap().as_socket().unwrap();
+        let addr = server
+            .listener
+            .as_ref()
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .as_socket()
+            .unwrap();
         let mut client = TcpTransport::open(
             TcpConfig::from_uri(&Uri::parse(&format!("tcp://{addr}?{q}")).unwrap()).unwrap(),
             Role::Client,
         )
         .unwrap();
-        server.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
-        client.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
+        server
+            .set_recv_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        client
+            .set_recv_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
         (server, client)
     }
 
     #[test]
     fn framed_echo_each_strategy() {
-        for q in ["rx=block", "rx=spin", "rx=adaptive&spins=10", "rx=busy-poll"] {
+        for q in [
+            "rx=block",
+            "rx=spin",
+            "rx=adaptive&spins=10",
+            "rx=busy-poll",
+        ] {
             let (mut server, mut client) = pair(q);
             let msgs: Vec<Vec<u8>> = (1..=5u8).map(|i| vec![i; usize::from(i) * 10]).collect();
             let tx: Vec<TxMsg<'_>> = msgs.iter().map(|m| TxMsg { data: m, to: None }).collect();
@@ -472,7 +574,10 @@ mod tests {
             }
             let caps = client.capabilities();
             assert_eq!(caps.tcp_nodelay, Some(true), "{q}");
-            assert_eq!(caps.rx_strategy, q.trim_start_matches("rx=").split('&').next().unwrap());
+            assert_eq!(
+                caps.rx_strategy,
+                q.trim_start_matches("rx=").split('&').next().unwrap()
+            );
         }
     }
 
@@ -486,16 +591,29 @@ mod tests {
         let (d, m) = burst.get(0);
         assert!(m.truncated && m.wire_len == 500 && d == &[1; 100][..]);
         assert_eq!(server.recv_burst(&mut burst).unwrap(), 1);
-        assert_eq!(burst.get(0).0, &[2; 10][..], "next frame read cleanly after the skipped tail");
+        assert_eq!(
+            burst.get(0).0,
+            &[2; 10][..],
+            "next frame read cleanly after the skipped tail"
+        );
     }
 
     #[test]
     fn server_accepts_next_client_after_close_and_client_sees_close() {
         let (mut server, client) = pair("rx=spin");
-        let addr = server.listener.as_ref().unwrap().local_addr().unwrap().as_socket().unwrap();
+        let addr = server
+            .listener
+            .as_ref()
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .as_socket()
+            .unwrap();
         let mut burst = RxBurst::new(1, 64);
         drop(client);
-        server.set_recv_timeout(Some(Duration::from_millis(200))).unwrap();
+        server
+            .set_recv_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         // Accepts the first connection, sees it close, then times out.
         assert_eq!(server.recv_burst(&mut burst).unwrap(), 0);
         let mut c2 = TcpTransport::open(TcpConfig::new(addr), Role::Client).unwrap();
@@ -512,16 +630,39 @@ mod tests {
     #[test]
     fn refused_connect_and_bad_params() {
         // Bind then drop to find a port with no listener.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let e = TcpTransport::open(TcpConfig::new(SocketAddr::from(([127, 0, 0, 1], port))), Role::Client).unwrap_err();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = TcpTransport::open(
+            TcpConfig::new(SocketAddr::from(([127, 0, 0, 1], port))),
+            Role::Client,
+        )
+        .unwrap_err();
         assert!(matches!(e, OpenError::Connect { .. }), "{e}");
         assert!(e.to_string().contains("hftnet pong tcp://"), "{e}");
-        let e = TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?keepalive=0&keepidle=5").unwrap()).unwrap_err();
+        let e = TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?keepalive=0&keepidle=5").unwrap())
+            .unwrap_err();
         assert!(e.to_string().contains("keepalive"), "{e}");
-        let e = TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?timestamps=1").unwrap()).unwrap_err();
-        assert!(e.to_string().contains("nodelay"), "lists accepted params: {e}");
-        let c = TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?keepidle=5&keepcnt=3&nodelay=0").unwrap()).unwrap();
-        assert_eq!(c.keepalive, Some(Keepalive { idle: Some(5), interval: None, count: Some(3) }));
+        let e =
+            TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?timestamps=1").unwrap()).unwrap_err();
+        assert!(
+            e.to_string().contains("nodelay"),
+            "lists accepted params: {e}"
+        );
+        let c = TcpConfig::from_uri(
+            &Uri::parse("tcp://1.2.3.4:5?keepidle=5&keepcnt=3&nodelay=0").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.keepalive,
+            Some(Keepalive {
+                idle: Some(5),
+                interval: None,
+                count: Some(3)
+            })
+        );
         assert!(!c.nodelay);
     }
 }

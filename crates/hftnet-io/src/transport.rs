@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use hftnet_sys::sock::{self, Epoll};
 use hftnet_sys::SyscallError;
+use hftnet_sys::sock::{self, Epoll};
 use serde::Serialize;
 
 /// How a transport waits for data. A first-class choice: latency, CPU cost and
@@ -94,7 +94,9 @@ impl RxStrategy {
         }
         Ok(match name {
             "spin" => Self::Spin,
-            "adaptive" => Self::Adaptive { spins: spins.map_or(Self::DEFAULT_SPINS, |s| s as u32) },
+            "adaptive" => Self::Adaptive {
+                spins: spins.map_or(Self::DEFAULT_SPINS, |s| s as u32),
+            },
             "busy-poll" => Self::BusyPoll {
                 usecs: usecs.map_or(Self::DEFAULT_BUSY_POLL_USECS, |u| u as u32),
                 budget: budget.map(|b| b as u32),
@@ -138,7 +140,10 @@ impl RxBurst {
     /// When `count` or `slot_size` is zero.
     #[must_use]
     pub fn new(count: usize, slot_size: usize) -> Self {
-        assert!(count > 0 && slot_size > 0, "an RxBurst needs at least one slot of one byte");
+        assert!(
+            count > 0 && slot_size > 0,
+            "an RxBurst needs at least one slot of one byte"
+        );
         Self {
             data: vec![0; count * slot_size].into_boxed_slice(),
             slot: slot_size,
@@ -274,17 +279,40 @@ impl Capabilities {
         opt("peer", self.peer.map(|a| a.to_string()));
         opt("rcvbuf_granted", self.rcvbuf.map(|b| b.to_string()));
         opt("sndbuf_granted", self.sndbuf.map(|b| b.to_string()));
-        opt("busy_poll_usecs", self.busy_poll_usecs.map(|b| b.to_string()));
-        opt("busy_poll_budget", self.busy_poll_budget.map(|b| b.to_string()));
-        opt("prefer_busy_poll", self.prefer_busy_poll.map(|b| b.to_string()));
+        opt(
+            "busy_poll_usecs",
+            self.busy_poll_usecs.map(|b| b.to_string()),
+        );
+        opt(
+            "busy_poll_budget",
+            self.busy_poll_budget.map(|b| b.to_string()),
+        );
+        opt(
+            "prefer_busy_poll",
+            self.prefer_busy_poll.map(|b| b.to_string()),
+        );
         opt("napi_id", self.napi_id.map(|b| b.to_string()));
         opt(
             "busy_poll_active",
             self.busy_poll_active().map(|a| {
-                if a { "yes".into() } else { "no (no NAPI id on the receiving queue, or SO_BUSY_POLL is 0)".into() }
+                if a {
+                    "yes".into()
+                } else {
+                    "no (no NAPI id on the receiving queue, or SO_BUSY_POLL is 0)".into()
+                }
             }),
         );
-        opt("rx_timestamps", Some(if self.rx_timestamps { "software" } else { "off" }.to_string()));
+        opt(
+            "rx_timestamps",
+            Some(
+                if self.rx_timestamps {
+                    "software"
+                } else {
+                    "off"
+                }
+                .to_string(),
+            ),
+        );
         opt("priority", self.priority.map(|b| b.to_string()));
         opt("tos", self.tos.map(|b| format!("{b:#04x}")));
         opt("tcp_nodelay", self.tcp_nodelay.map(|b| b.to_string()));
@@ -354,7 +382,11 @@ impl Waiter {
             RxStrategy::Adaptive { .. } => Some(Epoll::for_readable(fd)?),
             _ => None,
         };
-        Ok(Self { strategy, timeout: None, epoll })
+        Ok(Self {
+            strategy,
+            timeout: None,
+            epoll,
+        })
     }
 
     pub(crate) fn strategy(&self) -> RxStrategy {
@@ -362,8 +394,16 @@ impl Waiter {
     }
 
     /// Records the timeout; for blocking strategies the kernel enforces it (`SO_RCVTIMEO`).
-    pub(crate) fn set_timeout(&mut self, fd: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<(), SyscallError> {
-        if matches!(self.strategy, RxStrategy::Block | RxStrategy::BusyPoll { .. }) && timeout != self.timeout {
+    pub(crate) fn set_timeout(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        timeout: Option<Duration>,
+    ) -> Result<(), SyscallError> {
+        if matches!(
+            self.strategy,
+            RxStrategy::Block | RxStrategy::BusyPoll { .. }
+        ) && timeout != self.timeout
+        {
             sock::set_recv_timeout(fd, timeout)?;
         }
         self.timeout = timeout;
@@ -445,7 +485,13 @@ mod tests {
 
     fn strategy(q: &str) -> Result<RxStrategy, crate::UriError> {
         let u = Uri::parse(&format!("udp://1.2.3.4:5?{q}")).unwrap();
-        let mut p = u.params(&["rx", "spins", "busy_poll", "busy_budget", "prefer_busy_poll"]);
+        let mut p = u.params(&[
+            "rx",
+            "spins",
+            "busy_poll",
+            "busy_budget",
+            "prefer_busy_poll",
+        ]);
         let s = RxStrategy::from_params(&mut p)?;
         p.finish()?;
         Ok(s)
@@ -455,22 +501,39 @@ mod tests {
     fn strategies_from_params() {
         assert_eq!(strategy("").unwrap(), RxStrategy::Block);
         assert_eq!(strategy("rx=spin").unwrap(), RxStrategy::Spin);
-        assert_eq!(strategy("rx=adaptive&spins=10").unwrap(), RxStrategy::Adaptive { spins: 10 });
+        assert_eq!(
+            strategy("rx=adaptive&spins=10").unwrap(),
+            RxStrategy::Adaptive { spins: 10 }
+        );
         assert_eq!(
             strategy("rx=busy-poll&busy_poll=20&busy_budget=8").unwrap(),
-            RxStrategy::BusyPoll { usecs: 20, budget: Some(8), prefer: true }
+            RxStrategy::BusyPoll {
+                usecs: 20,
+                budget: Some(8),
+                prefer: true
+            }
         );
         let e = strategy("rx=spin&spins=5").unwrap_err();
         assert!(e.to_string().contains("rx=adaptive"), "{e}");
         let e = strategy("rx=poll").unwrap_err();
-        assert!(e.to_string().contains("block, spin, adaptive, busy-poll"), "{e}");
+        assert!(
+            e.to_string().contains("block, spin, adaptive, busy-poll"),
+            "{e}"
+        );
     }
 
     #[test]
     fn burst_slots() {
         let mut b = RxBurst::new(2, 8);
         b.slot_mut(1)[..3].copy_from_slice(b"abc");
-        b.set(1, RxMeta { len: 3, wire_len: 3, ..RxMeta::default() });
+        b.set(
+            1,
+            RxMeta {
+                len: 3,
+                wire_len: 3,
+                ..RxMeta::default()
+            },
+        );
         b.set_len(2);
         assert_eq!(b.get(1).0, b"abc");
         assert_eq!(b.capacity(), 2);

@@ -15,15 +15,15 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use hftnet_sys::sock;
 use hftnet_sys::SyscallError;
+use hftnet_sys::sock;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::Role;
 use crate::common::{self, COMMON_PARAMS, SocketOptions};
 use crate::error::{OpenError, from_io};
 use crate::transport::{Capabilities, RxBurst, RxMeta, Transport, TxMsg, Waiter};
 use crate::uri::{Uri, UriError};
-use crate::Role;
 
 /// Largest UDP payload over IPv4.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -61,13 +61,27 @@ pub struct UdpConfig {
 }
 
 const UDP_PARAMS: &[&str] = &["timestamps", "incoming_cpu", "connect"];
-const MCAST_PARAMS: &[&str] = &["timestamps", "incoming_cpu", "iface", "source", "loop", "ttl"];
+const MCAST_PARAMS: &[&str] = &[
+    "timestamps",
+    "incoming_cpu",
+    "iface",
+    "source",
+    "loop",
+    "ttl",
+];
 
 impl UdpConfig {
     /// A plain unicast endpoint with default options.
     #[must_use]
     pub fn new(addr: SocketAddr) -> Self {
-        Self { addr, socket: SocketOptions::default(), timestamps: false, incoming_cpu: None, connect: true, multicast: None }
+        Self {
+            addr,
+            socket: SocketOptions::default(),
+            timestamps: false,
+            incoming_cpu: None,
+            connect: true,
+            multicast: None,
+        }
     }
 
     /// Reads a `udp://` or `mcast://` URI.
@@ -77,21 +91,37 @@ impl UdpConfig {
     pub fn from_uri(uri: &Uri) -> Result<Self, UriError> {
         let is_mcast = uri.scheme == "mcast";
         let extra = if is_mcast { MCAST_PARAMS } else { UDP_PARAMS };
-        let accepted: &'static [&'static str] =
-            Box::leak(COMMON_PARAMS.iter().chain(extra).copied().collect::<Vec<_>>().into_boxed_slice());
+        let accepted: &'static [&'static str] = Box::leak(
+            COMMON_PARAMS
+                .iter()
+                .chain(extra)
+                .copied()
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
         let addr = uri.socket_addr()?;
         let mut p = uri.params(accepted);
         let socket = SocketOptions::from_params(&mut p)?;
         let timestamps = p.bool("timestamps")?.unwrap_or(false);
         let incoming_cpu = p.int("incoming_cpu", 0..=4095)?.map(|v| v as u32);
-        let mut cfg = Self { addr, socket, timestamps, incoming_cpu, connect: true, multicast: None };
+        let mut cfg = Self {
+            addr,
+            socket,
+            timestamps,
+            incoming_cpu,
+            connect: true,
+            multicast: None,
+        };
         if is_mcast {
             let group = match addr {
                 SocketAddr::V4(a) if a.ip().is_multicast() => *a.ip(),
                 _ => {
                     return Err(UriError::Malformed {
                         uri: uri.text.clone(),
-                        reason: format!("{} is not an IPv4 multicast group (224.0.0.0/4), e.g. 239.1.1.1:30001", uri.authority),
+                        reason: format!(
+                            "{} is not an IPv4 multicast group (224.0.0.0/4), e.g. 239.1.1.1:30001",
+                            uri.authority
+                        ),
                     });
                 }
             };
@@ -99,11 +129,19 @@ impl UdpConfig {
                 (!v.is_empty() && v.len() < 16).then(|| v.to_string())
             })?;
             let source = p.get_with("source", "a unicast IPv4 source address", |v| {
-                v.parse::<Ipv4Addr>().ok().filter(|a| !a.is_multicast() && !a.is_unspecified())
+                v.parse::<Ipv4Addr>()
+                    .ok()
+                    .filter(|a| !a.is_multicast() && !a.is_unspecified())
             })?;
             let loopback = p.bool("loop")?.unwrap_or(false);
             let ttl = p.int("ttl", 0..=255)?.unwrap_or(1) as u8;
-            cfg.multicast = Some(McastOptions { group, iface, source, loopback, ttl });
+            cfg.multicast = Some(McastOptions {
+                group,
+                iface,
+                source,
+                loopback,
+                ttl,
+            });
         } else {
             cfg.connect = p.bool("connect")?.unwrap_or(true);
         }
@@ -134,7 +172,11 @@ impl UdpTransport {
     /// # Errors
     /// [`OpenError`] naming the step, option or privilege that failed.
     pub fn open(cfg: UdpConfig, role: Role) -> Result<Self, OpenError> {
-        let domain = if cfg.addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+        let domain = if cfg.addr.is_ipv4() {
+            Domain::IPV4
+        } else {
+            Domain::IPV6
+        };
         let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
             .map_err(|e| OpenError::setup("creating a UDP socket")(from_io("socket", e)))?;
         let mut sock_opts = cfg.socket.clone();
@@ -145,15 +187,18 @@ impl UdpTransport {
         let mut notes = sock_opts.apply(&s)?;
         let fd = s.as_fd();
         if cfg.timestamps {
-            sock::set_int(fd, sock::SO_TIMESTAMPNS, 1).map_err(OpenError::setup("enabling SO_TIMESTAMPNS"))?;
+            sock::set_int(fd, sock::SO_TIMESTAMPNS, 1)
+                .map_err(OpenError::setup("enabling SO_TIMESTAMPNS"))?;
         }
         if let Some(c) = cfg.incoming_cpu {
-            sock::set_int(fd, sock::SO_INCOMING_CPU, c as i32).map_err(OpenError::setup("setting SO_INCOMING_CPU"))?;
+            sock::set_int(fd, sock::SO_INCOMING_CPU, c as i32)
+                .map_err(OpenError::setup("setting SO_INCOMING_CPU"))?;
         }
         let iface = match cfg.multicast.as_ref().and_then(|m| m.iface.as_deref()) {
             Some(name) => {
-                let index =
-                    sock::if_index(name).map_err(|_| OpenError::NoSuchInterface { name: name.to_string() })?;
+                let index = sock::if_index(name).map_err(|_| OpenError::NoSuchInterface {
+                    name: name.to_string(),
+                })?;
                 // Source-specific joins name the interface by its address.
                 let addr = if cfg.multicast.as_ref().is_some_and(|m| m.source.is_some()) {
                     sock::if_ipv4_addr(name).map_err(OpenError::setup(format!(
@@ -173,40 +218,67 @@ impl UdpTransport {
         match (role, &cfg.multicast) {
             (Role::Server, None) => common::bind(&s, cfg.addr)?,
             (Role::Client, None) => {
-                common::bind(&s, cfg.socket.bind.unwrap_or_else(|| common::any_addr_like(&cfg.addr)))?;
+                common::bind(
+                    &s,
+                    cfg.socket
+                        .bind
+                        .unwrap_or_else(|| common::any_addr_like(&cfg.addr)),
+                )?;
                 if cfg.connect {
-                    s.connect(&SockAddr::from(cfg.addr)).map_err(|e| OpenError::Connect {
-                        addr: cfg.addr,
-                        source: from_io("connect", e),
-                    })?;
+                    s.connect(&SockAddr::from(cfg.addr))
+                        .map_err(|e| OpenError::Connect {
+                            addr: cfg.addr,
+                            source: from_io("connect", e),
+                        })?;
                     connected = true;
                 }
                 default_peer = Some(cfg.addr);
             }
             (Role::Server, Some(m)) => {
                 // Binding the group address keeps other traffic to the port out.
-                common::bind(&s, SocketAddr::V4(SocketAddrV4::new(m.group, cfg.addr.port())))?;
+                common::bind(
+                    &s,
+                    SocketAddr::V4(SocketAddrV4::new(m.group, cfg.addr.port())),
+                )?;
                 let at = iface.unwrap_or((0, Ipv4Addr::UNSPECIFIED));
                 join(&s, m, at, true)?;
                 joined = Some(at);
             }
             (Role::Client, Some(m)) => {
                 if let Some(i) = ifindex {
-                    sock::multicast_if(fd, i).map_err(OpenError::setup("setting IP_MULTICAST_IF"))?;
+                    sock::multicast_if(fd, i)
+                        .map_err(OpenError::setup("setting IP_MULTICAST_IF"))?;
                 }
                 sock::set_int(fd, sock::IP_MULTICAST_LOOP, i32::from(m.loopback))
                     .map_err(OpenError::setup("setting IP_MULTICAST_LOOP"))?;
                 sock::set_int(fd, sock::IP_MULTICAST_TTL, i32::from(m.ttl))
                     .map_err(OpenError::setup("setting IP_MULTICAST_TTL"))?;
-                common::bind(&s, cfg.socket.bind.unwrap_or_else(|| common::any_addr_like(&cfg.addr)))?;
+                common::bind(
+                    &s,
+                    cfg.socket
+                        .bind
+                        .unwrap_or_else(|| common::any_addr_like(&cfg.addr)),
+                )?;
                 default_peer = Some(cfg.addr);
             }
         }
         if cfg.multicast.as_ref().is_some_and(|m| m.iface.is_none()) && role == Role::Server {
-            notes.push("no iface= given: the kernel chose the interface to join on by route".into());
+            notes
+                .push("no iface= given: the kernel chose the interface to join on by route".into());
         }
-        let waiter = Waiter::new(s.as_fd(), cfg.socket.strategy).map_err(OpenError::setup("creating the epoll waiter"))?;
-        Ok(Self { sock: s, cfg, role, waiter, default_peer, connected, received_any: false, notes, joined })
+        let waiter = Waiter::new(s.as_fd(), cfg.socket.strategy)
+            .map_err(OpenError::setup("creating the epoll waiter"))?;
+        Ok(Self {
+            sock: s,
+            cfg,
+            role,
+            waiter,
+            default_peer,
+            connected,
+            received_any: false,
+            notes,
+            joined,
+        })
     }
 
     /// The configuration it was opened with.
@@ -229,7 +301,12 @@ impl UdpTransport {
 
 /// Joins or leaves `m.group` on the interface `at` (index, address), any-source
 /// or source-specific.
-fn membership(s: &Socket, m: &McastOptions, at: (u32, Ipv4Addr), join: bool) -> Result<(), SyscallError> {
+fn membership(
+    s: &Socket,
+    m: &McastOptions,
+    at: (u32, Ipv4Addr),
+    join: bool,
+) -> Result<(), SyscallError> {
     let fd = s.as_fd();
     match m.source {
         Some(src) => sock::source_membership(fd, m.group, src, at.1, join),
@@ -245,7 +322,10 @@ fn join(s: &Socket, m: &McastOptions, at: (u32, Ipv4Addr), join: bool) -> Result
         } else {
             ""
         };
-        OpenError::Setup { step: format!("joining multicast group {}{hint}", m.group), source: e }
+        OpenError::Setup {
+            step: format!("joining multicast group {}{hint}", m.group),
+            source: e,
+        }
     })
 }
 
@@ -299,7 +379,11 @@ impl Transport for UdpTransport {
 
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities {
-            transport: if self.cfg.multicast.is_some() { "mcast" } else { "udp" },
+            transport: if self.cfg.multicast.is_some() {
+                "mcast"
+            } else {
+                "udp"
+            },
             peer: self.default_peer,
             max_message: MAX_UDP_PAYLOAD,
             rx_timestamps: self.cfg.timestamps,
@@ -309,7 +393,9 @@ impl Transport for UdpTransport {
         self.cfg.socket.read_back(&self.sock, &mut caps);
         caps.rx_strategy = self.waiter.strategy().name();
         if self.received_any {
-            caps.napi_id = sock::get_int(self.sock.as_fd(), sock::SO_INCOMING_NAPI_ID).ok().map(|v| v as u32);
+            caps.napi_id = sock::get_int(self.sock.as_fd(), sock::SO_INCOMING_NAPI_ID)
+                .ok()
+                .map(|v| v as u32);
         }
         if self.role == Role::Server && self.cfg.multicast.is_some() {
             caps.peer = None;
@@ -351,10 +437,19 @@ mod tests {
 
     #[test]
     fn echo_each_strategy_and_burst() {
-        for q in ["rx=block", "rx=spin", "rx=adaptive&spins=10", "rx=busy-poll"] {
+        for q in [
+            "rx=block",
+            "rx=spin",
+            "rx=adaptive&spins=10",
+            "rx=busy-poll",
+        ] {
             let (mut server, mut client) = loopback_pair(q);
-            server.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
-            client.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
+            server
+                .set_recv_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            client
+                .set_recv_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
             for i in 0..3u8 {
                 client.send(&[i; 40], None).unwrap();
             }
@@ -381,13 +476,23 @@ mod tests {
 
     #[test]
     fn timeout_returns_zero_for_every_strategy() {
-        for q in ["rx=block", "rx=spin", "rx=adaptive&spins=10", "rx=busy-poll"] {
+        for q in [
+            "rx=block",
+            "rx=spin",
+            "rx=adaptive&spins=10",
+            "rx=busy-poll",
+        ] {
             let (mut server, _client) = loopback_pair(q);
-            server.set_recv_timeout(Some(Duration::from_millis(30))).unwrap();
+            server
+                .set_recv_timeout(Some(Duration::from_millis(30)))
+                .unwrap();
             let mut burst = RxBurst::new(1, 64);
             let t = std::time::Instant::now();
             assert_eq!(server.recv_burst(&mut burst).unwrap(), 0, "{q}");
-            assert!(t.elapsed() >= Duration::from_millis(25), "{q}: returned early");
+            assert!(
+                t.elapsed() >= Duration::from_millis(25),
+                "{q}: returned early"
+            );
             assert!(burst.is_empty());
         }
     }
@@ -395,7 +500,9 @@ mod tests {
     #[test]
     fn oversized_datagram_is_flagged_truncated() {
         let (mut server, mut client) = loopback_pair("rx=block");
-        server.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
+        server
+            .set_recv_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
         client.send(&[9; 300], None).unwrap();
         let mut burst = RxBurst::new(1, 100);
         assert_eq!(server.recv_burst(&mut burst).unwrap(), 1);
@@ -407,7 +514,8 @@ mod tests {
 
     #[test]
     fn port_in_use_is_named() {
-        let a = UdpTransport::open(UdpConfig::new("127.0.0.1:0".parse().unwrap()), Role::Server).unwrap();
+        let a = UdpTransport::open(UdpConfig::new("127.0.0.1:0".parse().unwrap()), Role::Server)
+            .unwrap();
         let addr = a.capabilities().local.unwrap();
         let e = UdpTransport::open(UdpConfig::new(addr), Role::Server).unwrap_err();
         assert!(matches!(e, OpenError::AddrInUse { .. }), "{e}");
@@ -430,18 +538,25 @@ mod tests {
         assert_eq!(c.prefer_busy_poll, Some(true));
         assert!(c.rx_timestamps);
         assert_eq!(c.napi_id, None, "unknown before the first packet");
-        assert!(c.lines().iter().any(|(k, v)| k == "rx_strategy" && v == "busy-poll"));
+        assert!(
+            c.lines()
+                .iter()
+                .any(|(k, v)| k == "rx_strategy" && v == "busy-poll")
+        );
     }
 
     #[test]
     fn bad_mcast_uris() {
         let e = UdpConfig::from_uri(&Uri::parse("mcast://10.0.0.1:5").unwrap()).unwrap_err();
         assert!(e.to_string().contains("not an IPv4 multicast group"), "{e}");
-        let e = UdpConfig::from_uri(&Uri::parse("mcast://239.1.1.1:5?connect=1").unwrap()).unwrap_err();
+        let e =
+            UdpConfig::from_uri(&Uri::parse("mcast://239.1.1.1:5?connect=1").unwrap()).unwrap_err();
         assert!(e.to_string().contains("\"connect\""), "{e}");
-        let e = UdpConfig::from_uri(&Uri::parse("mcast://239.1.1.1:5?source=239.1.1.2").unwrap()).unwrap_err();
+        let e = UdpConfig::from_uri(&Uri::parse("mcast://239.1.1.1:5?source=239.1.1.2").unwrap())
+            .unwrap_err();
         assert!(e.to_string().contains("source"), "{e}");
-        let cfg = UdpConfig::from_uri(&Uri::parse("mcast://239.1.1.1:5?iface=nosuch0").unwrap()).unwrap();
+        let cfg =
+            UdpConfig::from_uri(&Uri::parse("mcast://239.1.1.1:5?iface=nosuch0").unwrap()).unwrap();
         let e = UdpTransport::open(cfg, Role::Server).unwrap_err();
         assert!(matches!(e, OpenError::NoSuchInterface { .. }), "{e}");
     }

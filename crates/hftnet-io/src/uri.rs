@@ -86,11 +86,18 @@ impl Uri {
     /// authority, or a parameter without `=`; [`UriError::UnknownScheme`] for a
     /// scheme outside [`SCHEMES`]; [`UriError::RepeatedParam`].
     pub fn parse(text: &str) -> Result<Self, UriError> {
-        let malformed = |reason: &str| UriError::Malformed { uri: text.to_string(), reason: reason.to_string() };
+        let malformed = |reason: &str| UriError::Malformed {
+            uri: text.to_string(),
+            reason: reason.to_string(),
+        };
         let (scheme, rest) = text
             .split_once("://")
             .ok_or_else(|| malformed("expected scheme://address, e.g. udp://198.18.0.2:9000"))?;
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
             return Err(malformed("the scheme must be lower-case letters, e.g. udp"));
         }
         if !SCHEMES.contains(&scheme) {
@@ -114,14 +121,18 @@ impl Uri {
         let mut params: Vec<(String, String)> = Vec::new();
         if let Some(q) = query {
             for pair in q.split('&').filter(|p| !p.is_empty()) {
-                let (k, v) = pair
-                    .split_once('=')
-                    .ok_or_else(|| malformed(&format!("parameter {pair:?} has no value (write {pair}=VALUE)")))?;
+                let (k, v) = pair.split_once('=').ok_or_else(|| {
+                    malformed(&format!(
+                        "parameter {pair:?} has no value (write {pair}=VALUE)"
+                    ))
+                })?;
                 if k.is_empty() {
                     return Err(malformed("a parameter has an empty name"));
                 }
                 if params.iter().any(|(seen, _)| seen == k) {
-                    return Err(UriError::RepeatedParam { param: k.to_string() });
+                    return Err(UriError::RepeatedParam {
+                        param: k.to_string(),
+                    });
                 }
                 params.push((k.to_string(), v.to_string()));
             }
@@ -144,9 +155,15 @@ impl Uri {
         if let Ok(a) = SocketAddr::from_str(&self.authority) {
             return Ok(a);
         }
-        let malformed = |reason: String| UriError::Malformed { uri: self.text.clone(), reason };
+        let malformed = |reason: String| UriError::Malformed {
+            uri: self.text.clone(),
+            reason,
+        };
         if !self.authority.contains(':') {
-            return Err(malformed(format!("{:?} has no port; write host:port", self.authority)));
+            return Err(malformed(format!(
+                "{:?} has no port; write host:port",
+                self.authority
+            )));
         }
         let addrs: Vec<SocketAddr> = self
             .authority
@@ -164,7 +181,11 @@ impl Uri {
     /// A reader over the parameters, for a backend accepting `accepted`.
     #[must_use]
     pub fn params(&self, accepted: &'static [&'static str]) -> Params<'_> {
-        Params { uri: self, accepted, used: vec![false; self.params.len()] }
+        Params {
+            uri: self,
+            accepted,
+            used: vec![false; self.params.len()],
+        }
     }
 }
 
@@ -185,7 +206,10 @@ pub struct Params<'a> {
 impl Params<'_> {
     /// The raw value of `key`, if given; marks it as read.
     pub fn raw(&mut self, key: &str) -> Option<&str> {
-        debug_assert!(self.accepted.contains(&key), "{key} missing from the accepted list");
+        debug_assert!(
+            self.accepted.contains(&key),
+            "{key} missing from the accepted list"
+        );
         let i = self.uri.params.iter().position(|(k, _)| k == key)?;
         self.used[i] = true;
         Some(self.uri.params[i].1.as_str())
@@ -215,9 +239,15 @@ impl Params<'_> {
     ///
     /// # Errors
     /// [`UriError::BadValue`] when it is not a decimal (or `0x` hex) integer in range.
-    pub fn int(&mut self, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>, UriError> {
+    pub fn int(
+        &mut self,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, UriError> {
         let expected = format!("an integer from {} to {}", range.start(), range.end());
-        self.get_with(key, &expected, |v| parse_int(v).filter(|n| range.contains(n)))
+        self.get_with(key, &expected, |v| {
+            parse_int(v).filter(|n| range.contains(n))
+        })
     }
 
     /// A boolean parameter: `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.
@@ -237,18 +267,30 @@ impl Params<'_> {
     /// # Errors
     /// [`UriError::BadValue`] when not a size between 1 byte and 2 GiB.
     pub fn size(&mut self, key: &str) -> Result<Option<u32>, UriError> {
-        self.get_with(key, "a size in bytes such as 4194304, 4096K or 4M (at most 2G)", |v| {
-            parse_size(v).filter(|&n| (1..=i32::MAX as u64).contains(&n)).map(|n| n as u32)
-        })
+        self.get_with(
+            key,
+            "a size in bytes such as 4194304, 4096K or 4M (at most 2G)",
+            |v| {
+                parse_size(v)
+                    .filter(|&n| (1..=i32::MAX as u64).contains(&n))
+                    .map(|n| n as u32)
+            },
+        )
     }
 
     /// One of a fixed set of words.
     ///
     /// # Errors
     /// [`UriError::BadValue`] listing `choices`.
-    pub fn choice(&mut self, key: &str, choices: &[&'static str]) -> Result<Option<&'static str>, UriError> {
+    pub fn choice(
+        &mut self,
+        key: &str,
+        choices: &[&'static str],
+    ) -> Result<Option<&'static str>, UriError> {
         let expected = format!("one of {}", choices.join(", "));
-        self.get_with(key, &expected, |v| choices.iter().find(|c| **c == v).copied())
+        self.get_with(key, &expected, |v| {
+            choices.iter().find(|c| **c == v).copied()
+        })
     }
 
     /// Rejects any parameter that was not read.
@@ -300,7 +342,10 @@ mod tests {
         assert_eq!(u.scheme, "udp");
         assert_eq!(u.authority, "198.18.0.2:9000");
         assert_eq!(u.path, "");
-        assert_eq!(u.params, vec![("rx".into(), "spin".into()), ("cpu".into(), "1".into())]);
+        assert_eq!(
+            u.params,
+            vec![("rx".into(), "spin".into()), ("cpu".into(), "1".into())]
+        );
         assert_eq!(u.socket_addr().unwrap(), "198.18.0.2:9000".parse().unwrap());
         let v6 = Uri::parse("udp://[::1]:7").unwrap();
         assert_eq!(v6.socket_addr().unwrap(), "[::1]:7".parse().unwrap());
@@ -309,11 +354,26 @@ mod tests {
     #[test]
     fn rejects_with_names() {
         let e = Uri::parse("quic://1.2.3.4:5").unwrap_err();
-        assert!(e.to_string().contains("\"quic\"") && e.to_string().contains("udp, tcp, mcast"), "{e}");
-        assert!(matches!(Uri::parse("udp:1.2.3.4:5"), Err(UriError::Malformed { .. })));
-        assert!(matches!(Uri::parse("udp://"), Err(UriError::Malformed { .. })));
-        assert!(matches!(Uri::parse("udp://1.2.3.4:5?rx"), Err(UriError::Malformed { .. })));
-        assert!(matches!(Uri::parse("udp://1.2.3.4:5?rx=spin&rx=block"), Err(UriError::RepeatedParam { .. })));
+        assert!(
+            e.to_string().contains("\"quic\"") && e.to_string().contains("udp, tcp, mcast"),
+            "{e}"
+        );
+        assert!(matches!(
+            Uri::parse("udp:1.2.3.4:5"),
+            Err(UriError::Malformed { .. })
+        ));
+        assert!(matches!(
+            Uri::parse("udp://"),
+            Err(UriError::Malformed { .. })
+        ));
+        assert!(matches!(
+            Uri::parse("udp://1.2.3.4:5?rx"),
+            Err(UriError::Malformed { .. })
+        ));
+        assert!(matches!(
+            Uri::parse("udp://1.2.3.4:5?rx=spin&rx=block"),
+            Err(UriError::RepeatedParam { .. })
+        ));
         let u = Uri::parse("udp://1.2.3.4").unwrap();
         assert!(u.socket_addr().unwrap_err().to_string().contains("no port"));
         let u = Uri::parse("udp://1.2.3.4:99999").unwrap();
@@ -330,7 +390,11 @@ mod tests {
         assert_eq!(p.choice("rx", &["block", "spin"]).unwrap(), Some("spin"));
         assert_eq!(p.int("ttl", 0..=255).unwrap(), None);
         let e = p.finish().unwrap_err();
-        assert!(e.to_string().contains("\"bogus\"") && e.to_string().contains("rcvbuf, tos, loop, rx, ttl"), "{e}");
+        assert!(
+            e.to_string().contains("\"bogus\"")
+                && e.to_string().contains("rcvbuf, tos, loop, rx, ttl"),
+            "{e}"
+        );
 
         let u = Uri::parse("udp://1.2.3.4:5?tos=300&rx=fast").unwrap();
         let mut p = u.params(&["tos", "rx"]);

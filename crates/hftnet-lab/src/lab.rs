@@ -7,15 +7,17 @@
 //! that existed before (another lab's) is never recorded, hence never
 //! removed. Configuration goes through rtnetlink sockets opened *inside* each
 //! lab namespace; the veth peer is created directly in the other lab
-//! namespace (`IFLA_NET_NS_FD`). Must never: configure anything in the
-//! default namespace, or leave a netlink socket open after building (it would
-//! keep a deleted namespace alive).
+//! namespace (`IFLA_NET_NS_FD`); offload features (GRO) are set with the
+//! ethtool ioctl from a thread inside each namespace. Must never: configure
+//! anything in the default namespace, or leave a netlink or ethtool socket
+//! open after building (it would keep a deleted namespace alive).
 
 use std::fmt;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hftnet_sys::ethtool::{self, Feature};
 use hftnet_sys::netlink::RtNetlink;
 use hftnet_sys::{SyscallError, netns};
 use serde::Serialize;
@@ -43,6 +45,9 @@ const NAME_ATTEMPTS: usize = 8;
 ///  224.0.0.0/4 dev veth0              224.0.0.0/4 dev veth0
 /// ```
 ///
+/// Built with [`LabBuilder::gro`], both veth ends also have GRO on (see
+/// there for what that does and does not give busy polling).
+///
 /// Dropping it removes both namespaces (and with them the veth pair), also
 /// while a panic unwinds; [`Lab::down`] does the same and reports errors.
 /// If the process is killed, the namespaces stay: [`crate::remove_all`]
@@ -51,6 +56,9 @@ const NAME_ATTEMPTS: usize = 8;
 pub struct Lab {
     name: String,
     hosts: Vec<Host>,
+    /// GRO was turned on on both veth ends when building.
+    gro: bool,
+    napi: bool,
     /// Namespaces this value created and must remove.
     #[serde(skip)]
     owned: Vec<String>,
@@ -63,6 +71,8 @@ pub struct LabBuilder {
     name: Option<String>,
     iface: String,
     mtu: Option<u32>,
+    gro: bool,
+    napi: bool,
 }
 
 impl Default for LabBuilder {
@@ -71,6 +81,8 @@ impl Default for LabBuilder {
             name: None,
             iface: DEFAULT_IFACE.to_owned(),
             mtu: None,
+            gro: false,
+            napi: false,
         }
     }
 }
@@ -95,6 +107,35 @@ impl LabBuilder {
         self
     }
 
+    /// Turns generic receive offload on both veth ends on (`true`) or leaves
+    /// the kernel default, off (`false`, the default). Like
+    /// `ethtool -K veth0 gro on` in each namespace.
+    ///
+    /// GRO on gives each veth receive queue a NAPI context (kernel 5.13+),
+    /// which `SO_BUSY_POLL` and `SO_INCOMING_NAPI_ID` need. But veth hands a
+    /// packet to that NAPI only when it is "eligible for GRO"
+    /// (`veth_skb_is_eligible_for_gro`): when the *sending* veth has TSO
+    /// off, or, for UDP sent from a socket, when the *receiving* veth also
+    /// has `rx-udp-gro-forwarding` or `rx-gro-list` on. With the defaults
+    /// (TSO on) datagrams still take the backlog path and a receiving socket
+    /// sees NAPI id 0. To get NAPI ids, also turn TSO off on the sending end,
+    /// e.g. `hftnet_sys::ethtool::set_feature(iface, Feature::Tso, false)` in
+    /// [`Host::run`].
+    pub fn gro(mut self, on: bool) -> Self {
+        self.gro = on;
+        self
+    }
+
+    /// Makes veth deliver through NAPI as a real NIC does: GRO on and TSO off
+    /// on both ends (see [`LabBuilder::gro`] for why both are needed). Then
+    /// `SO_BUSY_POLL` takes effect and sockets report a NAPI id. TCP segments
+    /// are then cut in software, which costs nothing at message sizes.
+    pub fn napi(mut self, on: bool) -> Self {
+        self.napi = on;
+        self.gro |= on;
+        self
+    }
+
     /// Creates the lab.
     ///
     /// # Errors
@@ -103,7 +144,8 @@ impl LabBuilder {
     /// - [`LabError::NotPrivileged`] without CAP_SYS_ADMIN and CAP_NET_ADMIN;
     /// - [`LabError::AlreadyExists`] if a namespace of that lab name exists;
     /// - [`LabError::Netns`] / [`LabError::Netlink`] naming the step that
-    ///   failed (an invalid interface name or MTU shows up here as `EINVAL`).
+    ///   failed (an invalid interface name or MTU shows up here as `EINVAL`;
+    ///   GRO that cannot be turned on as the `ETHTOOL_SGRO` call failing).
     ///
     /// Whatever was created before the failure is removed again.
     pub fn build(self) -> Result<Lab, LabError> {
@@ -152,6 +194,8 @@ impl LabBuilder {
         let mut lab = Lab {
             name,
             hosts,
+            gro: self.gro,
+            napi: self.napi,
             owned: Vec::new(),
         };
         for i in 0..lab.hosts.len() {
@@ -173,7 +217,7 @@ impl LabBuilder {
                 }
             }
         }
-        lab.configure(self.mtu)?;
+        lab.configure(self.mtu, self.gro, self.napi)?;
         Ok(lab)
     }
 }
@@ -205,7 +249,8 @@ impl Lab {
         builder.build()
     }
 
-    /// A builder for a two-host lab with options (name, interface name, MTU).
+    /// A builder for a two-host lab with options (name, interface name, MTU,
+    /// GRO).
     pub fn builder() -> LabBuilder {
         LabBuilder::default()
     }
@@ -238,6 +283,19 @@ impl Lab {
     #[must_use]
     pub fn exchange(&self) -> &Host {
         &self.hosts[1]
+    }
+
+    /// Whether the lab was built with GRO on both veth ends
+    /// ([`LabBuilder::gro`]). [`Host::gro`] asks the kernel instead.
+    #[must_use]
+    pub fn gro(&self) -> bool {
+        self.gro
+    }
+
+    /// Whether the veth delivers through NAPI ([`LabBuilder::napi`]).
+    #[must_use]
+    pub fn napi(&self) -> bool {
+        self.napi
     }
 
     /// The namespace names of this lab.
@@ -281,8 +339,9 @@ impl Lab {
     }
 
     /// Every step after the namespaces exist: the veth pair, then in each
-    /// namespace lo up, the address, the veth up, the multicast route.
-    fn configure(&self, mtu: Option<u32>) -> Result<(), LabError> {
+    /// namespace lo up, the address, the veth up, the multicast route, and
+    /// GRO on the veth if asked for.
+    fn configure(&self, mtu: Option<u32>, gro: bool, napi: bool) -> Result<(), LabError> {
         let trader = self.trader();
         let exchange = self.exchange();
         let netlink_err = |host: &Host, step: String| {
@@ -339,6 +398,19 @@ impl Lab {
                 format!("add route {dst}/{len} dev {}", host.iface),
             ))?;
         }
+        if gro {
+            for host in &self.hosts {
+                // The ethtool socket is opened (and closed) on the namespace thread.
+                host.run(|| ethtool::set_feature(&host.iface, Feature::Gro, true))?
+                    .map_err(netlink_err(host, format!("turn GRO on on {}", host.iface)))?;
+            }
+        }
+        if napi {
+            for host in &self.hosts {
+                host.run(|| ethtool::set_feature(&host.iface, Feature::Tso, false))?
+                    .map_err(netlink_err(host, format!("turn TSO off on {}", host.iface)))?;
+            }
+        }
         Ok(())
     }
 }
@@ -347,13 +419,37 @@ impl fmt::Display for Lab {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "lab {}", self.name)?;
         for host in &self.hosts {
-            writeln!(f, "  {host}")?;
+            write!(f, "  {host}")?;
+            if self.napi {
+                f.write_str(" napi (gro on, tso off)")?;
+            } else if self.gro {
+                f.write_str(" gro on")?;
+            }
+            writeln!(f)?;
         }
         write!(
             f,
             "  shell inside: ip netns exec {} $SHELL",
             self.trader().netns
         )
+    }
+}
+
+impl Host {
+    /// Whether GRO is on on this host's veth end now, as the kernel reports
+    /// it (`ETHTOOL_GGRO`, asked from a thread inside the namespace); see
+    /// [`LabBuilder::gro`]. [`Lab::gro`] says what the lab was built with.
+    ///
+    /// # Errors
+    /// The errors of [`Host::run`] (e.g. the lab is down), or
+    /// [`LabError::Netlink`] with the failed ethtool call as its source.
+    pub fn gro(&self) -> Result<bool, LabError> {
+        self.run(|| ethtool::get_feature(&self.iface, Feature::Gro))?
+            .map_err(|source| LabError::Netlink {
+                namespace: self.netns.clone(),
+                step: format!("read GRO of {}", self.iface),
+                source,
+            })
     }
 }
 

@@ -20,13 +20,19 @@ impl SyscallError {
     /// Builds the error from the calling thread's current `errno`.
     #[must_use]
     pub fn last(call: &'static str) -> Self {
-        Self { call, io_error: io::Error::last_os_error() }
+        Self {
+            call,
+            io_error: io::Error::last_os_error(),
+        }
     }
 
     /// Builds the error from an explicit `errno` value.
     #[must_use]
     pub fn from_errno(call: &'static str, errno: i32) -> Self {
-        Self { call, io_error: io::Error::from_raw_os_error(errno) }
+        Self {
+            call,
+            io_error: io::Error::from_raw_os_error(errno),
+        }
     }
 
     /// The raw `errno`, if the error came from the OS.
@@ -71,10 +77,18 @@ pub type Result<T> = std::result::Result<T, SyscallError>;
 
 /// Turns a C return value into a [`Result`]: `-1` becomes the current `errno`.
 pub(crate) fn cvt(call: &'static str, ret: libc::c_int) -> Result<libc::c_int> {
-    if ret == -1 { Err(SyscallError::last(call)) } else { Ok(ret) }
+    if ret == -1 {
+        Err(SyscallError::last(call))
+    } else {
+        Ok(ret)
+    }
 }
 
 /// Like [`cvt`] for calls returning `ssize_t`.
 pub(crate) fn cvt_size(call: &'static str, ret: libc::ssize_t) -> Result<usize> {
-    if ret < 0 { Err(SyscallError::last(call)) } else { Ok(ret as usize) }
+    if ret < 0 {
+        Err(SyscallError::last(call))
+    } else {
+        Ok(ret as usize)
+    }
 }

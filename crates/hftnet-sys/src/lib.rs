@@ -12,6 +12,7 @@
 //! comment stating why the pointers and lengths handed to the kernel are valid.
 
 pub mod error;
+pub mod ethtool;
 pub mod netlink;
 pub mod netns;
 pub mod sched;

@@ -124,7 +124,13 @@ pub fn get_int(fd: BorrowedFd<'_>, opt: IntOpt) -> Result<libc::c_int> {
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: value and len are live locals; len holds the size of value.
     let ret = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), opt.level, opt.name, (&raw mut value).cast(), &mut len)
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            opt.level,
+            opt.name,
+            (&raw mut value).cast(),
+            &mut len,
+        )
     };
     cvt(opt.get_call, ret).map(|_| value)
 }
@@ -136,7 +142,10 @@ pub fn get_int(fd: BorrowedFd<'_>, opt: IntOpt) -> Result<libc::c_int> {
 pub fn bind_to_device(fd: BorrowedFd<'_>, ifname: &str) -> Result<()> {
     let bytes = ifname.as_bytes();
     if bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
-        return Err(SyscallError::from_errno("setsockopt(SO_BINDTODEVICE)", libc::EINVAL));
+        return Err(SyscallError::from_errno(
+            "setsockopt(SO_BINDTODEVICE)",
+            libc::EINVAL,
+        ));
     }
     // SAFETY: the pointer and length describe the name's bytes; the kernel copies
     // at most IFNAMSIZ bytes and does not need a terminating NUL when given the length.
@@ -166,7 +175,9 @@ pub fn multicast_membership(
     join: bool,
 ) -> Result<()> {
     let mreq = libc::ip_mreqn {
-        imr_multiaddr: libc::in_addr { s_addr: u32::from(group).to_be() },
+        imr_multiaddr: libc::in_addr {
+            s_addr: u32::from(group).to_be(),
+        },
         imr_address: libc::in_addr { s_addr: 0 },
         imr_ifindex: ifindex as libc::c_int,
     };
@@ -204,14 +215,26 @@ pub fn source_membership(
     join: bool,
 ) -> Result<()> {
     let mreq = libc::ip_mreq_source {
-        imr_multiaddr: libc::in_addr { s_addr: u32::from(group).to_be() },
-        imr_interface: libc::in_addr { s_addr: u32::from(interface).to_be() },
-        imr_sourceaddr: libc::in_addr { s_addr: u32::from(source).to_be() },
+        imr_multiaddr: libc::in_addr {
+            s_addr: u32::from(group).to_be(),
+        },
+        imr_interface: libc::in_addr {
+            s_addr: u32::from(interface).to_be(),
+        },
+        imr_sourceaddr: libc::in_addr {
+            s_addr: u32::from(source).to_be(),
+        },
     };
     let (name, call) = if join {
-        (libc::IP_ADD_SOURCE_MEMBERSHIP, "setsockopt(IP_ADD_SOURCE_MEMBERSHIP)")
+        (
+            libc::IP_ADD_SOURCE_MEMBERSHIP,
+            "setsockopt(IP_ADD_SOURCE_MEMBERSHIP)",
+        )
     } else {
-        (libc::IP_DROP_SOURCE_MEMBERSHIP, "setsockopt(IP_DROP_SOURCE_MEMBERSHIP)")
+        (
+            libc::IP_DROP_SOURCE_MEMBERSHIP,
+            "setsockopt(IP_DROP_SOURCE_MEMBERSHIP)",
+        )
     };
     // SAFETY: pointer and length describe the live ip_mreq_source local.
     let ret = unsafe {
@@ -263,7 +286,11 @@ pub fn if_index(name: &str) -> Result<u32> {
     buf[..bytes.len()].copy_from_slice(bytes);
     // SAFETY: buf is NUL-terminated (zeroed beyond the name).
     let idx = unsafe { libc::if_nametoindex(buf.as_ptr().cast()) };
-    if idx == 0 { Err(SyscallError::last("if_nametoindex")) } else { Ok(idx) }
+    if idx == 0 {
+        Err(SyscallError::last("if_nametoindex"))
+    } else {
+        Ok(idx)
+    }
 }
 
 /// The primary IPv4 address of interface `name` (`ioctl(SIOCGIFADDR)`), for
@@ -277,7 +304,9 @@ pub fn if_ipv4_addr(name: &str) -> Result<Ipv4Addr> {
         return Err(SyscallError::from_errno("ioctl(SIOCGIFADDR)", libc::ENODEV));
     }
     // SAFETY: plain syscall without pointers.
-    let raw = cvt("socket", unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let raw = cvt("socket", unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
     // SAFETY: raw is a fresh descriptor we own; OwnedFd closes it.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: ifreq is plain data; all-zero is valid.
@@ -291,7 +320,8 @@ pub fn if_ipv4_addr(name: &str) -> Result<Ipv4Addr> {
     cvt("ioctl(SIOCGIFADDR)", ret)?;
     // SAFETY: the kernel stored a sockaddr_in (AF_INET socket) in ifru_addr;
     // sockaddr and sockaddr_in have the same size.
-    let sin: libc::sockaddr_in = unsafe { std::ptr::read_unaligned((&raw const req.ifr_ifru.ifru_addr).cast()) };
+    let sin: libc::sockaddr_in =
+        unsafe { std::ptr::read_unaligned((&raw const req.ifr_ifru.ifru_addr).cast()) };
     Ok(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
 }
 
@@ -324,7 +354,10 @@ struct CmsgSpace([u8; 128]);
 /// `EAGAIN` (see [`SyscallError::would_block`]) when nothing is queued on a
 /// non-blocking call or the receive timeout expired; `EINTR` when interrupted.
 pub fn recv_msg(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Result<RecvInfo> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut addr = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut cmsg = CmsgSpace([0; 128]);
     // SAFETY: msghdr is plain data; all-zero is a valid (empty) value.
@@ -353,7 +386,8 @@ pub fn recv_msg(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Resul
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET
                 && (*c).cmsg_type == SO_TIMESTAMPNS.name
-                && (*c).cmsg_len as usize >= libc::CMSG_LEN(mem::size_of::<libc::timespec>() as u32) as usize
+                && (*c).cmsg_len as usize
+                    >= libc::CMSG_LEN(mem::size_of::<libc::timespec>() as u32) as usize
             {
                 let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
                 rx_ts_ns = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
@@ -361,7 +395,13 @@ pub fn recv_msg(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Resul
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Ok(RecvInfo { len, wire_len, truncated, src, rx_ts_ns })
+    Ok(RecvInfo {
+        len,
+        wire_len,
+        truncated,
+        src,
+        rx_ts_ns,
+    })
 }
 
 /// `sendto(fd, buf, flags, dest)`; `dest == None` sends on a connected socket.
@@ -378,12 +418,22 @@ pub fn send_to(
 ) -> Result<usize> {
     let storage = dest.map(std_to_sockaddr);
     let (ptr, len) = match &storage {
-        Some((s, l)) => ((s as *const libc::sockaddr_storage).cast::<libc::sockaddr>(), *l),
+        Some((s, l)) => (
+            (s as *const libc::sockaddr_storage).cast::<libc::sockaddr>(),
+            *l,
+        ),
         None => (std::ptr::null(), 0),
     };
     // SAFETY: buf is a live slice; ptr/len describe a live sockaddr_storage or are null/0.
     let ret = unsafe {
-        libc::sendto(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags | libc::MSG_NOSIGNAL, ptr, len)
+        libc::sendto(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            flags | libc::MSG_NOSIGNAL,
+            ptr,
+            len,
+        )
     };
     cvt_size("sendto", ret)
 }
@@ -414,7 +464,10 @@ pub fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>
                 t.subsec_micros() as libc::suseconds_t
             },
         },
-        None => libc::timeval { tv_sec: 0, tv_usec: 0 },
+        None => libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
     };
     // SAFETY: pointer and length describe the live timeval local.
     let ret = unsafe {
@@ -435,7 +488,11 @@ pub fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>
 /// # Errors
 /// Only unexpected kernel failures.
 pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: p is a live pollfd and we pass a count of one.
     let ret = unsafe { libc::poll(&mut p, 1, timeout_ms) };
     match cvt("poll", ret) {
@@ -459,13 +516,23 @@ impl Epoll {
     /// `EMFILE`/`ENFILE` when out of descriptors.
     pub fn for_readable(watched: BorrowedFd<'_>) -> Result<Self> {
         // SAFETY: plain syscall without pointers.
-        let raw = cvt("epoll_create1", unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        let raw = cvt("epoll_create1", unsafe {
+            libc::epoll_create1(libc::EPOLL_CLOEXEC)
+        })?;
         // SAFETY: raw is a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 0,
+        };
         // SAFETY: both descriptors are open; ev is a live local.
         let ret = unsafe {
-            libc::epoll_ctl(fd.as_raw_fd(), libc::EPOLL_CTL_ADD, watched.as_raw_fd(), &mut ev)
+            libc::epoll_ctl(
+                fd.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                watched.as_raw_fd(),
+                &mut ev,
+            )
         };
         cvt("epoll_ctl(EPOLL_CTL_ADD)", ret)?;
         Ok(Self { fd })
@@ -493,7 +560,10 @@ impl Epoll {
 /// # Safety
 /// `addr` must point to at least `len` initialised bytes of a socket address
 /// (a `sockaddr_storage` is always large enough).
-unsafe fn sockaddr_to_std(addr: *const libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+unsafe fn sockaddr_to_std(
+    addr: *const libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
     if (len as usize) < mem::size_of::<libc::sa_family_t>() {
         return None;
     }
@@ -531,7 +601,9 @@ fn std_to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
@@ -543,7 +615,9 @@ fn std_to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.

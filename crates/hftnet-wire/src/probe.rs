@@ -53,7 +53,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// # Errors
     /// [`Error::Truncated`] when shorter than [`HEADER_LEN`].
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
     }
 
     /// The buffer back.
@@ -124,7 +128,10 @@ impl Repr {
         if p.magic() != MAGIC {
             return Err(Error::Malformed);
         }
-        Ok(Self { seq: p.seq(), stamp: p.stamp() })
+        Ok(Self {
+            seq: p.seq(),
+            stamp: p.stamp(),
+        })
     }
 
     /// Bytes of header this writes.
@@ -146,7 +153,8 @@ mod tests {
     use super::*;
 
     static BYTES: [u8; 24] = [
-        b'H', b'F', b'T', b'P', 0, 0, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 9, 9, 9, 9,
+        b'H', b'F', b'T', b'P', 0, 0, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef,
+        9, 9, 9, 9,
     ];
 
     #[test]
@@ -170,13 +178,22 @@ mod tests {
     #[test]
     fn test_parse() {
         let p = Packet::new_checked(&BYTES[..]).unwrap();
-        assert_eq!(Repr::parse(&p).unwrap(), Repr { seq: 0x0102, stamp: 0xdead_beef });
+        assert_eq!(
+            Repr::parse(&p).unwrap(),
+            Repr {
+                seq: 0x0102,
+                stamp: 0xdead_beef
+            }
+        );
     }
 
     #[test]
     fn test_emit() {
         let mut buf = [9u8; 24];
-        let r = Repr { seq: 0x0102, stamp: 0xdead_beef };
+        let r = Repr {
+            seq: 0x0102,
+            stamp: 0xdead_beef,
+        };
         r.emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, BYTES);
         assert_eq!(r.header_len(), HEADER_LEN);
@@ -184,11 +201,20 @@ mod tests {
 
     #[test]
     fn test_bad_input() {
-        assert_eq!(Packet::new_checked(&BYTES[..19]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&BYTES[..19]).unwrap_err(),
+            Error::Truncated
+        );
         let mut foreign = BYTES;
         foreign[0] = b'X';
-        assert_eq!(Repr::parse(&Packet::new_unchecked(&foreign[..])).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&foreign[..])).unwrap_err(),
+            Error::Malformed
+        );
         // Unchecked but short: parse checks the length before any accessor runs.
-        assert_eq!(Repr::parse(&Packet::new_unchecked(&BYTES[..3])).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&BYTES[..3])).unwrap_err(),
+            Error::Truncated
+        );
     }
 }

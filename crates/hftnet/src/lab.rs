@@ -10,7 +10,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
-use hftnet_bench::ladder::{Hosts, LadderConfig, RungResult, SliceResult, kernel_rungs, run_ladder, table};
+use hftnet_bench::ladder::{
+    Hosts, LadderConfig, RungResult, SliceResult, kernel_rungs, run_ladder, table,
+};
 use hftnet_lab::{Host, Lab};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -46,6 +48,10 @@ pub struct LabArgs {
     /// Run on loopback in this namespace even when a lab could be built.
     #[arg(long)]
     loopback: bool,
+    /// Leave the veth on its default backlog path instead of NAPI (GRO on,
+    /// TSO off); kernel busy polling then cannot take effect.
+    #[arg(long)]
+    no_napi: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,11 +129,19 @@ struct LabHosts<'a> {
 }
 
 impl Hosts for LabHosts<'_> {
-    fn spawn_server(&self, f: Box<dyn FnOnce() + Send + 'static>) -> Result<JoinHandle<()>, String> {
-        self.server.spawn_thread("hftnet-pong", f).map_err(|e| e.to_string())
+    fn spawn_server(
+        &self,
+        f: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Result<JoinHandle<()>, String> {
+        self.server
+            .spawn_thread("hftnet-pong", f)
+            .map_err(|e| e.to_string())
     }
 
-    fn run_client(&self, f: Box<dyn FnOnce() -> SliceResult + Send + 'static>) -> Result<SliceResult, String> {
+    fn run_client(
+        &self,
+        f: Box<dyn FnOnce() -> SliceResult + Send + 'static>,
+    ) -> Result<SliceResult, String> {
         self.client.run(f).map_err(|e| e.to_string())
     }
 }
@@ -136,11 +150,20 @@ impl Hosts for LabHosts<'_> {
 struct LoopbackHosts;
 
 impl Hosts for LoopbackHosts {
-    fn spawn_server(&self, f: Box<dyn FnOnce() + Send + 'static>) -> Result<JoinHandle<()>, String> {
-        std::thread::Builder::new().name("hftnet-pong".into()).spawn(f).map_err(|e| e.to_string())
+    fn spawn_server(
+        &self,
+        f: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Result<JoinHandle<()>, String> {
+        std::thread::Builder::new()
+            .name("hftnet-pong".into())
+            .spawn(f)
+            .map_err(|e| e.to_string())
     }
 
-    fn run_client(&self, f: Box<dyn FnOnce() -> SliceResult + Send + 'static>) -> Result<SliceResult, String> {
+    fn run_client(
+        &self,
+        f: Box<dyn FnOnce() -> SliceResult + Send + 'static>,
+    ) -> Result<SliceResult, String> {
         std::thread::Builder::new()
             .name("hftnet-ping".into())
             .spawn(f)
@@ -168,23 +191,44 @@ struct LabReport<'a> {
 fn ladder(a: &LabArgs) -> Result<ExitCode> {
     for t in &a.transports {
         if !TRANSPORTS.contains(&t.as_str()) {
-            bail!("unknown transport {t:?} in --transports; accepted: {}", TRANSPORTS.join(", "));
+            bail!(
+                "unknown transport {t:?} in --transports; accepted: {}",
+                TRANSPORTS.join(", ")
+            );
         }
     }
     if a.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
     let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
-    let (client_cpu, server_cpu) = if cpus.len() >= 2 { (Some(cpus[0]), Some(cpus[1])) } else { (None, None) };
-    let cfg = LadderConfig { size: a.size, duration: a.duration, rounds: a.rounds, warmup: 1000, client_cpu, server_cpu };
+    let (client_cpu, server_cpu) = if cpus.len() >= 2 {
+        (Some(cpus[0]), Some(cpus[1]))
+    } else {
+        (None, None)
+    };
+    let cfg = LadderConfig {
+        size: a.size,
+        duration: a.duration,
+        rounds: a.rounds,
+        warmup: 1000,
+        client_cpu,
+        server_cpu,
+    };
     let clock = Clock::new();
 
     let privileged = hftnet_lab::check_privileges();
     let lab = match (&privileged, a.loopback) {
-        (Ok(()), false) => Some(Lab::two_host(None).context("building the lab")?),
+        (Ok(()), false) => Some(
+            Lab::builder()
+                .napi(!a.no_napi)
+                .build()
+                .context("building the lab")?,
+        ),
         (Err(e), false) => {
             eprintln!("hftnet lab: {e}");
-            eprintln!("hftnet lab: falling back to a loopback-only run in this namespace (no veth, no multicast)");
+            eprintln!(
+                "hftnet lab: falling back to a loopback-only run in this namespace (no veth, no multicast)"
+            );
             None
         }
         (_, true) => None,
@@ -192,11 +236,21 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     let (mode, transports, rungs) = match &lab {
         Some(lab) => {
             let server = lab.exchange();
-            let rungs = kernel_rungs(&a.transports, &server.addr().to_string(), Some(server.iface()), 9000);
+            let rungs = kernel_rungs(
+                &a.transports,
+                &server.addr().to_string(),
+                Some(server.iface()),
+                9000,
+            );
             ("lab", a.transports.clone(), rungs)
         }
         None => {
-            let t: Vec<String> = a.transports.iter().filter(|t| *t != "mcast").cloned().collect();
+            let t: Vec<String> = a
+                .transports
+                .iter()
+                .filter(|t| *t != "mcast")
+                .cloned()
+                .collect();
             if t.len() < a.transports.len() {
                 eprintln!("hftnet lab: mcast skipped on loopback (it needs the lab's veth)");
             }
@@ -215,13 +269,36 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         ("message_bytes".into(), a.size.to_string()),
         ("duration_per_row".into(), format!("{:?}", a.duration)),
         ("rounds".into(), a.rounds.to_string()),
-        ("client_cpu".into(), client_cpu.map_or("not pinned".into(), |c| c.to_string())),
-        ("server_cpu".into(), server_cpu.map_or("not pinned".into(), |c| c.to_string())),
+        (
+            "client_cpu".into(),
+            client_cpu.map_or("not pinned".into(), |c| c.to_string()),
+        ),
+        (
+            "server_cpu".into(),
+            server_cpu.map_or("not pinned".into(), |c| c.to_string()),
+        ),
         ("clock".into(), clock.kind().to_string()),
     ];
     if let Some(lab) = &lab {
+        head.push((
+            "veth_rx_path".into(),
+            if lab.napi() {
+                "NAPI (gro on, tso off), as a real NIC".into()
+            } else {
+                "backlog (no NAPI: busy polling cannot take effect)".into()
+            },
+        ));
         for h in lab.hosts() {
-            head.push((format!("host_{}", h.role()), format!("{} {} {}/{}", h.netns(), h.iface(), h.addr(), h.prefix_len())));
+            head.push((
+                format!("host_{}", h.role()),
+                format!(
+                    "{} {} {}/{}",
+                    h.netns(),
+                    h.iface(),
+                    h.addr(),
+                    h.prefix_len()
+                ),
+            ));
         }
     }
     head.extend(Environment::capture().lines());
@@ -238,14 +315,20 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     };
     let results = match &lab {
         Some(lab) => {
-            let hosts = LabHosts { server: lab.exchange(), client: lab.trader() };
+            let hosts = LabHosts {
+                server: lab.exchange(),
+                client: lab.trader(),
+            };
             run_ladder(&hosts, &rungs, &cfg, clock, progress)
         }
         None => run_ladder(&LoopbackHosts, &rungs, &cfg, clock, progress),
     };
     bar.finish_and_clear();
 
-    println!("\nround trips (RTT), {} B messages; p50 ratio vs {}/{}:", a.size, rungs[0].transport, rungs[0].strategy);
+    println!(
+        "\nround trips (RTT), {} B messages; p50 ratio vs {}/{}:",
+        a.size, rungs[0].transport, rungs[0].strategy
+    );
     print!("{}", table(&results));
 
     let report = LabReport {
@@ -262,7 +345,8 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         results: &results,
     };
     if let Some(p) = &a.json {
-        fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
+        fs::write(p, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
         println!("# json: {}", p.display());
     }
     if let Some(p) = &a.report {
@@ -273,18 +357,31 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         lab.down().context("removing the lab")?;
     }
     let measured = results.iter().filter(|r| r.samples > 0).count();
-    Ok(if measured == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if measured == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A self-contained HTML page of the results: table, notes and environment.
 fn html(r: &LabReport<'_>) -> String {
     let us = |ns: u64| format!("{:.2}", ns as f64 / 1000.0);
     let mut rows = String::new();
-    let max_p99 = r.results.iter().filter_map(|x| x.rtt_ns.map(|s| s.p99)).max().unwrap_or(1).max(1);
+    let max_p99 = r
+        .results
+        .iter()
+        .filter_map(|x| x.rtt_ns.map(|s| s.p99))
+        .max()
+        .unwrap_or(1)
+        .max(1);
     for x in r.results {
         let (cells, bar) = match x.rtt_ns {
             Some(s) if x.samples > 0 => (

@@ -85,7 +85,11 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
     let ep = Endpoint::parse(&a.uri)?;
     let cfg = PingConfig {
         size: a.size,
-        count: if a.duration.is_some() { a.count } else { Some(a.count.unwrap_or(100_000)) },
+        count: if a.duration.is_some() {
+            a.count
+        } else {
+            Some(a.count.unwrap_or(100_000))
+        },
         duration: a.duration,
         warmup: a.warmup,
         rate: a.rate,
@@ -96,16 +100,27 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
     let cpu = choose_cpu(a.cpu, ep.socket_options().cpu)?;
     let placement = place(cpu, a.fifo, a.mlock)?;
     let clock = Clock::new();
-    let mut t = ep.open(Role::Client).with_context(|| format!("opening {}", a.uri))?;
+    let mut t = ep
+        .open(Role::Client)
+        .with_context(|| format!("opening {}", a.uri))?;
     if !a.json {
         let mut head: Vec<(String, String)> = vec![
             ("command".into(), "ping".into()),
             ("uri".into(), a.uri.clone()),
             ("message_bytes".into(), cfg.size.to_string()),
-            ("count".into(), cfg.count.map_or("-".into(), |c| c.to_string())),
-            ("duration".into(), cfg.duration.map_or("-".into(), |d| format!("{d:?}"))),
+            (
+                "count".into(),
+                cfg.count.map_or("-".into(), |c| c.to_string()),
+            ),
+            (
+                "duration".into(),
+                cfg.duration.map_or("-".into(), |d| format!("{d:?}")),
+            ),
             ("warmup".into(), cfg.warmup.to_string()),
-            ("rate_pps".into(), cfg.rate.map_or("closed loop".into(), |r| r.to_string())),
+            (
+                "rate_pps".into(),
+                cfg.rate.map_or("closed loop".into(), |r| r.to_string()),
+            ),
             ("reply_timeout".into(), format!("{:?}", cfg.reply_timeout)),
             ("clock".into(), clock.kind().to_string()),
         ];
@@ -119,7 +134,15 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
         std::io::stdout().flush()?;
     }
     let out = dispatch!(&mut t, inner => run_ping(inner, &cfg, clock))?;
-    let report = PingReport::new(&a.uri, &cfg, &out, &clock, cpu, t.capabilities(), Environment::capture());
+    let report = PingReport::new(
+        &a.uri,
+        &cfg,
+        &out,
+        &clock,
+        cpu,
+        t.capabilities(),
+        Environment::capture(),
+    );
     if let Some(path) = &a.hgrm {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut w = BufWriter::new(f);
@@ -131,7 +154,10 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
     } else {
         let mut tail = report.result_lines();
         if out.rtt.summary().is_some() {
-            tail.push(("rtt_note".into(), "full round trips in ns; half of them is NOT one-way latency".into()));
+            tail.push((
+                "rtt_note".into(),
+                "full round trips in ns; half of them is NOT one-way latency".into(),
+            ));
         }
         if let Some(n) = t.capabilities().napi_id {
             tail.push(("napi_id".into(), n.to_string()));
@@ -139,7 +165,10 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
         print!("{}", comment_lines(&tail));
     }
     if let Some(why) = &out.aborted {
-        eprintln!("hftnet ping: {why}; {} of {} probes lost", out.lost, out.sent);
+        eprintln!(
+            "hftnet ping: {why}; {} of {} probes lost",
+            out.lost, out.sent
+        );
         return Ok(ExitCode::from(EXIT_UNREACHABLE));
     }
     if out.received == 0 {
@@ -153,11 +182,17 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     let ep = Endpoint::parse(&a.uri)?;
     let cpu = choose_cpu(a.cpu, ep.socket_options().cpu)?;
     let placement = place(cpu, a.fifo, a.mlock)?;
-    let mut t = ep.open(Role::Server).with_context(|| format!("opening {}", a.uri))?;
+    let mut t = ep
+        .open(Role::Server)
+        .with_context(|| format!("opening {}", a.uri))?;
     let mut head: Vec<(String, String)> = vec![
         ("command".into(), "pong".into()),
         ("uri".into(), a.uri.clone()),
-        ("duration".into(), a.duration.map_or("until interrupted".into(), |d| format!("{d:?}"))),
+        (
+            "duration".into(),
+            a.duration
+                .map_or("until interrupted".into(), |d| format!("{d:?}")),
+        ),
         ("burst".into(), a.burst.to_string()),
     ];
     head.extend(placement);
@@ -169,7 +204,12 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
     }
-    let cfg = PongConfig { duration: a.duration, burst: a.burst, max_message: ep.max_message().max(1), ..PongConfig::default() };
+    let cfg = PongConfig {
+        duration: a.duration,
+        burst: a.burst,
+        max_message: ep.max_message().max(1),
+        ..PongConfig::default()
+    };
     let out = dispatch!(&mut t, inner => run_pong(inner, &cfg, &stop))?;
     let mut tail: Vec<(String, String)> = vec![
         ("received".into(), out.received.to_string()),
@@ -179,7 +219,12 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
         ("send_errors".into(), out.send_errors.to_string()),
         ("recv_errors".into(), out.recv_errors.to_string()),
     ];
-    tail.extend(t.capabilities().lines().into_iter().filter(|(k, _)| k.starts_with("napi") || k.starts_with("busy_poll_active")));
+    tail.extend(
+        t.capabilities()
+            .lines()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("napi") || k.starts_with("busy_poll_active")),
+    );
     print!("{}", comment_lines(&tail));
     Ok(ExitCode::SUCCESS)
 }

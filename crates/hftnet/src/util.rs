@@ -7,9 +7,13 @@ use anyhow::{Context, Result, bail};
 /// Parses `500ms`, `10s`, `2m`, `1.5s`, `250us`, `100ns`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration such as 500ms, 10s or 2m"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 500ms, 10s or 2m"))?;
     let scale = match unit {
         "" | "s" => 1.0,
         "ms" => 1e-3,
@@ -17,10 +21,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ns" => 1e-9,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ns, us, ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?}: use ns, us, ms, s, m or h"
+            ));
+        }
     };
     let secs = v * scale;
-    if !secs.is_finite() || secs < 0.0 || secs > 7.0 * 86400.0 {
+    if !secs.is_finite() || !(0.0..=7.0 * 86400.0).contains(&secs) {
         return Err(format!("{s:?} is out of range (0 to 7 days)"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -44,7 +52,8 @@ pub fn place(cpu: Option<usize>, fifo: Option<i32>, mlock: bool) -> Result<Vec<(
         lines.push(("cpu".into(), "not pinned".into()));
     }
     if let Some(p) = fifo {
-        hftnet_sys::sched::set_fifo(p).with_context(|| format!("switching to SCHED_FIFO priority {p}"))?;
+        hftnet_sys::sched::set_fifo(p)
+            .with_context(|| format!("switching to SCHED_FIFO priority {p}"))?;
         lines.push(("sched".into(), format!("SCHED_FIFO {p}")));
     }
     if mlock {
@@ -57,7 +66,9 @@ pub fn place(cpu: Option<usize>, fifo: Option<i32>, mlock: bool) -> Result<Vec<(
 /// The CPU to pin to: the command line wins over the URI's `cpu=`; both given and different is an error.
 pub fn choose_cpu(flag: Option<usize>, uri: Option<usize>) -> Result<Option<usize>> {
     match (flag, uri) {
-        (Some(a), Some(b)) if a != b => bail!("--cpu {a} contradicts cpu={b} in the URI; give one of them"),
+        (Some(a), Some(b)) if a != b => {
+            bail!("--cpu {a} contradicts cpu={b} in the URI; give one of them")
+        }
         (a, b) => Ok(a.or(b)),
     }
 }
@@ -73,7 +84,11 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
-        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_duration("ten")
+                .unwrap_err()
+                .contains("not a duration")
+        );
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("99999h").is_err());
     }

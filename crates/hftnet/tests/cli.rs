@@ -1,0 +1,485 @@
+//! The `hftnet` binary end to end: ping and pong across a real two-namespace
+//! lab for UDP (each receive strategy), TCP and multicast, the lab main job,
+//! and bad input. Lab tests need root (CI runs as root); without it they say
+//! why on stderr and return.
+
+use std::io::Write as _;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hftnet_lab::{Host, Lab};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hftnet");
+
+fn skip_without_root(test: &str) -> bool {
+    if let Err(e) = hftnet_lab::check_privileges() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
+        return true;
+    }
+    false
+}
+
+/// A child process killed (by its PID) and reaped when dropped, also when the test fails.
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("process not yet collected")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn_in(host: &Host, args: &[&str]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    Proc(Some(
+        host.spawn(&mut cmd)
+            .expect("spawn inside the lab namespace"),
+    ))
+}
+
+/// Runs to completion, bounded by `limit`.
+fn run_in(host: &Host, args: &[&str], limit: Duration) -> Output {
+    let mut p = spawn_in(host, args);
+    let start = Instant::now();
+    while p.child().try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < limit,
+            "hftnet {args:?} did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.0.take().unwrap().wait_with_output().unwrap()
+}
+
+fn wait_ready(pong: &mut Proc) {
+    // pong prints its configuration before serving; wait for the first line.
+    use std::io::BufRead;
+    let out = pong.child().stdout.as_mut().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line).unwrap();
+    assert!(line.starts_with("# command: pong"), "pong said {line:?}");
+}
+
+fn ping_json(host: &Host, uri: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "ping",
+        uri,
+        "--count",
+        "2000",
+        "--warmup",
+        "200",
+        "--json",
+        "--timeout",
+        "500ms",
+    ];
+    args.extend_from_slice(extra);
+    let out = run_in(host, &args, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "ping {uri} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ping --json prints one JSON object")
+}
+
+fn assert_clean_run(j: &Value, transport: &str) {
+    assert_eq!(j["transport"], transport, "{j}");
+    assert_eq!(j["samples"], 2000, "{j}");
+    assert_eq!(j["warmup"], 200, "{j}");
+    assert_eq!(j["lost"], 0, "{j}");
+    assert_eq!(j["duplicated"], 0, "{j}");
+    assert_eq!(j["foreign"], 0, "{j}");
+    assert_eq!(j["message_bytes"], 64, "{j}");
+    let r = &j["rtt_ns"];
+    let (min, p50, p99, max) = (
+        r["min"].as_u64().unwrap(),
+        r["p50"].as_u64().unwrap(),
+        r["p99"].as_u64().unwrap(),
+        r["max"].as_u64().unwrap(),
+    );
+    // Sane, not tuned: a veth round trip is more than 1 µs and its median well under 100 ms.
+    assert!(
+        min >= 1_000 && min <= p50 && p50 <= p99 && p99 <= max,
+        "{r}"
+    );
+    assert!(p50 < 100_000_000, "{r}");
+}
+
+fn pong_then_ping(lab: &Lab, server_uri: &str, client_uri: &str, transport: &str) {
+    let mut pong = spawn_in(lab.exchange(), &["pong", server_uri, "--duration", "60s"]);
+    wait_ready(&mut pong);
+    let j = ping_json(lab.trader(), client_uri, &[]);
+    assert_clean_run(&j, transport);
+    // pong's byte-for-byte echo is checked by ping: a changed byte is foreign.
+    drop(pong);
+}
+
+#[test]
+fn udp_each_strategy_across_the_lab() {
+    if skip_without_root("udp_each_strategy_across_the_lab") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    for (i, rx) in ["block", "spin", "adaptive", "busy-poll"]
+        .iter()
+        .enumerate()
+    {
+        let uri = format!("udp://198.18.0.2:{}?rx={rx}", 9000 + i);
+        pong_then_ping(&lab, &uri, &uri, "udp");
+    }
+}
+
+#[test]
+fn tcp_and_multicast_across_the_lab() {
+    if skip_without_root("tcp_and_multicast_across_the_lab") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    pong_then_ping(
+        &lab,
+        "tcp://198.18.0.2:9100?rx=spin",
+        "tcp://198.18.0.2:9100?rx=spin",
+        "tcp",
+    );
+    pong_then_ping(
+        &lab,
+        "tcp://198.18.0.2:9101",
+        "tcp://198.18.0.2:9101",
+        "tcp",
+    );
+    let g = "mcast://239.1.1.1:9102?iface=veth0";
+    pong_then_ping(&lab, g, g, "mcast");
+    let ssm = "mcast://239.1.1.2:9103?iface=veth0&source=198.18.0.1&rx=spin";
+    pong_then_ping(
+        &lab,
+        ssm,
+        "mcast://239.1.1.2:9103?iface=veth0&rx=spin",
+        "mcast",
+    );
+}
+
+#[test]
+fn ping_reports_pinning_rate_and_hgrm() {
+    if skip_without_root("ping_reports_pinning_rate_and_hgrm") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let mut pong = spawn_in(
+        lab.exchange(),
+        &[
+            "pong",
+            "udp://198.18.0.2:9200?rx=spin",
+            "--cpu",
+            "1",
+            "--duration",
+            "60s",
+        ],
+    );
+    wait_ready(&mut pong);
+    let hgrm = std::env::temp_dir().join(format!("hftnet-test-{}.hgrm", std::process::id()));
+    let hgrm_s = hgrm.to_str().unwrap();
+    let j = ping_json(
+        lab.trader(),
+        "udp://198.18.0.2:9200?rx=spin",
+        &["--cpu", "0", "--rate", "5000", "--hgrm", hgrm_s],
+    );
+    assert_clean_run(&j, "udp");
+    assert_eq!(j["client_cpu"], 0);
+    assert_eq!(j["rate_pps"], 5000);
+    let text = std::fs::read_to_string(&hgrm).unwrap();
+    let _ = std::fs::remove_file(&hgrm);
+    assert!(
+        text.contains("Value") && text.contains("Percentile"),
+        "{text}"
+    );
+    let max_line = text.lines().find(|l| l.starts_with("#[Max")).unwrap();
+    assert!(
+        max_line.contains("Total count") && max_line.trim_end().ends_with(" 2000]"),
+        "{max_line}"
+    );
+}
+
+#[test]
+fn the_lab_main_job_runs_and_cleans_up() {
+    if skip_without_root("the_lab_main_job_runs_and_cleans_up") {
+        return;
+    }
+    let json = std::env::temp_dir().join(format!("hftnet-lab-{}.json", std::process::id()));
+    let out = Command::new(BIN)
+        .args([
+            "lab",
+            "--duration",
+            "400ms",
+            "--rounds",
+            "2",
+            "--transports",
+            "udp,mcast",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("p50 ratio vs udp/block"), "{stdout}");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(j["mode"], "lab");
+    let rows = j["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    for row in rows {
+        let strategy = row["rung"]["strategy"].as_str().unwrap();
+        if strategy == "busy-poll" && row["note"].is_string() {
+            assert!(
+                row["note"].as_str().unwrap().contains("not in effect"),
+                "{row}"
+            );
+            continue;
+        }
+        assert!(row["samples"].as_u64().unwrap() > 100, "{row}");
+        assert_eq!(row["lost"], 0, "{row}");
+    }
+    assert_eq!(rows[0]["p50_ratio"], 1.0);
+    // Its namespaces are gone.
+    for ns in j["lab"]["namespaces"].as_array().unwrap() {
+        let ns = ns.as_str().unwrap();
+        assert!(
+            !std::path::Path::new("/run/netns").join(ns).exists(),
+            "{ns} left behind"
+        );
+    }
+}
+
+#[test]
+fn lab_without_root_falls_back_to_loopback() {
+    if skip_without_root("lab_without_root_falls_back_to_loopback") {
+        return;
+    }
+    // Run as nobody: no CAP_SYS_ADMIN, so no namespaces.
+    let dir = tempdir_for_nobody();
+    let json = dir.join("out.json");
+    let out = Command::new(BIN)
+        .args([
+            "lab",
+            "--duration",
+            "200ms",
+            "--rounds",
+            "1",
+            "--transports",
+            "udp,mcast",
+            "--json",
+        ])
+        .arg(&json)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(
+        stderr.contains("falling back to a loopback-only run"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mcast skipped"), "{stderr}");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(j["mode"], "loopback");
+    assert_eq!(j["results"].as_array().unwrap().len(), 4);
+    assert!(j["results"][1]["samples"].as_u64().unwrap() > 100, "{j}");
+}
+
+fn tempdir_for_nobody() -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = std::env::temp_dir().join(format!("hftnet-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
+#[test]
+fn unreachable_peer_exits_nonzero_after_its_timeout() {
+    if skip_without_root("unreachable_peer_exits_nonzero_after_its_timeout") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    // 198.18.0.99 is on the lab subnet but nobody answers ARP for it.
+    let t = Instant::now();
+    let out = run_in(
+        lab.trader(),
+        &[
+            "ping",
+            "udp://198.18.0.99:9000",
+            "--count",
+            "100",
+            "--warmup",
+            "0",
+            "--timeout",
+            "200ms",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unreachable") && stderr.contains("lost"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("# lost: 3"), "{stdout}");
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    if skip_without_root("port_in_use_is_a_clear_error") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let mut first = spawn_in(
+        lab.exchange(),
+        &["pong", "udp://198.18.0.2:9300", "--duration", "30s"],
+    );
+    wait_ready(&mut first);
+    let out = run_in(
+        lab.exchange(),
+        &["pong", "udp://198.18.0.2:9300", "--duration", "1s"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("198.18.0.2:9300 is already in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn malformed_uris_and_values_are_named() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["ping", "quic://1.2.3.4:5"],
+            "accepted schemes: udp, tcp, mcast",
+        ),
+        (&["ping", "udp://1.2.3.4"], "has no port"),
+        (
+            &["ping", "udp://1.2.3.4:5?rx=fast"],
+            "one of block, spin, adaptive, busy-poll",
+        ),
+        (&["ping", "udp://1.2.3.4:5?rcvbuf=lots"], "\"rcvbuf\""),
+        (
+            &["ping", "udp://1.2.3.4:5?colour=blue"],
+            "unknown parameter \"colour\"",
+        ),
+        (
+            &["ping", "udp://1.2.3.4:5", "--size", "4"],
+            "message size 4",
+        ),
+        (
+            &["ping", "udp://1.2.3.4:5", "--size", "70000"],
+            "message size 70000",
+        ),
+        (
+            &["ping", "udp://1.2.3.4:5?cpu=1", "--cpu", "0"],
+            "contradicts cpu=1",
+        ),
+        (&["ping", "udp://1.2.3.4:5", "--cpu", "4000"], "CPU 4000"),
+        (
+            &["pong", "mcast://10.1.1.1:5"],
+            "not an IPv4 multicast group",
+        ),
+        (
+            &["pong", "mcast://239.1.1.1:5?iface=nosuch0"],
+            "\"nosuch0\" does not exist",
+        ),
+        (&["pong", "udp://1.2.3.4:5?rx=spin&spins=5"], "rx=adaptive"),
+        (
+            &["lab", "--transports", "udp,quic"],
+            "unknown transport \"quic\"",
+        ),
+        (
+            &["ping", "udp://1.2.3.4:5", "--duration", "soon"],
+            "not a duration",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(BIN).args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            stderr.contains(want),
+            "{args:?}: expected {want:?} in {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn lab_up_and_down_by_name() {
+    if skip_without_root("lab_up_and_down_by_name") {
+        return;
+    }
+    let name = format!("t{}", std::process::id());
+    let up = Command::new(BIN)
+        .args(["lab", "up", "--name", &name])
+        .output()
+        .unwrap();
+    // Whatever happens below, remove it.
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = hftnet_lab::remove(&self.0);
+        }
+    }
+    let _guard = Down(name.clone());
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let text = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        text.contains("198.18.0.1")
+            && text.contains("198.18.0.2")
+            && text.contains(&format!("hft-{name}-trader")),
+        "{text}"
+    );
+    let list = Command::new(BIN).args(["lab", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&name));
+    let down = Command::new(BIN)
+        .args(["lab", "down", "--name", &name])
+        .output()
+        .unwrap();
+    assert!(down.status.success());
+    assert!(
+        !std::path::Path::new("/run/netns")
+            .join(format!("hft-{name}-trader"))
+            .exists()
+    );
+    let again = Command::new(BIN)
+        .args(["lab", "down", "--name", &name])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no lab named"));
+}
