@@ -179,6 +179,7 @@ impl Seen {
 /// State of one run, shared by the closed-loop and fixed-rate drivers.
 struct Run<'a, T: Transport> {
     t: &'a mut T,
+    stop: &'a AtomicBool,
     clock: Clock,
     cfg: &'a PingConfig,
     tx: Vec<u8>,
@@ -279,9 +280,24 @@ pub fn run_ping<T: Transport>(
     cfg: &PingConfig,
     clock: Clock,
 ) -> Result<PingOutcome, SyscallError> {
+    run_ping_until(t, cfg, clock, &AtomicBool::new(false))
+}
+
+/// [`run_ping`] that also ends, with what it measured so far, when `stop` is
+/// set (e.g. by a signal handler); [`PingOutcome::aborted`] then says so.
+///
+/// # Errors
+/// As [`run_ping`].
+pub fn run_ping_until<T: Transport>(
+    t: &mut T,
+    cfg: &PingConfig,
+    clock: Clock,
+    stop: &AtomicBool,
+) -> Result<PingOutcome, SyscallError> {
     let slot = (cfg.size * 2).max(2048);
     let mut run = Run {
         t,
+        stop,
         clock,
         cfg,
         tx: vec![0; cfg.size],
@@ -296,6 +312,9 @@ pub fn run_ping<T: Transport>(
         Some(rate) => fixed_rate(&mut run, rate)?,
     }
     let mut out = run.out;
+    if stop.load(Ordering::Relaxed) && out.aborted.is_none() {
+        out.aborted = Some("interrupted".into());
+    }
     out.lost = out.sent.saturating_sub(out.received);
     Ok(out)
 }
@@ -305,7 +324,7 @@ fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
     let mut seq = 0u64;
     let mut missed_in_a_row = 0u32;
     let mut measure_start: Option<Instant> = None;
-    loop {
+    while !run.stop.load(Ordering::Relaxed) {
         let measuring = seq >= run.cfg.warmup;
         if measuring {
             let start = *measure_start.get_or_insert_with(Instant::now);
@@ -366,7 +385,7 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
     let mut last_reply = Instant::now();
     let measure_start = Instant::now();
     let mut measuring_since: Option<Instant> = None;
-    loop {
+    while !run.stop.load(Ordering::Relaxed) {
         let now_ns = run.clock.now_ns();
         let due_ns = seq * interval_ns;
         let done_sending = seq >= run.cfg.warmup

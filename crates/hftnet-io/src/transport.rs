@@ -435,10 +435,11 @@ impl Waiter {
                         Err(e) => return Err(e),
                     }
                     n = n.wrapping_add(1);
+                    // No PAUSE hint here: the syscall already paces the loop,
+                    // and under a hypervisor PAUSE loops can cause VM exits.
                     if n.is_multiple_of(SPINS_PER_CLOCK_READ) && self.expired(start) {
                         return Ok(None);
                     }
-                    std::hint::spin_loop();
                 }
             }
             RxStrategy::Adaptive { spins } => {

@@ -333,9 +333,11 @@ impl Transport for UdpTransport {
     #[inline]
     fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
         let fd = self.sock.as_fd();
+        let control = self.cfg.timestamps;
         let first = {
             let slot = burst.slot_mut(0);
-            self.waiter.wait(|flags| sock::recv_msg(fd, slot, flags))?
+            self.waiter
+                .wait(|flags| sock::recv_msg(fd, slot, flags, control))?
         };
         let Some(info) = first else {
             burst.set_len(0);
@@ -345,7 +347,7 @@ impl Transport for UdpTransport {
         burst.set(0, meta(info));
         let mut n = 1;
         while n < burst.capacity() {
-            match sock::recv_msg(fd, burst.slot_mut(n), libc::MSG_DONTWAIT) {
+            match sock::recv_msg(fd, burst.slot_mut(n), libc::MSG_DONTWAIT, control) {
                 Ok(info) => {
                     burst.set(n, meta(info));
                     n += 1;

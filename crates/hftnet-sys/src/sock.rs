@@ -345,15 +345,22 @@ pub struct RecvInfo {
 struct CmsgSpace([u8; 128]);
 
 /// `recvmsg(fd, ..., flags | MSG_TRUNC)`: one datagram into `buf`, with its
-/// sender, whether it was truncated, and its `SCM_TIMESTAMPNS` stamp when
-/// `SO_TIMESTAMPNS` is on. `MSG_DONTWAIT` in `flags` makes it non-blocking.
+/// sender, whether it was truncated, and — when `control` is true and
+/// `SO_TIMESTAMPNS` is on — its `SCM_TIMESTAMPNS` stamp. `MSG_DONTWAIT` in
+/// `flags` makes it non-blocking. Pass `control = false` when no control
+/// message is wanted: the kernel then skips building them.
 ///
 /// Allocation-free: the control buffer lives on the stack.
 ///
 /// # Errors
 /// `EAGAIN` (see [`SyscallError::would_block`]) when nothing is queued on a
 /// non-blocking call or the receive timeout expired; `EINTR` when interrupted.
-pub fn recv_msg(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Result<RecvInfo> {
+pub fn recv_msg(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: libc::c_int,
+    control: bool,
+) -> Result<RecvInfo> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -366,8 +373,10 @@ pub fn recv_msg(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Resul
     msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     msg.msg_iov = &raw mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.0.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.0.len();
+    if control {
+        msg.msg_control = cmsg.0.as_mut_ptr().cast();
+        msg.msg_controllen = cmsg.0.len();
+    }
     // SAFETY: every pointer in msg refers to a live local or to `buf`, with the
     // matching length; the kernel writes within those lengths only.
     let ret = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags | libc::MSG_TRUNC) };
@@ -654,7 +663,7 @@ mod tests {
         let dest = rx.local_addr().unwrap();
         send_to(tx.as_fd(), &[7u8; 100], Some(&dest), 0).unwrap();
         let mut small = [0u8; 10];
-        let info = recv_msg(rx.as_fd(), &mut small, 0).unwrap();
+        let info = recv_msg(rx.as_fd(), &mut small, 0, true).unwrap();
         assert_eq!(info.len, 10);
         assert_eq!(info.wire_len, 100);
         assert!(info.truncated);
@@ -662,7 +671,7 @@ mod tests {
         assert!(info.rx_ts_ns.unwrap() > 1_600_000_000_000_000_000);
         assert_eq!(small, [7u8; 10]);
         // Nothing left: a non-blocking receive says would-block.
-        let err = recv_msg(rx.as_fd(), &mut small, libc::MSG_DONTWAIT).unwrap_err();
+        let err = recv_msg(rx.as_fd(), &mut small, libc::MSG_DONTWAIT, false).unwrap_err();
         assert!(err.would_block());
     }
 

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
-use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
+use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping_until, run_pong};
 use hftnet_bench::report::{PingReport, comment_lines};
 use hftnet_bench::stats::HGRM_MICROSECONDS;
 use hftnet_io::{Endpoint, Role, Transport, dispatch};
@@ -133,7 +133,8 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
         print!("{}", comment_lines(&head));
         std::io::stdout().flush()?;
     }
-    let out = dispatch!(&mut t, inner => run_ping(inner, &cfg, clock))?;
+    let stop = stop_on_signals()?;
+    let out = dispatch!(&mut t, inner => run_ping_until(inner, &cfg, clock, &stop))?;
     let report = PingReport::new(
         &a.uri,
         &cfg,
@@ -163,6 +164,13 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
             tail.push(("napi_id".into(), n.to_string()));
         }
         print!("{}", comment_lines(&tail));
+    }
+    if out.aborted.as_deref() == Some("interrupted") {
+        return Ok(if out.received > 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_UNREACHABLE)
+        });
     }
     if let Some(why) = &out.aborted {
         eprintln!(
@@ -199,11 +207,7 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     head.extend(t.capabilities().lines());
     print!("{}", comment_lines(&head));
     std::io::stdout().flush()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    // Ctrl-C or a kill ends the loop so the counters below are still printed.
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
-    }
+    let stop = stop_on_signals()?;
     let cfg = PongConfig {
         duration: a.duration,
         burst: a.burst,
@@ -227,4 +231,13 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     );
     print!("{}", comment_lines(&tail));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A flag that SIGINT or SIGTERM sets, so a run ends and still prints what it counted.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    Ok(stop)
 }
