@@ -78,7 +78,7 @@ impl Default for SocketOptions {
 }
 
 impl SocketOptions {
-    /// Reads the [`COMMON_PARAMS`].
+    /// Reads the parameters common to every kernel-socket scheme (`rx`, `rcvbuf`, `cpu`, ...).
     ///
     /// # Errors
     /// [`UriError::BadValue`] naming the parameter.
