@@ -425,7 +425,13 @@ impl Waiter {
                     Err(e) => return Err(e),
                 }
             },
-            RxStrategy::Spin => {
+            RxStrategy::Spin | RxStrategy::Adaptive { .. } => {
+                // Spin: poll until data or timeout. Adaptive: the same for
+                // `spins` empty polls, then sleep in epoll between polls.
+                let block_after = match self.strategy {
+                    RxStrategy::Adaptive { spins } => Some(spins),
+                    _ => None,
+                };
                 let start = Instant::now();
                 let mut n = 0u32;
                 loop {
@@ -437,38 +443,28 @@ impl Waiter {
                     n = n.wrapping_add(1);
                     // No PAUSE hint here: the syscall already paces the loop,
                     // and under a hypervisor PAUSE loops can cause VM exits.
-                    if n.is_multiple_of(SPINS_PER_CLOCK_READ) && self.expired(start) {
-                        return Ok(None);
+                    if block_after.is_none_or(|s| n < s) {
+                        if n.is_multiple_of(SPINS_PER_CLOCK_READ) && self.expired(start) {
+                            return Ok(None);
+                        }
+                        continue;
                     }
-                }
-            }
-            RxStrategy::Adaptive { spins } => {
-                let start = Instant::now();
-                let mut n = 0u32;
-                loop {
-                    match attempt(libc::MSG_DONTWAIT) {
-                        Ok(v) => return Ok(Some(v)),
-                        Err(e) if e.would_block() || e.errno() == Some(libc::EINTR) => {}
-                        Err(e) => return Err(e),
-                    }
-                    n = n.saturating_add(1);
-                    if n >= spins {
-                        let ms = match self.timeout {
-                            None => -1,
-                            Some(t) => {
-                                let left = t.saturating_sub(start.elapsed());
-                                if left.is_zero() {
-                                    return Ok(None);
-                                }
-                                // Round up so a sub-millisecond wait still sleeps.
-                                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                    // Past the spin budget: sleep until readable or timeout,
+                    // and stay in this phase (no counter overflow).
+                    n = n.saturating_sub(1);
+                    let ms = match self.timeout {
+                        None => -1,
+                        Some(t) => {
+                            let left = t.saturating_sub(start.elapsed());
+                            if left.is_zero() {
+                                return Ok(None);
                             }
-                        };
-                        let epoll = self.epoll.as_ref().expect("adaptive waiter has an epoll");
-                        epoll.wait(ms)?;
-                    } else if n.is_multiple_of(SPINS_PER_CLOCK_READ) && self.expired(start) {
-                        return Ok(None);
-                    }
+                            // Round up so a sub-millisecond wait still sleeps.
+                            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                        }
+                    };
+                    let epoll = self.epoll.as_ref().expect("adaptive waiter has an epoll");
+                    epoll.wait(ms)?;
                 }
             }
         }

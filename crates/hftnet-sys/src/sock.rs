@@ -135,6 +135,29 @@ pub fn get_int(fd: BorrowedFd<'_>, opt: IntOpt) -> Result<libc::c_int> {
     cvt(opt.get_call, ret).map(|_| value)
 }
 
+/// `setsockopt(fd, level, name, value, sizeof(T))` for an option whose value is
+/// a plain C struct (`ip_mreqn`, `timeval`, ...).
+fn set_struct<T>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    call: &'static str,
+) -> Result<()> {
+    // SAFETY: the pointer is a live reference to a T and the length is its size;
+    // the kernel only reads those bytes.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    cvt(call, ret).map(drop)
+}
+
 /// `setsockopt(SO_BINDTODEVICE)`: receive and send only through `ifname`.
 ///
 /// # Errors
@@ -186,17 +209,7 @@ pub fn multicast_membership(
     } else {
         (libc::IP_DROP_MEMBERSHIP, "setsockopt(IP_DROP_MEMBERSHIP)")
     };
-    // SAFETY: pointer and length describe the live ip_mreqn local.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IP,
-            name,
-            (&raw const mreq).cast(),
-            mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
-        )
-    };
-    cvt(call, ret).map(drop)
+    set_struct(fd, libc::IPPROTO_IP, name, &mreq, call)
 }
 
 /// Joins (or leaves) a source-specific multicast channel
@@ -236,17 +249,7 @@ pub fn source_membership(
             "setsockopt(IP_DROP_SOURCE_MEMBERSHIP)",
         )
     };
-    // SAFETY: pointer and length describe the live ip_mreq_source local.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IP,
-            name,
-            (&raw const mreq).cast(),
-            mem::size_of::<libc::ip_mreq_source>() as libc::socklen_t,
-        )
-    };
-    cvt(call, ret).map(drop)
+    set_struct(fd, libc::IPPROTO_IP, name, &mreq, call)
 }
 
 /// Sets the interface multicast is sent from (`IP_MULTICAST_IF` with `ip_mreqn`).
@@ -259,17 +262,13 @@ pub fn multicast_if(fd: BorrowedFd<'_>, ifindex: u32) -> Result<()> {
         imr_address: libc::in_addr { s_addr: 0 },
         imr_ifindex: ifindex as libc::c_int,
     };
-    // SAFETY: pointer and length describe the live ip_mreqn local.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            (&raw const mreq).cast(),
-            mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
-        )
-    };
-    cvt("setsockopt(IP_MULTICAST_IF)", ret).map(drop)
+    set_struct(
+        fd,
+        libc::IPPROTO_IP,
+        libc::IP_MULTICAST_IF,
+        &mreq,
+        "setsockopt(IP_MULTICAST_IF)",
+    )
 }
 
 /// `if_nametoindex(name)`: the index of an interface in the calling thread's
@@ -478,17 +477,13 @@ pub fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>
             tv_usec: 0,
         },
     };
-    // SAFETY: pointer and length describe the live timeval local.
-    let ret = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast(),
-            mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    cvt("setsockopt(SO_RCVTIMEO)", ret).map(drop)
+    set_struct(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVTIMEO,
+        &tv,
+        "setsockopt(SO_RCVTIMEO)",
+    )
 }
 
 /// `poll(fd, POLLIN, timeout_ms)`: waits until `fd` is readable (or, for a
