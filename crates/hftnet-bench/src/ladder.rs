@@ -21,7 +21,7 @@ use hftnet_io::{Capabilities, Endpoint, Role, Transport, dispatch};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
+use crate::pingpong::{PingConfig, PongConfig, run_ping_until, run_pong};
 use crate::stats::{LatencyStats, Summary};
 
 /// One row: a transport with a receive strategy, as server and client URIs.
@@ -162,6 +162,16 @@ pub fn kernel_rungs(
     rungs
 }
 
+/// The row the p50 ratios compare against: UDP with blocking receives (the
+/// kernel's default) when it is among the rungs, else the first rung.
+#[must_use]
+pub fn baseline(rungs: &[Rung]) -> usize {
+    rungs
+        .iter()
+        .position(|r| r.transport == "udp" && r.strategy == "block")
+        .unwrap_or(0)
+}
+
 /// Runs one slice: server on its host, client on its host, then stops the server.
 fn run_slice(
     hosts: &dyn Hosts,
@@ -169,6 +179,7 @@ fn run_slice(
     cfg: &LadderConfig,
     slice: Duration,
     clock: Clock,
+    stop: &Arc<AtomicBool>,
 ) -> SliceResult {
     let server_ep = match Endpoint::parse(&rung.server_uri) {
         Ok(e) => e,
@@ -188,10 +199,10 @@ fn run_slice(
             };
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let server_stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let (caps_tx, caps_rx) = mpsc::channel::<Capabilities>();
-    let stop2 = stop.clone();
+    let stop2 = server_stop.clone();
     let server_cpu = cfg.server_cpu;
     let server = hosts.spawn_server(Box::new(move || {
         if let Some(c) = server_cpu {
@@ -222,7 +233,7 @@ fn run_slice(
         }
     };
     let stop_server = |server: JoinHandle<()>| {
-        stop.store(true, Ordering::Relaxed);
+        server_stop.store(true, Ordering::Relaxed);
         let _ = server.join();
     };
     match ready_rx.recv_timeout(Duration::from_secs(5)) {
@@ -252,6 +263,7 @@ fn run_slice(
         give_up_after: 3,
     };
     let client_cpu = cfg.client_cpu;
+    let interrupt = stop.clone();
     let res = hosts.run_client(Box::new(move || {
         if let Some(c) = client_cpu {
             let _ = hftnet_sys::sched::pin_thread_to_cpu(c);
@@ -271,7 +283,7 @@ fn run_slice(
                 ..SliceResult::default()
             };
         }
-        match dispatch!(&mut t, inner => run_ping(inner, &ping, clock)) {
+        match dispatch!(&mut t, inner => run_ping_until(inner, &ping, clock, &interrupt)) {
             Ok(out) => SliceResult {
                 error: out.aborted.clone(),
                 rtt: out.rtt,
@@ -296,15 +308,18 @@ fn run_slice(
 }
 
 /// Runs the ladder: `rounds` passes over `rungs`, each slice `duration / rounds`
-/// long, calling `progress(done, total, rung)` after each slice.
+/// long, calling `progress(done, total, rung)` after each slice. Setting
+/// `stop` ends the run early (the slice under way ends at once); the
+/// results then cover the slices that ran.
 ///
-/// The first rung is the baseline of the p50 ratios. A busy-poll rung whose
+/// The [`baseline`] rung is the reference of the p50 ratios. A busy-poll rung whose
 /// first slice shows busy polling not in effect is not run again; its row says why.
 pub fn run_ladder(
     hosts: &dyn Hosts,
     rungs: &[Rung],
     cfg: &LadderConfig,
     clock: Clock,
+    stop: &Arc<AtomicBool>,
     mut progress: impl FnMut(usize, usize, &Rung),
 ) -> Vec<RungResult> {
     let rounds = cfg.rounds.max(1);
@@ -314,9 +329,12 @@ pub fn run_ladder(
     let mut done = 0;
     for _ in 0..rounds {
         for (i, rung) in rungs.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             let a = &mut acc[i];
             if !a.retired {
-                let r = run_slice(hosts, rung, cfg, slice, clock);
+                let r = run_slice(hosts, rung, cfg, slice, clock, stop);
                 a.rtt.merge(&r.rtt);
                 a.sent += r.sent;
                 a.lost += r.lost;
@@ -349,7 +367,10 @@ pub fn run_ladder(
             progress(done, total, rung);
         }
     }
-    let base = acc.first().and_then(|a| a.rtt.summary()).map(|s| s.p50);
+    let base = acc
+        .get(baseline(rungs))
+        .and_then(|a| a.rtt.summary())
+        .map(|s| s.p50);
     rungs
         .iter()
         .zip(acc)

@@ -2,6 +2,8 @@
 //! environment record, and the ping-pong / fixed-rate harness built on the
 //! transports of `hftnet-io`.
 
+#![forbid(unsafe_code)]
+
 pub mod clock;
 pub mod env;
 pub mod ladder;

@@ -74,6 +74,12 @@ pub enum PingConfigError {
     /// Neither a count nor a duration bounds the run.
     #[error("a ping run needs --count or --duration")]
     Unbounded,
+    /// A count or duration of zero: nothing would be measured.
+    #[error("--count and --duration must be more than zero")]
+    Empty,
+    /// A reply timeout of zero would count every probe lost.
+    #[error("--timeout must be more than zero")]
+    ZeroTimeout,
     /// A rate of zero.
     #[error("--rate must be at least 1 probe per second")]
     ZeroRate,
@@ -94,6 +100,12 @@ impl PingConfig {
         }
         if self.count.is_none() && self.duration.is_none() {
             return Err(PingConfigError::Unbounded);
+        }
+        if self.count == Some(0) || self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(PingConfigError::Empty);
+        }
+        if self.reply_timeout.is_zero() {
+            return Err(PingConfigError::ZeroTimeout);
         }
         if self.rate == Some(0) {
             return Err(PingConfigError::ZeroRate);
@@ -119,9 +131,12 @@ pub struct PingOutcome {
     pub duplicated: u64,
     /// Replies that arrived after a later probe's reply (out of order).
     pub reordered: u64,
-    /// Replies that arrived after their wait ended (counted received; their
-    /// true round trip is in the histogram).
+    /// Replies whose round trip exceeded the reply timeout: in closed loop,
+    /// they came after ping stopped waiting for them. They count as received
+    /// (not lost) and their true round trip is in the histogram.
     pub late: u64,
+    /// Replies with this run's header whose padding came back changed.
+    pub corrupted: u64,
     /// Messages that were not probes of this run (wrong magic, wrong size, unknown sequence).
     pub foreign: u64,
     /// Messages larger than the receive slot.
@@ -190,11 +205,14 @@ struct Run<'a, T: Transport> {
     highest: Option<u64>,
     /// Sequence number of the next probe; anything at or above it was never sent.
     next_seq: u64,
+    /// The reply timeout in ns, for telling late replies.
+    reply_timeout_ns: u64,
 }
 
 impl<T: Transport> Run<'_, T> {
     fn send_probe(&mut self, seq: u64, stamp: u64) {
         self.next_seq = seq + 1;
+        probe::fill_padding(seq, &mut self.tx);
         probe::Repr { seq, stamp }.emit(&mut probe::Packet::new_unchecked(&mut self.tx[..]));
         if let Err(e) = self.t.send(&self.tx, None) {
             self.out.send_errors += 1;
@@ -211,8 +229,12 @@ impl<T: Transport> Run<'_, T> {
 
     /// Receives once (waiting per the transport's strategy and timeout) and
     /// classifies what came. Returns the sequence numbers answered, via `on_reply`.
-    fn receive(&mut self, mut on_reply: impl FnMut(u64)) -> usize {
-        let n = match self.t.recv_burst(&mut self.burst) {
+    fn receive(&mut self, deadline: Option<Instant>, mut on_reply: impl FnMut(u64)) -> usize {
+        let got = match deadline {
+            None => self.t.recv_burst(&mut self.burst),
+            Some(d) => self.t.recv_burst_until(&mut self.burst, d),
+        };
+        let n = match got {
             Ok(n) => n,
             Err(e) => {
                 self.out.recv_errors += 1;
@@ -241,6 +263,10 @@ impl<T: Transport> Run<'_, T> {
                 self.out.foreign += 1;
                 continue;
             }
+            if !probe::padding_ok(r.seq, data) {
+                self.out.corrupted += 1;
+                continue;
+            }
             match self.seen.mark(r.seq) {
                 Some(true) => {
                     self.out.duplicated += 1;
@@ -258,9 +284,13 @@ impl<T: Transport> Run<'_, T> {
             } else {
                 self.highest = Some(r.seq);
             }
+            let rtt = self.clock.ns_between(r.stamp, now);
+            if rtt > self.reply_timeout_ns {
+                self.out.late += 1;
+            }
             if r.seq >= self.cfg.warmup {
                 self.out.received += 1;
-                self.out.rtt.record(self.clock.ns_between(r.stamp, now));
+                self.out.rtt.record(rtt);
             }
             on_reply(r.seq);
         }
@@ -306,6 +336,7 @@ pub fn run_ping_until<T: Transport>(
         out: PingOutcome::default(),
         highest: None,
         next_seq: 0,
+        reply_timeout_ns: u64::try_from(cfg.reply_timeout.as_nanos()).unwrap_or(u64::MAX),
     };
     match cfg.rate {
         None => closed_loop(&mut run)?,
@@ -344,8 +375,11 @@ fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
         // Wait for this probe's reply; earlier replies arriving now are late.
         let waited = Instant::now();
         let mut answered = false;
-        while !answered && waited.elapsed() < run.cfg.reply_timeout {
-            run.receive(|s| answered |= s == seq);
+        while !answered
+            && waited.elapsed() < run.cfg.reply_timeout
+            && !run.stop.load(Ordering::Relaxed)
+        {
+            run.receive(None, |s| answered |= s == seq);
         }
         if answered {
             missed_in_a_row = 0;
@@ -353,8 +387,9 @@ fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
             missed_in_a_row += 1;
             if missed_in_a_row >= run.cfg.give_up_after {
                 run.out.aborted = Some(format!(
-                    "no reply to {missed_in_a_row} probes in a row, each waited for {:?}: the peer is unreachable or not echoing",
-                    run.cfg.reply_timeout
+                    "no reply to {missed_in_a_row} probes in a row ({} warm-up and {} measured probes sent), each \
+                     waited for {:?}: the peer is unreachable or not echoing",
+                    run.out.warmup_sent, run.out.sent, run.cfg.reply_timeout
                 ));
                 break;
             }
@@ -367,27 +402,29 @@ fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
 
 fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), SyscallError> {
     let interval_ns = (1_000_000_000 / rate).max(1);
-    // Wake at least once per interval to keep the timetable.
-    run.t
-        .set_recv_timeout(Some(Duration::from_nanos(interval_ns.max(20_000))))?;
-    let start_ns = run.clock.now_ns();
+    // Timed waits may otherwise wake up to 50 µs late (the default timer
+    // slack), and every late wake-up delays a send. Best effort: the run is
+    // still correct without it, only less punctual.
+    let _ = hftnet_sys::sched::set_timer_slack_ns(1);
+    // The timetable: probe k is due at start + k * interval. Between sends
+    // the loop receives until the next due time exactly, so the harness adds
+    // no slack of its own to the round trips it measures from the schedule.
+    let start = Instant::now();
     let start_ticks = run.clock.now();
     let tsc_hz = run.clock.tsc_hz();
-    let ticks_per_ns = |ns: u64| -> u64 {
-        // Scheduled times are carried in clock ticks: convert through the
-        // clock's own rate when it has one.
+    // Scheduled times travel in clock ticks: convert through the clock's rate.
+    let ticks_after = |d: Duration| -> u64 {
+        let ns = d.as_nanos();
         match tsc_hz {
-            Some(hz) => ((u128::from(ns) * u128::from(hz)) / 1_000_000_000) as u64,
-            None => ns,
+            Some(hz) => (ns * u128::from(hz) / 1_000_000_000) as u64,
+            None => ns as u64,
         }
     };
     let mut seq = 0u64;
     let mut last_reply = Instant::now();
-    let measure_start = Instant::now();
     let mut measuring_since: Option<Instant> = None;
+    let give_up = run.cfg.reply_timeout * run.cfg.give_up_after;
     while !run.stop.load(Ordering::Relaxed) {
-        let now_ns = run.clock.now_ns();
-        let due_ns = seq * interval_ns;
         let done_sending = seq >= run.cfg.warmup
             && (run.cfg.count.is_some_and(|c| run.out.sent >= c)
                 || run
@@ -397,10 +434,11 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
         if done_sending {
             break;
         }
-        if now_ns.saturating_sub(start_ns) >= due_ns {
+        let offset = Duration::from_nanos(interval_ns.saturating_mul(seq));
+        let due = start + offset;
+        if Instant::now() >= due {
             // Stamp with the scheduled time, not the actual one.
-            let stamp = start_ticks + ticks_per_ns(due_ns);
-            run.send_probe(seq, stamp);
+            run.send_probe(seq, start_ticks + ticks_after(offset));
             if seq >= run.cfg.warmup {
                 measuring_since.get_or_insert_with(Instant::now);
                 run.out.sent += 1;
@@ -410,26 +448,29 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
             seq += 1;
             continue;
         }
-        if run.receive(|_| {}) > 0 {
+        if run.receive(Some(due), |_| {}) > 0 {
             last_reply = Instant::now();
-        } else if last_reply.elapsed() >= run.cfg.reply_timeout * run.cfg.give_up_after {
+        } else if last_reply.elapsed() >= give_up {
             run.out.aborted = Some(format!(
-                "no reply for {:?} while sending at {rate}/s: the peer is unreachable or not echoing",
-                last_reply.elapsed()
+                "no reply for {:?} while sending at {rate}/s ({} warm-up and {} measured probes sent): the peer is \
+                 unreachable or not echoing",
+                last_reply.elapsed(),
+                run.out.warmup_sent,
+                run.out.sent
             ));
             break;
         }
     }
-    // Collect replies still in flight.
-    let drain = Instant::now();
-    run.t.set_recv_timeout(Some(Duration::from_millis(10)))?;
+    // Collect replies still in flight, for at most one reply timeout.
+    let drain_end = Instant::now() + run.cfg.reply_timeout;
     while run.out.received < run.out.sent
-        && drain.elapsed() < run.cfg.reply_timeout
+        && Instant::now() < drain_end
         && run.out.aborted.is_none()
+        && !run.stop.load(Ordering::Relaxed)
     {
-        run.receive(|_| {});
+        run.receive(Some(drain_end), |_| {});
     }
-    run.out.elapsed = measuring_since.map_or(measure_start.elapsed(), |s| s.elapsed());
+    run.out.elapsed = measuring_since.map_or(Duration::ZERO, |s| s.elapsed());
     Ok(())
 }
 

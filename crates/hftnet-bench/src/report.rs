@@ -32,8 +32,9 @@ pub struct PingReport {
     pub duplicated: u64,
     /// Replies received out of order.
     pub reordered: u64,
-    /// Round-trip distribution, ns.
-    pub rtt_ns: Summary,
+    /// Round-trip distribution, ns; `null` when nothing was measured (never
+    /// a run of zero-nanosecond samples).
+    pub rtt_ns: Option<Summary>,
     /// `tsc` or `monotonic`.
     pub clock: String,
     /// CPU the client thread was pinned to, if pinned.
@@ -48,6 +49,8 @@ pub struct PingReport {
     pub foreign: u64,
     /// Messages larger than the receive buffer.
     pub truncated: u64,
+    /// Replies whose padding came back changed.
+    pub corrupted: u64,
     /// Sends refused by the kernel.
     pub send_errors: u64,
     /// Receives that failed.
@@ -87,7 +90,7 @@ impl PingReport {
             lost: out.lost,
             duplicated: out.duplicated,
             reordered: out.reordered,
-            rtt_ns: out.rtt.summary().unwrap_or_default(),
+            rtt_ns: out.rtt.summary(),
             clock: clock.kind().to_string(),
             client_cpu,
             rate_pps: cfg.rate,
@@ -95,6 +98,7 @@ impl PingReport {
             late: out.late,
             foreign: out.foreign,
             truncated: out.truncated,
+            corrupted: out.corrupted,
             send_errors: out.send_errors,
             recv_errors: out.recv_errors,
             first_error: out.first_error.clone(),
@@ -109,7 +113,6 @@ impl PingReport {
     /// The result as `(key, value)` lines, round trips in ns.
     #[must_use]
     pub fn result_lines(&self) -> Vec<(String, String)> {
-        let s = &self.rtt_ns;
         let mut v: Vec<(String, String)> = vec![
             ("samples".into(), self.samples.to_string()),
             ("warmup".into(), self.warmup.to_string()),
@@ -120,22 +123,28 @@ impl PingReport {
             ("late".into(), self.late.to_string()),
             ("foreign".into(), self.foreign.to_string()),
             ("truncated".into(), self.truncated.to_string()),
+            ("corrupted".into(), self.corrupted.to_string()),
             ("send_errors".into(), self.send_errors.to_string()),
             ("recv_errors".into(), self.recv_errors.to_string()),
             ("duration_s".into(), format!("{:.3}", self.duration_s)),
         ];
-        for (k, x) in [
-            ("rtt_min_ns", s.min),
-            ("rtt_mean_ns", s.mean),
-            ("rtt_stddev_ns", s.stddev),
-            ("rtt_p50_ns", s.p50),
-            ("rtt_p90_ns", s.p90),
-            ("rtt_p99_ns", s.p99),
-            ("rtt_p99_9_ns", s.p99_9),
-            ("rtt_p99_99_ns", s.p99_99),
-            ("rtt_max_ns", s.max),
-        ] {
-            v.push((k.into(), x.to_string()));
+        match &self.rtt_ns {
+            Some(s) => {
+                for (k, x) in [
+                    ("rtt_min_ns", s.min),
+                    ("rtt_mean_ns", s.mean),
+                    ("rtt_stddev_ns", s.stddev),
+                    ("rtt_p50_ns", s.p50),
+                    ("rtt_p90_ns", s.p90),
+                    ("rtt_p99_ns", s.p99),
+                    ("rtt_p99_9_ns", s.p99_9),
+                    ("rtt_p99_99_ns", s.p99_99),
+                    ("rtt_max_ns", s.max),
+                ] {
+                    v.push((k.into(), x.to_string()));
+                }
+            }
+            None => v.push(("rtt_ns".into(), "none measured".into())),
         }
         if let Some(e) = &self.first_error {
             v.push(("first_error".into(), e.clone()));
@@ -224,6 +233,22 @@ mod tests {
         assert_eq!(j["clock"], "monotonic");
         assert_eq!(j["rate_pps"], serde_json::Value::Null);
         assert_eq!(j["rtt_ns"]["p50"], 2000);
+        let empty = PingReport::new(
+            "udp://1.2.3.4:5",
+            &cfg,
+            &PingOutcome::default(),
+            &clock,
+            None,
+            Capabilities::default(),
+            Environment::capture(),
+        );
+        let j = serde_json::to_value(&empty).unwrap();
+        assert_eq!(
+            j["rtt_ns"],
+            serde_json::Value::Null,
+            "an empty run has no latencies, not zeros"
+        );
+        assert!(comment_lines(&empty.result_lines()).contains("# rtt_ns: none measured"));
         let lines = comment_lines(&r.result_lines());
         assert!(lines.contains("# rtt_p50_ns: 2000\n"), "{lines}");
     }

@@ -34,7 +34,7 @@ pub const HGRM_MICROSECONDS: f64 = 1000.0;
 pub const HGRM_TICKS_PER_HALF_DISTANCE: u32 = 5;
 
 /// A recorder of latency samples in nanoseconds.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LatencyStats {
     hist: Histogram<u64>,
     saturated: u64,
@@ -232,6 +232,17 @@ impl LatencyStats {
             h.buckets(),
             sub_bucket_count(h.sigfig())
         )
+    }
+}
+
+/// Shows the count and summary, not the histogram's thousands of buckets.
+impl std::fmt::Debug for LatencyStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyStats")
+            .field("len", &self.len())
+            .field("saturated", &self.saturated)
+            .field("summary", &self.summary())
+            .finish()
     }
 }
 

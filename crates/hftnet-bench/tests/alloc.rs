@@ -45,8 +45,9 @@ fn allocs() -> u64 {
     ALLOCS.with(Cell::get)
 }
 
-/// Allocations made by the ping thread and the pong thread for a run of `n` probes.
-fn run(scheme: &str, rx: &str, n: u64) -> (u64, u64) {
+/// Allocations made by the ping thread and the pong thread for a run of `n`
+/// probes, closed loop or at `rate`.
+fn run(scheme: &str, rx: &str, n: u64, rate: Option<u64>) -> (u64, u64) {
     let mut server = Endpoint::parse(&format!("{scheme}://127.0.0.1:0?rx={rx}"))
         .unwrap()
         .open(Role::Server)
@@ -67,6 +68,7 @@ fn run(scheme: &str, rx: &str, n: u64) -> (u64, u64) {
     let cfg = PingConfig {
         count: Some(n),
         warmup: 10,
+        rate,
         reply_timeout: Duration::from_secs(2),
         ..PingConfig::default()
     };
@@ -82,15 +84,20 @@ fn run(scheme: &str, rx: &str, n: u64) -> (u64, u64) {
 
 #[test]
 fn no_allocation_per_message() {
-    for (scheme, rx) in [
-        ("udp", "block"),
-        ("udp", "spin"),
-        ("udp", "adaptive"),
-        ("tcp", "block"),
-        ("tcp", "spin"),
+    for (scheme, rx, rate) in [
+        ("udp", "block", None),
+        ("udp", "spin", None),
+        ("udp", "adaptive", None),
+        ("udp", "busy-poll", None),
+        ("udp", "spin", Some(20_000)),
+        ("udp", "block", Some(20_000)),
+        ("tcp", "block", None),
+        ("tcp", "spin", None),
+        ("tcp", "adaptive", None),
+        ("tcp", "adaptive", Some(20_000)),
     ] {
-        let short = run(scheme, rx, 200);
-        let long = run(scheme, rx, 5000);
+        let short = run(scheme, rx, 200, rate);
+        let long = run(scheme, rx, 5000, rate);
         assert_eq!(
             short.0, long.0,
             "{scheme}/{rx}: ping allocations grew with the message count"

@@ -122,11 +122,11 @@ impl SocketOptions {
                 Some(libc::EPERM) => OpenError::Privilege {
                     what: "SO_BINDTODEVICE",
                     privilege: "CAP_NET_RAW on this kernel (run as root)",
-                    source: e,
+                    cause: e,
                 },
                 _ => OpenError::Setup {
                     step: format!("binding to device {dev}"),
-                    source: e,
+                    cause: e,
                 },
             })?;
         }
@@ -164,7 +164,7 @@ impl SocketOptions {
                     OpenError::Privilege {
                         what: "SO_PRIORITY above 6",
                         privilege: "CAP_NET_ADMIN (run as root or use priority=0..6)",
-                        source: e,
+                        cause: e,
                     }
                 } else {
                     OpenError::setup("setting SO_PRIORITY")(e)
@@ -246,7 +246,7 @@ fn apply_busy_poll(
             OpenError::Privilege {
                 what: "SO_BUSY_POLL above net.core.busy_read",
                 privilege: "CAP_NET_ADMIN (run as root, or raise net.core.busy_read)",
-                source: e,
+                cause: e,
             }
         } else {
             OpenError::setup("setting SO_BUSY_POLL")(e)
@@ -265,7 +265,7 @@ fn apply_busy_poll(
             Err(e) if e.is_permission() => Err(OpenError::Privilege {
                 what: opt.set_call,
                 privilege: "CAP_NET_ADMIN (run as root)",
-                source: e,
+                cause: e,
             }),
             Err(e) => Err(OpenError::setup(opt.set_call)(e)),
         }
@@ -291,12 +291,12 @@ pub(crate) fn bind(s: &Socket, addr: SocketAddr) -> Result<(), OpenError> {
                 step: format!(
                     "binding {addr} (no interface in this network namespace has that address)"
                 ),
-                source: from_io("bind", e),
+                cause: from_io("bind", e),
             }
         } else {
             OpenError::Setup {
                 step: format!("binding {addr}"),
-                source: from_io("bind", e),
+                cause: from_io("bind", e),
             }
         }
     })

@@ -7,7 +7,9 @@ use hftnet_sys::SyscallError;
 
 use crate::uri::UriError;
 
-/// Why a transport could not be opened. Each message says what to do.
+/// Why a transport could not be opened. Each message says what to do and
+/// includes the kernel's answer, so the failed call is a `cause` field rather
+/// than an error source (printing the chain would repeat it).
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The URI is malformed, of an unknown scheme, or has a bad parameter.
@@ -32,32 +34,32 @@ pub enum OpenError {
         name: String,
     },
     /// An option needs a privilege the process lacks.
-    #[error("{what} needs {privilege}: {source}")]
+    #[error("{what} needs {privilege}: {cause}")]
     Privilege {
         /// The option or action.
         what: &'static str,
         /// The capability or limit that is missing, and how to get it.
         privilege: &'static str,
         /// The kernel's refusal.
-        source: SyscallError,
+        cause: SyscallError,
     },
     /// No TCP connection could be made.
     #[error(
-        "TCP connect to {addr} failed: {source} (is `hftnet pong tcp://{addr}` or another echo server listening?)"
+        "TCP connect to {addr} failed: {cause} (is `hftnet pong tcp://{addr}` or another echo server listening?)"
     )]
     Connect {
         /// The peer.
         addr: SocketAddr,
         /// The kernel's answer.
-        source: SyscallError,
+        cause: SyscallError,
     },
     /// Any other step of setting up the socket failed.
-    #[error("{step}: {source}")]
+    #[error("{step}: {cause}")]
     Setup {
         /// What was being done.
         step: String,
         /// The failed call.
-        source: SyscallError,
+        cause: SyscallError,
     },
 }
 
@@ -65,7 +67,7 @@ impl OpenError {
     /// Wraps a failed call with the step it belonged to.
     pub(crate) fn setup(step: impl Into<String>) -> impl FnOnce(SyscallError) -> Self {
         let step = step.into();
-        move |source| Self::Setup { step, source }
+        move |cause| Self::Setup { step, cause }
     }
 }
 

@@ -157,6 +157,14 @@ impl Transport for AnyTransport {
         dispatch!(self, t => t.recv_burst(burst))
     }
 
+    fn recv_burst_until(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: std::time::Instant,
+    ) -> Result<usize, SyscallError> {
+        dispatch!(self, t => t.recv_burst_until(burst, deadline))
+    }
+
     fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
         dispatch!(self, t => t.send_burst(msgs))
     }

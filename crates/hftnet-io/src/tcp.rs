@@ -95,16 +95,8 @@ impl TcpConfig {
     /// # Errors
     /// [`UriError`] naming the bad part.
     pub fn from_uri(uri: &Uri) -> Result<Self, UriError> {
-        let accepted: &'static [&'static str] = Box::leak(
-            COMMON_PARAMS
-                .iter()
-                .chain(TCP_PARAMS)
-                .copied()
-                .collect::<Vec<_>>()
-                .into_boxed_slice(),
-        );
         let mut cfg = Self::new(uri.socket_addr()?);
-        let mut p = uri.params(accepted);
+        let mut p = uri.params(&[COMMON_PARAMS, TCP_PARAMS]);
         cfg.socket = SocketOptions::from_params(&mut p)?;
         cfg.nodelay = p.bool("nodelay")?.unwrap_or(true);
         cfg.quickack = p.bool("quickack")?.unwrap_or(true);
@@ -167,6 +159,7 @@ impl TcpTransport {
     /// # Errors
     /// [`OpenError`] naming the failing step, option or privilege.
     pub fn open(cfg: TcpConfig, role: Role) -> Result<Self, OpenError> {
+        crate::udp::check_role_addr(cfg.addr, cfg.socket.bind, role)?;
         let s = new_socket(&cfg)?;
         let notes = cfg.socket.apply(&s)?;
         let mut t = Self {
@@ -200,7 +193,7 @@ impl TcpTransport {
                 s.connect_timeout(&SockAddr::from(t.cfg.addr), t.cfg.connect_timeout)
                     .map_err(|e| OpenError::Connect {
                         addr: t.cfg.addr,
-                        source: from_io("connect", e),
+                        cause: from_io("connect", e),
                     })?;
                 let peer = Some(t.cfg.addr);
                 t.conn = Some(
@@ -266,8 +259,7 @@ impl TcpTransport {
         let Some(l) = &self.listener else {
             return Ok(false);
         };
-        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-        if !sock::poll_readable(l.as_fd(), ms)? {
+        if !sock::poll_readable(l.as_fd(), timeout)? {
             return Ok(false);
         }
         let (s, addr) = match l.accept() {
@@ -369,12 +361,21 @@ fn closed(call: &'static str) -> SyscallError {
     SyscallError::from_errno(call, libc::ECONNRESET)
 }
 
-impl Transport for TcpTransport {
-    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
-        let started = Instant::now();
+impl TcpTransport {
+    /// Receives complete frames, waiting until `deadline` or, without one, for
+    /// the receive timeout, which then holds across partial reads and accepts.
+    fn recv_impl(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: Option<Instant>,
+    ) -> Result<usize, SyscallError> {
+        let end = deadline.or_else(|| self.timeout.map(|t| Instant::now() + t));
+        // The first read may sleep in the receive itself (one syscall); after a
+        // partial frame, later reads wait for what is left of the time.
+        let mut first_read = deadline.is_none();
         loop {
             if self.conn.is_none() {
-                let left = self.timeout.map(|t| t.saturating_sub(started.elapsed()));
+                let left = end.map(|e| e.saturating_duration_since(Instant::now()));
                 if left.is_some_and(|l| l.is_zero()) || !self.accept(left)? {
                     burst.set_len(0);
                     return Ok(0);
@@ -390,7 +391,12 @@ impl Transport for TcpTransport {
             conn.compact();
             let fd = conn.sock.as_fd();
             let room = &mut conn.rx[conn.end..];
-            match conn.waiter.wait(|flags| sock::recv(fd, room, flags)) {
+            let until = if first_read { None } else { end };
+            first_read = false;
+            match conn
+                .waiter
+                .wait(fd, until, |flags| sock::recv(fd, room, flags))
+            {
                 Ok(None) => {
                     burst.set_len(0);
                     return Ok(0);
@@ -417,6 +423,20 @@ impl Transport for TcpTransport {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl Transport for TcpTransport {
+    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
+        self.recv_impl(burst, None)
+    }
+
+    fn recv_burst_until(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: Instant,
+    ) -> Result<usize, SyscallError> {
+        self.recv_impl(burst, Some(deadline))
     }
 
     fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
@@ -625,6 +645,52 @@ mod tests {
         drop(server);
         let e = c2.recv_burst(&mut burst).unwrap_err();
         assert_eq!(e.errno(), Some(libc::ECONNRESET));
+    }
+
+    #[test]
+    fn frames_split_across_reads_byte_by_byte() {
+        use std::io::Write;
+        let mut server =
+            TcpTransport::open(TcpConfig::new("127.0.0.1:0".parse().unwrap()), Role::Server)
+                .unwrap();
+        let addr = server
+            .listener
+            .as_ref()
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .as_socket()
+            .unwrap();
+        server
+            .set_recv_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_nodelay(true).unwrap();
+            let mut wire = Vec::new();
+            for m in [&b"first"[..], b"", b"third!"] {
+                wire.extend_from_slice(&(m.len() as u32).to_be_bytes());
+                wire.extend_from_slice(m);
+            }
+            // One byte per segment: headers and bodies split every way.
+            for b in wire {
+                c.write_all(&[b]).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            c
+        });
+        let mut burst = RxBurst::new(1, 64);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        while got.len() < 3 {
+            assert_eq!(
+                server.recv_burst(&mut burst).unwrap(),
+                1,
+                "timed out after {got:?}"
+            );
+            got.push(burst.get(0).0.to_vec());
+        }
+        assert_eq!(got, vec![b"first".to_vec(), Vec::new(), b"third!".to_vec()]);
+        drop(writer.join().unwrap());
     }
 
     #[test]

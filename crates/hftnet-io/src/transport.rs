@@ -100,7 +100,7 @@ impl RxStrategy {
             "busy-poll" => Self::BusyPoll {
                 usecs: usecs.map_or(Self::DEFAULT_BUSY_POLL_USECS, |u| u as u32),
                 budget: budget.map(|b| b as u32),
-                prefer: prefer.unwrap_or(true),
+                prefer: prefer.unwrap_or(false),
             },
             _ => Self::Block,
         })
@@ -339,6 +339,18 @@ pub trait Transport {
     /// unreachable on a connected UDP socket; a reset TCP connection).
     fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError>;
 
+    /// Like [`Transport::recv_burst`], but waits until `deadline` instead of
+    /// the receive timeout, with sub-millisecond precision whatever the
+    /// strategy (for timetabled loops such as fixed-rate sending).
+    ///
+    /// # Errors
+    /// As [`Transport::recv_burst`].
+    fn recv_burst_until(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: Instant,
+    ) -> Result<usize, SyscallError>;
+
     /// Sends the messages in order; returns how many were sent.
     ///
     /// # Errors
@@ -410,68 +422,89 @@ impl Waiter {
         Ok(())
     }
 
-    /// Runs `attempt(flags)` until it yields, per strategy.
+    /// Runs `attempt(flags)` until it yields, per strategy, until `deadline`
+    /// or, without one, for the configured timeout.
+    ///
+    /// Blocking strategies without a deadline sleep in the receive itself
+    /// (the kernel enforces `SO_RCVTIMEO`: one syscall per message). With a
+    /// deadline they poll with a nanosecond timeout (`ppoll`), since
+    /// `SO_RCVTIMEO` is rounded to scheduler ticks.
     #[inline]
     pub(crate) fn wait<T>(
         &self,
+        fd: BorrowedFd<'_>,
+        deadline: Option<Instant>,
         mut attempt: impl FnMut(libc::c_int) -> Result<T, SyscallError>,
     ) -> Result<Option<T>, SyscallError> {
-        match self.strategy {
-            RxStrategy::Block | RxStrategy::BusyPoll { .. } => loop {
+        let blocking = matches!(
+            self.strategy,
+            RxStrategy::Block | RxStrategy::BusyPoll { .. }
+        );
+        if blocking && deadline.is_none() {
+            return loop {
                 match attempt(0) {
-                    Ok(v) => return Ok(Some(v)),
-                    Err(e) if e.would_block() => return Ok(None),
+                    Ok(v) => break Ok(Some(v)),
+                    Err(e) if e.would_block() => break Ok(None),
                     Err(e) if e.errno() == Some(libc::EINTR) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => break Err(e),
                 }
-            },
-            RxStrategy::Spin | RxStrategy::Adaptive { .. } => {
-                // Spin: poll until data or timeout. Adaptive: the same for
-                // `spins` empty polls, then sleep in epoll between polls.
-                let block_after = match self.strategy {
-                    RxStrategy::Adaptive { spins } => Some(spins),
-                    _ => None,
-                };
-                let start = Instant::now();
-                let mut n = 0u32;
-                loop {
-                    match attempt(libc::MSG_DONTWAIT) {
-                        Ok(v) => return Ok(Some(v)),
-                        Err(e) if e.would_block() || e.errno() == Some(libc::EINTR) => {}
-                        Err(e) => return Err(e),
+            };
+        }
+        let exact = deadline.is_some();
+        let deadline = deadline.or_else(|| self.timeout.map(|t| Instant::now() + t));
+        // Empty polls before sleeping: none for blocking strategies, `spins`
+        // for adaptive, never for spin.
+        let spins = match self.strategy {
+            RxStrategy::Block | RxStrategy::BusyPoll { .. } => Some(0),
+            RxStrategy::Adaptive { spins } => Some(spins),
+            RxStrategy::Spin => None,
+        };
+        let mut n = 0u32;
+        loop {
+            match attempt(libc::MSG_DONTWAIT) {
+                Ok(v) => return Ok(Some(v)),
+                Err(e) if e.would_block() || e.errno() == Some(libc::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+            n = n.wrapping_add(1);
+            // No PAUSE hint here: the syscall already paces the loop, and
+            // under a hypervisor PAUSE loops can cause VM exits.
+            if spins.is_none_or(|s| n < s) {
+                // Reading the clock costs a fraction of the syscall; with a
+                // timetable deadline read it every time, else now and then.
+                if (exact || n.is_multiple_of(SPINS_PER_CLOCK_READ))
+                    && deadline.is_some_and(|d| Instant::now() >= d)
+                {
+                    return Ok(None);
+                }
+                continue;
+            }
+            // Past the spin budget: sleep until readable or the deadline, and
+            // stay in this phase (no counter overflow).
+            n = n.saturating_sub(1);
+            let left = match deadline {
+                None => None,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
                     }
-                    n = n.wrapping_add(1);
-                    // No PAUSE hint here: the syscall already paces the loop,
-                    // and under a hypervisor PAUSE loops can cause VM exits.
-                    if block_after.is_none_or(|s| n < s) {
-                        if n.is_multiple_of(SPINS_PER_CLOCK_READ) && self.expired(start) {
-                            return Ok(None);
-                        }
-                        continue;
-                    }
-                    // Past the spin budget: sleep until readable or timeout,
-                    // and stay in this phase (no counter overflow).
-                    n = n.saturating_sub(1);
-                    let ms = match self.timeout {
-                        None => -1,
-                        Some(t) => {
-                            let left = t.saturating_sub(start.elapsed());
-                            if left.is_zero() {
-                                return Ok(None);
-                            }
-                            // Round up so a sub-millisecond wait still sleeps.
-                            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
-                        }
-                    };
-                    let epoll = self.epoll.as_ref().expect("adaptive waiter has an epoll");
+                    Some(left)
+                }
+            };
+            match (&self.epoll, exact) {
+                (Some(epoll), false) => {
+                    // Round up so a sub-millisecond wait still sleeps.
+                    let ms = left.map_or(-1, |l| {
+                        l.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                    });
                     epoll.wait(ms)?;
+                }
+                _ => {
+                    sock::poll_readable(fd, left)?;
                 }
             }
         }
-    }
-
-    fn expired(&self, start: Instant) -> bool {
-        self.timeout.is_some_and(|t| start.elapsed() >= t)
     }
 }
 
@@ -482,13 +515,13 @@ mod tests {
 
     fn strategy(q: &str) -> Result<RxStrategy, crate::UriError> {
         let u = Uri::parse(&format!("udp://1.2.3.4:5?{q}")).unwrap();
-        let mut p = u.params(&[
+        let mut p = u.params(&[&[
             "rx",
             "spins",
             "busy_poll",
             "busy_budget",
             "prefer_busy_poll",
-        ]);
+        ]]);
         let s = RxStrategy::from_params(&mut p)?;
         p.finish()?;
         Ok(s)
@@ -507,7 +540,7 @@ mod tests {
             RxStrategy::BusyPoll {
                 usecs: 20,
                 budget: Some(8),
-                prefer: true
+                prefer: false
             }
         );
         let e = strategy("rx=spin&spins=5").unwrap_err();

@@ -13,7 +13,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hftnet_sys::SyscallError;
 use hftnet_sys::sock;
@@ -27,6 +27,40 @@ use crate::uri::{Uri, UriError};
 
 /// Largest UDP payload over IPv4.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Receive buffer a multicast server asks for unless `rcvbuf=` says otherwise.
+pub const MCAST_DEFAULT_RCVBUF: u32 = 4 << 20;
+
+/// Refuses what makes no sense for the role: sending to port 0, or `bind=`
+/// on a server (which binds the URI's own address).
+pub(crate) fn check_role_addr(
+    addr: SocketAddr,
+    bind: Option<SocketAddr>,
+    role: Role,
+) -> Result<(), OpenError> {
+    let bad = |reason: String| {
+        OpenError::Uri(UriError::BadValue {
+            param: "address".into(),
+            value: addr.to_string(),
+            expected: reason,
+        })
+    };
+    match role {
+        Role::Client if addr.port() == 0 => {
+            Err(bad("a port other than 0 for a client to send to".into()))
+        }
+        Role::Server if bind.is_some() => Err(OpenError::Uri(UriError::BadValue {
+            param: "bind".into(),
+            value: bind.map(|b| b.to_string()).unwrap_or_default(),
+            expected: "no bind= on a server: it binds the address of the URI itself".into(),
+        })),
+        _ => Ok(()),
+    }
+}
+
+fn check_role(cfg: &UdpConfig, role: Role) -> Result<(), OpenError> {
+    check_role_addr(cfg.addr, cfg.socket.bind, role)
+}
 
 /// Multicast settings of an `mcast://` endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,16 +125,8 @@ impl UdpConfig {
     pub fn from_uri(uri: &Uri) -> Result<Self, UriError> {
         let is_mcast = uri.scheme == "mcast";
         let extra = if is_mcast { MCAST_PARAMS } else { UDP_PARAMS };
-        let accepted: &'static [&'static str] = Box::leak(
-            COMMON_PARAMS
-                .iter()
-                .chain(extra)
-                .copied()
-                .collect::<Vec<_>>()
-                .into_boxed_slice(),
-        );
         let addr = uri.socket_addr()?;
-        let mut p = uri.params(accepted);
+        let mut p = uri.params(&[COMMON_PARAMS, extra]);
         let socket = SocketOptions::from_params(&mut p)?;
         let timestamps = p.bool("timestamps")?.unwrap_or(false);
         let incoming_cpu = p.int("incoming_cpu", 0..=4095)?.map(|v| v as u32);
@@ -179,10 +205,18 @@ impl UdpTransport {
         };
         let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
             .map_err(|e| OpenError::setup("creating a UDP socket")(from_io("socket", e)))?;
+        check_role(&cfg, role)?;
         let mut sock_opts = cfg.socket.clone();
-        if cfg.multicast.is_some() && role == Role::Server && sock_opts.reuseaddr.is_none() {
-            // Several receivers of one group on a host is the normal case.
-            sock_opts.reuseaddr = Some(true);
+        if cfg.multicast.is_some() && role == Role::Server {
+            if sock_opts.reuseaddr.is_none() {
+                // Several receivers of one group on a host is the normal case.
+                sock_opts.reuseaddr = Some(true);
+            }
+            if sock_opts.rcvbuf.is_none() {
+                // A market-data receiver must ride out bursts: ask for a large
+                // buffer (the kernel may clamp it; the capabilities say so).
+                sock_opts.rcvbuf = Some(MCAST_DEFAULT_RCVBUF);
+            }
         }
         let mut notes = sock_opts.apply(&s)?;
         let fd = s.as_fd();
@@ -228,7 +262,7 @@ impl UdpTransport {
                     s.connect(&SockAddr::from(cfg.addr))
                         .map_err(|e| OpenError::Connect {
                             addr: cfg.addr,
-                            source: from_io("connect", e),
+                            cause: from_io("connect", e),
                         })?;
                     connected = true;
                 }
@@ -324,20 +358,25 @@ fn join(s: &Socket, m: &McastOptions, at: (u32, Ipv4Addr), join: bool) -> Result
         };
         OpenError::Setup {
             step: format!("joining multicast group {}{hint}", m.group),
-            source: e,
+            cause: e,
         }
     })
 }
 
-impl Transport for UdpTransport {
+impl UdpTransport {
     #[inline]
-    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
+    fn recv_impl(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: Option<Instant>,
+    ) -> Result<usize, SyscallError> {
         let fd = self.sock.as_fd();
         let control = self.cfg.timestamps;
         let first = {
             let slot = burst.slot_mut(0);
-            self.waiter
-                .wait(|flags| sock::recv_msg(fd, slot, flags, control))?
+            self.waiter.wait(fd, deadline, |flags| {
+                sock::recv_msg(fd, slot, flags, control)
+            })?
         };
         let Some(info) = first else {
             burst.set_len(0);
@@ -357,6 +396,22 @@ impl Transport for UdpTransport {
         }
         burst.set_len(n);
         Ok(n)
+    }
+}
+
+impl Transport for UdpTransport {
+    #[inline]
+    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
+        self.recv_impl(burst, None)
+    }
+
+    #[inline]
+    fn recv_burst_until(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: Instant,
+    ) -> Result<usize, SyscallError> {
+        self.recv_impl(burst, Some(deadline))
     }
 
     #[inline]
@@ -527,7 +582,7 @@ mod tests {
     #[test]
     fn capabilities_report_granted_buffers_and_options() {
         let cfg = UdpConfig::from_uri(
-            &Uri::parse("udp://127.0.0.1:0?rcvbuf=1M&sndbuf=256K&priority=5&tos=0x10&timestamps=1&rx=busy-poll&busy_poll=30").unwrap(),
+            &Uri::parse("udp://127.0.0.1:0?rcvbuf=1M&sndbuf=256K&priority=5&tos=0x10&timestamps=1&rx=busy-poll&busy_poll=30&prefer_busy_poll=1").unwrap(),
         )
         .unwrap();
         let t = UdpTransport::open(cfg, Role::Server).unwrap();

@@ -178,12 +178,13 @@ impl Uri {
             .ok_or_else(|| malformed(format!("{:?} resolves to no address", self.authority)))
     }
 
-    /// A reader over the parameters, for a backend accepting `accepted`.
+    /// A reader over the parameters, for a backend accepting the parameters
+    /// of the lists in `accepted` (e.g. the common ones and its own).
     #[must_use]
-    pub fn params(&self, accepted: &'static [&'static str]) -> Params<'_> {
+    pub fn params(&self, accepted: &[&[&'static str]]) -> Params<'_> {
         Params {
             uri: self,
-            accepted,
+            accepted: accepted.concat(),
             used: vec![false; self.params.len()],
         }
     }
@@ -199,7 +200,7 @@ impl fmt::Display for Uri {
 #[derive(Debug)]
 pub struct Params<'a> {
     uri: &'a Uri,
-    accepted: &'static [&'static str],
+    accepted: Vec<&'static str>,
     used: Vec<bool>,
 }
 
@@ -383,7 +384,7 @@ mod tests {
     #[test]
     fn typed_params_and_unknown_ones() {
         let u = Uri::parse("udp://1.2.3.4:5?rcvbuf=4M&tos=0x10&loop=off&rx=spin&bogus=1").unwrap();
-        let mut p = u.params(&["rcvbuf", "tos", "loop", "rx", "ttl"]);
+        let mut p = u.params(&[&["rcvbuf", "tos", "loop", "rx", "ttl"]]);
         assert_eq!(p.size("rcvbuf").unwrap(), Some(4 << 20));
         assert_eq!(p.int("tos", 0..=255).unwrap(), Some(16));
         assert_eq!(p.bool("loop").unwrap(), Some(false));
@@ -397,7 +398,7 @@ mod tests {
         );
 
         let u = Uri::parse("udp://1.2.3.4:5?tos=300&rx=fast").unwrap();
-        let mut p = u.params(&["tos", "rx"]);
+        let mut p = u.params(&[&["tos", "rx"]]);
         let e = p.int("tos", 0..=255).unwrap_err();
         assert!(e.to_string().contains("from 0 to 255"), "{e}");
         let e = p.choice("rx", &["block", "spin"]).unwrap_err();

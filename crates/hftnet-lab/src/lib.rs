@@ -47,7 +47,10 @@ use std::net::Ipv4Addr;
 pub use error::LabError;
 pub use host::Host;
 pub use lab::{Lab, LabBuilder};
-pub use manage::{LabInfo, check_privileges, list, remove, remove_all, remove_where};
+pub use manage::{
+    LabInfo, check_privileges, creator_pid, in_use, list, remove, remove_all, remove_stale,
+    remove_where,
+};
 
 /// Prefix of every lab namespace name: a lab `N` has namespaces `hft-N-ROLE`.
 pub const NETNS_PREFIX: &str = "hft-";

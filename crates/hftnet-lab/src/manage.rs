@@ -135,6 +135,30 @@ pub fn remove_all() -> Result<Vec<String>, LabError> {
     remove_where(|_| true)
 }
 
+/// The process that created a lab with a generated name (`t<pid>-...`), if
+/// the name says so; labs named by the user have no recorded creator.
+#[must_use]
+pub fn creator_pid(lab: &str) -> Option<u32> {
+    lab.strip_prefix('t')?.split('-').next()?.parse().ok()
+}
+
+/// True when the lab's creator is a process that is still running, so
+/// removing the lab would pull the network from under it.
+#[must_use]
+pub fn in_use(lab: &LabInfo) -> bool {
+    creator_pid(&lab.name).is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Removes every hftnet lab except those whose creating process still runs
+/// (tests and `hftnet lab` runs in progress): what a killed run left behind
+/// and labs made with `hftnet lab up`. Returns the names removed.
+///
+/// # Errors
+/// As [`remove_where`].
+pub fn remove_stale() -> Result<Vec<String>, LabError> {
+    remove_where(|l| !in_use(l))
+}
+
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 
@@ -194,6 +218,32 @@ pub fn check_privileges() -> Result<(), LabError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn creator_and_liveness() {
+        use super::*;
+        assert_eq!(creator_pid("t1234-0-abcd"), Some(1234));
+        assert_eq!(creator_pid("mylab"), None);
+        assert_eq!(creator_pid("tx-1"), None);
+        let me = LabInfo {
+            name: format!("t{}-0-0000", std::process::id()),
+            namespaces: vec![],
+            roles: vec![],
+        };
+        assert!(in_use(&me), "this test process is alive");
+        let gone = LabInfo {
+            name: "t4294967-0-0000".into(),
+            namespaces: vec![],
+            roles: vec![],
+        };
+        assert!(!in_use(&gone));
+        let named = LabInfo {
+            name: "mylab".into(),
+            namespaces: vec![],
+            roles: vec![],
+        };
+        assert!(!in_use(&named));
+    }
+
     use super::*;
 
     #[test]

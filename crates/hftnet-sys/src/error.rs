@@ -60,11 +60,9 @@ impl fmt::Display for SyscallError {
     }
 }
 
-impl std::error::Error for SyscallError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.io_error)
-    }
-}
+/// No `source()`: the message already ends with the OS error, and a source
+/// would make error chains print it twice.
+impl std::error::Error for SyscallError {}
 
 impl From<SyscallError> for io::Error {
     fn from(e: SyscallError) -> Self {

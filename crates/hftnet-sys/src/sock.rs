@@ -486,20 +486,29 @@ pub fn set_recv_timeout(fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>
     )
 }
 
-/// `poll(fd, POLLIN, timeout_ms)`: waits until `fd` is readable (or, for a
-/// listening socket, has a connection to accept). `EINTR` is `Ok(false)`.
+/// `ppoll(fd, POLLIN, timeout)`: waits until `fd` is readable (or, for a
+/// listening socket, has a connection to accept), with nanosecond timeout
+/// resolution (`None`: forever). `EINTR` is `Ok(false)`.
 ///
 /// # Errors
 /// Only unexpected kernel failures.
-pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool> {
+pub fn poll_readable(fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>) -> Result<bool> {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: p is a live pollfd and we pass a count of one.
-    let ret = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-    match cvt("poll", ret) {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: p is a live pollfd and we pass a count of one; ts_ptr is null or
+    // points to a live timespec; a null signal mask leaves the mask unchanged.
+    let ret = unsafe { libc::ppoll(&mut p, 1, ts_ptr, std::ptr::null()) };
+    match cvt("ppoll", ret) {
         Ok(n) => Ok(n > 0),
         Err(e) if e.errno() == Some(libc::EINTR) => Ok(false),
         Err(e) => Err(e),

@@ -10,7 +10,9 @@
 //!
 //! The stamp is opaque to the peer: the sender's clock ticks (for fixed-rate
 //! runs, the *scheduled* send time, so a stall cannot hide itself). The
-//! padding brings the message to the size under test and is not checked.
+//! padding brings the message to the size under test; it carries a pattern
+//! derived from the sequence number ([`fill_padding`]) so that the sender can
+//! check every byte came back unchanged ([`padding_ok`]).
 
 use crate::{Error, Result};
 
@@ -100,6 +102,30 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_stamp(&mut self, v: u64) {
         self.buffer.as_mut()[field::STAMP].copy_from_slice(&v.to_be_bytes());
     }
+}
+
+/// The padding byte at offset `i` of probe `seq`.
+#[inline]
+fn pattern(seq: u64, i: usize) -> u8 {
+    (seq as u8) ^ (i as u8) ^ 0x5a
+}
+
+/// Writes the padding pattern of probe `seq` after the header of `msg`
+/// (nothing when `msg` is no longer than the header).
+pub fn fill_padding(seq: u64, msg: &mut [u8]) {
+    for (i, b) in msg.iter_mut().enumerate().skip(HEADER_LEN) {
+        *b = pattern(seq, i);
+    }
+}
+
+/// True when the padding of `msg` is the pattern of probe `seq`: the echo
+/// returned every byte as sent.
+#[must_use]
+pub fn padding_ok(seq: u64, msg: &[u8]) -> bool {
+    msg.iter()
+        .enumerate()
+        .skip(HEADER_LEN)
+        .all(|(i, b)| *b == pattern(seq, i))
 }
 
 fn read_u64(b: &[u8]) -> u64 {
@@ -197,6 +223,20 @@ mod tests {
         r.emit(&mut Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf, BYTES);
         assert_eq!(r.header_len(), HEADER_LEN);
+    }
+
+    #[test]
+    fn test_padding() {
+        let mut m = [0u8; 64];
+        fill_padding(7, &mut m);
+        assert_eq!(m[..HEADER_LEN], [0u8; HEADER_LEN], "header untouched");
+        assert!(padding_ok(7, &m));
+        assert!(!padding_ok(8, &m), "another probe's pattern differs");
+        m[40] ^= 1;
+        assert!(!padding_ok(7, &m), "one flipped bit is seen");
+        let mut short = [0u8; HEADER_LEN];
+        fill_padding(7, &mut short);
+        assert!(padding_ok(7, &short));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::fs;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -61,15 +63,22 @@ enum LabAction {
         /// Lab name (letters, digits, '-'; default: generated).
         #[arg(long)]
         name: Option<String>,
+        /// Leave the veth on its backlog path instead of NAPI (GRO on, TSO off).
+        #[arg(long)]
+        no_napi: bool,
     },
     /// Remove a lab, or every hftnet lab (e.g. left by a killed run).
     Down {
         /// Lab to remove.
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
         name: Option<String>,
-        /// Remove every hftnet lab on this machine.
+        /// Remove every hftnet lab on this machine except those of running
+        /// hftnet processes (tests, lab runs in progress).
         #[arg(long)]
         all: bool,
+        /// With --all: also remove labs of processes that are still running.
+        #[arg(long, requires = "all")]
+        force: bool,
     },
     /// List the hftnet labs on this machine.
     List,
@@ -77,8 +86,8 @@ enum LabAction {
 
 pub fn run(a: LabArgs) -> Result<ExitCode> {
     match a.action {
-        Some(LabAction::Up { name }) => up(name.as_deref()),
-        Some(LabAction::Down { name, all }) => down(name.as_deref(), all),
+        Some(LabAction::Up { name, no_napi }) => up(name.as_deref(), !no_napi),
+        Some(LabAction::Down { name, all, force }) => down(name.as_deref(), all, force),
         Some(LabAction::List) => {
             for l in hftnet_lab::list() {
                 println!("{} {}", l.name, l.namespaces.join(" "));
@@ -89,10 +98,14 @@ pub fn run(a: LabArgs) -> Result<ExitCode> {
     }
 }
 
-fn up(name: Option<&str>) -> Result<ExitCode> {
+fn up(name: Option<&str>, napi: bool) -> Result<ExitCode> {
     hftnet_lab::check_privileges()?;
-    let lab = Lab::two_host(name)?;
-    print!("{}", lab.describe());
+    let mut b = Lab::builder().napi(napi);
+    if let Some(n) = name {
+        b = b.name(n);
+    }
+    let lab = b.build()?;
+    println!("{}", lab.describe().trim_end());
     let name = lab.name().to_string();
     // Leave it up on purpose: the user removes it with `lab down`.
     std::mem::forget(lab);
@@ -100,15 +113,33 @@ fn up(name: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn down(name: Option<&str>, all: bool) -> Result<ExitCode> {
+fn down(name: Option<&str>, all: bool, force: bool) -> Result<ExitCode> {
     hftnet_lab::check_privileges()?;
     if all {
-        let gone = hftnet_lab::remove_all()?;
-        if gone.is_empty() {
+        let live: Vec<String> = if force {
+            Vec::new()
+        } else {
+            hftnet_lab::list()
+                .into_iter()
+                .filter(hftnet_lab::in_use)
+                .map(|l| l.name)
+                .collect()
+        };
+        let gone = if force {
+            hftnet_lab::remove_all()?
+        } else {
+            hftnet_lab::remove_stale()?
+        };
+        if gone.is_empty() && live.is_empty() {
             println!("# no hftnet labs found");
         }
         for n in gone {
             println!("removed lab {n}");
+        }
+        for n in live {
+            let pid = hftnet_lab::creator_pid(&n)
+                .map_or(String::new(), |p| format!(" of running process {p}"));
+            println!("kept lab {n}{pid} (add --force to remove it anyway)");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -215,6 +246,11 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         server_cpu,
     };
     let clock = Clock::new();
+    // Ctrl-C ends the run after the current slice, so the lab is still removed.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
 
     let privileged = hftnet_lab::check_privileges();
     let lab = match (&privileged, a.loopback) {
@@ -319,15 +355,19 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
                 server: lab.exchange(),
                 client: lab.trader(),
             };
-            run_ladder(&hosts, &rungs, &cfg, clock, progress)
+            run_ladder(&hosts, &rungs, &cfg, clock, &stop, progress)
         }
-        None => run_ladder(&LoopbackHosts, &rungs, &cfg, clock, progress),
+        None => run_ladder(&LoopbackHosts, &rungs, &cfg, clock, &stop, progress),
     };
     bar.finish_and_clear();
+    if stop.load(Ordering::Relaxed) {
+        eprintln!("hftnet lab: interrupted; figures below cover the slices that ran");
+    }
 
+    let base = hftnet_bench::ladder::baseline(&rungs);
     println!(
         "\nround trips (RTT), {} B messages; p50 ratio vs {}/{}:",
-        a.size, rungs[0].transport, rungs[0].strategy
+        a.size, rungs[base].transport, rungs[base].strategy
     );
     print!("{}", table(&results));
 
@@ -340,7 +380,7 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         clock: clock.kind().to_string(),
         client_cpu,
         server_cpu,
-        baseline: format!("{}/{}", rungs[0].transport, rungs[0].strategy),
+        baseline: format!("{}/{}", rungs[base].transport, rungs[base].strategy),
         environment: Environment::capture(),
         results: &results,
     };
