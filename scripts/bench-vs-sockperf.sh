@@ -78,6 +78,8 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
+echo "# every run (tool mode p50 p99, ns), in the order they ran:"
+sed 's/^/#   /' "$OUT/results"
 echo "# kernel: $(uname -r)  cpus: $(nproc)  message: ${SIZE} B UDP  ${SECS}s x ${ROUNDS} interleaved rounds"
 echo "# full round trips, medians over rounds (ns)"
 printf "%-6s %-9s %10s %10s\n" mode tool p50 p99

@@ -386,7 +386,7 @@ impl UdpTransport {
         burst.set(0, meta(info));
         let mut n = 1;
         while n < burst.capacity() {
-            match sock::recv_msg(fd, burst.slot_mut(n), libc::MSG_DONTWAIT, control) {
+            match recv_one(fd, burst.slot_mut(n), libc::MSG_DONTWAIT, control) {
                 Ok(info) => {
                     burst.set(n, meta(info));
                     n += 1;
@@ -458,6 +458,22 @@ impl Transport for UdpTransport {
             caps.peer = None;
         }
         caps
+    }
+}
+
+/// One datagram: `recvmsg` when control messages (timestamps) are wanted,
+/// the cheaper `recvfrom` otherwise.
+#[inline]
+fn recv_one(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: libc::c_int,
+    control: bool,
+) -> Result<sock::RecvInfo, SyscallError> {
+    if control {
+        sock::recv_msg(fd, buf, flags, true)
+    } else {
+        sock::recv_from(fd, buf, flags)
     }
 }
 
