@@ -103,27 +103,12 @@ fn fixed_rate_measures_from_the_schedule() {
 /// datagram, and every reply twice.
 #[test]
 fn foreign_truncated_and_duplicate_replies_are_counted() {
-    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-    server
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    let h = thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while !s2.load(Ordering::Relaxed) {
-            let Ok((n, from)) = server.recv_from(&mut buf) else {
-                continue;
-            };
-            server
-                .send_to(b"not a probe at all, just some bytes", from)
-                .unwrap();
-            server.send_to(&buf[..10], from).unwrap();
-            server.send_to(&[0xAB; 3000], from).unwrap();
-            server.send_to(&buf[..n], from).unwrap();
-            server.send_to(&buf[..n], from).unwrap();
-        }
+    let (addr, stop, h) = scripted_server(|_, bytes, reply| {
+        reply(b"not a probe at all, just some bytes");
+        reply(&bytes[..10]);
+        reply(&[0xAB; 3000]);
+        reply(bytes);
+        reply(bytes);
     });
     let mut client = Endpoint::parse(&format!("udp://{addr}"))
         .unwrap()

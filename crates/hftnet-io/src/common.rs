@@ -12,6 +12,7 @@ use std::os::fd::AsFd;
 use hftnet_sys::sock::{self, IntOpt};
 use socket2::{SockAddr, Socket};
 
+use crate::Role;
 use crate::error::{OpenError, from_io};
 use crate::transport::{Capabilities, RxStrategy};
 use crate::uri::{Params, UriError};
@@ -279,6 +280,33 @@ fn apply_busy_poll(
         )?;
     }
     Ok(())
+}
+
+/// Refuses what makes no sense for the role: sending to port 0, or `bind=`
+/// on a server (which binds the URI's own address).
+pub(crate) fn check_role_addr(
+    addr: SocketAddr,
+    bind: Option<SocketAddr>,
+    role: Role,
+) -> Result<(), OpenError> {
+    let bad = |reason: String| {
+        OpenError::Uri(UriError::BadValue {
+            param: "address".into(),
+            value: addr.to_string(),
+            expected: reason,
+        })
+    };
+    match role {
+        Role::Client if addr.port() == 0 => {
+            Err(bad("a port other than 0 for a client to send to".into()))
+        }
+        Role::Server if bind.is_some() => Err(OpenError::Uri(UriError::BadValue {
+            param: "bind".into(),
+            value: bind.map(|b| b.to_string()).unwrap_or_default(),
+            expected: "no bind= on a server: it binds the address of the URI itself".into(),
+        })),
+        _ => Ok(()),
+    }
 }
 
 /// `bind`, turning `EADDRINUSE` into [`OpenError::AddrInUse`].

@@ -159,7 +159,7 @@ impl TcpTransport {
     /// # Errors
     /// [`OpenError`] naming the failing step, option or privilege.
     pub fn open(cfg: TcpConfig, role: Role) -> Result<Self, OpenError> {
-        crate::udp::check_role_addr(cfg.addr, cfg.socket.bind, role)?;
+        common::check_role_addr(cfg.addr, cfg.socket.bind, role)?;
         let s = new_socket(&cfg)?;
         let notes = cfg.socket.apply(&s)?;
         let mut t = Self {

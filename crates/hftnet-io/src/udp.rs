@@ -31,35 +31,15 @@ pub const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Receive buffer a multicast server asks for unless `rcvbuf=` says otherwise.
 pub const MCAST_DEFAULT_RCVBUF: u32 = 4 << 20;
 
-/// Refuses what makes no sense for the role: sending to port 0, or `bind=`
-/// on a server (which binds the URI's own address).
-pub(crate) fn check_role_addr(
-    addr: SocketAddr,
-    bind: Option<SocketAddr>,
-    role: Role,
-) -> Result<(), OpenError> {
-    let bad = |reason: String| {
-        OpenError::Uri(UriError::BadValue {
-            param: "address".into(),
-            value: addr.to_string(),
-            expected: reason,
-        })
-    };
-    match role {
-        Role::Client if addr.port() == 0 => {
-            Err(bad("a port other than 0 for a client to send to".into()))
-        }
-        Role::Server if bind.is_some() => Err(OpenError::Uri(UriError::BadValue {
-            param: "bind".into(),
-            value: bind.map(|b| b.to_string()).unwrap_or_default(),
-            expected: "no bind= on a server: it binds the address of the URI itself".into(),
-        })),
-        _ => Ok(()),
-    }
+/// Where a client binds: `bind=`, or any address of the peer's family.
+fn client_local(cfg: &UdpConfig) -> SocketAddr {
+    cfg.socket
+        .bind
+        .unwrap_or_else(|| common::any_addr_like(&cfg.addr))
 }
 
 fn check_role(cfg: &UdpConfig, role: Role) -> Result<(), OpenError> {
-    check_role_addr(cfg.addr, cfg.socket.bind, role)
+    common::check_role_addr(cfg.addr, cfg.socket.bind, role)
 }
 
 /// Multicast settings of an `mcast://` endpoint.
@@ -252,12 +232,7 @@ impl UdpTransport {
         match (role, &cfg.multicast) {
             (Role::Server, None) => common::bind(&s, cfg.addr)?,
             (Role::Client, None) => {
-                common::bind(
-                    &s,
-                    cfg.socket
-                        .bind
-                        .unwrap_or_else(|| common::any_addr_like(&cfg.addr)),
-                )?;
+                common::bind(&s, client_local(&cfg))?;
                 if cfg.connect {
                     s.connect(&SockAddr::from(cfg.addr))
                         .map_err(|e| OpenError::Connect {
@@ -287,12 +262,7 @@ impl UdpTransport {
                     .map_err(OpenError::setup("setting IP_MULTICAST_LOOP"))?;
                 sock::set_int(fd, sock::IP_MULTICAST_TTL, i32::from(m.ttl))
                     .map_err(OpenError::setup("setting IP_MULTICAST_TTL"))?;
-                common::bind(
-                    &s,
-                    cfg.socket
-                        .bind
-                        .unwrap_or_else(|| common::any_addr_like(&cfg.addr)),
-                )?;
+                common::bind(&s, client_local(&cfg))?;
                 default_peer = Some(cfg.addr);
             }
         }
