@@ -541,14 +541,7 @@ mod tests {
             Role::Server,
         )
         .unwrap();
-        let addr = server
-            .listener
-            .as_ref()
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .as_socket()
-            .unwrap();
+        let addr = server.capabilities().local.unwrap();
         let mut client = TcpTransport::open(
             TcpConfig::from_uri(&Uri::parse(&format!("tcp://{addr}?{q}")).unwrap()).unwrap(),
             Role::Client,
@@ -621,14 +614,7 @@ mod tests {
     #[test]
     fn server_accepts_next_client_after_close_and_client_sees_close() {
         let (mut server, client) = pair("rx=spin");
-        let addr = server
-            .listener
-            .as_ref()
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .as_socket()
-            .unwrap();
+        let addr = server.capabilities().local.unwrap();
         let mut burst = RxBurst::new(1, 64);
         drop(client);
         server
@@ -653,14 +639,7 @@ mod tests {
         let mut server =
             TcpTransport::open(TcpConfig::new("127.0.0.1:0".parse().unwrap()), Role::Server)
                 .unwrap();
-        let addr = server
-            .listener
-            .as_ref()
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .as_socket()
-            .unwrap();
+        let addr = server.capabilities().local.unwrap();
         server
             .set_recv_timeout(Some(Duration::from_secs(2)))
             .unwrap();
