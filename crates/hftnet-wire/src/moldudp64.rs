@@ -67,11 +67,7 @@ impl Session {
     /// The name without its padding (lossy for non-ASCII bytes).
     #[must_use]
     pub fn trimmed(&self) -> &[u8] {
-        let end = self
-            .0
-            .iter()
-            .rposition(|c| *c != b' ')
-            .map_or(0, |i| i + 1);
+        let end = self.0.iter().rposition(|c| *c != b' ').map_or(0, |i| i + 1);
         &self.0[..end]
     }
 }
@@ -587,7 +583,10 @@ mod tests {
         }
         let mut long = PACKET_BYTES.to_vec();
         long.push(0);
-        assert_eq!(Packet::new_checked(&long[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Packet::new_checked(&long[..]).unwrap_err(),
+            Error::Malformed
+        );
         // A heartbeat with a body.
         let mut hb = [0u8; HEADER_LEN + 1];
         hb[..HEADER_LEN].copy_from_slice(&PACKET_BYTES[..HEADER_LEN]);
