@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod itch50;
 pub mod moldudp64;
 pub mod probe;
 
