@@ -1,0 +1,508 @@
+//! Order reference → slab slot, by direct indexing.
+//!
+//! ITCH order reference numbers are unique for the day and are handed out
+//! in increasing order, so the live refs are dense near the newest one. The
+//! index is a sliding window of `ref_window` refs, cut into chunks of
+//! [`CHUNK`] entries (4 bytes each, 16 KiB a chunk): a lookup is one
+//! subtraction, one shift and two loads.
+//!
+//! - The window starts at the first ref seen (rounded down to a chunk) and
+//!   grows chunk by chunk as refs increase.
+//! - A chunk whose last live entry goes away gives its buffer back to a spare
+//!   pool (the newest chunk keeps its buffer); empty chunks at the front are
+//!   dropped and the window's base moves on. Buffers are only allocated when
+//!   the spare pool is empty, so at most `ref_window / CHUNK` of them ever
+//!   exist and the steady state allocates nothing.
+//! - When the window would exceed `ref_window` refs, the oldest chunks are
+//!   evicted; the orders still resting in them (old, long-lived orders) move
+//!   to the `far` hash map. Refs below the window and refs more than one
+//!   window ahead of it (a jump in numbering) go to `far` as well, until
+//!   [`JUMP_CONFIRM`] such refs in a row show that the numbering really
+//!   moved: then the whole window moves there (its live refs go to `far`).
+//!   A miss in the window falls back to `far` only when `far` is not empty.
+//!
+//! Memory: `4 × ref_window` bytes at most for the window plus ~16 bytes
+//! (times the map's load factor) per far entry, against a hash map's cost on
+//! every message. Nothing here is order-book specific.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+
+/// log2 of [`CHUNK`].
+pub(crate) const CHUNK_SHIFT: u32 = 12;
+/// Refs per chunk of the direct index.
+pub(crate) const CHUNK: usize = 1 << CHUNK_SHIFT;
+const MASK: u64 = CHUNK as u64 - 1;
+/// The "no slot" marker; slot indices are below it.
+pub(crate) const NONE: u32 = u32::MAX;
+/// Consecutive inserts more than a window ahead that move the window.
+pub(crate) const JUMP_CONFIRM: u32 = 64;
+/// Entries reserved up front in the far map.
+const FAR_RESERVE: usize = 1024;
+
+type Slots = Box<[u32; CHUNK]>;
+
+fn new_slots() -> Slots {
+    Box::new([NONE; CHUNK])
+}
+
+/// One chunk of the window: its buffer (absent when it holds nothing) and
+/// how many of its entries are live.
+struct Chunk {
+    slots: Option<Slots>,
+    live: u32,
+}
+
+/// Sizes of the index, for capacity planning and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RefIndexStats {
+    /// First ref covered by the window.
+    pub window_base: u64,
+    /// Chunks spanned by the window (with or without a buffer).
+    pub window_chunks: usize,
+    /// Chunk buffers allocated so far (in the window or spare); each is
+    /// 16 KiB.
+    pub chunk_buffers: usize,
+    /// Refs held in the direct window.
+    pub direct_refs: usize,
+    /// Refs held in the far map (outside the window).
+    pub far_refs: usize,
+    /// Chunks evicted from the front while they still held live refs.
+    pub evicted_chunks: u64,
+    /// Times a confirmed jump in numbering moved the whole window.
+    pub relocations: u64,
+}
+
+/// The ref → slot index. The caller guarantees that a ref is inserted only
+/// when it is absent and removed only when present (it looks it up first).
+pub(crate) struct RefIndex {
+    base: u64,
+    chunks: VecDeque<Chunk>,
+    max_chunks: usize,
+    spare: Vec<Slots>,
+    far: HashMap<u64, u32, RefHashBuilder>,
+    direct_live: usize,
+    buffers: usize,
+    evicted_chunks: u64,
+    ahead_streak: u32,
+    relocations: u64,
+}
+
+impl std::fmt::Debug for RefIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefIndex")
+            .field("max_chunks", &self.max_chunks)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RefIndex {
+    /// `window` refs at most in the direct window (a multiple of [`CHUNK`],
+    /// checked by the config), `prealloc` refs' worth of buffers allocated now.
+    pub(crate) fn new(window: usize, prealloc: usize) -> Self {
+        let max_chunks = window / CHUNK;
+        let pre = prealloc.div_ceil(CHUNK).min(max_chunks);
+        let mut far = HashMap::with_hasher(RefHashBuilder);
+        far.reserve(FAR_RESERVE);
+        RefIndex {
+            base: 0,
+            chunks: VecDeque::with_capacity(max_chunks + 1),
+            max_chunks,
+            spare: (0..pre).map(|_| new_slots()).collect(),
+            far,
+            direct_live: 0,
+            buffers: pre,
+            evicted_chunks: 0,
+            ahead_streak: 0,
+            relocations: 0,
+        }
+    }
+
+    /// The slot of `r`, if indexed.
+    #[inline]
+    pub(crate) fn get(&self, r: u64) -> Option<u32> {
+        // Below the base the subtraction wraps to a huge offset, so one
+        // comparison covers both ends of the window.
+        let off = r.wrapping_sub(self.base);
+        let c = off >> CHUNK_SHIFT;
+        if c < self.chunks.len() as u64
+            && let Some(slots) = &self.chunks[c as usize].slots
+        {
+            let s = slots[(off & MASK) as usize];
+            if s != NONE {
+                return Some(s);
+            }
+        }
+        if self.far.is_empty() {
+            None
+        } else {
+            self.far.get(&r).copied()
+        }
+    }
+
+    /// Indexes `r` → `slot`; `r` must be absent.
+    #[inline]
+    pub(crate) fn insert(&mut self, r: u64, slot: u32) {
+        debug_assert!(self.get(r).is_none(), "ref {r} inserted twice");
+        if self.chunks.is_empty() {
+            self.base = r & !MASK;
+        }
+        if r < self.base {
+            self.far.insert(r, slot);
+            return;
+        }
+        let ahead = (r - self.base) >> CHUNK_SHIFT;
+        let len = self.chunks.len() as u64;
+        if ahead >= len {
+            if ahead - len >= self.max_chunks as u64 {
+                // More than a whole window past the end: a jump in
+                // numbering. A one-off outlier goes to the far map; a jump
+                // that the following refs confirm moves the window there.
+                if self.direct_live != 0 {
+                    self.ahead_streak += 1;
+                    if self.ahead_streak < JUMP_CONFIRM {
+                        self.far.insert(r, slot);
+                        return;
+                    }
+                    self.relocations += 1;
+                    while !self.chunks.is_empty() {
+                        self.evict_front();
+                    }
+                }
+                self.rebase(r);
+                self.grow_to(0);
+            } else {
+                let need = ahead as usize + 1;
+                for _ in self.max_chunks..need {
+                    self.evict_front();
+                }
+                self.grow_to(((r - self.base) >> CHUNK_SHIFT) as usize);
+            }
+        }
+        // Growing may have trimmed empty chunks at the front (never the
+        // last one, which is r's), so the index is computed afresh.
+        let c = ((r - self.base) >> CHUNK_SHIFT) as usize;
+        let chunk = &mut self.chunks[c];
+        let slots = match &mut chunk.slots {
+            Some(s) => s,
+            none => {
+                let buf = match self.spare.pop() {
+                    Some(b) => b,
+                    None => {
+                        self.buffers += 1;
+                        new_slots()
+                    }
+                };
+                none.insert(buf)
+            }
+        };
+        slots[(r & MASK) as usize] = slot;
+        chunk.live += 1;
+        self.direct_live += 1;
+        self.ahead_streak = 0;
+    }
+
+    /// Removes `r` and returns its slot.
+    #[inline]
+    pub(crate) fn remove(&mut self, r: u64) -> Option<u32> {
+        let off = r.wrapping_sub(self.base);
+        let c = off >> CHUNK_SHIFT;
+        if c < self.chunks.len() as u64 {
+            let c = c as usize;
+            let chunk = &mut self.chunks[c];
+            if let Some(slots) = &mut chunk.slots {
+                let e = &mut slots[(off & MASK) as usize];
+                if *e != NONE {
+                    let s = *e;
+                    *e = NONE;
+                    chunk.live -= 1;
+                    self.direct_live -= 1;
+                    if chunk.live == 0 {
+                        self.release(c);
+                    }
+                    return Some(s);
+                }
+            }
+        }
+        if self.far.is_empty() {
+            None
+        } else {
+            self.far.remove(&r)
+        }
+    }
+
+    /// Sizes, for tests and capacity planning.
+    pub(crate) fn stats(&self) -> RefIndexStats {
+        RefIndexStats {
+            window_base: self.base,
+            window_chunks: self.chunks.len(),
+            chunk_buffers: self.buffers,
+            direct_refs: self.direct_live,
+            far_refs: self.far.len(),
+            evicted_chunks: self.evicted_chunks,
+            relocations: self.relocations,
+        }
+    }
+
+    /// Number of refs indexed.
+    pub(crate) fn len(&self) -> usize {
+        self.direct_live + self.far.len()
+    }
+
+    /// Every (ref, slot) pair, in no particular order (invariant checks).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, u32)) {
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            if let Some(slots) = &chunk.slots {
+                let first = self.base.wrapping_add((c as u64) << CHUNK_SHIFT);
+                for (i, &s) in slots.iter().enumerate() {
+                    if s != NONE {
+                        f(first.wrapping_add(i as u64), s);
+                    }
+                }
+            }
+        }
+        for (&r, &s) in &self.far {
+            f(r, s);
+        }
+    }
+
+    /// Checks the chunk bookkeeping; the first inconsistency as text.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let mut total = 0usize;
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            let live = chunk
+                .slots
+                .as_ref()
+                .map_or(0, |s| s.iter().filter(|&&e| e != NONE).count());
+            if live != chunk.live as usize {
+                return Err(format!(
+                    "chunk {c} counts {} live refs but holds {live}",
+                    chunk.live
+                ));
+            }
+            total += live;
+        }
+        if total != self.direct_live {
+            return Err(format!(
+                "window counts {} live refs but its chunks hold {total}",
+                self.direct_live
+            ));
+        }
+        if self.chunks.len() > self.max_chunks {
+            return Err(format!(
+                "window spans {} chunks, more than its {}",
+                self.chunks.len(),
+                self.max_chunks
+            ));
+        }
+        for s in &self.spare {
+            if s.iter().any(|&e| e != NONE) {
+                return Err("a spare chunk buffer is not empty".to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends empty chunks until index `c` exists.
+    fn grow_to(&mut self, c: usize) {
+        // A tail that went empty kept its buffer; once it is no longer the
+        // tail, give the buffer back.
+        if c >= self.chunks.len()
+            && let Some(tail) = self.chunks.back_mut()
+            && tail.live == 0
+            && let Some(buf) = tail.slots.take()
+        {
+            self.spare.push(buf);
+        }
+        while self.chunks.len() <= c {
+            self.chunks.push_back(Chunk {
+                slots: None,
+                live: 0,
+            });
+        }
+        self.trim_front();
+    }
+
+    /// Drops the front chunk, moving its live refs to the far map.
+    fn evict_front(&mut self) {
+        if let Some(chunk) = self.chunks.pop_front()
+            && let Some(mut buf) = chunk.slots
+        {
+            if chunk.live > 0 {
+                self.evicted_chunks += 1;
+                for (i, e) in buf.iter_mut().enumerate() {
+                    if *e != NONE {
+                        self.far.insert(self.base.wrapping_add(i as u64), *e);
+                        *e = NONE;
+                    }
+                }
+                self.direct_live -= chunk.live as usize;
+            }
+            self.spare.push(buf);
+        }
+        // Wraps only past the last chunk of the u64 range, which is never
+        // evicted in favour of a higher one; a rebase follows in any case.
+        self.base = self.base.wrapping_add(CHUNK as u64);
+    }
+
+    /// Chunk `c` just went empty.
+    fn release(&mut self, c: usize) {
+        if c + 1 < self.chunks.len()
+            && let Some(buf) = self.chunks[c].slots.take()
+        {
+            self.spare.push(buf);
+        }
+        self.trim_front();
+    }
+
+    /// Drops empty chunks at the front (never the last one).
+    fn trim_front(&mut self) {
+        while self.chunks.len() > 1 && self.chunks[0].live == 0 {
+            self.evict_front();
+        }
+    }
+
+    /// Restarts an empty window at `r`.
+    fn rebase(&mut self, r: u64) {
+        debug_assert_eq!(self.direct_live, 0);
+        while let Some(chunk) = self.chunks.pop_front() {
+            if let Some(buf) = chunk.slots {
+                self.spare.push(buf);
+            }
+        }
+        self.base = r & !MASK;
+    }
+}
+
+/// A fast, deterministic hasher for the far map's u64 keys (splitmix64's
+/// finaliser). The feed is trusted, so no DoS-resistant hashing.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RefHashBuilder;
+
+impl BuildHasher for RefHashBuilder {
+    type Hasher = RefHasher;
+    fn build_hasher(&self) -> RefHasher {
+        RefHasher(0)
+    }
+}
+
+/// See [`RefHashBuilder`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RefHasher(u64);
+
+impl Hasher for RefHasher {
+    fn finish(&self) -> u64 {
+        mix64(self.0)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+}
+
+/// splitmix64's finaliser: a bijective, well-spread 64-bit mix.
+#[inline]
+pub(crate) fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_refs_stay_in_the_window() {
+        let mut ix = RefIndex::new(4 * CHUNK, 0);
+        for r in 1000..1000 + 3 * CHUNK as u64 {
+            ix.insert(r, r as u32);
+        }
+        assert_eq!(ix.stats().far_refs, 0);
+        assert_eq!(ix.get(1000 + 17), Some(1017));
+        assert_eq!(ix.remove(1017), Some(1017));
+        assert_eq!(ix.get(1017), None);
+        assert_eq!(ix.remove(1017), None);
+        ix.check().unwrap();
+    }
+
+    #[test]
+    fn old_refs_move_to_far_and_come_back_out() {
+        let mut ix = RefIndex::new(2 * CHUNK, 0);
+        ix.insert(5, 0);
+        for r in 6..6 + 4 * CHUNK as u64 {
+            ix.insert(r, 1);
+            ix.remove(r);
+        }
+        let st = ix.stats();
+        assert_eq!(st.far_refs, 1, "{st:?}");
+        assert_eq!(st.evicted_chunks, 1);
+        assert!(st.window_chunks <= 2);
+        assert_eq!(ix.get(5), Some(0));
+        // Below the window: far.
+        ix.insert(7, 3);
+        assert_eq!(ix.stats().far_refs, 2);
+        assert_eq!(ix.remove(5), Some(0));
+        assert_eq!(ix.remove(7), Some(3));
+        assert_eq!(ix.len(), 0);
+        ix.check().unwrap();
+        assert!(ix.stats().chunk_buffers <= 2);
+    }
+
+    #[test]
+    fn a_jump_goes_far_unless_the_window_is_empty() {
+        let mut ix = RefIndex::new(2 * CHUNK, CHUNK);
+        ix.insert(10, 1);
+        ix.insert(1 << 40, 2);
+        assert_eq!(ix.stats().far_refs, 1);
+        assert_eq!(ix.get(1 << 40), Some(2));
+        ix.remove(10);
+        ix.insert((1 << 40) + 1, 3);
+        let st = ix.stats();
+        assert_eq!(st.window_base, 1 << 40);
+        assert_eq!(st.direct_refs, 1);
+        // The far entry inside the new window is still found.
+        assert_eq!(ix.get(1 << 40), Some(2));
+        assert_eq!(ix.remove(1 << 40), Some(2));
+        ix.check().unwrap();
+    }
+
+    #[test]
+    fn a_confirmed_jump_moves_the_window() {
+        let mut ix = RefIndex::new(2 * CHUNK, 0);
+        ix.insert(1, 1);
+        let jump = 1 << 30;
+        for k in 0..u64::from(JUMP_CONFIRM) + 10 {
+            ix.insert(jump + k, 2);
+        }
+        let st = ix.stats();
+        assert_eq!(st.relocations, 1, "{st:?}");
+        assert_eq!(st.window_base, (jump + u64::from(JUMP_CONFIRM) - 1) & !MASK);
+        assert_eq!(st.direct_refs, 11);
+        assert_eq!(st.far_refs, usize::try_from(JUMP_CONFIRM).unwrap());
+        assert_eq!(ix.get(1), Some(1));
+        assert_eq!(ix.get(jump), Some(2));
+        assert_eq!(ix.get(jump + 70), Some(2));
+        ix.check().unwrap();
+    }
+
+    #[test]
+    fn empty_middle_chunks_give_their_buffers_back() {
+        let mut ix = RefIndex::new(8 * CHUNK, 0);
+        ix.insert(0, 0);
+        for r in 1..5 * CHUNK as u64 {
+            ix.insert(r, 1);
+        }
+        for r in 1..4 * CHUNK as u64 {
+            ix.remove(r);
+        }
+        ix.check().unwrap();
+        assert_eq!(ix.spare.len(), 3);
+        assert_eq!(ix.len(), 1 + CHUNK);
+    }
+}

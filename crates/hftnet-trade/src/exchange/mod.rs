@@ -1,0 +1,24 @@
+//! The exchange side of the market-data path, sans-IO.
+//!
+//! - [`Publisher`] packs messages into MoldUDP64 downstream packets, keeps a
+//!   bounded history and answers re-requests from it, sends heartbeats when
+//!   idle and ends the session.
+//! - [`Generator`] makes a synthetic ITCH 5.0 trading day from a seed.
+//! - [`FaultInjector`] drops, duplicates and reorders packets of one feed,
+//!   from a seed, so that tests and demos can exercise a feed handler.
+//!
+//! Every entry point takes `now` (nanoseconds on any monotonic clock) and
+//! hands the packets to send to a callback; nothing here does I/O. The
+//! caller sends each downstream packet on both feeds (A and B), through a
+//! fault injector each if it wants faults.
+
+mod faults;
+mod generator;
+mod publisher;
+
+pub use faults::{BadProbability, FaultInjector, FaultStats, Faults};
+pub use generator::{Generator, GeneratorConfig, GeneratorError};
+pub use publisher::{
+    ConfigError, PublishError, Publisher, PublisherConfig, PublisherStats, RequestError,
+    write_request,
+};

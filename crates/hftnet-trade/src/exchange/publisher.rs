@@ -1,0 +1,650 @@
+//! The MoldUDP64 publisher: sequences messages, packs them into downstream
+//! packets, keeps a bounded history, answers re-requests from it, and sends
+//! heartbeats and the end of the session.
+//!
+//! Inputs, each taking `now`: [`Publisher::publish`] (one message),
+//! [`Publisher::flush`] (send what is packed; call after each burst),
+//! [`Publisher::handle_request`] (a request packet from a subscriber),
+//! [`Publisher::handle_timeout`] at [`Publisher::poll_timeout`] (heartbeats,
+//! and repeats of the end of session),
+//! [`Publisher::end_session`]. Outputs: packets handed to the `out` callback,
+//! downstream ones for the feeds, replies for the requester.
+//!
+//! Invariant: sequence numbers are given out consecutively from
+//! `first_sequence`; every message stays answerable until `history`
+//! messages more have been published.
+
+use core::fmt;
+use std::collections::VecDeque;
+
+use hftnet_wire::moldudp64::{
+    BLOCK_HEADER_LEN, END_OF_SESSION, HEADER_LEN, Packet, PacketWriter, Request, RequestRepr,
+    Session,
+};
+
+/// How a [`Publisher`] packs, remembers and paces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherConfig {
+    /// The MoldUDP64 session.
+    pub session: Session,
+    /// Sequence number of the first message (MoldUDP64 sessions start at 1).
+    pub first_sequence: u64,
+    /// Largest downstream packet, header included: the UDP payload the path
+    /// carries without fragmenting (1472 on a 1500-byte MTU). Default 1400.
+    pub max_payload: usize,
+    /// Most messages in one packet. Default 65534 (the format's limit).
+    pub max_messages_per_packet: u16,
+    /// Messages kept for re-requests. Default 1,048,576.
+    pub history: usize,
+    /// Heartbeat after this long without a packet. Default 1 s.
+    pub heartbeat_interval_ns: u64,
+    /// Most messages answered for one request. Default 1024.
+    pub max_request_count: u16,
+}
+
+impl PublisherConfig {
+    /// Defaults for `session`.
+    #[must_use]
+    pub fn new(session: Session) -> Self {
+        Self {
+            session,
+            first_sequence: 1,
+            max_payload: 1400,
+            max_messages_per_packet: END_OF_SESSION - 1,
+            history: 1 << 20,
+            heartbeat_interval_ns: 1_000_000_000,
+            max_request_count: 1024,
+        }
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// Names the first field out of range and what is allowed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, why| Err(ConfigError { field, why });
+        if self.first_sequence == 0 {
+            return bad("first_sequence", "must be at least 1");
+        }
+        if !(HEADER_LEN + BLOCK_HEADER_LEN + 1..=65_507).contains(&self.max_payload) {
+            return bad(
+                "max_payload",
+                "must leave room for one message (≥ 23 bytes) and fit a UDP datagram (≤ 65507)",
+            );
+        }
+        if self.max_messages_per_packet == 0 || self.max_messages_per_packet == END_OF_SESSION {
+            return bad("max_messages_per_packet", "must be between 1 and 65534");
+        }
+        if self.history == 0 {
+            return bad("history", "must keep at least one message");
+        }
+        if self.heartbeat_interval_ns == 0 {
+            return bad("heartbeat_interval_ns", "must be positive");
+        }
+        if self.max_request_count == 0 || self.max_request_count == END_OF_SESSION {
+            return bad("max_request_count", "must be between 1 and 65534");
+        }
+        Ok(())
+    }
+}
+
+/// A [`PublisherConfig`] field out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field.
+    pub field: &'static str,
+    /// What is allowed.
+    pub why: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "publisher {}: {}", self.field, self.why)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a request was not answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// Not a request packet.
+    Malformed(hftnet_wire::Error),
+    /// For another session.
+    ForeignSession(Session),
+    /// Asks for messages not published yet.
+    Future {
+        /// First sequence asked for.
+        sequence: u64,
+        /// Next sequence to be published.
+        next: u64,
+    },
+    /// Asks for messages that left the history.
+    Unavailable {
+        /// First sequence asked for.
+        sequence: u64,
+        /// Oldest sequence still kept.
+        oldest: u64,
+    },
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "malformed request: {e}"),
+            Self::ForeignSession(s) => write!(f, "request for another session {s:?}"),
+            Self::Future { sequence, next } => write!(
+                f,
+                "request for sequence {sequence}, not published yet (next is {next})"
+            ),
+            Self::Unavailable { sequence, oldest } => write!(
+                f,
+                "request for sequence {sequence}, no longer in the history (oldest kept is {oldest})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Why a message was not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishError {
+    /// The message cannot fit a packet of `max_payload` bytes.
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The most that fits.
+        max: usize,
+    },
+    /// The session has ended.
+    Ended,
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => write!(
+                f,
+                "message of {len} bytes does not fit a packet (at most {max}); raise max_payload"
+            ),
+            Self::Ended => f.write_str("the session has ended"),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// What a [`Publisher`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublisherStats {
+    /// Downstream packets with messages.
+    pub packets: u64,
+    /// Messages published.
+    pub messages: u64,
+    /// Heartbeats sent.
+    pub heartbeats: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Requests refused (malformed, foreign, future, unavailable).
+    pub bad_requests: u64,
+    /// Packets sent in reply to requests.
+    pub retransmit_packets: u64,
+    /// Messages sent again in reply to requests.
+    pub retransmitted: u64,
+}
+
+/// Sequences, packs and remembers messages; see the module doc.
+#[derive(Debug)]
+pub struct Publisher {
+    cfg: PublisherConfig,
+    /// The packet being filled.
+    buf: Vec<u8>,
+    len: usize,
+    count: u16,
+    /// Scratch for replies and heartbeats.
+    reply: Vec<u8>,
+    next_seq: u64,
+    /// Messages `history_first ..` in order; evicted buffers are reused.
+    history: VecDeque<Vec<u8>>,
+    history_first: u64,
+    last_send_ns: Option<u64>,
+    ended: bool,
+    stats: PublisherStats,
+}
+
+impl Publisher {
+    /// A publisher whose first message gets `cfg.first_sequence`.
+    ///
+    /// # Errors
+    /// When the configuration is invalid.
+    pub fn new(cfg: PublisherConfig) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        Ok(Self {
+            buf: vec![0; cfg.max_payload],
+            len: HEADER_LEN,
+            count: 0,
+            reply: vec![0; cfg.max_payload],
+            next_seq: cfg.first_sequence,
+            history: VecDeque::with_capacity(cfg.history.min(1 << 20)),
+            history_first: cfg.first_sequence,
+            last_send_ns: None,
+            ended: false,
+            stats: PublisherStats::default(),
+            cfg,
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &PublisherConfig {
+        &self.cfg
+    }
+
+    /// The sequence number the next message gets.
+    #[must_use]
+    pub fn next_sequence(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// What was done so far.
+    #[must_use]
+    pub fn stats(&self) -> PublisherStats {
+        self.stats
+    }
+
+    /// True once [`Publisher::end_session`] was called.
+    #[must_use]
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The largest message that fits a packet.
+    #[must_use]
+    pub fn max_message_len(&self) -> usize {
+        self.cfg.max_payload - HEADER_LEN - BLOCK_HEADER_LEN
+    }
+
+    /// Adds one message to the packet being filled, sending that packet
+    /// first when the message does not fit. Returns its sequence number.
+    ///
+    /// # Errors
+    /// [`PublishError::TooLarge`] for a message no packet can hold,
+    /// [`PublishError::Ended`] after the end of the session.
+    pub fn publish(
+        &mut self,
+        now_ns: u64,
+        msg: &[u8],
+        out: &mut impl FnMut(&[u8]),
+    ) -> Result<u64, PublishError> {
+        if self.ended {
+            return Err(PublishError::Ended);
+        }
+        let max = self.max_message_len();
+        if msg.len() > max {
+            return Err(PublishError::TooLarge {
+                len: msg.len(),
+                max,
+            });
+        }
+        if self.len + BLOCK_HEADER_LEN + msg.len() > self.buf.len()
+            || self.count == self.cfg.max_messages_per_packet
+        {
+            self.flush(now_ns, out);
+        }
+        let at = self.len;
+        let len = msg.len() as u16; // ≤ max_payload ≤ 65507
+        self.buf[at..at + BLOCK_HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+        self.buf[at + BLOCK_HEADER_LEN..at + BLOCK_HEADER_LEN + msg.len()].copy_from_slice(msg);
+        self.len += BLOCK_HEADER_LEN + msg.len();
+        self.count += 1;
+        self.remember(msg);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.stats.messages += 1;
+        Ok(seq)
+    }
+
+    fn remember(&mut self, msg: &[u8]) {
+        let mut slot = if self.history.len() == self.cfg.history {
+            self.history_first += 1;
+            self.history.pop_front().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        slot.clear();
+        slot.extend_from_slice(msg);
+        self.history.push_back(slot);
+    }
+
+    /// Sends the packet being filled, if it holds any message.
+    pub fn flush(&mut self, now_ns: u64, out: &mut impl FnMut(&[u8])) {
+        if self.count == 0 {
+            return;
+        }
+        let first = self.next_seq - u64::from(self.count);
+        let mut p = Packet::new_unchecked(&mut self.buf[..]);
+        p.set_session(self.cfg.session);
+        p.set_sequence(first);
+        p.set_count_field(self.count);
+        out(&self.buf[..self.len]);
+        self.len = HEADER_LEN;
+        self.count = 0;
+        self.stats.packets += 1;
+        self.last_send_ns = Some(now_ns);
+    }
+
+    /// When [`Publisher::handle_timeout`] wants to be called: a heartbeat,
+    /// or after the end of the session a repeat of the end-of-session packet,
+    /// is due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        Some(
+            self.last_send_ns
+                .map_or(0, |t| t.saturating_add(self.cfg.heartbeat_interval_ns)),
+        )
+    }
+
+    /// Sends what is pending, or a heartbeat when nothing was sent for the
+    /// heartbeat interval. After the end of the session it repeats the
+    /// end-of-session packet instead, at the same interval, so that a
+    /// subscriber that lost it (or joined late) still learns of the end.
+    pub fn handle_timeout(&mut self, now_ns: u64, out: &mut impl FnMut(&[u8])) {
+        if self.ended {
+            if self.poll_timeout().is_some_and(|t| now_ns >= t) {
+                self.send_empty(END_OF_SESSION, out);
+                self.last_send_ns = Some(now_ns);
+            }
+            return;
+        }
+        if self.count > 0 {
+            self.flush(now_ns, out);
+        } else if self.poll_timeout().is_some_and(|t| now_ns >= t) {
+            self.send_empty(0, out);
+            self.stats.heartbeats += 1;
+            self.last_send_ns = Some(now_ns);
+        }
+    }
+
+    /// Sends what is pending and the end-of-session packet. Requests are
+    /// still answered afterwards; further messages are refused.
+    pub fn end_session(&mut self, now_ns: u64, out: &mut impl FnMut(&[u8])) {
+        if self.ended {
+            return;
+        }
+        self.flush(now_ns, out);
+        self.send_empty(END_OF_SESSION, out);
+        self.ended = true;
+        self.last_send_ns = Some(now_ns);
+    }
+
+    fn send_empty(&mut self, count: u16, out: &mut impl FnMut(&[u8])) {
+        let mut p = Packet::new_unchecked(&mut self.reply[..HEADER_LEN]);
+        p.set_session(self.cfg.session);
+        p.set_sequence(self.next_seq);
+        p.set_count_field(count);
+        out(&self.reply[..HEADER_LEN]);
+    }
+
+    /// Answers one request packet with downstream packets holding the
+    /// messages asked for (at most `max_request_count`, and none past the
+    /// last published). Returns how many messages were sent.
+    ///
+    /// # Errors
+    /// A [`RequestError`] naming why nothing was sent.
+    pub fn handle_request(
+        &mut self,
+        _now_ns: u64,
+        bytes: &[u8],
+        out: &mut impl FnMut(&[u8]),
+    ) -> Result<u64, RequestError> {
+        let r = self.check_request(bytes).inspect_err(|_| {
+            self.stats.bad_requests += 1;
+        })?;
+        let count =
+            u64::from(r.count.min(self.cfg.max_request_count)).min(self.next_seq - r.sequence);
+        let first_index = (r.sequence - self.history_first) as usize;
+        let mut seq = r.sequence;
+        let end = r.sequence + count;
+        let mut index = first_index;
+        while seq < end {
+            let mut w = PacketWriter::new(&mut self.reply[..], self.cfg.session, seq)
+                .expect("max_payload holds a header (validated)");
+            while seq < end && w.count() < self.cfg.max_messages_per_packet {
+                let msg = &self.history[index];
+                if w.push(msg).is_err() {
+                    break;
+                }
+                seq += 1;
+                index += 1;
+            }
+            let n = w.finish();
+            out(&self.reply[..n]);
+            self.stats.retransmit_packets += 1;
+        }
+        self.stats.requests += 1;
+        self.stats.retransmitted += count;
+        Ok(count)
+    }
+
+    fn check_request(&self, bytes: &[u8]) -> Result<RequestRepr, RequestError> {
+        let p = Request::new_checked(bytes).map_err(RequestError::Malformed)?;
+        let r = RequestRepr::parse(&p).map_err(RequestError::Malformed)?;
+        if r.session != self.cfg.session {
+            return Err(RequestError::ForeignSession(r.session));
+        }
+        if r.sequence >= self.next_seq || r.sequence == 0 {
+            return Err(RequestError::Future {
+                sequence: r.sequence,
+                next: self.next_seq,
+            });
+        }
+        if r.sequence < self.history_first {
+            return Err(RequestError::Unavailable {
+                sequence: r.sequence,
+                oldest: self.history_first,
+            });
+        }
+        Ok(r)
+    }
+}
+
+/// Builds a request packet for `count` messages of `session` from
+/// `sequence` on, into `buf` (at least [`HEADER_LEN`] bytes);
+/// returns its length.
+///
+/// # Panics
+/// When `buf` is shorter than a request.
+pub fn write_request(buf: &mut [u8], session: Session, sequence: u64, count: u16) -> usize {
+    let r = RequestRepr {
+        session,
+        sequence,
+        count,
+    };
+    r.emit(&mut Request::new_unchecked(&mut buf[..HEADER_LEN]));
+    HEADER_LEN
+}
+
+#[cfg(test)]
+mod tests {
+    use hftnet_wire::moldudp64::Kind;
+
+    use super::*;
+
+    fn session() -> Session {
+        Session::new("TEST").unwrap()
+    }
+
+    fn cfg() -> PublisherConfig {
+        PublisherConfig {
+            max_payload: HEADER_LEN + 3 * (BLOCK_HEADER_LEN + 4),
+            history: 10,
+            ..PublisherConfig::new(session())
+        }
+    }
+
+    /// (sequence, kind, messages) of each packet.
+    fn decode(packets: &[Vec<u8>]) -> Vec<(u64, Kind, Vec<Vec<u8>>)> {
+        packets
+            .iter()
+            .map(|b| {
+                let p = Packet::new_checked(&b[..]).unwrap();
+                assert_eq!(p.session(), session());
+                (
+                    p.sequence(),
+                    p.kind(),
+                    p.messages().map(<[u8]>::to_vec).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn msg(i: u32) -> [u8; 4] {
+        i.to_be_bytes()
+    }
+
+    #[test]
+    fn packs_sequences_and_flushes() {
+        let mut p = Publisher::new(cfg()).unwrap();
+        let mut sent = Vec::new();
+        let mut out = |b: &[u8]| sent.push(b.to_vec());
+        for i in 1..=7 {
+            assert_eq!(p.publish(0, &msg(i), &mut out).unwrap(), u64::from(i));
+        }
+        p.flush(0, &mut out);
+        p.flush(0, &mut out); // nothing pending: no packet
+        let d = decode(&sent);
+        assert_eq!(d.len(), 3);
+        assert_eq!((d[0].0, d[0].1), (1, Kind::Messages(3)));
+        assert_eq!((d[1].0, d[1].1), (4, Kind::Messages(3)));
+        assert_eq!((d[2].0, d[2].1), (7, Kind::Messages(1)));
+        let all: Vec<Vec<u8>> = d.into_iter().flat_map(|x| x.2).collect();
+        assert_eq!(all, (1..=7).map(|i| msg(i).to_vec()).collect::<Vec<_>>());
+        assert_eq!(p.stats().packets, 3);
+        assert_eq!(p.stats().messages, 7);
+    }
+
+    #[test]
+    fn heartbeats_when_idle_and_end_of_session() {
+        let mut p = Publisher::new(PublisherConfig {
+            heartbeat_interval_ns: 100,
+            ..cfg()
+        })
+        .unwrap();
+        let mut sent = Vec::new();
+        let mut out = |b: &[u8]| sent.push(b.to_vec());
+        assert_eq!(p.poll_timeout(), Some(0));
+        p.handle_timeout(0, &mut out); // nothing sent yet: heartbeat at once
+        p.publish(10, &msg(1), &mut out).unwrap();
+        p.handle_timeout(10, &mut out); // flushes the pending message
+        assert_eq!(p.poll_timeout(), Some(110));
+        p.handle_timeout(50, &mut out); // not due
+        p.handle_timeout(110, &mut out);
+        p.end_session(120, &mut out);
+        p.end_session(130, &mut out); // once only
+        assert_eq!(p.publish(140, &msg(2), &mut out), Err(PublishError::Ended));
+        assert_eq!(p.poll_timeout(), Some(220));
+        p.handle_timeout(200, &mut out); // not due
+        p.handle_timeout(220, &mut out); // repeated
+        let d: Vec<(u64, Kind)> = decode(&sent).into_iter().map(|x| (x.0, x.1)).collect();
+        assert_eq!(
+            d,
+            vec![
+                (1, Kind::Heartbeat),
+                (1, Kind::Messages(1)),
+                (2, Kind::Heartbeat),
+                (2, Kind::EndOfSession),
+                (2, Kind::EndOfSession)
+            ]
+        );
+        assert_eq!(p.stats().heartbeats, 2);
+    }
+
+    #[test]
+    fn answers_requests_from_history() {
+        let mut p = Publisher::new(cfg()).unwrap();
+        let mut sink = |_: &[u8]| {};
+        for i in 1..=15 {
+            p.publish(0, &msg(i), &mut sink).unwrap();
+        }
+        // History holds 6..=15.
+        let mut req = [0u8; HEADER_LEN];
+        let mut replies = Vec::new();
+        write_request(&mut req, session(), 8, 5);
+        assert_eq!(
+            p.handle_request(0, &req, &mut |b: &[u8]| replies.push(b.to_vec())),
+            Ok(5)
+        );
+        let d = decode(&replies);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].0, 8);
+        assert_eq!(d[1].0, 11);
+        let got: Vec<Vec<u8>> = d.into_iter().flat_map(|x| x.2).collect();
+        assert_eq!(got, (8..=12).map(|i| msg(i).to_vec()).collect::<Vec<_>>());
+
+        // Clipped at the last published message.
+        write_request(&mut req, session(), 14, 100);
+        assert_eq!(p.handle_request(0, &req, &mut |_: &[u8]| {}), Ok(2));
+
+        // Refusals, each named.
+        write_request(&mut req, session(), 5, 1);
+        assert_eq!(
+            p.handle_request(0, &req, &mut |_: &[u8]| panic!("no reply")),
+            Err(RequestError::Unavailable {
+                sequence: 5,
+                oldest: 6
+            })
+        );
+        write_request(&mut req, session(), 16, 1);
+        assert!(matches!(
+            p.handle_request(0, &req, &mut |_: &[u8]| {}),
+            Err(RequestError::Future { next: 16, .. })
+        ));
+        write_request(&mut req, Session::new("OTHER").unwrap(), 8, 1);
+        assert!(matches!(
+            p.handle_request(0, &req, &mut |_: &[u8]| {}),
+            Err(RequestError::ForeignSession(_))
+        ));
+        assert!(matches!(
+            p.handle_request(0, &req[..10], &mut |_: &[u8]| {}),
+            Err(RequestError::Malformed(hftnet_wire::Error::Truncated))
+        ));
+        write_request(&mut req, session(), 8, 0);
+        assert!(matches!(
+            p.handle_request(0, &req, &mut |_: &[u8]| {}),
+            Err(RequestError::Malformed(hftnet_wire::Error::Malformed))
+        ));
+        let st = p.stats();
+        assert_eq!((st.requests, st.bad_requests, st.retransmitted), (2, 5, 7));
+        assert!(
+            RequestError::Unavailable {
+                sequence: 5,
+                oldest: 6
+            }
+            .to_string()
+            .contains("no longer in the history")
+        );
+    }
+
+    #[test]
+    fn bad_config_and_oversized_messages() {
+        let e = Publisher::new(PublisherConfig {
+            max_payload: 10,
+            ..cfg()
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "max_payload");
+        assert!(
+            Publisher::new(PublisherConfig {
+                first_sequence: 0,
+                ..cfg()
+            })
+            .is_err()
+        );
+        let mut p = Publisher::new(cfg()).unwrap();
+        assert_eq!(
+            p.publish(0, &[0; 100], &mut |_: &[u8]| {}),
+            Err(PublishError::TooLarge { len: 100, max: 16 })
+        );
+    }
+}

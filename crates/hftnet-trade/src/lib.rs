@@ -1,0 +1,24 @@
+//! The trading engine of hftnet, sans-IO: bytes and a timestamp go in,
+//! bytes and actions come out. Nothing here opens a socket, reads a clock or
+//! spawns a thread, so every part is deterministic, fuzzable and testable in
+//! simulation (see `tests/sim.rs`).
+//!
+//! Folder order follows the data path:
+//! - [`exchange`]: the exchange side — an ITCH 5.0 stream generator, the
+//!   MoldUDP64 publisher with its re-request history, and fault injection.
+//! - [`feed`]: the feed handler — A/B arbitration, gap detection and
+//!   recovery, in-order delivery of messages.
+//! - [`book`]: the per-order (L3) book, price levels and top of book.
+//! - [`market`]: ITCH messages applied to the books, counted by type.
+//! - [`rng`]: the seeded generator behind every simulation.
+//!
+//! The hot path does not allocate, lock, log or format; counters are plain
+//! integers read from outside.
+
+#![forbid(unsafe_code)]
+
+pub mod book;
+pub mod exchange;
+pub mod feed;
+pub mod market;
+pub mod rng;
