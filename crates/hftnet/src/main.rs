@@ -1,10 +1,11 @@
 //! The `hftnet` command: the lab (the main job), ping and pong over any
-//! transport URI. Argument shapes are a contract relied on by scripts
+//! transport URI, and the market-data tools (exchange, feed, replay). Argument shapes are a contract relied on by scripts
 //! (DESIGN.md, "Command-line contract"): options are added, never broken.
 
 #![forbid(unsafe_code)]
 
 mod lab;
+mod market;
 mod pingpong;
 mod util;
 
@@ -29,6 +30,13 @@ enum Command {
     Ping(pingpong::PingArgs),
     /// Echo server: sends every message it receives back to its sender, byte for byte.
     Pong(pingpong::PongArgs),
+    /// Exchange simulator: an ITCH 5.0 feed over MoldUDP64 on feeds A and B, with a
+    /// re-request server and fault injection; or write a generated day to a file.
+    Exchange(market::ExchangeArgs),
+    /// Feed handler: A/B arbitration, gap recovery, order books, every counter.
+    Feed(market::FeedArgs),
+    /// Parse a Nasdaq ITCH 5.0 file (plain or gzip), build the books, report.
+    Replay(market::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +45,9 @@ fn main() -> ExitCode {
         Command::Lab(a) => lab::run(a),
         Command::Ping(a) => pingpong::ping(a),
         Command::Pong(a) => pingpong::pong(a),
+        Command::Exchange(a) => market::exchange(a),
+        Command::Feed(a) => market::feed(a),
+        Command::Replay(a) => market::replay(a),
     };
     match result {
         Ok(code) => code,

@@ -3,8 +3,6 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -16,7 +14,7 @@ use hftnet_bench::report::{PingReport, comment_lines};
 use hftnet_bench::stats::HGRM_MICROSECONDS;
 use hftnet_io::{Endpoint, Role, Transport, dispatch};
 
-use crate::util::{choose_cpu, parse_duration, parse_size, place};
+use crate::util::{choose_cpu, parse_duration, parse_size, place, stop_on_signals};
 
 /// Exit code of a ping whose peer stopped answering.
 const EXIT_UNREACHABLE: u8 = 3;
@@ -231,13 +229,4 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     );
     print!("{}", comment_lines(&tail));
     Ok(ExitCode::SUCCESS)
-}
-
-/// A flag that SIGINT or SIGTERM sets, so a run ends and still prints what it counted.
-fn stop_on_signals() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
-    }
-    Ok(stop)
 }

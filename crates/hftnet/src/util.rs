@@ -1,5 +1,7 @@
 //! Small helpers of the command line: durations, sizes, process placement.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -73,6 +75,61 @@ pub fn choose_cpu(flag: Option<usize>, uri: Option<usize>) -> Result<Option<usiz
     }
 }
 
+/// A flag that SIGINT or SIGTERM sets, so a run ends and still prints what it counted.
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    Ok(stop)
+}
+
+/// Results of a command, printed as `# key: value` lines or one JSON
+/// object. Nested objects print as `outer.inner: value` lines.
+#[derive(Debug, Default)]
+pub struct Report(serde_json::Map<String, serde_json::Value>);
+
+impl Report {
+    /// Adds (or replaces) one entry.
+    pub fn put(&mut self, key: &str, value: impl Into<serde_json::Value>) -> &mut Self {
+        self.0.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Prints the report on stdout.
+    pub fn print(&self, json: bool) {
+        if json {
+            println!("{}", serde_json::Value::Object(self.0.clone()));
+        } else {
+            let mut lines = Vec::new();
+            flatten("", &self.0, &mut lines);
+            for (k, v) in lines {
+                println!("# {k}: {v}");
+            }
+        }
+    }
+}
+
+fn flatten(
+    prefix: &str,
+    map: &serde_json::Map<String, serde_json::Value>,
+    out: &mut Vec<(String, String)>,
+) {
+    for (k, v) in map {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            serde_json::Value::Object(m) => flatten(&key, m, out),
+            serde_json::Value::String(s) => out.push((key, s.clone())),
+            serde_json::Value::Null => out.push((key, "-".into())),
+            other => out.push((key, other.to_string())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +148,23 @@ mod tests {
         );
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("99999h").is_err());
+    }
+
+    #[test]
+    fn report_flattens_nested_objects() {
+        let mut r = Report::default();
+        r.put("a", 1)
+            .put("b", serde_json::json!({"c": "x", "d": null}));
+        let mut lines = Vec::new();
+        flatten("", &r.0, &mut lines);
+        assert_eq!(
+            lines,
+            vec![
+                ("a".to_string(), "1".to_string()),
+                ("b.c".to_string(), "x".to_string()),
+                ("b.d".to_string(), "-".to_string())
+            ]
+        );
     }
 
     #[test]

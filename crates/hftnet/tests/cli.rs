@@ -3,64 +3,15 @@
 //! and bad input. Lab tests need root (CI runs as root); without it they say
 //! why on stderr and return.
 
-use std::io::Write as _;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{BIN, Proc, run_in, skip_without_root, spawn_in};
 use hftnet_lab::{Host, Lab};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hftnet");
-
-fn skip_without_root(test: &str) -> bool {
-    if let Err(e) = hftnet_lab::check_privileges() {
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
-        return true;
-    }
-    false
-}
-
-/// A child process killed (by its PID) and reaped when dropped, also when the test fails.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("process not yet collected")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn spawn_in(host: &Host, args: &[&str]) -> Proc {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    Proc(Some(
-        host.spawn(&mut cmd)
-            .expect("spawn inside the lab namespace"),
-    ))
-}
-
-/// Runs to completion, bounded by `limit`.
-fn run_in(host: &Host, args: &[&str], limit: Duration) -> Output {
-    let mut p = spawn_in(host, args);
-    let start = Instant::now();
-    while p.child().try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < limit,
-            "hftnet {args:?} did not finish within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    p.0.take().unwrap().wait_with_output().unwrap()
-}
 
 fn wait_ready(pong: &mut Proc) {
     // pong prints its configuration before serving; wait for the first line.

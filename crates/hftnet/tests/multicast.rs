@@ -1,20 +1,15 @@
 //! Multicast through the library in a lab: join by interface, receive, leave,
 //! and no longer receive; a source-specific join ignores other sources.
 
-use std::io::Write as _;
 use std::net::UdpSocket;
 use std::time::Duration;
 
 use hftnet_io::{Endpoint, Role, RxBurst, Transport, UdpConfig, UdpTransport, Uri};
 use hftnet_lab::Lab;
 
-fn skip_without_root(test: &str) -> bool {
-    if let Err(e) = hftnet_lab::check_privileges() {
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
-        return true;
-    }
-    false
-}
+mod common;
+
+use common::skip_without_root;
 
 /// Sends `payload` from the trader to the group, `count` times, from a plain socket.
 fn send_from_trader(lab: &Lab, group: &str, payload: &'static [u8], count: usize) {

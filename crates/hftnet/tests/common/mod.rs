@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests of the `hftnet` binary.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::Write as _;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hftnet_lab::Host;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hftnet");
+
+pub fn skip_without_root(test: &str) -> bool {
+    if let Err(e) = hftnet_lab::check_privileges() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
+        return true;
+    }
+    false
+}
+
+/// A child process killed (by its PID) and reaped when dropped, also when the test fails.
+pub struct Proc(pub Option<Child>);
+
+impl Proc {
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("process not yet collected")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn spawn_in(host: &Host, args: &[&str]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    Proc(Some(
+        host.spawn(&mut cmd)
+            .expect("spawn inside the lab namespace"),
+    ))
+}
+
+/// Runs to completion, bounded by `limit`.
+pub fn run_in(host: &Host, args: &[&str], limit: Duration) -> Output {
+    let mut p = spawn_in(host, args);
+    let start = Instant::now();
+    while p.child().try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < limit,
+            "hftnet {args:?} did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.0.take().unwrap().wait_with_output().unwrap()
+}

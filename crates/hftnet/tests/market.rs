@@ -1,0 +1,330 @@
+//! The market-data commands end to end: `exchange` and `feed` in two lab
+//! namespaces over multicast with loss, duplication and reordering injected
+//! on both feeds; the same over loopback with recovery off (loss must be
+//! reported); `exchange --write` and `replay` agreeing on a file; bad input.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use hftnet_lab::Lab;
+use serde_json::Value;
+
+mod common;
+
+use common::{BIN, Proc, run_in, skip_without_root, spawn_in};
+
+fn json_of(out: &Output, what: &str) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what} did not print one JSON object ({e}): stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Waits for a spawned process, bounded by `limit`.
+fn finish(mut p: Proc, limit: Duration, what: &str) -> Output {
+    let start = Instant::now();
+    while p.child().try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.0.take().unwrap().wait_with_output().unwrap()
+}
+
+fn hftnet(args: &[&str]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("hftnet {args:?} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The feed built exactly what the exchange published.
+fn assert_same_market(exchange: &Value, feed: &Value) {
+    let messages = exchange["messages"].as_u64().unwrap();
+    assert!(messages > 1_000, "{exchange}");
+    assert_eq!(feed["lost"], 0, "feed: {feed}");
+    assert_eq!(feed["delivered"].as_u64(), Some(messages), "feed: {feed}");
+    assert_eq!(feed["end_of_session"].as_u64(), Some(messages + 1));
+    assert_eq!(
+        feed["stream_digest"], exchange["stream_digest"],
+        "message for message"
+    );
+    assert_eq!(feed["counts"], exchange["counts"]);
+    assert_eq!(
+        feed["book"]["digest"], exchange["book"]["digest"],
+        "book for book"
+    );
+    assert_eq!(feed["book"]["live_orders"], exchange["book"]["live_orders"]);
+    assert_eq!(feed["book"]["invariants"]["ok"], true);
+}
+
+#[test]
+fn exchange_and_feed_over_multicast_with_faults() {
+    if skip_without_root("exchange_and_feed_over_multicast_with_faults") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let a = "mcast://239.1.1.1:30001?iface=veth0&rcvbuf=4M";
+    let b = "mcast://239.1.1.2:30002?iface=veth0&rcvbuf=4M";
+    let feed = spawn_in(
+        lab.trader(),
+        &[
+            "feed",
+            "--feed-a",
+            a,
+            "--feed-b",
+            b,
+            "--retransmit",
+            "udp://198.18.0.2:30003",
+            "--idle-timeout",
+            "20s",
+            "--duration",
+            "90s",
+            "--json",
+        ],
+    );
+    // The feed starts from sequence 1: whatever it misses while it joins is
+    // re-requested, so there is nothing to wait for.
+    let exchange = run_in(
+        lab.exchange(),
+        &[
+            "exchange",
+            "--feed-a",
+            "mcast://239.1.1.1:30001?iface=veth0",
+            "--feed-b",
+            "mcast://239.1.1.2:30002?iface=veth0",
+            "--retransmit",
+            "udp://198.18.0.2:30003",
+            "--messages",
+            "30000",
+            "--rate",
+            "100000",
+            "--loss-a",
+            "0.03",
+            "--loss-b",
+            "0.03",
+            "--dup-a",
+            "0.01",
+            "--dup-b",
+            "0.01",
+            "--reorder-a",
+            "0.01",
+            "--reorder-b",
+            "0.01",
+            "--heartbeat",
+            "50ms",
+            "--linger",
+            "3s",
+            "--json",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(
+        exchange.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exchange.stderr)
+    );
+    let ex = json_of(&exchange, "exchange");
+    let fd = finish(feed, Duration::from_secs(100), "feed");
+    let fj = json_of(&fd, "feed");
+    assert!(
+        fd.status.success(),
+        "feed: {fj} {}",
+        String::from_utf8_lossy(&fd.stderr)
+    );
+    assert_same_market(&ex, &fj);
+    // The faults reached the feed handler and were repaired.
+    for line in ["a", "b"] {
+        assert!(ex["faults"][line]["dropped"].as_u64().unwrap() > 0, "{ex}");
+        assert!(fj[line]["gaps"].as_u64().unwrap() > 0, "{fj}");
+        assert!(fj[line]["duplicates"].as_u64().unwrap() > 0, "{fj}");
+    }
+    assert_eq!(fj["stopped"], "end of session");
+}
+
+#[test]
+fn loss_on_both_feeds_without_recovery_is_reported() {
+    let a = "udp://127.0.0.1:31101";
+    let b = "udp://127.0.0.1:31102";
+    let feed = Proc(Some(
+        Command::new(BIN)
+            .args([
+                "feed",
+                "--feed-a",
+                a,
+                "--feed-b",
+                b,
+                "--no-recovery",
+                "--idle-timeout",
+                "10s",
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    std::thread::sleep(Duration::from_millis(300)); // bound before the first packet
+    let exchange = hftnet(&[
+        "exchange",
+        "--feed-a",
+        a,
+        "--feed-b",
+        b,
+        "--messages",
+        "5000",
+        "--rate",
+        "50000",
+        "--loss-a",
+        "1",
+        "--loss-b",
+        "0.05",
+        "--heartbeat",
+        "20ms",
+        "--linger",
+        "500ms",
+        "--json",
+    ]);
+    assert!(
+        exchange.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exchange.stderr)
+    );
+    let ex = json_of(&exchange, "exchange");
+    let fd = finish(feed, Duration::from_secs(60), "feed");
+    let fj = json_of(&fd, "feed");
+    assert_eq!(fd.status.code(), Some(1), "loss gives exit code 1: {fj}");
+    let err = String::from_utf8_lossy(&fd.stderr);
+    assert!(
+        err.contains("lost for good") && err.contains("recovery is off"),
+        "{err}"
+    );
+    let messages = ex["messages"].as_u64().unwrap();
+    let lost = fj["lost"].as_u64().unwrap();
+    assert!(lost > 0, "{fj}");
+    assert_eq!(fj["delivered"].as_u64().unwrap() + lost, messages, "{fj}");
+    assert!(!fj["lost_ranges"].as_array().unwrap().is_empty());
+    assert_eq!(fj["requests"], 0);
+    assert_eq!(fj["a"]["packets"], 0, "feed A lost everything");
+}
+
+#[test]
+fn written_file_replays_to_the_same_books() {
+    let dir = std::env::temp_dir().join(format!("hftnet-market-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["day.itch", "day.itch.gz"] {
+        let path = dir.join(name);
+        let p = path.to_str().unwrap();
+        let w = hftnet(&[
+            "exchange",
+            "--write",
+            p,
+            "--messages",
+            "20000",
+            "--symbols",
+            "12",
+            "--seed",
+            "5",
+            "--json",
+        ]);
+        assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+        let wj = json_of(&w, "exchange --write");
+        let r = hftnet(&["replay", p, "--json", "--top", "3"]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let rj = json_of(&r, "replay");
+        assert_eq!(rj["gzip"], name.ends_with(".gz"));
+        assert_eq!(rj["messages"], wj["records"]);
+        assert_eq!(rj["counts"], wj["counts"]);
+        assert_eq!(rj["stream_digest"], wj["stream_digest"]);
+        assert_eq!(rj["book"], wj["book"]);
+        assert_eq!(rj["book"]["invariants"]["crossed_books"], 0);
+        assert_eq!(rj["top_of_book"].as_object().unwrap().len(), 3);
+        assert!(rj["top_of_book"]["AAPL"].as_str().unwrap().contains(" x "));
+        assert!(rj["messages_per_sec"].as_f64().unwrap() > 0.0);
+        // Selected symbols: only their books are kept.
+        let r = hftnet(&["replay", p, "--json", "--symbols", "MSFT,NVDA"]);
+        let rj = json_of(&r, "replay --symbols");
+        let tops = rj["top_of_book"].as_object().unwrap();
+        assert_eq!(tops.keys().collect::<Vec<_>>(), vec!["MSFT", "NVDA"]);
+        assert!(rj["book"]["filtered"].as_u64().unwrap() > 0);
+    }
+    // A file cut in the middle of a record: the figures so far, and an error.
+    let whole = std::fs::read(dir.join("day.itch")).unwrap();
+    let cut = dir.join("cut.itch");
+    std::fs::write(&cut, &whole[..whole.len() - 7]).unwrap();
+    let r = hftnet(&["replay", cut.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("ends inside a record"), "{err}");
+    assert!(String::from_utf8_lossy(&r.stdout).contains("# messages: "));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_is_named() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["replay", "/nonexistent/day.itch"],
+            "/nonexistent/day.itch",
+        ),
+        (&["feed"], "--feed-a"),
+        (&["exchange"], "--write"),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--session",
+                "MUCH-TOO-LONG",
+            ],
+            "--session",
+        ),
+        (
+            &["exchange", "--feed-a", "udp://127.0.0.1:9", "--loss-a", "2"],
+            "loss probability 2 is not between 0 and 1",
+        ),
+        (&["exchange", "--feed-a", "bogus://x"], "bogus"),
+        (
+            &[
+                "feed",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--symbols",
+                "TOOLONGSYM",
+            ],
+            "TOOLONGSYM",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--max-payload",
+                "10",
+            ],
+            "max_payload",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = hftnet(args);
+        assert_eq!(out.status.code(), Some(2), "hftnet {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "hftnet {args:?}: {err}");
+    }
+}
