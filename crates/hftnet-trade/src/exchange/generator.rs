@@ -390,6 +390,14 @@ impl Generator {
         self.cross(i, locate)
     }
 
+    fn random_side(&mut self) -> Side {
+        if self.rng.chance(0.5) {
+            Side::Buy
+        } else {
+            Side::Sell
+        }
+    }
+
     /// A price on `side`, at the touch or a few ticks behind it, never
     /// crossing the mid.
     fn passive_price(&mut self, i: usize, side: Side) -> u32 {
@@ -406,11 +414,7 @@ impl Generator {
     }
 
     fn add(&mut self, i: usize, locate: u16) -> Message {
-        let side = if self.rng.chance(0.5) {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        let side = self.random_side();
         let price = self.passive_price(i, side);
         let shares = self.lot();
         let order_ref = self.next_ref;
@@ -498,11 +502,7 @@ impl Generator {
     /// Executes (part of) the best resting order of a random side, oldest
     /// first at that price.
     fn execute(&mut self, i: usize, locate: u16) -> Message {
-        let side = if self.rng.chance(0.5) {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        let side = self.random_side();
         let orders = &self.instruments[i].orders;
         let best = orders
             .iter()
@@ -551,11 +551,7 @@ impl Generator {
     }
 
     fn hidden_trade(&mut self, i: usize, locate: u16) -> Message {
-        let side = if self.rng.chance(0.5) {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        let side = self.random_side();
         let shares = self.lot();
         let match_number = self.next_match;
         self.next_match += 1;

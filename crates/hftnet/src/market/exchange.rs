@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use hftnet_io::Role;
 use hftnet_io::transport::{RxBurst, Transport};
-use hftnet_io::{AnyTransport, Endpoint, Role};
 use hftnet_trade::book::BookConfig;
 use hftnet_trade::exchange::{
     FaultInjector, Faults, Generator, GeneratorConfig, Publisher, PublisherConfig,
@@ -21,7 +21,7 @@ use hftnet_wire::moldudp64::Session;
 use serde_json::json;
 
 use super::itchfile::{ItchReader, ItchWriter};
-use super::{book_json, counts_json};
+use super::{open_optional, put_market};
 use crate::util::{Report, parse_duration, stop_on_signals};
 
 #[derive(Debug, Args)]
@@ -148,15 +148,6 @@ impl Source {
     }
 }
 
-fn open(uri: &Option<String>, role: Role, what: &str) -> Result<Option<AnyTransport>> {
-    uri.as_ref()
-        .map(|u| {
-            let ep = Endpoint::parse(u).with_context(|| format!("{what} URI {u}"))?;
-            ep.open(role).with_context(|| format!("opening {what} {u}"))
-        })
-        .transpose()
-}
-
 pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     if a.write.is_none() && a.feed_a.is_none() && a.feed_b.is_none() {
         bail!("give --feed-a and/or --feed-b to send, or --write FILE to write a file");
@@ -194,13 +185,8 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         let mut rep = Report::default();
         rep.put("command", "exchange --write")
             .put("file", path.display().to_string())
-            .put("records", records)
-            .put("counts", counts_json(reference.counts()))
-            .put(
-                "stream_digest",
-                format!("{:016x}", reference.stream_digest()),
-            )
-            .put("book", book_json(reference.book()));
+            .put("records", records);
+        put_market(&mut rep, &reference);
         rep.print(a.json);
         return Ok(ExitCode::SUCCESS);
     }
@@ -229,9 +215,9 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     };
     let mut inj_a = FaultInjector::new(fa, a.fault_seed).context("feed A faults")?;
     let mut inj_b = FaultInjector::new(fb, a.fault_seed ^ 0x5bd1_e995).context("feed B faults")?;
-    let mut ta = open(&a.feed_a, Role::Client, "feed A")?;
-    let mut tb = open(&a.feed_b, Role::Client, "feed B")?;
-    let mut tr = open(&a.retransmit, Role::Server, "re-request server")?;
+    let mut ta = open_optional(&a.feed_a, Role::Client, "feed A")?;
+    let mut tb = open_optional(&a.feed_b, Role::Client, "feed B")?;
+    let mut tr = open_optional(&a.retransmit, Role::Server, "re-request server")?;
     let stop = stop_on_signals()?;
     let mut rng = Rng::new(a.seed ^ 0x0b0e);
     let mut send_errors = 0u64;
@@ -403,13 +389,8 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
                 "messages": st.retransmitted,
                 "refused": bad_requests,
             }),
-        )
-        .put("counts", counts_json(reference.counts()))
-        .put(
-            "stream_digest",
-            format!("{:016x}", reference.stream_digest()),
-        )
-        .put("book", book_json(reference.book()));
+        );
+    put_market(&mut rep, &reference);
     rep.print(a.json);
     Ok(ExitCode::SUCCESS)
 }

@@ -5,17 +5,17 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use hftnet_bench::stats::LatencyStats;
 use hftnet_io::transport::{RxBurst, Transport};
-use hftnet_io::{AnyTransport, Endpoint, Role};
+use hftnet_io::{AnyTransport, Role};
 use hftnet_trade::feed::{Deliver, FeedConfig, FeedHandler, FeedId, SourceCounters, Start};
 use hftnet_trade::market::MarketData;
 use hftnet_wire::moldudp64::{HEADER_LEN, Request, Session};
 use serde_json::json;
 
-use super::{book_config, book_json, counts_json, top_of_book_json};
+use super::{book_config, open_optional, put_market, top_of_book_json};
 use crate::util::{Report, choose_cpu, parse_duration, place, stop_on_signals};
 
 /// Exit code when messages were lost for good.
@@ -92,15 +92,6 @@ impl Deliver for Consumer {
     }
 }
 
-fn open(uri: &Option<String>, role: Role, what: &str) -> Result<Option<AnyTransport>> {
-    uri.as_ref()
-        .map(|u| {
-            let ep = Endpoint::parse(u).with_context(|| format!("{what} URI {u}"))?;
-            ep.open(role).with_context(|| format!("opening {what} {u}"))
-        })
-        .transpose()
-}
-
 pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     if a.feed_a.is_none() && a.feed_b.is_none() {
         anyhow::bail!("give --feed-a and/or --feed-b");
@@ -145,7 +136,7 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
             "re-request server",
         ),
     ] {
-        if let Some(t) = open(uri, role, what)? {
+        if let Some(t) = open_optional(uri, role, what)? {
             sources.push((id, t));
         }
     }
@@ -259,16 +250,11 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
             json!({"p50": s.p50, "p99": s.p99, "p99_9": s.p99_9, "max": s.max}),
         );
     }
-    rep.put("counts", counts_json(consumer.market.counts()))
-        .put(
-            "stream_digest",
-            format!("{:016x}", consumer.market.stream_digest()),
-        )
-        .put("book", book_json(consumer.market.book()))
-        .put(
-            "top_of_book",
-            top_of_book_json(consumer.market.book(), a.top),
-        );
+    put_market(&mut rep, &consumer.market);
+    rep.put(
+        "top_of_book",
+        top_of_book_json(consumer.market.book(), a.top),
+    );
     rep.print(a.json);
     if c.delivered == 0 && c.lost == 0 {
         eprintln!("hftnet feed: nothing received ({why})");

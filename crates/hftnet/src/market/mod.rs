@@ -12,9 +12,29 @@ pub use exchange::{ExchangeArgs, exchange};
 pub use feed::{FeedArgs, feed};
 pub use replay::{ReplayArgs, replay};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use hftnet_io::{AnyTransport, Endpoint, Role};
 use hftnet_trade::book::{Book, BookConfig, pad_symbol};
-use hftnet_trade::market::MessageCounts;
+use hftnet_trade::market::{MarketData, MessageCounts};
+
+use crate::util::Report;
+
+/// Opens the transport of an optional URI option, naming it in errors.
+fn open_optional(uri: &Option<String>, role: Role, what: &str) -> Result<Option<AnyTransport>> {
+    uri.as_ref()
+        .map(|u| {
+            let ep = Endpoint::parse(u).with_context(|| format!("{what} URI {u}"))?;
+            ep.open(role).with_context(|| format!("opening {what} {u}"))
+        })
+        .transpose()
+}
+
+/// What a stream built: counts by type, the stream digest, the books.
+fn put_market(rep: &mut Report, md: &MarketData) {
+    rep.put("counts", counts_json(md.counts()))
+        .put("stream_digest", format!("{:016x}", md.stream_digest()))
+        .put("book", book_json(md.book()));
+}
 use hftnet_wire::itch50::Price4;
 use serde_json::{Value, json};
 

@@ -10,7 +10,7 @@ use clap::Args;
 use hftnet_trade::market::MarketData;
 
 use super::itchfile::ItchReader;
-use super::{book_config, book_json, counts_json, top_of_book_json};
+use super::{book_config, put_market, top_of_book_json};
 use crate::util::Report;
 
 #[derive(Debug, Args)]
@@ -59,11 +59,9 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
         .put(
             "mbytes_per_sec",
             ((r.consumed as f64 / secs / 1e6) * 10.0).round() / 10.0,
-        )
-        .put("counts", counts_json(md.counts()))
-        .put("stream_digest", format!("{:016x}", md.stream_digest()))
-        .put("book", book_json(md.book()))
-        .put("top_of_book", top_of_book_json(md.book(), a.top));
+        );
+    put_market(&mut rep, &md);
+    rep.put("top_of_book", top_of_book_json(md.book(), a.top));
     if let Some(e) = &error {
         rep.put("error", format!("{e:#}"));
     }
