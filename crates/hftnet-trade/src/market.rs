@@ -16,7 +16,7 @@ use hftnet_wire::itch50::{
     OrderExecutedWithPrice, OrderReplace, StockDirectory, StockTradingAction,
 };
 
-use crate::book::{Book, BookConfig, ConfigError, Side, TopChange};
+use crate::book::{Book, BookConfig, ConfigError, Side, TopChange, TopOfBook};
 
 /// Counts of what [`MarketData`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +109,20 @@ impl StreamDigest {
     }
 }
 
+/// A change of the best bid, best offer or trading state of one book, as
+/// handed to the strategy by [`MarketData::handle_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopUpdate {
+    /// The stock locate of the book.
+    pub locate: u16,
+    /// What changed.
+    pub change: TopChange,
+    /// The best bid and offer after the message.
+    pub top: TopOfBook,
+    /// The message's timestamp, nanoseconds since midnight.
+    pub timestamp_ns: u64,
+}
+
 /// Books plus counts; see the module doc.
 #[derive(Debug)]
 pub struct MarketData {
@@ -179,6 +193,25 @@ impl MarketData {
                 TopChange::NONE
             }
         }
+    }
+
+    /// Like [`MarketData::handle`], and calls `on_top` when the message
+    /// changed the best bid, the best offer or the trading state of its book
+    /// — the hook for a strategy. The callback runs before the next message
+    /// is handled; it gets a copy of the top, nothing to free.
+    pub fn handle_with(&mut self, msg: &[u8], on_top: &mut impl FnMut(&TopUpdate)) -> TopChange {
+        let change = self.handle(msg);
+        if !change.is_empty() {
+            // A change means the message was well formed: its header is there.
+            let locate = u16::from_be_bytes([msg[1], msg[2]]);
+            on_top(&TopUpdate {
+                locate,
+                change,
+                top: self.book.top(locate),
+                timestamp_ns: self.last_timestamp_ns,
+            });
+        }
+        change
     }
 
     /// `None` when the message is malformed.
@@ -338,6 +371,41 @@ mod tests {
         assert!(report.locked.is_empty(), "nor locks");
         assert!(md.book().live_orders() > 0);
         assert_eq!(&md.book().symbol(1).unwrap(), b"AAPL    ");
+    }
+
+    #[test]
+    fn the_strategy_hook_sees_every_top_change() {
+        let mut g = Generator::new(GeneratorConfig::new(11, 3)).unwrap();
+        let mut md = MarketData::new(small_book()).unwrap();
+        let mut buf = [0u8; 64];
+        let mut updates = Vec::new();
+        let mut last_top = [TopOfBook::default(); 4];
+        while let Some(m) = g.next_message() {
+            let n = m.emit(&mut buf).unwrap();
+            let before = updates.len();
+            let change = md.handle_with(&buf[..n], &mut |u: &TopUpdate| updates.push(*u));
+            let locate = m.header().unwrap().stock_locate;
+            if let Some(u) = updates.get(before) {
+                // One call per changing message, with the top as it now is.
+                assert_eq!(updates.len(), before + 1);
+                assert_eq!((u.locate, u.change), (locate, change));
+                assert_eq!(u.top, md.book().top(locate));
+                assert_eq!(u.timestamp_ns, m.header().unwrap().timestamp.nanos());
+                last_top[usize::from(locate)] = u.top;
+            } else {
+                assert!(change.is_empty());
+                // No call: the top of that book is as last reported.
+                if usize::from(locate) < last_top.len() {
+                    assert_eq!(md.book().top(locate), last_top[usize::from(locate)]);
+                }
+            }
+            if g.in_flow() && g.generated() > 3_000 {
+                g.finish();
+            }
+        }
+        assert!(updates.len() > 500, "{}", updates.len());
+        // Best bid/offer changes, plus one trading-state change per instrument.
+        assert_eq!(updates.len() as u64, md.book().counters().top_changes + 3);
     }
 
     #[test]

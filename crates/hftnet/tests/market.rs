@@ -72,6 +72,10 @@ fn assert_same_market(exchange: &Value, feed: &Value) {
     );
     assert_eq!(feed["book"]["live_orders"], exchange["book"]["live_orders"]);
     assert_eq!(feed["book"]["invariants"]["ok"], true);
+    assert!(
+        feed["top_updates"].as_u64().unwrap() > 0,
+        "the strategy hook ran"
+    );
 }
 
 #[test]

@@ -72,13 +72,16 @@ pub struct FeedArgs {
 /// The consumer: books, plus the loss reports.
 struct Consumer {
     market: MarketData,
+    /// Top-of-book changes handed to the strategy hook.
+    top_updates: u64,
     lost: Vec<(u64, u64)>,
     ended: Option<u64>,
 }
 
 impl Deliver for Consumer {
     fn message(&mut self, _sequence: u64, message: &[u8]) {
-        self.market.handle(message);
+        let n = &mut self.top_updates;
+        self.market.handle_with(message, &mut |_| *n += 1);
     }
 
     fn lost(&mut self, first: u64, count: u64) {
@@ -121,6 +124,7 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     let mut handler = FeedHandler::new(cfg)?;
     let mut consumer = Consumer {
         market: MarketData::new(book_config(&a.symbols)?)?,
+        top_updates: 0,
         lost: Vec::new(),
         ended: None,
     };
@@ -239,6 +243,7 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     .put("buffered_high_water", c.buffered_high_water)
     .put("next_expected", c.next_expected)
     .put("end_of_session", consumer.ended)
+    .put("top_updates", consumer.top_updates)
     .put("recv_errors", recv_errors)
     .put("send_errors", send_errors)
     .put("a", source_json(&c.a))
