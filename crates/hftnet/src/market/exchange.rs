@@ -368,7 +368,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         .put("seconds", (secs * 1e6).round() / 1e6)
         .put(
             "messages_per_sec",
-            (st.messages as f64 / secs.max(1e-9)).round(),
+            (st.messages as f64 / secs.max(1e-9)).round() as u64,
         )
         .put("rate_target", a.rate)
         .put("behind_schedule_max_us", behind_max_ns / 1000)
