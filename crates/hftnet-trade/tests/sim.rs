@@ -153,6 +153,8 @@ struct Scenario {
     /// both feeds, whatever the injectors do.
     drop_on_both: Vec<u64>,
     recovery: bool,
+    /// Messages the exchange keeps for re-requests.
+    history: usize,
 }
 
 struct Outcome {
@@ -161,6 +163,7 @@ struct Outcome {
     counters: Counters,
     faults: [hftnet_trade::exchange::FaultStats; 2],
     retransmitted: u64,
+    refused_requests: u64,
 }
 
 fn run(s: &Scenario) -> Outcome {
@@ -168,6 +171,7 @@ fn run(s: &Scenario) -> Outcome {
     let session = Session::new("SIM").unwrap();
     let mut publisher = Publisher::new(PublisherConfig {
         heartbeat_interval_ns: 100_000,
+        history: s.history,
         ..PublisherConfig::new(session)
     })
     .unwrap();
@@ -288,6 +292,7 @@ fn run(s: &Scenario) -> Outcome {
         counters: feed.counters(),
         faults: [injectors[0].stats(), injectors[1].stats()],
         retransmitted: publisher.stats().retransmitted,
+        refused_requests: publisher.stats().bad_requests,
         consumer,
     }
 }
@@ -332,6 +337,7 @@ fn faulty(seed: u64, p: f64) -> Outcome {
         faults: Faults::uniform(p),
         drop_on_both: Vec::new(),
         recovery: true,
+        history: 1 << 20,
     });
     assert_identical(&o);
     // The faults really happened, and the handler saw them.
@@ -374,6 +380,7 @@ fn the_same_packet_lost_on_both_feeds_is_recovered_by_request() {
         faults: Faults::NONE,
         drop_on_both: vec![10, 11, 200],
         recovery: true,
+        history: 1 << 20,
     });
     assert_identical(&o);
     assert!(o.counters.requests >= 2);
@@ -388,6 +395,7 @@ fn the_same_packet_lost_on_both_feeds_without_recovery_is_reported() {
         faults: Faults::NONE,
         drop_on_both: Vec::new(),
         recovery: false,
+        history: 1 << 20,
     });
     assert_identical(&with);
     let o = run(&Scenario {
@@ -396,6 +404,7 @@ fn the_same_packet_lost_on_both_feeds_without_recovery_is_reported() {
         faults: Faults::NONE,
         drop_on_both: vec![10, 200],
         recovery: false,
+        history: 1 << 20,
     });
     // The sequence numbers the two dropped packets carried: the runs are
     // identical up to the drops, so they are the holes in what arrived.
@@ -414,5 +423,35 @@ fn the_same_packet_lost_on_both_feeds_without_recovery_is_reported() {
     assert_eq!(o.counters.lost, lost);
     assert_eq!(o.counters.delivered + lost, o.source.len() as u64);
     assert_eq!(o.counters.requests, 0, "recovery off: no request");
+    assert_eq!(o.consumer.ended, Some(o.source.len() as u64 + 1));
+}
+
+#[test]
+fn a_gap_the_exchange_no_longer_keeps_is_reported_lost() {
+    // The exchange keeps only 8 messages: by the time the re-request
+    // arrives, the lost packet's messages are gone. The handler asks, is
+    // refused (no answer), gives up after its attempts, and says so.
+    let s = Scenario {
+        seed: 9,
+        flow_messages: 2_000,
+        faults: Faults::NONE,
+        drop_on_both: vec![10],
+        recovery: true,
+        history: 8,
+    };
+    let o = run(&s);
+    assert_eq!(o.consumer.lost.len(), 1, "{:?}", o.consumer.lost);
+    let (first, count) = o.consumer.lost[0];
+    assert!(count > 0);
+    assert_eq!(o.counters.lost, count);
+    assert_eq!(o.counters.delivered + count, o.source.len() as u64);
+    let delivered: Vec<u64> = o.consumer.delivered.iter().map(|(q, _)| *q).collect();
+    assert!(!delivered.contains(&first) && delivered.contains(&(first + count)));
+    assert!(
+        o.counters.requests >= 3,
+        "asked every attempt: {:?}",
+        o.counters
+    );
+    assert!(o.refused_requests >= 3);
     assert_eq!(o.consumer.ended, Some(o.source.len() as u64 + 1));
 }

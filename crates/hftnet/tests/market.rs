@@ -153,12 +153,37 @@ fn exchange_and_feed_over_multicast_with_faults() {
         String::from_utf8_lossy(&fd.stderr)
     );
     assert_same_market(&ex, &fj);
-    // The faults reached the feed handler and were repaired.
+    // The faults happened, reached the feed handler and were repaired.
     for line in ["a", "b"] {
-        assert!(ex["faults"][line]["dropped"].as_u64().unwrap() > 0, "{ex}");
+        for fault in ["dropped", "duplicated", "reordered"] {
+            assert!(
+                ex["faults"][line][fault].as_u64().unwrap() > 0,
+                "{fault}: {ex}"
+            );
+        }
         assert!(fj[line]["gaps"].as_u64().unwrap() > 0, "{fj}");
-        assert!(fj[line]["duplicates"].as_u64().unwrap() > 0, "{fj}");
     }
+    // Every message received is accounted for exactly once: delivered, or
+    // dropped as a duplicate (B repeats A, plus the injected copies).
+    let n = |src: &str, k: &str| fj[src][k].as_u64().unwrap();
+    let received: u64 = ["a", "b", "retransmission"]
+        .iter()
+        .map(|s| n(s, "messages"))
+        .sum();
+    let dropped: u64 = ["a", "b", "retransmission"]
+        .iter()
+        .map(|s| n(s, "duplicates") + n(s, "late") + n(s, "before_start") + n(s, "after_end"))
+        .sum();
+    assert_eq!(
+        received,
+        fj["delivered"].as_u64().unwrap() + dropped,
+        "{fj}"
+    );
+    assert!(
+        n("a", "duplicates") + n("b", "duplicates") > fj["delivered"].as_u64().unwrap() / 2,
+        "{fj}"
+    );
+    assert_eq!(fj["unresolved"], 0);
     assert_eq!(fj["stopped"], "end of session");
 }
 
@@ -229,6 +254,70 @@ fn loss_on_both_feeds_without_recovery_is_reported() {
 }
 
 #[test]
+fn a_feed_stopped_before_recovery_says_what_is_unresolved() {
+    let a = "udp://127.0.0.1:31111";
+    let b = "udp://127.0.0.1:31112";
+    let feed = Proc(Some(
+        Command::new(BIN)
+            .args([
+                "feed",
+                "--feed-a",
+                a,
+                "--feed-b",
+                b,
+                // A re-request server nobody runs, answers never come.
+                "--retransmit",
+                "udp://127.0.0.1:31113",
+                "--request-timeout",
+                "30s",
+                "--duration",
+                "3s",
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let exchange = hftnet(&[
+        "exchange",
+        "--feed-a",
+        a,
+        "--feed-b",
+        b,
+        "--messages",
+        "3000",
+        "--rate",
+        "50000",
+        "--loss-a",
+        "1",
+        "--loss-b",
+        "0.2",
+        "--linger",
+        "0s",
+        "--json",
+    ]);
+    assert!(
+        exchange.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exchange.stderr)
+    );
+    let fd = finish(feed, Duration::from_secs(30), "feed");
+    let fj = json_of(&fd, "feed");
+    assert_eq!(fd.status.code(), Some(1), "{fj}");
+    let unresolved = fj["unresolved"].as_u64().unwrap();
+    assert!(unresolved > 0, "{fj}");
+    assert_eq!(
+        fj["delivered"].as_u64().unwrap() + fj["lost"].as_u64().unwrap() + unresolved,
+        fj["highest_seen"].as_u64().unwrap(),
+        "every sequence seen is delivered, lost or unresolved: {fj}"
+    );
+    let err = String::from_utf8_lossy(&fd.stderr);
+    assert!(err.contains("neither delivered nor declared lost"), "{err}");
+}
+
+#[test]
 fn written_file_replays_to_the_same_books() {
     let dir = std::env::temp_dir().join(format!("hftnet-market-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -277,6 +366,37 @@ fn written_file_replays_to_the_same_books() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("ends inside a record"), "{err}");
     assert!(String::from_utf8_lossy(&r.stdout).contains("# messages: "));
+    // The exchange replaying it ends the session properly and says why.
+    let ex = hftnet(&[
+        "exchange",
+        "--file",
+        cut.to_str().unwrap(),
+        "--feed-a",
+        "udp://127.0.0.1:31121",
+        "--rate",
+        "0",
+        "--linger",
+        "0s",
+        "--json",
+    ]);
+    assert_eq!(ex.status.code(), Some(1));
+    let ej = json_of(&ex, "exchange --file cut");
+    assert!(
+        ej["error"]
+            .as_str()
+            .unwrap()
+            .contains("ends inside a record"),
+        "{ej}"
+    );
+    assert!(
+        ej["messages"].as_u64().unwrap() > 1000,
+        "what came before was sent: {ej}"
+    );
+    assert_eq!(
+        ej["behind_schedule_max_us"],
+        Value::Null,
+        "no schedule at --rate 0"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -320,9 +440,23 @@ fn bad_input_is_named() {
                 "--feed-a",
                 "udp://127.0.0.1:9",
                 "--max-payload",
-                "10",
+                "40",
             ],
-            "max_payload",
+            "--max-payload 40 is too small",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--heartbeat",
+                "0s",
+            ],
+            "--heartbeat",
+        ),
+        (
+            &["exchange", "--feed-a", "udp://127.0.0.1:9", "--burst", "0"],
+            "--burst 0",
         ),
     ];
     for (args, needle) in cases {

@@ -142,6 +142,7 @@ pub struct Generator {
     next_match: u64,
     instruments: Vec<Instrument>,
     generated: u64,
+    flow_generated: u64,
     finish_requested: bool,
 }
 
@@ -177,6 +178,7 @@ impl Generator {
             next_match: 1,
             instruments,
             generated: 0,
+            flow_generated: 0,
             finish_requested: false,
             cfg,
         })
@@ -186,6 +188,13 @@ impl Generator {
     #[must_use]
     pub fn generated(&self) -> u64 {
         self.generated
+    }
+
+    /// Order-flow messages generated so far (after the directory, before the
+    /// end events).
+    #[must_use]
+    pub fn flow_generated(&self) -> u64 {
+        self.flow_generated
     }
 
     /// True while order flow is being generated (after the directory,
@@ -281,7 +290,10 @@ impl Generator {
                     reason: ReasonCode::BLANK,
                 })
             }
-            Phase::Flow => self.flow(),
+            Phase::Flow => {
+                self.flow_generated += 1;
+                self.flow()
+            }
             Phase::End(i) => {
                 let code = [
                     EventCode::EndOfMarketHours,

@@ -24,6 +24,9 @@ use super::itchfile::{ItchReader, ItchWriter};
 use super::{open_optional, put_market};
 use crate::util::{Report, parse_duration, stop_on_signals};
 
+/// MoldUDP64 header (20) + block length (2) + the largest ITCH 5.0 message (50).
+const MIN_PAYLOAD: usize = 72;
+
 #[derive(Debug, Args)]
 pub struct ExchangeArgs {
     /// Feed A: where downstream packets go, e.g. mcast://239.1.1.1:30001?iface=veth0
@@ -41,7 +44,8 @@ pub struct ExchangeArgs {
     /// Seed of the generated day (same seed, same day).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Order-flow messages to generate or replay (default 100000 unless --duration).
+    /// Order-flow messages to generate, after the start events and the directory
+    /// (default 100000 unless --duration); with --file, records to replay.
     #[arg(long)]
     messages: Option<u64>,
     /// Send for this long, then end the session.
@@ -118,7 +122,7 @@ impl Source {
     fn next(&mut self) -> Result<Option<&[u8]>> {
         match self {
             Self::Generated { g, flow_limit, buf } => {
-                if g.in_flow() && flow_limit.is_some_and(|l| g.generated() >= l) {
+                if g.in_flow() && flow_limit.is_some_and(|l| g.flow_generated() >= l) {
                     g.finish();
                 }
                 match g.next_message() {
@@ -152,8 +156,20 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     if a.write.is_none() && a.feed_a.is_none() && a.feed_b.is_none() {
         bail!("give --feed-a and/or --feed-b to send, or --write FILE to write a file");
     }
-    if a.burst == 0 {
-        bail!("--burst must be at least 1");
+    if !(1..=65_536).contains(&a.burst) {
+        bail!("--burst {} must be between 1 and 65536", a.burst);
+    }
+    if a.max_payload < MIN_PAYLOAD {
+        bail!(
+            "--max-payload {} is too small: a MoldUDP64 packet with the largest ITCH message needs {MIN_PAYLOAD} bytes",
+            a.max_payload
+        );
+    }
+    if a.heartbeat < Duration::from_millis(1) {
+        bail!(
+            "--heartbeat {:?} is too short: use 1ms or more",
+            a.heartbeat
+        );
     }
     let flow_limit = match (a.messages, a.duration) {
         (Some(n), _) => Some(n),
@@ -223,16 +239,25 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     let mut send_errors = 0u64;
     let mut bad_requests = Vec::<String>::new();
     let mut rx = RxBurst::new(16, 64);
-    let ns_per_msg = if a.rate == 0 {
-        0
-    } else {
-        1_000_000_000 / a.rate.max(1)
-    };
-
     let start = Instant::now();
     let now_ns = || start.elapsed().as_nanos() as u64;
-    let mut next_burst = 0u64;
+    // The timetable: message n is due at n / rate seconds. After a stall
+    // longer than MAX_CATCH_UP the timetable restarts from now (counted),
+    // rather than sending everything missed back to back.
+    const MAX_CATCH_UP_NS: u64 = 10_000_000;
+    let due = |sent: u64, base: u64| -> u64 {
+        if a.rate == 0 {
+            0
+        } else {
+            base + (u128::from(sent) * 1_000_000_000 / u128::from(a.rate)) as u64
+        }
+    };
+    let mut base_ns = 0u64;
+    let mut base_sent = 0u64;
+    let mut sent = 0u64;
     let mut behind_max_ns = 0u64;
+    let mut schedule_restarts = 0u64;
+    let mut error: Option<anyhow::Error> = None;
     let mut ended_at: Option<u64> = None;
     let mut pkts: Vec<Vec<u8>> = Vec::new();
     let mut spare: Vec<Vec<u8>> = Vec::new();
@@ -245,8 +270,17 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
             {
                 source.finish();
             }
+            let next_burst = due(sent - base_sent, base_ns);
             if now >= next_burst {
-                behind_max_ns = behind_max_ns.max(now - next_burst);
+                if a.rate > 0 {
+                    let behind = now - next_burst;
+                    behind_max_ns = behind_max_ns.max(behind);
+                    if behind > MAX_CATCH_UP_NS {
+                        schedule_restarts += 1;
+                        base_ns = now;
+                        base_sent = sent;
+                    }
+                }
                 let k = rng.range(1, a.burst);
                 let mut collect = |p: &[u8]| {
                     let mut v = spare.pop().unwrap_or_default();
@@ -255,14 +289,29 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
                     pkts.push(v);
                 };
                 for _ in 0..k {
-                    match source.next()? {
-                        Some(m) => {
-                            reference.handle(m);
-                            publisher
-                                .publish(now, m, &mut collect)
-                                .context("publishing a message")?;
+                    let next = match source.next() {
+                        Ok(m) => m,
+                        Err(e) => {
+                            error = Some(e);
+                            None
+                        }
+                    };
+                    let published = next.map(|m| {
+                        reference.handle(m);
+                        publisher.publish(now, m, &mut collect)
+                    });
+                    match published {
+                        Some(Ok(_)) => sent += 1,
+                        Some(Err(e)) => {
+                            error = Some(anyhow::Error::new(e).context("publishing a message"));
+                            publisher.end_session(now, &mut collect);
+                            ended_at = Some(now);
+                            break;
                         }
                         None => {
+                            // The end of the day, or a source error: either
+                            // way the session ends properly and re-requests
+                            // are still served while lingering.
                             publisher.end_session(now, &mut collect);
                             ended_at = Some(now);
                             break;
@@ -270,7 +319,6 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
                     }
                 }
                 publisher.flush(now, &mut collect);
-                next_burst += k * ns_per_msg;
             }
         }
         if publisher.poll_timeout().is_some_and(|t| now >= t) {
@@ -335,7 +383,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
             let next = if ended_at.is_some() {
                 now + 1_000_000
             } else {
-                next_burst
+                due(sent - base_sent, base_ns)
             };
             let wait = next.saturating_sub(now_ns());
             if wait > 200_000 {
@@ -371,7 +419,11 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
             (st.messages as f64 / secs.max(1e-9)).round() as u64,
         )
         .put("rate_target", a.rate)
-        .put("behind_schedule_max_us", behind_max_ns / 1000)
+        .put(
+            "behind_schedule_max_us",
+            (a.rate > 0).then_some(behind_max_ns / 1000),
+        )
+        .put("schedule_restarts", schedule_restarts)
         .put("send_errors", send_errors)
         .put(
             "faults",
@@ -391,7 +443,28 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
             }),
         );
     put_market(&mut rep, &reference);
+    if let Some(e) = &error {
+        rep.put("error", format!("{e:#}"));
+    }
     rep.print(a.json);
+    let achieved = st.messages as f64 / secs.max(1e-9);
+    if a.rate > 0 && st.messages > 1000 && achieved < 0.95 * a.rate as f64 {
+        eprintln!(
+            "hftnet exchange: sent {achieved:.0} messages/s, below the --rate {} asked for (this machine or transport cannot go faster; schedule restarted {schedule_restarts} times)",
+            a.rate
+        );
+    }
+    if send_errors > 0 {
+        eprintln!(
+            "hftnet exchange: {send_errors} packets could not be sent (socket buffer full or no route); receivers will see them as loss"
+        );
+    }
+    if let Some(e) = error {
+        eprintln!(
+            "hftnet exchange: {e:#}; the session was ended there and the figures above cover what was sent"
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -85,6 +85,7 @@ impl Deliver for Consumer {
     }
 
     fn lost(&mut self, first: u64, count: u64) {
+        // The first ranges are listed; the rest only counted.
         if self.lost.len() < 64 {
             self.lost.push((first, count));
         }
@@ -100,6 +101,11 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
         anyhow::bail!("give --feed-a and/or --feed-b");
     }
     let recovery = !a.no_recovery && a.retransmit.is_some();
+    if !a.no_recovery && a.retransmit.is_none() {
+        eprintln!(
+            "hftnet feed: no --retransmit server given: gaps both feeds miss cannot be recovered and will be reported lost"
+        );
+    }
     let session = a
         .session
         .as_deref()
@@ -224,7 +230,9 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     }
     rep.put(
         "seconds",
-        first_rx.map_or(0.0, |f| (f.elapsed().as_secs_f64() * 1e3).round() / 1e3),
+        first_rx.map_or(0.0, |f| {
+            (last_rx.saturating_duration_since(f).as_secs_f64() * 1e3).round() / 1e3
+        }),
     )
     .put("delivered", c.delivered)
     .put("lost", c.lost)
@@ -236,12 +244,19 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
             .map(|(f, n)| format!("{f}+{n}"))
             .collect::<Vec<_>>(),
     )
+    .put(
+        "lost_ranges_not_listed",
+        c.loss_reports.saturating_sub(consumer.lost.len() as u64),
+    )
     .put("gaps", c.gaps)
     .put("overflows", c.overflows)
     .put("requests", c.requests)
     .put("requested_messages", c.requested_messages)
     .put("buffered_high_water", c.buffered_high_water)
     .put("next_expected", c.next_expected)
+    .put("highest_seen", c.horizon.saturating_sub(1))
+    .put("unresolved", c.horizon.saturating_sub(c.next_expected))
+    .put("buffered", c.buffered)
     .put("end_of_session", consumer.ended)
     .put("top_updates", consumer.top_updates)
     .put("recv_errors", recv_errors)
@@ -261,21 +276,46 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
         top_of_book_json(consumer.market.book(), a.top),
     );
     rep.print(a.json);
-    if c.delivered == 0 && c.lost == 0 {
-        eprintln!("hftnet feed: nothing received ({why})");
+    let unresolved = c.horizon.saturating_sub(c.next_expected);
+    if c.delivered == 0 && c.lost == 0 && unresolved == 0 {
+        let ignored: u64 = [c.a, c.b, c.retransmission]
+            .iter()
+            .map(|s| s.foreign_session + s.malformed)
+            .sum();
+        if ignored > 0 {
+            eprintln!(
+                "hftnet feed: no message delivered ({why}): {ignored} packets were malformed or of another session than {}; check --session and the sender",
+                handler
+                    .session()
+                    .map_or_else(|| "the first one seen".to_string(), |s| format!("{s:?}"))
+            );
+        } else {
+            eprintln!(
+                "hftnet feed: nothing received ({why}); is the exchange sending to these addresses?"
+            );
+        }
         return Ok(ExitCode::from(EXIT_NOTHING));
     }
-    if c.lost > 0 {
-        eprintln!(
-            "hftnet feed: {} messages lost for good in {} ranges ({})",
-            c.lost,
-            c.loss_reports,
-            if recovery {
-                "recovery could not fill them"
-            } else {
-                "recovery is off"
-            }
-        );
+    if c.lost > 0 || unresolved > 0 {
+        if c.lost > 0 {
+            eprintln!(
+                "hftnet feed: {} messages lost for good in {} ranges ({})",
+                c.lost,
+                c.loss_reports,
+                if recovery {
+                    "recovery could not fill them"
+                } else {
+                    "recovery is off"
+                }
+            );
+        }
+        if unresolved > 0 {
+            eprintln!(
+                "hftnet feed: stopped ({why}) with {unresolved} messages (sequences {} to {}) neither delivered nor declared lost",
+                c.next_expected,
+                c.horizon - 1
+            );
+        }
         return Ok(ExitCode::from(EXIT_LOSS));
     }
     Ok(ExitCode::SUCCESS)

@@ -118,9 +118,15 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Where an [`ItchWriter`] writes.
+enum Sink {
+    Plain(BufWriter<File>),
+    Gzip(GzEncoder<BufWriter<File>>),
+}
+
 /// Writes records to an ITCH file; gzip when the name ends in `.gz`.
 pub struct ItchWriter {
-    out: Box<dyn Write>,
+    out: Sink,
     scratch: Vec<u8>,
     /// Records written.
     pub records: u64,
@@ -131,10 +137,10 @@ impl ItchWriter {
     pub fn create(path: &Path) -> Result<Self> {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let w = BufWriter::with_capacity(1 << 20, f);
-        let out: Box<dyn Write> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(GzEncoder::new(w, Compression::fast()))
+        let out = if path.extension().is_some_and(|e| e == "gz") {
+            Sink::Gzip(GzEncoder::new(w, Compression::fast()))
         } else {
-            Box::new(w)
+            Sink::Plain(w)
         };
         Ok(Self {
             out,
@@ -147,15 +153,28 @@ impl ItchWriter {
     pub fn write(&mut self, msg: &[u8]) -> Result<()> {
         let n = file::write_record(msg, &mut self.scratch)
             .map_err(|e| anyhow::anyhow!("cannot write a record of {} bytes: {e}", msg.len()))?;
-        self.out.write_all(&self.scratch[..n])?;
+        let rec = &self.scratch[..n];
+        match &mut self.out {
+            Sink::Plain(w) => w.write_all(rec),
+            Sink::Gzip(w) => w.write_all(rec),
+        }
+        .context("writing the ITCH file")?;
         self.records += 1;
         Ok(())
     }
 
-    /// Flushes and closes the file (finishing the gzip stream).
-    pub fn finish(mut self) -> Result<()> {
-        self.out.flush()?;
-        drop(self.out);
+    /// Finishes the file: the gzip trailer, the buffer, and a sync to disk,
+    /// every error reported (a full disk must not leave a silently cut file).
+    pub fn finish(self) -> Result<()> {
+        let w = match self.out {
+            Sink::Plain(w) => w,
+            Sink::Gzip(gz) => gz.finish().context("finishing the gzip stream")?,
+        };
+        let f = w
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("writing the ITCH file")?;
+        f.sync_all().context("syncing the ITCH file")?;
         Ok(())
     }
 }

@@ -114,6 +114,12 @@ fn book_json(book: &Book) -> Value {
         "oversized": c.oversized,
         "duplicate_refs": c.duplicate_ref,
         "filtered": c.filtered,
+        "zero_shares": c.zero_shares,
+        "locate_mismatch": c.locate_mismatch,
+        "bad_locate": c.bad_locate,
+        "bad_state": c.bad_state,
+        "relocated": c.relocated,
+        "pool_exhausted": c.pool_exhausted,
         "top_changes": c.top_changes,
         "invariants": inv,
     })

@@ -70,5 +70,9 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
         eprintln!("hftnet replay: {e:#}; the figures above cover the records before it");
         return Ok(ExitCode::from(1));
     }
+    if let Err(e) = md.book().check_invariants() {
+        eprintln!("hftnet replay: the books are inconsistent: {e}");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
