@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod jitter;
 mod lab;
 mod market;
 mod pingpong;
@@ -37,6 +38,8 @@ enum Command {
     Feed(market::FeedArgs),
     /// Parse a Nasdaq ITCH 5.0 file (plain or gzip), build the books, report.
     Replay(market::ReplayArgs),
+    /// OS jitter per CPU: a spinning thread per CPU records every interruption above a threshold.
+    Jitter(jitter::JitterArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Exchange(a) => market::exchange(a),
         Command::Feed(a) => market::feed(a),
         Command::Replay(a) => market::replay(a),
+        Command::Jitter(a) => jitter::jitter(a),
     };
     match result {
         Ok(code) => code,

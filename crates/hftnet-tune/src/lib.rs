@@ -1,0 +1,25 @@
+//! Host tuning for hftnet: read what a machine is set to (`audit`), change it
+//! to a profile with a snapshot of every value touched (`apply`), and put it
+//! back exactly (`revert`); and measure OS jitter per CPU.
+//!
+//! - [`root`]: the one place files under `/proc` and `/sys` are read and
+//!   written, relative to a root directory so tests run against a fake tree.
+//! - [`host`]: CPU, kernel, sysctl, IRQ and process facts of the host.
+//! - [`nic`]: a network interface's ethtool settings, read and written
+//!   through the kernel's ethtool interface (never the `ethtool` program).
+//! - [`profile`]: tuning profiles (built-in `latency` and `throughput`, or
+//!   a checked TOML file).
+//! - [`plan`]: profile → changes (old → new), applied with a snapshot and
+//!   reverted exactly.
+//! - [`jitter`]: the OS jitter probe.
+//!
+//! Nothing here touches an interface the caller did not name.
+
+#![forbid(unsafe_code)]
+
+pub mod host;
+pub mod jitter;
+pub mod nic;
+pub mod plan;
+pub mod profile;
+pub mod root;

@@ -1,0 +1,1076 @@
+//! From a profile to changes, and changes applied and reverted with a
+//! snapshot.
+//!
+//! Every value the tuner can touch is a [`Target`] read and written as text
+//! through an [`Access`] (the real machine, or a fake in tests). The planner
+//! ([`plan`]) compares what a [`Profile`] wants with what is there and
+//! returns a [`Plan`] of changes, old → new, without writing anything.
+//! [`apply`] first writes a [`Snapshot`] of every value it is about to
+//! touch, then applies the changes in order, reading each back; a failure
+//! that is not the device refusing a value rolls back what was already
+//! changed. [`revert`] restores a snapshot exactly, is idempotent, and
+//! refuses to overwrite a value someone else changed since, unless forced.
+
+use std::fmt;
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::profile::{Profile, Want};
+
+/// One value the tuner reads and writes, as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// A sysctl by dotted name (in the caller's network namespace for `net.*`).
+    Sysctl {
+        /// e.g. `net.core.busy_poll`.
+        name: String,
+    },
+    /// A file under the root (`/proc`, `/sys`), by path relative to it.
+    File {
+        /// e.g. `proc/irq/24/smp_affinity_list`.
+        path: String,
+    },
+    /// An ethtool setting of an interface.
+    Nic {
+        /// The interface.
+        iface: String,
+        /// e.g. `feature.gro`, `channels.combined`.
+        key: String,
+    },
+    /// A system service: `active` or `inactive`.
+    Service {
+        /// e.g. `irqbalance`.
+        name: String,
+    },
+    /// A change that is more than a value (a cgroup created, a controller
+    /// enabled, a process moved), done and undone by
+    /// [`crate::host::apply_changes`] and [`crate::host::revert_changes`].
+    /// Written with the op's new value it is done; with its old value,
+    /// undone.
+    HostOp {
+        /// The operation.
+        op: crate::host::Change,
+    },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sysctl { name } => write!(f, "sysctl {name}"),
+            Self::File { path } => write!(f, "/{path}"),
+            Self::Nic { iface, key } => write!(f, "{iface} {key}"),
+            Self::Service { name } => write!(f, "service {name}"),
+            Self::HostOp { op } => write!(f, "{op}"),
+        }
+    }
+}
+
+/// Why a target could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// The kernel or device refused this value (EINVAL, ERANGE,
+    /// EOPNOTSUPP on a write): reported, and the apply goes on.
+    #[error("{target}: the device or kernel refused {value:?}: {why}")]
+    Refused {
+        /// What.
+        target: String,
+        /// The value refused.
+        value: String,
+        /// The kernel's reason.
+        why: String,
+    },
+    /// Anything else (permission, I/O, a vanished device): the apply stops
+    /// and rolls back.
+    #[error("{target}: {why}")]
+    Failed {
+        /// What.
+        target: String,
+        /// What went wrong and what to do.
+        why: String,
+    },
+}
+
+/// Reads and writes targets: the machine, or a fake.
+pub trait Access {
+    /// The current value; `Ok(None)` when the target does not exist here
+    /// (a sysctl this kernel lacks, a setting the driver does not support).
+    ///
+    /// # Errors
+    /// When it exists but cannot be read.
+    fn read(&self, target: &Target) -> Result<Option<String>, AccessError>;
+
+    /// Sets a value.
+    ///
+    /// # Errors
+    /// [`AccessError::Refused`] when the kernel refuses the value,
+    /// [`AccessError::Failed`] otherwise.
+    fn write(&self, target: &Target, value: &str) -> Result<(), AccessError>;
+}
+
+/// Values compare equal when they differ only in whitespace (the kernel
+/// prints tabs in `tcp_rmem`, profiles use spaces).
+#[must_use]
+pub fn same_value(a: &str, b: &str) -> bool {
+    a.split_whitespace().eq(b.split_whitespace())
+}
+
+/// One change: old → new.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// What.
+    pub target: Target,
+    /// The value now.
+    pub old: String,
+    /// The value wanted.
+    pub new: String,
+    /// Why, from the profile.
+    pub why: String,
+}
+
+/// A setting the plan leaves alone, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// What.
+    pub target: String,
+    /// The value wanted.
+    pub wanted: String,
+    /// e.g. "already set", "not supported by the driver", "not present on this kernel".
+    pub reason: String,
+}
+
+/// What `apply` would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The changes, in the order they are applied.
+    pub changes: Vec<Change>,
+    /// Settings already as wanted, or impossible here.
+    pub skipped: Vec<Skipped>,
+    /// Kernel command-line parameters to add (they need a reboot; never applied).
+    pub reboot: Vec<String>,
+}
+
+/// What the planner needs to know about the machine besides the targets'
+/// values: the CPUs, the interfaces and their interrupts, the C-states, and
+/// the cpuset writes that isolate the chosen CPUs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanInput {
+    /// The CPUs the trading threads run on (`--cpus`).
+    pub cpus: Vec<usize>,
+    /// Every online CPU.
+    pub all_cpus: Vec<usize>,
+    /// The interfaces named on the command line.
+    pub ifaces: Vec<String>,
+    /// The interrupts of their queues.
+    pub irqs: Vec<u32>,
+    /// C-states of the chosen CPUs: (cpu, state index, exit latency µs).
+    pub cstates: Vec<(usize, usize, u64)>,
+    /// CPUs of `cpus` that have a cpufreq governor.
+    pub governor_cpus: Vec<usize>,
+    /// Whether an irqbalance service exists.
+    pub irqbalance: bool,
+    /// The changes that isolate `cpus` with cpusets (and move IRQs and
+    /// processes off them), from [`crate::host::plan_cpu_isolation`].
+    pub isolation: Vec<crate::host::Change>,
+}
+
+/// Compares the profile (already [`Profile::expand`]ed) with the machine.
+///
+/// # Errors
+/// When a target exists but cannot be read.
+pub fn plan(
+    profile: &Profile,
+    input: &PlanInput,
+    access: &dyn Access,
+) -> Result<Plan, AccessError> {
+    let mut p = Plan {
+        reboot: profile.cmdline.clone(),
+        ..Plan::default()
+    };
+    let consider = |p: &mut Plan, target: Target, wanted: &str, why: &str| {
+        match access.read(&target)? {
+            None => p.skipped.push(Skipped {
+                target: target.to_string(),
+                wanted: wanted.to_string(),
+                reason: match target {
+                    Target::Nic { .. } => "not supported by the driver".into(),
+                    Target::Service { .. } => "not installed".into(),
+                    _ => "not present on this kernel".into(),
+                },
+            }),
+            Some(old) if same_value(&old, wanted) => p.skipped.push(Skipped {
+                target: target.to_string(),
+                wanted: wanted.to_string(),
+                reason: "already set".into(),
+            }),
+            Some(old) => p.changes.push(Change {
+                target,
+                old,
+                new: wanted.to_string(),
+                why: why.to_string(),
+            }),
+        }
+        Ok::<(), AccessError>(())
+    };
+    for s in &profile.settings {
+        let (v, why) = (s.value.as_str(), s.why.as_str());
+        match &s.want {
+            Want::Sysctl(name) => consider(&mut p, Target::Sysctl { name: name.clone() }, v, why)?,
+            Want::Nic(key) => {
+                for iface in &input.ifaces {
+                    consider(
+                        &mut p,
+                        Target::Nic {
+                            iface: iface.clone(),
+                            key: key.clone(),
+                        },
+                        v,
+                        why,
+                    )?;
+                }
+            }
+            Want::IrqAffinity => {
+                for irq in &input.irqs {
+                    consider(
+                        &mut p,
+                        Target::File {
+                            path: format!("proc/irq/{irq}/smp_affinity_list"),
+                        },
+                        v,
+                        why,
+                    )?;
+                }
+            }
+            Want::Governor => {
+                for cpu in &input.governor_cpus {
+                    consider(
+                        &mut p,
+                        Target::File {
+                            path: format!(
+                                "sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor"
+                            ),
+                        },
+                        v,
+                        why,
+                    )?;
+                }
+            }
+            Want::MaxCstateLatencyUs => {
+                let max: u64 = v.parse().unwrap_or(u64::MAX);
+                for &(cpu, state, latency) in &input.cstates {
+                    let disable = if latency > max { "1" } else { "0" };
+                    consider(
+                        &mut p,
+                        Target::File {
+                            path: format!(
+                                "sys/devices/system/cpu/cpu{cpu}/cpuidle/state{state}/disable"
+                            ),
+                        },
+                        disable,
+                        why,
+                    )?;
+                }
+            }
+            Want::Isolate => {
+                if v == "on" {
+                    for op in &input.isolation {
+                        match op {
+                            crate::host::Change::Set { path, new, .. } => {
+                                consider(&mut p, Target::File { path: path.clone() }, new, why)?;
+                            }
+                            other => p.changes.push(Change {
+                                target: Target::HostOp { op: other.clone() },
+                                old: other.old_value(),
+                                new: other.new_value(),
+                                why: why.to_string(),
+                            }),
+                        }
+                    }
+                }
+            }
+            Want::StopIrqbalance => {
+                if v == "on" {
+                    consider(
+                        &mut p,
+                        Target::Service {
+                            name: "irqbalance".into(),
+                        },
+                        "inactive",
+                        why,
+                    )?;
+                }
+            }
+            Want::ThpEnabled => consider(
+                &mut p,
+                Target::File {
+                    path: "sys/kernel/mm/transparent_hugepage/enabled".into(),
+                },
+                v,
+                why,
+            )?,
+            Want::ThpDefrag => consider(
+                &mut p,
+                Target::File {
+                    path: "sys/kernel/mm/transparent_hugepage/defrag".into(),
+                },
+                v,
+                why,
+            )?,
+        }
+    }
+    // irqbalance must stop before interrupts are moved, or it moves them back
+    // (a stable sort: the rest keeps the profile's order).
+    p.changes
+        .sort_by_key(|c| !matches!(c.target, Target::Service { .. }));
+    Ok(p)
+}
+
+/// Identifies the machine a snapshot was taken on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostId {
+    /// `/etc/machine-id` (or the hostname when there is none).
+    pub machine_id: String,
+    /// The hostname.
+    pub hostname: String,
+}
+
+/// The state of one snapshot entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    /// Written before the change was attempted.
+    Pending,
+    /// The new value is in place.
+    Applied,
+    /// The device refused the new value; nothing changed.
+    Refused,
+    /// Applied, then undone by a rollback.
+    RolledBack,
+}
+
+/// One value touched by an apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// What.
+    pub target: Target,
+    /// Its value before.
+    pub old: String,
+    /// The value set.
+    pub new: String,
+    /// What happened.
+    pub state: EntryState,
+}
+
+/// Every value an apply touched, written before the first change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format marker.
+    pub format: String,
+    /// The machine.
+    pub host: HostId,
+    /// Seconds since the epoch when the apply started.
+    pub created_unix: u64,
+    /// The profile applied.
+    pub profile: String,
+    /// The values, in the order they were applied.
+    pub entries: Vec<Entry>,
+}
+
+/// The format marker of snapshots.
+pub const SNAPSHOT_FORMAT: &str = "hftnet-tune-snapshot-1";
+
+/// Why a snapshot could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Cannot read or write the file.
+    #[error("snapshot {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not a complete snapshot.
+    #[error(
+        "snapshot {path} is not a complete hftnet snapshot ({why}); was it cut short or edited?"
+    )]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// The parser's complaint.
+        why: String,
+    },
+    /// Taken on another machine.
+    #[error(
+        "snapshot {path} was taken on {theirs} (machine-id {their_id}), this is {ours} (machine-id {our_id}); its values may not fit this machine — pass --force to restore them anyway"
+    )]
+    OtherHost {
+        /// The file.
+        path: String,
+        /// Their hostname.
+        theirs: String,
+        /// Their machine id.
+        their_id: String,
+        /// Our hostname.
+        ours: String,
+        /// Our machine id.
+        our_id: String,
+    },
+}
+
+impl Snapshot {
+    /// Writes the snapshot to `path` and syncs it to disk.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Io`].
+    pub fn save(&self, path: &Path) -> Result<(), SnapshotError> {
+        let io = |source| SnapshotError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| io(e.into()))?;
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.write_all(b"\n").map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Reads a snapshot and checks it was taken on `host` (unless `force`).
+    ///
+    /// # Errors
+    /// See [`SnapshotError`].
+    pub fn load(path: &Path, host: &HostId, force: bool) -> Result<Self, SnapshotError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let s: Snapshot = serde_json::from_str(&text).map_err(|e| SnapshotError::Corrupt {
+            path: p.clone(),
+            why: e.to_string(),
+        })?;
+        if s.format != SNAPSHOT_FORMAT {
+            return Err(SnapshotError::Corrupt {
+                path: p,
+                why: format!("format {:?}, expected {SNAPSHOT_FORMAT:?}", s.format),
+            });
+        }
+        if !force && s.host.machine_id != host.machine_id {
+            return Err(SnapshotError::OtherHost {
+                path: p,
+                theirs: s.host.hostname,
+                their_id: s.host.machine_id,
+                ours: host.hostname.clone(),
+                our_id: host.machine_id.clone(),
+            });
+        }
+        Ok(s)
+    }
+}
+
+/// The outcome of one change of an apply or revert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// What.
+    pub target: String,
+    /// From.
+    pub old: String,
+    /// To.
+    pub new: String,
+    /// `applied`, `refused: …`, `rolled back`, `restored`, `already restored`,
+    /// `changed since: …`, `stored as …`.
+    pub result: String,
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    /// One per change, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Set when the apply stopped and rolled back: why.
+    pub failed: Option<String>,
+    /// Command-line parameters that need a reboot.
+    pub reboot: Vec<String>,
+}
+
+/// Applies a plan: snapshot first (`snapshot` is written before any
+/// change and rewritten with each entry's state at the end), then each
+/// change in order, read back after writing. A refused value is reported
+/// and skipped; any other failure rolls back what was already applied, in
+/// reverse order.
+///
+/// # Errors
+/// Only when the snapshot cannot be written — then nothing was changed.
+pub fn apply(
+    plan: &Plan,
+    access: &dyn Access,
+    snapshot: &mut Snapshot,
+    path: &Path,
+) -> Result<ApplyReport, SnapshotError> {
+    snapshot.entries = plan
+        .changes
+        .iter()
+        .map(|c| Entry {
+            target: c.target.clone(),
+            old: c.old.clone(),
+            new: c.new.clone(),
+            state: EntryState::Pending,
+        })
+        .collect();
+    snapshot.save(path)?;
+    let mut report = ApplyReport {
+        reboot: plan.reboot.clone(),
+        ..ApplyReport::default()
+    };
+    for i in 0..snapshot.entries.len() {
+        let e = snapshot.entries[i].clone();
+        let mut outcome = Outcome {
+            target: e.target.to_string(),
+            old: e.old.clone(),
+            new: e.new.clone(),
+            result: String::new(),
+        };
+        // The value right before the write is the one to restore (an
+        // earlier change of this apply may have touched the same file).
+        if !matches!(e.target, Target::HostOp { .. })
+            && let Ok(Some(now)) = access.read(&e.target)
+            && !same_value(&now, &e.old)
+        {
+            snapshot.entries[i].old = now.clone();
+            outcome.old = now;
+        }
+        let e = snapshot.entries[i].clone();
+        match access.write(&e.target, &e.new) {
+            Ok(()) => {
+                snapshot.entries[i].state = EntryState::Applied;
+                outcome.result = match access.read(&e.target) {
+                    Ok(Some(v)) if same_value(&v, &e.new) => "applied".into(),
+                    Ok(Some(v)) => {
+                        // Kept: it is what the kernel made of our value.
+                        snapshot.entries[i].new = v.clone();
+                        format!("stored as {v:?}")
+                    }
+                    Ok(None) => "applied (cannot be read back)".into(),
+                    Err(err) => format!("applied (read back failed: {err})"),
+                };
+                report.outcomes.push(outcome);
+            }
+            Err(AccessError::Refused { why, .. }) => {
+                snapshot.entries[i].state = EntryState::Refused;
+                outcome.result = format!("refused: {why}");
+                report.outcomes.push(outcome);
+            }
+            Err(err @ AccessError::Failed { .. }) => {
+                outcome.result = format!("failed: {err}");
+                report.outcomes.push(outcome);
+                report.failed = Some(err.to_string());
+                for j in (0..i).rev() {
+                    let e = &snapshot.entries[j];
+                    if e.state != EntryState::Applied {
+                        continue;
+                    }
+                    let result = match access.write(&e.target, &e.old) {
+                        Ok(()) => "rolled back".to_string(),
+                        Err(err) => format!("ROLLBACK FAILED, still {:?}: {err}", e.new),
+                    };
+                    report.outcomes.push(Outcome {
+                        target: e.target.to_string(),
+                        old: e.new.clone(),
+                        new: e.old.clone(),
+                        result,
+                    });
+                    snapshot.entries[j].state = EntryState::RolledBack;
+                }
+                break;
+            }
+        }
+    }
+    snapshot.save(path)?;
+    Ok(report)
+}
+
+/// What [`revert`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RevertReport {
+    /// One per snapshot entry that was applied, in reverse order.
+    pub outcomes: Vec<Outcome>,
+    /// Entries changed by someone else since the apply, left alone
+    /// (without `force`).
+    pub conflicts: usize,
+    /// Entries that could not be restored.
+    pub failures: usize,
+}
+
+/// Restores every applied entry of a snapshot, in reverse order. An entry
+/// already at its old value is left alone (so reverting twice is safe); one
+/// at neither its old nor its new value was changed by someone else and is
+/// only overwritten with `force`.
+#[must_use]
+pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertReport {
+    let mut r = RevertReport::default();
+    // Directories this apply created: the files in them go with them.
+    let created: Vec<String> = snapshot
+        .entries
+        .iter()
+        .filter_map(|e| match &e.target {
+            Target::HostOp {
+                op: crate::host::Change::CreateDir { path },
+            } if e.state == EntryState::Applied => Some(format!("{path}/")),
+            _ => None,
+        })
+        .collect();
+    for e in snapshot.entries.iter().rev() {
+        if !matches!(e.state, EntryState::Applied | EntryState::Pending) {
+            continue;
+        }
+        let mut outcome = Outcome {
+            target: e.target.to_string(),
+            old: e.new.clone(),
+            new: e.old.clone(),
+            result: String::new(),
+        };
+        if let Target::File { path } = &e.target
+            && created.iter().any(|d| path.starts_with(d.as_str()))
+        {
+            outcome.result = "removed with its directory".into();
+            r.outcomes.push(outcome);
+            continue;
+        }
+        if let Target::HostOp { .. } = &e.target {
+            // Undone by the host module, which knows how (moving processes
+            // back, removing a cgroup); a process that has exited is fine.
+            outcome.result = match access.write(&e.target, &e.old) {
+                Ok(()) => "undone".into(),
+                Err(err) => {
+                    r.failures += 1;
+                    format!("failed: {err}")
+                }
+            };
+            r.outcomes.push(outcome);
+            continue;
+        }
+        let now = match access.read(&e.target) {
+            Ok(v) => v,
+            Err(err) => {
+                r.failures += 1;
+                outcome.result = format!("cannot read: {err}");
+                r.outcomes.push(outcome);
+                continue;
+            }
+        };
+        let Some(now) = now else {
+            r.failures += 1;
+            outcome.result = "no longer exists".into();
+            r.outcomes.push(outcome);
+            continue;
+        };
+        if same_value(&now, &e.old) {
+            outcome.result = "already restored".into();
+        } else if same_value(&now, &e.new) || force {
+            outcome.old = now.clone();
+            outcome.result = match access.write(&e.target, &e.old) {
+                Ok(()) if !same_value(&now, &e.new) => format!("restored (overwrote {now:?})"),
+                Ok(()) => "restored".into(),
+                Err(err) => {
+                    r.failures += 1;
+                    format!("failed: {err}")
+                }
+            };
+        } else {
+            r.conflicts += 1;
+            outcome.old = now.clone();
+            outcome.result = format!(
+                "changed since the apply (now {now:?}, we set {:?}); left alone — pass --force to restore {:?}",
+                e.new, e.old
+            );
+        }
+        r.outcomes.push(outcome);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A machine made of a map; `refuse` and `fail` make writes of a value fail.
+    #[derive(Default)]
+    struct Fake {
+        values: RefCell<BTreeMap<String, String>>,
+        refuse: Vec<(Target, String)>,
+        fail: Vec<Target>,
+        /// (target, written, stored): what the kernel stores instead.
+        rounds: Vec<(Target, String, String)>,
+    }
+
+    impl Access for Fake {
+        fn read(&self, t: &Target) -> Result<Option<String>, AccessError> {
+            Ok(self.values.borrow().get(&t.to_string()).cloned())
+        }
+
+        fn write(&self, t: &Target, v: &str) -> Result<(), AccessError> {
+            if self.refuse.iter().any(|(rt, rv)| rt == t && rv == v) {
+                return Err(AccessError::Refused {
+                    target: t.to_string(),
+                    value: v.into(),
+                    why: "Invalid argument".into(),
+                });
+            }
+            if self.fail.contains(t) {
+                return Err(AccessError::Failed {
+                    target: t.to_string(),
+                    why: "Permission denied: needs root".into(),
+                });
+            }
+            let stored = self
+                .rounds
+                .iter()
+                .find(|(rt, w, _)| rt == t && w == v)
+                .map_or(v.to_string(), |(_, _, s)| s.clone());
+            self.values.borrow_mut().insert(t.to_string(), stored);
+            Ok(())
+        }
+    }
+
+    fn ins(v: &mut BTreeMap<String, String>, t: Target, value: String) {
+        v.insert(t.to_string(), value);
+    }
+
+    fn sysctl(n: &str) -> Target {
+        Target::Sysctl { name: n.into() }
+    }
+
+    fn nic(k: &str) -> Target {
+        Target::Nic {
+            iface: "veth0".into(),
+            key: k.into(),
+        }
+    }
+
+    fn host() -> HostId {
+        HostId {
+            machine_id: "abc".into(),
+            hostname: "box".into(),
+        }
+    }
+
+    fn machine() -> Fake {
+        let f = Fake::default();
+        {
+            let mut v = f.values.borrow_mut();
+            ins(&mut v, sysctl("net.core.busy_poll"), "0".into());
+            ins(&mut v, sysctl("net.core.busy_read"), "50".into());
+            ins(
+                &mut v,
+                sysctl("net.ipv4.tcp_rmem"),
+                "4096\t131072\t6291456".into(),
+            );
+            ins(&mut v, nic("feature.gro"), "on".into());
+            ins(
+                &mut v,
+                Target::File {
+                    path: "proc/irq/24/smp_affinity_list".into(),
+                },
+                "0-3".into(),
+            );
+            ins(
+                &mut v,
+                Target::File {
+                    path: "proc/irq/25/smp_affinity_list".into(),
+                },
+                "0-3".into(),
+            );
+            ins(
+                &mut v,
+                Target::Service {
+                    name: "irqbalance".into(),
+                },
+                "active".into(),
+            );
+            ins(
+                &mut v,
+                Target::File {
+                    path: "sys/devices/system/cpu/cpu2/cpuidle/state2/disable".into(),
+                },
+                "0".into(),
+            );
+            ins(
+                &mut v,
+                Target::File {
+                    path: "sys/devices/system/cpu/cpu2/cpuidle/state1/disable".into(),
+                },
+                "0".into(),
+            );
+        }
+        f
+    }
+
+    fn profile() -> Profile {
+        Profile::parse(
+            "t",
+            r#"name = "t"
+[sysctl]
+"net.core.busy_poll" = { value = "50", why = "poll" }
+"net.core.busy_read" = "50"
+"net.ipv4.tcp_rmem" = "4096 131072 6291456"
+"net.ipv4.no_such_thing" = "1"
+[nic]
+"feature.gro" = "off"
+"coalesce.rx-usecs" = "0"
+[irq]
+affinity = "{cpus}"
+[cpu]
+max_cstate_latency_us = "10"
+stop_irqbalance = "on"
+[cmdline]
+params = ["nohz_full={cpus}"]
+"#,
+        )
+        .unwrap()
+        .expand(&[2, 3], &[0, 1, 2, 3])
+    }
+
+    fn input() -> PlanInput {
+        PlanInput {
+            cpus: vec![2, 3],
+            all_cpus: vec![0, 1, 2, 3],
+            ifaces: vec!["veth0".into()],
+            irqs: vec![24, 25],
+            cstates: vec![(2, 1, 2), (2, 2, 100)],
+            governor_cpus: vec![],
+            irqbalance: true,
+            isolation: vec![],
+        }
+    }
+
+    #[test]
+    fn the_planner_compares_without_writing() {
+        let m = machine();
+        let before = m.values.borrow().clone();
+        let p = plan(&profile(), &input(), &m).unwrap();
+        assert_eq!(*m.values.borrow(), before, "planning writes nothing");
+        let changes: Vec<(String, &str, &str)> = p
+            .changes
+            .iter()
+            .map(|c| (c.target.to_string(), c.old.as_str(), c.new.as_str()))
+            .collect();
+        assert_eq!(
+            changes,
+            vec![
+                ("service irqbalance".to_string(), "active", "inactive"),
+                ("sysctl net.core.busy_poll".to_string(), "0", "50"),
+                ("veth0 feature.gro".to_string(), "on", "off"),
+                ("/proc/irq/24/smp_affinity_list".to_string(), "0-3", "2-3"),
+                ("/proc/irq/25/smp_affinity_list".to_string(), "0-3", "2-3"),
+                (
+                    "/sys/devices/system/cpu/cpu2/cpuidle/state2/disable".to_string(),
+                    "0",
+                    "1"
+                ),
+            ]
+        );
+        assert_eq!(p.changes[1].why, "poll");
+        let skipped: Vec<(&str, &str)> = p
+            .skipped
+            .iter()
+            .map(|s| (s.target.as_str(), s.reason.as_str()))
+            .collect();
+        assert!(skipped.contains(&("sysctl net.core.busy_read", "already set")));
+        assert!(
+            skipped.contains(&("sysctl net.ipv4.tcp_rmem", "already set")),
+            "tabs and spaces are the same value"
+        );
+        assert!(skipped.contains(&(
+            "sysctl net.ipv4.no_such_thing",
+            "not present on this kernel"
+        )));
+        assert!(skipped.contains(&("veth0 coalesce.rx-usecs", "not supported by the driver")));
+        assert_eq!(p.reboot, vec!["nohz_full=2-3"]);
+    }
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("hftnet-plan-{}-{name}.json", std::process::id()))
+    }
+
+    fn new_snapshot() -> Snapshot {
+        Snapshot {
+            format: SNAPSHOT_FORMAT.into(),
+            host: host(),
+            created_unix: 0,
+            profile: "t".into(),
+            entries: vec![],
+        }
+    }
+
+    #[test]
+    fn apply_then_revert_round_trips_exactly() {
+        let m = machine();
+        let before = m.values.borrow().clone();
+        let p = plan(&profile(), &input(), &m).unwrap();
+        let path = tmp("round");
+        let mut snap = new_snapshot();
+        let r = apply(&p, &m, &mut snap, &path).unwrap();
+        assert!(r.failed.is_none());
+        assert!(r.outcomes.iter().all(|o| o.result == "applied"), "{r:?}");
+        assert_eq!(
+            m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
+            Some("50")
+        );
+        let loaded = Snapshot::load(&path, &host(), false).unwrap();
+        assert_eq!(loaded, snap);
+        assert!(
+            loaded
+                .entries
+                .iter()
+                .all(|e| e.state == EntryState::Applied)
+        );
+
+        let r = revert(&loaded, &m, false);
+        assert_eq!((r.conflicts, r.failures), (0, 0));
+        assert_eq!(*m.values.borrow(), before, "exactly as before");
+        // Twice is safe.
+        let r = revert(&loaded, &m, false);
+        assert!(r.outcomes.iter().all(|o| o.result == "already restored"));
+        assert_eq!(*m.values.borrow(), before);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn refused_values_are_reported_and_the_rest_applied() {
+        let mut m = machine();
+        m.refuse.push((nic("feature.gro"), "off".into()));
+        m.rounds
+            .push((sysctl("net.core.busy_poll"), "50".into(), "48".into()));
+        let p = plan(&profile(), &input(), &m).unwrap();
+        let path = tmp("refused");
+        let mut snap = new_snapshot();
+        let r = apply(&p, &m, &mut snap, &path).unwrap();
+        assert!(r.failed.is_none());
+        let gro = r
+            .outcomes
+            .iter()
+            .find(|o| o.target == "veth0 feature.gro")
+            .unwrap();
+        assert!(
+            gro.result.starts_with("refused: Invalid argument"),
+            "{gro:?}"
+        );
+        let bp = r
+            .outcomes
+            .iter()
+            .find(|o| o.target == "sysctl net.core.busy_poll")
+            .unwrap();
+        assert_eq!(bp.result, "stored as \"48\"");
+        // Revert restores what was applied, and only that.
+        let r = revert(&snap, &m, false);
+        assert_eq!((r.conflicts, r.failures), (0, 0));
+        assert_eq!(
+            m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
+            Some("0")
+        );
+        assert_eq!(m.read(&nic("feature.gro")).unwrap().as_deref(), Some("on"));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_failure_halfway_rolls_back() {
+        let mut m = machine();
+        m.fail.push(Target::File {
+            path: "proc/irq/25/smp_affinity_list".into(),
+        });
+        let before = m.values.borrow().clone();
+        let p = plan(&profile(), &input(), &m).unwrap();
+        let path = tmp("rollback");
+        let mut snap = new_snapshot();
+        let r = apply(&p, &m, &mut snap, &path).unwrap();
+        assert!(r.failed.as_deref().unwrap().contains("needs root"), "{r:?}");
+        assert_eq!(*m.values.borrow(), before, "everything rolled back");
+        let rolled = r
+            .outcomes
+            .iter()
+            .filter(|o| o.result == "rolled back")
+            .count();
+        assert_eq!(rolled, 4, "{r:?}");
+        let saved = Snapshot::load(&path, &host(), false).unwrap();
+        assert!(
+            saved
+                .entries
+                .iter()
+                .all(|e| matches!(e.state, EntryState::RolledBack | EntryState::Pending)),
+            "{saved:?}"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn revert_refuses_values_changed_since_unless_forced() {
+        let m = machine();
+        let p = plan(&profile(), &input(), &m).unwrap();
+        let path = tmp("conflict");
+        let mut snap = new_snapshot();
+        apply(&p, &m, &mut snap, &path).unwrap();
+        m.values
+            .borrow_mut()
+            .insert(sysctl("net.core.busy_poll").to_string(), "77".into());
+        let r = revert(&snap, &m, false);
+        assert_eq!(r.conflicts, 1);
+        let o = r
+            .outcomes
+            .iter()
+            .find(|o| o.target == "sysctl net.core.busy_poll")
+            .unwrap();
+        assert!(o.result.contains("--force"), "{o:?}");
+        assert_eq!(
+            m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
+            Some("77")
+        );
+        let r = revert(&snap, &m, true);
+        assert_eq!(r.conflicts, 0);
+        assert_eq!(
+            m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
+            Some("0")
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn bad_snapshots_are_named() {
+        let path = tmp("bad");
+        let mut snap = new_snapshot();
+        snap.entries.push(Entry {
+            target: sysctl("net.core.busy_poll"),
+            old: "0".into(),
+            new: "50".into(),
+            state: EntryState::Applied,
+        });
+        snap.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+        let e = Snapshot::load(&path, &host(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a complete hftnet snapshot"), "{e}");
+        std::fs::write(&path, &text).unwrap();
+        let other = HostId {
+            machine_id: "zzz".into(),
+            hostname: "elsewhere".into(),
+        };
+        let e = Snapshot::load(&path, &other, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("taken on box") && e.contains("--force"), "{e}");
+        assert!(Snapshot::load(&path, &other, true).is_ok());
+        let e = Snapshot::load(Path::new("/nonexistent/snap.json"), &host(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/snap.json"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}

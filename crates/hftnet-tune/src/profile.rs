@@ -1,0 +1,441 @@
+//! Tuning profiles: what `tune apply` sets and `tune audit` recommends.
+//!
+//! A profile is a TOML file (see `profiles/latency.toml`, built in as
+//! `latency`, and `profiles/throughput.toml`, built in as `throughput`).
+//! Every section, key and value is checked when it is loaded: a typo is an
+//! error naming it, never a setting silently ignored. Loading does not look
+//! at the machine; [`Profile::expand`] fills in the CPU lists.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::root::{format_cpu_list, parse_cpu_list};
+
+const LATENCY: &str = include_str!("../profiles/latency.toml");
+const THROUGHPUT: &str = include_str!("../profiles/throughput.toml");
+
+/// The names of the built-in profiles.
+pub const BUILT_IN: [&str; 2] = ["latency", "throughput"];
+
+/// Why a profile could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// Not a built-in name and no such file.
+    #[error("no profile {0:?}: use one of latency, throughput, or the path of a TOML profile file")]
+    NotFound(String),
+    /// The file could not be read.
+    #[error("reading profile {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or a section or key the format does not have.
+    #[error("profile {origin}: {message}")]
+    Syntax {
+        /// The profile name or file.
+        origin: String,
+        /// What the TOML parser said (it names the key and line).
+        message: String,
+    },
+    /// A value out of range.
+    #[error("profile {origin}: {key} = {value:?}: {expected}")]
+    Invalid {
+        /// The profile name or file.
+        origin: String,
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Bare(String),
+    Full(FullEntry),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullEntry {
+    value: String,
+    #[serde(default)]
+    why: Option<String>,
+}
+
+impl Entry {
+    fn split(self) -> (String, String) {
+        match self {
+            Self::Bare(v) => (v, String::new()),
+            Self::Full(f) => (f.value, f.why.unwrap_or_default()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    sysctl: BTreeMap<String, Entry>,
+    #[serde(default)]
+    nic: BTreeMap<String, Entry>,
+    #[serde(default)]
+    irq: Option<IrqSection>,
+    #[serde(default)]
+    cpu: Option<CpuSection>,
+    #[serde(default)]
+    thp: Option<ThpSection>,
+    #[serde(default)]
+    cmdline: Option<CmdlineSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IrqSection {
+    affinity: Entry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CpuSection {
+    governor: Option<Entry>,
+    max_cstate_latency_us: Option<Entry>,
+    isolate: Option<Entry>,
+    stop_irqbalance: Option<Entry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThpSection {
+    enabled: Option<Entry>,
+    defrag: Option<Entry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CmdlineSection {
+    params: Vec<String>,
+    #[serde(default)]
+    why: Option<String>,
+}
+
+/// What a profile wants set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// A sysctl, by dotted name.
+    Sysctl(String),
+    /// An ethtool setting of every named interface (`feature.gro`, ...).
+    Nic(String),
+    /// The CPUs the interfaces' queue interrupts run on.
+    IrqAffinity,
+    /// The cpufreq governor of the chosen CPUs.
+    Governor,
+    /// C-states slower to leave than this many µs are disabled on the chosen CPUs.
+    MaxCstateLatencyUs,
+    /// Other tasks are moved off the chosen CPUs (cpusets).
+    Isolate,
+    /// irqbalance is stopped.
+    StopIrqbalance,
+    /// `/sys/kernel/mm/transparent_hugepage/enabled`.
+    ThpEnabled,
+    /// `/sys/kernel/mm/transparent_hugepage/defrag`.
+    ThpDefrag,
+}
+
+impl fmt::Display for Want {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sysctl(k) => write!(f, "sysctl {k}"),
+            Self::Nic(k) => write!(f, "nic {k}"),
+            Self::IrqAffinity => f.write_str("irq affinity"),
+            Self::Governor => f.write_str("cpu governor"),
+            Self::MaxCstateLatencyUs => f.write_str("cpu max_cstate_latency_us"),
+            Self::Isolate => f.write_str("cpu isolate"),
+            Self::StopIrqbalance => f.write_str("cpu stop_irqbalance"),
+            Self::ThpEnabled => f.write_str("thp enabled"),
+            Self::ThpDefrag => f.write_str("thp defrag"),
+        }
+    }
+}
+
+/// One setting of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// What is set.
+    pub want: Want,
+    /// The value, as the kernel shows it (after [`Profile::expand`]).
+    pub value: String,
+    /// Why, for the reports.
+    pub why: String,
+}
+
+/// A loaded, checked profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// The settings, in file order by section.
+    pub settings: Vec<Setting>,
+    /// Kernel command-line parameters it recommends (never applied).
+    pub cmdline: Vec<String>,
+    /// Why the command line.
+    pub cmdline_why: String,
+}
+
+impl Profile {
+    /// A built-in profile by name, or a TOML file by path.
+    ///
+    /// # Errors
+    /// See [`ProfileError`].
+    pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
+        match name_or_path {
+            "latency" => Self::parse("latency", LATENCY),
+            "throughput" => Self::parse("throughput", THROUGHPUT),
+            p if Path::new(p).exists() => {
+                let text = std::fs::read_to_string(p).map_err(|source| ProfileError::Read {
+                    path: p.to_string(),
+                    source,
+                })?;
+                Self::parse(p, &text)
+            }
+            p => Err(ProfileError::NotFound(p.to_string())),
+        }
+    }
+
+    /// Parses and checks a profile; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// [`ProfileError::Syntax`] or [`ProfileError::Invalid`].
+    pub fn parse(origin: &str, text: &str) -> Result<Self, ProfileError> {
+        let f: ProfileFile = toml::from_str(text).map_err(|e| ProfileError::Syntax {
+            origin: origin.to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let bad = |key: &str, value: &str, expected: &str| ProfileError::Invalid {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            expected: expected.to_string(),
+        };
+        let mut settings = Vec::new();
+        let mut push = |want: Want, e: Entry| -> Result<(), ProfileError> {
+            let (value, why) = e.split();
+            if value.trim().is_empty() || value.contains('\n') {
+                return Err(bad(&want.to_string(), &value, "a value on one line"));
+            }
+            settings.push(Setting { want, value, why });
+            Ok(())
+        };
+        for (k, e) in f.sysctl {
+            let ok = k.contains('.')
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                && !k.starts_with('.')
+                && !k.contains("..");
+            if !ok {
+                return Err(bad(
+                    &format!("sysctl {k}"),
+                    "",
+                    "a dotted sysctl name such as net.core.busy_poll",
+                ));
+            }
+            push(Want::Sysctl(k), e)?;
+        }
+        for (k, e) in f.nic {
+            if let Err(why) = k.parse::<crate::nic::NicKey>() {
+                return Err(bad(&format!("nic {k}"), "", &why.to_string()));
+            }
+            push(Want::Nic(k), e)?;
+        }
+        if let Some(irq) = f.irq {
+            let (v, _) = irq.affinity.clone().split();
+            if v != "{cpus}" && v != "{others}" && parse_cpu_list(&v).is_err() {
+                return Err(bad(
+                    "irq affinity",
+                    &v,
+                    "{cpus}, {others} or a CPU list such as 0-1,4",
+                ));
+            }
+            push(Want::IrqAffinity, irq.affinity)?;
+        }
+        if let Some(cpu) = f.cpu {
+            if let Some(e) = cpu.governor {
+                push(Want::Governor, e)?;
+            }
+            if let Some(e) = cpu.max_cstate_latency_us {
+                let (v, _) = e.clone().split();
+                if v.parse::<u32>().is_err() {
+                    return Err(bad(
+                        "cpu max_cstate_latency_us",
+                        &v,
+                        "microseconds, e.g. 10",
+                    ));
+                }
+                push(Want::MaxCstateLatencyUs, e)?;
+            }
+            for (want, e) in [
+                (Want::Isolate, cpu.isolate),
+                (Want::StopIrqbalance, cpu.stop_irqbalance),
+            ] {
+                if let Some(e) = e {
+                    let (v, _) = e.clone().split();
+                    if v != "on" && v != "off" {
+                        return Err(bad(&want.to_string(), &v, "on or off"));
+                    }
+                    push(want, e)?;
+                }
+            }
+        }
+        if let Some(thp) = f.thp {
+            if let Some(e) = thp.enabled {
+                let (v, _) = e.clone().split();
+                if !["always", "madvise", "never"].contains(&v.as_str()) {
+                    return Err(bad("thp enabled", &v, "always, madvise or never"));
+                }
+                push(Want::ThpEnabled, e)?;
+            }
+            if let Some(e) = thp.defrag {
+                let (v, _) = e.clone().split();
+                if !["always", "defer", "defer+madvise", "madvise", "never"].contains(&v.as_str()) {
+                    return Err(bad(
+                        "thp defrag",
+                        &v,
+                        "always, defer, defer+madvise, madvise or never",
+                    ));
+                }
+                push(Want::ThpDefrag, e)?;
+            }
+        }
+        let (cmdline, cmdline_why) = match f.cmdline {
+            Some(c) => {
+                for p in &c.params {
+                    if p.is_empty() || p.contains(char::is_whitespace) {
+                        return Err(bad(
+                            "cmdline params",
+                            p,
+                            "kernel parameters without spaces, e.g. nohz_full={cpus}",
+                        ));
+                    }
+                }
+                (c.params, c.why.unwrap_or_default())
+            }
+            None => (Vec::new(), String::new()),
+        };
+        Ok(Self {
+            name: f.name,
+            description: f.description,
+            settings,
+            cmdline,
+            cmdline_why,
+        })
+    }
+
+    /// Fills in `{cpus}` (the chosen CPUs) and `{others}` (the rest of
+    /// `all`) in every value and command-line parameter.
+    #[must_use]
+    pub fn expand(&self, cpus: &[usize], all: &[usize]) -> Self {
+        let chosen = format_cpu_list(cpus);
+        let others: Vec<usize> = all.iter().copied().filter(|c| !cpus.contains(c)).collect();
+        let others = format_cpu_list(&others);
+        let fill = |s: &str| s.replace("{cpus}", &chosen).replace("{others}", &others);
+        let mut p = self.clone();
+        for s in &mut p.settings {
+            s.value = fill(&s.value);
+        }
+        p.cmdline = p.cmdline.iter().map(|c| fill(c)).collect();
+        p
+    }
+
+    /// The value wanted for `want`, if the profile sets it.
+    #[must_use]
+    pub fn get(&self, want: &Want) -> Option<&Setting> {
+        self.settings.iter().find(|s| &s.want == want)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_profiles_load() {
+        for name in BUILT_IN {
+            let p = Profile::load(name).unwrap();
+            assert_eq!(p.name, name);
+            assert!(p.settings.len() > 5);
+            assert!(
+                p.settings.iter().all(|s| !s.why.is_empty()),
+                "{name}: every setting says why"
+            );
+        }
+        let p = Profile::load("latency").unwrap();
+        assert_eq!(
+            p.get(&Want::Sysctl("net.core.busy_poll".into()))
+                .unwrap()
+                .value,
+            "50"
+        );
+        let e = p.expand(&[2, 3], &[0, 1, 2, 3]);
+        assert_eq!(e.get(&Want::IrqAffinity).unwrap().value, "2-3");
+        assert!(e.cmdline.contains(&"nohz_full=2-3".to_string()));
+        assert!(e.cmdline.contains(&"irqaffinity=0-1".to_string()));
+    }
+
+    fn err(text: &str) -> String {
+        Profile::parse("test.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_key_is_checked() {
+        assert!(
+            err("name = \"x\"\n[sysctls]\n").contains("sysctls"),
+            "unknown section"
+        );
+        assert!(err("name = \"x\"\n[cpu]\ngovernour = \"performance\"\n").contains("governour"));
+        assert!(
+            err("name = \"x\"\n[nic]\n\"feature.gro\" = { value = \"off\", whyy = \"\" }\n")
+                .contains("test.toml")
+        );
+        assert!(
+            err("name = \"x\"\n[nic]\n\"coalesce.rx-usec\" = \"0\"\n").contains("coalesce.rx-usec")
+        );
+        assert!(err("name = \"x\"\n[sysctl]\nbusy_poll = \"50\"\n").contains("dotted sysctl name"));
+        assert!(err("name = \"x\"\n[cpu]\nisolate = \"yes\"\n").contains("on or off"));
+        assert!(err("name = \"x\"\n[thp]\nenabled = \"sometimes\"\n").contains("madvise"));
+        assert!(err("name = \"x\"\n[irq]\naffinity = \"all\"\n").contains("CPU list"));
+        assert!(
+            err("name = \"x\"\n[sysctl]\n\"net.core.busy_poll\" = \"\"\n").contains("one line")
+        );
+        assert!(err("name = \"x\"\n[cmdline]\nparams = [\"a b\"]\n").contains("without spaces"));
+        assert!(err("description = \"no name\"\n").contains("name"));
+        assert!(matches!(
+            Profile::load("/nonexistent.toml"),
+            Err(ProfileError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_file_profile_loads_with_bare_values() {
+        let p = Profile::parse(
+            "mine.toml",
+            "name = \"mine\"\n[sysctl]\n\"net.core.busy_read\" = \"25\"\n[nic]\n\"feature.gro\" = \"on\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.settings.len(), 2);
+        assert_eq!(p.settings[0].value, "25");
+        assert_eq!(p.settings[0].why, "");
+    }
+}

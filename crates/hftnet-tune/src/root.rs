@@ -1,0 +1,695 @@
+//! The one place this crate reads and writes kernel files (`/proc`, `/sys`,
+//! cgroup file systems), always relative to a base directory.
+//!
+//! [`Root::system()`] is `/`; [`Root::at`] points at a fake tree so tests run
+//! the same code on files they built in a temporary directory.
+//!
+//! Invariants:
+//! - Paths handed to a [`Root`] are relative (`"proc/cmdline"`, never
+//!   `"/proc/cmdline"`) and contain no `..`: a relative path can only name a
+//!   file under the base directory. Writes additionally resolve symbolic links
+//!   and refuse a target that lies outside the base ([`RootError::Escapes`]).
+//! - Reading never writes. A file that does not exist reads as `None` ("not
+//!   present on this kernel"), never as an error.
+//! - A write is one `write(2)` of the whole value, the way `echo value > file`
+//!   does it, and its error says which file, which value and what the errno
+//!   means for a tuner (needs root, the kernel rejected the value, not present).
+//!
+//! CPU lists (`"0-3,5"`) and CPU masks (`"ff,ffffffff"`), the two formats the
+//! kernel uses for sets of CPUs, are parsed and formatted here too.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Component, Path, PathBuf};
+
+/// An error reading or writing a file through a [`Root`].
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    /// The path was absolute or contained `..`; only relative paths below the
+    /// root are accepted.
+    #[error("`{rel}`: not a relative path below the root (absolute or contains `..`)")]
+    BadPath {
+        /// The path as given.
+        rel: String,
+    },
+    /// After following symbolic links the path lies outside the root.
+    #[error("{path}: resolves outside the root {root}")]
+    Escapes {
+        /// The full path.
+        path: PathBuf,
+        /// The root directory.
+        root: PathBuf,
+    },
+    /// `EACCES` / `EPERM`: the write (or read) needs root or `CAP_SYS_ADMIN`.
+    #[error("{action} {path}: needs root ({source})")]
+    NeedsRoot {
+        /// What was attempted (`"reading"`, `"writing \"1\" to"`, ...).
+        action: String,
+        /// The full path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// `EINVAL`: the kernel rejected the value written.
+    #[error("writing {value:?} to {path}: the kernel rejected the value ({source})")]
+    Rejected {
+        /// The full path.
+        path: PathBuf,
+        /// The value the kernel refused.
+        value: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// `ENOENT` on a write (or on creating a directory in a missing parent):
+    /// the file is not present on this kernel.
+    #[error("{action} {path}: not present on this kernel")]
+    NotPresent {
+        /// What was attempted.
+        action: String,
+        /// The full path.
+        path: PathBuf,
+    },
+    /// Any other I/O error (`EBUSY`, `EIO`, `ENOSPC`, `ESRCH`, ...), with the
+    /// errno's own description.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        action: String,
+        /// The full path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A sysctl name that cannot name a file under `/proc/sys`.
+    #[error("`{name}`: not a sysctl name ({reason})")]
+    BadSysctlName {
+        /// The name as given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+}
+
+impl RootError {
+    /// The raw OS error number behind this error, if there is one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            RootError::NeedsRoot { source, .. }
+            | RootError::Rejected { source, .. }
+            | RootError::Io { source, .. } => source.raw_os_error(),
+            RootError::NotPresent { .. } => Some(2),
+            _ => None,
+        }
+    }
+}
+
+/// A base directory that every `/proc` and `/sys` access of this crate goes
+/// through. See the [module documentation](self) for its invariants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    base: PathBuf,
+}
+
+impl Root {
+    /// The running system: paths are relative to `/`.
+    pub fn system() -> Root {
+        Root {
+            base: PathBuf::from("/"),
+        }
+    }
+
+    /// A fake tree rooted at `dir` (for tests): `"proc/cmdline"` is
+    /// `dir/proc/cmdline`.
+    pub fn at(dir: impl Into<PathBuf>) -> Root {
+        Root { base: dir.into() }
+    }
+
+    /// The base directory.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// The full path of `rel`.
+    ///
+    /// # Errors
+    /// [`RootError::BadPath`] when `rel` is absolute, empty or contains `..`.
+    pub fn path(&self, rel: &str) -> Result<PathBuf, RootError> {
+        let p = Path::new(rel);
+        let ok = !rel.is_empty()
+            && p.components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if !ok {
+            return Err(RootError::BadPath {
+                rel: rel.to_owned(),
+            });
+        }
+        Ok(self.base.join(p))
+    }
+
+    /// Reads `rel` and trims surrounding whitespace. `Ok(None)` when the file
+    /// does not exist (or a `/proc/PID` entry vanished meanwhile).
+    ///
+    /// # Errors
+    /// [`RootError::NeedsRoot`] when not readable by this user,
+    /// [`RootError::Io`] for other failures (for example reading a directory).
+    pub fn read(&self, rel: &str) -> Result<Option<String>, RootError> {
+        let path = self.path(rel)?;
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_owned())),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(classify("reading".into(), path, None, e)),
+        }
+    }
+
+    /// Whether `rel` exists (file, directory or the target of a link).
+    pub fn exists(&self, rel: &str) -> bool {
+        self.path(rel).map(|p| p.exists()).unwrap_or(false)
+    }
+
+    /// Whether `rel` is a directory.
+    pub fn is_dir(&self, rel: &str) -> bool {
+        self.path(rel).map(|p| p.is_dir()).unwrap_or(false)
+    }
+
+    /// Whether `rel` is a regular file with an execute bit set.
+    pub fn is_executable(&self, rel: &str) -> bool {
+        use std::os::unix::fs::PermissionsExt as _;
+        self.path(rel)
+            .ok()
+            .and_then(|p| fs::metadata(p).ok())
+            .is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+
+    /// The names in directory `rel_dir`, sorted (numerically where both names
+    /// are numbers, so `proc/irq` lists `2` before `10`). `Ok(None)` when the
+    /// directory does not exist.
+    ///
+    /// # Errors
+    /// [`RootError::NeedsRoot`] or [`RootError::Io`] when it cannot be listed.
+    pub fn list(&self, rel_dir: &str) -> Result<Option<Vec<String>>, RootError> {
+        let path = self.path(rel_dir)?;
+        let rd = match fs::read_dir(&path) {
+            Ok(rd) => rd,
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) => return Err(classify("listing".into(), path, None, e)),
+        };
+        let mut names = Vec::new();
+        for entry in rd {
+            match entry {
+                Ok(e) => names.push(e.file_name().to_string_lossy().into_owned()),
+                Err(e) if is_absent(&e) => {}
+                Err(e) => return Err(classify("listing".into(), path, None, e)),
+            }
+        }
+        names.sort_by(|a, b| match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => a.cmp(b),
+        });
+        Ok(Some(names))
+    }
+
+    /// Follows the symbolic links of `rel` and returns the path it names,
+    /// relative to the root (`"sys/class/net/eth0/device"` →
+    /// `"sys/devices/pci0000:00/0000:00:03.0/virtio2"`). `Ok(None)` when it does
+    /// not exist.
+    ///
+    /// # Errors
+    /// [`RootError::Escapes`] when the target is outside the root.
+    pub fn resolve(&self, rel: &str) -> Result<Option<String>, RootError> {
+        let path = self.path(rel)?;
+        let target = match fs::canonicalize(&path) {
+            Ok(t) => t,
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) => return Err(classify("resolving".into(), path, None, e)),
+        };
+        let base = self.canonical_base()?;
+        match target.strip_prefix(&base) {
+            Ok(r) => Ok(Some(r.to_string_lossy().into_owned())),
+            Err(_) => Err(RootError::Escapes {
+                path: target,
+                root: base,
+            }),
+        }
+    }
+
+    /// Writes `value` to the existing file `rel` in one `write(2)` (the file is
+    /// opened for writing and truncated, never created).
+    ///
+    /// # Errors
+    /// [`RootError::NeedsRoot`] (`EACCES`/`EPERM`), [`RootError::Rejected`]
+    /// (`EINVAL`), [`RootError::NotPresent`] (`ENOENT`), [`RootError::Escapes`]
+    /// (a link pointing outside the root) or [`RootError::Io`] for any other
+    /// errno, each naming the path.
+    pub fn write(&self, rel: &str, value: &str) -> Result<(), RootError> {
+        let path = self.path(rel)?;
+        let action = format!("writing {value:?} to");
+        self.check_inside(&path, &action)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| classify(action.clone(), path.clone(), Some(value), e))?;
+        f.write_all(value.as_bytes())
+            .map_err(|e| classify(action, path, Some(value), e))
+    }
+
+    /// Creates the directory `rel` (a cgroup). Its parent must exist.
+    ///
+    /// # Errors
+    /// As for [`Root::write`]; `EEXIST` is an [`RootError::Io`].
+    pub fn create_dir(&self, rel: &str) -> Result<(), RootError> {
+        let path = self.path(rel)?;
+        let action = "creating directory".to_owned();
+        self.check_inside(&path, &action)?;
+        fs::create_dir(&path).map_err(|e| classify(action, path, None, e))
+    }
+
+    /// Removes the empty directory `rel` (a cgroup; cgroup directories count as
+    /// empty when they hold no tasks and no child cgroups).
+    ///
+    /// # Errors
+    /// As for [`Root::write`]; `EBUSY` (tasks still inside) is an
+    /// [`RootError::Io`].
+    pub fn remove_dir(&self, rel: &str) -> Result<(), RootError> {
+        let path = self.path(rel)?;
+        let action = "removing directory".to_owned();
+        self.check_inside(&path, &action)?;
+        fs::remove_dir(&path).map_err(|e| classify(action, path, None, e))
+    }
+
+    /// Reads the sysctl `name` (`"net.core.busy_poll"`), with multi-value
+    /// sysctls (`net.ipv4.tcp_rmem`) normalized to single spaces. `Ok(None)`
+    /// when the sysctl is not present on this kernel.
+    ///
+    /// # Errors
+    /// [`RootError::BadSysctlName`], or as for [`Root::read`].
+    pub fn sysctl_get(&self, name: &str) -> Result<Option<String>, RootError> {
+        Ok(self
+            .read(&sysctl_path(name)?)?
+            .map(|v| normalize_spaces(&v)))
+    }
+
+    /// Writes the sysctl `name`.
+    ///
+    /// # Errors
+    /// [`RootError::BadSysctlName`], or as for [`Root::write`].
+    pub fn sysctl_set(&self, name: &str, value: &str) -> Result<(), RootError> {
+        self.write(&sysctl_path(name)?, value)
+    }
+
+    fn canonical_base(&self) -> Result<PathBuf, RootError> {
+        fs::canonicalize(&self.base)
+            .map_err(|e| classify("resolving".into(), self.base.clone(), None, e))
+    }
+
+    /// Refuses a path whose existing part resolves outside the base.
+    fn check_inside(&self, path: &Path, action: &str) -> Result<(), RootError> {
+        let base = self.canonical_base()?;
+        // The file itself may not exist yet (create_dir): check the nearest
+        // existing ancestor, after following links.
+        let mut probe = path.to_path_buf();
+        let resolved = loop {
+            match fs::canonicalize(&probe) {
+                Ok(r) => break r,
+                Err(_) => {
+                    if !probe.pop() {
+                        return Err(RootError::NotPresent {
+                            action: action.to_owned(),
+                            path: path.to_path_buf(),
+                        });
+                    }
+                }
+            }
+        };
+        if resolved.starts_with(&base) {
+            Ok(())
+        } else {
+            Err(RootError::Escapes {
+                path: resolved,
+                root: base,
+            })
+        }
+    }
+}
+
+fn is_absent(e: &io::Error) -> bool {
+    // ESRCH: a /proc/PID entry whose task exited between listing and reading.
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(3)
+}
+
+fn classify(action: String, path: PathBuf, value: Option<&str>, e: io::Error) -> RootError {
+    const EPERM: i32 = 1;
+    const ENOENT: i32 = 2;
+    const EACCES: i32 = 13;
+    const EINVAL: i32 = 22;
+    match e.raw_os_error() {
+        Some(EPERM | EACCES) => RootError::NeedsRoot {
+            action,
+            path,
+            source: e,
+        },
+        Some(EINVAL) if value.is_some() => RootError::Rejected {
+            path,
+            value: value.unwrap_or_default().to_owned(),
+            source: e,
+        },
+        Some(ENOENT) => RootError::NotPresent { action, path },
+        _ => RootError::Io {
+            action,
+            path,
+            source: e,
+        },
+    }
+}
+
+/// Collapses runs of whitespace (tabs in `tcp_rmem`) into single spaces and
+/// trims the ends.
+pub fn normalize_spaces(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The file of sysctl `name` relative to the root:
+/// `"net.core.busy_poll"` → `"proc/sys/net/core/busy_poll"`.
+///
+/// As in `sysctl(8)`, a `/` inside a dotted name stands for a dot in one
+/// component (`"net.ipv4.conf.eth0/100.rp_filter"` names the VLAN
+/// `eth0.100`), and a name written with slashes only (`"net/core/busy_poll"`)
+/// is taken as a path.
+///
+/// # Errors
+/// [`RootError::BadSysctlName`] for an empty name, an empty component, or a
+/// component `.` / `..`.
+pub fn sysctl_path(name: &str) -> Result<String, RootError> {
+    let bad = |reason| RootError::BadSysctlName {
+        name: name.to_owned(),
+        reason,
+    };
+    let name_t = name.trim();
+    if name_t.is_empty() {
+        return Err(bad("empty"));
+    }
+    let parts: Vec<String> = if name_t.contains('.') {
+        name_t.split('.').map(|c| c.replace('/', ".")).collect()
+    } else {
+        name_t.split('/').map(str::to_owned).collect()
+    };
+    let mut out = String::from("proc/sys");
+    for p in &parts {
+        if p.is_empty() {
+            return Err(bad("empty component"));
+        }
+        if p == "." || p == ".." || p.chars().any(char::is_whitespace) {
+            return Err(bad("component is `.`, `..` or contains whitespace"));
+        }
+        out.push('/');
+        out.push_str(p);
+    }
+    Ok(out)
+}
+
+/// The value between brackets of a sysfs choice file:
+/// `"always [madvise] never"` → `Some("madvise")`.
+pub fn bracketed(s: &str) -> Option<&str> {
+    let start = s.find('[')? + 1;
+    let end = start + s[start..].find(']')?;
+    Some(&s[start..end])
+}
+
+/// A malformed CPU list or CPU mask.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad CPU {what} `{input}`: `{part}` {reason}")]
+pub struct CpuListError {
+    /// `"list"` or `"mask"`.
+    pub what: &'static str,
+    /// The whole input.
+    pub input: String,
+    /// The part that is wrong.
+    pub part: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// The largest CPU number accepted in lists and masks (the kernel's
+/// `NR_CPUS` limit is 8192).
+pub const MAX_CPU: usize = 8191;
+
+/// Parses a kernel CPU list (`"0-3,5"`, `"0-15:2/4"` with the stride syntax of
+/// `isolcpus`) into sorted, de-duplicated CPU numbers. An empty string (as in
+/// `/sys/devices/system/cpu/isolated` with nothing isolated) is the empty set.
+///
+/// # Errors
+/// [`CpuListError`] naming the bad part: not a number, a range whose end is
+/// below its start, a bad stride, or a CPU above [`MAX_CPU`].
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, CpuListError> {
+    let err = |part: &str, reason| CpuListError {
+        what: "list",
+        input: s.to_owned(),
+        part: part.to_owned(),
+        reason,
+    };
+    let t = s.trim();
+    let mut cpus = Vec::new();
+    if t.is_empty() || t == "(null)" {
+        return Ok(cpus);
+    }
+    let num = |x: &str, part: &str| -> Result<usize, CpuListError> {
+        let n: usize = x
+            .trim()
+            .parse()
+            .map_err(|_| err(part, "is not a CPU number"))?;
+        if n > MAX_CPU {
+            return Err(err(part, "is beyond the largest CPU number (8191)"));
+        }
+        Ok(n)
+    };
+    for part in t.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(err(part, "is empty (stray comma)"));
+        }
+        let (range, stride) = match part.split_once(':') {
+            Some((r, st)) => (r, Some(st)),
+            None => (part, None),
+        };
+        let (lo, hi) = match range.split_once('-') {
+            Some((a, b)) => (num(a, part)?, num(b, part)?),
+            None => {
+                if stride.is_some() {
+                    return Err(err(part, "has a stride but no range"));
+                }
+                let n = num(range, part)?;
+                (n, n)
+            }
+        };
+        if hi < lo {
+            return Err(err(part, "is a range whose end is below its start"));
+        }
+        let (used, group) = match stride {
+            None => (1, 1),
+            Some(st) => {
+                let (u, g) = st
+                    .split_once('/')
+                    .ok_or_else(|| err(part, "has a stride that is not `used/group`"))?;
+                let u: usize = u
+                    .parse()
+                    .map_err(|_| err(part, "has a stride that is not `used/group`"))?;
+                let g: usize = g
+                    .parse()
+                    .map_err(|_| err(part, "has a stride that is not `used/group`"))?;
+                if u == 0 || g == 0 || u > g {
+                    return Err(err(part, "has a stride with used = 0 or used > group"));
+                }
+                (u, g)
+            }
+        };
+        for c in lo..=hi {
+            if (c - lo) % group < used {
+                cpus.push(c);
+            }
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+/// Formats CPUs as the kernel does (`[0, 1, 2, 3, 5]` → `"0-3,5"`; two
+/// consecutive CPUs are a range too: `"0-1"`). Order and duplicates in the
+/// input do not matter; the empty set is `""`.
+pub fn format_cpu_list(cpus: &[usize]) -> String {
+    let mut v = cpus.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    hftnet_sys::sched::cpu_list_string(&v)
+}
+
+/// Parses a kernel CPU mask (`"3"`, `"ff,ffffffff"`: hexadecimal, 32-bit
+/// groups separated by commas, most significant first).
+///
+/// # Errors
+/// [`CpuListError`] naming the group that is not hexadecimal or too long.
+pub fn parse_cpu_mask(s: &str) -> Result<Vec<usize>, CpuListError> {
+    let err = |part: &str, reason| CpuListError {
+        what: "mask",
+        input: s.to_owned(),
+        part: part.to_owned(),
+        reason,
+    };
+    let t = s.trim();
+    let groups: Vec<&str> = t.split(',').collect();
+    let mut cpus = Vec::new();
+    for (gi, g) in groups.iter().rev().enumerate() {
+        if g.is_empty() || g.len() > 8 {
+            return Err(err(g, "is not a group of 1 to 8 hexadecimal digits"));
+        }
+        let bits = u32::from_str_radix(g, 16).map_err(|_| err(g, "is not hexadecimal"))?;
+        for b in 0..32 {
+            if bits & (1 << b) != 0 {
+                let cpu = gi * 32 + b;
+                if cpu > MAX_CPU {
+                    return Err(err(g, "sets a CPU beyond the largest CPU number (8191)"));
+                }
+                cpus.push(cpu);
+            }
+        }
+    }
+    cpus.sort_unstable();
+    Ok(cpus)
+}
+
+/// Formats CPUs as a kernel CPU mask laid out like `like` (the file's current
+/// value: same number of hexadecimal digits, zero-padded, a comma every eight
+/// digits from the right), widened if a CPU needs more digits.
+/// `format_cpu_mask(&[0, 1], "3")` → `"3"`; `format_cpu_mask(&[1], "00000003")`
+/// → `"00000002"`.
+pub fn format_cpu_mask(cpus: &[usize], like: &str) -> String {
+    let want_digits = like.chars().filter(char::is_ascii_hexdigit).count().max(1);
+    let need_digits = cpus.iter().max().map_or(1, |m| m / 4 + 1);
+    let digits = want_digits.max(need_digits);
+    let mut nibbles = vec![0u8; digits];
+    for &c in cpus {
+        nibbles[c / 4] |= 1 << (c % 4);
+    }
+    let mut out = String::with_capacity(digits + digits / 8);
+    for i in (0..digits).rev() {
+        out.push(char::from_digit(u32::from(nibbles[i]), 16).unwrap_or('0'));
+        if i % 8 == 0 && i != 0 {
+            out.push(',');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_list_round_trip() {
+        assert_eq!(parse_cpu_list("0-3,5").unwrap(), vec![0, 1, 2, 3, 5]);
+        assert_eq!(format_cpu_list(&[5, 0, 1, 2, 3, 3]), "0-3,5");
+        assert_eq!(format_cpu_list(&[0, 1]), "0-1");
+        assert_eq!(format_cpu_list(&[]), "");
+        assert_eq!(parse_cpu_list("").unwrap(), Vec::<usize>::new());
+        assert_eq!(parse_cpu_list("(null)").unwrap(), Vec::<usize>::new());
+        assert_eq!(parse_cpu_list("0-7:2/4").unwrap(), vec![0, 1, 4, 5]);
+        assert_eq!(parse_cpu_list(" 2 \n").unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn cpu_list_errors_name_the_part() {
+        let e = parse_cpu_list("0,3-1").unwrap_err();
+        assert_eq!(e.part, "3-1");
+        assert_eq!(
+            e.to_string(),
+            "bad CPU list `0,3-1`: `3-1` is a range whose end is below its start"
+        );
+        assert_eq!(parse_cpu_list("0,x").unwrap_err().part, "x");
+        assert_eq!(
+            parse_cpu_list("0,,1").unwrap_err().reason,
+            "is empty (stray comma)"
+        );
+        assert_eq!(parse_cpu_list("9999").unwrap_err().part, "9999");
+        assert_eq!(parse_cpu_list("0-7:5/4").unwrap_err().part, "0-7:5/4");
+    }
+
+    #[test]
+    fn cpu_masks() {
+        assert_eq!(parse_cpu_mask("3").unwrap(), vec![0, 1]);
+        assert_eq!(parse_cpu_mask("1,00000002").unwrap(), vec![1, 32]);
+        assert_eq!(
+            format_cpu_mask(&[1, 32], "ffffffff,ffffffff"),
+            "00000001,00000002"
+        );
+        assert_eq!(format_cpu_mask(&[0], "3"), "1");
+        assert_eq!(format_cpu_mask(&[], "3"), "0");
+        assert_eq!(format_cpu_mask(&[35], "f"), "8,00000000");
+        assert_eq!(parse_cpu_mask("xyz").unwrap_err().part, "xyz");
+    }
+
+    #[test]
+    fn sysctl_paths() {
+        assert_eq!(
+            sysctl_path("net.core.busy_poll").unwrap(),
+            "proc/sys/net/core/busy_poll"
+        );
+        assert_eq!(
+            sysctl_path("net.ipv4.conf.eth0/100.rp_filter").unwrap(),
+            "proc/sys/net/ipv4/conf/eth0.100/rp_filter"
+        );
+        assert_eq!(
+            sysctl_path("vm/swappiness").unwrap(),
+            "proc/sys/vm/swappiness"
+        );
+        assert!(sysctl_path("net..core").is_err());
+        assert!(sysctl_path("").is_err());
+        assert!(sysctl_path("../etc").is_err());
+    }
+
+    #[test]
+    fn paths_stay_relative() {
+        let r = Root::at("/tmp/x");
+        assert!(r.path("/proc/cmdline").is_err());
+        assert!(r.path("proc/../../etc").is_err());
+        assert_eq!(
+            r.path("proc/cmdline").unwrap(),
+            Path::new("/tmp/x/proc/cmdline")
+        );
+    }
+
+    #[test]
+    fn errno_meanings() {
+        let e = |n| io::Error::from_raw_os_error(n);
+        let p = || PathBuf::from("/proc/sys/net/core/busy_poll");
+        let w = "writing \"50\" to".to_owned();
+        let msg = classify(w.clone(), p(), Some("50"), e(13)).to_string();
+        assert!(
+            msg.starts_with("writing \"50\" to /proc/sys/net/core/busy_poll: needs root"),
+            "{msg}"
+        );
+        assert!(matches!(
+            classify(w.clone(), p(), Some("50"), e(1)),
+            RootError::NeedsRoot { .. }
+        ));
+        let msg = classify(w.clone(), p(), Some("50"), e(22)).to_string();
+        assert!(
+            msg.starts_with(
+                "writing \"50\" to /proc/sys/net/core/busy_poll: the kernel rejected the value"
+            ),
+            "{msg}"
+        );
+        assert_eq!(
+            classify(w.clone(), p(), Some("50"), e(2)).to_string(),
+            "writing \"50\" to /proc/sys/net/core/busy_poll: not present on this kernel"
+        );
+        let busy = classify(w, p(), Some("50"), e(16));
+        assert_eq!(busy.raw_os_error(), Some(16));
+        assert!(busy.to_string().contains("busy"), "{busy}");
+    }
+
+    #[test]
+    fn brackets() {
+        assert_eq!(bracketed("always [madvise] never"), Some("madvise"));
+        assert_eq!(bracketed("never"), None);
+    }
+}

@@ -1,0 +1,1359 @@
+//! Host facts, plans and (path, old, new) round trips against fake `/proc`
+//! and `/sys` trees built in temporary directories. Nothing here writes
+//! outside its own temporary directory, which a guard removes on drop (also
+//! when a test fails).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt as _, symlink};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hftnet_tune::host::{
+    Applied, Change, CpusetMount, FakeServices, HostFacts, IrqPlacement, IsolationOptions,
+    PlanError, ProcessEnv, Services as _, V1_HOUSEKEEPING, apply_changes, detect_cpuset,
+    discover_irqs, plan_cpu_isolation, plan_cstates, plan_governor, plan_irq_affinity,
+    plan_sysctls, revert_changes, stop_service, write_checked,
+};
+use hftnet_tune::root::{Root, RootError};
+
+// ---------------------------------------------------------------------------
+// The fake tree
+// ---------------------------------------------------------------------------
+
+/// A temporary directory removed on drop.
+struct FakeTree {
+    dir: PathBuf,
+}
+
+impl FakeTree {
+    fn new(tag: &str) -> FakeTree {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hftnet-fake-host-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create temp dir");
+        FakeTree { dir }
+    }
+
+    fn root(&self) -> Root {
+        Root::at(&self.dir)
+    }
+
+    /// A file as the kernel shows it: content plus a newline.
+    fn file(&self, rel: &str, content: &str) {
+        let p = self.dir.join(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(&p, format!("{content}\n")).expect("write fake file");
+    }
+
+    fn dir(&self, rel: &str) {
+        fs::create_dir_all(self.dir.join(rel)).expect("mkdir");
+    }
+
+    fn link(&self, rel: &str, target: &str) {
+        let p = self.dir.join(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        symlink(target, p).expect("symlink");
+    }
+
+    fn get(&self, rel: &str) -> String {
+        fs::read_to_string(self.dir.join(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+            .trim()
+            .to_owned()
+    }
+
+    /// Every file (trimmed content), directory and link under the tree.
+    fn snapshot(&self) -> BTreeMap<String, String> {
+        fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+            for e in fs::read_dir(dir).expect("read_dir") {
+                let e = e.expect("entry");
+                let p = e.path();
+                let rel = p.strip_prefix(base).expect("prefix").display().to_string();
+                let ft = e.file_type().expect("file type");
+                if ft.is_symlink() {
+                    let t = fs::read_link(&p).expect("read_link");
+                    out.insert(rel, format!("-> {}", t.display()));
+                } else if ft.is_dir() {
+                    out.insert(rel, "<dir>".into());
+                    walk(base, &p, out);
+                } else {
+                    let c = fs::read_to_string(&p).expect("read");
+                    out.insert(rel, c.trim().to_owned());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.dir, &self.dir, &mut out);
+        out
+    }
+}
+
+impl Drop for FakeTree {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// IRQs of the fake host: number, `/proc/interrupts` name, affinity,
+/// effective affinity.
+const IRQS: &[(u32, &str, &str, &str)] = &[
+    (0, "IO-APIC   2-edge      timer", "0-3", "0"),
+    (
+        36,
+        "PCI-MSIX-0000:00:02.0   1-edge      virtio1-req.0",
+        "0-3",
+        "1",
+    ),
+    (
+        37,
+        "PCI-MSIX-0000:00:03.0   0-edge      virtio2-config",
+        "0-3",
+        "0",
+    ),
+    (
+        38,
+        "PCI-MSIX-0000:00:03.0   1-edge      virtio2-input.0",
+        "1",
+        "1",
+    ),
+    (
+        39,
+        "PCI-MSIX-0000:00:03.0   2-edge      virtio2-output.0",
+        "0",
+        "0",
+    ),
+    (
+        120,
+        "IR-PCI-MSIX-0000:3b:00.0    0-edge      ens1f0",
+        "0-3",
+        "0",
+    ),
+    (
+        121,
+        "IR-PCI-MSIX-0000:3b:00.0    1-edge      ens1f0-TxRx-0",
+        "0-3",
+        "0",
+    ),
+    (
+        122,
+        "IR-PCI-MSIX-0000:3b:00.0    2-edge      ens1f0-TxRx-1",
+        "0-3",
+        "1",
+    ),
+    (
+        123,
+        "IR-PCI-MSIX-0000:3b:00.0    3-edge      ens1f0-TxRx-2",
+        "0-3",
+        "2",
+    ),
+    (
+        124,
+        "IR-PCI-MSIX-0000:3b:00.0    4-edge      ens1f0-TxRx-3",
+        "0-3",
+        "3",
+    ),
+    (125, "IR-PCI-MSIX    5-edge      qdma-5", "0-3", "1"),
+    (
+        130,
+        "IR-PCI-MSIX-0000:3b:00.1    0-edge      ens1f1-TxRx-0",
+        "2",
+        "2",
+    ),
+];
+
+/// cpuidle states: index, name, exit latency (µs), residency (µs).
+const CSTATES: &[(usize, &str, u64, u64)] = &[
+    (0, "POLL", 0, 0),
+    (1, "C1", 2, 2),
+    (2, "C1E", 10, 20),
+    (3, "C6", 133, 600),
+];
+
+const SYSCTLS: &[(&str, &str)] = &[
+    ("kernel/osrelease", "6.8.0-45-generic"),
+    ("kernel/sched_rt_runtime_us", "950000"),
+    ("kernel/sched_rt_period_us", "1000000"),
+    ("kernel/numa_balancing", "1"),
+    ("kernel/timer_migration", "1"),
+    ("kernel/watchdog", "1"),
+    ("kernel/nmi_watchdog", "0"),
+    ("vm/swappiness", "60"),
+    ("vm/nr_hugepages", "512"),
+    ("net/core/busy_poll", "0"),
+    ("net/core/busy_read", "0"),
+    ("net/core/rmem_max", "212992"),
+    ("net/core/wmem_max", "212992"),
+    ("net/core/rmem_default", "212992"),
+    ("net/core/wmem_default", "212992"),
+    ("net/core/netdev_max_backlog", "1000"),
+    ("net/core/netdev_budget", "300"),
+    ("net/core/netdev_budget_usecs", "2000"),
+    ("net/core/somaxconn", "4096"),
+    ("net/ipv4/tcp_rmem", "4096\t131072\t6291456"),
+    ("net/ipv4/tcp_wmem", "4096\t16384\t4194304"),
+    ("net/ipv4/udp_rmem_min", "4096"),
+    ("net/ipv4/tcp_sack", "1"),
+    ("net/ipv4/tcp_timestamps", "1"),
+    ("net/ipv4/tcp_fastopen", "1"),
+    ("net/ipv4/tcp_slow_start_after_idle", "1"),
+    ("net/ipv4/tcp_autocorking", "1"),
+    ("net/ipv4/tcp_notsent_lowat", "4294967295"),
+];
+
+/// A 4-CPU host with SMT, cpufreq, cpuidle, two NIC ports, a virtio NIC, a
+/// veth, irqbalance running; isolcpus=2-3 nohz_full=2-3 at boot.
+fn realistic(tag: &str) -> FakeTree {
+    let t = FakeTree::new(tag);
+    t.file(
+        "proc/cmdline",
+        "BOOT_IMAGE=/vmlinuz-6.8.0-45-generic root=/dev/sda1 ro quiet isolcpus=2-3 nohz_full=2-3 rcu_nocbs=2-3 skew_tick=1",
+    );
+    for (name, value) in SYSCTLS {
+        t.file(&format!("proc/sys/{name}"), value);
+    }
+    t.file(
+        "sys/devices/system/clocksource/clocksource0/current_clocksource",
+        "tsc",
+    );
+    let cpu = "sys/devices/system/cpu";
+    t.file(&format!("{cpu}/online"), "0-3");
+    t.file(&format!("{cpu}/possible"), "0-3");
+    t.file(&format!("{cpu}/isolated"), "2-3");
+    t.file(&format!("{cpu}/nohz_full"), "2-3");
+    t.file(&format!("{cpu}/smt/active"), "1");
+    t.file(&format!("{cpu}/smt/control"), "on");
+    t.file(&format!("{cpu}/cpuidle/current_driver"), "intel_idle");
+    t.file(&format!("{cpu}/cpuidle/current_governor"), "menu");
+    for n in 0..4usize {
+        let d = format!("{cpu}/cpu{n}");
+        if n > 0 {
+            t.file(&format!("{d}/online"), "1");
+        }
+        t.file(&format!("{d}/topology/core_id"), &(n % 2).to_string());
+        t.file(&format!("{d}/topology/physical_package_id"), "0");
+        t.file(
+            &format!("{d}/topology/thread_siblings_list"),
+            if n % 2 == 0 { "0,2" } else { "1,3" },
+        );
+        t.dir(&format!("{d}/node0"));
+        t.file(&format!("{d}/cpufreq/scaling_governor"), "powersave");
+        t.file(
+            &format!("{d}/cpufreq/scaling_available_governors"),
+            "performance powersave",
+        );
+        t.file(&format!("{d}/cpufreq/scaling_driver"), "intel_pstate");
+        t.file(&format!("{d}/cpufreq/scaling_cur_freq"), "1200000");
+        t.file(&format!("{d}/cpufreq/scaling_min_freq"), "800000");
+        t.file(&format!("{d}/cpufreq/scaling_max_freq"), "3500000");
+        for (k, name, lat, res) in CSTATES {
+            let s = format!("{d}/cpuidle/state{k}");
+            t.file(&format!("{s}/name"), name);
+            t.file(&format!("{s}/latency"), &lat.to_string());
+            t.file(&format!("{s}/residency"), &res.to_string());
+            // cpu3's C6 is already disabled.
+            let disabled = n == 3 && *k == 3;
+            t.file(&format!("{s}/disable"), if disabled { "1" } else { "0" });
+        }
+    }
+    t.file(
+        "sys/kernel/mm/transparent_hugepage/enabled",
+        "[always] madvise never",
+    );
+    t.file(
+        "sys/kernel/mm/transparent_hugepage/defrag",
+        "always defer defer+madvise [madvise] never",
+    );
+    t.file(
+        "proc/meminfo",
+        "MemTotal:       16315412 kB\nHugePages_Total:     512\nHugePages_Free:      500\nHugePages_Rsvd:        3\nHugePages_Surp:        0\nHugepagesize:       2048 kB",
+    );
+    t.file(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "512",
+    );
+    t.file(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+        "500",
+    );
+    t.file(
+        "sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages",
+        "0",
+    );
+    t.file(
+        "sys/kernel/mm/hugepages/hugepages-1048576kB/free_hugepages",
+        "0",
+    );
+
+    // /proc/interrupts and /proc/irq.
+    let mut text = String::from("            CPU0       CPU1       CPU2       CPU3\n");
+    for (irq, name, aff, eff) in IRQS {
+        text.push_str(&format!(
+            "{irq:>4}: {:>10} {:>10} {:>10} {:>10}   {name}\n",
+            irq * 10,
+            1,
+            0,
+            0
+        ));
+        t.file(&format!("proc/irq/{irq}/smp_affinity_list"), aff);
+        t.file(&format!("proc/irq/{irq}/effective_affinity_list"), eff);
+    }
+    text.push_str(" NMI:          0          0          0          0   Non-maskable interrupts\n");
+    text.push_str(" LOC:     768184    1002414     100000     100000   Local timer interrupts\n");
+    t.file("proc/interrupts", text.trim_end());
+    t.file("proc/irq/default_smp_affinity", "f");
+    t.file("sys/devices/virtual/workqueue/cpumask", "f");
+
+    // A two-port PCI NIC, laid out with relative links as sysfs does.
+    let pci = "sys/devices/pci0000:3a/0000:3a:00.0";
+    for (f, name) in [("0", "ens1f0"), ("1", "ens1f1")] {
+        let dev = format!("{pci}/0000:3b:00.{f}");
+        t.dir(&format!("{dev}/net/{name}"));
+        t.link(
+            &format!("sys/class/net/{name}"),
+            &format!("../../devices/pci0000:3a/0000:3a:00.0/0000:3b:00.{f}/net/{name}"),
+        );
+        t.link(
+            &format!("{dev}/net/{name}/device"),
+            &format!("../../../0000:3b:00.{f}"),
+        );
+        t.link(
+            &format!("{dev}/driver"),
+            "../../../../bus/pci/drivers/ixgbe",
+        );
+    }
+    t.dir("sys/bus/pci/drivers/ixgbe");
+    for irq in 120..=125 {
+        t.file(&format!("{pci}/0000:3b:00.0/msi_irqs/{irq}"), "msix");
+    }
+    t.file(&format!("{pci}/0000:3b:00.1/msi_irqs/130"), "msix");
+    // A virtio-net device: the MSI IRQs belong to the PCI parent.
+    let vdev = "sys/devices/pci0000:00/0000:00:03.0";
+    t.dir(&format!("{vdev}/virtio2/net/eth0"));
+    t.link(
+        "sys/class/net/eth0",
+        "../../devices/pci0000:00/0000:00:03.0/virtio2/net/eth0",
+    );
+    t.link(
+        &format!("{vdev}/virtio2/net/eth0/device"),
+        "../../../virtio2",
+    );
+    t.link(
+        &format!("{vdev}/virtio2/driver"),
+        "../../../../bus/virtio/drivers/virtio_net",
+    );
+    t.dir("sys/bus/virtio/drivers/virtio_net");
+    for irq in 37..=39 {
+        t.file(&format!("{vdev}/msi_irqs/{irq}"), "msix");
+    }
+    // A veth: no device.
+    t.dir("sys/devices/virtual/net/veth0");
+    t.link("sys/class/net/veth0", "../../devices/virtual/net/veth0");
+
+    // Processes: two kernel threads, systemd, irqbalance, sshd.
+    for (pid, comm, flags) in [
+        (1, "systemd", 4_194_560u64),
+        (2, "kthreadd", 2_129_984),
+        (52, "ksoftirqd/2", 69_238_848),
+        (812, "irqbalance", 4_194_560),
+        (900, "sshd", 4_194_560),
+    ] {
+        t.file(&format!("proc/{pid}/comm"), comm);
+        t.file(
+            &format!("proc/{pid}/stat"),
+            &format!("{pid} ({comm}) S 1 {pid} {pid} 0 -1 {flags} 100 0 0 0 0 0"),
+        );
+    }
+    t.file(
+        "proc/modules",
+        "ixgbe 401408 0 - Live 0x0000000000000000\nmdio 16384 1 ixgbe, Live 0x0000000000000000",
+    );
+    t
+}
+
+/// Adds a cgroup v1 cpuset hierarchy (like this VM's, plus two cpusets).
+fn add_cgroup_v1(t: &FakeTree) {
+    t.file(
+        "proc/mounts",
+        "sysfs /sys sysfs rw,relatime 0 0\n\
+         cgroup /sys/fs/cgroup/cpuset cgroup rw,relatime,cpuset 0 0\n\
+         cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n\
+         cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0",
+    );
+    t.file("sys/fs/cgroup/unified/cgroup.controllers", "hugetlb");
+    let d = "sys/fs/cgroup/cpuset";
+    t.file(&format!("{d}/cpuset.cpus"), "0-3");
+    t.file(&format!("{d}/cpuset.effective_cpus"), "0-3");
+    t.file(&format!("{d}/cpuset.mems"), "0");
+    t.file(&format!("{d}/cpuset.cpu_exclusive"), "1");
+    t.file(&format!("{d}/cgroup.procs"), "1\n2\n52\n812\n900");
+    t.file(&format!("{d}/tasks"), "1\n2\n52\n812\n900");
+    for (cg, cpus) in [
+        ("docker", "0-1"),
+        ("machine", "0-3"),
+        ("machine/vm1", "1-2"),
+    ] {
+        t.file(&format!("{d}/{cg}/cpuset.cpus"), cpus);
+        t.file(&format!("{d}/{cg}/cpuset.mems"), "0");
+        t.file(&format!("{d}/{cg}/cpuset.cpu_exclusive"), "0");
+        t.file(&format!("{d}/{cg}/cgroup.procs"), "");
+    }
+}
+
+/// Adds a cgroup v2 hierarchy with `cpuset` available but not enabled for
+/// the children (their `cpuset.cpus` files are created empty, as the kernel
+/// shows them once it is enabled).
+fn add_cgroup_v2(t: &FakeTree) {
+    t.file(
+        "proc/mounts",
+        "sysfs /sys sysfs rw,relatime 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime 0 0",
+    );
+    let d = "sys/fs/cgroup";
+    t.file(
+        &format!("{d}/cgroup.controllers"),
+        "cpuset cpu io memory hugetlb pids",
+    );
+    t.file(&format!("{d}/cgroup.subtree_control"), "cpu io memory pids");
+    t.file(&format!("{d}/cpuset.cpus.effective"), "0-3");
+    t.file(&format!("{d}/cpuset.mems.effective"), "0");
+    t.file(&format!("{d}/cgroup.procs"), "2\n52");
+    for cg in ["init.scope", "system.slice", "user.slice"] {
+        t.file(&format!("{d}/{cg}/cpuset.cpus"), "");
+        t.file(&format!("{d}/{cg}/cgroup.procs"), "");
+    }
+}
+
+/// Applies one change at a time, and after a `CreateDir` adds the files the
+/// kernel creates in a new cgroup.
+fn apply_like_kernel(
+    t: &FakeTree,
+    changes: &[Change],
+    new_cgroup_files: &[(&str, &str)],
+) -> Applied {
+    let root = t.root();
+    let mut all = Applied::default();
+    for c in changes {
+        let a = apply_changes(&root, std::slice::from_ref(c))
+            .unwrap_or_else(|e| panic!("apply {c}: {e}"));
+        all.done.extend(a.done);
+        all.skipped.extend(a.skipped);
+        all.differs.extend(a.differs);
+        if let Change::CreateDir { path } = c {
+            for (f, v) in new_cgroup_files {
+                t.file(&format!("{path}/{f}"), v);
+            }
+        }
+    }
+    all
+}
+
+/// Reverts `done`; the kernel removes a cgroup's files with its directory,
+/// so they are removed here first.
+fn revert_like_kernel(t: &FakeTree, done: &[Change]) {
+    for c in done {
+        if let Change::CreateDir { path } = c {
+            for e in fs::read_dir(t.dir.join(path)).expect("cgroup dir") {
+                let e = e.expect("entry");
+                if e.file_type().expect("type").is_file() {
+                    fs::remove_file(e.path()).expect("rm");
+                }
+            }
+        }
+    }
+    revert_changes(&t.root(), done).unwrap_or_else(|e| panic!("revert: {e}"));
+}
+
+fn env(path: &str, preload: Option<&str>) -> ProcessEnv {
+    ProcessEnv {
+        path: Some(path.into()),
+        ld_preload: preload.map(str::to_owned),
+    }
+}
+
+fn set(path: &str, old: &str, new: &str) -> Change {
+    Change::set(path, old, new)
+}
+
+fn best(path: &str, old: &str, new: &str) -> Change {
+    Change::Set {
+        path: path.into(),
+        old: old.into(),
+        new: new.into(),
+        best_effort: true,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------
+
+#[test]
+fn facts_are_read_exactly() {
+    let t = realistic("facts");
+    add_cgroup_v1(&t);
+    let f = HostFacts::read_with_env(
+        &t.root(),
+        &["ens1f0", "eth0", "veth0", "nosuch0"],
+        &env("/usr/local/bin:/usr/bin", None),
+    );
+    assert_eq!(f.problems, vec![]);
+    assert_eq!(f.kernel_release.as_deref(), Some("6.8.0-45-generic"));
+    assert_eq!(f.clocksource.as_deref(), Some("tsc"));
+
+    let iso = f.cmdline.isolcpus.as_ref().expect("isolcpus");
+    assert_eq!(
+        (iso.value.as_str(), iso.cpus.clone()),
+        ("2-3", Some(vec![2, 3]))
+    );
+    assert_eq!(
+        f.cmdline.nohz_full.as_ref().and_then(|p| p.cpus.clone()),
+        Some(vec![2, 3])
+    );
+    assert_eq!(
+        f.cmdline.rcu_nocbs.as_ref().and_then(|p| p.cpus.clone()),
+        Some(vec![2, 3])
+    );
+    assert_eq!(f.cmdline.irqaffinity, None);
+    assert_eq!(
+        f.cmdline.latency_params.keys().collect::<Vec<_>>(),
+        ["isolcpus", "nohz_full", "rcu_nocbs", "skew_tick"]
+    );
+
+    let c = &f.cpus;
+    assert_eq!(c.online, Some(vec![0, 1, 2, 3]));
+    assert_eq!(c.isolated, Some(vec![2, 3]));
+    assert_eq!(c.nohz_full, Some(vec![2, 3]));
+    assert_eq!(
+        (c.smt_active, c.smt_control.as_deref()),
+        (Some(true), Some("on"))
+    );
+    assert_eq!(c.cpuidle_driver.as_deref(), Some("intel_idle"));
+    assert_eq!(c.cpuidle_governor.as_deref(), Some("menu"));
+    assert_eq!(c.per_cpu.len(), 4);
+    let c0 = &c.per_cpu[0];
+    assert_eq!(
+        (c0.cpu, c0.online, c0.isolated, c0.nohz_full, c0.rcu_nocb),
+        (0, None, false, false, false)
+    );
+    let c2 = &c.per_cpu[2];
+    assert_eq!(
+        (c2.cpu, c2.online, c2.isolated, c2.nohz_full, c2.rcu_nocb),
+        (2, Some(true), true, true, true)
+    );
+    assert_eq!(
+        (c2.core_id, c2.package_id, c2.node),
+        (Some(0), Some(0), Some(0))
+    );
+    assert_eq!(c2.thread_siblings.as_deref(), Some("0,2"));
+    assert_eq!(c2.governor.as_deref(), Some("powersave"));
+    assert_eq!(
+        c2.available_governors,
+        Some(vec!["performance".to_owned(), "powersave".to_owned()])
+    );
+    assert_eq!(c2.scaling_driver.as_deref(), Some("intel_pstate"));
+    assert_eq!(
+        (c2.cur_khz, c2.min_khz, c2.max_khz),
+        (Some(1_200_000), Some(800_000), Some(3_500_000))
+    );
+    let states: Vec<_> = c.per_cpu[3]
+        .cstates
+        .iter()
+        .map(|s| {
+            (
+                s.index,
+                s.name.clone().unwrap_or_default(),
+                s.latency_us,
+                s.residency_us,
+                s.disabled,
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (0, "POLL".into(), Some(0), Some(0), Some(false)),
+            (1, "C1".into(), Some(2), Some(2), Some(false)),
+            (2, "C1E".into(), Some(10), Some(20), Some(false)),
+            (3, "C6".into(), Some(133), Some(600), Some(true)),
+        ]
+    );
+
+    assert_eq!(f.thp.enabled.as_deref(), Some("always"));
+    assert_eq!(f.thp.defrag.as_deref(), Some("madvise"));
+    let h = &f.hugepages;
+    assert_eq!(
+        (h.size_kb, h.total, h.free, h.reserved),
+        (Some(2048), Some(512), Some(500), Some(3))
+    );
+    let sizes: Vec<_> = h
+        .per_size
+        .iter()
+        .map(|s| (s.size_kb, s.nr, s.free))
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![(2048, Some(512), Some(500)), (1_048_576, Some(0), Some(0))]
+    );
+
+    let s = |n: &str| f.sysctls.get(n).cloned().flatten();
+    assert_eq!(s("kernel.sched_rt_runtime_us").as_deref(), Some("950000"));
+    assert_eq!(s("kernel.numa_balancing").as_deref(), Some("1"));
+    assert_eq!(s("kernel.timer_migration").as_deref(), Some("1"));
+    assert_eq!(s("kernel.watchdog").as_deref(), Some("1"));
+    assert_eq!(s("kernel.nmi_watchdog").as_deref(), Some("0"));
+    assert_eq!(s("vm.swappiness").as_deref(), Some("60"));
+    assert_eq!(s("vm.nr_hugepages").as_deref(), Some("512"));
+    assert_eq!(
+        s("net.ipv4.tcp_rmem").as_deref(),
+        Some("4096 131072 6291456")
+    );
+    assert_eq!(s("net.core.somaxconn").as_deref(), Some("4096"));
+    // Listed, not present on this kernel: None, not an error.
+    assert!(f.sysctls.contains_key("net.ipv4.tcp_low_latency"));
+    assert_eq!(s("net.ipv4.tcp_low_latency"), None);
+    assert_eq!(f.default_irq_affinity.as_deref(), Some("f"));
+
+    let names: Vec<_> = f
+        .interfaces
+        .iter()
+        .map(|i| (i.name.as_str(), i.present))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ens1f0", true),
+            ("eth0", true),
+            ("veth0", true),
+            ("nosuch0", false)
+        ]
+    );
+    let ens = &f.interfaces[0];
+    assert_eq!(
+        ens.device.as_deref(),
+        Some("sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0")
+    );
+    assert_eq!(ens.driver.as_deref(), Some("ixgbe"));
+    let irqs: Vec<_> = ens
+        .irqs
+        .iter()
+        .map(|i| {
+            (
+                i.irq,
+                i.by_name,
+                i.by_msi,
+                i.affinity.clone().unwrap_or_default(),
+                i.effective_affinity.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        irqs,
+        vec![
+            (120, true, true, "0-3".into(), "0".into()),
+            (121, true, true, "0-3".into(), "0".into()),
+            (122, true, true, "0-3".into(), "1".into()),
+            (123, true, true, "0-3".into(), "2".into()),
+            (124, true, true, "0-3".into(), "3".into()),
+            (125, false, true, "0-3".into(), "1".into()),
+        ]
+    );
+    assert_eq!(
+        ens.irqs[1].name.as_deref(),
+        Some("IR-PCI-MSIX-0000:3b:00.0 1-edge ens1f0-TxRx-0")
+    );
+    assert_eq!(ens.irqs[1].counts, vec![1210, 1, 0, 0]);
+    let eth0 = &f.interfaces[1];
+    assert_eq!(
+        eth0.device.as_deref(),
+        Some("sys/devices/pci0000:00/0000:00:03.0/virtio2")
+    );
+    assert_eq!(eth0.driver.as_deref(), Some("virtio_net"));
+    let v: Vec<_> = eth0
+        .irqs
+        .iter()
+        .map(|i| (i.irq, i.by_name, i.by_msi))
+        .collect();
+    assert_eq!(
+        v,
+        vec![(37, true, true), (38, true, true), (39, true, true)]
+    );
+    assert_eq!(
+        (f.interfaces[2].device.clone(), f.interfaces[2].irqs.len()),
+        (None, 0)
+    );
+    assert_eq!(f.interfaces[3].irqs.len(), 0);
+
+    assert!(f.irqbalance.running);
+    assert_eq!(f.irqbalance.pids, vec![812]);
+    assert!(!f.bypass.onload && !f.bypass.vma && !f.bypass.xlio);
+    assert_eq!(f.bypass.modules, Vec::<String>::new());
+    assert_eq!(
+        f.cpuset,
+        Some(CpusetMount::V1 {
+            dir: "sys/fs/cgroup/cpuset".into()
+        })
+    );
+
+    let json = serde_json::to_value(&f).expect("serialize");
+    assert_eq!(
+        json["sysctls"]["net.ipv4.tcp_low_latency"],
+        serde_json::Value::Null
+    );
+    assert_eq!(json["thp"]["enabled"], "always");
+    assert_eq!(json["cpuset"]["version"], "v1");
+}
+
+#[test]
+fn an_empty_host_reads_as_absent() {
+    let t = FakeTree::new("empty");
+    let f = HostFacts::read_with_env(&t.root(), &["eth0"], &env("/usr/bin", None));
+    assert_eq!(f.problems, vec![]);
+    assert_eq!(f.kernel_release, None);
+    assert_eq!(f.cmdline.raw, None);
+    assert_eq!(f.cpus.per_cpu.len(), 0);
+    assert_eq!(f.thp.enabled, None);
+    assert!(f.sysctls.values().all(Option::is_none));
+    assert!(!f.interfaces[0].present);
+    assert!(!f.irqbalance.running);
+    assert_eq!(f.cpuset, None);
+}
+
+#[test]
+fn reads_and_plans_never_write() {
+    let t = realistic("readonly");
+    add_cgroup_v1(&t);
+    let before = t.snapshot();
+    let root = t.root();
+    let _ = HostFacts::read_with_env(&root, &["ens1f0", "eth0"], &env("/usr/bin", None));
+    plan_cpu_isolation(&root, &[2, 3], &IsolationOptions::default()).expect("plan");
+    plan_irq_affinity(&root, "ens1f0", &IrqPlacement::All(vec![2])).expect("plan");
+    plan_sysctls(&root, &[("net.core.busy_poll", "50")]).expect("plan");
+    plan_governor(&root, &[0, 1, 2, 3], "performance").expect("plan");
+    plan_cstates(&root, &[0, 1, 2, 3], 0).expect("plan");
+    assert_eq!(t.snapshot(), before);
+}
+
+#[test]
+fn irq_discovery_by_name_and_msi() {
+    let t = realistic("irqs");
+    let root = t.root();
+    let ids = |iface: &str| -> Vec<u32> {
+        discover_irqs(&root, iface)
+            .expect("discover")
+            .iter()
+            .map(|i| i.irq)
+            .collect()
+    };
+    assert_eq!(ids("ens1f0"), [120, 121, 122, 123, 124, 125]);
+    assert_eq!(ids("ens1f1"), [130]);
+    assert_eq!(ids("eth0"), [37, 38, 39]);
+    assert_eq!(ids("veth0"), Vec::<u32>::new());
+    assert_eq!(ids("eth"), Vec::<u32>::new());
+}
+
+#[test]
+fn onload_vma_xlio_detection() {
+    let t = realistic("bypass");
+    t.file("usr/bin/onload", "#!/bin/sh");
+    fs::set_permissions(
+        t.dir.join("usr/bin/onload"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    t.file("opt/bin/onload", "not executable");
+    t.file(
+        "proc/modules",
+        "sfc 700416 1 - Live 0x0\nonload 1105920 2 - Live 0x0\nsfc_char 86016 1 onload, Live 0x0\nsfc_resource 180224 2 onload,sfc_char, Live 0x0",
+    );
+    t.file("etc/ld.so.preload", "/usr/lib64/libonload.so");
+    let root = t.root();
+    let f = HostFacts::read_with_env(
+        &root,
+        &[],
+        &env(
+            "relative/bin:/opt/bin:/usr/bin",
+            Some("libvma.so:/opt/xlio/lib/libxlio.so"),
+        ),
+    );
+    let b = &f.bypass;
+    assert_eq!(b.onload_binary.as_deref(), Some("/usr/bin/onload"));
+    assert_eq!(b.modules, ["onload", "sfc_char", "sfc_resource"]);
+    let p: Vec<_> = b
+        .preloads
+        .iter()
+        .map(|p| (p.library.as_str(), p.stack.as_str(), p.from.as_str()))
+        .collect();
+    assert_eq!(
+        p,
+        [
+            ("libvma.so", "vma", "LD_PRELOAD"),
+            ("/opt/xlio/lib/libxlio.so", "xlio", "LD_PRELOAD"),
+            ("/usr/lib64/libonload.so", "onload", "/etc/ld.so.preload"),
+        ]
+    );
+    assert!(b.onload && b.vma && b.xlio);
+
+    // Not in PATH, not loaded, not preloaded: absent.
+    let t2 = realistic("bypass-none");
+    t2.file("opt/bin/onload", "not executable");
+    let f2 = HostFacts::read_with_env(&t2.root(), &[], &env("/opt/bin", Some("libfoo.so")));
+    assert_eq!(f2.bypass.onload_binary, None);
+    assert!(!f2.bypass.onload && f2.bypass.preloads.is_empty());
+}
+
+#[test]
+fn cpuset_mount_detection() {
+    let t = FakeTree::new("detect");
+    let root = t.root();
+    assert_eq!(detect_cpuset(&root).expect("detect"), None);
+    add_cgroup_v1(&t);
+    assert_eq!(
+        detect_cpuset(&root).expect("detect"),
+        Some(CpusetMount::V1 {
+            dir: "sys/fs/cgroup/cpuset".into()
+        })
+    );
+    let t2 = FakeTree::new("detect2");
+    add_cgroup_v2(&t2);
+    assert_eq!(
+        detect_cpuset(&t2.root()).expect("detect"),
+        Some(CpusetMount::V2 {
+            dir: "sys/fs/cgroup".into()
+        })
+    );
+    // cgroup2 mounted but cpuset bound elsewhere: none.
+    t2.file("sys/fs/cgroup/cgroup.controllers", "cpu io memory pids");
+    assert_eq!(detect_cpuset(&t2.root()).expect("detect"), None);
+}
+
+// ---------------------------------------------------------------------------
+// Writing: (path, old, new) and round trips
+// ---------------------------------------------------------------------------
+
+#[test]
+fn irq_affinity_round_trip() {
+    let t = realistic("irq-rt");
+    let root = t.root();
+    let before = t.snapshot();
+    let plan = plan_irq_affinity(&root, "ens1f0", &IrqPlacement::Spread(vec![2, 3])).expect("plan");
+    assert_eq!(
+        plan.changes,
+        vec![
+            set("proc/irq/120/smp_affinity_list", "0-3", "2"),
+            set("proc/irq/121/smp_affinity_list", "0-3", "3"),
+            set("proc/irq/122/smp_affinity_list", "0-3", "2"),
+            set("proc/irq/123/smp_affinity_list", "0-3", "3"),
+            set("proc/irq/124/smp_affinity_list", "0-3", "2"),
+            set("proc/irq/125/smp_affinity_list", "0-3", "3"),
+        ]
+    );
+    let applied = apply_changes(&root, &plan.changes).expect("apply");
+    assert_eq!(applied.done, plan.changes);
+    assert!(applied.differs.is_empty() && applied.skipped.is_empty());
+    assert_eq!(t.get("proc/irq/121/smp_affinity_list"), "3");
+    assert_eq!(t.get("proc/irq/130/smp_affinity_list"), "2");
+    revert_changes(&root, &applied.done).expect("revert");
+    assert_eq!(t.snapshot(), before);
+
+    // All on one CPU; eth0 (virtio): 38 is already there.
+    let plan = plan_irq_affinity(&root, "eth0", &IrqPlacement::All(vec![1])).expect("plan");
+    assert_eq!(
+        plan.changes,
+        vec![
+            set("proc/irq/37/smp_affinity_list", "0-3", "1"),
+            set("proc/irq/39/smp_affinity_list", "0", "1"),
+        ]
+    );
+    let plan = plan_irq_affinity(&root, "veth0", &IrqPlacement::All(vec![1])).expect("plan");
+    assert!(plan.changes.is_empty());
+    assert_eq!(plan.notes.len(), 1);
+    assert!(matches!(
+        plan_irq_affinity(&root, "nosuch0", &IrqPlacement::All(vec![1])),
+        Err(PlanError::NoInterface(_))
+    ));
+}
+
+#[test]
+fn sysctl_round_trip() {
+    let t = realistic("sysctl");
+    let root = t.root();
+    let before = t.snapshot();
+    let plan = plan_sysctls(
+        &root,
+        &[
+            ("net.core.busy_poll", "50"),
+            ("net.core.busy_read", "50"),
+            ("net.ipv4.tcp_rmem", "4096  87380\t16777216"),
+            ("net.ipv4.tcp_low_latency", "1"),
+            ("net.core.somaxconn", "4096"),
+            ("vm.swappiness", "10"),
+        ],
+    )
+    .expect("plan");
+    assert_eq!(
+        plan.changes,
+        vec![
+            set("proc/sys/net/core/busy_poll", "0", "50"),
+            set("proc/sys/net/core/busy_read", "0", "50"),
+            set(
+                "proc/sys/net/ipv4/tcp_rmem",
+                "4096 131072 6291456",
+                "4096 87380 16777216"
+            ),
+            set("proc/sys/vm/swappiness", "60", "10"),
+        ]
+    );
+    assert_eq!(
+        plan.notes,
+        ["net.ipv4.tcp_low_latency: not present on this kernel (skipped)"]
+    );
+    let applied = apply_changes(&root, &plan.changes).expect("apply");
+    // The snapshot keeps the value as the kernel printed it (tabs).
+    assert_eq!(
+        applied.done[2],
+        set(
+            "proc/sys/net/ipv4/tcp_rmem",
+            "4096\t131072\t6291456",
+            "4096 87380 16777216"
+        )
+    );
+    assert_eq!(
+        root.sysctl_get("net.core.busy_poll")
+            .expect("get")
+            .as_deref(),
+        Some("50")
+    );
+    assert_eq!(t.get("proc/sys/net/ipv4/tcp_rmem"), "4096 87380 16777216");
+    revert_changes(&root, &applied.done).expect("revert");
+    assert_eq!(t.snapshot(), before);
+
+    assert!(matches!(
+        root.sysctl_set("net.ipv4.tcp_low_latency", "1"),
+        Err(RootError::NotPresent { .. })
+    ));
+    assert!(matches!(
+        plan_sysctls(&root, &[("net..core", "1")]),
+        Err(PlanError::Root(RootError::BadSysctlName { .. }))
+    ));
+}
+
+#[test]
+fn write_checked_reports_old_and_stored() {
+    let t = realistic("checked");
+    let root = t.root();
+    let w = write_checked(&root, "proc/irq/0/smp_affinity_list", "0,1").expect("write");
+    assert_eq!(
+        (w.old.as_str(), w.new.as_str(), w.stored.as_str()),
+        ("0-3", "0,1", "0,1")
+    );
+    assert!(w.exact());
+    let e = write_checked(&root, "proc/sys/net/ipv4/tcp_low_latency", "1").unwrap_err();
+    assert!(matches!(e, RootError::NotPresent { .. }));
+    assert!(
+        e.to_string()
+            .contains("proc/sys/net/ipv4/tcp_low_latency: not present on this kernel"),
+        "{e}"
+    );
+    assert!(!root.exists("proc/sys/net/ipv4/tcp_low_latency"));
+}
+
+#[test]
+fn apply_stops_at_a_failure_and_reports_what_it_did() {
+    let t = realistic("apply-fail");
+    let root = t.root();
+    let before = t.snapshot();
+    let changes = vec![
+        set("proc/sys/vm/swappiness", "60", "1"),
+        best("proc/irq/999/smp_affinity_list", "0-3", "0"),
+        set("proc/sys/kernel/nope", "0", "1"),
+        set("proc/sys/net/core/busy_poll", "0", "50"),
+    ];
+    let err = apply_changes(&root, &changes).unwrap_err();
+    assert_eq!(*err.failed, changes[2]);
+    assert_eq!(err.applied.done, vec![changes[0].clone()]);
+    assert_eq!(err.applied.skipped.len(), 1);
+    assert_eq!(err.applied.skipped[0].change, changes[1]);
+    assert_eq!(t.get("proc/sys/net/core/busy_poll"), "0");
+    revert_changes(&root, &err.applied.done).expect("revert");
+    assert_eq!(t.snapshot(), before);
+}
+
+#[test]
+fn writes_never_leave_the_root() {
+    let t = realistic("escape");
+    let outside = FakeTree::new("outside");
+    outside.file("swappiness", "60");
+    fs::remove_dir_all(t.dir.join("proc/sys/vm")).expect("rm");
+    symlink(&outside.dir, t.dir.join("proc/sys/vm")).expect("symlink");
+    let root = t.root();
+    let e = root.sysctl_set("vm.swappiness", "1").unwrap_err();
+    assert!(matches!(e, RootError::Escapes { .. }), "{e}");
+    assert!(matches!(
+        root.write("/proc/sys/vm/swappiness", "1"),
+        Err(RootError::BadPath { .. })
+    ));
+    assert!(matches!(
+        root.write("proc/../../x", "1"),
+        Err(RootError::BadPath { .. })
+    ));
+    assert!(matches!(
+        root.create_dir("proc/sys/vm/hftnet"),
+        Err(RootError::Escapes { .. })
+    ));
+    assert_eq!(outside.get("swappiness"), "60");
+    assert!(!outside.dir.join("hftnet").exists());
+}
+
+const V1_NEW_CGROUP: &[(&str, &str)] = &[
+    ("cpuset.cpus", ""),
+    ("cpuset.mems", ""),
+    ("cpuset.cpu_exclusive", "0"),
+    ("cgroup.procs", ""),
+    ("tasks", ""),
+];
+
+/// IRQ, default-affinity and workqueue changes isolating CPUs 2-3 on the
+/// realistic host.
+fn irq_isolation_changes() -> Vec<Change> {
+    let mut v: Vec<Change> = [0, 36, 37, 120, 121, 122, 123, 124, 125]
+        .iter()
+        .map(|i| best(&format!("proc/irq/{i}/smp_affinity_list"), "0-3", "0-1"))
+        .collect();
+    v.push(best("proc/irq/130/smp_affinity_list", "2", "0-1"));
+    v.push(best("proc/irq/default_smp_affinity", "f", "3"));
+    v.push(best("sys/devices/virtual/workqueue/cpumask", "f", "3"));
+    v
+}
+
+#[test]
+fn cpuset_v1_isolation_round_trip() {
+    let t = realistic("v1");
+    add_cgroup_v1(&t);
+    let root = t.root();
+    let before = t.snapshot();
+    let opts = IsolationOptions {
+        move_processes: false,
+        ..IsolationOptions::default()
+    };
+    let plan = plan_cpu_isolation(&root, &[3, 2], &opts).expect("plan");
+    let d = "sys/fs/cgroup/cpuset";
+    let mut want = vec![
+        set(&format!("{d}/machine/vm1/cpuset.cpus"), "1-2", "1"),
+        set(&format!("{d}/machine/cpuset.cpus"), "0-3", "0-1"),
+        Change::CreateDir {
+            path: format!("{d}/hftnet"),
+        },
+        set(&format!("{d}/hftnet/cpuset.mems"), "", "0"),
+        set(&format!("{d}/hftnet/cpuset.cpus"), "", "2-3"),
+        set(&format!("{d}/hftnet/cpuset.cpu_exclusive"), "0", "1"),
+    ];
+    want.extend(irq_isolation_changes());
+    assert_eq!(plan.changes, want);
+    assert_eq!(
+        plan.notes,
+        ["processes in the root cpuset sys/fs/cgroup/cpuset may still run on CPU(s) 2-3"]
+    );
+
+    let applied = apply_like_kernel(&t, &plan.changes, V1_NEW_CGROUP);
+    assert_eq!(applied.done, plan.changes);
+    assert!(applied.differs.is_empty() && applied.skipped.is_empty());
+    assert_eq!(t.get(&format!("{d}/hftnet/cpuset.cpus")), "2-3");
+    assert_eq!(t.get(&format!("{d}/hftnet/cpuset.cpu_exclusive")), "1");
+    assert_eq!(t.get(&format!("{d}/machine/cpuset.cpus")), "0-1");
+    assert_eq!(t.get(&format!("{d}/docker/cpuset.cpus")), "0-1");
+    assert_eq!(t.get("proc/irq/130/smp_affinity_list"), "0-1");
+    revert_like_kernel(&t, &applied.done);
+    assert_eq!(t.snapshot(), before);
+}
+
+#[test]
+fn cpuset_v1_moves_processes_but_not_kernel_threads() {
+    let t = realistic("v1-procs");
+    add_cgroup_v1(&t);
+    let root = t.root();
+    let opts = IsolationOptions {
+        move_irqs: false,
+        ..IsolationOptions::default()
+    };
+    let plan = plan_cpu_isolation(&root, &[2, 3], &opts).expect("plan");
+    let d = "sys/fs/cgroup/cpuset";
+    let hk = format!("{d}/{V1_HOUSEKEEPING}");
+    let mv = |pid| Change::MoveProcess {
+        pid,
+        from: format!("{d}/cgroup.procs"),
+        to: format!("{hk}/cgroup.procs"),
+    };
+    assert_eq!(
+        plan.changes,
+        vec![
+            set(&format!("{d}/machine/vm1/cpuset.cpus"), "1-2", "1"),
+            set(&format!("{d}/machine/cpuset.cpus"), "0-3", "0-1"),
+            Change::CreateDir { path: hk.clone() },
+            set(&format!("{hk}/cpuset.mems"), "", "0"),
+            set(&format!("{hk}/cpuset.cpus"), "", "0-1"),
+            Change::CreateDir {
+                path: format!("{d}/hftnet")
+            },
+            set(&format!("{d}/hftnet/cpuset.mems"), "", "0"),
+            set(&format!("{d}/hftnet/cpuset.cpus"), "", "2-3"),
+            set(&format!("{d}/hftnet/cpuset.cpu_exclusive"), "0", "1"),
+            mv(1),
+            mv(812),
+            mv(900),
+        ]
+    );
+    assert!(plan.notes.is_empty());
+    let applied = apply_like_kernel(&t, &plan.changes, V1_NEW_CGROUP);
+    assert_eq!(applied.done, plan.changes);
+    // A regular file stands in for cgroup.procs: it holds the last PID written.
+    assert_eq!(t.get(&format!("{hk}/cgroup.procs")), "900");
+    revert_like_kernel(&t, &applied.done);
+    assert!(!t.dir.join(&hk).exists() && !t.dir.join(format!("{d}/hftnet")).exists());
+    assert_eq!(t.get(&format!("{d}/cgroup.procs")), "1");
+    assert_eq!(t.get(&format!("{d}/machine/cpuset.cpus")), "0-3");
+}
+
+#[test]
+fn cpuset_refuses_bad_cpu_choices() {
+    let t = realistic("v1-bad");
+    add_cgroup_v1(&t);
+    let root = t.root();
+    let opts = IsolationOptions::default();
+    assert!(matches!(
+        plan_cpu_isolation(&root, &[], &opts),
+        Err(PlanError::NoCpus)
+    ));
+    let e = plan_cpu_isolation(&root, &[4], &opts).unwrap_err();
+    assert_eq!(e.to_string(), "CPU(s) 4 not available (available: 0-3)");
+    let e = plan_cpu_isolation(&root, &[0, 1, 2, 3], &opts).unwrap_err();
+    assert!(matches!(e, PlanError::NoHousekeeping(_)), "{e}");
+    // docker (0-1) would be emptied.
+    let e = plan_cpu_isolation(&root, &[0, 1], &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "sys/fs/cgroup/cpuset/docker: would be left with no CPU after excluding 0-1"
+    );
+    let t2 = realistic("no-cpuset");
+    assert!(matches!(
+        plan_cpu_isolation(&t2.root(), &[2], &opts),
+        Err(PlanError::NoCpuset)
+    ));
+}
+
+#[test]
+fn cpuset_v2_isolation_round_trip() {
+    let t = realistic("v2");
+    add_cgroup_v2(&t);
+    let root = t.root();
+    let before = t.snapshot();
+    let opts = IsolationOptions {
+        move_irqs: false,
+        ..IsolationOptions::default()
+    };
+    let plan = plan_cpu_isolation(&root, &[2, 3], &opts).expect("plan");
+    let d = "sys/fs/cgroup";
+    assert_eq!(
+        plan.changes,
+        vec![
+            Change::EnableController {
+                path: format!("{d}/cgroup.subtree_control"),
+                old: "cpu io memory pids".into(),
+                controller: "cpuset".into(),
+            },
+            set(&format!("{d}/init.scope/cpuset.cpus"), "", "0-1"),
+            set(&format!("{d}/system.slice/cpuset.cpus"), "", "0-1"),
+            set(&format!("{d}/user.slice/cpuset.cpus"), "", "0-1"),
+            Change::CreateDir {
+                path: format!("{d}/hftnet.slice")
+            },
+            set(&format!("{d}/hftnet.slice/cpuset.cpus"), "", "2-3"),
+            set(
+                &format!("{d}/hftnet.slice/cpuset.cpus.partition"),
+                "member",
+                "isolated"
+            ),
+        ]
+    );
+    assert_eq!(
+        plan.changes[0].to_string(),
+        "sys/fs/cgroup/cgroup.subtree_control: \"cpu io memory pids\" -> \"cpu io memory pids +cpuset\""
+    );
+    let applied = apply_like_kernel(
+        &t,
+        &plan.changes,
+        &[
+            ("cpuset.cpus", ""),
+            ("cpuset.cpus.partition", "member"),
+            ("cgroup.procs", ""),
+        ],
+    );
+    assert_eq!(applied.done, plan.changes);
+    assert_eq!(
+        t.get(&format!("{d}/hftnet.slice/cpuset.cpus.partition")),
+        "isolated"
+    );
+    assert_eq!(t.get(&format!("{d}/system.slice/cpuset.cpus")), "0-1");
+    revert_like_kernel(&t, &applied.done);
+    // The kernel shows the controller list again; the fake file holds what
+    // was written to it.
+    assert_eq!(t.get(&format!("{d}/cgroup.subtree_control")), "-cpuset");
+    let mut after = t.snapshot();
+    after.insert(
+        format!("{d}/cgroup.subtree_control"),
+        "cpu io memory pids".into(),
+    );
+    assert_eq!(after, before);
+
+    // Older kernels: partition `root` (5.2-6.0), none before.
+    t.file("proc/sys/kernel/osrelease", "5.15.0-100-generic");
+    let plan = plan_cpu_isolation(&root, &[2, 3], &opts).expect("plan");
+    assert_eq!(
+        plan.changes.last(),
+        Some(&set(
+            &format!("{d}/hftnet.slice/cpuset.cpus.partition"),
+            "member",
+            "root"
+        ))
+    );
+    t.file("proc/sys/kernel/osrelease", "4.19.0");
+    let plan = plan_cpu_isolation(&root, &[2, 3], &opts).expect("plan");
+    assert_eq!(
+        plan.changes.last(),
+        Some(&set(&format!("{d}/hftnet.slice/cpuset.cpus"), "", "2-3"))
+    );
+    assert_eq!(plan.notes.len(), 1);
+}
+
+#[test]
+fn governor_and_cstates_round_trip() {
+    let t = realistic("cpu");
+    // cpu1 has no cpufreq (as in most VMs).
+    fs::remove_dir_all(t.dir.join("sys/devices/system/cpu/cpu1/cpufreq")).expect("rm");
+    let root = t.root();
+    let before = t.snapshot();
+    let c = "sys/devices/system/cpu";
+    let gov = plan_governor(&root, &[1, 2, 3], "performance").expect("plan");
+    assert_eq!(
+        gov.changes,
+        vec![
+            set(
+                &format!("{c}/cpu2/cpufreq/scaling_governor"),
+                "powersave",
+                "performance"
+            ),
+            set(
+                &format!("{c}/cpu3/cpufreq/scaling_governor"),
+                "powersave",
+                "performance"
+            ),
+        ]
+    );
+    assert_eq!(
+        gov.notes,
+        ["cpu1: no cpufreq (frequency is the hypervisor's or firmware's)"]
+    );
+    let e = plan_governor(&root, &[2], "ondemand").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cpu2: governor `ondemand` not available (available: performance powersave)"
+    );
+
+    let cst = plan_cstates(&root, &[2, 3], 10).expect("plan");
+    assert_eq!(
+        cst.changes,
+        vec![set(&format!("{c}/cpu2/cpuidle/state3/disable"), "0", "1")]
+    );
+    let cst = plan_cstates(&root, &[2, 3], 0).expect("plan");
+    let want: Vec<Change> = [(2, 1), (2, 2), (2, 3), (3, 1), (3, 2)]
+        .iter()
+        .map(|(cpu, k)| set(&format!("{c}/cpu{cpu}/cpuidle/state{k}/disable"), "0", "1"))
+        .collect();
+    assert_eq!(cst.changes, want);
+
+    let mut all = gov.changes.clone();
+    all.extend(cst.changes.clone());
+    let applied = apply_changes(&root, &all).expect("apply");
+    assert_eq!(applied.done, all);
+    assert_eq!(
+        t.get(&format!("{c}/cpu3/cpufreq/scaling_governor")),
+        "performance"
+    );
+    assert_eq!(t.get(&format!("{c}/cpu2/cpuidle/state1/disable")), "1");
+    assert_eq!(t.get(&format!("{c}/cpu2/cpuidle/state0/disable")), "0");
+    revert_changes(&root, &applied.done).expect("revert");
+    assert_eq!(t.snapshot(), before);
+}
+
+#[test]
+fn irqbalance_is_stopped_and_started_through_services() {
+    let svc = FakeServices::new(&[("irqbalance", true)]);
+    let change = stop_service(&svc, "irqbalance")
+        .expect("stop")
+        .expect("was active");
+    assert_eq!(change.name, "irqbalance");
+    assert_eq!(svc.is_active("irqbalance").ok(), Some(false));
+    change.revert(&svc).expect("start");
+    assert_eq!(svc.is_active("irqbalance").ok(), Some(true));
+    assert_eq!(
+        svc.calls(),
+        [
+            "is-active irqbalance",
+            "stop irqbalance",
+            "is-active irqbalance",
+            "start irqbalance",
+            "is-active irqbalance"
+        ]
+    );
+    let idle = FakeServices::new(&[("irqbalance", false)]);
+    assert_eq!(stop_service(&idle, "irqbalance").expect("ask"), None);
+    let none = FakeServices::new(&[]);
+    assert_eq!(stop_service(&none, "irqbalance").expect("ask"), None);
+    assert!(none.stop("irqbalance").is_err());
+}
+
+/// Prints what this machine reports (read-only). Run with
+/// `cargo test -p hftnet-tune --test fake_host -- --ignored --nocapture`.
+#[test]
+#[ignore = "reads the real host; prints, asserts nothing"]
+fn print_this_host() {
+    let root = Root::system();
+    let f = HostFacts::read(&root, &["eth0"]);
+    println!("{}", serde_json::to_string_pretty(&f).expect("json"));
+    // Plans only read.
+    let show = |what: &str, p: Result<hftnet_tune::host::Plan, PlanError>| match p {
+        Ok(p) => {
+            println!("# plan {what}: {} change(s)", p.changes.len());
+            for c in &p.changes {
+                println!("  {c}");
+            }
+            for n in &p.notes {
+                println!("  note: {n}");
+            }
+        }
+        Err(e) => println!("# plan {what}: error: {e}"),
+    };
+    show(
+        "isolate cpu 1",
+        plan_cpu_isolation(&root, &[1], &IsolationOptions::default()),
+    );
+    show(
+        "eth0 IRQs on cpu 1",
+        plan_irq_affinity(&root, "eth0", &IrqPlacement::All(vec![1])),
+    );
+    show(
+        "busy_poll",
+        plan_sysctls(
+            &root,
+            &[
+                ("net.core.busy_poll", "50"),
+                ("net.ipv4.tcp_low_latency", "1"),
+            ],
+        ),
+    );
+    show("governor", plan_governor(&root, &[0, 1], "performance"));
+    show("c-states", plan_cstates(&root, &[0, 1], 0));
+}
