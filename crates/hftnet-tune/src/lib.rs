@@ -17,6 +17,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod audit;
 pub mod host;
 pub mod jitter;
 pub mod nic;

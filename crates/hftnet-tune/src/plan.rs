@@ -63,7 +63,16 @@ impl fmt::Display for Target {
             Self::File { path } => write!(f, "/{path}"),
             Self::Nic { iface, key } => write!(f, "{iface} {key}"),
             Self::Service { name } => write!(f, "service {name}"),
-            Self::HostOp { op } => write!(f, "{op}"),
+            Self::HostOp { op } => match op {
+                crate::host::Change::Set { path, .. } => write!(f, "/{path}"),
+                crate::host::Change::CreateDir { path } => write!(f, "/{path}/ (cgroup)"),
+                crate::host::Change::EnableController {
+                    path, controller, ..
+                } => write!(f, "/{path} +{controller}"),
+                crate::host::Change::MoveProcess { pid, to, .. } => {
+                    write!(f, "process {pid} → /{to}")
+                }
+            },
         }
     }
 }
@@ -196,7 +205,7 @@ pub fn plan(
                 wanted: wanted.to_string(),
                 reason: match target {
                     Target::Nic { .. } => "not supported by the driver".into(),
-                    Target::Service { .. } => "not installed".into(),
+                    Target::Service { .. } => "not installed, or no service manager to ask".into(),
                     _ => "not present on this kernel".into(),
                 },
             }),
@@ -216,6 +225,18 @@ pub fn plan(
     };
     for s in &profile.settings {
         let (v, why) = (s.value.as_str(), s.why.as_str());
+        let per_cpu = matches!(
+            s.want,
+            Want::IrqAffinity | Want::Governor | Want::MaxCstateLatencyUs | Want::Isolate
+        );
+        if per_cpu && input.cpus.is_empty() {
+            p.skipped.push(Skipped {
+                target: s.want.to_string(),
+                wanted: v.to_string(),
+                reason: "give --cpus to plan this".into(),
+            });
+            continue;
+        }
         match &s.want {
             Want::Sysctl(name) => consider(&mut p, Target::Sysctl { name: name.clone() }, v, why)?,
             Want::Nic(key) => {

@@ -40,8 +40,12 @@ pub enum RootError {
         /// The root directory.
         root: PathBuf,
     },
-    /// `EACCES` / `EPERM`: the write (or read) needs root or `CAP_SYS_ADMIN`.
-    #[error("{action} {path}: needs root ({source})")]
+    /// `EACCES` / `EPERM`: the write (or read) needs root or `CAP_SYS_ADMIN`,
+    /// or the file is read-only where it is (a host-wide sysctl seen from
+    /// inside a network namespace).
+    #[error(
+        "{action} {path}: permission denied ({source}): run as root; if you are root, this file is read-only here (host-wide sysctls cannot be changed from inside a network namespace)"
+    )]
     NeedsRoot {
         /// What was attempted (`"reading"`, `"writing \"1\" to"`, ...).
         action: String,
@@ -664,7 +668,7 @@ mod tests {
         let w = "writing \"50\" to".to_owned();
         let msg = classify(w.clone(), p(), Some("50"), e(13)).to_string();
         assert!(
-            msg.starts_with("writing \"50\" to /proc/sys/net/core/busy_poll: needs root"),
+            msg.starts_with("writing \"50\" to /proc/sys/net/core/busy_poll: permission denied"),
             "{msg}"
         );
         assert!(matches!(

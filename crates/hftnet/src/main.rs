@@ -8,6 +8,7 @@ mod jitter;
 mod lab;
 mod market;
 mod pingpong;
+mod tune;
 mod util;
 
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Replay(market::ReplayArgs),
     /// OS jitter per CPU: a spinning thread per CPU records every interruption above a threshold.
     Jitter(jitter::JitterArgs),
+    /// Host tuning: audit (read only), apply a profile with a snapshot, revert it exactly.
+    Tune(tune::TuneArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Feed(a) => market::feed(a),
         Command::Replay(a) => market::replay(a),
         Command::Jitter(a) => jitter::jitter(a),
+        Command::Tune(a) => tune::tune(a),
     };
     match result {
         Ok(code) => code,

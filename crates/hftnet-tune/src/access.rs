@@ -1,0 +1,264 @@
+//! [`System`]: the [`Access`] of a real machine — sysctls and files through
+//! a [`Root`], NIC settings through the ethtool ioctl, services through a
+//! [`Services`] manager, cgroup operations through [`crate::host`].
+//!
+//! Reads never write. Writes touch only the target named; errors say which
+//! target and what to do, and tell a value the kernel refused
+//! ([`AccessError::Refused`]: the apply goes on) from anything else
+//! ([`AccessError::Failed`]: the apply rolls back).
+
+use hftnet_sys::ethtool::Ethtool;
+
+use crate::host::{self, Services};
+use crate::nic::{self, NicError, NicKey};
+use crate::plan::{Access, AccessError, Target};
+use crate::root::{Root, RootError, bracketed};
+
+/// The machine (or a fake tree under another root, for tests).
+pub struct System<'a> {
+    /// Where `/proc` and `/sys` are.
+    pub root: Root,
+    /// The ethtool handle, opened in the network namespace of the
+    /// interfaces; `None` when no interface is involved.
+    pub ethtool: Option<Ethtool>,
+    /// The service manager.
+    pub services: &'a dyn Services,
+}
+
+impl std::fmt::Debug for System<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("System").field("root", &self.root).finish()
+    }
+}
+
+/// Files whose value is the bracketed word of a list (`always [never]`).
+fn is_bracketed(path: &str) -> bool {
+    path.starts_with("sys/kernel/mm/transparent_hugepage/")
+}
+
+fn root_error(target: &Target, value: Option<&str>, e: RootError) -> AccessError {
+    match e {
+        RootError::Rejected { .. } => AccessError::Refused {
+            target: target.to_string(),
+            value: value.unwrap_or_default().to_string(),
+            why: e.to_string(),
+        },
+        other => AccessError::Failed {
+            target: target.to_string(),
+            why: other.to_string(),
+        },
+    }
+}
+
+fn nic_error(target: &Target, value: Option<&str>, e: NicError) -> AccessError {
+    match e {
+        NicError::Rejected { .. } | NicError::BadValue { .. } | NicError::NotSupported { .. } => {
+            AccessError::Refused {
+                target: target.to_string(),
+                value: value.unwrap_or_default().to_string(),
+                why: e.to_string(),
+            }
+        }
+        other => AccessError::Failed {
+            target: target.to_string(),
+            why: other.to_string(),
+        },
+    }
+}
+
+impl System<'_> {
+    fn ethtool(&self, target: &Target) -> Result<&Ethtool, AccessError> {
+        self.ethtool.as_ref().ok_or_else(|| AccessError::Failed {
+            target: target.to_string(),
+            why: "no ethtool handle was opened for interface settings".into(),
+        })
+    }
+
+    fn key(target: &Target, key: &str) -> Result<NicKey, AccessError> {
+        key.parse().map_err(|e| AccessError::Failed {
+            target: target.to_string(),
+            why: format!("{e}"),
+        })
+    }
+}
+
+impl Access for System<'_> {
+    fn read(&self, target: &Target) -> Result<Option<String>, AccessError> {
+        match target {
+            Target::Sysctl { name } => self
+                .root
+                .sysctl_get(name)
+                .map_err(|e| root_error(target, None, e)),
+            Target::File { path } => {
+                let v = self
+                    .root
+                    .read(path)
+                    .map_err(|e| root_error(target, None, e))?;
+                Ok(v.map(|v| {
+                    if is_bracketed(path) {
+                        bracketed(&v).unwrap_or(&v).to_string()
+                    } else {
+                        v
+                    }
+                }))
+            }
+            Target::Nic { iface, key } => {
+                let et = self.ethtool(target)?;
+                let k = Self::key(target, key)?;
+                match nic::get(et, iface, &k) {
+                    Ok(v) => Ok(v),
+                    Err(e) if e.is_not_supported() => Ok(None),
+                    Err(e) => Err(nic_error(target, None, e)),
+                }
+            }
+            // No service manager to ask (no systemctl, or systemd not
+            // running): there is no service to stop.
+            Target::Service { name } => match self.services.is_active(name) {
+                Ok(true) => Ok(Some("active".into())),
+                Ok(false) => Ok(Some("inactive".into())),
+                Err(_) => Ok(None),
+            },
+            Target::HostOp { op } => match op {
+                host::Change::Set { path, .. } | host::Change::EnableController { path, .. } => {
+                    self.root
+                        .read(path)
+                        .map_err(|e| root_error(target, None, e))
+                }
+                host::Change::CreateDir { path } => Ok(Some(if self.root.is_dir(path) {
+                    "directory".into()
+                } else {
+                    "absent".into()
+                })),
+                // Where a process is cannot be compared as a value.
+                host::Change::MoveProcess { .. } => Ok(None),
+            },
+        }
+    }
+
+    fn write(&self, target: &Target, value: &str) -> Result<(), AccessError> {
+        match target {
+            Target::Sysctl { name } => self
+                .root
+                .sysctl_set(name, value)
+                .map_err(|e| root_error(target, Some(value), e)),
+            Target::File { path } => self
+                .root
+                .write(path, value)
+                .map_err(|e| root_error(target, Some(value), e)),
+            Target::Nic { iface, key } => {
+                let et = self.ethtool(target)?;
+                let k = Self::key(target, key)?;
+                nic::set(et, iface, &k, value).map_err(|e| nic_error(target, Some(value), e))
+            }
+            Target::Service { name } => {
+                let r = match value {
+                    "inactive" => self.services.stop(name),
+                    "active" => self.services.start(name),
+                    other => {
+                        return Err(AccessError::Failed {
+                            target: target.to_string(),
+                            why: format!("a service is active or inactive, not {other:?}"),
+                        });
+                    }
+                };
+                r.map_err(|e| AccessError::Failed {
+                    target: target.to_string(),
+                    why: e.to_string(),
+                })
+            }
+            Target::HostOp { op } => {
+                let result = if value == op.new_value() {
+                    host::apply_changes(&self.root, std::slice::from_ref(op))
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                } else {
+                    host::revert_changes(&self.root, std::slice::from_ref(op))
+                        .map_err(|e| e.to_string())
+                };
+                result.map_err(|why| AccessError::Failed {
+                    target: target.to_string(),
+                    why,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::FakeServices;
+
+    struct Tree(std::path::PathBuf);
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tree(name: &str) -> Tree {
+        let d = std::env::temp_dir().join(format!("hftnet-access-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        for (p, v) in [
+            ("proc/sys/net/core/busy_poll", "0\n"),
+            (
+                "sys/kernel/mm/transparent_hugepage/enabled",
+                "always [madvise] never\n",
+            ),
+            ("proc/irq/24/smp_affinity_list", "0-3\n"),
+        ] {
+            let f = d.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, v).unwrap();
+        }
+        Tree(d)
+    }
+
+    #[test]
+    fn files_sysctls_services_and_missing_things() {
+        let t = tree("basic");
+        let services = FakeServices::new(&[("irqbalance", true)]);
+        let s = System {
+            root: Root::at(&t.0),
+            ethtool: None,
+            services: &services,
+        };
+        let sysctl = Target::Sysctl {
+            name: "net.core.busy_poll".into(),
+        };
+        assert_eq!(s.read(&sysctl).unwrap().as_deref(), Some("0"));
+        s.write(&sysctl, "50").unwrap();
+        assert_eq!(s.read(&sysctl).unwrap().as_deref(), Some("50"));
+        let thp = Target::File {
+            path: "sys/kernel/mm/transparent_hugepage/enabled".into(),
+        };
+        assert_eq!(
+            s.read(&thp).unwrap().as_deref(),
+            Some("madvise"),
+            "the bracketed word"
+        );
+        let missing = Target::Sysctl {
+            name: "net.core.no_such".into(),
+        };
+        assert_eq!(s.read(&missing).unwrap(), None);
+        let irqb = Target::Service {
+            name: "irqbalance".into(),
+        };
+        assert_eq!(s.read(&irqb).unwrap().as_deref(), Some("active"));
+        s.write(&irqb, "inactive").unwrap();
+        assert_eq!(s.read(&irqb).unwrap().as_deref(), Some("inactive"));
+        let nic = Target::Nic {
+            iface: "veth0".into(),
+            key: "feature.gro".into(),
+        };
+        let e = s.read(&nic).unwrap_err();
+        assert!(matches!(e, AccessError::Failed { .. }), "{e}");
+        let dir = Target::HostOp {
+            op: host::Change::CreateDir {
+                path: "sys/fs/cgroup/cpuset/hftnet".into(),
+            },
+        };
+        assert_eq!(s.read(&dir).unwrap().as_deref(), Some("absent"));
+    }
+}

@@ -1,0 +1,425 @@
+//! `hftnet tune audit | apply | revert`: read the host's tuning, change it
+//! to a profile with a snapshot first, and put it back exactly.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use hftnet_bench::clock::Clock;
+use hftnet_sys::ethtool::Ethtool;
+use hftnet_tune::access::System;
+use hftnet_tune::audit::{Finding, findings, prepare};
+use hftnet_tune::host::{HostFacts, Systemctl};
+use hftnet_tune::jitter::{JitterConfig, run_jitter};
+use hftnet_tune::plan::{HostId, Plan, SNAPSHOT_FORMAT, Snapshot, apply, plan, revert};
+use hftnet_tune::profile::Profile;
+use hftnet_tune::root::{Root, format_cpu_list, parse_cpu_list};
+use serde_json::json;
+
+use crate::util::{Report, parse_duration};
+
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    #[command(subcommand)]
+    command: TuneCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TuneCommand {
+    /// Read the host's NIC, IRQ, CPU and sysctl settings and compare them with a profile.
+    /// Never writes anything.
+    Audit(AuditArgs),
+    /// Change the host to a profile: prints the plan (old → new) and changes nothing
+    /// without --yes; with --yes writes a snapshot first, then applies.
+    Apply(ApplyArgs),
+    /// Restore the values of a snapshot written by `tune apply`.
+    Revert(RevertArgs),
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Interface to audit or tune (repeat for several); nothing else is touched.
+    #[arg(long = "iface")]
+    ifaces: Vec<String>,
+    /// CPUs the trading threads run on, e.g. 2-3 (for IRQ affinity, isolation, C-states).
+    #[arg(long, value_parser = parse_cpus)]
+    cpus: Option<CpuList>,
+    /// Profile: latency, throughput, or the path of a TOML profile file.
+    #[arg(long, default_value = "latency")]
+    profile: String,
+    /// Read and write /proc and /sys under this directory instead of / (for tests).
+    #[arg(long, hide = true, default_value = "/")]
+    root: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Also measure OS jitter on the CPUs (see `hftnet jitter`).
+    #[arg(long)]
+    jitter: bool,
+    /// How long the jitter measurement runs.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    jitter_duration: Duration,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Really change the host (without it, only the plan is printed).
+    #[arg(long)]
+    yes: bool,
+    /// Where to write the snapshot (default: ./hftnet-tune-snapshot-<time>.json).
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Allow tuning the interface that carries the default route.
+    #[arg(long)]
+    i_know: bool,
+}
+
+#[derive(Debug, Args)]
+struct RevertArgs {
+    /// The snapshot written by `tune apply --yes`.
+    snapshot: PathBuf,
+    /// Restore values changed by someone else since, and snapshots of another host.
+    #[arg(long)]
+    force: bool,
+    /// Read and write /proc and /sys under this directory instead of / (for tests).
+    #[arg(long, hide = true, default_value = "/")]
+    root: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A parsed `--cpus` (a newtype: clap gives `Option<Vec<_>>` another meaning).
+#[derive(Debug, Clone)]
+struct CpuList(Vec<usize>);
+
+fn parse_cpus(s: &str) -> Result<CpuList, String> {
+    let v = parse_cpu_list(s).map_err(|e| e.to_string())?;
+    if v.is_empty() {
+        return Err("empty CPU list: give CPUs such as 2-3".into());
+    }
+    Ok(CpuList(v))
+}
+
+pub fn tune(a: TuneArgs) -> Result<ExitCode> {
+    match a.command {
+        TuneCommand::Audit(a) => audit(a),
+        TuneCommand::Apply(a) => apply_cmd(a),
+        TuneCommand::Revert(a) => revert_cmd(a),
+    }
+}
+
+/// Everything audit and apply share: the profile expanded for the CPUs,
+/// the planner's input, the plan.
+struct Session {
+    root: Root,
+    profile: Profile,
+    cpus: Vec<usize>,
+    plan: Plan,
+    notes: Vec<String>,
+    ethtool: Option<Ethtool>,
+}
+
+fn session(c: &Common, services: &Systemctl) -> Result<Session> {
+    let root = Root::at(&c.root);
+    let online = root
+        .read("sys/devices/system/cpu/online")?
+        .and_then(|s| parse_cpu_list(&s).ok())
+        .unwrap_or_default();
+    let cpus = c.cpus.clone().map(|l| l.0).unwrap_or_default();
+    let profile = Profile::load(&c.profile)?.expand(&cpus, &online);
+    let (input, notes) = prepare(&root, &profile, &c.ifaces, &cpus)?;
+    let ethtool = if c.ifaces.is_empty() {
+        None
+    } else {
+        Some(Ethtool::open().context("opening the ethtool interface")?)
+    };
+    let access = System {
+        root: root.clone(),
+        ethtool,
+        services,
+    };
+    let plan = plan(&profile, &input, &access)?;
+    let ethtool = access.ethtool;
+    Ok(Session {
+        root,
+        profile,
+        cpus,
+        plan,
+        notes,
+        ethtool,
+    })
+}
+
+fn print_findings(f: &[Finding]) {
+    println!(
+        "{:<14} {:<52} {:<22} RECOMMENDED",
+        "STATUS", "ITEM", "CURRENT"
+    );
+    for x in f {
+        println!(
+            "{:<14} {:<52} {:<22} {}",
+            x.status,
+            x.item,
+            x.current.as_deref().unwrap_or("-"),
+            x.recommended.as_deref().unwrap_or("-")
+        );
+        if !x.why.is_empty() && x.status != "ok" {
+            println!("{:<14} why: {}", "", x.why);
+        }
+        if let Some(fix) = &x.fix {
+            println!("{:<14} fix: {}", "", fix);
+        }
+    }
+}
+
+fn audit(a: AuditArgs) -> Result<ExitCode> {
+    let services = Systemctl::default();
+    let s = session(&a.common, &services)?;
+    let ifaces: Vec<&str> = a.common.ifaces.iter().map(String::as_str).collect();
+    let facts = HostFacts::read(&s.root, &ifaces);
+    let mut nics = serde_json::Map::new();
+    if let Some(et) = &s.ethtool {
+        for iface in &a.common.ifaces {
+            let r = hftnet_tune::nic::audit(et, iface, &s.root.path("sys")?)
+                .with_context(|| format!("auditing {iface}"))?;
+            nics.insert(iface.clone(), serde_json::to_value(r)?);
+        }
+    }
+    let list = findings(&s.plan, &facts, &s.profile);
+    let jitter = if a.jitter {
+        let cpus = if s.cpus.is_empty() {
+            hftnet_sys::sched::allowed_cpus()?
+        } else {
+            s.cpus.clone()
+        };
+        let cfg = JitterConfig {
+            cpus,
+            duration: a.jitter_duration,
+            threshold_ns: 1000,
+        };
+        cfg.validate()?;
+        let stop = AtomicBool::new(false);
+        Some(serde_json::to_value(run_jitter(
+            &cfg,
+            Clock::new(),
+            &stop,
+        )?)?)
+    } else {
+        None
+    };
+    if a.common.json {
+        let v = json!({
+            "command": "tune audit",
+            "profile": s.profile.name,
+            "ifaces": a.common.ifaces,
+            "cpus": format_cpu_list(&s.cpus),
+            "findings": list,
+            "notes": s.notes,
+            "facts": facts,
+            "nics": nics,
+            "jitter": jitter,
+        });
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rep = Report::default();
+    rep.put("command", "tune audit")
+        .put("profile", s.profile.name.clone())
+        .put("description", s.profile.description.clone())
+        .put("ifaces", a.common.ifaces.join(","))
+        .put("cpus", format_cpu_list(&s.cpus));
+    rep.print(false);
+    print_findings(&list);
+    for n in &s.notes {
+        println!("note: {n}");
+    }
+    for (iface, r) in &nics {
+        let mut rep = Report::default();
+        rep.put(iface, r.clone());
+        rep.print(false);
+    }
+    if let Some(j) = jitter {
+        let mut rep = Report::default();
+        rep.put("jitter", j);
+        rep.print(false);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The interface of the default route in this network namespace, if any.
+fn default_route_iface(root: &Root) -> Result<Option<String>> {
+    let Some(table) = root.read("proc/net/route")? else {
+        return Ok(None);
+    };
+    Ok(table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 2 && f[1] == "00000000").then(|| f[0].to_string())
+    }))
+}
+
+fn host_id(root: &Root) -> Result<HostId> {
+    let hostname = root
+        .read("proc/sys/kernel/hostname")?
+        .unwrap_or_else(|| "unknown".into());
+    let machine_id = root
+        .read("etc/machine-id")?
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("hostname:{hostname}"));
+    Ok(HostId {
+        machine_id,
+        hostname,
+    })
+}
+
+fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
+    let c = &a.common;
+    if c.ifaces.is_empty() && c.cpus.is_none() {
+        bail!("name what to tune: --iface IF (repeatable) and/or --cpus LIST");
+    }
+    let root = Root::at(&c.root);
+    if let Some(def) = default_route_iface(&root)?
+        && c.ifaces.contains(&def)
+        && !a.i_know
+    {
+        bail!(
+            "{def} carries the default route: tuning it can cut this machine off (and your SSH session); pass --i-know to do it anyway"
+        );
+    }
+    let services = Systemctl::default();
+    let s = session(c, &services)?;
+    let plan_json = serde_json::to_value(&s.plan)?;
+    if !a.yes {
+        if c.json {
+            println!(
+                "{}",
+                json!({"command": "tune apply", "dry_run": true, "profile": s.profile.name,
+                       "plan": plan_json, "notes": s.notes})
+            );
+        } else {
+            println!("# command: tune apply (plan only: nothing is changed without --yes)");
+            println!("# profile: {}", s.profile.name);
+            for ch in &s.plan.changes {
+                println!(
+                    "change {}: {:?} → {:?}   ({})",
+                    ch.target, ch.old, ch.new, ch.why
+                );
+            }
+            for sk in &s.plan.skipped {
+                println!("skip   {}: {} ({})", sk.target, sk.wanted, sk.reason);
+            }
+            for r in &s.plan.reboot {
+                println!("reboot kernel command line: add {r}");
+            }
+            for n in &s.notes {
+                println!("note: {n}");
+            }
+            println!(
+                "# {} changes planned; rerun with --yes to apply them (a snapshot is written first)",
+                s.plan.changes.len()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let created_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path = a
+        .snapshot
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("hftnet-tune-snapshot-{created_unix}.json")));
+    let mut snap = Snapshot {
+        format: SNAPSHOT_FORMAT.into(),
+        host: host_id(&s.root)?,
+        created_unix,
+        profile: s.profile.name.clone(),
+        entries: Vec::new(),
+    };
+    let access = System {
+        root: s.root.clone(),
+        ethtool: s.ethtool,
+        services: &services,
+    };
+    let report = apply(&s.plan, &access, &mut snap, &path)?;
+    if c.json {
+        println!(
+            "{}",
+            json!({"command": "tune apply", "dry_run": false, "profile": s.profile.name,
+                   "snapshot": path.display().to_string(), "report": report, "notes": s.notes})
+        );
+    } else {
+        println!("# command: tune apply");
+        println!("# profile: {}", s.profile.name);
+        println!("# snapshot: {}", path.display());
+        for o in &report.outcomes {
+            println!("{}: {:?} → {:?}: {}", o.target, o.old, o.new, o.result);
+        }
+        for r in &report.reboot {
+            println!("needs a reboot: add {r} to the kernel command line");
+        }
+        println!("# undo with: hftnet tune revert {}", path.display());
+    }
+    if let Some(why) = &report.failed {
+        eprintln!("hftnet tune apply: stopped and rolled back what it had changed: {why}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revert_cmd(a: RevertArgs) -> Result<ExitCode> {
+    let root = Root::at(&a.root);
+    let snap = Snapshot::load(&a.snapshot, &host_id(&root)?, a.force)?;
+    let services = Systemctl::default();
+    let needs_nic = snap
+        .entries
+        .iter()
+        .any(|e| matches!(e.target, hftnet_tune::plan::Target::Nic { .. }));
+    let access = System {
+        root,
+        ethtool: if needs_nic {
+            Some(Ethtool::open().context("opening the ethtool interface")?)
+        } else {
+            None
+        },
+        services: &services,
+    };
+    let r = revert(&snap, &access, a.force);
+    if a.json {
+        println!(
+            "{}",
+            json!({"command": "tune revert", "snapshot": a.snapshot.display().to_string(), "report": r})
+        );
+    } else {
+        println!("# command: tune revert");
+        println!("# snapshot: {}", a.snapshot.display());
+        for o in &r.outcomes {
+            println!("{}: {:?} → {:?}: {}", o.target, o.old, o.new, o.result);
+        }
+    }
+    if r.conflicts > 0 {
+        eprintln!(
+            "hftnet tune revert: {} values were changed by someone else since the apply and were left alone; rerun with --force to restore them",
+            r.conflicts
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if r.failures > 0 {
+        eprintln!(
+            "hftnet tune revert: {} values could not be restored",
+            r.failures
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
