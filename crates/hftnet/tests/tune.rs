@@ -1,0 +1,381 @@
+//! `hftnet tune` end to end against a fake /proc and /sys tree (the hidden
+//! `--root`), so host-wide settings — IRQ affinity, governors, C-states,
+//! transparent huge pages, global sysctls — are applied and reverted for
+//! real without touching the machine; and bad input.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+
+use common::BIN;
+
+/// A fake root, removed on drop (also when the test fails).
+struct Tree(PathBuf);
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Tree {
+    fn new(name: &str) -> Tree {
+        let d = std::env::temp_dir().join(format!("hftnet-tune-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let mut files: Vec<(String, String)> = vec![
+            ("sys/devices/system/cpu/online".into(), "0-3".into()),
+            ("proc/sys/net/core/busy_poll".into(), "0".into()),
+            ("proc/sys/kernel/sched_rt_runtime_us".into(), "950000".into()),
+            ("proc/sys/vm/swappiness".into(), "60".into()),
+            (
+                "sys/kernel/mm/transparent_hugepage/enabled".into(),
+                "always [madvise] never".into(),
+            ),
+            ("proc/sys/kernel/hostname".into(), "fakehost".into()),
+            ("etc/machine-id".into(), "f00d".into()),
+            ("proc/cmdline".into(), "quiet".into()),
+            (
+                "proc/interrupts".into(),
+                "           CPU0       CPU1       CPU2       CPU3\n  24:         10          0          0          0  PCI-MSI 1-edge  eth9-TxRx-0\n  25:         10          0          0          0  PCI-MSI 2-edge  eth9-TxRx-1\n  26:          5          0          0          0  PCI-MSI 3-edge  nvme0q1".into(),
+            ),
+            (
+                "proc/net/route".into(),
+                "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\neth9\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0".into(),
+            ),
+            ("sys/class/net/eth9/operstate".into(), "up".into()),
+        ];
+        for irq in [24, 25, 26] {
+            files.push((format!("proc/irq/{irq}/smp_affinity_list"), "0-3".into()));
+        }
+        for cpu in 0..4 {
+            let c = format!("sys/devices/system/cpu/cpu{cpu}");
+            files.push((format!("{c}/cpufreq/scaling_governor"), "powersave".into()));
+            files.push((
+                format!("{c}/cpufreq/scaling_available_governors"),
+                "performance powersave".into(),
+            ));
+            for (k, name, lat) in [(0, "POLL", 0), (1, "C1", 2), (2, "C6", 133)] {
+                let s = format!("{c}/cpuidle/state{k}");
+                files.push((format!("{s}/name"), name.into()));
+                files.push((format!("{s}/latency"), lat.to_string()));
+                files.push((format!("{s}/disable"), "0".into()));
+            }
+        }
+        for (p, v) in files {
+            let f = d.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, format!("{v}\n")).unwrap();
+        }
+        Tree(d)
+    }
+
+    fn root(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
+    /// Every file, trimmed; THP by its bracketed word.
+    fn state(&self) -> BTreeMap<String, String> {
+        fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(base, &p, out);
+                } else {
+                    let rel = p.strip_prefix(base).unwrap().display().to_string();
+                    let mut v = std::fs::read_to_string(&p).unwrap().trim().to_string();
+                    if let (Some(a), Some(b)) = (v.find('['), v.find(']')) {
+                        v = v[a + 1..b].to_string();
+                    }
+                    out.insert(rel, v);
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.0, &self.0, &mut out);
+        out
+    }
+
+    fn get(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.0.join(rel))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn put(&self, rel: &str, v: &str) {
+        std::fs::write(self.0.join(rel), v).unwrap();
+    }
+}
+
+fn hftnet(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+const PROFILE: &str = r#"name = "fake"
+[sysctl]
+"net.core.busy_poll" = { value = "50", why = "busy polling" }
+"kernel.sched_rt_runtime_us" = "-1"
+"vm.swappiness" = "10"
+"net.ipv4.not_on_this_kernel" = "1"
+[irq]
+affinity = "{cpus}"
+[cpu]
+governor = "performance"
+max_cstate_latency_us = "10"
+[thp]
+enabled = "never"
+[cmdline]
+params = ["nohz_full={cpus}"]
+"#;
+
+fn profile_file(t: &Tree) -> String {
+    let p = t.0.join("profile.toml");
+    std::fs::write(&p, PROFILE).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn host_wide_settings_apply_and_revert_exactly_on_a_fake_tree() {
+    let t = Tree::new("roundtrip");
+    let profile = profile_file(&t);
+    let snap = t.0.join("snap.json").display().to_string();
+    let base = [
+        "tune",
+        "apply",
+        "--root",
+        t.root(),
+        "--profile",
+        &profile,
+        "--iface",
+        "eth9",
+        "--cpus",
+        "2-3",
+    ];
+    let original = t.state();
+
+    // eth9 carries the default route of this (fake) namespace.
+    let o = hftnet(&base);
+    assert_eq!(o.status.code(), Some(2));
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("eth9 carries the default route") && err.contains("--i-know"),
+        "{err}"
+    );
+    assert_eq!(t.state(), original);
+
+    // Without --yes: the plan, and nothing changed.
+    let mut args = base.to_vec();
+    args.push("--i-know");
+    let o = hftnet(&args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("change sysctl net.core.busy_poll: \"0\" → \"50\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("/proc/irq/24/smp_affinity_list: \"0-3\" → \"2-3\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("reboot kernel command line: add nohz_full=2-3"),
+        "{out}"
+    );
+    assert!(out.contains("not present on this kernel"), "{out}");
+    assert!(
+        !out.contains("nvme0q1") && !out.contains("irq/26"),
+        "only eth9's IRQs: {out}"
+    );
+    assert_eq!(t.state(), original, "a plan changes nothing");
+
+    // With --yes: snapshot first, then every value.
+    args.extend(["--yes", "--snapshot", &snap]);
+    let o = hftnet(&args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("undo with: hftnet tune revert"), "{out}");
+    assert_eq!(t.get("proc/sys/net/core/busy_poll"), "50");
+    assert_eq!(t.get("proc/sys/kernel/sched_rt_runtime_us"), "-1");
+    assert_eq!(t.get("proc/irq/24/smp_affinity_list"), "2-3");
+    assert_eq!(t.get("proc/irq/25/smp_affinity_list"), "2-3");
+    assert_eq!(t.get("proc/irq/26/smp_affinity_list"), "0-3", "not eth9's");
+    assert_eq!(
+        t.get("sys/devices/system/cpu/cpu2/cpufreq/scaling_governor"),
+        "performance"
+    );
+    assert_eq!(
+        t.get("sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "powersave"
+    );
+    assert_eq!(
+        t.get("sys/devices/system/cpu/cpu3/cpuidle/state2/disable"),
+        "1"
+    );
+    assert_eq!(
+        t.get("sys/devices/system/cpu/cpu3/cpuidle/state1/disable"),
+        "0"
+    );
+    assert_eq!(t.get("sys/kernel/mm/transparent_hugepage/enabled"), "never");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&snap).unwrap()).unwrap();
+    assert_eq!(s["host"]["machine_id"], "f00d");
+    assert!(s["entries"].as_array().unwrap().len() >= 10, "{s}");
+
+    // Revert: exactly as before; twice is safe.
+    let o = hftnet(&["tune", "revert", &snap, "--root", t.root()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    let mut now = t.state();
+    now.remove("snap.json");
+    let mut was = original.clone();
+    was.remove("snap.json");
+    assert_eq!(now.len(), was.len(), "no file added or removed");
+    assert_eq!(now, was, "exactly as before");
+    let o = hftnet(&["tune", "revert", &snap, "--root", t.root()]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(
+        out.contains("already restored") && !out.contains(": restored"),
+        "{out}"
+    );
+}
+
+#[test]
+fn revert_refuses_what_changed_since_another_host_and_a_cut_snapshot() {
+    let t = Tree::new("conflict");
+    let profile = profile_file(&t);
+    let snap = t.0.join("snap.json").display().to_string();
+    let o = hftnet(&[
+        "tune",
+        "apply",
+        "--root",
+        t.root(),
+        "--profile",
+        &profile,
+        "--cpus",
+        "2",
+        "--yes",
+        "--snapshot",
+        &snap,
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    // Someone else changes a value we set.
+    t.put("proc/sys/net/core/busy_poll", "77\n");
+    let o = hftnet(&["tune", "revert", &snap, "--root", t.root()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        err.contains("--force") && out.contains("changed since the apply"),
+        "{out}{err}"
+    );
+    assert_eq!(t.get("proc/sys/net/core/busy_poll"), "77", "left alone");
+    assert_eq!(t.get("proc/sys/vm/swappiness"), "60", "the rest restored");
+    let o = hftnet(&["tune", "revert", &snap, "--root", t.root(), "--force"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(t.get("proc/sys/net/core/busy_poll"), "0");
+
+    // Another machine.
+    t.put("etc/machine-id", "beef\n");
+    let o = hftnet(&["tune", "revert", &snap, "--root", t.root()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err.contains("taken on fakehost") && err.contains("--force"),
+        "{err}"
+    );
+
+    // Cut short.
+    let whole = std::fs::read_to_string(&snap).unwrap();
+    std::fs::write(&snap, &whole[..whole.len() / 3]).unwrap();
+    let o = hftnet(&["tune", "revert", &snap, "--root", t.root(), "--force"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("not a complete hftnet snapshot"), "{err}");
+}
+
+#[test]
+fn bad_input_is_named() {
+    let t = Tree::new("bad");
+    let bad_profile = t.0.join("bad.toml");
+    std::fs::write(
+        &bad_profile,
+        "name = \"x\"\n[cpu]\ngovernour = \"performance\"\n",
+    )
+    .unwrap();
+    let bad = bad_profile.display().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["tune", "audit", "--root", t.root(), "--iface", "nosuch0"],
+            "no interface \"nosuch0\"",
+        ),
+        (
+            vec!["tune", "audit", "--root", t.root(), "--profile", &bad],
+            "governour",
+        ),
+        (
+            vec!["tune", "audit", "--root", t.root(), "--profile", "fastest"],
+            "no profile \"fastest\"",
+        ),
+        (
+            vec!["tune", "apply", "--root", t.root(), "--cpus", "9"],
+            "CPU 9 is not online",
+        ),
+        (vec!["tune", "apply", "--root", t.root()], "--iface"),
+        (
+            vec!["tune", "audit", "--root", t.root(), "--cpus", "2-x"],
+            "2-x",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = hftnet(&args);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn audit_reads_and_never_writes() {
+    let t = Tree::new("audit");
+    let before = t.state();
+    let o = hftnet(&[
+        "tune",
+        "audit",
+        "--root",
+        t.root(),
+        "--cpus",
+        "2-3",
+        "--json",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = v["findings"].as_array().unwrap();
+    let find = |item: &str| {
+        f.iter()
+            .find(|x| x["item"] == item)
+            .unwrap_or_else(|| panic!("{item}: {v}"))
+    };
+    let bp = find("sysctl net.core.busy_poll");
+    assert_eq!(
+        (bp["status"].as_str(), bp["current"].as_str()),
+        (Some("change"), Some("0"))
+    );
+    assert_eq!(bp["fix"], "sysctl -w net.core.busy_poll='50'");
+    assert!(f.iter().any(|x| x["status"] == "reboot"), "{v}");
+    assert!(f.iter().any(|x| x["item"] == "kernel bypass stacks"), "{v}");
+    assert_eq!(
+        v["facts"]["cpus"]["online"],
+        serde_json::json!([0, 1, 2, 3])
+    );
+    assert_eq!(t.state(), before, "audit wrote nothing");
+}
