@@ -207,6 +207,7 @@ mod tests {
                 "always [madvise] never\n",
             ),
             ("proc/irq/24/smp_affinity_list", "0-3\n"),
+            ("sys/fs/cgroup/cpuset/cpuset.cpus", "0-3\n"),
         ] {
             let f = d.join(p);
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
@@ -260,5 +261,11 @@ mod tests {
             },
         };
         assert_eq!(s.read(&dir).unwrap().as_deref(), Some("absent"));
+        // Done with its new value, undone with its old one.
+        s.write(&dir, "directory").unwrap();
+        assert!(t.0.join("sys/fs/cgroup/cpuset/hftnet").is_dir());
+        assert_eq!(s.read(&dir).unwrap().as_deref(), Some("directory"));
+        s.write(&dir, "absent").unwrap();
+        assert!(!t.0.join("sys/fs/cgroup/cpuset/hftnet").exists());
     }
 }
