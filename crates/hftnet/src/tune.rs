@@ -77,7 +77,7 @@ struct ApplyArgs {
     /// Really change the host (without it, only the plan is printed).
     #[arg(long)]
     yes: bool,
-    /// Where to write the snapshot (default: ./hftnet-tune-snapshot-<time>.json).
+    /// Where to write the snapshot (default: ./hftnet-tune-snapshot-TIME.json).
     #[arg(long)]
     snapshot: Option<PathBuf>,
     /// Allow tuning the interface that carries the default route.
