@@ -48,6 +48,28 @@ fn values(access: &dyn Access, targets: &[Target]) -> Vec<Option<String>> {
     targets.iter().map(|t| access.read(t).unwrap()).collect()
 }
 
+/// Runs `f` inside the trader namespace of a fresh lab with the machine's
+/// root, an ethtool handle opened there, no service manager, and a
+/// snapshot path (removed afterwards).
+fn in_lab(tag: &str, f: impl FnOnce(&Root, &System<'_>, &std::path::Path) + Send) {
+    let lab = Lab::two_host(None).unwrap();
+    let path = std::env::temp_dir().join(format!("hftnet-tune-{tag}-{}.json", std::process::id()));
+    let p2 = path.clone();
+    lab.trader()
+        .run(move || {
+            let services = FakeServices::new(&[]);
+            let root = Root::system();
+            let access = System {
+                root: root.clone(),
+                ethtool: Some(Ethtool::open().unwrap()),
+                services: &services,
+            };
+            f(&root, &access, &p2);
+        })
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+}
+
 const PROFILE: &str = r#"
 name = "lab"
 [sysctl]
@@ -68,87 +90,74 @@ fn apply_and_revert_round_trip_exactly_in_a_namespace() {
     if skip("apply_and_revert_round_trip_exactly_in_a_namespace") {
         return;
     }
-    let lab = Lab::two_host(None).unwrap();
-    let path = std::env::temp_dir().join(format!("hftnet-tune-lab-{}.json", std::process::id()));
-    let p2 = path.clone();
-    lab.trader()
-        .run(move || {
-            let services = FakeServices::new(&[]);
-            let root = Root::system();
-            let access = System {
-                root: root.clone(),
-                ethtool: Some(Ethtool::open().unwrap()),
-                services: &services,
-            };
-            // GRO flipped from whatever the lab set, so it is a change.
-            let gro = access
-                .read(&Target::Nic {
-                    iface: "veth0".into(),
-                    key: "feature.gro".into(),
-                })
-                .unwrap()
-                .unwrap();
-            let flipped = if gro == "on" { "off" } else { "on" };
-            let profile = Profile::parse("lab", &PROFILE.replace("GRO", flipped)).unwrap();
-            let ifaces = vec!["veth0".to_string()];
-            let (input, _) = prepare(&root, &profile, &ifaces, &[]).unwrap();
-            let plan = plan(&profile, &input, &access).unwrap();
-            let targets: Vec<Target> = plan.changes.iter().map(|c| c.target.clone()).collect();
-            let shown: Vec<String> = targets.iter().map(ToString::to_string).collect();
-            for want in [
-                "sysctl net.ipv4.tcp_slow_start_after_idle",
-                "sysctl net.ipv4.tcp_fastopen",
-                "sysctl net.core.somaxconn",
-                "sysctl net.ipv4.tcp_rmem",
-                "veth0 feature.gro",
-                "veth0 feature.tx-scatter-gather",
-                "veth0 channels.rx",
-            ] {
-                assert!(shown.iter().any(|s| s == want), "{want} planned: {shown:?}");
-            }
-            let skipped: Vec<(&str, &str)> = plan
-                .skipped
-                .iter()
-                .map(|s| (s.target.as_str(), s.reason.as_str()))
-                .collect();
-            assert!(skipped.contains(&("veth0 coalesce.rx-usecs", "not supported by the driver")));
-            assert!(
-                skipped.contains(&("sysctl net.core.busy_poll", "not present on this kernel")),
-                "busy_poll is not per namespace: {skipped:?}"
-            );
-            let before = values(&access, &targets);
+    in_lab("lab", |root, access, p2| {
+        // GRO flipped from whatever the lab set, so it is a change.
+        let gro = access
+            .read(&Target::Nic {
+                iface: "veth0".into(),
+                key: "feature.gro".into(),
+            })
+            .unwrap()
+            .unwrap();
+        let flipped = if gro == "on" { "off" } else { "on" };
+        let profile = Profile::parse("lab", &PROFILE.replace("GRO", flipped)).unwrap();
+        let ifaces = vec!["veth0".to_string()];
+        let (input, _) = prepare(root, &profile, &ifaces, &[]).unwrap();
+        let plan = plan(&profile, &input, access).unwrap();
+        let targets: Vec<Target> = plan.changes.iter().map(|c| c.target.clone()).collect();
+        let shown: Vec<String> = targets.iter().map(ToString::to_string).collect();
+        for want in [
+            "sysctl net.ipv4.tcp_slow_start_after_idle",
+            "sysctl net.ipv4.tcp_fastopen",
+            "sysctl net.core.somaxconn",
+            "sysctl net.ipv4.tcp_rmem",
+            "veth0 feature.gro",
+            "veth0 feature.tx-scatter-gather",
+            "veth0 channels.rx",
+        ] {
+            assert!(shown.iter().any(|s| s == want), "{want} planned: {shown:?}");
+        }
+        let skipped: Vec<(&str, &str)> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.target.as_str(), s.reason.as_str()))
+            .collect();
+        assert!(skipped.contains(&("veth0 coalesce.rx-usecs", "not supported by the driver")));
+        assert!(
+            skipped.contains(&("sysctl net.core.busy_poll", "not present on this kernel")),
+            "busy_poll is not per namespace: {skipped:?}"
+        );
+        let before = values(access, &targets);
 
-            let mut snap = snapshot();
-            let report = apply(&plan, &access, &mut snap, &p2).unwrap();
-            assert!(report.failed.is_none(), "{report:?}");
-            for (c, o) in plan.changes.iter().zip(&report.outcomes) {
-                assert_eq!(o.result, "applied", "{o:?}");
-                let now = access.read(&c.target).unwrap().unwrap();
-                assert_eq!(
-                    now.split_whitespace().collect::<Vec<_>>(),
-                    c.new.split_whitespace().collect::<Vec<_>>(),
-                    "{} is set",
-                    c.target
-                );
-            }
-            let saved = Snapshot::load(&p2, &snap.host, false).unwrap();
-            assert!(saved.entries.iter().all(|e| e.state == EntryState::Applied));
-
-            let r = revert(&saved, &access, false);
-            assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+        let mut snap = snapshot();
+        let report = apply(&plan, access, &mut snap, p2).unwrap();
+        assert!(report.failed.is_none(), "{report:?}");
+        for (c, o) in plan.changes.iter().zip(&report.outcomes) {
+            assert_eq!(o.result, "applied", "{o:?}");
+            let now = access.read(&c.target).unwrap().unwrap();
             assert_eq!(
-                values(&access, &targets),
-                before,
-                "every value exactly as before"
+                now.split_whitespace().collect::<Vec<_>>(),
+                c.new.split_whitespace().collect::<Vec<_>>(),
+                "{} is set",
+                c.target
             );
-            let r = revert(&saved, &access, false);
-            assert!(
-                r.outcomes.iter().all(|o| o.result == "already restored"),
-                "{r:?}"
-            );
-        })
-        .unwrap();
-    std::fs::remove_file(&path).unwrap();
+        }
+        let saved = Snapshot::load(p2, &snap.host, false).unwrap();
+        assert!(saved.entries.iter().all(|e| e.state == EntryState::Applied));
+
+        let r = revert(&saved, access, false);
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+        assert_eq!(
+            values(access, &targets),
+            before,
+            "every value exactly as before"
+        );
+        let r = revert(&saved, access, false);
+        assert!(
+            r.outcomes.iter().all(|o| o.result == "already restored"),
+            "{r:?}"
+        );
+    });
 }
 
 #[test]
@@ -156,23 +165,12 @@ fn refused_values_are_reported_and_a_failure_rolls_back() {
     if skip("refused_values_are_reported_and_a_failure_rolls_back") {
         return;
     }
-    let lab = Lab::two_host(None).unwrap();
-    let path = std::env::temp_dir().join(format!("hftnet-tune-lab-rb-{}.json", std::process::id()));
-    let p2 = path.clone();
-    lab.trader()
-        .run(move || {
-            let services = FakeServices::new(&[]);
-            let root = Root::system();
-            let access = System {
-                root: root.clone(),
-                ethtool: Some(Ethtool::open().unwrap()),
-                services: &services,
-            };
-            // net.core.wmem_max is read-only in a child namespace: a
-            // failure, after somaxconn was changed, which is rolled back.
-            let profile = Profile::parse(
-                "rb",
-                r#"name = "rb"
+    in_lab("lab-rb", |root, access, p2| {
+        // net.core.wmem_max is read-only in a child namespace: a
+        // failure, after somaxconn was changed, which is rolled back.
+        let profile = Profile::parse(
+            "rb",
+            r#"name = "rb"
 [sysctl]
 "net.core.somaxconn" = "8192"
 "net.core.wmem_max" = "8388608"
@@ -180,59 +178,57 @@ fn refused_values_are_reported_and_a_failure_rolls_back() {
 "channels.rx" = "3"
 "feature.gro" = "off"
 "#,
-            )
-            .unwrap();
-            let (input, _) = prepare(&root, &profile, &["veth0".to_string()], &[]).unwrap();
-            let first = plan(&profile, &input, &access).unwrap();
-            let targets: Vec<Target> = first.changes.iter().map(|c| c.target.clone()).collect();
-            let before = values(&access, &targets);
-            let mut snap = snapshot();
-            let report = apply(&first, &access, &mut snap, &p2).unwrap();
-            let failed = report
-                .failed
-                .as_deref()
-                .expect("wmem_max cannot be written here");
-            assert!(
-                failed.contains("wmem_max") && failed.contains("read-only here"),
-                "{failed}"
-            );
-            assert_eq!(values(&access, &targets), before, "rolled back: {report:?}");
-            let rolled = report
-                .outcomes
-                .iter()
-                .filter(|o| o.result == "rolled back")
-                .count();
-            assert!(rolled >= 1, "{report:?}");
+        )
+        .unwrap();
+        let (input, _) = prepare(root, &profile, &["veth0".to_string()], &[]).unwrap();
+        let first = plan(&profile, &input, access).unwrap();
+        let targets: Vec<Target> = first.changes.iter().map(|c| c.target.clone()).collect();
+        let before = values(access, &targets);
+        let mut snap = snapshot();
+        let report = apply(&first, access, &mut snap, p2).unwrap();
+        let failed = report
+            .failed
+            .as_deref()
+            .expect("wmem_max cannot be written here");
+        assert!(
+            failed.contains("wmem_max") && failed.contains("read-only here"),
+            "{failed}"
+        );
+        assert_eq!(values(access, &targets), before, "rolled back: {report:?}");
+        let rolled = report
+            .outcomes
+            .iter()
+            .filter(|o| o.result == "rolled back")
+            .count();
+        assert!(rolled >= 1, "{report:?}");
 
-            // channels.rx 3 is more than veth offers: refused and
-            // reported, the rest applied.
-            let profile = Profile::parse(
+        // channels.rx 3 is more than veth offers: refused and
+        // reported, the rest applied.
+        let profile = Profile::parse(
                 "rb2",
                 "name = \"rb2\"\n[nic]\n\"channels.rx\" = \"3\"\n\"feature.tx-scatter-gather\" = \"off\"\n",
             )
             .unwrap();
-            let second = plan(&profile, &input, &access).unwrap();
-            let mut snap = snapshot();
-            let report = apply(&second, &access, &mut snap, &p2).unwrap();
-            assert!(report.failed.is_none(), "{report:?}");
-            let ch = report
-                .outcomes
-                .iter()
-                .find(|o| o.target == "veth0 channels.rx")
-                .unwrap();
-            assert!(
-                ch.result.starts_with("refused") && ch.result.contains("maximum is 2"),
-                "{ch:?}"
-            );
-            let sg = report
-                .outcomes
-                .iter()
-                .find(|o| o.target == "veth0 feature.tx-scatter-gather")
-                .unwrap();
-            assert_eq!(sg.result, "applied");
-            let r = revert(&snap, &access, false);
-            assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
-        })
-        .unwrap();
-    std::fs::remove_file(&path).unwrap();
+        let second = plan(&profile, &input, access).unwrap();
+        let mut snap = snapshot();
+        let report = apply(&second, access, &mut snap, p2).unwrap();
+        assert!(report.failed.is_none(), "{report:?}");
+        let ch = report
+            .outcomes
+            .iter()
+            .find(|o| o.target == "veth0 channels.rx")
+            .unwrap();
+        assert!(
+            ch.result.starts_with("refused") && ch.result.contains("maximum is 2"),
+            "{ch:?}"
+        );
+        let sg = report
+            .outcomes
+            .iter()
+            .find(|o| o.target == "veth0 feature.tx-scatter-gather")
+            .unwrap();
+        assert_eq!(sg.result, "applied");
+        let r = revert(&snap, access, false);
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+    });
 }
