@@ -11,9 +11,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod arp;
+pub mod checksum;
+pub mod ethernet;
+pub mod ipv4;
 pub mod itch50;
 pub mod moldudp64;
 pub mod probe;
+pub mod udp;
 
 use core::fmt;
 
