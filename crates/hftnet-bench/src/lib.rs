@@ -10,3 +10,4 @@ pub mod ladder;
 pub mod pingpong;
 pub mod report;
 pub mod stats;
+pub mod throughput;

@@ -192,6 +192,13 @@ impl RxBurst {
         &mut self.data[i * self.slot..(i + 1) * self.slot]
     }
 
+    /// For backends: the slots from `first` on, to receive several messages
+    /// in one call (`recvmmsg`, a ring) straight into the burst.
+    pub fn slots_from(&mut self, first: usize) -> std::slice::ChunksExactMut<'_, u8> {
+        let start = (first * self.slot).min(self.data.len());
+        self.data[start..].chunks_exact_mut(self.slot)
+    }
+
     /// For backends: record message `i` (`meta.len` must not exceed the slot).
     pub fn set(&mut self, i: usize, meta: RxMeta) {
         debug_assert!(meta.len <= self.slot);

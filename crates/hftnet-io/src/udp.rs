@@ -7,16 +7,23 @@
 //! source-specific with `source=`) on the named interface; a multicast client
 //! sends to the group from the named interface and receives unicast replies.
 //!
-//! Hot path: one `recvmsg` per message (plus one non-blocking `recvmsg` to
-//! finish a burst when the burst holds more than one slot), one `sendto` per
-//! message; no allocation.
+//! Hot path with `batch=1` (the default): one `recvmsg` (`recvfrom` without
+//! timestamps) per message, plus one non-blocking call to finish a burst when
+//! the burst holds more than one slot; one `sendto` per message.
+//!
+//! With `batch=N` (2 to [`MAX_BATCH`]): one `recvmmsg` takes up to N datagrams
+//! (`MSG_WAITFORONE`: it waits for the first only, per the receive strategy),
+//! and one `sendmmsg` sends up to N; a burst larger than N takes several
+//! calls, a burst of one message uses the single-message calls. The headers
+//! are allocated when the socket is opened; datagrams are received straight
+//! into the burst's slots. No other allocation.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use hftnet_sys::SyscallError;
-use hftnet_sys::sock;
+use hftnet_sys::sock::{self, MmsgBatch};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::Role;
@@ -27,6 +34,10 @@ use crate::uri::{Uri, UriError};
 
 /// Largest UDP payload over IPv4.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Largest `batch=`: the kernel's `UIO_MAXIOV`, its limit of messages per
+/// `recvmmsg` / `sendmmsg` call.
+pub const MAX_BATCH: usize = sock::MMSG_MAX_BATCH;
 
 /// Receive buffer a multicast server asks for unless `rcvbuf=` says otherwise.
 pub const MCAST_DEFAULT_RCVBUF: u32 = 4 << 20;
@@ -70,14 +81,19 @@ pub struct UdpConfig {
     pub incoming_cpu: Option<u32>,
     /// Unicast client: `connect()` to the peer (`connect=`, default on).
     pub connect: bool,
+    /// Datagrams per receive or send system call (`batch=N`, 1 to
+    /// [`MAX_BATCH`], default 1). 1 uses `recvmsg`/`recvfrom` and `sendto`;
+    /// more uses `recvmmsg` and `sendmmsg` (Linux 3.0+).
+    pub batch: usize,
     /// Set for `mcast://`.
     pub multicast: Option<McastOptions>,
 }
 
-const UDP_PARAMS: &[&str] = &["timestamps", "incoming_cpu", "connect"];
+const UDP_PARAMS: &[&str] = &["timestamps", "incoming_cpu", "batch", "connect"];
 const MCAST_PARAMS: &[&str] = &[
     "timestamps",
     "incoming_cpu",
+    "batch",
     "iface",
     "source",
     "loop",
@@ -94,6 +110,7 @@ impl UdpConfig {
             timestamps: false,
             incoming_cpu: None,
             connect: true,
+            batch: 1,
             multicast: None,
         }
     }
@@ -110,12 +127,14 @@ impl UdpConfig {
         let socket = SocketOptions::from_params(&mut p)?;
         let timestamps = p.bool("timestamps")?.unwrap_or(false);
         let incoming_cpu = p.int("incoming_cpu", 0..=4095)?.map(|v| v as u32);
+        let batch = p.int("batch", 1..=MAX_BATCH as i64)?.unwrap_or(1) as usize;
         let mut cfg = Self {
             addr,
             socket,
             timestamps,
             incoming_cpu,
             connect: true,
+            batch,
             multicast: None,
         };
         if is_mcast {
@@ -170,6 +189,8 @@ pub struct UdpTransport {
     notes: Vec<String>,
     /// Where the group was joined (index, address of the interface), for leaving it.
     joined: Option<(u32, Ipv4Addr)>,
+    /// Headers of `recvmmsg`/`sendmmsg`, with `batch=` above 1.
+    mmsg: Option<MmsgBatch>,
 }
 
 impl UdpTransport {
@@ -272,6 +293,7 @@ impl UdpTransport {
         }
         let waiter = Waiter::new(s.as_fd(), cfg.socket.strategy)
             .map_err(OpenError::setup("creating the epoll waiter"))?;
+        let mmsg = (cfg.batch > 1).then(|| MmsgBatch::new(cfg.batch, cfg.timestamps));
         Ok(Self {
             sock: s,
             cfg,
@@ -282,6 +304,7 @@ impl UdpTransport {
             received_any: false,
             notes,
             joined,
+            mmsg,
         })
     }
 
@@ -289,6 +312,12 @@ impl UdpTransport {
     #[must_use]
     pub fn config(&self) -> &UdpConfig {
         &self.cfg
+    }
+
+    /// Datagrams per receive or send system call (`batch=`).
+    #[must_use]
+    pub fn batch(&self) -> usize {
+        self.cfg.batch
     }
 
     /// Leaves the multicast group now (the kernel also leaves on close).
@@ -340,6 +369,9 @@ impl UdpTransport {
         burst: &mut RxBurst,
         deadline: Option<Instant>,
     ) -> Result<usize, SyscallError> {
+        if self.mmsg.is_some() && burst.capacity() > 1 {
+            return self.recv_batched(burst, deadline);
+        }
         let fd = self.sock.as_fd();
         let control = self.cfg.timestamps;
         let first = {
@@ -367,6 +399,87 @@ impl UdpTransport {
         burst.set_len(n);
         Ok(n)
     }
+
+    /// `recvmmsg` straight into the burst's slots: the first call waits per
+    /// strategy, further ones (for a burst larger than the batch) only take
+    /// what is queued.
+    #[inline]
+    fn recv_batched(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: Option<Instant>,
+    ) -> Result<usize, SyscallError> {
+        let Self {
+            sock: s,
+            waiter,
+            mmsg,
+            received_any,
+            ..
+        } = self;
+        let Some(mmsg) = mmsg.as_mut() else {
+            unreachable!("recv_batched runs only with batch > 1");
+        };
+        let fd = s.as_fd();
+        let want = burst.capacity();
+        let per_call = mmsg.capacity();
+        let first = want.min(per_call);
+        let got = waiter.wait(fd, deadline, |flags| {
+            sock::recv_mmsg(fd, mmsg, burst.slots_from(0).take(first), flags)
+        })?;
+        let k = got.unwrap_or(0);
+        if k == 0 {
+            burst.set_len(0);
+            return Ok(0);
+        }
+        *received_any = true;
+        record(mmsg, burst, 0);
+        let mut n = k;
+        let mut last = k;
+        let mut asked = first;
+        // A full batch may mean more is queued: fill the rest of the burst.
+        while n < want && last == asked {
+            asked = (want - n).min(per_call);
+            match sock::recv_mmsg(
+                fd,
+                mmsg,
+                burst.slots_from(n).take(asked),
+                libc::MSG_DONTWAIT,
+            ) {
+                Ok(got) if got > 0 => {
+                    record(mmsg, burst, n);
+                    n += got;
+                    last = got;
+                }
+                _ => break,
+            }
+        }
+        burst.set_len(n);
+        Ok(n)
+    }
+}
+
+/// Where a message goes: its own address, else nowhere on a connected socket
+/// (the kernel uses the peer), else the default peer.
+#[inline]
+fn dest(
+    connected: bool,
+    default_peer: Option<SocketAddr>,
+    to: Option<SocketAddr>,
+) -> Option<SocketAddr> {
+    match to {
+        Some(a) => Some(a),
+        None if connected => None,
+        None => default_peer,
+    }
+}
+
+/// Records the metadata of the last `recvmmsg`'s datagrams, which landed in
+/// the burst from slot `at` on.
+#[inline]
+fn record(mmsg: &MmsgBatch, burst: &mut RxBurst, at: usize) {
+    for i in 0..mmsg.received() {
+        burst.set(at + i, meta(mmsg.info(i)));
+    }
 }
 
 impl Transport for UdpTransport {
@@ -386,13 +499,12 @@ impl Transport for UdpTransport {
 
     #[inline]
     fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+        if msgs.len() > 1 && self.mmsg.is_some() {
+            return self.send_batched(msgs);
+        }
         let fd = self.sock.as_fd();
         for (i, m) in msgs.iter().enumerate() {
-            let to = match m.to {
-                Some(a) => Some(a),
-                None if self.connected => None,
-                None => self.default_peer,
-            };
+            let to = dest(self.connected, self.default_peer, m.to);
             if let Err(e) = sock::send_to(fd, m.data, to.as_ref(), 0) {
                 return if i == 0 { Err(e) } else { Ok(i) };
             }
@@ -427,7 +539,44 @@ impl Transport for UdpTransport {
         if self.role == Role::Server && self.cfg.multicast.is_some() {
             caps.peer = None;
         }
+        if self.cfg.batch > 1 {
+            caps.notes.push(format!(
+                "batch={}: up to {} datagrams per recvmmsg/sendmmsg call",
+                self.cfg.batch, self.cfg.batch
+            ));
+        }
         caps
+    }
+}
+
+impl UdpTransport {
+    /// `sendmmsg` in chunks of the batch. A chunk the kernel took only in
+    /// part is followed by a call for the rest, which reports the error.
+    #[inline]
+    fn send_batched(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+        let (connected, default_peer) = (self.connected, self.default_peer);
+        let Some(mmsg) = self.mmsg.as_mut() else {
+            unreachable!("send_batched runs only with batch > 1");
+        };
+        let fd = self.sock.as_fd();
+        let mut done = 0;
+        while done < msgs.len() {
+            let chunk = &msgs[done..];
+            match sock::send_mmsg(
+                fd,
+                mmsg,
+                chunk
+                    .iter()
+                    .map(|m| (m.data, dest(connected, default_peer, m.to))),
+                0,
+            ) {
+                Ok(0) => break,
+                Ok(k) => done += k,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
     }
 }
 
@@ -515,6 +664,142 @@ mod tests {
                 assert_eq!(one.get(0).0, &[i; 40][..]);
             }
         }
+    }
+
+    #[test]
+    fn batched_echo_each_strategy() {
+        for q in [
+            "rx=block&batch=8",
+            "rx=spin&batch=8",
+            "rx=adaptive&spins=10&batch=8",
+            "rx=busy-poll&batch=8",
+            "rx=block&batch=8&timestamps=1",
+        ] {
+            let (mut server, mut client) = loopback_pair(q);
+            assert_eq!(server.batch(), 8);
+            server
+                .set_recv_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            client
+                .set_recv_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            // 20 messages in one burst: three sendmmsg calls of 8, 8 and 4.
+            let payloads: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 30 + usize::from(i)]).collect();
+            let msgs: Vec<TxMsg<'_>> = payloads
+                .iter()
+                .map(|p| TxMsg { data: p, to: None })
+                .collect();
+            assert_eq!(client.send_burst(&msgs).unwrap(), 20, "{q}");
+            // A burst of 32 slots: filled by several recvmmsg calls of up to 8.
+            let mut burst = RxBurst::new(32, 64);
+            let mut got = 0usize;
+            while got < 20 {
+                let n = server.recv_burst(&mut burst).unwrap();
+                assert!(n > 0, "{q}: timed out after {got}");
+                for k in 0..n {
+                    let (data, m) = burst.get(k);
+                    assert_eq!(data, &payloads[got][..], "{q}");
+                    assert_eq!(m.wire_len, data.len());
+                    assert!(!m.truncated);
+                    assert_eq!(m.rx_ts_ns.is_some(), q.contains("timestamps"), "{q}");
+                    server.send(data, m.peer).unwrap();
+                    got += 1;
+                }
+            }
+            // Echoes come back through a batched receive into a burst of 4.
+            let mut four = RxBurst::new(4, 64);
+            let mut back = 0usize;
+            while back < 20 {
+                let n = client.recv_burst(&mut four).unwrap();
+                assert!(n > 0, "{q}: echo timed out after {back}");
+                for k in 0..n {
+                    assert_eq!(four.get(k).0, &payloads[back][..], "{q}");
+                    back += 1;
+                }
+            }
+            let caps = server.capabilities();
+            assert!(caps.notes.iter().any(|n| n.contains("batch=8")), "{caps:?}");
+        }
+    }
+
+    #[test]
+    fn batched_receive_flags_truncation_and_times_out() {
+        let (mut server, mut client) = loopback_pair("rx=block&batch=4");
+        server
+            .set_recv_timeout(Some(Duration::from_millis(30)))
+            .unwrap();
+        client.send(&[9; 300], None).unwrap();
+        client.send(&[8; 50], None).unwrap();
+        let mut burst = RxBurst::new(4, 100);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(server.recv_burst(&mut burst).unwrap(), 2);
+        let (data, m) = burst.get(0);
+        assert_eq!((data.len(), m.wire_len, m.truncated), (100, 300, true));
+        assert_eq!(data, &[9; 100][..]);
+        let (data, m) = burst.get(1);
+        assert_eq!((data, m.truncated), (&[8; 50][..], false));
+        // A burst with larger slots: each datagram lands whole in its slot.
+        client.send(&[7; 3000], None).unwrap();
+        let mut big = RxBurst::new(4, 4000);
+        assert_eq!(server.recv_burst(&mut big).unwrap(), 1);
+        assert_eq!(big.get(0).0, &[7; 3000][..]);
+        let t = std::time::Instant::now();
+        assert_eq!(server.recv_burst(&mut burst).unwrap(), 0);
+        assert!(t.elapsed() >= Duration::from_millis(25));
+        assert!(burst.is_empty());
+    }
+
+    #[test]
+    fn batched_send_to_an_absent_peer_reports_the_error() {
+        // A connected client to a port nobody listens on: the ICMP port
+        // unreachable comes back as ECONNREFUSED on a later sendmmsg.
+        let gone = UdpTransport::open(UdpConfig::new("127.0.0.1:0".parse().unwrap()), Role::Server)
+            .unwrap();
+        let addr = gone.capabilities().local.unwrap();
+        drop(gone);
+        let mut client = UdpTransport::open(
+            UdpConfig::from_uri(&Uri::parse(&format!("udp://{addr}?batch=4")).unwrap()).unwrap(),
+            Role::Client,
+        )
+        .unwrap();
+        let msgs = [TxMsg {
+            data: b"x",
+            to: None,
+        }; 4];
+        let mut refused = None;
+        for _ in 0..50 {
+            match client.send_burst(&msgs) {
+                Ok(n) => assert!(n <= 4),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let e = refused.expect("ECONNREFUSED from a later sendmmsg");
+        assert_eq!(e.call, "sendmmsg");
+        assert_eq!(e.errno(), Some(libc::ECONNREFUSED));
+    }
+
+    #[test]
+    fn batch_parameter_range_is_checked_and_named() {
+        let cfg = |u: &str| UdpConfig::from_uri(&Uri::parse(u).unwrap());
+        assert_eq!(cfg("udp://127.0.0.1:5").unwrap().batch, 1);
+        assert_eq!(cfg("udp://127.0.0.1:5?batch=1024").unwrap().batch, 1024);
+        assert_eq!(cfg("mcast://239.1.1.1:5?batch=16").unwrap().batch, 16);
+        for bad in ["0", "1025", "99999", "many", "-1"] {
+            let e = cfg(&format!("udp://127.0.0.1:5?batch={bad}")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "bad value \"{bad}\" for parameter \"batch\": expected an integer from 1 to 1024"
+                )
+            );
+        }
+        // TCP has no batched calls: batch= is an unknown parameter there.
+        let e = crate::Endpoint::parse("tcp://127.0.0.1:5?batch=8").unwrap_err();
+        assert!(e.to_string().contains("unknown parameter \"batch\""), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod jitter;
 mod lab;
 mod market;
 mod pingpong;
+mod throughput;
 mod tune;
 mod util;
 
@@ -32,6 +33,10 @@ enum Command {
     Ping(pingpong::PingArgs),
     /// Echo server: sends every message it receives back to its sender, byte for byte.
     Pong(pingpong::PongArgs),
+    /// Throughput sender: sequence-numbered messages as fast as possible or at --rate.
+    Blast(throughput::BlastArgs),
+    /// Throughput receiver: packets/s, bytes/s, drops (sequence gaps), reordering, duplicates.
+    Sink(throughput::SinkArgs),
     /// Exchange simulator: an ITCH 5.0 feed over MoldUDP64 on feeds A and B, with a
     /// re-request server and fault injection; or write a generated day to a file.
     Exchange(market::ExchangeArgs),
@@ -51,6 +56,8 @@ fn main() -> ExitCode {
         Command::Lab(a) => lab::run(a),
         Command::Ping(a) => pingpong::ping(a),
         Command::Pong(a) => pingpong::pong(a),
+        Command::Blast(a) => throughput::blast(a),
+        Command::Sink(a) => throughput::sink(a),
         Command::Exchange(a) => market::exchange(a),
         Command::Feed(a) => market::feed(a),
         Command::Replay(a) => market::replay(a),
