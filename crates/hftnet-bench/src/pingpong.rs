@@ -17,6 +17,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hftnet_io::transport::{TxStamp, TxStampKind};
 use hftnet_io::{RxBurst, SyscallError, Transport};
 use hftnet_wire::probe;
 
@@ -151,6 +152,141 @@ pub struct PingOutcome {
     pub aborted: Option<String>,
     /// Wall time of the measured part.
     pub elapsed: Duration,
+    /// Where each round trip's time went, from kernel timestamps; only from
+    /// [`run_ping_timestamps_until`].
+    pub breakdown: Option<Breakdown>,
+}
+
+/// Each measured round trip split at the kernel's timestamps. Every part is
+/// a difference of two CLOCK_REALTIME readings on this host (kernel software
+/// stamps and `clock_gettime(CLOCK_REALTIME)` around the user-space calls),
+/// never mixed with the TSC.
+#[derive(Debug, Clone, Default)]
+pub struct Breakdown {
+    /// User space before `send` → the kernel's `SND` stamp (driver hands the
+    /// packet to the device).
+    pub send_to_tx: LatencyStats,
+    /// Our `SND` stamp → our kernel's software receive stamp of the reply:
+    /// the wire, the peer and its kernel, both ways.
+    pub tx_to_rx: LatencyStats,
+    /// Kernel receive stamp of the reply → user space after the receive returned.
+    pub rx_to_user: LatencyStats,
+    /// `SCHED` stamp (entering the qdisc) → `SND` stamp.
+    pub sched_to_snd: LatencyStats,
+    /// Measured round trips without all stamps (the kernel dropped a stamp,
+    /// or stamping was not yet on), left out of the parts.
+    pub incomplete: u64,
+    /// Round trips whose stamps were out of order (a clock step): left out.
+    pub disordered: u64,
+}
+
+/// Timestamps gathered for one probe, by sequence number.
+#[derive(Debug, Clone, Copy, Default)]
+struct TsSlot {
+    /// Sequence number + 1 (0: empty).
+    tag: u64,
+    user_send: u64,
+    sched: Option<u64>,
+    snd: Option<u64>,
+    kernel_rx: Option<u64>,
+    user_rx: Option<u64>,
+    done: bool,
+}
+
+/// The timestamp bookkeeping of a run, allocated once.
+#[derive(Debug)]
+struct TsState {
+    /// By `seq % WINDOW`.
+    slots: Box<[TsSlot]>,
+    /// Sequence number of the datagram with OPT_ID counter `id`, by `id % WINDOW`.
+    seq_of_id: Box<[u64]>,
+    /// The kernel's OPT_ID counter: datagrams the socket sent.
+    next_id: u32,
+    warmup: u64,
+    out: Breakdown,
+}
+
+/// CLOCK_REALTIME now, in ns: the clock of the kernel's software stamps.
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl TsState {
+    const WINDOW: usize = 4096;
+
+    fn new(warmup: u64) -> Self {
+        Self {
+            slots: vec![TsSlot::default(); Self::WINDOW].into_boxed_slice(),
+            seq_of_id: vec![u64::MAX; Self::WINDOW].into_boxed_slice(),
+            next_id: 0,
+            warmup,
+            out: Breakdown::default(),
+        }
+    }
+
+    fn slot(&mut self, seq: u64) -> Option<&mut TsSlot> {
+        let s = &mut self.slots[(seq % Self::WINDOW as u64) as usize];
+        (s.tag == seq + 1).then_some(s)
+    }
+
+    /// A probe went to the kernel at `user_send`; it is datagram `next_id`.
+    fn sent(&mut self, seq: u64, user_send: u64) {
+        self.slots[(seq % Self::WINDOW as u64) as usize] = TsSlot {
+            tag: seq + 1,
+            user_send,
+            ..TsSlot::default()
+        };
+        self.seq_of_id[self.next_id as usize % Self::WINDOW] = seq;
+        self.next_id = self.next_id.wrapping_add(1);
+    }
+
+    fn tx_stamp(&mut self, st: TxStamp) {
+        let seq = self.seq_of_id[st.id as usize % Self::WINDOW];
+        let Some(slot) = self.slot(seq) else { return };
+        match st.kind {
+            TxStampKind::Sched => slot.sched = st.sw_ns,
+            TxStampKind::Snd => slot.snd = st.sw_ns,
+            TxStampKind::Ack => return,
+        }
+        self.complete(seq);
+    }
+
+    fn replied(&mut self, seq: u64, kernel_rx: Option<u64>, user_rx: u64) {
+        if let Some(slot) = self.slot(seq) {
+            slot.kernel_rx = kernel_rx;
+            slot.user_rx = Some(user_rx);
+            self.complete(seq);
+        }
+    }
+
+    /// Records the parts once every stamp of `seq` is in.
+    fn complete(&mut self, seq: u64) {
+        let warmup = self.warmup;
+        let Some(s) = self.slot(seq) else { return };
+        let (Some(snd), Some(krx), Some(urx)) = (s.snd, s.kernel_rx, s.user_rx) else {
+            return;
+        };
+        if s.done {
+            return;
+        }
+        s.done = true;
+        let (user_send, sched) = (s.user_send, s.sched);
+        if seq < warmup {
+            return;
+        }
+        if !(user_send <= snd && snd <= krx && krx <= urx) || sched.is_some_and(|x| x > snd) {
+            self.out.disordered += 1;
+            return;
+        }
+        self.out.send_to_tx.record(snd - user_send);
+        self.out.tx_to_rx.record(krx - snd);
+        self.out.rx_to_user.record(urx - krx);
+        if let Some(x) = sched {
+            self.out.sched_to_snd.record(snd - x);
+        }
+    }
 }
 
 /// Remembers which sequence numbers were answered, over a sliding window.
@@ -207,6 +343,8 @@ struct Run<'a, T: Transport> {
     next_seq: u64,
     /// The reply timeout in ns, for telling late replies.
     reply_timeout_ns: u64,
+    /// Timestamp bookkeeping, with [`run_ping_timestamps_until`].
+    ts: Option<TsState>,
 }
 
 impl<T: Transport> Run<'_, T> {
@@ -214,9 +352,29 @@ impl<T: Transport> Run<'_, T> {
         self.next_seq = seq + 1;
         probe::fill_padding(seq, &mut self.tx);
         probe::Repr { seq, stamp }.emit(&mut probe::Packet::new_unchecked(&mut self.tx[..]));
-        if let Err(e) = self.t.send(&self.tx, None) {
-            self.out.send_errors += 1;
-            self.note_error(&e);
+        let user_send = if self.ts.is_some() { realtime_ns() } else { 0 };
+        match self.t.send(&self.tx, None) {
+            Ok(()) => {
+                if let Some(ts) = self.ts.as_mut() {
+                    ts.sent(seq, user_send);
+                }
+            }
+            Err(e) => {
+                self.out.send_errors += 1;
+                self.note_error(&e);
+            }
+        }
+    }
+
+    /// Takes the transmit stamps waiting in the kernel.
+    fn drain_tx_stamps(&mut self) {
+        let Self { t, ts, .. } = self;
+        if let Some(ts) = ts.as_mut() {
+            let res = t.tx_timestamps(&mut |st| ts.tx_stamp(st));
+            if let Err(e) = res {
+                self.out.recv_errors += 1;
+                self.note_error(&e);
+            }
         }
     }
 
@@ -245,6 +403,13 @@ impl<T: Transport> Run<'_, T> {
             }
         };
         let now = self.clock.now();
+        let user_rx = if self.ts.is_some() {
+            let t = realtime_ns();
+            self.drain_tx_stamps();
+            t
+        } else {
+            0
+        };
         for i in 0..n {
             let (data, meta) = self.burst.get(i);
             if meta.truncated {
@@ -292,6 +457,10 @@ impl<T: Transport> Run<'_, T> {
                 self.out.received += 1;
                 self.out.rtt.record(rtt);
             }
+            let kernel_rx = meta.rx_ts_ns;
+            if let Some(ts) = self.ts.as_mut() {
+                ts.replied(r.seq, kernel_rx, user_rx);
+            }
             on_reply(r.seq);
         }
         n
@@ -324,6 +493,38 @@ pub fn run_ping_until<T: Transport>(
     clock: Clock,
     stop: &AtomicBool,
 ) -> Result<PingOutcome, SyscallError> {
+    ping(t, cfg, clock, stop, false)
+}
+
+/// [`run_ping_until`] that also splits each round trip at the kernel's
+/// timestamps into [`PingOutcome::breakdown`]: user send → `SND` stamp,
+/// `SND` → receive stamp of the reply, receive stamp → user receive. The
+/// transport must have been opened with receive and transmit stamps
+/// (`timestamps=rx,tx`); probes are matched to transmit stamps through the
+/// socket's OPT_ID counter, so nothing else may send on it during the run.
+///
+/// # Errors
+/// As [`run_ping`].
+pub fn run_ping_timestamps_until<T: Transport>(
+    t: &mut T,
+    cfg: &PingConfig,
+    clock: Clock,
+    stop: &AtomicBool,
+) -> Result<PingOutcome, SyscallError> {
+    ping(t, cfg, clock, stop, true)
+}
+
+fn ping<T: Transport>(
+    t: &mut T,
+    cfg: &PingConfig,
+    clock: Clock,
+    stop: &AtomicBool,
+    timestamps: bool,
+) -> Result<PingOutcome, SyscallError> {
+    if timestamps {
+        // Stamps of anything sent before the run would shift the counter.
+        t.tx_timestamps(&mut |_| {})?;
+    }
     let slot = (cfg.size * 2).max(2048);
     let mut run = Run {
         t,
@@ -337,12 +538,23 @@ pub fn run_ping_until<T: Transport>(
         highest: None,
         next_seq: 0,
         reply_timeout_ns: u64::try_from(cfg.reply_timeout.as_nanos()).unwrap_or(u64::MAX),
+        ts: timestamps.then(|| TsState::new(cfg.warmup)),
     };
     match cfg.rate {
         None => closed_loop(&mut run)?,
         Some(rate) => fixed_rate(&mut run, rate)?,
     }
+    if run.ts.is_some() {
+        run.drain_tx_stamps();
+    }
     let mut out = run.out;
+    if let Some(ts) = run.ts {
+        let mut b = ts.out;
+        b.incomplete = out
+            .received
+            .saturating_sub(b.send_to_tx.len() + b.disordered);
+        out.breakdown = Some(b);
+    }
     if stop.load(Ordering::Relaxed) && out.aborted.is_none() {
         out.aborted = Some("interrupted".into());
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::env::Environment;
-use crate::pingpong::{PingConfig, PingOutcome};
+use crate::pingpong::{Breakdown, PingConfig, PingOutcome};
 use crate::stats::Summary;
 
 /// The JSON report of one ping run.
@@ -67,6 +67,82 @@ pub struct PingReport {
     pub capabilities: Capabilities,
     /// Where it ran.
     pub environment: Environment,
+    /// Each round trip split at the kernel's timestamps (only with
+    /// `ping --timestamps`; absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown_ns: Option<BreakdownReport>,
+}
+
+/// The round-trip breakdown of a timestamped ping run, ns. Each part is
+/// `null` when no round trip had all its stamps.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakdownReport {
+    /// User space before `send` → the kernel's software `SND` transmit stamp.
+    pub send_to_tx: Option<Summary>,
+    /// Our `SND` stamp → our kernel's software receive stamp of the reply
+    /// (the path there, the peer, and back).
+    pub tx_to_rx: Option<Summary>,
+    /// Kernel receive stamp → user space after the receive returned.
+    pub rx_to_user: Option<Summary>,
+    /// `SCHED` stamp (qdisc) → `SND` stamp, part of `send_to_tx`.
+    pub sched_to_snd: Option<Summary>,
+    /// Round trips split (entries of each part's histogram).
+    pub samples: u64,
+    /// Measured round trips missing a stamp, left out.
+    pub incomplete: u64,
+    /// Round trips whose stamps were out of order (clock step), left out.
+    pub disordered: u64,
+    /// The clock of every part.
+    pub clock: &'static str,
+}
+
+impl BreakdownReport {
+    /// Summarises a run's breakdown.
+    #[must_use]
+    pub fn new(b: &Breakdown) -> Self {
+        Self {
+            send_to_tx: b.send_to_tx.summary(),
+            tx_to_rx: b.tx_to_rx.summary(),
+            rx_to_user: b.rx_to_user.summary(),
+            sched_to_snd: b.sched_to_snd.summary(),
+            samples: b.send_to_tx.len(),
+            incomplete: b.incomplete,
+            disordered: b.disordered,
+            clock: "CLOCK_REALTIME (kernel software stamps)",
+        }
+    }
+
+    /// `(key, value)` lines: one per part with its percentiles.
+    #[must_use]
+    pub fn lines(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("breakdown_samples".to_string(), self.samples.to_string()),
+            (
+                "breakdown_incomplete".to_string(),
+                self.incomplete.to_string(),
+            ),
+        ];
+        for (name, part) in [
+            ("send_to_tx", &self.send_to_tx),
+            ("tx_to_rx", &self.tx_to_rx),
+            ("rx_to_user", &self.rx_to_user),
+            ("sched_to_snd", &self.sched_to_snd),
+        ] {
+            v.push((
+                format!("breakdown_{name}_ns"),
+                part.map_or_else(
+                    || "none measured".to_string(),
+                    |s| {
+                        format!(
+                            "min {} p50 {} p90 {} p99 {} p99.9 {} max {}",
+                            s.min, s.p50, s.p90, s.p99, s.p99_9, s.max
+                        )
+                    },
+                ),
+            ));
+        }
+        v
+    }
 }
 
 impl PingReport {
@@ -107,6 +183,7 @@ impl PingReport {
             clock_note: clock.fallback_reason().map(str::to_string),
             capabilities,
             environment,
+            breakdown_ns: out.breakdown.as_ref().map(BreakdownReport::new),
         }
     }
 
@@ -145,6 +222,9 @@ impl PingReport {
                 }
             }
             None => v.push(("rtt_ns".into(), "none measured".into())),
+        }
+        if let Some(b) = &self.breakdown_ns {
+            v.extend(b.lines());
         }
         if let Some(e) = &self.first_error {
             v.push(("first_error".into(), e.clone()));
@@ -251,5 +331,50 @@ mod tests {
         assert!(comment_lines(&empty.result_lines()).contains("# rtt_ns: none measured"));
         let lines = comment_lines(&r.result_lines());
         assert!(lines.contains("# rtt_p50_ns: 2000\n"), "{lines}");
+        assert!(j.get("breakdown_ns").is_none(), "only when asked");
+        assert!(!lines.contains("breakdown"), "{lines}");
+    }
+
+    #[test]
+    fn breakdown_appears_when_asked() {
+        let mut b = Breakdown::default();
+        for v in [100, 200, 300] {
+            b.send_to_tx.record(v);
+            b.tx_to_rx.record(v * 10);
+            b.rx_to_user.record(v * 2);
+        }
+        b.incomplete = 2;
+        let out = PingOutcome {
+            breakdown: Some(b),
+            ..PingOutcome::default()
+        };
+        let r = PingReport::new(
+            "udp://1.2.3.4:5",
+            &PingConfig::default(),
+            &out,
+            &Clock::monotonic(),
+            None,
+            Capabilities::default(),
+            Environment::capture(),
+        );
+        let j = serde_json::to_value(&r).unwrap();
+        let bd = &j["breakdown_ns"];
+        assert_eq!(bd["send_to_tx"]["p50"], 200, "{bd}");
+        assert_eq!(bd["tx_to_rx"]["p50"], 2000, "{bd}");
+        assert_eq!(bd["rx_to_user"]["max"], 600, "{bd}");
+        assert_eq!(bd["sched_to_snd"], serde_json::Value::Null);
+        assert_eq!(
+            (bd["samples"].as_u64(), bd["incomplete"].as_u64()),
+            (Some(3), Some(2))
+        );
+        let lines = comment_lines(&r.result_lines());
+        assert!(
+            lines.contains("# breakdown_tx_to_rx_ns: min 1000 p50 2000 "),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("# breakdown_sched_to_snd_ns: none measured"),
+            "{lines}"
+        );
     }
 }

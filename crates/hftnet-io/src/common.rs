@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 
-use hftnet_sys::sock::{self, IntOpt};
+use hftnet_sys::SyscallError;
+use hftnet_sys::ethtool::Ethtool;
+use hftnet_sys::sock::{self, HwTstampConfig, IntOpt, tsflags};
 use socket2::{SockAddr, Socket};
 
 use crate::Role;
@@ -280,6 +282,252 @@ fn apply_busy_poll(
         )?;
     }
     Ok(())
+}
+
+/// Which kernel timestamps a socket asks for: the `timestamps=` parameter.
+///
+/// Values: `0`/`off` (none, the default); `1`/`on` (software receive stamps
+/// through `SO_TIMESTAMPNS`, as before); or a comma list of
+/// - `rx`: software receive stamps (`SO_TIMESTAMPING`, CLOCK_REALTIME) in
+///   [`crate::RxMeta::rx_ts_ns`];
+/// - `tx`: software transmit stamps, `SCHED` (entering the qdisc) and `SND`
+///   (handed to the device), read from the error queue with
+///   [`crate::Transport::tx_timestamps`], each tagged with the socket's
+///   `OPT_ID` counter (`OPT_TSONLY`: the packet is not looped back);
+/// - `hw`: raw hardware stamps as well (receive, and transmit with `tx`),
+///   after checking with `ETHTOOL_GET_TS_INFO` that the device offers them and
+///   turning them on with `SIOCSHWTSTAMP` (CAP_NET_ADMIN). The device is the
+///   one named by `device=`, which `hw` requires. Software stamps stay on.
+///
+/// With `tx`, drain the stamps regularly: while stamps wait in the error
+/// queue, `poll` reports the socket as having an error, so waiting receives
+/// wake at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timestamps {
+    /// Software receive stamps.
+    pub rx: bool,
+    /// Software transmit stamps from the error queue.
+    pub tx: bool,
+    /// Hardware stamps too (needs `device=`).
+    pub hw: bool,
+    /// Plain `SO_TIMESTAMPNS` (`timestamps=1`) rather than `SO_TIMESTAMPING`.
+    pub legacy: bool,
+}
+
+impl Timestamps {
+    /// What `timestamps=` accepts, for error messages.
+    pub const EXPECTED: &'static str =
+        "0, 1, or a comma list of rx, tx and hw (e.g. rx,tx; hw needs device=)";
+
+    /// Software receive stamps through `SO_TIMESTAMPNS` (`timestamps=1`).
+    #[must_use]
+    pub fn legacy_rx() -> Self {
+        Self {
+            rx: true,
+            legacy: true,
+            ..Self::default()
+        }
+    }
+
+    /// Any stamp asked for.
+    #[must_use]
+    pub fn any(&self) -> bool {
+        self.rx || self.tx || self.hw
+    }
+
+    /// Receives must collect control messages (a receive stamp is on).
+    #[must_use]
+    pub fn control(&self) -> bool {
+        self.rx || self.hw
+    }
+
+    /// Parses the value of `timestamps=`.
+    #[must_use]
+    pub fn parse(v: &str) -> Option<Self> {
+        match v {
+            "0" | "off" | "false" | "no" => return Some(Self::default()),
+            "1" | "on" | "true" | "yes" => return Some(Self::legacy_rx()),
+            _ => {}
+        }
+        let mut t = Self::default();
+        for word in v.split(',') {
+            let flag = match word {
+                "rx" => &mut t.rx,
+                "tx" => &mut t.tx,
+                "hw" => &mut t.hw,
+                _ => return None,
+            };
+            if *flag {
+                return None;
+            }
+            *flag = true;
+        }
+        // Hardware stamps without a direction: receive.
+        if t.hw && !t.tx {
+            t.rx = true;
+        }
+        Some(t)
+    }
+
+    /// Reads `timestamps=`; `hw` without `device=` is refused, naming both.
+    ///
+    /// # Errors
+    /// [`UriError::BadValue`] naming the parameter.
+    pub fn from_params(p: &mut Params<'_>, device: Option<&str>) -> Result<Self, UriError> {
+        let t = p
+            .get_with("timestamps", Self::EXPECTED, Self::parse)?
+            .unwrap_or_default();
+        if t.hw && device.is_none() {
+            return Err(UriError::BadValue {
+                param: "timestamps".into(),
+                value: "hw".into(),
+                expected: "device=IFACE beside timestamps=hw: the interface whose hardware clock \
+                           stamps the packets (it cannot be told from the address)"
+                    .into(),
+            });
+        }
+        Ok(t)
+    }
+
+    /// The `SOF_TIMESTAMPING_*` flags for `SO_TIMESTAMPING`.
+    #[must_use]
+    pub fn flags(&self) -> u32 {
+        let mut f = tsflags::SOFTWARE;
+        if self.rx {
+            f |= tsflags::RX_SOFTWARE;
+        }
+        if self.tx {
+            f |= tsflags::TX_SOFTWARE
+                | tsflags::TX_SCHED
+                | tsflags::OPT_ID
+                | tsflags::OPT_TSONLY
+                | tsflags::OPT_CMSG;
+        }
+        if self.hw {
+            f |= tsflags::RX_HARDWARE | tsflags::RAW_HARDWARE;
+            if self.tx {
+                f |= tsflags::TX_HARDWARE;
+            }
+        }
+        f
+    }
+
+    /// Short description for the capability report.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        if self.legacy {
+            return "rx software (SO_TIMESTAMPNS)".into();
+        }
+        let mut parts = Vec::new();
+        if self.rx {
+            parts.push(if self.hw {
+                "rx software+hardware"
+            } else {
+                "rx software"
+            });
+        }
+        if self.tx {
+            parts.push(if self.hw {
+                "tx SCHED+SND software+hardware"
+            } else {
+                "tx SCHED+SND software"
+            });
+        }
+        format!("{} (SO_TIMESTAMPING)", parts.join(", "))
+    }
+
+    /// Turns the stamps on for socket `s`: hardware first (probe, then
+    /// `SIOCSHWTSTAMP` on `device`), then `SO_TIMESTAMPING` (or
+    /// `SO_TIMESTAMPNS` for `timestamps=1`). Returns notes on what was granted.
+    pub(crate) fn apply(&self, s: &Socket, device: Option<&str>) -> Result<Vec<String>, OpenError> {
+        let fd = s.as_fd();
+        let mut notes = Vec::new();
+        if !self.any() {
+            return Ok(notes);
+        }
+        if self.legacy {
+            sock::set_int(fd, sock::SO_TIMESTAMPNS, 1)
+                .map_err(OpenError::setup("enabling SO_TIMESTAMPNS"))?;
+            return Ok(notes);
+        }
+        if self.hw {
+            let Some(dev) = device else {
+                return Err(OpenError::Uri(UriError::BadValue {
+                    param: "timestamps".into(),
+                    value: "hw".into(),
+                    expected: "device=IFACE beside timestamps=hw".into(),
+                }));
+            };
+            notes.push(enable_hardware(s, dev, self.tx)?);
+        }
+        sock::set_timestamping(fd, self.flags())
+            .map_err(OpenError::setup("enabling SO_TIMESTAMPING"))?;
+        Ok(notes)
+    }
+}
+
+/// Probes `dev` with `ETHTOOL_GET_TS_INFO`, then asks it for hardware stamps
+/// (`SIOCSHWTSTAMP`: every received packet, and transmit when `tx`).
+fn enable_hardware(s: &Socket, dev: &str, tx: bool) -> Result<String, OpenError> {
+    let probe_call = "ioctl(SIOCETHTOOL, ETHTOOL_GET_TS_INFO)";
+    let info = Ethtool::open()
+        .and_then(|e| e.get_ts_info(dev))
+        .map_err(|e| match e.errno() {
+            Some(libc::ENODEV) => OpenError::NoSuchInterface { name: dev.into() },
+            _ => OpenError::setup(format!("asking {dev} which timestamps it offers"))(e),
+        })?;
+    if !info.hardware() {
+        let offers = info.so_timestamping_names();
+        let offers = if offers.is_empty() {
+            "nothing".to_string()
+        } else {
+            offers.join(", ")
+        };
+        return Err(OpenError::Setup {
+            step: format!(
+                "timestamps=hw: {dev} has no hardware timestamps; it supports {offers} \
+                 (use timestamps=rx,tx for software stamps)"
+            ),
+            cause: SyscallError::from_errno(probe_call, libc::EOPNOTSUPP),
+        });
+    }
+    // HWTSTAMP_FILTER_ALL is bit 1 of the filter mask.
+    if info.rx_filters & (1 << sock::HWTSTAMP_FILTER_ALL) == 0 {
+        return Err(OpenError::Setup {
+            step: format!(
+                "timestamps=hw: {dev} cannot stamp every received packet (filter all); its receive \
+                 filters are {}",
+                info.rx_filter_names().join(", ")
+            ),
+            cause: SyscallError::from_errno(probe_call, libc::EOPNOTSUPP),
+        });
+    }
+    let want = HwTstampConfig {
+        tx_type: if tx {
+            sock::HWTSTAMP_TX_ON
+        } else {
+            sock::HWTSTAMP_TX_OFF
+        },
+        rx_filter: sock::HWTSTAMP_FILTER_ALL,
+    };
+    let got = sock::set_hwtstamp(s.as_fd(), dev, want).map_err(|e| {
+        if e.is_permission() {
+            OpenError::Privilege {
+                what: "SIOCSHWTSTAMP (timestamps=hw)",
+                privilege: "CAP_NET_ADMIN (run as root)",
+                cause: e,
+            }
+        } else {
+            OpenError::setup(format!("turning on hardware timestamps of {dev}"))(e)
+        }
+    })?;
+    Ok(format!(
+        "timestamps=hw: {dev} stamps in hardware (tx_type {}, rx_filter {}; PHC {})",
+        got.tx_type,
+        got.rx_filter,
+        info.phc_index
+            .map_or_else(|| "none".to_string(), |i| format!("/dev/ptp{i}"))
+    ))
 }
 
 /// Refuses what makes no sense for the role: sending to port 0, or `bind=`

@@ -5,6 +5,7 @@
 //! udp://198.18.0.2:9000?rx=spin&cpu=1     kernel UDP socket
 //! tcp://198.18.0.2:9001                   kernel TCP (NODELAY, QUICKACK, framed messages)
 //! mcast://239.1.1.1:30001?iface=veth0     multicast receive / send
+//! uring://198.18.0.2:9000?sqpoll=1        UDP through io_uring
 //! ```
 //!
 //! Open an [`Endpoint`] in a [`Role`], then drive the [`Transport`] it gives:
@@ -15,10 +16,11 @@
 //! (see [`dispatch!`]).
 //!
 //! Layer: above `hftnet-sys` (all raw calls go through it) and below the
-//! harness and the trading engine. This crate has no `unsafe` code of its own
-//! until the ring-based backends arrive.
+//! harness and the trading engine. The crate is `#![deny(unsafe_code)]`; only
+//! the ring code may opt out (`#[allow(unsafe_code)]` on [`uring`], whose
+//! module doc states the invariants it keeps).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod common;
 pub mod error;
@@ -26,6 +28,8 @@ pub mod tcp;
 pub mod transport;
 pub mod udp;
 pub mod uri;
+#[allow(unsafe_code)]
+pub mod uring;
 
 use std::time::Duration;
 
@@ -36,6 +40,7 @@ pub use tcp::{TcpConfig, TcpTransport};
 pub use transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
 pub use udp::{McastOptions, UdpConfig, UdpTransport};
 pub use uri::{Uri, UriError};
+pub use uring::{UringConfig, UringMode, UringStatus, UringTransport};
 
 /// Which end of a conversation an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,8 @@ pub enum Endpoint {
     Udp(UdpConfig),
     /// `tcp://`.
     Tcp(TcpConfig),
+    /// `uring://`.
+    Uring(UringConfig),
 }
 
 impl Endpoint {
@@ -74,6 +81,7 @@ impl Endpoint {
         match uri.scheme.as_str() {
             "udp" | "mcast" => Ok(Self::Udp(UdpConfig::from_uri(&uri)?)),
             "tcp" => Ok(Self::Tcp(TcpConfig::from_uri(&uri)?)),
+            "uring" => Ok(Self::Uring(UringConfig::from_uri(&uri)?)),
             other => Err(UriError::UnknownScheme {
                 uri: text.to_string(),
                 scheme: other.to_string(),
@@ -82,13 +90,14 @@ impl Endpoint {
         }
     }
 
-    /// The scheme name (`udp`, `mcast`, `tcp`).
+    /// The scheme name (`udp`, `mcast`, `tcp`, `uring`).
     #[must_use]
     pub fn scheme(&self) -> &'static str {
         match self {
             Self::Udp(c) if c.multicast.is_some() => "mcast",
             Self::Udp(_) => "udp",
             Self::Tcp(_) => "tcp",
+            Self::Uring(_) => "uring",
         }
     }
 
@@ -98,6 +107,7 @@ impl Endpoint {
         match self {
             Self::Udp(c) => &c.socket,
             Self::Tcp(c) => &c.socket,
+            Self::Uring(c) => &c.socket,
         }
     }
 
@@ -107,6 +117,7 @@ impl Endpoint {
         match self {
             Self::Udp(_) => udp::MAX_UDP_PAYLOAD,
             Self::Tcp(_) => tcp::MAX_TCP_MESSAGE,
+            Self::Uring(c) => c.max_message(),
         }
     }
 
@@ -118,6 +129,7 @@ impl Endpoint {
         Ok(match self {
             Self::Udp(c) => AnyTransport::Udp(UdpTransport::open(c.clone(), role)?),
             Self::Tcp(c) => AnyTransport::Tcp(TcpTransport::open(c.clone(), role)?),
+            Self::Uring(c) => AnyTransport::Uring(UringTransport::open(c.clone(), role)?),
         })
     }
 }
@@ -131,6 +143,8 @@ pub enum AnyTransport {
     Udp(UdpTransport),
     /// TCP.
     Tcp(TcpTransport),
+    /// UDP through io_uring.
+    Uring(UringTransport),
 }
 
 /// Runs `$body` with `$t` bound to the concrete transport inside an
@@ -148,6 +162,7 @@ macro_rules! dispatch {
         match $any {
             $crate::AnyTransport::Udp($t) => $body,
             $crate::AnyTransport::Tcp($t) => $body,
+            $crate::AnyTransport::Uring($t) => $body,
         }
     };
 }
@@ -175,6 +190,13 @@ impl Transport for AnyTransport {
 
     fn capabilities(&self) -> Capabilities {
         dispatch!(self, t => t.capabilities())
+    }
+
+    fn tx_timestamps(
+        &mut self,
+        f: &mut dyn FnMut(transport::TxStamp),
+    ) -> Result<usize, SyscallError> {
+        dispatch!(self, t => t.tx_timestamps(f))
     }
 }
 

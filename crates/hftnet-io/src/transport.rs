@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use hftnet_sys::SyscallError;
 use hftnet_sys::sock::{self, Epoll};
+pub use hftnet_sys::sock::{TxStamp, TxStampKind};
 use serde::Serialize;
 
 /// How a transport waits for data. A first-class choice: latency, CPU cost and
@@ -247,6 +248,11 @@ pub struct Capabilities {
     pub napi_id: Option<u32>,
     /// Software receive timestamps on.
     pub rx_timestamps: bool,
+    /// Software transmit timestamps (SCHED, SND) on, read with
+    /// [`Transport::tx_timestamps`].
+    pub tx_timestamps: bool,
+    /// Hardware timestamps granted by the device.
+    pub hw_timestamps: bool,
     /// `SO_PRIORITY` as read back.
     pub priority: Option<i32>,
     /// `IP_TOS` as read back.
@@ -312,13 +318,23 @@ impl Capabilities {
         opt(
             "rx_timestamps",
             Some(
-                if self.rx_timestamps {
-                    "software"
-                } else {
-                    "off"
+                match (self.rx_timestamps, self.hw_timestamps) {
+                    (true, true) => "software+hardware",
+                    (true, false) => "software",
+                    _ => "off",
                 }
                 .to_string(),
             ),
+        );
+        opt(
+            "tx_timestamps",
+            self.tx_timestamps.then(|| {
+                if self.hw_timestamps {
+                    "SCHED+SND software+hardware".to_string()
+                } else {
+                    "SCHED+SND software".to_string()
+                }
+            }),
         );
         opt("priority", self.priority.map(|b| b.to_string()));
         opt("tos", self.tos.map(|b| format!("{b:#04x}")));
@@ -380,6 +396,17 @@ pub trait Transport {
 
     /// What the kernel granted, read back now (not for the hot path).
     fn capabilities(&self) -> Capabilities;
+
+    /// Hands each transmit timestamp waiting in the kernel to `f`, without
+    /// blocking, and returns how many there were. Only transports opened with
+    /// transmit stamps on (`timestamps=...,tx`) have any; the default has none.
+    ///
+    /// # Errors
+    /// An unexpected failure reading the error queue.
+    fn tx_timestamps(&mut self, f: &mut dyn FnMut(TxStamp)) -> Result<usize, SyscallError> {
+        let _ = f;
+        Ok(0)
+    }
 }
 
 /// The wait loop shared by the kernel-socket backends: tries `attempt` with

@@ -27,9 +27,10 @@ use hftnet_sys::sock::{self, MmsgBatch};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::Role;
+pub use crate::common::Timestamps;
 use crate::common::{self, COMMON_PARAMS, SocketOptions};
 use crate::error::{OpenError, from_io};
-use crate::transport::{Capabilities, RxBurst, RxMeta, Transport, TxMsg, Waiter};
+use crate::transport::{Capabilities, RxBurst, RxMeta, Transport, TxMsg, TxStamp, Waiter};
 use crate::uri::{Uri, UriError};
 
 /// Largest UDP payload over IPv4.
@@ -75,8 +76,9 @@ pub struct UdpConfig {
     pub addr: SocketAddr,
     /// Options common to kernel sockets.
     pub socket: SocketOptions,
-    /// `SO_TIMESTAMPNS` software receive timestamps (`timestamps=1`).
-    pub timestamps: bool,
+    /// Kernel timestamps (`timestamps=`: `1` for `SO_TIMESTAMPNS`, or a list
+    /// of `rx`, `tx`, `hw`; see [`Timestamps`]).
+    pub timestamps: Timestamps,
     /// `SO_INCOMING_CPU` hint (`incoming_cpu=N`).
     pub incoming_cpu: Option<u32>,
     /// Unicast client: `connect()` to the peer (`connect=`, default on).
@@ -107,7 +109,7 @@ impl UdpConfig {
         Self {
             addr,
             socket: SocketOptions::default(),
-            timestamps: false,
+            timestamps: Timestamps::default(),
             incoming_cpu: None,
             connect: true,
             batch: 1,
@@ -125,7 +127,7 @@ impl UdpConfig {
         let addr = uri.socket_addr()?;
         let mut p = uri.params(&[COMMON_PARAMS, extra]);
         let socket = SocketOptions::from_params(&mut p)?;
-        let timestamps = p.bool("timestamps")?.unwrap_or(false);
+        let timestamps = Timestamps::from_params(&mut p, socket.device.as_deref())?;
         let incoming_cpu = p.int("incoming_cpu", 0..=4095)?.map(|v| v as u32);
         let batch = p.int("batch", 1..=MAX_BATCH as i64)?.unwrap_or(1) as usize;
         let mut cfg = Self {
@@ -221,10 +223,7 @@ impl UdpTransport {
         }
         let mut notes = sock_opts.apply(&s)?;
         let fd = s.as_fd();
-        if cfg.timestamps {
-            sock::set_int(fd, sock::SO_TIMESTAMPNS, 1)
-                .map_err(OpenError::setup("enabling SO_TIMESTAMPNS"))?;
-        }
+        notes.extend(cfg.timestamps.apply(&s, cfg.socket.device.as_deref())?);
         if let Some(c) = cfg.incoming_cpu {
             sock::set_int(fd, sock::SO_INCOMING_CPU, c as i32)
                 .map_err(OpenError::setup("setting SO_INCOMING_CPU"))?;
@@ -293,7 +292,7 @@ impl UdpTransport {
         }
         let waiter = Waiter::new(s.as_fd(), cfg.socket.strategy)
             .map_err(OpenError::setup("creating the epoll waiter"))?;
-        let mmsg = (cfg.batch > 1).then(|| MmsgBatch::new(cfg.batch, cfg.timestamps));
+        let mmsg = (cfg.batch > 1).then(|| MmsgBatch::new(cfg.batch, cfg.timestamps.control()));
         Ok(Self {
             sock: s,
             cfg,
@@ -373,7 +372,7 @@ impl UdpTransport {
             return self.recv_batched(burst, deadline);
         }
         let fd = self.sock.as_fd();
-        let control = self.cfg.timestamps;
+        let control = self.cfg.timestamps.control();
         let first = {
             let slot = burst.slot_mut(0);
             self.waiter.wait(fd, deadline, |flags| {
@@ -525,7 +524,9 @@ impl Transport for UdpTransport {
             },
             peer: self.default_peer,
             max_message: MAX_UDP_PAYLOAD,
-            rx_timestamps: self.cfg.timestamps,
+            rx_timestamps: self.cfg.timestamps.control(),
+            tx_timestamps: self.cfg.timestamps.tx,
+            hw_timestamps: self.cfg.timestamps.hw,
             notes: self.notes.clone(),
             ..Capabilities::default()
         };
@@ -539,6 +540,10 @@ impl Transport for UdpTransport {
         if self.role == Role::Server && self.cfg.multicast.is_some() {
             caps.peer = None;
         }
+        if self.cfg.timestamps.any() {
+            caps.notes
+                .push(format!("timestamps: {}", self.cfg.timestamps.describe()));
+        }
         if self.cfg.batch > 1 {
             caps.notes.push(format!(
                 "batch={}: up to {} datagrams per recvmmsg/sendmmsg call",
@@ -546,6 +551,20 @@ impl Transport for UdpTransport {
             ));
         }
         caps
+    }
+
+    /// Reads the error queue until it is empty (`timestamps=...,tx` only).
+    fn tx_timestamps(&mut self, f: &mut dyn FnMut(TxStamp)) -> Result<usize, SyscallError> {
+        if !self.cfg.timestamps.tx {
+            return Ok(0);
+        }
+        let fd = self.sock.as_fd();
+        let mut n = 0;
+        while let Some(stamp) = sock::recv_tx_timestamp(fd)? {
+            f(stamp);
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
@@ -871,6 +890,117 @@ mod tests {
                 .iter()
                 .any(|(k, v)| k == "rx_strategy" && v == "busy-poll")
         );
+    }
+
+    #[test]
+    fn timestamps_parameter_values() {
+        let ts = |u: &str| UdpConfig::from_uri(&Uri::parse(u).unwrap()).map(|c| c.timestamps);
+        assert_eq!(ts("udp://127.0.0.1:5").unwrap(), Timestamps::default());
+        assert_eq!(
+            ts("udp://127.0.0.1:5?timestamps=0").unwrap(),
+            Timestamps::default()
+        );
+        assert_eq!(
+            ts("udp://127.0.0.1:5?timestamps=1").unwrap(),
+            Timestamps::legacy_rx()
+        );
+        let t = ts("udp://127.0.0.1:5?timestamps=rx,tx").unwrap();
+        assert!(t.rx && t.tx && !t.hw && !t.legacy);
+        let t = ts("udp://127.0.0.1:5?timestamps=tx").unwrap();
+        assert!(!t.rx && t.tx);
+        let t = ts("udp://127.0.0.1:5?timestamps=hw&device=lo").unwrap();
+        assert!(t.rx && t.hw && !t.tx);
+        for bad in ["rx,rx", "sw", "", "rx,", "hw"] {
+            let e = ts(&format!("udp://127.0.0.1:5?timestamps={bad}")).unwrap_err();
+            assert!(e.to_string().contains("\"timestamps\""), "{bad}: {e}");
+        }
+        let e = ts("udp://127.0.0.1:5?timestamps=hw").unwrap_err();
+        assert!(e.to_string().contains("device="), "{e}");
+        let e = ts("udp://127.0.0.1:5?timestamps=bogus").unwrap_err();
+        assert!(e.to_string().contains("rx, tx and hw"), "{e}");
+    }
+
+    #[test]
+    fn tx_stamps_are_ordered_and_tagged_with_the_send_counter() {
+        let (mut server, mut client) = loopback_pair("timestamps=rx,tx");
+        let c = client.capabilities();
+        assert!(
+            c.rx_timestamps && c.tx_timestamps && !c.hw_timestamps,
+            "{c:?}"
+        );
+        assert!(
+            c.lines()
+                .iter()
+                .any(|(k, v)| k == "tx_timestamps" && v.contains("SND")),
+            "{c:?}"
+        );
+        server
+            .set_recv_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut burst = RxBurst::new(1, 64);
+        // The kernel turns on receive stamping for the whole host a moment
+        // after the first socket asks (a deferred static key); until then
+        // datagrams arrive unstamped. Warm up until one is stamped.
+        let mut next_id = 0u32;
+        for _ in 0..200 {
+            client.send(&[0; 20], None).unwrap();
+            next_id += 1;
+            assert_eq!(server.recv_burst(&mut burst).unwrap(), 1);
+            if burst.get(0).1.rx_ts_ns.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        client.tx_timestamps(&mut |_| {}).unwrap();
+        for id in next_id..next_id + 4 {
+            client.send(&[1; 20], None).unwrap();
+            assert_eq!(server.recv_burst(&mut burst).unwrap(), 1);
+            let peer_rx = burst.get(0).1.rx_ts_ns.expect("software RX stamp");
+            let mut stamps = Vec::new();
+            let t0 = Instant::now();
+            while stamps.len() < 2 && t0.elapsed() < Duration::from_secs(2) {
+                client.tx_timestamps(&mut |s| stamps.push(s)).unwrap();
+            }
+            assert_eq!(stamps.len(), 2, "{stamps:?}");
+            let get = |k: crate::transport::TxStampKind| {
+                stamps
+                    .iter()
+                    .find(|s| s.kind == k && s.id == id)
+                    .and_then(|s| s.sw_ns)
+                    .unwrap_or_else(|| panic!("{k:?} stamp of #{id}: {stamps:?}"))
+            };
+            let sched = get(crate::transport::TxStampKind::Sched);
+            let snd = get(crate::transport::TxStampKind::Snd);
+            assert!(sched <= snd && snd <= peer_rx, "{sched} {snd} {peer_rx}");
+        }
+        // The server asked for none: nothing to read, and not an error.
+        assert_eq!(server.tx_timestamps(&mut |_| {}).unwrap(), 0);
+        // Batched receive with SO_TIMESTAMPING stamps too.
+        let (mut server, mut client) = loopback_pair("timestamps=rx&batch=4");
+        server
+            .set_recv_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        client.send(&[2; 20], None).unwrap();
+        let mut four = RxBurst::new(4, 64);
+        assert_eq!(server.recv_burst(&mut four).unwrap(), 1);
+        assert!(four.get(0).1.rx_ts_ns.is_some());
+    }
+
+    #[test]
+    fn hardware_timestamps_on_a_device_without_them_name_what_it_supports() {
+        let cfg =
+            UdpConfig::from_uri(&Uri::parse("udp://127.0.0.1:0?timestamps=hw&device=lo").unwrap())
+                .unwrap();
+        let e = UdpTransport::open(cfg, Role::Server)
+            .unwrap_err()
+            .to_string();
+        if e.contains("SO_BINDTODEVICE") {
+            return; // an old kernel refusing the device binding without root
+        }
+        assert!(e.contains("lo has no hardware timestamps"), "{e}");
+        assert!(e.contains("it supports software-"), "{e}");
+        assert!(e.contains("timestamps=rx,tx"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
-use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping_until, run_pong};
+use hftnet_bench::pingpong::{
+    PingConfig, PongConfig, run_ping_timestamps_until, run_ping_until, run_pong,
+};
 use hftnet_bench::report::{PingReport, comment_lines};
 use hftnet_bench::stats::HGRM_MICROSECONDS;
 use hftnet_io::{Endpoint, Role, Transport, dispatch};
@@ -56,6 +58,21 @@ pub struct PingArgs {
     /// Write the round-trip histogram in HdrHistogram's .hgrm text format (µs).
     #[arg(long)]
     hgrm: Option<std::path::PathBuf>,
+    /// Split each round trip at the kernel's software timestamps: user send →
+    /// kernel TX (SND), kernel TX → kernel RX of the reply, kernel RX → user
+    /// receive. Adds timestamps=rx,tx to a udp:// or mcast:// URI without timestamps=.
+    #[arg(long)]
+    timestamps: bool,
+}
+
+/// The URI with `timestamps=rx,tx` added when `--timestamps` asks for it and
+/// the URI does not choose its own.
+fn with_timestamps(uri: &str, on: bool) -> String {
+    if !on || uri.contains("timestamps=") {
+        return uri.to_string();
+    }
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}timestamps=rx,tx")
 }
 
 #[derive(Debug, Args)]
@@ -80,7 +97,8 @@ pub struct PongArgs {
 }
 
 pub fn ping(a: PingArgs) -> Result<ExitCode> {
-    let ep = Endpoint::parse(&a.uri)?;
+    let uri = with_timestamps(&a.uri, a.timestamps);
+    let ep = Endpoint::parse(&uri)?;
     let cfg = PingConfig {
         size: a.size,
         count: if a.duration.is_some() {
@@ -100,11 +118,20 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
     let clock = Clock::new();
     let mut t = ep
         .open(Role::Client)
-        .with_context(|| format!("opening {}", a.uri))?;
+        .with_context(|| format!("opening {uri}"))?;
+    if a.timestamps {
+        let caps = t.capabilities();
+        if !(caps.rx_timestamps && caps.tx_timestamps) {
+            anyhow::bail!(
+                "--timestamps needs receive and transmit stamps: a udp:// or mcast:// URI with \
+                 timestamps=rx,tx (or without timestamps=), not {uri}"
+            );
+        }
+    }
     if !a.json {
         let mut head: Vec<(String, String)> = vec![
             ("command".into(), "ping".into()),
-            ("uri".into(), a.uri.clone()),
+            ("uri".into(), uri.clone()),
             ("message_bytes".into(), cfg.size.to_string()),
             (
                 "count".into(),
@@ -132,9 +159,13 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
         std::io::stdout().flush()?;
     }
     let stop = stop_on_signals()?;
-    let out = dispatch!(&mut t, inner => run_ping_until(inner, &cfg, clock, &stop))?;
+    let out = if a.timestamps {
+        dispatch!(&mut t, inner => run_ping_timestamps_until(inner, &cfg, clock, &stop))?
+    } else {
+        dispatch!(&mut t, inner => run_ping_until(inner, &cfg, clock, &stop))?
+    };
     let report = PingReport::new(
-        &a.uri,
+        &uri,
         &cfg,
         &out,
         &clock,
@@ -160,6 +191,14 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
         }
         if let Some(n) = t.capabilities().napi_id {
             tail.push(("napi_id".into(), n.to_string()));
+        }
+        if report.breakdown_ns.is_some() {
+            tail.push((
+                "breakdown_note".into(),
+                "send_to_tx + tx_to_rx + rx_to_user is one round trip, in CLOCK_REALTIME ns from \
+                 kernel software stamps; percentiles of the parts do not add up exactly"
+                    .into(),
+            ));
         }
         print!("{}", comment_lines(&tail));
     }

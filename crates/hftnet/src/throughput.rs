@@ -87,6 +87,8 @@ fn batch_of(ep: &Endpoint) -> usize {
     match ep {
         Endpoint::Udp(c) => c.batch,
         Endpoint::Tcp(_) => 1,
+        // A ring: bursts of as many messages as it has receive buffers.
+        Endpoint::Uring(c) => c.bufs as usize,
     }
 }
 
