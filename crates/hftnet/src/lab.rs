@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::util::{parse_duration, parse_size};
 
 /// Transports the ladder knows, in row order.
-const TRANSPORTS: &[&str] = &["udp", "tcp", "mcast"];
+const TRANSPORTS: &[&str] = &["udp", "tcp", "mcast", "uring"];
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -30,7 +30,7 @@ pub struct LabArgs {
     #[command(subcommand)]
     action: Option<LabAction>,
     /// Transports to run, comma separated (udp, tcp, mcast).
-    #[arg(long, value_delimiter = ',', default_value = "udp,tcp,mcast")]
+    #[arg(long, value_delimiter = ',', default_value = "udp,tcp,mcast,uring")]
     transports: Vec<String>,
     /// Measured time per row, spread over the rounds.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
