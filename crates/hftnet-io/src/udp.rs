@@ -17,6 +17,17 @@
 //! calls, a burst of one message uses the single-message calls. The headers
 //! are allocated when the socket is opened; datagrams are received straight
 //! into the burst's slots. No other allocation.
+//!
+//! With `zerocopy=1`: `SO_ZEROCOPY` is set and every send goes out with
+//! `MSG_ZEROCOPY` from one of `zc_slots=N` (default
+//! [`DEFAULT_ZC_SLOTS`]) send buffers the transport owns, allocated at open
+//! ([`MAX_UDP_PAYLOAD`] bytes each). A send copies the message into the slot
+//! of its send counter; the slot is reused only after the kernel's completion
+//! for that counter was read from the error queue (drained, non-blocking,
+//! before each burst; when the slot is still busy, `ppoll(POLLERR)` waits up
+//! to [`ZC_WAIT`], then the send fails with `ETIMEDOUT`). On loopback and
+//! veth the kernel copies anyway and says so (`SO_EE_CODE_ZEROCOPY_COPIED`),
+//! counted in [`UdpTransport::zerocopy_stats`].
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
@@ -39,6 +50,15 @@ pub const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Largest `batch=`: the kernel's `UIO_MAXIOV`, its limit of messages per
 /// `recvmmsg` / `sendmmsg` call.
 pub const MAX_BATCH: usize = sock::MMSG_MAX_BATCH;
+
+/// Send buffers of `zerocopy=1` unless `zc_slots=` says otherwise.
+pub const DEFAULT_ZC_SLOTS: usize = 64;
+
+/// Largest `zc_slots=`.
+pub const MAX_ZC_SLOTS: usize = 1024;
+
+/// How long a `zerocopy=1` send waits for the completion that frees its slot.
+pub const ZC_WAIT: Duration = Duration::from_secs(2);
 
 /// Receive buffer a multicast server asks for unless `rcvbuf=` says otherwise.
 pub const MCAST_DEFAULT_RCVBUF: u32 = 4 << 20;
@@ -87,15 +107,28 @@ pub struct UdpConfig {
     /// [`MAX_BATCH`], default 1). 1 uses `recvmsg`/`recvfrom` and `sendto`;
     /// more uses `recvmmsg` and `sendmmsg` (Linux 3.0+).
     pub batch: usize,
+    /// `MSG_ZEROCOPY` sends from this many transport-owned send buffers
+    /// (`zerocopy=1`, `zc_slots=N`, 1 to [`MAX_ZC_SLOTS`], default
+    /// [`DEFAULT_ZC_SLOTS`]); `None`: ordinary copying sends.
+    pub zerocopy: Option<usize>,
     /// Set for `mcast://`.
     pub multicast: Option<McastOptions>,
 }
 
-const UDP_PARAMS: &[&str] = &["timestamps", "incoming_cpu", "batch", "connect"];
+const UDP_PARAMS: &[&str] = &[
+    "timestamps",
+    "incoming_cpu",
+    "batch",
+    "connect",
+    "zerocopy",
+    "zc_slots",
+];
 const MCAST_PARAMS: &[&str] = &[
     "timestamps",
     "incoming_cpu",
     "batch",
+    "zerocopy",
+    "zc_slots",
     "iface",
     "source",
     "loop",
@@ -113,6 +146,7 @@ impl UdpConfig {
             incoming_cpu: None,
             connect: true,
             batch: 1,
+            zerocopy: None,
             multicast: None,
         }
     }
@@ -130,6 +164,30 @@ impl UdpConfig {
         let timestamps = Timestamps::from_params(&mut p, socket.device.as_deref())?;
         let incoming_cpu = p.int("incoming_cpu", 0..=4095)?.map(|v| v as u32);
         let batch = p.int("batch", 1..=MAX_BATCH as i64)?.unwrap_or(1) as usize;
+        let zerocopy = p.get_with("zerocopy", "1 or 0", |v| match v {
+            "1" => Some(true),
+            "0" => Some(false),
+            _ => None,
+        })?;
+        let zc_slots = p.int("zc_slots", 1..=MAX_ZC_SLOTS as i64)?;
+        let zerocopy = match (zerocopy, zc_slots) {
+            (Some(true), n) => Some(n.map_or(DEFAULT_ZC_SLOTS, |n| n as usize)),
+            (_, Some(_)) => {
+                return Err(UriError::Malformed {
+                    uri: uri.text.clone(),
+                    reason: "zc_slots= needs zerocopy=1".into(),
+                });
+            }
+            _ => None,
+        };
+        if zerocopy.is_some() && timestamps.tx {
+            return Err(UriError::Malformed {
+                uri: uri.text.clone(),
+                reason: "zerocopy=1 cannot be combined with timestamps=tx: both are read \
+                         from the socket's error queue"
+                    .into(),
+            });
+        }
         let mut cfg = Self {
             addr,
             socket,
@@ -137,6 +195,7 @@ impl UdpConfig {
             incoming_cpu,
             connect: true,
             batch,
+            zerocopy,
             multicast: None,
         };
         if is_mcast {
@@ -193,6 +252,156 @@ pub struct UdpTransport {
     joined: Option<(u32, Ipv4Addr)>,
     /// Headers of `recvmmsg`/`sendmmsg`, with `batch=` above 1.
     mmsg: Option<MmsgBatch>,
+    /// Send buffers and completion bookkeeping, with `zerocopy=1`.
+    zc: Option<ZcRing>,
+}
+
+/// Counters of `zerocopy=1` sends, kept by the transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZeroCopyStats {
+    /// Send buffers (`zc_slots=`).
+    pub slots: usize,
+    /// Datagrams sent with `MSG_ZEROCOPY`.
+    pub sends: u64,
+    /// Sends whose completion was read from the error queue.
+    pub completions: u64,
+    /// Completed sends the kernel copied anyway (`SO_EE_CODE_ZEROCOPY_COPIED`:
+    /// always on loopback and veth).
+    pub copied: u64,
+    /// Most sends awaiting their completion at once (never above `slots`).
+    pub max_in_flight: usize,
+    /// Sends now awaiting their completion.
+    pub in_flight: usize,
+    /// Times a send found its slot busy and waited on the error queue.
+    pub waits: u64,
+    /// Slots written while their previous send was not completed: always 0
+    /// (an invariant the transport checks on every send).
+    pub reused_before_completion: u64,
+    /// Completions for send counters not awaiting one (expected 0).
+    pub unmatched: u64,
+}
+
+/// The `zerocopy=1` send buffers: the send numbered `s` (the kernel's
+/// per-socket zero-copy counter, which counts successful `MSG_ZEROCOPY`
+/// sends from 0) goes out of slot `s % slots`, which stays untouched until
+/// the completion covering `s` is read.
+#[derive(Debug)]
+struct ZcRing {
+    buf: Vec<u8>,
+    /// The send counter (low 32 bits) each slot awaits a completion for.
+    pending: Box<[Option<u32>]>,
+    /// Sends done so far: the counter of the next one.
+    next: u64,
+    stats: ZeroCopyStats,
+}
+
+impl ZcRing {
+    const SLOT: usize = MAX_UDP_PAYLOAD;
+
+    fn new(slots: usize) -> Self {
+        Self {
+            // Zeroed pages are mapped lazily: untouched slots cost nothing.
+            buf: vec![0; slots * Self::SLOT],
+            pending: vec![None; slots].into_boxed_slice(),
+            next: 0,
+            stats: ZeroCopyStats {
+                slots,
+                ..ZeroCopyStats::default()
+            },
+        }
+    }
+
+    fn slots(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn index(&self, seq: u64) -> usize {
+        (seq % self.slots() as u64) as usize
+    }
+
+    /// Reads every completion queued now, without blocking.
+    fn drain(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), SyscallError> {
+        while let Some(ev) = sock::recv_errqueue(fd)? {
+            if let sock::ErrQueueEvent::ZeroCopy(c) = ev {
+                self.complete(c);
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, c: sock::ZcCompletion) {
+        let n = self.slots() as u64;
+        for k in 0..c.count().min(n + 1) {
+            let id = c.lo.wrapping_add(k as u32);
+            // The most recent send whose counter is `id`.
+            let age = u64::from((self.next as u32).wrapping_sub(id));
+            let idx = self.next.checked_sub(age).map(|s| self.index(s));
+            match idx {
+                Some(i) if age >= 1 && age <= n && self.pending[i] == Some(id) => {
+                    self.pending[i] = None;
+                    self.stats.in_flight -= 1;
+                    self.stats.completions += 1;
+                    if c.copied {
+                        self.stats.copied += 1;
+                    }
+                }
+                _ => self.stats.unmatched += 1,
+            }
+        }
+        self.stats.unmatched += c.count().saturating_sub(n + 1);
+    }
+
+    /// Waits until the slot of send `seq` has no pending completion.
+    fn acquire(&mut self, fd: std::os::fd::BorrowedFd<'_>, seq: u64) -> Result<(), SyscallError> {
+        let i = self.index(seq);
+        if self.pending[i].is_none() {
+            return Ok(());
+        }
+        self.drain(fd)?;
+        if self.pending[i].is_none() {
+            return Ok(());
+        }
+        self.stats.waits += 1;
+        let end = Instant::now() + ZC_WAIT;
+        while self.pending[i].is_some() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SyscallError::from_errno(
+                    "ppoll(POLLERR) waiting for a MSG_ZEROCOPY completion",
+                    libc::ETIMEDOUT,
+                ));
+            }
+            sock::poll_errqueue(fd, left)?;
+            self.drain(fd)?;
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into the slot of send `seq` (acquired).
+    fn fill(&mut self, seq: u64, data: &[u8]) {
+        let i = self.index(seq);
+        if self.pending[i].is_some() {
+            self.stats.reused_before_completion += 1;
+        }
+        self.buf[i * Self::SLOT..i * Self::SLOT + data.len()].copy_from_slice(data);
+    }
+
+    fn slot(&self, seq: u64, len: usize) -> &[u8] {
+        let i = self.index(seq);
+        &self.buf[i * Self::SLOT..i * Self::SLOT + len]
+    }
+
+    /// Records `k` sends from `self.next` on as awaiting completion.
+    fn sent(&mut self, k: usize) {
+        for _ in 0..k {
+            let i = self.index(self.next);
+            self.pending[i] = Some(self.next as u32);
+            self.next += 1;
+        }
+        self.stats.sends += k as u64;
+        self.stats.in_flight += k;
+        self.stats.max_in_flight = self.stats.max_in_flight.max(self.stats.in_flight);
+    }
 }
 
 impl UdpTransport {
@@ -293,6 +502,15 @@ impl UdpTransport {
         let waiter = Waiter::new(s.as_fd(), cfg.socket.strategy)
             .map_err(OpenError::setup("creating the epoll waiter"))?;
         let mmsg = (cfg.batch > 1).then(|| MmsgBatch::new(cfg.batch, cfg.timestamps.control()));
+        let zc = match cfg.zerocopy {
+            Some(slots) => {
+                sock::set_int(fd, sock::SO_ZEROCOPY, 1).map_err(OpenError::setup(
+                    "setting SO_ZEROCOPY for zerocopy=1 (UDP needs Linux 5.0+)",
+                ))?;
+                Some(ZcRing::new(slots))
+            }
+            None => None,
+        };
         Ok(Self {
             sock: s,
             cfg,
@@ -304,7 +522,50 @@ impl UdpTransport {
             notes,
             joined,
             mmsg,
+            zc,
         })
+    }
+
+    /// Counters of `zerocopy=1` sends (`None` without it). Reads the
+    /// completions queued now first.
+    ///
+    /// # Errors
+    /// An unexpected failure reading the error queue.
+    pub fn zerocopy_stats(&mut self) -> Result<Option<ZeroCopyStats>, SyscallError> {
+        let fd = self.sock.as_fd();
+        match self.zc.as_mut() {
+            Some(zc) => {
+                zc.drain(fd)?;
+                Ok(Some(zc.stats))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Waits up to `timeout` until every `zerocopy=1` send is completed;
+    /// returns the counters. `Ok(None)` without `zerocopy=1`.
+    ///
+    /// # Errors
+    /// An unexpected failure reading the error queue.
+    pub fn zerocopy_flush(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<ZeroCopyStats>, SyscallError> {
+        let fd = self.sock.as_fd();
+        let Some(zc) = self.zc.as_mut() else {
+            return Ok(None);
+        };
+        let end = Instant::now() + timeout;
+        zc.drain(fd)?;
+        while zc.stats.in_flight > 0 {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            sock::poll_errqueue(fd, left)?;
+            zc.drain(fd)?;
+        }
+        Ok(Some(zc.stats))
     }
 
     /// The configuration it was opened with.
@@ -498,6 +759,9 @@ impl Transport for UdpTransport {
 
     #[inline]
     fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+        if self.zc.is_some() {
+            return self.send_zerocopy(msgs);
+        }
         if msgs.len() > 1 && self.mmsg.is_some() {
             return self.send_batched(msgs);
         }
@@ -550,6 +814,23 @@ impl Transport for UdpTransport {
                 self.cfg.batch, self.cfg.batch
             ));
         }
+        if let Some(zc) = &self.zc {
+            let s = zc.stats;
+            caps.notes.push(format!(
+                "zerocopy=1: MSG_ZEROCOPY sends from {} slots of {} bytes; {} sent, {} completed \
+                 ({} copied by the kernel anyway, as always on loopback/veth), {} in flight \
+                 (max {}), {} waits for a slot, {} unmatched completions",
+                s.slots,
+                ZcRing::SLOT,
+                s.sends,
+                s.completions,
+                s.copied,
+                s.in_flight,
+                s.max_in_flight,
+                s.waits,
+                s.unmatched
+            ));
+        }
         caps
     }
 
@@ -569,6 +850,79 @@ impl Transport for UdpTransport {
 }
 
 impl UdpTransport {
+    /// `MSG_ZEROCOPY` sends out of the slot ring: chunks of up to the batch
+    /// (and at most the slot count), each message copied into the slot of its
+    /// send counter once that slot's previous send completed.
+    fn send_zerocopy(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+        let Self {
+            sock: s,
+            zc,
+            mmsg,
+            connected,
+            default_peer,
+            ..
+        } = self;
+        let Some(zc) = zc.as_mut() else {
+            unreachable!("send_zerocopy runs only with zerocopy=1");
+        };
+        let (connected, default_peer) = (*connected, *default_peer);
+        let fd = s.as_fd();
+        zc.drain(fd)?;
+        let per_call = mmsg.as_ref().map_or(1, MmsgBatch::capacity).min(zc.slots());
+        let mut done = 0;
+        while done < msgs.len() {
+            let chunk = &msgs[done..(done + per_call).min(msgs.len())];
+            for (j, m) in chunk.iter().enumerate() {
+                let seq = zc.next + j as u64;
+                if let Err(e) = zc.acquire(fd, seq) {
+                    return if done == 0 { Err(e) } else { Ok(done) };
+                }
+                zc.fill(seq, m.data);
+            }
+            let next = zc.next;
+            let res = match mmsg.as_mut() {
+                Some(mmsg) if chunk.len() > 1 => {
+                    let zc = &*zc;
+                    sock::send_mmsg(
+                        fd,
+                        mmsg,
+                        chunk.iter().enumerate().map(|(j, m)| {
+                            (
+                                zc.slot(next + j as u64, m.data.len()),
+                                dest(connected, default_peer, m.to),
+                            )
+                        }),
+                        libc::MSG_ZEROCOPY,
+                    )
+                }
+                _ => {
+                    let m = &chunk[0];
+                    let to = dest(connected, default_peer, m.to);
+                    sock::send_to(
+                        fd,
+                        zc.slot(next, m.data.len()),
+                        to.as_ref(),
+                        libc::MSG_ZEROCOPY,
+                    )
+                    .map(|_| 1)
+                }
+            };
+            match res {
+                Ok(0) => break,
+                Ok(k) => {
+                    zc.sent(k);
+                    done += k;
+                    if k < chunk.len() {
+                        break;
+                    }
+                }
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
+    }
+
     /// `sendmmsg` in chunks of the batch. A chunk the kernel took only in
     /// part is followed by a call for the rest, which reports the error.
     #[inline]
