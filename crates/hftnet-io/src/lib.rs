@@ -24,6 +24,7 @@
 
 mod common;
 pub mod error;
+pub mod l2;
 pub mod tcp;
 pub mod transport;
 pub mod udp;
@@ -36,6 +37,7 @@ use std::time::Duration;
 pub use common::SocketOptions;
 pub use error::OpenError;
 pub use hftnet_sys::SyscallError;
+pub use l2::{L2Error, L2Iface, NextHop};
 pub use tcp::{TcpConfig, TcpTransport};
 pub use transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
 pub use udp::{McastOptions, UdpConfig, UdpTransport};
