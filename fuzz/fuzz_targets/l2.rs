@@ -4,11 +4,14 @@
 //! parses emits back to the same header bytes (where the format lets it:
 //! IPv4's Don't Fragment and reserved flags are not kept, UDP's checksum is
 //! not part of its `Repr`); and the whole-frame parser agrees with the
-//! layer-by-layer walk and with its own emitter.
+//! layer-by-layer walk and with its own emitter. The `AF_PACKET` socket
+//! filter of `packet://` never drops a frame of its flow that the parser
+//! delivers, and it only ever reads inside the frame.
 #![no_main]
 
 use std::net::Ipv4Addr;
 
+use hftnet_sys::packet::{run_filter, udp_flow_filter};
 use hftnet_wire::udp::{self, Checks, Reject};
 use hftnet_wire::{arp, ethernet, ipv4};
 use libfuzzer_sys::fuzz_target;
@@ -42,7 +45,14 @@ fuzz_target!(|data: &[u8]| {
 
     for checks in [Checks::ALL, Checks::NONE] {
         match udp::parse_frame(data, checks) {
-            Ok(f) => check_udp_frame(data, &f, checks),
+            Ok(f) => {
+                check_udp_frame(data, &f, checks);
+                if f.vlan.is_none() {
+                    let prog = udp_flow_filter(Some(f.dst_ip), f.dst_port);
+                    let verdict = run_filter(&prog, data).expect("known opcodes");
+                    assert!(verdict > 0, "the flow filter drops a frame of its flow");
+                }
+            }
             Err(Reject::NotIpv4(t)) => assert_eq!(t, eth.ethertype),
             Err(_) => assert_eq!(eth.ethertype, ethernet::EtherType::Ipv4),
         }

@@ -115,12 +115,12 @@ pub struct RungResult {
     pub client_capabilities: Option<Capabilities>,
 }
 
-/// The rungs for the kernel transports: every scheme in `transports` (of
-/// `udp`, `tcp`, `mcast`) with each receive strategy.
+/// The rungs for every scheme in `transports` (of `udp`, `tcp`, `mcast`,
+/// `uring`, `packet`) with each of its receive strategies.
 ///
 /// `server_ip`, `client_ip`: addresses of the two ends; `iface` is the
 /// interface multicast uses on each end; `base_port` + row index gives each
-/// rung its own port.
+/// rung its own port. The `packet` rungs use `iface` on both ends too.
 #[must_use]
 pub fn kernel_rungs(
     transports: &[String],
@@ -142,16 +142,36 @@ pub fn kernel_rungs(
         ("spin", "mode=spin"),
         ("spin+multishot", "mode=spin&multishot=1"),
     ];
+    // AF_PACKET rings: the ring is polled or slept on; V3 shows what its
+    // block timeout costs a lone packet.
+    const PACKET: [(&str, &str); 3] = [
+        ("block", "rx=block"),
+        ("spin", "rx=spin"),
+        ("spin+v3", "rx=spin&version=3"),
+    ];
     let mut rungs = Vec::new();
     let mut port = base_port;
     for t in transports {
-        let strategies: &[(&str, &str)] = if t == "uring" { &URING } else { &STRATEGIES };
+        let strategies: &[(&str, &str)] = match t.as_str() {
+            "uring" => &URING,
+            "packet" => &PACKET,
+            _ => &STRATEGIES,
+        };
         for &(name, q) in strategies {
             let (server_uri, client_uri) = match t.as_str() {
                 "mcast" => {
                     let ifq = iface.map(|i| format!("&iface={i}")).unwrap_or_default();
                     let g = format!("mcast://239.1.1.1:{port}?{q}{ifq}");
                     (g.clone(), g)
+                }
+                "packet" => {
+                    // A layer-2 transport needs the interface; on loopback
+                    // (no iface) the rung is kept and fails with the reason.
+                    let i = iface.unwrap_or("lo");
+                    (
+                        format!("packet://{i}?port={port}&{q}"),
+                        format!("packet://{i}?port={port}&peer={server_ip}:{port}&{q}"),
+                    )
                 }
                 other => (
                     format!("{other}://{server_ip}:{port}?{q}"),
@@ -496,6 +516,18 @@ mod tests {
             "uring://198.18.0.2:9102?mode=spin&multishot=1"
         );
         assert!(u.iter().all(|r| !r.needs_busy_poll));
+        let p = kernel_rungs(&["packet".into()], "198.18.0.2", Some("veth0"), 9200);
+        let names: Vec<&str> = p.iter().map(|r| r.strategy.as_str()).collect();
+        assert_eq!(names, ["block", "spin", "spin+v3"]);
+        assert_eq!(p[1].server_uri, "packet://veth0?port=9201&rx=spin");
+        assert_eq!(
+            p[2].client_uri,
+            "packet://veth0?port=9202&peer=198.18.0.2:9202&rx=spin&version=3"
+        );
+        for rung in &p {
+            Endpoint::parse(&rung.server_uri).unwrap();
+            Endpoint::parse(&rung.client_uri).unwrap();
+        }
         for rung in &r {
             Endpoint::parse(&rung.server_uri).unwrap();
             Endpoint::parse(&rung.client_uri).unwrap();

@@ -297,7 +297,8 @@ fn apply_busy_poll(
 /// - `hw`: raw hardware stamps as well (receive, and transmit with `tx`),
 ///   after checking with `ETHTOOL_GET_TS_INFO` that the device offers them and
 ///   turning them on with `SIOCSHWTSTAMP` (CAP_NET_ADMIN). The device is the
-///   one named by `device=`, which `hw` requires. Software stamps stay on.
+///   one named by `device=`, which `hw` requires. Software stamps stay on;
+///   the hardware receive stamp is in [`crate::RxMeta::rx_hw_ts_ns`].
 ///
 /// With `tx`, drain the stamps regularly: while stamps wait in the error
 /// queue, `poll` reports the socket as having an error, so waiting receives

@@ -53,6 +53,11 @@ pub enum OpenError {
         /// The kernel's answer.
         cause: SyscallError,
     },
+    /// A layer-2 backend could not find its way: an interface without an
+    /// IPv4 address, a peer that does not answer ARP, a route through
+    /// another interface.
+    #[error(transparent)]
+    L2(#[from] crate::l2::L2Error),
     /// Any other step of setting up the socket failed.
     #[error("{step}: {cause}")]
     Setup {

@@ -6,6 +6,7 @@
 //! tcp://198.18.0.2:9001                   kernel TCP (NODELAY, QUICKACK, framed messages)
 //! mcast://239.1.1.1:30001?iface=veth0     multicast receive / send
 //! uring://198.18.0.2:9000?sqpoll=1        UDP through io_uring
+//! packet://veth0?port=9000                UDP over AF_PACKET rings, frames built in user space
 //! ```
 //!
 //! Open an [`Endpoint`] in a [`Role`], then drive the [`Transport`] it gives:
@@ -18,13 +19,15 @@
 //! Layer: above `hftnet-sys` (all raw calls go through it) and below the
 //! harness and the trading engine. The crate is `#![deny(unsafe_code)]`; only
 //! the ring code may opt out (`#[allow(unsafe_code)]` on [`uring`], whose
-//! module doc states the invariants it keeps).
+//! module doc states the invariants it keeps; the `AF_PACKET` rings of
+//! [`packet`] live in `hftnet_sys::packet`).
 
 #![deny(unsafe_code)]
 
 mod common;
 pub mod error;
 pub mod l2;
+pub mod packet;
 pub mod tcp;
 pub mod transport;
 pub mod udp;
@@ -38,6 +41,7 @@ pub use common::SocketOptions;
 pub use error::OpenError;
 pub use hftnet_sys::SyscallError;
 pub use l2::{L2Error, L2Iface, NextHop};
+pub use packet::{PacketConfig, PacketStats, PacketTransport};
 pub use tcp::{TcpConfig, TcpTransport};
 pub use transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
 pub use udp::{McastOptions, UdpConfig, UdpTransport};
@@ -62,6 +66,8 @@ pub enum Endpoint {
     Tcp(TcpConfig),
     /// `uring://`.
     Uring(UringConfig),
+    /// `packet://`.
+    Packet(PacketConfig),
 }
 
 impl Endpoint {
@@ -84,6 +90,7 @@ impl Endpoint {
             "udp" | "mcast" => Ok(Self::Udp(UdpConfig::from_uri(&uri)?)),
             "tcp" => Ok(Self::Tcp(TcpConfig::from_uri(&uri)?)),
             "uring" => Ok(Self::Uring(UringConfig::from_uri(&uri)?)),
+            "packet" => Ok(Self::Packet(PacketConfig::from_uri(&uri)?)),
             other => Err(UriError::UnknownScheme {
                 uri: text.to_string(),
                 scheme: other.to_string(),
@@ -92,7 +99,7 @@ impl Endpoint {
         }
     }
 
-    /// The scheme name (`udp`, `mcast`, `tcp`, `uring`).
+    /// The scheme name (`udp`, `mcast`, `tcp`, `uring`, `packet`).
     #[must_use]
     pub fn scheme(&self) -> &'static str {
         match self {
@@ -100,6 +107,7 @@ impl Endpoint {
             Self::Udp(_) => "udp",
             Self::Tcp(_) => "tcp",
             Self::Uring(_) => "uring",
+            Self::Packet(_) => "packet",
         }
     }
 
@@ -110,6 +118,7 @@ impl Endpoint {
             Self::Udp(c) => &c.socket,
             Self::Tcp(c) => &c.socket,
             Self::Uring(c) => &c.socket,
+            Self::Packet(c) => &c.socket,
         }
     }
 
@@ -120,6 +129,7 @@ impl Endpoint {
             Self::Udp(_) => udp::MAX_UDP_PAYLOAD,
             Self::Tcp(_) => tcp::MAX_TCP_MESSAGE,
             Self::Uring(c) => c.max_message(),
+            Self::Packet(c) => c.max_message(),
         }
     }
 
@@ -132,6 +142,7 @@ impl Endpoint {
             Self::Udp(c) => AnyTransport::Udp(UdpTransport::open(c.clone(), role)?),
             Self::Tcp(c) => AnyTransport::Tcp(TcpTransport::open(c.clone(), role)?),
             Self::Uring(c) => AnyTransport::Uring(UringTransport::open(c.clone(), role)?),
+            Self::Packet(c) => AnyTransport::Packet(PacketTransport::open(c.clone(), role)?),
         })
     }
 }
@@ -147,6 +158,8 @@ pub enum AnyTransport {
     Tcp(TcpTransport),
     /// UDP through io_uring.
     Uring(UringTransport),
+    /// UDP over AF_PACKET rings.
+    Packet(PacketTransport),
 }
 
 /// Runs `$body` with `$t` bound to the concrete transport inside an
@@ -165,6 +178,7 @@ macro_rules! dispatch {
             $crate::AnyTransport::Udp($t) => $body,
             $crate::AnyTransport::Tcp($t) => $body,
             $crate::AnyTransport::Uring($t) => $body,
+            $crate::AnyTransport::Packet($t) => $body,
         }
     };
 }
@@ -226,7 +240,8 @@ mod tests {
         );
         let e = Endpoint::parse("xdp://veth0/0").unwrap_err();
         assert!(
-            e.to_string().contains("accepted schemes: udp, tcp, mcast"),
+            e.to_string()
+                .contains("accepted schemes: udp, tcp, mcast, uring, packet"),
             "{e}"
         );
         let e = Endpoint::parse("udp://127.0.0.1:9000/x?rx=spin").unwrap_err();

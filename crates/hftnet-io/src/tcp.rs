@@ -321,6 +321,7 @@ impl Conn {
                     truncated: take < len,
                     peer: self.peer,
                     rx_ts_ns: None,
+                    rx_hw_ts_ns: None,
                     queue: 0,
                 },
             );

@@ -121,6 +121,9 @@ pub struct RxMeta {
     pub peer: Option<SocketAddr>,
     /// Kernel software receive timestamp (CLOCK_REALTIME ns) when enabled.
     pub rx_ts_ns: Option<u64>,
+    /// Raw hardware receive timestamp (ns of the device clock) when the
+    /// device stamps and `timestamps=hw` asked for it.
+    pub rx_hw_ts_ns: Option<u64>,
     /// Receive queue, where the backend knows it.
     pub queue: u32,
 }

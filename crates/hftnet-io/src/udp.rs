@@ -977,6 +977,7 @@ fn meta(info: sock::RecvInfo) -> RxMeta {
         truncated: info.truncated,
         peer: info.src,
         rx_ts_ns: info.rx_ts_ns,
+        rx_hw_ts_ns: info.rx_hw_ts_ns,
         queue: 0,
     }
 }

@@ -904,6 +904,7 @@ impl UringTransport {
                         truncated: (res as usize) > len,
                         peer: decode_addr(name),
                         rx_ts_ns: None,
+                        rx_hw_ts_ns: None,
                         queue: 0,
                     }
                 }
@@ -936,6 +937,7 @@ impl UringTransport {
                                 truncated: wire > len || out.is_payload_truncated(),
                                 peer: decode_addr(out.name_data()),
                                 rx_ts_ns: None,
+                                rx_hw_ts_ns: None,
                                 queue: 0,
                             }
                         }

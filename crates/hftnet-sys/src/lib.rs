@@ -15,6 +15,7 @@ pub mod error;
 pub mod ethtool;
 pub mod netlink;
 pub mod netns;
+pub mod packet;
 pub mod sched;
 pub mod sock;
 

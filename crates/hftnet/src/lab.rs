@@ -22,15 +22,19 @@ use serde::Serialize;
 use crate::util::{parse_duration, parse_size};
 
 /// Transports the ladder knows, in row order.
-const TRANSPORTS: &[&str] = &["udp", "tcp", "mcast", "uring"];
+const TRANSPORTS: &[&str] = &["udp", "tcp", "mcast", "uring", "packet"];
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct LabArgs {
     #[command(subcommand)]
     action: Option<LabAction>,
-    /// Transports to run, comma separated (udp, tcp, mcast).
-    #[arg(long, value_delimiter = ',', default_value = "udp,tcp,mcast,uring")]
+    /// Transports to run, comma separated (udp, tcp, mcast, uring, packet).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "udp,tcp,mcast,uring,packet"
+    )]
     transports: Vec<String>,
     /// Measured time per row, spread over the rounds.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
@@ -284,11 +288,11 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
             let t: Vec<String> = a
                 .transports
                 .iter()
-                .filter(|t| *t != "mcast")
+                .filter(|t| *t != "mcast" && *t != "packet")
                 .cloned()
                 .collect();
-            if t.len() < a.transports.len() {
-                eprintln!("hftnet lab: mcast skipped on loopback (it needs the lab's veth)");
+            for skipped in a.transports.iter().filter(|x| !t.contains(x)) {
+                eprintln!("hftnet lab: {skipped} skipped on loopback (it needs the lab's veth)");
             }
             let rungs = kernel_rungs(&t, "127.0.0.1", None, 19000);
             ("loopback", t, rungs)

@@ -71,9 +71,10 @@ pub struct SinkArgs {
     /// Messages per receive call (default: the URI's batch=, or 32 with batch=1).
     #[arg(long)]
     burst: Option<usize>,
-    /// Largest message received whole; larger ones are counted as truncated.
-    #[arg(long, default_value = "65507", value_parser = parse_size)]
-    max_size: usize,
+    /// Largest message received whole; larger ones are counted as truncated
+    /// (default: the largest the transport carries, 65507 for UDP).
+    #[arg(long, value_parser = parse_size)]
+    max_size: Option<usize>,
     /// Pin the receiving thread to this CPU.
     #[arg(long)]
     cpu: Option<usize>,
@@ -89,6 +90,9 @@ fn batch_of(ep: &Endpoint) -> usize {
         Endpoint::Tcp(_) => 1,
         // A ring: bursts of as many messages as it has receive buffers.
         Endpoint::Uring(c) => c.bufs as usize,
+        // Frames are queued on the transmit ring and sent with one kick per
+        // burst; receive drains the ring in bursts.
+        Endpoint::Packet(c) => (c.ring.tx_frames as usize).clamp(1, DEFAULT_BURST),
     }
 }
 
@@ -200,7 +204,7 @@ pub fn sink(a: SinkArgs) -> Result<ExitCode> {
         idle: (!a.idle.is_zero()).then_some(a.idle),
         count: a.count,
         burst: a.burst.unwrap_or_else(|| default_burst(batch)),
-        slot: a.max_size,
+        slot: a.max_size.unwrap_or_else(|| ep.max_message()),
         ..SinkConfig::default()
     };
     cfg.validate(ep.max_message())?;

@@ -1,5 +1,6 @@
 //! The `hftnet` binary end to end: ping and pong across a real two-namespace
-//! lab for UDP (each receive strategy), TCP and multicast, the lab main job,
+//! lab for UDP (each receive strategy), TCP, multicast and AF_PACKET rings
+//! (also facing kernel sockets), the lab main job and its packet rows,
 //! and bad input. Lab tests need root (CI runs as root); without it they say
 //! why on stderr and return.
 
@@ -121,6 +122,40 @@ fn tcp_and_multicast_across_the_lab() {
 }
 
 #[test]
+fn packet_rings_across_the_lab() {
+    if skip_without_root("packet_rings_across_the_lab") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    // Rings on both ends, V2 spinning and V3 blocking.
+    pong_then_ping(
+        &lab,
+        "packet://veth0?port=9200&rx=spin",
+        "packet://veth0?port=9200&peer=198.18.0.2:9200&rx=spin",
+        "packet",
+    );
+    pong_then_ping(
+        &lab,
+        "packet://veth0?port=9201&version=3",
+        "packet://veth0?port=9201&peer=198.18.0.2:9201&version=3",
+        "packet",
+    );
+    // A ring facing a kernel socket, both ways round.
+    pong_then_ping(
+        &lab,
+        "packet://veth0?port=9202&rx=spin",
+        "udp://198.18.0.2:9202?rx=spin",
+        "udp",
+    );
+    pong_then_ping(
+        &lab,
+        "udp://198.18.0.2:9203",
+        "packet://veth0?port=9203&peer=198.18.0.2:9203",
+        "packet",
+    );
+}
+
+#[test]
 fn ping_reports_pinning_rate_and_hgrm() {
     if skip_without_root("ping_reports_pinning_rate_and_hgrm") {
         return;
@@ -213,6 +248,51 @@ fn the_lab_main_job_runs_and_cleans_up() {
             !std::path::Path::new("/run/netns").join(ns).exists(),
             "{ns} left behind"
         );
+    }
+}
+
+#[test]
+fn the_lab_has_packet_rows() {
+    if skip_without_root("the_lab_has_packet_rows") {
+        return;
+    }
+    let json = std::env::temp_dir().join(format!("hftnet-lab-pk-{}.json", std::process::id()));
+    let out = Command::new(BIN)
+        .args([
+            "lab",
+            "--duration",
+            "300ms",
+            "--rounds",
+            "1",
+            "--transports",
+            "udp,packet",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let rows: Vec<&Value> = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["rung"]["transport"] == "packet")
+        .collect();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["rung"]["strategy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["block", "spin", "spin+v3"]);
+    for row in rows {
+        assert!(row["samples"].as_u64().unwrap() > 10, "{row}");
+        assert_eq!(row["lost"], 0, "{row}");
+        assert!(row["p50_ratio"].as_f64().unwrap() > 0.0, "{row}");
     }
 }
 

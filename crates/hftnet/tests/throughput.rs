@@ -144,6 +144,49 @@ fn batched_exchange_of_1000_datagrams_across_the_lab() {
     );
 }
 
+#[test]
+fn packet_rings_blast_and_sink_1000_datagrams() {
+    if skip_without_root("packet_rings_blast_and_sink_1000_datagrams") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    // A receive ring with room for all 1000: the test is about the ring
+    // path delivering every frame, not about sizing it.
+    let mut sink = spawn_in(
+        lab.exchange(),
+        &[
+            "sink",
+            "packet://veth0?port=9500&rx=spin&frames=2048",
+            "--duration",
+            "60s",
+            "--idle",
+            "1s",
+            "--json",
+        ],
+    );
+    assert_eq!(wait_sink_json(&mut sink), "198.18.0.2:9500");
+    let count = COUNT.to_string();
+    let size = SIZE.to_string();
+    let blast = run_in(
+        lab.trader(),
+        &[
+            "blast",
+            "packet://veth0?port=9501&peer=198.18.0.2:9500",
+            "--count",
+            &count,
+            "--size",
+            &size,
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    let b = json_of(&blast, "blast");
+    assert_sender(&b, 32);
+    let s = json_of(&finish(sink, Duration::from_secs(30), "sink"), "sink");
+    assert_exact(&s, 32);
+    assert_eq!(s["capabilities"]["transport"], "packet", "{s}");
+}
+
 /// A process of the binary in this namespace, killed when dropped.
 fn spawn(args: &[&str]) -> Proc {
     Proc(Some(

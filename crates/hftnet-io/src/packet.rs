@@ -1,0 +1,860 @@
+//! UDP over `AF_PACKET` rings (`packet://IFACE?port=P`): frames are received
+//! from a memory-mapped `TPACKET_V2` (or V3) ring and sent through a transmit
+//! ring, built and parsed in user space with the `hftnet-wire` codecs.
+//!
+//! Layer: a backend of [`Transport`]; all raw calls are in
+//! [`hftnet_sys::packet`], so this module is safe code.
+//!
+//! What reaches the ring: a classic BPF filter attached before the socket is
+//! bound admits only IPv4/UDP frames to this host's address and port `P`.
+//! Everything else — ARP, ICMP, TCP, UDP to other ports — is never copied to
+//! the ring and goes on to the kernel's stack as usual. `AF_PACKET` is a tap,
+//! not a diversion: the kernel also processes the frames of the flow. So that
+//! it does not answer each of them with an ICMP port unreachable, the
+//! transport holds the port with a kernel UDP socket whose filter drops
+//! everything (`reserve=1`, the default; the kernel counts those drops as UDP
+//! receive errors).
+//!
+//! Receive: frames that passed the filter are parsed with
+//! [`hftnet_wire::udp::parse_frame`]. The IPv4 header checksum is always
+//! verified; the UDP checksum too, unless the ring says the device verified it
+//! (`TP_STATUS_CSUM_VALID`) or left it partial (`TP_STATUS_CSUMNOTREADY`, as
+//! veth does for frames from a local socket: the field then holds only the
+//! pseudo-header sum). Runt, truncated, oversized (longer than a ring frame)
+//! and corrupt frames are dropped and counted per reason ([`PacketStats`]).
+//!
+//! Transmit: each message is written straight into a free transmit frame with
+//! its Ethernet, IPv4 and UDP headers and both checksums computed in software,
+//! and one `send()` per burst asks the kernel to send the ring (with
+//! `PACKET_QDISC_BYPASS`, straight to the driver). The peer's MAC address is
+//! learned from the frames it sent us, or looked up in the kernel's neighbour
+//! table ([`crate::l2::resolve`], which asks the kernel to resolve it first
+//! when missing) — the one slow path, taken once per new peer.
+//!
+//! Waiting (`rx=`): `spin` polls the ring's status word in memory (no system
+//! call at all while waiting); `block` sleeps in `poll()`; `adaptive` spins,
+//! then sleeps.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use hftnet_sys::SyscallError;
+use hftnet_sys::packet::{self as ring, Fanout, FanoutMode, PacketRing, RingConfig, Version};
+use hftnet_sys::sock;
+use hftnet_wire::ethernet;
+use hftnet_wire::udp::{self as wire_udp, Checks, FrameSpec, Reject};
+use serde::Serialize;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::Role;
+use crate::common::SocketOptions;
+use crate::error::{OpenError, from_io};
+use crate::l2::{self, L2Iface};
+use crate::transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
+use crate::uri::{Uri, UriError};
+
+/// Bytes of Ethernet, IPv4 and UDP headers in a frame this transport sends.
+const HEADERS: usize = ethernet::HEADER_LEN + 20 + 8;
+/// How long opening waits for the peer's MAC address.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Peers whose MAC address is remembered.
+const MAC_CACHE: usize = 8;
+/// Empty polls between two reads of the clock while spinning.
+const SPINS_PER_CLOCK_READ: u32 = 64;
+
+/// A `packet://` endpoint, as parsed from a URI or built by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketConfig {
+    /// The interface (the URI's authority).
+    pub iface: String,
+    /// Local UDP port: the flow received, and the source port sent from (`port=`).
+    pub port: u16,
+    /// Default destination (`peer=IP:PORT`); required for a client.
+    pub peer: Option<SocketAddrV4>,
+    /// Local IPv4 address (`ip=`); by default the interface's first.
+    pub ip: Option<Ipv4Addr>,
+    /// Ring layout and sizes (`version=2|3`, `frames=`, `tx_frames=`,
+    /// `frame_size=`, `block_size=`, `block_ms=`, `qdisc_bypass=`).
+    pub ring: RingConfig,
+    /// Fanout group (`fanout=ID`, `fanout_mode=hash|lb|cpu|qm|rollover|rnd`).
+    pub fanout: Option<Fanout>,
+    /// Hold the port with a kernel socket that drops what it receives (`reserve=`, default 1).
+    pub reserve: bool,
+    /// How receives wait (`rx=spin|block|adaptive`, `spins=`) and `cpu=`.
+    pub socket: SocketOptions,
+}
+
+const PACKET_PARAMS: &[&str] = &[
+    "port",
+    "peer",
+    "ip",
+    "version",
+    "frames",
+    "tx_frames",
+    "frame_size",
+    "block_size",
+    "block_ms",
+    "qdisc_bypass",
+    "fanout",
+    "fanout_mode",
+    "reserve",
+    "rx",
+    "spins",
+    "busy_poll",
+    "busy_budget",
+    "prefer_busy_poll",
+    "cpu",
+];
+
+impl PacketConfig {
+    /// An endpoint on `iface` for UDP port `port`, V2 rings of 256 frames of
+    /// 2 KiB each way, qdisc bypass, the port reserved, blocking receive.
+    #[must_use]
+    pub fn new(iface: &str, port: u16) -> Self {
+        Self {
+            iface: iface.to_string(),
+            port,
+            peer: None,
+            ip: None,
+            ring: RingConfig::DEFAULT,
+            fanout: None,
+            reserve: true,
+            socket: SocketOptions::default(),
+        }
+    }
+
+    /// Reads a `packet://` URI.
+    ///
+    /// # Errors
+    /// [`UriError`] naming the parameter at fault and what it accepts.
+    pub fn from_uri(uri: &Uri) -> Result<Self, UriError> {
+        let bad = |param: &str, value: String, expected: &str| UriError::BadValue {
+            param: param.into(),
+            value,
+            expected: expected.into(),
+        };
+        let iface = uri.authority.clone();
+        if iface.len() >= 16 || iface.contains(':') || iface.contains('/') {
+            return Err(UriError::Malformed {
+                uri: uri.text.clone(),
+                reason: format!(
+                    "packet:// takes an interface name (at most 15 characters), found {iface:?}; \
+                     e.g. packet://veth0?port=9000"
+                ),
+            });
+        }
+        let mut p = uri.params(&[PACKET_PARAMS]);
+        let Some(port) = p.int("port", 1..=65535)? else {
+            return Err(UriError::Malformed {
+                uri: uri.text.clone(),
+                reason:
+                    "packet:// needs port=N, the local UDP port (e.g. packet://veth0?port=9000)"
+                        .into(),
+            });
+        };
+        let mut cfg = Self::new(&iface, port as u16);
+        cfg.peer = p.get_with(
+            "peer",
+            "an IPv4 address and port, e.g. 198.18.0.2:9000",
+            |v| v.parse::<SocketAddrV4>().ok(),
+        )?;
+        cfg.ip = p.get_with("ip", "an IPv4 address", |v| v.parse().ok())?;
+        let strategy = RxStrategy::from_params(&mut p)?;
+        if let RxStrategy::BusyPoll { .. } = strategy {
+            return Err(bad(
+                "rx",
+                "busy-poll".into(),
+                "spin, block or adaptive (a ring is polled in user space; \
+                 kernel busy polling does not apply)",
+            ));
+        }
+        cfg.socket.strategy = strategy;
+        cfg.socket.cpu = p.int("cpu", 0..=4095)?.map(|v| v as usize);
+        let version = p.choice("version", &["2", "3"])?;
+        let r = &mut cfg.ring;
+        if version == Some("3") {
+            // V3 packs packets into blocks: bigger blocks, more room.
+            r.version = Version::V3;
+            r.block_size = 64 * 1024;
+            r.rx_frames = 1024;
+        }
+        r.frame_size = p
+            .get_with(
+                "frame_size",
+                "a multiple of 16 from 256 to 65536 bytes, e.g. 2048",
+                |v| crate::uri::parse_size(v).filter(|n| (256..=65536).contains(n) && n % 16 == 0),
+            )?
+            .map_or(r.frame_size, |n| n as u32);
+        r.block_size = p
+            .get_with(
+                "block_size",
+                "a power of two from 4K to 4M, e.g. 64K",
+                |v| {
+                    crate::uri::parse_size(v)
+                        .filter(|n| n.is_power_of_two() && (4096..=4 << 20).contains(n))
+                },
+            )?
+            .map_or(r.block_size.max(r.frame_size), |n| n as u32);
+        if let Some(f) = p.int("frames", 1..=1 << 20)? {
+            r.rx_frames = f as u32;
+        }
+        if let Some(f) = p.int("tx_frames", 0..=1 << 20)? {
+            r.tx_frames = f as u32;
+        }
+        let per_block = (r.block_size / r.frame_size).max(1);
+        let round = |n: u32| n.div_ceil(per_block) * per_block;
+        r.rx_frames = round(r.rx_frames);
+        r.tx_frames = round(r.tx_frames);
+        if let Some(ms) = p.int("block_ms", 1..=10_000)? {
+            if r.version != Version::V3 {
+                return Err(bad(
+                    "block_ms",
+                    ms.to_string(),
+                    "to be given only with version=3",
+                ));
+            }
+            r.block_timeout_ms = ms as u32;
+        }
+        r.qdisc_bypass = p.bool("qdisc_bypass")?.unwrap_or(true);
+        if let Err(why) = r.check() {
+            return Err(UriError::Malformed {
+                uri: uri.text.clone(),
+                reason: why,
+            });
+        }
+        let group = p.int("fanout", 0..=65535)?;
+        let mode = p.choice("fanout_mode", FanoutMode::NAMES)?;
+        cfg.fanout = match (group, mode) {
+            (Some(g), m) => Some(Fanout {
+                group: g as u16,
+                mode: m
+                    .and_then(FanoutMode::from_name)
+                    .unwrap_or(FanoutMode::Hash),
+            }),
+            (None, Some(m)) => {
+                return Err(bad(
+                    "fanout_mode",
+                    m.into(),
+                    "to be given only with fanout=GROUP",
+                ));
+            }
+            (None, None) => None,
+        };
+        cfg.reserve = p.bool("reserve")?.unwrap_or(true);
+        p.finish()?;
+        Ok(cfg)
+    }
+
+    /// Largest UDP payload carried, before the interface's MTU is known:
+    /// what a transmit and a receive frame hold.
+    #[must_use]
+    pub fn max_message(&self) -> usize {
+        self.ring
+            .max_tx_frame()
+            .min(self.ring.max_rx_frame())
+            .saturating_sub(HEADERS)
+            .min(crate::udp::MAX_UDP_PAYLOAD)
+    }
+}
+
+/// Counters of a `packet://` transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PacketStats {
+    /// Frames taken from the receive ring.
+    pub rx_frames: u64,
+    /// Datagrams delivered to the caller.
+    pub delivered: u64,
+    /// Frames longer than a ring frame (only their head was captured).
+    pub oversized: u64,
+    /// Runts: shorter than their headers or than the lengths they announce.
+    pub truncated: u64,
+    /// Broken IPv4 or UDP headers.
+    pub malformed: u64,
+    /// Bad IPv4 header checksums.
+    pub ip_checksum: u64,
+    /// Bad UDP checksums.
+    pub udp_checksum: u64,
+    /// IPv4 headers with options.
+    pub ip_options: u64,
+    /// IPv4 fragments.
+    pub fragment: u64,
+    /// Frames that were not IPv4/UDP to our address and port (the filter
+    /// should leave none).
+    pub other: u64,
+    /// Frames the kernel dropped because the ring was full.
+    pub ring_drops: u64,
+    /// V3: times the ring froze with every block in user space.
+    pub ring_freezes: u64,
+    /// Frames queued on the transmit ring.
+    pub tx_frames: u64,
+    /// Kicks the device refused for now (queue full); the frames stay queued.
+    pub tx_busy: u64,
+    /// Transmit frames the kernel refused as malformed.
+    pub tx_wrong_format: u64,
+}
+
+impl PacketStats {
+    /// Frames received and dropped, all reasons together.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.oversized
+            + self.truncated
+            + self.malformed
+            + self.ip_checksum
+            + self.udp_checksum
+            + self.ip_options
+            + self.fragment
+            + self.other
+    }
+
+    fn count(&mut self, r: Reject) {
+        match r {
+            Reject::Truncated => self.truncated += 1,
+            Reject::Malformed => self.malformed += 1,
+            Reject::IpChecksum => self.ip_checksum += 1,
+            Reject::UdpChecksum => self.udp_checksum += 1,
+            Reject::IpOptions => self.ip_options += 1,
+            Reject::Fragment => self.fragment += 1,
+            Reject::NotIpv4(_) | Reject::NotUdp(_) => self.other += 1,
+        }
+    }
+}
+
+/// UDP over an `AF_PACKET` ring on one interface.
+#[derive(Debug)]
+pub struct PacketTransport {
+    cfg: PacketConfig,
+    ring: PacketRing,
+    iface: L2Iface,
+    local: SocketAddrV4,
+    default_peer: Option<SocketAddrV4>,
+    macs: [(Ipv4Addr, ethernet::Address); MAC_CACHE],
+    mac_next: usize,
+    timeout: Option<Duration>,
+    max_message: usize,
+    stats: PacketStats,
+    _reservation: Option<Socket>,
+    notes: Vec<String>,
+}
+
+impl PacketTransport {
+    /// Opens the ring on the interface, reserves the port, and for a client
+    /// (or any endpoint with `peer=`) resolves the peer's MAC address.
+    ///
+    /// # Errors
+    /// [`OpenError::NoSuchInterface`]; [`OpenError::Privilege`] without
+    /// `CAP_NET_RAW`; [`OpenError::AddrInUse`] when a kernel socket holds the
+    /// port; [`OpenError::L2`] when the interface has no IPv4 address or the
+    /// peer does not answer ARP; [`OpenError::Setup`] naming the ring call
+    /// the kernel refused.
+    pub fn open(cfg: PacketConfig, role: Role) -> Result<Self, OpenError> {
+        let iface = match L2Iface::lookup(&cfg.iface) {
+            Ok(i) => i,
+            Err(l2::L2Error::NoSuchInterface { .. }) => {
+                return Err(OpenError::NoSuchInterface {
+                    name: cfg.iface.clone(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ip = match (cfg.ip, iface.ipv4) {
+            (Some(ip), _) => ip,
+            (None, Some((ip, _))) => ip,
+            (None, None) => {
+                return Err(l2::L2Error::NoIpv4Address {
+                    name: cfg.iface.clone(),
+                }
+                .into());
+            }
+        };
+        if role == Role::Client && cfg.peer.is_none() {
+            return Err(UriError::BadValue {
+                param: "peer".into(),
+                value: String::new(),
+                expected: "an IPv4 address and port to send to, e.g. \
+                           packet://veth0?port=9001&peer=198.18.0.2:9000"
+                    .into(),
+            }
+            .into());
+        }
+        let local = SocketAddrV4::new(ip, cfg.port);
+        let reservation = if cfg.reserve {
+            Some(reserve_port(local, cfg.fanout.is_some())?)
+        } else {
+            None
+        };
+        let filter = ring::udp_flow_filter(Some(ip), cfg.port);
+        let ring = PacketRing::open(iface.index, cfg.ring, Some(&filter), cfg.fanout).map_err(
+            |e| match e.errno() {
+                Some(libc::EPERM | libc::EACCES) => OpenError::Privilege {
+                    what: "packet:// (an AF_PACKET socket)",
+                    privilege: "CAP_NET_RAW (run as root)",
+                    cause: e,
+                },
+                Some(libc::EINVAL) if e.call == "setsockopt(PACKET_FANOUT)" => OpenError::Setup {
+                    step: format!(
+                        "joining fanout group {} on {}: the group exists with another mode \
+                         or interface; give every member the same fanout_mode",
+                        cfg.fanout.map_or(0, |f| f.group),
+                        cfg.iface
+                    ),
+                    cause: e,
+                },
+                _ => OpenError::setup(format!("setting up the packet rings on {}", cfg.iface))(e),
+            },
+        )?;
+        let mtu_payload = (iface.mtu as usize).saturating_sub(28);
+        let max_message = cfg.max_message().min(mtu_payload);
+        let mut t = Self {
+            ring,
+            local,
+            default_peer: cfg.peer,
+            macs: [(Ipv4Addr::UNSPECIFIED, ethernet::Address([0; 6])); MAC_CACHE],
+            mac_next: 0,
+            timeout: None,
+            max_message,
+            stats: PacketStats::default(),
+            _reservation: reservation,
+            notes: Vec::new(),
+            iface,
+            cfg,
+        };
+        if let Some(peer) = t.default_peer {
+            t.mac_for(*peer.ip()).map_err(OpenError::from)?;
+        }
+        t.notes.push(format!(
+            "ring: TPACKET_V{} rx {} frames, tx {} frames of {} bytes, {} bytes per block{}",
+            t.cfg.ring.version.number(),
+            t.cfg.ring.rx_frames,
+            t.cfg.ring.tx_frames,
+            t.cfg.ring.frame_size,
+            t.cfg.ring.block_size,
+            if t.cfg.ring.version == Version::V3 {
+                format!(
+                    ", block timeout {} ms (a lone packet waits for it)",
+                    t.cfg.ring.block_timeout_ms
+                )
+            } else {
+                String::new()
+            }
+        ));
+        t.notes.push(format!(
+            "filter: only IPv4/UDP to {local} reaches the ring; everything else goes to the kernel"
+        ));
+        t.notes.push(format!(
+            "qdisc bypass: {}",
+            if t.cfg.ring.qdisc_bypass { "on" } else { "off" }
+        ));
+        if let Some(f) = t.cfg.fanout {
+            t.notes
+                .push(format!("fanout group {} mode {}", f.group, f.mode.name()));
+        }
+        if t.cfg.reserve {
+            t.notes.push(format!(
+                "port {} held by a kernel socket that drops the kernel's copy of each datagram",
+                t.cfg.port
+            ));
+        }
+        Ok(t)
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &PacketConfig {
+        &self.cfg
+    }
+
+    /// The local address frames are sent from and received at.
+    #[must_use]
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// The counters, with the kernel's ring statistics read now.
+    ///
+    /// # Errors
+    /// `getsockopt(PACKET_STATISTICS)`.
+    pub fn stats(&mut self) -> Result<PacketStats, SyscallError> {
+        let r = self.ring.stats()?;
+        self.stats.ring_drops = r.drops;
+        self.stats.ring_freezes = r.freezes;
+        self.stats.tx_wrong_format = self.ring.tx_wrong_format();
+        Ok(self.stats)
+    }
+
+    /// The MAC address to send to `ip`: from the cache, else the kernel's
+    /// neighbour table (resolving it when missing). Allocates on a miss only.
+    fn mac_for(&mut self, ip: Ipv4Addr) -> Result<ethernet::Address, l2::L2Error> {
+        if let Some((_, mac)) = self.macs.iter().find(|(i, _)| *i == ip) {
+            return Ok(*mac);
+        }
+        let hop = l2::resolve(&self.iface, ip, RESOLVE_TIMEOUT)?;
+        self.learn(ip, hop.dst_mac);
+        Ok(hop.dst_mac)
+    }
+
+    #[inline]
+    fn learn(&mut self, ip: Ipv4Addr, mac: ethernet::Address) {
+        if let Some(e) = self.macs.iter_mut().find(|(i, _)| *i == ip) {
+            e.1 = mac;
+            return;
+        }
+        self.macs[self.mac_next] = (ip, mac);
+        self.mac_next = (self.mac_next + 1) % MAC_CACHE;
+    }
+
+    /// Moves the frames waiting on the ring into `burst` from slot `at`.
+    #[inline]
+    fn drain(&mut self, burst: &mut RxBurst, at: usize) -> usize {
+        let mut n = at;
+        let cap = burst.capacity();
+        let local = self.local;
+        while n < cap {
+            let Some(f) = self.ring.rx_next() else { break };
+            self.stats.rx_frames += 1;
+            if f.pkttype == libc::PACKET_OUTGOING {
+                self.ring.rx_release();
+                continue;
+            }
+            if (f.wire_len as usize) > f.data.len() {
+                self.stats.oversized += 1;
+                self.ring.rx_release();
+                continue;
+            }
+            let checks = Checks {
+                ip_header: true,
+                udp: !(f.csum_not_ready() || f.csum_valid()),
+            };
+            let ts = f.ts_ns;
+            let mut learned = None;
+            match wire_udp::parse_frame(f.data, checks) {
+                Ok(u) if u.dst_port == local.port() && u.dst_ip == *local.ip() => {
+                    let slot = burst.slots_from(n).next().expect("n < capacity");
+                    let len = u.payload.len().min(slot.len());
+                    slot[..len].copy_from_slice(&u.payload[..len]);
+                    burst.set(
+                        n,
+                        RxMeta {
+                            len,
+                            wire_len: u.payload.len(),
+                            truncated: len < u.payload.len(),
+                            peer: Some(SocketAddr::V4(SocketAddrV4::new(u.src_ip, u.src_port))),
+                            rx_ts_ns: Some(ts),
+                            rx_hw_ts_ns: None,
+                            queue: 0,
+                        },
+                    );
+                    learned = Some((u.src_ip, u.src_mac));
+                    n += 1;
+                }
+                Ok(_) => self.stats.other += 1,
+                Err(r) => self.stats.count(r),
+            }
+            self.ring.rx_release();
+            if let Some((ip, mac)) = learned
+                && !self.macs.iter().any(|(i, m)| *i == ip && *m == mac)
+            {
+                self.learn(ip, mac);
+            }
+        }
+        self.stats.delivered += (n - at) as u64;
+        n - at
+    }
+
+    fn recv_impl(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: Option<Instant>,
+    ) -> Result<usize, SyscallError> {
+        burst.set_len(0);
+        let n = self.drain(burst, 0);
+        if n > 0 {
+            burst.set_len(n);
+            return Ok(n);
+        }
+        let deadline = deadline.or_else(|| self.timeout.map(|t| Instant::now() + t));
+        let spins = match self.cfg.socket.strategy {
+            RxStrategy::Spin => None,
+            RxStrategy::Adaptive { spins } => Some(spins),
+            _ => Some(0),
+        };
+        let mut polls = 0u32;
+        loop {
+            let n = self.drain(burst, 0);
+            if n > 0 {
+                burst.set_len(n);
+                return Ok(n);
+            }
+            polls = polls.wrapping_add(1);
+            if spins.is_none_or(|s| polls < s) {
+                if polls.is_multiple_of(SPINS_PER_CLOCK_READ)
+                    && deadline.is_some_and(|d| Instant::now() >= d)
+                {
+                    return Ok(0);
+                }
+                std::hint::spin_loop();
+                continue;
+            }
+            polls = polls.saturating_sub(1);
+            let left = match deadline {
+                None => None,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(0);
+                    }
+                    Some(left)
+                }
+            };
+            sock::poll_readable(self.ring.as_fd(), left)?;
+        }
+    }
+
+    /// Writes one message into the transmit ring; `Ok(false)` when the ring is full.
+    #[inline]
+    fn queue(&mut self, m: &TxMsg<'_>) -> Result<bool, SyscallError> {
+        let to = match m.to {
+            Some(SocketAddr::V4(a)) => a,
+            Some(SocketAddr::V6(_)) => {
+                return Err(SyscallError::from_errno(
+                    "packet:// send (IPv6 destination)",
+                    libc::EAFNOSUPPORT,
+                ));
+            }
+            None => self.default_peer.ok_or(SyscallError::from_errno(
+                "packet:// send (no peer= and no destination)",
+                libc::EDESTADDRREQ,
+            ))?,
+        };
+        if m.data.len() > self.max_message {
+            return Err(SyscallError::from_errno(
+                "packet:// send (message longer than a ring frame or the MTU)",
+                libc::EMSGSIZE,
+            ));
+        }
+        let dst_mac = self.mac_for(*to.ip()).map_err(|_| {
+            SyscallError::from_errno(
+                "packet:// send (no ARP answer from the destination)",
+                libc::EHOSTUNREACH,
+            )
+        })?;
+        let spec = FrameSpec::new(
+            self.iface.mac,
+            dst_mac,
+            *self.local.ip(),
+            *to.ip(),
+            self.local.port(),
+            to.port(),
+        );
+        let Some(slot) = self.ring.tx_slot() else {
+            return Ok(false);
+        };
+        let len = wire_udp::emit_frame(slot, &spec, m.data).map_err(|_| {
+            SyscallError::from_errno("packet:// send (frame too long)", libc::EMSGSIZE)
+        })?;
+        self.ring.tx_commit(len);
+        self.stats.tx_frames += 1;
+        Ok(true)
+    }
+
+    fn kick(&mut self) -> Result<(), SyscallError> {
+        match self.ring.tx_kick(false) {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ENOBUFS)) => {
+                self.stats.tx_busy += 1;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Binds a kernel UDP socket to `local` with a drop-everything filter, so the
+/// kernel neither answers the flow with ICMP port unreachable nor queues it.
+/// Members of a fanout group share the reservation (`SO_REUSEPORT`).
+fn reserve_port(local: SocketAddrV4, shared: bool) -> Result<Socket, OpenError> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
+        .map_err(|e| OpenError::setup("reserving the port")(from_io("socket(UDP)", e)))?;
+    if shared {
+        s.set_reuse_port(true).map_err(|e| {
+            OpenError::setup("reserving the port")(from_io("setsockopt(SO_REUSEPORT)", e))
+        })?;
+    }
+    ring::attach_filter(s.as_fd(), &ring::drop_all_filter())
+        .map_err(OpenError::setup("reserving the port"))?;
+    s.bind(&SockAddr::from(local)).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EADDRINUSE) {
+            OpenError::AddrInUse {
+                addr: SocketAddr::V4(local),
+            }
+        } else {
+            OpenError::setup(format!("reserving {local} (use reserve=0 to skip)"))(from_io(
+                "bind(UDP)",
+                e,
+            ))
+        }
+    })?;
+    Ok(s)
+}
+
+impl Transport for PacketTransport {
+    #[inline]
+    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
+        self.recv_impl(burst, None)
+    }
+
+    #[inline]
+    fn recv_burst_until(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: Instant,
+    ) -> Result<usize, SyscallError> {
+        self.recv_impl(burst, Some(deadline))
+    }
+
+    fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+        let mut sent = 0;
+        for m in msgs {
+            let queued = match self.queue(m) {
+                Ok(q) => q,
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => break,
+            };
+            if !queued {
+                // Ring full: send what is queued, wait briefly for a frame.
+                self.kick()?;
+                let until = Instant::now() + Duration::from_millis(10);
+                let mut ok = false;
+                while Instant::now() < until {
+                    if self.queue(m)? {
+                        ok = true;
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                if !ok {
+                    break;
+                }
+            }
+            sent += 1;
+        }
+        if self.ring.tx_pending() > 0 {
+            self.kick()?;
+        }
+        if sent == 0 && !msgs.is_empty() {
+            return Err(SyscallError::from_errno(
+                "packet:// send (transmit ring full)",
+                libc::ENOBUFS,
+            ));
+        }
+        Ok(sent)
+    }
+
+    fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> Result<(), SyscallError> {
+        self.timeout = timeout;
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut notes = self.notes.clone();
+        let s = self.stats;
+        notes.push(format!(
+            "frames: {} received, {} delivered, {} dropped (oversized {}, truncated {}, \
+             malformed {}, ip_checksum {}, udp_checksum {}, ip_options {}, fragment {}, other {}); \
+             {} queued for transmit, {} busy kicks",
+            s.rx_frames,
+            s.delivered,
+            s.dropped(),
+            s.oversized,
+            s.truncated,
+            s.malformed,
+            s.ip_checksum,
+            s.udp_checksum,
+            s.ip_options,
+            s.fragment,
+            s.other,
+            s.tx_frames,
+            s.tx_busy
+        ));
+        Capabilities {
+            transport: "packet",
+            rx_strategy: self.cfg.socket.strategy.name(),
+            local: Some(SocketAddr::V4(self.local)),
+            peer: self.default_peer.map(SocketAddr::V4),
+            rx_timestamps: true,
+            max_message: self.max_message,
+            notes,
+            ..Capabilities::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(q: &str) -> Result<PacketConfig, UriError> {
+        PacketConfig::from_uri(&Uri::parse(&format!("packet://veth0{q}")).unwrap())
+    }
+
+    #[test]
+    fn uri_parameters() {
+        let c = cfg("?port=9000").unwrap();
+        assert_eq!((c.iface.as_str(), c.port), ("veth0", 9000));
+        assert_eq!(c.ring, RingConfig::DEFAULT);
+        assert!(c.reserve && c.peer.is_none() && c.fanout.is_none());
+        let c = cfg("?port=9001&peer=198.18.0.2:9000&rx=spin&version=3&fanout=7&fanout_mode=lb")
+            .unwrap();
+        assert_eq!(c.peer, Some("198.18.0.2:9000".parse().unwrap()));
+        assert_eq!(c.socket.strategy, RxStrategy::Spin);
+        assert_eq!(c.ring.version, Version::V3);
+        assert_eq!(
+            c.fanout,
+            Some(Fanout {
+                group: 7,
+                mode: FanoutMode::LoadBalance
+            })
+        );
+        let c = cfg("?port=1&frames=3&frame_size=1024").unwrap();
+        assert_eq!(c.ring.rx_frames, 4, "rounded up to whole blocks");
+        assert!(c.max_message() < 1024);
+
+        let e = cfg("").unwrap_err().to_string();
+        assert!(e.contains("needs port=N"), "{e}");
+        let e = cfg("?port=1&rx=busy-poll").unwrap_err().to_string();
+        assert!(e.contains("kernel busy polling does not apply"), "{e}");
+        let e = cfg("?port=1&block_ms=5").unwrap_err().to_string();
+        assert!(e.contains("version=3"), "{e}");
+        let e = cfg("?port=1&fanout_mode=lb").unwrap_err().to_string();
+        assert!(e.contains("fanout=GROUP"), "{e}");
+        let e = cfg("?port=1&frame_size=100").unwrap_err().to_string();
+        assert!(e.contains("multiple of 16"), "{e}");
+        let e = cfg("?port=1&peer=x").unwrap_err().to_string();
+        assert!(e.contains("\"peer\""), "{e}");
+        let e = cfg("?port=1&batch=2").unwrap_err().to_string();
+        assert!(e.contains("accepted parameters"), "{e}");
+        let e = PacketConfig::from_uri(&Uri::parse("packet://1.2.3.4:5?port=1").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("interface name"), "{e}");
+    }
+
+    #[test]
+    fn stats_count_each_reason() {
+        let mut s = PacketStats::default();
+        for r in [
+            Reject::Truncated,
+            Reject::Malformed,
+            Reject::IpChecksum,
+            Reject::UdpChecksum,
+            Reject::IpOptions,
+            Reject::Fragment,
+            Reject::NotUdp(hftnet_wire::ipv4::Protocol::Tcp),
+        ] {
+            s.count(r);
+        }
+        assert_eq!(s.dropped(), 7);
+        assert_eq!((s.truncated, s.fragment, s.other), (1, 1, 1));
+    }
+}

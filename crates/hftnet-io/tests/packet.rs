@@ -1,0 +1,424 @@
+//! `packet://` in a lab of two network namespaces joined by a veth pair, for
+//! real (root): only the configured flow reaches the ring while ICMP, TCP and
+//! UDP to another port still reach the kernel; echoes between a ring and a
+//! kernel socket and between two rings (V2 and V3) with exact counts and
+//! bytes; a fanout group sharing a flow; runt, oversized and corrupt frames
+//! counted and dropped; and open errors that name the problem.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use hftnet_io::l2::L2Iface;
+use hftnet_io::{
+    Endpoint, OpenError, PacketConfig, PacketTransport, Role, RxBurst, Transport, TxMsg, Uri,
+};
+use hftnet_lab::Lab;
+use hftnet_sys::packet::{self as ring, PacketRing, RingConfig};
+use hftnet_wire::ethernet;
+use hftnet_wire::udp::{FrameSpec, emit_frame};
+use socket2::{Domain, Protocol, Socket, Type};
+
+fn skip_without_root(test: &str) -> bool {
+    if let Err(e) = hftnet_lab::check_privileges() {
+        eprintln!("SKIPPED {test}: {e}");
+        return true;
+    }
+    false
+}
+
+fn open(uri: &str, role: Role) -> PacketTransport {
+    let cfg = PacketConfig::from_uri(&Uri::parse(uri).unwrap()).unwrap();
+    let mut t = PacketTransport::open(cfg, role).unwrap_or_else(|e| panic!("{uri}: {e}"));
+    t.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
+    t
+}
+
+fn payload(i: u32) -> Vec<u8> {
+    let mut v = vec![(i % 251) as u8; 16 + (i as usize % 300)];
+    v[..4].copy_from_slice(&i.to_le_bytes());
+    v
+}
+
+/// Receives until `want` messages came or the deadline passed; returns them.
+fn collect<T: Transport>(t: &mut T, want: usize, limit: Duration) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut b = RxBurst::new(32, 2048);
+    let mut out = Vec::new();
+    let end = Instant::now() + limit;
+    while out.len() < want && Instant::now() < end {
+        let n = t.recv_burst(&mut b).unwrap();
+        for i in 0..n {
+            let (d, m) = b.get(i);
+            assert!(!m.truncated);
+            assert!(m.rx_ts_ns.is_some(), "ring frames carry a receive time");
+            out.push((d.to_vec(), m.peer.unwrap()));
+        }
+    }
+    out
+}
+
+/// ICMP echo from a raw socket; true when the reply came back.
+fn icmp_echo(to: Ipv4Addr) -> bool {
+    let mut s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut req = [8u8, 0, 0, 0, 0x12, 0x34, 0, 1, b'h', b'f', b't', b'n'];
+    let sum = hftnet_wire::checksum::data(&req);
+    req[2..4].copy_from_slice(&(!sum).to_be_bytes());
+    let dst: SocketAddr = SocketAddrV4::new(to, 0).into();
+    for _ in 0..5 {
+        s.send_to(&req, &dst.into()).unwrap();
+        let mut b = [0u8; 1500];
+        while let Ok(n) = s.read(&mut b) {
+            // A raw IPv4 socket reads the IP header, then the ICMP message.
+            let ihl = usize::from(b[0] & 0xf) * 4;
+            if n >= ihl + 8 && b[ihl] == 0 && b[ihl + 4..ihl + 6] == [0x12, 0x34] {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn only_the_flow_reaches_the_ring_and_the_rest_reaches_the_kernel() {
+    if skip_without_root("only_the_flow_reaches_the_ring_and_the_rest_reaches_the_kernel") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (server_host, client_host) = (lab.exchange(), lab.trader());
+    let server_ip = server_host.addr();
+    let iface = server_host.iface().to_string();
+    let (mut ring_t, other_udp, tcp) = server_host
+        .run(move || {
+            let t = open(
+                &format!("packet://{iface}?port=9000&rx=block"),
+                Role::Server,
+            );
+            let u = UdpSocket::bind((server_ip, 9001)).unwrap();
+            u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let l = TcpListener::bind((server_ip, 9002)).unwrap();
+            (t, u, l)
+        })
+        .unwrap();
+    // The other host: 200 datagrams to the flow, 100 to another port, a TCP
+    // exchange and an ICMP echo, all at once.
+    let client = client_host
+        .spawn_thread("traffic", move || {
+            let s = UdpSocket::bind("0.0.0.0:4000").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            for i in 0..200u32 {
+                s.send_to(&payload(i), (server_ip, 9000)).unwrap();
+                if i % 2 == 0 {
+                    s.send_to(b"other", (server_ip, 9001)).unwrap();
+                }
+                if i % 16 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let mut c = TcpStream::connect((server_ip, 9002)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            c.write_all(b"over tcp").unwrap();
+            let mut back = [0u8; 8];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"over tcp");
+            let icmp = icmp_echo(server_ip);
+            // The ring echoes every datagram back to this kernel socket.
+            let mut echoes = 0;
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = s.recv_from(&mut buf) {
+                assert_eq!(from, SocketAddr::from((server_ip, 9000)));
+                assert_eq!(&buf[..n], payload(echoes).as_slice(), "echo {echoes}");
+                echoes += 1;
+                if echoes == 200 {
+                    break;
+                }
+            }
+            (icmp, echoes)
+        })
+        .unwrap();
+    let tcp_server = std::thread::spawn(move || {
+        let (mut c, _) = tcp.accept().unwrap();
+        let mut b = [0u8; 8];
+        c.read_exact(&mut b).unwrap();
+        c.write_all(&b).unwrap();
+    });
+    let got = collect(&mut ring_t, 200, Duration::from_secs(10));
+    assert_eq!(got.len(), 200);
+    for (i, (data, from)) in got.iter().enumerate() {
+        assert_eq!(data, &payload(i as u32), "datagram {i}: bytes and order");
+        assert_eq!(*from, SocketAddr::from((client_host.addr(), 4000)));
+        ring_t
+            .send_burst(&[TxMsg {
+                data,
+                to: Some(*from),
+            }])
+            .unwrap();
+    }
+    let mut other = 0;
+    let mut buf = [0u8; 64];
+    while other < 100 {
+        let n = other_udp
+            .recv(&mut buf)
+            .expect("UDP to 9001 reaches the kernel");
+        assert_eq!(&buf[..n], b"other");
+        other += 1;
+    }
+    tcp_server.join().unwrap();
+    let (icmp, echoes) = client.join().unwrap();
+    assert!(icmp, "ICMP echo answered by the kernel");
+    assert_eq!(echoes, 200, "every echo sent from the ring arrived");
+    let s = ring_t.stats().unwrap();
+    assert_eq!(s.delivered, 200);
+    assert_eq!(
+        s.rx_frames, 200,
+        "the filter let nothing else into the ring: {s:?}"
+    );
+    assert_eq!(s.dropped(), 0, "{s:?}");
+    assert_eq!(s.tx_frames, 200);
+}
+
+fn echo_rings(q: &str) {
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let (si, ci) = (sh.iface().to_string(), ch.iface().to_string());
+    let server_ip = sh.addr();
+    let sq = q.to_string();
+    let mut server = sh
+        .run(move || open(&format!("packet://{si}?port=9100&{sq}"), Role::Server))
+        .unwrap();
+    let cq = q.to_string();
+    let mut client = ch
+        .run(move || {
+            open(
+                &format!("packet://{ci}?port=9200&peer={server_ip}:9100&{cq}"),
+                Role::Client,
+            )
+        })
+        .unwrap();
+    let total = 1000u32;
+    let mut rx = RxBurst::new(32, 2048);
+    let (mut sent, mut back, mut bytes) = (0u32, 0u32, 0usize);
+    while back < total {
+        let n = (total - sent).min(8);
+        let ps: Vec<Vec<u8>> = (sent..sent + n).map(payload).collect();
+        let msgs: Vec<TxMsg<'_>> = ps.iter().map(|p| TxMsg { data: p, to: None }).collect();
+        assert_eq!(client.send_burst(&msgs).unwrap(), n as usize, "{q}");
+        sent += n;
+        let mut echoed = 0;
+        while echoed < n {
+            let got = server.recv_burst(&mut rx).unwrap();
+            assert!(got > 0, "{q}: server timed out after {back}");
+            for i in 0..got {
+                let (d, m) = rx.get(i);
+                let d = d.to_vec();
+                server
+                    .send_burst(&[TxMsg {
+                        data: &d,
+                        to: m.peer,
+                    }])
+                    .unwrap();
+            }
+            echoed += got as u32;
+        }
+        let mut crx = RxBurst::new(32, 2048);
+        while back < sent {
+            let got = client.recv_burst(&mut crx).unwrap();
+            assert!(got > 0, "{q}: client timed out after {back}");
+            for i in 0..got {
+                let (d, _) = crx.get(i);
+                assert_eq!(d, payload(back).as_slice(), "{q}: echo {back}");
+                bytes += d.len();
+                back += 1;
+            }
+        }
+    }
+    let expected: usize = (0..total).map(|i| payload(i).len()).sum();
+    assert_eq!(bytes, expected);
+    for t in [&mut server, &mut client] {
+        let s = t.stats().unwrap();
+        assert_eq!(
+            (s.delivered, s.dropped(), s.ring_drops),
+            (1000, 0, 0),
+            "{q}: {s:?}"
+        );
+    }
+    let caps = client.capabilities();
+    assert_eq!(caps.transport, "packet");
+    assert!(
+        caps.notes.iter().any(|n| n.contains("TPACKET_V")),
+        "{caps:?}"
+    );
+}
+
+#[test]
+fn rings_echo_v2_spin_and_v3_block() {
+    if skip_without_root("rings_echo_v2_spin_and_v3_block") {
+        return;
+    }
+    echo_rings("rx=spin");
+    echo_rings("rx=spin&version=3");
+    echo_rings("rx=block&version=3&block_ms=1");
+    echo_rings("rx=adaptive&qdisc_bypass=0&frames=64&tx_frames=4");
+}
+
+#[test]
+fn fanout_group_shares_the_flow() {
+    if skip_without_root("fanout_group_shares_the_flow") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let si = sh.iface().to_string();
+    let server_ip = sh.addr();
+    let (mut a, mut b) = sh
+        .run(move || {
+            let uri =
+                format!("packet://{si}?port=9300&fanout=42&fanout_mode=lb&rx=spin&frames=1024");
+            (open(&uri, Role::Server), open(&uri, Role::Server))
+        })
+        .unwrap();
+    ch.run(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        for i in 0..1000u32 {
+            s.send_to(&payload(i), (server_ip, 9300)).unwrap();
+            if i % 32 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    })
+    .unwrap();
+    let mut seen = vec![false; 1000];
+    let mut per = [0usize; 2];
+    for (k, t) in [&mut a, &mut b].into_iter().enumerate() {
+        t.set_recv_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        for (d, _) in collect(t, 1000, Duration::from_secs(3)) {
+            let i = u32::from_le_bytes(d[..4].try_into().unwrap()) as usize;
+            assert_eq!(d, payload(i as u32));
+            assert!(!seen[i], "datagram {i} delivered twice");
+            seen[i] = true;
+            per[k] += 1;
+        }
+    }
+    assert_eq!(
+        per[0] + per[1],
+        1000,
+        "every datagram reached one member: {per:?}"
+    );
+    assert!(per[0] > 0 && per[1] > 0, "round robin used both: {per:?}");
+}
+
+/// Frames injected from the other host through a transmit ring of our own.
+fn inject(iface: &str, frames: &[Vec<u8>]) {
+    let iface = L2Iface::lookup(iface).unwrap();
+    let cfg = RingConfig {
+        rx_frames: 2,
+        tx_frames: 16,
+        ..RingConfig::DEFAULT
+    };
+    let mut r = PacketRing::open(iface.index, cfg, Some(&ring::drop_all_filter()), None).unwrap();
+    for f in frames {
+        let slot = r.tx_slot().expect("free transmit frame");
+        slot[..f.len()].copy_from_slice(f);
+        r.tx_commit(f.len());
+        r.tx_kick(true).unwrap();
+    }
+}
+
+#[test]
+fn runt_oversized_and_corrupt_frames_are_counted_and_dropped() {
+    if skip_without_root("runt_oversized_and_corrupt_frames_are_counted_and_dropped") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let si = sh.iface().to_string();
+    let (server_ip, client_ip) = (sh.addr(), ch.addr());
+    // 512-byte ring frames: a 1000-byte datagram does not fit.
+    let (mut t, server_mac) = sh
+        .run(move || {
+            let t = open(
+                &format!("packet://{si}?port=9400&rx=spin&frame_size=512"),
+                Role::Server,
+            );
+            (t, L2Iface::lookup(&si).unwrap().mac)
+        })
+        .unwrap();
+    let ci = ch.iface().to_string();
+    let ci2 = ci.clone();
+    let client_mac = ch.run(move || L2Iface::lookup(&ci2).unwrap().mac).unwrap();
+    let spec = FrameSpec::new(client_mac, server_mac, client_ip, server_ip, 4000, 9400);
+    let good = |data: &[u8]| {
+        let mut f = vec![0u8; 1600];
+        let n = emit_frame(&mut f, &spec, data).unwrap();
+        f.truncate(n);
+        f
+    };
+    let ip = ethernet::HEADER_LEN;
+    let udp = ip + 20;
+    let mut runt = good(&[7; 100]);
+    runt.truncate(udp + 8 + 10); // the IPv4 and UDP lengths announce more
+    let mut ip_sum = good(b"ip checksum");
+    ip_sum[ip + 10] ^= 0xff;
+    let mut udp_sum = good(b"udp checksum");
+    udp_sum[udp + 6] ^= 0x55;
+    let mut frag = good(b"fragment");
+    frag[ip + 6] |= 0x20; // more fragments
+    frag[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+    let c = !hftnet_wire::checksum::data(&frag[ip..ip + 20]);
+    frag[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+    let oversized = good(&[9; 1000]);
+    let last = good(b"the good one");
+    ch.run(move || inject(&ci, &[runt, ip_sum, udp_sum, frag, oversized, last]))
+        .unwrap();
+    let got = collect(&mut t, 1, Duration::from_secs(3));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, b"the good one");
+    let s = t.stats().unwrap();
+    assert_eq!(
+        (
+            s.truncated,
+            s.ip_checksum,
+            s.udp_checksum,
+            s.fragment,
+            s.oversized
+        ),
+        (1, 1, 1, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!((s.delivered, s.dropped(), s.rx_frames), (1, 5, 6), "{s:?}");
+}
+
+#[test]
+fn open_errors_name_the_problem() {
+    if skip_without_root("open_errors_name_the_problem") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let h = lab.trader();
+    let iface = h.iface().to_string();
+    let unused = Ipv4Addr::from(u32::from(h.addr()) | 0x63);
+    h.run(move || {
+        let err = |uri: &str| match Endpoint::parse(uri).unwrap().open(Role::Client) {
+            Ok(_) => panic!("{uri} opened"),
+            Err(e) => e,
+        };
+        let e = err("packet://nosuch0?port=1&peer=198.18.0.2:1");
+        assert!(matches!(e, OpenError::NoSuchInterface { .. }), "{e}");
+        let e = err(&format!("packet://{iface}?port=1")).to_string();
+        assert!(e.contains("peer"), "{e}");
+        let start = Instant::now();
+        let e = err(&format!("packet://{iface}?port=1&peer={unused}:1")).to_string();
+        assert!(e.contains(&unused.to_string()), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let _held = UdpSocket::bind((h_addr(&iface), 5555)).unwrap();
+        let e = err(&format!("packet://{iface}?port=5555&peer=198.18.0.2:1"));
+        assert!(matches!(e, OpenError::AddrInUse { .. }), "{e}");
+    })
+    .unwrap();
+}
+
+fn h_addr(iface: &str) -> Ipv4Addr {
+    L2Iface::lookup(iface).unwrap().ipv4.unwrap().0
+}
