@@ -142,6 +142,13 @@ pub fn kernel_rungs(
         ("spin", "mode=spin"),
         ("spin+multishot", "mode=spin&multishot=1"),
     ];
+    // UDP also shows the batched, zero-copy and timestamped socket paths
+    // (spinning, so the option is the only difference from udp/spin).
+    const UDP_EXTRA: [(&str, &str); 3] = [
+        ("spin+batch32", "rx=spin&batch=32"),
+        ("spin+zerocopy", "rx=spin&zerocopy=1"),
+        ("spin+timestamps", "rx=spin&timestamps=rx,tx"),
+    ];
     // AF_PACKET rings: the ring is polled or slept on; V3 shows what its
     // block timeout costs a lone packet.
     const PACKET: [(&str, &str); 3] = [
@@ -152,12 +159,13 @@ pub fn kernel_rungs(
     let mut rungs = Vec::new();
     let mut port = base_port;
     for t in transports {
+        let extra: &[(&str, &str)] = if t == "udp" { &UDP_EXTRA } else { &[] };
         let strategies: &[(&str, &str)] = match t.as_str() {
             "uring" => &URING,
             "packet" => &PACKET,
             _ => &STRATEGIES,
         };
-        for &(name, q) in strategies {
+        for &(name, q) in strategies.iter().chain(extra) {
             let (server_uri, client_uri) = match t.as_str() {
                 "mcast" => {
                     let ifq = iface.map(|i| format!("&iface={i}")).unwrap_or_default();
@@ -440,7 +448,7 @@ struct Acc {
 #[must_use]
 pub fn table(results: &[RungResult]) -> String {
     let mut s = format!(
-        "{:<8} {:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}\n",
+        "{:<8} {:<15} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}\n",
         "transport",
         "strategy",
         "samples",
@@ -455,7 +463,7 @@ pub fn table(results: &[RungResult]) -> String {
     for r in results {
         match &r.rtt_ns {
             Some(x) if r.samples > 0 => s.push_str(&format!(
-                "{:<8} {:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}\n",
+                "{:<8} {:<15} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}\n",
                 r.rung.transport,
                 r.rung.strategy,
                 r.samples,
@@ -467,7 +475,7 @@ pub fn table(results: &[RungResult]) -> String {
                 r.p50_ratio.map_or("-".into(), |q| format!("{q:.2}x")),
             )),
             _ => s.push_str(&format!(
-                "{:<8} {:<14} {:>9}  (no figures)\n",
+                "{:<8} {:<15} {:>9}  (no figures)\n",
                 r.rung.transport, r.rung.strategy, 0
             )),
         }
@@ -500,13 +508,16 @@ mod tests {
             Some("veth0"),
             9000,
         );
-        assert_eq!(r.len(), 8);
+        assert_eq!(r.len(), 11);
         assert_eq!(r[0].server_uri, "udp://198.18.0.2:9000?rx=block");
         assert_eq!(r[1].client_uri, "udp://198.18.0.2:9001?rx=spin");
         assert!(r[3].needs_busy_poll);
+        let extra: Vec<&str> = r[4..7].iter().map(|r| r.strategy.as_str()).collect();
+        assert_eq!(extra, ["spin+batch32", "spin+zerocopy", "spin+timestamps"]);
+        assert_eq!(r[4].client_uri, "udp://198.18.0.2:9004?rx=spin&batch=32");
         assert_eq!(
-            r[4].server_uri,
-            "mcast://239.1.1.1:9004?rx=block&iface=veth0"
+            r[7].server_uri,
+            "mcast://239.1.1.1:9007?rx=block&iface=veth0"
         );
         let u = kernel_rungs(&["uring".into()], "198.18.0.2", None, 9100);
         let names: Vec<&str> = u.iter().map(|r| r.strategy.as_str()).collect();
