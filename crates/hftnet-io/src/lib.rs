@@ -26,6 +26,7 @@
 
 mod common;
 pub mod error;
+pub mod frames;
 pub mod l2;
 pub mod packet;
 pub mod tcp;

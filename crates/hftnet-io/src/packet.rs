@@ -42,24 +42,17 @@ use std::time::{Duration, Instant};
 use hftnet_sys::SyscallError;
 use hftnet_sys::packet::{self as ring, Fanout, FanoutMode, PacketRing, RingConfig, Version};
 use hftnet_sys::sock;
-use hftnet_wire::ethernet;
-use hftnet_wire::udp::{self as wire_udp, Checks, FrameSpec, Reject};
 use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::Role;
 use crate::common::SocketOptions;
 use crate::error::{OpenError, from_io};
+use crate::frames::{FrameStats, HEADERS, UdpCheck, UdpOverEthernet};
 use crate::l2::{self, L2Iface};
 use crate::transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
 use crate::uri::{Uri, UriError};
 
-/// Bytes of Ethernet, IPv4 and UDP headers in a frame this transport sends.
-const HEADERS: usize = ethernet::HEADER_LEN + 20 + 8;
-/// How long opening waits for the peer's MAC address.
-pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Peers whose MAC address is remembered.
-const MAC_CACHE: usize = 8;
 /// Empty polls between two reads of the clock while spinning.
 const SPINS_PER_CLOCK_READ: u32 = 64;
 
@@ -74,6 +67,9 @@ pub struct PacketConfig {
     pub peer: Option<SocketAddrV4>,
     /// Local IPv4 address (`ip=`); by default the interface's first.
     pub ip: Option<Ipv4Addr>,
+    /// A multicast group to receive instead of unicast to `ip` (`group=`),
+    /// joined on the interface.
+    pub group: Option<Ipv4Addr>,
     /// Ring layout and sizes (`version=2|3`, `frames=`, `tx_frames=`,
     /// `frame_size=`, `block_size=`, `block_ms=`, `qdisc_bypass=`).
     pub ring: RingConfig,
@@ -89,6 +85,7 @@ const PACKET_PARAMS: &[&str] = &[
     "port",
     "peer",
     "ip",
+    "group",
     "version",
     "frames",
     "tx_frames",
@@ -117,6 +114,7 @@ impl PacketConfig {
             port,
             peer: None,
             ip: None,
+            group: None,
             ring: RingConfig::DEFAULT,
             fanout: None,
             reserve: true,
@@ -160,6 +158,9 @@ impl PacketConfig {
             |v| v.parse::<SocketAddrV4>().ok(),
         )?;
         cfg.ip = p.get_with("ip", "an IPv4 address", |v| v.parse().ok())?;
+        cfg.group = p.get_with("group", "an IPv4 multicast group, e.g. 239.1.1.1", |v| {
+            v.parse::<Ipv4Addr>().ok().filter(Ipv4Addr::is_multicast)
+        })?;
         let strategy = RxStrategy::from_params(&mut p)?;
         if let RxStrategy::BusyPoll { .. } = strategy {
             return Err(bad(
@@ -261,64 +262,17 @@ impl PacketConfig {
 /// Counters of a `packet://` transport.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PacketStats {
-    /// Frames taken from the receive ring.
-    pub rx_frames: u64,
-    /// Datagrams delivered to the caller.
-    pub delivered: u64,
-    /// Frames longer than a ring frame (only their head was captured).
-    pub oversized: u64,
-    /// Runts: shorter than their headers or than the lengths they announce.
-    pub truncated: u64,
-    /// Broken IPv4 or UDP headers.
-    pub malformed: u64,
-    /// Bad IPv4 header checksums.
-    pub ip_checksum: u64,
-    /// Bad UDP checksums.
-    pub udp_checksum: u64,
-    /// IPv4 headers with options.
-    pub ip_options: u64,
-    /// IPv4 fragments.
-    pub fragment: u64,
-    /// Frames that were not IPv4/UDP to our address and port (the filter
-    /// should leave none).
-    pub other: u64,
+    /// What happened to the frames received and sent.
+    #[serde(flatten)]
+    pub frames: FrameStats,
     /// Frames the kernel dropped because the ring was full.
     pub ring_drops: u64,
     /// V3: times the ring froze with every block in user space.
     pub ring_freezes: u64,
-    /// Frames queued on the transmit ring.
-    pub tx_frames: u64,
     /// Kicks the device refused for now (queue full); the frames stay queued.
     pub tx_busy: u64,
     /// Transmit frames the kernel refused as malformed.
     pub tx_wrong_format: u64,
-}
-
-impl PacketStats {
-    /// Frames received and dropped, all reasons together.
-    #[must_use]
-    pub fn dropped(&self) -> u64 {
-        self.oversized
-            + self.truncated
-            + self.malformed
-            + self.ip_checksum
-            + self.udp_checksum
-            + self.ip_options
-            + self.fragment
-            + self.other
-    }
-
-    fn count(&mut self, r: Reject) {
-        match r {
-            Reject::Truncated => self.truncated += 1,
-            Reject::Malformed => self.malformed += 1,
-            Reject::IpChecksum => self.ip_checksum += 1,
-            Reject::UdpChecksum => self.udp_checksum += 1,
-            Reject::IpOptions => self.ip_options += 1,
-            Reject::Fragment => self.fragment += 1,
-            Reject::NotIpv4(_) | Reject::NotUdp(_) => self.other += 1,
-        }
-    }
 }
 
 /// UDP over an `AF_PACKET` ring on one interface.
@@ -326,13 +280,8 @@ impl PacketStats {
 pub struct PacketTransport {
     cfg: PacketConfig,
     ring: PacketRing,
-    iface: L2Iface,
-    local: SocketAddrV4,
-    default_peer: Option<SocketAddrV4>,
-    macs: [(Ipv4Addr, ethernet::Address); MAC_CACHE],
-    mac_next: usize,
+    ep: UdpOverEthernet,
     timeout: Option<Duration>,
-    max_message: usize,
     stats: PacketStats,
     _reservation: Option<Socket>,
     notes: Vec<String>,
@@ -380,11 +329,16 @@ impl PacketTransport {
         }
         let local = SocketAddrV4::new(ip, cfg.port);
         let reservation = if cfg.reserve {
-            Some(reserve_port(local, cfg.fanout.is_some())?)
+            Some(reserve_port(
+                local,
+                cfg.group,
+                &iface,
+                cfg.fanout.is_some(),
+            )?)
         } else {
             None
         };
-        let filter = ring::udp_flow_filter(Some(ip), cfg.port);
+        let filter = ring::udp_flow_filter(Some(cfg.group.unwrap_or(ip)), cfg.port);
         let ring = PacketRing::open(iface.index, cfg.ring, Some(&filter), cfg.fanout).map_err(
             |e| match e.errno() {
                 Some(libc::EPERM | libc::EACCES) => OpenError::Privilege {
@@ -404,24 +358,18 @@ impl PacketTransport {
                 _ => OpenError::setup(format!("setting up the packet rings on {}", cfg.iface))(e),
             },
         )?;
-        let mtu_payload = (iface.mtu as usize).saturating_sub(28);
-        let max_message = cfg.max_message().min(mtu_payload);
+        let ep = UdpOverEthernet::new(iface, local, cfg.group, cfg.peer, cfg.max_message());
         let mut t = Self {
             ring,
-            local,
-            default_peer: cfg.peer,
-            macs: [(Ipv4Addr::UNSPECIFIED, ethernet::Address([0; 6])); MAC_CACHE],
-            mac_next: 0,
+            ep,
             timeout: None,
-            max_message,
             stats: PacketStats::default(),
             _reservation: reservation,
             notes: Vec::new(),
-            iface,
             cfg,
         };
-        if let Some(peer) = t.default_peer {
-            t.mac_for(*peer.ip()).map_err(OpenError::from)?;
+        if let Some(peer) = t.cfg.peer {
+            t.ep.mac_for(*peer.ip()).map_err(OpenError::from)?;
         }
         t.notes.push(format!(
             "ring: TPACKET_V{} rx {} frames, tx {} frames of {} bytes, {} bytes per block{}",
@@ -439,8 +387,9 @@ impl PacketTransport {
                 String::new()
             }
         ));
+        let flow = SocketAddrV4::new(t.cfg.group.unwrap_or(ip), t.cfg.port);
         t.notes.push(format!(
-            "filter: only IPv4/UDP to {local} reaches the ring; everything else goes to the kernel"
+            "filter: only IPv4/UDP to {flow} reaches the ring; everything else goes to the kernel"
         ));
         t.notes.push(format!(
             "qdisc bypass: {}",
@@ -468,7 +417,7 @@ impl PacketTransport {
     /// The local address frames are sent from and received at.
     #[must_use]
     pub fn local(&self) -> SocketAddrV4 {
-        self.local
+        self.ep.local()
     }
 
     /// The counters, with the kernel's ring statistics read now.
@@ -477,31 +426,11 @@ impl PacketTransport {
     /// `getsockopt(PACKET_STATISTICS)`.
     pub fn stats(&mut self) -> Result<PacketStats, SyscallError> {
         let r = self.ring.stats()?;
+        self.stats.frames = self.ep.stats;
         self.stats.ring_drops = r.drops;
         self.stats.ring_freezes = r.freezes;
         self.stats.tx_wrong_format = self.ring.tx_wrong_format();
         Ok(self.stats)
-    }
-
-    /// The MAC address to send to `ip`: from the cache, else the kernel's
-    /// neighbour table (resolving it when missing). Allocates on a miss only.
-    fn mac_for(&mut self, ip: Ipv4Addr) -> Result<ethernet::Address, l2::L2Error> {
-        if let Some((_, mac)) = self.macs.iter().find(|(i, _)| *i == ip) {
-            return Ok(*mac);
-        }
-        let hop = l2::resolve(&self.iface, ip, RESOLVE_TIMEOUT)?;
-        self.learn(ip, hop.dst_mac);
-        Ok(hop.dst_mac)
-    }
-
-    #[inline]
-    fn learn(&mut self, ip: Ipv4Addr, mac: ethernet::Address) {
-        if let Some(e) = self.macs.iter_mut().find(|(i, _)| *i == ip) {
-            e.1 = mac;
-            return;
-        }
-        self.macs[self.mac_next] = (ip, mac);
-        self.mac_next = (self.mac_next + 1) % MAC_CACHE;
     }
 
     /// Moves the frames waiting on the ring into `burst` from slot `at`.
@@ -509,56 +438,38 @@ impl PacketTransport {
     fn drain(&mut self, burst: &mut RxBurst, at: usize) -> usize {
         let mut n = at;
         let cap = burst.capacity();
-        let local = self.local;
         while n < cap {
             let Some(f) = self.ring.rx_next() else { break };
-            self.stats.rx_frames += 1;
             if f.pkttype == libc::PACKET_OUTGOING {
                 self.ring.rx_release();
                 continue;
             }
-            if (f.wire_len as usize) > f.data.len() {
-                self.stats.oversized += 1;
-                self.ring.rx_release();
-                continue;
-            }
-            let checks = Checks {
-                ip_header: true,
-                udp: !(f.csum_not_ready() || f.csum_valid()),
+            let udp = if f.csum_not_ready() || f.csum_valid() {
+                UdpCheck::Skip
+            } else {
+                UdpCheck::Verify
             };
             let ts = f.ts_ns;
-            let mut learned = None;
-            match wire_udp::parse_frame(f.data, checks) {
-                Ok(u) if u.dst_port == local.port() && u.dst_ip == *local.ip() => {
-                    let slot = burst.slots_from(n).next().expect("n < capacity");
-                    let len = u.payload.len().min(slot.len());
-                    slot[..len].copy_from_slice(&u.payload[..len]);
-                    burst.set(
-                        n,
-                        RxMeta {
-                            len,
-                            wire_len: u.payload.len(),
-                            truncated: len < u.payload.len(),
-                            peer: Some(SocketAddr::V4(SocketAddrV4::new(u.src_ip, u.src_port))),
-                            rx_ts_ns: Some(ts),
-                            rx_hw_ts_ns: None,
-                            queue: 0,
-                        },
-                    );
-                    learned = Some((u.src_ip, u.src_mac));
-                    n += 1;
-                }
-                Ok(_) => self.stats.other += 1,
-                Err(r) => self.stats.count(r),
+            if let Some((payload, from)) = self.ep.accept(f.data, f.wire_len as usize, udp) {
+                let slot = burst.slots_from(n).next().expect("n < capacity");
+                let len = payload.len().min(slot.len());
+                slot[..len].copy_from_slice(&payload[..len]);
+                burst.set(
+                    n,
+                    RxMeta {
+                        len,
+                        wire_len: payload.len(),
+                        truncated: len < payload.len(),
+                        peer: Some(SocketAddr::V4(from)),
+                        rx_ts_ns: Some(ts),
+                        rx_hw_ts_ns: None,
+                        queue: 0,
+                    },
+                );
+                n += 1;
             }
             self.ring.rx_release();
-            if let Some((ip, mac)) = learned
-                && !self.macs.iter().any(|(i, m)| *i == ip && *m == mac)
-            {
-                self.learn(ip, mac);
-            }
         }
-        self.stats.delivered += (n - at) as u64;
         n - at
     }
 
@@ -614,47 +525,19 @@ impl PacketTransport {
     /// Writes one message into the transmit ring; `Ok(false)` when the ring is full.
     #[inline]
     fn queue(&mut self, m: &TxMsg<'_>) -> Result<bool, SyscallError> {
-        let to = match m.to {
-            Some(SocketAddr::V4(a)) => a,
-            Some(SocketAddr::V6(_)) => {
-                return Err(SyscallError::from_errno(
-                    "packet:// send (IPv6 destination)",
-                    libc::EAFNOSUPPORT,
-                ));
-            }
-            None => self.default_peer.ok_or(SyscallError::from_errno(
-                "packet:// send (no peer= and no destination)",
-                libc::EDESTADDRREQ,
-            ))?,
-        };
-        if m.data.len() > self.max_message {
-            return Err(SyscallError::from_errno(
-                "packet:// send (message longer than a ring frame or the MTU)",
-                libc::EMSGSIZE,
-            ));
-        }
-        let dst_mac = self.mac_for(*to.ip()).map_err(|_| {
+        let to = self.ep.destination(m)?;
+        // Resolve before taking a slot: the ring borrow would block it.
+        self.ep.mac_for(*to.ip()).map_err(|_| {
             SyscallError::from_errno(
                 "packet:// send (no ARP answer from the destination)",
                 libc::EHOSTUNREACH,
             )
         })?;
-        let spec = FrameSpec::new(
-            self.iface.mac,
-            dst_mac,
-            *self.local.ip(),
-            *to.ip(),
-            self.local.port(),
-            to.port(),
-        );
         let Some(slot) = self.ring.tx_slot() else {
             return Ok(false);
         };
-        let len = wire_udp::emit_frame(slot, &spec, m.data).map_err(|_| {
-            SyscallError::from_errno("packet:// send (frame too long)", libc::EMSGSIZE)
-        })?;
+        let len = self.ep.emit(slot, m)?;
         self.ring.tx_commit(len);
-        self.stats.tx_frames += 1;
         Ok(true)
     }
 
@@ -670,31 +553,43 @@ impl PacketTransport {
     }
 }
 
-/// Binds a kernel UDP socket to `local` with a drop-everything filter, so the
-/// kernel neither answers the flow with ICMP port unreachable nor queues it.
-/// Members of a fanout group share the reservation (`SO_REUSEPORT`).
-fn reserve_port(local: SocketAddrV4, shared: bool) -> Result<Socket, OpenError> {
+/// Binds a kernel UDP socket to `local` (or `group`, joined on the
+/// interface) with a drop-everything filter, so the kernel neither answers
+/// the flow with ICMP port unreachable nor queues it. Members of a fanout
+/// group share the reservation (`SO_REUSEPORT`).
+fn reserve_port(
+    local: SocketAddrV4,
+    group: Option<Ipv4Addr>,
+    iface: &L2Iface,
+    shared: bool,
+) -> Result<Socket, OpenError> {
+    let step = || {
+        OpenError::setup(format!(
+            "reserving port {} (reserve=0 skips it)",
+            local.port()
+        ))
+    };
     let s = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
-        .map_err(|e| OpenError::setup("reserving the port")(from_io("socket(UDP)", e)))?;
-    if shared {
-        s.set_reuse_port(true).map_err(|e| {
-            OpenError::setup("reserving the port")(from_io("setsockopt(SO_REUSEPORT)", e))
-        })?;
+        .map_err(|e| step()(from_io("socket(UDP)", e)))?;
+    if shared || group.is_some() {
+        s.set_reuse_port(true)
+            .map_err(|e| step()(from_io("setsockopt(SO_REUSEPORT)", e)))?;
     }
-    ring::attach_filter(s.as_fd(), &ring::drop_all_filter())
-        .map_err(OpenError::setup("reserving the port"))?;
-    s.bind(&SockAddr::from(local)).map_err(|e| {
+    ring::attach_filter(s.as_fd(), &ring::drop_all_filter()).map_err(step())?;
+    let at = SocketAddrV4::new(group.unwrap_or(*local.ip()), local.port());
+    s.bind(&SockAddr::from(at)).map_err(|e| {
         if e.raw_os_error() == Some(libc::EADDRINUSE) {
             OpenError::AddrInUse {
-                addr: SocketAddr::V4(local),
+                addr: SocketAddr::V4(at),
             }
         } else {
-            OpenError::setup(format!("reserving {local} (use reserve=0 to skip)"))(from_io(
-                "bind(UDP)",
-                e,
-            ))
+            step()(from_io("bind(UDP)", e))
         }
     })?;
+    if let Some(g) = group {
+        s.join_multicast_v4_n(&g, &socket2::InterfaceIndexOrAddress::Index(iface.index))
+            .map_err(|e| step()(from_io("setsockopt(IP_ADD_MEMBERSHIP)", e)))?;
+    }
     Ok(s)
 }
 
@@ -758,32 +653,18 @@ impl Transport for PacketTransport {
 
     fn capabilities(&self) -> Capabilities {
         let mut notes = self.notes.clone();
-        let s = self.stats;
         notes.push(format!(
-            "frames: {} received, {} delivered, {} dropped (oversized {}, truncated {}, \
-             malformed {}, ip_checksum {}, udp_checksum {}, ip_options {}, fragment {}, other {}); \
-             {} queued for transmit, {} busy kicks",
-            s.rx_frames,
-            s.delivered,
-            s.dropped(),
-            s.oversized,
-            s.truncated,
-            s.malformed,
-            s.ip_checksum,
-            s.udp_checksum,
-            s.ip_options,
-            s.fragment,
-            s.other,
-            s.tx_frames,
-            s.tx_busy
+            "{}; {} busy kicks",
+            self.ep.stats.describe(),
+            self.stats.tx_busy
         ));
         Capabilities {
             transport: "packet",
             rx_strategy: self.cfg.socket.strategy.name(),
-            local: Some(SocketAddr::V4(self.local)),
-            peer: self.default_peer.map(SocketAddr::V4),
+            local: Some(SocketAddr::V4(self.ep.local())),
+            peer: self.ep.default_peer().map(SocketAddr::V4),
             rx_timestamps: true,
-            max_message: self.max_message,
+            max_message: self.ep.max_message(),
             notes,
             ..Capabilities::default()
         }
@@ -838,23 +719,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("interface name"), "{e}");
-    }
-
-    #[test]
-    fn stats_count_each_reason() {
-        let mut s = PacketStats::default();
-        for r in [
-            Reject::Truncated,
-            Reject::Malformed,
-            Reject::IpChecksum,
-            Reject::UdpChecksum,
-            Reject::IpOptions,
-            Reject::Fragment,
-            Reject::NotUdp(hftnet_wire::ipv4::Protocol::Tcp),
-        ] {
-            s.count(r);
-        }
-        assert_eq!(s.dropped(), 7);
-        assert_eq!((s.truncated, s.fragment, s.other), (1, 1, 1));
     }
 }

@@ -6,7 +6,7 @@
 //! counted and dropped; and open errors that name the problem.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hftnet_io::l2::L2Iface;
@@ -14,70 +14,18 @@ use hftnet_io::{
     Endpoint, OpenError, PacketConfig, PacketTransport, Role, RxBurst, Transport, TxMsg, Uri,
 };
 use hftnet_lab::Lab;
-use hftnet_sys::packet::{self as ring, PacketRing, RingConfig};
 use hftnet_wire::ethernet;
 use hftnet_wire::udp::{FrameSpec, emit_frame};
-use socket2::{Domain, Protocol, Socket, Type};
 
-fn skip_without_root(test: &str) -> bool {
-    if let Err(e) = hftnet_lab::check_privileges() {
-        eprintln!("SKIPPED {test}: {e}");
-        return true;
-    }
-    false
-}
+#[path = "support/traffic.rs"]
+mod traffic;
+use traffic::{collect, icmp_echo, inject, payload, skip_without_root};
 
 fn open(uri: &str, role: Role) -> PacketTransport {
     let cfg = PacketConfig::from_uri(&Uri::parse(uri).unwrap()).unwrap();
     let mut t = PacketTransport::open(cfg, role).unwrap_or_else(|e| panic!("{uri}: {e}"));
     t.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
     t
-}
-
-fn payload(i: u32) -> Vec<u8> {
-    let mut v = vec![(i % 251) as u8; 16 + (i as usize % 300)];
-    v[..4].copy_from_slice(&i.to_le_bytes());
-    v
-}
-
-/// Receives until `want` messages came or the deadline passed; returns them.
-fn collect<T: Transport>(t: &mut T, want: usize, limit: Duration) -> Vec<(Vec<u8>, SocketAddr)> {
-    let mut b = RxBurst::new(32, 2048);
-    let mut out = Vec::new();
-    let end = Instant::now() + limit;
-    while out.len() < want && Instant::now() < end {
-        let n = t.recv_burst(&mut b).unwrap();
-        for i in 0..n {
-            let (d, m) = b.get(i);
-            assert!(!m.truncated);
-            assert!(m.rx_ts_ns.is_some(), "ring frames carry a receive time");
-            out.push((d.to_vec(), m.peer.unwrap()));
-        }
-    }
-    out
-}
-
-/// ICMP echo from a raw socket; true when the reply came back.
-fn icmp_echo(to: Ipv4Addr) -> bool {
-    let mut s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut req = [8u8, 0, 0, 0, 0x12, 0x34, 0, 1, b'h', b'f', b't', b'n'];
-    let sum = hftnet_wire::checksum::data(&req);
-    req[2..4].copy_from_slice(&(!sum).to_be_bytes());
-    let dst: SocketAddr = SocketAddrV4::new(to, 0).into();
-    for _ in 0..5 {
-        s.send_to(&req, &dst.into()).unwrap();
-        let mut b = [0u8; 1500];
-        while let Ok(n) = s.read(&mut b) {
-            // A raw IPv4 socket reads the IP header, then the ICMP message.
-            let ihl = usize::from(b[0] & 0xf) * 4;
-            if n >= ihl + 8 && b[ihl] == 0 && b[ihl + 4..ihl + 6] == [0x12, 0x34] {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 #[test]
@@ -169,13 +117,13 @@ fn only_the_flow_reaches_the_ring_and_the_rest_reaches_the_kernel() {
     assert!(icmp, "ICMP echo answered by the kernel");
     assert_eq!(echoes, 200, "every echo sent from the ring arrived");
     let s = ring_t.stats().unwrap();
-    assert_eq!(s.delivered, 200);
+    assert_eq!(s.frames.delivered, 200);
     assert_eq!(
-        s.rx_frames, 200,
+        s.frames.rx_frames, 200,
         "the filter let nothing else into the ring: {s:?}"
     );
-    assert_eq!(s.dropped(), 0, "{s:?}");
-    assert_eq!(s.tx_frames, 200);
+    assert_eq!(s.frames.dropped(), 0, "{s:?}");
+    assert_eq!(s.frames.tx_frames, 200);
 }
 
 fn echo_rings(q: &str) {
@@ -211,6 +159,7 @@ fn echo_rings(q: &str) {
             assert!(got > 0, "{q}: server timed out after {back}");
             for i in 0..got {
                 let (d, m) = rx.get(i);
+                assert!(m.rx_ts_ns.is_some(), "ring frames carry a receive time");
                 let d = d.to_vec();
                 server
                     .send_burst(&[TxMsg {
@@ -238,7 +187,7 @@ fn echo_rings(q: &str) {
     for t in [&mut server, &mut client] {
         let s = t.stats().unwrap();
         assert_eq!(
-            (s.delivered, s.dropped(), s.ring_drops),
+            (s.frames.delivered, s.frames.dropped(), s.ring_drops),
             (1000, 0, 0),
             "{q}: {s:?}"
         );
@@ -309,23 +258,6 @@ fn fanout_group_shares_the_flow() {
     assert!(per[0] > 0 && per[1] > 0, "round robin used both: {per:?}");
 }
 
-/// Frames injected from the other host through a transmit ring of our own.
-fn inject(iface: &str, frames: &[Vec<u8>]) {
-    let iface = L2Iface::lookup(iface).unwrap();
-    let cfg = RingConfig {
-        rx_frames: 2,
-        tx_frames: 16,
-        ..RingConfig::DEFAULT
-    };
-    let mut r = PacketRing::open(iface.index, cfg, Some(&ring::drop_all_filter()), None).unwrap();
-    for f in frames {
-        let slot = r.tx_slot().expect("free transmit frame");
-        slot[..f.len()].copy_from_slice(f);
-        r.tx_commit(f.len());
-        r.tx_kick(true).unwrap();
-    }
-}
-
 #[test]
 fn runt_oversized_and_corrupt_frames_are_counted_and_dropped() {
     if skip_without_root("runt_oversized_and_corrupt_frames_are_counted_and_dropped") {
@@ -378,16 +310,20 @@ fn runt_oversized_and_corrupt_frames_are_counted_and_dropped() {
     let s = t.stats().unwrap();
     assert_eq!(
         (
-            s.truncated,
-            s.ip_checksum,
-            s.udp_checksum,
-            s.fragment,
-            s.oversized
+            s.frames.truncated,
+            s.frames.ip_checksum,
+            s.frames.udp_checksum,
+            s.frames.fragment,
+            s.frames.oversized
         ),
         (1, 1, 1, 1, 1),
         "{s:?}"
     );
-    assert_eq!((s.delivered, s.dropped(), s.rx_frames), (1, 5, 6), "{s:?}");
+    assert_eq!(
+        (s.frames.delivered, s.frames.dropped(), s.frames.rx_frames),
+        (1, 5, 6),
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -421,4 +357,44 @@ fn open_errors_name_the_problem() {
 
 fn h_addr(iface: &str) -> Ipv4Addr {
     L2Iface::lookup(iface).unwrap().ipv4.unwrap().0
+}
+
+#[test]
+fn a_multicast_group_reaches_the_ring() {
+    if skip_without_root("a_multicast_group_reaches_the_ring") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let si = sh.iface().to_string();
+    let group = Ipv4Addr::new(239, 1, 1, 7);
+    let mut t = sh
+        .run(move || {
+            open(
+                &format!("packet://{si}?port=9700&group={group}&rx=spin"),
+                Role::Server,
+            )
+        })
+        .unwrap();
+    ch.run(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        for i in 0..100u32 {
+            s.send_to(&payload(i), (group, 9700)).unwrap();
+            s.send_to(b"unicast to the same port", (sh_addr(), 9700))
+                .unwrap();
+        }
+    })
+    .unwrap();
+    let got = collect(&mut t, 100, Duration::from_secs(3));
+    assert_eq!(got.len(), 100);
+    for (i, (d, _)) in got.iter().enumerate() {
+        assert_eq!(d, &payload(i as u32));
+    }
+    let s = t.stats().unwrap();
+    assert_eq!((s.frames.delivered, s.frames.dropped()), (100, 0), "{s:?}");
+}
+
+/// The exchange host's address in every lab.
+fn sh_addr() -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, 2)
 }
