@@ -4,8 +4,9 @@
 #  1. Round trips, 64-byte UDP, client on CPU 0 and server on CPU 1, both ends
 #     of the same kind: plain UDP (spinning, blocking), io_uring (waiting, and
 #     spinning with multishot receive, each with and without SQPOLL), and
-#     AF_PACKET rings (V2 spinning, V3 spinning, V2 blocking). Median over the
-#     rounds of each row's p50 and p99.
+#     AF_PACKET rings (V2 spinning, V3 spinning, V2 blocking), and AF_XDP
+#     (both ends, and an AF_XDP responder with a kernel-socket client).
+#     Median over the rounds of each row's p50 and p99.
 #  2. System calls per round trip for each of those rows: the
 #     raw_syscalls:sys_enter tracepoint counted by `perf stat` over each whole
 #     process (set-up included, spread over the round trips of the run; the
@@ -13,7 +14,8 @@
 #     a separate pass.
 #  3. Packets per second at 64 bytes received by the sink, on the same veth:
 #     `hftnet blast`/`sink` with batch=1 and batch=32 (recvmmsg/sendmmsg),
-#     AF_PACKET rings, and `iperf3 -u -l 64 -b 0`.
+#     AF_PACKET rings, an AF_XDP receiver (kernel sender with batch=32), and
+#     `iperf3 -u -l 64 -b 0`.
 #
 # Usage: scripts/bench-kernel-paths.sh [SECONDS_PER_RUN] [ROUNDS]   (default 3 3)
 # Needs root, perf and iperf3 (apt-get install linux-perf iperf3).
@@ -56,6 +58,8 @@ ROWS=(
   "packet-v2-spin|packet://veth0?port=PORT&rx=spin|packet://veth0?port=PORT&peer=$IP:PORT&rx=spin"
   "packet-v3-spin|packet://veth0?port=PORT&rx=spin&version=3|packet://veth0?port=PORT&peer=$IP:PORT&rx=spin&version=3"
   "packet-v2-block|packet://veth0?port=PORT&rx=block|packet://veth0?port=PORT&peer=$IP:PORT&rx=block"
+  "xdp-spin|xdp://veth0/0?port=PORT&rx=spin|xdp://veth0/0?port=PORT&peer=$IP:PORT&rx=spin"
+  "xdp-server-udp-client|xdp://veth0/0?port=PORT&rx=spin|udp://$IP:PORT?rx=spin"
 )
 # Each run gets its own port (the functions run in subshells, so the number
 # comes from a file).
@@ -120,6 +124,7 @@ print(round((j["packets"]-j["lost_packets"])/j["seconds"]))' "$OUT/i.json"
     batch1) s="udp://$IP:$port?rcvbuf=8M"; c="udp://$IP:$port" ;;
     batch32) s="udp://$IP:$port?batch=32&rcvbuf=8M"; c="udp://$IP:$port?batch=32" ;;
     packet) s="packet://veth0?port=$port&rx=spin&frames=4096"; c="packet://veth0?port=$port&peer=$IP:$port" ;;
+    xdp-rx) s="xdp://veth0/0?port=$port&rx=spin"; c="udp://$IP:$port?batch=32" ;;
   esac
   ip netns exec "$EX" "$BIN" sink "$s" --cpu 1 --duration "$((SECS + 3))s" --idle 1s --json >"$OUT/s.json" 2>/dev/null &
   PIDS+=($!); local spid=$!
@@ -135,7 +140,7 @@ for r in $(seq 1 "$ROUNDS"); do
     IFS='|' read -r name s c <<<"$row"
     echo "$name $(rtt "$name" "$s" "$c")" >>"$OUT/rtt"
   done
-  for mode in batch1 batch32 packet iperf3; do
+  for mode in batch1 batch32 packet xdp-rx iperf3; do
     echo "$mode $(pps "$mode")" >>"$OUT/pps"
   done
   echo "round $r done" >&2

@@ -6,17 +6,23 @@
 //! not part of its `Repr`); and the whole-frame parser agrees with the
 //! layer-by-layer walk and with its own emitter. The `AF_PACKET` socket
 //! filter of `packet://` never drops a frame of its flow that the parser
-//! delivers, and it only ever reads inside the frame.
+//! delivers, and it only ever reads inside the frame. The shared layer-2
+//! UDP endpoint of `packet://` and `xdp://` accepts exactly the frames the
+//! parser delivers to its address and port, and counts every other frame
+//! under one reason.
 #![no_main]
 
 use std::net::Ipv4Addr;
 
+use hftnet_io::frames::{UdpCheck, UdpOverEthernet};
+use hftnet_io::l2::L2Iface;
 use hftnet_sys::packet::{run_filter, udp_flow_filter};
 use hftnet_wire::udp::{self, Checks, Reject};
 use hftnet_wire::{arp, ethernet, ipv4};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    check_endpoint(data);
     let Ok(frame) = ethernet::Frame::new_checked(data) else {
         assert!(data.len() < ethernet::VLAN_HEADER_LEN);
         assert_eq!(udp::parse_frame(data, Checks::ALL), Err(Reject::Truncated));
@@ -200,5 +206,47 @@ fn check_udp_frame(data: &[u8], f: &udp::UdpFrame<'_>, checks: Checks) {
         assert_eq!(out[..14], data[..14]);
         assert_eq!(out[26..34], data[26..34], "addresses");
         assert_eq!(out[34..40], data[34..40], "ports and length");
+    }
+}
+
+/// The shared endpoint, at the address and port of the frame if it is a
+/// UDP frame (so the accepting path runs too), else at a fixed one.
+fn check_endpoint(data: &[u8]) {
+    let (ip, port) = match udp::parse_frame(data, Checks::NONE) {
+        Ok(f) => (f.dst_ip, f.dst_port),
+        Err(_) => (Ipv4Addr::new(198, 18, 0, 2), 9000),
+    };
+    let iface = L2Iface {
+        name: "veth0".into(),
+        index: 2,
+        mac: ethernet::Address([2, 0, 0, 0, 0, 2]),
+        ipv4: Some((ip, 24)),
+        mtu: 9000,
+        up: true,
+    };
+    let local = std::net::SocketAddrV4::new(ip, port);
+    for check in [UdpCheck::Verify, UdpCheck::Skip, UdpCheck::VerifyOrPartial] {
+        let mut e = UdpOverEthernet::new(iface.clone(), local, None, None, 9000);
+        let got = e.accept(data, data.len(), check).map(|(p, from)| (p.to_vec(), from));
+        let s = e.stats;
+        assert_eq!(s.rx_frames, 1);
+        assert_eq!(s.delivered + s.dropped(), 1, "one outcome per frame: {s:?}");
+        let checks = Checks {
+            ip_header: true,
+            udp: check != UdpCheck::Skip,
+        };
+        if let Ok(f) = udp::parse_frame(data, checks)
+            && f.dst_ip == ip
+            && f.dst_port == port
+        {
+            let (p, from) = got
+                .clone()
+                .expect("a frame the parser delivers to us is accepted");
+            assert_eq!(p, f.payload);
+            assert_eq!(from, std::net::SocketAddrV4::new(f.src_ip, f.src_port));
+        }
+        if check == UdpCheck::Skip && got.is_none() {
+            assert!(udp::parse_frame(data, Checks { ip_header: true, udp: false }).is_err());
+        }
     }
 }

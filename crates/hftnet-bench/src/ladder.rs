@@ -156,6 +156,13 @@ pub fn kernel_rungs(
         ("spin", "rx=spin"),
         ("spin+v3", "rx=spin&version=3"),
     ];
+    // AF_XDP: both ends steered, and an AF_XDP responder facing a kernel
+    // client (the client URI is then a plain UDP socket).
+    const XDP: [(&str, &str); 3] = [
+        ("block", "rx=block"),
+        ("spin", "rx=spin"),
+        ("spin/udp-client", "rx=spin"),
+    ];
     let mut rungs = Vec::new();
     let mut port = base_port;
     for t in transports {
@@ -163,6 +170,7 @@ pub fn kernel_rungs(
         let strategies: &[(&str, &str)] = match t.as_str() {
             "uring" => &URING,
             "packet" => &PACKET,
+            "xdp" => &XDP,
             _ => &STRATEGIES,
         };
         for &(name, q) in strategies.iter().chain(extra) {
@@ -171,6 +179,16 @@ pub fn kernel_rungs(
                     let ifq = iface.map(|i| format!("&iface={i}")).unwrap_or_default();
                     let g = format!("mcast://239.1.1.1:{port}?{q}{ifq}");
                     (g.clone(), g)
+                }
+                "xdp" => {
+                    let i = iface.unwrap_or("lo");
+                    let server = format!("xdp://{i}/0?port={port}&{q}");
+                    let client = if name.ends_with("udp-client") {
+                        format!("udp://{server_ip}:{port}?{q}")
+                    } else {
+                        format!("xdp://{i}/0?port={port}&peer={server_ip}:{port}&{q}")
+                    };
+                    (server, client)
                 }
                 "packet" => {
                     // A layer-2 transport needs the interface; on loopback
@@ -539,6 +557,15 @@ mod tests {
             Endpoint::parse(&rung.server_uri).unwrap();
             Endpoint::parse(&rung.client_uri).unwrap();
         }
+        let x = kernel_rungs(&["xdp".into()], "198.18.0.2", Some("veth0"), 9300);
+        let names: Vec<&str> = x.iter().map(|r| r.strategy.as_str()).collect();
+        assert_eq!(names, ["block", "spin", "spin/udp-client"]);
+        assert_eq!(
+            x[1].client_uri,
+            "xdp://veth0/0?port=9301&peer=198.18.0.2:9301&rx=spin"
+        );
+        assert_eq!(x[2].server_uri, "xdp://veth0/0?port=9302&rx=spin");
+        assert_eq!(x[2].client_uri, "udp://198.18.0.2:9302?rx=spin");
         for rung in &r {
             Endpoint::parse(&rung.server_uri).unwrap();
             Endpoint::parse(&rung.client_uri).unwrap();

@@ -7,6 +7,7 @@
 //! mcast://239.1.1.1:30001?iface=veth0     multicast receive / send
 //! uring://198.18.0.2:9000?sqpoll=1        UDP through io_uring
 //! packet://veth0?port=9000                UDP over AF_PACKET rings, frames built in user space
+//! xdp://veth0/0?port=9000                 UDP over AF_XDP, only that flow steered by an XDP program
 //! ```
 //!
 //! Open an [`Endpoint`] in a [`Role`], then drive the [`Transport`] it gives:
@@ -19,8 +20,9 @@
 //! Layer: above `hftnet-sys` (all raw calls go through it) and below the
 //! harness and the trading engine. The crate is `#![deny(unsafe_code)]`; only
 //! the ring code may opt out (`#[allow(unsafe_code)]` on [`uring`], whose
-//! module doc states the invariants it keeps; the `AF_PACKET` rings of
-//! [`packet`] live in `hftnet_sys::packet`).
+//! module doc states the invariants it keeps, and on [`xdp::socket`], the
+//! AF_XDP UMEM and rings; the `AF_PACKET` rings of [`packet`] live in
+//! `hftnet_sys::packet`).
 
 #![deny(unsafe_code)]
 
@@ -35,6 +37,7 @@ pub mod udp;
 pub mod uri;
 #[allow(unsafe_code)]
 pub mod uring;
+pub mod xdp;
 
 use std::time::Duration;
 
@@ -48,6 +51,7 @@ pub use transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg}
 pub use udp::{McastOptions, UdpConfig, UdpTransport};
 pub use uri::{Uri, UriError};
 pub use uring::{UringConfig, UringMode, UringStatus, UringTransport};
+pub use xdp::{XdpConfig, XdpStats, XdpTransport};
 
 /// Which end of a conversation an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +73,8 @@ pub enum Endpoint {
     Uring(UringConfig),
     /// `packet://`.
     Packet(PacketConfig),
+    /// `xdp://`.
+    Xdp(XdpConfig),
 }
 
 impl Endpoint {
@@ -78,7 +84,7 @@ impl Endpoint {
     /// [`UriError`] naming the scheme, parameter or value at fault and what is accepted.
     pub fn parse(text: &str) -> Result<Self, UriError> {
         let uri = Uri::parse(text)?;
-        if !uri.path.is_empty() {
+        if !uri.path.is_empty() && uri.scheme != "xdp" {
             return Err(UriError::Malformed {
                 uri: text.to_string(),
                 reason: format!(
@@ -92,6 +98,7 @@ impl Endpoint {
             "tcp" => Ok(Self::Tcp(TcpConfig::from_uri(&uri)?)),
             "uring" => Ok(Self::Uring(UringConfig::from_uri(&uri)?)),
             "packet" => Ok(Self::Packet(PacketConfig::from_uri(&uri)?)),
+            "xdp" => Ok(Self::Xdp(XdpConfig::from_uri(&uri)?)),
             other => Err(UriError::UnknownScheme {
                 uri: text.to_string(),
                 scheme: other.to_string(),
@@ -100,7 +107,7 @@ impl Endpoint {
         }
     }
 
-    /// The scheme name (`udp`, `mcast`, `tcp`, `uring`, `packet`).
+    /// The scheme name (`udp`, `mcast`, `tcp`, `uring`, `packet`, `xdp`).
     #[must_use]
     pub fn scheme(&self) -> &'static str {
         match self {
@@ -109,6 +116,7 @@ impl Endpoint {
             Self::Tcp(_) => "tcp",
             Self::Uring(_) => "uring",
             Self::Packet(_) => "packet",
+            Self::Xdp(_) => "xdp",
         }
     }
 
@@ -120,6 +128,7 @@ impl Endpoint {
             Self::Tcp(c) => &c.socket,
             Self::Uring(c) => &c.socket,
             Self::Packet(c) => &c.socket,
+            Self::Xdp(c) => &c.socket,
         }
     }
 
@@ -131,6 +140,7 @@ impl Endpoint {
             Self::Tcp(_) => tcp::MAX_TCP_MESSAGE,
             Self::Uring(c) => c.max_message(),
             Self::Packet(c) => c.max_message(),
+            Self::Xdp(c) => c.max_message(),
         }
     }
 
@@ -144,6 +154,7 @@ impl Endpoint {
             Self::Tcp(c) => AnyTransport::Tcp(TcpTransport::open(c.clone(), role)?),
             Self::Uring(c) => AnyTransport::Uring(UringTransport::open(c.clone(), role)?),
             Self::Packet(c) => AnyTransport::Packet(PacketTransport::open(c.clone(), role)?),
+            Self::Xdp(c) => AnyTransport::Xdp(XdpTransport::open(c.clone(), role)?),
         })
     }
 }
@@ -151,6 +162,11 @@ impl Endpoint {
 /// Every backend in one enum. Match on it once, outside the loop, and run a
 /// loop generic over `T: Transport` inside each arm ([`dispatch!`] does that),
 /// so the hot path is statically dispatched.
+///
+/// The variants differ in size (the AF_XDP one carries its counters and
+/// UMEM bookkeeping inline); the enum is built once per endpoint and not
+/// moved on the hot path, so boxing would only add an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyTransport {
     /// UDP or multicast.
@@ -161,6 +177,8 @@ pub enum AnyTransport {
     Uring(UringTransport),
     /// UDP over AF_PACKET rings.
     Packet(PacketTransport),
+    /// UDP over AF_XDP.
+    Xdp(XdpTransport),
 }
 
 /// Runs `$body` with `$t` bound to the concrete transport inside an
@@ -180,6 +198,7 @@ macro_rules! dispatch {
             $crate::AnyTransport::Tcp($t) => $body,
             $crate::AnyTransport::Uring($t) => $body,
             $crate::AnyTransport::Packet($t) => $body,
+            $crate::AnyTransport::Xdp($t) => $body,
         }
     };
 }
@@ -239,7 +258,7 @@ mod tests {
                 .scheme(),
             "tcp"
         );
-        let e = Endpoint::parse("xdp://veth0/0").unwrap_err();
+        let e = Endpoint::parse("quic://veth0/0").unwrap_err();
         assert!(
             e.to_string()
                 .contains("accepted schemes: udp, tcp, mcast, uring, packet"),

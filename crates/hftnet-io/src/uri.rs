@@ -12,7 +12,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 
 /// Every scheme this crate knows, in the order they are listed to users.
-pub const SCHEMES: &[&str] = &["udp", "tcp", "mcast", "uring", "packet"];
+pub const SCHEMES: &[&str] = &["udp", "tcp", "mcast", "uring", "packet", "xdp"];
 
 /// Why a URI was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

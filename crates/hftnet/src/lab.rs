@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::util::{parse_duration, parse_size};
 
 /// Transports the ladder knows, in row order.
-const TRANSPORTS: &[&str] = &["udp", "tcp", "mcast", "uring", "packet"];
+const TRANSPORTS: &[&str] = &["udp", "tcp", "mcast", "uring", "packet", "xdp"];
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -288,7 +288,7 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
             let t: Vec<String> = a
                 .transports
                 .iter()
-                .filter(|t| *t != "mcast" && *t != "packet")
+                .filter(|t| !matches!(t.as_str(), "mcast" | "packet" | "xdp"))
                 .cloned()
                 .collect();
             for skipped in a.transports.iter().filter(|x| !t.contains(x)) {

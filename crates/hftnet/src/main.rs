@@ -11,6 +11,7 @@ mod pingpong;
 mod throughput;
 mod tune;
 mod util;
+mod xdp;
 
 use std::process::ExitCode;
 
@@ -48,6 +49,8 @@ enum Command {
     Jitter(jitter::JitterArgs),
     /// Host tuning: audit (read only), apply a profile with a snapshot, revert it exactly.
     Tune(tune::TuneArgs),
+    /// The XDP steering program of `xdp://` transports: `xdp stats IFACE`.
+    Xdp(xdp::XdpArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => market::replay(a),
         Command::Jitter(a) => jitter::jitter(a),
         Command::Tune(a) => tune::tune(a),
+        Command::Xdp(a) => xdp::run(a),
     };
     match result {
         Ok(code) => code,

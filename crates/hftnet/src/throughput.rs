@@ -93,6 +93,8 @@ fn batch_of(ep: &Endpoint) -> usize {
         // Frames are queued on the transmit ring and sent with one kick per
         // burst; receive drains the ring in bursts.
         Endpoint::Packet(c) => (c.ring.tx_frames as usize).clamp(1, DEFAULT_BURST),
+        // Frames go on the transmit ring with one kick per burst.
+        Endpoint::Xdp(c) => (c.ring_size as usize).clamp(1, DEFAULT_BURST),
     }
 }
 

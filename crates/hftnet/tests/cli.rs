@@ -1,6 +1,7 @@
 //! The `hftnet` binary end to end: ping and pong across a real two-namespace
-//! lab for UDP (each receive strategy), TCP, multicast and AF_PACKET rings
-//! (also facing kernel sockets), the lab main job and its packet rows,
+//! lab for UDP (each receive strategy), TCP, multicast, AF_PACKET rings and
+//! AF_XDP (also facing kernel sockets), `xdp stats` and no XDP program left
+//! after a SIGKILL, the lab main job and its packet and xdp rows,
 //! and bad input. Lab tests need root (CI runs as root); without it they say
 //! why on stderr and return.
 
@@ -156,6 +157,103 @@ fn packet_rings_across_the_lab() {
 }
 
 #[test]
+fn xdp_across_the_lab() {
+    if skip_without_root("xdp_across_the_lab") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    // AF_XDP at both ends, spinning and blocking.
+    pong_then_ping(
+        &lab,
+        "xdp://veth0/0?port=9300&rx=spin",
+        "xdp://veth0/0?port=9300&peer=198.18.0.2:9300&rx=spin",
+        "xdp",
+    );
+    pong_then_ping(
+        &lab,
+        "xdp://veth0/0?port=9301",
+        "xdp://veth0/0?port=9301&peer=198.18.0.2:9301",
+        "xdp",
+    );
+    // Busy polling of the device from the receive loop.
+    pong_then_ping(
+        &lab,
+        "xdp://veth0/0?port=9304&rx=busy-poll&busy_poll=50&prefer_busy_poll=1",
+        "xdp://veth0/0?port=9304&peer=198.18.0.2:9304&rx=busy-poll&busy_poll=50",
+        "xdp",
+    );
+    // An AF_XDP responder facing a kernel client, and the other way round.
+    pong_then_ping(
+        &lab,
+        "xdp://veth0/0?port=9302&rx=spin",
+        "udp://198.18.0.2:9302?rx=spin",
+        "udp",
+    );
+    pong_then_ping(
+        &lab,
+        "udp://198.18.0.2:9303?rx=spin",
+        "xdp://veth0/0?port=9303&peer=198.18.0.2:9303&rx=spin",
+        "xdp",
+    );
+}
+
+#[test]
+fn xdp_stats_and_no_program_left_after_sigkill() {
+    if skip_without_root("xdp_stats_and_no_program_left_after_sigkill") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let attached = || {
+        lab.exchange()
+            .run(|| hftnet_io::xdp::steer::attached_program("veth0").unwrap())
+            .unwrap()
+    };
+    assert!(attached().is_none());
+    let mut pong = spawn_in(
+        lab.exchange(),
+        &["pong", "xdp://veth0/0?port=9310", "--duration", "60s"],
+    );
+    wait_ready(&mut pong);
+    assert!(attached().is_some(), "the steering program is attached");
+    let j = ping_json(lab.trader(), "udp://198.18.0.2:9310", &[]);
+    assert_clean_run(&j, "udp");
+    let out = run_in(
+        lab.exchange(),
+        &["xdp", "stats", "veth0", "--json"],
+        Duration::from_secs(10),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 2000 probes and 200 warm-up probes, all steered.
+    assert_eq!(st["verdicts"]["redirect"], 2200, "{st}");
+    assert_eq!(st["flows"][0]["dst"], "198.18.0.2:9310", "{st}");
+    assert_eq!(st["flows"][0]["packets"], 2200, "{st}");
+    // SIGKILL: no clean-up code runs, the bpf_link goes with the process.
+    pong.child().kill().unwrap();
+    pong.child().wait().unwrap();
+    let start = Instant::now();
+    while attached().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "an XDP program is still attached 5 s after SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = run_in(
+        lab.exchange(),
+        &["xdp", "stats", "veth0"],
+        Duration::from_secs(10),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("veth0"), "{err}");
+}
+
+#[test]
 fn ping_reports_pinning_rate_and_hgrm() {
     if skip_without_root("ping_reports_pinning_rate_and_hgrm") {
         return;
@@ -252,8 +350,8 @@ fn the_lab_main_job_runs_and_cleans_up() {
 }
 
 #[test]
-fn the_lab_has_packet_rows() {
-    if skip_without_root("the_lab_has_packet_rows") {
+fn the_lab_has_packet_and_xdp_rows() {
+    if skip_without_root("the_lab_has_packet_and_xdp_rows") {
         return;
     }
     let json = std::env::temp_dir().join(format!("hftnet-lab-pk-{}.json", std::process::id()));
@@ -265,7 +363,7 @@ fn the_lab_has_packet_rows() {
             "--rounds",
             "1",
             "--transports",
-            "udp,packet",
+            "udp,packet,xdp",
             "--json",
         ])
         .arg(&json)
@@ -278,18 +376,24 @@ fn the_lab_has_packet_rows() {
     );
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let _ = std::fs::remove_file(&json);
-    let rows: Vec<&Value> = j["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["rung"]["transport"] == "packet")
-        .collect();
-    let names: Vec<&str> = rows
-        .iter()
-        .map(|r| r["rung"]["strategy"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["block", "spin", "spin+v3"]);
-    for row in rows {
+    let rows = |t: &str| -> Vec<Value> {
+        j["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["rung"]["transport"] == t)
+            .cloned()
+            .collect()
+    };
+    let names = |rows: &[Value]| -> Vec<String> {
+        rows.iter()
+            .map(|r| r["rung"]["strategy"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (packet, xdp) = (rows("packet"), rows("xdp"));
+    assert_eq!(names(&packet), ["block", "spin", "spin+v3"]);
+    assert_eq!(names(&xdp), ["block", "spin", "spin/udp-client"]);
+    for row in packet.iter().chain(&xdp) {
         assert!(row["samples"].as_u64().unwrap() > 10, "{row}");
         assert_eq!(row["lost"], 0, "{row}");
         assert!(row["p50_ratio"].as_f64().unwrap() > 0.0, "{row}");

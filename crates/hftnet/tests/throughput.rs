@@ -187,6 +187,47 @@ fn packet_rings_blast_and_sink_1000_datagrams() {
     assert_eq!(s["capabilities"]["transport"], "packet", "{s}");
 }
 
+#[test]
+fn xdp_blast_and_sink_1000_datagrams() {
+    if skip_without_root("xdp_blast_and_sink_1000_datagrams") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let mut sink = spawn_in(
+        lab.exchange(),
+        &[
+            "sink",
+            "xdp://veth0/0?port=9600&rx=spin",
+            "--duration",
+            "60s",
+            "--idle",
+            "1s",
+            "--json",
+        ],
+    );
+    assert_eq!(wait_sink_json(&mut sink), "198.18.0.2:9600");
+    let count = COUNT.to_string();
+    let size = SIZE.to_string();
+    let blast = run_in(
+        lab.trader(),
+        &[
+            "blast",
+            "xdp://veth0/0?port=9601&peer=198.18.0.2:9600",
+            "--count",
+            &count,
+            "--size",
+            &size,
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    let b = json_of(&blast, "blast");
+    assert_sender(&b, 32);
+    let s = json_of(&finish(sink, Duration::from_secs(30), "sink"), "sink");
+    assert_exact(&s, 32);
+    assert_eq!(s["capabilities"]["transport"], "xdp", "{s}");
+}
+
 /// A process of the binary in this namespace, killed when dropped.
 fn spawn(args: &[&str]) -> Proc {
     Proc(Some(

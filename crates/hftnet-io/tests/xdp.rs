@@ -1,0 +1,445 @@
+//! `xdp://` in a lab of two network namespaces joined by a veth pair, for
+//! real (root): the steered flow reaches the AF_XDP socket and not a kernel
+//! socket bound to the same port, while ICMP, TCP and UDP to another port
+//! still reach the kernel; a multicast group is steered; echoes between two
+//! AF_XDP ends and between AF_XDP and a kernel socket; the UMEM accounting
+//! after a million packets; a link flap during a ping-pong; bad frames on
+//! the steered port; and zero-copy asked on a device without it.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use hftnet_io::l2::L2Iface;
+use hftnet_io::xdp::XskMode;
+use hftnet_io::{Role, RxBurst, Transport, TxMsg, Uri, XdpConfig, XdpTransport};
+use hftnet_lab::{Host, Lab};
+use hftnet_sys::netlink::RtNetlink;
+use hftnet_wire::ethernet;
+use hftnet_wire::udp::{FrameSpec, emit_frame};
+
+#[path = "support/traffic.rs"]
+mod traffic;
+use traffic::{collect, icmp_echo, inject, payload, skip_without_root};
+
+fn open(uri: &str, role: Role) -> XdpTransport {
+    let cfg = XdpConfig::from_uri(&Uri::parse(uri).unwrap()).unwrap();
+    let mut t = XdpTransport::open(cfg, role).unwrap_or_else(|e| panic!("{uri}: {e}"));
+    t.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
+    t
+}
+
+fn server(h: &Host, q: &str) -> XdpTransport {
+    let uri = format!("xdp://{}/0?{q}", h.iface());
+    h.run(move || open(&uri, Role::Server)).unwrap()
+}
+
+fn client(h: &Host, q: &str) -> XdpTransport {
+    let uri = format!("xdp://{}/0?{q}", h.iface());
+    h.run(move || open(&uri, Role::Client)).unwrap()
+}
+
+#[test]
+fn the_flow_reaches_the_socket_and_the_rest_reaches_the_kernel() {
+    if skip_without_root("the_flow_reaches_the_socket_and_the_rest_reaches_the_kernel") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let ip = sh.addr();
+    let mut x = server(sh, "port=9000&rx=block");
+    // Kernel sockets on the steered port, another port, and TCP.
+    let (same, other, tcp) = sh
+        .run(move || {
+            let same = UdpSocket::bind((ip, 9000)).unwrap();
+            same.set_nonblocking(true).unwrap();
+            let other = UdpSocket::bind((ip, 9001)).unwrap();
+            other
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            (same, other, TcpListener::bind((ip, 9002)).unwrap())
+        })
+        .unwrap();
+    let peer = ch
+        .spawn_thread("traffic", move || {
+            let s = UdpSocket::bind("0.0.0.0:4000").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            for i in 0..200u32 {
+                s.send_to(&payload(i), (ip, 9000)).unwrap();
+                if i % 2 == 0 {
+                    s.send_to(b"other", (ip, 9001)).unwrap();
+                }
+                if i % 16 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let mut c = TcpStream::connect((ip, 9002)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            c.write_all(b"over tcp").unwrap();
+            let mut back = [0u8; 8];
+            c.read_exact(&mut back).unwrap();
+            let icmp = icmp_echo(ip);
+            let mut echoes = 0u32;
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = s.recv_from(&mut buf) {
+                assert_eq!(from, SocketAddr::from((ip, 9000)));
+                assert_eq!(&buf[..n], payload(echoes).as_slice(), "echo {echoes}");
+                echoes += 1;
+                if echoes == 200 {
+                    break;
+                }
+            }
+            (icmp, &back == b"over tcp", echoes)
+        })
+        .unwrap();
+    let tcp_server = std::thread::spawn(move || {
+        let (mut c, _) = tcp.accept().unwrap();
+        let mut b = [0u8; 8];
+        c.read_exact(&mut b).unwrap();
+        c.write_all(&b).unwrap();
+    });
+    let got = collect(&mut x, 200, Duration::from_secs(10));
+    assert_eq!(got.len(), 200);
+    for (i, (d, from)) in got.iter().enumerate() {
+        assert_eq!(d, &payload(i as u32), "datagram {i}: bytes and order");
+        x.send_burst(&[TxMsg {
+            data: d,
+            to: Some(*from),
+        }])
+        .unwrap();
+    }
+    let mut b = [0u8; 64];
+    for k in 0..100 {
+        let n = other
+            .recv(&mut b)
+            .unwrap_or_else(|e| panic!("UDP {k} to 9001: {e}"));
+        assert_eq!(&b[..n], b"other");
+    }
+    tcp_server.join().unwrap();
+    let (icmp, tcp_ok, echoes) = peer.join().unwrap();
+    assert!(icmp && tcp_ok, "ICMP {icmp}, TCP {tcp_ok}");
+    assert_eq!(
+        echoes, 200,
+        "every echo sent from the AF_XDP socket arrived"
+    );
+    assert!(
+        same.recv(&mut b).is_err(),
+        "the kernel socket on the steered port got nothing"
+    );
+    let s = x.stats();
+    assert_eq!((s.frames.delivered, s.frames.dropped()), (200, 0), "{s:?}");
+    assert!(s.umem.balanced(), "{s:?}");
+    let st = x.steering_stats().unwrap();
+    assert_eq!(st.verdict("redirect"), 200, "{st:?}");
+    let flow = &st.flows[0];
+    assert_eq!((flow.dst, flow.packets), (SocketAddrV4::new(ip, 9000), 200));
+}
+
+#[test]
+fn a_multicast_group_is_steered() {
+    if skip_without_root("a_multicast_group_is_steered") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let g = Ipv4Addr::new(239, 1, 1, 9);
+    let mut x = server(sh, &format!("port=9100&group={g}&rx=spin"));
+    ch.run(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        for i in 0..100u32 {
+            s.send_to(&payload(i), (g, 9100)).unwrap();
+        }
+    })
+    .unwrap();
+    let got = collect(&mut x, 100, Duration::from_secs(3));
+    assert_eq!(got.len(), 100, "{:?} {:?}", x.stats(), x.steering_stats());
+    for (i, (d, _)) in got.iter().enumerate() {
+        assert_eq!(d, &payload(i as u32));
+    }
+}
+
+/// Client and server echo `total` messages in bursts; returns the client.
+fn echo(server: &mut XdpTransport, client: &mut impl Transport, total: u32, burst: u32) {
+    let mut srx = RxBurst::new(64, 2048);
+    let mut crx = RxBurst::new(64, 2048);
+    let (mut sent, mut back) = (0u32, 0u32);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while back < total {
+        assert!(Instant::now() < deadline, "echo stalled at {back}");
+        let n = (total - sent).min(burst);
+        let ps: Vec<Vec<u8>> = (sent..sent + n).map(payload).collect();
+        let msgs: Vec<TxMsg<'_>> = ps.iter().map(|p| TxMsg { data: p, to: None }).collect();
+        assert_eq!(client.send_burst(&msgs).unwrap(), n as usize);
+        sent += n;
+        let mut echoed = 0;
+        while echoed < n {
+            let got = server.recv_burst(&mut srx).unwrap();
+            assert!(got > 0, "server timed out after {back}");
+            let replies: Vec<(Vec<u8>, Option<SocketAddr>)> = (0..got)
+                .map(|i| {
+                    let (d, m) = srx.get(i);
+                    (d.to_vec(), m.peer)
+                })
+                .collect();
+            let msgs: Vec<TxMsg<'_>> = replies
+                .iter()
+                .map(|(d, to)| TxMsg { data: d, to: *to })
+                .collect();
+            assert_eq!(server.send_burst(&msgs).unwrap(), got);
+            echoed += got as u32;
+        }
+        while back < sent {
+            let got = client.recv_burst(&mut crx).unwrap();
+            assert!(got > 0, "client timed out after {back}");
+            for i in 0..got {
+                assert_eq!(crx.get(i).0, payload(back).as_slice(), "echo {back}");
+                back += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn echoes_between_two_sockets_and_with_a_kernel_socket() {
+    if skip_without_root("echoes_between_two_sockets_and_with_a_kernel_socket") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let ip = sh.addr();
+    let mut s = server(sh, "port=9200&rx=spin");
+    let mut c = client(ch, &format!("port=9201&peer={ip}:9200&rx=spin"));
+    echo(&mut s, &mut c, 1000, 8);
+    // A kernel socket as the client of the same server.
+    let mut k = ch
+        .run(move || {
+            let cfg = hftnet_io::Endpoint::parse(&format!("udp://{ip}:9200?rx=spin")).unwrap();
+            let mut t = cfg.open(Role::Client).unwrap();
+            t.set_recv_timeout(Some(Duration::from_secs(2))).unwrap();
+            t
+        })
+        .unwrap();
+    echo(&mut s, &mut k, 1000, 8);
+    for t in [&mut s, &mut c] {
+        let st = t.stats();
+        assert!(st.umem.balanced(), "{st:?}");
+        assert_eq!(st.frames.dropped(), 0, "{st:?}");
+        assert!(st.socket.tx_kicks <= st.socket.tx_frames, "{st:?}");
+    }
+    let caps = c.capabilities();
+    assert!(
+        caps.notes.iter().any(|n| n.contains("copy mode")),
+        "veth offers copy mode only: {caps:?}"
+    );
+}
+
+#[test]
+fn umem_accounting_holds_after_a_million_packets() {
+    if skip_without_root("umem_accounting_holds_after_a_million_packets") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let ip = sh.addr();
+    let mut s = server(sh, "port=9300&rx=spin&frames=1024&ring=512");
+    let mut c = client(
+        ch,
+        &format!("port=9301&peer={ip}:9300&rx=spin&frames=1024&ring=512"),
+    );
+    let data = [7u8; 64];
+    let msgs = [TxMsg {
+        data: &data,
+        to: None,
+    }; 32];
+    let mut rx = RxBurst::new(64, 2048);
+    let (mut sent, mut received) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while sent < 1_000_000 {
+        assert!(Instant::now() < deadline, "sent {sent} before the deadline");
+        sent += c.send_burst(&msgs).unwrap() as u64;
+        // Drain what arrived without waiting, so both ends stay busy.
+        s.set_recv_timeout(Some(Duration::ZERO)).unwrap();
+        received += s.recv_burst(&mut rx).unwrap() as u64;
+    }
+    s.set_recv_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    loop {
+        let n = s.recv_burst(&mut rx).unwrap();
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+    }
+    let (ss, cs) = (s.stats(), c.stats());
+    assert!(ss.umem.balanced(), "{ss:?}");
+    assert!(cs.umem.balanced(), "{cs:?}");
+    assert_eq!(cs.socket.tx_frames, sent);
+    assert_eq!(cs.umem.tx_in_flight, 0, "every transmit completed: {cs:?}");
+    assert_eq!(ss.frames.delivered, received);
+    assert!(received > 0 && received <= sent, "{received} of {sent}");
+}
+
+fn set_link(h: &Host, up: bool) {
+    let name = h.iface().to_string();
+    h.run(move || {
+        let mut nl = RtNetlink::open().unwrap();
+        let i = nl.link_index(&name).unwrap();
+        if up {
+            nl.set_link_up(i).unwrap();
+        } else {
+            nl.set_link_down(i).unwrap();
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_link_flap_during_ping_pong_recovers() {
+    if skip_without_root("a_link_flap_during_ping_pong_recovers") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let ip = sh.addr();
+    let mut s = server(sh, "port=9400&rx=spin");
+    let mut c = client(ch, &format!("port=9401&peer={ip}:9400&rx=spin"));
+    s.set_recv_timeout(Some(Duration::from_millis(50))).unwrap();
+    c.set_recv_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut srx = RxBurst::new(8, 2048);
+    let mut crx = RxBurst::new(8, 2048);
+    let mut answered_after_up = 0;
+    for round in 0..600u32 {
+        if round == 200 {
+            set_link(ch, false);
+        }
+        if round == 260 {
+            set_link(ch, true);
+            // Addresses stay; the kernel re-adds the subnet route when up.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let p = payload(round);
+        let _ = c.send_burst(&[TxMsg { data: &p, to: None }]);
+        if s.recv_burst(&mut srx).unwrap() > 0 {
+            let (d, m) = srx.get(0);
+            let d = d.to_vec();
+            let _ = s.send_burst(&[TxMsg {
+                data: &d,
+                to: m.peer,
+            }]);
+        }
+        if c.recv_burst(&mut crx).unwrap() > 0 && round > 300 {
+            answered_after_up += 1;
+        }
+    }
+    assert!(
+        answered_after_up > 250,
+        "{answered_after_up} answers after the flap"
+    );
+    for t in [&mut s, &mut c] {
+        let st = t.stats();
+        assert!(st.umem.balanced(), "no UMEM frame leaked: {st:?}");
+    }
+}
+
+#[test]
+fn bad_frames_on_the_steered_port_are_passed_or_dropped_and_counted() {
+    if skip_without_root("bad_frames_on_the_steered_port_are_passed_or_dropped_and_counted") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let (server_ip, client_ip) = (sh.addr(), ch.addr());
+    let mut x = server(sh, "port=9500&rx=spin");
+    let si = sh.iface().to_string();
+    let server_mac = sh.run(move || L2Iface::lookup(&si).unwrap().mac).unwrap();
+    let ci = ch.iface().to_string();
+    let ci2 = ci.clone();
+    let client_mac = ch.run(move || L2Iface::lookup(&ci2).unwrap().mac).unwrap();
+    let spec = FrameSpec::new(client_mac, server_mac, client_ip, server_ip, 4000, 9500);
+    let good = |data: &[u8]| {
+        let mut f = vec![0u8; 1600];
+        let n = emit_frame(&mut f, &spec, data).unwrap();
+        f.truncate(n);
+        f
+    };
+    let ip = ethernet::HEADER_LEN;
+    let udp = ip + 20;
+    let mut runt = good(&[1; 100]);
+    runt.truncate(udp + 4); // the UDP header itself is cut
+    let mut truncated = good(&[2; 100]);
+    truncated.truncate(udp + 8 + 10); // IPv4 and UDP lengths announce more
+    let mut udp_sum = good(b"udp checksum");
+    udp_sum[udp + 6] ^= 0x55;
+    let mut ip_sum = good(b"ip checksum");
+    ip_sum[ip + 10] ^= 0xff;
+    let mut frag = good(b"fragment");
+    frag[ip + 6] |= 0x20;
+    frag[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+    let c = !hftnet_wire::checksum::data(&frag[ip..ip + 20]);
+    frag[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+    let mut not_ipv4 = good(b"not ipv4");
+    not_ipv4[12..14].copy_from_slice(&[0x86, 0xdd]);
+    // IPv4 options: NOP, NOP, NOP, end of list.
+    let mut options = good(b"ip options");
+    options.splice(udp..udp, [1, 1, 1, 0]);
+    options[ip] = 0x46;
+    let tot = u16::from_be_bytes([options[ip + 2], options[ip + 3]]) + 4;
+    options[ip + 2..ip + 4].copy_from_slice(&tot.to_be_bytes());
+    options[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+    let c = !hftnet_wire::checksum::data(&options[ip..ip + 24]);
+    options[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+    let last = good(b"the good one");
+    ch.run(move || {
+        inject(
+            &ci,
+            &[
+                runt, truncated, udp_sum, ip_sum, frag, not_ipv4, options, last,
+            ],
+        )
+    })
+    .unwrap();
+    let got = collect(&mut x, 1, Duration::from_secs(3));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, b"the good one");
+    // The program passes runts, lying lengths, fragments, options and
+    // non-IPv4 to the kernel; what it steered, user space checked.
+    let s = x.stats();
+    assert_eq!(s.frames.delivered, 1, "{s:?}");
+    assert_eq!(
+        (
+            s.frames.udp_checksum,
+            s.frames.ip_checksum,
+            s.frames.dropped()
+        ),
+        (1, 1, 2),
+        "{s:?}"
+    );
+    let st = x.steering_stats().unwrap();
+    assert_eq!(st.verdict("redirect"), 3, "{st:?}");
+    assert_eq!(
+        st.verdict("pass_malformed"),
+        2,
+        "the runt and the lying length: {st:?}"
+    );
+    assert_eq!(st.verdict("pass_fragment"), 1, "{st:?}");
+    assert_eq!(st.verdict("pass_ip_options"), 1, "{st:?}");
+    assert!(st.verdict("pass_not_ipv4") >= 1, "{st:?}");
+}
+
+#[test]
+fn zero_copy_on_veth_falls_back_to_copy_and_says_so() {
+    if skip_without_root("zero_copy_on_veth_falls_back_to_copy_and_says_so") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let x = server(lab.exchange(), "port=9600&mode=zerocopy");
+    assert!(!x.zerocopy());
+    assert_eq!(x.config().mode, XskMode::ZeroCopy);
+    let caps = x.capabilities();
+    assert!(
+        caps.notes
+            .iter()
+            .any(|n| n.contains("does not offer zero-copy")),
+        "{caps:?}"
+    );
+}
