@@ -58,6 +58,10 @@ pub enum OpenError {
     /// another interface.
     #[error(transparent)]
     L2(#[from] crate::l2::L2Error),
+    /// The XDP steering program could not be loaded, attached or updated;
+    /// the message includes the kernel's (or the verifier's) answer.
+    #[error(transparent)]
+    Steering(#[from] crate::xdp::steer::SteerError),
     /// Any other step of setting up the socket failed.
     #[error("{step}: {cause}")]
     Setup {

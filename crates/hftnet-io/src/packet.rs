@@ -269,10 +269,9 @@ pub struct PacketStats {
     pub ring_drops: u64,
     /// V3: times the ring froze with every block in user space.
     pub ring_freezes: u64,
-    /// Kicks the device refused for now (queue full); the frames stay queued.
+    /// Kicks that left frames queued (a full send buffer or device queue);
+    /// they are kicked again on the next receive or send.
     pub tx_busy: u64,
-    /// Transmit frames the kernel refused as malformed.
-    pub tx_wrong_format: u64,
 }
 
 /// UDP over an `AF_PACKET` ring on one interface.
@@ -282,6 +281,8 @@ pub struct PacketTransport {
     ring: PacketRing,
     ep: UdpOverEthernet,
     timeout: Option<Duration>,
+    /// Frames were left on the transmit ring by the last kick.
+    unsent: bool,
     stats: PacketStats,
     _reservation: Option<Socket>,
     notes: Vec<String>,
@@ -363,6 +364,7 @@ impl PacketTransport {
             ring,
             ep,
             timeout: None,
+            unsent: false,
             stats: PacketStats::default(),
             _reservation: reservation,
             notes: Vec::new(),
@@ -429,7 +431,6 @@ impl PacketTransport {
         self.stats.frames = self.ep.stats;
         self.stats.ring_drops = r.drops;
         self.stats.ring_freezes = r.freezes;
-        self.stats.tx_wrong_format = self.ring.tx_wrong_format();
         Ok(self.stats)
     }
 
@@ -492,6 +493,9 @@ impl PacketTransport {
         };
         let mut polls = 0u32;
         loop {
+            if self.unsent {
+                self.kick()?;
+            }
             let n = self.drain(burst, 0);
             if n > 0 {
                 burst.set_len(n);
@@ -525,6 +529,12 @@ impl PacketTransport {
     /// Writes one message into the transmit ring; `Ok(false)` when the ring is full.
     #[inline]
     fn queue(&mut self, m: &TxMsg<'_>) -> Result<bool, SyscallError> {
+        if self.cfg.ring.tx_frames == 0 {
+            return Err(SyscallError::from_errno(
+                "packet:// send (no transmit ring: tx_frames=0)",
+                libc::EOPNOTSUPP,
+            ));
+        }
         let to = self.ep.destination(m)?;
         // Resolve before taking a slot: the ring borrow would block it.
         self.ep.mac_for(*to.ip()).map_err(|_| {
@@ -541,15 +551,20 @@ impl PacketTransport {
         Ok(true)
     }
 
+    /// Kicks the transmit ring; when the kernel stopped before the last
+    /// frame (a full send buffer or device queue), remembers to kick again
+    /// on the next receive or send.
     fn kick(&mut self) -> Result<(), SyscallError> {
         match self.ring.tx_kick(false) {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ENOBUFS)) => {
-                self.stats.tx_busy += 1;
-                Ok(())
-            }
-            Err(e) => Err(e),
+            Ok(_) => {}
+            Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ENOBUFS)) => {}
+            Err(e) => return Err(e),
         }
+        self.unsent = self.ring.tx_unsent();
+        if self.unsent {
+            self.stats.tx_busy += 1;
+        }
+        Ok(())
     }
 }
 
@@ -617,11 +632,12 @@ impl Transport for PacketTransport {
                 Err(_) => break,
             };
             if !queued {
-                // Ring full: send what is queued, wait briefly for a frame.
-                self.kick()?;
+                // Ring full: send what is queued, wait briefly for a frame,
+                // kicking again while the kernel leaves frames unsent.
                 let until = Instant::now() + Duration::from_millis(10);
                 let mut ok = false;
                 while Instant::now() < until {
+                    self.kick()?;
                     if self.queue(m)? {
                         ok = true;
                         break;
@@ -634,7 +650,7 @@ impl Transport for PacketTransport {
             }
             sent += 1;
         }
-        if self.ring.tx_pending() > 0 {
+        if sent > 0 || self.unsent {
             self.kick()?;
         }
         if sent == 0 && !msgs.is_empty() {

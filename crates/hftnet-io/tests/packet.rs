@@ -398,3 +398,58 @@ fn a_multicast_group_reaches_the_ring() {
 fn sh_addr() -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, 2)
 }
+
+#[test]
+fn ring_misuse_is_refused_not_undefined() {
+    if skip_without_root("ring_misuse_is_refused_not_undefined") {
+        return;
+    }
+    use hftnet_sys::packet::{PacketRing, RingConfig, drop_all_filter};
+    let lab = Lab::two_host(None).unwrap();
+    let iface = lab.trader().iface().to_string();
+    lab.trader()
+        .run(move || {
+            let index = L2Iface::lookup(&iface).unwrap().index;
+            let no_tx = RingConfig {
+                tx_frames: 0,
+                rx_frames: 2,
+                ..RingConfig::DEFAULT
+            };
+            let mut r = PacketRing::open(index, no_tx, Some(&drop_all_filter()), None).unwrap();
+            assert!(r.tx_slot().is_none(), "no transmit ring, no slot");
+            // Releasing with nothing held does nothing (no frame skipped).
+            r.rx_release();
+            r.rx_release();
+            assert!(r.rx_next().is_none());
+            let commit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.tx_commit(10)));
+            assert!(commit.is_err(), "a commit without a slot is refused");
+            let cfg = RingConfig {
+                tx_frames: 2,
+                rx_frames: 2,
+                ..RingConfig::DEFAULT
+            };
+            let mut r = PacketRing::open(index, cfg, Some(&drop_all_filter()), None).unwrap();
+            assert!(r.tx_slot().is_some());
+            r.tx_commit(60);
+            let twice = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.tx_commit(60)));
+            assert!(twice.is_err(), "one commit per slot");
+        })
+        .unwrap();
+    // The transport says it has no transmit ring instead of a kernel EINVAL.
+    let ci = lab.trader().iface().to_string();
+    let e = lab
+        .trader()
+        .run(move || {
+            let mut t = open(
+                &format!("packet://{ci}?port=9800&tx_frames=0&peer=198.18.0.2:9800"),
+                Role::Client,
+            );
+            t.send_burst(&[TxMsg {
+                data: b"x",
+                to: None,
+            }])
+            .unwrap_err()
+        })
+        .unwrap();
+    assert!(e.to_string().contains("tx_frames=0"), "{e}");
+}

@@ -484,9 +484,15 @@ pub struct PacketRing {
     rx_len: usize,
     rx_count: u32,
     rx: RxCursor,
+    /// A frame returned by `rx_next` is waiting for `rx_release`.
+    rx_held: bool,
     tx_head: u32,
-    tx_pending: u32,
-    tx_wrong_format: u64,
+    /// Oldest committed frame not yet seen back `AVAILABLE`.
+    tx_tail: u32,
+    /// Frames committed and not yet seen back `AVAILABLE`.
+    tx_committed: u32,
+    /// A slot returned by `tx_slot` is waiting for `tx_commit`.
+    tx_held: bool,
     stats: RingStats,
 }
 
@@ -665,9 +671,11 @@ impl PacketRing {
                 left: 0,
                 offset: 0,
             },
+            rx_held: false,
             tx_head: 0,
-            tx_pending: 0,
-            tx_wrong_format: 0,
+            tx_tail: 0,
+            tx_committed: 0,
+            tx_held: false,
             stats: RingStats::default(),
         };
         // Start the counters at zero for this socket.
@@ -734,12 +742,13 @@ impl PacketRing {
         }
     }
 
-    fn rx_next_v2(&self) -> Option<RxFrame<'_>> {
+    fn rx_next_v2(&mut self) -> Option<RxFrame<'_>> {
         let at = self.rx.index as usize * self.cfg.frame_size as usize;
         let status = self.status_at(at).load(Ordering::Acquire);
         if status & libc::TP_STATUS_USER == 0 {
             return None;
         }
+        self.rx_held = true;
         // tpacket2_hdr: status, len, snaplen, mac(u16), net(u16), sec, nsec, vlan_tci, vlan_tpid.
         let len = self.read_u32(at + 4);
         let snap = self.read_u32(at + 8);
@@ -795,6 +804,7 @@ impl PacketRing {
             self.release_block();
             return None;
         }
+        self.rx_held = true;
         // tpacket3_hdr: next_offset, sec, nsec, snaplen, len, status, mac(u16),
         // net(u16), rxhash, vlan_tci(u32), vlan_tpid.
         let sec = self.read_u32(at + 4);
@@ -827,24 +837,32 @@ impl PacketRing {
     /// its last one). Does nothing when no frame is held.
     #[inline]
     pub fn rx_release(&mut self) {
+        if !std::mem::take(&mut self.rx_held) {
+            return;
+        }
         match self.cfg.version {
             Version::V2 => {
                 let at = self.rx.index as usize * self.cfg.frame_size as usize;
-                let s = self.status_at(at);
-                if s.load(Ordering::Relaxed) & libc::TP_STATUS_USER != 0 {
-                    s.store(libc::TP_STATUS_KERNEL, Ordering::Release);
-                    self.rx.index = (self.rx.index + 1) % self.rx_count;
-                }
+                self.status_at(at)
+                    .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+                self.rx.index = (self.rx.index + 1) % self.rx_count;
             }
             Version::V3 => {
                 if self.rx.left == 0 {
                     return;
                 }
+                // `rx_next_v3` checked that this header lies in the block.
                 let at = self.block_at() + self.rx.offset as usize;
                 let next = self.read_u32(at);
                 self.rx.left -= 1;
-                self.rx.offset += next;
-                if self.rx.left == 0 {
+                self.rx.offset = self.rx.offset.saturating_add(next);
+                // A next packet must start after this one, inside the block;
+                // anything else (a kernel bug) gives the block back.
+                let bad = next == 0
+                    || self.rx.offset as usize + mem::size_of::<libc::tpacket3_hdr>()
+                        > self.cfg.block_size as usize;
+                if self.rx.left == 0 || bad {
+                    self.rx.left = 0;
                     self.release_block();
                 }
             }
@@ -880,16 +898,15 @@ impl PacketRing {
         if self.cfg.tx_frames == 0 {
             return None;
         }
+        self.tx_reclaim();
         let at = self.tx_at(self.tx_head);
         let st = self.tx_status_at(self.tx_head);
-        let status = self.status_at(st).load(Ordering::Acquire);
-        if status & libc::TP_STATUS_WRONG_FORMAT != 0 {
-            self.tx_wrong_format += 1;
-            self.status_at(st)
-                .store(libc::TP_STATUS_AVAILABLE, Ordering::Relaxed);
-        } else if status != libc::TP_STATUS_AVAILABLE {
+        // With PACKET_LOSS the kernel skips a malformed frame and marks it
+        // AVAILABLE, so WRONG_FORMAT never appears here.
+        if self.status_at(st).load(Ordering::Acquire) != libc::TP_STATUS_AVAILABLE {
             return None;
         }
+        self.tx_held = true;
         let off = at + self.tx_data_offset();
         let len = self.cfg.max_tx_frame();
         // SAFETY: the frame is AVAILABLE, so user space owns it until we set
@@ -902,9 +919,14 @@ impl PacketRing {
     /// for sending; [`Self::tx_kick`] sends what is queued.
     ///
     /// # Panics
-    /// When `len` exceeds the slot (a caller bug).
+    /// When no slot is held (no [`Self::tx_slot`] returned one since the
+    /// last commit) or `len` exceeds the slot: caller bugs.
     #[inline]
     pub fn tx_commit(&mut self, len: usize) {
+        assert!(
+            std::mem::take(&mut self.tx_held),
+            "tx_commit without a slot from tx_slot"
+        );
         assert!(len <= self.cfg.max_tx_frame(), "frame longer than its slot");
         let at = self.tx_at(self.tx_head);
         // SAFETY: the frame is still ours (AVAILABLE, checked by `tx_slot`);
@@ -926,19 +948,32 @@ impl PacketRing {
         self.status_at(self.tx_status_at(self.tx_head))
             .store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
         self.tx_head = (self.tx_head + 1) % self.cfg.tx_frames;
-        self.tx_pending += 1;
+        self.tx_committed += 1;
     }
 
-    /// Frames committed and not yet kicked.
-    #[must_use]
-    pub fn tx_pending(&self) -> u32 {
-        self.tx_pending
+    /// Moves the tail past frames the kernel has sent (back to `AVAILABLE`).
+    fn tx_reclaim(&mut self) {
+        while self.tx_committed > 0 {
+            let st = self.tx_status_at(self.tx_tail);
+            if self.status_at(st).load(Ordering::Acquire) != libc::TP_STATUS_AVAILABLE {
+                break;
+            }
+            self.tx_tail = (self.tx_tail + 1) % self.cfg.tx_frames;
+            self.tx_committed -= 1;
+        }
     }
 
-    /// Transmit frames the kernel refused as malformed (`TP_STATUS_WRONG_FORMAT`).
+    /// True when a committed frame still waits for a kick (`SEND_REQUEST`):
+    /// a kick can stop early (a full socket send buffer, a busy device), so
+    /// the caller kicks again until this is false.
     #[must_use]
-    pub fn tx_wrong_format(&self) -> u64 {
-        self.tx_wrong_format
+    pub fn tx_unsent(&mut self) -> bool {
+        self.tx_reclaim();
+        (0..self.tx_committed).any(|k| {
+            let i = (self.tx_tail + k) % self.cfg.tx_frames;
+            self.status_at(self.tx_status_at(i)).load(Ordering::Acquire)
+                == libc::TP_STATUS_SEND_REQUEST
+        })
     }
 
     /// Asks the kernel to send every queued frame (`send(fd, NULL, 0)`);
@@ -950,7 +985,6 @@ impl PacketRing {
     #[inline]
     pub fn tx_kick(&mut self, wait: bool) -> Result<usize> {
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
-        self.tx_pending = 0;
         // SAFETY: a null buffer of length 0 tells the kernel to send the ring.
         let n = unsafe { libc::send(self.fd.as_raw_fd(), std::ptr::null(), 0, flags) };
         if n < 0 {

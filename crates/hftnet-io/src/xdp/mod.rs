@@ -205,7 +205,9 @@ impl XdpConfig {
     /// Largest UDP payload carried before the interface's MTU is known.
     #[must_use]
     pub fn max_message(&self) -> usize {
-        (self.frame_size as usize).saturating_sub(HEADERS)
+        // In copy mode the kernel writes a received frame after
+        // XDP_PACKET_HEADROOM (256 bytes) of its UMEM frame.
+        (self.frame_size as usize).saturating_sub(256 + HEADERS)
     }
 }
 
@@ -276,11 +278,7 @@ fn shared_steering(iface: &L2Iface, cfg: &XdpConfig) -> Result<Arc<Mutex<Shared>
     {
         return Ok(s);
     }
-    let steering =
-        Steering::attach(&iface.name, cfg.attach, cfg.replace).map_err(|e| OpenError::Setup {
-            step: format!("attaching the XDP steering program to {}: {e}", iface.name),
-            cause: SyscallError::from_errno("XDP attach", libc::EINVAL),
-        })?;
+    let steering = Steering::attach(&iface.name, cfg.attach, cfg.replace)?;
     let s = Arc::new(Mutex::new(Shared {
         steering,
         users: Vec::new(),
@@ -301,6 +299,7 @@ pub struct XdpTransport {
     timeout: Option<Duration>,
     link_flaps: u64,
     was_down: Option<Instant>,
+    last_outage: Option<Duration>,
     notes: Vec<String>,
 }
 
@@ -401,15 +400,8 @@ impl XdpTransport {
             let mut s = steering
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let steer_err = |what: &str, e: steer::SteerError| OpenError::Setup {
-                step: format!("{what}: {e}"),
-                cause: SyscallError::from_errno("XDP map update", libc::EINVAL),
-            };
-            s.steering
-                .register_socket(cfg.queue, xsk.as_fd())
-                .map_err(|e| steer_err("registering the socket in the XSKMAP", e))?;
-            s.add_flow(flow)
-                .map_err(|e| steer_err("adding the flow to the steering table", e))?;
+            s.steering.register_socket(cfg.queue, xsk.as_fd())?;
+            s.add_flow(flow)?;
             s.steering.mode()
         };
         let local = SocketAddrV4::new(ip, cfg.port);
@@ -424,6 +416,7 @@ impl XdpTransport {
             timeout: None,
             link_flaps: 0,
             was_down: None,
+            last_outage: None,
             notes: Vec::new(),
             cfg,
         };
@@ -557,8 +550,9 @@ impl XdpTransport {
         };
         let mut polls = 0u32;
         loop {
-            // Frames sent but not yet kicked (a full queue last time) go now.
-            if self.xsk.link_down() {
+            // Frames left on the ring by the last kick (a budget-limited
+            // kick, or the link down) are kicked again.
+            if self.xsk.tx_needs_flush() {
                 self.flush()?;
             }
             let n = self.drain(burst);
@@ -603,14 +597,7 @@ impl XdpTransport {
             (false, true) => self.was_down = Some(Instant::now()),
             (true, false) => {
                 self.link_flaps += 1;
-                if let Some(t) = self.was_down.take() {
-                    self.notes.push(format!(
-                        "link of {} came back after {} ms; the transport recovered with every \
-                         UMEM frame accounted for",
-                        self.cfg.iface,
-                        t.elapsed().as_millis()
-                    ));
-                }
+                self.last_outage = self.was_down.take().map(|t| t.elapsed());
             }
             _ => {}
         }
@@ -666,10 +653,11 @@ impl Transport for XdpTransport {
         }
         self.flush()?;
         if sent == 0 && !msgs.is_empty() {
-            return Err(SyscallError::from_errno(
-                "xdp:// send (every UMEM frame in flight)",
-                libc::ENOBUFS,
-            ));
+            return Err(if self.xsk.link_down() {
+                SyscallError::from_errno("xdp:// send (the link is down)", libc::ENETDOWN)
+            } else {
+                SyscallError::from_errno("xdp:// send (every UMEM frame in flight)", libc::ENOBUFS)
+            });
         }
         Ok(sent)
     }
@@ -682,6 +670,21 @@ impl Transport for XdpTransport {
     fn capabilities(&self) -> Capabilities {
         let mut notes = self.notes.clone();
         notes.push(self.ep.stats.describe());
+        if let Some(d) = self.last_outage {
+            notes.push(format!(
+                "link of {} went down {} time(s); back after {} ms the last time, every UMEM \
+                 frame accounted for",
+                self.cfg.iface,
+                self.link_flaps,
+                d.as_millis()
+            ));
+        }
+        if self.xsk.link_down() {
+            notes.push(format!(
+                "link of {} is down: sends wait on the ring",
+                self.cfg.iface
+            ));
+        }
         let c = self.xsk.counters;
         let a = self.xsk.accounting();
         notes.push(format!(

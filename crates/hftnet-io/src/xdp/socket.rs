@@ -57,7 +57,7 @@ pub struct XskConfig {
 }
 
 /// Where the UMEM frames are: the accounting identity is
-/// `free + fill + tx_in_flight == total` between calls.
+/// `free + fill + tx_in_flight + lost == total` between calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct UmemAccounting {
     /// Frames in the UMEM.
@@ -68,13 +68,16 @@ pub struct UmemAccounting {
     pub fill: u32,
     /// Sent and not yet completed.
     pub tx_in_flight: u32,
+    /// Given up on: a descriptor from the kernel named no frame of ours
+    /// (never expected; counted so a leak cannot hide).
+    pub lost: u32,
 }
 
 impl UmemAccounting {
     /// True when every frame is accounted for exactly once.
     #[must_use]
     pub fn balanced(&self) -> bool {
-        self.free + self.fill + self.tx_in_flight == self.total
+        self.free + self.fill + self.tx_in_flight + self.lost == self.total
     }
 }
 
@@ -98,6 +101,12 @@ pub struct XskCounters {
     /// Times the fill ring had no room for a recycled frame (frames kept
     /// aside and offered again on the next call).
     pub fill_full: u64,
+    /// Kicks the device answered with a drop (`EBUSY`, e.g. the carrier is
+    /// down): the frames completed without leaving.
+    pub tx_dropped_kicks: u64,
+    /// Descriptors from the kernel with an address outside the UMEM (never
+    /// expected): the frame is not reused, and counted lost.
+    pub bad_descriptors: u64,
 }
 
 struct Area {
@@ -155,6 +164,8 @@ pub struct Xsk {
     fill_in_flight: u32,
     tx_in_flight: u32,
     tx_queued: u32,
+    /// Frames given up on (bad descriptors): kept in the accounting.
+    lost: u32,
     busy_poll: bool,
     link_down: bool,
     /// The counters.
@@ -258,6 +269,7 @@ impl Xsk {
             fill_in_flight: 0,
             tx_in_flight: 0,
             tx_queued: 0,
+            lost: 0,
             busy_poll,
             link_down: false,
             counters: XskCounters::default(),
@@ -340,6 +352,7 @@ impl Xsk {
             free: (self.free.len() + self.recycle.len()) as u32,
             fill: self.fill_in_flight,
             tx_in_flight: self.tx_in_flight,
+            lost: self.lost,
         }
     }
 
@@ -380,19 +393,26 @@ impl Xsk {
         let mut n = 0;
         let mask = !(u64::from(self.cfg.frame_size) - 1);
         while let Some(desc) = r.read() {
+            n += 1;
+            let chunk = desc.addr & mask;
             let start = desc.addr as usize;
             let end = start.saturating_add(desc.len as usize);
-            if end <= self.area.len {
-                // SAFETY: the frame was just handed to us by the receive
-                // ring (it is ours until we put it back on the fill ring),
-                // and the range was checked to lie inside the area.
-                let data = unsafe {
-                    std::slice::from_raw_parts(self.area.ptr.as_ptr().add(start), end - start)
-                };
-                f(data);
+            if chunk as usize + self.cfg.frame_size as usize > self.area.len
+                || end > chunk as usize + self.cfg.frame_size as usize
+            {
+                // Not a frame of ours: never reuse it, count it lost.
+                self.counters.bad_descriptors += 1;
+                self.lost += 1;
+                continue;
             }
-            self.recycle.push(desc.addr & mask);
-            n += 1;
+            // SAFETY: the frame was just handed to us by the receive ring (it
+            // is ours until we put it back on the fill ring), and the range
+            // was checked to lie inside its chunk of the area.
+            let data = unsafe {
+                std::slice::from_raw_parts(self.area.ptr.as_ptr().add(start), end - start)
+            };
+            f(data);
+            self.recycle.push(chunk);
         }
         r.release();
         drop(r);
@@ -422,9 +442,16 @@ impl Xsk {
     pub fn reap(&mut self) {
         let mut c = self.device.complete(self.tx_in_flight.max(1));
         let mut n = 0u32;
+        let mask = !(u64::from(self.cfg.frame_size) - 1);
+        let frames = u64::from(self.cfg.frames);
         while let Some(addr) = c.read() {
-            self.free.push(addr);
             n += 1;
+            if addr & !mask != 0 || addr / u64::from(self.cfg.frame_size) >= frames {
+                self.counters.bad_descriptors += 1;
+                self.lost += 1;
+                continue;
+            }
+            self.free.push(addr);
         }
         c.release();
         drop(c);
@@ -479,49 +506,75 @@ impl Xsk {
         ok
     }
 
+    /// Frames wait on the transmit ring for a kick (a kick that stopped at
+    /// the kernel's per-call budget, or the link down).
+    #[must_use]
+    pub fn tx_needs_flush(&self) -> bool {
+        self.tx_queued > 0 || self.link_down
+    }
+
     /// Makes the kernel send what was submitted: a `sendto` kick when it
-    /// asked for one (always in copy mode), none otherwise.
+    /// asked for one (always in copy mode), none otherwise. A kick stops
+    /// after the kernel's per-call budget (32 frames in copy mode) with
+    /// `EAGAIN`; the kick is repeated while frames wait, a bounded number of
+    /// times, and what is left is kicked by the next call.
     ///
     /// # Errors
-    /// A kick the kernel failed other than for a full queue (`EAGAIN`,
-    /// `EBUSY`, `ENOBUFS`: retried on the next call) or a link down
-    /// (`ENETDOWN`, `ENXIO`: counted, see [`Self::link_down`]).
+    /// A kick the kernel failed other than for its budget or a full queue
+    /// (`EAGAIN`, `ENOBUFS`: retried), a drop (`EBUSY`: counted in
+    /// [`XskCounters::tx_dropped_kicks`]) or a link down (`ENETDOWN`,
+    /// `ENXIO`: counted, see [`Self::link_down`]).
     #[inline]
     pub fn tx_flush(&mut self) -> Result<(), SyscallError> {
-        if self.tx_queued == 0 && !self.link_down {
+        if !self.tx_needs_flush() {
             return Ok(());
         }
-        if self.cfg.need_wakeup && !self.tx.needs_wakeup() {
+        if self.cfg.need_wakeup && !self.link_down && !self.tx.needs_wakeup() {
             self.tx_queued = 0;
             return Ok(());
         }
-        self.counters.tx_kicks += 1;
-        // SAFETY: a zero-length send with a null buffer asks the kernel to
-        // process the transmit ring; the descriptor is ours.
-        let r = unsafe {
-            libc::sendto(
-                self.tx.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null(),
-                0,
-            )
-        };
-        if r >= 0 {
-            self.tx_queued = 0;
-            self.link_down = false;
-            return Ok(());
-        }
-        let e = SyscallError::last("sendto(AF_XDP kick)");
-        match e.errno() {
-            Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS) => Ok(()),
-            Some(libc::ENETDOWN | libc::ENXIO) => {
-                self.link_down = true;
-                self.counters.link_down_kicks += 1;
-                Ok(())
+        for _ in 0..=self.cfg.ring_size / 32 {
+            self.counters.tx_kicks += 1;
+            // SAFETY: a zero-length send with a null buffer asks the kernel
+            // to process the transmit ring; the descriptor is ours.
+            let r = unsafe {
+                libc::sendto(
+                    self.tx.as_raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                )
+            };
+            if r >= 0 {
+                self.tx_queued = 0;
+                self.link_down = false;
+                return Ok(());
             }
-            _ => Err(e),
+            let e = SyscallError::last("sendto(AF_XDP kick)");
+            match e.errno() {
+                Some(libc::EAGAIN | libc::ENOBUFS) => {
+                    self.link_down = false;
+                    if self.tx.pending() == 0 {
+                        self.tx_queued = 0;
+                        return Ok(());
+                    }
+                }
+                Some(libc::EBUSY) => {
+                    self.counters.tx_dropped_kicks += 1;
+                    self.tx_queued = 0;
+                    self.link_down = false;
+                    return Ok(());
+                }
+                Some(libc::ENETDOWN | libc::ENXIO) => {
+                    self.link_down = true;
+                    self.counters.link_down_kicks += 1;
+                    return Ok(());
+                }
+                _ => return Err(e),
+            }
         }
+        Ok(())
     }
 }
