@@ -17,15 +17,18 @@
 //! allocates except on a peer's first contact.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hftnet_sys::SyscallError;
 use hftnet_wire::ethernet;
 use hftnet_wire::udp::{self as wire_udp, Checks, FrameSpec, Reject};
 use serde::Serialize;
 
+use crate::Role;
+use crate::error::OpenError;
 use crate::l2::{self, L2Iface};
-use crate::transport::TxMsg;
+use crate::transport::{RxStrategy, TxMsg};
+use crate::uri::UriError;
 
 /// Bytes of Ethernet, IPv4 and UDP headers in a frame sent by a layer-2 backend.
 pub const HEADERS: usize = ethernet::HEADER_LEN + 20 + 8;
@@ -33,6 +36,120 @@ pub const HEADERS: usize = ethernet::HEADER_LEN + 20 + 8;
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Peers whose MAC address is remembered.
 const MAC_CACHE: usize = 8;
+
+/// The interface of a layer-2 endpoint being opened and its local address:
+/// `ip` if given, else the interface's; a client must name its `peer`.
+/// `example` is a URI shown when the peer is missing.
+///
+/// # Errors
+/// [`OpenError::NoSuchInterface`], [`OpenError::L2`] for an interface
+/// without an IPv4 address or not Ethernet, [`OpenError::Uri`] for a client
+/// without `peer=`.
+pub fn open_iface(
+    name: &str,
+    ip: Option<Ipv4Addr>,
+    peer: Option<SocketAddrV4>,
+    role: Role,
+    example: &str,
+) -> Result<(L2Iface, Ipv4Addr), OpenError> {
+    let iface = match L2Iface::lookup(name) {
+        Ok(i) => i,
+        Err(l2::L2Error::NoSuchInterface { .. }) => {
+            return Err(OpenError::NoSuchInterface {
+                name: name.to_string(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let ip = match (ip, iface.ipv4) {
+        (Some(ip), _) | (None, Some((ip, _))) => ip,
+        (None, None) => {
+            return Err(l2::L2Error::NoIpv4Address {
+                name: name.to_string(),
+            }
+            .into());
+        }
+    };
+    if role == Role::Client && peer.is_none() {
+        return Err(UriError::BadValue {
+            param: "peer".into(),
+            value: String::new(),
+            expected: format!("an IPv4 address and port to send to, e.g. {example}"),
+        }
+        .into());
+    }
+    Ok((iface, ip))
+}
+
+/// Empty polls between two reads of the clock while spinning on a ring.
+const SPINS_PER_CLOCK_READ: u32 = 64;
+
+/// What a ring receive loop does after finding its ring empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Poll the ring again.
+    Again,
+    /// Sleep in `poll()` on the socket for at most this long (`None`: no limit).
+    Sleep(Option<Duration>),
+    /// The deadline passed: return nothing.
+    TimedOut,
+}
+
+/// The receive strategy of a ring-based backend, as a small state machine
+/// the backend's loop asks after each empty poll: `spin` polls the ring in
+/// memory until the deadline (reading the clock every 64 polls), `block`
+/// sleeps in `poll()` at once, `adaptive` spins `spins` times first.
+#[derive(Debug, Clone, Copy)]
+pub struct RingWait {
+    spins: Option<u32>,
+    polls: u32,
+    deadline: Option<Instant>,
+}
+
+impl RingWait {
+    /// For `strategy` (busy-poll counts as spin) until `deadline`.
+    #[must_use]
+    pub fn new(strategy: RxStrategy, deadline: Option<Instant>) -> Self {
+        let spins = match strategy {
+            RxStrategy::Spin | RxStrategy::BusyPoll { .. } => None,
+            RxStrategy::Adaptive { spins } => Some(spins),
+            RxStrategy::Block => Some(0),
+        };
+        Self {
+            spins,
+            polls: 0,
+            deadline,
+        }
+    }
+
+    /// What to do after an empty poll.
+    #[inline]
+    pub fn after_empty_poll(&mut self) -> Wait {
+        self.polls = self.polls.wrapping_add(1);
+        if self.spins.is_none_or(|s| self.polls < s) {
+            if self.polls.is_multiple_of(SPINS_PER_CLOCK_READ)
+                && self.deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                return Wait::TimedOut;
+            }
+            std::hint::spin_loop();
+            return Wait::Again;
+        }
+        // Past the spin budget: stay in the sleeping phase.
+        self.polls = self.polls.saturating_sub(1);
+        match self.deadline {
+            None => Wait::Sleep(None),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    Wait::TimedOut
+                } else {
+                    Wait::Sleep(Some(left))
+                }
+            }
+        }
+    }
+}
 
 /// How [`UdpOverEthernet::accept`] treats the UDP checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,6 +516,28 @@ mod tests {
         let n = emit_frame(&mut b, &spec, payload).unwrap();
         b.truncate(n);
         b
+    }
+
+    #[test]
+    fn ring_wait_per_strategy() {
+        let soon = Some(Instant::now() + Duration::from_secs(60));
+        let mut b = RingWait::new(RxStrategy::Block, soon);
+        assert!(matches!(b.after_empty_poll(), Wait::Sleep(Some(_))));
+        let mut a = RingWait::new(RxStrategy::Adaptive { spins: 3 }, soon);
+        assert_eq!(
+            (a.after_empty_poll(), a.after_empty_poll()),
+            (Wait::Again, Wait::Again)
+        );
+        assert!(matches!(a.after_empty_poll(), Wait::Sleep(Some(_))));
+        assert!(
+            matches!(a.after_empty_poll(), Wait::Sleep(Some(_))),
+            "stays asleep"
+        );
+        let mut s = RingWait::new(RxStrategy::Spin, Some(Instant::now()));
+        let timed_out = (0..64).map(|_| s.after_empty_poll()).last();
+        assert_eq!(timed_out, Some(Wait::TimedOut));
+        let mut forever = RingWait::new(RxStrategy::Block, None);
+        assert_eq!(forever.after_empty_poll(), Wait::Sleep(None));
     }
 
     #[test]

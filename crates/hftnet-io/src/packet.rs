@@ -48,13 +48,10 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use crate::Role;
 use crate::common::SocketOptions;
 use crate::error::{OpenError, from_io};
-use crate::frames::{FrameStats, HEADERS, UdpCheck, UdpOverEthernet};
-use crate::l2::{self, L2Iface};
+use crate::frames::{FrameStats, HEADERS, RingWait, UdpCheck, UdpOverEthernet, Wait, open_iface};
+use crate::l2::L2Iface;
 use crate::transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
 use crate::uri::{Uri, UriError};
-
-/// Empty polls between two reads of the clock while spinning.
-const SPINS_PER_CLOCK_READ: u32 = 64;
 
 /// A `packet://` endpoint, as parsed from a URI or built by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,35 +296,13 @@ impl PacketTransport {
     /// peer does not answer ARP; [`OpenError::Setup`] naming the ring call
     /// the kernel refused.
     pub fn open(cfg: PacketConfig, role: Role) -> Result<Self, OpenError> {
-        let iface = match L2Iface::lookup(&cfg.iface) {
-            Ok(i) => i,
-            Err(l2::L2Error::NoSuchInterface { .. }) => {
-                return Err(OpenError::NoSuchInterface {
-                    name: cfg.iface.clone(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let ip = match (cfg.ip, iface.ipv4) {
-            (Some(ip), _) => ip,
-            (None, Some((ip, _))) => ip,
-            (None, None) => {
-                return Err(l2::L2Error::NoIpv4Address {
-                    name: cfg.iface.clone(),
-                }
-                .into());
-            }
-        };
-        if role == Role::Client && cfg.peer.is_none() {
-            return Err(UriError::BadValue {
-                param: "peer".into(),
-                value: String::new(),
-                expected: "an IPv4 address and port to send to, e.g. \
-                           packet://veth0?port=9001&peer=198.18.0.2:9000"
-                    .into(),
-            }
-            .into());
-        }
+        let (iface, ip) = open_iface(
+            &cfg.iface,
+            cfg.ip,
+            cfg.peer,
+            role,
+            "packet://veth0?port=9001&peer=198.18.0.2:9000",
+        )?;
         let local = SocketAddrV4::new(ip, cfg.port);
         let reservation = if cfg.reserve {
             Some(reserve_port(
@@ -486,12 +461,7 @@ impl PacketTransport {
             return Ok(n);
         }
         let deadline = deadline.or_else(|| self.timeout.map(|t| Instant::now() + t));
-        let spins = match self.cfg.socket.strategy {
-            RxStrategy::Spin => None,
-            RxStrategy::Adaptive { spins } => Some(spins),
-            _ => Some(0),
-        };
-        let mut polls = 0u32;
+        let mut wait = RingWait::new(self.cfg.socket.strategy, deadline);
         loop {
             if self.unsent {
                 self.kick()?;
@@ -501,28 +471,13 @@ impl PacketTransport {
                 burst.set_len(n);
                 return Ok(n);
             }
-            polls = polls.wrapping_add(1);
-            if spins.is_none_or(|s| polls < s) {
-                if polls.is_multiple_of(SPINS_PER_CLOCK_READ)
-                    && deadline.is_some_and(|d| Instant::now() >= d)
-                {
-                    return Ok(0);
+            match wait.after_empty_poll() {
+                Wait::Again => {}
+                Wait::Sleep(left) => {
+                    sock::poll_readable(self.ring.as_fd(), left)?;
                 }
-                std::hint::spin_loop();
-                continue;
+                Wait::TimedOut => return Ok(0),
             }
-            polls = polls.saturating_sub(1);
-            let left = match deadline {
-                None => None,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(0);
-                    }
-                    Some(left)
-                }
-            };
-            sock::poll_readable(self.ring.as_fd(), left)?;
         }
     }
 

@@ -10,16 +10,14 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hftnet_io::l2::L2Iface;
-use hftnet_io::{
-    Endpoint, OpenError, PacketConfig, PacketTransport, Role, RxBurst, Transport, TxMsg, Uri,
-};
+use hftnet_io::{Endpoint, OpenError, PacketConfig, PacketTransport, Role, Transport, TxMsg, Uri};
 use hftnet_lab::Lab;
 use hftnet_wire::ethernet;
 use hftnet_wire::udp::{FrameSpec, emit_frame};
 
 #[path = "support/traffic.rs"]
 mod traffic;
-use traffic::{collect, icmp_echo, inject, payload, skip_without_root};
+use traffic::{collect, echo, icmp_echo, inject, payload, skip_without_root};
 
 fn open(uri: &str, role: Role) -> PacketTransport {
     let cfg = PacketConfig::from_uri(&Uri::parse(uri).unwrap()).unwrap();
@@ -145,45 +143,14 @@ fn echo_rings(q: &str) {
         })
         .unwrap();
     let total = 1000u32;
-    let mut rx = RxBurst::new(32, 2048);
-    let (mut sent, mut back, mut bytes) = (0u32, 0u32, 0usize);
-    while back < total {
-        let n = (total - sent).min(8);
-        let ps: Vec<Vec<u8>> = (sent..sent + n).map(payload).collect();
-        let msgs: Vec<TxMsg<'_>> = ps.iter().map(|p| TxMsg { data: p, to: None }).collect();
-        assert_eq!(client.send_burst(&msgs).unwrap(), n as usize, "{q}");
-        sent += n;
-        let mut echoed = 0;
-        while echoed < n {
-            let got = server.recv_burst(&mut rx).unwrap();
-            assert!(got > 0, "{q}: server timed out after {back}");
-            for i in 0..got {
-                let (d, m) = rx.get(i);
-                assert!(m.rx_ts_ns.is_some(), "ring frames carry a receive time");
-                let d = d.to_vec();
-                server
-                    .send_burst(&[TxMsg {
-                        data: &d,
-                        to: m.peer,
-                    }])
-                    .unwrap();
-            }
-            echoed += got as u32;
-        }
-        let mut crx = RxBurst::new(32, 2048);
-        while back < sent {
-            let got = client.recv_burst(&mut crx).unwrap();
-            assert!(got > 0, "{q}: client timed out after {back}");
-            for i in 0..got {
-                let (d, _) = crx.get(i);
-                assert_eq!(d, payload(back).as_slice(), "{q}: echo {back}");
-                bytes += d.len();
-                back += 1;
-            }
-        }
-    }
+    let bytes = echo(&mut server, &mut client, total, 8, |m| {
+        assert!(
+            m.rx_ts_ns.is_some(),
+            "{q}: ring frames carry a receive time"
+        );
+    });
     let expected: usize = (0..total).map(|i| payload(i).len()).sum();
-    assert_eq!(bytes, expected);
+    assert_eq!(bytes, expected, "{q}");
     for t in [&mut server, &mut client] {
         let s = t.stats().unwrap();
         assert_eq!(

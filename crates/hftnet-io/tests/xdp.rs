@@ -20,7 +20,7 @@ use hftnet_wire::udp::{FrameSpec, emit_frame};
 
 #[path = "support/traffic.rs"]
 mod traffic;
-use traffic::{collect, icmp_echo, inject, payload, skip_without_root};
+use traffic::{collect, echo, icmp_echo, inject, payload, skip_without_root};
 
 fn open(uri: &str, role: Role) -> XdpTransport {
     let cfg = XdpConfig::from_uri(&Uri::parse(uri).unwrap()).unwrap();
@@ -158,47 +158,6 @@ fn a_multicast_group_is_steered() {
     }
 }
 
-/// Client and server echo `total` messages in bursts; returns the client.
-fn echo(server: &mut XdpTransport, client: &mut impl Transport, total: u32, burst: u32) {
-    let mut srx = RxBurst::new(64, 2048);
-    let mut crx = RxBurst::new(64, 2048);
-    let (mut sent, mut back) = (0u32, 0u32);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while back < total {
-        assert!(Instant::now() < deadline, "echo stalled at {back}");
-        let n = (total - sent).min(burst);
-        let ps: Vec<Vec<u8>> = (sent..sent + n).map(payload).collect();
-        let msgs: Vec<TxMsg<'_>> = ps.iter().map(|p| TxMsg { data: p, to: None }).collect();
-        assert_eq!(client.send_burst(&msgs).unwrap(), n as usize);
-        sent += n;
-        let mut echoed = 0;
-        while echoed < n {
-            let got = server.recv_burst(&mut srx).unwrap();
-            assert!(got > 0, "server timed out after {back}");
-            let replies: Vec<(Vec<u8>, Option<SocketAddr>)> = (0..got)
-                .map(|i| {
-                    let (d, m) = srx.get(i);
-                    (d.to_vec(), m.peer)
-                })
-                .collect();
-            let msgs: Vec<TxMsg<'_>> = replies
-                .iter()
-                .map(|(d, to)| TxMsg { data: d, to: *to })
-                .collect();
-            assert_eq!(server.send_burst(&msgs).unwrap(), got);
-            echoed += got as u32;
-        }
-        while back < sent {
-            let got = client.recv_burst(&mut crx).unwrap();
-            assert!(got > 0, "client timed out after {back}");
-            for i in 0..got {
-                assert_eq!(crx.get(i).0, payload(back).as_slice(), "echo {back}");
-                back += 1;
-            }
-        }
-    }
-}
-
 #[test]
 fn echoes_between_two_sockets_and_with_a_kernel_socket() {
     if skip_without_root("echoes_between_two_sockets_and_with_a_kernel_socket") {
@@ -209,7 +168,7 @@ fn echoes_between_two_sockets_and_with_a_kernel_socket() {
     let ip = sh.addr();
     let mut s = server(sh, "port=9200&rx=spin");
     let mut c = client(ch, &format!("port=9201&peer={ip}:9200&rx=spin"));
-    echo(&mut s, &mut c, 1000, 8);
+    echo(&mut s, &mut c, 1000, 8, |_| {});
     // A kernel socket as the client of the same server.
     let mut k = ch
         .run(move || {
@@ -219,7 +178,7 @@ fn echoes_between_two_sockets_and_with_a_kernel_socket() {
             t
         })
         .unwrap();
-    echo(&mut s, &mut k, 1000, 8);
+    echo(&mut s, &mut k, 1000, 8, |_| {});
     for t in [&mut s, &mut c] {
         let st = t.stats();
         assert!(st.umem.balanced(), "{st:?}");

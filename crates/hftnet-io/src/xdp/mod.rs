@@ -41,16 +41,13 @@ use serde::Serialize;
 use crate::Role;
 use crate::common::SocketOptions;
 use crate::error::OpenError;
-use crate::frames::{FrameStats, HEADERS, UdpCheck, UdpOverEthernet};
-use crate::l2::{self, L2Iface};
+use crate::frames::{FrameStats, HEADERS, RingWait, UdpCheck, UdpOverEthernet, Wait, open_iface};
+use crate::l2::L2Iface;
 use crate::transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
 use crate::uri::{Uri, UriError};
 
 pub use socket::{UmemAccounting, XskConfig, XskCounters, XskMode};
 pub use steer::{AttachMode, AttachPref, Steering};
-
-/// Empty polls between two reads of the clock while spinning.
-const SPINS_PER_CLOCK_READ: u32 = 64;
 
 /// An `xdp://` endpoint, as parsed from a URI or built by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,34 +309,13 @@ impl XdpTransport {
     /// [`OpenError`] naming the step: no such interface, no privilege, the
     /// queue taken, the program refused or someone else's program attached.
     pub fn open(cfg: XdpConfig, role: Role) -> Result<Self, OpenError> {
-        let iface = match L2Iface::lookup(&cfg.iface) {
-            Ok(i) => i,
-            Err(l2::L2Error::NoSuchInterface { .. }) => {
-                return Err(OpenError::NoSuchInterface {
-                    name: cfg.iface.clone(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let ip = match (cfg.ip, iface.ipv4) {
-            (Some(ip), _) | (None, Some((ip, _))) => ip,
-            (None, None) => {
-                return Err(l2::L2Error::NoIpv4Address {
-                    name: cfg.iface.clone(),
-                }
-                .into());
-            }
-        };
-        if role == Role::Client && cfg.peer.is_none() {
-            return Err(UriError::BadValue {
-                param: "peer".into(),
-                value: String::new(),
-                expected: "an IPv4 address and port to send to, e.g. \
-                           xdp://veth0/0?port=9001&peer=198.18.0.2:9000"
-                    .into(),
-            }
-            .into());
-        }
+        let (iface, ip) = open_iface(
+            &cfg.iface,
+            cfg.ip,
+            cfg.peer,
+            role,
+            "xdp://veth0/0?port=9001&peer=198.18.0.2:9000",
+        )?;
         let busy = match cfg.socket.strategy {
             RxStrategy::BusyPoll {
                 usecs,
@@ -543,12 +519,7 @@ impl XdpTransport {
     ) -> Result<usize, SyscallError> {
         burst.set_len(0);
         let deadline = deadline.or_else(|| self.timeout.map(|t| Instant::now() + t));
-        let spins = match self.cfg.socket.strategy {
-            RxStrategy::Spin | RxStrategy::BusyPoll { .. } => None,
-            RxStrategy::Adaptive { spins } => Some(spins),
-            RxStrategy::Block => Some(0),
-        };
-        let mut polls = 0u32;
+        let mut wait = RingWait::new(self.cfg.socket.strategy, deadline);
         loop {
             // Frames left on the ring by the last kick (a budget-limited
             // kick, or the link down) are kicked again.
@@ -565,28 +536,13 @@ impl XdpTransport {
                 }
                 return Ok(n);
             }
-            polls = polls.wrapping_add(1);
-            if spins.is_none_or(|s| polls < s) {
-                if polls.is_multiple_of(SPINS_PER_CLOCK_READ)
-                    && deadline.is_some_and(|d| Instant::now() >= d)
-                {
-                    return Ok(0);
+            match wait.after_empty_poll() {
+                Wait::Again => {}
+                Wait::Sleep(left) => {
+                    sock::poll_readable(self.xsk.as_fd(), left)?;
                 }
-                std::hint::spin_loop();
-                continue;
+                Wait::TimedOut => return Ok(0),
             }
-            polls = polls.saturating_sub(1);
-            let left = match deadline {
-                None => None,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(0);
-                    }
-                    Some(left)
-                }
-            };
-            sock::poll_readable(self.xsk.as_fd(), left)?;
         }
     }
 

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use hftnet_io::l2::L2Iface;
-use hftnet_io::{RxBurst, Transport};
+use hftnet_io::{RxBurst, RxMeta, Transport, TxMsg};
 use hftnet_sys::packet::{self as ring, PacketRing, RingConfig};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -86,4 +86,58 @@ pub fn inject(iface: &str, frames: &[Vec<u8>]) {
         r.tx_commit(f.len());
         r.tx_kick(true).unwrap();
     }
+}
+
+/// The client sends `total` numbered messages in bursts of `burst`, the
+/// server echoes each to its sender, and the client checks every echo:
+/// exact count, bytes and order. Returns the bytes echoed. The server's
+/// receive metadata goes through `check_meta`.
+pub fn echo<S: Transport, C: Transport>(
+    server: &mut S,
+    client: &mut C,
+    total: u32,
+    burst: u32,
+    check_meta: impl Fn(&RxMeta),
+) -> usize {
+    let mut srx = RxBurst::new(64, 2048);
+    let mut crx = RxBurst::new(64, 2048);
+    let (mut sent, mut back, mut bytes) = (0u32, 0u32, 0usize);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while back < total {
+        assert!(Instant::now() < deadline, "echo stalled at {back}");
+        let n = (total - sent).min(burst);
+        let ps: Vec<Vec<u8>> = (sent..sent + n).map(payload).collect();
+        let msgs: Vec<TxMsg<'_>> = ps.iter().map(|p| TxMsg { data: p, to: None }).collect();
+        assert_eq!(client.send_burst(&msgs).unwrap(), n as usize);
+        sent += n;
+        let mut echoed = 0;
+        while echoed < n {
+            let got = server.recv_burst(&mut srx).unwrap();
+            assert!(got > 0, "server timed out after {back}");
+            let replies: Vec<(Vec<u8>, Option<SocketAddr>)> = (0..got)
+                .map(|i| {
+                    let (d, m) = srx.get(i);
+                    check_meta(m);
+                    (d.to_vec(), m.peer)
+                })
+                .collect();
+            let msgs: Vec<TxMsg<'_>> = replies
+                .iter()
+                .map(|(d, to)| TxMsg { data: d, to: *to })
+                .collect();
+            assert_eq!(server.send_burst(&msgs).unwrap(), got);
+            echoed += got as u32;
+        }
+        while back < sent {
+            let got = client.recv_burst(&mut crx).unwrap();
+            assert!(got > 0, "client timed out after {back}");
+            for i in 0..got {
+                let d = crx.get(i).0;
+                assert_eq!(d, payload(back).as_slice(), "echo {back}");
+                bytes += d.len();
+                back += 1;
+            }
+        }
+    }
+    bytes
 }
