@@ -5,8 +5,7 @@
 //! bytes; a fanout group sharing a flow; runt, oversized and corrupt frames
 //! counted and dropped; and open errors that name the problem.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hftnet_io::l2::L2Iface;
@@ -17,7 +16,7 @@ use hftnet_wire::udp::{FrameSpec, emit_frame};
 
 #[path = "support/traffic.rs"]
 mod traffic;
-use traffic::{collect, echo, icmp_echo, inject, payload, skip_without_root};
+use traffic::{collect, echo, flow_and_the_rest, inject, payload, skip_without_root};
 
 fn open(uri: &str, role: Role) -> PacketTransport {
     let cfg = PacketConfig::from_uri(&Uri::parse(uri).unwrap()).unwrap();
@@ -33,87 +32,16 @@ fn only_the_flow_reaches_the_ring_and_the_rest_reaches_the_kernel() {
     }
     let lab = Lab::two_host(None).unwrap();
     let (server_host, client_host) = (lab.exchange(), lab.trader());
-    let server_ip = server_host.addr();
     let iface = server_host.iface().to_string();
-    let (mut ring_t, other_udp, tcp) = server_host
+    let mut ring_t = server_host
         .run(move || {
-            let t = open(
+            open(
                 &format!("packet://{iface}?port=9000&rx=block"),
                 Role::Server,
-            );
-            let u = UdpSocket::bind((server_ip, 9001)).unwrap();
-            u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            let l = TcpListener::bind((server_ip, 9002)).unwrap();
-            (t, u, l)
+            )
         })
         .unwrap();
-    // The other host: 200 datagrams to the flow, 100 to another port, a TCP
-    // exchange and an ICMP echo, all at once.
-    let client = client_host
-        .spawn_thread("traffic", move || {
-            let s = UdpSocket::bind("0.0.0.0:4000").unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            for i in 0..200u32 {
-                s.send_to(&payload(i), (server_ip, 9000)).unwrap();
-                if i % 2 == 0 {
-                    s.send_to(b"other", (server_ip, 9001)).unwrap();
-                }
-                if i % 16 == 0 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-            let mut c = TcpStream::connect((server_ip, 9002)).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            c.write_all(b"over tcp").unwrap();
-            let mut back = [0u8; 8];
-            c.read_exact(&mut back).unwrap();
-            assert_eq!(&back, b"over tcp");
-            let icmp = icmp_echo(server_ip);
-            // The ring echoes every datagram back to this kernel socket.
-            let mut echoes = 0;
-            let mut buf = [0u8; 2048];
-            while let Ok((n, from)) = s.recv_from(&mut buf) {
-                assert_eq!(from, SocketAddr::from((server_ip, 9000)));
-                assert_eq!(&buf[..n], payload(echoes).as_slice(), "echo {echoes}");
-                echoes += 1;
-                if echoes == 200 {
-                    break;
-                }
-            }
-            (icmp, echoes)
-        })
-        .unwrap();
-    let tcp_server = std::thread::spawn(move || {
-        let (mut c, _) = tcp.accept().unwrap();
-        let mut b = [0u8; 8];
-        c.read_exact(&mut b).unwrap();
-        c.write_all(&b).unwrap();
-    });
-    let got = collect(&mut ring_t, 200, Duration::from_secs(10));
-    assert_eq!(got.len(), 200);
-    for (i, (data, from)) in got.iter().enumerate() {
-        assert_eq!(data, &payload(i as u32), "datagram {i}: bytes and order");
-        assert_eq!(*from, SocketAddr::from((client_host.addr(), 4000)));
-        ring_t
-            .send_burst(&[TxMsg {
-                data,
-                to: Some(*from),
-            }])
-            .unwrap();
-    }
-    let mut other = 0;
-    let mut buf = [0u8; 64];
-    while other < 100 {
-        let n = other_udp
-            .recv(&mut buf)
-            .expect("UDP to 9001 reaches the kernel");
-        assert_eq!(&buf[..n], b"other");
-        other += 1;
-    }
-    tcp_server.join().unwrap();
-    let (icmp, echoes) = client.join().unwrap();
-    assert!(icmp, "ICMP echo answered by the kernel");
-    assert_eq!(echoes, 200, "every echo sent from the ring arrived");
+    flow_and_the_rest(server_host, client_host, &mut ring_t);
     let s = ring_t.stats().unwrap();
     assert_eq!(s.frames.delivered, 200);
     assert_eq!(

@@ -6,8 +6,7 @@
 //! after a million packets; a link flap during a ping-pong; bad frames on
 //! the steered port; and zero-copy asked on a device without it.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hftnet_io::l2::L2Iface;
@@ -20,7 +19,7 @@ use hftnet_wire::udp::{FrameSpec, emit_frame};
 
 #[path = "support/traffic.rs"]
 mod traffic;
-use traffic::{collect, echo, icmp_echo, inject, payload, skip_without_root};
+use traffic::{collect, echo, flow_and_the_rest, inject, payload, skip_without_root};
 
 fn open(uri: &str, role: Role) -> XdpTransport {
     let cfg = XdpConfig::from_uri(&Uri::parse(uri).unwrap()).unwrap();
@@ -48,82 +47,17 @@ fn the_flow_reaches_the_socket_and_the_rest_reaches_the_kernel() {
     let (sh, ch) = (lab.exchange(), lab.trader());
     let ip = sh.addr();
     let mut x = server(sh, "port=9000&rx=block");
-    // Kernel sockets on the steered port, another port, and TCP.
-    let (same, other, tcp) = sh
+    // A kernel socket bound to the steered port itself.
+    let same = sh
         .run(move || {
             let same = UdpSocket::bind((ip, 9000)).unwrap();
             same.set_nonblocking(true).unwrap();
-            let other = UdpSocket::bind((ip, 9001)).unwrap();
-            other
-                .set_read_timeout(Some(Duration::from_secs(2)))
-                .unwrap();
-            (same, other, TcpListener::bind((ip, 9002)).unwrap())
+            same
         })
         .unwrap();
-    let peer = ch
-        .spawn_thread("traffic", move || {
-            let s = UdpSocket::bind("0.0.0.0:4000").unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            for i in 0..200u32 {
-                s.send_to(&payload(i), (ip, 9000)).unwrap();
-                if i % 2 == 0 {
-                    s.send_to(b"other", (ip, 9001)).unwrap();
-                }
-                if i % 16 == 0 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-            let mut c = TcpStream::connect((ip, 9002)).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            c.write_all(b"over tcp").unwrap();
-            let mut back = [0u8; 8];
-            c.read_exact(&mut back).unwrap();
-            let icmp = icmp_echo(ip);
-            let mut echoes = 0u32;
-            let mut buf = [0u8; 2048];
-            while let Ok((n, from)) = s.recv_from(&mut buf) {
-                assert_eq!(from, SocketAddr::from((ip, 9000)));
-                assert_eq!(&buf[..n], payload(echoes).as_slice(), "echo {echoes}");
-                echoes += 1;
-                if echoes == 200 {
-                    break;
-                }
-            }
-            (icmp, &back == b"over tcp", echoes)
-        })
-        .unwrap();
-    let tcp_server = std::thread::spawn(move || {
-        let (mut c, _) = tcp.accept().unwrap();
-        let mut b = [0u8; 8];
-        c.read_exact(&mut b).unwrap();
-        c.write_all(&b).unwrap();
-    });
-    let got = collect(&mut x, 200, Duration::from_secs(10));
-    assert_eq!(got.len(), 200);
-    for (i, (d, from)) in got.iter().enumerate() {
-        assert_eq!(d, &payload(i as u32), "datagram {i}: bytes and order");
-        x.send_burst(&[TxMsg {
-            data: d,
-            to: Some(*from),
-        }])
-        .unwrap();
-    }
-    let mut b = [0u8; 64];
-    for k in 0..100 {
-        let n = other
-            .recv(&mut b)
-            .unwrap_or_else(|e| panic!("UDP {k} to 9001: {e}"));
-        assert_eq!(&b[..n], b"other");
-    }
-    tcp_server.join().unwrap();
-    let (icmp, tcp_ok, echoes) = peer.join().unwrap();
-    assert!(icmp && tcp_ok, "ICMP {icmp}, TCP {tcp_ok}");
-    assert_eq!(
-        echoes, 200,
-        "every echo sent from the AF_XDP socket arrived"
-    );
+    flow_and_the_rest(sh, ch, &mut x);
     assert!(
-        same.recv(&mut b).is_err(),
+        same.recv(&mut [0u8; 64]).is_err(),
         "the kernel socket on the steered port got nothing"
     );
     let s = x.stats();

@@ -4,12 +4,13 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hftnet_io::l2::L2Iface;
 use hftnet_io::{RxBurst, RxMeta, Transport, TxMsg};
+use hftnet_lab::Host;
 use hftnet_sys::packet::{self as ring, PacketRing, RingConfig};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -140,4 +141,85 @@ pub fn echo<S: Transport, C: Transport>(
         }
     }
     bytes
+}
+
+/// The "only the flow" exchange shared by the layer-2 tests. `transport`
+/// (opened on `server`, holding UDP port 9000) receives the flow and echoes
+/// each datagram; at the same time `client` sends 200 numbered datagrams to
+/// the flow, 100 to port 9001 and makes a TCP exchange on port 9002 and an
+/// ICMP echo, which kernel sockets on `server` must get. Asserts every
+/// datagram (bytes, order, sender), every echo and every kernel exchange.
+pub fn flow_and_the_rest<T: Transport>(server: &Host, client: &Host, transport: &mut T) {
+    let ip = server.addr();
+    let (other, tcp) = server
+        .run(move || {
+            let other = UdpSocket::bind((ip, 9001)).unwrap();
+            other
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            (other, TcpListener::bind((ip, 9002)).unwrap())
+        })
+        .unwrap();
+    let peer = client
+        .spawn_thread("traffic", move || {
+            let s = UdpSocket::bind("0.0.0.0:4000").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            for i in 0..200u32 {
+                s.send_to(&payload(i), (ip, 9000)).unwrap();
+                if i % 2 == 0 {
+                    s.send_to(b"other", (ip, 9001)).unwrap();
+                }
+                if i % 16 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let mut c = TcpStream::connect((ip, 9002)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            c.write_all(b"over tcp").unwrap();
+            let mut back = [0u8; 8];
+            c.read_exact(&mut back).unwrap();
+            let icmp = icmp_echo(ip);
+            let mut echoes = 0u32;
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = s.recv_from(&mut buf) {
+                assert_eq!(from, SocketAddr::from((ip, 9000)));
+                assert_eq!(&buf[..n], payload(echoes).as_slice(), "echo {echoes}");
+                echoes += 1;
+                if echoes == 200 {
+                    break;
+                }
+            }
+            (icmp, &back == b"over tcp", echoes)
+        })
+        .unwrap();
+    let tcp_server = std::thread::spawn(move || {
+        let (mut c, _) = tcp.accept().unwrap();
+        let mut b = [0u8; 8];
+        c.read_exact(&mut b).unwrap();
+        c.write_all(&b).unwrap();
+    });
+    let got = collect(transport, 200, Duration::from_secs(10));
+    assert_eq!(got.len(), 200);
+    for (i, (data, from)) in got.iter().enumerate() {
+        assert_eq!(data, &payload(i as u32), "datagram {i}: bytes and order");
+        assert_eq!(*from, SocketAddr::from((client.addr(), 4000)));
+        transport
+            .send_burst(&[TxMsg {
+                data,
+                to: Some(*from),
+            }])
+            .unwrap();
+    }
+    let mut b = [0u8; 64];
+    for k in 0..100 {
+        let n = other
+            .recv(&mut b)
+            .unwrap_or_else(|e| panic!("UDP {k} to 9001 reaches the kernel: {e}"));
+        assert_eq!(&b[..n], b"other");
+    }
+    tcp_server.join().unwrap();
+    let (icmp, tcp_ok, echoes) = peer.join().unwrap();
+    assert!(icmp, "ICMP echo answered by the kernel");
+    assert!(tcp_ok, "TCP exchange through the kernel");
+    assert_eq!(echoes, 200, "every echo sent from the transport arrived");
 }
