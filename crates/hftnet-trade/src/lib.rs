@@ -10,7 +10,9 @@
 //!   recovery, in-order delivery of messages.
 //! - [`book`]: the per-order (L3) book, price levels and top of book.
 //! - [`market`]: ITCH messages applied to the books, counted by type.
-//! - [`rng`]: the seeded generator behind every simulation.
+//! - [`rng`]: the seeded generator behind every simulation (re-exported
+//!   from `hftnet_wire::rng`, where the transports' fault injection uses it
+//!   too).
 //!
 //! The hot path does not allocate, lock, log or format; counters are plain
 //! integers read from outside.
@@ -21,4 +23,4 @@ pub mod book;
 pub mod exchange;
 pub mod feed;
 pub mod market;
-pub mod rng;
+pub use hftnet_wire::rng;

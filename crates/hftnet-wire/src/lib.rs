@@ -8,6 +8,9 @@
 //! The contract: once `new_checked` (or `check_len`) returned `Ok`, no accessor
 //! panics, whatever the bytes are. Codecs never allocate, never do I/O and
 //! contain no `unsafe`; errors are the small `Copy` [`Error`].
+//!
+//! Beside the codecs, [`rng`] is the seeded generator every simulation and
+//! fault injection draws from: a seed gives the same stream on every machine.
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +21,7 @@ pub mod ipv4;
 pub mod itch50;
 pub mod moldudp64;
 pub mod probe;
+pub mod rng;
 pub mod udp;
 
 use core::fmt;

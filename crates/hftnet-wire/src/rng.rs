@@ -1,9 +1,16 @@
 //! A small deterministic pseudo-random generator (xoshiro256**, seeded
-//! through SplitMix64) for the exchange simulator, fault injection and tests.
+//! through SplitMix64) for the exchange simulator, fault injection
+//! and tests.
+//!
+//! Layer: pure arithmetic at the bottom of the stack, shared by
+//! `hftnet-wire`, `hftnet-trade` (which re-exports it as `hftnet_trade::rng`)
+//! and the transports' fault middleware. It never allocates, reads a clock
+//! or touches the operating system's entropy: the seed is the whole state.
 //!
 //! It is here, rather than a dependency, so that a seed gives the same stream
 //! on every machine and every version: simulations and lab tests compare
-//! results across processes by seed.
+//! results across processes by seed. The stream is pinned by a test and must
+//! never change.
 
 /// xoshiro256** — fast, small, good enough statistics for simulation; not
 /// for anything that needs to be unpredictable.
