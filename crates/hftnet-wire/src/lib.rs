@@ -9,14 +9,21 @@
 //! panics, whatever the bytes are. Codecs never allocate, never do I/O and
 //! contain no `unsafe`; errors are the small `Copy` [`Error`].
 //!
-//! Beside the codecs, [`rng`] is the seeded generator every simulation and
-//! fault injection draws from: a seed gives the same stream on every machine.
+//! Beside the codecs, [`rng`] is the seeded generator every simulation draws
+//! from (a seed gives the same stream on every machine), and [`faults`] the
+//! one fault engine (loss, duplication, reordering, delay, jitter) that the
+//! exchange simulator and the transports' fault middleware share.
+//!
+//! The one exception to "never allocate": a [`faults::FaultInjector`]
+//! allocates the buffers it holds delayed and reordered packets in, once,
+//! when it is built; offering, polling and flushing never allocate.
 
 #![forbid(unsafe_code)]
 
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod faults;
 pub mod ipv4;
 pub mod itch50;
 pub mod moldudp64;

@@ -1,6 +1,6 @@
 //! A small deterministic pseudo-random generator (xoshiro256**, seeded
 //! through SplitMix64) for the exchange simulator, fault injection
-//! and tests.
+//! ([`crate::faults`]) and tests.
 //!
 //! Layer: pure arithmetic at the bottom of the stack, shared by
 //! `hftnet-wire`, `hftnet-trade` (which re-exports it as `hftnet_trade::rng`)

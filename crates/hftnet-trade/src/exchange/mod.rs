@@ -4,20 +4,21 @@
 //!   bounded history and answers re-requests from it, sends heartbeats when
 //!   idle and ends the session.
 //! - [`Generator`] makes a synthetic ITCH 5.0 trading day from a seed.
-//! - [`FaultInjector`] drops, duplicates and reorders packets of one feed,
-//!   from a seed, so that tests and demos can exercise a feed handler.
+//! - [`FaultInjector`] drops, duplicates, reorders and delays packets of one
+//!   feed, from a seed, so that tests and demos can exercise a feed handler
+//!   (re-exported from `hftnet_wire::faults`, the engine the transports'
+//!   fault middleware uses too).
 //!
 //! Every entry point takes `now` (nanoseconds on any monotonic clock) and
 //! hands the packets to send to a callback; nothing here does I/O. The
 //! caller sends each downstream packet on both feeds (A and B), through a
 //! fault injector each if it wants faults.
 
-mod faults;
 mod generator;
 mod publisher;
 
-pub use faults::{BadProbability, FaultInjector, FaultStats, Faults};
 pub use generator::{Generator, GeneratorConfig, GeneratorError};
+pub use hftnet_wire::faults::{BadProbability, FaultInjector, FaultStats, Faults};
 pub use publisher::{
     ConfigError, PublishError, Publisher, PublisherConfig, PublisherStats, RequestError,
     write_request,

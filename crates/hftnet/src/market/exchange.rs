@@ -223,11 +223,13 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         loss: a.loss_a,
         duplicate: a.dup_a,
         reorder: a.reorder_a,
+        ..Faults::NONE
     };
     let fb = Faults {
         loss: a.loss_b,
         duplicate: a.dup_b,
         reorder: a.reorder_b,
+        ..Faults::NONE
     };
     let mut inj_a = FaultInjector::new(fa, a.fault_seed).context("feed A faults")?;
     let mut inj_b = FaultInjector::new(fb, a.fault_seed ^ 0x5bd1_e995).context("feed B faults")?;
