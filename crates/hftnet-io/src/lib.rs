@@ -31,6 +31,7 @@ pub mod error;
 pub mod frames;
 pub mod l2;
 pub mod packet;
+pub mod pcap;
 pub mod tcp;
 pub mod transport;
 pub mod udp;
