@@ -17,7 +17,8 @@
 //!   membership) and interface lookups;
 //! - `msg`: one message per call — [`recv_msg`] and its control-message
 //!   parsing, [`recv_from`], [`send_to`], [`recv`], the error queue
-//!   (transmit timestamps, zero-copy completions) and timestamping set-up;
+//!   (transmit timestamps, zero-copy completions), timestamping set-up, and
+//!   the zero-length AF_XDP calls [`xdp_tx_kick`] and [`xdp_busy_poll`];
 //! - `mmsg`: many messages per call ([`recv_mmsg`], [`send_mmsg`],
 //!   [`MmsgBatch`]);
 //! - `epoll`: waiting ([`Epoll`], [`poll_readable`], [`poll_errqueue`]).
@@ -49,7 +50,7 @@ pub use msg::{
     ErrQueueEvent, HWTSTAMP_FILTER_ALL, HWTSTAMP_FILTER_NONE, HWTSTAMP_TX_OFF, HWTSTAMP_TX_ON,
     HwTstampConfig, SO_EE_CODE_ZEROCOPY_COPIED, SO_EE_ORIGIN_ZEROCOPY, TxStamp, TxStampKind,
     ZcCompletion, get_hwtstamp, recv, recv_errqueue, recv_from, recv_msg, recv_tx_timestamp,
-    send_to, set_hwtstamp, set_timestamping, tsflags,
+    send_to, set_hwtstamp, set_timestamping, tsflags, xdp_busy_poll, xdp_tx_kick,
 };
 pub use opt::{
     IP_MULTICAST_LOOP, IP_MULTICAST_TTL, IP_TOS, IntOpt, SO_BUSY_POLL, SO_BUSY_POLL_BUDGET,

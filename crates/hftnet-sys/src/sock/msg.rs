@@ -1,10 +1,12 @@
 //! One message per call: `recvmsg` with its control messages (truncation,
 //! software and hardware receive stamps), `recvfrom`, `sendto`, `recv`; the
 //! error queue (transmit timestamps, `MSG_ZEROCOPY` completions) and the
-//! set-up of timestamping (`SO_TIMESTAMPING` flags, `SIOCSHWTSTAMP`).
+//! set-up of timestamping (`SO_TIMESTAMPING` flags, `SIOCSHWTSTAMP`); and the
+//! two zero-length calls that drive an AF_XDP socket ([`xdp_tx_kick`],
+//! [`xdp_busy_poll`]).
 //!
 //! Layer: part of [`sock`](super), on the receive and send paths of the
-//! kernel-socket transports.
+//! kernel-socket transports and of the AF_XDP rings.
 //!
 //! Invariants: nothing here allocates; control buffers live on the stack and
 //! are aligned for `cmsghdr`; control messages are read only through the
@@ -530,6 +532,73 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> Result<us
     cvt_size("recv", ret)
 }
 
+/// `sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0)`: the transmit kick of an
+/// AF_XDP socket. It asks the kernel to process the socket's transmit ring:
+/// in copy mode it sends up to its per-call budget (32 frames) and answers
+/// `EAGAIN` if more wait; in zero-copy mode it wakes the driver. Needed
+/// whenever the transmit ring carries `XDP_RING_NEED_WAKEUP`, and after
+/// every submission on a socket bound without `XDP_USE_NEED_WAKEUP`.
+///
+/// Allocation-free; never blocks.
+///
+/// # Errors
+/// `call = "sendto(AF_XDP kick)"` with the kernel's errno: `EAGAIN` /
+/// `ENOBUFS` (budget spent or device queue full: kick again), `EBUSY` (the
+/// device dropped the frames), `ENETDOWN` / `ENXIO` (link down, socket not
+/// bound), `EOPNOTSUPP` on a socket that is not AF_XDP.
+///
+/// # References
+/// `Documentation/networking/af_xdp.rst` (`XDP_USE_NEED_WAKEUP`);
+/// `xsk_sendmsg()` in `net/xdp/xsk.c`.
+pub fn xdp_tx_kick(fd: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: a zero-length send with a null buffer and no address: the
+    // kernel reads no user memory; the descriptor is borrowed, so open.
+    let ret = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
+    cvt_size("sendto(AF_XDP kick)", ret).map(drop)
+}
+
+/// `recvfrom(fd, NULL, 0, MSG_DONTWAIT, NULL, NULL)`: the busy-poll receive
+/// of an AF_XDP socket. It copies nothing: with `SO_BUSY_POLL` on the socket
+/// the kernel polls the device queue (NAPI) from this call, and in zero-copy
+/// mode it wakes the driver's receive side. Make it when the receive ring
+/// was found empty.
+///
+/// Allocation-free; never blocks.
+///
+/// # Errors
+/// `call = "recvfrom(AF_XDP busy poll)"` with the kernel's errno: `EAGAIN` /
+/// `EWOULDBLOCK` and `EINTR` are ordinary (nothing to do, or a signal);
+/// `ENETDOWN` (link down), `ENXIO` (socket not bound), `ENOBUFS` (no
+/// receive ring) are not.
+///
+/// # References
+/// `Documentation/networking/af_xdp.rst`; `xsk_recvmsg()` in `net/xdp/xsk.c`.
+pub fn xdp_busy_poll(fd: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: a zero-length receive with a null buffer and no address
+    // buffers: the kernel writes no user memory; the descriptor is borrowed,
+    // so open.
+    let ret = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    cvt_size("recvfrom(AF_XDP busy poll)", ret).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{SO_ZEROCOPY, poll_errqueue, set_recv_timeout};
@@ -701,5 +770,41 @@ mod tests {
             set_hwtstamp(s.as_fd(), "", want).unwrap_err().errno(),
             Some(libc::ENODEV)
         );
+    }
+
+    #[test]
+    fn xdp_zero_length_calls_name_the_call_and_keep_the_errno() {
+        // On a UDP socket the zero-length calls reach the ordinary socket
+        // code: a send without a destination is refused, a receive finds
+        // nothing. Both errors name the call.
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let e = xdp_tx_kick(s.as_fd()).unwrap_err();
+        assert_eq!(e.call, "sendto(AF_XDP kick)");
+        assert_eq!(e.errno(), Some(libc::EDESTADDRREQ));
+        let e = xdp_busy_poll(s.as_fd()).unwrap_err();
+        assert_eq!(e.call, "recvfrom(AF_XDP busy poll)");
+        assert!(e.would_block(), "{e}");
+        // A queued datagram is consumed by the zero-length receive (it is
+        // truncated to nothing), which succeeds.
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"x", s.local_addr().unwrap()).unwrap();
+        tx.connect(s.local_addr().unwrap()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let got = loop {
+            match xdp_busy_poll(s.as_fd()) {
+                Ok(()) => break true,
+                Err(e) if e.would_block() && std::time::Instant::now() < deadline => {
+                    std::thread::yield_now();
+                }
+                Err(_) => break false,
+            }
+        };
+        assert!(got, "the queued datagram was received");
+        // A connected UDP socket accepts a zero-length datagram: the kick succeeds.
+        xdp_tx_kick(tx.as_fd()).unwrap();
+        let mut buf = [0u8; 8];
+        set_recv_timeout(s.as_fd(), Some(std::time::Duration::from_secs(2))).unwrap();
+        let info = recv_from(s.as_fd(), &mut buf, 0).unwrap();
+        assert_eq!((info.len, info.src), (0, Some(tx.local_addr().unwrap())));
     }
 }
