@@ -467,14 +467,10 @@ impl std::fmt::Debug for UringTransport {
     }
 }
 
+/// True if the running kernel is `major.minor` or later; false when its
+/// version cannot be told.
 fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let Ok(rel) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
-        return false;
-    };
-    let mut it = rel.trim().split(|c: char| !c.is_ascii_digit());
-    let ma: u32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mi: u32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (ma, mi) >= (major, minor)
+    hftnet_sys::kernel::running().is_ok_and(|v| v.at_least(major, minor))
 }
 
 fn ring_err(

@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod ethtool;
+pub mod kernel;
 pub mod netlink;
 pub mod netns;
 pub mod packet;
