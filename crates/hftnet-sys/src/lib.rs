@@ -11,6 +11,7 @@
 //! `unsafe` is allowed in this crate only; every block carries a `// SAFETY:`
 //! comment stating why the pointers and lengths handed to the kernel are valid.
 
+pub mod cpus;
 pub mod error;
 pub mod ethtool;
 pub mod kernel;
