@@ -15,6 +15,7 @@ pub mod cpus;
 pub mod error;
 pub mod ethtool;
 pub mod kernel;
+pub mod mmap;
 pub mod netlink;
 pub mod netns;
 pub mod packet;
