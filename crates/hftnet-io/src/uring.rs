@@ -2,9 +2,10 @@
 //! buffers, optional SQPOLL, multishot receive into a provided-buffer ring,
 //! `SEND_ZC`, spinning on the completion queue or waiting in the kernel.
 //!
-//! Layer: a backend of [`Transport`]. This is the one module of the crate
-//! allowed `unsafe` (the crate is `#![deny(unsafe_code)]`, this module
-//! `#[allow(unsafe_code)]`): the kernel reads and writes memory we hand it
+//! Layer: a backend of [`Transport`]. This module is one of the two of the
+//! crate allowed `unsafe`, with the AF_XDP ring code of [`crate::xdp::socket`]
+//! (the crate is `#![deny(unsafe_code)]`, both `#[allow(unsafe_code)]`): the
+//! kernel reads and writes memory we hand it
 //! through submission entries, so every buffer, `msghdr` and socket address
 //! lives in a heap block this module owns (`RawMem`) whose address never
 //! changes, is touched by us only after the completion that returns it, and is
