@@ -133,24 +133,13 @@ fn cpuinfo_model(cpuinfo: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Counts the CPUs in a kernel CPU list such as `0-3,6,8-9`.
+/// Counts the CPUs in a kernel CPU list such as `0-3,6,8-9` (parsed by
+/// [`hftnet_sys::cpus::parse_cpu_list`]); `None` for an empty or malformed list.
 fn count_cpu_list(list: &str) -> Option<usize> {
-    let mut n = 0;
-    for part in list.split(',').filter(|p| !p.is_empty()) {
-        n += match part.split_once('-') {
-            Some((a, b)) => {
-                b.parse::<usize>()
-                    .ok()?
-                    .checked_sub(a.parse::<usize>().ok()?)?
-                    + 1
-            }
-            None => {
-                part.parse::<usize>().ok()?;
-                1
-            }
-        };
-    }
-    (n > 0).then_some(n)
+    hftnet_sys::cpus::parse_cpu_list(list)
+        .ok()
+        .map(|cpus| cpus.len())
+        .filter(|&n| n > 0)
 }
 
 /// The value of `name=` on the kernel command line (the last one wins, as in

@@ -2,9 +2,10 @@
 //! buffers, optional SQPOLL, multishot receive into a provided-buffer ring,
 //! `SEND_ZC`, spinning on the completion queue or waiting in the kernel.
 //!
-//! Layer: a backend of [`Transport`]. This is the one module of the crate
-//! allowed `unsafe` (the crate is `#![deny(unsafe_code)]`, this module
-//! `#[allow(unsafe_code)]`): the kernel reads and writes memory we hand it
+//! Layer: a backend of [`Transport`]. This module is one of the two of the
+//! crate allowed `unsafe`, with the AF_XDP ring code of [`crate::xdp::socket`]
+//! (the crate is `#![deny(unsafe_code)]`, both `#[allow(unsafe_code)]`): the
+//! kernel reads and writes memory we hand it
 //! through submission entries, so every buffer, `msghdr` and socket address
 //! lives in a heap block this module owns (`RawMem`) whose address never
 //! changes, is touched by us only after the completion that returns it, and is
@@ -467,14 +468,10 @@ impl std::fmt::Debug for UringTransport {
     }
 }
 
+/// True if the running kernel is `major.minor` or later; false when its
+/// version cannot be told.
 fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let Ok(rel) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
-        return false;
-    };
-    let mut it = rel.trim().split(|c: char| !c.is_ascii_digit());
-    let ma: u32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mi: u32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (ma, mi) >= (major, minor)
+    hftnet_sys::kernel::running().is_ok_and(|v| v.at_least(major, minor))
 }
 
 fn ring_err(

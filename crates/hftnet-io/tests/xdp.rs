@@ -2,9 +2,9 @@
 //! real (root): the steered flow reaches the AF_XDP socket and not a kernel
 //! socket bound to the same port, while ICMP, TCP and UDP to another port
 //! still reach the kernel; a multicast group is steered; echoes between two
-//! AF_XDP ends and between AF_XDP and a kernel socket; the UMEM accounting
-//! after a million packets; a link flap during a ping-pong; bad frames on
-//! the steered port; and zero-copy asked on a device without it.
+//! AF_XDP ends and between AF_XDP and a kernel socket; busy polling; the
+//! UMEM accounting after a million packets; a link flap during a ping-pong;
+//! bad frames on the steered port; and zero-copy asked on a device without it.
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
@@ -123,6 +123,47 @@ fn echoes_between_two_sockets_and_with_a_kernel_socket() {
     assert!(
         caps.notes.iter().any(|n| n.contains("copy mode")),
         "veth offers copy mode only: {caps:?}"
+    );
+}
+
+#[test]
+fn busy_polling_echoes_and_counts_the_polls_the_kernel_refuses() {
+    if skip_without_root("busy_polling_echoes_and_counts_the_polls_the_kernel_refuses") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let ip = sh.addr();
+    let mut s = server(sh, "port=9250&rx=busy-poll&busy_poll=50");
+    let mut c = client(
+        ch,
+        &format!("port=9251&peer={ip}:9250&rx=busy-poll&busy_poll=50"),
+    );
+    echo(&mut s, &mut c, 500, 8, |_| {});
+    for t in [&mut s, &mut c] {
+        // On veth the frames are on the ring before the receive looks, so
+        // the echo may never find it empty: wait on an idle ring too.
+        t.set_recv_timeout(Some(Duration::from_millis(20))).unwrap();
+        assert_eq!(t.recv_burst(&mut RxBurst::new(8, 2048)).unwrap(), 0);
+        let st = t.stats();
+        assert!(
+            st.socket.busy_polls > 0,
+            "the empty ring was busy-polled: {st:?}"
+        );
+        assert_eq!(st.socket.busy_poll_errors, 0, "{st:?}");
+        assert!(st.umem.balanced(), "{st:?}");
+        assert_eq!(st.frames.dropped(), 0, "{st:?}");
+    }
+    // With the link down the kernel refuses the busy poll (`ENETDOWN`): each
+    // refusal is counted, and the receive still just times out.
+    let before = s.stats().socket;
+    set_link(sh, false);
+    assert_eq!(s.recv_burst(&mut RxBurst::new(8, 2048)).unwrap(), 0);
+    let after = s.stats().socket;
+    assert!(after.busy_polls > before.busy_polls, "{after:?}");
+    assert!(
+        after.busy_poll_errors > before.busy_poll_errors,
+        "refusals counted: {after:?}"
     );
 }
 

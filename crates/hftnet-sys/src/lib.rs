@@ -1,6 +1,9 @@
 //! The syscall layer of hftnet: the one crate that talks to the kernel with raw
 //! calls (socket options, `recvmsg` and control messages, epoll, CPU affinity,
-//! scheduling policy, memory locking, network namespaces and rtnetlink).
+//! scheduling policy, memory locking, memory mappings, futexes, network
+//! namespaces and rtnetlink), plus the parsers of the kernel's own text
+//! formats that several crates need (CPU lists and masks in [`cpus`], the
+//! release string in [`kernel`]).
 //!
 //! Every other crate goes through the typed, safe wrappers here. Each wrapper
 //! names the C call it makes; each failure is a [`SyscallError`] that names the
@@ -11,8 +14,12 @@
 //! `unsafe` is allowed in this crate only; every block carries a `// SAFETY:`
 //! comment stating why the pointers and lengths handed to the kernel are valid.
 
+pub mod cpus;
 pub mod error;
 pub mod ethtool;
+pub mod futex;
+pub mod kernel;
+pub mod mmap;
 pub mod netlink;
 pub mod netns;
 pub mod packet;

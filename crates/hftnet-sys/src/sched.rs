@@ -325,29 +325,12 @@ pub fn memlock_limit() -> crate::Result<Rlimit> {
     getrlimit("getrlimit(RLIMIT_MEMLOCK)", libc::RLIMIT_MEMLOCK)
 }
 
-/// Formats CPU numbers the way the kernel and `taskset -c` do: `0-3,6,8-9`.
+/// Formats CPU numbers the way the kernel and `taskset -c` do: `0-3,6,8-9`
+/// (in any order, repeats allowed). The same formatter as
+/// [`crate::cpus::format_cpu_list`], under the name earlier callers use.
 #[must_use]
 pub fn cpu_list_string(cpus: &[usize]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let start = cpus[i];
-        let mut end = start;
-        while i + 1 < cpus.len() && cpus[i + 1] == end + 1 {
-            end += 1;
-            i += 1;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}-{end}"));
-        }
-        i += 1;
-    }
-    out
+    crate::cpus::format_cpu_list(cpus)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

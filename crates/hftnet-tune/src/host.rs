@@ -26,6 +26,7 @@ use std::fmt;
 use std::process::Command;
 use std::sync::Mutex;
 
+use hftnet_sys::kernel::{KernelVersion, parse_release};
 use serde::{Deserialize, Serialize};
 
 use crate::root::{
@@ -1970,12 +1971,13 @@ fn is_kernel_thread(root: &Root, pid: u32) -> bool {
         .is_none_or(|flags| flags & PF_KTHREAD != 0)
 }
 
-/// `(major, minor)` of `kernel.osrelease`.
-fn kernel_version(root: &Root) -> Result<Option<(u32, u32)>, RootError> {
-    Ok(root.read("proc/sys/kernel/osrelease")?.and_then(|r| {
-        let mut it = r.split(|c: char| !c.is_ascii_digit());
-        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-    }))
+/// The version in `kernel.osrelease`, read through `root` (so tests can fake
+/// it) and parsed by [`hftnet_sys::kernel::parse_release`]; `None` if the file
+/// is absent or not a version.
+fn kernel_version(root: &Root) -> Result<Option<KernelVersion>, RootError> {
+    Ok(root
+        .read("proc/sys/kernel/osrelease")?
+        .and_then(|r| parse_release(&r)))
 }
 
 fn plan_v2(
@@ -2028,8 +2030,8 @@ fn plan_v2(
     }
     let cg = format!("{dir}/{name}");
     let partition = match kernel_version(root)? {
-        Some(v) if v >= (6, 1) => Some("isolated"),
-        Some(v) if v >= (5, 2) => Some("root"),
+        Some(v) if v.at_least(6, 1) => Some("isolated"),
+        Some(v) if v.at_least(5, 2) => Some("root"),
         _ => None,
     };
     let cpus_path = format!("{cg}/cpuset.cpus");

@@ -67,8 +67,8 @@ pub const MIN_THRESHOLD_NS: u64 = 50;
 /// Highest threshold accepted, ns (one second).
 pub const MAX_THRESHOLD_NS: u64 = 1_000_000_000;
 /// Highest CPU number [`parse_cpu_list`] accepts (the kernel's `NR_CPUS`
-/// limit is 8192).
-pub const MAX_CPU: usize = 8191;
+/// limit is 8192); the one of [`hftnet_sys::cpus`].
+pub use hftnet_sys::cpus::MAX_CPU;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -569,7 +569,7 @@ fn spin(
 
 /// Parses a CPU list as the kernel and `taskset -c` write it: `0-3,5,8-9`
 /// (whitespace around items allowed). Returns the CPUs ascending, without
-/// repeats. Format one with [`hftnet_sys::sched::cpu_list_string`].
+/// repeats. Format one with [`hftnet_sys::cpus::format_cpu_list`].
 ///
 /// # Errors
 /// A text naming the offending item: empty list or item, not a number, a
@@ -578,7 +578,7 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     if s.trim().is_empty() {
         return Err("empty CPU list: give CPUs such as 0-3,5".to_owned());
     }
-    crate::root::parse_cpu_list(s).map_err(|e| e.to_string())
+    hftnet_sys::cpus::parse_cpu_list(s).map_err(|e| e.to_string())
 }
 
 impl fmt::Display for CpuJitter {

@@ -9,18 +9,10 @@ use clap::Args;
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
 use hftnet_sys::sched::cpu_list_string;
-use hftnet_tune::jitter::{JitterConfig, parse_cpu_list, run_jitter};
+use hftnet_tune::jitter::{JitterConfig, run_jitter};
 use serde_json::{Value, json};
 
-use crate::util::{Report, parse_duration, stop_on_signals};
-
-/// A `--cpus` value (clap needs one value type, not a `Vec` of them).
-#[derive(Debug, Clone)]
-struct CpuList(Vec<usize>);
-
-fn parse_cpus(s: &str) -> Result<CpuList, String> {
-    parse_cpu_list(s).map(CpuList)
-}
+use crate::util::{CpuList, Report, parse_cpus, parse_duration, stop_on_signals};
 
 #[derive(Debug, Args)]
 pub struct JitterArgs {

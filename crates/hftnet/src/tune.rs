@@ -19,7 +19,7 @@ use hftnet_tune::profile::Profile;
 use hftnet_tune::root::{Root, format_cpu_list, parse_cpu_list};
 use serde_json::json;
 
-use crate::util::{Report, parse_duration};
+use crate::util::{CpuList, Report, parse_cpus, parse_duration};
 
 #[derive(Debug, Args)]
 pub struct TuneArgs {
@@ -98,18 +98,6 @@ struct RevertArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-}
-
-/// A parsed `--cpus` (a newtype: clap gives `Option<Vec<_>>` another meaning).
-#[derive(Debug, Clone)]
-struct CpuList(Vec<usize>);
-
-fn parse_cpus(s: &str) -> Result<CpuList, String> {
-    let v = parse_cpu_list(s).map_err(|e| e.to_string())?;
-    if v.is_empty() {
-        return Err("empty CPU list: give CPUs such as 2-3".into());
-    }
-    Ok(CpuList(v))
 }
 
 pub fn tune(a: TuneArgs) -> Result<ExitCode> {

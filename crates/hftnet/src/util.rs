@@ -43,6 +43,22 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is not a size such as 64, 4K or 1M"))
 }
 
+/// A parsed `--cpus` value (a newtype: clap gives `Option<Vec<_>>` another
+/// meaning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// Parses a `--cpus` value: a kernel CPU list such as `0-3,5` (read by
+/// [`hftnet_sys::cpus::parse_cpu_list`]), ascending without repeats. An empty
+/// list is refused: every command taking `--cpus` needs at least one CPU.
+pub fn parse_cpus(s: &str) -> Result<CpuList, String> {
+    let cpus = hftnet_sys::cpus::parse_cpu_list(s).map_err(|e| e.to_string())?;
+    if cpus.is_empty() {
+        return Err("empty CPU list: give CPUs such as 0-3,5".into());
+    }
+    Ok(CpuList(cpus))
+}
+
 /// Pins the calling thread, makes it SCHED_FIFO and locks memory, as asked.
 /// Returns `# key: value` lines saying what was done.
 pub fn place(cpu: Option<usize>, fifo: Option<i32>, mlock: bool) -> Result<Vec<(String, String)>> {
@@ -148,6 +164,23 @@ mod tests {
         );
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("99999h").is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpus("0-3,5").unwrap(), CpuList(vec![0, 1, 2, 3, 5]));
+        assert_eq!(parse_cpus(" 7 , 1-2,2 ").unwrap(), CpuList(vec![1, 2, 7]));
+        for empty in ["", "  ", "(null)"] {
+            assert!(
+                parse_cpus(empty).unwrap_err().contains("empty CPU list"),
+                "{empty:?}"
+            );
+        }
+        // The error names the list and the bad part.
+        let e = parse_cpus("2-x").unwrap_err();
+        assert_eq!(e, "bad CPU list `2-x`: `2-x` is not a CPU number");
+        assert!(parse_cpus("1,,2").unwrap_err().contains("stray comma"));
+        assert!(parse_cpus("9999").unwrap_err().contains("9999"));
     }
 
     #[test]

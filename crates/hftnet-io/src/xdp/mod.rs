@@ -645,7 +645,7 @@ impl Transport for XdpTransport {
         let a = self.xsk.accounting();
         notes.push(format!(
             "syscalls: {} transmit kicks for {} frames, {} fill wake-ups, {} busy polls; \
-             UMEM {} free + {} fill + {} in flight = {} of {}{}",
+             UMEM {} free + {} fill + {} in flight = {} of {}{}{}",
             c.tx_kicks,
             c.tx_frames,
             c.fill_wakeups,
@@ -657,6 +657,11 @@ impl Transport for XdpTransport {
             a.total,
             if c.link_down_kicks > 0 {
                 format!("; {} kicks refused with the link down", c.link_down_kicks)
+            } else {
+                String::new()
+            },
+            if c.busy_poll_errors > 0 {
+                format!("; {} busy polls failed", c.busy_poll_errors)
             } else {
                 String::new()
             }

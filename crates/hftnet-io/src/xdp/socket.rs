@@ -3,7 +3,10 @@
 //! accounting of every UMEM frame.
 //!
 //! This is the ring code of the `xdp://` transport and the only part of it
-//! allowed `unsafe`: it maps the UMEM area and reads and writes frames in it.
+//! allowed `unsafe`: it reads and writes frames in the UMEM area. It makes no
+//! raw system call: the area is a [`Mapping`] of `hftnet_sys::mmap`, the
+//! transmit kick and the busy-poll receive are `hftnet_sys::sock`'s
+//! [`xdp_tx_kick`] and [`xdp_busy_poll`].
 //! The invariants that make that sound:
 //! - the area is an anonymous private mapping owned by [`Xsk`], page
 //!   aligned, unmapped only after every ring and socket that the kernel uses
@@ -21,6 +24,8 @@ use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 
 use hftnet_sys::SyscallError;
+use hftnet_sys::mmap::Mapping;
+use hftnet_sys::sock::{xdp_busy_poll, xdp_tx_kick};
 use serde::Serialize;
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User};
@@ -94,6 +99,10 @@ pub struct XskCounters {
     pub fill_wakeups: u64,
     /// Busy-poll receive calls (`recvfrom` on an empty ring, `busy_poll=`).
     pub busy_polls: u64,
+    /// Busy-poll receive calls the kernel failed with an error other than
+    /// `EAGAIN` / `EWOULDBLOCK` / `EINTR` (e.g. `ENETDOWN` with the link
+    /// down): counted, never fatal, the receive goes on.
+    pub busy_poll_errors: u64,
     /// Kicks refused because the link was down (`ENETDOWN`, `ENXIO`).
     pub link_down_kicks: u64,
     /// Frames received.
@@ -109,43 +118,6 @@ pub struct XskCounters {
     pub bad_descriptors: u64,
 }
 
-struct Area {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Drop for Area {
-    fn drop(&mut self) {
-        // SAFETY: exactly the mapping made in `Area::new`; `Xsk` drops its
-        // rings and sockets before this field, so the kernel no longer
-        // references it.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
-impl Area {
-    fn new(len: usize) -> Result<Self, SyscallError> {
-        // SAFETY: an anonymous private mapping; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(SyscallError::last("mmap(UMEM)"));
-        }
-        Ok(Self {
-            ptr: NonNull::new(p.cast()).expect("mmap returned null without failing"),
-            len,
-        })
-    }
-}
-
 /// An AF_XDP socket bound to one queue, with its UMEM.
 pub struct Xsk {
     // Field order is drop order: the rings and sockets close before the area
@@ -156,7 +128,7 @@ pub struct Xsk {
     _user: User,
     _sock: Socket,
     _umem: Umem,
-    area: Area,
+    area: Mapping,
     cfg: XskConfig,
     zerocopy: bool,
     free: Vec<u64>,
@@ -227,11 +199,11 @@ impl Xsk {
     pub fn open(cfg: XskConfig, busy_poll: bool) -> Result<Self, XskError> {
         let total = cfg.frames as usize;
         let len = total * cfg.frame_size as usize;
-        let area = Area::new(len).map_err(|e| XskError {
+        let area = Mapping::anonymous(len, true).map_err(|e| XskError {
             step: "mapping the UMEM",
             errno: e.errno().unwrap_or(libc::ENOMEM),
         })?;
-        let region = NonNull::slice_from_raw_parts(area.ptr, len);
+        let region = NonNull::slice_from_raw_parts(area.as_non_null(), len);
         // A failed zero-copy bind consumes the fill and completion rings, so
         // the copy-mode fallback starts again from a fresh socket.
         let (umem, sock, device, user, zerocopy) = match cfg.mode {
@@ -344,6 +316,12 @@ impl Xsk {
         unsafe { BorrowedFd::borrow_raw(self.rx.as_raw_fd()) }
     }
 
+    /// The descriptor the transmit ring belongs to (the kick goes there).
+    fn tx_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor of the socket we own, valid while `self` lives.
+        unsafe { BorrowedFd::borrow_raw(self.tx.as_raw_fd()) }
+    }
+
     /// Where the frames are now.
     #[must_use]
     pub fn accounting(&self) -> UmemAccounting {
@@ -386,7 +364,8 @@ impl Xsk {
     /// UMEM, valid during the call), then gives them back to the fill ring.
     /// Returns how many there were. With busy polling on and nothing
     /// received, makes one non-blocking `recvfrom` so the kernel polls the
-    /// device.
+    /// device; its failure (other than `EAGAIN` or `EINTR`) is counted in
+    /// [`XskCounters::busy_poll_errors`], never returned.
     #[inline]
     pub fn recv(&mut self, max: u32, mut f: impl FnMut(&[u8])) -> u32 {
         let mut r = self.rx.receive(max);
@@ -397,7 +376,7 @@ impl Xsk {
             let chunk = desc.addr & mask;
             let start = desc.addr as usize;
             let end = start.saturating_add(desc.len as usize);
-            if chunk as usize + self.cfg.frame_size as usize > self.area.len
+            if chunk as usize + self.cfg.frame_size as usize > self.area.len()
                 || end > chunk as usize + self.cfg.frame_size as usize
             {
                 // Not a frame of ours: never reuse it, count it lost.
@@ -408,9 +387,8 @@ impl Xsk {
             // SAFETY: the frame was just handed to us by the receive ring (it
             // is ours until we put it back on the fill ring), and the range
             // was checked to lie inside its chunk of the area.
-            let data = unsafe {
-                std::slice::from_raw_parts(self.area.ptr.as_ptr().add(start), end - start)
-            };
+            let data =
+                unsafe { std::slice::from_raw_parts(self.area.as_ptr().add(start), end - start) };
             f(data);
             self.recycle.push(chunk);
         }
@@ -421,18 +399,13 @@ impl Xsk {
         self.refill();
         if n == 0 && self.busy_poll {
             self.counters.busy_polls += 1;
-            // SAFETY: a zero-length receive with a null buffer only drives
-            // the kernel's busy polling; the descriptor is ours.
-            unsafe {
-                libc::recvfrom(
-                    self.rx.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                )
-            };
+            // EAGAIN / EWOULDBLOCK (the same errno on Linux) and EINTR are
+            // ordinary answers; anything else is counted, never fatal.
+            if let Err(e) = xdp_busy_poll(self.as_fd())
+                && !(e.would_block() || e.errno() == Some(libc::EINTR))
+            {
+                self.counters.busy_poll_errors += 1;
+            }
         }
         n
     }
@@ -472,7 +445,7 @@ impl Xsk {
         // the frame size below `frames * frame_size`).
         let buf = unsafe {
             std::slice::from_raw_parts_mut(
-                self.area.ptr.as_ptr().add(addr as usize),
+                self.area.as_ptr().add(addr as usize),
                 self.cfg.frame_size as usize,
             )
         };
@@ -535,24 +508,11 @@ impl Xsk {
         }
         for _ in 0..=self.cfg.ring_size / 32 {
             self.counters.tx_kicks += 1;
-            // SAFETY: a zero-length send with a null buffer asks the kernel
-            // to process the transmit ring; the descriptor is ours.
-            let r = unsafe {
-                libc::sendto(
-                    self.tx.as_raw_fd(),
-                    std::ptr::null(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null(),
-                    0,
-                )
-            };
-            if r >= 0 {
+            let Err(e) = xdp_tx_kick(self.tx_fd()) else {
                 self.tx_queued = 0;
                 self.link_down = false;
                 return Ok(());
-            }
-            let e = SyscallError::last("sendto(AF_XDP kick)");
+            };
             match e.errno() {
                 Some(libc::EAGAIN | libc::ENOBUFS) => {
                     self.link_down = false;

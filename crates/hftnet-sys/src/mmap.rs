@@ -1,0 +1,270 @@
+//! Memory mappings owned by a value: [`Mapping`] maps anonymous memory (an
+//! AF_XDP UMEM, a ring's slots) or a file descriptor shared read-write
+//! between processes (a shared-memory ring), and unmaps it on drop.
+//!
+//! Layer: `hftnet-sys`, used when a transport is opened, never on the hot
+//! path (the hot path reads and writes the memory, not the mapping).
+//!
+//! Invariants: a [`Mapping`] is exactly one successful `mmap` (page aligned,
+//! `len` bytes, readable and writable), unmapped exactly once, when it is
+//! dropped. It hands out raw pointers only, never a Rust reference to the
+//! whole area: the kernel (a UMEM, a packet ring) or another process (a
+//! shared mapping) may write into it at any time, so whoever dereferences a
+//! pointer states, in its own `SAFETY` comment, which part is theirs and when.
+//!
+//! Must never: unmap memory it did not map. It cannot know who still uses
+//! the memory: its owner keeps the `Mapping` alive, and drops it last, for as
+//! long as anything — the kernel included — may touch it.
+//!
+//! # References
+//! `mmap(2)`, `munmap(2)`.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::ptr::NonNull;
+
+use crate::error::{Result, SyscallError};
+
+/// A readable and writable memory mapping, unmapped on drop.
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; moving the value
+// to another thread moves the only handle that unmaps it.
+unsafe impl Send for Mapping {}
+
+// SAFETY: a shared reference only gives out the address and the length;
+// every access to the memory goes through a raw pointer whose user answers
+// for it, so sharing the handle between threads adds nothing unsound.
+unsafe impl Sync for Mapping {}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Mapping {
+    /// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS
+    /// [| MAP_POPULATE], -1, 0)`: `len` bytes of zeroed memory private to this
+    /// process. With `populate` the kernel faults every page in now, so the
+    /// first touch on the hot path does not (and a shortage of memory shows
+    /// here rather than later).
+    ///
+    /// # Errors
+    /// `call = "mmap(MAP_ANONYMOUS)"`: `EINVAL` for a length of 0, `ENOMEM`
+    /// when the memory or the address space is short (or `RLIMIT_MEMLOCK`
+    /// is exceeded under `mlockall(MCL_FUTURE)`).
+    pub fn anonymous(len: usize, populate: bool) -> Result<Self> {
+        let populate = if populate { libc::MAP_POPULATE } else { 0 };
+        // SAFETY: a new anonymous mapping at an address the kernel chooses:
+        // no existing memory is touched; the result is checked in `checked`.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | populate,
+                -1,
+                0,
+            )
+        };
+        Self::checked("mmap(MAP_ANONYMOUS)", p, len)
+    }
+
+    /// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)`: the first
+    /// `len` bytes of what `fd` refers to (a file, a `memfd`, a POSIX
+    /// shared-memory object), shared with every other process that maps it:
+    /// their stores are seen here and ours there. The mapping stays valid
+    /// after `fd` is closed. Touching pages beyond the end of the file
+    /// raises `SIGBUS`: size the file (`ftruncate`) before mapping it.
+    ///
+    /// # Errors
+    /// `call = "mmap(MAP_SHARED)"`: `EACCES` when `fd` is not open for both
+    /// reading and writing, `ENODEV` when it cannot be mapped (a socket, a
+    /// pipe), `EINVAL` for a length of 0, `ENOMEM`.
+    pub fn shared_fd(fd: BorrowedFd<'_>, len: usize) -> Result<Self> {
+        // SAFETY: a new mapping at an address the kernel chooses of a
+        // descriptor that is open (it is borrowed); no existing memory is
+        // touched; the result is checked in `checked`.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        Self::checked("mmap(MAP_SHARED)", p, len)
+    }
+
+    /// Turns the result of `mmap` into a `Mapping` or the error of `call`.
+    fn checked(call: &'static str, p: *mut libc::c_void, len: usize) -> Result<Self> {
+        if p == libc::MAP_FAILED {
+            return Err(SyscallError::last(call));
+        }
+        match NonNull::new(p.cast::<u8>()) {
+            Some(ptr) => Ok(Self { ptr, len }),
+            None => {
+                // Only possible for a mapping at address 0, which the kernel
+                // never chooses (`vm.mmap_min_addr`); give it back, refuse it.
+                // SAFETY: exactly the mapping `mmap` just returned.
+                unsafe { libc::munmap(p, len) };
+                Err(SyscallError::from_errno(call, libc::EFAULT))
+            }
+        }
+    }
+
+    /// The first byte of the mapping (page aligned).
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// [`as_ptr`](Self::as_ptr) as a `NonNull`, for APIs that take one (an
+    /// AF_XDP UMEM region).
+    #[must_use]
+    pub fn as_non_null(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// Length in bytes, as asked (the kernel rounds the mapping itself up
+    /// to whole pages).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: the kernel refuses empty mappings.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `checked`, unmapped once; the
+        // owner keeps every user of the memory (kernel rings included) alive
+        // only as long as this value, as the module's invariants require.
+        // munmap of a live mapping of ours cannot fail.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::{self, OpenOptions};
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileExt;
+    use std::path::PathBuf;
+
+    /// A file of `len` zero bytes in the temporary directory, unique to
+    /// this process and test, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, len: u64) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("hftnet-sys-{}-{name}", std::process::id()));
+            let f = fs::File::create(&path).unwrap();
+            f.set_len(len).unwrap();
+            Self(path)
+        }
+
+        /// Whether this process maps the file (`/proc/self/maps`).
+        fn mapped(&self) -> bool {
+            let maps = fs::read_to_string("/proc/self/maps").unwrap();
+            maps.lines().any(|l| l.ends_with(self.0.to_str().unwrap()))
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn anonymous_mapping_is_zeroed_and_writable() {
+        for populate in [false, true] {
+            let len = 3 * 4096 + 1;
+            let m = Mapping::anonymous(len, populate).unwrap();
+            assert_eq!((m.len(), m.is_empty()), (len, false));
+            assert_eq!(m.as_ptr() as usize % 4096, 0, "page aligned");
+            assert_eq!(m.as_non_null().as_ptr(), m.as_ptr());
+            // SAFETY: the mapping is ours alone, `len` bytes long, and no
+            // other reference to it exists while the slice lives.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(m.as_ptr(), m.len()) };
+            assert!(bytes.iter().all(|&b| b == 0));
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = i as u8;
+            }
+            assert_eq!(bytes[len - 1], (len - 1) as u8);
+            assert_eq!(bytes[4096], 0);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_call() {
+        let e = Mapping::anonymous(0, false).unwrap_err();
+        assert_eq!(
+            (e.call, e.errno()),
+            ("mmap(MAP_ANONYMOUS)", Some(libc::EINVAL))
+        );
+        // A shared read-write mapping needs a descriptor open for writing.
+        let t = TempFile::new("mmap-ro", 4096);
+        let ro = fs::File::open(&t.0).unwrap();
+        let e = Mapping::shared_fd(ro.as_fd(), 4096).unwrap_err();
+        assert_eq!(
+            (e.call, e.errno()),
+            ("mmap(MAP_SHARED)", Some(libc::EACCES))
+        );
+        // A socket cannot be mapped this way.
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let e = Mapping::shared_fd(s.as_fd(), 4096).unwrap_err();
+        assert_eq!(e.call, "mmap(MAP_SHARED)");
+        assert_eq!(e.errno(), Some(libc::ENODEV));
+    }
+
+    #[test]
+    fn shared_mappings_of_one_file_see_each_other_and_unmap_on_drop() {
+        let t = TempFile::new("mmap-shared", 8192);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&t.0)
+            .unwrap();
+        let a = Mapping::shared_fd(f.as_fd(), 8192).unwrap();
+        let b = Mapping::shared_fd(f.as_fd(), 8192).unwrap();
+        drop(f); // the mappings outlive the descriptor
+        assert_ne!(a.as_ptr(), b.as_ptr(), "two mappings, one file");
+        assert!(t.mapped());
+        // SAFETY: offsets 100 and 5000 are inside both 8192-byte mappings;
+        // this test is their only user and accesses them one at a time.
+        unsafe {
+            a.as_ptr().add(100).write_volatile(0xab);
+            assert_eq!(b.as_ptr().add(100).read_volatile(), 0xab);
+            b.as_ptr().add(5000).write_volatile(0xcd);
+            assert_eq!(a.as_ptr().add(5000).read_volatile(), 0xcd);
+        }
+        // The stores reached the file, and the file's changes reach us.
+        let on_disk = fs::read(&t.0).unwrap();
+        assert_eq!((on_disk[100], on_disk[5000], on_disk[101]), (0xab, 0xcd, 0));
+        let w = OpenOptions::new().write(true).open(&t.0).unwrap();
+        w.write_all_at(&[0x5a], 8191).unwrap();
+        // SAFETY: offset 8191 is the last byte of the mapping.
+        assert_eq!(unsafe { a.as_ptr().add(8191).read_volatile() }, 0x5a);
+        drop(a);
+        assert!(t.mapped(), "b still maps the file");
+        drop(b);
+        assert!(!t.mapped(), "unmapped on drop");
+    }
+}

@@ -1,0 +1,141 @@
+//! Waiting for a socket: a one-descriptor epoll instance ([`Epoll`], the
+//! "block" half of the adaptive receive strategy) and `ppoll` waits for
+//! readability ([`poll_readable`]) or for a report on the error queue
+//! ([`poll_errqueue`]).
+//!
+//! Layer: part of [`sock`](super), used by receive strategies that sleep
+//! instead of spinning, and by zero-copy senders waiting for completions.
+//!
+//! Invariants: an interrupted wait (`EINTR`) is reported as "not ready"
+//! (`Ok(false)`), so the caller's loop decides whether to wait again;
+//! timeouts are never rounded down to "forever".
+//!
+//! Must never: wait longer than the timeout given.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use crate::error::{Result, cvt};
+
+/// `ppoll(fd, POLLERR, timeout)`: waits until the error queue holds a report
+/// (zero-copy completion, timestamp). `EINTR` is `Ok(false)`.
+///
+/// # Errors
+/// Only unexpected kernel failures.
+pub fn poll_errqueue(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLERR,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: p is a live pollfd and we pass a count of one; ts is a live
+    // timespec; a null signal mask leaves the mask unchanged.
+    let ret = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
+    match cvt("ppoll(POLLERR)", ret) {
+        Ok(n) => Ok(n > 0 && p.revents & libc::POLLERR != 0),
+        Err(e) if e.errno() == Some(libc::EINTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `ppoll(fd, POLLIN, timeout)`: waits until `fd` is readable (or, for a
+/// listening socket, has a connection to accept), with nanosecond timeout
+/// resolution (`None`: forever). `EINTR` is `Ok(false)`.
+///
+/// # Errors
+/// Only unexpected kernel failures.
+pub fn poll_readable(fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>) -> Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: p is a live pollfd and we pass a count of one; ts_ptr is null or
+    // points to a live timespec; a null signal mask leaves the mask unchanged.
+    let ret = unsafe { libc::ppoll(&mut p, 1, ts_ptr, std::ptr::null()) };
+    match cvt("ppoll", ret) {
+        Ok(n) => Ok(n > 0),
+        Err(e) if e.errno() == Some(libc::EINTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// An epoll instance watching one file descriptor for readability: the
+/// "block" half of the adaptive receive strategy.
+#[derive(Debug)]
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    /// `epoll_create1(EPOLL_CLOEXEC)` + `epoll_ctl(ADD, watched, EPOLLIN)`.
+    ///
+    /// # Errors
+    /// `EMFILE`/`ENFILE` when out of descriptors.
+    pub fn for_readable(watched: BorrowedFd<'_>) -> Result<Self> {
+        // SAFETY: plain syscall without pointers.
+        let raw = cvt("epoll_create1", unsafe {
+            libc::epoll_create1(libc::EPOLL_CLOEXEC)
+        })?;
+        // SAFETY: raw is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 0,
+        };
+        // SAFETY: both descriptors are open; ev is a live local.
+        let ret = unsafe {
+            libc::epoll_ctl(
+                fd.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                watched.as_raw_fd(),
+                &mut ev,
+            )
+        };
+        cvt("epoll_ctl(EPOLL_CTL_ADD)", ret)?;
+        Ok(Self { fd })
+    }
+
+    /// `epoll_wait` for up to `timeout_ms` (-1: forever). `Ok(true)` when the
+    /// watched descriptor became readable; `EINTR` is reported as `Ok(false)`.
+    ///
+    /// # Errors
+    /// Only unexpected kernel failures (`EBADF`, `EFAULT`).
+    pub fn wait(&self, timeout_ms: i32) -> Result<bool> {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: ev is a live local with room for the one event we ask for.
+        let ret = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), &mut ev, 1, timeout_ms) };
+        match cvt("epoll_wait", ret) {
+            Ok(n) => Ok(n > 0),
+            Err(e) if e.errno() == Some(libc::EINTR) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn epoll_sees_readable() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ep = Epoll::for_readable(rx.as_fd()).unwrap();
+        assert!(!ep.wait(0).unwrap());
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"x", rx.local_addr().unwrap()).unwrap();
+        assert!(ep.wait(2000).unwrap());
+    }
+}
