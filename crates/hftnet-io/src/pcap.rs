@@ -1234,12 +1234,15 @@ mod tests {
         let f = TempFile::new("tcp");
         let mut w = PcapWriter::create(&f.0, None).unwrap();
         let mut c = TcpSynth::new(v4(1, 40_001), v4(2, 9_001), true).unwrap();
-        let msgs: [(Side, &[u8]); 5] = [
+        // The last message spans three segments.
+        let big: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+        let msgs: [(Side, &[u8]); 6] = [
             (Side::Initiator, b"login"),
             (Side::Responder, b"accepted"),
             (Side::Initiator, b"order 1: buy 100"),
             (Side::Initiator, b"order 2"),
             (Side::Responder, b"executed 1"),
+            (Side::Initiator, &big),
         ];
         let mut streams = [Vec::new(), Vec::new()];
         let mut frames = Vec::new();
@@ -1257,7 +1260,7 @@ mod tests {
         c.fin(Side::Responder, &mut rec);
         drop(w);
         let got = tcpdump(&f.0);
-        assert_eq!(got.len(), 3 + 5 + 2, "{got:?}");
+        assert_eq!(got.len(), 3 + 5 + 3 + 2, "{got:?}");
         assert!(
             got[0]
                 .0
@@ -1287,8 +1290,15 @@ mod tests {
             "{}",
             got[4].0
         );
-        assert!(got[8].0.contains("Flags [F.]"), "{}", got[8].0);
-        for ((line, _), (_, m)) in got[3..8].iter().zip(msgs) {
+        // 150004 stream bytes in segments of MAX_SEGMENT (65461).
+        assert!(got[8].0.contains("seq 41:65502, ack 27,"), "{}", got[8].0);
+        assert!(
+            got[10].0.contains("seq 130963:150045, ack 27,"),
+            "{}",
+            got[10].0
+        );
+        assert!(got[11].0.contains("Flags [F.]"), "{}", got[11].0);
+        for ((line, _), (_, m)) in got[3..8].iter().zip(&msgs[..5]) {
             assert!(line.ends_with(&format!("length {}", m.len() + 4)), "{line}");
         }
         for ((_, bytes), frame) in got.iter().zip(&frames) {
