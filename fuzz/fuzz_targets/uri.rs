@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     }
     match hftnet_io::Endpoint::parse(text) {
         Ok(ep) => {
-            let _ = (ep.scheme(), ep.max_message(), ep.socket_options());
+            let _ = (ep.scheme(), ep.max_message(), ep.cpu(), ep.burst());
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }

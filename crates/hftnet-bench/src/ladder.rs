@@ -4,7 +4,8 @@
 //!
 //! Layer: orchestration above the harness. Where the two ends run (two lab
 //! namespaces, or loopback) is the caller's [`Hosts`]; what runs is a list of
-//! [`Rung`]s, so a new transport adds rows by adding rungs.
+//! [`Rung`]s, which the backend table of `hftnet-io` provides
+//! ([`kernel_rungs`]): a new backend adds rows without a change here.
 //!
 //! Invariants: one server runs at a time (a spinning server would otherwise
 //! steal a CPU from the row being measured); every slice is bounded in time;
@@ -17,7 +18,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hftnet_io::{Capabilities, Endpoint, Role, Transport, dispatch};
+use hftnet_io::{Capabilities, Endpoint, Role, RungContext, Transport, dispatch};
 use serde::Serialize;
 
 use crate::clock::Clock;
@@ -115,12 +116,13 @@ pub struct RungResult {
     pub client_capabilities: Option<Capabilities>,
 }
 
-/// The rungs for every scheme in `transports` (of `udp`, `tcp`, `mcast`,
-/// `uring`, `packet`) with each of its receive strategies.
+/// The rungs for every scheme in `transports`, in order, each with the
+/// rungs its backend offers (its receive strategies or modes, from the
+/// backend table of `hftnet-io`), and the schemes no backend answers to.
 ///
-/// `server_ip`, `client_ip`: addresses of the two ends; `iface` is the
-/// interface multicast uses on each end; `base_port` + row index gives each
-/// rung its own port. The `packet` rungs use `iface` on both ends too.
+/// `server_ip`: the server end's address; `iface`: the interface between
+/// the ends (each end's own name for it; `None` on loopback); `base_port` +
+/// row index gives each rung its own port.
 #[must_use]
 pub fn kernel_rungs(
     transports: &[String],
@@ -128,91 +130,23 @@ pub fn kernel_rungs(
     iface: Option<&str>,
     base_port: u16,
 ) -> Vec<Rung> {
-    const STRATEGIES: [(&str, &str); 4] = [
-        ("block", "rx=block"),
-        ("spin", "rx=spin"),
-        ("adaptive", "rx=adaptive"),
-        ("busy-poll", "rx=busy-poll&busy_poll=50"),
-    ];
-    // io_uring has completion modes instead of socket receive strategies
-    // (SQPOLL is left out of the default ladder: on few CPUs its kernel
-    // thread competes with the spinning ends; ask for it with a URI).
-    const URING: [(&str, &str); 3] = [
-        ("wait", "mode=wait"),
-        ("spin", "mode=spin"),
-        ("spin+multishot", "mode=spin&multishot=1"),
-    ];
-    // UDP also shows the batched, zero-copy and timestamped socket paths
-    // (spinning, so the option is the only difference from udp/spin).
-    const UDP_EXTRA: [(&str, &str); 3] = [
-        ("spin+batch32", "rx=spin&batch=32"),
-        ("spin+zerocopy", "rx=spin&zerocopy=1"),
-        ("spin+timestamps", "rx=spin&timestamps=rx,tx"),
-    ];
-    // AF_PACKET rings: the ring is polled or slept on; V3 shows what its
-    // block timeout costs a lone packet.
-    const PACKET: [(&str, &str); 3] = [
-        ("block", "rx=block"),
-        ("spin", "rx=spin"),
-        ("spin+v3", "rx=spin&version=3"),
-    ];
-    // AF_XDP: both ends steered, and an AF_XDP responder facing a kernel
-    // client (the client URI is then a plain UDP socket).
-    const XDP: [(&str, &str); 3] = [
-        ("block", "rx=block"),
-        ("spin", "rx=spin"),
-        ("spin/udp-client", "rx=spin"),
-    ];
     let mut rungs = Vec::new();
-    let mut port = base_port;
     for t in transports {
-        let extra: &[(&str, &str)] = if t == "udp" { &UDP_EXTRA } else { &[] };
-        let strategies: &[(&str, &str)] = match t.as_str() {
-            "uring" => &URING,
-            "packet" => &PACKET,
-            "xdp" => &XDP,
-            _ => &STRATEGIES,
+        let ctx = RungContext {
+            server_ip,
+            iface,
+            port: base_port.saturating_add(rungs.len() as u16),
         };
-        for &(name, q) in strategies.iter().chain(extra) {
-            let (server_uri, client_uri) = match t.as_str() {
-                "mcast" => {
-                    let ifq = iface.map(|i| format!("&iface={i}")).unwrap_or_default();
-                    let g = format!("mcast://239.1.1.1:{port}?{q}{ifq}");
-                    (g.clone(), g)
-                }
-                "xdp" => {
-                    let i = iface.unwrap_or("lo");
-                    let server = format!("xdp://{i}/0?port={port}&{q}");
-                    let client = if name.ends_with("udp-client") {
-                        format!("udp://{server_ip}:{port}?{q}")
-                    } else {
-                        format!("xdp://{i}/0?port={port}&peer={server_ip}:{port}&{q}")
-                    };
-                    (server, client)
-                }
-                "packet" => {
-                    // A layer-2 transport needs the interface; on loopback
-                    // (no iface) the rung is kept and fails with the reason.
-                    let i = iface.unwrap_or("lo");
-                    (
-                        format!("packet://{i}?port={port}&{q}"),
-                        format!("packet://{i}?port={port}&peer={server_ip}:{port}&{q}"),
-                    )
-                }
-                other => (
-                    format!("{other}://{server_ip}:{port}?{q}"),
-                    format!("{other}://{server_ip}:{port}?{q}"),
-                ),
-            };
-            rungs.push(Rung {
-                transport: t.clone(),
-                strategy: name.to_string(),
-                server_uri,
-                client_uri,
-                needs_busy_poll: name == "busy-poll",
-            });
-            port += 1;
-        }
+        let Some(specs) = hftnet_io::backend::rungs(t, &ctx) else {
+            continue;
+        };
+        rungs.extend(specs.into_iter().map(|r| Rung {
+            transport: t.clone(),
+            strategy: r.strategy,
+            server_uri: r.server_uri,
+            client_uri: r.client_uri,
+            needs_busy_poll: r.needs_busy_poll,
+        }));
     }
     rungs
 }
@@ -407,7 +341,7 @@ pub fn run_ladder(
                         let napi = a
                             .server_caps
                             .as_ref()
-                            .and_then(|c| c.napi_id)
+                            .and_then(Capabilities::napi_id)
                             .map_or("unknown".into(), |n| n.to_string());
                         a.note = Some(format!(
                             "busy polling not in effect (server NAPI id {napi}): packets do not arrive through a NAPI \

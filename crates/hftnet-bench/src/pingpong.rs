@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hftnet_io::transport::{TxStamp, TxStampKind};
-use hftnet_io::{RxBurst, SyscallError, Transport};
+use hftnet_io::{Lease, RxBurst, SyscallError, Transport, TxLease};
 use hftnet_wire::probe;
 
 use crate::clock::Clock;
@@ -730,40 +730,49 @@ pub struct PongOutcome {
 /// Echoes every message back to its sender, byte for byte, until `stop` is
 /// set or the duration passes.
 ///
+/// It receives through the lease API: on ring transports (AF_PACKET,
+/// AF_XDP, in-process queues) each message is read where it landed and
+/// written straight into a transmit slot, one copy in all; kernel sockets
+/// lend from their own buffer. Messages larger than `cfg.max_message` are
+/// counted as truncated and not echoed.
+///
 /// # Errors
 /// When the receive timeout cannot be set.
-pub fn run_pong<T: Transport>(
+pub fn run_pong<T: Lease>(
     t: &mut T,
     cfg: &PongConfig,
     stop: &AtomicBool,
 ) -> Result<PongOutcome, SyscallError> {
     t.set_recv_timeout(Some(cfg.check_every))?;
-    let mut burst = RxBurst::new(cfg.burst.max(1), cfg.max_message.max(1));
     let mut out = PongOutcome::default();
     let start = Instant::now();
+    let burst = cfg.burst.max(1);
+    let max = cfg.max_message;
     while !stop.load(Ordering::Relaxed) && cfg.duration.is_none_or(|d| start.elapsed() < d) {
-        let n = match t.recv_burst(&mut burst) {
-            Ok(n) => n,
-            Err(_) => {
-                out.recv_errors += 1;
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-        };
-        for i in 0..n {
-            let (data, meta) = burst.get(i);
+        let got = t.recv_lease(burst, None, |data, meta, tx| {
             out.received += 1;
-            if meta.truncated {
+            if meta.truncated || data.len() > max {
                 out.truncated += 1;
-                continue;
+                return;
             }
-            match t.send(data, meta.peer) {
+            let sent = tx.send_with(meta.peer, |buf| {
+                let n = data.len();
+                if let Some(dst) = buf.get_mut(..n) {
+                    dst.copy_from_slice(data);
+                }
+                n
+            });
+            match sent {
                 Ok(()) => {
                     out.echoed += 1;
                     out.bytes += data.len() as u64;
                 }
                 Err(_) => out.send_errors += 1,
             }
+        });
+        if got.is_err() {
+            out.recv_errors += 1;
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
     Ok(out)

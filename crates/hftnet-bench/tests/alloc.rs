@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hftnet_bench::clock::Clock;
 use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
-use hftnet_io::{Endpoint, Role, Transport};
+use hftnet_io::{Endpoint, Role, Transport, dispatch};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -32,7 +32,7 @@ fn run(scheme: &str, rx: &str, n: u64, rate: Option<u64>) -> (u64, u64) {
     let s2 = stop.clone();
     let pong = thread::spawn(move || {
         let before = allocs();
-        let out = run_pong(&mut server, &PongConfig::default(), &s2).unwrap();
+        let out = dispatch!(&mut server, t => run_pong(t, &PongConfig::default(), &s2)).unwrap();
         (allocs() - before, out.echoed)
     });
     let clock = Clock::new();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hftnet_bench::clock::Clock;
 use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
-use hftnet_io::{Endpoint, Role, Transport};
+use hftnet_io::{Endpoint, Role, Transport, dispatch};
 
 fn pong_server(
     uri: &str,
@@ -22,7 +22,9 @@ fn pong_server(
     let addr = server.capabilities().local.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
-    let h = thread::spawn(move || run_pong(&mut server, &PongConfig::default(), &s2).unwrap());
+    let h = thread::spawn(move || {
+        dispatch!(&mut server, t => run_pong(t, &PongConfig::default(), &s2)).unwrap()
+    });
     (addr, stop, h)
 }
 

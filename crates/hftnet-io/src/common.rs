@@ -12,11 +12,13 @@ use std::os::fd::AsFd;
 use hftnet_sys::SyscallError;
 use hftnet_sys::ethtool::Ethtool;
 use hftnet_sys::sock::{self, HwTstampConfig, IntOpt, tsflags};
+use serde::Serialize;
 use socket2::{SockAddr, Socket};
 
 use crate::Role;
+use crate::capabilities::LegacyFields;
 use crate::error::{OpenError, from_io};
-use crate::transport::{Capabilities, RxStrategy};
+use crate::transport::RxStrategy;
 use crate::uri::{Params, UriError};
 
 /// Parameters every kernel-socket scheme accepts.
@@ -185,21 +187,82 @@ impl SocketOptions {
         Ok(notes)
     }
 
-    /// Fills the capability fields these options control, read back from the kernel.
-    pub(crate) fn read_back(&self, s: &Socket, caps: &mut Capabilities) {
+    /// Reads back from the kernel what these options control; returns the
+    /// section and the local address.
+    pub(crate) fn read_back(&self, s: &Socket) -> (SocketCaps, Option<SocketAddr>) {
         let fd = s.as_fd();
         let get = |o: IntOpt| sock::get_int(fd, o).ok();
-        caps.rx_strategy = self.strategy.name();
-        caps.rcvbuf = get(sock::SO_RCVBUF).map(|v| v as u32);
-        caps.sndbuf = get(sock::SO_SNDBUF).map(|v| v as u32);
-        caps.priority = get(sock::SO_PRIORITY);
-        caps.tos = get(sock::IP_TOS);
-        caps.busy_poll_usecs = get(sock::SO_BUSY_POLL).map(|v| v as u32);
-        if matches!(self.strategy, RxStrategy::BusyPoll { .. }) {
-            caps.busy_poll_budget = get(sock::SO_BUSY_POLL_BUDGET).map(|v| v as u32);
-            caps.prefer_busy_poll = get(sock::SO_PREFER_BUSY_POLL).map(|v| v != 0);
+        let busy = matches!(self.strategy, RxStrategy::BusyPoll { .. });
+        let caps = SocketCaps {
+            rcvbuf: get(sock::SO_RCVBUF).map(|v| v as u32),
+            sndbuf: get(sock::SO_SNDBUF).map(|v| v as u32),
+            priority: get(sock::SO_PRIORITY),
+            tos: get(sock::IP_TOS),
+            busy_poll_usecs: get(sock::SO_BUSY_POLL).map(|v| v as u32),
+            busy_poll_budget: if busy {
+                get(sock::SO_BUSY_POLL_BUDGET).map(|v| v as u32)
+            } else {
+                None
+            },
+            prefer_busy_poll: if busy {
+                get(sock::SO_PREFER_BUSY_POLL).map(|v| v != 0)
+            } else {
+                None
+            },
+            ..SocketCaps::default()
+        };
+        (caps, s.local_addr().ok().and_then(|a| a.as_socket()))
+    }
+}
+
+/// What the kernel granted a kernel socket, read back: the part of the
+/// capability section every kernel-socket backend shares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SocketCaps {
+    /// `SO_RCVBUF` as read back (the kernel doubles what is asked and clamps it).
+    pub rcvbuf: Option<u32>,
+    /// `SO_SNDBUF` as read back.
+    pub sndbuf: Option<u32>,
+    /// `SO_PRIORITY` as read back.
+    pub priority: Option<i32>,
+    /// `IP_TOS` as read back.
+    pub tos: Option<i32>,
+    /// `SO_BUSY_POLL` microseconds as read back.
+    pub busy_poll_usecs: Option<u32>,
+    /// `SO_BUSY_POLL_BUDGET` as read back.
+    pub busy_poll_budget: Option<u32>,
+    /// `SO_PREFER_BUSY_POLL` as read back.
+    pub prefer_busy_poll: Option<bool>,
+    /// `SO_INCOMING_NAPI_ID` of the last received packet (0: no NAPI, so
+    /// kernel busy polling cannot take effect; `None`: not known yet).
+    pub napi_id: Option<u32>,
+    /// Software receive timestamps on.
+    pub rx_timestamps: bool,
+    /// Software transmit timestamps (SCHED, SND) on.
+    pub tx_timestamps: bool,
+    /// Hardware timestamps granted by the device.
+    pub hw_timestamps: bool,
+}
+
+impl SocketCaps {
+    /// As the flat fields of the JSON report.
+    #[must_use]
+    pub fn legacy(&self) -> LegacyFields {
+        LegacyFields {
+            rcvbuf: self.rcvbuf,
+            sndbuf: self.sndbuf,
+            busy_poll_usecs: self.busy_poll_usecs,
+            busy_poll_budget: self.busy_poll_budget,
+            prefer_busy_poll: self.prefer_busy_poll,
+            napi_id: self.napi_id,
+            rx_timestamps: self.rx_timestamps,
+            tx_timestamps: self.tx_timestamps,
+            hw_timestamps: self.hw_timestamps,
+            priority: self.priority,
+            tos: self.tos,
+            tcp_nodelay: None,
+            tcp_quickack: None,
         }
-        caps.local = s.local_addr().ok().and_then(|a| a.as_socket());
     }
 }
 

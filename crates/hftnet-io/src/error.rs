@@ -62,6 +62,17 @@ pub enum OpenError {
     /// the message includes the kernel's (or the verifier's) answer.
     #[error(transparent)]
     Steering(#[from] crate::xdp::steer::SteerError),
+    /// The capture file of `pcap=` could not be created.
+    #[error(
+        "cannot create the capture file {}: {cause} (check the directory exists and is writable)",
+        path.display()
+    )]
+    Capture {
+        /// The file asked for.
+        path: std::path::PathBuf,
+        /// Why.
+        cause: std::io::Error,
+    },
     /// Any other step of setting up the socket failed.
     #[error("{step}: {cause}")]
     Setup {

@@ -1,5 +1,6 @@
-//! hftnet transports: one burst-oriented API over many backends, each named by
-//! a URI that is the same in the CLI, configuration files and the library.
+//! hftnet transports: one burst-oriented API over a table of backends, each
+//! named by a URI that is the same in the CLI, configuration files and the
+//! library.
 //!
 //! ```text
 //! udp://198.18.0.2:9000?rx=spin&cpu=1     kernel UDP socket
@@ -8,51 +9,77 @@
 //! uring://198.18.0.2:9000?sqpoll=1        UDP through io_uring
 //! packet://veth0?port=9000                UDP over AF_PACKET rings, frames built in user space
 //! xdp://veth0/0?port=9000                 UDP over AF_XDP, only that flow steered by an XDP program
+//! ...&pcap=/tmp/cap.pcap&pcap_max=64M     capture what is sent and received (any scheme)
+//! ...&loss=0.01&dup=0.001&reorder=0.01&delay=50us&seed=7   inject faults (any scheme)
 //! ```
 //!
 //! Open an [`Endpoint`] in a [`Role`], then drive the [`Transport`] it gives:
 //! receive into a pre-allocated [`RxBurst`], send [`TxMsg`]s, and read the
-//! [`Capabilities`] the kernel granted. The hot path (`recv_burst`,
-//! `send_burst`) never allocates, locks or logs; it is statically dispatched
+//! [`Capabilities`] the transport was granted — or, without copies, lend
+//! received payloads in place and write straight into transmit slots
+//! ([`Lease`]). The hot path (`recv_burst`, `send_burst`, `recv_lease`,
+//! `send_lease`) never allocates, locks or logs; it is statically dispatched
 //! when the caller matches on [`AnyTransport`] once and runs a generic loop
 //! (see [`dispatch!`]).
 //!
+//! The backends are a table (below): each is one module folder implementing
+//! [`backend::Backend`] and one line of the table, which generates
+//! [`EndpointConfig`], [`AnyTransport`], [`Section`], [`dispatch!`],
+//! [`BACKENDS`] (the schemes accepted, the ladder's rungs, the CLI's list).
+//! The layer-2 backends are rings ([`l2::ring::Ring`]) under one generic
+//! transport ([`l2::L2Transport`]). Middlewares ([`middleware`]) wrap any
+//! backend.
+//!
+//! [`BACKENDS`] lists every backend of the build with its schemes.
+//!
 //! Layer: above `hftnet-sys` (all raw calls go through it) and below the
-//! harness and the trading engine. The crate is `#![deny(unsafe_code)]`; only
-//! the ring code may opt out (`#[allow(unsafe_code)]` on [`uring`], whose
-//! module doc states the invariants it keeps, and on [`xdp::socket`], the
-//! AF_XDP UMEM and rings; the `AF_PACKET` rings of [`packet`] live in
-//! `hftnet_sys::packet`).
+//! harness, the apps and the trading engine. The crate is
+//! `#![deny(unsafe_code)]`; only ring code opts out with an
+//! `#![allow(unsafe_code)]` of its module, whose doc states the invariants
+//! it keeps (io_uring submissions, the AF_XDP UMEM and rings, in-process
+//! queues); the `AF_PACKET` rings live in `hftnet_sys::packet`.
 
 #![deny(unsafe_code)]
 
+pub mod backend;
+pub mod capabilities;
 mod common;
 pub mod error;
-pub mod frames;
 pub mod l2;
-pub mod packet;
+pub mod lease;
+pub mod middleware;
 pub mod pcap;
-pub mod tcp;
 pub mod transport;
-pub mod udp;
 pub mod uri;
-#[allow(unsafe_code)]
-pub mod uring;
-pub mod xdp;
 
 use std::time::Duration;
 
-pub use common::SocketOptions;
-pub use error::OpenError;
 pub use hftnet_sys::SyscallError;
+use serde::Serialize;
+
+pub use backend::{Backend, BackendInfo, Placement, RungContext, RungSpec};
+pub use capabilities::{Capabilities, CopyMode, LeaseMode, LegacyFields};
+pub use common::{SocketCaps, SocketOptions};
+pub use error::OpenError;
+pub use l2::frames;
 pub use l2::{L2Error, L2Iface, NextHop};
+pub use middleware::{Layered, Layers};
 pub use packet::{PacketConfig, PacketStats, PacketTransport};
 pub use tcp::{TcpConfig, TcpTransport};
-pub use transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
+pub use transport::{Addrs, Lease, RxBurst, RxMeta, RxStrategy, Transport, TxLease, TxMsg};
 pub use udp::{McastOptions, UdpConfig, UdpTransport};
 pub use uri::{Uri, UriError};
 pub use uring::{UringConfig, UringMode, UringStatus, UringTransport};
 pub use xdp::{XdpConfig, XdpStats, XdpTransport};
+
+// The backend table: one line per backend, `Variant: module::BackendType`.
+backend::backends! { $;
+    Udp: udp::UdpBackend,
+    Tcp: tcp::TcpBackend,
+    Uring: uring::UringBackend,
+    Packet: packet::PacketBackend,
+    Xdp: xdp::XdpBackend,
+}
 
 /// Which end of a conversation an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,19 +90,14 @@ pub enum Role {
     Server,
 }
 
-/// A parsed transport URI with its backend configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `udp://` or `mcast://`.
-    Udp(UdpConfig),
-    /// `tcp://`.
-    Tcp(TcpConfig),
-    /// `uring://`.
-    Uring(UringConfig),
-    /// `packet://`.
-    Packet(PacketConfig),
-    /// `xdp://`.
-    Xdp(XdpConfig),
+/// A parsed transport URI: the backend's configuration and the middlewares
+/// asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// The backend and its configuration.
+    pub config: EndpointConfig,
+    /// Capture and fault injection (`pcap=`, `loss=`, ...), when asked for.
+    pub layers: Layers,
 }
 
 impl Endpoint {
@@ -84,156 +106,45 @@ impl Endpoint {
     /// # Errors
     /// [`UriError`] naming the scheme, parameter or value at fault and what is accepted.
     pub fn parse(text: &str) -> Result<Self, UriError> {
-        let uri = Uri::parse(text)?;
-        if !uri.path.is_empty() && uri.scheme != "xdp" {
-            return Err(UriError::Malformed {
-                uri: text.to_string(),
-                reason: format!(
-                    "{}:// takes no path after the address (found /{})",
-                    uri.scheme, uri.path
-                ),
-            });
-        }
-        match uri.scheme.as_str() {
-            "udp" | "mcast" => Ok(Self::Udp(UdpConfig::from_uri(&uri)?)),
-            "tcp" => Ok(Self::Tcp(TcpConfig::from_uri(&uri)?)),
-            "uring" => Ok(Self::Uring(UringConfig::from_uri(&uri)?)),
-            "packet" => Ok(Self::Packet(PacketConfig::from_uri(&uri)?)),
-            "xdp" => Ok(Self::Xdp(XdpConfig::from_uri(&uri)?)),
-            other => Err(UriError::UnknownScheme {
-                uri: text.to_string(),
-                scheme: other.to_string(),
-                accepted: uri::SCHEMES.join(", "),
-            }),
-        }
+        let mut uri = Uri::parse(text)?;
+        let layers = Layers::take_from(&mut uri)?;
+        let config = EndpointConfig::parse(&uri)?;
+        Ok(Self { config, layers })
     }
 
-    /// The scheme name (`udp`, `mcast`, `tcp`, `uring`, `packet`, `xdp`).
+    /// The scheme name (`udp`, `mcast`, `tcp`, `uring`, `packet`, `xdp`, ...).
     #[must_use]
     pub fn scheme(&self) -> &'static str {
-        match self {
-            Self::Udp(c) if c.multicast.is_some() => "mcast",
-            Self::Udp(_) => "udp",
-            Self::Tcp(_) => "tcp",
-            Self::Uring(_) => "uring",
-            Self::Packet(_) => "packet",
-            Self::Xdp(_) => "xdp",
-        }
-    }
-
-    /// Options common to kernel sockets.
-    #[must_use]
-    pub fn socket_options(&self) -> &SocketOptions {
-        match self {
-            Self::Udp(c) => &c.socket,
-            Self::Tcp(c) => &c.socket,
-            Self::Uring(c) => &c.socket,
-            Self::Packet(c) => &c.socket,
-            Self::Xdp(c) => &c.socket,
-        }
+        self.config.scheme()
     }
 
     /// Largest message the transport carries.
     #[must_use]
     pub fn max_message(&self) -> usize {
-        match self {
-            Self::Udp(_) => udp::MAX_UDP_PAYLOAD,
-            Self::Tcp(_) => tcp::MAX_TCP_MESSAGE,
-            Self::Uring(c) => c.max_message(),
-            Self::Packet(c) => c.max_message(),
-            Self::Xdp(c) => c.max_message(),
-        }
+        self.config.max_message()
     }
 
-    /// Opens it.
+    /// Messages per burst call the transport handles best (its `batch=`, or
+    /// its ring's size up to 32).
+    #[must_use]
+    pub fn burst(&self) -> usize {
+        self.config.burst()
+    }
+
+    /// The `cpu=` of the URI: where the thread driving it should run.
+    #[must_use]
+    pub fn cpu(&self) -> Option<usize> {
+        self.config.cpu()
+    }
+
+    /// Opens it: the backend, wrapped in the middlewares asked for.
     ///
     /// # Errors
-    /// [`OpenError`] naming the step, option or privilege that failed.
+    /// [`OpenError`] naming the step, option or privilege that failed (a
+    /// capture file that cannot be created included).
     pub fn open(&self, role: Role) -> Result<AnyTransport, OpenError> {
-        Ok(match self {
-            Self::Udp(c) => AnyTransport::Udp(UdpTransport::open(c.clone(), role)?),
-            Self::Tcp(c) => AnyTransport::Tcp(TcpTransport::open(c.clone(), role)?),
-            Self::Uring(c) => AnyTransport::Uring(UringTransport::open(c.clone(), role)?),
-            Self::Packet(c) => AnyTransport::Packet(PacketTransport::open(c.clone(), role)?),
-            Self::Xdp(c) => AnyTransport::Xdp(XdpTransport::open(c.clone(), role)?),
-        })
-    }
-}
-
-/// Every backend in one enum. Match on it once, outside the loop, and run a
-/// loop generic over `T: Transport` inside each arm ([`dispatch!`] does that),
-/// so the hot path is statically dispatched.
-///
-/// The variants differ in size (the AF_XDP one carries its counters and
-/// UMEM bookkeeping inline); the enum is built once per endpoint and not
-/// moved on the hot path, so boxing would only add an indirection.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum AnyTransport {
-    /// UDP or multicast.
-    Udp(UdpTransport),
-    /// TCP.
-    Tcp(TcpTransport),
-    /// UDP through io_uring.
-    Uring(UringTransport),
-    /// UDP over AF_PACKET rings.
-    Packet(PacketTransport),
-    /// UDP over AF_XDP.
-    Xdp(XdpTransport),
-}
-
-/// Runs `$body` with `$t` bound to the concrete transport inside an
-/// [`AnyTransport`], so generic code is monomorphised per backend.
-///
-/// ```
-/// # use hftnet_io::{AnyTransport, Transport, dispatch};
-/// fn caps(t: &mut AnyTransport) -> &'static str {
-///     dispatch!(t, inner => inner.capabilities().transport)
-/// }
-/// ```
-#[macro_export]
-macro_rules! dispatch {
-    ($any:expr, $t:ident => $body:expr) => {
-        match $any {
-            $crate::AnyTransport::Udp($t) => $body,
-            $crate::AnyTransport::Tcp($t) => $body,
-            $crate::AnyTransport::Uring($t) => $body,
-            $crate::AnyTransport::Packet($t) => $body,
-            $crate::AnyTransport::Xdp($t) => $body,
-        }
-    };
-}
-
-impl Transport for AnyTransport {
-    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
-        dispatch!(self, t => t.recv_burst(burst))
-    }
-
-    fn recv_burst_until(
-        &mut self,
-        burst: &mut RxBurst,
-        deadline: std::time::Instant,
-    ) -> Result<usize, SyscallError> {
-        dispatch!(self, t => t.recv_burst_until(burst, deadline))
-    }
-
-    fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
-        dispatch!(self, t => t.send_burst(msgs))
-    }
-
-    fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> Result<(), SyscallError> {
-        dispatch!(self, t => t.set_recv_timeout(timeout))
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        dispatch!(self, t => t.capabilities())
-    }
-
-    fn tx_timestamps(
-        &mut self,
-        f: &mut dyn FnMut(transport::TxStamp),
-    ) -> Result<usize, SyscallError> {
-        dispatch!(self, t => t.tx_timestamps(f))
+        let t = self.config.open(role)?;
+        self.layers.wrap(t, role)
     }
 }
 
@@ -262,12 +173,37 @@ mod tests {
         let e = Endpoint::parse("quic://veth0/0").unwrap_err();
         assert!(
             e.to_string()
-                .contains("accepted schemes: udp, tcp, mcast, uring, packet"),
+                .contains("accepted schemes: udp, mcast, tcp, uring, packet, xdp"),
             "{e}"
         );
         let e = Endpoint::parse("udp://127.0.0.1:9000/x?rx=spin").unwrap_err();
         assert!(e.to_string().contains("takes no path"), "{e}");
         let e = Endpoint::parse("udp://127.0.0.1:9000?sqpoll=1").unwrap_err();
         assert!(e.to_string().contains("\"sqpoll\""), "{e}");
+    }
+
+    #[test]
+    fn the_table_lists_every_scheme_once() {
+        let all: Vec<&str> = backend::schemes().collect();
+        for s in &all {
+            assert_eq!(all.iter().filter(|x| *x == s).count(), 1, "{s}");
+            assert!(backend::find(s).is_some());
+        }
+        assert!(all.contains(&"xdp") && all.contains(&"mcast"));
+        for b in BACKENDS {
+            let ctx = RungContext {
+                server_ip: "198.18.0.2",
+                iface: Some("veth0"),
+                port: 9000,
+            };
+            for s in b.schemes {
+                let rungs = (b.rungs)(s, &ctx);
+                assert!(!rungs.is_empty(), "{s} has no rungs");
+                for r in rungs {
+                    Endpoint::parse(&r.server_uri).unwrap();
+                    Endpoint::parse(&r.client_uri).unwrap();
+                }
+            }
+        }
     }
 }

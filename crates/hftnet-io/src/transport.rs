@@ -1,5 +1,6 @@
-//! The transport trait every backend implements, the burst buffers it fills,
-//! the receive strategies, and the capability report.
+//! The transport traits every backend implements (the copying
+//! [`Transport`] and the zero-copy [`Lease`]), the burst buffers it fills,
+//! and the receive strategies.
 //!
 //! Layer: the seam between the syscall layer below and the harness and
 //! trading engine above. Invariants: [`Transport::recv_burst`] and
@@ -16,6 +17,9 @@ use hftnet_sys::SyscallError;
 use hftnet_sys::sock::{self, Epoll};
 pub use hftnet_sys::sock::{TxStamp, TxStampKind};
 use serde::Serialize;
+
+pub use crate::capabilities::Capabilities;
+use crate::middleware::Capture;
 
 /// How a transport waits for data. A first-class choice: latency, CPU cost and
 /// jitter differ by an order of magnitude between them.
@@ -135,6 +139,7 @@ pub struct RxBurst {
     slot: usize,
     meta: Box<[RxMeta]>,
     len: usize,
+    limit: usize,
 }
 
 impl RxBurst {
@@ -153,7 +158,14 @@ impl RxBurst {
             slot: slot_size,
             meta: vec![RxMeta::default(); count].into_boxed_slice(),
             len: 0,
+            limit: count,
         }
+    }
+
+    /// Lets the next receives fill at most `n` slots (at least one, at most
+    /// the slots allocated); [`Self::capacity`] says `n` from now on.
+    pub fn limit(&mut self, n: usize) {
+        self.limit = n.clamp(1, self.meta.len());
     }
 
     /// Messages held after the last receive.
@@ -168,9 +180,15 @@ impl RxBurst {
         self.len == 0
     }
 
-    /// Messages it can hold.
+    /// Messages a receive may put into it (the slots, or fewer after [`Self::limit`]).
     #[must_use]
     pub fn capacity(&self) -> usize {
+        self.limit
+    }
+
+    /// Slots allocated.
+    #[must_use]
+    pub fn slots(&self) -> usize {
         self.meta.len()
     }
 
@@ -223,132 +241,6 @@ pub struct TxMsg<'a> {
     pub data: &'a [u8],
     /// Destination; `None` for the transport's default peer.
     pub to: Option<SocketAddr>,
-}
-
-/// What the kernel actually granted a transport, read back after setting it up.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Capabilities {
-    /// Scheme: `udp`, `tcp`, `mcast`.
-    pub transport: &'static str,
-    /// Receive strategy in force.
-    pub rx_strategy: &'static str,
-    /// Local address bound.
-    pub local: Option<SocketAddr>,
-    /// Default peer (connected, or the group sent to).
-    pub peer: Option<SocketAddr>,
-    /// `SO_RCVBUF` as read back (the kernel doubles what is asked and clamps it).
-    pub rcvbuf: Option<u32>,
-    /// `SO_SNDBUF` as read back.
-    pub sndbuf: Option<u32>,
-    /// `SO_BUSY_POLL` microseconds as read back.
-    pub busy_poll_usecs: Option<u32>,
-    /// `SO_BUSY_POLL_BUDGET` as read back.
-    pub busy_poll_budget: Option<u32>,
-    /// `SO_PREFER_BUSY_POLL` as read back.
-    pub prefer_busy_poll: Option<bool>,
-    /// `SO_INCOMING_NAPI_ID` of the last received packet (0: no NAPI, so
-    /// kernel busy polling cannot take effect; `None`: not known yet).
-    pub napi_id: Option<u32>,
-    /// Software receive timestamps on.
-    pub rx_timestamps: bool,
-    /// Software transmit timestamps (SCHED, SND) on, read with
-    /// [`Transport::tx_timestamps`].
-    pub tx_timestamps: bool,
-    /// Hardware timestamps granted by the device.
-    pub hw_timestamps: bool,
-    /// `SO_PRIORITY` as read back.
-    pub priority: Option<i32>,
-    /// `IP_TOS` as read back.
-    pub tos: Option<i32>,
-    /// TCP_NODELAY as read back (TCP only).
-    pub tcp_nodelay: Option<bool>,
-    /// TCP_QUICKACK re-armed after each receive (TCP only).
-    pub tcp_quickack: Option<bool>,
-    /// Largest message the transport carries.
-    pub max_message: usize,
-    /// Anything the kernel refused or changed, in words.
-    pub notes: Vec<String>,
-}
-
-impl Capabilities {
-    /// Whether kernel busy polling is in effect: asked for, granted, and the
-    /// traffic comes from a NAPI queue. `None` until a packet was received.
-    #[must_use]
-    pub fn busy_poll_active(&self) -> Option<bool> {
-        let granted = self.busy_poll_usecs.is_some_and(|u| u > 0);
-        self.napi_id.map(|id| granted && id != 0)
-    }
-
-    /// `(key, value)` lines for `# key: value` printing.
-    #[must_use]
-    pub fn lines(&self) -> Vec<(String, String)> {
-        let mut v = vec![
-            ("transport".to_string(), self.transport.to_string()),
-            ("rx_strategy".to_string(), self.rx_strategy.to_string()),
-        ];
-        let mut opt = |k: &str, val: Option<String>| {
-            if let Some(val) = val {
-                v.push((k.to_string(), val));
-            }
-        };
-        opt("local", self.local.map(|a| a.to_string()));
-        opt("peer", self.peer.map(|a| a.to_string()));
-        opt("rcvbuf_granted", self.rcvbuf.map(|b| b.to_string()));
-        opt("sndbuf_granted", self.sndbuf.map(|b| b.to_string()));
-        opt(
-            "busy_poll_usecs",
-            self.busy_poll_usecs.map(|b| b.to_string()),
-        );
-        opt(
-            "busy_poll_budget",
-            self.busy_poll_budget.map(|b| b.to_string()),
-        );
-        opt(
-            "prefer_busy_poll",
-            self.prefer_busy_poll.map(|b| b.to_string()),
-        );
-        opt("napi_id", self.napi_id.map(|b| b.to_string()));
-        opt(
-            "busy_poll_active",
-            self.busy_poll_active().map(|a| {
-                if a {
-                    "yes".into()
-                } else {
-                    "no (no NAPI id on the receiving queue, or SO_BUSY_POLL is 0)".into()
-                }
-            }),
-        );
-        opt(
-            "rx_timestamps",
-            Some(
-                match (self.rx_timestamps, self.hw_timestamps) {
-                    (true, true) => "software+hardware",
-                    (true, false) => "software",
-                    _ => "off",
-                }
-                .to_string(),
-            ),
-        );
-        opt(
-            "tx_timestamps",
-            self.tx_timestamps.then(|| {
-                if self.hw_timestamps {
-                    "SCHED+SND software+hardware".to_string()
-                } else {
-                    "SCHED+SND software".to_string()
-                }
-            }),
-        );
-        opt("priority", self.priority.map(|b| b.to_string()));
-        opt("tos", self.tos.map(|b| format!("{b:#04x}")));
-        opt("tcp_nodelay", self.tcp_nodelay.map(|b| b.to_string()));
-        opt("tcp_quickack", self.tcp_quickack.map(|b| b.to_string()));
-        opt("max_message", Some(self.max_message.to_string()));
-        for n in &self.notes {
-            v.push(("note".to_string(), n.clone()));
-        }
-        v
-    }
 }
 
 /// A burst-oriented transport: receive a burst, send a burst, say what the
@@ -409,6 +301,168 @@ pub trait Transport {
     fn tx_timestamps(&mut self, f: &mut dyn FnMut(TxStamp)) -> Result<usize, SyscallError> {
         let _ = f;
         Ok(0)
+    }
+
+    /// The local address and default peer, cheaply (no allocation, at most
+    /// one system call): what the pcap middleware writes into synthesized
+    /// headers. The default reads them from [`Transport::capabilities`].
+    fn addrs(&self) -> Addrs {
+        let c = self.capabilities();
+        Addrs {
+            local: c.local,
+            peer: c.peer,
+        }
+    }
+
+    /// Offers the transport a capture of the real frames it sends and
+    /// receives (layer-2 rings take it); the others give it back, and the
+    /// pcap middleware then writes synthesized headers around the payloads.
+    ///
+    /// # Errors
+    /// The capture, handed back, when the transport has no frames of its own.
+    fn capture_frames(&mut self, capture: Box<Capture>) -> Result<(), Box<Capture>> {
+        Err(capture)
+    }
+}
+
+/// The addresses of a transport's two ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Addrs {
+    /// Where it is bound (`None` when it has no IP address, e.g. `mem://`).
+    pub local: Option<SocketAddr>,
+    /// Its default peer.
+    pub peer: Option<SocketAddr>,
+}
+
+/// Zero-copy access beside the copying API: a receive that lends the
+/// payloads in place until the caller's function returns, and a transmit
+/// that lets the caller write payloads straight into transmit slots.
+///
+/// Ring backends (AF_PACKET, AF_XDP, in-process queues) lend the frames
+/// where they landed ([`Lease::IN_PLACE`]); kernel sockets cannot, so they
+/// receive into a buffer of their own and lend from there, and copy what is
+/// written into a transmit slot into the send call. Callers write one loop
+/// either way.
+///
+/// The hot-path methods never allocate (a kernel socket allocates its
+/// lending buffer on first use).
+pub trait Lease: Transport + 'static {
+    /// Payloads are lent where they landed, and transmit slots are the
+    /// device's (true for rings; false when the transport copies).
+    const IN_PLACE: bool;
+
+    /// The transmit side lent to the caller.
+    type Tx<'a>: TxLease
+    where
+        Self: 'a;
+
+    /// Waits per the receive strategy until `deadline` (or, without one,
+    /// for the receive timeout) for messages, then calls `f` for each of up
+    /// to `max` of them with its payload in place, its metadata, and the
+    /// transmit side (to answer at once). Each payload is valid during its
+    /// call; the frames go back to the transport when `f` returns, and what
+    /// `f` wrote into transmit slots leaves before this returns. Returns how
+    /// many messages were lent (`Ok(0)`: the wait ended with none).
+    ///
+    /// # Errors
+    /// A receive or transmit the kernel failed, as [`Transport::recv_burst`].
+    fn recv_lease<F>(
+        &mut self,
+        max: usize,
+        deadline: Option<Instant>,
+        f: F,
+    ) -> Result<usize, SyscallError>
+    where
+        F: FnMut(&[u8], &RxMeta, &mut Self::Tx<'_>);
+
+    /// Lends the transmit side to `f`; what it wrote leaves before this returns.
+    ///
+    /// # Errors
+    /// The transmit kick the kernel failed.
+    fn send_lease<R>(&mut self, f: impl FnOnce(&mut Self::Tx<'_>) -> R) -> Result<R, SyscallError>;
+}
+
+/// The transmit side of a [`Lease`].
+pub trait TxLease {
+    /// Writes one message straight into a transmit slot: `fill` gets the
+    /// slot's payload area ([`Self::max_message`] bytes) and returns how many
+    /// bytes it wrote. `to == None` sends to the default peer. Waits briefly
+    /// (at most 10 ms) for a slot when every one is in flight.
+    ///
+    /// # Errors
+    /// No slot came free (`ENOBUFS`), the destination is unknown or
+    /// unreachable, or `fill` returned more than the slot holds (`EMSGSIZE`).
+    fn send_with(
+        &mut self,
+        to: Option<SocketAddr>,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<(), SyscallError>;
+
+    /// Largest payload a slot takes.
+    fn max_message(&self) -> usize;
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    #[inline]
+    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
+        (**self).recv_burst(burst)
+    }
+
+    #[inline]
+    fn recv_burst_until(
+        &mut self,
+        burst: &mut RxBurst,
+        deadline: Instant,
+    ) -> Result<usize, SyscallError> {
+        (**self).recv_burst_until(burst, deadline)
+    }
+
+    #[inline]
+    fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+        (**self).send_burst(msgs)
+    }
+
+    fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> Result<(), SyscallError> {
+        (**self).set_recv_timeout(timeout)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+
+    fn tx_timestamps(&mut self, f: &mut dyn FnMut(TxStamp)) -> Result<usize, SyscallError> {
+        (**self).tx_timestamps(f)
+    }
+
+    fn addrs(&self) -> Addrs {
+        (**self).addrs()
+    }
+
+    fn capture_frames(&mut self, capture: Box<Capture>) -> Result<(), Box<Capture>> {
+        (**self).capture_frames(capture)
+    }
+}
+
+impl<T: Lease> Lease for Box<T> {
+    const IN_PLACE: bool = T::IN_PLACE;
+    type Tx<'a> = T::Tx<'a>;
+
+    #[inline]
+    fn recv_lease<F>(
+        &mut self,
+        max: usize,
+        deadline: Option<Instant>,
+        f: F,
+    ) -> Result<usize, SyscallError>
+    where
+        F: FnMut(&[u8], &RxMeta, &mut Self::Tx<'_>),
+    {
+        (**self).recv_lease(max, deadline, f)
+    }
+
+    #[inline]
+    fn send_lease<R>(&mut self, f: impl FnOnce(&mut Self::Tx<'_>) -> R) -> Result<R, SyscallError> {
+        (**self).send_lease(f)
     }
 }
 

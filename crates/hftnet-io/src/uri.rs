@@ -11,9 +11,6 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 
-/// Every scheme this crate knows, in the order they are listed to users.
-pub const SCHEMES: &[&str] = &["udp", "tcp", "mcast", "uring", "packet", "xdp"];
-
 /// Why a URI was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UriError {
@@ -84,7 +81,8 @@ impl Uri {
     /// # Errors
     /// [`UriError::Malformed`] when there is no `scheme://`, an empty
     /// authority, or a parameter without `=`; [`UriError::UnknownScheme`] for a
-    /// scheme outside [`SCHEMES`]; [`UriError::RepeatedParam`].
+    /// scheme no backend of the table answers to ([`crate::backend::schemes`]);
+    /// [`UriError::RepeatedParam`].
     pub fn parse(text: &str) -> Result<Self, UriError> {
         let malformed = |reason: &str| UriError::Malformed {
             uri: text.to_string(),
@@ -100,11 +98,11 @@ impl Uri {
         {
             return Err(malformed("the scheme must be lower-case letters, e.g. udp"));
         }
-        if !SCHEMES.contains(&scheme) {
+        if crate::backend::find(scheme).is_none() {
             return Err(UriError::UnknownScheme {
                 uri: text.to_string(),
                 scheme: scheme.to_string(),
-                accepted: SCHEMES.join(", "),
+                accepted: crate::backend::schemes().collect::<Vec<_>>().join(", "),
             });
         }
         let (before_query, query) = match rest.split_once('?') {
@@ -179,12 +177,20 @@ impl Uri {
     }
 
     /// A reader over the parameters, for a backend accepting the parameters
-    /// of the lists in `accepted` (e.g. the common ones and its own).
+    /// of the lists in `accepted` (e.g. the common ones and its own); the
+    /// middleware parameters every scheme takes are listed with them in
+    /// errors.
     #[must_use]
     pub fn params(&self, accepted: &[&[&'static str]]) -> Params<'_> {
+        let mut all = accepted.concat();
+        for m in crate::middleware::PARAMS {
+            if !all.contains(m) {
+                all.push(m);
+            }
+        }
         Params {
             uri: self,
-            accepted: accepted.concat(),
+            accepted: all,
             used: vec![false; self.params.len()],
         }
     }
@@ -356,7 +362,7 @@ mod tests {
     fn rejects_with_names() {
         let e = Uri::parse("quic://1.2.3.4:5").unwrap_err();
         assert!(
-            e.to_string().contains("\"quic\"") && e.to_string().contains("udp, tcp, mcast"),
+            e.to_string().contains("\"quic\"") && e.to_string().contains("udp, mcast, tcp"),
             "{e}"
         );
         assert!(matches!(

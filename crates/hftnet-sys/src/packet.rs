@@ -25,7 +25,7 @@
 //! as it is written, so it is the latency choice; the transport measures both.
 
 use std::mem;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -466,6 +466,52 @@ impl Drop for Mapping {
 // thread moves the only handle to it.
 unsafe impl Send for Mapping {}
 
+/// Where the mapping is and how it is laid out: copied into both halves.
+/// Only the halves use it, and they are fields of the [`PacketRing`] that
+/// owns the mapping, reached only through borrows of it.
+#[derive(Clone, Copy)]
+struct Base {
+    ptr: NonNull<u8>,
+    len: usize,
+    cfg: RingConfig,
+}
+
+// SAFETY: as `Mapping`: a pointer into memory owned by the ring it moves with.
+unsafe impl Send for Base {}
+
+impl Base {
+    fn status_at(&self, offset: usize) -> &AtomicU32 {
+        debug_assert!(offset + 4 <= self.len && offset.is_multiple_of(4));
+        // SAFETY: `offset` is the start of a frame or block header inside the
+        // mapping, 16-byte aligned; the status word is shared with the kernel,
+        // so it is only accessed atomically. The reference lives no longer
+        // than the borrow of the half, which keeps the mapping alive.
+        unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(offset).cast()) }
+    }
+
+    fn read_u32(&self, offset: usize) -> u32 {
+        debug_assert!(offset + 4 <= self.len);
+        // SAFETY: inside the mapping, in a header the caller owns (its status
+        // was read with Acquire and says so), 4-byte aligned.
+        unsafe { self.ptr.as_ptr().add(offset).cast::<u32>().read_volatile() }
+    }
+
+    fn read_u16(&self, offset: usize) -> u16 {
+        debug_assert!(offset + 2 <= self.len);
+        // SAFETY: as `read_u32`, 2-byte aligned.
+        unsafe { self.ptr.as_ptr().add(offset).cast::<u16>().read_volatile() }
+    }
+
+    fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        let end = offset.saturating_add(len).min(self.len);
+        let offset = offset.min(end);
+        // SAFETY: the range is clamped to the mapping; the frame is owned by
+        // user space until it is released, which needs `&mut` of the
+        // receive half, so the slice cannot outlive our ownership.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset), end - offset) }
+    }
+}
+
 /// Where the receive cursor is.
 #[derive(Debug, Clone, Copy)]
 struct RxCursor {
@@ -476,24 +522,51 @@ struct RxCursor {
     offset: u32,
 }
 
+/// The receive ring's state.
+struct RxState {
+    base: Base,
+    /// V2: frames; V3: blocks.
+    count: u32,
+    cursor: RxCursor,
+    /// A frame returned by `next` is waiting for `release`.
+    held: bool,
+}
+
+/// The transmit ring's state.
+struct TxState {
+    base: Base,
+    fd: RawFd,
+    /// Where the transmit ring starts in the mapping.
+    start: usize,
+    head: u32,
+    /// Oldest committed frame not yet seen back `AVAILABLE`.
+    tail: u32,
+    /// Frames committed and not yet seen back `AVAILABLE`.
+    committed: u32,
+    /// A slot returned by `slot` is waiting for `commit` or `cancel`.
+    held: bool,
+}
+
 /// An `AF_PACKET` socket bound to one interface, with its rings.
 pub struct PacketRing {
+    // The halves point into `map`; they are dropped with it and only ever
+    // reached through borrows of this value.
+    rx: RxState,
+    tx: TxState,
     fd: OwnedFd,
     map: Mapping,
     cfg: RingConfig,
-    rx_len: usize,
-    rx_count: u32,
-    rx: RxCursor,
-    /// A frame returned by `rx_next` is waiting for `rx_release`.
-    rx_held: bool,
-    tx_head: u32,
-    /// Oldest committed frame not yet seen back `AVAILABLE`.
-    tx_tail: u32,
-    /// Frames committed and not yet seen back `AVAILABLE`.
-    tx_committed: u32,
-    /// A slot returned by `tx_slot` is waiting for `tx_commit`.
-    tx_held: bool,
     stats: RingStats,
+}
+
+/// The receive half of a [`PacketRing`] (see [`PacketRing::split`]).
+pub struct RxHalf<'a> {
+    s: &'a mut RxState,
+}
+
+/// The transmit half of a [`PacketRing`] (see [`PacketRing::split`]).
+pub struct TxHalf<'a> {
+    s: &'a mut TxState,
 }
 
 impl std::fmt::Debug for PacketRing {
@@ -503,6 +576,18 @@ impl std::fmt::Debug for PacketRing {
             .field("cfg", &self.cfg)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RxHalf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RxHalf").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TxHalf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxHalf").finish_non_exhaustive()
     }
 }
 
@@ -657,25 +742,37 @@ impl PacketRing {
             let arg: libc::c_int = (u32::from(f.group) | (f.mode.raw() << 16)) as libc::c_int;
             set_opt(b, "setsockopt(PACKET_FANOUT)", libc::PACKET_FANOUT, &arg)?;
         }
+        let base = Base {
+            ptr: map.ptr,
+            len,
+            cfg,
+        };
         let mut ring = Self {
+            rx: RxState {
+                base,
+                count: match cfg.version {
+                    Version::V2 => cfg.rx_frames,
+                    Version::V3 => rx_blocks,
+                },
+                cursor: RxCursor {
+                    index: 0,
+                    left: 0,
+                    offset: 0,
+                },
+                held: false,
+            },
+            tx: TxState {
+                base,
+                fd: fd.as_raw_fd(),
+                start: rx_len,
+                head: 0,
+                tail: 0,
+                committed: 0,
+                held: false,
+            },
             fd,
             map,
             cfg,
-            rx_len,
-            rx_count: match cfg.version {
-                Version::V2 => cfg.rx_frames,
-                Version::V3 => rx_blocks,
-            },
-            rx: RxCursor {
-                index: 0,
-                left: 0,
-                offset: 0,
-            },
-            rx_held: false,
-            tx_head: 0,
-            tx_tail: 0,
-            tx_committed: 0,
-            tx_held: false,
             stats: RingStats::default(),
         };
         // Start the counters at zero for this socket.
@@ -696,140 +793,19 @@ impl PacketRing {
         self.fd.as_fd()
     }
 
-    fn base(&self) -> *mut u8 {
-        self.map.ptr.as_ptr()
-    }
-
-    /// The status word at `offset` in the mapping.
-    fn status_at(&self, offset: usize) -> &AtomicU32 {
-        debug_assert!(offset + 4 <= self.map.len && offset.is_multiple_of(4));
-        // SAFETY: `offset` is the start of a frame or block header inside the
-        // mapping, 16-byte aligned; the status word is shared with the kernel,
-        // so it is only accessed atomically. The reference lives no longer
-        // than `&self`, which keeps the mapping alive.
-        unsafe { AtomicU32::from_ptr(self.base().add(offset).cast()) }
-    }
-
-    fn read_u32(&self, offset: usize) -> u32 {
-        debug_assert!(offset + 4 <= self.map.len);
-        // SAFETY: inside the mapping, in a header the caller owns (its status
-        // was read with Acquire and says so), 4-byte aligned.
-        unsafe { self.base().add(offset).cast::<u32>().read_volatile() }
-    }
-
-    fn read_u16(&self, offset: usize) -> u16 {
-        debug_assert!(offset + 2 <= self.map.len);
-        // SAFETY: as `read_u32`, 2-byte aligned.
-        unsafe { self.base().add(offset).cast::<u16>().read_volatile() }
-    }
-
-    fn bytes(&self, offset: usize, len: usize) -> &[u8] {
-        let end = offset.saturating_add(len).min(self.map.len);
-        let offset = offset.min(end);
-        // SAFETY: the range is clamped to the mapping; the frame is owned by
-        // user space until it is released, which needs `&mut self`, so the
-        // slice cannot outlive our ownership.
-        unsafe { std::slice::from_raw_parts(self.base().add(offset), end - offset) }
+    /// The receive and transmit halves, usable at the same time: a frame
+    /// held from the receive half can be answered through the transmit half
+    /// before it is released.
+    pub fn split(&mut self) -> (RxHalf<'_>, TxHalf<'_>) {
+        debug_assert!(self.map.len == self.rx.base.len);
+        (RxHalf { s: &mut self.rx }, TxHalf { s: &mut self.tx })
     }
 
     /// The next received frame, without taking it off the ring; `None` when
     /// the ring is empty. Call [`Self::rx_release`] when done with it.
     #[inline]
     pub fn rx_next(&mut self) -> Option<RxFrame<'_>> {
-        match self.cfg.version {
-            Version::V2 => self.rx_next_v2(),
-            Version::V3 => self.rx_next_v3(),
-        }
-    }
-
-    fn rx_next_v2(&mut self) -> Option<RxFrame<'_>> {
-        let at = self.rx.index as usize * self.cfg.frame_size as usize;
-        let status = self.status_at(at).load(Ordering::Acquire);
-        if status & libc::TP_STATUS_USER == 0 {
-            return None;
-        }
-        self.rx_held = true;
-        // tpacket2_hdr: status, len, snaplen, mac(u16), net(u16), sec, nsec, vlan_tci, vlan_tpid.
-        let len = self.read_u32(at + 4);
-        let snap = self.read_u32(at + 8);
-        let mac = self.read_u16(at + 12) as usize;
-        let sec = self.read_u32(at + 16);
-        let nsec = self.read_u32(at + 20);
-        let tci = self.read_u16(at + 24);
-        let sll = at + tpacket_align(mem::size_of::<libc::tpacket2_hdr>());
-        let pkttype = self
-            .bytes(sll + SLL_PKTTYPE, 1)
-            .first()
-            .copied()
-            .unwrap_or(0);
-        let room = (self.cfg.frame_size as usize).saturating_sub(mac);
-        Some(RxFrame {
-            data: self.bytes(at + mac, (snap as usize).min(room)),
-            wire_len: len,
-            status,
-            ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec),
-            vlan_tci: (status & libc::TP_STATUS_VLAN_VALID != 0).then_some(tci),
-            pkttype,
-        })
-    }
-
-    fn block_at(&self) -> usize {
-        self.rx.index as usize * self.cfg.block_size as usize
-    }
-
-    fn rx_next_v3(&mut self) -> Option<RxFrame<'_>> {
-        let block = self.block_at();
-        // tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1:
-        // block_status (+8), num_pkts (+12), offset_to_first_pkt (+16).
-        if self.rx.left == 0 {
-            let status = self.status_at(block + 8).load(Ordering::Acquire);
-            if status & libc::TP_STATUS_USER == 0 {
-                return None;
-            }
-            let n = self.read_u32(block + 12);
-            if n == 0 {
-                // An empty block retired by the timer: give it back.
-                self.release_block();
-                return None;
-            }
-            self.rx.left = n;
-            self.rx.offset = self.read_u32(block + 16);
-        }
-        let at = block + self.rx.offset as usize;
-        let bs = self.cfg.block_size as usize;
-        if self.rx.offset as usize + mem::size_of::<libc::tpacket3_hdr>() > bs {
-            // A corrupt offset would be a kernel bug; drop the block rather
-            // than read outside it.
-            self.rx.left = 0;
-            self.release_block();
-            return None;
-        }
-        self.rx_held = true;
-        // tpacket3_hdr: next_offset, sec, nsec, snaplen, len, status, mac(u16),
-        // net(u16), rxhash, vlan_tci(u32), vlan_tpid.
-        let sec = self.read_u32(at + 4);
-        let nsec = self.read_u32(at + 8);
-        let snap = self.read_u32(at + 12);
-        let len = self.read_u32(at + 16);
-        let status = self.read_u32(at + 20);
-        let mac = self.read_u16(at + 24) as usize;
-        let tci = self.read_u32(at + 32) as u16;
-        let room = (block + bs).saturating_sub(at + mac);
-        Some(RxFrame {
-            data: self.bytes(at + mac, (snap as usize).min(room)),
-            wire_len: len,
-            status,
-            ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec),
-            vlan_tci: (status & libc::TP_STATUS_VLAN_VALID != 0).then_some(tci),
-            pkttype: 0,
-        })
-    }
-
-    fn release_block(&mut self) {
-        let block = self.block_at();
-        self.status_at(block + 8)
-            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
-        self.rx.index = (self.rx.index + 1) % self.rx_count;
+        self.rx.next()
     }
 
     /// Gives the frame returned by the last [`Self::rx_next`] back to the
@@ -837,57 +813,7 @@ impl PacketRing {
     /// its last one). Does nothing when no frame is held.
     #[inline]
     pub fn rx_release(&mut self) {
-        if !std::mem::take(&mut self.rx_held) {
-            return;
-        }
-        match self.cfg.version {
-            Version::V2 => {
-                let at = self.rx.index as usize * self.cfg.frame_size as usize;
-                self.status_at(at)
-                    .store(libc::TP_STATUS_KERNEL, Ordering::Release);
-                self.rx.index = (self.rx.index + 1) % self.rx_count;
-            }
-            Version::V3 => {
-                if self.rx.left == 0 {
-                    return;
-                }
-                // `rx_next_v3` checked that this header lies in the block.
-                let at = self.block_at() + self.rx.offset as usize;
-                let next = self.read_u32(at);
-                self.rx.left -= 1;
-                self.rx.offset = self.rx.offset.saturating_add(next);
-                // A next packet must start after this one, inside the block;
-                // anything else (a kernel bug) gives the block back.
-                let bad = next == 0
-                    || self.rx.offset as usize + mem::size_of::<libc::tpacket3_hdr>()
-                        > self.cfg.block_size as usize;
-                if self.rx.left == 0 || bad {
-                    self.rx.left = 0;
-                    self.release_block();
-                }
-            }
-        }
-    }
-
-    fn tx_at(&self, i: u32) -> usize {
-        self.rx_len + i as usize * self.cfg.frame_size as usize
-    }
-
-    /// Where the status word of transmit frame `i` is: first in a
-    /// `tpacket2_hdr`, sixth in a `tpacket3_hdr`.
-    fn tx_status_at(&self, i: u32) -> usize {
-        self.tx_at(i)
-            + match self.cfg.version {
-                Version::V2 => 0,
-                Version::V3 => 20,
-            }
-    }
-
-    fn tx_data_offset(&self) -> usize {
-        match self.cfg.version {
-            Version::V2 => V2_TX_DATA,
-            Version::V3 => V3_TX_DATA,
-        }
+        self.rx.release();
     }
 
     /// The data area of the next free transmit frame, to write a frame into;
@@ -895,24 +821,7 @@ impl PacketRing {
     /// there is no transmit ring.
     #[inline]
     pub fn tx_slot(&mut self) -> Option<&mut [u8]> {
-        if self.cfg.tx_frames == 0 {
-            return None;
-        }
-        self.tx_reclaim();
-        let at = self.tx_at(self.tx_head);
-        let st = self.tx_status_at(self.tx_head);
-        // With PACKET_LOSS the kernel skips a malformed frame and marks it
-        // AVAILABLE, so WRONG_FORMAT never appears here.
-        if self.status_at(st).load(Ordering::Acquire) != libc::TP_STATUS_AVAILABLE {
-            return None;
-        }
-        self.tx_held = true;
-        let off = at + self.tx_data_offset();
-        let len = self.cfg.max_tx_frame();
-        // SAFETY: the frame is AVAILABLE, so user space owns it until we set
-        // SEND_REQUEST; the range lies inside the transmit ring; the slice
-        // borrows `self` mutably, so no other view of it exists.
-        Some(unsafe { std::slice::from_raw_parts_mut(self.base().add(off), len) })
+        self.tx.slot()
     }
 
     /// Queues the frame written into the last [`Self::tx_slot`] (`len` bytes)
@@ -923,44 +832,7 @@ impl PacketRing {
     /// last commit) or `len` exceeds the slot: caller bugs.
     #[inline]
     pub fn tx_commit(&mut self, len: usize) {
-        assert!(
-            std::mem::take(&mut self.tx_held),
-            "tx_commit without a slot from tx_slot"
-        );
-        assert!(len <= self.cfg.max_tx_frame(), "frame longer than its slot");
-        let at = self.tx_at(self.tx_head);
-        // SAFETY: the frame is still ours (AVAILABLE, checked by `tx_slot`);
-        // the header fields written are inside it and aligned.
-        unsafe {
-            let h = self.base().add(at);
-            match self.cfg.version {
-                Version::V2 => {
-                    h.add(4).cast::<u32>().write_volatile(len as u32); // tp_len
-                    h.add(8).cast::<u32>().write_volatile(len as u32); // tp_snaplen
-                }
-                Version::V3 => {
-                    h.cast::<u32>().write_volatile(0); // tp_next_offset
-                    h.add(12).cast::<u32>().write_volatile(len as u32); // tp_snaplen
-                    h.add(16).cast::<u32>().write_volatile(len as u32); // tp_len
-                }
-            }
-        }
-        self.status_at(self.tx_status_at(self.tx_head))
-            .store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
-        self.tx_head = (self.tx_head + 1) % self.cfg.tx_frames;
-        self.tx_committed += 1;
-    }
-
-    /// Moves the tail past frames the kernel has sent (back to `AVAILABLE`).
-    fn tx_reclaim(&mut self) {
-        while self.tx_committed > 0 {
-            let st = self.tx_status_at(self.tx_tail);
-            if self.status_at(st).load(Ordering::Acquire) != libc::TP_STATUS_AVAILABLE {
-                break;
-            }
-            self.tx_tail = (self.tx_tail + 1) % self.cfg.tx_frames;
-            self.tx_committed -= 1;
-        }
+        self.tx.commit(len);
     }
 
     /// True when a committed frame still waits for a kick (`SEND_REQUEST`):
@@ -968,12 +840,7 @@ impl PacketRing {
     /// the caller kicks again until this is false.
     #[must_use]
     pub fn tx_unsent(&mut self) -> bool {
-        self.tx_reclaim();
-        (0..self.tx_committed).any(|k| {
-            let i = (self.tx_tail + k) % self.cfg.tx_frames;
-            self.status_at(self.tx_status_at(i)).load(Ordering::Acquire)
-                == libc::TP_STATUS_SEND_REQUEST
-        })
+        self.tx.unsent()
     }
 
     /// Asks the kernel to send every queued frame (`send(fd, NULL, 0)`);
@@ -984,13 +851,7 @@ impl PacketRing {
     /// `ENOBUFS`, `EAGAIN` (without `wait`) when the device queue is full.
     #[inline]
     pub fn tx_kick(&mut self, wait: bool) -> Result<usize> {
-        let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
-        // SAFETY: a null buffer of length 0 tells the kernel to send the ring.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), std::ptr::null(), 0, flags) };
-        if n < 0 {
-            return Err(SyscallError::last("send(AF_PACKET ring)"));
-        }
-        Ok(n as usize)
+        self.tx.kick(wait)
     }
 
     /// Reads `PACKET_STATISTICS` (which the kernel resets on each read) and
@@ -1023,6 +884,319 @@ impl PacketRing {
         self.stats.drops += u64::from(s.tp_drops);
         self.stats.freezes += u64::from(s.tp_freeze_q_cnt);
         Ok(self.stats)
+    }
+}
+
+impl RxHalf<'_> {
+    /// As [`PacketRing::rx_next`].
+    #[inline]
+    pub fn next_frame(&mut self) -> Option<RxFrame<'_>> {
+        self.s.next()
+    }
+
+    /// As [`PacketRing::rx_release`].
+    #[inline]
+    pub fn release(&mut self) {
+        self.s.release();
+    }
+}
+
+impl TxHalf<'_> {
+    /// As [`PacketRing::tx_slot`].
+    #[inline]
+    pub fn slot(&mut self) -> Option<&mut [u8]> {
+        self.s.slot()
+    }
+
+    /// Whether [`Self::slot`] would give a frame now.
+    #[inline]
+    pub fn ready(&mut self) -> bool {
+        self.s.ready()
+    }
+
+    /// As [`PacketRing::tx_commit`].
+    ///
+    /// # Panics
+    /// As [`PacketRing::tx_commit`].
+    #[inline]
+    pub fn commit(&mut self, len: usize) {
+        self.s.commit(len);
+    }
+
+    /// Gives back the slot taken with [`Self::slot`], unsent. Does nothing
+    /// when no slot is held.
+    #[inline]
+    pub fn cancel(&mut self) {
+        self.s.held = false;
+    }
+
+    /// As [`PacketRing::tx_unsent`].
+    #[must_use]
+    pub fn unsent(&mut self) -> bool {
+        self.s.unsent()
+    }
+
+    /// As [`PacketRing::tx_kick`].
+    ///
+    /// # Errors
+    /// As [`PacketRing::tx_kick`].
+    #[inline]
+    pub fn kick(&mut self, wait: bool) -> Result<usize> {
+        self.s.kick(wait)
+    }
+}
+
+impl RxState {
+    fn next(&mut self) -> Option<RxFrame<'_>> {
+        match self.base.cfg.version {
+            Version::V2 => self.next_v2(),
+            Version::V3 => self.next_v3(),
+        }
+    }
+
+    fn next_v2(&mut self) -> Option<RxFrame<'_>> {
+        let b = &self.base;
+        let frame_size = b.cfg.frame_size as usize;
+        let at = self.cursor.index as usize * frame_size;
+        let status = b.status_at(at).load(Ordering::Acquire);
+        if status & libc::TP_STATUS_USER == 0 {
+            return None;
+        }
+        self.held = true;
+        let b = &self.base;
+        // tpacket2_hdr: status, len, snaplen, mac(u16), net(u16), sec, nsec, vlan_tci, vlan_tpid.
+        let len = b.read_u32(at + 4);
+        let snap = b.read_u32(at + 8);
+        let mac = b.read_u16(at + 12) as usize;
+        let sec = b.read_u32(at + 16);
+        let nsec = b.read_u32(at + 20);
+        let tci = b.read_u16(at + 24);
+        let sll = at + tpacket_align(mem::size_of::<libc::tpacket2_hdr>());
+        let pkttype = b.bytes(sll + SLL_PKTTYPE, 1).first().copied().unwrap_or(0);
+        let room = frame_size.saturating_sub(mac);
+        Some(RxFrame {
+            data: b.bytes(at + mac, (snap as usize).min(room)),
+            wire_len: len,
+            status,
+            ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec),
+            vlan_tci: (status & libc::TP_STATUS_VLAN_VALID != 0).then_some(tci),
+            pkttype,
+        })
+    }
+
+    fn block_at(&self) -> usize {
+        self.cursor.index as usize * self.base.cfg.block_size as usize
+    }
+
+    fn next_v3(&mut self) -> Option<RxFrame<'_>> {
+        let block = self.block_at();
+        // tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1:
+        // block_status (+8), num_pkts (+12), offset_to_first_pkt (+16).
+        if self.cursor.left == 0 {
+            let status = self.base.status_at(block + 8).load(Ordering::Acquire);
+            if status & libc::TP_STATUS_USER == 0 {
+                return None;
+            }
+            let n = self.base.read_u32(block + 12);
+            if n == 0 {
+                // An empty block retired by the timer: give it back.
+                self.release_block();
+                return None;
+            }
+            self.cursor.left = n;
+            self.cursor.offset = self.base.read_u32(block + 16);
+        }
+        let at = block + self.cursor.offset as usize;
+        let bs = self.base.cfg.block_size as usize;
+        if self.cursor.offset as usize + mem::size_of::<libc::tpacket3_hdr>() > bs {
+            // A corrupt offset would be a kernel bug; drop the block rather
+            // than read outside it.
+            self.cursor.left = 0;
+            self.release_block();
+            return None;
+        }
+        self.held = true;
+        let b = &self.base;
+        // tpacket3_hdr: next_offset, sec, nsec, snaplen, len, status, mac(u16),
+        // net(u16), rxhash, vlan_tci(u32), vlan_tpid.
+        let sec = b.read_u32(at + 4);
+        let nsec = b.read_u32(at + 8);
+        let snap = b.read_u32(at + 12);
+        let len = b.read_u32(at + 16);
+        let status = b.read_u32(at + 20);
+        let mac = b.read_u16(at + 24) as usize;
+        let tci = b.read_u32(at + 32) as u16;
+        let room = (block + bs).saturating_sub(at + mac);
+        Some(RxFrame {
+            data: b.bytes(at + mac, (snap as usize).min(room)),
+            wire_len: len,
+            status,
+            ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec),
+            vlan_tci: (status & libc::TP_STATUS_VLAN_VALID != 0).then_some(tci),
+            pkttype: 0,
+        })
+    }
+
+    fn release_block(&mut self) {
+        let block = self.block_at();
+        self.base
+            .status_at(block + 8)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.cursor.index = (self.cursor.index + 1) % self.count;
+    }
+
+    fn release(&mut self) {
+        if !std::mem::take(&mut self.held) {
+            return;
+        }
+        match self.base.cfg.version {
+            Version::V2 => {
+                let at = self.cursor.index as usize * self.base.cfg.frame_size as usize;
+                self.base
+                    .status_at(at)
+                    .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+                self.cursor.index = (self.cursor.index + 1) % self.count;
+            }
+            Version::V3 => {
+                if self.cursor.left == 0 {
+                    return;
+                }
+                // `next_v3` checked that this header lies in the block.
+                let at = self.block_at() + self.cursor.offset as usize;
+                let next = self.base.read_u32(at);
+                self.cursor.left -= 1;
+                self.cursor.offset = self.cursor.offset.saturating_add(next);
+                // A next packet must start after this one, inside the block;
+                // anything else (a kernel bug) gives the block back.
+                let bad = next == 0
+                    || self.cursor.offset as usize + mem::size_of::<libc::tpacket3_hdr>()
+                        > self.base.cfg.block_size as usize;
+                if self.cursor.left == 0 || bad {
+                    self.cursor.left = 0;
+                    self.release_block();
+                }
+            }
+        }
+    }
+}
+
+impl TxState {
+    fn frames(&self) -> u32 {
+        self.base.cfg.tx_frames
+    }
+
+    fn at(&self, i: u32) -> usize {
+        self.start + i as usize * self.base.cfg.frame_size as usize
+    }
+
+    /// Where the status word of transmit frame `i` is: first in a
+    /// `tpacket2_hdr`, sixth in a `tpacket3_hdr`.
+    fn status_offset(&self, i: u32) -> usize {
+        self.at(i)
+            + match self.base.cfg.version {
+                Version::V2 => 0,
+                Version::V3 => 20,
+            }
+    }
+
+    fn data_offset(&self) -> usize {
+        match self.base.cfg.version {
+            Version::V2 => V2_TX_DATA,
+            Version::V3 => V3_TX_DATA,
+        }
+    }
+
+    fn ready(&mut self) -> bool {
+        if self.frames() == 0 {
+            return false;
+        }
+        self.reclaim();
+        // With PACKET_LOSS the kernel skips a malformed frame and marks it
+        // AVAILABLE, so WRONG_FORMAT never appears here.
+        self.base
+            .status_at(self.status_offset(self.head))
+            .load(Ordering::Acquire)
+            == libc::TP_STATUS_AVAILABLE
+    }
+
+    fn slot(&mut self) -> Option<&mut [u8]> {
+        if !self.ready() {
+            return None;
+        }
+        self.held = true;
+        let off = self.at(self.head) + self.data_offset();
+        let len = self.base.cfg.max_tx_frame();
+        // SAFETY: the frame is AVAILABLE, so user space owns it until we set
+        // SEND_REQUEST; the range lies inside the transmit ring; the slice
+        // borrows the state mutably, so no other view of it exists.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.base.ptr.as_ptr().add(off), len) })
+    }
+
+    fn commit(&mut self, len: usize) {
+        assert!(
+            std::mem::take(&mut self.held),
+            "tx_commit without a slot from tx_slot"
+        );
+        assert!(
+            len <= self.base.cfg.max_tx_frame(),
+            "frame longer than its slot"
+        );
+        let at = self.at(self.head);
+        // SAFETY: the frame is still ours (AVAILABLE, checked by `slot`);
+        // the header fields written are inside it and aligned.
+        unsafe {
+            let h = self.base.ptr.as_ptr().add(at);
+            match self.base.cfg.version {
+                Version::V2 => {
+                    h.add(4).cast::<u32>().write_volatile(len as u32); // tp_len
+                    h.add(8).cast::<u32>().write_volatile(len as u32); // tp_snaplen
+                }
+                Version::V3 => {
+                    h.cast::<u32>().write_volatile(0); // tp_next_offset
+                    h.add(12).cast::<u32>().write_volatile(len as u32); // tp_snaplen
+                    h.add(16).cast::<u32>().write_volatile(len as u32); // tp_len
+                }
+            }
+        }
+        self.base
+            .status_at(self.status_offset(self.head))
+            .store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
+        self.head = (self.head + 1) % self.frames();
+        self.committed += 1;
+    }
+
+    /// Moves the tail past frames the kernel has sent (back to `AVAILABLE`).
+    fn reclaim(&mut self) {
+        while self.committed > 0 {
+            let st = self.status_offset(self.tail);
+            if self.base.status_at(st).load(Ordering::Acquire) != libc::TP_STATUS_AVAILABLE {
+                break;
+            }
+            self.tail = (self.tail + 1) % self.frames();
+            self.committed -= 1;
+        }
+    }
+
+    fn unsent(&mut self) -> bool {
+        self.reclaim();
+        (0..self.committed).any(|k| {
+            let i = (self.tail + k) % self.frames();
+            self.base
+                .status_at(self.status_offset(i))
+                .load(Ordering::Acquire)
+                == libc::TP_STATUS_SEND_REQUEST
+        })
+    }
+
+    fn kick(&mut self, wait: bool) -> Result<usize> {
+        let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
+        // SAFETY: a null buffer of length 0 tells the kernel to send the
+        // ring; the descriptor is the ring's own, open while it lives.
+        let n = unsafe { libc::send(self.fd, std::ptr::null(), 0, flags) };
+        if n < 0 {
+            return Err(SyscallError::last("send(AF_PACKET ring)"));
+        }
+        Ok(n as usize)
     }
 }
 

@@ -21,20 +21,14 @@ use serde::Serialize;
 
 use crate::util::{parse_duration, parse_size};
 
-/// Transports the ladder knows, in row order.
-const TRANSPORTS: &[&str] = &["udp", "tcp", "mcast", "uring", "packet", "xdp"];
-
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct LabArgs {
     #[command(subcommand)]
     action: Option<LabAction>,
-    /// Transports to run, comma separated (udp, tcp, mcast, uring, packet).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "udp,tcp,mcast,uring,packet"
-    )]
+    /// Transports to run, comma separated (default: every backend of this
+    /// build, in table order: udp, mcast, tcp, uring, packet, xdp, mem, ...).
+    #[arg(long, value_delimiter = ',')]
     transports: Vec<String>,
     /// Measured time per row, spread over the rounds.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
@@ -224,14 +218,20 @@ struct LabReport<'a> {
 }
 
 fn ladder(a: &LabArgs) -> Result<ExitCode> {
+    let all: Vec<&str> = hftnet_io::backend::schemes().collect();
     for t in &a.transports {
-        if !TRANSPORTS.contains(&t.as_str()) {
+        if !all.contains(&t.as_str()) {
             bail!(
                 "unknown transport {t:?} in --transports; accepted: {}",
-                TRANSPORTS.join(", ")
+                all.join(", ")
             );
         }
     }
+    let transports: Vec<String> = if a.transports.is_empty() {
+        all.iter().map(|s| s.to_string()).collect()
+    } else {
+        a.transports.clone()
+    };
     if a.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
@@ -277,21 +277,23 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         Some(lab) => {
             let server = lab.exchange();
             let rungs = kernel_rungs(
-                &a.transports,
+                &transports,
                 &server.addr().to_string(),
                 Some(server.iface()),
                 9000,
             );
-            ("lab", a.transports.clone(), rungs)
+            ("lab", transports.clone(), rungs)
         }
         None => {
-            let t: Vec<String> = a
-                .transports
+            // Layer-2 rings and multicast need the lab's veth.
+            let t: Vec<String> = transports
                 .iter()
-                .filter(|t| !matches!(t.as_str(), "mcast" | "packet" | "xdp"))
+                .filter(|t| {
+                    hftnet_io::backend::placement(t) != Some(hftnet_io::Placement::Interface)
+                })
                 .cloned()
                 .collect();
-            for skipped in a.transports.iter().filter(|x| !t.contains(x)) {
+            for skipped in transports.iter().filter(|x| !t.contains(x)) {
                 eprintln!("hftnet lab: {skipped} skipped on loopback (it needs the lab's veth)");
             }
             let rungs = kernel_rungs(&t, "127.0.0.1", None, 19000);

@@ -113,14 +113,14 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
         give_up_after: 3,
     };
     cfg.validate(ep.max_message())?;
-    let cpu = choose_cpu(a.cpu, ep.socket_options().cpu)?;
+    let cpu = choose_cpu(a.cpu, ep.cpu())?;
     let placement = place(cpu, a.fifo, a.mlock)?;
     let clock = Clock::new();
     let mut t = ep
         .open(Role::Client)
         .with_context(|| format!("opening {uri}"))?;
     if a.timestamps {
-        let caps = t.capabilities();
+        let caps = t.capabilities().legacy();
         if !(caps.rx_timestamps && caps.tx_timestamps) {
             anyhow::bail!(
                 "--timestamps needs receive and transmit stamps: a udp:// or mcast:// URI with \
@@ -189,7 +189,7 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
                 "full round trips in ns; half of them is NOT one-way latency".into(),
             ));
         }
-        if let Some(n) = t.capabilities().napi_id {
+        if let Some(n) = t.capabilities().napi_id() {
             tail.push(("napi_id".into(), n.to_string()));
         }
         if report.breakdown_ns.is_some() {
@@ -225,7 +225,7 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
 
 pub fn pong(a: PongArgs) -> Result<ExitCode> {
     let ep = Endpoint::parse(&a.uri)?;
-    let cpu = choose_cpu(a.cpu, ep.socket_options().cpu)?;
+    let cpu = choose_cpu(a.cpu, ep.cpu())?;
     let placement = place(cpu, a.fifo, a.mlock)?;
     let mut t = ep
         .open(Role::Server)

@@ -83,21 +83,6 @@ pub struct SinkArgs {
     json: bool,
 }
 
-/// The URI's `batch=` (1 for transports without batched calls).
-fn batch_of(ep: &Endpoint) -> usize {
-    match ep {
-        Endpoint::Udp(c) => c.batch,
-        Endpoint::Tcp(_) => 1,
-        // A ring: bursts of as many messages as it has receive buffers.
-        Endpoint::Uring(c) => c.bufs as usize,
-        // Frames are queued on the transmit ring and sent with one kick per
-        // burst; receive drains the ring in bursts.
-        Endpoint::Packet(c) => (c.ring.tx_frames as usize).clamp(1, DEFAULT_BURST),
-        // Frames go on the transmit ring with one kick per burst.
-        Endpoint::Xdp(c) => (c.ring_size as usize).clamp(1, DEFAULT_BURST),
-    }
-}
-
 fn default_burst(batch: usize) -> usize {
     if batch > 1 { batch } else { DEFAULT_BURST }
 }
@@ -129,7 +114,7 @@ fn put_fields(out: &mut Report, v: Value) {
 
 pub fn blast(a: BlastArgs) -> Result<ExitCode> {
     let ep = Endpoint::parse(&a.uri)?;
-    let batch = batch_of(&ep);
+    let batch = ep.burst();
     let cfg = BlastConfig {
         size: a.size,
         duration: a.duration,
@@ -138,7 +123,7 @@ pub fn blast(a: BlastArgs) -> Result<ExitCode> {
         burst: a.burst.unwrap_or_else(|| default_burst(batch)),
     };
     cfg.validate(ep.max_message())?;
-    let cpu = choose_cpu(a.cpu, ep.socket_options().cpu)?;
+    let cpu = choose_cpu(a.cpu, ep.cpu())?;
     let placement = place(cpu, None, false)?;
     let clock = Clock::new();
     let mut t = ep
@@ -200,7 +185,7 @@ pub fn blast(a: BlastArgs) -> Result<ExitCode> {
 
 pub fn sink(a: SinkArgs) -> Result<ExitCode> {
     let ep = Endpoint::parse(&a.uri)?;
-    let batch = batch_of(&ep);
+    let batch = ep.burst();
     let cfg = SinkConfig {
         duration: a.duration,
         idle: (!a.idle.is_zero()).then_some(a.idle),
@@ -210,7 +195,7 @@ pub fn sink(a: SinkArgs) -> Result<ExitCode> {
         ..SinkConfig::default()
     };
     cfg.validate(ep.max_message())?;
-    let cpu = choose_cpu(a.cpu, ep.socket_options().cpu)?;
+    let cpu = choose_cpu(a.cpu, ep.cpu())?;
     let placement = place(cpu, None, false)?;
     let mut t = ep
         .open(Role::Server)

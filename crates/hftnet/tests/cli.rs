@@ -515,7 +515,7 @@ fn malformed_uris_and_values_are_named() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["ping", "quic://1.2.3.4:5"],
-            "accepted schemes: udp, tcp, mcast",
+            "accepted schemes: udp, mcast, tcp, uring, packet, xdp",
         ),
         (&["ping", "udp://1.2.3.4"], "has no port"),
         (

@@ -62,7 +62,7 @@ fn join_receive_leave() {
         got += n;
     }
     assert_eq!(got, 3);
-    assert!(rx.capabilities().rcvbuf.unwrap() >= 1 << 20);
+    assert!(rx.capabilities().rcvbuf().unwrap() >= 1 << 20);
 
     rx.leave().unwrap();
     send_from_trader(&lab, group, b"after leave", 3);

@@ -3,14 +3,16 @@
 //! multicast group) of one device queue into an AF_XDP socket; everything
 //! else — ARP, ICMP, SSH, other ports — stays with the kernel's stack.
 //!
-//! Layer: a backend of [`Transport`]. [`steer`] loads and attaches the
-//! program (aya, through a `bpf_link`, so it goes away with the process);
-//! [`socket`] owns the UMEM and the four rings (the ring code, the only
-//! `unsafe` here); frames are parsed and built by the shared user-space
-//! layer [`crate::frames`], the same as `packet://`.
+//! Layer: a [`Ring`] under the generic layer-2 transport ([`L2Transport`],
+//! which does the waiting, the frames and the send loop). [`steer`] loads
+//! and attaches the program (aya, through a `bpf_link`, so it goes away with
+//! the process); [`socket`] owns the UMEM and the four rings (the ring code,
+//! the only `unsafe` here); frames are parsed and built by the shared
+//! user-space layer [`crate::frames`], the same as `packet://`.
 //!
-//! Receive: frames are read from the receive ring, their payload copied into
-//! the burst, and the frames given straight back to the fill ring; `rx=spin`
+//! Receive: frames are read from the receive ring and lent in place (or
+//! their payload copied into a burst), then given back to the fill ring
+//! after the pass; `rx=spin`
 //! polls the ring in memory (no system call), `block` sleeps in `poll()`,
 //! `adaptive` spins then sleeps; `busy_poll=USECS` sets `SO_BUSY_POLL`,
 //! `SO_PREFER_BUSY_POLL` and `SO_BUSY_POLL_BUDGET` and drives the device with
@@ -29,7 +31,7 @@
 pub mod socket;
 pub mod steer;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -39,15 +41,83 @@ use hftnet_sys::sock;
 use serde::Serialize;
 
 use crate::Role;
+use crate::backend::{Backend, CapsSection, Placement, RungContext, RungSpec};
+use crate::capabilities::LegacyFields;
 use crate::common::SocketOptions;
 use crate::error::OpenError;
-use crate::frames::{FrameStats, HEADERS, RingWait, UdpCheck, UdpOverEthernet, Wait, open_iface};
-use crate::l2::L2Iface;
-use crate::transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
+use crate::l2::frames::{FrameStats, HEADERS, UdpCheck, UdpOverEthernet, open_iface};
+use crate::l2::ring::{Ring, RxFrame, RxRing, TxRing};
+use crate::l2::{L2Iface, L2Transport};
+use crate::transport::RxStrategy;
 use crate::uri::{Uri, UriError};
 
 pub use socket::{UmemAccounting, XskConfig, XskCounters, XskMode};
 pub use steer::{AttachMode, AttachPref, Steering};
+
+/// The `xdp://` backend.
+#[derive(Debug)]
+pub struct XdpBackend;
+
+/// UDP over an AF_XDP socket on one device queue.
+pub type XdpTransport = L2Transport<XdpRing>;
+
+impl Backend for XdpBackend {
+    const SCHEMES: &'static [&'static str] = &["xdp"];
+    const TAKES_PATH: bool = true;
+    type Config = XdpConfig;
+    type Transport = XdpTransport;
+    type Caps = XdpCaps;
+
+    fn parse(uri: &Uri) -> Result<XdpConfig, UriError> {
+        XdpConfig::from_uri(uri)
+    }
+
+    fn open(cfg: &XdpConfig, role: Role) -> Result<XdpTransport, OpenError> {
+        XdpTransport::open(cfg.clone(), role)
+    }
+
+    fn max_message(cfg: &XdpConfig) -> usize {
+        cfg.max_message()
+    }
+
+    fn burst(cfg: &XdpConfig) -> usize {
+        // Frames go on the transmit ring with one kick per burst.
+        (cfg.ring_size as usize).clamp(1, 32)
+    }
+
+    fn cpu(cfg: &XdpConfig) -> Option<usize> {
+        cfg.socket.cpu
+    }
+
+    fn placement(_: &str) -> Placement {
+        Placement::Interface
+    }
+
+    fn rungs(_: &str, ctx: &RungContext<'_>) -> Vec<RungSpec> {
+        // Both ends steered, and an AF_XDP responder facing a kernel client
+        // (the client URI is then a plain UDP socket).
+        let i = ctx.iface_or_lo();
+        let ip = ctx.server_ip;
+        let p = ctx.port;
+        vec![
+            RungSpec::pair(
+                "block",
+                format!("xdp://{i}/0?port={p}&rx=block"),
+                format!("xdp://{i}/0?port={p}&peer={ip}:{p}&rx=block"),
+            ),
+            RungSpec::pair(
+                "spin",
+                format!("xdp://{i}/0?port={}&rx=spin", p + 1),
+                format!("xdp://{i}/0?port={0}&peer={ip}:{0}&rx=spin", p + 1),
+            ),
+            RungSpec::pair(
+                "spin/udp-client",
+                format!("xdp://{i}/0?port={}&rx=spin", p + 2),
+                format!("udp://{ip}:{}?rx=spin", p + 2),
+            ),
+        ]
+    }
+}
 
 /// An `xdp://` endpoint, as parsed from a URI or built by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +291,57 @@ pub struct XdpStats {
     pub link_flaps: u64,
 }
 
+/// The `xdp://` section of the capabilities.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct XdpCaps {
+    /// The device queue.
+    pub queue: u32,
+    /// Where the steering program runs: `native` or `generic`.
+    pub attach: &'static str,
+    /// Zero-copy in force.
+    pub zerocopy: bool,
+    /// What happened to the frames received and sent.
+    pub frames: FrameStats,
+    /// System calls and events of the socket.
+    pub socket: XskCounters,
+    /// Where the UMEM frames are.
+    pub umem: UmemAccounting,
+    /// Times the link went down under the transport and came back.
+    pub link_flaps: u64,
+    /// `SO_BUSY_POLL` microseconds, with `rx=busy-poll`.
+    pub busy_poll_usecs: Option<u32>,
+    /// `SO_BUSY_POLL_BUDGET`, with `rx=busy-poll`.
+    pub busy_poll_budget: Option<u32>,
+    /// `SO_PREFER_BUSY_POLL`, with `rx=busy-poll`.
+    pub prefer_busy_poll: Option<bool>,
+}
+
+impl CapsSection for XdpCaps {
+    fn lines(&self, out: &mut Vec<(String, String)>) {
+        let mut l = Vec::new();
+        crate::capabilities::legacy_lines(&self.legacy(), &mut l);
+        out.extend(l.into_iter().filter(|(k, _)| k != "rx_timestamps"));
+        out.push((
+            "xdp".into(),
+            format!(
+                "queue {}, program {}, {} mode",
+                self.queue,
+                self.attach,
+                if self.zerocopy { "zero-copy" } else { "copy" }
+            ),
+        ));
+    }
+
+    fn legacy(&self) -> LegacyFields {
+        LegacyFields {
+            busy_poll_usecs: self.busy_poll_usecs,
+            busy_poll_budget: self.busy_poll_budget,
+            prefer_busy_poll: self.prefer_busy_poll,
+            ..LegacyFields::default()
+        }
+    }
+}
+
 /// The steering program of one interface, shared by the transports on it,
 /// with how many of them steer each flow (a flow leaves the table with its
 /// last user).
@@ -284,20 +405,208 @@ fn shared_steering(iface: &L2Iface, cfg: &XdpConfig) -> Result<Arc<Mutex<Shared>
     Ok(s)
 }
 
-/// UDP over an AF_XDP socket on one device queue.
+/// Link-flap bookkeeping of the transmit side.
+#[derive(Debug, Default)]
+struct Link {
+    flaps: u64,
+    was_down: Option<Instant>,
+    last_outage: Option<Duration>,
+}
+
+/// The AF_XDP socket of one `xdp://` endpoint, with its share of the
+/// steering program and the flow it steers.
 #[derive(Debug)]
-pub struct XdpTransport {
-    cfg: XdpConfig,
+pub struct XdpRing {
     xsk: socket::Xsk,
-    ep: UdpOverEthernet,
     steering: Arc<Mutex<Shared>>,
     flow: SocketAddrV4,
     mode: AttachMode,
-    timeout: Option<Duration>,
-    link_flaps: u64,
-    was_down: Option<Instant>,
-    last_outage: Option<Duration>,
-    notes: Vec<String>,
+    cfg: XdpConfig,
+    link: Link,
+}
+
+/// The receive half of an [`XdpRing`].
+#[derive(Debug)]
+pub struct XdpRx<'a> {
+    h: socket::XskRx<'a>,
+    queue: u32,
+}
+
+/// The transmit half of an [`XdpRing`].
+#[derive(Debug)]
+pub struct XdpTx<'a> {
+    h: socket::XskTx<'a>,
+    link: &'a mut Link,
+}
+
+impl Ring for XdpRing {
+    type Rx<'a> = XdpRx<'a>;
+    type Tx<'a> = XdpTx<'a>;
+    type Caps = XdpCaps;
+
+    #[inline]
+    fn split(&mut self) -> (XdpRx<'_>, XdpTx<'_>) {
+        let (rx, tx) = self.xsk.split();
+        (
+            XdpRx {
+                h: rx,
+                queue: self.cfg.queue,
+            },
+            XdpTx {
+                h: tx,
+                link: &mut self.link,
+            },
+        )
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.xsk.as_fd()
+    }
+
+    #[inline]
+    fn after_rx(&mut self) {
+        self.xsk.refill();
+    }
+
+    fn zero_copy(&self) -> bool {
+        self.xsk.zerocopy()
+    }
+
+    fn caps(&self, frames: FrameStats) -> XdpCaps {
+        let (usecs, budget, prefer) = match self.cfg.socket.strategy {
+            RxStrategy::BusyPoll {
+                usecs,
+                budget,
+                prefer,
+            } => (Some(usecs), Some(budget.unwrap_or(64)), Some(prefer)),
+            _ => (None, None, None),
+        };
+        XdpCaps {
+            queue: self.cfg.queue,
+            attach: match self.mode {
+                AttachMode::Driver => "native",
+                AttachMode::Generic => "generic",
+            },
+            zerocopy: self.xsk.zerocopy(),
+            frames,
+            socket: self.xsk.counters(),
+            umem: self.xsk.accounting(),
+            link_flaps: self.link.flaps,
+            busy_poll_usecs: usecs,
+            busy_poll_budget: budget,
+            prefer_busy_poll: prefer,
+        }
+    }
+
+    fn notes(&self, notes: &mut Vec<String>) {
+        if let Some(d) = self.link.last_outage {
+            notes.push(format!(
+                "link of {} went down {} time(s); back after {} ms the last time, every UMEM \
+                 frame accounted for",
+                self.cfg.iface,
+                self.link.flaps,
+                d.as_millis()
+            ));
+        }
+        if self.xsk.link_down() {
+            notes.push(format!(
+                "link of {} is down: sends wait on the ring",
+                self.cfg.iface
+            ));
+        }
+        let c = self.xsk.counters();
+        let a = self.xsk.accounting();
+        notes.push(format!(
+            "syscalls: {} transmit kicks for {} frames, {} fill wake-ups, {} busy polls; \
+             UMEM {} free + {} fill + {} in flight = {} of {}{}{}",
+            c.tx_kicks,
+            c.tx_frames,
+            c.fill_wakeups,
+            c.busy_polls,
+            a.free,
+            a.fill,
+            a.tx_in_flight,
+            a.free + a.fill + a.tx_in_flight,
+            a.total,
+            if c.link_down_kicks > 0 {
+                format!("; {} kicks refused with the link down", c.link_down_kicks)
+            } else {
+                String::new()
+            },
+            if c.busy_poll_errors > 0 {
+                format!("; {} busy polls failed", c.busy_poll_errors)
+            } else {
+                String::new()
+            }
+        ));
+    }
+}
+
+impl RxRing for XdpRx<'_> {
+    #[inline]
+    fn recv(&mut self, max: usize, mut f: impl FnMut(RxFrame<'_>)) -> usize {
+        let queue = self.queue;
+        self.h.recv(max.min(u32::MAX as usize) as u32, |data| {
+            // XDP says nothing of the device's checksum state: verify, and
+            // recognise a checksum a sender's device left partial.
+            f(RxFrame {
+                data,
+                wire_len: data.len(),
+                udp_check: UdpCheck::VerifyOrPartial,
+                ts_ns: None,
+                queue,
+            });
+        }) as usize
+    }
+}
+
+impl TxRing for XdpTx<'_> {
+    #[inline]
+    fn ready(&mut self) -> bool {
+        self.h.ready()
+    }
+
+    #[inline]
+    fn slot(&mut self) -> Option<&mut [u8]> {
+        self.h.slot()
+    }
+
+    #[inline]
+    fn commit(&mut self, len: usize) {
+        self.h.commit(len);
+    }
+
+    fn cancel(&mut self) {
+        self.h.cancel();
+    }
+
+    #[inline]
+    fn kick(&mut self) -> Result<(), SyscallError> {
+        let was_down = self.h.link_down();
+        self.h.flush()?;
+        match (was_down, self.h.link_down()) {
+            (false, true) => self.link.was_down = Some(Instant::now()),
+            (true, false) => {
+                self.link.flaps += 1;
+                self.link.last_outage = self.link.was_down.take().map(|t| t.elapsed());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn needs_kick(&self) -> bool {
+        self.h.needs_flush()
+    }
+
+    fn full_error(&self) -> SyscallError {
+        if self.h.link_down() {
+            SyscallError::from_errno("xdp:// send (the link is down)", libc::ENETDOWN)
+        } else {
+            SyscallError::from_errno("xdp:// send (every UMEM frame in flight)", libc::ENOBUFS)
+        }
+    }
 }
 
 impl XdpTransport {
@@ -382,90 +691,84 @@ impl XdpTransport {
         };
         let local = SocketAddrV4::new(ip, cfg.port);
         let max = cfg.max_message();
-        let ep = UdpOverEthernet::new(iface, local, cfg.group, cfg.peer, max);
-        let mut t = Self {
-            xsk,
-            ep,
-            steering,
-            flow,
-            mode,
-            timeout: None,
-            link_flaps: 0,
-            was_down: None,
-            last_outage: None,
-            notes: Vec::new(),
-            cfg,
-        };
-        if let Some(peer) = t.cfg.peer {
-            t.ep.mac_for(*peer.ip()).map_err(OpenError::from)?;
-        }
-        t.notes.push(format!(
+        let mut ep = UdpOverEthernet::new(iface, local, cfg.group, cfg.peer, max);
+        let mut notes = Vec::new();
+        notes.push(format!(
             "steering: XDP program in {} mode; only IPv4/UDP to {flow} on queue {} reaches \
              this socket, everything else goes to the kernel",
             match mode {
                 AttachMode::Driver => "native (driver)",
                 AttachMode::Generic => "generic (SKB)",
             },
-            t.cfg.queue
+            cfg.queue
         ));
-        let asked = t.cfg.mode;
-        t.notes.push(match (asked, t.xsk.zerocopy()) {
+        notes.push(match (cfg.mode, xsk.zerocopy()) {
             (_, true) => "AF_XDP zero-copy mode".to_string(),
             (XskMode::Copy, false) => "AF_XDP copy mode (as asked)".to_string(),
             (_, false) => format!(
                 "AF_XDP copy mode: {} does not offer zero-copy (veth never does)",
-                t.cfg.iface
+                cfg.iface
             ),
         });
-        t.notes.push(format!(
+        notes.push(format!(
             "UMEM: {} frames of {} bytes, rings of {}, need_wakeup {}",
-            t.cfg.frames,
-            t.cfg.frame_size,
-            t.cfg.ring_size,
-            if t.cfg.need_wakeup { "on" } else { "off" }
+            cfg.frames,
+            cfg.frame_size,
+            cfg.ring_size,
+            if cfg.need_wakeup { "on" } else { "off" }
         ));
-        Ok(t)
+        let strategy = cfg.socket.strategy;
+        let burst = XdpBackend::burst(&cfg);
+        // From here on the ring's drop takes the flow out of the program.
+        let ring = XdpRing {
+            xsk,
+            steering,
+            flow,
+            mode,
+            cfg,
+            link: Link::default(),
+        };
+        if let Some(peer) = ring.cfg.peer {
+            ep.mac_for(*peer.ip()).map_err(OpenError::from)?;
+        }
+        Ok(L2Transport::new(ring, ep, "xdp", strategy, burst, notes))
     }
 
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &XdpConfig {
-        &self.cfg
-    }
-
-    /// The local address frames are sent from.
-    #[must_use]
-    pub fn local(&self) -> SocketAddrV4 {
-        self.ep.local()
+        &self.ring().cfg
     }
 
     /// Where the steering program runs.
     #[must_use]
     pub fn attach_mode(&self) -> AttachMode {
-        self.mode
+        self.ring().mode
     }
 
     /// Zero-copy in force.
     #[must_use]
     pub fn zerocopy(&self) -> bool {
-        self.xsk.zerocopy()
+        self.ring().xsk.zerocopy()
     }
 
     /// The socket (e.g. to poll it).
     #[must_use]
     pub fn as_fd(&self) -> BorrowedFd<'_> {
-        self.xsk.as_fd()
+        self.ring().xsk.as_fd()
     }
 
     /// The counters and the UMEM accounting, after reaping completions.
     #[must_use]
     pub fn stats(&mut self) -> XdpStats {
-        self.xsk.reap();
+        let frames = self.endpoint().stats;
+        let r = self.ring_mut();
+        r.xsk.reap();
         XdpStats {
-            frames: self.ep.stats,
-            socket: self.xsk.counters,
-            umem: self.xsk.accounting(),
-            link_flaps: self.link_flaps,
+            frames,
+            socket: r.xsk.counters(),
+            umem: r.xsk.accounting(),
+            link_flaps: r.link.flaps,
         }
     }
 
@@ -474,94 +777,16 @@ impl XdpTransport {
     /// # Errors
     /// Reading the maps failed.
     pub fn steering_stats(&self) -> Result<steer::SteerStats, steer::SteerError> {
-        self.steering
+        self.ring()
+            .steering
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .steering
             .stats()
     }
-
-    #[inline]
-    fn drain(&mut self, burst: &mut RxBurst) -> usize {
-        let cap = burst.capacity();
-        let mut n = 0usize;
-        let ep = &mut self.ep;
-        self.xsk.recv(cap as u32, |frame| {
-            // XDP says nothing of the device's checksum state: verify, and
-            // recognise a checksum a sender's device left partial.
-            if let Some((payload, from)) = ep.accept(frame, frame.len(), UdpCheck::VerifyOrPartial)
-            {
-                let slot = burst.slots_from(n).next().expect("n < capacity");
-                let len = payload.len().min(slot.len());
-                slot[..len].copy_from_slice(&payload[..len]);
-                burst.set(
-                    n,
-                    RxMeta {
-                        len,
-                        wire_len: payload.len(),
-                        truncated: len < payload.len(),
-                        peer: Some(SocketAddr::V4(from)),
-                        rx_ts_ns: None,
-                        rx_hw_ts_ns: None,
-                        queue: 0,
-                    },
-                );
-                n += 1;
-            }
-        });
-        n
-    }
-
-    fn recv_impl(
-        &mut self,
-        burst: &mut RxBurst,
-        deadline: Option<Instant>,
-    ) -> Result<usize, SyscallError> {
-        burst.set_len(0);
-        let deadline = deadline.or_else(|| self.timeout.map(|t| Instant::now() + t));
-        let mut wait = RingWait::new(self.cfg.socket.strategy, deadline);
-        loop {
-            // Frames left on the ring by the last kick (a budget-limited
-            // kick, or the link down) are kicked again.
-            if self.xsk.tx_needs_flush() {
-                self.flush()?;
-            }
-            let n = self.drain(burst);
-            if n > 0 {
-                burst.set_len(n);
-                for i in 0..n {
-                    let mut m = *burst.get(i).1;
-                    m.queue = self.cfg.queue;
-                    burst.set(i, m);
-                }
-                return Ok(n);
-            }
-            match wait.after_empty_poll() {
-                Wait::Again => {}
-                Wait::Sleep(left) => {
-                    sock::poll_readable(self.xsk.as_fd(), left)?;
-                }
-                Wait::TimedOut => return Ok(0),
-            }
-        }
-    }
-
-    fn flush(&mut self) -> Result<(), SyscallError> {
-        let was_down = self.xsk.link_down();
-        self.xsk.tx_flush()?;
-        match (was_down, self.xsk.link_down()) {
-            (false, true) => self.was_down = Some(Instant::now()),
-            (true, false) => {
-                self.link_flaps += 1;
-                self.last_outage = self.was_down.take().map(|t| t.elapsed());
-            }
-            _ => {}
-        }
-        Ok(())
-    }
 }
 
-impl Drop for XdpTransport {
+impl Drop for XdpRing {
     fn drop(&mut self) {
         let mut s = self
             .steering
@@ -569,149 +794,6 @@ impl Drop for XdpTransport {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = s.remove_flow(self.flow);
         let _ = s.steering.unregister_socket(self.cfg.queue);
-    }
-}
-
-impl Transport for XdpTransport {
-    #[inline]
-    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
-        self.recv_impl(burst, None)
-    }
-
-    #[inline]
-    fn recv_burst_until(
-        &mut self,
-        burst: &mut RxBurst,
-        deadline: Instant,
-    ) -> Result<usize, SyscallError> {
-        self.recv_impl(burst, Some(deadline))
-    }
-
-    fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
-        let mut sent = 0;
-        for m in msgs {
-            let result = self.queue(m);
-            match result {
-                Ok(true) => sent += 1,
-                Ok(false) => {
-                    // Every frame in flight: send, reap, try once more.
-                    self.flush()?;
-                    self.xsk.reap();
-                    if self.queue(m)? {
-                        sent += 1;
-                    } else {
-                        break;
-                    }
-                }
-                Err(e) if sent == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
-        self.flush()?;
-        if sent == 0 && !msgs.is_empty() {
-            return Err(if self.xsk.link_down() {
-                SyscallError::from_errno("xdp:// send (the link is down)", libc::ENETDOWN)
-            } else {
-                SyscallError::from_errno("xdp:// send (every UMEM frame in flight)", libc::ENOBUFS)
-            });
-        }
-        Ok(sent)
-    }
-
-    fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> Result<(), SyscallError> {
-        self.timeout = timeout;
-        Ok(())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        let mut notes = self.notes.clone();
-        notes.push(self.ep.stats.describe());
-        if let Some(d) = self.last_outage {
-            notes.push(format!(
-                "link of {} went down {} time(s); back after {} ms the last time, every UMEM \
-                 frame accounted for",
-                self.cfg.iface,
-                self.link_flaps,
-                d.as_millis()
-            ));
-        }
-        if self.xsk.link_down() {
-            notes.push(format!(
-                "link of {} is down: sends wait on the ring",
-                self.cfg.iface
-            ));
-        }
-        let c = self.xsk.counters;
-        let a = self.xsk.accounting();
-        notes.push(format!(
-            "syscalls: {} transmit kicks for {} frames, {} fill wake-ups, {} busy polls; \
-             UMEM {} free + {} fill + {} in flight = {} of {}{}{}",
-            c.tx_kicks,
-            c.tx_frames,
-            c.fill_wakeups,
-            c.busy_polls,
-            a.free,
-            a.fill,
-            a.tx_in_flight,
-            a.free + a.fill + a.tx_in_flight,
-            a.total,
-            if c.link_down_kicks > 0 {
-                format!("; {} kicks refused with the link down", c.link_down_kicks)
-            } else {
-                String::new()
-            },
-            if c.busy_poll_errors > 0 {
-                format!("; {} busy polls failed", c.busy_poll_errors)
-            } else {
-                String::new()
-            }
-        ));
-        let (usecs, budget, prefer) = match self.cfg.socket.strategy {
-            RxStrategy::BusyPoll {
-                usecs,
-                budget,
-                prefer,
-            } => (Some(usecs), Some(budget.unwrap_or(64)), Some(prefer)),
-            _ => (None, None, None),
-        };
-        Capabilities {
-            transport: "xdp",
-            rx_strategy: self.cfg.socket.strategy.name(),
-            local: Some(SocketAddr::V4(self.ep.local())),
-            peer: self.ep.default_peer().map(SocketAddr::V4),
-            busy_poll_usecs: usecs,
-            busy_poll_budget: budget,
-            prefer_busy_poll: prefer,
-            max_message: self.ep.max_message(),
-            notes,
-            ..Capabilities::default()
-        }
-    }
-}
-
-impl XdpTransport {
-    /// Builds one message's frame in a free UMEM frame and puts it on the
-    /// transmit ring; `Ok(false)` when no frame or ring slot is free.
-    #[inline]
-    fn queue(&mut self, m: &TxMsg<'_>) -> Result<bool, SyscallError> {
-        let to = self.ep.destination(m)?;
-        self.ep.mac_for(*to.ip()).map_err(|_| {
-            SyscallError::from_errno(
-                "xdp:// send (no ARP answer from the destination)",
-                libc::EHOSTUNREACH,
-            )
-        })?;
-        let Some((addr, buf)) = self.xsk.tx_frame() else {
-            return Ok(false);
-        };
-        let len = match self.ep.emit(buf, m) {
-            Ok(len) => len,
-            Err(e) => {
-                self.xsk.tx_cancel(addr);
-                return Err(e);
-            }
-        };
-        Ok(self.xsk.tx_submit(addr, len as u32))
     }
 }
 

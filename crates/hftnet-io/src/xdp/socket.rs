@@ -7,6 +7,11 @@
 //! raw system call: the area is a [`Mapping`] of `hftnet_sys::mmap`, the
 //! transmit kick and the busy-poll receive are `hftnet_sys::sock`'s
 //! [`xdp_tx_kick`] and [`xdp_busy_poll`].
+//!
+//! The socket splits into a receive half ([`XskRx`]) and a transmit half
+//! ([`XskTx`]) that borrow disjoint parts of it, so a frame still held from
+//! the receive ring can be answered in a transmit frame.
+//!
 //! The invariants that make that sound:
 //! - the area is an anonymous private mapping owned by [`Xsk`], page
 //!   aligned, unmapped only after every ring and socket that the kernel uses
@@ -118,30 +123,93 @@ pub struct XskCounters {
     pub bad_descriptors: u64,
 }
 
+/// Where the UMEM is, copied into both halves. The halves are fields of the
+/// [`Xsk`] that owns the area and are reached only through borrows of it.
+#[derive(Debug, Clone, Copy)]
+struct AreaRef {
+    ptr: NonNull<u8>,
+    len: usize,
+    frame_size: u32,
+    frames: u32,
+}
+
+impl AreaRef {
+    /// The frame chunk holding `addr`, if `addr..addr+len` lies inside one
+    /// chunk of the area.
+    fn chunk(&self, addr: u64, len: u32) -> Option<(u64, usize, usize)> {
+        let fs = u64::from(self.frame_size);
+        let chunk = addr & !(fs - 1);
+        let start = usize::try_from(addr).ok()?;
+        let end = start.checked_add(len as usize)?;
+        let chunk_end = usize::try_from(chunk + fs).ok()?;
+        (chunk_end <= self.len && end <= chunk_end).then_some((chunk, start, end))
+    }
+}
+
+/// The receive side: the receive ring and the frames it released, waiting
+/// for the fill ring.
+struct RxSide {
+    ring: RingRx,
+    area: AreaRef,
+    /// Received and read, to go back to the fill ring.
+    recycle: Vec<u64>,
+    /// Given to the kernel for receiving (fill ring, or received and not yet read).
+    fill_in_flight: u32,
+    lost: u32,
+    busy_poll: bool,
+    rx_frames: u64,
+    busy_polls: u64,
+    busy_poll_errors: u64,
+    bad_descriptors: u64,
+}
+
+/// The transmit side: the transmit ring, the fill and completion rings
+/// (one object in xdpilone), and the free frames.
+struct TxSide {
+    ring: RingTx,
+    device: DeviceQueue,
+    area: AreaRef,
+    ring_size: u32,
+    need_wakeup: bool,
+    free: Vec<u64>,
+    /// A frame handed out by `slot`, not yet committed.
+    held: Option<u64>,
+    tx_in_flight: u32,
+    tx_queued: u32,
+    lost: u32,
+    link_down: bool,
+    tx_kicks: u64,
+    tx_frames: u64,
+    tx_completions: u64,
+    fill_wakeups: u64,
+    link_down_kicks: u64,
+    fill_full: u64,
+    tx_dropped_kicks: u64,
+    bad_descriptors: u64,
+}
+
 /// An AF_XDP socket bound to one queue, with its UMEM.
 pub struct Xsk {
     // Field order is drop order: the rings and sockets close before the area
     // is unmapped.
-    rx: RingRx,
-    tx: RingTx,
-    device: DeviceQueue,
+    rx: RxSide,
+    tx: TxSide,
     _user: User,
     _sock: Socket,
     _umem: Umem,
-    area: Mapping,
+    _area: Mapping,
     cfg: XskConfig,
     zerocopy: bool,
-    free: Vec<u64>,
-    recycle: Vec<u64>,
-    fill_in_flight: u32,
-    tx_in_flight: u32,
-    tx_queued: u32,
-    /// Frames given up on (bad descriptors): kept in the accounting.
-    lost: u32,
-    busy_poll: bool,
-    link_down: bool,
-    /// The counters.
-    pub counters: XskCounters,
+}
+
+/// The receive half of an [`Xsk`] (see [`Xsk::split`]).
+pub struct XskRx<'a> {
+    s: &'a mut RxSide,
+}
+
+/// The transmit half of an [`Xsk`] (see [`Xsk::split`]).
+pub struct XskTx<'a> {
+    s: &'a mut TxSide,
 }
 
 impl std::fmt::Debug for Xsk {
@@ -150,8 +218,20 @@ impl std::fmt::Debug for Xsk {
             .field("cfg", &self.cfg)
             .field("zerocopy", &self.zerocopy)
             .field("accounting", &self.accounting())
-            .field("counters", &self.counters)
+            .field("counters", &self.counters())
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for XskRx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XskRx").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for XskTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XskTx").finish_non_exhaustive()
     }
 }
 
@@ -224,29 +304,56 @@ impl Xsk {
         let rx = user.map_rx().map_err(err("mapping the receive ring"))?;
         let tx = user.map_tx().map_err(err("mapping the transmit ring"))?;
         let fill = (cfg.frames / 2).min(cfg.ring_size);
+        let aref = AreaRef {
+            ptr: area.as_non_null(),
+            len,
+            frame_size: cfg.frame_size,
+            frames: cfg.frames,
+        };
         let mut x = Self {
-            rx,
-            tx,
-            device,
+            rx: RxSide {
+                ring: rx,
+                area: aref,
+                recycle: Vec::with_capacity(cfg.frames as usize),
+                fill_in_flight: 0,
+                lost: 0,
+                busy_poll,
+                rx_frames: 0,
+                busy_polls: 0,
+                busy_poll_errors: 0,
+                bad_descriptors: 0,
+            },
+            tx: TxSide {
+                ring: tx,
+                device,
+                area: aref,
+                ring_size: cfg.ring_size,
+                need_wakeup: cfg.need_wakeup,
+                free: (fill..cfg.frames)
+                    .map(|i| u64::from(i) * u64::from(cfg.frame_size))
+                    .collect(),
+                held: None,
+                tx_in_flight: 0,
+                tx_queued: 0,
+                lost: 0,
+                link_down: false,
+                tx_kicks: 0,
+                tx_frames: 0,
+                tx_completions: 0,
+                fill_wakeups: 0,
+                link_down_kicks: 0,
+                fill_full: 0,
+                tx_dropped_kicks: 0,
+                bad_descriptors: 0,
+            },
             _user: user,
             _sock: sock,
             _umem: umem,
-            area,
+            _area: area,
             cfg,
             zerocopy,
-            free: (fill..cfg.frames)
-                .map(|i| u64::from(i) * u64::from(cfg.frame_size))
-                .collect(),
-            recycle: Vec::with_capacity(cfg.frames as usize),
-            fill_in_flight: 0,
-            tx_in_flight: 0,
-            tx_queued: 0,
-            lost: 0,
-            busy_poll,
-            link_down: false,
-            counters: XskCounters::default(),
         };
-        x.recycle
+        x.rx.recycle
             .extend((0..fill).map(|i| u64::from(i) * u64::from(cfg.frame_size)));
         x.refill();
         Ok(x)
@@ -313,13 +420,7 @@ impl Xsk {
     #[must_use]
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: the descriptor of the socket we own, valid while `self` lives.
-        unsafe { BorrowedFd::borrow_raw(self.rx.as_raw_fd()) }
-    }
-
-    /// The descriptor the transmit ring belongs to (the kick goes there).
-    fn tx_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the descriptor of the socket we own, valid while `self` lives.
-        unsafe { BorrowedFd::borrow_raw(self.tx.as_raw_fd()) }
+        unsafe { BorrowedFd::borrow_raw(self.rx.ring.as_raw_fd()) }
     }
 
     /// Where the frames are now.
@@ -327,36 +428,65 @@ impl Xsk {
     pub fn accounting(&self) -> UmemAccounting {
         UmemAccounting {
             total: self.cfg.frames,
-            free: (self.free.len() + self.recycle.len()) as u32,
-            fill: self.fill_in_flight,
-            tx_in_flight: self.tx_in_flight,
-            lost: self.lost,
+            free: (self.tx.free.len() + self.rx.recycle.len() + usize::from(self.tx.held.is_some()))
+                as u32,
+            fill: self.rx.fill_in_flight,
+            tx_in_flight: self.tx.tx_in_flight,
+            lost: self.rx.lost + self.tx.lost,
+        }
+    }
+
+    /// The counters.
+    #[must_use]
+    pub fn counters(&self) -> XskCounters {
+        let (r, t) = (&self.rx, &self.tx);
+        XskCounters {
+            tx_kicks: t.tx_kicks,
+            tx_frames: t.tx_frames,
+            tx_completions: t.tx_completions,
+            fill_wakeups: t.fill_wakeups,
+            busy_polls: r.busy_polls,
+            busy_poll_errors: r.busy_poll_errors,
+            link_down_kicks: t.link_down_kicks,
+            rx_frames: r.rx_frames,
+            fill_full: t.fill_full,
+            tx_dropped_kicks: t.tx_dropped_kicks,
+            bad_descriptors: r.bad_descriptors + t.bad_descriptors,
         }
     }
 
     /// The link refused the last kick and has not taken one since.
     #[must_use]
     pub fn link_down(&self) -> bool {
-        self.link_down
+        self.tx.link_down
     }
 
-    /// Gives the frames in `recycle` to the fill ring (as many as fit).
-    fn refill(&mut self) {
-        if self.recycle.is_empty() {
+    /// The receive and transmit halves, usable at the same time: a frame
+    /// held from the receive half can be answered through the transmit
+    /// half before it goes back. Call [`Self::refill`] after a receive pass.
+    pub fn split(&mut self) -> (XskRx<'_>, XskTx<'_>) {
+        (XskRx { s: &mut self.rx }, XskTx { s: &mut self.tx })
+    }
+
+    /// Gives the frames the receive half released back to the fill ring
+    /// (as many as fit; the rest on the next call).
+    pub fn refill(&mut self) {
+        let (r, t) = (&mut self.rx, &mut self.tx);
+        if r.recycle.is_empty() {
             return;
         }
-        let mut w = self.device.fill(self.recycle.len() as u32);
-        let n = w.insert(self.recycle.iter().copied()) as usize;
+        let mut w = t.device.fill(r.recycle.len() as u32);
+        let n = w.insert(r.recycle.iter().copied()) as usize;
         w.commit();
         drop(w);
-        if n < self.recycle.len() {
-            self.counters.fill_full += 1;
+        if n < r.recycle.len() {
+            t.fill_full += 1;
         }
-        self.recycle.drain(..n);
-        self.fill_in_flight += n as u32;
-        if self.cfg.need_wakeup && self.device.needs_wakeup() {
-            self.device.wake();
-            self.counters.fill_wakeups += 1;
+        r.recycle.drain(..n);
+        r.fill_in_flight += n as u32;
+        if t.need_wakeup && t.device.needs_wakeup() {
+            t.device.wake();
+            t.fill_wakeups += 1;
         }
     }
 
@@ -364,126 +494,173 @@ impl Xsk {
     /// UMEM, valid during the call), then gives them back to the fill ring.
     /// Returns how many there were. With busy polling on and nothing
     /// received, makes one non-blocking `recvfrom` so the kernel polls the
-    /// device; its failure (other than `EAGAIN` or `EINTR`) is counted in
-    /// [`XskCounters::busy_poll_errors`], never returned.
+    /// device.
     #[inline]
-    pub fn recv(&mut self, max: u32, mut f: impl FnMut(&[u8])) -> u32 {
-        let mut r = self.rx.receive(max);
-        let mut n = 0;
-        let mask = !(u64::from(self.cfg.frame_size) - 1);
-        while let Some(desc) = r.read() {
-            n += 1;
-            let chunk = desc.addr & mask;
-            let start = desc.addr as usize;
-            let end = start.saturating_add(desc.len as usize);
-            if chunk as usize + self.cfg.frame_size as usize > self.area.len()
-                || end > chunk as usize + self.cfg.frame_size as usize
-            {
-                // Not a frame of ours: never reuse it, count it lost.
-                self.counters.bad_descriptors += 1;
-                self.lost += 1;
-                continue;
-            }
-            // SAFETY: the frame was just handed to us by the receive ring (it
-            // is ours until we put it back on the fill ring), and the range
-            // was checked to lie inside its chunk of the area.
-            let data =
-                unsafe { std::slice::from_raw_parts(self.area.as_ptr().add(start), end - start) };
-            f(data);
-            self.recycle.push(chunk);
-        }
-        r.release();
-        drop(r);
-        self.fill_in_flight -= n;
-        self.counters.rx_frames += u64::from(n);
+    pub fn recv(&mut self, max: u32, f: impl FnMut(&[u8])) -> u32 {
+        let n = XskRx { s: &mut self.rx }.recv(max, f);
         self.refill();
-        if n == 0 && self.busy_poll {
-            self.counters.busy_polls += 1;
-            // EAGAIN / EWOULDBLOCK (the same errno on Linux) and EINTR are
-            // ordinary answers; anything else is counted, never fatal.
-            if let Err(e) = xdp_busy_poll(self.as_fd())
-                && !(e.would_block() || e.errno() == Some(libc::EINTR))
-            {
-                self.counters.busy_poll_errors += 1;
-            }
-        }
         n
     }
 
     /// Reaps transmit completions into the free list.
     #[inline]
     pub fn reap(&mut self) {
-        let mut c = self.device.complete(self.tx_in_flight.max(1));
-        let mut n = 0u32;
-        let mask = !(u64::from(self.cfg.frame_size) - 1);
-        let frames = u64::from(self.cfg.frames);
-        while let Some(addr) = c.read() {
-            n += 1;
-            if addr & !mask != 0 || addr / u64::from(self.cfg.frame_size) >= frames {
-                self.counters.bad_descriptors += 1;
-                self.lost += 1;
-                continue;
-            }
-            self.free.push(addr);
-        }
-        c.release();
-        drop(c);
-        self.tx_in_flight -= n;
-        self.counters.tx_completions += u64::from(n);
+        self.tx.reap();
     }
 
     /// A free frame to build an outgoing frame in: its address and bytes
     /// (`frame_size` of them); `None` when all are in flight.
     #[inline]
     pub fn tx_frame(&mut self) -> Option<(u64, &mut [u8])> {
-        if self.free.is_empty() {
-            self.reap();
+        let mut h = XskTx { s: &mut self.tx };
+        if !h.ready() {
+            return None;
         }
-        let addr = self.free.pop()?;
-        // SAFETY: the frame was on the free list, so it is ours until it is
-        // submitted; it lies inside the area (addresses are multiples of
-        // the frame size below `frames * frame_size`).
-        let buf = unsafe {
-            std::slice::from_raw_parts_mut(
-                self.area.as_ptr().add(addr as usize),
-                self.cfg.frame_size as usize,
-            )
-        };
-        Some((addr, buf))
+        let addr = h.s.free.pop()?;
+        Some((addr, h.s.frame_mut(addr)))
     }
 
     /// Gives back a frame taken with [`Self::tx_frame`] and not sent.
     pub fn tx_cancel(&mut self, addr: u64) {
-        self.free.push(addr);
+        self.tx.free.push(addr);
     }
 
     /// Puts a frame built with [`Self::tx_frame`] on the transmit ring;
     /// false (and the frame back on the free list) when the ring is full.
     #[inline]
     pub fn tx_submit(&mut self, addr: u64, len: u32) -> bool {
-        let mut w = self.tx.transmit(1);
-        let ok = w.insert_once(XdpDesc {
-            addr,
-            len,
-            options: 0,
-        });
-        w.commit();
-        drop(w);
-        if ok {
-            self.tx_in_flight += 1;
-            self.tx_queued += 1;
-            self.counters.tx_frames += 1;
-        } else {
-            self.free.push(addr);
-        }
-        ok
+        self.tx.submit(addr, len)
     }
 
     /// Frames wait on the transmit ring for a kick (a kick that stopped at
     /// the kernel's per-call budget, or the link down).
     #[must_use]
     pub fn tx_needs_flush(&self) -> bool {
-        self.tx_queued > 0 || self.link_down
+        self.tx.needs_flush()
+    }
+
+    /// Makes the kernel send what was submitted (see [`XskTx::flush`]).
+    ///
+    /// # Errors
+    /// As [`XskTx::flush`].
+    #[inline]
+    pub fn tx_flush(&mut self) -> Result<(), SyscallError> {
+        self.tx.flush()
+    }
+}
+
+impl XskRx<'_> {
+    /// Hands up to `max` received frames to `f` (each as a slice of the
+    /// UMEM, valid during the call) and puts them on the list for the fill
+    /// ring ([`Xsk::refill`]). Returns how many there were. With busy
+    /// polling on and nothing received, makes one non-blocking `recvfrom`
+    /// so the kernel polls the device.
+    #[inline]
+    pub fn recv(&mut self, max: u32, mut f: impl FnMut(&[u8])) -> u32 {
+        let s = &mut *self.s;
+        let mut r = s.ring.receive(max);
+        let mut n = 0;
+        while let Some(desc) = r.read() {
+            n += 1;
+            let Some((chunk, start, end)) = s.area.chunk(desc.addr, desc.len) else {
+                // Not a frame of ours: never reuse it, count it lost.
+                s.bad_descriptors += 1;
+                s.lost += 1;
+                continue;
+            };
+            // SAFETY: the frame was just handed to us by the receive ring (it
+            // is ours until it goes back on the fill ring), and the range
+            // was checked to lie inside its chunk of the area.
+            let data = unsafe {
+                std::slice::from_raw_parts(s.area.ptr.as_ptr().add(start), end - start)
+            };
+            f(data);
+            s.recycle.push(chunk);
+        }
+        r.release();
+        drop(r);
+        s.fill_in_flight -= n;
+        s.rx_frames += u64::from(n);
+        if n == 0 && s.busy_poll {
+            s.busy_polls += 1;
+            // EAGAIN / EWOULDBLOCK (the same errno on Linux) and EINTR are
+            // ordinary answers; anything else is counted, never fatal.
+            // SAFETY: the descriptor of the socket this half belongs to,
+            // open while the half is borrowed.
+            let fd = unsafe { BorrowedFd::borrow_raw(s.ring.as_raw_fd()) };
+            if let Err(e) = xdp_busy_poll(fd)
+                && !(e.would_block() || e.errno() == Some(libc::EINTR))
+            {
+                s.busy_poll_errors += 1;
+            }
+        }
+        n
+    }
+}
+
+impl XskTx<'_> {
+    /// Whether [`Self::slot`] would give a frame now: a free frame (reaping
+    /// completions first when there is none) and room on the transmit ring.
+    #[inline]
+    pub fn ready(&mut self) -> bool {
+        let s = &mut *self.s;
+        if s.held.is_some() {
+            return true;
+        }
+        if s.free.is_empty() {
+            s.reap();
+        }
+        !s.free.is_empty() && s.tx_in_flight < s.ring_size
+    }
+
+    /// A free frame to build an outgoing frame in (`frame_size` bytes);
+    /// `None` when every frame is in flight. Commit or cancel it.
+    #[inline]
+    pub fn slot(&mut self) -> Option<&mut [u8]> {
+        if !self.ready() {
+            return None;
+        }
+        let s = &mut *self.s;
+        let addr = match s.held {
+            Some(a) => a,
+            None => {
+                let a = s.free.pop()?;
+                s.held = Some(a);
+                a
+            }
+        };
+        Some(s.frame_mut(addr))
+    }
+
+    /// Puts the frame from [`Self::slot`] on the transmit ring, `len` bytes.
+    ///
+    /// # Panics
+    /// When no frame is held: a caller bug.
+    #[inline]
+    pub fn commit(&mut self, len: usize) {
+        let addr = self.s.held.take().expect("commit without a slot");
+        // `ready` kept the ring from filling: in flight < ring size.
+        let ok = self.s.submit(addr, len as u32);
+        debug_assert!(ok, "transmit ring full despite the in-flight bound");
+    }
+
+    /// Gives back the frame from [`Self::slot`], unsent.
+    pub fn cancel(&mut self) {
+        if let Some(a) = self.s.held.take() {
+            self.s.free.push(a);
+        }
+    }
+
+    /// Frames wait for a kick.
+    #[must_use]
+    pub fn needs_flush(&self) -> bool {
+        self.s.needs_flush()
+    }
+
+    /// The link refused the last kick and has not taken one since.
+    #[must_use]
+    pub fn link_down(&self) -> bool {
+        self.s.link_down
     }
 
     /// Makes the kernel send what was submitted: a `sendto` kick when it
@@ -498,17 +675,82 @@ impl Xsk {
     /// [`XskCounters::tx_dropped_kicks`]) or a link down (`ENETDOWN`,
     /// `ENXIO`: counted, see [`Self::link_down`]).
     #[inline]
-    pub fn tx_flush(&mut self) -> Result<(), SyscallError> {
-        if !self.tx_needs_flush() {
+    pub fn flush(&mut self) -> Result<(), SyscallError> {
+        self.s.flush()
+    }
+}
+
+impl TxSide {
+    fn frame_mut(&mut self, addr: u64) -> &mut [u8] {
+        // SAFETY: the frame came off the free list, so it is ours until it
+        // is submitted; it lies inside the area (addresses are multiples of
+        // the frame size below `frames * frame_size`); the slice borrows
+        // this side mutably, so no other view of it exists.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.area.ptr.as_ptr().add(addr as usize),
+                self.area.frame_size as usize,
+            )
+        }
+    }
+
+    fn reap(&mut self) {
+        let mut c = self.device.complete(self.tx_in_flight.max(1));
+        let mut n = 0u32;
+        let fs = u64::from(self.area.frame_size);
+        let frames = u64::from(self.area.frames);
+        while let Some(addr) = c.read() {
+            n += 1;
+            if addr % fs != 0 || addr / fs >= frames {
+                self.bad_descriptors += 1;
+                self.lost += 1;
+                continue;
+            }
+            self.free.push(addr);
+        }
+        c.release();
+        drop(c);
+        self.tx_in_flight -= n;
+        self.tx_completions += u64::from(n);
+    }
+
+    fn submit(&mut self, addr: u64, len: u32) -> bool {
+        let mut w = self.ring.transmit(1);
+        let ok = w.insert_once(XdpDesc {
+            addr,
+            len,
+            options: 0,
+        });
+        w.commit();
+        drop(w);
+        if ok {
+            self.tx_in_flight += 1;
+            self.tx_queued += 1;
+            self.tx_frames += 1;
+        } else {
+            self.free.push(addr);
+        }
+        ok
+    }
+
+    fn needs_flush(&self) -> bool {
+        self.tx_queued > 0 || self.link_down
+    }
+
+    fn flush(&mut self) -> Result<(), SyscallError> {
+        if !self.needs_flush() {
             return Ok(());
         }
-        if self.cfg.need_wakeup && !self.link_down && !self.tx.needs_wakeup() {
+        if self.need_wakeup && !self.link_down && !self.ring.needs_wakeup() {
             self.tx_queued = 0;
             return Ok(());
         }
-        for _ in 0..=self.cfg.ring_size / 32 {
-            self.counters.tx_kicks += 1;
-            let Err(e) = xdp_tx_kick(self.tx_fd()) else {
+        for _ in 0..=self.ring_size / 32 {
+            self.tx_kicks += 1;
+            // SAFETY: the descriptor of the socket this half belongs to,
+            // open while the half is borrowed.
+            let fd = unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) };
+            let Err(e) = xdp_tx_kick(fd) else {
                 self.tx_queued = 0;
                 self.link_down = false;
                 return Ok(());
@@ -516,20 +758,20 @@ impl Xsk {
             match e.errno() {
                 Some(libc::EAGAIN | libc::ENOBUFS) => {
                     self.link_down = false;
-                    if self.tx.pending() == 0 {
+                    if self.ring.pending() == 0 {
                         self.tx_queued = 0;
                         return Ok(());
                     }
                 }
                 Some(libc::EBUSY) => {
-                    self.counters.tx_dropped_kicks += 1;
+                    self.tx_dropped_kicks += 1;
                     self.tx_queued = 0;
                     self.link_down = false;
                     return Ok(());
                 }
                 Some(libc::ENETDOWN | libc::ENXIO) => {
                     self.link_down = true;
-                    self.counters.link_down_kicks += 1;
+                    self.link_down_kicks += 1;
                     return Ok(());
                 }
                 _ => return Err(e),

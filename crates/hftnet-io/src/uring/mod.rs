@@ -2,10 +2,10 @@
 //! buffers, optional SQPOLL, multishot receive into a provided-buffer ring,
 //! `SEND_ZC`, spinning on the completion queue or waiting in the kernel.
 //!
-//! Layer: a backend of [`Transport`]. This module is one of the two of the
-//! crate allowed `unsafe`, with the AF_XDP ring code of [`crate::xdp::socket`]
-//! (the crate is `#![deny(unsafe_code)]`, both `#[allow(unsafe_code)]`): the
-//! kernel reads and writes memory we hand it
+//! Layer: a backend of [`Transport`], and ring code: with the AF_XDP socket
+//! (`xdp::socket`) and the in-process queues (`mem`), one of the modules of
+//! the crate allowed `unsafe` (the crate is `#![deny(unsafe_code)]`, this
+//! module `#![allow(unsafe_code)]`): the kernel reads and writes memory we hand it
 //! through submission entries, so every buffer, `msghdr` and socket address
 //! lives in a heap block this module owns (`RawMem`) whose address never
 //! changes, is touched by us only after the completion that returns it, and is
@@ -35,6 +35,11 @@
 //! `IORING_REGISTER_NAPI` before 6.9) falls back with a note in the
 //! capabilities; a missing base opcode (`SENDMSG`/`RECVMSG`, Linux 5.3) is an
 //! [`OpenError`] naming it.
+//!
+//! Leases ([`crate::Lease`]) copy, as for kernel sockets: a datagram is
+//! copied out of the provided buffer into the lending buffer.
+
+#![allow(unsafe_code)]
 
 use std::alloc::Layout;
 use std::collections::VecDeque;
@@ -50,11 +55,99 @@ use io_uring::types::{CancelBuilder, Fixed, Napi, RecvMsgOut, SubmitArgs, Timesp
 use io_uring::{IoUring, cqueue, opcode, squeue};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use serde::Serialize;
+
 use crate::Role;
-use crate::common::{self, COMMON_PARAMS, SocketOptions};
+use crate::backend::{Backend, CapsSection, RungContext, RungSpec};
+use crate::capabilities::{Capabilities, LegacyFields, legacy_lines};
+use crate::common::{self, COMMON_PARAMS, SocketCaps, SocketOptions};
 use crate::error::{OpenError, from_io};
-use crate::transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
+use crate::lease::{CopyLease, copy_lease};
+use crate::transport::{Addrs, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
 use crate::uri::{Uri, UriError};
+
+/// The `uring://` backend.
+#[derive(Debug)]
+pub struct UringBackend;
+
+impl Backend for UringBackend {
+    const SCHEMES: &'static [&'static str] = &["uring"];
+    type Config = UringConfig;
+    type Transport = UringTransport;
+    type Caps = UringCaps;
+
+    fn parse(uri: &Uri) -> Result<UringConfig, UriError> {
+        UringConfig::from_uri(uri)
+    }
+
+    fn open(cfg: &UringConfig, role: Role) -> Result<UringTransport, OpenError> {
+        UringTransport::open(cfg.clone(), role)
+    }
+
+    fn max_message(cfg: &UringConfig) -> usize {
+        cfg.max_message()
+    }
+
+    fn burst(cfg: &UringConfig) -> usize {
+        // A ring: bursts of as many messages as it has receive buffers.
+        cfg.bufs as usize
+    }
+
+    fn cpu(cfg: &UringConfig) -> Option<usize> {
+        cfg.socket.cpu
+    }
+
+    fn rungs(_: &str, ctx: &RungContext<'_>) -> Vec<RungSpec> {
+        // Completion modes instead of socket receive strategies (SQPOLL is
+        // left out of the default ladder: on few CPUs its kernel thread
+        // competes with the spinning ends; ask for it with a URI).
+        let ip = ctx.server_ip;
+        [
+            ("wait", "mode=wait"),
+            ("spin", "mode=spin"),
+            ("spin+multishot", "mode=spin&multishot=1"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (name, q))| {
+            let port = ctx.port + i as u16;
+            RungSpec::same(name, format!("uring://{ip}:{port}?{q}"))
+        })
+        .collect()
+    }
+}
+
+/// The `uring://` section of the capabilities.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UringCaps {
+    /// What the kernel granted the socket.
+    #[serde(flatten)]
+    pub socket: SocketCaps,
+    /// SQPOLL thread running.
+    pub sqpoll: bool,
+    /// CPU the SQPOLL thread is pinned to.
+    pub sqpoll_cpu: Option<u32>,
+    /// Multishot receive in use.
+    pub multishot: bool,
+    /// `SEND_ZC` in use.
+    pub send_zc: bool,
+    /// NAPI busy polling registered on the ring (microseconds).
+    pub napi_usecs: Option<u32>,
+    /// Receive buffers.
+    pub bufs: u32,
+    /// Send completions that failed.
+    pub tx_errors: u64,
+}
+
+impl CapsSection for UringCaps {
+    fn lines(&self, out: &mut Vec<(String, String)>) {
+        legacy_lines(&self.legacy(), out);
+    }
+
+    fn legacy(&self) -> LegacyFields {
+        self.socket.legacy()
+    }
+}
 
 /// How a receive waits for completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -454,7 +547,13 @@ pub struct UringTransport {
     timeout: Option<Duration>,
     mode: UringMode,
     received_any: bool,
+    /// Buffers of the lease API (allocated on first use).
+    lease: CopyLease,
+    /// The local address, read once at open.
+    local: Option<SocketAddr>,
 }
+
+copy_lease!(UringTransport);
 
 impl std::fmt::Debug for UringTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -762,7 +861,10 @@ impl UringTransport {
             timeout: None,
             mode,
             received_any: false,
+            lease: CopyLease::new(),
+            local: None,
         };
+        t.local = t.sock.local_addr().ok().and_then(|a| a.as_socket());
         t.arm_receives()
             .map_err(OpenError::setup("arming the first receives"))?;
         t.submit()
@@ -780,6 +882,11 @@ impl UringTransport {
     #[must_use]
     pub fn config(&self) -> &UringConfig {
         &self.cfg
+    }
+
+    /// Largest message a lease lends whole.
+    fn lease_slot(&self) -> usize {
+        self.cfg.max_message()
     }
 
     fn sys_err(call: &'static str, errno: i32) -> SyscallError {
@@ -1196,26 +1303,16 @@ impl Transport for UringTransport {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities {
-            transport: "uring",
-            peer: self.default_peer,
-            max_message: self.cfg.max_message(),
-            notes: self.notes.clone(),
-            ..Capabilities::default()
-        };
-        self.cfg.socket.read_back(&self.sock, &mut caps);
-        caps.rx_strategy = match self.mode {
-            UringMode::Spin => "uring-spin",
-            UringMode::Wait => "uring-wait",
-        };
+        let (mut socket, local) = self.cfg.socket.read_back(&self.sock);
         if self.received_any {
-            caps.napi_id =
+            socket.napi_id =
                 hftnet_sys::sock::get_int(self.sock.as_fd(), hftnet_sys::sock::SO_INCOMING_NAPI_ID)
                     .ok()
                     .map(|v| v as u32);
         }
         let s = &self.status;
-        caps.notes.push(format!(
+        let mut notes = self.notes.clone();
+        notes.push(format!(
             "sqpoll: {}",
             match (s.sqpoll, s.sqpoll_cpu) {
                 (true, Some(c)) => format!(
@@ -1229,7 +1326,7 @@ impl Transport for UringTransport {
                 (false, _) => "off (one io_uring_enter per send burst)".into(),
             }
         ));
-        caps.notes.push(format!(
+        notes.push(format!(
             "receive: {} ({} buffers of {} bytes, socket and transmit region registered)",
             if s.multishot {
                 "multishot RECVMSG, provided-buffer ring"
@@ -1239,7 +1336,7 @@ impl Transport for UringTransport {
             self.cfg.bufs,
             self.cfg.buf_size
         ));
-        caps.notes.push(format!(
+        notes.push(format!(
             "send: {}",
             if s.zc {
                 "SEND_ZC from the registered buffer"
@@ -1247,23 +1344,53 @@ impl Transport for UringTransport {
                 "SENDMSG (copy)"
             }
         ));
-        caps.notes.push(match s.napi_usecs {
+        notes.push(match s.napi_usecs {
             Some(u) => format!("napi: IORING_REGISTER_NAPI busy poll {u} us"),
             None if self.cfg.napi_usecs.is_some() => "napi: not available".into(),
             None => "napi: not requested (napi=USECS)".into(),
         });
-        caps.notes.push(if s.missing.is_empty() {
+        notes.push(if s.missing.is_empty() {
             "opcodes missing: none of those used".into()
         } else {
             format!("opcodes missing: {}", s.missing.join(", "))
         });
-        caps.notes
-            .extend(s.fallbacks.iter().map(|f| format!("fallback: {f}")));
+        notes.extend(s.fallbacks.iter().map(|f| format!("fallback: {f}")));
         if self.st.tx_errors > 0 {
-            caps.notes
-                .push(format!("send completions failed: {}", self.st.tx_errors));
+            notes.push(format!("send completions failed: {}", self.st.tx_errors));
         }
-        caps
+        Capabilities {
+            transport: "uring",
+            rx_strategy: match self.mode {
+                UringMode::Spin => "uring-spin",
+                UringMode::Wait => "uring-wait",
+            },
+            local,
+            peer: self.default_peer,
+            max_message: self.cfg.max_message(),
+            burst: self.cfg.bufs as usize,
+            backend: Some(
+                UringCaps {
+                    socket,
+                    sqpoll: s.sqpoll,
+                    sqpoll_cpu: s.sqpoll_cpu,
+                    multishot: s.multishot,
+                    send_zc: s.zc,
+                    napi_usecs: s.napi_usecs,
+                    bufs: self.cfg.bufs,
+                    tx_errors: self.st.tx_errors,
+                }
+                .into(),
+            ),
+            notes,
+            ..Capabilities::default()
+        }
+    }
+
+    fn addrs(&self) -> Addrs {
+        Addrs {
+            local: self.local,
+            peer: self.default_peer,
+        }
     }
 }
 

@@ -1,4 +1,9 @@
-//! Layer-2 path lookup shared by the kernel-bypass transports (AF_PACKET,
+//! The layer-2 part of the crate: the ring trait of the kernel-bypass
+//! backends ([`ring`]), the one generic transport over it ([`L2Transport`]),
+//! the user-space UDP/IPv4/Ethernet layer it speaks ([`frames`]), and — in
+//! this module — the path lookup they share.
+//!
+//! Path lookup, shared by the kernel-bypass transports (AF_PACKET,
 //! AF_XDP, DPDK): which source MAC and IPv4 address to put in a frame for a
 //! destination, and which destination MAC — found in the kernel's routing and
 //! neighbour (ARP) tables, so the bypass transports agree with the kernel's
@@ -28,6 +33,12 @@
 //! itself for its own traffic). Must never: send application traffic to
 //! trigger resolution, block longer than the caller's timeout (plus one
 //! netlink round trip), or panic on any input.
+
+pub mod frames;
+pub mod ring;
+mod transport;
+
+pub use transport::{L2Transport, L2Tx, SLOT_WAIT};
 
 use std::fmt;
 use std::net::Ipv4Addr;

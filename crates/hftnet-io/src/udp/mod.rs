@@ -37,12 +37,109 @@ use hftnet_sys::SyscallError;
 use hftnet_sys::sock::{self, MmsgBatch};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use serde::Serialize;
+
 use crate::Role;
+use crate::backend::{
+    Backend, CapsSection, Placement, RungContext, RungSpec, socket_strategy_rungs,
+};
+use crate::capabilities::{Capabilities, LegacyFields, legacy_lines};
 pub use crate::common::Timestamps;
-use crate::common::{self, COMMON_PARAMS, SocketOptions};
+use crate::common::{self, COMMON_PARAMS, SocketCaps, SocketOptions};
 use crate::error::{OpenError, from_io};
-use crate::transport::{Capabilities, RxBurst, RxMeta, Transport, TxMsg, TxStamp, Waiter};
+use crate::lease::{CopyLease, copy_lease};
+use crate::transport::{Addrs, RxBurst, RxMeta, Transport, TxMsg, TxStamp, Waiter};
 use crate::uri::{Uri, UriError};
+
+/// The `udp://` and `mcast://` backend.
+#[derive(Debug)]
+pub struct UdpBackend;
+
+impl Backend for UdpBackend {
+    const SCHEMES: &'static [&'static str] = &["udp", "mcast"];
+    type Config = UdpConfig;
+    type Transport = UdpTransport;
+    type Caps = UdpCaps;
+
+    fn parse(uri: &Uri) -> Result<UdpConfig, UriError> {
+        UdpConfig::from_uri(uri)
+    }
+
+    fn scheme(cfg: &UdpConfig) -> &'static str {
+        if cfg.multicast.is_some() { "mcast" } else { "udp" }
+    }
+
+    fn open(cfg: &UdpConfig, role: Role) -> Result<UdpTransport, OpenError> {
+        UdpTransport::open(cfg.clone(), role)
+    }
+
+    fn max_message(_: &UdpConfig) -> usize {
+        MAX_UDP_PAYLOAD
+    }
+
+    fn burst(cfg: &UdpConfig) -> usize {
+        cfg.batch
+    }
+
+    fn cpu(cfg: &UdpConfig) -> Option<usize> {
+        cfg.socket.cpu
+    }
+
+    fn placement(scheme: &str) -> Placement {
+        // A group needs an interface that routes it; loopback does not by default.
+        if scheme == "mcast" {
+            Placement::Interface
+        } else {
+            Placement::Anywhere
+        }
+    }
+
+    fn rungs(scheme: &str, ctx: &RungContext<'_>) -> Vec<RungSpec> {
+        if scheme == "mcast" {
+            let ifq = ctx.iface.map(|i| format!("&iface={i}")).unwrap_or_default();
+            return socket_strategy_rungs(ctx, |port, q| {
+                format!("mcast://239.1.1.1:{port}?{q}{ifq}")
+            });
+        }
+        let ip = ctx.server_ip;
+        let mut r = socket_strategy_rungs(ctx, |port, q| format!("udp://{ip}:{port}?{q}"));
+        // The batched, zero-copy and timestamped socket paths (spinning, so
+        // the option is the only difference from udp/spin).
+        for (name, q) in [
+            ("spin+batch32", "rx=spin&batch=32"),
+            ("spin+zerocopy", "rx=spin&zerocopy=1"),
+            ("spin+timestamps", "rx=spin&timestamps=rx,tx"),
+        ] {
+            let port = ctx.port + r.len() as u16;
+            r.push(RungSpec::same(name, format!("udp://{ip}:{port}?{q}")));
+        }
+        r
+    }
+}
+
+/// The `udp://` / `mcast://` section of the capabilities.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UdpCaps {
+    /// What the kernel granted the socket.
+    #[serde(flatten)]
+    pub socket: SocketCaps,
+    /// Datagrams per `recvmmsg` / `sendmmsg` call (`batch=`).
+    pub batch: usize,
+    /// The group joined or sent to, for `mcast://`.
+    pub group: Option<Ipv4Addr>,
+    /// `zerocopy=1` counters.
+    pub zerocopy: Option<ZeroCopyStats>,
+}
+
+impl CapsSection for UdpCaps {
+    fn lines(&self, out: &mut Vec<(String, String)>) {
+        legacy_lines(&self.legacy(), out);
+    }
+
+    fn legacy(&self) -> LegacyFields {
+        self.socket.legacy()
+    }
+}
 
 /// Largest UDP payload over IPv4.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -254,10 +351,16 @@ pub struct UdpTransport {
     mmsg: Option<MmsgBatch>,
     /// Send buffers and completion bookkeeping, with `zerocopy=1`.
     zc: Option<ZcRing>,
+    /// Buffers of the lease API (allocated on first use).
+    lease: CopyLease,
+    /// The local address, read once at open.
+    local: Option<SocketAddr>,
 }
 
+copy_lease!(UdpTransport);
+
 /// Counters of `zerocopy=1` sends, kept by the transport.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ZeroCopyStats {
     /// Send buffers (`zc_slots=`).
     pub slots: usize,
@@ -511,6 +614,7 @@ impl UdpTransport {
             }
             None => None,
         };
+        let local = s.local_addr().ok().and_then(|a| a.as_socket());
         Ok(Self {
             sock: s,
             cfg,
@@ -523,6 +627,8 @@ impl UdpTransport {
             joined,
             mmsg,
             zc,
+            lease: CopyLease::new(),
+            local,
         })
     }
 
@@ -578,6 +684,11 @@ impl UdpTransport {
     #[must_use]
     pub fn batch(&self) -> usize {
         self.cfg.batch
+    }
+
+    /// Largest message a lease lends whole.
+    fn lease_slot(&self) -> usize {
+        MAX_UDP_PAYLOAD
     }
 
     /// Leaves the multicast group now (the kernel also leaves on close).
@@ -780,43 +891,28 @@ impl Transport for UdpTransport {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities {
-            transport: if self.cfg.multicast.is_some() {
-                "mcast"
-            } else {
-                "udp"
-            },
-            peer: self.default_peer,
-            max_message: MAX_UDP_PAYLOAD,
-            rx_timestamps: self.cfg.timestamps.control(),
-            tx_timestamps: self.cfg.timestamps.tx,
-            hw_timestamps: self.cfg.timestamps.hw,
-            notes: self.notes.clone(),
-            ..Capabilities::default()
-        };
-        self.cfg.socket.read_back(&self.sock, &mut caps);
-        caps.rx_strategy = self.waiter.strategy().name();
+        let (mut socket, local) = self.cfg.socket.read_back(&self.sock);
+        socket.rx_timestamps = self.cfg.timestamps.control();
+        socket.tx_timestamps = self.cfg.timestamps.tx;
+        socket.hw_timestamps = self.cfg.timestamps.hw;
         if self.received_any {
-            caps.napi_id = sock::get_int(self.sock.as_fd(), sock::SO_INCOMING_NAPI_ID)
+            socket.napi_id = sock::get_int(self.sock.as_fd(), sock::SO_INCOMING_NAPI_ID)
                 .ok()
                 .map(|v| v as u32);
         }
-        if self.role == Role::Server && self.cfg.multicast.is_some() {
-            caps.peer = None;
-        }
+        let mut notes = self.notes.clone();
         if self.cfg.timestamps.any() {
-            caps.notes
-                .push(format!("timestamps: {}", self.cfg.timestamps.describe()));
+            notes.push(format!("timestamps: {}", self.cfg.timestamps.describe()));
         }
         if self.cfg.batch > 1 {
-            caps.notes.push(format!(
+            notes.push(format!(
                 "batch={}: up to {} datagrams per recvmmsg/sendmmsg call",
                 self.cfg.batch, self.cfg.batch
             ));
         }
         if let Some(zc) = &self.zc {
             let s = zc.stats;
-            caps.notes.push(format!(
+            notes.push(format!(
                 "zerocopy=1: MSG_ZEROCOPY sends from {} slots of {} bytes; {} sent, {} completed \
                  ({} copied by the kernel anyway, as always on loopback/veth), {} in flight \
                  (max {}), {} waits for a slot, {} unmatched completions",
@@ -831,7 +927,34 @@ impl Transport for UdpTransport {
                 s.unmatched
             ));
         }
-        caps
+        let mcast_server = self.role == Role::Server && self.cfg.multicast.is_some();
+        Capabilities {
+            transport: UdpBackend::scheme(&self.cfg),
+            rx_strategy: self.waiter.strategy().name(),
+            local,
+            peer: if mcast_server { None } else { self.default_peer },
+            max_message: MAX_UDP_PAYLOAD,
+            burst: self.cfg.batch,
+            backend: Some(
+                UdpCaps {
+                    socket,
+                    batch: self.cfg.batch,
+                    group: self.cfg.multicast.as_ref().map(|m| m.group),
+                    zerocopy: self.zc.as_ref().map(|z| z.stats),
+                }
+                .into(),
+            ),
+            notes,
+            ..Capabilities::default()
+        }
+    }
+
+    fn addrs(&self) -> Addrs {
+        let mcast_server = self.role == Role::Server && self.cfg.multicast.is_some();
+        Addrs {
+            local: self.local,
+            peer: if mcast_server { None } else { self.default_peer },
+        }
     }
 
     /// Reads the error queue until it is empty (`timestamps=...,tx` only).
@@ -1231,7 +1354,8 @@ mod tests {
         )
         .unwrap();
         let t = UdpTransport::open(cfg, Role::Server).unwrap();
-        let c = t.capabilities();
+        let caps = t.capabilities();
+        let c = caps.legacy();
         assert!(c.rcvbuf.unwrap() >= 1 << 20, "{c:?}");
         assert!(c.sndbuf.unwrap() >= 256 << 10, "{c:?}");
         assert_eq!(c.priority, Some(5));
@@ -1241,7 +1365,7 @@ mod tests {
         assert!(c.rx_timestamps);
         assert_eq!(c.napi_id, None, "unknown before the first packet");
         assert!(
-            c.lines()
+            caps.lines()
                 .iter()
                 .any(|(k, v)| k == "rx_strategy" && v == "busy-poll")
         );
@@ -1279,8 +1403,9 @@ mod tests {
     fn tx_stamps_are_ordered_and_tagged_with_the_send_counter() {
         let (mut server, mut client) = loopback_pair("timestamps=rx,tx");
         let c = client.capabilities();
+        let l = c.legacy();
         assert!(
-            c.rx_timestamps && c.tx_timestamps && !c.hw_timestamps,
+            l.rx_timestamps && l.tx_timestamps && !l.hw_timestamps,
             "{c:?}"
         );
         assert!(

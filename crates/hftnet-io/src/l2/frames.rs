@@ -2,9 +2,10 @@
 //! backends (`packet://`, `xdp://`, later `dpdk://`): which received frames
 //! are ours and what they carry, and the frame to send for a message.
 //!
-//! Layer: between a backend's rings and the [`crate::Transport`] API; sans
-//! I/O except for the one slow path, resolving a new peer's MAC address
-//! through the kernel's neighbour table ([`crate::l2::resolve`]).
+//! Layer: between a backend's ring and the generic
+//! [`L2Transport`](crate::l2::L2Transport); sans I/O except for the one slow
+//! path, resolving a new peer's MAC address through the kernel's neighbour
+//! table ([`crate::l2::resolve`]).
 //!
 //! Receive: [`UdpOverEthernet::accept`] parses a frame with
 //! [`hftnet_wire::udp::parse_frame`], verifying the IPv4 header checksum
@@ -409,55 +410,95 @@ impl UdpOverEthernet {
     /// destination's MAC address cannot be resolved.
     #[inline]
     pub fn emit(&mut self, buf: &mut [u8], m: &TxMsg<'_>) -> Result<usize, SyscallError> {
-        let to = self.destination(m)?;
+        if m.data.len() > self.max_message {
+            return Err(too_long());
+        }
+        let spec = self.prepare(m.to)?;
+        self.emit_with(buf, &spec, |p| {
+            p[..m.data.len()].copy_from_slice(m.data);
+            m.data.len()
+        })
+    }
+
+    /// The frame headers for a message to `to` (the default peer when
+    /// `None`): checks the destination and finds its MAC address (from the
+    /// cache; the kernel's neighbour table on a miss).
+    ///
+    /// # Errors
+    /// As [`Self::emit`], except `EMSGSIZE`.
+    #[inline]
+    pub fn prepare(&mut self, to: Option<SocketAddr>) -> Result<FrameSpec, SyscallError> {
+        let to = self.destination(to)?;
         let dst_mac = self.mac_for(*to.ip()).map_err(|_| {
             SyscallError::from_errno(
                 "layer-2 send (no ARP answer from the destination)",
                 libc::EHOSTUNREACH,
             )
         })?;
-        let spec = FrameSpec::new(
+        Ok(FrameSpec::new(
             self.iface.mac,
             dst_mac,
             *self.local.ip(),
             *to.ip(),
             self.local.port(),
             to.port(),
-        );
-        let len = wire_udp::emit_frame(buf, &spec, m.data).map_err(|_| {
-            SyscallError::from_errno("layer-2 send (frame too long)", libc::EMSGSIZE)
-        })?;
+        ))
+    }
+
+    /// Builds a frame in `buf` with headers from `spec` around a payload
+    /// that `fill` writes in place (it gets the payload area, at most
+    /// [`Self::max_message`] bytes, and returns the length it wrote);
+    /// returns the frame length.
+    ///
+    /// # Errors
+    /// `EMSGSIZE` when `buf` has no room for the headers or `fill` claims
+    /// more than the area it was given.
+    #[inline]
+    pub fn emit_with(
+        &mut self,
+        buf: &mut [u8],
+        spec: &FrameSpec,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, SyscallError> {
+        let at = spec.header_len();
+        let room = buf.len().saturating_sub(at).min(self.max_message);
+        if buf.len() < at {
+            return Err(too_long());
+        }
+        let n = fill(&mut buf[at..at + room]);
+        if n > room {
+            return Err(too_long());
+        }
+        let len = wire_udp::emit_frame_headers(buf, spec, n).map_err(|_| too_long())?;
         self.stats.tx_frames += 1;
         Ok(len)
     }
 
-    /// The destination of `m`, checked: IPv4, known, not too long.
+    /// The destination of a message to `to`: IPv4, and known.
     ///
     /// # Errors
-    /// As [`Self::emit`], except `EHOSTUNREACH`.
+    /// `EAFNOSUPPORT` for IPv6, `EDESTADDRREQ` without `to` or a default peer.
     #[inline]
-    pub fn destination(&self, m: &TxMsg<'_>) -> Result<SocketAddrV4, SyscallError> {
-        let to = match m.to {
-            Some(SocketAddr::V4(a)) => a,
-            Some(SocketAddr::V6(_)) => {
-                return Err(SyscallError::from_errno(
-                    "layer-2 send (IPv6 destination)",
-                    libc::EAFNOSUPPORT,
-                ));
-            }
+    pub fn destination(&self, to: Option<SocketAddr>) -> Result<SocketAddrV4, SyscallError> {
+        match to {
+            Some(SocketAddr::V4(a)) => Ok(a),
+            Some(SocketAddr::V6(_)) => Err(SyscallError::from_errno(
+                "layer-2 send (IPv6 destination)",
+                libc::EAFNOSUPPORT,
+            )),
             None => self.default_peer.ok_or(SyscallError::from_errno(
                 "layer-2 send (no peer= and no destination)",
                 libc::EDESTADDRREQ,
-            ))?,
-        };
-        if m.data.len() > self.max_message {
-            return Err(SyscallError::from_errno(
-                "layer-2 send (message longer than a ring frame or the MTU)",
-                libc::EMSGSIZE,
-            ));
+            )),
         }
-        Ok(to)
     }
+}
+
+fn too_long() -> SyscallError {
+    SyscallError::from_errno(
+        "layer-2 send (message longer than a ring frame or the MTU)",
+        libc::EMSGSIZE,
+    )
 }
 
 /// True when the UDP checksum of `u` (parsed from `frame`) holds exactly

@@ -2,8 +2,9 @@
 //! from a memory-mapped `TPACKET_V2` (or V3) ring and sent through a transmit
 //! ring, built and parsed in user space with the `hftnet-wire` codecs.
 //!
-//! Layer: a backend of [`Transport`]; all raw calls are in
-//! [`hftnet_sys::packet`], so this module is safe code.
+//! Layer: a [`Ring`] under the generic layer-2 transport
+//! ([`L2Transport`], which does the waiting, the frames and the send loop);
+//! all raw calls are in [`hftnet_sys::packet`], so this module is safe code.
 //!
 //! What reaches the ring: a classic BPF filter attached before the socket is
 //! bound admits only IPv4/UDP frames to this host's address and port `P`.
@@ -36,22 +37,86 @@
 //! then sleeps.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use hftnet_sys::SyscallError;
-use hftnet_sys::packet::{self as ring, Fanout, FanoutMode, PacketRing, RingConfig, Version};
-use hftnet_sys::sock;
+use hftnet_sys::packet::{
+    self as ring, Fanout, FanoutMode, PacketRing, RingConfig, RxHalf, TxHalf, Version,
+};
 use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::Role;
+use crate::backend::{Backend, CapsSection, Placement, RungContext, RungSpec};
 use crate::common::SocketOptions;
 use crate::error::{OpenError, from_io};
-use crate::frames::{FrameStats, HEADERS, RingWait, UdpCheck, UdpOverEthernet, Wait, open_iface};
-use crate::l2::L2Iface;
-use crate::transport::{Capabilities, RxBurst, RxMeta, RxStrategy, Transport, TxMsg};
+use crate::l2::frames::{FrameStats, HEADERS, UdpCheck, UdpOverEthernet, open_iface};
+use crate::l2::ring::{Ring, RxFrame, RxRing, TxRing};
+use crate::l2::{L2Iface, L2Transport};
+use crate::transport::RxStrategy;
 use crate::uri::{Uri, UriError};
+
+/// The `packet://` backend.
+#[derive(Debug)]
+pub struct PacketBackend;
+
+/// UDP over an `AF_PACKET` ring on one interface.
+pub type PacketTransport = L2Transport<Rings>;
+
+impl Backend for PacketBackend {
+    const SCHEMES: &'static [&'static str] = &["packet"];
+    type Config = PacketConfig;
+    type Transport = PacketTransport;
+    type Caps = PacketCaps;
+
+    fn parse(uri: &Uri) -> Result<PacketConfig, UriError> {
+        PacketConfig::from_uri(uri)
+    }
+
+    fn open(cfg: &PacketConfig, role: Role) -> Result<PacketTransport, OpenError> {
+        PacketTransport::open(cfg.clone(), role)
+    }
+
+    fn max_message(cfg: &PacketConfig) -> usize {
+        cfg.max_message()
+    }
+
+    fn burst(cfg: &PacketConfig) -> usize {
+        // Frames are queued on the transmit ring and sent with one kick per
+        // burst; receive drains the ring in bursts.
+        (cfg.ring.tx_frames as usize).clamp(1, 32)
+    }
+
+    fn cpu(cfg: &PacketConfig) -> Option<usize> {
+        cfg.socket.cpu
+    }
+
+    fn placement(_: &str) -> Placement {
+        Placement::Interface
+    }
+
+    fn rungs(_: &str, ctx: &RungContext<'_>) -> Vec<RungSpec> {
+        // The ring is polled or slept on; V3 shows what its block timeout
+        // costs a lone packet.
+        let i = ctx.iface_or_lo();
+        [
+            ("block", "rx=block"),
+            ("spin", "rx=spin"),
+            ("spin+v3", "rx=spin&version=3"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(k, (name, q))| {
+            let port = ctx.port + k as u16;
+            RungSpec::pair(
+                name,
+                format!("packet://{i}?port={port}&{q}"),
+                format!("packet://{i}?port={port}&peer={}:{port}&{q}", ctx.server_ip),
+            )
+        })
+        .collect()
+    }
+}
 
 /// A `packet://` endpoint, as parsed from a URI or built by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,18 +336,191 @@ pub struct PacketStats {
     pub tx_busy: u64,
 }
 
-/// UDP over an `AF_PACKET` ring on one interface.
+/// The `packet://` section of the capabilities.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PacketCaps {
+    /// `TPACKET_V2` or `V3`.
+    pub version: u8,
+    /// Receive ring frames.
+    pub rx_frames: u32,
+    /// Transmit ring frames.
+    pub tx_frames: u32,
+    /// Bytes per ring frame.
+    pub frame_size: u32,
+    /// `PACKET_QDISC_BYPASS` on.
+    pub qdisc_bypass: bool,
+    /// The fanout group, if any.
+    pub fanout: Option<u16>,
+    /// What happened to the frames received and sent.
+    pub frames: FrameStats,
+    /// Kicks that left frames queued.
+    pub tx_busy: u64,
+}
+
+impl CapsSection for PacketCaps {
+    fn lines(&self, out: &mut Vec<(String, String)>) {
+        out.push((
+            "ring".into(),
+            format!(
+                "TPACKET_V{} rx {} tx {} frames of {} bytes",
+                self.version, self.rx_frames, self.tx_frames, self.frame_size
+            ),
+        ));
+        out.push(("rx_timestamps".into(), "software (ring)".into()));
+    }
+
+    fn legacy(&self) -> crate::capabilities::LegacyFields {
+        crate::capabilities::LegacyFields {
+            rx_timestamps: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// The rings of one `packet://` endpoint, with the socket holding its port.
 #[derive(Debug)]
-pub struct PacketTransport {
-    cfg: PacketConfig,
+pub struct Rings {
     ring: PacketRing,
-    ep: UdpOverEthernet,
-    timeout: Option<Duration>,
+    cfg: PacketConfig,
     /// Frames were left on the transmit ring by the last kick.
     unsent: bool,
-    stats: PacketStats,
+    tx_busy: u64,
     _reservation: Option<Socket>,
-    notes: Vec<String>,
+}
+
+/// The receive half of [`Rings`].
+#[derive(Debug)]
+pub struct PacketRx<'a>(RxHalf<'a>);
+
+/// The transmit half of [`Rings`].
+#[derive(Debug)]
+pub struct PacketTx<'a> {
+    h: TxHalf<'a>,
+    has_ring: bool,
+    unsent: &'a mut bool,
+    tx_busy: &'a mut u64,
+}
+
+impl Ring for Rings {
+    type Rx<'a> = PacketRx<'a>;
+    type Tx<'a> = PacketTx<'a>;
+    type Caps = PacketCaps;
+
+    #[inline]
+    fn split(&mut self) -> (PacketRx<'_>, PacketTx<'_>) {
+        let (rx, tx) = self.ring.split();
+        (
+            PacketRx(rx),
+            PacketTx {
+                h: tx,
+                has_ring: self.cfg.ring.tx_frames > 0,
+                unsent: &mut self.unsent,
+                tx_busy: &mut self.tx_busy,
+            },
+        )
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.ring.as_fd()
+    }
+
+    fn caps(&self, frames: FrameStats) -> PacketCaps {
+        let r = &self.cfg.ring;
+        PacketCaps {
+            version: r.version.number(),
+            rx_frames: r.rx_frames,
+            tx_frames: r.tx_frames,
+            frame_size: r.frame_size,
+            qdisc_bypass: r.qdisc_bypass,
+            fanout: self.cfg.fanout.map(|f| f.group),
+            frames,
+            tx_busy: self.tx_busy,
+        }
+    }
+
+    fn notes(&self, out: &mut Vec<String>) {
+        out.push(format!("{} busy kicks", self.tx_busy));
+    }
+}
+
+impl RxRing for PacketRx<'_> {
+    #[inline]
+    fn recv(&mut self, max: usize, mut f: impl FnMut(RxFrame<'_>)) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(fr) = self.0.next_frame() else { break };
+            if fr.pkttype != libc::PACKET_OUTGOING {
+                let udp_check = if fr.csum_not_ready() || fr.csum_valid() {
+                    UdpCheck::Skip
+                } else {
+                    UdpCheck::Verify
+                };
+                f(RxFrame {
+                    data: fr.data,
+                    wire_len: fr.wire_len as usize,
+                    udp_check,
+                    ts_ns: Some(fr.ts_ns),
+                    queue: 0,
+                });
+                n += 1;
+            }
+            self.0.release();
+        }
+        n
+    }
+}
+
+impl TxRing for PacketTx<'_> {
+    #[inline]
+    fn ready(&mut self) -> bool {
+        self.h.ready()
+    }
+
+    #[inline]
+    fn slot(&mut self) -> Option<&mut [u8]> {
+        self.h.slot()
+    }
+
+    #[inline]
+    fn commit(&mut self, len: usize) {
+        self.h.commit(len);
+    }
+
+    fn cancel(&mut self) {
+        self.h.cancel();
+    }
+
+    /// Kicks the transmit ring; when the kernel stopped before the last
+    /// frame (a full send buffer or device queue), remembers to kick again
+    /// on the next receive or send.
+    #[inline]
+    fn kick(&mut self) -> Result<(), SyscallError> {
+        if !self.has_ring {
+            return Err(SyscallError::from_errno(
+                "packet:// send (no transmit ring: tx_frames=0)",
+                libc::EOPNOTSUPP,
+            ));
+        }
+        match self.h.kick(false) {
+            Ok(_) => {}
+            Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ENOBUFS)) => {}
+            Err(e) => return Err(e),
+        }
+        *self.unsent = self.h.unsent();
+        if *self.unsent {
+            *self.tx_busy += 1;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn needs_kick(&self) -> bool {
+        *self.unsent
+    }
+
+    fn full_error(&self) -> SyscallError {
+        SyscallError::from_errno("packet:// send (transmit ring full)", libc::ENOBUFS)
+    }
 }
 
 impl PacketTransport {
@@ -315,7 +553,7 @@ impl PacketTransport {
             None
         };
         let filter = ring::udp_flow_filter(Some(cfg.group.unwrap_or(ip)), cfg.port);
-        let ring = PacketRing::open(iface.index, cfg.ring, Some(&filter), cfg.fanout).map_err(
+        let pring = PacketRing::open(iface.index, cfg.ring, Some(&filter), cfg.fanout).map_err(
             |e| match e.errno() {
                 Some(libc::EPERM | libc::EACCES) => OpenError::Privilege {
                     what: "packet:// (an AF_PACKET socket)",
@@ -334,67 +572,59 @@ impl PacketTransport {
                 _ => OpenError::setup(format!("setting up the packet rings on {}", cfg.iface))(e),
             },
         )?;
-        let ep = UdpOverEthernet::new(iface, local, cfg.group, cfg.peer, cfg.max_message());
-        let mut t = Self {
-            ring,
-            ep,
-            timeout: None,
-            unsent: false,
-            stats: PacketStats::default(),
-            _reservation: reservation,
-            notes: Vec::new(),
-            cfg,
-        };
-        if let Some(peer) = t.cfg.peer {
-            t.ep.mac_for(*peer.ip()).map_err(OpenError::from)?;
+        let mut ep = UdpOverEthernet::new(iface, local, cfg.group, cfg.peer, cfg.max_message());
+        if let Some(peer) = cfg.peer {
+            ep.mac_for(*peer.ip()).map_err(OpenError::from)?;
         }
-        t.notes.push(format!(
+        let mut notes = vec![format!(
             "ring: TPACKET_V{} rx {} frames, tx {} frames of {} bytes, {} bytes per block{}",
-            t.cfg.ring.version.number(),
-            t.cfg.ring.rx_frames,
-            t.cfg.ring.tx_frames,
-            t.cfg.ring.frame_size,
-            t.cfg.ring.block_size,
-            if t.cfg.ring.version == Version::V3 {
+            cfg.ring.version.number(),
+            cfg.ring.rx_frames,
+            cfg.ring.tx_frames,
+            cfg.ring.frame_size,
+            cfg.ring.block_size,
+            if cfg.ring.version == Version::V3 {
                 format!(
                     ", block timeout {} ms (a lone packet waits for it)",
-                    t.cfg.ring.block_timeout_ms
+                    cfg.ring.block_timeout_ms
                 )
             } else {
                 String::new()
             }
-        ));
-        let flow = SocketAddrV4::new(t.cfg.group.unwrap_or(ip), t.cfg.port);
-        t.notes.push(format!(
+        )];
+        let flow = SocketAddrV4::new(cfg.group.unwrap_or(ip), cfg.port);
+        notes.push(format!(
             "filter: only IPv4/UDP to {flow} reaches the ring; everything else goes to the kernel"
         ));
-        t.notes.push(format!(
+        notes.push(format!(
             "qdisc bypass: {}",
-            if t.cfg.ring.qdisc_bypass { "on" } else { "off" }
+            if cfg.ring.qdisc_bypass { "on" } else { "off" }
         ));
-        if let Some(f) = t.cfg.fanout {
-            t.notes
-                .push(format!("fanout group {} mode {}", f.group, f.mode.name()));
+        if let Some(f) = cfg.fanout {
+            notes.push(format!("fanout group {} mode {}", f.group, f.mode.name()));
         }
-        if t.cfg.reserve {
-            t.notes.push(format!(
+        if cfg.reserve {
+            notes.push(format!(
                 "port {} held by a kernel socket that drops the kernel's copy of each datagram",
-                t.cfg.port
+                cfg.port
             ));
         }
-        Ok(t)
+        let strategy = cfg.socket.strategy;
+        let burst = PacketBackend::burst(&cfg);
+        let rings = Rings {
+            ring: pring,
+            cfg,
+            unsent: false,
+            tx_busy: 0,
+            _reservation: reservation,
+        };
+        Ok(L2Transport::new(rings, ep, "packet", strategy, burst, notes))
     }
 
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &PacketConfig {
-        &self.cfg
-    }
-
-    /// The local address frames are sent from and received at.
-    #[must_use]
-    pub fn local(&self) -> SocketAddrV4 {
-        self.ep.local()
+        &self.ring().cfg
     }
 
     /// The counters, with the kernel's ring statistics read now.
@@ -402,124 +632,15 @@ impl PacketTransport {
     /// # Errors
     /// `getsockopt(PACKET_STATISTICS)`.
     pub fn stats(&mut self) -> Result<PacketStats, SyscallError> {
-        let r = self.ring.stats()?;
-        self.stats.frames = self.ep.stats;
-        self.stats.ring_drops = r.drops;
-        self.stats.ring_freezes = r.freezes;
-        Ok(self.stats)
-    }
-
-    /// Moves the frames waiting on the ring into `burst` from slot `at`.
-    #[inline]
-    fn drain(&mut self, burst: &mut RxBurst, at: usize) -> usize {
-        let mut n = at;
-        let cap = burst.capacity();
-        while n < cap {
-            let Some(f) = self.ring.rx_next() else { break };
-            if f.pkttype == libc::PACKET_OUTGOING {
-                self.ring.rx_release();
-                continue;
-            }
-            let udp = if f.csum_not_ready() || f.csum_valid() {
-                UdpCheck::Skip
-            } else {
-                UdpCheck::Verify
-            };
-            let ts = f.ts_ns;
-            if let Some((payload, from)) = self.ep.accept(f.data, f.wire_len as usize, udp) {
-                let slot = burst.slots_from(n).next().expect("n < capacity");
-                let len = payload.len().min(slot.len());
-                slot[..len].copy_from_slice(&payload[..len]);
-                burst.set(
-                    n,
-                    RxMeta {
-                        len,
-                        wire_len: payload.len(),
-                        truncated: len < payload.len(),
-                        peer: Some(SocketAddr::V4(from)),
-                        rx_ts_ns: Some(ts),
-                        rx_hw_ts_ns: None,
-                        queue: 0,
-                    },
-                );
-                n += 1;
-            }
-            self.ring.rx_release();
-        }
-        n - at
-    }
-
-    fn recv_impl(
-        &mut self,
-        burst: &mut RxBurst,
-        deadline: Option<Instant>,
-    ) -> Result<usize, SyscallError> {
-        burst.set_len(0);
-        let n = self.drain(burst, 0);
-        if n > 0 {
-            burst.set_len(n);
-            return Ok(n);
-        }
-        let deadline = deadline.or_else(|| self.timeout.map(|t| Instant::now() + t));
-        let mut wait = RingWait::new(self.cfg.socket.strategy, deadline);
-        loop {
-            if self.unsent {
-                self.kick()?;
-            }
-            let n = self.drain(burst, 0);
-            if n > 0 {
-                burst.set_len(n);
-                return Ok(n);
-            }
-            match wait.after_empty_poll() {
-                Wait::Again => {}
-                Wait::Sleep(left) => {
-                    sock::poll_readable(self.ring.as_fd(), left)?;
-                }
-                Wait::TimedOut => return Ok(0),
-            }
-        }
-    }
-
-    /// Writes one message into the transmit ring; `Ok(false)` when the ring is full.
-    #[inline]
-    fn queue(&mut self, m: &TxMsg<'_>) -> Result<bool, SyscallError> {
-        if self.cfg.ring.tx_frames == 0 {
-            return Err(SyscallError::from_errno(
-                "packet:// send (no transmit ring: tx_frames=0)",
-                libc::EOPNOTSUPP,
-            ));
-        }
-        let to = self.ep.destination(m)?;
-        // Resolve before taking a slot: the ring borrow would block it.
-        self.ep.mac_for(*to.ip()).map_err(|_| {
-            SyscallError::from_errno(
-                "packet:// send (no ARP answer from the destination)",
-                libc::EHOSTUNREACH,
-            )
-        })?;
-        let Some(slot) = self.ring.tx_slot() else {
-            return Ok(false);
-        };
-        let len = self.ep.emit(slot, m)?;
-        self.ring.tx_commit(len);
-        Ok(true)
-    }
-
-    /// Kicks the transmit ring; when the kernel stopped before the last
-    /// frame (a full send buffer or device queue), remembers to kick again
-    /// on the next receive or send.
-    fn kick(&mut self) -> Result<(), SyscallError> {
-        match self.ring.tx_kick(false) {
-            Ok(_) => {}
-            Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ENOBUFS)) => {}
-            Err(e) => return Err(e),
-        }
-        self.unsent = self.ring.tx_unsent();
-        if self.unsent {
-            self.stats.tx_busy += 1;
-        }
-        Ok(())
+        let frames = self.endpoint().stats;
+        let rings = self.ring_mut();
+        let r = rings.ring.stats()?;
+        Ok(PacketStats {
+            frames,
+            ring_drops: r.drops,
+            ring_freezes: r.freezes,
+            tx_busy: rings.tx_busy,
+        })
     }
 }
 
@@ -561,85 +682,6 @@ fn reserve_port(
             .map_err(|e| step()(from_io("setsockopt(IP_ADD_MEMBERSHIP)", e)))?;
     }
     Ok(s)
-}
-
-impl Transport for PacketTransport {
-    #[inline]
-    fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
-        self.recv_impl(burst, None)
-    }
-
-    #[inline]
-    fn recv_burst_until(
-        &mut self,
-        burst: &mut RxBurst,
-        deadline: Instant,
-    ) -> Result<usize, SyscallError> {
-        self.recv_impl(burst, Some(deadline))
-    }
-
-    fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
-        let mut sent = 0;
-        for m in msgs {
-            let queued = match self.queue(m) {
-                Ok(q) => q,
-                Err(e) if sent == 0 => return Err(e),
-                Err(_) => break,
-            };
-            if !queued {
-                // Ring full: send what is queued, wait briefly for a frame,
-                // kicking again while the kernel leaves frames unsent.
-                let until = Instant::now() + Duration::from_millis(10);
-                let mut ok = false;
-                while Instant::now() < until {
-                    self.kick()?;
-                    if self.queue(m)? {
-                        ok = true;
-                        break;
-                    }
-                    std::hint::spin_loop();
-                }
-                if !ok {
-                    break;
-                }
-            }
-            sent += 1;
-        }
-        if sent > 0 || self.unsent {
-            self.kick()?;
-        }
-        if sent == 0 && !msgs.is_empty() {
-            return Err(SyscallError::from_errno(
-                "packet:// send (transmit ring full)",
-                libc::ENOBUFS,
-            ));
-        }
-        Ok(sent)
-    }
-
-    fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> Result<(), SyscallError> {
-        self.timeout = timeout;
-        Ok(())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        let mut notes = self.notes.clone();
-        notes.push(format!(
-            "{}; {} busy kicks",
-            self.ep.stats.describe(),
-            self.stats.tx_busy
-        ));
-        Capabilities {
-            transport: "packet",
-            rx_strategy: self.cfg.socket.strategy.name(),
-            local: Some(SocketAddr::V4(self.ep.local())),
-            peer: self.ep.default_peer().map(SocketAddr::V4),
-            rx_timestamps: true,
-            max_message: self.ep.max_message(),
-            notes,
-            ..Capabilities::default()
-        }
-    }
 }
 
 #[cfg(test)]

@@ -22,11 +22,81 @@ use hftnet_sys::SyscallError;
 use hftnet_sys::sock;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
+use serde::Serialize;
+
 use crate::Role;
-use crate::common::{self, COMMON_PARAMS, SocketOptions};
+use crate::backend::{Backend, CapsSection, RungContext, RungSpec, socket_strategy_rungs};
+use crate::capabilities::{Capabilities, LegacyFields, legacy_lines};
+use crate::common::{self, COMMON_PARAMS, SocketCaps, SocketOptions};
 use crate::error::{OpenError, from_io};
-use crate::transport::{Capabilities, RxBurst, RxMeta, Transport, TxMsg, Waiter};
+use crate::lease::{CopyLease, copy_lease};
+use crate::transport::{Addrs, RxBurst, RxMeta, Transport, TxMsg, Waiter};
 use crate::uri::{Uri, UriError};
+
+/// The `tcp://` backend.
+#[derive(Debug)]
+pub struct TcpBackend;
+
+impl Backend for TcpBackend {
+    const SCHEMES: &'static [&'static str] = &["tcp"];
+    type Config = TcpConfig;
+    type Transport = TcpTransport;
+    type Caps = TcpCaps;
+
+    fn parse(uri: &Uri) -> Result<TcpConfig, UriError> {
+        TcpConfig::from_uri(uri)
+    }
+
+    fn open(cfg: &TcpConfig, role: Role) -> Result<TcpTransport, OpenError> {
+        TcpTransport::open(cfg.clone(), role)
+    }
+
+    fn max_message(_: &TcpConfig) -> usize {
+        MAX_TCP_MESSAGE
+    }
+
+    fn burst(_: &TcpConfig) -> usize {
+        1
+    }
+
+    fn cpu(cfg: &TcpConfig) -> Option<usize> {
+        cfg.socket.cpu
+    }
+
+    fn rungs(_: &str, ctx: &RungContext<'_>) -> Vec<RungSpec> {
+        let ip = ctx.server_ip;
+        socket_strategy_rungs(ctx, |port, q| format!("tcp://{ip}:{port}?{q}"))
+    }
+}
+
+/// The `tcp://` section of the capabilities.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TcpCaps {
+    /// What the kernel granted the socket (the connection's, or the
+    /// listener's before one is accepted).
+    #[serde(flatten)]
+    pub socket: SocketCaps,
+    /// `TCP_NODELAY` as read back.
+    pub tcp_nodelay: Option<bool>,
+    /// `TCP_QUICKACK` re-armed after each receive.
+    pub tcp_quickack: bool,
+    /// Connections accepted (server).
+    pub accepted: u64,
+}
+
+impl CapsSection for TcpCaps {
+    fn lines(&self, out: &mut Vec<(String, String)>) {
+        legacy_lines(&self.legacy(), out);
+    }
+
+    fn legacy(&self) -> LegacyFields {
+        LegacyFields {
+            tcp_nodelay: self.tcp_nodelay,
+            tcp_quickack: Some(self.tcp_quickack),
+            ..self.socket.legacy()
+        }
+    }
+}
 
 /// Bytes of the length prefix of each frame.
 pub const FRAME_HEADER: usize = 4;
@@ -129,6 +199,7 @@ impl TcpConfig {
 struct Conn {
     sock: Socket,
     peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
     waiter: Waiter,
     rx: Box<[u8]>,
     start: usize,
@@ -150,7 +221,11 @@ pub struct TcpTransport {
     accepted: u64,
     /// NAPI id of the last connection, read when it closed (0: none).
     last_napi_id: Option<u32>,
+    /// Buffers of the lease API (allocated on first use).
+    lease: CopyLease,
 }
+
+copy_lease!(TcpTransport);
 
 impl TcpTransport {
     /// Opens the endpoint: a client connects now; a server listens now and
@@ -170,6 +245,7 @@ impl TcpTransport {
             notes,
             accepted: 0,
             last_napi_id: None,
+            lease: CopyLease::new(),
         };
         match role {
             Role::Server => {
@@ -217,6 +293,11 @@ impl TcpTransport {
         self.accepted
     }
 
+    /// Largest message a lease lends whole.
+    fn lease_slot(&self) -> usize {
+        MAX_TCP_MESSAGE
+    }
+
     fn setup_conn(&self, s: Socket, peer: Option<SocketAddr>) -> Result<Conn, SyscallError> {
         let fd = s.as_fd();
         sock::set_int(fd, sock::TCP_NODELAY, i32::from(self.cfg.nodelay))?;
@@ -242,7 +323,9 @@ impl TcpTransport {
             .map_err(|e| from_io("fcntl(O_NONBLOCK)", e))?;
         let mut waiter = Waiter::new(fd, self.cfg.socket.strategy)?;
         waiter.set_timeout(fd, self.timeout)?;
+        let local = s.local_addr().ok().and_then(|a| a.as_socket());
         Ok(Conn {
+            local,
             sock: s,
             peer,
             waiter,
@@ -496,39 +579,69 @@ impl Transport for TcpTransport {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities {
-            transport: "tcp",
-            max_message: MAX_TCP_MESSAGE,
-            notes: self.notes.clone(),
-            tcp_quickack: Some(self.cfg.quickack),
-            ..Capabilities::default()
-        };
+        let mut notes = self.notes.clone();
         let s = self
             .conn
             .as_ref()
             .map(|c| &c.sock)
             .or(self.listener.as_ref());
-        if let Some(s) = s {
-            self.cfg.socket.read_back(s, &mut caps);
-            caps.tcp_nodelay = sock::get_int(s.as_fd(), sock::TCP_NODELAY)
-                .ok()
-                .map(|v| v != 0);
-        }
-        caps.napi_id = self.last_napi_id;
+        let (mut socket, local, nodelay) = match s {
+            Some(s) => {
+                let (caps, local) = self.cfg.socket.read_back(s);
+                let nodelay = sock::get_int(s.as_fd(), sock::TCP_NODELAY)
+                    .ok()
+                    .map(|v| v != 0);
+                (caps, local, nodelay)
+            }
+            None => (SocketCaps::default(), None, None),
+        };
+        socket.napi_id = self.last_napi_id;
+        let mut peer = None;
         if let Some(c) = &self.conn {
-            caps.peer = c.peer;
+            peer = c.peer;
             if self.accepted > 0 || self.listener.is_none() {
-                caps.napi_id = sock::get_int(c.sock.as_fd(), sock::SO_INCOMING_NAPI_ID)
+                socket.napi_id = sock::get_int(c.sock.as_fd(), sock::SO_INCOMING_NAPI_ID)
                     .ok()
                     .map(|v| v as u32);
             }
         }
         if self.listener.is_some() && self.conn.is_none() {
-            caps.notes.push(
+            notes.push(
                 "no client connected yet: per-connection options are read back once one is".into(),
             );
         }
-        caps
+        Capabilities {
+            transport: "tcp",
+            rx_strategy: self.cfg.socket.strategy.name(),
+            local,
+            peer,
+            max_message: MAX_TCP_MESSAGE,
+            burst: 1,
+            backend: Some(
+                TcpCaps {
+                    socket,
+                    tcp_nodelay: nodelay,
+                    tcp_quickack: self.cfg.quickack,
+                    accepted: self.accepted,
+                }
+                .into(),
+            ),
+            notes,
+            ..Capabilities::default()
+        }
+    }
+
+    fn addrs(&self) -> Addrs {
+        match &self.conn {
+            Some(c) => Addrs {
+                local: c.local,
+                peer: c.peer,
+            },
+            None => Addrs {
+                local: Some(self.cfg.addr),
+                peer: None,
+            },
+        }
     }
 }
 
@@ -587,7 +700,7 @@ mod tests {
                 back += client.recv_burst(&mut burst).unwrap();
             }
             let caps = client.capabilities();
-            assert_eq!(caps.tcp_nodelay, Some(true), "{q}");
+            assert_eq!(caps.legacy().tcp_nodelay, Some(true), "{q}");
             assert_eq!(
                 caps.rx_strategy,
                 q.trim_start_matches("rx=").split('&').next().unwrap()
