@@ -79,6 +79,7 @@ backend::backends! { $;
     Uring: uring::UringBackend,
     Packet: packet::PacketBackend,
     Xdp: xdp::XdpBackend,
+    Mem: mem::MemBackend,
 }
 
 /// Which end of a conversation an endpoint is.
