@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use hftnet_bench::timetable::{Timetable, WaitPolicy, WaitStep};
 use hftnet_io::Role;
 use hftnet_io::transport::{RxBurst, Transport};
 use hftnet_trade::book::BookConfig;
@@ -243,20 +244,19 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     let now_ns = || start.elapsed().as_nanos() as u64;
     // The timetable: message n is due at n / rate seconds. After a stall
     // longer than MAX_CATCH_UP the timetable restarts from now (counted),
-    // rather than sending everything missed back to back.
-    const MAX_CATCH_UP_NS: u64 = 10_000_000;
-    let due = |sent: u64, base: u64| -> u64 {
-        if a.rate == 0 {
-            0
-        } else {
-            base + (u128::from(sent) * 1_000_000_000 / u128::from(a.rate)) as u64
-        }
+    // rather than sending everything missed back to back. No timetable at
+    // --rate 0: every burst is due at once.
+    const MAX_CATCH_UP: Duration = Duration::from_millis(10);
+    let mut timetable = Timetable::per_second(a.rate).map(|t| t.with_catch_up(MAX_CATCH_UP));
+    let due = |t: &Option<Timetable>, sent: u64| t.as_ref().map_or(0, |t| t.due_ns(sent));
+    // Idle: sleep when the next thing is far away, else spin (or poll the
+    // re-request socket).
+    const IDLE: WaitPolicy = WaitPolicy {
+        sleep_above: Duration::from_micros(200),
+        wake_early: Duration::from_micros(100),
+        max_sleep: Some(Duration::from_millis(1)),
     };
-    let mut base_ns = 0u64;
-    let mut base_sent = 0u64;
     let mut sent = 0u64;
-    let mut behind_max_ns = 0u64;
-    let mut schedule_restarts = 0u64;
     let mut error: Option<anyhow::Error> = None;
     let mut ended_at: Option<u64> = None;
     let mut pkts: Vec<Vec<u8>> = Vec::new();
@@ -270,16 +270,9 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
             {
                 source.finish();
             }
-            let next_burst = due(sent - base_sent, base_ns);
-            if now >= next_burst {
-                if a.rate > 0 {
-                    let behind = now - next_burst;
-                    behind_max_ns = behind_max_ns.max(behind);
-                    if behind > MAX_CATCH_UP_NS {
-                        schedule_restarts += 1;
-                        base_ns = now;
-                        base_sent = sent;
-                    }
+            if now >= due(&timetable, sent) {
+                if let Some(t) = timetable.as_mut() {
+                    t.note_send(sent, now);
                 }
                 let k = rng.range(1, a.burst);
                 let mut collect = |p: &[u8]| {
@@ -383,19 +376,19 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
             let next = if ended_at.is_some() {
                 now + 1_000_000
             } else {
-                due(sent - base_sent, base_ns)
+                due(&timetable, sent)
             };
-            let wait = next.saturating_sub(now_ns());
-            if wait > 200_000 {
-                std::thread::sleep(Duration::from_nanos((wait - 100_000).min(1_000_000)));
-            } else if tr.is_some() {
+            match IDLE.step(next.saturating_sub(now_ns())) {
+                WaitStep::Sleep(d) => std::thread::sleep(d),
                 // Spinning on the re-request socket.
-            } else {
-                std::hint::spin_loop();
+                _ if tr.is_some() => {}
+                _ => std::hint::spin_loop(),
             }
         }
     }
     let secs = ended_at.unwrap_or_else(now_ns) as f64 / 1e9;
+    let behind_max_ns = timetable.as_ref().map_or(0, Timetable::behind_max_ns);
+    let schedule_restarts = timetable.as_ref().map_or(0, Timetable::restarts);
     let st = publisher.stats();
     let mut rep = Report::default();
     rep.put("command", "exchange")
