@@ -5,7 +5,7 @@
 //! Reordering holds one packet back and releases it after the next packet
 //! that passes (or at [`FaultInjector::flush`]), so the two swap places.
 //! At most one packet is held; its buffer is reused, so steady state does
-//! not allocate.
+//! not allocate, and after [`FaultInjector::reserve`] nothing does.
 
 use core::fmt;
 
@@ -124,6 +124,12 @@ impl FaultInjector {
         })
     }
 
+    /// Sets aside room to hold back a packet of up to `max_packet` bytes, so
+    /// that reordering packets no longer than that never allocates.
+    pub fn reserve(&mut self, max_packet: usize) {
+        self.held.reserve(max_packet);
+    }
+
     /// Offers one packet; `out` is called for each packet to send now (zero,
     /// one, two or three times).
     pub fn process(&mut self, packet: &[u8], out: &mut impl FnMut(&[u8])) {
@@ -212,6 +218,27 @@ mod tests {
         assert_eq!(missing, st.dropped);
         // Reordering swaps neighbours: something arrives after a later one.
         assert!(sent.windows(2).any(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn reserved_room_holds_every_packet_in_place() {
+        let mut f = FaultInjector::new(
+            Faults {
+                reorder: 0.5,
+                ..Faults::NONE
+            },
+            3,
+        )
+        .unwrap();
+        f.reserve(64);
+        let (ptr, cap) = (f.held.as_ptr(), f.held.capacity());
+        assert!(cap >= 64);
+        let packet = [7u8; 64];
+        for len in (1..=64).cycle().take(500) {
+            f.process(&packet[..len], &mut |_| {});
+        }
+        assert!(f.stats().reordered > 100);
+        assert_eq!((f.held.as_ptr(), f.held.capacity()), (ptr, cap));
     }
 
     #[test]
