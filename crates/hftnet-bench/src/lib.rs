@@ -1,6 +1,6 @@
 //! Measurement for hftnet: the clock, HDR histograms and their summaries, the
-//! environment record, and the ping-pong / fixed-rate harness built on the
-//! transports of `hftnet-io`.
+//! environment record, the fixed-rate timetable, and the ping-pong /
+//! fixed-rate / throughput harness built on the transports of `hftnet-io`.
 
 #![forbid(unsafe_code)]
 
@@ -11,3 +11,4 @@ pub mod pingpong;
 pub mod report;
 pub mod stats;
 pub mod throughput;
+pub mod timetable;

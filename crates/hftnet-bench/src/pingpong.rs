@@ -23,6 +23,7 @@ use hftnet_wire::probe;
 
 use crate::clock::Clock;
 use crate::stats::LatencyStats;
+use crate::timetable::Timetable;
 
 /// How a ping run is bounded and paced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -613,23 +614,26 @@ fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
 }
 
 fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), SyscallError> {
-    let interval_ns = (1_000_000_000 / rate).max(1);
     // Timed waits may otherwise wake up to 50 µs late (the default timer
     // slack), and every late wake-up delays a send. Best effort: the run is
     // still correct without it, only less punctual.
     let _ = hftnet_sys::sched::set_timer_slack_ns(1);
-    // The timetable: probe k is due at start + k * interval. Between sends
-    // the loop receives until the next due time exactly, so the harness adds
-    // no slack of its own to the round trips it measures from the schedule.
+    // The timetable: probe k is due at start + k / rate. Between sends the
+    // loop receives until the next due time exactly, so the harness adds no
+    // slack of its own to the round trips it measures from the schedule.
+    // There is no catch-up bound: after a stall every probe missed is sent
+    // at once, each stamped with its own due time, so the stall shows.
+    let Some(timetable) = Timetable::per_second(rate) else {
+        return Ok(()); // a rate of 0 is refused by PingConfig::validate
+    };
     let start = Instant::now();
     let start_ticks = run.clock.now();
     let tsc_hz = run.clock.tsc_hz();
     // Scheduled times travel in clock ticks: convert through the clock's rate.
-    let ticks_after = |d: Duration| -> u64 {
-        let ns = d.as_nanos();
+    let ticks_after = |ns: u64| -> u64 {
         match tsc_hz {
-            Some(hz) => (ns * u128::from(hz) / 1_000_000_000) as u64,
-            None => ns as u64,
+            Some(hz) => (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64,
+            None => ns,
         }
     };
     let mut seq = 0u64;
@@ -646,11 +650,10 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
         if done_sending {
             break;
         }
-        let offset = Duration::from_nanos(interval_ns.saturating_mul(seq));
-        let due = start + offset;
+        let due = timetable.due_instant(start, seq);
         if Instant::now() >= due {
             // Stamp with the scheduled time, not the actual one.
-            run.send_probe(seq, start_ticks + ticks_after(offset));
+            run.send_probe(seq, start_ticks + ticks_after(timetable.due_ns(seq)));
             if seq >= run.cfg.warmup {
                 measuring_since.get_or_insert_with(Instant::now);
                 run.out.sent += 1;

@@ -29,6 +29,7 @@ use hftnet_wire::probe;
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::timetable::{Timetable, WaitPolicy};
 
 /// Largest number of messages per burst call.
 pub const MAX_BURST: usize = 1024;
@@ -230,14 +231,15 @@ pub fn run_blast<T: Transport>(
         let _ = hftnet_sys::sched::set_timer_slack_ns(1);
     }
     let tsc_hz = clock.tsc_hz();
-    let ticks_after = |ns: u128| -> u64 {
+    let ticks_after = |ns: u64| -> u64 {
         match tsc_hz {
-            Some(hz) => (ns * u128::from(hz) / 1_000_000_000) as u64,
-            None => ns as u64,
+            Some(hz) => (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64,
+            None => ns,
         }
     };
-    // Offset of message k from the start, ns, at the fixed rate.
-    let due_ns = |k: u64, rate: u64| -> u128 { u128::from(k) * 1_000_000_000 / u128::from(rate) };
+    // At a fixed rate, message k is due k / rate after the start; no
+    // catch-up bound, so a stall is followed by full bursts of what it missed.
+    let mut timetable = cfg.rate.and_then(Timetable::per_second);
     let start = Instant::now();
     let start_ticks = clock.now();
     let end = start + cfg.duration;
@@ -257,23 +259,19 @@ pub fn run_blast<T: Transport>(
             break;
         }
         let mut n = (burst as u64).min(left) as usize;
-        if let Some(rate) = cfg.rate {
-            let since = now.duration_since(start).as_nanos();
-            let next = due_ns(out.sent, rate);
-            if since < next {
-                wait_until(start + Duration::from_nanos(next as u64), end);
+        if let Some(tt) = timetable.as_mut() {
+            let since = u64::try_from(now.duration_since(start).as_nanos()).unwrap_or(u64::MAX);
+            if since < tt.due_ns(out.sent) {
+                WaitPolicy::SLEEP_THEN_SPIN.wait_until(tt.due_instant(start, out.sent).min(end));
                 continue;
             }
-            // Messages due by now: k with due_ns(k) <= since.
-            let due = (since * u128::from(rate) / 1_000_000_000) as u64 + 1;
-            n = n.min((due - out.sent) as usize);
-            let lag = (since - next) as u64;
-            if out.max_lag_ns.is_some_and(|m| lag > m) {
-                out.max_lag_ns = Some(lag);
-            }
+            // Every message due by now, up to a burst.
+            n = n.min((tt.due_count(since) - out.sent) as usize);
+            tt.note_send(out.sent, since);
+            out.max_lag_ns = Some(tt.behind_max_ns());
             for (i, chunk) in bufs.chunks_exact_mut(size).take(n).enumerate() {
                 let seq = out.sent + i as u64;
-                let stamp = start_ticks + ticks_after(due_ns(seq, rate));
+                let stamp = start_ticks + ticks_after(tt.due_ns(seq));
                 probe::Repr { seq, stamp }.emit(&mut probe::Packet::new_unchecked(chunk));
             }
         } else {
@@ -311,24 +309,6 @@ pub fn run_blast<T: Transport>(
         out.bytes_per_s = out.bytes as f64 / elapsed;
     }
     Ok(out)
-}
-
-/// Sleeps until `due` (or `end`, if sooner): in the kernel while more than
-/// 100 µs remain, spinning for the rest.
-fn wait_until(due: Instant, end: Instant) {
-    let target = due.min(end);
-    loop {
-        let now = Instant::now();
-        if now >= target {
-            return;
-        }
-        let left = target - now;
-        if left > Duration::from_micros(100) {
-            std::thread::sleep(left - Duration::from_micros(50));
-        } else {
-            std::hint::spin_loop();
-        }
-    }
 }
 
 #[cold]
@@ -809,6 +789,41 @@ mod tests {
             // 1000 at 100 000/s take about 10 ms; the timetable holds them back.
             assert!(b.elapsed_s >= 0.009, "{b:?}");
         }
+    }
+
+    #[test]
+    fn blast_into_sink_over_mem_in_one_process() {
+        // `full=wait`: the sender waits for the receiver, so nothing is
+        // dropped even as fast as possible.
+        let uri = "mem://bench-blast-sink?slots=256&full=wait&rx=spin";
+        let mut rx = Endpoint::parse(uri).unwrap().open(Role::Server).unwrap();
+        let mut tx = Endpoint::parse(uri).unwrap().open(Role::Client).unwrap();
+        let stop = AtomicBool::new(false);
+        let blast = BlastConfig {
+            size: 100,
+            count: Some(20_000),
+            rate: None,
+            burst: 32,
+            duration: Duration::from_secs(20),
+        };
+        let sink_cfg = SinkConfig {
+            duration: Duration::from_secs(20),
+            idle: Some(Duration::from_millis(300)),
+            count: blast.count,
+            burst: 32,
+            slot: 2048,
+            ..SinkConfig::default()
+        };
+        let (b, s) = std::thread::scope(|sc| {
+            let sink = sc.spawn(|| run_sink(&mut rx, &sink_cfg, &stop).unwrap());
+            let b = run_blast(&mut tx, &blast, Clock::monotonic(), &stop).unwrap();
+            (b, sink.join().unwrap())
+        });
+        assert_eq!((b.sent, b.send_errors), (20_000, 0), "{b:?}");
+        assert_eq!(s.packets, 20_000, "{s:?}");
+        assert_eq!(s.bytes, 2_000_000);
+        assert_eq!((s.drops, s.reordered, s.duplicates), (0, 0, 0), "{s:?}");
+        assert_eq!((s.first_seq, s.highest_seq), (Some(0), Some(19_999)));
     }
 
     #[test]

@@ -303,6 +303,17 @@ pub trait Transport {
         Ok(0)
     }
 
+    /// Sends now whatever a middleware holds back (messages delayed or held
+    /// for reordering by fault injection) and returns how many; a sender
+    /// calls it before going idle and at the end. Backends hold nothing:
+    /// the default returns `Ok(0)`.
+    ///
+    /// # Errors
+    /// The first send the backend refused.
+    fn release_held(&mut self) -> Result<usize, SyscallError> {
+        Ok(0)
+    }
+
     /// The local address and default peer, cheaply (no allocation, at most
     /// one system call): what the pcap middleware writes into synthesized
     /// headers. The default reads them from [`Transport::capabilities`].
@@ -436,6 +447,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn addrs(&self) -> Addrs {
         (**self).addrs()
+    }
+
+    fn release_held(&mut self) -> Result<usize, SyscallError> {
+        (**self).release_held()
     }
 
     fn capture_frames(&mut self, capture: Box<Capture>) -> Result<(), Box<Capture>> {

@@ -15,7 +15,8 @@
 //!   too).
 //!
 //! The hot path does not allocate, lock, log or format; counters are plain
-//! integers read from outside.
+//! integers read from outside. The loops that drive this engine over
+//! transports (the exchange, the feed handler) are in `hftnet-apps`.
 
 #![forbid(unsafe_code)]
 

@@ -1,6 +1,12 @@
 //! The `hftnet` command: the lab (the main job), ping and pong over any
-//! transport URI, and the market-data tools (exchange, feed, replay). Argument shapes are a contract relied on by scripts
-//! (DESIGN.md, "Command-line contract"): options are added, never broken.
+//! transport URI, and the market-data tools (exchange, feed, replay).
+//! Argument shapes are a contract relied on by scripts (DESIGN.md,
+//! "Command-line contract"): options are added, never broken.
+//!
+//! Layer: the top. It parses arguments, opens the transports the URIs name,
+//! calls the library and prints; the loops live in the library crates — the
+//! harness in `hftnet-bench`, the exchange and the feed handler in
+//! `hftnet-apps`.
 
 #![forbid(unsafe_code)]
 

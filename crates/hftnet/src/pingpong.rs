@@ -14,9 +14,11 @@ use hftnet_bench::pingpong::{
 };
 use hftnet_bench::report::{PingReport, comment_lines};
 use hftnet_bench::stats::HGRM_MICROSECONDS;
-use hftnet_io::{Endpoint, Role, Transport, dispatch};
+use hftnet_io::{Role, Transport, dispatch};
 
-use crate::util::{choose_cpu, parse_duration, parse_size, place, stop_on_signals};
+use crate::util::{
+    choose_cpu, endpoint_for_command, parse_duration, parse_size, place, stop_on_signals,
+};
 
 /// Exit code of a ping whose peer stopped answering.
 const EXIT_UNREACHABLE: u8 = 3;
@@ -98,7 +100,7 @@ pub struct PongArgs {
 
 pub fn ping(a: PingArgs) -> Result<ExitCode> {
     let uri = with_timestamps(&a.uri, a.timestamps);
-    let ep = Endpoint::parse(&uri)?;
+    let ep = endpoint_for_command(&uri, "ping")?;
     let cfg = PingConfig {
         size: a.size,
         count: if a.duration.is_some() {
@@ -224,7 +226,7 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
 }
 
 pub fn pong(a: PongArgs) -> Result<ExitCode> {
-    let ep = Endpoint::parse(&a.uri)?;
+    let ep = endpoint_for_command(&a.uri, "pong")?;
     let cpu = choose_cpu(a.cpu, ep.cpu())?;
     let placement = place(cpu, a.fifo, a.mlock)?;
     let mut t = ep

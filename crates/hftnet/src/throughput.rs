@@ -17,10 +17,12 @@ use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
 use hftnet_bench::report::comment_lines;
 use hftnet_bench::throughput::{BlastConfig, SinkConfig, StoppedBy, run_blast, run_sink};
-use hftnet_io::{Endpoint, Role, Transport, dispatch};
+use hftnet_io::{Role, Transport, dispatch};
 use serde_json::Value;
 
-use crate::util::{Report, choose_cpu, parse_duration, parse_size, place, stop_on_signals};
+use crate::util::{
+    Report, choose_cpu, endpoint_for_command, parse_duration, parse_size, place, stop_on_signals,
+};
 
 /// Exit code when nothing could be sent or nothing arrived.
 const EXIT_NOTHING: u8 = 3;
@@ -113,7 +115,7 @@ fn put_fields(out: &mut Report, v: Value) {
 }
 
 pub fn blast(a: BlastArgs) -> Result<ExitCode> {
-    let ep = Endpoint::parse(&a.uri)?;
+    let ep = endpoint_for_command(&a.uri, "blast")?;
     let batch = ep.burst();
     let cfg = BlastConfig {
         size: a.size,
@@ -184,7 +186,7 @@ pub fn blast(a: BlastArgs) -> Result<ExitCode> {
 }
 
 pub fn sink(a: SinkArgs) -> Result<ExitCode> {
-    let ep = Endpoint::parse(&a.uri)?;
+    let ep = endpoint_for_command(&a.uri, "sink")?;
     let batch = ep.burst();
     let cfg = SinkConfig {
         duration: a.duration,

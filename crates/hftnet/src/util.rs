@@ -146,6 +146,23 @@ fn flatten(
     }
 }
 
+/// Parses a transport URI for a command whose other end is another
+/// process, refusing a scheme whose two ends must share one process
+/// (`mem://`), with what to do instead.
+pub fn endpoint_for_command(uri: &str, command: &str) -> Result<hftnet_io::Endpoint> {
+    let ep = hftnet_io::Endpoint::parse(uri)?;
+    if hftnet_io::backend::placement(ep.scheme()) == Some(hftnet_io::Placement::InProcess) {
+        bail!(
+            "{}:// connects two ends inside one process, and `hftnet {command}` runs one end \
+             only: measure it with `hftnet lab --transports {}` (both ends in the lab's \
+             process), or open both ends from the library",
+            ep.scheme(),
+            ep.scheme()
+        );
+    }
+    Ok(ep)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

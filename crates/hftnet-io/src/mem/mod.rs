@@ -38,6 +38,7 @@
 
 use std::cell::UnsafeCell;
 use std::net::SocketAddr;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -244,7 +245,41 @@ struct Queue {
     slots: u64,
     size: usize,
     lens: Box<[UnsafeCell<u32>]>,
-    data: Box<[UnsafeCell<u8>]>,
+    data: Slots,
+}
+
+/// The slots' bytes: a zeroed heap block (calloc'd, so its pages are only
+/// touched when used) reached only through its raw pointer, so writes by
+/// the producer and reads by the consumer never form overlapping Rust
+/// references to the block as a whole.
+struct Slots {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Slots {
+    fn zeroed(len: usize) -> Self {
+        let b: Box<[u8]> = vec![0u8; len].into_boxed_slice();
+        let len = b.len();
+        let raw = Box::into_raw(b);
+        Self {
+            ptr: NonNull::new(raw.cast()).expect("Box::into_raw is never null"),
+            len,
+        }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        // SAFETY: exactly the block `zeroed` leaked from its box; nothing
+        // borrows it any more (the queue that owns it is being dropped).
+        drop(unsafe {
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len,
+            ))
+        });
+    }
 }
 
 // SAFETY: the slots are shared by exactly one producer and one consumer,
@@ -268,9 +303,7 @@ impl Queue {
             slots,
             size,
             lens: (0..slots).map(|_| UnsafeCell::new(0)).collect(),
-            data: (0..slots as usize * size)
-                .map(|_| UnsafeCell::new(0))
-                .collect(),
+            data: Slots::zeroed(slots as usize * size),
         }
     }
 
@@ -282,10 +315,10 @@ impl Queue {
     #[allow(clippy::mut_from_ref)]
     unsafe fn slot_mut(&self, i: u64) -> &mut [u8] {
         let at = (i % self.slots) as usize * self.size;
-        // SAFETY: in bounds (`at + size <= slots * size`); the pointer comes
-        // from the whole slice, and UnsafeCell allows writing through a
-        // shared reference; exclusivity is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(UnsafeCell::raw_get(self.data.as_ptr().add(at)), self.size) }
+        // SAFETY: in bounds (`at + size <= slots * size = data.len`); the
+        // block is only reached through its raw pointer; exclusivity of the
+        // slot is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.data.ptr.as_ptr().add(at), self.size) }
     }
 
     /// Slot `i`'s message, to read.
@@ -301,7 +334,7 @@ impl Queue {
         let len = unsafe { *self.lens[k].get() } as usize;
         let at = k * self.size;
         // SAFETY: as above; in bounds, `len <= size` (checked by `commit`).
-        unsafe { std::slice::from_raw_parts(UnsafeCell::raw_get(self.data.as_ptr().add(at)), len.min(self.size)) }
+        unsafe { std::slice::from_raw_parts(self.data.ptr.as_ptr().add(at), len.min(self.size)) }
     }
 
     /// Publishes slot `i` with `len` bytes.

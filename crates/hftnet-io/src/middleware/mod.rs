@@ -1033,6 +1033,32 @@ impl<T: Transport> Transport for Layered<T> {
         self.inner.addrs()
     }
 
+    fn release_held(&mut self) -> Result<usize, SyscallError> {
+        let Self {
+            inner, synth, tx, ..
+        } = self;
+        let Some(tx) = tx else {
+            return inner.release_held();
+        };
+        let mut n = 0;
+        let mut first_err = None;
+        tx.reorder_since = None;
+        tx.inj.flush(&mut |p| {
+            let (to, _, data) = untag(p);
+            match send_one(inner, synth, to, data) {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    tx.errors += 1;
+                    first_err.get_or_insert(e);
+                }
+            }
+        });
+        match first_err {
+            Some(e) if n == 0 => Err(e),
+            _ => Ok(n + inner.release_held()?),
+        }
+    }
+
     fn capture_frames(&mut self, capture: Box<Capture>) -> Result<(), Box<Capture>> {
         self.inner.capture_frames(capture)
     }

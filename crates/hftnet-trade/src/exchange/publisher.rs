@@ -12,7 +12,11 @@
 //!
 //! Invariant: sequence numbers are given out consecutively from
 //! `first_sequence`; every message stays answerable until `history`
-//! messages more have been published.
+//! messages more have been published, or until its bytes are needed again in
+//! the `history_bytes` ring (never, for messages of up to
+//! `(history_bytes - longest) / history` bytes). All buffers are allocated in
+//! [`Publisher::new`]: publishing, flushing, heartbeats and answering
+//! requests never allocate.
 
 use core::fmt;
 use std::collections::VecDeque;
@@ -36,6 +40,14 @@ pub struct PublisherConfig {
     pub max_messages_per_packet: u16,
     /// Messages kept for re-requests. Default 1,048,576.
     pub history: usize,
+    /// Bytes of the ring the history's messages are kept in, allocated once
+    /// (the operating system commits its pages as they are first written).
+    /// A message also leaves the history when its bytes are needed for a new
+    /// one, so with `history` messages of up to `L` bytes, at least
+    /// `history × L + L` bytes keep all of them. At least the longest message
+    /// (`max_payload - 22`), at most `u32::MAX`. Default 64 MiB: 1,048,576
+    /// ITCH 5.0 messages (at most 50 bytes each).
+    pub history_bytes: usize,
     /// Heartbeat after this long without a packet. Default 1 s.
     pub heartbeat_interval_ns: u64,
     /// Most messages answered for one request. Default 1024.
@@ -52,6 +64,7 @@ impl PublisherConfig {
             max_payload: 1400,
             max_messages_per_packet: END_OF_SESSION - 1,
             history: 1 << 20,
+            history_bytes: 64 << 20,
             heartbeat_interval_ns: 1_000_000_000,
             max_request_count: 1024,
         }
@@ -77,6 +90,14 @@ impl PublisherConfig {
         }
         if self.history == 0 {
             return bad("history", "must keep at least one message");
+        }
+        if self.history_bytes < self.max_payload - HEADER_LEN - BLOCK_HEADER_LEN
+            || u32::try_from(self.history_bytes).is_err()
+        {
+            return bad(
+                "history_bytes",
+                "must hold the longest message (max_payload - 22 bytes) and be at most 4 GiB",
+            );
         }
         if self.heartbeat_interval_ns == 0 {
             return bad("heartbeat_interval_ns", "must be positive");
@@ -205,8 +226,12 @@ pub struct Publisher {
     /// Scratch for replies and heartbeats.
     reply: Vec<u8>,
     next_seq: u64,
-    /// Messages `history_first ..` in order; evicted buffers are reused.
-    history: VecDeque<Vec<u8>>,
+    /// The bytes of the messages kept, written in order around the ring.
+    arena: Box<[u8]>,
+    /// Where the next message's bytes go in `arena`.
+    arena_head: usize,
+    /// (offset in `arena`, length) of messages `history_first ..`, in order.
+    history: VecDeque<(u32, u16)>,
     history_first: u64,
     last_send_ns: Option<u64>,
     ended: bool,
@@ -226,7 +251,11 @@ impl Publisher {
             count: 0,
             reply: vec![0; cfg.max_payload],
             next_seq: cfg.first_sequence,
-            history: VecDeque::with_capacity(cfg.history.min(1 << 20)),
+            arena: vec![0; cfg.history_bytes].into_boxed_slice(),
+            arena_head: 0,
+            // Every message takes at least one byte of the ring, so this
+            // capacity is never exceeded.
+            history: VecDeque::with_capacity(cfg.history.min(cfg.history_bytes)),
             history_first: cfg.first_sequence,
             last_send_ns: None,
             ended: false,
@@ -305,16 +334,47 @@ impl Publisher {
         Ok(seq)
     }
 
+    /// Keeps `msg` in the history, evicting the oldest messages as the count
+    /// or the ring's bytes require. Messages are laid out in publication order
+    /// around the ring, so the ones in the way of a new message are always the
+    /// oldest: the front of `history`.
     fn remember(&mut self, msg: &[u8]) {
-        let mut slot = if self.history.len() == self.cfg.history {
+        if self.history.len() == self.cfg.history {
+            self.forget_oldest();
+        }
+        // An empty message still takes one byte, so that every message has a
+        // place in the ring that the overlap test below can see.
+        let need = msg.len().max(1);
+        let mut at = self.arena_head;
+        if at + need > self.arena.len() {
+            // Too little room before the end: skip it. The messages stored
+            // there are older than everything at the start of the ring.
+            while self
+                .history
+                .front()
+                .is_some_and(|&(off, _)| off as usize >= at)
+            {
+                self.forget_oldest();
+            }
+            at = 0;
+        }
+        while self.history.front().is_some_and(|&(off, len)| {
+            let (off, len) = (off as usize, usize::from(len).max(1));
+            off < at + need && off + len > at
+        }) {
+            self.forget_oldest();
+        }
+        // `need` ≤ the longest message ≤ the ring (validated), and offsets fit
+        // u32 (validated), lengths u16 (≤ max_payload ≤ 65507).
+        self.arena[at..at + msg.len()].copy_from_slice(msg);
+        self.history.push_back((at as u32, msg.len() as u16));
+        self.arena_head = at + need;
+    }
+
+    fn forget_oldest(&mut self) {
+        if self.history.pop_front().is_some() {
             self.history_first += 1;
-            self.history.pop_front().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        slot.clear();
-        slot.extend_from_slice(msg);
-        self.history.push_back(slot);
+        }
     }
 
     /// Sends the packet being filled, if it holds any message.
@@ -411,7 +471,8 @@ impl Publisher {
             let mut w = PacketWriter::new(&mut self.reply[..], self.cfg.session, seq)
                 .expect("max_payload holds a header (validated)");
             while seq < end && w.count() < self.cfg.max_messages_per_packet {
-                let msg = &self.history[index];
+                let (off, len) = self.history[index];
+                let msg = &self.arena[off as usize..off as usize + usize::from(len)];
                 if w.push(msg).is_err() {
                     break;
                 }
@@ -626,6 +687,85 @@ mod tests {
         );
     }
 
+    /// Publishes `n` messages of random lengths (0 to `max_len` bytes) and
+    /// checks every message the history still claims is answered with its
+    /// exact bytes, and that none is evicted earlier than the byte budget
+    /// forces. Returns how many the history held at the end.
+    fn ring_round(history: usize, history_bytes: usize, max_len: usize, n: u32, seed: u64) -> u64 {
+        let mut p = Publisher::new(PublisherConfig {
+            max_payload: 200,
+            history,
+            history_bytes,
+            ..PublisherConfig::new(session())
+        })
+        .unwrap();
+        let mut rng = crate::rng::Rng::new(seed);
+        let mut all: Vec<Vec<u8>> = Vec::new();
+        let mut req = [0u8; HEADER_LEN];
+        for i in 0..n {
+            let len = rng.range(0, max_len as u64) as usize;
+            let m: Vec<u8> = (0..len).map(|k| (i as usize * 31 + k) as u8).collect();
+            p.publish(0, &m, &mut |_: &[u8]| {}).unwrap();
+            all.push(m);
+            if i % 7 == 0 || i + 1 == n {
+                let oldest = p.history_first;
+                let kept = p.next_sequence() - oldest;
+                assert!(kept >= 1 && kept <= history as u64);
+                // Everything kept is intact, byte for byte. (Read from the
+                // ring: answering requests is tested above, and the packet
+                // writer of the wire crate cannot take an empty message into
+                // a packet with less than 2 bytes left.)
+                for (k, &(off, len)) in p.history.iter().enumerate() {
+                    let kept = &p.arena[off as usize..off as usize + usize::from(len)];
+                    assert_eq!(
+                        kept,
+                        &all[(oldest - 1) as usize + k][..],
+                        "seed {seed} after {i}: message {}",
+                        oldest + k as u64
+                    );
+                }
+                // And answered when asked for, for the non-empty ones.
+                let last = p.next_sequence() - 1;
+                if !all[(last - 1) as usize].is_empty() {
+                    write_request(&mut req, session(), last, 1);
+                    let mut got = Vec::new();
+                    p.handle_request(0, &req, &mut |b: &[u8]| got.push(b.to_vec()))
+                        .unwrap();
+                    assert_eq!(decode(&got)[0].2, vec![all[(last - 1) as usize].clone()]);
+                }
+                // Evicted only when the count or the bytes require it: the
+                // message before the oldest would not have fitted as well.
+                if oldest > 1 && kept < history as u64 {
+                    let span: usize = all[(oldest - 2) as usize..]
+                        .iter()
+                        .map(|m| m.len().max(1))
+                        .sum();
+                    assert!(
+                        span + max_len > history_bytes,
+                        "seed {seed}: evicted with {span} bytes kept of {history_bytes}"
+                    );
+                }
+            }
+        }
+        p.next_sequence() - p.history_first
+    }
+
+    #[test]
+    fn history_ring_keeps_exact_bytes_and_evicts_only_when_needed() {
+        for seed in 1..=20 {
+            // Bytes bind: few long messages.
+            ring_round(1000, 500, 120, 400, seed);
+            // Count binds: the ring has room for more.
+            assert_eq!(ring_round(10, 5000, 120, 300, seed), 10);
+            // Empty and one-byte messages, a ring just larger than one message.
+            ring_round(50, 178, 2, 300, seed);
+            ring_round(50, 178, 178, 300, seed);
+        }
+        // Room for history × L + L bytes keeps exactly `history` messages of
+        // up to L bytes: the default 64 MiB keeps 1,048,576 ITCH messages.
+        assert_eq!(ring_round(100, 100 * 50 + 50, 50, 5000, 9), 100);
+    }
+
     #[test]
     fn bad_config_and_oversized_messages() {
         let e = Publisher::new(PublisherConfig {
@@ -640,6 +780,19 @@ mod tests {
                 ..cfg()
             })
             .is_err()
+        );
+        let e = Publisher::new(PublisherConfig {
+            history_bytes: 15,
+            ..cfg()
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "history_bytes");
+        assert!(
+            Publisher::new(PublisherConfig {
+                history_bytes: 16,
+                ..cfg()
+            })
+            .is_ok()
         );
         let mut p = Publisher::new(cfg()).unwrap();
         assert_eq!(

@@ -1,31 +1,30 @@
 //! `hftnet exchange`: an ITCH 5.0 feed over MoldUDP64 on two feeds (A and
 //! B), with heartbeats, a re-request server, and fault injection — or, with
-//! `--write`, a Nasdaq-format file of the generated day.
+//! `--write`, a Nasdaq-format file of the generated day. The exchange is
+//! `hftnet_apps::exchange`; this module turns the flags into its
+//! configuration, opens the transports and prints the report.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
-use hftnet_io::Role;
-use hftnet_io::transport::{RxBurst, Transport};
-use hftnet_trade::book::BookConfig;
-use hftnet_trade::exchange::{
-    FaultInjector, Faults, Generator, GeneratorConfig, Publisher, PublisherConfig,
+use hftnet_apps::Transports;
+use hftnet_apps::exchange::{
+    ExchangeConfig, ExchangeConfigError, ExchangeSource, MAX_BURST, MIN_PAYLOAD, WriteDayError,
+    run_exchange, write_day,
 };
-use hftnet_trade::market::MarketData;
-use hftnet_trade::rng::Rng;
-use hftnet_wire::moldudp64::Session;
+use hftnet_io::Role;
+use hftnet_trade::book::BookConfig;
+use hftnet_wire::faults::Faults;
 use serde_json::json;
 
-use super::itchfile::{ItchReader, ItchWriter};
-use super::{open_optional, put_market};
-use crate::util::{Report, parse_duration, stop_on_signals};
+use super::{open_feed, open_optional, put_market, with_feeds};
 
-/// MoldUDP64 header (20) + block length (2) + the largest ITCH 5.0 message (50).
-const MIN_PAYLOAD: usize = 72;
+/// Mixed into `--fault-seed` for feed B, so the two feeds fail differently.
+const FEED_B_SEED: u64 = 0x5bd1_e995;
+use crate::util::{Report, parse_duration, stop_on_signals};
 
 #[derive(Debug, Args)]
 pub struct ExchangeArgs {
@@ -104,51 +103,24 @@ pub struct ExchangeArgs {
     json: bool,
 }
 
-/// Where messages come from.
-enum Source {
-    Generated {
-        g: Generator,
-        flow_limit: Option<u64>,
-        buf: [u8; 64],
-    },
-    File {
-        r: Box<ItchReader>,
-        limit: Option<u64>,
-        read: u64,
-    },
-}
-
-impl Source {
-    fn next(&mut self) -> Result<Option<&[u8]>> {
-        match self {
-            Self::Generated { g, flow_limit, buf } => {
-                if g.in_flow() && flow_limit.is_some_and(|l| g.flow_generated() >= l) {
-                    g.finish();
-                }
-                match g.next_message() {
-                    None => Ok(None),
-                    Some(m) => {
-                        let n = m.emit(buf).context("encoding a generated message")?;
-                        Ok(Some(&buf[..n]))
-                    }
-                }
-            }
-            Self::File { r, limit, read } => {
-                if limit.is_some_and(|l| *read >= l) {
-                    return Ok(None);
-                }
-                *read += 1;
-                r.next_record()
-            }
+/// A configuration error in the words of the command line: the flag and its value.
+fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
+    match e {
+        ExchangeConfigError::Burst(b) => {
+            anyhow!("--burst {b} must be between 1 and {MAX_BURST}")
         }
-    }
-
-    /// Ends a generated day early (its end events still follow).
-    fn finish(&mut self) {
-        match self {
-            Self::Generated { g, .. } => g.finish(),
-            Self::File { limit, read, .. } => *limit = Some(*read),
+        ExchangeConfigError::MaxPayload(n) => anyhow!(
+            "--max-payload {n} is too small: a MoldUDP64 packet with the largest ITCH message needs {MIN_PAYLOAD} bytes"
+        ),
+        ExchangeConfigError::Heartbeat(d) => {
+            anyhow!("--heartbeat {d:?} is too short: use 1ms or more")
         }
+        ExchangeConfigError::Session(s) => {
+            anyhow!("--session {s:?}: at most 10 printable ASCII characters")
+        }
+        // The publisher's and the generator's errors name their field; the
+        // fault errors say which feed and which probability.
+        other => other.into(),
     }
 }
 
@@ -156,69 +128,44 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     if a.write.is_none() && a.feed_a.is_none() && a.feed_b.is_none() {
         bail!("give --feed-a and/or --feed-b to send, or --write FILE to write a file");
     }
-    if !(1..=65_536).contains(&a.burst) {
-        bail!("--burst {} must be between 1 and 65536", a.burst);
-    }
-    if a.max_payload < MIN_PAYLOAD {
-        bail!(
-            "--max-payload {} is too small: a MoldUDP64 packet with the largest ITCH message needs {MIN_PAYLOAD} bytes",
-            a.max_payload
-        );
-    }
-    if a.heartbeat < Duration::from_millis(1) {
-        bail!(
-            "--heartbeat {:?} is too short: use 1ms or more",
-            a.heartbeat
-        );
-    }
-    let flow_limit = match (a.messages, a.duration) {
-        (Some(n), _) => Some(n),
-        (None, Some(_)) => None,
-        (None, None) => Some(100_000),
-    };
-    let mut source = match &a.file {
-        Some(p) => Source::File {
-            r: Box::new(ItchReader::open(p)?),
-            limit: flow_limit,
-            read: 0,
+    let cfg = ExchangeConfig {
+        source: a.file.clone().map_or(
+            ExchangeSource::Generated { symbols: a.symbols },
+            ExchangeSource::File,
+        ),
+        seed: a.seed,
+        messages: match (a.messages, a.duration) {
+            (Some(n), _) => Some(n),
+            (None, Some(_)) => None,
+            (None, None) => Some(100_000),
         },
-        None => Source::Generated {
-            g: Generator::new(GeneratorConfig::new(a.seed, a.symbols))?,
-            flow_limit,
-            buf: [0; 64],
-        },
+        duration: a.duration,
+        rate: a.rate,
+        burst: a.burst,
+        session: a.session.clone(),
+        heartbeat: a.heartbeat,
+        history: a.history,
+        max_payload: a.max_payload,
+        linger: a.linger,
+        book: BookConfig::all_symbols(),
     };
-    // The books the stream builds, for comparison with a feed handler's.
-    let mut reference = MarketData::new(BookConfig::all_symbols())?;
+    cfg.validate().map_err(flag_error)?;
     if let Some(path) = &a.write {
-        let mut w = ItchWriter::create(path)?;
-        while let Some(m) = source.next()? {
-            reference.handle(m);
-            w.write(m)?;
-        }
-        let records = w.records;
-        w.finish()?;
+        let w = write_day(&cfg, path).map_err(|e| match e {
+            WriteDayError::Config(e) => flag_error(e),
+            other => other.into(),
+        })?;
         let mut rep = Report::default();
         rep.put("command", "exchange --write")
             .put("file", path.display().to_string())
-            .put("records", records);
-        put_market(&mut rep, &reference);
+            .put("records", w.records);
+        put_market(&mut rep, &w.market);
         rep.print(a.json);
         return Ok(ExitCode::SUCCESS);
     }
 
-    let session = Session::new(&a.session).map_err(|_| {
-        anyhow::anyhow!(
-            "--session {:?}: at most 10 printable ASCII characters",
-            a.session
-        )
-    })?;
-    let mut publisher = Publisher::new(PublisherConfig {
-        heartbeat_interval_ns: a.heartbeat.as_nanos().max(1) as u64,
-        history: a.history,
-        max_payload: a.max_payload,
-        ..PublisherConfig::new(session)
-    })?;
+    // The per-feed faults are the transports' fault middleware (on sends),
+    // feed B drawing from its own seed.
     let fa = Faults {
         loss: a.loss_a,
         duplicate: a.dup_a,
@@ -231,174 +178,16 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         reorder: a.reorder_b,
         ..Faults::NONE
     };
-    let mut inj_a = FaultInjector::new(fa, a.fault_seed).context("feed A faults")?;
-    let mut inj_b = FaultInjector::new(fb, a.fault_seed ^ 0x5bd1_e995).context("feed B faults")?;
-    let mut ta = open_optional(&a.feed_a, Role::Client, "feed A")?;
-    let mut tb = open_optional(&a.feed_b, Role::Client, "feed B")?;
+    let mut ta = open_feed(&a.feed_a, fa, a.fault_seed, "feed A", "-a")?;
+    let mut tb = open_feed(&a.feed_b, fb, a.fault_seed ^ FEED_B_SEED, "feed B", "-b")?;
     let mut tr = open_optional(&a.retransmit, Role::Server, "re-request server")?;
     let stop = stop_on_signals()?;
-    let mut rng = Rng::new(a.seed ^ 0x0b0e);
-    let mut send_errors = 0u64;
-    let mut bad_requests = Vec::<String>::new();
-    let mut rx = RxBurst::new(16, 64);
-    let start = Instant::now();
-    let now_ns = || start.elapsed().as_nanos() as u64;
-    // The timetable: message n is due at n / rate seconds. After a stall
-    // longer than MAX_CATCH_UP the timetable restarts from now (counted),
-    // rather than sending everything missed back to back.
-    const MAX_CATCH_UP_NS: u64 = 10_000_000;
-    let due = |sent: u64, base: u64| -> u64 {
-        if a.rate == 0 {
-            0
-        } else {
-            base + (u128::from(sent) * 1_000_000_000 / u128::from(a.rate)) as u64
-        }
+    let io = Transports {
+        retransmit: tr.as_mut(),
+        ..Transports::new()
     };
-    let mut base_ns = 0u64;
-    let mut base_sent = 0u64;
-    let mut sent = 0u64;
-    let mut behind_max_ns = 0u64;
-    let mut schedule_restarts = 0u64;
-    let mut error: Option<anyhow::Error> = None;
-    let mut ended_at: Option<u64> = None;
-    let mut pkts: Vec<Vec<u8>> = Vec::new();
-    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let r = with_feeds!(ta.as_mut(), tb.as_mut(), io => run_exchange(&cfg, io, &stop))?;
 
-    loop {
-        let now = now_ns();
-        if ended_at.is_none() {
-            if stop.load(Ordering::Relaxed)
-                || a.duration.is_some_and(|d| now >= d.as_nanos() as u64)
-            {
-                source.finish();
-            }
-            let next_burst = due(sent - base_sent, base_ns);
-            if now >= next_burst {
-                if a.rate > 0 {
-                    let behind = now - next_burst;
-                    behind_max_ns = behind_max_ns.max(behind);
-                    if behind > MAX_CATCH_UP_NS {
-                        schedule_restarts += 1;
-                        base_ns = now;
-                        base_sent = sent;
-                    }
-                }
-                let k = rng.range(1, a.burst);
-                let mut collect = |p: &[u8]| {
-                    let mut v = spare.pop().unwrap_or_default();
-                    v.clear();
-                    v.extend_from_slice(p);
-                    pkts.push(v);
-                };
-                for _ in 0..k {
-                    let next = match source.next() {
-                        Ok(m) => m,
-                        Err(e) => {
-                            error = Some(e);
-                            None
-                        }
-                    };
-                    let published = next.map(|m| {
-                        reference.handle(m);
-                        publisher.publish(now, m, &mut collect)
-                    });
-                    match published {
-                        Some(Ok(_)) => sent += 1,
-                        Some(Err(e)) => {
-                            error = Some(anyhow::Error::new(e).context("publishing a message"));
-                            publisher.end_session(now, &mut collect);
-                            ended_at = Some(now);
-                            break;
-                        }
-                        None => {
-                            // The end of the day, or a source error: either
-                            // way the session ends properly and re-requests
-                            // are still served while lingering.
-                            publisher.end_session(now, &mut collect);
-                            ended_at = Some(now);
-                            break;
-                        }
-                    }
-                }
-                publisher.flush(now, &mut collect);
-            }
-        }
-        if publisher.poll_timeout().is_some_and(|t| now >= t) {
-            let mut collect = |p: &[u8]| pkts.push(p.to_vec());
-            publisher.handle_timeout(now, &mut collect);
-        }
-        // Send what was produced on both feeds, through the injectors.
-        let ending = ended_at.is_some();
-        for p in pkts.drain(..) {
-            for (t, inj) in [(&mut ta, &mut inj_a), (&mut tb, &mut inj_b)] {
-                if let Some(t) = t.as_mut() {
-                    let mut send = |b: &[u8]| {
-                        if t.send(b, None).is_err() {
-                            send_errors += 1;
-                        }
-                    };
-                    inj.process(&p, &mut send);
-                    if ending || p.len() <= hftnet_wire::moldudp64::HEADER_LEN {
-                        // Heartbeats and the end release held packets.
-                        inj.flush(&mut send);
-                    }
-                }
-            }
-            spare.push(p);
-        }
-        // Re-requests.
-        let mut served = false;
-        if let Some(t) = tr.as_mut() {
-            let n = t
-                .recv_burst_until(&mut rx, Instant::now())
-                .context("receiving re-requests")?;
-            for i in 0..n {
-                let (req, meta) = rx.get(i);
-                served = true;
-                let mut replies = Vec::new();
-                match publisher.handle_request(now, req, &mut |p: &[u8]| replies.push(p.to_vec())) {
-                    Ok(_) => {}
-                    Err(e) => {
-                        if bad_requests.len() < 10 {
-                            bad_requests.push(format!(
-                                "{}: {e}",
-                                meta.peer.map_or("?".into(), |p| p.to_string())
-                            ));
-                        }
-                    }
-                }
-                for r in replies {
-                    if t.send(&r, meta.peer).is_err() {
-                        send_errors += 1;
-                    }
-                }
-            }
-        }
-        if let Some(end) = ended_at
-            && (now >= end + a.linger.as_nanos() as u64
-                || stop.load(Ordering::Relaxed) && now > end)
-        {
-            break;
-        }
-        // Idle: sleep when the next thing is far away, else spin.
-        if !served {
-            let next = if ended_at.is_some() {
-                now + 1_000_000
-            } else {
-                due(sent - base_sent, base_ns)
-            };
-            let wait = next.saturating_sub(now_ns());
-            if wait > 200_000 {
-                std::thread::sleep(Duration::from_nanos((wait - 100_000).min(1_000_000)));
-            } else if tr.is_some() {
-                // Spinning on the re-request socket.
-            } else {
-                std::hint::spin_loop();
-            }
-        }
-    }
-    let secs = ended_at.unwrap_or_else(now_ns) as f64 / 1e9;
-    let st = publisher.stats();
     let mut rep = Report::default();
     rep.put("command", "exchange")
         .put("session", a.session.clone())
@@ -412,67 +201,40 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         .put("feed_a", a.feed_a.clone())
         .put("feed_b", a.feed_b.clone())
         .put("retransmit", a.retransmit.clone())
-        .put("messages", st.messages)
-        .put("packets", st.packets)
-        .put("heartbeats", st.heartbeats)
-        .put("seconds", (secs * 1e6).round() / 1e6)
-        .put(
-            "messages_per_sec",
-            (st.messages as f64 / secs.max(1e-9)).round() as u64,
-        )
-        .put("rate_target", a.rate)
-        .put(
-            "behind_schedule_max_us",
-            (a.rate > 0).then_some(behind_max_ns / 1000),
-        )
-        .put("schedule_restarts", schedule_restarts)
-        .put("send_errors", send_errors)
-        .put(
-            "faults",
-            json!({
-                "a": fault_json(inj_a.stats()),
-                "b": fault_json(inj_b.stats()),
-            }),
-        )
-        .put(
-            "retransmission",
-            json!({
-                "requests": st.requests,
-                "bad_requests": st.bad_requests,
-                "packets": st.retransmit_packets,
-                "messages": st.retransmitted,
-                "refused": bad_requests,
-            }),
-        );
-    put_market(&mut rep, &reference);
-    if let Some(e) = &error {
-        rep.put("error", format!("{e:#}"));
+        .put("messages", r.messages)
+        .put("packets", r.packets)
+        .put("heartbeats", r.heartbeats)
+        .put("seconds", (r.seconds * 1e6).round() / 1e6)
+        .put("messages_per_sec", r.messages_per_sec)
+        .put("rate_target", r.rate_target)
+        .put("behind_schedule_max_us", r.behind_schedule_max_us)
+        .put("schedule_restarts", r.schedule_restarts)
+        .put("send_errors", r.send_errors)
+        .put("faults", json!(r.faults))
+        .put("retransmission", json!(r.retransmission));
+    put_market(&mut rep, &r.market);
+    if let Some(e) = &r.error {
+        rep.put("error", e.clone());
     }
     rep.print(a.json);
-    let achieved = st.messages as f64 / secs.max(1e-9);
-    if a.rate > 0 && st.messages > 1000 && achieved < 0.95 * a.rate as f64 {
+    let achieved = r.messages as f64 / r.seconds.max(1e-9);
+    if a.rate > 0 && r.messages > 1000 && achieved < 0.95 * a.rate as f64 {
         eprintln!(
-            "hftnet exchange: sent {achieved:.0} messages/s, below the --rate {} asked for (this machine or transport cannot go faster; schedule restarted {schedule_restarts} times)",
-            a.rate
+            "hftnet exchange: sent {achieved:.0} messages/s, below the --rate {} asked for (this machine or transport cannot go faster; schedule restarted {} times)",
+            a.rate, r.schedule_restarts
         );
     }
-    if send_errors > 0 {
+    if r.send_errors > 0 {
         eprintln!(
-            "hftnet exchange: {send_errors} packets could not be sent (socket buffer full or no route); receivers will see them as loss"
+            "hftnet exchange: {} packets could not be sent (socket buffer full or no route); receivers will see them as loss",
+            r.send_errors
         );
     }
-    if let Some(e) = error {
+    if let Some(e) = &r.error {
         eprintln!(
-            "hftnet exchange: {e:#}; the session was ended there and the figures above cover what was sent"
+            "hftnet exchange: {e}; the session was ended there and the figures above cover what was sent"
         );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn fault_json(s: hftnet_trade::exchange::FaultStats) -> serde_json::Value {
-    json!({
-        "packets": s.packets, "dropped": s.dropped,
-        "duplicated": s.duplicated, "reordered": s.reordered,
-    })
 }

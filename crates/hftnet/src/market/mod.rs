@@ -1,23 +1,54 @@
 //! `hftnet exchange`, `hftnet feed` and `hftnet replay`: the market-data
-//! half of the trading path, ITCH 5.0 over MoldUDP64, driven over any
-//! transport. The protocol logic is the sans-IO `hftnet-trade` crate; this
-//! module only moves bytes between it, the transports and files.
+//! half of the trading path, ITCH 5.0 over MoldUDP64, over any transport.
+//! The loops are the library's (`hftnet-apps`, on the sans-IO engine of
+//! `hftnet-trade`); these modules only parse the arguments, open the
+//! transports the URIs name, call the library and print its reports.
 
 mod exchange;
 mod feed;
-mod itchfile;
 mod replay;
 
 pub use exchange::{ExchangeArgs, exchange};
 pub use feed::{FeedArgs, feed};
 pub use replay::{ReplayArgs, replay};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use hftnet_apps::market::{MarketSummary, TopLevel, TopOfBook};
+use hftnet_io::middleware::{DEFAULT_FAULT_SLOTS, FaultConfig, FaultsOn};
 use hftnet_io::{AnyTransport, Endpoint, Role};
-use hftnet_trade::book::{Book, BookConfig, pad_symbol};
-use hftnet_trade::market::{MarketData, MessageCounts};
+use hftnet_wire::faults::Faults;
+use hftnet_wire::itch50::Price4;
+use serde_json::{Value, json};
 
 use crate::util::Report;
+
+/// Runs `$body` with `$io` (a `hftnet_apps::Transports`) given feed A and
+/// feed B — `Option<&mut AnyTransport>` each — as their concrete transports,
+/// so the app's loop is monomorphised per pair of backends (`dispatch!` on
+/// each feed that is present). The re-request transport stays an
+/// `AnyTransport`: it is off the per-message path, and dispatching it too
+/// would multiply the number of loops compiled by the number of backends.
+macro_rules! with_feeds {
+    ($a:expr, $b:expr, $io:ident => $body:expr) => {
+        match $a {
+            Some(a) => hftnet_io::dispatch!(a, a => {
+                let $io = $io.feed_a(a);
+                with_feeds!(@b $b, $io => $body)
+            }),
+            None => with_feeds!(@b $b, $io => $body),
+        }
+    };
+    (@b $b:expr, $io:ident => $body:expr) => {
+        match $b {
+            Some(b) => hftnet_io::dispatch!(b, b => {
+                let $io = $io.feed_b(b);
+                $body
+            }),
+            None => $body,
+        }
+    };
+}
+use with_feeds;
 
 /// Opens the transport of an optional URI option, naming it in errors.
 fn open_optional(uri: &Option<String>, role: Role, what: &str) -> Result<Option<AnyTransport>> {
@@ -29,98 +60,67 @@ fn open_optional(uri: &Option<String>, role: Role, what: &str) -> Result<Option<
         .transpose()
 }
 
+/// Opens an exchange's feed (a client) with `faults` on its sends, drawn
+/// from `seed`: the fault middleware, as `loss=`, `dup=` and `reorder=` on
+/// the URI would ask for it. `flag` is the suffix of the command-line
+/// options (`-a`), named when the URI asks for faults too.
+fn open_feed(
+    uri: &Option<String>,
+    faults: Faults,
+    seed: u64,
+    what: &str,
+    flag: &str,
+) -> Result<Option<AnyTransport>> {
+    let Some(u) = uri else {
+        return Ok(None);
+    };
+    let mut ep = Endpoint::parse(u).with_context(|| format!("{what} URI {u}"))?;
+    faults.validate().map_err(|e| {
+        let name = match e.name {
+            "duplicate" => "dup",
+            n => n,
+        };
+        anyhow!("--{name}{flag}: {e}")
+    })?;
+    if !faults.is_none() {
+        if ep.layers.faults.is_some() {
+            bail!(
+                "{what}: give its faults either with --loss{flag}/--dup{flag}/--reorder{flag}                  or in the URI ({u}), not both"
+            );
+        }
+        ep.layers.faults = Some(FaultConfig {
+            faults,
+            seed,
+            on: FaultsOn::Tx,
+            slots: DEFAULT_FAULT_SLOTS,
+        });
+    }
+    ep.open(Role::Client)
+        .with_context(|| format!("opening {what} {u}"))
+        .map(Some)
+}
+
 /// What a stream built: counts by type, the stream digest, the books.
-fn put_market(rep: &mut Report, md: &MarketData) {
-    rep.put("counts", counts_json(md.counts()))
-        .put("stream_digest", format!("{:016x}", md.stream_digest()))
-        .put("book", book_json(md.book()));
-}
-use hftnet_wire::itch50::Price4;
-use serde_json::{Value, json};
-
-/// A book configuration for the symbols named on the command line (all when
-/// none).
-fn book_config(symbols: &[String]) -> Result<BookConfig> {
-    if symbols.is_empty() {
-        return Ok(BookConfig::all_symbols());
-    }
-    let mut padded = Vec::new();
-    for s in symbols {
-        match pad_symbol(s) {
-            Some(p) => padded.push(p),
-            None => bail!(
-                "--symbols: {s:?} is not a symbol (1 to 8 printable ASCII characters, e.g. AAPL)"
-            ),
-        }
-    }
-    Ok(BookConfig::selected(padded))
+fn put_market(rep: &mut Report, m: &MarketSummary) {
+    rep.put("counts", json!(m.counts))
+        .put("stream_digest", format!("{:016x}", m.stream_digest))
+        .put("book", json!(m.book));
 }
 
-/// Message counts by type, as JSON.
-fn counts_json(c: &MessageCounts) -> Value {
+/// The top of the books as JSON keyed by symbol:
+/// `"AAPL": "100@185.2500 x 200@185.2600"`.
+fn top_of_book_json(tops: &[TopOfBook]) -> Value {
+    let side = |l: Option<TopLevel>| {
+        l.map_or("-".to_string(), |l| {
+            format!("{}@{}", l.shares, Price4::from_raw(l.price))
+        })
+    };
     let mut m = serde_json::Map::new();
-    for (name, n) in c.nonzero() {
-        m.insert(name.into(), n.into());
-    }
-    m.insert("unknown".into(), c.unknown.into());
-    m.insert("malformed".into(), c.malformed.into());
-    m.insert("total".into(), c.total().into());
-    Value::Object(m)
-}
-
-fn symbol_text(s: &[u8; 8]) -> String {
-    String::from_utf8_lossy(s).trim_end().to_string()
-}
-
-/// Top of book of up to `limit` books kept (those with a symbol, by locate), as
-/// JSON keyed by symbol: `"AAPL": "100@185.2500 x 200@185.2600"`.
-fn top_of_book_json(book: &Book, limit: usize) -> Value {
-    let mut m = serde_json::Map::new();
-    for locate in 0..=u16::MAX {
-        if m.len() >= limit {
-            break;
-        }
-        let Some(sym) = book.symbol(locate).filter(|_| book.is_active(locate)) else {
-            continue;
-        };
-        let t = book.top(locate);
-        let side = |l: Option<hftnet_trade::book::Level>| {
-            l.map_or("-".to_string(), |l| {
-                format!("{}@{}", l.shares, Price4::from_raw(l.price))
-            })
-        };
+    for t in tops {
         m.insert(
-            symbol_text(&sym),
+            t.symbol.clone(),
             format!("{} x {}", side(t.bid), side(t.ask)).into(),
         );
     }
     Value::Object(m)
-}
-
-/// Book-wide figures and invariants, as JSON.
-fn book_json(book: &Book) -> Value {
-    let c = book.counters();
-    let inv = match book.check_invariants() {
-        Ok(r) => json!({
-            "ok": true, "crossed_books": r.crossed.len(), "locked_books": r.locked.len(),
-            "levels": r.levels,
-        }),
-        Err(e) => json!({ "ok": false, "violation": e.to_string() }),
-    };
-    json!({
-        "digest": format!("{:016x}", book.digest()),
-        "live_orders": book.live_orders(),
-        "unknown_refs": c.unknown_ref,
-        "oversized": c.oversized,
-        "duplicate_refs": c.duplicate_ref,
-        "filtered": c.filtered,
-        "zero_shares": c.zero_shares,
-        "locate_mismatch": c.locate_mismatch,
-        "bad_locate": c.bad_locate,
-        "bad_state": c.bad_state,
-        "relocated": c.relocated,
-        "pool_exhausted": c.pool_exhausted,
-        "top_changes": c.top_changes,
-        "invariants": inv,
-    })
 }

@@ -1,0 +1,998 @@
+//! The exchange: an ITCH 5.0 day — generated from a seed, or replayed from
+//! a Nasdaq-format file — published in MoldUDP64 on feeds A and B, paced on
+//! a timetable, with heartbeats, a re-request server, the end of the session
+//! and a linger that keeps answering re-requests; or, with [`write_day`],
+//! the same day written to a file.
+//!
+//! Layer: apps. The protocol is the sans-IO `hftnet_trade::exchange`
+//! ([`Publisher`], [`Generator`]); this module moves its packets to the
+//! transports and its requests from them, and keeps time. Faults on a feed
+//! are the transport's fault middleware (`loss=`, `dup=`, `reorder=` on its
+//! URI, or `hftnet_io::Layers`): the exchange sends, the middleware drops,
+//! duplicates and reorders, and the report reads what it did.
+//!
+//! Pacing: message `k` is due `k / rate` seconds after the start
+//! ([`Timetable`]); when it is due, a burst of 1 to `burst` messages (sizes
+//! drawn from the seed) is published back to back. After a stall longer than
+//! [`MAX_CATCH_UP`] the timetable restarts from now (counted) rather than
+//! sending everything missed at once. At rate 0 every burst is due at once.
+//! Between due times the loop serves re-requests, sleeping while the next
+//! one is far and spinning when it is near.
+//!
+//! Invariants: packets go from the publisher's own buffer straight to the
+//! transports, and re-request replies straight from
+//! the history to the requester, so after the buffers are allocated at the
+//! start nothing is allocated, formatted or logged per message or per
+//! request (refused requests are kept as values and formatted after the
+//! run). The loop is bounded: by the message count, the duration or the end
+//! of the file, then by the linger; the stop flag ends the session early
+//! (its end events are still sent) and cuts the linger short.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hftnet_bench::timetable::{Timetable, WaitPolicy, WaitStep};
+use hftnet_io::{RxBurst, SyscallError, Transport};
+use hftnet_trade::book::{self, BookConfig};
+use hftnet_trade::exchange::{
+    Generator, GeneratorConfig, GeneratorError, PublishError, Publisher, PublisherConfig,
+    RequestError,
+};
+use hftnet_trade::market::MarketData;
+use hftnet_trade::rng::Rng;
+use hftnet_wire::moldudp64::{BLOCK_HEADER_LEN, HEADER_LEN, Session};
+use serde::Serialize;
+
+use crate::Transports;
+use crate::itch_file::{ItchReadError, ItchReader, ItchWriteError, ItchWriter};
+use crate::market::MarketSummary;
+
+/// The smallest `max_payload`: MoldUDP64 header (20) + block length (2) +
+/// the largest ITCH 5.0 message (50).
+pub const MIN_PAYLOAD: usize = 72;
+/// The largest `burst`.
+pub const MAX_BURST: u64 = 65_536;
+/// The shortest heartbeat interval.
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(1);
+/// After a stall longer than this the timetable restarts from now.
+pub const MAX_CATCH_UP: Duration = Duration::from_millis(10);
+/// Refused re-requests listed in the report; the others are only counted.
+pub const REFUSED_LISTED: usize = 10;
+/// Bytes of the re-request history per message kept: room for any ITCH 5.0
+/// message (at most 50 bytes).
+const HISTORY_BYTES_PER_MESSAGE: usize = 64;
+/// Re-requests taken per receive call, and the slot size (a request is 20 bytes).
+const REQUEST_BURST: usize = 16;
+const REQUEST_SLOT: usize = 64;
+/// Between due times: sleep when the next one is more than 200 µs away, at
+/// most 1 ms at a time so re-requests are served; spin otherwise.
+const IDLE: WaitPolicy = WaitPolicy {
+    sleep_above: Duration::from_micros(200),
+    wake_early: Duration::from_micros(100),
+    max_sleep: Some(Duration::from_millis(1)),
+};
+/// Mixed into `seed` for the burst sizes.
+const BURST_SEED: u64 = 0x0b0e;
+
+/// Where the exchange's messages come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExchangeSource {
+    /// A generated day of `symbols` instruments, from the config's `seed`:
+    /// the start events, the directory, then order flow.
+    Generated {
+        /// Instruments in the day.
+        symbols: u16,
+    },
+    /// The records of a Nasdaq ITCH 5.0 file (plain or gzip).
+    File(PathBuf),
+}
+
+/// What the exchange publishes, and how fast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExchangeConfig {
+    /// Where messages come from.
+    pub source: ExchangeSource,
+    /// Seed of the generated day and of the burst sizes.
+    pub seed: u64,
+    /// Order-flow messages of a generated day (after its start events and
+    /// directory; its end events follow), or records of a file. `None`: until
+    /// the duration (or the end of the file).
+    pub messages: Option<u64>,
+    /// End the session after this long.
+    pub duration: Option<Duration>,
+    /// Messages per second; 0 sends as fast as the transports take them.
+    pub rate: u64,
+    /// Largest burst: each burst publishes 1 to `burst` messages back to back.
+    pub burst: u64,
+    /// MoldUDP64 session name (up to 10 printable ASCII characters).
+    pub session: String,
+    /// Heartbeat after this long without a packet (at least [`MIN_HEARTBEAT`]).
+    pub heartbeat: Duration,
+    /// Messages kept for re-requests.
+    pub history: usize,
+    /// Largest downstream packet in bytes (UDP payload), at least [`MIN_PAYLOAD`].
+    pub max_payload: usize,
+    /// After the end of the session, keep answering re-requests this long.
+    pub linger: Duration,
+    /// The reference books the exchange builds from what it publishes (their
+    /// digests, in the report, are compared with a feed handler's).
+    pub book: BookConfig,
+}
+
+impl Default for ExchangeConfig {
+    /// The defaults of `hftnet exchange`: 100 000 messages of a generated day
+    /// of 8 symbols at 100 000 messages/s in bursts of up to 8, no faults.
+    fn default() -> Self {
+        Self {
+            source: ExchangeSource::Generated { symbols: 8 },
+            seed: 1,
+            messages: Some(100_000),
+            duration: None,
+            rate: 100_000,
+            burst: 8,
+            session: "HFTNET".into(),
+            heartbeat: Duration::from_secs(1),
+            history: 1 << 20,
+            max_payload: 1400,
+            linger: Duration::from_secs(2),
+            book: BookConfig::all_symbols(),
+        }
+    }
+}
+
+/// A field of an [`ExchangeConfig`] out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExchangeConfigError {
+    /// `burst` outside 1..=[`MAX_BURST`].
+    #[error("burst {0} must be between 1 and {MAX_BURST}")]
+    Burst(u64),
+    /// `max_payload` below [`MIN_PAYLOAD`].
+    #[error(
+        "max_payload {0} is too small: a MoldUDP64 packet with the largest ITCH message needs {MIN_PAYLOAD} bytes"
+    )]
+    MaxPayload(usize),
+    /// `heartbeat` below [`MIN_HEARTBEAT`].
+    #[error("heartbeat {0:?} is too short: use 1ms or more")]
+    Heartbeat(Duration),
+    /// `session` is not a MoldUDP64 session name.
+    #[error("session {0:?}: at most 10 printable ASCII characters")]
+    Session(String),
+    /// A publisher field (`history`, or `max_payload` above 65507).
+    #[error(transparent)]
+    Publisher(#[from] hftnet_trade::exchange::ConfigError),
+    /// A generator field (`symbols` of 0).
+    #[error(transparent)]
+    Generator(#[from] GeneratorError),
+    /// A field of `book`.
+    #[error(transparent)]
+    Book(#[from] book::ConfigError),
+    /// A generated day bounded by neither `messages` nor `duration`.
+    #[error("a generated day needs a message count or a duration")]
+    Unbounded,
+}
+
+impl ExchangeConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// The first [`ExchangeConfigError`] found, naming the field.
+    pub fn validate(&self) -> Result<(), ExchangeConfigError> {
+        self.publisher_config()?.validate()?;
+        if let ExchangeSource::Generated { symbols } = self.source {
+            GeneratorConfig::new(self.seed, symbols).validate()?;
+            if self.messages.is_none() && self.duration.is_none() {
+                return Err(ExchangeConfigError::Unbounded);
+            }
+        }
+        self.book.validate()?;
+        Ok(())
+    }
+
+    /// The publisher's configuration, after the checks of the fields it
+    /// does not check itself.
+    fn publisher_config(&self) -> Result<PublisherConfig, ExchangeConfigError> {
+        if !(1..=MAX_BURST).contains(&self.burst) {
+            return Err(ExchangeConfigError::Burst(self.burst));
+        }
+        if self.max_payload < MIN_PAYLOAD {
+            return Err(ExchangeConfigError::MaxPayload(self.max_payload));
+        }
+        if self.heartbeat < MIN_HEARTBEAT {
+            return Err(ExchangeConfigError::Heartbeat(self.heartbeat));
+        }
+        let session = Session::new(&self.session)
+            .map_err(|_| ExchangeConfigError::Session(self.session.clone()))?;
+        let max_message = self
+            .max_payload
+            .saturating_sub(HEADER_LEN + BLOCK_HEADER_LEN);
+        Ok(PublisherConfig {
+            heartbeat_interval_ns: u64::try_from(self.heartbeat.as_nanos()).unwrap_or(u64::MAX),
+            history: self.history,
+            // Room for `history` ITCH messages whatever their lengths.
+            history_bytes: self
+                .history
+                .saturating_add(1)
+                .saturating_mul(HISTORY_BYTES_PER_MESSAGE)
+                .max(max_message)
+                .min(u32::MAX as usize),
+            max_payload: self.max_payload,
+            ..PublisherConfig::new(session)
+        })
+    }
+}
+
+/// Why the exchange could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ExchangeConfigError),
+    /// Neither feed A nor feed B was given.
+    #[error("no feed to publish on: give feed A, feed B or both")]
+    NoFeed,
+    /// The ITCH file could not be opened.
+    #[error(transparent)]
+    File(#[from] ItchReadError),
+    /// Receiving on the re-request transport failed.
+    #[error("receiving re-requests")]
+    Receive(#[source] SyscallError),
+}
+
+/// Why [`write_day`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteDayError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ExchangeConfigError),
+    /// A generated day without a message count (a duration does not bound
+    /// writing).
+    #[error("writing a generated day needs a message count")]
+    Unbounded,
+    /// The source failed: the ITCH file could not be opened or read, or a
+    /// generated message could not be encoded.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The output file could not be written.
+    #[error(transparent)]
+    Write(#[from] ItchWriteError),
+}
+
+/// Why the source could not give its next message.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A generated message did not encode.
+    #[error("encoding a generated message")]
+    Encode(#[source] hftnet_wire::Error),
+    /// The ITCH file could not be opened or read.
+    #[error(transparent)]
+    File(#[from] ItchReadError),
+}
+
+/// What ended a session before its source did.
+#[derive(Debug, thiserror::Error)]
+enum Cut {
+    #[error(transparent)]
+    Source(SourceError),
+    #[error("publishing a message")]
+    Publish(#[source] PublishError),
+}
+
+/// Where messages come from, opened.
+enum Source {
+    Generated {
+        g: Box<Generator>,
+        flow_limit: Option<u64>,
+        buf: [u8; 64],
+    },
+    File {
+        r: Box<ItchReader>,
+        limit: Option<u64>,
+        read: u64,
+    },
+}
+
+impl Source {
+    /// Opens the source of a validated configuration.
+    fn open(cfg: &ExchangeConfig) -> Result<Self, SourceOpenError> {
+        Ok(match &cfg.source {
+            ExchangeSource::Generated { symbols } => Self::Generated {
+                g: Box::new(Generator::new(GeneratorConfig::new(cfg.seed, *symbols))?),
+                flow_limit: cfg.messages,
+                buf: [0; 64],
+            },
+            ExchangeSource::File(path) => Self::File {
+                r: Box::new(ItchReader::open(path)?),
+                limit: cfg.messages,
+                read: 0,
+            },
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<&[u8]>, SourceError> {
+        match self {
+            Self::Generated { g, flow_limit, buf } => {
+                if g.in_flow() && flow_limit.is_some_and(|l| g.flow_generated() >= l) {
+                    g.finish();
+                }
+                match g.next_message() {
+                    None => Ok(None),
+                    Some(m) => {
+                        let n = m.emit(buf).map_err(SourceError::Encode)?;
+                        Ok(Some(&buf[..n]))
+                    }
+                }
+            }
+            Self::File { r, limit, read } => {
+                if limit.is_some_and(|l| *read >= l) {
+                    return Ok(None);
+                }
+                *read += 1;
+                Ok(r.next_record()?)
+            }
+        }
+    }
+
+    /// Ends a generated day early (its end events still follow).
+    fn finish(&mut self) {
+        match self {
+            Self::Generated { g, .. } => g.finish(),
+            Self::File { limit, read, .. } => *limit = Some(*read),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SourceOpenError {
+    #[error(transparent)]
+    Generator(#[from] GeneratorError),
+    #[error(transparent)]
+    File(#[from] ItchReadError),
+}
+
+impl From<SourceOpenError> for ExchangeError {
+    fn from(e: SourceOpenError) -> Self {
+        match e {
+            SourceOpenError::Generator(e) => Self::Config(e.into()),
+            SourceOpenError::File(e) => Self::File(e),
+        }
+    }
+}
+
+impl From<SourceOpenError> for WriteDayError {
+    fn from(e: SourceOpenError) -> Self {
+        match e {
+            SourceOpenError::Generator(e) => Self::Config(e.into()),
+            SourceOpenError::File(e) => Self::Source(e.into()),
+        }
+    }
+}
+
+/// What [`write_day`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriteReport {
+    /// Records written.
+    pub records: u64,
+    /// What the day builds.
+    pub market: MarketSummary,
+}
+
+/// Writes the day of `cfg` (its source, seed and message count) to a
+/// Nasdaq-format ITCH 5.0 file at `path`, gzip-compressed when the name ends
+/// in `.gz`.
+///
+/// # Errors
+/// [`WriteDayError`]: an invalid configuration, a generated day without a
+/// message count, a source or output file that fails.
+pub fn write_day(cfg: &ExchangeConfig, path: &Path) -> Result<WriteReport, WriteDayError> {
+    cfg.validate()?;
+    if matches!(cfg.source, ExchangeSource::Generated { .. }) && cfg.messages.is_none() {
+        return Err(WriteDayError::Unbounded);
+    }
+    let mut source = Source::open(cfg)?;
+    let mut reference = MarketData::new(cfg.book.clone()).map_err(ExchangeConfigError::from)?;
+    let mut w = ItchWriter::create(path)?;
+    while let Some(m) = source.next()? {
+        reference.handle(m);
+        w.write(m)?;
+    }
+    let records = w.records();
+    w.finish()?;
+    Ok(WriteReport {
+        records,
+        market: MarketSummary::of(&reference),
+    })
+}
+
+/// What the fault middleware of one feed's transport did (all zero when it
+/// has none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FaultFigures {
+    /// Packets the exchange handed to the feed's transport.
+    pub packets: u64,
+    /// Packets dropped.
+    pub dropped: u64,
+    /// Extra copies sent.
+    pub duplicated: u64,
+    /// Packets held back and sent after a later one.
+    pub reordered: u64,
+}
+
+impl FaultFigures {
+    /// `packets` handed to `t`, with what its fault middleware did to them.
+    fn of<T: Transport>(t: Option<&mut T>, packets: u64) -> Self {
+        let f = t
+            .and_then(|t| t.capabilities().middleware)
+            .and_then(|m| m.faults_tx)
+            .unwrap_or_default();
+        Self {
+            packets,
+            dropped: f.dropped,
+            duplicated: f.duplicated,
+            reordered: f.reordered,
+        }
+    }
+}
+
+/// The fault injection of both feeds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FeedFaults {
+    /// Feed A.
+    pub a: FaultFigures,
+    /// Feed B.
+    pub b: FaultFigures,
+}
+
+/// What the re-request server did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RetransmissionFigures {
+    /// Requests answered.
+    pub requests: u64,
+    /// Requests refused (malformed, another session, not published yet, out
+    /// of the history).
+    pub bad_requests: u64,
+    /// Packets sent in reply.
+    pub packets: u64,
+    /// Messages sent again.
+    pub messages: u64,
+    /// The first [`REFUSED_LISTED`] refusals: `"peer: why"`.
+    pub refused: Vec<String>,
+}
+
+/// What an exchange run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExchangeReport {
+    /// Messages published.
+    pub messages: u64,
+    /// Downstream packets with messages (per feed, before the transports'
+    /// fault injection).
+    pub packets: u64,
+    /// Heartbeats sent.
+    pub heartbeats: u64,
+    /// From the start to the end of the session (or of the run, if it did
+    /// not end), seconds.
+    pub seconds: f64,
+    /// `messages / seconds`, rounded.
+    pub messages_per_sec: u64,
+    /// The rate asked for (0: as fast as possible).
+    pub rate_target: u64,
+    /// The most a burst started behind its scheduled time, µs (`None` at
+    /// rate 0: no schedule).
+    pub behind_schedule_max_us: Option<u64>,
+    /// Times the timetable restarted after a stall longer than [`MAX_CATCH_UP`].
+    pub schedule_restarts: u64,
+    /// Packets the transports refused (feeds and replies); receivers see
+    /// them as loss.
+    pub send_errors: u64,
+    /// What the feeds' fault middlewares did.
+    pub faults: FeedFaults,
+    /// The re-request server.
+    pub retransmission: RetransmissionFigures,
+    /// What the published stream builds.
+    pub market: MarketSummary,
+    /// What ended the session before its source did (a file that ends inside
+    /// a record, a message too long for a packet); the figures cover what was
+    /// published before it.
+    pub error: Option<String>,
+}
+
+/// One downstream line: its transport (if any) and what it was handed.
+struct Downstream<'a, T> {
+    t: Option<&'a mut T>,
+    packets: &'a mut u64,
+}
+
+impl<T: Transport> Downstream<'_, T> {
+    /// Sends `p` on the line; `release` (heartbeats and the end) also makes
+    /// a fault middleware send what it holds back.
+    fn send(&mut self, p: &[u8], release: bool, send_errors: &mut u64) {
+        let Some(t) = self.t.as_deref_mut() else {
+            return;
+        };
+        *self.packets += 1;
+        if t.send(p, None).is_err() {
+            *send_errors += 1;
+        }
+        if (release || p.len() <= HEADER_LEN) && t.release_held().is_err() {
+            *send_errors += 1;
+        }
+    }
+}
+
+/// Both lines.
+struct Feeds<'a, A, B> {
+    a: Downstream<'a, A>,
+    b: Downstream<'a, B>,
+    send_errors: &'a mut u64,
+}
+
+impl<A: Transport, B: Transport> Feeds<'_, A, B> {
+    fn send(&mut self, p: &[u8], release: bool) {
+        self.a.send(p, release, self.send_errors);
+        self.b.send(p, release, self.send_errors);
+    }
+}
+
+/// The first refused requests, kept as values until the report.
+#[derive(Debug)]
+struct Refused {
+    list: [Option<(Option<SocketAddr>, RequestError)>; REFUSED_LISTED],
+    len: usize,
+}
+
+impl Refused {
+    const fn new() -> Self {
+        Self {
+            list: [None; REFUSED_LISTED],
+            len: 0,
+        }
+    }
+
+    fn note(&mut self, peer: Option<SocketAddr>, e: RequestError) {
+        if let Some(slot) = self.list.get_mut(self.len) {
+            *slot = Some((peer, e));
+            self.len += 1;
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.list
+            .iter()
+            .flatten()
+            .map(|(peer, e)| format!("{}: {e}", peer.map_or("?".into(), |p| p.to_string())))
+            .collect()
+    }
+}
+
+/// An exchange: its publisher, source, reference books and
+/// clock, allocated by [`Exchange::new`], driven by [`Exchange::run`], read
+/// by [`Exchange::report`] and [`Exchange::market`]. [`run_exchange`] does
+/// all three.
+#[derive(Debug)]
+pub struct Exchange {
+    rate: u64,
+    burst: u64,
+    duration_ns: Option<u64>,
+    linger_ns: u64,
+    publisher: Publisher,
+    /// Packets handed to feeds A and B.
+    handed: [u64; 2],
+    /// What the feeds' fault middlewares did, read at the end of a run.
+    faults: FeedFaults,
+    source: Source,
+    reference: MarketData,
+    rng: Rng,
+    timetable: Option<Timetable>,
+    rx: RxBurst,
+    refused: Refused,
+    cut: Option<Cut>,
+    /// When the session ended, ns from the start of the run.
+    ended_at: Option<u64>,
+    /// The last time read, ns from the start of the run.
+    now_ns: u64,
+    /// Messages published.
+    sent: u64,
+    send_errors: u64,
+    start: Option<Instant>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Generated { g, flow_limit, .. } => f
+                .debug_struct("Generated")
+                .field("generated", &g.generated())
+                .field("flow_limit", flow_limit)
+                .finish_non_exhaustive(),
+            Self::File { r, limit, read } => f
+                .debug_struct("File")
+                .field("reader", r)
+                .field("limit", limit)
+                .field("read", read)
+                .finish(),
+        }
+    }
+}
+
+impl Exchange {
+    /// Validates `cfg`, opens its source and allocates every buffer the run
+    /// needs (the re-request history among them).
+    ///
+    /// # Errors
+    /// [`ExchangeError::Config`] or [`ExchangeError::File`].
+    pub fn new(cfg: &ExchangeConfig) -> Result<Self, ExchangeError> {
+        cfg.validate()?;
+        let publisher =
+            Publisher::new(cfg.publisher_config()?).map_err(ExchangeConfigError::from)?;
+        let source = Source::open(cfg)?;
+        Ok(Self {
+            rate: cfg.rate,
+            burst: cfg.burst,
+            duration_ns: cfg
+                .duration
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            linger_ns: u64::try_from(cfg.linger.as_nanos()).unwrap_or(u64::MAX),
+            publisher,
+            handed: [0; 2],
+            faults: FeedFaults::default(),
+            source,
+            reference: MarketData::new(cfg.book.clone()).map_err(ExchangeConfigError::from)?,
+            rng: Rng::new(cfg.seed ^ BURST_SEED),
+            timetable: Timetable::per_second(cfg.rate).map(|t| t.with_catch_up(MAX_CATCH_UP)),
+            rx: RxBurst::new(REQUEST_BURST, REQUEST_SLOT),
+            refused: Refused::new(),
+            cut: None,
+            ended_at: None,
+            now_ns: 0,
+            sent: 0,
+            send_errors: 0,
+            start: None,
+        })
+    }
+
+    /// Publishes the day over `io` until it is published and the linger has
+    /// passed, or `stop` is set (the session is then ended properly and the
+    /// linger cut short). Feed A, feed B or both must be given; without a
+    /// re-request transport, requests are not served. Time starts at the
+    /// first call; after the linger a second call returns at once.
+    ///
+    /// # Errors
+    /// [`ExchangeError::NoFeed`], or [`ExchangeError::Receive`] when the
+    /// re-request transport fails (the session is left as it was). A source
+    /// that fails part way, or a message too long for a packet, is not an
+    /// error: the session ends there and the report says why.
+    pub fn run<A: Transport, B: Transport, R: Transport>(
+        &mut self,
+        io: Transports<'_, A, B, R>,
+        stop: &AtomicBool,
+    ) -> Result<(), ExchangeError> {
+        let Transports {
+            mut feed_a,
+            mut feed_b,
+            retransmit,
+        } = io;
+        if feed_a.is_none() && feed_b.is_none() {
+            return Err(ExchangeError::NoFeed);
+        }
+        let r = self.publish(
+            feed_a.as_deref_mut(),
+            feed_b.as_deref_mut(),
+            retransmit,
+            stop,
+        );
+        self.faults = FeedFaults {
+            a: FaultFigures::of(feed_a, self.handed[0]),
+            b: FaultFigures::of(feed_b, self.handed[1]),
+        };
+        r
+    }
+
+    /// The loop of [`Exchange::run`].
+    fn publish<A: Transport, B: Transport, R: Transport>(
+        &mut self,
+        feed_a: Option<&mut A>,
+        feed_b: Option<&mut B>,
+        mut retransmit: Option<&mut R>,
+        stop: &AtomicBool,
+    ) -> Result<(), ExchangeError> {
+        let [handed_a, handed_b] = &mut self.handed;
+        let mut feeds = Feeds {
+            a: Downstream {
+                t: feed_a,
+                packets: handed_a,
+            },
+            b: Downstream {
+                t: feed_b,
+                packets: handed_b,
+            },
+            send_errors: &mut self.send_errors,
+        };
+        let publisher = &mut self.publisher;
+        let start = *self.start.get_or_insert_with(Instant::now);
+        let now_ns = || u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let due = |t: &Option<Timetable>, sent: u64| t.as_ref().map_or(0, |t| t.due_ns(sent));
+        loop {
+            let now = now_ns();
+            self.now_ns = now;
+            if self.ended_at.is_none() {
+                if stop.load(Ordering::Relaxed) || self.duration_ns.is_some_and(|d| now >= d) {
+                    self.source.finish();
+                }
+                if now >= due(&self.timetable, self.sent) {
+                    if let Some(t) = self.timetable.as_mut() {
+                        t.note_send(self.sent, now);
+                    }
+                    let burst = self.rng.range(1, self.burst);
+                    for _ in 0..burst {
+                        let cut = match self.source.next() {
+                            Ok(Some(m)) => {
+                                self.reference.handle(m);
+                                match publisher
+                                    .publish(now, m, &mut |p: &[u8]| feeds.send(p, false))
+                                {
+                                    Ok(_) => {
+                                        self.sent += 1;
+                                        continue;
+                                    }
+                                    Err(e) => Some(Cut::Publish(e)),
+                                }
+                            }
+                            // The end of the day.
+                            Ok(None) => None,
+                            Err(e) => Some(Cut::Source(e)),
+                        };
+                        // Either way the session ends properly, and
+                        // re-requests are still served while lingering.
+                        self.cut = cut;
+                        publisher.end_session(now, &mut |p: &[u8]| feeds.send(p, true));
+                        self.ended_at = Some(now);
+                        break;
+                    }
+                    publisher.flush(now, &mut |p: &[u8]| feeds.send(p, false));
+                }
+            }
+            if publisher.poll_timeout().is_some_and(|t| now >= t) {
+                let release = self.ended_at.is_some();
+                publisher.handle_timeout(now, &mut |p: &[u8]| feeds.send(p, release));
+            }
+            // Re-requests, answered straight from the history to the requester.
+            let mut served = false;
+            if let Some(t) = retransmit.as_deref_mut() {
+                let n = t
+                    .recv_burst_until(&mut self.rx, Instant::now())
+                    .map_err(ExchangeError::Receive)?;
+                for i in 0..n {
+                    let (req, meta) = self.rx.get(i);
+                    served = true;
+                    let peer = meta.peer;
+                    let send_errors = &mut *feeds.send_errors;
+                    let answered = publisher.handle_request(now, req, &mut |p: &[u8]| {
+                        if t.send(p, peer).is_err() {
+                            *send_errors += 1;
+                        }
+                    });
+                    if let Err(e) = answered {
+                        self.refused.note(peer, e);
+                    }
+                }
+            }
+            if let Some(end) = self.ended_at
+                && (now >= end.saturating_add(self.linger_ns)
+                    || stop.load(Ordering::Relaxed) && now > end)
+            {
+                return Ok(());
+            }
+            if !served {
+                let next = if self.ended_at.is_some() {
+                    now + 1_000_000
+                } else {
+                    due(&self.timetable, self.sent)
+                };
+                match IDLE.step(next.saturating_sub(now_ns())) {
+                    WaitStep::Sleep(d) => std::thread::sleep(d),
+                    // Spinning on the re-request transport.
+                    _ if retransmit.is_some() => {}
+                    _ => std::hint::spin_loop(),
+                }
+            }
+        }
+    }
+
+    /// The books the published stream builds.
+    #[must_use]
+    pub fn market(&self) -> &MarketData {
+        &self.reference
+    }
+
+    /// What the run did so far (allocates: run it after [`Exchange::run`]).
+    #[must_use]
+    pub fn report(&self) -> ExchangeReport {
+        let secs = self.ended_at.unwrap_or(self.now_ns) as f64 / 1e9;
+        let st = self.publisher.stats();
+        ExchangeReport {
+            messages: st.messages,
+            packets: st.packets,
+            heartbeats: st.heartbeats,
+            seconds: secs,
+            messages_per_sec: (st.messages as f64 / secs.max(1e-9)).round() as u64,
+            rate_target: self.rate,
+            behind_schedule_max_us: self.timetable.as_ref().map(|t| t.behind_max_ns() / 1000),
+            schedule_restarts: self.timetable.as_ref().map_or(0, Timetable::restarts),
+            send_errors: self.send_errors,
+            faults: self.faults,
+            retransmission: RetransmissionFigures {
+                requests: st.requests,
+                bad_requests: st.bad_requests,
+                packets: st.retransmit_packets,
+                messages: st.retransmitted,
+                refused: self.refused.lines(),
+            },
+            market: MarketSummary::of(&self.reference),
+            error: self.cut.as_ref().map(|e| crate::error_chain(e)),
+        }
+    }
+}
+
+/// Runs an exchange over `io`: [`Exchange::new`], [`Exchange::run`] until
+/// the day is published and the linger has passed (or `stop` is set), then
+/// [`Exchange::report`].
+///
+/// # Errors
+/// [`ExchangeError`]: an invalid configuration, no feed, an ITCH file that
+/// cannot be opened, a failed receive on the re-request transport. A source
+/// that fails part way, or a message too long for a packet, is not an error
+/// here: the session is ended there and [`ExchangeReport::error`] says why.
+pub fn run_exchange<A: Transport, B: Transport, R: Transport>(
+    cfg: &ExchangeConfig,
+    io: Transports<'_, A, B, R>,
+    stop: &AtomicBool,
+) -> Result<ExchangeReport, ExchangeError> {
+    if io.feed_a.is_none() && io.feed_b.is_none() {
+        return Err(ExchangeError::NoFeed);
+    }
+    let mut ex = Exchange::new(cfg)?;
+    ex.run(io, stop)?;
+    Ok(ex.report())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let ok = ExchangeConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let bad = |f: fn(&mut ExchangeConfig)| {
+            let mut c = ExchangeConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(bad(|c| c.burst = 0), ExchangeConfigError::Burst(0));
+        assert_eq!(
+            bad(|c| c.burst = 65_537),
+            ExchangeConfigError::Burst(65_537)
+        );
+        assert_eq!(
+            bad(|c| c.max_payload = 40),
+            ExchangeConfigError::MaxPayload(40)
+        );
+        assert!(
+            ExchangeConfigError::MaxPayload(40)
+                .to_string()
+                .starts_with("max_payload 40 is too small")
+        );
+        assert_eq!(
+            bad(|c| c.heartbeat = Duration::ZERO),
+            ExchangeConfigError::Heartbeat(Duration::ZERO)
+        );
+        assert_eq!(
+            bad(|c| c.session = "MUCH-TOO-LONG".into()),
+            ExchangeConfigError::Session("MUCH-TOO-LONG".into())
+        );
+        match bad(|c| c.history = 0) {
+            ExchangeConfigError::Publisher(e) => assert_eq!(e.field, "history"),
+            e => panic!("{e}"),
+        }
+        match bad(|c| c.max_payload = 70_000) {
+            ExchangeConfigError::Publisher(e) => assert_eq!(e.field, "max_payload"),
+            e => panic!("{e}"),
+        }
+        assert!(matches!(
+            bad(|c| c.source = ExchangeSource::Generated { symbols: 0 }),
+            ExchangeConfigError::Generator(_)
+        ));
+        assert_eq!(bad(|c| c.messages = None), ExchangeConfigError::Unbounded);
+        assert_eq!(
+            bad(|c| c.book.max_orders = 0),
+            ExchangeConfigError::Book(book::ConfigError::MaxOrders { value: 0 })
+        );
+        let by_time = ExchangeConfig {
+            messages: None,
+            duration: Some(Duration::from_secs(1)),
+            ..ExchangeConfig::default()
+        };
+        assert_eq!(by_time.validate(), Ok(()));
+        let whole_file = ExchangeConfig {
+            messages: None,
+            source: ExchangeSource::File("day.itch".into()),
+            ..ExchangeConfig::default()
+        };
+        assert_eq!(whole_file.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_history_has_room_for_its_itch_messages() {
+        let c = ExchangeConfig::default().publisher_config().unwrap();
+        assert_eq!(c.history, 1 << 20);
+        assert!(c.history_bytes >= c.history * 50 + 50);
+        let small = ExchangeConfig {
+            history: 1,
+            max_payload: 9000,
+            ..ExchangeConfig::default()
+        };
+        let c = small.publisher_config().unwrap();
+        assert_eq!(c.history_bytes, 9000 - 22);
+        assert_eq!(c.validate(), Ok(()));
+        let huge = ExchangeConfig {
+            history: usize::MAX,
+            ..ExchangeConfig::default()
+        };
+        assert_eq!(
+            huge.publisher_config().unwrap().history_bytes,
+            u32::MAX as usize
+        );
+    }
+
+    #[test]
+    fn refused_requests_keep_the_first_ten() {
+        let mut r = Refused::new();
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for sequence in 0..15 {
+            r.note(Some(peer), RequestError::Future { sequence, next: 3 });
+        }
+        r.note(None, RequestError::Malformed(hftnet_wire::Error::Truncated));
+        let lines = r.lines();
+        assert_eq!(lines.len(), REFUSED_LISTED);
+        assert!(lines[0].starts_with("127.0.0.1:9: request for sequence 0"));
+    }
+
+    #[test]
+    fn a_day_is_written_and_bounded() {
+        let dir = std::env::temp_dir().join(format!("hftnet-apps-day-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("day.itch");
+        let cfg = ExchangeConfig {
+            messages: Some(3000),
+            ..ExchangeConfig::default()
+        };
+        let w = write_day(&cfg, &path).unwrap();
+        assert!(
+            w.records > 3000,
+            "start events, directory, flow, end events"
+        );
+        assert_eq!(w.market.counts.total, w.records);
+        // Replaying the file gives the same stream.
+        let again = write_day(
+            &ExchangeConfig {
+                source: ExchangeSource::File(path.clone()),
+                messages: None,
+                ..ExchangeConfig::default()
+            },
+            &dir.join("copy.itch.gz"),
+        )
+        .unwrap();
+        assert_eq!(again, w);
+        let unbounded = ExchangeConfig {
+            messages: None,
+            duration: Some(Duration::from_secs(1)),
+            ..ExchangeConfig::default()
+        };
+        assert!(matches!(
+            write_day(&unbounded, &path),
+            Err(WriteDayError::Unbounded)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

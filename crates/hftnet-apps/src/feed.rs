@@ -1,0 +1,698 @@
+//! The feed handler: receives MoldUDP64 on feeds A and B over any
+//! transports, arbitrates them (the first copy of each message wins),
+//! recovers gaps by re-request, builds the books, calls the strategy back on
+//! every top-of-book change, and reports every counter.
+//!
+//! Layer: apps. The protocol is the sans-IO `hftnet_trade::feed::FeedHandler`
+//! and the books `hftnet_trade::market::MarketData`; this module moves
+//! datagrams from the transports into them, requests out, and keeps time.
+//!
+//! The loop polls feed A, feed B and the re-request channel in turn without
+//! blocking, hands each datagram to the handler with the time, fires the
+//! handler's timeout when due, and sends the re-requests it asks for. It ends
+//! at the end of the session (everything before it delivered or declared
+//! lost), when the stop flag is set, after the duration, or when nothing
+//! arrived for the idle timeout. After 10 000 empty rounds in a row it yields
+//! its CPU between rounds.
+//!
+//! Invariants: after the buffers are allocated at the start, nothing is
+//! allocated, formatted or logged per datagram (the first 64 lost ranges are
+//! kept in a vector reserved up front, the time per packet goes to a
+//! pre-allocated histogram); the top-of-book callback runs synchronously,
+//! before the next message is handled; the loop only sends the re-requests
+//! the handler asks for, which are bounded in number per gap.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hftnet_bench::stats::LatencyStats;
+use hftnet_io::{Lease, RxBurst, Transport};
+use hftnet_trade::book::{self, BookConfig};
+use hftnet_trade::feed::{
+    self as engine, Deliver, FeedConfig, FeedHandler, FeedId, SourceCounters, Start,
+};
+use hftnet_trade::market::{MarketData, TopUpdate};
+use hftnet_wire::moldudp64::{HEADER_LEN, Request, Session};
+use serde::Serialize;
+
+use crate::Transports;
+use crate::market::{MarketSummary, TopOfBook, top_of_book};
+
+/// Lost ranges listed in the report; the others are only counted.
+pub const LOST_RANGES_LISTED: usize = 64;
+/// Datagrams taken per receive call, and the slot size (any UDP payload).
+const RX_BURST: usize = 32;
+const RX_SLOT: usize = 65_536;
+/// Empty rounds in a row after which the loop yields its CPU between rounds.
+const SPIN_ROUNDS: u32 = 10_000;
+
+/// How the feed handler starts, recovers, keeps books and stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedHandlerConfig {
+    /// Accept only this MoldUDP64 session (`None`: the first one seen).
+    pub session: Option<String>,
+    /// Start at the first packet seen instead of sequence 1 (nothing before
+    /// it is recovered).
+    pub join: bool,
+    /// Re-request what neither feed delivered (a re-request transport must
+    /// then be given). Off, such gaps are reported lost once their wait is over.
+    pub recovery: bool,
+    /// How long a gap waits for the other feed before it is re-requested
+    /// (or declared lost).
+    pub gap_wait: Duration,
+    /// How long to wait for the answer to a re-request before asking again.
+    pub request_timeout: Duration,
+    /// The books kept (see [`crate::market::book_config`] for a list of symbols).
+    pub book: BookConfig,
+    /// Stop after this long (`None`: at the end of the session).
+    pub duration: Option<Duration>,
+    /// Stop when nothing arrived for this long.
+    pub idle_timeout: Duration,
+    /// Books whose top is reported, by stock locate.
+    pub top: usize,
+}
+
+impl Default for FeedHandlerConfig {
+    /// The defaults of `hftnet feed`: session learned, start at sequence 1,
+    /// recovery on, 1 ms gap wait, 50 ms request timeout, all books, 10 s
+    /// idle timeout, 20 books reported.
+    fn default() -> Self {
+        Self {
+            session: None,
+            join: false,
+            recovery: true,
+            gap_wait: Duration::from_millis(1),
+            request_timeout: Duration::from_millis(50),
+            book: BookConfig::all_symbols(),
+            duration: None,
+            idle_timeout: Duration::from_secs(10),
+            top: 20,
+        }
+    }
+}
+
+/// A field of a [`FeedHandlerConfig`] out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedHandlerConfigError {
+    /// `session` is not a MoldUDP64 session name.
+    #[error("session {0:?}: at most 10 printable ASCII characters")]
+    Session(String),
+    /// A field of the handler (`gap_wait`, `request_timeout`).
+    #[error(transparent)]
+    Handler(#[from] engine::ConfigError),
+    /// A field of `book`.
+    #[error(transparent)]
+    Book(#[from] book::ConfigError),
+}
+
+impl FeedHandlerConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// The first [`FeedHandlerConfigError`] found, naming the field.
+    pub fn validate(&self) -> Result<(), FeedHandlerConfigError> {
+        self.handler_config(self.recovery)?.validate()?;
+        self.book.validate()?;
+        Ok(())
+    }
+
+    fn handler_config(&self, recovery: bool) -> Result<FeedConfig, FeedHandlerConfigError> {
+        let session = self
+            .session
+            .as_deref()
+            .map(|s| Session::new(s).map_err(|_| FeedHandlerConfigError::Session(s.to_string())))
+            .transpose()?;
+        Ok(FeedConfig {
+            session,
+            start: if self.join {
+                Start::FirstSeen
+            } else {
+                Start::Sequence(1)
+            },
+            gap_wait_ns: u64::try_from(self.gap_wait.as_nanos()).unwrap_or(u64::MAX),
+            recovery,
+            request_timeout_ns: u64::try_from(self.request_timeout.as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            ..FeedConfig::default()
+        })
+    }
+}
+
+/// Why the feed handler could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedHandlerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] FeedHandlerConfigError),
+    /// Neither feed A nor feed B was given.
+    #[error("no feed to listen to: give feed A, feed B or both")]
+    NoFeed,
+    /// Recovery is on but no re-request transport was given.
+    #[error("recovery is on but no re-request transport was given: give one, or turn recovery off")]
+    NoRetransmit,
+}
+
+/// What ended a feed-handler run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FeedStop {
+    /// The session ended and everything before it was delivered or
+    /// declared lost.
+    #[serde(rename = "end of session")]
+    EndOfSession,
+    /// The stop flag was set.
+    #[serde(rename = "interrupted")]
+    Interrupted,
+    /// The duration passed.
+    #[serde(rename = "duration reached")]
+    Duration,
+    /// Nothing arrived for the idle timeout.
+    #[serde(rename = "idle timeout")]
+    IdleTimeout,
+}
+
+impl FeedStop {
+    /// The words used in reports.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::EndOfSession => "end of session",
+            Self::Interrupted => "interrupted",
+            Self::Duration => "duration reached",
+            Self::IdleTimeout => "idle timeout",
+        }
+    }
+}
+
+/// Counters of one source (feed A, feed B or the re-request replies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SourceFigures {
+    /// Datagrams received, whatever they held.
+    pub packets: u64,
+    /// Messages in well-formed packets of the session, duplicates included.
+    pub messages: u64,
+    /// Heartbeats of the session.
+    pub heartbeats: u64,
+    /// Forward jumps in this source's own sequence (not counted for replies).
+    pub gaps: u64,
+    /// Messages from this source that filled a gap.
+    pub recovered: u64,
+    /// Messages already delivered or buffered.
+    pub duplicates: u64,
+    /// Messages already declared lost.
+    pub late: u64,
+    /// Datagrams the codec refused.
+    pub malformed: u64,
+    /// Datagrams of another session.
+    pub foreign_session: u64,
+    /// Messages before the first expected sequence.
+    pub before_start: u64,
+    /// Messages at or after the end of the session.
+    pub after_end: u64,
+}
+
+impl From<&SourceCounters> for SourceFigures {
+    fn from(s: &SourceCounters) -> Self {
+        Self {
+            packets: s.packets,
+            messages: s.messages,
+            heartbeats: s.heartbeats,
+            gaps: s.gaps,
+            recovered: s.recovered,
+            duplicates: s.duplicates,
+            late: s.late,
+            malformed: s.malformed,
+            foreign_session: s.foreign_session,
+            before_start: s.before_start,
+            after_end: s.after_end,
+        }
+    }
+}
+
+/// A range of messages lost for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LostRange {
+    /// The first sequence number lost.
+    pub first: u64,
+    /// How many from there.
+    pub count: u64,
+}
+
+/// Time the handler and the books took per datagram, ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PacketTimes {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p99_9: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+/// What a feed-handler run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedHandlerReport {
+    /// What ended the run.
+    pub stopped: FeedStop,
+    /// Whether gaps were re-requested.
+    pub recovery: bool,
+    /// The session accepted (given, or learned from the first packet).
+    pub session: Option<String>,
+    /// From the first datagram received to the last, seconds.
+    pub seconds: f64,
+    /// Messages delivered to the books, in order.
+    pub delivered: u64,
+    /// Messages declared lost for good.
+    pub lost: u64,
+    /// The first [`LOST_RANGES_LISTED`] lost ranges.
+    pub lost_ranges: Vec<LostRange>,
+    /// Lost ranges beyond those listed.
+    pub lost_ranges_not_listed: u64,
+    /// Gaps opened in the arbitrated stream.
+    pub gaps: u64,
+    /// Times a bound of the reorder buffer forced a loss early.
+    pub overflows: u64,
+    /// Re-requests sent.
+    pub requests: u64,
+    /// Messages asked for by them.
+    pub requested_messages: u64,
+    /// The most messages ever held in the reorder buffer.
+    pub buffered_high_water: u64,
+    /// The next sequence number to deliver or declare lost.
+    pub next_expected: u64,
+    /// The highest sequence number seen or announced.
+    pub highest_seen: u64,
+    /// Messages seen or announced but neither delivered nor declared lost
+    /// (the run stopped before they were resolved).
+    pub unresolved: u64,
+    /// Messages held in the reorder buffer at the end.
+    pub buffered: u64,
+    /// One past the last message of the session, once it ended.
+    pub end_of_session: Option<u64>,
+    /// Top-of-book changes handed to the callback.
+    pub top_updates: u64,
+    /// Receive calls that failed.
+    pub recv_errors: u64,
+    /// Re-requests the transport refused.
+    pub send_errors: u64,
+    /// Feed A.
+    pub a: SourceFigures,
+    /// Feed B.
+    pub b: SourceFigures,
+    /// Re-request replies.
+    pub retransmission: SourceFigures,
+    /// Time per datagram (`None` when none arrived).
+    pub handle_packet_ns: Option<PacketTimes>,
+    /// What the delivered stream built.
+    pub market: MarketSummary,
+    /// The top of the first books.
+    pub top_of_book: Vec<TopOfBook>,
+}
+
+/// The consumer of the handler during a run: the books, the strategy
+/// callback, the loss reports.
+struct Consumer<'r, F> {
+    market: &'r mut MarketData,
+    on_top: &'r mut F,
+    top_updates: &'r mut u64,
+    lost: &'r mut Vec<LostRange>,
+    ended: &'r mut Option<u64>,
+}
+
+impl<F: FnMut(&TopUpdate)> Deliver for Consumer<'_, F> {
+    fn message(&mut self, _sequence: u64, message: &[u8]) {
+        let (n, on_top) = (&mut *self.top_updates, &mut *self.on_top);
+        self.market.handle_with(message, &mut |u| {
+            *n += 1;
+            on_top(u);
+        });
+    }
+
+    fn lost(&mut self, first: u64, count: u64) {
+        // The first ranges are listed (in room reserved up front); the rest
+        // only counted.
+        if self.lost.len() < LOST_RANGES_LISTED {
+            self.lost.push(LostRange { first, count });
+        }
+    }
+
+    fn end_of_session(&mut self, sequence: u64) {
+        *self.ended = Some(sequence);
+    }
+}
+
+/// A feed handler: the arbitration and recovery engine, the books, the
+/// receive buffers and the counters, allocated by [`FeedHandlerApp::new`],
+/// driven by [`FeedHandlerApp::run`], read by [`FeedHandlerApp::report`] and
+/// [`FeedHandlerApp::market`]. [`run_feed_handler`] does all three.
+#[derive(Debug)]
+pub struct FeedHandlerApp {
+    handler: FeedHandler,
+    market: MarketData,
+    recovery: bool,
+    duration: Option<Duration>,
+    idle_timeout: Duration,
+    top: usize,
+    top_updates: u64,
+    lost: Vec<LostRange>,
+    ended: Option<u64>,
+    burst: RxBurst,
+    per_packet: LatencyStats,
+    start: Option<Instant>,
+    first_rx: Option<Instant>,
+    last_rx: Option<Instant>,
+    recv_errors: u64,
+    send_errors: u64,
+    stopped: Option<FeedStop>,
+}
+
+impl FeedHandlerApp {
+    /// Validates `cfg` and allocates the engine, the books and every buffer
+    /// the run needs.
+    ///
+    /// # Errors
+    /// [`FeedHandlerError::Config`].
+    pub fn new(cfg: &FeedHandlerConfig) -> Result<Self, FeedHandlerError> {
+        let handler = FeedHandler::new(cfg.handler_config(cfg.recovery)?)
+            .map_err(FeedHandlerConfigError::from)?;
+        let market = MarketData::new(cfg.book.clone()).map_err(FeedHandlerConfigError::from)?;
+        Ok(Self {
+            handler,
+            market,
+            recovery: cfg.recovery,
+            duration: cfg.duration,
+            idle_timeout: cfg.idle_timeout,
+            top: cfg.top,
+            top_updates: 0,
+            lost: Vec::with_capacity(LOST_RANGES_LISTED),
+            ended: None,
+            burst: RxBurst::new(RX_BURST, RX_SLOT),
+            per_packet: LatencyStats::new(),
+            start: None,
+            first_rx: None,
+            last_rx: None,
+            recv_errors: 0,
+            send_errors: 0,
+            stopped: None,
+        })
+    }
+
+    /// Receives over `io` until the end of the session, the duration, the
+    /// idle timeout or `stop`, calling `on_top` with every change of a best
+    /// bid, best offer or trading state (the strategy hook; it runs before
+    /// the next message is handled). Feed A, feed B or both must be given,
+    /// and a re-request transport when recovery is on. Time (the duration,
+    /// the idle timeout) starts at the first call.
+    ///
+    /// # Errors
+    /// [`FeedHandlerError::NoFeed`] or [`FeedHandlerError::NoRetransmit`].
+    /// Failed receives and sends are counted in the report, not errors.
+    pub fn run<A, B, R, F>(
+        &mut self,
+        io: Transports<'_, A, B, R>,
+        stop: &AtomicBool,
+        on_top: &mut F,
+    ) -> Result<FeedStop, FeedHandlerError>
+    where
+        A: Lease,
+        B: Lease,
+        R: Transport,
+        F: FnMut(&TopUpdate),
+    {
+        let Transports {
+            mut feed_a,
+            mut feed_b,
+            mut retransmit,
+        } = io;
+        if feed_a.is_none() && feed_b.is_none() {
+            return Err(FeedHandlerError::NoFeed);
+        }
+        if self.recovery && retransmit.is_none() {
+            return Err(FeedHandlerError::NoRetransmit);
+        }
+        let start = *self.start.get_or_insert_with(Instant::now);
+        let mut last_rx = *self.last_rx.get_or_insert(start);
+        let mut req = [0u8; HEADER_LEN];
+        let mut empty_rounds = 0u32;
+        let mut rx = Rx {
+            handler: &mut self.handler,
+            consumer: Consumer {
+                market: &mut self.market,
+                on_top,
+                top_updates: &mut self.top_updates,
+                lost: &mut self.lost,
+                ended: &mut self.ended,
+            },
+            per_packet: &mut self.per_packet,
+            start,
+            recv_errors: &mut self.recv_errors,
+        };
+        let burst = &mut self.burst;
+        let why = loop {
+            let got = rx.poll_feed(FeedId::A, feed_a.as_deref_mut())
+                + rx.poll_feed(FeedId::B, feed_b.as_deref_mut())
+                + rx.poll(burst, FeedId::Retransmission, retransmit.as_deref_mut());
+            let now = rx.now_ns();
+            if got > 0 {
+                last_rx = Instant::now();
+                self.first_rx.get_or_insert(last_rx);
+                empty_rounds = 0;
+            } else {
+                empty_rounds = empty_rounds.saturating_add(1);
+            }
+            if rx.handler.poll_timeout().is_some_and(|t| now >= t) {
+                rx.handler.handle_timeout(now, &mut rx.consumer);
+            }
+            while let Some(r) = rx.handler.poll_request(now) {
+                r.emit(&mut Request::new_unchecked(&mut req[..]));
+                if let Some(t) = retransmit.as_deref_mut()
+                    && t.send(&req, None).is_err()
+                {
+                    self.send_errors += 1;
+                }
+            }
+            if rx.consumer.ended.is_some() {
+                break FeedStop::EndOfSession;
+            }
+            if stop.load(Ordering::Relaxed) {
+                break FeedStop::Interrupted;
+            }
+            if self.duration.is_some_and(|d| start.elapsed() >= d) {
+                break FeedStop::Duration;
+            }
+            if last_rx.elapsed() >= self.idle_timeout {
+                break FeedStop::IdleTimeout;
+            }
+            if empty_rounds > SPIN_ROUNDS {
+                // Nothing for a while: let the other processes of this CPU run.
+                std::thread::yield_now();
+            }
+        };
+        self.last_rx = Some(last_rx);
+        self.stopped = Some(why);
+        Ok(why)
+    }
+
+    /// The books the delivered stream built.
+    #[must_use]
+    pub fn market(&self) -> &MarketData {
+        &self.market
+    }
+
+    /// What the run did so far (allocates: run it after
+    /// [`FeedHandlerApp::run`]). `stopped` is [`FeedStop::Interrupted`]
+    /// before a run ended.
+    #[must_use]
+    pub fn report(&self) -> FeedHandlerReport {
+        let c = self.handler.counters();
+        FeedHandlerReport {
+            stopped: self.stopped.unwrap_or(FeedStop::Interrupted),
+            recovery: self.recovery,
+            session: self.handler.session().map(|s| s.to_string()),
+            seconds: match (self.first_rx, self.last_rx) {
+                (Some(f), Some(l)) => l.saturating_duration_since(f).as_secs_f64(),
+                _ => 0.0,
+            },
+            delivered: c.delivered,
+            lost: c.lost,
+            lost_ranges: self.lost.clone(),
+            lost_ranges_not_listed: c.loss_reports.saturating_sub(self.lost.len() as u64),
+            gaps: c.gaps,
+            overflows: c.overflows,
+            requests: c.requests,
+            requested_messages: c.requested_messages,
+            buffered_high_water: c.buffered_high_water,
+            next_expected: c.next_expected,
+            highest_seen: c.horizon.saturating_sub(1),
+            unresolved: c.horizon.saturating_sub(c.next_expected),
+            buffered: c.buffered,
+            end_of_session: self.ended,
+            top_updates: self.top_updates,
+            recv_errors: self.recv_errors,
+            send_errors: self.send_errors,
+            a: (&c.a).into(),
+            b: (&c.b).into(),
+            retransmission: (&c.retransmission).into(),
+            handle_packet_ns: self.per_packet.summary().map(|s| PacketTimes {
+                p50: s.p50,
+                p99: s.p99,
+                p99_9: s.p99_9,
+                max: s.max,
+            }),
+            market: MarketSummary::of(&self.market),
+            top_of_book: top_of_book(self.market.book(), self.top),
+        }
+    }
+}
+
+/// What the receive loop borrows from the app.
+struct Rx<'r, F> {
+    handler: &'r mut FeedHandler,
+    consumer: Consumer<'r, F>,
+    per_packet: &'r mut LatencyStats,
+    start: Instant,
+    recv_errors: &'r mut u64,
+}
+
+impl<F: FnMut(&TopUpdate)> Rx<'_, F> {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Hands one packet to the handler, timing it.
+    #[inline]
+    fn handle(&mut self, id: FeedId, bytes: &[u8]) {
+        let t0 = Instant::now();
+        self.handler
+            .handle_packet(id, self.now_ns(), bytes, &mut self.consumer);
+        self.per_packet
+            .record(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Takes what feed `t` has now and hands it to the handler where it
+    /// landed (a ring frame, a queue slot: no copy); returns how many
+    /// datagrams.
+    fn poll_feed<T: Lease>(&mut self, id: FeedId, t: Option<&mut T>) -> usize {
+        let Some(t) = t else {
+            return 0;
+        };
+        match t.recv_lease(RX_BURST, Some(Instant::now()), |bytes, _, _| {
+            self.handle(id, bytes);
+        }) {
+            Ok(n) => n,
+            Err(_) => {
+                *self.recv_errors += 1;
+                0
+            }
+        }
+    }
+
+    /// Takes what `t` has now, copied into the burst, and hands it to the
+    /// handler (the re-request channel: off the per-message path); returns
+    /// how many datagrams.
+    fn poll<T: Transport>(&mut self, burst: &mut RxBurst, id: FeedId, t: Option<&mut T>) -> usize {
+        let Some(t) = t else {
+            return 0;
+        };
+        let n = match t.recv_burst_until(burst, Instant::now()) {
+            Ok(n) => n,
+            Err(_) => {
+                *self.recv_errors += 1;
+                0
+            }
+        };
+        for i in 0..n {
+            self.handle(id, burst.get(i).0);
+        }
+        n
+    }
+}
+
+/// Runs a feed handler over `io`: [`FeedHandlerApp::new`],
+/// [`FeedHandlerApp::run`] until the end of the session, the duration, the
+/// idle timeout or `stop` (calling `on_top` on every top-of-book change),
+/// then [`FeedHandlerApp::report`].
+///
+/// # Errors
+/// [`FeedHandlerError`]: an invalid configuration, no feed, recovery on
+/// without a re-request transport.
+pub fn run_feed_handler<A, B, R, F>(
+    cfg: &FeedHandlerConfig,
+    io: Transports<'_, A, B, R>,
+    stop: &AtomicBool,
+    on_top: &mut F,
+) -> Result<FeedHandlerReport, FeedHandlerError>
+where
+    A: Lease,
+    B: Lease,
+    R: Transport,
+    F: FnMut(&TopUpdate),
+{
+    let mut app = FeedHandlerApp::new(cfg)?;
+    app.run(io, stop, on_top)?;
+    Ok(app.report())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_field_is_named() {
+        assert_eq!(FeedHandlerConfig::default().validate(), Ok(()));
+        let c = FeedHandlerConfig {
+            session: Some("MUCH-TOO-LONG".into()),
+            ..FeedHandlerConfig::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(FeedHandlerConfigError::Session("MUCH-TOO-LONG".into()))
+        );
+        let c = FeedHandlerConfig {
+            book: BookConfig {
+                max_orders: 0,
+                ..BookConfig::all_symbols()
+            },
+            ..FeedHandlerConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(FeedHandlerConfigError::Book(book::ConfigError::MaxOrders {
+                value: 0
+            }))
+        ));
+        // A zero request timeout is rounded up, not refused.
+        let c = FeedHandlerConfig {
+            request_timeout: Duration::ZERO,
+            ..FeedHandlerConfig::default()
+        };
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.handler_config(true).unwrap().request_timeout_ns, 1);
+        let c = FeedHandlerConfig {
+            session: Some("HFTNET".into()),
+            join: true,
+            ..FeedHandlerConfig::default()
+        };
+        let h = c.handler_config(false).unwrap();
+        assert_eq!(h.start, Start::FirstSeen);
+        assert_eq!(h.session, Some(Session::new("HFTNET").unwrap()));
+        assert!(!h.recovery);
+    }
+
+    #[test]
+    fn stop_reasons_serialise_as_their_words() {
+        for s in [
+            FeedStop::EndOfSession,
+            FeedStop::Interrupted,
+            FeedStop::Duration,
+            FeedStop::IdleTimeout,
+        ] {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Reading and writing Nasdaq ITCH 5.0 files, plain or gzip: the I/O around
+//! the record splitter of `hftnet_wire::itch50::file`.
+//!
+//! Layer: apps (file I/O around a wire codec). Invariants: the reader keeps
+//! one 1 MiB buffer and returns records borrowed from it, so reading never
+//! allocates per record; a file that ends inside a record or holds a bad
+//! record is an error naming the byte offset, never a silently short day;
+//! the writer reports every error of the final flush and sync, so a full
+//! disk cannot leave a silently cut file.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use hftnet_wire::itch50::file;
+
+/// Size of the reader's buffer; records are at most 65 537 bytes.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Why an ITCH file could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ItchReadError {
+    /// The file could not be opened or its first bytes read.
+    #[error("opening {}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading failed part way.
+    #[error("reading the ITCH file")]
+    Read(#[source] io::Error),
+    /// A record the splitter refuses (a zero length).
+    #[error("bad ITCH record at byte {offset} of the (uncompressed) file: {reason}")]
+    BadRecord {
+        /// Offset of the record in the uncompressed file.
+        offset: u64,
+        /// What is wrong with it.
+        reason: hftnet_wire::Error,
+    },
+    /// The file ends inside a record.
+    #[error(
+        "the file ends inside a record at byte {offset} ({left} bytes left over): truncated download?"
+    )]
+    Truncated {
+        /// Offset of the cut record in the uncompressed file.
+        offset: u64,
+        /// Bytes of it present.
+        left: usize,
+    },
+}
+
+/// Reads the records of an ITCH file one at a time, through a 1 MiB buffer.
+pub struct ItchReader {
+    src: Box<dyn Read>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    consumed: u64,
+    gzip: bool,
+}
+
+impl std::fmt::Debug for ItchReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItchReader")
+            .field("consumed", &self.consumed)
+            .field("gzip", &self.gzip)
+            .field("eof", &self.eof)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ItchReader {
+    /// Opens `path`; gzip is recognised by its magic bytes, not the name.
+    ///
+    /// # Errors
+    /// [`ItchReadError::Open`] when the file cannot be opened or read.
+    pub fn open(path: &Path) -> Result<Self, ItchReadError> {
+        let open_err = |source| ItchReadError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut f = File::open(path).map_err(open_err)?;
+        let mut magic = [0u8; 2];
+        let n = read_full(&mut f, &mut magic).map_err(open_err)?;
+        let head = io::Cursor::new(magic[..n].to_vec());
+        let gzip = n == 2 && magic == [0x1f, 0x8b];
+        let chained = head.chain(f);
+        let src: Box<dyn Read> = if gzip {
+            Box::new(MultiGzDecoder::new(chained))
+        } else {
+            Box::new(chained)
+        };
+        Ok(Self::new(src, gzip))
+    }
+
+    /// Reads records from any byte source (`gzip` is only reported).
+    #[must_use]
+    pub fn new(src: Box<dyn Read>, gzip: bool) -> Self {
+        Self {
+            src,
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+            eof: false,
+            consumed: 0,
+            gzip,
+        }
+    }
+
+    /// Bytes of records returned so far (length prefixes included).
+    #[must_use]
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// True when the file is gzip-compressed.
+    #[must_use]
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// The next message (without its length prefix), `None` at the end.
+    ///
+    /// # Errors
+    /// [`ItchReadError::Read`], [`ItchReadError::BadRecord`] or
+    /// [`ItchReadError::Truncated`], with the offset.
+    pub fn next_record(&mut self) -> Result<Option<&[u8]>, ItchReadError> {
+        loop {
+            match file::next_record(&self.buf[self.start..self.end]) {
+                Ok(Some((_, used))) => {
+                    let at = self.start;
+                    self.start += used;
+                    self.consumed += used as u64;
+                    let msg = &self.buf[at + file::LEN_PREFIX..at + used];
+                    return Ok(Some(msg));
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    return Err(ItchReadError::BadRecord {
+                        offset: self.consumed,
+                        reason,
+                    });
+                }
+            }
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                return Err(ItchReadError::Truncated {
+                    offset: self.consumed,
+                    left: self.end - self.start,
+                });
+            }
+            // Keep the partial record, read more behind it.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            let n = loop {
+                match self.src.read(&mut self.buf[self.end..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(ItchReadError::Read(e)),
+                }
+            };
+            if n == 0 {
+                self.eof = true;
+            }
+            self.end += n;
+        }
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Why an ITCH file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ItchWriteError {
+    /// The file could not be created.
+    #[error("creating {}", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+    /// A message too long for a record.
+    #[error("cannot write a record of {len} bytes: {reason}")]
+    Record {
+        /// The message length.
+        len: usize,
+        /// What the codec said.
+        reason: hftnet_wire::Error,
+    },
+    /// Writing failed.
+    #[error("writing the ITCH file")]
+    Write(#[source] io::Error),
+    /// The gzip trailer could not be written.
+    #[error("finishing the gzip stream")]
+    Gzip(#[source] io::Error),
+    /// The data could not be synced to disk.
+    #[error("syncing the ITCH file")]
+    Sync(#[source] io::Error),
+}
+
+/// Where an [`ItchWriter`] writes.
+enum Sink {
+    Plain(BufWriter<File>),
+    Gzip(GzEncoder<BufWriter<File>>),
+}
+
+/// Writes records to an ITCH file; gzip when the name ends in `.gz`.
+pub struct ItchWriter {
+    out: Sink,
+    scratch: Vec<u8>,
+    records: u64,
+}
+
+impl std::fmt::Debug for ItchWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItchWriter")
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ItchWriter {
+    /// Creates (or truncates) `path`.
+    ///
+    /// # Errors
+    /// [`ItchWriteError::Create`].
+    pub fn create(path: &Path) -> Result<Self, ItchWriteError> {
+        let f = File::create(path).map_err(|source| ItchWriteError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let w = BufWriter::with_capacity(1 << 20, f);
+        let out = if path.extension().is_some_and(|e| e == "gz") {
+            Sink::Gzip(GzEncoder::new(w, Compression::fast()))
+        } else {
+            Sink::Plain(w)
+        };
+        Ok(Self {
+            out,
+            scratch: vec![0; file::LEN_PREFIX + file::MAX_MESSAGE_LEN],
+            records: 0,
+        })
+    }
+
+    /// Records written.
+    #[must_use]
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Appends one message.
+    ///
+    /// # Errors
+    /// [`ItchWriteError::Record`] or [`ItchWriteError::Write`].
+    pub fn write(&mut self, msg: &[u8]) -> Result<(), ItchWriteError> {
+        let n = file::write_record(msg, &mut self.scratch).map_err(|reason| {
+            ItchWriteError::Record {
+                len: msg.len(),
+                reason,
+            }
+        })?;
+        let rec = &self.scratch[..n];
+        match &mut self.out {
+            Sink::Plain(w) => w.write_all(rec),
+            Sink::Gzip(w) => w.write_all(rec),
+        }
+        .map_err(ItchWriteError::Write)?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Finishes the file: the gzip trailer, the buffer, and a sync to disk,
+    /// every error reported.
+    ///
+    /// # Errors
+    /// [`ItchWriteError::Gzip`], [`ItchWriteError::Write`] or
+    /// [`ItchWriteError::Sync`].
+    pub fn finish(self) -> Result<(), ItchWriteError> {
+        let w = match self.out {
+            Sink::Plain(w) => w,
+            Sink::Gzip(gz) => gz.finish().map_err(ItchWriteError::Gzip)?,
+        };
+        let f = w
+            .into_inner()
+            .map_err(|e| ItchWriteError::Write(e.into_error()))?;
+        f.sync_all().map_err(ItchWriteError::Sync)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(bytes: Vec<u8>) -> ItchReader {
+        ItchReader::new(Box::new(io::Cursor::new(bytes)), false)
+    }
+
+    #[test]
+    fn reads_records_across_buffer_refills() {
+        let mut bytes = Vec::new();
+        for i in 0..300_000u32 {
+            let msg = i.to_be_bytes();
+            bytes.extend_from_slice(&4u16.to_be_bytes());
+            bytes.extend_from_slice(&msg);
+        }
+        let mut r = reader(bytes);
+        let mut i = 0u32;
+        while let Some(m) = r.next_record().unwrap() {
+            assert_eq!(m, i.to_be_bytes());
+            i += 1;
+        }
+        assert_eq!(i, 300_000);
+        assert_eq!(r.consumed(), 300_000 * 6);
+    }
+
+    #[test]
+    fn truncated_and_bad_files_are_named() {
+        let mut r = reader(vec![0, 5, b'S', 1]);
+        let e = r.next_record().unwrap_err().to_string();
+        assert!(e.contains("ends inside a record"), "{e}");
+        let mut r = reader(vec![0, 1, b'S', 0, 0]);
+        assert_eq!(r.next_record().unwrap().unwrap(), b"S");
+        let e = r.next_record().unwrap_err().to_string();
+        assert!(e.contains("bad ITCH record at byte 3"), "{e}");
+        assert!(reader(Vec::new()).next_record().unwrap().is_none());
+        let e = ItchReader::open(Path::new("/nonexistent/day.itch")).unwrap_err();
+        assert!(matches!(e, ItchReadError::Open { .. }));
+        let text = crate::error_chain(&e);
+        assert!(
+            text.starts_with("opening /nonexistent/day.itch: ") && text.contains("No such file"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn gzip_round_trip() {
+        let dir = std::env::temp_dir().join(format!("hftnet-apps-itch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["day.itch", "day.itch.gz"] {
+            let p = dir.join(name);
+            let mut w = ItchWriter::create(&p).unwrap();
+            for i in 0..1000u16 {
+                w.write(&i.to_be_bytes()).unwrap();
+            }
+            assert_eq!(w.records(), 1000);
+            w.finish().unwrap();
+            let mut r = ItchReader::open(&p).unwrap();
+            assert_eq!(r.is_gzip(), name.ends_with(".gz"));
+            let mut n = 0u16;
+            while let Some(m) = r.next_record().unwrap() {
+                assert_eq!(m, n.to_be_bytes());
+                n += 1;
+            }
+            assert_eq!(n, 1000);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,74 @@
+//! Zero heap allocations per message in the exchange and feed-handler loops:
+//! with a counting global allocator (per thread), an exchange publishing to a
+//! feed handler over loopback UDP — with loss, duplicates and reordering on
+//! both feeds, so re-requests are asked and answered — allocates exactly as
+//! often in its loops for a run twenty times longer. (The loops' only
+//! allocations are the two price-level vectors each book reserves when a
+//! stock directory message activates it: 16 on each side for the 8 symbols
+//! of the default day.)
+
+use std::time::Duration;
+
+use hftnet_apps::exchange::ExchangeConfig;
+use hftnet_apps::feed::{FeedHandlerConfig, FeedStop};
+
+#[path = "../../hftnet-bench/tests/support/counting_alloc.rs"]
+mod counting_alloc;
+#[allow(dead_code)]
+#[path = "support/loopback.rs"]
+mod loopback;
+
+use counting_alloc::allocs;
+
+fn run(messages: u64) -> loopback::Run {
+    let exchange = ExchangeConfig {
+        messages: Some(messages),
+        rate: 200_000,
+        heartbeat: Duration::from_millis(20),
+        linger: Duration::from_millis(500),
+        ..ExchangeConfig::default()
+    };
+    let feed = FeedHandlerConfig {
+        idle_timeout: Duration::from_secs(10),
+        duration: Some(Duration::from_secs(60)),
+        ..FeedHandlerConfig::default()
+    };
+    let r = loopback::exchange_to_feed(
+        &exchange,
+        &feed,
+        "loss=0.1&dup=0.01&reorder=0.01&faults_on=tx",
+        allocs,
+    );
+    assert_eq!(r.feed.stopped, FeedStop::EndOfSession);
+    assert_eq!(r.feed.lost, 0);
+    assert_eq!(r.feed.delivered, r.exchange.messages);
+    assert_eq!(r.feed.market.stream_digest, r.exchange.market.stream_digest);
+    assert!(r.feed.requests > 0, "re-requests were exercised");
+    assert_eq!(r.top_calls, r.feed.top_updates);
+    eprintln!(
+        "{messages} flow messages ({} in all, {} re-requests): exchange loop {} allocations \
+         ({} with set-up and report), feed-handler loop {} ({} with set-up and report)",
+        r.exchange.messages,
+        r.feed.requests,
+        r.exchange_run_allocs,
+        r.exchange_total_allocs,
+        r.feed_run_allocs,
+        r.feed_total_allocs
+    );
+    r
+}
+
+#[test]
+fn no_allocation_per_message() {
+    let short = run(2_000);
+    let long = run(40_000);
+    assert!(long.exchange.messages > 15 * short.exchange.messages);
+    assert_eq!(
+        short.exchange_run_allocs, long.exchange_run_allocs,
+        "the exchange's loop allocations grew with the message count"
+    );
+    assert_eq!(
+        short.feed_run_allocs, long.feed_run_allocs,
+        "the feed handler's loop allocations grew with the message count"
+    );
+}
