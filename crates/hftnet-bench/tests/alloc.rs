@@ -1,6 +1,9 @@
 //! Zero heap allocations per message on the ping and pong hot paths: a
 //! counting global allocator (per thread) shows that a run of many more
-//! messages allocates exactly as often as a short one.
+//! messages allocates exactly as often as a short one. Pong echoes through
+//! the lease API, so this covers leases by copying (kernel sockets), leases
+//! in place over in-process queues (`mem://`), and — in a lab, as root —
+//! leases in place over AF_PACKET and AF_XDP rings.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,48 +12,78 @@ use std::time::Duration;
 
 use hftnet_bench::clock::Clock;
 use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
-use hftnet_io::{Endpoint, Role, Transport, dispatch};
+use hftnet_io::{AnyTransport, Endpoint, Role, Transport, dispatch};
+use hftnet_lab::Lab;
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 
 use counting_alloc::allocs;
 
-/// Allocations made by the ping thread and the pong thread for a run of `n`
-/// probes, closed loop or at `rate`.
-fn run(scheme: &str, rx: &str, n: u64, rate: Option<u64>) -> (u64, u64) {
-    let mut server = Endpoint::parse(&format!("{scheme}://127.0.0.1:0?rx={rx}"))
-        .unwrap()
-        .open(Role::Server)
-        .unwrap();
-    let addr = server.capabilities().local.unwrap();
-    let mut client = Endpoint::parse(&format!("{scheme}://{addr}?rx={rx}"))
-        .unwrap()
-        .open(Role::Client)
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    let pong = thread::spawn(move || {
-        let before = allocs();
-        let out = dispatch!(&mut server, t => run_pong(t, &PongConfig::default(), &s2)).unwrap();
-        (allocs() - before, out.echoed)
-    });
-    let clock = Clock::new();
-    let cfg = PingConfig {
+fn open(uri: &str, role: Role) -> AnyTransport {
+    Endpoint::parse(uri)
+        .unwrap_or_else(|e| panic!("{uri}: {e}"))
+        .open(role)
+        .unwrap_or_else(|e| panic!("{uri}: {e}"))
+}
+
+fn ping_cfg(n: u64, rate: Option<u64>) -> PingConfig {
+    PingConfig {
         count: Some(n),
         warmup: 10,
         rate,
         reply_timeout: Duration::from_secs(2),
         ..PingConfig::default()
-    };
+    }
+}
+
+/// Pong on `server` until `stop`; returns (its allocations, echoed).
+fn pong(mut server: AnyTransport, stop: Arc<AtomicBool>) -> (u64, u64) {
     let before = allocs();
-    let out = run_ping(&mut client, &cfg, clock).unwrap();
-    let ping_allocs = allocs() - before;
+    let out = dispatch!(&mut server, t => run_pong(t, &PongConfig::default(), &stop)).unwrap();
+    (allocs() - before, out.echoed)
+}
+
+/// Ping `n` probes over `client`; returns (its allocations, received).
+fn ping(client: &mut AnyTransport, n: u64, rate: Option<u64>) -> (u64, u64) {
+    let before = allocs();
+    let out = dispatch!(client, t => run_ping(t, &ping_cfg(n, rate), Clock::new())).unwrap();
+    (allocs() - before, out.received)
+}
+
+/// Allocations made by the ping thread and the pong thread for a run of `n`
+/// probes, closed loop or at `rate`, between `server_uri` and the client URI
+/// `client_uri` makes from the open server.
+fn run(
+    server_uri: &str,
+    client_uri: impl Fn(&AnyTransport) -> String,
+    n: u64,
+    rate: Option<u64>,
+) -> (u64, u64) {
+    let server = open(server_uri, Role::Server);
+    let mut client = open(&client_uri(&server), Role::Client);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let pong = thread::spawn(move || pong(server, s2));
+    let (ping_allocs, received) = ping(&mut client, n, rate);
     stop.store(true, Ordering::Relaxed);
     let (pong_allocs, echoed) = pong.join().unwrap();
-    assert_eq!(out.received, n, "{scheme}/{rx}: {out:?}");
-    assert_eq!(echoed, n + 10);
+    assert_eq!(received, n, "{server_uri}");
+    assert_eq!(echoed, n + 10, "{server_uri}");
     (ping_allocs, pong_allocs)
+}
+
+fn same_for_short_and_long(what: &str, mut run: impl FnMut(u64) -> (u64, u64)) {
+    let short = run(200);
+    let long = run(5000);
+    assert_eq!(
+        short.0, long.0,
+        "{what}: ping allocations grew with the message count"
+    );
+    assert_eq!(
+        short.1, long.1,
+        "{what}: pong allocations grew with the message count"
+    );
 }
 
 #[test]
@@ -67,15 +100,79 @@ fn no_allocation_per_message() {
         ("tcp", "adaptive", None),
         ("tcp", "adaptive", Some(20_000)),
     ] {
-        let short = run(scheme, rx, 200, rate);
-        let long = run(scheme, rx, 5000, rate);
-        assert_eq!(
-            short.0, long.0,
-            "{scheme}/{rx}: ping allocations grew with the message count"
+        same_for_short_and_long(&format!("{scheme}/{rx}"), |n| {
+            run(
+                &format!("{scheme}://127.0.0.1:0?rx={rx}"),
+                |s| format!("{scheme}://{}?rx={rx}", s.capabilities().local.unwrap()),
+                n,
+                rate,
+            )
+        });
+    }
+}
+
+#[test]
+fn no_allocation_per_message_over_mem() {
+    for (i, (rx, rate)) in [
+        ("spin", None),
+        ("block", None),
+        ("adaptive", None),
+        ("block", Some(20_000)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        same_for_short_and_long(&format!("mem/{rx}"), |n| {
+            let uri = format!("mem://alloc-{i}-{n}?rx={rx}");
+            run(&uri, |_| uri.clone(), n, rate)
+        });
+    }
+}
+
+#[test]
+fn no_allocation_per_message_over_rings_in_a_lab() {
+    if let Err(e) = hftnet_lab::check_privileges() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED no_allocation_per_message_over_rings_in_a_lab: {e}"
         );
-        assert_eq!(
-            short.1, long.1,
-            "{scheme}/{rx}: pong allocations grew with the message count"
-        );
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let ip = sh.addr();
+    let mut port = 9400;
+    for (scheme, q) in [
+        ("packet", "rx=spin"),
+        ("packet", "rx=block"),
+        ("xdp", "rx=spin"),
+        ("xdp", "rx=block"),
+    ] {
+        same_for_short_and_long(&format!("{scheme}/{q}"), |n| {
+            port += 1;
+            let path = if scheme == "xdp" { "/0" } else { "" };
+            let server_uri = format!("{scheme}://{}{path}?port={port}&{q}", sh.iface());
+            let client_uri = format!(
+                "{scheme}://{}{path}?port={port}&peer={ip}:{port}&{q}",
+                ch.iface()
+            );
+            let stop = Arc::new(AtomicBool::new(false));
+            let s2 = stop.clone();
+            let server = sh.run(move || open(&server_uri, Role::Server)).unwrap();
+            let pong = sh
+                .spawn_thread("alloc-pong", move || pong(server, s2))
+                .unwrap();
+            let (ping_allocs, received) = ch
+                .run(move || {
+                    let mut client = open(&client_uri, Role::Client);
+                    ping(&mut client, n, None)
+                })
+                .unwrap();
+            stop.store(true, Ordering::Relaxed);
+            let (pong_allocs, echoed) = pong.join().unwrap();
+            assert_eq!((received, echoed), (n, n + 10), "{scheme}/{q}");
+            (ping_allocs, pong_allocs)
+        });
     }
 }
