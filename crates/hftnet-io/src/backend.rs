@@ -396,6 +396,10 @@ macro_rules! backends {
                 match self { $( Self::$variant(t) => t.tx_timestamps(f), )+ Self::Layered(t) => t.tx_timestamps(f) }
             }
 
+            fn stream_prefix(&self) -> Option<usize> {
+                match self { $( Self::$variant(t) => t.stream_prefix(), )+ Self::Layered(t) => t.stream_prefix() }
+            }
+
             fn release_held(&mut self) -> Result<usize, SyscallError> {
                 match self { $( Self::$variant(t) => t.release_held(), )+ Self::Layered(t) => t.release_held() }
             }

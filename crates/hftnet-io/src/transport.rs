@@ -303,6 +303,14 @@ pub trait Transport {
         Ok(0)
     }
 
+    /// When messages travel on a byte stream, each behind a big-endian
+    /// length prefix: the prefix's length in bytes (4 for `tcp://`); `None`
+    /// for datagrams and rings. The pcap middleware writes such a stream as
+    /// it was on the wire.
+    fn stream_prefix(&self) -> Option<usize> {
+        None
+    }
+
     /// Sends now whatever a middleware holds back (messages delayed or held
     /// for reordering by fault injection) and returns how many; a sender
     /// calls it before going idle and at the end. Backends hold nothing:
@@ -451,6 +459,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn release_held(&mut self) -> Result<usize, SyscallError> {
         (**self).release_held()
+    }
+
+    fn stream_prefix(&self) -> Option<usize> {
+        (**self).stream_prefix()
     }
 
     fn capture_frames(&mut self, capture: Box<Capture>) -> Result<(), Box<Capture>> {

@@ -480,6 +480,7 @@ struct Base {
 unsafe impl Send for Base {}
 
 impl Base {
+    #[inline]
     fn status_at(&self, offset: usize) -> &AtomicU32 {
         debug_assert!(offset + 4 <= self.len && offset.is_multiple_of(4));
         // SAFETY: `offset` is the start of a frame or block header inside the
@@ -489,6 +490,7 @@ impl Base {
         unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(offset).cast()) }
     }
 
+    #[inline]
     fn read_u32(&self, offset: usize) -> u32 {
         debug_assert!(offset + 4 <= self.len);
         // SAFETY: inside the mapping, in a header the caller owns (its status
@@ -496,12 +498,14 @@ impl Base {
         unsafe { self.ptr.as_ptr().add(offset).cast::<u32>().read_volatile() }
     }
 
+    #[inline]
     fn read_u16(&self, offset: usize) -> u16 {
         debug_assert!(offset + 2 <= self.len);
         // SAFETY: as `read_u32`, 2-byte aligned.
         unsafe { self.ptr.as_ptr().add(offset).cast::<u16>().read_volatile() }
     }
 
+    #[inline]
     fn bytes(&self, offset: usize, len: usize) -> &[u8] {
         let end = offset.saturating_add(len).min(self.len);
         let offset = offset.min(end);
@@ -545,6 +549,10 @@ struct TxState {
     committed: u32,
     /// A slot returned by `slot` is waiting for `commit` or `cancel`.
     held: bool,
+    /// The frame at `head` was seen `AVAILABLE`: it stays ours until we
+    /// commit it (only we set `SEND_REQUEST`), so it need not be looked at
+    /// again before then.
+    head_free: bool,
 }
 
 /// An `AF_PACKET` socket bound to one interface, with its rings.
@@ -769,6 +777,7 @@ impl PacketRing {
                 tail: 0,
                 committed: 0,
                 held: false,
+                head_free: false,
             },
             fd,
             map,
@@ -791,6 +800,14 @@ impl PacketRing {
     #[must_use]
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Whether a received frame waits (a cheap look at the next status word,
+    /// for spinning loops; it takes nothing off the ring).
+    #[inline]
+    #[must_use]
+    pub fn rx_waiting(&self) -> bool {
+        self.rx.waiting()
     }
 
     /// The receive and transmit halves, usable at the same time: a frame
@@ -947,6 +964,24 @@ impl TxHalf<'_> {
 }
 
 impl RxState {
+    #[inline]
+    fn waiting(&self) -> bool {
+        let b = &self.base;
+        match b.cfg.version {
+            Version::V2 => {
+                let at = self.cursor.index as usize * b.cfg.frame_size as usize;
+                b.status_at(at).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+            }
+            Version::V3 => {
+                self.cursor.left > 0
+                    || b.status_at(self.block_at() + 8).load(Ordering::Acquire)
+                        & libc::TP_STATUS_USER
+                        != 0
+            }
+        }
+    }
+
+    #[inline]
     fn next(&mut self) -> Option<RxFrame<'_>> {
         match self.base.cfg.version {
             Version::V2 => self.next_v2(),
@@ -954,6 +989,7 @@ impl RxState {
         }
     }
 
+    #[inline]
     fn next_v2(&mut self) -> Option<RxFrame<'_>> {
         let b = &self.base;
         let frame_size = b.cfg.frame_size as usize;
@@ -984,10 +1020,12 @@ impl RxState {
         })
     }
 
+    #[inline]
     fn block_at(&self) -> usize {
         self.cursor.index as usize * self.base.cfg.block_size as usize
     }
 
+    #[inline]
     fn next_v3(&mut self) -> Option<RxFrame<'_>> {
         let block = self.block_at();
         // tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1:
@@ -1037,6 +1075,7 @@ impl RxState {
         })
     }
 
+    #[inline]
     fn release_block(&mut self) {
         let block = self.block_at();
         self.base
@@ -1045,6 +1084,7 @@ impl RxState {
         self.cursor.index = (self.cursor.index + 1) % self.count;
     }
 
+    #[inline]
     fn release(&mut self) {
         if !std::mem::take(&mut self.held) {
             return;
@@ -1081,16 +1121,19 @@ impl RxState {
 }
 
 impl TxState {
+    #[inline]
     fn frames(&self) -> u32 {
         self.base.cfg.tx_frames
     }
 
+    #[inline]
     fn at(&self, i: u32) -> usize {
         self.start + i as usize * self.base.cfg.frame_size as usize
     }
 
     /// Where the status word of transmit frame `i` is: first in a
     /// `tpacket2_hdr`, sixth in a `tpacket3_hdr`.
+    #[inline]
     fn status_offset(&self, i: u32) -> usize {
         self.at(i)
             + match self.base.cfg.version {
@@ -1099,6 +1142,7 @@ impl TxState {
             }
     }
 
+    #[inline]
     fn data_offset(&self) -> usize {
         match self.base.cfg.version {
             Version::V2 => V2_TX_DATA,
@@ -1106,19 +1150,26 @@ impl TxState {
         }
     }
 
+    #[inline]
     fn ready(&mut self) -> bool {
+        if self.head_free {
+            return true;
+        }
         if self.frames() == 0 {
             return false;
         }
         self.reclaim();
         // With PACKET_LOSS the kernel skips a malformed frame and marks it
         // AVAILABLE, so WRONG_FORMAT never appears here.
-        self.base
+        self.head_free = self
+            .base
             .status_at(self.status_offset(self.head))
             .load(Ordering::Acquire)
-            == libc::TP_STATUS_AVAILABLE
+            == libc::TP_STATUS_AVAILABLE;
+        self.head_free
     }
 
+    #[inline]
     fn slot(&mut self) -> Option<&mut [u8]> {
         if !self.ready() {
             return None;
@@ -1132,6 +1183,7 @@ impl TxState {
         Some(unsafe { std::slice::from_raw_parts_mut(self.base.ptr.as_ptr().add(off), len) })
     }
 
+    #[inline]
     fn commit(&mut self, len: usize) {
         assert!(
             std::mem::take(&mut self.held),
@@ -1162,10 +1214,12 @@ impl TxState {
             .status_at(self.status_offset(self.head))
             .store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
         self.head = (self.head + 1) % self.frames();
+        self.head_free = false;
         self.committed += 1;
     }
 
     /// Moves the tail past frames the kernel has sent (back to `AVAILABLE`).
+    #[inline]
     fn reclaim(&mut self) {
         while self.committed > 0 {
             let st = self.status_offset(self.tail);
@@ -1177,6 +1231,7 @@ impl TxState {
         }
     }
 
+    #[inline]
     fn unsent(&mut self) -> bool {
         self.reclaim();
         (0..self.committed).any(|k| {
@@ -1188,6 +1243,7 @@ impl TxState {
         })
     }
 
+    #[inline]
     fn kick(&mut self, wait: bool) -> Result<usize> {
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
         // SAFETY: a null buffer of length 0 tells the kernel to send the

@@ -63,6 +63,13 @@ pub trait Ring: Debug + Send + 'static {
     /// device (the AF_XDP fill ring). Default: nothing to do.
     fn after_rx(&mut self) {}
 
+    /// A cheap look between receive passes of a spinning loop: true when a
+    /// pass would find nothing to do (no frame waiting, no kick pending,
+    /// nothing to drive). Default: never idle, so every poll is a pass.
+    fn idle(&self) -> bool {
+        false
+    }
+
     /// Whether the device reads and writes the ring memory itself (AF_XDP
     /// zero-copy) rather than the kernel copying.
     fn zero_copy(&self) -> bool {

@@ -129,6 +129,8 @@ where
         let mut wait = RingWait::new(self.strategy, deadline);
         loop {
             match wait.after_empty_poll() {
+                // A cheap look first: a whole pass only when there is work.
+                Wait::Again if self.ring.idle() => continue,
                 Wait::Again => {}
                 Wait::Sleep(left) => {
                     sock::poll_readable(self.ring.fd(), left)?;
@@ -246,6 +248,7 @@ impl<T: TxRing> TxLease for L2Tx<'_, T> {
                 std::hint::spin_loop();
             }
         }
+        // `ready` said a frame is free, so `slot` gives it without looking again.
         let Some(buf) = self.tx.slot() else {
             return Err(self.tx.full_error());
         };

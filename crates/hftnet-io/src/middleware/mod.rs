@@ -231,11 +231,7 @@ impl Layers {
             })?;
             let cap = Box::new(Capture::new(w, p.path.clone()));
             if let Err(cap) = t.capture_frames(cap) {
-                let kind = if t.capabilities().transport == "tcp" {
-                    Kind::Tcp
-                } else {
-                    Kind::Datagram
-                };
+                let kind = Kind::of(&t);
                 synth = Some(SynthCapture {
                     cap,
                     kind,
@@ -400,7 +396,18 @@ impl FaultCounters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Datagram,
-    Tcp,
+    /// A TCP byte stream, each message behind a big-endian length prefix
+    /// of this many bytes.
+    Tcp(usize),
+}
+
+impl Kind {
+    fn of<T: Transport>(t: &T) -> Self {
+        match t.stream_prefix() {
+            Some(n) => Self::Tcp(n.clamp(1, 8)),
+            None => Self::Datagram,
+        }
+    }
 }
 
 /// A capture with synthesized headers, for transports without frames.
@@ -446,7 +453,7 @@ impl SynthCapture {
                     self.cap.parts(ts, &[&h[..n], data]);
                 }
             }
-            Kind::Tcp => {
+            Kind::Tcp(prefix_len) => {
                 let fresh = !matches!(&self.tcp, Some((a, _)) if *a == addrs);
                 if fresh {
                     let (initiator, responder) = match self.role {
@@ -464,9 +471,10 @@ impl SynthCapture {
                     (Role::Client, true) | (Role::Server, false) => Side::Initiator,
                     _ => Side::Responder,
                 };
-                let prefix = (data.len() as u32).to_be_bytes();
+                let len = (data.len() as u64).to_be_bytes();
+                let prefix = &len[8 - prefix_len..];
                 let cap = &mut self.cap;
-                s.segments(from, &[&prefix, data], &mut |parts| cap.parts(ts, parts));
+                s.segments(from, &[prefix, data], &mut |parts| cap.parts(ts, parts));
             }
         }
     }
@@ -736,11 +744,7 @@ impl<T: Transport> Layered<T> {
                 path: p.path.clone(),
                 cause: e,
             })?;
-            let kind = if inner.capabilities().transport == "tcp" {
-                Kind::Tcp
-            } else {
-                Kind::Datagram
-            };
+            let kind = Kind::of(&inner);
             synth = Some(SynthCapture {
                 cap: Box::new(Capture::new(w, p.path.clone())),
                 kind,
@@ -1031,6 +1035,10 @@ impl<T: Transport> Transport for Layered<T> {
 
     fn addrs(&self) -> Addrs {
         self.inner.addrs()
+    }
+
+    fn stream_prefix(&self) -> Option<usize> {
+        self.inner.stream_prefix()
     }
 
     fn release_held(&mut self) -> Result<usize, SyscallError> {

@@ -424,6 +424,11 @@ impl Ring for Rings {
         self.ring.as_fd()
     }
 
+    #[inline]
+    fn idle(&self) -> bool {
+        !self.unsent && !self.ring.rx_waiting()
+    }
+
     fn caps(&self, frames: FrameStats) -> PacketCaps {
         let r = &self.cfg.ring;
         PacketCaps {

@@ -631,6 +631,10 @@ impl Transport for TcpTransport {
         }
     }
 
+    fn stream_prefix(&self) -> Option<usize> {
+        Some(FRAME_HEADER)
+    }
+
     fn addrs(&self) -> Addrs {
         match &self.conn {
             Some(c) => Addrs {

@@ -468,6 +468,11 @@ impl Ring for XdpRing {
         self.xsk.refill();
     }
 
+    #[inline]
+    fn idle(&self) -> bool {
+        !self.xsk.has_work()
+    }
+
     fn zero_copy(&self) -> bool {
         self.xsk.zerocopy()
     }

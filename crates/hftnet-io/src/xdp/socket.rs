@@ -461,6 +461,15 @@ impl Xsk {
         self.tx.link_down
     }
 
+    /// Whether a receive pass has anything to do: frames on the receive
+    /// ring (a relaxed look at the kernel's index), frames waiting for a
+    /// kick, or a device to busy-poll. For spinning loops.
+    #[inline]
+    #[must_use]
+    pub fn has_work(&self) -> bool {
+        self.rx.busy_poll || self.tx.needs_flush() || self.rx.ring.available() > 0
+    }
+
     /// The receive and transmit halves, usable at the same time: a frame
     /// held from the receive half can be answered through the transmit
     /// half before it goes back. Call [`Self::refill`] after a receive pass.
