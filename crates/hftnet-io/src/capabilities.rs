@@ -301,3 +301,63 @@ impl Serialize for Capabilities {
         .serialize(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Endpoint, Role, Transport};
+
+    /// Every key the JSON report had before the capabilities were typed.
+    const FLAT: &[&str] = &[
+        "transport",
+        "rx_strategy",
+        "local",
+        "peer",
+        "rcvbuf",
+        "sndbuf",
+        "busy_poll_usecs",
+        "busy_poll_budget",
+        "prefer_busy_poll",
+        "napi_id",
+        "rx_timestamps",
+        "tx_timestamps",
+        "hw_timestamps",
+        "priority",
+        "tos",
+        "tcp_nodelay",
+        "tcp_quickack",
+        "max_message",
+        "notes",
+    ];
+
+    #[test]
+    fn the_json_keeps_every_flat_field_and_adds_the_typed_ones() {
+        let t = Endpoint::parse("udp://127.0.0.1:0?rcvbuf=1M")
+            .unwrap()
+            .open(Role::Server)
+            .unwrap();
+        let c = t.capabilities();
+        let v = serde_json::to_value(&c).unwrap();
+        for k in FLAT
+            .iter()
+            .chain(&["mode", "lease", "burst", "backend", "middleware"])
+        {
+            assert!(v.get(k).is_some(), "{k} missing from {v}");
+        }
+        assert_eq!(v["rcvbuf"], v["backend"]["rcvbuf"]);
+        assert_eq!(v["backend"]["kind"], "udp");
+        assert_eq!(v["tcp_nodelay"], serde_json::Value::Null);
+        assert_eq!(c.rcvbuf(), c.legacy().rcvbuf);
+        // A backend without sockets still has every flat key, null.
+        let m = Endpoint::parse("mem://caps-json")
+            .unwrap()
+            .open(Role::Server)
+            .unwrap();
+        let v = serde_json::to_value(m.capabilities()).unwrap();
+        for k in FLAT {
+            assert!(v.get(k).is_some(), "{k} missing from {v}");
+        }
+        assert_eq!(v["rcvbuf"], serde_json::Value::Null);
+        assert_eq!(v["lease"], "in-place");
+    }
+}
