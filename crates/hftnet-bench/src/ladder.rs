@@ -5,7 +5,7 @@
 //! Layer: orchestration above the harness. Where the two ends run (two lab
 //! namespaces, or loopback) is the caller's [`Hosts`]; what runs is a list of
 //! [`Rung`]s, which the backend table of `hftnet-io` provides
-//! ([`kernel_rungs`]): a new backend adds rows without a change here.
+//! ([`rungs_for`]): a new backend adds rows without a change here.
 //!
 //! Invariants: one server runs at a time (a spinning server would otherwise
 //! steal a CPU from the row being measured); every slice is bounded in time;
@@ -124,7 +124,7 @@ pub struct RungResult {
 /// the ends (each end's own name for it; `None` on loopback); `base_port` +
 /// row index gives each rung its own port.
 #[must_use]
-pub fn kernel_rungs(
+pub fn rungs_for(
     transports: &[String],
     server_ip: &str,
     iface: Option<&str>,
@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn rungs_cover_transports_and_strategies_with_own_ports() {
-        let r = kernel_rungs(
+        let r = rungs_for(
             &["udp".into(), "mcast".into()],
             "198.18.0.2",
             Some("veth0"),
@@ -471,7 +471,7 @@ mod tests {
             r[7].server_uri,
             "mcast://239.1.1.1:9007?rx=block&iface=veth0"
         );
-        let u = kernel_rungs(&["uring".into()], "198.18.0.2", None, 9100);
+        let u = rungs_for(&["uring".into()], "198.18.0.2", None, 9100);
         let names: Vec<&str> = u.iter().map(|r| r.strategy.as_str()).collect();
         assert_eq!(names, ["wait", "spin", "spin+multishot"]);
         assert_eq!(
@@ -479,7 +479,7 @@ mod tests {
             "uring://198.18.0.2:9102?mode=spin&multishot=1"
         );
         assert!(u.iter().all(|r| !r.needs_busy_poll));
-        let p = kernel_rungs(&["packet".into()], "198.18.0.2", Some("veth0"), 9200);
+        let p = rungs_for(&["packet".into()], "198.18.0.2", Some("veth0"), 9200);
         let names: Vec<&str> = p.iter().map(|r| r.strategy.as_str()).collect();
         assert_eq!(names, ["block", "spin", "spin+v3"]);
         assert_eq!(p[1].server_uri, "packet://veth0?port=9201&rx=spin");
@@ -491,7 +491,7 @@ mod tests {
             Endpoint::parse(&rung.server_uri).unwrap();
             Endpoint::parse(&rung.client_uri).unwrap();
         }
-        let x = kernel_rungs(&["xdp".into()], "198.18.0.2", Some("veth0"), 9300);
+        let x = rungs_for(&["xdp".into()], "198.18.0.2", Some("veth0"), 9300);
         let names: Vec<&str> = x.iter().map(|r| r.strategy.as_str()).collect();
         assert_eq!(names, ["block", "spin", "spin/udp-client"]);
         assert_eq!(

@@ -151,7 +151,8 @@ fn no_allocation_per_message_over_rings_in_a_lab() {
     ] {
         same_for_short_and_long(&format!("{scheme}/{q}"), |n| {
             port += 1;
-            let path = if scheme == "xdp" { "/0" } else { "" };
+            let takes_queue = hftnet_io::backend::find(scheme).is_some_and(|b| b.takes_path);
+            let path = if takes_queue { "/0" } else { "" };
             let server_uri = format!("{scheme}://{}{path}?port={port}&{q}", sh.iface());
             let client_uri = format!(
                 "{scheme}://{}{path}?port={port}&peer={ip}:{port}&{q}",

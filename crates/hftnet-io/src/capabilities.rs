@@ -304,7 +304,6 @@ impl Serialize for Capabilities {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::{Endpoint, Role, Transport};
 
     /// Every key the JSON report had before the capabilities were typed.

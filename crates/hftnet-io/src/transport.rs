@@ -405,8 +405,10 @@ pub trait Lease: Transport + 'static {
 pub trait TxLease {
     /// Writes one message straight into a transmit slot: `fill` gets the
     /// slot's payload area ([`Self::max_message`] bytes) and returns how many
-    /// bytes it wrote. `to == None` sends to the default peer. Waits briefly
-    /// (at most 10 ms) for a slot when every one is in flight.
+    /// bytes it wrote. `to == None` sends to the default peer. When every
+    /// slot is in flight a ring waits briefly (at most 10 ms) for one; an
+    /// in-process queue with `full=drop` drops the message and counts it,
+    /// as a full socket buffer does, and returns `Ok`.
     ///
     /// # Errors
     /// No slot came free (`ENOBUFS`), the destination is unknown or

@@ -390,6 +390,29 @@ impl FaultInjector {
         self.offer(self.now_ns, packet, out);
     }
 
+    /// True while a packet is held back for reordering (waiting for the
+    /// next packet that passes, or [`FaultInjector::release_reordered`]).
+    #[must_use]
+    pub fn reorder_held(&self) -> bool {
+        self.reorder_held.is_some()
+    }
+
+    /// Lets the packet held back for reordering, if any, go as if it passed
+    /// at `now_ns`: after the delay (without jitter, so no draw is made and
+    /// the other decisions stay as they were), or at once without one.
+    /// Other delayed packets keep their due times. Call it when the stream
+    /// went quiet and a reordered packet should not wait for the next one.
+    pub fn release_reordered(&mut self, now_ns: u64, out: &mut impl FnMut(&[u8])) {
+        if let Some(slot) = self.reorder_held.take() {
+            let due = now_ns.saturating_add(self.faults.delay_ns);
+            if due <= now_ns {
+                self.release(slot, out);
+            } else {
+                self.schedule(due, slot);
+            }
+        }
+    }
+
     /// True while a packet is held (for reordering or a delay).
     #[must_use]
     pub fn holding(&self) -> bool {
@@ -480,6 +503,57 @@ pub fn binomial_bounds(n: u64, p: f64, sigmas: f64) -> (u64, u64) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_reordered_packet_let_go_keeps_the_delay() {
+        let mut f = FaultInjector::with_buffers(
+            Faults {
+                reorder: 1.0,
+                delay_ns: 1_000,
+                ..Faults::NONE
+            },
+            1,
+            16,
+            8,
+        )
+        .unwrap();
+        let mut sent = Vec::new();
+        f.offer(0, b"a", &mut |p| sent.push(p.to_vec()));
+        assert!(f.reorder_held());
+        // Reorder probability 1: the next packet is held for reordering
+        // too only when none is; "b" passes (delayed), "a" goes after it.
+        f.offer(10, b"b", &mut |p| sent.push(p.to_vec()));
+        assert!(!f.reorder_held());
+        f.offer(20, b"c", &mut |p| sent.push(p.to_vec()));
+        assert!(f.reorder_held());
+        f.release_reordered(500, &mut |p| sent.push(p.to_vec()));
+        assert!(sent.is_empty(), "nothing leaves before its delay");
+        assert!(!f.reorder_held());
+        assert_eq!(
+            f.next_due(),
+            Some(1_010),
+            "the delayed ones keep their time"
+        );
+        f.poll(1_010, &mut |p| sent.push(p.to_vec()));
+        assert_eq!(sent, vec![b"b".to_vec(), b"a".to_vec()]);
+        f.poll(1_500, &mut |p| sent.push(p.to_vec()));
+        assert_eq!(
+            sent[2], b"c",
+            "the reordered one, the delay after its release"
+        );
+        let mut g = FaultInjector::new(
+            Faults {
+                reorder: 1.0,
+                ..Faults::NONE
+            },
+            1,
+        )
+        .unwrap();
+        g.offer(0, b"x", &mut |_| panic!("held"));
+        let mut out = Vec::new();
+        g.release_reordered(5, &mut |p| out.push(p.to_vec()));
+        assert_eq!(out, vec![b"x".to_vec()], "without a delay: at once");
+    }
 
     /// Packet `i`: its index, then `extra` bytes of a pattern.
     fn packet(i: u32, extra: usize) -> Vec<u8> {

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
 use hftnet_bench::ladder::{
-    Hosts, LadderConfig, RungResult, SliceResult, kernel_rungs, run_ladder, table,
+    Hosts, LadderConfig, RungResult, SliceResult, run_ladder, rungs_for, table,
 };
 use hftnet_lab::{Host, Lab};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,14 +21,21 @@ use serde::Serialize;
 
 use crate::util::{parse_duration, parse_size};
 
+/// The help of `--transports`: the schemes of the backend table.
+fn transports_help() -> String {
+    format!(
+        "Transports to run, comma separated (default: every one of this build: {})",
+        hftnet_io::backend::schemes().collect::<Vec<_>>().join(", ")
+    )
+}
+
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct LabArgs {
     #[command(subcommand)]
     action: Option<LabAction>,
-    /// Transports to run, comma separated (default: every backend of this
-    /// build, in table order: udp, mcast, tcp, uring, packet, xdp, mem, ...).
-    #[arg(long, value_delimiter = ',')]
+    /// Transports to run, comma separated (default: every one of this build).
+    #[arg(long, value_delimiter = ',', help = transports_help())]
     transports: Vec<String>,
     /// Measured time per row, spread over the rounds.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
@@ -276,7 +283,7 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     let (mode, transports, rungs) = match &lab {
         Some(lab) => {
             let server = lab.exchange();
-            let rungs = kernel_rungs(
+            let rungs = rungs_for(
                 &transports,
                 &server.addr().to_string(),
                 Some(server.iface()),
@@ -296,7 +303,7 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
             for skipped in transports.iter().filter(|x| !t.contains(x)) {
                 eprintln!("hftnet lab: {skipped} skipped on loopback (it needs the lab's veth)");
             }
-            let rungs = kernel_rungs(&t, "127.0.0.1", None, 19000);
+            let rungs = rungs_for(&t, "127.0.0.1", None, 19000);
             ("loopback", t, rungs)
         }
     };

@@ -128,7 +128,9 @@ impl RingWait {
     pub fn after_empty_poll(&mut self) -> Wait {
         self.polls = self.polls.wrapping_add(1);
         if self.spins.is_none_or(|s| self.polls < s) {
-            if self.polls.is_multiple_of(SPINS_PER_CLOCK_READ)
+            // The clock is read on the first empty poll (a deadline already
+            // past ends the wait at once) and then every 64.
+            if (self.polls == 1 || self.polls.is_multiple_of(SPINS_PER_CLOCK_READ))
                 && self.deadline.is_some_and(|d| Instant::now() >= d)
             {
                 return Wait::TimedOut;

@@ -105,6 +105,10 @@ pub trait TxRing {
     fn slot(&mut self) -> Option<&mut [u8]>;
 
     /// Queues the frame taken with [`Self::slot`], `len` bytes long.
+    ///
+    /// # Panics
+    /// When no frame was taken with [`Self::slot`], or `len` is longer than
+    /// it: caller bugs.
     fn commit(&mut self, len: usize);
 
     /// Gives back the frame taken with [`Self::slot`], unsent.

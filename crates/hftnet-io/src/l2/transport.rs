@@ -32,7 +32,7 @@ use hftnet_sys::sock;
 use super::frames::{RingWait, UdpOverEthernet, Wait};
 use super::ring::{Ring, RxFrame, RxRing, TxRing};
 use crate::Section;
-use crate::capabilities::{Capabilities, CopyMode, LeaseMode};
+use crate::capabilities::{Capabilities, CopyMode, LeaseMode, MiddlewareCaps};
 use crate::middleware::Capture;
 use crate::transport::{Addrs, Lease, RxBurst, RxMeta, RxStrategy, Transport, TxLease, TxMsg};
 
@@ -50,6 +50,9 @@ pub struct L2Transport<R: Ring> {
     timeout: Option<Duration>,
     capture: Option<Box<Capture>>,
     notes: Vec<String>,
+    /// Kicks of frames left queued that failed during a receive (they stay
+    /// queued and are kicked again; the receive goes on).
+    rx_kick_errors: u64,
 }
 
 /// The transmit side of a layer-2 lease: frames are built straight in the
@@ -87,6 +90,7 @@ where
             timeout: None,
             capture: None,
             notes,
+            rx_kick_errors: 0,
         }
     }
 
@@ -152,8 +156,8 @@ where
         let mut n = 0usize;
         {
             let (mut rx, mut tx) = self.ring.split();
-            if tx.needs_kick() {
-                tx.kick()?;
+            if tx.needs_kick() && tx.kick().is_err() {
+                self.rx_kick_errors += 1;
             }
             let ep = &mut self.ep;
             let capture = &mut self.capture;
@@ -325,8 +329,15 @@ where
         let mut notes = self.notes.clone();
         self.ring.notes(&mut notes);
         notes.push(self.ep.stats.describe());
-        if let Some(c) = &self.capture {
-            notes.push(c.caps().describe());
+        if self.rx_kick_errors > 0 {
+            notes.push(format!(
+                "{} transmit kicks failed during receives (the frames stayed queued)",
+                self.rx_kick_errors
+            ));
+        }
+        let pcap = self.capture.as_ref().map(|c| c.caps());
+        if let Some(p) = &pcap {
+            notes.push(p.describe());
         }
         Capabilities {
             transport: self.scheme,
@@ -342,7 +353,10 @@ where
             lease: LeaseMode::InPlace,
             burst: self.burst,
             backend: Some(Section::from(self.ring.caps(self.ep.stats))),
-            middleware: None,
+            middleware: pcap.map(|p| MiddlewareCaps {
+                pcap: Some(p),
+                ..MiddlewareCaps::default()
+            }),
             notes,
         }
     }
@@ -388,8 +402,8 @@ where
                     capture: &mut t.capture,
                     queued: 0,
                 };
-                if l2.tx.needs_kick() {
-                    l2.tx.kick()?;
+                if l2.tx.needs_kick() && l2.tx.kick().is_err() {
+                    t.rx_kick_errors += 1;
                 }
                 rx.recv(max, |frame| {
                     record(l2.capture, &frame);
@@ -410,7 +424,11 @@ where
                     n += 1;
                     f(payload, &meta, &mut l2);
                 });
-                l2.finish()?;
+                // The frames are taken: a failed kick of the answers is
+                // counted, and they are kicked again on the next pass.
+                if l2.finish().is_err() {
+                    t.rx_kick_errors += 1;
+                }
             }
             t.ring.after_rx();
             Ok(n)

@@ -13,8 +13,9 @@
 //! `unsafe` (`#![allow(unsafe_code)]`), for the queue slots shared between
 //! two threads. The invariants that make that sound:
 //! - each queue has exactly one producer and one consumer: the pair hands
-//!   each role's end out once at a time ([`MemTransport::open`]), and a
-//!   transport is `Send` but not `Sync`, so one thread drives each end;
+//!   each role's end out once at a time ([`MemTransport::open`]), and every
+//!   method that touches the slots takes `&mut self`, so one thread at a
+//!   time drives each end (the `&self` methods only read atomics);
 //! - the producer writes slot `head % slots` only while `head - tail <
 //!   slots` (the slot is free: the consumer moved past it), then publishes
 //!   it with a `Release` store of `head + 1`; the consumer reads slots
@@ -28,7 +29,9 @@
 //!   fences after publishing and wakes it (a futex on `seq`) when it sees
 //!   the announcement. Dekker's argument: at least one of the two sees the
 //!   other's store, so no wake-up is lost. A spinning consumer says so at
-//!   open and spares its producer the fence.
+//!   open and spares its producer the fence; a consumer that sleeps on a
+//!   queue a spinning one had says so before its first sleep, which it
+//!   bounds to [`FIRST_SLEEP`] since a send under way may not have seen it.
 //!
 //! Leases lend received payloads in their queue slot and let the caller
 //! write a message straight into the peer's queue slot: no copy at all
@@ -61,6 +64,12 @@ pub const DEFAULT_SLOTS: u32 = 1024;
 pub const DEFAULT_SLOT_SIZE: u32 = 2048;
 /// How long a send with `full=wait` waits for a free slot.
 pub const FULL_WAIT: Duration = Duration::from_millis(10);
+/// The longest first sleep of a receiver on a queue a spinning receiver
+/// had (see the module doc).
+pub const FIRST_SLEEP: Duration = Duration::from_millis(1);
+/// The addresses a capture (`pcap=`) writes for the server end and the
+/// client end of a pair, which have none of their own.
+pub const CAPTURE_ADDRS: [&str; 2] = ["127.0.0.1:1", "127.0.0.2:2"];
 
 /// What a send does when the peer's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -641,6 +650,11 @@ impl RxEnd {
     /// Sleeps on the futex until the producer publishes, or `left` passes.
     fn sleep(&mut self, left: Option<Duration>) -> Result<(), SyscallError> {
         let q = &self.pair.queues[self.q];
+        let mut left = left;
+        if !q.may_sleep.load(Ordering::Relaxed) {
+            q.may_sleep.store(true, Ordering::SeqCst);
+            left = Some(left.map_or(FIRST_SLEEP, |l| l.min(FIRST_SLEEP)));
+        }
         let seq = q.seq.0.load(Ordering::Acquire);
         q.sleeping.store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
@@ -839,8 +853,19 @@ impl Transport for MemTransport {
         }
     }
 
+    /// Made-up addresses, so a capture tells the two ends apart:
+    /// [`CAPTURE_ADDRS`] (the server end's first).
     fn addrs(&self) -> Addrs {
-        Addrs::default()
+        let [server, client] =
+            CAPTURE_ADDRS.map(|a| a.parse::<SocketAddr>().expect("literal addresses parse"));
+        let (local, peer) = match self.role {
+            Role::Server => (server, client),
+            Role::Client => (client, server),
+        };
+        Addrs {
+            local: Some(local),
+            peer: Some(peer),
+        }
     }
 }
 
@@ -931,6 +956,18 @@ mod tests {
         assert_eq!(k.recv_burst(&mut b).unwrap(), 0, "times out empty");
         drop(s);
         let _again = MemTransport::open(&c, Role::Server).unwrap();
+    }
+
+    #[test]
+    fn captures_tell_the_two_ends_apart() {
+        let c = MemConfig::new("unit-addrs");
+        let s = MemTransport::open(&c, Role::Server).unwrap();
+        let k = MemTransport::open(&c, Role::Client).unwrap();
+        let (sa, ka) = (s.addrs(), k.addrs());
+        assert_eq!(sa.local, ka.peer);
+        assert_eq!(sa.peer, ka.local);
+        assert_ne!(sa.local, sa.peer);
+        assert_eq!(sa.local.unwrap().to_string(), CAPTURE_ADDRS[0]);
     }
 
     #[test]

@@ -26,7 +26,9 @@
 //! is dropped and counted (`overflow`). Delayed messages leave when due:
 //! receives wake for them, so a caller waiting on a receive also releases
 //! its delayed sends. A message held for reordering goes after the next one,
-//! or after [`REORDER_HOLD`] when none comes.
+//! or, when none comes within [`REORDER_HOLD`], as if it passed then (after
+//! the delay, if there is one). A message longer than the transport carries
+//! skips the faults and goes to the backend, which refuses it.
 //!
 //! Capture sits inside the faults: it records what went to the backend
 //! (after send faults) and what came from it (before receive faults).
@@ -69,6 +71,10 @@ pub const REORDER_HOLD: Duration = Duration::from_millis(1);
 
 /// Held-message buffers unless `fault_slots=` says otherwise.
 pub const DEFAULT_FAULT_SLOTS: usize = 1024;
+
+/// The most memory the held-message buffers of one direction may take
+/// (`fault_slots` × the transport's largest message): 1 GiB.
+pub const MAX_FAULT_BUFFERS: usize = 1 << 30;
 
 /// Where the capture goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,7 +224,9 @@ impl Layers {
     /// takes itself (layer-2 rings record their real frames).
     ///
     /// # Errors
-    /// [`OpenError::Capture`] when the capture file cannot be created.
+    /// [`OpenError::Capture`] when the capture file cannot be created;
+    /// [`OpenError::Uri`] for held-message buffers over
+    /// [`MAX_FAULT_BUFFERS`] or a probability outside `[0, 1]`.
     pub fn wrap(&self, mut t: AnyTransport, role: Role) -> Result<AnyTransport, OpenError> {
         if self.is_empty() {
             return Ok(t);
@@ -248,7 +256,7 @@ impl Layers {
             t,
             synth,
             self.faults,
-        ))))
+        )?)))
     }
 }
 
@@ -549,57 +557,92 @@ impl fmt::Debug for FaultLayer {
 }
 
 impl FaultLayer {
-    fn new(cfg: &FaultConfig, seed: u64, max_message: usize) -> Self {
+    /// The injection of `cfg` for messages of up to `max_message` bytes,
+    /// drawing from `seed`.
+    fn new(cfg: &FaultConfig, seed: u64, max_message: usize) -> Result<Self, OpenError> {
         let len = max_message + TAG_LEN;
-        Self {
-            inj: FaultInjector::with_buffers(cfg.faults, seed, len, cfg.slots)
-                .expect("probabilities checked when the URI was read"),
+        let bad = |why: String| {
+            OpenError::Uri(crate::uri::UriError::BadValue {
+                param: "fault_slots".into(),
+                value: cfg.slots.to_string(),
+                expected: why,
+            })
+        };
+        if cfg.slots == 0 || cfg.slots.saturating_mul(len) > MAX_FAULT_BUFFERS {
+            return Err(bad(format!(
+                "at least 1, and at most {} for messages of up to {max_message} bytes \
+                 (the held-message buffers may take at most 1 GiB)",
+                MAX_FAULT_BUFFERS / len
+            )));
+        }
+        let inj = FaultInjector::with_buffers(cfg.faults, seed, len, cfg.slots).map_err(|e| {
+            OpenError::Uri(crate::uri::UriError::BadValue {
+                param: match e.name {
+                    "duplicate" => "dup",
+                    n => n,
+                }
+                .into(),
+                value: e.value.to_string(),
+                expected: "a probability from 0 to 1, e.g. 0.01".into(),
+            })
+        })?;
+        Ok(Self {
+            inj,
             scratch: vec![0; len].into_boxed_slice(),
             reorder_since: None,
             errors: 0,
-        }
+        })
+    }
+
+    /// Whether a message of `len` bytes fits the buffers (the transport's
+    /// largest message).
+    fn fits(&self, len: usize) -> bool {
+        TAG_LEN + len <= self.scratch.len()
     }
 
     /// Offers `data` (tagged with `addr`, `ts`) at `now`; `out` gets each
-    /// tagged message due.
+    /// tagged message due, and whether it is this one (`true`) or one held
+    /// earlier (`false`). The caller checked [`Self::fits`].
     fn offer(
         &mut self,
         now: u64,
         addr: Option<SocketAddr>,
         ts: Option<u64>,
         data: &[u8],
-        out: &mut impl FnMut(&[u8]),
+        out: &mut impl FnMut(&[u8], bool),
     ) {
         let n = TAG_LEN + data.len();
-        if n > self.scratch.len() {
-            // Longer than the transport carries: let the backend refuse it.
-            self.inj.offer(now, data, &mut |_| {});
-            return;
-        }
+        debug_assert!(n <= self.scratch.len());
         let mut t = [0u8; TAG_LEN];
         tag(&mut t, addr, ts);
         self.scratch[..TAG_LEN].copy_from_slice(&t);
         self.scratch[TAG_LEN..n].copy_from_slice(data);
-        let before = self.inj.stats().reordered;
         let Self { inj, scratch, .. } = self;
-        inj.offer(now, &scratch[..n], out);
-        if self.inj.stats().reordered > before {
-            self.reorder_since = Some(Instant::now());
-        } else if !self.inj.holding() {
-            self.reorder_since = None;
+        let own = scratch.as_ptr();
+        inj.offer(now, &scratch[..n], &mut |p| out(p, p.as_ptr() == own));
+        self.note_reorder();
+    }
+
+    /// Starts or stops the clock of a message held for reordering.
+    fn note_reorder(&mut self) {
+        match (self.inj.reorder_held(), self.reorder_since) {
+            (true, None) => self.reorder_since = Some(Instant::now()),
+            (false, Some(_)) => self.reorder_since = None,
+            _ => {}
         }
     }
 
-    /// Releases what is due at `now`, and a reordered message held too long.
+    /// Releases what is due at `now`, and a message held for reordering
+    /// longer than [`REORDER_HOLD`] (delayed ones keep their due times).
     fn poll(&mut self, now: u64, out: &mut impl FnMut(&[u8])) {
         self.inj.poll(now, out);
         if self
             .reorder_since
             .is_some_and(|t| t.elapsed() >= REORDER_HOLD)
         {
-            self.reorder_since = None;
-            self.inj.flush(out);
+            self.inj.release_reordered(now, out);
         }
+        self.note_reorder();
     }
 
     /// When to poll next, on `base`'s clock.
@@ -701,24 +744,30 @@ impl Pending {
 }
 
 impl<T: Transport> Layered<T> {
-    fn new(inner: T, synth: Option<SynthCapture>, faults: Option<FaultConfig>) -> Self {
+    fn new(
+        inner: T,
+        synth: Option<SynthCapture>,
+        faults: Option<FaultConfig>,
+    ) -> Result<Self, OpenError> {
         let max_message = inner.capabilities().max_message.max(1);
         let (tx, rx) = match faults {
             Some(f) => {
                 let tx = matches!(f.on, FaultsOn::Tx | FaultsOn::Both)
-                    .then(|| FaultLayer::new(&f, f.seed, max_message));
+                    .then(|| FaultLayer::new(&f, f.seed, max_message))
+                    .transpose()?;
                 let rx = matches!(f.on, FaultsOn::Rx | FaultsOn::Both)
-                    .then(|| FaultLayer::new(&f, f.seed ^ 0x5851_f42d_4c95_7f2d, max_message));
+                    .then(|| FaultLayer::new(&f, f.seed ^ 0x5851_f42d_4c95_7f2d, max_message))
+                    .transpose()?;
                 (tx, rx)
             }
             None => (None, None),
         };
         let pending = if rx.is_some() {
-            Pending::new(faults.map_or(1, |f| f.slots), max_message.min(65_536))
+            Pending::new(faults.map_or(1, |f| f.slots), max_message)
         } else {
             Pending::new(0, 0)
         };
-        Self {
+        Ok(Self {
             inner,
             synth,
             tx,
@@ -729,14 +778,17 @@ impl<T: Transport> Layered<T> {
             base: Instant::now(),
             max_message,
             lease: CopyLease::new(),
-        }
+        })
     }
 
     /// A transport wrapped in `layers` by hand (the library form of the URI
     /// parameters), opened as `role`.
     ///
     /// # Errors
-    /// [`OpenError::Capture`] when the capture file cannot be created.
+    /// [`OpenError::Capture`] when the capture file cannot be created;
+    /// [`OpenError::Uri`] for a fault probability outside `[0, 1]` or
+    /// held-message buffers (`fault_slots` × the largest message) over
+    /// [`MAX_FAULT_BUFFERS`].
     pub fn wrap(inner: T, layers: &Layers, role: Role) -> Result<Self, OpenError> {
         let mut synth = None;
         if let Some(p) = &layers.pcap {
@@ -753,7 +805,7 @@ impl<T: Transport> Layered<T> {
                 tcp: None,
             });
         }
-        Ok(Self::new(inner, synth, layers.faults))
+        Self::new(inner, synth, layers.faults)
     }
 
     /// The wrapped transport.
@@ -852,9 +904,10 @@ impl<T: Transport> Layered<T> {
                     return Ok(got);
                 }
             } else {
-                let mut inner_burst = self.rx_burst.take().unwrap_or_else(|| {
-                    RxBurst::new(burst.capacity().max(1), self.max_message.min(65_536))
-                });
+                let mut inner_burst = self
+                    .rx_burst
+                    .take()
+                    .unwrap_or_else(|| RxBurst::new(burst.capacity().max(1), self.max_message));
                 let got = match wake {
                     None => self.inner.recv_burst(&mut inner_burst),
                     Some(w) => self.inner.recv_burst_until(&mut inner_burst, w),
@@ -872,9 +925,14 @@ impl<T: Transport> Layered<T> {
                 if let Some(rx) = rx {
                     for i in 0..got {
                         let (data, meta) = inner_burst.get(i);
-                        rx.offer(now, meta.peer, meta.rx_ts_ns, data, &mut |p| {
-                            deliver(pending, p)
-                        });
+                        if rx.fits(data.len()) {
+                            rx.offer(now, meta.peer, meta.rx_ts_ns, data, &mut |p, _| {
+                                deliver(pending, p)
+                            });
+                        } else {
+                            // Cut short by the transport: delivered as it is.
+                            pending.push(data, *meta);
+                        }
                     }
                 }
                 self.rx_burst = Some(inner_burst);
@@ -969,24 +1027,43 @@ impl<T: Transport> Transport for Layered<T> {
             inner, synth, tx, ..
         } = self;
         let tx = tx.as_mut().expect("checked above");
-        let mut first_err = None;
+        // A message the backend refuses right away ends the burst, as in
+        // every backend: the caller learns which. Messages released from
+        // hold that the backend refuses are counted (`errors`).
+        let mut own_err = None;
         let mut errors = 0;
+        let mut done = msgs.len();
         for (i, m) in msgs.iter().enumerate() {
-            tx.offer(now, m.to, None, m.data, &mut |p| {
+            if !tx.fits(m.data.len()) {
+                // Longer than the transport says it carries: straight to
+                // the backend, which refuses it (or, if it takes it after
+                // all, sends it without faults).
+                if let Err(e) = send_one(inner, synth, m.to, m.data) {
+                    own_err = Some(e);
+                    done = i;
+                    break;
+                }
+                continue;
+            }
+            tx.offer(now, m.to, None, m.data, &mut |p, own| {
                 let (to, _, data) = untag(p);
                 if let Err(e) = send_one(inner, synth, to, data) {
-                    errors += 1;
-                    if first_err.is_none() {
-                        first_err = Some((i, e));
+                    if own {
+                        own_err.get_or_insert(e);
+                    } else {
+                        errors += 1;
                     }
                 }
             });
+            if own_err.is_some() {
+                done = i;
+                break;
+            }
         }
         tx.errors += errors;
-        match first_err {
-            Some((0, e)) => Err(e),
-            Some((i, _)) => Ok(i),
-            None => Ok(msgs.len()),
+        match own_err {
+            Some(e) if done == 0 => Err(e),
+            _ => Ok(done),
         }
     }
 

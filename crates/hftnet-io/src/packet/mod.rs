@@ -509,7 +509,11 @@ impl TxRing for PacketTx<'_> {
         match self.h.kick(false) {
             Ok(_) => {}
             Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ENOBUFS)) => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                // The frames stay on the ring: kick them again next time.
+                *self.unsent = true;
+                return Err(e);
+            }
         }
         *self.unsent = self.h.unsent();
         if *self.unsent {

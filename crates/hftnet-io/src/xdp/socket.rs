@@ -21,8 +21,13 @@
 //!   by us during one receive call, or the transmit ring until its
 //!   completion (the kernel's). We read or write a frame only while it is
 //!   ours, and never form a reference to the area as a whole;
-//! - [`Xsk::accounting`] checks that `free + fill + tx_in_flight = total`
-//!   between calls, so a lost or doubly used frame shows.
+//! - [`Xsk::accounting`] checks that `free + fill + tx_in_flight + lost =
+//!   total` between calls (a frame taken for transmit and not yet committed
+//!   counts as free), so a lost or doubly used frame shows;
+//! - transmit frames are handed out only through the transmit half
+//!   ([`XskTx::slot`], then [`XskTx::commit`] or [`XskTx::cancel`]), which
+//!   takes them from and returns them to the free list itself: no caller
+//!   names a frame by its address.
 
 use std::num::NonZeroU32;
 use std::os::fd::BorrowedFd;
@@ -517,30 +522,6 @@ impl Xsk {
         self.tx.reap();
     }
 
-    /// A free frame to build an outgoing frame in: its address and bytes
-    /// (`frame_size` of them); `None` when all are in flight.
-    #[inline]
-    pub fn tx_frame(&mut self) -> Option<(u64, &mut [u8])> {
-        let mut h = XskTx { s: &mut self.tx };
-        if !h.ready() {
-            return None;
-        }
-        let addr = h.s.free.pop()?;
-        Some((addr, h.s.frame_mut(addr)))
-    }
-
-    /// Gives back a frame taken with [`Self::tx_frame`] and not sent.
-    pub fn tx_cancel(&mut self, addr: u64) {
-        self.tx.free.push(addr);
-    }
-
-    /// Puts a frame built with [`Self::tx_frame`] on the transmit ring;
-    /// false (and the frame back on the free list) when the ring is full.
-    #[inline]
-    pub fn tx_submit(&mut self, addr: u64, len: u32) -> bool {
-        self.tx.submit(addr, len)
-    }
-
     /// Frames wait on the transmit ring for a kick (a kick that stopped at
     /// the kernel's per-call budget, or the link down).
     #[must_use]
@@ -616,7 +597,10 @@ impl XskTx<'_> {
         if s.held.is_some() {
             return true;
         }
-        if s.free.is_empty() {
+        // Completions free both a frame and a place on the transmit ring:
+        // reap when either runs out (the transmit pool can be larger than
+        // the ring).
+        if s.free.is_empty() || s.tx_in_flight >= s.ring_size {
             s.reap();
         }
         !s.free.is_empty() && s.tx_in_flight < s.ring_size
@@ -647,6 +631,10 @@ impl XskTx<'_> {
     /// When no frame is held: a caller bug.
     #[inline]
     pub fn commit(&mut self, len: usize) {
+        assert!(
+            len <= self.s.area.frame_size as usize,
+            "frame longer than its UMEM frame"
+        );
         let addr = self.s.held.take().expect("commit without a slot");
         // `ready` kept the ring from filling: in flight < ring size.
         let ok = self.s.submit(addr, len as u32);
