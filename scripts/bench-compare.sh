@@ -53,7 +53,9 @@ ROWS=(
   "xdp-block|xdp://veth0/0?port=PORT&rx=block|xdp://veth0/0?port=PORT&peer=$IP:PORT&rx=block"
   "xdp-server-udp-client|xdp://veth0/0?port=PORT&rx=spin|udp://$IP:PORT?rx=spin"
 )
-PORT=13000
+# Each run gets its own port (rtt runs in a subshell, so the number lives in
+# a file).
+echo 13000 >"$OUT/port"
 if [ -n "${ROWS_MATCH:-}" ]; then
   kept=()
   for row in "${ROWS[@]}"; do
@@ -64,7 +66,7 @@ fi
 
 # rtt BIN SERVER CLIENT -> "p50 p99" (ns), or "- -" when the run failed
 rtt() {
-  PORT=$((PORT + 1))
+  local PORT; PORT=$(cat "$OUT/port"); echo $((PORT + 1)) >"$OUT/port"
   local s=${2//PORT/$PORT} c=${3//PORT/$PORT}
   ip netns exec "$EX" "$1" pong "$s" --cpu 1 >/dev/null 2>&1 &
   SPID=$!
@@ -74,7 +76,8 @@ rtt() {
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rtt_ns"]; print(r["p50"], r["p99"])' "$OUT/p.json"
   else
     echo "- -"
-    sed 's/^/  /' "$OUT/p.err" >&2
+    echo "  $1 ping $c failed:" >&2
+    sed 's/^/    /' "$OUT/p.err" >&2
   fi
   kill -INT "$SPID" 2>/dev/null || true
   wait "$SPID" 2>/dev/null || true
