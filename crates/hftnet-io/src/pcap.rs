@@ -787,7 +787,8 @@ mod tests {
                 !(required_in_ci && std::env::var("CI").is_ok_and(|v| v == "true")),
                 "{test}: {tool} is not installed: apt-get install {package}"
             );
-            eprintln!("SKIPPED {test}: {tool} not installed");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {tool} not installed");
         }
         ok
     }
@@ -905,10 +906,6 @@ mod tests {
 
     #[test]
     fn a_write_error_is_counted_never_raised() {
-        if !Path::new("/dev/full").exists() {
-            eprintln!("SKIPPED a_write_error_is_counted_never_raised: no /dev/full");
-            return;
-        }
         // The error shows when the buffer is flushed: here by flush().
         let mut w = PcapWriter::create("/dev/full", None).unwrap();
         w.record(TS, &[&[0u8; 100]], 100);
@@ -1309,7 +1306,7 @@ mod tests {
             &format!("{test} (the tshark part)"),
             "tshark",
             "tshark",
-            false,
+            true,
         ) {
             return;
         }

@@ -325,6 +325,30 @@ pub fn parse_int(v: &str) -> Option<i64> {
     }
 }
 
+/// Parses a duration: a number (a fraction allowed) and a unit — `ns`,
+/// `us` (`µs`), `ms`, `s`, `m` (`min`) or `h` — such as `50us`, `1.5ms` or
+/// `2m`. `None` for anything else: no unit, an unknown one, a negative,
+/// non-finite or too large value (more than `u64::MAX` nanoseconds).
+#[must_use]
+pub fn parse_duration(v: &str) -> Option<std::time::Duration> {
+    let t = v.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = t.split_at(split);
+    let x: f64 = num.parse().ok()?;
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        _ => return None,
+    };
+    let ns = x * scale;
+    (ns.is_finite() && (0.0..u64::MAX as f64).contains(&ns))
+        .then(|| std::time::Duration::from_nanos(ns.round() as u64))
+}
+
 /// Parses `N`, `NK`, `NM`, `NG` (1024-based, case-insensitive, optional trailing `B`/`iB`).
 #[must_use]
 pub fn parse_size(v: &str) -> Option<u64> {
@@ -409,6 +433,18 @@ mod tests {
         assert!(e.to_string().contains("from 0 to 255"), "{e}");
         let e = p.choice("rx", &["block", "spin"]).unwrap_err();
         assert!(e.to_string().contains("one of block, spin"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("50us"), Some(Duration::from_micros(50)));
+        assert_eq!(parse_duration("1.5ms"), Some(Duration::from_micros(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("100ns"), Some(Duration::from_nanos(100)));
+        for bad in ["5", "5x", "-1ms", "ms", "", "1e999s", "9999999999999h"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -6,34 +6,20 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-/// Parses `500ms`, `10s`, `2m`, `1.5s`, `250us`, `100ns`; a bare number is seconds.
+/// Parses `500ms`, `10s`, `2m`, `1.5s`, `250us`, `100ns` (the URI
+/// parameters' parser, [`hftnet_io::uri::parse_duration`]); on the command
+/// line a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 500ms, 10s or 2m"))?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "ns" => 1e-9,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {s:?}: use ns, us, ms, s, m or h"
-            ));
-        }
-    };
-    let secs = v * scale;
-    if !secs.is_finite() || !(0.0..=7.0 * 86400.0).contains(&secs) {
+    let bare = !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let with_unit = if bare { format!("{t}s") } else { t.to_string() };
+    let d = hftnet_io::uri::parse_duration(&with_unit).ok_or_else(|| {
+        format!("{s:?} is not a duration such as 500ms, 10s or 2m (units: ns, us, ms, s, m, h)")
+    })?;
+    if d > Duration::from_secs(7 * 86_400) {
         return Err(format!("{s:?} is out of range (0 to 7 days)"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// Parses a byte size (`64`, `4K`, `1M`).
