@@ -84,6 +84,8 @@ pub enum Placement {
     /// Needs a real interface between the ends (a lab's veth or a NIC):
     /// layer-2 rings and multicast are left out on loopback.
     Interface,
+    /// Both ends on one machine, in any processes (shared memory).
+    SameHost,
     /// Both ends in one process (in-process queues).
     InProcess,
 }

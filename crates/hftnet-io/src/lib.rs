@@ -9,6 +9,8 @@
 //! uring://198.18.0.2:9000?sqpoll=1        UDP through io_uring
 //! packet://veth0?port=9000                UDP over AF_PACKET rings, frames built in user space
 //! xdp://veth0/0?port=9000                 UDP over AF_XDP, only that flow steered by an XDP program
+//! shm://md?as=pub  /  shm://md?as=sub     a broadcast ring in shared memory between processes
+//! mem://pair                              an in-process pair of queues
 //! ...&pcap=/tmp/cap.pcap&pcap_max=64M     capture what is sent and received (any scheme)
 //! ...&loss=0.01&dup=0.001&reorder=0.01&delay=50us&seed=7   inject faults (any scheme)
 //! ```
@@ -37,7 +39,7 @@
 //! `#![deny(unsafe_code)]`; only ring code opts out with an
 //! `#![allow(unsafe_code)]` of its module, whose doc states the invariants
 //! it keeps (io_uring submissions, the AF_XDP UMEM and rings, in-process
-//! queues); the `AF_PACKET` rings live in `hftnet_sys::packet`.
+//! queues, shared-memory rings); the `AF_PACKET` rings live in `hftnet_sys::packet`.
 
 #![deny(unsafe_code)]
 
@@ -80,6 +82,7 @@ backend::backends! { $;
     Packet: packet::PacketBackend,
     Xdp: xdp::XdpBackend,
     Mem: mem::MemBackend,
+    Shm: shm::ShmBackend,
 }
 
 /// Which end of a conversation an endpoint is.

@@ -23,6 +23,7 @@ pub mod mmap;
 pub mod netlink;
 pub mod netns;
 pub mod packet;
+pub mod proc;
 pub mod sched;
 pub mod sock;
 

@@ -104,6 +104,35 @@ impl Mapping {
         Self::checked("mmap(MAP_SHARED)", p, len)
     }
 
+    /// `fallocate(fd, 0, 0, len)`: gives the file `fd` refers to `len` bytes
+    /// of real storage now (zeroed), so that a [`shared_fd`](Self::shared_fd)
+    /// mapping of it never faults on a full file system. On tmpfs
+    /// (`/dev/shm`) a page is only allocated when first touched, and a touch
+    /// that finds the file system full raises `SIGBUS`; this turns that into
+    /// an error here.
+    ///
+    /// # Errors
+    /// `call = "fallocate"`: `ENOSPC` when the file system is full (tmpfs:
+    /// its `size=` limit), `EFBIG` beyond the file size limit,
+    /// `EOPNOTSUPP` on a file system without it, `EBADF`/`EINVAL` for a
+    /// descriptor not open for writing or a length of 0.
+    pub fn allocate(fd: BorrowedFd<'_>, len: usize) -> Result<()> {
+        let Ok(l) = libc::off_t::try_from(len) else {
+            return Err(SyscallError::from_errno("fallocate", libc::EFBIG));
+        };
+        loop {
+            // SAFETY: plain integers; the descriptor is open (borrowed).
+            let r = unsafe { libc::fallocate(fd.as_raw_fd(), 0, 0, l) };
+            if r == 0 {
+                return Ok(());
+            }
+            let e = SyscallError::last("fallocate");
+            if e.errno() != Some(libc::EINTR) {
+                return Err(e);
+            }
+        }
+    }
+
     /// Turns the result of `mmap` into a `Mapping` or the error of `call`.
     fn checked(call: &'static str, p: *mut libc::c_void, len: usize) -> Result<Self> {
         if p == libc::MAP_FAILED {

@@ -1,0 +1,902 @@
+//! A broadcast ring as a file in shared memory (`/dev/shm/hftnet-shm.NAME`):
+//! its layout, creation by the writer, attachment by readers with the
+//! format checked, the reader table, the writer's heartbeat, and the
+//! listing, inspection and removal of rings by name.
+//!
+//! Layer: under [`super::Publisher`] and [`super::Subscriber`]; the
+//! protocol itself is [`super::ring`]. Ring code: `unsafe` turns offsets
+//! of the mapping into references to the atomics placed there.
+//!
+//! Layout (all little-endian, offsets in bytes):
+//! ```text
+//! 0      identity (one line, written before the file is given its name, never again):
+//!        magic "HFTNSHM\0", format version, header length, slots, slot size,
+//!        slot stride, reader entries, writer pid, creation time
+//! 64     head: messages published (the writer's position)          [writer, each message]
+//! 128    state (live/closed) and heartbeat (CLOCK_MONOTONIC ns)     [writer, every 100 ms]
+//! 192    futex word, sleeping readers, readers that may sleep        [readers; writer wakes]
+//! 256    64 reader entries of one line: pid, cursor, counters       [each reader its own]
+//! 8192   slots of `stride` bytes: sequence word, length, payload words
+//! ```
+//! Each group sits on its own 64-byte line, so the writer's per-message
+//! stores and a reader's own counters never share a line with anything
+//! another process writes on the hot path.
+//!
+//! Invariants that make the references sound:
+//! - the mapping covers the whole file and the file's size is checked
+//!   against the identity at attach, so every offset computed from the
+//!   (copied, validated) identity is inside it; the file is sized and its
+//!   storage allocated (`fallocate`) before anything maps it, so a full
+//!   `/dev/shm` is an error at creation, not a `SIGBUS` later;
+//! - everything shared after creation is an atomic; the identity is read
+//!   once with a volatile copy and only the validated copy is used;
+//! - a file is given its name (`link`) only once its header is complete,
+//!   so a reader never sees a half-made ring. A file someone else
+//!   truncates under a mapping would still fault (`SIGBUS`): the directory
+//!   is the user's own (`/dev/shm`, mode 0600 files).
+
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hftnet_sys::SyscallError;
+use hftnet_sys::futex::Deadline;
+use hftnet_sys::mmap::Mapping;
+use serde::Serialize;
+
+use super::ring::RingMem;
+
+/// The first eight bytes of every ring file.
+pub const MAGIC: [u8; 8] = *b"HFTNSHM\0";
+/// The layout version this build writes and reads; a ring of another
+/// version is refused at attach, naming both.
+pub const FORMAT_VERSION: u32 = 1;
+/// Reader entries in the header: readers attached at once.
+pub const MAX_READERS: usize = 64;
+/// Bytes before the first slot.
+pub const HEADER_LEN: usize = 8192;
+/// Ring files are named this, then the ring's name.
+pub const FILE_PREFIX: &str = "hftnet-shm.";
+/// Where rings live unless `dir=` says otherwise.
+pub const DEFAULT_DIR: &str = "/dev/shm";
+/// How often the writer's heartbeat is stamped.
+pub const HEARTBEAT: Duration = Duration::from_millis(100);
+/// A heartbeat this old means the writer is gone (hung, stopped, or dead
+/// in another PID namespace); a writer whose process no longer exists is
+/// called dead once its heartbeat is three beats old.
+pub const DEAD_AFTER: Duration = Duration::from_secs(1);
+/// The largest slot area of a ring (slots x stride).
+pub const MAX_RING_BYTES: usize = 1 << 30;
+/// The largest payload of a slot.
+pub const MAX_SLOT_SIZE: u32 = 1 << 20;
+
+const STATE_LIVE: u32 = 1;
+const STATE_CLOSED: u32 = 2;
+const LINE: usize = 64;
+/// Slot header: sequence word (8), length (4), reserved (4).
+const SLOT_HEADER: usize = 16;
+
+/// The identity line, as written at creation.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy)]
+struct Identity {
+    magic: [u8; 8],
+    version: u32,
+    header_len: u32,
+    slots: u32,
+    slot_size: u32,
+    stride: u32,
+    max_readers: u32,
+    writer_pid: u32,
+    _reserved: u32,
+    created_unix_ns: u64,
+}
+
+#[repr(C, align(64))]
+struct HeadLine {
+    head: AtomicU64,
+}
+
+#[repr(C, align(64))]
+struct LifeLine {
+    state: AtomicU32,
+    _reserved: AtomicU32,
+    heartbeat_ns: AtomicU64,
+}
+
+/// The readers' wake-up line.
+#[repr(C, align(64))]
+pub(super) struct WakeLine {
+    /// The futex word: bumped by the writer to wake sleepers.
+    pub seq: AtomicU32,
+    /// Readers sleeping or about to.
+    pub waiters: AtomicU32,
+    /// Readers that may sleep (not spinning): the writer checks for
+    /// sleepers only when this is not zero.
+    pub may_sleep: AtomicU32,
+}
+
+/// One reader's entry (its own line).
+#[repr(C, align(64))]
+pub(super) struct ReaderEntry {
+    /// The reader's pid; 0: free.
+    pub pid: AtomicU32,
+    /// 1 when the reader may sleep.
+    pub blocking: AtomicU32,
+    /// Next message the reader reads.
+    pub cursor: AtomicU64,
+    /// Messages delivered.
+    pub received: AtomicU64,
+    /// Times the reader was lapped.
+    pub lapped: AtomicU64,
+    /// Messages the reader missed when lapped.
+    pub missed: AtomicU64,
+    /// When it attached (CLOCK_MONOTONIC ns).
+    pub attached_ns: AtomicU64,
+}
+
+#[repr(C)]
+struct Header {
+    id: Identity,
+    head: HeadLine,
+    life: LifeLine,
+    wake: WakeLine,
+    readers: [ReaderEntry; MAX_READERS],
+}
+
+const _: () = assert!(std::mem::size_of::<Identity>() == LINE);
+const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_LEN);
+const _: () = assert!(std::mem::offset_of!(Header, head) == LINE);
+const _: () = assert!(std::mem::offset_of!(Header, readers) == 4 * LINE);
+
+/// Why a ring could not be made, opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ShmError {
+    /// A ring name is not a plain name.
+    #[error(
+        "bad shm ring name {0:?}: use 1 to 64 letters, digits, '-' or '_' (e.g. shm://md)"
+    )]
+    BadName(String),
+    /// Sizes out of range.
+    #[error("{0}")]
+    BadSize(String),
+    /// No ring of that name.
+    #[error(
+        "no shm ring {name:?} in {dir} (is its writer running? `hftnet shm list` shows the rings)"
+    )]
+    NotFound {
+        /// The ring.
+        name: String,
+        /// The directory searched.
+        dir: String,
+    },
+    /// The ring has a live writer already.
+    #[error(
+        "shm ring {name:?} already has a live writer (pid {pid}): a ring has one writer; stop it, \
+         or pick another name"
+    )]
+    WriterExists {
+        /// The ring.
+        name: String,
+        /// Its writer.
+        pid: u32,
+    },
+    /// The file is not a ring of this build's format.
+    #[error(
+        "{path} is not a usable shm ring: {reason}; if it is stale, remove it with \
+         `hftnet shm rm {name} --force`"
+    )]
+    Format {
+        /// The file.
+        path: String,
+        /// The ring's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Every reader entry is taken by a live reader.
+    #[error(
+        "shm ring {name:?} has {MAX_READERS} readers attached already; detach one (`hftnet shm \
+         stat {name}` lists them)"
+    )]
+    ReadersFull {
+        /// The ring.
+        name: String,
+    },
+    /// A file-system or mapping call failed.
+    #[error("{what} {path}: {cause}{hint}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// The system's answer.
+        cause: std::io::Error,
+        /// What to do about it.
+        hint: &'static str,
+    },
+}
+
+fn io_err(what: &'static str, path: &Path, cause: std::io::Error) -> ShmError {
+    let hint = match cause.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => {
+            " (the ring belongs to another user, or its permissions (perm=) do not let you in)"
+        }
+        Some(libc::ENOSPC | libc::ENOMEM) => {
+            " (the shared-memory file system is full: lower slots= or size=, or remove stale \
+             rings with `hftnet shm list` / `hftnet shm rm`)"
+        }
+        Some(libc::ELOOP) => " (a symbolic link where a ring was expected: refused)",
+        Some(libc::ENOENT) => " (does the directory exist?)",
+        _ => "",
+    };
+    ShmError::Io {
+        what,
+        path: path.display().to_string(),
+        cause,
+        hint,
+    }
+}
+
+fn sys_err(what: &'static str, path: &Path, e: &SyscallError) -> ShmError {
+    io_err(
+        what,
+        path,
+        std::io::Error::from_raw_os_error(e.errno().unwrap_or(libc::EIO)),
+    )
+}
+
+/// Checks a ring name.
+///
+/// # Errors
+/// [`ShmError::BadName`].
+pub fn check_name(name: &str) -> Result<(), ShmError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ShmError::BadName(name.to_string()))
+    }
+}
+
+/// Checks a ring file's name (a ring name, or one with `.c2s`/`.s2c`).
+fn check_ring_name(name: &str) -> Result<(), ShmError> {
+    let base = name
+        .strip_suffix(".c2s")
+        .or_else(|| name.strip_suffix(".s2c"))
+        .unwrap_or(name);
+    check_name(base).map_err(|_| ShmError::BadName(name.to_string()))
+}
+
+/// The file of ring `name` in `dir`.
+#[must_use]
+pub fn path_of(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{FILE_PREFIX}{name}"))
+}
+
+/// Payload bytes per slot rounded to whole words, and the slot stride.
+fn geometry(slot_size: u32) -> (u32, usize) {
+    let size = slot_size.div_ceil(8) * 8;
+    let stride = (SLOT_HEADER + size as usize).div_ceil(LINE) * LINE;
+    (size, stride)
+}
+
+/// CLOCK_MONOTONIC now in ns (shared by every process of the machine).
+pub(super) fn monotonic_ns() -> u64 {
+    Deadline::now().map_or(0, |d| d.as_monotonic().as_nanos() as u64)
+}
+
+/// A ring's file, mapped.
+#[derive(Debug)]
+pub(super) struct Mapped {
+    map: Mapping,
+    id: Identity,
+    /// The file's inode, to tell this ring from a newer one of the same name.
+    pub ino: u64,
+    /// The file.
+    pub path: PathBuf,
+    /// The ring's name.
+    pub name: String,
+}
+
+impl Mapped {
+    fn header(&self) -> *const Header {
+        self.map.as_ptr().cast::<Header>()
+    }
+
+    /// The head line's word.
+    pub fn head_word(&self) -> &AtomicU64 {
+        // SAFETY: the mapping holds a whole header (checked at attach or
+        // made at creation), page aligned, so the head line is in bounds
+        // and aligned; it holds only an atomic.
+        unsafe { &(*self.header()).head.head }
+    }
+
+    fn life(&self) -> &LifeLine {
+        // SAFETY: as `head_word`; the line holds only atomics.
+        unsafe { &(*self.header()).life }
+    }
+
+    /// The wake-up line.
+    pub fn wake(&self) -> &WakeLine {
+        // SAFETY: as `head_word`; the line holds only atomics.
+        unsafe { &(*self.header()).wake }
+    }
+
+    /// Reader entry `i` (`i < MAX_READERS`).
+    pub fn reader(&self, i: usize) -> &ReaderEntry {
+        // SAFETY: as `head_word`; `i` is checked by the indexing; the
+        // entries hold only atomics.
+        unsafe { &(*self.header()).readers[i] }
+    }
+
+    /// Slots.
+    pub fn slots(&self) -> u32 {
+        self.id.slots
+    }
+
+    /// Payload bytes per slot.
+    pub fn slot_size(&self) -> u32 {
+        self.id.slot_size
+    }
+
+    /// Stamps the heartbeat.
+    pub fn beat(&self) {
+        self.life()
+            .heartbeat_ns
+            .store(monotonic_ns(), Ordering::Relaxed);
+    }
+
+    /// Marks the ring closed by its writer and wakes every sleeper.
+    pub fn close(&self) {
+        self.life().state.store(STATE_CLOSED, Ordering::Release);
+        let w = self.wake();
+        w.seq.fetch_add(1, Ordering::Release);
+        let _ = hftnet_sys::futex::wake(&w.seq, hftnet_sys::futex::Scope::Shared, u32::MAX);
+    }
+
+    /// Whether the writer is alive, closed, or gone.
+    pub fn writer(&self) -> WriterState {
+        let life = self.life();
+        if life.state.load(Ordering::Acquire) == STATE_CLOSED {
+            return WriterState::Closed;
+        }
+        let beat = life.heartbeat_ns.load(Ordering::Relaxed);
+        let age = Duration::from_nanos(monotonic_ns().saturating_sub(beat));
+        let pid = self.id.writer_pid;
+        let gone = age >= DEAD_AFTER
+            || (age >= 3 * HEARTBEAT && matches!(hftnet_sys::proc::exists(pid), Ok(false)));
+        if gone {
+            WriterState::Dead {
+                pid,
+                silent_ms: age.as_millis() as u64,
+            }
+        } else {
+            WriterState::Live { pid }
+        }
+    }
+
+    /// Whether the file at our path is still this ring.
+    pub fn still_named(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino)
+    }
+
+    /// Takes a free reader entry (or one of a dead reader) for this
+    /// process; returns its index.
+    pub fn claim_reader(&self, blocking: bool) -> Result<usize, ShmError> {
+        let me = std::process::id();
+        let take = |i: usize| {
+            let e = self.reader(i);
+            e.blocking.store(u32::from(blocking), Ordering::Relaxed);
+            e.cursor
+                .store(self.head_word().load(Ordering::Acquire), Ordering::Relaxed);
+            e.received.store(0, Ordering::Relaxed);
+            e.lapped.store(0, Ordering::Relaxed);
+            e.missed.store(0, Ordering::Relaxed);
+            e.attached_ns.store(monotonic_ns(), Ordering::Relaxed);
+            i
+        };
+        for i in 0..MAX_READERS {
+            if self
+                .reader(i)
+                .pid
+                .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(take(i));
+            }
+        }
+        // Full: reclaim the entry of a reader that died attached.
+        for i in 0..MAX_READERS {
+            let pid = self.reader(i).pid.load(Ordering::Acquire);
+            if pid != 0
+                && matches!(hftnet_sys::proc::exists(pid), Ok(false))
+                && self
+                    .reader(i)
+                    .pid
+                    .compare_exchange(pid, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return Ok(take(i));
+            }
+        }
+        Err(ShmError::ReadersFull {
+            name: self.name.clone(),
+        })
+    }
+
+    /// A snapshot of the ring for `stat` and `list`.
+    pub fn info(&self) -> RingInfo {
+        let head = self.head_word().load(Ordering::Acquire);
+        let readers = (0..MAX_READERS)
+            .filter_map(|i| {
+                let e = self.reader(i);
+                let pid = e.pid.load(Ordering::Acquire);
+                (pid != 0).then(|| {
+                    let cursor = e.cursor.load(Ordering::Relaxed);
+                    ReaderInfo {
+                        entry: i,
+                        pid,
+                        alive: hftnet_sys::proc::exists(pid).unwrap_or(true),
+                        blocking: e.blocking.load(Ordering::Relaxed) != 0,
+                        cursor,
+                        lag: head.saturating_sub(cursor),
+                        received: e.received.load(Ordering::Relaxed),
+                        lapped: e.lapped.load(Ordering::Relaxed),
+                        missed: e.missed.load(Ordering::Relaxed),
+                    }
+                })
+            })
+            .collect();
+        let beat = self.life().heartbeat_ns.load(Ordering::Relaxed);
+        RingInfo {
+            name: self.name.clone(),
+            path: self.path.display().to_string(),
+            version: self.id.version,
+            slots: self.id.slots,
+            slot_size: self.id.slot_size,
+            bytes: self.map.len() as u64,
+            created_unix_ns: self.id.created_unix_ns,
+            writer: self.writer(),
+            heartbeat_age_ms: monotonic_ns().saturating_sub(beat) / 1_000_000,
+            head,
+            readers,
+        }
+    }
+}
+
+/// The protocol's view of a mapped ring.
+impl RingMem for Mapped {
+    type W64 = AtomicU64;
+    type W32 = AtomicU32;
+
+    #[inline(always)]
+    fn slot_count(&self) -> u64 {
+        u64::from(self.id.slots)
+    }
+
+    #[inline(always)]
+    fn words(&self) -> usize {
+        self.id.slot_size as usize / 8
+    }
+
+    #[inline(always)]
+    fn head(&self) -> &AtomicU64 {
+        self.head_word()
+    }
+
+    #[inline(always)]
+    fn seq(&self, k: usize) -> &AtomicU64 {
+        debug_assert!(k < self.id.slots as usize);
+        let at = HEADER_LEN + k * self.id.stride as usize;
+        // SAFETY: `k < slots` (the protocol masks it) and the file holds
+        // `slots * stride` bytes after the header (checked at attach), so
+        // the word is inside the mapping; `stride` is a multiple of 64 and
+        // the mapping page aligned, so it is 8-byte aligned. Shared words
+        // are only ever accessed atomically.
+        unsafe { &*self.map.as_ptr().add(at).cast::<AtomicU64>() }
+    }
+
+    #[inline(always)]
+    fn len(&self, k: usize) -> &AtomicU32 {
+        debug_assert!(k < self.id.slots as usize);
+        let at = HEADER_LEN + k * self.id.stride as usize + 8;
+        // SAFETY: as `seq`, 8 bytes further, 4-byte aligned.
+        unsafe { &*self.map.as_ptr().add(at).cast::<AtomicU32>() }
+    }
+
+    #[inline(always)]
+    fn word(&self, k: usize, w: usize) -> &AtomicU64 {
+        debug_assert!(k < self.id.slots as usize && w < self.words());
+        let at = HEADER_LEN + k * self.id.stride as usize + SLOT_HEADER + w * 8;
+        // SAFETY: as `seq`; `w < slot_size / 8` (the protocol clamps
+        // lengths to the slot) and `SLOT_HEADER + slot_size <= stride`.
+        unsafe { &*self.map.as_ptr().add(at).cast::<AtomicU64>() }
+    }
+
+    #[inline(always)]
+    fn fence(order: Ordering) {
+        std::sync::atomic::fence(order);
+    }
+}
+
+/// The writer as a reader (or `stat`) sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum WriterState {
+    /// Beating.
+    Live {
+        /// Its pid.
+        pid: u32,
+    },
+    /// Closed the ring on its way out.
+    Closed,
+    /// Stopped beating: killed, hung or stopped.
+    Dead {
+        /// Its pid.
+        pid: u32,
+        /// How long it has been silent.
+        silent_ms: u64,
+    },
+}
+
+/// One reader of a ring, as `hftnet shm stat` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReaderInfo {
+    /// Its entry in the header.
+    pub entry: usize,
+    /// Its pid.
+    pub pid: u32,
+    /// Whether that process still exists.
+    pub alive: bool,
+    /// Whether it may sleep (else it spins).
+    pub blocking: bool,
+    /// The next message it reads.
+    pub cursor: u64,
+    /// Messages published it has not read yet.
+    pub lag: u64,
+    /// Messages delivered.
+    pub received: u64,
+    /// Times it was lapped.
+    pub lapped: u64,
+    /// Messages it missed by being lapped.
+    pub missed: u64,
+}
+
+/// A ring, as `hftnet shm list` and `stat` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RingInfo {
+    /// The ring's name.
+    pub name: String,
+    /// Its file.
+    pub path: String,
+    /// Its format version.
+    pub version: u32,
+    /// Slots.
+    pub slots: u32,
+    /// Payload bytes per slot.
+    pub slot_size: u32,
+    /// The file's size.
+    pub bytes: u64,
+    /// When it was made (Unix time, ns).
+    pub created_unix_ns: u64,
+    /// Its writer.
+    pub writer: WriterState,
+    /// Age of the writer's last heartbeat.
+    pub heartbeat_age_ms: u64,
+    /// Messages published: the writer's position.
+    pub head: u64,
+    /// Readers attached.
+    pub readers: Vec<ReaderInfo>,
+}
+
+impl RingInfo {
+    /// Whether nobody writes it any more (closed, or the writer is dead):
+    /// `hftnet shm rm` removes it without `--force`.
+    #[must_use]
+    pub fn stale(&self) -> bool {
+        !matches!(self.writer, WriterState::Live { .. })
+    }
+}
+
+/// Opens and maps the ring file at `path` (named `name`), checking it is a
+/// ring of this format.
+pub(super) fn attach(path: &Path, name: &str) -> Result<Mapped, ShmError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ShmError::NotFound {
+                    name: name.to_string(),
+                    dir: dir.display().to_string(),
+                }
+            } else {
+                io_err("opening", path, e)
+            }
+        })?;
+    let meta = f.metadata().map_err(|e| io_err("inspecting", path, e))?;
+    let bad = |reason: String| ShmError::Format {
+        path: path.display().to_string(),
+        name: name.to_string(),
+        reason,
+    };
+    if !meta.file_type().is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let size = meta.len();
+    if size < HEADER_LEN as u64 {
+        return Err(bad(format!(
+            "{size} bytes, shorter than a ring header ({HEADER_LEN})"
+        )));
+    }
+    if size > (HEADER_LEN + MAX_RING_BYTES) as u64 {
+        return Err(bad(format!("{size} bytes, larger than any ring")));
+    }
+    let map = Mapping::shared_fd(f.as_fd(), size as usize).map_err(|e| sys_err("mapping", path, &e))?;
+    // SAFETY: the mapping is at least a header long and page aligned; the
+    // identity is plain data, copied out once with a volatile read (a
+    // hostile writer changing it later changes nothing we use).
+    let id = unsafe { std::ptr::read_volatile(map.as_ptr().cast::<Identity>()) };
+    if id.magic != MAGIC {
+        return Err(bad("no hftnet ring magic at its start".into()));
+    }
+    if id.version != FORMAT_VERSION {
+        return Err(bad(format!(
+            "format version {} (this hftnet reads version {FORMAT_VERSION}); run the same hftnet \
+             at both ends",
+            id.version
+        )));
+    }
+    let (size_words, stride) = geometry(id.slot_size);
+    let checks = [
+        (id.header_len as usize == HEADER_LEN, "header length"),
+        (id.max_readers as usize == MAX_READERS, "reader entries"),
+        (
+            id.slots >= 2 && id.slots.is_power_of_two() && id.slots <= 1 << 24,
+            "slot count (a power of two)",
+        ),
+        (
+            id.slot_size >= 8 && id.slot_size <= MAX_SLOT_SIZE && size_words == id.slot_size,
+            "slot size",
+        ),
+        (id.stride as usize == stride, "slot stride"),
+        (
+            (id.slots as u64) * (stride as u64) + HEADER_LEN as u64 == size,
+            "file size for its slots",
+        ),
+    ];
+    if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
+        return Err(bad(format!(
+            "its header has a bad {what} (slots {}, slot size {}, stride {}, {size} bytes)",
+            id.slots, id.slot_size, id.stride
+        )));
+    }
+    Ok(Mapped {
+        map,
+        id,
+        ino: meta.ino(),
+        path: path.to_path_buf(),
+        name: name.to_string(),
+    })
+}
+
+/// What a writer asks for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shape {
+    pub slots: u32,
+    pub slot_size: u32,
+    pub perm: u32,
+}
+
+/// Creates ring `name` in `dir` for a new writer: replaces a stale ring
+/// of that name (closed, or its writer dead) and refuses a live one.
+/// Returns the mapping and what it replaced, if anything.
+pub(super) fn create(
+    dir: &Path,
+    name: &str,
+    shape: Shape,
+) -> Result<(Mapped, Option<RingInfo>), ShmError> {
+    check_ring_name(name)?;
+    let (slot_size, stride) = geometry(shape.slot_size);
+    if !(2..=1 << 24).contains(&shape.slots) || !shape.slots.is_power_of_two() {
+        return Err(ShmError::BadSize(format!(
+            "slots={} : a ring takes a power of two from 2 to 16777216 slots",
+            shape.slots
+        )));
+    }
+    if !(8..=MAX_SLOT_SIZE).contains(&slot_size) {
+        return Err(ShmError::BadSize(format!(
+            "size={} : a slot takes 8 bytes to 1M",
+            shape.slot_size
+        )));
+    }
+    let bytes = shape.slots as usize * stride;
+    if bytes > MAX_RING_BYTES {
+        return Err(ShmError::BadSize(format!(
+            "slots={} x size={} makes {} MiB of slots; a ring takes at most {} MiB: lower slots= \
+             or size=",
+            shape.slots,
+            shape.slot_size,
+            bytes >> 20,
+            MAX_RING_BYTES >> 20
+        )));
+    }
+    let path = path_of(dir, name);
+    let me = std::process::id();
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    for _ in 0..4 {
+        let mut replaced = None;
+        match attach(&path, name) {
+            Ok(old) => {
+                let info = old.info();
+                if let WriterState::Live { pid } = info.writer {
+                    return Err(ShmError::WriterExists {
+                        name: name.to_string(),
+                        pid,
+                    });
+                }
+                // Stale: take its name over (readers still mapping it see
+                // it closed or dead and look for the new one).
+                if old.still_named() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                replaced = Some(info);
+            }
+            Err(ShmError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let tmp = dir.join(format!(
+            ".{FILE_PREFIX}{name}.{me}.{}",
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        ));
+        let made = make_file(&tmp, name, shape.slots, slot_size, stride, shape.perm);
+        let mapped = match made {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                let mut m = mapped;
+                m.path = path;
+                return Ok((m, replaced));
+            }
+            // Another writer named its ring first: look again.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("naming", &path, e)),
+        }
+    }
+    Err(io_err(
+        "creating",
+        &path,
+        std::io::Error::from_raw_os_error(libc::EEXIST),
+    ))
+}
+
+/// Makes, sizes and initialises the file at `tmp` (not yet named).
+fn make_file(
+    tmp: &Path,
+    name: &str,
+    slots: u32,
+    slot_size: u32,
+    stride: usize,
+    perm: u32,
+) -> Result<Mapped, ShmError> {
+    let f: File = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(perm)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(tmp)
+        .map_err(|e| io_err("creating", tmp, e))?;
+    // The umask may have taken bits away: set exactly what was asked.
+    f.set_permissions(std::fs::Permissions::from_mode(perm))
+        .map_err(|e| io_err("setting permissions of", tmp, e))?;
+    let len = HEADER_LEN + slots as usize * stride;
+    f.set_len(len as u64)
+        .map_err(|e| io_err("sizing", tmp, e))?;
+    Mapping::allocate(f.as_fd(), len).map_err(|e| sys_err("allocating", tmp, &e))?;
+    let map = Mapping::shared_fd(f.as_fd(), len).map_err(|e| sys_err("mapping", tmp, &e))?;
+    let id = Identity {
+        magic: MAGIC,
+        version: FORMAT_VERSION,
+        header_len: HEADER_LEN as u32,
+        slots,
+        slot_size,
+        stride: stride as u32,
+        max_readers: MAX_READERS as u32,
+        writer_pid: std::process::id(),
+        _reserved: 0,
+        created_unix_ns: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    };
+    // SAFETY: the mapping is at least a header long, page aligned and not
+    // yet named, so nobody else maps it; the identity is plain data.
+    unsafe { std::ptr::write_volatile(map.as_ptr().cast::<Identity>(), id) };
+    let ino = f.metadata().map_err(|e| io_err("inspecting", tmp, e))?.ino();
+    let m = Mapped {
+        map,
+        id,
+        ino,
+        path: tmp.to_path_buf(),
+        name: name.to_string(),
+    };
+    m.life().state.store(STATE_LIVE, Ordering::Relaxed);
+    m.beat();
+    Ok(m)
+}
+
+/// The rings in `dir`, by name; files with the ring prefix that are not
+/// usable rings come back as errors, so `list` shows them too.
+#[must_use]
+pub fn list(dir: &Path) -> Vec<Result<RingInfo, ShmError>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(FILE_PREFIX))
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names.iter().map(|n| stat(dir, n)).collect()
+}
+
+/// Ring `name` in `dir`, as `hftnet shm stat` shows it.
+///
+/// # Errors
+/// [`ShmError::NotFound`], [`ShmError::Format`] and the like.
+pub fn stat(dir: &Path, name: &str) -> Result<RingInfo, ShmError> {
+    check_ring_name(name)?;
+    attach(&path_of(dir, name), name).map(|m| m.info())
+}
+
+/// Removes ring `name` from `dir`: refused while its writer is live unless
+/// `force`; a file that is not a usable ring only with `force`. Readers
+/// still attached keep their mapping until they detach.
+///
+/// # Errors
+/// [`ShmError::WriterExists`] for a live ring without `force`, and the
+/// errors of [`stat`].
+pub fn remove(dir: &Path, name: &str, force: bool) -> Result<Option<RingInfo>, ShmError> {
+    check_ring_name(name)?;
+    let path = path_of(dir, name);
+    let info = match stat(dir, name) {
+        Ok(i) => Some(i),
+        Err(e @ ShmError::Format { .. }) if !force => return Err(e),
+        Err(ShmError::Format { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(i) = &info
+        && let (WriterState::Live { pid }, false) = (i.writer, force)
+    {
+        return Err(ShmError::WriterExists {
+            name: name.to_string(),
+            pid,
+        });
+    }
+    std::fs::remove_file(&path).map_err(|e| io_err("removing", &path, e))?;
+    Ok(info)
+}

@@ -1,0 +1,395 @@
+//! The broadcast ring's protocol, apart from where its memory lives: one
+//! writer publishes message `n` into slot `n % slots`; any number of
+//! readers, each with its own cursor, copy message `c` out of slot
+//! `c % slots` and check it was not overwritten while they copied.
+//!
+//! Layer: the core of `shm://`, written once over a [`RingMem`] so the same
+//! two functions ([`write`], [`read`]) run on a file mapped shared between
+//! processes and, in the unit tests, on `loom`'s model atomics, which check
+//! every interleaving the memory model allows.
+//!
+//! The protocol (a seqlock per slot, with the message number in the
+//! sequence word so a reader tells "not yet written" from "overwritten"):
+//! - writer, message `n` into slot `k`: `seq[k] = 2n+1` (Relaxed, "being
+//!   written"), a Release fence, the length and payload words (Relaxed),
+//!   then `seq[k] = 2n+2` (Release, "message n complete"), then `head =
+//!   n+1` (Release: the writer's position, read by sleepers, lapped
+//!   readers and `hftnet shm stat`);
+//! - reader, message `c`: `s1 = seq[k]` (Acquire). `s1 < 2c+2`: not yet
+//!   written (an older message, or `c` being written): empty. `s1 > 2c+2`:
+//!   overwritten by a later message: lapped. Otherwise copy the length and
+//!   payload words (Relaxed), an Acquire fence, and `s2 = seq[k]`
+//!   (Relaxed): the copy is message `c` exactly when `s2 == s1`.
+//!
+//! Why a torn copy is always caught: if any payload load read a value of a
+//! later write, that write came after the writer's Release fence, which
+//! then synchronises with the reader's Acquire fence (fence to fence,
+//! through that payload word), so the writer's odd store of `seq[k]` — made
+//! before its fence — happens before the reader's `s2` load, and `s2` is
+//! that odd value or later, never `s1`. And a reader whose `s1` load read
+//! `2c+2` acquired the writer's Release store of it, so every payload store
+//! of message `c` happens before its copy.
+//!
+//! Every word is an atomic (Relaxed loads and stores of whole 8-byte words
+//! compile to plain moves on x86-64 and arm64): there is no data race in
+//! the language's sense, only values the check throws away (Boehm, "Can
+//! seqlocks get along with programming language memory models?", 2012).
+//!
+//! Must never: be written by two writers at once (the sequence words would
+//! interleave), or read with a length larger than the slot (lengths are
+//! clamped to the slot: a hostile or torn length cannot take a read out
+//! of bounds).
+
+use std::sync::atomic::Ordering;
+
+/// A 64-bit atomic word as the protocol uses it.
+pub trait Word64 {
+    /// Atomic load.
+    fn load(&self, order: Ordering) -> u64;
+    /// Atomic store.
+    fn store(&self, v: u64, order: Ordering);
+}
+
+/// A 32-bit atomic word as the protocol uses it.
+pub trait Word32 {
+    /// Atomic load.
+    fn load(&self, order: Ordering) -> u32;
+    /// Atomic store.
+    fn store(&self, v: u32, order: Ordering);
+}
+
+impl Word64 for std::sync::atomic::AtomicU64 {
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> u64 {
+        self.load(order)
+    }
+    #[inline(always)]
+    fn store(&self, v: u64, order: Ordering) {
+        self.store(v, order);
+    }
+}
+
+impl Word32 for std::sync::atomic::AtomicU32 {
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> u32 {
+        self.load(order)
+    }
+    #[inline(always)]
+    fn store(&self, v: u32, order: Ordering) {
+        self.store(v, order);
+    }
+}
+
+/// Where a ring's words live.
+pub trait RingMem {
+    /// The 64-bit word type.
+    type W64: Word64;
+    /// The 32-bit word type.
+    type W32: Word32;
+    /// Slots, a power of two.
+    fn slot_count(&self) -> u64;
+    /// Payload capacity of a slot in 8-byte words.
+    fn words(&self) -> usize;
+    /// The writer's position: messages published.
+    fn head(&self) -> &Self::W64;
+    /// Slot `k`'s sequence word (`k < slot_count`).
+    fn seq(&self, k: usize) -> &Self::W64;
+    /// Slot `k`'s length word.
+    fn len(&self, k: usize) -> &Self::W32;
+    /// Payload word `w` (`w < words`) of slot `k`.
+    fn word(&self, k: usize, w: usize) -> &Self::W64;
+    /// A memory fence of the same model as the words.
+    fn fence(order: Ordering);
+}
+
+/// The slot of message `n`.
+#[inline(always)]
+fn slot_of<M: RingMem>(m: &M, n: u64) -> usize {
+    (n & (m.slot_count() - 1)) as usize
+}
+
+/// Publishes `data` as message `n` (the writer's next message number).
+/// The caller checked `data.len() <= words * 8`; longer data is cut to the
+/// slot.
+#[inline]
+pub fn write<M: RingMem>(m: &M, n: u64, data: &[u8]) {
+    let k = slot_of(m, n);
+    let data = &data[..data.len().min(m.words() * 8)];
+    let seq = m.seq(k);
+    seq.store(2 * n + 1, Ordering::Relaxed);
+    M::fence(Ordering::Release);
+    m.len(k).store(data.len() as u32, Ordering::Relaxed);
+    let mut chunks = data.chunks_exact(8);
+    let mut w = 0;
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        m.word(k, w).store(u64::from_le_bytes(b), Ordering::Relaxed);
+        w += 1;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        m.word(k, w).store(u64::from_le_bytes(b), Ordering::Relaxed);
+    }
+    seq.store(2 * n + 2, Ordering::Release);
+    m.head().store(n + 1, Ordering::Release);
+}
+
+/// What [`read`] found for the message asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// The message, of this length; `out` holds its first
+    /// `min(len, out.len())` bytes.
+    Got(usize),
+    /// Not written yet.
+    Empty,
+    /// Overwritten by a later message: the reader was lapped.
+    Lapped,
+}
+
+/// Whether message `c` is published (without copying it): what a reader
+/// checks before it sleeps.
+#[inline]
+pub fn ready<M: RingMem>(m: &M, c: u64) -> bool {
+    m.seq(slot_of(m, c)).load(Ordering::Acquire) >= 2 * c + 2
+}
+
+/// Copies message `c` into `out` if it is there and whole.
+#[inline]
+pub fn read<M: RingMem>(m: &M, c: u64, out: &mut [u8]) -> Read {
+    let k = slot_of(m, c);
+    let want = 2 * c + 2;
+    let seq = m.seq(k);
+    let s1 = seq.load(Ordering::Acquire);
+    if s1 != want {
+        return if s1 < want { Read::Empty } else { Read::Lapped };
+    }
+    let len = (m.len(k).load(Ordering::Relaxed) as usize).min(m.words() * 8);
+    let copy = len.min(out.len());
+    let mut at = 0;
+    let mut w = 0;
+    while at < copy {
+        let b = m.word(k, w).load(Ordering::Relaxed).to_le_bytes();
+        let n = (copy - at).min(8);
+        out[at..at + n].copy_from_slice(&b[..n]);
+        at += n;
+        w += 1;
+    }
+    M::fence(Ordering::Acquire);
+    if seq.load(Ordering::Relaxed) != want {
+        return Read::Lapped;
+    }
+    Read::Got(len)
+}
+
+/// Where a lapped reader at `cursor` rejoins, and how many messages it
+/// missed: it rejoins at the writer's position (`head`, loaded with
+/// Acquire), having missed every message from `cursor` to there. A head
+/// that is not past the cursor (a writer that went back: a corrupt or
+/// hostile ring) still moves the reader on by one, so a reader never spins
+/// on one slot.
+#[inline]
+pub fn rejoin<M: RingMem>(m: &M, cursor: u64) -> (u64, u64) {
+    let head = m.head().load(Ordering::Acquire).max(cursor + 1);
+    (head, head - cursor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, AtomicU64, fence};
+
+    /// A ring on the heap with std atomics.
+    struct Heap {
+        head: AtomicU64,
+        seq: Vec<AtomicU64>,
+        len: Vec<AtomicU32>,
+        words: Vec<AtomicU64>,
+        per: usize,
+    }
+
+    impl Heap {
+        fn new(slots: usize, per: usize) -> Self {
+            Self {
+                head: AtomicU64::new(0),
+                seq: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+                len: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+                words: (0..slots * per).map(|_| AtomicU64::new(0)).collect(),
+                per,
+            }
+        }
+    }
+
+    impl RingMem for Heap {
+        type W64 = AtomicU64;
+        type W32 = AtomicU32;
+        fn slot_count(&self) -> u64 {
+            self.seq.len() as u64
+        }
+        fn words(&self) -> usize {
+            self.per
+        }
+        fn head(&self) -> &AtomicU64 {
+            &self.head
+        }
+        fn seq(&self, k: usize) -> &AtomicU64 {
+            &self.seq[k]
+        }
+        fn len(&self, k: usize) -> &AtomicU32 {
+            &self.len[k]
+        }
+        fn word(&self, k: usize, w: usize) -> &AtomicU64 {
+            &self.words[k * self.per + w]
+        }
+        fn fence(order: Ordering) {
+            fence(order);
+        }
+    }
+
+    #[test]
+    fn messages_of_every_length_come_back_exactly() {
+        let m = Heap::new(4, 3);
+        let mut out = [0u8; 24];
+        for n in 0..25u64 {
+            let data: Vec<u8> = (0..n as u8).map(|i| i ^ 0xa5).collect();
+            assert_eq!(read(&m, n, &mut out), Read::Empty);
+            assert!(!ready(&m, n));
+            write(&m, n, &data);
+            assert!(ready(&m, n));
+            let want = data.len().min(24);
+            assert_eq!(read(&m, n, &mut out), Read::Got(want));
+            assert_eq!(&out[..want], &data[..want]);
+        }
+        let mut short = [0u8; 5];
+        write(&m, 25, &[9; 20]);
+        assert_eq!(read(&m, 25, &mut short), Read::Got(20), "length kept");
+        assert_eq!(short, [9; 5], "copy cut to the buffer");
+    }
+
+    #[test]
+    fn a_lapped_reader_sees_it_and_rejoins_at_the_head_counting_the_missed() {
+        let m = Heap::new(4, 1);
+        for n in 0..10u64 {
+            write(&m, n, &n.to_le_bytes());
+        }
+        let mut out = [0u8; 8];
+        // Messages 0..5 were overwritten; 6..9 are still there.
+        assert_eq!(read(&m, 2, &mut out), Read::Lapped);
+        assert_eq!(rejoin(&m, 2), (10, 8));
+        assert_eq!(read(&m, 7, &mut out), Read::Got(8));
+        assert_eq!(u64::from_le_bytes(out), 7);
+        // A head behind the cursor (a hostile ring) still moves on.
+        m.head.store(3, Ordering::Relaxed);
+        assert_eq!(rejoin(&m, 5), (6, 1));
+    }
+
+    impl Word64 for loom::sync::atomic::AtomicU64 {
+        fn load(&self, o: Ordering) -> u64 {
+            loom::sync::atomic::AtomicU64::load(self, o)
+        }
+        fn store(&self, v: u64, o: Ordering) {
+            loom::sync::atomic::AtomicU64::store(self, v, o);
+        }
+    }
+    impl Word32 for loom::sync::atomic::AtomicU32 {
+        fn load(&self, o: Ordering) -> u32 {
+            loom::sync::atomic::AtomicU32::load(self, o)
+        }
+        fn store(&self, v: u32, o: Ordering) {
+            loom::sync::atomic::AtomicU32::store(self, v, o);
+        }
+    }
+
+    /// The protocol under every interleaving `loom` explores: a writer
+    /// laps a two-slot ring while a reader reads; each message's words
+    /// all hold its number, so a torn copy would show.
+    #[test]
+    fn loom_a_reader_never_accepts_a_torn_or_wrong_message_and_counts_what_it_missed() {
+        use loom::sync::Arc;
+        use loom::sync::atomic::{AtomicU32 as LU32, AtomicU64 as LU64};
+
+        struct Model {
+            head: LU64,
+            seq: [LU64; 2],
+            len: [LU32; 2],
+            words: [[LU64; 2]; 2],
+        }
+        impl RingMem for Model {
+            type W64 = LU64;
+            type W32 = LU32;
+            fn slot_count(&self) -> u64 {
+                2
+            }
+            fn words(&self) -> usize {
+                2
+            }
+            fn head(&self) -> &LU64 {
+                &self.head
+            }
+            fn seq(&self, k: usize) -> &LU64 {
+                &self.seq[k]
+            }
+            fn len(&self, k: usize) -> &LU32 {
+                &self.len[k]
+            }
+            fn word(&self, k: usize, w: usize) -> &LU64 {
+                &self.words[k][w]
+            }
+            fn fence(order: Ordering) {
+                loom::sync::atomic::fence(order);
+            }
+        }
+
+        const MESSAGES: u64 = 3;
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(3);
+        b.check(|| {
+            let m = Arc::new(Model {
+                head: LU64::new(0),
+                seq: [LU64::new(0), LU64::new(0)],
+                len: [LU32::new(0), LU32::new(0)],
+                words: [[LU64::new(0), LU64::new(0)], [LU64::new(0), LU64::new(0)]],
+            });
+            let w = m.clone();
+            let writer = loom::thread::spawn(move || {
+                for n in 0..MESSAGES {
+                    let mut data = [0u8; 16];
+                    data[..8].copy_from_slice(&(n + 1).to_le_bytes());
+                    data[8..].copy_from_slice(&(n + 1).to_le_bytes());
+                    write(&*w, n, &data);
+                }
+            });
+            let mut cursor = 0u64;
+            let (mut got, mut missed) = (0u64, 0u64);
+            let mut out = [0u8; 16];
+            // A bounded number of polls: the reader may finish early.
+            for _ in 0..4 {
+                match read(&*m, cursor, &mut out) {
+                    Read::Got(len) => {
+                        assert_eq!(len, 16);
+                        let a = u64::from_le_bytes(out[..8].try_into().unwrap());
+                        let b = u64::from_le_bytes(out[8..].try_into().unwrap());
+                        assert_eq!((a, b), (cursor + 1, cursor + 1), "torn or wrong message");
+                        got += 1;
+                        cursor += 1;
+                    }
+                    Read::Empty => loom::thread::yield_now(),
+                    Read::Lapped => {
+                        let (at, n) = rejoin(&*m, cursor);
+                        assert!(at <= MESSAGES, "rejoined past the writer: {at}");
+                        missed += n;
+                        cursor = at;
+                    }
+                }
+                if cursor == MESSAGES {
+                    break;
+                }
+            }
+            writer.join().unwrap();
+            // Every message up to the cursor was delivered or counted missed.
+            assert_eq!(got + missed, cursor);
+        });
+    }
+}
