@@ -5,12 +5,17 @@
 //! Layer: orchestration above the harness. Where the two ends run (two lab
 //! namespaces, or loopback) is the caller's [`Hosts`]; what runs is a list of
 //! [`Rung`]s, which the backend table of `hftnet-io` provides
-//! ([`rungs_for`]): a new backend adds rows without a change here.
+//! ([`rungs_for`]): a new backend adds rows without a change here. One rung
+//! is not a transport: the floor ([`floor_rung`], [`RungKind::CacheLineFloor`]),
+//! a bare cache-line ping-pong between the same two CPUs as the other rows
+//! ([`crate::floor`]), run in this process without the [`Hosts`], interleaved
+//! like any row, so every row can be read against what no IPC can beat.
 //!
 //! Invariants: one server runs at a time (a spinning server would otherwise
 //! steal a CPU from the row being measured); every slice is bounded in time;
 //! a rung that fails, or whose technique does not take effect on this device,
-//! is reported as such and never silently dropped.
+//! is reported as such and never silently dropped; the floor is never the
+//! baseline of the ratios.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,10 +27,28 @@ use hftnet_io::{Capabilities, Endpoint, Role, RungContext, Transport, dispatch};
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::floor::{FloorConfig, cache_line_pingpong};
 use crate::pingpong::{PingConfig, PongConfig, run_ping_until, run_pong};
 use crate::stats::{LatencyStats, Summary};
 
-/// One row: a transport with a receive strategy, as server and client URIs.
+/// What a rung measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RungKind {
+    /// Ping-pong over a transport, between the [`Hosts`].
+    #[default]
+    Transport,
+    /// The floor: a bare cache-line ping-pong between the client and server
+    /// CPUs ([`crate::floor`]); no transport, URIs empty.
+    CacheLineFloor,
+}
+
+/// Most round trips the floor row measures in one slice (≈ 14 s at 280 ns):
+/// a bound beside the slice's duration.
+pub const FLOOR_MAX_SAMPLES_PER_SLICE: u64 = 50_000_000;
+
+/// One row: a transport with a receive strategy, as server and client URIs
+/// (or the floor, see [`RungKind`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rung {
     /// Transport scheme, e.g. `udp`.
@@ -38,6 +61,21 @@ pub struct Rung {
     pub client_uri: String,
     /// Set when the kernel must grant busy polling for the row to mean anything.
     pub needs_busy_poll: bool,
+    /// What the row measures.
+    pub kind: RungKind,
+}
+
+/// The floor row: transport `floor`, strategy `cache-line`, no URIs.
+#[must_use]
+pub fn floor_rung() -> Rung {
+    Rung {
+        transport: "floor".into(),
+        strategy: "cache-line".into(),
+        server_uri: String::new(),
+        client_uri: String::new(),
+        needs_busy_poll: false,
+        kind: RungKind::CacheLineFloor,
+    }
 }
 
 /// Where the two ends of a rung run.
@@ -146,23 +184,82 @@ pub fn rungs_for(
             server_uri: r.server_uri,
             client_uri: r.client_uri,
             needs_busy_poll: r.needs_busy_poll,
+            kind: RungKind::Transport,
         }));
     }
     rungs
 }
 
 /// The row the p50 ratios compare against: UDP with blocking receives (the
-/// kernel's default) when it is among the rungs, else the first rung.
+/// kernel's default) when it is among the rungs, else the first transport
+/// rung; `None` when there is no transport rung (the floor is never the
+/// baseline).
 #[must_use]
-pub fn baseline(rungs: &[Rung]) -> usize {
+pub fn baseline(rungs: &[Rung]) -> Option<usize> {
+    let transport = |r: &Rung| r.kind == RungKind::Transport;
     rungs
         .iter()
-        .position(|r| r.transport == "udp" && r.strategy == "block")
-        .unwrap_or(0)
+        .position(|r| transport(r) && r.transport == "udp" && r.strategy == "block")
+        .or_else(|| rungs.iter().position(transport))
 }
 
-/// Runs one slice: server on its host, client on its host, then stops the server.
+/// Runs one slice of `rung`.
 fn run_slice(
+    hosts: &dyn Hosts,
+    rung: &Rung,
+    cfg: &LadderConfig,
+    slice: Duration,
+    clock: Clock,
+    stop: &Arc<AtomicBool>,
+) -> SliceResult {
+    match rung.kind {
+        RungKind::Transport => run_transport_slice(hosts, rung, cfg, slice, clock, stop),
+        RungKind::CacheLineFloor => run_floor_slice(cfg, slice, clock, stop),
+    }
+}
+
+/// One slice of the floor: both threads in this process, on the client and
+/// server CPUs.
+fn run_floor_slice(
+    cfg: &LadderConfig,
+    slice: Duration,
+    clock: Clock,
+    stop: &AtomicBool,
+) -> SliceResult {
+    let (Some(client_cpu), Some(server_cpu)) = (cfg.client_cpu, cfg.server_cpu) else {
+        return SliceResult {
+            error: Some(
+                "not measured: the floor needs its two ends pinned to two different CPUs, and \
+                 this run has no client and server CPU (fewer than two allowed CPUs)"
+                    .into(),
+            ),
+            ..SliceResult::default()
+        };
+    };
+    let floor = FloorConfig {
+        warmup: cfg.warmup,
+        max_samples: FLOOR_MAX_SAMPLES_PER_SLICE,
+        ..FloorConfig::new(client_cpu, server_cpu, slice)
+    };
+    match cache_line_pingpong(&floor, clock, stop) {
+        Ok(r) => SliceResult {
+            error: r.interrupted.then(|| "interrupted".into()),
+            sent: r.round_trips,
+            lost: 0,
+            rtt: r.rtt,
+            client_caps: None,
+            server_caps: None,
+        },
+        Err(e) => SliceResult {
+            error: Some(e),
+            ..SliceResult::default()
+        },
+    }
+}
+
+/// Runs one slice of a transport rung: server on its host, client on its
+/// host, then stops the server.
+fn run_transport_slice(
     hosts: &dyn Hosts,
     rung: &Rung,
     cfg: &LadderConfig,
@@ -301,7 +398,8 @@ fn run_slice(
 /// `stop` ends the run early (the slice under way ends at once); the
 /// results then cover the slices that ran.
 ///
-/// The [`baseline`] rung is the reference of the p50 ratios. A busy-poll rung whose
+/// The [`baseline`] rung is the reference of the p50 ratios (none without a
+/// transport rung). A busy-poll rung whose
 /// first slice shows busy polling not in effect is not run again; its row says why.
 pub fn run_ladder(
     hosts: &dyn Hosts,
@@ -356,8 +454,8 @@ pub fn run_ladder(
             progress(done, total, rung);
         }
     }
-    let base = acc
-        .get(baseline(rungs))
+    let base = baseline(rungs)
+        .and_then(|i| acc.get(i))
         .and_then(|a| a.rtt.summary())
         .map(|s| s.p50);
     rungs
@@ -396,6 +494,18 @@ struct Acc {
     retired: bool,
 }
 
+/// A p50 ratio as the table prints it: two decimals, or two significant
+/// digits below 0.01 (the floor row reads `0.0045`, not `0.00`).
+#[must_use]
+pub fn ratio(q: f64) -> String {
+    if q > 0.0 && q < 0.01 {
+        let decimals = (1 - q.log10().floor() as i32).clamp(2, 9) as usize;
+        format!("{q:.decimals$}")
+    } else {
+        format!("{q:.2}")
+    }
+}
+
 /// The result as a fixed-width table (round trips in µs).
 #[must_use]
 pub fn table(results: &[RungResult]) -> String {
@@ -424,7 +534,7 @@ pub fn table(results: &[RungResult]) -> String {
                 us(x.p99_9),
                 us(x.max),
                 r.lost,
-                r.p50_ratio.map_or("-".into(), |q| format!("{q:.2}x")),
+                r.p50_ratio.map_or("-".into(), |q| format!("{}x", ratio(q))),
             )),
             _ => s.push_str(&format!(
                 "{:<8} {:<15} {:>9}  (no figures)\n",
@@ -451,6 +561,183 @@ pub fn table(results: &[RungResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::floor::tests::{lock_cpus, two_cpus};
+
+    /// Hosts that refuse to place anything: the floor must not need them.
+    struct NoHosts;
+
+    impl Hosts for NoHosts {
+        fn spawn_server(
+            &self,
+            _: Box<dyn FnOnce() + Send + 'static>,
+        ) -> Result<JoinHandle<()>, String> {
+            Err("NoHosts places no server".into())
+        }
+
+        fn run_client(
+            &self,
+            _: Box<dyn FnOnce() -> SliceResult + Send + 'static>,
+        ) -> Result<SliceResult, String> {
+            Err("NoHosts places no client".into())
+        }
+    }
+
+    /// Both ends on threads of this process.
+    struct Threads;
+
+    impl Hosts for Threads {
+        fn spawn_server(
+            &self,
+            f: Box<dyn FnOnce() + Send + 'static>,
+        ) -> Result<JoinHandle<()>, String> {
+            std::thread::Builder::new()
+                .spawn(f)
+                .map_err(|e| e.to_string())
+        }
+
+        fn run_client(
+            &self,
+            f: Box<dyn FnOnce() -> SliceResult + Send + 'static>,
+        ) -> Result<SliceResult, String> {
+            std::thread::Builder::new()
+                .spawn(f)
+                .map_err(|e| e.to_string())?
+                .join()
+                .map_err(|_| "client panicked".to_string())
+        }
+    }
+
+    fn ladder_cfg(cpus: Option<(usize, usize)>, duration: Duration, rounds: u32) -> LadderConfig {
+        LadderConfig {
+            size: 64,
+            duration,
+            rounds,
+            warmup: 100,
+            client_cpu: cpus.map(|c| c.0),
+            server_cpu: cpus.map(|c| c.1),
+        }
+    }
+
+    #[test]
+    fn ratios_keep_two_significant_digits_when_small() {
+        assert_eq!(ratio(1.0), "1.00");
+        assert_eq!(ratio(0.05), "0.05");
+        assert_eq!(ratio(0.0045), "0.0045");
+        assert_eq!(ratio(0.000_123), "0.00012");
+        assert_eq!(ratio(12.345), "12.35");
+        assert_eq!(ratio(0.0), "0.00");
+    }
+
+    #[test]
+    fn the_floor_is_never_the_baseline() {
+        let udp = rungs_for(&["udp".into()], "127.0.0.1", None, 9000);
+        let (block, spin) = (udp[0].clone(), udp[1].clone());
+        assert_eq!(baseline(&[floor_rung(), spin.clone(), block]), Some(2));
+        assert_eq!(baseline(&[floor_rung(), spin.clone()]), Some(1));
+        assert_eq!(baseline(&[floor_rung()]), None);
+        assert_eq!(baseline(&[]), None);
+        // A rung named like the kernel default but of the floor kind is not it.
+        let fake = Rung {
+            transport: "udp".into(),
+            strategy: "block".into(),
+            ..floor_rung()
+        };
+        assert_eq!(baseline(&[fake, spin]), Some(1));
+    }
+
+    #[test]
+    fn rungs_serialize_their_kind_beside_every_old_field() {
+        let j = serde_json::to_value(floor_rung()).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({
+                "transport": "floor",
+                "strategy": "cache-line",
+                "server_uri": "",
+                "client_uri": "",
+                "needs_busy_poll": false,
+                "kind": "cache_line_floor",
+            })
+        );
+        let udp = &rungs_for(&["udp".into()], "127.0.0.1", None, 9000)[0];
+        let j = serde_json::to_value(udp).unwrap();
+        assert_eq!(j["kind"], "transport");
+        assert_eq!(j["server_uri"], "udp://127.0.0.1:9000?rx=block");
+    }
+
+    #[test]
+    fn a_ladder_of_the_floor_alone_measures_it_without_hosts() {
+        let _cpus = lock_cpus();
+        let Some(cpus) = two_cpus("a_ladder_of_the_floor_alone_measures_it_without_hosts") else {
+            return;
+        };
+        let cfg = ladder_cfg(Some(cpus), Duration::from_millis(200), 2);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut slices = 0;
+        let r = run_ladder(
+            &NoHosts,
+            &[floor_rung()],
+            &cfg,
+            Clock::new(),
+            &stop,
+            |_, _, _| {
+                slices += 1;
+            },
+        );
+        assert_eq!(slices, 2);
+        assert_eq!(r.len(), 1);
+        let row = &r[0];
+        assert_eq!(row.note, None, "{row:?}");
+        assert!(row.samples > 0, "{row:?}");
+        assert_eq!(row.sent, row.samples);
+        assert_eq!(row.lost, 0);
+        assert!(row.rtt_ns.is_some());
+        // No transport row, so no baseline and no ratio.
+        assert_eq!(row.p50_ratio, None);
+    }
+
+    #[test]
+    fn the_floor_runs_interleaved_with_transport_rows() {
+        let _cpus = lock_cpus();
+        let cpus = two_cpus("the_floor_runs_interleaved_with_transport_rows");
+        let mut rungs = vec![floor_rung()];
+        rungs.extend(rungs_for(&["mem".into()], "127.0.0.1", None, 9400));
+        let cfg = ladder_cfg(cpus, Duration::from_millis(200), 2);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut order = Vec::new();
+        let r = run_ladder(&Threads, &rungs, &cfg, Clock::new(), &stop, |_, _, rung| {
+            order.push(rung.strategy.clone());
+        });
+        assert_eq!(
+            order,
+            ["cache-line", "block", "spin", "cache-line", "block", "spin"]
+        );
+        // The baseline is the first transport row (mem/block), not the floor.
+        assert_eq!(r[1].p50_ratio, Some(1.0), "{:?}", r[1]);
+        for row in &r[1..] {
+            assert!(row.samples > 0, "{row:?}");
+        }
+        if cpus.is_some() {
+            assert!(r[0].samples > 0, "{:?}", r[0]);
+            assert!(r[0].p50_ratio.is_some_and(|q| q > 0.0), "{:?}", r[0]);
+        }
+    }
+
+    #[test]
+    fn without_two_cpus_the_floor_says_so_and_the_run_goes_on() {
+        let mut rungs = vec![floor_rung()];
+        rungs.extend(rungs_for(&["mem".into()], "127.0.0.1", None, 9500));
+        let rungs = &rungs[..2]; // the floor and mem/block
+        let cfg = ladder_cfg(None, Duration::from_millis(100), 1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let r = run_ladder(&Threads, rungs, &cfg, Clock::new(), &stop, |_, _, _| {});
+        assert_eq!(r[0].samples, 0);
+        assert!(r[0].rtt_ns.is_none());
+        let note = r[0].note.as_deref().unwrap();
+        assert!(note.contains("two different CPUs"), "{note}");
+        assert!(r[1].samples > 0, "{:?}", r[1]);
+        assert!(table(&r).contains("floor/cache-line: not measured"));
+    }
 
     #[test]
     fn rungs_cover_transports_and_strategies_with_own_ports() {

@@ -1,5 +1,9 @@
 //! `hftnet lab`: the main job (build a lab, run the ladder, print the table)
 //! and lab management (`up`, `down`, `list`).
+//!
+//! The ladder always starts with the floor row (a bare cache-line ping-pong
+//! between the client and server CPUs, `hftnet_bench::floor`): what no row
+//! between those CPUs can beat. It is never the baseline of the ratios.
 
 use std::fs;
 use std::process::ExitCode;
@@ -13,7 +17,8 @@ use clap::{Args, Subcommand};
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
 use hftnet_bench::ladder::{
-    Hosts, LadderConfig, RungResult, SliceResult, run_ladder, rungs_for, table,
+    Hosts, LadderConfig, RungKind, RungResult, SliceResult, baseline, floor_rung, ratio,
+    run_ladder, rungs_for, table,
 };
 use hftnet_lab::{Host, Lab};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -220,6 +225,9 @@ struct LabReport<'a> {
     client_cpu: Option<usize>,
     server_cpu: Option<usize>,
     baseline: String,
+    /// p50 of the floor row (bare cache-line round trip between the client
+    /// and server CPUs), ns; `null` when it was not measured.
+    floor_p50_ns: Option<u64>,
     environment: Environment,
     results: &'a [RungResult],
 }
@@ -310,6 +318,8 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     if rungs.is_empty() {
         bail!("nothing to run: no transport left for a {mode} run");
     }
+    // The floor first: a bare cache-line ping-pong between the same CPUs.
+    let rungs: Vec<_> = std::iter::once(floor_rung()).chain(rungs).collect();
 
     let mut head: Vec<(String, String)> = vec![
         ("command".into(), "lab".into()),
@@ -377,12 +387,30 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         eprintln!("hftnet lab: interrupted; figures below cover the slices that ran");
     }
 
-    let base = hftnet_bench::ladder::baseline(&rungs);
+    let base = baseline(&rungs).map_or_else(
+        || "none".to_string(),
+        |i| format!("{}/{}", rungs[i].transport, rungs[i].strategy),
+    );
     println!(
-        "\nround trips (RTT), {} B messages; p50 ratio vs {}/{}:",
-        a.size, rungs[base].transport, rungs[base].strategy
+        "\nround trips (RTT), {} B messages; p50 ratio vs {base}:",
+        a.size
     );
     print!("{}", table(&results));
+    let floor = results
+        .iter()
+        .find(|r| r.rung.kind == RungKind::CacheLineFloor);
+    let floor_p50_ns = floor.and_then(|r| r.rtt_ns).map(|s| s.p50);
+    match (floor_p50_ns, client_cpu, server_cpu) {
+        (Some(p50), Some(c), Some(s)) => {
+            println!("floor: bare cache-line RTT p50 {p50} ns on CPUs {c} and {s}");
+        }
+        _ => println!(
+            "floor: not measured ({})",
+            floor
+                .and_then(|r| r.note.as_deref())
+                .unwrap_or("no round trip completed")
+        ),
+    }
 
     let report = LabReport {
         mode,
@@ -393,7 +421,8 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         clock: clock.kind().to_string(),
         client_cpu,
         server_cpu,
-        baseline: format!("{}/{}", rungs[base].transport, rungs[base].strategy),
+        baseline: base,
+        floor_p50_ns,
         environment: Environment::capture(),
         results: &results,
     };
@@ -409,7 +438,11 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     if let Some(lab) = lab {
         lab.down().context("removing the lab")?;
     }
-    let measured = results.iter().filter(|r| r.samples > 0).count();
+    // The floor alone is not a measured run: a transport row must have figures.
+    let measured = results
+        .iter()
+        .filter(|r| r.rung.kind == RungKind::Transport && r.samples > 0)
+        .count();
     Ok(if measured == 0 {
         ExitCode::from(1)
     } else {
@@ -446,7 +479,7 @@ fn html(r: &LabReport<'_>) -> String {
                     us(s.p99_9),
                     us(s.max),
                     x.lost,
-                    x.p50_ratio.map_or("-".into(), |q| format!("{q:.2}×"))
+                    x.p50_ratio.map_or("-".into(), |q| format!("{}×", ratio(q)))
                 ),
                 format!(
                     "<div class=b style=\"width:{:.1}%\"></div><div class=t style=\"width:{:.1}%\"></div>",

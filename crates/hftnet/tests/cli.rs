@@ -321,11 +321,17 @@ fn the_lab_main_job_runs_and_cleans_up() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("p50 ratio vs udp/block"), "{stdout}");
+    assert!(
+        stdout.contains("floor: bare cache-line RTT p50 "),
+        "{stdout}"
+    );
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let _ = std::fs::remove_file(&json);
     assert_eq!(j["mode"], "lab");
     let rows = j["results"].as_array().unwrap();
-    assert_eq!(rows.len(), 11);
+    // The floor first, then udp's 7 rows and mcast's 4.
+    assert_eq!(rows.len(), 12);
+    assert_floor_row(&j);
     for row in rows {
         let strategy = row["rung"]["strategy"].as_str().unwrap();
         if strategy == "busy-poll" && row["note"].is_string() {
@@ -338,7 +344,8 @@ fn the_lab_main_job_runs_and_cleans_up() {
         assert!(row["samples"].as_u64().unwrap() > 100, "{row}");
         assert_eq!(row["lost"], 0, "{row}");
     }
-    assert_eq!(rows[0]["p50_ratio"], 1.0);
+    assert_eq!(rows[1]["rung"]["strategy"], "block");
+    assert_eq!(rows[1]["p50_ratio"], 1.0);
     // Its namespaces are gone.
     for ns in j["lab"]["namespaces"].as_array().unwrap() {
         let ns = ns.as_str().unwrap();
@@ -435,9 +442,38 @@ fn lab_without_root_falls_back_to_loopback() {
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(j["mode"], "loopback");
-    // udp's four strategies and its batch, zero-copy and timestamp rows.
-    assert_eq!(j["results"].as_array().unwrap().len(), 7);
-    assert!(j["results"][1]["samples"].as_u64().unwrap() > 100, "{j}");
+    // The floor, then udp's four strategies and its batch, zero-copy and
+    // timestamp rows.
+    assert_eq!(j["results"].as_array().unwrap().len(), 8);
+    assert_floor_row(&j);
+    assert_eq!(j["results"][2]["rung"]["strategy"], "spin");
+    assert!(j["results"][2]["samples"].as_u64().unwrap() > 100, "{j}");
+}
+
+/// The lab JSON's first row is the floor, measured (this machine has two
+/// CPUs), never the baseline, and `floor_p50_ns` is its p50.
+fn assert_floor_row(j: &Value) {
+    let floor = &j["results"][0];
+    assert_eq!(floor["rung"]["transport"], "floor", "{floor}");
+    assert_eq!(floor["rung"]["strategy"], "cache-line", "{floor}");
+    assert_eq!(floor["rung"]["kind"], "cache_line_floor", "{floor}");
+    assert_ne!(j["baseline"], "floor/cache-line");
+    if j["client_cpu"].is_null() {
+        // Fewer than two CPUs: the row says why it has no figures.
+        assert_eq!(floor["samples"], 0, "{floor}");
+        assert!(
+            floor["note"]
+                .as_str()
+                .unwrap()
+                .contains("two different CPUs")
+        );
+        assert!(j["floor_p50_ns"].is_null());
+        return;
+    }
+    assert!(floor["samples"].as_u64().unwrap() > 0, "{floor}");
+    assert!(floor["note"].is_null(), "{floor}");
+    assert!(floor["p50_ratio"].as_f64().unwrap() > 0.0, "{floor}");
+    assert_eq!(j["floor_p50_ns"], floor["rtt_ns"]["p50"], "{j}");
 }
 
 fn tempdir_for_nobody() -> std::path::PathBuf {
