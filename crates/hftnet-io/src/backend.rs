@@ -64,6 +64,15 @@ pub trait Backend {
     /// The CPU the URI asks the driving thread to be pinned to (`cpu=`).
     fn cpu(cfg: &Self::Config) -> Option<usize>;
 
+    /// Makes the configuration one-way, for an end that only publishes
+    /// (sends to whoever listens) or only subscribes, when the URI did not
+    /// say: a shared-memory endpoint becomes the writer or a reader of one
+    /// ring instead of a duplex pair. Sockets send and receive either way:
+    /// the default changes nothing.
+    fn one_way(cfg: &mut Self::Config, way: OneWay) {
+        let _ = (cfg, way);
+    }
+
     /// Where the two ends of `scheme` can run (see [`Placement`]).
     fn placement(scheme: &str) -> Placement {
         let _ = scheme;
@@ -73,6 +82,15 @@ pub trait Backend {
     /// The rungs of `scheme` on the ladder: a name and the URIs of both
     /// ends, for a server at `ctx.server_ip`, rung `i` on port `ctx.port + i`.
     fn rungs(scheme: &str, ctx: &RungContext<'_>) -> Vec<RungSpec>;
+}
+
+/// The one direction of a one-way endpoint (see [`Backend::one_way`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneWay {
+    /// It only sends (a market-data publisher).
+    Publish,
+    /// It only receives (a subscriber).
+    Subscribe,
 }
 
 /// Where a backend's two ends can run.
@@ -314,6 +332,12 @@ macro_rules! backends {
             #[must_use]
             pub fn cpu(&self) -> Option<usize> {
                 match self { $( Self::$variant(c) => <$module::$backend as $crate::backend::Backend>::cpu(c), )+ }
+            }
+
+            /// Makes it one-way when the URI did not say (see
+            /// [`Backend::one_way`](crate::backend::Backend::one_way)).
+            pub fn one_way(&mut self, way: $crate::backend::OneWay) {
+                match self { $( Self::$variant(c) => <$module::$backend as $crate::backend::Backend>::one_way(c, way), )+ }
             }
 
             /// Opens the bare backend (no middleware).

@@ -59,7 +59,7 @@ use std::time::Duration;
 pub use hftnet_sys::SyscallError;
 use serde::Serialize;
 
-pub use backend::{Backend, BackendInfo, Placement, RungContext, RungSpec};
+pub use backend::{Backend, BackendInfo, OneWay, Placement, RungContext, RungSpec};
 pub use capabilities::{Capabilities, CopyMode, LeaseMode, LegacyFields};
 pub use common::{SocketCaps, SocketOptions};
 pub use error::OpenError;
@@ -139,6 +139,15 @@ impl Endpoint {
     #[must_use]
     pub fn cpu(&self) -> Option<usize> {
         self.config.cpu()
+    }
+
+    /// The same endpoint made one-way for an end that only publishes or
+    /// only subscribes, when the URI did not say (`shm://md` becomes the
+    /// writer or a reader of ring `md`; sockets are unchanged).
+    #[must_use]
+    pub fn one_way(mut self, way: OneWay) -> Self {
+        self.config.one_way(way);
+        self
     }
 
     /// Opens it: the backend, wrapped in the middlewares asked for.

@@ -66,7 +66,7 @@ pub use file::{
 };
 
 use crate::Role;
-use crate::backend::{Backend, CapsSection, Placement, RungContext, RungSpec};
+use crate::backend::{Backend, CapsSection, OneWay, Placement, RungContext, RungSpec};
 use crate::capabilities::{Capabilities, CopyMode, LeaseMode};
 use crate::error::OpenError;
 use crate::l2::frames::{RingWait, Wait};
@@ -109,6 +109,8 @@ pub struct ShmConfig {
     pub name: String,
     /// Which rings and ends (`as=`).
     pub side: Side,
+    /// Whether the URI said `as=` (else [`Backend::one_way`] may choose).
+    pub side_given: bool,
     /// Slots of a ring this endpoint writes, a power of two (`slots=`).
     pub slots: u32,
     /// Payload bytes per slot of a ring this endpoint writes (`size=`).
@@ -144,6 +146,7 @@ impl ShmConfig {
         Self {
             name: name.to_string(),
             side: Side::Duplex,
+            side_given: false,
             slots: DEFAULT_SLOTS,
             slot_size: DEFAULT_SLOT_SIZE,
             perm: DEFAULT_PERM,
@@ -170,7 +173,9 @@ impl ShmConfig {
         }
         let mut c = Self::new(&uri.authority);
         let mut p = uri.params(&[SHM_PARAMS]);
-        c.side = match p.choice("as", &["duplex", "pub", "sub"])? {
+        let side = p.choice("as", &["duplex", "pub", "sub"])?;
+        c.side_given = side.is_some();
+        c.side = match side {
             Some("pub") => Side::Pub,
             Some("sub") => Side::Sub,
             _ => Side::Duplex,
@@ -772,6 +777,15 @@ impl Backend for ShmBackend {
 
     fn placement(_: &str) -> Placement {
         Placement::SameHost
+    }
+
+    fn one_way(cfg: &mut ShmConfig, way: OneWay) {
+        if !cfg.side_given {
+            cfg.side = match way {
+                OneWay::Publish => Side::Pub,
+                OneWay::Subscribe => Side::Sub,
+            };
+        }
     }
 
     fn rungs(_: &str, ctx: &RungContext<'_>) -> Vec<RungSpec> {
