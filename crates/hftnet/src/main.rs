@@ -14,6 +14,7 @@ mod jitter;
 mod lab;
 mod market;
 mod pingpong;
+mod shm;
 mod throughput;
 mod tune;
 mod util;
@@ -57,6 +58,8 @@ enum Command {
     Tune(tune::TuneArgs),
     /// The XDP steering program of `xdp://` transports: `xdp stats IFACE`.
     Xdp(xdp::XdpArgs),
+    /// The shared-memory rings of `shm://` endpoints: `shm list`, `shm stat NAME`, `shm rm NAME`.
+    Shm(shm::ShmArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Jitter(a) => jitter::jitter(a),
         Command::Tune(a) => tune::tune(a),
         Command::Xdp(a) => xdp::run(a),
+        Command::Shm(a) => shm::run(a),
     };
     match result {
         Ok(code) => code,

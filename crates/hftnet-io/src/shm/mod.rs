@@ -636,7 +636,10 @@ impl Subscriber {
                 e.received.store(self.stats.received, Ordering::Relaxed);
                 Poll::Message(len)
             }
-            Read::Empty => Poll::Empty,
+            Read::Empty => {
+                ring::touch(&*a.ring, a.cursor);
+                Poll::Empty
+            }
             Read::Lapped => {
                 let (at, missed) = ring::rejoin(&*a.ring, a.cursor);
                 a.cursor = at;

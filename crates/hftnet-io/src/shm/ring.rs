@@ -100,6 +100,14 @@ pub trait RingMem {
     fn word(&self, k: usize, w: usize) -> &Self::W64;
     /// A memory fence of the same model as the words.
     fn fence(order: Ordering);
+    /// Loads the lines of slot `k` after its first (discarding the
+    /// values): a reader polling the sequence word calls it, so when a
+    /// message lands every line of a short message is fetched at once,
+    /// not one after the other. Only a hint; none by default.
+    #[inline(always)]
+    fn touch(&self, k: usize) {
+        let _ = k;
+    }
 }
 
 /// The slot of message `n`.
@@ -156,6 +164,13 @@ pub fn ready<M: RingMem>(m: &M, c: u64) -> bool {
     m.seq(slot_of(m, c)).load(Ordering::Acquire) >= 2 * c + 2
 }
 
+/// What a reader polling for message `c` calls between polls: see
+/// [`RingMem::touch`].
+#[inline(always)]
+pub fn touch<M: RingMem>(m: &M, c: u64) {
+    m.touch(slot_of(m, c));
+}
+
 /// Copies message `c` into `out` if it is there and whole.
 #[inline]
 pub fn read<M: RingMem>(m: &M, c: u64, out: &mut [u8]) -> Read {
@@ -168,14 +183,16 @@ pub fn read<M: RingMem>(m: &M, c: u64, out: &mut [u8]) -> Read {
     }
     let len = (m.len(k).load(Ordering::Relaxed) as usize).min(m.words() * 8);
     let copy = len.min(out.len());
-    let mut at = 0;
+    let mut chunks = out[..copy].chunks_exact_mut(8);
     let mut w = 0;
-    while at < copy {
-        let b = m.word(k, w).load(Ordering::Relaxed).to_le_bytes();
-        let n = (copy - at).min(8);
-        out[at..at + n].copy_from_slice(&b[..n]);
-        at += n;
+    for c in &mut chunks {
+        c.copy_from_slice(&m.word(k, w).load(Ordering::Relaxed).to_le_bytes());
         w += 1;
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let b = m.word(k, w).load(Ordering::Relaxed).to_le_bytes();
+        rest.copy_from_slice(&b[..rest.len()]);
     }
     M::fence(Ordering::Acquire);
     if seq.load(Ordering::Relaxed) != want {
