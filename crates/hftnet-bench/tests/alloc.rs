@@ -2,7 +2,8 @@
 //! counting global allocator (per thread) shows that a run of many more
 //! messages allocates exactly as often as a short one. Pong echoes through
 //! the lease API, so this covers leases by copying (kernel sockets), leases
-//! in place over in-process queues (`mem://`), and — in a lab, as root —
+//! in place over in-process queues (`mem://`), leases by copying over
+//! shared-memory rings (`shm://`), and — in a lab, as root —
 //! leases in place over AF_PACKET and AF_XDP rings.
 
 use std::sync::Arc;
@@ -124,6 +125,27 @@ fn no_allocation_per_message_over_mem() {
     {
         same_for_short_and_long(&format!("mem/{rx}"), |n| {
             let uri = format!("mem://alloc-{i}-{n}?rx={rx}");
+            run(&uri, |_| uri.clone(), n, rate)
+        });
+    }
+}
+
+#[test]
+fn no_allocation_per_message_over_shm() {
+    for (i, (rx, rate)) in [
+        ("spin", None),
+        ("block", None),
+        ("adaptive", None),
+        ("block", Some(20_000)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        same_for_short_and_long(&format!("shm/{rx}"), |n| {
+            let uri = format!(
+                "shm://alloc-{}-{i}-{n}?rx={rx}&slots=256&size=256",
+                std::process::id()
+            );
             run(&uri, |_| uri.clone(), n, rate)
         });
     }

@@ -52,23 +52,6 @@ fn json(out: &std::process::Output) -> Value {
     })
 }
 
-/// Waits (bounded) until `shm stat NAME.c2s` shows a reader: the pong
-/// attached.
-fn wait_for_reader(ring: &str) -> Value {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = hftnet(&["shm", "stat", ring, "--json"]);
-        if out.status.success() {
-            let v = json(&out);
-            if v["readers"].as_array().is_some_and(|r| !r.is_empty()) {
-                return v;
-            }
-        }
-        assert!(Instant::now() < end, "no reader on {ring} within 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn ping_pong_over_shm_then_stat_list_and_rm_of_live_and_stale_rings() {
     let name = Name::new("pp");

@@ -316,25 +316,40 @@ impl Mapped {
     pub fn head_word(&self) -> &AtomicU64 {
         // SAFETY: the mapping holds a whole header (checked at attach or
         // made at creation), page aligned, so the head line is in bounds
-        // and aligned; it holds only an atomic.
+        // and aligned; it holds only an atomic. Ordering: the writer's
+        // Release store of `head` (after the slot's Release `seq` store, in
+        // `ring::write`) pairs with the Acquire loads of lapped readers
+        // (`ring::rejoin`), `claim_reader` and `info`.
         unsafe { &(*self.header()).head.head }
     }
 
     fn life(&self) -> &LifeLine {
-        // SAFETY: as `head_word`; the line holds only atomics.
+        // SAFETY: as `head_word`; the line holds only atomics. Ordering:
+        // the writer's Release store of `state = closed` (`close`) pairs
+        // with the readers' Acquire load (`writer`), so a reader that sees
+        // the ring closed sees every message published before; the
+        // heartbeat is a Relaxed timestamp, ordered with nothing.
         unsafe { &(*self.header()).life }
     }
 
     /// The wake-up line.
     pub fn wake(&self) -> &WakeLine {
-        // SAFETY: as `head_word`; the line holds only atomics.
+        // SAFETY: as `head_word`; the line holds only atomics. Ordering
+        // (Dekker, module doc of `shm`): the writer's slot stores, then a
+        // SeqCst fence, then its load of `waiters`; a reader's SeqCst
+        // increment of `waiters`, then a SeqCst fence, then its Acquire
+        // load of the slot's `seq`. The futex word `seq` is bumped with
+        // Release before `FUTEX_WAKE` and compared by the kernel.
         unsafe { &(*self.header()).wake }
     }
 
     /// Reader entry `i` (`i < MAX_READERS`).
     pub fn reader(&self, i: usize) -> &ReaderEntry {
         // SAFETY: as `head_word`; `i` is checked by the indexing; the
-        // entries hold only atomics.
+        // entries hold only atomics. Ordering: an entry is taken with an
+        // AcqRel compare-exchange of `pid` (0 to ours) and given back with
+        // a Release store of 0, which pairs with the next taker's Acquire;
+        // the counters are Relaxed figures for `stat`.
         unsafe { &(*self.header()).readers[i] }
     }
 
@@ -501,7 +516,11 @@ impl RingMem for Mapped {
         // `slots * stride` bytes after the header (checked at attach), so
         // the word is inside the mapping; `stride` is a multiple of 64 and
         // the mapping page aligned, so it is 8-byte aligned. Shared words
-        // are only ever accessed atomically.
+        // are only ever accessed atomically. Ordering (`ring` module doc):
+        // the writer's Release store of `seq = 2n+2` pairs with a reader's
+        // Acquire load of it; the writer's Relaxed store of `2n+1` followed
+        // by a Release fence pairs, through any payload word, with the
+        // reader's Acquire fence before its second, Relaxed, load of `seq`.
         unsafe { &*self.map.as_ptr().add(at).cast::<AtomicU64>() }
     }
 
@@ -509,7 +528,10 @@ impl RingMem for Mapped {
     fn len(&self, k: usize) -> &AtomicU32 {
         debug_assert!(k < self.id.slots as usize);
         let at = HEADER_LEN + k * self.id.stride as usize + 8;
-        // SAFETY: as `seq`, 8 bytes further, 4-byte aligned.
+        // SAFETY: as `seq`, 8 bytes further, 4-byte aligned. Ordering: a
+        // payload word of the seqlock (Relaxed, between the writer's
+        // Release fence and Release `seq` store; read between the reader's
+        // Acquire `seq` load and Acquire fence).
         unsafe { &*self.map.as_ptr().add(at).cast::<AtomicU32>() }
     }
 
@@ -519,6 +541,7 @@ impl RingMem for Mapped {
         let at = HEADER_LEN + k * self.id.stride as usize + SLOT_HEADER + w * 8;
         // SAFETY: as `seq`; `w < slot_size / 8` (the protocol clamps
         // lengths to the slot) and `SLOT_HEADER + slot_size <= stride`.
+        // Ordering: as `len`, a Relaxed payload word the `seq` pair guards.
         unsafe { &*self.map.as_ptr().add(at).cast::<AtomicU64>() }
     }
 
@@ -657,7 +680,10 @@ pub(super) fn attach(path: &Path, name: &str) -> Result<Mapped, ShmError> {
     let map = Mapping::shared_fd(f.as_fd(), size as usize).map_err(|e| sys_err("mapping", path, &e))?;
     // SAFETY: the mapping is at least a header long and page aligned; the
     // identity is plain data, copied out once with a volatile read (a
-    // hostile writer changing it later changes nothing we use).
+    // hostile writer changing it later changes nothing we use). Ordering:
+    // the writer wrote it before `link` gave the file its name, and our
+    // `open` of that name comes after the `link` (the kernel orders the two
+    // system calls), so the copy sees it whole.
     let id = unsafe { std::ptr::read_volatile(map.as_ptr().cast::<Identity>()) };
     if id.magic != MAGIC {
         return Err(bad("no hftnet ring magic at its start".into()));
@@ -840,6 +866,8 @@ fn make_file(
     };
     // SAFETY: the mapping is at least a header long, page aligned and not
     // yet named, so nobody else maps it; the identity is plain data.
+    // Ordering: readers only find the file after `link`, a system call made
+    // after this store (see `attach`).
     unsafe { std::ptr::write_volatile(map.as_ptr().cast::<Identity>(), id) };
     let ino = f.metadata().map_err(|e| io_err("inspecting", tmp, e))?.ino();
     let m = Mapped {

@@ -15,7 +15,7 @@
 //!
 //! Layer: a backend (one folder, one line of the table). The protocol is
 //! [`ring`] (a seqlock per slot, checked by `loom`), the file and its
-//! lifecycle [`file`]; this module adds the writer ([`Publisher`]), the
+//! lifecycle [`mod@file`]; this module adds the writer ([`Publisher`]), the
 //! reader ([`Subscriber`]) with its waiting strategies, and the transport.
 //!
 //! Waiting: `rx=spin` polls the next slot's sequence word (the only line
@@ -1178,5 +1178,42 @@ impl Lease for ShmTransport {
         Ok(f(&mut ShmTx {
             tx: self.tx.as_mut(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Endpoint;
+
+    #[test]
+    fn uri_parameters_and_one_way() {
+        let c = ShmConfig::from_uri(&Uri::parse("shm://md").unwrap()).unwrap();
+        assert_eq!((c.side, c.slots, c.slot_size, c.perm), (Side::Duplex, 4096, 2048, 0o600));
+        assert_eq!(c.rings(Role::Server), (Some("md.s2c".into()), Some("md.c2s".into())));
+        assert_eq!(c.rings(Role::Client), (Some("md.c2s".into()), Some("md.s2c".into())));
+        let c = ShmConfig::from_uri(
+            &Uri::parse("shm://a_b-1?as=sub&slots=64&size=100&perm=0640&dir=/tmp&rx=spin&cpu=1")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!((c.side, c.slots, c.slot_size, c.perm), (Side::Sub, 64, 100, 0o640));
+        assert_eq!((c.dir.as_path(), c.strategy, c.cpu), (Path::new("/tmp"), RxStrategy::Spin, Some(1)));
+        assert_eq!(c.rings(Role::Server), (None, Some("a_b-1".into())));
+
+        // One-way: a duplex URI becomes the writer or a reader of ring "md";
+        // an explicit as= stays.
+        let pubd = Endpoint::parse("shm://md").unwrap().one_way(OneWay::Publish);
+        let crate::EndpointConfig::Shm(c) = &pubd.config else { panic!() };
+        assert_eq!(c.rings(Role::Client), (Some("md".into()), None));
+        let subd = Endpoint::parse("shm://md").unwrap().one_way(OneWay::Subscribe);
+        let crate::EndpointConfig::Shm(c) = &subd.config else { panic!() };
+        assert_eq!(c.rings(Role::Server), (None, Some("md".into())));
+        let kept = Endpoint::parse("shm://md?as=duplex").unwrap().one_way(OneWay::Publish);
+        let crate::EndpointConfig::Shm(c) = &kept.config else { panic!() };
+        assert_eq!(c.side, Side::Duplex);
+        // Sockets are unchanged.
+        let u = Endpoint::parse("udp://127.0.0.1:9").unwrap();
+        assert_eq!(u.clone().one_way(OneWay::Publish), u);
     }
 }

@@ -4,7 +4,7 @@
 //! `c % slots` and check it was not overwritten while they copied.
 //!
 //! Layer: the core of `shm://`, written once over a [`RingMem`] so the same
-//! two functions ([`write`], [`read`]) run on a file mapped shared between
+//! two functions ([`write()`], [`read()`]) run on a file mapped shared between
 //! processes and, in the unit tests, on `loom`'s model atomics, which check
 //! every interleaving the memory model allows.
 //!
