@@ -546,6 +546,16 @@ impl RingMem for Mapped {
     }
 
     #[inline(always)]
+    fn waiters(&self) -> &AtomicU32 {
+        &self.wake().waiters
+    }
+
+    #[inline(always)]
+    fn wake_word(&self) -> &AtomicU32 {
+        &self.wake().seq
+    }
+
+    #[inline(always)]
     fn fence(order: Ordering) {
         std::sync::atomic::fence(order);
     }

@@ -52,7 +52,7 @@ pub mod ring;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -383,14 +383,11 @@ impl Publisher {
     /// Wakes sleeping readers, when any reader may sleep (see the module doc).
     #[inline]
     fn wake_sleepers(&mut self) {
-        let w = self.ring.wake();
-        if w.may_sleep.load(Ordering::Relaxed) != 0 {
-            fence(Ordering::SeqCst);
-            if w.waiters.load(Ordering::Relaxed) != 0 {
-                w.seq.fetch_add(1, Ordering::Release);
-                let _ = futex::wake(&w.seq, Scope::Shared, u32::MAX);
-                self.wakes += 1;
-            }
+        let r = &*self.ring;
+        if r.wake().may_sleep.load(Ordering::Relaxed) != 0 && ring::sleepers(r) {
+            ring::bump(r);
+            let _ = futex::wake(&r.wake().seq, Scope::Shared, u32::MAX);
+            self.wakes += 1;
         }
     }
 }
@@ -696,17 +693,13 @@ impl Subscriber {
             bound = FIRST_SLEEP;
         }
         let left = left.map_or(bound, |l| l.min(bound));
-        let w = a.ring.wake();
-        let seen = w.seq.load(Ordering::Acquire);
-        w.waiters.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if ring::ready(&*a.ring, a.cursor) {
-            w.waiters.fetch_sub(1, Ordering::Relaxed);
+        let Some(seen) = ring::prepare_sleep(&*a.ring, a.cursor) else {
             return Ok(());
-        }
+        };
+        let w = a.ring.wake();
         self.stats.sleeps += 1;
         let r = Deadline::after(left).and_then(|d| futex::wait(&w.seq, seen, Scope::Shared, Some(d)));
-        w.waiters.fetch_sub(1, Ordering::Relaxed);
+        ring::end_sleep(&*a.ring);
         r.map(|_| ())
     }
 

@@ -4,7 +4,7 @@
 //! `c % slots` and check it was not overwritten while they copied.
 //!
 //! Layer: the core of `shm://`, written once over a [`RingMem`] so the same
-//! two functions ([`write()`], [`read()`]) run on a file mapped shared between
+//! functions ([`write()`], [`read()`], the sleep handshake) run on a file mapped shared between
 //! processes and, in the unit tests, on `loom`'s model atomics, which check
 //! every interleaving the memory model allows.
 //!
@@ -35,6 +35,14 @@
 //! the language's sense, only values the check throws away (Boehm, "Can
 //! seqlocks get along with programming language memory models?", 2012).
 //!
+//! Sleeping (the futex of `rx=block`): a reader about to sleep raises
+//! `waiters` (SeqCst), fences, and looks at the slot again
+//! ([`prepare_sleep`]); a writer that may have sleeping readers fences
+//! after publishing and reads `waiters` ([`sleepers`]), and if it sees one
+//! changes the futex word ([`bump`]) before waking. Dekker's argument: at
+//! least one of the two sees the other's store, so a reader never sleeps
+//! through a message. The unit tests check both protocols with `loom`.
+//!
 //! Must never: be written by two writers at once (the sequence words would
 //! interleave), or read with a length larger than the slot (lengths are
 //! clamped to the slot: a hostile or torn length cannot take a read out
@@ -56,6 +64,10 @@ pub trait Word32 {
     fn load(&self, order: Ordering) -> u32;
     /// Atomic store.
     fn store(&self, v: u32, order: Ordering);
+    /// Atomic add, returning the previous value.
+    fn fetch_add(&self, v: u32, order: Ordering) -> u32;
+    /// Atomic subtract, returning the previous value.
+    fn fetch_sub(&self, v: u32, order: Ordering) -> u32;
 }
 
 impl Word64 for std::sync::atomic::AtomicU64 {
@@ -78,6 +90,14 @@ impl Word32 for std::sync::atomic::AtomicU32 {
     fn store(&self, v: u32, order: Ordering) {
         self.store(v, order);
     }
+    #[inline(always)]
+    fn fetch_add(&self, v: u32, order: Ordering) -> u32 {
+        self.fetch_add(v, order)
+    }
+    #[inline(always)]
+    fn fetch_sub(&self, v: u32, order: Ordering) -> u32 {
+        self.fetch_sub(v, order)
+    }
 }
 
 /// Where a ring's words live.
@@ -98,6 +118,10 @@ pub trait RingMem {
     fn len(&self, k: usize) -> &Self::W32;
     /// Payload word `w` (`w < words`) of slot `k`.
     fn word(&self, k: usize, w: usize) -> &Self::W64;
+    /// Readers sleeping or about to.
+    fn waiters(&self) -> &Self::W32;
+    /// The futex word sleeping readers wait on.
+    fn wake_word(&self) -> &Self::W32;
     /// A memory fence of the same model as the words.
     fn fence(order: Ordering);
     /// Loads the lines of slot `k` after its first (discarding the
@@ -143,6 +167,46 @@ pub fn write<M: RingMem>(m: &M, n: u64, data: &[u8]) {
     }
     seq.store(2 * n + 2, Ordering::Release);
     m.head().store(n + 1, Ordering::Release);
+}
+
+/// Writer, after [`write()`], when a reader may sleep: whether one is
+/// asleep or about to be (then it bumps the futex word with [`bump`] and
+/// wakes it). The SeqCst fence between the slot's stores and the load of
+/// `waiters` is one half of Dekker's argument; [`prepare_sleep`] is the
+/// other: at least one of the two sees the other's store.
+#[inline]
+pub fn sleepers<M: RingMem>(m: &M) -> bool {
+    M::fence(Ordering::SeqCst);
+    m.waiters().load(Ordering::Relaxed) != 0
+}
+
+/// Writer: changes the futex word (Release) before it wakes the sleepers,
+/// so a reader about to wait on the old value returns at once.
+#[inline]
+pub fn bump<M: RingMem>(m: &M) {
+    m.wake_word().fetch_add(1, Ordering::Release);
+}
+
+/// Reader at message `c`, about to sleep: announces itself in `waiters`
+/// and checks the slot again. `None`: the message is there (no sleep, the
+/// announcement withdrawn). `Some(v)`: wait on the futex word while it
+/// holds `v`, then call [`end_sleep`].
+#[inline]
+pub fn prepare_sleep<M: RingMem>(m: &M, c: u64) -> Option<u32> {
+    let seen = m.wake_word().load(Ordering::Acquire);
+    m.waiters().fetch_add(1, Ordering::SeqCst);
+    M::fence(Ordering::SeqCst);
+    if ready(m, c) {
+        m.waiters().fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    Some(seen)
+}
+
+/// Reader: withdraws the announcement of [`prepare_sleep`] after its wait.
+#[inline]
+pub fn end_sleep<M: RingMem>(m: &M) {
+    m.waiters().fetch_sub(1, Ordering::Relaxed);
 }
 
 /// What [`read`] found for the message asked.
@@ -224,6 +288,7 @@ mod tests {
         seq: Vec<AtomicU64>,
         len: Vec<AtomicU32>,
         words: Vec<AtomicU64>,
+        wake: [AtomicU32; 2],
         per: usize,
     }
 
@@ -234,6 +299,7 @@ mod tests {
                 seq: (0..slots).map(|_| AtomicU64::new(0)).collect(),
                 len: (0..slots).map(|_| AtomicU32::new(0)).collect(),
                 words: (0..slots * per).map(|_| AtomicU64::new(0)).collect(),
+                wake: [AtomicU32::new(0), AtomicU32::new(0)],
                 per,
             }
         }
@@ -259,6 +325,12 @@ mod tests {
         }
         fn word(&self, k: usize, w: usize) -> &AtomicU64 {
             &self.words[k * self.per + w]
+        }
+        fn waiters(&self) -> &AtomicU32 {
+            &self.wake[0]
+        }
+        fn wake_word(&self) -> &AtomicU32 {
+            &self.wake[1]
         }
         fn fence(order: Ordering) {
             fence(order);
@@ -317,6 +389,65 @@ mod tests {
         fn store(&self, v: u32, o: Ordering) {
             loom::sync::atomic::AtomicU32::store(self, v, o);
         }
+        fn fetch_add(&self, v: u32, o: Ordering) -> u32 {
+            loom::sync::atomic::AtomicU32::fetch_add(self, v, o)
+        }
+        fn fetch_sub(&self, v: u32, o: Ordering) -> u32 {
+            loom::sync::atomic::AtomicU32::fetch_sub(self, v, o)
+        }
+    }
+
+    /// A two-slot ring of two-word slots in `loom`'s model atomics.
+    struct Model {
+        head: loom::sync::atomic::AtomicU64,
+        seq: [loom::sync::atomic::AtomicU64; 2],
+        len: [loom::sync::atomic::AtomicU32; 2],
+        words: [[loom::sync::atomic::AtomicU64; 2]; 2],
+        wake: [loom::sync::atomic::AtomicU32; 2],
+    }
+    impl RingMem for Model {
+        type W64 = loom::sync::atomic::AtomicU64;
+        type W32 = loom::sync::atomic::AtomicU32;
+        fn slot_count(&self) -> u64 {
+            2
+        }
+        fn words(&self) -> usize {
+            2
+        }
+        fn head(&self) -> &loom::sync::atomic::AtomicU64 {
+            &self.head
+        }
+        fn seq(&self, k: usize) -> &loom::sync::atomic::AtomicU64 {
+            &self.seq[k]
+        }
+        fn len(&self, k: usize) -> &loom::sync::atomic::AtomicU32 {
+            &self.len[k]
+        }
+        fn word(&self, k: usize, w: usize) -> &loom::sync::atomic::AtomicU64 {
+            &self.words[k][w]
+        }
+        fn waiters(&self) -> &loom::sync::atomic::AtomicU32 {
+            &self.wake[0]
+        }
+        fn wake_word(&self) -> &loom::sync::atomic::AtomicU32 {
+            &self.wake[1]
+        }
+        fn fence(order: Ordering) {
+            loom::sync::atomic::fence(order);
+        }
+    }
+
+    impl Model {
+        fn new() -> Self {
+            use loom::sync::atomic::{AtomicU32 as U32, AtomicU64 as U64};
+            Self {
+                head: U64::new(0),
+                seq: [U64::new(0), U64::new(0)],
+                len: [U32::new(0), U32::new(0)],
+                words: [[U64::new(0), U64::new(0)], [U64::new(0), U64::new(0)]],
+                wake: [U32::new(0), U32::new(0)],
+            }
+        }
     }
 
     /// The protocol under every interleaving `loom` explores: a writer
@@ -325,50 +456,12 @@ mod tests {
     #[test]
     fn loom_a_reader_never_accepts_a_torn_or_wrong_message_and_counts_what_it_missed() {
         use loom::sync::Arc;
-        use loom::sync::atomic::{AtomicU32 as LU32, AtomicU64 as LU64};
-
-        struct Model {
-            head: LU64,
-            seq: [LU64; 2],
-            len: [LU32; 2],
-            words: [[LU64; 2]; 2],
-        }
-        impl RingMem for Model {
-            type W64 = LU64;
-            type W32 = LU32;
-            fn slot_count(&self) -> u64 {
-                2
-            }
-            fn words(&self) -> usize {
-                2
-            }
-            fn head(&self) -> &LU64 {
-                &self.head
-            }
-            fn seq(&self, k: usize) -> &LU64 {
-                &self.seq[k]
-            }
-            fn len(&self, k: usize) -> &LU32 {
-                &self.len[k]
-            }
-            fn word(&self, k: usize, w: usize) -> &LU64 {
-                &self.words[k][w]
-            }
-            fn fence(order: Ordering) {
-                loom::sync::atomic::fence(order);
-            }
-        }
 
         const MESSAGES: u64 = 3;
         let mut b = loom::model::Builder::new();
         b.preemption_bound = Some(3);
         b.check(|| {
-            let m = Arc::new(Model {
-                head: LU64::new(0),
-                seq: [LU64::new(0), LU64::new(0)],
-                len: [LU32::new(0), LU32::new(0)],
-                words: [[LU64::new(0), LU64::new(0)], [LU64::new(0), LU64::new(0)]],
-            });
+            let m = Arc::new(Model::new());
             let w = m.clone();
             let writer = loom::thread::spawn(move || {
                 for n in 0..MESSAGES {
@@ -407,6 +500,37 @@ mod tests {
             writer.join().unwrap();
             // Every message up to the cursor was delivered or counted missed.
             assert_eq!(got + missed, cursor);
+        });
+    }
+
+    /// The sleep/wake handshake under every interleaving: a reader that
+    /// decides to sleep on message 0 while the writer publishes it is
+    /// always woken — it either sees the message, or the writer sees it
+    /// waiting and changes the futex word after the value the reader
+    /// would wait on (so `FUTEX_WAIT` returns at once or is woken).
+    #[test]
+    fn loom_a_reader_that_goes_to_sleep_is_never_left_asleep() {
+        use loom::sync::Arc;
+        loom::model(|| {
+            let m = Arc::new(Model::new());
+            let w = m.clone();
+            let writer = loom::thread::spawn(move || {
+                write(&*w, 0, &[1u8; 16]);
+                if sleepers(&*w) {
+                    bump(&*w);
+                }
+            });
+            let slept = prepare_sleep(&*m, 0);
+            writer.join().unwrap();
+            if let Some(seen) = slept {
+                assert_ne!(
+                    m.wake_word().load(Ordering::Relaxed),
+                    seen,
+                    "lost wake-up: the reader would sleep on an unchanged word"
+                );
+                end_sleep(&*m);
+            }
+            assert_eq!(m.waiters().load(Ordering::Relaxed), 0);
         });
     }
 }
