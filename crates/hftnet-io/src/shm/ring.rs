@@ -43,6 +43,9 @@
 //! least one of the two sees the other's store, so a reader never sleeps
 //! through a message. The unit tests check both protocols with `loom`.
 //!
+//! Message numbers are far from wrapping (2^63 of them); the arithmetic
+//! still wraps or saturates rather than panic on a hostile ring's head.
+//!
 //! Must never: be written by two writers at once (the sequence words would
 //! interleave), or read with a length larger than the slot (lengths are
 //! clamped to the slot: a hostile or torn length cannot take a read out
@@ -148,7 +151,7 @@ pub fn write<M: RingMem>(m: &M, n: u64, data: &[u8]) {
     let k = slot_of(m, n);
     let data = &data[..data.len().min(m.words() * 8)];
     let seq = m.seq(k);
-    seq.store(2 * n + 1, Ordering::Relaxed);
+    seq.store(n.wrapping_mul(2).wrapping_add(1), Ordering::Relaxed);
     M::fence(Ordering::Release);
     m.len(k).store(data.len() as u32, Ordering::Relaxed);
     let mut chunks = data.chunks_exact(8);
@@ -165,8 +168,8 @@ pub fn write<M: RingMem>(m: &M, n: u64, data: &[u8]) {
         b[..rest.len()].copy_from_slice(rest);
         m.word(k, w).store(u64::from_le_bytes(b), Ordering::Relaxed);
     }
-    seq.store(2 * n + 2, Ordering::Release);
-    m.head().store(n + 1, Ordering::Release);
+    seq.store(n.wrapping_mul(2).wrapping_add(2), Ordering::Release);
+    m.head().store(n.wrapping_add(1), Ordering::Release);
 }
 
 /// Writer, after [`write()`], when a reader may sleep: whether one is
@@ -225,7 +228,7 @@ pub enum Read {
 /// checks before it sleeps.
 #[inline]
 pub fn ready<M: RingMem>(m: &M, c: u64) -> bool {
-    m.seq(slot_of(m, c)).load(Ordering::Acquire) >= 2 * c + 2
+    m.seq(slot_of(m, c)).load(Ordering::Acquire) >= c.wrapping_mul(2).wrapping_add(2)
 }
 
 /// What a reader polling for message `c` calls between polls: see
@@ -239,7 +242,7 @@ pub fn touch<M: RingMem>(m: &M, c: u64) {
 #[inline]
 pub fn read<M: RingMem>(m: &M, c: u64, out: &mut [u8]) -> Read {
     let k = slot_of(m, c);
-    let want = 2 * c + 2;
+    let want = c.wrapping_mul(2).wrapping_add(2);
     let seq = m.seq(k);
     let s1 = seq.load(Ordering::Acquire);
     if s1 != want {
@@ -273,8 +276,8 @@ pub fn read<M: RingMem>(m: &M, c: u64, out: &mut [u8]) -> Read {
 /// on one slot.
 #[inline]
 pub fn rejoin<M: RingMem>(m: &M, cursor: u64) -> (u64, u64) {
-    let head = m.head().load(Ordering::Acquire).max(cursor + 1);
-    (head, head - cursor)
+    let head = m.head().load(Ordering::Acquire).max(cursor.saturating_add(1));
+    (head, head.saturating_sub(cursor))
 }
 
 #[cfg(test)]
