@@ -308,7 +308,7 @@ fn the_lab_main_job_runs_and_cleans_up() {
             "--rounds",
             "2",
             "--transports",
-            "udp,mcast",
+            "udp,mcast,shm",
             "--json",
         ])
         .arg(&json)
@@ -329,8 +329,10 @@ fn the_lab_main_job_runs_and_cleans_up() {
     let _ = std::fs::remove_file(&json);
     assert_eq!(j["mode"], "lab");
     let rows = j["results"].as_array().unwrap();
-    // The floor first, then udp's 7 rows and mcast's 4.
-    assert_eq!(rows.len(), 12);
+    // The floor first, then udp's 7 rows, mcast's 4 and shm's 2 (the
+    // shared-memory rows run between the lab's two namespaces too).
+    assert_eq!(rows.len(), 14);
+    assert_eq!(rows[12]["rung"]["transport"], "shm");
     assert_floor_row(&j);
     for row in rows {
         let strategy = row["rung"]["strategy"].as_str().unwrap();
