@@ -694,48 +694,127 @@ pub(super) fn attach(path: &Path, name: &str) -> Result<Mapped, ShmError> {
     // the writer wrote it before `link` gave the file its name, and our
     // `open` of that name comes after the `link` (the kernel orders the two
     // system calls), so the copy sees it whole.
-    let id = unsafe { std::ptr::read_volatile(map.as_ptr().cast::<Identity>()) };
-    if id.magic != MAGIC {
-        return Err(bad("no hftnet ring magic at its start".into()));
-    }
-    if id.version != FORMAT_VERSION {
-        return Err(bad(format!(
-            "format version {} (this hftnet reads version {FORMAT_VERSION}); run the same hftnet \
-             at both ends",
-            id.version
-        )));
-    }
-    let (size_words, stride) = geometry(id.slot_size);
-    let checks = [
-        (id.header_len as usize == HEADER_LEN, "header length"),
-        (id.max_readers as usize == MAX_READERS, "reader entries"),
-        (
-            id.slots >= 2 && id.slots.is_power_of_two() && id.slots <= 1 << 24,
-            "slot count (a power of two)",
-        ),
-        (
-            id.slot_size >= 8 && id.slot_size <= MAX_SLOT_SIZE && size_words == id.slot_size,
-            "slot size",
-        ),
-        (id.stride as usize == stride, "slot stride"),
-        (
-            (id.slots as u64) * (stride as u64) + HEADER_LEN as u64 == size,
-            "file size for its slots",
-        ),
-    ];
-    if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
-        return Err(bad(format!(
-            "its header has a bad {what} (slots {}, slot size {}, stride {}, {size} bytes)",
-            id.slots, id.slot_size, id.stride
-        )));
-    }
+    let raw = unsafe { std::ptr::read_volatile(map.as_ptr().cast::<[u8; LINE]>()) };
+    let id = check_identity(&raw, size).map_err(bad)?;
     Ok(Mapped {
         map,
-        id,
+        id: id.id,
         ino: meta.ino(),
         path: path.to_path_buf(),
         name: name.to_string(),
     })
+}
+
+/// Reads and checks a ring's identity line (its first 64 bytes) against
+/// the file's size: the magic, the format version, and a geometry that
+/// fits the file exactly. Any bytes are safe to give it (a hostile or
+/// broken file): it returns what is wrong, in words, and never panics.
+///
+/// # Errors
+/// What is wrong with the header, e.g. "format version 2 (this hftnet
+/// reads version 1)" or "its header has a bad slot size".
+pub fn check_identity(raw: &[u8; LINE], size: u64) -> Result<RingShape, String> {
+    let u32_at = |at: usize| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+    let mut magic = [0u8; 8];
+    magic.copy_from_slice(&raw[..8]);
+    if magic != MAGIC {
+        return Err("no hftnet ring magic at its start".into());
+    }
+    let mut created = [0u8; 8];
+    created.copy_from_slice(&raw[40..48]);
+    let id = Identity {
+        magic,
+        version: u32_at(8),
+        header_len: u32_at(12),
+        slots: u32_at(16),
+        slot_size: u32_at(20),
+        stride: u32_at(24),
+        max_readers: u32_at(28),
+        writer_pid: u32_at(32),
+        _reserved: u32_at(36),
+        created_unix_ns: u64::from_le_bytes(created),
+    };
+    if id.version != FORMAT_VERSION {
+        return Err(format!(
+            "format version {} (this hftnet reads version {FORMAT_VERSION}); run the same hftnet \
+             at both ends",
+            id.version
+        ));
+    }
+    let slot_ok = (8..=MAX_SLOT_SIZE).contains(&id.slot_size) && id.slot_size % 8 == 0;
+    let slots_ok = (2..=1 << 24).contains(&id.slots) && id.slots.is_power_of_two();
+    let stride = if slot_ok { geometry(id.slot_size).1 } else { 0 };
+    let checks = [
+        (id.header_len as usize == HEADER_LEN, "header length"),
+        (id.max_readers as usize == MAX_READERS, "reader entries"),
+        (slots_ok, "slot count (a power of two)"),
+        (slot_ok, "slot size"),
+        (id.stride as usize == stride, "slot stride"),
+        (
+            u64::from(id.slots) * u64::from(id.stride) + HEADER_LEN as u64 == size,
+            "file size for its slots",
+        ),
+        (id.writer_pid != 0, "writer pid"),
+    ];
+    if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
+        return Err(format!(
+            "its header has a bad {what} (slots {}, slot size {}, stride {}, {size} bytes)",
+            id.slots, id.slot_size, id.stride
+        ));
+    }
+    Ok(RingShape { id })
+}
+
+/// The identity line's bytes, little-endian, as [`check_identity`] reads them.
+fn encode_identity(id: &Identity) -> [u8; LINE] {
+    let mut b = [0u8; LINE];
+    b[..8].copy_from_slice(&id.magic);
+    for (at, v) in [
+        (8, id.version),
+        (12, id.header_len),
+        (16, id.slots),
+        (20, id.slot_size),
+        (24, id.stride),
+        (28, id.max_readers),
+        (32, id.writer_pid),
+        (36, id._reserved),
+    ] {
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    b[40..48].copy_from_slice(&id.created_unix_ns.to_le_bytes());
+    b
+}
+
+/// A checked ring identity (see [`check_identity`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RingShape {
+    id: Identity,
+}
+
+impl RingShape {
+    /// Slots (a power of two).
+    #[must_use]
+    pub fn slots(&self) -> u32 {
+        self.id.slots
+    }
+
+    /// Payload bytes per slot (a multiple of 8).
+    #[must_use]
+    pub fn slot_size(&self) -> u32 {
+        self.id.slot_size
+    }
+
+    /// Bytes from one slot to the next (a multiple of 64).
+    #[must_use]
+    pub fn stride(&self) -> u32 {
+        self.id.stride
+    }
+
+    /// The writer's pid.
+    #[must_use]
+    pub fn writer_pid(&self) -> u32 {
+        self.id.writer_pid
+    }
 }
 
 /// What a writer asks for.
@@ -878,7 +957,7 @@ fn make_file(
     // yet named, so nobody else maps it; the identity is plain data.
     // Ordering: readers only find the file after `link`, a system call made
     // after this store (see `attach`).
-    unsafe { std::ptr::write_volatile(map.as_ptr().cast::<Identity>(), id) };
+    unsafe { std::ptr::write_volatile(map.as_ptr().cast::<[u8; LINE]>(), encode_identity(&id)) };
     let ino = f.metadata().map_err(|e| io_err("inspecting", tmp, e))?.ino();
     let m = Mapped {
         map,
@@ -947,4 +1026,51 @@ pub fn remove(dir: &Path, name: &str, force: bool) -> Result<Option<RingInfo>, S
     }
     std::fs::remove_file(&path).map_err(|e| io_err("removing", &path, e))?;
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(slots: u32, slot_size: u32) -> Identity {
+        let (size, stride) = geometry(slot_size);
+        Identity {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            header_len: HEADER_LEN as u32,
+            slots,
+            slot_size: size,
+            stride: stride as u32,
+            max_readers: MAX_READERS as u32,
+            writer_pid: 42,
+            _reserved: 0,
+            created_unix_ns: 7,
+        }
+    }
+
+    #[test]
+    fn identities_round_trip_and_every_bad_field_is_named() {
+        let id = identity(64, 60);
+        let size = (HEADER_LEN + 64 * 128) as u64;
+        let raw = encode_identity(&id);
+        assert_eq!(&raw[..8], b"HFTNSHM\0");
+        assert_eq!(raw[16..20], 64u32.to_le_bytes(), "slots at offset 16");
+        let s = check_identity(&raw, size).unwrap();
+        assert_eq!((s.slots(), s.slot_size(), s.stride(), s.writer_pid()), (64, 64, 128, 42));
+        let bad = |at: usize, v: u32, size: u64| {
+            let mut r = raw;
+            r[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            check_identity(&r, size).unwrap_err()
+        };
+        assert!(bad(8, 9, size).contains("format version 9"));
+        assert!(bad(12, 4096, size).contains("header length"));
+        assert!(bad(16, 48, size).contains("slot count"));
+        assert!(bad(20, u32::MAX, size).contains("slot size"), "no overflow on a huge size");
+        assert!(bad(20, 12, size).contains("slot size"));
+        assert!(bad(24, 64, size).contains("slot stride"));
+        assert!(bad(28, 1, size).contains("reader entries"));
+        assert!(bad(32, 0, size).contains("writer pid"));
+        assert!(check_identity(&raw, size + 1).unwrap_err().contains("file size"));
+        assert!(check_identity(&[0; 64], size).unwrap_err().contains("magic"));
+    }
 }
