@@ -741,7 +741,7 @@ pub fn check_identity(raw: &[u8; LINE], size: u64) -> Result<RingShape, String> 
             id.version
         ));
     }
-    let slot_ok = (8..=MAX_SLOT_SIZE).contains(&id.slot_size) && id.slot_size % 8 == 0;
+    let slot_ok = (8..=MAX_SLOT_SIZE).contains(&id.slot_size) && id.slot_size.is_multiple_of(8);
     let slots_ok = (2..=1 << 24).contains(&id.slots) && id.slots.is_power_of_two();
     let stride = if slot_ok { geometry(id.slot_size).1 } else { 0 };
     let checks = [
