@@ -58,7 +58,8 @@ impl Drop for Names {
 /// A child process of this binary, killed on drop.
 struct Kid {
     child: Child,
-    out: BufReader<ChildStdout>,
+    /// Lines the child printed, read by a thread so a wait can time out.
+    out: std::sync::mpsc::Receiver<String>,
     input: Option<ChildStdin>,
 }
 
@@ -78,23 +79,30 @@ impl Kid {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (tx, out) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
         let input = child.stdin.take();
         Self { child, out, input }
     }
 
     /// What the child said next: its next line with an `@` (the test
-    /// harness prints its own lines too); `within` bounds the wait between
-    /// lines (a silent child fails the test when it exits: it is killed on
-    /// drop, and its own waits are bounded).
+    /// harness prints its own lines too), within `within`.
     fn line(&mut self, within: Duration) -> String {
         let end = Instant::now() + within;
-        let mut s = String::new();
         loop {
-            assert!(Instant::now() < end, "child said nothing for {within:?}");
-            s.clear();
-            let n = self.out.read_line(&mut s).unwrap();
-            assert!(n > 0, "child closed its output");
+            let left = end.saturating_duration_since(Instant::now());
+            let s = match self.out.recv_timeout(left) {
+                Ok(s) => s,
+                Err(e) => panic!("child said nothing for {within:?} ({e})"),
+            };
             // The harness may have printed "test NAME ... " on the line first.
             if let Some(i) = s.find('@') {
                 return s[i + 1..].trim().to_string();
@@ -188,6 +196,12 @@ fn child_process_entry() {
                 "@got {} missed {} lapped {}",
                 st.received, st.missed, st.lapped
             );
+        }
+        // Attaches blocking and waits (asleep on the futex) to be killed.
+        "blocker" => {
+            let mut s = Subscriber::attach(Path::new(DIR), &name, RxStrategy::Block).unwrap();
+            println!("@attached");
+            let _ = s.recv(&mut buf, Some(Instant::now() + Duration::from_secs(30)));
         }
         // Publishes `arg` messages, says so, and waits to be killed.
         "writer" => {
@@ -511,4 +525,104 @@ fn duplex_endpoints_carry_both_ways_and_sides_refuse_what_they_lack() {
     assert_eq!((b.get(0).0, b.get(1).0), (&b"one"[..], &b"two"[..]));
     drop((server, client, publ, sub));
     assert!(names.left().is_empty(), "{:?}", names.left());
+}
+
+#[test]
+fn a_reader_racing_a_writer_on_a_tiny_ring_never_takes_a_torn_message() {
+    let names = Names::new("race");
+    let name = names.get("md");
+    const N: u64 = 300_000;
+    let mut p = Publisher::create(Path::new(DIR), &name, 4, 64, 0o600).unwrap();
+    let mut s = Subscriber::attach(Path::new(DIR), &name, RxStrategy::Spin).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let (mut got, mut last) = (0u64, None::<u64>);
+        let end = Instant::now() + Duration::from_secs(30);
+        // Until every message is delivered or counted missed (a lap near
+        // the end rejoins past the last one).
+        while got + s.stats().missed < N {
+            match s.recv(&mut buf, Some(end)).unwrap() {
+                Poll::Message(len) => {
+                    let n = num(&buf);
+                    assert_eq!(len, 8 + (n % 57) as usize, "length of message {n}");
+                    assert!(
+                        buf[8..len].iter().all(|&b| b == n as u8),
+                        "torn message {n}"
+                    );
+                    assert!(last.is_none_or(|l| n > l), "{n} after {last:?}");
+                    last = Some(n);
+                    got += 1;
+                }
+                Poll::Lapped { .. } => {}
+                other => panic!("{other:?} after {got} messages"),
+            }
+        }
+        (got, s.stats())
+    });
+    let mut msg = [0u8; 64];
+    for n in 0..N {
+        let len = 8 + (n % 57) as usize;
+        msg[..8].copy_from_slice(&n.to_le_bytes());
+        msg[8..len].fill(n as u8);
+        p.publish(&msg[..len]).unwrap();
+    }
+    let (got, st) = reader.join().unwrap();
+    assert_eq!(st.received, got);
+    assert_eq!(
+        got + st.missed,
+        N,
+        "every message delivered or counted missed"
+    );
+    drop(p);
+    assert!(names.left().is_empty(), "{:?}", names.left());
+}
+
+#[test]
+fn a_reader_killed_asleep_gives_back_its_entry_and_sleeping_count() {
+    let names = Names::new("asleep");
+    let name = names.get("md");
+    let p = Publisher::create(Path::new(DIR), &name, 64, 64, 0o600).unwrap();
+    let mut k = Kid::spawn("blocker", &name, "0");
+    assert_eq!(k.line(Duration::from_secs(10)), "attached");
+    let end = Instant::now() + Duration::from_secs(10);
+    while p.info().sleeping != 1 {
+        assert!(
+            Instant::now() < end,
+            "the reader never slept: {:?}",
+            p.info()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!((p.info().may_sleep, p.info().readers.len()), (1, 1));
+    k.child.kill().unwrap();
+    k.child.wait().unwrap();
+    // The writer's heartbeat sweeps dead readers every 100 ms: without it
+    // the writer would wake a sleeper that no longer exists on every message.
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let i = p.info();
+        if (i.sleeping, i.may_sleep, i.readers.len()) == (0, 0, 0) {
+            break;
+        }
+        assert!(Instant::now() < end, "not swept: {i:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_ring_of_another_user_is_refused() {
+    if hftnet_sys::proc::euid() != 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_ring_of_another_user_is_refused: needs root to give a file to another user"
+        );
+        assert!(std::env::var("CI").is_err(), "CI runs as root");
+        return;
+    }
+    let names = Names::new("owner");
+    let name = names.get("md");
+    let p = Publisher::create(Path::new(DIR), &name, 64, 64, 0o600).unwrap();
+    std::os::unix::fs::chown(p.path(), Some(65534), Some(65534)).unwrap();
+    let e = attach_err(&name);
+    assert!(e.contains("belongs to uid 65534"), "{e}");
 }

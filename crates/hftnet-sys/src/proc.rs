@@ -1,6 +1,6 @@
-//! Processes: whether a process ID names a live process, for peers that
-//! share memory with us and may have died without a word (a shared-memory
-//! ring's writer or readers).
+//! Processes and the files they share: whether a process ID names a live
+//! process (a shared-memory ring's readers may die without a word), this
+//! process's effective user, and naming a file made unnamed (`O_TMPFILE`).
 //!
 //! Layer: `hftnet-sys`, under the liveness checks of shared-memory rings.
 //! Invariants: only `kill(pid, 0)` is used, which sends no signal; a pid
@@ -38,6 +38,47 @@ pub fn exists(pid: u32) -> Result<bool> {
         Some(libc::EPERM) => Ok(true),
         Some(libc::ESRCH) => Ok(false),
         _ => Err(e),
+    }
+}
+
+/// The effective user ID of this process (`geteuid`): whom the files it
+/// makes belong to, and whom it trusts a shared file from.
+#[must_use]
+pub fn euid() -> u32 {
+    // SAFETY: `geteuid` takes nothing and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Gives the unnamed file `fd` (opened with `O_TMPFILE`) the name `path`:
+/// `linkat` through `/proc/self/fd/N` with `AT_SYMLINK_FOLLOW`, which needs
+/// no privilege (unlike `AT_EMPTY_PATH`). The file appears whole, at once;
+/// a process killed before this leaves nothing behind.
+///
+/// # Errors
+/// `call = "linkat"`: `EEXIST` when `path` exists (nothing is replaced),
+/// `ENOENT` without `/proc`, and the usual errors of `linkat(2)`.
+pub fn link_fd(fd: std::os::fd::BorrowedFd<'_>, path: &std::path::Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| SyscallError::from_errno("linkat", libc::EINVAL))?;
+    let to = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| SyscallError::from_errno("linkat", libc::EINVAL))?;
+    // SAFETY: two NUL-terminated strings that live across the call; the
+    // kernel only reads them.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(SyscallError::last("linkat"))
     }
 }
 

@@ -153,6 +153,27 @@ pub fn pin_thread_to_cpu(cpu: usize) -> Result<(), PlacementError> {
     }
 }
 
+/// Lets the calling thread run on every CPU its cpuset allows: an
+/// all-ones mask to `sched_setaffinity`, which the kernel narrows to the
+/// cpuset. For a helper thread (a heartbeat) started by a thread pinned to
+/// one CPU, which it would otherwise inherit.
+///
+/// # Errors
+/// The failed `sched_setaffinity` call.
+pub fn unpin_thread() -> crate::Result<()> {
+    let mask = [u64::MAX; MASK_WORDS];
+    // SAFETY: as in `pin_thread_to_cpu`: a live, initialised buffer of
+    // whole `unsigned long`s the kernel only reads; pid 0 is this thread.
+    let ret = unsafe {
+        libc::sched_setaffinity(
+            0,
+            size_of_val(&mask),
+            mask.as_ptr().cast::<libc::cpu_set_t>(),
+        )
+    };
+    cvt("sched_setaffinity", ret).map(drop)
+}
+
 /// The CPUs the calling thread may run on, ascending.
 ///
 /// Calls `sched_getaffinity(0, ...)`. Allocates the returned vector.

@@ -76,6 +76,9 @@ fn list(dir: &std::path::Path, json: bool) -> Result<ExitCode> {
     if !dir.is_dir() {
         bail!("{} is not a directory (--dir)", dir.display());
     }
+    if let Err(e) = std::fs::read_dir(dir) {
+        bail!("cannot list {}: {e}", dir.display());
+    }
     let rings = shm::list(dir);
     if json {
         let v: Vec<serde_json::Value> = rings
@@ -130,6 +133,10 @@ fn stat_lines(i: &RingInfo) -> Vec<(String, String)> {
         ("heartbeat_age_ms".into(), i.heartbeat_age_ms.to_string()),
         ("position".into(), i.head.to_string()),
         ("readers".into(), i.readers.len().to_string()),
+        (
+            "sleeping_readers".into(),
+            format!("{} (of {} that may sleep)", i.sleeping, i.may_sleep),
+        ),
     ];
     for r in &i.readers {
         v.push((
@@ -153,14 +160,18 @@ fn stat_lines(i: &RingInfo) -> Vec<(String, String)> {
 fn stat(name: &str, dir: &std::path::Path, json: bool) -> Result<ExitCode> {
     let infos: Vec<RingInfo> = match shm::stat(dir, name) {
         Ok(i) => vec![i],
-        // A duplex name: its two rings.
-        Err(ShmError::NotFound { .. }) => {
-            let pair: Vec<RingInfo> = ["c2s", "s2c"]
-                .iter()
-                .filter_map(|d| shm::stat(dir, &format!("{name}.{d}")).ok())
-                .collect();
+        // A duplex name: its two rings (an unusable one is an error too).
+        Err(not_found @ ShmError::NotFound { .. }) => {
+            let mut pair = Vec::new();
+            for d in ["c2s", "s2c"] {
+                match shm::stat(dir, &format!("{name}.{d}")) {
+                    Ok(i) => pair.push(i),
+                    Err(ShmError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             if pair.is_empty() {
-                return Err(shm::stat(dir, name).unwrap_err().into());
+                return Err(not_found.into());
             }
             pair
         }
@@ -183,16 +194,19 @@ fn stat(name: &str, dir: &std::path::Path, json: bool) -> Result<ExitCode> {
 
 fn rm(name: &str, dir: &std::path::Path, force: bool) -> Result<ExitCode> {
     let names: Vec<String> = match shm::stat(dir, name) {
-        Err(ShmError::NotFound { .. }) => ["c2s", "s2c"]
-            .iter()
-            .map(|d| format!("{name}.{d}"))
-            .filter(|n| shm::path_of(dir, n).exists())
-            .collect(),
+        Err(not_found @ ShmError::NotFound { .. }) => {
+            let pair: Vec<String> = ["c2s", "s2c"]
+                .iter()
+                .map(|d| format!("{name}.{d}"))
+                .filter(|n| shm::path_of(dir, n).exists())
+                .collect();
+            if pair.is_empty() {
+                return Err(not_found.into());
+            }
+            pair
+        }
         _ => vec![name.to_string()],
     };
-    if names.is_empty() {
-        return Err(shm::stat(dir, name).unwrap_err().into());
-    }
     for n in &names {
         match shm::remove(dir, n, force)? {
             Some(i) => println!("removed shm ring {n} (writer {})", writer(&i.writer)),

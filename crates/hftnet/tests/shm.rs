@@ -187,15 +187,16 @@ fn blast_into_sink_over_shm_delivers_every_message() {
         assert!(Instant::now() < end, "sink made no ring");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // A ring large enough that the sink is never lapped, at a rate a
-    // loaded 2-vCPU machine keeps up with.
+    // A ring larger than the whole run, so a sink that attaches late still
+    // reads every message from the start; a second of sending, so it has
+    // that long to attach on a loaded 2-vCPU machine.
     let out = hftnet(&[
         "blast",
         &format!("shm://{n}?slots=262144&size=64"),
         "--count",
         "200000",
         "--rate",
-        "2000000",
+        "200000",
         "--size",
         "64",
         "--json",

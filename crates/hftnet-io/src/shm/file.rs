@@ -15,7 +15,8 @@
 //! 64     head: messages published (the writer's position)          [writer, each message]
 //! 128    state (live/closed) and heartbeat (CLOCK_MONOTONIC ns)     [writer, every 100 ms]
 //! 192    futex word, sleeping readers, readers that may sleep        [readers; writer wakes]
-//! 256    64 reader entries of one line: pid, cursor, counters       [each reader its own]
+//! 256    64 reader entries of one line: pid, blocking, asleep,      [each reader its own]
+//!        cursor, received, lapped, missed, attach time
 //! 8192   slots of `stride` bytes: sequence word, length, payload words
 //! ```
 //! Each group sits on its own 64-byte line, so the writer's per-message
@@ -30,10 +31,23 @@
 //!   `/dev/shm` is an error at creation, not a `SIGBUS` later;
 //! - everything shared after creation is an atomic; the identity is read
 //!   once with a volatile copy and only the validated copy is used;
-//! - a file is given its name (`link`) only once its header is complete,
-//!   so a reader never sees a half-made ring. A file someone else
-//!   truncates under a mapping would still fault (`SIGBUS`): the directory
-//!   is the user's own (`/dev/shm`, mode 0600 files).
+//! - a ring is made unnamed (`O_TMPFILE`) and given its name (`linkat`)
+//!   only once its header is complete, so a reader never sees a half-made
+//!   ring and a creator killed half way leaves nothing;
+//! - `/dev/shm` is writable by every user: only rings of our own user (or
+//!   root's) are used; another user's file under a ring's name is refused.
+//!   A process of our own user that truncates a ring under a mapping can
+//!   still fault its readers (`SIGBUS`): the trust boundary is the user.
+//!
+//! Liveness: the writer holds an exclusive `flock` on its ring for its
+//! whole life; the kernel drops it when the process ends, however it ends,
+//! so "a shared lock can be taken" means "no writer" — immune to a writer
+//! starved of CPU or in another PID namespace. The heartbeat (stamped by a
+//! thread of the writer every 100 ms, which also sweeps the entries of dead
+//! readers) is shown by `stat` and decides only on a file system without
+//! `flock`. Making, taking over and removing a ring happen under an
+//! exclusive `flock` of the directory, so no two processes act on one name
+//! at once.
 
 #![allow(unsafe_code)]
 
@@ -128,6 +142,10 @@ pub(super) struct ReaderEntry {
     pub pid: AtomicU32,
     /// 1 when the reader may sleep.
     pub blocking: AtomicU32,
+    /// 1 while the reader is counted in `waiters` (about to sleep or
+    /// asleep), so a sweep can take back the count of one that died there.
+    pub asleep: AtomicU32,
+    _reserved: AtomicU32,
     /// Next message the reader reads.
     pub cursor: AtomicU64,
     /// Messages delivered.
@@ -150,6 +168,7 @@ struct Header {
 }
 
 const _: () = assert!(std::mem::size_of::<Identity>() == LINE);
+const _: () = assert!(std::mem::size_of::<ReaderEntry>() == LINE);
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_LEN);
 const _: () = assert!(std::mem::offset_of!(Header, head) == LINE);
 const _: () = assert!(std::mem::offset_of!(Header, readers) == 4 * LINE);
@@ -174,6 +193,15 @@ pub enum ShmError {
         name: String,
         /// The directory searched.
         dir: String,
+    },
+    /// The ring is there but its writer is gone.
+    #[error(
+        "shm ring {name:?} has no live writer (it closed the ring or died); start its writer, or \
+         remove the stale ring with `hftnet shm rm {name}`"
+    )]
+    Stale {
+        /// The ring.
+        name: String,
     },
     /// The ring has a live writer already.
     #[error(
@@ -298,6 +326,10 @@ pub(super) fn monotonic_ns() -> u64 {
 #[derive(Debug)]
 pub(super) struct Mapped {
     map: Mapping,
+    /// The open file: the writer holds an exclusive `flock` on it for its
+    /// whole life (the kernel drops it when the process dies, however it
+    /// dies); readers test it to tell a live writer from a dead one.
+    file: File,
     id: Identity,
     /// The file's inode, to tell this ring from a newer one of the same name.
     pub ino: u64,
@@ -378,7 +410,16 @@ impl Mapped {
         let _ = hftnet_sys::futex::wake(&w.seq, hftnet_sys::futex::Scope::Shared, u32::MAX);
     }
 
-    /// Whether the writer is alive, closed, or gone.
+    /// Whether the ring was closed by its writer (one atomic load).
+    pub fn closed(&self) -> bool {
+        self.life().state.load(Ordering::Acquire) == STATE_CLOSED
+    }
+
+    /// Whether the writer is alive, closed, or gone: a writer holds an
+    /// exclusive `flock` on the file while it lives, which the kernel
+    /// releases when its process ends however it ends, so a shared lock we
+    /// can take means no writer. (On a file system without `flock`, a
+    /// heartbeat silent for [`DEAD_AFTER`] decides.)
     pub fn writer(&self) -> WriterState {
         let life = self.life();
         if life.state.load(Ordering::Acquire) == STATE_CLOSED {
@@ -387,8 +428,14 @@ impl Mapped {
         let beat = life.heartbeat_ns.load(Ordering::Relaxed);
         let age = Duration::from_nanos(monotonic_ns().saturating_sub(beat));
         let pid = self.id.writer_pid;
-        let gone = age >= DEAD_AFTER
-            || (age >= 3 * HEARTBEAT && matches!(hftnet_sys::proc::exists(pid), Ok(false)));
+        let gone = match self.file.try_lock_shared() {
+            Ok(()) => {
+                let _ = self.file.unlock();
+                true
+            }
+            Err(std::fs::TryLockError::WouldBlock) => false,
+            Err(std::fs::TryLockError::Error(_)) => age >= DEAD_AFTER,
+        };
         if gone {
             WriterState::Dead {
                 pid,
@@ -396,6 +443,41 @@ impl Mapped {
             }
         } else {
             WriterState::Live { pid }
+        }
+    }
+
+    /// Gives back the entries of readers whose process is gone, and the
+    /// sleeping and may-sleep counts they held (a reader killed asleep would
+    /// otherwise make the writer wake a sleeper on every message). Run by
+    /// the writer's heartbeat thread; returns how many it freed.
+    pub fn sweep_readers(&self) -> usize {
+        let mut freed = 0;
+        for i in 0..MAX_READERS {
+            let e = self.reader(i);
+            let pid = e.pid.load(Ordering::Acquire);
+            if pid != 0
+                && matches!(hftnet_sys::proc::exists(pid), Ok(false))
+                && e.pid
+                    .compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.release_counts(e);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Takes back what a dead reader's entry held in the wake line.
+    fn release_counts(&self, e: &ReaderEntry) {
+        let dec = |w: &AtomicU32| {
+            let _ = w.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| v.checked_sub(1));
+        };
+        if e.blocking.swap(0, Ordering::AcqRel) != 0 {
+            dec(&self.wake().may_sleep);
+        }
+        if e.asleep.swap(0, Ordering::AcqRel) != 0 {
+            dec(&self.wake().waiters);
         }
     }
 
@@ -411,6 +493,7 @@ impl Mapped {
         let take = |i: usize| {
             let e = self.reader(i);
             e.blocking.store(u32::from(blocking), Ordering::Relaxed);
+            e.asleep.store(0, Ordering::Relaxed);
             e.cursor
                 .store(self.head_word().load(Ordering::Acquire), Ordering::Relaxed);
             e.received.store(0, Ordering::Relaxed);
@@ -440,6 +523,7 @@ impl Mapped {
                     .compare_exchange(pid, me, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
+                self.release_counts(self.reader(i));
                 return Ok(take(i));
             }
         }
@@ -483,6 +567,8 @@ impl Mapped {
             writer: self.writer(),
             heartbeat_age_ms: monotonic_ns().saturating_sub(beat) / 1_000_000,
             head,
+            sleeping: self.wake().waiters.load(Ordering::Relaxed),
+            may_sleep: self.wake().may_sleep.load(Ordering::Relaxed),
             readers,
         }
     }
@@ -637,6 +723,10 @@ pub struct RingInfo {
     pub heartbeat_age_ms: u64,
     /// Messages published: the writer's position.
     pub head: u64,
+    /// Readers counted as sleeping (or about to) in the wake line.
+    pub sleeping: u32,
+    /// Readers counted as blocking (the writer looks for sleepers).
+    pub may_sleep: u32,
     /// Readers attached.
     pub readers: Vec<ReaderInfo>,
 }
@@ -678,6 +768,16 @@ pub(super) fn attach(path: &Path, name: &str) -> Result<Mapped, ShmError> {
     if !meta.file_type().is_file() {
         return Err(bad("not a regular file".into()));
     }
+    // `/dev/shm` is writable by every user: trust only our own rings (and
+    // root's), never a file another user left under the name.
+    let me = hftnet_sys::proc::euid();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(bad(format!(
+            "it belongs to uid {}, not to you (uid {me}); hftnet uses only rings of its own user \
+             or root's",
+            meta.uid()
+        )));
+    }
     let size = meta.len();
     if size < HEADER_LEN as u64 {
         return Err(bad(format!(
@@ -698,6 +798,7 @@ pub(super) fn attach(path: &Path, name: &str) -> Result<Mapped, ShmError> {
     let id = check_identity(&raw, size).map_err(bad)?;
     Ok(Mapped {
         map,
+        file: f,
         id: id.id,
         ino: meta.ino(),
         path: path.to_path_buf(),
@@ -859,64 +960,82 @@ pub(super) fn create(
         )));
     }
     let path = path_of(dir, name);
-    let me = std::process::id();
-    static SERIAL: AtomicU64 = AtomicU64::new(0);
-    for _ in 0..4 {
-        let mut replaced = None;
-        match attach(&path, name) {
-            Ok(old) => {
-                let info = old.info();
-                if let WriterState::Live { pid } = info.writer {
-                    return Err(ShmError::WriterExists {
-                        name: name.to_string(),
-                        pid,
-                    });
-                }
-                // Stale: take its name over (readers still mapping it see
-                // it closed or dead and look for the new one).
-                if old.still_named() {
-                    let _ = std::fs::remove_file(&path);
-                }
-                replaced = Some(info);
+    let _lock = DirLock::take(dir)?;
+    let mut replaced = None;
+    match attach(&path, name) {
+        Ok(old) => {
+            let info = old.info();
+            if let WriterState::Live { pid } = info.writer {
+                return Err(ShmError::WriterExists {
+                    name: name.to_string(),
+                    pid,
+                });
             }
-            Err(ShmError::NotFound { .. }) => {}
-            Err(e) => return Err(e),
+            // Stale: take its name over (readers still mapping it see it
+            // closed or dead and look for the new one). Under the
+            // directory lock, so no other writer is between look and act.
+            std::fs::remove_file(&path).map_err(|e| io_err("removing the stale ring", &path, e))?;
+            replaced = Some(info);
         }
-        let tmp = dir.join(format!(
-            ".{FILE_PREFIX}{name}.{me}.{}",
-            SERIAL.fetch_add(1, Ordering::Relaxed)
-        ));
-        let made = make_file(&tmp, name, shape.slots, slot_size, stride, shape.perm);
-        let mapped = match made {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                let mut m = mapped;
-                m.path = path;
-                return Ok((m, replaced));
-            }
-            // Another writer named its ring first: look again.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err("naming", &path, e)),
-        }
+        Err(ShmError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
     }
-    Err(io_err(
-        "creating",
-        &path,
-        std::io::Error::from_raw_os_error(libc::EEXIST),
-    ))
+    let mut m = make_file(dir, name, shape.slots, slot_size, stride, shape.perm)?;
+    hftnet_sys::proc::link_fd(m.file.as_fd(), &path).map_err(|e| sys_err("naming", &path, &e))?;
+    m.path = path;
+    m.ino = m
+        .file
+        .metadata()
+        .map_err(|e| io_err("inspecting", &m.path, e))?
+        .ino();
+    Ok((m, replaced))
 }
 
-/// Makes, sizes and initialises the file at `tmp` (not yet named).
+/// An exclusive `flock` on the rings' directory, held while a ring is made,
+/// taken over or removed, so that looking at a name and acting on it is one
+/// step for every hftnet process. Bounded: a lock held elsewhere for more
+/// than [`DIR_LOCK_WAIT`] is an error naming it.
+pub(super) struct DirLock(File);
+
+/// The longest wait for the directory lock.
+pub const DIR_LOCK_WAIT: Duration = Duration::from_secs(2);
+
+impl DirLock {
+    /// Takes the lock of `dir`.
+    pub(super) fn take(dir: &Path) -> Result<Self, ShmError> {
+        let f = File::open(dir).map_err(|e| io_err("opening the directory", dir, e))?;
+        let until = std::time::Instant::now() + DIR_LOCK_WAIT;
+        loop {
+            match f.try_lock() {
+                Ok(()) => return Ok(Self(f)),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io_err(
+                        "locking (another process has held the directory's lock for 2 s)",
+                        dir,
+                        std::io::Error::from_raw_os_error(libc::EWOULDBLOCK),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(io_err("locking the directory", dir, e));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// Makes, sizes and initialises an unnamed file in `dir` (`O_TMPFILE`),
+/// locked for its writer; [`create`] names it once it is whole.
 fn make_file(
-    tmp: &Path,
+    dir: &Path,
     name: &str,
     slots: u32,
     slot_size: u32,
@@ -926,19 +1045,37 @@ fn make_file(
     let f: File = OpenOptions::new()
         .read(true)
         .write(true)
-        .create_new(true)
         .mode(perm)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(tmp)
-        .map_err(|e| io_err("creating", tmp, e))?;
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|e| io_err("creating a ring file in", dir, e))?;
+    // The writer's mark of life, held until its process ends.
+    f.try_lock().map_err(|e| {
+        io_err(
+            "locking the new ring in",
+            dir,
+            match e {
+                std::fs::TryLockError::Error(e) => e,
+                std::fs::TryLockError::WouldBlock => {
+                    std::io::Error::from_raw_os_error(libc::EWOULDBLOCK)
+                }
+            },
+        )
+    })?;
     // The umask may have taken bits away: set exactly what was asked.
     f.set_permissions(std::fs::Permissions::from_mode(perm))
-        .map_err(|e| io_err("setting permissions of", tmp, e))?;
+        .map_err(|e| io_err("setting permissions of", dir, e))?;
     let len = HEADER_LEN + slots as usize * stride;
     f.set_len(len as u64)
-        .map_err(|e| io_err("sizing", tmp, e))?;
-    Mapping::allocate(f.as_fd(), len).map_err(|e| sys_err("allocating", tmp, &e))?;
-    let map = Mapping::shared_fd(f.as_fd(), len).map_err(|e| sys_err("mapping", tmp, &e))?;
+        .map_err(|e| io_err("sizing", dir, e))?;
+    match Mapping::allocate(f.as_fd(), len) {
+        Ok(()) => {}
+        // A file system without fallocate: go on (a full one could then
+        // fault a writer; dirfs, the default, has it).
+        Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => {}
+        Err(e) => return Err(sys_err("allocating", dir, &e)),
+    }
+    let map = Mapping::shared_fd(f.as_fd(), len).map_err(|e| sys_err("mapping", dir, &e))?;
     let id = Identity {
         magic: MAGIC,
         version: FORMAT_VERSION,
@@ -958,12 +1095,12 @@ fn make_file(
     // Ordering: readers only find the file after `link`, a system call made
     // after this store (see `attach`).
     unsafe { std::ptr::write_volatile(map.as_ptr().cast::<[u8; LINE]>(), encode_identity(&id)) };
-    let ino = f.metadata().map_err(|e| io_err("inspecting", tmp, e))?.ino();
     let m = Mapped {
         map,
+        file: f,
         id,
-        ino,
-        path: tmp.to_path_buf(),
+        ino: 0,
+        path: dir.to_path_buf(),
         name: name.to_string(),
     };
     m.life().state.store(STATE_LIVE, Ordering::Relaxed);
@@ -1010,6 +1147,7 @@ pub fn stat(dir: &Path, name: &str) -> Result<RingInfo, ShmError> {
 pub fn remove(dir: &Path, name: &str, force: bool) -> Result<Option<RingInfo>, ShmError> {
     check_ring_name(name)?;
     let path = path_of(dir, name);
+    let _lock = DirLock::take(dir)?;
     let info = match stat(dir, name) {
         Ok(i) => Some(i),
         Err(e @ ShmError::Format { .. }) if !force => return Err(e),

@@ -26,20 +26,31 @@
 //! such; only then does the writer pay a `SeqCst` fence per message to look
 //! for sleepers (Dekker's argument, as in `mem://`: the writer publishes,
 //! fences, reads `waiters`; the reader raises `waiters`, fences, re-reads
-//! the slot; one of the two sees the other). Every sleep is bounded by the
-//! heartbeat period, so a sleeping reader notices a dead writer; the first
-//! sleep after registering by 1 ms, since a message under way may not have
-//! seen the registration.
+//! the slot; one of the two sees the other; checked by `loom` in
+//! [`ring`]). Every sleep is bounded by the heartbeat period, so a sleeping
+//! reader notices a dead writer; the first sleep after registering by 1 ms,
+//! since a message under way may not have seen the registration (the
+//! writer reads the may-sleep count without a fence, to spare spinning
+//! readers' writers the fence).
 //!
 //! Lifecycle: the writer creates `DIR/hftnet-shm.NAME` (mode 0600), fully
-//! initialised before it gets its name; a heartbeat thread stamps it every
-//! 100 ms; on drop it marks the ring closed, wakes sleepers and removes
-//! the file. Readers attach by name (waiting for the ring to appear),
-//! check its format version, take an entry in its reader table (their
-//! cursor and counters, visible to `hftnet shm stat`), and tell a closed
-//! ring from a dead writer (heartbeat silent for 1 s, or 300 ms and its
-//! process gone). A new writer takes over a stale ring's name; a reader of
-//! the stale ring then attaches to the new one, starting at its head.
+//! initialised before it gets its name, and holds a lock on it while it
+//! lives; a heartbeat thread stamps it every 100 ms; on drop it removes the
+//! name, marks the ring closed and wakes sleepers. Readers attach by name
+//! (waiting for the ring to appear), check its format version and owner,
+//! take an entry in its reader table (their cursor and counters, visible to
+//! `hftnet shm stat`), and tell a closed ring from a dead writer (the
+//! writer's lock is free: see [`mod@file`]). A new writer takes over a stale
+//! ring's name; a reader of the stale ring then attaches to the new one and
+//! reads it from the oldest message still in it. A ring there but unusable
+//! (another format version, another user's) is an error at open, and when
+//! it appears later, an error of the receive (with the reason in the
+//! capabilities' notes).
+//!
+//! Laps are never silent: [`Subscriber::try_recv`] returns
+//! [`Poll::Lapped`] with the count; the transport counts them in its
+//! capabilities (`reader.lapped`, `reader.missed`) and goes on, as a socket
+//! counts drops.
 //!
 //! Copies: a reader copies each message out of its slot (the check after
 //! the copy is what makes a lapped read safe), so receive leases are lent
@@ -83,6 +94,10 @@ pub const DEFAULT_SLOT_SIZE: u32 = 2048;
 pub const DEFAULT_PERM: u32 = 0o600;
 /// The longest first sleep of a reader that registered as sleeping.
 pub const FIRST_SLEEP: Duration = Duration::from_millis(1);
+/// Laps in a row, with no message between, after which a receive calls the
+/// ring broken (a ring of sequence words a hostile writer set past every
+/// cursor would otherwise lap a reader forever).
+pub const MAX_LAPS_IN_A_ROW: u32 = 1 << 16;
 /// The smallest receive-lease buffer: a message of a ring with larger
 /// slots than this end asked for (`size=`) is lent cut to the larger of
 /// the two (`RxMeta::truncated`).
@@ -287,10 +302,15 @@ impl Publisher {
         let thread = std::thread::Builder::new()
             .name("hftnet-shm-beat".into())
             .spawn(move || {
+                // Not the caller's pin or real-time policy: a spinning
+                // SCHED_FIFO writer on one CPU would starve its heartbeat.
+                let _ = hftnet_sys::sched::unpin_thread();
+                let _ = hftnet_sys::sched::set_normal();
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     rx.recv_timeout(file::HEARTBEAT)
                 {
                     beating.beat();
+                    beating.sweep_readers();
                 }
             });
         let thread = match thread {
@@ -405,10 +425,15 @@ impl Drop for Publisher {
             drop(tx);
             let _ = thread.join();
         }
-        self.ring.close();
-        if self.ring.still_named() {
+        // Unnamed first, under the directory lock, while still live (so no
+        // new writer can have taken the name in between), then closed.
+        if let Some(dir) = self.ring.path.parent()
+            && let Ok(_lock) = file::DirLock::take(dir)
+            && self.ring.still_named()
+        {
             let _ = std::fs::remove_file(&self.ring.path);
         }
+        self.ring.close();
     }
 }
 
@@ -493,6 +518,12 @@ pub struct Subscriber {
     /// It looked for the ring before and did not find it (or left one):
     /// a ring it attaches to now is read from its start.
     waited: bool,
+    /// The ring it left (inode) and its cursor there.
+    left: Option<(u64, u64)>,
+    /// The last ring of the name found unusable, and why.
+    last_error: Option<String>,
+    /// The last look found a ring with no live writer.
+    stale_seen: bool,
 }
 
 impl Subscriber {
@@ -506,6 +537,10 @@ impl Subscriber {
         let mut s = Self::waiting(dir, name, strategy)?;
         if s.look()? {
             Ok(s)
+        } else if s.stale_seen {
+            Err(ShmError::Stale {
+                name: name.to_string(),
+            })
         } else {
             Err(ShmError::NotFound {
                 name: name.to_string(),
@@ -538,10 +573,15 @@ impl Subscriber {
             next_check: Instant::now() + file::HEARTBEAT,
             stats: ReaderStats::default(),
             waited: false,
+            left: None,
+            last_error: None,
+            stale_seen: false,
         })
     }
 
-    /// Attaches to the ring if it exists and is not the ring just left.
+    /// Attaches to the ring if it exists and has a live writer; a ring
+    /// that is there but not usable is an error, kept for
+    /// [`last_error`](Self::last_error).
     fn look(&mut self) -> Result<bool, ShmError> {
         self.last_look = Some(Instant::now());
         let m = match file::attach(&path_of(&self.dir, &self.name), &self.name) {
@@ -550,11 +590,15 @@ impl Subscriber {
                 self.waited = true;
                 return Ok(false);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                return Err(e);
+            }
         };
         if !matches!(m.writer(), WriterState::Live { .. }) {
             // A stale ring: wait for a writer to take its name over.
             self.waited = true;
+            self.stale_seen = true;
             return Ok(false);
         }
         let blocking = self.strategy != RxStrategy::Spin;
@@ -563,16 +607,23 @@ impl Subscriber {
             m.wake().may_sleep.fetch_add(1, Ordering::SeqCst);
         }
         let mut cursor = m.reader(entry).cursor.load(Ordering::Relaxed);
-        if self.waited {
+        if let Some((ino, at)) = self.left.take()
+            && ino == m.ino
+        {
+            // The very ring this reader left (its writer was thought gone):
+            // go on from where it was; a lap since then is counted as one.
+            cursor = at.min(cursor);
+            m.reader(entry).cursor.store(cursor, Ordering::Relaxed);
+        } else if self.waited {
             // The ring appeared while this reader waited for it: every
             // message in it is new to the reader, so it starts at the
             // oldest still there; any overwritten before it came count as
             // missed.
             let start = cursor.saturating_sub(u64::from(m.slots()) - 1);
             let e = m.reader(entry);
+            self.stats.missed = self.stats.missed.saturating_add(start);
             e.cursor.store(start, Ordering::Relaxed);
-            e.missed.store(self.stats.missed + start, Ordering::Relaxed);
-            self.stats.missed += start;
+            e.missed.store(self.stats.missed, Ordering::Relaxed);
             cursor = start;
         }
         self.at = Some(Attached {
@@ -584,7 +635,26 @@ impl Subscriber {
         });
         self.stats.attaches += 1;
         self.next_check = Instant::now() + file::HEARTBEAT;
+        self.last_error = None;
+        self.stale_seen = false;
         Ok(true)
+    }
+
+    /// Why the ring of this name could not be attached to, the last time
+    /// it was there but unusable (another format version, another user's,
+    /// a full reader table); cleared by the next attach.
+    #[must_use]
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// Leaves the ring (its writer closed it or is gone), remembering where,
+    /// in case the same ring turns out alive.
+    fn detach(&mut self) {
+        if let Some(a) = self.at.take() {
+            self.left = Some((a.ring.ino, a.cursor));
+        }
+        self.waited = true;
     }
 
     /// The reader's counters.
@@ -619,6 +689,8 @@ impl Subscriber {
             if self.last_look.is_some_and(|t| t.elapsed() < LOOK_EVERY) {
                 return Poll::NoRing;
             }
+            // An unusable ring is kept in `last_error` (the transport
+            // reports it); the reader goes on looking.
             return match self.look() {
                 Ok(true) => self.try_recv(out),
                 _ => Poll::NoRing,
@@ -626,7 +698,7 @@ impl Subscriber {
         };
         match ring::read(&*a.ring, a.cursor, out) {
             Read::Got(len) => {
-                a.cursor += 1;
+                a.cursor = a.cursor.wrapping_add(1);
                 self.stats.received += 1;
                 let e = a.ring.reader(a.entry);
                 e.cursor.store(a.cursor, Ordering::Relaxed);
@@ -641,7 +713,7 @@ impl Subscriber {
                 let (at, missed) = ring::rejoin(&*a.ring, a.cursor);
                 a.cursor = at;
                 self.stats.lapped += 1;
-                self.stats.missed += missed;
+                self.stats.missed = self.stats.missed.saturating_add(missed);
                 let e = a.ring.reader(a.entry);
                 e.cursor.store(at, Ordering::Relaxed);
                 e.lapped.store(self.stats.lapped, Ordering::Relaxed);
@@ -663,8 +735,7 @@ impl Subscriber {
                 if ring::ready(&*a.ring, a.cursor) {
                     return Poll::Empty;
                 }
-                self.at = None;
-                self.waited = true;
+                self.detach();
                 self.stats.writers_closed += 1;
                 Poll::WriterClosed
             }
@@ -672,8 +743,7 @@ impl Subscriber {
                 if ring::ready(&*a.ring, a.cursor) {
                     return Poll::Empty;
                 }
-                self.at = None;
-                self.waited = true;
+                self.detach();
                 self.stats.writers_dead += 1;
                 Poll::WriterDead { pid, silent_ms }
             }
@@ -687,19 +757,26 @@ impl Subscriber {
             std::thread::sleep(left.map_or(LOOK_EVERY, |l| l.min(LOOK_EVERY)));
             return Ok(());
         };
-        let mut bound = file::HEARTBEAT;
-        if !a.slept {
-            a.slept = true;
-            bound = FIRST_SLEEP;
-        }
+        let bound = if a.slept {
+            file::HEARTBEAT
+        } else {
+            FIRST_SLEEP
+        };
         let left = left.map_or(bound, |l| l.min(bound));
+        // Marked in the entry first, so a sweep can take back the count of
+        // a reader killed asleep.
+        let entry = a.ring.reader(a.entry);
+        entry.asleep.store(1, Ordering::Release);
         let Some(seen) = ring::prepare_sleep(&*a.ring, a.cursor) else {
+            entry.asleep.store(0, Ordering::Release);
             return Ok(());
         };
+        a.slept = true;
         let w = a.ring.wake();
         self.stats.sleeps += 1;
         let r = Deadline::after(left).and_then(|d| futex::wait(&w.seq, seen, Scope::Shared, Some(d)));
         ring::end_sleep(&*a.ring);
+        entry.asleep.store(0, Ordering::Release);
         r.map(|_| ())
     }
 
@@ -729,7 +806,9 @@ impl Subscriber {
                 Wait::TimedOut => return Ok(p),
                 Wait::Sleep(left) => {
                     self.sleep(left)?;
-                    if self.at.is_some() && Instant::now() >= self.next_check {
+                    // A close wakes sleepers: look at once, not at the next check.
+                    let closed = self.at.as_ref().is_some_and(|a| a.ring.closed());
+                    if self.at.is_some() && (closed || Instant::now() >= self.next_check) {
                         let c = self.check_writer();
                         if c != Poll::Empty {
                             return Ok(c);
@@ -969,18 +1048,44 @@ impl ShmTransport {
         out: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<Option<usize>, SyscallError> {
+        let mut laps = 0u32;
         loop {
             match rx.recv(out, deadline)? {
                 Poll::Message(n) => return Ok(Some(n)),
-                Poll::Lapped { .. } | Poll::WriterClosed => {}
+                Poll::Lapped { .. } => {
+                    // Counted in the capabilities (`reader.lapped`,
+                    // `reader.missed`); a ring that laps every read is
+                    // broken or hostile, not slow.
+                    laps += 1;
+                    if laps >= MAX_LAPS_IN_A_ROW {
+                        return Err(SyscallError::from_errno(
+                            "shm:// receive (lapped on every read: the ring's sequence words \
+                             are corrupt, or its writer is hostile)",
+                            libc::EPROTO,
+                        ));
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Ok(None);
+                    }
+                }
+                Poll::WriterClosed => {}
                 Poll::WriterDead { .. } => {
                     return Err(SyscallError::from_errno(
-                        "shm:// receive (the ring's writer died: its heartbeat stopped and its \
-                         process is gone; waiting for a new writer)",
+                        "shm:// receive (the ring's writer died: its process ended without \
+                         closing the ring; waiting for a new writer)",
                         libc::ECONNRESET,
                     ));
                 }
-                Poll::Empty | Poll::NoRing => return Ok(None),
+                Poll::Empty | Poll::NoRing => {
+                    if rx.at.is_none() && rx.last_error.is_some() {
+                        return Err(SyscallError::from_errno(
+                            "shm:// receive (the ring of this name is not usable: see the \
+                             capabilities' notes)",
+                            libc::EPROTO,
+                        ));
+                    }
+                    return Ok(None);
+                }
             }
         }
     }
@@ -1004,7 +1109,7 @@ impl ShmTransport {
             } else {
                 match rx.try_recv(slot) {
                     Poll::Message(len) => Some(len),
-                    Poll::Lapped { .. } => continue,
+                    // Counted; the burst ends here (the caller sees what it got).
                     _ => None,
                 }
             };
@@ -1115,7 +1220,13 @@ impl Transport for ShmTransport {
                 .into(),
             ),
             middleware: None,
-            notes: self.notes.clone(),
+            notes: {
+                let mut n = self.notes.clone();
+                if let Some(e) = self.rx.as_ref().and_then(Subscriber::last_error) {
+                    n.push(format!("the ring to read is not usable: {e}"));
+                }
+                n
+            },
         }
     }
 }
@@ -1148,7 +1259,6 @@ impl Lease for ShmTransport {
             } else {
                 match rx.try_recv(&mut self.lend) {
                     Poll::Message(len) => Some(len),
-                    Poll::Lapped { .. } => continue,
                     _ => None,
                 }
             };

@@ -4,9 +4,12 @@
 //! `c % slots` and check it was not overwritten while they copied.
 //!
 //! Layer: the core of `shm://`, written once over a [`RingMem`] so the same
-//! functions ([`write()`], [`read()`], the sleep handshake) run on a file mapped shared between
-//! processes and, in the unit tests, on `loom`'s model atomics, which check
-//! every interleaving the memory model allows.
+//! functions ([`write()`], [`read()`], the sleep handshake) run on a file
+//! mapped shared between processes and, in the unit tests, on `loom`'s
+//! model atomics. loom explores the interleavings of its C11 model (with
+//! a preemption bound, and without load buffering or SeqCst accesses
+//! stronger than AcqRel): a bounded check, not a proof; the argument
+//! below is the proof.
 //!
 //! The protocol (a seqlock per slot, with the message number in the
 //! sequence word so a reader tells "not yet written" from "overwritten"):
