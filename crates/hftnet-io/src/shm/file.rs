@@ -311,7 +311,7 @@ pub fn path_of(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Payload bytes per slot rounded to whole words, and the slot stride.
-fn geometry(slot_size: u32) -> (u32, usize) {
+pub(super) fn geometry(slot_size: u32) -> (u32, usize) {
     let size = slot_size.div_ceil(8) * 8;
     let stride = (SLOT_HEADER + size as usize).div_ceil(LINE) * LINE;
     (size, stride)

@@ -205,7 +205,7 @@ impl ShmConfig {
         })? {
             c.slot_size = n as u32;
         }
-        let bytes = u64::from(c.slots) * (u64::from(c.slot_size.div_ceil(64) * 64) + 64);
+        let bytes = u64::from(c.slots) * file::geometry(c.slot_size).1 as u64;
         if bytes > file::MAX_RING_BYTES as u64 {
             return Err(UriError::BadValue {
                 param: "slots".into(),
@@ -1303,6 +1303,10 @@ mod tests {
         assert_eq!((c.side, c.slots, c.slot_size, c.perm), (Side::Sub, 64, 100, 0o640));
         assert_eq!((c.dir.as_path(), c.strategy, c.cpu), (Path::new("/tmp"), RxStrategy::Spin, Some(1)));
         assert_eq!(c.rings(Role::Server), (None, Some("a_b-1".into())));
+        // The URI's size limit is the one creation applies: 2^24 slots of
+        // 8 bytes make exactly 1 GiB of slots.
+        assert!(ShmConfig::from_uri(&Uri::parse("shm://x?slots=16777216&size=8").unwrap()).is_ok());
+        assert!(ShmConfig::from_uri(&Uri::parse("shm://x?slots=16777216&size=64").unwrap()).is_err());
 
         // One-way: a duplex URI becomes the writer or a reader of ring "md";
         // an explicit as= stays.
