@@ -238,6 +238,13 @@ pub enum ExchangeError {
     /// Receiving on the re-request transport failed.
     #[error("receiving re-requests")]
     Receive(#[source] SyscallError),
+    /// A publish transport was given: the exchange publishes MoldUDP64 on
+    /// its feeds, market-data records are the feed handler's.
+    #[error(
+        "the exchange publishes no market-data records: give the publish transport to the feed \
+         handler"
+    )]
+    Publish,
 }
 
 /// Why [`write_day`] failed.
@@ -658,7 +665,8 @@ impl Exchange {
     /// first call; after the linger a second call returns at once.
     ///
     /// # Errors
-    /// [`ExchangeError::NoFeed`], or [`ExchangeError::Receive`] when the
+    /// [`ExchangeError::NoFeed`], [`ExchangeError::Publish`] when a
+    /// publish transport was given, or [`ExchangeError::Receive`] when the
     /// re-request transport fails (the session is left as it was). A source
     /// that fails part way, or a message too long for a packet, is not an
     /// error: the session ends there and the report says why.
@@ -671,9 +679,13 @@ impl Exchange {
             mut feed_a,
             mut feed_b,
             retransmit,
+            publish,
         } = io;
         if feed_a.is_none() && feed_b.is_none() {
             return Err(ExchangeError::NoFeed);
+        }
+        if publish.is_some() {
+            return Err(ExchangeError::Publish);
         }
         let r = self.publish(
             feed_a.as_deref_mut(),

@@ -1,7 +1,9 @@
 //! The feed handler: receives MoldUDP64 on feeds A and B over any
 //! transports, arbitrates them (the first copy of each message wins),
 //! recovers gaps by re-request, builds the books, calls the strategy back on
-//! every top-of-book change, and reports every counter.
+//! every top-of-book change, publishes a market-data record per top-of-book
+//! change and per trade to other processes when asked ([`crate::publish`]),
+//! and reports every counter.
 //!
 //! Layer: apps. The protocol is the sans-IO `hftnet_trade::feed::FeedHandler`
 //! and the books `hftnet_trade::market::MarketData`; this module moves
@@ -15,12 +17,19 @@
 //! arrived for the idle timeout. After 10 000 empty rounds in a row it yields
 //! its CPU between rounds.
 //!
+//! Publishing (when [`Transports::publish`] is given): each packet is
+//! stamped on receive (see [`crate::publish`]), each top-of-book change and
+//! each trade of a kept book goes out as a record before the strategy
+//! callback runs, and each run ends its records with an end-of-stream
+//! record (a later run continues the sequence numbers). A record the
+//! transport refuses is counted, never fatal.
+//!
 //! Invariants: after the buffers are allocated at the start, nothing is
 //! allocated, formatted or logged per datagram (the first 64 lost ranges are
-//! kept in a vector reserved up front, the time per packet goes to a
-//! pre-allocated histogram); the top-of-book callback runs synchronously,
-//! before the next message is handled; the loop only sends the re-requests
-//! the handler asks for, which are bounded in number per gap.
+//! kept in a vector reserved up front, the time per packet and the publish
+//! latency go to pre-allocated histograms); the top-of-book callback runs
+//! synchronously, before the next message is handled; the loop only sends
+//! the re-requests the handler asks for, which are bounded in number per gap.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -31,12 +40,13 @@ use hftnet_trade::book::{self, BookConfig};
 use hftnet_trade::feed::{
     self as engine, Deliver, FeedConfig, FeedHandler, FeedId, SourceCounters, Start,
 };
-use hftnet_trade::market::{MarketData, TopUpdate};
+use hftnet_trade::market::{MarketData, MarketEvents, TopUpdate, TradeUpdate};
 use hftnet_wire::moldudp64::{HEADER_LEN, Request, Session};
 use serde::Serialize;
 
 use crate::Transports;
 use crate::market::{MarketSummary, TopOfBook, top_of_book};
+use crate::publish::{PublishReport, Publishing, RecordOut};
 
 /// Lost ranges listed in the report; the others are only counted.
 pub const LOST_RANGES_LISTED: usize = 64;
@@ -309,25 +319,68 @@ pub struct FeedHandlerReport {
     pub market: MarketSummary,
     /// The top of the first books.
     pub top_of_book: Vec<TopOfBook>,
+    /// The market-data records published (`None` when no run published).
+    pub publish: Option<PublishReport>,
 }
 
 /// The consumer of the handler during a run: the books, the strategy
-/// callback, the loss reports.
+/// callback, the publisher, the loss reports.
 struct Consumer<'r, F> {
     market: &'r mut MarketData,
     on_top: &'r mut F,
     top_updates: &'r mut u64,
+    publish: Option<(&'r mut dyn RecordOut, &'r mut Publishing)>,
     lost: &'r mut Vec<LostRange>,
     ended: &'r mut Option<u64>,
+}
+
+/// What one delivered message tells the publisher and the strategy.
+struct Events<'e, F> {
+    on_top: &'e mut F,
+    top_updates: &'e mut u64,
+    out: &'e mut dyn RecordOut,
+    publishing: &'e mut Publishing,
+    /// The ITCH message type.
+    cause: u8,
+}
+
+impl<F: FnMut(&TopUpdate)> MarketEvents for Events<'_, F> {
+    #[inline]
+    fn top(&mut self, u: &TopUpdate) {
+        *self.top_updates += 1;
+        self.publishing.top(self.out, u, self.cause);
+        (self.on_top)(u);
+    }
+
+    #[inline]
+    fn trade(&mut self, t: &TradeUpdate) {
+        self.publishing.trade(self.out, t, self.cause);
+    }
 }
 
 impl<F: FnMut(&TopUpdate)> Deliver for Consumer<'_, F> {
     fn message(&mut self, _sequence: u64, message: &[u8]) {
         let (n, on_top) = (&mut *self.top_updates, &mut *self.on_top);
-        self.market.handle_with(message, &mut |u| {
-            *n += 1;
-            on_top(u);
-        });
+        match self.publish.as_mut() {
+            Some((out, publishing)) => {
+                self.market.handle_events(
+                    message,
+                    &mut Events {
+                        on_top,
+                        top_updates: n,
+                        out: &mut **out,
+                        publishing,
+                        cause: message.first().copied().unwrap_or(0),
+                    },
+                );
+            }
+            None => {
+                self.market.handle_with(message, &mut |u| {
+                    *n += 1;
+                    on_top(u);
+                });
+            }
+        }
     }
 
     fn lost(&mut self, first: u64, count: u64) {
@@ -360,6 +413,8 @@ pub struct FeedHandlerApp {
     ended: Option<u64>,
     burst: RxBurst,
     per_packet: LatencyStats,
+    publishing: Publishing,
+    published: bool,
     start: Option<Instant>,
     first_rx: Option<Instant>,
     last_rx: Option<Instant>,
@@ -390,6 +445,8 @@ impl FeedHandlerApp {
             ended: None,
             burst: RxBurst::new(RX_BURST, RX_SLOT),
             per_packet: LatencyStats::new(),
+            publishing: Publishing::new(),
+            published: false,
             start: None,
             first_rx: None,
             last_rx: None,
@@ -403,8 +460,11 @@ impl FeedHandlerApp {
     /// idle timeout or `stop`, calling `on_top` with every change of a best
     /// bid, best offer or trading state (the strategy hook; it runs before
     /// the next message is handled). Feed A, feed B or both must be given,
-    /// and a re-request transport when recovery is on. Time (the duration,
-    /// the idle timeout) starts at the first call.
+    /// and a re-request transport when recovery is on. With a publish
+    /// transport, every top-of-book change and trade also goes out as a
+    /// market-data record, and the run ends them with an end-of-stream
+    /// record (see the module doc). Time (the duration, the idle timeout)
+    /// starts at the first call.
     ///
     /// # Errors
     /// [`FeedHandlerError::NoFeed`] or [`FeedHandlerError::NoRetransmit`].
@@ -425,6 +485,7 @@ impl FeedHandlerApp {
             mut feed_a,
             mut feed_b,
             mut retransmit,
+            publish,
         } = io;
         if feed_a.is_none() && feed_b.is_none() {
             return Err(FeedHandlerError::NoFeed);
@@ -436,12 +497,23 @@ impl FeedHandlerApp {
         let mut last_rx = *self.last_rx.get_or_insert(start);
         let mut req = [0u8; HEADER_LEN];
         let mut empty_rounds = 0u32;
+        let publish = match publish {
+            Some(out) => {
+                self.published = true;
+                self.publishing.start_run();
+                // Shortens the trait object's lifetime to this run's borrow.
+                let out: &mut dyn RecordOut = out;
+                Some((out, &mut self.publishing))
+            }
+            None => None,
+        };
         let mut rx = Rx {
             handler: &mut self.handler,
             consumer: Consumer {
                 market: &mut self.market,
                 on_top,
                 top_updates: &mut self.top_updates,
+                publish,
                 lost: &mut self.lost,
                 ended: &mut self.ended,
             },
@@ -463,6 +535,9 @@ impl FeedHandlerApp {
                 empty_rounds = empty_rounds.saturating_add(1);
             }
             if rx.handler.poll_timeout().is_some_and(|t| now >= t) {
+                if let Some((_, p)) = rx.consumer.publish.as_mut() {
+                    p.stamp_now();
+                }
                 rx.handler.handle_timeout(now, &mut rx.consumer);
             }
             while let Some(r) = rx.handler.poll_request(now) {
@@ -490,6 +565,9 @@ impl FeedHandlerApp {
                 std::thread::yield_now();
             }
         };
+        if let Some((out, p)) = rx.consumer.publish.as_mut() {
+            p.end(&mut **out, rx.consumer.market.last_timestamp_ns());
+        }
         self.last_rx = Some(last_rx);
         self.stopped = Some(why);
         Ok(why)
@@ -543,6 +621,7 @@ impl FeedHandlerApp {
             }),
             market: MarketSummary::of(&self.market),
             top_of_book: top_of_book(self.market.book(), self.top),
+            publish: self.published.then(|| self.publishing.report()),
         }
     }
 }
@@ -561,9 +640,13 @@ impl<F: FnMut(&TopUpdate)> Rx<'_, F> {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Hands one packet to the handler, timing it.
+    /// Hands one packet to the handler, timing it; when publishing, stamps
+    /// it first (its kernel receive stamp, if the transport gave one).
     #[inline]
-    fn handle(&mut self, id: FeedId, bytes: &[u8]) {
+    fn handle(&mut self, id: FeedId, bytes: &[u8], kernel_rx_ns: Option<u64>) {
+        if let Some((_, p)) = self.consumer.publish.as_mut() {
+            p.stamp_packet(kernel_rx_ns);
+        }
         let t0 = Instant::now();
         self.handler
             .handle_packet(id, self.now_ns(), bytes, &mut self.consumer);
@@ -578,8 +661,8 @@ impl<F: FnMut(&TopUpdate)> Rx<'_, F> {
         let Some(t) = t else {
             return 0;
         };
-        match t.recv_lease(RX_BURST, Some(Instant::now()), |bytes, _, _| {
-            self.handle(id, bytes);
+        match t.recv_lease(RX_BURST, Some(Instant::now()), |bytes, meta, _| {
+            self.handle(id, bytes, meta.rx_ts_ns);
         }) {
             Ok(n) => n,
             Err(_) => {
@@ -604,7 +687,8 @@ impl<F: FnMut(&TopUpdate)> Rx<'_, F> {
             }
         };
         for i in 0..n {
-            self.handle(id, burst.get(i).0);
+            let (bytes, meta) = burst.get(i);
+            self.handle(id, bytes, meta.rx_ts_ns);
         }
         n
     }

@@ -7,7 +7,10 @@
 //!   heartbeats, per-feed fault injection, a re-request server and a linger
 //!   after the end of the session; or the day written to a file.
 //! - [`feed`]: the feed handler — A/B arbitration, gap recovery by
-//!   re-request, the books, a callback on every top-of-book change.
+//!   re-request, the books, a callback on every top-of-book change, and
+//!   market-data records published to other processes ([`publish`]).
+//! - [`md_subscriber`]: a subscriber of those records (tops, gaps, the
+//!   latency of each hop).
 //! - [`replay`]: an ITCH 5.0 file through the books.
 //! - [`itch_file`]: reading and writing Nasdaq ITCH 5.0 files (plain or gzip).
 //! - [`market`]: what a stream built (counts, digests, books, top of book),
@@ -54,6 +57,8 @@ pub mod exchange;
 pub mod feed;
 pub mod itch_file;
 pub mod market;
+pub mod md_subscriber;
+pub mod publish;
 pub mod replay;
 mod transports;
 

@@ -1,16 +1,21 @@
 //! The transports an app runs over: feed A, feed B and the re-request
-//! channel, each optional and each of its own type.
+//! channel, each optional and each of its own type, and where the feed
+//! handler publishes its market-data records.
 //!
 //! Layer: the apps crate's entry points take a [`Transports`]; its three
 //! type parameters make every loop monomorphised for the backends it is
 //! given (a loop over two `UdpTransport`s calls the socket code directly).
 //! The builder methods change one parameter at a time, so unused slots keep
-//! a default type ([`Absent`]) and nobody writes `None::<&mut T>`.
+//! a default type ([`Absent`]) and nobody writes `None::<&mut T>`. The
+//! publish slot is a `&mut dyn RecordOut` (see [`crate::publish`]: one
+//! indirect call per record, the backend's send inside still static).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hftnet_io::transport::TxLease;
+
+use crate::publish::RecordOut;
 use hftnet_io::{
     AnyTransport, Capabilities, Lease, RxBurst, RxMeta, SyscallError, Transport, TxMsg,
 };
@@ -21,7 +26,8 @@ use hftnet_io::{
 /// publishes and `retransmit` is where it serves re-requests (opened as a
 /// server); for the [feed handler](crate::feed), feeds A and B are where it
 /// listens and `retransmit` is where it sends re-requests (opened as a
-/// client).
+/// client). `publish` is where the feed handler publishes its
+/// market-data records ([`crate::publish`]); the exchange takes none.
 ///
 /// ```
 /// # use hftnet_apps::Transports;
@@ -39,6 +45,8 @@ pub struct Transports<'a, A = Absent, B = Absent, R = AnyTransport> {
     pub feed_b: Option<&'a mut B>,
     /// The re-request channel.
     pub retransmit: Option<&'a mut R>,
+    /// Where the feed handler publishes its market-data records.
+    pub publish: Option<&'a mut dyn RecordOut>,
 }
 
 impl Transports<'_> {
@@ -49,6 +57,7 @@ impl Transports<'_> {
             feed_a: None,
             feed_b: None,
             retransmit: None,
+            publish: None,
         }
     }
 }
@@ -67,6 +76,7 @@ impl<'a, A: Transport, B: Transport, R: Transport> Transports<'a, A, B, R> {
             feed_a: Some(t),
             feed_b: self.feed_b,
             retransmit: self.retransmit,
+            publish: self.publish,
         }
     }
 
@@ -77,6 +87,7 @@ impl<'a, A: Transport, B: Transport, R: Transport> Transports<'a, A, B, R> {
             feed_a: self.feed_a,
             feed_b: Some(t),
             retransmit: self.retransmit,
+            publish: self.publish,
         }
     }
 
@@ -87,6 +98,19 @@ impl<'a, A: Transport, B: Transport, R: Transport> Transports<'a, A, B, R> {
             feed_a: self.feed_a,
             feed_b: self.feed_b,
             retransmit: Some(t),
+            publish: self.publish,
+        }
+    }
+
+    /// With `t` as where the feed handler publishes its records (any
+    /// [`Lease`] transport: `&mut t` coerces, e.g. a reference to the
+    /// concrete transport inside an `AnyTransport`, taken with
+    /// [`hftnet_io::dispatch!`]).
+    #[must_use]
+    pub fn publish(self, t: &'a mut dyn RecordOut) -> Self {
+        Transports {
+            publish: Some(t),
+            ..self
         }
     }
 }

@@ -5,12 +5,15 @@
 //! often in its loops for a run twenty times longer. (The loops' only
 //! allocations are the two price-level vectors each book reserves when a
 //! stock directory message activates it: 16 on each side for the 8 symbols
-//! of the default day.)
+//! of the default day.) The same with the feed handler publishing a
+//! market-data record per top-of-book change and per trade into a
+//! `shm://` ring.
 
 use std::time::Duration;
 
 use hftnet_apps::exchange::ExchangeConfig;
 use hftnet_apps::feed::{FeedHandlerConfig, FeedStop};
+use hftnet_io::{Endpoint, OneWay, Role};
 
 #[path = "../../hftnet-bench/tests/support/counting_alloc.rs"]
 mod counting_alloc;
@@ -20,7 +23,7 @@ mod loopback;
 
 use counting_alloc::allocs;
 
-fn run(messages: u64) -> loopback::Run {
+fn run(messages: u64, publish: Option<&str>) -> loopback::Run {
     let exchange = ExchangeConfig {
         messages: Some(messages),
         rate: 200_000,
@@ -33,12 +36,26 @@ fn run(messages: u64) -> loopback::Run {
         duration: Some(Duration::from_secs(60)),
         ..FeedHandlerConfig::default()
     };
-    let r = loopback::exchange_to_feed(
+    let mut out = publish.map(|name| {
+        Endpoint::parse(&format!("shm://{name}?slots=65536&size=64"))
+            .unwrap()
+            .one_way(OneWay::Publish)
+            .open(Role::Client)
+            .unwrap()
+    });
+    let r = loopback::exchange_to_feed_publishing(
         &exchange,
         &feed,
-        "loss=0.1&dup=0.01&reorder=0.01&faults_on=tx",
+        loopback::udp_ends("loss=0.1&dup=0.01&reorder=0.01&faults_on=tx"),
+        out.as_mut(),
         allocs,
     );
+    if publish.is_some() {
+        let p = r.feed.publish.as_ref().expect("a publish report");
+        assert_eq!(p.errors, 0);
+        assert_eq!(p.top_of_book, r.feed.top_updates);
+        assert!(p.trades > 0);
+    }
     assert_eq!(r.feed.stopped, FeedStop::EndOfSession);
     assert_eq!(r.feed.lost, 0);
     assert_eq!(r.feed.delivered, r.exchange.messages);
@@ -60,8 +77,8 @@ fn run(messages: u64) -> loopback::Run {
 
 #[test]
 fn no_allocation_per_message() {
-    let short = run(2_000);
-    let long = run(40_000);
+    let short = run(2_000, None);
+    let long = run(40_000, None);
     assert!(long.exchange.messages > 15 * short.exchange.messages);
     assert_eq!(
         short.exchange_run_allocs, long.exchange_run_allocs,
@@ -70,5 +87,30 @@ fn no_allocation_per_message() {
     assert_eq!(
         short.feed_run_allocs, long.feed_run_allocs,
         "the feed handler's loop allocations grew with the message count"
+    );
+}
+
+/// A ring name unique to this process, its file removed on drop.
+struct Ring(String);
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(hftnet_io::shm::path_of(
+            std::path::Path::new(hftnet_io::shm::DEFAULT_DIR),
+            &self.0,
+        ));
+    }
+}
+
+#[test]
+fn no_allocation_per_message_publishing_records() {
+    let ring = Ring(format!("apps-alloc-{}", std::process::id()));
+    let short = run(2_000, Some(&ring.0));
+    let long = run(40_000, Some(&ring.0));
+    let records = |r: &loopback::Run| r.feed.publish.as_ref().unwrap().records;
+    assert!(records(&long) > 15 * records(&short));
+    assert_eq!(
+        short.feed_run_allocs, long.feed_run_allocs,
+        "the publishing feed handler's loop allocations grew with the record count"
     );
 }

@@ -239,6 +239,47 @@ impl Default for Clock {
     }
 }
 
+/// `CLOCK_MONOTONIC` now, in nanoseconds since an unspecified start (boot):
+/// the clock every process of the machine shares, for stamps compared
+/// across processes (a [`Clock`] has a base of its own). Read through the
+/// vDSO where the clocksource allows (`tsc`, `kvm-clock`): no syscall, no
+/// allocation.
+#[inline]
+#[must_use]
+pub fn monotonic_ns() -> u64 {
+    hftnet_sys::futex::Deadline::now().map_or(0, |d| duration_ns(d.as_monotonic()))
+}
+
+/// `CLOCK_REALTIME` now, in nanoseconds since the Unix epoch (the clock of
+/// the kernel's software receive stamps); 0 before 1970.
+#[must_use]
+pub fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, duration_ns)
+}
+
+/// `CLOCK_REALTIME` minus `CLOCK_MONOTONIC`, in nanoseconds: subtract it
+/// from a kernel software stamp (realtime) to place the stamp on
+/// `CLOCK_MONOTONIC`. The two clocks run at the same (NTP-slewed) rate, so
+/// the offset changes only when the wall clock is stepped; it is read here
+/// as the tightest of a few monotonic reads bracketing a realtime one.
+#[must_use]
+pub fn realtime_offset_ns() -> i64 {
+    let mut best = (u64::MAX, 0i64);
+    for _ in 0..16 {
+        let a = monotonic_ns();
+        let r = realtime_ns();
+        let b = monotonic_ns();
+        let width = b.saturating_sub(a);
+        if width < best.0 {
+            let mid = a + width / 2;
+            best = (width, (i128::from(r) - i128::from(mid)) as i64);
+        }
+    }
+    best.1
+}
+
 #[inline]
 fn ticks_to_ns(ticks: u64, mult: u64) -> u64 {
     // 64×64→128 multiply and a shift: cannot overflow; the result fits u64 for
@@ -352,6 +393,30 @@ mod tests {
             assert!(b >= a + 1_500_000, "{:?}: {a} → {b}", clock.kind());
             assert!(a < 60_000_000_000);
         }
+    }
+
+    #[test]
+    fn monotonic_ns_is_clock_monotonic() {
+        // std's Instant reads CLOCK_MONOTONIC on Linux: the two agree in
+        // order, and a sleep shows in both.
+        let a = monotonic_ns();
+        let t = Instant::now();
+        thread::sleep(Duration::from_millis(5));
+        let b = monotonic_ns();
+        let elapsed = duration_ns(t.elapsed());
+        assert!(b > a);
+        assert!(b - a >= 5_000_000, "{}", b - a);
+        assert!(b - a <= elapsed + 1_000_000, "{} vs {elapsed}", b - a);
+        // A realtime stamp taken now lands between two monotonic reads.
+        let off = realtime_offset_ns();
+        let before = monotonic_ns();
+        let r = realtime_ns();
+        let after = monotonic_ns();
+        let placed = (i128::from(r) - i128::from(off)) as u64;
+        assert!(
+            placed + 100_000 >= before && placed <= after + 100_000,
+            "{before} <= {placed} <= {after}"
+        );
     }
 
     #[test]

@@ -10,13 +10,19 @@
 //! Malformed messages (too short for their type, a side byte other than `B`
 //! or `S`) are counted and skipped; unknown types are counted and skipped by
 //! length. Nothing here panics on any input.
+//!
+//! Two hooks for what reads the books: [`MarketData::handle_with`] calls
+//! back on every change of a book's top ([`TopUpdate`]);
+//! [`MarketData::handle_events`] also on every trade ([`TradeUpdate`]: the
+//! executions `E` and `C` of orders in a kept book, and the non-cross trades
+//! `P` of a kept book), through a [`MarketEvents`] listener.
 
 use hftnet_wire::itch50::{
     AddOrder, AddOrderMpid, MessageType, OrderCancel, OrderDelete, OrderExecuted,
-    OrderExecutedWithPrice, OrderReplace, StockDirectory, StockTradingAction,
+    OrderExecutedWithPrice, OrderReplace, StockDirectory, StockTradingAction, Trade,
 };
 
-use crate::book::{Book, BookConfig, ConfigError, Side, TopChange, TopOfBook};
+use crate::book::{Book, BookConfig, ConfigError, Side, TopChange, TopOfBook, TradingState};
 
 /// Counts of what [`MarketData`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +125,61 @@ pub struct TopUpdate {
     pub change: TopChange,
     /// The best bid and offer after the message.
     pub top: TopOfBook,
+    /// The book's trading state after the message, once a trading action
+    /// set it.
+    pub state: Option<TradingState>,
+    /// The book's symbol, once a stock directory message named it.
+    pub symbol: Option<[u8; 8]>,
     /// The message's timestamp, nanoseconds since midnight.
     pub timestamp_ns: u64,
+}
+
+/// Which message printed a trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeSource {
+    /// Order Executed (`E`): a resting order traded at its price.
+    Executed,
+    /// Order Executed With Price (`C`): a resting order traded at another price.
+    ExecutedWithPrice,
+    /// Trade, non-cross (`P`): a non-displayed order traded.
+    NonCross,
+}
+
+/// A trade, as handed to a listener by [`MarketData::handle_events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeUpdate {
+    /// The stock locate.
+    pub locate: u16,
+    /// The symbol: the book's (`E`, `C`) or the message's (`P`); `None`
+    /// when no stock directory message named the book.
+    pub symbol: Option<[u8; 8]>,
+    /// Price, 4 implied decimals: the resting order's (`E`), the
+    /// message's (`C`, `P`).
+    pub price: u32,
+    /// Shares traded, as the message says.
+    pub shares: u32,
+    /// The side that took liquidity: the opposite of the resting order's
+    /// (`E`, `C`); `None` for `P` (ITCH has sent `B` there whatever the
+    /// side since 2014).
+    pub aggressor: Option<Side>,
+    /// The exchange's match number.
+    pub match_number: u64,
+    /// Counted in volume now (`C` messages may say not: printed later).
+    pub printable: bool,
+    /// The message it came from.
+    pub source: TradeSource,
+    /// The message's timestamp, nanoseconds since midnight.
+    pub timestamp_ns: u64,
+}
+
+/// What [`MarketData::handle_events`] tells a listener about. Both methods
+/// run before the next message is handled; for an execution that also
+/// changes the top, the trade comes first.
+pub trait MarketEvents {
+    /// A change of the best bid, best offer or trading state of one book.
+    fn top(&mut self, update: &TopUpdate);
+    /// A trade in a kept book.
+    fn trade(&mut self, trade: &TradeUpdate);
 }
 
 /// Books plus counts; see the module doc.
@@ -202,16 +261,104 @@ impl MarketData {
     pub fn handle_with(&mut self, msg: &[u8], on_top: &mut impl FnMut(&TopUpdate)) -> TopChange {
         let change = self.handle(msg);
         if !change.is_empty() {
-            // A change means the message was well formed: its header is there.
-            let locate = u16::from_be_bytes([msg[1], msg[2]]);
-            on_top(&TopUpdate {
-                locate,
-                change,
-                top: self.book.top(locate),
-                timestamp_ns: self.last_timestamp_ns,
-            });
+            on_top(&self.top_update(msg, change));
         }
         change
+    }
+
+    /// Like [`MarketData::handle_with`], and also tells `events` of every
+    /// trade: an `E` or `C` execution of an order in a kept book (the
+    /// order's side gives the aggressor, an `E` its price; an execution of
+    /// an order the book does not know gives none), a `P` non-cross trade
+    /// of a kept book. Costs one order lookup per execution.
+    pub fn handle_events(&mut self, msg: &[u8], events: &mut impl MarketEvents) -> TopChange {
+        let trade = match msg.first() {
+            Some(b'E' | b'C' | b'P') => self.trade_of(msg),
+            _ => None,
+        };
+        let change = self.handle(msg);
+        if let Some(t) = trade {
+            events.trade(&t);
+        }
+        if !change.is_empty() {
+            events.top(&self.top_update(msg, change));
+        }
+        change
+    }
+
+    /// The top update of a message that changed `change` (so it was well
+    /// formed: its header is there).
+    fn top_update(&self, msg: &[u8], change: TopChange) -> TopUpdate {
+        let locate = u16::from_be_bytes([msg[1], msg[2]]);
+        TopUpdate {
+            locate,
+            change,
+            top: self.book.top(locate),
+            state: self.book.trading_state(locate),
+            symbol: self.book.symbol(locate),
+            timestamp_ns: self.last_timestamp_ns,
+        }
+    }
+
+    /// The trade an `E`, `C` or `P` message prints, read before the book
+    /// applies it (an execution may remove the order); `None` when it is
+    /// malformed, of a book not kept, of no shares, or of an unknown order.
+    fn trade_of(&self, msg: &[u8]) -> Option<TradeUpdate> {
+        let b = &self.book;
+        let resting = |locate: u16, order_ref: u64| {
+            b.order(order_ref)
+                .filter(|o| o.locate == locate && b.is_active(locate))
+        };
+        let t = match msg[0] {
+            b'E' => {
+                let m = OrderExecuted::new_checked(msg).ok()?;
+                let o = resting(m.stock_locate(), m.order_ref())?;
+                TradeUpdate {
+                    locate: m.stock_locate(),
+                    symbol: b.symbol(m.stock_locate()),
+                    price: o.price,
+                    shares: m.executed_shares(),
+                    aggressor: Some(opposite(o.side)),
+                    match_number: m.match_number(),
+                    printable: true,
+                    source: TradeSource::Executed,
+                    timestamp_ns: m.timestamp().nanos(),
+                }
+            }
+            b'C' => {
+                let m = OrderExecutedWithPrice::new_checked(msg).ok()?;
+                let o = resting(m.stock_locate(), m.order_ref())?;
+                TradeUpdate {
+                    locate: m.stock_locate(),
+                    symbol: b.symbol(m.stock_locate()),
+                    price: m.execution_price().raw(),
+                    shares: m.executed_shares(),
+                    aggressor: Some(opposite(o.side)),
+                    match_number: m.match_number(),
+                    printable: m.printable() != b'N',
+                    source: TradeSource::ExecutedWithPrice,
+                    timestamp_ns: m.timestamp().nanos(),
+                }
+            }
+            _ => {
+                let m = Trade::new_checked(msg).ok()?;
+                if !b.is_active(m.stock_locate()) {
+                    return None;
+                }
+                TradeUpdate {
+                    locate: m.stock_locate(),
+                    symbol: Some(m.stock().0),
+                    price: m.price().raw(),
+                    shares: m.shares(),
+                    aggressor: None,
+                    match_number: m.match_number(),
+                    printable: true,
+                    source: TradeSource::NonCross,
+                    timestamp_ns: m.timestamp().nanos(),
+                }
+            }
+        };
+        (t.shares > 0).then_some(t)
     }
 
     /// `None` when the message is malformed.
@@ -319,6 +466,14 @@ impl MarketData {
     }
 }
 
+/// The other side.
+const fn opposite(s: Side) -> Side {
+    match s {
+        Side::Buy => Side::Sell,
+        Side::Sell => Side::Buy,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use hftnet_wire::itch50::Message;
@@ -406,6 +561,148 @@ mod tests {
         assert!(updates.len() > 500, "{}", updates.len());
         // Best bid/offer changes, plus one trading-state change per instrument.
         assert_eq!(updates.len() as u64, md.book().counters().top_changes + 3);
+    }
+
+    #[test]
+    fn the_events_hook_sees_every_trade_and_every_top_change() {
+        struct Seen {
+            tops: Vec<TopUpdate>,
+            trades: Vec<TradeUpdate>,
+        }
+        impl MarketEvents for Seen {
+            fn top(&mut self, u: &TopUpdate) {
+                self.tops.push(*u);
+            }
+            fn trade(&mut self, t: &TradeUpdate) {
+                self.trades.push(*t);
+            }
+        }
+        let mut g = Generator::new(GeneratorConfig::new(5, 4)).unwrap();
+        let mut md = MarketData::new(small_book()).unwrap();
+        let mut plain = MarketData::new(small_book()).unwrap();
+        let mut buf = [0u8; 64];
+        let mut seen = Seen {
+            tops: Vec::new(),
+            trades: Vec::new(),
+        };
+        let mut plain_tops = 0u64;
+        while let Some(m) = g.next_message() {
+            let n = m.emit(&mut buf).unwrap();
+            let msg = &buf[..n];
+            // The resting order, before the execution removes it.
+            let resting = match &m {
+                Message::OrderExecuted(e) => md.book().order(e.order_ref),
+                Message::OrderExecutedWithPrice(e) => md.book().order(e.order_ref),
+                _ => None,
+            };
+            let (tops, trades) = (seen.tops.len(), seen.trades.len());
+            let change = md.handle_events(msg, &mut seen);
+            assert_eq!(plain.handle_with(msg, &mut |_| plain_tops += 1), change);
+            assert_eq!(seen.tops.len() - tops, usize::from(!change.is_empty()));
+            let t = seen.trades.get(trades).copied();
+            match m {
+                Message::OrderExecuted(e) => {
+                    let (t, o) = (t.unwrap(), resting.unwrap());
+                    assert_eq!(t.source, TradeSource::Executed);
+                    assert_eq!((t.price, t.shares), (o.price, e.executed_shares));
+                    assert_eq!(t.aggressor, Some(opposite(o.side)));
+                    assert_eq!(t.match_number, e.match_number);
+                    assert_eq!(t.symbol, md.book().symbol(e.header.stock_locate));
+                }
+                Message::OrderExecutedWithPrice(e) => {
+                    let (t, o) = (t.unwrap(), resting.unwrap());
+                    assert_eq!(t.source, TradeSource::ExecutedWithPrice);
+                    assert_eq!(t.price, e.execution_price.raw());
+                    assert_eq!(t.aggressor, Some(opposite(o.side)));
+                    assert_eq!(t.printable, e.printable == b'Y');
+                }
+                Message::Trade(p) => {
+                    let t = t.unwrap();
+                    assert_eq!(t.source, TradeSource::NonCross);
+                    assert_eq!((t.price, t.shares), (p.price.raw(), p.shares));
+                    assert_eq!((t.aggressor, t.symbol), (None, Some(p.stock.0)));
+                    assert_eq!(t.timestamp_ns, p.header.timestamp.nanos());
+                }
+                _ => assert_eq!(t, None, "{m:?} printed no trade"),
+            }
+            assert_eq!(seen.trades.len() - trades, usize::from(t.is_some()));
+            if g.in_flow() && g.generated() > 5_000 {
+                g.finish();
+            }
+        }
+        let c = md.counts();
+        let executions = c.of(MessageType::OrderExecuted)
+            + c.of(MessageType::OrderExecutedWithPrice)
+            + c.of(MessageType::Trade);
+        assert!(executions > 100, "{executions}");
+        assert_eq!(seen.trades.len() as u64, executions);
+        assert_eq!(seen.tops.len() as u64, plain_tops);
+        assert_eq!(md.book().digest(), plain.book().digest());
+        let last = seen.tops.last().unwrap();
+        assert_eq!(last.top, md.book().top(last.locate));
+        assert_eq!(last.symbol, md.book().symbol(last.locate));
+        assert_eq!(last.state, Some(TradingState::Trading));
+    }
+
+    #[test]
+    fn executions_of_unknown_orders_and_unkept_books_print_no_trade() {
+        struct Count(u64);
+        impl MarketEvents for Count {
+            fn top(&mut self, _: &TopUpdate) {}
+            fn trade(&mut self, _: &TradeUpdate) {
+                self.0 += 1;
+            }
+        }
+        let aapl = crate::book::pad_symbol("AAPL").unwrap();
+        let mut md = MarketData::new(BookConfig {
+            symbols: crate::book::Symbols::Selected(vec![aapl]),
+            ..small_book()
+        })
+        .unwrap();
+        let mut n = Count(0);
+        let mut buf = [0u8; 64];
+        let mut feed = |md: &mut MarketData, m: Message, n: &mut Count| {
+            let len = m.emit(&mut buf).unwrap();
+            md.handle_events(&buf[..len], n);
+        };
+        use hftnet_wire::itch50::{HeaderRepr, OrderExecutedRepr, Price4, Stock, TradeRepr};
+        let h = |locate| HeaderRepr {
+            stock_locate: locate,
+            ..HeaderRepr::default()
+        };
+        // An execution of an order nobody added, a hidden trade of a book
+        // not kept (no directory named locate 3 AAPL).
+        feed(
+            &mut md,
+            Message::OrderExecuted(OrderExecutedRepr {
+                header: h(3),
+                order_ref: 77,
+                executed_shares: 10,
+                match_number: 1,
+            }),
+            &mut n,
+        );
+        let p = TradeRepr {
+            header: h(3),
+            order_ref: 0,
+            side: hftnet_wire::itch50::Side::Buy,
+            shares: 100,
+            stock: Stock(aapl),
+            price: Price4::from_raw(10_000),
+            match_number: 2,
+        };
+        feed(&mut md, Message::Trade(p), &mut n);
+        assert_eq!(n.0, 0);
+        md.book.stock_directory(3, aapl);
+        feed(&mut md, Message::Trade(p), &mut n);
+        feed(
+            &mut md,
+            Message::Trade(TradeRepr { shares: 0, ..p }),
+            &mut n,
+        );
+        assert_eq!(n.0, 1, "a kept book's hidden trade, not one of no shares");
+        md.handle_events(b"P12", &mut n);
+        assert_eq!(n.0, 1, "a truncated trade is malformed, not a trade");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod ethernet;
 pub mod faults;
 pub mod ipv4;
 pub mod itch50;
+pub mod md;
 pub mod moldudp64;
 pub mod probe;
 pub mod rng;

@@ -1,7 +1,9 @@
 //! The market-data commands end to end: `exchange` and `feed` in two lab
 //! namespaces over multicast with loss, duplication and reordering injected
 //! on both feeds; the same over loopback with recovery off (loss must be
-//! reported); `exchange --write` and `replay` agreeing on a file; bad input.
+//! reported); `feed --publish shm://NAME` publishing every record to a
+//! subscriber in this process; `exchange --write` and `replay` agreeing on
+//! a file; bad input.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -317,6 +319,146 @@ fn a_feed_stopped_before_recovery_says_what_is_unresolved() {
     assert!(err.contains("neither delivered nor declared lost"), "{err}");
 }
 
+/// A shared-memory ring name unique to this process; its file is removed on
+/// drop, also when the test fails.
+struct Ring(String);
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(hftnet_io::shm::path_of(
+            std::path::Path::new(hftnet_io::shm::DEFAULT_DIR),
+            &self.0,
+        ));
+    }
+}
+
+#[test]
+fn feed_publishes_every_record_to_a_subscriber_over_shm() {
+    use hftnet_apps::md_subscriber::{MdSubscriber, SubscriberConfig, SubscriberStop};
+    use hftnet_io::{Endpoint, OneWay, Role, dispatch};
+
+    let ring = Ring(format!("cli-md-{}", std::process::id()));
+    let (a, b, rr) = (
+        "udp://127.0.0.1:31131",
+        "udp://127.0.0.1:31132",
+        "udp://127.0.0.1:31133",
+    );
+    // The subscriber first: it waits for the ring and reads it from its
+    // first record. Bounded by its idle timeout and duration.
+    let mut reader = Endpoint::parse(&format!("shm://{}", ring.0))
+        .unwrap()
+        .one_way(OneWay::Subscribe)
+        .open(Role::Server)
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let sub = s.spawn(|| {
+            let mut sub = MdSubscriber::new(SubscriberConfig {
+                idle_timeout: Duration::from_secs(30),
+                duration: Some(Duration::from_secs(100)),
+                ..SubscriberConfig::default()
+            });
+            dispatch!(&mut reader, t => sub.run(t, &stop));
+            sub.report()
+        });
+        let publish = format!("shm://{}?slots=65536&size=64", ring.0);
+        let feed = Proc(Some(
+            Command::new(BIN)
+                .args([
+                    "feed",
+                    "--feed-a",
+                    a,
+                    "--feed-b",
+                    b,
+                    "--retransmit",
+                    rr,
+                    "--publish",
+                    &publish,
+                    "--idle-timeout",
+                    "10s",
+                    "--duration",
+                    "90s",
+                    "--json",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ));
+        std::thread::sleep(Duration::from_millis(300)); // bound before the first packet
+        let exchange = hftnet(&[
+            "exchange",
+            "--feed-a",
+            a,
+            "--feed-b",
+            b,
+            "--retransmit",
+            rr,
+            "--messages",
+            "20000",
+            "--rate",
+            "50000",
+            "--loss-a",
+            "0.02",
+            "--loss-b",
+            "0.02",
+            "--heartbeat",
+            "20ms",
+            "--linger",
+            "1s",
+            "--json",
+        ]);
+        assert!(
+            exchange.status.success(),
+            "{}",
+            String::from_utf8_lossy(&exchange.stderr)
+        );
+        let ex = json_of(&exchange, "exchange");
+        let fd = finish(feed, Duration::from_secs(60), "feed");
+        let fj = json_of(&fd, "feed");
+        if !fd.status.success() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let r = sub.join().unwrap();
+        assert!(
+            fd.status.success(),
+            "feed: {fj} {}",
+            String::from_utf8_lossy(&fd.stderr)
+        );
+        assert_same_market(&ex, &fj);
+        let p = &fj["publish"];
+        let n = |k: &str| p[k].as_u64().unwrap_or_else(|| panic!("publish.{k}: {fj}"));
+        assert_eq!(p["uri"].as_str(), Some(publish.as_str()));
+        assert_eq!(n("errors"), 0, "{fj}");
+        assert_eq!(n("top_of_book"), fj["top_updates"].as_u64().unwrap());
+        assert_eq!(n("records"), n("top_of_book") + n("trades") + n("end"));
+        assert_eq!(n("end"), 1);
+        let c = |k: &str| ex["counts"][k].as_u64().unwrap_or(0);
+        assert_eq!(
+            n("trades"),
+            c("order_executed") + c("order_executed_with_price") + c("trade"),
+            "one trade record per execution: {ex}"
+        );
+        for k in ["p50", "p90", "p99", "p99_9", "max"] {
+            assert!(p["receive_to_publish_ns"][k].as_u64().is_some(), "{fj}");
+        }
+        assert_eq!(p["rx_stamp"], "handler", "{fj}");
+        // Everything published was received, in order, nothing missed.
+        assert_eq!(r.stopped, SubscriberStop::EndOfStream, "{r:#?}");
+        assert_eq!(r.first_sequence, Some(1), "{r:#?}");
+        assert_eq!(r.last_sequence, Some(n("records")), "{r:#?}");
+        assert_eq!(r.received, n("records"), "{r:#?}");
+        assert_eq!((r.gaps, r.missed, r.late, r.malformed), (0, 0, 0, 0));
+        assert_eq!(r.records.top_of_book, n("top_of_book"));
+        assert_eq!(r.records.trades, n("trades"));
+        assert_eq!(r.clock_inversions, 0, "one machine, one CLOCK_MONOTONIC");
+        assert!(r.end_to_end_ns.is_some() && r.publish_to_receive_ns.is_some());
+    });
+    // The feed's ring went with its process.
+    let path = hftnet_io::shm::path_of(std::path::Path::new(hftnet_io::shm::DEFAULT_DIR), &ring.0);
+    assert!(!path.exists(), "{} left behind", path.display());
+}
+
 #[test]
 fn written_file_replays_to_the_same_books() {
     let dir = std::env::temp_dir().join(format!("hftnet-market-test-{}", std::process::id()));
@@ -424,6 +566,26 @@ fn bad_input_is_named() {
             "loss probability 2 is not between 0 and 1",
         ),
         (&["exchange", "--feed-a", "bogus://x"], "bogus"),
+        (
+            &[
+                "feed",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--publish",
+                "bogus://x",
+            ],
+            "--publish URI bogus://x",
+        ),
+        (
+            &[
+                "feed",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--publish",
+                "shm://md?size=16",
+            ],
+            "a market-data record is 64",
+        ),
         (
             &[
                 "feed",

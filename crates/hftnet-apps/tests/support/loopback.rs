@@ -1,8 +1,9 @@
 //! An exchange and a feed handler in one process, each on its own thread,
 //! over loopback UDP (feeds A and B and the re-request channel on ports the
 //! kernel picks, bound before the exchange sends its first packet) or over
-//! in-process `mem://` pairs. Shared by the test binaries that include this
-//! file with `#[path]`.
+//! in-process `mem://` pairs; the feed handler publishing its market-data
+//! records when given a transport for them. Shared by the test binaries
+//! that include this file with `#[path]`.
 
 use std::sync::atomic::AtomicBool;
 use std::thread;
@@ -118,6 +119,18 @@ pub fn exchange_to_feed_over(
     ends: Ends,
     allocs: fn() -> u64,
 ) -> Run {
+    exchange_to_feed_publishing(exchange, feed, ends, None, allocs)
+}
+
+/// Runs `exchange` into `feed` over `ends`, each on its own thread, the
+/// feed handler publishing its market-data records on `publish` if given.
+pub fn exchange_to_feed_publishing(
+    exchange: &ExchangeConfig,
+    feed: &FeedHandlerConfig,
+    ends: Ends,
+    publish: Option<&mut AnyTransport>,
+    allocs: fn() -> u64,
+) -> Run {
     let Ends {
         mut feed_a,
         mut feed_b,
@@ -136,6 +149,10 @@ pub fn exchange_to_feed_over(
             // The feeds' concrete types, as a CLI would dispatch them.
             dispatch!(&mut feed_a, a => dispatch!(&mut feed_b, b => {
                 let io = Transports::new().feed_a(a).feed_b(b).retransmit(&mut requests);
+                let io = match publish {
+                    Some(p) => dispatch!(p, p => io.publish(p)),
+                    None => io,
+                };
                 app.run(io, &stop, &mut |_| top_calls += 1).unwrap()
             }));
             let run = allocs() - before;

@@ -1,18 +1,20 @@
 //! `hftnet feed`: receive feeds A and B over any transport, arbitrate,
-//! recover gaps by re-request, build the books, report every counter. The
-//! feed handler is `hftnet_apps::feed`; this module turns the flags into its
-//! configuration, opens the transports and prints the report.
+//! recover gaps by re-request, build the books, publish a market-data record
+//! per top-of-book change and per trade (`--publish`), report every counter.
+//! The feed handler is `hftnet_apps::feed`; this module turns the flags into
+//! its configuration, opens the transports and prints the report.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use hftnet_apps::Transports;
 use hftnet_apps::feed::{FeedHandlerConfig, FeedHandlerConfigError, run_feed_handler};
 use hftnet_apps::market::book_config;
-use hftnet_io::Role;
+use hftnet_io::{AnyTransport, Endpoint, OneWay, Role};
 use hftnet_trade::market::TopUpdate;
+use hftnet_wire::md::RECORD_LEN;
 use serde_json::json;
 
 use super::{open_optional, put_market, top_of_book_json, with_feeds};
@@ -34,6 +36,10 @@ pub struct FeedArgs {
     /// The exchange's re-request server, e.g. udp://198.18.0.2:30003
     #[arg(long)]
     retransmit: Option<String>,
+    /// Publish a market-data record per top-of-book change and per trade, e.g.
+    /// shm://md (the writer of shared-memory ring md) or udp://HOST:PORT
+    #[arg(long)]
+    publish: Option<String>,
     /// Never re-request: gaps the other feed does not fill are reported lost.
     #[arg(long)]
     no_recovery: bool,
@@ -100,10 +106,16 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     let mut ta = open_optional(&a.feed_a, Role::Server, "feed A")?;
     let mut tb = open_optional(&a.feed_b, Role::Server, "feed B")?;
     let mut tr = open_optional(&a.retransmit, Role::Client, "re-request server")?;
+    let mut tp = a.publish.as_deref().map(open_publish).transpose()?;
     let stop = stop_on_signals()?;
     let io = Transports {
         retransmit: tr.as_mut(),
         ..Transports::new()
+    };
+    // Records go out through one indirect call to the concrete transport.
+    let io = match tp.as_mut() {
+        Some(t) => hftnet_io::dispatch!(t, p => io.publish(p)),
+        None => io,
     };
     // The strategy hook: nothing to do here but count, which the report does.
     let mut on_top = |_: &TopUpdate| {};
@@ -152,6 +164,12 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     if let Some(t) = r.handle_packet_ns {
         rep.put("handle_packet_ns", json!(t));
     }
+    if let Some(p) = &r.publish {
+        let mut v = json!(p);
+        v["uri"] = json!(a.publish);
+        v["rx_stamp_source"] = json!(p.rx_stamp.describe());
+        rep.put("publish", v);
+    }
     put_market(&mut rep, &r.market);
     rep.put("top_of_book", top_of_book_json(&r.top_of_book));
     rep.print(a.json);
@@ -196,5 +214,32 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_LOSS));
     }
+    if let Some(p) = r.publish.as_ref().filter(|p| p.errors > 0) {
+        eprintln!(
+            "hftnet feed: {} of {} market-data records could not be published (first: {}); \
+             subscribers see them as missed",
+            p.errors,
+            p.records,
+            p.first_error.as_deref().unwrap_or("unknown")
+        );
+        return Ok(ExitCode::from(EXIT_LOSS));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the `--publish` transport as a publisher (`shm://md` becomes the
+/// writer of ring `md`), checking it carries a market-data record.
+fn open_publish(uri: &str) -> Result<AnyTransport> {
+    let ep = Endpoint::parse(uri)
+        .with_context(|| format!("--publish URI {uri}"))?
+        .one_way(OneWay::Publish);
+    if ep.max_message() < RECORD_LEN {
+        bail!(
+            "--publish {uri}: its messages hold at most {} bytes, a market-data record is \
+             {RECORD_LEN}: give it larger messages",
+            ep.max_message()
+        );
+    }
+    ep.open(Role::Client)
+        .with_context(|| format!("opening --publish {uri}"))
 }
