@@ -686,15 +686,7 @@ impl Subscriber {
     #[inline]
     pub fn try_recv(&mut self, out: &mut [u8]) -> Poll {
         let Some(a) = self.at.as_mut() else {
-            if self.last_look.is_some_and(|t| t.elapsed() < LOOK_EVERY) {
-                return Poll::NoRing;
-            }
-            // An unusable ring is kept in `last_error` (the transport
-            // reports it); the reader goes on looking.
-            return match self.look() {
-                Ok(true) => self.try_recv(out),
-                _ => Poll::NoRing,
-            };
+            return self.try_recv_unattached(out);
         };
         match ring::read(&*a.ring, a.cursor, out) {
             Read::Got(len) => {
@@ -720,6 +712,21 @@ impl Subscriber {
                 e.missed.store(self.stats.missed, Ordering::Relaxed);
                 Poll::Lapped { missed }
             }
+        }
+    }
+
+    /// [`try_recv`](Self::try_recv) without a ring: looks for it (at most
+    /// every [`LOOK_EVERY`]). An unusable ring is kept in `last_error` (the
+    /// transport reports it); the reader goes on looking.
+    #[cold]
+    #[inline(never)]
+    fn try_recv_unattached(&mut self, out: &mut [u8]) -> Poll {
+        if self.last_look.is_some_and(|t| t.elapsed() < LOOK_EVERY) {
+            return Poll::NoRing;
+        }
+        match self.look() {
+            Ok(true) => self.try_recv(out),
+            _ => Poll::NoRing,
         }
     }
 
