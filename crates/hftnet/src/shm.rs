@@ -145,7 +145,11 @@ fn stat_lines(i: &RingInfo) -> Vec<(String, String)> {
                 "pid {}{} {}: cursor {}, lag {}, received {}, lapped {}, missed {}",
                 r.pid,
                 if r.alive { "" } else { " (gone)" },
-                if r.blocking { "blocking" } else { "spinning" },
+                match (r.blocking, r.asleep) {
+                    (true, true) => "blocking (asleep)",
+                    (true, false) => "blocking",
+                    _ => "spinning",
+                },
                 r.cursor,
                 r.lag,
                 r.received,

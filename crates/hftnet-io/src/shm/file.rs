@@ -142,8 +142,7 @@ pub(super) struct ReaderEntry {
     pub pid: AtomicU32,
     /// 1 when the reader may sleep.
     pub blocking: AtomicU32,
-    /// 1 while the reader is counted in `waiters` (about to sleep or
-    /// asleep), so a sweep can take back the count of one that died there.
+    /// 1 while the reader is about to sleep or asleep (shown by `stat`).
     pub asleep: AtomicU32,
     _reserved: AtomicU32,
     /// Next message the reader reads.
@@ -447,9 +446,9 @@ impl Mapped {
     }
 
     /// Gives back the entries of readers whose process is gone, and the
-    /// sleeping and may-sleep counts they held (a reader killed asleep would
-    /// otherwise make the writer wake a sleeper on every message). Run by
-    /// the writer's heartbeat thread; returns how many it freed.
+    /// may-sleep counts they held (a blocking reader killed would otherwise
+    /// make the writer fence after every message for good). Run by the
+    /// writer's heartbeat thread; returns how many it freed.
     pub fn sweep_readers(&self) -> usize {
         let mut freed = 0;
         for i in 0..MAX_READERS {
@@ -468,16 +467,18 @@ impl Mapped {
         freed
     }
 
-    /// Takes back what a dead reader's entry held in the wake line.
+    /// Takes back what a dead reader's entry held in the wake line: its
+    /// share of `may_sleep` (which makes the writer look for sleepers after
+    /// every message). Its share of `waiters`, if it died asleep, the
+    /// writer takes itself at its next message (one wake-up).
     fn release_counts(&self, e: &ReaderEntry) {
-        let dec = |w: &AtomicU32| {
-            let _ = w.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| v.checked_sub(1));
-        };
+        e.asleep.store(0, Ordering::Relaxed);
         if e.blocking.swap(0, Ordering::AcqRel) != 0 {
-            dec(&self.wake().may_sleep);
-        }
-        if e.asleep.swap(0, Ordering::AcqRel) != 0 {
-            dec(&self.wake().waiters);
+            let _ = self.wake().may_sleep.fetch_update(
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+                |v| v.checked_sub(1),
+            );
         }
     }
 
@@ -546,6 +547,7 @@ impl Mapped {
                         pid,
                         alive: hftnet_sys::proc::exists(pid).unwrap_or(true),
                         blocking: e.blocking.load(Ordering::Relaxed) != 0,
+                        asleep: e.asleep.load(Ordering::Relaxed) != 0,
                         cursor,
                         lag: head.saturating_sub(cursor),
                         received: e.received.load(Ordering::Relaxed),
@@ -688,6 +690,8 @@ pub struct ReaderInfo {
     pub alive: bool,
     /// Whether it may sleep (else it spins).
     pub blocking: bool,
+    /// Whether it is asleep (or about to be) now.
+    pub asleep: bool,
     /// The next message it reads.
     pub cursor: u64,
     /// Messages published it has not read yet.

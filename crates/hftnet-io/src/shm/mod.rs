@@ -404,7 +404,7 @@ impl Publisher {
     #[inline]
     fn wake_sleepers(&mut self) {
         let r = &*self.ring;
-        if r.wake().may_sleep.load(Ordering::Relaxed) != 0 && ring::sleepers(r) {
+        if r.wake().may_sleep.load(Ordering::Relaxed) != 0 && ring::take_sleepers(r) {
             ring::bump(r);
             let _ = futex::wake(&r.wake().seq, Scope::Shared, u32::MAX);
             self.wakes += 1;
@@ -770,8 +770,7 @@ impl Subscriber {
             FIRST_SLEEP
         };
         let left = left.map_or(bound, |l| l.min(bound));
-        // Marked in the entry first, so a sweep can take back the count of
-        // a reader killed asleep.
+        // Shown by `hftnet shm stat` (a sleeping reader).
         let entry = a.ring.reader(a.entry);
         entry.asleep.store(1, Ordering::Release);
         let Some(seen) = ring::prepare_sleep(&*a.ring, a.cursor) else {

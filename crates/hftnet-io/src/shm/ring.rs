@@ -41,8 +41,9 @@
 //! Sleeping (the futex of `rx=block`): a reader about to sleep raises
 //! `waiters` (SeqCst), fences, and looks at the slot again
 //! ([`prepare_sleep`]); a writer that may have sleeping readers fences
-//! after publishing and reads `waiters` ([`sleepers`]), and if it sees one
-//! changes the futex word ([`bump`]) before waking. Dekker's argument: at
+//! after publishing and reads `waiters` ([`take_sleepers`]), and if it sees
+//! one takes the count and changes the futex word ([`bump`]) before waking
+//! them all. Dekker's argument: at
 //! least one of the two sees the other's store, so a reader never sleeps
 //! through a message. The unit tests check both protocols with `loom`.
 //!
@@ -72,8 +73,16 @@ pub trait Word32 {
     fn store(&self, v: u32, order: Ordering);
     /// Atomic add, returning the previous value.
     fn fetch_add(&self, v: u32, order: Ordering) -> u32;
-    /// Atomic subtract, returning the previous value.
-    fn fetch_sub(&self, v: u32, order: Ordering) -> u32;
+    /// Atomic swap, returning the previous value.
+    fn swap(&self, v: u32, order: Ordering) -> u32;
+    /// Atomic compare-and-exchange (`Ok(previous)` when it took).
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32>;
 }
 
 impl Word64 for std::sync::atomic::AtomicU64 {
@@ -101,8 +110,18 @@ impl Word32 for std::sync::atomic::AtomicU32 {
         self.fetch_add(v, order)
     }
     #[inline(always)]
-    fn fetch_sub(&self, v: u32, order: Ordering) -> u32 {
-        self.fetch_sub(v, order)
+    fn swap(&self, v: u32, order: Ordering) -> u32 {
+        self.swap(v, order)
+    }
+    #[inline(always)]
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        self.compare_exchange(current, new, success, failure)
     }
 }
 
@@ -176,14 +195,31 @@ pub fn write<M: RingMem>(m: &M, n: u64, data: &[u8]) {
 }
 
 /// Writer, after [`write()`], when a reader may sleep: whether one is
-/// asleep or about to be (then it bumps the futex word with [`bump`] and
-/// wakes it). The SeqCst fence between the slot's stores and the load of
-/// `waiters` is one half of Dekker's argument; [`prepare_sleep`] is the
-/// other: at least one of the two sees the other's store.
+/// asleep or about to be; if so it takes them all (`waiters` back to 0),
+/// and must bump the futex word with [`bump`] and wake every sleeper. The
+/// SeqCst fence between the slot's stores and the read of `waiters` is one
+/// half of Dekker's argument; [`prepare_sleep`] is the other: at least one
+/// of the two sees the other's store. Taking the count means one wake-up
+/// per sleep, not one per message while the woken reader gets going (and a
+/// reader that died asleep costs one wake-up, not one per message).
 #[inline]
-pub fn sleepers<M: RingMem>(m: &M) -> bool {
+pub fn take_sleepers<M: RingMem>(m: &M) -> bool {
     M::fence(Ordering::SeqCst);
-    m.waiters().load(Ordering::Relaxed) != 0
+    m.waiters().load(Ordering::Relaxed) != 0 && m.waiters().swap(0, Ordering::AcqRel) != 0
+}
+
+/// `waiters` minus one, but not below zero (the writer may have taken the
+/// count already).
+#[inline]
+fn leave<M: RingMem>(m: &M) {
+    let w = m.waiters();
+    let mut v = w.load(Ordering::Relaxed);
+    while v != 0 {
+        match w.compare_exchange(v, v - 1, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(now) => v = now,
+        }
+    }
 }
 
 /// Writer: changes the futex word (Release) before it wakes the sleepers,
@@ -203,16 +239,17 @@ pub fn prepare_sleep<M: RingMem>(m: &M, c: u64) -> Option<u32> {
     m.waiters().fetch_add(1, Ordering::SeqCst);
     M::fence(Ordering::SeqCst);
     if ready(m, c) {
-        m.waiters().fetch_sub(1, Ordering::Relaxed);
+        leave(m);
         return None;
     }
     Some(seen)
 }
 
-/// Reader: withdraws the announcement of [`prepare_sleep`] after its wait.
+/// Reader: withdraws the announcement of [`prepare_sleep`] after its wait
+/// (unless the writer took it when it woke the sleepers).
 #[inline]
 pub fn end_sleep<M: RingMem>(m: &M) {
-    m.waiters().fetch_sub(1, Ordering::Relaxed);
+    leave(m);
 }
 
 /// What [`read`] found for the message asked.
@@ -398,8 +435,17 @@ mod tests {
         fn fetch_add(&self, v: u32, o: Ordering) -> u32 {
             loom::sync::atomic::AtomicU32::fetch_add(self, v, o)
         }
-        fn fetch_sub(&self, v: u32, o: Ordering) -> u32 {
-            loom::sync::atomic::AtomicU32::fetch_sub(self, v, o)
+        fn swap(&self, v: u32, o: Ordering) -> u32 {
+            loom::sync::atomic::AtomicU32::swap(self, v, o)
+        }
+        fn compare_exchange(
+            &self,
+            current: u32,
+            new: u32,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u32, u32> {
+            loom::sync::atomic::AtomicU32::compare_exchange(self, current, new, success, failure)
         }
     }
 
@@ -522,7 +568,7 @@ mod tests {
             let w = m.clone();
             let writer = loom::thread::spawn(move || {
                 write(&*w, 0, &[1u8; 16]);
-                if sleepers(&*w) {
+                if take_sleepers(&*w) {
                     bump(&*w);
                 }
             });
