@@ -585,4 +585,37 @@ mod tests {
             assert_eq!(m.waiters().load(Ordering::Relaxed), 0);
         });
     }
+
+    /// Two readers about to sleep while the writer publishes and takes the
+    /// sleeping count: neither is left asleep on an unchanged word, and
+    /// the count never goes below zero.
+    #[test]
+    fn loom_two_sleepers_are_both_woken_by_one_take() {
+        use loom::sync::Arc;
+        let mut b = loom::model::Builder::new();
+        // Three threads: bounded preemptions keep the search to seconds.
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let m = Arc::new(Model::new());
+            let w = m.clone();
+            let writer = loom::thread::spawn(move || {
+                write(&*w, 0, &[1u8; 16]);
+                if take_sleepers(&*w) {
+                    bump(&*w);
+                }
+            });
+            let r = m.clone();
+            // Each reader that decides to sleep stays asleep (does not
+            // leave) until the end: it would be waiting on the futex word.
+            let other = loom::thread::spawn(move || prepare_sleep(&*r, 0));
+            let slept = prepare_sleep(&*m, 0);
+            writer.join().unwrap();
+            let other_slept = other.join().unwrap();
+            for s in [slept, other_slept].into_iter().flatten() {
+                assert_ne!(m.wake_word().load(Ordering::Relaxed), s, "lost wake-up");
+                end_sleep(&*m);
+            }
+            assert_eq!(m.waiters().load(Ordering::Relaxed), 0);
+        });
+    }
 }
