@@ -140,8 +140,11 @@ fn ping_timestamps_splits_each_round_trip() {
     let rtt_max = rtt["max"].as_u64().unwrap();
     let bd = &j["breakdown_ns"];
     let samples = bd["samples"].as_u64().unwrap();
-    // Warm-up switched stamping on: nearly every measured round trip is split.
-    assert!(samples >= 450, "{bd}");
+    // Warm-up switched stamping on: most measured round trips are split. A
+    // transmit stamp the kernel queues after the reply came back leaves its
+    // round trip incomplete (counted, not split); on a loaded 2-vCPU machine
+    // (other tests running beside this one) that was a quarter of them.
+    assert!(samples >= 250, "{bd}");
     assert_eq!(
         samples + bd["incomplete"].as_u64().unwrap() + bd["disordered"].as_u64().unwrap(),
         500,
