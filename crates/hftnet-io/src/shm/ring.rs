@@ -18,11 +18,13 @@
 //!   then `seq[k] = 2n+2` (Release, "message n complete"), then `head =
 //!   n+1` (Release: the writer's position, read by sleepers, lapped
 //!   readers and `hftnet shm stat`);
-//! - reader, message `c`: `s1 = seq[k]` (Acquire). `s1 < 2c+2`: not yet
-//!   written (an older message, or `c` being written): empty. `s1 > 2c+2`:
-//!   overwritten by a later message: lapped. Otherwise copy the length and
-//!   payload words (Relaxed), an Acquire fence, and `s2 = seq[k]`
-//!   (Relaxed): the copy is message `c` exactly when `s2 == s1`.
+//! - reader, message `c`: `s1 = seq[k]` (Acquire), then the length and
+//!   the payload words (Relaxed; the first 128 bytes whatever `s1` says, so
+//!   their loads leave with `s1`'s). `s1 < 2c+2`: not yet written (an
+//!   older message, or `c` being written): empty, the copy thrown away.
+//!   `s1 > 2c+2`: overwritten by a later message: lapped. Otherwise the
+//!   rest of the payload, an Acquire fence, and `s2 = seq[k]` (Relaxed):
+//!   the copy is message `c` exactly when `s2 == s1`.
 //!
 //! Why a torn copy is always caught: if any payload load read a value of a
 //! later write, that write came after the writer's Release fence, which
@@ -285,13 +287,35 @@ pub fn read<M: RingMem>(m: &M, c: u64, out: &mut [u8]) -> Read {
     let want = c.wrapping_mul(2).wrapping_add(2);
     let seq = m.seq(k);
     let s1 = seq.load(Ordering::Acquire);
+    let len = (m.len(k).load(Ordering::Relaxed) as usize).min(m.words() * 8);
+    let copy = len.min(out.len());
+    // The head of the message is copied before `s1` is looked at, so its
+    // loads leave with the sequence word's (the lines of a short message
+    // arrive together, not one after the other once `s1` is known); when
+    // `s1` says it is not message `c`, the copy is thrown away.
+    let head = copy.min(SPECULATE);
+    copy_words(m, k, &mut out[..head], 0);
     if s1 != want {
         return if s1 < want { Read::Empty } else { Read::Lapped };
     }
-    let len = (m.len(k).load(Ordering::Relaxed) as usize).min(m.words() * 8);
-    let copy = len.min(out.len());
-    let mut chunks = out[..copy].chunks_exact_mut(8);
-    let mut w = 0;
+    copy_words(m, k, &mut out[head..copy], head / 8);
+    M::fence(Ordering::Acquire);
+    if seq.load(Ordering::Relaxed) != want {
+        return Read::Lapped;
+    }
+    Read::Got(len)
+}
+
+/// Bytes of a message copied before its sequence word is checked: two
+/// lines' worth.
+const SPECULATE: usize = 128;
+
+/// Copies payload words from word `first` on into `out` (whole words, the
+/// last one cut).
+#[inline(always)]
+fn copy_words<M: RingMem>(m: &M, k: usize, out: &mut [u8], first: usize) {
+    let mut chunks = out.chunks_exact_mut(8);
+    let mut w = first;
     for c in &mut chunks {
         c.copy_from_slice(&m.word(k, w).load(Ordering::Relaxed).to_le_bytes());
         w += 1;
@@ -301,11 +325,6 @@ pub fn read<M: RingMem>(m: &M, c: u64, out: &mut [u8]) -> Read {
         let b = m.word(k, w).load(Ordering::Relaxed).to_le_bytes();
         rest.copy_from_slice(&b[..rest.len()]);
     }
-    M::fence(Ordering::Acquire);
-    if seq.load(Ordering::Relaxed) != want {
-        return Read::Lapped;
-    }
-    Read::Got(len)
 }
 
 /// Where a lapped reader at `cursor` rejoins, and how many messages it
