@@ -382,7 +382,7 @@ pub(crate) mod tests {
     pub(crate) fn two_cpus(test: &str) -> Option<(usize, usize)> {
         let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
         if cpus.len() < 2 {
-            eprintln!("SKIPPED {test}: fewer than two allowed CPUs ({cpus:?})");
+            hftnet_lab::skip::skip(test, &format!("fewer than two allowed CPUs ({cpus:?})"));
             return None;
         }
         Some((cpus[0], cpus[1]))

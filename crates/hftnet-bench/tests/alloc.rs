@@ -153,12 +153,7 @@ fn no_allocation_per_message_over_shm() {
 
 #[test]
 fn no_allocation_per_message_over_rings_in_a_lab() {
-    if let Err(e) = hftnet_lab::check_privileges() {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED no_allocation_per_message_over_rings_in_a_lab: {e}"
-        );
+    if hftnet_lab::skip_without_root("no_allocation_per_message_over_rings_in_a_lab") {
         return;
     }
     let lab = Lab::two_host(None).unwrap();

@@ -18,7 +18,10 @@ use counting_alloc::all_allocs;
 fn no_allocation_per_round_trip() {
     let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
     if cpus.len() < 2 {
-        eprintln!("SKIPPED no_allocation_per_round_trip: fewer than two allowed CPUs ({cpus:?})");
+        hftnet_lab::skip::skip(
+            "no_allocation_per_round_trip",
+            &format!("fewer than two allowed CPUs ({cpus:?})"),
+        );
         return;
     }
     let clock = Clock::new();

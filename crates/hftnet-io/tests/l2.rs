@@ -3,7 +3,6 @@
 //! tests run in parallel and leave nothing behind). Without root they print
 //! `SKIPPED` and pass, except the read-only lookups, which run anywhere.
 
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -12,13 +11,7 @@ use hftnet_lab::{Host, Lab};
 use hftnet_sys::netlink::{self, LinkInfo, Neighbour, RtNetlink};
 use hftnet_wire::ethernet::Address;
 
-fn skip_without_root(test: &str) -> bool {
-    if let Err(e) = hftnet_lab::check_privileges() {
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
-        return true;
-    }
-    false
-}
+use hftnet_lab::skip_without_root;
 
 /// The link of `host`'s lab interface, read inside its namespace.
 fn link_of(host: &Host) -> LinkInfo {

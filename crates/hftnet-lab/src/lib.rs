@@ -41,6 +41,7 @@ mod error;
 mod host;
 mod lab;
 mod manage;
+pub mod skip;
 
 use std::net::Ipv4Addr;
 
@@ -51,6 +52,7 @@ pub use manage::{
     LabInfo, check_privileges, creator_pid, in_use, list, remove, remove_all, remove_stale,
     remove_where,
 };
+pub use skip::{in_ci, skip_without_root};
 
 /// Prefix of every lab namespace name: a lab `N` has namespaces `hft-N-ROLE`.
 pub const NETNS_PREFIX: &str = "hft-";

@@ -14,19 +14,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hftnet_lab::{EXCHANGE, Lab, LabError, TRADER, check_privileges, list, remove, remove_where};
+use hftnet_lab::{EXCHANGE, Lab, LabError, TRADER, list, remove, remove_where};
 
 /// True if labs can be built here; otherwise says why (never skip silently).
 fn privileged(test: &str) -> bool {
-    match check_privileges() {
-        Ok(()) => true,
-        Err(e) => {
-            // Straight to fd 2, not eprintln!: libtest captures the macros
-            // of passing tests, and a skip must never be silent.
-            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
-            false
-        }
-    }
+    !hftnet_lab::skip_without_root(test)
 }
 
 fn have_ip() -> bool {

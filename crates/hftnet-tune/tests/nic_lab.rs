@@ -16,7 +16,6 @@
 //! so the kernel answers those with `EOPNOTSUPP`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
 
 use hftnet_lab::Lab;
@@ -28,15 +27,7 @@ use hftnet_tune::nic::{
 
 const IF: &str = "veth0";
 
-/// True (after saying why on stderr) when labs cannot be built here.
-fn skip(test: &str) -> bool {
-    if let Err(e) = hftnet_lab::check_privileges() {
-        // Straight to fd 2: libtest captures print macros of passing tests.
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
-        return true;
-    }
-    false
-}
+use hftnet_lab::skip_without_root as skip;
 
 /// Runs `f` with an ethtool handle inside the trader namespace of a fresh
 /// two-host lab.

@@ -9,8 +9,6 @@
 //! here can change the machine's own namespace. Needs root; without it each
 //! test prints `SKIPPED <test>: <reason>`.
 
-use std::io::Write as _;
-
 use hftnet_lab::Lab;
 use hftnet_sys::ethtool::Ethtool;
 use hftnet_tune::access::System;
@@ -22,13 +20,7 @@ use hftnet_tune::plan::{
 use hftnet_tune::profile::Profile;
 use hftnet_tune::root::Root;
 
-fn skip(test: &str) -> bool {
-    if let Err(e) = hftnet_lab::check_privileges() {
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
-        return true;
-    }
-    false
-}
+use hftnet_lab::skip_without_root as skip;
 
 fn snapshot() -> Snapshot {
     Snapshot {

@@ -14,13 +14,8 @@ use hftnet_lab::Host;
 use hftnet_sys::packet::{self as ring, PacketRing, RingConfig};
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub fn skip_without_root(test: &str) -> bool {
-    if let Err(e) = hftnet_lab::check_privileges() {
-        eprintln!("SKIPPED {test}: {e}");
-        return true;
-    }
-    false
-}
+#[allow(unused_imports)] // each test file uses its own subset
+pub use hftnet_lab::skip_without_root;
 
 /// Message `i`: its number, then a pattern, 16 to 315 bytes long.
 pub fn payload(i: u32) -> Vec<u8> {

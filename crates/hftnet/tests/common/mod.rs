@@ -2,7 +2,6 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::io::Write as _;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,13 +9,8 @@ use hftnet_lab::Host;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hftnet");
 
-pub fn skip_without_root(test: &str) -> bool {
-    if let Err(e) = hftnet_lab::check_privileges() {
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {e}");
-        return true;
-    }
-    false
-}
+#[allow(unused_imports)] // each test file uses its own subset
+pub use hftnet_lab::skip_without_root;
 
 /// A child process killed (by its PID) and reaped when dropped, also when the test fails.
 pub struct Proc(pub Option<Child>);
