@@ -17,6 +17,9 @@ use hftnet_sys::SyscallError;
 
 use crate::transport::{RxBurst, RxMeta, Transport, TxLease};
 
+/// The most messages one copying lease lends per call.
+pub const MAX_LEASE_BURST: usize = 1024;
+
 /// The lending buffers of one kernel-socket transport, kept between calls.
 #[derive(Debug, Default)]
 pub struct CopyLease {
@@ -37,9 +40,12 @@ impl CopyLease {
     }
 
     /// Takes the buffers out (allocating them on first use, or when `max`
-    /// messages of `slot` bytes no longer fit), limited to `max` messages.
+    /// messages of `slot` bytes no longer fit), limited to `max` messages
+    /// and to [`MAX_LEASE_BURST`]: a lease may lend fewer than asked, and a
+    /// caller asking for an absurd number only gets the cap, never an
+    /// allocation the machine cannot make.
     fn take(&mut self, max: usize, slot: usize) -> Box<LeaseBuf> {
-        let max = max.max(1);
+        let max = max.clamp(1, MAX_LEASE_BURST);
         let mut b = match self.buf.take() {
             Some(b) if b.burst.slots() >= max && b.burst.slot_size() >= slot => b,
             _ => Box::new(LeaseBuf {
@@ -189,3 +195,18 @@ macro_rules! copy_lease {
 }
 
 pub(crate) use copy_lease;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absurd_lease_burst_is_capped_not_allocated() {
+        let mut l = CopyLease::new();
+        let b = l.take(usize::MAX, 64);
+        assert_eq!(b.burst.slots(), MAX_LEASE_BURST);
+        l.put(b);
+        let b = l.take(0, 64);
+        assert_eq!(b.burst.capacity(), 1, "at least one message");
+    }
+}

@@ -250,6 +250,14 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     if a.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
+    // Each round gives every row a slice of duration / rounds.
+    if a.duration < Duration::from_millis(u64::from(a.rounds)) {
+        bail!(
+            "--duration {:?} is too short: each row needs at least 1ms per round ({} rounds)",
+            a.duration,
+            a.rounds
+        );
+    }
     let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
     let (client_cpu, server_cpu) = if cpus.len() >= 2 {
         (Some(cpus[0]), Some(cpus[1]))

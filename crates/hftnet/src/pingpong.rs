@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
@@ -226,6 +226,13 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
 }
 
 pub fn pong(a: PongArgs) -> Result<ExitCode> {
+    if !(1..=hftnet_bench::throughput::MAX_BURST).contains(&a.burst) {
+        bail!(
+            "--burst {} is outside 1..={}",
+            a.burst,
+            hftnet_bench::throughput::MAX_BURST
+        );
+    }
     let ep = endpoint_for_command(&a.uri, "pong")?;
     let cpu = choose_cpu(a.cpu, ep.cpu())?;
     let placement = place(cpu, a.fifo, a.mlock)?;

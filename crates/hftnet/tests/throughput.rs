@@ -335,6 +335,33 @@ fn bad_input_is_named_exactly() {
             &["sink", "udp://127.0.0.1:0", "--burst", "2000"],
             "--burst 2000 is outside 1..=1024",
         ),
+        // These two aborted the process (a failed allocation, exit 134) and
+        // panicked (capacity overflow, exit 101).
+        (
+            &["pong", "udp://127.0.0.1:0", "--burst", "100000000"],
+            "--burst 100000000 is outside 1..=1024",
+        ),
+        (
+            &[
+                "pong",
+                "udp://127.0.0.1:0",
+                "--burst",
+                "18446744073709551615",
+            ],
+            "--burst 18446744073709551615 is outside 1..=1024",
+        ),
+        // This one ran every row with nothing to measure and exited 1.
+        (
+            &[
+                "lab",
+                "--loopback",
+                "--transports",
+                "udp",
+                "--duration",
+                "0s",
+            ],
+            "--duration 0ns is too short: each row needs at least 1ms per round (5 rounds)",
+        ),
     ];
     for (args, want) in cases {
         let out = Command::new(BIN).args(*args).output().unwrap();
