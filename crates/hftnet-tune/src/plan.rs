@@ -198,6 +198,13 @@ pub fn plan(
         reboot: profile.cmdline.clone(),
         ..Plan::default()
     };
+    for c in &profile.cmdline_needs_cpus {
+        p.skipped.push(Skipped {
+            target: "kernel command line".into(),
+            wanted: c.clone(),
+            reason: "names the trading CPUs: give them with --cpus LIST (e.g. --cpus 2-3)".into(),
+        });
+    }
     let consider = |p: &mut Plan, target: Target, wanted: &str, why: &str| {
         match access.read(&target)? {
             None => p.skipped.push(Skipped {

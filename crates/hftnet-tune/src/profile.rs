@@ -193,6 +193,10 @@ pub struct Profile {
     pub cmdline: Vec<String>,
     /// Why the command line.
     pub cmdline_why: String,
+    /// Command-line parameters left out by [`expand`](Self::expand)
+    /// because they name the trading CPUs and none were given (`--cpus`):
+    /// as written in the profile, e.g. `nohz_full={cpus}`.
+    pub cmdline_needs_cpus: Vec<String>,
 }
 
 impl Profile {
@@ -340,6 +344,7 @@ impl Profile {
             settings,
             cmdline,
             cmdline_why,
+            cmdline_needs_cpus: Vec::new(),
         })
     }
 
@@ -355,7 +360,15 @@ impl Profile {
         for s in &mut p.settings {
             s.value = fill(&s.value);
         }
-        p.cmdline = p.cmdline.iter().map(|c| fill(c)).collect();
+        // Without trading CPUs a parameter naming them would read
+        // `nohz_full=`: leave it out, and say it needs --cpus.
+        let (needs, ok): (Vec<String>, Vec<String>) = p
+            .cmdline
+            .iter()
+            .cloned()
+            .partition(|c| cpus.is_empty() && (c.contains("{cpus}") || c.contains("{others}")));
+        p.cmdline = ok.iter().map(|c| fill(c)).collect();
+        p.cmdline_needs_cpus = needs;
         p
     }
 
@@ -369,6 +382,57 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_cpus_no_parameter_is_left_with_an_empty_cpu_list() {
+        // `tune apply --iface X` without --cpus printed "add nohz_full=" and
+        // "isolcpus=managed_irq,domain,".
+        struct Nothing;
+        impl crate::plan::Access for Nothing {
+            fn read(
+                &self,
+                _: &crate::plan::Target,
+            ) -> Result<Option<String>, crate::plan::AccessError> {
+                Ok(None)
+            }
+            fn write(
+                &self,
+                _: &crate::plan::Target,
+                _: &str,
+            ) -> Result<(), crate::plan::AccessError> {
+                Ok(())
+            }
+        }
+        let e = Profile::load("latency").unwrap().expand(&[], &[0, 1]);
+        assert!(
+            e.cmdline
+                .iter()
+                .all(|c| !c.ends_with('=') && !c.ends_with(',')),
+            "{:?}",
+            e.cmdline
+        );
+        assert!(
+            e.cmdline_needs_cpus
+                .iter()
+                .any(|c| c.starts_with("nohz_full=")),
+            "{e:?}"
+        );
+        let plan = crate::plan::plan(
+            &e,
+            &crate::plan::PlanInput {
+                all_cpus: vec![0, 1],
+                ..Default::default()
+            },
+            &Nothing,
+        );
+        let skipped = plan.unwrap().skipped;
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.wanted.starts_with("nohz_full=") && s.reason.contains("--cpus")),
+            "{skipped:?}"
+        );
+    }
 
     #[test]
     fn built_in_profiles_load() {
