@@ -376,6 +376,9 @@ pub enum EntryState {
     Refused,
     /// Applied, then undone by a rollback.
     RolledBack,
+    /// Applied, and the rollback could not undo it: still changed, and
+    /// `revert` restores it.
+    RollbackFailed,
 }
 
 /// One value touched by an apply.
@@ -523,6 +526,9 @@ pub struct ApplyReport {
     pub failed: Option<String>,
     /// Command-line parameters that need a reboot.
     pub reboot: Vec<String>,
+    /// What a failed apply could not roll back: still changed (the
+    /// snapshot has them as `rollback_failed`; `revert` restores them).
+    pub still_changed: Vec<String>,
 }
 
 /// Applies a plan: snapshot first (`snapshot` is written before any
@@ -601,9 +607,15 @@ pub fn apply(
                     if e.state != EntryState::Applied {
                         continue;
                     }
-                    let result = match access.write(&e.target, &e.old) {
-                        Ok(()) => "rolled back".to_string(),
-                        Err(err) => format!("ROLLBACK FAILED, still {:?}: {err}", e.new),
+                    let (result, state) = match access.write(&e.target, &e.old) {
+                        Ok(()) => ("rolled back".to_string(), EntryState::RolledBack),
+                        Err(err) => {
+                            report.still_changed.push(e.target.to_string());
+                            (
+                                format!("ROLLBACK FAILED, still {:?}: {err}", e.new),
+                                EntryState::RollbackFailed,
+                            )
+                        }
                     };
                     report.outcomes.push(Outcome {
                         target: e.target.to_string(),
@@ -611,7 +623,7 @@ pub fn apply(
                         new: e.old.clone(),
                         result,
                     });
-                    snapshot.entries[j].state = EntryState::RolledBack;
+                    snapshot.entries[j].state = state;
                 }
                 break;
             }
@@ -647,12 +659,17 @@ pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertRe
         .filter_map(|e| match &e.target {
             Target::HostOp {
                 op: crate::host::Change::CreateDir { path },
-            } if e.state == EntryState::Applied => Some(format!("{path}/")),
+            } if matches!(e.state, EntryState::Applied | EntryState::RollbackFailed) => {
+                Some(format!("{path}/"))
+            }
             _ => None,
         })
         .collect();
     for e in snapshot.entries.iter().rev() {
-        if !matches!(e.state, EntryState::Applied | EntryState::Pending) {
+        if !matches!(
+            e.state,
+            EntryState::Applied | EntryState::Pending | EntryState::RollbackFailed
+        ) {
             continue;
         }
         let mut outcome = Outcome {
@@ -734,6 +751,8 @@ mod tests {
         values: RefCell<BTreeMap<String, String>>,
         refuse: Vec<(Target, String)>,
         fail: Vec<Target>,
+        /// Writes of this value to this target fail (a rollback that fails).
+        fail_value: RefCell<Vec<(Target, String)>>,
         /// (target, written, stored): what the kernel stores instead.
         rounds: Vec<(Target, String, String)>,
     }
@@ -751,7 +770,13 @@ mod tests {
                     why: "Invalid argument".into(),
                 });
             }
-            if self.fail.contains(t) {
+            if self.fail.contains(t)
+                || self
+                    .fail_value
+                    .borrow()
+                    .iter()
+                    .any(|(ft, fv)| ft == t && fv == v)
+            {
                 return Err(AccessError::Failed {
                     target: t.to_string(),
                     why: "Permission denied: needs root".into(),
@@ -1033,6 +1058,65 @@ params = ["nohz_full={cpus}"]
                 .iter()
                 .all(|e| matches!(e.state, EntryState::RolledBack | EntryState::Pending)),
             "{saved:?}"
+        );
+        assert!(r.still_changed.is_empty(), "{r:?}");
+        assert_eq!(
+            saved
+                .entries
+                .iter()
+                .filter(|e| e.state == EntryState::RolledBack)
+                .count(),
+            4,
+            "{saved:?}"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_rollback_that_fails_is_recorded_as_such_and_revert_restores_it() {
+        let mut m = machine();
+        m.fail.push(Target::File {
+            path: "proc/irq/25/smp_affinity_list".into(),
+        });
+        // Undoing busy_poll (writing its old value back) fails.
+        m.fail_value
+            .borrow_mut()
+            .push((sysctl("net.core.busy_poll"), "0".into()));
+        let p = plan(&profile(), &input(), &m).unwrap();
+        let path = tmp("rollback-fails");
+        let mut snap = new_snapshot();
+        let r = apply(&p, &m, &mut snap, &path).unwrap();
+        assert!(r.failed.is_some(), "{r:?}");
+        assert_eq!(
+            r.still_changed,
+            vec![sysctl("net.core.busy_poll").to_string()]
+        );
+        assert!(
+            r.outcomes
+                .iter()
+                .any(|o| o.result.starts_with("ROLLBACK FAILED")),
+            "{r:?}"
+        );
+        let saved = Snapshot::load(&path, &host(), false).unwrap();
+        let states: Vec<EntryState> = saved
+            .entries
+            .iter()
+            .filter(|e| e.target == sysctl("net.core.busy_poll"))
+            .map(|e| e.state)
+            .collect();
+        assert_eq!(states, vec![EntryState::RollbackFailed], "{saved:?}");
+        assert_ne!(
+            m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
+            Some("0")
+        );
+        // Once the write works again, revert restores it (it is not skipped
+        // as rolled back).
+        m.fail_value.borrow_mut().clear();
+        let rv = revert(&saved, &m, false);
+        assert_eq!((rv.conflicts, rv.failures), (0, 0), "{rv:?}");
+        assert_eq!(
+            m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
+            Some("0")
         );
         std::fs::remove_file(&path).unwrap();
     }

@@ -359,7 +359,16 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
         println!("# undo with: hftnet tune revert {}", path.display());
     }
     if let Some(why) = &report.failed {
-        eprintln!("hftnet tune apply: stopped and rolled back what it had changed: {why}");
+        if report.still_changed.is_empty() {
+            eprintln!("hftnet tune apply: stopped and rolled back what it had changed: {why}");
+        } else {
+            eprintln!(
+                "hftnet tune apply: stopped ({why}); the rollback FAILED for {}: still changed — \
+                 restore them with `hftnet tune revert {}`",
+                report.still_changed.join(", "),
+                path.display()
+            );
+        }
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
