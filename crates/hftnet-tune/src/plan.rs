@@ -433,6 +433,23 @@ pub enum SnapshotError {
         /// The parser's complaint.
         why: String,
     },
+    /// A file is already there: a snapshot is never overwritten.
+    #[error(
+        "snapshot {path} already exists: a snapshot holds the values to restore and is never \
+         overwritten; revert it first, or name another file with --snapshot"
+    )]
+    Exists {
+        /// The file.
+        path: String,
+    },
+    /// A file that root must not trust.
+    #[error("snapshot {path} {why}: a snapshot tells root what to write where; refusing it")]
+    Untrusted {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Taken on another machine.
     #[error(
         "snapshot {path} was taken on {theirs} (machine-id {their_id}), this is {ours} (machine-id {our_id}); its values may not fit this machine — pass --force to restore them anyway"
@@ -452,7 +469,28 @@ pub enum SnapshotError {
 }
 
 impl Snapshot {
-    /// Writes the snapshot to `path` and syncs it to disk.
+    /// Writes a new snapshot at `path` (mode 0600, synced), never over an
+    /// existing file and never through a symbolic link.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Exists`] when `path` exists, [`SnapshotError::Io`].
+    pub fn create(&self, path: &Path) -> Result<(), SnapshotError> {
+        self.write_new(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                SnapshotError::Exists {
+                    path: path.display().to_string(),
+                }
+            } else {
+                SnapshotError::Io {
+                    path: path.display().to_string(),
+                    source,
+                }
+            }
+        })
+    }
+
+    /// Rewrites the snapshot this apply created at `path`: a new file
+    /// beside it (mode 0600, synced), renamed over it.
     ///
     /// # Errors
     /// [`SnapshotError::Io`].
@@ -461,13 +499,30 @@ impl Snapshot {
             path: path.display().to_string(),
             source,
         };
-        let text = serde_json::to_string_pretty(self).map_err(|e| io(e.into()))?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.write_all(b"\n").map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        let tmp = std::path::PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        self.write_new(&tmp).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+
+    /// Writes the snapshot into a new file (`O_EXCL`, `O_NOFOLLOW`, 0600).
+    fn write_new(&self, path: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = serde_json::to_string_pretty(self)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()
     }
 
     /// Reads a snapshot and checks it was taken on `host` (unless `force`).
@@ -475,11 +530,50 @@ impl Snapshot {
     /// # Errors
     /// See [`SnapshotError`].
     pub fn load(path: &Path, host: &HostId, force: bool) -> Result<Self, SnapshotError> {
+        use std::io::Read as _;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Io {
+        let io = |source| SnapshotError::Io {
             path: p.clone(),
             source,
-        })?;
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    SnapshotError::Untrusted {
+                        path: p.clone(),
+                        why: "is a symbolic link".into(),
+                    }
+                } else {
+                    io(e)
+                }
+            })?;
+        let meta = f.metadata().map_err(io)?;
+        let me = hftnet_sys::proc::euid();
+        let untrusted = |why: String| SnapshotError::Untrusted {
+            path: p.clone(),
+            why,
+        };
+        if !meta.is_file() {
+            return Err(untrusted("is not a regular file".into()));
+        }
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(untrusted(format!(
+                "belongs to uid {}, neither root nor you",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(untrusted(format!(
+                "can be written by others (mode {:o}); `chmod go-w` it if you trust its contents",
+                meta.mode() & 0o777
+            )));
+        }
+        let mut text = String::new();
+        f.read_to_string(&mut text).map_err(io)?;
         let s: Snapshot = serde_json::from_str(&text).map_err(|e| SnapshotError::Corrupt {
             path: p.clone(),
             why: e.to_string(),
@@ -555,7 +649,7 @@ pub fn apply(
             state: EntryState::Pending,
         })
         .collect();
-    snapshot.save(path)?;
+    snapshot.create(path)?;
     let mut report = ApplyReport {
         reboot: plan.reboot.clone(),
         ..ApplyReport::default()
@@ -1183,6 +1277,39 @@ params = ["nohz_full={cpus}"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/snap.json"), "{e}");
-        std::fs::remove_file(&path).unwrap();
+
+        // Made 0600 and never overwritten.
+        use std::os::unix::fs::PermissionsExt;
+        let fresh = tmp("fresh");
+        let _ = std::fs::remove_file(&fresh);
+        snap.create(&fresh).unwrap();
+        let meta = std::fs::metadata(&fresh).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let e = snap.create(&fresh).unwrap_err().to_string();
+        assert!(e.contains("never overwritten"), "{e}");
+        // Writable by others, or a symbolic link: refused.
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Snapshot::load(&fresh, &host(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("can be written by others") && e.contains("refusing"),
+            "{e}"
+        );
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Snapshot::load(&fresh, &host(), false).is_ok());
+        let link = tmp("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&fresh, &link).unwrap();
+        let e = Snapshot::load(&link, &host(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        // Saving again replaces the apply's own file, not through a link.
+        snap.save(&fresh).unwrap();
+        assert!(Snapshot::load(&fresh, &host(), false).is_ok());
+        for f in [&fresh, &link, &path] {
+            std::fs::remove_file(f).unwrap();
+        }
     }
 }

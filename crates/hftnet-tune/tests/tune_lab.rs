@@ -203,6 +203,10 @@ fn refused_values_are_reported_and_a_failure_rolls_back() {
             .unwrap();
         let second = plan(&profile, &input, access).unwrap();
         let mut snap = snapshot();
+        // A snapshot is never overwritten: the first one is still there.
+        let e = apply(&second, access, &mut snap, p2).unwrap_err();
+        assert!(e.to_string().contains("never overwritten"), "{e}");
+        std::fs::remove_file(p2).unwrap();
         let report = apply(&second, access, &mut snap, p2).unwrap();
         assert!(report.failed.is_none(), "{report:?}");
         let ch = report

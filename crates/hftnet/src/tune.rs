@@ -1,6 +1,7 @@
 //! `hftnet tune audit | apply | revert`: read the host's tuning, change it
 //! to a profile with a snapshot first, and put it back exactly.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -20,6 +21,10 @@ use hftnet_tune::root::{Root, format_cpu_list, parse_cpu_list};
 use serde_json::json;
 
 use crate::util::{CpuList, Report, parse_cpus, parse_duration};
+
+/// Where snapshots go unless `--snapshot` says otherwise: root's own
+/// directory (0700), so nobody else can plant or edit one.
+const SNAPSHOT_DIR: &str = "/var/lib/hftnet";
 
 #[derive(Debug, Args)]
 pub struct TuneArgs {
@@ -77,7 +82,8 @@ struct ApplyArgs {
     /// Really change the host (without it, only the plan is printed).
     #[arg(long)]
     yes: bool,
-    /// Where to write the snapshot (default: ./hftnet-tune-snapshot-TIME.json).
+    /// Where to write the snapshot, a new file (default:
+    /// /var/lib/hftnet/tune-snapshot-TIME-PID.json, in a directory only root can enter).
     #[arg(long)]
     snapshot: Option<PathBuf>,
     /// Allow tuning the interface that carries the default route.
@@ -323,10 +329,21 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
     let created_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let path = a
-        .snapshot
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("hftnet-tune-snapshot-{created_unix}.json")));
+    let path = match a.snapshot.clone() {
+        Some(p) => p,
+        None => {
+            let dir = PathBuf::from(SNAPSHOT_DIR);
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| format!("creating the snapshot directory {SNAPSHOT_DIR}"))?;
+            dir.join(format!(
+                "tune-snapshot-{created_unix}-{}.json",
+                std::process::id()
+            ))
+        }
+    };
     let mut snap = Snapshot {
         format: SNAPSHOT_FORMAT.into(),
         host: host_id(&s.root)?,
