@@ -628,3 +628,56 @@ fn bad_input_is_named() {
         assert!(err.contains(needle), "hftnet {args:?}: {err}");
     }
 }
+
+#[test]
+fn a_feed_whose_exchange_dies_mid_session_exits_1_session_incomplete() {
+    let (a, b) = ("udp://127.0.0.1:31141", "udp://127.0.0.1:31142");
+    let feed = Proc(Some(
+        Command::new(BIN)
+            .args([
+                "feed",
+                "--feed-a",
+                a,
+                "--feed-b",
+                b,
+                "--no-recovery",
+                "--idle-timeout",
+                "1s",
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    // An exchange that would take a minute, killed after half a second.
+    let mut exchange = Proc(Some(
+        Command::new(BIN)
+            .args([
+                "exchange",
+                "--feed-a",
+                a,
+                "--feed-b",
+                b,
+                "--messages",
+                "3000000",
+                "--rate",
+                "50000",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    exchange.child().kill().unwrap();
+    let out = finish(feed, Duration::from_secs(30), "feed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // It was exit 0 with lost 0: a complete-looking, incomplete day.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("session incomplete"), "{stderr}");
+    let j = json_of(&out, "feed");
+    assert_eq!(j["stopped"], "idle timeout", "{j}");
+    assert!(j["delivered"].as_u64().unwrap() > 0, "{j}");
+}

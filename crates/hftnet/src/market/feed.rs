@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use hftnet_apps::Transports;
-use hftnet_apps::feed::{FeedHandlerConfig, FeedHandlerConfigError, run_feed_handler};
+use hftnet_apps::feed::{FeedHandlerConfig, FeedHandlerConfigError, FeedStop, run_feed_handler};
 use hftnet_apps::market::book_config;
 use hftnet_io::{AnyTransport, Endpoint, OneWay, Role};
 use hftnet_trade::market::TopUpdate;
@@ -212,6 +212,31 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
                 r.unresolved, r.next_expected, r.highest_seen
             );
         }
+        return Ok(ExitCode::from(EXIT_LOSS));
+    }
+    // The stream was whole, but was the day? An idle timeout before the
+    // end of session means the exchange stopped mid-session (a duration
+    // asked for, or Ctrl-C, is the user's choice).
+    if r.stopped == FeedStop::IdleTimeout && r.end_of_session.is_none() {
+        eprintln!(
+            "hftnet feed: session incomplete: nothing arrived for {:?} and no end of session was \
+             seen (the exchange stopped or was killed mid-session); {} messages delivered",
+            a.idle_timeout, r.delivered
+        );
+        return Ok(ExitCode::from(EXIT_LOSS));
+    }
+    // What the books could not take, as `replay` counts it.
+    let book = &r.market.book;
+    if let Some(v) = &book.invariants.violation {
+        eprintln!("hftnet feed: the books are inconsistent: {v}");
+        return Ok(ExitCode::from(EXIT_LOSS));
+    }
+    if book.pool_exhausted > 0 || r.market.counts.malformed > 0 {
+        eprintln!(
+            "hftnet feed: the books are incomplete: {} orders dropped (the order pool is full: \
+             keep fewer --symbols) and {} malformed ITCH messages",
+            book.pool_exhausted, r.market.counts.malformed
+        );
         return Ok(ExitCode::from(EXIT_LOSS));
     }
     if let Some(p) = r.publish.as_ref().filter(|p| p.errors > 0) {
