@@ -66,6 +66,27 @@ impl RxStrategy {
         }
     }
 
+    /// As [`from_params`](Self::from_params), for a backend with no device
+    /// to busy-poll (`what`, e.g. "shared memory"): `rx=busy-poll` is
+    /// refused, naming it.
+    ///
+    /// # Errors
+    /// As `from_params`, and [`crate::UriError::BadValue`] for `rx=busy-poll`.
+    pub fn from_params_without_device(
+        p: &mut crate::uri::Params<'_>,
+        what: &str,
+    ) -> Result<Self, crate::UriError> {
+        let s = Self::from_params(p)?;
+        if let Self::BusyPoll { .. } = s {
+            return Err(crate::UriError::BadValue {
+                param: "rx".into(),
+                value: "busy-poll".into(),
+                expected: format!("spin, block or adaptive ({what} has no device to busy-poll)"),
+            });
+        }
+        Ok(s)
+    }
+
     /// Reads `rx`, `spins`, `busy_poll`, `busy_budget` and `prefer_busy_poll`
     /// from URI parameters. Tuning parameters of a strategy not chosen are refused.
     ///

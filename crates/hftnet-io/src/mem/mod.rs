@@ -162,16 +162,7 @@ impl MemConfig {
             Some("wait") => Full::Wait,
             _ => Full::Drop,
         };
-        c.strategy = RxStrategy::from_params(&mut p)?;
-        if let RxStrategy::BusyPoll { .. } = c.strategy {
-            return Err(UriError::BadValue {
-                param: "rx".into(),
-                value: "busy-poll".into(),
-                expected: "spin, block or adaptive (an in-process queue has no device to \
-                           busy-poll)"
-                    .into(),
-            });
-        }
+        c.strategy = RxStrategy::from_params_without_device(&mut p, "an in-process queue")?;
         c.cpu = p.int("cpu", 0..=4095)?.map(|v| v as usize);
         p.finish()?;
         Ok(c)

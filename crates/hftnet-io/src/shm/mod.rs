@@ -228,15 +228,7 @@ impl ShmConfig {
         })? {
             c.dir = d;
         }
-        c.strategy = RxStrategy::from_params(&mut p)?;
-        if let RxStrategy::BusyPoll { .. } = c.strategy {
-            return Err(UriError::BadValue {
-                param: "rx".into(),
-                value: "busy-poll".into(),
-                expected: "spin, block or adaptive (shared memory has no device to busy-poll)"
-                    .into(),
-            });
-        }
+        c.strategy = RxStrategy::from_params_without_device(&mut p, "shared memory")?;
         c.cpu = p.int("cpu", 0..=4095)?.map(|v| v as usize);
         p.finish()?;
         Ok(c)
