@@ -446,9 +446,9 @@ impl Mapped {
     }
 
     /// Gives back the entries of readers whose process is gone, and the
-    /// may-sleep counts they held (a blocking reader killed would otherwise
-    /// make the writer fence after every message for good). Run by the
-    /// writer's heartbeat thread; returns how many it freed.
+    /// sleeping and may-sleep counts they held (a reader killed asleep would
+    /// otherwise make the writer wake a sleeper on every message). Run by
+    /// the writer's heartbeat thread; returns how many it freed.
     pub fn sweep_readers(&self) -> usize {
         let mut freed = 0;
         for i in 0..MAX_READERS {
@@ -469,16 +469,17 @@ impl Mapped {
 
     /// Takes back what a dead reader's entry held in the wake line: its
     /// share of `may_sleep` (which makes the writer look for sleepers after
-    /// every message). Its share of `waiters`, if it died asleep, the
-    /// writer takes itself at its next message (one wake-up).
+    /// every message) and, if it died asleep, of `waiters` (which would
+    /// make it wake a sleeper on every message).
     fn release_counts(&self, e: &ReaderEntry) {
-        e.asleep.store(0, Ordering::Relaxed);
+        let dec = |w: &AtomicU32| {
+            let _ = w.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| v.checked_sub(1));
+        };
         if e.blocking.swap(0, Ordering::AcqRel) != 0 {
-            let _ = self.wake().may_sleep.fetch_update(
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-                |v| v.checked_sub(1),
-            );
+            dec(&self.wake().may_sleep);
+        }
+        if e.asleep.swap(0, Ordering::AcqRel) != 0 {
+            dec(&self.wake().waiters);
         }
     }
 

@@ -396,7 +396,7 @@ impl Publisher {
     #[inline]
     fn wake_sleepers(&mut self) {
         let r = &*self.ring;
-        if r.wake().may_sleep.load(Ordering::Relaxed) != 0 && ring::take_sleepers(r) {
+        if r.wake().may_sleep.load(Ordering::Relaxed) != 0 && ring::sleepers(r) {
             ring::bump(r);
             let _ = futex::wake(&r.wake().seq, Scope::Shared, u32::MAX);
             self.wakes += 1;
@@ -762,19 +762,22 @@ impl Subscriber {
             FIRST_SLEEP
         };
         let left = left.map_or(bound, |l| l.min(bound));
-        // Shown by `hftnet shm stat` (a sleeping reader).
+        // `asleep` is raised only once this reader's count is in `waiters`
+        // and lowered before it is taken back, so a sweep that finds it
+        // raised on a dead reader takes back exactly that count (a reader
+        // killed in between leaves one count: extra wake-ups, never a lost
+        // one).
         let entry = a.ring.reader(a.entry);
-        entry.asleep.store(1, Ordering::Release);
         let Some(seen) = ring::prepare_sleep(&*a.ring, a.cursor) else {
-            entry.asleep.store(0, Ordering::Release);
             return Ok(());
         };
+        entry.asleep.store(1, Ordering::Release);
         a.slept = true;
         let w = a.ring.wake();
         self.stats.sleeps += 1;
         let r = Deadline::after(left).and_then(|d| futex::wait(&w.seq, seen, Scope::Shared, Some(d)));
-        ring::end_sleep(&*a.ring);
         entry.asleep.store(0, Ordering::Release);
+        ring::end_sleep(&*a.ring);
         r.map(|_| ())
     }
 

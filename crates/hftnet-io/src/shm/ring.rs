@@ -43,9 +43,8 @@
 //! Sleeping (the futex of `rx=block`): a reader about to sleep raises
 //! `waiters` (SeqCst), fences, and looks at the slot again
 //! ([`prepare_sleep`]); a writer that may have sleeping readers fences
-//! after publishing and reads `waiters` ([`take_sleepers`]), and if it sees
-//! one takes the count and changes the futex word ([`bump`]) before waking
-//! them all. Dekker's argument: at
+//! after publishing and reads `waiters` ([`sleepers`]), and if it sees one
+//! changes the futex word ([`bump`]) before waking them all. Dekker's argument: at
 //! least one of the two sees the other's store, so a reader never sleeps
 //! through a message. The unit tests check both protocols with `loom`.
 //!
@@ -75,16 +74,6 @@ pub trait Word32 {
     fn store(&self, v: u32, order: Ordering);
     /// Atomic add, returning the previous value.
     fn fetch_add(&self, v: u32, order: Ordering) -> u32;
-    /// Atomic swap, returning the previous value.
-    fn swap(&self, v: u32, order: Ordering) -> u32;
-    /// Atomic compare-and-exchange (`Ok(previous)` when it took).
-    fn compare_exchange(
-        &self,
-        current: u32,
-        new: u32,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u32, u32>;
 }
 
 impl Word64 for std::sync::atomic::AtomicU64 {
@@ -110,20 +99,6 @@ impl Word32 for std::sync::atomic::AtomicU32 {
     #[inline(always)]
     fn fetch_add(&self, v: u32, order: Ordering) -> u32 {
         self.fetch_add(v, order)
-    }
-    #[inline(always)]
-    fn swap(&self, v: u32, order: Ordering) -> u32 {
-        self.swap(v, order)
-    }
-    #[inline(always)]
-    fn compare_exchange(
-        &self,
-        current: u32,
-        new: u32,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u32, u32> {
-        self.compare_exchange(current, new, success, failure)
     }
 }
 
@@ -197,31 +172,24 @@ pub fn write<M: RingMem>(m: &M, n: u64, data: &[u8]) {
 }
 
 /// Writer, after [`write()`], when a reader may sleep: whether one is
-/// asleep or about to be; if so it takes them all (`waiters` back to 0),
-/// and must bump the futex word with [`bump`] and wake every sleeper. The
-/// SeqCst fence between the slot's stores and the read of `waiters` is one
-/// half of Dekker's argument; [`prepare_sleep`] is the other: at least one
-/// of the two sees the other's store. Taking the count means one wake-up
-/// per sleep, not one per message while the woken reader gets going (and a
-/// reader that died asleep costs one wake-up, not one per message).
+/// asleep or about to be (then it must bump the futex word with [`bump`]
+/// and wake every sleeper). The SeqCst fence between the slot's stores and
+/// the read of `waiters` is one half of Dekker's argument;
+/// [`prepare_sleep`] is the other: at least one of the two sees the
+/// other's store. Each reader holds exactly its own count until it leaves
+/// (a writer that took the count instead would let a woken reader's leave
+/// take a count another reader had just raised: a lost wake-up; `loom`
+/// found it).
 #[inline]
-pub fn take_sleepers<M: RingMem>(m: &M) -> bool {
+pub fn sleepers<M: RingMem>(m: &M) -> bool {
     M::fence(Ordering::SeqCst);
-    m.waiters().load(Ordering::Relaxed) != 0 && m.waiters().swap(0, Ordering::AcqRel) != 0
+    m.waiters().load(Ordering::Relaxed) != 0
 }
 
-/// `waiters` minus one, but not below zero (the writer may have taken the
-/// count already).
+/// Takes back this reader's count (an add of `u32::MAX` wraps to minus one).
 #[inline]
 fn leave<M: RingMem>(m: &M) {
-    let w = m.waiters();
-    let mut v = w.load(Ordering::Relaxed);
-    while v != 0 {
-        match w.compare_exchange(v, v - 1, Ordering::AcqRel, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(now) => v = now,
-        }
-    }
+    m.waiters().fetch_add(u32::MAX, Ordering::Relaxed);
 }
 
 /// Writer: changes the futex word (Release) before it wakes the sleepers,
@@ -454,18 +422,7 @@ mod tests {
         fn fetch_add(&self, v: u32, o: Ordering) -> u32 {
             loom::sync::atomic::AtomicU32::fetch_add(self, v, o)
         }
-        fn swap(&self, v: u32, o: Ordering) -> u32 {
-            loom::sync::atomic::AtomicU32::swap(self, v, o)
-        }
-        fn compare_exchange(
-            &self,
-            current: u32,
-            new: u32,
-            success: Ordering,
-            failure: Ordering,
-        ) -> Result<u32, u32> {
-            loom::sync::atomic::AtomicU32::compare_exchange(self, current, new, success, failure)
-        }
+
     }
 
     /// A two-slot ring of two-word slots in `loom`'s model atomics.
@@ -587,7 +544,7 @@ mod tests {
             let w = m.clone();
             let writer = loom::thread::spawn(move || {
                 write(&*w, 0, &[1u8; 16]);
-                if take_sleepers(&*w) {
+                if sleepers(&*w) {
                     bump(&*w);
                 }
             });
@@ -605,11 +562,10 @@ mod tests {
         });
     }
 
-    /// Two readers about to sleep while the writer publishes and takes the
-    /// sleeping count: neither is left asleep on an unchanged word, and
-    /// the count never goes below zero.
+    /// Two readers about to sleep while the writer publishes: neither is
+    /// left asleep on an unchanged word, and the count comes back to zero.
     #[test]
-    fn loom_two_sleepers_are_both_woken_by_one_take() {
+    fn loom_two_sleepers_are_both_woken_by_one_message() {
         use loom::sync::Arc;
         let mut b = loom::model::Builder::new();
         // Three threads: bounded preemptions keep the search to seconds.
@@ -619,7 +575,7 @@ mod tests {
             let w = m.clone();
             let writer = loom::thread::spawn(move || {
                 write(&*w, 0, &[1u8; 16]);
-                if take_sleepers(&*w) {
+                if sleepers(&*w) {
                     bump(&*w);
                 }
             });
@@ -632,6 +588,46 @@ mod tests {
             let other_slept = other.join().unwrap();
             for s in [slept, other_slept].into_iter().flatten() {
                 assert_ne!(m.wake_word().load(Ordering::Relaxed), s, "lost wake-up");
+                end_sleep(&*m);
+            }
+            assert_eq!(m.waiters().load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// A reader woken by one message leaves after another reader went to
+    /// sleep for the next one: the second is still woken by the next
+    /// message (a writer that took the whole count on a wake-up lost this
+    /// one).
+    #[test]
+    fn loom_a_late_leave_does_not_take_another_sleepers_count() {
+        use loom::sync::Arc;
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        b.check(|| {
+            let m = Arc::new(Model::new());
+            // Reader A went to sleep for message 0 before anything.
+            let a_seen = prepare_sleep(&*m, 0).expect("nothing published yet");
+            let w = m.clone();
+            let writer = loom::thread::spawn(move || {
+                for n in 0..2 {
+                    write(&*w, n, &[1u8; 16]);
+                    if sleepers(&*w) {
+                        bump(&*w);
+                    }
+                }
+            });
+            let r = m.clone();
+            let reader_b = loom::thread::spawn(move || prepare_sleep(&*r, 1));
+            // A wakes (or times out) and leaves, whenever.
+            let _ = a_seen;
+            end_sleep(&*m);
+            writer.join().unwrap();
+            if let Some(seen) = reader_b.join().unwrap() {
+                assert_ne!(
+                    m.wake_word().load(Ordering::Relaxed),
+                    seen,
+                    "lost wake-up: B sleeps on an unchanged word with message 1 published"
+                );
                 end_sleep(&*m);
             }
             assert_eq!(m.waiters().load(Ordering::Relaxed), 0);
