@@ -131,7 +131,7 @@ pub struct BookSummary {
     pub bad_state: u64,
     /// Locates renamed by a later directory message.
     pub relocated: u64,
-    /// Order pool growths beyond the reserved size.
+    /// Orders dropped because the order pool was full.
     pub pool_exhausted: u64,
     /// Changes of a best bid, best offer or trading state.
     pub top_changes: u64,

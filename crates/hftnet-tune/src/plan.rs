@@ -500,7 +500,10 @@ impl Snapshot {
             source,
         };
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".{}.tmp", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        tmp.push(format!(".{}.{nanos}.tmp", std::process::id()));
         let tmp = std::path::PathBuf::from(tmp);
         let _ = std::fs::remove_file(&tmp);
         self.write_new(&tmp).map_err(io)?;
@@ -537,9 +540,11 @@ impl Snapshot {
             path: p.clone(),
             source,
         };
+        // O_NONBLOCK: a FIFO under the name must not hang the open (it is
+        // refused below as not a regular file).
         let mut f = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| {
                 if e.raw_os_error() == Some(libc::ELOOP) {
@@ -623,6 +628,9 @@ pub struct ApplyReport {
     /// What a failed apply could not roll back: still changed (the
     /// snapshot has them as `rollback_failed`; `revert` restores them).
     pub still_changed: Vec<String>,
+    /// The final update of the snapshot failed (after the changes): why.
+    /// The snapshot on disk lists every change as pending.
+    pub snapshot_error: Option<String>,
 }
 
 /// Applies a plan: snapshot first (`snapshot` is written before any
@@ -632,7 +640,8 @@ pub struct ApplyReport {
 /// reverse order.
 ///
 /// # Errors
-/// Only when the snapshot cannot be written — then nothing was changed.
+/// Only when the snapshot cannot be created — then nothing was changed. A
+/// failure of its final update is in [`ApplyReport::snapshot_error`].
 pub fn apply(
     plan: &Plan,
     access: &dyn Access,
@@ -723,7 +732,12 @@ pub fn apply(
             }
         }
     }
-    snapshot.save(path)?;
+    // The changes are made: a failure to record their states is reported
+    // with them, not instead of them (the snapshot on disk still lists
+    // every change, as pending, and revert restores those).
+    if let Err(e) = snapshot.save(path) {
+        report.snapshot_error = Some(e.to_string());
+    }
     Ok(report)
 }
 

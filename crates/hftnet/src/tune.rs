@@ -1,7 +1,7 @@
 //! `hftnet tune audit | apply | revert`: read the host's tuning, change it
 //! to a profile with a snapshot first, and put it back exactly.
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -338,6 +338,17 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
                 .mode(0o700)
                 .create(&dir)
                 .with_context(|| format!("creating the snapshot directory {SNAPSHOT_DIR}"))?;
+            // An existing directory must be root's alone too.
+            let meta = std::fs::symlink_metadata(&dir)
+                .with_context(|| format!("inspecting {SNAPSHOT_DIR}"))?;
+            if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+                bail!(
+                    "{SNAPSHOT_DIR} is not a directory only root can enter (owner uid {}, mode \
+                     {:o}): fix it (chown root, chmod 700) or name a file with --snapshot",
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                );
+            }
             dir.join(format!(
                 "tune-snapshot-{created_unix}-{}.json",
                 std::process::id()
@@ -374,6 +385,14 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
             println!("needs a reboot: add {r} to the kernel command line");
         }
         println!("# undo with: hftnet tune revert {}", path.display());
+    }
+    if let Some(e) = &report.snapshot_error {
+        eprintln!(
+            "hftnet tune apply: the changes were made but the snapshot could not be updated \
+             ({e}); it lists them all as pending, and `hftnet tune revert {}` restores them",
+            path.display()
+        );
+        return Ok(ExitCode::from(1));
     }
     if let Some(why) = &report.failed {
         if report.still_changed.is_empty() {

@@ -642,7 +642,7 @@ fn a_feed_whose_exchange_dies_mid_session_exits_1_session_incomplete() {
                 b,
                 "--no-recovery",
                 "--idle-timeout",
-                "1s",
+                "3s",
                 "--json",
             ])
             .stdout(std::process::Stdio::piped())

@@ -675,6 +675,8 @@ impl Subscriber {
 
     /// Takes the next message into `out` if there is one, without waiting.
     /// Unattached, it looks for the ring (at most every [`LOOK_EVERY`]).
+    /// `out` is scratch: its first 128 bytes may be written (with a copy
+    /// thrown away) whatever the poll returns.
     #[inline]
     pub fn try_recv(&mut self, out: &mut [u8]) -> Poll {
         let Some(a) = self.at.as_mut() else {

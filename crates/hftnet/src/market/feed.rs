@@ -193,53 +193,55 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_NOTHING));
     }
-    if r.lost > 0 || r.unresolved > 0 {
-        if r.lost > 0 {
-            eprintln!(
-                "hftnet feed: {} messages lost for good in {} ranges ({})",
-                r.lost,
-                r.lost_ranges.len() as u64 + r.lost_ranges_not_listed,
-                if r.recovery {
-                    "recovery could not fill them"
-                } else {
-                    "recovery is off"
-                }
-            );
-        }
-        if r.unresolved > 0 {
-            eprintln!(
-                "hftnet feed: stopped ({why}) with {} messages (sequences {} to {}) neither delivered nor declared lost",
-                r.unresolved, r.next_expected, r.highest_seen
-            );
-        }
-        return Ok(ExitCode::from(EXIT_LOSS));
+    // Every reason the run is not good is printed; any gives exit 1.
+    let mut bad = false;
+    if r.lost > 0 {
+        bad = true;
+        eprintln!(
+            "hftnet feed: {} messages lost for good in {} ranges ({})",
+            r.lost,
+            r.lost_ranges.len() as u64 + r.lost_ranges_not_listed,
+            if r.recovery {
+                "recovery could not fill them"
+            } else {
+                "recovery is off"
+            }
+        );
     }
-    // The stream was whole, but was the day? An idle timeout before the
-    // end of session means the exchange stopped mid-session (a duration
-    // asked for, or Ctrl-C, is the user's choice).
+    if r.unresolved > 0 {
+        bad = true;
+        eprintln!(
+            "hftnet feed: stopped ({why}) with {} messages (sequences {} to {}) neither delivered nor declared lost",
+            r.unresolved, r.next_expected, r.highest_seen
+        );
+    }
+    // Was the day whole? An idle timeout before the end of session means
+    // the exchange stopped mid-session (a duration asked for, or Ctrl-C, is
+    // the user's choice).
     if r.stopped == FeedStop::IdleTimeout && r.end_of_session.is_none() {
+        bad = true;
         eprintln!(
             "hftnet feed: session incomplete: nothing arrived for {:?} and no end of session was \
              seen (the exchange stopped or was killed mid-session); {} messages delivered",
             a.idle_timeout, r.delivered
         );
-        return Ok(ExitCode::from(EXIT_LOSS));
     }
-    // What the books could not take, as `replay` counts it.
+    // What the books could not take.
     let book = &r.market.book;
     if let Some(v) = &book.invariants.violation {
+        bad = true;
         eprintln!("hftnet feed: the books are inconsistent: {v}");
-        return Ok(ExitCode::from(EXIT_LOSS));
     }
     if book.pool_exhausted > 0 || r.market.counts.malformed > 0 {
+        bad = true;
         eprintln!(
             "hftnet feed: the books are incomplete: {} orders dropped (the order pool is full: \
              keep fewer --symbols) and {} malformed ITCH messages",
             book.pool_exhausted, r.market.counts.malformed
         );
-        return Ok(ExitCode::from(EXIT_LOSS));
     }
     if let Some(p) = r.publish.as_ref().filter(|p| p.errors > 0) {
+        bad = true;
         eprintln!(
             "hftnet feed: {} of {} market-data records could not be published (first: {}); \
              subscribers see them as missed",
@@ -247,6 +249,8 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
             p.records,
             p.first_error.as_deref().unwrap_or("unknown")
         );
+    }
+    if bad {
         return Ok(ExitCode::from(EXIT_LOSS));
     }
     Ok(ExitCode::SUCCESS)
