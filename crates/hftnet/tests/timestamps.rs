@@ -195,12 +195,51 @@ fn ping_timestamps_splits_each_round_trip() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
+    // Each part is printed as `min A p50 B p90 C p99 D p99.9 E max F`: the
+    // values are numbers, positive, ordered, and the kernel TX → RX part is
+    // the bulk of the round trip here too.
+    let mut p50 = std::collections::HashMap::new();
     for key in ["send_to_tx", "tx_to_rx", "rx_to_user"] {
-        assert!(
-            text.contains(&format!("# breakdown_{key}_ns: min ")),
-            "{key}: {text}"
+        let prefix = format!("# breakdown_{key}_ns: ");
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix:?} line: {text}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let names: Vec<&str> = words.iter().step_by(2).copied().collect();
+        assert_eq!(
+            names,
+            ["min", "p50", "p90", "p99", "p99.9", "max"],
+            "{line}"
         );
+        let values: Vec<u64> = words
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|w| {
+                w.parse()
+                    .unwrap_or_else(|_| panic!("{key}: {w:?} in {line}"))
+            })
+            .collect();
+        assert!(values[1] > 0, "{key}: a zero median: {line}");
+        assert!(
+            values.windows(2).all(|w| w[0] <= w[1]),
+            "{key}: unordered: {line}"
+        );
+        // No part of a loopback-lab round trip takes a second.
+        assert!(values[5] < 1_000_000_000, "{key}: {line}");
+        p50.insert(key, values[1]);
     }
+    assert!(p50["tx_to_rx"] > p50["send_to_tx"], "{p50:?}: {text}");
+    let samples: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# breakdown_samples: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no breakdown_samples line: {text}"));
+    assert!(
+        (100..=200).contains(&samples),
+        "{samples} of 200 split: {text}"
+    );
     eprintln!("{text}");
     drop(pong);
 }
