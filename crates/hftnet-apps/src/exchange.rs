@@ -19,6 +19,14 @@
 //! Between due times the loop serves re-requests, sleeping while the next
 //! one is far and spinning when it is near.
 //!
+//! Re-requests are answered only for the sources the configuration allows
+//! — by default the hosts feeds A and B send to (their unicast
+//! destinations; a multicast feed's subscribers are unknown, so its
+//! exchange must name them) — and each source only as far as its token
+//! buckets of messages and bytes per second pay for ([`RequestGuard`]): the
+//! server cannot be turned into a reflection amplifier by forged sources.
+//! Refusals are counted by reason in the report.
+//!
 //! Invariants: packets go from the publisher's own buffer straight to the
 //! transports, and re-request replies straight from
 //! the history to the requester, so after the buffers are allocated at the
@@ -37,8 +45,8 @@ use hftnet_bench::timetable::{Timetable, WaitPolicy, WaitStep};
 use hftnet_io::{RxBurst, SyscallError, Transport};
 use hftnet_trade::book::{self, BookConfig};
 use hftnet_trade::exchange::{
-    Generator, GeneratorConfig, GeneratorError, PublishError, Publisher, PublisherConfig,
-    RequestError,
+    Generator, GeneratorConfig, GeneratorError, LimitError, PublishError, Publisher,
+    PublisherConfig, Refusal, RequestError, RequestGuard, RequestLimits, SourcePrefix,
 };
 use hftnet_trade::market::MarketData;
 use hftnet_trade::rng::Rng;
@@ -116,6 +124,15 @@ pub struct ExchangeConfig {
     pub max_payload: usize,
     /// After the end of the session, keep answering re-requests this long.
     pub linger: Duration,
+    /// Sources whose re-requests are answered. `None`: the unicast
+    /// destinations of feeds A and B (a multicast feed's subscribers are
+    /// unknown: with a re-request transport, [`Exchange::run`] then refuses
+    /// to start). Requests without a source address (in-process transports)
+    /// are always answered.
+    pub allow: Option<Vec<SourcePrefix>>,
+    /// How much each source may have answered, and how many sources are
+    /// tracked.
+    pub request_limits: RequestLimits,
     /// The reference books the exchange builds from what it publishes (their
     /// digests, in the report, are compared with a feed handler's).
     pub book: BookConfig,
@@ -137,6 +154,8 @@ impl Default for ExchangeConfig {
             history: 1 << 20,
             max_payload: 1400,
             linger: Duration::from_secs(2),
+            allow: None,
+            request_limits: RequestLimits::default(),
             book: BookConfig::all_symbols(),
         }
     }
@@ -168,6 +187,9 @@ pub enum ExchangeConfigError {
     /// A field of `book`.
     #[error(transparent)]
     Book(#[from] book::ConfigError),
+    /// A field of `request_limits`.
+    #[error(transparent)]
+    RequestLimits(#[from] LimitError),
     /// A generated day bounded by neither `messages` nor `duration`.
     #[error("a generated day needs a message count or a duration")]
     Unbounded,
@@ -187,6 +209,7 @@ impl ExchangeConfig {
             }
         }
         self.book.validate()?;
+        self.request_limits.validate(self.max_payload)?;
         Ok(())
     }
 
@@ -238,6 +261,19 @@ pub enum ExchangeError {
     /// Receiving on the re-request transport failed.
     #[error("receiving re-requests")]
     Receive(#[source] SyscallError),
+    /// A re-request transport was given, no allow list, and a feed sends
+    /// to a multicast group: who may re-request cannot be derived.
+    #[error(
+        "feed {feed} sends to the multicast group {group}: its subscribers are unknown, so the \
+         re-request server cannot tell them from forged sources; name the sources allowed to \
+         re-request (e.g. --allow 198.18.0.0/15 on the command line, `allow` in the library)"
+    )]
+    SubscribersUnknown {
+        /// `A` or `B`.
+        feed: char,
+        /// The group the feed sends to.
+        group: SocketAddr,
+    },
     /// A publish transport was given: the exchange publishes MoldUDP64 on
     /// its feeds, market-data records are the feed handler's.
     #[error(
@@ -456,15 +492,42 @@ pub struct FeedFaults {
 pub struct RetransmissionFigures {
     /// Requests answered.
     pub requests: u64,
-    /// Requests refused (malformed, another session, not published yet, out
-    /// of the history).
+    /// Requests of allowed sources refused (malformed, another session, not
+    /// published yet, out of the history).
     pub bad_requests: u64,
     /// Packets sent in reply.
     pub packets: u64,
     /// Messages sent again.
     pub messages: u64,
+    /// Requests answered only in part: their source's rate limit ran out.
+    pub cut: u64,
+    /// Requests not answered at all, by reason (see [`Refusals`]).
+    pub refusals: Refusals,
+    /// The sources allowed to re-request (`ADDRESS` or `ADDRESS/LENGTH`).
+    pub allowed: Vec<String>,
+    /// Sources in the rate limiter's table at the end.
+    pub sources: usize,
     /// The first [`REFUSED_LISTED`] refusals: `"peer: why"`.
     pub refused: Vec<String>,
+}
+
+/// Re-requests refused before they were read, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Refusals {
+    /// The source is not allowed.
+    pub not_allowed: u64,
+    /// The source was over its rate limit.
+    pub rate_limited: u64,
+    /// The rate limiter's table was full of sources still being limited.
+    pub too_many_sources: u64,
+}
+
+impl Refusals {
+    /// All of them.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.not_allowed + self.rate_limited + self.too_many_sources
+    }
 }
 
 /// What an exchange run did.
@@ -541,10 +604,26 @@ impl<A: Transport, B: Transport> Feeds<'_, A, B> {
     }
 }
 
+/// Why a request was not answered: the guard's refusal or the publisher's.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Guard(Refusal),
+    Request(RequestError),
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Guard(r) => r.fmt(f),
+            Self::Request(e) => e.fmt(f),
+        }
+    }
+}
+
 /// The first refused requests, kept as values until the report.
 #[derive(Debug)]
 struct Refused {
-    list: [Option<(Option<SocketAddr>, RequestError)>; REFUSED_LISTED],
+    list: [Option<(Option<SocketAddr>, Why)>; REFUSED_LISTED],
     len: usize,
 }
 
@@ -556,7 +635,7 @@ impl Refused {
         }
     }
 
-    fn note(&mut self, peer: Option<SocketAddr>, e: RequestError) {
+    fn note(&mut self, peer: Option<SocketAddr>, e: Why) {
         if let Some(slot) = self.list.get_mut(self.len) {
             *slot = Some((peer, e));
             self.len += 1;
@@ -583,6 +662,11 @@ pub struct Exchange {
     duration_ns: Option<u64>,
     linger_ns: u64,
     publisher: Publisher,
+    /// Who may re-request, and how much.
+    guard: RequestGuard,
+    /// Whether the allow list is the feeds' destinations (added by the
+    /// first run).
+    allow_feeds: bool,
     /// Packets handed to feeds A and B.
     handed: [u64; 2],
     /// What the feeds' fault middlewares did, read at the end of a run.
@@ -633,7 +717,16 @@ impl Exchange {
         let publisher =
             Publisher::new(cfg.publisher_config()?).map_err(ExchangeConfigError::from)?;
         let source = Source::open(cfg)?;
+        let guard = RequestGuard::new(
+            cfg.allow.as_deref().unwrap_or_default(),
+            2, // the destinations of feeds A and B, added by `run`
+            cfg.request_limits,
+            cfg.max_payload,
+        )
+        .map_err(ExchangeConfigError::from)?;
         Ok(Self {
+            guard,
+            allow_feeds: cfg.allow.is_none(),
             rate: cfg.rate,
             burst: cfg.burst,
             duration_ns: cfg
@@ -664,9 +757,14 @@ impl Exchange {
     /// re-request transport, requests are not served. Time starts at the
     /// first call; after the linger a second call returns at once.
     ///
+    /// Without an allow list in the configuration, re-requests are answered
+    /// for the unicast destinations of the feeds given here.
+    ///
     /// # Errors
     /// [`ExchangeError::NoFeed`], [`ExchangeError::Publish`] when a
-    /// publish transport was given, or [`ExchangeError::Receive`] when the
+    /// publish transport was given, [`ExchangeError::SubscribersUnknown`]
+    /// when a feed is multicast, re-requests are served and no allow list
+    /// was given, or [`ExchangeError::Receive`] when the
     /// re-request transport fails (the session is left as it was). A source
     /// that fails part way, or a message too long for a packet, is not an
     /// error: the session ends there and the report says why.
@@ -686,6 +784,20 @@ impl Exchange {
         }
         if publish.is_some() {
             return Err(ExchangeError::Publish);
+        }
+        if self.allow_feeds && retransmit.is_some() {
+            let a = feed_a.as_deref().and_then(|t| t.capabilities().peer);
+            let b = feed_b.as_deref().and_then(|t| t.capabilities().peer);
+            for (feed, peer) in [('A', a), ('B', b)] {
+                match peer {
+                    Some(group) if group.ip().is_multicast() => {
+                        return Err(ExchangeError::SubscribersUnknown { feed, group });
+                    }
+                    Some(p) => self.guard.allow(SourcePrefix::host(p.ip())),
+                    // No address (in-process): its requests carry none either.
+                    None => {}
+                }
+            }
         }
         let r = self.publish(
             feed_a.as_deref_mut(),
@@ -721,6 +833,7 @@ impl Exchange {
             send_errors: &mut self.send_errors,
         };
         let publisher = &mut self.publisher;
+        let guard = &mut self.guard;
         let start = *self.start.get_or_insert_with(Instant::now);
         let now_ns = || u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let due = |t: &Option<Timetable>, sent: u64| t.as_ref().map_or(0, |t| t.due_ns(sent));
@@ -778,14 +891,23 @@ impl Exchange {
                     let (req, meta) = self.rx.get(i);
                     served = true;
                     let peer = meta.peer;
-                    let send_errors = &mut *feeds.send_errors;
-                    let answered = publisher.handle_request(now, req, &mut |p: &[u8]| {
-                        if t.send(p, peer).is_err() {
-                            *send_errors += 1;
+                    let ticket = match guard.admit(now, peer.map(|p| p.ip())) {
+                        Ok(t) => t,
+                        Err(why) => {
+                            self.refused.note(peer, Why::Guard(why));
+                            continue;
                         }
-                    });
-                    if let Err(e) = answered {
-                        self.refused.note(peer, e);
+                    };
+                    let send_errors = &mut *feeds.send_errors;
+                    let answered =
+                        publisher.answer_request(now, req, ticket.budget(), &mut |p: &[u8]| {
+                            if t.send(p, peer).is_err() {
+                                *send_errors += 1;
+                            }
+                        });
+                    match answered {
+                        Ok(reply) => guard.charge(ticket, &reply),
+                        Err(e) => self.refused.note(peer, Why::Request(e)),
                     }
                 }
             }
@@ -822,6 +944,7 @@ impl Exchange {
     pub fn report(&self) -> ExchangeReport {
         let secs = self.ended_at.unwrap_or(self.now_ns) as f64 / 1e9;
         let st = self.publisher.stats();
+        let gs = self.guard.stats();
         ExchangeReport {
             messages: st.messages,
             packets: st.packets,
@@ -838,6 +961,19 @@ impl Exchange {
                 bad_requests: st.bad_requests,
                 packets: st.retransmit_packets,
                 messages: st.retransmitted,
+                cut: gs.cut,
+                refusals: Refusals {
+                    not_allowed: gs.not_allowed,
+                    rate_limited: gs.rate_limited,
+                    too_many_sources: gs.too_many_sources,
+                },
+                allowed: self
+                    .guard
+                    .allowed()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                sources: gs.sources,
                 refused: self.refused.lines(),
             },
             market: MarketSummary::of(&self.reference),
@@ -920,6 +1056,10 @@ mod tests {
             bad(|c| c.book.max_orders = 0),
             ExchangeConfigError::Book(book::ConfigError::MaxOrders { value: 0 })
         );
+        match bad(|c| c.request_limits.burst_bytes = 100) {
+            ExchangeConfigError::RequestLimits(e) => assert_eq!(e.field, "burst_bytes"),
+            e => panic!("{e}"),
+        }
         let by_time = ExchangeConfig {
             messages: None,
             duration: Some(Duration::from_secs(1)),
@@ -962,9 +1102,15 @@ mod tests {
         let mut r = Refused::new();
         let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
         for sequence in 0..15 {
-            r.note(Some(peer), RequestError::Future { sequence, next: 3 });
+            r.note(
+                Some(peer),
+                Why::Request(RequestError::Future { sequence, next: 3 }),
+            );
         }
-        r.note(None, RequestError::Malformed(hftnet_wire::Error::Truncated));
+        r.note(
+            None,
+            Why::Request(RequestError::Malformed(hftnet_wire::Error::Truncated)),
+        );
         let lines = r.lines();
         assert_eq!(lines.len(), REFUSED_LISTED);
         assert!(lines[0].starts_with("127.0.0.1:9: request for sequence 0"));

@@ -117,6 +117,10 @@ fn exchange_and_feed_over_multicast_with_faults() {
             "mcast://239.1.1.2:30002?iface=veth0",
             "--retransmit",
             "udp://198.18.0.2:30003",
+            // Multicast subscribers are unknown to the exchange: the
+            // trader host is named.
+            "--allow",
+            "198.18.0.1",
             "--messages",
             "30000",
             "--rate",
@@ -187,6 +191,13 @@ fn exchange_and_feed_over_multicast_with_faults() {
     );
     assert_eq!(fj["unresolved"], 0);
     assert_eq!(fj["stopped"], "end of session");
+    // Every re-request came from the allowed trader, within its limit.
+    let rt = &ex["retransmission"];
+    assert_eq!(rt["allowed"], serde_json::json!(["198.18.0.1"]), "{ex}");
+    assert!(rt["requests"].as_u64().unwrap() > 0, "{ex}");
+    for k in ["not_allowed", "rate_limited", "too_many_sources"] {
+        assert_eq!(rt["refusals"][k], 0, "{k}: {ex}");
+    }
 }
 
 #[test]
@@ -620,6 +631,66 @@ fn bad_input_is_named() {
             &["exchange", "--feed-a", "udp://127.0.0.1:9", "--burst", "0"],
             "--burst 0",
         ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "mcast://239.1.1.1:31152?iface=lo",
+                "--retransmit",
+                "udp://127.0.0.1:31153",
+            ],
+            "its subscribers are unknown",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--allow",
+                "h0st",
+            ],
+            "\"h0st\" is not an IP address",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--allow",
+                "10.0.0.0/40",
+            ],
+            "prefix length 40 is longer than the address",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--request-burst-bytes",
+                "100",
+            ],
+            "--request-burst-bytes: must hold one full reply packet",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--request-sources",
+                "0",
+            ],
+            "--request-sources: must be between 1 and 65536",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--request-rate",
+                "0",
+            ],
+            "--request-rate: must be between 1",
+        ),
     ];
     for (args, needle) in cases {
         let out = hftnet(args);
@@ -680,4 +751,159 @@ fn a_feed_whose_exchange_dies_mid_session_exits_1_session_incomplete() {
     let j = json_of(&out, "feed");
     assert_eq!(j["stopped"], "idle timeout", "{j}");
     assert!(j["delivered"].as_u64().unwrap() > 0, "{j}");
+}
+
+/// The (first sequence, message count) of a MoldUDP64 downstream packet.
+fn mold_header(p: &[u8]) -> Option<(u64, u16)> {
+    let seq = u64::from_be_bytes(p.get(10..18)?.try_into().ok()?);
+    let count = u16::from_be_bytes(p.get(18..20)?.try_into().ok()?);
+    Some((seq, count))
+}
+
+/// A MoldUDP64 request of session `HFTNET`.
+fn mold_request(sequence: u64, count: u16) -> [u8; 20] {
+    let mut r = [0u8; 20];
+    r[..10].copy_from_slice(b"HFTNET    ");
+    r[10..18].copy_from_slice(&sequence.to_be_bytes());
+    r[18..20].copy_from_slice(&count.to_be_bytes());
+    r
+}
+
+#[test]
+fn re_requests_are_answered_only_for_allowed_sources_within_their_limit() {
+    use std::net::UdpSocket;
+    // This test is feed A's subscriber, at 127.0.0.2: the exchange answers
+    // 127.0.0.2 by default, and nobody else (127.0.0.3 here).
+    let sub = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let feed_a = format!("udp://{}", sub.local_addr().unwrap());
+    let server = "127.0.0.1:31151";
+    let start = Instant::now();
+    let mut exchange = Proc(Some(
+        Command::new(BIN)
+            .args([
+                "exchange",
+                "--feed-a",
+                &feed_a,
+                "--retransmit",
+                &format!("udp://{server}"),
+                "--messages",
+                "5000",
+                "--rate",
+                "2000",
+                // A burst of 2000 messages, then 1 a second.
+                "--request-burst",
+                "2000",
+                "--request-rate",
+                "1",
+                "--heartbeat",
+                "50ms",
+                "--linger",
+                "1s",
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    // Wait until messages 1..=2048 are published (bounded).
+    sub.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let mut published = 0;
+    while published < 2048 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the exchange published {published} messages in 30 s"
+        );
+        assert!(
+            exchange.child().try_wait().unwrap().is_none(),
+            "the exchange ended early"
+        );
+        if let Ok(n) = sub.recv(&mut buf)
+            && let Some((seq, count)) = mold_header(&buf[..n])
+            && count < 0xffff
+        {
+            published = published.max(seq + u64::from(count) - 1);
+        }
+    }
+    let stranger = UdpSocket::bind("127.0.0.3:0").unwrap();
+    let asker = UdpSocket::bind("127.0.0.2:0").unwrap();
+    for _ in 0..5 {
+        stranger.send_to(&mold_request(1, 100), server).unwrap();
+    }
+    // A flood: 100 requests of 1024 messages each.
+    for _ in 0..100 {
+        asker.send_to(&mold_request(1, 1024), server).unwrap();
+    }
+    // Every reply, until the exchange has gone (bounded by its run).
+    asker
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut answered = 0u64;
+    loop {
+        match asker.recv(&mut buf) {
+            Ok(n) => {
+                let (seq, count) = mold_header(&buf[..n]).expect("a MoldUDP64 reply");
+                assert!(
+                    (1..=1024).contains(&seq),
+                    "a reply to what was asked: {seq}"
+                );
+                answered += u64::from(count);
+            }
+            Err(_) if exchange.child().try_wait().unwrap().is_some() => break,
+            Err(_) => assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the exchange did not end within 60 s"
+            ),
+        }
+    }
+    let seconds = start.elapsed().as_secs() + 1;
+    let out = exchange.0.take().unwrap().wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ex = json_of(&out, "exchange");
+    let rt = &ex["retransmission"];
+    let n = |k: &str| rt[k].as_u64().unwrap_or_else(|| panic!("{k}: {ex}"));
+    let refused = |k: &str| {
+        rt["refusals"][k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {ex}"))
+    };
+    // Nothing for the stranger, and counted.
+    stranger.set_nonblocking(true).unwrap();
+    assert!(
+        stranger.recv(&mut buf).is_err(),
+        "a source not allowed got an answer"
+    );
+    assert_eq!(refused("not_allowed"), 5, "{ex}");
+    assert_eq!(rt["allowed"], serde_json::json!(["127.0.0.2"]), "{ex}");
+    // The flood was cut at the burst (plus what 1 message/s refilled), every
+    // request of it answered, cut or refused, and counted.
+    assert_eq!(n("messages"), answered, "{ex}");
+    assert!(
+        answered >= 1024,
+        "the first request is answered in full: {ex}"
+    );
+    assert!(
+        answered <= 2000 + seconds,
+        "{answered} messages answered in {seconds} s: {ex}"
+    );
+    assert!(n("cut") >= 1, "{ex}");
+    assert!(refused("rate_limited") >= 1, "{ex}");
+    assert_eq!(n("requests") + refused("rate_limited"), 100, "{ex}");
+    assert_eq!(
+        (n("bad_requests"), refused("too_many_sources")),
+        (0, 0),
+        "{ex}"
+    );
+    assert_eq!(n("sources"), 1, "{ex}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("5 from sources not allowed") && err.contains("--allow"),
+        "{err}"
+    );
 }

@@ -17,6 +17,7 @@ use hftnet_apps::exchange::{
 };
 use hftnet_io::Role;
 use hftnet_trade::book::BookConfig;
+use hftnet_trade::exchange::{RequestLimits, SourcePrefix};
 use hftnet_wire::faults::Faults;
 use serde_json::json;
 
@@ -98,6 +99,27 @@ pub struct ExchangeArgs {
     /// After the end of the session, keep answering re-requests this long.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     linger: Duration,
+    /// Sources whose re-requests are answered: addresses or prefixes, comma-separated
+    /// or repeated (e.g. 198.18.0.1 or 198.18.0.0/15). Default: the unicast destinations
+    /// of --feed-a and --feed-b; required when a feed is multicast.
+    #[arg(long, value_delimiter = ',')]
+    allow: Vec<SourcePrefix>,
+    /// Re-requested messages per second each source may have answered.
+    #[arg(long, default_value_t = RequestLimits::default().messages_per_sec)]
+    request_rate: u64,
+    /// Reply bytes per second each source may have answered.
+    #[arg(long, default_value_t = RequestLimits::default().bytes_per_sec)]
+    request_byte_rate: u64,
+    /// Messages a source may have answered at once before its rate applies.
+    #[arg(long, default_value_t = RequestLimits::default().burst_messages)]
+    request_burst: u64,
+    /// Reply bytes a source may have answered at once (at least --max-payload).
+    #[arg(long, default_value_t = RequestLimits::default().burst_bytes)]
+    request_burst_bytes: u64,
+    /// Sources whose rate limits are tracked at once; past that, new sources are refused
+    /// until one has been idle long enough.
+    #[arg(long, default_value_t = RequestLimits::default().max_sources)]
+    request_sources: usize,
     /// Print one JSON object instead of `# key: value` lines.
     #[arg(long)]
     json: bool,
@@ -117,6 +139,17 @@ fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
         }
         ExchangeConfigError::Session(s) => {
             anyhow!("--session {s:?}: at most 10 printable ASCII characters")
+        }
+        ExchangeConfigError::RequestLimits(e) => {
+            let flag = match e.field {
+                "messages_per_sec" => "--request-rate",
+                "bytes_per_sec" => "--request-byte-rate",
+                "burst_messages" => "--request-burst",
+                "burst_bytes" => "--request-burst-bytes",
+                "max_sources" => "--request-sources",
+                other => other,
+            };
+            anyhow!("{flag}: {}", e.why)
         }
         // The publisher's and the generator's errors name their field; the
         // fault errors say which feed and which probability.
@@ -147,6 +180,14 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         history: a.history,
         max_payload: a.max_payload,
         linger: a.linger,
+        allow: (!a.allow.is_empty()).then(|| a.allow.clone()),
+        request_limits: RequestLimits {
+            messages_per_sec: a.request_rate,
+            bytes_per_sec: a.request_byte_rate,
+            burst_messages: a.request_burst,
+            burst_bytes: a.request_burst_bytes,
+            max_sources: a.request_sources,
+        },
         book: BookConfig::all_symbols(),
     };
     cfg.validate().map_err(flag_error)?;
@@ -228,6 +269,24 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         eprintln!(
             "hftnet exchange: {} packets could not be sent (socket buffer full or no route); receivers will see them as loss",
             r.send_errors
+        );
+    }
+    let refused = &r.retransmission.refusals;
+    if refused.total() > 0 || r.retransmission.cut > 0 {
+        eprintln!(
+            "hftnet exchange: re-requests refused: {} from sources not allowed (allowed: {}; add \
+             sources with --allow), {} over their rate limit, {} for lack of room among the \
+             sources tracked; {} answered only in part (rate limit; see --request-rate and \
+             --request-burst)",
+            refused.not_allowed,
+            if r.retransmission.allowed.is_empty() {
+                "none but in-process".to_string()
+            } else {
+                r.retransmission.allowed.join(", ")
+            },
+            refused.rate_limited,
+            refused.too_many_sources,
+            r.retransmission.cut
         );
     }
     if let Some(e) = &r.error {
