@@ -84,6 +84,32 @@ const IDLE: WaitPolicy = WaitPolicy {
 /// Mixed into `seed` for the burst sizes.
 const BURST_SEED: u64 = 0x0b0e;
 
+/// A MoldUDP64 session name for one run: `H` and 9 base-36 digits mixed
+/// from the wall-clock time and the process id. Feed handlers tell sessions
+/// apart by name: with a name of its own, a run's packets cannot be taken
+/// for those of an exchange of an earlier run still lingering on the same
+/// addresses (which repeats the end of its session).
+#[must_use]
+pub fn session_name_for_run() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // splitmix64 of the time and the pid.
+    let mut z = nanos ^ u64::from(std::process::id()).rotate_left(40);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut name = String::with_capacity(10);
+    name.push('H');
+    for _ in 0..9 {
+        name.push(char::from(DIGITS[(z % 36) as usize]));
+        z /= 36;
+    }
+    name
+}
+
 /// Where the exchange's messages come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExchangeSource {
@@ -114,7 +140,10 @@ pub struct ExchangeConfig {
     pub rate: u64,
     /// Largest burst: each burst publishes 1 to `burst` messages back to back.
     pub burst: u64,
-    /// MoldUDP64 session name (up to 10 printable ASCII characters).
+    /// MoldUDP64 session name (up to 10 printable ASCII characters). The
+    /// default, `HFTNET`, is the same for every run: give each run its own
+    /// (e.g. [`session_name_for_run`]) when feed handlers may also hear an
+    /// exchange of an earlier run.
     pub session: String,
     /// Heartbeat after this long without a packet (at least [`MIN_HEARTBEAT`]).
     pub heartbeat: Duration,
@@ -1072,6 +1101,15 @@ mod tests {
             ..ExchangeConfig::default()
         };
         assert_eq!(whole_file.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_session_name_for_each_run() {
+        let a = session_name_for_run();
+        assert_eq!(a.len(), 10);
+        assert!(Session::new(&a).is_ok(), "{a}");
+        std::thread::sleep(Duration::from_millis(1));
+        assert_ne!(a, session_name_for_run());
     }
 
     #[test]

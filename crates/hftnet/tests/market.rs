@@ -786,6 +786,8 @@ fn re_requests_are_answered_only_for_allowed_sources_within_their_limit() {
                 &feed_a,
                 "--retransmit",
                 &format!("udp://{server}"),
+                "--session",
+                "HFTNET",
                 "--messages",
                 "5000",
                 "--rate",
@@ -904,6 +906,124 @@ fn re_requests_are_answered_only_for_allowed_sources_within_their_limit() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("5 from sources not allowed") && err.contains("--allow"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_lingering_exchange_of_an_earlier_run_neither_stops_nor_joins_a_new_feed() {
+    let a = "udp://127.0.0.1:31161";
+    let spawn = |args: &[&str]| {
+        Proc(Some(
+            Command::new(BIN)
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ))
+    };
+    // The earlier run: a short day, then lingering, repeating its end of
+    // session every 20 ms (killed on drop).
+    let mut old = spawn(&[
+        "exchange",
+        "--feed-a",
+        a,
+        "--messages",
+        "300",
+        "--rate",
+        "0",
+        "--heartbeat",
+        "20ms",
+        "--linger",
+        "60s",
+        "--json",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        old.child().try_wait().unwrap().is_none(),
+        "the old exchange lingers"
+    );
+    let feed = spawn(&[
+        "feed",
+        "--feed-a",
+        a,
+        "--no-recovery",
+        "--idle-timeout",
+        "5s",
+        "--duration",
+        "60s",
+        "--json",
+    ]);
+    // The feed hears the old end of session repeated before the new day.
+    std::thread::sleep(Duration::from_millis(500));
+    let new = hftnet(&[
+        "exchange",
+        "--feed-a",
+        a,
+        "--messages",
+        "3000",
+        "--rate",
+        "10000",
+        "--heartbeat",
+        "20ms",
+        "--linger",
+        "0s",
+        "--json",
+    ]);
+    assert!(
+        new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
+    );
+    let ex = json_of(&new, "new exchange");
+    let fd = finish(feed, Duration::from_secs(60), "feed");
+    let fj = json_of(&fd, "feed");
+    drop(old);
+    assert!(
+        fd.status.success(),
+        "feed: {fj} {}",
+        String::from_utf8_lossy(&fd.stderr)
+    );
+    assert_eq!(fj["stopped"], "end of session", "{fj}");
+    assert_eq!(
+        fj["session"], ex["session"],
+        "the new session followed: {fj} {ex}"
+    );
+    assert_same_market(&ex, &fj);
+    assert_eq!(fj["delivered"], ex["messages"], "{fj}");
+    assert_eq!(fj["lost"], 0, "{fj}");
+    // The old ends were heard, before the new session was chosen and after,
+    // and ignored.
+    assert!(fj["a"]["foreign_end"].as_u64().unwrap() > 0, "{fj}");
+    assert!(fj["a"]["foreign_session"].as_u64().unwrap() > 0, "{fj}");
+    assert_eq!(fj["a"]["after_end"], 0, "{fj}");
+    let err = String::from_utf8_lossy(&fd.stderr);
+    assert!(
+        err.contains("end-of-session packets that were not this session's"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replay_exits_1_on_malformed_itch_as_the_feed_does() {
+    let dir = std::env::temp_dir().join(format!("hftnet-replay-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.itch");
+    // A system event (12 bytes, well formed) and an add order of 3 bytes
+    // (too short for its type).
+    let mut f = vec![0, 12, b'S', 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, b'O'];
+    f.extend_from_slice(&[0, 3, b'A', 0, 1]);
+    std::fs::write(&path, f).unwrap();
+    let r = hftnet(&["replay", path.to_str().unwrap(), "--json"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let rj = json_of(&r, "replay");
+    assert_eq!(rj["counts"]["malformed"], 1, "{rj}");
+    assert_eq!(r.status.code(), Some(1), "{rj}");
+    let err = String::from_utf8_lossy(&r.stderr);
+    // The words of `hftnet feed` too (one function decides for both).
+    assert!(
+        err.contains("hftnet replay: the books are incomplete: 1 malformed ITCH messages"),
         "{err}"
     );
 }

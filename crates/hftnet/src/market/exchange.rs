@@ -13,7 +13,7 @@ use clap::Args;
 use hftnet_apps::Transports;
 use hftnet_apps::exchange::{
     ExchangeConfig, ExchangeConfigError, ExchangeSource, MAX_BURST, MIN_PAYLOAD, WriteDayError,
-    run_exchange, write_day,
+    run_exchange, session_name_for_run, write_day,
 };
 use hftnet_io::Role;
 use hftnet_trade::book::BookConfig;
@@ -63,9 +63,10 @@ pub struct ExchangeArgs {
     /// Write the generated day to this Nasdaq-format file (gzip if it ends in .gz) instead of sending.
     #[arg(long, conflicts_with_all = ["feed_a", "feed_b", "retransmit", "duration"])]
     write: Option<PathBuf>,
-    /// MoldUDP64 session name (up to 10 characters).
-    #[arg(long, default_value = "HFTNET")]
-    session: String,
+    /// MoldUDP64 session name (up to 10 characters). Default: a name of this run's own
+    /// (H and 9 letters or digits), so feeds can tell it from an earlier run's exchange.
+    #[arg(long)]
+    session: Option<String>,
     /// Heartbeat after this long without a packet.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     heartbeat: Duration,
@@ -161,6 +162,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     if a.write.is_none() && a.feed_a.is_none() && a.feed_b.is_none() {
         bail!("give --feed-a and/or --feed-b to send, or --write FILE to write a file");
     }
+    let session = a.session.clone().unwrap_or_else(session_name_for_run);
     let cfg = ExchangeConfig {
         source: a.file.clone().map_or(
             ExchangeSource::Generated { symbols: a.symbols },
@@ -175,7 +177,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         duration: a.duration,
         rate: a.rate,
         burst: a.burst,
-        session: a.session.clone(),
+        session: session.clone(),
         heartbeat: a.heartbeat,
         history: a.history,
         max_payload: a.max_payload,
@@ -231,7 +233,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
 
     let mut rep = Report::default();
     rep.put("command", "exchange")
-        .put("session", a.session.clone())
+        .put("session", session)
         .put(
             "source",
             a.file.as_ref().map_or_else(
