@@ -1027,3 +1027,66 @@ fn replay_exits_1_on_malformed_itch_as_the_feed_does() {
         "{err}"
     );
 }
+
+/// A MoldUDP64 packet of session `SAME` with `n` ITCH system events from
+/// `first` on (`n` = 0xffff: an end of session).
+fn mold_packet(first: u64, n: u16) -> Vec<u8> {
+    let mut p = b"SAME      ".to_vec();
+    p.extend_from_slice(&first.to_be_bytes());
+    p.extend_from_slice(&n.to_be_bytes());
+    for _ in 0..if n == 0xffff { 0 } else { n } {
+        p.extend_from_slice(&[0, 12, b'S', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'O']);
+    }
+    p
+}
+
+#[test]
+fn messages_after_the_end_of_session_give_exit_1() {
+    use std::net::UdpSocket;
+    let feed = Proc(Some(
+        Command::new(BIN)
+            .args([
+                "feed",
+                "--feed-a",
+                "udp://127.0.0.1:31171",
+                "--no-recovery",
+                "--gap-wait",
+                "2s",
+                "--idle-timeout",
+                "5s",
+                "--duration",
+                "30s",
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    std::thread::sleep(Duration::from_millis(300)); // bound before the first packet
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Messages 1..=5; an end at 10 (the tail 6..=9 is awaited); then 6..=15
+    // of the same session name: 10..=15 come after that end.
+    for p in [
+        mold_packet(1, 5),
+        mold_packet(10, 0xffff),
+        mold_packet(6, 10),
+    ] {
+        tx.send_to(&p, "127.0.0.1:31171").unwrap();
+    }
+    let fd = finish(feed, Duration::from_secs(30), "feed");
+    let fj = json_of(&fd, "feed");
+    assert_eq!(fj["stopped"], "end of session", "{fj}");
+    assert_eq!(
+        (fj["delivered"].as_u64(), fj["lost"].as_u64()),
+        (Some(9), Some(0)),
+        "{fj}"
+    );
+    assert_eq!(fj["a"]["after_end"], 6, "{fj}");
+    assert_eq!(fd.status.code(), Some(1), "{fj}");
+    let err = String::from_utf8_lossy(&fd.stderr);
+    assert!(
+        err.contains("6 messages numbered after the end of session"),
+        "{err}"
+    );
+}
