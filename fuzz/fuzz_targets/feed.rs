@@ -136,7 +136,7 @@ fn check(h: &FeedHandler, c: &Consumer, fed: &[u64; 3], config: &FeedConfig) {
     for (feed, &n) in FeedId::ALL.iter().zip(fed) {
         let s = k.source(*feed);
         assert_eq!(s.packets, n);
-        assert!(s.malformed + s.foreign_session + s.heartbeats <= s.packets);
+        assert!(s.malformed + s.foreign_session + s.foreign_end + s.heartbeats <= s.packets);
         let dropped = s.duplicates + s.late + s.before_start + s.after_end;
         assert!(dropped <= s.messages);
         assert!(s.recovered <= s.messages - dropped);

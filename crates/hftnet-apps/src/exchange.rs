@@ -19,6 +19,14 @@
 //! Between due times the loop serves re-requests, sleeping while the next
 //! one is far and spinning when it is near.
 //!
+//! Re-requests are answered only for the sources the configuration allows
+//! — by default the hosts feeds A and B send to (their unicast
+//! destinations; a multicast feed's subscribers are unknown, so its
+//! exchange must name them) — and each source only as far as its token
+//! buckets of messages and bytes per second pay for ([`RequestGuard`]): the
+//! server cannot be turned into a reflection amplifier by forged sources.
+//! Refusals are counted by reason in the report.
+//!
 //! Invariants: packets go from the publisher's own buffer straight to the
 //! transports, and re-request replies straight from
 //! the history to the requester, so after the buffers are allocated at the
@@ -37,8 +45,8 @@ use hftnet_bench::timetable::{Timetable, WaitPolicy, WaitStep};
 use hftnet_io::{RxBurst, SyscallError, Transport};
 use hftnet_trade::book::{self, BookConfig};
 use hftnet_trade::exchange::{
-    Generator, GeneratorConfig, GeneratorError, PublishError, Publisher, PublisherConfig,
-    RequestError,
+    Generator, GeneratorConfig, GeneratorError, LimitError, PublishError, Publisher,
+    PublisherConfig, Refusal, RequestError, RequestGuard, RequestLimits, SourcePrefix,
 };
 use hftnet_trade::market::MarketData;
 use hftnet_trade::rng::Rng;
@@ -76,6 +84,32 @@ const IDLE: WaitPolicy = WaitPolicy {
 /// Mixed into `seed` for the burst sizes.
 const BURST_SEED: u64 = 0x0b0e;
 
+/// A MoldUDP64 session name for one run: `H` and 9 base-36 digits mixed
+/// from the wall-clock time and the process id. Feed handlers tell sessions
+/// apart by name: with a name of its own, a run's packets cannot be taken
+/// for those of an exchange of an earlier run still lingering on the same
+/// addresses (which repeats the end of its session).
+#[must_use]
+pub fn session_name_for_run() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // splitmix64 of the time and the pid.
+    let mut z = nanos ^ u64::from(std::process::id()).rotate_left(40);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut name = String::with_capacity(10);
+    name.push('H');
+    for _ in 0..9 {
+        name.push(char::from(DIGITS[(z % 36) as usize]));
+        z /= 36;
+    }
+    name
+}
+
 /// Where the exchange's messages come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExchangeSource {
@@ -106,7 +140,10 @@ pub struct ExchangeConfig {
     pub rate: u64,
     /// Largest burst: each burst publishes 1 to `burst` messages back to back.
     pub burst: u64,
-    /// MoldUDP64 session name (up to 10 printable ASCII characters).
+    /// MoldUDP64 session name (up to 10 printable ASCII characters). The
+    /// default, `HFTNET`, is the same for every run: give each run its own
+    /// (e.g. [`session_name_for_run`]) when feed handlers may also hear an
+    /// exchange of an earlier run.
     pub session: String,
     /// Heartbeat after this long without a packet (at least [`MIN_HEARTBEAT`]).
     pub heartbeat: Duration,
@@ -116,6 +153,15 @@ pub struct ExchangeConfig {
     pub max_payload: usize,
     /// After the end of the session, keep answering re-requests this long.
     pub linger: Duration,
+    /// Sources whose re-requests are answered. `None`: the unicast
+    /// destinations of feeds A and B (a multicast feed's subscribers are
+    /// unknown: with a re-request transport, [`Exchange::run`] then refuses
+    /// to start). Requests without a source address (in-process transports)
+    /// are always answered.
+    pub allow: Option<Vec<SourcePrefix>>,
+    /// How much each source may have answered, and how many sources are
+    /// tracked.
+    pub request_limits: RequestLimits,
     /// The reference books the exchange builds from what it publishes (their
     /// digests, in the report, are compared with a feed handler's).
     pub book: BookConfig,
@@ -137,6 +183,8 @@ impl Default for ExchangeConfig {
             history: 1 << 20,
             max_payload: 1400,
             linger: Duration::from_secs(2),
+            allow: None,
+            request_limits: RequestLimits::default(),
             book: BookConfig::all_symbols(),
         }
     }
@@ -168,6 +216,9 @@ pub enum ExchangeConfigError {
     /// A field of `book`.
     #[error(transparent)]
     Book(#[from] book::ConfigError),
+    /// A field of `request_limits`.
+    #[error(transparent)]
+    RequestLimits(#[from] LimitError),
     /// A generated day bounded by neither `messages` nor `duration`.
     #[error("a generated day needs a message count or a duration")]
     Unbounded,
@@ -187,6 +238,7 @@ impl ExchangeConfig {
             }
         }
         self.book.validate()?;
+        self.request_limits.validate(self.max_payload)?;
         Ok(())
     }
 
@@ -238,6 +290,19 @@ pub enum ExchangeError {
     /// Receiving on the re-request transport failed.
     #[error("receiving re-requests")]
     Receive(#[source] SyscallError),
+    /// A re-request transport was given, no allow list, and a feed sends
+    /// to a multicast group: who may re-request cannot be derived.
+    #[error(
+        "feed {feed} sends to the multicast group {group}: its subscribers are unknown, so the \
+         re-request server cannot tell them from forged sources; name the sources allowed to \
+         re-request (e.g. --allow 198.18.0.0/15 on the command line, `allow` in the library)"
+    )]
+    SubscribersUnknown {
+        /// `A` or `B`.
+        feed: char,
+        /// The group the feed sends to.
+        group: SocketAddr,
+    },
     /// A publish transport was given: the exchange publishes MoldUDP64 on
     /// its feeds, market-data records are the feed handler's.
     #[error(
@@ -456,15 +521,42 @@ pub struct FeedFaults {
 pub struct RetransmissionFigures {
     /// Requests answered.
     pub requests: u64,
-    /// Requests refused (malformed, another session, not published yet, out
-    /// of the history).
+    /// Requests of allowed sources refused (malformed, another session, not
+    /// published yet, out of the history).
     pub bad_requests: u64,
     /// Packets sent in reply.
     pub packets: u64,
     /// Messages sent again.
     pub messages: u64,
+    /// Requests answered only in part: their source's rate limit ran out.
+    pub cut: u64,
+    /// Requests not answered at all, by reason (see [`Refusals`]).
+    pub refusals: Refusals,
+    /// The sources allowed to re-request (`ADDRESS` or `ADDRESS/LENGTH`).
+    pub allowed: Vec<String>,
+    /// Sources in the rate limiter's table at the end.
+    pub sources: usize,
     /// The first [`REFUSED_LISTED`] refusals: `"peer: why"`.
     pub refused: Vec<String>,
+}
+
+/// Re-requests refused before they were read, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Refusals {
+    /// The source is not allowed.
+    pub not_allowed: u64,
+    /// The source was over its rate limit.
+    pub rate_limited: u64,
+    /// The rate limiter's table was full of sources still being limited.
+    pub too_many_sources: u64,
+}
+
+impl Refusals {
+    /// All of them.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.not_allowed + self.rate_limited + self.too_many_sources
+    }
 }
 
 /// What an exchange run did.
@@ -541,10 +633,26 @@ impl<A: Transport, B: Transport> Feeds<'_, A, B> {
     }
 }
 
+/// Why a request was not answered: the guard's refusal or the publisher's.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Guard(Refusal),
+    Request(RequestError),
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Guard(r) => r.fmt(f),
+            Self::Request(e) => e.fmt(f),
+        }
+    }
+}
+
 /// The first refused requests, kept as values until the report.
 #[derive(Debug)]
 struct Refused {
-    list: [Option<(Option<SocketAddr>, RequestError)>; REFUSED_LISTED],
+    list: [Option<(Option<SocketAddr>, Why)>; REFUSED_LISTED],
     len: usize,
 }
 
@@ -556,7 +664,7 @@ impl Refused {
         }
     }
 
-    fn note(&mut self, peer: Option<SocketAddr>, e: RequestError) {
+    fn note(&mut self, peer: Option<SocketAddr>, e: Why) {
         if let Some(slot) = self.list.get_mut(self.len) {
             *slot = Some((peer, e));
             self.len += 1;
@@ -583,6 +691,11 @@ pub struct Exchange {
     duration_ns: Option<u64>,
     linger_ns: u64,
     publisher: Publisher,
+    /// Who may re-request, and how much.
+    guard: RequestGuard,
+    /// Whether the allow list is the feeds' destinations (added by the
+    /// first run).
+    allow_feeds: bool,
     /// Packets handed to feeds A and B.
     handed: [u64; 2],
     /// What the feeds' fault middlewares did, read at the end of a run.
@@ -633,7 +746,16 @@ impl Exchange {
         let publisher =
             Publisher::new(cfg.publisher_config()?).map_err(ExchangeConfigError::from)?;
         let source = Source::open(cfg)?;
+        let guard = RequestGuard::new(
+            cfg.allow.as_deref().unwrap_or_default(),
+            2, // the destinations of feeds A and B, added by `run`
+            cfg.request_limits,
+            cfg.max_payload,
+        )
+        .map_err(ExchangeConfigError::from)?;
         Ok(Self {
+            guard,
+            allow_feeds: cfg.allow.is_none(),
             rate: cfg.rate,
             burst: cfg.burst,
             duration_ns: cfg
@@ -664,9 +786,14 @@ impl Exchange {
     /// re-request transport, requests are not served. Time starts at the
     /// first call; after the linger a second call returns at once.
     ///
+    /// Without an allow list in the configuration, re-requests are answered
+    /// for the unicast destinations of the feeds given here.
+    ///
     /// # Errors
     /// [`ExchangeError::NoFeed`], [`ExchangeError::Publish`] when a
-    /// publish transport was given, or [`ExchangeError::Receive`] when the
+    /// publish transport was given, [`ExchangeError::SubscribersUnknown`]
+    /// when a feed is multicast, re-requests are served and no allow list
+    /// was given, or [`ExchangeError::Receive`] when the
     /// re-request transport fails (the session is left as it was). A source
     /// that fails part way, or a message too long for a packet, is not an
     /// error: the session ends there and the report says why.
@@ -686,6 +813,20 @@ impl Exchange {
         }
         if publish.is_some() {
             return Err(ExchangeError::Publish);
+        }
+        if self.allow_feeds && retransmit.is_some() {
+            let a = feed_a.as_deref().and_then(|t| t.capabilities().peer);
+            let b = feed_b.as_deref().and_then(|t| t.capabilities().peer);
+            for (feed, peer) in [('A', a), ('B', b)] {
+                match peer {
+                    Some(group) if group.ip().is_multicast() => {
+                        return Err(ExchangeError::SubscribersUnknown { feed, group });
+                    }
+                    Some(p) => self.guard.allow(SourcePrefix::host(p.ip())),
+                    // No address (in-process): its requests carry none either.
+                    None => {}
+                }
+            }
         }
         let r = self.publish(
             feed_a.as_deref_mut(),
@@ -721,6 +862,7 @@ impl Exchange {
             send_errors: &mut self.send_errors,
         };
         let publisher = &mut self.publisher;
+        let guard = &mut self.guard;
         let start = *self.start.get_or_insert_with(Instant::now);
         let now_ns = || u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let due = |t: &Option<Timetable>, sent: u64| t.as_ref().map_or(0, |t| t.due_ns(sent));
@@ -778,14 +920,23 @@ impl Exchange {
                     let (req, meta) = self.rx.get(i);
                     served = true;
                     let peer = meta.peer;
-                    let send_errors = &mut *feeds.send_errors;
-                    let answered = publisher.handle_request(now, req, &mut |p: &[u8]| {
-                        if t.send(p, peer).is_err() {
-                            *send_errors += 1;
+                    let ticket = match guard.admit(now, peer.map(|p| p.ip())) {
+                        Ok(t) => t,
+                        Err(why) => {
+                            self.refused.note(peer, Why::Guard(why));
+                            continue;
                         }
-                    });
-                    if let Err(e) = answered {
-                        self.refused.note(peer, e);
+                    };
+                    let send_errors = &mut *feeds.send_errors;
+                    let answered =
+                        publisher.answer_request(now, req, ticket.budget(), &mut |p: &[u8]| {
+                            if t.send(p, peer).is_err() {
+                                *send_errors += 1;
+                            }
+                        });
+                    match answered {
+                        Ok(reply) => guard.charge(ticket, &reply),
+                        Err(e) => self.refused.note(peer, Why::Request(e)),
                     }
                 }
             }
@@ -822,6 +973,7 @@ impl Exchange {
     pub fn report(&self) -> ExchangeReport {
         let secs = self.ended_at.unwrap_or(self.now_ns) as f64 / 1e9;
         let st = self.publisher.stats();
+        let gs = self.guard.stats();
         ExchangeReport {
             messages: st.messages,
             packets: st.packets,
@@ -838,6 +990,19 @@ impl Exchange {
                 bad_requests: st.bad_requests,
                 packets: st.retransmit_packets,
                 messages: st.retransmitted,
+                cut: gs.cut,
+                refusals: Refusals {
+                    not_allowed: gs.not_allowed,
+                    rate_limited: gs.rate_limited,
+                    too_many_sources: gs.too_many_sources,
+                },
+                allowed: self
+                    .guard
+                    .allowed()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                sources: gs.sources,
                 refused: self.refused.lines(),
             },
             market: MarketSummary::of(&self.reference),
@@ -920,6 +1085,10 @@ mod tests {
             bad(|c| c.book.max_orders = 0),
             ExchangeConfigError::Book(book::ConfigError::MaxOrders { value: 0 })
         );
+        match bad(|c| c.request_limits.burst_bytes = 100) {
+            ExchangeConfigError::RequestLimits(e) => assert_eq!(e.field, "burst_bytes"),
+            e => panic!("{e}"),
+        }
         let by_time = ExchangeConfig {
             messages: None,
             duration: Some(Duration::from_secs(1)),
@@ -932,6 +1101,15 @@ mod tests {
             ..ExchangeConfig::default()
         };
         assert_eq!(whole_file.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_session_name_for_each_run() {
+        let a = session_name_for_run();
+        assert_eq!(a.len(), 10);
+        assert!(Session::new(&a).is_ok(), "{a}");
+        std::thread::sleep(Duration::from_millis(1));
+        assert_ne!(a, session_name_for_run());
     }
 
     #[test]
@@ -962,9 +1140,15 @@ mod tests {
         let mut r = Refused::new();
         let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
         for sequence in 0..15 {
-            r.note(Some(peer), RequestError::Future { sequence, next: 3 });
+            r.note(
+                Some(peer),
+                Why::Request(RequestError::Future { sequence, next: 3 }),
+            );
         }
-        r.note(None, RequestError::Malformed(hftnet_wire::Error::Truncated));
+        r.note(
+            None,
+            Why::Request(RequestError::Malformed(hftnet_wire::Error::Truncated)),
+        );
         let lines = r.lines();
         assert_eq!(lines.len(), REFUSED_LISTED);
         assert!(lines[0].starts_with("127.0.0.1:9: request for sequence 0"));

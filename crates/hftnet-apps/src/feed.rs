@@ -215,6 +215,9 @@ pub struct SourceFigures {
     pub malformed: u64,
     /// Datagrams of another session.
     pub foreign_session: u64,
+    /// End-of-session packets not ours (before the session was learned from
+    /// a live packet, or ending it before a message already received).
+    pub foreign_end: u64,
     /// Messages before the first expected sequence.
     pub before_start: u64,
     /// Messages at or after the end of the session.
@@ -233,6 +236,7 @@ impl From<&SourceCounters> for SourceFigures {
             late: s.late,
             malformed: s.malformed,
             foreign_session: s.foreign_session,
+            foreign_end: s.foreign_end,
             before_start: s.before_start,
             after_end: s.after_end,
         }

@@ -61,6 +61,33 @@ impl MarketSummary {
             book: BookSummary::of(md.book()),
         }
     }
+
+    /// Why the books this stream built are not good, one sentence each
+    /// (empty when they are): an invariant broken, orders dropped on a full
+    /// order pool, malformed ITCH messages. The one rule `hftnet feed` and
+    /// `hftnet replay` both exit 1 on, in the same words.
+    #[must_use]
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(v) = &self.book.invariants.violation {
+            out.push(format!("the books are inconsistent: {v}"));
+        }
+        if self.book.pool_exhausted > 0 {
+            out.push(format!(
+                "the books are incomplete: {} orders dropped because the order pool is full \
+                 (keep fewer --symbols)",
+                self.book.pool_exhausted
+            ));
+        }
+        if self.counts.malformed > 0 {
+            out.push(format!(
+                "the books are incomplete: {} malformed ITCH messages (too short for their type) \
+                 were not applied",
+                self.counts.malformed
+            ));
+        }
+        out
+    }
 }
 
 /// Messages by type. Serialises as one object: the name of every type seen

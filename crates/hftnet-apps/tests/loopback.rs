@@ -48,6 +48,11 @@ fn five_percent_loss_on_both_feeds_is_recovered_message_for_message() {
         show()
     );
     assert!(fd.retransmission.recovered > 0, "{}", show());
+    // The feed's requests came from the host feeds A and B are sent to, the
+    // sources allowed by default, and stayed within the default limits.
+    assert_eq!(ex.retransmission.allowed, ["127.0.0.1"], "{}", show());
+    assert_eq!(ex.retransmission.refusals.total(), 0, "{}", show());
+    assert_eq!(ex.retransmission.cut, 0, "{}", show());
     // Every message recovered: nothing lost or left over, the same stream
     // and the same books.
     assert_eq!(fd.stopped, FeedStop::EndOfSession, "{}", show());

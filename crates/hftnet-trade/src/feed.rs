@@ -56,12 +56,18 @@
 //!   reorder buffer, its window or the gap table overflowed) is reported with
 //!   [`Deliver::lost`] when it reaches the front, and delivery continues
 //!   with what follows.
-//! - Session: configured, or learned from the first well-formed packet;
-//!   packets of any other session are counted and ignored. A new session
-//!   needs a new handler.
+//! - Session: configured, or learned from the first well-formed packet that
+//!   is not an end of session (a heartbeat or messages: a live exchange);
+//!   packets of any other session are counted (`foreign_session`) and
+//!   ignored. A new session needs a new handler.
 //! - End of session: reported once, after everything before it was
 //!   delivered or declared lost. Messages numbered at or after its sequence
-//!   are counted (`after_end`) and dropped.
+//!   are counted (`after_end`) and dropped. An end-of-session packet is not
+//!   ours, and is counted (`foreign_end`) and ignored, when it comes before
+//!   the session was learned (an exchange of an earlier run, lingering,
+//!   repeats the end of its own session), or when it ends the session
+//!   before a message already received (its sequence numbers are not the
+//!   ones we follow: another exchange using the same session name).
 //! - Malformed datagrams (codec errors, or a sequence range that would wrap
 //!   the 64-bit counter) are counted and ignored; no input panics.
 //!
@@ -316,6 +322,10 @@ pub struct SourceCounters {
     pub malformed: u64,
     /// Well-formed datagrams of another session, ignored.
     pub foreign_session: u64,
+    /// End-of-session packets that are not ours, ignored: seen before the
+    /// session was learned from a live packet, or numbered below a message
+    /// already received.
+    pub foreign_end: u64,
 }
 
 /// Every counter of a [`FeedHandler`], by value.
@@ -666,6 +676,8 @@ pub struct FeedHandler {
     horizon: u64,
     end: Option<u64>,
     end_reported: bool,
+    /// One past the highest message number received, from any source.
+    seen_end: u64,
     store: Store,
     gaps: VecDeque<Gap>,
     /// Gaps in state `Requesting`.
@@ -695,6 +707,7 @@ impl FeedHandler {
             horizon: 0,
             end: None,
             end_reported: false,
+            seen_end: 0,
             store: Store::new(config.window, config.buffer_bytes),
             gaps: VecDeque::with_capacity(config.max_gaps),
             requesting: 0,
@@ -770,13 +783,29 @@ impl FeedHandler {
             return;
         };
         let session = p.session();
+        let kind = p.kind();
         match self.session {
             Some(s) if s != session => {
                 self.source(feed).foreign_session += 1;
                 return;
             }
             Some(_) => {}
+            // An end of session does not choose the session: it may be a
+            // lingering exchange of an earlier run repeating its end.
+            None if kind == Kind::EndOfSession => {
+                self.source(feed).foreign_end += 1;
+                return;
+            }
             None => self.session = Some(session),
+        }
+        match kind {
+            // An end before a message we hold is another exchange's.
+            Kind::EndOfSession if seq < self.seen_end => {
+                self.source(feed).foreign_end += 1;
+                return;
+            }
+            Kind::Messages(_) => self.seen_end = self.seen_end.max(after),
+            _ => {}
         }
         if !self.started {
             self.start_at(seq);
@@ -788,7 +817,7 @@ impl FeedHandler {
             }
             self.line_next[feed.index()] = Some(line.map_or(after, |n| n.max(after)));
         }
-        match p.kind() {
+        match kind {
             Kind::Messages(_) => {
                 // Messages first: the range is advanced only for a message,
                 // so at most to `seq + count`, which did not wrap.
@@ -1566,6 +1595,59 @@ mod tests {
         h.handle_packet(FeedId::A, 0, &pkt_in(other, 1, 1), &mut r);
         assert!(r.take().is_empty());
         assert_eq!(h.counters().a.foreign_session, 1);
+    }
+
+    /// An end-of-session packet of `session`.
+    fn end_in(session: Session, next: u64) -> Vec<u8> {
+        let mut b = pkt_in(session, next, 0);
+        Packet::new_unchecked(&mut b[..]).set_count_field(END_OF_SESSION);
+        b
+    }
+
+    #[test]
+    fn a_lingering_exchange_of_another_session_neither_chooses_nor_ends_ours() {
+        // An exchange of an earlier run repeats the end of its session
+        // (OLD, 5000 messages) while a new one (TEST1) starts.
+        let old = Session::new("OLD").unwrap();
+        let mut h = FeedHandler::new(FeedConfig::default()).unwrap();
+        let mut r = Rec::default();
+        h.handle_packet(FeedId::A, 0, &end_in(old, 5001), &mut r);
+        h.handle_packet(FeedId::B, 0, &end_in(old, 5001), &mut r);
+        assert_eq!(h.session(), None, "an end of session chooses no session");
+        assert!(!h.is_ended());
+        h.handle_packet(FeedId::A, 1, &pkt(1, 3), &mut r);
+        assert_eq!(h.session(), Some(sess()), "the live one is chosen");
+        h.handle_packet(FeedId::A, 2, &end_in(old, 5001), &mut r);
+        h.handle_packet(FeedId::A, 3, &pkt(4, 2), &mut r);
+        h.handle_packet(FeedId::A, 4, &end_of_session(6), &mut r);
+        let mut want = msgs(1..6);
+        want.push(Ev::End(6));
+        assert_eq!(r.take(), want);
+        let c = h.counters();
+        assert_eq!((c.a.foreign_end, c.b.foreign_end), (1, 1));
+        assert_eq!((c.a.foreign_session, c.a.after_end, c.lost), (1, 0, 0));
+        check_invariant(&h);
+    }
+
+    #[test]
+    fn an_end_of_session_before_messages_received_is_not_ours() {
+        // Another exchange with the same session name ended at 4; ours has
+        // sent up to 10 already.
+        let mut h = FeedHandler::new(FeedConfig::default()).unwrap();
+        let mut r = Rec::default();
+        h.handle_packet(FeedId::A, 0, &pkt(1, 10), &mut r);
+        h.handle_packet(FeedId::B, 0, &end_of_session(4), &mut r);
+        h.handle_packet(FeedId::A, 0, &end_of_session(10), &mut r);
+        assert!(!h.is_ended());
+        h.handle_packet(FeedId::A, 0, &pkt(11, 2), &mut r);
+        assert_eq!(r.take(), msgs(1..13));
+        // Ours, at the message after the last: the end.
+        h.handle_packet(FeedId::B, 0, &end_of_session(13), &mut r);
+        assert_eq!(r.take(), vec![Ev::End(13)]);
+        let c = h.counters();
+        assert_eq!((c.a.foreign_end, c.b.foreign_end), (1, 1));
+        assert_eq!((c.a.after_end, c.b.after_end, c.gaps), (0, 0, 0));
+        check_invariant(&h);
     }
 
     #[test]

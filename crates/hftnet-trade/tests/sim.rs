@@ -17,7 +17,7 @@ use hftnet_trade::exchange::{
 use hftnet_trade::feed::{Counters, Deliver, FeedConfig, FeedHandler, FeedId};
 use hftnet_trade::market::MarketData;
 use hftnet_trade::rng::Rng;
-use hftnet_wire::moldudp64::{HEADER_LEN, Request, Session};
+use hftnet_wire::moldudp64::{HEADER_LEN, Packet, Request, Session};
 
 /// One-way latency of each path, ns.
 const LATENCY_A: u64 = 5_000;
@@ -92,6 +92,9 @@ fn feed_id(i: u8) -> FeedId {
 struct Net {
     events: BinaryHeap<Reverse<(u64, u64, Event)>>,
     order: u64,
+    /// What the test itself dropped on both feeds: (first sequence number,
+    /// message count) read from each dropped packet's own header.
+    dropped: Vec<(u64, u64)>,
 }
 
 impl Net {
@@ -125,6 +128,9 @@ impl Net {
         if pkt.len() > HEADER_LEN {
             *packet_index += 1;
             if drop_on_both.contains(&(*packet_index - 1)) {
+                let p = Packet::new_checked(pkt).expect("the publisher's packet is valid");
+                self.dropped
+                    .push((p.sequence(), u64::from(p.message_count())));
                 return;
             }
         }
@@ -164,6 +170,9 @@ struct Outcome {
     faults: [hftnet_trade::exchange::FaultStats; 2],
     retransmitted: u64,
     refused_requests: u64,
+    /// Sequence ranges the test dropped on both feeds, adjacent ones merged:
+    /// what a handler without recovery must report lost.
+    dropped: Vec<(u64, u64)>,
 }
 
 fn run(s: &Scenario) -> Outcome {
@@ -293,8 +302,22 @@ fn run(s: &Scenario) -> Outcome {
         faults: [injectors[0].stats(), injectors[1].stats()],
         retransmitted: publisher.stats().retransmitted,
         refused_requests: publisher.stats().bad_requests,
+        dropped: merged(&net.dropped),
         consumer,
     }
+}
+
+/// `ranges` in order, adjacent ones joined (two consecutive dropped packets
+/// make one hole).
+fn merged(ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &(first, count) in ranges {
+        match out.last_mut() {
+            Some(last) if last.0 + last.1 == first => last.1 += count,
+            _ => out.push((first, count)),
+        }
+    }
+    out
 }
 
 /// The book built straight from the loss-free stream.
@@ -383,8 +406,16 @@ fn the_same_packet_lost_on_both_feeds_is_recovered_by_request() {
         history: 1 << 20,
     });
     assert_identical(&o);
+    // Packets 10 and 11 make one hole, 200 another; both feeds lost exactly
+    // those messages, so retransmission recovered exactly them.
+    assert_eq!(o.dropped.len(), 2, "{:?}", o.dropped);
+    let dropped: u64 = o.dropped.iter().map(|h| h.1).sum();
     assert!(o.counters.requests >= 2);
-    assert!(o.counters.retransmission.recovered > 0);
+    assert_eq!(
+        o.counters.retransmission.recovered, dropped,
+        "{:?}",
+        o.counters
+    );
 }
 
 #[test]
@@ -406,22 +437,22 @@ fn the_same_packet_lost_on_both_feeds_without_recovery_is_reported() {
         recovery: false,
         history: 1 << 20,
     });
-    // The sequence numbers the two dropped packets carried: the runs are
-    // identical up to the drops, so they are the holes in what arrived.
-    let got: Vec<u64> = o.consumer.delivered.iter().map(|(s, _)| *s).collect();
-    let mut holes: Vec<(u64, u64)> = Vec::new();
-    let mut expect = 1;
-    for s in got.iter().copied().chain([o.source.len() as u64 + 1]) {
-        if s > expect {
-            holes.push((expect, s - expect));
-        }
-        expect = s + 1;
-    }
+    // The holes are the sequence ranges the two dropped packets carried, as
+    // the test read them from the packets it dropped — not from what the
+    // handler delivered.
+    let holes = &o.dropped;
     assert_eq!(holes.len(), 2, "two packets dropped: {holes:?}");
-    assert_eq!(o.consumer.lost, holes, "every lost range reported exactly");
+    assert!(holes.iter().all(|h| h.1 > 0), "{holes:?}");
+    assert_eq!(&o.consumer.lost, holes, "every lost range reported exactly");
     let lost: u64 = holes.iter().map(|h| h.1).sum();
     assert_eq!(o.counters.lost, lost);
     assert_eq!(o.counters.delivered + lost, o.source.len() as u64);
+    // Everything else arrived, in order.
+    let got: Vec<u64> = o.consumer.delivered.iter().map(|(s, _)| *s).collect();
+    let want: Vec<u64> = (1..=o.source.len() as u64)
+        .filter(|s| !holes.iter().any(|&(f, n)| (f..f + n).contains(s)))
+        .collect();
+    assert_eq!(got, want, "every message outside the holes delivered once");
     assert_eq!(o.counters.requests, 0, "recovery off: no request");
     assert_eq!(o.consumer.ended, Some(o.source.len() as u64 + 1));
 }
@@ -440,13 +471,21 @@ fn a_gap_the_exchange_no_longer_keeps_is_reported_lost() {
         history: 8,
     };
     let o = run(&s);
-    assert_eq!(o.consumer.lost.len(), 1, "{:?}", o.consumer.lost);
-    let (first, count) = o.consumer.lost[0];
+    // The hole is what the test dropped, read from the dropped packet.
+    assert_eq!(o.dropped.len(), 1, "{:?}", o.dropped);
+    let (first, count) = o.dropped[0];
     assert!(count > 0);
+    assert_eq!(
+        o.consumer.lost, o.dropped,
+        "the dropped range reported lost"
+    );
     assert_eq!(o.counters.lost, count);
     assert_eq!(o.counters.delivered + count, o.source.len() as u64);
     let delivered: Vec<u64> = o.consumer.delivered.iter().map(|(q, _)| *q).collect();
-    assert!(!delivered.contains(&first) && delivered.contains(&(first + count)));
+    let want: Vec<u64> = (1..=o.source.len() as u64)
+        .filter(|q| !(first..first + count).contains(q))
+        .collect();
+    assert_eq!(delivered, want, "everything else delivered once, in order");
     assert!(
         o.counters.requests >= 3,
         "asked every attempt: {:?}",

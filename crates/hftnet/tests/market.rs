@@ -117,6 +117,10 @@ fn exchange_and_feed_over_multicast_with_faults() {
             "mcast://239.1.1.2:30002?iface=veth0",
             "--retransmit",
             "udp://198.18.0.2:30003",
+            // Multicast subscribers are unknown to the exchange: the
+            // trader host is named.
+            "--allow",
+            "198.18.0.1",
             "--messages",
             "30000",
             "--rate",
@@ -187,6 +191,13 @@ fn exchange_and_feed_over_multicast_with_faults() {
     );
     assert_eq!(fj["unresolved"], 0);
     assert_eq!(fj["stopped"], "end of session");
+    // Every re-request came from the allowed trader, within its limit.
+    let rt = &ex["retransmission"];
+    assert_eq!(rt["allowed"], serde_json::json!(["198.18.0.1"]), "{ex}");
+    assert!(rt["requests"].as_u64().unwrap() > 0, "{ex}");
+    for k in ["not_allowed", "rate_limited", "too_many_sources"] {
+        assert_eq!(rt["refusals"][k], 0, "{k}: {ex}");
+    }
 }
 
 #[test]
@@ -620,6 +631,66 @@ fn bad_input_is_named() {
             &["exchange", "--feed-a", "udp://127.0.0.1:9", "--burst", "0"],
             "--burst 0",
         ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "mcast://239.1.1.1:31152?iface=lo",
+                "--retransmit",
+                "udp://127.0.0.1:31153",
+            ],
+            "its subscribers are unknown",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--allow",
+                "h0st",
+            ],
+            "\"h0st\" is not an IP address",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--allow",
+                "10.0.0.0/40",
+            ],
+            "prefix length 40 is longer than the address",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--request-burst-bytes",
+                "100",
+            ],
+            "--request-burst-bytes: must hold one full reply packet",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--request-sources",
+                "0",
+            ],
+            "--request-sources: must be between 1 and 65536",
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                "udp://127.0.0.1:9",
+                "--request-rate",
+                "0",
+            ],
+            "--request-rate: must be between 1",
+        ),
     ];
     for (args, needle) in cases {
         let out = hftnet(args);
@@ -680,4 +751,342 @@ fn a_feed_whose_exchange_dies_mid_session_exits_1_session_incomplete() {
     let j = json_of(&out, "feed");
     assert_eq!(j["stopped"], "idle timeout", "{j}");
     assert!(j["delivered"].as_u64().unwrap() > 0, "{j}");
+}
+
+/// The (first sequence, message count) of a MoldUDP64 downstream packet.
+fn mold_header(p: &[u8]) -> Option<(u64, u16)> {
+    let seq = u64::from_be_bytes(p.get(10..18)?.try_into().ok()?);
+    let count = u16::from_be_bytes(p.get(18..20)?.try_into().ok()?);
+    Some((seq, count))
+}
+
+/// A MoldUDP64 request of session `HFTNET`.
+fn mold_request(sequence: u64, count: u16) -> [u8; 20] {
+    let mut r = [0u8; 20];
+    r[..10].copy_from_slice(b"HFTNET    ");
+    r[10..18].copy_from_slice(&sequence.to_be_bytes());
+    r[18..20].copy_from_slice(&count.to_be_bytes());
+    r
+}
+
+#[test]
+fn re_requests_are_answered_only_for_allowed_sources_within_their_limit() {
+    use std::net::UdpSocket;
+    // This test is feed A's subscriber, at 127.0.0.2: the exchange answers
+    // 127.0.0.2 by default, and nobody else (127.0.0.3 here).
+    let sub = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let feed_a = format!("udp://{}", sub.local_addr().unwrap());
+    let server = "127.0.0.1:31151";
+    let start = Instant::now();
+    let mut exchange = Proc(Some(
+        Command::new(BIN)
+            .args([
+                "exchange",
+                "--feed-a",
+                &feed_a,
+                "--retransmit",
+                &format!("udp://{server}"),
+                "--session",
+                "HFTNET",
+                "--messages",
+                "5000",
+                "--rate",
+                "2000",
+                // A burst of 2000 messages, then 1 a second.
+                "--request-burst",
+                "2000",
+                "--request-rate",
+                "1",
+                "--heartbeat",
+                "50ms",
+                "--linger",
+                "1s",
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    // Wait until messages 1..=2048 are published (bounded).
+    sub.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let mut published = 0;
+    while published < 2048 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the exchange published {published} messages in 30 s"
+        );
+        assert!(
+            exchange.child().try_wait().unwrap().is_none(),
+            "the exchange ended early"
+        );
+        if let Ok(n) = sub.recv(&mut buf)
+            && let Some((seq, count)) = mold_header(&buf[..n])
+            && count < 0xffff
+        {
+            published = published.max(seq + u64::from(count) - 1);
+        }
+    }
+    let stranger = UdpSocket::bind("127.0.0.3:0").unwrap();
+    let asker = UdpSocket::bind("127.0.0.2:0").unwrap();
+    for _ in 0..5 {
+        stranger.send_to(&mold_request(1, 100), server).unwrap();
+    }
+    // A flood: 100 requests of 1024 messages each.
+    for _ in 0..100 {
+        asker.send_to(&mold_request(1, 1024), server).unwrap();
+    }
+    // Every reply, until the exchange has gone (bounded by its run).
+    asker
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut answered = 0u64;
+    loop {
+        match asker.recv(&mut buf) {
+            Ok(n) => {
+                let (seq, count) = mold_header(&buf[..n]).expect("a MoldUDP64 reply");
+                assert!(
+                    (1..=1024).contains(&seq),
+                    "a reply to what was asked: {seq}"
+                );
+                answered += u64::from(count);
+            }
+            Err(_) if exchange.child().try_wait().unwrap().is_some() => break,
+            Err(_) => assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the exchange did not end within 60 s"
+            ),
+        }
+    }
+    let seconds = start.elapsed().as_secs() + 1;
+    let out = exchange.0.take().unwrap().wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ex = json_of(&out, "exchange");
+    let rt = &ex["retransmission"];
+    let n = |k: &str| rt[k].as_u64().unwrap_or_else(|| panic!("{k}: {ex}"));
+    let refused = |k: &str| {
+        rt["refusals"][k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {ex}"))
+    };
+    // Nothing for the stranger, and counted.
+    stranger.set_nonblocking(true).unwrap();
+    assert!(
+        stranger.recv(&mut buf).is_err(),
+        "a source not allowed got an answer"
+    );
+    assert_eq!(refused("not_allowed"), 5, "{ex}");
+    assert_eq!(rt["allowed"], serde_json::json!(["127.0.0.2"]), "{ex}");
+    // The flood was cut at the burst (plus what 1 message/s refilled), every
+    // request of it answered, cut or refused, and counted.
+    assert_eq!(n("messages"), answered, "{ex}");
+    assert!(
+        answered >= 1024,
+        "the first request is answered in full: {ex}"
+    );
+    assert!(
+        answered <= 2000 + seconds,
+        "{answered} messages answered in {seconds} s: {ex}"
+    );
+    assert!(n("cut") >= 1, "{ex}");
+    assert!(refused("rate_limited") >= 1, "{ex}");
+    assert_eq!(n("requests") + refused("rate_limited"), 100, "{ex}");
+    assert_eq!(
+        (n("bad_requests"), refused("too_many_sources")),
+        (0, 0),
+        "{ex}"
+    );
+    assert_eq!(n("sources"), 1, "{ex}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("5 from sources not allowed") && err.contains("--allow"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_lingering_exchange_of_an_earlier_run_neither_stops_nor_joins_a_new_feed() {
+    let a = "udp://127.0.0.1:31161";
+    let spawn = |args: &[&str]| {
+        Proc(Some(
+            Command::new(BIN)
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ))
+    };
+    // The earlier run: a short day, then lingering, repeating its end of
+    // session every 20 ms (killed on drop).
+    let mut old = spawn(&[
+        "exchange",
+        "--feed-a",
+        a,
+        "--messages",
+        "300",
+        "--rate",
+        "0",
+        "--heartbeat",
+        "20ms",
+        "--linger",
+        "60s",
+        "--json",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        old.child().try_wait().unwrap().is_none(),
+        "the old exchange lingers"
+    );
+    let feed = spawn(&[
+        "feed",
+        "--feed-a",
+        a,
+        "--no-recovery",
+        "--idle-timeout",
+        "5s",
+        "--duration",
+        "60s",
+        "--json",
+    ]);
+    // The feed hears the old end of session repeated before the new day.
+    std::thread::sleep(Duration::from_millis(500));
+    let new = hftnet(&[
+        "exchange",
+        "--feed-a",
+        a,
+        "--messages",
+        "3000",
+        "--rate",
+        "10000",
+        "--heartbeat",
+        "20ms",
+        "--linger",
+        "0s",
+        "--json",
+    ]);
+    assert!(
+        new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
+    );
+    let ex = json_of(&new, "new exchange");
+    let fd = finish(feed, Duration::from_secs(60), "feed");
+    let fj = json_of(&fd, "feed");
+    drop(old);
+    assert!(
+        fd.status.success(),
+        "feed: {fj} {}",
+        String::from_utf8_lossy(&fd.stderr)
+    );
+    assert_eq!(fj["stopped"], "end of session", "{fj}");
+    assert_eq!(
+        fj["session"], ex["session"],
+        "the new session followed: {fj} {ex}"
+    );
+    assert_same_market(&ex, &fj);
+    assert_eq!(fj["delivered"], ex["messages"], "{fj}");
+    assert_eq!(fj["lost"], 0, "{fj}");
+    // The old ends were heard, before the new session was chosen and after,
+    // and ignored.
+    assert!(fj["a"]["foreign_end"].as_u64().unwrap() > 0, "{fj}");
+    assert!(fj["a"]["foreign_session"].as_u64().unwrap() > 0, "{fj}");
+    assert_eq!(fj["a"]["after_end"], 0, "{fj}");
+    let err = String::from_utf8_lossy(&fd.stderr);
+    assert!(
+        err.contains("end-of-session packets that were not this session's"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replay_exits_1_on_malformed_itch_as_the_feed_does() {
+    let dir = std::env::temp_dir().join(format!("hftnet-replay-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.itch");
+    // A system event (12 bytes, well formed) and an add order of 3 bytes
+    // (too short for its type).
+    let mut f = vec![0, 12, b'S', 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, b'O'];
+    f.extend_from_slice(&[0, 3, b'A', 0, 1]);
+    std::fs::write(&path, f).unwrap();
+    let r = hftnet(&["replay", path.to_str().unwrap(), "--json"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let rj = json_of(&r, "replay");
+    assert_eq!(rj["counts"]["malformed"], 1, "{rj}");
+    assert_eq!(r.status.code(), Some(1), "{rj}");
+    let err = String::from_utf8_lossy(&r.stderr);
+    // The words of `hftnet feed` too (one function decides for both).
+    assert!(
+        err.contains("hftnet replay: the books are incomplete: 1 malformed ITCH messages"),
+        "{err}"
+    );
+}
+
+/// A MoldUDP64 packet of session `SAME` with `n` ITCH system events from
+/// `first` on (`n` = 0xffff: an end of session).
+fn mold_packet(first: u64, n: u16) -> Vec<u8> {
+    let mut p = b"SAME      ".to_vec();
+    p.extend_from_slice(&first.to_be_bytes());
+    p.extend_from_slice(&n.to_be_bytes());
+    for _ in 0..if n == 0xffff { 0 } else { n } {
+        p.extend_from_slice(&[0, 12, b'S', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'O']);
+    }
+    p
+}
+
+#[test]
+fn messages_after_the_end_of_session_give_exit_1() {
+    use std::net::UdpSocket;
+    let feed = Proc(Some(
+        Command::new(BIN)
+            .args([
+                "feed",
+                "--feed-a",
+                "udp://127.0.0.1:31171",
+                "--no-recovery",
+                "--gap-wait",
+                "2s",
+                "--idle-timeout",
+                "5s",
+                "--duration",
+                "30s",
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    std::thread::sleep(Duration::from_millis(300)); // bound before the first packet
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Messages 1..=5; an end at 10 (the tail 6..=9 is awaited); then 6..=15
+    // of the same session name: 10..=15 come after that end.
+    for p in [
+        mold_packet(1, 5),
+        mold_packet(10, 0xffff),
+        mold_packet(6, 10),
+    ] {
+        tx.send_to(&p, "127.0.0.1:31171").unwrap();
+    }
+    let fd = finish(feed, Duration::from_secs(30), "feed");
+    let fj = json_of(&fd, "feed");
+    assert_eq!(fj["stopped"], "end of session", "{fj}");
+    assert_eq!(
+        (fj["delivered"].as_u64(), fj["lost"].as_u64()),
+        (Some(9), Some(0)),
+        "{fj}"
+    );
+    assert_eq!(fj["a"]["after_end"], 6, "{fj}");
+    assert_eq!(fd.status.code(), Some(1), "{fj}");
+    let err = String::from_utf8_lossy(&fd.stderr);
+    assert!(
+        err.contains("6 messages numbered after the end of session"),
+        "{err}"
+    );
 }

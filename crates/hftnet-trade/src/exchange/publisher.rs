@@ -147,6 +147,8 @@ pub enum RequestError {
         /// Oldest sequence still kept.
         oldest: u64,
     },
+    /// The budget given does not pay for the first message asked for.
+    OverBudget,
 }
 
 impl fmt::Display for RequestError {
@@ -162,11 +164,45 @@ impl fmt::Display for RequestError {
                 f,
                 "request for sequence {sequence}, no longer in the history (oldest kept is {oldest})"
             ),
+            Self::OverBudget => f.write_str("request over the requester's budget"),
         }
     }
 }
 
 impl std::error::Error for RequestError {}
+
+/// The most one answer to a request may send: the requester's share of
+/// the re-request server (see [`super::RequestGuard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyBudget {
+    /// Messages.
+    pub messages: u64,
+    /// Bytes of reply packets (UDP payload, headers included).
+    pub bytes: u64,
+}
+
+impl ReplyBudget {
+    /// No limit beyond the publisher's own `max_request_count`.
+    pub const UNLIMITED: Self = Self {
+        messages: u64::MAX,
+        bytes: u64::MAX,
+    };
+}
+
+/// What an answer to a request sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// Messages sent.
+    pub messages: u64,
+    /// Packets sent.
+    pub packets: u64,
+    /// Bytes of those packets.
+    pub bytes: u64,
+    /// Whether the budget stopped the answer before everything the request
+    /// could have had (its count, clipped at `max_request_count` and at the
+    /// last message published).
+    pub cut: bool,
+}
 
 /// Why a message was not published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +243,8 @@ pub struct PublisherStats {
     pub heartbeats: u64,
     /// Requests answered.
     pub requests: u64,
-    /// Requests refused (malformed, foreign, future, unavailable).
+    /// Requests refused (malformed, foreign, future, unavailable, over
+    /// budget).
     pub bad_requests: u64,
     /// Packets sent in reply to requests.
     pub retransmit_packets: u64,
@@ -450,26 +487,56 @@ impl Publisher {
     /// messages asked for (at most `max_request_count`, and none past the
     /// last published). Returns how many messages were sent.
     ///
+    /// This answers anyone without limit: a server facing a network answers
+    /// through [`Publisher::answer_request`] with the budget of a
+    /// [`super::RequestGuard`].
+    ///
     /// # Errors
     /// A [`RequestError`] naming why nothing was sent.
     pub fn handle_request(
         &mut self,
-        _now_ns: u64,
+        now_ns: u64,
         bytes: &[u8],
         out: &mut impl FnMut(&[u8]),
     ) -> Result<u64, RequestError> {
+        self.answer_request(now_ns, bytes, ReplyBudget::UNLIMITED, out)
+            .map(|r| r.messages)
+    }
+
+    /// Answers one request packet like [`Publisher::handle_request`], sending
+    /// no more than `budget`: the answer stops at the last whole message the
+    /// budget pays for (the requester asks again for the rest).
+    ///
+    /// # Errors
+    /// A [`RequestError`] naming why nothing was sent;
+    /// [`RequestError::OverBudget`] when the budget does not pay for the
+    /// first message.
+    pub fn answer_request(
+        &mut self,
+        _now_ns: u64,
+        bytes: &[u8],
+        budget: ReplyBudget,
+        out: &mut impl FnMut(&[u8]),
+    ) -> Result<Reply, RequestError> {
         let r = self.check_request(bytes).inspect_err(|_| {
             self.stats.bad_requests += 1;
         })?;
-        let count =
+        let want =
             u64::from(r.count.min(self.cfg.max_request_count)).min(self.next_seq - r.sequence);
-        let first_index = (r.sequence - self.history_first) as usize;
+        let end = r.sequence + want.min(budget.messages);
+        let mut reply = Reply::default();
         let mut seq = r.sequence;
-        let end = r.sequence + count;
-        let mut index = first_index;
+        let mut index = (r.sequence - self.history_first) as usize;
         while seq < end {
-            let mut w = PacketWriter::new(&mut self.reply[..], self.cfg.session, seq)
-                .expect("max_payload holds a header (validated)");
+            // The packet may use what is left of the byte budget, up to a
+            // full payload.
+            let room = usize::try_from(budget.bytes - reply.bytes)
+                .unwrap_or(usize::MAX)
+                .min(self.reply.len());
+            let Ok(mut w) = PacketWriter::new(&mut self.reply[..room], self.cfg.session, seq)
+            else {
+                break;
+            };
             while seq < end && w.count() < self.cfg.max_messages_per_packet {
                 let (off, len) = self.history[index];
                 let msg = &self.arena[off as usize..off as usize + usize::from(len)];
@@ -479,13 +546,25 @@ impl Publisher {
                 seq += 1;
                 index += 1;
             }
+            if w.count() == 0 {
+                // Not even one more message fits what is left.
+                break;
+            }
             let n = w.finish();
             out(&self.reply[..n]);
-            self.stats.retransmit_packets += 1;
+            reply.packets += 1;
+            reply.bytes += n as u64;
         }
+        reply.messages = seq - r.sequence;
+        reply.cut = reply.messages < want;
+        if reply.messages == 0 {
+            self.stats.bad_requests += 1;
+            return Err(RequestError::OverBudget);
+        }
+        self.stats.retransmit_packets += reply.packets;
         self.stats.requests += 1;
-        self.stats.retransmitted += count;
-        Ok(count)
+        self.stats.retransmitted += reply.messages;
+        Ok(reply)
     }
 
     fn check_request(&self, bytes: &[u8]) -> Result<RequestRepr, RequestError> {
@@ -685,6 +764,77 @@ mod tests {
             .to_string()
             .contains("no longer in the history")
         );
+    }
+
+    #[test]
+    fn an_answer_stops_at_its_budget() {
+        // Packets of up to 3 four-byte messages: 20 + 3 × 6 = 38 bytes.
+        let mut p = Publisher::new(cfg()).unwrap();
+        for i in 1..=10 {
+            p.publish(0, &msg(i), &mut |_: &[u8]| {}).unwrap();
+        }
+        let mut req = [0u8; HEADER_LEN];
+        write_request(&mut req, session(), 1, 10);
+        let answer = |p: &mut Publisher, budget| {
+            let mut got = Vec::new();
+            let r = p.answer_request(0, &req, budget, &mut |b: &[u8]| got.push(b.to_vec()));
+            (r, decode(&got))
+        };
+        // Unlimited: all 10, in 4 packets.
+        let (r, d) = answer(&mut p, ReplyBudget::UNLIMITED);
+        let r = r.unwrap();
+        assert_eq!(
+            (r.messages, r.packets, r.bytes, r.cut),
+            (10, 4, 3 * 38 + 26, false)
+        );
+        assert_eq!(d.len(), 4);
+        // Four messages: a full packet and one of one message.
+        let (r, d) = answer(
+            &mut p,
+            ReplyBudget {
+                messages: 4,
+                bytes: u64::MAX,
+            },
+        );
+        let r = r.unwrap();
+        assert_eq!(
+            (r.messages, r.packets, r.bytes, r.cut),
+            (4, 2, 38 + 26, true)
+        );
+        let got: Vec<Vec<u8>> = d.into_iter().flat_map(|x| x.2).collect();
+        assert_eq!(got, (1..=4).map(|i| msg(i).to_vec()).collect::<Vec<_>>());
+        // 70 bytes: one full packet (38), then 32 bytes hold 2 messages.
+        let (r, d) = answer(
+            &mut p,
+            ReplyBudget {
+                messages: 100,
+                bytes: 70,
+            },
+        );
+        let r = r.unwrap();
+        assert_eq!((r.messages, r.packets, r.bytes, r.cut), (5, 2, 70, true));
+        assert_eq!((d[1].0, d[1].2.len()), (4, 2));
+        // Not one message: refused, nothing sent.
+        let (r, d) = answer(
+            &mut p,
+            ReplyBudget {
+                messages: 100,
+                bytes: 25,
+            },
+        );
+        assert_eq!(r, Err(RequestError::OverBudget));
+        assert!(d.is_empty());
+        let (r, _) = answer(
+            &mut p,
+            ReplyBudget {
+                messages: 0,
+                bytes: 1000,
+            },
+        );
+        assert_eq!(r, Err(RequestError::OverBudget));
+        let st = p.stats();
+        assert_eq!((st.requests, st.bad_requests, st.retransmitted), (3, 2, 19));
+        assert_eq!(st.retransmit_packets, 8);
     }
 
     /// Publishes `n` messages of random lengths (0 to `max_len` bytes) and

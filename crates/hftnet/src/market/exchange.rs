@@ -13,10 +13,11 @@ use clap::Args;
 use hftnet_apps::Transports;
 use hftnet_apps::exchange::{
     ExchangeConfig, ExchangeConfigError, ExchangeSource, MAX_BURST, MIN_PAYLOAD, WriteDayError,
-    run_exchange, write_day,
+    run_exchange, session_name_for_run, write_day,
 };
 use hftnet_io::Role;
 use hftnet_trade::book::BookConfig;
+use hftnet_trade::exchange::{RequestLimits, SourcePrefix};
 use hftnet_wire::faults::Faults;
 use serde_json::json;
 
@@ -62,9 +63,10 @@ pub struct ExchangeArgs {
     /// Write the generated day to this Nasdaq-format file (gzip if it ends in .gz) instead of sending.
     #[arg(long, conflicts_with_all = ["feed_a", "feed_b", "retransmit", "duration"])]
     write: Option<PathBuf>,
-    /// MoldUDP64 session name (up to 10 characters).
-    #[arg(long, default_value = "HFTNET")]
-    session: String,
+    /// MoldUDP64 session name (up to 10 characters). Default: a name of this run's own
+    /// (H and 9 letters or digits), so feeds can tell it from an earlier run's exchange.
+    #[arg(long)]
+    session: Option<String>,
     /// Heartbeat after this long without a packet.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     heartbeat: Duration,
@@ -98,6 +100,27 @@ pub struct ExchangeArgs {
     /// After the end of the session, keep answering re-requests this long.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     linger: Duration,
+    /// Sources whose re-requests are answered: addresses or prefixes, comma-separated
+    /// or repeated (e.g. 198.18.0.1 or 198.18.0.0/15). Default: the unicast destinations
+    /// of --feed-a and --feed-b; required when a feed is multicast.
+    #[arg(long, value_delimiter = ',')]
+    allow: Vec<SourcePrefix>,
+    /// Re-requested messages per second each source may have answered.
+    #[arg(long, default_value_t = RequestLimits::default().messages_per_sec)]
+    request_rate: u64,
+    /// Reply bytes per second each source may have answered.
+    #[arg(long, default_value_t = RequestLimits::default().bytes_per_sec)]
+    request_byte_rate: u64,
+    /// Messages a source may have answered at once before its rate applies.
+    #[arg(long, default_value_t = RequestLimits::default().burst_messages)]
+    request_burst: u64,
+    /// Reply bytes a source may have answered at once (at least --max-payload).
+    #[arg(long, default_value_t = RequestLimits::default().burst_bytes)]
+    request_burst_bytes: u64,
+    /// Sources whose rate limits are tracked at once; past that, new sources are refused
+    /// until one has been idle long enough.
+    #[arg(long, default_value_t = RequestLimits::default().max_sources)]
+    request_sources: usize,
     /// Print one JSON object instead of `# key: value` lines.
     #[arg(long)]
     json: bool,
@@ -118,6 +141,17 @@ fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
         ExchangeConfigError::Session(s) => {
             anyhow!("--session {s:?}: at most 10 printable ASCII characters")
         }
+        ExchangeConfigError::RequestLimits(e) => {
+            let flag = match e.field {
+                "messages_per_sec" => "--request-rate",
+                "bytes_per_sec" => "--request-byte-rate",
+                "burst_messages" => "--request-burst",
+                "burst_bytes" => "--request-burst-bytes",
+                "max_sources" => "--request-sources",
+                other => other,
+            };
+            anyhow!("{flag}: {}", e.why)
+        }
         // The publisher's and the generator's errors name their field; the
         // fault errors say which feed and which probability.
         other => other.into(),
@@ -128,6 +162,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     if a.write.is_none() && a.feed_a.is_none() && a.feed_b.is_none() {
         bail!("give --feed-a and/or --feed-b to send, or --write FILE to write a file");
     }
+    let session = a.session.clone().unwrap_or_else(session_name_for_run);
     let cfg = ExchangeConfig {
         source: a.file.clone().map_or(
             ExchangeSource::Generated { symbols: a.symbols },
@@ -142,11 +177,19 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         duration: a.duration,
         rate: a.rate,
         burst: a.burst,
-        session: a.session.clone(),
+        session: session.clone(),
         heartbeat: a.heartbeat,
         history: a.history,
         max_payload: a.max_payload,
         linger: a.linger,
+        allow: (!a.allow.is_empty()).then(|| a.allow.clone()),
+        request_limits: RequestLimits {
+            messages_per_sec: a.request_rate,
+            bytes_per_sec: a.request_byte_rate,
+            burst_messages: a.request_burst,
+            burst_bytes: a.request_burst_bytes,
+            max_sources: a.request_sources,
+        },
         book: BookConfig::all_symbols(),
     };
     cfg.validate().map_err(flag_error)?;
@@ -190,7 +233,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
 
     let mut rep = Report::default();
     rep.put("command", "exchange")
-        .put("session", a.session.clone())
+        .put("session", session)
         .put(
             "source",
             a.file.as_ref().map_or_else(
@@ -228,6 +271,24 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         eprintln!(
             "hftnet exchange: {} packets could not be sent (socket buffer full or no route); receivers will see them as loss",
             r.send_errors
+        );
+    }
+    let refused = &r.retransmission.refusals;
+    if refused.total() > 0 || r.retransmission.cut > 0 {
+        eprintln!(
+            "hftnet exchange: re-requests refused: {} from sources not allowed (allowed: {}; add \
+             sources with --allow), {} over their rate limit, {} for lack of room among the \
+             sources tracked; {} answered only in part (rate limit; see --request-rate and \
+             --request-burst)",
+            refused.not_allowed,
+            if r.retransmission.allowed.is_empty() {
+                "none but in-process".to_string()
+            } else {
+                r.retransmission.allowed.join(", ")
+            },
+            refused.rate_limited,
+            refused.too_many_sources,
+            r.retransmission.cut
         );
     }
     if let Some(e) = &r.error {

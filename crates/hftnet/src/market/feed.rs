@@ -127,6 +127,7 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     let mut rep = Report::default();
     rep.put("command", "feed")
         .put("stopped", why)
+        .put("session", r.session.clone())
         .put("feed_a", a.feed_a.clone())
         .put("feed_b", a.feed_b.clone())
         .put("retransmit", a.retransmit.clone())
@@ -176,11 +177,11 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     if r.delivered == 0 && r.lost == 0 && r.unresolved == 0 {
         let ignored: u64 = [r.a, r.b, r.retransmission]
             .iter()
-            .map(|s| s.foreign_session + s.malformed)
+            .map(|s| s.foreign_session + s.foreign_end + s.malformed)
             .sum();
         if ignored > 0 {
             eprintln!(
-                "hftnet feed: no message delivered ({why}): {ignored} packets were malformed or of another session than {}; check --session and the sender",
+                "hftnet feed: no message delivered ({why}): {ignored} packets were malformed, of another session than {}, or ends of a session not followed; check --session and the sender",
                 r.session.as_ref().map_or_else(
                     || "the first one seen".to_string(),
                     |s| format!("Session({s})")
@@ -192,6 +193,16 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
             );
         }
         return Ok(ExitCode::from(EXIT_NOTHING));
+    }
+    let foreign_end: u64 = [r.a, r.b, r.retransmission]
+        .iter()
+        .map(|s| s.foreign_end)
+        .sum();
+    if foreign_end > 0 {
+        eprintln!(
+            "hftnet feed: ignored {foreign_end} end-of-session packets that were not this \
+             session's (another exchange, e.g. one of an earlier run still lingering)"
+        );
     }
     // Every reason the run is not good is printed; any gives exit 1.
     let mut bad = false;
@@ -226,19 +237,25 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
             a.idle_timeout, r.delivered
         );
     }
-    // What the books could not take.
-    let book = &r.market.book;
-    if let Some(v) = &book.invariants.violation {
-        bad = true;
-        eprintln!("hftnet feed: the books are inconsistent: {v}");
-    }
-    if book.pool_exhausted > 0 || r.market.counts.malformed > 0 {
+    // Messages numbered after the end of session: the end seen was not
+    // this exchange's (another one, lingering, with the same session name).
+    let after_end: u64 = [r.a, r.b, r.retransmission]
+        .iter()
+        .map(|s| s.after_end)
+        .sum();
+    if after_end > 0 {
         bad = true;
         eprintln!(
-            "hftnet feed: the books are incomplete: {} orders dropped (the order pool is full: \
-             keep fewer --symbols) and {} malformed ITCH messages",
-            book.pool_exhausted, r.market.counts.malformed
+            "hftnet feed: {after_end} messages numbered after the end of session arrived: that \
+             end was not this exchange's (another exchange with the same session name, e.g. \
+             one of an earlier run still lingering?); give each run its own --session"
         );
+    }
+    // What the books could not take: the same rule, in the same words, as
+    // `hftnet replay`.
+    for p in r.market.problems() {
+        bad = true;
+        eprintln!("hftnet feed: {p}");
     }
     if let Some(p) = r.publish.as_ref().filter(|p| p.errors > 0) {
         bad = true;

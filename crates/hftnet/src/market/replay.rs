@@ -54,8 +54,12 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
         eprintln!("hftnet replay: {e}; the figures above cover the records before it");
         return Ok(ExitCode::from(1));
     }
-    if let Some(v) = &r.market.book.invariants.violation {
-        eprintln!("hftnet replay: the books are inconsistent: {v}");
+    // The same rule, in the same words, as `hftnet feed`.
+    let problems = r.market.problems();
+    for p in &problems {
+        eprintln!("hftnet replay: {p}");
+    }
+    if !problems.is_empty() {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
