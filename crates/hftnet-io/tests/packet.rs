@@ -16,7 +16,10 @@ use hftnet_wire::udp::{FrameSpec, emit_frame};
 
 #[path = "support/traffic.rs"]
 mod traffic;
-use traffic::{collect, echo, flow_and_the_rest, inject, payload, skip_without_root};
+use traffic::{
+    collect, echo, flow_and_the_rest, forged_source_mac_does_not_redirect, inject, payload,
+    skip_without_root,
+};
 
 fn open(uri: &str, role: Role) -> PacketTransport {
     let cfg = PacketConfig::from_uri(&Uri::parse(uri).unwrap()).unwrap();
@@ -347,4 +350,76 @@ fn ring_misuse_is_refused_not_undefined() {
         })
         .unwrap();
     assert!(e.to_string().contains("tx_frames=0"), "{e}");
+}
+
+#[test]
+fn a_forged_source_mac_does_not_redirect_answers() {
+    if skip_without_root("a_forged_source_mac_does_not_redirect_answers") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let si = sh.iface().to_string();
+    let mut t = sh
+        .run(move || open(&format!("packet://{si}?port=9900&rx=block"), Role::Server))
+        .unwrap();
+    let mismatch = forged_source_mac_does_not_redirect(sh, ch, &mut t, 9900, |t| {
+        t.stats().unwrap().frames.mac_mismatch
+    });
+    assert_eq!(mismatch, 1, "the forged frame is counted");
+    let caps = t.capabilities();
+    assert!(
+        caps.notes
+            .iter()
+            .any(|n| n.contains("1 with a source MAC that disagrees")),
+        "{caps:?}"
+    );
+}
+
+#[test]
+fn a_pinned_peer_mac_needs_no_arp() {
+    if skip_without_root("a_pinned_peer_mac_needs_no_arp") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let (sip, si, ci) = (sh.addr(), sh.iface().to_string(), ch.iface().to_string());
+    let server_mac = sh.run(move || L2Iface::lookup(&si).unwrap().mac).unwrap();
+    let kernel = sh
+        .run(move || {
+            let s = UdpSocket::bind((sip, 9910)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s
+        })
+        .unwrap();
+    let (t, entry) = ch
+        .run(move || {
+            let mut t = open(
+                &format!("packet://{ci}?port=9911&peer={sip}:9910&peer_mac={server_mac}"),
+                Role::Client,
+            );
+            t.send_burst(&[TxMsg {
+                data: b"pinned",
+                to: None,
+            }])
+            .unwrap();
+            let index = L2Iface::lookup(&ci).unwrap().index;
+            let entry = hftnet_sys::netlink::RtNetlink::open()
+                .unwrap()
+                .neighbour(index, sip)
+                .unwrap();
+            (t, entry)
+        })
+        .unwrap();
+    assert_eq!(entry, None, "the client asked nobody for the server's MAC");
+    let mut b = [0u8; 64];
+    let n = kernel.recv(&mut b).unwrap();
+    assert_eq!(&b[..n], b"pinned");
+    let caps = t.capabilities();
+    assert!(
+        caps.notes
+            .iter()
+            .any(|n| n.contains(&format!("{server_mac} for {sip} pinned by peer_mac="))),
+        "{caps:?}"
+    );
 }

@@ -172,16 +172,61 @@ fn missing_opcodes_fall_back_with_a_clear_message() {
     );
 }
 
+/// Whether this kernel takes `IORING_REGISTER_NAPI`, asked of a bare ring
+/// independently of the transport (the kernel has no probe for register
+/// operations: registering is the probe). `Err` holds the kernel's answer.
+fn kernel_takes_register_napi() -> Result<(), std::io::Error> {
+    let ring = io_uring::IoUring::new(8)?;
+    let mut napi = io_uring::types::Napi::new()
+        .set_busy_poll_timeout(50)
+        .set_prefer_busy_poll(true);
+    ring.submitter().register_napi(&mut napi)
+}
+
 #[test]
-fn napi_registration_is_reported() {
+fn napi_registration_is_reported_as_the_kernel_grants_it() {
+    let probe = kernel_takes_register_napi();
+    let kernel = hftnet_sys::kernel::running().unwrap();
+    if kernel >= hftnet_sys::kernel::KernelVersion::new(6, 9, 0) {
+        // IORING_REGISTER_NAPI is in every 6.9+ kernel: a failed probe here
+        // is a broken probe, not a reason to accept a fallback.
+        assert!(
+            probe.is_ok(),
+            "kernel {kernel:?} has IORING_REGISTER_NAPI, yet registering failed: {probe:?}"
+        );
+    }
     let (s, _c) = pair("napi=50&napi_prefer=1", &[]);
     let caps = s.capabilities();
-    // Registered on 6.9+, a fallback note otherwise; either way it is said.
-    assert!(
-        caps.notes.iter().any(|n| n.starts_with("napi: ")),
-        "{:?}",
-        caps.notes
-    );
+    let st = s.status();
+    let has_note = |prefix: &str| caps.notes.iter().any(|n| n.starts_with(prefix));
+    if probe.is_ok() {
+        assert_eq!(st.napi_usecs, Some(50), "registered: {st:?}");
+        assert!(!st.missing.contains(&"REGISTER_NAPI"), "{st:?}");
+        assert!(
+            has_note("napi: IORING_REGISTER_NAPI busy poll 50 us"),
+            "{:?}",
+            caps.notes
+        );
+        assert!(
+            !caps
+                .notes
+                .iter()
+                .any(|n| n.contains("IORING_REGISTER_NAPI refused")),
+            "no silent fallback: {:?}",
+            caps.notes
+        );
+        let json = serde_json::to_value(&caps).unwrap();
+        assert_eq!(json["backend"]["napi_usecs"], 50, "{json}");
+    } else {
+        assert_eq!(st.napi_usecs, None, "{st:?}");
+        assert!(st.missing.contains(&"REGISTER_NAPI"), "{st:?}");
+        assert!(has_note("napi: not available"), "{:?}", caps.notes);
+        assert!(
+            has_note("fallback: napi=: IORING_REGISTER_NAPI refused"),
+            "{:?}",
+            caps.notes
+        );
+    }
 }
 
 #[test]

@@ -19,7 +19,10 @@ use hftnet_wire::udp::{FrameSpec, emit_frame};
 
 #[path = "support/traffic.rs"]
 mod traffic;
-use traffic::{collect, echo, flow_and_the_rest, inject, payload, skip_without_root};
+use traffic::{
+    collect, echo, flow_and_the_rest, forged_source_mac_does_not_redirect, inject, payload,
+    skip_without_root,
+};
 
 fn open(uri: &str, role: Role) -> XdpTransport {
     let cfg = XdpConfig::from_uri(&Uri::parse(uri).unwrap()).unwrap();
@@ -387,4 +390,20 @@ fn zero_copy_on_veth_falls_back_to_copy_and_says_so() {
             .any(|n| n.contains("does not offer zero-copy")),
         "{caps:?}"
     );
+}
+
+#[test]
+fn a_forged_source_mac_does_not_redirect_answers() {
+    if skip_without_root("a_forged_source_mac_does_not_redirect_answers") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let mut x = server(sh, "port=9950&rx=block");
+    let mismatch = forged_source_mac_does_not_redirect(sh, ch, &mut x, 9950, |t| {
+        t.stats().frames.mac_mismatch
+    });
+    assert_eq!(mismatch, 1, "the forged frame is counted");
+    let caps = serde_json::to_value(x.capabilities()).unwrap();
+    assert!(caps.to_string().contains("\"mac_mismatch\":1"), "{caps}");
 }

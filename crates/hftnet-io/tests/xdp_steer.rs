@@ -628,16 +628,136 @@ fn a_foreign_program_is_replaced_only_when_asked() {
     assert_eq!(now.id, first.program_id());
     assert_ne!(now.id, foreign_id);
 
-    // Ours, held by a bpf_link: refused without replace, and replace cannot
-    // take a link away from its owner either.
+    // Ours, held by a bpf_link of this process: refused without replace;
+    // with it, the link's program is swapped in one step (same link).
     let e = attach(ex, AttachPref::Auto, false).unwrap_err();
     assert!(matches!(e, SteerError::Busy { .. }), "{e}");
     assert!(e.to_string().contains(PROGRAM_NAME), "{e}");
-    let e = attach(ex, AttachPref::Auto, true).unwrap_err();
-    assert!(matches!(e, SteerError::HeldByLink { .. }), "{e}");
-    assert!(e.to_string().contains("bpf_link id"), "{e}");
-    assert_eq!(attached(ex).unwrap().id, first.program_id(), "still ours");
+    let link = attached(ex).unwrap().link_id.expect("held by a link");
+    let e = attach(ex, AttachPref::Generic, true).unwrap_err();
+    assert!(matches!(e, SteerError::ModeMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("nothing was changed"), "{e}");
+    assert_eq!(attached(ex).unwrap().id, first.program_id(), "unchanged");
+    let second = attach(ex, AttachPref::Auto, true).unwrap();
+    assert_eq!(second.mode(), AttachMode::Driver);
+    let now = attached(ex).unwrap();
+    assert_eq!((now.id, now.link_id), (second.program_id(), Some(link)));
+    // The first owner going away does not take the second's program along.
     drop(first);
+    assert_eq!(attached(ex).unwrap().id, second.program_id());
+    drop(second);
+    assert_eq!(attached(ex), None);
+}
+
+/// Loads the steering object with aya alone (no `Steering`), in the
+/// calling thread's namespace.
+fn load_foreign() -> aya::Ebpf {
+    static OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/xdp_steer.o");
+    let mut ebpf = aya::Ebpf::load(OBJ).unwrap();
+    let p: &mut aya::programs::Xdp = ebpf.program_mut(PROGRAM_NAME).unwrap().try_into().unwrap();
+    p.load().unwrap();
+    ebpf
+}
+
+fn foreign_prog(ebpf: &mut aya::Ebpf) -> &mut aya::programs::Xdp {
+    ebpf.program_mut(PROGRAM_NAME).unwrap().try_into().unwrap()
+}
+
+/// A replace whose attach fails (native XDP on a veth whose peer's MTU is
+/// too large for it) puts the program that was there back, as it was.
+#[test]
+fn a_failed_replace_puts_the_old_program_back() {
+    if skip_without_root("a_failed_replace_puts_the_old_program_back") {
+        return;
+    }
+    let lab = Lab::builder().mtu(9000).build().unwrap();
+    let ex = lab.exchange();
+    let iface = ex.iface().to_string();
+    // Kept loaded by the test only until attached: the netlink attachment
+    // holds it after that.
+    let foreign_id = ex
+        .run(move || {
+            let mut ebpf = load_foreign();
+            let p = foreign_prog(&mut ebpf);
+            let index = L2Iface::lookup(&iface).unwrap().index;
+            netlink_attach_generic(index, p.fd().unwrap().as_fd().as_raw_fd());
+            p.info().unwrap().id()
+        })
+        .unwrap();
+    let before = attached(ex).unwrap();
+    assert_eq!(
+        (before.id, before.mode, before.link_id),
+        (foreign_id, Some(AttachMode::Generic), None)
+    );
+
+    let e = attach(ex, AttachPref::Driver, true).unwrap_err();
+    match &e {
+        SteerError::ReplaceFailed {
+            cause,
+            restored,
+            not_restored,
+            ..
+        } => {
+            assert!(matches!(**cause, SteerError::Attach { .. }), "{e}");
+            assert_eq!(
+                (restored.as_slice(), not_restored.len()),
+                (&[foreign_id][..], 0)
+            );
+        }
+        other => panic!("expected ReplaceFailed, got {other}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "the program attached before (id {foreign_id}) was put back"
+        )),
+        "{msg}"
+    );
+    assert_eq!(attached(ex), Some(before.clone()), "exactly what was there");
+
+    // The same replace in a mode the device can do succeeds, and replaces.
+    let st = attach(ex, AttachPref::Generic, true).unwrap();
+    assert_eq!(attached(ex).unwrap().id, st.program_id());
+    drop(st);
+    assert_eq!(attached(ex), None);
+}
+
+/// A program held by a bpf_link hftnet does not own is refused by replace,
+/// named, and left exactly as it was.
+#[test]
+fn a_program_held_by_a_foreign_link_is_left_alone() {
+    if skip_without_root("a_program_held_by_a_foreign_link_is_left_alone") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let ex = lab.exchange();
+    let iface = ex.iface().to_string();
+    // A link created with bpf_link_create (aya), held by this test.
+    let foreign = ex
+        .run(move || {
+            let mut ebpf = load_foreign();
+            let index = L2Iface::lookup(&iface).unwrap().index;
+            foreign_prog(&mut ebpf)
+                .attach_to_if_index(index, aya::programs::XdpMode::Skb)
+                .unwrap();
+            ebpf
+        })
+        .unwrap();
+    let before = attached(ex).unwrap();
+    let link_id = before.link_id.expect("held by a bpf_link");
+    assert_eq!(before.mode, Some(AttachMode::Generic));
+    for pref in [AttachPref::Auto, AttachPref::Generic, AttachPref::Driver] {
+        let e = attach(ex, pref, true).unwrap_err();
+        assert!(
+            matches!(e, SteerError::HeldByLink { id, link_id: l, .. } if id == before.id && l == link_id),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains(&format!("bpf_link id {link_id}")), "{msg}");
+        assert!(msg.contains("changed nothing"), "{msg}");
+        assert_eq!(attached(ex), Some(before.clone()), "left exactly as it was");
+    }
+    drop(foreign);
     assert_eq!(attached(ex), None);
 }
 

@@ -1,7 +1,7 @@
 //! The syscall layer of hftnet: the one crate that talks to the kernel with raw
 //! calls (socket options, `recvmsg` and control messages, epoll, CPU affinity,
 //! scheduling policy, memory locking, memory mappings, futexes, network
-//! namespaces and rtnetlink), plus the parsers of the kernel's own text
+//! namespaces, rtnetlink and three `bpf(2)` link commands), plus the parsers of the kernel's own text
 //! formats that several crates need (CPU lists and masks in [`cpus`], the
 //! release string in [`kernel`]).
 //!
@@ -14,6 +14,7 @@
 //! `unsafe` is allowed in this crate only; every block carries a `// SAFETY:`
 //! comment stating why the pointers and lengths handed to the kernel are valid.
 
+pub mod bpf;
 pub mod cpus;
 pub mod error;
 pub mod ethtool;

@@ -11,16 +11,37 @@
 //! [`hftnet_wire::udp::parse_frame`], verifying the IPv4 header checksum
 //! always and the UDP checksum when the caller says the device neither
 //! verified it nor left it partial; keeps frames to our address (or joined
-//! group) and port; counts every other frame under its reason; and learns
-//! the sender's MAC address, so answers need no lookup. Transmit:
+//! group) and port; counts every other frame under its reason. Transmit:
 //! [`UdpOverEthernet::emit`] writes the Ethernet, IPv4 and UDP headers and
 //! both checksums, computed in software, around the payload. Neither
 //! allocates except on a peer's first contact.
+//!
+//! Whose MAC address an answer goes to: a frame's source MAC address is
+//! whatever its sender wrote, so it is never believed on its own word (a
+//! forged frame would otherwise redirect every answer to the forger). The
+//! destination MAC of an IP address comes from, in order:
+//! - `peer_mac=` ([`UdpOverEthernet::pin_peer_mac`]): the MAC address of
+//!   the configured peer, pinned; a frame from the peer's IP address with
+//!   another source MAC is counted in [`FrameStats::mac_mismatch`];
+//! - the cache of addresses learned: a frame's source MAC is learned only
+//!   when the kernel's neighbour table of the transport's namespace agrees
+//!   ([`crate::l2::table_mac`], read once per new sender), and — when the
+//!   endpoint has a configured peer — only from frames whose source IP
+//!   address and port are that peer's. When the table names another MAC
+//!   the table's is kept and the frame counted in
+//!   [`FrameStats::mac_mismatch`]; a frame that disagrees with an address
+//!   already learned is counted too, and the table is read again at most
+//!   every [`RECHECK_INTERVAL`] (so a peer whose address really changed is
+//!   followed, and a flood of forged frames costs no lookups);
+//! - otherwise the kernel's neighbour table through [`crate::l2::resolve`]
+//!   (asking the kernel to resolve the address when it has no entry).
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use hftnet_sys::SyscallError;
+use hftnet_sys::netlink::RtNetlink;
 use hftnet_wire::ethernet;
 use hftnet_wire::udp::{self as wire_udp, Checks, FrameSpec, Reject};
 use serde::Serialize;
@@ -29,7 +50,7 @@ use crate::Role;
 use crate::error::OpenError;
 use crate::l2::{self, L2Iface};
 use crate::transport::{RxStrategy, TxMsg};
-use crate::uri::UriError;
+use crate::uri::{Params, UriError};
 
 /// Bytes of Ethernet, IPv4 and UDP headers in a frame sent by a layer-2 backend.
 pub const HEADERS: usize = ethernet::HEADER_LEN + 20 + 8;
@@ -37,6 +58,109 @@ pub const HEADERS: usize = ethernet::HEADER_LEN + 20 + 8;
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Peers whose MAC address is remembered.
 const MAC_CACHE: usize = 8;
+/// How often a frame whose source MAC disagrees with the address learned
+/// for its sender may make the endpoint read the neighbour table again.
+pub const RECHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Where a layer-2 endpoint asks about MAC addresses: the kernel's routing
+/// and neighbour tables of the transport's network namespace
+/// ([`KernelNeighbours`]), or a stand-in in unit tests. Called on the slow
+/// path only (a new sender, a new destination, a disagreeing frame).
+pub trait Neighbours: fmt::Debug + Send {
+    /// The MAC address to send to `ip` out of `iface`, resolving it if need
+    /// be (see [`l2::resolve`]), waiting up to `timeout`.
+    ///
+    /// # Errors
+    /// As [`l2::resolve`].
+    fn resolve(
+        &mut self,
+        iface: &L2Iface,
+        ip: Ipv4Addr,
+        timeout: Duration,
+    ) -> Result<ethernet::Address, l2::L2Error>;
+
+    /// The MAC address the tables give for `ip` now, without resolving
+    /// anything (see [`l2::table_mac`]).
+    ///
+    /// # Errors
+    /// As [`l2::table_mac`].
+    fn table_mac(
+        &mut self,
+        iface: &L2Iface,
+        ip: Ipv4Addr,
+    ) -> Result<Option<ethernet::Address>, l2::L2Error>;
+}
+
+/// The kernel's tables, read through an rtnetlink socket opened in the
+/// network namespace of the thread that called [`KernelNeighbours::open`]
+/// — the transport's — whichever thread uses it later.
+#[derive(Debug)]
+pub struct KernelNeighbours {
+    nl: RtNetlink,
+}
+
+impl KernelNeighbours {
+    /// Opens the rtnetlink socket in the calling thread's network namespace.
+    ///
+    /// # Errors
+    /// [`l2::L2Error::Netlink`] when the socket cannot be opened.
+    pub fn open() -> Result<Self, l2::L2Error> {
+        let nl = RtNetlink::open().map_err(|cause| l2::L2Error::Netlink {
+            what: "opening an rtnetlink socket".into(),
+            cause,
+        })?;
+        Ok(Self { nl })
+    }
+}
+
+impl Neighbours for KernelNeighbours {
+    fn resolve(
+        &mut self,
+        iface: &L2Iface,
+        ip: Ipv4Addr,
+        timeout: Duration,
+    ) -> Result<ethernet::Address, l2::L2Error> {
+        l2::resolve_with(&mut self.nl, iface, ip, timeout).map(|hop| hop.dst_mac)
+    }
+
+    fn table_mac(
+        &mut self,
+        iface: &L2Iface,
+        ip: Ipv4Addr,
+    ) -> Result<Option<ethernet::Address>, l2::L2Error> {
+        l2::table_mac(&mut self.nl, iface, ip)
+    }
+}
+
+/// Reads `peer_mac=` — the configured peer's MAC address, pinned — given
+/// the endpoint's `peer=`.
+///
+/// # Errors
+/// [`UriError::BadValue`] naming `peer_mac` for anything but a unicast
+/// address of six hexadecimal octets (`aa:bb:cc:dd:ee:ff`), and when it is
+/// given without `peer=`.
+pub fn peer_mac_param(
+    p: &mut Params<'_>,
+    peer: Option<SocketAddrV4>,
+) -> Result<Option<ethernet::Address>, UriError> {
+    let mac = p.get_with(
+        "peer_mac",
+        "the peer's unicast MAC address as six hexadecimal octets, e.g. 02:00:00:00:00:02          (not a multicast or broadcast address, not all zeros)",
+        |v| {
+            v.parse::<ethernet::Address>()
+                .ok()
+                .filter(|a| a.is_unicast() && a.0 != [0; 6])
+        },
+    )?;
+    if let (Some(mac), None) = (mac, peer) {
+        return Err(UriError::BadValue {
+            param: "peer_mac".into(),
+            value: mac.to_string(),
+            expected: "to be given with peer=IP:PORT, the peer whose MAC address it is".into(),
+        });
+    }
+    Ok(mac)
+}
 
 /// The interface of a layer-2 endpoint being opened and its local address:
 /// `ip` if given, else the interface's; a client must name its `peer`.
@@ -80,6 +204,26 @@ pub fn open_iface(
         .into());
     }
     Ok((iface, ip))
+}
+
+/// The capability note saying where the peer's MAC address comes from.
+#[must_use]
+pub fn mac_note(peer: Option<SocketAddrV4>, peer_mac: Option<ethernet::Address>) -> String {
+    match (peer, peer_mac) {
+        (Some(p), Some(mac)) => format!(
+            "peer MAC: {mac} for {} pinned by peer_mac= (frames from {} with another source \
+             MAC are counted as mac_mismatch)",
+            p.ip(),
+            p.ip()
+        ),
+        (Some(p), None) => format!(
+            "peer MAC: from the kernel's neighbour table; learned only from frames of {p} the \
+             table agrees with (others counted as mac_mismatch)"
+        ),
+        _ => "sender MACs: learned only when the kernel's neighbour table agrees (others counted \
+              as mac_mismatch), else answers resolve through the table"
+            .to_string(),
+    }
 }
 
 /// Empty polls between two reads of the clock while spinning on a ring.
@@ -197,6 +341,12 @@ pub struct FrameStats {
     /// Frames that were not IPv4/UDP to our address and port (the filter or
     /// steering program should leave none).
     pub other: u64,
+    /// Frames delivered whose source MAC address disagreed with the one the
+    /// endpoint sends to for their source IP address (`peer_mac=`, or the
+    /// kernel's neighbour table): not learned, answers still go to the
+    /// trusted address. Forged or misdirected frames, or a peer whose
+    /// address changed and whose new one the kernel does not know yet.
+    pub mac_mismatch: u64,
     /// Frames built for sending.
     pub tx_frames: u64,
 }
@@ -234,7 +384,8 @@ impl FrameStats {
         format!(
             "frames: {} received, {} delivered, {} dropped (oversized {}, truncated {}, \
              malformed {}, ip_checksum {}, udp_checksum {}, ip_options {}, fragment {}, \
-             other {}); {} with a partial UDP checksum; {} sent",
+             other {}); {} with a partial UDP checksum; {} with a source MAC that disagrees \
+             with the peer's known address (not learned); {} sent",
             self.rx_frames,
             self.delivered,
             self.dropped(),
@@ -247,21 +398,28 @@ impl FrameStats {
             self.fragment,
             self.other,
             self.udp_partial,
+            self.mac_mismatch,
             self.tx_frames
         )
     }
 }
 
 /// A UDP endpoint spoken in Ethernet frames: our interface, address and
-/// port, the peers' MAC addresses, and the frame counters.
+/// port, the peers' MAC addresses (see the module doc for whose are
+/// believed), and the frame counters.
 #[derive(Debug)]
 pub struct UdpOverEthernet {
     iface: L2Iface,
     local: SocketAddrV4,
     group: Option<Ipv4Addr>,
     default_peer: Option<SocketAddrV4>,
+    /// `peer_mac=`: the default peer's address and its pinned MAC.
+    pinned: Option<(Ipv4Addr, ethernet::Address)>,
     macs: [(Ipv4Addr, ethernet::Address); MAC_CACHE],
     mac_next: usize,
+    neighbours: Box<dyn Neighbours>,
+    /// When a disagreeing frame last made the endpoint read the table.
+    last_recheck: Option<Instant>,
     max_message: usize,
     /// The counters.
     pub stats: FrameStats,
@@ -271,7 +429,9 @@ impl UdpOverEthernet {
     /// An endpoint at `local` on `iface`, also accepting datagrams to
     /// `group` (a multicast group joined by the caller), sending to
     /// `default_peer` unless told otherwise, carrying at most `max_message`
-    /// bytes (further capped by the interface's MTU).
+    /// bytes (further capped by the interface's MTU), asking `neighbours`
+    /// for MAC addresses (open [`KernelNeighbours`] in the transport's
+    /// network namespace).
     #[must_use]
     pub fn new(
         iface: L2Iface,
@@ -279,6 +439,7 @@ impl UdpOverEthernet {
         group: Option<Ipv4Addr>,
         default_peer: Option<SocketAddrV4>,
         max_message: usize,
+        neighbours: Box<dyn Neighbours>,
     ) -> Self {
         let mtu_payload = (iface.mtu as usize).saturating_sub(28);
         Self {
@@ -286,11 +447,39 @@ impl UdpOverEthernet {
             local,
             group,
             default_peer,
+            pinned: None,
             macs: [(Ipv4Addr::UNSPECIFIED, ethernet::Address([0; 6])); MAC_CACHE],
             mac_next: 0,
+            neighbours,
+            last_recheck: None,
             max_message: max_message.min(mtu_payload),
             stats: FrameStats::default(),
         }
+    }
+
+    /// Pins the default peer's MAC address (`peer_mac=`): frames to the
+    /// peer's IP address go to `mac` without any lookup, and frames from it
+    /// are never learned from.
+    ///
+    /// # Errors
+    /// [`UriError::BadValue`] naming `peer_mac` when the endpoint has no
+    /// default peer.
+    pub fn pin_peer_mac(&mut self, mac: ethernet::Address) -> Result<(), UriError> {
+        let Some(peer) = self.default_peer else {
+            return Err(UriError::BadValue {
+                param: "peer_mac".into(),
+                value: mac.to_string(),
+                expected: "to be given with peer=IP:PORT, the peer whose MAC address it is".into(),
+            });
+        };
+        self.pinned = Some((*peer.ip(), mac));
+        Ok(())
+    }
+
+    /// The default peer's pinned MAC address (`peer_mac=`), if any.
+    #[must_use]
+    pub fn pinned_peer_mac(&self) -> Option<ethernet::Address> {
+        self.pinned.map(|(_, mac)| mac)
     }
 
     /// The interface.
@@ -329,12 +518,82 @@ impl UdpOverEthernet {
     /// # Errors
     /// [`l2::L2Error`] when the address cannot be resolved.
     pub fn mac_for(&mut self, ip: Ipv4Addr) -> Result<ethernet::Address, l2::L2Error> {
+        if let Some((_, mac)) = self.pinned.filter(|(i, _)| *i == ip) {
+            return Ok(mac);
+        }
         if let Some((_, mac)) = self.macs.iter().find(|(i, _)| *i == ip) {
             return Ok(*mac);
         }
-        let hop = l2::resolve(&self.iface, ip, RESOLVE_TIMEOUT)?;
-        self.learn(ip, hop.dst_mac);
-        Ok(hop.dst_mac)
+        let mac = self.neighbours.resolve(&self.iface, ip, RESOLVE_TIMEOUT)?;
+        self.learn(ip, mac);
+        Ok(mac)
+    }
+
+    /// Looks at the source of a frame delivered to us: nothing to do when
+    /// its MAC is the one known for its IP address (the hot path);
+    /// otherwise see [`Self::check_source_slow`].
+    #[inline]
+    fn check_source(&mut self, ip: Ipv4Addr, port: u16, mac: ethernet::Address) {
+        if let Some((pinned_ip, pinned_mac)) = self.pinned
+            && pinned_ip == ip
+        {
+            if pinned_mac != mac {
+                self.stats.mac_mismatch += 1;
+            }
+            return;
+        }
+        if self.macs.iter().any(|(i, m)| *i == ip && *m == mac) {
+            return;
+        }
+        self.check_source_slow(ip, port, mac);
+    }
+
+    /// A frame whose source MAC is not the one known for its IP address:
+    /// learned only from a sender the endpoint may learn (anyone without a
+    /// configured peer, else only the peer's IP address and port) and only
+    /// when the kernel's neighbour table agrees; counted in
+    /// [`FrameStats::mac_mismatch`] when it disagrees with the table or
+    /// with the address already known.
+    #[cold]
+    fn check_source_slow(&mut self, ip: Ipv4Addr, port: u16, mac: ethernet::Address) {
+        let known = self.macs.iter().find(|(i, _)| *i == ip).map(|(_, m)| *m);
+        let may_learn = self
+            .default_peer
+            .is_none_or(|p| *p.ip() == ip && p.port() == port);
+        if !may_learn {
+            if known.is_some() {
+                self.stats.mac_mismatch += 1;
+            }
+            return;
+        }
+        if known.is_some() {
+            // A disagreement with an address already believed: read the
+            // table again, but not for every frame of a flood.
+            let now = Instant::now();
+            if self
+                .last_recheck
+                .is_some_and(|t| now.duration_since(t) < RECHECK_INTERVAL)
+            {
+                self.stats.mac_mismatch += 1;
+                return;
+            }
+            self.last_recheck = Some(now);
+        }
+        match self.neighbours.table_mac(&self.iface, ip) {
+            Ok(Some(table)) if table == mac => self.learn(ip, mac),
+            Ok(Some(table)) => {
+                self.learn(ip, table);
+                self.stats.mac_mismatch += 1;
+            }
+            // No entry (or no answer): nothing is learned; an answer
+            // resolves the address through the table. A disagreement with
+            // the address learned earlier is still one.
+            Ok(None) | Err(_) => {
+                if known.is_some() {
+                    self.stats.mac_mismatch += 1;
+                }
+            }
+        }
     }
 
     #[inline]
@@ -382,13 +641,7 @@ impl UdpOverEthernet {
                 if u.dst_port == self.local.port()
                     && (u.dst_ip == *self.local.ip() || Some(u.dst_ip) == self.group) =>
             {
-                if !self
-                    .macs
-                    .iter()
-                    .any(|(i, m)| *i == u.src_ip && *m == u.src_mac)
-                {
-                    self.learn(u.src_ip, u.src_mac);
-                }
+                self.check_source(u.src_ip, u.src_port, u.src_mac);
                 self.stats.delivered += 1;
                 Some((u.payload, SocketAddrV4::new(u.src_ip, u.src_port)))
             }
@@ -528,7 +781,62 @@ mod tests {
     use super::*;
     use hftnet_wire::udp::emit_frame;
 
+    /// A neighbour table the test writes: `(ip, mac)` entries, and the
+    /// lookups made.
+    #[derive(Debug, Clone, Default)]
+    struct Table(std::sync::Arc<std::sync::Mutex<TableState>>);
+
+    /// The entries, and the number of lookups.
+    type TableState = (Vec<(Ipv4Addr, ethernet::Address)>, u32);
+
+    impl Table {
+        fn set(&self, ip: Ipv4Addr, mac: ethernet::Address) {
+            let mut t = self.0.lock().unwrap();
+            t.0.retain(|(i, _)| *i != ip);
+            t.0.push((ip, mac));
+        }
+        fn lookups(&self) -> u32 {
+            self.0.lock().unwrap().1
+        }
+    }
+
+    impl Neighbours for Table {
+        fn resolve(
+            &mut self,
+            iface: &L2Iface,
+            ip: Ipv4Addr,
+            _: Duration,
+        ) -> Result<ethernet::Address, l2::L2Error> {
+            self.table_mac(iface, ip)?.ok_or(l2::L2Error::Unresolved {
+                ip,
+                dst: ip,
+                iface: iface.name.clone(),
+                waited: Duration::ZERO,
+                failed: true,
+            })
+        }
+        fn table_mac(
+            &mut self,
+            _: &L2Iface,
+            ip: Ipv4Addr,
+        ) -> Result<Option<ethernet::Address>, l2::L2Error> {
+            let mut t = self.0.lock().unwrap();
+            t.1 += 1;
+            Ok(t.0.iter().find(|(i, _)| *i == ip).map(|(_, m)| *m))
+        }
+    }
+
+    const CLIENT_MAC: ethernet::Address = ethernet::Address([2, 0, 0, 0, 0, 1]);
+    const FORGED_MAC: ethernet::Address = ethernet::Address([2, 0x66, 0x66, 0x66, 0x66, 0x66]);
+    const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
     fn endpoint() -> UdpOverEthernet {
+        let table = Table::default();
+        table.set(CLIENT_IP, CLIENT_MAC);
+        endpoint_with(None, table)
+    }
+
+    fn endpoint_with(peer: Option<SocketAddrV4>, table: Table) -> UdpOverEthernet {
         let iface = L2Iface {
             name: "veth0".into(),
             index: 2,
@@ -541,9 +849,179 @@ mod tests {
             iface,
             SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 9000),
             Some(Ipv4Addr::new(239, 1, 1, 1)),
-            None,
+            peer,
             2000,
+            Box::new(table),
         )
+    }
+
+    /// A frame to our 198.18.0.2:9000 from `src_mac` and 198.18.0.1:`port`.
+    fn frame_from(src_mac: ethernet::Address, port: u16, payload: &[u8]) -> Vec<u8> {
+        let spec = FrameSpec::new(
+            src_mac,
+            ethernet::Address([2, 0, 0, 0, 0, 2]),
+            CLIENT_IP,
+            Ipv4Addr::new(198, 18, 0, 2),
+            port,
+            9000,
+        );
+        let mut b = vec![0; 1600];
+        let n = emit_frame(&mut b, &spec, payload).unwrap();
+        b.truncate(n);
+        b
+    }
+
+    /// The destination MAC of an answer to 198.18.0.1:4000.
+    fn answer_mac(e: &mut UdpOverEthernet) -> ethernet::Address {
+        let mut out = [0u8; 100];
+        let to = Some(SocketAddr::from((CLIENT_IP, 4000)));
+        let n = e.emit(&mut out, &TxMsg { data: b"back", to }).unwrap();
+        wire_udp::parse_frame(&out[..n], Checks::ALL)
+            .unwrap()
+            .dst_mac
+    }
+
+    #[test]
+    fn a_forged_source_mac_does_not_redirect_answers() {
+        // A server (no peer=): the first frame is checked against the table.
+        let table = Table::default();
+        table.set(CLIENT_IP, CLIENT_MAC);
+        let mut e = endpoint_with(None, table.clone());
+        let real = frame_from(CLIENT_MAC, 4000, b"real");
+        assert!(e.accept(&real, real.len(), UdpCheck::Verify).is_some());
+        assert_eq!(table.lookups(), 1, "first contact reads the table");
+        assert!(e.accept(&real, real.len(), UdpCheck::Verify).is_some());
+        assert_eq!(table.lookups(), 1, "a known sender costs no lookup");
+        let forged = frame_from(FORGED_MAC, 4000, b"forged");
+        let (p, _) = e.accept(&forged, forged.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(p, b"forged", "the datagram itself is delivered");
+        assert_eq!(e.stats.mac_mismatch, 1);
+        assert_eq!(answer_mac(&mut e), CLIENT_MAC, "not redirected");
+        // A flood of forged frames is counted without a lookup each.
+        let before = table.lookups();
+        for _ in 0..100 {
+            e.accept(&forged, forged.len(), UdpCheck::Verify).unwrap();
+        }
+        assert!(table.lookups() <= before + 1, "{}", table.lookups());
+        assert_eq!(e.stats.mac_mismatch, 101);
+        assert_eq!(answer_mac(&mut e), CLIENT_MAC);
+
+        // First contact by a forger: the table's address wins, counted.
+        let table = Table::default();
+        table.set(CLIENT_IP, CLIENT_MAC);
+        let mut e = endpoint_with(None, table);
+        e.accept(&forged, forged.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(e.stats.mac_mismatch, 1);
+        assert_eq!(answer_mac(&mut e), CLIENT_MAC);
+
+        // No entry in the table: nothing learned, nothing counted; the
+        // answer resolves through the table (here it has learned the entry
+        // since).
+        let table = Table::default();
+        let mut e = endpoint_with(None, table.clone());
+        e.accept(&forged, forged.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(e.stats.mac_mismatch, 0);
+        table.set(CLIENT_IP, CLIENT_MAC);
+        assert_eq!(answer_mac(&mut e), CLIENT_MAC);
+    }
+
+    #[test]
+    fn a_peer_whose_address_really_changed_is_followed() {
+        let table = Table::default();
+        table.set(CLIENT_IP, CLIENT_MAC);
+        let mut e = endpoint_with(None, table.clone());
+        let real = frame_from(CLIENT_MAC, 4000, b"real");
+        e.accept(&real, real.len(), UdpCheck::Verify).unwrap();
+        let new_mac = ethernet::Address([2, 0, 0, 0, 0, 0x11]);
+        table.set(CLIENT_IP, new_mac);
+        std::thread::sleep(RECHECK_INTERVAL);
+        let moved = frame_from(new_mac, 4000, b"moved");
+        e.accept(&moved, moved.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(e.stats.mac_mismatch, 0, "the table agrees with the new one");
+        assert_eq!(answer_mac(&mut e), new_mac);
+    }
+
+    #[test]
+    fn a_client_learns_only_from_its_peer() {
+        let table = Table::default();
+        table.set(CLIENT_IP, CLIENT_MAC);
+        let peer = SocketAddrV4::new(CLIENT_IP, 4000);
+        let mut e = endpoint_with(Some(peer), table.clone());
+        assert_eq!(e.mac_for(CLIENT_IP).unwrap(), CLIENT_MAC);
+        // Another port of the peer's address, forged: not learned, counted.
+        let other_port = frame_from(FORGED_MAC, 4001, b"x");
+        e.accept(&other_port, other_port.len(), UdpCheck::Verify)
+            .unwrap();
+        assert_eq!(e.stats.mac_mismatch, 1);
+        // Even if the table said so, a frame from another port is no proof.
+        table.set(CLIENT_IP, FORGED_MAC);
+        std::thread::sleep(RECHECK_INTERVAL);
+        e.accept(&other_port, other_port.len(), UdpCheck::Verify)
+            .unwrap();
+        assert_eq!(answer_mac(&mut e), CLIENT_MAC);
+        assert_eq!(e.stats.mac_mismatch, 2);
+    }
+
+    #[test]
+    fn a_pinned_peer_mac_is_never_replaced() {
+        let table = Table::default();
+        table.set(CLIENT_IP, FORGED_MAC);
+        let peer = SocketAddrV4::new(CLIENT_IP, 4000);
+        let mut e = endpoint_with(Some(peer), table.clone());
+        e.pin_peer_mac(CLIENT_MAC).unwrap();
+        assert_eq!(e.pinned_peer_mac(), Some(CLIENT_MAC));
+        assert_eq!(answer_mac(&mut e), CLIENT_MAC, "the table is not asked");
+        let forged = frame_from(FORGED_MAC, 4000, b"forged");
+        e.accept(&forged, forged.len(), UdpCheck::Verify).unwrap();
+        let real = frame_from(CLIENT_MAC, 4000, b"real");
+        e.accept(&real, real.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(e.stats.mac_mismatch, 1);
+        assert_eq!(answer_mac(&mut e), CLIENT_MAC);
+        assert_eq!(table.lookups(), 0);
+        // Without a peer there is nothing to pin.
+        let mut server = endpoint_with(None, Table::default());
+        let err = server.pin_peer_mac(CLIENT_MAC).unwrap_err().to_string();
+        assert!(
+            err.contains("peer_mac") && err.contains("peer=IP:PORT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn peer_mac_parameter() {
+        let parse = |q: &str| {
+            let uri = crate::uri::Uri::parse(&format!("packet://veth0?{q}")).unwrap();
+            let mut p = uri.params(&[&["peer", "peer_mac"]]);
+            let peer = p
+                .get_with("peer", "peer", |v| v.parse::<SocketAddrV4>().ok())
+                .unwrap();
+            peer_mac_param(&mut p, peer).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            parse("peer=198.18.0.1:1&peer_mac=02:00:00:00:00:0A"),
+            Ok(Some(ethernet::Address([2, 0, 0, 0, 0, 10])))
+        );
+        assert_eq!(parse("peer=198.18.0.1:1"), Ok(None));
+        for bad in [
+            "zz:00:00:00:00:01",
+            "02:00:00:00:00",
+            "02:00:00:00:00:01:03",
+            "01:00:5e:00:00:01",
+            "ff:ff:ff:ff:ff:ff",
+            "00:00:00:00:00:00",
+            "",
+        ] {
+            let e = parse(&format!("peer=198.18.0.1:1&peer_mac={bad}")).unwrap_err();
+            assert!(
+                e.contains("\"peer_mac\"") && e.contains("unicast MAC address"),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse("peer_mac=02:00:00:00:00:01").unwrap_err();
+        assert!(
+            e.contains("\"peer_mac\"") && e.contains("peer=IP:PORT"),
+            "{e}"
+        );
     }
 
     fn frame(dst: Ipv4Addr, port: u16, payload: &[u8]) -> Vec<u8> {

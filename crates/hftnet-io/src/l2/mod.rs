@@ -345,9 +345,22 @@ fn group_next_hop(iface: &L2Iface, dst: Ipv4Addr) -> Result<Option<NextHop>, L2E
 /// - [`L2Error::Netlink`] if a query fails (`EPERM` for the resolution
 ///   request without `CAP_NET_ADMIN`).
 pub fn resolve(iface: &L2Iface, dst_ip: Ipv4Addr, timeout: Duration) -> Result<NextHop, L2Error> {
+    resolve_with(&mut open_netlink()?, iface, dst_ip, timeout)
+}
+
+/// [`resolve`] through `nl`, in the network namespace `nl` was opened in
+/// (whichever thread calls it).
+///
+/// # Errors
+/// As [`resolve`].
+pub fn resolve_with(
+    nl: &mut RtNetlink,
+    iface: &L2Iface,
+    dst_ip: Ipv4Addr,
+    timeout: Duration,
+) -> Result<NextHop, L2Error> {
     let start = Instant::now();
-    let mut nl = open_netlink()?;
-    check_link(&mut nl, iface)?;
+    check_link(nl, iface)?;
     if let Some(hop) = group_next_hop(iface, dst_ip)? {
         return Ok(hop);
     }
@@ -383,13 +396,59 @@ pub fn resolve(iface: &L2Iface, dst_ip: Ipv4Addr, timeout: Duration) -> Result<N
         Some(src) => src,
         None => iface.require_ipv4()?,
     };
-    let dst_mac = wait_for_neighbour(&mut nl, iface, via, dst_ip, start, timeout)?;
+    let dst_mac = wait_for_neighbour(nl, iface, via, dst_ip, start, timeout)?;
     Ok(NextHop {
         dst_ip,
         via,
         src_ip,
         dst_mac,
     })
+}
+
+/// The MAC address the kernel's tables give for `ip` out of `iface` right
+/// now, asking nobody: the route to `ip` must leave through `iface`, and
+/// its next hop (the gateway, else `ip`) must have a usable ARP entry.
+/// `Ok(None)` when there is no such route or entry (nothing is resolved,
+/// no ARP request is sent), and for multicast and broadcast addresses,
+/// which no frame comes from. Reads through `nl`, in its namespace.
+///
+/// This is what the layer-2 endpoints compare a received frame's source
+/// MAC with before they believe it (see [`frames`]).
+///
+/// # Errors
+/// [`L2Error::Netlink`] if a query fails.
+pub fn table_mac(
+    nl: &mut RtNetlink,
+    iface: &L2Iface,
+    ip: Ipv4Addr,
+) -> Result<Option<Address>, L2Error> {
+    if ip.is_multicast() || ip.is_broadcast() || ip.is_unspecified() {
+        return Ok(None);
+    }
+    let route = match nl.route_get(ip) {
+        Ok(route) => route,
+        Err(e)
+            if matches!(
+                e.errno(),
+                Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES | libc::EINVAL)
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(netlink_err(format!("looking up the route to {ip}"))(e)),
+    };
+    if route.oif != iface.index {
+        return Ok(None);
+    }
+    let via = route.gateway.unwrap_or(ip);
+    let entry = nl.neighbour(iface.index, via).map_err(netlink_err(format!(
+        "reading the ARP entry of {via} on {}",
+        iface.name
+    )))?;
+    Ok(entry
+        .filter(netlink::Neighbour::is_usable)
+        .and_then(|n| n.mac)
+        .map(Address))
 }
 
 /// Re-reads the link: it must still exist under the same name and be up.

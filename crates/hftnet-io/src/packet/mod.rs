@@ -27,10 +27,14 @@
 //! Transmit: each message is written straight into a free transmit frame with
 //! its Ethernet, IPv4 and UDP headers and both checksums computed in software,
 //! and one `send()` per burst asks the kernel to send the ring (with
-//! `PACKET_QDISC_BYPASS`, straight to the driver). The peer's MAC address is
-//! learned from the frames it sent us, or looked up in the kernel's neighbour
-//! table ([`crate::l2::resolve`], which asks the kernel to resolve it first
-//! when missing) — the one slow path, taken once per new peer.
+//! `PACKET_QDISC_BYPASS`, straight to the driver). The peer's MAC address
+//! comes from the kernel's neighbour table ([`crate::l2::resolve`], which
+//! asks the kernel to resolve it first when missing) — the one slow path,
+//! taken once per new peer — or is pinned with `peer_mac=aa:bb:cc:dd:ee:ff`
+//! (with `peer=`). A received frame's source MAC is believed only when the
+//! table agrees, and with `peer=` only from the peer's IP address and port;
+//! frames that disagree are counted (`mac_mismatch`), so a forged frame
+//! cannot redirect the answers (see [`crate::l2::frames`]).
 //!
 //! Waiting (`rx=`): `spin` polls the ring's status word in memory (no system
 //! call at all while waiting); `block` sleeps in `poll()`; `adaptive` spins,
@@ -50,7 +54,9 @@ use crate::Role;
 use crate::backend::{Backend, CapsSection, Placement, RungContext, RungSpec};
 use crate::common::SocketOptions;
 use crate::error::{OpenError, from_io};
-use crate::l2::frames::{FrameStats, HEADERS, UdpCheck, UdpOverEthernet, open_iface};
+use crate::l2::frames::{
+    FrameStats, HEADERS, KernelNeighbours, UdpCheck, UdpOverEthernet, open_iface, peer_mac_param,
+};
 use crate::l2::ring::{Ring, RxFrame, RxRing, TxRing};
 use crate::l2::{L2Iface, L2Transport};
 use crate::transport::RxStrategy;
@@ -127,6 +133,10 @@ pub struct PacketConfig {
     pub port: u16,
     /// Default destination (`peer=IP:PORT`); required for a client.
     pub peer: Option<SocketAddrV4>,
+    /// The peer's MAC address, pinned (`peer_mac=aa:bb:cc:dd:ee:ff`, with
+    /// `peer=`): no neighbour lookup for it, and frames from the peer's IP
+    /// address with another source MAC are counted, never believed.
+    pub peer_mac: Option<hftnet_wire::ethernet::Address>,
     /// Local IPv4 address (`ip=`); by default the interface's first.
     pub ip: Option<Ipv4Addr>,
     /// A multicast group to receive instead of unicast to `ip` (`group=`),
@@ -146,6 +156,7 @@ pub struct PacketConfig {
 const PACKET_PARAMS: &[&str] = &[
     "port",
     "peer",
+    "peer_mac",
     "ip",
     "group",
     "version",
@@ -175,6 +186,7 @@ impl PacketConfig {
             iface: iface.to_string(),
             port,
             peer: None,
+            peer_mac: None,
             ip: None,
             group: None,
             ring: RingConfig::DEFAULT,
@@ -219,6 +231,7 @@ impl PacketConfig {
             "an IPv4 address and port, e.g. 198.18.0.2:9000",
             |v| v.parse::<SocketAddrV4>().ok(),
         )?;
+        cfg.peer_mac = peer_mac_param(&mut p, cfg.peer)?;
         cfg.ip = p.get_with("ip", "an IPv4 address", |v| v.parse().ok())?;
         cfg.group = p.get_with("group", "an IPv4 multicast group, e.g. 239.1.1.1", |v| {
             v.parse::<Ipv4Addr>().ok().filter(Ipv4Addr::is_multicast)
@@ -581,7 +594,18 @@ impl PacketTransport {
                 _ => OpenError::setup(format!("setting up the packet rings on {}", cfg.iface))(e),
             },
         )?;
-        let mut ep = UdpOverEthernet::new(iface, local, cfg.group, cfg.peer, cfg.max_message());
+        let neighbours = Box::new(KernelNeighbours::open()?);
+        let mut ep = UdpOverEthernet::new(
+            iface,
+            local,
+            cfg.group,
+            cfg.peer,
+            cfg.max_message(),
+            neighbours,
+        );
+        if let Some(mac) = cfg.peer_mac {
+            ep.pin_peer_mac(mac)?;
+        }
         if let Some(peer) = cfg.peer {
             ep.mac_for(*peer.ip()).map_err(OpenError::from)?;
         }
@@ -612,6 +636,7 @@ impl PacketTransport {
         if let Some(f) = cfg.fanout {
             notes.push(format!("fanout group {} mode {}", f.group, f.mode.name()));
         }
+        notes.push(crate::l2::frames::mac_note(cfg.peer, cfg.peer_mac));
         if cfg.reserve {
             notes.push(format!(
                 "port {} held by a kernel socket that drops the kernel's copy of each datagram",

@@ -22,6 +22,12 @@
 //! (`XDP_USE_NEED_WAKEUP`; copy mode always does). Completed frames return to
 //! the free list. The syscalls made are counted in the capabilities.
 //!
+//! MAC addresses: as `packet://` — from the kernel's neighbour table, or
+//! pinned for the peer with `peer_mac=aa:bb:cc:dd:ee:ff` (with `peer=`); a
+//! received frame's source MAC is believed only when the table agrees, and
+//! with `peer=` only from the peer's IP address and port; frames that
+//! disagree are counted (`mac_mismatch`). See [`crate::l2::frames`].
+//!
 //! Link flap: a kick refused with `ENETDOWN` leaves the frames on the ring
 //! and marks the link down; the next kick that succeeds says the link came
 //! back. The UMEM accounting (free + fill + in flight = total) is kept
@@ -45,7 +51,9 @@ use crate::backend::{Backend, CapsSection, Placement, RungContext, RungSpec};
 use crate::capabilities::LegacyFields;
 use crate::common::SocketOptions;
 use crate::error::OpenError;
-use crate::l2::frames::{FrameStats, HEADERS, UdpCheck, UdpOverEthernet, open_iface};
+use crate::l2::frames::{
+    FrameStats, HEADERS, KernelNeighbours, UdpCheck, UdpOverEthernet, open_iface, peer_mac_param,
+};
 use crate::l2::ring::{Ring, RxFrame, RxRing, TxRing};
 use crate::l2::{L2Iface, L2Transport};
 use crate::transport::RxStrategy;
@@ -130,6 +138,10 @@ pub struct XdpConfig {
     pub port: u16,
     /// Default destination (`peer=IP:PORT`); required for a client.
     pub peer: Option<SocketAddrV4>,
+    /// The peer's MAC address, pinned (`peer_mac=aa:bb:cc:dd:ee:ff`, with
+    /// `peer=`): no neighbour lookup for it, and frames from the peer's IP
+    /// address with another source MAC are counted, never believed.
+    pub peer_mac: Option<hftnet_wire::ethernet::Address>,
     /// Local IPv4 address (`ip=`); by default the interface's.
     pub ip: Option<Ipv4Addr>,
     /// Steer this multicast group instead of unicast to `ip` (`group=`).
@@ -156,6 +168,7 @@ pub struct XdpConfig {
 const XDP_PARAMS: &[&str] = &[
     "port",
     "peer",
+    "peer_mac",
     "ip",
     "group",
     "mode",
@@ -182,6 +195,7 @@ impl XdpConfig {
             queue: 0,
             port,
             peer: None,
+            peer_mac: None,
             ip: None,
             group: None,
             mode: XskMode::Auto,
@@ -234,6 +248,7 @@ impl XdpConfig {
             "an IPv4 address and port, e.g. 198.18.0.2:9000",
             |v| v.parse::<SocketAddrV4>().ok(),
         )?;
+        c.peer_mac = peer_mac_param(&mut p, c.peer)?;
         c.ip = p.get_with("ip", "an IPv4 address", |v| v.parse().ok())?;
         c.group = p.get_with("group", "an IPv4 multicast group, e.g. 239.1.1.1", |v| {
             v.parse::<Ipv4Addr>().ok().filter(Ipv4Addr::is_multicast)
@@ -696,7 +711,11 @@ impl XdpTransport {
         };
         let local = SocketAddrV4::new(ip, cfg.port);
         let max = cfg.max_message();
-        let mut ep = UdpOverEthernet::new(iface, local, cfg.group, cfg.peer, max);
+        let neighbours = Box::new(KernelNeighbours::open()?);
+        let mut ep = UdpOverEthernet::new(iface, local, cfg.group, cfg.peer, max, neighbours);
+        if let Some(mac) = cfg.peer_mac {
+            ep.pin_peer_mac(mac)?;
+        }
         let mut notes = Vec::new();
         notes.push(format!(
             "steering: XDP program in {} mode; only IPv4/UDP to {flow} on queue {} reaches \
@@ -715,6 +734,7 @@ impl XdpTransport {
                 cfg.iface
             ),
         });
+        notes.push(crate::l2::frames::mac_note(cfg.peer, cfg.peer_mac));
         notes.push(format!(
             "UMEM: {} frames of {} bytes, rings of {}, need_wakeup {}",
             cfg.frames,

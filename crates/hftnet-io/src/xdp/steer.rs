@@ -22,8 +22,18 @@
 //!   reason (even `SIGKILL`), detaches the program. A kernel that would only
 //!   take a netlink attachment (which outlives the process) is refused.
 //! - A program someone else attached is never replaced silently: [`Steering::attach`]
-//!   fails naming it unless `replace` is set, and then detaches exactly that
-//!   program (netlink, `XDP_FLAGS_REPLACE` with its descriptor) before attaching.
+//!   fails naming it unless `replace` is set. With `replace`, nothing is
+//!   touched before every program found may be replaced and ours passed the
+//!   verifier; then a program held by a `bpf_link` of this process (another
+//!   [`Steering`]'s) is swapped for ours atomically (`BPF_LINK_UPDATE` with
+//!   `BPF_F_REPLACE` naming the old program), and a program held by any
+//!   other link is refused, named, and left alone. A program attached through
+//!   netlink cannot be swapped for a link in one step (the kernel refuses a
+//!   link over it: `dev_xdp_attach`, "Can't replace active XDP program with
+//!   BPF link", `EBUSY`), so it is detached — exactly that program:
+//!   `XDP_FLAGS_REPLACE` with its descriptor as `IFLA_XDP_EXPECTED_FD` — and
+//!   ours attached; if that attach fails, the old program is attached again
+//!   in its mode, as it was, and the error says whether that worked.
 //! - Flow ids are indexes below [`MAX_FLOWS`]; a flow's counters are zeroed
 //!   when its id is (re)assigned, before the flow is visible to the program.
 //!
@@ -43,12 +53,15 @@
 //! - aya 0.14: `aya::programs::Xdp`, `aya::maps::{HashMap, PerCpuArray, XskMap}`
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
 
 use aya::maps::{HashMap, Map, MapData, MapError, MapInfo, PerCpuArray, PerCpuValues, XskMap};
 use aya::programs::links::LinkType;
 use aya::programs::xdp::XdpLinkId;
-use aya::programs::{ProgramError, ProgramInfo, Xdp, XdpMode, loaded_links, loaded_programs};
+use aya::programs::{
+    ProgramError, ProgramFd, ProgramInfo, Xdp, XdpMode, loaded_links, loaded_programs,
+};
 use aya::{Ebpf, EbpfError};
 use hftnet_sys::SyscallError;
 use hftnet_sys::netlink::{
@@ -121,6 +134,7 @@ const IFLA_XDP_DRV_PROG_ID: u16 = 5;
 const IFLA_XDP_SKB_PROG_ID: u16 = 6;
 const IFLA_XDP_HW_PROG_ID: u16 = 7;
 const IFLA_XDP_EXPECTED_FD: u16 = 8;
+const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1;
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 const XDP_FLAGS_HW_MODE: u32 = 1 << 3;
@@ -336,7 +350,7 @@ pub enum SteerError {
     /// Another program is attached and `replace` was not given.
     #[error(
         "{iface} already has XDP program id {id} ({name:?}, {mode}) attached; hftnet does not \
-         replace someone else's program silently: pass replace=1 to detach it first"
+         replace someone else's program silently: pass replace=1 to replace it"
     )]
     Busy {
         /// The interface.
@@ -348,13 +362,13 @@ pub enum SteerError {
         /// Its mode (`native`, `generic` or `offload`).
         mode: &'static str,
     },
-    /// The program to replace is held by a `bpf_link` (of another process,
-    /// or of another [`Steering`] in this one): netlink cannot detach it, so
-    /// `replace` cannot either.
+    /// The program to replace is held by a `bpf_link` this process's
+    /// steering does not own (another process's, or another loader's):
+    /// `replace` leaves it alone, and nothing was changed.
     #[error(
         "{iface} has XDP program id {id} ({name:?}) attached through bpf_link id {link_id}, \
-         which netlink (and so replace=1) cannot detach; stop its owner (another hftnet or \
-         XDP process, or another transport on {iface} in this one), or force it off with \
+         which hftnet does not own (another process's or another loader's), so replace=1 \
+         leaves it alone and changed nothing; stop its owner, or force it off with \
          `bpftool link detach id {link_id}`"
     )]
     HeldByLink {
@@ -393,6 +407,39 @@ pub enum SteerError {
     NoLink {
         /// The interface.
         iface: String,
+    },
+    /// `replace`: the program held by a link of this process runs in
+    /// another mode than the one asked for; taking the link over keeps its
+    /// mode, so nothing was changed.
+    #[error(
+        "{iface} runs XDP program id {id} in {have} mode through a bpf_link of this process; \
+         replacing it keeps that mode, but attach={want} was asked: ask attach={have} or \
+         attach=auto (nothing was changed)"
+    )]
+    ModeMismatch {
+        /// The interface.
+        iface: String,
+        /// The attached program's id.
+        id: u32,
+        /// Its mode.
+        have: &'static str,
+        /// The mode asked for.
+        want: &'static str,
+    },
+    /// `replace`: swapping a program for ours failed. `cause` says why;
+    /// `restored` lists the programs put back as they were, `not_restored`
+    /// those that could not be (the interface may lack them now).
+    #[error("replacing the XDP program on {iface} failed: {cause}; {}", restore_note(.restored, .not_restored, .iface))]
+    ReplaceFailed {
+        /// The interface.
+        iface: String,
+        /// Why the replacement failed.
+        cause: Box<SteerError>,
+        /// Ids of the programs detached and attached again.
+        restored: Vec<u32>,
+        /// Ids of the programs detached that could not be attached again,
+        /// with the kernel's answer.
+        not_restored: Vec<(u32, SyscallError)>,
     },
     /// A map operation failed.
     #[error("{what}: {}", chain(.cause.as_ref()))]
@@ -464,6 +511,30 @@ pub enum SteerError {
         /// The error.
         cause: std::io::Error,
     },
+}
+
+fn restore_note(restored: &[u32], not_restored: &[(u32, SyscallError)], iface: &str) -> String {
+    let mut s = String::new();
+    if !restored.is_empty() {
+        let ids: Vec<String> = restored.iter().map(u32::to_string).collect();
+        s.push_str(&format!(
+            "the program attached before (id {}) was put back as it was",
+            ids.join(", ")
+        ));
+    }
+    for (id, e) in not_restored {
+        if !s.is_empty() {
+            s.push_str("; ");
+        }
+        s.push_str(&format!(
+            "PUTTING BACK program id {id} FAILED ({e}): {iface} may have no XDP program now; \
+             attach it again (`bpftool net attach xdp id {id} dev {iface}`)"
+        ));
+    }
+    if s.is_empty() {
+        s.push_str("nothing was changed");
+    }
+    s
 }
 
 fn map_err(what: impl Into<String>) -> impl FnOnce(MapError) -> SteerError {
@@ -649,26 +720,29 @@ pub fn attached_program(iface: &str) -> Result<Option<AttachedInfo>, SteerError>
         .transpose()
 }
 
-/// Detaches program `info` (attached through netlink) from `ifindex`; the
-/// kernel refuses with `EBUSY` if a `bpf_link` holds it, and (with
-/// `XDP_FLAGS_REPLACE`) with `EEXIST` if another program took its place.
-fn netlink_detach(
-    nl: &mut RtNetlink,
-    iface: &str,
-    ifindex: u32,
-    info: &AttachedInfo,
-) -> Result<(), SteerError> {
-    let Some(prog) = program_info(info.id)? else {
-        return Ok(()); // gone meanwhile
-    };
-    let fd = prog.fd().map_err(|source| SteerError::Program {
-        what: "opening the XDP program to replace (BPF_PROG_GET_FD_BY_ID)",
-        cause: Box::new(source),
-    })?;
-    let flags = match info.mode {
+/// The netlink mode flags of a program attached in `mode` (`None`: offload).
+fn mode_flags(mode: Option<AttachMode>) -> u32 {
+    match mode {
         Some(m) => m.flags(),
         None => XDP_FLAGS_HW_MODE,
-    } | XDP_FLAGS_REPLACE;
+    }
+}
+
+/// `RTM_NEWLINK` with `IFLA_XDP`: attaches `prog` (detaches, with `None`) on
+/// `ifindex` with `flags`, and with `expected` as `IFLA_XDP_EXPECTED_FD`
+/// (then `XDP_FLAGS_REPLACE` is set: the kernel acts only if that program is
+/// the one attached, else `EEXIST`). Linux ≥ 5.7 for the expected program.
+fn netlink_set_xdp(
+    nl: &mut RtNetlink,
+    call: &'static str,
+    ifindex: u32,
+    prog: Option<BorrowedFd<'_>>,
+    mut flags: u32,
+    expected: Option<BorrowedFd<'_>>,
+) -> Result<(), SyscallError> {
+    if expected.is_some() {
+        flags |= XDP_FLAGS_REPLACE;
+    }
     let mut m = MessageBuilder::new(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
     m.push_header(
         &IfInfoMsg {
@@ -678,12 +752,29 @@ fn netlink_detach(
         .to_bytes(),
     );
     let nest = m.begin_nested(IFLA_XDP | NLA_F_NESTED);
-    m.attr(IFLA_XDP_FD, &(-1i32).to_ne_bytes());
+    let fd = prog.map_or(-1, |p| p.as_raw_fd());
+    m.attr(IFLA_XDP_FD, &fd.to_ne_bytes());
     m.attr_u32(IFLA_XDP_FLAGS, flags);
-    m.attr(IFLA_XDP_EXPECTED_FD, &fd.as_fd().as_raw_fd().to_ne_bytes());
+    if let Some(e) = expected {
+        m.attr(IFLA_XDP_EXPECTED_FD, &e.as_raw_fd().to_ne_bytes());
+    }
     m.end_nested(nest);
-    match nl.request("rtnetlink RTM_NEWLINK(xdp detach)", m) {
-        Ok(_) => Ok(()),
+    nl.request(call, m).map(|_| ())
+}
+
+/// Detaches program `info`, whose descriptor is `fd`, from `ifindex` —
+/// exactly that program: the kernel refuses with `EEXIST` if another took
+/// its place, and with `EBUSY` if a `bpf_link` holds it.
+fn netlink_detach(
+    nl: &mut RtNetlink,
+    iface: &str,
+    ifindex: u32,
+    info: &AttachedInfo,
+    fd: BorrowedFd<'_>,
+) -> Result<(), SteerError> {
+    let call = "rtnetlink RTM_NEWLINK(xdp detach)";
+    match netlink_set_xdp(nl, call, ifindex, None, mode_flags(info.mode), Some(fd)) {
+        Ok(()) => Ok(()),
         Err(e) if e.errno() == Some(libc::EBUSY) => Err(SteerError::HeldByLink {
             iface: iface.to_string(),
             id: info.id,
@@ -696,6 +787,26 @@ fn netlink_detach(
             cause: source,
         }),
     }
+}
+
+/// Attaches the programs `detached` (each with its descriptor) again in
+/// their modes through netlink, only where the mode's slot is empty
+/// (`XDP_FLAGS_UPDATE_IF_NOEXIST`). Returns the ids put back and those
+/// that could not be.
+fn restore(
+    nl: &mut RtNetlink,
+    ifindex: u32,
+    detached: &[(&AttachedInfo, BorrowedFd<'_>)],
+) -> (Vec<u32>, Vec<(u32, SyscallError)>) {
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    for (info, fd) in detached {
+        let flags = mode_flags(info.mode) | XDP_FLAGS_UPDATE_IF_NOEXIST;
+        match netlink_set_xdp(nl, "rtnetlink RTM_NEWLINK(xdp restore)", ifindex, Some(*fd), flags, None) {
+            Ok(()) => ok.push(info.id),
+            Err(e) => failed.push((info.id, e)),
+        }
+    }
+    (ok, failed)
 }
 
 // ---- reading the counters ----
@@ -807,6 +918,26 @@ pub fn stats_of(iface: &str) -> Result<SteerStats, SteerError> {
 
 // ---- the owner ----
 
+/// Ids of the XDP links the [`Steering`]s of this process hold, one entry
+/// per holder: the links `replace` may take over.
+static OWN_LINKS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn own_links() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    OWN_LINKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How a [`Steering`] holds its attachment.
+enum Hold {
+    /// The link it created, in aya's link table.
+    Created(XdpLinkId),
+    /// A link of another `Steering` of this process whose program it
+    /// swapped for its own (`BPF_LINK_UPDATE`); detached with
+    /// `BPF_LINK_DETACH`, which ends it for every holder.
+    TakenOver(OwnedFd),
+}
+
 /// The steering program loaded and attached to one interface, with its maps.
 ///
 /// Dropping it detaches the program (its `bpf_link` is closed) and unloads
@@ -823,7 +954,9 @@ pub struct Steering {
     /// Destination of each flow id in use.
     table: [Option<SocketAddrV4>; MAX_FLOWS as usize],
     /// Our link, detached by `Drop`.
-    link: Option<XdpLinkId>,
+    link: Option<Hold>,
+    /// The kernel's id of that link (in [`OWN_LINKS`] while we hold it).
+    link_id: u32,
     /// Owns the program and its link (in aya's link table): dropping it
     /// closes the link too, so the program is detached even if `Drop`'s
     /// explicit detach failed.
@@ -837,10 +970,19 @@ impl std::fmt::Debug for Steering {
             .field("ifindex", &self.ifindex)
             .field("mode", &self.mode)
             .field("prog_id", &self.prog_id)
+            .field("link_id", &self.link_id)
             .field("native_error", &self.native_error)
             .field("flows", &self.table.iter().flatten().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
+}
+
+/// What attaching our program produced.
+struct Attached {
+    hold: Hold,
+    link_id: u32,
+    mode: AttachMode,
+    native_error: Option<String>,
 }
 
 impl Steering {
@@ -851,17 +993,25 @@ impl Steering {
     /// until [`add_flow`](Self::add_flow).
     ///
     /// If an XDP program is already attached, this fails with
-    /// [`SteerError::Busy`] naming it, unless `replace` is true: then that
-    /// program is detached through netlink first (after ours passed the
-    /// verifier, so a failed load leaves it in place). A program held by a
-    /// `bpf_link` — another process's, or another `Steering`'s in this one —
-    /// cannot be detached that way ([`SteerError::HeldByLink`]).
+    /// [`SteerError::Busy`] naming it, unless `replace` is true. Then,
+    /// after ours passed the verifier (nothing is touched before):
+    /// - a program held by a `bpf_link` of another `Steering` of this
+    ///   process is swapped for ours in one step (`BPF_LINK_UPDATE`, only
+    ///   if that program is still the link's); the link keeps its mode
+    ///   ([`SteerError::ModeMismatch`] if `pref` asks another);
+    /// - a program held by any other `bpf_link` is refused
+    ///   ([`SteerError::HeldByLink`]) and left alone;
+    /// - a program attached through netlink is detached (exactly that one)
+    ///   and ours attached through a link; if ours cannot be attached, the
+    ///   old one is attached again as it was, and
+    ///   [`SteerError::ReplaceFailed`] says whether that worked.
     ///
     /// Minimum kernel: 5.9 (`BPF_LINK_CREATE` for XDP).
     ///
     /// # Errors
     /// [`SteerError::NoInterface`], [`SteerError::Busy`],
-    /// [`SteerError::HeldByLink`], [`SteerError::Load`] /
+    /// [`SteerError::HeldByLink`], [`SteerError::ModeMismatch`],
+    /// [`SteerError::ReplaceFailed`], [`SteerError::Load`] /
     /// [`SteerError::Program`] (the verifier's log included),
     /// [`SteerError::Attach`] (e.g. `EOPNOTSUPP` for native mode on a driver
     /// without it), [`SteerError::NoLink`], [`SteerError::Netlink`].
@@ -881,6 +1031,45 @@ impl Steering {
                 name: first.name.clone(),
                 mode: first.mode_name(),
             });
+        }
+        // Every program found must be one we may replace, before anything
+        // is touched.
+        let owned_link = {
+            let own = own_links();
+            let mut owned = None;
+            for info in &existing {
+                match info.link_id {
+                    Some(link_id) if own.contains(&link_id) && existing.len() == 1 => {
+                        owned = Some((info, link_id));
+                    }
+                    Some(link_id) => {
+                        return Err(SteerError::HeldByLink {
+                            iface: iface.to_string(),
+                            id: info.id,
+                            name: info.name.clone(),
+                            link_id,
+                        });
+                    }
+                    None => {}
+                }
+            }
+            owned
+        };
+        if let Some((info, _)) = owned_link {
+            let have = info.mode_name();
+            let want = match pref {
+                AttachPref::Auto => have,
+                AttachPref::Driver => "native",
+                AttachPref::Generic => "generic",
+            };
+            if want != have {
+                return Err(SteerError::ModeMismatch {
+                    iface: iface.to_string(),
+                    id: info.id,
+                    have,
+                    want,
+                });
+            }
         }
 
         let mut ebpf = Ebpf::load(OBJECT).map_err(|source| SteerError::Load {
@@ -906,98 +1095,262 @@ impl Steering {
                 cause: Box::new(source),
             })?
             .id();
+        let flows = HashMap::try_from(take_map(&mut ebpf, MAP_FLOWS)?)
+            .map_err(map_err("map flows"))?;
+        let xsks = XskMap::try_from(take_map(&mut ebpf, MAP_XSKS)?).map_err(map_err("map xsks"))?;
+        let stats = PerCpuArray::try_from(take_map(&mut ebpf, MAP_STATS)?)
+            .map_err(map_err("map stats"))?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .and_then(|p| <&mut Xdp>::try_from(p).ok())
+            .ok_or(SteerError::BadObject {
+                what: "has no XDP program xdp_steer",
+            })?;
 
-        for info in &existing {
-            if let Some(link_id) = info.link_id {
-                return Err(SteerError::HeldByLink {
-                    iface: iface.to_string(),
-                    id: info.id,
-                    name: info.name.clone(),
-                    link_id,
-                });
-            }
-            netlink_detach(&mut nl, iface, before.ifindex, info)?;
-        }
-
-        let (try_native, try_generic) = match pref {
-            AttachPref::Auto => (true, true),
-            AttachPref::Driver => (true, false),
-            AttachPref::Generic => (false, true),
-        };
-        let mut native_error = None;
-        let mut native = None;
-        if try_native {
-            match prog.attach_to_if_index(before.ifindex, XdpMode::Driver) {
-                Ok(link) => native = Some(link),
-                Err(source) if !try_generic || is_conflict(&source) => {
-                    return Err(SteerError::Attach {
-                        iface: iface.to_string(),
-                        tried: "native",
-                        hint: if is_conflict(&source) {
-                            "; another XDP program was attached meanwhile"
-                        } else {
-                            "; native XDP is unavailable on this device (no driver support, or an MTU \
-                             too large for it): try attach=generic or attach=auto"
-                        },
-                        cause: Box::new(source),
-                    });
-                }
-                Err(e) => native_error = Some(chain(&e)),
-            }
-        }
-        let link = match native {
-            Some(link) => link,
-            None => prog
-                .attach_to_if_index(before.ifindex, XdpMode::Skb)
-                .map_err(|source| SteerError::Attach {
-                    iface: iface.to_string(),
-                    tried: if try_native {
-                        "native and generic"
-                    } else {
-                        "generic"
-                    },
-                    hint: "",
-                    cause: Box::new(source),
-                })?,
-        };
-        if xdp_link_of(prog_id).is_none() {
-            let _ = prog.detach(link);
-            return Err(SteerError::NoLink {
-                iface: iface.to_string(),
-            });
-        }
-
-        // What the kernel reports, not what we asked for.
-        let after = xdp_state(&mut nl, iface)?;
-        let mode = if after.drv == Some(prog_id) {
-            AttachMode::Driver
-        } else if after.skb == Some(prog_id) {
-            AttachMode::Generic
+        let attached = if let Some((info, link_id)) = owned_link {
+            take_over(&mut nl, iface, prog, prog_id, info, link_id)?
+        } else if existing.is_empty() {
+            attach_link(&mut nl, iface, before.ifindex, prog, prog_id, pref)?
         } else {
-            return Err(SteerError::Netlink {
-                what: "checking the attachment: the kernel does not list our program on the interface",
-                iface: iface.to_string(),
-                cause: SyscallError::from_errno("rtnetlink RTM_GETLINK", libc::ENOENT),
-            });
+            replace_netlink(&mut nl, iface, before.ifindex, prog, prog_id, pref, &existing)?
         };
-
-        let flows = take_map(&mut ebpf, MAP_FLOWS)?;
-        let xsks = take_map(&mut ebpf, MAP_XSKS)?;
-        let stats = take_map(&mut ebpf, MAP_STATS)?;
+        own_links().push(attached.link_id);
         Ok(Self {
             iface: iface.to_string(),
             ifindex: before.ifindex,
-            mode,
+            mode: attached.mode,
             prog_id,
-            native_error,
-            flows: flows.try_into().map_err(map_err("map flows"))?,
-            xsks: xsks.try_into().map_err(map_err("map xsks"))?,
-            stats: stats.try_into().map_err(map_err("map stats"))?,
+            native_error: attached.native_error,
+            flows,
+            xsks,
+            stats,
             table: [None; MAX_FLOWS as usize],
-            link: Some(link),
+            link: Some(attached.hold),
+            link_id: attached.link_id,
             ebpf,
         })
     }
+}
+
+/// The mode the kernel lists program `prog_id` in on the interface, if any.
+fn listed_mode(
+    nl: &mut RtNetlink,
+    iface: &str,
+    prog_id: u32,
+) -> Result<Option<AttachMode>, SteerError> {
+    let after = xdp_state(nl, iface)?;
+    Ok(if after.drv == Some(prog_id) {
+        Some(AttachMode::Driver)
+    } else if after.skb == Some(prog_id) {
+        Some(AttachMode::Generic)
+    } else {
+        None
+    })
+}
+
+fn not_listed(iface: &str) -> SteerError {
+    SteerError::Netlink {
+        what: "checking the attachment: the kernel does not list our program on the interface",
+        iface: iface.to_string(),
+        cause: SyscallError::from_errno("rtnetlink RTM_GETLINK", libc::ENOENT),
+    }
+}
+
+/// Attaches `prog` to an interface with no XDP program (or none left)
+/// through a new `bpf_link`, in the mode `pref` asks for. On failure
+/// nothing of ours is attached.
+fn attach_link(
+    nl: &mut RtNetlink,
+    iface: &str,
+    ifindex: u32,
+    prog: &mut Xdp,
+    prog_id: u32,
+    pref: AttachPref,
+) -> Result<Attached, SteerError> {
+    let (try_native, try_generic) = match pref {
+        AttachPref::Auto => (true, true),
+        AttachPref::Driver => (true, false),
+        AttachPref::Generic => (false, true),
+    };
+    let mut native_error = None;
+    let mut native = None;
+    if try_native {
+        match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(link) => native = Some(link),
+            Err(source) if !try_generic || is_conflict(&source) => {
+                return Err(SteerError::Attach {
+                    iface: iface.to_string(),
+                    tried: "native",
+                    hint: if is_conflict(&source) {
+                        "; another XDP program was attached meanwhile"
+                    } else {
+                        "; native XDP is unavailable on this device (no driver support, or an MTU \
+                         too large for it): try attach=generic or attach=auto"
+                    },
+                    cause: Box::new(source),
+                });
+            }
+            Err(e) => native_error = Some(chain(&e)),
+        }
+    }
+    let link = match native {
+        Some(link) => link,
+        None => prog
+            .attach_to_if_index(ifindex, XdpMode::Skb)
+            .map_err(|source| SteerError::Attach {
+                iface: iface.to_string(),
+                tried: if try_native {
+                    "native and generic"
+                } else {
+                    "generic"
+                },
+                hint: "",
+                cause: Box::new(source),
+            })?,
+    };
+    let Some(link_id) = xdp_link_of(prog_id) else {
+        let _ = prog.detach(link);
+        return Err(SteerError::NoLink {
+            iface: iface.to_string(),
+        });
+    };
+    // What the kernel reports, not what we asked for.
+    match listed_mode(nl, iface, prog_id) {
+        Ok(Some(mode)) => Ok(Attached {
+            hold: Hold::Created(link),
+            link_id,
+            mode,
+            native_error,
+        }),
+        Ok(None) => {
+            let _ = prog.detach(link);
+            Err(not_listed(iface))
+        }
+        Err(e) => {
+            let _ = prog.detach(link);
+            Err(e)
+        }
+    }
+}
+
+/// `replace` over programs attached through netlink: detaches each (exactly
+/// that program), attaches ours through a link, and on any failure attaches
+/// the detached ones again as they were.
+fn replace_netlink(
+    nl: &mut RtNetlink,
+    iface: &str,
+    ifindex: u32,
+    prog: &mut Xdp,
+    prog_id: u32,
+    pref: AttachPref,
+    existing: &[AttachedInfo],
+) -> Result<Attached, SteerError> {
+    // Their descriptors, held across the change: a detached program stays
+    // loaded while we hold one, so it can be put back.
+    let mut fds: Vec<(&AttachedInfo, ProgramFd)> = Vec::new();
+    for info in existing {
+        let Some(p) = program_info(info.id)? else {
+            continue; // gone meanwhile
+        };
+        let fd = p.fd().map_err(|source| SteerError::Program {
+            what: "opening the XDP program to replace (BPF_PROG_GET_FD_BY_ID)",
+            cause: Box::new(source),
+        })?;
+        fds.push((info, fd));
+    }
+    let mut detached: Vec<(&AttachedInfo, BorrowedFd<'_>)> = Vec::new();
+    let mut failure = None;
+    for (info, fd) in &fds {
+        match netlink_detach(nl, iface, ifindex, info, fd.as_fd()) {
+            Ok(()) => detached.push((info, fd.as_fd())),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let cause = match failure {
+        Some(e) => e,
+        None => match attach_link(nl, iface, ifindex, prog, prog_id, pref) {
+            Ok(a) => return Ok(a),
+            Err(e) => e,
+        },
+    };
+    let (restored, not_restored) = restore(nl, ifindex, &detached);
+    Err(SteerError::ReplaceFailed {
+        iface: iface.to_string(),
+        cause: Box::new(cause),
+        restored,
+        not_restored,
+    })
+}
+
+/// `replace` over a program held by link `link_id` of another [`Steering`]
+/// of this process: swaps it for ours in one step (`BPF_LINK_UPDATE` with
+/// `BPF_F_REPLACE`), so the interface never runs without a program and a
+/// failure changes nothing.
+fn take_over(
+    nl: &mut RtNetlink,
+    iface: &str,
+    prog: &mut Xdp,
+    prog_id: u32,
+    info: &AttachedInfo,
+    link_id: u32,
+) -> Result<Attached, SteerError> {
+    let failed = |cause: SyscallError| SteerError::ReplaceFailed {
+        iface: iface.to_string(),
+        cause: Box::new(SteerError::Netlink {
+            what: "swapping the program of a bpf_link of this process for ours",
+            iface: iface.to_string(),
+            cause,
+        }),
+        restored: Vec::new(),
+        not_restored: Vec::new(),
+    };
+    let link = hftnet_sys::bpf::link_fd_by_id(link_id).map_err(failed)?;
+    let old = program_info(info.id)?
+        .ok_or_else(|| {
+            failed(SyscallError::from_errno(
+                "bpf(BPF_PROG_GET_FD_BY_ID)",
+                libc::ENOENT,
+            ))
+        })?
+        .fd()
+        .map_err(|source| SteerError::Program {
+            what: "opening the XDP program to replace (BPF_PROG_GET_FD_BY_ID)",
+            cause: Box::new(source),
+        })?;
+    let new = prog.fd().map_err(|source| SteerError::Program {
+        what: "reading our program's descriptor",
+        cause: Box::new(source),
+    })?;
+    hftnet_sys::bpf::link_update(link.as_fd(), new.as_fd(), old.as_fd()).map_err(failed)?;
+    match listed_mode(nl, iface, prog_id) {
+        Ok(Some(mode)) => Ok(Attached {
+            hold: Hold::TakenOver(link),
+            link_id,
+            mode,
+            native_error: None,
+        }),
+        other => {
+            // Put the old program back in the link, then report.
+            let back = hftnet_sys::bpf::link_update(link.as_fd(), old.as_fd(), new.as_fd());
+            let cause = other.err().unwrap_or_else(|| not_listed(iface));
+            let (restored, not_restored) = match back {
+                Ok(()) => (vec![info.id], Vec::new()),
+                Err(e) => (Vec::new(), vec![(info.id, e)]),
+            };
+            Err(SteerError::ReplaceFailed {
+                iface: iface.to_string(),
+                cause: Box::new(cause),
+                restored,
+                not_restored,
+            })
+        }
+    }
+}
+
+impl Steering {
 
     /// The mode the program runs in, as the kernel reports it.
     #[must_use]
@@ -1139,13 +1492,25 @@ impl Steering {
 }
 
 impl Drop for Steering {
-    /// Detaches the program: closes our `bpf_link`.
+    /// Detaches the program: closes our `bpf_link` (one taken over from
+    /// another `Steering` is detached for every holder).
     fn drop(&mut self) {
-        if let Some(link) = self.link.take()
-            && let Some(p) = self.ebpf.program_mut(PROGRAM_NAME)
-            && let Ok(xdp) = <&mut Xdp>::try_from(p)
-        {
-            let _ = xdp.detach(link);
+        match self.link.take() {
+            Some(Hold::Created(link)) => {
+                if let Some(p) = self.ebpf.program_mut(PROGRAM_NAME)
+                    && let Ok(xdp) = <&mut Xdp>::try_from(p)
+                {
+                    let _ = xdp.detach(link);
+                }
+            }
+            Some(Hold::TakenOver(fd)) => {
+                let _ = hftnet_sys::bpf::link_detach(fd.as_fd());
+            }
+            None => {}
+        }
+        let mut own = own_links();
+        if let Some(i) = own.iter().position(|&l| l == self.link_id) {
+            own.swap_remove(i);
         }
     }
 }

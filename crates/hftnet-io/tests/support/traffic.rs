@@ -218,3 +218,78 @@ pub fn flow_and_the_rest<T: Transport>(server: &Host, client: &Host, transport: 
     assert!(tcp_ok, "TCP exchange through the kernel");
     assert_eq!(echoes, 200, "every echo sent from the transport arrived");
 }
+
+/// A forged frame does not redirect answers: `transport` (a server on
+/// `server`, UDP port `port`, echoing each datagram to its sender) talks
+/// with a kernel socket on `client`; between two real exchanges a frame is
+/// injected from `client`'s interface with the client's IP address and
+/// port but a forged source MAC. Its echo, and the echo of the next real
+/// datagram, must still reach the client's kernel socket (a frame to the
+/// forged MAC would be dropped by the client's veth). Returns the
+/// transport's `mac_mismatch` count as `mismatch` reads it.
+pub fn forged_source_mac_does_not_redirect<T: Transport>(
+    server: &Host,
+    client: &Host,
+    transport: &mut T,
+    port: u16,
+    mismatch: impl Fn(&mut T) -> u64,
+) -> u64 {
+    use hftnet_wire::ethernet;
+    use hftnet_wire::udp::{FrameSpec, emit_frame};
+
+    let (sip, cip) = (server.addr(), client.addr());
+    let si = server.iface().to_string();
+    let server_mac = server
+        .run(move || L2Iface::lookup(&si).unwrap().mac)
+        .unwrap();
+    let sock = client
+        .run(move || {
+            let s = UdpSocket::bind((cip, 4000)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s
+        })
+        .unwrap();
+    let echo_one = |t: &mut T| {
+        let got = collect(t, 1, Duration::from_secs(3));
+        assert_eq!(got.len(), 1, "the server got the datagram");
+        let (data, from) = &got[0];
+        assert_eq!(*from, SocketAddr::from((cip, 4000)));
+        t.send_burst(&[TxMsg {
+            data,
+            to: Some(*from),
+        }])
+        .unwrap();
+        data.clone()
+    };
+    let back = |what: &[u8]| {
+        let mut b = [0u8; 256];
+        let (n, from) = sock
+            .recv_from(&mut b)
+            .unwrap_or_else(|e| panic!("the echo of {what:?} reached the client: {e}"));
+        assert_eq!((&b[..n], from), (what, SocketAddr::from((sip, port))));
+    };
+
+    sock.send_to(b"one", (sip, port)).unwrap();
+    assert_eq!(echo_one(transport), b"one");
+    back(b"one");
+    assert_eq!(
+        mismatch(transport),
+        0,
+        "the real client agrees with the table"
+    );
+
+    let forged_mac = ethernet::Address([0x02, 0x66, 0x66, 0x66, 0x66, 0x66]);
+    let spec = FrameSpec::new(forged_mac, server_mac, cip, sip, 4000, port);
+    let mut f = vec![0u8; 256];
+    let n = emit_frame(&mut f, &spec, b"forged").unwrap();
+    f.truncate(n);
+    let ci = client.iface().to_string();
+    client.run(move || inject(&ci, &[f])).unwrap();
+    assert_eq!(echo_one(transport), b"forged");
+    back(b"forged");
+
+    sock.send_to(b"two", (sip, port)).unwrap();
+    assert_eq!(echo_one(transport), b"two");
+    back(b"two");
+    mismatch(transport)
+}
