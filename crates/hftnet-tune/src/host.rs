@@ -990,6 +990,10 @@ pub enum Change {
     CreateDir {
         /// Directory, relative to the root.
         path: String,
+        /// The directory's identity, recorded right after it was created:
+        /// revert removes it only while it is still that directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        created: Option<crate::scope::DirId>,
     },
     /// Enable `controller` in the cgroup v2 file `path`
     /// (`cgroup.subtree_control`) by writing `+controller`; revert writes
@@ -1030,7 +1034,7 @@ impl Change {
     pub fn path(&self) -> &str {
         match self {
             Change::Set { path, .. }
-            | Change::CreateDir { path }
+            | Change::CreateDir { path, .. }
             | Change::EnableController { path, .. } => path,
             Change::MoveProcess { to, .. } => to,
         }
@@ -1236,7 +1240,7 @@ fn apply_one(root: &Root, change: &Change, applied: &mut Applied) -> Result<(), 
                 applied.differs.push(w);
             }
         }
-        Change::CreateDir { path } => {
+        Change::CreateDir { path, .. } => {
             root.create_dir(path)?;
             applied.done.push(change.clone());
         }
@@ -1287,7 +1291,7 @@ pub fn revert_changes(root: &Root, done: &[Change]) -> Result<(), RevertError> {
     let created: Vec<&str> = done
         .iter()
         .filter_map(|c| match c {
-            Change::CreateDir { path } => Some(path.as_str()),
+            Change::CreateDir { path, .. } => Some(path.as_str()),
             _ => None,
         })
         .collect();
@@ -1301,7 +1305,7 @@ pub fn revert_changes(root: &Root, done: &[Change]) -> Result<(), RevertError> {
         let r = match change {
             Change::Set { path, .. } if inside_created(path) => Ok(()),
             Change::Set { path, old, .. } => root.write(path, old),
-            Change::CreateDir { path } => remove_cgroup(root, path),
+            Change::CreateDir { path, .. } => remove_cgroup(root, path),
             Change::EnableController {
                 path, controller, ..
             } => root.write(path, &format!("-{controller}")),
@@ -1737,9 +1741,7 @@ impl Default for IsolationOptions {
     }
 }
 
-/// The cgroup v1 housekeeping cpuset created by [`plan_cpu_isolation`] with
-/// [`IsolationOptions::move_processes`].
-pub const V1_HOUSEKEEPING: &str = "hftnet-housekeeping";
+pub use crate::scope::V1_HOUSEKEEPING;
 
 /// Run-time CPU isolation with cpusets. On cgroup v2: enable `cpuset` in the
 /// root's `cgroup.subtree_control` if needed, restrict every other top-level
@@ -1857,7 +1859,7 @@ fn plan_v1(
     };
     let available = available_cpus(root, &CpusetMount::V1 { dir: dir.into() })?;
     let housekeeping = check_chosen(&available, chosen)?;
-    let name = opts.name.as_deref().unwrap_or("hftnet");
+    let name = opts.name.as_deref().unwrap_or(crate::scope::V1_ISOLATED);
     let ours = [name, V1_HOUSEKEEPING];
     let mems = root.read(&format!("{dir}/{pre}mems"))?.unwrap_or_default();
     let mut plan = Plan::default();
@@ -1909,7 +1911,10 @@ fn plan_v1(
                 }
             }
         } else {
-            plan.changes.push(Change::CreateDir { path: cg.clone() });
+            plan.changes.push(Change::CreateDir {
+                path: cg.clone(),
+                created: None,
+            });
             plan.changes
                 .push(Change::set(format!("{cg}/{pre}mems"), "", mems.clone()));
             plan.changes.push(Change::set(
@@ -1989,7 +1994,7 @@ fn plan_v2(
     let mount = CpusetMount::V2 { dir: dir.into() };
     let available = available_cpus(root, &mount)?;
     check_chosen(&available, chosen)?;
-    let name = opts.name.as_deref().unwrap_or("hftnet.slice");
+    let name = opts.name.as_deref().unwrap_or(crate::scope::V2_ISOLATED);
     let mut plan = Plan::default();
     let subtree_path = format!("{dir}/cgroup.subtree_control");
     let subtree = root.read(&subtree_path)?.unwrap_or_default();
@@ -2048,7 +2053,10 @@ fn plan_v2(
             plan.changes.push(Change::set(part_path, old, p));
         }
     } else {
-        plan.changes.push(Change::CreateDir { path: cg.clone() });
+        plan.changes.push(Change::CreateDir {
+            path: cg.clone(),
+            created: None,
+        });
         plan.changes
             .push(Change::set(cpus_path, "", format_cpu_list(chosen)));
         if let Some(p) = partition {

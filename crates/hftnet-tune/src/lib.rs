@@ -11,6 +11,8 @@
 //!   a checked TOML file).
 //! - [`plan`]: profile → changes (old → new), applied with a snapshot and
 //!   reverted exactly.
+//! - [`scope`]: what an apply can touch, the allowlist every plan and
+//!   every snapshot is checked against before anything is written.
 //! - [`jitter`]: the OS jitter probe.
 //!
 //! Nothing here touches an interface the caller did not name.
@@ -25,3 +27,4 @@ pub mod nic;
 pub mod plan;
 pub mod profile;
 pub mod root;
+pub mod scope;

@@ -65,7 +65,7 @@ impl fmt::Display for Target {
             Self::Service { name } => write!(f, "service {name}"),
             Self::HostOp { op } => match op {
                 crate::host::Change::Set { path, .. } => write!(f, "/{path}"),
-                crate::host::Change::CreateDir { path } => write!(f, "/{path}/ (cgroup)"),
+                crate::host::Change::CreateDir { path, .. } => write!(f, "/{path}/ (cgroup)"),
                 crate::host::Change::EnableController {
                     path, controller, ..
                 } => write!(f, "/{path} +{controller}"),
@@ -117,6 +117,20 @@ pub trait Access {
     /// [`AccessError::Refused`] when the kernel refuses the value,
     /// [`AccessError::Failed`] otherwise.
     fn write(&self, target: &Target, value: &str) -> Result<(), AccessError>;
+
+    /// Whether `target` is one an apply can touch here
+    /// ([`crate::scope::check_target`]), and, for a created directory,
+    /// whether it is still the directory the apply created
+    /// ([`crate::scope::check_created_dir`]). [`apply`] checks every change
+    /// and [`revert`] every entry with it before writing anything.
+    ///
+    /// # Errors
+    /// Why the target is refused.
+    fn check(&self, target: &Target) -> Result<(), String>;
+
+    /// The identity of the directory `path` (relative to the root), recorded
+    /// right after an apply created it; `None` when it cannot be examined.
+    fn dir_id(&self, path: &str) -> Option<crate::scope::DirId>;
 }
 
 /// Values compare equal when they differ only in whitespace (the kernel
@@ -450,6 +464,31 @@ pub enum SnapshotError {
         /// What is wrong with it.
         why: String,
     },
+    /// An entry names something an apply never touches: the snapshot was
+    /// not written by one (or was edited), and none of it is reverted.
+    #[error(
+        "snapshot entry {entry} ({target}): {why}; an apply never touches that, so the snapshot \
+         was not written by one (or was edited): refusing all of it, nothing was reverted"
+    )]
+    OutOfScope {
+        /// The entry, counted from 1.
+        entry: usize,
+        /// The entry's target.
+        target: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// A planned change names something outside what an apply may touch
+    /// (a bug of the planner): nothing was changed.
+    #[error("planned change {change} ({target}): {why}; refusing to apply anything")]
+    PlanOutOfScope {
+        /// The change, counted from 1.
+        change: usize,
+        /// Its target.
+        target: String,
+        /// Why it is refused.
+        why: String,
+    },
     /// Taken on another machine.
     #[error(
         "snapshot {path} was taken on {theirs} (machine-id {their_id}), this is {ours} (machine-id {our_id}); its values may not fit this machine — pass --force to restore them anyway"
@@ -648,6 +687,15 @@ pub fn apply(
     snapshot: &mut Snapshot,
     path: &Path,
 ) -> Result<ApplyReport, SnapshotError> {
+    for (i, c) in plan.changes.iter().enumerate() {
+        crate::scope::check_value(&c.target, &c.new)
+            .and_then(|()| access.check(&c.target))
+            .map_err(|why| SnapshotError::PlanOutOfScope {
+                change: i + 1,
+                target: c.target.to_string(),
+                why,
+            })?;
+    }
     snapshot.entries = plan
         .changes
         .iter()
@@ -684,6 +732,13 @@ pub fn apply(
         match access.write(&e.target, &e.new) {
             Ok(()) => {
                 snapshot.entries[i].state = EntryState::Applied;
+                if let Target::HostOp {
+                    op: crate::host::Change::CreateDir { path, created },
+                } = &mut snapshot.entries[i].target
+                {
+                    *created = access.dir_id(path);
+                }
+                let e = snapshot.entries[i].clone();
                 outcome.result = match access.read(&e.target) {
                     Ok(Some(v)) if same_value(&v, &e.new) => "applied".into(),
                     Ok(Some(v)) => {
@@ -741,6 +796,24 @@ pub fn apply(
     Ok(report)
 }
 
+/// Checks every entry of a snapshot against what an apply can touch
+/// ([`crate::scope`], [`Access::check`]); [`revert`] does it first.
+///
+/// # Errors
+/// [`SnapshotError::OutOfScope`] naming the first entry refused.
+pub fn check_entries(snapshot: &Snapshot, access: &dyn Access) -> Result<(), SnapshotError> {
+    for (i, e) in snapshot.entries.iter().enumerate() {
+        crate::scope::check_entry_shape(e)
+            .and_then(|()| access.check(&e.target))
+            .map_err(|why| SnapshotError::OutOfScope {
+                entry: i + 1,
+                target: e.target.to_string(),
+                why,
+            })?;
+    }
+    Ok(())
+}
+
 /// What [`revert`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RevertReport {
@@ -757,8 +830,19 @@ pub struct RevertReport {
 /// already at its old value is left alone (so reverting twice is safe); one
 /// at neither its old nor its new value was changed by someone else and is
 /// only overwritten with `force`.
-#[must_use]
-pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertReport {
+///
+/// Every entry is checked first ([`crate::scope`], [`Access::check`]): a
+/// snapshot with one entry an apply could not have written is refused
+/// whole, `force` or not, and nothing is written.
+///
+/// # Errors
+/// [`SnapshotError::OutOfScope`] naming the first entry refused.
+pub fn revert(
+    snapshot: &Snapshot,
+    access: &dyn Access,
+    force: bool,
+) -> Result<RevertReport, SnapshotError> {
+    check_entries(snapshot, access)?;
     let mut r = RevertReport::default();
     // Directories this apply created: the files in them go with them.
     let created: Vec<String> = snapshot
@@ -766,7 +850,7 @@ pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertRe
         .iter()
         .filter_map(|e| match &e.target {
             Target::HostOp {
-                op: crate::host::Change::CreateDir { path },
+                op: crate::host::Change::CreateDir { path, .. },
             } if matches!(e.state, EntryState::Applied | EntryState::RollbackFailed) => {
                 Some(format!("{path}/"))
             }
@@ -790,6 +874,15 @@ pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertRe
             && created.iter().any(|d| path.starts_with(d.as_str()))
         {
             outcome.result = "removed with its directory".into();
+            r.outcomes.push(outcome);
+            continue;
+        }
+        if let Target::HostOp {
+            op: crate::host::Change::CreateDir { .. },
+        } = &e.target
+            && matches!(access.read(&e.target), Ok(Some(v)) if v == "absent")
+        {
+            outcome.result = "already restored".into();
             r.outcomes.push(outcome);
             continue;
         }
@@ -843,7 +936,7 @@ pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertRe
         }
         r.outcomes.push(outcome);
     }
-    r
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -897,6 +990,19 @@ mod tests {
                 .map_or(v.to_string(), |(_, _, s)| s.clone());
             self.values.borrow_mut().insert(t.to_string(), stored);
             Ok(())
+        }
+
+        fn check(&self, t: &Target) -> Result<(), String> {
+            match t {
+                Target::Service { name } if name != crate::scope::IRQBALANCE => {
+                    Err("not irqbalance".into())
+                }
+                _ => Ok(()),
+            }
+        }
+
+        fn dir_id(&self, _: &str) -> Option<crate::scope::DirId> {
+            Some(crate::scope::DirId { dev: 1, ino: 2 })
         }
     }
 
@@ -1093,11 +1199,11 @@ params = ["nohz_full={cpus}"]
                 .all(|e| e.state == EntryState::Applied)
         );
 
-        let r = revert(&loaded, &m, false);
+        let r = revert(&loaded, &m, false).unwrap();
         assert_eq!((r.conflicts, r.failures), (0, 0));
         assert_eq!(*m.values.borrow(), before, "exactly as before");
         // Twice is safe.
-        let r = revert(&loaded, &m, false);
+        let r = revert(&loaded, &m, false).unwrap();
         assert!(r.outcomes.iter().all(|o| o.result == "already restored"));
         assert_eq!(*m.values.borrow(), before);
         std::fs::remove_file(&path).unwrap();
@@ -1130,7 +1236,7 @@ params = ["nohz_full={cpus}"]
             .unwrap();
         assert_eq!(bp.result, "stored as \"48\"");
         // Revert restores what was applied, and only that.
-        let r = revert(&snap, &m, false);
+        let r = revert(&snap, &m, false).unwrap();
         assert_eq!((r.conflicts, r.failures), (0, 0));
         assert_eq!(
             m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
@@ -1220,7 +1326,7 @@ params = ["nohz_full={cpus}"]
         // Once the write works again, revert restores it (it is not skipped
         // as rolled back).
         m.fail_value.borrow_mut().clear();
-        let rv = revert(&saved, &m, false);
+        let rv = revert(&saved, &m, false).unwrap();
         assert_eq!((rv.conflicts, rv.failures), (0, 0), "{rv:?}");
         assert_eq!(
             m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
@@ -1239,7 +1345,7 @@ params = ["nohz_full={cpus}"]
         m.values
             .borrow_mut()
             .insert(sysctl("net.core.busy_poll").to_string(), "77".into());
-        let r = revert(&snap, &m, false);
+        let r = revert(&snap, &m, false).unwrap();
         assert_eq!(r.conflicts, 1);
         let o = r
             .outcomes
@@ -1251,7 +1357,7 @@ params = ["nohz_full={cpus}"]
             m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
             Some("77")
         );
-        let r = revert(&snap, &m, true);
+        let r = revert(&snap, &m, true).unwrap();
         assert_eq!(r.conflicts, 0);
         assert_eq!(
             m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),

@@ -442,7 +442,7 @@ fn apply_like_kernel(
         all.done.extend(a.done);
         all.skipped.extend(a.skipped);
         all.differs.extend(a.differs);
-        if let Change::CreateDir { path } = c {
+        if let Change::CreateDir { path, .. } = c {
             for (f, v) in new_cgroup_files {
                 t.file(&format!("{path}/{f}"), v);
             }
@@ -455,7 +455,7 @@ fn apply_like_kernel(
 /// so they are removed here first.
 fn revert_like_kernel(t: &FakeTree, done: &[Change]) {
     for c in done {
-        if let Change::CreateDir { path } = c {
+        if let Change::CreateDir { path, .. } = c {
             for e in fs::read_dir(t.dir.join(path)).expect("cgroup dir") {
                 let e = e.expect("entry");
                 if e.file_type().expect("type").is_file() {
@@ -1046,6 +1046,7 @@ fn cpuset_v1_isolation_round_trip() {
         set(&format!("{d}/machine/cpuset.cpus"), "0-3", "0-1"),
         Change::CreateDir {
             path: format!("{d}/hftnet"),
+            created: None,
         },
         set(&format!("{d}/hftnet/cpuset.mems"), "", "0"),
         set(&format!("{d}/hftnet/cpuset.cpus"), "", "2-3"),
@@ -1092,11 +1093,15 @@ fn cpuset_v1_moves_processes_but_not_kernel_threads() {
         vec![
             set(&format!("{d}/machine/vm1/cpuset.cpus"), "1-2", "1"),
             set(&format!("{d}/machine/cpuset.cpus"), "0-3", "0-1"),
-            Change::CreateDir { path: hk.clone() },
+            Change::CreateDir {
+                path: hk.clone(),
+                created: None,
+            },
             set(&format!("{hk}/cpuset.mems"), "", "0"),
             set(&format!("{hk}/cpuset.cpus"), "", "0-1"),
             Change::CreateDir {
-                path: format!("{d}/hftnet")
+                path: format!("{d}/hftnet"),
+                created: None,
             },
             set(&format!("{d}/hftnet/cpuset.mems"), "", "0"),
             set(&format!("{d}/hftnet/cpuset.cpus"), "", "2-3"),
@@ -1168,7 +1173,8 @@ fn cpuset_v2_isolation_round_trip() {
             set(&format!("{d}/system.slice/cpuset.cpus"), "", "0-1"),
             set(&format!("{d}/user.slice/cpuset.cpus"), "", "0-1"),
             Change::CreateDir {
-                path: format!("{d}/hftnet.slice")
+                path: format!("{d}/hftnet.slice"),
+                created: None,
             },
             set(&format!("{d}/hftnet.slice/cpuset.cpus"), "", "2-3"),
             set(
@@ -1313,4 +1319,73 @@ fn irqbalance_is_stopped_and_started_through_services() {
     let none = FakeServices::new(&[]);
     assert_eq!(stop_service(&none, "irqbalance").expect("ask"), None);
     assert!(none.stop("irqbalance").is_err());
+}
+
+/// Everything the planner can name on a host with cpusets (v1 with
+/// processes to move, v2 with a controller to enable), IRQs, cpufreq and
+/// cpuidle is inside what an apply may touch ([`hftnet_tune::scope`]):
+/// the allowlist a snapshot is checked against is complete.
+#[test]
+fn every_planned_change_is_in_scope() {
+    use hftnet_tune::access::System;
+    use hftnet_tune::plan::{Access as _, Target, plan};
+    use hftnet_tune::profile::Profile;
+    for (tag, add) in [
+        ("scope-v1", add_cgroup_v1 as fn(&FakeTree)),
+        ("scope-v2", add_cgroup_v2),
+    ] {
+        let t = realistic(tag);
+        add(&t);
+        let root = t.root();
+        let services = FakeServices::new(&[("irqbalance", true)]);
+        let access = System {
+            root: root.clone(),
+            ethtool: None,
+            services: &services,
+        };
+        let profile = Profile::load("latency")
+            .unwrap()
+            .expand(&[2, 3], &[0, 1, 2, 3]);
+        let (input, notes) =
+            hftnet_tune::audit::prepare(&root, &profile, &[], &[2, 3]).expect("prepare");
+        let p = plan(&profile, &input, &access).expect("plan");
+        let kinds = |f: fn(&Target) -> bool| p.changes.iter().filter(|c| f(&c.target)).count();
+        assert!(
+            kinds(|t| matches!(t, Target::HostOp { .. })) >= 1,
+            "{tag}: {p:?} {notes:?}"
+        );
+        assert!(
+            kinds(|t| matches!(t, Target::File { .. })) >= 5,
+            "{tag}: {p:?}"
+        );
+        assert!(
+            kinds(|t| matches!(t, Target::Sysctl { .. })) >= 1,
+            "{tag}: {p:?}"
+        );
+        assert!(
+            kinds(|t| matches!(t, Target::Service { .. })) == 1,
+            "{tag}: {p:?}"
+        );
+        // The isolation planner's own changes too (the files of the
+        // cgroups it creates are not there to read at planning time).
+        let isolation = input.isolation.iter().map(|op| match op {
+            Change::Set { path, .. } => Target::File { path: path.clone() },
+            other => Target::HostOp { op: other.clone() },
+        });
+        let targets: Vec<Target> = p
+            .changes
+            .iter()
+            .map(|c| c.target.clone())
+            .chain(isolation)
+            .collect();
+        assert!(
+            targets.iter().any(|t| t.to_string().ends_with("cpuset.cpus") && t.to_string().contains("hftnet")),
+            "{tag}: {targets:?}"
+        );
+        for c in &targets {
+            access
+                .check(c)
+                .unwrap_or_else(|why| panic!("{tag}: {c}: {why}"));
+        }
+    }
 }

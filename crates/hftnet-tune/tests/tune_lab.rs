@@ -137,14 +137,14 @@ fn apply_and_revert_round_trip_exactly_in_a_namespace() {
         let saved = Snapshot::load(p2, &snap.host, false).unwrap();
         assert!(saved.entries.iter().all(|e| e.state == EntryState::Applied));
 
-        let r = revert(&saved, access, false);
+        let r = revert(&saved, access, false).unwrap();
         assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
         assert_eq!(
             values(access, &targets),
             before,
             "every value exactly as before"
         );
-        let r = revert(&saved, access, false);
+        let r = revert(&saved, access, false).unwrap();
         assert!(
             r.outcomes.iter().all(|o| o.result == "already restored"),
             "{r:?}"
@@ -224,7 +224,7 @@ fn refused_values_are_reported_and_a_failure_rolls_back() {
             .find(|o| o.target == "veth0 feature.tx-scatter-gather")
             .unwrap();
         assert_eq!(sg.result, "applied");
-        let r = revert(&snap, access, false);
+        let r = revert(&snap, access, false).unwrap();
         assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
     });
 }
