@@ -7,6 +7,8 @@
 //! - [`host`]: CPU, kernel, sysctl, IRQ and process facts of the host.
 //! - [`nic`]: a network interface's ethtool settings, read and written
 //!   through the kernel's ethtool interface (never the `ethtool` program).
+//! - [`guard`]: whether a named interface carries a default route (every
+//!   table, IPv4 and IPv6, alternative names resolved).
 //! - [`profile`]: tuning profiles (built-in `latency` and `throughput`, or
 //!   a checked TOML file).
 //! - [`plan`]: profile → changes (old → new), applied with a snapshot and
@@ -21,6 +23,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod guard;
 pub mod host;
 pub mod jitter;
 pub mod nic;

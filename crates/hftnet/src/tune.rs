@@ -13,6 +13,7 @@ use hftnet_bench::clock::Clock;
 use hftnet_sys::ethtool::Ethtool;
 use hftnet_tune::access::System;
 use hftnet_tune::audit::{Finding, findings, prepare};
+use hftnet_tune::guard::default_routes_via;
 use hftnet_tune::host::{HostFacts, Systemctl};
 use hftnet_tune::jitter::{JitterConfig, run_jitter};
 use hftnet_tune::plan::{
@@ -254,17 +255,6 @@ fn audit(a: AuditArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The interface of the default route in this network namespace, if any.
-fn default_route_iface(root: &Root) -> Result<Option<String>> {
-    let Some(table) = root.read("proc/net/route")? else {
-        return Ok(None);
-    };
-    Ok(table.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() > 2 && f[1] == "00000000").then(|| f[0].to_string())
-    }))
-}
-
 fn host_id(root: &Root) -> Result<HostId> {
     let hostname = root
         .read("proc/sys/kernel/hostname")?
@@ -284,14 +274,17 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
     if c.ifaces.is_empty() && c.cpus.is_none() {
         bail!("name what to tune: --iface IF (repeatable) and/or --cpus LIST");
     }
-    let root = Root::at(&c.root);
-    if let Some(def) = default_route_iface(&root)?
-        && c.ifaces.contains(&def)
-        && !a.i_know
-    {
-        bail!(
-            "{def} carries the default route: tuning it can cut this machine off (and your SSH session); pass --i-know to do it anyway"
-        );
+    // With a fake tree nothing of this machine's interfaces is changed
+    // (profiles that would are refused below), so there is no route to guard.
+    if c.root == std::path::Path::new("/") && !a.i_know {
+        for iface in &c.ifaces {
+            if let Some(what) = default_routes_via(iface)? {
+                bail!(
+                    "{what}: tuning it can cut this machine off (and your SSH session); pass \
+                     --i-know to do it anyway"
+                );
+            }
+        }
     }
     refuse_fake_root_profile(c)?;
     let services = Systemctl::default();

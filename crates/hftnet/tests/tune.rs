@@ -1,7 +1,8 @@
 //! `hftnet tune` end to end against a fake /proc and /sys tree (the hidden
 //! `--root`), so host-wide settings — IRQ affinity, governors, C-states,
 //! transparent huge pages, global sysctls — are applied and reverted for
-//! real without touching the machine; and bad input.
+//! real without touching the machine; bad input; and the default-route
+//! guard, inside a lab namespace.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,10 +40,6 @@ impl Tree {
             (
                 "proc/interrupts".into(),
                 "           CPU0       CPU1       CPU2       CPU3\n  24:         10          0          0          0  PCI-MSI 1-edge  eth9-TxRx-0\n  25:         10          0          0          0  PCI-MSI 2-edge  eth9-TxRx-1\n  26:          5          0          0          0  PCI-MSI 3-edge  nvme0q1".into(),
-            ),
-            (
-                "proc/net/route".into(),
-                "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\neth9\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0".into(),
             ),
             ("sys/class/net/eth9/operstate".into(), "up".into()),
         ];
@@ -162,19 +159,8 @@ fn host_wide_settings_apply_and_revert_exactly_on_a_fake_tree() {
     ];
     let original = t.state();
 
-    // eth9 carries the default route of this (fake) namespace.
-    let o = hftnet(&base);
-    assert_eq!(o.status.code(), Some(2));
-    let (_, err) = text(&o);
-    assert!(
-        err.contains("eth9 carries the default route") && err.contains("--i-know"),
-        "{err}"
-    );
-    assert_eq!(t.state(), original);
-
     // Without --yes: the plan, and nothing changed.
     let mut args = base.to_vec();
-    args.push("--i-know");
     let o = hftnet(&args);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
@@ -513,4 +499,57 @@ fn a_crafted_snapshot_cannot_make_revert_write_anywhere() {
         assert_eq!(t.get("tmp/x"), "secret");
         assert!(t.0.join("tmp").is_dir());
     }
+}
+
+/// `tune apply --iface` is refused for an interface that carries a default
+/// route of any table or family, however it is named, in the namespace the
+/// command runs in (a lab's: nothing here touches the machine's own).
+#[test]
+fn the_default_route_guard_sees_altnames_ipv6_and_every_table() {
+    if hftnet_lab::skip_without_root("the_default_route_guard_sees_altnames_ipv6_and_every_table") {
+        return;
+    }
+    let lab = hftnet_lab::Lab::two_host(None).unwrap();
+    let h = lab.trader();
+    let (ns, dev) = (h.netns().to_string(), h.iface().to_string());
+    let ip = |args: &str| {
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend(args.split_whitespace());
+        let o = Command::new("ip").args(&full).output().unwrap();
+        assert!(o.status.success(), "ip {args}: {:?}", text(&o));
+    };
+    ip(&format!("link property add dev {dev} altname hft-uplink-a"));
+    let apply = |name: &str| {
+        common::run_in(
+            h,
+            &["tune", "apply", "--iface", name, "--profile", "throughput"],
+            std::time::Duration::from_secs(30),
+        )
+    };
+    // No default route yet: the dry run goes through.
+    let o = apply("hft-uplink-a");
+    assert!(o.status.success(), "{:?}", text(&o));
+    let cases = [
+        (
+            format!("route add default dev {dev} table 100"),
+            "IPv4 default route of table 100",
+        ),
+        (
+            format!("-6 route add default dev {dev}"),
+            "IPv6 default route of table main",
+        ),
+    ];
+    for (add, needle) in &cases {
+        ip(add);
+        let o = apply("hft-uplink-a");
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{add}: {out}{err}");
+        assert!(
+            err.contains(needle) && err.contains(&dev) && err.contains("--i-know"),
+            "{add}: {err}"
+        );
+        ip(&add.replacen(" add ", " del ", 1));
+    }
+    let o = apply(&dev);
+    assert!(o.status.success(), "routes removed again: {:?}", text(&o));
 }
