@@ -667,20 +667,30 @@ pub struct ApplyReport {
     /// What a failed apply could not roll back: still changed (the
     /// snapshot has them as `rollback_failed`; `revert` restores them).
     pub still_changed: Vec<String>,
-    /// The final update of the snapshot failed (after the changes): why.
-    /// The snapshot on disk lists every change as pending.
+    /// An update of the snapshot failed: why. What is on disk still lets
+    /// `revert` restore every change (each was recorded before it was
+    /// made); an update that failed before a change stopped the apply.
     pub snapshot_error: Option<String>,
 }
 
-/// Applies a plan: snapshot first (`snapshot` is written before any
-/// change and rewritten with each entry's state at the end), then each
-/// change in order, read back after writing. A refused value is reported
-/// and skipped; any other failure rolls back what was already applied, in
-/// reverse order.
+/// Applies a plan, write-ahead: the snapshot is created with every change
+/// as `pending` before the first one is made, and each change is on disk
+/// with the value it replaces before it is made (the snapshot is saved
+/// again first when that value is not the planned one). What the write
+/// itself teaches (the value the kernel stored instead, the identity of a
+/// created directory) is saved right after, and the states at the end. So
+/// after a crash at any point, or a failed save, `revert` restores
+/// everything: a pending entry found at its new value is restored, one at
+/// its old value is left alone.
+///
+/// Each change is read back after writing. A refused value is reported and
+/// skipped; any other failure, or a snapshot that cannot be saved, rolls
+/// back what was already applied, in reverse order.
 ///
 /// # Errors
-/// Only when the snapshot cannot be created — then nothing was changed. A
-/// failure of its final update is in [`ApplyReport::snapshot_error`].
+/// Only when the plan names something an apply may not touch, or the
+/// snapshot cannot be created — then nothing was changed. A failure of a
+/// later save is in [`ApplyReport::snapshot_error`].
 pub fn apply(
     plan: &Plan,
     access: &dyn Access,
@@ -711,6 +721,7 @@ pub fn apply(
         reboot: plan.reboot.clone(),
         ..ApplyReport::default()
     };
+    let mut stop: Option<(usize, String)> = None;
     for i in 0..snapshot.entries.len() {
         let e = snapshot.entries[i].clone();
         let mut outcome = Outcome {
@@ -720,36 +731,53 @@ pub fn apply(
             result: String::new(),
         };
         // The value right before the write is the one to restore (an
-        // earlier change of this apply may have touched the same file).
+        // earlier change of this apply may have touched the same file, or
+        // someone else since the plan): on disk before the write.
         if !matches!(e.target, Target::HostOp { .. })
             && let Ok(Some(now)) = access.read(&e.target)
             && !same_value(&now, &e.old)
         {
             snapshot.entries[i].old = now.clone();
             outcome.old = now;
+            if let Err(err) = snapshot.save(path) {
+                outcome.result = "not made: the snapshot could not record its value".into();
+                report.outcomes.push(outcome);
+                report.snapshot_error = Some(err.to_string());
+                stop = Some((i, format!("the snapshot could not be updated: {err}")));
+                break;
+            }
         }
         let e = snapshot.entries[i].clone();
         match access.write(&e.target, &e.new) {
             Ok(()) => {
                 snapshot.entries[i].state = EntryState::Applied;
+                let mut learned = false;
                 if let Target::HostOp {
                     op: crate::host::Change::CreateDir { path, created },
                 } = &mut snapshot.entries[i].target
                 {
                     *created = access.dir_id(path);
+                    learned = true;
                 }
                 let e = snapshot.entries[i].clone();
                 outcome.result = match access.read(&e.target) {
                     Ok(Some(v)) if same_value(&v, &e.new) => "applied".into(),
-                    Ok(Some(v)) => {
+                    Ok(Some(v)) if !matches!(e.target, Target::HostOp { .. }) => {
                         // Kept: it is what the kernel made of our value.
                         snapshot.entries[i].new = v.clone();
+                        learned = true;
                         format!("stored as {v:?}")
                     }
+                    Ok(Some(v)) => format!("applied (reads {v:?})"),
                     Ok(None) => "applied (cannot be read back)".into(),
                     Err(err) => format!("applied (read back failed: {err})"),
                 };
                 report.outcomes.push(outcome);
+                if learned && let Err(err) = snapshot.save(path) {
+                    report.snapshot_error = Some(err.to_string());
+                    stop = Some((i + 1, format!("the snapshot could not be updated: {err}")));
+                    break;
+                }
             }
             Err(AccessError::Refused { why, .. }) => {
                 snapshot.entries[i].state = EntryState::Refused;
@@ -759,38 +787,43 @@ pub fn apply(
             Err(err @ AccessError::Failed { .. }) => {
                 outcome.result = format!("failed: {err}");
                 report.outcomes.push(outcome);
-                report.failed = Some(err.to_string());
-                for j in (0..i).rev() {
-                    let e = &snapshot.entries[j];
-                    if e.state != EntryState::Applied {
-                        continue;
-                    }
-                    let (result, state) = match access.write(&e.target, &e.old) {
-                        Ok(()) => ("rolled back".to_string(), EntryState::RolledBack),
-                        Err(err) => {
-                            report.still_changed.push(e.target.to_string());
-                            (
-                                format!("ROLLBACK FAILED, still {:?}: {err}", e.new),
-                                EntryState::RollbackFailed,
-                            )
-                        }
-                    };
-                    report.outcomes.push(Outcome {
-                        target: e.target.to_string(),
-                        old: e.new.clone(),
-                        new: e.old.clone(),
-                        result,
-                    });
-                    snapshot.entries[j].state = state;
-                }
+                stop = Some((i, err.to_string()));
                 break;
             }
         }
     }
-    // The changes are made: a failure to record their states is reported
-    // with them, not instead of them (the snapshot on disk still lists
-    // every change, as pending, and revert restores those).
-    if let Err(e) = snapshot.save(path) {
+    if let Some((done, why)) = stop {
+        report.failed = Some(why);
+        // Entries before `done` may be applied: undone in reverse order.
+        for j in (0..done).rev() {
+            let e = &snapshot.entries[j];
+            if e.state != EntryState::Applied {
+                continue;
+            }
+            let (result, state) = match access.write(&e.target, &e.old) {
+                Ok(()) => ("rolled back".to_string(), EntryState::RolledBack),
+                Err(err) => {
+                    report.still_changed.push(e.target.to_string());
+                    (
+                        format!("ROLLBACK FAILED, still {:?}: {err}", e.new),
+                        EntryState::RollbackFailed,
+                    )
+                }
+            };
+            report.outcomes.push(Outcome {
+                target: e.target.to_string(),
+                old: e.new.clone(),
+                new: e.old.clone(),
+                result,
+            });
+            snapshot.entries[j].state = state;
+        }
+    }
+    // The states at the end. A failure is reported with the changes, not
+    // instead of them: what is on disk already lets revert restore them.
+    if let Err(e) = snapshot.save(path)
+        && report.snapshot_error.is_none()
+    {
         report.snapshot_error = Some(e.to_string());
     }
     Ok(report)
@@ -956,7 +989,17 @@ mod tests {
         fail_value: RefCell<Vec<(Target, String)>>,
         /// (target, written, stored): what the kernel stores instead.
         rounds: Vec<(Target, String, String)>,
+        /// When set, every write checks that the snapshot at this path
+        /// already records the target with the value it replaces
+        /// (write-ahead); violations are collected here.
+        journal: std::rc::Rc<RefCell<Option<std::path::PathBuf>>>,
+        violations: RefCell<Vec<String>>,
+        /// Runs (once) right before this target is written: a crash (a
+        /// panic), or something done to the snapshot's directory.
+        before_write: RefCell<Option<(Target, Hook)>>,
     }
+
+    type Hook = Box<dyn Fn()>;
 
     impl Access for Fake {
         fn read(&self, t: &Target) -> Result<Option<String>, AccessError> {
@@ -964,6 +1007,28 @@ mod tests {
         }
 
         fn write(&self, t: &Target, v: &str) -> Result<(), AccessError> {
+            let hook = self.before_write.borrow_mut().take_if(|(ht, _)| ht == t);
+            if let Some((_, f)) = hook {
+                f();
+            }
+            let journal = self.journal.borrow().clone();
+            if let Some(path) = journal {
+                let now = self.values.borrow().get(&t.to_string()).cloned();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let disk: Snapshot = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("snapshot on disk before writing {t}: {e}"));
+                let mine = disk.entries.iter().filter(|e| &e.target == t);
+                let undo = mine.clone().any(|e| e.old == v);
+                let recorded = mine
+                    .clone()
+                    .any(|e| e.new == v && now.as_deref().is_some_and(|n| same_value(n, &e.old)));
+                if !undo && !recorded {
+                    self.violations.borrow_mut().push(format!(
+                        "{t} := {v:?} while it holds {now:?}, not on disk: {:?}",
+                        mine.collect::<Vec<_>>()
+                    ));
+                }
+            }
             if self.refuse.iter().any(|(rt, rv)| rt == t && rv == v) {
                 return Err(AccessError::Refused {
                     target: t.to_string(),
@@ -1364,6 +1429,105 @@ params = ["nohz_full={cpus}"]
             Some("0")
         );
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A directory of its own for a snapshot, removed on drop.
+    struct Dir(std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+            let _ = std::fs::remove_file(&self.0);
+            let _ = std::fs::remove_dir_all(self.0.with_extension("away"));
+        }
+    }
+
+    fn dir(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("hftnet-plan-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        Dir(d)
+    }
+
+    /// A machine whose busy_poll someone changed between the plan and the
+    /// apply, and whose IRQ 24 stores another value than the one written:
+    /// what the snapshot must learn during the apply.
+    fn surprising_apply(d: &Dir) -> (Fake, Plan, BTreeMap<String, String>, std::path::PathBuf) {
+        let mut m = machine();
+        m.rounds.push((
+            Target::File {
+                path: "proc/irq/24/smp_affinity_list".into(),
+            },
+            "2-3".into(),
+            "3".into(),
+        ));
+        let p = plan(&profile(), &input(), &m).unwrap();
+        m.values
+            .borrow_mut()
+            .insert(sysctl("net.core.busy_poll").to_string(), "7".into());
+        let before = m.values.borrow().clone();
+        let path = d.0.join("snap.json");
+        *m.journal.borrow_mut() = Some(path.clone());
+        (m, p, before, path)
+    }
+
+    #[test]
+    fn a_crash_mid_apply_leaves_a_snapshot_revert_fully_restores() {
+        let d = dir("crash");
+        let (m, p, before, path) = surprising_apply(&d);
+        // The process dies right before the change of IRQ 25.
+        *m.before_write.borrow_mut() = Some((
+            Target::File {
+                path: "proc/irq/25/smp_affinity_list".into(),
+            },
+            Box::new(|| panic!("simulated crash")),
+        ));
+        let mut snap = new_snapshot();
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply(&p, &m, &mut snap, &path)
+        }));
+        assert!(crashed.is_err(), "the apply was cut short");
+        *m.journal.borrow_mut() = None;
+        assert_eq!(*m.violations.borrow(), Vec::<String>::new(), "write-ahead");
+        assert_ne!(*m.values.borrow(), before, "changes were made");
+        let loaded = Snapshot::load(&path, &host(), false).unwrap();
+        let r = revert(&loaded, &m, false).unwrap();
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+        assert_eq!(*m.values.borrow(), before, "everything restored");
+    }
+
+    #[test]
+    fn a_failed_final_save_leaves_a_snapshot_revert_fully_restores() {
+        let d = dir("final-save");
+        let (m, p, before, path) = surprising_apply(&d);
+        // Right before the last change, the snapshot's directory goes away
+        // (a file takes its name): the final save fails.
+        let last = p.changes.last().unwrap().target.clone();
+        let (dir_path, away) = (d.0.clone(), d.0.with_extension("away"));
+        let journal = d.0.join("snap.json");
+        let moved = away.join("snap.json");
+        let shared = m.journal.clone();
+        *m.before_write.borrow_mut() = Some((
+            last,
+            Box::new(move || {
+                std::fs::rename(&dir_path, &away).unwrap();
+                std::fs::write(&dir_path, "not a directory").unwrap();
+                // The write-ahead check reads the snapshot where it now is.
+                *shared.borrow_mut() = Some(moved.clone());
+            }),
+        ));
+        let mut snap = new_snapshot();
+        let r = apply(&p, &m, &mut snap, &path).unwrap();
+        assert!(r.snapshot_error.is_some(), "{r:?}");
+        assert!(r.failed.is_none(), "{r:?}");
+        *m.journal.borrow_mut() = None;
+        assert_eq!(*m.violations.borrow(), Vec::<String>::new(), "write-ahead");
+        std::fs::remove_file(&d.0).unwrap();
+        std::fs::rename(d.0.with_extension("away"), &d.0).unwrap();
+        let loaded = Snapshot::load(&journal, &host(), false).unwrap();
+        let r = revert(&loaded, &m, false).unwrap();
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+        assert_eq!(*m.values.borrow(), before, "everything restored");
     }
 
     #[test]

@@ -384,8 +384,8 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
     }
     if let Some(e) = &report.snapshot_error {
         eprintln!(
-            "hftnet tune apply: the changes were made but the snapshot could not be updated \
-             ({e}); it lists them all as pending, and `hftnet tune revert {}` restores them",
+            "hftnet tune apply: the snapshot could not be updated ({e}); every change made was \
+             recorded before it was made, and `hftnet tune revert {}` restores them",
             path.display()
         );
         return Ok(ExitCode::from(1));
