@@ -1,6 +1,6 @@
 //! [`System`]: the [`Access`] of a real machine — sysctls and files through
 //! a [`Root`], NIC settings through the ethtool ioctl, services through a
-//! [`Services`] manager, cgroup operations through [`crate::host`].
+//! [`Services`] manager, cgroup operations through [`crate::host::HostOp`].
 //!
 //! Reads never write. Writes touch only the target named; errors say which
 //! target and what to do, and tell a value the kernel refused
@@ -119,18 +119,17 @@ impl Access for System<'_> {
                 Err(_) => Ok(None),
             },
             Target::HostOp { op } => match op {
-                host::Change::Set { path, .. } | host::Change::EnableController { path, .. } => {
-                    self.root
-                        .read(path)
-                        .map_err(|e| root_error(target, None, e))
-                }
-                host::Change::CreateDir { path, .. } => Ok(Some(if self.root.is_dir(path) {
+                host::HostOp::EnableController { path, .. } => self
+                    .root
+                    .read(path)
+                    .map_err(|e| root_error(target, None, e)),
+                host::HostOp::CreateDir { path, .. } => Ok(Some(if self.root.is_dir(path) {
                     "directory".into()
                 } else {
                     "absent".into()
                 })),
                 // Where a process is cannot be compared as a value.
-                host::Change::MoveProcess { .. } => Ok(None),
+                host::HostOp::MoveProcess { .. } => Ok(None),
             },
         }
     }
@@ -167,7 +166,7 @@ impl Access for System<'_> {
                 })
             }
             Target::HostOp {
-                op: op @ host::Change::CreateDir { path, created },
+                op: op @ host::HostOp::CreateDir { path, created },
             } if value != "directory" => {
                 // Only the directory the apply created goes, checked again
                 // right before; without its identity (an apply stopped
@@ -178,8 +177,7 @@ impl Access for System<'_> {
                 };
                 crate::scope::check_created_dir(&self.root, path, *created).map_err(failed)?;
                 let r = if created.is_some() {
-                    host::revert_changes(&self.root, std::slice::from_ref(op))
-                        .map_err(|e| e.to_string())
+                    op.undo(&self.root).map_err(|e| e.to_string())
                 } else {
                     self.root.remove_dir(path).map_err(|e| {
                         format!(
@@ -191,17 +189,14 @@ impl Access for System<'_> {
                 r.map_err(failed)
             }
             Target::HostOp { op } => {
-                let result = if value == op.new_value() {
-                    host::apply_changes(&self.root, std::slice::from_ref(op))
-                        .map(drop)
-                        .map_err(|e| e.to_string())
+                let r = if value == op.new_value() {
+                    op.apply(&self.root)
                 } else {
-                    host::revert_changes(&self.root, std::slice::from_ref(op))
-                        .map_err(|e| e.to_string())
+                    op.undo(&self.root)
                 };
-                result.map_err(|why| AccessError::Failed {
+                r.map_err(|e| AccessError::Failed {
                     target: target.to_string(),
-                    why,
+                    why: e.to_string(),
                 })
             }
         }
@@ -212,7 +207,7 @@ impl Access for System<'_> {
         let exists = |iface: &str| hftnet_sys::sock::if_index(iface).is_ok();
         crate::scope::check_target(&self.root, cpuset.as_ref(), &exists, target)?;
         if let Target::HostOp {
-            op: host::Change::CreateDir { path, created },
+            op: host::HostOp::CreateDir { path, created },
         } = target
         {
             crate::scope::check_created_dir(&self.root, path, *created)?;
@@ -262,7 +257,7 @@ mod tests {
         crate::plan::Plan {
             changes: vec![crate::plan::Change {
                 target: Target::HostOp {
-                    op: host::Change::CreateDir {
+                    op: host::HostOp::CreateDir {
                         path: path.into(),
                         created: None,
                     },
@@ -270,6 +265,7 @@ mod tests {
                 old: "absent".into(),
                 new: "directory".into(),
                 why: String::new(),
+                best_effort: false,
             }],
             ..crate::plan::Plan::default()
         }
@@ -311,7 +307,7 @@ mod tests {
         assert!(r.failed.is_none(), "{r:?}");
         assert!(dir.is_dir());
         let Target::HostOp {
-            op: host::Change::CreateDir { created, .. },
+            op: host::HostOp::CreateDir { created, .. },
         } = &snap.entries[0].target
         else {
             panic!("{snap:?}")
@@ -364,7 +360,7 @@ mod tests {
         std::fs::write(dir.join("cgroup.procs"), "42\n").unwrap();
         snap.entries[0].state = crate::plan::EntryState::Pending;
         if let Target::HostOp {
-            op: host::Change::CreateDir { created, .. },
+            op: host::HostOp::CreateDir { created, .. },
         } = &mut snap.entries[0].target
         {
             *created = None;
@@ -422,7 +418,7 @@ mod tests {
         let e = s.read(&nic).unwrap_err();
         assert!(matches!(e, AccessError::Failed { .. }), "{e}");
         let dir = Target::HostOp {
-            op: host::Change::CreateDir {
+            op: host::HostOp::CreateDir {
                 path: "sys/fs/cgroup/cpuset/hftnet".into(),
                 created: None,
             },

@@ -171,7 +171,7 @@ pub fn findings(plan: &Plan, facts: &HostFacts, profile: &Profile) -> Vec<Findin
     let mut moved = 0usize;
     for c in &plan.changes {
         if let Target::HostOp {
-            op: crate::host::Change::MoveProcess { .. },
+            op: crate::host::HostOp::MoveProcess { .. },
         } = c.target
         {
             moved += 1;
@@ -344,6 +344,7 @@ mod tests {
                 old: "0".into(),
                 new: "50".into(),
                 why: "poll".into(),
+                best_effort: false,
             }],
             skipped: vec![
                 Skipped {

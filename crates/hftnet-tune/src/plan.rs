@@ -46,13 +46,12 @@ pub enum Target {
         name: String,
     },
     /// A change that is more than a value (a cgroup created, a controller
-    /// enabled, a process moved), done and undone by
-    /// [`crate::host::apply_changes`] and [`crate::host::revert_changes`].
-    /// Written with the op's new value it is done; with its old value,
-    /// undone.
+    /// enabled, a process moved): [`crate::host::HostOp::apply`] and
+    /// [`crate::host::HostOp::undo`]. Written with the op's new value it is
+    /// done; with its old value, undone.
     HostOp {
         /// The operation.
-        op: crate::host::Change,
+        op: crate::host::HostOp,
     },
 }
 
@@ -64,12 +63,11 @@ impl fmt::Display for Target {
             Self::Nic { iface, key } => write!(f, "{iface} {key}"),
             Self::Service { name } => write!(f, "service {name}"),
             Self::HostOp { op } => match op {
-                crate::host::Change::Set { path, .. } => write!(f, "/{path}"),
-                crate::host::Change::CreateDir { path, .. } => write!(f, "/{path}/ (cgroup)"),
-                crate::host::Change::EnableController {
+                crate::host::HostOp::CreateDir { path, .. } => write!(f, "/{path}/ (cgroup)"),
+                crate::host::HostOp::EnableController {
                     path, controller, ..
                 } => write!(f, "/{path} +{controller}"),
-                crate::host::Change::MoveProcess { pid, to, .. } => {
+                crate::host::HostOp::MoveProcess { pid, to, .. } => {
                     write!(f, "process {pid} → /{to}")
                 }
             },
@@ -151,6 +149,11 @@ pub struct Change {
     pub new: String,
     /// Why, from the profile.
     pub why: String,
+    /// A failure other than the kernel refusing the value is reported and
+    /// the apply goes on (IRQs the kernel will not move, processes that
+    /// exited), instead of stopping and rolling back.
+    #[serde(default)]
+    pub best_effort: bool,
 }
 
 /// A setting the plan leaves alone, and why.
@@ -196,7 +199,7 @@ pub struct PlanInput {
     pub irqbalance: bool,
     /// The changes that isolate `cpus` with cpusets (and move IRQs and
     /// processes off them), from [`crate::host::plan_cpu_isolation`].
-    pub isolation: Vec<crate::host::Change>,
+    pub isolation: Vec<Change>,
 }
 
 /// Compares the profile (already [`Profile::expand`]ed) with the machine.
@@ -219,7 +222,7 @@ pub fn plan(
             reason: "names the trading CPUs: give them with --cpus LIST (e.g. --cpus 2-3)".into(),
         });
     }
-    let consider = |p: &mut Plan, target: Target, wanted: &str, why: &str| {
+    let consider = |p: &mut Plan, target: Target, wanted: &str, why: &str, best_effort: bool| {
         match access.read(&target)? {
             None => p.skipped.push(Skipped {
                 target: target.to_string(),
@@ -240,6 +243,7 @@ pub fn plan(
                 old,
                 new: wanted.to_string(),
                 why: why.to_string(),
+                best_effort,
             }),
         }
         Ok::<(), AccessError>(())
@@ -259,7 +263,9 @@ pub fn plan(
             continue;
         }
         match &s.want {
-            Want::Sysctl(name) => consider(&mut p, Target::Sysctl { name: name.clone() }, v, why)?,
+            Want::Sysctl(name) => {
+                consider(&mut p, Target::Sysctl { name: name.clone() }, v, why, false)?
+            }
             Want::Nic(key) => {
                 for iface in &input.ifaces {
                     consider(
@@ -270,6 +276,7 @@ pub fn plan(
                         },
                         v,
                         why,
+                        false,
                     )?;
                 }
             }
@@ -282,6 +289,7 @@ pub fn plan(
                         },
                         v,
                         why,
+                        false,
                     )?;
                 }
             }
@@ -296,6 +304,7 @@ pub fn plan(
                         },
                         v,
                         why,
+                        false,
                     )?;
                 }
             }
@@ -312,22 +321,33 @@ pub fn plan(
                         },
                         disable,
                         why,
+                        false,
                     )?;
                 }
             }
             Want::Isolate => {
                 if v == "on" {
-                    for op in &input.isolation {
-                        match op {
-                            crate::host::Change::Set { path, new, .. } => {
-                                consider(&mut p, Target::File { path: path.clone() }, new, why)?;
+                    // Files of a cgroup this plan creates are not there to
+                    // read yet: planned as the isolation planner says.
+                    let mut created: Vec<String> = Vec::new();
+                    for c in &input.isolation {
+                        let c = Change {
+                            why: why.to_string(),
+                            ..c.clone()
+                        };
+                        match &c.target {
+                            Target::HostOp {
+                                op: crate::host::HostOp::CreateDir { path, .. },
+                            } => {
+                                created.push(format!("{path}/"));
+                                p.changes.push(c);
                             }
-                            other => p.changes.push(Change {
-                                target: Target::HostOp { op: other.clone() },
-                                old: other.old_value(),
-                                new: other.new_value(),
-                                why: why.to_string(),
-                            }),
+                            Target::File { path }
+                                if !created.iter().any(|d| path.starts_with(d.as_str())) =>
+                            {
+                                consider(&mut p, c.target.clone(), &c.new, why, c.best_effort)?;
+                            }
+                            _ => p.changes.push(c),
                         }
                     }
                 }
@@ -341,6 +361,7 @@ pub fn plan(
                         },
                         "inactive",
                         why,
+                        false,
                     )?;
                 }
             }
@@ -351,6 +372,7 @@ pub fn plan(
                 },
                 v,
                 why,
+                false,
             )?,
             Want::ThpDefrag => consider(
                 &mut p,
@@ -359,6 +381,7 @@ pub fn plan(
                 },
                 v,
                 why,
+                false,
             )?,
         }
     }
@@ -753,7 +776,7 @@ pub fn apply(
                 snapshot.entries[i].state = EntryState::Applied;
                 let mut learned = false;
                 if let Target::HostOp {
-                    op: crate::host::Change::CreateDir { path, created },
+                    op: crate::host::HostOp::CreateDir { path, created },
                 } = &mut snapshot.entries[i].target
                 {
                     *created = access.dir_id(path);
@@ -782,6 +805,12 @@ pub fn apply(
             Err(AccessError::Refused { why, .. }) => {
                 snapshot.entries[i].state = EntryState::Refused;
                 outcome.result = format!("refused: {why}");
+                report.outcomes.push(outcome);
+            }
+            Err(err @ AccessError::Failed { .. }) if plan.changes[i].best_effort => {
+                // Nothing changed; the apply goes on.
+                snapshot.entries[i].state = EntryState::Refused;
+                outcome.result = format!("failed, left as it was (best effort): {err}");
                 report.outcomes.push(outcome);
             }
             Err(err @ AccessError::Failed { .. }) => {
@@ -883,7 +912,7 @@ pub fn revert(
         .iter()
         .filter_map(|e| match &e.target {
             Target::HostOp {
-                op: crate::host::Change::CreateDir { path, .. },
+                op: crate::host::HostOp::CreateDir { path, .. },
             } if matches!(e.state, EntryState::Applied | EntryState::RollbackFailed) => {
                 Some(format!("{path}/"))
             }
@@ -911,7 +940,7 @@ pub fn revert(
             continue;
         }
         if let Target::HostOp {
-            op: crate::host::Change::CreateDir { .. },
+            op: crate::host::HostOp::CreateDir { .. },
         } = &e.target
             && matches!(access.read(&e.target), Ok(Some(v)) if v == "absent")
         {

@@ -29,7 +29,7 @@
 //!
 //! Values are one line of at most [`MAX_VALUE`] bytes without NUL.
 
-use crate::host::{Change, CpusetMount};
+use crate::host::{CpusetMount, HostOp};
 use crate::plan::{Entry, EntryState, Target};
 use crate::root::{Root, sysctl_path};
 
@@ -259,15 +259,10 @@ pub fn check_target(
     }
 }
 
-fn check_op(cpuset: Option<&CpusetMount>, op: &Change) -> Result<(), String> {
+fn check_op(cpuset: Option<&CpusetMount>, op: &HostOp) -> Result<(), String> {
     let none = |what: &str| format!("{what}: no cpuset controller is mounted here");
     match op {
-        Change::Set { .. } => Err(
-            "set: an apply records file changes as files, never as a host \
-                                   operation"
-                .into(),
-        ),
-        Change::CreateDir { path, .. } => {
+        HostOp::CreateDir { path, .. } => {
             let ok = match cpuset.ok_or_else(|| none("create_dir"))? {
                 CpusetMount::V1 { dir } => [V1_ISOLATED, V1_HOUSEKEEPING]
                     .iter()
@@ -283,7 +278,7 @@ fn check_op(cpuset: Option<&CpusetMount>, op: &Change) -> Result<(), String> {
                 ))
             }
         }
-        Change::EnableController {
+        HostOp::EnableController {
             path, controller, ..
         } => match cpuset.ok_or_else(|| none("enable_controller"))? {
             CpusetMount::V2 { dir }
@@ -296,7 +291,7 @@ fn check_op(cpuset: Option<&CpusetMount>, op: &Change) -> Result<(), String> {
                  root cgroup.subtree_control of a cgroup v2 cpuset mount"
             )),
         },
-        Change::MoveProcess { pid, from, to } => {
+        HostOp::MoveProcess { pid, from, to } => {
             match cpuset.ok_or_else(|| none("move_process"))? {
                 CpusetMount::V1 { dir }
                     if *pid > 0
@@ -342,7 +337,7 @@ pub fn check_entry_shape(e: &Entry) -> Result<(), String> {
         check_value(&e.target, &e.new)?;
     }
     if let Target::HostOp {
-        op: Change::CreateDir {
+        op: HostOp::CreateDir {
             path,
             created: None,
         },
@@ -438,7 +433,7 @@ mod tests {
         let v2 = CpusetMount::V2 {
             dir: "sys/fs/cgroup".into(),
         };
-        let dir = |p: &str| Change::CreateDir {
+        let dir = |p: &str| HostOp::CreateDir {
             path: p.into(),
             created: None,
         };
@@ -447,7 +442,7 @@ mod tests {
         assert!(check_op(Some(&v1), &dir("sys/fs/cgroup/cpuset/hftnet-housekeeping")).is_ok());
         assert!(check_op(Some(&v1), &dir("tmp")).is_err());
         assert!(check_op(None, &dir("sys/fs/cgroup/hftnet.slice")).is_err());
-        let mv = |from: &str, to: &str| Change::MoveProcess {
+        let mv = |from: &str, to: &str| HostOp::MoveProcess {
             pid: 7,
             from: from.into(),
             to: to.into(),
@@ -463,7 +458,7 @@ mod tests {
             .is_ok()
         );
         assert!(check_op(Some(&v1), &mv("tmp/x", "tmp/x")).is_err());
-        let en = |path: &str, c: &str| Change::EnableController {
+        let en = |path: &str, c: &str| HostOp::EnableController {
             path: path.into(),
             old: String::new(),
             controller: c.into(),
@@ -477,7 +472,6 @@ mod tests {
         );
         assert!(check_op(Some(&v2), &en("sys/fs/cgroup/cgroup.subtree_control", "io")).is_err());
         assert!(check_op(Some(&v2), &en("tmp/x", "cpuset")).is_err());
-        assert!(check_op(Some(&v2), &Change::set("tmp/x", "a", "b")).is_err());
     }
 
     #[test]
