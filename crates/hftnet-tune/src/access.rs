@@ -1,6 +1,6 @@
 //! [`System`]: the [`Access`] of a real machine — sysctls and files through
 //! a [`Root`], NIC settings through the ethtool ioctl, services through a
-//! [`Services`] manager, cgroup operations through [`crate::host::HostOp`].
+//! [`Services`] manager, cgroup operations through [`crate::cpuset::HostOp`].
 //!
 //! Reads never write. Writes touch only the target named; errors say which
 //! target and what to do, and tell a value the kernel refused
@@ -9,10 +9,11 @@
 
 use hftnet_sys::ethtool::Ethtool;
 
-use crate::host::{self, Services};
+use crate::cpuset;
 use crate::nic::{self, NicError, NicKey};
 use crate::plan::{Access, AccessError, Target};
 use crate::root::{Root, RootError, bracketed};
+use crate::services::Services;
 
 /// The machine (or a fake tree under another root, for tests).
 pub struct System<'a> {
@@ -119,17 +120,17 @@ impl Access for System<'_> {
                 Err(_) => Ok(None),
             },
             Target::HostOp { op } => match op {
-                host::HostOp::EnableController { path, .. } => self
+                cpuset::HostOp::EnableController { path, .. } => self
                     .root
                     .read(path)
                     .map_err(|e| root_error(target, None, e)),
-                host::HostOp::CreateDir { path, .. } => Ok(Some(if self.root.is_dir(path) {
+                cpuset::HostOp::CreateDir { path, .. } => Ok(Some(if self.root.is_dir(path) {
                     "directory".into()
                 } else {
                     "absent".into()
                 })),
                 // Where a process is cannot be compared as a value.
-                host::HostOp::MoveProcess { .. } => Ok(None),
+                cpuset::HostOp::MoveProcess { .. } => Ok(None),
             },
         }
     }
@@ -166,7 +167,7 @@ impl Access for System<'_> {
                 })
             }
             Target::HostOp {
-                op: op @ host::HostOp::CreateDir { path, created },
+                op: op @ cpuset::HostOp::CreateDir { path, created },
             } if value != "directory" => {
                 // Only the directory the apply created goes, checked again
                 // right before; without its identity (an apply stopped
@@ -203,11 +204,11 @@ impl Access for System<'_> {
     }
 
     fn check(&self, target: &Target) -> Result<(), String> {
-        let cpuset = host::detect_cpuset(&self.root).map_err(|e| e.to_string())?;
+        let cpuset = cpuset::detect_cpuset(&self.root).map_err(|e| e.to_string())?;
         let exists = |iface: &str| hftnet_sys::sock::if_index(iface).is_ok();
         crate::scope::check_target(&self.root, cpuset.as_ref(), &exists, target)?;
         if let Target::HostOp {
-            op: host::HostOp::CreateDir { path, created },
+            op: cpuset::HostOp::CreateDir { path, created },
         } = target
         {
             crate::scope::check_created_dir(&self.root, path, *created)?;
@@ -223,7 +224,7 @@ impl Access for System<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::FakeServices;
+    use crate::services::FakeServices;
 
     struct Tree(std::path::PathBuf);
 
@@ -257,7 +258,7 @@ mod tests {
         crate::plan::Plan {
             changes: vec![crate::plan::Change {
                 target: Target::HostOp {
-                    op: host::HostOp::CreateDir {
+                    op: cpuset::HostOp::CreateDir {
                         path: path.into(),
                         created: None,
                     },
@@ -307,7 +308,7 @@ mod tests {
         assert!(r.failed.is_none(), "{r:?}");
         assert!(dir.is_dir());
         let Target::HostOp {
-            op: host::HostOp::CreateDir { created, .. },
+            op: cpuset::HostOp::CreateDir { created, .. },
         } = &snap.entries[0].target
         else {
             panic!("{snap:?}")
@@ -360,7 +361,7 @@ mod tests {
         std::fs::write(dir.join("cgroup.procs"), "42\n").unwrap();
         snap.entries[0].state = crate::plan::EntryState::Pending;
         if let Target::HostOp {
-            op: host::HostOp::CreateDir { created, .. },
+            op: cpuset::HostOp::CreateDir { created, .. },
         } = &mut snap.entries[0].target
         {
             *created = None;
@@ -418,7 +419,7 @@ mod tests {
         let e = s.read(&nic).unwrap_err();
         assert!(matches!(e, AccessError::Failed { .. }), "{e}");
         let dir = Target::HostOp {
-            op: host::HostOp::CreateDir {
+            op: cpuset::HostOp::CreateDir {
                 path: "sys/fs/cgroup/cpuset/hftnet".into(),
                 created: None,
             },

@@ -46,12 +46,12 @@ pub enum Target {
         name: String,
     },
     /// A change that is more than a value (a cgroup created, a controller
-    /// enabled, a process moved): [`crate::host::HostOp::apply`] and
-    /// [`crate::host::HostOp::undo`]. Written with the op's new value it is
+    /// enabled, a process moved): [`crate::cpuset::HostOp::apply`] and
+    /// [`crate::cpuset::HostOp::undo`]. Written with the op's new value it is
     /// done; with its old value, undone.
     HostOp {
         /// The operation.
-        op: crate::host::HostOp,
+        op: crate::cpuset::HostOp,
     },
 }
 
@@ -63,11 +63,11 @@ impl fmt::Display for Target {
             Self::Nic { iface, key } => write!(f, "{iface} {key}"),
             Self::Service { name } => write!(f, "service {name}"),
             Self::HostOp { op } => match op {
-                crate::host::HostOp::CreateDir { path, .. } => write!(f, "/{path}/ (cgroup)"),
-                crate::host::HostOp::EnableController {
+                crate::cpuset::HostOp::CreateDir { path, .. } => write!(f, "/{path}/ (cgroup)"),
+                crate::cpuset::HostOp::EnableController {
                     path, controller, ..
                 } => write!(f, "/{path} +{controller}"),
-                crate::host::HostOp::MoveProcess { pid, to, .. } => {
+                crate::cpuset::HostOp::MoveProcess { pid, to, .. } => {
                     write!(f, "process {pid} → /{to}")
                 }
             },
@@ -198,7 +198,7 @@ pub struct PlanInput {
     /// Whether an irqbalance service exists.
     pub irqbalance: bool,
     /// The changes that isolate `cpus` with cpusets (and move IRQs and
-    /// processes off them), from [`crate::host::plan_cpu_isolation`].
+    /// processes off them), from [`crate::cpuset::plan_cpu_isolation`].
     pub isolation: Vec<Change>,
 }
 
@@ -337,7 +337,7 @@ pub fn plan(
                         };
                         match &c.target {
                             Target::HostOp {
-                                op: crate::host::HostOp::CreateDir { path, .. },
+                                op: crate::cpuset::HostOp::CreateDir { path, .. },
                             } => {
                                 created.push(format!("{path}/"));
                                 p.changes.push(c);
@@ -776,7 +776,7 @@ pub fn apply(
                 snapshot.entries[i].state = EntryState::Applied;
                 let mut learned = false;
                 if let Target::HostOp {
-                    op: crate::host::HostOp::CreateDir { path, created },
+                    op: crate::cpuset::HostOp::CreateDir { path, created },
                 } = &mut snapshot.entries[i].target
                 {
                     *created = access.dir_id(path);
@@ -912,7 +912,7 @@ pub fn revert(
         .iter()
         .filter_map(|e| match &e.target {
             Target::HostOp {
-                op: crate::host::HostOp::CreateDir { path, .. },
+                op: crate::cpuset::HostOp::CreateDir { path, .. },
             } if matches!(e.state, EntryState::Applied | EntryState::RollbackFailed) => {
                 Some(format!("{path}/"))
             }
@@ -940,7 +940,7 @@ pub fn revert(
             continue;
         }
         if let Target::HostOp {
-            op: crate::host::HostOp::CreateDir { .. },
+            op: crate::cpuset::HostOp::CreateDir { .. },
         } = &e.target
             && matches!(access.read(&e.target), Ok(Some(v)) if v == "absent")
         {

@@ -4,7 +4,7 @@
 //!
 //! A snapshot tells root what to write where, so a hand-made one must not
 //! be able to name anything an apply could not have touched. The planner
-//! ([`crate::plan::plan`], [`crate::host::plan_cpu_isolation`]) names only:
+//! ([`crate::plan::plan`], [`crate::cpuset::plan_cpu_isolation`]) names only:
 //!
 //! - sysctls (any the profile names): a dotted name of `[A-Za-z0-9_-]`
 //!   components that exists as a file under `/proc/sys`;
@@ -29,7 +29,7 @@
 //!
 //! Values are one line of at most [`MAX_VALUE`] bytes without NUL.
 
-use crate::host::{CpusetMount, HostOp};
+use crate::cpuset::{CpusetMount, HostOp};
 use crate::plan::{Entry, EntryState, Target};
 use crate::root::{Root, sysctl_path};
 
@@ -115,7 +115,7 @@ fn numbered(s: &str, prefix: &str) -> bool {
 }
 
 /// Which kind of file `rel` is, or why an apply never writes it. `cpuset`
-/// is where the cpuset controller is mounted ([`crate::host::detect_cpuset`]).
+/// is where the cpuset controller is mounted ([`crate::cpuset::detect_cpuset`]).
 ///
 /// # Errors
 /// A sentence saying why the path is not one an apply writes.

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hftnet_tune::access::System;
-use hftnet_tune::host::{
-    CpusetMount, FakeServices, HostFacts, HostOp, IsolationOptions, PlanError, ProcessEnv,
-    V1_HOUSEKEEPING, detect_cpuset, discover_irqs, plan_cpu_isolation,
+use hftnet_tune::cpuset::{
+    CpusetMount, HostOp, IsolationOptions, PlanError, V1_HOUSEKEEPING, detect_cpuset,
+    plan_cpu_isolation,
 };
+use hftnet_tune::facts::{HostFacts, ProcessEnv, discover_irqs};
 use hftnet_tune::plan::{
     Access, AccessError, ApplyReport, HostId, Plan, SNAPSHOT_FORMAT, Snapshot, Target, apply, plan,
     revert,
@@ -23,6 +24,7 @@ use hftnet_tune::plan::{
 use hftnet_tune::profile::Profile;
 use hftnet_tune::root::{Root, RootError};
 use hftnet_tune::scope::DirId;
+use hftnet_tune::services::FakeServices;
 
 // ---------------------------------------------------------------------------
 // The fake tree
@@ -1405,7 +1407,7 @@ fn cpuset_v2_isolation_round_trip() {
     // Older kernels: partition `root` (5.2-6.0), none before.
     let root = t.root();
     let opts = IsolationOptions::default();
-    let last = |p: hftnet_tune::host::Isolation| {
+    let last = |p: hftnet_tune::cpuset::Isolation| {
         let c = p.changes.last().expect("a change").clone();
         (c.target.to_string(), c.new)
     };

@@ -13,12 +13,12 @@ use hftnet_lab::Lab;
 use hftnet_sys::ethtool::Ethtool;
 use hftnet_tune::access::System;
 use hftnet_tune::audit::prepare;
-use hftnet_tune::host::FakeServices;
 use hftnet_tune::plan::{
     Access, EntryState, HostId, SNAPSHOT_FORMAT, Snapshot, Target, apply, plan, revert,
 };
 use hftnet_tune::profile::Profile;
 use hftnet_tune::root::Root;
+use hftnet_tune::services::FakeServices;
 
 use hftnet_lab::skip_without_root as skip;
 

@@ -13,14 +13,15 @@ use hftnet_bench::clock::Clock;
 use hftnet_sys::ethtool::Ethtool;
 use hftnet_tune::access::System;
 use hftnet_tune::audit::{Finding, findings, prepare};
+use hftnet_tune::facts::HostFacts;
 use hftnet_tune::guard::default_routes_via;
-use hftnet_tune::host::{HostFacts, Systemctl};
 use hftnet_tune::jitter::{JitterConfig, run_jitter};
 use hftnet_tune::plan::{
     HostId, Plan, SNAPSHOT_FORMAT, Snapshot, Target, apply, check_entries, plan, revert,
 };
 use hftnet_tune::profile::{Profile, Want};
 use hftnet_tune::root::{Root, format_cpu_list, parse_cpu_list};
+use hftnet_tune::services::Systemctl;
 use serde_json::json;
 
 use crate::util::{CpuList, Report, parse_cpus, parse_duration};
