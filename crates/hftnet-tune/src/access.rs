@@ -1,6 +1,6 @@
 //! [`System`]: the [`Access`] of a real machine — sysctls and files through
 //! a [`Root`], NIC settings through the ethtool ioctl, services through a
-//! [`Services`] manager, cgroup operations through [`crate::host`].
+//! [`Services`] manager, cgroup operations through [`crate::cpuset::HostOp`].
 //!
 //! Reads never write. Writes touch only the target named; errors say which
 //! target and what to do, and tell a value the kernel refused
@@ -9,10 +9,11 @@
 
 use hftnet_sys::ethtool::Ethtool;
 
-use crate::host::{self, Services};
+use crate::cpuset;
 use crate::nic::{self, NicError, NicKey};
 use crate::plan::{Access, AccessError, Target};
 use crate::root::{Root, RootError, bracketed};
+use crate::services::Services;
 
 /// The machine (or a fake tree under another root, for tests).
 pub struct System<'a> {
@@ -119,18 +120,17 @@ impl Access for System<'_> {
                 Err(_) => Ok(None),
             },
             Target::HostOp { op } => match op {
-                host::Change::Set { path, .. } | host::Change::EnableController { path, .. } => {
-                    self.root
-                        .read(path)
-                        .map_err(|e| root_error(target, None, e))
-                }
-                host::Change::CreateDir { path } => Ok(Some(if self.root.is_dir(path) {
+                cpuset::HostOp::EnableController { path, .. } => self
+                    .root
+                    .read(path)
+                    .map_err(|e| root_error(target, None, e)),
+                cpuset::HostOp::CreateDir { path, .. } => Ok(Some(if self.root.is_dir(path) {
                     "directory".into()
                 } else {
                     "absent".into()
                 })),
                 // Where a process is cannot be compared as a value.
-                host::Change::MoveProcess { .. } => Ok(None),
+                cpuset::HostOp::MoveProcess { .. } => Ok(None),
             },
         }
     }
@@ -166,28 +166,65 @@ impl Access for System<'_> {
                     why: e.to_string(),
                 })
             }
-            Target::HostOp { op } => {
-                let result = if value == op.new_value() {
-                    host::apply_changes(&self.root, std::slice::from_ref(op))
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                } else {
-                    host::revert_changes(&self.root, std::slice::from_ref(op))
-                        .map_err(|e| e.to_string())
-                };
-                result.map_err(|why| AccessError::Failed {
+            Target::HostOp {
+                op: op @ cpuset::HostOp::CreateDir { path, created },
+            } if value != "directory" => {
+                // Only the directory the apply created goes, checked again
+                // right before; without its identity (an apply stopped
+                // between mkdir and recording it), only while empty.
+                let failed = |why: String| AccessError::Failed {
                     target: target.to_string(),
                     why,
+                };
+                crate::scope::check_created_dir(&self.root, path, *created).map_err(failed)?;
+                let r = if created.is_some() {
+                    op.undo(&self.root).map_err(|e| e.to_string())
+                } else {
+                    self.root.remove_dir(path).map_err(|e| {
+                        format!(
+                            "{e} (its identity was never recorded, so only an empty directory \
+                             is removed: move its processes out and rmdir it by hand)"
+                        )
+                    })
+                };
+                r.map_err(failed)
+            }
+            Target::HostOp { op } => {
+                let r = if value == op.new_value() {
+                    op.apply(&self.root)
+                } else {
+                    op.undo(&self.root)
+                };
+                r.map_err(|e| AccessError::Failed {
+                    target: target.to_string(),
+                    why: e.to_string(),
                 })
             }
         }
+    }
+
+    fn check(&self, target: &Target) -> Result<(), String> {
+        let cpuset = cpuset::detect_cpuset(&self.root).map_err(|e| e.to_string())?;
+        let exists = |iface: &str| hftnet_sys::sock::if_index(iface).is_ok();
+        crate::scope::check_target(&self.root, cpuset.as_ref(), &exists, target)?;
+        if let Target::HostOp {
+            op: cpuset::HostOp::CreateDir { path, created },
+        } = target
+        {
+            crate::scope::check_created_dir(&self.root, path, *created)?;
+        }
+        Ok(())
+    }
+
+    fn dir_id(&self, path: &str) -> Option<crate::scope::DirId> {
+        self.root.dir_id(path).ok().flatten()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::FakeServices;
+    use crate::services::FakeServices;
 
     struct Tree(std::path::PathBuf);
 
@@ -208,12 +245,138 @@ mod tests {
             ),
             ("proc/irq/24/smp_affinity_list", "0-3\n"),
             ("sys/fs/cgroup/cpuset/cpuset.cpus", "0-3\n"),
+            ("tmp/x", "secret\n"),
         ] {
             let f = d.join(p);
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
             std::fs::write(f, v).unwrap();
         }
         Tree(d)
+    }
+
+    fn dir_plan(path: &str) -> crate::plan::Plan {
+        crate::plan::Plan {
+            changes: vec![crate::plan::Change {
+                target: Target::HostOp {
+                    op: cpuset::HostOp::CreateDir {
+                        path: path.into(),
+                        created: None,
+                    },
+                },
+                old: "absent".into(),
+                new: "directory".into(),
+                why: String::new(),
+                best_effort: false,
+            }],
+            ..crate::plan::Plan::default()
+        }
+    }
+
+    fn snapshot() -> crate::plan::Snapshot {
+        crate::plan::Snapshot {
+            format: crate::plan::SNAPSHOT_FORMAT.into(),
+            host: crate::plan::HostId {
+                machine_id: "m".into(),
+                hostname: "h".into(),
+            },
+            created_unix: 0,
+            profile: "t".into(),
+            entries: vec![],
+        }
+    }
+
+    #[test]
+    fn a_created_cgroup_is_removed_only_while_it_is_the_one_created() {
+        use crate::plan::{SnapshotError, apply, revert};
+        let t = tree("cgroup");
+        let services = FakeServices::new(&[]);
+        let s = System {
+            root: Root::at(&t.0),
+            ethtool: None,
+            services: &services,
+        };
+        let dir = t.0.join("sys/fs/cgroup/cpuset/hftnet");
+        let snap_path = t.0.join("snap.json");
+        let mut snap = snapshot();
+        let r = apply(
+            &dir_plan("sys/fs/cgroup/cpuset/hftnet"),
+            &s,
+            &mut snap,
+            &snap_path,
+        )
+        .unwrap();
+        assert!(r.failed.is_none(), "{r:?}");
+        assert!(dir.is_dir());
+        let Target::HostOp {
+            op: cpuset::HostOp::CreateDir { created, .. },
+        } = &snap.entries[0].target
+        else {
+            panic!("{snap:?}")
+        };
+        assert!(created.is_some(), "the identity is recorded: {snap:?}");
+        // Someone replaces the directory: another inode, never removed.
+        // (The old one is kept under another name, so its inode is not reused.)
+        std::fs::rename(&dir, t.0.join("sys/fs/cgroup/cpuset/other")).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        let e = revert(&snap, &s, true).unwrap_err();
+        assert!(
+            matches!(e, SnapshotError::OutOfScope { entry: 1, .. }),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("not the directory the apply created"),
+            "{e}"
+        );
+        assert!(dir.is_dir(), "left alone");
+        // Not one of ours, or not below the cpuset mount: refused whole.
+        for bad in ["sys/fs/cgroup/cpuset/other", "sys/fs/cgroup/hftnet", "tmp"] {
+            let mut snap = snapshot();
+            let e = apply(&dir_plan(bad), &s, &mut snap, &t.0.join("never.json")).unwrap_err();
+            assert!(
+                matches!(e, SnapshotError::PlanOutOfScope { change: 1, .. }),
+                "{e}"
+            );
+            assert!(!t.0.join("never.json").exists(), "nothing written");
+        }
+        // The very directory: removed, and reverting twice is safe.
+        std::fs::remove_dir(&dir).unwrap();
+        let mut snap = snapshot();
+        std::fs::remove_file(&snap_path).unwrap();
+        apply(
+            &dir_plan("sys/fs/cgroup/cpuset/hftnet"),
+            &s,
+            &mut snap,
+            &snap_path,
+        )
+        .unwrap();
+        let r = revert(&snap, &s, false).unwrap();
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+        assert!(!dir.exists());
+        let r = revert(&snap, &s, false).unwrap();
+        assert_eq!(r.outcomes[0].result, "already restored", "{r:?}");
+        // Without a recorded identity (an apply stopped right after mkdir),
+        // only an empty directory is removed.
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("cgroup.procs"), "42\n").unwrap();
+        snap.entries[0].state = crate::plan::EntryState::Pending;
+        if let Target::HostOp {
+            op: cpuset::HostOp::CreateDir { created, .. },
+        } = &mut snap.entries[0].target
+        {
+            *created = None;
+        }
+        let r = revert(&snap, &s, false).unwrap();
+        assert_eq!(r.failures, 1, "{r:?}");
+        assert!(
+            r.outcomes[0].result.contains("only an empty directory"),
+            "{r:?}"
+        );
+        assert!(dir.join("cgroup.procs").exists());
+        std::fs::remove_file(dir.join("cgroup.procs")).unwrap();
+        let r = revert(&snap, &s, false).unwrap();
+        assert_eq!(r.failures, 0, "{r:?}");
+        assert!(!dir.exists());
     }
 
     #[test]
@@ -256,8 +419,9 @@ mod tests {
         let e = s.read(&nic).unwrap_err();
         assert!(matches!(e, AccessError::Failed { .. }), "{e}");
         let dir = Target::HostOp {
-            op: host::Change::CreateDir {
+            op: cpuset::HostOp::CreateDir {
                 path: "sys/fs/cgroup/cpuset/hftnet".into(),
+                created: None,
             },
         };
         assert_eq!(s.read(&dir).unwrap().as_deref(), Some("absent"));

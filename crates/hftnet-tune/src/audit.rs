@@ -8,7 +8,8 @@
 
 use serde::Serialize;
 
-use crate::host::{self, HostFacts, IsolationOptions};
+use crate::cpuset::{self, IsolationOptions};
+use crate::facts::{self, HostFacts};
 use crate::plan::{Plan, PlanInput, Target};
 use crate::profile::{Profile, Want};
 use crate::root::{Root, parse_cpu_list};
@@ -70,7 +71,7 @@ pub fn prepare(
             return Err(PrepareError::NoInterface(iface.clone()));
         }
         let irqs = if in_sysfs {
-            host::discover_irqs(root, iface)?
+            facts::discover_irqs(root, iface)?
         } else {
             Vec::new()
         };
@@ -101,7 +102,7 @@ pub fn prepare(
             }
         }
     }
-    input.irqbalance = !host::find_processes(root, "irqbalance")?.is_empty();
+    input.irqbalance = !facts::find_processes(root, "irqbalance")?.is_empty();
     let isolate = profile.get(&Want::Isolate).is_some_and(|s| s.value == "on");
     if isolate && !cpus.is_empty() {
         let opts = IsolationOptions {
@@ -109,7 +110,7 @@ pub fn prepare(
             move_processes: true,
             move_irqs: true,
         };
-        match host::plan_cpu_isolation(root, cpus, &opts) {
+        match cpuset::plan_cpu_isolation(root, cpus, &opts) {
             Ok(p) => {
                 input.isolation = p.changes;
                 notes.extend(p.notes);
@@ -171,7 +172,7 @@ pub fn findings(plan: &Plan, facts: &HostFacts, profile: &Profile) -> Vec<Findin
     let mut moved = 0usize;
     for c in &plan.changes {
         if let Target::HostOp {
-            op: crate::host::Change::MoveProcess { .. },
+            op: crate::cpuset::HostOp::MoveProcess { .. },
         } = c.target
         {
             moved += 1;
@@ -344,6 +345,7 @@ mod tests {
                 old: "0".into(),
                 new: "50".into(),
                 why: "poll".into(),
+                best_effort: false,
             }],
             skipped: vec![
                 Skipped {

@@ -46,13 +46,12 @@ pub enum Target {
         name: String,
     },
     /// A change that is more than a value (a cgroup created, a controller
-    /// enabled, a process moved), done and undone by
-    /// [`crate::host::apply_changes`] and [`crate::host::revert_changes`].
-    /// Written with the op's new value it is done; with its old value,
-    /// undone.
+    /// enabled, a process moved): [`crate::cpuset::HostOp::apply`] and
+    /// [`crate::cpuset::HostOp::undo`]. Written with the op's new value it is
+    /// done; with its old value, undone.
     HostOp {
         /// The operation.
-        op: crate::host::Change,
+        op: crate::cpuset::HostOp,
     },
 }
 
@@ -64,12 +63,11 @@ impl fmt::Display for Target {
             Self::Nic { iface, key } => write!(f, "{iface} {key}"),
             Self::Service { name } => write!(f, "service {name}"),
             Self::HostOp { op } => match op {
-                crate::host::Change::Set { path, .. } => write!(f, "/{path}"),
-                crate::host::Change::CreateDir { path } => write!(f, "/{path}/ (cgroup)"),
-                crate::host::Change::EnableController {
+                crate::cpuset::HostOp::CreateDir { path, .. } => write!(f, "/{path}/ (cgroup)"),
+                crate::cpuset::HostOp::EnableController {
                     path, controller, ..
                 } => write!(f, "/{path} +{controller}"),
-                crate::host::Change::MoveProcess { pid, to, .. } => {
+                crate::cpuset::HostOp::MoveProcess { pid, to, .. } => {
                     write!(f, "process {pid} → /{to}")
                 }
             },
@@ -117,6 +115,20 @@ pub trait Access {
     /// [`AccessError::Refused`] when the kernel refuses the value,
     /// [`AccessError::Failed`] otherwise.
     fn write(&self, target: &Target, value: &str) -> Result<(), AccessError>;
+
+    /// Whether `target` is one an apply can touch here
+    /// ([`crate::scope::check_target`]), and, for a created directory,
+    /// whether it is still the directory the apply created
+    /// ([`crate::scope::check_created_dir`]). [`apply`] checks every change
+    /// and [`revert`] every entry with it before writing anything.
+    ///
+    /// # Errors
+    /// Why the target is refused.
+    fn check(&self, target: &Target) -> Result<(), String>;
+
+    /// The identity of the directory `path` (relative to the root), recorded
+    /// right after an apply created it; `None` when it cannot be examined.
+    fn dir_id(&self, path: &str) -> Option<crate::scope::DirId>;
 }
 
 /// Values compare equal when they differ only in whitespace (the kernel
@@ -137,6 +149,11 @@ pub struct Change {
     pub new: String,
     /// Why, from the profile.
     pub why: String,
+    /// A failure other than the kernel refusing the value is reported and
+    /// the apply goes on (IRQs the kernel will not move, processes that
+    /// exited), instead of stopping and rolling back.
+    #[serde(default)]
+    pub best_effort: bool,
 }
 
 /// A setting the plan leaves alone, and why.
@@ -181,8 +198,8 @@ pub struct PlanInput {
     /// Whether an irqbalance service exists.
     pub irqbalance: bool,
     /// The changes that isolate `cpus` with cpusets (and move IRQs and
-    /// processes off them), from [`crate::host::plan_cpu_isolation`].
-    pub isolation: Vec<crate::host::Change>,
+    /// processes off them), from [`crate::cpuset::plan_cpu_isolation`].
+    pub isolation: Vec<Change>,
 }
 
 /// Compares the profile (already [`Profile::expand`]ed) with the machine.
@@ -205,7 +222,7 @@ pub fn plan(
             reason: "names the trading CPUs: give them with --cpus LIST (e.g. --cpus 2-3)".into(),
         });
     }
-    let consider = |p: &mut Plan, target: Target, wanted: &str, why: &str| {
+    let consider = |p: &mut Plan, target: Target, wanted: &str, why: &str, best_effort: bool| {
         match access.read(&target)? {
             None => p.skipped.push(Skipped {
                 target: target.to_string(),
@@ -226,6 +243,7 @@ pub fn plan(
                 old,
                 new: wanted.to_string(),
                 why: why.to_string(),
+                best_effort,
             }),
         }
         Ok::<(), AccessError>(())
@@ -245,7 +263,9 @@ pub fn plan(
             continue;
         }
         match &s.want {
-            Want::Sysctl(name) => consider(&mut p, Target::Sysctl { name: name.clone() }, v, why)?,
+            Want::Sysctl(name) => {
+                consider(&mut p, Target::Sysctl { name: name.clone() }, v, why, false)?
+            }
             Want::Nic(key) => {
                 for iface in &input.ifaces {
                     consider(
@@ -256,6 +276,7 @@ pub fn plan(
                         },
                         v,
                         why,
+                        false,
                     )?;
                 }
             }
@@ -268,6 +289,7 @@ pub fn plan(
                         },
                         v,
                         why,
+                        false,
                     )?;
                 }
             }
@@ -282,6 +304,7 @@ pub fn plan(
                         },
                         v,
                         why,
+                        false,
                     )?;
                 }
             }
@@ -298,22 +321,33 @@ pub fn plan(
                         },
                         disable,
                         why,
+                        false,
                     )?;
                 }
             }
             Want::Isolate => {
                 if v == "on" {
-                    for op in &input.isolation {
-                        match op {
-                            crate::host::Change::Set { path, new, .. } => {
-                                consider(&mut p, Target::File { path: path.clone() }, new, why)?;
+                    // Files of a cgroup this plan creates are not there to
+                    // read yet: planned as the isolation planner says.
+                    let mut created: Vec<String> = Vec::new();
+                    for c in &input.isolation {
+                        let c = Change {
+                            why: why.to_string(),
+                            ..c.clone()
+                        };
+                        match &c.target {
+                            Target::HostOp {
+                                op: crate::cpuset::HostOp::CreateDir { path, .. },
+                            } => {
+                                created.push(format!("{path}/"));
+                                p.changes.push(c);
                             }
-                            other => p.changes.push(Change {
-                                target: Target::HostOp { op: other.clone() },
-                                old: other.old_value(),
-                                new: other.new_value(),
-                                why: why.to_string(),
-                            }),
+                            Target::File { path }
+                                if !created.iter().any(|d| path.starts_with(d.as_str())) =>
+                            {
+                                consider(&mut p, c.target.clone(), &c.new, why, c.best_effort)?;
+                            }
+                            _ => p.changes.push(c),
                         }
                     }
                 }
@@ -327,6 +361,7 @@ pub fn plan(
                         },
                         "inactive",
                         why,
+                        false,
                     )?;
                 }
             }
@@ -337,6 +372,7 @@ pub fn plan(
                 },
                 v,
                 why,
+                false,
             )?,
             Want::ThpDefrag => consider(
                 &mut p,
@@ -345,6 +381,7 @@ pub fn plan(
                 },
                 v,
                 why,
+                false,
             )?,
         }
     }
@@ -448,6 +485,31 @@ pub enum SnapshotError {
         /// The file.
         path: String,
         /// What is wrong with it.
+        why: String,
+    },
+    /// An entry names something an apply never touches: the snapshot was
+    /// not written by one (or was edited), and none of it is reverted.
+    #[error(
+        "snapshot entry {entry} ({target}): {why}; an apply never touches that, so the snapshot \
+         was not written by one (or was edited): refusing all of it, nothing was reverted"
+    )]
+    OutOfScope {
+        /// The entry, counted from 1.
+        entry: usize,
+        /// The entry's target.
+        target: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// A planned change names something outside what an apply may touch
+    /// (a bug of the planner): nothing was changed.
+    #[error("planned change {change} ({target}): {why}; refusing to apply anything")]
+    PlanOutOfScope {
+        /// The change, counted from 1.
+        change: usize,
+        /// Its target.
+        target: String,
+        /// Why it is refused.
         why: String,
     },
     /// Taken on another machine.
@@ -628,26 +690,45 @@ pub struct ApplyReport {
     /// What a failed apply could not roll back: still changed (the
     /// snapshot has them as `rollback_failed`; `revert` restores them).
     pub still_changed: Vec<String>,
-    /// The final update of the snapshot failed (after the changes): why.
-    /// The snapshot on disk lists every change as pending.
+    /// An update of the snapshot failed: why. What is on disk still lets
+    /// `revert` restore every change (each was recorded before it was
+    /// made); an update that failed before a change stopped the apply.
     pub snapshot_error: Option<String>,
 }
 
-/// Applies a plan: snapshot first (`snapshot` is written before any
-/// change and rewritten with each entry's state at the end), then each
-/// change in order, read back after writing. A refused value is reported
-/// and skipped; any other failure rolls back what was already applied, in
-/// reverse order.
+/// Applies a plan, write-ahead: the snapshot is created with every change
+/// as `pending` before the first one is made, and each change is on disk
+/// with the value it replaces before it is made (the snapshot is saved
+/// again first when that value is not the planned one). What the write
+/// itself teaches (the value the kernel stored instead, the identity of a
+/// created directory) is saved right after, and the states at the end. So
+/// after a crash at any point, or a failed save, `revert` restores
+/// everything: a pending entry found at its new value is restored, one at
+/// its old value is left alone.
+///
+/// Each change is read back after writing. A refused value is reported and
+/// skipped; any other failure, or a snapshot that cannot be saved, rolls
+/// back what was already applied, in reverse order.
 ///
 /// # Errors
-/// Only when the snapshot cannot be created — then nothing was changed. A
-/// failure of its final update is in [`ApplyReport::snapshot_error`].
+/// Only when the plan names something an apply may not touch, or the
+/// snapshot cannot be created — then nothing was changed. A failure of a
+/// later save is in [`ApplyReport::snapshot_error`].
 pub fn apply(
     plan: &Plan,
     access: &dyn Access,
     snapshot: &mut Snapshot,
     path: &Path,
 ) -> Result<ApplyReport, SnapshotError> {
+    for (i, c) in plan.changes.iter().enumerate() {
+        crate::scope::check_value(&c.target, &c.new)
+            .and_then(|()| access.check(&c.target))
+            .map_err(|why| SnapshotError::PlanOutOfScope {
+                change: i + 1,
+                target: c.target.to_string(),
+                why,
+            })?;
+    }
     snapshot.entries = plan
         .changes
         .iter()
@@ -663,6 +744,7 @@ pub fn apply(
         reboot: plan.reboot.clone(),
         ..ApplyReport::default()
     };
+    let mut stop: Option<(usize, String)> = None;
     for i in 0..snapshot.entries.len() {
         let e = snapshot.entries[i].clone();
         let mut outcome = Outcome {
@@ -672,73 +754,126 @@ pub fn apply(
             result: String::new(),
         };
         // The value right before the write is the one to restore (an
-        // earlier change of this apply may have touched the same file).
+        // earlier change of this apply may have touched the same file, or
+        // someone else since the plan): on disk before the write.
         if !matches!(e.target, Target::HostOp { .. })
             && let Ok(Some(now)) = access.read(&e.target)
             && !same_value(&now, &e.old)
         {
             snapshot.entries[i].old = now.clone();
             outcome.old = now;
+            if let Err(err) = snapshot.save(path) {
+                outcome.result = "not made: the snapshot could not record its value".into();
+                report.outcomes.push(outcome);
+                report.snapshot_error = Some(err.to_string());
+                stop = Some((i, format!("the snapshot could not be updated: {err}")));
+                break;
+            }
         }
         let e = snapshot.entries[i].clone();
         match access.write(&e.target, &e.new) {
             Ok(()) => {
                 snapshot.entries[i].state = EntryState::Applied;
+                let mut learned = false;
+                if let Target::HostOp {
+                    op: crate::cpuset::HostOp::CreateDir { path, created },
+                } = &mut snapshot.entries[i].target
+                {
+                    *created = access.dir_id(path);
+                    learned = true;
+                }
+                let e = snapshot.entries[i].clone();
                 outcome.result = match access.read(&e.target) {
                     Ok(Some(v)) if same_value(&v, &e.new) => "applied".into(),
-                    Ok(Some(v)) => {
+                    Ok(Some(v)) if !matches!(e.target, Target::HostOp { .. }) => {
                         // Kept: it is what the kernel made of our value.
                         snapshot.entries[i].new = v.clone();
+                        learned = true;
                         format!("stored as {v:?}")
                     }
+                    Ok(Some(v)) => format!("applied (reads {v:?})"),
                     Ok(None) => "applied (cannot be read back)".into(),
                     Err(err) => format!("applied (read back failed: {err})"),
                 };
                 report.outcomes.push(outcome);
+                if learned && let Err(err) = snapshot.save(path) {
+                    report.snapshot_error = Some(err.to_string());
+                    stop = Some((i + 1, format!("the snapshot could not be updated: {err}")));
+                    break;
+                }
             }
             Err(AccessError::Refused { why, .. }) => {
                 snapshot.entries[i].state = EntryState::Refused;
                 outcome.result = format!("refused: {why}");
                 report.outcomes.push(outcome);
             }
+            Err(err @ AccessError::Failed { .. }) if plan.changes[i].best_effort => {
+                // Nothing changed; the apply goes on.
+                snapshot.entries[i].state = EntryState::Refused;
+                outcome.result = format!("failed, left as it was (best effort): {err}");
+                report.outcomes.push(outcome);
+            }
             Err(err @ AccessError::Failed { .. }) => {
                 outcome.result = format!("failed: {err}");
                 report.outcomes.push(outcome);
-                report.failed = Some(err.to_string());
-                for j in (0..i).rev() {
-                    let e = &snapshot.entries[j];
-                    if e.state != EntryState::Applied {
-                        continue;
-                    }
-                    let (result, state) = match access.write(&e.target, &e.old) {
-                        Ok(()) => ("rolled back".to_string(), EntryState::RolledBack),
-                        Err(err) => {
-                            report.still_changed.push(e.target.to_string());
-                            (
-                                format!("ROLLBACK FAILED, still {:?}: {err}", e.new),
-                                EntryState::RollbackFailed,
-                            )
-                        }
-                    };
-                    report.outcomes.push(Outcome {
-                        target: e.target.to_string(),
-                        old: e.new.clone(),
-                        new: e.old.clone(),
-                        result,
-                    });
-                    snapshot.entries[j].state = state;
-                }
+                stop = Some((i, err.to_string()));
                 break;
             }
         }
     }
-    // The changes are made: a failure to record their states is reported
-    // with them, not instead of them (the snapshot on disk still lists
-    // every change, as pending, and revert restores those).
-    if let Err(e) = snapshot.save(path) {
+    if let Some((done, why)) = stop {
+        report.failed = Some(why);
+        // Entries before `done` may be applied: undone in reverse order.
+        for j in (0..done).rev() {
+            let e = &snapshot.entries[j];
+            if e.state != EntryState::Applied {
+                continue;
+            }
+            let (result, state) = match access.write(&e.target, &e.old) {
+                Ok(()) => ("rolled back".to_string(), EntryState::RolledBack),
+                Err(err) => {
+                    report.still_changed.push(e.target.to_string());
+                    (
+                        format!("ROLLBACK FAILED, still {:?}: {err}", e.new),
+                        EntryState::RollbackFailed,
+                    )
+                }
+            };
+            report.outcomes.push(Outcome {
+                target: e.target.to_string(),
+                old: e.new.clone(),
+                new: e.old.clone(),
+                result,
+            });
+            snapshot.entries[j].state = state;
+        }
+    }
+    // The states at the end. A failure is reported with the changes, not
+    // instead of them: what is on disk already lets revert restore them.
+    if let Err(e) = snapshot.save(path)
+        && report.snapshot_error.is_none()
+    {
         report.snapshot_error = Some(e.to_string());
     }
     Ok(report)
+}
+
+/// Checks every entry of a snapshot against what an apply can touch
+/// ([`crate::scope`], [`Access::check`]); [`revert`] does it first.
+///
+/// # Errors
+/// [`SnapshotError::OutOfScope`] naming the first entry refused.
+pub fn check_entries(snapshot: &Snapshot, access: &dyn Access) -> Result<(), SnapshotError> {
+    for (i, e) in snapshot.entries.iter().enumerate() {
+        crate::scope::check_entry_shape(e)
+            .and_then(|()| access.check(&e.target))
+            .map_err(|why| SnapshotError::OutOfScope {
+                entry: i + 1,
+                target: e.target.to_string(),
+                why,
+            })?;
+    }
+    Ok(())
 }
 
 /// What [`revert`] did.
@@ -757,8 +892,19 @@ pub struct RevertReport {
 /// already at its old value is left alone (so reverting twice is safe); one
 /// at neither its old nor its new value was changed by someone else and is
 /// only overwritten with `force`.
-#[must_use]
-pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertReport {
+///
+/// Every entry is checked first ([`crate::scope`], [`Access::check`]): a
+/// snapshot with one entry an apply could not have written is refused
+/// whole, `force` or not, and nothing is written.
+///
+/// # Errors
+/// [`SnapshotError::OutOfScope`] naming the first entry refused.
+pub fn revert(
+    snapshot: &Snapshot,
+    access: &dyn Access,
+    force: bool,
+) -> Result<RevertReport, SnapshotError> {
+    check_entries(snapshot, access)?;
     let mut r = RevertReport::default();
     // Directories this apply created: the files in them go with them.
     let created: Vec<String> = snapshot
@@ -766,7 +912,7 @@ pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertRe
         .iter()
         .filter_map(|e| match &e.target {
             Target::HostOp {
-                op: crate::host::Change::CreateDir { path },
+                op: crate::cpuset::HostOp::CreateDir { path, .. },
             } if matches!(e.state, EntryState::Applied | EntryState::RollbackFailed) => {
                 Some(format!("{path}/"))
             }
@@ -790,6 +936,15 @@ pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertRe
             && created.iter().any(|d| path.starts_with(d.as_str()))
         {
             outcome.result = "removed with its directory".into();
+            r.outcomes.push(outcome);
+            continue;
+        }
+        if let Target::HostOp {
+            op: crate::cpuset::HostOp::CreateDir { .. },
+        } = &e.target
+            && matches!(access.read(&e.target), Ok(Some(v)) if v == "absent")
+        {
+            outcome.result = "already restored".into();
             r.outcomes.push(outcome);
             continue;
         }
@@ -843,7 +998,7 @@ pub fn revert(snapshot: &Snapshot, access: &dyn Access, force: bool) -> RevertRe
         }
         r.outcomes.push(outcome);
     }
-    r
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -863,7 +1018,17 @@ mod tests {
         fail_value: RefCell<Vec<(Target, String)>>,
         /// (target, written, stored): what the kernel stores instead.
         rounds: Vec<(Target, String, String)>,
+        /// When set, every write checks that the snapshot at this path
+        /// already records the target with the value it replaces
+        /// (write-ahead); violations are collected here.
+        journal: std::rc::Rc<RefCell<Option<std::path::PathBuf>>>,
+        violations: RefCell<Vec<String>>,
+        /// Runs (once) right before this target is written: a crash (a
+        /// panic), or something done to the snapshot's directory.
+        before_write: RefCell<Option<(Target, Hook)>>,
     }
+
+    type Hook = Box<dyn Fn()>;
 
     impl Access for Fake {
         fn read(&self, t: &Target) -> Result<Option<String>, AccessError> {
@@ -871,6 +1036,28 @@ mod tests {
         }
 
         fn write(&self, t: &Target, v: &str) -> Result<(), AccessError> {
+            let hook = self.before_write.borrow_mut().take_if(|(ht, _)| ht == t);
+            if let Some((_, f)) = hook {
+                f();
+            }
+            let journal = self.journal.borrow().clone();
+            if let Some(path) = journal {
+                let now = self.values.borrow().get(&t.to_string()).cloned();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let disk: Snapshot = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("snapshot on disk before writing {t}: {e}"));
+                let mine = disk.entries.iter().filter(|e| &e.target == t);
+                let undo = mine.clone().any(|e| e.old == v);
+                let recorded = mine
+                    .clone()
+                    .any(|e| e.new == v && now.as_deref().is_some_and(|n| same_value(n, &e.old)));
+                if !undo && !recorded {
+                    self.violations.borrow_mut().push(format!(
+                        "{t} := {v:?} while it holds {now:?}, not on disk: {:?}",
+                        mine.collect::<Vec<_>>()
+                    ));
+                }
+            }
             if self.refuse.iter().any(|(rt, rv)| rt == t && rv == v) {
                 return Err(AccessError::Refused {
                     target: t.to_string(),
@@ -897,6 +1084,19 @@ mod tests {
                 .map_or(v.to_string(), |(_, _, s)| s.clone());
             self.values.borrow_mut().insert(t.to_string(), stored);
             Ok(())
+        }
+
+        fn check(&self, t: &Target) -> Result<(), String> {
+            match t {
+                Target::Service { name } if name != crate::scope::IRQBALANCE => {
+                    Err("not irqbalance".into())
+                }
+                _ => Ok(()),
+            }
+        }
+
+        fn dir_id(&self, _: &str) -> Option<crate::scope::DirId> {
+            Some(crate::scope::DirId { dev: 1, ino: 2 })
         }
     }
 
@@ -1093,11 +1293,11 @@ params = ["nohz_full={cpus}"]
                 .all(|e| e.state == EntryState::Applied)
         );
 
-        let r = revert(&loaded, &m, false);
+        let r = revert(&loaded, &m, false).unwrap();
         assert_eq!((r.conflicts, r.failures), (0, 0));
         assert_eq!(*m.values.borrow(), before, "exactly as before");
         // Twice is safe.
-        let r = revert(&loaded, &m, false);
+        let r = revert(&loaded, &m, false).unwrap();
         assert!(r.outcomes.iter().all(|o| o.result == "already restored"));
         assert_eq!(*m.values.borrow(), before);
         std::fs::remove_file(&path).unwrap();
@@ -1130,7 +1330,7 @@ params = ["nohz_full={cpus}"]
             .unwrap();
         assert_eq!(bp.result, "stored as \"48\"");
         // Revert restores what was applied, and only that.
-        let r = revert(&snap, &m, false);
+        let r = revert(&snap, &m, false).unwrap();
         assert_eq!((r.conflicts, r.failures), (0, 0));
         assert_eq!(
             m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
@@ -1220,7 +1420,7 @@ params = ["nohz_full={cpus}"]
         // Once the write works again, revert restores it (it is not skipped
         // as rolled back).
         m.fail_value.borrow_mut().clear();
-        let rv = revert(&saved, &m, false);
+        let rv = revert(&saved, &m, false).unwrap();
         assert_eq!((rv.conflicts, rv.failures), (0, 0), "{rv:?}");
         assert_eq!(
             m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
@@ -1239,7 +1439,7 @@ params = ["nohz_full={cpus}"]
         m.values
             .borrow_mut()
             .insert(sysctl("net.core.busy_poll").to_string(), "77".into());
-        let r = revert(&snap, &m, false);
+        let r = revert(&snap, &m, false).unwrap();
         assert_eq!(r.conflicts, 1);
         let o = r
             .outcomes
@@ -1251,13 +1451,112 @@ params = ["nohz_full={cpus}"]
             m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
             Some("77")
         );
-        let r = revert(&snap, &m, true);
+        let r = revert(&snap, &m, true).unwrap();
         assert_eq!(r.conflicts, 0);
         assert_eq!(
             m.read(&sysctl("net.core.busy_poll")).unwrap().as_deref(),
             Some("0")
         );
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A directory of its own for a snapshot, removed on drop.
+    struct Dir(std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+            let _ = std::fs::remove_file(&self.0);
+            let _ = std::fs::remove_dir_all(self.0.with_extension("away"));
+        }
+    }
+
+    fn dir(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("hftnet-plan-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        Dir(d)
+    }
+
+    /// A machine whose busy_poll someone changed between the plan and the
+    /// apply, and whose IRQ 24 stores another value than the one written:
+    /// what the snapshot must learn during the apply.
+    fn surprising_apply(d: &Dir) -> (Fake, Plan, BTreeMap<String, String>, std::path::PathBuf) {
+        let mut m = machine();
+        m.rounds.push((
+            Target::File {
+                path: "proc/irq/24/smp_affinity_list".into(),
+            },
+            "2-3".into(),
+            "3".into(),
+        ));
+        let p = plan(&profile(), &input(), &m).unwrap();
+        m.values
+            .borrow_mut()
+            .insert(sysctl("net.core.busy_poll").to_string(), "7".into());
+        let before = m.values.borrow().clone();
+        let path = d.0.join("snap.json");
+        *m.journal.borrow_mut() = Some(path.clone());
+        (m, p, before, path)
+    }
+
+    #[test]
+    fn a_crash_mid_apply_leaves_a_snapshot_revert_fully_restores() {
+        let d = dir("crash");
+        let (m, p, before, path) = surprising_apply(&d);
+        // The process dies right before the change of IRQ 25.
+        *m.before_write.borrow_mut() = Some((
+            Target::File {
+                path: "proc/irq/25/smp_affinity_list".into(),
+            },
+            Box::new(|| panic!("simulated crash")),
+        ));
+        let mut snap = new_snapshot();
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply(&p, &m, &mut snap, &path)
+        }));
+        assert!(crashed.is_err(), "the apply was cut short");
+        *m.journal.borrow_mut() = None;
+        assert_eq!(*m.violations.borrow(), Vec::<String>::new(), "write-ahead");
+        assert_ne!(*m.values.borrow(), before, "changes were made");
+        let loaded = Snapshot::load(&path, &host(), false).unwrap();
+        let r = revert(&loaded, &m, false).unwrap();
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+        assert_eq!(*m.values.borrow(), before, "everything restored");
+    }
+
+    #[test]
+    fn a_failed_final_save_leaves_a_snapshot_revert_fully_restores() {
+        let d = dir("final-save");
+        let (m, p, before, path) = surprising_apply(&d);
+        // Right before the last change, the snapshot's directory goes away
+        // (a file takes its name): the final save fails.
+        let last = p.changes.last().unwrap().target.clone();
+        let (dir_path, away) = (d.0.clone(), d.0.with_extension("away"));
+        let journal = d.0.join("snap.json");
+        let moved = away.join("snap.json");
+        let shared = m.journal.clone();
+        *m.before_write.borrow_mut() = Some((
+            last,
+            Box::new(move || {
+                std::fs::rename(&dir_path, &away).unwrap();
+                std::fs::write(&dir_path, "not a directory").unwrap();
+                // The write-ahead check reads the snapshot where it now is.
+                *shared.borrow_mut() = Some(moved.clone());
+            }),
+        ));
+        let mut snap = new_snapshot();
+        let r = apply(&p, &m, &mut snap, &path).unwrap();
+        assert!(r.snapshot_error.is_some(), "{r:?}");
+        assert!(r.failed.is_none(), "{r:?}");
+        *m.journal.borrow_mut() = None;
+        assert_eq!(*m.violations.borrow(), Vec::<String>::new(), "write-ahead");
+        std::fs::remove_file(&d.0).unwrap();
+        std::fs::rename(d.0.with_extension("away"), &d.0).unwrap();
+        let loaded = Snapshot::load(&journal, &host(), false).unwrap();
+        let r = revert(&loaded, &m, false).unwrap();
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+        assert_eq!(*m.values.borrow(), before, "everything restored");
     }
 
     #[test]

@@ -402,6 +402,12 @@ mod tests {
             ) -> Result<(), crate::plan::AccessError> {
                 Ok(())
             }
+            fn check(&self, _: &crate::plan::Target) -> Result<(), String> {
+                Ok(())
+            }
+            fn dir_id(&self, _: &str) -> Option<crate::scope::DirId> {
+                None
+            }
         }
         let e = Profile::load("latency").unwrap().expand(&[], &[0, 1]);
         assert!(

@@ -181,6 +181,30 @@ impl Root {
         self.path(rel).map(|p| p.is_dir()).unwrap_or(false)
     }
 
+    /// The device and inode of the directory `rel` (not following a final
+    /// symbolic link); `Ok(None)` when it does not exist.
+    ///
+    /// # Errors
+    /// [`RootError::Io`] when `rel` is not a directory, or cannot be
+    /// examined.
+    pub fn dir_id(&self, rel: &str) -> Result<Option<crate::scope::DirId>, RootError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let path = self.path(rel)?;
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => Ok(Some(crate::scope::DirId {
+                dev: m.dev(),
+                ino: m.ino(),
+            })),
+            Ok(_) => Err(RootError::Io {
+                action: "examining".into(),
+                path,
+                source: io::Error::other("not a directory"),
+            }),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(classify("examining".into(), path, None, e)),
+        }
+    }
+
     /// Whether `rel` is a regular file with an execute bit set.
     pub fn is_executable(&self, rel: &str) -> bool {
         use std::os::unix::fs::PermissionsExt as _;

@@ -1,5 +1,7 @@
-//! Host facts, plans and (path, old, new) round trips against fake `/proc`
-//! and `/sys` trees built in temporary directories. Nothing here writes
+//! Host facts, and plans applied and reverted through the real entry points
+//! (`audit::prepare`, `plan::plan`, `plan::apply`, `plan::revert` with the
+//! `System` access) against fake `/proc` and `/sys` trees built in temporary
+//! directories. Nothing here writes
 //! outside its own temporary directory, which a guard removes on drop (also
 //! when a test fails).
 
@@ -9,13 +11,20 @@ use std::os::unix::fs::{PermissionsExt as _, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hftnet_tune::host::{
-    Applied, Change, CpusetMount, FakeServices, HostFacts, IrqPlacement, IsolationOptions,
-    PlanError, ProcessEnv, Services as _, V1_HOUSEKEEPING, apply_changes, detect_cpuset,
-    discover_irqs, plan_cpu_isolation, plan_cstates, plan_governor, plan_irq_affinity,
-    plan_sysctls, revert_changes, stop_service, write_checked,
+use hftnet_tune::access::System;
+use hftnet_tune::cpuset::{
+    CpusetMount, HostOp, IsolationOptions, PlanError, V1_HOUSEKEEPING, detect_cpuset,
+    plan_cpu_isolation,
 };
+use hftnet_tune::facts::{HostFacts, ProcessEnv, discover_irqs};
+use hftnet_tune::plan::{
+    Access, AccessError, ApplyReport, HostId, Plan, SNAPSHOT_FORMAT, Snapshot, Target, apply, plan,
+    revert,
+};
+use hftnet_tune::profile::Profile;
 use hftnet_tune::root::{Root, RootError};
+use hftnet_tune::scope::DirId;
+use hftnet_tune::services::FakeServices;
 
 // ---------------------------------------------------------------------------
 // The fake tree
@@ -427,63 +436,10 @@ fn add_cgroup_v2(t: &FakeTree) {
     }
 }
 
-/// Applies one change at a time, and after a `CreateDir` adds the files the
-/// kernel creates in a new cgroup.
-fn apply_like_kernel(
-    t: &FakeTree,
-    changes: &[Change],
-    new_cgroup_files: &[(&str, &str)],
-) -> Applied {
-    let root = t.root();
-    let mut all = Applied::default();
-    for c in changes {
-        let a = apply_changes(&root, std::slice::from_ref(c))
-            .unwrap_or_else(|e| panic!("apply {c}: {e}"));
-        all.done.extend(a.done);
-        all.skipped.extend(a.skipped);
-        all.differs.extend(a.differs);
-        if let Change::CreateDir { path } = c {
-            for (f, v) in new_cgroup_files {
-                t.file(&format!("{path}/{f}"), v);
-            }
-        }
-    }
-    all
-}
-
-/// Reverts `done`; the kernel removes a cgroup's files with its directory,
-/// so they are removed here first.
-fn revert_like_kernel(t: &FakeTree, done: &[Change]) {
-    for c in done {
-        if let Change::CreateDir { path } = c {
-            for e in fs::read_dir(t.dir.join(path)).expect("cgroup dir") {
-                let e = e.expect("entry");
-                if e.file_type().expect("type").is_file() {
-                    fs::remove_file(e.path()).expect("rm");
-                }
-            }
-        }
-    }
-    revert_changes(&t.root(), done).unwrap_or_else(|e| panic!("revert: {e}"));
-}
-
 fn env(path: &str, preload: Option<&str>) -> ProcessEnv {
     ProcessEnv {
         path: Some(path.into()),
         ld_preload: preload.map(str::to_owned),
-    }
-}
-
-fn set(path: &str, old: &str, new: &str) -> Change {
-    Change::set(path, old, new)
-}
-
-fn best(path: &str, old: &str, new: &str) -> Change {
-    Change::Set {
-        path: path.into(),
-        old: old.into(),
-        new: new.into(),
-        best_effort: true,
     }
 }
 
@@ -723,21 +679,6 @@ fn an_empty_host_reads_as_absent() {
 }
 
 #[test]
-fn reads_and_plans_never_write() {
-    let t = realistic("readonly");
-    add_cgroup_v1(&t);
-    let before = t.snapshot();
-    let root = t.root();
-    let _ = HostFacts::read_with_env(&root, &["ens1f0", "eth0"], &env("/usr/bin", None));
-    plan_cpu_isolation(&root, &[2, 3], &IsolationOptions::default()).expect("plan");
-    plan_irq_affinity(&root, "ens1f0", &IrqPlacement::All(vec![2])).expect("plan");
-    plan_sysctls(&root, &[("net.core.busy_poll", "50")]).expect("plan");
-    plan_governor(&root, &[0, 1, 2, 3], "performance").expect("plan");
-    plan_cstates(&root, &[0, 1, 2, 3], 0).expect("plan");
-    assert_eq!(t.snapshot(), before);
-}
-
-#[test]
 fn irq_discovery_by_name_and_msi() {
     let t = realistic("irqs");
     let root = t.root();
@@ -835,154 +776,6 @@ fn cpuset_mount_detection() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn irq_affinity_round_trip() {
-    let t = realistic("irq-rt");
-    let root = t.root();
-    let before = t.snapshot();
-    let plan = plan_irq_affinity(&root, "ens1f0", &IrqPlacement::Spread(vec![2, 3])).expect("plan");
-    assert_eq!(
-        plan.changes,
-        vec![
-            set("proc/irq/120/smp_affinity_list", "0-3", "2"),
-            set("proc/irq/121/smp_affinity_list", "0-3", "3"),
-            set("proc/irq/122/smp_affinity_list", "0-3", "2"),
-            set("proc/irq/123/smp_affinity_list", "0-3", "3"),
-            set("proc/irq/124/smp_affinity_list", "0-3", "2"),
-            set("proc/irq/125/smp_affinity_list", "0-3", "3"),
-        ]
-    );
-    let applied = apply_changes(&root, &plan.changes).expect("apply");
-    assert_eq!(applied.done, plan.changes);
-    assert!(applied.differs.is_empty() && applied.skipped.is_empty());
-    assert_eq!(t.get("proc/irq/121/smp_affinity_list"), "3");
-    assert_eq!(t.get("proc/irq/130/smp_affinity_list"), "2");
-    revert_changes(&root, &applied.done).expect("revert");
-    assert_eq!(t.snapshot(), before);
-
-    // All on one CPU; eth0 (virtio): 38 is already there.
-    let plan = plan_irq_affinity(&root, "eth0", &IrqPlacement::All(vec![1])).expect("plan");
-    assert_eq!(
-        plan.changes,
-        vec![
-            set("proc/irq/37/smp_affinity_list", "0-3", "1"),
-            set("proc/irq/39/smp_affinity_list", "0", "1"),
-        ]
-    );
-    let plan = plan_irq_affinity(&root, "veth0", &IrqPlacement::All(vec![1])).expect("plan");
-    assert!(plan.changes.is_empty());
-    assert_eq!(plan.notes.len(), 1);
-    assert!(matches!(
-        plan_irq_affinity(&root, "nosuch0", &IrqPlacement::All(vec![1])),
-        Err(PlanError::NoInterface(_))
-    ));
-}
-
-#[test]
-fn sysctl_round_trip() {
-    let t = realistic("sysctl");
-    let root = t.root();
-    let before = t.snapshot();
-    let plan = plan_sysctls(
-        &root,
-        &[
-            ("net.core.busy_poll", "50"),
-            ("net.core.busy_read", "50"),
-            ("net.ipv4.tcp_rmem", "4096  87380\t16777216"),
-            ("net.ipv4.tcp_low_latency", "1"),
-            ("net.core.somaxconn", "4096"),
-            ("vm.swappiness", "10"),
-        ],
-    )
-    .expect("plan");
-    assert_eq!(
-        plan.changes,
-        vec![
-            set("proc/sys/net/core/busy_poll", "0", "50"),
-            set("proc/sys/net/core/busy_read", "0", "50"),
-            set(
-                "proc/sys/net/ipv4/tcp_rmem",
-                "4096 131072 6291456",
-                "4096 87380 16777216"
-            ),
-            set("proc/sys/vm/swappiness", "60", "10"),
-        ]
-    );
-    assert_eq!(
-        plan.notes,
-        ["net.ipv4.tcp_low_latency: not present on this kernel (skipped)"]
-    );
-    let applied = apply_changes(&root, &plan.changes).expect("apply");
-    // The snapshot keeps the value as the kernel printed it (tabs).
-    assert_eq!(
-        applied.done[2],
-        set(
-            "proc/sys/net/ipv4/tcp_rmem",
-            "4096\t131072\t6291456",
-            "4096 87380 16777216"
-        )
-    );
-    assert_eq!(
-        root.sysctl_get("net.core.busy_poll")
-            .expect("get")
-            .as_deref(),
-        Some("50")
-    );
-    assert_eq!(t.get("proc/sys/net/ipv4/tcp_rmem"), "4096 87380 16777216");
-    revert_changes(&root, &applied.done).expect("revert");
-    assert_eq!(t.snapshot(), before);
-
-    assert!(matches!(
-        root.sysctl_set("net.ipv4.tcp_low_latency", "1"),
-        Err(RootError::NotPresent { .. })
-    ));
-    assert!(matches!(
-        plan_sysctls(&root, &[("net..core", "1")]),
-        Err(PlanError::Root(RootError::BadSysctlName { .. }))
-    ));
-}
-
-#[test]
-fn write_checked_reports_old_and_stored() {
-    let t = realistic("checked");
-    let root = t.root();
-    let w = write_checked(&root, "proc/irq/0/smp_affinity_list", "0,1").expect("write");
-    assert_eq!(
-        (w.old.as_str(), w.new.as_str(), w.stored.as_str()),
-        ("0-3", "0,1", "0,1")
-    );
-    assert!(w.exact());
-    let e = write_checked(&root, "proc/sys/net/ipv4/tcp_low_latency", "1").unwrap_err();
-    assert!(matches!(e, RootError::NotPresent { .. }));
-    assert!(
-        e.to_string()
-            .contains("proc/sys/net/ipv4/tcp_low_latency: not present on this kernel"),
-        "{e}"
-    );
-    assert!(!root.exists("proc/sys/net/ipv4/tcp_low_latency"));
-}
-
-#[test]
-fn apply_stops_at_a_failure_and_reports_what_it_did() {
-    let t = realistic("apply-fail");
-    let root = t.root();
-    let before = t.snapshot();
-    let changes = vec![
-        set("proc/sys/vm/swappiness", "60", "1"),
-        best("proc/irq/999/smp_affinity_list", "0-3", "0"),
-        set("proc/sys/kernel/nope", "0", "1"),
-        set("proc/sys/net/core/busy_poll", "0", "50"),
-    ];
-    let err = apply_changes(&root, &changes).unwrap_err();
-    assert_eq!(*err.failed, changes[2]);
-    assert_eq!(err.applied.done, vec![changes[0].clone()]);
-    assert_eq!(err.applied.skipped.len(), 1);
-    assert_eq!(err.applied.skipped[0].change, changes[1]);
-    assert_eq!(t.get("proc/sys/net/core/busy_poll"), "0");
-    revert_changes(&root, &err.applied.done).expect("revert");
-    assert_eq!(t.snapshot(), before);
-}
-
-#[test]
 fn writes_never_leave_the_root() {
     let t = realistic("escape");
     let outside = FakeTree::new("outside");
@@ -1006,115 +799,6 @@ fn writes_never_leave_the_root() {
     ));
     assert_eq!(outside.get("swappiness"), "60");
     assert!(!outside.dir.join("hftnet").exists());
-}
-
-const V1_NEW_CGROUP: &[(&str, &str)] = &[
-    ("cpuset.cpus", ""),
-    ("cpuset.mems", ""),
-    ("cpuset.cpu_exclusive", "0"),
-    ("cgroup.procs", ""),
-    ("tasks", ""),
-];
-
-/// IRQ, default-affinity and workqueue changes isolating CPUs 2-3 on the
-/// realistic host.
-fn irq_isolation_changes() -> Vec<Change> {
-    let mut v: Vec<Change> = [0, 36, 37, 120, 121, 122, 123, 124, 125]
-        .iter()
-        .map(|i| best(&format!("proc/irq/{i}/smp_affinity_list"), "0-3", "0-1"))
-        .collect();
-    v.push(best("proc/irq/130/smp_affinity_list", "2", "0-1"));
-    v.push(best("proc/irq/default_smp_affinity", "f", "3"));
-    v.push(best("sys/devices/virtual/workqueue/cpumask", "f", "3"));
-    v
-}
-
-#[test]
-fn cpuset_v1_isolation_round_trip() {
-    let t = realistic("v1");
-    add_cgroup_v1(&t);
-    let root = t.root();
-    let before = t.snapshot();
-    let opts = IsolationOptions {
-        move_processes: false,
-        ..IsolationOptions::default()
-    };
-    let plan = plan_cpu_isolation(&root, &[3, 2], &opts).expect("plan");
-    let d = "sys/fs/cgroup/cpuset";
-    let mut want = vec![
-        set(&format!("{d}/machine/vm1/cpuset.cpus"), "1-2", "1"),
-        set(&format!("{d}/machine/cpuset.cpus"), "0-3", "0-1"),
-        Change::CreateDir {
-            path: format!("{d}/hftnet"),
-        },
-        set(&format!("{d}/hftnet/cpuset.mems"), "", "0"),
-        set(&format!("{d}/hftnet/cpuset.cpus"), "", "2-3"),
-        set(&format!("{d}/hftnet/cpuset.cpu_exclusive"), "0", "1"),
-    ];
-    want.extend(irq_isolation_changes());
-    assert_eq!(plan.changes, want);
-    assert_eq!(
-        plan.notes,
-        ["processes in the root cpuset sys/fs/cgroup/cpuset may still run on CPU(s) 2-3"]
-    );
-
-    let applied = apply_like_kernel(&t, &plan.changes, V1_NEW_CGROUP);
-    assert_eq!(applied.done, plan.changes);
-    assert!(applied.differs.is_empty() && applied.skipped.is_empty());
-    assert_eq!(t.get(&format!("{d}/hftnet/cpuset.cpus")), "2-3");
-    assert_eq!(t.get(&format!("{d}/hftnet/cpuset.cpu_exclusive")), "1");
-    assert_eq!(t.get(&format!("{d}/machine/cpuset.cpus")), "0-1");
-    assert_eq!(t.get(&format!("{d}/docker/cpuset.cpus")), "0-1");
-    assert_eq!(t.get("proc/irq/130/smp_affinity_list"), "0-1");
-    revert_like_kernel(&t, &applied.done);
-    assert_eq!(t.snapshot(), before);
-}
-
-#[test]
-fn cpuset_v1_moves_processes_but_not_kernel_threads() {
-    let t = realistic("v1-procs");
-    add_cgroup_v1(&t);
-    let root = t.root();
-    let opts = IsolationOptions {
-        move_irqs: false,
-        ..IsolationOptions::default()
-    };
-    let plan = plan_cpu_isolation(&root, &[2, 3], &opts).expect("plan");
-    let d = "sys/fs/cgroup/cpuset";
-    let hk = format!("{d}/{V1_HOUSEKEEPING}");
-    let mv = |pid| Change::MoveProcess {
-        pid,
-        from: format!("{d}/cgroup.procs"),
-        to: format!("{hk}/cgroup.procs"),
-    };
-    assert_eq!(
-        plan.changes,
-        vec![
-            set(&format!("{d}/machine/vm1/cpuset.cpus"), "1-2", "1"),
-            set(&format!("{d}/machine/cpuset.cpus"), "0-3", "0-1"),
-            Change::CreateDir { path: hk.clone() },
-            set(&format!("{hk}/cpuset.mems"), "", "0"),
-            set(&format!("{hk}/cpuset.cpus"), "", "0-1"),
-            Change::CreateDir {
-                path: format!("{d}/hftnet")
-            },
-            set(&format!("{d}/hftnet/cpuset.mems"), "", "0"),
-            set(&format!("{d}/hftnet/cpuset.cpus"), "", "2-3"),
-            set(&format!("{d}/hftnet/cpuset.cpu_exclusive"), "0", "1"),
-            mv(1),
-            mv(812),
-            mv(900),
-        ]
-    );
-    assert!(plan.notes.is_empty());
-    let applied = apply_like_kernel(&t, &plan.changes, V1_NEW_CGROUP);
-    assert_eq!(applied.done, plan.changes);
-    // A regular file stands in for cgroup.procs: it holds the last PID written.
-    assert_eq!(t.get(&format!("{hk}/cgroup.procs")), "900");
-    revert_like_kernel(&t, &applied.done);
-    assert!(!t.dir.join(&hk).exists() && !t.dir.join(format!("{d}/hftnet")).exists());
-    assert_eq!(t.get(&format!("{d}/cgroup.procs")), "1");
-    assert_eq!(t.get(&format!("{d}/machine/cpuset.cpus")), "0-3");
 }
 
 #[test]
@@ -1144,88 +828,347 @@ fn cpuset_refuses_bad_cpu_choices() {
     ));
 }
 
+/// Everything the planner can name on a host with cpusets (v1 with
+/// processes to move, v2 with a controller to enable), IRQs, cpufreq and
+/// cpuidle is inside what an apply may touch ([`hftnet_tune::scope`]):
+/// the allowlist a snapshot is checked against is complete.
 #[test]
-fn cpuset_v2_isolation_round_trip() {
-    let t = realistic("v2");
-    add_cgroup_v2(&t);
+fn every_planned_change_is_in_scope() {
+    for (tag, add) in [
+        ("scope-v1", add_cgroup_v1 as fn(&FakeTree)),
+        ("scope-v2", add_cgroup_v2),
+    ] {
+        let t = realistic(tag);
+        add(&t);
+        let root = t.root();
+        let services = FakeServices::new(&[("irqbalance", true)]);
+        let access = System {
+            root: root.clone(),
+            ethtool: None,
+            services: &services,
+        };
+        let profile = Profile::load("latency")
+            .unwrap()
+            .expand(&[2, 3], &[0, 1, 2, 3]);
+        let (input, notes) =
+            hftnet_tune::audit::prepare(&root, &profile, &[], &[2, 3]).expect("prepare");
+        let p = plan(&profile, &input, &access).expect("plan");
+        let kinds = |f: fn(&Target) -> bool| p.changes.iter().filter(|c| f(&c.target)).count();
+        assert!(
+            kinds(|t| matches!(t, Target::HostOp { .. })) >= 1,
+            "{tag}: {p:?} {notes:?}"
+        );
+        assert!(
+            kinds(|t| matches!(t, Target::File { .. })) >= 5,
+            "{tag}: {p:?}"
+        );
+        assert!(
+            kinds(|t| matches!(t, Target::Sysctl { .. })) >= 1,
+            "{tag}: {p:?}"
+        );
+        assert!(
+            kinds(|t| matches!(t, Target::Service { .. })) == 1,
+            "{tag}: {p:?}"
+        );
+        // The isolation planner's own changes too (the files of the
+        // cgroups it creates are not there to read at planning time).
+        let isolation = input.isolation.iter().map(|c| c.target.clone());
+        let targets: Vec<Target> = p
+            .changes
+            .iter()
+            .map(|c| c.target.clone())
+            .chain(isolation)
+            .collect();
+        assert!(
+            targets.iter().any(|t| t.to_string().ends_with("cpuset.cpus") && t.to_string().contains("hftnet")),
+            "{tag}: {targets:?}"
+        );
+        for c in &targets {
+            access
+                .check(c)
+                .unwrap_or_else(|why| panic!("{tag}: {c}: {why}"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writing, through the real entry points
+// ---------------------------------------------------------------------------
+
+/// The files the kernel gives a new cgroup.
+const V1_NEW_CGROUP: &[(&str, &str)] = &[
+    ("cpuset.cpus", ""),
+    ("cpuset.mems", ""),
+    ("cpuset.cpu_exclusive", "0"),
+    ("cgroup.procs", ""),
+    ("tasks", ""),
+];
+
+const V2_NEW_CGROUP: &[(&str, &str)] = &[
+    ("cpuset.cpus", ""),
+    ("cpuset.cpus.partition", "member"),
+    ("cgroup.procs", ""),
+];
+
+/// The machine's [`System`] access on a fake tree, plus what the kernel
+/// does that a plain directory does not: a created cgroup has its files,
+/// and they go with it.
+struct Kernelish<'a> {
+    sys: System<'a>,
+    tree: &'a FakeTree,
+    cgroup_files: &'a [(&'a str, &'a str)],
+}
+
+impl Access for Kernelish<'_> {
+    fn read(&self, t: &Target) -> Result<Option<String>, AccessError> {
+        self.sys.read(t)
+    }
+
+    fn write(&self, t: &Target, v: &str) -> Result<(), AccessError> {
+        let created = match t {
+            Target::HostOp {
+                op: HostOp::CreateDir { path, .. },
+            } => Some(path.clone()),
+            _ => None,
+        };
+        match created {
+            Some(path) if v == "directory" => {
+                self.sys.write(t, v)?;
+                for (f, content) in self.cgroup_files {
+                    self.tree.file(&format!("{path}/{f}"), content);
+                }
+                Ok(())
+            }
+            Some(path) => {
+                // The kernel's files go with the directory.
+                for e in fs::read_dir(self.tree.dir.join(&path))
+                    .into_iter()
+                    .flatten()
+                {
+                    let e = e.expect("entry");
+                    if e.file_type().expect("type").is_file() {
+                        fs::remove_file(e.path()).expect("rm");
+                    }
+                }
+                self.sys.write(t, v)
+            }
+            None => self.sys.write(t, v),
+        }
+    }
+
+    fn check(&self, t: &Target) -> Result<(), String> {
+        self.sys.check(t)
+    }
+
+    fn dir_id(&self, path: &str) -> Option<DirId> {
+        self.sys.dir_id(path)
+    }
+}
+
+fn new_snapshot() -> Snapshot {
+    Snapshot {
+        format: SNAPSHOT_FORMAT.into(),
+        host: HostId {
+            machine_id: "fake".into(),
+            hostname: "fake".into(),
+        },
+        created_unix: 0,
+        profile: "t".into(),
+        entries: Vec::new(),
+    }
+}
+
+/// One `tune apply` on a fake tree: the profile expanded for `cpus`,
+/// `prepare`, `plan`, `apply` (the snapshot outside the tree).
+struct Run<'a> {
+    access: Kernelish<'a>,
+    plan: Plan,
+    notes: Vec<String>,
+    report: ApplyReport,
+    snapshot: Snapshot,
+    _snap_dir: FakeTree,
+}
+
+fn run<'a>(
+    t: &'a FakeTree,
+    services: &'a FakeServices,
+    profile: &str,
+    ifaces: &[&str],
+    cpus: &[usize],
+    cgroup_files: &'a [(&'a str, &'a str)],
+) -> Run<'a> {
+    run_with(t, services, profile, ifaces, cpus, cgroup_files, |_| {})
+}
+
+fn run_with<'a>(
+    t: &'a FakeTree,
+    services: &'a FakeServices,
+    profile: &str,
+    ifaces: &[&str],
+    cpus: &[usize],
+    cgroup_files: &'a [(&'a str, &'a str)],
+    between: impl FnOnce(&Plan),
+) -> Run<'a> {
     let root = t.root();
-    let before = t.snapshot();
-    let opts = IsolationOptions {
-        move_irqs: false,
-        ..IsolationOptions::default()
+    let access = Kernelish {
+        sys: System {
+            root: root.clone(),
+            ethtool: None,
+            services,
+        },
+        tree: t,
+        cgroup_files,
     };
-    let plan = plan_cpu_isolation(&root, &[2, 3], &opts).expect("plan");
-    let d = "sys/fs/cgroup";
+    let profile = Profile::parse("t", profile)
+        .expect("profile")
+        .expand(cpus, &[0, 1, 2, 3]);
+    let ifaces: Vec<String> = ifaces.iter().map(|s| (*s).to_owned()).collect();
+    let (input, notes) =
+        hftnet_tune::audit::prepare(&root, &profile, &ifaces, cpus).expect("prepare");
+    let p = plan(&profile, &input, &access).expect("plan");
+    between(&p);
+    let snap_dir = FakeTree::new("snap");
+    let mut snapshot = new_snapshot();
+    let report = apply(&p, &access, &mut snapshot, &snap_dir.dir.join("s.json")).expect("apply");
+    Run {
+        access,
+        plan: p,
+        notes,
+        report,
+        snapshot,
+        _snap_dir: snap_dir,
+    }
+}
+
+impl Run<'_> {
+    fn changes(&self) -> Vec<(String, &str, &str)> {
+        self.plan
+            .changes
+            .iter()
+            .map(|c| (c.target.to_string(), c.old.as_str(), c.new.as_str()))
+            .collect()
+    }
+
+    fn revert(&self) {
+        let r = revert(&self.snapshot, &self.access, false).expect("in scope");
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+    }
+}
+
+fn c(target: &str, old: &str, new: &str) -> (String, String, String) {
+    (target.to_owned(), old.to_owned(), new.to_owned())
+}
+
+fn owned(v: Vec<(String, &str, &str)>) -> Vec<(String, String, String)> {
+    v.into_iter()
+        .map(|(t, o, n)| (t, o.to_owned(), n.to_owned()))
+        .collect()
+}
+
+#[test]
+fn reads_and_plans_never_write() {
+    let t = realistic("readonly");
+    add_cgroup_v1(&t);
+    let before = t.snapshot();
+    let root = t.root();
+    let _ = HostFacts::read_with_env(&root, &["ens1f0", "eth0"], &env("/usr/bin", None));
+    let services = FakeServices::new(&[("irqbalance", true)]);
+    let access = System {
+        root: root.clone(),
+        ethtool: None,
+        services: &services,
+    };
+    let profile = Profile::load("latency")
+        .unwrap()
+        .expand(&[2, 3], &[0, 1, 2, 3]);
+    let (input, _) = hftnet_tune::audit::prepare(&root, &profile, &[], &[2, 3]).expect("prepare");
+    let p = plan(&profile, &input, &access).expect("plan");
+    assert!(p.changes.len() > 10, "{p:?}");
+    assert_eq!(t.snapshot(), before);
+    assert_eq!(services.calls(), ["is-active irqbalance"]);
+}
+
+#[test]
+fn irq_affinity_round_trip() {
+    let t = realistic("irq-rt");
+    let before = t.snapshot();
+    let services = FakeServices::new(&[]);
+    let r = run(
+        &t,
+        &services,
+        "name = \"t\"\n[irq]\naffinity = \"{cpus}\"\n",
+        &["ens1f0"],
+        &[2, 3],
+        &[],
+    );
+    let want: Vec<_> = (120..=125)
+        .map(|i| c(&format!("/proc/irq/{i}/smp_affinity_list"), "0-3", "2-3"))
+        .collect();
+    assert_eq!(owned(r.changes()), want);
+    assert!(r.report.failed.is_none(), "{:?}", r.report);
+    assert_eq!(t.get("proc/irq/121/smp_affinity_list"), "2-3");
     assert_eq!(
-        plan.changes,
+        t.get("proc/irq/130/smp_affinity_list"),
+        "2",
+        "ens1f1's, not touched"
+    );
+    r.revert();
+    assert_eq!(t.snapshot(), before);
+}
+
+#[test]
+fn sysctl_round_trip() {
+    let t = realistic("sysctl");
+    let before = t.snapshot();
+    let services = FakeServices::new(&[]);
+    let profile = r#"name = "t"
+[sysctl]
+"net.core.busy_poll" = "50"
+"net.core.busy_read" = "50"
+"net.ipv4.tcp_rmem" = "4096  87380	16777216"
+"net.ipv4.tcp_low_latency" = "1"
+"net.core.somaxconn" = "4096"
+"vm.swappiness" = "10"
+"#;
+    let r = run(&t, &services, profile, &[], &[], &[]);
+    assert_eq!(
+        owned(r.changes()),
         vec![
-            Change::EnableController {
-                path: format!("{d}/cgroup.subtree_control"),
-                old: "cpu io memory pids".into(),
-                controller: "cpuset".into(),
-            },
-            set(&format!("{d}/init.scope/cpuset.cpus"), "", "0-1"),
-            set(&format!("{d}/system.slice/cpuset.cpus"), "", "0-1"),
-            set(&format!("{d}/user.slice/cpuset.cpus"), "", "0-1"),
-            Change::CreateDir {
-                path: format!("{d}/hftnet.slice")
-            },
-            set(&format!("{d}/hftnet.slice/cpuset.cpus"), "", "2-3"),
-            set(
-                &format!("{d}/hftnet.slice/cpuset.cpus.partition"),
-                "member",
-                "isolated"
+            c("sysctl net.core.busy_poll", "0", "50"),
+            c("sysctl net.core.busy_read", "0", "50"),
+            c(
+                "sysctl net.ipv4.tcp_rmem",
+                "4096 131072 6291456",
+                "4096  87380\t16777216"
             ),
+            c("sysctl vm.swappiness", "60", "10"),
         ]
     );
-    assert_eq!(
-        plan.changes[0].to_string(),
-        "sys/fs/cgroup/cgroup.subtree_control: \"cpu io memory pids\" -> \"cpu io memory pids +cpuset\""
-    );
-    let applied = apply_like_kernel(
-        &t,
-        &plan.changes,
-        &[
-            ("cpuset.cpus", ""),
-            ("cpuset.cpus.partition", "member"),
-            ("cgroup.procs", ""),
-        ],
-    );
-    assert_eq!(applied.done, plan.changes);
-    assert_eq!(
-        t.get(&format!("{d}/hftnet.slice/cpuset.cpus.partition")),
-        "isolated"
-    );
-    assert_eq!(t.get(&format!("{d}/system.slice/cpuset.cpus")), "0-1");
-    revert_like_kernel(&t, &applied.done);
-    // The kernel shows the controller list again; the fake file holds what
-    // was written to it.
-    assert_eq!(t.get(&format!("{d}/cgroup.subtree_control")), "-cpuset");
-    let mut after = t.snapshot();
-    after.insert(
-        format!("{d}/cgroup.subtree_control"),
-        "cpu io memory pids".into(),
-    );
-    assert_eq!(after, before);
-
-    // Older kernels: partition `root` (5.2-6.0), none before.
-    t.file("proc/sys/kernel/osrelease", "5.15.0-100-generic");
-    let plan = plan_cpu_isolation(&root, &[2, 3], &opts).expect("plan");
-    assert_eq!(
-        plan.changes.last(),
-        Some(&set(
-            &format!("{d}/hftnet.slice/cpuset.cpus.partition"),
-            "member",
-            "root"
-        ))
-    );
-    t.file("proc/sys/kernel/osrelease", "4.19.0");
-    let plan = plan_cpu_isolation(&root, &[2, 3], &opts).expect("plan");
-    assert_eq!(
-        plan.changes.last(),
-        Some(&set(&format!("{d}/hftnet.slice/cpuset.cpus"), "", "2-3"))
-    );
-    assert_eq!(plan.notes.len(), 1);
+    let skipped: Vec<(&str, &str)> = r
+        .plan
+        .skipped
+        .iter()
+        .map(|s| (s.target.as_str(), s.reason.as_str()))
+        .collect();
+    assert!(skipped.contains(&(
+        "sysctl net.ipv4.tcp_low_latency",
+        "not present on this kernel"
+    )));
+    assert!(skipped.contains(&("sysctl net.core.somaxconn", "already set")));
+    assert_eq!(t.get("proc/sys/net/core/busy_poll"), "50");
+    r.revert();
+    // The kernel takes "4096 131072 6291456" for its tab-separated form:
+    // equal but for whitespace.
+    let norm = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
+        m.into_iter()
+            .map(|(k, v)| (k, v.split_whitespace().collect::<Vec<_>>().join(" ")))
+            .collect()
+    };
+    assert_eq!(norm(t.snapshot()), norm(before));
+    assert!(matches!(
+        t.root().sysctl_set("net.ipv4.tcp_low_latency", "1"),
+        Err(RootError::NotPresent { .. })
+    ));
 }
 
 #[test]
@@ -1233,84 +1176,323 @@ fn governor_and_cstates_round_trip() {
     let t = realistic("cpu");
     // cpu1 has no cpufreq (as in most VMs).
     fs::remove_dir_all(t.dir.join("sys/devices/system/cpu/cpu1/cpufreq")).expect("rm");
-    let root = t.root();
     let before = t.snapshot();
-    let c = "sys/devices/system/cpu";
-    let gov = plan_governor(&root, &[1, 2, 3], "performance").expect("plan");
+    let services = FakeServices::new(&[]);
+    let profile =
+        "name = \"t\"\n[cpu]\ngovernor = \"performance\"\nmax_cstate_latency_us = \"0\"\n";
+    let r = run(&t, &services, profile, &[], &[1, 2, 3], &[]);
+    let cpu = "/sys/devices/system/cpu";
+    let mut want = vec![
+        c(
+            &format!("{cpu}/cpu2/cpufreq/scaling_governor"),
+            "powersave",
+            "performance",
+        ),
+        c(
+            &format!("{cpu}/cpu3/cpufreq/scaling_governor"),
+            "powersave",
+            "performance",
+        ),
+    ];
+    for (n, k) in [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+        (3, 1),
+        (3, 2),
+    ] {
+        want.push(c(
+            &format!("{cpu}/cpu{n}/cpuidle/state{k}/disable"),
+            "0",
+            "1",
+        ));
+    }
+    let mut got = owned(r.changes());
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
     assert_eq!(
-        gov.changes,
-        vec![
-            set(
-                &format!("{c}/cpu2/cpufreq/scaling_governor"),
-                "powersave",
-                "performance"
-            ),
-            set(
-                &format!("{c}/cpu3/cpufreq/scaling_governor"),
-                "powersave",
-                "performance"
-            ),
-        ]
-    );
-    assert_eq!(
-        gov.notes,
-        ["cpu1: no cpufreq (frequency is the hypervisor's or firmware's)"]
-    );
-    let e = plan_governor(&root, &[2], "ondemand").unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "cpu2: governor `ondemand` not available (available: performance powersave)"
-    );
-
-    let cst = plan_cstates(&root, &[2, 3], 10).expect("plan");
-    assert_eq!(
-        cst.changes,
-        vec![set(&format!("{c}/cpu2/cpuidle/state3/disable"), "0", "1")]
-    );
-    let cst = plan_cstates(&root, &[2, 3], 0).expect("plan");
-    let want: Vec<Change> = [(2, 1), (2, 2), (2, 3), (3, 1), (3, 2)]
-        .iter()
-        .map(|(cpu, k)| set(&format!("{c}/cpu{cpu}/cpuidle/state{k}/disable"), "0", "1"))
-        .collect();
-    assert_eq!(cst.changes, want);
-
-    let mut all = gov.changes.clone();
-    all.extend(cst.changes.clone());
-    let applied = apply_changes(&root, &all).expect("apply");
-    assert_eq!(applied.done, all);
-    assert_eq!(
-        t.get(&format!("{c}/cpu3/cpufreq/scaling_governor")),
+        t.get("sys/devices/system/cpu/cpu3/cpufreq/scaling_governor"),
         "performance"
     );
-    assert_eq!(t.get(&format!("{c}/cpu2/cpuidle/state1/disable")), "1");
-    assert_eq!(t.get(&format!("{c}/cpu2/cpuidle/state0/disable")), "0");
-    revert_changes(&root, &applied.done).expect("revert");
+    assert_eq!(
+        t.get("sys/devices/system/cpu/cpu2/cpuidle/state0/disable"),
+        "0",
+        "polling stays"
+    );
+    r.revert();
     assert_eq!(t.snapshot(), before);
 }
 
 #[test]
 fn irqbalance_is_stopped_and_started_through_services() {
-    let svc = FakeServices::new(&[("irqbalance", true)]);
-    let change = stop_service(&svc, "irqbalance")
-        .expect("stop")
-        .expect("was active");
-    assert_eq!(change.name, "irqbalance");
-    assert_eq!(svc.is_active("irqbalance").ok(), Some(false));
-    change.revert(&svc).expect("start");
-    assert_eq!(svc.is_active("irqbalance").ok(), Some(true));
+    let t = realistic("irqbalance");
+    let services = FakeServices::new(&[("irqbalance", true)]);
+    let r = run(
+        &t,
+        &services,
+        "name = \"t\"\n[cpu]\nstop_irqbalance = \"on\"\n",
+        &[],
+        &[2],
+        &[],
+    );
     assert_eq!(
-        svc.calls(),
+        owned(r.changes()),
+        vec![c("service irqbalance", "active", "inactive")]
+    );
+    r.revert();
+    assert_eq!(
+        services.calls(),
         [
+            "is-active irqbalance",
             "is-active irqbalance",
             "stop irqbalance",
             "is-active irqbalance",
+            "is-active irqbalance",
             "start irqbalance",
-            "is-active irqbalance"
         ]
     );
-    let idle = FakeServices::new(&[("irqbalance", false)]);
-    assert_eq!(stop_service(&idle, "irqbalance").expect("ask"), None);
+    // Not installed: skipped, nothing run.
     let none = FakeServices::new(&[]);
-    assert_eq!(stop_service(&none, "irqbalance").expect("ask"), None);
-    assert!(none.stop("irqbalance").is_err());
+    let r = run(
+        &t,
+        &none,
+        "name = \"t\"\n[cpu]\nstop_irqbalance = \"on\"\n",
+        &[],
+        &[2],
+        &[],
+    );
+    assert!(r.plan.changes.is_empty(), "{:?}", r.plan);
+    assert!(none.calls().iter().all(|c| c.starts_with("is-active")));
+}
+
+const ISOLATE: &str = "name = \"t\"\n[cpu]\nisolate = \"on\"\n";
+
+/// IRQ, default-affinity and workqueue changes isolating CPUs 2-3 on the
+/// realistic host.
+fn irq_isolation_changes() -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = [0, 36, 37, 120, 121, 122, 123, 124, 125]
+        .iter()
+        .map(|i| c(&format!("/proc/irq/{i}/smp_affinity_list"), "0-3", "0-1"))
+        .collect();
+    v.push(c("/proc/irq/130/smp_affinity_list", "2", "0-1"));
+    v.push(c("/proc/irq/default_smp_affinity", "f", "3"));
+    v.push(c("/sys/devices/virtual/workqueue/cpumask", "f", "3"));
+    v
+}
+
+#[test]
+fn cpuset_v1_isolation_round_trip() {
+    let t = realistic("v1");
+    add_cgroup_v1(&t);
+    let before = t.snapshot();
+    let services = FakeServices::new(&[]);
+    let r = run(&t, &services, ISOLATE, &[], &[3, 2], V1_NEW_CGROUP);
+    let d = "/sys/fs/cgroup/cpuset";
+    let hk = format!("{d}/{V1_HOUSEKEEPING}");
+    let mv = |pid: u32| {
+        c(
+            &format!("process {pid} → {hk}/cgroup.procs"),
+            &format!("{pid} in sys/fs/cgroup/cpuset/cgroup.procs"),
+            &pid.to_string(),
+        )
+    };
+    let mut want = vec![
+        c(&format!("{d}/machine/vm1/cpuset.cpus"), "1-2", "1"),
+        c(&format!("{d}/machine/cpuset.cpus"), "0-3", "0-1"),
+        c(&format!("{hk}/ (cgroup)"), "absent", "directory"),
+        c(&format!("{hk}/cpuset.mems"), "", "0"),
+        c(&format!("{hk}/cpuset.cpus"), "", "0-1"),
+        c(&format!("{d}/hftnet/ (cgroup)"), "absent", "directory"),
+        c(&format!("{d}/hftnet/cpuset.mems"), "", "0"),
+        c(&format!("{d}/hftnet/cpuset.cpus"), "", "2-3"),
+        c(&format!("{d}/hftnet/cpuset.cpu_exclusive"), "0", "1"),
+        mv(1),
+        mv(812),
+        mv(900),
+    ];
+    want.extend(irq_isolation_changes());
+    assert_eq!(owned(r.changes()), want);
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    assert!(
+        r.report.failed.is_none() && r.report.snapshot_error.is_none(),
+        "{:?}",
+        r.report
+    );
+    assert_eq!(t.get("sys/fs/cgroup/cpuset/hftnet/cpuset.cpus"), "2-3");
+    assert_eq!(
+        t.get("sys/fs/cgroup/cpuset/hftnet/cpuset.cpu_exclusive"),
+        "1"
+    );
+    assert_eq!(t.get("sys/fs/cgroup/cpuset/machine/cpuset.cpus"), "0-1");
+    assert_eq!(t.get("sys/fs/cgroup/cpuset/docker/cpuset.cpus"), "0-1");
+    assert_eq!(t.get("proc/irq/130/smp_affinity_list"), "0-1");
+    // A regular file stands in for cgroup.procs: it holds the last PID written.
+    assert_eq!(
+        t.get(&format!(
+            "sys/fs/cgroup/cpuset/{V1_HOUSEKEEPING}/cgroup.procs"
+        )),
+        "900"
+    );
+    r.revert();
+    let mut after = t.snapshot();
+    // ...and for the root's: the last PID moved back.
+    assert_eq!(
+        after
+            .insert(
+                "sys/fs/cgroup/cpuset/cgroup.procs".into(),
+                before["sys/fs/cgroup/cpuset/cgroup.procs"].clone()
+            )
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(after, before);
+}
+
+#[test]
+fn cpuset_v2_isolation_round_trip() {
+    let t = realistic("v2");
+    add_cgroup_v2(&t);
+    let before = t.snapshot();
+    let services = FakeServices::new(&[]);
+    let r = run(&t, &services, ISOLATE, &[], &[2, 3], V2_NEW_CGROUP);
+    let d = "/sys/fs/cgroup";
+    let mut want = vec![
+        c(
+            &format!("{d}/cgroup.subtree_control +cpuset"),
+            "cpu io memory pids",
+            "cpu io memory pids +cpuset",
+        ),
+        c(&format!("{d}/init.scope/cpuset.cpus"), "", "0-1"),
+        c(&format!("{d}/system.slice/cpuset.cpus"), "", "0-1"),
+        c(&format!("{d}/user.slice/cpuset.cpus"), "", "0-1"),
+        c(
+            &format!("{d}/hftnet.slice/ (cgroup)"),
+            "absent",
+            "directory",
+        ),
+        c(&format!("{d}/hftnet.slice/cpuset.cpus"), "", "2-3"),
+        c(
+            &format!("{d}/hftnet.slice/cpuset.cpus.partition"),
+            "member",
+            "isolated",
+        ),
+    ];
+    want.extend(irq_isolation_changes());
+    assert_eq!(owned(r.changes()), want);
+    assert!(r.report.failed.is_none(), "{:?}", r.report);
+    assert_eq!(
+        t.get("sys/fs/cgroup/hftnet.slice/cpuset.cpus.partition"),
+        "isolated"
+    );
+    assert_eq!(t.get("sys/fs/cgroup/system.slice/cpuset.cpus"), "0-1");
+    r.revert();
+    // The kernel shows the controller list again; the fake file holds what
+    // was written to it.
+    let mut after = t.snapshot();
+    assert_eq!(
+        after
+            .insert(
+                "sys/fs/cgroup/cgroup.subtree_control".into(),
+                "cpu io memory pids".into()
+            )
+            .as_deref(),
+        Some("-cpuset")
+    );
+    assert_eq!(after, before);
+
+    // Older kernels: partition `root` (5.2-6.0), none before.
+    let root = t.root();
+    let opts = IsolationOptions::default();
+    let last = |p: hftnet_tune::cpuset::Isolation| {
+        let c = p.changes.last().expect("a change").clone();
+        (c.target.to_string(), c.new)
+    };
+    t.file("proc/sys/kernel/osrelease", "5.15.0-100-generic");
+    let p = plan_cpu_isolation(&root, &[2, 3], &opts).expect("plan");
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| c.target.to_string().ends_with("cpuset.cpus.partition") && c.new == "root")
+    );
+    t.file("proc/sys/kernel/osrelease", "4.19.0");
+    let p = plan_cpu_isolation(
+        &root,
+        &[2, 3],
+        &IsolationOptions {
+            move_irqs: false,
+            ..opts
+        },
+    );
+    let p = p.expect("plan");
+    assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+    assert_eq!(
+        last(p),
+        (
+            "/sys/fs/cgroup/hftnet.slice/cpuset.cpus".to_owned(),
+            "2-3".to_owned()
+        )
+    );
+}
+
+/// A best-effort change that fails (an IRQ that went away) is reported and
+/// the apply goes on; any other failure rolls back what was applied.
+#[test]
+fn best_effort_failures_are_skipped_others_roll_back() {
+    let t = realistic("best-effort");
+    add_cgroup_v2(&t);
+    let before = t.snapshot();
+    let services = FakeServices::new(&[]);
+    let gone = "proc/irq/121/smp_affinity_list";
+    let r = run_with(&t, &services, ISOLATE, &[], &[2, 3], V2_NEW_CGROUP, |_| {
+        fs::remove_file(t.dir.join(gone)).expect("rm");
+    });
+    assert!(r.report.failed.is_none(), "{:?}", r.report);
+    let o = r
+        .report
+        .outcomes
+        .iter()
+        .find(|o| o.target == format!("/{gone}"))
+        .expect("outcome");
+    assert!(
+        o.result.starts_with("failed, left as it was (best effort)"),
+        "{o:?}"
+    );
+    assert_eq!(
+        t.get("proc/irq/122/smp_affinity_list"),
+        "0-1",
+        "the rest applied"
+    );
+    r.revert();
+    let mut was = before.clone();
+    was.remove(gone);
+    let mut after = t.snapshot();
+    after.insert(
+        "sys/fs/cgroup/cgroup.subtree_control".into(),
+        "cpu io memory pids".into(),
+    );
+    assert_eq!(after, was);
+
+    // A governor file that vanishes is not best effort: everything rolls back.
+    let t = realistic("rollback");
+    let before = t.snapshot();
+    let gov = "sys/devices/system/cpu/cpu3/cpufreq/scaling_governor";
+    let profile = "name = \"t\"\n[cpu]\ngovernor = \"performance\"\n[thp]\nenabled = \"never\"\n";
+    let r = run_with(&t, &services, profile, &[], &[2, 3], &[], |_| {
+        fs::remove_file(t.dir.join(gov)).expect("rm");
+    });
+    assert!(
+        r.report
+            .failed
+            .as_deref()
+            .is_some_and(|f| f.contains("not present")),
+        "{:?}",
+        r.report
+    );
+    let mut was = before.clone();
+    was.remove(gov);
+    assert_eq!(t.snapshot(), was, "rolled back");
 }

@@ -13,12 +13,12 @@ use hftnet_lab::Lab;
 use hftnet_sys::ethtool::Ethtool;
 use hftnet_tune::access::System;
 use hftnet_tune::audit::prepare;
-use hftnet_tune::host::FakeServices;
 use hftnet_tune::plan::{
     Access, EntryState, HostId, SNAPSHOT_FORMAT, Snapshot, Target, apply, plan, revert,
 };
 use hftnet_tune::profile::Profile;
 use hftnet_tune::root::Root;
+use hftnet_tune::services::FakeServices;
 
 use hftnet_lab::skip_without_root as skip;
 
@@ -137,14 +137,14 @@ fn apply_and_revert_round_trip_exactly_in_a_namespace() {
         let saved = Snapshot::load(p2, &snap.host, false).unwrap();
         assert!(saved.entries.iter().all(|e| e.state == EntryState::Applied));
 
-        let r = revert(&saved, access, false);
+        let r = revert(&saved, access, false).unwrap();
         assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
         assert_eq!(
             values(access, &targets),
             before,
             "every value exactly as before"
         );
-        let r = revert(&saved, access, false);
+        let r = revert(&saved, access, false).unwrap();
         assert!(
             r.outcomes.iter().all(|o| o.result == "already restored"),
             "{r:?}"
@@ -224,7 +224,80 @@ fn refused_values_are_reported_and_a_failure_rolls_back() {
             .find(|o| o.target == "veth0 feature.tx-scatter-gather")
             .unwrap();
         assert_eq!(sg.result, "applied");
-        let r = revert(&snap, access, false);
+        let r = revert(&snap, access, false).unwrap();
         assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
     });
+}
+
+/// The guard resolves alternative names and sees default routes of every
+/// table and family, multipath nexthops and nexthop objects. The routes are
+/// added in the lab's trader namespace (`ip -n`), never in the machine's.
+#[test]
+fn the_default_route_guard_sees_every_default_route() {
+    use hftnet_tune::guard::default_routes_via;
+    if skip("the_default_route_guard_sees_every_default_route") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let h = lab.trader();
+    let (ns, dev, peer) = (h.netns().to_string(), h.iface().to_string(), h.peer());
+    let ip = |args: &str| {
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend(args.split_whitespace());
+        let o = std::process::Command::new("ip")
+            .args(&full)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "ip {args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let guard = |name: &str| {
+        let name = name.to_string();
+        h.run(move || default_routes_via(&name)).unwrap().unwrap()
+    };
+    ip(&format!("link property add dev {dev} altname hft-uplink-b"));
+    assert_eq!(guard(&dev), None, "no default route in a fresh lab");
+    assert_eq!(guard("hft-uplink-b"), None);
+    assert_eq!(
+        guard("hft-no-such"),
+        None,
+        "a missing interface is the caller's to report"
+    );
+    let cases = [
+        (
+            format!("route add default dev {dev} table 100"),
+            "IPv4 default route of table 100",
+        ),
+        (
+            format!("-6 route add default dev {dev}"),
+            "IPv6 default route of table main",
+        ),
+        (
+            format!("route add default table 101 nexthop via {peer} dev {dev} nexthop dev lo"),
+            "IPv4 default route of table 101",
+        ),
+        (
+            format!("-6 route add default dev {dev} table 4000000"),
+            "IPv6 default route of table 4000000",
+        ),
+    ];
+    for (add, needle) in &cases {
+        ip(add);
+        for name in [dev.as_str(), "hft-uplink-b"] {
+            let got = guard(name).unwrap_or_else(|| panic!("{add}: {name} not caught"));
+            assert!(got.contains(needle) && got.contains(&dev), "{add}: {got}");
+        }
+        assert_eq!(guard("lo").is_some(), add.contains("dev lo"), "{add}: lo");
+        ip(&add.replacen(" add ", " del ", 1));
+        assert_eq!(guard(&dev), None, "{add} removed");
+    }
+    // A route through a nexthop object names no interface itself.
+    ip(&format!("nexthop add id 77 dev {dev}"));
+    ip("route add default nhid 77 table 102");
+    let got = guard("hft-uplink-b").expect("nexthop object");
+    assert!(got.contains("IPv4 default route of table 102"), "{got}");
+    assert_eq!(guard("lo"), None);
 }

@@ -13,11 +13,15 @@ use hftnet_bench::clock::Clock;
 use hftnet_sys::ethtool::Ethtool;
 use hftnet_tune::access::System;
 use hftnet_tune::audit::{Finding, findings, prepare};
-use hftnet_tune::host::{HostFacts, Systemctl};
+use hftnet_tune::facts::HostFacts;
+use hftnet_tune::guard::default_routes_via;
 use hftnet_tune::jitter::{JitterConfig, run_jitter};
-use hftnet_tune::plan::{HostId, Plan, SNAPSHOT_FORMAT, Snapshot, apply, plan, revert};
-use hftnet_tune::profile::Profile;
+use hftnet_tune::plan::{
+    HostId, Plan, SNAPSHOT_FORMAT, Snapshot, Target, apply, check_entries, plan, revert,
+};
+use hftnet_tune::profile::{Profile, Want};
 use hftnet_tune::root::{Root, format_cpu_list, parse_cpu_list};
+use hftnet_tune::services::Systemctl;
 use serde_json::json;
 
 use crate::util::{CpuList, Report, parse_cpus, parse_duration};
@@ -252,17 +256,6 @@ fn audit(a: AuditArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The interface of the default route in this network namespace, if any.
-fn default_route_iface(root: &Root) -> Result<Option<String>> {
-    let Some(table) = root.read("proc/net/route")? else {
-        return Ok(None);
-    };
-    Ok(table.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() > 2 && f[1] == "00000000").then(|| f[0].to_string())
-    }))
-}
-
 fn host_id(root: &Root) -> Result<HostId> {
     let hostname = root
         .read("proc/sys/kernel/hostname")?
@@ -282,15 +275,19 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
     if c.ifaces.is_empty() && c.cpus.is_none() {
         bail!("name what to tune: --iface IF (repeatable) and/or --cpus LIST");
     }
-    let root = Root::at(&c.root);
-    if let Some(def) = default_route_iface(&root)?
-        && c.ifaces.contains(&def)
-        && !a.i_know
-    {
-        bail!(
-            "{def} carries the default route: tuning it can cut this machine off (and your SSH session); pass --i-know to do it anyway"
-        );
+    // With a fake tree nothing of this machine's interfaces is changed
+    // (profiles that would are refused below), so there is no route to guard.
+    if c.root == std::path::Path::new("/") && !a.i_know {
+        for iface in &c.ifaces {
+            if let Some(what) = default_routes_via(iface)? {
+                bail!(
+                    "{what}: tuning it can cut this machine off (and your SSH session); pass \
+                     --i-know to do it anyway"
+                );
+            }
+        }
     }
+    refuse_fake_root_profile(c)?;
     let services = Systemctl::default();
     let s = session(c, &services)?;
     let plan_json = serde_json::to_value(&s.plan)?;
@@ -388,8 +385,8 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
     }
     if let Some(e) = &report.snapshot_error {
         eprintln!(
-            "hftnet tune apply: the changes were made but the snapshot could not be updated \
-             ({e}); it lists them all as pending, and `hftnet tune revert {}` restores them",
+            "hftnet tune apply: the snapshot could not be updated ({e}); every change made was \
+             recorded before it was made, and `hftnet tune revert {}` restores them",
             path.display()
         );
         return Ok(ExitCode::from(1));
@@ -410,6 +407,60 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// With a fake tree (`--root` other than `/`), files are read and written
+/// under it, but ethtool and systemctl would act on this machine: refused.
+fn refuse_real_host_with_fake_root(root: &std::path::Path, targets: &[&Target]) -> Result<()> {
+    if root == std::path::Path::new("/") {
+        return Ok(());
+    }
+    if let Some(t) = targets
+        .iter()
+        .find(|t| matches!(t, Target::Nic { .. } | Target::Service { .. }))
+    {
+        bail!(
+            "--root {} is a fake tree, but {t} would be changed on this machine (ethtool and \
+             systemctl do not go through the tree): refusing; use a profile without [nic] and \
+             stop_irqbalance, or drop --root",
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+/// `tune apply` with a fake tree: a profile that would change interface
+/// settings (ethtool) or stop irqbalance (systemctl) is refused before
+/// anything is read, since those act on this machine, not on the tree.
+fn refuse_fake_root_profile(c: &Common) -> Result<()> {
+    if c.root == std::path::Path::new("/") {
+        return Ok(());
+    }
+    let profile = Profile::load(&c.profile)?;
+    let nic = !c.ifaces.is_empty()
+        && profile
+            .settings
+            .iter()
+            .any(|s| matches!(s.want, Want::Nic(_)));
+    let service = profile
+        .get(&Want::StopIrqbalance)
+        .is_some_and(|s| s.value == "on");
+    if nic || service {
+        bail!(
+            "--root {} is a fake tree, but profile {} changes {} on this machine (ethtool and \
+             systemctl do not go through the tree): refusing; use a profile without {}, or \
+             drop --root",
+            c.root.display(),
+            profile.name,
+            if nic {
+                "interface settings"
+            } else {
+                "the irqbalance service"
+            },
+            if nic { "[nic]" } else { "stop_irqbalance" },
+        );
+    }
+    Ok(())
+}
+
 fn revert_cmd(a: RevertArgs) -> Result<ExitCode> {
     let root = Root::at(&a.root);
     let snap = Snapshot::load(&a.snapshot, &host_id(&root)?, a.force)?;
@@ -417,7 +468,7 @@ fn revert_cmd(a: RevertArgs) -> Result<ExitCode> {
     let needs_nic = snap
         .entries
         .iter()
-        .any(|e| matches!(e.target, hftnet_tune::plan::Target::Nic { .. }));
+        .any(|e| matches!(e.target, Target::Nic { .. }));
     let access = System {
         root,
         ethtool: if needs_nic {
@@ -427,7 +478,12 @@ fn revert_cmd(a: RevertArgs) -> Result<ExitCode> {
         },
         services: &services,
     };
-    let r = revert(&snap, &access, a.force);
+    check_entries(&snap, &access)?;
+    refuse_real_host_with_fake_root(
+        &a.root,
+        &snap.entries.iter().map(|e| &e.target).collect::<Vec<_>>(),
+    )?;
+    let r = revert(&snap, &access, a.force)?;
     if a.json {
         println!(
             "{}",

@@ -1,7 +1,8 @@
 //! `hftnet tune` end to end against a fake /proc and /sys tree (the hidden
 //! `--root`), so host-wide settings — IRQ affinity, governors, C-states,
 //! transparent huge pages, global sysctls — are applied and reverted for
-//! real without touching the machine; and bad input.
+//! real without touching the machine; bad input; and the default-route
+//! guard, inside a lab namespace.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,10 +40,6 @@ impl Tree {
             (
                 "proc/interrupts".into(),
                 "           CPU0       CPU1       CPU2       CPU3\n  24:         10          0          0          0  PCI-MSI 1-edge  eth9-TxRx-0\n  25:         10          0          0          0  PCI-MSI 2-edge  eth9-TxRx-1\n  26:          5          0          0          0  PCI-MSI 3-edge  nvme0q1".into(),
-            ),
-            (
-                "proc/net/route".into(),
-                "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\neth9\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0".into(),
             ),
             ("sys/class/net/eth9/operstate".into(), "up".into()),
         ];
@@ -162,19 +159,8 @@ fn host_wide_settings_apply_and_revert_exactly_on_a_fake_tree() {
     ];
     let original = t.state();
 
-    // eth9 carries the default route of this (fake) namespace.
-    let o = hftnet(&base);
-    assert_eq!(o.status.code(), Some(2));
-    let (_, err) = text(&o);
-    assert!(
-        err.contains("eth9 carries the default route") && err.contains("--i-know"),
-        "{err}"
-    );
-    assert_eq!(t.state(), original);
-
     // Without --yes: the plan, and nothing changed.
     let mut args = base.to_vec();
-    args.push("--i-know");
     let o = hftnet(&args);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
@@ -312,6 +298,7 @@ fn bad_input_is_named() {
     )
     .unwrap();
     let bad = bad_profile.display().to_string();
+    let fake = profile_file(&t);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["tune", "audit", "--root", t.root(), "--iface", "nosuch0"],
@@ -326,10 +313,36 @@ fn bad_input_is_named() {
             "no profile \"fastest\"",
         ),
         (
-            vec!["tune", "apply", "--root", t.root(), "--cpus", "9"],
+            vec![
+                "tune",
+                "apply",
+                "--root",
+                t.root(),
+                "--profile",
+                &fake,
+                "--cpus",
+                "9",
+            ],
             "CPU 9 is not online",
         ),
         (vec!["tune", "apply", "--root", t.root()], "--iface"),
+        // ethtool and systemctl would act on this machine, not the tree.
+        (
+            vec![
+                "tune",
+                "apply",
+                "--root",
+                t.root(),
+                "--iface",
+                "eth9",
+                "--i-know",
+            ],
+            "is a fake tree, but profile latency changes interface settings on this machine",
+        ),
+        (
+            vec!["tune", "apply", "--root", t.root(), "--cpus", "2"],
+            "changes the irqbalance service on this machine",
+        ),
         (
             vec!["tune", "audit", "--root", t.root(), "--cpus", "2-x"],
             "2-x",
@@ -378,4 +391,165 @@ fn audit_reads_and_never_writes() {
         serde_json::json!([0, 1, 2, 3])
     );
     assert_eq!(t.state(), before, "audit wrote nothing");
+}
+
+/// Writes `entries` as a snapshot of the fake host (mode 0600), as an
+/// attacker would hand-craft one.
+fn crafted_snapshot(t: &Tree, name: &str, entries: serde_json::Value) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let s = serde_json::json!({
+        "format": "hftnet-tune-snapshot-1",
+        "host": {"machine_id": "f00d", "hostname": "fakehost"},
+        "created_unix": 0,
+        "profile": "latency",
+        "entries": entries,
+    });
+    let p = t.0.join(name);
+    std::fs::write(&p, s.to_string()).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_crafted_snapshot_cannot_make_revert_write_anywhere() {
+    let t = Tree::new("crafted");
+    std::fs::create_dir_all(t.0.join("tmp")).unwrap();
+    t.put("tmp/x", "secret\n");
+    // The attack: a file target outside what a profile can name.
+    let snap = crafted_snapshot(
+        &t,
+        "evil.json",
+        serde_json::json!([{"target": {"kind": "file", "path": "tmp/x"},
+                             "old": "pwned", "new": "secret", "state": "applied"}]),
+    );
+    for force in [false, true] {
+        let mut args = vec!["tune", "revert", &snap, "--root", t.root()];
+        if force {
+            args.push("--force");
+        }
+        let o = hftnet(&args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "force={force}: {out}{err}");
+        assert!(
+            err.contains("entry 1") && err.contains("/tmp/x") && err.contains("refusing"),
+            "force={force}: {err}"
+        );
+        assert_eq!(t.get("tmp/x"), "secret", "force={force}: nothing written");
+    }
+    // One bad entry among good ones: nothing at all is reverted.
+    t.put("proc/sys/vm/swappiness", "10\n");
+    let bad: Vec<(serde_json::Value, &str)> = vec![
+        (
+            serde_json::json!({"kind": "sysctl", "name": "kernel.no_such_sysctl"}),
+            "no such sysctl",
+        ),
+        (
+            serde_json::json!({"kind": "sysctl", "name": "../../tmp/x"}),
+            "not a sysctl name",
+        ),
+        (
+            serde_json::json!({"kind": "file", "path": "/tmp/x"}),
+            "not a file",
+        ),
+        (
+            serde_json::json!({"kind": "file", "path": "proc/irq/24/../../../tmp/x"}),
+            "not a file",
+        ),
+        (
+            serde_json::json!({"kind": "service", "name": "sshd"}),
+            "service",
+        ),
+        (
+            serde_json::json!({"kind": "host_op", "op": {"op": "move_process", "pid": 1,
+                               "from": "tmp/x", "to": "tmp/x"}}),
+            "move_process",
+        ),
+        (
+            serde_json::json!({"kind": "host_op", "op": {"op": "enable_controller",
+                               "path": "tmp/x", "old": "", "controller": "cpuset"}}),
+            "enable_controller",
+        ),
+        (
+            serde_json::json!({"kind": "host_op", "op": {"op": "create_dir", "path": "tmp"}}),
+            "create_dir",
+        ),
+    ];
+    for (i, (target, needle)) in bad.into_iter().enumerate() {
+        let snap = crafted_snapshot(
+            &t,
+            &format!("evil{i}.json"),
+            serde_json::json!([
+                {"target": {"kind": "sysctl", "name": "vm.swappiness"},
+                 "old": "60", "new": "10", "state": "applied"},
+                {"target": target, "old": "pwned", "new": "secret", "state": "applied"},
+            ]),
+        );
+        let o = hftnet(&["tune", "revert", &snap, "--root", t.root(), "--force"]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{target}: {out}{err}");
+        assert!(
+            err.contains("entry 2") && err.contains(needle),
+            "{target}: {err}"
+        );
+        assert_eq!(
+            t.get("proc/sys/vm/swappiness"),
+            "10",
+            "{target}: nothing reverted"
+        );
+        assert_eq!(t.get("tmp/x"), "secret");
+        assert!(t.0.join("tmp").is_dir());
+    }
+}
+
+/// `tune apply --iface` is refused for an interface that carries a default
+/// route of any table or family, however it is named, in the namespace the
+/// command runs in (a lab's: nothing here touches the machine's own).
+#[test]
+fn the_default_route_guard_sees_altnames_ipv6_and_every_table() {
+    if hftnet_lab::skip_without_root("the_default_route_guard_sees_altnames_ipv6_and_every_table") {
+        return;
+    }
+    let lab = hftnet_lab::Lab::two_host(None).unwrap();
+    let h = lab.trader();
+    let (ns, dev) = (h.netns().to_string(), h.iface().to_string());
+    let ip = |args: &str| {
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend(args.split_whitespace());
+        let o = Command::new("ip").args(&full).output().unwrap();
+        assert!(o.status.success(), "ip {args}: {:?}", text(&o));
+    };
+    ip(&format!("link property add dev {dev} altname hft-uplink-a"));
+    let apply = |name: &str| {
+        common::run_in(
+            h,
+            &["tune", "apply", "--iface", name, "--profile", "throughput"],
+            std::time::Duration::from_secs(30),
+        )
+    };
+    // No default route yet: the dry run goes through.
+    let o = apply("hft-uplink-a");
+    assert!(o.status.success(), "{:?}", text(&o));
+    let cases = [
+        (
+            format!("route add default dev {dev} table 100"),
+            "IPv4 default route of table 100",
+        ),
+        (
+            format!("-6 route add default dev {dev}"),
+            "IPv6 default route of table main",
+        ),
+    ];
+    for (add, needle) in &cases {
+        ip(add);
+        let o = apply("hft-uplink-a");
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{add}: {out}{err}");
+        assert!(
+            err.contains(needle) && err.contains(&dev) && err.contains("--i-know"),
+            "{add}: {err}"
+        );
+        ip(&add.replacen(" add ", " del ", 1));
+    }
+    let o = apply(&dev);
+    assert!(o.status.success(), "routes removed again: {:?}", text(&o));
 }

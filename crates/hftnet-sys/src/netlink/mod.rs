@@ -15,7 +15,10 @@
 //!   functions) — safe, pure code over byte buffers (`unsafe` is forbidden
 //!   there), unit-tested byte for byte;
 //! - `socket`: the `NETLINK_ROUTE` socket [`RtNetlink`], the only file with
-//!   `unsafe` (its socket calls).
+//!   `unsafe` (its socket calls);
+//! - `routes`: every link with its alternative names and every default
+//!   route of every table and family ([`RtNetlink::links`],
+//!   [`RtNetlink::default_routes`]), built on the two above, no `unsafe`.
 //!
 //! Invariants: every request carries `NLM_F_REQUEST | NLM_F_ACK` and a fresh
 //! sequence number; [`RtNetlink::request`] reads until the kernel's
@@ -36,6 +39,7 @@
 //! - `net/core/neighbour.c` (`neigh_add`, `neigh_get`, `__neigh_event_send`)
 
 mod message;
+mod routes;
 mod socket;
 mod uapi;
 
@@ -46,6 +50,12 @@ pub use message::{
     get_neighbour_request, get_route_request, neighbour_use_request, new_veth_request,
     parse_address, parse_link, parse_neighbour, parse_route, set_link_state_request,
     set_mtu_request, split_messages,
+};
+pub use routes::{
+    AF_INET6, DefaultRoute, IFLA_ALT_IFNAME, IFLA_PROP_LIST, LinkNames, NHA_GROUP, NHA_ID, NHA_OIF,
+    Nexthop, RTA_MULTIPATH, RTA_NH_ID, RTA_TABLE, RTM_GETNEXTHOP, RTM_NEWNEXTHOP, RouteEntry,
+    dump_links_request, dump_nexthops_request, dump_routes_request, parse_link_names,
+    parse_nexthop, parse_route_entry,
 };
 pub use socket::{REPLY_TIMEOUT_SECS, RtNetlink};
 pub use uapi::{
