@@ -86,12 +86,21 @@ impl ItchReader {
             path: path.to_path_buf(),
             source,
         };
-        let mut f = File::open(path).map_err(open_err)?;
+        let f = File::open(path).map_err(open_err)?;
+        Self::from_reader(f).map_err(open_err)
+    }
+
+    /// Reads the records of a file's bytes from `src`, plain or gzip (told by
+    /// the magic bytes): what [`ItchReader::open`] does once the file is open.
+    ///
+    /// # Errors
+    /// When reading the first two bytes fails.
+    pub fn from_reader(mut src: impl Read + 'static) -> io::Result<Self> {
         let mut magic = [0u8; 2];
-        let n = read_full(&mut f, &mut magic).map_err(open_err)?;
+        let n = read_full(&mut src, &mut magic)?;
         let head = io::Cursor::new(magic[..n].to_vec());
         let gzip = n == 2 && magic == [0x1f, 0x8b];
-        let chained = head.chain(f);
+        let chained = head.chain(src);
         let src: Box<dyn Read> = if gzip {
             Box::new(MultiGzDecoder::new(chained))
         } else {

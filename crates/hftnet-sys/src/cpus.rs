@@ -52,15 +52,19 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, CpuListError> {
         reason,
     };
     let t = s.trim();
-    let mut cpus = Vec::new();
+    // One bit per CPU: however many parts repeat a range, the work and the
+    // memory stay bounded by MAX_CPU, not by the parts times their ranges.
+    let mut set = vec![0u64; (MAX_CPU + 1).div_ceil(64)];
     if t.is_empty() || t == "(null)" {
-        return Ok(cpus);
+        return Ok(Vec::new());
     }
     let num = |x: &str, part: &str| -> Result<usize, CpuListError> {
-        let n: usize = x
-            .trim()
-            .parse()
-            .map_err(|_| err(part, "is not a CPU number"))?;
+        let x = x.trim();
+        // Digits only: Rust's parser also takes a leading `+`, the kernel's does not.
+        if !x.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err(part, "is not a CPU number"));
+        }
+        let n: usize = x.parse().map_err(|_| err(part, "is not a CPU number"))?;
         if n > MAX_CPU {
             return Err(err(part, "is beyond the largest CPU number (8191)"));
         }
@@ -93,6 +97,7 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, CpuListError> {
             Some(st) => {
                 let (u, g) = st
                     .split_once('/')
+                    .filter(|(u, g)| u.bytes().chain(g.bytes()).all(|b| b.is_ascii_digit()))
                     .ok_or_else(|| err(part, "has a stride that is not `used/group`"))?;
                 let u: usize = u
                     .parse()
@@ -108,13 +113,13 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, CpuListError> {
         };
         for c in lo..=hi {
             if (c - lo) % group < used {
-                cpus.push(c);
+                set[c / 64] |= 1 << (c % 64);
             }
         }
     }
-    cpus.sort_unstable();
-    cpus.dedup();
-    Ok(cpus)
+    Ok((0..=MAX_CPU)
+        .filter(|&c| set[c / 64] & (1 << (c % 64)) != 0)
+        .collect())
 }
 
 /// Formats CPUs as the kernel does (`[0, 1, 2, 3, 5]` → `"0-3,5"`; two
@@ -166,6 +171,9 @@ pub fn parse_cpu_mask(s: &str) -> Result<Vec<usize>, CpuListError> {
     for (gi, g) in groups.iter().rev().enumerate() {
         if g.is_empty() || g.len() > 8 {
             return Err(err(g, "is not a group of 1 to 8 hexadecimal digits"));
+        }
+        if !g.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(err(g, "is not hexadecimal"));
         }
         let bits = u32::from_str_radix(g, 16).map_err(|_| err(g, "is not hexadecimal"))?;
         for b in 0..32 {
@@ -237,6 +245,11 @@ mod tests {
         );
         assert_eq!(parse_cpu_list("9999").unwrap_err().part, "9999");
         assert_eq!(parse_cpu_list("0-7:5/4").unwrap_err().part, "0-7:5/4");
+        // A sign is not a digit (Rust's integer parser takes `+`, the kernel does not).
+        assert_eq!(parse_cpu_list("+3").unwrap_err().part, "+3");
+        assert_eq!(parse_cpu_list("0-+3").unwrap_err().part, "0-+3");
+        assert_eq!(parse_cpu_list("0-7:+1/2").unwrap_err().part, "0-7:+1/2");
+        assert_eq!(parse_cpu_mask("+f").unwrap_err().part, "+f");
     }
 
     #[test]

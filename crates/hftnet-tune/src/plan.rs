@@ -639,9 +639,25 @@ impl Snapshot {
                 meta.mode() & 0o777
             )));
         }
-        let mut text = String::new();
-        f.read_to_string(&mut text).map_err(io)?;
-        let s: Snapshot = serde_json::from_str(&text).map_err(|e| SnapshotError::Corrupt {
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map_err(io)?;
+        Self::parse(&p, &bytes, host, force)
+    }
+
+    /// Reads a snapshot from the bytes of its file (`path` names it in
+    /// errors) and checks it was taken on `host` (unless `force`): what
+    /// [`Snapshot::load`] does once the file is read.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Corrupt`] or [`SnapshotError::OtherHost`].
+    pub fn parse(
+        path: &str,
+        bytes: &[u8],
+        host: &HostId,
+        force: bool,
+    ) -> Result<Self, SnapshotError> {
+        let p = path.to_owned();
+        let s: Snapshot = serde_json::from_slice(bytes).map_err(|e| SnapshotError::Corrupt {
             path: p.clone(),
             why: e.to_string(),
         })?;
@@ -1268,6 +1284,29 @@ params = ["nohz_full={cpus}"]
             profile: "t".into(),
             entries: vec![],
         }
+    }
+
+    #[test]
+    fn snapshot_parse_is_what_load_reads() {
+        let mut snap = new_snapshot();
+        snap.entries.push(Entry {
+            target: sysctl("net.core.busy_poll"),
+            old: "0".into(),
+            new: "50".into(),
+            state: EntryState::Applied,
+        });
+        let text = serde_json::to_vec_pretty(&snap).unwrap();
+        assert_eq!(Snapshot::parse("s", &text, &host(), false).unwrap(), snap);
+        // Not UTF-8, not JSON, another format: named as not a snapshot.
+        for bad in [&b"\xff\xfe"[..], b"", b"{}", &text[..text.len() - 2]] {
+            let e = Snapshot::parse("s.json", bad, &host(), false).unwrap_err();
+            assert!(matches!(e, SnapshotError::Corrupt { .. }), "{e}");
+            assert!(e.to_string().contains("s.json"), "{e}");
+        }
+        snap.format = "hftnet-tune-snapshot-0".into();
+        let text = serde_json::to_vec(&snap).unwrap();
+        let e = Snapshot::parse("s", &text, &host(), true).unwrap_err();
+        assert!(e.to_string().contains("expected"), "{e}");
     }
 
     #[test]

@@ -343,7 +343,11 @@ impl<'a> PacketWriter<'a> {
     /// [`Error::Malformed`] when the message is longer than 65535 bytes.
     pub fn push(&mut self, msg: &[u8]) -> Result<()> {
         let len = u16::try_from(msg.len()).map_err(|_| Error::Malformed)?;
-        if msg.len() > self.room() {
+        // The length prefix needs room too, also for an empty message (for
+        // which `room()` cannot tell 0 bytes left from exactly the prefix).
+        if self.count == END_OF_SESSION - 1
+            || BLOCK_HEADER_LEN + msg.len() > self.buf.len() - self.len
+        {
             return Err(Error::Truncated);
         }
         let at = self.len;
@@ -607,6 +611,24 @@ mod tests {
         let p = Packet::new_checked(&buf[..n]).unwrap();
         assert_eq!(p.messages().collect::<Vec<_>>(), vec![&b"abcd"[..]]);
         assert!(PacketWriter::new(&mut [0u8; 19], session(), 1).is_err());
+    }
+
+    #[test]
+    fn writer_refuses_an_empty_message_without_room_for_its_length() {
+        // One byte left: an empty message still needs its 2-byte length
+        // (this panicked writing past the buffer; the publisher's
+        // re-request replies reached it).
+        let mut buf = [0u8; HEADER_LEN + 1];
+        let mut w = PacketWriter::new(&mut buf, session(), 1).unwrap();
+        assert_eq!(w.push(b"").unwrap_err(), Error::Truncated);
+        assert_eq!((w.count(), w.finish()), (0, HEADER_LEN));
+        let mut buf = [0u8; HEADER_LEN + 3];
+        let mut w = PacketWriter::new(&mut buf, session(), 1).unwrap();
+        w.push(b"").unwrap();
+        assert_eq!(w.push(b"").unwrap_err(), Error::Truncated);
+        let n = w.finish();
+        let p = Packet::new_checked(&buf[..n]).unwrap();
+        assert_eq!(p.messages().collect::<Vec<_>>(), vec![&b""[..]]);
     }
 
     #[test]

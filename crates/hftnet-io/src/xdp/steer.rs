@@ -570,18 +570,23 @@ fn nr_cpus() -> Result<usize, SteerError> {
 
 // ---- netlink: which programs are attached, and detaching one ----
 
-/// The XDP state of a link, from `RTM_GETLINK`.
+/// The XDP state of a link, from `RTM_GETLINK` (see [`parse_xdp_state`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct XdpState {
-    ifindex: u32,
-    drv: Option<u32>,
-    skb: Option<u32>,
-    hw: Option<u32>,
+pub struct XdpState {
+    /// `ifi_index`.
+    pub ifindex: u32,
+    /// `IFLA_XDP_DRV_PROG_ID`: the program attached in native (driver) mode.
+    pub drv: Option<u32>,
+    /// `IFLA_XDP_SKB_PROG_ID`: the program attached in generic mode.
+    pub skb: Option<u32>,
+    /// `IFLA_XDP_HW_PROG_ID`: the program offloaded to the device.
+    pub hw: Option<u32>,
 }
 
 impl XdpState {
-    /// `(program id, mode)` of each attached program, native first.
-    fn programs(&self) -> impl Iterator<Item = (u32, Option<AttachMode>)> {
+    /// `(program id, mode)` of each attached program, native first
+    /// (`None`: offloaded).
+    pub fn programs(&self) -> impl Iterator<Item = (u32, Option<AttachMode>)> {
         [
             self.drv.map(|id| (id, Some(AttachMode::Driver))),
             self.skb.map(|id| (id, Some(AttachMode::Generic))),
@@ -592,7 +597,12 @@ impl XdpState {
     }
 }
 
-fn parse_xdp_state(payload: &[u8]) -> Option<XdpState> {
+/// Reads the XDP state of a link from the payload of an `RTM_NEWLINK`
+/// (after the netlink header): the programs of the `IFLA_XDP` attributes, a
+/// program id 0 or of the wrong length read as none. `None` if the header
+/// is short or the index negative. Never panics, whatever the bytes.
+#[must_use]
+pub fn parse_xdp_state(payload: &[u8]) -> Option<XdpState> {
     let hdr = IfInfoMsg::parse(payload)?;
     let mut st = XdpState {
         ifindex: u32::try_from(hdr.index).ok()?,

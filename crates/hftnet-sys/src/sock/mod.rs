@@ -47,10 +47,11 @@ mod opt;
 pub use epoll::{Epoll, poll_errqueue, poll_readable};
 pub use mmsg::{MMSG_MAX_BATCH, MmsgBatch, recv_mmsg, send_mmsg};
 pub use msg::{
-    ErrQueueEvent, HWTSTAMP_FILTER_ALL, HWTSTAMP_FILTER_NONE, HWTSTAMP_TX_OFF, HWTSTAMP_TX_ON,
-    HwTstampConfig, SO_EE_CODE_ZEROCOPY_COPIED, SO_EE_ORIGIN_ZEROCOPY, TxStamp, TxStampKind,
-    ZcCompletion, get_hwtstamp, recv, recv_errqueue, recv_from, recv_msg, recv_tx_timestamp,
-    send_to, set_hwtstamp, set_timestamping, tsflags, xdp_busy_poll, xdp_tx_kick,
+    ControlInfo, ErrQueueEvent, HWTSTAMP_FILTER_ALL, HWTSTAMP_FILTER_NONE, HWTSTAMP_TX_OFF,
+    HWTSTAMP_TX_ON, HwTstampConfig, SO_EE_CODE_ZEROCOPY_COPIED, SO_EE_ORIGIN_ZEROCOPY, TxStamp,
+    TxStampKind, ZcCompletion, get_hwtstamp, parse_control, recv, recv_errqueue, recv_from,
+    recv_msg, recv_tx_timestamp, send_to, set_hwtstamp, set_timestamping, tsflags, xdp_busy_poll,
+    xdp_tx_kick,
 };
 pub use opt::{
     IP_MULTICAST_LOOP, IP_MULTICAST_TTL, IP_TOS, IntOpt, SO_BUSY_POLL, SO_BUSY_POLL_BUDGET,

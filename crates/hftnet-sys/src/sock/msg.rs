@@ -9,9 +9,11 @@
 //! kernel-socket transports and of the AF_XDP rings.
 //!
 //! Invariants: nothing here allocates; control buffers live on the stack and
-//! are aligned for `cmsghdr`; control messages are read only through the
-//! `CMSG_*` walk and only when their length covers the structure read; a
-//! datagram longer than the buffer is reported as truncated with its real
+//! are aligned for `cmsghdr`; control messages are read in safe code from
+//! the `msg_controllen` bytes the kernel wrote (the walk of `CMSG_NXTHDR`,
+//! stopping at a header that runs past them), each only when its length
+//! covers the structure read ([`parse_control`] is that code, for tests and
+//! fuzzing); a datagram longer than the buffer is reported as truncated with its real
 //! length (`MSG_TRUNC`), never silently cut.
 //!
 //! Must never: block when the caller asked for `MSG_DONTWAIT`, or read past
@@ -101,71 +103,166 @@ pub const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
 /// `SO_EE_CODE_ZEROCOPY_COPIED`: the kernel copied the data after all.
 pub const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 
-/// Nanoseconds of a kernel `timespec`; `None` for the all-zero "no stamp".
-fn timespec_ns(ts: &libc::timespec) -> Option<u64> {
-    if ts.tv_sec == 0 && ts.tv_nsec == 0 {
+/// Nanoseconds of a kernel `timespec` (`tv_sec`, `tv_nsec`); `None` for the
+/// all-zero "no stamp", and for a value no clock gives (a negative second,
+/// nanoseconds outside `0..1e9`, or more nanoseconds than a `u64` holds).
+fn timespec_ns(tv_sec: i64, tv_nsec: i64) -> Option<u64> {
+    if tv_sec == 0 && tv_nsec == 0 {
         return None;
     }
-    Some((ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64)
+    let sec = u64::try_from(tv_sec).ok()?;
+    let nsec = u64::try_from(tv_nsec).ok().filter(|&n| n < 1_000_000_000)?;
+    sec.checked_mul(1_000_000_000)?.checked_add(nsec)
 }
 
-/// The timestamps among the control messages of a received `msg`:
+// The control messages are read from bytes with the 64-bit Linux layouts below.
+const _: () = assert!(mem::size_of::<libc::timespec>() == 16);
+const _: () = assert!(mem::size_of::<libc::sock_extended_err>() == 16);
+const _: () = assert!(mem::size_of::<libc::cmsghdr>() == 16);
+
+/// `CMSG_ALIGN`: control messages start at multiples of `sizeof(size_t)`.
+const fn cmsg_align(n: usize) -> usize {
+    let a = mem::size_of::<usize>();
+    (n + a - 1) & !(a - 1)
+}
+
+/// The control messages in `control` as `(cmsg_level, cmsg_type, data)`, in
+/// the order of the `CMSG_FIRSTHDR` / `CMSG_NXTHDR` walk, in safe code: the
+/// walk stops at a header whose `cmsg_len` is shorter than a header or runs
+/// past the end of the buffer, so no data is ever read from outside it.
+fn cmsgs(control: &[u8]) -> impl Iterator<Item = (i32, i32, &[u8])> {
+    const HDR: usize = mem::size_of::<libc::cmsghdr>();
+    let mut rest = control;
+    std::iter::from_fn(move || {
+        let hdr = rest.get(..HDR)?;
+        let len = usize::from_ne_bytes(hdr[..8].try_into().ok()?);
+        let level = i32::from_ne_bytes(hdr[8..12].try_into().ok()?);
+        let kind = i32::from_ne_bytes(hdr[12..16].try_into().ok()?);
+        if len < HDR || len > rest.len() {
+            rest = &[];
+            return None;
+        }
+        let data = &rest[cmsg_align(HDR)..len];
+        rest = rest.get(cmsg_align(len)..).unwrap_or(&[]);
+        Some((level, kind, data))
+    })
+}
+
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    i64::from_ne_bytes(v)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&b[at..at + 4]);
+    u32::from_ne_bytes(v)
+}
+
+/// The timestamps among the control messages in `control`:
 /// `SCM_TIMESTAMPNS` (software), `SCM_TIMESTAMPING` (`ts[0]` software,
 /// `ts[2]` raw hardware) and, from the error queue, the
 /// `IP_RECVERR`/`IPV6_RECVERR` extended error that says which transmit
-/// stamp it is.
+/// stamp it is. A message shorter than the structure it carries is skipped.
+fn parse_stamps(control: &[u8]) -> ControlStamps {
+    const TS: usize = mem::size_of::<libc::timespec>();
+    let mut out = ControlStamps::default();
+    for (level, kind, data) in cmsgs(control) {
+        let ts = |i: usize| timespec_ns(i64_at(data, i * TS), i64_at(data, i * TS + 8));
+        if level == libc::SOL_SOCKET && kind == SO_TIMESTAMPNS.name && data.len() >= TS {
+            out.sw = ts(0);
+        } else if level == libc::SOL_SOCKET && kind == SO_TIMESTAMPING.name && data.len() >= 3 * TS
+        {
+            // struct scm_timestamping { struct timespec ts[3]; }
+            out.sw = ts(0);
+            out.hw = ts(2);
+        } else if ((level == libc::SOL_IP && kind == libc::IP_RECVERR)
+            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR))
+            && data.len() >= mem::size_of::<libc::sock_extended_err>()
+        {
+            // struct sock_extended_err { u32 ee_errno; u8 ee_origin, ee_type,
+            // ee_code, ee_pad; u32 ee_info; u32 ee_data; }
+            let (errno, origin, code) = (u32_at(data, 0), data[4], data[6]);
+            let (info, ee_data) = (u32_at(data, 8), u32_at(data, 12));
+            if errno == libc::ENOMSG as u32 && origin == libc::SO_EE_ORIGIN_TIMESTAMPING {
+                out.tx = Some((info, ee_data));
+            } else if errno == 0 && origin == SO_EE_ORIGIN_ZEROCOPY {
+                out.zc = Some((info, ee_data, code));
+            }
+        }
+    }
+    out
+}
+
+/// The timestamps among the control messages of a received `msg` (see
+/// [`parse_stamps`]).
 ///
 /// # Safety
 /// `msg.msg_control` must be null or point to `msg.msg_controllen` readable
 /// bytes of control messages, as the kernel leaves them after a receive.
 pub(super) unsafe fn control_stamps(msg: &libc::msghdr) -> ControlStamps {
-    let mut out = ControlStamps::default();
     if msg.msg_control.is_null() {
-        return out;
+        return ControlStamps::default();
     }
-    let fits = |c: *const libc::cmsghdr, n: usize| -> bool {
-        // SAFETY: c is a header the CMSG_* walk below returned, inside the buffer.
-        unsafe { (*c).cmsg_len >= libc::CMSG_LEN(n as u32) as usize }
+    // SAFETY: per the contract, msg_control points to msg_controllen
+    // readable bytes, alive for the duration of this call.
+    let control =
+        unsafe { std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), msg.msg_controllen) };
+    parse_stamps(control)
+}
+
+/// The report an error-queue message's control messages carry: a
+/// zero-copy completion, or a transmit stamp of a known kind; `None` for
+/// anything else (the caller reads on).
+fn errqueue_event(st: &ControlStamps) -> Option<ErrQueueEvent> {
+    if let Some((lo, hi, code)) = st.zc {
+        return Some(ErrQueueEvent::ZeroCopy(ZcCompletion {
+            lo,
+            hi,
+            copied: code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
+        }));
+    }
+    let (info, id) = st.tx?;
+    let kind = match info {
+        0 => TxStampKind::Snd,
+        1 => TxStampKind::Sched,
+        2 => TxStampKind::Ack,
+        _ => return None,
     };
-    // SAFETY: per the contract, msg describes a filled control buffer; the
-    // CMSG_* macros walk it within msg_controllen, and each header's payload is
-    // read (unaligned) only when its length covers the struct read.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
-            if level == libc::SOL_SOCKET
-                && kind == SO_TIMESTAMPNS.name
-                && fits(c, mem::size_of::<libc::timespec>())
-            {
-                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                out.sw = timespec_ns(&ts);
-            } else if level == libc::SOL_SOCKET
-                && kind == SO_TIMESTAMPING.name
-                && fits(c, 3 * mem::size_of::<libc::timespec>())
-            {
-                // struct scm_timestamping { struct timespec ts[3]; }
-                let ts: [libc::timespec; 3] = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                out.sw = timespec_ns(&ts[0]);
-                out.hw = timespec_ns(&ts[2]);
-            } else if ((level == libc::SOL_IP && kind == libc::IP_RECVERR)
-                || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR))
-                && fits(c, mem::size_of::<libc::sock_extended_err>())
-            {
-                let ee: libc::sock_extended_err =
-                    std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                if ee.ee_errno == libc::ENOMSG as u32
-                    && ee.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING
-                {
-                    out.tx = Some((ee.ee_info, ee.ee_data));
-                } else if ee.ee_errno == 0 && ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY {
-                    out.zc = Some((ee.ee_info, ee.ee_data, ee.ee_code));
-                }
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
+    Some(ErrQueueEvent::TxStamp(TxStamp {
+        id,
+        kind,
+        sw_ns: st.sw,
+        hw_ns: st.hw,
+    }))
+}
+
+/// What the control messages of one received message say, as
+/// [`recv_msg`] and [`recv_errqueue`] read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ControlInfo {
+    /// The software receive stamp ([`RecvInfo::rx_ts_ns`](super::RecvInfo::rx_ts_ns)).
+    pub rx_ts_ns: Option<u64>,
+    /// The raw hardware stamp ([`RecvInfo::rx_hw_ts_ns`](super::RecvInfo::rx_hw_ts_ns)).
+    pub rx_hw_ts_ns: Option<u64>,
+    /// The report [`recv_errqueue`] would return for the message, if it is
+    /// one (else it reads on).
+    pub errqueue: Option<ErrQueueEvent>,
+}
+
+/// Parses a buffer of control messages (`msg_control`, `msg_controllen`
+/// bytes of it, laid out as the kernel writes them on 64-bit Linux) with
+/// the code the receive calls use. For tests and fuzzing: any bytes are
+/// accepted, nothing outside `control` is read, and it never panics.
+#[must_use]
+pub fn parse_control(control: &[u8]) -> ControlInfo {
+    let st = parse_stamps(control);
+    ControlInfo {
+        rx_ts_ns: st.sw,
+        rx_hw_ts_ns: st.hw,
+        errqueue: errqueue_event(&st),
     }
-    out
 }
 
 /// `SOF_TIMESTAMPING_*` flags of [`SO_TIMESTAMPING`] (`linux/net_tstamp.h`).
@@ -306,28 +403,9 @@ pub fn recv_errqueue(fd: BorrowedFd<'_>) -> Result<Option<ErrQueueEvent>> {
         // SAFETY: msg_control points to the live `cmsg` buffer the kernel
         // just filled, msg_controllen bytes of it.
         let st = unsafe { control_stamps(&msg) };
-        if let Some((lo, hi, code)) = st.zc {
-            return Ok(Some(ErrQueueEvent::ZeroCopy(ZcCompletion {
-                lo,
-                hi,
-                copied: code & SO_EE_CODE_ZEROCOPY_COPIED != 0,
-            })));
+        if let Some(ev) = errqueue_event(&st) {
+            return Ok(Some(ev));
         }
-        let Some((info, id)) = st.tx else {
-            continue;
-        };
-        let kind = match info {
-            0 => TxStampKind::Snd,
-            1 => TxStampKind::Sched,
-            2 => TxStampKind::Ack,
-            _ => continue,
-        };
-        return Ok(Some(ErrQueueEvent::TxStamp(TxStamp {
-            id,
-            kind,
-            sw_ns: st.sw,
-            hw_ns: st.hw,
-        })));
     }
 }
 
@@ -605,6 +683,122 @@ mod tests {
     use super::*;
     use std::net::UdpSocket;
     use std::os::fd::AsFd;
+
+    /// A control buffer of 64 aligned bytes holding one `SCM_TIMESTAMPNS`
+    /// of `(sec, nsec)`, its `cmsg_len` covering the stamp.
+    fn timestampns_control(sec: i64, nsec: i64) -> CmsgSpace {
+        let mut c = CmsgSpace([0; 128]);
+        c.0[..8].copy_from_slice(&32usize.to_ne_bytes());
+        c.0[8..12].copy_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
+        c.0[12..16].copy_from_slice(&SO_TIMESTAMPNS.name.to_ne_bytes());
+        c.0[16..24].copy_from_slice(&sec.to_ne_bytes());
+        c.0[24..32].copy_from_slice(&nsec.to_ne_bytes());
+        c
+    }
+
+    fn stamps_of(c: &mut CmsgSpace, controllen: usize) -> ControlStamps {
+        // SAFETY: msghdr is plain data; all-zero is a valid (empty) value.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_control = c.0.as_mut_ptr().cast();
+        msg.msg_controllen = controllen;
+        // SAFETY: msg_control points to `c`, 128 readable bytes, and
+        // controllen is at most that.
+        unsafe { control_stamps(&msg) }
+    }
+
+    #[test]
+    fn control_messages_are_read_only_within_msg_controllen() {
+        let mut c = timestampns_control(1, 2);
+        assert_eq!(stamps_of(&mut c, 32).sw, Some(1_000_000_002));
+        // The header says 32 bytes but only 20 were written: its stamp lies
+        // past what the kernel wrote and must not be read.
+        assert_eq!(stamps_of(&mut c, 20).sw, None);
+        assert_eq!(stamps_of(&mut c, 31).sw, None);
+        assert_eq!(stamps_of(&mut c, 0).sw, None);
+    }
+
+    #[test]
+    fn impossible_timestamps_are_no_timestamps() {
+        // tv_sec = -1, tv_nsec = 1e9 overflowed the nanosecond sum (a panic
+        // in debug builds); a time beyond what u64 nanoseconds hold wrapped.
+        for (sec, nsec) in [
+            (-1, 1_000_000_000),
+            (0, -1),
+            (1, 1_000_000_000),
+            (i64::MAX, 0),
+            (18_446_744_074, 0),
+        ] {
+            let mut c = timestampns_control(sec, nsec);
+            assert_eq!(stamps_of(&mut c, 32).sw, None, "({sec}, {nsec})");
+        }
+        let mut c = timestampns_control(18_446_744_073, 709_551_615);
+        assert_eq!(stamps_of(&mut c, 32).sw, Some(u64::MAX));
+    }
+
+    #[test]
+    fn parse_control_reads_what_the_error_queue_delivers() {
+        let cmsg = |level: i32, kind: i32, data: &[u8]| {
+            let mut b = (16 + data.len()).to_ne_bytes().to_vec();
+            b.extend_from_slice(&level.to_ne_bytes());
+            b.extend_from_slice(&kind.to_ne_bytes());
+            b.extend_from_slice(data);
+            b.resize(cmsg_align(b.len()), 0);
+            b
+        };
+        let ee = |errno: u32, origin: u8, code: u8, info: u32, data: u32| {
+            let mut b = errno.to_ne_bytes().to_vec();
+            b.extend_from_slice(&[origin, 0, code, 0]);
+            b.extend_from_slice(&info.to_ne_bytes());
+            b.extend_from_slice(&data.to_ne_bytes());
+            b
+        };
+        let mut ts = Vec::new();
+        for (s, n) in [(5i64, 6i64), (0, 0), (7, 8)] {
+            ts.extend_from_slice(&s.to_ne_bytes());
+            ts.extend_from_slice(&n.to_ne_bytes());
+        }
+        let mut c = cmsg(libc::SOL_SOCKET, SO_TIMESTAMPING.name, &ts);
+        c.extend(cmsg(
+            libc::SOL_IP,
+            libc::IP_RECVERR,
+            &ee(
+                libc::ENOMSG as u32,
+                libc::SO_EE_ORIGIN_TIMESTAMPING,
+                0,
+                1,
+                42,
+            ),
+        ));
+        let info = parse_control(&c);
+        assert_eq!(info.rx_ts_ns, Some(5_000_000_006));
+        assert_eq!(info.rx_hw_ts_ns, Some(7_000_000_008));
+        assert_eq!(
+            info.errqueue,
+            Some(ErrQueueEvent::TxStamp(TxStamp {
+                id: 42,
+                kind: TxStampKind::Sched,
+                sw_ns: Some(5_000_000_006),
+                hw_ns: Some(7_000_000_008),
+            }))
+        );
+        let z = cmsg(
+            libc::SOL_IPV6,
+            libc::IPV6_RECVERR,
+            &ee(0, SO_EE_ORIGIN_ZEROCOPY, SO_EE_CODE_ZEROCOPY_COPIED, 3, 9),
+        );
+        assert_eq!(
+            parse_control(&z).errqueue,
+            Some(ErrQueueEvent::ZeroCopy(ZcCompletion {
+                lo: 3,
+                hi: 9,
+                copied: true
+            }))
+        );
+        // Cut anywhere, the buffer reads as the messages wholly inside it.
+        for cut in 0..z.len() {
+            assert_eq!(parse_control(&z[..cut]), ControlInfo::default(), "{cut}");
+        }
+    }
 
     #[test]
     fn recv_msg_reports_source_truncation_and_timestamp() {

@@ -216,6 +216,10 @@ pub enum PublishError {
     },
     /// The session has ended.
     Ended,
+    /// The session used up its sequence numbers (the next would be
+    /// `u64::MAX`, which no message gets: `next_sequence` must stay
+    /// representable).
+    SequenceExhausted,
 }
 
 impl fmt::Display for PublishError {
@@ -226,6 +230,10 @@ impl fmt::Display for PublishError {
                 "message of {len} bytes does not fit a packet (at most {max}); raise max_payload"
             ),
             Self::Ended => f.write_str("the session has ended"),
+            Self::SequenceExhausted => f.write_str(
+                "the session's sequence numbers are used up (the next would be 2^64 - 1); \
+                 start a new session with a lower first sequence",
+            ),
         }
     }
 }
@@ -336,7 +344,8 @@ impl Publisher {
     ///
     /// # Errors
     /// [`PublishError::TooLarge`] for a message no packet can hold,
-    /// [`PublishError::Ended`] after the end of the session.
+    /// [`PublishError::Ended`] after the end of the session,
+    /// [`PublishError::SequenceExhausted`] when no sequence number is left.
     pub fn publish(
         &mut self,
         now_ns: u64,
@@ -345,6 +354,9 @@ impl Publisher {
     ) -> Result<u64, PublishError> {
         if self.ended {
             return Err(PublishError::Ended);
+        }
+        if self.next_seq == u64::MAX {
+            return Err(PublishError::SequenceExhausted);
         }
         let max = self.max_message_len();
         if msg.len() > max {
@@ -914,6 +926,50 @@ mod tests {
         // Room for history × L + L bytes keeps exactly `history` messages of
         // up to L bytes: the default 64 MiB keeps 1,048,576 ITCH messages.
         assert_eq!(ring_round(100, 100 * 50 + 50, 50, 5000, 9), 100);
+    }
+
+    #[test]
+    fn sequence_numbers_run_out_with_an_error() {
+        // A first sequence near the top used to overflow `next_seq` (a
+        // panic in debug builds, sequence 0 after u64::MAX in release).
+        let mut p = Publisher::new(PublisherConfig {
+            first_sequence: u64::MAX - 2,
+            ..cfg()
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            p.publish(0, &msg(1), &mut |b| out.push(b.to_vec())),
+            Ok(u64::MAX - 2)
+        );
+        assert_eq!(
+            p.publish(0, &msg(2), &mut |b| out.push(b.to_vec())),
+            Ok(u64::MAX - 1)
+        );
+        let e = p.publish(0, &msg(3), &mut |b| out.push(b.to_vec()));
+        assert_eq!(e, Err(PublishError::SequenceExhausted));
+        assert!(e.unwrap_err().to_string().contains("new session"));
+        assert_eq!(p.next_sequence(), u64::MAX);
+        // What was published is still sent and answered.
+        p.end_session(1, &mut |b| out.push(b.to_vec()));
+        let d = decode(&out);
+        assert_eq!(
+            d[0],
+            (
+                u64::MAX - 2,
+                Kind::Messages(2),
+                vec![msg(1).to_vec(), msg(2).to_vec()]
+            )
+        );
+        assert_eq!((d[1].0, d[1].1), (u64::MAX, Kind::EndOfSession));
+        let mut req = [0u8; HEADER_LEN];
+        write_request(&mut req, session(), u64::MAX - 1, 5);
+        out.clear();
+        assert_eq!(
+            p.handle_request(2, &req, &mut |b| out.push(b.to_vec())),
+            Ok(1)
+        );
+        assert_eq!(decode(&out)[0].2, vec![msg(2).to_vec()]);
     }
 
     #[test]
