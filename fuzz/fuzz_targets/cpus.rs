@@ -12,7 +12,7 @@
 #![no_main]
 
 use hftnet_sys::cpus::{MAX_CPU, format_cpu_list, format_cpu_mask, parse_cpu_list, parse_cpu_mask};
-use hftnet_tune::host::{CmdlineFacts, CpuParam};
+use hftnet_tune::facts::{CmdlineFacts, CpuParam};
 use libfuzzer_sys::fuzz_target;
 
 fn check_set(cpus: &[usize]) {

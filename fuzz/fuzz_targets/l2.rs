@@ -14,8 +14,8 @@
 
 use std::net::Ipv4Addr;
 
-use hftnet_io::frames::{UdpCheck, UdpOverEthernet};
-use hftnet_io::l2::L2Iface;
+use hftnet_io::frames::{Neighbours, UdpCheck, UdpOverEthernet};
+use hftnet_io::l2::{self, L2Iface};
 use hftnet_sys::packet::{run_filter, udp_flow_filter};
 use hftnet_wire::udp::{self, Checks, Reject};
 use hftnet_wire::{arp, ethernet, ipv4};
@@ -225,9 +225,24 @@ fn check_endpoint(data: &[u8]) {
         up: true,
     };
     let local = std::net::SocketAddrV4::new(ip, port);
+    // The neighbour table agrees with the frame's source MAC or not, as
+    // the input says: both learning paths are walked.
+    let table = match data.get(6..12) {
+        Some(src) if data.len() % 2 == 0 => Some(ethernet::Address(src.try_into().unwrap())),
+        _ => None,
+    };
     for check in [UdpCheck::Verify, UdpCheck::Skip, UdpCheck::VerifyOrPartial] {
-        let mut e = UdpOverEthernet::new(iface.clone(), local, None, None, 9000);
-        let got = e.accept(data, data.len(), check).map(|(p, from)| (p.to_vec(), from));
+        let mut e = UdpOverEthernet::new(
+            iface.clone(),
+            local,
+            None,
+            None,
+            9000,
+            Box::new(Table(table)),
+        );
+        let got = e
+            .accept(data, data.len(), check)
+            .map(|(p, from)| (p.to_vec(), from));
         let s = e.stats;
         assert_eq!(s.rx_frames, 1);
         assert_eq!(s.delivered + s.dropped(), 1, "one outcome per frame: {s:?}");
@@ -246,7 +261,44 @@ fn check_endpoint(data: &[u8]) {
             assert_eq!(from, std::net::SocketAddrV4::new(f.src_ip, f.src_port));
         }
         if check == UdpCheck::Skip && got.is_none() {
-            assert!(udp::parse_frame(data, Checks { ip_header: true, udp: false }).is_err());
+            assert!(
+                udp::parse_frame(
+                    data,
+                    Checks {
+                        ip_header: true,
+                        udp: false
+                    }
+                )
+                .is_err()
+            );
         }
+    }
+}
+
+/// A neighbour table of one answer for every address, no resolving.
+#[derive(Debug)]
+struct Table(Option<ethernet::Address>);
+
+impl Neighbours for Table {
+    fn resolve(
+        &mut self,
+        iface: &L2Iface,
+        ip: Ipv4Addr,
+        _: std::time::Duration,
+    ) -> Result<ethernet::Address, l2::L2Error> {
+        self.0.ok_or(l2::L2Error::Unresolved {
+            ip,
+            dst: ip,
+            iface: iface.name.clone(),
+            waited: std::time::Duration::ZERO,
+            failed: true,
+        })
+    }
+    fn table_mac(
+        &mut self,
+        _: &L2Iface,
+        _: Ipv4Addr,
+    ) -> Result<Option<ethernet::Address>, l2::L2Error> {
+        Ok(self.0)
     }
 }

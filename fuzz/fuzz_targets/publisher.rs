@@ -15,10 +15,22 @@
 //! - a message is "no longer kept" only when it is before the first one,
 //!   when `history` messages were published after it, or when a message
 //!   longer than the configuration promises to keep may have pushed it out
-//!   of the byte ring.
+//!   of the byte ring;
+//! - requests from a source go through the re-request guard first: a
+//!   source outside the allow list is refused and nothing is sent; an
+//!   admitted answer stays within its ticket's budget; the table of sources
+//!   never holds more than its limit; and what one source is sent never
+//!   exceeds its bucket (burst plus refill since it was first seen), in
+//!   messages and in bytes.
 #![no_main]
 
-use hftnet_trade::exchange::{Publisher, PublisherConfig, RequestError};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use hftnet_trade::exchange::{
+    Publisher, PublisherConfig, Refusal, ReplyBudget, RequestError, RequestGuard, RequestLimits,
+    SourcePrefix,
+};
 use hftnet_wire::moldudp64::{
     BLOCK_HEADER_LEN, HEADER_LEN, Kind, Packet, Request, RequestRepr, Session,
 };
@@ -108,6 +120,20 @@ fuzz_target!(|data: &[u8]| {
     };
     // Messages up to this length are kept until `history` newer ones came.
     let kept_len = (cfg.history_bytes - longest) / cfg.history;
+    let limits = RequestLimits {
+        messages_per_sec: 1 + u64::from(b3 % 16) * 1_000,
+        bytes_per_sec: 1 + u64::from(b3 >> 4) * 50_000,
+        burst_messages: 1 + u64::from(b2 % 8),
+        burst_bytes: max_payload as u64 + u64::from(b0 >> 6) * 100,
+        max_sources: 1 + usize::from(b1 % 3),
+    };
+    // 198.18.0.0/30 may ask; 198.18.0.4 and up may not.
+    let allowed = SourcePrefix::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)), 30).unwrap();
+    let mut guard = Guarded {
+        guard: RequestGuard::new(&[allowed], 0, limits, max_payload).expect("valid limits"),
+        limits,
+        sent: HashMap::new(),
+    };
     let mut now = 0u64;
     let mut events = 0;
     let mut out: Vec<Vec<u8>> = Vec::new();
@@ -153,7 +179,14 @@ fuzz_target!(|data: &[u8]| {
                 // A raw request.
                 let len = usize::from(input.byte().unwrap_or(0) % 24);
                 let bytes = input.take(len).to_vec();
-                request(&mut publ, &model, kept_len, now, &bytes);
+                request(
+                    &mut publ,
+                    &model,
+                    kept_len,
+                    now,
+                    &bytes,
+                    ReplyBudget::UNLIMITED,
+                );
                 continue;
             }
             _ => {
@@ -176,7 +209,22 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let mut bytes = [0u8; HEADER_LEN];
                 r.emit(&mut Request::new_unchecked(&mut bytes[..]));
-                request(&mut publ, &model, kept_len, now, &bytes);
+                if op & 0x10 == 0 {
+                    request(
+                        &mut publ,
+                        &model,
+                        kept_len,
+                        now,
+                        &bytes,
+                        ReplyBudget::UNLIMITED,
+                    );
+                } else {
+                    let source = match input.byte().unwrap_or(0) % 8 {
+                        7 => None,
+                        n => Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, n))),
+                    };
+                    guard.request(&mut publ, &model, kept_len, now, &bytes, source);
+                }
                 continue;
             }
         }
@@ -194,12 +242,110 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(publ.stats().messages, model.published.len() as u64);
 });
 
-fn request(publ: &mut Publisher, model: &Model, kept_len: usize, now: u64, bytes: &[u8]) {
+/// The guard, its limits, and what each source was sent: (first seen,
+/// messages, bytes).
+struct Guarded {
+    guard: RequestGuard,
+    limits: RequestLimits,
+    sent: HashMap<Option<IpAddr>, (u64, u64, u64)>,
+}
+
+impl Guarded {
+    fn request(
+        &mut self,
+        publ: &mut Publisher,
+        model: &Model,
+        kept_len: usize,
+        now: u64,
+        bytes: &[u8],
+        source: Option<IpAddr>,
+    ) {
+        let before = self.guard.stats();
+        let publ_before = publ.stats();
+        let allowed = source.is_none_or(|ip| matches!(ip, IpAddr::V4(v) if v.octets()[3] < 4));
+        let ticket = match self.guard.admit(now, source) {
+            Ok(t) => t,
+            Err(refusal) => {
+                let after = self.guard.stats();
+                match refusal {
+                    Refusal::NotAllowed => {
+                        assert!(!allowed, "{source:?} is allowed");
+                        assert_eq!(after.not_allowed, before.not_allowed + 1);
+                    }
+                    Refusal::RateLimited => {
+                        assert!(allowed);
+                        assert_eq!(after.rate_limited, before.rate_limited + 1);
+                    }
+                    Refusal::TooManySources => {
+                        assert!(allowed);
+                        assert_eq!(after.sources, self.limits.max_sources);
+                    }
+                }
+                assert_eq!(publ.stats(), publ_before, "a refusal sends nothing");
+                return;
+            }
+        };
+        assert!(allowed, "{source:?} admitted");
+        let budget = ticket.budget();
+        assert!(budget.messages >= 1);
+        assert!(budget.bytes >= publ.config().max_payload as u64);
+        let reply = request(publ, model, kept_len, now, bytes, budget);
+        self.guard.charge(ticket, &reply);
+        let stats = self.guard.stats();
+        assert!(stats.sources <= self.limits.max_sources);
+        assert_eq!(stats.admitted, before.admitted + 1);
+        // What a source was sent fits its buckets: full at first sight,
+        // refilled since (a source is forgotten only once full again, so
+        // counting from its first sight only loosens the bound).
+        let e = self.sent.entry(source).or_insert((now, 0, 0));
+        e.1 += reply.messages;
+        e.2 += reply.bytes;
+        let secs_ns = u128::from(now - e.0);
+        let cap = |burst: u64, rate: u64| {
+            u128::from(burst) + u128::from(rate) * secs_ns / 1_000_000_000 + 1
+        };
+        assert!(
+            u128::from(e.1) <= cap(self.limits.burst_messages, self.limits.messages_per_sec),
+            "{source:?} was sent {} messages in {secs_ns} ns: {:?}",
+            e.1,
+            self.limits
+        );
+        assert!(
+            u128::from(e.2) <= cap(self.limits.burst_bytes, self.limits.bytes_per_sec),
+            "{source:?} was sent {} bytes in {secs_ns} ns: {:?}",
+            e.2,
+            self.limits
+        );
+    }
+}
+
+/// Answers `bytes` within `budget` and checks the answer; returns what was
+/// sent (nothing on a refusal).
+fn request(
+    publ: &mut Publisher,
+    model: &Model,
+    kept_len: usize,
+    now: u64,
+    bytes: &[u8],
+    budget: ReplyBudget,
+) -> hftnet_trade::exchange::Reply {
     let cfg = publ.config().clone();
     let before = publ.stats();
     let next = publ.next_sequence();
     let mut out: Vec<Vec<u8>> = Vec::new();
-    let res = publ.handle_request(now, bytes, &mut |p| out.push(p.to_vec()));
+    let res = if budget == ReplyBudget::UNLIMITED {
+        publ.handle_request(now, bytes, &mut |p| out.push(p.to_vec()))
+            .map(|messages| hftnet_trade::exchange::Reply {
+                messages,
+                packets: out.len() as u64,
+                bytes: out.iter().map(|p| p.len() as u64).sum(),
+                cut: false,
+            })
+    } else {
+        publ.answer_request(now, bytes, budget, &mut |p| out.push(p.to_vec()))
+    };
+    let reply = res.as_ref().copied().unwrap_or_default();
+    let res = res.map(|r| r.messages);
     let after = publ.stats();
     let parsed = Request::new_checked(bytes)
         .ok()
@@ -211,11 +357,18 @@ fn request(publ: &mut Publisher, model: &Model, kept_len: usize, now: u64, bytes
             assert!(count >= 1);
             assert!(count <= u64::from(r.count.min(cfg.max_request_count)));
             assert!(r.sequence + count <= next);
-            // All that was asked and is published, up to the limit.
-            assert_eq!(
-                count,
-                u64::from(r.count.min(cfg.max_request_count)).min(next - r.sequence)
-            );
+            // All that was asked and is published, up to the limit and,
+            // when one is given, the budget.
+            let want = u64::from(r.count.min(cfg.max_request_count)).min(next - r.sequence);
+            if budget == ReplyBudget::UNLIMITED {
+                assert_eq!(count, want);
+            } else {
+                assert!(count <= want && count <= budget.messages);
+                assert!(reply.bytes <= budget.bytes, "{reply:?} over {budget:?}");
+                assert_eq!(reply.cut, count < want, "{reply:?}");
+                assert_eq!(reply.packets, out.len() as u64);
+                assert_eq!(reply.bytes, out.iter().map(|p| p.len() as u64).sum::<u64>());
+            }
             let mut seq = r.sequence;
             for p in &out {
                 assert!(p.len() <= cfg.max_payload);
@@ -247,6 +400,10 @@ fn request(publ: &mut Publisher, model: &Model, kept_len: usize, now: u64, bytes
             assert!(!e.to_string().is_empty());
             match e {
                 RequestError::Malformed(_) => assert!(parsed.is_none()),
+                RequestError::OverBudget => {
+                    assert_ne!(budget, ReplyBudget::UNLIMITED);
+                    assert!(parsed.is_some());
+                }
                 RequestError::ForeignSession(s) => {
                     assert_eq!(parsed.map(|r| r.session), Some(s));
                     assert_ne!(s, OURS);
@@ -269,4 +426,5 @@ fn request(publ: &mut Publisher, model: &Model, kept_len: usize, now: u64, bytes
             }
         }
     }
+    reply
 }

@@ -8,14 +8,19 @@
 //! - revert writes only to targets the snapshot names, only the old value
 //!   of an entry it may revert, each entry at most once, and without
 //!   `force` only over a value the apply had set (or for a host operation,
-//!   which is undone by its own code); every entry it touches is reported.
+//!   which is undone by its own code); every entry it touches is reported;
+//! - a snapshot with one entry the machine refuses (a file no apply writes,
+//!   an interface that does not exist) is refused whole, `force` or not,
+//!   and nothing is written.
 #![no_main]
 
 use std::cell::RefCell;
 
 use hftnet_tune::plan::{
-    Access, AccessError, EntryState, HostId, SNAPSHOT_FORMAT, Snapshot, Target, revert, same_value,
+    Access, AccessError, EntryState, HostId, SNAPSHOT_FORMAT, Snapshot, SnapshotError, Target,
+    revert, same_value,
 };
+use hftnet_tune::scope::{self, DirId};
 use libfuzzer_sys::fuzz_target;
 
 /// A machine whose every target holds the value the snapshot's apply set
@@ -46,6 +51,20 @@ impl Access for Machine {
             slot.1 = value.to_owned();
         }
         Ok(())
+    }
+
+    /// The files the real check allows (no cpuset mount here), one
+    /// interface, everything else.
+    fn check(&self, target: &Target) -> Result<(), String> {
+        match target {
+            Target::File { path } => scope::file_kind(path, None).map(drop),
+            Target::Nic { iface, .. } if iface != "lab0" => Err(format!("no interface {iface}")),
+            _ => Ok(()),
+        }
+    }
+
+    fn dir_id(&self, _: &str) -> Option<DirId> {
+        None
     }
 }
 
@@ -91,8 +110,21 @@ fuzz_target!(|data: &[u8]| {
                 m.values.borrow_mut().push((e.target.clone(), v.clone()));
             }
         }
+        let in_scope = s.entries.iter().all(|e| m.check(&e.target).is_ok());
         let report = revert(&s, &m, force);
         let writes = m.writes.into_inner();
+        let report = match report {
+            Ok(r) => {
+                assert!(in_scope, "a snapshot with a refused target was reverted");
+                r
+            }
+            Err(SnapshotError::OutOfScope { entry, .. }) => {
+                assert!(writes.is_empty(), "refused, yet wrote {writes:?}");
+                assert!((1..=s.entries.len()).contains(&entry), "entry {entry}");
+                continue;
+            }
+            Err(e) => panic!("revert failed otherwise: {e}"),
+        };
         assert!(report.outcomes.len() <= s.entries.len());
         assert!(writes.len() <= report.outcomes.len());
         let revertable = |st: EntryState| {
