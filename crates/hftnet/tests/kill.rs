@@ -235,3 +235,44 @@ fn a_killed_xdp_ping_leaves_no_program() {
         || attached(lab.trader()).is_none(),
     );
 }
+
+/// `hftnet lab up` killed at any point of building: whatever namespaces it
+/// made so far, `hftnet lab down --name` removes them all.
+#[test]
+fn a_killed_lab_up_is_cleaned_by_lab_down() {
+    if skip_without_root("a_killed_lab_up_is_cleaned_by_lab_down") {
+        return;
+    }
+    let (mut partial, mut whole) = (0, 0);
+    for step in 0..16u64 {
+        let name = format!("k{}-{step}", std::process::id());
+        let mut up = Proc(Some(
+            Command::new(BIN)
+                .args(["lab", "up", "--name", &name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+        std::thread::sleep(Duration::from_micros(step * 600));
+        sigkill(&mut up);
+        let mine = || {
+            hftnet_sys::netns::list()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|n| n.starts_with(&format!("hft-{name}-")))
+                .count()
+        };
+        match mine() {
+            1 => partial += 1,
+            2 => whole += 1,
+            _ => {}
+        }
+        if mine() > 0 {
+            let o = hftnet(&["lab", "down", "--name", &name]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        assert_eq!(mine(), 0, "step {step}: namespaces of {name} left");
+    }
+    eprintln!("killed with one of two namespaces made {partial} times, with both {whole} times");
+}
