@@ -17,7 +17,8 @@
 #     more frames with the kernel than committed, none left with user
 #     space); xdp and packet: every frame taken off the ring delivered or
 #     counted as dropped; shm: what each end published is what the other end
-#     read (nothing missed); uring: no failed send completion.
+#     read (nothing missed); uring: no failed send completion, every receive
+#     slot armed, ready or waiting to be armed again.
 #
 # udp, tcp, uring, packet and xdp run between the two namespaces of a lab
 # (root; without it udp, tcp and uring run over loopback and packet and xdp
@@ -263,8 +264,11 @@ if c and s:
             g = b["ring"]
             if not g["balanced"] or g["rx_user"]:
                 bad.append(f"{who}: ring unbalanced {g}")
-        if b.get("kind") == "uring" and b.get("tx_errors"):
-            bad.append(f"{who}: {b['tx_errors']} failed send completions")
+        if b.get("kind") == "uring":
+            if b.get("tx_errors"):
+                bad.append(f"{who}: {b['tx_errors']} failed send completions")
+            if b["slots"]["rx_balanced"] is False:
+                bad.append(f"{who}: receive slots unbalanced {b['slots']}")
     if t == "shm":
         cb, sb = c["capabilities"]["backend"], s["capabilities"]["backend"]
         for a, b, an, bn in ((cb, sb, "ping", "pong"), (sb, cb, "pong", "ping")):

@@ -203,8 +203,12 @@ fn accounting(ping: &Value, pong: &Value) -> Vec<String> {
         {
             bad.push(format!("{who}: ring unbalanced: {g}"));
         }
-        if b.get("kind").and_then(Value::as_str) == Some("uring") && u(b, "tx_errors") > 0 {
-            bad.push(format!("{who}: failed send completions: {b}"));
+        if b.get("kind").and_then(Value::as_str) == Some("uring")
+            && (u(b, "tx_errors") > 0 || b["slots"]["rx_balanced"] == false)
+        {
+            bad.push(format!(
+                "{who}: failed sends or receive slots unbalanced: {b}"
+            ));
         }
     }
     let (cb, sb) = (
@@ -354,4 +358,10 @@ fn accounting_catches_what_is_unbalanced() {
     broken(&["recv_errors"], 1.into(), false);
     broken(&["received"], 111.into(), false);
     broken(&["aborted"], "peer silent".into(), true);
+    let mut c = ping.clone();
+    c["capabilities"]["backend"] = serde_json::json!({"kind": "uring", "tx_errors": 0,
+        "slots": {"rx_balanced": true}});
+    assert!(accounting(&c, &pong).is_empty());
+    c["capabilities"]["backend"]["slots"]["rx_balanced"] = false.into();
+    assert!(!accounting(&c, &pong).is_empty(), "uring slots not caught");
 }
