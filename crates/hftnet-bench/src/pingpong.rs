@@ -384,6 +384,27 @@ impl<T: Transport> Run<'_, T> {
         if self.out.first_error.is_none() {
             self.out.first_error = Some(e.to_string());
         }
+        // A connection reset, closed or never made: no reply can come any
+        // more, so stop now and say why (a connected stream's peer is gone).
+        if self.out.aborted.is_none()
+            && matches!(
+                e.io_error.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::NotConnected
+            )
+        {
+            self.out.aborted = Some(format!("the connection is gone: {e}"));
+        }
+    }
+
+    /// Why the peer is declared unreachable, with the first error seen.
+    #[cold]
+    fn silent(&self, what: String) -> String {
+        match &self.out.first_error {
+            Some(e) => format!("{what} (first error: {e})"),
+            None => what,
+        }
     }
 
     /// Receives once (waiting per the transport's strategy and timeout) and
@@ -568,7 +589,7 @@ fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
     let mut seq = 0u64;
     let mut missed_in_a_row = 0u32;
     let mut measure_start: Option<Instant> = None;
-    while !run.stop.load(Ordering::Relaxed) {
+    while !run.stop.load(Ordering::Relaxed) && run.out.aborted.is_none() {
         let measuring = seq >= run.cfg.warmup;
         if measuring {
             let start = *measure_start.get_or_insert_with(Instant::now);
@@ -591,6 +612,7 @@ fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
         while !answered
             && waited.elapsed() < run.cfg.reply_timeout
             && !run.stop.load(Ordering::Relaxed)
+            && run.out.aborted.is_none()
         {
             run.receive(None, |s| answered |= s == seq);
         }
@@ -598,12 +620,12 @@ fn closed_loop<T: Transport>(run: &mut Run<'_, T>) -> Result<(), SyscallError> {
             missed_in_a_row = 0;
         } else {
             missed_in_a_row += 1;
-            if missed_in_a_row >= run.cfg.give_up_after {
-                run.out.aborted = Some(format!(
+            if missed_in_a_row >= run.cfg.give_up_after && run.out.aborted.is_none() {
+                run.out.aborted = Some(run.silent(format!(
                     "no reply to {missed_in_a_row} probes in a row ({} warm-up and {} measured probes sent), each \
                      waited for {:?}: the peer is unreachable or not echoing",
                     run.out.warmup_sent, run.out.sent, run.cfg.reply_timeout
-                ));
+                )));
                 break;
             }
         }
@@ -640,7 +662,19 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
     let mut last_reply = Instant::now();
     let mut measuring_since: Option<Instant> = None;
     let give_up = run.cfg.reply_timeout * run.cfg.give_up_after;
-    while !run.stop.load(Ordering::Relaxed) {
+    while !run.stop.load(Ordering::Relaxed) && run.out.aborted.is_none() {
+        // Checked before sending too: a send that waits (a full TCP send
+        // buffer) keeps every probe overdue, and the peer is silent all the same.
+        if last_reply.elapsed() >= give_up {
+            run.out.aborted = Some(run.silent(format!(
+                "no reply for {:?} while sending at {rate}/s ({} warm-up and {} measured probes sent): the peer is \
+                 unreachable or not echoing",
+                last_reply.elapsed(),
+                run.out.warmup_sent,
+                run.out.sent
+            )));
+            break;
+        }
         let done_sending = seq >= run.cfg.warmup
             && (run.cfg.count.is_some_and(|c| run.out.sent >= c)
                 || run
@@ -665,15 +699,6 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
         }
         if run.receive(Some(due), |_| {}) > 0 {
             last_reply = Instant::now();
-        } else if last_reply.elapsed() >= give_up {
-            run.out.aborted = Some(format!(
-                "no reply for {:?} while sending at {rate}/s ({} warm-up and {} measured probes sent): the peer is \
-                 unreachable or not echoing",
-                last_reply.elapsed(),
-                run.out.warmup_sent,
-                run.out.sent
-            ));
-            break;
         }
     }
     // Collect replies still in flight, for at most one reply timeout.

@@ -178,6 +178,44 @@ fn unreachable_peer_is_reported_not_hung() {
     );
 }
 
+/// A TCP echo server that goes away: ping stops at once and says the
+/// connection is gone, in closed loop and at a fixed rate, instead of
+/// waiting for three reply timeouts and blaming a silent peer.
+#[test]
+fn a_closed_tcp_connection_ends_ping_with_the_reason() {
+    for rate in [None, Some(1000)] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().unwrap();
+            // Echo ten framed probes of 64 bytes, then close.
+            let mut buf = [0u8; 68];
+            for _ in 0..10 {
+                s.read_exact(&mut buf).unwrap();
+                s.write_all(&buf).unwrap();
+            }
+        });
+        let mut client = Endpoint::parse(&format!("tcp://{addr}"))
+            .unwrap()
+            .open(Role::Client)
+            .unwrap();
+        let c = PingConfig {
+            count: Some(100_000),
+            warmup: 0,
+            rate,
+            reply_timeout: Duration::from_secs(5),
+            ..cfg(0)
+        };
+        let out = run_ping(&mut client, &c, Clock::new()).unwrap();
+        server.join().unwrap();
+        let why = out.aborted.clone().unwrap_or_default();
+        assert!(why.contains("the connection is gone"), "{rate:?}: {out:?}");
+        assert!(out.received >= 9 && out.received <= 10, "{rate:?}: {out:?}");
+        assert!(out.sent < 100_000, "{rate:?}: {out:?}");
+    }
+}
+
 /// An echo server written with plain sockets that answers probe `seq` by
 /// calling `answer(seq, bytes, reply)`; stops when the flag is set.
 fn scripted_server(

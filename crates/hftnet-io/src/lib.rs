@@ -71,7 +71,7 @@ pub use tcp::{TcpConfig, TcpTransport};
 pub use transport::{Addrs, Lease, RxBurst, RxMeta, RxStrategy, Transport, TxLease, TxMsg};
 pub use udp::{McastOptions, UdpConfig, UdpTransport};
 pub use uri::{Uri, UriError};
-pub use uring::{UringConfig, UringMode, UringStatus, UringTransport};
+pub use uring::{UringConfig, UringMode, UringSlots, UringStatus, UringTransport};
 pub use xdp::{XdpConfig, XdpStats, XdpTransport};
 
 // The backend table: one line per backend, `Variant: module::BackendType`.

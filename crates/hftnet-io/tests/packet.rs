@@ -423,3 +423,97 @@ fn a_pinned_peer_mac_needs_no_arp() {
         "{caps:?}"
     );
 }
+
+#[test]
+fn ring_occupancy_follows_every_frame() {
+    if skip_without_root("ring_occupancy_follows_every_frame") {
+        return;
+    }
+    use hftnet_sys::packet::{PacketRing, RingConfig, udp_flow_filter};
+    let lab = Lab::two_host(None).unwrap();
+    let iface = lab.trader().iface().to_string();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<()>();
+    let rx = lab
+        .trader()
+        .spawn_thread("ring", move || {
+            let index = L2Iface::lookup(&iface).unwrap().index;
+            let cfg = RingConfig {
+                rx_frames: 8,
+                tx_frames: 4,
+                ..RingConfig::DEFAULT
+            };
+            let filter = udp_flow_filter(Some(Ipv4Addr::new(198, 18, 0, 1)), 9810);
+            let mut r = PacketRing::open(index, cfg, Some(&filter), None).unwrap();
+            let o = r.occupancy();
+            assert_eq!((o.rx_slots, o.tx_slots), (8, 4), "{o:?}");
+            assert!(o.balanced() && o.rx_user == 0 && o.tx_pending == 0, "{o:?}");
+            ready_tx.send(()).unwrap();
+            sent_rx.recv().unwrap();
+            let start = Instant::now();
+            while r.occupancy().rx_user < 3 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "{:?}",
+                    r.occupancy()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let o = r.occupancy();
+            assert_eq!((o.rx_user, o.rx_stray), (3, 0), "{o:?}");
+            assert!(r.rx_next().is_some());
+            assert_eq!(
+                r.occupancy().rx_user,
+                3,
+                "a held frame is still user space's"
+            );
+            r.rx_release();
+            assert_eq!(r.occupancy().rx_user, 2);
+            while r.rx_next().is_some() {
+                r.rx_release();
+            }
+            let o = r.occupancy();
+            assert_eq!((o.rx_user, o.rx_stray), (0, 0), "{o:?}");
+            // Two frames queued and not kicked: with the kernel, committed.
+            for _ in 0..2 {
+                let slot = r.tx_slot().unwrap();
+                slot[..60].fill(0xff);
+                r.tx_commit(60);
+            }
+            let o = r.occupancy();
+            assert_eq!(
+                (o.tx_pending, o.tx_committed, o.tx_stray),
+                (2, 2, 0),
+                "{o:?}"
+            );
+            assert!(o.balanced());
+            r.tx_kick(true).unwrap();
+            let start = Instant::now();
+            while r.tx_unsent() || r.occupancy().tx_committed > 0 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "{:?}",
+                    r.occupancy()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let o = r.occupancy();
+            assert_eq!(
+                (o.tx_pending, o.tx_committed, o.tx_stray),
+                (0, 0, 0),
+                "{o:?}"
+            );
+        })
+        .unwrap();
+    ready_rx.recv().unwrap();
+    lab.exchange()
+        .run(|| {
+            let s = UdpSocket::bind("198.18.0.2:0").unwrap();
+            for i in 0..3u8 {
+                s.send_to(&[i; 32], "198.18.0.1:9810").unwrap();
+            }
+        })
+        .unwrap();
+    sent_tx.send(()).unwrap();
+    rx.join().unwrap();
+}

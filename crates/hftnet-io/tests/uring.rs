@@ -97,6 +97,17 @@ fn echo_without_sqpoll() {
         let (mut s, mut c) = pair(q, &[]);
         assert!(!s.status().sqpoll);
         echo(&mut s, &mut c, 1000, 8, q);
+        // Every receive slot accounted for (single-shot), none lost.
+        for (who, t) in [("server", &s), ("client", &c)] {
+            let sl = t.slots();
+            if q.contains("multishot") {
+                assert_eq!(sl.rx_balanced, None, "{q} {who}: {sl:?}");
+            } else {
+                assert_eq!(sl.rx_balanced, Some(true), "{q} {who}: {sl:?}");
+                assert!(sl.rx_armed > 0, "{q} {who}: {sl:?}");
+            }
+            assert!(sl.tx_busy <= sl.in_flight, "{q} {who}: {sl:?}");
+        }
         if q.contains("multishot") {
             assert!(s.status().multishot, "{q}: {:?}", s.status());
         }

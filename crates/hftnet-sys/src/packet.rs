@@ -406,6 +406,43 @@ pub struct RingStats {
     pub freezes: u64,
 }
 
+/// Where the frames of both rings are, read from their status words: the
+/// ring accounting a soak checks at the end of a run. A frame user space
+/// took and never gave back would shrink the ring for good; it shows as a
+/// stray frame, owned by user space where the cursor will not come back to
+/// it.
+///
+/// Read it at rest (no frame arriving or leaving): a frame the kernel fills
+/// during the scan can be miscounted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingOccupancy {
+    /// Receive slots (V2: frames; V3: blocks).
+    pub rx_slots: u32,
+    /// Receive slots owned by user space now: received, not yet given back.
+    pub rx_user: u32,
+    /// Of `rx_user`, those outside the run that starts at the receive
+    /// cursor (which the reader will never see again): leaked.
+    pub rx_stray: u32,
+    /// Transmit frames.
+    pub tx_slots: u32,
+    /// Transmit frames handed to the kernel and not yet back `AVAILABLE`.
+    pub tx_pending: u32,
+    /// Transmit frames the bookkeeping counts as handed over
+    /// (committed and not yet reclaimed).
+    pub tx_committed: u32,
+    /// Transmit frames not `AVAILABLE` outside the committed window: leaked.
+    pub tx_stray: u32,
+}
+
+impl RingOccupancy {
+    /// True when every frame is where the bookkeeping says: nothing stray,
+    /// and no more frames with the kernel than committed.
+    #[must_use]
+    pub fn balanced(&self) -> bool {
+        self.rx_stray == 0 && self.tx_stray == 0 && self.tx_pending <= self.tx_committed
+    }
+}
+
 /// What the kernel wrote about one received frame.
 #[derive(Debug, Clone, Copy)]
 pub struct RxFrame<'a> {
@@ -871,6 +908,22 @@ impl PacketRing {
         self.tx.kick(wait)
     }
 
+    /// Where the frames of both rings are now (see [`RingOccupancy`]).
+    #[must_use]
+    pub fn occupancy(&self) -> RingOccupancy {
+        let (rx_user, rx_stray) = self.rx.occupancy();
+        let (tx_pending, tx_stray) = self.tx.occupancy();
+        RingOccupancy {
+            rx_slots: self.rx.count,
+            rx_user,
+            rx_stray,
+            tx_slots: self.tx.frames(),
+            tx_pending,
+            tx_committed: self.tx.committed,
+            tx_stray,
+        }
+    }
+
     /// Reads `PACKET_STATISTICS` (which the kernel resets on each read) and
     /// returns the totals since the socket opened.
     ///
@@ -964,6 +1017,28 @@ impl TxHalf<'_> {
 }
 
 impl RxState {
+    /// User-owned slots, and of them those outside the run from the cursor.
+    fn occupancy(&self) -> (u32, u32) {
+        let b = &self.base;
+        let (stride, status) = match b.cfg.version {
+            Version::V2 => (b.cfg.frame_size as usize, 0),
+            Version::V3 => (b.cfg.block_size as usize, 8),
+        };
+        let (mut user, mut run, mut in_run) = (0, 0, true);
+        for k in 0..self.count {
+            let i = (self.cursor.index + k) % self.count;
+            let owned = b
+                .status_at(i as usize * stride + status)
+                .load(Ordering::Acquire)
+                & libc::TP_STATUS_USER
+                != 0;
+            in_run &= owned;
+            user += u32::from(owned);
+            run += u32::from(in_run);
+        }
+        (user, user - run)
+    }
+
     #[inline]
     fn waiting(&self) -> bool {
         let b = &self.base;
@@ -1124,6 +1199,23 @@ impl TxState {
     #[inline]
     fn frames(&self) -> u32 {
         self.base.cfg.tx_frames
+    }
+
+    /// Frames not `AVAILABLE`, and of them those outside the committed window.
+    fn occupancy(&self) -> (u32, u32) {
+        let n = self.frames();
+        let (mut pending, mut stray) = (0, 0);
+        for k in 0..n {
+            let i = (self.tail + k) % n;
+            let busy = self
+                .base
+                .status_at(self.status_offset(i))
+                .load(Ordering::Acquire)
+                != libc::TP_STATUS_AVAILABLE;
+            pending += u32::from(busy);
+            stray += u32::from(busy && k >= self.committed);
+        }
+        (pending, stray)
     }
 
     #[inline]

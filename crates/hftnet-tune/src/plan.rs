@@ -537,7 +537,7 @@ impl Snapshot {
     /// # Errors
     /// [`SnapshotError::Exists`] when `path` exists, [`SnapshotError::Io`].
     pub fn create(&self, path: &Path) -> Result<(), SnapshotError> {
-        self.write_new(path).map_err(|source| {
+        self.write_whole(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::AlreadyExists {
                 SnapshotError::Exists {
                     path: path.display().to_string(),
@@ -573,6 +573,86 @@ impl Snapshot {
             let _ = std::fs::remove_file(&tmp);
             io(e)
         })
+    }
+
+    /// Removes what a rewrite ([`Self::save`]) of the snapshot at `path`
+    /// left when its process was killed while writing: the temporary file
+    /// beside it, `NAME.PID.NANOS.tmp`, whose process `PID` is gone. Only
+    /// regular files of this user are removed, never through a symbolic
+    /// link. Returns the files removed.
+    pub fn remove_stale_temporaries(path: &Path) -> Vec<std::path::PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            return Vec::new();
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let me = hftnet_sys::proc::euid();
+        let mut removed = Vec::new();
+        for e in entries.filter_map(Result::ok) {
+            let file = e.file_name();
+            let Some(pid) = file
+                .to_str()
+                .and_then(|f| {
+                    f.strip_prefix(name)?
+                        .strip_prefix('.')?
+                        .strip_suffix(".tmp")
+                })
+                .and_then(|mid| mid.split_once('.'))
+                .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let p = e.path();
+            let ours = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.uid() == me);
+            if ours
+                && pid != 0
+                && matches!(hftnet_sys::proc::exists(pid), Ok(false))
+                && std::fs::remove_file(&p).is_ok()
+            {
+                removed.push(p);
+            }
+        }
+        removed
+    }
+
+    /// Writes the snapshot into an unnamed file (`O_TMPFILE`, 0600) and
+    /// names it `path` only once it is whole and synced (`linkat`, which
+    /// never replaces a file or follows a link): a process killed while
+    /// writing leaves no partial snapshot that `revert` would refuse. Where
+    /// the file system has no unnamed files, as [`Self::write_new`].
+    fn write_whole(&self, path: &Path) -> std::io::Result<()> {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(dir);
+        let mut f = match opened {
+            Ok(f) => f,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
+                return self.write_new(path);
+            }
+            Err(e) => return Err(e),
+        };
+        let text = serde_json::to_string_pretty(self)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        hftnet_sys::proc::link_fd(f.as_fd(), path).map_err(std::io::Error::from)
     }
 
     /// Writes the snapshot into a new file (`O_EXCL`, `O_NOFOLLOW`, 0600).

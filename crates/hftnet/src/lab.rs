@@ -140,9 +140,7 @@ fn down(name: Option<&str>, all: bool, force: bool) -> Result<ExitCode> {
         } else {
             hftnet_lab::remove_stale()?
         };
-        if gone.is_empty() && live.is_empty() {
-            println!("# no hftnet labs found");
-        }
+        let nothing = gone.is_empty() && live.is_empty();
         for n in gone {
             println!("removed lab {n}");
         }
@@ -151,16 +149,40 @@ fn down(name: Option<&str>, all: bool, force: bool) -> Result<ExitCode> {
                 .map_or(String::new(), |p| format!(" of running process {p}"));
             println!("kept lab {n}{pid} (add --force to remove it anyway)");
         }
+        if remove_stale_rings(None) == 0 && nothing {
+            println!("# no hftnet labs found");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let name = name.expect("clap requires --name without --all");
-    if hftnet_lab::remove(name)? {
+    let found = hftnet_lab::remove(name)?;
+    if found {
         println!("removed lab {name}");
+    }
+    let rings = hftnet_lab::creator_pid(name).map_or(0, |pid| remove_stale_rings(Some(pid)));
+    if found || rings > 0 {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("hftnet lab down: no lab named {name:?} (see `hftnet lab list`)");
         Ok(ExitCode::from(1))
     }
+}
+
+/// Removes the shared-memory rings of killed lab runs (their shm rows;
+/// only those of process `pid` when given) and says so.
+fn remove_stale_rings(pid: Option<u32>) -> usize {
+    let dir = std::path::Path::new(hftnet_io::shm::DEFAULT_DIR);
+    let mut removed = 0;
+    for r in hftnet_io::shm::remove_stale_ladder_rings(dir, pid) {
+        match r {
+            Ok(n) => {
+                removed += 1;
+                println!("removed ring {n} (left by a killed lab run)");
+            }
+            Err(e) => eprintln!("hftnet lab down: {e}"),
+        }
+    }
+    removed
 }
 
 /// The two ends in two lab namespaces.

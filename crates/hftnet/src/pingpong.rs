@@ -96,6 +96,11 @@ pub struct PongArgs {
     /// Messages received per call (1 is lowest latency).
     #[arg(long, default_value_t = 1)]
     burst: usize,
+    /// Print the configuration lines on stderr and, at the end, one JSON
+    /// object on stdout: the counters and the transport's capabilities
+    /// (ring and UMEM accounting included).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn ping(a: PingArgs) -> Result<ExitCode> {
@@ -251,8 +256,12 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     ];
     head.extend(placement);
     head.extend(t.capabilities().lines());
-    print!("{}", comment_lines(&head));
-    std::io::stdout().flush()?;
+    if a.json {
+        eprint!("{}", comment_lines(&head));
+    } else {
+        print!("{}", comment_lines(&head));
+        std::io::stdout().flush()?;
+    }
     let stop = stop_on_signals()?;
     let cfg = PongConfig {
         duration: a.duration,
@@ -261,6 +270,21 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
         ..PongConfig::default()
     };
     let out = dispatch!(&mut t, inner => run_pong(inner, &cfg, &stop))?;
+    if a.json {
+        let report = serde_json::json!({
+            "command": "pong",
+            "uri": a.uri,
+            "received": out.received,
+            "echoed": out.echoed,
+            "bytes": out.bytes,
+            "truncated": out.truncated,
+            "send_errors": out.send_errors,
+            "recv_errors": out.recv_errors,
+            "capabilities": t.capabilities(),
+        });
+        println!("{report}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut tail: Vec<(String, String)> = vec![
         ("received".into(), out.received.to_string()),
         ("echoed".into(), out.echoed.to_string()),

@@ -464,6 +464,13 @@ fn refuse_fake_root_profile(c: &Common) -> Result<()> {
 fn revert_cmd(a: RevertArgs) -> Result<ExitCode> {
     let root = Root::at(&a.root);
     let snap = Snapshot::load(&a.snapshot, &host_id(&root)?, a.force)?;
+    // What an apply killed while rewriting the snapshot left beside it.
+    for p in Snapshot::remove_stale_temporaries(&a.snapshot) {
+        eprintln!(
+            "hftnet tune revert: removed {}, left by an apply that was killed",
+            p.display()
+        );
+    }
     let services = Systemctl::default();
     let needs_nic = snap
         .entries

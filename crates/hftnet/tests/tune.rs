@@ -553,3 +553,109 @@ fn the_default_route_guard_sees_altnames_ipv6_and_every_table() {
     let o = apply(&dev);
     assert!(o.status.success(), "routes removed again: {:?}", text(&o));
 }
+
+/// SIGKILL of `tune apply` (by its PID) wherever it lands — before the
+/// snapshot, between changes, after the last — leaves a host that
+/// `tune revert` of the snapshot brings back exactly, or, killed before the
+/// snapshot exists, a host nothing was changed on. Against the fake tree
+/// only: never the real host. Where the kills land depends on timing, so
+/// the test kills at many points and counts the landings it saw.
+#[test]
+fn a_killed_apply_is_undone_by_revert_wherever_it_was_killed() {
+    let (mut before_snapshot, mut mid_apply, mut finished) = (0, 0, 0);
+    for step in 0..32u64 {
+        let t = Tree::new(&format!("kill{step}"));
+        let profile = profile_file(&t);
+        let snap = t.0.join("snap.json").display().to_string();
+        let mut original = t.state();
+        original.remove("profile.toml");
+        let mut child = Command::new(BIN)
+            .args([
+                "tune",
+                "apply",
+                "--root",
+                t.root(),
+                "--profile",
+                &profile,
+                "--cpus",
+                "2",
+                "--yes",
+                "--snapshot",
+                &snap,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(step * 500));
+        let _ = child.kill(); // SIGKILL, by this child's PID
+        let st = child.wait().unwrap();
+        let state_now = |t: &Tree| {
+            let mut s = t.state();
+            s.remove("profile.toml");
+            s.remove("snap.json");
+            s
+        };
+        if !Path::new(&snap).exists() {
+            before_snapshot += 1;
+            assert_eq!(
+                state_now(&t),
+                original,
+                "step {step}: changed without a snapshot"
+            );
+            continue;
+        }
+        if st.success() {
+            finished += 1;
+        } else if state_now(&t) != original {
+            mid_apply += 1;
+        }
+        let o = hftnet(&["tune", "revert", &snap, "--root", t.root()]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "step {step} ({st}): {out}{err}");
+        assert_eq!(state_now(&t), original, "step {step} ({st}): {out}");
+    }
+    eprintln!(
+        "killed before the snapshot {before_snapshot}, with changes made {mid_apply}, \
+         after the end {finished} times"
+    );
+}
+
+/// `tune revert` removes the temporary file an apply killed while rewriting
+/// the snapshot left beside it (its process gone), and nothing else.
+#[test]
+fn revert_removes_what_a_killed_snapshot_rewrite_left() {
+    let t = Tree::new("tmpleft");
+    let profile = profile_file(&t);
+    let snap = t.0.join("snap.json").display().to_string();
+    let o = hftnet(&[
+        "tune",
+        "apply",
+        "--root",
+        t.root(),
+        "--profile",
+        &profile,
+        "--cpus",
+        "2",
+        "--yes",
+        "--snapshot",
+        &snap,
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let left = format!("{snap}.{dead}.123456.tmp");
+    let alive = format!("{snap}.{}.123456.tmp", std::process::id());
+    let other = format!("{snap}.notes");
+    for f in [&left, &alive, &other] {
+        std::fs::write(f, "{").unwrap();
+    }
+    let o = hftnet(&["tune", "revert", &snap, "--root", t.root()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(!Path::new(&left).exists(), "{err}");
+    assert!(err.contains("left by an apply that was killed"), "{err}");
+    assert!(Path::new(&alive).exists(), "a live process's file is kept");
+    assert!(Path::new(&other).exists(), "another name is kept");
+}

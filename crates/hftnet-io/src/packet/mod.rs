@@ -368,6 +368,45 @@ pub struct PacketCaps {
     pub frames: FrameStats,
     /// Kicks that left frames queued.
     pub tx_busy: u64,
+    /// Where the ring frames are now (the accounting a soak checks).
+    pub ring: RingAccounting,
+}
+
+/// Where the frames of both rings are, from their status words
+/// ([`hftnet_sys::packet::RingOccupancy`]); read at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RingAccounting {
+    /// Receive slots (V2: frames; V3: blocks).
+    pub rx_slots: u32,
+    /// Receive slots owned by user space (received, not yet given back).
+    pub rx_user: u32,
+    /// Of them, out of the reader's reach: leaked.
+    pub rx_stray: u32,
+    /// Transmit frames.
+    pub tx_slots: u32,
+    /// Transmit frames with the kernel (not yet back available).
+    pub tx_pending: u32,
+    /// Transmit frames the bookkeeping counts as handed over.
+    pub tx_committed: u32,
+    /// Transmit frames with the kernel outside the committed window: leaked.
+    pub tx_stray: u32,
+    /// Nothing stray, and no more frames with the kernel than committed.
+    pub balanced: bool,
+}
+
+impl From<hftnet_sys::packet::RingOccupancy> for RingAccounting {
+    fn from(o: hftnet_sys::packet::RingOccupancy) -> Self {
+        Self {
+            rx_slots: o.rx_slots,
+            rx_user: o.rx_user,
+            rx_stray: o.rx_stray,
+            tx_slots: o.tx_slots,
+            tx_pending: o.tx_pending,
+            tx_committed: o.tx_committed,
+            tx_stray: o.tx_stray,
+            balanced: o.balanced(),
+        }
+    }
 }
 
 impl CapsSection for PacketCaps {
@@ -453,11 +492,18 @@ impl Ring for Rings {
             fanout: self.cfg.fanout.map(|f| f.group),
             frames,
             tx_busy: self.tx_busy,
+            ring: self.ring.occupancy().into(),
         }
     }
 
     fn notes(&self, out: &mut Vec<String>) {
         out.push(format!("{} busy kicks", self.tx_busy));
+        let o = self.ring.occupancy();
+        out.push(format!(
+            "ring: {} of {} receive slots with user space ({} stray), {} of {} transmit frames \
+             with the kernel ({} committed, {} stray)",
+            o.rx_user, o.rx_slots, o.rx_stray, o.tx_pending, o.tx_slots, o.tx_committed, o.tx_stray
+        ));
     }
 }
 

@@ -88,6 +88,39 @@ use ring::Read;
 
 /// Slots per ring unless `slots=` says otherwise.
 pub const DEFAULT_SLOTS: u32 = 4096;
+
+/// How the lab's shm rungs name their rings: `ladder-PID-PORT`, after the
+/// process running the ladder, so [`remove_stale_ladder_rings`] can tell
+/// the rings of a killed run.
+pub const LADDER_PREFIX: &str = "ladder-";
+
+/// Removes the rings a killed lab run left in `dir` (its writers cannot
+/// unlink them): those named [`LADDER_PREFIX`]`PID-...` whose process `PID`
+/// is gone and whose writer is not live; only those of process `only` when
+/// given. What `hftnet lab down` does besides removing namespaces. Returns
+/// each ring removed, or why one could not be.
+pub fn remove_stale_ladder_rings(dir: &Path, only: Option<u32>) -> Vec<Result<String, ShmError>> {
+    let mut out = Vec::new();
+    for info in list(dir).into_iter().flatten() {
+        let Some(pid) = info
+            .name
+            .strip_prefix(LADDER_PREFIX)
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == 0
+            || only.is_some_and(|o| o != pid)
+            || hftnet_sys::proc::exists(pid).unwrap_or(true)
+            || matches!(info.writer, WriterState::Live { .. })
+        {
+            continue;
+        }
+        out.push(remove(dir, &info.name, false).map(|_| info.name.clone()));
+    }
+    out
+}
 /// Payload bytes per slot unless `size=` says otherwise.
 pub const DEFAULT_SLOT_SIZE: u32 = 2048;
 /// Default permissions of a ring file.
@@ -875,7 +908,7 @@ impl Backend for ShmBackend {
                 RungSpec::same(
                     s,
                     format!(
-                        "shm://ladder-{pid}-{}?rx={s}&slots=1024&size=2048",
+                        "shm://{LADDER_PREFIX}{pid}-{}?rx={s}&slots=1024&size=2048",
                         u32::from(ctx.port) + i as u32
                     ),
                 )

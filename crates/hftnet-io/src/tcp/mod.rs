@@ -207,7 +207,17 @@ struct Conn {
     /// Bytes still to discard of a frame that was delivered truncated.
     skip: usize,
     tx: Box<[u8]>,
+    /// `tx[pend.0..pend.1]`: framed bytes the kernel has not taken yet (a
+    /// send buffer that stayed full for [`SEND_TIMEOUT`]); they leave before
+    /// anything else, so a frame is never cut.
+    pend: (usize, usize),
 }
+
+/// How long a send waits for room in a full send buffer (`SO_SNDTIMEO`)
+/// before it gives up: a send never blocks for longer, so a peer or a path
+/// that stopped taking data (a link down) is reported instead of hanging
+/// the caller until TCP itself gives up (many minutes).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A kernel TCP connection (client) or listener with its current connection
 /// (server) behind the [`Transport`] trait.
@@ -321,6 +331,8 @@ impl TcpTransport {
         }
         s.set_nonblocking(false)
             .map_err(|e| from_io("fcntl(O_NONBLOCK)", e))?;
+        s.set_write_timeout(Some(SEND_TIMEOUT))
+            .map_err(|e| from_io("setsockopt(SO_SNDTIMEO)", e))?;
         let mut waiter = Waiter::new(fd, self.cfg.socket.strategy)?;
         waiter.set_timeout(fd, self.timeout)?;
         let local = s.local_addr().ok().and_then(|a| a.as_socket());
@@ -334,6 +346,7 @@ impl TcpTransport {
             end: 0,
             skip: 0,
             tx: vec![0; STREAM_BUF].into_boxed_slice(),
+            pend: (0, 0),
         })
     }
 
@@ -370,6 +383,25 @@ fn new_socket(cfg: &TcpConfig) -> Result<Socket, OpenError> {
 }
 
 impl Conn {
+    /// Writes what is pending, until done or the kernel takes no more
+    /// (`EAGAIN`: the send timeout passed, or `MSG_DONTWAIT`). Returns
+    /// whether everything left.
+    fn flush(&mut self, flags: i32) -> Result<bool, SyscallError> {
+        let fd = self.sock.as_fd();
+        while self.pend.0 < self.pend.1 {
+            match sock::send_to(fd, &self.tx[self.pend.0..self.pend.1], None, flags) {
+                Ok(k) => self.pend.0 += k,
+                Err(e) if e.errno() == Some(libc::EINTR) => {}
+                Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ETIMEDOUT)) => {
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.pend = (0, 0);
+        Ok(true)
+    }
+
     /// Moves complete frames from the stream buffer into `burst`, from slot `n`.
     #[inline]
     fn deliver(&mut self, burst: &mut RxBurst, mut n: usize) -> usize {
@@ -467,6 +499,11 @@ impl TcpTransport {
             }
             let quickack = self.cfg.quickack;
             let conn = self.conn.as_mut().expect("connected above");
+            if conn.pend.0 < conn.pend.1 {
+                // The rest of a message a full send buffer held back; a
+                // failure shows in the receive itself or the next send.
+                let _ = conn.flush(libc::MSG_DONTWAIT);
+            }
             let n = conn.deliver(burst, 0);
             if n > 0 {
                 burst.set_len(n);
@@ -530,6 +567,26 @@ impl Transport for TcpTransport {
                 libc::ENOTCONN,
             ));
         };
+        if conn.pend.0 < conn.pend.1 {
+            match conn.flush(libc::MSG_DONTWAIT) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(SyscallError::from_errno(
+                        "send (an earlier message still waits in a full TCP send buffer: the \
+                         peer or the path takes no data)",
+                        libc::EAGAIN,
+                    ));
+                }
+                Err(e) => {
+                    if self.listener.is_some()
+                        && matches!(e.errno(), Some(libc::ECONNRESET | libc::EPIPE))
+                    {
+                        self.retire_conn();
+                    }
+                    return Err(e);
+                }
+            }
+        }
         // Frame the whole burst into one buffer so it leaves in one send.
         let mut len = 0;
         let mut count = 0;
@@ -551,23 +608,30 @@ impl Transport for TcpTransport {
             len += FRAME_HEADER + m.data.len();
             count += 1;
         }
-        let fd = conn.sock.as_fd();
-        let mut off = 0;
-        while off < len {
-            match sock::send_to(fd, &conn.tx[off..len], None, 0) {
-                Ok(k) => off += k,
-                Err(e) if e.errno() == Some(libc::EINTR) => {}
-                Err(e) => {
-                    if self.listener.is_some()
-                        && matches!(e.errno(), Some(libc::ECONNRESET | libc::EPIPE))
-                    {
-                        self.retire_conn();
-                    }
-                    return Err(e);
+        conn.pend = (0, len);
+        match conn.flush(0) {
+            Ok(true) => Ok(count),
+            // Part of the burst left: the rest goes first on the next send
+            // or receive, so the stream stays framed.
+            Ok(false) if conn.pend.0 > 0 => Ok(count),
+            Ok(false) => {
+                conn.pend = (0, 0);
+                Err(SyscallError::from_errno(
+                    "send (the TCP send buffer is full and stayed full, waiting up to 1 s: the \
+                     peer or the path takes no data)",
+                    libc::EAGAIN,
+                ))
+            }
+            Err(e) => {
+                conn.pend = (0, 0);
+                if self.listener.is_some()
+                    && matches!(e.errno(), Some(libc::ECONNRESET | libc::EPIPE))
+                {
+                    self.retire_conn();
                 }
+                Err(e)
             }
         }
-        Ok(count)
     }
 
     fn set_recv_timeout(&mut self, timeout: Option<Duration>) -> Result<(), SyscallError> {
@@ -672,6 +736,62 @@ mod tests {
             .set_recv_timeout(Some(Duration::from_secs(2)))
             .unwrap();
         (server, client)
+    }
+
+    /// A peer that takes no data (a link down, a stuck reader) fails the
+    /// send once the buffers are full instead of blocking it for good, and
+    /// what was accepted still arrives whole and in order.
+    #[test]
+    fn a_full_send_buffer_fails_the_send_and_keeps_the_framing() {
+        let (mut server, client) = pair("sndbuf=4096&rcvbuf=4096");
+        let mut burst = RxBurst::new(8, 2048);
+        // Accept the connection, then read nothing.
+        let _ = server.recv_burst_until(&mut burst, Instant::now() + Duration::from_millis(200));
+        let msg = |i: u32| vec![(i % 251) as u8; 1000];
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let sender = std::thread::spawn(move || {
+            let mut client = client;
+            let mut ok = 0u32;
+            let mut err = None;
+            for i in 0..100_000u32 {
+                match client.send_burst(&[TxMsg {
+                    data: &msg(i),
+                    to: None,
+                }]) {
+                    Ok(n) => {
+                        assert_eq!(n, 1);
+                        ok += 1;
+                    }
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            done_tx.send(()).unwrap();
+            (client, ok, err)
+        });
+        // Not a timing assertion: before sends were bounded, this never came.
+        done_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a send into full buffers returned");
+        let (mut client, ok, err) = sender.join().unwrap();
+        let err = err.expect("the buffers filled");
+        assert!(err.would_block(), "{err}");
+        assert!(err.to_string().contains("takes no data"), "{err}");
+        let mut got = 0u32;
+        let mut poke = RxBurst::new(1, 64);
+        while got < ok {
+            // A receive on the client sends what a full buffer held back.
+            let _ = client.recv_burst_until(&mut poke, Instant::now() + Duration::from_millis(1));
+            let n = server.recv_burst(&mut burst).unwrap();
+            assert!(n > 0, "{got} of {ok} messages arrived");
+            for k in 0..n {
+                assert_eq!(burst.get(k).0, &msg(got)[..], "message {got}");
+                got += 1;
+            }
+        }
+        assert_eq!(got, ok);
     }
 
     #[test]

@@ -137,6 +137,30 @@ pub struct UringCaps {
     pub bufs: u32,
     /// Send completions that failed.
     pub tx_errors: u64,
+    /// Where the receive slots and transmit slots are now (the accounting a
+    /// soak checks).
+    pub slots: UringSlots,
+}
+
+/// Where the buffers of a `uring://` endpoint are: each single-shot receive
+/// slot is armed (a `RECVMSG` with the kernel), completed and not yet read,
+/// or waiting to be armed again; each transmit slot is free or in a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UringSlots {
+    /// Receive slots with the kernel (single-shot `RECVMSG` submitted).
+    pub rx_armed: u32,
+    /// Receive completions not yet read (single-shot slots and multishot
+    /// buffers).
+    pub rx_ready: u32,
+    /// Receive slots read and waiting to be armed again.
+    pub rx_rearm: u32,
+    /// Transmit slots in a send not yet completed.
+    pub tx_busy: u32,
+    /// Requests submitted and not yet completed, receives and sends.
+    pub in_flight: u32,
+    /// Single-shot receive: armed + ready + waiting == the receive slots.
+    /// `None` with multishot, whose buffers the kernel holds unseen.
+    pub rx_balanced: Option<bool>,
 }
 
 impl CapsSection for UringCaps {
@@ -443,9 +467,28 @@ struct State {
     tx_error: Option<i32>,
     rx_error: Option<i32>,
     tx_errors: u64,
+    /// Single-shot receives submitted and not completed.
+    rx_armed: u32,
 }
 
 impl State {
+    fn slots(&self, multishot: bool) -> UringSlots {
+        let ready_slots = self
+            .ready
+            .iter()
+            .filter(|r| matches!(r, Ready::Slot(..)))
+            .count() as u32;
+        let rx_rearm = self.rearm.len() as u32;
+        UringSlots {
+            rx_armed: self.rx_armed,
+            rx_ready: self.ready.len() as u32,
+            rx_rearm,
+            tx_busy: self.tx_busy.iter().filter(|b| **b).count() as u32,
+            in_flight: self.inflight as u32,
+            rx_balanced: (!multishot).then(|| self.rx_armed + ready_slots + rx_rearm == self.bufs),
+        }
+    }
+
     #[inline]
     fn hdr(&self, i: usize) -> *mut u8 {
         self.hdrs.at(i * HDR_STRIDE)
@@ -460,6 +503,7 @@ impl State {
         match ud & KIND_MASK {
             KIND_RX => {
                 self.inflight -= 1;
+                self.rx_armed -= 1;
                 if res >= 0 {
                     self.ready.push_back(Ready::Slot(idx, res));
                 } else {
@@ -758,6 +802,7 @@ impl UringTransport {
             tx_error: None,
             rx_error: None,
             tx_errors: 0,
+            rx_armed: 0,
         };
         // Headers: receive slots 0..bufs, transmit slots bufs..2*bufs, multishot last.
         for i in 0..2 * bufs + 1 {
@@ -878,6 +923,13 @@ impl UringTransport {
         &self.status
     }
 
+    /// Where its receive and transmit slots are now (also in the
+    /// capabilities).
+    #[must_use]
+    pub fn slots(&self) -> UringSlots {
+        self.st.slots(self.status.multishot)
+    }
+
     /// The configuration it was opened with.
     #[must_use]
     pub fn config(&self) -> &UringConfig {
@@ -957,6 +1009,7 @@ impl UringTransport {
                 .build()
                 .user_data(KIND_RX | u64::from(i));
             self.push(&e)?;
+            self.st.rx_armed += 1;
         }
         if self.status.multishot && !self.st.multi_armed {
             let h = self.st.hdr(2 * self.st.bufs as usize);
@@ -1378,6 +1431,7 @@ impl Transport for UringTransport {
                     napi_usecs: s.napi_usecs,
                     bufs: self.cfg.bufs,
                     tx_errors: self.st.tx_errors,
+                    slots: self.st.slots(s.multishot),
                 }
                 .into(),
             ),
