@@ -182,6 +182,42 @@ fn umem_accounting_holds_after_a_million_packets() {
     blast_and_account(&lab, "frames=4096&ring=256", 9310, 100_000);
 }
 
+#[test]
+fn the_sender_reuses_the_frames_it_just_sent() {
+    if skip_without_root("the_sender_reuses_the_frames_it_just_sent") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let ip = sh.addr();
+    let mut s = server(sh, "port=9320&rx=spin");
+    let mut c = client(ch, &format!("port=9321&peer={ip}:9320&rx=spin"));
+    let data = [7u8; 64];
+    let msgs = [TxMsg {
+        data: &data,
+        to: None,
+    }; 32];
+    let mut rx = RxBurst::new(64, 2048);
+    // Ten bursts, far fewer frames than the 2048 free transmit frames: the
+    // completions are taken back after each kick (copy mode sends during
+    // it), so the frames in flight never pile up to the ten bursts, and the
+    // next burst is built in the frames just sent, still in the cache.
+    for _ in 0..10 {
+        assert_eq!(c.send_burst(&msgs).unwrap(), 32);
+        std::thread::sleep(Duration::from_millis(2));
+        s.set_recv_timeout(Some(Duration::ZERO)).unwrap();
+        s.recv_burst(&mut rx).unwrap();
+    }
+    let caps = serde_json::to_value(c.capabilities()).unwrap();
+    let umem = &caps["backend"]["umem"];
+    let in_flight = umem["tx_in_flight"].as_u64().unwrap();
+    assert!(
+        in_flight <= 32,
+        "frames kept in flight after their kicks: {umem}"
+    );
+    assert!(c.stats().umem.balanced());
+}
+
 /// Sends `total` 64-byte messages from an AF_XDP client to an AF_XDP
 /// server with the UMEM settings `umem`; checks every transmit completed
 /// and every frame of both UMEMs is accounted for.

@@ -446,3 +446,101 @@ fn no_allocation_per_message_batched_or_not() {
         );
     }
 }
+
+/// Allocations of the blast thread (in the trader's namespace) and the sink
+/// thread (in the exchange's) for `n` messages over the layer-2 URIs.
+fn l2_allocations(lab: &Lab, sink_uri: &str, blast_uri: &str, n: u64) -> (u64, u64) {
+    let sink_uri = sink_uri.to_string();
+    let blast_uri = blast_uri.to_string();
+    let stop = AtomicBool::new(false);
+    let mut rx = lab
+        .exchange()
+        .run(move || {
+            Endpoint::parse(&sink_uri)
+                .unwrap()
+                .open(Role::Server)
+                .unwrap()
+        })
+        .unwrap();
+    let mut tx = lab
+        .trader()
+        .run(move || {
+            Endpoint::parse(&blast_uri)
+                .unwrap()
+                .open(Role::Client)
+                .unwrap()
+        })
+        .unwrap();
+    let sink_cfg = SinkConfig {
+        duration: Duration::from_secs(20),
+        idle: Some(Duration::from_millis(500)),
+        count: Some(n),
+        burst: 32,
+        slot: 2048,
+        ..SinkConfig::default()
+    };
+    let blast_cfg = BlastConfig {
+        size: 64,
+        duration: Duration::from_secs(20),
+        count: Some(n),
+        rate: Some(100_000),
+        burst: 32,
+    };
+    let clock = Clock::monotonic();
+    std::thread::scope(|s| {
+        let sink = s.spawn(|| {
+            let before = allocs();
+            let r = hftnet_io::dispatch!(&mut rx, t => run_sink(t, &sink_cfg, &stop)).unwrap();
+            (allocs() - before, r)
+        });
+        // Let the sink start polling first.
+        std::thread::sleep(Duration::from_millis(100));
+        let before = allocs();
+        let b = hftnet_io::dispatch!(&mut tx, t => run_blast(t, &blast_cfg, clock, &stop)).unwrap();
+        let blast_allocs = allocs() - before;
+        let (sink_allocs, r) = sink.join().unwrap();
+        assert_eq!(b.sent, n, "{b:?}");
+        assert_eq!(r.packets, n, "{r:?}");
+        (blast_allocs, sink_allocs)
+    })
+}
+
+#[test]
+fn no_allocation_per_message_over_packet_and_xdp() {
+    if skip_without_root("no_allocation_per_message_over_packet_and_xdp") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let mut port = 9700;
+    for (sink, blast) in [
+        (
+            "packet://veth0?port=PORT&rx=spin&version=3",
+            "packet://veth0?port=PORTC&peer=198.18.0.2:PORT",
+        ),
+        (
+            "xdp://veth0/0?port=PORT&rx=spin",
+            "xdp://veth0/0?port=PORTC&peer=198.18.0.2:PORT",
+        ),
+    ] {
+        let mut run = |n| {
+            port += 2;
+            let (s, c) = (port.to_string(), (port + 1).to_string());
+            l2_allocations(
+                &lab,
+                &sink.replace("PORT", &s),
+                &blast.replace("PORTC", &c).replace("PORT", &s),
+                n,
+            )
+        };
+        let short = run(200);
+        let long = run(5000);
+        assert_eq!(
+            short.0, long.0,
+            "{blast}: blast allocations grew with the count"
+        );
+        assert_eq!(
+            short.1, long.1,
+            "{sink}: sink allocations grew with the count"
+        );
+    }
+}

@@ -25,14 +25,16 @@
 //!   another source MAC is counted in [`FrameStats::mac_mismatch`];
 //! - the cache of addresses learned: a frame's source MAC is learned only
 //!   when the kernel's neighbour table of the transport's namespace agrees
-//!   ([`crate::l2::table_mac`], read once per new sender), and — when the
-//!   endpoint has a configured peer — only from frames whose source IP
-//!   address and port are that peer's. When the table names another MAC
-//!   the table's is kept and the frame counted in
+//!   ([`crate::l2::table_mac`], read on a new sender's first frame), and —
+//!   when the endpoint has a configured peer — only from frames whose
+//!   source IP address and port are that peer's. When the table names
+//!   another MAC the table's is kept and the frame counted in
 //!   [`FrameStats::mac_mismatch`]; a frame that disagrees with an address
-//!   already learned is counted too, and the table is read again at most
-//!   every [`RECHECK_INTERVAL`] (so a peer whose address really changed is
-//!   followed, and a flood of forged frames costs no lookups);
+//!   already learned is counted too. The table is read at most once every
+//!   [`RECHECK_INTERVAL`] (so a peer whose address really changed is
+//!   followed, and neither a flood of forged frames nor a sender the table
+//!   has no entry for costs a lookup per frame). On the hot path a frame
+//!   from the sender of the last frame that agreed costs one comparison.
 //! - otherwise the kernel's neighbour table through [`crate::l2::resolve`]
 //!   (asking the kernel to resolve the address when it has no entry).
 
@@ -418,8 +420,14 @@ pub struct UdpOverEthernet {
     macs: [(Ipv4Addr, ethernet::Address); MAC_CACHE],
     mac_next: usize,
     neighbours: Box<dyn Neighbours>,
-    /// When a disagreeing frame last made the endpoint read the table.
+    /// When a frame last made the endpoint read the table (from
+    /// [`Self::check_source_slow`]).
     last_recheck: Option<Instant>,
+    /// The source (IP address, MAC address) of the last frame that agreed
+    /// with the trusted address: the next frames of the same sender are
+    /// checked with one comparison. Cleared whenever the trusted addresses
+    /// change.
+    last_ok: Option<(Ipv4Addr, ethernet::Address)>,
     max_message: usize,
     /// The counters.
     pub stats: FrameStats,
@@ -452,6 +460,7 @@ impl UdpOverEthernet {
             mac_next: 0,
             neighbours,
             last_recheck: None,
+            last_ok: None,
             max_message: max_message.min(mtu_payload),
             stats: FrameStats::default(),
         }
@@ -473,6 +482,7 @@ impl UdpOverEthernet {
             });
         };
         self.pinned = Some((*peer.ip(), mac));
+        self.last_ok = None;
         Ok(())
     }
 
@@ -530,19 +540,33 @@ impl UdpOverEthernet {
     }
 
     /// Looks at the source of a frame delivered to us: nothing to do when
-    /// its MAC is the one known for its IP address (the hot path);
-    /// otherwise see [`Self::check_source_slow`].
+    /// it is the sender of the last frame that agreed (the hot path: one
+    /// comparison, no table read); else see [`Self::check_source_known`].
     #[inline]
     fn check_source(&mut self, ip: Ipv4Addr, port: u16, mac: ethernet::Address) {
+        if self.last_ok == Some((ip, mac)) {
+            return;
+        }
+        self.check_source_known(ip, port, mac);
+    }
+
+    /// A sender other than the last that agreed: compared with the pinned
+    /// address and the cache (remembered as the last that agreed when it
+    /// matches), else see [`Self::check_source_slow`].
+    #[inline(never)]
+    fn check_source_known(&mut self, ip: Ipv4Addr, port: u16, mac: ethernet::Address) {
         if let Some((pinned_ip, pinned_mac)) = self.pinned
             && pinned_ip == ip
         {
-            if pinned_mac != mac {
+            if pinned_mac == mac {
+                self.last_ok = Some((ip, mac));
+            } else {
                 self.stats.mac_mismatch += 1;
             }
             return;
         }
         if self.macs.iter().any(|(i, m)| *i == ip && *m == mac) {
+            self.last_ok = Some((ip, mac));
             return;
         }
         self.check_source_slow(ip, port, mac);
@@ -566,19 +590,21 @@ impl UdpOverEthernet {
             }
             return;
         }
-        if known.is_some() {
-            // A disagreement with an address already believed: read the
-            // table again, but not for every frame of a flood.
-            let now = Instant::now();
-            if self
-                .last_recheck
-                .is_some_and(|t| now.duration_since(t) < RECHECK_INTERVAL)
-            {
+        // A disagreement with an address already believed, or a sender the
+        // table had no entry for: read the table again, but at most every
+        // RECHECK_INTERVAL, so neither a flood of forged frames nor a
+        // stream from a sender the table does not know costs a lookup each.
+        let now = Instant::now();
+        if self
+            .last_recheck
+            .is_some_and(|t| now.duration_since(t) < RECHECK_INTERVAL)
+        {
+            if known.is_some() {
                 self.stats.mac_mismatch += 1;
-                return;
             }
-            self.last_recheck = Some(now);
+            return;
         }
+        self.last_recheck = Some(now);
         match self.neighbours.table_mac(&self.iface, ip) {
             Ok(Some(table)) if table == mac => self.learn(ip, mac),
             Ok(Some(table)) => {
@@ -598,6 +624,8 @@ impl UdpOverEthernet {
 
     #[inline]
     fn learn(&mut self, ip: Ipv4Addr, mac: ethernet::Address) {
+        // The trusted addresses change (a replacement or an eviction).
+        self.last_ok = None;
         if let Some(e) = self.macs.iter_mut().find(|(i, _)| *i == ip) {
             e.1 = mac;
             return;
@@ -923,6 +951,61 @@ mod tests {
         assert_eq!(e.stats.mac_mismatch, 0);
         table.set(CLIENT_IP, CLIENT_MAC);
         assert_eq!(answer_mac(&mut e), CLIENT_MAC);
+    }
+
+    #[test]
+    fn a_sender_the_table_does_not_know_costs_no_lookup_per_frame() {
+        let table = Table::default();
+        let mut e = endpoint_with(None, table.clone());
+        let real = frame_from(CLIENT_MAC, 4000, b"real");
+        for _ in 0..1000 {
+            e.accept(&real, real.len(), UdpCheck::Verify).unwrap();
+        }
+        assert_eq!(table.lookups(), 1, "one read per interval, not per frame");
+        assert_eq!(e.stats.mac_mismatch, 0);
+        // Once the kernel knows it, the sender is learned on the next read.
+        table.set(CLIENT_IP, CLIENT_MAC);
+        std::thread::sleep(RECHECK_INTERVAL);
+        e.accept(&real, real.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(table.lookups(), 2);
+        for _ in 0..1000 {
+            e.accept(&real, real.len(), UdpCheck::Verify).unwrap();
+        }
+        assert_eq!(table.lookups(), 2, "a known sender costs no lookup");
+        assert_eq!(e.stats.mac_mismatch, 0);
+    }
+
+    #[test]
+    fn the_last_sender_shortcut_follows_a_change_of_address() {
+        let table = Table::default();
+        table.set(CLIENT_IP, CLIENT_MAC);
+        let mut e = endpoint_with(None, table.clone());
+        let old = frame_from(CLIENT_MAC, 4000, b"old");
+        e.accept(&old, old.len(), UdpCheck::Verify).unwrap();
+        e.accept(&old, old.len(), UdpCheck::Verify).unwrap();
+        // The peer moved, and the kernel agrees: the new address is learned.
+        let new_mac = ethernet::Address([2, 0, 0, 0, 0, 0x11]);
+        table.set(CLIENT_IP, new_mac);
+        std::thread::sleep(RECHECK_INTERVAL);
+        let moved = frame_from(new_mac, 4000, b"moved");
+        e.accept(&moved, moved.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(e.stats.mac_mismatch, 0);
+        // A frame with the old address now disagrees: counted, not taken
+        // for the last sender that agreed.
+        e.accept(&old, old.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(e.stats.mac_mismatch, 1);
+        assert_eq!(answer_mac(&mut e), new_mac);
+        // Pinned: the pinned address is the one that agrees.
+        let peer = SocketAddrV4::new(CLIENT_IP, 4000);
+        let table = Table::default();
+        table.set(CLIENT_IP, CLIENT_MAC);
+        let mut p = endpoint_with(Some(peer), table);
+        let real = frame_from(CLIENT_MAC, 4000, b"real");
+        p.accept(&real, real.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(p.stats.mac_mismatch, 0);
+        p.pin_peer_mac(new_mac).unwrap();
+        p.accept(&real, real.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(p.stats.mac_mismatch, 1);
     }
 
     #[test]

@@ -126,6 +126,15 @@ pub struct XskCounters {
     /// Descriptors from the kernel with an address outside the UMEM (never
     /// expected): the frame is not reused, and counted lost.
     pub bad_descriptors: u64,
+    /// The kernel's count of frames for this socket it dropped
+    /// (`XDP_STATISTICS` `rx_dropped`: e.g. too long for a UMEM frame).
+    pub kernel_rx_dropped: u64,
+    /// The kernel's count of frames dropped because the receive ring was
+    /// full (`rx_ring_full`, Linux 5.9+): the reader fell behind.
+    pub kernel_rx_ring_full: u64,
+    /// The kernel's count of frames that found the fill ring empty
+    /// (`rx_fill_ring_empty_descs`, Linux 5.9+).
+    pub kernel_rx_fill_empty: u64,
 }
 
 /// Where the UMEM is, copied into both halves. The halves are fields of the
@@ -441,11 +450,16 @@ impl Xsk {
         }
     }
 
-    /// The counters.
+    /// The counters, with the kernel's drop counts of the socket (one
+    /// `getsockopt(XDP_STATISTICS)`; zero where the kernel does not say).
     #[must_use]
     pub fn counters(&self) -> XskCounters {
         let (r, t) = (&self.rx, &self.tx);
+        let k = t.device.statistics_v2().unwrap_or_default();
         XskCounters {
+            kernel_rx_dropped: k.rx_dropped,
+            kernel_rx_ring_full: k.rx_ring_full,
+            kernel_rx_fill_empty: k.rx_fill_ring_empty_descs,
             tx_kicks: t.tx_kicks,
             tx_frames: t.tx_frames,
             tx_completions: t.tx_completions,
@@ -734,7 +748,20 @@ impl TxSide {
         self.tx_queued > 0 || self.link_down
     }
 
+    /// Kicks (see [`XskTx::flush`]), then reaps the completions: in copy
+    /// mode the kernel sends during the kick, so the frames just sent come
+    /// back to the free list at once and the next burst reuses them while
+    /// their cache lines are warm (without it, the sender would cycle
+    /// through every free frame of the UMEM, missing the cache on each).
     fn flush(&mut self) -> Result<(), SyscallError> {
+        let r = self.kick_queued();
+        if self.tx_in_flight > 0 {
+            self.reap();
+        }
+        r
+    }
+
+    fn kick_queued(&mut self) -> Result<(), SyscallError> {
         if !self.needs_flush() {
             return Ok(());
         }

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# 64-byte one-way throughput over the lab's veth, received at the sink:
+# iperf3 (`-u -l 64 -b 0`) against `hftnet blast` -> `hftnet sink` over
+#   udp     udp://…?batch=32          (sendmmsg / recvmmsg, 32 per call)
+#   packet  packet://veth0?…          (TPACKET_V3 receive blocks, TX ring, one send per burst)
+#   xdp     xdp://veth0/0?…           (AF_XDP both ends, copy mode on veth)
+# Sender on CPU 0 in the trader namespace, receiver on CPU 1 in the exchange
+# namespace, every run bounded in time; the rows are interleaved round by
+# round so the drift of a loaded machine spreads over all of them. Prints per
+# row the median received Mpps over the rounds, the ratio to iperf3's median,
+# the goal and whether it holds, and the loss accounting: every message the
+# sender sent is either received, or counted lost by the sink (a sequence
+# gap, or for AF_XDP the kernel's drop counters of the sink's socket, which
+# also see a loss after the last message received), or "uncounted": the last
+# column must be 0 for a goal to hold.
+#
+# Usage: scripts/bench-throughput.sh [SECONDS_PER_RUN] [ROUNDS]   (default 3 3)
+#   PERF=DIR  also record `perf` on both ends of one extra run per row and
+#             write the top symbols of each end to DIR/ROW-{sender,sink}.txt
+#   NO_BUILD=1  use target/release/hftnet as it is
+# Needs root (network namespaces), iperf3 (apt-get install iperf3) and, for
+# PERF=, perf (apt-get install linux-perf). Cleans up (processes, lab) on
+# exit and on Ctrl-C.
+set -euo pipefail
+
+SECS=${1:-3}
+ROUNDS=${2:-3}
+case $SECS in '' | *[!0-9]* | 0) echo "SECONDS_PER_RUN must be a whole number >= 1, got '$SECS'" >&2; exit 2 ;; esac
+case $ROUNDS in '' | *[!0-9]* | 0) echo "ROUNDS must be a whole number >= 1, got '$ROUNDS'" >&2; exit 2 ;; esac
+NAME="tp$$"
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+BIN="$HERE/target/release/hftnet"
+TR="hft-$NAME-trader"
+EX="hft-$NAME-exchange"
+IP=198.18.0.2
+OUT=$(mktemp -d)
+PIDS=()
+
+command -v iperf3 >/dev/null || { echo "iperf3 missing: apt-get install iperf3" >&2; exit 2; }
+if [ -n "${PERF:-}" ]; then
+  command -v perf >/dev/null || { echo "perf missing: apt-get install linux-perf" >&2; exit 2; }
+  mkdir -p "$PERF"
+fi
+[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 2; }
+[ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs (sender on 0, receiver on 1)" >&2; exit 2; }
+
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  "$BIN" lab down --name "$NAME" >/dev/null 2>&1 || true
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+if [ -z "${NO_BUILD:-}" ]; then
+  (cd "$HERE" && cargo build --release -q -p hftnet)
+fi
+"$BIN" lab up --name "$NAME" >/dev/null
+
+echo 20000 >"$OUT/port"
+next_port() {
+  local p; p=$(cat "$OUT/port"); echo $((p + 1)) >"$OUT/port"; echo "$p"
+}
+
+# Waits (bounded) for the sink to say it receives.
+wait_ready() {
+  local f=$1 i
+  for i in $(seq 1 100); do
+    grep -q "receiving on" "$f" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "the sink did not start: $(cat "$f")" >&2
+  return 1
+}
+
+# run ROW [PERF_PREFIX] -> "received_pps sent received drops uncounted"
+run() {
+  local row=$1 pp=${2:-} port; port=$(next_port)
+  local sperf=() cperf=()
+  if [ -n "$pp" ]; then
+    sperf=(perf record -q -g -o "$pp-sink.data" --)
+    cperf=(perf record -q -g -o "$pp-sender.data" --)
+  fi
+  if [ "$row" = iperf3 ]; then
+    ip netns exec "$EX" "${sperf[@]}" taskset -c 1 iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
+    PIDS+=($!); local spid=$!
+    sleep 0.5
+    ip netns exec "$TR" "${cperf[@]}" taskset -c 0 timeout $((SECS + 10)) \
+      iperf3 -c "$IP" -p "$port" -u -l 64 -b 0 -t "$SECS" -J >"$OUT/i.json" 2>/dev/null || true
+    timeout 10 tail --pid="$spid" -f /dev/null || kill "$spid" 2>/dev/null || true
+    python3 - "$OUT/i.json" <<'EOF'
+import json, sys
+try:
+    s = json.load(open(sys.argv[1]))["end"]["sum"]
+    got = s["packets"] - s["lost_packets"]
+    # iperf3's server counts the loss it sees as sequence gaps.
+    print(round(got / s["seconds"]), s["packets"], got, s["lost_packets"], 0)
+except Exception as e:
+    print("nan 0 0 0 0")
+EOF
+    return
+  fi
+  local s c
+  case $row in
+    udp) s="udp://$IP:$port?batch=32&rcvbuf=8M&rx=spin"; c="udp://$IP:$port?batch=32" ;;
+    packet) s="packet://veth0?port=$port&rx=spin&version=3"; c="packet://veth0?port=$port&peer=$IP:$port" ;;
+    xdp) s="xdp://veth0/0?port=$port&rx=spin&ring=8192&frames=16384"; c="xdp://veth0/0?port=$port&peer=$IP:$port" ;;
+  esac
+  : >"$OUT/s.err"
+  ip netns exec "$EX" "${sperf[@]}" "$BIN" sink "$s" --cpu 1 --duration "$((SECS + 5))s" --idle 1s \
+    --json >"$OUT/s.json" 2>"$OUT/s.err" &
+  PIDS+=($!); local spid=$!
+  wait_ready "$OUT/s.err" || { kill "$spid" 2>/dev/null; echo "nan 0 0 0 0"; return; }
+  ip netns exec "$TR" "${cperf[@]}" "$BIN" blast "$c" --cpu 0 --size 64 --duration "${SECS}s" \
+    --json >"$OUT/b.json" 2>"$OUT/b.err" || true
+  timeout $((SECS + 15)) tail --pid="$spid" -f /dev/null || kill -INT "$spid" 2>/dev/null || true
+  wait "$spid" 2>/dev/null || true
+  python3 - "$OUT/s.json" "$OUT/b.json" <<'EOF'
+import json, sys
+try:
+    s = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+    sent, got, drops = b["sent"], s["packets"], s["drops"]
+    # Losses the sink counted: the sequence gaps, or (AF_XDP) the kernel's
+    # drop counters of its socket, which also see a loss at the very end.
+    k = (s["capabilities"].get("backend") or {}).get("socket") or {}
+    kernel = sum(k.get(f, 0) for f in ("kernel_rx_dropped", "kernel_rx_ring_full", "kernel_rx_fill_empty"))
+    lost = max(0, sent - got)
+    counted = min(lost, max(drops, kernel))
+    print(round(got / s["active_s"]), sent, got, counted, lost - counted)
+except Exception as e:
+    print("nan 0 0 0 0")
+EOF
+}
+
+ROWS=(iperf3 udp packet xdp)
+: >"$OUT/res"
+for r in $(seq 1 "$ROUNDS"); do
+  for row in "${ROWS[@]}"; do
+    echo "$row $(run "$row")" >>"$OUT/res"
+  done
+  echo "round $r of $ROUNDS done" >&2
+done
+
+if [ -n "${PERF:-}" ]; then
+  for row in "${ROWS[@]}"; do
+    run "$row" "$OUT/perf-$row" >/dev/null
+    for end in sender sink; do
+      [ -f "$OUT/perf-$row-$end.data" ] || continue
+      perf report -i "$OUT/perf-$row-$end.data" --no-children --sort sym --stdio 2>/dev/null \
+        | grep -v '^#' | grep '%' | head -40 >"$PERF/$row-$end.txt" || true
+    done
+  done
+  echo "perf: top symbols in $PERF/ROW-{sender,sink}.txt" >&2
+fi
+
+echo "# command: scripts/bench-throughput.sh $SECS $ROUNDS"
+echo "# kernel: $(uname -r); cpus: $(nproc); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# 64-byte UDP payloads over the lab veth, sender CPU 0, receiver CPU 1, ${SECS}s per run, $ROUNDS rounds interleaved"
+python3 - "$OUT/res" <<'EOF'
+import math, sys, statistics as st
+res = {}
+for line in open(sys.argv[1]):
+    n, pps, sent, got, drops, unc = line.split()
+    res.setdefault(n, []).append((float(pps), int(sent), int(got), int(drops), int(unc)))
+goals = {"udp": 1.2, "packet": 1.5, "xdp": 3.0}
+names = {"iperf3": "iperf3 -u -l 64 -b 0", "udp": "udp batch=32", "packet": "packet (V3 rx, TX ring)", "xdp": "xdp (AF_XDP copy)"}
+def med(v):
+    v = [x for x in v if not math.isnan(x)]
+    return st.median(v) if v else float("nan")
+base = med([r[0] for r in res.get("iperf3", [])])
+print(f"{'row':26} {'Mpps':>6} {'min':>6} {'max':>6} {'/iperf3':>8} {'goal':>6} {'holds':>6} {'sent':>10} {'received':>10} {'lost,counted':>12} {'uncounted':>10}")
+ok = True
+for n in ["iperf3", "udp", "packet", "xdp"]:
+    v = res.get(n, [])
+    p = [r[0] for r in v]
+    m = med(p)
+    ratio = m / base if base and base == base else float("nan")
+    sent = sum(r[1] for r in v); got = sum(r[2] for r in v); drops = sum(r[3] for r in v); unc = sum(r[4] for r in v)
+    g = goals.get(n)
+    holds = "-" if g is None else ("yes" if ratio >= g and unc == 0 else "NO")
+    if g is not None and holds != "yes":
+        ok = False
+    gs = "-" if g is None else f"{g:.1f}x"
+    lo = min(p) / 1e6 if p else float("nan"); hi = max(p) / 1e6 if p else float("nan")
+    print(f"{names[n]:26} {m/1e6:6.3f} {lo:6.3f} {hi:6.3f} {ratio:7.2f}x {gs:>6} {holds:>6} {sent:10d} {got:10d} {drops:12d} {unc:10d}")
+print("all goals hold" if ok else "not every goal holds")
+EOF
