@@ -124,16 +124,17 @@ impl ItchReader {
             source,
         };
         let mut f = File::open(path).map_err(open_err)?;
-        if map && let Ok(m) = FileMap::open(&f, MAP_ADVICE) {
-            if !m.as_slice().starts_with(&GZIP_MAGIC) {
-                return Ok(Self {
-                    src: Source::Mapped { map: m, at: 0 },
-                    consumed: 0,
-                    gzip: false,
-                });
-            }
-            // gzip: the mapping goes, the descriptor (still at offset 0)
-            // streams through the decoder.
+        // A gzip file's mapping is dropped here: the descriptor (still at
+        // offset 0) streams through the decoder.
+        if map
+            && let Ok(m) = FileMap::open(&f, MAP_ADVICE)
+            && !m.as_slice().starts_with(&GZIP_MAGIC)
+        {
+            return Ok(Self {
+                src: Source::Mapped { map: m, at: 0 },
+                consumed: 0,
+                gzip: false,
+            });
         }
         let mut magic = [0u8; 2];
         let n = read_full(&mut f, &mut magic).map_err(open_err)?;
