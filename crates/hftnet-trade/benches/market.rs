@@ -9,7 +9,8 @@
 //!   adds into books holding the directory; `execute`, `cancel`, `delete`
 //!   and `replace` each take one operation per resting order of those adds,
 //!   in the day's order of the adds (partial executions and cancels, full
-//!   deletes, replaces to a new ref and price).
+//!   deletes, replaces to a new ref — the next refs of the day — and
+//!   price).
 //! - `records/day`: `MarketData::handle_records` over the whole day, as the
 //!   replay runs it (decode ahead, prefetch hints on), for reference.
 //!
@@ -88,15 +89,18 @@ fn bench_apply(c: &mut Criterion, day: &[Vec<u8>]) {
         .take(ADDS)
         .copied()
         .collect();
+    // New refs of replaces follow the day's refs densely, as ITCH's do.
+    let next_ref = adds.iter().map(|a| a.order_ref).max().unwrap_or(0) + 1;
     let on_each = |kind: OpKind| -> Vec<BookOp> {
         adds.iter()
-            .map(|a| BookOp {
+            .zip(next_ref..)
+            .map(|(a, new_ref)| BookOp {
                 kind,
                 shares: match kind {
                     OpKind::Execute | OpKind::Cancel => (a.shares / 2).max(1),
                     _ => a.shares,
                 },
-                new_ref: a.order_ref + (1 << 40),
+                new_ref,
                 price: a.price + 100,
                 ..*a
             })
