@@ -1,9 +1,12 @@
 //! Reading and writing Nasdaq ITCH 5.0 files, plain or gzip: the I/O around
 //! the record splitter of `hftnet_wire::itch50::file`.
 //!
-//! Layer: apps (file I/O around a wire codec). Invariants: the reader keeps
-//! one 1 MiB buffer and returns records borrowed from it, so reading never
-//! allocates per record; a file that ends inside a record or holds a bad
+//! Layer: apps (file I/O around a wire codec). Invariants: a plain file is
+//! memory-mapped (sequential advice, huge pages where the kernel offers
+//! them) and its records are read in place; a gzip file, or what cannot be
+//! mapped (a pipe), streams through one 1 MiB buffer. Either way records are
+//! borrowed from the mapping or the buffer, so reading never allocates per
+//! record; a file that ends inside a record or holds a bad
 //! record is an error naming the byte offset, never a silently short day;
 //! the writer reports every error of the final flush and sync, so a full
 //! disk cannot leave a silently cut file.
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
+use hftnet_sys::mmap::{FileAdvice, FileMap};
 use hftnet_wire::itch50::file;
 
 /// Size of the reader's buffer; records are at most 65 537 bytes.
@@ -55,13 +59,25 @@ pub enum ItchReadError {
     },
 }
 
-/// Reads the records of an ITCH file one at a time, through a 1 MiB buffer.
+/// Where an [`ItchReader`]'s bytes come from.
+enum Source {
+    /// A plain file, mapped: `at` is the offset of the next record.
+    Mapped { map: FileMap, at: usize },
+    /// A stream (gzip, a pipe) read through `buf`: `buf[start..end]` is
+    /// unread.
+    Stream {
+        src: Box<dyn Read>,
+        buf: Vec<u8>,
+        start: usize,
+        end: usize,
+        eof: bool,
+    },
+}
+
+/// Reads the records of an ITCH file: in place from a mapping for a plain
+/// file, through a 1 MiB buffer for a gzip file or a stream.
 pub struct ItchReader {
-    src: Box<dyn Read>,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    eof: bool,
+    src: Source,
     consumed: u64,
     gzip: bool,
 }
@@ -71,27 +87,61 @@ impl std::fmt::Debug for ItchReader {
         f.debug_struct("ItchReader")
             .field("consumed", &self.consumed)
             .field("gzip", &self.gzip)
-            .field("eof", &self.eof)
+            .field("mapped", &self.is_mapped())
             .finish_non_exhaustive()
     }
 }
 
+/// The advice a mapped ITCH file gets: read once front to back, huge pages
+/// where the kernel offers them for the page cache, every page mapped up
+/// front (one pass in the kernel instead of a fault per 64 KiB read).
+const MAP_ADVICE: FileAdvice = FileAdvice {
+    sequential: true,
+    huge_pages: true,
+    populate: true,
+};
+
 impl ItchReader {
-    /// Opens `path`; gzip is recognised by its magic bytes, not the name.
+    /// Opens `path`; gzip is recognised by its magic bytes, not the name. A
+    /// plain regular file is memory-mapped; a gzip file, or anything that
+    /// cannot be mapped (a pipe, a device), is read as a stream.
     ///
     /// # Errors
     /// [`ItchReadError::Open`] when the file cannot be opened or read.
     pub fn open(path: &Path) -> Result<Self, ItchReadError> {
+        Self::open_with(path, true)
+    }
+
+    /// [`ItchReader::open`], with `map` false: always read through the
+    /// buffer, never mapped (to compare the two, or for a file that may
+    /// change while read).
+    ///
+    /// # Errors
+    /// [`ItchReadError::Open`] when the file cannot be opened or read.
+    pub fn open_with(path: &Path, map: bool) -> Result<Self, ItchReadError> {
         let open_err = |source| ItchReadError::Open {
             path: path.to_path_buf(),
             source,
         };
         let f = File::open(path).map_err(open_err)?;
+        // A gzip file's mapping is dropped here: the descriptor (still at
+        // offset 0) streams through the decoder.
+        if map
+            && let Ok(m) = FileMap::open(&f, MAP_ADVICE)
+            && !m.as_slice().starts_with(&GZIP_MAGIC)
+        {
+            return Ok(Self {
+                src: Source::Mapped { map: m, at: 0 },
+                consumed: 0,
+                gzip: false,
+            });
+        }
         Self::from_reader(f).map_err(open_err)
     }
 
     /// Reads the records of a file's bytes from `src`, plain or gzip (told by
-    /// the magic bytes): what [`ItchReader::open`] does once the file is open.
+    /// the magic bytes), as a stream: what [`ItchReader::open`] does with a
+    /// file it does not map.
     ///
     /// # Errors
     /// When reading the first two bytes fails.
@@ -99,7 +149,7 @@ impl ItchReader {
         let mut magic = [0u8; 2];
         let n = read_full(&mut src, &mut magic)?;
         let head = io::Cursor::new(magic[..n].to_vec());
-        let gzip = n == 2 && magic == [0x1f, 0x8b];
+        let gzip = magic[..n] == GZIP_MAGIC;
         let chained = head.chain(src);
         let src: Box<dyn Read> = if gzip {
             Box::new(MultiGzDecoder::new(chained))
@@ -113,11 +163,13 @@ impl ItchReader {
     #[must_use]
     pub fn new(src: Box<dyn Read>, gzip: bool) -> Self {
         Self {
-            src,
-            buf: vec![0; READ_BUFFER],
-            start: 0,
-            end: 0,
-            eof: false,
+            src: Source::Stream {
+                src,
+                buf: vec![0; READ_BUFFER],
+                start: 0,
+                end: 0,
+                eof: false,
+            },
             consumed: 0,
             gzip,
         }
@@ -135,56 +187,131 @@ impl ItchReader {
         self.gzip
     }
 
-    /// The next message (without its length prefix), `None` at the end.
+    /// True when the file is read in place from a memory mapping.
+    #[must_use]
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.src, Source::Mapped { .. })
+    }
+
+    /// Whether the kernel took the huge-page advice for the mapping (false
+    /// when not mapped).
+    #[must_use]
+    pub fn huge_pages(&self) -> bool {
+        matches!(&self.src, Source::Mapped { map, .. } if map.huge_pages())
+    }
+
+    /// The unread bytes, records in file framing: at least one whole record
+    /// (or an invalid one), unless the file ends — then what is left, which
+    /// is empty or a cut record. Reads more from a stream when fewer than
+    /// one whole record is buffered; a mapping returns the rest of the file.
+    /// Hand what was used to [`ItchReader::consume`].
     ///
     /// # Errors
-    /// [`ItchReadError::Read`], [`ItchReadError::BadRecord`] or
-    /// [`ItchReadError::Truncated`], with the offset.
-    pub fn next_record(&mut self) -> Result<Option<&[u8]>, ItchReadError> {
+    /// [`ItchReadError::Read`].
+    pub fn fill(&mut self) -> Result<&[u8], ItchReadError> {
+        self.fill_inner()?;
+        Ok(self.unread())
+    }
+
+    /// Marks the first `n` bytes of [`ItchReader::fill`]'s slice as used
+    /// (they count in [`ItchReader::consumed`]).
+    ///
+    /// # Panics
+    /// When `n` exceeds the unread bytes.
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.unread().len(), "consume past the unread bytes");
+        match &mut self.src {
+            Source::Mapped { at, .. } => *at += n,
+            Source::Stream { start, .. } => *start += n,
+        }
+        self.consumed += n as u64;
+    }
+
+    fn unread(&self) -> &[u8] {
+        match &self.src {
+            Source::Mapped { map, at } => &map.as_slice()[*at..],
+            Source::Stream {
+                buf, start, end, ..
+            } => &buf[*start..*end],
+        }
+    }
+
+    /// Makes sure a whole record is unread, unless at the end of the file.
+    fn fill_inner(&mut self) -> Result<(), ItchReadError> {
+        let Source::Stream {
+            src,
+            buf,
+            start,
+            end,
+            eof,
+        } = &mut self.src
+        else {
+            return Ok(());
+        };
         loop {
-            match file::next_record(&self.buf[self.start..self.end]) {
-                Ok(Some((_, used))) => {
-                    let at = self.start;
-                    self.start += used;
-                    self.consumed += used as u64;
-                    let msg = &self.buf[at + file::LEN_PREFIX..at + used];
-                    return Ok(Some(msg));
-                }
-                Ok(None) => {}
-                Err(reason) => {
-                    return Err(ItchReadError::BadRecord {
-                        offset: self.consumed,
-                        reason,
-                    });
-                }
-            }
-            if self.eof {
-                if self.start == self.end {
-                    return Ok(None);
-                }
-                return Err(ItchReadError::Truncated {
-                    offset: self.consumed,
-                    left: self.end - self.start,
-                });
+            if !matches!(file::next_record(&buf[*start..*end]), Ok(None)) || *eof {
+                return Ok(());
             }
             // Keep the partial record, read more behind it.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+            buf.copy_within(*start..*end, 0);
+            *end -= *start;
+            *start = 0;
             let n = loop {
-                match self.src.read(&mut self.buf[self.end..]) {
+                match src.read(&mut buf[*end..]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(ItchReadError::Read(e)),
                 }
             };
             if n == 0 {
-                self.eof = true;
+                *eof = true;
             }
-            self.end += n;
+            *end += n;
         }
     }
+
+    /// The next message (without its length prefix), `None` at the end.
+    ///
+    /// # Errors
+    /// [`ItchReadError::Read`], [`ItchReadError::BadRecord`] or
+    /// [`ItchReadError::Truncated`], with the offset.
+    pub fn next_record(&mut self) -> Result<Option<&[u8]>, ItchReadError> {
+        self.fill_inner()?;
+        let rest = self.unread();
+        match file::next_record(rest) {
+            Ok(Some((_, used))) => {
+                self.consume(used);
+                let rest = self.unread();
+                // `rest` now starts `used` bytes later: step back over the
+                // record just consumed, in the same backing slice.
+                Ok(Some(self.record_before(rest.len(), used)))
+            }
+            Ok(None) if rest.is_empty() => Ok(None),
+            Ok(None) => Err(ItchReadError::Truncated {
+                offset: self.consumed,
+                left: rest.len(),
+            }),
+            Err(reason) => Err(ItchReadError::BadRecord {
+                offset: self.consumed,
+                reason,
+            }),
+        }
+    }
+
+    /// The message of the `used`-byte record that ends where the last
+    /// `unread` bytes begin.
+    fn record_before(&self, unread: usize, used: usize) -> &[u8] {
+        let backing: &[u8] = match &self.src {
+            Source::Mapped { map, .. } => map.as_slice(),
+            Source::Stream { buf, end, .. } => &buf[..*end],
+        };
+        let stop = backing.len() - unread;
+        &backing[stop - used + file::LEN_PREFIX..stop]
+    }
 }
+
+/// The first two bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;

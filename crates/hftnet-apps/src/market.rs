@@ -52,13 +52,19 @@ pub struct MarketSummary {
 }
 
 impl MarketSummary {
-    /// The summary of `md` now.
+    /// The summary of `md` now (the books fully checked).
     #[must_use]
     pub fn of(md: &MarketData) -> Self {
+        Self::of_checked(md, BookCheck::Full)
+    }
+
+    /// The summary of `md` now, the books checked as `check` says.
+    #[must_use]
+    pub fn of_checked(md: &MarketData, check: BookCheck) -> Self {
         Self {
             counts: CountsSummary::of(md.counts()),
             stream_digest: md.stream_digest(),
-            book: BookSummary::of(md.book()),
+            book: BookSummary::of_checked(md.book(), check),
         }
     }
 
@@ -87,6 +93,47 @@ impl MarketSummary {
             ));
         }
         out
+    }
+}
+
+/// How a summary checks the books' invariants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BookCheck {
+    /// `Book::check_invariants`: every order and index entry looked up.
+    Full,
+    /// `Book::check_invariants_fast`: the same invariants through
+    /// fingerprints, two sequential passes; a mismatch runs the full check
+    /// to name it.
+    #[default]
+    Fast,
+    /// Not checked: `invariants.ok` is null.
+    Off,
+}
+
+impl BookCheck {
+    /// The names [`BookCheck::parse`] accepts.
+    pub const NAMES: &'static str = "full, fast, off";
+
+    /// From `full`, `fast` or `off`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "full" => Some(Self::Full),
+            "fast" => Some(Self::Fast),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+
+    /// The name, as [`BookCheck::parse`] takes it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Fast => "fast",
+            Self::Off => "off",
+        }
     }
 }
 
@@ -167,9 +214,15 @@ pub struct BookSummary {
 }
 
 impl BookSummary {
-    /// The summary of `book` (runs its consistency check).
+    /// The summary of `book` (runs its full consistency check).
     #[must_use]
     pub fn of(book: &Book) -> Self {
+        Self::of_checked(book, BookCheck::Full)
+    }
+
+    /// The summary of `book`, checked as `check` says.
+    #[must_use]
+    pub fn of_checked(book: &Book, check: BookCheck) -> Self {
         let c = book.counters();
         Self {
             digest: book.digest(),
@@ -185,38 +238,83 @@ impl BookSummary {
             relocated: c.relocated,
             pool_exhausted: c.pool_exhausted,
             top_changes: c.top_changes,
-            invariants: Invariants::of(book),
+            invariants: Invariants::of_checked(book, check),
         }
     }
 }
 
 /// The result of `Book::check_invariants`: `ok` with the crossed and locked
 /// books and the number of levels, or not `ok` with the first violation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// When the check was skipped ([`BookCheck::Off`]), `ok` serialises as
+/// null and nothing else is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invariants {
-    /// Every invariant holds.
+    /// Every invariant holds (false, and `skipped`, when not checked).
     pub ok: bool,
+    /// The books were not checked.
+    pub skipped: bool,
     /// Books whose best bid is above their best offer (when `ok`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub crossed_books: Option<usize>,
     /// Books whose best bid equals their best offer (when `ok`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_books: Option<usize>,
     /// Price levels, both sides of all books (when `ok`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub levels: Option<usize>,
     /// The first violation found (when not `ok`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub violation: Option<String>,
 }
 
+impl Serialize for Invariants {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if self.skipped {
+            m.serialize_entry("ok", &())?;
+            return m.end();
+        }
+        m.serialize_entry("ok", &self.ok)?;
+        for (k, v) in [
+            ("crossed_books", self.crossed_books),
+            ("locked_books", self.locked_books),
+            ("levels", self.levels),
+        ] {
+            if let Some(v) = v {
+                m.serialize_entry(k, &v)?;
+            }
+        }
+        if let Some(v) = &self.violation {
+            m.serialize_entry("violation", v)?;
+        }
+        m.end()
+    }
+}
+
 impl Invariants {
-    /// Checks `book`.
+    /// Checks `book` fully.
     #[must_use]
     pub fn of(book: &Book) -> Self {
-        match book.check_invariants() {
+        Self::of_checked(book, BookCheck::Full)
+    }
+
+    /// Checks `book` as `check` says.
+    #[must_use]
+    pub fn of_checked(book: &Book, check: BookCheck) -> Self {
+        let result = match check {
+            BookCheck::Full => book.check_invariants(),
+            BookCheck::Fast => book.check_invariants_fast(),
+            BookCheck::Off => {
+                return Self {
+                    ok: false,
+                    skipped: true,
+                    crossed_books: None,
+                    locked_books: None,
+                    levels: None,
+                    violation: None,
+                };
+            }
+        };
+        match result {
             Ok(r) => Self {
                 ok: true,
+                skipped: false,
                 crossed_books: Some(r.crossed.len()),
                 locked_books: Some(r.locked.len()),
                 levels: Some(r.levels),
@@ -224,6 +322,7 @@ impl Invariants {
             },
             Err(e) => Self {
                 ok: false,
+                skipped: false,
                 crossed_books: None,
                 locked_books: None,
                 levels: None,

@@ -2,20 +2,30 @@
 //! counts by type, throughput, invariants and the top of the books.
 //!
 //! Layer: apps (file I/O around `hftnet_trade::market::MarketData`).
-//! Invariants: records are read in place from the reader's buffer, so the
-//! loop does not allocate per message; a file that fails part way is not an
+//! Invariants: records are read in place — from a memory mapping of a plain
+//! file, from the reader's buffer for gzip — and handed to
+//! `MarketData::handle_records` a buffer at a time, which decodes ahead of
+//! the message it applies and prefetches what the coming lookups need; the
+//! loop does not allocate per message. A file that fails part way is not an
 //! error of the run but a report with the figures so far and the reason, so
-//! a cut download still shows what it held.
+//! a cut download still shows what it held. The books are checked at the
+//! end as [`ReplayConfig::check`] says (fingerprints by default).
+//!
+//! With [`ReplayConfig::latency`] the messages are applied one at a time
+//! instead, each timed with the TSC, for the p50/p99 of each operation
+//! (slower: the figures are of the book, not of the pipeline).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use hftnet_bench::clock::Clock;
+use hftnet_bench::stats::{LatencyStats, Summary};
 use hftnet_trade::book::{self, BookConfig};
-use hftnet_trade::market::MarketData;
+use hftnet_trade::market::{MarketData, OpKind};
 use serde::Serialize;
 
 use crate::itch_file::{ItchReadError, ItchReader};
-use crate::market::{MarketSummary, TopOfBook, top_of_book};
+use crate::market::{BookCheck, MarketSummary, TopOfBook, top_of_book};
 
 /// Which file to replay and what to keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +36,32 @@ pub struct ReplayConfig {
     pub book: BookConfig,
     /// Books whose top is reported, by stock locate.
     pub top: usize,
+    /// How the books are checked at the end.
+    pub check: BookCheck,
+    /// Memory-map a plain file (else read it through a buffer, as gzip).
+    pub map: bool,
+    /// Time every book operation (one message at a time; slower).
+    pub latency: bool,
+    /// Give the pipeline the CPU's prefetch hint (false: the same work
+    /// without hints, to measure what they bring).
+    pub prefetch: bool,
+}
+
+impl ReplayConfig {
+    /// Replays `file` with every book kept, the top 20 reported, the fast
+    /// check, the file mapped, no per-operation timing.
+    #[must_use]
+    pub fn new(file: PathBuf) -> Self {
+        Self {
+            file,
+            book: BookConfig::all_symbols(),
+            top: 20,
+            check: BookCheck::Fast,
+            map: true,
+            latency: false,
+            prefetch: true,
+        }
+    }
 }
 
 /// Why a replay could not start.
@@ -44,6 +80,10 @@ pub enum ReplayError {
 pub struct ReplayReport {
     /// The file is gzip-compressed.
     pub gzip: bool,
+    /// The file was read in place from a memory mapping.
+    pub mapped: bool,
+    /// The kernel took the huge-page advice for the mapping.
+    pub huge_pages: bool,
     /// Bytes of records read (uncompressed, length prefixes included).
     pub bytes: u64,
     /// Messages handled.
@@ -54,14 +94,47 @@ pub struct ReplayReport {
     pub messages_per_sec: u64,
     /// Uncompressed megabytes (10⁶ bytes) per second.
     pub mbytes_per_sec: f64,
+    /// How the books were checked.
+    pub check: BookCheck,
+    /// Time the summary took (digests and the check), seconds.
+    pub check_seconds: f64,
     /// What the stream built.
     pub market: MarketSummary,
+    /// With [`ReplayConfig::latency`]: the time of each book operation, by
+    /// operation, in nanoseconds.
+    pub apply_latency_ns: Option<Vec<OpLatency>>,
     /// The top of the first books.
     pub top_of_book: Vec<TopOfBook>,
     /// Why reading stopped before the end of the file (the figures cover
     /// the records before it).
     pub error: Option<String>,
 }
+
+/// The latency of one kind of book operation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpLatency {
+    /// `add`, `execute`, `execute_with_price`, `cancel`, `delete`,
+    /// `replace`, `directory`, `trading_action`.
+    pub op: &'static str,
+    /// Operations timed.
+    pub count: u64,
+    /// Percentiles, nanoseconds (TSC, `LFENCE; RDTSC` on both sides: the
+    /// pair's own cost, some 10–20 ns, is included).
+    #[serde(flatten)]
+    pub ns: Summary,
+}
+
+/// Operations timed with [`ReplayConfig::latency`], in report order.
+const TIMED: [(OpKind, &str); 8] = [
+    (OpKind::Add, "add"),
+    (OpKind::Execute, "execute"),
+    (OpKind::ExecuteWithPrice, "execute_with_price"),
+    (OpKind::Cancel, "cancel"),
+    (OpKind::Delete, "delete"),
+    (OpKind::Replace, "replace"),
+    (OpKind::Directory, "directory"),
+    (OpKind::TradingAction, "trading_action"),
+];
 
 /// Replays the file of `cfg` through the books.
 ///
@@ -71,28 +144,114 @@ pub struct ReplayReport {
 /// [`ReplayReport::error`] set instead.
 pub fn replay(cfg: &ReplayConfig) -> Result<ReplayReport, ReplayError> {
     let mut md = MarketData::new(cfg.book.clone())?;
-    let mut r = ItchReader::open(&cfg.file)?;
+    let mut r = ItchReader::open_with(&cfg.file, cfg.map)?;
+    let mut timed = cfg
+        .latency
+        .then(|| (Clock::new(), TIMED.map(|_| LatencyStats::new())));
     let start = Instant::now();
     let error = loop {
-        match r.next_record() {
-            Ok(Some(msg)) => {
-                md.handle(msg);
-            }
-            Ok(None) => break None,
+        let buf = match r.fill() {
+            Ok(b) => b,
             Err(e) => break Some(crate::error_chain(&e)),
+        };
+        if buf.is_empty() {
+            break None;
+        }
+        let left = buf.len();
+        let done = match &mut timed {
+            None if cfg.prefetch => md.handle_records(buf, hftnet_sys::hint::prefetch::<u8>),
+            None => md.handle_records(buf, |_| {}),
+            Some((clock, stats)) => handle_timed(&mut md, buf, clock, stats),
+        };
+        r.consume(done.used);
+        if let Some(reason) = done.error {
+            let e = ItchReadError::BadRecord {
+                offset: r.consumed(),
+                reason,
+            };
+            break Some(crate::error_chain(&e));
+        }
+        if done.used == 0 {
+            // Not one whole record, and `fill` read to the end: a cut file.
+            let e = ItchReadError::Truncated {
+                offset: r.consumed(),
+                left,
+            };
+            break Some(crate::error_chain(&e));
         }
     };
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     let n = md.counts().total();
+    let check_start = Instant::now();
+    let market = MarketSummary::of_checked(&md, cfg.check);
+    let check_seconds = check_start.elapsed().as_secs_f64();
     Ok(ReplayReport {
         gzip: r.is_gzip(),
+        mapped: r.is_mapped(),
+        huge_pages: r.huge_pages(),
         bytes: r.consumed(),
         messages: n,
         seconds: secs,
         messages_per_sec: (n as f64 / secs).round() as u64,
         mbytes_per_sec: r.consumed() as f64 / secs / 1e6,
+        check: cfg.check,
+        check_seconds,
         top_of_book: top_of_book(md.book(), cfg.top),
-        market: MarketSummary::of(&md),
+        market,
+        apply_latency_ns: timed.map(|(_, stats)| {
+            TIMED
+                .iter()
+                .zip(&stats)
+                .filter_map(|(&(_, op), s)| {
+                    Some(OpLatency {
+                        op,
+                        count: s.len(),
+                        ns: s.summary()?,
+                    })
+                })
+                .collect()
+        }),
         error,
     })
+}
+
+/// `MarketData::handle_records` one message at a time, each book operation
+/// timed into `stats` (by [`TIMED`] position). No allocation.
+fn handle_timed(
+    md: &mut MarketData,
+    bytes: &[u8],
+    clock: &Clock,
+    stats: &mut [LatencyStats; TIMED.len()],
+) -> hftnet_trade::market::RecordsHandled {
+    let mut at = 0;
+    loop {
+        match hftnet_wire::itch50::file::next_record(&bytes[at..]) {
+            Ok(Some((msg, used))) => {
+                at += used;
+                let Some(op) = md.decode(msg) else {
+                    continue;
+                };
+                let Some(k) = TIMED.iter().position(|&(kind, _)| kind == op.kind) else {
+                    md.apply_op(&op);
+                    continue;
+                };
+                let t0 = clock.now();
+                md.apply_op(&op);
+                let t1 = clock.now();
+                stats[k].record(clock.to_ns(t1.wrapping_sub(t0)));
+            }
+            Ok(None) => {
+                return hftnet_trade::market::RecordsHandled {
+                    used: at,
+                    error: None,
+                };
+            }
+            Err(e) => {
+                return hftnet_trade::market::RecordsHandled {
+                    used: at,
+                    error: Some(e),
+                };
+            }
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! The syscall layer of hftnet: the one crate that talks to the kernel with raw
 //! calls (socket options, `recvmsg` and control messages, epoll, CPU affinity,
-//! scheduling policy, memory locking, memory mappings, futexes, network
-//! namespaces, rtnetlink and three `bpf(2)` link commands), plus the parsers of the kernel's own text
+//! scheduling policy, memory locking, memory mappings (of rings and of files
+//! read in place), a software prefetch hint, futexes, network namespaces,
+//! rtnetlink and three `bpf(2)` link commands), plus the parsers of the
+//! kernel's own text
 //! formats that several crates need (CPU lists and masks in [`cpus`], the
 //! release string in [`kernel`]).
 //!
@@ -19,6 +21,7 @@ pub mod cpus;
 pub mod error;
 pub mod ethtool;
 pub mod futex;
+pub mod hint;
 pub mod kernel;
 pub mod mmap;
 pub mod netlink;

@@ -1,6 +1,8 @@
 //! Memory mappings owned by a value: [`Mapping`] maps anonymous memory (an
 //! AF_XDP UMEM, a ring's slots) or a file descriptor shared read-write
-//! between processes (a shared-memory ring), and unmaps it on drop.
+//! between processes (a shared-memory ring), and [`FileMap`] a whole file
+//! read-only, to read it in place instead of copying it through `read`; both
+//! unmap on drop.
 //!
 //! Layer: `hftnet-sys`, used when a transport is opened, never on the hot
 //! path (the hot path reads and writes the memory, not the mapping).
@@ -17,8 +19,9 @@
 //! long as anything — the kernel included — may touch it.
 //!
 //! # References
-//! `mmap(2)`, `munmap(2)`.
+//! `mmap(2)`, `munmap(2)`, `madvise(2)`.
 
+use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 
@@ -187,6 +190,185 @@ impl Drop for Mapping {
     }
 }
 
+/// What a [`FileMap`] asks of the kernel besides the mapping itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileAdvice {
+    /// `madvise(MADV_SEQUENTIAL)`: the file is read once, front to back, so
+    /// the kernel reads ahead aggressively and may drop pages behind.
+    pub sequential: bool,
+    /// `madvise(MADV_HUGEPAGE)`: map the file's page cache with huge pages
+    /// where the kernel and the file system can (large folios, a mapping
+    /// aligned to 2 MiB), so a long read takes fewer TLB misses and faults.
+    /// A kernel that refuses it is not an error ([`FileMap::huge_pages`]).
+    pub huge_pages: bool,
+    /// `MAP_POPULATE`: map every page now (reading the file if it is not
+    /// cached), so that reading the mapping takes no page fault.
+    pub populate: bool,
+}
+
+/// A read-only, private mapping of a whole regular file, unmapped on drop.
+///
+/// The bytes are read in place ([`as_slice`](Self::as_slice)): no copy
+/// into a buffer, no `read` per megabyte. The file must not be truncated
+/// or rewritten while it is mapped: pages cut off by a truncation raise
+/// `SIGBUS` when touched, and a rewrite shows through the mapping — as for
+/// every reader of a mapped file; map only files nobody writes meanwhile
+/// (a recorded day), and read anything else through `read`.
+pub struct FileMap {
+    ptr: NonNull<u8>,
+    len: usize,
+    huge_pages: bool,
+    sequential: bool,
+}
+
+// SAFETY: the mapping is read-only memory owned by this value; sending the
+// value moves the only handle that unmaps it.
+unsafe impl Send for FileMap {}
+
+// SAFETY: the memory is never written through the mapping (PROT_READ), so
+// shared references on several threads only read.
+unsafe impl Sync for FileMap {}
+
+impl std::fmt::Debug for FileMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileMap")
+            .field("len", &self.len)
+            .field("huge_pages", &self.huge_pages)
+            .field("sequential", &self.sequential)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileMap {
+    /// `mmap(NULL, size, PROT_READ, MAP_PRIVATE [| MAP_POPULATE], fd, 0)` of
+    /// the whole of `file` (its size now), then the `madvise` calls asked
+    /// for in `advice`. An empty file gives an empty map (no mapping: the
+    /// kernel refuses empty ones). The mapping stays valid after `file` is
+    /// closed.
+    ///
+    /// # Errors
+    /// `call = "fstat"` when the size cannot be read; `call = "mmap(file)"`:
+    /// `ENODEV` for what is not a regular file (a pipe, a character device:
+    /// read those through `read`), `EACCES` for a descriptor not open for
+    /// reading, `EFBIG` for a file larger than the address space, `ENOMEM`.
+    /// A refused `madvise` is not an error: see [`huge_pages`](Self::huge_pages)
+    /// and [`sequential`](Self::sequential).
+    pub fn open(file: &File, advice: FileAdvice) -> Result<Self> {
+        let meta = file.metadata().map_err(|e| {
+            SyscallError::from_errno("fstat", e.raw_os_error().unwrap_or(libc::EIO))
+        })?;
+        if !meta.is_file() {
+            return Err(SyscallError::from_errno("mmap(file)", libc::ENODEV));
+        }
+        let Ok(len) = usize::try_from(meta.len()) else {
+            return Err(SyscallError::from_errno("mmap(file)", libc::EFBIG));
+        };
+        if len == 0 {
+            return Ok(Self {
+                ptr: NonNull::dangling(),
+                len: 0,
+                huge_pages: false,
+                sequential: false,
+            });
+        }
+        let populate = if advice.populate {
+            libc::MAP_POPULATE
+        } else {
+            0
+        };
+        // SAFETY: a new read-only mapping at an address the kernel chooses,
+        // of a descriptor that is open (borrowed from `file`); no existing
+        // memory is touched; the result is checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | populate,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(SyscallError::last("mmap(file)"));
+        }
+        let Some(ptr) = NonNull::new(p.cast::<u8>()) else {
+            // Address 0 is never chosen by the kernel (`vm.mmap_min_addr`).
+            // SAFETY: exactly the mapping `mmap` just returned.
+            unsafe { libc::munmap(p, len) };
+            return Err(SyscallError::from_errno("mmap(file)", libc::EFAULT));
+        };
+        let mut m = Self {
+            ptr,
+            len,
+            huge_pages: false,
+            sequential: false,
+        };
+        // Huge pages first: the kernel picks the readahead size for a
+        // huge-page mapping when it sees the flag.
+        if advice.huge_pages {
+            m.huge_pages = m.advise(libc::MADV_HUGEPAGE);
+        }
+        if advice.sequential {
+            m.sequential = m.advise(libc::MADV_SEQUENTIAL);
+        }
+        Ok(m)
+    }
+
+    /// `madvise` of the whole mapping; whether the kernel took it.
+    fn advise(&self, advice: libc::c_int) -> bool {
+        // SAFETY: the range is exactly this live mapping; advice changes no
+        // byte of it (MADV_HUGEPAGE and MADV_SEQUENTIAL are hints).
+        unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.len, advice) == 0 }
+    }
+
+    /// The file's bytes, in place.
+    #[must_use]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live PROT_READ mapping of `len` bytes (or a
+        // dangling pointer with `len` 0, valid for an empty slice), kept
+        // until `self` is dropped, which the borrow outlives not; nothing
+        // writes it through this process. (A truncation of the file by
+        // someone else is excluded by the type's contract.)
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Length in bytes (the file's size when it was mapped).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the file was empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the kernel accepted `MADV_HUGEPAGE` (it maps huge pages only
+    /// where the page cache holds them and the addresses line up).
+    #[must_use]
+    pub fn huge_pages(&self) -> bool {
+        self.huge_pages
+    }
+
+    /// Whether the kernel accepted `MADV_SEQUENTIAL`.
+    #[must_use]
+    pub fn sequential(&self) -> bool {
+        self.sequential
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: exactly the mapping made in `open`, unmapped once; the
+            // slices it lent borrowed `self`, so none is alive.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +477,49 @@ mod tests {
         assert!(t.mapped(), "b still maps the file");
         drop(b);
         assert!(!t.mapped(), "unmapped on drop");
+    }
+
+    #[test]
+    fn file_maps_read_the_file_in_place_and_unmap_on_drop() {
+        let t = TempFile::new("filemap", 0);
+        let data: Vec<u8> = (0..3 * 4096 + 17).map(|i| (i * 7) as u8).collect();
+        fs::write(&t.0, &data).unwrap();
+        for advice in [
+            FileAdvice::default(),
+            FileAdvice {
+                sequential: true,
+                huge_pages: true,
+                populate: true,
+            },
+        ] {
+            let f = fs::File::open(&t.0).unwrap();
+            let m = FileMap::open(&f, advice).unwrap();
+            drop(f);
+            assert_eq!(m.as_slice(), &data[..]);
+            assert_eq!((m.len(), m.is_empty()), (data.len(), false));
+            assert_eq!(
+                m.sequential(),
+                advice.sequential,
+                "MADV_SEQUENTIAL is always taken"
+            );
+            assert!(t.mapped());
+            drop(m);
+            assert!(!t.mapped(), "unmapped on drop");
+        }
+        // An empty file: an empty map, no mapping.
+        fs::write(&t.0, b"").unwrap();
+        let m = FileMap::open(&fs::File::open(&t.0).unwrap(), FileAdvice::default()).unwrap();
+        assert!(m.is_empty() && m.as_slice().is_empty());
+    }
+
+    #[test]
+    fn file_map_refuses_what_is_not_a_file() {
+        let dir = fs::File::open(std::env::temp_dir()).unwrap();
+        let e = FileMap::open(&dir, FileAdvice::default()).unwrap_err();
+        assert_eq!((e.call, e.errno()), ("mmap(file)", Some(libc::ENODEV)));
+        let (r, _w) = std::io::pipe().unwrap();
+        let pipe = fs::File::from(std::os::fd::OwnedFd::from(r));
+        let e = FileMap::open(&pipe, FileAdvice::default()).unwrap_err();
+        assert_eq!((e.call, e.errno()), ("mmap(file)", Some(libc::ENODEV)));
     }
 }

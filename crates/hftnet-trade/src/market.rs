@@ -85,7 +85,7 @@ impl StreamDigest {
     const PRIME: u64 = 0x0100_0000_01b3;
 
     /// Adds one message (its length first, so boundaries count).
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, msg: &[u8]) {
         self.mix(msg.len() as u64);
         let mut chunks = msg.chunks_exact(8);
@@ -96,9 +96,23 @@ impl StreamDigest {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_be_bytes(w));
+            // The zero-padded big-endian word of the 1–7 bytes left, built
+            // in registers: a copy into a stack buffer re-read as a word
+            // (memcpy, then a failed store-to-load forward) cost more than
+            // the rest of the digest.
+            let (mut w, mut k, mut r) = (0u64, 0u32, rest);
+            if let Some((a, t)) = r.split_first_chunk::<4>() {
+                w = u64::from(u32::from_be_bytes(*a)) << 32;
+                (k, r) = (4, t);
+            }
+            if let Some((a, t)) = r.split_first_chunk::<2>() {
+                w |= u64::from(u16::from_be_bytes(*a)) << (48 - 8 * k);
+                (k, r) = (k + 2, t);
+            }
+            if let Some(&b) = r.first() {
+                w |= u64::from(b) << (56 - 8 * k);
+            }
+            self.mix(w);
         }
     }
 
@@ -232,25 +246,11 @@ impl MarketData {
     /// Applies one message (without framing). Returns how the top of its
     /// book changed ([`TopChange::NONE`] for messages that do not touch a
     /// book, and for unknown or malformed ones, which are counted).
+    #[inline]
     pub fn handle(&mut self, msg: &[u8]) -> TopChange {
-        self.digest.add(msg);
-        let Some(&ty) = msg.first() else {
-            self.counts.malformed += 1;
-            return TopChange::NONE;
-        };
-        let Some(t) = MessageType::from_byte(ty) else {
-            self.counts.unknown += 1;
-            return TopChange::NONE;
-        };
-        match self.apply(ty, msg) {
-            Some(change) => {
-                self.counts.by_type[t.index()] += 1;
-                change
-            }
-            None => {
-                self.counts.malformed += 1;
-                TopChange::NONE
-            }
+        match self.decode(msg) {
+            Some(op) => self.apply_op(&op),
+            None => TopChange::NONE,
         }
     }
 
@@ -361,109 +361,325 @@ impl MarketData {
         (t.shares > 0).then_some(t)
     }
 
-    /// `None` when the message is malformed.
+    /// Decodes one message (without framing) for the book, and counts it:
+    /// the stream digest, the count of its type (or `unknown`,
+    /// `malformed`), the last timestamp. `None` for an unknown or malformed
+    /// message (counted, nothing to apply). Apply the result with
+    /// [`MarketData::apply_op`], in stream order: [`MarketData::handle`] is
+    /// exactly the two in a row; [`MarketData::handle_records`] decodes a
+    /// few messages ahead of the one it applies.
     #[inline]
-    fn apply(&mut self, ty: u8, msg: &[u8]) -> Option<TopChange> {
+    pub fn decode(&mut self, msg: &[u8]) -> Option<BookOp> {
+        self.decode_inline(msg)
+    }
+
+    /// [`MarketData::decode`], inlined into the pipeline's loop: the op is
+    /// built in place rather than returned through memory (a call returned
+    /// it field by field and the loop re-read it whole, a failed
+    /// store-to-load forward per message).
+    #[inline(always)]
+    fn decode_inline(&mut self, msg: &[u8]) -> Option<BookOp> {
+        self.digest.add(msg);
+        let Some(&ty) = msg.first() else {
+            self.counts.malformed += 1;
+            return None;
+        };
+        let Some(t) = MessageType::from_byte(ty) else {
+            self.counts.unknown += 1;
+            return None;
+        };
+        match decode_op(ty, msg) {
+            Some((op, ts)) => {
+                self.counts.by_type[t.index()] += 1;
+                self.last_timestamp_ns = ts;
+                Some(op)
+            }
+            None => {
+                self.counts.malformed += 1;
+                None
+            }
+        }
+    }
+
+    /// Applies a decoded message to the books; returns how the top of its
+    /// book changed.
+    #[inline]
+    pub fn apply_op(&mut self, op: &BookOp) -> TopChange {
+        self.apply_inline(op)
+    }
+
+    /// [`MarketData::apply_op`], inlined into the pipeline's loop.
+    #[inline(always)]
+    fn apply_inline(&mut self, op: &BookOp) -> TopChange {
         let b = &mut self.book;
-        let (change, ts) = match ty {
-            b'A' => {
-                let m = AddOrder::new_checked(msg).ok()?;
-                let side = Side::from_itch(m.side().ok()?.as_byte())?;
-                (
-                    b.add(
-                        m.stock_locate(),
-                        m.order_ref(),
-                        side,
-                        m.shares(),
-                        m.price().raw(),
-                    ),
-                    m.timestamp(),
-                )
+        match op.kind {
+            OpKind::Add => b.add(op.locate, op.order_ref, op.side, op.shares, op.price),
+            OpKind::Execute => b.execute(op.locate, op.order_ref, op.shares),
+            OpKind::ExecuteWithPrice => {
+                b.execute_with_price(op.locate, op.order_ref, op.shares, op.price)
             }
-            b'F' => {
-                let m = AddOrderMpid::new_checked(msg).ok()?;
-                let side = Side::from_itch(m.side().ok()?.as_byte())?;
-                (
-                    b.add(
-                        m.stock_locate(),
-                        m.order_ref(),
-                        side,
-                        m.shares(),
-                        m.price().raw(),
-                    ),
-                    m.timestamp(),
-                )
+            OpKind::Cancel => b.cancel(op.locate, op.order_ref, op.shares),
+            OpKind::Delete => b.delete(op.locate, op.order_ref),
+            OpKind::Replace => b.replace(op.locate, op.order_ref, op.new_ref, op.shares, op.price),
+            OpKind::Directory => b.stock_directory(op.locate, op.aux),
+            OpKind::TradingAction => b.trading_action(op.locate, op.aux[0]),
+            OpKind::Other => TopChange::NONE,
+        }
+    }
+
+    /// Handles every whole record of `bytes`, which holds records in the
+    /// ITCH file framing (a 2-byte big-endian length, then the message), as
+    /// [`MarketData::handle`] would one by one, with the same counts,
+    /// digests and books — but faster on large books: it decodes
+    /// [`LOOKAHEAD`] messages ahead of the one it applies, and hands
+    /// `prefetch` the addresses of the ref-index entry and the locate's
+    /// record of each message as it decodes it, and of its order slot and
+    /// the best levels of its locate half-way to its turn, so the
+    /// cache misses of the lookups overlap instead of stalling one after
+    /// the other. `prefetch` is a hint (e.g. `hftnet_sys::hint::prefetch`):
+    /// it must not read through the pointer; `|_| {}` is correct, only
+    /// slower. No allocation.
+    ///
+    /// Stops at the first record that is not whole (a cut tail: `used`
+    /// stops before it, the caller keeps those bytes for later or calls
+    /// the file cut) or not valid (a zero length: `error`).
+    pub fn handle_records(
+        &mut self,
+        bytes: &[u8],
+        mut prefetch: impl FnMut(*const u8),
+    ) -> RecordsHandled {
+        const MASK: usize = LOOKAHEAD - 1;
+        let mut ring = [BookOp::default(); LOOKAHEAD];
+        let (mut head, mut tail) = (0usize, 0usize);
+        let mut at = 0usize;
+        let error = loop {
+            let rest = &bytes[at..];
+            let Some(&[hi, lo]) = rest.first_chunk::<2>() else {
+                break None;
+            };
+            let len = usize::from(u16::from_be_bytes([hi, lo]));
+            if len == 0 {
+                break Some(hftnet_wire::Error::Malformed);
             }
-            b'E' => {
-                let m = OrderExecuted::new_checked(msg).ok()?;
-                (
-                    b.execute(m.stock_locate(), m.order_ref(), m.executed_shares()),
-                    m.timestamp(),
-                )
+            let Some(msg) = rest.get(2..2 + len) else {
+                break None;
+            };
+            at += 2 + len;
+            let Some(op) = self.decode_inline(msg) else {
+                continue;
+            };
+            if op.kind.has_ref()
+                && let Some(p) = self.book.ref_entry_hint(op.order_ref)
+            {
+                prefetch(p);
             }
-            b'C' => {
-                let m = OrderExecutedWithPrice::new_checked(msg).ok()?;
-                (
-                    b.execute_with_price(
-                        m.stock_locate(),
-                        m.order_ref(),
-                        m.executed_shares(),
-                        m.execution_price().raw(),
-                    ),
-                    m.timestamp(),
-                )
+            if let Some(p) = self.book.locate_hint(op.locate) {
+                prefetch(p);
             }
-            b'X' => {
-                let m = OrderCancel::new_checked(msg).ok()?;
-                (
-                    b.cancel(m.stock_locate(), m.order_ref(), m.cancelled_shares()),
-                    m.timestamp(),
-                )
-            }
-            b'D' => {
-                let m = OrderDelete::new_checked(msg).ok()?;
-                (b.delete(m.stock_locate(), m.order_ref()), m.timestamp())
-            }
-            b'U' => {
-                let m = OrderReplace::new_checked(msg).ok()?;
-                (
-                    b.replace(
-                        m.stock_locate(),
-                        m.original_order_ref(),
-                        m.new_order_ref(),
-                        m.shares(),
-                        m.price().raw(),
-                    ),
-                    m.timestamp(),
-                )
-            }
-            b'R' => {
-                let m = StockDirectory::new_checked(msg).ok()?;
-                (
-                    b.stock_directory(m.stock_locate(), m.stock().0),
-                    m.timestamp(),
-                )
-            }
-            b'H' => {
-                let m = StockTradingAction::new_checked(msg).ok()?;
-                (
-                    b.trading_action(m.stock_locate(), m.trading_state()),
-                    m.timestamp(),
-                )
-            }
-            _ => {
-                // Every other known type: checked for length, not applied.
-                let t = MessageType::from_byte(ty)?;
-                if msg.len() < t.message_len() {
-                    return None;
+            ring[tail & MASK] = op;
+            tail += 1;
+            if tail - head > SLOT_AHEAD {
+                let o = &ring[(tail - 1 - SLOT_AHEAD) & MASK];
+                if o.kind.has_ref()
+                    && let Some(p) = self.book.order_slot_hint(o.order_ref)
+                {
+                    prefetch(p);
                 }
-                let h = hftnet_wire::itch50::Header::new_checked(msg).ok()?;
-                (TopChange::NONE, h.timestamp())
+                for p in self.book.top_hints(o.locate).into_iter().flatten() {
+                    prefetch(p);
+                }
+            }
+            if tail - head == LOOKAHEAD {
+                let o = ring[head & MASK];
+                self.apply_inline(&o);
+                head += 1;
             }
         };
-        self.last_timestamp_ns = ts.nanos();
-        Some(change)
+        while head < tail {
+            let o = ring[head & MASK];
+            self.apply_op(&o);
+            head += 1;
+        }
+        RecordsHandled { used: at, error }
     }
+}
+
+/// Messages [`MarketData::handle_records`] decodes ahead of the one it
+/// applies (a power of two).
+pub const LOOKAHEAD: usize = 16;
+/// Messages after its decoding at which a message's order slot is
+/// prefetched (its index entry was prefetched when it was decoded).
+const SLOT_AHEAD: usize = 8;
+
+/// What [`MarketData::handle_records`] got through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordsHandled {
+    /// Bytes of whole records handled, from the start.
+    pub used: usize,
+    /// The record at `used` is invalid (a zero length).
+    pub error: Option<hftnet_wire::Error>,
+}
+
+/// What a decoded message does to the books (see [`BookOp`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OpKind {
+    /// A known type the books do not apply (counted only).
+    #[default]
+    Other,
+    /// Add Order, with or without MPID (`A`, `F`).
+    Add,
+    /// Order Executed (`E`).
+    Execute,
+    /// Order Executed With Price (`C`); `price` is the print price.
+    ExecuteWithPrice,
+    /// Order Cancel (`X`).
+    Cancel,
+    /// Order Delete (`D`).
+    Delete,
+    /// Order Replace (`U`): `order_ref` is the original, `new_ref` the new.
+    Replace,
+    /// Stock Directory (`R`): `aux` is the symbol.
+    Directory,
+    /// Stock Trading Action (`H`): `aux[0]` is the state byte.
+    TradingAction,
+}
+
+impl OpKind {
+    /// Whether the message names a resting order by `order_ref`.
+    #[inline]
+    pub const fn has_ref(self) -> bool {
+        matches!(
+            self,
+            OpKind::Execute
+                | OpKind::ExecuteWithPrice
+                | OpKind::Cancel
+                | OpKind::Delete
+                | OpKind::Replace
+        )
+    }
+}
+
+/// One well-formed ITCH message reduced to what the books need: a small
+/// `Copy` value, so messages can be decoded ahead of their turn. Fields a
+/// kind does not use are zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookOp {
+    /// What it does.
+    pub kind: OpKind,
+    /// Side (adds; `Buy` otherwise).
+    pub side: Side,
+    /// Stock locate.
+    pub locate: u16,
+    /// Shares added, executed, cancelled or of the replacement.
+    pub shares: u32,
+    /// Price (adds, replaces) or print price (`C`), 4 implied decimals.
+    pub price: u32,
+    /// The order ref (the original, for a replace).
+    pub order_ref: u64,
+    /// The new ref of a replace.
+    pub new_ref: u64,
+    /// The symbol of a stock directory, the state byte of a trading action.
+    pub aux: [u8; 8],
+}
+
+impl Default for BookOp {
+    fn default() -> Self {
+        Self {
+            kind: OpKind::Other,
+            side: Side::Buy,
+            locate: 0,
+            shares: 0,
+            price: 0,
+            order_ref: 0,
+            new_ref: 0,
+            aux: [0; 8],
+        }
+    }
+}
+
+/// The op and timestamp of a message of known type `ty`; `None` when it is
+/// malformed.
+#[inline(always)]
+fn decode_op(ty: u8, msg: &[u8]) -> Option<(BookOp, u64)> {
+    let mut op = BookOp::default();
+    let ts = match ty {
+        b'A' => {
+            let m = AddOrder::new_checked(msg).ok()?;
+            op.kind = OpKind::Add;
+            op.side = Side::from_itch(m.side().ok()?.as_byte())?;
+            (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
+            (op.shares, op.price) = (m.shares(), m.price().raw());
+            m.timestamp()
+        }
+        b'F' => {
+            let m = AddOrderMpid::new_checked(msg).ok()?;
+            op.kind = OpKind::Add;
+            op.side = Side::from_itch(m.side().ok()?.as_byte())?;
+            (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
+            (op.shares, op.price) = (m.shares(), m.price().raw());
+            m.timestamp()
+        }
+        b'E' => {
+            let m = OrderExecuted::new_checked(msg).ok()?;
+            op.kind = OpKind::Execute;
+            (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
+            op.shares = m.executed_shares();
+            m.timestamp()
+        }
+        b'C' => {
+            let m = OrderExecutedWithPrice::new_checked(msg).ok()?;
+            op.kind = OpKind::ExecuteWithPrice;
+            (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
+            (op.shares, op.price) = (m.executed_shares(), m.execution_price().raw());
+            m.timestamp()
+        }
+        b'X' => {
+            let m = OrderCancel::new_checked(msg).ok()?;
+            op.kind = OpKind::Cancel;
+            (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
+            op.shares = m.cancelled_shares();
+            m.timestamp()
+        }
+        b'D' => {
+            let m = OrderDelete::new_checked(msg).ok()?;
+            op.kind = OpKind::Delete;
+            (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
+            m.timestamp()
+        }
+        b'U' => {
+            let m = OrderReplace::new_checked(msg).ok()?;
+            op.kind = OpKind::Replace;
+            (op.locate, op.order_ref) = (m.stock_locate(), m.original_order_ref());
+            op.new_ref = m.new_order_ref();
+            (op.shares, op.price) = (m.shares(), m.price().raw());
+            m.timestamp()
+        }
+        b'R' => {
+            let m = StockDirectory::new_checked(msg).ok()?;
+            op.kind = OpKind::Directory;
+            op.locate = m.stock_locate();
+            op.aux = m.stock().0;
+            m.timestamp()
+        }
+        b'H' => {
+            let m = StockTradingAction::new_checked(msg).ok()?;
+            op.kind = OpKind::TradingAction;
+            op.locate = m.stock_locate();
+            op.aux[0] = m.trading_state();
+            m.timestamp()
+        }
+        _ => {
+            // Every other known type: checked for length, not applied.
+            let t = MessageType::from_byte(ty)?;
+            if msg.len() < t.message_len() {
+                return None;
+            }
+            let h = hftnet_wire::itch50::Header::new_checked(msg).ok()?;
+            op.locate = h.stock_locate();
+            h.timestamp()
+        }
+    };
+    Some((op, ts.nanos()))
 }
 
 /// The other side.
@@ -705,6 +921,90 @@ mod tests {
         assert_eq!(n.0, 1, "a truncated trade is malformed, not a trade");
     }
 
+    /// A generated day in the ITCH file framing, with a malformed, an
+    /// unknown and an empty message mixed in.
+    fn day_records(seed: u64, messages: u64) -> Vec<u8> {
+        let mut g = Generator::new(GeneratorConfig::new(seed, 6)).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Some(m) = g.next_message() {
+            let n = m.emit(&mut buf).unwrap();
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+            out.extend_from_slice(&buf[..n]);
+            if g.generated() == 100 {
+                for odd in [&b"A12"[..], b"z1234", b"D"] {
+                    out.extend_from_slice(&(odd.len() as u16).to_be_bytes());
+                    out.extend_from_slice(odd);
+                }
+            }
+            if g.in_flow() && g.generated() > messages {
+                g.finish();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn handle_records_matches_handle_one_by_one_across_cuts() {
+        let bytes = day_records(9, 20_000);
+        let mut one = MarketData::new(small_book()).unwrap();
+        let mut at = 0;
+        while at < bytes.len() {
+            let len = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+            one.handle(&bytes[at + 2..at + 2 + len]);
+            at += 2 + len;
+        }
+        // Whole, and in pieces cut anywhere (inside a length prefix, inside
+        // a message), as a stream reader hands them over.
+        for piece in [bytes.len(), 4096, 1000, 37, 1] {
+            let mut many = MarketData::new(small_book()).unwrap();
+            let (mut start, mut end) = (0, 0);
+            let mut seen = Vec::new();
+            while start < bytes.len() {
+                end = (end + piece).min(bytes.len());
+                let done = many.handle_records(&bytes[start..end], |p| seen.push(p as usize));
+                assert_eq!(done.error, None);
+                start += done.used;
+            }
+            assert_eq!(many.counts(), one.counts(), "piece {piece}");
+            assert_eq!(many.stream_digest(), one.stream_digest());
+            assert_eq!(many.last_timestamp_ns(), one.last_timestamp_ns());
+            assert_eq!(many.book().digest(), one.book().digest());
+            assert_eq!(many.book().counters(), one.book().counters());
+            assert_eq!(
+                many.book().check_invariants(),
+                one.book().check_invariants()
+            );
+            if piece == bytes.len() {
+                assert!(seen.len() > 20_000, "hints were given: {}", seen.len());
+            }
+        }
+        let c = one.counts();
+        assert_eq!((c.malformed, c.unknown), (2, 1));
+        assert!(one.book().live_orders() > 0);
+    }
+
+    #[test]
+    fn handle_records_stops_at_a_zero_length_and_at_a_cut_record() {
+        let mut rec = day_records(3, 200);
+        let whole = rec.len();
+        let mut md = MarketData::new(small_book()).unwrap();
+        // A cut tail: everything before it is handled, the tail is left.
+        let done = md.handle_records(&rec[..whole - 3], |_| {});
+        assert_eq!(done.error, None);
+        assert!(done.used < whole - 3 && done.used > whole - 64);
+        let handled = md.counts().total();
+        // A zero length where the next record starts.
+        let mut md = MarketData::new(small_book()).unwrap();
+        rec[done.used] = 0;
+        rec[done.used + 1] = 0;
+        let bad = md.handle_records(&rec, |_| {});
+        assert_eq!(bad.used, done.used);
+        assert_eq!(bad.error, Some(hftnet_wire::Error::Malformed));
+        assert_eq!(md.counts().total(), handled);
+        assert!(md.handle_records(&[], |_| {}).used == 0);
+    }
+
     #[test]
     fn unknown_and_malformed_are_counted() {
         let mut md = MarketData::new(small_book()).unwrap();
@@ -744,6 +1044,20 @@ mod tests {
             "padding is not content"
         );
         assert_ne!(digest(&[b"12345678x"]), digest(&[b"12345678y"]));
+        // The tail word of every length is the zero-padded big-endian word.
+        let msg: Vec<u8> = (1..=23u8).collect();
+        for n in 0..msg.len() {
+            let mut d = StreamDigest::default();
+            d.add(&msg[..n]);
+            let mut want = StreamDigest::default();
+            want.mix(n as u64);
+            for c in msg[..n].chunks(8) {
+                let mut w = [0u8; 8];
+                w[..c.len()].copy_from_slice(c);
+                want.mix(u64::from_be_bytes(w));
+            }
+            assert_eq!(d.value(), want.value(), "{n} bytes");
+        }
         // Pinned: processes of different versions compare digests.
         assert_eq!(digest(&[b"hftnet"]), 0x974d_1d43_431b_f178);
     }

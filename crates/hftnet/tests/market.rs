@@ -554,6 +554,109 @@ fn written_file_replays_to_the_same_books() {
 }
 
 #[test]
+fn replay_modes_agree_and_report_what_they_did() {
+    let dir = std::env::temp_dir().join(format!("hftnet-replay-modes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("day.itch");
+    let p = plain.to_str().unwrap();
+    let w = hftnet(&[
+        "exchange",
+        "--write",
+        p,
+        "--messages",
+        "20000",
+        "--symbols",
+        "12",
+        "--json",
+    ]);
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let wj = json_of(&w, "exchange --write");
+    let replay = |extra: &[&str]| {
+        let mut args = vec!["replay", p, "--json"];
+        args.extend_from_slice(extra);
+        let r = hftnet(&args);
+        assert!(
+            r.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        json_of(&r, "replay")
+    };
+    let base = replay(&[]);
+    assert_eq!(base["mapped"], true, "a plain file is mapped");
+    assert_eq!(base["check"], "fast");
+    assert!(base["check_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(
+        base["book"], wj["book"],
+        "the fast check says what the full one said"
+    );
+    assert_eq!(base["apply_latency_ns"], Value::Null, "only with --latency");
+    for extra in [
+        &["--no-mmap"][..],
+        &["--check", "full"],
+        &["--no-prefetch"],
+        &["--latency"],
+    ] {
+        let r = replay(extra);
+        for key in [
+            "messages",
+            "bytes",
+            "counts",
+            "stream_digest",
+            "book",
+            "top_of_book",
+        ] {
+            assert_eq!(r[key], base[key], "{extra:?}: {key}");
+        }
+        assert_eq!(r["mapped"], extra != ["--no-mmap"], "{extra:?}");
+    }
+    // Off: the books are not checked, and the report says so.
+    let off = replay(&["--check=off"]);
+    assert_eq!(off["check"], "off");
+    assert_eq!(off["book"]["invariants"], serde_json::json!({ "ok": null }));
+    assert_eq!(off["book"]["digest"], base["book"]["digest"]);
+    // Latency per operation, as many as the book counted.
+    let lat = replay(&["--latency"]);
+    let ops = &lat["apply_latency_ns"];
+    let counts = &base["counts"];
+    let adds = counts["add_order"].as_u64().unwrap() + counts["add_order_mpid"].as_u64().unwrap();
+    assert_eq!(ops["add"]["count"].as_u64(), Some(adds));
+    assert_eq!(ops["delete"]["count"], counts["order_delete"]);
+    assert_eq!(ops["replace"]["count"], counts["order_replace"]);
+    for (op, v) in ops.as_object().unwrap() {
+        let (p50, p99, max) = (v["p50"].as_u64(), v["p99"].as_u64(), v["max"].as_u64());
+        assert!(p50 > Some(0) && p50 <= p99 && p99 <= max, "{op}: {v}");
+    }
+    // A zero length in the middle of a mapped file: the records before it,
+    // and the offset.
+    let mut bytes = std::fs::read(&plain).unwrap();
+    let mut at = 0;
+    for _ in 0..1000 {
+        at += 2 + usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+    }
+    bytes[at..at + 2].copy_from_slice(&[0, 0]);
+    let bad = dir.join("bad.itch");
+    std::fs::write(&bad, &bytes).unwrap();
+    let r = hftnet(&["replay", bad.to_str().unwrap(), "--json"]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains(&format!("bad ITCH record at byte {at}")),
+        "{err}"
+    );
+    let rj = json_of(&r, "replay bad");
+    assert_eq!(rj["messages"], 1000);
+    assert_eq!(rj["mapped"], true);
+    // An empty file is an empty day.
+    let empty = dir.join("empty.itch");
+    std::fs::write(&empty, b"").unwrap();
+    let r = hftnet(&["replay", empty.to_str().unwrap(), "--json"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(json_of(&r, "replay empty")["messages"], 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_input_is_named() {
     let cases: &[(&[&str], &str)] = &[
         (
@@ -690,6 +793,10 @@ fn bad_input_is_named() {
                 "0",
             ],
             "--request-rate: must be between 1",
+        ),
+        (
+            &["replay", "/nonexistent/day.itch", "--check", "sometimes"],
+            "accepted: full, fast, off",
         ),
     ];
     for (args, needle) in cases {

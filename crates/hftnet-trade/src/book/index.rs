@@ -141,6 +141,37 @@ impl RefIndex {
         }
     }
 
+    /// The address of `r`'s entry in the direct window, for a prefetch
+    /// hint; `None` outside the window or in a chunk without a buffer.
+    #[inline]
+    pub(crate) fn entry_hint(&self, r: u64) -> Option<*const u32> {
+        let off = r.wrapping_sub(self.base);
+        let c = off >> CHUNK_SHIFT;
+        if c < self.chunks.len() as u64
+            && let Some(slots) = &self.chunks[c as usize].slots
+        {
+            return Some(slots.as_ptr().wrapping_add((off & MASK) as usize));
+        }
+        None
+    }
+
+    /// The slot of `r` if it is in the direct window (the far map is not
+    /// searched): a cheap guess for prefetching.
+    #[inline]
+    pub(crate) fn get_direct(&self, r: u64) -> Option<u32> {
+        let off = r.wrapping_sub(self.base);
+        let c = off >> CHUNK_SHIFT;
+        if c < self.chunks.len() as u64
+            && let Some(slots) = &self.chunks[c as usize].slots
+        {
+            let s = slots[(off & MASK) as usize];
+            if s != NONE {
+                return Some(s);
+            }
+        }
+        None
+    }
+
     /// Indexes `r` → `slot`; `r` must be absent.
     #[inline]
     pub(crate) fn insert(&mut self, r: u64, slot: u32) {

@@ -119,7 +119,6 @@ mod levels;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 pub use index::RefIndexStats;
@@ -973,6 +972,50 @@ impl Book {
         Some(self.info(&self.orders[i as usize]))
     }
 
+    /// The address of the ref-index entry of `order_ref`, for a prefetch
+    /// hint before a message naming it is applied; `None` when the ref is
+    /// outside the direct window (a far-map ref: nothing worth fetching).
+    /// Reads nothing but the window's bookkeeping.
+    #[inline]
+    pub fn ref_entry_hint(&self, order_ref: u64) -> Option<*const u8> {
+        self.index.entry_hint(order_ref).map(<*const u32>::cast)
+    }
+
+    /// The address of the order slot of `order_ref`, for a prefetch hint;
+    /// `None` when the ref is not in the direct window. Reads the ref's
+    /// index entry (prefetch [`Book::ref_entry_hint`] some time before).
+    /// The slot may have changed by the time the message is applied: a
+    /// hint, never a lookup.
+    #[inline]
+    pub fn order_slot_hint(&self, order_ref: u64) -> Option<*const u8> {
+        let i = self.index.get_direct(order_ref)?;
+        Some(self.orders.as_ptr().wrapping_add(i as usize).cast())
+    }
+
+    /// The address of the per-locate record of `locate` (its level vectors,
+    /// counts and state), for a prefetch hint; `None` out of range.
+    #[inline]
+    pub fn locate_hint(&self, locate: u16) -> Option<*const u8> {
+        let l = usize::from(locate);
+        (l < self.books.len()).then(|| self.books.as_ptr().wrapping_add(l).cast())
+    }
+
+    /// The addresses of the best level of each side of `locate` (where an
+    /// add, an execution or a delete near the top lands), for prefetch
+    /// hints; reads the locate's record (prefetch [`Book::locate_hint`]
+    /// some time before). `None` for an empty side.
+    #[inline]
+    pub fn top_hints(&self, locate: u16) -> [Option<*const u8>; 2] {
+        let Some(b) = self.books.get(usize::from(locate)) else {
+            return [None, None];
+        };
+        b.sides.each_ref().map(|v| {
+            v.len()
+                .checked_sub(1)
+                .map(|top| v.as_ptr().wrapping_add(top).cast())
+        })
+    }
+
     /// The symbol the last stock directory message gave `locate` (also
     /// for locates not kept in selected mode).
     pub fn symbol(&self, locate: u16) -> Option<[u8; 8]> {
@@ -1104,14 +1147,20 @@ impl Book {
     /// its ref and sits at a level of its locate and side, counts match, and
     /// books that are not kept hold nothing. Crossed (bid > offer) and
     /// locked (bid = offer) books are legal in ITCH in some states, so they
-    /// are listed in the report, not errors. Allocates; for tests and tools.
+    /// are listed in the report, not errors. Allocates (a few vectors the
+    /// size of the locates and levels) and looks up every order's ref and
+    /// every index entry's slot; for tests and tools, and
+    /// [`Book::check_invariants_fast`] for the end of a long replay.
     ///
     /// # Errors
     ///
     /// The first violation found, as an [`InvariantError`].
     pub fn check_invariants(&self) -> Result<InvariantReport, InvariantError> {
-        type Key = (u16, Side, u32);
-        let mut sums: BTreeMap<Key, (u64, u32)> = BTreeMap::new();
+        let offsets = self.level_offsets();
+        // (shares, orders) summed over the live orders of each level.
+        let mut sums = vec![(0u64, 0u32); offsets.last().copied().unwrap_or(0)];
+        // The smallest (locate, side, price) of live orders without a level.
+        let mut no_level: Option<(u16, Side, u32)> = None;
         let mut per_locate = vec![0usize; self.books.len()];
         let mut live = 0usize;
         for (i, o) in self.orders.iter().enumerate() {
@@ -1119,53 +1168,30 @@ impl Book {
                 continue;
             }
             live += 1;
-            let Some(b) = self.books.get(o.locate as usize) else {
-                return Err(InvariantError::OrderLocate {
-                    order_ref: o.order_ref,
-                    locate: o.locate,
-                });
-            };
-            if !b.active {
-                return Err(InvariantError::InactiveBookHasOrders { locate: o.locate });
-            }
+            let b = self.order_book_of(o)?;
             if self.index.get(o.order_ref) != Some(i as u32) {
                 return Err(InvariantError::IndexMismatch {
                     order_ref: o.order_ref,
                 });
             }
             per_locate[o.locate as usize] += 1;
-            let e = sums.entry((o.locate, o.side, o.price)).or_default();
-            e.0 += u64::from(o.shares);
-            e.1 += 1;
-        }
-        let count = |what: &'static str, expected: usize, found: usize| {
-            if expected == found {
-                Ok(())
-            } else {
-                Err(InvariantError::Count {
-                    what,
-                    expected,
-                    found,
-                })
-            }
-        };
-        count("live orders (counter vs slab)", self.live, live)?;
-        let mut free = 0usize;
-        let mut f = self.free_head;
-        while f != NONE && free <= self.orders.len() {
-            match self.orders.get(f as usize) {
-                Some(o) if o.shares == 0 => {}
+            let side_levels = &b.sides[o.side.index()];
+            match levels::find(side_levels, levels::key(o.side, o.price)) {
+                Ok(j) if side_levels[j].key == levels::key(o.side, o.price) => {
+                    let e = &mut sums[offsets[2 * o.locate as usize + o.side.index()] + j];
+                    e.0 += u64::from(o.shares);
+                    e.1 += 1;
+                }
                 _ => {
-                    return Err(InvariantError::Count {
-                        what: "free list entries that are free slots",
-                        expected: free + 1,
-                        found: free,
-                    });
+                    let k = (o.locate, o.side, o.price);
+                    if no_level.is_none_or(|n| k < n) {
+                        no_level = Some(k);
+                    }
                 }
             }
-            free += 1;
-            f = self.orders[f as usize].next_free;
         }
+        count("live orders (counter vs slab)", self.live, live)?;
+        let free = self.walk_free_list(usize::MAX)?;
         count("slab slots (live + free)", self.orders.len(), live + free)?;
         count("ref index entries", live, self.index.len())?;
         let mut bad_entry = None;
@@ -1182,9 +1208,154 @@ impl Book {
             return Err(InvariantError::IndexMismatch { order_ref });
         }
         self.index.check().map_err(InvariantError::Index)?;
+        let report = self.check_locates(&per_locate, |locate, side, j, lv| {
+            let (order_shares, order_count) = sums[offsets[2 * locate as usize + side.index()] + j];
+            if (order_shares, order_count) == (lv.shares, lv.orders) {
+                Ok(())
+            } else {
+                Err(InvariantError::LevelMismatch {
+                    locate,
+                    side,
+                    price: levels::price(side, lv.key),
+                    level_shares: lv.shares,
+                    level_orders: lv.orders,
+                    order_shares,
+                    order_count,
+                })
+            }
+        })?;
+        if let Some((locate, side, price)) = no_level {
+            return Err(InvariantError::NoLevel {
+                locate,
+                side,
+                price,
+            });
+        }
+        Ok(report)
+    }
 
+    /// The same invariants as [`Book::check_invariants`], at the cost of
+    /// two sequential passes (the slab and the ref index) instead of a
+    /// lookup per order and per index entry: the level aggregates and the
+    /// index ↔ slab mapping are compared through 64-bit fingerprints (sums
+    /// of a hash of each level, weighted by shares and by orders; sums of a
+    /// hash of each (ref, slot) pair) rather than entry by entry, and the
+    /// free list is walked only [`FAST_CHECK_FREE_LIST`] entries deep (the
+    /// slots the next adds take; the rest are counted in the slab). The
+    /// counts, the level order and emptiness, the per-locate totals and the
+    /// index's own bookkeeping are checked exactly.
+    ///
+    /// A fingerprint that disagrees means a real inconsistency; the check
+    /// then runs [`Book::check_invariants`] to name it, so the error is the
+    /// same as the full check's. A corruption that leaves every fingerprint
+    /// equal would need to cancel a 64-bit hash sum exactly: the chance is
+    /// about 2⁻⁶³ per fingerprint.
+    ///
+    /// # Errors
+    ///
+    /// The first violation found, as an [`InvariantError`].
+    pub fn check_invariants_fast(&self) -> Result<InvariantReport, InvariantError> {
+        let mut per_locate = vec![0usize; self.books.len()];
+        let mut live = 0usize;
+        let (mut pairs, mut by_shares, mut by_orders) = (0u64, 0u64, 0u64);
+        for (i, o) in self.orders.iter().enumerate() {
+            if o.shares == 0 {
+                continue;
+            }
+            live += 1;
+            self.order_book_of(o)?;
+            per_locate[o.locate as usize] += 1;
+            pairs = pairs.wrapping_add(pair_hash(o.order_ref, i as u32));
+            let h = level_hash(o.locate, o.side, o.price);
+            by_shares = by_shares.wrapping_add(h.wrapping_mul(u64::from(o.shares)));
+            by_orders = by_orders.wrapping_add(h);
+        }
+        count("live orders (counter vs slab)", self.live, live)?;
+        self.walk_free_list(FAST_CHECK_FREE_LIST)?;
+        count("ref index entries", live, self.index.len())?;
+        self.index.check().map_err(InvariantError::Index)?;
+        let mut index_pairs = 0u64;
+        self.index.for_each(|r, s| {
+            index_pairs = index_pairs.wrapping_add(pair_hash(r, s));
+        });
+        let (mut level_shares, mut level_orders) = (0u64, 0u64);
+        let report = self.check_locates(&per_locate, |locate, side, _, lv| {
+            let h = level_hash(locate, side, levels::price(side, lv.key));
+            level_shares = level_shares.wrapping_add(h.wrapping_mul(lv.shares));
+            level_orders = level_orders.wrapping_add(h.wrapping_mul(u64::from(lv.orders)));
+            Ok(())
+        })?;
+        if (index_pairs, level_shares, level_orders) != (pairs, by_shares, by_orders) {
+            // Name it exactly; a fingerprint cannot disagree without cause.
+            self.check_invariants()?;
+            return Err(InvariantError::Index(
+                "fingerprints of the slab, the index and the levels disagree".to_owned(),
+            ));
+        }
+        Ok(report)
+    }
+
+    /// The book of a live order's locate, which must exist and be kept.
+    fn order_book_of(&self, o: &OrderSlot) -> Result<&LocateBook, InvariantError> {
+        let Some(b) = self.books.get(o.locate as usize) else {
+            return Err(InvariantError::OrderLocate {
+                order_ref: o.order_ref,
+                locate: o.locate,
+            });
+        };
+        if !b.active {
+            return Err(InvariantError::InactiveBookHasOrders { locate: o.locate });
+        }
+        Ok(b)
+    }
+
+    /// Where each (locate, side)'s levels start in one flat vector of all
+    /// levels: entry `2 × locate + side`, the total last.
+    fn level_offsets(&self) -> Vec<usize> {
+        let mut offsets = Vec::with_capacity(2 * self.books.len() + 1);
+        let mut n = 0usize;
+        for b in &self.books {
+            for v in &b.sides {
+                offsets.push(n);
+                n += v.len();
+            }
+        }
+        offsets.push(n);
+        offsets
+    }
+
+    /// Walks the free list up to `limit` entries: each must be a free slot
+    /// of the slab. Returns the entries walked.
+    fn walk_free_list(&self, limit: usize) -> Result<usize, InvariantError> {
+        let mut free = 0usize;
+        let mut f = self.free_head;
+        while f != NONE && free <= self.orders.len() && free < limit {
+            match self.orders.get(f as usize) {
+                Some(o) if o.shares == 0 => {}
+                _ => {
+                    return Err(InvariantError::Count {
+                        what: "free list entries that are free slots",
+                        expected: free + 1,
+                        found: free,
+                    });
+                }
+            }
+            free += 1;
+            f = self.orders[f as usize].next_free;
+        }
+        Ok(free)
+    }
+
+    /// The per-locate part of the checks: inactive books empty, order
+    /// counts, levels sorted and non-empty, then `level` on every level
+    /// (locate, side, position, level); crossed and locked books listed.
+    fn check_locates(
+        &self,
+        per_locate: &[usize],
+        mut level: impl FnMut(u16, Side, usize, &LevelSlot) -> Result<(), InvariantError>,
+    ) -> Result<InvariantReport, InvariantError> {
         let mut report = InvariantReport {
-            live_orders: live,
+            live_orders: self.live,
             ..InvariantReport::default()
         };
         for (l, b) in self.books.iter().enumerate() {
@@ -1205,7 +1376,7 @@ impl Book {
                         });
                     }
                 }
-                for lv in v {
+                for (j, lv) in v.iter().enumerate() {
                     let price = levels::price(side, lv.key);
                     if lv.orders == 0 || lv.shares == 0 {
                         return Err(InvariantError::EmptyLevel {
@@ -1214,19 +1385,7 @@ impl Book {
                             price,
                         });
                     }
-                    let (order_shares, order_count) =
-                        sums.remove(&(locate, side, price)).unwrap_or((0, 0));
-                    if (order_shares, order_count) != (lv.shares, lv.orders) {
-                        return Err(InvariantError::LevelMismatch {
-                            locate,
-                            side,
-                            price,
-                            level_shares: lv.shares,
-                            level_orders: lv.orders,
-                            order_shares,
-                            order_count,
-                        });
-                    }
+                    level(locate, side, j, lv)?;
                 }
             }
             if let (Some(bid), Some(ask)) = (b.best(Side::Buy), b.best(Side::Sell)) {
@@ -1240,13 +1399,6 @@ impl Book {
                     report.locked.push(locate);
                 }
             }
-        }
-        if let Some(&(locate, side, price)) = sums.keys().next() {
-            return Err(InvariantError::NoLevel {
-                locate,
-                side,
-                price,
-            });
         }
         Ok(report)
     }
@@ -1626,6 +1778,35 @@ impl fmt::Display for InvariantError {
 }
 
 impl std::error::Error for InvariantError {}
+
+/// Free-list entries [`Book::check_invariants_fast`] walks.
+pub const FAST_CHECK_FREE_LIST: usize = 4096;
+
+/// `Ok` when two counts agree, else the [`InvariantError::Count`] naming them.
+fn count(what: &'static str, expected: usize, found: usize) -> Result<(), InvariantError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(InvariantError::Count {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+/// A well-spread, odd hash of a level (odd: a weighted sum of them cannot
+/// lose a difference to a factor of two).
+#[inline]
+fn level_hash(locate: u16, side: Side, price: u32) -> u64 {
+    mix64((u64::from(locate) << 40) ^ ((side as u64) << 32) ^ u64::from(price) ^ 0x5bd1_e995) | 1
+}
+
+/// A well-spread hash of an index entry (ref → slot).
+#[inline]
+fn pair_hash(order_ref: u64, slot: u32) -> u64 {
+    mix64(order_ref ^ mix64(u64::from(slot) ^ 0x9e37_79b9_7f4a_7c15))
+}
 
 /// FNV-1a, 64 bits.
 struct Fnv(u64);

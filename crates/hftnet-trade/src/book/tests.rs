@@ -1300,3 +1300,79 @@ fn randomized_against_a_btreemap_model_selected_symbols() {
         run_model(seed, Symbols::Selected(vec![SYMS[0], SYMS[2]]), 3_000);
     }
 }
+
+#[test]
+fn fast_check_names_the_same_violation_as_the_full_check() {
+    let mut b = book();
+    b.add(1, 1, Side::Buy, 10, 100);
+    b.add(1, 2, Side::Buy, 10, 90);
+    b.add(1, 3, Side::Sell, 7, 120);
+    b.add(2, 4, Side::Sell, 5, 130);
+    assert_eq!(b.check_invariants_fast(), b.check_invariants());
+    assert!(b.check_invariants_fast().is_ok());
+    type Corrupt = fn(&mut Book);
+    let corruptions: &[(&str, Corrupt, Corrupt)] = &[
+        (
+            "level shares",
+            |b| b.books[1].sides[0][1].shares += 1,
+            |b| b.books[1].sides[0][1].shares -= 1,
+        ),
+        (
+            "level orders",
+            |b| b.books[1].sides[1][0].orders += 1,
+            |b| b.books[1].sides[1][0].orders -= 1,
+        ),
+        (
+            // Counts all agree: only the level sums can tell.
+            "shares moved between two levels",
+            |b| {
+                b.orders[0].shares += 3;
+                b.orders[1].shares -= 3;
+            },
+            |b| {
+                b.orders[0].shares -= 3;
+                b.orders[1].shares += 3;
+            },
+        ),
+        (
+            "order moved to a price without a level",
+            |b| b.orders[1].price = 95,
+            |b| b.orders[1].price = 90,
+        ),
+        (
+            "order ref",
+            |b| b.orders[0].order_ref = 77,
+            |b| b.orders[0].order_ref = 1,
+        ),
+        (
+            // Every count agrees: only the (ref, slot) pairs can tell.
+            "index entries swapped",
+            |b| {
+                b.index.remove(1);
+                b.index.remove(2);
+                b.index.insert(1, 1);
+                b.index.insert(2, 0);
+            },
+            |b| {
+                b.index.remove(1);
+                b.index.remove(2);
+                b.index.insert(1, 0);
+                b.index.insert(2, 1);
+            },
+        ),
+        (
+            "unsorted levels",
+            |b| b.books[1].sides[0].swap(0, 1),
+            |b| b.books[1].sides[0].swap(0, 1),
+        ),
+        ("live counter", |b| b.live += 1, |b| b.live -= 1),
+    ];
+    for (what, corrupt, repair) in corruptions {
+        corrupt(&mut b);
+        let full = b.check_invariants();
+        assert!(full.is_err(), "{what}: the full check misses it");
+        assert_eq!(b.check_invariants_fast(), full, "{what}");
+        repair(&mut b);
+        assert!(b.check_invariants_fast().is_ok(), "{what}: repaired");
+    }
+}

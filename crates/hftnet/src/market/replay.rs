@@ -1,14 +1,15 @@
 //! `hftnet replay FILE`: a Nasdaq ITCH 5.0 file through the books
 //! (`hftnet_apps::replay`), reported: counts, throughput, invariants and the
-//! final top of book.
+//! final top of book; with `--latency`, the p50/p99 of each book operation.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
 use clap::Args;
-use hftnet_apps::market::book_config;
+use hftnet_apps::market::{BookCheck, book_config};
 use hftnet_apps::replay::{ReplayConfig, replay as run_replay};
+use serde_json::json;
 
 use super::{put_market, top_of_book_json};
 use crate::util::Report;
@@ -26,6 +27,27 @@ pub struct ReplayArgs {
     /// Print one JSON object instead of `# key: value` lines.
     #[arg(long)]
     json: bool,
+    /// How the books are checked at the end: `fast` (every order, level and
+    /// index entry through 64-bit fingerprints; a mismatch runs the full
+    /// check to name it), `full` (every order and index entry looked up),
+    /// `off` (not checked: `book.invariants.ok` is null).
+    #[arg(long, default_value = "fast", value_parser = parse_check)]
+    check: BookCheck,
+    /// Read a plain file through a buffer instead of memory-mapping it.
+    #[arg(long)]
+    no_mmap: bool,
+    /// Time every book operation (TSC), one message at a time, and report
+    /// p50/p99/... per operation in `apply_latency_ns` (slower).
+    #[arg(long)]
+    latency: bool,
+    /// Decode ahead without the CPU prefetch hints (to measure what they
+    /// bring).
+    #[arg(long)]
+    no_prefetch: bool,
+}
+
+fn parse_check(s: &str) -> std::result::Result<BookCheck, String> {
+    BookCheck::parse(s).ok_or_else(|| format!("{s:?}: accepted: {}", BookCheck::NAMES))
 }
 
 pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
@@ -33,18 +55,35 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
         file: a.file.clone(),
         book: book_config(&a.symbols).map_err(|e| anyhow!("--symbols: {e}"))?,
         top: a.top,
+        check: a.check,
+        map: !a.no_mmap,
+        latency: a.latency,
+        prefetch: !a.no_prefetch,
     };
     let r = run_replay(&cfg)?;
     let mut rep = Report::default();
     rep.put("command", "replay")
         .put("file", a.file.display().to_string())
         .put("gzip", r.gzip)
+        .put("mapped", r.mapped)
+        .put("huge_pages", r.huge_pages)
         .put("bytes", r.bytes)
         .put("messages", r.messages)
         .put("seconds", (r.seconds * 1e6).round() / 1e6)
         .put("messages_per_sec", r.messages_per_sec)
-        .put("mbytes_per_sec", (r.mbytes_per_sec * 10.0).round() / 10.0);
+        .put("mbytes_per_sec", (r.mbytes_per_sec * 10.0).round() / 10.0)
+        .put("check", r.check.name())
+        .put("check_seconds", (r.check_seconds * 1e6).round() / 1e6);
     put_market(&mut rep, &r.market);
+    if let Some(lat) = &r.apply_latency_ns {
+        let mut m = serde_json::Map::new();
+        for l in lat {
+            let mut v = json!(l.ns);
+            v["count"] = json!(l.count);
+            m.insert(l.op.to_string(), v);
+        }
+        rep.put("apply_latency_ns", serde_json::Value::Object(m));
+    }
     rep.put("top_of_book", top_of_book_json(&r.top_of_book));
     if let Some(e) = &r.error {
         rep.put("error", e.clone());
