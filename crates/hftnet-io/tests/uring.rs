@@ -104,7 +104,9 @@ fn echo_without_sqpoll() {
                 assert_eq!(sl.rx_balanced, None, "{q} {who}: {sl:?}");
             } else {
                 assert_eq!(sl.rx_balanced, Some(true), "{q} {who}: {sl:?}");
-                assert!(sl.rx_armed > 0, "{q} {who}: {sl:?}");
+                // One single-shot receive in flight at most (armed with
+                // the next send, or by the next poll when spinning).
+                assert!(sl.rx_armed <= 1, "{q} {who}: {sl:?}");
             }
             assert!(sl.tx_busy <= sl.in_flight, "{q} {who}: {sl:?}");
         }
@@ -323,4 +325,169 @@ fn bad_uris_name_the_parameter() {
     )
     .unwrap();
     assert_eq!(ok.scheme(), "uring");
+}
+
+/// Every string under the key `key` anywhere in `v`.
+fn json_strings(v: &serde_json::Value, key: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                if k == key
+                    && let Some(a) = x.as_array()
+                {
+                    out.extend(a.iter().filter_map(|s| s.as_str().map(str::to_string)));
+                }
+                json_strings(x, key, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| json_strings(x, key, out)),
+        _ => {}
+    }
+}
+
+fn setup_flags_in_caps(t: &UringTransport) -> Vec<String> {
+    let caps = serde_json::to_value(t.capabilities()).unwrap();
+    let mut out = Vec::new();
+    json_strings(&caps, "setup_flags", &mut out);
+    out
+}
+
+#[test]
+fn ring_setup_flags_are_probed_and_reported() {
+    let k = hftnet_sys::kernel::running().unwrap();
+    if !k.at_least(6, 1) {
+        hftnet_lab::skip::skip(
+            "ring_setup_flags_are_probed_and_reported",
+            &format!("DEFER_TASKRUN needs Linux 6.1+, this is {k:?}"),
+        );
+        return;
+    }
+    // (query, features treated as missing, flags expected)
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "mode=spin",
+            &[],
+            &["SINGLE_ISSUER", "DEFER_TASKRUN", "TASKRUN_FLAG"],
+        ),
+        (
+            "mode=wait",
+            &[],
+            &["SINGLE_ISSUER", "DEFER_TASKRUN", "TASKRUN_FLAG"],
+        ),
+        (
+            "mode=spin&multishot=1",
+            &["DEFER_TASKRUN"],
+            &["SINGLE_ISSUER", "COOP_TASKRUN", "TASKRUN_FLAG"],
+        ),
+        (
+            "mode=wait",
+            &["SINGLE_ISSUER"],
+            &["COOP_TASKRUN", "TASKRUN_FLAG"],
+        ),
+        (
+            "mode=spin&multishot=1",
+            &["DEFER_TASKRUN", "TASKRUN_FLAG"],
+            &["SINGLE_ISSUER", "COOP_TASKRUN"],
+        ),
+        ("mode=spin", &["DEFER_TASKRUN", "COOP_TASKRUN"], &[]),
+        (
+            "mode=wait&multishot=1",
+            &["DEFER_TASKRUN", "COOP_TASKRUN"],
+            &[],
+        ),
+        (
+            "sqpoll=1&sqpoll_idle=20&mode=spin&multishot=1",
+            &[],
+            &["SQPOLL", "SINGLE_ISSUER"],
+        ),
+    ];
+    for (q, pretend, want) in cases {
+        let (mut s, mut c) = pair(q, pretend);
+        for t in [&s, &c] {
+            assert_eq!(t.status().setup_flags, *want, "{q} {pretend:?}");
+            assert_eq!(setup_flags_in_caps(t), *want, "{q} {pretend:?}");
+            let notes = t.capabilities().notes;
+            assert!(
+                notes.iter().any(|n| n.starts_with("ring: ")),
+                "{q}: {notes:?}"
+            );
+            if !pretend.is_empty() {
+                assert!(
+                    t.status()
+                        .fallbacks
+                        .iter()
+                        .any(|f| f.starts_with("ring setup ") && f.contains("treated as missing")),
+                    "{q} {pretend:?}: {:?}",
+                    t.status().fallbacks
+                );
+            }
+        }
+        // Every setup carries traffic, spinning or waiting.
+        echo(&mut s, &mut c, 300, 4, q);
+    }
+}
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn receives_are_never_handed_to_io_wq_workers() {
+    // The io-wq workers of requests issued by a thread are named after it
+    // (`iou-wrk-TID`): none may appear for this thread's rings. Several
+    // receives armed on one socket used to be woken together by each
+    // datagram, and those that found nothing went to io-wq workers.
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let worker = format!("iou-wrk-{tid}");
+    for q in [
+        "mode=wait",
+        "mode=spin",
+        "mode=spin&multishot=1",
+        "mode=wait&multishot=1&zc=1",
+    ] {
+        let (mut s, mut c) = pair(q, &[]);
+        // One at a time (round trips) and in bursts.
+        echo(&mut s, &mut c, 500, 1, q);
+        echo(&mut s, &mut c, 1000, 16, q);
+        let names = thread_names();
+        assert!(
+            !names.contains(&worker),
+            "{q}: a request went to an io-wq worker ({worker} among {names:?})"
+        );
+    }
+}
+
+#[test]
+fn a_transport_runs_in_the_thread_that_first_uses_it() {
+    // Opened here, driven in another thread: the single-issuer ring belongs
+    // to the thread that first sends or receives.
+    for q in ["mode=spin", "mode=wait&multishot=1"] {
+        let (s, c) = pair(q, &[]);
+        let (mut s, mut c) = std::thread::spawn(move || {
+            let (mut s, mut c) = (s, c);
+            echo(&mut s, &mut c, 300, 4, q);
+            (s, c)
+        })
+        .join()
+        .unwrap();
+        if !s.status().setup_flags.contains(&"SINGLE_ISSUER") {
+            continue;
+        }
+        // Back in this thread, the ring refuses with an error that says why.
+        let e = c.send(&[1u8; 32], None).unwrap_err().to_string();
+        assert!(e.contains("single-issuer"), "{q}: {e}");
+        let mut b = RxBurst::new(4, 2048);
+        let e = s.recv_burst(&mut b).unwrap_err().to_string();
+        assert!(e.contains("single-issuer"), "{q}: {e}");
+        // Dropping here (not the issuer) must neither hang nor crash.
+        let t0 = Instant::now();
+        drop((s, c));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    }
 }

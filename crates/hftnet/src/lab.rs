@@ -29,9 +29,83 @@ use crate::util::{parse_duration, parse_size};
 /// The help of `--transports`: the schemes of the backend table.
 fn transports_help() -> String {
     format!(
-        "Transports to run, comma separated (default: every one of this build: {})",
+        "Transports to run, comma separated: a scheme runs all its rows, SCHEME/ROW only that row \
+         (e.g. udp/spin,uring/spin+multishot) (default: every one of this build: {})",
         hftnet_io::backend::schemes().collect::<Vec<_>>().join(", ")
     )
+}
+
+/// One `--transports` entry: a scheme, and a row of it or all its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RowPick {
+    scheme: String,
+    row: Option<String>,
+}
+
+/// Reads `--transports` entries (`SCHEME` or `SCHEME/ROW`) against the
+/// backend table; rows are checked once the rungs are known.
+fn parse_picks(entries: &[String]) -> Result<Vec<RowPick>> {
+    let all: Vec<&str> = hftnet_io::backend::schemes().collect();
+    let mut picks = Vec::new();
+    for t in entries {
+        let (scheme, row) = match t.split_once('/') {
+            Some((s, r)) => (s, Some(r)),
+            None => (t.as_str(), None),
+        };
+        if !all.contains(&scheme) {
+            bail!(
+                "unknown transport {scheme:?} in --transports; accepted: {} (each alone, or as \
+                 SCHEME/ROW for one row, e.g. udp/spin)",
+                all.join(", ")
+            );
+        }
+        if row.is_some_and(str::is_empty) {
+            bail!("--transports entry {t:?} names no row: write {scheme} or {scheme}/ROW");
+        }
+        picks.push(RowPick {
+            scheme: scheme.to_string(),
+            row: row.map(str::to_string),
+        });
+    }
+    Ok(picks)
+}
+
+/// Keeps the rungs the picks name; an unknown row is an error naming the
+/// scheme's rows.
+fn pick_rungs(
+    rungs: Vec<hftnet_bench::ladder::Rung>,
+    picks: &[RowPick],
+) -> Result<Vec<hftnet_bench::ladder::Rung>> {
+    for p in picks {
+        if let Some(row) = &p.row
+            && !rungs
+                .iter()
+                .any(|r| r.transport == p.scheme && &r.strategy == row)
+        {
+            let rows: Vec<&str> = rungs
+                .iter()
+                .filter(|r| r.transport == p.scheme)
+                .map(|r| r.strategy.as_str())
+                .collect();
+            bail!(
+                "--transports: {} has no row {row:?}; its rows here: {}",
+                p.scheme,
+                if rows.is_empty() {
+                    "none".to_string()
+                } else {
+                    rows.join(", ")
+                }
+            );
+        }
+    }
+    Ok(rungs
+        .into_iter()
+        .filter(|r| {
+            picks.iter().any(|p| {
+                p.scheme == r.transport && p.row.as_ref().is_none_or(|row| *row == r.strategy)
+            })
+        })
+        .collect())
 }
 
 #[derive(Debug, Args)]
@@ -256,19 +330,25 @@ struct LabReport<'a> {
 
 fn ladder(a: &LabArgs) -> Result<ExitCode> {
     let all: Vec<&str> = hftnet_io::backend::schemes().collect();
-    for t in &a.transports {
-        if !all.contains(&t.as_str()) {
-            bail!(
-                "unknown transport {t:?} in --transports; accepted: {}",
-                all.join(", ")
-            );
-        }
-    }
-    let transports: Vec<String> = if a.transports.is_empty() {
+    let picks = parse_picks(&a.transports)?;
+    // The schemes to build rungs for, in the order first named.
+    let transports: Vec<String> = if picks.is_empty() {
         all.iter().map(|s| s.to_string()).collect()
     } else {
-        a.transports.clone()
+        let mut t: Vec<String> = Vec::new();
+        for p in &picks {
+            if !t.contains(&p.scheme) {
+                t.push(p.scheme.clone());
+            }
+        }
+        t
     };
+    // Rows are named the same whatever the addresses: check them now, before
+    // a lab is built for nothing.
+    pick_rungs(
+        rungs_for(&transports, "198.18.0.2", Some("veth0"), 9000),
+        &picks,
+    )?;
     if a.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
@@ -345,6 +425,11 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
             ("loopback", t, rungs)
         }
     };
+    let rungs = if picks.is_empty() {
+        rungs
+    } else {
+        pick_rungs(rungs, &picks)?
+    };
     if rungs.is_empty() {
         bail!("nothing to run: no transport left for a {mode} run");
     }
@@ -354,7 +439,14 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     let mut head: Vec<(String, String)> = vec![
         ("command".into(), "lab".into()),
         ("mode".into(), mode.into()),
-        ("transports".into(), transports.join(",")),
+        (
+            "transports".into(),
+            if picks.iter().any(|p| p.row.is_some()) {
+                a.transports.join(",")
+            } else {
+                transports.join(",")
+            },
+        ),
         ("message_bytes".into(), a.size.to_string()),
         ("duration_per_row".into(), format!("{:?}", a.duration)),
         ("rounds".into(), a.rounds.to_string()),

@@ -359,6 +359,58 @@ fn the_lab_main_job_runs_and_cleans_up() {
 }
 
 #[test]
+fn the_lab_runs_only_the_rows_named() {
+    if skip_without_root("the_lab_runs_only_the_rows_named") {
+        return;
+    }
+    let json = std::env::temp_dir().join(format!("hftnet-lab-rows-{}.json", std::process::id()));
+    let out = Command::new(BIN)
+        .args([
+            "lab",
+            "--duration",
+            "300ms",
+            "--rounds",
+            "2",
+            "--transports",
+            "udp/spin,uring,udp/block",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let rows: Vec<String> = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}/{}", r["rung"]["transport"], r["rung"]["strategy"]).replace('"', ""))
+        .collect();
+    // The floor, then the rows named, in the backend table's order per scheme.
+    assert_eq!(
+        rows,
+        [
+            "floor/cache-line",
+            "udp/block",
+            "udp/spin",
+            "uring/wait",
+            "uring/spin",
+            "uring/spin+multishot"
+        ]
+    );
+    for row in j["results"].as_array().unwrap() {
+        assert!(row["samples"].as_u64().unwrap() > 100, "{row}");
+        assert_eq!(row["lost"], 0, "{row}");
+    }
+    assert_eq!(j["baseline"], "udp/block");
+}
+
+#[test]
 fn the_lab_has_packet_and_xdp_rows() {
     if skip_without_root("the_lab_has_packet_and_xdp_rows") {
         return;
@@ -590,6 +642,18 @@ fn malformed_uris_and_values_are_named() {
         (
             &["lab", "--transports", "udp,quic"],
             "unknown transport \"quic\"",
+        ),
+        (
+            &["lab", "--transports", "quic/spin"],
+            "unknown transport \"quic\"",
+        ),
+        (
+            &["lab", "--transports", "udp/spin,uring/nosuch"],
+            "uring has no row \"nosuch\"; its rows here: wait, spin, spin+multishot",
+        ),
+        (
+            &["lab", "--transports", "udp/"],
+            "names no row: write udp or udp/ROW",
         ),
         (
             &["ping", "udp://1.2.3.4:5", "--duration", "soon"],

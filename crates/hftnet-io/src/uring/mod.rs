@@ -1,6 +1,6 @@
 //! UDP through io_uring (`uring://`): registered socket, registered transmit
 //! buffers, optional SQPOLL, multishot receive into a provided-buffer ring,
-//! `SEND_ZC`, spinning on the completion queue or waiting in the kernel.
+//! `SEND_ZC`, spinning or waiting in the kernel.
 //!
 //! Layer: a backend of [`Transport`], and ring code: with the AF_XDP socket
 //! (`xdp::socket`) and the in-process queues (`mem`), one of the modules of
@@ -23,12 +23,40 @@
 //!
 //! `recv_burst` reaps completions into a queue and copies each datagram from
 //! the ring's buffer into the burst's slot (one copy, by design: the burst
-//! owns its memory), then hands the buffer back: single-shot `RECVMSG`s are
-//! re-armed (submitted with the next enter), multishot buffers are returned to
-//! the provided-buffer ring with one store. `mode=spin` polls the completion
-//! queue (with SQPOLL in user space only; without, with one non-blocking
-//! `GETEVENTS` enter per poll so task work posts completions); `mode=wait` sleeps in `io_uring_enter` with the
-//! receive timeout as `IORING_ENTER_EXT_ARG` timespec (Linux 5.11+).
+//! owns its memory), then hands the buffer back: a single-shot `RECVMSG` is
+//! armed again with the next enter (after the messages of the next send, so a
+//! reply leaves first), multishot buffers are returned to the provided-buffer
+//! ring with one store. Exactly one single-shot receive is in flight at a
+//! time: each armed receive has its own poll entry on the socket, so a
+//! datagram would wake them all and those finding nothing would be handed to
+//! io-wq worker threads (the main cost of this backend before). How a
+//! receive waits:
+//! - `mode=spin`, single-shot, no SQPOLL: each poll submits one non-blocking
+//!   `RECVMSG` (`MSG_DONTWAIT`) that completes inline in the same enter, with
+//!   the datagram or `EAGAIN`: no poll arming, no task work, one enter per
+//!   poll — the ring's equivalent of a spinning `recvfrom`.
+//! - `mode=spin` with `multishot=1` (or SQPOLL): the receive stays armed and
+//!   the loop polls the completion queue in user space; without SQPOLL it
+//!   enters the kernel (`GETEVENTS`, to run the task work that posts the
+//!   completion) only when the kernel raised `IORING_SQ_TASKRUN`, or on every
+//!   poll when the ring lacks the task-run flag.
+//! - `mode=wait`: sleeps in `io_uring_enter` with the receive timeout as an
+//!   `IORING_ENTER_EXT_ARG` timespec (Linux 5.11+; no timeout request), woken
+//!   by the datagram's task work itself under `DEFER_TASKRUN`. Ring NAPI busy
+//!   polling (`napi=`) runs in this wait.
+//!
+//! The ring is set up with the best task-run flags the kernel takes, probed
+//! in order: `SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG` (Linux 6.1+), then
+//! without `TASKRUN_FLAG`, then `COOP_TASKRUN` in place of `DEFER_TASKRUN`
+//! (with and without `SINGLE_ISSUER` and `TASKRUN_FLAG`), then none; with SQPOLL `SINGLE_ISSUER`, then none. The
+//! capabilities list what was granted (`setup_flags`). Without them, every
+//! socket wake-up interrupts the receiving thread with an IPI to run task
+//! work, which on this VM cost tens of microseconds per round trip. A
+//! single-issuer ring is created disabled and enabled by the first send or
+//! receive: the thread that first uses the transport drives it from then on
+//! (open it anywhere; another thread driving it later gets an error that says
+//! so). The socket is non-blocking, so a request the kernel hands to io-wq
+//! returns `EAGAIN` (armed or sent again) instead of parking a worker.
 //!
 //! At open, the opcodes used are probed (`IORING_REGISTER_PROBE`); a feature
 //! the kernel lacks (`SEND_ZC` before 6.0, multishot `RECVMSG` before 6.0,
@@ -140,6 +168,10 @@ pub struct UringCaps {
     /// Where the receive slots and transmit slots are now (the accounting a
     /// soak checks).
     pub slots: UringSlots,
+    /// Ring setup flags the kernel granted, by their names without
+    /// `IORING_SETUP_` (`SINGLE_ISSUER`, `DEFER_TASKRUN`, `COOP_TASKRUN`,
+    /// `TASKRUN_FLAG`, `SQPOLL`); empty for a plain ring.
+    pub setup_flags: Vec<&'static str>,
 }
 
 /// Where the buffers of a `uring://` endpoint are: each single-shot receive
@@ -152,7 +184,8 @@ pub struct UringSlots {
     /// Receive completions not yet read (single-shot slots and multishot
     /// buffers).
     pub rx_ready: u32,
-    /// Receive slots read and waiting to be armed again.
+    /// Receive slots free to arm: read and waiting, or not armed yet (at
+    /// most one single-shot receive is in flight at a time).
     pub rx_rearm: u32,
     /// Transmit slots in a send not yet completed.
     pub tx_busy: u32,
@@ -176,7 +209,9 @@ impl CapsSection for UringCaps {
 /// How a receive waits for completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UringMode {
-    /// Poll the completion queue in user space (one CPU at 100%).
+    /// Poll without sleeping (one CPU at 100%): non-blocking receives
+    /// submitted per poll, or the completion queue of an armed multishot
+    /// receive (see the module documentation).
     Spin,
     /// Sleep in `io_uring_enter` until a completion or the timeout.
     Wait,
@@ -379,6 +414,8 @@ pub struct UringStatus {
     pub missing: Vec<&'static str>,
     /// Fallbacks taken, in words.
     pub fallbacks: Vec<String>,
+    /// Ring setup flags the kernel granted (see [`UringCaps::setup_flags`]).
+    pub setup_flags: Vec<&'static str>,
 }
 
 /// A heap block handed to the kernel: page aligned, zeroed, at a fixed address.
@@ -436,6 +473,16 @@ const KIND_CANCEL: u64 = 4 << 32;
 const KIND_MASK: u64 = 0xff << 32;
 const BGID: u16 = 7;
 
+/// Single-shot receives armed at once. One: every armed receive has its own
+/// poll entry on the socket, so each datagram would wake them all, and those
+/// that then find nothing (the poll had already fired once) are handed to
+/// io-wq worker threads — the cause of most of the former 10–20× cost.
+/// Bursts are what `multishot=1` is for.
+const SINGLE_SHOT_DEPTH: u32 = 1;
+
+/// `IORING_ENTER_GETEVENTS`.
+const ENTER_GETEVENTS: u32 = 1;
+
 #[derive(Debug, Clone, Copy)]
 enum Ready {
     /// Single-shot slot and its result.
@@ -458,17 +505,19 @@ struct State {
     bufring: Option<RawMem>,
     ring_tail: u16,
     ready: VecDeque<Ready>,
-    /// Single-shot receive slots to re-arm.
+    /// Single-shot receive slots free to arm.
     rearm: VecDeque<u32>,
+    /// Single-shot receives in flight (at most [`SINGLE_SHOT_DEPTH`]).
+    single_armed: u32,
     multi_armed: bool,
+    /// Transmit slots whose send completed with EAGAIN, to submit again.
+    tx_retry: VecDeque<u32>,
     tx_busy: Box<[bool]>,
     tx_next: usize,
     inflight: usize,
     tx_error: Option<i32>,
     rx_error: Option<i32>,
     tx_errors: u64,
-    /// Single-shot receives submitted and not completed.
-    rx_armed: u32,
 }
 
 impl State {
@@ -480,12 +529,12 @@ impl State {
             .count() as u32;
         let rx_rearm = self.rearm.len() as u32;
         UringSlots {
-            rx_armed: self.rx_armed,
+            rx_armed: self.single_armed,
             rx_ready: self.ready.len() as u32,
             rx_rearm,
             tx_busy: self.tx_busy.iter().filter(|b| **b).count() as u32,
             in_flight: self.inflight as u32,
-            rx_balanced: (!multishot).then(|| self.rx_armed + ready_slots + rx_rearm == self.bufs),
+            rx_balanced: (!multishot).then(|| self.single_armed + ready_slots + rx_rearm == self.bufs),
         }
     }
 
@@ -503,11 +552,14 @@ impl State {
         match ud & KIND_MASK {
             KIND_RX => {
                 self.inflight -= 1;
-                self.rx_armed -= 1;
+                self.single_armed -= 1;
                 if res >= 0 {
                     self.ready.push_back(Ready::Slot(idx, res));
                 } else {
-                    if res != -libc::ECANCELED {
+                    // ECANCELED: our own cancel. EAGAIN: a retry after the
+                    // poll wake-up found nothing (non-blocking socket); the
+                    // slot is simply armed again.
+                    if res != -libc::ECANCELED && res != -libc::EAGAIN {
                         self.rx_error = Some(-res);
                     }
                     self.rearm.push_back(idx);
@@ -522,7 +574,11 @@ impl State {
                     Some(bid) if res >= 0 => self.ready.push_back(Ready::Buf(bid, res)),
                     Some(bid) => self.give_back(bid),
                     None => {
-                        if res < 0 && res != -libc::ENOBUFS && res != -libc::ECANCELED {
+                        if res < 0
+                            && res != -libc::ENOBUFS
+                            && res != -libc::ECANCELED
+                            && res != -libc::EAGAIN
+                        {
                             self.rx_error = Some(-res);
                         }
                     }
@@ -535,11 +591,19 @@ impl State {
                     self.tx_busy[i] = false;
                     return;
                 }
+                let more = cqueue::more(flags);
+                if res == -libc::EAGAIN && !more {
+                    // Not sent (the socket buffer was full at the retry the
+                    // kernel made): the slot stays busy and is sent again.
+                    self.inflight -= 1;
+                    self.tx_retry.push_back(idx);
+                    return;
+                }
                 if res < 0 {
                     self.tx_error = Some(-res);
                     self.tx_errors += 1;
                 }
-                if !cqueue::more(flags) {
+                if !more {
                     self.inflight -= 1;
                     self.tx_busy[i] = false;
                 }
@@ -591,6 +655,16 @@ pub struct UringTransport {
     timeout: Option<Duration>,
     mode: UringMode,
     received_any: bool,
+    /// The setup flags granted.
+    setup: RingSetup,
+    /// The ring is enabled and its receives armed: done by the first send or
+    /// receive (so a single-issuer ring belongs to the thread that uses it,
+    /// not necessarily the one that opened it).
+    started: bool,
+    /// `mode=spin` with single-shot receives and no SQPOLL: each poll submits
+    /// one non-blocking `RECVMSG` (`MSG_DONTWAIT`) that completes inline, no
+    /// receive is armed on the socket between polls.
+    polled_rx: bool,
     /// Buffers of the lease API (allocated on first use).
     lease: CopyLease,
     /// The local address, read once at open.
@@ -628,6 +702,170 @@ fn ring_err(
     }
 }
 
+
+/// Ring setup flags beyond SQPOLL, as tried and as granted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RingSetup {
+    sqpoll: bool,
+    /// `IORING_SETUP_SINGLE_ISSUER` (Linux 6.0+): one task submits. The ring
+    /// is then created disabled (`IORING_SETUP_R_DISABLED`) and enabled by
+    /// the first thread that sends or receives, which becomes its issuer.
+    single_issuer: bool,
+    /// `IORING_SETUP_DEFER_TASKRUN` (Linux 6.1+): task work (the receive
+    /// that a socket wake-up triggers) is queued on the ring and run only by
+    /// our own `io_uring_enter(GETEVENTS)`: no IPI, no signal-like interrupt
+    /// of the spinning or sleeping thread.
+    defer_taskrun: bool,
+    /// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19+): task work is added without
+    /// an IPI and runs at the next kernel entry.
+    coop_taskrun: bool,
+    /// `IORING_SETUP_TASKRUN_FLAG` (Linux 5.19+): the kernel raises
+    /// `IORING_SQ_TASKRUN` when task work waits, so a spinning receive enters
+    /// the kernel only then.
+    taskrun_flag: bool,
+}
+
+impl RingSetup {
+    const fn new(single_issuer: bool, defer: bool, coop: bool, flag: bool) -> Self {
+        Self {
+            sqpoll: false,
+            single_issuer,
+            defer_taskrun: defer,
+            coop_taskrun: coop,
+            taskrun_flag: flag,
+        }
+    }
+
+    /// The candidates, best first: the kernel's answer picks the first it takes.
+    /// SQPOLL rings take none of the task-run flags (the kernel refuses them:
+    /// completions are the SQPOLL thread's business).
+    fn candidates(sqpoll: bool) -> &'static [RingSetup] {
+        const PLAIN: &[RingSetup] = &[
+            RingSetup::new(true, true, false, true),
+            RingSetup::new(true, true, false, false),
+            RingSetup::new(true, false, true, true),
+            RingSetup::new(true, false, true, false),
+            RingSetup::new(false, false, true, true),
+            RingSetup::new(false, false, true, false),
+            RingSetup::new(false, false, false, false),
+        ];
+        const SQPOLL: &[RingSetup] = &[
+            RingSetup::new(true, false, false, false),
+            RingSetup::new(false, false, false, false),
+        ];
+        if sqpoll { SQPOLL } else { PLAIN }
+    }
+
+    /// The granted flags by name (without `IORING_SETUP_`).
+    fn names(&self) -> Vec<&'static str> {
+        [
+            (self.sqpoll, "SQPOLL"),
+            (self.single_issuer, "SINGLE_ISSUER"),
+            (self.defer_taskrun, "DEFER_TASKRUN"),
+            (self.coop_taskrun, "COOP_TASKRUN"),
+            (self.taskrun_flag, "TASKRUN_FLAG"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect()
+    }
+
+    /// `A|B|C`, or `no task-run flags`.
+    fn describe(&self) -> String {
+        let n: Vec<_> = self.names().into_iter().filter(|n| *n != "SQPOLL").collect();
+        if n.is_empty() {
+            "no task-run flags".into()
+        } else {
+            n.join("|")
+        }
+    }
+}
+
+/// Setups the kernel refused: (the flags, why).
+type Refused = Vec<(String, String)>;
+
+/// Creates the ring with the best setup flags the kernel grants: tries
+/// [`RingSetup::candidates`] in order, taking `EINVAL` as "this kernel lacks
+/// a flag" and any other error as final. Returns the ring, what it was
+/// granted and the refused candidates with the reason.
+fn build_ring(
+    cfg: &UringConfig,
+    pretend: &dyn Fn(&str) -> bool,
+) -> Result<(IoUring, RingSetup, Refused), OpenError> {
+    let mut refused = Vec::new();
+    let candidates = RingSetup::candidates(cfg.sqpoll);
+    for (k, cand) in candidates.iter().enumerate() {
+        let last = k + 1 == candidates.len();
+        if let Some(name) = cand.names().into_iter().find(|n| pretend(n)) {
+            refused.push((cand.describe(), format!("{name} treated as missing")));
+            continue;
+        }
+        let mut b = IoUring::builder();
+        b.setup_cqsize(cfg.entries * 4);
+        if cfg.sqpoll {
+            b.setup_sqpoll(cfg.sqpoll_idle_ms);
+            if let Some(c) = cfg.sqpoll_cpu {
+                b.setup_sqpoll_cpu(c);
+            }
+        }
+        if cand.single_issuer {
+            b.setup_single_issuer();
+            b.setup_r_disabled();
+        }
+        if cand.defer_taskrun {
+            b.setup_defer_taskrun();
+        }
+        if cand.coop_taskrun {
+            b.setup_coop_taskrun();
+        }
+        if cand.taskrun_flag {
+            b.setup_taskrun_flag();
+        }
+        match b.build(cfg.entries) {
+            Ok(ring) => {
+                let mut granted = *cand;
+                granted.sqpoll = cfg.sqpoll;
+                return Ok((ring, granted, refused));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !last => {
+                refused.push((cand.describe(), "EINVAL: this kernel lacks a flag".into()));
+            }
+            Err(e) => {
+                let why = match e.raw_os_error() {
+                    Some(libc::ENOSYS) => {
+                        "io_uring is not available in this kernel; use udp:// instead"
+                    }
+                    Some(libc::EPERM) if cfg.sqpoll => {
+                        "io_uring_setup refused: SQPOLL needs CAP_SYS_NICE before Linux 5.11, or \\
+                         kernel.io_uring_disabled is set; drop sqpoll=1 or use udp://"
+                    }
+                    Some(libc::EPERM) => {
+                        "io_uring_setup refused: kernel.io_uring_disabled is set (or seccomp \\
+                         forbids io_uring); use udp:// instead"
+                    }
+                    Some(libc::EINVAL) if cfg.sqpoll_cpu.is_some() => {
+                        "io_uring_setup refused sqpoll_cpu=: that CPU is not online"
+                    }
+                    _ => "creating the io_uring",
+                };
+                return Err(OpenError::Setup {
+                    step: why.to_string(),
+                    cause: from_io("io_uring_setup", e),
+                });
+            }
+        }
+    }
+    // Not reached: the last candidate asks for no flag, so it is never
+    // skipped, and its failure returns above.
+    Err(OpenError::Setup {
+        step: "creating the io_uring: no setup was accepted".into(),
+        cause: from_io(
+            "io_uring_setup",
+            std::io::Error::from_raw_os_error(libc::EINVAL),
+        ),
+    })
+}
+
 impl UringTransport {
     /// Opens the endpoint in `role`.
     ///
@@ -645,6 +883,13 @@ impl UringTransport {
         let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
             .map_err(|e| OpenError::setup("creating a UDP socket")(from_io("socket", e)))?;
         let mut notes = cfg.socket.apply(&s)?;
+        // Non-blocking: a request the kernel hands to an io-wq worker (a
+        // receive whose poll-triggered retry found nothing) then returns
+        // EAGAIN, which is re-armed, instead of parking a kernel thread in a
+        // blocking recvmsg. Requests issued inline are non-blocking anyway.
+        s.set_nonblocking(true).map_err(|e| {
+            OpenError::setup("making the socket non-blocking")(from_io("fcntl(O_NONBLOCK)", e))
+        })?;
         let mut default_peer = None;
         let mut connected = false;
         match role {
@@ -668,41 +913,11 @@ impl UringTransport {
             }
         }
 
-        let mut b = IoUring::builder();
-        b.setup_cqsize(cfg.entries * 4);
-        if cfg.sqpoll {
-            b.setup_sqpoll(cfg.sqpoll_idle_ms);
-            if let Some(c) = cfg.sqpoll_cpu {
-                b.setup_sqpoll_cpu(c);
-            }
-        }
-        let ring = b.build(cfg.entries).map_err(|e| {
-            let why = match e.raw_os_error() {
-                Some(libc::ENOSYS) => {
-                    "io_uring is not available in this kernel; use udp:// instead"
-                }
-                Some(libc::EPERM) if cfg.sqpoll => {
-                    "io_uring_setup refused: SQPOLL needs CAP_SYS_NICE before Linux 5.11, or \
-                     kernel.io_uring_disabled is set; drop sqpoll=1 or use udp://"
-                }
-                Some(libc::EPERM) => {
-                    "io_uring_setup refused: kernel.io_uring_disabled is set (or seccomp forbids \
-                     io_uring); use udp:// instead"
-                }
-                Some(libc::EINVAL) if cfg.sqpoll_cpu.is_some() => {
-                    "io_uring_setup refused sqpoll_cpu=: that CPU is not online"
-                }
-                _ => "creating the io_uring",
-            };
-            OpenError::Setup {
-                step: why.to_string(),
-                cause: from_io("io_uring_setup", e),
-            }
-        })?;
+        let pretend = |name: &str| cfg.pretend_missing.iter().any(|p| p == name);
+        let (ring, setup, refused) = build_ring(&cfg, &pretend)?;
         let sub = ring.submitter();
 
         // Probe what we use; the hidden hook removes features on purpose.
-        let pretend = |name: &str| cfg.pretend_missing.iter().any(|p| p == name);
         let mut probe = Probe::new();
         let probed = sub.register_probe(&mut probe).is_ok();
         if !probed {
@@ -712,8 +927,15 @@ impl UringTransport {
         let mut status = UringStatus {
             sqpoll: cfg.sqpoll,
             sqpoll_cpu: cfg.sqpoll_cpu.filter(|_| cfg.sqpoll),
+            setup_flags: setup.names(),
             ..UringStatus::default()
         };
+        for (tried, why) in refused {
+            status.fallbacks.push(format!(
+                "ring setup {tried} refused by the kernel ({why}); set up with {} instead",
+                setup.describe()
+            ));
+        }
         for (code, name) in [
             (opcode::SendMsg::CODE, "SENDMSG"),
             (opcode::RecvMsg::CODE, "RECVMSG"),
@@ -795,14 +1017,15 @@ impl UringTransport {
             ring_tail: 0,
             ready: VecDeque::with_capacity(bufs + 1),
             rearm: VecDeque::with_capacity(bufs + 1),
+            single_armed: 0,
             multi_armed: false,
+            tx_retry: VecDeque::with_capacity(bufs + 1),
             tx_busy: vec![false; bufs].into_boxed_slice(),
             tx_next: 0,
             inflight: 0,
             tx_error: None,
             rx_error: None,
             tx_errors: 0,
-            rx_armed: 0,
         };
         // Headers: receive slots 0..bufs, transmit slots bufs..2*bufs, multishot last.
         for i in 0..2 * bufs + 1 {
@@ -894,6 +1117,7 @@ impl UringTransport {
             );
         }
         notes.push("rx: each datagram is copied from the ring's buffer into the burst slot".into());
+        let polled_rx = mode == UringMode::Spin && !status.sqpoll && !status.multishot;
         let mut t = Self {
             ring: Box::new(ring),
             st: Box::new(st),
@@ -906,14 +1130,13 @@ impl UringTransport {
             timeout: None,
             mode,
             received_any: false,
+            setup,
+            started: false,
+            polled_rx,
             lease: CopyLease::new(),
             local: None,
         };
         t.local = t.sock.local_addr().ok().and_then(|a| a.as_socket());
-        t.arm_receives()
-            .map_err(OpenError::setup("arming the first receives"))?;
-        t.submit()
-            .map_err(OpenError::setup("submitting the first receives"))?;
         Ok(t)
     }
 
@@ -983,7 +1206,7 @@ impl UringTransport {
                     self.reap();
                     return Ok(());
                 }
-                Err(e) => return Err(from_io("io_uring_enter", e)),
+                Err(e) => return Err(enter_err(e)),
             }
         }
     }
@@ -996,20 +1219,28 @@ impl UringTransport {
         }
     }
 
-    /// Re-arms single-shot receives and the multishot one.
+    /// Queues (without submitting) what must be in flight before waiting:
+    /// the single-shot receive or the multishot one, and the sends that
+    /// completed with EAGAIN.
     #[inline]
     fn arm_receives(&mut self) -> Result<(), SyscallError> {
-        while let Some(i) = self.st.rearm.pop_front() {
+        while self.st.single_armed < SINGLE_SHOT_DEPTH
+            && let Some(i) = self.st.rearm.pop_front()
+        {
             let h = self.st.hdr(i as usize);
             // SAFETY: slot i's header is ours again (its completion was
             // reaped); reset the address length the kernel overwrote.
             unsafe { (*h.cast::<libc::msghdr>()).msg_namelen = NAME_LEN as u32 };
             let e = opcode::RecvMsg::new(Fixed(0), h.cast())
-                .flags(libc::MSG_TRUNC as u32)
+                .flags(if self.polled_rx {
+                    (libc::MSG_TRUNC | libc::MSG_DONTWAIT) as u32
+                } else {
+                    libc::MSG_TRUNC as u32
+                })
                 .build()
                 .user_data(KIND_RX | u64::from(i));
             self.push(&e)?;
-            self.st.rx_armed += 1;
+            self.st.single_armed += 1;
         }
         if self.status.multishot && !self.st.multi_armed {
             let h = self.st.hdr(2 * self.st.bufs as usize);
@@ -1020,7 +1251,67 @@ impl UringTransport {
             self.push(&e)?;
             self.st.multi_armed = true;
         }
+        while let Some(i) = self.st.tx_retry.pop_front() {
+            let e = self.tx_entry(i as usize);
+            self.push(&e)?;
+        }
         Ok(())
+    }
+
+    /// The send of transmit slot `i`, whose data, `iovec` length and
+    /// destination are in place.
+    #[inline]
+    fn tx_entry(&self, i: usize) -> squeue::Entry {
+        let data = self.st.tx_mem.at(i * self.st.buf_size);
+        let h = self.st.hdr(self.st.bufs as usize + i);
+        let e = if self.status.zc {
+            // SAFETY: slot i is ours (busy, no request names it now); its
+            // header was written by `send_burst`.
+            let (len, namelen) = unsafe {
+                (
+                    (*h.add(HDR_IOV).cast::<libc::iovec>()).iov_len,
+                    (*h.cast::<libc::msghdr>()).msg_namelen,
+                )
+            };
+            let mut op = opcode::SendZc::new(Fixed(0), data.cast_const(), len as u32)
+                .buf_index(Some(0));
+            if namelen > 0 {
+                op = op
+                    .dest_addr(h.wrapping_add(HDR_NAME).cast_const().cast())
+                    .dest_addr_len(namelen);
+            }
+            op.build()
+        } else {
+            opcode::SendMsg::new(Fixed(0), h.cast_const().cast()).build()
+        };
+        e.user_data(KIND_TX | i as u64)
+    }
+
+    /// First use: enables a ring created disabled (its caller becomes the
+    /// single issuer) and queues the receives.
+    #[cold]
+    fn start(&mut self) -> Result<(), SyscallError> {
+        if self.setup.single_issuer {
+            self.ring
+                .submitter()
+                .register_enable_rings()
+                .map_err(|e| from_io("io_uring_register(IORING_REGISTER_ENABLE_RINGS)", e))?;
+        }
+        self.started = true;
+        self.arm_receives()
+    }
+
+    /// Whether a spinning receive must enter the kernel for completions to
+    /// appear: with the task-run flag only when the kernel says task work
+    /// (or a completion-queue overflow) waits; without it, always.
+    #[inline]
+    fn needs_getevents(&mut self) -> bool {
+        if self.setup.taskrun_flag {
+            let sq = self.ring.submission();
+            sq.taskrun() || sq.cq_overflow()
+        } else {
+            true
+        }
     }
 
     /// Copies ready datagrams into the burst and recycles their buffers.
@@ -1116,6 +1407,9 @@ impl UringTransport {
         burst: &mut RxBurst,
         deadline: Option<Instant>,
     ) -> Result<usize, SyscallError> {
+        if !self.started {
+            self.start()?;
+        }
         if let Some(e) = self.st.rx_error.take() {
             burst.set_len(0);
             return Err(Self::sys_err("io_uring recvmsg", e));
@@ -1129,23 +1423,33 @@ impl UringTransport {
                 self.arm_receives()?;
                 if self.mode == UringMode::Spin {
                     self.submit()?;
-                    if !self.status.sqpoll {
+                    if !self.status.sqpoll && self.needs_getevents() {
                         // Without SQPOLL, receive completions are posted by
-                        // task work that runs on entering the kernel: one
-                        // non-blocking GETEVENTS enter per poll (the cost of
-                        // a spinning recvfrom) instead of waiting for an IPI.
+                        // task work, run by a GETEVENTS enter: with the
+                        // task-run flag only when the kernel raised it (user
+                        // space polling otherwise), without it on every poll.
                         // SAFETY: no submissions, no argument.
-                        let r =
-                            unsafe { self.ring.submitter().enter::<libc::sigset_t>(0, 0, 1, None) };
+                        let r = unsafe {
+                            self.ring.submitter().enter::<libc::sigset_t>(
+                                0,
+                                0,
+                                ENTER_GETEVENTS,
+                                None,
+                            )
+                        };
                         if let Err(e) = r
                             && !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY))
                         {
-                            return Err(from_io("io_uring_enter(GETEVENTS)", e));
+                            return Err(enter_err(e));
                         }
                     }
                     self.reap();
                     if !self.st.ready.is_empty() {
                         break;
+                    }
+                    if let Some(e) = self.st.rx_error.take() {
+                        burst.set_len(0);
+                        return Err(Self::sys_err("io_uring recvmsg", e));
                     }
                     spins = spins.wrapping_add(1);
                     if (exact || spins.is_multiple_of(64))
@@ -1162,6 +1466,7 @@ impl UringTransport {
                     Some(d) => {
                         let left = d.saturating_duration_since(Instant::now());
                         if left.is_zero() {
+                            self.submit()?;
                             self.reap();
                             if self.st.ready.is_empty() {
                                 burst.set_len(0);
@@ -1169,6 +1474,8 @@ impl UringTransport {
                             }
                             break;
                         }
+                        // The timeout travels as the enter's argument
+                        // (IORING_ENTER_EXT_ARG): no timeout request.
                         let ts = Timespec::from(left);
                         let args = SubmitArgs::new().timespec(&ts);
                         self.ring.submitter().submit_with_args(1, &args)
@@ -1181,13 +1488,14 @@ impl UringTransport {
                             e.raw_os_error(),
                             Some(libc::ETIME | libc::EINTR | libc::EBUSY)
                         ) => {}
-                    Err(e) => return Err(from_io("io_uring_enter", e)),
+                    Err(e) => return Err(enter_err(e)),
                 }
                 self.reap();
                 if !self.st.ready.is_empty() {
                     break;
                 }
                 if let Some(e) = self.st.rx_error.take() {
+                    burst.set_len(0);
                     return Err(Self::sys_err("io_uring recvmsg", e));
                 }
             }
@@ -1195,8 +1503,9 @@ impl UringTransport {
         let n = self.deliver(burst);
         burst.set_len(n);
         self.received_any = true;
-        self.arm_receives()?;
-        self.submit()?;
+        // The freed receive is armed again by the next send (after its
+        // message, in the same enter: the reply leaves first) or by the next
+        // receive; datagrams arriving meanwhile wait in the socket.
         Ok(n)
     }
 
@@ -1215,10 +1524,24 @@ impl UringTransport {
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
-                Err(e) => return Err(from_io("io_uring_enter", e)),
+                Err(e) => return Err(enter_err(e)),
             }
             self.reap();
         }
+    }
+}
+
+/// An `io_uring_enter` error as a [`SyscallError`]; `EEXIST` is a second
+/// thread driving a single-issuer ring, said in words.
+fn enter_err(e: std::io::Error) -> SyscallError {
+    if e.raw_os_error() == Some(libc::EEXIST) {
+        from_io(
+            "io_uring_enter (this uring:// ring is single-issuer: only the thread that first \
+             sent or received on the transport may drive it; open one transport per thread)",
+            e,
+        )
+    } else {
+        from_io("io_uring_enter", e)
     }
 }
 
@@ -1289,6 +1612,9 @@ impl Transport for UringTransport {
     }
 
     fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+        if !self.started {
+            self.start()?;
+        }
         self.reap();
         if let Some(e) = self.st.tx_error.take() {
             return Err(Self::sys_err("io_uring sendmsg", e));
@@ -1314,7 +1640,7 @@ impl Transport for UringTransport {
             let h = self.st.hdr(self.st.bufs as usize + i);
             // SAFETY: slot i is free (no request names it); its data area has
             // buf_size bytes and its header block room for a 28-byte address.
-            let namelen = unsafe {
+            unsafe {
                 std::ptr::copy_nonoverlapping(m.data.as_ptr(), data, m.data.len());
                 let namelen = match &dest {
                     Some(a) => encode_addr(h.add(HDR_NAME), a),
@@ -1328,23 +1654,18 @@ impl Transport for UringTransport {
                 };
                 hdr.msg_namelen = namelen;
                 (*h.add(HDR_IOV).cast::<libc::iovec>()).iov_len = m.data.len();
-                namelen
-            };
-            let e = if self.status.zc {
-                let mut op = opcode::SendZc::new(Fixed(0), data.cast_const(), m.data.len() as u32)
-                    .buf_index(Some(0));
-                if namelen > 0 {
-                    op = op
-                        .dest_addr(h.wrapping_add(HDR_NAME).cast_const().cast())
-                        .dest_addr_len(namelen);
-                }
-                op.build()
-            } else {
-                opcode::SendMsg::new(Fixed(0), h.cast_const().cast()).build()
-            };
+            }
+            let e = self.tx_entry(i);
             self.st.tx_busy[i] = true;
-            self.push(&e.user_data(KIND_TX | i as u64))?;
+            self.push(&e)?;
             sent += 1;
+        }
+        // The receive freed by the last `recv_burst` goes in the same enter,
+        // after the messages: a reply leaves before the receive is armed.
+        // (A polled receive is submitted by the next poll instead: here it
+        // would only find nothing and delay the return.)
+        if !self.polled_rx {
+            self.arm_receives()?;
         }
         self.submit()?;
         Ok(sent)
@@ -1380,11 +1701,43 @@ impl Transport for UringTransport {
             }
         ));
         notes.push(format!(
+            "ring: {}",
+            if self.setup.defer_taskrun {
+                format!(
+                    "{} (task work runs in our own GETEVENTS enter, {}; no IPI)",
+                    self.setup.describe(),
+                    if self.setup.taskrun_flag {
+                        "entered only when the kernel flags pending work"
+                    } else {
+                        "entered on every spin"
+                    }
+                )
+            } else if self.setup.coop_taskrun {
+                format!(
+                    "{} (task work runs at the next kernel entry, no IPI)",
+                    self.setup.describe()
+                )
+            } else if s.sqpoll {
+                format!(
+                    "SQPOLL{} (completions by the kernel thread)",
+                    if self.setup.single_issuer {
+                        "|SINGLE_ISSUER"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                "no task-run flags (task work interrupts the thread with an IPI)".into()
+            }
+        ));
+        notes.push(format!(
             "receive: {} ({} buffers of {} bytes, socket and transmit region registered)",
             if s.multishot {
                 "multishot RECVMSG, provided-buffer ring"
+            } else if self.polled_rx {
+                "single-shot RECVMSG, one non-blocking receive submitted per poll"
             } else {
-                "single-shot RECVMSG per buffer"
+                "single-shot RECVMSG, one armed at a time"
             },
             self.cfg.bufs,
             self.cfg.buf_size
@@ -1432,6 +1785,7 @@ impl Transport for UringTransport {
                     bufs: self.cfg.bufs,
                     tx_errors: self.st.tx_errors,
                     slots: self.st.slots(s.multishot),
+                    setup_flags: s.setup_flags.clone(),
                 }
                 .into(),
             ),
@@ -1450,8 +1804,13 @@ impl Transport for UringTransport {
 
 impl Drop for UringTransport {
     fn drop(&mut self) {
+        if !self.started {
+            // Never enabled: no request was ever submitted.
+            return;
+        }
         // Cancel what is pending and wait (bounded) for every request naming
-        // our memory to complete; if that cannot be confirmed, leak the memory.
+        // our memory to complete; if that cannot be confirmed (e.g. dropped
+        // by another thread than the single issuer), leak the memory.
         let cancel = opcode::AsyncCancel2::new(CancelBuilder::any())
             .build()
             .user_data(KIND_CANCEL);
@@ -1464,8 +1823,18 @@ impl Drop for UringTransport {
         while self.st.inflight > 0 && Instant::now() < give_up {
             let ts = Timespec::from(Duration::from_millis(10));
             let args = SubmitArgs::new().timespec(&ts);
-            let _ = self.ring.submitter().submit_with_args(1, &args);
+            let r = self.ring.submitter().submit_with_args(1, &args);
             self.reap();
+            if let Err(e) = r
+                && !matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                )
+            {
+                // E.g. EEXIST: dropped by another thread than the single
+                // issuer, which alone may wait on this ring.
+                break;
+            }
         }
         if self.st.inflight > 0 {
             self.st.rx_mem.leak = true;
