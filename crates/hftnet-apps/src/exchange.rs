@@ -16,8 +16,18 @@
 //! drawn from the seed) is published back to back. After a stall longer than
 //! [`MAX_CATCH_UP`] the timetable restarts from now (counted) rather than
 //! sending everything missed at once. At rate 0 every burst is due at once.
-//! Between due times the loop serves re-requests, sleeping while the next
-//! one is far and spinning when it is near.
+//! Packing: the bursts due are packed back to back into packets of up to
+//! `max_payload` bytes; the packet being filled leaves when it is full or
+//! when the next burst is not due yet — so at rate 0, or behind schedule,
+//! packets leave full, and on schedule each burst leaves as soon as it is
+//! published. Between due times the loop serves re-requests, sleeping while
+//! the next one is far and spinning when it is near; while publishing flat
+//! out it polls them every 20 µs.
+//!
+//! What is published is tallied (counts by type, the stream digest); the
+//! reference books are built only when the configuration asks for them
+//! ([`ExchangeConfig::book`]): they cost the exchange about what they cost
+//! the feed handler.
 //!
 //! Re-requests are answered only for the sources the configuration allows
 //! — by default the hosts feeds A and B send to (their unicast
@@ -48,14 +58,15 @@ use hftnet_trade::exchange::{
     Generator, GeneratorConfig, GeneratorError, LimitError, PublishError, Publisher,
     PublisherConfig, Refusal, RequestError, RequestGuard, RequestLimits, SourcePrefix,
 };
-use hftnet_trade::market::MarketData;
+use hftnet_trade::market::{MarketData, MessageCounts, StreamDigest};
 use hftnet_trade::rng::Rng;
+use hftnet_wire::itch50::MessageType;
 use hftnet_wire::moldudp64::{BLOCK_HEADER_LEN, HEADER_LEN, Session};
 use serde::Serialize;
 
 use crate::Transports;
 use crate::itch_file::{ItchReadError, ItchReader, ItchWriteError, ItchWriter};
-use crate::market::MarketSummary;
+use crate::market::{BookSummary, CountsSummary, MarketSummary};
 
 /// The smallest `max_payload`: MoldUDP64 header (20) + block length (2) +
 /// the largest ITCH 5.0 message (50).
@@ -81,6 +92,12 @@ const IDLE: WaitPolicy = WaitPolicy {
     wake_early: Duration::from_micros(100),
     max_sleep: Some(Duration::from_millis(1)),
 };
+/// Most messages published in one round of the loop before it looks at the
+/// clock, the stop flag and the re-requests again.
+const ROUND_MESSAGES: u64 = 1024;
+/// While publishing flat out, the re-request transport is polled this often
+/// (ns): a receive call per burst would cost more than the burst.
+const POLL_EVERY_NS: u64 = 20_000;
 /// Mixed into `seed` for the burst sizes.
 const BURST_SEED: u64 = 0x0b0e;
 
@@ -162,14 +179,19 @@ pub struct ExchangeConfig {
     /// How much each source may have answered, and how many sources are
     /// tracked.
     pub request_limits: RequestLimits,
-    /// The reference books the exchange builds from what it publishes (their
-    /// digests, in the report, are compared with a feed handler's).
-    pub book: BookConfig,
+    /// The reference books the exchange builds from what it publishes
+    /// (their digests, in the report, are compared with a feed handler's).
+    /// `None`: no books — they cost the exchange about what they cost a feed
+    /// handler — only the counts by type and the stream digest, which are
+    /// always kept. [`write_day`] builds them whatever this says (all books
+    /// when `None`).
+    pub book: Option<BookConfig>,
 }
 
 impl Default for ExchangeConfig {
     /// The defaults of `hftnet exchange`: 100 000 messages of a generated day
-    /// of 8 symbols at 100 000 messages/s in bursts of up to 8, no faults.
+    /// of 8 symbols at 100 000 messages/s in bursts of up to 8, no faults, no
+    /// reference books.
     fn default() -> Self {
         Self {
             source: ExchangeSource::Generated { symbols: 8 },
@@ -185,7 +207,7 @@ impl Default for ExchangeConfig {
             linger: Duration::from_secs(2),
             allow: None,
             request_limits: RequestLimits::default(),
-            book: BookConfig::all_symbols(),
+            book: None,
         }
     }
 }
@@ -237,7 +259,9 @@ impl ExchangeConfig {
                 return Err(ExchangeConfigError::Unbounded);
             }
         }
-        self.book.validate()?;
+        if let Some(b) = &self.book {
+            b.validate()?;
+        }
         self.request_limits.validate(self.max_payload)?;
         Ok(())
     }
@@ -463,7 +487,8 @@ pub fn write_day(cfg: &ExchangeConfig, path: &Path) -> Result<WriteReport, Write
         return Err(WriteDayError::Unbounded);
     }
     let mut source = Source::open(cfg)?;
-    let mut reference = MarketData::new(cfg.book.clone()).map_err(ExchangeConfigError::from)?;
+    let books = cfg.book.clone().unwrap_or_else(BookConfig::all_symbols);
+    let mut reference = MarketData::new(books).map_err(ExchangeConfigError::from)?;
     let mut w = ItchWriter::create(path)?;
     while let Some(m) = source.next()? {
         reference.handle(m);
@@ -475,6 +500,88 @@ pub fn write_day(cfg: &ExchangeConfig, path: &Path) -> Result<WriteReport, Write
         records,
         market: MarketSummary::of(&reference),
     })
+}
+
+/// What the exchange keeps of the stream it publishes: the counts by type
+/// and the stream digest always (a few multiplies per message), the books
+/// only when the configuration asks for them.
+#[derive(Debug)]
+enum Reference {
+    Books(Box<MarketData>),
+    Stream {
+        counts: MessageCounts,
+        digest: StreamDigest,
+    },
+}
+
+impl Reference {
+    fn new(book: Option<&BookConfig>) -> Result<Self, book::ConfigError> {
+        Ok(match book {
+            Some(b) => Self::Books(Box::new(MarketData::new(b.clone())?)),
+            None => Self::Stream {
+                counts: MessageCounts::default(),
+                digest: StreamDigest::default(),
+            },
+        })
+    }
+
+    /// Takes one published message. Without books a message is counted
+    /// malformed when it is shorter than its type (the books also refuse
+    /// fields out of range).
+    #[inline]
+    fn handle(&mut self, m: &[u8]) {
+        match self {
+            Self::Books(md) => {
+                md.handle(m);
+            }
+            Self::Stream { counts, digest } => {
+                digest.add(m);
+                match m.first().map(|&b| MessageType::from_byte(b)) {
+                    None => counts.malformed += 1,
+                    Some(None) => counts.unknown += 1,
+                    Some(Some(t)) if m.len() < t.message_len() => counts.malformed += 1,
+                    Some(Some(t)) => counts.by_type[t.index()] += 1,
+                }
+            }
+        }
+    }
+
+    fn summary(&self) -> ReferenceSummary {
+        match self {
+            Self::Books(md) => {
+                let m = MarketSummary::of(md);
+                ReferenceSummary {
+                    counts: m.counts,
+                    stream_digest: m.stream_digest,
+                    book: Some(m.book),
+                }
+            }
+            Self::Stream { counts, digest } => ReferenceSummary {
+                counts: CountsSummary::of(counts),
+                stream_digest: digest.value(),
+                book: None,
+            },
+        }
+    }
+}
+
+/// Serialises a digest as 16 hex digits, as [`MarketSummary`] does.
+fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{v:016x}"))
+}
+
+/// What the published stream built: [`MarketSummary`]'s figures, the books
+/// only when the exchange built them ([`ExchangeConfig::book`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReferenceSummary {
+    /// Messages by type.
+    pub counts: CountsSummary,
+    /// Digest of every message in order (equal to a feed handler's: the
+    /// same stream).
+    #[serde(serialize_with = "hex")]
+    pub stream_digest: u64,
+    /// Book-wide figures (`None`: no books were asked for).
+    pub book: Option<BookSummary>,
 }
 
 /// What the fault middleware of one feed's transport did (all zero when it
@@ -588,8 +695,8 @@ pub struct ExchangeReport {
     pub faults: FeedFaults,
     /// The re-request server.
     pub retransmission: RetransmissionFigures,
-    /// What the published stream builds.
-    pub market: MarketSummary,
+    /// What the published stream builds (its books only when asked for).
+    pub market: ReferenceSummary,
     /// What ended the session before its source did (a file that ends inside
     /// a record, a message too long for a packet); the figures cover what was
     /// published before it.
@@ -701,7 +808,7 @@ pub struct Exchange {
     /// What the feeds' fault middlewares did, read at the end of a run.
     faults: FeedFaults,
     source: Source,
-    reference: MarketData,
+    reference: Reference,
     rng: Rng,
     timetable: Option<Timetable>,
     rx: RxBurst,
@@ -766,7 +873,7 @@ impl Exchange {
             handed: [0; 2],
             faults: FeedFaults::default(),
             source,
-            reference: MarketData::new(cfg.book.clone()).map_err(ExchangeConfigError::from)?,
+            reference: Reference::new(cfg.book.as_ref()).map_err(ExchangeConfigError::from)?,
             rng: Rng::new(cfg.seed ^ BURST_SEED),
             timetable: Timetable::per_second(cfg.rate).map(|t| t.with_catch_up(MAX_CATCH_UP)),
             rx: RxBurst::new(REQUEST_BURST, REQUEST_SLOT),
@@ -866,18 +973,27 @@ impl Exchange {
         let start = *self.start.get_or_insert_with(Instant::now);
         let now_ns = || u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let due = |t: &Option<Timetable>, sent: u64| t.as_ref().map_or(0, |t| t.due_ns(sent));
+        // When the re-request transport was last polled.
+        let mut polled = 0u64;
         loop {
             let now = now_ns();
             self.now_ns = now;
+            let mut published = false;
             if self.ended_at.is_none() {
                 if stop.load(Ordering::Relaxed) || self.duration_ns.is_some_and(|d| now >= d) {
                     self.source.finish();
                 }
-                if now >= due(&self.timetable, self.sent) {
+                // Every burst due now, up to a round's worth, packed back to
+                // back: a packet leaves when it is full, or below when the
+                // timetable leaves time before the next burst.
+                let mut round = 0u64;
+                while round < ROUND_MESSAGES && now >= due(&self.timetable, self.sent) {
                     if let Some(t) = self.timetable.as_mut() {
                         t.note_send(self.sent, now);
                     }
+                    published = true;
                     let burst = self.rng.range(1, self.burst);
+                    round += burst;
                     for _ in 0..burst {
                         let cut = match self.source.next() {
                             Ok(Some(m)) => {
@@ -903,6 +1019,16 @@ impl Exchange {
                         self.ended_at = Some(now);
                         break;
                     }
+                    if self.ended_at.is_some() {
+                        break;
+                    }
+                }
+                // The next burst not due yet: what is packed leaves now. (At
+                // rate 0 every burst is due: packets leave full.)
+                if published
+                    && self.ended_at.is_none()
+                    && now_ns() < due(&self.timetable, self.sent)
+                {
                     publisher.flush(now, &mut |p: &[u8]| feeds.send(p, false));
                 }
             }
@@ -910,9 +1036,15 @@ impl Exchange {
                 let release = self.ended_at.is_some();
                 publisher.handle_timeout(now, &mut |p: &[u8]| feeds.send(p, release));
             }
-            // Re-requests, answered straight from the history to the requester.
+            // Re-requests, answered straight from the history to the
+            // requester: between due times, and every POLL_EVERY_NS while
+            // publishing flat out.
             let mut served = false;
-            if let Some(t) = retransmit.as_deref_mut() {
+            if let Some(t) = retransmit
+                .as_deref_mut()
+                .filter(|_| !published || now >= polled + POLL_EVERY_NS)
+            {
+                polled = now;
                 let n = t
                     .recv_burst_until(&mut self.rx, Instant::now())
                     .map_err(ExchangeError::Receive)?;
@@ -946,7 +1078,7 @@ impl Exchange {
             {
                 return Ok(());
             }
-            if !served {
+            if !served && !published {
                 let next = if self.ended_at.is_some() {
                     now + 1_000_000
                 } else {
@@ -962,10 +1094,14 @@ impl Exchange {
         }
     }
 
-    /// The books the published stream builds.
+    /// The books the published stream builds (`None` unless the
+    /// configuration asked for them).
     #[must_use]
-    pub fn market(&self) -> &MarketData {
-        &self.reference
+    pub fn market(&self) -> Option<&MarketData> {
+        match &self.reference {
+            Reference::Books(md) => Some(md),
+            Reference::Stream { .. } => None,
+        }
     }
 
     /// What the run did so far (allocates: run it after [`Exchange::run`]).
@@ -1005,7 +1141,7 @@ impl Exchange {
                 sources: gs.sources,
                 refused: self.refused.lines(),
             },
-            market: MarketSummary::of(&self.reference),
+            market: self.reference.summary(),
             error: self.cut.as_ref().map(|e| crate::error_chain(e)),
         }
     }
@@ -1082,7 +1218,10 @@ mod tests {
         ));
         assert_eq!(bad(|c| c.messages = None), ExchangeConfigError::Unbounded);
         assert_eq!(
-            bad(|c| c.book.max_orders = 0),
+            bad(|c| c.book = Some(BookConfig {
+                max_orders: 0,
+                ..BookConfig::all_symbols()
+            })),
             ExchangeConfigError::Book(book::ConfigError::MaxOrders { value: 0 })
         );
         match bad(|c| c.request_limits.burst_bytes = 100) {

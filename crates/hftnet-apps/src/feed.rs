@@ -278,6 +278,9 @@ pub struct FeedHandlerReport {
     pub seconds: f64,
     /// Messages delivered to the books, in order.
     pub delivered: u64,
+    /// The sustained rate: `delivered / seconds`, rounded (0 when less
+    /// than two datagrams arrived).
+    pub messages_per_sec: u64,
     /// Messages declared lost for good.
     pub lost: u64,
     /// The first [`LOST_RANGES_LISTED`] lost ranges.
@@ -589,15 +592,21 @@ impl FeedHandlerApp {
     #[must_use]
     pub fn report(&self) -> FeedHandlerReport {
         let c = self.handler.counters();
+        let seconds = match (self.first_rx, self.last_rx) {
+            (Some(f), Some(l)) => l.saturating_duration_since(f).as_secs_f64(),
+            _ => 0.0,
+        };
         FeedHandlerReport {
             stopped: self.stopped.unwrap_or(FeedStop::Interrupted),
             recovery: self.recovery,
             session: self.handler.session().map(|s| s.to_string()),
-            seconds: match (self.first_rx, self.last_rx) {
-                (Some(f), Some(l)) => l.saturating_duration_since(f).as_secs_f64(),
-                _ => 0.0,
-            },
+            seconds,
             delivered: c.delivered,
+            messages_per_sec: if seconds > 0.0 {
+                (c.delivered as f64 / seconds).round() as u64
+            } else {
+                0
+            },
             lost: c.lost,
             lost_ranges: self.lost.clone(),
             lost_ranges_not_listed: c.loss_reports.saturating_sub(self.lost.len() as u64),

@@ -7,13 +7,16 @@
 //! stock directory message activates it: 16 on each side for the 8 symbols
 //! of the default day.) The same with the feed handler publishing a
 //! market-data record per top-of-book change and per trade into a
-//! `shm://` ring.
+//! `shm://` ring. And the exchange flat out (rate 0, packets packed full),
+//! with and without its reference books (without them, not even their
+//! price levels are allocated).
 
 use std::time::Duration;
 
 use hftnet_apps::exchange::ExchangeConfig;
 use hftnet_apps::feed::{FeedHandlerConfig, FeedStop};
 use hftnet_io::{Endpoint, OneWay, Role};
+use hftnet_trade::book::BookConfig;
 
 #[path = "../../hftnet-bench/tests/support/counting_alloc.rs"]
 mod counting_alloc;
@@ -88,6 +91,77 @@ fn no_allocation_per_message() {
         short.feed_run_allocs, long.feed_run_allocs,
         "the feed handler's loop allocations grew with the message count"
     );
+}
+
+/// The exchange flat out (`rate` 0) into a feed handler over in-process
+/// `mem://` queues with 30% loss on both feeds: packets packed full, the
+/// re-request server polled on the clock, the reference books built or not.
+fn run_flat_out(messages: u64, book: Option<BookConfig>) -> loopback::Run {
+    let exchange = ExchangeConfig {
+        messages: Some(messages),
+        rate: 0,
+        heartbeat: Duration::from_millis(20),
+        linger: Duration::from_millis(500),
+        book,
+        ..ExchangeConfig::default()
+    };
+    let feed = FeedHandlerConfig {
+        idle_timeout: Duration::from_secs(10),
+        duration: Some(Duration::from_secs(60)),
+        ..FeedHandlerConfig::default()
+    };
+    let name = format!("alloc-flat-{}-{messages}", std::process::id());
+    let r = loopback::exchange_to_feed_over(
+        &exchange,
+        &feed,
+        loopback::mem_ends(&name, "loss=0.3&faults_on=tx"),
+        allocs,
+    );
+    assert_eq!(r.feed.stopped, FeedStop::EndOfSession);
+    assert_eq!((r.feed.lost, r.feed.unresolved), (0, 0));
+    assert_eq!(r.feed.delivered, r.exchange.messages);
+    assert_eq!(r.feed.market.stream_digest, r.exchange.market.stream_digest);
+    assert_eq!(r.feed.market.counts, r.exchange.market.counts);
+    assert!(r.feed.requests > 0, "re-requests were exercised");
+    eprintln!(
+        "flat out, {messages} flow messages, books {}: {} per packet; exchange loop {} \
+         allocations, feed-handler loop {}",
+        r.exchange.market.book.is_some(),
+        r.exchange.messages as f64 / r.exchange.packets as f64,
+        r.exchange_run_allocs,
+        r.feed_run_allocs
+    );
+    r
+}
+
+#[test]
+fn no_allocation_per_message_flat_out_with_and_without_books() {
+    let mut loop_allocs = Vec::new();
+    for book in [None, Some(BookConfig::all_symbols())] {
+        let short = run_flat_out(2_000, book.clone());
+        let long = run_flat_out(40_000, book.clone());
+        assert!(long.exchange.messages > 15 * short.exchange.messages);
+        assert_eq!(
+            short.exchange_run_allocs, long.exchange_run_allocs,
+            "the exchange's loop allocations grew with the message count"
+        );
+        assert_eq!(
+            short.feed_run_allocs, long.feed_run_allocs,
+            "the feed handler's loop allocations grew with the message count"
+        );
+        if let Some(b) = &long.exchange.market.book {
+            assert_eq!(b.digest, long.feed.market.book.digest);
+        }
+        loop_allocs.push(long.exchange_run_allocs);
+        // Everything is due at once: packets leave full (a packet of
+        // 1400 bytes holds 1378 bytes of blocks; ITCH messages of 36 bytes
+        // on average with their 2-byte length: about 36), only the last
+        // one of the day part-filled.
+        let per_packet = long.exchange.messages as f64 / long.exchange.packets as f64;
+        assert!(per_packet > 30.0, "{per_packet} messages per packet");
+    }
+    // Without books, not even the books' price levels are allocated.
+    assert!(loop_allocs[0] < loop_allocs[1], "{loop_allocs:?}");
 }
 
 /// A ring name unique to this process, its file removed on drop.

@@ -20,6 +20,8 @@ fn five_percent_loss_on_both_feeds_is_recovered_message_for_message() {
         rate: 200_000,
         heartbeat: Duration::from_millis(20),
         linger: Duration::from_secs(1),
+        // The reference books, compared with the feed handler's below.
+        book: Some(hftnet_trade::book::BookConfig::all_symbols()),
         ..ExchangeConfig::default()
     };
     let feed = FeedHandlerConfig {
@@ -64,10 +66,24 @@ fn five_percent_loss_on_both_feeds_is_recovered_message_for_message() {
     assert_eq!(fd.end_of_session, Some(ex.messages + 1));
     assert_eq!(fd.market.stream_digest, ex.market.stream_digest);
     assert_eq!(fd.market.counts, ex.market.counts);
-    assert_eq!(fd.market.book.digest, ex.market.book.digest);
+    assert_eq!(
+        Some(fd.market.book.digest),
+        ex.market.book.as_ref().map(|b| b.digest)
+    );
     assert!(fd.market.book.invariants.ok);
     assert_eq!(ex.error, None);
     assert_eq!(fd.session.as_deref(), Some("HFTNET"));
+    // The sustained rate, and the time each packet took.
+    assert!(fd.seconds > 0.0);
+    assert_eq!(
+        fd.messages_per_sec,
+        (fd.delivered as f64 / fd.seconds).round() as u64
+    );
+    let t = fd.handle_packet_ns.expect("packets were timed");
+    assert!(
+        t.p50 <= t.p99 && t.p99 <= t.p99_9 && t.p99_9 <= t.max,
+        "{t:?}"
+    );
     // The strategy hook ran on every top-of-book change.
     assert!(fd.top_updates > 0);
     assert_eq!(run.top_calls, fd.top_updates);

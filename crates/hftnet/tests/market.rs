@@ -78,6 +78,13 @@ fn assert_same_market(exchange: &Value, feed: &Value) {
         feed["top_updates"].as_u64().unwrap() > 0,
         "the strategy hook ran"
     );
+    // The feed's sustained rate and its time per packet.
+    let rate = feed["messages_per_sec"].as_u64().unwrap();
+    let seconds = feed["seconds"].as_f64().unwrap();
+    assert!(rate > 0 && seconds > 0.0, "{feed}");
+    for k in ["p50", "p99", "p99_9", "max"] {
+        assert!(feed["handle_packet_ns"][k].is_u64(), "{k}: {feed}");
+    }
 }
 
 #[test]
@@ -111,6 +118,8 @@ fn exchange_and_feed_over_multicast_with_faults() {
         lab.exchange(),
         &[
             "exchange",
+            // The reference books, compared with the feed's.
+            "--book",
             "--feed-a",
             "mcast://239.1.1.1:30001?iface=veth0",
             "--feed-b",
@@ -258,6 +267,11 @@ fn loss_on_both_feeds_without_recovery_is_reported() {
         "{err}"
     );
     let messages = ex["messages"].as_u64().unwrap();
+    // Without --book the exchange keeps no books, only the counts and the
+    // stream digest.
+    assert_eq!(ex["book"], Value::Null, "{ex}");
+    assert_eq!(ex["counts"]["total"].as_u64(), Some(messages), "{ex}");
+    assert!(ex["stream_digest"].is_string(), "{ex}");
     let lost = fj["lost"].as_u64().unwrap();
     assert!(lost > 0, "{fj}");
     assert_eq!(fj["delivered"].as_u64().unwrap() + lost, messages, "{fj}");
@@ -405,6 +419,7 @@ fn feed_publishes_every_record_to_a_subscriber_over_shm() {
             b,
             "--retransmit",
             rr,
+            "--book",
             "--messages",
             "20000",
             "--rate",
@@ -1066,6 +1081,7 @@ fn a_lingering_exchange_of_an_earlier_run_neither_stops_nor_joins_a_new_feed() {
     std::thread::sleep(Duration::from_millis(500));
     let new = hftnet(&[
         "exchange",
+        "--book",
         "--feed-a",
         a,
         "--messages",

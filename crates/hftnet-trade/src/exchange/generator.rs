@@ -111,12 +111,112 @@ struct Resting {
     price: u32,
 }
 
+/// The best price of one side of an instrument's resting orders, and how
+/// many orders rest at it: kept up to date as orders come and go, forgotten
+/// (`known` false) when the last order at the best price leaves, and found
+/// again by a scan only when it is next needed. A cache: the stream is the
+/// same as if every question scanned the orders.
+#[derive(Debug, Clone, Copy)]
+struct Best {
+    known: bool,
+    /// The best price (`None`: no order on this side), when `known`.
+    price: Option<u32>,
+    /// Orders at `price`.
+    count: u32,
+}
+
+impl Best {
+    const UNKNOWN: Self = Self {
+        known: false,
+        price: None,
+        count: 0,
+    };
+    const EMPTY: Self = Self {
+        known: true,
+        price: None,
+        count: 0,
+    };
+
+    /// Whether `a` is a better price than `b` on `side`.
+    fn better(side: Side, a: u32, b: u32) -> bool {
+        match side {
+            Side::Buy => a > b,
+            Side::Sell => a < b,
+        }
+    }
+
+    fn added(&mut self, side: Side, price: u32) {
+        if !self.known {
+            return;
+        }
+        match self.price {
+            Some(b) if b == price => self.count += 1,
+            Some(b) if !Self::better(side, price, b) => {}
+            _ => {
+                self.price = Some(price);
+                self.count = 1;
+            }
+        }
+    }
+
+    fn removed(&mut self, price: u32) {
+        if self.known && self.price == Some(price) {
+            self.count -= 1;
+            if self.count == 0 {
+                *self = Self::UNKNOWN;
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Instrument {
     stock: Stock,
     /// Mid price in Price(4) units, always a whole number of ticks.
     mid: u32,
     orders: Vec<Resting>,
+    /// The best bid and the best offer of `orders` (indexed by [`side_index`]).
+    best: [Best; 2],
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
+impl Instrument {
+    fn push(&mut self, o: Resting) {
+        self.best[side_index(o.side)].added(o.side, o.price);
+        self.orders.push(o);
+    }
+
+    fn swap_remove(&mut self, k: usize) -> Resting {
+        let o = self.orders.swap_remove(k);
+        self.best[side_index(o.side)].removed(o.price);
+        o
+    }
+
+    fn replace(&mut self, k: usize, new: Resting) {
+        let old = self.orders[k];
+        self.best[side_index(old.side)].removed(old.price);
+        self.best[side_index(new.side)].added(new.side, new.price);
+        self.orders[k] = new;
+    }
+
+    /// The best price on `side`, scanning the orders only when it is not
+    /// known.
+    fn best_price(&mut self, side: Side) -> Option<u32> {
+        let b = &mut self.best[side_index(side)];
+        if !b.known {
+            *b = Best::EMPTY;
+            for o in self.orders.iter().filter(|o| o.side == side) {
+                b.added(side, o.price);
+            }
+        }
+        b.price
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +265,7 @@ impl Generator {
                     stock: Stock::new(&name).unwrap_or(Stock(*b"UNNAMED ")),
                     mid,
                     orders: Vec::with_capacity(cfg.max_orders_per_symbol + 1),
+                    best: [Best::EMPTY; 2],
                 }
             })
             .collect();
@@ -356,21 +457,11 @@ impl Generator {
             // The mid moves one tick, but never through resting orders.
             let s = &mut self.instruments[i];
             let up = self.rng.chance(0.5);
-            let best_ask = s
-                .orders
-                .iter()
-                .filter(|o| o.side == Side::Sell)
-                .map(|o| o.price)
-                .min();
-            let best_bid = s
-                .orders
-                .iter()
-                .filter(|o| o.side == Side::Buy)
-                .map(|o| o.price)
-                .max();
-            if up && best_ask.is_none_or(|a| s.mid + TICK < a) {
-                s.mid += TICK;
-            } else if !up && s.mid > 2 * TICK && best_bid.is_none_or(|b| s.mid - TICK > b) {
+            if up {
+                if s.best_price(Side::Sell).is_none_or(|a| s.mid + TICK < a) {
+                    s.mid += TICK;
+                }
+            } else if s.mid > 2 * TICK && s.best_price(Side::Buy).is_none_or(|b| s.mid - TICK > b) {
                 s.mid -= TICK;
             }
         }
@@ -431,7 +522,7 @@ impl Generator {
         let shares = self.lot();
         let order_ref = self.next_ref;
         self.next_ref += 1;
-        self.instruments[i].orders.push(Resting {
+        self.instruments[i].push(Resting {
             order_ref,
             side,
             shares,
@@ -467,7 +558,7 @@ impl Generator {
 
     fn delete(&mut self, i: usize, locate: u16) -> Message {
         let k = self.random_order(i);
-        let o = self.instruments[i].orders.swap_remove(k);
+        let o = self.instruments[i].swap_remove(k);
         Message::OrderDelete(OrderDeleteRepr {
             header: self.header(locate),
             order_ref: o.order_ref,
@@ -481,12 +572,15 @@ impl Generator {
         let shares = self.lot();
         let new_ref = self.next_ref;
         self.next_ref += 1;
-        self.instruments[i].orders[k] = Resting {
-            order_ref: new_ref,
-            side: old.side,
-            shares,
-            price,
-        };
+        self.instruments[i].replace(
+            k,
+            Resting {
+                order_ref: new_ref,
+                side: old.side,
+                shares,
+                price,
+            },
+        );
         Message::OrderReplace(OrderReplaceRepr {
             header: self.header(locate),
             original_order_ref: old.order_ref,
@@ -515,19 +609,19 @@ impl Generator {
     /// first at that price.
     fn execute(&mut self, i: usize, locate: u16) -> Message {
         let side = self.random_side();
-        let orders = &self.instruments[i].orders;
-        let best = orders
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.side == side)
-            .min_by_key(|(_, o)| match side {
-                Side::Buy => (u32::MAX - o.price, o.order_ref),
-                Side::Sell => (o.price, o.order_ref),
-            })
-            .map(|(k, _)| k);
-        let Some(k) = best else {
+        let Some(price) = self.instruments[i].best_price(side) else {
             return self.add(i, locate);
         };
+        // The oldest order at the best price.
+        let orders = &self.instruments[i].orders;
+        let mut k = usize::MAX;
+        let mut oldest = u64::MAX;
+        for (j, o) in orders.iter().enumerate() {
+            if o.price == price && o.side == side && o.order_ref < oldest {
+                k = j;
+                oldest = o.order_ref;
+            }
+        }
         let o = orders[k];
         let executed = if self.rng.chance(0.6) {
             o.shares
@@ -535,7 +629,7 @@ impl Generator {
             self.rng.range(1, u64::from(o.shares)) as u32
         };
         if executed == o.shares {
-            self.instruments[i].orders.swap_remove(k);
+            self.instruments[i].swap_remove(k);
         } else {
             self.instruments[i].orders[k].shares -= executed;
         }
@@ -687,6 +781,72 @@ mod tests {
             let n = m.emit(&mut buf).unwrap();
             assert_eq!(&Message::parse(&buf[..n]).unwrap(), m);
         }
+    }
+
+    /// The digest of a day as the exchange publishes it: `flow` order-flow
+    /// messages, then the end events.
+    fn digest_of_day(seed: u64, symbols: u16, flow: u64) -> (u64, u64) {
+        let mut g = Generator::new(GeneratorConfig::new(seed, symbols)).unwrap();
+        let mut d = crate::market::StreamDigest::default();
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        loop {
+            if g.in_flow() && g.flow_generated() >= flow {
+                g.finish();
+            }
+            let Some(m) = g.next_message() else { break };
+            let len = m.emit(&mut buf).unwrap();
+            d.add(&buf[..len]);
+            n += 1;
+        }
+        (n, d.value())
+    }
+
+    #[test]
+    fn the_stream_is_pinned() {
+        // Taken from the generator before its best prices were cached
+        // (`hftnet exchange --write F --messages 300000 --seed 7 --symbols S`):
+        // a seed gives the same day in every version.
+        assert_eq!(
+            digest_of_day(7, 8, 300_000),
+            (300_022, 0x5960_a917_a002_65ec)
+        );
+        assert_eq!(
+            digest_of_day(7, 500, 300_000),
+            (301_006, 0xfce6_a164_a393_c28a)
+        );
+    }
+
+    #[test]
+    fn the_cached_best_prices_are_the_scanned_ones() {
+        let mut g = Generator::new(GeneratorConfig {
+            max_orders_per_symbol: 20,
+            ..GeneratorConfig::new(3, 4)
+        })
+        .unwrap();
+        let mut unknown = 0;
+        for _ in 0..50_000 {
+            g.next_message().unwrap();
+            for s in &mut g.instruments {
+                for side in [Side::Buy, Side::Sell] {
+                    let on_side = s.orders.iter().filter(|o| o.side == side);
+                    let scanned = match side {
+                        Side::Buy => on_side.clone().map(|o| o.price).max(),
+                        Side::Sell => on_side.clone().map(|o| o.price).min(),
+                    };
+                    let b = s.best[side_index(side)];
+                    if b.known {
+                        assert_eq!(b.price, scanned);
+                        let at = on_side.filter(|o| Some(o.price) == scanned).count();
+                        assert_eq!(b.count as usize, at);
+                    } else {
+                        unknown += 1;
+                    }
+                    assert_eq!(s.best_price(side), scanned);
+                }
+            }
+        }
+        assert!(unknown > 0, "the cache was forgotten and found again");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::{open_feed, open_optional, put_market, with_feeds};
 
 /// Mixed into `--fault-seed` for feed B, so the two feeds fail differently.
 const FEED_B_SEED: u64 = 0x5bd1_e995;
-use crate::util::{Report, parse_duration, stop_on_signals};
+use crate::util::{Report, choose_cpu, parse_duration, place, stop_on_signals};
 
 #[derive(Debug, Args)]
 pub struct ExchangeArgs {
@@ -121,6 +121,15 @@ pub struct ExchangeArgs {
     /// until one has been idle long enough.
     #[arg(long, default_value_t = RequestLimits::default().max_sources)]
     request_sources: usize,
+    /// Build the reference books from what is published and report them (their digest
+    /// equals a feed handler's that rebuilt the same books). Costs the exchange about what
+    /// the books cost the feed; without it only the counts and the stream digest are kept.
+    /// (--write always builds them.)
+    #[arg(long)]
+    book: bool,
+    /// Pin the publishing thread to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
     /// Print one JSON object instead of `# key: value` lines.
     #[arg(long)]
     json: bool,
@@ -190,7 +199,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
             burst_bytes: a.request_burst_bytes,
             max_sources: a.request_sources,
         },
-        book: BookConfig::all_symbols(),
+        book: a.book.then(BookConfig::all_symbols),
     };
     cfg.validate().map_err(flag_error)?;
     if let Some(path) = &a.write {
@@ -221,6 +230,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         reorder: a.reorder_b,
         ..Faults::NONE
     };
+    let placement = place(choose_cpu(a.cpu, None)?, None, false)?;
     let mut ta = open_feed(&a.feed_a, fa, a.fault_seed, "feed A", "-a")?;
     let mut tb = open_feed(&a.feed_b, fb, a.fault_seed ^ FEED_B_SEED, "feed B", "-b")?;
     let mut tr = open_optional(&a.retransmit, Role::Server, "re-request server")?;
@@ -243,19 +253,28 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         )
         .put("feed_a", a.feed_a.clone())
         .put("feed_b", a.feed_b.clone())
-        .put("retransmit", a.retransmit.clone())
-        .put("messages", r.messages)
+        .put("retransmit", a.retransmit.clone());
+    for (k, v) in placement {
+        rep.put(&k, v);
+    }
+    rep.put("messages", r.messages)
         .put("packets", r.packets)
         .put("heartbeats", r.heartbeats)
         .put("seconds", (r.seconds * 1e6).round() / 1e6)
         .put("messages_per_sec", r.messages_per_sec)
+        .put(
+            "messages_per_packet",
+            (r.messages as f64 / r.packets.max(1) as f64 * 100.0).round() / 100.0,
+        )
         .put("rate_target", r.rate_target)
         .put("behind_schedule_max_us", r.behind_schedule_max_us)
         .put("schedule_restarts", r.schedule_restarts)
         .put("send_errors", r.send_errors)
         .put("faults", json!(r.faults))
-        .put("retransmission", json!(r.retransmission));
-    put_market(&mut rep, &r.market);
+        .put("retransmission", json!(r.retransmission))
+        .put("counts", json!(r.market.counts))
+        .put("stream_digest", format!("{:016x}", r.market.stream_digest))
+        .put("book", json!(r.market.book));
     if let Some(e) = &r.error {
         rep.put("error", e.clone());
     }

@@ -137,6 +137,7 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     }
     rep.put("seconds", (r.seconds * 1e3).round() / 1e3)
         .put("delivered", r.delivered)
+        .put("messages_per_sec", r.messages_per_sec)
         .put("lost", r.lost)
         .put(
             "lost_ranges",
