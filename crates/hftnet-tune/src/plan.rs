@@ -449,6 +449,11 @@ pub struct Snapshot {
 /// The format marker of snapshots.
 pub const SNAPSHOT_FORMAT: &str = "hftnet-tune-snapshot-1";
 
+/// Largest snapshot file read: 64 MiB (an apply records a few hundred
+/// entries of a few hundred bytes). A larger file is refused before it is
+/// read, not loaded whole into memory.
+pub const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
+
 /// Why a snapshot could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -719,8 +724,23 @@ impl Snapshot {
                 meta.mode() & 0o777
             )));
         }
+        let too_large = || {
+            untrusted(format!(
+                "is larger than {MAX_SNAPSHOT_BYTES} bytes (MAX_SNAPSHOT_BYTES), more than any \
+                 apply writes"
+            ))
+        };
+        if meta.len() > MAX_SNAPSHOT_BYTES {
+            return Err(too_large());
+        }
+        // The file may grow after the check: read one byte more than allowed at most.
         let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes).map_err(io)?;
+        std::io::Read::take(&mut f, MAX_SNAPSHOT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
+            return Err(too_large());
+        }
         Self::parse(&p, &bytes, host, force)
     }
 

@@ -34,6 +34,15 @@ pub enum ProfileError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Not a regular file, or larger than [`MAX_PROFILE_BYTES`]: refused
+    /// before it is read.
+    #[error("profile {path}: {why}")]
+    Refused {
+        /// The file.
+        path: String,
+        /// Why, with the limit.
+        why: String,
+    },
     /// Not valid TOML, or a section or key the format does not have.
     #[error("profile {origin}: {message}")]
     Syntax {
@@ -169,6 +178,53 @@ impl fmt::Display for Want {
     }
 }
 
+/// Largest profile file read: 1 MiB (the built-in profiles are a few KiB).
+/// A larger file, or one that is not a regular file (`--profile /dev/zero`
+/// was read until memory ran out), is refused before it is read.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
+/// The text of a profile file, at most [`MAX_PROFILE_BYTES`] of a regular
+/// file (`O_NONBLOCK`: a FIFO under the name does not hang the open).
+fn read_profile_file(p: &str) -> Result<String, ProfileError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_err = |source| ProfileError::Read {
+        path: p.to_string(),
+        source,
+    };
+    let refused = |why: String| ProfileError::Refused {
+        path: p.to_string(),
+        why,
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(p)
+        .map_err(read_err)?;
+    let meta = f.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(refused("is not a regular file".into()));
+    }
+    let too_large = || {
+        refused(format!(
+            "is larger than {MAX_PROFILE_BYTES} bytes (MAX_PROFILE_BYTES); a profile is a \
+             short TOML file"
+        ))
+    };
+    if meta.len() > MAX_PROFILE_BYTES {
+        return Err(too_large());
+    }
+    // The file may grow after the check: read one byte more than allowed at most.
+    let mut text = String::new();
+    f.take(MAX_PROFILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    if text.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
+}
+
 /// One setting of a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
@@ -208,13 +264,7 @@ impl Profile {
         match name_or_path {
             "latency" => Self::parse("latency", LATENCY),
             "throughput" => Self::parse("throughput", THROUGHPUT),
-            p if Path::new(p).exists() => {
-                let text = std::fs::read_to_string(p).map_err(|source| ProfileError::Read {
-                    path: p.to_string(),
-                    source,
-                })?;
-                Self::parse(p, &text)
-            }
+            p if Path::new(p).exists() => Self::parse(p, &read_profile_file(p)?),
             p => Err(ProfileError::NotFound(p.to_string())),
         }
     }

@@ -108,6 +108,14 @@ fn pick_rungs(
         .collect())
 }
 
+/// Smallest `--size`: a probe carries its header.
+const LAB_MIN_SIZE: usize = hftnet_wire::probe::HEADER_LEN;
+
+/// Largest `--size`: the largest UDP payload. The lab's rows are datagrams
+/// (a larger size failed every UDP row only after the lab was built); a
+/// stream or ring beyond it is measured with `hftnet ping`.
+const LAB_MAX_SIZE: usize = hftnet_io::udp::MAX_UDP_PAYLOAD;
+
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct LabArgs {
@@ -351,6 +359,13 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     )?;
     if a.rounds == 0 {
         bail!("--rounds must be at least 1");
+    }
+    if !(LAB_MIN_SIZE..=LAB_MAX_SIZE).contains(&a.size) {
+        bail!(
+            "--size {} is outside {LAB_MIN_SIZE}..={LAB_MAX_SIZE} bytes (a probe header to the \
+             largest UDP payload)",
+            a.size
+        );
     }
     // Each round gives every row a slice of duration / rounds.
     if a.duration < Duration::from_millis(u64::from(a.rounds)) {

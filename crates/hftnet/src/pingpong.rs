@@ -238,6 +238,9 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
             hftnet_bench::throughput::MAX_BURST
         );
     }
+    if a.duration.is_some_and(|d| d.is_zero()) {
+        bail!("--duration must be more than zero (leave it out to serve until interrupted)");
+    }
     let ep = endpoint_for_command(&a.uri, "pong")?;
     let cpu = choose_cpu(a.cpu, ep.cpu())?;
     let placement = place(cpu, a.fifo, a.mlock)?;

@@ -51,7 +51,7 @@ enum TuneCommand {
 #[derive(Debug, Args)]
 struct Common {
     /// Interface to audit or tune (repeat for several); nothing else is touched.
-    #[arg(long = "iface")]
+    #[arg(long = "iface", value_parser = crate::util::parse_iface)]
     ifaces: Vec<String>,
     /// CPUs the trading threads run on, e.g. 2-3 (for IRQ affinity, isolation, C-states).
     #[arg(long, value_parser = parse_cpus)]

@@ -29,6 +29,30 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is not a size such as 64, 4K or 1M"))
 }
 
+/// Longest interface name: the kernel's `IFNAMSIZ` (16) less its NUL.
+pub const MAX_IFACE_NAME: usize = 15;
+
+/// Parses an `--iface` value: 1 to [`MAX_IFACE_NAME`] bytes, none of them
+/// `/`, `:`, a space or a control character (what the kernel refuses in a
+/// name), so a bad name is refused before anything reads the host.
+pub fn parse_iface(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > MAX_IFACE_NAME {
+        return Err(format!(
+            "{s:?} is not an interface name: 1 to {MAX_IFACE_NAME} characters (see `ip link`)"
+        ));
+    }
+    if s == "."
+        || s == ".."
+        || s.bytes()
+            .any(|b| b == b'/' || b == b':' || b <= b' ' || b == 0x7f)
+    {
+        return Err(format!(
+            "{s:?} is not an interface name: no '/', ':', spaces or control characters (see `ip link`)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
 /// A parsed `--cpus` value (a newtype: clap gives `Option<Vec<_>>` another
 /// meaning).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,6 +19,7 @@ enum XdpAction {
     /// verdict (redirected, passed and why) and each steered flow.
     Stats {
         /// The interface.
+        #[arg(value_parser = crate::util::parse_iface)]
         iface: String,
         /// Print one JSON object instead of `# key: value` lines.
         #[arg(long)]

@@ -60,6 +60,12 @@ use crate::uri::{Uri, UriError};
 
 /// Slots per queue unless `slots=` says otherwise.
 pub const DEFAULT_SLOTS: u32 = 1024;
+
+/// Most bytes of one direction's queue (`slots=` x `size=`): 1 GiB, the
+/// bound of every ring of this crate. 2^20 slots of 64 KiB (64 GiB) were
+/// accepted before and allocated on open.
+pub const MAX_QUEUE_BYTES: u64 = 1 << 30;
+
 /// Bytes per slot (the largest message) unless `size=` says otherwise.
 pub const DEFAULT_SLOT_SIZE: u32 = 2048;
 /// How long a send with `full=wait` waits for a free slot.
@@ -157,6 +163,16 @@ impl MemConfig {
             crate::uri::parse_size(v).filter(|n| (64..=65536).contains(n))
         })? {
             c.slot_size = n as u32;
+        }
+        if u64::from(c.slots) * u64::from(c.slot_size) > MAX_QUEUE_BYTES {
+            return Err(UriError::BadValue {
+                param: "slots".into(),
+                value: format!("{} (with size={})", c.slots, c.slot_size),
+                expected: format!(
+                    "slots x size within {} MiB per queue (MAX_QUEUE_BYTES): lower slots= or size=",
+                    MAX_QUEUE_BYTES >> 20
+                ),
+            });
         }
         c.full = match p.choice("full", &["drop", "wait"])? {
             Some("wait") => Full::Wait,

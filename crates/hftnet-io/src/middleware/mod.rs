@@ -76,6 +76,10 @@ pub const DEFAULT_FAULT_SLOTS: usize = 1024;
 /// (`fault_slots` × the transport's largest message): 1 GiB.
 pub const MAX_FAULT_BUFFERS: usize = 1 << 30;
 
+/// Longest `delay=` or `jitter=`: 60 s (60.5 s was accepted before, the
+/// check looking at whole seconds only).
+pub const MAX_FAULT_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where the capture goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PcapConfig {
@@ -169,7 +173,7 @@ impl Layers {
         let dur = |p: &mut crate::uri::Params<'_>, k: &str| {
             p.get_with(k, "a duration such as 50us, 2ms or 1s (at most 60s)", |v| {
                 crate::uri::parse_duration(v)
-                    .filter(|d| d.as_secs() <= 60)
+                    .filter(|d| *d <= MAX_FAULT_DELAY)
                     .map(|d| d.as_nanos() as u64)
             })
         };

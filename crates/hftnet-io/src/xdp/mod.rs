@@ -235,6 +235,13 @@ impl XdpConfig {
                 ))
             })?
         };
+        if queue >= steer::MAX_QUEUES {
+            return Err(malformed(format!(
+                "queue {queue} is out of range: XDP steering supports queues 0..{} \
+                 (steer::MAX_QUEUES), e.g. xdp://{iface}/0",
+                steer::MAX_QUEUES
+            )));
+        }
         let mut p = uri.params(&[XDP_PARAMS]);
         let Some(port) = p.int("port", 1..=65535)? else {
             return Err(malformed(
@@ -277,6 +284,17 @@ impl XdpConfig {
                 crate::uri::parse_int(v).filter(|n| (64..=32768).contains(n) && n & (n - 1) == 0)
             })?
             .map_or(c.ring_size, |n| n as u32);
+        if u64::from(c.frames) * u64::from(c.frame_size) > MAX_UMEM_BYTES {
+            return Err(UriError::BadValue {
+                param: "frames".into(),
+                value: format!("{} (with frame_size={})", c.frames, c.frame_size),
+                expected: format!(
+                    "frames x frame_size within {} MiB of UMEM (MAX_UMEM_BYTES): lower frames= \
+                     or frame_size=",
+                    MAX_UMEM_BYTES >> 20
+                ),
+            });
+        }
         c.need_wakeup = p.bool("need_wakeup")?.unwrap_or(true);
         c.socket.strategy = RxStrategy::from_params(&mut p)?;
         c.socket.cpu = p.int("cpu", 0..=4095)?.map(|v| v as usize);
@@ -292,6 +310,12 @@ impl XdpConfig {
         (self.frame_size as usize).saturating_sub(256 + HEADERS)
     }
 }
+
+/// Most bytes of UMEM (`frames=` x `frame_size=`) an `xdp://` endpoint
+/// registers: 1 GiB, the bound of every ring of this crate (shm, packet,
+/// fault buffers). UMEM is pinned memory; 2^20 frames of 4096 bytes (4 GiB)
+/// were accepted before.
+pub const MAX_UMEM_BYTES: u64 = 1 << 30;
 
 /// Counters of an `xdp://` transport.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -27,6 +27,6 @@ pub use guard::{
 };
 pub use hftnet_wire::faults::{BadProbability, FaultInjector, FaultStats, Faults};
 pub use publisher::{
-    ConfigError, PublishError, Publisher, PublisherConfig, PublisherStats, Reply, ReplyBudget,
-    RequestError, write_request,
+    ConfigError, MAX_HISTORY, PublishError, Publisher, PublisherConfig, PublisherStats, Reply,
+    ReplyBudget, RequestError, write_request,
 };

@@ -26,6 +26,13 @@ use hftnet_wire::moldudp64::{
     Session,
 };
 
+/// Most messages a [`PublisherConfig::history`] may keep: 8,388,608
+/// (2^23), eight times the default. The exchange gives its ring 64 bytes a
+/// message (512 MiB) and the index takes 8 more (64 MiB); a larger history
+/// asks for gigabytes before the first packet (`--history 1000000000000`
+/// aborted on a failed allocation of 32 GiB).
+pub const MAX_HISTORY: usize = 1 << 23;
+
 /// How a [`Publisher`] packs, remembers and paces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublisherConfig {
@@ -88,8 +95,11 @@ impl PublisherConfig {
         if self.max_messages_per_packet == 0 || self.max_messages_per_packet == END_OF_SESSION {
             return bad("max_messages_per_packet", "must be between 1 and 65534");
         }
-        if self.history == 0 {
-            return bad("history", "must keep at least one message");
+        if !(1..=MAX_HISTORY).contains(&self.history) {
+            return bad(
+                "history",
+                "must keep at least one message and at most 8388608 (MAX_HISTORY)",
+            );
         }
         if self.history_bytes < self.max_payload - HEADER_LEN - BLOCK_HEADER_LEN
             || u32::try_from(self.history_bytes).is_err()
@@ -970,6 +980,30 @@ mod tests {
             Ok(1)
         );
         assert_eq!(decode(&out)[0].2, vec![msg(2).to_vec()]);
+    }
+
+    #[test]
+    fn history_is_bounded_before_anything_is_allocated() {
+        for history in [MAX_HISTORY + 1, usize::MAX] {
+            let e = PublisherConfig { history, ..cfg() }.validate().unwrap_err();
+            assert_eq!(e.field, "history");
+            assert!(e.why.contains(&MAX_HISTORY.to_string()), "{e}");
+        }
+        let e = PublisherConfig {
+            history: 0,
+            ..cfg()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.field, "history");
+        assert!(
+            PublisherConfig {
+                history: MAX_HISTORY,
+                ..cfg()
+            }
+            .validate()
+            .is_ok()
+        );
     }
 
     #[test]

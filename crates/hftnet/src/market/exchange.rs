@@ -17,6 +17,7 @@ use hftnet_apps::exchange::{
 };
 use hftnet_io::Role;
 use hftnet_trade::book::BookConfig;
+use hftnet_trade::exchange::MAX_HISTORY;
 use hftnet_trade::exchange::{RequestLimits, SourcePrefix};
 use hftnet_wire::faults::Faults;
 use serde_json::json;
@@ -70,7 +71,7 @@ pub struct ExchangeArgs {
     /// Heartbeat after this long without a packet.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     heartbeat: Duration,
-    /// Messages kept for re-requests.
+    /// Messages kept for re-requests (1 to 8388608).
     #[arg(long, default_value_t = 1 << 20)]
     history: usize,
     /// Largest downstream packet in bytes (UDP payload).
@@ -144,6 +145,9 @@ fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
         ExchangeConfigError::MaxPayload(n) => anyhow!(
             "--max-payload {n} is too small: a MoldUDP64 packet with the largest ITCH message needs {MIN_PAYLOAD} bytes"
         ),
+        ExchangeConfigError::Publisher(e) if e.field == "history" => {
+            anyhow!("--history must keep 1 to {MAX_HISTORY} messages (MAX_HISTORY)")
+        }
         ExchangeConfigError::Heartbeat(d) => {
             anyhow!("--heartbeat {d:?} is too short: use 1ms or more")
         }
@@ -170,6 +174,13 @@ fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
 pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     if a.write.is_none() && a.feed_a.is_none() && a.feed_b.is_none() {
         bail!("give --feed-a and/or --feed-b to send, or --write FILE to write a file");
+    }
+    // A session of nothing is a mistake, not a run: refused before anything opens.
+    if a.messages == Some(0) {
+        bail!("--messages must be at least 1");
+    }
+    if a.duration.is_some_and(|d| d.is_zero()) {
+        bail!("--duration must be more than zero");
     }
     let session = a.session.clone().unwrap_or_else(session_name_for_run);
     let cfg = ExchangeConfig {

@@ -79,6 +79,18 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
     if a.feed_a.is_none() && a.feed_b.is_none() {
         anyhow::bail!("give --feed-a and/or --feed-b");
     }
+    // Zero would end the run before it starts (--duration, --idle-timeout)
+    // or re-request a gap over and over without waiting (--request-timeout):
+    // refused before anything opens. (--gap-wait 0 is legitimate: re-request at once.)
+    for (flag, d) in [
+        ("--duration", a.duration),
+        ("--idle-timeout", Some(a.idle_timeout)),
+        ("--request-timeout", Some(a.request_timeout)),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            anyhow::bail!("{flag} must be more than zero");
+        }
+    }
     let recovery = !a.no_recovery && a.retransmit.is_some();
     if !a.no_recovery && a.retransmit.is_none() {
         eprintln!(
