@@ -306,6 +306,9 @@ impl Profile {
                     "a dotted sysctl name such as net.core.busy_poll",
                 ));
             }
+            if let Err(why) = crate::scope::sysctl_allowed(&k) {
+                return Err(bad(&format!("sysctl {k}"), "", &why));
+            }
             push(Want::Sysctl(k), e)?;
         }
         for (k, e) in f.nic {
@@ -533,6 +536,11 @@ mod tests {
             err("name = \"x\"\n[nic]\n\"coalesce.rx-usec\" = \"0\"\n").contains("coalesce.rx-usec")
         );
         assert!(err("name = \"x\"\n[sysctl]\nbusy_poll = \"50\"\n").contains("dotted sysctl name"));
+        let e = err("name = \"x\"\n[sysctl]\n\"kernel.core_pattern\" = \"|/tmp/x\"\n");
+        assert!(
+            e.contains("kernel.core_pattern") && e.contains("outside"),
+            "{e}"
+        );
         assert!(err("name = \"x\"\n[cpu]\nisolate = \"yes\"\n").contains("on or off"));
         assert!(err("name = \"x\"\n[thp]\nenabled = \"sometimes\"\n").contains("madvise"));
         assert!(err("name = \"x\"\n[irq]\naffinity = \"all\"\n").contains("CPU list"));

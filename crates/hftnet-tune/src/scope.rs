@@ -6,8 +6,14 @@
 //! be able to name anything an apply could not have touched. The planner
 //! ([`crate::plan::plan`], [`crate::cpuset::plan_cpu_isolation`]) names only:
 //!
-//! - sysctls (any the profile names): a dotted name of `[A-Za-z0-9_-]`
-//!   components that exists as a file under `/proc/sys`;
+//! - sysctls: a dotted name of `[A-Za-z0-9_-]` components that exists as
+//!   a file under `/proc/sys`, inside the namespaces the profiles tune
+//!   ([`SYSCTL_ALLOWED`]: `net.core.*`, `net.ipv4.*`, `net.ipv6.*`, `vm.*`,
+//!   `kernel.sched_*`, `kernel.numa_balancing`, `kernel.timer_migration`,
+//!   `kernel.watchdog*`, `kernel.nmi_watchdog`, `kernel.soft_watchdog`) and
+//!   not one of the security knobs in them ([`SYSCTL_DENIED`]): nothing that
+//!   runs a program as root (`kernel.core_pattern`, `kernel.modprobe`, ...)
+//!   or weakens the kernel (`vm.mmap_min_addr`, `net.core.bpf_jit_harden`, ...);
 //! - files ([`file_kind`]): `proc/irq/N/smp_affinity_list`,
 //!   `proc/irq/default_smp_affinity`,
 //!   `sys/devices/system/cpu/cpuN/cpufreq/scaling_governor`,
@@ -194,7 +200,83 @@ fn cpuset_dir(cpuset: Option<&CpusetMount>) -> Option<&str> {
     })
 }
 
-/// Checks a sysctl name's shape and that it exists under `/proc/sys`.
+/// The sysctls an apply may set: a name ending in `*` is a prefix, any
+/// other an exact name. Derived from what the built-in profiles and the
+/// audit ([`crate::facts`]) name.
+pub const SYSCTL_ALLOWED: &[&str] = &[
+    "net.core.*",
+    "net.ipv4.*",
+    "net.ipv6.*",
+    "vm.*",
+    "kernel.sched_*",
+    "kernel.numa_balancing",
+    "kernel.timer_migration",
+    "kernel.watchdog*",
+    "kernel.nmi_watchdog",
+    "kernel.soft_watchdog",
+];
+
+/// Sysctls inside [`SYSCTL_ALLOWED`] an apply never sets, with why
+/// (a name ending in `*` is a prefix).
+pub const SYSCTL_DENIED: &[(&str, &str)] = &[
+    (
+        "vm.mmap_min_addr",
+        "guards against NULL-pointer dereference exploits",
+    ),
+    ("vm.mmap_rnd_bits", "sets address-space randomisation"),
+    (
+        "vm.mmap_rnd_compat_bits",
+        "sets address-space randomisation",
+    ),
+    (
+        "vm.unprivileged_userfaultfd",
+        "opens userfaultfd to unprivileged users",
+    ),
+    (
+        "vm.user_reserve_kbytes",
+        "memory kept for root to recover the machine",
+    ),
+    (
+        "vm.admin_reserve_kbytes",
+        "memory kept for root to recover the machine",
+    ),
+    ("net.core.bpf_*", "BPF JIT hardening and limits"),
+];
+
+fn sysctl_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
+    }
+}
+
+/// Whether an apply may set sysctl `name` (by name only, see
+/// [`SYSCTL_ALLOWED`] and [`SYSCTL_DENIED`]); `/` in a name is read as `.`
+/// the way `sysctl(8)` does for interface names.
+///
+/// # Errors
+/// A sentence naming the sysctl and why it is refused.
+pub fn sysctl_allowed(name: &str) -> Result<(), String> {
+    // The namespaces are checked on the dotted form; a `/` only appears
+    // inside an interface name (`net.ipv4.conf.eth0/100.rp_filter`).
+    let ns = name.split('/').next().unwrap_or(name);
+    if let Some((_, why)) = SYSCTL_DENIED.iter().find(|(p, _)| sysctl_matches(p, ns)) {
+        return Err(format!(
+            "sysctl {name} is a security setting an apply never changes ({why})"
+        ));
+    }
+    if SYSCTL_ALLOWED.iter().any(|p| sysctl_matches(p, ns)) {
+        return Ok(());
+    }
+    Err(format!(
+        "sysctl {name} is outside what an apply tunes (only {}); settings such as \
+         kernel.core_pattern or kernel.modprobe run programs as root",
+        SYSCTL_ALLOWED.join(", ")
+    ))
+}
+
+/// Checks a sysctl name's shape, that an apply may set it
+/// ([`sysctl_allowed`]) and that it exists under `/proc/sys`.
 ///
 /// # Errors
 /// Why the name is refused.
@@ -211,6 +293,7 @@ pub fn check_sysctl(root: &Root, name: &str) -> Result<(), String> {
     if !shape {
         return Err("not a sysctl name (dotted components of letters, digits, `_`, `-`)".into());
     }
+    sysctl_allowed(name)?;
     let path = sysctl_path(name).map_err(|e| e.to_string())?;
     let full = root.path(&path).map_err(|e| e.to_string())?;
     match std::fs::symlink_metadata(&full) {
@@ -387,6 +470,54 @@ pub fn check_created_dir(root: &Root, path: &str, created: Option<DirId>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sysctls_an_apply_sets() {
+        for ok in [
+            "net.core.busy_poll",
+            "net.ipv4.tcp_rmem",
+            "net.ipv4.conf.eth0/100.rp_filter",
+            "vm.swappiness",
+            "kernel.sched_rt_runtime_us",
+            "kernel.numa_balancing",
+            "kernel.timer_migration",
+            "kernel.watchdog_thresh",
+            "kernel.nmi_watchdog",
+        ] {
+            assert_eq!(sysctl_allowed(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "kernel.core_pattern",
+            "kernel.modprobe",
+            "kernel.hotplug",
+            "kernel.poweroff_cmd",
+            "kernel.usermodehelper.bset",
+            "kernel.yama.ptrace_scope",
+            "kernel.kptr_restrict",
+            "kernel.dmesg_restrict",
+            "kernel.unprivileged_bpf_disabled",
+            "kernel.unprivileged_userns_clone",
+            "fs.protected_symlinks",
+            "fs.suid_dumpable",
+            "vm.mmap_min_addr",
+            "vm.unprivileged_userfaultfd",
+            "net.core.bpf_jit_harden",
+            "kernel.sched2",
+            "kernel.nmi_watchdogx",
+        ] {
+            let why = sysctl_allowed(bad).expect_err(bad);
+            assert!(why.contains(bad), "{bad}: {why}");
+        }
+        // Through check_sysctl too, before the file is looked at.
+        let root = Root::at("/nonexistent");
+        let why = check_sysctl(&root, "kernel.core_pattern").unwrap_err();
+        assert!(
+            why.contains("kernel.core_pattern") && why.contains("outside"),
+            "{why}"
+        );
+        let why = check_sysctl(&root, "vm.mmap_min_addr").unwrap_err();
+        assert!(why.contains("security"), "{why}");
+    }
 
     #[test]
     fn files_an_apply_writes() {

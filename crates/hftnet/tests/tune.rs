@@ -440,8 +440,16 @@ fn a_crafted_snapshot_cannot_make_revert_write_anywhere() {
     t.put("proc/sys/vm/swappiness", "10\n");
     let bad: Vec<(serde_json::Value, &str)> = vec![
         (
-            serde_json::json!({"kind": "sysctl", "name": "kernel.no_such_sysctl"}),
+            serde_json::json!({"kind": "sysctl", "name": "vm.no_such_sysctl"}),
             "no such sysctl",
+        ),
+        (
+            serde_json::json!({"kind": "sysctl", "name": "kernel.core_pattern"}),
+            "kernel.core_pattern is outside what an apply tunes",
+        ),
+        (
+            serde_json::json!({"kind": "sysctl", "name": "vm.mmap_min_addr"}),
+            "vm.mmap_min_addr is a security setting",
         ),
         (
             serde_json::json!({"kind": "sysctl", "name": "../../tmp/x"}),
