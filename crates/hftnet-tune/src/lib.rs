@@ -36,3 +36,4 @@ pub mod profile;
 pub mod root;
 pub mod scope;
 pub mod services;
+pub mod trusted;

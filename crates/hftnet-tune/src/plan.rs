@@ -680,67 +680,23 @@ impl Snapshot {
     /// # Errors
     /// See [`SnapshotError`].
     pub fn load(path: &Path, host: &HostId, force: bool) -> Result<Self, SnapshotError> {
-        use std::io::Read as _;
-        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let p = path.display().to_string();
-        let io = |source| SnapshotError::Io {
-            path: p.clone(),
-            source,
-        };
-        // O_NONBLOCK: a FIFO under the name must not hang the open (it is
-        // refused below as not a regular file).
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) {
-                    SnapshotError::Untrusted {
-                        path: p.clone(),
-                        why: "is a symbolic link".into(),
-                    }
-                } else {
-                    io(e)
-                }
-            })?;
-        let meta = f.metadata().map_err(io)?;
-        let me = hftnet_sys::proc::euid();
-        let untrusted = |why: String| SnapshotError::Untrusted {
-            path: p.clone(),
-            why,
-        };
-        if !meta.is_file() {
-            return Err(untrusted("is not a regular file".into()));
-        }
-        if meta.uid() != 0 && meta.uid() != me {
-            return Err(untrusted(format!(
-                "belongs to uid {}, neither root nor you",
-                meta.uid()
-            )));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(untrusted(format!(
-                "can be written by others (mode {:o}); `chmod go-w` it if you trust its contents",
-                meta.mode() & 0o777
-            )));
-        }
-        let too_large = || {
-            untrusted(format!(
-                "is larger than {MAX_SNAPSHOT_BYTES} bytes (MAX_SNAPSHOT_BYTES), more than any \
-                 apply writes"
-            ))
-        };
-        if meta.len() > MAX_SNAPSHOT_BYTES {
-            return Err(too_large());
-        }
-        // The file may grow after the check: read one byte more than allowed at most.
-        let mut bytes = Vec::new();
-        std::io::Read::take(&mut f, MAX_SNAPSHOT_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
-        if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
-            return Err(too_large());
-        }
+        let bytes = crate::trusted::read_trusted(
+            path,
+            MAX_SNAPSHOT_BYTES,
+            "MAX_SNAPSHOT_BYTES",
+            "more than any apply writes",
+        )
+        .map_err(|e| match e {
+            crate::trusted::TrustError::Io(source) => SnapshotError::Io {
+                path: p.clone(),
+                source,
+            },
+            crate::trusted::TrustError::Untrusted(why) => SnapshotError::Untrusted {
+                path: p.clone(),
+                why,
+            },
+        })?;
         Self::parse(&p, &bytes, host, force)
     }
 

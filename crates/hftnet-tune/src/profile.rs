@@ -34,8 +34,9 @@ pub enum ProfileError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// Not a regular file, or larger than [`MAX_PROFILE_BYTES`]: refused
-    /// before it is read.
+    /// Not a regular file, a symbolic link, owned by another user,
+    /// writable by group or others, or larger than [`MAX_PROFILE_BYTES`]:
+    /// refused before it is read.
     #[error("profile {path}: {why}")]
     Refused {
         /// The file.
@@ -183,46 +184,31 @@ impl fmt::Display for Want {
 /// was read until memory ran out), is refused before it is read.
 pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
 
-/// The text of a profile file, at most [`MAX_PROFILE_BYTES`] of a regular
-/// file (`O_NONBLOCK`: a FIFO under the name does not hang the open).
+/// The text of a profile file, read under the snapshot's rule
+/// ([`crate::trusted::read_trusted`]): a regular file of at most
+/// [`MAX_PROFILE_BYTES`], owned by root or you, not writable by group or
+/// others, not a symbolic link.
 fn read_profile_file(p: &str) -> Result<String, ProfileError> {
-    use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let read_err = |source| ProfileError::Read {
+    let bytes = crate::trusted::read_trusted(
+        Path::new(p),
+        MAX_PROFILE_BYTES,
+        "MAX_PROFILE_BYTES",
+        "a profile is a short TOML file",
+    )
+    .map_err(|e| match e {
+        crate::trusted::TrustError::Io(source) => ProfileError::Read {
+            path: p.to_string(),
+            source,
+        },
+        crate::trusted::TrustError::Untrusted(why) => ProfileError::Refused {
+            path: p.to_string(),
+            why: format!("{why}: a profile tells root what to set; refusing it"),
+        },
+    })?;
+    String::from_utf8(bytes).map_err(|_| ProfileError::Refused {
         path: p.to_string(),
-        source,
-    };
-    let refused = |why: String| ProfileError::Refused {
-        path: p.to_string(),
-        why,
-    };
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(p)
-        .map_err(read_err)?;
-    let meta = f.metadata().map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(refused("is not a regular file".into()));
-    }
-    let too_large = || {
-        refused(format!(
-            "is larger than {MAX_PROFILE_BYTES} bytes (MAX_PROFILE_BYTES); a profile is a \
-             short TOML file"
-        ))
-    };
-    if meta.len() > MAX_PROFILE_BYTES {
-        return Err(too_large());
-    }
-    // The file may grow after the check: read one byte more than allowed at most.
-    let mut text = String::new();
-    f.take(MAX_PROFILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(read_err)?;
-    if text.len() as u64 > MAX_PROFILE_BYTES {
-        return Err(too_large());
-    }
-    Ok(text)
+        why: "is not UTF-8 text".into(),
+    })
 }
 
 /// One setting of a profile.
@@ -264,7 +250,7 @@ impl Profile {
         match name_or_path {
             "latency" => Self::parse("latency", LATENCY),
             "throughput" => Self::parse("throughput", THROUGHPUT),
-            p if Path::new(p).exists() => Self::parse(p, &read_profile_file(p)?),
+            p if std::fs::symlink_metadata(p).is_ok() => Self::parse(p, &read_profile_file(p)?),
             p => Err(ProfileError::NotFound(p.to_string())),
         }
     }
@@ -565,5 +551,53 @@ mod tests {
         assert_eq!(p.settings.len(), 2);
         assert_eq!(p.settings[0].value, "25");
         assert_eq!(p.settings[0].why, "");
+    }
+
+    /// A profile file is read under the snapshot's rule: owned by root or
+    /// the invoking user, not writable by group or others, not a symbolic
+    /// link; a good one loads.
+    #[test]
+    fn a_profile_file_root_must_not_trust_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("hftnet-profile-trust-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        struct Clean(std::path::PathBuf);
+        impl Drop for Clean {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _clean = Clean(dir.clone());
+        let text = "name = \"mine\"\n[sysctl]\n\"net.core.busy_read\" = \"25\"\n";
+        let file = |name: &str, mode: u32| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p.display().to_string()
+        };
+        let good = file("good.toml", 0o644);
+        assert_eq!(Profile::load(&good).unwrap().name, "mine");
+        let refused = |p: &str| match Profile::load(p) {
+            Err(ProfileError::Refused { why, .. }) => why,
+            other => panic!("{p}: {other:?}"),
+        };
+        let why = refused(&file("group.toml", 0o664));
+        assert!(
+            why.contains("written by others") && why.contains("664"),
+            "{why}"
+        );
+        let why = refused(&file("world.toml", 0o646));
+        assert!(why.contains("written by others"), "{why}");
+        let link = dir.join("link.toml");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        let why = refused(&link.display().to_string());
+        assert!(why.contains("symbolic link"), "{why}");
+        if hftnet_sys::proc::euid() == 0 {
+            let other = file("other.toml", 0o644);
+            std::os::unix::fs::chown(&other, Some(65534), None).unwrap();
+            let why = refused(&other);
+            assert!(why.contains("uid 65534"), "{why}");
+        }
     }
 }
