@@ -178,7 +178,7 @@ impl Access for System<'_> {
                 };
                 crate::scope::check_created_dir(&self.root, path, *created).map_err(failed)?;
                 let r = if created.is_some() {
-                    op.undo(&self.root).map_err(|e| e.to_string())
+                    op.undo(&self.root).map(drop).map_err(|e| e.to_string())
                 } else {
                     self.root.remove_dir(path).map_err(|e| {
                         format!(
@@ -191,14 +191,21 @@ impl Access for System<'_> {
             }
             Target::HostOp { op } => {
                 let r = if value == op.new_value() {
-                    op.apply(&self.root)
+                    op.apply(&self.root).map(|()| None)
                 } else {
                     op.undo(&self.root)
                 };
-                r.map_err(|e| AccessError::Failed {
-                    target: target.to_string(),
-                    why: e.to_string(),
-                })
+                match r {
+                    Ok(None) => Ok(()),
+                    Ok(Some(why)) => Err(AccessError::Skipped {
+                        target: target.to_string(),
+                        why,
+                    }),
+                    Err(e) => Err(AccessError::Failed {
+                        target: target.to_string(),
+                        why: e.to_string(),
+                    }),
+                }
             }
         }
     }

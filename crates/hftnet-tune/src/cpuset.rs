@@ -54,8 +54,10 @@ pub enum HostOp {
         controller: String,
     },
     /// Move process `pid` into a cgroup by writing it to `to` (a
-    /// `cgroup.procs` file); undone by writing it to `from`. Best effort:
-    /// processes exit, kernel threads do not move.
+    /// `cgroup.procs` file); undone by writing it to `from`, only while
+    /// `pid` is still the same process (same `start_time`) and still in the
+    /// cgroup it was moved to. Best effort: processes exit, kernel threads
+    /// do not move.
     MoveProcess {
         /// Process ID.
         pid: u32,
@@ -63,6 +65,11 @@ pub enum HostOp {
         from: String,
         /// The `cgroup.procs` file of the cgroup it goes to.
         to: String,
+        /// Field 22 of `/proc/PID/stat` (clock ticks after boot) when
+        /// planned: with the PID, names the process. Absent in snapshots of
+        /// older versions: such a process is not moved back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<u64>,
     },
 }
 
@@ -105,7 +112,24 @@ impl HostOp {
             HostOp::EnableController {
                 path, controller, ..
             } => root.write(path, &format!("+{controller}")),
-            HostOp::MoveProcess { pid, to, .. } => root.write(to, &pid.to_string()),
+            HostOp::MoveProcess {
+                pid,
+                to,
+                start_time,
+                ..
+            } => {
+                if start_time.is_some() && process_start_time(root, *pid) != *start_time {
+                    // Exited, and the PID may be another process's now.
+                    return Err(RootError::Io {
+                        action: format!(
+                            "moving process {pid} (planned with start time {start_time:?}) to"
+                        ),
+                        path: to.into(),
+                        source: std::io::Error::from_raw_os_error(ESRCH),
+                    });
+                }
+                root.write(to, &pid.to_string())
+            }
         }
     }
 
@@ -114,19 +138,59 @@ impl HostOp {
     /// process back (one that has exited is fine). The caller checks that
     /// a directory is the one created ([`crate::scope::check_created_dir`]).
     ///
+    /// A process is moved back only while it is the one moved (same PID and
+    /// start time) and still in the cgroup it was moved to; otherwise
+    /// nothing is written and `Ok(Some(why))` says why it was left alone.
+    ///
     /// # Errors
     /// As for [`Root::remove_dir`] and [`Root::write`].
-    pub fn undo(&self, root: &Root) -> Result<(), RootError> {
+    pub fn undo(&self, root: &Root) -> Result<Option<String>, RootError> {
         match self {
-            HostOp::CreateDir { path, .. } => remove_cgroup(root, path),
+            HostOp::CreateDir { path, .. } => remove_cgroup(root, path).map(|()| None),
             HostOp::EnableController {
                 path, controller, ..
-            } => root.write(path, &format!("-{controller}")),
-            HostOp::MoveProcess { pid, from, .. } => match root.write(from, &pid.to_string()) {
-                // The process exited: nothing to move back.
-                Err(e) if e.raw_os_error() == Some(ESRCH) => Ok(()),
-                r => r,
-            },
+            } => root.write(path, &format!("-{controller}")).map(|()| None),
+            HostOp::MoveProcess {
+                pid,
+                from,
+                to,
+                start_time,
+            } => {
+                let Some(want) = start_time else {
+                    return Ok(Some(format!(
+                        "process {pid} left where it is: this snapshot (of an older hftnet) \
+                         does not record its start time, so PID {pid} may be another process \
+                         by now; move it back by hand (echo {pid} > /{from}) if it is the one"
+                    )));
+                };
+                let Some(now) = process_start_time(root, *pid) else {
+                    // The process exited: nothing to move back.
+                    return Ok(None);
+                };
+                if now != *want {
+                    return Ok(Some(format!(
+                        "process {pid} left where it is: PID {pid} is another process now \
+                         (start time {now}, the one moved started at {want}; that one exited)"
+                    )));
+                }
+                let cgroup = to
+                    .strip_suffix("/cgroup.procs")
+                    .and_then(|d| d.rsplit_once('/'))
+                    .map_or("", |(_, name)| name);
+                let here = root.read(&format!("proc/{pid}/cpuset"))?;
+                if here.as_deref() != Some(&format!("/{cgroup}")) {
+                    return Ok(Some(format!(
+                        "process {pid} left where it is: it is no longer in /{cgroup} (now in \
+                         {}), so someone moved it since the apply",
+                        here.as_deref().unwrap_or("an unknown cpuset")
+                    )));
+                }
+                match root.write(from, &pid.to_string()) {
+                    // The process exited meanwhile: nothing to move back.
+                    Err(e) if e.raw_os_error() == Some(ESRCH) => Ok(None),
+                    r => r.map(|()| None),
+                }
+            }
         }
     }
 }
@@ -631,6 +695,7 @@ fn plan_v1(
                 pid,
                 from: from.clone(),
                 to: to.clone(),
+                start_time: process_start_time(root, pid),
             }));
         }
     } else {
@@ -640,6 +705,21 @@ fn plan_v1(
         ));
     }
     Ok(plan)
+}
+
+/// Field 22 (`starttime`, clock ticks after boot) of `/proc/PID/stat`;
+/// `None` when the process is gone or the line cannot be read.
+#[must_use]
+pub fn process_start_time(root: &Root, pid: u32) -> Option<u64> {
+    let stat = root.read(&format!("proc/{pid}/stat")).ok()??;
+    // Fields after the command name (field 2, which may contain spaces and
+    // parens) start with field 3 (state).
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(22 - 3)?
+        .parse()
+        .ok()
 }
 
 /// `PF_KTHREAD` in field 9 (`flags`) of `/proc/PID/stat`. Unreadable

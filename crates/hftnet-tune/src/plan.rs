@@ -98,6 +98,16 @@ pub enum AccessError {
         /// What went wrong and what to do.
         why: String,
     },
+    /// Nothing was written, on purpose: undoing it would touch something
+    /// that is no longer what the apply changed (a process moved back
+    /// whose PID now names another process). Reported, not a failure.
+    #[error("{target}: {why}")]
+    Skipped {
+        /// What.
+        target: String,
+        /// Why it was left alone.
+        why: String,
+    },
 }
 
 /// Reads and writes targets: the machine, or a fake.
@@ -879,6 +889,11 @@ pub fn apply(
                 outcome.result = format!("refused: {why}");
                 report.outcomes.push(outcome);
             }
+            Err(err @ AccessError::Skipped { .. }) => {
+                snapshot.entries[i].state = EntryState::Refused;
+                outcome.result = format!("left as it was: {err}");
+                report.outcomes.push(outcome);
+            }
             Err(err @ AccessError::Failed { .. }) if plan.changes[i].best_effort => {
                 // Nothing changed; the apply goes on.
                 snapshot.entries[i].state = EntryState::Refused;
@@ -903,6 +918,9 @@ pub fn apply(
             }
             let (result, state) = match access.write(&e.target, &e.old) {
                 Ok(()) => ("rolled back".to_string(), EntryState::RolledBack),
+                Err(AccessError::Skipped { why, .. }) => {
+                    (format!("left alone: {why}"), EntryState::RolledBack)
+                }
                 Err(err) => {
                     report.still_changed.push(e.target.to_string());
                     (
@@ -1025,6 +1043,7 @@ pub fn revert(
             // back, removing a cgroup); a process that has exited is fine.
             outcome.result = match access.write(&e.target, &e.old) {
                 Ok(()) => "undone".into(),
+                Err(AccessError::Skipped { why, .. }) => format!("left alone: {why}"),
                 Err(err) => {
                     r.failures += 1;
                     format!("failed: {err}")

@@ -374,7 +374,7 @@ fn check_op(cpuset: Option<&CpusetMount>, op: &HostOp) -> Result<(), String> {
                  root cgroup.subtree_control of a cgroup v2 cpuset mount"
             )),
         },
-        HostOp::MoveProcess { pid, from, to } => {
+        HostOp::MoveProcess { pid, from, to, .. } => {
             match cpuset.ok_or_else(|| none("move_process"))? {
                 CpusetMount::V1 { dir }
                     if *pid > 0
@@ -577,6 +577,7 @@ mod tests {
             pid: 7,
             from: from.into(),
             to: to.into(),
+            start_time: None,
         };
         assert!(
             check_op(

@@ -374,8 +374,12 @@ fn realistic(tag: &str) -> FakeTree {
         t.file(&format!("proc/{pid}/comm"), comm);
         t.file(
             &format!("proc/{pid}/stat"),
-            &format!("{pid} ({comm}) S 1 {pid} {pid} 0 -1 {flags} 100 0 0 0 0 0"),
+            &format!(
+                "{pid} ({comm}) S 1 {pid} {pid} 0 -1 {flags} 100 0 0 0 0 0 0 0 20 0 1 0 {}",
+                1000 + pid
+            ),
         );
+        t.file(&format!("proc/{pid}/cpuset"), "/");
     }
     t.file(
         "proc/modules",
@@ -952,7 +956,23 @@ impl Access for Kernelish<'_> {
                 }
                 self.sys.write(t, v)
             }
-            None => self.sys.write(t, v),
+            None => {
+                self.sys.write(t, v)?;
+                // The kernel shows a moved process in its new cpuset.
+                if let Target::HostOp {
+                    op: op @ HostOp::MoveProcess { pid, to, .. },
+                } = t
+                {
+                    let now = if v == op.new_value() {
+                        let cg = to.trim_end_matches("/cgroup.procs");
+                        format!("/{}", cg.rsplit('/').next().unwrap_or(""))
+                    } else {
+                        "/".into()
+                    };
+                    self.tree.file(&format!("proc/{pid}/cpuset"), &now);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -1350,6 +1370,67 @@ fn cpuset_v1_isolation_round_trip() {
         Some("1")
     );
     assert_eq!(after, before);
+
+    // Again, but meanwhile PID 812 exited and names another process (a new
+    // start time) and 900 was moved to another cpuset by someone: neither
+    // is moved back, and the revert says so; 1 is.
+    t.file("sys/fs/cgroup/cpuset/cgroup.procs", "1\n2\n52\n812\n900");
+    let r = run(&t, &services, ISOLATE, &[], &[3, 2], V1_NEW_CGROUP);
+    assert!(r.report.failed.is_none(), "{:?}", r.report);
+    t.file(
+        "proc/812/stat",
+        "812 (bash) S 1 812 812 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 99999",
+    );
+    t.file("proc/812/cpuset", &format!("/{V1_HOUSEKEEPING}"));
+    t.file("proc/900/cpuset", "/docker");
+    t.file("sys/fs/cgroup/cpuset/cgroup.procs", "");
+    let rr = revert(&r.snapshot, &r.access, false).expect("in scope");
+    assert_eq!((rr.conflicts, rr.failures), (0, 0), "{rr:?}");
+    let result = |pid: u32| {
+        rr.outcomes
+            .iter()
+            .find(|o| o.target.starts_with(&format!("process {pid} ")))
+            .map(|o| o.result.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(result(1), "undone");
+    assert!(
+        result(812).contains("left alone") && result(812).contains("another process"),
+        "{}",
+        result(812)
+    );
+    assert!(
+        result(900).contains("left alone") && result(900).contains("no longer in"),
+        "{}",
+        result(900)
+    );
+    // Only PID 1 was written back to the root cpuset.
+    assert_eq!(t.get("sys/fs/cgroup/cpuset/cgroup.procs"), "1");
+
+    // A snapshot of an older hftnet has no start time: left alone, said so.
+    let mut old = r.snapshot.clone();
+    for e in &mut old.entries {
+        if let Target::HostOp {
+            op: HostOp::MoveProcess { start_time, .. },
+        } = &mut e.target
+        {
+            *start_time = None;
+        }
+    }
+    t.file("proc/1/cpuset", &format!("/{V1_HOUSEKEEPING}"));
+    t.file("sys/fs/cgroup/cpuset/cgroup.procs", "");
+    let rr = revert(&old, &r.access, false).expect("in scope");
+    let one = rr
+        .outcomes
+        .iter()
+        .find(|o| o.target.starts_with("process 1 "))
+        .expect("process 1");
+    assert!(
+        one.result.contains("left alone") && one.result.contains("does not record its start time"),
+        "{}",
+        one.result
+    );
+    assert_eq!(t.get("sys/fs/cgroup/cpuset/cgroup.procs"), "");
 }
 
 #[test]
