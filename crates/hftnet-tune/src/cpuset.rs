@@ -180,8 +180,8 @@ impl HostOp {
                 let here = root.read(&format!("proc/{pid}/cpuset"))?;
                 if here.as_deref() != Some(&format!("/{cgroup}")) {
                     return Ok(Some(format!(
-                        "process {pid} left where it is: it is no longer in /{cgroup} (now in \
-                         {}), so someone moved it since the apply",
+                        "process {pid} left where it is: it is not in /{cgroup} (now in {}): \
+                         the apply never moved it, or someone moved it since",
                         here.as_deref().unwrap_or("an unknown cpuset")
                     )));
                 }

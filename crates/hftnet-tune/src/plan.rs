@@ -426,6 +426,8 @@ pub enum EntryState {
     /// Applied, and the rollback could not undo it: still changed, and
     /// `revert` restores it.
     RollbackFailed,
+    /// Never attempted: the apply stopped before it. `revert` skips it.
+    NotMade,
 }
 
 /// One value touched by an apply.
@@ -827,6 +829,8 @@ pub fn apply(
         ..ApplyReport::default()
     };
     let mut stop: Option<(usize, String)> = None;
+    // Entries from this index on were never attempted when the apply stops.
+    let mut untried = snapshot.entries.len();
     for i in 0..snapshot.entries.len() {
         let e = snapshot.entries[i].clone();
         let mut outcome = Outcome {
@@ -849,6 +853,7 @@ pub fn apply(
                 report.outcomes.push(outcome);
                 report.snapshot_error = Some(err.to_string());
                 stop = Some((i, format!("the snapshot could not be updated: {err}")));
+                untried = i;
                 break;
             }
         }
@@ -881,6 +886,7 @@ pub fn apply(
                 if learned && let Err(err) = snapshot.save(path) {
                     report.snapshot_error = Some(err.to_string());
                     stop = Some((i + 1, format!("the snapshot could not be updated: {err}")));
+                    untried = i + 1;
                     break;
                 }
             }
@@ -904,12 +910,18 @@ pub fn apply(
                 outcome.result = format!("failed: {err}");
                 report.outcomes.push(outcome);
                 stop = Some((i, err.to_string()));
+                untried = i + 1;
                 break;
             }
         }
     }
     if let Some((done, why)) = stop {
         report.failed = Some(why);
+        for e in &mut snapshot.entries[untried..] {
+            if e.state == EntryState::Pending {
+                e.state = EntryState::NotMade;
+            }
+        }
         // Entries before `done` may be applied: undone in reverse order.
         for j in (0..done).rev() {
             let e = &snapshot.entries[j];
@@ -1035,6 +1047,22 @@ pub fn revert(
             && matches!(access.read(&e.target), Ok(Some(v)) if v == "absent")
         {
             outcome.result = "already restored".into();
+            r.outcomes.push(outcome);
+            continue;
+        }
+        // A pending entry may never have been made (an apply killed right
+        // before it): a controller is only disabled while it is enabled. (A
+        // moved process is only moved back while it is in the cgroup it was
+        // moved to, and a created directory only removed while it is the
+        // one created: the host module checks those.)
+        if let Target::HostOp {
+            op: crate::cpuset::HostOp::EnableController { controller, .. },
+        } = &e.target
+            && e.state == EntryState::Pending
+            && let Ok(Some(now)) = access.read(&e.target)
+            && !now.split_whitespace().any(|c| c == controller)
+        {
+            outcome.result = "never made (the apply stopped before it)".into();
             r.outcomes.push(outcome);
             continue;
         }
@@ -1454,6 +1482,91 @@ params = ["nohz_full={cpus}"]
         std::fs::remove_file(&path).unwrap();
     }
 
+    /// Host operations an apply never attempted (it stopped before them)
+    /// are `not_made` in the snapshot and left alone by revert; a pending
+    /// one (an apply killed mid-way) is undone only when the host shows it
+    /// was done.
+    #[test]
+    fn host_ops_never_made_are_not_undone() {
+        let m = Fake::default();
+        let bad = Target::File {
+            path: "proc/irq/24/smp_affinity_list".into(),
+        };
+        let enable = Target::HostOp {
+            op: crate::cpuset::HostOp::EnableController {
+                path: "sys/fs/cgroup/cgroup.subtree_control".into(),
+                old: "cpu io".into(),
+                controller: "cpuset".into(),
+            },
+        };
+        let mut m = m;
+        m.fail.push(bad.clone());
+        {
+            let mut v = m.values.borrow_mut();
+            ins(&mut v, bad.clone(), "0-3".into());
+            // Someone enabled cpuset by hand after the plan.
+            ins(&mut v, enable.clone(), "cpu io cpuset".into());
+        }
+        let change = |target: &Target, old: &str, new: &str| Change {
+            target: target.clone(),
+            old: old.into(),
+            new: new.into(),
+            why: String::new(),
+            best_effort: false,
+        };
+        let p = Plan {
+            changes: vec![
+                change(&bad, "0-3", "2"),
+                change(&enable, "cpu io", "cpu io cpuset"),
+            ],
+            skipped: vec![],
+            reboot: vec![],
+        };
+        let path = tmp("not-made");
+        let mut snap = new_snapshot();
+        let r = apply(&p, &m, &mut snap, &path).unwrap();
+        assert!(r.failed.is_some(), "{r:?}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(text.contains("\"not_made\""), "{text}");
+        let saved: Snapshot = serde_json::from_str(&text).unwrap();
+        assert_eq!(saved.entries[1].state, EntryState::NotMade);
+        let r = revert(&saved, &m, false).unwrap();
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+        assert_eq!(
+            m.read(&enable).unwrap().as_deref(),
+            Some("cpu io cpuset"),
+            "left alone: {r:?}"
+        );
+        // Pending (a crash right before it): undone only when done.
+        let mut pending = saved.clone();
+        pending.entries[1].state = EntryState::Pending;
+        ins(&mut m.values.borrow_mut(), enable.clone(), "cpu io".into());
+        m.fail.clear();
+        let r = revert(&pending, &m, false).unwrap();
+        assert_eq!((r.conflicts, r.failures), (0, 0), "{r:?}");
+        let o = r
+            .outcomes
+            .iter()
+            .find(|o| o.target == enable.to_string())
+            .unwrap();
+        assert!(o.result.starts_with("never made"), "{o:?}");
+        assert_eq!(m.read(&enable).unwrap().as_deref(), Some("cpu io"));
+        ins(
+            &mut m.values.borrow_mut(),
+            enable.clone(),
+            "cpu io cpuset".into(),
+        );
+        let r = revert(&pending, &m, false).unwrap();
+        let o = r
+            .outcomes
+            .iter()
+            .find(|o| o.target == enable.to_string())
+            .unwrap();
+        assert_eq!(o.result, "undone", "{o:?}");
+        assert_eq!(m.read(&enable).unwrap().as_deref(), Some("cpu io"));
+    }
+
     #[test]
     fn a_failure_halfway_rolls_back() {
         let mut m = machine();
@@ -1474,11 +1587,18 @@ params = ["nohz_full={cpus}"]
             .count();
         assert_eq!(rolled, 4, "{r:?}");
         let saved = Snapshot::load(&path, &host(), false).unwrap();
-        assert!(
-            saved
-                .entries
-                .iter()
-                .all(|e| matches!(e.state, EntryState::RolledBack | EntryState::Pending)),
+        // The failed write stays pending; what came after was never tried.
+        let states: Vec<EntryState> = saved.entries.iter().map(|e| e.state).collect();
+        assert_eq!(
+            states,
+            [
+                EntryState::RolledBack,
+                EntryState::RolledBack,
+                EntryState::RolledBack,
+                EntryState::RolledBack,
+                EntryState::Pending,
+                EntryState::NotMade,
+            ],
             "{saved:?}"
         );
         assert!(r.still_changed.is_empty(), "{r:?}");

@@ -1400,7 +1400,7 @@ fn cpuset_v1_isolation_round_trip() {
         result(812)
     );
     assert!(
-        result(900).contains("left alone") && result(900).contains("no longer in"),
+        result(900).contains("left alone") && result(900).contains("is not in"),
         "{}",
         result(900)
     );
