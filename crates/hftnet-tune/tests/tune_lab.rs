@@ -298,6 +298,57 @@ fn the_default_route_guard_sees_every_default_route() {
     ip(&format!("nexthop add id 77 dev {dev}"));
     ip("route add default nhid 77 table 102");
     let got = guard("hft-uplink-b").expect("nexthop object");
-    assert!(got.contains("IPv4 default route of table 102"), "{got}");
+    assert!(
+        got.contains("IPv4 default route of table 102") && got.contains("nexthop object 77"),
+        "{got}"
+    );
     assert_eq!(guard("lo"), None);
+    ip("route del default nhid 77 table 102");
+
+    // A blackhole nexthop leaves by no interface: it refuses nothing.
+    ip("nexthop add id 78 blackhole");
+    ip("route add default nhid 78 table 103");
+    assert_eq!(guard(&dev), None, "blackhole nexthop");
+    assert_eq!(guard("lo"), None, "blackhole nexthop");
+    ip("route del default nhid 78 table 103");
+
+    // The halves a VPN installs cover everything too.
+    ip(&format!("route add 0.0.0.0/1 dev {dev} table 104"));
+    ip(&format!("route add 128.0.0.0/1 dev {dev} table 104"));
+    let got = guard(&dev).expect("0/1");
+    assert!(
+        got.contains("IPv4 half-default route") && got.contains("table 104"),
+        "{got}"
+    );
+    ip("route flush table 104");
+    ip(&format!("-6 route add 8000::/1 dev {dev} table 105"));
+    let got = guard(&dev).expect("8000::/1");
+    assert!(got.contains("IPv6 half-default route"), "{got}");
+    ip("-6 route flush table 105");
+    assert_eq!(guard(&dev), None, "halves removed");
+
+    // Through devices stacked on it: a macvlan on it (IFLA_LINK, as a vlan;
+    // this kernel has no 8021q), a bridge over that macvlan (IFLA_MASTER).
+    ip(&format!("link add link {dev} name hftvl7 type macvlan"));
+    ip("link set hftvl7 up");
+    ip("route add default dev hftvl7 table 106");
+    let got = guard("hft-uplink-b").expect("via a macvlan");
+    assert!(got.contains("via hftvl7, stacked on it"), "{got}");
+    assert_eq!(guard("lo"), None);
+    ip("route del default dev hftvl7 table 106");
+    ip("link add hftbr0 type bridge");
+    ip("link set hftvl7 master hftbr0");
+    ip("link set hftbr0 up");
+    ip("-6 route add default dev hftbr0 table 107");
+    let got = guard(&dev).expect("via a bridge over the macvlan");
+    assert!(
+        got.contains("IPv6 default route of table 107 via hftbr0, stacked on it"),
+        "{got}"
+    );
+    // The macvlan itself carries it too; lo does not.
+    assert!(guard("hftvl7").is_some());
+    assert_eq!(guard("lo"), None);
+    ip("link del hftbr0");
+    ip("link del hftvl7");
+    assert_eq!(guard(&dev), None, "stacked devices removed");
 }

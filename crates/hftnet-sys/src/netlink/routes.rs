@@ -28,6 +28,15 @@ type Result<T> = std::result::Result<T, SyscallError>;
 pub const IFLA_PROP_LIST: u16 = 52;
 /// `IFLA_ALT_IFNAME`: one alternative name (inside `IFLA_PROP_LIST`). Kernel 5.5+.
 pub const IFLA_ALT_IFNAME: u16 = 53;
+/// `IFLA_LINK`: the link this one is stacked on (vlan, macvlan; a veth's
+/// peer), an index of this namespace unless `IFLA_LINK_NETNSID` is there.
+pub const IFLA_LINK: u16 = 5;
+/// `IFLA_MASTER`: the bond or bridge this link is a port of.
+pub const IFLA_MASTER: u16 = 10;
+/// `IFLA_LINK_NETNSID`: `IFLA_LINK` is an index of another namespace.
+pub const IFLA_LINK_NETNSID: u16 = 37;
+/// `NHA_BLACKHOLE`: a nexthop that drops packets (flag, no interface).
+pub const NHA_BLACKHOLE: u16 = 3;
 /// `RTA_MULTIPATH`: a list of `struct rtnexthop`, each with its attributes.
 pub const RTA_MULTIPATH: u16 = 9;
 /// `RTA_TABLE`: the routing table (u32; `rtm_table` holds only 8 bits).
@@ -61,6 +70,12 @@ pub struct LinkNames {
     pub name: String,
     /// Every `IFLA_ALT_IFNAME` (`ip link property add dev X altname Y`).
     pub altnames: Vec<String>,
+    /// `IFLA_MASTER`: the bond or bridge it is a port of.
+    pub master: Option<u32>,
+    /// `IFLA_LINK` when it is an index of this namespace (no
+    /// `IFLA_LINK_NETNSID`) and not the link itself: the link a vlan or
+    /// macvlan is stacked on.
+    pub link: Option<u32>,
 }
 
 impl LinkNames {
@@ -97,13 +112,20 @@ pub struct Nexthop {
     pub oif: Option<u32>,
     /// `NHA_GROUP` member ids.
     pub group: Vec<u32>,
+    /// `NHA_BLACKHOLE`: drops packets, leaves by no interface.
+    pub blackhole: bool,
 }
 
-/// A default route (`dst_len` 0, unicast) and the interfaces it leaves by.
+/// A default route (unicast, prefix length 0, or 1 for the two halves
+/// `0/1` + `128/1` a VPN installs) and the interfaces it leaves by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultRoute {
     /// 4 or 6.
     pub ip_version: u8,
+    /// The prefix length: 0, or 1 for half of the address space.
+    pub prefix_len: u8,
+    /// The nexthop object it names (`RTA_NH_ID`), if any.
+    pub nh_id: Option<u32>,
     /// The routing table (254 = main).
     pub table: u32,
     /// Interface indexes; empty when it names a nexthop object this kernel
@@ -163,10 +185,16 @@ pub fn parse_link_names(payload: &[u8]) -> Option<LinkNames> {
         index: u32::try_from(hdr.index).ok()?,
         name: String::new(),
         altnames: Vec::new(),
+        master: None,
+        link: None,
     };
+    let mut other_netns = false;
     for a in attributes(payload.get(IfInfoMsg::LEN..)?) {
         match a.attr_type {
             IFLA_IFNAME => out.name = c_string(a.payload),
+            IFLA_MASTER => out.master = u32_of(a.payload).filter(|&m| m != 0),
+            IFLA_LINK => out.link = u32_of(a.payload).filter(|&l| l != 0),
+            IFLA_LINK_NETNSID => other_netns = true,
             IFLA_PROP_LIST => out.altnames.extend(
                 attributes(a.payload)
                     .filter(|p| p.attr_type == IFLA_ALT_IFNAME)
@@ -174,6 +202,9 @@ pub fn parse_link_names(payload: &[u8]) -> Option<LinkNames> {
             ),
             _ => {}
         }
+    }
+    if other_netns || out.link == Some(out.index) {
+        out.link = None;
     }
     Some(out)
 }
@@ -226,6 +257,7 @@ pub fn parse_nexthop(payload: &[u8]) -> Option<Nexthop> {
         match a.attr_type {
             NHA_ID => id = u32_of(a.payload),
             NHA_OIF => n.oif = u32_of(a.payload),
+            NHA_BLACKHOLE => n.blackhole = true,
             NHA_GROUP => n.group.extend(
                 a.payload
                     .chunks_exact(8)
@@ -250,6 +282,49 @@ fn nexthop_oifs(all: &[Nexthop], id: u32, depth: u8, out: &mut Vec<u32>) {
             nexthop_oifs(all, m, depth + 1, out);
         }
     }
+}
+
+/// Whether nexthop `id` only drops packets: a blackhole, or a group of
+/// blackholes (bounded depth, as [`nexthop_oifs`]).
+fn nexthop_is_blackhole(all: &[Nexthop], id: u32, depth: u8) -> bool {
+    all.iter().find(|n| n.id == id).is_some_and(|n| {
+        n.blackhole
+            || (depth < 4
+                && !n.group.is_empty()
+                && n.group
+                    .iter()
+                    .all(|&m| nexthop_is_blackhole(all, m, depth + 1)))
+    })
+}
+
+/// The default routes of `entries` (already filtered to unicast, prefix
+/// length at most 1) with the interfaces they leave by, nexthop objects
+/// resolved through `nexthops`. A route whose nexthop object only drops
+/// packets (a blackhole, or a group of them) leaves by no interface and is
+/// left out: some kernels dump it as unicast without an interface.
+#[must_use]
+pub fn resolve_default_routes(entries: Vec<RouteEntry>, nexthops: &[Nexthop]) -> Vec<DefaultRoute> {
+    entries
+        .into_iter()
+        .filter_map(|r| {
+            let mut oifs = r.oifs;
+            if let Some(id) = r.nh_id {
+                if oifs.is_empty() && nexthop_is_blackhole(nexthops, id, 0) {
+                    return None;
+                }
+                nexthop_oifs(nexthops, id, 0, &mut oifs);
+            }
+            oifs.sort_unstable();
+            oifs.dedup();
+            Some(DefaultRoute {
+                ip_version: if r.family == AF_INET6 { 6 } else { 4 },
+                prefix_len: r.dst_len,
+                nh_id: r.nh_id,
+                table: r.table,
+                oifs,
+            })
+        })
+        .collect()
 }
 
 impl RtNetlink {
@@ -294,9 +369,12 @@ impl RtNetlink {
             .collect())
     }
 
-    /// Every unicast default route (prefix length 0), IPv4 and IPv6, of
+    /// Every unicast default route (prefix length 0, or 1: the `0/1` +
+    /// `128/1` pair a VPN installs covers everything too), IPv4 and IPv6, of
     /// every routing table, with the interfaces it leaves by: its `RTA_OIF`,
     /// every multipath nexthop's, and those of the nexthop object it names.
+    /// A route through a blackhole nexthop object leaves by no interface and
+    /// is left out.
     ///
     /// # Errors
     /// `call = "rtnetlink RTM_GETROUTE(dump)"` or
@@ -315,7 +393,7 @@ impl RtNetlink {
                 self.dump(call, RTM_NEWROUTE, make)?
                     .iter()
                     .filter_map(|p| parse_route_entry(p))
-                    .filter(|r| r.dst_len == 0 && r.route_type == RTN_UNICAST),
+                    .filter(|r| r.dst_len <= 1 && r.route_type == RTN_UNICAST),
             );
         }
         let nexthops: Vec<Nexthop> = if entries.iter().any(|r| r.nh_id.is_some()) {
@@ -330,22 +408,7 @@ impl RtNetlink {
         } else {
             Vec::new()
         };
-        Ok(entries
-            .into_iter()
-            .map(|r| {
-                let mut oifs = r.oifs;
-                if let Some(id) = r.nh_id {
-                    nexthop_oifs(&nexthops, id, 0, &mut oifs);
-                }
-                oifs.sort_unstable();
-                oifs.dedup();
-                DefaultRoute {
-                    ip_version: if r.family == AF_INET6 { 6 } else { 4 },
-                    table: r.table,
-                    oifs,
-                }
-            })
-            .collect())
+        Ok(resolve_default_routes(entries, &nexthops))
     }
 }
 
@@ -383,6 +446,16 @@ mod tests {
         assert_eq!(l.name, "veth0");
         assert_eq!(l.altnames, ["trading-port-a", "tp0"]);
         assert!(l.is_called("tp0") && l.is_called("veth0") && !l.is_called("tp"));
+        assert_eq!((l.master, l.link), (None, None));
+        // A vlan on link 3, port of bridge 9; a veth whose peer is in
+        // another namespace (its IFLA_LINK is not an index of ours).
+        let mut v = p.clone();
+        v.extend(attr(IFLA_LINK, &3u32.to_ne_bytes()));
+        v.extend(attr(IFLA_MASTER, &9u32.to_ne_bytes()));
+        let l = parse_link_names(&v).unwrap();
+        assert_eq!((l.master, l.link), (Some(9), Some(3)));
+        v.extend(attr(IFLA_LINK_NETNSID, &1i32.to_ne_bytes()));
+        assert_eq!(parse_link_names(&v).unwrap().link, None);
         assert!(parse_link_names(&p[..10]).is_none());
     }
 
@@ -451,6 +524,30 @@ mod tests {
         nexthop_oifs(&all, 3, 0, &mut out);
         assert_eq!(out, [4, 6]);
         assert!(parse_nexthop(&[0u8; NHMSG_LEN]).is_none(), "no id");
+        assert!(!nexthop_is_blackhole(&all, 3, 0));
+        let bh = nh(5, attr(NHA_BLACKHOLE, &[]));
+        assert!(bh.blackhole && bh.oif.is_none());
+        let mut grp = Vec::new();
+        grp.extend(5u32.to_ne_bytes());
+        grp.extend([1, 0, 0, 0]);
+        let g = nh(6, attr(NHA_GROUP, &grp));
+        let all = [all[0].clone(), bh, g];
+        assert!(nexthop_is_blackhole(&all, 5, 0) && nexthop_is_blackhole(&all, 6, 0));
+        assert!(!nexthop_is_blackhole(&all, 1, 0) && !nexthop_is_blackhole(&all, 99, 0));
+        // A unicast default route through the blackhole (or its group) is
+        // left out; one through nexthop 1 leaves by ifindex 4; one through
+        // an unknown nexthop by an interface nobody knows (kept, empty).
+        let route = |nh: u32| RouteEntry {
+            family: AF_INET,
+            route_type: RTN_UNICAST,
+            table: 254,
+            nh_id: Some(nh),
+            ..RouteEntry::default()
+        };
+        let got = resolve_default_routes(vec![route(5), route(6), route(1), route(99)], &all);
+        let seen: Vec<(Option<u32>, Vec<u32>)> =
+            got.iter().map(|r| (r.nh_id, r.oifs.clone())).collect();
+        assert_eq!(seen, [(Some(1), vec![4]), (Some(99), vec![])]);
     }
 
     /// Read-only dumps of the current namespace: need no privilege and
