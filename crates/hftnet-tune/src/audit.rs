@@ -106,7 +106,6 @@ pub fn prepare(
     let isolate = profile.get(&Want::Isolate).is_some_and(|s| s.value == "on");
     if isolate && !cpus.is_empty() {
         let opts = IsolationOptions {
-            name: None,
             move_processes: true,
             move_irqs: true,
         };

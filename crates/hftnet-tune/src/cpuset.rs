@@ -467,9 +467,6 @@ fn unescape_mount(s: &str) -> String {
 /// Options of [`plan_cpu_isolation`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IsolationOptions {
-    /// Name of the cgroup holding the isolated CPUs; `None`: `hftnet` on v1,
-    /// `hftnet.slice` on v2.
-    pub name: Option<String>,
     /// cgroup v1 only: create a `hftnet-housekeeping` cpuset with the other
     /// CPUs and move every process of the root cpuset (kernel threads
     /// excepted) into it. Without this, v1 isolation only reduces existing
@@ -486,7 +483,6 @@ pub struct IsolationOptions {
 impl Default for IsolationOptions {
     fn default() -> Self {
         IsolationOptions {
-            name: None,
             move_processes: true,
             move_irqs: true,
         }
@@ -527,7 +523,7 @@ pub fn plan_cpu_isolation(
     let mount = detect_cpuset(root)?.ok_or(PlanError::NoCpuset)?;
     let mut plan = match &mount {
         CpusetMount::V1 { dir } => plan_v1(root, dir, &chosen, opts)?,
-        CpusetMount::V2 { dir } => plan_v2(root, dir, &chosen, opts)?,
+        CpusetMount::V2 { dir } => plan_v2(root, dir, &chosen)?,
     };
     if opts.move_irqs {
         let available = available_cpus(root, &mount)?;
@@ -609,7 +605,7 @@ fn plan_v1(
     };
     let available = available_cpus(root, &CpusetMount::V1 { dir: dir.into() })?;
     let housekeeping = check_chosen(&available, chosen)?;
-    let name = opts.name.as_deref().unwrap_or(crate::scope::V1_ISOLATED);
+    let name = crate::scope::V1_ISOLATED;
     let ours = [name, V1_HOUSEKEEPING];
     let mems = root.read(&format!("{dir}/{pre}mems"))?.unwrap_or_default();
     let mut plan = Isolation::default();
@@ -745,16 +741,11 @@ fn kernel_version(root: &Root) -> Result<Option<KernelVersion>, RootError> {
         .and_then(|r| parse_release(&r)))
 }
 
-fn plan_v2(
-    root: &Root,
-    dir: &str,
-    chosen: &[usize],
-    opts: &IsolationOptions,
-) -> Result<Isolation, PlanError> {
+fn plan_v2(root: &Root, dir: &str, chosen: &[usize]) -> Result<Isolation, PlanError> {
     let mount = CpusetMount::V2 { dir: dir.into() };
     let available = available_cpus(root, &mount)?;
     check_chosen(&available, chosen)?;
-    let name = opts.name.as_deref().unwrap_or(crate::scope::V2_ISOLATED);
+    let name = crate::scope::V2_ISOLATED;
     let mut plan = Isolation::default();
     let subtree_path = format!("{dir}/cgroup.subtree_control");
     let subtree = root.read(&subtree_path)?.unwrap_or_default();
