@@ -278,6 +278,9 @@ impl Root {
         let path = self.path(rel)?;
         let action = format!("writing {value:?} to");
         self.check_inside(&path, &action)?;
+        if self.base != Path::new("/") {
+            return self.write_fake(&path, value, action);
+        }
         let mut f = fs::OpenOptions::new()
             .write(true)
             .truncate(true)
@@ -285,6 +288,25 @@ impl Root {
             .map_err(|e| classify(action.clone(), path.clone(), Some(value), e))?;
         f.write_all(value.as_bytes())
             .map_err(|e| classify(action, path, Some(value), e))
+    }
+
+    /// A write to a fake tree is whole or not made, as a write to a
+    /// `/proc` or `/sys` attribute is (one `write` the kernel takes or
+    /// refuses): the new value goes to a file beside it, renamed over it.
+    /// A process killed mid-write (the SIGKILL tests) cannot leave the
+    /// empty file a truncating write would.
+    fn write_fake(&self, path: &Path, value: &str, action: String) -> Result<(), RootError> {
+        // Only an existing file is written, as in `/proc` and `/sys`.
+        fs::metadata(path)
+            .map_err(|e| classify(action.clone(), path.to_path_buf(), Some(value), e))?;
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".{}.new", std::process::id()));
+        let tmp = path.with_file_name(name);
+        let done = fs::write(&tmp, value.as_bytes()).and_then(|()| fs::rename(&tmp, path));
+        if done.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        done.map_err(|e| classify(action, path.to_path_buf(), Some(value), e))
     }
 
     /// Creates the directory `rel` (a cgroup). Its parent must exist.
