@@ -37,7 +37,10 @@
 //! an open-addressing hash index (linear probing, keyed with a random
 //! SipHash key so a spoofer cannot choose colliding addresses, at most half
 //! full) maps it to its table entry. Only a new source on a full table
-//! scans the table for one to forget.
+//! looks for one to forget: from where the last search stopped, and only
+//! once the earliest time any entry can be full again has come (a search
+//! that finds none records it), so a spoofer cycling addresses while the
+//! table is full of limited sources is refused without a scan.
 //!
 //! [`Publisher::answer_request`]: super::Publisher::answer_request
 
@@ -382,6 +385,14 @@ pub struct RequestGuard {
     hasher: RandomState,
     /// The buckets all sources share.
     total: Buckets,
+    /// Where the next search for a source to forget starts.
+    hand: usize,
+    /// No entry can be full again before this time (ns): a new source is
+    /// refused without a search until then.
+    no_room_until: u64,
+    /// Entries looked at by searches for a source to forget.
+    #[cfg(test)]
+    scanned: u64,
     stats: GuardStats,
 }
 
@@ -415,6 +426,10 @@ impl RequestGuard {
                 bytes: cap_b,
                 at: 0,
             },
+            hand: 0,
+            no_room_until: 0,
+            #[cfg(test)]
+            scanned: 0,
             stats: GuardStats::default(),
         })
     }
@@ -578,10 +593,39 @@ impl RequestGuard {
             self.index[pos] = u32::try_from(i).ok()?;
             return Some(i);
         }
-        let i = self.table.iter_mut().position(|e| {
+        if now < self.no_room_until {
+            return None;
+        }
+        // When an entry is full again: charges only push it later, and
+        // refills do not move it.
+        let ceil_div = |deficit: u128, rate: u64| deficit.div_ceil(u128::from(rate));
+        let full_at = |e: &Entry| {
+            let wait = ceil_div(cap_m - e.messages, l.messages_per_sec)
+                .max(ceil_div(cap_b - e.bytes, l.bytes_per_sec));
+            u64::try_from(u128::from(e.at) + wait).unwrap_or(u64::MAX)
+        };
+        let n = self.table.len();
+        let mut soonest = u64::MAX;
+        let mut free = None;
+        for k in 0..n {
+            let i = (self.hand + k) % n;
+            let e = &mut self.table[i];
             refill(e);
-            e.messages == cap_m && e.bytes == cap_b
-        })?;
+            #[cfg(test)]
+            {
+                self.scanned += 1;
+            }
+            if e.messages == cap_m && e.bytes == cap_b {
+                free = Some(i);
+                break;
+            }
+            soonest = soonest.min(full_at(e));
+        }
+        let Some(i) = free else {
+            self.no_room_until = soonest;
+            return None;
+        };
+        self.hand = (i + 1) % n;
         let old = self.table[i];
         let (old_pos, _) = self.probe(old.hash, old.source);
         self.unindex(old_pos);
@@ -839,6 +883,44 @@ mod tests {
         let later = 2_000_000_000;
         assert!(g.admit(later, Some(ip("203.0.113.7"))).is_ok());
         assert_eq!(g.stats().sources, 4);
+        assert!(g.index_consistent());
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_sources_without_scanning_it_each_time() {
+        let limits = RequestLimits {
+            messages_per_sec: 1000,
+            bytes_per_sec: 1_000_000,
+            burst_messages: 1000,
+            burst_bytes: 1_000_000,
+            max_sources: 1000,
+            ..RequestLimits::default()
+        };
+        let mut g = RequestGuard::new(&[prefix("0.0.0.0/0")], 0, limits, 1000).unwrap();
+        let src = |i: u32| Some(IpAddr::V4((0x0a00_0000 + i).into()));
+        // The table fills with sources still limited (each spent 1 ms of
+        // refill, the last at 1 µs).
+        for i in 0..1000 {
+            let t = g.admit(u64::from(i), src(i)).unwrap();
+            g.charge(t, &reply(1, 1000, false));
+        }
+        // A spoofer cycling through 10,000 more addresses meanwhile: one
+        // search of the table, not one per address.
+        for i in 1000..11_000 {
+            assert_eq!(g.admit(1000, src(i)), Err(Refusal::TooManySources));
+        }
+        assert_eq!(g.scanned, 1000, "one search");
+        // Once the first entry is full again (1 ms after it spent), a new
+        // source takes its place at once, and the next the one after it.
+        assert_eq!(g.admit(999_999, src(20_000)), Err(Refusal::TooManySources));
+        assert!(g.admit(1_000_000, src(20_000)).is_ok());
+        assert!(g.admit(1_000_001, src(20_001)).is_ok());
+        assert_eq!(g.scanned, 1000 + 1 + 1);
+        assert_eq!(
+            g.admit(1_000_001, src(0)).map(|_| ()),
+            Ok(()),
+            "forgotten: a fresh bucket"
+        );
         assert!(g.index_consistent());
     }
 
