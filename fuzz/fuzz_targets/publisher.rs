@@ -21,7 +21,9 @@
 //!   admitted answer stays within its ticket's budget; the table of sources
 //!   never holds more than its limit; and what one source is sent never
 //!   exceeds its bucket (burst plus refill since it was first seen), in
-//!   messages and in bytes.
+//!   messages and in bytes; nor does what all sources together are sent
+//!   exceed the total bucket (one second of the total rate, at least one
+//!   source's burst, plus refill since the start).
 #![no_main]
 
 use std::collections::HashMap;
@@ -126,6 +128,8 @@ fuzz_target!(|data: &[u8]| {
         burst_messages: 1 + u64::from(b2 % 8),
         burst_bytes: max_payload as u64 + u64::from(b0 >> 6) * 100,
         max_sources: 1 + usize::from(b1 % 3),
+        total_messages_per_sec: 1 + u64::from((b1 >> 2) & 7) * 2_000,
+        total_bytes_per_sec: 1 + u64::from(b1 >> 5) * 100_000,
     };
     // 198.18.0.0/30 may ask; 198.18.0.4 and up may not.
     let allowed = SourcePrefix::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)), 30).unwrap();
@@ -133,6 +137,7 @@ fuzz_target!(|data: &[u8]| {
         guard: RequestGuard::new(&[allowed], 0, limits, max_payload).expect("valid limits"),
         limits,
         sent: HashMap::new(),
+        total: (0, 0),
     };
     let mut now = 0u64;
     let mut events = 0;
@@ -242,12 +247,13 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(publ.stats().messages, model.published.len() as u64);
 });
 
-/// The guard, its limits, and what each source was sent: (first seen,
-/// messages, bytes).
+/// The guard, its limits, what each source was sent: (first seen,
+/// messages, bytes), and what all were sent: (messages, bytes).
 struct Guarded {
     guard: RequestGuard,
     limits: RequestLimits,
     sent: HashMap<Option<IpAddr>, (u64, u64, u64)>,
+    total: (u64, u64),
 }
 
 impl Guarded {
@@ -279,6 +285,10 @@ impl Guarded {
                     Refusal::TooManySources => {
                         assert!(allowed);
                         assert_eq!(after.sources, self.limits.max_sources);
+                    }
+                    Refusal::TotalLimited => {
+                        assert!(allowed);
+                        assert_eq!(after.total_limited, before.total_limited + 1);
                     }
                 }
                 assert_eq!(publ.stats(), publ_before, "a refusal sends nothing");
@@ -315,6 +325,24 @@ impl Guarded {
             "{source:?} was sent {} bytes in {secs_ns} ns: {:?}",
             e.2,
             self.limits
+        );
+        // And all sources together fit the total buckets, full at the
+        // start (time 0) and refilled since.
+        self.total.0 += reply.messages;
+        self.total.1 += reply.bytes;
+        let l = &self.limits;
+        let total_cap = |burst: u64, rate: u64| {
+            u128::from(burst.max(rate)) + u128::from(rate) * u128::from(now) / 1_000_000_000 + 1
+        };
+        assert!(
+            u128::from(self.total.0) <= total_cap(l.burst_messages, l.total_messages_per_sec),
+            "all sources were sent {} messages by {now} ns: {l:?}",
+            self.total.0
+        );
+        assert!(
+            u128::from(self.total.1) <= total_cap(l.burst_bytes, l.total_bytes_per_sec),
+            "all sources were sent {} bytes by {now} ns: {l:?}",
+            self.total.1
         );
     }
 }

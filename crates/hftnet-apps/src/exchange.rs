@@ -656,13 +656,15 @@ pub struct Refusals {
     pub rate_limited: u64,
     /// The rate limiter's table was full of sources still being limited.
     pub too_many_sources: u64,
+    /// All sources together were over the total rate limit.
+    pub total_limited: u64,
 }
 
 impl Refusals {
     /// All of them.
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.not_allowed + self.rate_limited + self.too_many_sources
+        self.not_allowed + self.rate_limited + self.too_many_sources + self.total_limited
     }
 }
 
@@ -1131,6 +1133,7 @@ impl Exchange {
                     not_allowed: gs.not_allowed,
                     rate_limited: gs.rate_limited,
                     too_many_sources: gs.too_many_sources,
+                    total_limited: gs.total_limited,
                 },
                 allowed: self
                     .guard

@@ -7,7 +7,8 @@
 //! every other kind of frame (ARP, ICMP, other ports, runts, truncated, IPv4
 //! options, fragments, VLAN tags, multicast) is passed and counted under its
 //! reason; dropping the owner — or killing its process — detaches it; a
-//! foreign program is never replaced without `replace`; and `stats_of`
+//! foreign program is never replaced without `replace`, and is put back
+//! when the one replacing it goes; and `stats_of`
 //! reads the same numbers from elsewhere.
 
 use std::io::{BufRead as _, BufReader, Read as _};
@@ -645,8 +646,48 @@ fn a_foreign_program_is_replaced_only_when_asked() {
     // The first owner going away does not take the second's program along.
     drop(first);
     assert_eq!(attached(ex).unwrap().id, second.program_id());
+    // The last holder of the link going away puts the foreign program back.
     drop(second);
-    assert_eq!(attached(ex), None);
+    assert_eq!(attached(ex), Some(info), "the foreign program is back");
+}
+
+/// A successful replace of a program attached through netlink puts it
+/// back, in its mode, when ours goes away.
+#[test]
+fn a_replaced_program_is_put_back_when_ours_goes() {
+    if skip_without_root("a_replaced_program_is_put_back_when_ours_goes") {
+        return;
+    }
+    // The lab's namespaces (and with their veth, any XDP program on it)
+    // are removed when `lab` is dropped, also when an assertion fails.
+    let lab = Lab::two_host(None).unwrap();
+    let ex = lab.exchange();
+    let iface = ex.iface().to_string();
+    // Attached through netlink in generic mode; the loader's descriptors
+    // are closed once attached, so only the attachment keeps it loaded.
+    let foreign_id = ex
+        .run(move || {
+            let mut ebpf = load_foreign();
+            let p = foreign_prog(&mut ebpf);
+            let index = L2Iface::lookup(&iface).unwrap().index;
+            netlink_attach_generic(index, p.fd().unwrap().as_fd().as_raw_fd());
+            p.info().unwrap().id()
+        })
+        .unwrap();
+    let before = attached(ex).unwrap();
+    assert_eq!(
+        (before.id, before.mode, before.link_id),
+        (foreign_id, Some(AttachMode::Generic), None)
+    );
+    // Ours runs natively in its place (the foreign one is detached).
+    let st = attach(ex, AttachPref::Auto, true).unwrap();
+    assert_eq!(st.mode(), AttachMode::Driver);
+    let now = attached(ex).unwrap();
+    assert_eq!(now.id, st.program_id());
+    assert!(now.link_id.is_some());
+    // Gone with ours: the foreign program is attached again, as it was.
+    drop(st);
+    assert_eq!(attached(ex), Some(before), "the foreign program is back");
 }
 
 /// Loads the steering object with aya alone (no `Steering`), in the
@@ -715,11 +756,12 @@ fn a_failed_replace_puts_the_old_program_back() {
     );
     assert_eq!(attached(ex), Some(before.clone()), "exactly what was there");
 
-    // The same replace in a mode the device can do succeeds, and replaces.
+    // The same replace in a mode the device can do succeeds, and replaces;
+    // ours gone, the old one is back.
     let st = attach(ex, AttachPref::Generic, true).unwrap();
     assert_eq!(attached(ex).unwrap().id, st.program_id());
     drop(st);
-    assert_eq!(attached(ex), None);
+    assert_eq!(attached(ex), Some(before), "the old program is back");
 }
 
 /// A program held by a bpf_link hftnet does not own is refused by replace,

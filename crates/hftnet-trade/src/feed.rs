@@ -56,10 +56,13 @@
 //!   reorder buffer, its window or the gap table overflowed) is reported with
 //!   [`Deliver::lost`] when it reaches the front, and delivery continues
 //!   with what follows.
-//! - Session: configured, or learned from the first well-formed packet that
-//!   is not an end of session (a heartbeat or messages: a live exchange);
-//!   packets of any other session are counted (`foreign_session`) and
-//!   ignored. A new session needs a new handler.
+//! - Session: configured, or learned from the first well-formed packet on
+//!   feed A or B that is not an end of session (a heartbeat or messages: a
+//!   live exchange), never from a retransmission (anyone can send a unicast
+//!   packet to the re-request socket; one before the session is known is
+//!   counted as `foreign_session` and ignored); packets of any other session
+//!   are counted (`foreign_session`) and ignored. A new session needs a new
+//!   handler.
 //! - End of session: reported once, after everything before it was
 //!   delivered or declared lost. Messages numbered at or after its sequence
 //!   are counted (`after_end`) and dropped. An end-of-session packet is not
@@ -794,6 +797,12 @@ impl FeedHandler {
             // lingering exchange of an earlier run repeating its end.
             None if kind == Kind::EndOfSession => {
                 self.source(feed).foreign_end += 1;
+                return;
+            }
+            // Nor does a retransmission: anyone can send a unicast packet
+            // to the re-request socket, and nothing was asked yet.
+            None if feed == FeedId::Retransmission => {
+                self.source(feed).foreign_session += 1;
                 return;
             }
             None => self.session = Some(session),
@@ -1595,6 +1604,32 @@ mod tests {
         h.handle_packet(FeedId::A, 0, &pkt_in(other, 1, 1), &mut r);
         assert!(r.take().is_empty());
         assert_eq!(h.counters().a.foreign_session, 1);
+    }
+
+    #[test]
+    fn a_retransmission_never_chooses_the_session() {
+        // A unicast packet to the re-request socket, before anything was
+        // asked, of a session chosen by whoever sent it.
+        let spoof = Session::new("SPOOF").unwrap();
+        let mut h = FeedHandler::new(FeedConfig::default()).unwrap();
+        let mut r = Rec::default();
+        h.handle_packet(FeedId::Retransmission, 0, &pkt_in(spoof, 1, 2), &mut r);
+        h.handle_packet(FeedId::Retransmission, 0, &pkt(1, 2), &mut r);
+        assert_eq!(h.session(), None, "a retransmission chooses no session");
+        assert!(r.take().is_empty());
+        let c = h.counters();
+        assert_eq!(
+            (c.retransmission.foreign_session, c.retransmission.messages),
+            (2, 0)
+        );
+        // The feed chooses it, and the spoofer's session is then foreign.
+        h.handle_packet(FeedId::A, 1, &pkt(1, 3), &mut r);
+        assert_eq!(h.session(), Some(sess()));
+        h.handle_packet(FeedId::Retransmission, 2, &pkt_in(spoof, 4, 1), &mut r);
+        h.handle_packet(FeedId::B, 3, &pkt(4, 1), &mut r);
+        assert_eq!(r.take(), msgs(1..5));
+        assert_eq!(h.counters().retransmission.foreign_session, 3);
+        check_invariant(&h);
     }
 
     /// An end-of-session packet of `session`.

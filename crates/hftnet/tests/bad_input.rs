@@ -434,6 +434,16 @@ fn market_commands_refuse_hostile_values() {
             &["--request-burst-bytes"],
         ),
         (
+            &["exchange", "--feed-a", f, "--request-total-rate", "0"],
+            2,
+            &["--request-total-rate", "10^12"],
+        ),
+        (
+            &["exchange", "--feed-a", f, "--request-total-byte-rate", HUGE],
+            2,
+            &["--request-total-byte-rate", "10^12"],
+        ),
+        (
             &["exchange", "--feed-a", f, "--request-sources", "0"],
             2,
             &["--request-sources", "65536"],

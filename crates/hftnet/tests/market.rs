@@ -204,7 +204,12 @@ fn exchange_and_feed_over_multicast_with_faults() {
     let rt = &ex["retransmission"];
     assert_eq!(rt["allowed"], serde_json::json!(["198.18.0.1"]), "{ex}");
     assert!(rt["requests"].as_u64().unwrap() > 0, "{ex}");
-    for k in ["not_allowed", "rate_limited", "too_many_sources"] {
+    for k in [
+        "not_allowed",
+        "rate_limited",
+        "too_many_sources",
+        "total_limited",
+    ] {
         assert_eq!(rt["refusals"][k], 0, "{k}: {ex}");
     }
 }

@@ -30,10 +30,13 @@
 //!   source IP address and port are that peer's. When the table names
 //!   another MAC the table's is kept and the frame counted in
 //!   [`FrameStats::mac_mismatch`]; a frame that disagrees with an address
-//!   already learned is counted too. The table is read at most once every
-//!   [`RECHECK_INTERVAL`] (so a peer whose address really changed is
-//!   followed, and neither a flood of forged frames nor a sender the table
-//!   has no entry for costs a lookup per frame). On the hot path a frame
+//!   already learned is counted too. The table is read for an address in
+//!   the cache at most once every [`RECHECK_INTERVAL`], timed per address,
+//!   and for senders not in the cache at most once every interval in all
+//!   (so a peer whose address really changed is followed, a flood of forged
+//!   frames claiming one address delays no re-check of another, and neither
+//!   a flood nor a sender the table has no entry for costs a lookup per
+//!   frame). On the hot path a frame
 //!   from the sender of the last frame that agreed costs one comparison.
 //! - otherwise the kernel's neighbour table through [`crate::l2::resolve`]
 //!   (asking the kernel to resolve the address when it has no entry).
@@ -418,11 +421,13 @@ pub struct UdpOverEthernet {
     /// `peer_mac=`: the default peer's address and its pinned MAC.
     pinned: Option<(Ipv4Addr, ethernet::Address)>,
     macs: [(Ipv4Addr, ethernet::Address); MAC_CACHE],
+    /// When the table was last read for each entry of `macs`.
+    mac_checked: [Option<Instant>; MAC_CACHE],
     mac_next: usize,
     neighbours: Box<dyn Neighbours>,
-    /// When a frame last made the endpoint read the table (from
-    /// [`Self::check_source_slow`]).
-    last_recheck: Option<Instant>,
+    /// When a frame from a sender not in `macs` last made the endpoint
+    /// read the table (from [`Self::check_source_slow`]).
+    unknown_checked: Option<Instant>,
     /// The source (IP address, MAC address) of the last frame that agreed
     /// with the trusted address: the next frames of the same sender are
     /// checked with one comparison. Cleared whenever the trusted addresses
@@ -457,9 +462,10 @@ impl UdpOverEthernet {
             default_peer,
             pinned: None,
             macs: [(Ipv4Addr::UNSPECIFIED, ethernet::Address([0; 6])); MAC_CACHE],
+            mac_checked: [None; MAC_CACHE],
             mac_next: 0,
             neighbours,
-            last_recheck: None,
+            unknown_checked: None,
             last_ok: None,
             max_message: max_message.min(mtu_payload),
             stats: FrameStats::default(),
@@ -580,7 +586,8 @@ impl UdpOverEthernet {
     /// with the address already known.
     #[cold]
     fn check_source_slow(&mut self, ip: Ipv4Addr, port: u16, mac: ethernet::Address) {
-        let known = self.macs.iter().find(|(i, _)| *i == ip).map(|(_, m)| *m);
+        let entry = self.macs.iter().position(|(i, _)| *i == ip);
+        let known = entry.map(|k| self.macs[k].1);
         let may_learn = self
             .default_peer
             .is_none_or(|p| *p.ip() == ip && p.port() == port);
@@ -592,19 +599,22 @@ impl UdpOverEthernet {
         }
         // A disagreement with an address already believed, or a sender the
         // table had no entry for: read the table again, but at most every
-        // RECHECK_INTERVAL, so neither a flood of forged frames nor a
-        // stream from a sender the table does not know costs a lookup each.
+        // RECHECK_INTERVAL for this address (for all senders not in the
+        // cache together), so neither a flood of forged frames nor a
+        // stream from a sender the table does not know costs a lookup
+        // each, and a flood claiming one address delays no other's.
         let now = Instant::now();
-        if self
-            .last_recheck
-            .is_some_and(|t| now.duration_since(t) < RECHECK_INTERVAL)
-        {
+        let checked = match entry {
+            Some(k) => &mut self.mac_checked[k],
+            None => &mut self.unknown_checked,
+        };
+        if checked.is_some_and(|t| now.duration_since(t) < RECHECK_INTERVAL) {
             if known.is_some() {
                 self.stats.mac_mismatch += 1;
             }
             return;
         }
-        self.last_recheck = Some(now);
+        *checked = Some(now);
         match self.neighbours.table_mac(&self.iface, ip) {
             Ok(Some(table)) if table == mac => self.learn(ip, mac),
             Ok(Some(table)) => {
@@ -626,11 +636,16 @@ impl UdpOverEthernet {
     fn learn(&mut self, ip: Ipv4Addr, mac: ethernet::Address) {
         // The trusted addresses change (a replacement or an eviction).
         self.last_ok = None;
-        if let Some(e) = self.macs.iter_mut().find(|(i, _)| *i == ip) {
-            e.1 = mac;
+        // Learned from the table just read: the entry's re-check is timed
+        // from now.
+        let now = Some(Instant::now());
+        if let Some(k) = self.macs.iter().position(|(i, _)| *i == ip) {
+            self.macs[k].1 = mac;
+            self.mac_checked[k] = now;
             return;
         }
         self.macs[self.mac_next] = (ip, mac);
+        self.mac_checked[self.mac_next] = now;
         self.mac_next = (self.mac_next + 1) % MAC_CACHE;
     }
 
@@ -1006,6 +1021,65 @@ mod tests {
         p.pin_peer_mac(new_mac).unwrap();
         p.accept(&real, real.len(), UdpCheck::Verify).unwrap();
         assert_eq!(p.stats.mac_mismatch, 1);
+    }
+
+    /// A frame from `ip` (port 4000) with source MAC `src_mac`.
+    fn frame_from_ip(src_mac: ethernet::Address, ip: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
+        let spec = FrameSpec::new(
+            src_mac,
+            ethernet::Address([2, 0, 0, 0, 0, 2]),
+            ip,
+            Ipv4Addr::new(198, 18, 0, 2),
+            4000,
+            9000,
+        );
+        let mut b = vec![0; 1600];
+        let n = emit_frame(&mut b, &spec, payload).unwrap();
+        b.truncate(n);
+        b
+    }
+
+    #[test]
+    fn a_forged_flood_for_one_sender_delays_no_recheck_of_another() {
+        let other_ip = Ipv4Addr::new(198, 18, 0, 3);
+        let other_mac = ethernet::Address([2, 0, 0, 0, 0, 3]);
+        let table = Table::default();
+        table.set(CLIENT_IP, CLIENT_MAC);
+        table.set(other_ip, other_mac);
+        let mut e = endpoint_with(None, table.clone());
+        let real = frame_from(CLIENT_MAC, 4000, b"real");
+        e.accept(&real, real.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(e.mac_for(other_ip).unwrap(), other_mac);
+        assert_eq!(table.lookups(), 2);
+        // The client really moves; meanwhile forged frames claiming the
+        // other sender's address keep coming, one just before the client's
+        // first frame from its new address.
+        let new_mac = ethernet::Address([2, 0, 0, 0, 0, 0x11]);
+        table.set(CLIENT_IP, new_mac);
+        std::thread::sleep(RECHECK_INTERVAL);
+        let forged = frame_from_ip(FORGED_MAC, other_ip, b"forged");
+        for _ in 0..1000 {
+            e.accept(&forged, forged.len(), UdpCheck::Verify).unwrap();
+        }
+        assert_eq!(
+            table.lookups(),
+            3,
+            "the flood costs one lookup per interval"
+        );
+        assert_eq!(e.stats.mac_mismatch, 1000);
+        let moved = frame_from(new_mac, 4000, b"moved");
+        e.accept(&moved, moved.len(), UdpCheck::Verify).unwrap();
+        assert_eq!(table.lookups(), 4, "the client's own re-check is due");
+        assert_eq!(e.stats.mac_mismatch, 1000, "the move agrees with the table");
+        assert_eq!(answer_mac(&mut e), new_mac);
+        assert_eq!(e.mac_for(other_ip).unwrap(), other_mac);
+        // Forged frames from senders not in the cache share one interval.
+        for i in 0..1000u32 {
+            let ip = Ipv4Addr::from(0xc612_1000 + i);
+            let f = frame_from_ip(FORGED_MAC, ip, b"stranger");
+            e.accept(&f, f.len(), UdpCheck::Verify).unwrap();
+        }
+        assert!(table.lookups() <= 5, "{} lookups", table.lookups());
     }
 
     #[test]

@@ -33,13 +33,17 @@
 //!   BPF link", `EBUSY`), so it is detached — exactly that program:
 //!   `XDP_FLAGS_REPLACE` with its descriptor as `IFLA_XDP_EXPECTED_FD` — and
 //!   ours attached; if that attach fails, the old program is attached again
-//!   in its mode, as it was, and the error says whether that worked.
+//!   in its mode, as it was, and the error says whether that worked. When it
+//!   succeeds, its descriptor is kept (so it stays loaded), and once our
+//!   link ends — the last [`Steering`] holding it dropped — it is attached
+//!   again through netlink in its mode, only where that slot is empty
+//!   (`XDP_FLAGS_UPDATE_IF_NOEXIST`): the interface gets back what it had.
 //! - Flow ids are indexes below [`MAX_FLOWS`]; a flow's counters are zeroed
 //!   when its id is (re)assigned, before the flow is visible to the program.
 //!
 //! Must never: use `unsafe` (aya and `hftnet-sys` hold it), touch an
-//! interface other than the one named, or leave a program attached after
-//! the [`Steering`] is gone.
+//! interface other than the one named, or leave our program attached after
+//! the [`Steering`] is gone (the one it replaced is put back instead).
 //!
 //! Privileges: in practice root. Loading and attaching need `CAP_BPF` and
 //! `CAP_NET_ADMIN`; [`stats_of`], [`attached_program`] and `attach` (which
@@ -932,6 +936,24 @@ pub fn stats_of(iface: &str) -> Result<SteerStats, SteerError> {
 /// per holder: the links `replace` may take over.
 static OWN_LINKS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
+/// Programs attached through netlink that a `replace` detached, by the id
+/// of the link of ours that took their place: attached again when that
+/// link ends. The netlink socket was opened in the interface's namespace.
+struct Replaced {
+    link_id: u32,
+    ifindex: u32,
+    nl: RtNetlink,
+    programs: Vec<(AttachedInfo, ProgramFd)>,
+}
+
+static REPLACED: Mutex<Vec<Replaced>> = Mutex::new(Vec::new());
+
+fn replaced() -> std::sync::MutexGuard<'static, Vec<Replaced>> {
+    REPLACED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn own_links() -> std::sync::MutexGuard<'static, Vec<u32>> {
     OWN_LINKS
         .lock()
@@ -1014,7 +1036,10 @@ impl Steering {
     /// - a program attached through netlink is detached (exactly that one)
     ///   and ours attached through a link; if ours cannot be attached, the
     ///   old one is attached again as it was, and
-    ///   [`SteerError::ReplaceFailed`] says whether that worked.
+    ///   [`SteerError::ReplaceFailed`] says whether that worked. When ours
+    ///   is attached, the old one is kept loaded and attached again (in its
+    ///   mode, where that slot is still empty) once our link ends: when the
+    ///   last `Steering` holding it is dropped.
     ///
     /// Minimum kernel: 5.9 (`BPF_LINK_CREATE` for XDP).
     ///
@@ -1122,7 +1147,15 @@ impl Steering {
         } else if existing.is_empty() {
             attach_link(&mut nl, iface, before.ifindex, prog, prog_id, pref)?
         } else {
-            replace_netlink(&mut nl, iface, before.ifindex, prog, prog_id, pref, &existing)?
+            let (attached, programs) =
+                replace_netlink(&mut nl, iface, before.ifindex, prog, prog_id, pref, &existing)?;
+            replaced().push(Replaced {
+                link_id: attached.link_id,
+                ifindex: before.ifindex,
+                nl,
+                programs,
+            });
+            attached
         };
         own_links().push(attached.link_id);
         Ok(Self {
@@ -1245,7 +1278,8 @@ fn attach_link(
 
 /// `replace` over programs attached through netlink: detaches each (exactly
 /// that program), attaches ours through a link, and on any failure attaches
-/// the detached ones again as they were.
+/// the detached ones again as they were. On success, returns the detached
+/// programs with their descriptors, to be put back when our link ends.
 fn replace_netlink(
     nl: &mut RtNetlink,
     iface: &str,
@@ -1254,7 +1288,7 @@ fn replace_netlink(
     prog_id: u32,
     pref: AttachPref,
     existing: &[AttachedInfo],
-) -> Result<Attached, SteerError> {
+) -> Result<(Attached, Vec<(AttachedInfo, ProgramFd)>), SteerError> {
     // Their descriptors, held across the change: a detached program stays
     // loaded while we hold one, so it can be put back.
     let mut fds: Vec<(&AttachedInfo, ProgramFd)> = Vec::new();
@@ -1282,7 +1316,14 @@ fn replace_netlink(
     let cause = match failure {
         Some(e) => e,
         None => match attach_link(nl, iface, ifindex, prog, prog_id, pref) {
-            Ok(a) => return Ok(a),
+            Ok(a) => {
+                drop(detached);
+                let kept = fds
+                    .into_iter()
+                    .map(|(info, fd)| (info.clone(), fd))
+                    .collect();
+                return Ok((a, kept));
+            }
             Err(e) => e,
         },
     };
@@ -1503,7 +1544,11 @@ impl Steering {
 
 impl Drop for Steering {
     /// Detaches the program: closes our `bpf_link` (one taken over from
-    /// another `Steering` is detached for every holder).
+    /// another `Steering` is detached for every holder). When no other
+    /// `Steering` holds the link any more, the programs attached through
+    /// netlink that it replaced are attached again, each in its mode, where
+    /// that slot is empty (`XDP_FLAGS_UPDATE_IF_NOEXIST`); one that cannot
+    /// be is left detached (and unloaded if nothing else holds it).
     fn drop(&mut self) {
         match self.link.take() {
             Some(Hold::Created(link)) => {
@@ -1518,9 +1563,27 @@ impl Drop for Steering {
             }
             None => {}
         }
-        let mut own = own_links();
-        if let Some(i) = own.iter().position(|&l| l == self.link_id) {
-            own.swap_remove(i);
+        let link_ended = {
+            let mut own = own_links();
+            if let Some(i) = own.iter().position(|&l| l == self.link_id) {
+                own.swap_remove(i);
+            }
+            !own.contains(&self.link_id)
+        };
+        if link_ended {
+            let taken = {
+                let mut r = replaced();
+                r.iter()
+                    .position(|r| r.link_id == self.link_id)
+                    .map(|i| r.swap_remove(i))
+            };
+            if let Some(mut r) = taken {
+                let programs: Vec<(&AttachedInfo, BorrowedFd<'_>)> =
+                    r.programs.iter().map(|(i, fd)| (i, fd.as_fd())).collect();
+                // Nothing to report to from Drop: a program that cannot be
+                // put back (its slot was taken meanwhile) stays detached.
+                let _ = restore(&mut r.nl, r.ifindex, &programs);
+            }
         }
     }
 }

@@ -8,7 +8,13 @@
 //! gives each source a token bucket of messages and of bytes, refilled at a
 //! fixed rate up to a burst: a request is answered only as far as its
 //! source's buckets pay for (the rest is cut), and refused when they cannot
-//! pay for one full reply packet.
+//! pay for one full reply packet. All sources together share one more pair
+//! of buckets ([`RequestLimits::total_messages_per_sec`],
+//! [`RequestLimits::total_bytes_per_sec`]), so a spoofer whose forged
+//! addresses fall in a wide allow list, each with a full bucket, still gets
+//! no more than the total rate: an answer is cut where either the source's
+//! or the total buckets run out, and refused ([`Refusal::TotalLimited`])
+//! when the total cannot pay for one full reply packet.
 //!
 //! Order of calls: [`RequestGuard::admit`] with the request's source and
 //! `now` gives a [`Ticket`] holding the [`ReplyBudget`] (or a [`Refusal`]);
@@ -27,11 +33,20 @@
 //! nothing it would not have had); when there is none, the new source is
 //! refused ([`Refusal::TooManySources`]). So a spoofer cycling through
 //! addresses can neither grow memory nor refill a bucket by pushing it out.
-//! Nothing allocates after [`RequestGuard::new`].
+//! Nothing allocates after [`RequestGuard::new`]. A source is found in O(1):
+//! an open-addressing hash index (linear probing, keyed with a random
+//! SipHash key so a spoofer cannot choose colliding addresses, at most half
+//! full) maps it to its table entry. Only a new source on a full table
+//! looks for one to forget: from where the last search stopped, and only
+//! once the earliest time any entry can be full again has come (a search
+//! that finds none records it), so a spoofer cycling addresses while the
+//! table is full of limited sources is refused without a scan.
 //!
 //! [`Publisher::answer_request`]: super::Publisher::answer_request
 
 use core::fmt;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -194,6 +209,14 @@ pub struct RequestLimits {
     /// Sources tracked at once (the table is allocated once).
     /// Default 1024, at most [`MAX_SOURCES`].
     pub max_sources: usize,
+    /// Messages per second all sources together may have answered.
+    /// Default 400,000 (4× a source's). The total bucket holds one second
+    /// of this rate, and at least `burst_messages`.
+    pub total_messages_per_sec: u64,
+    /// Reply bytes per second all sources together may have answered.
+    /// Default 32,000,000 (4× a source's). The total bucket holds one
+    /// second of this rate, and at least `burst_bytes`.
+    pub total_bytes_per_sec: u64,
 }
 
 impl Default for RequestLimits {
@@ -204,6 +227,8 @@ impl Default for RequestLimits {
             burst_messages: 16_384,
             burst_bytes: 1 << 20,
             max_sources: 1024,
+            total_messages_per_sec: 400_000,
+            total_bytes_per_sec: 32_000_000,
         }
     }
 }
@@ -233,6 +258,12 @@ impl RequestLimits {
         }
         if !(1..=MAX_SOURCES).contains(&self.max_sources) {
             return bad("max_sources", "must be between 1 and 65536");
+        }
+        if !in_range(self.total_messages_per_sec) {
+            return bad("total_messages_per_sec", "must be between 1 and 10^12");
+        }
+        if !in_range(self.total_bytes_per_sec) {
+            return bad("total_bytes_per_sec", "must be between 1 and 10^12");
         }
         Ok(())
     }
@@ -264,6 +295,9 @@ pub enum Refusal {
     RateLimited,
     /// The table of sources is full of sources still being limited.
     TooManySources,
+    /// All sources together are over the total rate limit: the total
+    /// buckets cannot pay for one full reply packet.
+    TotalLimited,
 }
 
 impl fmt::Display for Refusal {
@@ -272,6 +306,7 @@ impl fmt::Display for Refusal {
             Self::NotAllowed => "source not allowed to re-request",
             Self::RateLimited => "source over its re-request rate limit",
             Self::TooManySources => "too many sources re-requesting at once",
+            Self::TotalLimited => "all sources together over the total re-request rate limit",
         })
     }
 }
@@ -289,6 +324,8 @@ pub struct GuardStats {
     pub rate_limited: u64,
     /// Requests refused: no room in the table of sources.
     pub too_many_sources: u64,
+    /// Requests refused: the total buckets were empty.
+    pub total_limited: u64,
     /// Admitted requests answered only in part (the budget ran out).
     pub cut: u64,
     /// Sources in the table now.
@@ -316,10 +353,23 @@ impl Ticket {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     source: Option<IpAddr>,
+    /// The source's hash, for the index.
+    hash: u64,
     messages: u128,
     bytes: u128,
     at: u64,
 }
+
+/// The total buckets, in token-nanoseconds, as of `at`.
+#[derive(Debug, Clone, Copy)]
+struct Buckets {
+    messages: u128,
+    bytes: u128,
+    at: u64,
+}
+
+/// An empty index position.
+const VACANT: u32 = u32::MAX;
 
 /// The allow list and the per-source buckets; see the module doc.
 #[derive(Debug)]
@@ -329,6 +379,20 @@ pub struct RequestGuard {
     /// Bytes of the largest reply packet.
     packet_bytes: u64,
     table: Vec<Entry>,
+    /// Open-addressing index into `table` (a power of two, at least twice
+    /// `max_sources`): `VACANT` or a table position.
+    index: Vec<u32>,
+    hasher: RandomState,
+    /// The buckets all sources share.
+    total: Buckets,
+    /// Where the next search for a source to forget starts.
+    hand: usize,
+    /// No entry can be full again before this time (ns): a new source is
+    /// refused without a search until then.
+    no_room_until: u64,
+    /// Entries looked at by searches for a source to forget.
+    #[cfg(test)]
+    scanned: u64,
     stats: GuardStats,
 }
 
@@ -349,11 +413,23 @@ impl RequestGuard {
         limits.validate(max_payload)?;
         let mut list = Vec::with_capacity(allow.len() + extra_allow);
         list.extend_from_slice(allow);
+        let (cap_m, cap_b) = total_caps(&limits);
         Ok(Self {
             allow: list,
             limits,
             packet_bytes: max_payload as u64,
             table: Vec::with_capacity(limits.max_sources),
+            index: vec![VACANT; (limits.max_sources * 2).next_power_of_two()],
+            hasher: RandomState::new(),
+            total: Buckets {
+                messages: cap_m,
+                bytes: cap_b,
+                at: 0,
+            },
+            hand: 0,
+            no_room_until: 0,
+            #[cfg(test)]
+            scanned: 0,
             stats: GuardStats::default(),
         })
     }
@@ -404,14 +480,29 @@ impl RequestGuard {
             self.stats.too_many_sources += 1;
             return Err(Refusal::TooManySources);
         };
-        let e = &mut self.table[slot];
+        let tokens = |v: u128| u64::try_from(v / SCALE).unwrap_or(u64::MAX);
+        let e = &self.table[slot];
         let budget = ReplyBudget {
-            messages: u64::try_from(e.messages / SCALE).unwrap_or(u64::MAX),
-            bytes: u64::try_from(e.bytes / SCALE).unwrap_or(u64::MAX),
+            messages: tokens(e.messages),
+            bytes: tokens(e.bytes),
         };
         if budget.messages == 0 || budget.bytes < self.packet_bytes {
             self.stats.rate_limited += 1;
             return Err(Refusal::RateLimited);
+        }
+        let (cap_m, cap_b) = total_caps(&self.limits);
+        let t = &mut self.total;
+        let dt = u128::from(now_ns.saturating_sub(t.at));
+        t.messages = (t.messages + dt * u128::from(self.limits.total_messages_per_sec)).min(cap_m);
+        t.bytes = (t.bytes + dt * u128::from(self.limits.total_bytes_per_sec)).min(cap_b);
+        t.at = t.at.max(now_ns);
+        let budget = ReplyBudget {
+            messages: budget.messages.min(tokens(t.messages)),
+            bytes: budget.bytes.min(tokens(t.bytes)),
+        };
+        if budget.messages == 0 || budget.bytes < self.packet_bytes {
+            self.stats.total_limited += 1;
+            return Err(Refusal::TotalLimited);
         }
         self.stats.admitted += 1;
         Ok(Ticket { slot, budget })
@@ -422,11 +513,51 @@ impl RequestGuard {
         if reply.cut {
             self.stats.cut += 1;
         }
+        let take = |v: &mut u128, n: u64| *v = v.saturating_sub(u128::from(n) * SCALE);
         if let Some(e) = self.table.get_mut(ticket.slot) {
-            let take = |v: &mut u128, n: u64| *v = v.saturating_sub(u128::from(n) * SCALE);
             take(&mut e.messages, reply.messages);
             take(&mut e.bytes, reply.bytes);
         }
+        take(&mut self.total.messages, reply.messages);
+        take(&mut self.total.bytes, reply.bytes);
+    }
+
+    /// The index position holding `source` (hashing to `hash`), or the
+    /// vacant one where it would go. The index is at most half full, so
+    /// there is always a vacant position.
+    fn probe(&self, hash: u64, source: Option<IpAddr>) -> (usize, bool) {
+        let mask = self.index.len() - 1;
+        #[allow(clippy::cast_possible_truncation)] // masked to the index
+        let mut i = hash as usize & mask;
+        loop {
+            match self.index[i] {
+                VACANT => return (i, false),
+                slot if self.table[slot as usize].source == source => return (i, true),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Removes index position `hole` (linear probing's backward shift:
+    /// the entries after it that may move closer to home do).
+    fn unindex(&mut self, mut hole: usize) {
+        let mask = self.index.len() - 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let slot = self.index[j];
+            if slot == VACANT {
+                break;
+            }
+            #[allow(clippy::cast_possible_truncation)] // masked to the index
+            let home = self.table[slot as usize].hash as usize & mask;
+            // It may move to `hole` when `hole` is between home and j.
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.index[hole] = slot;
+                hole = j;
+            }
+        }
+        self.index[hole] = VACANT;
     }
 
     /// The table slot of `source`, refilled to `now`: found, new, or made
@@ -442,27 +573,89 @@ impl RequestGuard {
             e.bytes = (e.bytes + dt * u128::from(l.bytes_per_sec)).min(cap_b);
             e.at = e.at.max(now);
         };
-        if let Some(i) = self.table.iter().position(|e| e.source == source) {
+        let hash = self.hasher.hash_one(source);
+        let (pos, found) = self.probe(hash, source);
+        if found {
+            let i = self.index[pos] as usize;
             refill(&mut self.table[i]);
             return Some(i);
         }
         let fresh = Entry {
             source,
+            hash,
             messages: cap_m,
             bytes: cap_b,
             at: now,
         };
         if self.table.len() < l.max_sources {
             self.table.push(fresh);
-            return Some(self.table.len() - 1);
+            let i = self.table.len() - 1;
+            self.index[pos] = u32::try_from(i).ok()?;
+            return Some(i);
         }
-        let i = self.table.iter_mut().position(|e| {
+        if now < self.no_room_until {
+            return None;
+        }
+        // When an entry is full again: charges only push it later, and
+        // refills do not move it.
+        let ceil_div = |deficit: u128, rate: u64| deficit.div_ceil(u128::from(rate));
+        let full_at = |e: &Entry| {
+            let wait = ceil_div(cap_m - e.messages, l.messages_per_sec)
+                .max(ceil_div(cap_b - e.bytes, l.bytes_per_sec));
+            u64::try_from(u128::from(e.at) + wait).unwrap_or(u64::MAX)
+        };
+        let n = self.table.len();
+        let mut soonest = u64::MAX;
+        let mut free = None;
+        for k in 0..n {
+            let i = (self.hand + k) % n;
+            let e = &mut self.table[i];
             refill(e);
-            e.messages == cap_m && e.bytes == cap_b
-        })?;
+            #[cfg(test)]
+            {
+                self.scanned += 1;
+            }
+            if e.messages == cap_m && e.bytes == cap_b {
+                free = Some(i);
+                break;
+            }
+            soonest = soonest.min(full_at(e));
+        }
+        let Some(i) = free else {
+            self.no_room_until = soonest;
+            return None;
+        };
+        self.hand = (i + 1) % n;
+        let old = self.table[i];
+        let (old_pos, _) = self.probe(old.hash, old.source);
+        self.unindex(old_pos);
         self.table[i] = fresh;
+        // The removal may have moved the vacant position found above.
+        let (pos, _) = self.probe(hash, source);
+        self.index[pos] = u32::try_from(i).ok()?;
         Some(i)
     }
+
+    /// Checks that the index finds every source in the table, and nothing
+    /// else.
+    #[cfg(test)]
+    fn index_consistent(&self) -> bool {
+        let filled = self.index.iter().filter(|&&s| s != VACANT).count();
+        filled == self.table.len()
+            && self.table.iter().enumerate().all(|(i, e)| {
+                let (pos, found) = self.probe(e.hash, e.source);
+                found && self.index[pos] as usize == i
+            })
+    }
+}
+
+/// The total buckets' capacities: one second of the total rate, and at
+/// least one source's burst.
+fn total_caps(l: &RequestLimits) -> (u128, u128) {
+    (
+        u128::from(l.total_messages_per_sec.max(l.burst_messages)) * SCALE,
+        u128::from(l.total_bytes_per_sec.max(l.burst_bytes)) * SCALE,
+    )
 }
 
 #[cfg(test)]
@@ -565,6 +758,20 @@ mod tests {
             }),
             "max_sources"
         );
+        assert_eq!(
+            field(RequestLimits {
+                total_messages_per_sec: 0,
+                ..ok
+            }),
+            "total_messages_per_sec"
+        );
+        assert_eq!(
+            field(RequestLimits {
+                total_bytes_per_sec: MAX_LIMIT + 1,
+                ..ok
+            }),
+            "total_bytes_per_sec"
+        );
         assert!(RequestGuard::new(&[], 0, ok, 1 << 21).is_err());
     }
 
@@ -648,6 +855,7 @@ mod tests {
             burst_messages: 1000,
             burst_bytes: 1_000_000,
             max_sources: 4,
+            ..RequestLimits::default()
         };
         let mut g = RequestGuard::new(&[prefix("0.0.0.0/0")], 0, limits, 1000).unwrap();
         let victim = Some(ip("192.0.2.1"));
@@ -675,5 +883,128 @@ mod tests {
         let later = 2_000_000_000;
         assert!(g.admit(later, Some(ip("203.0.113.7"))).is_ok());
         assert_eq!(g.stats().sources, 4);
+        assert!(g.index_consistent());
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_sources_without_scanning_it_each_time() {
+        let limits = RequestLimits {
+            messages_per_sec: 1000,
+            bytes_per_sec: 1_000_000,
+            burst_messages: 1000,
+            burst_bytes: 1_000_000,
+            max_sources: 1000,
+            ..RequestLimits::default()
+        };
+        let mut g = RequestGuard::new(&[prefix("0.0.0.0/0")], 0, limits, 1000).unwrap();
+        let src = |i: u32| Some(IpAddr::V4((0x0a00_0000 + i).into()));
+        // The table fills with sources still limited (each spent 1 ms of
+        // refill, the last at 1 µs).
+        for i in 0..1000 {
+            let t = g.admit(u64::from(i), src(i)).unwrap();
+            g.charge(t, &reply(1, 1000, false));
+        }
+        // A spoofer cycling through 10,000 more addresses meanwhile: one
+        // search of the table, not one per address.
+        for i in 1000..11_000 {
+            assert_eq!(g.admit(1000, src(i)), Err(Refusal::TooManySources));
+        }
+        assert_eq!(g.scanned, 1000, "one search");
+        // Once the first entry is full again (1 ms after it spent), a new
+        // source takes its place at once, and the next the one after it.
+        assert_eq!(g.admit(999_999, src(20_000)), Err(Refusal::TooManySources));
+        assert!(g.admit(1_000_000, src(20_000)).is_ok());
+        assert!(g.admit(1_000_001, src(20_001)).is_ok());
+        assert_eq!(g.scanned, 1000 + 1 + 1);
+        assert_eq!(
+            g.admit(1_000_001, src(0)).map(|_| ()),
+            Ok(()),
+            "forgotten: a fresh bucket"
+        );
+        assert!(g.index_consistent());
+    }
+
+    #[test]
+    fn all_sources_together_stay_within_the_total_rate() {
+        // A spoofer with a wide allow list: every forged address comes
+        // with a full bucket of its own.
+        let limits = RequestLimits {
+            messages_per_sec: 1000,
+            bytes_per_sec: 100_000,
+            burst_messages: 100,
+            burst_bytes: 10_000,
+            total_messages_per_sec: 300,
+            total_bytes_per_sec: 20_000,
+            ..RequestLimits::default()
+        };
+        let mut g = RequestGuard::new(&[prefix("10.0.0.0/8")], 0, limits, 1000).unwrap();
+        let spend = |g: &mut RequestGuard, now: u64, first: u32| {
+            let (mut messages, mut bytes) = (0, 0);
+            for i in first..first + 100 {
+                match g.admit(now, Some(IpAddr::V4((0x0a00_0000 + i).into()))) {
+                    Ok(t) => {
+                        let b = t.budget();
+                        assert!(b.messages <= 100 && b.bytes <= 10_000);
+                        messages += b.messages;
+                        bytes += b.bytes;
+                        g.charge(t, &reply(b.messages, b.bytes, false));
+                    }
+                    Err(e) => assert_eq!(e, Refusal::TotalLimited),
+                }
+            }
+            (messages, bytes)
+        };
+        // At most the total bucket (one second of the total rate) at once,
+        // not 100 sources' bursts.
+        let (m, b) = spend(&mut g, 0, 0);
+        assert!(m <= 300 && b <= 20_000, "{m} messages, {b} bytes");
+        assert_eq!(b, 20_000, "what the total holds is given");
+        assert_eq!(g.stats().total_limited, 98);
+        // Half a second later, half a second of the total rate.
+        let (m, b) = spend(&mut g, 500_000_000, 100);
+        assert!(m <= 150 && b == 10_000, "{m} messages, {b} bytes");
+        // A source's own limit still applies within the total.
+        let src = Some(ip("10.9.9.9"));
+        let t = g.admit(10_000_000_000, src).unwrap();
+        assert_eq!(t.budget().bytes, 10_000);
+        g.charge(t, &reply(1, 10_000, false));
+        assert_eq!(g.admit(10_000_000_000, src), Err(Refusal::RateLimited));
+        assert_eq!(g.stats().sources, 201);
+        assert!(g.index_consistent());
+    }
+
+    #[test]
+    fn the_index_finds_every_source_through_forgetting() {
+        let limits = RequestLimits {
+            messages_per_sec: 1000,
+            bytes_per_sec: 1_000_000,
+            burst_messages: 1000,
+            burst_bytes: 1_000_000,
+            max_sources: 64,
+            ..RequestLimits::default()
+        };
+        let mut g =
+            RequestGuard::new(&[prefix("0.0.0.0/0"), prefix("::/0")], 0, limits, 1000).unwrap();
+        // Sources come and go (each spends a little, then refills within a
+        // second): the index follows the table through every forgetting.
+        let mut now = 0;
+        for i in 0..5_000u32 {
+            now += 20_000_000;
+            let src = if i % 3 == 0 {
+                IpAddr::V6((u128::from(i % 97) << 64).into())
+            } else {
+                IpAddr::V4((i % 211).into())
+            };
+            let t = g.admit(now, Some(src)).unwrap();
+            g.charge(t, &reply(1, 1000, false));
+            assert!(g.stats().sources <= 64);
+        }
+        assert_eq!(g.stats().sources, 64);
+        assert_eq!(g.index.len(), 128);
+        assert!(g.index_consistent());
+        // A source still in the table is found, with what it spent.
+        let last = Some(IpAddr::V4((4_999 % 211).into()));
+        let t = g.admit(now, last).unwrap();
+        assert_eq!(t.budget().messages, 999);
     }
 }

@@ -18,7 +18,7 @@ use hftnet_apps::exchange::{
 use hftnet_io::Role;
 use hftnet_trade::book::BookConfig;
 use hftnet_trade::exchange::MAX_HISTORY;
-use hftnet_trade::exchange::{RequestLimits, SourcePrefix};
+use hftnet_trade::exchange::{MAX_LIMIT, RequestLimits, SourcePrefix};
 use hftnet_wire::faults::Faults;
 use serde_json::json;
 
@@ -122,6 +122,14 @@ pub struct ExchangeArgs {
     /// until one has been idle long enough.
     #[arg(long, default_value_t = RequestLimits::default().max_sources)]
     request_sources: usize,
+    /// Re-requested messages per second all sources together may have answered
+    /// (the total bucket holds one second of it). Default: 4 × --request-rate.
+    #[arg(long)]
+    request_total_rate: Option<u64>,
+    /// Reply bytes per second all sources together may have answered (the total
+    /// bucket holds one second of it). Default: 4 × --request-byte-rate.
+    #[arg(long)]
+    request_total_byte_rate: Option<u64>,
     /// Build the reference books from what is published and report them (their digest
     /// equals a feed handler's that rebuilt the same books). Costs the exchange about what
     /// the books cost the feed; without it only the counts and the stream digest are kept.
@@ -161,6 +169,8 @@ fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
                 "burst_messages" => "--request-burst",
                 "burst_bytes" => "--request-burst-bytes",
                 "max_sources" => "--request-sources",
+                "total_messages_per_sec" => "--request-total-rate",
+                "total_bytes_per_sec" => "--request-total-byte-rate",
                 other => other,
             };
             anyhow!("{flag}: {}", e.why)
@@ -209,6 +219,12 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
             burst_messages: a.request_burst,
             burst_bytes: a.request_burst_bytes,
             max_sources: a.request_sources,
+            total_messages_per_sec: a
+                .request_total_rate
+                .unwrap_or_else(|| a.request_rate.saturating_mul(4).min(MAX_LIMIT)),
+            total_bytes_per_sec: a
+                .request_total_byte_rate
+                .unwrap_or_else(|| a.request_byte_rate.saturating_mul(4).min(MAX_LIMIT)),
         },
         book: a.book.then(BookConfig::all_symbols),
     };
@@ -308,8 +324,9 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         eprintln!(
             "hftnet exchange: re-requests refused: {} from sources not allowed (allowed: {}; add \
              sources with --allow), {} over their rate limit, {} for lack of room among the \
-             sources tracked; {} answered only in part (rate limit; see --request-rate and \
-             --request-burst)",
+             sources tracked, {} over the total rate limit of all sources (see \
+             --request-total-rate); {} answered only in part (rate limit; see --request-rate \
+             and --request-burst)",
             refused.not_allowed,
             if r.retransmission.allowed.is_empty() {
                 "none but in-process".to_string()
@@ -318,6 +335,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
             },
             refused.rate_limited,
             refused.too_many_sources,
+            refused.total_limited,
             r.retransmission.cut
         );
     }
