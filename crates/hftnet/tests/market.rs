@@ -203,7 +203,11 @@ fn exchange_and_feed_over_multicast_with_faults() {
     // Every re-request came from the allowed trader, within its limit.
     let rt = &ex["retransmission"];
     assert_eq!(rt["allowed"], serde_json::json!(["198.18.0.1"]), "{ex}");
-    assert!(rt["requests"].as_u64().unwrap() > 0, "{ex}");
+    // Re-requests happen only when A and B lose the same message (1% each,
+    // by chance): when the feed sent some, the exchange answered them.
+    if fj["requests"].as_u64().unwrap() > 0 {
+        assert!(rt["requests"].as_u64().unwrap() > 0, "{ex} {fj}");
+    }
     for k in [
         "not_allowed",
         "rate_limited",
