@@ -443,3 +443,45 @@ fn a_forged_source_mac_does_not_redirect_answers() {
     let caps = serde_json::to_value(x.capabilities()).unwrap();
     assert!(caps.to_string().contains("\"mac_mismatch\":1"), "{caps}");
 }
+
+#[test]
+fn a_queue_is_taken_while_held_and_free_again_right_after_the_close() {
+    if skip_without_root("a_queue_is_taken_while_held_and_free_again_right_after_the_close") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let h = lab.exchange();
+    let uri = |port: u16| format!("xdp://{}/0?port={port}", h.iface());
+    let first = server(h, "port=9620");
+    // Held: a second socket on the queue is refused, after the wait, naming it.
+    let second = uri(9621);
+    let started = Instant::now();
+    let e = h
+        .run(move || {
+            XdpTransport::open(
+                XdpConfig::from_uri(&Uri::parse(&second).unwrap()).unwrap(),
+                Role::Server,
+            )
+            .map(drop)
+            .unwrap_err()
+            .to_string()
+        })
+        .unwrap();
+    assert!(
+        e.contains("queue 0 of veth0 is taken by another AF_XDP socket"),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() >= hftnet_io::xdp::QUEUE_RELEASE_WAIT,
+        "refused before the wait: {e}"
+    );
+    drop(first);
+    // Closed: the queue opens again at once. The kernel clears a closed
+    // socket's queue in deferred work that takes the RTNL lock, so under
+    // load (namespaces of other tests being torn down) an open right after
+    // a close met EBUSY; quiet, this loop passes either way.
+    for i in 0..20u16 {
+        let u = uri(9630 + i);
+        h.run(move || open(&u, Role::Server)).unwrap();
+    }
+}

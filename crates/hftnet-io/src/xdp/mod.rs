@@ -317,6 +317,12 @@ impl XdpConfig {
 /// were accepted before.
 pub const MAX_UMEM_BYTES: u64 = 1 << 30;
 
+/// How long an open asks again for a queue that answers EBUSY: the kernel
+/// releases a closed AF_XDP socket's queue in deferred work that takes the
+/// RTNL lock (the buffer pool's release), a moment after the close — longer
+/// while namespaces are being torn down.
+pub const QUEUE_RELEASE_WAIT: Duration = Duration::from_secs(2);
+
 /// Counters of an `xdp://` transport.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct XdpStats {
@@ -678,18 +684,33 @@ impl XdpTransport {
             _ => None,
         };
         let steering = shared_steering(&iface, &cfg)?;
-        let xsk = socket::Xsk::open(
-            XskConfig {
-                ifindex: iface.index,
-                queue: cfg.queue,
-                frames: cfg.frames,
-                frame_size: cfg.frame_size,
-                ring_size: cfg.ring_size,
-                mode: cfg.mode,
-                need_wakeup: cfg.need_wakeup,
-            },
-            busy.is_some(),
-        )
+        let open = || {
+            socket::Xsk::open(
+                XskConfig {
+                    ifindex: iface.index,
+                    queue: cfg.queue,
+                    frames: cfg.frames,
+                    frame_size: cfg.frame_size,
+                    ring_size: cfg.ring_size,
+                    mode: cfg.mode,
+                    need_wakeup: cfg.need_wakeup,
+                },
+                busy.is_some(),
+            )
+        };
+        // The kernel frees a closed socket's hold on its queue in deferred
+        // work (the buffer pool's release, under RTNL), so a queue closed a moment ago
+        // (a restart, the next run of a script) can still answer EBUSY:
+        // asked again for a bounded time before it is called taken.
+        let deadline = Instant::now() + QUEUE_RELEASE_WAIT;
+        let xsk = loop {
+            match open() {
+                Err(e) if e.errno == libc::EBUSY && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => break r,
+            }
+        }
         .map_err(|e| match e.errno {
             libc::EPERM | libc::EACCES => OpenError::Privilege {
                 what: "xdp:// (an AF_XDP socket)",
@@ -698,8 +719,11 @@ impl XdpTransport {
             },
             libc::EBUSY => OpenError::Setup {
                 step: format!(
-                    "queue {} of {} is taken by another AF_XDP socket; use another queue",
-                    cfg.queue, cfg.iface
+                    "queue {} of {} is taken by another AF_XDP socket (still after {:?}); use \
+                     another queue",
+                    cfg.queue,
+                    cfg.iface,
+                    QUEUE_RELEASE_WAIT
                 ),
                 cause: SyscallError::from_errno("bind(AF_XDP)", e.errno),
             },
