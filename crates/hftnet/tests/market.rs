@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{BIN, Proc, run_in, skip_without_root, spawn_in};
+use common::{BIN, Proc, run_in, skip_without_root, spawn, spawn_in};
 
 fn json_of(out: &Output, what: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -39,21 +39,11 @@ fn finish(mut p: Proc, limit: Duration, what: &str) -> Output {
 }
 
 fn hftnet(args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("hftnet {args:?} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    finish(
+        spawn(args),
+        Duration::from_secs(120),
+        &format!("hftnet {args:?}"),
+    )
 }
 
 /// The feed built exactly what the exchange published.
@@ -222,24 +212,17 @@ fn exchange_and_feed_over_multicast_with_faults() {
 fn loss_on_both_feeds_without_recovery_is_reported() {
     let a = "udp://127.0.0.1:31101";
     let b = "udp://127.0.0.1:31102";
-    let feed = Proc(Some(
-        Command::new(BIN)
-            .args([
-                "feed",
-                "--feed-a",
-                a,
-                "--feed-b",
-                b,
-                "--no-recovery",
-                "--idle-timeout",
-                "10s",
-                "--json",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+    let feed = spawn(&[
+        "feed",
+        "--feed-a",
+        a,
+        "--feed-b",
+        b,
+        "--no-recovery",
+        "--idle-timeout",
+        "10s",
+        "--json",
+    ]);
     std::thread::sleep(Duration::from_millis(300)); // bound before the first packet
     let exchange = hftnet(&[
         "exchange",
@@ -293,28 +276,21 @@ fn loss_on_both_feeds_without_recovery_is_reported() {
 fn a_feed_stopped_before_recovery_says_what_is_unresolved() {
     let a = "udp://127.0.0.1:31111";
     let b = "udp://127.0.0.1:31112";
-    let feed = Proc(Some(
-        Command::new(BIN)
-            .args([
-                "feed",
-                "--feed-a",
-                a,
-                "--feed-b",
-                b,
-                // A re-request server nobody runs, answers never come.
-                "--retransmit",
-                "udp://127.0.0.1:31113",
-                "--request-timeout",
-                "30s",
-                "--duration",
-                "3s",
-                "--json",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+    let feed = spawn(&[
+        "feed",
+        "--feed-a",
+        a,
+        "--feed-b",
+        b,
+        // A re-request server nobody runs, answers never come.
+        "--retransmit",
+        "udp://127.0.0.1:31113",
+        "--request-timeout",
+        "30s",
+        "--duration",
+        "3s",
+        "--json",
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     let exchange = hftnet(&[
         "exchange",
@@ -396,29 +372,22 @@ fn feed_publishes_every_record_to_a_subscriber_over_shm() {
             sub.report()
         });
         let publish = format!("shm://{}?slots=65536&size=64", ring.0);
-        let feed = Proc(Some(
-            Command::new(BIN)
-                .args([
-                    "feed",
-                    "--feed-a",
-                    a,
-                    "--feed-b",
-                    b,
-                    "--retransmit",
-                    rr,
-                    "--publish",
-                    &publish,
-                    "--idle-timeout",
-                    "10s",
-                    "--duration",
-                    "90s",
-                    "--json",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap(),
-        ));
+        let feed = spawn(&[
+            "feed",
+            "--feed-a",
+            a,
+            "--feed-b",
+            b,
+            "--retransmit",
+            rr,
+            "--publish",
+            &publish,
+            "--idle-timeout",
+            "10s",
+            "--duration",
+            "90s",
+            "--json",
+        ]);
         std::thread::sleep(Duration::from_millis(300)); // bound before the first packet
         let exchange = hftnet(&[
             "exchange",
@@ -834,24 +803,17 @@ fn bad_input_is_named() {
 #[test]
 fn a_feed_whose_exchange_dies_mid_session_exits_1_session_incomplete() {
     let (a, b) = ("udp://127.0.0.1:31141", "udp://127.0.0.1:31142");
-    let feed = Proc(Some(
-        Command::new(BIN)
-            .args([
-                "feed",
-                "--feed-a",
-                a,
-                "--feed-b",
-                b,
-                "--no-recovery",
-                "--idle-timeout",
-                "3s",
-                "--json",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+    let feed = spawn(&[
+        "feed",
+        "--feed-a",
+        a,
+        "--feed-b",
+        b,
+        "--no-recovery",
+        "--idle-timeout",
+        "3s",
+        "--json",
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     // An exchange that would take a minute, killed after half a second.
     let mut exchange = Proc(Some(
@@ -909,36 +871,29 @@ fn re_requests_are_answered_only_for_allowed_sources_within_their_limit() {
     let feed_a = format!("udp://{}", sub.local_addr().unwrap());
     let server = "127.0.0.1:31151";
     let start = Instant::now();
-    let mut exchange = Proc(Some(
-        Command::new(BIN)
-            .args([
-                "exchange",
-                "--feed-a",
-                &feed_a,
-                "--retransmit",
-                &format!("udp://{server}"),
-                "--session",
-                "HFTNET",
-                "--messages",
-                "5000",
-                "--rate",
-                "2000",
-                // A burst of 2000 messages, then 1 a second.
-                "--request-burst",
-                "2000",
-                "--request-rate",
-                "1",
-                "--heartbeat",
-                "50ms",
-                "--linger",
-                "1s",
-                "--json",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+    let mut exchange = spawn(&[
+        "exchange",
+        "--feed-a",
+        &feed_a,
+        "--retransmit",
+        &format!("udp://{server}"),
+        "--session",
+        "HFTNET",
+        "--messages",
+        "5000",
+        "--rate",
+        "2000",
+        // A burst of 2000 messages, then 1 a second.
+        "--request-burst",
+        "2000",
+        "--request-rate",
+        "1",
+        "--heartbeat",
+        "50ms",
+        "--linger",
+        "1s",
+        "--json",
+    ]);
     // Wait until messages 1..=2048 are published (bounded).
     sub.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -1044,16 +999,6 @@ fn re_requests_are_answered_only_for_allowed_sources_within_their_limit() {
 #[test]
 fn a_lingering_exchange_of_an_earlier_run_neither_stops_nor_joins_a_new_feed() {
     let a = "udp://127.0.0.1:31161";
-    let spawn = |args: &[&str]| {
-        Proc(Some(
-            Command::new(BIN)
-                .args(args)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap(),
-        ))
-    };
     // The earlier run: a short day, then lingering, repeating its end of
     // session every 20 ms (killed on drop).
     let mut old = spawn(&[
@@ -1175,26 +1120,19 @@ fn mold_packet(first: u64, n: u16) -> Vec<u8> {
 #[test]
 fn messages_after_the_end_of_session_give_exit_1() {
     use std::net::UdpSocket;
-    let feed = Proc(Some(
-        Command::new(BIN)
-            .args([
-                "feed",
-                "--feed-a",
-                "udp://127.0.0.1:31171",
-                "--no-recovery",
-                "--gap-wait",
-                "2s",
-                "--idle-timeout",
-                "5s",
-                "--duration",
-                "30s",
-                "--json",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+    let feed = spawn(&[
+        "feed",
+        "--feed-a",
+        "udp://127.0.0.1:31171",
+        "--no-recovery",
+        "--gap-wait",
+        "2s",
+        "--idle-timeout",
+        "5s",
+        "--duration",
+        "30s",
+        "--json",
+    ]);
     std::thread::sleep(Duration::from_millis(300)); // bound before the first packet
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     // Messages 1..=5; an end at 10 (the tail 6..=9 is awaited); then 6..=15

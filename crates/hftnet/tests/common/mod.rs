@@ -30,6 +30,18 @@ impl Drop for Proc {
     }
 }
 
+/// Starts `hftnet ARGS` in this namespace, its output piped.
+pub fn spawn(args: &[&str]) -> Proc {
+    Proc(Some(
+        Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hftnet"),
+    ))
+}
+
 pub fn spawn_in(host: &Host, args: &[&str]) -> Proc {
     let mut cmd = Command::new(BIN);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
