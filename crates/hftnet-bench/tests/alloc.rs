@@ -95,8 +95,12 @@ fn no_allocation_per_message() {
         ("udp", "spin", None),
         ("udp", "adaptive", None),
         ("udp", "busy-poll", None),
-        ("udp", "spin", Some(20_000)),
-        ("udp", "block", Some(20_000)),
+        // Fixed rate, slow and with deep socket buffers, as the uring rows
+        // below: at 20,000/s a pong descheduled for 15 ms on a loaded
+        // two-CPU machine overflowed the default buffers (4960 of 5000 came
+        // back in CI), which says nothing about allocations.
+        ("udp", "spin&rcvbuf=8M", Some(2_000)),
+        ("udp", "block&rcvbuf=8M", Some(2_000)),
         ("tcp", "block", None),
         ("tcp", "spin", None),
         ("tcp", "adaptive", None),
