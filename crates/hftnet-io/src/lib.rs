@@ -67,7 +67,7 @@ pub use l2::frames;
 pub use l2::{L2Error, L2Iface, NextHop};
 pub use middleware::{Layered, Layers};
 pub use packet::{PacketConfig, PacketStats, PacketTransport};
-pub use tcp::{TcpConfig, TcpTransport};
+pub use tcp::{Framing, TcpConfig, TcpServer, TcpTransport};
 pub use transport::{Addrs, Lease, RxBurst, RxMeta, RxStrategy, Transport, TxLease, TxMsg};
 pub use udp::{McastOptions, UdpConfig, UdpTransport};
 pub use uri::{Uri, UriError};

@@ -30,8 +30,13 @@ use crate::capabilities::{Capabilities, LegacyFields, legacy_lines};
 use crate::common::{self, COMMON_PARAMS, SocketCaps, SocketOptions};
 use crate::error::{OpenError, from_io};
 use crate::lease::{CopyLease, copy_lease};
-use crate::transport::{Addrs, RxBurst, RxMeta, Transport, TxMsg, Waiter};
+use crate::transport::{Addrs, RxBurst, RxMeta, RxStrategy, Transport, TxMsg, Waiter};
 use crate::uri::{Uri, UriError};
+
+mod server;
+pub use server::{
+    CloseReason, ConnId, MAX_SERVER_CONNECTIONS, SendError, ServerEvent, ServerStats, TcpServer,
+};
 
 /// The `tcp://` backend.
 #[derive(Debug)]
@@ -51,8 +56,8 @@ impl Backend for TcpBackend {
         TcpTransport::open(cfg.clone(), role)
     }
 
-    fn max_message(_: &TcpConfig) -> usize {
-        MAX_TCP_MESSAGE
+    fn max_message(cfg: &TcpConfig) -> usize {
+        cfg.framing.max_message()
     }
 
     fn burst(_: &TcpConfig) -> usize {
@@ -98,11 +103,72 @@ impl CapsSection for TcpCaps {
     }
 }
 
-/// Bytes of the length prefix of each frame.
+/// Bytes of the length prefix of each frame (`framing=len32`, the default).
 pub const FRAME_HEADER: usize = 4;
 /// Largest message accepted for sending (the stream buffers' size less the header).
 pub const MAX_TCP_MESSAGE: usize = STREAM_BUF - FRAME_HEADER;
 const STREAM_BUF: usize = 256 * 1024;
+
+/// How messages are cut out of the byte stream (`framing=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// A 4-byte big-endian length, then the message (`len32`, the default):
+    /// hftnet's own ping-pong framing.
+    #[default]
+    Len32,
+    /// A 2-byte big-endian length, then that many bytes (`soupbin`): the
+    /// framing of SoupBinTCP 4, whose length counts the packet type byte and
+    /// the payload. Each message is one SoupBinTCP packet without its length
+    /// (type byte first), at most 65,535 bytes.
+    Soupbin,
+}
+
+impl Framing {
+    /// Bytes of the length prefix.
+    #[must_use]
+    pub const fn header(self) -> usize {
+        match self {
+            Self::Len32 => FRAME_HEADER,
+            Self::Soupbin => 2,
+        }
+    }
+
+    /// Largest message the prefix can carry (and the buffers hold).
+    #[must_use]
+    pub const fn max_message(self) -> usize {
+        match self {
+            Self::Len32 => MAX_TCP_MESSAGE,
+            Self::Soupbin => u16::MAX as usize,
+        }
+    }
+
+    /// The URI value.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Len32 => "len32",
+            Self::Soupbin => "soupbin",
+        }
+    }
+
+    /// Reads the length prefix at the start of `h` (at least [`Self::header`] bytes).
+    #[inline]
+    fn read_len(self, h: &[u8]) -> usize {
+        match self {
+            Self::Len32 => u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize,
+            Self::Soupbin => usize::from(u16::from_be_bytes([h[0], h[1]])),
+        }
+    }
+
+    /// Writes the length prefix of a `len`-byte message into `h`.
+    #[inline]
+    fn write_len(self, h: &mut [u8], len: usize) {
+        match self {
+            Self::Len32 => h[..4].copy_from_slice(&(len as u32).to_be_bytes()),
+            Self::Soupbin => h[..2].copy_from_slice(&(len as u16).to_be_bytes()),
+        }
+    }
+}
 
 /// Keepalive settings (`keepalive=1&keepidle=S&keepintvl=S&keepcnt=N`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +198,8 @@ pub struct TcpConfig {
     pub keepalive: Option<Keepalive>,
     /// How long a client waits for the connection (`connect_timeout=MS`, default 3000).
     pub connect_timeout: Duration,
+    /// How messages are cut out of the stream (`framing=len32|soupbin`).
+    pub framing: Framing,
 }
 
 const TCP_PARAMS: &[&str] = &[
@@ -143,6 +211,7 @@ const TCP_PARAMS: &[&str] = &[
     "keepintvl",
     "keepcnt",
     "connect_timeout",
+    "framing",
 ];
 
 impl TcpConfig {
@@ -157,6 +226,7 @@ impl TcpConfig {
             cork: false,
             keepalive: None,
             connect_timeout: Duration::from_secs(3),
+            framing: Framing::Len32,
         }
     }
 
@@ -189,6 +259,18 @@ impl TcpConfig {
         if let Some(ms) = p.int("connect_timeout", 1..=600_000)? {
             cfg.connect_timeout = Duration::from_millis(ms as u64);
         }
+        cfg.framing = p
+            .get_with(
+                "framing",
+                "len32 (a 4-byte length before each message) or soupbin (SoupBinTCP's 2-byte \
+                 length)",
+                |v| match v {
+                    "len32" => Some(Framing::Len32),
+                    "soupbin" => Some(Framing::Soupbin),
+                    _ => None,
+                },
+            )?
+            .unwrap_or_default();
         p.finish()?;
         Ok(cfg)
     }
@@ -211,6 +293,7 @@ struct Conn {
     /// send buffer that stayed full for [`SEND_TIMEOUT`]); they leave before
     /// anything else, so a frame is never cut.
     pend: (usize, usize),
+    framing: Framing,
 }
 
 /// How long a send waits for room in a full send buffer (`SO_SNDTIMEO`)
@@ -305,49 +388,11 @@ impl TcpTransport {
 
     /// Largest message a lease lends whole.
     fn lease_slot(&self) -> usize {
-        MAX_TCP_MESSAGE
+        self.cfg.framing.max_message()
     }
 
     fn setup_conn(&self, s: Socket, peer: Option<SocketAddr>) -> Result<Conn, SyscallError> {
-        let fd = s.as_fd();
-        sock::set_int(fd, sock::TCP_NODELAY, i32::from(self.cfg.nodelay))?;
-        sock::set_int(fd, sock::TCP_CORK, i32::from(self.cfg.cork))?;
-        if self.cfg.quickack {
-            sock::set_int(fd, sock::TCP_QUICKACK, 1)?;
-        }
-        if let Some(ka) = self.cfg.keepalive {
-            let mut k = TcpKeepalive::new();
-            if let Some(i) = ka.idle {
-                k = k.with_time(Duration::from_secs(u64::from(i)));
-            }
-            if let Some(i) = ka.interval {
-                k = k.with_interval(Duration::from_secs(u64::from(i)));
-            }
-            if let Some(c) = ka.count {
-                k = k.with_retries(c);
-            }
-            s.set_tcp_keepalive(&k)
-                .map_err(|e| from_io("setsockopt(SO_KEEPALIVE and timers)", e))?;
-        }
-        s.set_nonblocking(false)
-            .map_err(|e| from_io("fcntl(O_NONBLOCK)", e))?;
-        s.set_write_timeout(Some(SEND_TIMEOUT))
-            .map_err(|e| from_io("setsockopt(SO_SNDTIMEO)", e))?;
-        let mut waiter = Waiter::new(fd, self.cfg.socket.strategy)?;
-        waiter.set_timeout(fd, self.timeout)?;
-        let local = s.local_addr().ok().and_then(|a| a.as_socket());
-        Ok(Conn {
-            local,
-            sock: s,
-            peer,
-            waiter,
-            rx: vec![0; STREAM_BUF].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            skip: 0,
-            tx: vec![0; STREAM_BUF].into_boxed_slice(),
-            pend: (0, 0),
-        })
+        setup_conn(&self.cfg, s, peer, Some(self.timeout))
     }
 
     /// Server: waits up to `timeout` for a connection and sets it up.
@@ -370,6 +415,68 @@ impl TcpTransport {
         self.accepted += 1;
         Ok(true)
     }
+}
+
+/// Sets a new connection up: the URI's TCP options, then blocking sends
+/// bounded by [`SEND_TIMEOUT`] and a waiter with the receive timeout
+/// (`Some(timeout)`), or, for a connection a [`TcpServer`] polls among many
+/// (`None`), non-blocking both ways.
+fn setup_conn(
+cfg: &TcpConfig,
+s: Socket,
+peer: Option<SocketAddr>,
+timeout: Option<Option<Duration>>,
+) -> Result<Conn, SyscallError> {
+    let fd = s.as_fd();
+    sock::set_int(fd, sock::TCP_NODELAY, i32::from(cfg.nodelay))?;
+    sock::set_int(fd, sock::TCP_CORK, i32::from(cfg.cork))?;
+    if cfg.quickack {
+        sock::set_int(fd, sock::TCP_QUICKACK, 1)?;
+    }
+    if let Some(ka) = cfg.keepalive {
+        let mut k = TcpKeepalive::new();
+        if let Some(i) = ka.idle {
+            k = k.with_time(Duration::from_secs(u64::from(i)));
+        }
+        if let Some(i) = ka.interval {
+            k = k.with_interval(Duration::from_secs(u64::from(i)));
+        }
+        if let Some(c) = ka.count {
+            k = k.with_retries(c);
+        }
+        s.set_tcp_keepalive(&k)
+            .map_err(|e| from_io("setsockopt(SO_KEEPALIVE and timers)", e))?;
+    }
+    let waiter = match timeout {
+        Some(timeout) => {
+            s.set_nonblocking(false)
+                .map_err(|e| from_io("fcntl(O_NONBLOCK)", e))?;
+            s.set_write_timeout(Some(SEND_TIMEOUT))
+                .map_err(|e| from_io("setsockopt(SO_SNDTIMEO)", e))?;
+            let mut waiter = Waiter::new(fd, cfg.socket.strategy)?;
+            waiter.set_timeout(fd, timeout)?;
+            waiter
+        }
+        None => {
+            s.set_nonblocking(true)
+                .map_err(|e| from_io("fcntl(O_NONBLOCK)", e))?;
+            Waiter::new(fd, RxStrategy::Spin)?
+        }
+    };
+    let local = s.local_addr().ok().and_then(|a| a.as_socket());
+    Ok(Conn {
+        local,
+        sock: s,
+        peer,
+        waiter,
+        rx: vec![0; STREAM_BUF].into_boxed_slice(),
+        start: 0,
+        end: 0,
+        skip: 0,
+        tx: vec![0; STREAM_BUF].into_boxed_slice(),
+        pend: (0, 0),
+        framing: cfg.framing,
+    })
 }
 
 fn new_socket(cfg: &TcpConfig) -> Result<Socket, OpenError> {
@@ -405,7 +512,8 @@ impl Conn {
     /// Moves complete frames from the stream buffer into `burst`, from slot `n`.
     #[inline]
     fn deliver(&mut self, burst: &mut RxBurst, mut n: usize) -> usize {
-        let slot = burst.slot_size().min(MAX_TCP_MESSAGE);
+        let slot = burst.slot_size().min(self.framing.max_message());
+        let header = self.framing.header();
         while n < burst.capacity() {
             if self.skip > 0 {
                 let k = self.skip.min(self.end - self.start);
@@ -417,16 +525,15 @@ impl Conn {
                 continue;
             }
             let avail = self.end - self.start;
-            if avail < FRAME_HEADER {
+            if avail < header {
                 break;
             }
-            let h = &self.rx[self.start..self.start + FRAME_HEADER];
-            let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            let len = self.framing.read_len(&self.rx[self.start..]);
             let take = len.min(slot);
-            if avail < FRAME_HEADER + take {
+            if avail < header + take {
                 break;
             }
-            let body = self.start + FRAME_HEADER;
+            let body = self.start + header;
             burst.slot_mut(n)[..take].copy_from_slice(&self.rx[body..body + take]);
             burst.set(
                 n,
@@ -449,6 +556,47 @@ impl Conn {
             self.end = 0;
         }
         n
+    }
+
+    /// Frames as many of `msgs` as fit into `tx[at..]`, each behind its
+    /// length prefix: (messages framed, end of the framed bytes).
+    ///
+    /// # Errors
+    /// `EMSGSIZE` when the first message is larger than the framing allows.
+    fn frame<'m>(
+        &mut self,
+        msgs: impl Iterator<Item = &'m [u8]>,
+        at: usize,
+    ) -> Result<(usize, usize), SyscallError> {
+        let header = self.framing.header();
+        let max = self.framing.max_message();
+        let mut len = at;
+        let mut count = 0;
+        for m in msgs {
+            if m.len() > max {
+                if count == 0 {
+                    return Err(SyscallError::from_errno(
+                        match self.framing {
+                            Framing::Len32 => "send (message larger than the TCP frame limit)",
+                            Framing::Soupbin => {
+                                "send (message larger than SoupBinTCP's 65,535-byte packet \
+                                 limit)"
+                            }
+                        },
+                        libc::EMSGSIZE,
+                    ));
+                }
+                break;
+            }
+            if len + header + m.len() > self.tx.len() {
+                break;
+            }
+            self.framing.write_len(&mut self.tx[len..], m.len());
+            self.tx[len + header..len + header + m.len()].copy_from_slice(m);
+            len += header + m.len();
+            count += 1;
+        }
+        Ok((count, len))
     }
 
     /// Makes room at the end of the stream buffer.
@@ -588,26 +736,7 @@ impl Transport for TcpTransport {
             }
         }
         // Frame the whole burst into one buffer so it leaves in one send.
-        let mut len = 0;
-        let mut count = 0;
-        for m in msgs {
-            if m.data.len() > MAX_TCP_MESSAGE {
-                if count == 0 {
-                    return Err(SyscallError::from_errno(
-                        "send (message larger than the TCP frame limit)",
-                        libc::EMSGSIZE,
-                    ));
-                }
-                break;
-            }
-            if len + FRAME_HEADER + m.data.len() > conn.tx.len() {
-                break;
-            }
-            conn.tx[len..len + FRAME_HEADER].copy_from_slice(&(m.data.len() as u32).to_be_bytes());
-            conn.tx[len + FRAME_HEADER..len + FRAME_HEADER + m.data.len()].copy_from_slice(m.data);
-            len += FRAME_HEADER + m.data.len();
-            count += 1;
-        }
+        let (count, len) = conn.frame(msgs.iter().map(|m| m.data), 0)?;
         conn.pend = (0, len);
         match conn.flush(0) {
             Ok(true) => Ok(count),
@@ -679,7 +808,7 @@ impl Transport for TcpTransport {
             rx_strategy: self.cfg.socket.strategy.name(),
             local,
             peer,
-            max_message: MAX_TCP_MESSAGE,
+            max_message: self.cfg.framing.max_message(),
             burst: 1,
             backend: Some(
                 TcpCaps {
@@ -696,7 +825,7 @@ impl Transport for TcpTransport {
     }
 
     fn stream_prefix(&self) -> Option<usize> {
-        Some(FRAME_HEADER)
+        Some(self.cfg.framing.header())
     }
 
     fn addrs(&self) -> Addrs {
@@ -908,6 +1037,54 @@ mod tests {
         }
         assert_eq!(got, vec![b"first".to_vec(), Vec::new(), b"third!".to_vec()]);
         drop(writer.join().unwrap());
+    }
+
+    /// `framing=soupbin`: a 2-byte length before each message, as
+    /// SoupBinTCP puts it on the wire, both ways, with a stream split
+    /// anywhere; larger messages than 65,535 bytes are refused.
+    #[test]
+    fn soupbin_framing_on_the_wire() {
+        use std::io::{Read, Write};
+        let uri = Uri::parse("tcp://127.0.0.1:0?framing=soupbin").unwrap();
+        let cfg = TcpConfig::from_uri(&uri).unwrap();
+        assert_eq!(cfg.framing, Framing::Soupbin);
+        let mut server = TcpTransport::open(cfg.clone(), Role::Server).unwrap();
+        let addr = server.capabilities().local.unwrap();
+        server
+            .set_recv_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(server.stream_prefix(), Some(2));
+        assert_eq!(server.capabilities().max_message, 65_535);
+        let peer = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_nodelay(true).unwrap();
+            // Login Request-shaped bytes and a client heartbeat, split mid-header.
+            let wire = [&[0, 3, b'L', 1, 2][..], &[0, 1, b'R']].concat();
+            c.write_all(&wire[..1]).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            c.write_all(&wire[1..]).unwrap();
+            let mut back = [0u8; 4];
+            c.read_exact(&mut back).unwrap();
+            back
+        });
+        let mut burst = RxBurst::new(4, 256);
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let n = server.recv_burst(&mut burst).unwrap();
+            assert!(n > 0, "timed out after {got:?}");
+            for k in 0..n {
+                got.push(burst.get(k).0.to_vec());
+            }
+        }
+        assert_eq!(got, vec![vec![b'L', 1, 2], vec![b'R']]);
+        server.send(b"AB", None).unwrap();
+        assert_eq!(peer.join().unwrap(), [0, 2, b'A', b'B']);
+        let e = server.send(&[0; 65_536], None).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EMSGSIZE));
+        assert!(e.to_string().contains("65,535"), "{e}");
+        let e = TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?framing=soup").unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("soupbin"), "{e}");
     }
 
     #[test]

@@ -139,3 +139,125 @@ mod tests {
         assert!(ep.wait(2000).unwrap());
     }
 }
+
+/// `ppoll` over many descriptors for readability, with its `pollfd` array
+/// kept between calls so that a wait allocates nothing once the set has
+/// reached its largest size.
+#[derive(Debug, Default)]
+pub struct PollSet {
+    fds: Vec<libc::pollfd>,
+}
+
+impl PollSet {
+    /// An empty set.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Empties the set (keeping its memory).
+    pub fn clear(&mut self) {
+        self.fds.clear();
+    }
+
+    /// Adds `fd`; returns its index for [`PollSet::readable`].
+    pub fn push(&mut self, fd: BorrowedFd<'_>) -> usize {
+        self.fds.push(libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        self.fds.len() - 1
+    }
+
+    /// Descriptors in the set.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.fds.len()
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.fds.is_empty()
+    }
+
+    /// Waits up to `timeout` (`None`: forever; zero: just looks) until one
+    /// of the descriptors is readable, has hung up or has an error; returns
+    /// how many are. `EINTR` is `Ok(0)`.
+    ///
+    /// The descriptors must stay open until the wait returns: the set holds
+    /// only their numbers.
+    ///
+    /// # Errors
+    /// Only unexpected kernel failures.
+    pub fn wait(&mut self, timeout: Option<std::time::Duration>) -> Result<usize> {
+        for p in &mut self.fds {
+            p.revents = 0;
+        }
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `fds` is a live array of `len` pollfds the kernel may write
+        // `revents` into; ts_ptr is null or points to a live timespec; a null
+        // signal mask leaves the mask unchanged. A closed descriptor number
+        // makes the kernel report POLLNVAL for it, nothing worse.
+        let ret = unsafe {
+            libc::ppoll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                ts_ptr,
+                std::ptr::null(),
+            )
+        };
+        match cvt("ppoll", ret) {
+            Ok(n) => Ok(n as usize),
+            Err(e) if e.errno() == Some(libc::EINTR) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether descriptor `i` had something to report in the last wait
+    /// (data, a connection to accept, a hang-up or an error).
+    #[must_use]
+    pub fn readable(&self, i: usize) -> bool {
+        self.fds.get(i).is_some_and(|p| p.revents != 0)
+    }
+}
+
+#[cfg(test)]
+mod poll_set_tests {
+    use super::PollSet;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    #[test]
+    fn reports_the_descriptor_that_became_readable() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (c, _d) = UnixStream::pair().unwrap();
+        let mut set = PollSet::new();
+        let ia = set.push(a.as_fd());
+        let ic = set.push(c.as_fd());
+        assert_eq!(set.wait(Some(Duration::ZERO)).unwrap(), 0);
+        assert!(!set.readable(ia) && !set.readable(ic));
+        b.write_all(b"x").unwrap();
+        assert_eq!(set.wait(Some(Duration::from_secs(5))).unwrap(), 1);
+        assert!(set.readable(ia) && !set.readable(ic));
+        drop(b);
+        set.clear();
+        let ia = set.push(a.as_fd());
+        assert_eq!(
+            set.wait(Some(Duration::ZERO)).unwrap(),
+            1,
+            "data and hang-up"
+        );
+        assert!(set.readable(ia));
+        assert!(!set.readable(7), "out of range is not readable");
+    }
+}

@@ -44,7 +44,7 @@ mod mmsg;
 mod msg;
 mod opt;
 
-pub use epoll::{Epoll, poll_errqueue, poll_readable};
+pub use epoll::{Epoll, PollSet, poll_errqueue, poll_readable};
 pub use mmsg::{MMSG_MAX_BATCH, MmsgBatch, recv_mmsg, send_mmsg};
 pub use msg::{
     ControlInfo, ErrQueueEvent, HWTSTAMP_FILTER_ALL, HWTSTAMP_FILTER_NONE, HWTSTAMP_TX_OFF,
