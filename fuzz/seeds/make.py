@@ -91,6 +91,23 @@ put("moldudp64", "heartbeat", mold(7, []))
 put("moldudp64", "end_of_session", mold(7, [], count=0xFFFF))
 put("moldudp64", "request", SESSION + struct.pack(">QH", 3, 10))
 
+# ---- SoupBinTCP (frames as the spec's tables lay them out) ----
+def soup(kind, payload=b""):
+    return struct.pack(">H", 1 + len(payload)) + kind + payload
+
+
+SOUP_LOGIN = b"alice " + b"Secret    " + b"SESS1     " + b"1".rjust(20)
+SOUP = [soup(b"L", SOUP_LOGIN), soup(b"A", b"SESS1".rjust(10) + b"42".rjust(20)), soup(b"J", b"A"),
+        soup(b"S", DAY[1]), soup(b"U", b"hello"), soup(b"H"), soup(b"R"), soup(b"+", b"host"), soup(b"Z"), soup(b"O")]
+put("soupbintcp", "login_request", SOUP[0])
+put("soupbintcp", "login_request_41", soup(b"L", SOUP_LOGIN + b"15000".rjust(5)))
+put("soupbintcp", "login_accepted", SOUP[1])
+put("soupbintcp", "sequenced", SOUP[3])
+# The target's first two bytes choose the splitter's limit (x4) and chunk size.
+put("soupbintcp", "stream", bytes([64, 5]) + b"".join(SOUP))
+put("soupbintcp", "stream_zero_length", bytes([64, 2]) + b"".join(SOUP[:3]) + b"\0\0H")
+put("soupbintcp", "stream_too_long", bytes([4, 9]) + SOUP[5] + SOUP[0])
+
 # ---- feed handler and market (op-encoded, see the targets) ----
 # feed: 4 config bytes, then [op, step] + op's bytes; op & 4: synthesized.
 put("feed", "in_order", bytes([0, 0x11, 0x22, 0x07]) + bytes([4, 1, 0, 3, 4, 1, 3, 3, 5, 1, 0, 2]))
