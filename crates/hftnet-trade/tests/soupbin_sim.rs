@@ -10,8 +10,8 @@ use std::collections::VecDeque;
 
 use hftnet_trade::rng::Rng;
 use hftnet_trade::soupbin::{
-    ClientConfig, ClientConnection, ClientEvent, CloseReason, Server, ServerConfig,
-    ServerConnection, ServerEvent, StreamId,
+    ClientConfig, ClientConnection, ClientCounters, ClientEvent, CloseReason, Server, ServerConfig,
+    ServerConnection, ServerCounters, ServerEvent, StreamId,
 };
 use hftnet_wire::soupbintcp::{Password, Session, Username};
 
@@ -55,13 +55,9 @@ struct Trader {
     orders_received: Vec<Vec<u8>>,
     reconnects: u64,
     ended: bool,
-    /// Counters summed over the connections dropped.
-    heartbeats_out: u64,
-    server_heartbeats: u64,
-    timeouts: u64,
-    replayed: u64,
-    duplicates: u64,
-    missing: u64,
+    /// Counters summed over the connections dropped, both ends.
+    client_totals: ClientCounters,
+    server_totals: ServerCounters,
 }
 
 fn creds() -> (Username, Password) {
@@ -88,12 +84,8 @@ impl Trader {
             orders_received: Vec::new(),
             reconnects: 0,
             ended: false,
-            heartbeats_out: 0,
-            server_heartbeats: 0,
-            timeouts: 0,
-            replayed: 0,
-            duplicates: 0,
-            missing: 0,
+            client_totals: ClientCounters::default(),
+            server_totals: ServerCounters::default(),
         };
         t.connect(server, now);
         t
@@ -110,17 +102,10 @@ impl Trader {
     fn disconnect(&mut self, now: u64, reconnect_after: u64) {
         if let Some(c) = self.client.take() {
             self.cfg = c.reconnect_config();
-            let k = c.counters();
-            self.heartbeats_out += k.heartbeats_out;
-            self.timeouts += k.server_timeouts;
-            self.duplicates += k.duplicates;
-            self.missing += k.missing;
+            self.client_totals.add(c.counters());
         }
         if let Some(s) = self.server_side.take() {
-            let k = s.counters();
-            self.server_heartbeats += k.heartbeats_out;
-            self.timeouts += k.client_timeouts;
-            self.replayed += k.replayed;
+            self.server_totals.add(s.counters());
         }
         self.to_server = Pipe::default();
         self.to_client = Pipe::default();
@@ -266,7 +251,21 @@ fn run(seed: u64) {
         t.disconnect(now, 0);
         assert!(t.ended, "{}: no end of session", t.name);
         assert!(t.reconnects >= 3, "{}: {} reconnects", t.name, t.reconnects);
-        assert!(t.replayed > 0, "{}: nothing replayed", t.name);
+        let (c, s) = (t.client_totals, t.server_totals);
+        assert!(s.replayed > 0, "{}: nothing replayed", t.name);
+        // A cut can lose a Login Request or a Login Accepted in flight.
+        assert!(
+            (1..=s.logins_accepted).contains(&c.logins_accepted)
+                && s.logins_accepted <= t.reconnects + 1,
+            "{}: {} / {} logins for {} reconnects",
+            t.name,
+            c.logins_accepted,
+            s.logins_accepted,
+            t.reconnects
+        );
+        assert_eq!(c.sequenced_in, published.len() as u64, "{}", t.name);
+        assert_eq!(c.end_of_session, 1, "{}", t.name);
+        assert_eq!(c.bad_frames.total() + s.bad_frames.total(), 0, "{}", t.name);
         // Exactly once, in order.
         assert_eq!(t.delivered.len(), published.len(), "{}", t.name);
         for (i, (sequence, m)) in t.delivered.iter().enumerate() {
@@ -275,15 +274,10 @@ fn run(seed: u64) {
         }
         // The idle 4 s were bridged by heartbeats both ways, never by a
         // timeout.
-        assert_eq!(t.timeouts, 0, "{}", t.name);
-        assert!(t.heartbeats_out >= 3, "{}: {}", t.name, t.heartbeats_out);
-        assert!(
-            t.server_heartbeats >= 3,
-            "{}: {}",
-            t.name,
-            t.server_heartbeats
-        );
-        assert_eq!((t.duplicates, t.missing), (0, 0), "{}", t.name);
+        assert_eq!((c.server_timeouts, s.client_timeouts), (0, 0), "{}", t.name);
+        assert!(c.heartbeats_out >= 3, "{}: {}", t.name, c.heartbeats_out);
+        assert!(s.heartbeats_out >= 3, "{}: {}", t.name, s.heartbeats_out);
+        assert_eq!((c.duplicates, c.missing), (0, 0), "{}", t.name);
         // Orders (unsequenced) may be lost with a cut, never duplicated or
         // reordered.
         assert!(!t.orders_received.is_empty());

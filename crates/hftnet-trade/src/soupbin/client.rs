@@ -173,6 +173,29 @@ pub struct ClientCounters {
     pub bad_frames: BadFrames,
 }
 
+impl ClientCounters {
+    /// Adds `other` into `self`, field by field (to total the connections of a client across reconnections).
+    pub fn add(&mut self, other: &Self) {
+        self.bytes_in += other.bytes_in;
+        self.frames_in += other.frames_in;
+        self.bytes_out += other.bytes_out;
+        self.frames_out += other.frames_out;
+        self.logins_accepted += other.logins_accepted;
+        self.logins_rejected += other.logins_rejected;
+        self.sequenced_in += other.sequenced_in;
+        self.duplicates += other.duplicates;
+        self.missing += other.missing;
+        self.unsequenced_in += other.unsequenced_in;
+        self.unsequenced_out += other.unsequenced_out;
+        self.heartbeats_in += other.heartbeats_in;
+        self.heartbeats_out += other.heartbeats_out;
+        self.debug_in += other.debug_in;
+        self.end_of_session += other.end_of_session;
+        self.server_timeouts += other.server_timeouts;
+        self.bad_frames.add(&other.bad_frames);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Login Request queued or sent; waiting for the answer.

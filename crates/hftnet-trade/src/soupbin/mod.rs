@@ -130,6 +130,20 @@ pub struct BadFrames {
 }
 
 impl BadFrames {
+    /// Adds `other` into `self`, field by field (to total several connections).
+    pub fn add(&mut self, other: &Self) {
+        self.zero_length += other.zero_length;
+        self.too_long += other.too_long;
+        self.unknown_type += other.unknown_type;
+        self.bad_length += other.bad_length;
+        self.bad_field += other.bad_field;
+        self.wrong_direction += other.wrong_direction;
+        self.before_login += other.before_login;
+        self.login_after_login += other.login_after_login;
+    }
+}
+
+impl BadFrames {
     /// The counter of one reason.
     #[must_use]
     pub const fn get(&self, reason: BadFrame) -> u64 {

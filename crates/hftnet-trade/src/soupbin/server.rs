@@ -242,6 +242,32 @@ pub struct ServerCounters {
     pub bad_frames: BadFrames,
 }
 
+impl ServerCounters {
+    /// Adds `other` into `self`, field by field (to total the connections of a server, closed ones included).
+    pub fn add(&mut self, other: &Self) {
+        self.bytes_in += other.bytes_in;
+        self.frames_in += other.frames_in;
+        self.bytes_out += other.bytes_out;
+        self.frames_out += other.frames_out;
+        self.logins_accepted += other.logins_accepted;
+        self.rejected_not_authorized += other.rejected_not_authorized;
+        self.rejected_session += other.rejected_session;
+        self.requested_beyond += other.requested_beyond;
+        self.sequenced_out += other.sequenced_out;
+        self.replayed += other.replayed;
+        self.unsequenced_in += other.unsequenced_in;
+        self.unsequenced_out += other.unsequenced_out;
+        self.heartbeats_in += other.heartbeats_in;
+        self.heartbeats_out += other.heartbeats_out;
+        self.debug_in += other.debug_in;
+        self.logouts += other.logouts;
+        self.client_timeouts += other.client_timeouts;
+        self.login_timeouts += other.login_timeouts;
+        self.end_of_session += other.end_of_session;
+        self.bad_frames.add(&other.bad_frames);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitingLogin,
