@@ -490,11 +490,17 @@ fn frame_in(
         }
         (Repr::SequencedData(message), State::LoggedIn { recv }) => {
             let sequence = *recv;
-            *recv += 1;
+            // The message numbered u64::MAX would leave no next expected
+            // number (nor would any after it): counted, not delivered.
+            let Some(after) = sequence.checked_add(1) else {
+                c.bad_frames.count(BadFrame::BadField);
+                return;
+            };
+            *recv = after;
             if sequence < *next_expected {
                 c.duplicates += 1;
             } else {
-                *next_expected = sequence + 1;
+                *next_expected = after;
                 c.sequenced_in += 1;
                 on_event(ClientEvent::Sequenced { sequence, message });
             }

@@ -98,6 +98,13 @@ pub enum StoreError {
     BlankName,
     /// No such stream.
     Unknown,
+    /// The memory for a new stream could not be reserved.
+    NoMemory {
+        /// The stream's session name.
+        session: Session,
+        /// Bytes asked for (payload and index).
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -124,6 +131,11 @@ impl fmt::Display for StoreError {
             Self::Duplicate(s) => write!(f, "soupbin stream {s} exists already"),
             Self::BlankName => f.write_str("a soupbin stream needs a non-blank session name"),
             Self::Unknown => f.write_str("no such soupbin stream"),
+            Self::NoMemory { session, bytes } => write!(
+                f,
+                "cannot reserve {bytes} bytes for soupbin stream {session}: lower max_bytes / \
+                 max_messages"
+            ),
         }
     }
 }
@@ -144,15 +156,29 @@ pub struct Stream {
 }
 
 impl Stream {
-    fn new(session: Session, owner: Option<Username>, config: StoreConfig) -> Self {
-        Self {
+    fn new(
+        session: Session,
+        owner: Option<Username>,
+        config: StoreConfig,
+    ) -> Result<Self, StoreError> {
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        let refused = StoreError::NoMemory {
+            session,
+            bytes: config.max_bytes + config.max_messages * size_of::<usize>(),
+        };
+        data.try_reserve_exact(config.max_bytes)
+            .map_err(|_| refused)?;
+        ends.try_reserve_exact(config.max_messages)
+            .map_err(|_| refused)?;
+        Ok(Self {
             session,
             owner,
-            data: Vec::with_capacity(config.max_bytes),
-            ends: Vec::with_capacity(config.max_messages),
+            data,
+            ends,
             config,
             ended: false,
-        }
+        })
     }
 
     /// The session name.
@@ -261,6 +287,7 @@ impl Streams {
     /// for every authorised user. Allocates its storage.
     ///
     /// # Errors
+    /// [`StoreError::NoMemory`] when its storage cannot be reserved;
     /// [`StoreError::BlankName`]; [`StoreError::Duplicate`] when a stream of
     /// that name and owner exists, ended or not (a session name is used
     /// once, so a sequence number always means the same message).
@@ -279,7 +306,7 @@ impl Streams {
         {
             return Err(StoreError::Duplicate(session));
         }
-        self.streams.push(Stream::new(session, owner, self.config));
+        self.streams.push(Stream::new(session, owner, self.config)?);
         Ok(StreamId(self.streams.len() - 1))
     }
 

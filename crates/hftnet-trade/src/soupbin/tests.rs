@@ -881,3 +881,20 @@ fn client_counts_bad_frames_and_stays_up() {
         "max_length"
     );
 }
+
+#[test]
+fn client_survives_a_server_announcing_the_last_sequence_number() {
+    let mut c = client(0);
+    let _ = client_out(&mut c, 0);
+    let evs = client_input(
+        &mut c,
+        1,
+        &[accepted("SESS1", u64::MAX), seq(b"last"), seq(b"beyond")].concat(),
+    );
+    // The message numbered u64::MAX would leave no next expected number:
+    // it and what follows are counted, not delivered; nothing panics, the
+    // session stays up.
+    assert_eq!(evs, [Cv::LoggedIn(sess("SESS1"), u64::MAX)]);
+    assert_eq!(c.counters().bad_frames.bad_field, 2);
+    assert!(c.is_logged_in());
+}
