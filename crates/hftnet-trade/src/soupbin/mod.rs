@@ -37,6 +37,45 @@
 //! 4. `close_reason()`: once `Some`, write what `poll_transmit` still
 //!    returns (a Login Rejected, an End of Session) and close the socket.
 //!
+//! A server and a client talking through two byte buffers (in a real
+//! program, the two ends of a TCP connection):
+//!
+//! ```
+//! use hftnet_trade::soupbin::{
+//!     ClientConfig, ClientConnection, ClientEvent, Server, ServerConfig, ServerEvent,
+//! };
+//! use hftnet_wire::soupbintcp::{Password, Session, Username};
+//!
+//! let (user, pass) = (Username::new("alice")?, Password::new("secret")?);
+//! let mut server = Server::new(ServerConfig::new(user, pass))?;
+//! let day = server.open(Session::new("20261205")?, None)?;
+//! server.publish(day, b"first message")?;
+//!
+//! let now = 0;
+//! let mut conn = server.connect(now); // on accept()
+//! let mut client = ClientConnection::new(ClientConfig::new(user, pass), now)?; // on connect()
+//! let mut buf = vec![0u8; 65_537];
+//!
+//! // Client → server: the Login Request.
+//! let n = client.poll_transmit(now, &mut buf);
+//! conn.handle_input(now, &buf[..n], &server, |e| {
+//!     assert!(matches!(e, ServerEvent::LoggedIn { next_sequence: 1, .. }));
+//! });
+//! // Server → client: Login Accepted, then the stream from sequence 1.
+//! server.publish(day, b"second")?;
+//! let n = conn.poll_transmit(now, &server, &mut buf);
+//! let mut got = Vec::new();
+//! client.handle_input(now, &buf[..n], |e| {
+//!     if let ClientEvent::Sequenced { sequence, message } = e {
+//!         got.push((sequence, message.to_vec()));
+//!     }
+//! });
+//! assert_eq!(got, [(1, b"first message".to_vec()), (2, b"second".to_vec())]);
+//! // After a broken connection, the next one resumes at 3.
+//! assert_eq!(client.reconnect_config().next_sequence, 3);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Behaviour where the specification leaves a choice
 //!
 //! - A requested sequence number of 0 (or blank) starts with the next
