@@ -39,6 +39,7 @@ fn parse(data: &[u8]) {
 
 fn split(max: usize, chunk: usize, stream: &[u8]) {
     let mut s = FrameSplitter::new(max);
+    let limit = s.max_length();
     let mut joined = Vec::new();
     let mut rest = stream;
     let error = 'feed: loop {
@@ -49,7 +50,7 @@ fn split(max: usize, chunk: usize, stream: &[u8]) {
                 Ok(Some(f)) => {
                     let p = Packet::new_checked(f).expect("a split frame is a checked packet");
                     assert_eq!(p.frame_len(), f.len());
-                    assert!(usize::from(p.length()) <= s.max_length());
+                    assert!(usize::from(p.length()) <= limit);
                     joined.extend_from_slice(f);
                 }
                 Ok(None) => break,
@@ -68,7 +69,7 @@ fn split(max: usize, chunk: usize, stream: &[u8]) {
         Some(SplitError::ZeroLength) => assert_eq!(&after[..2], &[0, 0]),
         Some(SplitError::TooLong { len, max }) => {
             assert_eq!(len, usize::from(u16::from_be_bytes([after[0], after[1]])));
-            assert!(len > max && max == s.max_length());
+            assert!(len > max && max == limit);
         }
     }
 }

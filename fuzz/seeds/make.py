@@ -107,6 +107,13 @@ put("soupbintcp", "sequenced", SOUP[3])
 put("soupbintcp", "stream", bytes([64, 5]) + b"".join(SOUP))
 put("soupbintcp", "stream_zero_length", bytes([64, 2]) + b"".join(SOUP[:3]) + b"\0\0H")
 put("soupbintcp", "stream_too_long", bytes([4, 9]) + SOUP[5] + SOUP[0])
+# soupbin sessions (op-encoded, see the target): 5 client->server, 3 publish,
+# 4 server->client, 2 time x100 ms, 7 unsequenced, 6 end, 8 logout, 0/1 raw.
+put("soupbin", "login_publish_end", bytes([5, 3, 3]) + b"abc" + bytes([4, 3, 1]) + b"d" + bytes([4, 2, 15, 4, 5, 7, 2]) + b"hi"
+    + bytes([6, 4, 4]))
+put("soupbin", "bad_login_and_raw", bytes([0, len(SOUP[0])]) + SOUP[0].replace(b"Secret", b"wrong!") + bytes([4, 1, 3]) + b"\0\x01H"
+    + bytes([2, 200, 4]))
+put("soupbin", "timeouts", bytes([5, 4, 2, 100, 2, 60, 4, 5, 8, 5]))
 
 # ---- feed handler and market (op-encoded, see the targets) ----
 # feed: 4 config bytes, then [op, step] + op's bytes; op & 4: synthesized.

@@ -123,7 +123,8 @@ pub enum ParseError {
         len: usize,
     },
     /// A field holds a value its encoding does not allow (a numeric field
-    /// with a non-digit, or a number too large).
+    /// with a non-digit, or a number too large; a session name with a byte
+    /// that is not printable ASCII).
     BadField {
         /// The type byte.
         packet_type: u8,
@@ -346,12 +347,16 @@ fn trim(b: &[u8]) -> &[u8] {
 }
 
 /// Reads a session field padded on either side into a [`Session`] (padded
-/// on the right, the form sessions are compared in).
-fn read_session(b: &[u8]) -> Session {
+/// on the right, the form sessions are compared in); `None` when it holds a
+/// byte that is not printable ASCII.
+fn read_session(b: &[u8]) -> Option<Session> {
     let t = trim(b);
+    if !t.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+        return None;
+    }
     let mut s = [b' '; 10];
     s[..t.len()].copy_from_slice(t);
-    Session(s)
+    Some(Session(s))
 }
 
 /// Writes a session into a 10-byte field, padded on the left (Login
@@ -495,7 +500,8 @@ impl<'a> Repr<'a> {
     /// [`ParseError::BadLength`] when the payload length does not fit the
     /// type (fixed-size types must match exactly; a Login Request is 46
     /// bytes (4.0) or 51 (4.1)); [`ParseError::BadField`] when a numeric
-    /// field is not a number or overflows.
+    /// field is not a number or overflows, or a session name holds a byte
+    /// that is not printable ASCII.
     pub fn parse<T: AsRef<[u8]>>(p: &'a Packet<T>) -> core::result::Result<Self, ParseError> {
         Self::parse_frame(p.buffer.as_ref())
     }
@@ -540,7 +546,7 @@ impl<'a> Repr<'a> {
                     return Err(bad_len());
                 }
                 Ok(Self::LoginAccepted {
-                    session: read_session(&payload[field::ACCEPTED_SESSION]),
+                    session: read_session(&payload[field::ACCEPTED_SESSION]).ok_or(bad_field)?,
                     sequence: read_numeric(&payload[field::ACCEPTED_SEQUENCE]).ok_or(bad_field)?,
                 })
             }
@@ -561,7 +567,7 @@ impl<'a> Repr<'a> {
                 Ok(Self::LoginRequest(LoginRequest {
                     username: Alpha(username),
                     password: Alpha(password),
-                    session: read_session(&payload[field::LOGIN_SESSION]),
+                    session: read_session(&payload[field::LOGIN_SESSION]).ok_or(bad_field)?,
                     sequence: read_numeric(&payload[field::LOGIN_SEQUENCE]).ok_or(bad_field)?,
                     heartbeat_timeout_ms,
                 }))

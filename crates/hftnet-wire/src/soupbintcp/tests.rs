@@ -207,6 +207,10 @@ fn bad_packets_name_their_reason() {
             b"\x00\x1fA     SESS1                 4 2",
             ParseError::BadField { packet_type: b'A' },
         ),
+        (
+            b"\x00\x1fA    SESS\x011                  42",
+            ParseError::BadField { packet_type: b'A' },
+        ),
     ];
     for (bytes, e) in cases {
         assert_eq!(Repr::parse_frame(bytes), Err(*e), "{bytes:?}");
