@@ -121,9 +121,9 @@ fuzz_target!(|data: &[u8]| {
             _ => client.logout(),
         }
         let k = conn.counters();
-        assert!(k.bad_frames.total() <= k.frames_in + 1);
+        assert!(k.traffic.bad_frames.total() <= k.traffic.frames_in + 1);
         let k = client.counters();
-        assert!(k.bad_frames.total() <= k.frames_in + 1);
+        assert!(k.traffic.bad_frames.total() <= k.traffic.frames_in + 1);
         if server_closed {
             assert!(conn.close_reason().is_some() && !conn.is_logged_in());
         }

@@ -72,10 +72,10 @@ fn the_steady_state_never_allocates() {
     assert_eq!(delivered, s.len());
     let (sc, cc) = (conn.counters(), client.counters());
     assert!(
-        sc.heartbeats_out >= 300 && cc.heartbeats_out >= 300,
+        sc.traffic.heartbeats_out >= 300 && cc.traffic.heartbeats_out >= 300,
         "{sc:?} {cc:?}"
     );
-    assert_eq!(sc.heartbeats_out, cc.heartbeats_in);
+    assert_eq!(sc.traffic.heartbeats_out, cc.traffic.heartbeats_in);
     assert!(orders > 9_000, "{orders}");
-    assert_eq!(orders, cc.unsequenced_out);
+    assert_eq!(orders, cc.traffic.unsequenced_out);
 }

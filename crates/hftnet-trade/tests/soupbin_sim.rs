@@ -102,10 +102,10 @@ impl Trader {
     fn disconnect(&mut self, now: u64, reconnect_after: u64) {
         if let Some(c) = self.client.take() {
             self.cfg = c.reconnect_config();
-            self.client_totals.add(c.counters());
+            self.client_totals.add(&c.counters());
         }
         if let Some(s) = self.server_side.take() {
-            self.server_totals.add(s.counters());
+            self.server_totals.add(&s.counters());
         }
         self.to_server = Pipe::default();
         self.to_client = Pipe::default();
@@ -265,7 +265,12 @@ fn run(seed: u64) {
         );
         assert_eq!(c.sequenced_in, published.len() as u64, "{}", t.name);
         assert_eq!(c.end_of_session, 1, "{}", t.name);
-        assert_eq!(c.bad_frames.total() + s.bad_frames.total(), 0, "{}", t.name);
+        assert_eq!(
+            c.traffic.bad_frames.total() + s.traffic.bad_frames.total(),
+            0,
+            "{}",
+            t.name
+        );
         // Exactly once, in order.
         assert_eq!(t.delivered.len(), published.len(), "{}", t.name);
         for (i, (sequence, m)) in t.delivered.iter().enumerate() {
@@ -275,8 +280,18 @@ fn run(seed: u64) {
         // The idle 4 s were bridged by heartbeats both ways, never by a
         // timeout.
         assert_eq!((c.server_timeouts, s.client_timeouts), (0, 0), "{}", t.name);
-        assert!(c.heartbeats_out >= 3, "{}: {}", t.name, c.heartbeats_out);
-        assert!(s.heartbeats_out >= 3, "{}: {}", t.name, s.heartbeats_out);
+        assert!(
+            c.traffic.heartbeats_out >= 3,
+            "{}: {}",
+            t.name,
+            c.traffic.heartbeats_out
+        );
+        assert!(
+            s.traffic.heartbeats_out >= 3,
+            "{}: {}",
+            t.name,
+            s.traffic.heartbeats_out
+        );
         assert_eq!((c.duplicates, c.missing), (0, 0), "{}", t.name);
         // Orders (unsequenced) may be lost with a cut, never duplicated or
         // reordered.
@@ -342,7 +357,7 @@ fn silence_ends_connections_on_time() {
     // Its last byte: a heartbeat, now.
     c.handle_input(now, b"\x00\x01H", |_| {});
     let last = now;
-    let heartbeats = c.counters().heartbeats_out;
+    let heartbeats = c.counters().traffic.heartbeats_out;
     let mut out = [0u8; 64];
     while c.handle_timeout(now).is_none() {
         // It keeps sending heartbeats meanwhile.
@@ -351,6 +366,6 @@ fn silence_ends_connections_on_time() {
     }
     assert_eq!(now, last + 15 * S);
     assert_eq!(c.close_reason(), Some(CloseReason::PeerTimeout));
-    let sent = c.counters().heartbeats_out - heartbeats;
+    let sent = c.counters().traffic.heartbeats_out - heartbeats;
     assert!((14..=15).contains(&sent), "{sent} heartbeats in 15 s");
 }

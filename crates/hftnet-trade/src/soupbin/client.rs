@@ -3,13 +3,12 @@
 //! next. See the module documentation of [`super`] for the driving order.
 
 use hftnet_wire::soupbintcp::{
-    FrameSplitter, LoginRequest, MAX_HEARTBEAT_TIMEOUT_MS, Password, RejectReason, Repr, Session,
-    Username,
+    LoginRequest, MAX_HEARTBEAT_TIMEOUT_MS, Password, RejectReason, Repr, Session, Username,
 };
 
 use super::{
-    BadFrame, BadFrames, CloseReason, ConfigError, HEARTBEAT_INTERVAL_NS, PEER_TIMEOUT_NS, Pending,
-    SendError, split_frames, write_unsequenced,
+    BadFrame, CloseReason, ConfigError, HEARTBEAT_INTERVAL_NS, Io, Link, PEER_TIMEOUT_NS,
+    SendError, Traffic,
 };
 
 /// What a client logs in with, and where it resumes.
@@ -136,14 +135,9 @@ pub enum ClientEvent<'a> {
 /// Counters of one client connection; plain integers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientCounters {
-    /// Bytes handed to `handle_input`.
-    pub bytes_in: u64,
-    /// Whole frames received, bad ones included.
-    pub frames_in: u64,
-    /// Bytes returned by `poll_transmit` / `send_unsequenced`.
-    pub bytes_out: u64,
-    /// Frames sent.
-    pub frames_out: u64,
+    /// Bytes, frames, unsequenced data, heartbeats (server's in, client's
+    /// out), debug packets and bad frames.
+    pub traffic: Traffic,
     /// Logins accepted (0 or 1).
     pub logins_accepted: u64,
     /// Logins refused.
@@ -155,44 +149,24 @@ pub struct ClientCounters {
     pub duplicates: u64,
     /// Messages reported missing with [`ClientEvent::Gap`].
     pub missing: u64,
-    /// Unsequenced Data received.
-    pub unsequenced_in: u64,
-    /// Unsequenced Data sent.
-    pub unsequenced_out: u64,
-    /// Server Heartbeats received.
-    pub heartbeats_in: u64,
-    /// Client Heartbeats sent.
-    pub heartbeats_out: u64,
-    /// Debug packets received (ignored).
-    pub debug_in: u64,
     /// End of Session received.
     pub end_of_session: u64,
     /// Times the server was given up on.
     pub server_timeouts: u64,
-    /// Bad frames, by reason.
-    pub bad_frames: BadFrames,
 }
 
 impl ClientCounters {
-    /// Adds `other` into `self`, field by field (to total the connections of a client across reconnections).
+    /// Adds `other` into `self`, field by field (to total the connections
+    /// of a client across reconnections).
     pub fn add(&mut self, other: &Self) {
-        self.bytes_in += other.bytes_in;
-        self.frames_in += other.frames_in;
-        self.bytes_out += other.bytes_out;
-        self.frames_out += other.frames_out;
+        self.traffic.add(&other.traffic);
         self.logins_accepted += other.logins_accepted;
         self.logins_rejected += other.logins_rejected;
         self.sequenced_in += other.sequenced_in;
         self.duplicates += other.duplicates;
         self.missing += other.missing;
-        self.unsequenced_in += other.unsequenced_in;
-        self.unsequenced_out += other.unsequenced_out;
-        self.heartbeats_in += other.heartbeats_in;
-        self.heartbeats_out += other.heartbeats_out;
-        self.debug_in += other.debug_in;
         self.end_of_session += other.end_of_session;
         self.server_timeouts += other.server_timeouts;
-        self.bad_frames.add(&other.bad_frames);
     }
 }
 
@@ -202,8 +176,6 @@ enum State {
     LoggingIn,
     /// Logged in; `recv` is the number of the next Sequenced Data to arrive.
     LoggedIn { recv: u64 },
-    /// Over.
-    Done,
 }
 
 /// One connection of a SoupBinTCP client; see the module documentation of
@@ -212,16 +184,13 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct ClientConnection {
     config: ClientConfig,
-    splitter: FrameSplitter,
-    pending: Pending,
+    link: Link,
     state: State,
     /// A Logout Request was queued: the connection closes once it is out.
     logging_out: bool,
     /// Next sequence number to deliver (0: take the server's).
     next_expected: u64,
-    last_in: u64,
-    last_out: u64,
-    close: Option<CloseReason>,
+    /// Everything but `traffic`, which the link keeps.
     counters: ClientCounters,
 }
 
@@ -233,15 +202,15 @@ impl ClientConnection {
     /// The first [`ConfigError`] of [`ClientConfig::validate`].
     pub fn new(config: ClientConfig, now: u64) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut pending = Pending::new();
-        let queued = pending.push(&Repr::LoginRequest(LoginRequest {
+        let mut link = Link::new(config.max_length, now);
+        link.io.queue(&Repr::LoginRequest(LoginRequest {
             username: config.username,
             password: config.password,
             session: config.session,
             sequence: config.next_sequence,
             heartbeat_timeout_ms: config.heartbeat_timeout_ms,
         }));
-        if !queued {
+        if link.io.pending.is_empty() {
             return Err(ConfigError {
                 field: "session",
                 why: "cannot be written in a Login Request",
@@ -249,37 +218,36 @@ impl ClientConnection {
         }
         Ok(Self {
             config,
-            splitter: FrameSplitter::new(config.max_length),
-            pending,
+            link,
             state: State::LoggingIn,
             logging_out: false,
             next_expected: config.next_sequence,
-            last_in: now,
-            last_out: now,
-            close: None,
-            counters: ClientCounters {
-                frames_out: 1,
-                ..ClientCounters::default()
-            },
+            counters: ClientCounters::default(),
         })
     }
 
-    /// The counters.
+    /// The counters, by value.
     #[must_use]
-    pub const fn counters(&self) -> &ClientCounters {
-        &self.counters
+    pub fn counters(&self) -> ClientCounters {
+        ClientCounters {
+            traffic: self.link.io.traffic,
+            ..self.counters
+        }
     }
 
     /// Why the connection is over, once it is.
     #[must_use]
     pub const fn close_reason(&self) -> Option<CloseReason> {
-        self.close
+        self.link.io.close
     }
 
-    /// Whether the login was accepted and the connection is open.
+    /// Whether the login was accepted and the connection is open (and no
+    /// logout was asked for).
     #[must_use]
     pub const fn is_logged_in(&self) -> bool {
-        matches!(self.state, State::LoggedIn { .. }) && !self.logging_out
+        matches!(self.state, State::LoggedIn { .. })
+            && !self.logging_out
+            && self.link.io.close.is_none()
     }
 
     /// The next sequence number to be delivered (0 until the Login
@@ -298,7 +266,9 @@ impl ClientConnection {
 
     /// The configuration of the next connection: the same credentials, the
     /// session learned, and the next expected sequence number, so that it
-    /// receives every message not delivered yet, once.
+    /// receives every message not delivered yet, once. (If that session has
+    /// ended meanwhile, the server refuses it with `S`: log into the next
+    /// one with a blank session and sequence number 1.)
     #[must_use]
     pub const fn reconnect_config(&self) -> ClientConfig {
         let mut c = self.config;
@@ -309,19 +279,10 @@ impl ClientConnection {
     /// Queues a Logout Request; the connection closes once `poll_transmit`
     /// handed it out.
     pub fn logout(&mut self) {
-        if self.close.is_none() && !self.logging_out {
-            if self.pending.push(&Repr::LogoutRequest) {
-                self.counters.frames_out += 1;
-            }
+        if self.link.io.is_open() && !self.logging_out {
+            self.link.io.queue(&Repr::LogoutRequest);
             self.logging_out = true;
         }
-    }
-
-    fn close(&mut self, reason: CloseReason) {
-        if self.close.is_none() {
-            self.close = Some(reason);
-        }
-        self.state = State::Done;
     }
 
     /// Handles bytes read from the socket (any amount); events go to
@@ -332,56 +293,39 @@ impl ClientConnection {
         bytes: &[u8],
         mut on_event: impl FnMut(ClientEvent<'_>),
     ) {
-        if self.close.is_some() || bytes.is_empty() {
-            return;
-        }
-        self.counters.bytes_in += bytes.len() as u64;
-        self.last_in = now;
         let Self {
             config,
-            splitter,
+            link,
             state,
             next_expected,
-            close,
             counters,
             ..
         } = self;
-        let split = split_frames(splitter, bytes, |frame| {
-            counters.frames_in += 1;
-            match frame {
-                Ok(r) => frame_in(
-                    r,
-                    config,
-                    state,
-                    next_expected,
-                    close,
-                    counters,
-                    &mut on_event,
-                ),
-                Err(e) => counters.bad_frames.count(e.into()),
-            }
-            close.is_none()
+        link.handle_input(now, bytes, |r, io| {
+            let mut h = Handler {
+                io,
+                config: &mut *config,
+                state: &mut *state,
+                next_expected: &mut *next_expected,
+                counters: &mut *counters,
+            };
+            h.frame(r, &mut on_event);
         });
-        if let Err(e) = split {
-            self.counters.bad_frames.count(e.into());
-            self.close(CloseReason::BadStream(e));
-        }
     }
 
     /// When to call `handle_timeout` (server silence) or `poll_transmit`
     /// (a heartbeat) next; `None` once closed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        if self.close.is_some() {
+        let io = &self.link.io;
+        if !io.is_open() {
             return None;
         }
-        let timeout = self.last_in.saturating_add(self.config.server_timeout_ns);
-        Some(match self.state {
-            State::LoggedIn { .. } => timeout.min(
-                self.last_out
-                    .saturating_add(self.config.heartbeat_interval_ns),
-            ),
-            _ => timeout,
+        let timeout = io.silence_at(self.config.server_timeout_ns);
+        Some(if self.is_logged_in() {
+            timeout.min(io.heartbeat_at(self.config.heartbeat_interval_ns))
+        } else {
+            timeout
         })
     }
 
@@ -389,37 +333,30 @@ impl ClientConnection {
     /// [`CloseReason::PeerTimeout`] when it did now. Then reconnect with
     /// [`ClientConnection::reconnect_config`].
     pub fn handle_timeout(&mut self, now: u64) -> Option<CloseReason> {
-        if self.close.is_some() || now < self.last_in.saturating_add(self.config.server_timeout_ns)
-        {
+        let io = &mut self.link.io;
+        if !io.is_open() || now < io.silence_at(self.config.server_timeout_ns) {
             return None;
         }
         self.counters.server_timeouts += 1;
-        self.close(CloseReason::PeerTimeout);
-        self.close
+        io.close(CloseReason::PeerTimeout);
+        io.close
     }
 
     /// Writes what is due into `buf` — the Login Request, a Logout Request,
     /// or a Client Heartbeat once logged in and the interval passed without
     /// output — and returns its length. Write those bytes to the socket.
     pub fn poll_transmit(&mut self, now: u64, buf: &mut [u8]) -> usize {
-        if self.is_logged_in()
-            && self.pending.is_empty()
-            && now
-                >= self
-                    .last_out
-                    .saturating_add(self.config.heartbeat_interval_ns)
-            && self.pending.push(&Repr::ClientHeartbeat)
-        {
-            self.counters.frames_out += 1;
-            self.counters.heartbeats_out += 1;
+        if self.is_logged_in() {
+            let interval = self.config.heartbeat_interval_ns;
+            self.link
+                .io
+                .heartbeat(now, interval, &Repr::ClientHeartbeat);
         }
-        let n = self.pending.drain(buf);
-        if n > 0 {
-            self.last_out = now;
-            self.counters.bytes_out += n as u64;
-        }
-        if self.logging_out && self.pending.is_empty() {
-            self.close(CloseReason::Logout);
+        let io = &mut self.link.io;
+        let n = io.pending.drain(buf);
+        io.sent(now, n);
+        if self.logging_out && io.pending.is_empty() {
+            io.close(CloseReason::Logout);
         }
         n
     }
@@ -437,94 +374,97 @@ impl ClientConnection {
         msg: &[u8],
         buf: &mut [u8],
     ) -> Result<usize, SendError> {
-        if !self.is_logged_in() {
-            return Err(SendError::NotLoggedIn);
-        }
-        let (_, n) = write_unsequenced(&mut self.pending, msg, buf)?;
-        self.counters.frames_out += 1;
-        self.counters.unsequenced_out += 1;
-        self.counters.bytes_out += n as u64;
-        self.last_out = now;
-        Ok(n)
+        let logged_in = self.is_logged_in();
+        self.link.io.send_unsequenced(now, logged_in, msg, buf)
     }
 }
 
-/// One parsed frame from the server.
-fn frame_in(
-    r: Repr<'_>,
-    config: &mut ClientConfig,
-    state: &mut State,
-    next_expected: &mut u64,
-    close: &mut Option<CloseReason>,
-    c: &mut ClientCounters,
-    on_event: &mut impl FnMut(ClientEvent<'_>),
-) {
-    let logging_in = *state == State::LoggingIn;
-    match (r, &mut *state) {
-        (Repr::Debug(_), _) => c.debug_in += 1,
-        (Repr::LoginAccepted { session, sequence }, State::LoggingIn) => {
-            c.logins_accepted += 1;
-            config.session = session;
-            if *next_expected == 0 {
-                *next_expected = sequence;
-            } else if sequence > *next_expected {
-                let count = sequence - *next_expected;
-                c.missing += count;
-                on_event(ClientEvent::Gap {
-                    first: *next_expected,
-                    count,
-                });
-                *next_expected = sequence;
+/// What a frame handler changes: the connection minus its splitter (which
+/// holds the frame being handled).
+struct Handler<'c> {
+    io: &'c mut Io,
+    config: &'c mut ClientConfig,
+    state: &'c mut State,
+    next_expected: &'c mut u64,
+    counters: &'c mut ClientCounters,
+}
+
+impl Handler<'_> {
+    fn bad(&mut self, reason: BadFrame) {
+        self.io.traffic.bad_frames.count(reason);
+    }
+
+    /// One parsed frame from the server.
+    fn frame(&mut self, r: Repr<'_>, on_event: &mut impl FnMut(ClientEvent<'_>)) {
+        let c = &mut *self.counters;
+        match (r, &mut *self.state) {
+            // Counted by the link.
+            (Repr::Debug(_), _) => {}
+            (Repr::LoginAccepted { session, sequence }, State::LoggingIn) => {
+                c.logins_accepted += 1;
+                self.config.session = session;
+                let next = &mut *self.next_expected;
+                if *next == 0 {
+                    *next = sequence;
+                } else if sequence > *next {
+                    let count = sequence - *next;
+                    c.missing += count;
+                    on_event(ClientEvent::Gap {
+                        first: *next,
+                        count,
+                    });
+                    *next = sequence;
+                }
+                *self.state = State::LoggedIn { recv: sequence };
+                on_event(ClientEvent::LoggedIn { session, sequence });
             }
-            *state = State::LoggedIn { recv: sequence };
-            on_event(ClientEvent::LoggedIn { session, sequence });
-        }
-        (Repr::LoginRejected(reason), State::LoggingIn) => {
-            c.logins_rejected += 1;
-            *state = State::Done;
-            *close = Some(CloseReason::LoginRejected(reason));
-            on_event(ClientEvent::LoginRejected(reason));
-        }
-        (Repr::LoginAccepted { .. } | Repr::LoginRejected(_), _) => {
-            c.bad_frames.count(BadFrame::LoginAfterLogin);
-        }
-        (Repr::SequencedData(message), State::LoggedIn { recv }) => {
-            let sequence = *recv;
-            // The message numbered u64::MAX would leave no next expected
-            // number (nor would any after it): counted, not delivered.
-            let Some(after) = sequence.checked_add(1) else {
-                c.bad_frames.count(BadFrame::BadField);
-                return;
-            };
-            *recv = after;
-            if sequence < *next_expected {
-                c.duplicates += 1;
-            } else {
-                *next_expected = after;
-                c.sequenced_in += 1;
-                on_event(ClientEvent::Sequenced { sequence, message });
+            (Repr::LoginRejected(reason), State::LoggingIn) => {
+                c.logins_rejected += 1;
+                self.io.close(CloseReason::LoginRejected(reason));
+                on_event(ClientEvent::LoginRejected(reason));
             }
-        }
-        (Repr::UnsequencedData(m), State::LoggedIn { .. }) => {
-            c.unsequenced_in += 1;
-            on_event(ClientEvent::Unsequenced(m));
-        }
-        (Repr::ServerHeartbeat, _) if !logging_in => c.heartbeats_in += 1,
-        (Repr::EndOfSession, State::LoggedIn { .. }) => {
-            c.end_of_session += 1;
-            *state = State::Done;
-            *close = Some(CloseReason::EndOfSession);
-            on_event(ClientEvent::EndOfSession);
-        }
-        (
-            Repr::SequencedData(_)
-            | Repr::UnsequencedData(_)
-            | Repr::ServerHeartbeat
-            | Repr::EndOfSession,
-            _,
-        ) => c.bad_frames.count(BadFrame::BeforeLogin),
-        (Repr::LoginRequest(_) | Repr::ClientHeartbeat | Repr::LogoutRequest, _) => {
-            c.bad_frames.count(BadFrame::WrongDirection);
+            (Repr::LoginAccepted { .. } | Repr::LoginRejected(_), State::LoggedIn { .. }) => {
+                self.bad(BadFrame::LoginAfterLogin);
+            }
+            (Repr::SequencedData(message), State::LoggedIn { recv }) => {
+                let sequence = *recv;
+                // The message numbered u64::MAX would leave no next expected
+                // number (nor would any after it): counted, not delivered.
+                let Some(after) = sequence.checked_add(1) else {
+                    self.bad(BadFrame::BadField);
+                    return;
+                };
+                *recv = after;
+                if sequence < *self.next_expected {
+                    c.duplicates += 1;
+                } else {
+                    *self.next_expected = after;
+                    c.sequenced_in += 1;
+                    on_event(ClientEvent::Sequenced { sequence, message });
+                }
+            }
+            (Repr::UnsequencedData(m), State::LoggedIn { .. }) => {
+                self.io.traffic.unsequenced_in += 1;
+                on_event(ClientEvent::Unsequenced(m));
+            }
+            (Repr::ServerHeartbeat, State::LoggedIn { .. }) => {
+                self.io.traffic.heartbeats_in += 1;
+            }
+            (Repr::EndOfSession, State::LoggedIn { .. }) => {
+                c.end_of_session += 1;
+                self.io.close(CloseReason::EndOfSession);
+                on_event(ClientEvent::EndOfSession);
+            }
+            (
+                Repr::SequencedData(_)
+                | Repr::UnsequencedData(_)
+                | Repr::ServerHeartbeat
+                | Repr::EndOfSession,
+                State::LoggingIn,
+            ) => self.bad(BadFrame::BeforeLogin),
+            (Repr::LoginRequest(_) | Repr::ClientHeartbeat | Repr::LogoutRequest, _) => {
+                self.bad(BadFrame::WrongDirection);
+            }
         }
     }
 }

@@ -408,24 +408,177 @@ fn split_frames(
     }
 }
 
-/// Writes an Unsequenced Data frame after what `pending` holds.
-fn write_unsequenced(
-    pending: &mut Pending,
-    msg: &[u8],
-    buf: &mut [u8],
-) -> Result<(usize, usize), SendError> {
-    if msg.len() > hftnet_wire::soupbintcp::MAX_PAYLOAD_LEN {
-        return Err(SendError::TooLong(msg.len()));
+/// What both ends count alike; part of [`ServerCounters`] and
+/// [`ClientCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes handed to `handle_input`.
+    pub bytes_in: u64,
+    /// Whole frames received, bad ones included.
+    pub frames_in: u64,
+    /// Bytes returned by `poll_transmit` / `send_unsequenced`.
+    pub bytes_out: u64,
+    /// Frames sent (control frames count when queued; they go out first).
+    pub frames_out: u64,
+    /// Unsequenced Data received and delivered.
+    pub unsequenced_in: u64,
+    /// Unsequenced Data sent.
+    pub unsequenced_out: u64,
+    /// Heartbeats received from the peer.
+    pub heartbeats_in: u64,
+    /// Heartbeats sent.
+    pub heartbeats_out: u64,
+    /// Debug packets received (ignored).
+    pub debug_in: u64,
+    /// Bad frames, by reason.
+    pub bad_frames: BadFrames,
+}
+
+impl Traffic {
+    /// Adds `other` into `self`, field by field.
+    pub fn add(&mut self, other: &Self) {
+        self.bytes_in += other.bytes_in;
+        self.frames_in += other.frames_in;
+        self.bytes_out += other.bytes_out;
+        self.frames_out += other.frames_out;
+        self.unsequenced_in += other.unsequenced_in;
+        self.unsequenced_out += other.unsequenced_out;
+        self.heartbeats_in += other.heartbeats_in;
+        self.heartbeats_out += other.heartbeats_out;
+        self.debug_in += other.debug_in;
+        self.bad_frames.add(&other.bad_frames);
     }
-    let needed = pending.len() + hftnet_wire::soupbintcp::frame_len(msg.len());
-    if buf.len() < needed {
-        return Err(SendError::BufferTooSmall { needed });
+}
+
+/// The state both ends keep alike, apart from the splitter: control frames
+/// waiting, when the last byte came in and went out, why the connection is
+/// over, and the common counters.
+#[derive(Debug, Clone)]
+struct Io {
+    pending: Pending,
+    last_in: u64,
+    last_out: u64,
+    close: Option<CloseReason>,
+    traffic: Traffic,
+}
+
+impl Io {
+    /// Queues a control frame (counted as sent: it goes out first).
+    fn queue(&mut self, r: &Repr<'_>) {
+        if self.pending.push(r) {
+            self.traffic.frames_out += 1;
+        }
     }
-    let at = pending.drain(buf);
-    let n = Repr::UnsequencedData(msg)
-        .emit(&mut buf[at..])
-        .map_err(|_| SendError::BufferTooSmall { needed })?;
-    Ok((at, at + n))
+
+    /// Records why the connection is over (the first reason wins).
+    fn close(&mut self, reason: CloseReason) {
+        self.close.get_or_insert(reason);
+    }
+
+    fn is_open(&self) -> bool {
+        self.close.is_none()
+    }
+
+    /// When a heartbeat is due.
+    fn heartbeat_at(&self, interval_ns: u64) -> u64 {
+        self.last_out.saturating_add(interval_ns)
+    }
+
+    /// When the peer is given up on.
+    fn silence_at(&self, timeout_ns: u64) -> u64 {
+        self.last_in.saturating_add(timeout_ns)
+    }
+
+    /// Queues a heartbeat if nothing else waits and the interval passed.
+    fn heartbeat(&mut self, now: u64, interval_ns: u64, r: &Repr<'_>) {
+        if self.pending.is_empty() && now >= self.heartbeat_at(interval_ns) {
+            self.queue(r);
+            self.traffic.heartbeats_out += 1;
+        }
+    }
+
+    /// Records `n` bytes handed out at `now`.
+    fn sent(&mut self, now: u64, n: usize) {
+        if n > 0 {
+            self.last_out = now;
+            self.traffic.bytes_out += n as u64;
+        }
+    }
+
+    /// Writes what waits, then one Unsequenced Data frame, into `buf`.
+    fn send_unsequenced(
+        &mut self,
+        now: u64,
+        logged_in: bool,
+        msg: &[u8],
+        buf: &mut [u8],
+    ) -> Result<usize, SendError> {
+        if !logged_in || !self.is_open() {
+            return Err(SendError::NotLoggedIn);
+        }
+        if msg.len() > hftnet_wire::soupbintcp::MAX_PAYLOAD_LEN {
+            return Err(SendError::TooLong(msg.len()));
+        }
+        let needed = self.pending.len() + hftnet_wire::soupbintcp::frame_len(msg.len());
+        if buf.len() < needed {
+            return Err(SendError::BufferTooSmall { needed });
+        }
+        let at = self.pending.drain(buf);
+        let n = Repr::UnsequencedData(msg)
+            .emit(&mut buf[at..])
+            .map_err(|_| SendError::BufferTooSmall { needed })?;
+        self.traffic.frames_out += 1;
+        self.traffic.unsequenced_out += 1;
+        self.sent(now, at + n);
+        Ok(at + n)
+    }
+}
+
+/// A connection's byte stream: the splitter and the [`Io`] state.
+#[derive(Debug, Clone)]
+struct Link {
+    splitter: FrameSplitter,
+    io: Io,
+}
+
+impl Link {
+    fn new(max_length: usize, now: u64) -> Self {
+        Self {
+            splitter: FrameSplitter::new(max_length),
+            io: Io {
+                pending: Pending::new(),
+                last_in: now,
+                last_out: now,
+                close: None,
+                traffic: Traffic::default(),
+            },
+        }
+    }
+
+    /// Splits `bytes` into frames and hands each parsed one to `frame`,
+    /// counting the rest, until the connection closes. Input after the
+    /// close is ignored.
+    fn handle_input(&mut self, now: u64, bytes: &[u8], mut frame: impl FnMut(Repr<'_>, &mut Io)) {
+        let io = &mut self.io;
+        if !io.is_open() || bytes.is_empty() {
+            return;
+        }
+        io.traffic.bytes_in += bytes.len() as u64;
+        io.last_in = now;
+        let split = split_frames(&mut self.splitter, bytes, |f| {
+            io.traffic.frames_in += 1;
+            match f {
+                Ok(Repr::Debug(_)) => io.traffic.debug_in += 1,
+                Ok(r) => frame(r, io),
+                Err(e) => io.traffic.bad_frames.count(e.into()),
+            }
+            io.is_open()
+        });
+        if let Err(e) = split {
+            io.traffic.bad_frames.count(e.into());
+            io.close(CloseReason::BadStream(e));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,14 +3,12 @@
 //! documentation of [`super`] for the driving order and the rules.
 
 use hftnet_wire::soupbintcp::{
-    FrameSplitter, LoginRequest, Password, RejectReason, Repr, Session, Username, packet_type,
-    write_header,
+    LoginRequest, Password, RejectReason, Repr, Session, Username, packet_type, write_header,
 };
 
 use super::{
-    BadFrame, BadFrames, CloseReason, ConfigError, HEARTBEAT_INTERVAL_NS, LOGIN_TIMEOUT_NS,
-    PEER_TIMEOUT_NS, Pending, SendError, StoreConfig, StoreError, StreamId, Streams, split_frames,
-    write_unsequenced,
+    BadFrame, CloseReason, ConfigError, HEARTBEAT_INTERVAL_NS, Io, LOGIN_TIMEOUT_NS, Link,
+    PEER_TIMEOUT_NS, SendError, StoreConfig, StoreError, StreamId, Streams, Traffic,
 };
 
 /// How a [`Server`] authenticates and paces its connections.
@@ -151,16 +149,12 @@ impl Server {
     #[must_use]
     pub fn connect(&self, now: u64) -> ServerConnection {
         ServerConnection {
-            splitter: FrameSplitter::new(self.config.max_length),
-            pending: Pending::new(),
+            link: Link::new(self.config.max_length, now),
             state: State::AwaitingLogin,
             accepted_at: now,
-            last_in: now,
-            last_out: now,
             client_timeout_ns: self.config.client_timeout_ns,
             heartbeat_interval_ns: self.config.heartbeat_interval_ns,
             login_timeout_ns: self.config.login_timeout_ns,
-            close: None,
             counters: ServerCounters::default(),
         }
     }
@@ -199,14 +193,9 @@ pub enum ServerEvent<'a> {
 /// Counters of one server connection; plain integers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerCounters {
-    /// Bytes handed to `handle_input`.
-    pub bytes_in: u64,
-    /// Whole frames received, bad ones included.
-    pub frames_in: u64,
-    /// Bytes returned by `poll_transmit` / `send_unsequenced`.
-    pub bytes_out: u64,
-    /// Frames sent.
-    pub frames_out: u64,
+    /// Bytes, frames, unsequenced data, heartbeats (client's in, server's
+    /// out), debug packets and bad frames.
+    pub traffic: Traffic,
     /// Logins accepted (0 or 1).
     pub logins_accepted: u64,
     /// Logins refused with `A` (bad username or password).
@@ -220,16 +209,6 @@ pub struct ServerCounters {
     pub sequenced_out: u64,
     /// Of those, messages that existed before the login (replay).
     pub replayed: u64,
-    /// Unsequenced Data received from the client.
-    pub unsequenced_in: u64,
-    /// Unsequenced Data sent.
-    pub unsequenced_out: u64,
-    /// Client Heartbeats received.
-    pub heartbeats_in: u64,
-    /// Server Heartbeats sent.
-    pub heartbeats_out: u64,
-    /// Debug packets received (ignored).
-    pub debug_in: u64,
     /// Logout Requests received.
     pub logouts: u64,
     /// Connections closed because the client was silent.
@@ -238,33 +217,23 @@ pub struct ServerCounters {
     pub login_timeouts: u64,
     /// End of Session packets sent.
     pub end_of_session: u64,
-    /// Bad frames, by reason.
-    pub bad_frames: BadFrames,
 }
 
 impl ServerCounters {
-    /// Adds `other` into `self`, field by field (to total the connections of a server, closed ones included).
+    /// Adds `other` into `self`, field by field (to total the connections
+    /// of a server, closed ones included).
     pub fn add(&mut self, other: &Self) {
-        self.bytes_in += other.bytes_in;
-        self.frames_in += other.frames_in;
-        self.bytes_out += other.bytes_out;
-        self.frames_out += other.frames_out;
+        self.traffic.add(&other.traffic);
         self.logins_accepted += other.logins_accepted;
         self.rejected_not_authorized += other.rejected_not_authorized;
         self.rejected_session += other.rejected_session;
         self.requested_beyond += other.requested_beyond;
         self.sequenced_out += other.sequenced_out;
         self.replayed += other.replayed;
-        self.unsequenced_in += other.unsequenced_in;
-        self.unsequenced_out += other.unsequenced_out;
-        self.heartbeats_in += other.heartbeats_in;
-        self.heartbeats_out += other.heartbeats_out;
-        self.debug_in += other.debug_in;
         self.logouts += other.logouts;
         self.client_timeouts += other.client_timeouts;
         self.login_timeouts += other.login_timeouts;
         self.end_of_session += other.end_of_session;
-        self.bad_frames.add(&other.bad_frames);
     }
 }
 
@@ -277,41 +246,40 @@ enum State {
         next: u64,
         /// Messages below this existed at login (replayed).
         replay_end: u64,
+        /// End of Session was queued.
         ended: bool,
     },
-    /// Rejected or closed: only pending bytes go out.
-    Done,
 }
 
 /// One accepted connection of a [`Server`]; see the module documentation
 /// of [`super`] for the calling order.
 #[derive(Debug, Clone)]
 pub struct ServerConnection {
-    splitter: FrameSplitter,
-    pending: Pending,
+    link: Link,
     state: State,
     accepted_at: u64,
-    last_in: u64,
-    last_out: u64,
     client_timeout_ns: u64,
     heartbeat_interval_ns: u64,
     login_timeout_ns: u64,
-    close: Option<CloseReason>,
+    /// Everything but `traffic`, which the link keeps.
     counters: ServerCounters,
 }
 
 impl ServerConnection {
-    /// The counters.
+    /// The counters, by value.
     #[must_use]
-    pub const fn counters(&self) -> &ServerCounters {
-        &self.counters
+    pub fn counters(&self) -> ServerCounters {
+        ServerCounters {
+            traffic: self.link.io.traffic,
+            ..self.counters
+        }
     }
 
     /// Why the connection is over, once it is: write what `poll_transmit`
     /// still returns, then close the socket.
     #[must_use]
     pub const fn close_reason(&self) -> Option<CloseReason> {
-        self.close
+        self.link.io.close
     }
 
     /// The stream logged into and the next sequence number to send, once
@@ -320,21 +288,14 @@ impl ServerConnection {
     pub const fn position(&self) -> Option<(StreamId, u64)> {
         match self.state {
             State::LoggedIn { stream, next, .. } => Some((stream, next)),
-            _ => None,
+            State::AwaitingLogin => None,
         }
     }
 
     /// Whether the login was accepted and the connection is open.
     #[must_use]
     pub const fn is_logged_in(&self) -> bool {
-        matches!(self.state, State::LoggedIn { .. }) && self.close.is_none()
-    }
-
-    fn close(&mut self, reason: CloseReason) {
-        if self.close.is_none() {
-            self.close = Some(reason);
-        }
-        self.state = State::Done;
+        matches!(self.state, State::LoggedIn { .. }) && self.link.io.close.is_none()
     }
 
     /// Handles bytes read from the socket (any amount); events go to
@@ -346,64 +307,46 @@ impl ServerConnection {
         server: &Server,
         mut on_event: impl FnMut(ServerEvent<'_>),
     ) {
-        if self.close.is_some() || bytes.is_empty() {
-            return;
-        }
-        self.counters.bytes_in += bytes.len() as u64;
-        self.last_in = now;
         let Self {
-            splitter,
-            pending,
+            link,
             state,
-            close,
             counters,
             client_timeout_ns,
             ..
         } = self;
-        let mut h = Handler {
-            pending,
-            state,
-            close,
-            counters,
-            client_timeout_ns,
-            server,
-        };
-        let split = split_frames(splitter, bytes, |frame| {
-            h.counters.frames_in += 1;
-            match frame {
-                Ok(r) => h.frame(r, &mut on_event),
-                Err(e) => h.counters.bad_frames.count(e.into()),
-            }
-            h.close.is_none()
+        link.handle_input(now, bytes, |r, io| {
+            let mut h = Handler {
+                io,
+                state: &mut *state,
+                counters: &mut *counters,
+                client_timeout_ns: &mut *client_timeout_ns,
+                server,
+            };
+            h.frame(r, &mut on_event);
         });
-        if let Err(e) = split {
-            self.counters.bad_frames.count(e.into());
-            self.close(CloseReason::BadStream(e));
-        }
     }
 
     /// When to call `handle_timeout` (a timeout) or `poll_transmit` (a
     /// heartbeat) next; `None` once closed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        if self.close.is_some() {
+        let io = &self.link.io;
+        if !io.is_open() {
             return None;
         }
-        match self.state {
-            State::AwaitingLogin => Some(self.accepted_at.saturating_add(self.login_timeout_ns)),
-            State::LoggedIn { .. } => Some(
-                self.last_in
-                    .saturating_add(self.client_timeout_ns)
-                    .min(self.last_out.saturating_add(self.heartbeat_interval_ns)),
-            ),
-            State::Done => None,
-        }
+        Some(match self.state {
+            State::AwaitingLogin => self.accepted_at.saturating_add(self.login_timeout_ns),
+            State::LoggedIn { .. } => io
+                .silence_at(self.client_timeout_ns)
+                .min(io.heartbeat_at(self.heartbeat_interval_ns)),
+        })
     }
 
     /// Closes the connection when the client was silent for the timeout
     /// (or did not log in in time); returns the reason when it closed now.
     pub fn handle_timeout(&mut self, now: u64) -> Option<CloseReason> {
-        if self.close.is_some() {
+        let io = &mut self.link.io;
+        if !io.is_open() {
             return None;
         }
         match self.state {
@@ -411,17 +354,15 @@ impl ServerConnection {
                 if now >= self.accepted_at.saturating_add(self.login_timeout_ns) =>
             {
                 self.counters.login_timeouts += 1;
-                self.close(CloseReason::LoginTimeout);
+                io.close(CloseReason::LoginTimeout);
             }
-            State::LoggedIn { .. }
-                if now >= self.last_in.saturating_add(self.client_timeout_ns) =>
-            {
+            State::LoggedIn { .. } if now >= io.silence_at(self.client_timeout_ns) => {
                 self.counters.client_timeouts += 1;
-                self.close(CloseReason::PeerTimeout);
+                io.close(CloseReason::PeerTimeout);
             }
             _ => return None,
         }
-        self.close
+        io.close
     }
 
     /// Writes what is due into `buf` — login answer, then sequenced data
@@ -430,16 +371,19 @@ impl ServerConnection {
     /// the interval passed without output — and returns its length. Write
     /// those bytes to the socket, in order. Frames of sequenced data are
     /// written whole: `buf` must hold the longest one (3 + message length).
+    /// Once closed, only what was queued before (a Login Rejected, the End
+    /// of Session) still comes out.
     pub fn poll_transmit(&mut self, now: u64, server: &Server, buf: &mut [u8]) -> usize {
-        let mut at = self.pending.drain(buf);
-        if self.close.is_none()
+        let io = &mut self.link.io;
+        let mut at = io.pending.drain(buf);
+        if io.is_open()
+            && io.pending.is_empty()
             && let State::LoggedIn {
                 stream,
                 next,
                 replay_end,
                 ended,
             } = &mut self.state
-            && self.pending.is_empty()
             && let Some(s) = server.streams.get(*stream)
         {
             while let Some(msg) = s.get(*next) {
@@ -449,7 +393,7 @@ impl ServerConnection {
                 };
                 buf[at + 3..at + n].copy_from_slice(msg);
                 at += n;
-                self.counters.frames_out += 1;
+                io.traffic.frames_out += 1;
                 self.counters.sequenced_out += 1;
                 if *next < *replay_end {
                     self.counters.replayed += 1;
@@ -458,24 +402,15 @@ impl ServerConnection {
             }
             if s.is_ended() && !*ended && *next > s.len() {
                 *ended = true;
-                if self.pending.push(&Repr::EndOfSession) {
-                    self.counters.frames_out += 1;
-                    self.counters.end_of_session += 1;
-                }
-                at += self.pending.drain(&mut buf[at..]);
-                self.close = Some(CloseReason::EndOfSession);
-            } else if at == 0 && now >= self.last_out.saturating_add(self.heartbeat_interval_ns) {
-                if self.pending.push(&Repr::ServerHeartbeat) {
-                    self.counters.frames_out += 1;
-                    self.counters.heartbeats_out += 1;
-                }
-                at += self.pending.drain(&mut buf[at..]);
+                io.queue(&Repr::EndOfSession);
+                self.counters.end_of_session += 1;
+                io.close(CloseReason::EndOfSession);
+            } else if at == 0 {
+                io.heartbeat(now, self.heartbeat_interval_ns, &Repr::ServerHeartbeat);
             }
+            at += io.pending.drain(&mut buf[at..]);
         }
-        if at > 0 {
-            self.last_out = now;
-            self.counters.bytes_out += at as u64;
-        }
+        io.sent(now, at);
         at
     }
 
@@ -492,24 +427,16 @@ impl ServerConnection {
         msg: &[u8],
         buf: &mut [u8],
     ) -> Result<usize, SendError> {
-        if !self.is_logged_in() {
-            return Err(SendError::NotLoggedIn);
-        }
-        let (_, n) = write_unsequenced(&mut self.pending, msg, buf)?;
-        self.counters.frames_out += 1;
-        self.counters.unsequenced_out += 1;
-        self.counters.bytes_out += n as u64;
-        self.last_out = now;
-        Ok(n)
+        let logged_in = matches!(self.state, State::LoggedIn { .. });
+        self.link.io.send_unsequenced(now, logged_in, msg, buf)
     }
 }
 
-/// The parts of a connection a frame handler changes (the splitter is
-/// borrowed separately, for the frame).
+/// What a frame handler changes: the connection minus its splitter (which
+/// holds the frame being handled).
 struct Handler<'c> {
-    pending: &'c mut Pending,
+    io: &'c mut Io,
     state: &'c mut State,
-    close: &'c mut Option<CloseReason>,
     counters: &'c mut ServerCounters,
     client_timeout_ns: &'c mut u64,
     server: &'c Server,
@@ -519,18 +446,18 @@ impl Handler<'_> {
     fn frame(&mut self, r: Repr<'_>, on_event: &mut impl FnMut(ServerEvent<'_>)) {
         let logged_in = matches!(self.state, State::LoggedIn { .. });
         match r {
-            Repr::Debug(_) => self.counters.debug_in += 1,
+            // Counted by the link.
+            Repr::Debug(_) => {}
             Repr::LoginRequest(_) if logged_in => self.bad(BadFrame::LoginAfterLogin),
             Repr::LoginRequest(l) => self.login(&l, on_event),
-            Repr::ClientHeartbeat if logged_in => self.counters.heartbeats_in += 1,
+            Repr::ClientHeartbeat if logged_in => self.io.traffic.heartbeats_in += 1,
             Repr::UnsequencedData(m) if logged_in => {
-                self.counters.unsequenced_in += 1;
+                self.io.traffic.unsequenced_in += 1;
                 on_event(ServerEvent::Unsequenced(m));
             }
             Repr::LogoutRequest if logged_in => {
                 self.counters.logouts += 1;
-                *self.close = Some(CloseReason::Logout);
-                *self.state = State::Done;
+                self.io.close(CloseReason::Logout);
                 on_event(ServerEvent::Logout);
             }
             Repr::ClientHeartbeat | Repr::UnsequencedData(_) | Repr::LogoutRequest => {
@@ -545,7 +472,7 @@ impl Handler<'_> {
     }
 
     fn bad(&mut self, reason: BadFrame) {
-        self.counters.bad_frames.count(reason);
+        self.io.traffic.bad_frames.count(reason);
     }
 
     fn login(&mut self, l: &LoginRequest, on_event: &mut impl FnMut(ServerEvent<'_>)) {
@@ -559,7 +486,7 @@ impl Handler<'_> {
         } else {
             None
         };
-        let Some(id) = stream else {
+        let Some((id, s)) = stream.and_then(|id| Some((id, self.server.streams.get(id)?))) else {
             let reason = if authorised {
                 self.counters.rejected_session += 1;
                 RejectReason::SessionNotAvailable
@@ -567,18 +494,12 @@ impl Handler<'_> {
                 self.counters.rejected_not_authorized += 1;
                 RejectReason::NotAuthorized
             };
-            if self.pending.push(&Repr::LoginRejected(reason)) {
-                self.counters.frames_out += 1;
-            }
-            *self.close = Some(CloseReason::LoginRejected(reason));
-            *self.state = State::Done;
+            self.io.queue(&Repr::LoginRejected(reason));
+            self.io.close(CloseReason::LoginRejected(reason));
             on_event(ServerEvent::LoginRejected {
                 username: l.username,
                 reason,
             });
-            return;
-        };
-        let Some(s) = self.server.streams.get(id) else {
             return;
         };
         let live = s.next_sequence();
@@ -594,12 +515,10 @@ impl Handler<'_> {
             *self.client_timeout_ns = u64::from(ms) * 1_000_000;
         }
         let session = s.session();
-        if self.pending.push(&Repr::LoginAccepted {
+        self.io.queue(&Repr::LoginAccepted {
             session,
             sequence: next,
-        }) {
-            self.counters.frames_out += 1;
-        }
+        });
         self.counters.logins_accepted += 1;
         *self.state = State::LoggedIn {
             stream: id,

@@ -167,12 +167,12 @@ fn login_accepted_then_live_data() {
             k.logins_accepted,
             k.sequenced_out,
             k.replayed,
-            k.frames_out,
-            k.frames_in
+            k.traffic.frames_out,
+            k.traffic.frames_in
         ),
         (1, 2, 0, 3, 1)
     );
-    assert_eq!(k.bytes_out, 33 + 6 + 6);
+    assert_eq!(k.traffic.bytes_out, 33 + 6 + 6);
     assert_eq!(c.close_reason(), None);
 }
 
@@ -335,7 +335,7 @@ fn server_heartbeat_after_one_second_without_output() {
         h.out(&mut c, 100 + 2 * S + S / 2),
         [frame(Repr::ServerHeartbeat)]
     );
-    assert_eq!(c.counters().heartbeats_out, 2);
+    assert_eq!(c.counters().traffic.heartbeats_out, 2);
     // No heartbeat before a login.
     let mut idle = h.server.connect(0);
     assert_eq!(h.out(&mut idle, 10 * S), Vec::<Vec<u8>>::new());
@@ -348,7 +348,7 @@ fn silent_client_dropped_after_the_timeout() {
     let _ = h.out(&mut c, 0);
     // Heartbeats from the client keep it alive.
     assert_eq!(h.input(&mut c, 10 * S, &frame(Repr::ClientHeartbeat)), []);
-    assert_eq!(c.counters().heartbeats_in, 1);
+    assert_eq!(c.counters().traffic.heartbeats_in, 1);
     assert_eq!(c.handle_timeout(10 * S + 15 * S - 1), None);
     assert_eq!(c.handle_timeout(25 * S), Some(CloseReason::PeerTimeout));
     assert_eq!(c.counters().client_timeouts, 1);
@@ -411,7 +411,10 @@ fn logout_and_unsequenced_data() {
     // Nothing after the logout is handled.
     assert_eq!(evs, [Ev::Unseq(b"order".to_vec()), Ev::Logout]);
     assert_eq!(c.close_reason(), Some(CloseReason::Logout));
-    assert_eq!((c.counters().unsequenced_in, c.counters().logouts), (1, 1));
+    assert_eq!(
+        (c.counters().traffic.unsequenced_in, c.counters().logouts),
+        (1, 1)
+    );
 
     // The server sends unsequenced data once logged in, after what waits.
     let mut c = h.server.connect(0);
@@ -430,7 +433,7 @@ fn logout_and_unsequenced_data() {
         frames(&buf[..n]),
         [accepted("SESS1", 1), frame(Repr::UnsequencedData(b"x"))]
     );
-    assert_eq!(c.counters().unsequenced_out, 1);
+    assert_eq!(c.counters().traffic.unsequenced_out, 1);
 }
 
 #[test]
@@ -446,14 +449,14 @@ fn bad_frames_are_counted_by_reason_and_the_session_stays_up() {
     ]
     .concat();
     assert_eq!(h.input(&mut c, 0, &before), []);
-    assert_eq!(c.counters().bad_frames.before_login, 3);
-    assert_eq!(c.counters().debug_in, 1);
+    assert_eq!(c.counters().traffic.bad_frames.before_login, 3);
+    assert_eq!(c.counters().traffic.debug_in, 1);
     assert_eq!(c.close_reason(), None);
     // A malformed login (bad numeric field) is counted; the next one works.
     let mut bad_login = login_frame("alice", "secret", blank(), 1);
     bad_login[40] = b'x';
     assert_eq!(h.input(&mut c, 0, &bad_login), []);
-    assert_eq!(c.counters().bad_frames.bad_field, 1);
+    assert_eq!(c.counters().traffic.bad_frames.bad_field, 1);
     assert_eq!(
         h.input(&mut c, 0, &login_frame("alice", "secret", blank(), 1)),
         [Ev::LoggedIn(h.stream, 1)]
@@ -467,10 +470,10 @@ fn bad_frames_are_counted_by_reason_and_the_session_stays_up() {
         (b"\x00\x01Z", BadFrame::WrongDirection),
     ];
     for (bytes, reason) in junk {
-        let before = c.counters().bad_frames.get(*reason);
+        let before = c.counters().traffic.bad_frames.get(*reason);
         assert_eq!(h.input(&mut c, 1, bytes), [], "{bytes:?}");
         assert_eq!(
-            c.counters().bad_frames.get(*reason),
+            c.counters().traffic.bad_frames.get(*reason),
             before + 1,
             "{bytes:?}"
         );
@@ -480,7 +483,7 @@ fn bad_frames_are_counted_by_reason_and_the_session_stays_up() {
         h.input(&mut c, 1, &login_frame("alice", "secret", blank(), 1)),
         []
     );
-    assert_eq!(c.counters().bad_frames.login_after_login, 1);
+    assert_eq!(c.counters().traffic.bad_frames.login_after_login, 1);
     // Still up: data flows.
     h.publish(&[b"ok"]);
     assert_eq!(h.out(&mut c, 2), [accepted("SESS1", 1), seq(b"ok")]);
@@ -488,8 +491,8 @@ fn bad_frames_are_counted_by_reason_and_the_session_stays_up() {
         h.input(&mut c, 1, &frame(Repr::UnsequencedData(b"u"))),
         [Ev::Unseq(b"u".to_vec())]
     );
-    assert_eq!(c.counters().bad_frames.total(), 3 + 1 + 6 + 1);
-    assert_eq!(c.counters().frames_in, 4 + 2 + 6 + 1 + 1);
+    assert_eq!(c.counters().traffic.bad_frames.total(), 3 + 1 + 6 + 1);
+    assert_eq!(c.counters().traffic.frames_in, 4 + 2 + 6 + 1 + 1);
 
     // A zero length or oversized length closes: the stream cannot be split.
     let mut c = h.logged_in(0, 1);
@@ -498,7 +501,7 @@ fn bad_frames_are_counted_by_reason_and_the_session_stays_up() {
         c.close_reason(),
         Some(CloseReason::BadStream(SplitError::ZeroLength))
     );
-    assert_eq!(c.counters().bad_frames.zero_length, 1);
+    assert_eq!(c.counters().traffic.bad_frames.zero_length, 1);
     let mut c = h.logged_in(0, 1);
     assert_eq!(h.input(&mut c, 1, b"\x10\x01U"), []);
     assert_eq!(
@@ -508,7 +511,7 @@ fn bad_frames_are_counted_by_reason_and_the_session_stays_up() {
             max: 4096
         }))
     );
-    assert_eq!(c.counters().bad_frames.too_long, 1);
+    assert_eq!(c.counters().traffic.bad_frames.too_long, 1);
 }
 
 #[test]
@@ -694,7 +697,7 @@ fn client_logs_in_and_counts_sequence_numbers() {
     );
     let k = c.counters();
     assert_eq!(
-        (k.sequenced_in, k.unsequenced_in, k.logins_accepted),
+        (k.sequenced_in, k.traffic.unsequenced_in, k.logins_accepted),
         (2, 1, 1)
     );
 }
@@ -737,10 +740,10 @@ fn client_heartbeats_and_server_timeout() {
         client_out(&mut c, 2 * S + S / 2),
         [frame(Repr::ClientHeartbeat)]
     );
-    assert_eq!(c.counters().heartbeats_out, 2);
+    assert_eq!(c.counters().traffic.heartbeats_out, 2);
     // Server heartbeats keep the server alive; silence for 15 s does not.
     client_input(&mut c, 10 * S, &frame(Repr::ServerHeartbeat));
-    assert_eq!(c.counters().heartbeats_in, 1);
+    assert_eq!(c.counters().traffic.heartbeats_in, 1);
     assert_eq!(c.handle_timeout(25 * S - 1), None);
     assert_eq!(c.handle_timeout(25 * S), Some(CloseReason::PeerTimeout));
     assert_eq!(c.counters().server_timeouts, 1);
@@ -837,7 +840,7 @@ fn client_counts_bad_frames_and_stays_up() {
         ),
         []
     );
-    assert_eq!(c.counters().bad_frames.before_login, 2);
+    assert_eq!(c.counters().traffic.bad_frames.before_login, 2);
     client_input(&mut c, 1, &accepted("SESS1", 1));
     let junk: &[(&[u8], BadFrame)] = &[
         (b"\x00\x01Q", BadFrame::UnknownType),
@@ -847,17 +850,17 @@ fn client_counts_bad_frames_and_stays_up() {
         (b"\x00\x02JA", BadFrame::LoginAfterLogin),
     ];
     for (bytes, reason) in junk {
-        let before = c.counters().bad_frames.get(*reason);
+        let before = c.counters().traffic.bad_frames.get(*reason);
         assert_eq!(client_input(&mut c, 1, bytes), []);
         assert_eq!(
-            c.counters().bad_frames.get(*reason),
+            c.counters().traffic.bad_frames.get(*reason),
             before + 1,
             "{bytes:?}"
         );
         assert!(c.is_logged_in());
     }
     assert_eq!(client_input(&mut c, 1, &accepted("SESS1", 5)), []);
-    assert_eq!(c.counters().bad_frames.login_after_login, 2);
+    assert_eq!(c.counters().traffic.bad_frames.login_after_login, 2);
     assert_eq!(
         client_input(&mut c, 1, &seq(b"a")),
         [Cv::Seq(1, b"a".to_vec())]
@@ -895,6 +898,6 @@ fn client_survives_a_server_announcing_the_last_sequence_number() {
     // it and what follows are counted, not delivered; nothing panics, the
     // session stays up.
     assert_eq!(evs, [Cv::LoggedIn(sess("SESS1"), u64::MAX)]);
-    assert_eq!(c.counters().bad_frames.bad_field, 2);
+    assert_eq!(c.counters().traffic.bad_frames.bad_field, 2);
     assert!(c.is_logged_in());
 }
