@@ -91,6 +91,30 @@ put("moldudp64", "heartbeat", mold(7, []))
 put("moldudp64", "end_of_session", mold(7, [], count=0xFFFF))
 put("moldudp64", "request", SESSION + struct.pack(">QH", 3, 10))
 
+# ---- SoupBinTCP (frames as the spec's tables lay them out) ----
+def soup(kind, payload=b""):
+    return struct.pack(">H", 1 + len(payload)) + kind + payload
+
+
+SOUP_LOGIN = b"alice " + b"Secret    " + b"SESS1     " + b"1".rjust(20)
+SOUP = [soup(b"L", SOUP_LOGIN), soup(b"A", b"SESS1".rjust(10) + b"42".rjust(20)), soup(b"J", b"A"),
+        soup(b"S", DAY[1]), soup(b"U", b"hello"), soup(b"H"), soup(b"R"), soup(b"+", b"host"), soup(b"Z"), soup(b"O")]
+put("soupbintcp", "login_request", SOUP[0])
+put("soupbintcp", "login_request_41", soup(b"L", SOUP_LOGIN + b"15000".rjust(5)))
+put("soupbintcp", "login_accepted", SOUP[1])
+put("soupbintcp", "sequenced", SOUP[3])
+# The target's first two bytes choose the splitter's limit (x4) and chunk size.
+put("soupbintcp", "stream", bytes([64, 5]) + b"".join(SOUP))
+put("soupbintcp", "stream_zero_length", bytes([64, 2]) + b"".join(SOUP[:3]) + b"\0\0H")
+put("soupbintcp", "stream_too_long", bytes([4, 9]) + SOUP[5] + SOUP[0])
+# soupbin sessions (op-encoded, see the target): 5 client->server, 3 publish,
+# 4 server->client, 2 time x100 ms, 7 unsequenced, 6 end, 8 logout, 0/1 raw.
+put("soupbin", "login_publish_end", bytes([5, 3, 3]) + b"abc" + bytes([4, 3, 1]) + b"d" + bytes([4, 2, 15, 4, 5, 7, 2]) + b"hi"
+    + bytes([6, 4, 4]))
+put("soupbin", "bad_login_and_raw", bytes([0, len(SOUP[0])]) + SOUP[0].replace(b"Secret", b"wrong!") + bytes([4, 1, 3]) + b"\0\x01H"
+    + bytes([2, 200, 4]))
+put("soupbin", "timeouts", bytes([5, 4, 2, 100, 2, 60, 4, 5, 8, 5]))
+
 # ---- feed handler and market (op-encoded, see the targets) ----
 # feed: 4 config bytes, then [op, step] + op's bytes; op & 4: synthesized.
 put("feed", "in_order", bytes([0, 0x11, 0x22, 0x07]) + bytes([4, 1, 0, 3, 4, 1, 3, 3, 5, 1, 0, 2]))

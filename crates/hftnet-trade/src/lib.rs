@@ -24,4 +24,5 @@ pub mod book;
 pub mod exchange;
 pub mod feed;
 pub mod market;
+pub mod soupbin;
 pub use hftnet_wire::rng;

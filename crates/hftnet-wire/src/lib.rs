@@ -30,6 +30,7 @@ pub mod md;
 pub mod moldudp64;
 pub mod probe;
 pub mod rng;
+pub mod soupbintcp;
 pub mod udp;
 
 use core::fmt;
