@@ -644,8 +644,10 @@ impl Exchange {
                     } else {
                         self.counters.generated_as_is += 1;
                     }
-                    self.engine
-                        .reduce(exch_ref, n, &mut super::engine::NoEvents);
+                    let gone = self
+                        .engine
+                        .reduce(exch_ref, n, &mut super::engine::NoEvents)
+                        == Some(0);
                     self.publish(
                         &Message::OrderExecutedWithPrice(OrderExecutedWithPriceRepr {
                             order_ref: exch_ref,
@@ -655,9 +657,13 @@ impl Exchange {
                         }),
                         out,
                     );
-                    let gl = &mut self.gens.items[g as usize].gen_left;
-                    *gl = gl.saturating_sub(c.executed_shares);
-                    self.gen_tidy(g, exch_ref, c.header, out);
+                    if gone {
+                        self.gen_forget(g);
+                    } else {
+                        let gl = &mut self.gens.items[g as usize].gen_left;
+                        *gl = gl.saturating_sub(c.executed_shares);
+                        self.gen_tidy(g, exch_ref, c.header, out);
+                    }
                 }
                 None => self.counters.generated_dropped += 1,
             },
@@ -888,10 +894,16 @@ impl Exchange {
         }
     }
 
-    /// The slot and exchange ref of a live generated order.
+    /// The slot and exchange ref of a live generated order. The index
+    /// holds exactly the generated orders that rest in the engine.
     fn gen_lookup(&self, gen_ref: u64) -> Option<(u32, u64)> {
         let g = self.gen_index.get(gen_ref)?;
-        Some((g, self.gens.items[g as usize].exch_ref))
+        let exch_ref = self.gens.items[g as usize].exch_ref;
+        debug_assert!(
+            self.engine.order(exch_ref).is_some(),
+            "generated order {gen_ref} indexed but not resting"
+        );
+        Some((g, exch_ref))
     }
 
     fn gen_forget(&mut self, g: u32) {
