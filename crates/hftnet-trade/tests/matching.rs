@@ -459,6 +459,12 @@ fn run(seed: u64, steps: u64, client_share: f64) -> World {
     while w.generated() {}
     w.check();
     w.check_prints();
+    // The end of market hours expired every client order.
+    assert!(w.clients.iter().all(|(_, c)| c.open.is_empty()));
+    assert_eq!(
+        w.x.published_orders(1).count() + w.x.published_orders(2).count(),
+        w.x.engine().orders(1).count() + w.x.engine().orders(2).count()
+    );
     w
 }
 

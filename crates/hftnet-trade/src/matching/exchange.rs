@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use hftnet_wire::itch50::{
-    AddOrderMpidRepr, AddOrderRepr, HeaderRepr, Message, Mpid, OrderCancelRepr, OrderDeleteRepr,
-    OrderExecutedRepr, OrderExecutedWithPriceRepr, OrderReplaceRepr, Price4, Side, Stock,
-    Timestamp, TradeRepr, codes,
+    AddOrderMpidRepr, AddOrderRepr, EventCode, HeaderRepr, Message, Mpid, OrderCancelRepr,
+    OrderDeleteRepr, OrderExecutedRepr, OrderExecutedWithPriceRepr, OrderReplaceRepr, Price4, Side,
+    Stock, Timestamp, TradeRepr, codes,
 };
 
 use super::engine::{Entered, Fill, MatchConfig, MatchConfigError, MatchEvents, MatchingEngine};
@@ -408,6 +408,8 @@ pub struct Exchange {
     instruments: Vec<InstrumentInfo>,
     next_ref: u64,
     next_match: u64,
+    /// Between the generated Start and End of Market Hours events.
+    market_open: bool,
     counters: ExchangeCounters,
     max_quantity: u32,
     tick: u32,
@@ -457,6 +459,7 @@ impl Exchange {
             instruments: vec![InstrumentInfo::default(); cfg.matching.max_locates],
             next_ref: 1,
             next_match: 1,
+            market_open: false,
             counters: ExchangeCounters::default(),
             max_quantity: cfg.max_quantity,
             tick: cfg.tick,
@@ -551,6 +554,17 @@ impl Exchange {
         self.counters.generated += 1;
         let m = *msg;
         match m {
+            Message::SystemEvent(e) => {
+                self.as_is(&m, out);
+                match e.event_code {
+                    EventCode::StartOfMarketHours => self.market_open = true,
+                    EventCode::EndOfMarketHours => {
+                        self.market_open = false;
+                        self.expire_client_orders(e.header.timestamp, out);
+                    }
+                    _ => {}
+                }
+            }
             Message::StockDirectory(d) => {
                 let l = d.header.stock_locate;
                 if let Some(i) = self.instruments.get_mut(usize::from(l)) {
@@ -1027,6 +1041,9 @@ impl Exchange {
         &self,
         o: &EnterOrder,
     ) -> Result<(OrderSide, u16, u32, TimeInForce, Display), RejectReason> {
+        if !self.market_open {
+            return Err(RejectReason::DestinationClosed);
+        }
         let side = OrderSide::from_byte(o.side).ok_or(RejectReason::InvalidSide)?;
         self.check_quantity(o.quantity)?;
         let locate = self
@@ -1231,6 +1248,15 @@ impl Exchange {
             );
         };
         let c = self.clients.items[i as usize];
+        if !self.market_open {
+            return self.reject(
+                session,
+                o.user_ref_num,
+                RejectReason::DestinationClosed,
+                o.cl_ord_id,
+                out,
+            );
+        }
         let Some(cur) = self.engine.order(c.exch_ref) else {
             return self.reject(
                 session,
@@ -1484,6 +1510,44 @@ impl Exchange {
             .get(usize::from(locate))
             .and_then(|i| i.symbol)
             .unwrap_or(Stock(*b"        "))
+    }
+
+    /// The end of market hours: every resting client order (all are DAY
+    /// orders) is canceled, [`CancelReason::Timeout`], and deleted from
+    /// the feed. Allocates (a list of the orders); once a day.
+    fn expire_client_orders(&mut self, ts: Timestamp, out: &mut impl ExchangeOutput) {
+        let mut live: Vec<(u64, u32)> = self.client_index.iter().map(|(&k, &i)| (k, i)).collect();
+        // In entry order, so the feed and the sessions see the same order
+        // on every run.
+        live.sort_unstable_by_key(|&(_, i)| self.clients.items[i as usize].exch_ref);
+        for (_, i) in live {
+            let c = self.clients.items[i as usize];
+            let Some(r) = self.engine.cancel(c.exch_ref, &mut super::engine::NoEvents) else {
+                continue;
+            };
+            self.client_index.remove(&client_key(c.session, c.user_ref));
+            self.clients.release(i);
+            if c.display != Display::Hidden {
+                self.publish(
+                    &Message::OrderDelete(OrderDeleteRepr {
+                        header: HeaderRepr {
+                            stock_locate: r.locate,
+                            tracking_number: 0,
+                            timestamp: ts,
+                        },
+                        order_ref: c.exch_ref,
+                    }),
+                    out,
+                );
+            }
+            self.canceled(
+                c.session,
+                c.user_ref,
+                r.quantity,
+                CancelReason::Timeout,
+                out,
+            );
+        }
     }
 
     fn take_ref(&mut self) -> u64 {

@@ -57,6 +57,11 @@
 //!
 //! # Order entry, with OUCH 5.0's rules
 //!
+//! - Orders are taken during market hours, between the generated System
+//!   Events Start (`Q`) and End (`M`) of Market Hours; outside them they
+//!   are rejected [`RejectReason::DestinationClosed`]. At the end, every
+//!   resting client order is canceled ([`CancelReason::Timeout`]: its
+//!   DAY time in force expired) and deleted from the feed.
 //! - Enter and Replace carry a new UserRefNum that must be above the
 //!   session's last: a lower or equal one is ignored as a retransmission
 //!   (counted in [`SessionCounters::retransmissions`], no event).
@@ -90,8 +95,8 @@
 //!   match number, and liquidity Added (`A`; `J` hidden) or Removed (`R`).
 //!
 //! Not modelled: self-match prevention, hidden orders' lower priority,
-//! order types beyond limit Day/IOC, the end-of-day cancel of resting
-//! orders, and the trading states of a cross.
+//! order types beyond limit Day/IOC, crosses (the generator's cross trades
+//! are published as they come) and the pre- and post-market sessions.
 //!
 //! # Wiring it (for the apps' exchange loop)
 //!

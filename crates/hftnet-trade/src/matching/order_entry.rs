@@ -176,7 +176,7 @@ pub enum CancelReason {
     SelfMatchPrevention = b'Q',
     /// `S`: supervisory.
     Supervisory = b'S',
-    /// `T`: timeout.
+    /// `T`: timeout — a DAY order still resting at the end of market hours.
     Timeout = b'T',
     /// `U`: user requested (Cancel Order Request, Modify to zero).
     UserRequested = b'U',
@@ -203,6 +203,8 @@ impl CancelReason {
 #[allow(missing_docs)]
 pub enum RejectReason {
     QuoteUnavailable = 0x01,
+    /// Outside market hours (before the generated Start of Market Hours
+    /// event or after End of Market Hours).
     DestinationClosed = 0x02,
     /// Display byte not `Y`, `A` or `N`.
     InvalidDisplay = 0x03,

@@ -780,3 +780,73 @@ fn config_and_session_limits() {
     x.handle_request(9, &enter(1, b'B', 1, 100, b'0'), 0, &mut out);
     assert!(out.events.is_empty() && out.itch.is_empty());
 }
+
+#[test]
+fn orders_are_taken_in_market_hours_and_expire_at_their_end() {
+    let mut x = Exchange::new(&exchange_config()).unwrap();
+    let mut g = Generator::new(GeneratorConfig::new(5, 3)).unwrap();
+    let mut out = Collect::default();
+    let s = x.open_session().unwrap();
+    // Before Start of Market Hours (the first three system events).
+    for _ in 0..2 {
+        x.handle_generated(&g.next_message().unwrap(), &mut out);
+    }
+    x.handle_request(s, &enter(1, b'B', 100, 1_000_000, b'0'), 0, &mut out);
+    assert_eq!(
+        rejected(&out.take().1),
+        Some(RejectReason::DestinationClosed)
+    );
+    while !g.in_flow() {
+        x.handle_generated(&g.next_message().unwrap(), &mut out);
+    }
+    out.take();
+    x.handle_request(s, &enter(2, b'B', 100, 1_000_000, b'0'), 0, &mut out);
+    x.handle_request(
+        s,
+        &Request::Enter(EnterOrder {
+            display: b'N',
+            ..enter_fields(3)
+        }),
+        0,
+        &mut out,
+    );
+    let r2 = x.client_order(s, 2).unwrap().order_ref;
+    out.take();
+    g.finish();
+    while let Some(m) = g.next_message() {
+        x.handle_generated(&m, &mut out);
+    }
+    let (itch, ev) = out.take();
+    // The three end events, and a delete of the visible order after
+    // End of Market Hours.
+    let types: Vec<u8> = itch.iter().map(Message::msg_type).collect();
+    assert_eq!(types, b"SDSS");
+    assert!(matches!(itch[1], Message::OrderDelete(d) if d.order_ref == r2));
+    assert_eq!(
+        ev,
+        [
+            (
+                s,
+                OrderEvent::Canceled {
+                    user_ref_num: 2,
+                    decrement: 100,
+                    reason: CancelReason::Timeout
+                }
+            ),
+            (
+                s,
+                OrderEvent::Canceled {
+                    user_ref_num: 3,
+                    decrement: 100,
+                    reason: CancelReason::Timeout
+                }
+            ),
+        ]
+    );
+    assert_eq!(x.engine().live_orders(), 0);
+    x.handle_request(s, &enter(4, b'B', 100, 1_000_000, b'0'), 0, &mut out);
+    assert_eq!(
+        rejected(&out.take().1),
+        Some(RejectReason::DestinationClosed)
+    );
+}
