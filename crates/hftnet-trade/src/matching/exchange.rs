@@ -1266,8 +1266,15 @@ impl Exchange {
                 out,
             );
         };
+        let trading =
+            self.instruments[usize::from(cur.locate)].state == codes::trading_state::TRADING;
         let checked = self
             .check_quantity(o.quantity)
+            .and(if trading {
+                Ok(())
+            } else {
+                Err(RejectReason::Halted)
+            })
             .and_then(|()| self.check_price(cur.locate, o.price))
             .and_then(|p| {
                 let tif = TimeInForce::from_byte(o.time_in_force).ok_or(RejectReason::Other)?;

@@ -850,3 +850,50 @@ fn orders_are_taken_in_market_hours_and_expire_at_their_end() {
         Some(RejectReason::DestinationClosed)
     );
 }
+
+#[test]
+fn a_halt_rejects_replaces_and_keeps_the_order() {
+    let (mut x, _, s, mut out) = started();
+    let locate = x.locate(AAPL).unwrap();
+    x.handle_request(s, &enter(1, b'B', 100, 1_000_000, b'0'), 0, &mut out);
+    x.handle_generated(
+        &Message::StockTradingAction(StockTradingActionRepr {
+            header: HeaderRepr {
+                stock_locate: locate,
+                tracking_number: 0,
+                timestamp: Timestamp::MIDNIGHT,
+            },
+            stock: AAPL,
+            trading_state: codes::trading_state::PAUSED,
+            reserved: b' ',
+            reason: ReasonCode::BLANK,
+        }),
+        &mut out,
+    );
+    out.take();
+    let replace = ReplaceOrder {
+        orig_user_ref_num: 1,
+        user_ref_num: 2,
+        quantity: 100,
+        price: 1_000_100,
+        time_in_force: b'0',
+        display: b'Y',
+        cl_ord_id: [b' '; 14],
+    };
+    x.handle_request(s, &Request::Replace(replace), 0, &mut out);
+    let (itch, ev) = out.take();
+    assert_eq!(rejected(&ev), Some(RejectReason::Halted));
+    assert!(itch.is_empty());
+    assert_eq!(x.client_order(s, 1).unwrap().price, 1_000_000);
+    // A cancel is still taken.
+    x.handle_request(
+        s,
+        &Request::Cancel(CancelOrder {
+            user_ref_num: 1,
+            quantity: 0,
+        }),
+        0,
+        &mut out,
+    );
+    assert!(matches!(out.take().0[..], [Message::OrderDelete(_)]));
+}
