@@ -459,6 +459,16 @@ fn run(seed: u64, steps: u64, client_share: f64) -> World {
     while w.generated() {}
     w.check();
     w.check_prints();
+    let t = w.x.session_totals();
+    assert_eq!(t.received, t.accepted + t.rejected);
+    assert_eq!(
+        t.executions,
+        w.feed
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, OrderEvent::Executed { .. }))
+            .count() as u64
+    );
     // The end of market hours expired every client order.
     assert!(w.clients.iter().all(|(_, c)| c.open.is_empty()));
     assert_eq!(

@@ -148,6 +148,8 @@ pub struct ExchangeCounters {
     pub volume: u64,
     /// Executions with a client order on at least one side.
     pub client_fills: u64,
+    /// Requests naming a session that was never opened (ignored).
+    pub unknown_session: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -493,6 +495,29 @@ impl Exchange {
         &self.counters
     }
 
+    /// Every session's counters summed: the order-entry totals of the
+    /// exchange (`received == accepted + rejected` holds for them too).
+    #[must_use]
+    pub fn session_totals(&self) -> SessionCounters {
+        let mut t = SessionCounters::default();
+        for s in &self.sessions {
+            let c = &s.counters;
+            t.received += c.received;
+            t.accepted += c.accepted;
+            t.rejected += c.rejected;
+            t.retransmissions += c.retransmissions;
+            t.cancels += c.cancels;
+            t.cancels_ignored += c.cancels_ignored;
+            t.modifies += c.modifies;
+            t.modifies_ignored += c.modifies_ignored;
+            t.account_queries += c.account_queries;
+            t.executions += c.executions;
+            t.executed_shares += c.executed_shares;
+            t.canceled += c.canceled;
+        }
+        t
+    }
+
     /// A session's counters.
     #[must_use]
     pub fn session_counters(&self, session: SessionId) -> Option<&SessionCounters> {
@@ -582,23 +607,16 @@ impl Exchange {
                 }
                 self.as_is(&m, out);
             }
-            Message::AddOrder(a) => self.gen_add(
-                a.header,
-                a.order_ref,
-                a.side,
-                a.shares,
-                a.price.raw(),
-                a.stock,
-                None,
-                out,
-            ),
+            Message::AddOrder(a) => self.gen_add(a, None, out),
             Message::AddOrderMpid(a) => self.gen_add(
-                a.header,
-                a.order_ref,
-                a.side,
-                a.shares,
-                a.price.raw(),
-                a.stock,
+                AddOrderRepr {
+                    header: a.header,
+                    order_ref: a.order_ref,
+                    side: a.side,
+                    shares: a.shares,
+                    stock: a.stock,
+                    price: a.price,
+                },
                 Some(a.attribution),
                 out,
             ),
@@ -699,18 +717,18 @@ impl Exchange {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn gen_add(
-        &mut self,
-        header: HeaderRepr,
-        gen_ref: u64,
-        side: Side,
-        shares: u32,
-        price: u32,
-        stock: Stock,
-        mpid: Option<Mpid>,
-        out: &mut impl ExchangeOutput,
-    ) {
+    /// A generated add (`F` with its MPID): executes against what it
+    /// crosses, rests the remainder.
+    fn gen_add(&mut self, a: AddOrderRepr, mpid: Option<Mpid>, out: &mut impl ExchangeOutput) {
+        let AddOrderRepr {
+            header,
+            order_ref: gen_ref,
+            side,
+            shares,
+            stock,
+            price,
+        } = a;
+        let price = price.raw();
         let exch_ref = self.take_ref();
         let g = self.gens.alloc(GenOrder {
             gen_ref,
@@ -936,7 +954,8 @@ impl Exchange {
     /// generated messages').
     /// Events go to `out` for this session and for the sessions whose
     /// resting orders execute; ITCH messages to publish too. A session
-    /// that was not opened is ignored (nothing counted anywhere).
+    /// that was not opened is ignored (counted in
+    /// [`ExchangeCounters::unknown_session`]).
     pub fn handle_request(
         &mut self,
         session: SessionId,
@@ -945,6 +964,7 @@ impl Exchange {
         out: &mut impl ExchangeOutput,
     ) {
         if usize::from(session) >= self.sessions.len() {
+            self.counters.unknown_session += 1;
             return;
         }
         let ts = Self::stamp(now_ns);

@@ -392,17 +392,7 @@ fn every_reject_reason_and_exact_accounting() {
     assert!(out.take().1.is_empty());
     // Halted.
     x.handle_generated(
-        &Message::StockTradingAction(StockTradingActionRepr {
-            header: HeaderRepr {
-                stock_locate: locate,
-                tracking_number: 0,
-                timestamp: Timestamp::MIDNIGHT,
-            },
-            stock: AAPL,
-            trading_state: codes::trading_state::HALTED,
-            reserved: b' ',
-            reason: ReasonCode::BLANK,
-        }),
+        &trading_action(locate, codes::trading_state::HALTED),
         &mut out,
     );
     x.handle_request(s, &enter(n + 1, b'B', 100, 1_000_000, b'0'), 0, &mut out);
@@ -413,6 +403,21 @@ fn every_reject_reason_and_exact_accounting() {
     assert_eq!(c.accepted, 0);
     assert_eq!(c.retransmissions, 2);
     assert_eq!(x.engine().live_orders(), 0);
+}
+
+/// A generated Stock Trading Action for AAPL at `locate`.
+fn trading_action(locate: u16, state: u8) -> Message {
+    Message::StockTradingAction(StockTradingActionRepr {
+        header: HeaderRepr {
+            stock_locate: locate,
+            tracking_number: 0,
+            timestamp: Timestamp::MIDNIGHT,
+        },
+        stock: AAPL,
+        trading_state: state,
+        reserved: b' ',
+        reason: ReasonCode::BLANK,
+    })
 }
 
 fn enter_fields(user_ref: u32) -> EnterOrder {
@@ -779,6 +784,8 @@ fn config_and_session_limits() {
     let mut out = Collect::default();
     x.handle_request(9, &enter(1, b'B', 1, 100, b'0'), 0, &mut out);
     assert!(out.events.is_empty() && out.itch.is_empty());
+    assert_eq!(x.counters().unknown_session, 1);
+    assert_eq!(x.session_totals(), SessionCounters::default());
 }
 
 #[test]
@@ -857,17 +864,7 @@ fn a_halt_rejects_replaces_and_keeps_the_order() {
     let locate = x.locate(AAPL).unwrap();
     x.handle_request(s, &enter(1, b'B', 100, 1_000_000, b'0'), 0, &mut out);
     x.handle_generated(
-        &Message::StockTradingAction(StockTradingActionRepr {
-            header: HeaderRepr {
-                stock_locate: locate,
-                tracking_number: 0,
-                timestamp: Timestamp::MIDNIGHT,
-            },
-            stock: AAPL,
-            trading_state: codes::trading_state::PAUSED,
-            reserved: b' ',
-            reason: ReasonCode::BLANK,
-        }),
+        &trading_action(locate, codes::trading_state::PAUSED),
         &mut out,
     );
     out.take();
