@@ -894,3 +894,159 @@ fn a_halt_rejects_replaces_and_keeps_the_order() {
     );
     assert!(matches!(out.take().0[..], [Message::OrderDelete(_)]));
 }
+
+// ------------------------------------------- the engine against a model
+
+mod model {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A naive price-time book: a list, searched in full every time.
+    #[derive(Default)]
+    struct Naive {
+        /// (id, side, price, shares, arrival)
+        orders: Vec<(u64, Side, u32, u32, u64)>,
+        arrival: u64,
+    }
+
+    impl Naive {
+        fn enter(
+            &mut self,
+            id: u64,
+            side: Side,
+            price: u32,
+            mut qty: u32,
+            rest: bool,
+        ) -> Vec<(u64, u32, u32, u32)> {
+            let mut fills = Vec::new();
+            while qty > 0 {
+                let best = self
+                    .orders
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.1 != side && crosses(side, price, o.2))
+                    .min_by_key(|(_, o)| {
+                        (
+                            if side == Side::Buy {
+                                o.2
+                            } else {
+                                u32::MAX - o.2
+                            },
+                            o.4,
+                        )
+                    })
+                    .map(|(i, _)| i);
+                let Some(i) = best else { break };
+                let o = &mut self.orders[i];
+                let q = qty.min(o.3);
+                o.3 -= q;
+                qty -= q;
+                fills.push((o.0, o.2, q, o.3));
+                if o.3 == 0 {
+                    self.orders.remove(i);
+                }
+            }
+            if rest && qty > 0 {
+                self.arrival += 1;
+                self.orders.push((id, side, price, qty, self.arrival));
+            }
+            fills
+        }
+
+        /// Bids then asks, best price first, oldest first.
+        fn book(&self) -> Vec<(u64, Side, u32, u32)> {
+            let mut v = self.orders.clone();
+            v.sort_by_key(|o| {
+                (
+                    o.1 == Side::Sell,
+                    if o.1 == Side::Buy {
+                        u32::MAX - o.2
+                    } else {
+                        o.2
+                    },
+                    o.4,
+                )
+            });
+            v.into_iter().map(|o| (o.0, o.1, o.2, o.3)).collect()
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Enter(bool, u32, u32, bool),
+        Cancel(u64),
+        Reduce(u64, u32),
+        Replace(u64, u32, u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (any::<bool>(), 95u32..106, 1u32..500, proptest::bool::weighted(0.8))
+                .prop_map(|(b, p, q, r)| Op::Enter(b, p * 100, q, r)),
+            2 => (0u64..60).prop_map(Op::Cancel),
+            1 => (0u64..60, 0u32..300).prop_map(|(i, q)| Op::Reduce(i, q)),
+            1 => (0u64..60, 95u32..106, 1u32..500).prop_map(|(i, p, q)| Op::Replace(i, p * 100, q)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Every fill (maker, price, quantity, maker's rest) and the final
+        /// queues equal the naive model's.
+        #[test]
+        fn the_engine_matches_a_naive_price_time_book(ops in proptest::collection::vec(op(), 1..200)) {
+            let mut e = engine();
+            let mut m = Naive::default();
+            let mut next = 1u64;
+            for op in ops {
+                let mut fills = Vec::new();
+                let mut ev = |f: &Fill| fills.push((f.maker, f.price, f.quantity, f.maker_left));
+                let want = match op {
+                    Op::Enter(buy, p, q, rest) => {
+                        let side = if buy { Side::Buy } else { Side::Sell };
+                        next += 1;
+                        e.enter(3, next, 0, side, p, q, rest, &mut ev).unwrap();
+                        m.enter(next, side, p, q, rest)
+                    }
+                    Op::Cancel(i) => {
+                        let got = e.cancel(i, &mut ev).map(|r| r.quantity);
+                        let pos = m.orders.iter().position(|o| o.0 == i);
+                        prop_assert_eq!(got, pos.map(|k| m.orders.remove(k).3));
+                        Vec::new()
+                    }
+                    Op::Reduce(i, by) => {
+                        let got = e.reduce(i, by, &mut ev);
+                        let want = m.orders.iter().position(|o| o.0 == i).map(|k| {
+                            let left = m.orders[k].3.saturating_sub(by);
+                            if left == 0 { m.orders.remove(k); } else { m.orders[k].3 = left; }
+                            left
+                        });
+                        prop_assert_eq!(got, want);
+                        Vec::new()
+                    }
+                    Op::Replace(i, p, q) => {
+                        next += 1;
+                        let got = e.replace(i, next, 0, p, q, true, &mut ev);
+                        match m.orders.iter().position(|o| o.0 == i) {
+                            Some(k) => {
+                                let old = m.orders.remove(k);
+                                prop_assert_eq!(got.map(|(r, _)| r.quantity), Some(old.3));
+                                m.enter(next, old.1, p, q, true)
+                            }
+                            None => {
+                                prop_assert!(got.is_none());
+                                Vec::new()
+                            }
+                        }
+                    }
+                };
+                prop_assert_eq!(fills, want);
+                let got: Vec<(u64, Side, u32, u32)> = e.orders(3).map(|r| (r.id, r.side, r.price, r.quantity)).collect();
+                prop_assert_eq!(got, m.book());
+                e.check_invariants().map_err(TestCaseError::fail)?;
+            }
+        }
+    }
+}
