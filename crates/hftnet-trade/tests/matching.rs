@@ -440,7 +440,7 @@ impl World {
     }
 }
 
-fn run(seed: u64, steps: u64, client_share: f64) -> World {
+fn run(seed: u64, steps: u64, client_share: f64, check_every: u64) -> World {
     let mut w = World::new(seed, 3);
     while !w.g.in_flow() {
         w.generated();
@@ -451,7 +451,7 @@ fn run(seed: u64, steps: u64, client_share: f64) -> World {
         } else {
             w.generated();
         }
-        if i % 97 == 0 {
+        if i % check_every == 0 {
             w.check();
         }
     }
@@ -483,7 +483,7 @@ fn the_feed_book_equals_the_exchange_book_under_random_interleavings() {
     let mut totals = hftnet_trade::matching::ExchangeCounters::default();
     let mut fills = [0u64; 3];
     for seed in 1..=12 {
-        let w = run(seed, 20_000, 0.3);
+        let w = run(seed, 20_000, 0.3, 97);
         fills[2] += w.fills_by_generated;
         let c = *w.x.counters();
         totals.generated_dropped += c.generated_dropped;
@@ -509,6 +509,14 @@ fn the_feed_book_equals_the_exchange_book_under_random_interleavings() {
         fills[0] > 100 && fills[1] > 100 && fills[2] > 100,
         "{fills:?}"
     );
+}
+
+#[test]
+fn the_feed_book_equals_the_exchange_book_after_every_step() {
+    for (seed, share) in [(100, 0.1), (101, 0.5)] {
+        let w = run(seed, 4_000, share, 1);
+        assert!(w.x.counters().client_fills > 0);
+    }
 }
 
 #[test]
