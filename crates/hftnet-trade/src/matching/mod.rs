@@ -107,6 +107,61 @@
 //! into the MoldUDP64 publisher. Feed the generator's messages through
 //! [`Exchange::handle_generated`] instead of publishing them directly.
 
+//!
+//! # Example
+//!
+//! ```
+//! use hftnet_trade::exchange::{Generator, GeneratorConfig};
+//! use hftnet_trade::matching::{
+//!     EnterOrder, Exchange, ExchangeConfig, ExchangeOutput, LiquidityFlag, OrderEvent, Request,
+//!     SessionId,
+//! };
+//! use hftnet_wire::itch50::{Message, Side};
+//!
+//! #[derive(Default)]
+//! struct Out {
+//!     itch: Vec<Message>,
+//!     events: Vec<(SessionId, OrderEvent)>,
+//! }
+//! impl ExchangeOutput for Out {
+//!     fn itch(&mut self, m: &Message) {
+//!         self.itch.push(*m); // the apps loop packs it into MoldUDP64
+//!     }
+//!     fn order_event(&mut self, s: SessionId, e: &OrderEvent) {
+//!         self.events.push((s, *e)); // ... encodes it as OUCH on session s
+//!     }
+//! }
+//!
+//! let mut x = Exchange::new(&ExchangeConfig::default()).unwrap();
+//! let mut g = Generator::new(GeneratorConfig::new(7, 2)).unwrap();
+//! let mut out = Out::default();
+//! while x.engine().best(1, Side::Sell).is_none() {
+//!     x.handle_generated(&g.next_message().unwrap(), &mut out);
+//! }
+//! let ask = x.engine().best(1, Side::Sell).unwrap();
+//! let session = x.open_session().unwrap();
+//! // Lift the offer with an IOC buy of one share.
+//! let buy = EnterOrder {
+//!     user_ref_num: 1,
+//!     side: b'B',
+//!     quantity: 1,
+//!     symbol: g.symbol(1).unwrap(),
+//!     price: u64::from(ask.price),
+//!     time_in_force: b'3',
+//!     display: b'Y',
+//!     capacity: b'A',
+//!     cl_ord_id: *b"ORDER-1       ",
+//! };
+//! x.handle_request(session, &Request::Enter(buy), 0, &mut out);
+//! assert!(matches!(out.itch.last(), Some(Message::OrderExecuted(e)) if e.executed_shares == 1));
+//! assert!(matches!(
+//!     out.events.last(),
+//!     Some((_, OrderEvent::Executed { liquidity: LiquidityFlag::Removed, quantity: 1, .. }))
+//! ));
+//! let c = x.session_counters(session).unwrap();
+//! assert_eq!((c.received, c.accepted, c.executions), (1, 1, 1));
+//! ```
+
 mod engine;
 mod exchange;
 pub mod order_entry;
