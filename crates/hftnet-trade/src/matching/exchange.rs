@@ -11,7 +11,9 @@ use hftnet_wire::itch50::{
     Stock, Timestamp, TradeRepr, codes,
 };
 
-use super::engine::{Entered, Fill, MatchConfig, MatchConfigError, MatchEvents, MatchingEngine};
+use super::engine::{
+    Entered, Fill, MatchConfig, MatchConfigError, MatchEvents, MatchingEngine, Resting,
+};
 use super::order_entry::{
     CancelOrder, CancelReason, Display, EnterOrder, LiquidityFlag, ModifyOrder, OrderEvent,
     OrderSide, RejectReason, ReplaceOrder, Request, SessionId, TimeInForce, valid_capacity,
@@ -236,6 +238,16 @@ impl<T: Linked> Table<T> {
     fn release(&mut self, i: u32) {
         *self.items[i as usize].next_free() = self.free;
         self.free = i;
+    }
+}
+
+/// `header` about an order of `locate` (a generated message's own locate
+/// may name another book than the order's).
+#[inline]
+fn at(header: HeaderRepr, locate: u16) -> HeaderRepr {
+    HeaderRepr {
+        stock_locate: locate,
+        ..header
     }
 }
 
@@ -621,39 +633,46 @@ impl Exchange {
                 out,
             ),
             Message::OrderDelete(d) => match self.gen_lookup(d.order_ref) {
-                Some((g, exch_ref)) => {
-                    self.engine.cancel(exch_ref, &mut super::engine::NoEvents);
+                Some((g, r)) => {
+                    self.engine.cancel(r.id, &mut super::engine::NoEvents);
                     self.gen_forget(g);
-                    let mut d = d;
-                    d.order_ref = exch_ref;
-                    self.as_is(&Message::OrderDelete(d), out);
+                    self.as_is(
+                        &Message::OrderDelete(OrderDeleteRepr {
+                            header: at(d.header, r.locate),
+                            order_ref: r.id,
+                        }),
+                        out,
+                    );
                 }
                 None => self.counters.generated_dropped += 1,
             },
             Message::OrderCancel(x) => match self.gen_lookup(x.order_ref) {
-                Some((g, exch_ref)) => {
-                    let left = self.engine.order(exch_ref).map_or(0, |r| r.quantity);
+                Some(_) if x.cancelled_shares == 0 => self.counters.generated_dropped += 1,
+                Some((g, r)) => {
+                    let header = at(x.header, r.locate);
                     let gl = &mut self.gens.items[g as usize].gen_left;
                     *gl = gl.saturating_sub(x.cancelled_shares);
-                    if x.cancelled_shares < left && *gl > 0 {
-                        self.engine.reduce(
-                            exch_ref,
-                            x.cancelled_shares,
-                            &mut super::engine::NoEvents,
+                    if x.cancelled_shares < r.quantity && *gl > 0 {
+                        self.engine
+                            .reduce(r.id, x.cancelled_shares, &mut super::engine::NoEvents);
+                        self.as_is(
+                            &Message::OrderCancel(OrderCancelRepr {
+                                header,
+                                order_ref: r.id,
+                                cancelled_shares: x.cancelled_shares,
+                            }),
+                            out,
                         );
-                        let mut x = x;
-                        x.order_ref = exch_ref;
-                        self.as_is(&Message::OrderCancel(x), out);
                     } else {
                         // More than is left (a client took the rest) or all
                         // the generator thought was left: a delete.
-                        self.engine.cancel(exch_ref, &mut super::engine::NoEvents);
+                        self.engine.cancel(r.id, &mut super::engine::NoEvents);
                         self.gen_forget(g);
                         self.counters.generated_adjusted += 1;
                         self.publish(
                             &Message::OrderDelete(OrderDeleteRepr {
-                                header: x.header,
-                                order_ref: exch_ref,
+                                header,
+                                order_ref: r.id,
                             }),
                             out,
                         );
@@ -665,9 +684,10 @@ impl Exchange {
                 self.gen_execute(e.header, e.order_ref, e.executed_shares, out)
             }
             Message::OrderExecutedWithPrice(c) => match self.gen_lookup(c.order_ref) {
-                Some((g, exch_ref)) => {
-                    let left = self.engine.order(exch_ref).map_or(0, |r| r.quantity);
-                    let n = c.executed_shares.min(left);
+                Some(_) if c.executed_shares == 0 => self.counters.generated_dropped += 1,
+                Some((g, r)) => {
+                    let header = at(c.header, r.locate);
+                    let n = c.executed_shares.min(r.quantity);
                     let match_number = self.take_match();
                     self.counters.fills += 1;
                     self.counters.volume += u64::from(n);
@@ -676,13 +696,11 @@ impl Exchange {
                     } else {
                         self.counters.generated_as_is += 1;
                     }
-                    let gone = self
-                        .engine
-                        .reduce(exch_ref, n, &mut super::engine::NoEvents)
-                        == Some(0);
+                    let gone = self.engine.reduce(r.id, n, &mut super::engine::NoEvents) == Some(0);
                     self.publish(
                         &Message::OrderExecutedWithPrice(OrderExecutedWithPriceRepr {
-                            order_ref: exch_ref,
+                            header,
+                            order_ref: r.id,
                             executed_shares: n,
                             match_number,
                             ..c
@@ -694,7 +712,7 @@ impl Exchange {
                     } else {
                         let gl = &mut self.gens.items[g as usize].gen_left;
                         *gl = gl.saturating_sub(c.executed_shares);
-                        self.gen_tidy(g, exch_ref, c.header, out);
+                        self.gen_tidy(g, r.id, header, out);
                     }
                 }
                 None => self.counters.generated_dropped += 1,
@@ -758,21 +776,7 @@ impl Exchange {
             }
             return;
         }
-        if self.gen_index.get(gen_ref).is_some() {
-            // A reused generator ref (never happens with the generator):
-            // the newest wins.
-            if let Some((old, old_ref)) = self.gen_lookup(gen_ref) {
-                self.engine.cancel(old_ref, &mut super::engine::NoEvents);
-                self.gen_forget(old);
-                self.publish(
-                    &Message::OrderDelete(OrderDeleteRepr {
-                        header,
-                        order_ref: old_ref,
-                    }),
-                    out,
-                );
-            }
-        }
+        self.gen_displace(gen_ref, header, out);
         self.gen_index.insert(gen_ref, g);
         if rested == shares {
             self.counters.generated_as_is += 1;
@@ -811,14 +815,11 @@ impl Exchange {
         shares: u32,
         out: &mut impl ExchangeOutput,
     ) {
-        let Some((g, exch_ref)) = self.gen_lookup(gen_ref) else {
+        let Some((g, r)) = self.gen_lookup(gen_ref).filter(|_| shares > 0) else {
             self.counters.generated_dropped += 1;
             return;
         };
-        let Some(r) = self.engine.order(exch_ref) else {
-            self.counters.generated_dropped += 1;
-            return;
-        };
+        let header = at(header, r.locate);
         let stock = self.stock_of(r.locate);
         let fills = self.counters.fills;
         let taker_side = super::engine::opposite(r.side);
@@ -826,7 +827,7 @@ impl Exchange {
         let _ = self.enter(
             header, stock, None, 0, 0, taker_side, r.price, shares, false, out,
         );
-        let left = self.engine.order(exch_ref).map_or(0, |o| o.quantity);
+        let left = self.engine.order(r.id).map_or(0, |o| o.quantity);
         if self.counters.fills == fills + 1 && r.quantity - left == shares {
             self.counters.generated_as_is += 1;
         } else {
@@ -836,20 +837,22 @@ impl Exchange {
         if self.gen_index.get(gen_ref) == Some(g) {
             let gl = &mut self.gens.items[g as usize].gen_left;
             *gl = gl.saturating_sub(shares);
-            self.gen_tidy(g, exch_ref, header, out);
+            self.gen_tidy(g, r.id, header, out);
         }
     }
 
+    /// A generated replace: the original leaves the book, the new order
+    /// executes against what it crosses and rests the remainder.
     fn gen_replace(&mut self, u: OrderReplaceRepr, out: &mut impl ExchangeOutput) {
-        let Some((g, orig_ref)) = self.gen_lookup(u.original_order_ref) else {
+        let Some((g, orig)) = self.gen_lookup(u.original_order_ref) else {
             self.counters.generated_dropped += 1;
             return;
         };
-        let Some(orig) = self.engine.cancel(orig_ref, &mut super::engine::NoEvents) else {
-            self.counters.generated_dropped += 1;
-            return;
-        };
+        let header = at(u.header, orig.locate);
+        self.engine.cancel(orig.id, &mut super::engine::NoEvents);
         self.gen_index.remove(u.original_order_ref);
+        // A live order under the new ref (never from the generator) goes.
+        self.gen_displace(u.new_order_ref, header, out);
         let new_ref = self.take_ref();
         self.gens.items[g as usize] = GenOrder {
             gen_ref: u.new_order_ref,
@@ -859,7 +862,7 @@ impl Exchange {
         };
         let stock = self.stock_of(orig.locate);
         let r = self.enter(
-            u.header,
+            header,
             stock,
             None,
             new_ref,
@@ -880,10 +883,11 @@ impl Exchange {
             self.gen_index.insert(u.new_order_ref, g);
             self.publish(
                 &Message::OrderReplace(OrderReplaceRepr {
-                    original_order_ref: orig_ref,
+                    header,
+                    original_order_ref: orig.id,
                     new_order_ref: new_ref,
                     shares: rested,
-                    ..u
+                    price: u.price,
                 }),
                 out,
             );
@@ -891,8 +895,26 @@ impl Exchange {
             self.gens.release(g);
             self.publish(
                 &Message::OrderDelete(OrderDeleteRepr {
-                    header: u.header,
-                    order_ref: orig_ref,
+                    header,
+                    order_ref: orig.id,
+                }),
+                out,
+            );
+        }
+    }
+
+    /// Makes room for generated ref `gen_ref`: an order still live under
+    /// it (a ref reused, which the generator never does) is deleted — the
+    /// newest message wins, as in the L3 book.
+    fn gen_displace(&mut self, gen_ref: u64, header: HeaderRepr, out: &mut impl ExchangeOutput) {
+        if let Some((old, r)) = self.gen_lookup(gen_ref) {
+            self.engine.cancel(r.id, &mut super::engine::NoEvents);
+            self.gen_forget(old);
+            self.counters.generated_adjusted += 1;
+            self.publish(
+                &Message::OrderDelete(OrderDeleteRepr {
+                    header: at(header, r.locate),
+                    order_ref: r.id,
                 }),
                 out,
             );
@@ -926,16 +948,16 @@ impl Exchange {
         }
     }
 
-    /// The slot and exchange ref of a live generated order. The index
-    /// holds exactly the generated orders that rest in the engine.
-    fn gen_lookup(&self, gen_ref: u64) -> Option<(u32, u64)> {
+    /// The slot and the resting order of generated ref `gen_ref`. The
+    /// index holds exactly the generated orders that rest in the engine.
+    fn gen_lookup(&self, gen_ref: u64) -> Option<(u32, Resting)> {
         let g = self.gen_index.get(gen_ref)?;
-        let exch_ref = self.gens.items[g as usize].exch_ref;
+        let r = self.engine.order(self.gens.items[g as usize].exch_ref);
         debug_assert!(
-            self.engine.order(exch_ref).is_some(),
+            r.is_some(),
             "generated order {gen_ref} indexed but not resting"
         );
-        Some((g, exch_ref))
+        Some((g, r?))
     }
 
     fn gen_forget(&mut self, g: u32) {
