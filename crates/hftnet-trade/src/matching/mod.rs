@@ -106,6 +106,17 @@
 //! into that session's sequenced SoupBinTCP stream; pack every ITCH message
 //! into the MoldUDP64 publisher. Feed the generator's messages through
 //! [`Exchange::handle_generated`] instead of publishing them directly.
+//!
+//! Fields of the OUCH messages that the events do not carry, for the
+//! encoder: the timestamp (the loop's clock when it encodes); Accepted's
+//! Order State is always `L` (an IOC's unexecuted rest comes as a Canceled
+//! event with reason `I` right after, never as Order Dead); Intermarket
+//! Sweep Eligibility `N` and CrossType `N` (continuous market) are echoed as
+//! such, since only those are accepted; no optional appendage is needed.
+//! The Enter, Replace, Cancel and Modify requests' Alpha fields stay raw
+//! bytes so the decoder hands them over unchecked and the exchange answers a
+//! bad one with its Appendix D reason. Executed's price is OUCH's 8-byte
+//! Price (the ITCH 4-byte price widened).
 
 //!
 //! # Example
