@@ -180,6 +180,8 @@ fn exchange_day(iters: u64, day: &[Message]) -> Duration {
                 };
                 user_ref += 1;
                 let req = Request::Enter(EnterOrder {
+                    intermarket_sweep: b'N',
+                    cross_type: b'N',
                     user_ref_num: user_ref,
                     side,
                     quantity: 100,

@@ -191,6 +191,8 @@ impl World {
             let client = &mut self.clients[c].1;
             client.next_ref += 1;
             Request::Enter(hftnet_trade::matching::EnterOrder {
+                intermarket_sweep: b'N',
+                cross_type: b'N',
                 user_ref_num: client.next_ref,
                 side: if side == b'S' && self.rng.chance(0.2) {
                     b'T'
@@ -232,6 +234,7 @@ impl World {
             let client = &mut self.clients[c].1;
             client.next_ref += 1;
             Request::Replace(ReplaceOrder {
+                intermarket_sweep: b'N',
                 orig_user_ref_num: u,
                 user_ref_num: client.next_ref,
                 quantity: o.executed + self.rng.range(1, 10) as u32 * 50,
@@ -253,6 +256,8 @@ impl World {
             let u = self.clients[c].1.next_ref;
             let (symbol, _) = self.symbol();
             Request::Enter(hftnet_trade::matching::EnterOrder {
+                intermarket_sweep: b'N',
+                cross_type: b'N',
                 user_ref_num: u,
                 side: b'B',
                 quantity: 100,
@@ -650,6 +655,8 @@ fn any_request() -> impl Strategy<Value = Request> {
                     .symbol(l)
                     .unwrap();
                 Request::Enter(hftnet_trade::matching::EnterOrder {
+                    intermarket_sweep: b'N',
+                    cross_type: b'N',
                     user_ref_num: u,
                     side,
                     quantity,
@@ -671,6 +678,7 @@ fn any_request() -> impl Strategy<Value = Request> {
         )
             .prop_map(|(o, u, quantity, price, tif, display)| Request::Replace(
                 ReplaceOrder {
+                    intermarket_sweep: b'N',
                     orig_user_ref_num: o,
                     user_ref_num: u,
                     quantity,

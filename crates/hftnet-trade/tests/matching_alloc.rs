@@ -77,6 +77,8 @@ fn drive(
             };
             *user_ref += 1;
             Request::Enter(EnterOrder {
+                intermarket_sweep: b'N',
+                cross_type: b'N',
                 user_ref_num: *user_ref,
                 side: if buy { b'B' } else { b'S' },
                 quantity: rng.range(1, 5) as u32 * 100,
@@ -98,6 +100,7 @@ fn drive(
             };
             *user_ref += 1;
             Request::Replace(ReplaceOrder {
+                intermarket_sweep: b'N',
                 orig_user_ref_num: recent,
                 user_ref_num: *user_ref,
                 quantity: o.executed + 100,

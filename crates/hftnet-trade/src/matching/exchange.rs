@@ -1102,6 +1102,12 @@ impl Exchange {
         if !valid_capacity(o.capacity) {
             return Err(RejectReason::Other);
         }
+        if o.intermarket_sweep != b'N' {
+            return Err(RejectReason::IsoNotAllowed);
+        }
+        if o.cross_type != b'N' {
+            return Err(RejectReason::InvalidCrossOrder);
+        }
         Ok((side, locate, price, tif, display))
     }
 
@@ -1321,6 +1327,9 @@ impl Exchange {
             .and_then(|p| {
                 let tif = TimeInForce::from_byte(o.time_in_force).ok_or(RejectReason::Other)?;
                 let display = Display::from_byte(o.display).ok_or(RejectReason::InvalidDisplay)?;
+                if o.intermarket_sweep != b'N' {
+                    return Err(RejectReason::IsoNotAllowed);
+                }
                 Ok((p, tif, display))
             });
         let (price, tif, display) = match checked {

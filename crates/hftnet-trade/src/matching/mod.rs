@@ -72,7 +72,9 @@
 //!   [`RejectReason::Halted`] (trading state not `T`),
 //!   [`RejectReason::InvalidPrice`] (0, above 4-byte ITCH prices, off the
 //!   tick, outside the band), [`RejectReason::Other`] (Time In Force other
-//!   than Day/IOC, unknown capacity), [`RejectReason::InvalidDisplay`], and
+//!   than Day/IOC, unknown capacity), [`RejectReason::InvalidDisplay`],
+//!   [`RejectReason::IsoNotAllowed`] (InterMarket Sweep not `N`),
+//!   [`RejectReason::InvalidCrossOrder`] (CrossType not `N`), and
 //!   for a Replace of an order that does not rest in the session,
 //!   [`RejectReason::ReplaceNotAllowed`].
 //! - Day orders rest; what an IOC order does not execute on entry is
@@ -110,9 +112,9 @@
 //! Fields of the OUCH messages that the events do not carry, for the
 //! encoder: the timestamp (the loop's clock when it encodes); Accepted's
 //! Order State is always `L` (an IOC's unexecuted rest comes as a Canceled
-//! event with reason `I` right after, never as Order Dead); Intermarket
-//! Sweep Eligibility `N` and CrossType `N` (continuous market) are echoed as
-//! such, since only those are accepted; no optional appendage is needed.
+//! event with reason `I` right after, never as Order Dead); InterMarket
+//! Sweep Eligibility `N` and CrossType `N` (continuous market), the only
+//! values accepted; no optional appendage is needed.
 //! The Enter, Replace, Cancel and Modify requests' Alpha fields stay raw
 //! bytes so the decoder hands them over unchecked and the exchange answers a
 //! bad one with its Appendix D reason. Executed's price is OUCH's 8-byte
@@ -153,6 +155,8 @@
 //! let session = x.open_session().unwrap();
 //! // Lift the offer with an IOC buy of one share.
 //! let buy = EnterOrder {
+//!     intermarket_sweep: b'N',
+//!     cross_type: b'N',
 //!     user_ref_num: 1,
 //!     side: b'B',
 //!     quantity: 1,

@@ -213,6 +213,7 @@ pub enum RejectReason {
     FatFinger = 0x06,
     /// The instrument is not trading (ITCH trading state other than `T`).
     Halted = 0x07,
+    /// InterMarket Sweep Eligibility `Y` (or not `N`).
     IsoNotAllowed = 0x08,
     /// Side byte not `B`, `S`, `T` or `E`.
     InvalidSide = 0x09,
@@ -229,6 +230,7 @@ pub enum RejectReason {
     CrossedMarket = 0x12,
     /// Quantity 0 or above the maximum.
     InvalidQuantity = 0x13,
+    /// CrossType other than `N`.
     InvalidCrossOrder = 0x14,
     /// Replace of an order that is not live in this session.
     ReplaceNotAllowed = 0x15,
@@ -305,6 +307,11 @@ pub struct EnterOrder {
     pub display: u8,
     /// `A`, `P`, `R`, `O`.
     pub capacity: u8,
+    /// InterMarket Sweep Eligibility: `N` (`Y` is refused: no routing
+    /// here).
+    pub intermarket_sweep: u8,
+    /// CrossType: `N`, the continuous market (crosses are refused).
+    pub cross_type: u8,
     /// Customer order id, echoed.
     pub cl_ord_id: [u8; 14],
 }
@@ -325,6 +332,8 @@ pub struct ReplaceOrder {
     pub time_in_force: u8,
     /// `Y`, `A`, `N`.
     pub display: u8,
+    /// InterMarket Sweep Eligibility: `N`.
+    pub intermarket_sweep: u8,
     /// Customer order id of the replacement.
     pub cl_ord_id: [u8; 14],
 }

@@ -285,6 +285,8 @@ fn started() -> (Exchange, Generator, SessionId, Collect) {
 
 fn enter(user_ref: u32, side: u8, quantity: u32, price: u64, tif: u8) -> Request {
     Request::Enter(EnterOrder {
+        intermarket_sweep: b'N',
+        cross_type: b'N',
         user_ref_num: user_ref,
         side,
         quantity,
@@ -364,7 +366,22 @@ fn every_reject_reason_and_exact_accounting() {
             RejectReason::Other,
         ),
         (
+            Request::Enter(EnterOrder {
+                intermarket_sweep: b'Y',
+                ..enter_fields(next())
+            }),
+            RejectReason::IsoNotAllowed,
+        ),
+        (
+            Request::Enter(EnterOrder {
+                cross_type: b'C',
+                ..enter_fields(next())
+            }),
+            RejectReason::InvalidCrossOrder,
+        ),
+        (
             Request::Replace(ReplaceOrder {
+                intermarket_sweep: b'N',
                 orig_user_ref_num: 999,
                 user_ref_num: next(),
                 quantity: 100,
@@ -634,6 +651,7 @@ fn cancel_modify_replace() {
     x.handle_request(
         s,
         &Request::Replace(ReplaceOrder {
+            intermarket_sweep: b'N',
             orig_user_ref_num: 1,
             user_ref_num: 3,
             quantity: 80,
@@ -869,6 +887,7 @@ fn a_halt_rejects_replaces_and_keeps_the_order() {
     );
     out.take();
     let replace = ReplaceOrder {
+        intermarket_sweep: b'N',
         orig_user_ref_num: 1,
         user_ref_num: 2,
         quantity: 100,
