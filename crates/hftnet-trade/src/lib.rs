@@ -10,6 +10,8 @@
 //!   recovery, in-order delivery of messages.
 //! - [`book`]: the per-order (L3) book, price levels and top of book.
 //! - [`market`]: ITCH messages applied to the books, counted by type.
+//! - [`matching`]: the exchange's price-time matching engine, and the
+//!   exchange core where generated flow and clients' orders meet.
 //! - [`rng`]: the seeded generator behind every simulation (re-exported
 //!   from `hftnet_wire::rng`, where the transports' fault injection uses it
 //!   too).
@@ -24,5 +26,6 @@ pub mod book;
 pub mod exchange;
 pub mod feed;
 pub mod market;
+pub mod matching;
 pub mod soupbin;
 pub use hftnet_wire::rng;

@@ -24,6 +24,20 @@ pub(crate) struct LevelSlot {
     pub(crate) shares: u64,
 }
 
+/// A level stored by its side-adjusted key; [`find`] searches any vector of
+/// them (the book's [`LevelSlot`], the matching engine's FIFO levels).
+pub(crate) trait Keyed {
+    /// The side-adjusted key (see the module doc).
+    fn key(&self) -> u32;
+}
+
+impl Keyed for LevelSlot {
+    #[inline]
+    fn key(&self) -> u32 {
+        self.key
+    }
+}
+
 /// The sort key of `price` on `side`: larger is better on both sides.
 #[inline]
 pub(crate) fn key(side: Side, price: u32) -> u32 {
@@ -38,12 +52,12 @@ pub(crate) fn price(side: Side, key: u32) -> u32 {
 
 /// Position of `key`: `Ok(i)` if level `i` has it, `Err(i)` where it goes.
 #[inline]
-pub(crate) fn find(levels: &[LevelSlot], key: u32) -> Result<usize, usize> {
+pub(crate) fn find<L: Keyed>(levels: &[L], key: u32) -> Result<usize, usize> {
     let n = levels.len();
     let lo = n.saturating_sub(SCAN);
     let mut i = n;
     while i > lo {
-        let k = levels[i - 1].key;
+        let k = levels[i - 1].key();
         if k == key {
             return Ok(i - 1);
         }
@@ -53,7 +67,7 @@ pub(crate) fn find(levels: &[LevelSlot], key: u32) -> Result<usize, usize> {
         i -= 1;
     }
     // Every level in [lo, n) is better than `key`.
-    levels[..lo].binary_search_by_key(&key, |l| l.key)
+    levels[..lo].binary_search_by_key(&key, Keyed::key)
 }
 
 /// Adds an order of `shares` at `key`.

@@ -114,8 +114,8 @@
 //! assert_eq!(book.counters().filtered, 1);
 //! ```
 
-mod index;
-mod levels;
+pub(crate) mod index;
+pub(crate) mod levels;
 #[cfg(test)]
 mod tests;
 
@@ -176,7 +176,7 @@ impl Side {
     }
 
     #[inline]
-    const fn index(self) -> usize {
+    pub(crate) const fn index(self) -> usize {
         self as usize
     }
 }
