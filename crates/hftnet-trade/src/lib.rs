@@ -12,6 +12,9 @@
 //! - [`market`]: ITCH messages applied to the books, counted by type.
 //! - [`matching`]: the exchange's price-time matching engine, and the
 //!   exchange core where generated flow and clients' orders meet.
+//! - [`soupbin`]: SoupBinTCP 4 sessions — the server (login check,
+//!   replayable per-session streams, heartbeats, timeouts) and the client
+//!   (login, sequence tracking, reconnect).
 //! - [`rng`]: the seeded generator behind every simulation (re-exported
 //!   from `hftnet_wire::rng`, where the transports' fault injection uses it
 //!   too).
