@@ -10,6 +10,15 @@
 //!   recovery, in-order delivery of messages.
 //! - [`book`]: the per-order (L3) book, price levels and top of book.
 //! - [`market`]: ITCH messages applied to the books, counted by type.
+//! - [`strategy`]: the strategy trait (book and trade events in, order
+//!   intents out) and two samples, a taker and a market maker.
+//! - [`risk`]: pre-trade risk, every check with a reason and a counter,
+//!   and the kill switch.
+//! - [`orders`]: order-entry domain types shaped after OUCH 5.0, and the
+//!   UserRefNum allocator with its persistence hook.
+//! - [`position`]: position and P&L of a symbol, exact integers.
+//! - [`trader`]: the trader engine tying them together — strategy, risk,
+//!   order state, position — with `handle_*` inputs and order messages out.
 //! - [`rng`]: the seeded generator behind every simulation (re-exported
 //!   from `hftnet_wire::rng`, where the transports' fault injection uses it
 //!   too).
@@ -24,4 +33,9 @@ pub mod book;
 pub mod exchange;
 pub mod feed;
 pub mod market;
+pub mod orders;
+pub mod position;
+pub mod risk;
+pub mod strategy;
+pub mod trader;
 pub use hftnet_wire::rng;
