@@ -130,7 +130,10 @@ impl Position {
     }
 }
 
+// Prices in tests are grouped as dollars and ten-thousandths: 10_0500 is
+// $10.0500.
 #[cfg(test)]
+#[allow(clippy::inconsistent_digit_grouping)]
 mod tests {
     use super::*;
     use crate::book::Level;

@@ -765,7 +765,8 @@ mod tests {
 
     #[test]
     fn absurd_configs_are_refused_by_name() {
-        let cases: [(fn(&mut RiskConfig), &str); 9] = [
+        type Edit = (fn(&mut RiskConfig), &'static str);
+        let cases: [Edit; 9] = [
             (
                 |c| c.max_order_qty = 0,
                 "risk.max_order_qty is 0; accepted: 1..=999999",
