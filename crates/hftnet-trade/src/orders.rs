@@ -79,12 +79,15 @@ impl ClOrdId {
         if seq == 0 || seq > Self::MAX_SEQ {
             return Self::BLANK;
         }
+        // Two digits at a time, from the right.
         let mut b = [b'0'; 14];
         let mut i = 14;
         while seq > 0 {
-            i -= 1;
-            b[i] = b'0' + (seq % 10) as u8;
-            seq /= 10;
+            let d = (seq % 100) as u8;
+            seq /= 100;
+            b[i - 1] = b'0' + d % 10;
+            b[i - 2] = b'0' + d / 10;
+            i -= 2;
         }
         ClOrdId(b)
     }

@@ -495,6 +495,26 @@ impl Risk {
         }
     }
 
+    /// Whether an order like `o` passed within the window. The ring is
+    /// walked newest first and the walk stops at the first entry outside
+    /// the window (entries are in the order they passed, so in `now`
+    /// order for a caller whose clock does not go back; one whose clock
+    /// does merely sees fewer duplicates).
+    #[inline]
+    fn duplicate(&self, o: &OrderCheck, now: u64) -> bool {
+        let (price, side) = (o.price.raw(), o.side.as_byte());
+        for k in 1..=DUPLICATE_SLOTS {
+            let r = &self.recent[(self.next_recent + DUPLICATE_SLOTS - k) % DUPLICATE_SLOTS];
+            if !r.used || now.saturating_sub(r.at) >= self.cfg.duplicate_window_ns {
+                return false;
+            }
+            if r.price == price && r.quantity == o.quantity && r.slot == o.slot && r.side == side {
+                return true;
+            }
+        }
+        false
+    }
+
     fn evaluate(&mut self, o: &OrderCheck, v: &RiskView<'_>, now: u64) -> Result<(), RiskReject> {
         let c = &self.cfg;
         if self.tripped {
@@ -541,19 +561,8 @@ impl Risk {
         if o.replaces.is_none() && v.open_orders >= c.max_open_orders {
             return Err(RiskReject::OpenOrders);
         }
-        if c.duplicate_window_ns > 0 {
-            let side = o.side.as_byte();
-            let dup = self.recent.iter().any(|r| {
-                r.used
-                    && now.saturating_sub(r.at) < c.duplicate_window_ns
-                    && r.price == o.price.raw()
-                    && r.quantity == o.quantity
-                    && r.slot == o.slot
-                    && r.side == side
-            });
-            if dup {
-                return Err(RiskReject::Duplicate);
-            }
+        if c.duplicate_window_ns > 0 && self.duplicate(o, now) {
+            return Err(RiskReject::Duplicate);
         }
         // Token bucket on `now`: credit grows with time up to the burst.
         let elapsed = self.last_ns.map_or(0, |l| now.saturating_sub(l));

@@ -309,6 +309,76 @@ impl OrderRec {
     }
 }
 
+/// UserRefNum → order index: a direct-mapped ring indexed by the low bits
+/// of the number (numbers are dense and increasing, so nearly every number
+/// finds its slot free), with a hash map for the numbers whose slot an
+/// older, still open order holds. A hash map alone, with orders coming and
+/// going at every event, filled with tombstones and made every miss a
+/// long probe.
+#[derive(Debug)]
+struct RefMap {
+    /// (number, order index); number 0 = free (0 is never allocated).
+    ring: Vec<(u32, u32)>,
+    mask: u32,
+    far: HashMap<u64, u32, RefHashBuilder>,
+    len: usize,
+}
+
+impl RefMap {
+    fn new(max_open: usize) -> RefMap {
+        // Up to two numbers per open order (one with a replace in flight);
+        // four times that keeps the far map at most half full, so it
+        // never grows or reallocates to rehash.
+        let size = (4 * max_open).next_power_of_two().max(1_024);
+        let mut far = HashMap::with_hasher(RefHashBuilder);
+        far.reserve(4 * max_open);
+        RefMap {
+            ring: vec![(0, 0); size],
+            mask: (size - 1) as u32,
+            far,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn get(&self, n: u32) -> Option<u32> {
+        let (k, v) = self.ring[(n & self.mask) as usize];
+        if k == n && n != 0 {
+            Some(v)
+        } else if self.far.is_empty() {
+            None
+        } else {
+            self.far.get(&u64::from(n)).copied()
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, n: u32, v: u32) {
+        let slot = &mut self.ring[(n & self.mask) as usize];
+        if slot.0 == 0 {
+            *slot = (n, v);
+        } else {
+            self.far.insert(u64::from(n), v);
+        }
+        self.len += 1;
+    }
+
+    #[inline]
+    fn remove(&mut self, n: u32) {
+        let slot = &mut self.ring[(n & self.mask) as usize];
+        if slot.0 == n && n != 0 {
+            *slot = (0, 0);
+            self.len -= 1;
+        } else if self.far.remove(&u64::from(n)).is_some() {
+            self.len -= 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// The trader engine; see the module doc.
 #[derive(Debug)]
 pub struct Trader<S> {
@@ -323,7 +393,7 @@ pub struct Trader<S> {
     locate_slot: Vec<u16>,
     orders: Vec<OrderRec>,
     free_head: u32,
-    by_ref: HashMap<u64, u32, RefHashBuilder>,
+    by_ref: RefMap,
     open_orders: u32,
     pending: u64,
     intents: Intents,
@@ -343,11 +413,7 @@ impl<S: Strategy> Trader<S> {
         let n = symbols.len();
         let max_open = cfg.risk.max_open_orders as usize;
         let risk = Risk::new(cfg.risk).map_err(TraderConfigError::Risk)?;
-        // Up to two numbers per open order (one with a replace in flight);
-        // four times that keeps the map at most half full, so it never
-        // grows or reallocates to rehash.
-        let mut by_ref = HashMap::with_hasher(RefHashBuilder);
-        by_ref.reserve(4 * max_open);
+        let by_ref = RefMap::new(max_open);
         Ok(Trader {
             strategy,
             risk,
@@ -537,7 +603,7 @@ impl<S: Strategy> Trader<S> {
                 self.counters.accepted += 1;
                 self.pending -= 1;
                 self.implicit_accept(i);
-                self.by_ref.remove(&u64::from(orig_user_ref_num.0));
+                self.by_ref.remove(orig_user_ref_num.0);
                 self.change(i, |r| {
                     r.user_ref_num = user_ref_num.0;
                     r.price = price.raw();
@@ -594,7 +660,7 @@ impl<S: Strategy> Trader<S> {
                 user_ref_num,
                 reason,
             } => {
-                let Some(&i) = self.by_ref.get(&u64::from(user_ref_num.0)) else {
+                let Some(i) = self.by_ref.get(user_ref_num.0) else {
                     self.counters.unexpected += 1;
                     return;
                 };
@@ -604,7 +670,7 @@ impl<S: Strategy> Trader<S> {
                     self.change(i, |r| r.open = 0);
                 } else if r.replace.map(|p| p.user_ref_num) == Some(user_ref_num.0) {
                     // The replace: the original stays as it was.
-                    self.by_ref.remove(&u64::from(user_ref_num.0));
+                    self.by_ref.remove(user_ref_num.0);
                     self.change(i, |r| r.replace = None);
                 } else {
                     self.counters.unexpected += 1;
@@ -807,7 +873,7 @@ impl<S: Strategy> Trader<S> {
             side[usize::from(r.slot)] += u64::from(r.exposure());
             for n in std::iter::once(r.user_ref_num).chain(r.replace.map(|p| p.user_ref_num)) {
                 refs += 1;
-                if self.by_ref.get(&u64::from(n)) != Some(&(i as u32)) {
+                if self.by_ref.get(n) != Some(i as u32) {
                     return Err(format!("number {n} does not map to its order {i}"));
                 }
             }
@@ -887,7 +953,7 @@ impl<S: Strategy> Trader<S> {
 
     /// The order whose current number is `n`.
     fn current(&self, n: UserRefNum) -> Option<u32> {
-        let &i = self.by_ref.get(&u64::from(n.0))?;
+        let i = self.by_ref.get(n.0)?;
         (self.rec(i).user_ref_num == n.0).then_some(i)
     }
 
@@ -948,7 +1014,7 @@ impl<S: Strategy> Trader<S> {
     fn finish(&mut self, i: u32) {
         if let Some(p) = self.rec(i).replace {
             // OUCH drops a replace of an order no longer live.
-            self.by_ref.remove(&u64::from(p.user_ref_num));
+            self.by_ref.remove(p.user_ref_num);
             self.counters.rejected += 1;
             self.counters.replaces_void += 1;
             self.pending -= 1;
@@ -958,7 +1024,7 @@ impl<S: Strategy> Trader<S> {
             r.replace = None;
         });
         let r = &mut self.orders[i as usize];
-        self.by_ref.remove(&u64::from(r.user_ref_num));
+        self.by_ref.remove(r.user_ref_num);
         r.in_use = false;
         r.next_free = self.free_head;
         self.free_head = i;
@@ -1056,7 +1122,7 @@ impl<S: Strategy> Trader<S> {
             self.orders[i as usize] = rec;
             i
         };
-        self.by_ref.insert(u64::from(n.0), i);
+        self.by_ref.insert(n.0, i);
         self.open_orders += 1;
         self.pending += 1;
         self.counters.enters_sent += 1;
@@ -1115,7 +1181,7 @@ impl<S: Strategy> Trader<S> {
         let Some(new) = self.refs.allocate() else {
             return Err(self.risk.refuse(RiskReject::NoUserRefNum));
         };
-        self.by_ref.insert(u64::from(new.0), i);
+        self.by_ref.insert(new.0, i);
         self.pending += 1;
         self.counters.replaces_sent += 1;
         self.change(i, |r| {

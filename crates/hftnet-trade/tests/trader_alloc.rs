@@ -34,52 +34,17 @@ const WARM_UP: usize = 40_000;
 const WALK_WARM_UP: u64 = 5_000;
 const WALK_STEPS: u64 = 50_000;
 
-/// Top updates random-walking each symbol's bid and offer (a cent spread
-/// or two) a tick at a time, with now and then a fill of one of ours.
-struct Walk {
-    rng: u64,
-    mids: Vec<u32>,
-    names: Vec<[u8; 8]>,
-    seq: u64,
-}
+/// Random-walking tops, with now and then a fill of one of ours.
+struct Walk(trading::Walk);
 
 impl Walk {
     fn new(symbols: &[Stock]) -> Walk {
-        Walk {
-            rng: 7,
-            mids: vec![100_0000; symbols.len()],
-            names: symbols.iter().map(|s| s.0).collect(),
-            seq: 1 << 32,
-        }
-    }
-
-    fn next(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        Walk(trading::Walk::new(symbols, 7))
     }
 
     fn step<S: Strategy>(&mut self, t: &mut Trader<S>, ex: &mut InstantExchange, out: &mut Outbox) {
-        let r = self.next();
-        let k = (r % self.mids.len() as u64) as usize;
-        let m = &mut self.mids[k];
-        *m = if r & 0x100 == 0 { *m + 100 } else { *m - 100 };
-        let spread = 100 * (1 + (r >> 9) % 2) as u32;
-        let mut u = trading::update(k as u16 + 1, "X", *m, *m + spread);
-        u.symbol = Some(self.names[k]);
-        self.seq += 1;
-        let now = 50_000_000_000_000 + self.seq * 10_000;
-        t.handle_top(
-            &u,
-            Trigger {
-                seq: self.seq,
-                rx_ns: now,
-            },
-            now,
-            out,
-        );
+        let (u, trigger, r) = self.0.next_update();
+        t.handle_top(&u, trigger, trigger.rx_ns, out);
         ex.settle(t, out);
         let first = t.orders().next();
         if (r >> 12).is_multiple_of(8)

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use hftnet_trade::book::{Level, TopChange, TopOfBook, TradingState};
 use hftnet_trade::market::TopUpdate;
-use hftnet_trade::orders::{ExchangeEvent, OrderMsg, TimeInForce, UserRefNum};
+use hftnet_trade::orders::{ExchangeEvent, OrderMsg, TimeInForce, Trigger, UserRefNum};
 use hftnet_trade::strategy::Strategy;
 use hftnet_trade::trader::{OUTBOX_CAP, Outbox, Trader};
 use hftnet_wire::itch50::{Price4, Stock};
@@ -159,5 +159,58 @@ impl InstantExchange {
             }
         }
         sent
+    }
+}
+
+/// Top updates random-walking each symbol's bid and offer a tick (a cent)
+/// at a time, the spread one or two ticks, symbols taken at random; locate
+/// `k + 1` is `symbols[k]`. Deterministic for a seed.
+pub struct Walk {
+    rng: u64,
+    mids: Vec<u32>,
+    names: Vec<[u8; 8]>,
+    seq: u64,
+}
+
+impl Walk {
+    pub fn new(symbols: &[Stock], seed: u64) -> Walk {
+        Walk {
+            rng: seed,
+            mids: vec![100_0000; symbols.len()],
+            names: symbols.iter().map(|s| s.0).collect(),
+            seq: 1 << 32,
+        }
+    }
+
+    /// splitmix64.
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// The next update, its trigger (a MoldUDP64 sequence number and a
+    /// receive time 10 µs after the previous one) and the random word it
+    /// came from (for the caller's own choices).
+    pub fn next_update(&mut self) -> (TopUpdate, Trigger, u64) {
+        let r = self.next();
+        let k = (r % self.mids.len() as u64) as usize;
+        let m = &mut self.mids[k];
+        *m = if r & 0x100 == 0 { *m + 100 } else { *m - 100 };
+        let spread = 100 * (1 + (r >> 9) % 2) as u32;
+        let mut u = update(k as u16 + 1, "X", *m, *m + spread);
+        u.symbol = Some(self.names[k]);
+        self.seq += 1;
+        let rx_ns = 50_000_000_000_000 + self.seq * 10_000;
+        (
+            u,
+            Trigger {
+                seq: self.seq,
+                rx_ns,
+            },
+            r,
+        )
     }
 }
