@@ -439,7 +439,9 @@ impl<S: Strategy> Trader<S> {
     /// A top change from the market layer, caused by the message numbered
     /// `trigger.seq` received at `trigger.rx_ns`. Updates of symbols not
     /// traded (or of locates no directory message named yet) are counted
-    /// and ignored.
+    /// and ignored. A locate is resolved to its slot once, by the symbol of
+    /// its first update; a traded locate renamed later is resolved again,
+    /// an untraded one stays ignored.
     #[inline]
     pub fn handle_top(&mut self, update: &TopUpdate, trigger: Trigger, now: u64, out: &mut Outbox) {
         let Some(slot) = self.slot_of(update.locate, update.symbol) else {
@@ -1239,5 +1241,38 @@ impl<S: Strategy> Trader<S> {
             self.counters.cancels_sent += 1;
         }
         self.orders[i as usize].cancel_sent = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RefMap;
+
+    #[test]
+    fn ref_map_sends_collisions_to_the_far_map() {
+        let mut m = RefMap::new(8);
+        let size = m.ring.len() as u32;
+        m.insert(5, 1);
+        // Same ring slot, the first still open: kept in the far map.
+        m.insert(5 + size, 2);
+        m.insert(5 + 2 * size, 3);
+        assert_eq!(m.far.len(), 2);
+        assert_eq!(
+            (m.get(5), m.get(5 + size), m.get(5 + 2 * size)),
+            (Some(1), Some(2), Some(3))
+        );
+        assert_eq!(m.len(), 3);
+        m.remove(5);
+        assert_eq!((m.get(5), m.get(5 + size)), (None, Some(2)));
+        // The slot is free again: the next number takes it.
+        m.insert(5 + 3 * size, 4);
+        assert_eq!(m.get(5 + 3 * size), Some(4));
+        assert_eq!(m.far.len(), 2);
+        m.remove(5 + size);
+        m.remove(5 + 2 * size);
+        m.remove(5 + 2 * size); // twice: nothing
+        m.remove(6); // never there: nothing
+        assert_eq!((m.len(), m.far.len()), (1, 0));
+        assert_eq!(m.get(0), None, "0 is never a number");
     }
 }

@@ -12,6 +12,7 @@
 mod trading;
 
 use hftnet_trade::book::TradingState;
+use hftnet_trade::market::{TradeSource, TradeUpdate};
 use hftnet_trade::orders::{
     CancelOrder, ClOrdId, EnterOrder, ExchangeEvent, OrderMsg, ReplaceOrder, TimeInForce, Trigger,
     UserRefNum,
@@ -19,7 +20,7 @@ use hftnet_trade::orders::{
 use hftnet_trade::risk::{PriceBand, RiskConfig, RiskReject};
 use hftnet_trade::strategy::{
     Ctx, Intent, Intents, Maker, MakerConfig, OrderUpdate, Strategy, Taker, TakerConfig, TopEvent,
-    UpdateKind,
+    TradeEvent, UpdateKind,
 };
 use hftnet_trade::trader::{OUTBOX_CAP, Outbox, Trader, TraderConfig};
 use hftnet_wire::itch50::{Price4, Side, Stock};
@@ -746,6 +747,58 @@ fn bad_configs_are_refused_by_name() {
             .unwrap();
     assert_eq!(c.risk.max_open_orders, 8);
     c.validate().unwrap();
+}
+
+/// Buys one share at the price of every trade it is told of.
+#[derive(Debug, Default)]
+struct TradeFollower {
+    seen: Vec<(u16, u32, u64)>,
+}
+
+impl Strategy for TradeFollower {
+    fn on_top(&mut self, _: &TopEvent, _: &Ctx<'_>, _: &mut Intents) {}
+    fn on_trade(&mut self, ev: &TradeEvent, _: &Ctx<'_>, out: &mut Intents) {
+        self.seen.push((ev.slot, ev.trade.price, ev.trigger.seq));
+        out.push(Intent::Enter {
+            slot: ev.slot,
+            side: Side::Buy,
+            price: Price4::from_raw(ev.trade.price),
+            quantity: 1,
+            time_in_force: TimeInForce::Ioc,
+            tag: 0,
+            trigger: ev.trigger,
+        });
+    }
+}
+
+#[test]
+fn trades_reach_the_strategy_and_its_orders_carry_their_trigger() {
+    let mut t = trader(&["AAPL", "MSFT"], loose_risk(), |_| {
+        TradeFollower::default()
+    });
+    let mut out = Outbox::default();
+    t.handle_top(&update(2, "MSFT", 50_0000, 50_0100), trig(1), T0, &mut out);
+    let trade = |locate, symbol: &str, price| TradeUpdate {
+        locate,
+        symbol: Some(sym(symbol)),
+        price,
+        shares: 100,
+        aggressor: Some(hftnet_trade::book::Side::Buy),
+        match_number: 9,
+        printable: true,
+        source: TradeSource::Executed,
+        timestamp_ns: 0,
+    };
+    t.handle_trade(&trade(2, "MSFT", 50_0100), trig(2), T0, &mut out);
+    t.handle_trade(&trade(3, "NVDA", 1_0000), trig(3), T0, &mut out);
+    t.handle_timer(T0, &mut out);
+    assert_eq!(t.strategy().seen, [(1, 50_0100, 2)]);
+    assert_eq!(t.counters().trades, 1);
+    assert_eq!(out.as_slice().len(), 1);
+    let o = enter_msg(&out.as_slice()[0]);
+    assert_eq!((o.symbol.0, o.price.raw()), (sym("MSFT"), 50_0100));
+    assert_eq!(o.cl_ord_id.trigger_seq(), Some(2));
+    assert_eq!(out.as_slice()[0].trigger().rx_ns, T0 + 2);
 }
 
 // ---- property test ------------------------------------------------------

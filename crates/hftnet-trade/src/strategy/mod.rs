@@ -366,3 +366,32 @@ pub(crate) fn floor_tick(p: i64, tick: i64) -> i64 {
 pub(crate) fn ceil_tick(p: i64, tick: i64) -> i64 {
     -floor_tick(-p, tick)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intents_beyond_capacity_are_dropped_and_counted() {
+        let mut b = Intents::default();
+        let i = Intent::Cancel {
+            user_ref_num: UserRefNum(3),
+            trigger: Trigger::NONE,
+        };
+        for _ in 0..INTENTS_CAP {
+            assert!(b.push(i));
+        }
+        assert!(!b.push(i));
+        assert_eq!((b.as_slice().len(), b.dropped()), (INTENTS_CAP, 1));
+        b.clear();
+        assert!(b.as_slice().is_empty());
+        assert_eq!(b.dropped(), 1);
+    }
+
+    #[test]
+    fn ticks_round_both_ways_for_negative_values_too() {
+        assert_eq!((floor_tick(250, 100), ceil_tick(250, 100)), (200, 300));
+        assert_eq!((floor_tick(-250, 100), ceil_tick(-250, 100)), (-300, -200));
+        assert_eq!((floor_tick(300, 100), ceil_tick(300, 100)), (300, 300));
+    }
+}
