@@ -15,6 +15,15 @@
 //! - [`soupbin`]: SoupBinTCP 4 sessions — the server (login check,
 //!   replayable per-session streams, heartbeats, timeouts) and the client
 //!   (login, sequence tracking, reconnect).
+//! - [`strategy`]: the strategy trait (book and trade events in, order
+//!   intents out) and two samples, a taker and a market maker.
+//! - [`risk`]: pre-trade risk, every check with a reason and a counter,
+//!   and the kill switch.
+//! - [`orders`]: order-entry domain types shaped after OUCH 5.0, and the
+//!   UserRefNum allocator with its persistence hook.
+//! - [`position`]: position and P&L of a symbol, exact integers.
+//! - [`trader`]: the trader engine tying them together — strategy, risk,
+//!   order state, position — with `handle_*` inputs and order messages out.
 //! - [`rng`]: the seeded generator behind every simulation (re-exported
 //!   from `hftnet_wire::rng`, where the transports' fault injection uses it
 //!   too).
@@ -31,4 +40,9 @@ pub mod feed;
 pub mod market;
 pub mod matching;
 pub mod soupbin;
+pub mod orders;
+pub mod position;
+pub mod risk;
+pub mod strategy;
+pub mod trader;
 pub use hftnet_wire::rng;

@@ -121,6 +121,7 @@ mod tests;
 
 use std::fmt;
 
+pub(crate) use index::RefHashBuilder;
 pub use index::RefIndexStats;
 use index::{CHUNK, NONE, RefIndex, mix64};
 use levels::LevelSlot;
