@@ -28,6 +28,7 @@ pub mod ipv4;
 pub mod itch50;
 pub mod md;
 pub mod moldudp64;
+pub mod ouch50;
 pub mod probe;
 pub mod rng;
 pub mod udp;

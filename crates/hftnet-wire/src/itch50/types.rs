@@ -5,7 +5,8 @@
 //! Every type here is `Copy`, holds its wire value unchanged (a parsed field
 //! emits back to the same bytes) and converts without allocating. The private
 //! `Wire` trait ties each type to its width and byte order for the message
-//! tables in `messages.rs`.
+//! tables in `messages.rs` (and in [`crate::ouch50`], which shares the trait,
+//! the integer and symbol impls and the `alpha!` macro for its own fields).
 
 use core::fmt;
 
@@ -14,7 +15,7 @@ use crate::{Error, Result};
 /// How a field type is read from and written to its bytes. Every slice the
 /// codec passes is exactly `LEN` bytes long, cut from a buffer whose length
 /// was checked, so no implementation can index out of bounds.
-pub(super) trait Wire: Copy {
+pub(crate) trait Wire: Copy {
     /// Width on the wire.
     const LEN: usize;
     /// What a view's getter returns: the value, or `Result` of it for a field
@@ -233,12 +234,12 @@ macro_rules! alpha {
             #[doc = concat!("A field from a name of at most ", stringify!($n), " bytes, space padded.")]
             ///
             /// # Errors
-            #[doc = concat!("[`Error::Malformed`] when the name is longer than ", stringify!($n))]
+            #[doc = concat!("[`Error::Malformed`](crate::Error::Malformed) when the name is longer than ", stringify!($n))]
             /// bytes or holds anything but printable ASCII and spaces.
-            pub fn new(name: &str) -> Result<Self> {
+            pub fn new(name: &str) -> $crate::Result<Self> {
                 let b = name.as_bytes();
                 if b.len() > $n || !b.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
-                    return Err(Error::Malformed);
+                    return Err($crate::Error::Malformed);
                 }
                 let mut s = [b' '; $n];
                 s[..b.len()].copy_from_slice(b);
@@ -270,8 +271,8 @@ macro_rules! alpha {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 for &c in self.trimmed() {
                     if c.is_ascii_graphic() || c == b' ' {
                         write!(f, "{}", c as char)?;
@@ -283,13 +284,13 @@ macro_rules! alpha {
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 write!(f, concat!(stringify!($name), "(\"{}\")"), self)
             }
         }
 
-        impl Wire for $name {
+        impl $crate::itch50::Wire for $name {
             const LEN: usize = $n;
             type Get = Self;
             #[inline]
@@ -305,6 +306,8 @@ macro_rules! alpha {
         }
     };
 }
+
+pub(crate) use alpha;
 
 alpha!(
     /// A stock symbol: 8 ASCII bytes, e.g. `AAPL    `.
@@ -430,7 +433,7 @@ impl Wire for EventCode {
 
 /// Builds a field value from 64 random bits, for the property tests.
 #[cfg(test)]
-pub(super) trait FromSeed {
+pub(crate) trait FromSeed {
     fn from_seed(s: u64) -> Self;
 }
 
