@@ -246,7 +246,17 @@ mod tests {
                 Err(Error::InvalidField { field, byte: b'?' }),
                 "{field}"
             );
+            // What a Rejected echoes still reads from the view.
+            let v = EnterOrder::new_checked(&b[..]).unwrap();
+            assert_eq!(
+                (v.user_ref_num(), v.cl_ord_id().number()),
+                (7, Some(123_456))
+            );
         }
+        assert_eq!(
+            Field::Side.reject_reason(),
+            crate::ouch50::RejectReason::InvalidSide
+        );
         // The appendage's element claims more than the appendage holds.
         let mut b = ENTER_ORDER;
         b[47] = 6;

@@ -32,7 +32,9 @@
 //! outside the set OUCH defines for them ([`Side`], [`TimeInForce`], ...)
 //! return `Result` from their getter, and the error names the field
 //! ([`Error::InvalidField`]), so an exchange can answer with the matching
-//! reject reason ([`Field::reject_reason`]). Code sets Nasdaq extends over
+//! reject reason ([`Field::reject_reason`]); the UserRefNum and ClOrdID
+//! that a [`Rejected`] echoes still read from the view, whose integer and
+//! alpha getters cannot fail. Code sets Nasdaq extends over
 //! time ([`CancelReason`], [`RejectReason`], [`LiquidityFlag`], ...) keep an
 //! unknown code as `Unknown(code)` instead, so such a message stays readable.
 //! Nothing here allocates, does I/O or uses `unsafe`; errors are the small
