@@ -79,4 +79,4 @@ pub(crate) use types::FromSeed;
 pub use types::{
     EventCode, IssueSubType, Mpid, Price4, Price8, ReasonCode, Side, Stock, Timestamp,
 };
-pub(crate) use types::{Wire, alpha};
+pub(crate) use types::{Wire, alpha, fixed_price};

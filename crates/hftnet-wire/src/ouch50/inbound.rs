@@ -11,8 +11,9 @@ use crate::itch50::Wire;
 use super::types::Decode;
 use super::{
     Capacity, ClOrdId, CrossType, Display, Error, IntermarketSweep, Options, Price, Result, Side,
-    Symbol, TimeInForce, be16, layout_ok, type_byte,
+    Symbol, TimeInForce, be16,
 };
+use crate::{fields_contiguous, type_byte};
 
 ouch_messages! {
     /// Every inbound message type OUCH 5.0 defines, in the order of the

@@ -281,7 +281,7 @@ macro_rules! ouch_message {
         }
 
         const _: () = assert!(
-            layout_ok(&[$(($off, <$ty as Wire>::LEN)),*], $len $(- ouch_app_width!($app))?),
+            fields_contiguous(&[$(($off, <$ty as Wire>::LEN)),*], 1, $len $(- ouch_app_width!($app))?),
             concat!("the field table of ", stringify!($View), " is not contiguous up to its length")
         );
 

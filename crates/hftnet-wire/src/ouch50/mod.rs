@@ -344,27 +344,6 @@ impl From<Error> for crate::Error {
 /// Result of an OUCH codec operation.
 pub type Result<T> = core::result::Result<T, Error>;
 
-/// The type byte of a type letter (every letter in the tables is ASCII).
-const fn type_byte(c: char) -> u8 {
-    assert!(c.is_ascii());
-    c as u8
-}
-
-/// True when `fields` (offset, length) run contiguously from byte 1 (after
-/// the type byte) to exactly `end`.
-const fn layout_ok(fields: &[(usize, usize)], end: usize) -> bool {
-    let mut at = 1;
-    let mut i = 0;
-    while i < fields.len() {
-        if fields[i].0 != at {
-            return false;
-        }
-        at += fields[i].1;
-        i += 1;
-    }
-    at == end
-}
-
 /// Reads a big-endian `u16` at `at` (the caller checked the length).
 #[inline]
 fn be16(b: &[u8], at: usize) -> u16 {

@@ -14,8 +14,9 @@ use super::types::Decode;
 use super::{
     BrokenTradeReason, CancelReason, Capacity, ClOrdId, CrossType, Display, Error, EventCode,
     IntermarketSweep, LiquidityFlag, Options, OrderState, Price, RejectReason, RestateReason,
-    Result, Side, Symbol, TimeInForce, be16, layout_ok, type_byte,
+    Result, Side, Symbol, TimeInForce, be16,
 };
+use crate::{fields_contiguous, type_byte};
 
 ouch_messages! {
     /// Every outbound message type OUCH 5.0 defines, in the order of the

@@ -6,7 +6,7 @@
 
 use core::fmt;
 
-use crate::itch50::{self, Price4, Wire, alpha};
+use crate::itch50::{self, Price4, Wire, alpha, fixed_price};
 use crate::ouch50::{Error, Result};
 
 /// How a field is read for a repr: the value, or the error naming the field.
@@ -44,38 +44,27 @@ decode_infallible!(
 /// order as is).
 pub type Symbol = itch50::Stock;
 
-/// A `Price` field: an 8-byte unsigned integer with 4 implied decimal places
-/// (`1_852_500` is `185.2500`).
-///
-/// OUCH prices are 8 bytes wide but today's limits fit in 4: the largest
-/// limit price is [`Price::MAX_LIMIT`] (199,999.9900), and
-/// [`Price::MARKET`] (214,748.3647, `0x7FFF_FFFF`) flags a market order for
-/// a cross. The type holds any `u64`, so every byte pattern parses and emits
-/// back unchanged; the exchange decides what it accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Price(u64);
+fixed_price!(
+    /// A `Price` field: an 8-byte unsigned integer with 4 implied decimal places
+    /// (`1_852_500` is `185.2500`).
+    ///
+    /// OUCH prices are 8 bytes wide but today's limits fit in 4: the largest
+    /// limit price is [`Price::MAX_LIMIT`] (199,999.9900), and
+    /// [`Price::MARKET`] (214,748.3647, `0x7FFF_FFFF`) flags a market order for
+    /// a cross. The type holds any `u64`, so every byte pattern parses and emits
+    /// back unchanged; the exchange decides what it accepts.
+    Price(u64),
+    10_000,
+    4
+);
 
 impl Price {
-    /// Raw units per whole currency unit.
-    pub const SCALE: u64 = 10_000;
     /// The largest limit price OUCH supports: $199,999.9900.
     pub const MAX_LIMIT: Self = Self(1_999_999_900);
     /// The special price of a market order for a cross: $214,748.3647.
     pub const MARKET: Self = Self(0x7FFF_FFFF);
     /// $200,000.0000, which Nasdaq also treats as a market order.
     pub const MARKET_200K: Self = Self(2_000_000_000);
-
-    /// A price from its raw wire value (ten-thousandths).
-    #[must_use]
-    pub const fn from_raw(raw: u64) -> Self {
-        Self(raw)
-    }
-
-    /// The raw wire value (ten-thousandths).
-    #[must_use]
-    pub const fn raw(self) -> u64 {
-        self.0
-    }
 
     /// Whether Nasdaq treats this price as a market order
     /// ([`Price::MARKET`] or [`Price::MARKET_200K`]).
@@ -100,13 +89,6 @@ impl Price {
             .map(Price4::from_raw)
             .map_err(|_| Error::OutOfRange)
     }
-
-    /// The price as a float (for reports, not for arithmetic on the book).
-    #[must_use]
-    #[allow(clippy::cast_precision_loss)]
-    pub fn to_f64(self) -> f64 {
-        (self.0 / Self::SCALE) as f64 + (self.0 % Self::SCALE) as f64 / Self::SCALE as f64
-    }
 }
 
 impl From<Price4> for Price {
@@ -119,26 +101,6 @@ impl TryFrom<Price> for Price4 {
     type Error = Error;
     fn try_from(p: Price) -> Result<Self> {
         p.to_itch()
-    }
-}
-
-impl fmt::Display for Price {
-    /// `185.2500`: the whole part, a point and all four decimals.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:04}", self.0 / Self::SCALE, self.0 % Self::SCALE)
-    }
-}
-
-impl Wire for Price {
-    const LEN: usize = 8;
-    type Get = Self;
-    #[inline]
-    fn get(b: &[u8]) -> Self {
-        Self(u64::get(b))
-    }
-    #[inline]
-    fn put(self, b: &mut [u8]) {
-        self.0.put(b);
     }
 }
 
