@@ -464,6 +464,7 @@ macro_rules! ouch_message {
             /// [`Error::InvalidField`] when a code field holds a value OUCH
             /// does not define; the errors of [`Options::parse`] for the
             /// appendage.
+            #[inline]
             pub fn parse<T: AsRef<[u8]>>(v: &$View<T>) -> Result<Self> {
                 v.check_len()?;
                 if v.msg_type() != Self::MSG_TYPE {
@@ -483,6 +484,7 @@ macro_rules! ouch_message {
             /// # Errors
             /// [`Error::Empty`] for an empty buffer; [`Error::Length`] when
             /// `buf` is longer than the message; otherwise as [`Self::parse`].
+            #[inline]
             pub fn decode(buf: &[u8]) -> Result<Self> {
                 let Some(&t) = buf.first() else {
                     return Err(Error::Empty);
@@ -508,6 +510,7 @@ macro_rules! ouch_message {
             /// # Panics
             /// When the buffer is shorter than [`Self::buffer_len`] (only
             /// possible for a view made with `new_unchecked`).
+            #[inline]
             pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, v: &mut $View<T>) {
                 v.set_msg_type(Self::MSG_TYPE);
                 $( v.$set(self.$field); )*
@@ -519,6 +522,7 @@ macro_rules! ouch_message {
             /// # Errors
             /// [`Error::BufferTooSmall`] when `buf` is shorter than
             /// [`Self::buffer_len`] (nothing is written).
+            #[inline]
             pub fn encode(&self, buf: &mut [u8]) -> Result<usize> {
                 let n = self.buffer_len();
                 let len = buf.len();

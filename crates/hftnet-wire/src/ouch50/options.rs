@@ -280,6 +280,7 @@ option_table! {
 
 /// Reads the element at `at` of `bytes`: the option and the offset of the
 /// next element.
+#[inline]
 fn element(bytes: &[u8], at: usize) -> Result<(TagValue<'_>, usize)> {
     let len = usize::from(bytes[at]);
     let end = at + 1 + len;
@@ -319,6 +320,7 @@ impl<'a> OptionsIter<'a> {
 impl<'a> Iterator for OptionsIter<'a> {
     type Item = Result<TagValue<'a>>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.at >= self.bytes.len() {
             return None;
@@ -390,6 +392,7 @@ impl Options {
     /// past the end; [`Error::OptionLength`] for a listed tag with a value of
     /// another size; [`Error::InvalidField`] for a coded value Appendix B
     /// does not define.
+    #[inline]
     pub fn parse(appendage: &[u8]) -> Result<Self> {
         if appendage.len() > Self::CAPACITY {
             return Err(Error::AppendageTooLong {
