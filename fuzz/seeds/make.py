@@ -77,6 +77,45 @@ put("itch_file", "day.itch.gz", gzip.compress(itch_file(DAY), mtime=0))
 put("itch_file", "truncated.itch", itch_file(DAY)[:-3])
 put("itch_file", "zero_length.itch", itch_file(DAY[:2]) + b"\0\0S")
 
+# ---- OUCH 5.0 (the codec's spec tables; see crates/hftnet-wire/src/ouch50) ----
+OUCH_TS = (34_200_000_000_001).to_bytes(8, "big")
+
+
+def ouch_enter(ref, side, qty, sym, price, tif=b"0", cl=b"1", opts=b""):
+    return (b"O" + struct.pack(">I", ref) + side + struct.pack(">I", qty) + sym.ljust(8)
+            + struct.pack(">Q", price) + tif + b"YANN" + cl.ljust(14)
+            + struct.pack(">H", len(opts)) + opts)
+
+
+def ouch_executed(ref, qty, price, match, flag=b"R"):
+    return (b"E" + OUCH_TS + struct.pack(">IIQ", ref, qty, price) + flag
+            + struct.pack(">Q", match) + b"\0\0")
+
+
+def ouch_accepted(ref, side, qty, sym, price, order_ref, opts=b""):
+    return (b"A" + OUCH_TS + struct.pack(">I", ref) + side + struct.pack(">I", qty)
+            + sym.ljust(8) + struct.pack(">Q", price) + b"3Y" + struct.pack(">Q", order_ref)
+            + b"ANNL" + b"123456".ljust(14) + struct.pack(">H", len(opts)) + opts)
+
+
+OUCH_OPTS = (bytes([5, 3, 0, 0, 0, 100]) + bytes([2, 12]) + b"P" + bytes([5, 2]) + b"FIRM"
+             + bytes([5, 7]) + struct.pack(">i", -100) + bytes([2, 8]) + b"Y")
+put("ouch50", "enter_order", ouch_enter(7, b"B", 100, b"AAPL", 1852500, tif=b"3", cl=b"123456"))
+put("ouch50", "enter_order_options", ouch_enter(8, b"S", 200, b"MSFT", 4000000, opts=OUCH_OPTS))
+put("ouch50", "replace_order", b"U" + struct.pack(">IIIQ", 7, 8, 200, 1852600) + b"0NY"
+    + b"R8".ljust(14) + b"\0\0")
+put("ouch50", "cancel_order", b"X" + struct.pack(">II", 7, 0))
+put("ouch50", "modify_order", b"M" + struct.pack(">I", 9) + b"T" + struct.pack(">I", 500))
+put("ouch50", "account_query", b"Q")
+put("ouch50", "system_event", b"S" + OUCH_TS + b"S")
+put("ouch50", "order_accepted", ouch_accepted(7, b"B", 100, b"AAPL", 1852500, 42, OUCH_OPTS))
+put("ouch50", "order_canceled", b"C" + OUCH_TS + struct.pack(">II", 7, 60) + b"U")
+put("ouch50", "order_executed", ouch_executed(7, 40, 1852500, 9))
+put("ouch50", "rejected", b"J" + OUCH_TS + struct.pack(">IH", 7, 0x17) + b"123456".ljust(14))
+put("ouch50", "order_restated", b"R" + OUCH_TS + struct.pack(">I", 7) + b"P" + struct.pack(">H", 6)
+    + bytes([5, 22, 0, 0, 0, 100]))
+put("ouch50", "appendage", OUCH_OPTS)
+
 # ---- MoldUDP64 ----
 SESSION = b"FUZZ      "
 

@@ -28,6 +28,7 @@ pub mod ipv4;
 pub mod itch50;
 pub mod md;
 pub mod moldudp64;
+pub mod ouch50;
 pub mod probe;
 pub mod rng;
 pub mod soupbintcp;
@@ -57,3 +58,25 @@ impl std::error::Error for Error {}
 
 /// Result of a codec operation.
 pub type Result<T> = core::result::Result<T, Error>;
+
+/// The type byte of a message type letter (every letter in the message
+/// tables of [`itch50`] and [`ouch50`] is ASCII).
+pub(crate) const fn type_byte(c: char) -> u8 {
+    assert!(c.is_ascii());
+    c as u8
+}
+
+/// True when `fields` (offset, length) run contiguously from `start` to
+/// exactly `end`: the compile-time check of the message tables.
+pub(crate) const fn fields_contiguous(fields: &[(usize, usize)], start: usize, end: usize) -> bool {
+    let mut at = start;
+    let mut i = 0;
+    while i < fields.len() {
+        if fields[i].0 != at {
+            return false;
+        }
+        at += fields[i].1;
+        i += 1;
+    }
+    at == end
+}

@@ -71,7 +71,7 @@ macro_rules! itch_message {
         }
 
         const _: () = assert!(
-            layout_ok(&[$(($off, <$ty as Wire>::LEN)),+], $len),
+            fields_contiguous(&[$(($off, <$ty as Wire>::LEN)),+], HEADER_LEN, $len),
             concat!("the field table of ", stringify!($View), " is not contiguous up to its length")
         );
 

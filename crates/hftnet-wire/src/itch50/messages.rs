@@ -12,28 +12,7 @@ use super::types::FromSeed;
 use super::types::{
     EventCode, IssueSubType, Mpid, Price4, Price8, ReasonCode, Side, Stock, Timestamp, Wire,
 };
-use crate::{Error, Result};
-
-/// The type byte of a type letter (every letter in the table is ASCII).
-const fn type_byte(c: char) -> u8 {
-    assert!(c.is_ascii());
-    c as u8
-}
-
-/// True when `fields` (offset, length) run contiguously from the end of the
-/// header to exactly `len`.
-const fn layout_ok(fields: &[(usize, usize)], len: usize) -> bool {
-    let mut at = HEADER_LEN;
-    let mut i = 0;
-    while i < fields.len() {
-        if fields[i].0 != at {
-            return false;
-        }
-        at += fields[i].1;
-        i += 1;
-    }
-    at == len
-}
+use crate::{Error, Result, fields_contiguous, type_byte};
 
 itch_messages! {
     /// System Event (`S`): a market or feed event, e.g. start of market hours.

@@ -74,6 +74,9 @@ mod types;
 
 pub use header::{HEADER_LEN, Header, HeaderRepr};
 pub use messages::*;
+#[cfg(test)]
+pub(crate) use types::FromSeed;
 pub use types::{
     EventCode, IssueSubType, Mpid, Price4, Price8, ReasonCode, Side, Stock, Timestamp,
 };
+pub(crate) use types::{Wire, alpha, fixed_price};

@@ -5,7 +5,8 @@
 //! Every type here is `Copy`, holds its wire value unchanged (a parsed field
 //! emits back to the same bytes) and converts without allocating. The private
 //! `Wire` trait ties each type to its width and byte order for the message
-//! tables in `messages.rs`.
+//! tables in `messages.rs` (and in [`crate::ouch50`], which shares the trait,
+//! the integer and symbol impls and the `alpha!` macro for its own fields).
 
 use core::fmt;
 
@@ -14,7 +15,7 @@ use crate::{Error, Result};
 /// How a field type is read from and written to its bytes. Every slice the
 /// codec passes is exactly `LEN` bytes long, cut from a buffer whose length
 /// was checked, so no implementation can index out of bounds.
-pub(super) trait Wire: Copy {
+pub(crate) trait Wire: Copy {
     /// Width on the wire.
     const LEN: usize;
     /// What a view's getter returns: the value, or `Result` of it for a field
@@ -47,105 +48,85 @@ macro_rules! wire_uint {
 
 wire_uint!(u8, u16, u32, u64);
 
-/// A `Price(4)` field: an unsigned integer with 4 implied decimal places
-/// (`1234500` is `123.4500`).
-///
-/// ITCH caps real prices at 200,000.0000 (raw `0x7735_9400`); the type holds
-/// any `u32` so that every byte pattern parses and emits back unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Price4(u32);
+/// Defines an unsigned fixed-point price type: a newtype over its raw wire
+/// integer with `DECIMALS` implied decimal places, `from_raw` / `raw` /
+/// `to_f64`, a `Display` that prints every decimal, and its `Wire` impl
+/// (big-endian, the integer's width). Shared with [`crate::ouch50`].
+macro_rules! fixed_price {
+    ($(#[doc = $doc:literal])* $name:ident($int:ty), $scale:literal, $decimals:literal) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name($int);
 
-impl Price4 {
-    /// Raw units per whole currency unit.
-    pub const SCALE: u32 = 10_000;
+        impl $name {
+            /// Raw units per whole currency unit.
+            pub const SCALE: $int = $scale;
 
-    /// A price from its raw wire value (ten-thousandths).
-    #[must_use]
-    pub const fn from_raw(raw: u32) -> Self {
-        Self(raw)
-    }
+            /// A price from its raw wire value.
+            #[must_use]
+            pub const fn from_raw(raw: $int) -> Self {
+                Self(raw)
+            }
 
-    /// The raw wire value (ten-thousandths).
-    #[must_use]
-    pub const fn raw(self) -> u32 {
-        self.0
-    }
+            /// The raw wire value.
+            #[must_use]
+            pub const fn raw(self) -> $int {
+                self.0
+            }
 
-    /// The price as a float (for reports, not for arithmetic on the book).
-    #[must_use]
-    pub fn to_f64(self) -> f64 {
-        f64::from(self.0) / f64::from(Self::SCALE)
-    }
+            /// The price as a float (for reports, not for arithmetic on the
+            /// book).
+            #[must_use]
+            #[allow(clippy::cast_precision_loss, clippy::cast_lossless)]
+            pub fn to_f64(self) -> f64 {
+                (self.0 / Self::SCALE) as f64
+                    + (self.0 % Self::SCALE) as f64 / Self::SCALE as f64
+            }
+        }
+
+        impl ::core::fmt::Display for $name {
+            #[doc = concat!("The whole part, a point and all ", stringify!($decimals), " decimals.")]
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                write!(f, "{}.{:0w$}", self.0 / Self::SCALE, self.0 % Self::SCALE, w = $decimals)
+            }
+        }
+
+        impl $crate::itch50::Wire for $name {
+            const LEN: usize = size_of::<$int>();
+            type Get = Self;
+            #[inline]
+            fn get(b: &[u8]) -> Self {
+                Self(<$int as $crate::itch50::Wire>::get(b))
+            }
+            #[inline]
+            fn put(self, b: &mut [u8]) {
+                $crate::itch50::Wire::put(self.0, b);
+            }
+        }
+    };
 }
 
-impl fmt::Display for Price4 {
-    /// `123.4500`: the whole part, a point and all four decimals.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:04}", self.0 / Self::SCALE, self.0 % Self::SCALE)
-    }
-}
+pub(crate) use fixed_price;
 
-impl Wire for Price4 {
-    const LEN: usize = 4;
-    type Get = Self;
-    #[inline]
-    fn get(b: &[u8]) -> Self {
-        Self(u32::get(b))
-    }
-    #[inline]
-    fn put(self, b: &mut [u8]) {
-        self.0.put(b);
-    }
-}
+fixed_price!(
+    /// A `Price(4)` field: an unsigned integer with 4 implied decimal places
+    /// (`1234500` is `123.4500`).
+    ///
+    /// ITCH caps real prices at 200,000.0000 (raw `0x7735_9400`); the type
+    /// holds any `u32` so that every byte pattern parses and emits back
+    /// unchanged.
+    Price4(u32),
+    10_000,
+    4
+);
 
-/// A `Price(8)` field: an unsigned integer with 8 implied decimal places, used
-/// by the MWCB decline levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Price8(u64);
-
-impl Price8 {
-    /// Raw units per whole currency unit.
-    pub const SCALE: u64 = 100_000_000;
-
-    /// A price from its raw wire value (hundred-millionths).
-    #[must_use]
-    pub const fn from_raw(raw: u64) -> Self {
-        Self(raw)
-    }
-
-    /// The raw wire value (hundred-millionths).
-    #[must_use]
-    pub const fn raw(self) -> u64 {
-        self.0
-    }
-
-    /// The price as a float (for reports).
-    #[must_use]
-    #[allow(clippy::cast_precision_loss)]
-    pub fn to_f64(self) -> f64 {
-        (self.0 / Self::SCALE) as f64 + (self.0 % Self::SCALE) as f64 / Self::SCALE as f64
-    }
-}
-
-impl fmt::Display for Price8 {
-    /// `3025.12345678`: the whole part, a point and all eight decimals.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:08}", self.0 / Self::SCALE, self.0 % Self::SCALE)
-    }
-}
-
-impl Wire for Price8 {
-    const LEN: usize = 8;
-    type Get = Self;
-    #[inline]
-    fn get(b: &[u8]) -> Self {
-        Self(u64::get(b))
-    }
-    #[inline]
-    fn put(self, b: &mut [u8]) {
-        self.0.put(b);
-    }
-}
+fixed_price!(
+    /// A `Price(8)` field: an unsigned integer with 8 implied decimal places,
+    /// used by the MWCB decline levels.
+    Price8(u64),
+    100_000_000,
+    8
+);
 
 /// The message timestamp: nanoseconds since midnight, a 6-byte big-endian
 /// field.
@@ -233,12 +214,12 @@ macro_rules! alpha {
             #[doc = concat!("A field from a name of at most ", stringify!($n), " bytes, space padded.")]
             ///
             /// # Errors
-            #[doc = concat!("[`Error::Malformed`] when the name is longer than ", stringify!($n))]
+            #[doc = concat!("[`Error::Malformed`](crate::Error::Malformed) when the name is longer than ", stringify!($n))]
             /// bytes or holds anything but printable ASCII and spaces.
-            pub fn new(name: &str) -> Result<Self> {
+            pub fn new(name: &str) -> $crate::Result<Self> {
                 let b = name.as_bytes();
                 if b.len() > $n || !b.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
-                    return Err(Error::Malformed);
+                    return Err($crate::Error::Malformed);
                 }
                 let mut s = [b' '; $n];
                 s[..b.len()].copy_from_slice(b);
@@ -270,8 +251,8 @@ macro_rules! alpha {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 for &c in self.trimmed() {
                     if c.is_ascii_graphic() || c == b' ' {
                         write!(f, "{}", c as char)?;
@@ -283,13 +264,13 @@ macro_rules! alpha {
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 write!(f, concat!(stringify!($name), "(\"{}\")"), self)
             }
         }
 
-        impl Wire for $name {
+        impl $crate::itch50::Wire for $name {
             const LEN: usize = $n;
             type Get = Self;
             #[inline]
@@ -305,6 +286,8 @@ macro_rules! alpha {
         }
     };
 }
+
+pub(crate) use alpha;
 
 alpha!(
     /// A stock symbol: 8 ASCII bytes, e.g. `AAPL    `.
@@ -430,7 +413,7 @@ impl Wire for EventCode {
 
 /// Builds a field value from 64 random bits, for the property tests.
 #[cfg(test)]
-pub(super) trait FromSeed {
+pub(crate) trait FromSeed {
     fn from_seed(s: u64) -> Self;
 }
 
