@@ -45,6 +45,9 @@ pub struct ReplayConfig {
     /// Give the pipeline the CPU's prefetch hint (false: the same work
     /// without hints, to measure what they bring).
     pub prefetch: bool,
+    /// Keep the stream digest (`MarketData::set_stream_digest`); false
+    /// saves its multiply chain when no one compares streams.
+    pub stream_digest: bool,
 }
 
 impl ReplayConfig {
@@ -60,6 +63,7 @@ impl ReplayConfig {
             map: true,
             latency: false,
             prefetch: true,
+            stream_digest: true,
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct ReplayReport {
     pub messages_per_sec: u64,
     /// Uncompressed megabytes (10⁶ bytes) per second.
     pub mbytes_per_sec: f64,
+    /// Whether `market.stream_digest` was kept (else it is the empty
+    /// stream's value and means nothing).
+    pub stream_digest: bool,
     /// How the books were checked.
     pub check: BookCheck,
     /// Time the summary took (digests and the check), seconds.
@@ -144,6 +151,7 @@ const TIMED: [(OpKind, &str); 8] = [
 /// [`ReplayReport::error`] set instead.
 pub fn replay(cfg: &ReplayConfig) -> Result<ReplayReport, ReplayError> {
     let mut md = MarketData::new(cfg.book.clone())?;
+    md.set_stream_digest(cfg.stream_digest);
     let mut r = ItchReader::open_with(&cfg.file, cfg.map)?;
     let mut timed = cfg
         .latency
@@ -194,6 +202,7 @@ pub fn replay(cfg: &ReplayConfig) -> Result<ReplayReport, ReplayError> {
         seconds: secs,
         messages_per_sec: (n as f64 / secs).round() as u64,
         mbytes_per_sec: r.consumed() as f64 / secs / 1e6,
+        stream_digest: cfg.stream_digest,
         check: cfg.check,
         check_seconds,
         top_of_book: top_of_book(md.book(), cfg.top),

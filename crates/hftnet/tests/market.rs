@@ -547,6 +547,36 @@ fn written_file_replays_to_the_same_books() {
 }
 
 #[test]
+fn replay_without_the_stream_digest_reports_the_same_books() {
+    let dir = std::env::temp_dir().join(format!("hftnet-replay-nodigest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("day.itch");
+    let p = plain.to_str().unwrap();
+    let w = hftnet(&[
+        "exchange",
+        "--write",
+        p,
+        "--messages",
+        "20000",
+        "--symbols",
+        "12",
+        "--json",
+    ]);
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let wj = json_of(&w, "exchange --write");
+    let with = json_of(&hftnet(&["replay", p, "--json"]), "replay");
+    let r = hftnet(&["replay", p, "--json", "--no-stream-digest"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let without = json_of(&r, "replay --no-stream-digest");
+    assert_eq!(with["stream_digest"], wj["stream_digest"]);
+    assert_eq!(without["stream_digest"], Value::Null);
+    for key in ["messages", "bytes", "counts", "book", "top_of_book"] {
+        assert_eq!(without[key], with[key], "{key}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn replay_modes_agree_and_report_what_they_did() {
     let dir = std::env::temp_dir().join(format!("hftnet-replay-modes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -544,6 +544,15 @@ fn hot_structures_keep_their_documented_sizes() {
 }
 
 #[test]
+fn slab_cells_never_straddle_a_cache_line() {
+    assert_eq!(std::mem::size_of::<SlabCell>(), 32);
+    assert_eq!(std::mem::align_of::<SlabCell>(), 32);
+    let mut b = book();
+    b.add(1, 1, Side::Buy, 100, 10_000);
+    assert_eq!(b.orders.as_ptr().addr() % 32, 0);
+}
+
+#[test]
 fn nonsense_configs_are_rejected_with_the_field_named() {
     let base = small(Symbols::All);
     let cases: Vec<(BookConfig, &str)> = vec![
