@@ -772,6 +772,15 @@ mod tests {
             }
             .into(),
         );
+        let mut bad = b.clone();
+        bad[13] = b'X';
+        assert_eq!(
+            OutboundMessage::parse(&bad),
+            Err(Error::InvalidField {
+                field: Field::RestateReason,
+                byte: b'X'
+            })
+        );
         // The appendage claims one byte more than it has: truncated.
         let mut bad = b.clone();
         bad[15] = 17;

@@ -263,7 +263,10 @@ closed_code! {
 }
 
 closed_code! {
-    /// How an order is displayed.
+    /// How an order is displayed. Enter and Replace Order define `Y`, `N`
+    /// and `A`; `Z` appears in the exchange's answers. The codec reads all
+    /// four in both directions and leaves refusing `Z` on entry to the
+    /// exchange ([`RejectReason::InvalidDisplay`](crate::ouch50::RejectReason::InvalidDisplay)).
     Display / Display {
         Visible = b'Y' => "visible (in Order Priority Update: anonymous, price to comply)",
         Hidden = b'N' => "hidden",
