@@ -25,7 +25,8 @@
 //!   ...), with `decode` / `encode` on a byte slice, and the enums over them,
 //!   [`InboundMessage`] and [`OutboundMessage`], whose `parse` dispatches on
 //!   the type byte. The same letter means different messages in the two
-//!   directions (`U`, `M`, `Q`), so the caller says which it reads.
+//!   directions (`U`, `M`, `Q`), so the caller says which it reads
+//!   ([`Message::parse`] takes the [`Direction`] for readers of both).
 //!
 //! The contract: once `new_checked` (or `check_len`) returned `Ok`, no
 //! accessor panics, whatever the bytes are. Fields whose byte may lie
@@ -109,6 +110,100 @@ pub use types::{
     BrokenTradeReason, Capacity, ClOrdId, CrossType, Display, EventCode, Firm, IntermarketSweep,
     OrderState, Price, RestateReason, Route, Side, SignedPrice, Symbol, TimeInForce,
 };
+
+/// Which way a message travels. The same type letter means different
+/// messages in the two directions (`U`, `M`, `Q`), so a reader of both (a
+/// session recorder, a capture dissector) says which it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to exchange ([`InboundMessage`]).
+    Inbound,
+    /// Exchange to client ([`OutboundMessage`]).
+    Outbound,
+}
+
+/// An OUCH 5.0 message of either direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Message {
+    /// Client to exchange.
+    Inbound(InboundMessage),
+    /// Exchange to client.
+    Outbound(OutboundMessage),
+}
+
+impl Message {
+    /// Reads one message travelling in direction `dir`; `buf` is exactly one
+    /// message as framed.
+    ///
+    /// # Errors
+    /// As [`InboundMessage::parse`] / [`OutboundMessage::parse`].
+    pub fn parse(dir: Direction, buf: &[u8]) -> Result<Self> {
+        match dir {
+            Direction::Inbound => InboundMessage::parse(buf).map(Self::Inbound),
+            Direction::Outbound => OutboundMessage::parse(buf).map(Self::Outbound),
+        }
+    }
+
+    /// Writes the message at the start of `buf`; returns its length.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] when `buf` is shorter than
+    /// [`Self::buffer_len`] (nothing is written).
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
+        match self {
+            Self::Inbound(m) => m.emit(buf),
+            Self::Outbound(m) => m.emit(buf),
+        }
+    }
+
+    /// Length of the message, appendage included.
+    #[must_use]
+    pub const fn buffer_len(&self) -> usize {
+        match self {
+            Self::Inbound(m) => m.buffer_len(),
+            Self::Outbound(m) => m.buffer_len(),
+        }
+    }
+
+    /// The direction.
+    #[must_use]
+    pub const fn direction(&self) -> Direction {
+        match self {
+            Self::Inbound(_) => Direction::Inbound,
+            Self::Outbound(_) => Direction::Outbound,
+        }
+    }
+
+    /// The type byte.
+    #[must_use]
+    pub const fn msg_type(&self) -> u8 {
+        match self {
+            Self::Inbound(m) => m.msg_type(),
+            Self::Outbound(m) => m.msg_type(),
+        }
+    }
+
+    /// The snake_case name of the message type, e.g. `"order_executed"`.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Inbound(m) => m.message_type().name(),
+            Self::Outbound(m) => m.message_type().name(),
+        }
+    }
+}
+
+impl From<InboundMessage> for Message {
+    fn from(m: InboundMessage) -> Self {
+        Self::Inbound(m)
+    }
+}
+
+impl From<OutboundMessage> for Message {
+    fn from(m: OutboundMessage) -> Self {
+        Self::Outbound(m)
+    }
+}
 
 /// A one-byte code field of a closed set, named in [`Error::InvalidField`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -772,6 +772,15 @@ mod tests {
             }
             .into(),
         );
+        let mut bad = b.clone();
+        bad[13] = b'X';
+        assert_eq!(
+            OutboundMessage::parse(&bad),
+            Err(Error::InvalidField {
+                field: Field::RestateReason,
+                byte: b'X'
+            })
+        );
         // The appendage claims one byte more than it has: truncated.
         let mut bad = b.clone();
         bad[15] = 17;
@@ -843,6 +852,34 @@ mod tests {
             crate::Error::Malformed
         );
         assert_eq!(crate::Error::from(Error::Empty), crate::Error::Truncated);
+    }
+
+    #[test]
+    fn either_direction() {
+        use crate::ouch50::{Direction, InboundMessage, Message};
+        // `U` is Replace Order inbound (40 bytes) and Order Replaced
+        // outbound (68 bytes): the direction decides.
+        let mut buf = [0u8; 80];
+        let n = OutboundMessage::from(executed()).emit(&mut buf).unwrap();
+        let m = Message::parse(Direction::Outbound, &buf[..n]).unwrap();
+        assert_eq!(m, Message::Outbound(executed().into()));
+        assert_eq!(
+            (m.direction(), m.msg_type(), m.name(), m.buffer_len()),
+            (Direction::Outbound, b'E', "order_executed", 36)
+        );
+        assert_eq!(
+            Message::parse(Direction::Inbound, &buf[..n]),
+            Err(Error::UnknownType { msg_type: b'E' })
+        );
+        let q = Message::parse(Direction::Inbound, b"Q").unwrap();
+        assert_eq!(q.name(), "account_query");
+        assert!(matches!(
+            q,
+            Message::Inbound(InboundMessage::AccountQuery(_))
+        ));
+        let mut out = [0u8; 1];
+        assert_eq!(q.emit(&mut out), Ok(1));
+        assert!(Message::parse(Direction::Outbound, b"Q").is_err());
     }
 
     proptest! {

@@ -184,21 +184,21 @@ impl ClOrdId {
         if n > Self::MAX_NUMBER {
             return Err(Error::OutOfRange);
         }
-        let mut digits = [0u8; 14];
-        let mut i = digits.len();
-        let mut v = n;
-        loop {
-            i -= 1;
-            #[allow(clippy::cast_possible_truncation)] // v % 10 < 10
-            let d = (v % 10) as u8;
-            digits[i] = b'0' + d;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
+        // Count the digits, then write them right to left in place.
+        let mut len = 1;
+        let mut p = 10u64;
+        while len < 14 && n >= p {
+            len += 1;
+            p *= 10;
         }
         let mut s = [b' '; 14];
-        s[..14 - i].copy_from_slice(&digits[i..]);
+        let mut v = n;
+        for c in s[..len].iter_mut().rev() {
+            #[allow(clippy::cast_possible_truncation)] // v % 10 < 10
+            let d = (v % 10) as u8;
+            *c = b'0' + d;
+            v /= 10;
+        }
         Ok(Self(s))
     }
 
@@ -263,7 +263,10 @@ closed_code! {
 }
 
 closed_code! {
-    /// How an order is displayed.
+    /// How an order is displayed. Enter and Replace Order define `Y`, `N`
+    /// and `A`; `Z` appears in the exchange's answers. The codec reads all
+    /// four in both directions and leaves refusing `Z` on entry to the
+    /// exchange ([`RejectReason::InvalidDisplay`](crate::ouch50::RejectReason::InvalidDisplay)).
     Display / Display {
         Visible = b'Y' => "visible (in Order Priority Update: anonymous, price to comply)",
         Hidden = b'N' => "hidden",
@@ -441,6 +444,15 @@ mod tests {
         assert_eq!(ClOrdId::new(" 12").unwrap().number(), None);
         assert_eq!(ClOrdId::new("ORDER1").unwrap().to_string(), "ORDER1");
         assert!(ClOrdId::new("123456789012345").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cl_ord_id_number_round_trip(n in 0..=ClOrdId::MAX_NUMBER) {
+            let c = ClOrdId::from_number(n).unwrap();
+            proptest::prop_assert_eq!(c.number(), Some(n));
+            proptest::prop_assert_eq!(c.to_string(), n.to_string());
+        }
     }
 
     #[test]
