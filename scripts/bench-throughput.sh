@@ -10,9 +10,10 @@
 # row the median received Mpps over the rounds, the ratio to iperf3's median,
 # the goal and whether it holds, and the loss accounting: every message the
 # sender sent is either received, or counted lost by the sink (a sequence
-# gap, or for AF_XDP the kernel's drop counters of the sink's socket, which
-# also see a loss after the last message received), or "uncounted": the last
-# column must be 0 for a goal to hold.
+# gap, or the kernel's drop counters of the sink's socket — AF_XDP's, and
+# AF_PACKET's PACKET_STATISTICS — which also see a loss after the last
+# message received), or "uncounted": the last column must be 0 for a goal
+# to hold.
 #
 # Usage: scripts/bench-throughput.sh [SECONDS_PER_RUN] [ROUNDS]   (default 3 3)
 #   PERF=DIR  also record `perf` on both ends of one extra run per row and
@@ -122,10 +123,13 @@ import json, sys
 try:
     s = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
     sent, got, drops = b["sent"], s["packets"], s["drops"]
-    # Losses the sink counted: the sequence gaps, or (AF_XDP) the kernel's
-    # drop counters of its socket, which also see a loss at the very end.
-    k = (s["capabilities"].get("backend") or {}).get("socket") or {}
+    # Losses the sink counted: the sequence gaps, or the kernel's drop
+    # counters of its socket (AF_XDP: dropped, ring full, fill queue empty;
+    # AF_PACKET: PACKET_STATISTICS drops), which also see a loss at the end.
+    be = s["capabilities"].get("backend") or {}
+    k = be.get("socket") or {}
     kernel = sum(k.get(f, 0) for f in ("kernel_rx_dropped", "kernel_rx_ring_full", "kernel_rx_fill_empty"))
+    kernel += be.get("ring_drops", 0)
     lost = max(0, sent - got)
     counted = min(lost, max(drops, kernel))
     print(round(got / s["active_s"]), sent, got, counted, lost - counted)

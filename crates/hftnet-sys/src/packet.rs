@@ -601,7 +601,10 @@ pub struct PacketRing {
     fd: OwnedFd,
     map: Mapping,
     cfg: RingConfig,
-    stats: RingStats,
+    /// Totals of `PACKET_STATISTICS`, which the kernel resets on each read:
+    /// accumulated here so a read through `&self` (a capability report)
+    /// loses nothing.
+    stats: std::cell::Cell<RingStats>,
 }
 
 /// The receive half of a [`PacketRing`] (see [`PacketRing::split`]).
@@ -619,7 +622,7 @@ impl std::fmt::Debug for PacketRing {
         f.debug_struct("PacketRing")
             .field("fd", &self.fd)
             .field("cfg", &self.cfg)
-            .field("stats", &self.stats)
+            .field("stats", &self.stats.get())
             .finish_non_exhaustive()
     }
 }
@@ -792,7 +795,7 @@ impl PacketRing {
             len,
             cfg,
         };
-        let mut ring = Self {
+        let ring = Self {
             rx: RxState {
                 base,
                 count: match cfg.version {
@@ -819,11 +822,11 @@ impl PacketRing {
             fd,
             map,
             cfg,
-            stats: RingStats::default(),
+            stats: std::cell::Cell::new(RingStats::default()),
         };
         // Start the counters at zero for this socket.
         ring.stats()?;
-        ring.stats = RingStats::default();
+        ring.stats.set(RingStats::default());
         Ok(ring)
     }
 
@@ -924,12 +927,20 @@ impl PacketRing {
         }
     }
 
+    /// The totals of the last [`Self::stats`] read, without asking the kernel.
+    #[must_use]
+    pub fn last_stats(&self) -> RingStats {
+        self.stats.get()
+    }
+
     /// Reads `PACKET_STATISTICS` (which the kernel resets on each read) and
-    /// returns the totals since the socket opened.
+    /// returns the totals since the socket opened. Needs only `&self`: the
+    /// totals are kept in the ring, so every read adds to them and none is
+    /// lost whoever reads.
     ///
     /// # Errors
-    /// `getsockopt(PACKET_STATISTICS)`.
-    pub fn stats(&mut self) -> Result<RingStats> {
+    /// `getsockopt(PACKET_STATISTICS)`; the totals are then unchanged.
+    pub fn stats(&self) -> Result<RingStats> {
         let mut s = libc::tpacket_stats_v3 {
             tp_packets: 0,
             tp_drops: 0,
@@ -950,10 +961,12 @@ impl PacketRing {
             )
         })?;
         // tp_packets counts every frame that passed the filter, dropped or not.
-        self.stats.packets += u64::from(s.tp_packets);
-        self.stats.drops += u64::from(s.tp_drops);
-        self.stats.freezes += u64::from(s.tp_freeze_q_cnt);
-        Ok(self.stats)
+        let mut t = self.stats.get();
+        t.packets += u64::from(s.tp_packets);
+        t.drops += u64::from(s.tp_drops);
+        t.freezes += u64::from(s.tp_freeze_q_cnt);
+        self.stats.set(t);
+        Ok(t)
     }
 }
 

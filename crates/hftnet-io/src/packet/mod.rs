@@ -368,6 +368,12 @@ pub struct PacketCaps {
     pub frames: FrameStats,
     /// Kicks that left frames queued.
     pub tx_busy: u64,
+    /// Frames the kernel dropped because the receive ring was full
+    /// (`PACKET_STATISTICS`, read when the report is made): losses a
+    /// receiver never sees as a gap, e.g. after the last frame it took.
+    pub ring_drops: u64,
+    /// V3: times the ring froze with every block in user space.
+    pub ring_freezes: u64,
     /// Where the ring frames are now (the accounting a soak checks).
     pub ring: RingAccounting,
 }
@@ -440,6 +446,15 @@ pub struct Rings {
     _reservation: Option<Socket>,
 }
 
+impl Rings {
+    /// The kernel's ring counters as of now; should the read fail (the
+    /// kernel does not fail it on an open packet socket), the totals of the
+    /// last read.
+    fn kernel_stats(&self) -> hftnet_sys::packet::RingStats {
+        self.ring.stats().unwrap_or_else(|_| self.ring.last_stats())
+    }
+}
+
 /// The receive half of [`Rings`].
 #[derive(Debug)]
 pub struct PacketRx<'a>(RxHalf<'a>);
@@ -483,6 +498,7 @@ impl Ring for Rings {
 
     fn caps(&self, frames: FrameStats) -> PacketCaps {
         let r = &self.cfg.ring;
+        let k = self.kernel_stats();
         PacketCaps {
             version: r.version.number(),
             rx_frames: r.rx_frames,
@@ -492,12 +508,19 @@ impl Ring for Rings {
             fanout: self.cfg.fanout.map(|f| f.group),
             frames,
             tx_busy: self.tx_busy,
+            ring_drops: k.drops,
+            ring_freezes: k.freezes,
             ring: self.ring.occupancy().into(),
         }
     }
 
     fn notes(&self, out: &mut Vec<String>) {
         out.push(format!("{} busy kicks", self.tx_busy));
+        let k = self.kernel_stats();
+        out.push(format!(
+            "kernel: {} frames dropped with the receive ring full, {} ring freezes",
+            k.drops, k.freezes
+        ));
         let o = self.ring.occupancy();
         out.push(format!(
             "ring: {} of {} receive slots with user space ({} stray), {} of {} transmit frames \
