@@ -91,6 +91,12 @@ case $NAPI in
     ip netns exec "$EX" sh -c 'echo 1 >/sys/class/net/veth0/threaded'
     NAPI_PIDS=$(comm -13 <(echo "$before") <(napi_threads))
     [ -n "$NAPI_PIDS" ] || { echo "threaded NAPI on the exchange veth made no napi/veth0-* thread" >&2; exit 1; }
+    # The lab's veth has one receive queue: one thread. More means another
+    # lab made one at the same moment; touch none of them.
+    [ "$(echo "$NAPI_PIDS" | wc -w)" = 1 ] || {
+      echo "more than one new napi/veth0-* thread ($(echo $NAPI_PIDS)): another lab is starting; run again" >&2
+      exit 1
+    }
     for p in $NAPI_PIDS; do
       taskset -p -c 1 "$p" >/dev/null
       if [ "$RT" = 1 ]; then chrt -f -p 11 "$p"; fi
