@@ -107,6 +107,10 @@ fn rings_echo_v2_spin_and_v3_block() {
     echo_rings("rx=spin&version=3");
     echo_rings("rx=block&version=3&block_ms=1");
     echo_rings("rx=adaptive&qdisc_bypass=0&frames=64&tx_frames=4");
+    // The kernel copies each sent frame (PACKET_VNET_HDR); received frames
+    // carry the virtio header before tp_mac.
+    echo_rings("rx=spin&tx_copy=1");
+    echo_rings("rx=spin&version=3&tx_copy=1");
 }
 
 #[test]
