@@ -2,7 +2,9 @@
 # 64-byte one-way throughput over the lab's veth, received at the sink:
 # iperf3 (`-u -l 64 -b 0`) against `hftnet blast` -> `hftnet sink` over
 #   udp     udp://…?batch=32          (sendmmsg / recvmmsg, 32 per call)
-#   packet  packet://veth0?…          (TPACKET_V3 receive blocks, TX ring, one send per burst)
+#   packet  packet://veth0?…          (TPACKET_V3 receive blocks, TX ring, one send per burst,
+#                                       tx_copy=1: each frame copied, not its ring page
+#                                       attached, which veth's peer would copy again)
 #   xdp     xdp://veth0/0?…           (AF_XDP both ends, copy mode on veth)
 # Sender on CPU 0 in the trader namespace, receiver on CPU 1 in the exchange
 # namespace, every run bounded in time; the rows are interleaved round by
@@ -200,7 +202,7 @@ EOF
   local s c
   case $row in
     udp) s="udp://$IP:$port?batch=32&rcvbuf=8M&rx=$SINK_RX"; c="udp://$IP:$port?batch=32" ;;
-    packet) s="packet://veth0?port=$port&rx=$SINK_RX&version=3"; c="packet://veth0?port=$port&peer=$IP:$port$PACKET_TX" ;;
+    packet) s="packet://veth0?port=$port&rx=$SINK_RX&version=3"; c="packet://veth0?port=$port&peer=$IP:$port&tx_copy=1$PACKET_TX" ;;
     xdp) s="xdp://veth0/0?port=$port&rx=$SINK_RX&ring=8192&frames=16384"; c="xdp://veth0/0?port=$port&peer=$IP:$port" ;;
   esac
   : >"$OUT/s.err"
