@@ -34,6 +34,9 @@ use crate::timetable::{Timetable, WaitPolicy};
 /// Largest number of messages per burst call.
 pub const MAX_BURST: usize = 1024;
 
+/// Longest a blast run waits at the end for a transmit ring to empty.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(1);
+
 /// How a blast run is sized, paced and bounded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlastConfig {
@@ -162,7 +165,12 @@ pub struct BlastReport {
     pub send_errors: u64,
     /// The first send error, in words.
     pub first_error: Option<String>,
-    /// Wall time from the first send to the end.
+    /// Every message counted in `sent` left the sender: at the end the run
+    /// waits (up to [`FLUSH_WAIT`]) for what a transmit ring still held
+    /// ([`Transport::flush_tx`]). False when some were still queued then
+    /// (`sent` counts them, yet they never left).
+    pub flushed: bool,
+    /// Wall time from the first send to the end (the final flush included).
     pub elapsed_s: f64,
     /// `sent / elapsed_s`.
     pub pps: f64,
@@ -219,6 +227,7 @@ pub fn run_blast<T: Transport>(
         bytes: 0,
         send_errors: 0,
         first_error: None,
+        flushed: true,
         elapsed_s: 0.0,
         pps: 0.0,
         bytes_per_s: 0.0,
@@ -302,6 +311,14 @@ pub fn run_blast<T: Transport>(
             }
         }
     }
+    out.flushed = match t.flush_tx(FLUSH_WAIT) {
+        Ok(all) => all,
+        Err(e) => {
+            out.send_errors += 1;
+            note_error(&mut out.first_error, &e);
+            false
+        }
+    };
     let elapsed = start.elapsed().as_secs_f64();
     out.elapsed_s = elapsed;
     if elapsed > 0.0 {
@@ -779,6 +796,7 @@ mod tests {
                 "{b:?}"
             );
             assert_eq!(b.stopped_by, StoppedBy::Count);
+            assert!(b.flushed, "{b:?}");
             assert_eq!(s.packets, 1000, "batch={batch}: {s:?}");
             assert_eq!(s.bytes, 100_000);
             assert_eq!(s.probes, 1000);

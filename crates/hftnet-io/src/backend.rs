@@ -430,6 +430,10 @@ macro_rules! backends {
                 match self { $( Self::$variant(t) => t.release_held(), )+ Self::Layered(t) => t.release_held() }
             }
 
+            fn flush_tx(&mut self, timeout: Duration) -> Result<bool, SyscallError> {
+                match self { $( Self::$variant(t) => t.flush_tx(timeout), )+ Self::Layered(t) => t.flush_tx(timeout) }
+            }
+
             fn addrs(&self) -> transport::Addrs {
                 match self { $( Self::$variant(t) => t.addrs(), )+ Self::Layered(t) => t.addrs() }
             }

@@ -343,6 +343,21 @@ pub trait Transport {
         Ok(0)
     }
 
+    /// Waits up to `timeout` for what earlier sends left queued in a
+    /// transmit ring to leave (a kick the device took only in part, a full
+    /// device queue, the link down), kicking it again; true when nothing is
+    /// left queued. A sender calls it at the end, so that every message it
+    /// counted sent did leave. Transports that hand each message to the
+    /// kernel within the send call leave nothing queued: the default
+    /// returns `Ok(true)`.
+    ///
+    /// # Errors
+    /// A kick the kernel failed.
+    fn flush_tx(&mut self, timeout: Duration) -> Result<bool, SyscallError> {
+        let _ = timeout;
+        Ok(true)
+    }
+
     /// The local address and default peer, cheaply (no allocation, at most
     /// one system call): what the pcap middleware writes into synthesized
     /// headers. The default reads them from [`Transport::capabilities`].
@@ -482,6 +497,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn release_held(&mut self) -> Result<usize, SyscallError> {
         (**self).release_held()
+    }
+
+    fn flush_tx(&mut self, timeout: Duration) -> Result<bool, SyscallError> {
+        (**self).flush_tx(timeout)
     }
 
     fn stream_prefix(&self) -> Option<usize> {

@@ -107,6 +107,10 @@ fn rings_echo_v2_spin_and_v3_block() {
     echo_rings("rx=spin&version=3");
     echo_rings("rx=block&version=3&block_ms=1");
     echo_rings("rx=adaptive&qdisc_bypass=0&frames=64&tx_frames=4");
+    // The kernel copies each sent frame (PACKET_VNET_HDR); received frames
+    // carry the virtio header before tp_mac.
+    echo_rings("rx=spin&tx_copy=1");
+    echo_rings("rx=spin&version=3&tx_copy=1");
 }
 
 #[test]
@@ -516,4 +520,68 @@ fn ring_occupancy_follows_every_frame() {
         .unwrap();
     sent_tx.send(()).unwrap();
     rx.join().unwrap();
+}
+
+/// A full receive ring drops frames in the kernel; a receiver sees no gap
+/// for those after the last frame it took. The capability report (what a
+/// sink prints at the end) carries the kernel's count, so every datagram
+/// sent is either delivered or counted there.
+#[test]
+fn kernel_ring_drops_are_in_the_capabilities() {
+    if skip_without_root("kernel_ring_drops_are_in_the_capabilities") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let si = sh.iface().to_string();
+    let server_ip = sh.addr();
+    // 8 frames of 2 KiB (V2) or one 64 KiB block (V3): a burst of 200
+    // overflows either.
+    for q in ["frames=8", "version=3&block_size=4K&frames=2"] {
+        let (si, q2) = (si.clone(), q.to_string());
+        let mut t = sh
+            .run(move || {
+                open(
+                    &format!("packet://{si}?port=9700&rx=block&{q2}"),
+                    Role::Server,
+                )
+            })
+            .unwrap();
+        let sent = 200u64;
+        ch.run(move || {
+            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+            // Resolve the server's MAC first (to a port outside the flow), so
+            // no datagram of the burst waits in the neighbour queue.
+            s.send_to(b"arp", (server_ip, 9701)).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            for i in 0..sent {
+                s.send_to(&i.to_be_bytes(), (server_ip, 9700)).unwrap();
+            }
+        })
+        .unwrap();
+        // Nothing taken yet: the kernel already counted what did not fit.
+        let kernel_drops = |t: &PacketTransport| match t.capabilities().backend {
+            Some(hftnet_io::Section::Packet(c)) => c.ring_drops,
+            other => panic!("{q}: no packet section: {other:?}"),
+        };
+        let before = kernel_drops(&t);
+        assert!(before > 0, "{q}: the ring overflowed, yet no drop counted");
+        let got = collect(&mut t, sent as usize, Duration::from_millis(500)).len() as u64;
+        assert!(got > 0, "{q}: the frames that fit were delivered");
+        let after = kernel_drops(&t);
+        assert_eq!(after, before, "{q}: counted once, whoever reads");
+        assert_eq!(
+            got + after,
+            sent,
+            "{q}: every datagram delivered or counted ({got} delivered, {after} dropped)"
+        );
+        assert_eq!(t.stats().unwrap().ring_drops, after, "{q}");
+        let notes = t.capabilities().notes;
+        assert!(
+            notes.iter().any(|n| n.contains(&format!(
+                "{after} frames dropped with the receive ring full"
+            ))),
+            "{q}: {notes:?}"
+        );
+    }
 }

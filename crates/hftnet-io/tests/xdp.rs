@@ -485,3 +485,44 @@ fn a_queue_is_taken_while_held_and_free_again_right_after_the_close() {
         h.run(move || open(&u, Role::Server)).unwrap();
     }
 }
+
+/// Frames a kick could not send (here: the link down) stay queued on the
+/// transmit ring; `flush_tx` says so within its timeout and, once the link
+/// is back, sends them, so a sender's count of what it sent is true.
+#[test]
+fn flush_tx_sends_what_a_kick_left_queued() {
+    if skip_without_root("flush_tx_sends_what_a_kick_left_queued") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let ip = sh.addr();
+    let mut s = server(sh, "port=9600&rx=spin");
+    let mut c = client(ch, &format!("port=9601&peer={ip}:9600&rx=spin"));
+    assert!(c.flush_tx(Duration::ZERO).unwrap(), "nothing queued yet");
+    set_link(ch, false);
+    let msgs: Vec<Vec<u8>> = (0..8u32).map(payload).collect();
+    let tx: Vec<TxMsg<'_>> = msgs.iter().map(|m| TxMsg { data: m, to: None }).collect();
+    assert_eq!(c.send_burst(&tx).unwrap(), 8, "queued on the ring");
+    let t0 = Instant::now();
+    assert!(
+        !c.flush_tx(Duration::from_millis(100)).unwrap(),
+        "the link is down: the frames are still queued"
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    set_link(ch, true);
+    assert!(
+        c.flush_tx(Duration::from_secs(2)).unwrap(),
+        "the link is up: the frames left"
+    );
+    s.set_recv_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut rx = RxBurst::new(16, 2048);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while got.len() < 8 && Instant::now() < deadline {
+        let n = s.recv_burst(&mut rx).unwrap();
+        got.extend((0..n).map(|i| rx.get(i).0.to_vec()));
+    }
+    assert_eq!(got, msgs, "every queued frame arrived, in order");
+}

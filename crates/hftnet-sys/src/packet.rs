@@ -40,6 +40,9 @@ const fn tpacket_align(x: usize) -> usize {
 const V2_TX_DATA: usize = tpacket_align(mem::size_of::<libc::tpacket2_hdr>());
 /// Where frame data starts in a V3 transmit frame.
 const V3_TX_DATA: usize = tpacket_align(mem::size_of::<libc::tpacket3_hdr>());
+/// Bytes of the `virtio_net_hdr` before each frame with
+/// [`RingConfig::tx_copy`] (`PACKET_VNET_HDR`).
+const VNET_HDR: usize = 10;
 /// Offset of `sll_pkttype` in the `sockaddr_ll` that follows a V2 header.
 const SLL_PKTTYPE: usize = 10;
 
@@ -153,6 +156,14 @@ pub struct RingConfig {
     /// Hand frames straight to the driver, skipping the queueing discipline
     /// (`PACKET_QDISC_BYPASS`).
     pub qdisc_bypass: bool,
+    /// Have the kernel copy each transmitted frame whole into its buffer
+    /// (`PACKET_VNET_HDR`, a `virtio_net_hdr` whose `hdr_len` is the frame's
+    /// length) instead of attaching the ring's pages to it. Without it a
+    /// device that keeps the buffer (veth hands it to the peer) copies the
+    /// attached pages again, a page per frame; a NIC sends from the pages
+    /// as they are. Received frames then carry the 10-byte header before
+    /// the Ethernet header (skipped: frames are read from `tp_mac`).
+    pub tx_copy: bool,
 }
 
 impl RingConfig {
@@ -166,6 +177,7 @@ impl RingConfig {
         tx_frames: 256,
         block_timeout_ms: 1,
         qdisc_bypass: true,
+        tx_copy: false,
     };
 
     /// The largest frame a receive slot holds untruncated.
@@ -175,10 +187,13 @@ impl RingConfig {
             Version::V2 => mem::size_of::<libc::tpacket2_hdr>(),
             Version::V3 => mem::size_of::<libc::tpacket3_hdr>(),
         };
-        // Header, the sockaddr_ll the kernel puts after it, alignment, and
-        // room for the kernel's NET_IP_ALIGN-style offset of tp_mac.
+        // Header, the sockaddr_ll the kernel puts after it, alignment,
+        // room for the kernel's NET_IP_ALIGN-style offset of tp_mac, and the
+        // virtio header with `tx_copy`.
         (self.frame_size as usize).saturating_sub(
-            tpacket_align(hdr + mem::size_of::<libc::sockaddr_ll>()) + TPACKET_ALIGNMENT,
+            tpacket_align(hdr + mem::size_of::<libc::sockaddr_ll>())
+                + TPACKET_ALIGNMENT
+                + self.vnet_len(),
         )
     }
 
@@ -189,7 +204,12 @@ impl RingConfig {
             Version::V2 => V2_TX_DATA,
             Version::V3 => V3_TX_DATA,
         };
-        (self.frame_size as usize).saturating_sub(off)
+        (self.frame_size as usize).saturating_sub(off + self.vnet_len())
+    }
+
+    /// Bytes of the virtio header before each frame: 10 with `tx_copy`.
+    const fn vnet_len(&self) -> usize {
+        if self.tx_copy { VNET_HDR } else { 0 }
     }
 
     /// Checks the sizes; `Err` says which rule is broken.
@@ -601,7 +621,10 @@ pub struct PacketRing {
     fd: OwnedFd,
     map: Mapping,
     cfg: RingConfig,
-    stats: RingStats,
+    /// Totals of `PACKET_STATISTICS`, which the kernel resets on each read:
+    /// accumulated here so a read through `&self` (a capability report)
+    /// loses nothing.
+    stats: std::cell::Cell<RingStats>,
 }
 
 /// The receive half of a [`PacketRing`] (see [`PacketRing::split`]).
@@ -619,7 +642,7 @@ impl std::fmt::Debug for PacketRing {
         f.debug_struct("PacketRing")
             .field("fd", &self.fd)
             .field("cfg", &self.cfg)
-            .field("stats", &self.stats)
+            .field("stats", &self.stats.get())
             .finish_non_exhaustive()
     }
 }
@@ -697,6 +720,15 @@ impl PacketRing {
         // Skip malformed transmit frames instead of stopping the ring at them.
         let one: libc::c_int = 1;
         set_opt(b, "setsockopt(PACKET_LOSS)", libc::PACKET_LOSS, &one)?;
+        if cfg.tx_copy {
+            // Before the rings: the kernel refuses it (EBUSY) after.
+            set_opt(
+                b,
+                "setsockopt(PACKET_VNET_HDR)",
+                libc::PACKET_VNET_HDR,
+                &one,
+            )?;
+        }
 
         let per_block = cfg.block_size / cfg.frame_size;
         let rx_blocks = cfg.rx_frames / per_block;
@@ -792,7 +824,7 @@ impl PacketRing {
             len,
             cfg,
         };
-        let mut ring = Self {
+        let ring = Self {
             rx: RxState {
                 base,
                 count: match cfg.version {
@@ -819,11 +851,11 @@ impl PacketRing {
             fd,
             map,
             cfg,
-            stats: RingStats::default(),
+            stats: std::cell::Cell::new(RingStats::default()),
         };
         // Start the counters at zero for this socket.
         ring.stats()?;
-        ring.stats = RingStats::default();
+        ring.stats.set(RingStats::default());
         Ok(ring)
     }
 
@@ -924,12 +956,20 @@ impl PacketRing {
         }
     }
 
+    /// The totals of the last [`Self::stats`] read, without asking the kernel.
+    #[must_use]
+    pub fn last_stats(&self) -> RingStats {
+        self.stats.get()
+    }
+
     /// Reads `PACKET_STATISTICS` (which the kernel resets on each read) and
-    /// returns the totals since the socket opened.
+    /// returns the totals since the socket opened. Needs only `&self`: the
+    /// totals are kept in the ring, so every read adds to them and none is
+    /// lost whoever reads.
     ///
     /// # Errors
-    /// `getsockopt(PACKET_STATISTICS)`.
-    pub fn stats(&mut self) -> Result<RingStats> {
+    /// `getsockopt(PACKET_STATISTICS)`; the totals are then unchanged.
+    pub fn stats(&self) -> Result<RingStats> {
         let mut s = libc::tpacket_stats_v3 {
             tp_packets: 0,
             tp_drops: 0,
@@ -950,10 +990,12 @@ impl PacketRing {
             )
         })?;
         // tp_packets counts every frame that passed the filter, dropped or not.
-        self.stats.packets += u64::from(s.tp_packets);
-        self.stats.drops += u64::from(s.tp_drops);
-        self.stats.freezes += u64::from(s.tp_freeze_q_cnt);
-        Ok(self.stats)
+        let mut t = self.stats.get();
+        t.packets += u64::from(s.tp_packets);
+        t.drops += u64::from(s.tp_drops);
+        t.freezes += u64::from(s.tp_freeze_q_cnt);
+        self.stats.set(t);
+        Ok(t)
     }
 }
 
@@ -1234,8 +1276,16 @@ impl TxState {
             }
     }
 
+    /// Where the frame (after the virtio header with `tx_copy`) starts.
     #[inline]
     fn data_offset(&self) -> usize {
+        self.header_offset() + self.base.cfg.vnet_len()
+    }
+
+    /// Where the data the kernel reads starts: the virtio header with
+    /// `tx_copy`, else the frame.
+    #[inline]
+    fn header_offset(&self) -> usize {
         match self.base.cfg.version {
             Version::V2 => V2_TX_DATA,
             Version::V3 => V3_TX_DATA,
@@ -1286,6 +1336,25 @@ impl TxState {
             "frame longer than its slot"
         );
         let at = self.at(self.head);
+        let vnet = self.base.cfg.vnet_len();
+        if vnet > 0 {
+            // virtio_net_hdr (little-endian on every host this runs on):
+            // no offloads, hdr_len = the whole frame, which makes the kernel
+            // copy it into the buffer's head rather than attach the page.
+            let mut hdr = [0u8; VNET_HDR];
+            hdr[2..4].copy_from_slice(&(len as u16).to_le_bytes());
+            let off = at + self.header_offset();
+            // SAFETY: the frame is still ours (AVAILABLE, checked by `slot`);
+            // the header lies inside it, before the data `slot` handed out.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    hdr.as_ptr(),
+                    self.base.ptr.as_ptr().add(off),
+                    VNET_HDR,
+                );
+            }
+        }
+        let len = len + vnet;
         // SAFETY: the frame is still ours (AVAILABLE, checked by `slot`);
         // the header fields written are inside it and aligned.
         unsafe {

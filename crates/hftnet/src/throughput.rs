@@ -173,6 +173,12 @@ pub fn blast(a: BlastArgs) -> Result<ExitCode> {
             .put("environment", serde_json::to_value(Environment::capture())?);
     }
     out.print(a.json);
+    if !rep.flushed {
+        eprintln!(
+            "hftnet blast: some messages counted sent were still queued in the transmit ring \
+             at the end (the device did not take them within 1 s); they never left"
+        );
+    }
     if rep.sent == 0 {
         eprintln!(
             "hftnet blast: nothing was sent{}",

@@ -72,6 +72,7 @@ fn assert_sender(b: &Value, batch: u64) {
     assert_eq!(b["bytes"], COUNT * SIZE, "{b}");
     assert_eq!(b["message_bytes"], SIZE, "{b}");
     assert_eq!(b["send_errors"], 0, "{b}");
+    assert_eq!(b["flushed"], true, "{b}");
     assert_eq!(b["stopped_by"], "count", "{b}");
 }
 
@@ -500,6 +501,7 @@ fn l2_allocations(lab: &Lab, sink_uri: &str, blast_uri: &str, n: u64) -> (u64, u
         let blast_allocs = allocs() - before;
         let (sink_allocs, r) = sink.join().unwrap();
         assert_eq!(b.sent, n, "{b:?}");
+        assert!(b.flushed, "nothing left queued on a transmit ring: {b:?}");
         assert_eq!(r.packets, n, "{r:?}");
         (blast_allocs, sink_allocs)
     })

@@ -325,6 +325,23 @@ where
         Ok(())
     }
 
+    fn flush_tx(&mut self, timeout: Duration) -> Result<bool, SyscallError> {
+        let until = Instant::now() + timeout;
+        let (_rx, mut tx) = self.ring.split();
+        while tx.needs_kick() {
+            tx.kick()?;
+            if !tx.needs_kick() {
+                break;
+            }
+            if Instant::now() >= until {
+                return Ok(false);
+            }
+            // The device drains its queue meanwhile (or the link comes back).
+            std::thread::sleep(Duration::from_micros(20));
+        }
+        Ok(true)
+    }
+
     fn capabilities(&self) -> Capabilities {
         let mut notes = self.notes.clone();
         self.ring.notes(&mut notes);

@@ -1106,6 +1106,10 @@ impl<T: Transport> Transport for Layered<T> {
         self.inner.stream_prefix()
     }
 
+    fn flush_tx(&mut self, timeout: Duration) -> Result<bool, SyscallError> {
+        self.inner.flush_tx(timeout)
+    }
+
     fn release_held(&mut self) -> Result<usize, SyscallError> {
         let Self {
             inner, synth, tx, ..

@@ -27,7 +27,10 @@
 //! Transmit: each message is written straight into a free transmit frame with
 //! its Ethernet, IPv4 and UDP headers and both checksums computed in software,
 //! and one `send()` per burst asks the kernel to send the ring (with
-//! `PACKET_QDISC_BYPASS`, straight to the driver). The peer's MAC address
+//! `PACKET_QDISC_BYPASS`, straight to the driver). The kernel attaches the
+//! ring's pages to the buffers it sends; `tx_copy=1` makes it copy each
+//! (small) frame instead, which is cheaper over veth, whose peer would copy
+//! the attached pages again, a fresh page per frame. The peer's MAC address
 //! comes from the kernel's neighbour table ([`crate::l2::resolve`], which
 //! asks the kernel to resolve it first when missing) — the one slow path,
 //! taken once per new peer — or is pinned with `peer_mac=aa:bb:cc:dd:ee:ff`
@@ -143,7 +146,8 @@ pub struct PacketConfig {
     /// joined on the interface.
     pub group: Option<Ipv4Addr>,
     /// Ring layout and sizes (`version=2|3`, `frames=`, `tx_frames=`,
-    /// `frame_size=`, `block_size=`, `block_ms=`, `qdisc_bypass=`).
+    /// `frame_size=`, `block_size=`, `block_ms=`, `qdisc_bypass=`,
+    /// `tx_copy=`).
     pub ring: RingConfig,
     /// Fanout group (`fanout=ID`, `fanout_mode=hash|lb|cpu|qm|rollover|rnd`).
     pub fanout: Option<Fanout>,
@@ -166,6 +170,7 @@ const PACKET_PARAMS: &[&str] = &[
     "block_size",
     "block_ms",
     "qdisc_bypass",
+    "tx_copy",
     "fanout",
     "fanout_mode",
     "reserve",
@@ -293,6 +298,7 @@ impl PacketConfig {
             r.block_timeout_ms = ms as u32;
         }
         r.qdisc_bypass = p.bool("qdisc_bypass")?.unwrap_or(true);
+        r.tx_copy = p.bool("tx_copy")?.unwrap_or(false);
         if let Err(why) = r.check() {
             return Err(UriError::Malformed {
                 uri: uri.text.clone(),
@@ -368,6 +374,12 @@ pub struct PacketCaps {
     pub frames: FrameStats,
     /// Kicks that left frames queued.
     pub tx_busy: u64,
+    /// Frames the kernel dropped because the receive ring was full
+    /// (`PACKET_STATISTICS`, read when the report is made): losses a
+    /// receiver never sees as a gap, e.g. after the last frame it took.
+    pub ring_drops: u64,
+    /// V3: times the ring froze with every block in user space.
+    pub ring_freezes: u64,
     /// Where the ring frames are now (the accounting a soak checks).
     pub ring: RingAccounting,
 }
@@ -440,6 +452,15 @@ pub struct Rings {
     _reservation: Option<Socket>,
 }
 
+impl Rings {
+    /// The kernel's ring counters as of now; should the read fail (the
+    /// kernel does not fail it on an open packet socket), the totals of the
+    /// last read.
+    fn kernel_stats(&self) -> hftnet_sys::packet::RingStats {
+        self.ring.stats().unwrap_or_else(|_| self.ring.last_stats())
+    }
+}
+
 /// The receive half of [`Rings`].
 #[derive(Debug)]
 pub struct PacketRx<'a>(RxHalf<'a>);
@@ -483,6 +504,7 @@ impl Ring for Rings {
 
     fn caps(&self, frames: FrameStats) -> PacketCaps {
         let r = &self.cfg.ring;
+        let k = self.kernel_stats();
         PacketCaps {
             version: r.version.number(),
             rx_frames: r.rx_frames,
@@ -492,12 +514,19 @@ impl Ring for Rings {
             fanout: self.cfg.fanout.map(|f| f.group),
             frames,
             tx_busy: self.tx_busy,
+            ring_drops: k.drops,
+            ring_freezes: k.freezes,
             ring: self.ring.occupancy().into(),
         }
     }
 
     fn notes(&self, out: &mut Vec<String>) {
         out.push(format!("{} busy kicks", self.tx_busy));
+        let k = self.kernel_stats();
+        out.push(format!(
+            "kernel: {} frames dropped with the receive ring full, {} ring freezes",
+            k.drops, k.freezes
+        ));
         let o = self.ring.occupancy();
         out.push(format!(
             "ring: {} of {} receive slots with user space ({} stray), {} of {} transmit frames \
@@ -679,6 +708,12 @@ impl PacketTransport {
             "qdisc bypass: {}",
             if cfg.ring.qdisc_bypass { "on" } else { "off" }
         ));
+        if cfg.ring.tx_copy {
+            notes.push(
+                "tx_copy: the kernel copies each sent frame into its buffer (PACKET_VNET_HDR)"
+                    .into(),
+            );
+        }
         if let Some(f) = cfg.fanout {
             notes.push(format!("fanout group {} mode {}", f.group, f.mode.name()));
         }
@@ -790,6 +825,10 @@ mod tests {
                 mode: FanoutMode::LoadBalance
             })
         );
+        assert!(!c.ring.tx_copy);
+        let c = cfg("?port=1&tx_copy=1").unwrap();
+        assert!(c.ring.tx_copy);
+        assert!(c.max_message() < cfg("?port=1").unwrap().max_message());
         let c = cfg("?port=1&frames=3&frame_size=1024").unwrap();
         assert_eq!(c.ring.rx_frames, 4, "rounded up to whole blocks");
         assert!(c.max_message() < 1024);
