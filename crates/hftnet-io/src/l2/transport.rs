@@ -336,8 +336,10 @@ where
             if Instant::now() >= until {
                 return Ok(false);
             }
-            // The device drains its queue meanwhile (or the link comes back).
-            std::thread::sleep(Duration::from_micros(20));
+            // The device drains its queue meanwhile (or the link comes
+            // back). Yield rather than sleep: on a loaded machine a sleep
+            // lasts a scheduler tick, and a full ring needs many kicks.
+            std::thread::yield_now();
         }
         Ok(true)
     }
