@@ -883,3 +883,11 @@ pub fn version() -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// Registers `f` to run at process exit (`atexit(3)`); false if the C
+/// library refused (its table is full).
+pub fn at_exit(f: extern "C" fn()) -> bool {
+    // SAFETY: f is a plain function with no arguments, valid for the life of
+    // the process (a fn item).
+    unsafe { libc::atexit(f) == 0 }
+}
