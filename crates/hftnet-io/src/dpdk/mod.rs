@@ -851,6 +851,44 @@ impl Neighbours for PinnedOnly {
     }
 }
 
+/// The XDP program of `net_af_xdp` endpoints (`bpf/dpdk_udp.c`).
+static DPDK_UDP_PROG: &[u8] = include_bytes!("../../../../bpf/dpdk_udp.o");
+
+/// The program written to a file of the EAL's runtime directory for the
+/// driver to load; removed on drop.
+#[derive(Debug)]
+struct XdpProgFile(std::path::PathBuf);
+
+impl XdpProgFile {
+    fn write(device: &str) -> Result<Self, OpenError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let dir = runtime_directory().unwrap_or_else(std::env::temp_dir);
+        let path = dir.join(format!("{device}-dpdk_udp.o"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(DPDK_UDP_PROG).map(|()| f))
+            .map_err(|e| {
+                OpenError::setup(format!(
+                    "writing the XDP program for net_af_xdp to {}",
+                    path.display()
+                ))(from_io("write", e))
+            })?;
+        let _ = f.flush();
+        Ok(Self(path))
+    }
+}
+
+impl Drop for XdpProgFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Maps a failed probe to the error that says what to do.
 fn probe_error(cfg: &DpdkConfig, e: &sys::DpdkError) -> OpenError {
     let name = cfg.device.name();
@@ -937,8 +975,24 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         )?),
         _ => None,
     };
+    // net_af_xdp: our program (UDP to the socket, the rest to the kernel)
+    // instead of the driver's, which takes every frame (ARP included). The
+    // driver loads it when the queue is set up; the file goes after.
+    let xdp_prog = match &cfg.device {
+        Device::Virtual { driver, .. }
+            if *driver == "net_af_xdp"
+                && !cfg.devargs.as_deref().is_some_and(|d| d.contains("xdp_prog=")) =>
+        {
+            Some(XdpProgFile::write(&name)?)
+        }
+        _ => None,
+    };
     if pci.is_none() {
-        sys::dev_probe(&cfg.devargs_string()).map_err(|e| probe_error(cfg, &e))?;
+        let mut args = cfg.devargs_string();
+        if let Some(f) = &xdp_prog {
+            args.push_str(&format!(",xdp_prog={}", f.0.display()));
+        }
+        sys::dev_probe(&args).map_err(|e| probe_error(cfg, &e))?;
     }
     let port = sys::port_by_name(&name).map(Port::new).ok_or_else(|| OpenError::Dpdk {
         problem: format!(
@@ -961,8 +1015,10 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     let rx_want = RING_DESC.min(info.rx_desc_max.max(1));
     let tx_want = RING_DESC.min(info.tx_desc_max.max(1));
     let n = cfg.mbufs.unwrap_or(
-        // Both rings full, a burst each way in hand, and the caches.
-        u32::from(rx_want) + u32::from(tx_want) + 4 * sys::BURST as u32 + 2 * POOL_CACHE,
+        // Both rings full twice over (net_af_xdp keeps its fill ring, twice
+        // the receive ring, stocked from the pool), a burst each way in
+        // hand, and the caches.
+        2 * (u32::from(rx_want) + u32::from(tx_want)) + 4 * sys::BURST as u32 + 2 * POOL_CACHE,
     );
     let socket = port.socket().max(0);
     let pool_name = format!("hft_{}", name.replace(':', ""));
@@ -998,6 +1054,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         libc::EBUSY => probe_error(cfg, &e),
         _ => step("starting it")(e),
     })?;
+    drop(xdp_prog);
     // Wait a little for the link (a vdev reports its interface's at once).
     let until = Instant::now() + Duration::from_millis(500);
     let mut link = port.link().ok();
