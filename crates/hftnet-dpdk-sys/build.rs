@@ -74,7 +74,7 @@ mod dpdk {
             .allowlist_function("rte_eth_promiscuous_enable|rte_eth_dev_adjust_nb_rx_tx_desc")
             .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free")
             .allowlist_function("rte_mempool_(in_use|avail)_count|rte_strerror")
-            .allowlist_function("rte_socket_id|rte_lcore_count")
+            .allowlist_function("rte_socket_id|rte_lcore_count|rte_thread_(un)?register")
             .allowlist_function("hftnet_rte_.*")
             .allowlist_type("rte_eth_conf|rte_eth_dev_info|rte_eth_stats")
             .allowlist_type("rte_eth_xstat|rte_eth_xstat_name|rte_ether_addr")

@@ -891,3 +891,54 @@ pub fn at_exit(f: extern "C" fn()) -> bool {
     // the process (a fn item).
     unsafe { libc::atexit(f) == 0 }
 }
+
+thread_local! {
+    /// This thread's registration with the EAL (see [`register_thread`]).
+    static LCORE: std::cell::RefCell<Option<Registered>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A thread registered with the EAL; unregistered when the thread ends.
+#[derive(Debug)]
+struct Registered;
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        // SAFETY: runs on the registered thread at its end (thread-local
+        // destructor); gives its lcore id back.
+        unsafe { ffi::rte_thread_unregister() }
+    }
+}
+
+/// Gives the calling thread an EAL lcore id (`rte_thread_register`) if it
+/// has none — a thread the EAL did not start — so drivers and mempool
+/// caches that key per-lcore state on it treat it as their own; the id is
+/// given back when the thread ends. Cheap after the first call on a thread
+/// (a thread-local read). The EAL must be up.
+///
+/// # Errors
+/// `ENOSPC` when every lcore id is taken.
+#[inline]
+pub fn register_thread() -> Result<(), DpdkError> {
+    if lcore_id() != u32::MAX {
+        return Ok(());
+    }
+    // SAFETY: the EAL is up (the caller's contract); registers this thread.
+    let ret = unsafe { ffi::rte_thread_register() };
+    if ret < 0 {
+        return Err(DpdkError::from_ret("rte_thread_register", ret));
+    }
+    LCORE.with(|c| *c.borrow_mut() = Some(Registered));
+    Ok(())
+}
+
+impl Port {
+    /// An empty `rte_eth_tx_burst` on queue `queue`: drivers that free sent
+    /// mbufs lazily (net_af_xdp's completion ring) take back what the
+    /// device finished.
+    pub fn reclaim_tx(&self, queue: u16) {
+        let mut none: [*mut ffi::rte_mbuf; 1] = [std::ptr::null_mut()];
+        // SAFETY: the port is started; zero packets are passed, so nothing
+        // of the array is read or handed over.
+        unsafe { ffi::hftnet_rte_tx_burst(self.id, queue, none.as_mut_ptr(), 0) };
+    }
+}

@@ -350,6 +350,11 @@ impl DpdkConfig {
             s.push_str(&format!(",iface={i}"));
             if *driver == "net_af_xdp" {
                 s.push_str(",start_queue=0,queue_count=1");
+                // Preferred busy polling (the driver's default budget of 64)
+                // stalled veth queues here for up to a second; off unless asked.
+                if !self.devargs.as_deref().is_some_and(|d| d.contains("busy_budget=")) {
+                    s.push_str(",busy_budget=0");
+                }
             }
         }
         if let Some(d) = &self.devargs {
@@ -562,21 +567,42 @@ impl LinkWatch {
     }
 }
 
-/// A device registered with the EAL; stopped, closed and removed on drop.
+/// A device registered with the EAL; stopped, closed and removed on drop,
+/// in the network namespace it was opened in: drivers act on their
+/// interface by index when they close (net_af_xdp detaches its XDP
+/// program), and the same index in the dropping thread's namespace may be
+/// another interface.
 #[derive(Debug)]
 struct Opened {
     name: String,
     bus: &'static str,
     port: Option<Port>,
+    netns: Option<std::os::fd::OwnedFd>,
 }
 
 impl Drop for Opened {
     fn drop(&mut self) {
+        use hftnet_sys::netns;
+        // Into the device's namespace for the close, and back after.
+        let back = match &self.netns {
+            None => None,
+            Some(ns) => match netns::open_current() {
+                Ok(home) if netns::setns(ns.as_fd()).is_ok() => Some(home),
+                // Not in its namespace: leave the port open and its name
+                // taken (the process's exit reclaims it; the EAL is then
+                // not cleaned up) rather than close it against another
+                // interface.
+                _ => return,
+            },
+        };
         if let Some(p) = self.port {
             let _ = p.stop();
             let _ = p.close();
         }
         let _ = sys::hotplug_remove(self.bus, &self.name);
+        if let Some(home) = back {
+            let _ = netns::setns(home.as_fd());
+        }
         eal::release(&self.name);
     }
 }
@@ -712,6 +738,9 @@ impl DpdkRing {
 impl RxRing for DpdkRx<'_> {
     #[inline]
     fn recv(&mut self, max: usize, mut f: impl FnMut(RxFrame<'_>)) -> usize {
+        // A thread the EAL did not start gets an lcore id first (drivers
+        // keep per-lcore state; net_af_xdp stalled without one).
+        let _ = sys::register_thread();
         let n = self.batch.fill(&self.port, 0, max);
         while let Some(m) = self.batch.take() {
             let udp_check = if !self.rx_cksum {
@@ -766,6 +795,7 @@ impl DpdkTx<'_> {
 
     #[inline]
     fn flush(&mut self) {
+        let _ = sys::register_thread();
         self.q.flush(&self.port, 0);
         if !self.q.is_empty() {
             *self.tx_busy += 1;
@@ -965,6 +995,13 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         name: name.clone(),
         bus: if pci.is_some() { "pci" } else { "vdev" },
         port: None,
+        netns: match &cfg.iface {
+            Some(_) => Some(
+                hftnet_sys::netns::open_current()
+                    .map_err(OpenError::setup("opening this thread's network namespace"))?,
+            ),
+            None => None,
+        },
     };
     let reservation = match (&kernel, cfg.reserve) {
         (Some((iface, ip)), true) => Some(crate::packet::reserve_port(
@@ -1172,11 +1209,33 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
 }
 
 impl DpdkTransport {
+    /// Opens the endpoint: the EAL (the first time in the process), the
+    /// device, its mempool and port, and the peer's MAC address.
+    ///
+    /// # Errors
+    /// [`OpenError::Dpdk`] naming what the EAL or device refused and what to
+    /// do; [`OpenError::NoSuchInterface`], [`OpenError::L2`],
+    /// [`OpenError::AddrInUse`] as for `packet://`; [`OpenError::Privilege`].
+    pub fn open(cfg: &DpdkConfig, role: Role) -> Result<Self, OpenError> {
+        open(cfg, role)
+    }
+
     /// The mempool's use now (the leak check: back to its value after open
     /// once the traffic stopped).
     #[must_use]
     pub fn mempool_use(&self) -> MempoolUse {
         self.ring().mempool_use()
+    }
+
+    /// Takes back the mbufs the device finished sending but still holds
+    /// (an empty transmit burst: net_af_xdp frees sent mbufs only when its
+    /// completion ring is read on the next send). Read
+    /// [`Self::mempool_use`] after it for the leak check.
+    pub fn settle(&mut self) {
+        let _ = sys::register_thread();
+        let ring = self.ring_mut();
+        ring.txq.flush(&ring.port, 0);
+        ring.port.reclaim_tx(0);
     }
 
     /// Sets the port's link down or up (drivers that can).
@@ -1210,6 +1269,11 @@ mod tests {
             }
         );
         assert_eq!(c.devargs_string(), "net_af_packet0,iface=veth0");
+        let c = cfg("dpdk://net_af_xdp0?iface=veth0&port=9000").unwrap();
+        assert_eq!(
+            c.devargs_string(),
+            "net_af_xdp0,iface=veth0,start_queue=0,queue_count=1,busy_budget=0"
+        );
         assert_eq!((c.port, c.mem_mb, c.reserve), (9000, 128, true));
         let c = cfg(
             "dpdk://net_af_xdp3?iface=veth1&port=1&peer=198.18.0.2:9&devargs=busy_budget=0&eal=--log-level=8+--huge-unlink&mem=256&cpu=1",
