@@ -169,6 +169,9 @@ fn eal_args(req: &EalRequest<'_>, prefix: &str) -> Result<(Vec<String>, bool, St
         Some(addr) => args.extend(["-a".into(), addr.into()]),
         None => args.push("--no-pci".into()),
     }
+    if let Ok(dir) = std::env::var(super::PMD_DIR_ENV) {
+        args.extend(["-d".into(), dir]);
+    }
     args.extend(req.extra.iter().cloned());
     Ok((args, hugepages, lcores))
 }

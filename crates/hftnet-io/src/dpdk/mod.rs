@@ -377,13 +377,24 @@ pub fn driver_package(driver: &str) -> String {
     format!("librte-{}{abi}", driver.replace('_', "-"))
 }
 
-/// Whether this DPDK has the plugin of `driver` installed (`None`: the
-/// plugin directory is not known, so nothing can be said).
+/// The environment variable naming another directory of DPDK driver
+/// plugins (a DPDK installed elsewhere): checked for the driver's plugin
+/// and given to the EAL with `-d`.
+pub const PMD_DIR_ENV: &str = "HFTNET_DPDK_PMD_DIR";
+
+/// The directory the driver plugins are loaded from.
+fn pmd_dir() -> String {
+    std::env::var(PMD_DIR_ENV).unwrap_or_else(|_| sys::PMD_DIR.to_owned())
+}
+
+/// Whether the plugin of `driver` is installed (`None`: the plugin
+/// directory is not known, so nothing can be said).
 fn plugin_installed(driver: &str) -> Option<bool> {
-    if sys::PMD_DIR.is_empty() {
+    let dir = pmd_dir();
+    if dir.is_empty() {
         return None;
     }
-    let dir = std::fs::read_dir(sys::PMD_DIR).ok()?;
+    let dir = std::fs::read_dir(dir).ok()?;
     let stem = format!("librte_{driver}.so");
     Some(
         dir.flatten()
@@ -948,6 +959,30 @@ fn probe_error(cfg: &DpdkConfig, e: &sys::DpdkError) -> OpenError {
     OpenError::Dpdk { problem }
 }
 
+/// The drivers that open an `AF_PACKET` or `AF_XDP` socket need
+/// `CAP_NET_RAW`: asked first with a socket of that family, so a missing
+/// privilege is named before the EAL starts (the drivers report it as a
+/// failed probe, `ENOTSUP`).
+fn check_socket_privilege(driver: &str) -> Result<(), OpenError> {
+    let domain = match driver {
+        "net_af_packet" => Domain::PACKET,
+        "net_af_xdp" => Domain::from(libc::AF_XDP),
+        _ => return Ok(()),
+    };
+    match Socket::new(domain, Type::RAW.cloexec(), None) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+            Err(OpenError::Privilege {
+                what: "dpdk:// (the driver's AF_PACKET / AF_XDP socket)",
+                privilege: "CAP_NET_RAW (run as root)",
+                cause: from_io("socket", e),
+            })
+        }
+        // Anything else is the driver's to report.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Opens the endpoint: EAL (once), device, pool, port, addresses.
 fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     // The kernel interface first: a missing one is named before DPDK starts.
@@ -971,10 +1006,13 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             problem: format!(
                 "the DPDK driver {driver} is not installed (no librte_{driver}.so in {}): \
                  apt-get install -y {}",
-                sys::PMD_DIR,
+                pmd_dir(),
                 driver_package(driver)
             ),
         });
+    }
+    if let Device::Virtual { driver, .. } = &cfg.device {
+        check_socket_privilege(driver)?;
     }
     let pci = match &cfg.device {
         Device::Pci(a) => Some(a.as_str()),
