@@ -104,6 +104,15 @@ fn ping_pong_between_dpdk_processes_over_af_packet_and_af_xdp() {
     }
 }
 
+/// A bad input: what it is, the URI, an environment variable, the
+/// message's words.
+type BadCase<'a> = (
+    &'a str,
+    Vec<String>,
+    Option<(&'a str, String)>,
+    &'a [&'a str],
+);
+
 /// Each bad input: exit code 2, the message, nothing left behind.
 #[test]
 fn bad_input_exits_2_naming_the_problem_and_leaves_nothing() {
@@ -117,7 +126,7 @@ fn bad_input_exits_2_naming_the_problem_and_leaves_nothing() {
     let empty = std::env::temp_dir().join(format!("hftnet-no-pmds-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let cases: [(&str, Vec<String>, Option<(&str, String)>, &[&str]); 4] = [
+    let cases: [BadCase<'_>; 4] = [
         (
             "unknown vdev",
             vec![format!("dpdk://net_foo0?iface={i}&port=9000")],
