@@ -213,6 +213,19 @@ mod tests {
     }
 
     #[test]
+    fn dpdk_is_in_the_table_only_with_its_feature() {
+        let r = Endpoint::parse("dpdk://net_af_packet0?iface=veth0&port=9000");
+        if cfg!(feature = "dpdk") {
+            assert_eq!(r.unwrap().scheme(), "dpdk");
+            assert!(backend::schemes().any(|s| s == "dpdk"));
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("cargo build --release --features dpdk"), "{e}");
+            assert!(!backend::schemes().any(|s| s == "dpdk"));
+        }
+    }
+
+    #[test]
     fn the_table_lists_every_scheme_once() {
         let all: Vec<&str> = backend::schemes().collect();
         for s in &all {

@@ -12,7 +12,7 @@
 //! `net_tap0`, `net_null0`, `net_ring0`) created by hot-plug
 //! (`rte_dev_probe`) with `iface=` and the URI's `devargs=`, or a PCI device
 //! bound to vfio-pci (`dpdk://0000:01:00.0`), allowed at EAL start. The
-//! EAL is initialised once per process ([`eal`]); every endpoint of the
+//! EAL is initialised once per process (module `eal`); every endpoint of the
 //! process shares it, and each has its own device name, port, mempool and
 //! one queue pair. Closing an endpoint stops and closes its port, removes
 //! the device and frees the mempool.
