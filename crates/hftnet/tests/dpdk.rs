@@ -2,7 +2,8 @@
 //! `rte_eal_init` runs once per process, so what needs a fresh EAL runs as
 //! its own `hftnet`: ping ↔ pong between two DPDK ports over `net_af_packet`
 //! and `net_af_xdp` with every probe answered, and bad input (an unknown
-//! device, a driver plugin not installed, no privilege) refused with exit
+//! device, a driver plugin not installed, no room for the EAL or the
+//! mempool without hugepages, no privilege) refused with exit
 //! code 2, a message naming the problem, and nothing left behind (no EAL
 //! runtime directory, no XDP program on the interface).
 //!
@@ -126,7 +127,7 @@ fn bad_input_exits_2_naming_the_problem_and_leaves_nothing() {
     let empty = std::env::temp_dir().join(format!("hftnet-no-pmds-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let cases: [BadCase<'_>; 4] = [
+    let cases: [BadCase<'_>; 6] = [
         (
             "unknown vdev",
             vec![format!("dpdk://net_foo0?iface={i}&port=9000")],
@@ -150,6 +151,22 @@ fn bad_input_exits_2_naming_the_problem_and_leaves_nothing() {
             vec!["dpdk://net_af_packet0?iface=nosuch0&port=9000".into()],
             None,
             &["\"nosuch0\" does not exist"],
+        ),
+        (
+            "no room for the mempool",
+            vec![format!(
+                "dpdk://net_af_packet0?iface={i}&port=9000&mem=32&mbufs=65536"
+            )],
+            None,
+            &["no room for a mempool of 65536 mbufs", "raise mem="],
+        ),
+        (
+            "no room for the EAL",
+            vec![format!(
+                "dpdk://net_af_packet0?iface={i}&port=9000&mem=1000000"
+            )],
+            None,
+            &["no room for the DPDK EAL's -m 1000000 MB", "lower mem="],
         ),
         (
             "rx=block",
