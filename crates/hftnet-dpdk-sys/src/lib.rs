@@ -942,3 +942,82 @@ impl Port {
         unsafe { ffi::hftnet_rte_tx_burst(self.id, queue, none.as_mut_ptr(), 0) };
     }
 }
+
+/// The `AF_XDP` sockets this process has open now: (descriptor, socket
+/// inode), from `/proc/self/fd`. Used to find the socket a `net_af_xdp`
+/// queue set-up created (see [`close_socket_if_open`]).
+#[must_use]
+pub fn af_xdp_sockets() -> Vec<(i32, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in dir.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Some(inode) = socket_inode(fd) else {
+            continue;
+        };
+        let mut domain: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most len bytes into domain; fd is a
+        // descriptor number of this process (a closed one just fails).
+        let ret = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_DOMAIN,
+                (&raw mut domain).cast(),
+                &raw mut len,
+            )
+        };
+        if ret == 0 && domain == libc::AF_XDP {
+            out.push((fd, inode));
+        }
+    }
+    out
+}
+
+/// The inode of the socket open as `fd`, if it is one.
+fn socket_inode(fd: i32) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    link.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Releases the AF_XDP socket `fd` if it is still the socket with inode
+/// `inode`: unmaps its rings and closes it. DPDK 22.11's `net_af_xdp`
+/// leaves it open when it closes a port whose UMEM is not shared (the
+/// UMEM's reference count never reaches zero, so `xsk_umem__delete` is
+/// not called: the fill and completion rings stay mapped and the socket,
+/// which shares the UMEM's descriptor, stays bound to the queue). True if
+/// it was released.
+pub fn release_leaked_xsk(fd: i32, inode: u64) -> bool {
+    if socket_inode(fd) != Some(inode) {
+        return false;
+    }
+    let tag = format!("socket:[{inode}]");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    for line in maps.lines().filter(|l| l.ends_with(&tag)) {
+        let Some((range, _)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // SAFETY: the range is a mapping of this socket's rings (the kernel
+        // names it by the socket's inode), which the driver no longer uses:
+        // its port is closed and removed, and nothing else maps the socket.
+        unsafe { libc::munmap(a as *mut libc::c_void, b - a) };
+    }
+    // SAFETY: fd is still the socket the driver created and no longer uses
+    // (the inode was checked); nothing else holds this descriptor number.
+    unsafe { libc::close(fd) == 0 }
+}

@@ -524,3 +524,31 @@ fn second_eal_init_and_busy_device_are_refused() {
     })
     .unwrap();
 }
+
+/// A closed endpoint gives its interface queue back: the same device on
+/// the same interface opens again (and an `xdp://` socket could take the
+/// queue), for both drivers.
+#[test]
+fn a_closed_port_gives_its_queue_back() {
+    if skip_without_root("a_closed_port_gives_its_queue_back") {
+        return;
+    }
+    for drv in DRIVERS {
+        let lab = Lab::two_host(None).unwrap();
+        let sh = lab.exchange();
+        let si = sh.iface().to_string();
+        let n = unique();
+        for round in 0..3 {
+            let si = si.clone();
+            let t = sh
+                .run(move || {
+                    let uri = format!("dpdk://{drv}{n}?iface={si}&port=9800");
+                    let cfg = DpdkConfig::from_uri(&Uri::parse(&uri).unwrap()).unwrap();
+                    DpdkTransport::open(&cfg, Role::Server)
+                })
+                .unwrap();
+            let t = t.unwrap_or_else(|e| panic!("{drv} round {round}: {e}"));
+            drop(t);
+        }
+    }
+}

@@ -83,6 +83,9 @@ pub const VDEV_DRIVERS: &[(&str, bool)] = &[
 
 /// Receive and transmit ring sizes asked of the device.
 const RING_DESC: u16 = 1024;
+/// How long a `net_af_xdp` queue set-up is retried while the queue is still
+/// held by a socket closed a moment ago.
+const XSK_QUEUE_WAIT: Duration = Duration::from_secs(2);
 /// Per-lcore cache of the mempool.
 const POOL_CACHE: u32 = 32;
 
@@ -589,6 +592,9 @@ struct Opened {
     bus: &'static str,
     port: Option<Port>,
     netns: Option<std::os::fd::OwnedFd>,
+    /// The AF_XDP sockets its queue set-up created (net_af_xdp), closed
+    /// after the port if the driver left them open.
+    xsks: Vec<(i32, u64)>,
 }
 
 impl Drop for Opened {
@@ -611,6 +617,9 @@ impl Drop for Opened {
             let _ = p.close();
         }
         let _ = sys::hotplug_remove(self.bus, &self.name);
+        for (fd, inode) in self.xsks.drain(..) {
+            sys::release_leaked_xsk(fd, inode);
+        }
         if let Some(home) = back {
             let _ = netns::setns(home.as_fd());
         }
@@ -1040,6 +1049,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             ),
             None => None,
         },
+        xsks: Vec::new(),
     };
     let reservation = match (&kernel, cfg.reserve) {
         (Some((iface, ip)), true) => Some(crate::packet::reserve_port(
@@ -1115,8 +1125,9 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             },
         }
     })?;
-    let (rx_desc, tx_desc) = port
-        .setup(
+    let xsks_before = sys::af_xdp_sockets();
+    let setup_once = || {
+        port.setup(
             if rx_cksum { rx_cksum_bits } else { 0 },
             0,
             rx_want,
@@ -1124,7 +1135,25 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             &pool,
             socket as u32,
         )
-        .map_err(step("configuring one queue pair"))?;
+    };
+    let mut setup = setup_once();
+    if info.driver == "net_af_xdp" {
+        // The kernel frees a closed AF_XDP socket's hold on its queue in
+        // deferred work: a queue closed a moment ago (by this process or
+        // another) is busy for a while, which the driver reports as EINVAL.
+        let until = Instant::now() + XSK_QUEUE_WAIT;
+        while setup.as_ref().is_err_and(|e| e.errno == libc::EINVAL) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+            setup = setup_once();
+        }
+    }
+    if info.driver == "net_af_xdp" {
+        dev.xsks = sys::af_xdp_sockets()
+            .into_iter()
+            .filter(|s| !xsks_before.contains(s))
+            .collect();
+    }
+    let (rx_desc, tx_desc) = setup.map_err(step("configuring one queue pair"))?;
     port.start().map_err(|e| match e.errno {
         libc::EBUSY => probe_error(cfg, &e),
         _ => step("starting it")(e),
