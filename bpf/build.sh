@@ -1,10 +1,11 @@
 #!/bin/sh
-# Rebuilds bpf/xdp_steer.o from bpf/xdp_steer.c.
+# Rebuilds bpf/xdp_steer.o from bpf/xdp_steer.c (and bpf/dpdk_udp.o, the
+# program of dpdk:// over net_af_xdp, from bpf/dpdk_udp.c).
 #
-#   bpf/build.sh           regenerate the committed object
-#   bpf/build.sh --check   build into a temporary file and fail if it differs
-#                          from the committed object (CI runs this)
-#   bpf/build.sh --out F   build into F (an absolute path); what
+#   bpf/build.sh           regenerate the committed objects
+#   bpf/build.sh --check   build into temporary files and fail if one differs
+#                          from its committed object (CI runs this)
+#   bpf/build.sh --out F   build xdp_steer into F (an absolute path); what
 #                          crates/hftnet-io/build.rs runs with --features xdp-build
 #
 # Needs clang (Debian's clang 14 built the committed object; another major
@@ -39,33 +40,42 @@ compile() {
         -I"/usr/include/$multiarch" \
         -fdebug-compilation-dir=. \
         -fdebug-prefix-map="$here"=. \
-        -c xdp_steer.c -o "$1"
+        -c "${2:-xdp_steer}.c" -o "$1"
+}
+
+# check OBJECT_STEM: fails if bpf/STEM.o differs from what bpf/STEM.c compiles to.
+check() {
+    tmp=$(mktemp "${TMPDIR:-/tmp}/$1.XXXXXX.o")
+    compile "$tmp" "$1"
+    if [ ! -f "$1.o" ]; then
+        rm -f "$tmp"
+        echo "bpf/build.sh --check: bpf/$1.o is missing; run bpf/build.sh and commit it" >&2
+        exit 1
+    fi
+    if ! cmp -s "$tmp" "$1.o"; then
+        rm -f "$tmp"
+        echo "bpf/build.sh --check: bpf/$1.o is stale: it differs from what bpf/$1.c compiles to" >&2
+        echo "  with $("$CLANG" --version | head -n 1)." >&2
+        echo "  Run bpf/build.sh and commit bpf/$1.o (the committed object was built with Debian clang 14)." >&2
+        exit 1
+    fi
+    rm -f "$tmp"
+    echo "bpf/build.sh --check: bpf/$1.o is up to date"
 }
 
 case "${1:-}" in
 "")
     compile xdp_steer.o
-    echo "bpf/build.sh: wrote bpf/xdp_steer.o ($("$CLANG" --version | head -n 1))"
+    compile dpdk_udp.o dpdk_udp
+    echo "bpf/build.sh: wrote bpf/xdp_steer.o and bpf/dpdk_udp.o ($("$CLANG" --version | head -n 1))"
     ;;
 --out)
     [ $# -eq 2 ] || { echo "usage: bpf/build.sh --out ABSOLUTE_PATH" >&2; exit 2; }
     compile "$2"
     ;;
 --check)
-    tmp=$(mktemp "${TMPDIR:-/tmp}/xdp_steer.XXXXXX.o")
-    trap 'rm -f "$tmp"' EXIT
-    compile "$tmp"
-    if [ ! -f xdp_steer.o ]; then
-        echo "bpf/build.sh --check: bpf/xdp_steer.o is missing; run bpf/build.sh and commit it" >&2
-        exit 1
-    fi
-    if ! cmp -s "$tmp" xdp_steer.o; then
-        echo "bpf/build.sh --check: bpf/xdp_steer.o is stale: it differs from what bpf/xdp_steer.c compiles to" >&2
-        echo "  with $("$CLANG" --version | head -n 1)." >&2
-        echo "  Run bpf/build.sh and commit bpf/xdp_steer.o (the committed object was built with Debian clang 14)." >&2
-        exit 1
-    fi
-    echo "bpf/build.sh --check: bpf/xdp_steer.o is up to date"
+    check xdp_steer
+    check dpdk_udp
     ;;
 *)
     echo "usage: bpf/build.sh [--check | --out ABSOLUTE_PATH]" >&2

@@ -242,6 +242,20 @@ pub fn schemes() -> impl Iterator<Item = &'static str> {
         .flat_map(|b| b.schemes.iter().copied())
 }
 
+/// For a scheme of a backend this build left out (behind a cargo feature
+/// not enabled): how to get it.
+#[must_use]
+pub fn left_out(scheme: &str) -> Option<&'static str> {
+    match scheme {
+        "dpdk" if find("dpdk").is_none() => Some(
+            "dpdk:// is built only with the cargo feature `dpdk`: apt-get install -y libdpdk-dev \
+             pkg-config libclang-dev librte-net-af-packet23 librte-net-af-xdp23, then cargo \
+             build --release --features dpdk",
+        ),
+        _ => None,
+    }
+}
+
 /// The backend that answers to `scheme`.
 #[must_use]
 pub fn find(scheme: &str) -> Option<&'static BackendInfo> {

@@ -73,6 +73,15 @@ pub enum OpenError {
         /// Why.
         cause: std::io::Error,
     },
+    /// The DPDK environment or device refused (`dpdk://`, feature `dpdk`):
+    /// the message names what was missing and what to do (no hugepages and
+    /// no room, a driver plugin not installed, a busy device, a second EAL
+    /// initialisation).
+    #[error("{problem}")]
+    Dpdk {
+        /// What went wrong and what to do.
+        problem: String,
+    },
     /// Any other step of setting up the socket failed.
     #[error("{step}: {cause}")]
     Setup {

@@ -9,6 +9,7 @@
 //! uring://198.18.0.2:9000?sqpoll=1        UDP through io_uring
 //! packet://veth0?port=9000                UDP over AF_PACKET rings, frames built in user space
 //! xdp://veth0/0?port=9000                 UDP over AF_XDP, only that flow steered by an XDP program
+//! dpdk://net_af_xdp0?iface=veth0&port=9000  UDP over a DPDK port (cargo feature `dpdk`)
 //! shm://md?as=pub  /  shm://md?as=sub     a broadcast ring in shared memory between processes
 //! mem://pair                              an in-process pair of queues
 //! ...&pcap=/tmp/cap.pcap&pcap_max=64M     capture what is sent and received (any scheme)
@@ -39,7 +40,8 @@
 //! `#![deny(unsafe_code)]`; only ring code opts out with an
 //! `#![allow(unsafe_code)]` of its module, whose doc states the invariants
 //! it keeps (io_uring submissions, the AF_XDP UMEM and rings, in-process
-//! queues, shared-memory rings); the `AF_PACKET` rings live in `hftnet_sys::packet`.
+//! queues, shared-memory rings); the `AF_PACKET` rings live in `hftnet_sys::packet`
+//! and DPDK's calls and mbufs in `hftnet_dpdk_sys` (feature `dpdk`).
 
 #![deny(unsafe_code)]
 
@@ -62,6 +64,8 @@ use serde::Serialize;
 pub use backend::{Backend, BackendInfo, OneWay, Placement, RungContext, RungSpec};
 pub use capabilities::{Capabilities, CopyMode, LeaseMode, LegacyFields};
 pub use common::{SocketCaps, SocketOptions};
+#[cfg(feature = "dpdk")]
+pub use dpdk::{DpdkConfig, DpdkTransport};
 pub use error::OpenError;
 pub use l2::frames;
 pub use l2::{L2Error, L2Iface, NextHop};
@@ -75,15 +79,28 @@ pub use uring::{UringConfig, UringMode, UringSlots, UringStatus, UringTransport}
 pub use xdp::{XdpConfig, XdpStats, XdpTransport};
 
 // The backend table: one line per backend, `Variant: module::BackendType`.
-backend::backends! { $;
-    Udp: udp::UdpBackend,
-    Tcp: tcp::TcpBackend,
-    Uring: uring::UringBackend,
-    Packet: packet::PacketBackend,
-    Xdp: xdp::XdpBackend,
-    Mem: mem::MemBackend,
-    Shm: shm::ShmBackend,
+// The backends behind a cargo feature come in as `$extra`, so every item
+// the table generates — the exported `dispatch!` included, whose arms are
+// expanded in other crates where this crate's features cannot be tested
+// with `cfg` — lists exactly the backends of this build.
+macro_rules! table {
+    ($d:tt; $($extra:tt)*) => {
+        backend::backends! { $d;
+            Udp: udp::UdpBackend,
+            Tcp: tcp::TcpBackend,
+            Uring: uring::UringBackend,
+            Packet: packet::PacketBackend,
+            Xdp: xdp::XdpBackend,
+            $($extra)*
+            Mem: mem::MemBackend,
+            Shm: shm::ShmBackend,
+        }
+    };
 }
+#[cfg(feature = "dpdk")]
+table! { $; Dpdk: dpdk::DpdkBackend, }
+#[cfg(not(feature = "dpdk"))]
+table! { $; }
 
 /// Which end of a conversation an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +210,19 @@ mod tests {
         assert!(e.to_string().contains("takes no path"), "{e}");
         let e = Endpoint::parse("udp://127.0.0.1:9000?sqpoll=1").unwrap_err();
         assert!(e.to_string().contains("\"sqpoll\""), "{e}");
+    }
+
+    #[test]
+    fn dpdk_is_in_the_table_only_with_its_feature() {
+        let r = Endpoint::parse("dpdk://net_af_packet0?iface=veth0&port=9000");
+        if cfg!(feature = "dpdk") {
+            assert_eq!(r.unwrap().scheme(), "dpdk");
+            assert!(backend::schemes().any(|s| s == "dpdk"));
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("cargo build --release --features dpdk"), "{e}");
+            assert!(!backend::schemes().any(|s| s == "dpdk"));
+        }
     }
 
     #[test]

@@ -98,6 +98,9 @@ impl Uri {
         {
             return Err(malformed("the scheme must be lower-case letters, e.g. udp"));
         }
+        if let Some(how) = crate::backend::left_out(scheme) {
+            return Err(malformed(how));
+        }
         if crate::backend::find(scheme).is_none() {
             return Err(UriError::UnknownScheme {
                 uri: text.to_string(),

@@ -52,6 +52,9 @@ fn parse_picks(entries: &[String]) -> Result<Vec<RowPick>> {
             Some((s, r)) => (s, Some(r)),
             None => (t.as_str(), None),
         };
+        if let Some(how) = hftnet_io::backend::left_out(scheme) {
+            bail!("--transports {scheme}: {how}");
+        }
         if !all.contains(&scheme) {
             bail!(
                 "unknown transport {scheme:?} in --transports; accepted: {} (each alone, or as \

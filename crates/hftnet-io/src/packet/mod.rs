@@ -763,7 +763,7 @@ impl PacketTransport {
 /// interface) with a drop-everything filter, so the kernel neither answers
 /// the flow with ICMP port unreachable nor queues it. Members of a fanout
 /// group share the reservation (`SO_REUSEPORT`).
-fn reserve_port(
+pub(crate) fn reserve_port(
     local: SocketAddrV4,
     group: Option<Ipv4Addr>,
     iface: &L2Iface,

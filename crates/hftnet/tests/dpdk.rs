@@ -1,0 +1,220 @@
+//! `hftnet` over `dpdk://` (cargo feature `dpdk`), one process per end —
+//! `rte_eal_init` runs once per process, so what needs a fresh EAL runs as
+//! its own `hftnet`: ping ↔ pong between two DPDK ports over `net_af_packet`
+//! and `net_af_xdp` with every probe answered, and bad input (an unknown
+//! device, a driver plugin not installed, no room for the EAL or the
+//! mempool without hugepages, no privilege) refused with exit
+//! code 2, a message naming the problem, and nothing left behind (no EAL
+//! runtime directory, no XDP program on the interface).
+//!
+//! Run with `cargo test -p hftnet --features dpdk --test dpdk`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use common::{run_in, skip_without_root, spawn_in};
+use hftnet_lab::{Host, Lab};
+
+/// The EAL runtime directory an `hftnet` of PID `pid` would leave.
+fn runtime_dir_left(pid: u32) -> bool {
+    Path::new(&format!("/var/run/dpdk/hftnet-{pid}")).exists()
+        || Path::new(&format!("/tmp/dpdk/hftnet-{pid}")).exists()
+}
+
+/// Whether `host`'s interface has an XDP program attached.
+fn has_xdp(host: &Host) -> bool {
+    let out = host
+        .spawn(
+            std::process::Command::new("ip")
+                .args(["-d", "link", "show", host.iface()])
+                .stdout(std::process::Stdio::piped()),
+        )
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn ping_pong_between_dpdk_processes_over_af_packet_and_af_xdp() {
+    if skip_without_root("ping_pong_between_dpdk_processes_over_af_packet_and_af_xdp") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    for (k, drv) in ["net_af_packet", "net_af_xdp"].iter().enumerate() {
+        let port = 9000 + 2 * k as u16;
+        let server = format!("dpdk://{drv}0?iface={}&port={port}", sh.iface());
+        let mut pong = spawn_in(sh, &["pong", &server, "--duration", "60s"]);
+        let pong_pid = pong.child().id();
+        let client = format!(
+            "dpdk://{drv}0?iface={}&port={}&peer={}:{port}",
+            ch.iface(),
+            port + 1,
+            sh.addr()
+        );
+        let out = run_in(
+            ch,
+            &[
+                "ping", &client, "--count", "2000", "--warmup", "100", "--json",
+            ],
+            Duration::from_secs(60),
+        );
+        assert!(
+            out.status.success(),
+            "{drv}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let j = json(&out);
+        assert_eq!(j["transport"], "dpdk", "{j}");
+        assert_eq!(
+            (j["samples"].as_u64(), j["lost"].as_u64()),
+            (Some(2000), Some(0)),
+            "{drv}: {j}"
+        );
+        assert_eq!(j["send_errors"].as_u64(), Some(0), "{j}");
+        // The pong ends on SIGINT like a user's ^C: cleanly, EAL cleaned up.
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &pong_pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let st = pong.child().wait().unwrap();
+        assert!(st.success(), "{drv}: pong ended with {st}");
+        assert!(
+            !runtime_dir_left(pong_pid),
+            "{drv}: pong left its EAL runtime directory"
+        );
+        assert!(
+            !has_xdp(sh) && !has_xdp(ch),
+            "{drv}: an XDP program was left attached"
+        );
+    }
+}
+
+/// A bad input: what it is, the URI, an environment variable, the
+/// message's words.
+type BadCase<'a> = (
+    &'a str,
+    Vec<String>,
+    Option<(&'a str, String)>,
+    &'a [&'a str],
+);
+
+/// Each bad input: exit code 2, the message, nothing left behind.
+#[test]
+fn bad_input_exits_2_naming_the_problem_and_leaves_nothing() {
+    if skip_without_root("bad_input_exits_2_naming_the_problem_and_leaves_nothing") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let h = lab.exchange();
+    let i = h.iface();
+    // An empty plugin directory (not world-writable: the EAL refuses those).
+    let empty = std::env::temp_dir().join(format!("hftnet-no-pmds-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cases: [BadCase<'_>; 6] = [
+        (
+            "unknown vdev",
+            vec![format!("dpdk://net_foo0?iface={i}&port=9000")],
+            None,
+            &[
+                "unknown DPDK virtual device \"net_foo0\"",
+                "net_af_packet, net_af_xdp",
+            ],
+        ),
+        (
+            "missing driver",
+            vec![format!("dpdk://net_af_xdp0?iface={i}&port=9000")],
+            Some(("HFTNET_DPDK_PMD_DIR", empty.display().to_string())),
+            &[
+                "net_af_xdp is not installed",
+                "apt-get install -y librte-net-af-xdp23",
+            ],
+        ),
+        (
+            "no such interface",
+            vec!["dpdk://net_af_packet0?iface=nosuch0&port=9000".into()],
+            None,
+            &["\"nosuch0\" does not exist"],
+        ),
+        (
+            "no room for the mempool",
+            vec![format!(
+                "dpdk://net_af_packet0?iface={i}&port=9000&mem=32&mbufs=65536"
+            )],
+            None,
+            &["no room for a mempool of 65536 mbufs", "raise mem="],
+        ),
+        (
+            "no room for the EAL",
+            vec![format!(
+                "dpdk://net_af_packet0?iface={i}&port=9000&mem=1000000"
+            )],
+            None,
+            &["no room for the DPDK EAL's -m 1000000 MB", "lower mem="],
+        ),
+        (
+            "rx=block",
+            vec![format!(
+                "dpdk://net_af_packet0?iface={i}&port=9000&rx=block"
+            )],
+            None,
+            &["poll-mode"],
+        ),
+    ];
+    for (what, args, env, wants) in &cases {
+        let mut cmd = std::process::Command::new(common::BIN);
+        cmd.arg("pong").args(args).args(["--duration", "5s"]);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = h.spawn(&mut cmd).unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        for w in *wants {
+            assert!(err.contains(w), "{what}: {err:?} lacks {w:?}");
+        }
+        assert!(!runtime_dir_left(pid), "{what}: EAL runtime directory left");
+        assert!(!has_xdp(h), "{what}: XDP program left");
+    }
+    let _ = std::fs::remove_dir(&empty);
+
+    // No privilege: the same URI as nobody.
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        common::BIN,
+        "pong",
+    ])
+    .arg(format!("dpdk://net_af_xdp0?iface={i}&port=9000"))
+    .args(["--duration", "5s"])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = h.spawn(&mut cmd).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "no privilege: {err}");
+    assert!(err.contains("needs CAP_NET_RAW (run as root)"), "{err}");
+    assert!(!has_xdp(h));
+}
