@@ -1009,6 +1009,31 @@ impl Exchange {
         }
     }
 
+    /// Rejects an Enter or Replace Order that the caller could not turn
+    /// into a [`Request`] (e.g. its optional appendage does not parse),
+    /// with the same rules as [`Exchange::handle_request`]: a UserRefNum
+    /// not above the session's last is ignored as a retransmission, a
+    /// fresh one is counted received and rejected with `reason`. Returns
+    /// whether a Rejected event was given.
+    pub fn reject_request(
+        &mut self,
+        session: SessionId,
+        user_ref_num: u32,
+        reason: RejectReason,
+        cl_ord_id: [u8; 14],
+        out: &mut impl ExchangeOutput,
+    ) -> bool {
+        if usize::from(session) >= self.sessions.len() {
+            self.counters.unknown_session += 1;
+            return false;
+        }
+        if !self.fresh(session, user_ref_num) {
+            return false;
+        }
+        self.reject(session, user_ref_num, reason, cl_ord_id, out);
+        true
+    }
+
     /// Whether `user_ref` is fresh for `session` (then it is taken and the
     /// request counted received); else counted as a retransmission.
     fn fresh(&mut self, session: SessionId, user_ref: u32) -> bool {
@@ -1380,6 +1405,7 @@ impl Exchange {
                 price: u64::from(price),
                 time_in_force: tif,
                 display,
+                capacity: c.capacity,
                 order_reference_number: exch_ref,
                 cl_ord_id: o.cl_ord_id,
             },
