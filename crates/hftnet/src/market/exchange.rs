@@ -227,6 +227,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
                 .unwrap_or_else(|| a.request_byte_rate.saturating_mul(4).min(MAX_LIMIT)),
         },
         book: a.book.then(BookConfig::all_symbols),
+        order_entry: None,
     };
     cfg.validate().map_err(flag_error)?;
     if let Some(path) = &a.write {
