@@ -172,11 +172,8 @@ fn start(feed: SocketAddr, tweak: impl FnOnce(&mut ExchangeConfig)) -> Running {
         let core = ex.matching().unwrap();
         let tops = (1..=SYMBOLS)
             .flat_map(|l| {
-                [ItchSide::Buy, ItchSide::Sell].map(|s| {
-                    core.engine()
-                        .best(l, s)
-                        .map(|v| (v.price, v.shares))
-                })
+                [ItchSide::Buy, ItchSide::Sell]
+                    .map(|s| core.engine().best(l, s).map(|v| (v.price, v.shares)))
             })
             .collect();
         (r, tops)

@@ -37,11 +37,27 @@ pub fn config(user: &str, pass: &str) -> ClientConfig {
 impl Client {
     /// Connects to `addr` and queues the Login Request of `cfg`.
     pub fn connect(addr: SocketAddr, cfg: ClientConfig) -> Self {
+        Self::try_connect(addr, cfg).unwrap_or_else(|e| panic!("{addr}: {e}"))
+    }
+
+    /// Connects, retrying for up to `wait` while nothing listens yet.
+    pub fn connect_within(addr: SocketAddr, cfg: ClientConfig, wait: Duration) -> Self {
+        let end = Instant::now() + wait;
+        loop {
+            match Self::try_connect(addr, cfg) {
+                Ok(c) => return c,
+                Err(e) if Instant::now() >= end => panic!("{addr}: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    fn try_connect(addr: SocketAddr, cfg: ClientConfig) -> Result<Self, String> {
         let uri = format!("tcp://{addr}?framing=soupbin");
         let t = Endpoint::parse(&uri)
-            .unwrap()
+            .map_err(|e| e.to_string())?
             .open(Role::Client)
-            .unwrap_or_else(|e| panic!("{uri}: {e}"));
+            .map_err(|e| e.to_string())?;
         let c = ClientConnection::new(cfg, 0).unwrap();
         let mut me = Self {
             t,
@@ -56,7 +72,7 @@ impl Client {
             closed: false,
         };
         me.transmit();
-        me
+        Ok(me)
     }
 
     pub fn now(&self) -> u64 {
