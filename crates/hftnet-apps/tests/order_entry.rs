@@ -179,11 +179,7 @@ fn start(feed: SocketAddr, tweak: impl FnOnce(&mut ExchangeConfig)) -> Running {
         (r, tops)
     });
     let addr = rx.recv().unwrap();
-    Running {
-        addr,
-        handle,
-        _stop: stop,
-    }
+    Running { addr, handle, stop }
 }
 
 /// The best level (price, shares) of each side of each instrument.
@@ -192,7 +188,7 @@ type Tops = Vec<Option<(u32, u64)>>;
 struct Running {
     addr: SocketAddr,
     handle: thread::JoinHandle<(ExchangeReport, Tops)>,
-    _stop: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
 }
 
 fn symbol(locate: u16) -> Stock {
@@ -596,4 +592,64 @@ fn orders_rest_execute_reject_and_replay_with_the_feed_in_step() {
         })
         .collect();
     assert_eq!(feed_tops, tops);
+}
+
+#[test]
+fn bad_streams_close_logouts_close_and_the_tail_is_read_within_the_grace() {
+    let feed = Feed::new();
+    let run = start(feed.addr, |c| {
+        c.duration = Some(Duration::from_secs(1));
+        // Long enough for the late login below; the stop flag ends it.
+        c.linger = Duration::from_secs(20);
+        if let Some(oe) = c.order_entry.as_mut() {
+            oe.end_grace = ms(1500);
+        }
+    });
+    // A frame of length 0 cannot be followed: the connection closes.
+    let mut zero = login(run.addr, "alice", "secret", 1);
+    zero.send_packet(&[]);
+    assert!(
+        zero.until(WAIT, |c| c.closed),
+        "not closed after a zero-length frame"
+    );
+    // A Logout Request closes the connection too.
+    let mut out = login(run.addr, "bob", "hunter2", 1);
+    out.c.logout();
+    out.transmit();
+    assert!(out.until(WAIT, |c| c.closed), "not closed after the logout");
+    // Alice reads the Start of Day, then her connection is cut.
+    let mut cut = login(run.addr, "alice", "secret", 1);
+    assert!(cut.until(WAIT, |c| !c.seq.is_empty()));
+    assert_eq!(cut.seq.len(), 1);
+    drop(cut);
+    // Bob, still connected, sees the End of Day...
+    let mut bob = login(run.addr, "bob", "hunter2", 1);
+    let day_end = |c: &Client| {
+        c.seq.iter().any(|(_, m)| matches!(m, OutboundMessage::SystemEvent(e) if e.event_code == EventCode::EndOfDay))
+    };
+    assert!(bob.until(Duration::from_secs(10), day_end), "no End of Day");
+    // ... and alice, logging in again within the grace from sequence 2,
+    // reads the tail of her stream exactly once, then End of Session.
+    let mut again = login(run.addr, "alice", "secret", 2);
+    let end = Instant::now() + WAIT;
+    while !(again.end_of_session && bob.end_of_session) && Instant::now() < end {
+        again.poll(ms(1));
+        bob.poll(ms(1));
+    }
+    assert!(again.end_of_session && bob.end_of_session);
+    let nums: Vec<u64> = again.seq.iter().map(|(s, _)| *s).collect();
+    assert_eq!(nums, (2..2 + nums.len() as u64).collect::<Vec<_>>());
+    assert!(day_end(&again));
+    // After the grace the session has ended: a login is refused ('S').
+    let mut late = Client::connect(run.addr, config("alice", "secret"));
+    assert!(late.until(WAIT, |c| c.closed));
+    assert_eq!(late.rejected, Some(LoginReject::SessionNotAvailable));
+    run.stop.store(true, Ordering::Relaxed);
+    let (r, _) = run.handle.join().unwrap();
+    let oe = r.order_entry.unwrap();
+    assert_eq!(oe.bad_frames.zero_length, 1, "{oe:#?}");
+    assert_eq!(oe.logouts, 1, "{oe:#?}");
+    assert_eq!(oe.logins_rejected_session, 1, "{oe:#?}");
+    assert_eq!(oe.end_of_session, 2, "{oe:#?}");
+    assert_eq!(oe.open_at_end, 0, "{oe:#?}");
 }
