@@ -26,6 +26,10 @@ use ouch_client::{Client, config};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn enter(urn: u32, side: u8) -> Vec<u8> {
+    enter_with(urn, side, ClOrdId::BLANK)
+}
+
+fn enter_with(urn: u32, side: u8, cl_ord_id: ClOrdId) -> Vec<u8> {
     let o = EnterOrderRepr {
         user_ref_num: urn,
         side: Side::Buy,
@@ -38,7 +42,7 @@ fn enter(urn: u32, side: u8) -> Vec<u8> {
         capacity: Capacity::Agency,
         intermarket_sweep: IntermarketSweep::NotEligible,
         cross_type: CrossType::ContinuousMarket,
-        cl_ord_id: ClOrdId::BLANK,
+        cl_ord_id,
         options: Default::default(),
     };
     let mut buf = [0u8; 64];
@@ -65,6 +69,10 @@ fn exchange_takes_orders_from_another_namespace() {
     let client = lab
         .trader()
         .spawn_thread("ouch-client", move || {
+            // The feed, to name a recent sequence number in an order.
+            let feed = std::net::UdpSocket::bind("198.18.0.1:30101").unwrap();
+            feed.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             // A bad password: Login Rejected 'A', and the socket closes.
             let mut bad = Client::connect_within(addr, config("alice", "nope"), WAIT);
             assert!(bad.until(WAIT, |c| c.closed), "not closed");
@@ -94,6 +102,31 @@ fn exchange_takes_orders_from_another_namespace() {
                     }
                 }
             }
+            // An order naming the last MoldUDP64 sequence number read in its
+            // ClOrdID: external tick-to-trade at the exchange.
+            let mut last = None;
+            let mut p = [0u8; 2048];
+            while let Ok(n) = feed.recv(&mut p) {
+                if n >= 20 {
+                    let seq = u64::from_be_bytes(p[10..18].try_into().unwrap());
+                    let count = u64::from(u16::from_be_bytes([p[18], p[19]]));
+                    if count > 0 && count < 0xffff {
+                        last = Some(seq + count - 1);
+                        break;
+                    }
+                }
+            }
+            let seq = last.expect("no market data");
+            urn += 1;
+            let cl = hftnet_trade::orders::ClOrdId::from_trigger(hftnet_trade::orders::Trigger {
+                seq,
+                rx_ns: 0,
+            });
+            c.send(&enter_with(urn, b'x', ClOrdId(cl.0)));
+            assert!(
+                c.until(WAIT, |c| reject_of(c, urn).is_some()),
+                "no answer to {urn}"
+            );
             // Stay logged in to the end of the session.
             assert!(
                 c.until(Duration::from_secs(30), |c| c.end_of_session),
@@ -102,6 +135,8 @@ fn exchange_takes_orders_from_another_namespace() {
             urn
         })
         .unwrap();
+    let hgrm = std::env::temp_dir().join(format!("hftnet-orders-{}.hgrm", std::process::id()));
+    let hgrm_arg = hgrm.display().to_string();
     let out = run_in(
         lab.exchange(),
         &[
@@ -118,6 +153,8 @@ fn exchange_takes_orders_from_another_namespace() {
             "2000",
             "--linger",
             "200ms",
+            "--hgrm",
+            &hgrm_arg,
             "--json",
         ],
         Duration::from_secs(60),
@@ -150,6 +187,13 @@ fn exchange_takes_orders_from_another_namespace() {
     );
     assert_eq!(oe["end_of_session"], 1, "{oe}");
     assert!(oe["heartbeats_out"].as_u64().unwrap() > 0, "{oe}");
-    // No order named a trigger.
-    assert!(oe["tick_to_trade_external_ns"].is_null(), "{oe}");
+    // One order named a sequence number the exchange had sent.
+    assert_eq!(oe["tick_to_trade_samples"], 1, "{oe}");
+    let t2t = &oe["tick_to_trade_external_ns"];
+    for k in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
+        assert!(t2t[k].as_u64().is_some_and(|v| v > 0), "{k}: {oe}");
+    }
+    let h = std::fs::read_to_string(&hgrm).unwrap();
+    let _ = std::fs::remove_file(&hgrm);
+    assert!(h.contains("Percentile") && h.contains("#[Max"), "{h}");
 }
