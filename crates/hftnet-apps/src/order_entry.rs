@@ -651,15 +651,27 @@ impl OrderEntry {
     fn flush(&mut self, now: u64) {
         for slot in &mut self.conns {
             let Some(c) = slot else { continue };
+            if !self.server.is_open(c.id) {
+                // Failed under the TCP server (its Closed event names an id
+                // no longer here).
+                self.closed.add(&c.sc.counters());
+                *slot = None;
+                continue;
+            }
             let mut full = false;
+            let mut failed_full = false;
             while self.server.pending(c.id) < PENDING_MAX {
                 let n = c.sc.poll_transmit(now, &self.soup, &mut self.tx);
                 if n == 0 {
                     break;
                 }
-                if !send_frames(&mut self.server, c.id, &self.tx[..n]) {
-                    full = true;
-                    break;
+                match send_frames(&mut self.server, c.id, &self.tx[..n]) {
+                    Ok(()) => {}
+                    Err(f) => {
+                        full = true;
+                        failed_full = f;
+                        break;
+                    }
                 }
             }
             if c.sc.close_reason().is_some() && c.closing.is_none() {
@@ -669,10 +681,10 @@ impl OrderEntry {
             let done = c
                 .closing
                 .is_some_and(|t| drained || now >= t.saturating_add(DRAIN_NS));
-            if full || done || !self.server.is_open(c.id) {
+            if full || done {
                 self.server.close(c.id);
                 self.closed.add(&c.sc.counters());
-                self.closed_send_full += u64::from(full);
+                self.closed_send_full += u64::from(failed_full);
                 *slot = None;
             }
         }
@@ -741,9 +753,10 @@ impl OrderEntry {
 }
 
 /// Sends the SoupBinTCP frames in `bytes` (each behind its 2-byte length)
-/// to `id` (which puts the length back); `false` when the connection's
-/// buffer could not take them all.
-fn send_frames(server: &mut TcpServer, id: ConnId, bytes: &[u8]) -> bool {
+/// to `id` (which puts the length back). `Err(true)`: the connection's
+/// buffer could not take them all (its client does not read); `Err(false)`:
+/// the connection failed.
+fn send_frames(server: &mut TcpServer, id: ConnId, bytes: &[u8]) -> Result<(), bool> {
     let mut frames: [&[u8]; FRAMES_PER_SEND] = [&[]; FRAMES_PER_SEND];
     let mut k = 0;
     let mut at = 0;
@@ -756,11 +769,12 @@ fn send_frames(server: &mut TcpServer, id: ConnId, bytes: &[u8]) -> bool {
         if k == FRAMES_PER_SEND || at + 2 > bytes.len() {
             match server.send(id, &frames[..k]) {
                 Ok(sent) if sent == k => k = 0,
-                _ => return false,
+                Ok(_) | Err(hftnet_io::tcp::SendError::Full { .. }) => return Err(true),
+                Err(_) => return Err(false),
             }
         }
     }
-    true
+    Ok(())
 }
 
 /// Order-entry counters of one session or of all.
