@@ -653,3 +653,38 @@ fn bad_streams_close_logouts_close_and_the_tail_is_read_within_the_grace() {
     assert_eq!(oe.end_of_session, 2, "{oe:#?}");
     assert_eq!(oe.open_at_end, 0, "{oe:#?}");
 }
+
+#[test]
+fn without_clients_the_feed_is_the_generated_stream_byte_for_byte() {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = sink.local_addr().unwrap();
+    let run = |orders: bool| {
+        let mut cfg = ExchangeConfig {
+            messages: Some(20_000),
+            rate: 0,
+            linger: ms(10),
+            session: "SAME".into(),
+            ..ExchangeConfig::default()
+        };
+        if orders {
+            let mut oe =
+                OrderEntryConfig::new("tcp://127.0.0.1:0", Login::parse("alice:secret").unwrap());
+            oe.end_grace = ms(10);
+            cfg.order_entry = Some(oe);
+        }
+        let mut a = Endpoint::parse(&format!("udp://{to}"))
+            .unwrap()
+            .open(Role::Client)
+            .unwrap();
+        let stop = AtomicBool::new(false);
+        hftnet_apps::exchange::run_exchange(&cfg, Transports::new().feed_a(&mut a), &stop).unwrap()
+    };
+    let (plain, with) = (run(false), run(true));
+    assert!(plain.order_entry.is_none());
+    let oe = with.order_entry.as_ref().unwrap();
+    assert_eq!((oe.connections, oe.totals.received), (0, 0));
+    assert!(oe.tick_to_trade_external_ns.is_none());
+    assert_eq!(with.messages, plain.messages);
+    assert_eq!(with.market.stream_digest, plain.market.stream_digest);
+    assert_eq!(with.market.counts, plain.market.counts);
+}
