@@ -243,12 +243,9 @@ impl OrderEntryConfig {
                 self.matching.max_sessions
             )));
         }
-        matching::Exchange::new(&matching::ExchangeConfig {
-            client_orders: 1,
-            ..self.matching.clone()
-        })
-        .map_err(OrderEntryConfigError::Matching)?;
-        Ok(())
+        self.matching
+            .validate()
+            .map_err(OrderEntryConfigError::Matching)
     }
 }
 
@@ -987,6 +984,12 @@ mod tests {
         assert!(matches!(
             timers.validate(),
             Err(OrderEntryConfigError::Session(_))
+        ));
+        let mut tick = ok.clone();
+        tick.matching.tick = 0;
+        assert!(matches!(
+            tick.validate(),
+            Err(OrderEntryConfigError::Matching(_))
         ));
         let mut clients = ok;
         clients.max_clients = 0;

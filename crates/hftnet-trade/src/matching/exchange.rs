@@ -46,6 +46,25 @@ pub struct ExchangeConfig {
     pub client_orders: usize,
 }
 
+impl ExchangeConfig {
+    /// Checks every field without reserving anything.
+    ///
+    /// # Errors
+    /// [`ExchangeError`] naming the field out of range.
+    pub fn validate(&self) -> Result<(), ExchangeError> {
+        if self.tick == 0 {
+            return Err(ExchangeError::Config("tick must be at least 1"));
+        }
+        if self.max_quantity == 0 {
+            return Err(ExchangeError::Config("max_quantity must be at least 1"));
+        }
+        if self.max_sessions == 0 || self.max_sessions > usize::from(SessionId::MAX) + 1 {
+            return Err(ExchangeError::Config("max_sessions must be in 1..=65536"));
+        }
+        self.matching.validate().map_err(ExchangeError::Matching)
+    }
+}
+
 impl Default for ExchangeConfig {
     fn default() -> Self {
         ExchangeConfig {
@@ -446,15 +465,7 @@ impl Exchange {
     /// # Errors
     /// [`ExchangeError`] naming the field out of range.
     pub fn new(cfg: &ExchangeConfig) -> Result<Self, ExchangeError> {
-        if cfg.tick == 0 {
-            return Err(ExchangeError::Config("tick must be at least 1"));
-        }
-        if cfg.max_quantity == 0 {
-            return Err(ExchangeError::Config("max_quantity must be at least 1"));
-        }
-        if cfg.max_sessions == 0 || cfg.max_sessions > usize::from(SessionId::MAX) + 1 {
-            return Err(ExchangeError::Config("max_sessions must be in 1..=65536"));
-        }
+        cfg.validate()?;
         let engine = MatchingEngine::new(&cfg.matching).map_err(ExchangeError::Matching)?;
         let mut client_index = HashMap::with_hasher(RefHashBuilder);
         client_index.reserve(cfg.client_orders);
