@@ -708,7 +708,7 @@ impl OrderEntry {
                 orders: self
                     .core
                     .session_counters(i as SessionId)
-                    .map(OrderFigures::of)
+                    .copied()
                     .unwrap_or_default(),
             })
             .collect();
@@ -723,11 +723,11 @@ impl OrderEntry {
             logins_rejected_session: sc.rejected_session,
             logouts: sc.logouts,
             sessions,
-            totals: OrderFigures::of(&self.core.session_totals()),
+            totals: self.core.session_totals(),
             messages_in: self.inbound.messages,
             bad_ouch: self.inbound.bad_messages,
             bad_fields: self.inbound.bad_fields,
-            bad_frames: BadFrameFigures::of(&tr.bad_frames),
+            bad_frames: tr.bad_frames,
             heartbeats_in: tr.heartbeats_in,
             heartbeats_out: tr.heartbeats_out,
             client_timeouts: sc.client_timeouts,
@@ -774,55 +774,6 @@ fn send_frames(server: &mut TcpServer, id: ConnId, bytes: &[u8]) -> Result<(), b
     Ok(())
 }
 
-/// Order-entry counters of one session or of all.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct OrderFigures {
-    /// Enter and Replace requests with a fresh UserRefNum
-    /// (`received == accepted + rejected`).
-    pub received: u64,
-    /// Accepted.
-    pub accepted: u64,
-    /// Rejected.
-    pub rejected: u64,
-    /// Ignored as retransmissions (UserRefNum not above the last).
-    pub retransmissions: u64,
-    /// Cancel requests.
-    pub cancels: u64,
-    /// Cancel requests ignored (unknown order, superfluous size).
-    pub cancels_ignored: u64,
-    /// Modify requests.
-    pub modifies: u64,
-    /// Modify requests ignored.
-    pub modifies_ignored: u64,
-    /// Account queries.
-    pub account_queries: u64,
-    /// Executions of the session's orders.
-    pub executions: u64,
-    /// Shares executed.
-    pub shares: u64,
-    /// Canceled events.
-    pub canceled: u64,
-}
-
-impl OrderFigures {
-    fn of(c: &SessionCounters) -> Self {
-        Self {
-            received: c.received,
-            accepted: c.accepted,
-            rejected: c.rejected,
-            retransmissions: c.retransmissions,
-            cancels: c.cancels,
-            cancels_ignored: c.cancels_ignored,
-            modifies: c.modifies,
-            modifies_ignored: c.modifies_ignored,
-            account_queries: c.account_queries,
-            executions: c.executions,
-            shares: c.executed_shares,
-            canceled: c.canceled,
-        }
-    }
-}
-
 /// One login's session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionReport {
@@ -830,44 +781,8 @@ pub struct SessionReport {
     pub username: String,
     /// Messages in its sequenced stream.
     pub stream_messages: u64,
-    /// Its orders.
-    pub orders: OrderFigures,
-}
-
-/// Bad SoupBinTCP frames by reason (see [`soupbin::BadFrame`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct BadFrameFigures {
-    /// Length 0 (the connection closed).
-    pub zero_length: u64,
-    /// Length above the limit (the connection closed).
-    pub too_long: u64,
-    /// Unknown packet type.
-    pub unknown_type: u64,
-    /// A length its type does not allow.
-    pub bad_length: u64,
-    /// A malformed field.
-    pub bad_field: u64,
-    /// A packet only a server sends.
-    pub wrong_direction: u64,
-    /// Data or a heartbeat before the login.
-    pub before_login: u64,
-    /// A second Login Request.
-    pub login_after_login: u64,
-}
-
-impl BadFrameFigures {
-    fn of(b: &BadFrames) -> Self {
-        Self {
-            zero_length: b.zero_length,
-            too_long: b.too_long,
-            unknown_type: b.unknown_type,
-            bad_length: b.bad_length,
-            bad_field: b.bad_field,
-            wrong_direction: b.wrong_direction,
-            before_login: b.before_login,
-            login_after_login: b.login_after_login,
-        }
-    }
+    /// Its orders (`received == accepted + rejected`).
+    pub orders: SessionCounters,
 }
 
 /// What the order entry did.
@@ -892,15 +807,15 @@ pub struct OrderEntryReport {
     /// Per login.
     pub sessions: Vec<SessionReport>,
     /// All sessions together.
-    pub totals: OrderFigures,
+    pub totals: SessionCounters,
     /// OUCH messages received.
     pub messages_in: u64,
     /// OUCH messages ignored, by reason.
     pub bad_ouch: BadOuch,
     /// OUCH code fields out of the spec's set, by field.
     pub bad_fields: BadFields,
-    /// Bad SoupBinTCP frames.
-    pub bad_frames: BadFrameFigures,
+    /// Bad SoupBinTCP frames, by reason (see [`soupbin::BadFrame`]).
+    pub bad_frames: BadFrames,
     /// Client Heartbeats received.
     pub heartbeats_in: u64,
     /// Server Heartbeats sent.

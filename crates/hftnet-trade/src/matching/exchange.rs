@@ -116,7 +116,7 @@ pub trait ExchangeOutput {
 
 /// Per-session order-entry counters. Invariant:
 /// `received == accepted + rejected`; retransmissions are not received.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SessionCounters {
     /// Enter and Replace requests with a fresh UserRefNum.
     pub received: u64,

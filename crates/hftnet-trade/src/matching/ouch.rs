@@ -231,15 +231,7 @@ impl OuchInbound {
                         cross_type: raw(v.cross_type(), &mut bf.cross_type),
                         cl_ord_id: v.cl_ord_id().0,
                     };
-                    if v.options().is_err() {
-                        bf.appendage += 1;
-                        return Inbound::Reject {
-                            user_ref_num: o.user_ref_num,
-                            cl_ord_id: o.cl_ord_id,
-                            reason: RejectReason::Other,
-                        };
-                    }
-                    Inbound::Request(Request::Enter(o))
+                    with_appendage(v.options().is_ok(), &mut bf.appendage, Request::Enter(o))
                 }),
             InboundType::ReplaceOrder => ReplaceView::new_checked(msg)
                 .ok()
@@ -255,15 +247,7 @@ impl OuchInbound {
                         intermarket_sweep: raw(v.intermarket_sweep(), &mut bf.intermarket_sweep),
                         cl_ord_id: v.cl_ord_id().0,
                     };
-                    if v.options().is_err() {
-                        bf.appendage += 1;
-                        return Inbound::Reject {
-                            user_ref_num: o.user_ref_num,
-                            cl_ord_id: o.cl_ord_id,
-                            reason: RejectReason::Other,
-                        };
-                    }
-                    Inbound::Request(Request::Replace(o))
+                    with_appendage(v.options().is_ok(), &mut bf.appendage, Request::Replace(o))
                 }),
             InboundType::CancelOrder => CancelView::new_checked(msg)
                 .ok()
@@ -321,6 +305,25 @@ impl OuchInbound {
             }
             Inbound::Ignored => None,
         }
+    }
+}
+
+/// An Enter or Replace request, or its rejection (counted in `bad`) when
+/// its appendage did not parse.
+fn with_appendage(ok: bool, bad: &mut u64, r: Request) -> Inbound {
+    let (user_ref_num, cl_ord_id) = match r {
+        Request::Enter(o) => (o.user_ref_num, o.cl_ord_id),
+        Request::Replace(o) => (o.user_ref_num, o.cl_ord_id),
+        _ => return Inbound::Request(r),
+    };
+    if ok {
+        return Inbound::Request(r);
+    }
+    *bad += 1;
+    Inbound::Reject {
+        user_ref_num,
+        cl_ord_id,
+        reason: RejectReason::Other,
     }
 }
 
