@@ -688,3 +688,41 @@ fn without_clients_the_feed_is_the_generated_stream_byte_for_byte() {
     assert_eq!(with.market.stream_digest, plain.market.stream_digest);
     assert_eq!(with.market.counts, plain.market.counts);
 }
+
+#[test]
+fn a_long_replay_goes_out_in_order_exactly_once() {
+    let feed = Feed::new();
+    let run = start(feed.addr, |c| c.linger = Duration::from_secs(20));
+    let mut alice = login(run.addr, "alice", "secret", 1);
+    // 15,000 Account Query Responses: about 240 KiB of stream, more than a
+    // connection is given at once, so the replay below is paced by what
+    // the socket takes.
+    const QUERIES: usize = 15_000;
+    for _ in 0..QUERIES {
+        alice.send(b"Q");
+        if alice.seq.len().is_multiple_of(64) {
+            alice.poll(Duration::ZERO);
+        }
+    }
+    let total = QUERIES + 1; // and the Start of Day
+    let end = Instant::now() + Duration::from_secs(20);
+    while alice.seq.len() < total && Instant::now() < end {
+        alice.poll(ms(1));
+    }
+    assert_eq!(alice.seq.len(), total);
+    let mut again = login(run.addr, "alice", "secret", 1);
+    let end = Instant::now() + Duration::from_secs(20);
+    while again.seq.len() < total && Instant::now() < end {
+        again.poll(ms(1));
+        alice.poll(Duration::ZERO);
+    }
+    let nums: Vec<u64> = again.seq.iter().map(|(s, _)| *s).collect();
+    assert_eq!(nums, (1..=total as u64).collect::<Vec<_>>());
+    assert_eq!(again.seq, alice.seq[..total]);
+    run.stop.store(true, Ordering::Relaxed);
+    let (r, _) = run.handle.join().unwrap();
+    let oe = r.order_entry.unwrap();
+    assert_eq!(oe.totals.account_queries, QUERIES as u64, "{oe:#?}");
+    assert!(oe.replayed >= total as u64, "{oe:#?}");
+    assert_eq!(oe.closed_send_full, 0, "{oe:#?}");
+}
