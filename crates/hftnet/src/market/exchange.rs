@@ -402,5 +402,15 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
+    if let Some(oe) = r.order_entry.as_ref().filter(|o| o.store_errors > 0) {
+        eprintln!(
+            "hftnet exchange: {} order-entry messages could not be kept in their session's \
+             stream (full: {} messages or {} bytes per session); those clients missed them",
+            oe.store_errors,
+            cfg.order_entry.as_ref().map_or(0, |o| o.store.max_messages),
+            cfg.order_entry.as_ref().map_or(0, |o| o.store.max_bytes)
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
