@@ -51,6 +51,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hftnet_bench::stats::LatencyStats;
 use hftnet_bench::timetable::{Timetable, WaitPolicy, WaitStep};
 use hftnet_io::{RxBurst, SyscallError, Transport};
 use hftnet_trade::book::{self, BookConfig};
@@ -60,13 +61,17 @@ use hftnet_trade::exchange::{
 };
 use hftnet_trade::market::{MarketData, MessageCounts, StreamDigest};
 use hftnet_trade::rng::Rng;
-use hftnet_wire::itch50::MessageType;
+use hftnet_wire::itch50::{Message, MessageType};
 use hftnet_wire::moldudp64::{BLOCK_HEADER_LEN, HEADER_LEN, Session};
 use serde::Serialize;
 
 use crate::Transports;
 use crate::itch_file::{ItchReadError, ItchReader, ItchWriteError, ItchWriter};
 use crate::market::{BookSummary, CountsSummary, MarketSummary};
+use crate::order_entry::{
+    ItchSink, OrderEntry, OrderEntryConfig, OrderEntryConfigError, OrderEntryError,
+    OrderEntryReport, SEND_TIMES, SendTimes,
+};
 
 /// The smallest `max_payload`: MoldUDP64 header (20) + block length (2) +
 /// the largest ITCH 5.0 message (50).
@@ -186,6 +191,11 @@ pub struct ExchangeConfig {
     /// always kept. [`write_day`] builds them whatever this says (all books
     /// when `None`).
     pub book: Option<BookConfig>,
+    /// Order entry (OUCH 5.0 over SoupBinTCP on TCP): clients' orders meet
+    /// the generated flow in the matching core, and the published feed
+    /// carries what the core makes of both (see [`crate::order_entry`]).
+    /// `None`: no order entry, the generated stream is published as is.
+    pub order_entry: Option<OrderEntryConfig>,
 }
 
 impl Default for ExchangeConfig {
@@ -208,6 +218,7 @@ impl Default for ExchangeConfig {
             allow: None,
             request_limits: RequestLimits::default(),
             book: None,
+            order_entry: None,
         }
     }
 }
@@ -241,6 +252,9 @@ pub enum ExchangeConfigError {
     /// A field of `request_limits`.
     #[error(transparent)]
     RequestLimits(#[from] LimitError),
+    /// A field of `order_entry`.
+    #[error(transparent)]
+    OrderEntry(#[from] OrderEntryConfigError),
     /// A generated day bounded by neither `messages` nor `duration`.
     #[error("a generated day needs a message count or a duration")]
     Unbounded,
@@ -263,6 +277,9 @@ impl ExchangeConfig {
             b.validate()?;
         }
         self.request_limits.validate(self.max_payload)?;
+        if let Some(o) = &self.order_entry {
+            o.validate()?;
+        }
         Ok(())
     }
 
@@ -334,6 +351,10 @@ pub enum ExchangeError {
          handler"
     )]
     Publish,
+    /// The order entry could not start, or its connections could not be
+    /// polled.
+    #[error(transparent)]
+    OrderEntry(#[from] OrderEntryError),
 }
 
 /// Why [`write_day`] failed.
@@ -703,6 +724,8 @@ pub struct ExchangeReport {
     /// a record, a message too long for a packet); the figures cover what was
     /// published before it.
     pub error: Option<String>,
+    /// The order entry (`None` when the exchange took no orders).
+    pub order_entry: Option<OrderEntryReport>,
 }
 
 /// One downstream line: its transport (if any) and what it was handed.
@@ -733,13 +756,85 @@ struct Feeds<'a, A, B> {
     a: Downstream<'a, A>,
     b: Downstream<'a, B>,
     send_errors: &'a mut u64,
+    /// With order entry: when each sequence number left (the clock read
+    /// right after the sends returned), and the clock's start.
+    times: Option<(&'a mut SendTimes, Instant)>,
 }
 
 impl<A: Transport, B: Transport> Feeds<'_, A, B> {
     fn send(&mut self, p: &[u8], release: bool) {
         self.a.send(p, release, self.send_errors);
         self.b.send(p, release, self.send_errors);
+        if let Some((t, start)) = self.times.as_mut() {
+            t.record_packet(p, elapsed_ns(*start));
+        }
     }
+}
+
+/// The publishing path of one round: message bytes into the reference and
+/// the publisher, packets to the feeds, and (with order entry) the time each
+/// packet left, for external tick-to-trade.
+struct Md<'x, 'f, A, B> {
+    publisher: &'x mut Publisher,
+    feeds: &'x mut Feeds<'f, A, B>,
+    reference: &'x mut Reference,
+    sent: &'x mut u64,
+    now: u64,
+    /// Messages published through [`ItchSink`] (they need a flush).
+    from_core: bool,
+    err: Option<Cut>,
+}
+
+impl<A: Transport, B: Transport> Md<'_, '_, A, B> {
+    /// Publishes one encoded message.
+    #[inline]
+    fn bytes(&mut self, m: &[u8]) -> Result<(), PublishError> {
+        self.reference.handle(m);
+        let feeds = &mut *self.feeds;
+        self.publisher
+            .publish(self.now, m, &mut |p: &[u8]| feeds.send(p, false))?;
+        *self.sent += 1;
+        Ok(())
+    }
+
+    /// Sends what is packed.
+    fn flush(&mut self) {
+        let feeds = &mut *self.feeds;
+        self.publisher
+            .flush(self.now, &mut |p: &[u8]| feeds.send(p, false));
+    }
+}
+
+impl<A: Transport, B: Transport> ItchSink for Md<'_, '_, A, B> {
+    #[inline]
+    fn itch(&mut self, m: &Message) {
+        let mut buf = [0u8; 64];
+        if self.err.is_some() {
+            return;
+        }
+        self.from_core = true;
+        match m.emit(&mut buf) {
+            Ok(n) => {
+                if let Err(e) = self.bytes(&buf[..n]) {
+                    self.err = Some(Cut::Publish(e));
+                }
+            }
+            // The core's messages are the source's, re-numbered: they
+            // encode (a source error otherwise).
+            Err(e) => self.err = Some(Cut::Source(SourceError::Encode(e))),
+        }
+    }
+
+    #[inline]
+    fn sent_at(&self, seq: u64) -> Option<u64> {
+        self.feeds.times.as_ref().and_then(|(t, _)| t.sent_at(seq))
+    }
+}
+
+/// Nanoseconds since `start`.
+#[inline]
+fn elapsed_ns(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Why a request was not answered: the guard's refusal or the publisher's.
@@ -820,6 +915,9 @@ pub struct Exchange {
     ended_at: Option<u64>,
     /// The last time read, ns from the start of the run.
     now_ns: u64,
+    /// The order entry, with the send time of each sequence number.
+    order_entry: Option<Box<OrderEntry>>,
+    times: Option<SendTimes>,
     /// Messages published.
     sent: u64,
     send_errors: u64,
@@ -862,7 +960,13 @@ impl Exchange {
             cfg.max_payload,
         )
         .map_err(ExchangeConfigError::from)?;
+        let order_entry = match &cfg.order_entry {
+            Some(o) => Some(Box::new(OrderEntry::open(o, &cfg.session)?)),
+            None => None,
+        };
         Ok(Self {
+            times: order_entry.as_ref().map(|_| SendTimes::new(SEND_TIMES)),
+            order_entry,
             guard,
             allow_feeds: cfg.allow.is_none(),
             rate: cfg.rate,
@@ -969,14 +1073,18 @@ impl Exchange {
                 packets: handed_b,
             },
             send_errors: &mut self.send_errors,
+            times: None,
         };
         let publisher = &mut self.publisher;
         let guard = &mut self.guard;
         let start = *self.start.get_or_insert_with(Instant::now);
-        let now_ns = || u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        feeds.times = self.times.as_mut().map(|t| (t, start));
+        let now_ns = || elapsed_ns(start);
         let due = |t: &Option<Timetable>, sent: u64| t.as_ref().map_or(0, |t| t.due_ns(sent));
-        // When the re-request transport was last polled.
+        // When the re-request transport and the order entry were last polled.
         let mut polled = 0u64;
+        let mut oe_polled = 0u64;
+        let mut oe = self.order_entry.as_deref_mut();
         loop {
             let now = now_ns();
             self.now_ns = now;
@@ -999,15 +1107,30 @@ impl Exchange {
                     for _ in 0..burst {
                         let cut = match self.source.next() {
                             Ok(Some(m)) => {
-                                self.reference.handle(m);
-                                match publisher
-                                    .publish(now, m, &mut |p: &[u8]| feeds.send(p, false))
-                                {
-                                    Ok(_) => {
-                                        self.sent += 1;
-                                        continue;
+                                let mut md = Md {
+                                    publisher: &mut *publisher,
+                                    feeds: &mut feeds,
+                                    reference: &mut self.reference,
+                                    sent: &mut self.sent,
+                                    now,
+                                    from_core: false,
+                                    err: None,
+                                };
+                                // With order entry the generated flow goes
+                                // through the matching core; a record that
+                                // is not an ITCH message is published as is.
+                                let parsed = oe.as_ref().and_then(|_| Message::parse(m).ok());
+                                match (oe.as_deref_mut(), parsed) {
+                                    (Some(o), Some(msg)) => o.generated(&msg, now, &mut md),
+                                    _ => {
+                                        if let Err(e) = md.bytes(m) {
+                                            md.err = Some(Cut::Publish(e));
+                                        }
                                     }
-                                    Err(e) => Some(Cut::Publish(e)),
+                                }
+                                match md.err {
+                                    None => continue,
+                                    e => e,
                                 }
                             }
                             // The end of the day.
@@ -1019,6 +1142,9 @@ impl Exchange {
                         self.cut = cut;
                         publisher.end_session(now, &mut |p: &[u8]| feeds.send(p, true));
                         self.ended_at = Some(now);
+                        if let Some(o) = oe.as_deref_mut() {
+                            o.end_of_day(now, stop.load(Ordering::Relaxed));
+                        }
                         break;
                     }
                     if self.ended_at.is_some() {
@@ -1074,9 +1200,30 @@ impl Exchange {
                     }
                 }
             }
+            // Order entry: every POLL_EVERY_NS while publishing flat out,
+            // at every turn otherwise (and in place of the idle sleep below).
+            let mut md = Md {
+                publisher: &mut *publisher,
+                feeds: &mut feeds,
+                reference: &mut self.reference,
+                sent: &mut self.sent,
+                now,
+                from_core: false,
+                err: None,
+            };
+            if let Some(o) = oe.as_deref_mut()
+                && (!published || now >= oe_polled + POLL_EVERY_NS)
+            {
+                oe_polled = now;
+                if self.ended_at.is_some() && stop.load(Ordering::Relaxed) {
+                    o.end_of_day(now, true);
+                }
+                served |= o.pass(&now_ns, None, &mut md)?;
+            }
+            let stopping = stop.load(Ordering::Relaxed);
             if let Some(end) = self.ended_at
-                && (now >= end.saturating_add(self.linger_ns)
-                    || stop.load(Ordering::Relaxed) && now > end)
+                && (now >= end.saturating_add(self.linger_ns) || stopping && now > end)
+                && oe.as_deref().is_none_or(|o| o.finished(now))
             {
                 return Ok(());
             }
@@ -1084,14 +1231,29 @@ impl Exchange {
                 let next = if self.ended_at.is_some() {
                     now + 1_000_000
                 } else {
-                    due(&self.timetable, self.sent)
+                    due(&self.timetable, *md.sent)
                 };
                 match IDLE.step(next.saturating_sub(now_ns())) {
+                    // Waiting for the clients instead of sleeping.
+                    WaitStep::Sleep(d) if oe.is_some() => {
+                        if let Some(o) = oe.as_deref_mut() {
+                            o.pass(&now_ns, Some(Instant::now() + d), &mut md)?;
+                        }
+                    }
                     WaitStep::Sleep(d) => std::thread::sleep(d),
                     // Spinning on the re-request transport.
-                    _ if retransmit.is_some() => {}
+                    _ if retransmit.is_some() || oe.is_some() => {}
                     _ => std::hint::spin_loop(),
                 }
+            }
+            // What the clients' orders made the core publish leaves now.
+            if md.from_core {
+                md.flush();
+            }
+            if let Some(e) = md.err.take()
+                && self.cut.is_none()
+            {
+                self.cut = Some(e);
             }
         }
     }
@@ -1146,7 +1308,29 @@ impl Exchange {
             },
             market: self.reference.summary(),
             error: self.cut.as_ref().map(|e| crate::error_chain(e)),
+            order_entry: self.order_entry.as_ref().map(|o| o.report()),
         }
+    }
+
+    /// Where the order entry listens (`None` without order entry).
+    #[must_use]
+    pub fn order_entry_addr(&self) -> Option<SocketAddr> {
+        self.order_entry.as_ref().and_then(|o| o.local_addr())
+    }
+
+    /// The matching core of the order entry: its books equal what the feed
+    /// published (`None` without order entry).
+    #[must_use]
+    pub fn matching(&self) -> Option<&hftnet_trade::matching::Exchange> {
+        self.order_entry.as_ref().map(|o| o.core())
+    }
+
+    /// The external tick-to-trade histogram (sending the triggering packet
+    /// → receiving the order), for `.hgrm` export; `None` without order
+    /// entry.
+    #[must_use]
+    pub fn tick_to_trade(&self) -> Option<&LatencyStats> {
+        self.order_entry.as_ref().map(|o| o.tick_to_trade())
     }
 }
 

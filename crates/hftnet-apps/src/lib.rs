@@ -6,6 +6,8 @@
 //!   published in MoldUDP64 on feeds A and B at a fixed rate, with
 //!   heartbeats, per-feed fault injection, a re-request server and a linger
 //!   after the end of the session; or the day written to a file.
+//! - [`order_entry`]: the exchange's OUCH 5.0 order entry over SoupBinTCP
+//!   on TCP, feeding clients' orders into its matching core.
 //! - [`feed`]: the feed handler — A/B arbitration, gap recovery by
 //!   re-request, the books, a callback on every top-of-book change, and
 //!   market-data records published to other processes ([`publish`]).
@@ -58,6 +60,7 @@ pub mod feed;
 pub mod itch_file;
 pub mod market;
 pub mod md_subscriber;
+pub mod order_entry;
 pub mod publish;
 pub mod replay;
 mod transports;

@@ -9,7 +9,9 @@
 //! market-data record per top-of-book change and per trade into a
 //! `shm://` ring. And the exchange flat out (rate 0, packets packed full),
 //! with and without its reference books (without them, not even their
-//! price levels are allocated).
+//! price levels are allocated). And the exchange taking orders: its loop
+//! allocates as often for 1000 orders (entered and canceled over
+//! SoupBinTCP) as for 20.
 
 use std::time::Duration;
 
@@ -23,6 +25,9 @@ mod counting_alloc;
 #[allow(dead_code)]
 #[path = "support/loopback.rs"]
 mod loopback;
+#[allow(dead_code)]
+#[path = "support/ouch_client.rs"]
+mod ouch_client;
 
 use counting_alloc::allocs;
 
@@ -254,4 +259,124 @@ fn replay_allocates_nothing_per_message() {
             }
         }
     }
+}
+
+/// The exchange with order entry, a client entering and canceling `orders`
+/// orders (a resting buy of one share at the lowest tick, then its cancel)
+/// over loopback TCP while the day is published to a UDP socket nobody
+/// reads: the allocations of the exchange's loop, and the orders accepted.
+fn run_orders(orders: u32) -> (u64, u64) {
+    use std::sync::atomic::AtomicBool;
+
+    use hftnet_apps::Transports;
+    use hftnet_apps::exchange::Exchange;
+    use hftnet_apps::order_entry::{Login, OrderEntryConfig};
+    use hftnet_trade::exchange::{Generator, GeneratorConfig};
+    use hftnet_wire::ouch50::{
+        CancelOrderRepr, Capacity, ClOrdId, CrossType, Display, EnterOrderRepr, IntermarketSweep,
+        OutboundMessage, Price, Side, TimeInForce,
+    };
+
+    let mut oe = OrderEntryConfig::new("tcp://127.0.0.1:0", Login::parse("alice:secret").unwrap());
+    oe.end_grace = Duration::from_millis(100);
+    oe.matching.price_band_pct = None;
+    let cfg = ExchangeConfig {
+        messages: None,
+        duration: Some(Duration::from_secs(2)),
+        rate: 5_000,
+        linger: Duration::from_millis(100),
+        order_entry: Some(oe),
+        ..ExchangeConfig::default()
+    };
+    let symbol = Generator::new(GeneratorConfig::new(cfg.seed, 8))
+        .unwrap()
+        .symbol(1)
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let exchange = std::thread::spawn(move || {
+        let mut ex = Exchange::new(&cfg).unwrap();
+        tx.send(ex.order_entry_addr().unwrap()).unwrap();
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut a = Endpoint::parse(&format!("udp://{}", sink.local_addr().unwrap()))
+            .unwrap()
+            .open(Role::Client)
+            .unwrap();
+        let stop = AtomicBool::new(false);
+        let before = allocs();
+        ex.run(Transports::new().feed_a(&mut a), &stop).unwrap();
+        let run = allocs() - before;
+        (run, ex.report())
+    });
+    let addr = rx.recv().unwrap();
+    let mut cfg = ouch_client::config("alice", "secret");
+    cfg.heartbeat_interval_ns = 100_000_000;
+    let mut c = ouch_client::Client::connect(addr, cfg);
+    assert!(c.until(Duration::from_secs(5), |c| c.logged_in.is_some()));
+    let mut buf = [0u8; 64];
+    let mut accepted = 0u32;
+    let mut urn = 0u32;
+    let answered = |c: &ouch_client::Client, urn: u32| {
+        c.seq
+            .iter()
+            .rev()
+            .any(|(_, m)| m.user_ref_num() == Some(urn))
+    };
+    while accepted < orders {
+        urn += 1;
+        let n = EnterOrderRepr {
+            user_ref_num: urn,
+            side: Side::Buy,
+            quantity: 1,
+            symbol,
+            price: Price::from_raw(100),
+            time_in_force: TimeInForce::Day,
+            display: Display::Visible,
+            capacity: Capacity::Agency,
+            intermarket_sweep: IntermarketSweep::NotEligible,
+            cross_type: CrossType::ContinuousMarket,
+            cl_ord_id: ClOrdId::BLANK,
+            options: Default::default(),
+        }
+        .encode(&mut buf)
+        .unwrap();
+        c.send(&buf[..n]);
+        assert!(
+            c.until(Duration::from_secs(5), |c| answered(c, urn)),
+            "no answer to {urn}"
+        );
+        if matches!(c.seq.last(), Some((_, OutboundMessage::OrderAccepted(_)))) {
+            accepted += 1;
+            let n = CancelOrderRepr {
+                user_ref_num: urn,
+                quantity: 0,
+            }
+            .encode(&mut buf)
+            .unwrap();
+            c.send(&buf[..n]);
+        } else {
+            // Before the market opens: Destination Closed (or Halted).
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(
+        c.until(Duration::from_secs(10), |c| c.end_of_session),
+        "no End of Session"
+    );
+    let (run, report) = exchange.join().unwrap();
+    let oe = report.order_entry.unwrap();
+    assert_eq!(oe.totals.received, oe.totals.accepted + oe.totals.rejected);
+    assert_eq!(oe.totals.cancels, u64::from(orders), "{oe:#?}");
+    (run, oe.totals.accepted)
+}
+
+#[test]
+fn no_allocation_per_order() {
+    let (short, short_accepted) = run_orders(20);
+    let (long, long_accepted) = run_orders(1_000);
+    assert!(long_accepted >= 1_000 && short_accepted >= 20);
+    eprintln!("order entry: exchange loop {short} allocations for 20 orders, {long} for 1000");
+    assert_eq!(
+        short, long,
+        "the exchange's loop allocations grew with the order count"
+    );
 }

@@ -47,7 +47,7 @@ enum Command {
     Sink(throughput::SinkArgs),
     /// Exchange simulator: an ITCH 5.0 feed over MoldUDP64 on feeds A and B, with a
     /// re-request server and fault injection; or write a generated day to a file.
-    Exchange(market::ExchangeArgs),
+    Exchange(Box<market::ExchangeArgs>),
     /// Feed handler: A/B arbitration, gap recovery, order books, every counter.
     Feed(market::FeedArgs),
     /// Parse a Nasdaq ITCH 5.0 file (plain or gzip), build the books, report.
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Command::Pong(a) => pingpong::pong(a),
         Command::Blast(a) => throughput::blast(a),
         Command::Sink(a) => throughput::sink(a),
-        Command::Exchange(a) => market::exchange(a),
+        Command::Exchange(a) => market::exchange(*a),
         Command::Feed(a) => market::feed(a),
         Command::Replay(a) => market::replay(a),
         Command::Jitter(a) => jitter::jitter(a),

@@ -299,8 +299,115 @@ fn market_commands_refuse_hostile_values() {
     std::fs::create_dir_all(&dir).unwrap();
     let w = dir.join("day.itch");
     let w = w.to_str().unwrap();
+    let o = "tcp://127.0.0.1:9";
     check(&[
         (&["exchange"], 2, &["--feed-a", "--write"]),
+        // Order entry: the listen URI, the logins, the client limit.
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                f,
+                "--orders",
+                "tcp://127.0.0.1:9?framing=len32",
+                "--login",
+                "a:b",
+            ],
+            2,
+            &["--orders", "framing=len32", "soupbin"],
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                f,
+                "--orders",
+                "udp://127.0.0.1:9",
+                "--login",
+                "a:b",
+            ],
+            2,
+            &["--orders", "tcp://IP:PORT"],
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                f,
+                "--orders",
+                o,
+                "--login",
+                "toolong:pw",
+            ],
+            2,
+            &["--login", "1 to 6"],
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                f,
+                "--orders",
+                o,
+                "--login",
+                "bob:elevenchars",
+            ],
+            2,
+            &["--login", "1 to 10"],
+        ),
+        (
+            &["exchange", "--feed-a", f, "--orders", o, "--login", "alice"],
+            2,
+            &["--login", "USER:PASSWORD"],
+        ),
+        (
+            &[
+                "exchange", "--feed-a", f, "--orders", o, "--login", "a:b", "--login", "A:c",
+            ],
+            2,
+            &["--login", "twice"],
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                f,
+                "--orders",
+                o,
+                "--login",
+                "a:b",
+                "--max-clients",
+                "0",
+            ],
+            2,
+            &["--max-clients 0", "1 to 4096"],
+        ),
+        (
+            &[
+                "exchange",
+                "--feed-a",
+                f,
+                "--orders",
+                o,
+                "--login",
+                "a:b",
+                "--max-clients",
+                HUGE,
+            ],
+            2,
+            &["--max-clients"],
+        ),
+        (&["exchange", "--feed-a", f, "--orders", o], 2, &["--login"]),
+        (
+            &["exchange", "--feed-a", f, "--login", "a:b"],
+            2,
+            &["--orders"],
+        ),
+        (
+            &["exchange", "--feed-a", f, "--hgrm", "x.hgrm"],
+            2,
+            &["--orders"],
+        ),
         (
             &["exchange", "--feed-a", f, "--symbols", "0"],
             2,

@@ -46,6 +46,25 @@ pub struct ExchangeConfig {
     pub client_orders: usize,
 }
 
+impl ExchangeConfig {
+    /// Checks every field without reserving anything.
+    ///
+    /// # Errors
+    /// [`ExchangeError`] naming the field out of range.
+    pub fn validate(&self) -> Result<(), ExchangeError> {
+        if self.tick == 0 {
+            return Err(ExchangeError::Config("tick must be at least 1"));
+        }
+        if self.max_quantity == 0 {
+            return Err(ExchangeError::Config("max_quantity must be at least 1"));
+        }
+        if self.max_sessions == 0 || self.max_sessions > usize::from(SessionId::MAX) + 1 {
+            return Err(ExchangeError::Config("max_sessions must be in 1..=65536"));
+        }
+        self.matching.validate().map_err(ExchangeError::Matching)
+    }
+}
+
 impl Default for ExchangeConfig {
     fn default() -> Self {
         ExchangeConfig {
@@ -97,7 +116,7 @@ pub trait ExchangeOutput {
 
 /// Per-session order-entry counters. Invariant:
 /// `received == accepted + rejected`; retransmissions are not received.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SessionCounters {
     /// Enter and Replace requests with a fresh UserRefNum.
     pub received: u64,
@@ -446,15 +465,7 @@ impl Exchange {
     /// # Errors
     /// [`ExchangeError`] naming the field out of range.
     pub fn new(cfg: &ExchangeConfig) -> Result<Self, ExchangeError> {
-        if cfg.tick == 0 {
-            return Err(ExchangeError::Config("tick must be at least 1"));
-        }
-        if cfg.max_quantity == 0 {
-            return Err(ExchangeError::Config("max_quantity must be at least 1"));
-        }
-        if cfg.max_sessions == 0 || cfg.max_sessions > usize::from(SessionId::MAX) + 1 {
-            return Err(ExchangeError::Config("max_sessions must be in 1..=65536"));
-        }
+        cfg.validate()?;
         let engine = MatchingEngine::new(&cfg.matching).map_err(ExchangeError::Matching)?;
         let mut client_index = HashMap::with_hasher(RefHashBuilder);
         client_index.reserve(cfg.client_orders);
@@ -1009,6 +1020,31 @@ impl Exchange {
         }
     }
 
+    /// Rejects an Enter or Replace Order that the caller could not turn
+    /// into a [`Request`] (e.g. its optional appendage does not parse),
+    /// with the same rules as [`Exchange::handle_request`]: a UserRefNum
+    /// not above the session's last is ignored as a retransmission, a
+    /// fresh one is counted received and rejected with `reason`. Returns
+    /// whether a Rejected event was given.
+    pub fn reject_request(
+        &mut self,
+        session: SessionId,
+        user_ref_num: u32,
+        reason: RejectReason,
+        cl_ord_id: [u8; 14],
+        out: &mut impl ExchangeOutput,
+    ) -> bool {
+        if usize::from(session) >= self.sessions.len() {
+            self.counters.unknown_session += 1;
+            return false;
+        }
+        if !self.fresh(session, user_ref_num) {
+            return false;
+        }
+        self.reject(session, user_ref_num, reason, cl_ord_id, out);
+        true
+    }
+
     /// Whether `user_ref` is fresh for `session` (then it is taken and the
     /// request counted received); else counted as a retransmission.
     fn fresh(&mut self, session: SessionId, user_ref: u32) -> bool {
@@ -1380,6 +1416,7 @@ impl Exchange {
                 price: u64::from(price),
                 time_in_force: tif,
                 display,
+                capacity: c.capacity,
                 order_reference_number: exch_ref,
                 cl_ord_id: o.cl_ord_id,
             },

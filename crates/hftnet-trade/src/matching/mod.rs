@@ -13,6 +13,8 @@
 //! - [`Exchange`]: the books fed by two inputs, the generated ITCH day
 //!   ([`Exchange::handle_generated`]) and client sessions
 //!   ([`Exchange::open_session`], [`Exchange::handle_request`]).
+//! - [`ouch`]: OUCH 5.0 messages into [`Request`]s and [`OrderEvent`]s
+//!   into OUCH messages, the glue between the codec and the core.
 //! - [`order_entry`]: the request and event types, and the OUCH reason codes
 //!   (Appendix C [`CancelReason`], Appendix D [`RejectReason`], Appendix E
 //!   [`LiquidityFlag`]).
@@ -180,6 +182,7 @@
 mod engine;
 mod exchange;
 pub mod order_entry;
+pub mod ouch;
 #[cfg(test)]
 mod tests;
 

@@ -421,6 +421,8 @@ pub enum OrderEvent {
         time_in_force: TimeInForce,
         /// Display.
         display: Display,
+        /// Capacity byte (the original order's: Replace does not change it).
+        capacity: u8,
         /// The replacement's order reference number.
         order_reference_number: u64,
         /// Customer order id of the replacement.

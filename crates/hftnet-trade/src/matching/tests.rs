@@ -249,7 +249,7 @@ impl ExchangeOutput for Collect {
 }
 
 impl Collect {
-    fn take(&mut self) -> (Vec<Message>, Vec<(SessionId, OrderEvent)>) {
+    pub(super) fn take(&mut self) -> (Vec<Message>, Vec<(SessionId, OrderEvent)>) {
         (
             std::mem::take(&mut self.itch),
             std::mem::take(&mut self.events),
@@ -266,11 +266,11 @@ fn exchange_config() -> ExchangeConfig {
     }
 }
 
-const AAPL: Stock = Stock(*b"AAPL    ");
+pub(super) const AAPL: Stock = Stock(*b"AAPL    ");
 
 /// An exchange whose generated day has started (directory and trading
 /// actions published), with one session; the generator, for more flow.
-fn started() -> (Exchange, Generator, SessionId, Collect) {
+pub(super) fn started() -> (Exchange, Generator, SessionId, Collect) {
     let mut x = Exchange::new(&exchange_config()).unwrap();
     let mut g = Generator::new(GeneratorConfig::new(5, 3)).unwrap();
     let mut out = Collect::default();

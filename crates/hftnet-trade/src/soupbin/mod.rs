@@ -148,7 +148,7 @@ pub enum BadFrame {
 }
 
 /// Bad frames counted by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BadFrames {
     /// [`BadFrame::ZeroLength`].
     pub zero_length: u64,

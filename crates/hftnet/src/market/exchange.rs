@@ -1,6 +1,8 @@
 //! `hftnet exchange`: an ITCH 5.0 feed over MoldUDP64 on two feeds (A and
 //! B), with heartbeats, a re-request server, and fault injection — or, with
-//! `--write`, a Nasdaq-format file of the generated day. The exchange is
+//! `--write`, a Nasdaq-format file of the generated day; with `--orders`, it
+//! also takes OUCH 5.0 orders over SoupBinTCP, which meet the generated flow
+//! in its matching core. The exchange is
 //! `hftnet_apps::exchange`; this module turns the flags into its
 //! configuration, opens the transports and prints the report.
 
@@ -12,9 +14,11 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use hftnet_apps::Transports;
 use hftnet_apps::exchange::{
-    ExchangeConfig, ExchangeConfigError, ExchangeSource, MAX_BURST, MIN_PAYLOAD, WriteDayError,
-    run_exchange, session_name_for_run, write_day,
+    Exchange, ExchangeConfig, ExchangeConfigError, ExchangeSource, MAX_BURST, MIN_PAYLOAD,
+    WriteDayError, session_name_for_run, write_day,
 };
+use hftnet_apps::order_entry::{Login, OrderEntryConfig, OrderEntryConfigError};
+use hftnet_bench::stats::HGRM_MICROSECONDS;
 use hftnet_io::Role;
 use hftnet_trade::book::BookConfig;
 use hftnet_trade::exchange::MAX_HISTORY;
@@ -136,6 +140,22 @@ pub struct ExchangeArgs {
     /// (--write always builds them.)
     #[arg(long)]
     book: bool,
+    /// Take orders (OUCH 5.0 over SoupBinTCP 4) on this TCP address, e.g.
+    /// tcp://198.18.0.2:30010; they meet the generated flow in the matching core, and
+    /// the feed publishes what the core makes of both.
+    #[arg(long, requires = "login", conflicts_with = "write")]
+    orders: Option<String>,
+    /// Who may log in to --orders: USER:PASSWORD (SoupBinTCP: up to 6 and 10 letters or
+    /// digits); repeat for several sessions.
+    #[arg(long, requires = "orders")]
+    login: Vec<String>,
+    /// Concurrent order-entry connections at most.
+    #[arg(long, default_value_t = 16, requires = "orders")]
+    max_clients: usize,
+    /// Write the external tick-to-trade histogram (sending the triggering packet →
+    /// receiving the order) to this .hgrm file.
+    #[arg(long, requires = "orders")]
+    hgrm: Option<PathBuf>,
     /// Pin the publishing thread to this CPU.
     #[arg(long)]
     cpu: Option<usize>,
@@ -162,6 +182,15 @@ fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
         ExchangeConfigError::Session(s) => {
             anyhow!("--session {s:?}: at most 10 printable ASCII characters")
         }
+        ExchangeConfigError::OrderEntry(e) => match e {
+            OrderEntryConfigError::Listen(why) => anyhow!("--orders {why}"),
+            OrderEntryConfigError::Login(why) => anyhow!("--login {why}"),
+            OrderEntryConfigError::MaxClients(n) => anyhow!(
+                "--max-clients {n}: from 1 to {}",
+                hftnet_io::tcp::MAX_SERVER_CONNECTIONS
+            ),
+            other => other.into(),
+        },
         ExchangeConfigError::RequestLimits(e) => {
             let flag = match e.field {
                 "messages_per_sec" => "--request-rate",
@@ -227,6 +256,19 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
                 .unwrap_or_else(|| a.request_byte_rate.saturating_mul(4).min(MAX_LIMIT)),
         },
         book: a.book.then(BookConfig::all_symbols),
+        order_entry: match &a.orders {
+            None => None,
+            Some(uri) => {
+                let mut logins = Vec::with_capacity(a.login.len());
+                for l in &a.login {
+                    logins.push(Login::parse(l).map_err(|e| flag_error(e.into()))?);
+                }
+                let mut oe = OrderEntryConfig::new(uri, logins[0].clone());
+                oe.logins = logins;
+                oe.max_clients = a.max_clients;
+                Some(oe)
+            }
+        },
     };
     cfg.validate().map_err(flag_error)?;
     if let Some(path) = &a.write {
@@ -266,7 +308,18 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         retransmit: tr.as_mut(),
         ..Transports::new()
     };
-    let r = with_feeds!(ta.as_mut(), tb.as_mut(), io => run_exchange(&cfg, io, &stop))?;
+    let mut ex = Exchange::new(&cfg).map_err(|e| match e {
+        hftnet_apps::exchange::ExchangeError::Config(e) => flag_error(e),
+        other => other.into(),
+    })?;
+    with_feeds!(ta.as_mut(), tb.as_mut(), io => ex.run(io, &stop))?;
+    let r = ex.report();
+    if let (Some(path), Some(h)) = (&a.hgrm, ex.tick_to_trade()) {
+        let f =
+            std::fs::File::create(path).map_err(|e| anyhow!("--hgrm {}: {e}", path.display()))?;
+        h.write_hgrm(std::io::BufWriter::new(f), HGRM_MICROSECONDS)
+            .map_err(|e| anyhow!("--hgrm {}: {e}", path.display()))?;
+    }
 
     let mut rep = Report::default();
     rep.put("command", "exchange")
@@ -280,7 +333,8 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         )
         .put("feed_a", a.feed_a.clone())
         .put("feed_b", a.feed_b.clone())
-        .put("retransmit", a.retransmit.clone());
+        .put("retransmit", a.retransmit.clone())
+        .put("orders", a.orders.clone());
     for (k, v) in placement {
         rep.put(&k, v);
     }
@@ -302,6 +356,9 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         .put("counts", json!(r.market.counts))
         .put("stream_digest", format!("{:016x}", r.market.stream_digest))
         .put("book", json!(r.market.book));
+    if let Some(oe) = &r.order_entry {
+        rep.put("order_entry", json!(oe));
+    }
     if let Some(e) = &r.error {
         rep.put("error", e.clone());
     }
@@ -342,6 +399,16 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
     if let Some(e) = &r.error {
         eprintln!(
             "hftnet exchange: {e}; the session was ended there and the figures above cover what was sent"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if let Some(oe) = r.order_entry.as_ref().filter(|o| o.store_errors > 0) {
+        eprintln!(
+            "hftnet exchange: {} order-entry messages could not be kept in their session's \
+             stream (full: {} messages or {} bytes per session); those clients missed them",
+            oe.store_errors,
+            cfg.order_entry.as_ref().map_or(0, |o| o.store.max_messages),
+            cfg.order_entry.as_ref().map_or(0, |o| o.store.max_bytes)
         );
         return Ok(ExitCode::from(1));
     }
