@@ -510,8 +510,9 @@ impl MarketData {
                 }
             }
             if tail - head == LOOKAHEAD {
-                let o = ring[head & MASK];
-                self.apply_inline(&o);
+                // Applied from its ring slot: the fields the op's kind
+                // needs are read, not the whole op copied out first.
+                self.apply_inline(&ring[head & MASK]);
                 head += 1;
             }
         };

@@ -88,7 +88,8 @@ pub struct RefIndexStats {
     /// Chunks spanned by the window (with or without a buffer).
     pub window_chunks: usize,
     /// Chunk buffers allocated so far (in the window or spare); each is
-    /// [`CHUNK`] entries.
+    /// [`REF_CHUNK`](crate::book::REF_CHUNK) entries (16 KiB of slot
+    /// numbers, 64 KiB of the book's orders).
     pub chunk_buffers: usize,
     /// Refs held in the direct window.
     pub direct_refs: usize,
@@ -229,6 +230,26 @@ impl<T: Entry> RefIndex<T> {
     #[inline]
     pub(crate) fn insert(&mut self, r: u64, slot: T) {
         debug_assert!(self.get(r).is_none(), "ref {r} inserted twice");
+        // The common case first: a chunk of the window that has its buffer.
+        let off = r.wrapping_sub(self.base);
+        let c = off >> CHUNK_SHIFT;
+        if c < self.chunks.len() as u64 {
+            let chunk = &mut self.chunks[c as usize];
+            if let Some(slots) = &mut chunk.slots {
+                slots[(off & MASK) as usize] = slot;
+                chunk.live += 1;
+                self.direct_live += 1;
+                self.ahead_streak = 0;
+                return;
+            }
+        }
+        self.insert_slow(r, slot);
+    }
+
+    /// [`RefIndex::insert`] outside the buffered window: the far map, a
+    /// new chunk, a move of the window.
+    #[inline(never)]
+    fn insert_slow(&mut self, r: u64, slot: T) {
         if self.chunks.is_empty() {
             self.base = r & !MASK;
         }
