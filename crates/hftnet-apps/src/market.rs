@@ -100,11 +100,11 @@ impl MarketSummary {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BookCheck {
-    /// `Book::check_invariants`: every order and index entry looked up.
+    /// `Book::check_invariants`: every order's level looked up.
     Full,
     /// `Book::check_invariants_fast`: the same invariants through
-    /// fingerprints, two sequential passes; a mismatch runs the full check
-    /// to name it.
+    /// fingerprints, one sequential pass over the orders; a mismatch runs
+    /// the full check to name it.
     #[default]
     Fast,
     /// Not checked: `invariants.ok` is null.

@@ -455,8 +455,9 @@ impl MarketData {
     /// digests and books — but faster on large books: it decodes
     /// [`LOOKAHEAD`] messages ahead of the one it applies, and hands
     /// `prefetch` the addresses of the ref-index entry and the locate's
-    /// record of each message as it decodes it, and of its order slot and
-    /// the best levels of its locate half-way to its turn, so the
+    /// record of each message as it decodes it (the order itself lives in
+    /// its ref-index entry), and of the best levels of its locate half-way
+    /// to its turn, so the
     /// cache misses of the lookups overlap instead of stalling one after
     /// the other. `prefetch` is a hint (e.g. `hftnet_sys::hint::prefetch`):
     /// it must not read through the pointer; `|_| {}` is correct, only
@@ -501,19 +502,17 @@ impl MarketData {
             ring[tail & MASK] = op;
             tail += 1;
             if tail - head > SLOT_AHEAD {
+                // The order itself lives in its ref-index entry, prefetched
+                // above: only the levels are left to fetch.
                 let o = &ring[(tail - 1 - SLOT_AHEAD) & MASK];
-                if o.kind.has_ref()
-                    && let Some(p) = self.book.order_slot_hint(o.order_ref)
-                {
-                    prefetch(p);
-                }
                 for p in self.book.top_hints(o.locate).into_iter().flatten() {
                     prefetch(p);
                 }
             }
             if tail - head == LOOKAHEAD {
-                let o = ring[head & MASK];
-                self.apply_inline(&o);
+                // Applied from its ring slot: the fields the op's kind
+                // needs are read, not the whole op copied out first.
+                self.apply_inline(&ring[head & MASK]);
                 head += 1;
             }
         };
@@ -529,8 +528,9 @@ impl MarketData {
 /// Messages [`MarketData::handle_records`] decodes ahead of the one it
 /// applies (a power of two).
 pub const LOOKAHEAD: usize = 16;
-/// Messages after its decoding at which a message's order slot is
-/// prefetched (its index entry was prefetched when it was decoded).
+/// Messages after its decoding at which the best levels of a message's
+/// locate are prefetched (its index entry and locate record were
+/// prefetched when it was decoded).
 const SLOT_AHEAD: usize = 8;
 
 /// What [`MarketData::handle_records`] got through.

@@ -1,10 +1,13 @@
-//! Order reference → slab slot, by direct indexing.
+//! Order reference → entry, by direct indexing.
 //!
 //! ITCH order reference numbers are unique for the day and are handed out
 //! in increasing order, so the live refs are dense near the newest one. The
 //! index is a sliding window of `ref_window` refs, cut into chunks of
-//! [`CHUNK`] entries (4 bytes each, 16 KiB a chunk): a lookup is one
-//! subtraction, one shift and two loads.
+//! [`CHUNK`] entries: a lookup is one subtraction, one shift and two loads.
+//! An entry is any small `Copy` value with an empty marker ([`Entry`]): a
+//! slot number (`u32`, 16 KiB a chunk; the matching engine) or the whole
+//! order record (the book, 16 bytes, 64 KiB a chunk), so a lookup touches
+//! one cache line and needs no second table.
 //!
 //! - The window starts at the first ref seen (rounded down to a chunk) and
 //!   grows chunk by chunk as refs increase.
@@ -21,9 +24,10 @@
 //!   moved: then the whole window moves there (its live refs go to `far`).
 //!   A miss in the window falls back to `far` only when `far` is not empty.
 //!
-//! Memory: `4 × ref_window` bytes at most for the window plus ~16 bytes
-//! (times the map's load factor) per far entry, against a hash map's cost on
-//! every message. Nothing here is order-book specific.
+//! Memory: `size_of::<T>() × ref_window` bytes at most for the window plus
+//! ~8 + `size_of::<T>()` bytes (times the map's load factor) per far entry,
+//! against a hash map's cost on every message. Nothing here is order-book
+//! specific.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
@@ -40,16 +44,39 @@ pub(crate) const JUMP_CONFIRM: u32 = 64;
 /// Entries reserved up front in the far map.
 const FAR_RESERVE: usize = 1024;
 
-type Slots = Box<[u32; CHUNK]>;
+/// What the index stores per ref: a `Copy` value with an empty marker
+/// that no live entry equals.
+pub(crate) trait Entry: Copy {
+    /// The marker of a ref not indexed.
+    const EMPTY: Self;
+    /// Whether this is [`Entry::EMPTY`].
+    fn is_empty(&self) -> bool;
+}
 
-fn new_slots() -> Slots {
-    Box::new([NONE; CHUNK])
+/// A slot number; [`NONE`] is the empty marker.
+impl Entry for u32 {
+    const EMPTY: u32 = NONE;
+    #[inline]
+    fn is_empty(&self) -> bool {
+        *self == NONE
+    }
+}
+
+type Slots<T> = Box<[T; CHUNK]>;
+
+fn new_slots<T: Entry>() -> Slots<T> {
+    // Built on the heap: a 64 KiB array would pass through the stack.
+    let v: Box<[T]> = vec![T::EMPTY; CHUNK].into_boxed_slice();
+    match v.try_into() {
+        Ok(b) => b,
+        Err(_) => unreachable!("a boxed slice of CHUNK entries"),
+    }
 }
 
 /// One chunk of the window: its buffer (absent when it holds nothing) and
 /// how many of its entries are live.
-struct Chunk {
-    slots: Option<Slots>,
+struct Chunk<T> {
+    slots: Option<Slots<T>>,
     live: u32,
 }
 
@@ -61,7 +88,8 @@ pub struct RefIndexStats {
     /// Chunks spanned by the window (with or without a buffer).
     pub window_chunks: usize,
     /// Chunk buffers allocated so far (in the window or spare); each is
-    /// 16 KiB.
+    /// [`REF_CHUNK`](crate::book::REF_CHUNK) entries (16 KiB of slot
+    /// numbers, 64 KiB of the book's orders).
     pub chunk_buffers: usize,
     /// Refs held in the direct window.
     pub direct_refs: usize,
@@ -73,22 +101,26 @@ pub struct RefIndexStats {
     pub relocations: u64,
 }
 
-/// The ref → slot index. The caller guarantees that a ref is inserted only
-/// when it is absent and removed only when present (it looks it up first).
-pub(crate) struct RefIndex {
+/// The ref → entry index (a slot number by default). The caller
+/// guarantees that a ref is inserted only when it is absent and removed
+/// only when present (it looks it up first), and never inserts
+/// [`Entry::EMPTY`].
+pub(crate) struct RefIndex<T: Entry = u32> {
     base: u64,
-    chunks: VecDeque<Chunk>,
+    chunks: VecDeque<Chunk<T>>,
     max_chunks: usize,
-    spare: Vec<Slots>,
-    far: HashMap<u64, u32, RefHashBuilder>,
+    spare: Vec<Slots<T>>,
+    far: HashMap<u64, T, RefHashBuilder>,
     direct_live: usize,
     buffers: usize,
+    /// Buffers allocated after construction (beyond the preallocation).
+    grown: u64,
     evicted_chunks: u64,
     ahead_streak: u32,
     relocations: u64,
 }
 
-impl std::fmt::Debug for RefIndex {
+impl<T: Entry> std::fmt::Debug for RefIndex<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefIndex")
             .field("max_chunks", &self.max_chunks)
@@ -97,7 +129,7 @@ impl std::fmt::Debug for RefIndex {
     }
 }
 
-impl RefIndex {
+impl<T: Entry> RefIndex<T> {
     /// `window` refs at most in the direct window (a multiple of [`CHUNK`],
     /// checked by the config), `prealloc` refs' worth of buffers allocated now.
     pub(crate) fn new(window: usize, prealloc: usize) -> Self {
@@ -113,15 +145,16 @@ impl RefIndex {
             far,
             direct_live: 0,
             buffers: pre,
+            grown: 0,
             evicted_chunks: 0,
             ahead_streak: 0,
             relocations: 0,
         }
     }
 
-    /// The slot of `r`, if indexed.
+    /// The entry of `r`, if indexed.
     #[inline]
-    pub(crate) fn get(&self, r: u64) -> Option<u32> {
+    pub(crate) fn get(&self, r: u64) -> Option<T> {
         // Below the base the subtraction wraps to a huge offset, so one
         // comparison covers both ends of the window.
         let off = r.wrapping_sub(self.base);
@@ -130,7 +163,7 @@ impl RefIndex {
             && let Some(slots) = &self.chunks[c as usize].slots
         {
             let s = slots[(off & MASK) as usize];
-            if s != NONE {
+            if !s.is_empty() {
                 return Some(s);
             }
         }
@@ -141,10 +174,31 @@ impl RefIndex {
         }
     }
 
+    /// The entry of `r` to change in place, if indexed. The caller must
+    /// not make it [`Entry::EMPTY`] (remove it instead).
+    #[inline]
+    pub(crate) fn get_mut(&mut self, r: u64) -> Option<&mut T> {
+        let off = r.wrapping_sub(self.base);
+        let c = off >> CHUNK_SHIFT;
+        if c < self.chunks.len() as u64
+            && let Some(slots) = &mut self.chunks[c as usize].slots
+        {
+            let s = &mut slots[(off & MASK) as usize];
+            if !s.is_empty() {
+                return Some(s);
+            }
+        }
+        if self.far.is_empty() {
+            None
+        } else {
+            self.far.get_mut(&r)
+        }
+    }
+
     /// The address of `r`'s entry in the direct window, for a prefetch
     /// hint; `None` outside the window or in a chunk without a buffer.
     #[inline]
-    pub(crate) fn entry_hint(&self, r: u64) -> Option<*const u32> {
+    pub(crate) fn entry_hint(&self, r: u64) -> Option<*const T> {
         let off = r.wrapping_sub(self.base);
         let c = off >> CHUNK_SHIFT;
         if c < self.chunks.len() as u64
@@ -155,27 +209,47 @@ impl RefIndex {
         None
     }
 
-    /// The slot of `r` if it is in the direct window (the far map is not
+    /// The entry of `r` if it is in the direct window (the far map is not
     /// searched): a cheap guess for prefetching.
     #[inline]
-    pub(crate) fn get_direct(&self, r: u64) -> Option<u32> {
+    pub(crate) fn get_direct(&self, r: u64) -> Option<T> {
         let off = r.wrapping_sub(self.base);
         let c = off >> CHUNK_SHIFT;
         if c < self.chunks.len() as u64
             && let Some(slots) = &self.chunks[c as usize].slots
         {
             let s = slots[(off & MASK) as usize];
-            if s != NONE {
+            if !s.is_empty() {
                 return Some(s);
             }
         }
         None
     }
 
-    /// Indexes `r` → `slot`; `r` must be absent.
+    /// Indexes `r` → `slot`; `r` must be absent, `slot` not empty.
     #[inline]
-    pub(crate) fn insert(&mut self, r: u64, slot: u32) {
+    pub(crate) fn insert(&mut self, r: u64, slot: T) {
         debug_assert!(self.get(r).is_none(), "ref {r} inserted twice");
+        // The common case first: a chunk of the window that has its buffer.
+        let off = r.wrapping_sub(self.base);
+        let c = off >> CHUNK_SHIFT;
+        if c < self.chunks.len() as u64 {
+            let chunk = &mut self.chunks[c as usize];
+            if let Some(slots) = &mut chunk.slots {
+                slots[(off & MASK) as usize] = slot;
+                chunk.live += 1;
+                self.direct_live += 1;
+                self.ahead_streak = 0;
+                return;
+            }
+        }
+        self.insert_slow(r, slot);
+    }
+
+    /// [`RefIndex::insert`] outside the buffered window: the far map, a
+    /// new chunk, a move of the window.
+    #[inline(never)]
+    fn insert_slow(&mut self, r: u64, slot: T) {
         if self.chunks.is_empty() {
             self.base = r & !MASK;
         }
@@ -222,6 +296,7 @@ impl RefIndex {
                     Some(b) => b,
                     None => {
                         self.buffers += 1;
+                        self.grown += 1;
                         new_slots()
                     }
                 };
@@ -234,9 +309,9 @@ impl RefIndex {
         self.ahead_streak = 0;
     }
 
-    /// Removes `r` and returns its slot.
+    /// Removes `r` and returns its entry.
     #[inline]
-    pub(crate) fn remove(&mut self, r: u64) -> Option<u32> {
+    pub(crate) fn remove(&mut self, r: u64) -> Option<T> {
         let off = r.wrapping_sub(self.base);
         let c = off >> CHUNK_SHIFT;
         if c < self.chunks.len() as u64 {
@@ -244,9 +319,9 @@ impl RefIndex {
             let chunk = &mut self.chunks[c];
             if let Some(slots) = &mut chunk.slots {
                 let e = &mut slots[(off & MASK) as usize];
-                if *e != NONE {
+                if !e.is_empty() {
                     let s = *e;
-                    *e = NONE;
+                    *e = T::EMPTY;
                     chunk.live -= 1;
                     self.direct_live -= 1;
                     if chunk.live == 0 {
@@ -276,18 +351,24 @@ impl RefIndex {
         }
     }
 
+    /// Chunk buffers allocated after construction (the window outgrew its
+    /// preallocation); recycled buffers are not counted again.
+    pub(crate) fn grown(&self) -> u64 {
+        self.grown
+    }
+
     /// Number of refs indexed.
     pub(crate) fn len(&self) -> usize {
         self.direct_live + self.far.len()
     }
 
-    /// Every (ref, slot) pair, in no particular order (invariant checks).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, u32)) {
+    /// Every (ref, entry) pair, in no particular order (invariant checks).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, T)) {
         for (c, chunk) in self.chunks.iter().enumerate() {
             if let Some(slots) = &chunk.slots {
                 let first = self.base.wrapping_add((c as u64) << CHUNK_SHIFT);
                 for (i, &s) in slots.iter().enumerate() {
-                    if s != NONE {
+                    if !s.is_empty() {
                         f(first.wrapping_add(i as u64), s);
                     }
                 }
@@ -298,6 +379,38 @@ impl RefIndex {
         }
     }
 
+    /// Removes every entry for which `keep` says false, in no particular
+    /// order; O(window + far). Chunks left empty give their buffers back as
+    /// [`RefIndex::remove`] would. No allocation beyond the spare pool's.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(u64, &T) -> bool) {
+        let mut removed = 0usize;
+        for (c, chunk) in self.chunks.iter_mut().enumerate() {
+            if let Some(slots) = &mut chunk.slots {
+                let first = self.base.wrapping_add((c as u64) << CHUNK_SHIFT);
+                for (i, e) in slots.iter_mut().enumerate() {
+                    if !e.is_empty() && !keep(first.wrapping_add(i as u64), e) {
+                        *e = T::EMPTY;
+                        chunk.live -= 1;
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        self.direct_live -= removed;
+        self.far.retain(|&r, e| keep(r, e));
+        // As `release`: an empty chunk gives its buffer back unless it is
+        // the last one; empty chunks at the front go.
+        let last = self.chunks.len().saturating_sub(1);
+        for c in 0..last {
+            if self.chunks[c].live == 0
+                && let Some(buf) = self.chunks[c].slots.take()
+            {
+                self.spare.push(buf);
+            }
+        }
+        self.trim_front();
+    }
+
     /// Checks the chunk bookkeeping; the first inconsistency as text.
     pub(crate) fn check(&self) -> Result<(), String> {
         let mut total = 0usize;
@@ -305,7 +418,7 @@ impl RefIndex {
             let live = chunk
                 .slots
                 .as_ref()
-                .map_or(0, |s| s.iter().filter(|&&e| e != NONE).count());
+                .map_or(0, |s| s.iter().filter(|e| !e.is_empty()).count());
             if live != chunk.live as usize {
                 return Err(format!(
                     "chunk {c} counts {} live refs but holds {live}",
@@ -328,7 +441,7 @@ impl RefIndex {
             ));
         }
         for s in &self.spare {
-            if s.iter().any(|&e| e != NONE) {
+            if s.iter().any(|e| !e.is_empty()) {
                 return Err("a spare chunk buffer is not empty".to_owned());
             }
         }
@@ -363,9 +476,9 @@ impl RefIndex {
             if chunk.live > 0 {
                 self.evicted_chunks += 1;
                 for (i, e) in buf.iter_mut().enumerate() {
-                    if *e != NONE {
+                    if !e.is_empty() {
                         self.far.insert(self.base.wrapping_add(i as u64), *e);
-                        *e = NONE;
+                        *e = T::EMPTY;
                     }
                 }
                 self.direct_live -= chunk.live as usize;
@@ -520,6 +633,30 @@ mod tests {
         assert_eq!(ix.get(jump), Some(2));
         assert_eq!(ix.get(jump + 70), Some(2));
         ix.check().unwrap();
+    }
+
+    #[test]
+    fn retain_removes_in_the_window_and_far() {
+        let mut ix = RefIndex::new(2 * CHUNK, 0);
+        ix.insert(3, 3);
+        for r in CHUNK as u64..4 * CHUNK as u64 {
+            ix.insert(r, (r % 3) as u32);
+        }
+        assert!(ix.stats().far_refs > 0);
+        let before = ix.len();
+        ix.retain(|r, &s| r == 3 || s != 0);
+        ix.check().unwrap();
+        assert_eq!(ix.get(3), Some(3));
+        assert_eq!(ix.get(3 * CHUNK as u64), None);
+        assert_eq!(ix.get(3 * CHUNK as u64 + 1), Some(1));
+        let zeros = (CHUNK as u64..4 * CHUNK as u64)
+            .filter(|r| r % 3 == 0)
+            .count();
+        assert_eq!(ix.len(), before - zeros);
+        ix.retain(|_, _| false);
+        ix.check().unwrap();
+        assert_eq!(ix.len(), 0);
+        assert!(ix.stats().window_chunks <= 1);
     }
 
     #[test]

@@ -38,17 +38,16 @@
 //!
 //! # Storage
 //!
-//! - Orders live in one slab (`Vec`, capacity [`BookConfig::max_orders`])
-//!   with an intrusive free list; a slot is 24 bytes, stored in a cell of
-//!   32 aligned to 32 so that it never straddles two cache lines (one miss
-//!   per lookup, not two).
-//! - Order refs find their slot through a direct index: a sliding window of
-//!   [`BookConfig::ref_window`] refs cut in chunks of [`REF_CHUNK`] refs,
-//!   indexed by `ref − base`. ITCH refs increase through the day and live
-//!   ones are dense near the newest, so nearly every lookup is two loads.
-//!   Orders that stay live after the window moved past them, refs below
-//!   the window and refs that jump more than a window ahead are kept in a
-//!   hash map instead.
+//! - Orders live inline in a direct index by order ref: a sliding window
+//!   of [`BookConfig::ref_window`] refs cut in chunks of [`REF_CHUNK`]
+//!   refs, indexed by `ref − base`, each entry the order itself (shares,
+//!   price, locate, side: 16 bytes aligned to 16, so an entry never
+//!   straddles two cache lines). ITCH refs increase through the day and
+//!   live ones are dense near the newest, so nearly every lookup is two
+//!   loads and one cache miss, with no slab or free list behind it. Orders
+//!   that stay live after the window moved past them, refs below the
+//!   window and refs that jump more than a window ahead are kept in a hash
+//!   map instead.
 //! - Each side of each locate is a vector of price levels (price,
 //!   aggregated shares, order count) sorted so that the best price is the
 //!   last element: the common changes near the top are a push, a pop or an
@@ -58,17 +57,15 @@
 //!
 //! # Memory
 //!
-//! - Slab: 32 bytes (a 24-byte slot in an aligned cell) × `max_orders`, reserved at construction. Exceeding
-//!   it grows the vector (a reallocation and copy, counted in
-//!   [`BookCounters::pool_grows`]): size it for the peak of live orders.
-//! - Ref window: 4 bytes per ref of the window, allocated 16 KiB at a time
-//!   the first time the window reaches that size, recycled afterwards, so at
-//!   most `4 × ref_window` bytes (64 MiB by default, for 16 Mi refs — minutes
-//!   of a busy day). [`BookConfig::ref_window_prealloc`] of it is allocated
-//!   up front. A larger window keeps more long-lived orders in the direct
-//!   path; a smaller one saves memory and sends them to the hash map (about
-//!   16 bytes per entry plus a hash per access, and an allocation when the
-//!   map grows).
+//! - Ref window: 16 bytes per ref of the window, allocated 64 KiB (one
+//!   chunk) at a time the first time the window reaches that size
+//!   (counted in [`BookCounters::pool_grows`]), recycled afterwards, so at
+//!   most `16 × ref_window` bytes (256 MiB by default, for 16 Mi refs —
+//!   minutes of a busy day). [`BookConfig::ref_window_prealloc`] of it is
+//!   allocated up front. A larger window keeps more long-lived orders in
+//!   the direct path; a smaller one saves memory and sends them to the
+//!   hash map (about 24 bytes per entry plus a hash per access, and an
+//!   allocation when the map grows).
 //! - Levels: [`BookConfig::levels_per_side`] reserved per side when a stock
 //!   directory message activates a locate; a deeper book grows its vector.
 //!
@@ -125,7 +122,7 @@ use std::fmt;
 
 pub(crate) use index::RefHashBuilder;
 pub use index::RefIndexStats;
-use index::{CHUNK, NONE, RefIndex, mix64};
+use index::{CHUNK, Entry, NONE, RefIndex, mix64};
 use levels::LevelSlot;
 
 /// Refs per chunk of the direct ref index; [`BookConfig::ref_window`] is a
@@ -133,10 +130,11 @@ use levels::LevelSlot;
 pub const REF_CHUNK: usize = CHUNK;
 /// Largest number of locates (ITCH locates are `u16`).
 pub const MAX_LOCATES: usize = 1 << 16;
-/// Largest [`BookConfig::max_orders`]: slot indices are `u32` with one
-/// value reserved.
+/// Largest [`BookConfig::max_orders`], and the most live orders a book
+/// holds (adds beyond it are dropped, counted in
+/// [`BookCounters::pool_exhausted`]).
 pub const MAX_ORDERS: usize = NONE as usize;
-/// Largest [`BookConfig::ref_window`] (16 GiB of index).
+/// Largest [`BookConfig::ref_window`] (64 GiB of index).
 pub const MAX_REF_WINDOW: usize = 1 << 32;
 /// Largest [`BookConfig::levels_per_side`].
 pub const MAX_LEVELS_PER_SIDE: usize = 1 << 16;
@@ -416,9 +414,11 @@ pub struct BookCounters {
     /// Messages after which the best bid or best offer of their locate
     /// differed.
     pub top_changes: u64,
-    /// Times the order slab outgrew its capacity (a reallocation).
+    /// Times the order storage grew: chunks of the ref index allocated
+    /// beyond [`BookConfig::ref_window_prealloc`] (recycled chunks are not
+    /// counted again).
     pub pool_grows: u64,
-    /// Adds dropped because the slab reached [`MAX_ORDERS`] slots.
+    /// Adds dropped because [`MAX_ORDERS`] orders were live.
     pub pool_exhausted: u64,
 }
 
@@ -435,17 +435,21 @@ pub enum Symbols {
 /// Configuration of a [`Book`]: capacity hints and the symbol selection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BookConfig {
-    /// Order slots reserved up front (32 bytes each): the expected peak of
-    /// live orders. `1..=MAX_ORDERS`; default 2 Mi.
+    /// The expected peak of live orders, `1..=MAX_ORDERS`; default 2 Mi.
+    /// Orders are stored in the ref index (see `ref_window` and
+    /// `ref_window_prealloc` for its memory), so nothing is reserved by it;
+    /// it is validated and kept for configurations written for the former
+    /// order slab.
     pub max_orders: usize,
     /// Locates with a book: messages with a locate at or above it are
     /// counted `bad_locate`. `1..=65536`; default 65536.
     pub max_locates: usize,
-    /// Refs covered by the direct ref index (4 bytes each): a multiple of
-    /// [`REF_CHUNK`] up to [`MAX_REF_WINDOW`]; default 16 Mi (64 MiB).
+    /// Refs covered by the direct ref index (16 bytes each, the order
+    /// inline): a multiple of [`REF_CHUNK`] up to [`MAX_REF_WINDOW`];
+    /// default 16 Mi (256 MiB at most).
     pub ref_window: usize,
     /// Refs' worth of the index allocated up front, `0..=ref_window`;
-    /// default 1 Mi (4 MiB).
+    /// default 1 Mi (16 MiB).
     pub ref_window_prealloc: usize,
     /// Price levels reserved per side when a locate's book is activated by
     /// a stock directory message. `0..=MAX_LEVELS_PER_SIDE`; default 32.
@@ -611,39 +615,28 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// One order slot of the slab. Free slots have `shares == 0` and link the
-/// free list through `next_free`. 24 bytes; the slab stores it in a
-/// [`SlabCell`].
-#[derive(Clone, Copy, Debug)]
-struct OrderSlot {
-    order_ref: u64,
+/// One live order, stored inline in the ref index under its ref. Empty
+/// entries have `shares == 0` (a live order always has shares). 16 bytes
+/// aligned to 16: four to a cache line, never straddling two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(16))]
+struct OrderRec {
     shares: u32,
     price: u32,
-    next_free: u32,
     locate: u16,
     side: Side,
 }
 
-/// An [`OrderSlot`] in a cell of 32 bytes aligned to 32, the slab's
-/// element: packed at 24 bytes, a slot straddled two cache lines one time
-/// in three, so its prefetch fetched half of it and the lookup missed on
-/// the other half (replay of a generated day: 8% faster in cells).
-#[derive(Clone, Copy, Debug)]
-#[repr(align(32))]
-struct SlabCell(OrderSlot);
-
-impl std::ops::Deref for SlabCell {
-    type Target = OrderSlot;
+impl Entry for OrderRec {
+    const EMPTY: OrderRec = OrderRec {
+        shares: 0,
+        price: 0,
+        locate: 0,
+        side: Side::Buy,
+    };
     #[inline]
-    fn deref(&self) -> &OrderSlot {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for SlabCell {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut OrderSlot {
-        &mut self.0
+    fn is_empty(&self) -> bool {
+        self.shares == 0
     }
 }
 
@@ -685,10 +678,8 @@ impl LocateBook {
 /// warmed-up hot path, or panics on any input.
 pub struct Book {
     books: Vec<LocateBook>,
-    orders: Vec<SlabCell>,
-    free_head: u32,
     live: usize,
-    index: RefIndex,
+    index: RefIndex<OrderRec>,
     /// Sorted selection; `None` keeps every locate.
     selected: Option<Vec<[u8; 8]>>,
     counters: BookCounters,
@@ -699,7 +690,6 @@ impl fmt::Debug for Book {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Book")
             .field("live_orders", &self.live)
-            .field("slab_slots", &self.orders.len())
             .field("index", &self.index)
             .field("counters", &self.counters)
             .field("config", &self.config)
@@ -733,8 +723,6 @@ impl Book {
             .collect();
         Ok(Book {
             books,
-            orders: Vec::with_capacity(config.max_orders),
-            free_head: NONE,
             live: 0,
             index: RefIndex::new(config.ref_window, config.ref_window_prealloc),
             selected,
@@ -768,7 +756,7 @@ impl Book {
         if let Some(old) = self.index.get(order_ref) {
             self.counters.duplicate_ref += 1;
             let before = self.books[l].tops();
-            self.remove_slot(old);
+            self.remove_order(order_ref, old);
             self.insert_order(locate, order_ref, side, shares, price);
             return self.changed_both(l, before);
         }
@@ -815,20 +803,19 @@ impl Book {
         if !self.admit(locate) {
             return TopChange::NONE;
         }
-        let Some(i) = self.lookup(locate, order_ref) else {
+        let Some(o) = lookup(&mut self.index, &mut self.counters, locate, order_ref) else {
             return TopChange::NONE;
         };
-        let side = self.orders[i as usize].side;
+        let o = *o;
         let l = locate as usize;
-        let before = self.books[l].best(side);
-        self.remove_slot(i);
-        self.changed(l, side, before)
+        let before = self.books[l].best(o.side);
+        self.remove_order(order_ref, o);
+        self.changed(l, o.side, before)
     }
 
     /// Order Replace (ITCH `U`): `orig_ref` is removed and `new_ref` added
     /// with `shares` at `price`, on the original's side and locate (it loses
-    /// time priority; queue positions are not tracked here). The new order
-    /// reuses the original's slab slot.
+    /// time priority; queue positions are not tracked here).
     #[inline]
     pub fn replace(
         &mut self,
@@ -842,10 +829,10 @@ impl Book {
         if !self.admit(locate) {
             return TopChange::NONE;
         }
-        let Some(i) = self.lookup(locate, orig_ref) else {
+        let Some(old) = lookup(&mut self.index, &mut self.counters, locate, orig_ref) else {
             return TopChange::NONE;
         };
-        let old = self.orders[i as usize];
+        let old = *old;
         let side = old.side;
         let l = locate as usize;
         if new_ref != orig_ref
@@ -853,8 +840,8 @@ impl Book {
         {
             self.counters.duplicate_ref += 1;
             let before = self.books[l].tops();
-            self.remove_slot(stale);
-            self.remove_slot(i);
+            self.remove_order(new_ref, stale);
+            self.remove_order(orig_ref, old);
             if shares == 0 {
                 self.counters.zero_shares += 1;
             } else {
@@ -865,12 +852,19 @@ impl Book {
         let before = self.books[l].best(side);
         if shares == 0 {
             self.counters.zero_shares += 1;
-            self.remove_slot(i);
+            self.remove_order(orig_ref, old);
             return self.changed(l, side, before);
         }
-        // The new order takes over the original's slot.
+        // The new order takes over the original's place in the counts.
         self.index.remove(orig_ref);
-        self.index.insert(new_ref, i);
+        self.index.insert(
+            new_ref,
+            OrderRec {
+                shares,
+                price,
+                ..old
+            },
+        );
         let lv = &mut self.books[l].sides[side.index()];
         if price == old.price {
             levels::resize(lv, levels::key(side, price), old.shares, shares);
@@ -878,10 +872,6 @@ impl Book {
             levels::remove_shares(lv, levels::key(side, old.price), old.shares, true);
             levels::add_order(lv, levels::key(side, price), shares);
         }
-        let s = &mut self.orders[i as usize];
-        s.order_ref = new_ref;
-        s.shares = shares;
-        s.price = price;
         self.changed(l, side, before)
     }
 
@@ -995,8 +985,8 @@ impl Book {
     /// The live order `order_ref`.
     #[inline]
     pub fn order(&self, order_ref: u64) -> Option<OrderInfo> {
-        let i = self.index.get(order_ref)?;
-        Some(self.info(&self.orders[i as usize]))
+        let o = self.index.get(order_ref)?;
+        Some(info(order_ref, &o))
     }
 
     /// The address of the ref-index entry of `order_ref`, for a prefetch
@@ -1005,18 +995,20 @@ impl Book {
     /// Reads nothing but the window's bookkeeping.
     #[inline]
     pub fn ref_entry_hint(&self, order_ref: u64) -> Option<*const u8> {
-        self.index.entry_hint(order_ref).map(<*const u32>::cast)
+        self.index
+            .entry_hint(order_ref)
+            .map(<*const OrderRec>::cast)
     }
 
-    /// The address of the order slot of `order_ref`, for a prefetch hint;
-    /// `None` when the ref is not in the direct window. Reads the ref's
-    /// index entry (prefetch [`Book::ref_entry_hint`] some time before).
-    /// The slot may have changed by the time the message is applied: a
-    /// hint, never a lookup.
+    /// The address of the order record of `order_ref`, for a prefetch
+    /// hint; `None` when the ref is not live in the direct window. Orders
+    /// are stored in the ref index, so this is the address
+    /// [`Book::ref_entry_hint`] gives, once the order is live: prefetching
+    /// both is redundant. A hint, never a lookup.
     #[inline]
     pub fn order_slot_hint(&self, order_ref: u64) -> Option<*const u8> {
-        let i = self.index.get_direct(order_ref)?;
-        Some(self.orders.as_ptr().wrapping_add(i as usize).cast())
+        self.index.get_direct(order_ref)?;
+        self.ref_entry_hint(order_ref)
     }
 
     /// The address of the per-locate record of `locate` (its level vectors,
@@ -1077,7 +1069,10 @@ impl Book {
     /// The counters (a copy).
     #[inline]
     pub fn counters(&self) -> BookCounters {
-        self.counters
+        BookCounters {
+            pool_grows: self.index.grown(),
+            ..self.counters
+        }
     }
 
     /// The configuration the book was built with.
@@ -1105,12 +1100,11 @@ impl Book {
         };
         let mut orders: Vec<OrderInfo> = Vec::with_capacity(b.orders as usize);
         if b.orders > 0 {
-            orders.extend(
-                self.orders
-                    .iter()
-                    .filter(|o| o.shares > 0 && o.locate == locate)
-                    .map(|o| self.info(o)),
-            );
+            self.index.for_each(|r, o| {
+                if o.locate == locate {
+                    orders.push(info(r, &o));
+                }
+            });
         }
         orders.sort_unstable();
         Some(BookSnapshot {
@@ -1132,7 +1126,7 @@ impl Book {
     /// levels best first (price, shares, orders, little-endian); then the
     /// number of live orders and the wrapping sum of a per-order hash (ref,
     /// locate, side, shares, price), which needs no sort. No allocation;
-    /// O(locates + slab).
+    /// O(locates + ref window).
     pub fn digest(&self) -> u64 {
         let mut h = Fnv::new();
         for (l, b) in self.books.iter().enumerate() {
@@ -1154,15 +1148,15 @@ impl Book {
             }
         }
         let mut sum = 0u64;
-        for o in self.orders.iter().filter(|o| o.shares > 0) {
+        self.index.for_each(|r, o| {
             let mut oh = Fnv::new();
-            oh.bytes(&o.order_ref.to_le_bytes());
+            oh.bytes(&r.to_le_bytes());
             oh.bytes(&o.locate.to_le_bytes());
             oh.bytes(&[o.side.to_itch()]);
             oh.bytes(&o.shares.to_le_bytes());
             oh.bytes(&o.price.to_le_bytes());
             sum = sum.wrapping_add(mix64(oh.0));
-        }
+        });
         h.bytes(&(self.live as u64).to_le_bytes());
         h.bytes(&sum.to_le_bytes());
         h.0
@@ -1175,9 +1169,10 @@ impl Book {
     /// books that are not kept hold nothing. Crossed (bid > offer) and
     /// locked (bid = offer) books are legal in ITCH in some states, so they
     /// are listed in the report, not errors. Allocates (a few vectors the
-    /// size of the locates and levels) and looks up every order's ref and
-    /// every index entry's slot; for tests and tools, and
-    /// [`Book::check_invariants_fast`] for the end of a long replay.
+    /// size of the locates and levels) and looks up every order's level;
+    /// for tests and tools, and [`Book::check_invariants_fast`] for the end
+    /// of a long replay. (Orders are stored in the ref index itself, so an
+    /// order and its index entry cannot disagree.)
     ///
     /// # Errors
     ///
@@ -1190,17 +1185,19 @@ impl Book {
         let mut no_level: Option<(u16, Side, u32)> = None;
         let mut per_locate = vec![0usize; self.books.len()];
         let mut live = 0usize;
-        for (i, o) in self.orders.iter().enumerate() {
-            if o.shares == 0 {
-                continue;
-            }
+        let mut bad = None;
+        self.index.for_each(|r, o| {
             live += 1;
-            let b = self.order_book_of(o)?;
-            if self.index.get(o.order_ref) != Some(i as u32) {
-                return Err(InvariantError::IndexMismatch {
-                    order_ref: o.order_ref,
-                });
+            if bad.is_some() {
+                return;
             }
+            let b = match self.order_book_of(r, &o) {
+                Ok(b) => b,
+                Err(e) => {
+                    bad = Some(e);
+                    return;
+                }
+            };
             per_locate[o.locate as usize] += 1;
             let side_levels = &b.sides[o.side.index()];
             match levels::find(side_levels, levels::key(o.side, o.price)) {
@@ -1216,24 +1213,12 @@ impl Book {
                     }
                 }
             }
-        }
-        count("live orders (counter vs slab)", self.live, live)?;
-        let free = self.walk_free_list(usize::MAX)?;
-        count("slab slots (live + free)", self.orders.len(), live + free)?;
-        count("ref index entries", live, self.index.len())?;
-        let mut bad_entry = None;
-        self.index.for_each(|r, s| {
-            let ok = self
-                .orders
-                .get(s as usize)
-                .is_some_and(|o| o.shares > 0 && o.order_ref == r);
-            if !ok && bad_entry.is_none() {
-                bad_entry = Some(r);
-            }
         });
-        if let Some(order_ref) = bad_entry {
-            return Err(InvariantError::IndexMismatch { order_ref });
+        if let Some(e) = bad {
+            return Err(e);
         }
+        count("live orders (counter vs index)", self.live, live)?;
+        count("ref index entries", live, self.index.len())?;
         self.index.check().map_err(InvariantError::Index)?;
         let report = self.check_locates(&per_locate, |locate, side, j, lv| {
             let (order_shares, order_count) = sums[offsets[2 * locate as usize + side.index()] + j];
@@ -1262,13 +1247,10 @@ impl Book {
     }
 
     /// The same invariants as [`Book::check_invariants`], at the cost of
-    /// two sequential passes (the slab and the ref index) instead of a
-    /// lookup per order and per index entry: the level aggregates and the
-    /// index ↔ slab mapping are compared through 64-bit fingerprints (sums
-    /// of a hash of each level, weighted by shares and by orders; sums of a
-    /// hash of each (ref, slot) pair) rather than entry by entry, and the
-    /// free list is walked only [`FAST_CHECK_FREE_LIST`] entries deep (the
-    /// slots the next adds take; the rest are counted in the slab). The
+    /// one sequential pass over the ref index (where the orders live)
+    /// instead of a level search per order: the level aggregates are
+    /// compared through 64-bit fingerprints (sums of a hash of each level,
+    /// weighted by shares and by orders) rather than level by level. The
     /// counts, the level order and emptiness, the per-locate totals and the
     /// index's own bookkeeping are checked exactly.
     ///
@@ -1284,27 +1266,28 @@ impl Book {
     pub fn check_invariants_fast(&self) -> Result<InvariantReport, InvariantError> {
         let mut per_locate = vec![0usize; self.books.len()];
         let mut live = 0usize;
-        let (mut pairs, mut by_shares, mut by_orders) = (0u64, 0u64, 0u64);
-        for (i, o) in self.orders.iter().enumerate() {
-            if o.shares == 0 {
-                continue;
-            }
+        let (mut by_shares, mut by_orders) = (0u64, 0u64);
+        let mut bad = None;
+        self.index.for_each(|r, o| {
             live += 1;
-            self.order_book_of(o)?;
+            if bad.is_some() {
+                return;
+            }
+            if let Err(e) = self.order_book_of(r, &o) {
+                bad = Some(e);
+                return;
+            }
             per_locate[o.locate as usize] += 1;
-            pairs = pairs.wrapping_add(pair_hash(o.order_ref, i as u32));
             let h = level_hash(o.locate, o.side, o.price);
             by_shares = by_shares.wrapping_add(h.wrapping_mul(u64::from(o.shares)));
             by_orders = by_orders.wrapping_add(h);
+        });
+        if let Some(e) = bad {
+            return Err(e);
         }
-        count("live orders (counter vs slab)", self.live, live)?;
-        self.walk_free_list(FAST_CHECK_FREE_LIST)?;
+        count("live orders (counter vs index)", self.live, live)?;
         count("ref index entries", live, self.index.len())?;
         self.index.check().map_err(InvariantError::Index)?;
-        let mut index_pairs = 0u64;
-        self.index.for_each(|r, s| {
-            index_pairs = index_pairs.wrapping_add(pair_hash(r, s));
-        });
         let (mut level_shares, mut level_orders) = (0u64, 0u64);
         let report = self.check_locates(&per_locate, |locate, side, _, lv| {
             let h = level_hash(locate, side, levels::price(side, lv.key));
@@ -1312,21 +1295,21 @@ impl Book {
             level_orders = level_orders.wrapping_add(h.wrapping_mul(u64::from(lv.orders)));
             Ok(())
         })?;
-        if (index_pairs, level_shares, level_orders) != (pairs, by_shares, by_orders) {
+        if (level_shares, level_orders) != (by_shares, by_orders) {
             // Name it exactly; a fingerprint cannot disagree without cause.
             self.check_invariants()?;
             return Err(InvariantError::Index(
-                "fingerprints of the slab, the index and the levels disagree".to_owned(),
+                "fingerprints of the orders and the levels disagree".to_owned(),
             ));
         }
         Ok(report)
     }
 
     /// The book of a live order's locate, which must exist and be kept.
-    fn order_book_of(&self, o: &OrderSlot) -> Result<&LocateBook, InvariantError> {
+    fn order_book_of(&self, order_ref: u64, o: &OrderRec) -> Result<&LocateBook, InvariantError> {
         let Some(b) = self.books.get(o.locate as usize) else {
             return Err(InvariantError::OrderLocate {
-                order_ref: o.order_ref,
+                order_ref,
                 locate: o.locate,
             });
         };
@@ -1349,28 +1332,6 @@ impl Book {
         }
         offsets.push(n);
         offsets
-    }
-
-    /// Walks the free list up to `limit` entries: each must be a free slot
-    /// of the slab. Returns the entries walked.
-    fn walk_free_list(&self, limit: usize) -> Result<usize, InvariantError> {
-        let mut free = 0usize;
-        let mut f = self.free_head;
-        while f != NONE && free <= self.orders.len() && free < limit {
-            match self.orders.get(f as usize) {
-                Some(o) if o.shares == 0 => {}
-                _ => {
-                    return Err(InvariantError::Count {
-                        what: "free list entries that are free slots",
-                        expected: free + 1,
-                        found: free,
-                    });
-                }
-            }
-            free += 1;
-            f = self.orders[f as usize].next_free;
-        }
-        Ok(free)
     }
 
     /// The per-locate part of the checks: inactive books empty, order
@@ -1448,21 +1409,6 @@ impl Book {
         }
     }
 
-    /// The slot of `order_ref` if it is live under `locate`; counts the
-    /// reason if not.
-    #[inline]
-    fn lookup(&mut self, locate: u16, order_ref: u64) -> Option<u32> {
-        let Some(i) = self.index.get(order_ref) else {
-            self.counters.unknown_ref += 1;
-            return None;
-        };
-        if self.orders[i as usize].locate != locate {
-            self.counters.locate_mismatch += 1;
-            return None;
-        }
-        Some(i)
-    }
-
     /// Execute or cancel.
     #[inline]
     fn reduce(&mut self, locate: u16, order_ref: u64, shares: u32) -> TopChange {
@@ -1473,11 +1419,10 @@ impl Book {
             self.counters.zero_shares += 1;
             return TopChange::NONE;
         }
-        let Some(i) = self.lookup(locate, order_ref) else {
+        let Some(o) = lookup(&mut self.index, &mut self.counters, locate, order_ref) else {
             return TopChange::NONE;
         };
         let l = locate as usize;
-        let o = &mut self.orders[i as usize];
         let side = o.side;
         let before = self.books[l].best(side);
         if shares < o.shares {
@@ -1488,53 +1433,40 @@ impl Book {
             if shares > o.shares {
                 self.counters.oversized += 1;
             }
-            self.remove_slot(i);
+            let o = *o;
+            self.remove_order(order_ref, o);
         }
         self.changed(l, side, before)
     }
 
-    /// Allocates a slot, indexes the ref and adds the order to its level.
-    /// The ref must not be live.
+    /// Indexes the order under its ref and adds it to its level. The ref
+    /// must not be live.
     #[inline]
     fn insert_order(&mut self, locate: u16, order_ref: u64, side: Side, shares: u32, price: u32) {
-        let slot = OrderSlot {
+        if self.live >= MAX_ORDERS {
+            self.counters.pool_exhausted += 1;
+            return;
+        }
+        self.index.insert(
             order_ref,
-            shares,
-            price,
-            next_free: NONE,
-            locate,
-            side,
-        };
-        let i = if self.free_head != NONE {
-            let i = self.free_head;
-            self.free_head = self.orders[i as usize].next_free;
-            self.orders[i as usize] = SlabCell(slot);
-            i
-        } else {
-            let n = self.orders.len();
-            if n >= MAX_ORDERS {
-                self.counters.pool_exhausted += 1;
-                return;
-            }
-            if n == self.orders.capacity() {
-                self.counters.pool_grows += 1;
-            }
-            self.orders.push(SlabCell(slot));
-            n as u32
-        };
-        self.index.insert(order_ref, i);
+            OrderRec {
+                shares,
+                price,
+                locate,
+                side,
+            },
+        );
         self.live += 1;
         let b = &mut self.books[locate as usize];
         b.orders += 1;
         levels::add_order(&mut b.sides[side.index()], levels::key(side, price), shares);
     }
 
-    /// Removes the live order in slot `i` from its level and the index, and
-    /// frees the slot.
+    /// Removes the live order `o` of `order_ref` from its level and the
+    /// index.
     #[inline]
-    fn remove_slot(&mut self, i: u32) {
-        let o = self.orders[i as usize];
-        self.index.remove(o.order_ref);
+    fn remove_order(&mut self, order_ref: u64, o: OrderRec) {
+        self.index.remove(order_ref);
         let b = &mut self.books[o.locate as usize];
         b.orders -= 1;
         levels::remove_shares(
@@ -1544,23 +1476,21 @@ impl Book {
             true,
         );
         self.live -= 1;
-        let s = &mut self.orders[i as usize];
-        s.shares = 0;
-        s.next_free = self.free_head;
-        self.free_head = i;
     }
 
-    /// Drops every order and level of locate `l`; O(slab). Returns the
-    /// top change.
+    /// Drops every order and level of locate `l`; O(ref window). Returns
+    /// the top change.
     fn purge(&mut self, l: usize) -> TopChange {
         let before = self.books[l].tops();
         if self.books[l].orders > 0 {
-            for i in 0..self.orders.len() {
-                let o = self.orders[i];
-                if o.shares > 0 && o.locate as usize == l {
-                    self.remove_slot(i as u32);
-                }
-            }
+            let mut removed = 0usize;
+            self.index.retain(|_, o| {
+                let keep = usize::from(o.locate) != l;
+                removed += usize::from(!keep);
+                keep
+            });
+            self.live -= removed;
+            self.books[l].orders -= removed as u32;
         }
         let b = &mut self.books[l];
         debug_assert_eq!(b.orders, 0);
@@ -1593,17 +1523,39 @@ impl Book {
         }
         c
     }
+}
 
-    #[inline]
-    fn info(&self, o: &OrderSlot) -> OrderInfo {
-        OrderInfo {
-            order_ref: o.order_ref,
-            locate: o.locate,
-            side: o.side,
-            shares: o.shares,
-            price: o.price,
-        }
+/// The live order `o` of `order_ref`, as the API shows it.
+#[inline]
+fn info(order_ref: u64, o: &OrderRec) -> OrderInfo {
+    OrderInfo {
+        order_ref,
+        locate: o.locate,
+        side: o.side,
+        shares: o.shares,
+        price: o.price,
     }
+}
+
+/// The order `order_ref` if it is live under `locate`, to read or change
+/// in place; counts the reason if not. (A function of the two fields it
+/// needs, so the caller can use the book's other fields meanwhile.)
+#[inline]
+fn lookup<'a>(
+    index: &'a mut RefIndex<OrderRec>,
+    counters: &mut BookCounters,
+    locate: u16,
+    order_ref: u64,
+) -> Option<&'a mut OrderRec> {
+    let Some(o) = index.get_mut(order_ref) else {
+        counters.unknown_ref += 1;
+        return None;
+    };
+    if o.locate != locate {
+        counters.locate_mismatch += 1;
+        return None;
+    }
+    Some(o)
 }
 
 /// The levels of one side, best first. See [`Book::levels`].
@@ -1717,7 +1669,9 @@ pub enum InvariantError {
         /// Price.
         price: u32,
     },
-    /// A live order, or an index entry, whose ref and slot disagree.
+    /// A live order, or an index entry, whose ref and slot disagree. Not
+    /// produced since orders are stored in the ref index under their ref
+    /// (nothing left to disagree); kept for code that matches on it.
     IndexMismatch {
         /// The order ref.
         order_ref: u64,
@@ -1786,7 +1740,7 @@ impl fmt::Display for InvariantError {
                 "locate {locate} {side:?}: live orders at price {price} have no level"
             ),
             InvariantError::IndexMismatch { order_ref } => {
-                write!(f, "order ref {order_ref}: index and slab disagree")
+                write!(f, "order ref {order_ref}: index and order disagree")
             }
             InvariantError::OrderLocate { order_ref, locate } => {
                 write!(f, "order ref {order_ref}: locate {locate} has no book")
@@ -1806,7 +1760,9 @@ impl fmt::Display for InvariantError {
 
 impl std::error::Error for InvariantError {}
 
-/// Free-list entries [`Book::check_invariants_fast`] walks.
+/// Free-list entries [`Book::check_invariants_fast`] walked when orders
+/// lived in a slab with a free list; orders now live in the ref index and
+/// there is no free list, so nothing uses it. Kept for code that names it.
 pub const FAST_CHECK_FREE_LIST: usize = 4096;
 
 /// `Ok` when two counts agree, else the [`InvariantError::Count`] naming them.
@@ -1827,12 +1783,6 @@ fn count(what: &'static str, expected: usize, found: usize) -> Result<(), Invari
 #[inline]
 fn level_hash(locate: u16, side: Side, price: u32) -> u64 {
     mix64((u64::from(locate) << 40) ^ ((side as u64) << 32) ^ u64::from(price) ^ 0x5bd1_e995) | 1
-}
-
-/// A well-spread hash of an index entry (ref → slot).
-#[inline]
-fn pair_hash(order_ref: u64, slot: u32) -> u64 {
-    mix64(order_ref ^ mix64(u64::from(slot) ^ 0x9e37_79b9_7f4a_7c15))
 }
 
 /// FNV-1a, 64 bits.

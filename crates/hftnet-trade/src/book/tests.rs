@@ -509,9 +509,12 @@ fn refs_far_outside_the_window_still_work() {
 }
 
 #[test]
-fn the_slab_grows_past_its_capacity_hint() {
+fn the_order_storage_grows_past_its_preallocation() {
+    // Orders live in the ref index: storage grows a chunk at a time once
+    // the preallocation is used (max_orders reserves nothing).
     let mut b = Book::new(BookConfig {
         max_orders: 4,
+        ref_window_prealloc: 0,
         ..small(Symbols::All)
     })
     .unwrap();
@@ -519,17 +522,25 @@ fn the_slab_grows_past_its_capacity_hint() {
         b.add(1, r, Side::Buy, 1, 100 + (r % 10) as u32);
     }
     assert_eq!(b.live_orders(), 100);
-    assert!(b.counters().pool_grows >= 1);
+    assert_eq!(b.counters().pool_grows, 1);
     assert_eq!(bids(&b, 1).len(), 10);
     ok(&b);
-    // Freed slots are reused: no further growth.
-    let grows = b.counters().pool_grows;
+    // Moving on to the next chunk while the first still holds orders
+    // takes a second buffer; the one after that reuses the first's.
+    let chunk = REF_CHUNK as u64;
     for r in 0..100u64 {
         b.delete(1, r);
-        b.add(1, 1_000 + r, Side::Sell, 2, 200);
+        b.add(1, chunk + r, Side::Sell, 2, 200);
     }
-    assert_eq!(b.counters().pool_grows, grows);
+    assert_eq!(b.counters().pool_grows, 2);
     assert_eq!(asks(&b, 1), vec![lv(200, 200, 100)]);
+    for r in 0..100u64 {
+        b.delete(1, chunk + r);
+        b.add(1, 2 * chunk + r, Side::Sell, 3, 300);
+    }
+    assert_eq!(b.counters().pool_grows, 2);
+    assert_eq!(b.index_stats().chunk_buffers, 2);
+    assert_eq!(asks(&b, 1), vec![lv(300, 300, 100)]);
     ok(&b);
 }
 
@@ -537,19 +548,24 @@ fn the_slab_grows_past_its_capacity_hint() {
 
 #[test]
 fn hot_structures_keep_their_documented_sizes() {
-    assert_eq!(std::mem::size_of::<OrderSlot>(), 24);
+    assert_eq!(std::mem::size_of::<OrderRec>(), 16);
     assert!(std::mem::size_of::<LocateBook>() <= 64);
     assert_eq!(std::mem::size_of::<levels::LevelSlot>(), 16);
     assert_eq!(std::mem::size_of::<TopChange>(), 1);
 }
 
 #[test]
-fn slab_cells_never_straddle_a_cache_line() {
-    assert_eq!(std::mem::size_of::<SlabCell>(), 32);
-    assert_eq!(std::mem::align_of::<SlabCell>(), 32);
+fn order_records_never_straddle_a_cache_line() {
+    assert_eq!(std::mem::size_of::<OrderRec>(), 16);
+    assert_eq!(std::mem::align_of::<OrderRec>(), 16);
     let mut b = book();
-    b.add(1, 1, Side::Buy, 100, 10_000);
-    assert_eq!(b.orders.as_ptr().addr() % 32, 0);
+    for r in 1..10 {
+        b.add(1, r, Side::Buy, 100, 10_000);
+        let p = b.ref_entry_hint(r).unwrap();
+        assert_eq!(p.addr() % 16, 0);
+        assert_eq!(b.order_slot_hint(r), Some(p));
+    }
+    assert_eq!(b.order_slot_hint(99), None);
 }
 
 #[test]
@@ -683,11 +699,17 @@ fn check_invariants_names_the_first_violation() {
         Err(InvariantError::NoLevel { price: 90, .. })
     ));
     b.books[1].sides[0].insert(0, removed);
-    b.orders[0].order_ref = 77;
+    b.index.get_mut(1).unwrap().locate = 999;
     let e = b.check_invariants().unwrap_err();
-    assert_eq!(e, InvariantError::IndexMismatch { order_ref: 77 });
-    assert!(e.to_string().contains("77"));
-    b.orders[0].order_ref = 1;
+    assert_eq!(
+        e,
+        InvariantError::OrderLocate {
+            order_ref: 1,
+            locate: 999
+        }
+    );
+    assert!(e.to_string().contains("999"));
+    b.index.get_mut(1).unwrap().locate = 1;
     ok(&b);
 }
 
@@ -1335,39 +1357,28 @@ fn fast_check_names_the_same_violation_as_the_full_check() {
             // Counts all agree: only the level sums can tell.
             "shares moved between two levels",
             |b| {
-                b.orders[0].shares += 3;
-                b.orders[1].shares -= 3;
+                b.index.get_mut(1).unwrap().shares += 3;
+                b.index.get_mut(2).unwrap().shares -= 3;
             },
             |b| {
-                b.orders[0].shares -= 3;
-                b.orders[1].shares += 3;
+                b.index.get_mut(1).unwrap().shares -= 3;
+                b.index.get_mut(2).unwrap().shares += 3;
             },
         ),
         (
             "order moved to a price without a level",
-            |b| b.orders[1].price = 95,
-            |b| b.orders[1].price = 90,
+            |b| b.index.get_mut(2).unwrap().price = 95,
+            |b| b.index.get_mut(2).unwrap().price = 90,
         ),
         (
-            "order ref",
-            |b| b.orders[0].order_ref = 77,
-            |b| b.orders[0].order_ref = 1,
+            "order moved to the other side",
+            |b| b.index.get_mut(3).unwrap().side = Side::Buy,
+            |b| b.index.get_mut(3).unwrap().side = Side::Sell,
         ),
         (
-            // Every count agrees: only the (ref, slot) pairs can tell.
-            "index entries swapped",
-            |b| {
-                b.index.remove(1);
-                b.index.remove(2);
-                b.index.insert(1, 1);
-                b.index.insert(2, 0);
-            },
-            |b| {
-                b.index.remove(1);
-                b.index.remove(2);
-                b.index.insert(1, 0);
-                b.index.insert(2, 1);
-            },
+            "order moved to an unkept locate",
+            |b| b.index.get_mut(4).unwrap().locate = 99,
+            |b| b.index.get_mut(4).unwrap().locate = 2,
         ),
         (
             "unsorted levels",
