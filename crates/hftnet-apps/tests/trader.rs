@@ -1,0 +1,388 @@
+//! The trader loop end to end, in process over loopback: the exchange app
+//! publishes a generated day on feeds A and B (UDP) and answers
+//! re-requests; the trader runs its feed handler, strategy and risk, and
+//! sends OUCH over SoupBinTCP to a scripted order server
+//! (`support/order_server.rs`) on a test thread.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::thread;
+use std::time::Duration;
+
+use hftnet_apps::Transports;
+use hftnet_apps::exchange::{Exchange, ExchangeConfig};
+use hftnet_apps::feed::FeedHandlerConfig;
+use hftnet_apps::trader::{TraderAppConfig, TraderReport, TraderRun, TraderStop, run_trader};
+use hftnet_io::dispatch;
+use hftnet_trade::risk::RiskConfig;
+use hftnet_trade::strategy::{Maker, MakerConfig, Strategy, Taker, TakerConfig};
+use hftnet_trade::trader::TraderConfig;
+
+#[allow(dead_code)]
+#[path = "support/loopback.rs"]
+mod loopback;
+#[path = "support/order_server.rs"]
+mod order_server;
+
+use order_server::{Log, OrderServer, Script};
+
+const SYMBOLS: [&str; 4] = ["AAPL", "MSFT", "NVDA", "AMZN"];
+
+fn state_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hftnet-trader-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("state")
+}
+
+fn loose_risk() -> RiskConfig {
+    RiskConfig {
+        max_order_qty: 10_000,
+        max_notional_dollars: 10_000_000,
+        max_position: 1_000_000,
+        max_total_position: 4_000_000,
+        orders_per_sec: 1_000_000,
+        burst: 1_000_000,
+        max_open_orders: 1_000,
+        ..RiskConfig::default()
+    }
+}
+
+fn config(orders: &str, state: &std::path::Path, risk: RiskConfig) -> TraderAppConfig {
+    TraderAppConfig {
+        feed: FeedHandlerConfig {
+            idle_timeout: Duration::from_secs(5),
+            duration: Some(Duration::from_secs(30)),
+            ..FeedHandlerConfig::default()
+        },
+        trader: TraderConfig {
+            symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
+            risk,
+            ref_block: 16,
+        },
+        orders: orders.to_string(),
+        username: "trader".into(),
+        password: "secret".into(),
+        state: state.to_path_buf(),
+        ..TraderAppConfig::default()
+    }
+}
+
+fn taker(cfg: &TraderAppConfig) -> Taker {
+    let t = TakerConfig {
+        ticks: 1,
+        cooldown_ns: 0,
+        ..TakerConfig::default()
+    };
+    Taker::new(t, &cfg.trader.symbol_table().unwrap()).unwrap()
+}
+
+fn maker(cfg: &TraderAppConfig) -> Maker {
+    Maker::new(MakerConfig::default(), &cfg.trader.symbol_table().unwrap()).unwrap()
+}
+
+/// Runs the exchange (`messages` generated messages) into the trader.
+fn run<S: Strategy + Send>(
+    messages: u64,
+    cfg: &TraderAppConfig,
+    strategy: S,
+    kill: &AtomicBool,
+) -> (TraderRun, u64) {
+    let loopback::Ends {
+        mut feed_a,
+        mut feed_b,
+        mut requests,
+        mut to_a,
+        mut to_b,
+        mut server,
+    } = loopback::udp_ends("loss=0");
+    let stop = AtomicBool::new(false);
+    let exchange = ExchangeConfig {
+        messages: Some(messages),
+        rate: 50_000,
+        heartbeat: Duration::from_millis(20),
+        linger: Duration::from_millis(300),
+        ..ExchangeConfig::default()
+    };
+    thread::scope(|s| {
+        let trader = s.spawn(|| {
+            dispatch!(&mut feed_a, a => dispatch!(&mut feed_b, b => {
+                let io = Transports::new().feed_a(a).feed_b(b).retransmit(&mut requests);
+                run_trader(cfg, strategy, io, &stop, kill)
+            }))
+        });
+        let mut ex = Exchange::new(&exchange).unwrap();
+        dispatch!(&mut to_a, a => dispatch!(&mut to_b, b => {
+            ex.run(Transports::new().feed_a(a).feed_b(b).retransmit(&mut server), &stop)
+                .unwrap()
+        }));
+        let sent = ex.report().messages;
+        (trader.join().unwrap().unwrap(), sent)
+    })
+}
+
+fn balanced(r: &TraderReport) {
+    let o = &r.orders;
+    assert_eq!(o.sent, o.accepted + o.rejected + o.pending, "{o:?}");
+}
+
+fn refusals(r: &TraderReport, name: &str) -> u64 {
+    r.risk_refusals
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| *v)
+        .unwrap()
+}
+
+/// Orders reach the exchange with the trigger's sequence number in the
+/// ClOrdID; fills update the position and P&L exactly.
+#[test]
+fn taker_orders_carry_their_trigger_and_fills_make_the_position() {
+    let srv = OrderServer::start(Script {
+        fill: true,
+        ..Script::default()
+    });
+    let state = state_path("taker");
+    let cfg = config(&srv.uri(), &state, loose_risk());
+    let kill = AtomicBool::new(false);
+    let (run, sent) = run(20_000, &cfg, taker(&cfg), &kill);
+    let log = srv.stop();
+    let r = &run.report;
+    assert_eq!(r.stopped, TraderStop::Feed);
+    assert_eq!(r.feed.delivered, sent);
+    assert!(!log.enters.is_empty(), "the taker traded");
+    assert_eq!(r.orders.enters, log.enters.len() as u64);
+    // Every order names the market-data message that triggered it.
+    for (_, _, _, _, _, seq) in &log.enters {
+        let seq = seq.expect("a sequence number in every ClOrdID");
+        assert!((1..=sent).contains(&seq), "{seq} of {sent}");
+    }
+    // Each fill is in the position, per symbol, with its cash.
+    for (i, sym) in SYMBOLS.iter().enumerate() {
+        let (mut shares, mut cash) = (0i64, 0i128);
+        for (s, side, q, p) in &log.fills {
+            if s == sym {
+                let q = i64::from(*q);
+                let signed = if *side == b'B' { q } else { -q };
+                shares += signed;
+                cash -= i128::from(signed) * i128::from(*p as i64);
+            }
+        }
+        let p = &r.positions[i];
+        assert_eq!(p.symbol, *sym);
+        assert_eq!(p.shares, shares, "{sym}");
+        if shares == 0 {
+            assert_eq!(p.realized, cash, "{sym}: flat, so realized = cash");
+        }
+    }
+    assert_eq!(r.orders.executions, log.fills.len() as u64);
+    assert_eq!(r.orders.pending, 0);
+    balanced(r);
+    // Internal tick-to-trade: one sample per order sent on a trigger.
+    assert_eq!(r.tick_to_trade_samples, r.orders.enters);
+    let t = r.tick_to_trade_internal_ns.expect("samples");
+    assert!(t.p50 > 0 && t.p50 <= t.p99 && t.p99 <= t.max);
+    // UserRefNums strictly increasing, none ignored; the mark persisted.
+    assert!(log.ignored.is_empty());
+    assert!(log.enters.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(r.user_ref_num_mark >= r.user_ref_num_last);
+    assert_eq!(
+        hftnet_apps::trader::read_state(&state).unwrap(),
+        r.user_ref_num_mark
+    );
+    // The report serialises.
+    let v = serde_json::to_value(r).unwrap();
+    assert!(v["tick_to_trade_internal_ns"]["p50"].is_u64());
+    let _ = std::fs::remove_dir_all(state.parent().unwrap());
+}
+
+/// Each risk check refuses before any byte leaves: the server sees no
+/// order at all.
+#[test]
+fn risk_refusals_leave_nothing_on_the_wire() {
+    let cases: [(&str, RiskConfig); 3] = [
+        (
+            "quantity",
+            RiskConfig {
+                max_order_qty: 50,
+                ..loose_risk()
+            },
+        ),
+        (
+            "notional",
+            RiskConfig {
+                max_notional_dollars: 1,
+                ..loose_risk()
+            },
+        ),
+        (
+            "symbol_position",
+            RiskConfig {
+                max_position: 10,
+                ..loose_risk()
+            },
+        ),
+    ];
+    for (reason, risk) in cases {
+        let srv = OrderServer::start(Script::default());
+        let state = state_path(reason);
+        let cfg = config(&srv.uri(), &state, risk);
+        let kill = AtomicBool::new(false);
+        let (run, _) = run(5_000, &cfg, taker(&cfg), &kill);
+        let log = srv.stop();
+        let r = &run.report;
+        assert!(refusals(r, reason) > 0, "{reason}: {:?}", r.risk_refusals);
+        assert_eq!(r.orders.sent, 0, "{reason}");
+        assert!(
+            log.inbound.iter().all(|m| m[0] == b'Q'),
+            "{reason}: only the account query reached the server"
+        );
+        let _ = std::fs::remove_dir_all(state.parent().unwrap());
+    }
+}
+
+/// The kill switch (here: the flag a signal handler sets, and the file)
+/// cancels every open order and refuses new ones.
+#[test]
+fn kill_switch_cancels_every_open_order() {
+    for by_file in [false, true] {
+        let srv = OrderServer::start(Script::default());
+        let state = state_path(if by_file { "kill-file" } else { "kill-flag" });
+        let mut cfg = config(&srv.uri(), &state, loose_risk());
+        let kill_file = state.with_file_name("KILL");
+        cfg.kill_file = Some(kill_file.clone());
+        let kill = AtomicBool::new(false);
+        let (run, _) = thread::scope(|s| {
+            let h = s.spawn(|| run(40_000, &cfg, maker(&cfg), &kill));
+            // Trip it once the maker has quotes out.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while srv.log().enters.len() < 4 && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if by_file {
+                std::fs::write(&kill_file, b"").unwrap();
+            } else {
+                kill.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            h.join().unwrap()
+        });
+        let log = srv.stop();
+        let r = &run.report;
+        assert_eq!(
+            r.kill_switch.as_deref(),
+            Some(if by_file { "kill file" } else { "signal" })
+        );
+        assert_eq!(r.orders.open_at_end, 0, "{:?}", r.orders);
+        assert!(refusals(r, "kill_switch") > 0, "the maker kept trying");
+        // Every order entered (or replaced in) was cancelled.
+        let mut live: std::collections::HashSet<u32> = std::collections::HashSet::new();
+        for m in &log.inbound {
+            match m[0] {
+                b'O' => {
+                    live.insert(u32::from_be_bytes([m[1], m[2], m[3], m[4]]));
+                }
+                b'U' => {
+                    live.remove(&u32::from_be_bytes([m[1], m[2], m[3], m[4]]));
+                    live.insert(u32::from_be_bytes([m[5], m[6], m[7], m[8]]));
+                }
+                b'X' => {
+                    live.remove(&u32::from_be_bytes([m[1], m[2], m[3], m[4]]));
+                }
+                _ => {}
+            }
+        }
+        assert!(live.is_empty(), "left open at the server: {live:?}");
+        assert!(!log.cancels.is_empty());
+        balanced(r);
+        let _ = std::fs::remove_dir_all(state.parent().unwrap());
+    }
+}
+
+/// A connection dropped mid-session: the trader reconnects asking for the
+/// next sequence number; nothing is lost or duplicated.
+#[test]
+fn reconnect_resumes_at_the_next_sequence_number() {
+    let srv = OrderServer::start(Script {
+        fill: true,
+        drop_after: Some(5),
+        ..Script::default()
+    });
+    let state = state_path("reconnect");
+    let cfg = config(&srv.uri(), &state, loose_risk());
+    let kill = AtomicBool::new(false);
+    let (run, _) = run(20_000, &cfg, taker(&cfg), &kill);
+    let log: Log = srv.stop();
+    let r = &run.report;
+    assert_eq!(log.connections, 2, "{log:?}");
+    assert_eq!(r.session.reconnects, 1);
+    assert_eq!(r.session.drops, 1);
+    // The first login asked for 1, the second for one past what the first
+    // connection delivered.
+    assert_eq!(log.logins[0], 1);
+    assert!(log.logins[1] > 1);
+    // Every sequenced message arrived exactly once.
+    assert_eq!(r.session.sequenced_in, log.published);
+    assert_eq!(r.session.duplicates, 0);
+    assert_eq!(r.session.missing, 0);
+    assert_eq!(r.orders.pending, 0, "{:?}", r.orders);
+    assert_eq!(r.orders.executions, log.fills.len() as u64);
+    // Every enter reached the exchange once: those lost with the old
+    // connection were sent again, copies it had processed were ignored.
+    assert_eq!(r.orders.enters, log.enters.len() as u64, "{:?}", r.session);
+    let mut nums: Vec<u32> = log.enters.iter().map(|e| e.0).collect();
+    nums.dedup();
+    assert_eq!(nums.len(), log.enters.len());
+    assert!(log.ignored.len() as u64 <= r.session.resent);
+    balanced(r);
+    let _ = std::fs::remove_dir_all(state.parent().unwrap());
+}
+
+/// UserRefNums keep increasing across a restart with the same state file.
+#[test]
+fn user_ref_nums_increase_across_a_restart() {
+    let state = state_path("restart");
+    let mut all: Vec<u32> = Vec::new();
+    for _ in 0..2 {
+        let srv = OrderServer::start(Script {
+            fill: true,
+            ..Script::default()
+        });
+        let cfg = config(&srv.uri(), &state, loose_risk());
+        let kill = AtomicBool::new(false);
+        let (run, _) = run(5_000, &cfg, taker(&cfg), &kill);
+        let log = srv.stop();
+        assert!(!log.enters.is_empty());
+        let nums: Vec<u32> = log.enters.iter().map(|e| e.0).collect();
+        if let Some(last) = all.last() {
+            assert!(nums[0] > *last, "{} after {last}", nums[0]);
+        }
+        all.extend(nums);
+        assert!(run.report.user_ref_num_mark >= run.report.user_ref_num_last);
+    }
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+    let _ = std::fs::remove_dir_all(state.parent().unwrap());
+}
+
+/// Bad input from the server — an OUCH message of no known type, a
+/// SoupBinTCP packet of an unknown type — is counted; the session stays up.
+#[test]
+fn bad_server_input_is_counted_and_the_session_stays_up() {
+    let srv = OrderServer::start(Script {
+        fill: true,
+        garbage: true,
+        ..Script::default()
+    });
+    let state = state_path("garbage");
+    let cfg = config(&srv.uri(), &state, loose_risk());
+    let kill = AtomicBool::new(false);
+    let (run, _) = run(5_000, &cfg, taker(&cfg), &kill);
+    let log = srv.stop();
+    let r = &run.report;
+    assert_eq!(r.exchange_messages.malformed, 1);
+    assert_eq!(r.session.bad_frames, 1);
+    assert_eq!(r.session.drops, 0);
+    assert_eq!(log.connections, 1);
+    assert!(r.orders.executions > 0);
+    balanced(r);
+    let _ = std::fs::remove_dir_all(state.parent().unwrap());
+}
