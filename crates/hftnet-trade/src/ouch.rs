@@ -5,7 +5,7 @@
 //! Layer: trading engine, sans-IO. [`encode`] writes one
 //! [`OrderMsg`] as the payload of one SoupBinTCP Unsequenced Data packet
 //! (Enter `O`, Replace `U`, Cancel `X`, no optional appendage; the
-//! [`Price4`](hftnet_wire::itch50::Price4) widened to OUCH's 8-byte
+//! [`Price4`] widened to OUCH's 8-byte
 //! price). [`Inbox::handle`] reads the payload of one Sequenced Data
 //! packet and applies it: the five order-state messages the trader keeps
 //! state from go to [`Trader::handle_exchange`]; the Account Query
