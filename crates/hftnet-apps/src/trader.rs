@@ -950,6 +950,17 @@ fn prepare(cfg: &TraderAppConfig) -> Result<(TcpConfig, ClientConfig), TraderCon
     c.server_timeout_ns = cfg.server_timeout.as_nanos() as u64;
     c.validate()
         .map_err(|e| TraderConfigInvalid::Session(e.to_string()))?;
+    for f in [cfg.kill_file.clone(), Some(kill_file_of(&cfg.state))]
+        .into_iter()
+        .flatten()
+    {
+        if f.exists() {
+            return Err(TraderConfigInvalid::Session(format!(
+                "the kill file {} exists (a kill switch was tripped): remove it to trade again",
+                f.display()
+            )));
+        }
+    }
     if cfg.max_reconnect_attempts == 0 {
         return Err(TraderConfigInvalid::Session(
             "max_reconnect_attempts is 0; accepted: 1 or more".to_string(),
