@@ -163,7 +163,7 @@ pub enum TraderConfigInvalid {
     #[error(transparent)]
     Feed(#[from] FeedHandlerConfigError),
     /// Symbols or risk limits.
-    #[error("{0}")]
+    #[error(transparent)]
     Trader(#[from] TraderConfigError),
     /// The order-entry URI.
     #[error("--orders {uri:?}: {why}")]

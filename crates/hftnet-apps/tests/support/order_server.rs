@@ -69,7 +69,12 @@ pub struct OrderServer {
 
 impl OrderServer {
     pub fn start(script: Script) -> OrderServer {
-        let uri = Uri::parse("tcp://127.0.0.1:0?framing=soupbin").unwrap();
+        Self::start_at("127.0.0.1:0", script)
+    }
+
+    /// Listening on `addr` (`IP:PORT`, port 0: the kernel picks).
+    pub fn start_at(addr: &str, script: Script) -> OrderServer {
+        let uri = Uri::parse(&format!("tcp://{addr}?framing=soupbin")).unwrap();
         let tcp = TcpServer::open(TcpConfig::from_uri(&uri).unwrap(), 8).unwrap();
         let addr = tcp.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Log::default()));

@@ -64,7 +64,7 @@ enum StrategyName {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Market data, feed A, e.g. udp://198.18.0.2:30001?rx=spin&timestamps=rx
+    /// Market data, feed A, e.g. udp://198.18.0.1:30001?rx=spin&timestamps=rx
     #[arg(long)]
     md: Option<String>,
     /// Market data, feed B.
@@ -113,6 +113,9 @@ struct RunArgs {
     /// Risk: largest potential position per symbol, shares.
     #[arg(long)]
     max_position: Option<u64>,
+    /// Risk: largest sum of potential positions over symbols, shares.
+    #[arg(long)]
+    max_total_position: Option<u64>,
     /// Risk: largest open orders.
     #[arg(long)]
     max_open_orders: Option<u32>,
@@ -215,6 +218,9 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     }
     if let Some(v) = a.max_position {
         risk.max_position = v;
+    }
+    if let Some(v) = a.max_total_position {
+        risk.max_total_position = v;
     }
     if let Some(v) = a.max_open_orders {
         risk.max_open_orders = v;

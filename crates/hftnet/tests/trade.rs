@@ -1,0 +1,254 @@
+//! `hftnet trade` end to end: `hftnet exchange` publishes a generated day
+//! from the exchange namespace of a lab to the trader namespace; `hftnet
+//! trade` there runs the taker and sends its orders over SoupBinTCP to a
+//! scripted OUCH order server this test runs inside the exchange
+//! namespace. And bad input, refused before anything opens.
+
+use std::time::{Duration, Instant};
+
+use hftnet_lab::Lab;
+use serde_json::Value;
+
+mod common;
+#[allow(dead_code)]
+#[path = "../../hftnet-apps/tests/support/order_server.rs"]
+mod order_server;
+
+use common::{Proc, run_in, skip_without_root, spawn, spawn_in};
+use order_server::{OrderServer, Script};
+
+fn finish(mut p: Proc, limit: Duration, what: &str) -> std::process::Output {
+    let start = Instant::now();
+    while p.child().try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.0.take().unwrap().wait_with_output().unwrap()
+}
+
+#[test]
+fn trade_against_the_exchange_feed_in_the_lab() {
+    if skip_without_root("trade_against_the_exchange_feed_in_the_lab") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let ex_ip = lab.exchange().addr();
+    let tr_ip = lab.trader().addr();
+    let srv = lab
+        .exchange()
+        .spawn_thread("orders", move || {
+            OrderServer::start_at(
+                &format!("{ex_ip}:0"),
+                Script {
+                    fill: true,
+                    ..Script::default()
+                },
+            )
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("hftnet-trade-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state");
+    let hgrm = dir.join("t2t.hgrm");
+    let (a, b, rr) = (
+        format!("udp://{tr_ip}:30001?rcvbuf=4M"),
+        format!("udp://{tr_ip}:30002?rcvbuf=4M"),
+        format!("udp://{ex_ip}:30003"),
+    );
+    let orders = srv.uri();
+    let mut trader = spawn_in(
+        lab.trader(),
+        &[
+            "trade",
+            "--md",
+            &a,
+            "--md-b",
+            &b,
+            "--retransmit",
+            &rr,
+            "--orders",
+            &orders,
+            "--login",
+            "trader:secret",
+            "--strategy",
+            "taker",
+            "--symbols",
+            "AAPL,MSFT,NVDA,AMZN",
+            "--ticks",
+            "1",
+            "--max-order-qty",
+            "10000",
+            "--max-notional",
+            "10000000",
+            "--max-position",
+            "1000000",
+            "--max-total-position",
+            "4000000",
+            "--orders-per-sec",
+            "100000",
+            "--state",
+            state.to_str().unwrap(),
+            "--idle-timeout",
+            "20s",
+            "--duration",
+            "90s",
+            "--json",
+            "--hgrm",
+            hgrm.to_str().unwrap(),
+        ],
+    );
+    // The trader logs in before it listens to the feed.
+    let start = Instant::now();
+    while srv.log().logins.is_empty() {
+        if trader.child().try_wait().unwrap().is_some() {
+            let out = trader.0.take().unwrap().wait_with_output().unwrap();
+            panic!("trade exited: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the trader never logged in"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let exchange = run_in(
+        lab.exchange(),
+        &[
+            "exchange",
+            "--feed-a",
+            &format!("udp://{tr_ip}:30001"),
+            "--feed-b",
+            &format!("udp://{tr_ip}:30002"),
+            "--retransmit",
+            &format!("udp://{ex_ip}:30003"),
+            "--messages",
+            "20000",
+            "--rate",
+            "50000",
+            "--heartbeat",
+            "50ms",
+            "--linger",
+            "1s",
+            "--json",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(
+        exchange.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exchange.stderr)
+    );
+    let ex: Value = serde_json::from_slice(&exchange.stdout).unwrap();
+    let out = finish(trader, Duration::from_secs(100), "trade");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "trade did not print one JSON object ({e}): {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        out.status.success(),
+        "{r} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = srv.stop();
+    let messages = ex["messages"].as_u64().unwrap();
+    assert_eq!(r["feed"]["delivered"].as_u64(), Some(messages), "{r}");
+    assert_eq!(r["feed"]["stopped"], "end of session");
+    let o = &r["orders"];
+    let n = |k: &str| o[k].as_u64().unwrap();
+    assert!(n("enters") > 0, "the taker traded: {r}");
+    assert_eq!(
+        n("sent"),
+        n("accepted") + n("rejected") + n("pending"),
+        "{r}"
+    );
+    assert_eq!(n("enters"), log.enters.len() as u64);
+    assert_eq!(n("executions"), log.fills.len() as u64);
+    for (_, _, _, _, _, seq) in &log.enters {
+        let seq = seq.expect("the trigger in every ClOrdID");
+        assert!((1..=messages).contains(&seq));
+    }
+    for k in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
+        assert!(r["tick_to_trade_internal_ns"][k].is_u64(), "{k}: {r}");
+    }
+    assert_eq!(r["session"]["logins"], 1);
+    assert_eq!(r["risk_refusals"]["disconnected"], 0);
+    let shares: i64 = r["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["shares"].as_i64().unwrap())
+        .sum();
+    let filled: i64 = log
+        .fills
+        .iter()
+        .map(|f| {
+            if f.1 == b'B' {
+                i64::from(f.2)
+            } else {
+                -i64::from(f.2)
+            }
+        })
+        .sum();
+    assert_eq!(shares, filled);
+    let h = std::fs::read_to_string(&hgrm).unwrap();
+    assert!(h.contains("Value") && h.lines().count() > 5, "{h}");
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .starts_with("user_ref_num_mark ")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn trade_refuses_bad_input_up_front() {
+    let base = [
+        "trade",
+        "--md",
+        "udp://127.0.0.1:0",
+        "--symbols",
+        "AAPL",
+        "--state",
+        "/nonexistent-dir/state",
+    ];
+    for (extra, want) in [
+        (
+            vec!["--orders", "tcp://127.0.0.1:1", "--login", "toolongname:x"],
+            "1 to 6",
+        ),
+        (
+            vec!["--orders", "tcp://127.0.0.1:1", "--login", "nocolon"],
+            "USER:PASSWORD",
+        ),
+        (
+            vec!["--orders", "udp://127.0.0.1:1", "--login", "a:b"],
+            "tcp://",
+        ),
+        (
+            vec![
+                "--orders",
+                "tcp://127.0.0.1:1?framing=len32",
+                "--login",
+                "a:b",
+            ],
+            "framing=len32",
+        ),
+        (vec!["--login", "a:b"], "--orders"),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(extra.iter());
+        let out = finish(spawn(&args), Duration::from_secs(20), "trade");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
