@@ -1191,3 +1191,118 @@ fn report<S: Strategy>(
         error: e.error,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("hftnet-trader-unit-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn state_file_round_trip_and_bad_content() {
+        let d = dir("state");
+        let p = d.join("state");
+        assert_eq!(read_state(&p).unwrap(), 0, "absent: start from 0");
+        let mut f = StateFile::new(&p);
+        for mark in [1, 1_024, u32::MAX] {
+            f.store(mark).unwrap();
+            assert_eq!(read_state(&p).unwrap(), mark);
+        }
+        assert_eq!(f.writes, 3);
+        assert!(!f.tmp.exists(), "the temporary file was renamed");
+        for bad in [
+            "",
+            "garbage",
+            "user_ref_num_mark x",
+            "user_ref_num_mark 4294967296",
+        ] {
+            fs::write(&p, bad).unwrap();
+            let e = read_state(&p).unwrap_err().to_string();
+            assert!(e.contains("expected `user_ref_num_mark N`"), "{bad:?}: {e}");
+        }
+        assert_eq!(kill_file_of(&p), d.join("state.kill"));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn bad_configs_are_named() {
+        let d = dir("cfg");
+        let ok = TraderAppConfig {
+            trader: TraderConfig {
+                symbols: vec!["AAPL".into()],
+                ..TraderConfig::default()
+            },
+            orders: "tcp://127.0.0.1:7001".into(),
+            username: "user".into(),
+            password: "pass".into(),
+            state: d.join("state"),
+            ..TraderAppConfig::default()
+        };
+        validate(&ok).unwrap();
+        let cases: [(TraderAppConfig, &str); 7] = [
+            (
+                TraderAppConfig {
+                    orders: "udp://127.0.0.1:7001".into(),
+                    ..ok.clone()
+                },
+                "order entry runs over tcp://",
+            ),
+            (
+                TraderAppConfig {
+                    orders: "tcp://127.0.0.1:7001?framing=len32".into(),
+                    ..ok.clone()
+                },
+                "framing=len32",
+            ),
+            (
+                TraderAppConfig {
+                    username: "seven77".into(),
+                    ..ok.clone()
+                },
+                "1 to 6",
+            ),
+            (
+                TraderAppConfig {
+                    password: "eleven-char".into(),
+                    ..ok.clone()
+                },
+                "1 to 10",
+            ),
+            (
+                TraderAppConfig {
+                    username: String::new(),
+                    ..ok.clone()
+                },
+                "",
+            ),
+            (
+                TraderAppConfig {
+                    max_reconnect_attempts: 0,
+                    ..ok.clone()
+                },
+                "max_reconnect_attempts",
+            ),
+            (
+                TraderAppConfig {
+                    server_timeout: Duration::from_millis(500),
+                    ..ok.clone()
+                },
+                "server_timeout_ns",
+            ),
+        ];
+        for (c, want) in cases {
+            let e = validate(&c).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        fs::write(kill_file_of(&ok.state), b"").unwrap();
+        let e = validate(&ok).unwrap_err().to_string();
+        assert!(e.contains("kill file"), "{e}");
+        let _ = fs::remove_dir_all(&d);
+    }
+}

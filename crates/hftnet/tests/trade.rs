@@ -252,3 +252,123 @@ fn trade_refuses_bad_input_up_front() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// `hftnet trade kill --state FILE` trips the kill switch of the trader
+/// running with that state file: it cancels every open order (the maker's
+/// resting quotes) and refuses new ones; a trader does not start again
+/// while the kill file is there. Over loopback.
+#[test]
+fn trade_kill_cancels_every_open_order() {
+    let srv = OrderServer::start(Script::default());
+    let dir = std::env::temp_dir().join(format!("hftnet-trade-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state");
+    let state_s = state.to_str().unwrap();
+    let orders = srv.uri();
+    let args = [
+        "trade",
+        "--md",
+        "udp://127.0.0.1:31411",
+        "--md-b",
+        "udp://127.0.0.1:31412",
+        "--retransmit",
+        "udp://127.0.0.1:31413",
+        "--orders",
+        &orders,
+        "--login",
+        "trader:secret",
+        "--strategy",
+        "maker",
+        "--symbols",
+        "AAPL,MSFT,NVDA,AMZN",
+        "--max-notional",
+        "10000000",
+        "--state",
+        state_s,
+        "--idle-timeout",
+        "10s",
+        "--duration",
+        "60s",
+        "--json",
+    ];
+    let mut trader = spawn(&args);
+    let start = Instant::now();
+    while srv.log().logins.is_empty() {
+        if trader.child().try_wait().unwrap().is_some() {
+            let out = trader.0.take().unwrap().wait_with_output().unwrap();
+            panic!("trade exited: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the trader never logged in"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let exchange = spawn(&[
+        "exchange",
+        "--feed-a",
+        "udp://127.0.0.1:31411",
+        "--feed-b",
+        "udp://127.0.0.1:31412",
+        "--retransmit",
+        "udp://127.0.0.1:31413",
+        "--messages",
+        "100000",
+        "--rate",
+        "20000",
+        "--heartbeat",
+        "20ms",
+        "--linger",
+        "500ms",
+    ]);
+    let start = Instant::now();
+    while srv.log().enters.len() < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the maker never quoted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let k = finish(
+        spawn(&["trade", "kill", "--state", state_s]),
+        Duration::from_secs(10),
+        "kill",
+    );
+    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    let out = finish(trader, Duration::from_secs(90), "trade");
+    let _ = finish(exchange, Duration::from_secs(60), "exchange");
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{r}");
+    assert_eq!(r["kill_switch"], "kill file", "{r}");
+    assert_eq!(r["orders"]["open_at_end"], 0, "{r}");
+    assert!(
+        r["risk_refusals"]["kill_switch"].as_u64().unwrap() > 0,
+        "{r}"
+    );
+    let log = srv.stop();
+    let mut live = std::collections::HashSet::new();
+    for m in &log.inbound {
+        let n = |at: usize| u32::from_be_bytes([m[at], m[at + 1], m[at + 2], m[at + 3]]);
+        match m[0] {
+            b'O' => {
+                live.insert(n(1));
+            }
+            b'U' => {
+                live.remove(&n(1));
+                live.insert(n(5));
+            }
+            b'X' => {
+                live.remove(&n(1));
+            }
+            _ => {}
+        }
+    }
+    assert!(live.is_empty(), "left open: {live:?}");
+    // Not again until the kill file is removed.
+    let again = finish(spawn(&args), Duration::from_secs(20), "trade again");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("kill file"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
