@@ -259,8 +259,26 @@ fn trade_refuses_bad_input_up_front() {
 /// while the kill file is there. Over loopback.
 #[test]
 fn trade_kill_cancels_every_open_order() {
+    kill_run(false, 31411);
+}
+
+/// SIGUSR1 does the same.
+#[test]
+fn sigusr1_cancels_every_open_order() {
+    kill_run(true, 31421);
+}
+
+fn kill_run(by_signal: bool, port: u16) {
     let srv = OrderServer::start(Script::default());
-    let dir = std::env::temp_dir().join(format!("hftnet-trade-kill-{}", std::process::id()));
+    let (a, b, rr) = (
+        format!("udp://127.0.0.1:{port}"),
+        format!("udp://127.0.0.1:{}", port + 1),
+        format!("udp://127.0.0.1:{}", port + 2),
+    );
+    let dir = std::env::temp_dir().join(format!(
+        "hftnet-trade-kill-{}-{by_signal}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state");
@@ -269,11 +287,11 @@ fn trade_kill_cancels_every_open_order() {
     let args = [
         "trade",
         "--md",
-        "udp://127.0.0.1:31411",
+        &a,
         "--md-b",
-        "udp://127.0.0.1:31412",
+        &b,
         "--retransmit",
-        "udp://127.0.0.1:31413",
+        &rr,
         "--orders",
         &orders,
         "--login",
@@ -308,11 +326,11 @@ fn trade_kill_cancels_every_open_order() {
     let exchange = spawn(&[
         "exchange",
         "--feed-a",
-        "udp://127.0.0.1:31411",
+        &a,
         "--feed-b",
-        "udp://127.0.0.1:31412",
+        &b,
         "--retransmit",
-        "udp://127.0.0.1:31413",
+        &rr,
         "--messages",
         "100000",
         "--rate",
@@ -330,18 +348,29 @@ fn trade_kill_cancels_every_open_order() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let k = finish(
-        spawn(&["trade", "kill", "--state", state_s]),
-        Duration::from_secs(10),
-        "kill",
-    );
-    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    if by_signal {
+        // SIGUSR1 to the trader's PID only.
+        let pid = trader.child().id().to_string();
+        let k = std::process::Command::new("kill")
+            .args(["-USR1", &pid])
+            .status()
+            .unwrap();
+        assert!(k.success());
+    } else {
+        let k = finish(
+            spawn(&["trade", "kill", "--state", state_s]),
+            Duration::from_secs(10),
+            "kill",
+        );
+        assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    }
     let out = finish(trader, Duration::from_secs(90), "trade");
     let _ = finish(exchange, Duration::from_secs(60), "exchange");
     let r: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert!(out.status.success(), "{r}");
-    assert_eq!(r["kill_switch"], "kill file", "{r}");
+    let how = if by_signal { "signal" } else { "kill file" };
+    assert_eq!(r["kill_switch"], how, "{r}");
     assert_eq!(r["orders"]["open_at_end"], 0, "{r}");
     assert!(
         r["risk_refusals"]["kill_switch"].as_u64().unwrap() > 0,
@@ -366,9 +395,11 @@ fn trade_kill_cancels_every_open_order() {
         }
     }
     assert!(live.is_empty(), "left open: {live:?}");
-    // Not again until the kill file is removed.
-    let again = finish(spawn(&args), Duration::from_secs(20), "trade again");
-    assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("kill file"));
+    if !by_signal {
+        // Not again until the kill file is removed.
+        let again = finish(spawn(&args), Duration::from_secs(20), "trade again");
+        assert_eq!(again.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("kill file"));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
