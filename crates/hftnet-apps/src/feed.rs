@@ -352,6 +352,9 @@ pub trait FeedListener {
     /// Whether [`FeedListener::trade`] is wanted (it costs one order
     /// lookup per execution message).
     const TRADES: bool = true;
+    /// Whether [`FeedListener::poll`] is wanted (it costs a clock read per
+    /// round of the loop).
+    const POLLS: bool = true;
 
     /// A change of the best bid, best offer or trading state of one book,
     /// caused by message `at.seq` of the packet received at `at.rx_ns`.
@@ -376,6 +379,7 @@ pub struct OnTop<'f, F>(pub &'f mut F);
 impl<F: FnMut(&TopUpdate)> FeedListener for OnTop<'_, F> {
     const STAMPS: bool = false;
     const TRADES: bool = false;
+    const POLLS: bool = false;
 
     #[inline]
     fn top(&mut self, update: &TopUpdate, _at: Trigger) {
@@ -653,7 +657,7 @@ impl FeedHandlerApp {
                 }
                 rx.handler.handle_timeout(now, &mut rx.consumer);
             }
-            if rx.consumer.on_top.poll(monotonic_ns()) {
+            if L::POLLS && rx.consumer.on_top.poll(monotonic_ns()) {
                 break FeedStop::Interrupted;
             }
             while let Some(r) = rx.handler.poll_request(now) {

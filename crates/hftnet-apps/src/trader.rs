@@ -453,7 +453,7 @@ pub struct TraderReport {
     /// The SoupBinTCP session over all connections.
     pub session: SessionFigures,
     /// Whether the kill switch was tripped, and by what.
-    pub kill_switch: Option<String>,
+    pub kill_switch: Option<&'static str>,
     /// The last UserRefNum used, and the mark in the state file.
     pub user_ref_num_last: u32,
     /// The mark stored in the state file.
@@ -1180,7 +1180,7 @@ fn report<S: Strategy>(
         risk_passed: rc.passed,
         exchange_messages: *e.inbox.counters(),
         session,
-        kill_switch: e.killed.map(str::to_string),
+        kill_switch: e.killed,
         user_ref_num_last: t.refs().last(),
         user_ref_num_mark: e.mark,
         tops: k.tops,

@@ -82,6 +82,10 @@ fn taker_orders_carry_their_trigger_and_fills_make_the_position() {
     // Internal tick-to-trade: one sample per order sent on a trigger.
     assert_eq!(r.tick_to_trade_samples, r.orders.enters);
     let t = r.tick_to_trade_internal_ns.expect("samples");
+    eprintln!(
+        "internal tick-to-trade over {} orders, ns: p50 {} p90 {} p99 {} max {}",
+        r.tick_to_trade_samples, t.p50, t.p90, t.p99, t.max
+    );
     assert!(t.p50 > 0 && t.p50 <= t.p99 && t.p99 <= t.max);
     // UserRefNums strictly increasing, none ignored; the mark persisted.
     assert!(log.ignored.is_empty());
