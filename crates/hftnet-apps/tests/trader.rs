@@ -174,7 +174,7 @@ fn kill_switch_cancels_every_open_order() {
         let log = srv.stop();
         let r = &run.report;
         assert_eq!(
-            r.kill_switch.as_deref(),
+            r.kill_switch,
             Some(if by_file { "kill file" } else { "signal" })
         );
         assert_eq!(r.orders.open_at_end, 0, "{:?}", r.orders);
