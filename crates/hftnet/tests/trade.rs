@@ -376,6 +376,9 @@ fn kill_run(by_signal: bool, port: u16) {
         r["risk_refusals"]["kill_switch"].as_u64().unwrap() > 0,
         "{r}"
     );
+    // A run of seconds: heartbeats both ways (1 s interval).
+    assert!(r["session"]["heartbeats_out"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["session"]["heartbeats_in"].as_u64().unwrap() > 0, "{r}");
     let log = srv.stop();
     let mut live = std::collections::HashSet::new();
     for m in &log.inbound {

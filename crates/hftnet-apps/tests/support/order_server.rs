@@ -33,8 +33,8 @@ pub struct Script {
     /// Close the connection once, after this many orders (enters and
     /// replaces) were processed.
     pub drop_after: Option<usize>,
-    /// After each login, send a bad OUCH message (sequenced) and a bad
-    /// SoupBinTCP frame.
+    /// After each login, send two bad OUCH messages (sequenced: an unknown
+    /// type, a bad field) and a bad SoupBinTCP frame.
     pub garbage: bool,
 }
 
@@ -182,7 +182,11 @@ fn serve(mut tcp: TcpServer, script: Script, log: &Mutex<Log>, stop: &AtomicBool
                 // A sequenced OUCH message of no known type, and a
                 // SoupBinTCP packet of an unknown type.
                 server.publish(day, b"Zgarbage").unwrap();
-                log.lock().unwrap().published += 1;
+                // A System Event whose event code is not one OUCH defines.
+                server
+                    .publish(day, &[b'S', 0, 0, 0, 0, 0, 0, 0, 1, b'Q'])
+                    .unwrap();
+                log.lock().unwrap().published += 2;
                 let _ = tcp.send(id, &[b"?x"]);
             }
             for m in msgs {
