@@ -290,3 +290,31 @@ fn bad_server_input_is_counted_and_the_session_stays_up() {
     balanced(r);
     let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }
+
+/// The exchange gone for good: the reconnection attempts back off, are
+/// counted, and end the run after the configured number.
+#[test]
+fn reconnection_is_bounded() {
+    let srv = OrderServer::start(Script {
+        fill: true,
+        drop_after: Some(3),
+        vanish: true,
+        ..Script::default()
+    });
+    let state = state_path("vanish");
+    let mut cfg = config(&srv.uri(), &state, loose_risk());
+    cfg.max_reconnect_attempts = 3;
+    cfg.reconnect_backoff = Duration::from_millis(1);
+    let kill = AtomicBool::new(false);
+    let (run, sent) = run(40_000, &cfg, taker(&cfg), &kill);
+    let log = srv.stop();
+    let r = &run.report;
+    assert_eq!(r.stopped, TraderStop::ReconnectFailed, "{:?}", r.session);
+    assert_eq!(r.session.failed_attempts, 3);
+    assert_eq!((r.session.drops, r.session.reconnects), (1, 0));
+    assert!(r.feed.delivered < sent, "the run ended before the feed did");
+    assert!(refusals(r, "disconnected") > 0, "orders refused while down");
+    assert_eq!(log.connections, 1);
+    balanced(r);
+    let _ = std::fs::remove_dir_all(state.parent().unwrap());
+}

@@ -33,6 +33,8 @@ pub struct Script {
     /// Close the connection once, after this many orders (enters and
     /// replaces) were processed.
     pub drop_after: Option<usize>,
+    /// After the drop of `drop_after`, stop listening (the server is gone).
+    pub vanish: bool,
     /// After each login, send two bad OUCH messages (sequenced: an unknown
     /// type, a bad field) and a bad SoupBinTCP frame.
     pub garbage: bool,
@@ -344,6 +346,9 @@ fn serve(mut tcp: TcpServer, script: Script, log: &Mutex<Log>, stop: &AtomicBool
                 }
                 tcp.close(id);
                 conns.remove(&id);
+                if script.vanish {
+                    return;
+                }
             }
         }
         let ids: Vec<_> = conns.keys().copied().collect();
