@@ -318,3 +318,33 @@ fn reconnection_is_bounded() {
     balanced(r);
     let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }
+
+/// A server that falls silent (connection open, no heartbeats): the trader
+/// gives up on it after its timeout, reconnects asking for the next
+/// sequence number, and the replay brings what it missed, once.
+#[test]
+fn a_silent_server_is_given_up_and_the_session_resumes() {
+    let srv = OrderServer::start(Script {
+        fill: true,
+        mute_after: Some(3),
+        ..Script::default()
+    });
+    let state = state_path("mute");
+    let mut cfg = config(&srv.uri(), &state, loose_risk());
+    cfg.heartbeat = Duration::from_millis(50);
+    cfg.server_timeout = Duration::from_millis(200);
+    let kill = AtomicBool::new(false);
+    let (run, _) = run(40_000, &cfg, taker(&cfg), &kill);
+    let log = srv.stop();
+    let r = &run.report;
+    assert!(r.session.server_timeouts >= 1, "{:?}", r.session);
+    assert!(r.session.reconnects >= 1, "{:?}", r.session);
+    assert_eq!(log.connections, r.session.connections);
+    assert_eq!(r.session.sequenced_in, log.published, "{:?}", r.session);
+    assert_eq!((r.session.duplicates, r.session.missing), (0, 0));
+    assert_eq!(r.orders.pending, 0, "{:?}", r.orders);
+    assert_eq!(r.orders.enters, log.enters.len() as u64);
+    assert!(log.enters.windows(2).all(|w| w[0].0 < w[1].0));
+    balanced(r);
+    let _ = std::fs::remove_dir_all(state.parent().unwrap());
+}

@@ -35,6 +35,9 @@ pub struct Script {
     pub drop_after: Option<usize>,
     /// After the drop of `drop_after`, stop listening (the server is gone).
     pub vanish: bool,
+    /// Fall silent (no data, no heartbeats, connection kept open) on the
+    /// first connection once this many orders were processed.
+    pub mute_after: Option<usize>,
     /// After each login, send two bad OUCH messages (sequenced: an unknown
     /// type, a bad field) and a bad SoupBinTCP frame.
     pub garbage: bool,
@@ -142,6 +145,7 @@ fn serve(mut tcp: TcpServer, script: Script, log: &Mutex<Log>, stop: &AtomicBool
     let mut dropped = false;
     let mut buf = vec![0u8; 65_537];
     let mut match_no = 0u64;
+    let mut muted: Option<hftnet_io::tcp::ConnId> = None;
     while !stop.load(Ordering::Relaxed) {
         let ev = tcp
             .poll(&mut burst, Some(Instant::now() + Duration::from_millis(2)))
@@ -351,8 +355,17 @@ fn serve(mut tcp: TcpServer, script: Script, log: &Mutex<Log>, stop: &AtomicBool
                 }
             }
         }
+        if let Some(k) = script.mute_after
+            && muted.is_none()
+            && processed >= k
+        {
+            muted = conns.keys().next().copied();
+        }
         let ids: Vec<_> = conns.keys().copied().collect();
         for id in ids {
+            if Some(id) == muted {
+                continue;
+            }
             let c = conns.get_mut(&id).unwrap();
             if c.poll_timeout().is_some_and(|t| now >= t) {
                 c.handle_timeout(now);
