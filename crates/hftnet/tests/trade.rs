@@ -211,6 +211,12 @@ fn trade_against_the_exchange_feed_in_the_lab() {
 
 #[test]
 fn trade_refuses_bad_input_up_front() {
+    let dir = std::env::temp_dir().join(format!("hftnet-trade-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg_unknown = dir.join("c.json");
+    std::fs::write(&cfg_unknown, r#"{"risk": {"max_qty": 5}}"#).unwrap();
+    let cfg_zero = dir.join("c.toml");
+    std::fs::write(&cfg_zero, "[risk]\nmax_order_qty = 0\n").unwrap();
     let base = [
         "trade",
         "--md",
@@ -243,6 +249,28 @@ fn trade_refuses_bad_input_up_front() {
             "framing=len32",
         ),
         (vec!["--login", "a:b"], "--orders"),
+        (
+            vec![
+                "--orders",
+                "tcp://127.0.0.1:1",
+                "--login",
+                "a:b",
+                "--config",
+                cfg_unknown.to_str().unwrap(),
+            ],
+            "unknown field",
+        ),
+        (
+            vec![
+                "--orders",
+                "tcp://127.0.0.1:1",
+                "--login",
+                "a:b",
+                "--config",
+                cfg_zero.to_str().unwrap(),
+            ],
+            "risk.max_order_qty is 0",
+        ),
     ] {
         let mut args: Vec<&str> = base.to_vec();
         args.extend(extra.iter());
@@ -251,6 +279,7 @@ fn trade_refuses_bad_input_up_front() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `hftnet trade kill --state FILE` trips the kill switch of the trader
@@ -283,6 +312,15 @@ fn kill_run(by_signal: bool, port: u16) {
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state");
     let state_s = state.to_str().unwrap();
+    // The risk limits from a TOML file, as the library's config reads them.
+    let cfg = dir.join("trader.toml");
+    std::fs::write(
+        &cfg,
+        "symbols = [\"AAPL\", \"MSFT\", \"NVDA\", \"AMZN\"]\n\
+         [risk]\nmax_notional_dollars = 10000000\n[maker]\nsize = 100\n",
+    )
+    .unwrap();
+    let cfg_s = cfg.to_str().unwrap();
     let orders = srv.uri();
     let args = [
         "trade",
@@ -298,10 +336,8 @@ fn kill_run(by_signal: bool, port: u16) {
         "trader:secret",
         "--strategy",
         "maker",
-        "--symbols",
-        "AAPL,MSFT,NVDA,AMZN",
-        "--max-notional",
-        "10000000",
+        "--config",
+        cfg_s,
         "--state",
         state_s,
         "--idle-timeout",

@@ -85,8 +85,9 @@ struct RunArgs {
     /// The state file: the persisted UserRefNum mark (created if absent).
     #[arg(long)]
     state: Option<PathBuf>,
-    /// JSON file with `symbols`, `risk`, `ref_block`, `taker`, `maker`
-    /// (the library's serde configurations); flags override it.
+    /// JSON (or, named *.toml, TOML) file with `symbols`, `risk`,
+    /// `ref_block`, `taker`, `maker` (the library's serde configurations);
+    /// flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Symbols traded (comma-separated).
@@ -192,12 +193,17 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading --config {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| {
+            let what = || {
                 format!(
-                    "--config {}: expected JSON with symbols, risk, ref_block, taker, maker",
+                    "--config {}: expected symbols, risk, ref_block, taker, maker",
                     p.display()
                 )
-            })?
+            };
+            if p.extension().is_some_and(|e| e == "toml") {
+                toml::from_str(&text).with_context(what)?
+            } else {
+                serde_json::from_str(&text).with_context(what)?
+            }
         }
         None => ConfigFile::default(),
     };
