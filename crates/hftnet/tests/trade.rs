@@ -57,8 +57,9 @@ fn trade_against_the_exchange_feed_in_the_lab() {
     let state = dir.join("state");
     let hgrm = dir.join("t2t.hgrm");
     let (a, b, rr) = (
-        format!("udp://{tr_ip}:30001?rcvbuf=4M"),
-        format!("udp://{tr_ip}:30002?rcvbuf=4M"),
+        // The kernel's receive stamps start internal tick-to-trade.
+        format!("udp://{tr_ip}:30001?rcvbuf=4M&timestamps=rx"),
+        format!("udp://{tr_ip}:30002?rcvbuf=4M&timestamps=rx"),
         format!("udp://{ex_ip}:30003"),
     );
     let orders = srv.uri();
@@ -179,6 +180,16 @@ fn trade_against_the_exchange_feed_in_the_lab() {
     for k in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
         assert!(r["tick_to_trade_internal_ns"][k].is_u64(), "{k}: {r}");
     }
+    // The stamps are on the trader's clock: the order leaves after its
+    // trigger arrived.
+    assert!(
+        r["tick_to_trade_internal_ns"]["min"].as_u64().unwrap() > 0,
+        "{r}"
+    );
+    eprintln!(
+        "internal tick-to-trade, ns: {}",
+        r["tick_to_trade_internal_ns"]
+    );
     assert_eq!(r["session"]["logins"], 1);
     assert_eq!(r["risk_refusals"]["disconnected"], 0);
     let shares: i64 = r["positions"]
