@@ -8,6 +8,36 @@
 //! `hftnet_trade::ouch`'s and `hftnet_trade::soupbin`'s; this module moves
 //! them between the transports and keeps time (`CLOCK_MONOTONIC`).
 //!
+//! A taker on one feed, from the library:
+//!
+//! ```no_run
+//! use std::sync::atomic::AtomicBool;
+//! use hftnet_apps::{Transports, trader};
+//! use hftnet_io::{Endpoint, Role, dispatch};
+//! use hftnet_trade::strategy::{Taker, TakerConfig};
+//! use hftnet_trade::trader::TraderConfig;
+//!
+//! let cfg = trader::TraderAppConfig {
+//!     trader: TraderConfig { symbols: vec!["AAPL".into()], ..TraderConfig::default() },
+//!     orders: "tcp://198.18.0.2:7001".into(),
+//!     username: "user".into(),
+//!     password: "secret".into(),
+//!     state: "trader.state".into(),
+//!     ..trader::TraderAppConfig::default()
+//! };
+//! let strategy = Taker::new(TakerConfig::default(), &cfg.trader.symbol_table()?)?;
+//! let mut md = Endpoint::parse("udp://198.18.0.1:30001?timestamps=rx")?.open(Role::Server)?;
+//! let mut rr = Endpoint::parse("udp://198.18.0.2:30003")?.open(Role::Client)?;
+//! let (stop, kill) = (AtomicBool::new(false), AtomicBool::new(false));
+//! let run = dispatch!(&mut md, a => {
+//!     let io = Transports::new().feed_a(a).retransmit(&mut rr);
+//!     trader::run_trader(&cfg, strategy, io, &stop, &kill)
+//! })?;
+//! let o = &run.report.orders;
+//! println!("{} sent = {} accepted + {} rejected + {} pending", o.sent, o.accepted, o.rejected, o.pending);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The loop
 //!
 //! The feed handler's loop ([`FeedHandlerApp::run_with`]) calls this
@@ -61,7 +91,7 @@
 //!   logs out.
 //!
 //! Invariants: after the start, nothing is allocated per market-data
-//! message or per order (`tests/trader.rs` counts); every loop is bounded
+//! message or per order (`tests/trader_alloc.rs` counts); every loop is bounded
 //! by the duration, the feed's idle timeout, the stop flag or the
 //! reconnection limit.
 
