@@ -29,6 +29,22 @@ fn finish(mut p: Proc, limit: Duration, what: &str) -> std::process::Output {
     p.0.take().unwrap().wait_with_output().unwrap()
 }
 
+/// Waits (bounded) until the trader logged in at the order server.
+fn wait_for_login(srv: &OrderServer, trader: &mut Proc) {
+    let start = Instant::now();
+    while srv.log().logins.is_empty() {
+        if trader.child().try_wait().unwrap().is_some() {
+            let out = trader.0.take().unwrap().wait_with_output().unwrap();
+            panic!("trade exited: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the trader never logged in"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn trade_against_the_exchange_feed_in_the_lab() {
     if skip_without_root("trade_against_the_exchange_feed_in_the_lab") {
@@ -105,18 +121,7 @@ fn trade_against_the_exchange_feed_in_the_lab() {
         ],
     );
     // The trader logs in before it listens to the feed.
-    let start = Instant::now();
-    while srv.log().logins.is_empty() {
-        if trader.child().try_wait().unwrap().is_some() {
-            let out = trader.0.take().unwrap().wait_with_output().unwrap();
-            panic!("trade exited: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the trader never logged in"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_login(&srv, &mut trader);
     std::thread::sleep(Duration::from_millis(200));
     let exchange = run_in(
         lab.exchange(),
@@ -358,18 +363,7 @@ fn kill_run(by_signal: bool, port: u16) {
         "--json",
     ];
     let mut trader = spawn(&args);
-    let start = Instant::now();
-    while srv.log().logins.is_empty() {
-        if trader.child().try_wait().unwrap().is_some() {
-            let out = trader.0.take().unwrap().wait_with_output().unwrap();
-            panic!("trade exited: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the trader never logged in"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_login(&srv, &mut trader);
     let exchange = spawn(&[
         "exchange",
         "--feed-a",
