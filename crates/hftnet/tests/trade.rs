@@ -225,6 +225,47 @@ fn trade_against_the_exchange_feed_in_the_lab() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// No market data: the trader logs in, waits for the idle timeout,
+/// cancels nothing (nothing open), logs out and exits 3.
+#[test]
+fn trade_without_market_data_exits_3() {
+    let srv = OrderServer::start(Script::default());
+    let dir = std::env::temp_dir().join(format!("hftnet-trade-idle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state");
+    let orders = srv.uri();
+    let out = finish(
+        spawn(&[
+            "trade",
+            "--md",
+            "udp://127.0.0.1:0",
+            "--orders",
+            &orders,
+            "--login",
+            "trader:secret",
+            "--symbols",
+            "AAPL",
+            "--state",
+            state.to_str().unwrap(),
+            "--idle-timeout",
+            "500ms",
+            "--json",
+        ]),
+        Duration::from_secs(30),
+        "trade",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("no market data"), "{err}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["session"]["logins"], 1, "{r}");
+    assert_eq!(r["orders"]["sent"], 0);
+    let log = srv.stop();
+    assert_eq!(log.logins, [1]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn trade_refuses_bad_input_up_front() {
     let dir = std::env::temp_dir().join(format!("hftnet-trade-bad-{}", std::process::id()));

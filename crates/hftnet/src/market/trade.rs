@@ -31,7 +31,7 @@ use crate::util::{Report, parse_duration, stop_on_signals};
 
 /// Exit code when the run ended badly (reconnection failed, state file).
 const EXIT_BAD: u8 = 1;
-/// Exit code when the exchange did not answer.
+/// Exit code when the exchange did not answer, or sent no market data.
 const EXIT_SILENT: u8 = 3;
 
 #[derive(Debug, Args)]
@@ -346,6 +346,13 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     rep.print(a.json);
     if let Some(e) = &r.error {
         eprintln!("hftnet trade: {e}");
+    }
+    if r.feed.delivered == 0 && r.stopped == TraderStop::Feed {
+        eprintln!(
+            "hftnet trade: no market data arrived ({}); is the exchange sending to --md?",
+            r.feed.stopped.as_str()
+        );
+        return Ok(ExitCode::from(EXIT_SILENT));
     }
     match r.stopped {
         TraderStop::ReconnectFailed => {
