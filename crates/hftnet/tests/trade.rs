@@ -345,26 +345,37 @@ fn trade_refuses_bad_input_up_front() {
 /// while the kill file is there. Over loopback.
 #[test]
 fn trade_kill_cancels_every_open_order() {
-    kill_run(false, 31411);
+    kill_run(Kill::File, 31411);
 }
 
 /// SIGUSR1 does the same.
 #[test]
 fn sigusr1_cancels_every_open_order() {
-    kill_run(true, 31421);
+    kill_run(Kill::Usr1, 31421);
 }
 
-fn kill_run(by_signal: bool, port: u16) {
+/// SIGTERM stops the trader, which cancels every open order first.
+#[test]
+fn sigterm_stops_after_cancelling_every_open_order() {
+    kill_run(Kill::Term, 31431);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kill {
+    File,
+    Usr1,
+    Term,
+}
+
+fn kill_run(how: Kill, port: u16) {
     let srv = OrderServer::start(Script::default());
     let (a, b, rr) = (
         format!("udp://127.0.0.1:{port}"),
         format!("udp://127.0.0.1:{}", port + 1),
         format!("udp://127.0.0.1:{}", port + 2),
     );
-    let dir = std::env::temp_dir().join(format!(
-        "hftnet-trade-kill-{}-{by_signal}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("hftnet-trade-kill-{}-{how:?}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state");
@@ -430,11 +441,12 @@ fn kill_run(by_signal: bool, port: u16) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    if by_signal {
-        // SIGUSR1 to the trader's PID only.
+    if how != Kill::File {
+        // The signal to the trader's PID only.
         let pid = trader.child().id().to_string();
+        let sig = if how == Kill::Usr1 { "-USR1" } else { "-TERM" };
         let k = std::process::Command::new("kill")
-            .args(["-USR1", &pid])
+            .args([sig, &pid])
             .status()
             .unwrap();
         assert!(k.success());
@@ -451,16 +463,26 @@ fn kill_run(by_signal: bool, port: u16) {
     let r: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert!(out.status.success(), "{r}");
-    let how = if by_signal { "signal" } else { "kill file" };
-    assert_eq!(r["kill_switch"], how, "{r}");
+    let source = match how {
+        Kill::File => "kill file",
+        Kill::Usr1 => "signal",
+        Kill::Term => "stop",
+    };
+    assert_eq!(r["kill_switch"], source, "{r}");
     assert_eq!(r["orders"]["open_at_end"], 0, "{r}");
-    assert!(
-        r["risk_refusals"]["kill_switch"].as_u64().unwrap() > 0,
-        "{r}"
-    );
-    // A run of seconds: heartbeats both ways (1 s interval).
-    assert!(r["session"]["heartbeats_out"].as_u64().unwrap() > 0, "{r}");
-    assert!(r["session"]["heartbeats_in"].as_u64().unwrap() > 0, "{r}");
+    if how == Kill::Term {
+        assert_eq!(r["feed"]["stopped"], "interrupted", "{r}");
+    } else {
+        assert!(
+            r["risk_refusals"]["kill_switch"].as_u64().unwrap() > 0,
+            "{r}"
+        );
+    }
+    if how != Kill::Term {
+        // A run of seconds: heartbeats both ways (1 s interval).
+        assert!(r["session"]["heartbeats_out"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["session"]["heartbeats_in"].as_u64().unwrap() > 0, "{r}");
+    }
     let log = srv.stop();
     let mut live = std::collections::HashSet::new();
     for m in &log.inbound {
@@ -480,7 +502,7 @@ fn kill_run(by_signal: bool, port: u16) {
         }
     }
     assert!(live.is_empty(), "left open: {live:?}");
-    if !by_signal {
+    if how == Kill::File {
         // Not again until the kill file is removed.
         let again = finish(spawn(&args), Duration::from_secs(20), "trade again");
         assert_eq!(again.status.code(), Some(2));
