@@ -43,7 +43,7 @@ fn taker_orders_carry_their_trigger_and_fills_make_the_position() {
         fill: true,
         ..Script::default()
     });
-    let state = state_path("taker");
+    let (_dir, state) = state_path("taker");
     let cfg = config(&srv.uri(), &state, loose_risk());
     let kill = AtomicBool::new(false);
     let (run, sent) = run(20_000, &cfg, taker(&cfg), &kill);
@@ -98,7 +98,6 @@ fn taker_orders_carry_their_trigger_and_fills_make_the_position() {
     // The report serialises.
     let v = serde_json::to_value(r).unwrap();
     assert!(v["tick_to_trade_internal_ns"]["p50"].is_u64());
-    let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }
 
 /// Each risk check refuses before any byte leaves: the server sees no
@@ -130,7 +129,7 @@ fn risk_refusals_leave_nothing_on_the_wire() {
     ];
     for (reason, risk) in cases {
         let srv = OrderServer::start(Script::default());
-        let state = state_path(reason);
+        let (_dir, state) = state_path(reason);
         let cfg = config(&srv.uri(), &state, risk);
         let kill = AtomicBool::new(false);
         let (run, _) = run(5_000, &cfg, taker(&cfg), &kill);
@@ -142,7 +141,6 @@ fn risk_refusals_leave_nothing_on_the_wire() {
             log.inbound.iter().all(|m| m[0] == b'Q'),
             "{reason}: only the account query reached the server"
         );
-        let _ = std::fs::remove_dir_all(state.parent().unwrap());
     }
 }
 
@@ -152,7 +150,7 @@ fn risk_refusals_leave_nothing_on_the_wire() {
 fn kill_switch_cancels_every_open_order() {
     for by_file in [false, true] {
         let srv = OrderServer::start(Script::default());
-        let state = state_path(if by_file { "kill-file" } else { "kill-flag" });
+        let (_dir, state) = state_path(if by_file { "kill-file" } else { "kill-flag" });
         let mut cfg = config(&srv.uri(), &state, loose_risk());
         let kill_file = state.with_file_name("KILL");
         cfg.kill_file = Some(kill_file.clone());
@@ -199,7 +197,6 @@ fn kill_switch_cancels_every_open_order() {
         assert!(live.is_empty(), "left open at the server: {live:?}");
         assert!(!log.cancels.is_empty());
         balanced(r);
-        let _ = std::fs::remove_dir_all(state.parent().unwrap());
     }
 }
 
@@ -212,7 +209,7 @@ fn reconnect_resumes_at_the_next_sequence_number() {
         drop_after: Some(5),
         ..Script::default()
     });
-    let state = state_path("reconnect");
+    let (_dir, state) = state_path("reconnect");
     let cfg = config(&srv.uri(), &state, loose_risk());
     let kill = AtomicBool::new(false);
     let (run, _) = run(20_000, &cfg, taker(&cfg), &kill);
@@ -238,13 +235,12 @@ fn reconnect_resumes_at_the_next_sequence_number() {
     assert!(log.enters.windows(2).all(|w| w[0].0 < w[1].0));
     assert!(log.ignored.len() as u64 <= r.session.resent);
     balanced(r);
-    let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }
 
 /// UserRefNums keep increasing across a restart with the same state file.
 #[test]
 fn user_ref_nums_increase_across_a_restart() {
-    let state = state_path("restart");
+    let (_dir, state) = state_path("restart");
     let mut all: Vec<u32> = Vec::new();
     for _ in 0..2 {
         let srv = OrderServer::start(Script {
@@ -264,7 +260,6 @@ fn user_ref_nums_increase_across_a_restart() {
         assert!(run.report.user_ref_num_mark >= run.report.user_ref_num_last);
     }
     assert!(all.windows(2).all(|w| w[0] < w[1]));
-    let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }
 
 /// Bad input from the server — an OUCH message of no known type, a
@@ -276,7 +271,7 @@ fn bad_server_input_is_counted_and_the_session_stays_up() {
         garbage: true,
         ..Script::default()
     });
-    let state = state_path("garbage");
+    let (_dir, state) = state_path("garbage");
     let cfg = config(&srv.uri(), &state, loose_risk());
     let kill = AtomicBool::new(false);
     let (run, _) = run(5_000, &cfg, taker(&cfg), &kill);
@@ -288,7 +283,6 @@ fn bad_server_input_is_counted_and_the_session_stays_up() {
     assert_eq!(log.connections, 1);
     assert!(r.orders.executions > 0);
     balanced(r);
-    let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }
 
 /// The exchange gone for good: the reconnection attempts back off, are
@@ -301,7 +295,7 @@ fn reconnection_is_bounded() {
         vanish: true,
         ..Script::default()
     });
-    let state = state_path("vanish");
+    let (_dir, state) = state_path("vanish");
     let mut cfg = config(&srv.uri(), &state, loose_risk());
     cfg.max_reconnect_attempts = 3;
     cfg.reconnect_backoff = Duration::from_millis(1);
@@ -316,7 +310,6 @@ fn reconnection_is_bounded() {
     assert!(refusals(r, "disconnected") > 0, "orders refused while down");
     assert_eq!(log.connections, 1);
     balanced(r);
-    let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }
 
 /// A server that falls silent (connection open, no heartbeats): the trader
@@ -329,7 +322,7 @@ fn a_silent_server_is_given_up_and_the_session_resumes() {
         mute_after: Some(3),
         ..Script::default()
     });
-    let state = state_path("mute");
+    let (_dir, state) = state_path("mute");
     let mut cfg = config(&srv.uri(), &state, loose_risk());
     cfg.heartbeat = Duration::from_millis(50);
     cfg.server_timeout = Duration::from_millis(200);
@@ -346,5 +339,4 @@ fn a_silent_server_is_given_up_and_the_session_resumes() {
     assert_eq!(r.orders.enters, log.enters.len() as u64);
     assert!(log.enters.windows(2).all(|w| w[0].0 < w[1].0));
     balanced(r);
-    let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }

@@ -31,7 +31,7 @@ fn trader_allocates_nothing_per_message_or_order() {
             fill: true,
             ..Script::default()
         });
-        let state = state_path(&format!("alloc-{messages}"));
+        let (_dir, state) = state_path(&format!("alloc-{messages}"));
         let mut cfg = config(&srv.uri(), &state, loose_risk());
         // One mark covers the whole run: the state file is written once.
         cfg.trader.ref_block = 1_000_000;
@@ -48,7 +48,6 @@ fn trader_allocates_nothing_per_message_or_order() {
             r.orders.sent, r.orders.replaces, r.orders.cancels, r.orders.executions
         );
         seen.push((n, r.orders.sent));
-        let _ = std::fs::remove_dir_all(state.parent().unwrap());
     }
     assert!(
         seen[1].1 > 2 * seen[0].1,

@@ -17,6 +17,24 @@ mod order_server;
 use common::{Proc, run_in, skip_without_root, spawn, spawn_in};
 use order_server::{OrderServer, Script};
 
+/// A fresh directory, removed on drop (also when the test fails).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn finish(mut p: Proc, limit: Duration, what: &str) -> std::process::Output {
     let start = Instant::now();
     while p.child().try_wait().unwrap().is_none() {
@@ -67,9 +85,8 @@ fn trade_against_the_exchange_feed_in_the_lab() {
         .unwrap()
         .join()
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("hftnet-trade-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("hftnet-trade-cli");
+    let dir = tmp.0.clone();
     let state = dir.join("state");
     let hgrm = dir.join("t2t.hgrm");
     let (a, b, rr) = (
@@ -222,7 +239,6 @@ fn trade_against_the_exchange_feed_in_the_lab() {
             .unwrap()
             .starts_with("user_ref_num_mark ")
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// No market data: the trader logs in, waits for the idle timeout,
@@ -230,9 +246,8 @@ fn trade_against_the_exchange_feed_in_the_lab() {
 #[test]
 fn trade_without_market_data_exits_3() {
     let srv = OrderServer::start(Script::default());
-    let dir = std::env::temp_dir().join(format!("hftnet-trade-idle-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("hftnet-trade-idle");
+    let dir = tmp.0.clone();
     let state = dir.join("state");
     let orders = srv.uri();
     let out = finish(
@@ -263,13 +278,12 @@ fn trade_without_market_data_exits_3() {
     assert_eq!(r["orders"]["sent"], 0);
     let log = srv.stop();
     assert_eq!(log.logins, [1]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn trade_refuses_bad_input_up_front() {
-    let dir = std::env::temp_dir().join(format!("hftnet-trade-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("hftnet-trade-bad");
+    let dir = tmp.0.clone();
     let cfg_unknown = dir.join("c.json");
     std::fs::write(&cfg_unknown, r#"{"risk": {"max_qty": 5}}"#).unwrap();
     let cfg_zero = dir.join("c.toml");
@@ -336,7 +350,6 @@ fn trade_refuses_bad_input_up_front() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `hftnet trade kill --state FILE` trips the kill switch of the trader
@@ -374,10 +387,8 @@ fn kill_run(how: Kill, port: u16) {
         format!("udp://127.0.0.1:{}", port + 1),
         format!("udp://127.0.0.1:{}", port + 2),
     );
-    let dir =
-        std::env::temp_dir().join(format!("hftnet-trade-kill-{}-{how:?}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new(&format!("hftnet-trade-kill-{how:?}"));
+    let dir = tmp.0.clone();
     let state = dir.join("state");
     let state_s = state.to_str().unwrap();
     // The risk limits from a TOML file, as the library's config reads them.
@@ -508,5 +519,4 @@ fn kill_run(how: Kill, port: u16) {
         assert_eq!(again.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&again.stderr).contains("kill file"));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,11 +22,29 @@ use super::loopback;
 
 pub const SYMBOLS: [&str; 4] = ["AAPL", "MSFT", "NVDA", "AMZN"];
 
-pub fn state_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hftnet-trader-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("state")
+/// A fresh directory, removed on drop (also when the test fails).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("hftnet-trader-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A state file in a fresh directory; keep the guard alive.
+pub fn state_path(name: &str) -> (TempDir, PathBuf) {
+    let d = TempDir::new(name);
+    let state = d.0.join("state");
+    (d, state)
 }
 
 pub fn loose_risk() -> RiskConfig {
