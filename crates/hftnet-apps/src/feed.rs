@@ -24,6 +24,16 @@
 //! record (a later run continues the sequence numbers). A record the
 //! transport refuses is counted, never fatal.
 //!
+//! Listeners: [`FeedHandlerApp::run`] calls a closure with each top change;
+//! [`FeedHandlerApp::run_with`] calls a [`FeedListener`] with each top
+//! change and each trade, together with the [`Trigger`] of the message that
+//! caused it — its MoldUDP64 sequence number and the receive stamp of the
+//! packet that delivered it (the kernel's software stamp when the transport
+//! gives one, placed on `CLOCK_MONOTONIC`; else `CLOCK_MONOTONIC` read when
+//! the packet was handed to the handler; a message released by a timeout
+//! carries the time of the timeout) — and once per loop round, so that a
+//! trader can serve its order session on the same thread.
+//!
 //! Invariants: after the buffers are allocated at the start, nothing is
 //! allocated, formatted or logged per datagram (the first 64 lost ranges are
 //! kept in a vector reserved up front, the time per packet and the publish
@@ -34,6 +44,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hftnet_bench::clock::{monotonic_ns, realtime_offset_ns};
 use hftnet_bench::stats::LatencyStats;
 use hftnet_io::{Lease, RxBurst, Transport};
 use hftnet_trade::book::{self, BookConfig};
@@ -41,6 +52,7 @@ use hftnet_trade::feed::{
     self as engine, Deliver, FeedConfig, FeedHandler, FeedId, SourceCounters, Start,
 };
 use hftnet_trade::market::{MarketData, MarketEvents, TopUpdate, TradeUpdate};
+pub use hftnet_trade::orders::Trigger;
 use hftnet_wire::moldudp64::{HEADER_LEN, Request, Session};
 use serde::Serialize;
 
@@ -330,43 +342,102 @@ pub struct FeedHandlerReport {
     pub publish: Option<PublishReport>,
 }
 
+/// What a feed-handler run tells its user, synchronously, on the loop's
+/// thread (see the module doc). Every method runs before the next message
+/// is handled; none may block for long.
+pub trait FeedListener {
+    /// Whether the listener reads [`Trigger::rx_ns`]: when `false`, no
+    /// clock is read per packet for it and `rx_ns` is 0.
+    const STAMPS: bool = true;
+    /// Whether [`FeedListener::trade`] is wanted (it costs one order
+    /// lookup per execution message).
+    const TRADES: bool = true;
+    /// Whether [`FeedListener::poll`] is wanted (it costs a clock read per
+    /// round of the loop).
+    const POLLS: bool = true;
+
+    /// A change of the best bid, best offer or trading state of one book,
+    /// caused by message `at.seq` of the packet received at `at.rx_ns`.
+    fn top(&mut self, update: &TopUpdate, at: Trigger);
+
+    /// A trade in a kept book.
+    fn trade(&mut self, _trade: &TradeUpdate, _at: Trigger) {}
+
+    /// Once per round of the loop (after the feeds were polled), with
+    /// `CLOCK_MONOTONIC` now; `true` ends the run
+    /// ([`FeedStop::Interrupted`]).
+    fn poll(&mut self, _now_ns: u64) -> bool {
+        false
+    }
+}
+
+/// A closure called with each top change: the listener
+/// [`FeedHandlerApp::run`] uses (no stamps, no trades).
+#[derive(Debug)]
+pub struct OnTop<'f, F>(pub &'f mut F);
+
+impl<F: FnMut(&TopUpdate)> FeedListener for OnTop<'_, F> {
+    const STAMPS: bool = false;
+    const TRADES: bool = false;
+    const POLLS: bool = false;
+
+    #[inline]
+    fn top(&mut self, update: &TopUpdate, _at: Trigger) {
+        (self.0)(update);
+    }
+}
+
 /// The consumer of the handler during a run: the books, the strategy
 /// callback, the publisher, the loss reports.
 struct Consumer<'r, F> {
     market: &'r mut MarketData,
     on_top: &'r mut F,
+    /// The receive stamp of the packet (or timeout) being handled.
+    rx_ns: u64,
     top_updates: &'r mut u64,
     publish: Option<(&'r mut dyn RecordOut, &'r mut Publishing)>,
     lost: &'r mut Vec<LostRange>,
     ended: &'r mut Option<u64>,
 }
 
-/// What one delivered message tells the publisher and the strategy.
+/// What one delivered message tells the publisher (if any) and the
+/// listener.
 struct Events<'e, F> {
     on_top: &'e mut F,
     top_updates: &'e mut u64,
-    out: &'e mut dyn RecordOut,
-    publishing: &'e mut Publishing,
+    publish: Option<(&'e mut dyn RecordOut, &'e mut Publishing)>,
     /// The ITCH message type.
     cause: u8,
+    at: Trigger,
 }
 
-impl<F: FnMut(&TopUpdate)> MarketEvents for Events<'_, F> {
+impl<F: FeedListener> MarketEvents for Events<'_, F> {
     #[inline]
     fn top(&mut self, u: &TopUpdate) {
         *self.top_updates += 1;
-        self.publishing.top(self.out, u, self.cause);
-        (self.on_top)(u);
+        if let Some((out, p)) = self.publish.as_mut() {
+            p.top(&mut **out, u, self.cause);
+        }
+        self.on_top.top(u, self.at);
     }
 
     #[inline]
     fn trade(&mut self, t: &TradeUpdate) {
-        self.publishing.trade(self.out, t, self.cause);
+        if let Some((out, p)) = self.publish.as_mut() {
+            p.trade(&mut **out, t, self.cause);
+        }
+        if F::TRADES {
+            self.on_top.trade(t, self.at);
+        }
     }
 }
 
-impl<F: FnMut(&TopUpdate)> Deliver for Consumer<'_, F> {
-    fn message(&mut self, _sequence: u64, message: &[u8]) {
+impl<F: FeedListener> Deliver for Consumer<'_, F> {
+    fn message(&mut self, sequence: u64, message: &[u8]) {
+        let at = Trigger {
+            seq: sequence,
+            rx_ns: self.rx_ns,
+        };
         let (n, on_top) = (&mut *self.top_updates, &mut *self.on_top);
         match self.publish.as_mut() {
             Some((out, publishing)) => {
@@ -375,16 +446,28 @@ impl<F: FnMut(&TopUpdate)> Deliver for Consumer<'_, F> {
                     &mut Events {
                         on_top,
                         top_updates: n,
-                        out: &mut **out,
-                        publishing,
+                        publish: Some((&mut **out, &mut **publishing)),
                         cause: message.first().copied().unwrap_or(0),
+                        at,
+                    },
+                );
+            }
+            None if F::TRADES => {
+                self.market.handle_events(
+                    message,
+                    &mut Events {
+                        on_top,
+                        top_updates: n,
+                        publish: None,
+                        cause: 0,
+                        at,
                     },
                 );
             }
             None => {
                 self.market.handle_with(message, &mut |u| {
                     *n += 1;
-                    on_top(u);
+                    on_top.top(u, at);
                 });
             }
         }
@@ -488,6 +571,28 @@ impl FeedHandlerApp {
         R: Transport,
         F: FnMut(&TopUpdate),
     {
+        self.run_with(io, stop, &mut OnTop(on_top))
+    }
+
+    /// [`FeedHandlerApp::run`] with a [`FeedListener`]: each top change and
+    /// trade comes with the [`Trigger`] of its message, and the listener is
+    /// polled once per round of the loop (see the module doc).
+    ///
+    /// # Errors
+    /// As [`FeedHandlerApp::run`].
+    pub fn run_with<A, B, R, L>(
+        &mut self,
+        io: Transports<'_, A, B, R>,
+        stop: &AtomicBool,
+        listener: &mut L,
+    ) -> Result<FeedStop, FeedHandlerError>
+    where
+        A: Lease,
+        B: Lease,
+        R: Transport,
+        L: FeedListener,
+    {
+        let on_top = listener;
         let Transports {
             mut feed_a,
             mut feed_b,
@@ -519,6 +624,7 @@ impl FeedHandlerApp {
             consumer: Consumer {
                 market: &mut self.market,
                 on_top,
+                rx_ns: 0,
                 top_updates: &mut self.top_updates,
                 publish,
                 lost: &mut self.lost,
@@ -527,6 +633,7 @@ impl FeedHandlerApp {
             per_packet: &mut self.per_packet,
             start,
             recv_errors: &mut self.recv_errors,
+            realtime_offset_ns: if L::STAMPS { realtime_offset_ns() } else { 0 },
         };
         let burst = &mut self.burst;
         let why = loop {
@@ -545,7 +652,13 @@ impl FeedHandlerApp {
                 if let Some((_, p)) = rx.consumer.publish.as_mut() {
                     p.stamp_now();
                 }
+                if L::STAMPS {
+                    rx.consumer.rx_ns = monotonic_ns();
+                }
                 rx.handler.handle_timeout(now, &mut rx.consumer);
+            }
+            if L::POLLS && rx.consumer.on_top.poll(monotonic_ns()) {
+                break FeedStop::Interrupted;
             }
             while let Some(r) = rx.handler.poll_request(now) {
                 r.emit(&mut Request::new_unchecked(&mut req[..]));
@@ -646,9 +759,12 @@ struct Rx<'r, F> {
     per_packet: &'r mut LatencyStats,
     start: Instant,
     recv_errors: &'r mut u64,
+    /// `CLOCK_REALTIME − CLOCK_MONOTONIC` at the start of the run (places
+    /// kernel receive stamps on the monotonic clock).
+    realtime_offset_ns: i64,
 }
 
-impl<F: FnMut(&TopUpdate)> Rx<'_, F> {
+impl<F: FeedListener> Rx<'_, F> {
     fn now_ns(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
@@ -659,6 +775,13 @@ impl<F: FnMut(&TopUpdate)> Rx<'_, F> {
     fn handle(&mut self, id: FeedId, bytes: &[u8], kernel_rx_ns: Option<u64>) {
         if let Some((_, p)) = self.consumer.publish.as_mut() {
             p.stamp_packet(kernel_rx_ns);
+        }
+        if F::STAMPS {
+            self.consumer.rx_ns = match kernel_rx_ns {
+                Some(rt) => (i128::from(rt) - i128::from(self.realtime_offset_ns))
+                    .clamp(0, i128::from(u64::MAX)) as u64,
+                None => monotonic_ns(),
+            };
         }
         let t0 = Instant::now();
         self.handler

@@ -14,6 +14,10 @@
 //! - [`md_subscriber`]: a subscriber of those records (tops, gaps, the
 //!   latency of each hop).
 //! - [`replay`]: an ITCH 5.0 file through the books.
+//! - [`trader`]: the feed handler and the trader engine (strategy, risk,
+//!   position) on one thread, orders out as OUCH 5.0 over SoupBinTCP on
+//!   kernel TCP, with reconnection, persisted UserRefNums, a kill switch
+//!   and internal tick-to-trade.
 //! - [`itch_file`]: reading and writing Nasdaq ITCH 5.0 files (plain or gzip).
 //! - [`market`]: what a stream built (counts, digests, books, top of book),
 //!   as report figures.
@@ -63,6 +67,7 @@ pub mod md_subscriber;
 pub mod order_entry;
 pub mod publish;
 pub mod replay;
+pub mod trader;
 mod transports;
 
 pub use transports::{Absent, Transports};

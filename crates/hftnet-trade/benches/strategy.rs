@@ -1,4 +1,4 @@
-//! Strategy + risk (+ encode, once the OUCH codec lands) per market event:
+//! Strategy + risk + OUCH encode per market event:
 //! the trader's decision path, from a top-of-book update to order messages
 //! ready to send — the goal is p50 ≤ 100 ns for strategy + risk +
 //! encode.
@@ -22,9 +22,6 @@
 //!   case of a real feed): the cost of looking.
 //! - `strategy/risk`: `Risk::check` alone, on an order that passes.
 //!
-//! To add the encode: replace the body of `encode` with the OUCH codec's
-//! emit into `buf` — one line.
-//!
 //! `cargo bench -p hftnet-trade --bench strategy`
 
 use std::hint::black_box;
@@ -43,12 +40,10 @@ mod trading;
 
 const EVENTS: usize = 1 << 14;
 
-/// Encodes one order message into `buf`, returning its length. The OUCH
-/// codec goes here.
+/// Encodes one order message into `buf` as OUCH 5.0, returning its length.
 #[inline]
 fn encode(m: &OrderMsg, buf: &mut [u8; 128]) -> usize {
-    black_box((m, buf));
-    0
+    hftnet_trade::ouch::encode(m, buf).unwrap_or(0)
 }
 
 /// The exchange's answer to `m`, at once.

@@ -40,6 +40,7 @@ pub mod feed;
 pub mod market;
 pub mod matching;
 pub mod orders;
+pub mod ouch;
 pub mod position;
 pub mod risk;
 pub mod soupbin;

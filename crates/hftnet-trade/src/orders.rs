@@ -59,10 +59,11 @@ impl Trigger {
 /// OUCH's 14-byte ClOrdID (alphanumeric and spaces).
 ///
 /// The trader writes the trigger's MoldUDP64 sequence number into it, in
-/// decimal, right-aligned and zero-filled (`00000000001234`), so the
-/// exchange can match the order to the packet that caused it. Sequence
-/// numbers of 15 digits or more (beyond any trading day) and
-/// [`Trigger::NONE`] give an all-space ClOrdID.
+/// decimal, left-justified and space padded (`1234          `), with the
+/// codec's own [`hftnet_wire::ouch50::ClOrdId::from_number`], so the
+/// exchange reads it back with [`hftnet_wire::ouch50::ClOrdId::number`]
+/// (one encoding, not two). Sequence numbers of 15 digits or more (beyond
+/// any trading day) and [`Trigger::NONE`] give an all-space ClOrdID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClOrdId(pub [u8; 14]);
 
@@ -70,40 +71,24 @@ impl ClOrdId {
     /// All spaces: no trigger.
     pub const BLANK: ClOrdId = ClOrdId([b' '; 14]);
     /// Largest sequence number a ClOrdID carries.
-    pub const MAX_SEQ: u64 = 99_999_999_999_999;
+    pub const MAX_SEQ: u64 = hftnet_wire::ouch50::ClOrdId::MAX_NUMBER;
 
     /// The ClOrdID carrying `trigger`'s sequence number.
     #[must_use]
     pub fn from_trigger(trigger: Trigger) -> ClOrdId {
-        let mut seq = trigger.seq;
-        if seq == 0 || seq > Self::MAX_SEQ {
+        if trigger.seq == 0 {
             return Self::BLANK;
         }
-        // Two digits at a time, from the right.
-        let mut b = [b'0'; 14];
-        let mut i = 14;
-        while seq > 0 {
-            let d = (seq % 100) as u8;
-            seq /= 100;
-            b[i - 1] = b'0' + d % 10;
-            b[i - 2] = b'0' + d / 10;
-            i -= 2;
-        }
-        ClOrdId(b)
+        hftnet_wire::ouch50::ClOrdId::from_number(trigger.seq).map_or(Self::BLANK, |c| ClOrdId(c.0))
     }
 
     /// The sequence number [`ClOrdId::from_trigger`] wrote; `None` when the
-    /// field is blank or not 14 digits.
+    /// field is blank, 0 or not a decimal number.
     #[must_use]
     pub fn trigger_seq(&self) -> Option<u64> {
-        let mut v = 0u64;
-        for &c in &self.0 {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + u64::from(c - b'0');
-        }
-        (v > 0).then_some(v)
+        hftnet_wire::ouch50::ClOrdId(self.0)
+            .number()
+            .filter(|&v| v > 0)
     }
 }
 
@@ -405,7 +390,7 @@ mod tests {
             rx_ns: 5,
         };
         let c = ClOrdId::from_trigger(t);
-        assert_eq!(&c.0, b"00000000001234");
+        assert_eq!(&c.0, b"1234          ");
         assert_eq!(c.trigger_seq(), Some(1234));
         assert_eq!(ClOrdId::from_trigger(Trigger::NONE), ClOrdId::BLANK);
         assert_eq!(ClOrdId::BLANK.trigger_seq(), None);

@@ -87,11 +87,15 @@ pub enum RiskReject {
     NoUserRefNum,
     /// The caller's outbox is full.
     Backpressure,
+    /// The order session is down (not logged in): the order is refused
+    /// rather than queued, so nothing decided on stale data leaves after a
+    /// reconnect.
+    Disconnected,
 }
 
 impl RiskReject {
     /// Number of reasons.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     /// Every reason, in table order.
     pub const ALL: [RiskReject; Self::COUNT] = [
         RiskReject::KillSwitch,
@@ -109,6 +113,7 @@ impl RiskReject {
         RiskReject::OrderBusy,
         RiskReject::NoUserRefNum,
         RiskReject::Backpressure,
+        RiskReject::Disconnected,
     ];
 
     /// Index into [`RiskCounters::rejected`].
@@ -136,6 +141,7 @@ impl RiskReject {
             RiskReject::OrderBusy => "order_busy",
             RiskReject::NoUserRefNum => "no_user_ref_num",
             RiskReject::Backpressure => "backpressure",
+            RiskReject::Disconnected => "disconnected",
         }
     }
 }

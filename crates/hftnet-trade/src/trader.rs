@@ -398,6 +398,7 @@ pub struct Trader<S> {
     pending: u64,
     intents: Intents,
     counters: TraderCounters,
+    connected: bool,
 }
 
 impl<S: Strategy> Trader<S> {
@@ -431,6 +432,7 @@ impl<S: Strategy> Trader<S> {
             pending: 0,
             intents: Intents::default(),
             counters: TraderCounters::default(),
+            connected: true,
         })
     }
 
@@ -717,6 +719,22 @@ impl<S: Strategy> Trader<S> {
     }
 
     // ---- queries ------------------------------------------------------
+
+    /// Tells the trader whether its order session is up (logged in). While
+    /// it is down, new enters and replaces are refused with
+    /// [`RiskReject::Disconnected`] (not queued: a decision taken on market
+    /// data must not leave late, after a reconnect); cancels still go into
+    /// the outbox, and the caller holds them until the session is back.
+    /// Starts connected (a test or simulation without a session).
+    pub fn set_connected(&mut self, up: bool) {
+        self.connected = up;
+    }
+
+    /// Whether the order session is up, as last told.
+    #[must_use]
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
 
     /// The strategy.
     #[must_use]
@@ -1060,6 +1078,9 @@ impl<S: Strategy> Trader<S> {
     fn precheck(&mut self, out: &Outbox) -> Result<(), RiskReject> {
         if self.risk.is_tripped() {
             return Err(self.risk.refuse(RiskReject::KillSwitch));
+        }
+        if !self.connected {
+            return Err(self.risk.refuse(RiskReject::Disconnected));
         }
         if out.room() == 0 {
             return Err(self.risk.refuse(RiskReject::Backpressure));

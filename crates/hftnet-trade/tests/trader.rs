@@ -173,7 +173,7 @@ fn taker_hits_and_lifts_on_n_tick_moves() {
     );
     assert_eq!(o.symbol.0, sym("AAPL"));
     assert_eq!(o.user_ref_num, UserRefNum(1));
-    assert_eq!(&o.cl_ord_id.0, b"00000000000003");
+    assert_eq!(&o.cl_ord_id.0, b"3             ");
     assert_eq!(m[0].trigger(), trig(3));
     assert_eq!(t.position(0).unwrap().shares(), 100);
     // The offer falls three ticks during the cooldown: nothing.
@@ -500,6 +500,38 @@ fn no_order_leaves_without_a_persisted_user_ref_num() {
         .map(|m| enter_msg(m).user_ref_num.0)
         .collect();
     assert_eq!(refs, [1, 2]);
+}
+
+#[test]
+fn orders_are_refused_while_the_session_is_down_and_cancels_still_go() {
+    let cfg = TraderConfig {
+        symbols: vec!["AAPL".into()],
+        risk: loose_risk(),
+        ref_block: 16,
+    };
+    let mut t = Trader::new(cfg, Recorder::default()).unwrap();
+    persist(&mut t);
+    let mut out = Outbox::default();
+    t.handle_top(&update(1, "AAPL", 10_0000, 10_0100), trig(1), T0, &mut out);
+    t.submit(&enter(0, Side::Buy, 10_0000, 5), T0, &mut out)
+        .unwrap();
+    out.clear();
+    t.set_connected(false);
+    assert!(!t.connected());
+    let e = t.submit(&enter(0, Side::Buy, 10_0000, 6), T0, &mut out);
+    assert_eq!(e, Err(RiskReject::Disconnected));
+    let e = t.submit(&replace(1, 10_0000, 7), T0, &mut out);
+    assert_eq!(e, Err(RiskReject::Disconnected));
+    assert!(out.as_slice().is_empty(), "nothing left while down");
+    t.submit(&cancel(1), T0, &mut out).unwrap();
+    assert_eq!(cancel_refs(&out), [1]);
+    assert_eq!(t.risk_counters().of(RiskReject::Disconnected), 2);
+    out.clear();
+    t.set_connected(true);
+    t.submit(&enter(0, Side::Buy, 10_0000, 6), T0, &mut out)
+        .unwrap();
+    assert_eq!(enter_msg(&out.as_slice()[0]).user_ref_num.0, 2);
+    t.check_invariants().unwrap();
 }
 
 #[test]

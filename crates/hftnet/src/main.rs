@@ -52,6 +52,9 @@ enum Command {
     Feed(market::FeedArgs),
     /// Parse a Nasdaq ITCH 5.0 file (plain or gzip), build the books, report.
     Replay(market::ReplayArgs),
+    /// Trader: market data in, a strategy and pre-trade risk, OUCH 5.0 orders out over
+    /// SoupBinTCP; `trade kill --state FILE` trips a running trader's kill switch.
+    Trade(market::TradeArgs),
     /// OS jitter per CPU: a spinning thread per CPU records every interruption above a threshold.
     Jitter(jitter::JitterArgs),
     /// Host tuning: audit (read only), apply a profile with a snapshot, revert it exactly.
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Exchange(a) => market::exchange(*a),
         Command::Feed(a) => market::feed(a),
         Command::Replay(a) => market::replay(a),
+        Command::Trade(a) => market::trade(a),
         Command::Jitter(a) => jitter::jitter(a),
         Command::Tune(a) => tune::tune(a),
         Command::Xdp(a) => xdp::run(a),

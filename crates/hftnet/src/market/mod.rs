@@ -1,5 +1,6 @@
 //! `hftnet exchange`, `hftnet feed` and `hftnet replay`: the market-data
-//! half of the trading path, ITCH 5.0 over MoldUDP64, over any transport.
+//! half of the trading path, ITCH 5.0 over MoldUDP64, over any transport;
+//! `hftnet trade`: the trader, orders out as OUCH 5.0 over SoupBinTCP.
 //! The loops are the library's (`hftnet-apps`, on the sans-IO engine of
 //! `hftnet-trade`); these modules only parse the arguments, open the
 //! transports the URIs name, call the library and print its reports.
@@ -7,10 +8,12 @@
 mod exchange;
 mod feed;
 mod replay;
+mod trade;
 
 pub use exchange::{ExchangeArgs, exchange};
 pub use feed::{FeedArgs, feed};
 pub use replay::{ReplayArgs, replay};
+pub use trade::{TradeArgs, trade};
 
 use anyhow::{Context, Result, anyhow, bail};
 use hftnet_apps::market::{MarketSummary, TopLevel, TopOfBook};

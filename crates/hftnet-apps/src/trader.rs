@@ -1,0 +1,1338 @@
+//! The trader: the feed handler ([`crate::feed`]) and the sans-IO
+//! [`Trader`] engine (strategy, pre-trade risk, orders, position and P&L)
+//! on one thread, its orders out as OUCH 5.0 over a SoupBinTCP 4 session
+//! on kernel TCP ([`hftnet_trade::soupbin::ClientConnection`] over a
+//! [`TcpTransport`] with `framing=soupbin`).
+//!
+//! Layer: apps. The decisions are `hftnet_trade::trader`'s, the bytes
+//! `hftnet_trade::ouch`'s and `hftnet_trade::soupbin`'s; this module moves
+//! them between the transports and keeps time (`CLOCK_MONOTONIC`).
+//!
+//! A taker on one feed, from the library:
+//!
+//! ```no_run
+//! use std::sync::atomic::AtomicBool;
+//! use hftnet_apps::{Transports, trader};
+//! use hftnet_io::{Endpoint, Role, dispatch};
+//! use hftnet_trade::strategy::{Taker, TakerConfig};
+//! use hftnet_trade::trader::TraderConfig;
+//!
+//! let cfg = trader::TraderAppConfig {
+//!     trader: TraderConfig { symbols: vec!["AAPL".into()], ..TraderConfig::default() },
+//!     orders: "tcp://198.18.0.2:7001".into(),
+//!     username: "user".into(),
+//!     password: "secret".into(),
+//!     state: "trader.state".into(),
+//!     ..trader::TraderAppConfig::default()
+//! };
+//! let strategy = Taker::new(TakerConfig::default(), &cfg.trader.symbol_table()?)?;
+//! let mut md = Endpoint::parse("udp://198.18.0.1:30001?timestamps=rx")?.open(Role::Server)?;
+//! let mut rr = Endpoint::parse("udp://198.18.0.2:30003")?.open(Role::Client)?;
+//! let (stop, kill) = (AtomicBool::new(false), AtomicBool::new(false));
+//! let run = dispatch!(&mut md, a => {
+//!     let io = Transports::new().feed_a(a).retransmit(&mut rr);
+//!     trader::run_trader(&cfg, strategy, io, &stop, &kill)
+//! })?;
+//! let o = &run.report.orders;
+//! println!("{} sent = {} accepted + {} rejected + {} pending", o.sent, o.accepted, o.rejected, o.pending);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The loop
+//!
+//! The feed handler's loop ([`FeedHandlerApp::run_with`]) calls this
+//! module's listener with every top-of-book change and trade, and the
+//! [`Trigger`] of the message that caused it (its MoldUDP64 sequence
+//! number, the receive stamp of its packet). The trader decides; each order
+//! message is encoded, framed by the session and sent at once, and the time
+//! from the trigger's receive stamp to the return of the send is recorded
+//! (internal tick-to-trade). Once per round the listener also serves the
+//! order session: receives (without blocking), the session's timers
+//! (heartbeats, a silent server), the UserRefNum marks to persist, the
+//! kill switch, and reconnection.
+//!
+//! # Choices
+//!
+//! - **Orders while disconnected are refused, not queued**
+//!   ([`RiskReject::Disconnected`], counted): a decision taken on market
+//!   data is not sent late, after a reconnect, on a market that moved.
+//!   Cancels (which can only reduce risk) are held while the session is
+//!   down and sent first after the next login.
+//! - **Nothing lost or duplicated across a reconnect**: after each login
+//!   the trader sends an Account Query and waits for the exchange's next
+//!   UserRefNum (orders are refused as disconnected meanwhile); every
+//!   enter and replace it sent with a number from there on (the last
+//!   [`RESEND_RING`] are remembered) was lost with the old connection —
+//!   in the kernel's buffers or on the wire — and is sent again, in order,
+//!   with its own number. OUCH ignores a number not above the last it
+//!   processed, so nothing can be entered twice; the exchange's answers
+//!   come once through the resumed sequenced stream. Without an answer
+//!   within 200 ms the resend starts above the highest number the
+//!   exchange answered.
+//! - **Reconnect**: after a drop (the peer closed, a send failed, the
+//!   server silent for the timeout) the next connection logs in asking for
+//!   the next expected sequence number
+//!   ([`ClientConnection::reconnect_config`]), so every exchange message is
+//!   delivered exactly once across connections; attempts back off
+//!   exponentially (from `reconnect_backoff` to 1 s) and are bounded
+//!   (`max_reconnect_attempts` failures in a row end the run). A Login
+//!   Rejected or an End of Session ends the run.
+//! - **UserRefNums** are strictly increasing across reconnects (one
+//!   allocator for the run) and restarts: the high-water mark is kept in
+//!   the state file, written atomically (a temporary file, `fsync`,
+//!   `rename`, `fsync` of the directory) before any number above the stored
+//!   mark is used. After each login an Account Query raises the allocator
+//!   to the exchange's next number if the exchange is ahead.
+//! - **Kill switch**: the kill flag (a signal handler sets it), a kill file
+//!   appearing (`kill_file`, and always `STATE.kill` beside the state file,
+//!   which `hftnet trade kill --state STATE` creates), or the end of the
+//!   run: every new order is refused, every open order cancelled, and the
+//!   run waits up to [`DRAIN`] for the cancels to be answered before it
+//!   logs out.
+//!
+//! Invariants: after the start, nothing is allocated per market-data
+//! message or per order (`tests/trader_alloc.rs` counts); every loop is bounded
+//! by the duration, the feed's idle timeout, the stop flag or the
+//! reconnection limit.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hftnet_bench::clock::monotonic_ns;
+use hftnet_bench::stats::{LatencyStats, Summary};
+use hftnet_io::{Framing, Lease, Role, RxBurst, TcpConfig, TcpTransport, Transport, Uri};
+use hftnet_trade::market::{TopUpdate, TradeUpdate};
+use hftnet_trade::orders::{OrderMsg, Trigger};
+use hftnet_trade::ouch::{self, Inbox, InboxCounters};
+use hftnet_trade::risk::RiskReject;
+use hftnet_trade::soupbin::{ClientConfig, ClientConnection, ClientCounters, ClientEvent};
+use hftnet_trade::strategy::Strategy;
+use hftnet_trade::trader::{Outbox, Trader, TraderConfig, TraderConfigError};
+use hftnet_wire::soupbintcp::{Password, Username};
+use serde::Serialize;
+
+use crate::Transports;
+use crate::feed::{
+    FeedHandlerApp, FeedHandlerConfig, FeedHandlerConfigError, FeedHandlerError, FeedHandlerReport,
+    FeedListener,
+};
+
+/// How long the end of a run (or a kill) waits for the cancels of open
+/// orders to be answered.
+pub const DRAIN: Duration = Duration::from_secs(1);
+/// Longest reconnection back-off.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How often the kill files are looked for.
+const KILL_FILE_EVERY_NS: u64 = 10_000_000;
+/// SoupBinTCP frames taken per receive call; the slot holds any packet.
+const RX_BURST: usize = 16;
+/// Enters and replaces remembered for the resend after a reconnect.
+pub const RESEND_RING: usize = 4_096;
+/// How long a login waits for the Account Query Response before it falls
+/// back to the highest UserRefNum the exchange answered.
+const QUERY_WAIT_NS: u64 = 200_000_000;
+const RX_SLOT: usize = 65_536;
+
+/// What the trader runs with.
+#[derive(Debug, Clone)]
+pub struct TraderAppConfig {
+    /// The feed handler (A/B, recovery, books, duration, idle timeout).
+    pub feed: FeedHandlerConfig,
+    /// Symbols and risk limits.
+    pub trader: TraderConfig,
+    /// The exchange's order entry: `tcp://IP:PORT` (SoupBinTCP framing is
+    /// set here; a URI asking for another framing is refused).
+    pub orders: String,
+    /// SoupBinTCP username (at most 6 characters).
+    pub username: String,
+    /// SoupBinTCP password (at most 10 characters).
+    pub password: String,
+    /// The state file: the persisted UserRefNum high-water mark.
+    pub state: PathBuf,
+    /// A file whose appearance trips the kill switch (besides
+    /// `STATE.kill`, always watched).
+    pub kill_file: Option<PathBuf>,
+    /// Client heartbeat interval.
+    pub heartbeat: Duration,
+    /// Give up on a server silent this long.
+    pub server_timeout: Duration,
+    /// First reconnection back-off (doubles up to [`MAX_BACKOFF`]).
+    pub reconnect_backoff: Duration,
+    /// Failed reconnection attempts in a row that end the run.
+    pub max_reconnect_attempts: u32,
+    /// How long the first login may take.
+    pub login_timeout: Duration,
+}
+
+impl Default for TraderAppConfig {
+    fn default() -> Self {
+        Self {
+            feed: FeedHandlerConfig::default(),
+            trader: TraderConfig::default(),
+            orders: String::new(),
+            username: String::new(),
+            password: String::new(),
+            state: PathBuf::new(),
+            kill_file: None,
+            heartbeat: Duration::from_secs(1),
+            server_timeout: Duration::from_secs(15),
+            reconnect_backoff: Duration::from_millis(10),
+            max_reconnect_attempts: 10,
+            login_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A [`TraderAppConfig`] refused, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum TraderConfigInvalid {
+    /// The feed handler's configuration.
+    #[error(transparent)]
+    Feed(#[from] FeedHandlerConfigError),
+    /// Symbols or risk limits.
+    #[error(transparent)]
+    Trader(#[from] TraderConfigError),
+    /// The order-entry URI.
+    #[error("--orders {uri:?}: {why}")]
+    Orders {
+        /// As given.
+        uri: String,
+        /// What is wrong and what is accepted.
+        why: String,
+    },
+    /// The login.
+    #[error("--login: {0}")]
+    Login(String),
+    /// A session timer.
+    #[error("{0}")]
+    Session(String),
+    /// The state file is unreadable or holds something else than a mark.
+    #[error("state file {path}: {why}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Why the trader could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TraderError {
+    /// A configuration field.
+    #[error(transparent)]
+    Config(#[from] TraderConfigInvalid),
+    /// The feed handler refused its transports.
+    #[error(transparent)]
+    Feed(#[from] FeedHandlerError),
+    /// The first connection to the exchange failed.
+    #[error("connecting to the exchange at {uri}: {why}")]
+    Connect {
+        /// The order-entry URI.
+        uri: String,
+        /// What failed.
+        why: String,
+    },
+    /// The exchange refused the login.
+    #[error("the exchange refused the login ({0}): check --login")]
+    LoginRejected(String),
+    /// The exchange did not answer the first login in time.
+    #[error("the exchange did not answer the login within {0:?}")]
+    LoginTimeout(Duration),
+    /// Writing the state file failed.
+    #[error("writing the state file {path}: {why}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        why: String,
+    },
+}
+
+/// Reads the mark a state file holds (0 when the file does not exist).
+///
+/// # Errors
+/// The file is unreadable or holds something else than
+/// `user_ref_num_mark N`.
+pub fn read_state(path: &Path) -> Result<u32, TraderConfigInvalid> {
+    let bad = |why: String| TraderConfigInvalid::State {
+        path: path.to_path_buf(),
+        why,
+    };
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    text.trim()
+        .strip_prefix("user_ref_num_mark ")
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .ok_or_else(|| {
+            bad(format!(
+                "holds {:?}; expected `user_ref_num_mark N` (a file hftnet trade wrote)",
+                text.chars().take(40).collect::<String>()
+            ))
+        })
+}
+
+/// The file `hftnet trade kill --state STATE` creates: `STATE.kill`.
+#[must_use]
+pub fn kill_file_of(state: &Path) -> PathBuf {
+    let mut s = state.as_os_str().to_owned();
+    s.push(".kill");
+    PathBuf::from(s)
+}
+
+/// The state file, written atomically; paths built once.
+#[derive(Debug)]
+struct StateFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    dir: PathBuf,
+    writes: u64,
+}
+
+impl StateFile {
+    fn new(path: &Path) -> Self {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Self {
+            path: path.to_path_buf(),
+            tmp: PathBuf::from(tmp),
+            dir,
+            writes: 0,
+        }
+    }
+
+    /// Writes `mark` durably: temporary file, fsync, rename, fsync of the
+    /// directory. Allocation-free (fixed buffer; short paths go to the
+    /// kernel from the stack).
+    fn store(&mut self, mark: u32) -> std::io::Result<()> {
+        let mut buf = [0u8; 32];
+        let prefix = b"user_ref_num_mark ";
+        buf[..prefix.len()].copy_from_slice(prefix);
+        let mut n = prefix.len();
+        let mut digits = [0u8; 10];
+        let (mut v, mut k) = (mark, 0);
+        loop {
+            digits[k] = b'0' + (v % 10) as u8;
+            k += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for d in digits[..k].iter().rev() {
+            buf[n] = *d;
+            n += 1;
+        }
+        buf[n] = b'\n';
+        n += 1;
+        let mut f = fs::File::create(&self.tmp)?;
+        f.write_all(&buf[..n])?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&self.tmp, &self.path)?;
+        fs::File::open(&self.dir)?.sync_all()?;
+        self.writes += 1;
+        Ok(())
+    }
+}
+
+/// The order session's figures over all connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SessionFigures {
+    /// Connections made (the first one included).
+    pub connections: u64,
+    /// Reconnections that logged in again.
+    pub reconnects: u64,
+    /// Connection attempts that failed (connect or login).
+    pub failed_attempts: u64,
+    /// Connections lost (peer closed, send failed, server silent).
+    pub drops: u64,
+    /// Logins accepted.
+    pub logins: u64,
+    /// Sequenced messages received (each exactly once over the run).
+    pub sequenced_in: u64,
+    /// Sequenced messages the server sent again and the session skipped.
+    pub duplicates: u64,
+    /// Sequenced messages the server reported it will not send.
+    pub missing: u64,
+    /// The next sequence number expected at the end.
+    pub next_sequence: u64,
+    /// Heartbeats received.
+    pub heartbeats_in: u64,
+    /// Heartbeats sent.
+    pub heartbeats_out: u64,
+    /// Unsequenced data sent (orders).
+    pub unsequenced_out: u64,
+    /// Bad SoupBinTCP frames from the server (counted, ignored).
+    pub bad_frames: u64,
+    /// Times the server was silent for the timeout.
+    pub server_timeouts: u64,
+    /// Sends that failed (the connection dropped under them; the message
+    /// is held and sent after the next login).
+    pub send_failures: u64,
+    /// Messages held while the session was down (cancels, and a message
+    /// whose send broke the connection) and sent after a login.
+    pub held_sent: u64,
+    /// Enters and replaces sent again after a reconnect (the exchange had
+    /// not processed them).
+    pub resent: u64,
+    /// Messages that did not fit the held buffer (lost; their orders stay
+    /// pending).
+    pub held_overflow: u64,
+    /// Messages that could not be encoded (a bug if ever non-zero).
+    pub encode_errors: u64,
+    /// State-file writes.
+    pub state_writes: u64,
+}
+
+/// The order counts: `sent = accepted + rejected + pending`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OrderFigures {
+    /// Enters and replaces sent.
+    pub sent: u64,
+    /// Of them, accepted.
+    pub accepted: u64,
+    /// Of them, rejected by the exchange (or replaces voided).
+    pub rejected: u64,
+    /// Of them, not answered.
+    pub pending: u64,
+    /// Enter Orders sent.
+    pub enters: u64,
+    /// Replace Orders sent.
+    pub replaces: u64,
+    /// Cancel Orders sent.
+    pub cancels: u64,
+    /// Executions applied.
+    pub executions: u64,
+    /// Shares executed.
+    pub executed_shares: u64,
+    /// Exchange messages for unknown or finished orders.
+    pub unexpected: u64,
+    /// Orders open at the end.
+    pub open_at_end: u32,
+}
+
+/// Position and P&L of one symbol (prices in ITCH/OUCH units, 4 decimals).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SymbolPosition {
+    /// The symbol.
+    pub symbol: String,
+    /// Shares held (negative: short).
+    pub shares: i64,
+    /// Shares bought.
+    pub bought: u64,
+    /// Shares sold.
+    pub sold: u64,
+    /// Realized P&L, price units × shares.
+    pub realized: i128,
+    /// Unrealized P&L at the last top (None: no price to mark).
+    pub unrealized: Option<i128>,
+}
+
+/// What ended the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraderStop {
+    /// The feed ended (end of session, duration, idle timeout, stop flag).
+    Feed,
+    /// The exchange ended the session (End of Session or End of Day).
+    EndOfSession,
+    /// Reconnection failed `max_reconnect_attempts` times in a row.
+    ReconnectFailed,
+    /// The exchange refused a login.
+    LoginRejected,
+    /// Writing the state file failed: no more numbers can be used safely.
+    StateWriteFailed,
+}
+
+/// A finished run: the report, and the internal tick-to-trade histogram
+/// (for `.hgrm` files: [`LatencyStats::write_hgrm`]).
+#[derive(Debug, Clone)]
+pub struct TraderRun {
+    /// The report.
+    pub report: TraderReport,
+    /// Internal tick-to-trade samples, ns.
+    pub tick_to_trade: LatencyStats,
+}
+
+/// What a trader run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraderReport {
+    /// What ended it.
+    pub stopped: TraderStop,
+    /// The feed handler's report.
+    pub feed: FeedHandlerReport,
+    /// The order counts.
+    pub orders: OrderFigures,
+    /// Risk refusals by reason (every reason listed).
+    pub risk_refusals: Vec<(String, u64)>,
+    /// Orders that passed risk.
+    pub risk_passed: u64,
+    /// OUCH messages from the exchange, by kind.
+    pub exchange_messages: InboxCounters,
+    /// The SoupBinTCP session over all connections.
+    pub session: SessionFigures,
+    /// Whether the kill switch was tripped, and by what.
+    pub kill_switch: Option<&'static str>,
+    /// The last UserRefNum used, and the mark in the state file.
+    pub user_ref_num_last: u32,
+    /// The mark stored in the state file.
+    pub user_ref_num_mark: u32,
+    /// Top updates handed to the strategy.
+    pub tops: u64,
+    /// Positions and P&L per symbol.
+    pub positions: Vec<SymbolPosition>,
+    /// Realized P&L over all symbols.
+    pub realized: i128,
+    /// From the receive stamp of the market-data packet that triggered an
+    /// order to the return of its send, ns (`None`: no order sent on a
+    /// trigger).
+    pub tick_to_trade_internal_ns: Option<Summary>,
+    /// Samples of it.
+    pub tick_to_trade_samples: u64,
+    /// An error that ended the run early, in words.
+    pub error: Option<String>,
+}
+
+/// One connection: the transport and its session.
+struct Conn {
+    tcp: TcpTransport,
+    session: ClientConnection,
+}
+
+/// The listener the feed loop drives, holding everything of the order side.
+struct Engine<'a, S> {
+    trader: Trader<S>,
+    outbox: Outbox,
+    held: Vec<OrderMsg>,
+    /// The last [`RESEND_RING`] enters and replaces sent, for the resend
+    /// after a reconnect.
+    ring: Vec<OrderMsg>,
+    ring_next: usize,
+    /// Logged in, waiting for the Account Query Response (until the
+    /// deadline) before orders flow again.
+    awaiting_query: Option<u64>,
+    /// The highest UserRefNum the exchange answered.
+    max_answered: u32,
+    inbox: Inbox,
+    conn: Option<Conn>,
+    /// The configuration of the next connection.
+    next_cfg: ClientConfig,
+    tcp_cfg: TcpConfig,
+    /// Counters of the closed connections.
+    closed: ClientCounters,
+    figures: SessionFigures,
+    tx: Box<[u8]>,
+    enc: [u8; 64],
+    burst: RxBurst,
+    t2t: LatencyStats,
+    t2t_samples: u64,
+    state: StateFile,
+    mark: u32,
+    kill_flag: &'a AtomicBool,
+    kill_files: [Option<PathBuf>; 2],
+    next_kill_check: u64,
+    killed: Option<&'static str>,
+    reconnect_at: Option<u64>,
+    backoff_ns: u64,
+    first_backoff_ns: u64,
+    failed_in_a_row: u32,
+    max_attempts: u32,
+    ended: Option<TraderStop>,
+    error: Option<String>,
+}
+
+impl<S: Strategy> Engine<'_, S> {
+    /// Sends one SoupBinTCP frame stream (as `poll_transmit` or
+    /// `send_unsequenced` wrote it) as messages of the soupbin framing.
+    fn write_frames(conn: &mut Conn, bytes: &[u8]) -> bool {
+        let mut at = 0;
+        while at + 2 <= bytes.len() {
+            let len = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+            let end = (at + 2 + len).min(bytes.len());
+            if conn.tcp.send(&bytes[at + 2..end], None).is_err() {
+                return false;
+            }
+            at = end;
+        }
+        true
+    }
+
+    fn logged_in(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.session.is_logged_in())
+    }
+
+    /// Sends what the trader put in the outbox (or holds cancels while
+    /// the session is down), recording tick-to-trade.
+    #[inline]
+    fn flush(&mut self) {
+        let n = self.outbox.as_slice().len();
+        for i in 0..n {
+            let m = self.outbox.as_slice()[i];
+            self.send_order(&m);
+        }
+        self.outbox.clear();
+    }
+
+    #[inline]
+    fn send_order(&mut self, m: &OrderMsg) {
+        if !self.logged_in() {
+            // Only cancels come while the session is down (the trader
+            // refuses the rest): held, sent first after the next login.
+            self.hold(m);
+            return;
+        }
+        let Ok(len) = ouch::encode(m, &mut self.enc) else {
+            self.figures.encode_errors += 1;
+            return;
+        };
+        let now = monotonic_ns();
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let Ok(n) = conn
+            .session
+            .send_unsequenced(now, &self.enc[..len], &mut self.tx)
+        else {
+            self.figures.send_failures += 1;
+            return;
+        };
+        let sent = Self::write_frames(conn, &self.tx[..n]);
+        if !matches!(m, OrderMsg::Cancel(..)) {
+            self.remember(m);
+        }
+        if sent {
+            let t = m.trigger();
+            if t.rx_ns != 0 {
+                self.t2t.record(monotonic_ns().saturating_sub(t.rx_ns));
+                self.t2t_samples += 1;
+            }
+        } else {
+            // The connection broke under this message: an enter or replace
+            // is resent after the next login like every other the exchange
+            // did not process (see `finish_login`); a cancel is held.
+            self.figures.send_failures += 1;
+            self.drop_conn(monotonic_ns());
+            if matches!(m, OrderMsg::Cancel(..)) {
+                self.hold(m);
+            }
+        }
+    }
+
+    fn remember(&mut self, m: &OrderMsg) {
+        if self.ring.len() < RESEND_RING {
+            self.ring.push(*m);
+        } else {
+            self.ring[self.ring_next] = *m;
+        }
+        self.ring_next = (self.ring_next + 1) % RESEND_RING;
+    }
+
+    fn hold(&mut self, m: &OrderMsg) {
+        if self.held.len() < self.held.capacity() {
+            self.held.push(*m);
+        } else {
+            self.figures.held_overflow += 1;
+        }
+    }
+
+    /// Persists the mark the allocator asks for, before its numbers are
+    /// used.
+    fn persist(&mut self) {
+        if let Some(mark) = self.trader.refs_mut().poll_persist() {
+            match self.state.store(mark) {
+                Ok(()) => {
+                    self.mark = mark;
+                    self.trader.refs_mut().confirm_persisted(mark);
+                }
+                Err(e) => {
+                    self.error = Some(format!(
+                        "writing the state file {}: {e}",
+                        self.state.path.display()
+                    ));
+                    self.ended.get_or_insert(TraderStop::StateWriteFailed);
+                }
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, now: u64) {
+        self.awaiting_query = None;
+        if let Some(c) = self.conn.take() {
+            self.next_cfg = c.session.reconnect_config();
+            self.closed.add(&c.session.counters());
+            self.figures.drops += 1;
+        }
+        self.trader.set_connected(false);
+        self.reconnect_at = Some(now + self.backoff_ns);
+    }
+
+    /// Opens a connection with `self.next_cfg`.
+    fn connect(&mut self, now: u64) -> Result<(), String> {
+        let tcp = TcpTransport::open(self.tcp_cfg.clone(), Role::Client)
+            .map_err(|e| crate::error_chain(&e))?;
+        let session = ClientConnection::new(self.next_cfg, now).map_err(|e| e.to_string())?;
+        self.conn = Some(Conn { tcp, session });
+        self.figures.connections += 1;
+        self.pump_out(now);
+        Ok(())
+    }
+
+    /// Writes what the session has to send (login, heartbeat, logout).
+    fn pump_out(&mut self, now: u64) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let n = conn.session.poll_transmit(now, &mut self.tx);
+        if n > 0 && !Self::write_frames(conn, &self.tx[..n]) {
+            self.drop_conn(now);
+        }
+    }
+
+    /// Receives what the server sent, without blocking.
+    fn pump_in(&mut self, now: u64) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let got = conn.tcp.recv_burst_until(&mut self.burst, Instant::now());
+        let n = match got {
+            Ok(n) => n,
+            Err(_) => {
+                self.drop_conn(now);
+                return;
+            }
+        };
+        let mut logged_in = false;
+        let mut end = None;
+        let mut next_ref = None;
+        let mut max_answered = self.max_answered;
+        for i in 0..n {
+            let (bytes, _) = self.burst.get(i);
+            let len = (bytes.len() as u16).to_be_bytes();
+            let (trader, inbox) = (&mut self.trader, &mut self.inbox);
+            let mut on = |e: ClientEvent<'_>| match e {
+                ClientEvent::Sequenced { message, .. } => match inbox.handle(message, trader) {
+                    Some(ouch::Decoded::SystemEvent(hftnet_wire::ouch50::EventCode::EndOfDay)) => {
+                        end = Some(TraderStop::EndOfSession);
+                    }
+                    Some(ouch::Decoded::NextUserRefNum(n)) => next_ref = Some(n),
+                    Some(ouch::Decoded::Event(ev)) => {
+                        max_answered = max_answered.max(answered(&ev));
+                    }
+                    _ => {}
+                },
+                ClientEvent::LoggedIn { .. } => logged_in = true,
+                ClientEvent::LoginRejected(r) => {
+                    end = Some(TraderStop::LoginRejected);
+                    let _ = r;
+                }
+                ClientEvent::EndOfSession => end = Some(TraderStop::EndOfSession),
+                ClientEvent::Unsequenced(_) | ClientEvent::Gap { .. } => {}
+            };
+            conn.session.handle_input(now, &len, &mut on);
+            conn.session.handle_input(now, bytes, &mut on);
+        }
+        if let Some(e) = end {
+            self.ended.get_or_insert(e);
+        }
+        self.max_answered = max_answered;
+        if logged_in {
+            self.on_login(now);
+        }
+        if let Some(n) = next_ref
+            && self.awaiting_query.is_some()
+        {
+            self.finish_login(n);
+        }
+    }
+
+    /// Logged in: ask the exchange for its next UserRefNum; orders wait
+    /// (refused as disconnected) until the answer, see
+    /// [`Engine::finish_login`].
+    fn on_login(&mut self, now: u64) {
+        self.figures.logins += 1;
+        if self.figures.logins > 1 {
+            self.figures.reconnects += 1;
+        }
+        self.failed_in_a_row = 0;
+        self.backoff_ns = self.first_backoff_ns;
+        self.awaiting_query = Some(now + QUERY_WAIT_NS);
+        if let Some(conn) = self.conn.as_mut()
+            && let Ok(n) = conn
+                .session
+                .send_unsequenced(now, &ouch::ACCOUNT_QUERY, &mut self.tx)
+            && !Self::write_frames(conn, &self.tx[..n])
+        {
+            self.drop_conn(now);
+        }
+    }
+
+    /// The exchange's next UserRefNum is `next` (every lower number was
+    /// processed or ignored): every enter and replace sent from `next` on
+    /// is sent again, in order, with its own number — they were lost with
+    /// the old connection — then the held cancels, then orders flow again.
+    fn finish_login(&mut self, next: u32) {
+        self.awaiting_query = None;
+        let now = monotonic_ns();
+        let len = self.ring.len();
+        let first = if len < RESEND_RING { 0 } else { self.ring_next };
+        for k in 0..len {
+            let m = self.ring[(first + k) % len.max(1)];
+            let n = match m {
+                OrderMsg::Enter(o, _) => o.user_ref_num.0,
+                OrderMsg::Replace(o, _) => o.user_ref_num.0,
+                OrderMsg::Cancel(..) => continue,
+            };
+            if n < next {
+                continue;
+            }
+            let Ok(l) = ouch::encode(&m, &mut self.enc) else {
+                continue;
+            };
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            match conn
+                .session
+                .send_unsequenced(now, &self.enc[..l], &mut self.tx)
+            {
+                Ok(b) if Self::write_frames(conn, &self.tx[..b]) => self.figures.resent += 1,
+                _ => {
+                    self.drop_conn(now);
+                    return;
+                }
+            }
+        }
+        self.trader.set_connected(true);
+        let held = std::mem::take(&mut self.held);
+        for m in &held {
+            self.figures.held_sent += 1;
+            self.send_order(m);
+        }
+        self.held = held;
+        self.held.clear();
+    }
+
+    fn check_kill(&mut self, now: u64) {
+        if self.killed.is_some() {
+            return;
+        }
+        let mut why = None;
+        if self.kill_flag.load(Ordering::Relaxed) {
+            why = Some("signal");
+        } else if now >= self.next_kill_check {
+            self.next_kill_check = now + KILL_FILE_EVERY_NS;
+            if self.kill_files.iter().flatten().any(|p| p.exists()) {
+                why = Some("kill file");
+            }
+        }
+        if let Some(w) = why {
+            self.kill(w);
+        }
+    }
+
+    fn kill(&mut self, why: &'static str) {
+        self.killed.get_or_insert(why);
+        let mut left = self.trader.trip_kill_switch(&mut self.outbox);
+        self.flush();
+        while left > 0 {
+            left = self.trader.cancel_all(&mut self.outbox);
+            self.flush();
+        }
+    }
+
+    /// Serves the order session once (the loop's round).
+    fn service(&mut self, now: u64) {
+        self.pump_in(now);
+        if let Some(conn) = self.conn.as_mut() {
+            if conn.session.poll_timeout().is_some_and(|t| now >= t) {
+                conn.session.handle_timeout(now);
+            }
+            if conn.session.close_reason().is_some() {
+                self.pump_out(now);
+                if self.ended.is_none() {
+                    self.drop_conn(now);
+                }
+            }
+        }
+        self.pump_out(now);
+        if self.awaiting_query.is_some_and(|t| now >= t) {
+            // No Account Query Response: resend above what was answered.
+            self.finish_login(self.max_answered.saturating_add(1));
+        }
+        self.persist();
+        self.check_kill(now);
+        if self.conn.is_none()
+            && self.ended.is_none()
+            && self.reconnect_at.is_some_and(|t| now >= t)
+        {
+            match self.connect(now) {
+                Ok(()) => self.reconnect_at = None,
+                Err(_) => {
+                    self.figures.failed_attempts += 1;
+                    self.failed_in_a_row += 1;
+                    if self.failed_in_a_row >= self.max_attempts {
+                        self.ended = Some(TraderStop::ReconnectFailed);
+                    } else {
+                        self.backoff_ns = (self.backoff_ns * 2).min(MAX_BACKOFF.as_nanos() as u64);
+                        self.reconnect_at = Some(now + self.backoff_ns);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: Strategy> FeedListener for Engine<'_, S> {
+    #[inline]
+    fn top(&mut self, update: &TopUpdate, at: Trigger) {
+        self.trader
+            .handle_top(update, at, monotonic_ns(), &mut self.outbox);
+        if !self.outbox.as_slice().is_empty() {
+            self.flush();
+        }
+    }
+
+    #[inline]
+    fn trade(&mut self, trade: &TradeUpdate, at: Trigger) {
+        self.trader
+            .handle_trade(trade, at, monotonic_ns(), &mut self.outbox);
+        if !self.outbox.as_slice().is_empty() {
+            self.flush();
+        }
+    }
+
+    fn poll(&mut self, now_ns: u64) -> bool {
+        self.service(now_ns);
+        self.trader.handle_timer(now_ns, &mut self.outbox);
+        if !self.outbox.as_slice().is_empty() {
+            self.flush();
+        }
+        self.ended.is_some()
+    }
+}
+
+/// The UserRefNum an exchange message answers.
+fn answered(ev: &hftnet_trade::orders::ExchangeEvent) -> u32 {
+    use hftnet_trade::orders::ExchangeEvent as E;
+    match *ev {
+        E::Accepted { user_ref_num, .. }
+        | E::Replaced { user_ref_num, .. }
+        | E::Canceled { user_ref_num, .. }
+        | E::Executed { user_ref_num, .. }
+        | E::Rejected { user_ref_num, .. } => user_ref_num.0,
+    }
+}
+
+/// Checks the configuration and turns it into the session's pieces.
+fn prepare(cfg: &TraderAppConfig) -> Result<(TcpConfig, ClientConfig), TraderConfigInvalid> {
+    cfg.feed.validate()?;
+    cfg.trader.validate()?;
+    let bad_uri = |why: String| TraderConfigInvalid::Orders {
+        uri: cfg.orders.clone(),
+        why,
+    };
+    let uri = Uri::parse(&cfg.orders).map_err(|e| bad_uri(e.to_string()))?;
+    if uri.scheme != "tcp" {
+        return Err(bad_uri(format!(
+            "scheme {:?}: order entry runs over tcp:// (e.g. tcp://198.18.0.1:7001)",
+            uri.scheme
+        )));
+    }
+    if let Some((_, v)) = uri.params.iter().find(|(k, _)| k == "framing")
+        && v != "soupbin"
+    {
+        return Err(bad_uri(format!(
+            "framing={v}: order entry is SoupBinTCP; leave framing out (soupbin is set)"
+        )));
+    }
+    let mut tcp = TcpConfig::from_uri(&uri).map_err(|e| bad_uri(e.to_string()))?;
+    tcp.framing = Framing::Soupbin;
+    let user = Username::new(&cfg.username).map_err(|_| {
+        TraderConfigInvalid::Login(format!(
+            "username {:?}: 1 to 6 printable ASCII characters (SoupBinTCP's limit)",
+            cfg.username
+        ))
+    })?;
+    let pass = Password::new(&cfg.password).map_err(|_| {
+        TraderConfigInvalid::Login(
+            "the password must be 1 to 10 printable ASCII characters (SoupBinTCP's limit)"
+                .to_string(),
+        )
+    })?;
+    if cfg.username.is_empty() || cfg.password.is_empty() {
+        return Err(TraderConfigInvalid::Login(
+            "give USER:PASSWORD, both non-empty".to_string(),
+        ));
+    }
+    let mut c = ClientConfig::new(user, pass);
+    c.heartbeat_interval_ns = cfg.heartbeat.as_nanos() as u64;
+    c.server_timeout_ns = cfg.server_timeout.as_nanos() as u64;
+    c.validate()
+        .map_err(|e| TraderConfigInvalid::Session(e.to_string()))?;
+    for f in [cfg.kill_file.clone(), Some(kill_file_of(&cfg.state))]
+        .into_iter()
+        .flatten()
+    {
+        if f.exists() {
+            return Err(TraderConfigInvalid::Session(format!(
+                "the kill file {} exists (a kill switch was tripped): remove it to trade again",
+                f.display()
+            )));
+        }
+    }
+    if cfg.max_reconnect_attempts == 0 {
+        return Err(TraderConfigInvalid::Session(
+            "max_reconnect_attempts is 0; accepted: 1 or more".to_string(),
+        ));
+    }
+    Ok((tcp, c))
+}
+
+/// Checks a configuration without running it (the CLI's up-front check).
+///
+/// # Errors
+/// The first field refused, named.
+pub fn validate(cfg: &TraderAppConfig) -> Result<(), TraderConfigInvalid> {
+    prepare(cfg)?;
+    read_state(&cfg.state)?;
+    Ok(())
+}
+
+/// Runs the trader: connects and logs in to the exchange, then the feed
+/// handler's loop with the trader as its listener, until the feed ends
+/// (duration, idle timeout, end of session), `stop` is set, the exchange
+/// ends the session, or reconnection fails; then cancels every open order,
+/// waits up to [`DRAIN`] for the answers, logs out and reports. `kill`
+/// (set it from a signal handler) trips the kill switch.
+///
+/// # Errors
+/// [`TraderError`]: a configuration field, the first connection or login,
+/// the state file. Everything after the first login is counted in the
+/// report.
+pub fn run_trader<S, A, B, R>(
+    cfg: &TraderAppConfig,
+    strategy: S,
+    io: Transports<'_, A, B, R>,
+    stop: &AtomicBool,
+    kill: &AtomicBool,
+) -> Result<TraderRun, TraderError>
+where
+    S: Strategy,
+    A: Lease,
+    B: Lease,
+    R: Transport,
+{
+    let (tcp_cfg, client_cfg) = prepare(cfg)?;
+    let stored = read_state(&cfg.state)?;
+    let mut trader =
+        Trader::new(cfg.trader.clone(), strategy).map_err(TraderConfigInvalid::from)?;
+    trader.refs_mut().restore(stored);
+    trader.set_connected(false);
+    let mut feed = FeedHandlerApp::new(&cfg.feed)?;
+    let max_open = cfg.trader.risk.max_open_orders as usize;
+    let backoff = (cfg.reconnect_backoff.as_nanos() as u64).max(1);
+    let mut e = Engine {
+        trader,
+        outbox: Outbox::default(),
+        held: Vec::with_capacity(2 * max_open + 64),
+        ring: Vec::with_capacity(RESEND_RING),
+        ring_next: 0,
+        awaiting_query: None,
+        max_answered: 0,
+        inbox: Inbox::new(),
+        conn: None,
+        next_cfg: client_cfg,
+        tcp_cfg,
+        closed: ClientCounters::default(),
+        figures: SessionFigures::default(),
+        tx: vec![0u8; 65_537].into_boxed_slice(),
+        enc: [0u8; 64],
+        burst: RxBurst::new(RX_BURST, RX_SLOT),
+        t2t: LatencyStats::new(),
+        t2t_samples: 0,
+        state: StateFile::new(&cfg.state),
+        mark: stored,
+        kill_flag: kill,
+        kill_files: [cfg.kill_file.clone(), Some(kill_file_of(&cfg.state))],
+        next_kill_check: 0,
+        killed: None,
+        reconnect_at: None,
+        backoff_ns: backoff,
+        first_backoff_ns: backoff,
+        failed_in_a_row: 0,
+        max_attempts: cfg.max_reconnect_attempts,
+        ended: None,
+        error: None,
+    };
+    // The first mark, before any number is used.
+    e.persist();
+    if let Some(err) = e.error.take() {
+        return Err(TraderError::State {
+            path: cfg.state.clone(),
+            why: err,
+        });
+    }
+    // The first connection and login, synchronously.
+    let now = monotonic_ns();
+    e.connect(now).map_err(|why| TraderError::Connect {
+        uri: cfg.orders.clone(),
+        why,
+    })?;
+    let deadline = Instant::now() + cfg.login_timeout;
+    while !(e.logged_in() && e.awaiting_query.is_none()) {
+        e.service(monotonic_ns());
+        if e.ended == Some(TraderStop::LoginRejected) {
+            let why = e
+                .conn
+                .as_ref()
+                .and_then(|c| c.session.close_reason())
+                .map_or_else(|| "rejected".to_string(), |r| format!("{r:?}"));
+            return Err(TraderError::LoginRejected(why));
+        }
+        if e.conn.is_none() || Instant::now() >= deadline {
+            return Err(TraderError::LoginTimeout(cfg.login_timeout));
+        }
+        std::thread::yield_now();
+    }
+    feed.run_with(io, stop, &mut e)?;
+    let stopped = e.ended.unwrap_or(TraderStop::Feed);
+    // The end: cancel what is open, wait for the answers, log out.
+    if e.trader.open_orders() > 0 {
+        e.kill(if stop.load(Ordering::Relaxed) {
+            "stop"
+        } else {
+            "end of run"
+        });
+        let deadline = Instant::now() + DRAIN;
+        while e.trader.open_orders() > 0 && e.conn.is_some() && Instant::now() < deadline {
+            e.service(monotonic_ns());
+            std::thread::yield_now();
+        }
+    }
+    if let Some(c) = e.conn.as_mut() {
+        c.session.logout();
+    }
+    e.pump_out(monotonic_ns());
+    let tick_to_trade = e.t2t.clone();
+    Ok(TraderRun {
+        report: report(e, stopped, feed.report()),
+        tick_to_trade,
+    })
+}
+
+fn report<S: Strategy>(
+    e: Engine<'_, S>,
+    stopped: TraderStop,
+    feed: FeedHandlerReport,
+) -> TraderReport {
+    let mut c = e.closed;
+    if let Some(conn) = &e.conn {
+        c.add(&conn.session.counters());
+    }
+    let next_sequence = e
+        .conn
+        .as_ref()
+        .map_or(e.next_cfg.next_sequence, |x| x.session.next_expected());
+    let b = c.traffic.bad_frames;
+    let bad = b.zero_length
+        + b.too_long
+        + b.unknown_type
+        + b.bad_length
+        + b.bad_field
+        + b.wrong_direction
+        + b.before_login
+        + b.login_after_login;
+    let session = SessionFigures {
+        sequenced_in: c.sequenced_in,
+        duplicates: c.duplicates,
+        missing: c.missing,
+        next_sequence,
+        heartbeats_in: c.traffic.heartbeats_in,
+        heartbeats_out: c.traffic.heartbeats_out,
+        unsequenced_out: c.traffic.unsequenced_out,
+        bad_frames: bad,
+        server_timeouts: c.server_timeouts,
+        state_writes: e.state.writes,
+        ..e.figures
+    };
+    let t = &e.trader;
+    let a = t.accounting();
+    let k = t.counters();
+    let rc = t.risk_counters();
+    let positions = t
+        .symbols()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let p = t.position(i as u16)?;
+            let (bought, sold, _) = p.volume();
+            Some(SymbolPosition {
+                symbol: s.to_string(),
+                shares: p.shares(),
+                bought,
+                sold,
+                realized: p.realized(),
+                unrealized: t.top(i as u16).and_then(|top| p.unrealized(top)),
+            })
+        })
+        .collect();
+    TraderReport {
+        stopped,
+        feed,
+        orders: OrderFigures {
+            sent: a.sent,
+            accepted: a.accepted,
+            rejected: a.rejected,
+            pending: a.pending,
+            enters: k.enters_sent,
+            replaces: k.replaces_sent,
+            cancels: k.cancels_sent,
+            executions: k.executions,
+            executed_shares: k.executed_shares,
+            unexpected: k.unexpected,
+            open_at_end: t.open_orders(),
+        },
+        risk_refusals: RiskReject::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), rc.of(*r)))
+            .collect(),
+        risk_passed: rc.passed,
+        exchange_messages: *e.inbox.counters(),
+        session,
+        kill_switch: e.killed,
+        user_ref_num_last: t.refs().last(),
+        user_ref_num_mark: e.mark,
+        tops: k.tops,
+        positions,
+        realized: t.realized(),
+        tick_to_trade_internal_ns: e.t2t.summary(),
+        tick_to_trade_samples: e.t2t_samples,
+        error: e.error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("hftnet-trader-unit-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn state_file_round_trip_and_bad_content() {
+        let d = dir("state");
+        let p = d.join("state");
+        assert_eq!(read_state(&p).unwrap(), 0, "absent: start from 0");
+        let mut f = StateFile::new(&p);
+        for mark in [1, 1_024, u32::MAX] {
+            f.store(mark).unwrap();
+            assert_eq!(read_state(&p).unwrap(), mark);
+        }
+        assert_eq!(f.writes, 3);
+        assert!(!f.tmp.exists(), "the temporary file was renamed");
+        for bad in [
+            "",
+            "garbage",
+            "user_ref_num_mark x",
+            "user_ref_num_mark 4294967296",
+        ] {
+            fs::write(&p, bad).unwrap();
+            let e = read_state(&p).unwrap_err().to_string();
+            assert!(e.contains("expected `user_ref_num_mark N`"), "{bad:?}: {e}");
+        }
+        assert_eq!(kill_file_of(&p), d.join("state.kill"));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn bad_configs_are_named() {
+        let d = dir("cfg");
+        let ok = TraderAppConfig {
+            trader: TraderConfig {
+                symbols: vec!["AAPL".into()],
+                ..TraderConfig::default()
+            },
+            orders: "tcp://127.0.0.1:7001".into(),
+            username: "user".into(),
+            password: "pass".into(),
+            state: d.join("state"),
+            ..TraderAppConfig::default()
+        };
+        validate(&ok).unwrap();
+        let cases: [(TraderAppConfig, &str); 7] = [
+            (
+                TraderAppConfig {
+                    orders: "udp://127.0.0.1:7001".into(),
+                    ..ok.clone()
+                },
+                "order entry runs over tcp://",
+            ),
+            (
+                TraderAppConfig {
+                    orders: "tcp://127.0.0.1:7001?framing=len32".into(),
+                    ..ok.clone()
+                },
+                "framing=len32",
+            ),
+            (
+                TraderAppConfig {
+                    username: "seven77".into(),
+                    ..ok.clone()
+                },
+                "1 to 6",
+            ),
+            (
+                TraderAppConfig {
+                    password: "eleven-char".into(),
+                    ..ok.clone()
+                },
+                "1 to 10",
+            ),
+            (
+                TraderAppConfig {
+                    username: String::new(),
+                    ..ok.clone()
+                },
+                "",
+            ),
+            (
+                TraderAppConfig {
+                    max_reconnect_attempts: 0,
+                    ..ok.clone()
+                },
+                "max_reconnect_attempts",
+            ),
+            (
+                TraderAppConfig {
+                    server_timeout: Duration::from_millis(500),
+                    ..ok.clone()
+                },
+                "server_timeout_ns",
+            ),
+        ];
+        for (c, want) in cases {
+            let e = validate(&c).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        fs::write(kill_file_of(&ok.state), b"").unwrap();
+        let e = validate(&ok).unwrap_err().to_string();
+        assert!(e.contains("kill file"), "{e}");
+        let _ = fs::remove_dir_all(&d);
+    }
+}
