@@ -1085,6 +1085,45 @@ impl Exchange {
         let mut polled = 0u64;
         let mut oe_polled = 0u64;
         let mut oe = self.order_entry.as_deref_mut();
+        // The day waits for its first clients, when asked: they then see it
+        // from the first message. The schedule and the duration start after.
+        if let Some(o) = oe.as_deref_mut()
+            && o.wait().0 > 0
+        {
+            let (wanted, timeout) = o.wait();
+            let waited_from = Instant::now();
+            while o.logins_accepted() < wanted as u64 && !stop.load(Ordering::Relaxed) {
+                if waited_from.elapsed() >= timeout {
+                    return Err(OrderEntryError::NoLogins {
+                        logged_in: o.logins_accepted(),
+                        wanted,
+                        waited: timeout,
+                    }
+                    .into());
+                }
+                let mut md = Md {
+                    publisher: &mut *publisher,
+                    feeds: &mut feeds,
+                    reference: &mut self.reference,
+                    sent: &mut self.sent,
+                    now: now_ns(),
+                    from_core: false,
+                    err: None,
+                };
+                o.pass(
+                    &now_ns,
+                    Some(Instant::now() + Duration::from_millis(10)),
+                    &mut md,
+                )?;
+            }
+            let now = now_ns();
+            if let Some(t) = self.timetable.as_mut() {
+                *t = t.starting_at(now);
+            }
+            if let Some(d) = self.duration_ns.as_mut() {
+                *d = d.saturating_add(now);
+            }
+        }
         loop {
             let now = now_ns();
             self.now_ns = now;

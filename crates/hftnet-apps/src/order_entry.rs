@@ -149,6 +149,13 @@ pub struct OrderEntryConfig {
     pub matching: matching::ExchangeConfig,
     /// What each session's stream keeps for replay.
     pub store: StoreConfig,
+    /// The day starts once this many logins were accepted (0: at once), so
+    /// traders connected before the first message see the whole day — the
+    /// stock directory included — instead of joining mid-stream.
+    pub wait_logins: usize,
+    /// How long the exchange waits for those logins before it gives up
+    /// (an error naming how many came).
+    pub wait_timeout: Duration,
 }
 
 impl OrderEntryConfig {
@@ -171,6 +178,8 @@ impl OrderEntryConfig {
                 max_bytes: 16 << 20,
                 max_messages: 1 << 18,
             },
+            wait_logins: 0,
+            wait_timeout: Duration::from_secs(60),
         }
     }
 
@@ -236,6 +245,12 @@ impl OrderEntryConfig {
         if !(1..=hftnet_io::tcp::MAX_SERVER_CONNECTIONS).contains(&self.max_clients) {
             return Err(OrderEntryConfigError::MaxClients(self.max_clients));
         }
+        if self.wait_logins > self.max_clients {
+            return Err(OrderEntryConfigError::WaitLogins {
+                wait: self.wait_logins,
+                max_clients: self.max_clients,
+            });
+        }
         if self.logins.len() > self.matching.max_sessions {
             return Err(OrderEntryConfigError::Login(format!(
                 "{} logins, but the matching core takes {} sessions",
@@ -264,6 +279,17 @@ pub enum OrderEntryConfigError {
         max = hftnet_io::tcp::MAX_SERVER_CONNECTIONS
     )]
     MaxClients(usize),
+    /// More logins waited for than clients allowed.
+    #[error(
+        "order entry waits for {wait} logins before the day starts, but at most {max_clients} \
+         clients may connect: lower the wait or raise the clients allowed"
+    )]
+    WaitLogins {
+        /// Logins waited for.
+        wait: usize,
+        /// Clients allowed.
+        max_clients: usize,
+    },
     /// A SoupBinTCP timer or store bound out of range.
     #[error("order entry session: {0}")]
     Session(String),
@@ -287,6 +313,19 @@ pub enum OrderEntryError {
     /// The poll of the TCP server failed.
     #[error("polling the order-entry connections")]
     Poll(#[source] SyscallError),
+    /// Fewer clients logged in than the day waits for.
+    #[error(
+        "{logged_in} of the {wanted} logins the day waits for came within {waited:?}: start the \
+         traders first (or lower the wait, or raise its timeout)"
+    )]
+    NoLogins {
+        /// Logins accepted.
+        logged_in: u64,
+        /// Logins waited for.
+        wanted: usize,
+        /// How long the exchange waited.
+        waited: Duration,
+    },
 }
 
 /// When each MoldUDP64 sequence number was sent: a ring indexed by
@@ -415,6 +454,8 @@ pub(crate) struct OrderEntry {
     /// When the day ended (End of Day sent) and when the streams ended.
     day_ended: Option<u64>,
     streams_ended: Option<u64>,
+    wait_logins: usize,
+    wait_timeout: Duration,
 }
 
 impl OrderEntry {
@@ -462,6 +503,8 @@ impl OrderEntry {
             grace_ns: u64::try_from(cfg.end_grace.as_nanos()).unwrap_or(u64::MAX),
             day_ended: None,
             streams_ended: None,
+            wait_logins: cfg.wait_logins,
+            wait_timeout: cfg.wait_timeout,
         })
     }
 
@@ -685,6 +728,20 @@ impl OrderEntry {
                 *slot = None;
             }
         }
+    }
+
+    /// Logins accepted so far.
+    pub(crate) fn logins_accepted(&self) -> u64 {
+        let mut sc = self.closed;
+        for c in self.conns.iter().flatten() {
+            sc.add(&c.sc.counters());
+        }
+        sc.logins_accepted
+    }
+
+    /// What the day waits for before it starts: (logins, timeout).
+    pub(crate) fn wait(&self) -> (usize, Duration) {
+        (self.wait_logins, self.wait_timeout)
     }
 
     /// What it did (allocates: after the run).

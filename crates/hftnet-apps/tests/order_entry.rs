@@ -726,3 +726,58 @@ fn a_long_replay_goes_out_in_order_exactly_once() {
     assert!(oe.replayed >= total as u64, "{oe:#?}");
     assert_eq!(oe.closed_send_full, 0, "{oe:#?}");
 }
+
+/// `wait_logins`: the day starts only once the clients logged in, so a
+/// trader that logs in late still sees it from the first message; without
+/// the logins in time, the run fails naming how many came.
+#[test]
+fn the_day_waits_for_its_first_logins() {
+    let mut feed = Feed::new();
+    let run = start(feed.addr, |c| {
+        let oe = c.order_entry.as_mut().unwrap();
+        oe.wait_logins = 1;
+        oe.wait_timeout = Duration::from_secs(30);
+    });
+    // Nothing is published before a client logs in (not timed: the client
+    // logs in only after this look at the feed).
+    thread::sleep(ms(300));
+    feed.drain();
+    assert_eq!(feed.msgs.len(), 0, "the day started before any login");
+    let mut alice = login(run.addr, "alice", "secret", 1);
+    feed.until("the first messages", |f| f.msgs.len() > 10);
+    assert_eq!(feed.gaps, 0);
+    assert!(
+        matches!(feed.msgs[0], Message::SystemEvent(_)),
+        "the feed starts with the day's first message: {:?}",
+        feed.msgs[0]
+    );
+    assert!(alice.until(WAIT, |c| !c.seq.is_empty()));
+    run.stop.store(true, Ordering::Relaxed);
+    let (r, _) = run.handle.join().unwrap();
+    assert_eq!(r.order_entry.unwrap().logins_ok, 1);
+
+    // Nobody logs in: the run fails once the wait is over, naming the count.
+    let mut cfg = ExchangeConfig {
+        messages: Some(1_000),
+        linger: ms(10),
+        ..ExchangeConfig::default()
+    };
+    let mut oe = OrderEntryConfig::new("tcp://127.0.0.1:0", Login::parse("alice:secret").unwrap());
+    oe.wait_logins = 1;
+    oe.wait_timeout = ms(200);
+    cfg.order_entry = Some(oe);
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut a = Endpoint::parse(&format!("udp://{}", sink.local_addr().unwrap()))
+        .unwrap()
+        .open(Role::Client)
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let e = hftnet_apps::exchange::run_exchange(&cfg, Transports::new().feed_a(&mut a), &stop)
+        .unwrap_err();
+    assert!(e.to_string().contains("0 of the 1 logins"), "{e}");
+    // More logins waited for than clients allowed is refused up front.
+    let mut oe = OrderEntryConfig::new("tcp://127.0.0.1:0", Login::parse("alice:secret").unwrap());
+    oe.wait_logins = 17;
+    let e = oe.validate().unwrap_err();
+    assert!(e.to_string().contains("17 logins"), "{e}");
+}

@@ -152,6 +152,13 @@ pub struct ExchangeArgs {
     /// Concurrent order-entry connections at most.
     #[arg(long, default_value_t = 16, requires = "orders")]
     max_clients: usize,
+    /// Start the day once this many order-entry logins were accepted, so traders that
+    /// log in first see it from the first message (the stock directory included).
+    #[arg(long, default_value_t = 0, requires = "orders")]
+    wait_logins: usize,
+    /// Give up (exit 1) when the logins --wait-logins asks for have not come by then.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "wait_logins")]
+    wait_timeout: std::time::Duration,
     /// Write the external tick-to-trade histogram (sending the triggering packet →
     /// receiving the order) to this .hgrm file.
     #[arg(long, requires = "orders")]
@@ -188,6 +195,10 @@ fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
             OrderEntryConfigError::MaxClients(n) => anyhow!(
                 "--max-clients {n}: from 1 to {}",
                 hftnet_io::tcp::MAX_SERVER_CONNECTIONS
+            ),
+            OrderEntryConfigError::WaitLogins { wait, max_clients } => anyhow!(
+                "--wait-logins {wait} is more than --max-clients {max_clients}: lower it or raise \
+                 --max-clients"
             ),
             other => other.into(),
         },
@@ -266,6 +277,8 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
                 let mut oe = OrderEntryConfig::new(uri, logins[0].clone());
                 oe.logins = logins;
                 oe.max_clients = a.max_clients;
+                oe.wait_logins = a.wait_logins;
+                oe.wait_timeout = a.wait_timeout;
                 Some(oe)
             }
         },
