@@ -33,6 +33,10 @@
 //! in software. Transmit: each message is written into an mbuf taken from
 //! the pool, queued, and sent with one `rte_eth_tx_burst` per burst; what
 //! the device does not take stays queued and is sent on the next kick.
+//! When the device offers IPv4 and UDP transmit checksum offload (`net_tap`
+//! does), the port is configured with it, the frame layer writes only the
+//! pseudo-header sum ([`TxChecksum::Offloaded`]) and each mbuf asks the
+//! device to finish both sums (`RTE_MBUF_F_TX_IP_CKSUM | _UDP_CKSUM`).
 //!
 //! Link: read at open and whenever the device stops taking frames; while
 //! it is down a send fails with `ENETDOWN` after [`crate::l2::SLOT_WAIT`],
@@ -56,8 +60,8 @@ use crate::Role;
 use crate::backend::{Backend, CapsSection, Placement, RungContext, RungSpec};
 use crate::error::{OpenError, from_io};
 use crate::l2::frames::{
-    FrameStats, HEADERS, KernelNeighbours, Neighbours, UdpCheck, UdpOverEthernet, open_iface,
-    peer_mac_param,
+    FrameStats, HEADERS, KernelNeighbours, Neighbours, TxChecksum, UdpCheck, UdpOverEthernet,
+    open_iface, peer_mac_param,
 };
 use crate::l2::ring::{Ring, RxFrame, RxRing, TxRing};
 use crate::l2::{L2Error, L2Iface, L2Transport};
@@ -477,8 +481,11 @@ pub struct DpdkCaps {
     pub tx_desc: u16,
     /// The device verifies receive checksums (offload on).
     pub rx_cksum_offload: bool,
-    /// The device offers transmit checksum offload.
+    /// The device offers transmit checksum offload (IPv4 header and UDP).
     pub tx_cksum_offload_offered: bool,
+    /// Who computes the checksums sent: `offloaded` (the device) or
+    /// `software`.
+    pub tx_checksum: &'static str,
     /// The link now (`None`: the driver cannot tell).
     pub link_up: Option<bool>,
     /// Link speed in Mb/s (0: unknown).
@@ -525,6 +532,7 @@ impl CapsSection for DpdkCaps {
             ),
         ));
         out.push(("dpdk_lcore".into(), self.eal.lcores.clone()));
+        out.push(("tx_checksum".into(), self.tx_checksum.into()));
     }
 }
 
@@ -542,6 +550,8 @@ pub struct DpdkRing {
     pool: Mempool,
     wait_fd: Socket,
     rx_cksum: bool,
+    /// Transmit checksum offload on: each frame's mbuf asks the device for both sums.
+    tx_cksum: bool,
     tx_cksum_offered: bool,
     rx_desc: u16,
     tx_desc: u16,
@@ -642,6 +652,7 @@ pub struct DpdkTx<'a> {
     cur: &'a mut Option<Mbuf>,
     pool: &'a Mempool,
     port: Port,
+    tx_cksum: bool,
     link: &'a mut LinkWatch,
     tx_busy: &'a mut u64,
     tx_nombuf: &'a mut u64,
@@ -665,6 +676,7 @@ impl Ring for DpdkRing {
                 cur: &mut self.cur,
                 pool: &self.pool,
                 port: self.port,
+                tx_cksum: self.tx_cksum,
                 link: &mut self.link,
                 tx_busy: &mut self.tx_busy,
                 tx_nombuf: &mut self.tx_nombuf,
@@ -695,6 +707,11 @@ impl Ring for DpdkRing {
             tx_desc: self.tx_desc,
             rx_cksum_offload: self.rx_cksum,
             tx_cksum_offload_offered: self.tx_cksum_offered,
+            tx_checksum: if self.tx_cksum {
+                TxChecksum::Offloaded.as_str()
+            } else {
+                TxChecksum::Software.as_str()
+            },
             link_up: link.map(|l| l.up),
             link_speed_mbps: link.map_or(0, |l| l.speed_mbps),
             link_downs: self.link.downs,
@@ -844,6 +861,14 @@ impl TxRing for DpdkTx<'_> {
     fn commit(&mut self, len: usize) {
         let mut m = self.cur.take().expect("commit without a slot");
         m.set_len(len);
+        if self.tx_cksum {
+            // The frame layer left the sums to the device (TxChecksum::Offloaded).
+            let l2_len = match m.data().get(12..14) {
+                Some([0x81, 0x00]) => ethernet::VLAN_HEADER_LEN,
+                _ => ethernet::HEADER_LEN,
+            };
+            m.offload_cksum(l2_len as u16, hftnet_wire::ipv4::HEADER_LEN as u16);
+        }
         // `take` left room in the queue.
         if let Err(m) = self.q.push(m) {
             drop(m);
@@ -1097,6 +1122,8 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     let rx_cksum = info.rx_offload_capa & rx_cksum_bits == rx_cksum_bits;
     let tx_cksum_bits = sys::TX_OFFLOAD_IPV4_CKSUM | sys::TX_OFFLOAD_UDP_CKSUM;
     let tx_cksum_offered = info.tx_offload_capa & tx_cksum_bits == tx_cksum_bits;
+    // Used whenever offered: every frame then leaves both sums to the device.
+    let tx_cksum = tx_cksum_offered;
     let rx_want = RING_DESC.min(info.rx_desc_max.max(1));
     let tx_want = RING_DESC.min(info.tx_desc_max.max(1));
     let n = cfg.mbufs.unwrap_or(
@@ -1129,7 +1156,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     let setup_once = || {
         port.setup(
             if rx_cksum { rx_cksum_bits } else { 0 },
-            0,
+            if tx_cksum { tx_cksum_bits } else { 0 },
             rx_want,
             tx_want,
             &pool,
@@ -1198,6 +1225,9 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     if let Some(mac) = cfg.peer_mac {
         ep.pin_peer_mac(mac)?;
     }
+    if tx_cksum {
+        ep.set_tx_checksum(TxChecksum::Offloaded);
+    }
     if let Some(peer) = cfg.peer {
         ep.mac_for(*peer.ip()).map_err(OpenError::from)?;
     }
@@ -1222,16 +1252,16 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         },
         format!("EAL lcore {}", eal.lcores),
         format!(
-            "checksums: receive {}; transmit {} (computed in software)",
+            "checksums: receive {}; transmit {}",
             if rx_cksum {
                 "verified by the device"
             } else {
                 "not offloaded, verified in software"
             },
-            if tx_cksum_offered {
-                "offload offered but not used"
+            if tx_cksum {
+                "offloaded (IPv4 header and UDP computed by the device)"
             } else {
-                "offload not offered"
+                "computed in software (the device offers no offload)"
             }
         ),
         crate::l2::frames::mac_note(cfg.peer, cfg.peer_mac),
@@ -1251,6 +1281,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         pool,
         wait_fd,
         rx_cksum,
+        tx_cksum,
         tx_cksum_offered,
         rx_desc,
         tx_desc,
