@@ -40,7 +40,10 @@
 //!
 //! Link: read at open and whenever the device stops taking frames; while
 //! it is down a send fails with `ENETDOWN` after [`crate::l2::SLOT_WAIT`],
-//! and traffic resumes by itself when it comes back.
+//! and traffic resumes by itself when it comes back. For `net_af_xdp`,
+//! whose port reports the link up always, the kernel interface's link is
+//! read instead (at most every millisecond while sending) and no burst is
+//! handed to the driver while it is down (see `KernelLink` for why).
 
 mod eal;
 
@@ -492,6 +495,9 @@ pub struct DpdkCaps {
     pub link_speed_mbps: u32,
     /// Times the endpoint saw the link down.
     pub link_downs: u64,
+    /// Times the link came back up after the endpoint saw it down (and
+    /// sending resumed).
+    pub link_recoveries: u64,
     /// The port counters (`rte_eth_stats`).
     pub port: PortCounters,
     /// The driver's extended counters (`rte_eth_xstats`), non-zero ones.
@@ -564,11 +570,38 @@ pub struct DpdkRing {
 }
 
 /// What the endpoint knows of the link.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct LinkWatch {
     up: bool,
     downs: u64,
+    /// Times the link came back up after the endpoint saw it down.
+    recoveries: u64,
     checked: Option<Instant>,
+    /// The kernel interface, read instead of the port's link for a driver
+    /// whose port reports the link up whatever the interface does
+    /// (`net_af_xdp`), and consulted before each transmit burst: see
+    /// [`KernelLink`].
+    kernel: Option<KernelLink>,
+}
+
+/// A kernel interface's link, read through a netlink socket opened in the
+/// interface's network namespace (at most every [`LINK_RECHECK`], while
+/// sending: one netlink round trip).
+///
+/// Why `net_af_xdp` needs it (DPDK 22.11, kernel 6.18, veth): its port
+/// reports the link up always and its transmit burst takes frames onto the
+/// AF_XDP ring while the interface is down (each kick refused with
+/// `ENETDOWN`). When a full ring of them waited through the outage, the
+/// frames sent after the link came back were rejected by the kernel as
+/// invalid descriptors (`XDP_STATISTICS.tx_invalid_descs` grew by exactly
+/// their number, `sendto` returned 0, nothing left the interface and their
+/// mbufs never completed); with at most two bursts on the ring during the
+/// outage, traffic resumed. So no burst is handed to the driver while the
+/// interface is down.
+#[derive(Debug)]
+struct KernelLink {
+    nl: hftnet_sys::netlink::RtNetlink,
+    index: u32,
 }
 
 /// How often a stalled transmit reads the link again.
@@ -582,11 +615,17 @@ impl LinkWatch {
             return;
         }
         self.checked = Some(now);
-        if let Ok(l) = port.link() {
-            if self.up && !l.up {
+        let up = match &mut self.kernel {
+            Some(k) => k.nl.link_info(k.index).ok().map(|l| l.up && l.running),
+            None => port.link().ok().map(|l| l.up),
+        };
+        if let Some(up) = up {
+            if self.up && !up {
                 self.downs += 1;
+            } else if !self.up && up {
+                self.recoveries += 1;
             }
-            self.up = l.up;
+            self.up = up;
         }
     }
 }
@@ -715,6 +754,7 @@ impl Ring for DpdkRing {
             link_up: link.map(|l| l.up),
             link_speed_mbps: link.map_or(0, |l| l.speed_mbps),
             link_downs: self.link.downs,
+            link_recoveries: self.link.recoveries,
             port: self.port.stats().map(PortCounters::from).unwrap_or_default(),
             xstats: self
                 .port
@@ -749,7 +789,10 @@ impl Ring for DpdkRing {
             ));
         }
         if self.link.downs > 0 {
-            out.push(format!("link seen down {} times", self.link.downs));
+            out.push(format!(
+                "link seen down {} times, back up {} times",
+                self.link.downs, self.link.recoveries
+            ));
         }
     }
 }
@@ -833,6 +876,13 @@ impl DpdkTx<'_> {
     #[inline]
     fn flush(&mut self) {
         let _ = sys::register_thread();
+        if self.link.kernel.is_some() {
+            self.link.check(&self.port);
+            if !self.link.up {
+                // Kept here until the interface is back (see KernelLink).
+                return;
+            }
+        }
         self.q.flush(&self.port, 0);
         if !self.q.is_empty() {
             *self.tx_busy += 1;
@@ -1193,6 +1243,14 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         std::thread::sleep(Duration::from_millis(10));
         link = port.link().ok();
     }
+    let kernel_link = match &kernel {
+        Some((iface, _)) if info.driver == "net_af_xdp" => Some(KernelLink {
+            nl: hftnet_sys::netlink::RtNetlink::open()
+                .map_err(OpenError::setup("opening a netlink socket to watch the link"))?,
+            index: iface.index,
+        }),
+        _ => None,
+    };
     let (iface, ip, neighbours): (L2Iface, Ipv4Addr, Box<dyn Neighbours>) = match kernel {
         Some((iface, ip)) => (iface, ip, Box::new(KernelNeighbours::open()?)),
         None => {
@@ -1290,7 +1348,9 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         link: LinkWatch {
             up: link.is_none_or(|l| l.up),
             downs: 0,
+            recoveries: 0,
             checked: None,
+            kernel: kernel_link,
         },
         tx_busy: 0,
         tx_nombuf: 0,
