@@ -33,10 +33,17 @@
 //! in software. Transmit: each message is written into an mbuf taken from
 //! the pool, queued, and sent with one `rte_eth_tx_burst` per burst; what
 //! the device does not take stays queued and is sent on the next kick.
+//! When the device offers IPv4 and UDP transmit checksum offload (`net_tap`
+//! does), the port is configured with it, the frame layer writes only the
+//! pseudo-header sum ([`TxChecksum::Offloaded`]) and each mbuf asks the
+//! device to finish both sums (`RTE_MBUF_F_TX_IP_CKSUM | _UDP_CKSUM`).
 //!
 //! Link: read at open and whenever the device stops taking frames; while
 //! it is down a send fails with `ENETDOWN` after [`crate::l2::SLOT_WAIT`],
-//! and traffic resumes by itself when it comes back.
+//! and traffic resumes by itself when it comes back. For `net_af_xdp`,
+//! whose port reports the link up always, the kernel interface's link is
+//! read instead (at most every millisecond while sending) and no burst is
+//! handed to the driver while it is down (see `KernelLink` for why).
 
 mod eal;
 
@@ -56,8 +63,8 @@ use crate::Role;
 use crate::backend::{Backend, CapsSection, Placement, RungContext, RungSpec};
 use crate::error::{OpenError, from_io};
 use crate::l2::frames::{
-    FrameStats, HEADERS, KernelNeighbours, Neighbours, UdpCheck, UdpOverEthernet, open_iface,
-    peer_mac_param,
+    FrameStats, HEADERS, KernelNeighbours, Neighbours, TxChecksum, UdpCheck, UdpOverEthernet,
+    open_iface, peer_mac_param,
 };
 use crate::l2::ring::{Ring, RxFrame, RxRing, TxRing};
 use crate::l2::{L2Error, L2Iface, L2Transport};
@@ -477,14 +484,20 @@ pub struct DpdkCaps {
     pub tx_desc: u16,
     /// The device verifies receive checksums (offload on).
     pub rx_cksum_offload: bool,
-    /// The device offers transmit checksum offload.
+    /// The device offers transmit checksum offload (IPv4 header and UDP).
     pub tx_cksum_offload_offered: bool,
+    /// Who computes the checksums sent: `offloaded` (the device) or
+    /// `software`.
+    pub tx_checksum: &'static str,
     /// The link now (`None`: the driver cannot tell).
     pub link_up: Option<bool>,
     /// Link speed in Mb/s (0: unknown).
     pub link_speed_mbps: u32,
     /// Times the endpoint saw the link down.
     pub link_downs: u64,
+    /// Times the link came back up after the endpoint saw it down (and
+    /// sending resumed).
+    pub link_recoveries: u64,
     /// The port counters (`rte_eth_stats`).
     pub port: PortCounters,
     /// The driver's extended counters (`rte_eth_xstats`), non-zero ones.
@@ -525,6 +538,7 @@ impl CapsSection for DpdkCaps {
             ),
         ));
         out.push(("dpdk_lcore".into(), self.eal.lcores.clone()));
+        out.push(("tx_checksum".into(), self.tx_checksum.into()));
     }
 }
 
@@ -542,6 +556,8 @@ pub struct DpdkRing {
     pool: Mempool,
     wait_fd: Socket,
     rx_cksum: bool,
+    /// Transmit checksum offload on: each frame's mbuf asks the device for both sums.
+    tx_cksum: bool,
     tx_cksum_offered: bool,
     rx_desc: u16,
     tx_desc: u16,
@@ -554,11 +570,38 @@ pub struct DpdkRing {
 }
 
 /// What the endpoint knows of the link.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct LinkWatch {
     up: bool,
     downs: u64,
+    /// Times the link came back up after the endpoint saw it down.
+    recoveries: u64,
     checked: Option<Instant>,
+    /// The kernel interface, read instead of the port's link for a driver
+    /// whose port reports the link up whatever the interface does
+    /// (`net_af_xdp`), and consulted before each transmit burst: see
+    /// [`KernelLink`].
+    kernel: Option<KernelLink>,
+}
+
+/// A kernel interface's link, read through a netlink socket opened in the
+/// interface's network namespace (at most every [`LINK_RECHECK`], while
+/// sending: one netlink round trip).
+///
+/// Why `net_af_xdp` needs it (DPDK 22.11, kernel 6.18, veth): its port
+/// reports the link up always and its transmit burst takes frames onto the
+/// AF_XDP ring while the interface is down (each kick refused with
+/// `ENETDOWN`). When a full ring of them waited through the outage, the
+/// frames sent after the link came back were rejected by the kernel as
+/// invalid descriptors (`XDP_STATISTICS.tx_invalid_descs` grew by exactly
+/// their number, `sendto` returned 0, nothing left the interface and their
+/// mbufs never completed); with at most two bursts on the ring during the
+/// outage, traffic resumed. So no burst is handed to the driver while the
+/// interface is down.
+#[derive(Debug)]
+struct KernelLink {
+    nl: hftnet_sys::netlink::RtNetlink,
+    index: u32,
 }
 
 /// How often a stalled transmit reads the link again.
@@ -572,11 +615,17 @@ impl LinkWatch {
             return;
         }
         self.checked = Some(now);
-        if let Ok(l) = port.link() {
-            if self.up && !l.up {
+        let up = match &mut self.kernel {
+            Some(k) => k.nl.link_info(k.index).ok().map(|l| l.up && l.running),
+            None => port.link().ok().map(|l| l.up),
+        };
+        if let Some(up) = up {
+            if self.up && !up {
                 self.downs += 1;
+            } else if !self.up && up {
+                self.recoveries += 1;
             }
-            self.up = l.up;
+            self.up = up;
         }
     }
 }
@@ -642,6 +691,7 @@ pub struct DpdkTx<'a> {
     cur: &'a mut Option<Mbuf>,
     pool: &'a Mempool,
     port: Port,
+    tx_cksum: bool,
     link: &'a mut LinkWatch,
     tx_busy: &'a mut u64,
     tx_nombuf: &'a mut u64,
@@ -665,6 +715,7 @@ impl Ring for DpdkRing {
                 cur: &mut self.cur,
                 pool: &self.pool,
                 port: self.port,
+                tx_cksum: self.tx_cksum,
                 link: &mut self.link,
                 tx_busy: &mut self.tx_busy,
                 tx_nombuf: &mut self.tx_nombuf,
@@ -695,9 +746,15 @@ impl Ring for DpdkRing {
             tx_desc: self.tx_desc,
             rx_cksum_offload: self.rx_cksum,
             tx_cksum_offload_offered: self.tx_cksum_offered,
+            tx_checksum: if self.tx_cksum {
+                TxChecksum::Offloaded.as_str()
+            } else {
+                TxChecksum::Software.as_str()
+            },
             link_up: link.map(|l| l.up),
             link_speed_mbps: link.map_or(0, |l| l.speed_mbps),
             link_downs: self.link.downs,
+            link_recoveries: self.link.recoveries,
             port: self.port.stats().map(PortCounters::from).unwrap_or_default(),
             xstats: self
                 .port
@@ -732,7 +789,10 @@ impl Ring for DpdkRing {
             ));
         }
         if self.link.downs > 0 {
-            out.push(format!("link seen down {} times", self.link.downs));
+            out.push(format!(
+                "link seen down {} times, back up {} times",
+                self.link.downs, self.link.recoveries
+            ));
         }
     }
 }
@@ -816,6 +876,13 @@ impl DpdkTx<'_> {
     #[inline]
     fn flush(&mut self) {
         let _ = sys::register_thread();
+        if self.link.kernel.is_some() {
+            self.link.check(&self.port);
+            if !self.link.up {
+                // Kept here until the interface is back (see KernelLink).
+                return;
+            }
+        }
         self.q.flush(&self.port, 0);
         if !self.q.is_empty() {
             *self.tx_busy += 1;
@@ -844,6 +911,14 @@ impl TxRing for DpdkTx<'_> {
     fn commit(&mut self, len: usize) {
         let mut m = self.cur.take().expect("commit without a slot");
         m.set_len(len);
+        if self.tx_cksum {
+            // The frame layer left the sums to the device (TxChecksum::Offloaded).
+            let l2_len = match m.data().get(12..14) {
+                Some([0x81, 0x00]) => ethernet::VLAN_HEADER_LEN,
+                _ => ethernet::HEADER_LEN,
+            };
+            m.offload_cksum(l2_len as u16, hftnet_wire::ipv4::HEADER_LEN as u16);
+        }
         // `take` left room in the queue.
         if let Err(m) = self.q.push(m) {
             drop(m);
@@ -1097,6 +1172,8 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     let rx_cksum = info.rx_offload_capa & rx_cksum_bits == rx_cksum_bits;
     let tx_cksum_bits = sys::TX_OFFLOAD_IPV4_CKSUM | sys::TX_OFFLOAD_UDP_CKSUM;
     let tx_cksum_offered = info.tx_offload_capa & tx_cksum_bits == tx_cksum_bits;
+    // Used whenever offered: every frame then leaves both sums to the device.
+    let tx_cksum = tx_cksum_offered;
     let rx_want = RING_DESC.min(info.rx_desc_max.max(1));
     let tx_want = RING_DESC.min(info.tx_desc_max.max(1));
     let n = cfg.mbufs.unwrap_or(
@@ -1129,7 +1206,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     let setup_once = || {
         port.setup(
             if rx_cksum { rx_cksum_bits } else { 0 },
-            0,
+            if tx_cksum { tx_cksum_bits } else { 0 },
             rx_want,
             tx_want,
             &pool,
@@ -1166,6 +1243,14 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         std::thread::sleep(Duration::from_millis(10));
         link = port.link().ok();
     }
+    let kernel_link = match &kernel {
+        Some((iface, _)) if info.driver == "net_af_xdp" => Some(KernelLink {
+            nl: hftnet_sys::netlink::RtNetlink::open()
+                .map_err(OpenError::setup("opening a netlink socket to watch the link"))?,
+            index: iface.index,
+        }),
+        _ => None,
+    };
     let (iface, ip, neighbours): (L2Iface, Ipv4Addr, Box<dyn Neighbours>) = match kernel {
         Some((iface, ip)) => (iface, ip, Box::new(KernelNeighbours::open()?)),
         None => {
@@ -1198,6 +1283,9 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     if let Some(mac) = cfg.peer_mac {
         ep.pin_peer_mac(mac)?;
     }
+    if tx_cksum {
+        ep.set_tx_checksum(TxChecksum::Offloaded);
+    }
     if let Some(peer) = cfg.peer {
         ep.mac_for(*peer.ip()).map_err(OpenError::from)?;
     }
@@ -1222,16 +1310,16 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         },
         format!("EAL lcore {}", eal.lcores),
         format!(
-            "checksums: receive {}; transmit {} (computed in software)",
+            "checksums: receive {}; transmit {}",
             if rx_cksum {
                 "verified by the device"
             } else {
                 "not offloaded, verified in software"
             },
-            if tx_cksum_offered {
-                "offload offered but not used"
+            if tx_cksum {
+                "offloaded (IPv4 header and UDP computed by the device)"
             } else {
-                "offload not offered"
+                "computed in software (the device offers no offload)"
             }
         ),
         crate::l2::frames::mac_note(cfg.peer, cfg.peer_mac),
@@ -1251,6 +1339,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         pool,
         wait_fd,
         rx_cksum,
+        tx_cksum,
         tx_cksum_offered,
         rx_desc,
         tx_desc,
@@ -1259,7 +1348,9 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         link: LinkWatch {
             up: link.is_none_or(|l| l.up),
             downs: 0,
+            recoveries: 0,
             checked: None,
+            kernel: kernel_link,
         },
         tx_busy: 0,
         tx_nombuf: 0,

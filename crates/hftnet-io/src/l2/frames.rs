@@ -13,8 +13,11 @@
 //! verified it nor left it partial; keeps frames to our address (or joined
 //! group) and port; counts every other frame under its reason. Transmit:
 //! [`UdpOverEthernet::emit`] writes the Ethernet, IPv4 and UDP headers and
-//! both checksums, computed in software, around the payload. Neither
-//! allocates except on a peer's first contact.
+//! both checksums, computed in software, around the payload — or, when the
+//! backend's device finishes them ([`TxChecksum::Offloaded`], set with
+//! [`UdpOverEthernet::set_tx_checksum`]), a zero IPv4 header checksum and
+//! only the pseudo-header sum in the UDP field. Neither allocates except
+//! on a peer's first contact.
 //!
 //! Whose MAC address an answer goes to: a frame's source MAC address is
 //! whatever its sender wrote, so it is never believed on its own word (a
@@ -47,8 +50,8 @@ use std::time::{Duration, Instant};
 
 use hftnet_sys::SyscallError;
 use hftnet_sys::netlink::RtNetlink;
-use hftnet_wire::ethernet;
 use hftnet_wire::udp::{self as wire_udp, Checks, FrameSpec, Reject};
+use hftnet_wire::{ethernet, ipv4};
 use serde::Serialize;
 
 use crate::Role;
@@ -303,6 +306,30 @@ impl RingWait {
     }
 }
 
+/// Who computes the checksums of the frames [`UdpOverEthernet`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TxChecksum {
+    /// Both in software, complete (the default: any device sends them as is).
+    #[default]
+    Software,
+    /// The device: the IPv4 header checksum is left 0 and the UDP checksum
+    /// field holds the pseudo-header sum, as DPDK's transmit checksum
+    /// offload (`RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM`) wants
+    /// them. Only for a backend that asks its device to finish every frame.
+    Offloaded,
+}
+
+impl TxChecksum {
+    /// `software` or `offloaded`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Software => "software",
+            Self::Offloaded => "offloaded",
+        }
+    }
+}
+
 /// How [`UdpOverEthernet::accept`] treats the UDP checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UdpCheck {
@@ -434,6 +461,7 @@ pub struct UdpOverEthernet {
     /// change.
     last_ok: Option<(Ipv4Addr, ethernet::Address)>,
     max_message: usize,
+    tx_checksum: TxChecksum,
     /// The counters.
     pub stats: FrameStats,
 }
@@ -468,6 +496,7 @@ impl UdpOverEthernet {
             unknown_checked: None,
             last_ok: None,
             max_message: max_message.min(mtu_payload),
+            tx_checksum: TxChecksum::Software,
             stats: FrameStats::default(),
         }
     }
@@ -699,6 +728,18 @@ impl UdpOverEthernet {
         }
     }
 
+    /// Who computes the checksums of the frames sent from now on (the
+    /// default: [`TxChecksum::Software`]).
+    pub fn set_tx_checksum(&mut self, c: TxChecksum) {
+        self.tx_checksum = c;
+    }
+
+    /// Who computes the checksums of the frames sent.
+    #[must_use]
+    pub fn tx_checksum(&self) -> TxChecksum {
+        self.tx_checksum
+    }
+
     /// Writes the frame carrying `m` into `buf`; returns its length.
     ///
     /// # Errors
@@ -767,7 +808,20 @@ impl UdpOverEthernet {
         if n > room {
             return Err(too_long());
         }
-        let len = wire_udp::emit_frame_headers(buf, spec, n).map_err(|_| too_long())?;
+        let len = match self.tx_checksum {
+            TxChecksum::Software => {
+                wire_udp::emit_frame_headers(buf, spec, n).map_err(|_| too_long())?
+            }
+            TxChecksum::Offloaded => {
+                let spec = FrameSpec {
+                    udp_checksum: false,
+                    ..*spec
+                };
+                let len = wire_udp::emit_frame_headers(buf, &spec, n).map_err(|_| too_long())?;
+                leave_checksums_to_device(&mut buf[..len], &spec, n);
+                len
+            }
+        };
         self.stats.tx_frames += 1;
         Ok(len)
     }
@@ -797,6 +851,23 @@ fn too_long() -> SyscallError {
         "layer-2 send (message longer than a ring frame or the MTU)",
         libc::EMSGSIZE,
     )
+}
+
+/// Leaves the checksums of a frame just built from `spec` for the device
+/// to finish: IPv4 header checksum 0, UDP checksum field = the folded
+/// pseudo-header sum (what `rte_ipv4_phdr_cksum` gives).
+fn leave_checksums_to_device(frame: &mut [u8], spec: &FrameSpec, payload_len: usize) {
+    let ip_at = spec.header_len() - wire_udp::HEADER_LEN - ipv4::HEADER_LEN;
+    ipv4::Packet::new_unchecked(&mut frame[ip_at..]).set_checksum(0);
+    // At most MAX_PAYLOAD_LEN: checked by emit_frame_headers.
+    let udp_len = (wire_udp::HEADER_LEN + payload_len) as u16;
+    let pseudo = hftnet_wire::checksum::pseudo_header_v4(
+        spec.src_ip,
+        spec.dst_ip,
+        ipv4::Protocol::Udp,
+        udp_len,
+    );
+    wire_udp::Packet::new_unchecked(&mut frame[ip_at + ipv4::HEADER_LEN..]).set_checksum(pseudo);
 }
 
 /// True when the UDP checksum of `u` (parsed from `frame`) holds exactly
@@ -1304,5 +1375,52 @@ mod tests {
         let big = vec![0u8; 1473];
         let long = e.emit(&mut out, &TxMsg { data: &big, to }).unwrap_err();
         assert_eq!(long.errno(), Some(libc::EMSGSIZE));
+    }
+
+    /// Offloaded: IPv4 checksum 0, the UDP field the pseudo-header sum; a
+    /// device finishing both as DPDK's offload does (the UDP sum taken
+    /// over the field as left, complemented) gives the software frame.
+    #[test]
+    fn offloaded_checksums_are_left_for_the_device() {
+        let mut e = endpoint();
+        let to = Some(SocketAddr::from(([198, 18, 0, 1], 4000)));
+        let spec = e.prepare(to).unwrap();
+        let mut soft = [0u8; 100];
+        let n = e.emit_with(&mut soft, &spec, |p| {
+            p[..5].copy_from_slice(b"hello");
+            5
+        });
+        let n = n.unwrap();
+        assert_eq!(e.tx_checksum(), TxChecksum::Software);
+        e.set_tx_checksum(TxChecksum::Offloaded);
+        assert_eq!(e.tx_checksum().as_str(), "offloaded");
+        let mut off = [0u8; 100];
+        let m = e
+            .emit_with(&mut off, &spec, |p| {
+                p[..5].copy_from_slice(b"hello");
+                5
+            })
+            .unwrap();
+        assert_eq!(m, n);
+        assert_eq!(&off[24..26], &[0, 0], "IPv4 header checksum left 0");
+        let pseudo = hftnet_wire::checksum::pseudo_header_v4(
+            Ipv4Addr::new(198, 18, 0, 2),
+            Ipv4Addr::new(198, 18, 0, 1),
+            ipv4::Protocol::Udp,
+            8 + 5,
+        );
+        assert_eq!(
+            off[40..42],
+            pseudo.to_be_bytes(),
+            "UDP field: pseudo-header sum"
+        );
+        assert!(wire_udp::parse_frame(&off[..m], Checks::ALL).is_err());
+        // What the device does.
+        ipv4::Packet::new_unchecked(&mut off[14..]).fill_checksum();
+        let udp = !hftnet_wire::checksum::data(&off[34..m]);
+        off[40..42].copy_from_slice(&udp.to_be_bytes());
+        assert_eq!(off[..m], soft[..n]);
+        assert!(wire_udp::parse_frame(&off[..m], Checks::ALL).is_ok());
+        assert_eq!(e.stats.tx_frames, 2);
     }
 }
