@@ -671,3 +671,40 @@ fn tx_checksum_offload_over_net_tap_reaches_a_kernel_socket() {
     drop(dpdk);
     ip_in(h, &["link", "del", &tap]);
 }
+
+/// An error after the port is set up (here: a peer that never answers ARP)
+/// closes the port before its pool is freed, and leaves the device name
+/// and the interface usable: the same name opens again and echoes.
+/// (Before, the pool was freed first, under a configured and started port.)
+#[test]
+fn an_error_after_the_port_is_set_up_leaves_it_reusable() {
+    if skip_without_root("an_error_after_the_port_is_set_up_leaves_it_reusable") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let sh = lab.exchange();
+    let si = sh.iface().to_string();
+    for driver in ["net_af_packet", "net_af_xdp"] {
+        let n = unique();
+        let si = si.clone();
+        let (failed, again) = sh
+            .run(move || {
+                // 198.18.0.77 is in the lab's subnet; nobody answers for it.
+                let failed = Endpoint::parse(&format!(
+                    "dpdk://{driver}{n}?iface={si}&port=9710&peer=198.18.0.77:9710"
+                ))
+                .unwrap()
+                .open(Role::Client)
+                .map(drop);
+                let again = Endpoint::parse(&format!("dpdk://{driver}{n}?iface={si}&port=9711"))
+                    .unwrap()
+                    .open(Role::Server)
+                    .map(|t| t.capabilities().transport);
+                (failed, again)
+            })
+            .unwrap();
+        let e = failed.unwrap_err().to_string();
+        assert!(e.contains("198.18.0.77"), "{driver}: {e}");
+        assert_eq!(again.unwrap(), "dpdk", "{driver}");
+    }
+}

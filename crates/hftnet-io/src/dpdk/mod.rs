@@ -552,8 +552,9 @@ pub struct DpdkRing {
     txq: TxQueue,
     cur: Option<Mbuf>,
     port: Port,
+    /// The device, and the pool its queues take mbufs from (freed only
+    /// after the port is closed).
     dev: Opened,
-    pool: Mempool,
     wait_fd: Socket,
     rx_cksum: bool,
     /// Transmit checksum offload on: each frame's mbuf asks the device for both sums.
@@ -644,6 +645,17 @@ struct Opened {
     /// The AF_XDP sockets its queue set-up created (net_af_xdp), closed
     /// after the port if the driver left them open.
     xsks: Vec<(i32, u64)>,
+    /// The pool the port's queues take mbufs from (net_af_xdp: its memory
+    /// is the socket's UMEM). Dropped after [`Drop::drop`] has closed the
+    /// port — never before, also on an error part-way through the set-up.
+    pool: Option<Mempool>,
+}
+
+impl Opened {
+    /// The pool, once created.
+    fn pool(&self) -> &Mempool {
+        self.pool.as_ref().expect("set before the endpoint exists")
+    }
 }
 
 impl Drop for Opened {
@@ -657,8 +669,12 @@ impl Drop for Opened {
                 // Not in its namespace: leave the port open and its name
                 // taken (the process's exit reclaims it; the EAL is then
                 // not cleaned up) rather than close it against another
-                // interface.
-                _ => return,
+                // interface. Its pool stays too: the open port's queues
+                // (and for net_af_xdp the kernel) still use its memory.
+                _ => {
+                    std::mem::forget(self.pool.take());
+                    return;
+                }
             },
         };
         if let Some(p) = self.port {
@@ -713,7 +729,7 @@ impl Ring for DpdkRing {
             DpdkTx {
                 q: &mut self.txq,
                 cur: &mut self.cur,
-                pool: &self.pool,
+                pool: self.dev.pool(),
                 port: self.port,
                 tx_cksum: self.tx_cksum,
                 link: &mut self.link,
@@ -802,9 +818,9 @@ impl DpdkRing {
     #[must_use]
     pub fn mempool_use(&self) -> MempoolUse {
         MempoolUse {
-            size: self.pool.size(),
-            in_use: self.pool.in_use(),
-            available: self.pool.available(),
+            size: self.dev.pool().size(),
+            in_use: self.dev.pool().in_use(),
+            available: self.dev.pool().available(),
         }
     }
 
@@ -1125,6 +1141,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             None => None,
         },
         xsks: Vec::new(),
+        pool: None,
     };
     let reservation = match (&kernel, cfg.reserve) {
         (Some((iface, ip)), true) => Some(crate::packet::reserve_port(
@@ -1184,7 +1201,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     );
     let socket = port.socket().max(0);
     let pool_name = format!("hft_{}", name.replace(':', ""));
-    let pool = Mempool::new(&pool_name, n, POOL_CACHE, 2048 + 128, socket).map_err(|e| {
+    let new_pool = Mempool::new(&pool_name, n, POOL_CACHE, 2048 + 128, socket).map_err(|e| {
         OpenError::Dpdk {
             problem: if e.errno == libc::ENOMEM {
                 format!(
@@ -1202,6 +1219,10 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             },
         }
     })?;
+    // Owned by the device from here, so any error below closes the port
+    // before the pool is freed.
+    dev.pool = Some(new_pool);
+    let pool = dev.pool();
     let xsks_before = sys::af_xdp_sockets();
     let setup_once = || {
         port.setup(
@@ -1209,7 +1230,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             if tx_cksum { tx_cksum_bits } else { 0 },
             rx_want,
             tx_want,
-            &pool,
+            pool,
             socket as u32,
         )
     };
@@ -1336,7 +1357,6 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         cur: None,
         port,
         dev,
-        pool,
         wait_fd,
         rx_cksum,
         tx_cksum,
