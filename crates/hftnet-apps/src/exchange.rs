@@ -1092,21 +1092,27 @@ impl Exchange {
         {
             let (wanted, timeout) = o.wait();
             let waited_from = Instant::now();
-            while o.logins_accepted() < wanted as u64 && !stop.load(Ordering::Relaxed) {
+            while o.logged_in() < wanted && !stop.load(Ordering::Relaxed) {
                 if waited_from.elapsed() >= timeout {
                     return Err(OrderEntryError::NoLogins {
-                        logged_in: o.logins_accepted(),
+                        logged_in: o.logged_in(),
                         wanted,
                         waited: timeout,
                     }
                     .into());
+                }
+                let now = now_ns();
+                // The feeds' heartbeats go on while the day waits, so the
+                // subscribers see the session alive.
+                if publisher.poll_timeout().is_some_and(|t| now >= t) {
+                    publisher.handle_timeout(now, &mut |p: &[u8]| feeds.send(p, false));
                 }
                 let mut md = Md {
                     publisher: &mut *publisher,
                     feeds: &mut feeds,
                     reference: &mut self.reference,
                     sent: &mut self.sent,
-                    now: now_ns(),
+                    now,
                     from_core: false,
                     err: None,
                 };

@@ -245,9 +245,10 @@ impl OrderEntryConfig {
         if !(1..=hftnet_io::tcp::MAX_SERVER_CONNECTIONS).contains(&self.max_clients) {
             return Err(OrderEntryConfigError::MaxClients(self.max_clients));
         }
-        if self.wait_logins > self.max_clients {
+        if self.wait_logins > self.max_clients.min(self.logins.len()) {
             return Err(OrderEntryConfigError::WaitLogins {
                 wait: self.wait_logins,
+                logins: self.logins.len(),
                 max_clients: self.max_clients,
             });
         }
@@ -279,14 +280,17 @@ pub enum OrderEntryConfigError {
         max = hftnet_io::tcp::MAX_SERVER_CONNECTIONS
     )]
     MaxClients(usize),
-    /// More logins waited for than clients allowed.
+    /// More logins waited for than there are logins, or clients allowed.
     #[error(
-        "order entry waits for {wait} logins before the day starts, but at most {max_clients} \
-         clients may connect: lower the wait or raise the clients allowed"
+        "order entry waits for {wait} logins before the day starts, but there are {logins} \
+         logins and at most {max_clients} clients may connect: lower the wait, or add logins \
+         or clients"
     )]
     WaitLogins {
         /// Logins waited for.
         wait: usize,
+        /// Logins configured.
+        logins: usize,
         /// Clients allowed.
         max_clients: usize,
     },
@@ -319,8 +323,8 @@ pub enum OrderEntryError {
          traders first (or lower the wait, or raise its timeout)"
     )]
     NoLogins {
-        /// Logins accepted.
-        logged_in: u64,
+        /// Logins logged in at the end of the wait.
+        logged_in: usize,
         /// Logins waited for.
         wanted: usize,
         /// How long the exchange waited.
@@ -730,13 +734,16 @@ impl OrderEntry {
         }
     }
 
-    /// Logins accepted so far.
-    pub(crate) fn logins_accepted(&self) -> u64 {
-        let mut sc = self.closed;
-        for c in self.conns.iter().flatten() {
-            sc.add(&c.sc.counters());
+    /// Logins logged in now, each counted once however many times its
+    /// client connected (a client reconnecting does not count twice).
+    pub(crate) fn logged_in(&self) -> usize {
+        let mut n = 0;
+        for (i, _) in self.usernames.iter().enumerate() {
+            if self.conns.iter().flatten().any(|c| c.login == Some(i)) {
+                n += 1;
+            }
         }
-        sc.logins_accepted
+        n
     }
 
     /// What the day waits for before it starts: (logins, timeout).

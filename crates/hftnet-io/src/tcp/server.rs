@@ -142,14 +142,20 @@ pub struct ServerStats {
     pub messages_out: u64,
     /// Sends refused because a connection's buffer was full.
     pub sends_full: u64,
+    /// `accept` calls that failed for a reason other than "none waiting"
+    /// (out of descriptors or memory, a connection's network error): counted,
+    /// and the server goes on.
+    pub accept_errors: u64,
 }
 
 #[derive(Debug)]
 struct Slot {
     generation: u32,
     conn: Option<Conn>,
-    /// An error found while sending, reported by the next poll.
+    /// An error found while sending or receiving, reported by the next poll.
     failed: Option<i32>,
+    /// The peer closed its side: reported once what it sent before is delivered.
+    eof: bool,
 }
 
 /// A listening TCP socket and its open connections.
@@ -343,7 +349,10 @@ impl TcpServer {
             self.poll.push(self.listener.as_fd());
             for s in &self.slots {
                 if let Some(c) = &s.conn {
-                    self.poll.push(c.sock.as_fd());
+                    // Also woken when a connection with bytes waiting to
+                    // leave can take them.
+                    self.poll
+                        .push_with_write(c.sock.as_fd(), c.pend.0 < c.pend.1);
                 }
             }
             let timeout = if spin {
@@ -353,16 +362,16 @@ impl TcpServer {
             };
             let ready = self.poll.wait(timeout)?;
             if ready > 0 {
-                // Connections first (the poll's indices name them until the
-                // table changes), then a new client.
-                if let Some(ev) = self.read_ready(burst) {
-                    return Ok(Some(ev));
-                }
+                // Every ready connection is read (the poll's indices name
+                // them until the table changes), then a new client is
+                // accepted; the sweep above delivers round robin.
+                self.read_ready();
                 if self.poll.readable(0)
                     && let Some(ev) = self.accept()?
                 {
                     return Ok(Some(ev));
                 }
+                continue;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 burst.set_len(0);
@@ -409,65 +418,56 @@ impl TcpServer {
                 self.next = (i + 1) % n;
                 return Some(ServerEvent::Messages { id, n: got });
             }
+            if slot.eof {
+                slot.conn = None;
+                slot.eof = false;
+                self.stats.closed += 1;
+                self.next = (i + 1) % n;
+                return Some(ServerEvent::Closed {
+                    id,
+                    why: CloseReason::PeerClosed,
+                });
+            }
         }
         None
     }
 
-    /// Reads every connection the last poll found ready, round robin;
-    /// returns the first event.
-    fn read_ready(&mut self, burst: &mut RxBurst) -> Option<ServerEvent> {
+    /// Reads once from every connection the last poll found ready (the
+    /// next [`TcpServer::sweep`] delivers, round robin); an end or an error
+    /// is marked on the slot and reported by the sweep after what came
+    /// before it.
+    fn read_ready(&mut self) {
         // Poll index 0 is the listener; connections follow in slot order.
         let mut p = 1;
-        let n = self.slots.len();
-        let mut first: Option<ServerEvent> = None;
-        for i in 0..n {
-            if self.slots[i].conn.is_none() {
+        for slot in &mut self.slots {
+            let Some(conn) = slot.conn.as_mut() else {
                 continue;
-            }
+            };
             let readable = self.poll.readable(p);
             p += 1;
-            if !readable || first.is_some() {
+            if !readable || slot.eof || slot.failed.is_some() {
                 continue;
             }
-            let id = self.id(i);
-            let conn = self.slots[i].conn.as_mut().expect("checked above");
             conn.compact();
             let fd = conn.sock.as_fd();
             let room = &mut conn.rx[conn.end..];
+            if room.is_empty() {
+                // A full buffer: the sweep delivers (or the framing is
+                // refused) before more is read.
+                continue;
+            }
             match sock::recv(fd, room, libc::MSG_DONTWAIT) {
-                Ok(0) => {
-                    self.slots[i].conn = None;
-                    self.stats.closed += 1;
-                    first = Some(ServerEvent::Closed {
-                        id,
-                        why: CloseReason::PeerClosed,
-                    });
-                }
+                Ok(0) => slot.eof = true,
                 Ok(k) => {
                     conn.end += k;
                     if self.cfg.quickack {
                         let _ = sock::set_int(fd, sock::TCP_QUICKACK, 1);
                     }
-                    let got = conn.deliver(burst, 0);
-                    if got > 0 {
-                        burst.set_len(got);
-                        self.stats.messages_in += got as u64;
-                        self.next = (i + 1) % n;
-                        first = Some(ServerEvent::Messages { id, n: got });
-                    }
                 }
                 Err(e) if e.would_block() || e.errno() == Some(libc::EINTR) => {}
-                Err(e) => {
-                    self.slots[i].conn = None;
-                    self.stats.closed += 1;
-                    first = Some(ServerEvent::Closed {
-                        id,
-                        why: CloseReason::Error(e.errno().unwrap_or(libc::EIO)),
-                    });
-                }
+                Err(e) => slot.failed = Some(e.errno().unwrap_or(libc::EIO)),
             }
         }
-        first
     }
 
     /// Accepts one waiting connection, if any.
@@ -484,7 +484,15 @@ impl TcpServer {
             }
             // The client gave up between the poll and the accept.
             Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => return Ok(None),
-            Err(e) => return Err(from_io("accept", e)),
+            // Out of descriptors or memory, or a network error of the
+            // connection being accepted: counted, and the server goes on
+            // (pausing a moment: the connection stays queued, so the
+            // listener stays readable).
+            Err(_) => {
+                self.stats.accept_errors += 1;
+                std::thread::sleep(Duration::from_millis(1));
+                return Ok(None);
+            }
         };
         let peer = addr.as_socket();
         let free = self.slots.iter().position(|s| s.conn.is_none());
@@ -506,6 +514,7 @@ impl TcpServer {
                 s.generation = s.generation.wrapping_add(1);
                 s.conn = Some(conn);
                 s.failed = None;
+                s.eof = false;
                 i
             }
             None => {
@@ -513,6 +522,7 @@ impl TcpServer {
                     generation: 0,
                     conn: Some(conn),
                     failed: None,
+                    eof: false,
                 });
                 self.slots.len() - 1
             }
@@ -710,5 +720,49 @@ mod tests {
             Err(SendError::TooLarge { len: 70_000, max: 65_535 })
         ));
         assert_eq!(s.config().framing, Framing::Soupbin);
+    }
+
+    /// A client with a flood of messages waiting does not starve another:
+    /// every ready connection is read, and delivery goes round robin, so
+    /// the quiet client's one message comes within the first events.
+    #[test]
+    fn a_busy_client_does_not_starve_a_quiet_one() {
+        let mut s = server("framing=soupbin", 4);
+        let addr = s.local_addr().unwrap();
+        let mut burst = RxBurst::new(16, 256);
+        let mut busy = TcpStream::connect(addr).unwrap();
+        let ServerEvent::Accepted { id: busy_id, .. } = next(&mut s, &mut burst) else {
+            panic!("expected a connection");
+        };
+        let mut quiet = TcpStream::connect(addr).unwrap();
+        let ServerEvent::Accepted { id: quiet_id, .. } = next(&mut s, &mut burst) else {
+            panic!("expected a connection");
+        };
+        let flood: Vec<&[u8]> = vec![b"Uxx"; 5000];
+        busy.write_all(&soup(&flood)).unwrap();
+        quiet.write_all(&soup(&[b"Uquiet"])).unwrap();
+        // Both are in the kernel's buffers before the server looks (not a
+        // timing assertion: only the order of events below is checked).
+        thread_sleep_ms(100);
+        let mut events = 0;
+        loop {
+            match next(&mut s, &mut burst) {
+                ServerEvent::Messages { id, n } if id == quiet_id => {
+                    assert_eq!((n, burst.get(0).0), (1, &b"Uquiet"[..]));
+                    break;
+                }
+                ServerEvent::Messages { id, .. } => assert_eq!(id, busy_id),
+                e => panic!("unexpected {e:?}"),
+            }
+            events += 1;
+            assert!(
+                events <= 3,
+                "the quiet client waited behind {events} bursts of the busy one"
+            );
+        }
+    }
+
+    fn thread_sleep_ms(ms: u64) {
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }

@@ -170,6 +170,17 @@ impl PollSet {
         self.fds.len() - 1
     }
 
+    /// Adds `fd`, also waiting for it to be writable when `write` is set;
+    /// returns its index for [`PollSet::readable`] (which then also reports
+    /// writability).
+    pub fn push_with_write(&mut self, fd: BorrowedFd<'_>, write: bool) -> usize {
+        let i = self.push(fd);
+        if write {
+            self.fds[i].events |= libc::POLLOUT;
+        }
+        i
+    }
+
     /// Descriptors in the set.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -222,7 +233,8 @@ impl PollSet {
     }
 
     /// Whether descriptor `i` had something to report in the last wait
-    /// (data, a connection to accept, a hang-up or an error).
+    /// (data, a connection to accept, a hang-up or an error; room to write
+    /// when it was added with [`PollSet::push_with_write`]).
     #[must_use]
     pub fn readable(&self, i: usize) -> bool {
         self.fds.get(i).is_some_and(|p| p.revents != 0)

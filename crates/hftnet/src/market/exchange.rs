@@ -196,9 +196,13 @@ fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
                 "--max-clients {n}: from 1 to {}",
                 hftnet_io::tcp::MAX_SERVER_CONNECTIONS
             ),
-            OrderEntryConfigError::WaitLogins { wait, max_clients } => anyhow!(
-                "--wait-logins {wait} is more than --max-clients {max_clients}: lower it or raise \
-                 --max-clients"
+            OrderEntryConfigError::WaitLogins {
+                wait,
+                logins,
+                max_clients,
+            } => anyhow!(
+                "--wait-logins {wait} is more than the {logins} --login given or --max-clients \
+                 {max_clients}: lower it, or give more --login or --max-clients"
             ),
             other => other.into(),
         },
