@@ -177,10 +177,12 @@ pub fn dev_probe(devargs: &str) -> Result<(), DpdkError> {
 }
 
 /// `rte_eal_hotplug_remove`: removes device `name` of bus `bus` (`vdev`,
-/// `pci`), closing its ports.
+/// `pci`), closing its ports. Refused while a [`Port`] value holds the
+/// device's port (close it first).
 ///
 /// # Errors
-/// The bus's refusal (`ENOENT` for an unknown device).
+/// `EBUSY` for a claimed port; the bus's refusal (`ENOENT` for an unknown
+/// device).
 pub fn hotplug_remove(bus: &str, name: &str) -> Result<(), DpdkError> {
     let (Ok(b), Ok(n)) = (CString::new(bus), CString::new(name)) else {
         return Err(DpdkError {
@@ -188,7 +190,16 @@ pub fn hotplug_remove(bus: &str, name: &str) -> Result<(), DpdkError> {
             errno: libc::EINVAL,
         });
     };
-    // SAFETY: both are valid NUL-terminated strings the call only reads.
+    // Held through the removal, so no port of the device is claimed meanwhile.
+    let c = claimed();
+    if port_by_name(name).is_some_and(|id| c.contains(&id)) {
+        return Err(DpdkError {
+            call: "rte_eal_hotplug_remove (its port is in use)",
+            errno: libc::EBUSY,
+        });
+    }
+    // SAFETY: both are valid NUL-terminated strings the call only reads; no
+    // Port value holds the device's port, so no burst runs on it.
     let ret = unsafe { ffi::rte_eal_hotplug_remove(b.as_ptr(), n.as_ptr()) };
     if ret < 0 {
         return Err(DpdkError::from_ret("rte_eal_hotplug_remove", ret));
@@ -452,9 +463,15 @@ impl RxBatch {
     #[inline]
     pub fn fill(&mut self, port: &Port, queue: u16, max: usize) -> usize {
         self.clear();
+        if !port.burst_ok(queue) {
+            return 0;
+        }
         let max = max.min(BURST) as u16;
-        // SAFETY: the port is started (Port's contract) and the array has
-        // room for max pointers; the returned mbufs are ours.
+        // SAFETY: the port was started through `port`, which holds the only
+        // claim on it and is borrowed, so it is still started and open (stop
+        // and close need it by &mut or by value), and `queue` is one it
+        // configured (burst_ok); the array has room for max pointers; the
+        // returned mbufs are ours.
         let n = unsafe { ffi::hftnet_rte_rx_burst(port.id, queue, self.mbufs.as_mut_ptr(), max) };
         self.next = 0;
         self.len = usize::from(n);
@@ -547,11 +564,13 @@ impl TxQueue {
     /// returns how many the device took (they are its now).
     #[inline]
     pub fn flush(&mut self, port: &Port, queue: u16) -> usize {
-        if self.len == 0 {
+        if self.len == 0 || !port.burst_ok(queue) {
             return 0;
         }
-        // SAFETY: the port is started; the first len pointers are mbufs we
-        // own; the device takes ownership of the first n it returns.
+        // SAFETY: the port was started through `port`, which holds the only
+        // claim on it and is borrowed, so it is still started and open, and
+        // `queue` is one it configured (burst_ok); the first len pointers are
+        // mbufs we own; the device takes ownership of the first n it returns.
         let n = usize::from(unsafe {
             ffi::hftnet_rte_tx_burst(port.id, queue, self.mbufs.as_mut_ptr(), self.len as u16)
         });
@@ -633,12 +652,33 @@ pub struct PortStats {
     pub q0_opackets: u64,
 }
 
-/// An ethdev port, by id. Opening and closing it is the owner's (see
-/// `hftnet_io::dpdk`); the calls here need the EAL up and the port
-/// configured (bursts: started).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An ethdev port, claimed: at most one `Port` value per port id exists in
+/// the process (see [`Port::new`]), so the queues it configures and starts
+/// are used only through it. Not `Copy`: bursts borrow it (`&Port`), and
+/// what changes the queues — [`Port::setup`], [`Port::start`],
+/// [`Port::stop`] (`&mut self`) and [`Port::close`] (by value) — cannot run
+/// while a burst is under way or after the close. The bursts check that the
+/// port was started through this value and that the queue is one it
+/// configured, so `rte_eth_rx_burst`/`tx_burst`, which check neither in
+/// release builds, are only given a started port's own queue.
+///
+/// Dropping it without [`Port::close`] leaves the port open (and claimed:
+/// nothing else may then burst on it). The calls here need the EAL up.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Port {
     id: u16,
+    /// Queues (receive and transmit, one pair per index) configured by
+    /// [`Port::setup`].
+    queues: u16,
+    /// Started by [`Port::start`] and not stopped since.
+    started: bool,
+}
+
+/// The port ids a [`Port`] value holds now.
+static CLAIMED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+fn claimed() -> std::sync::MutexGuard<'static, Vec<u16>> {
+    CLAIMED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn check(call: &'static str, ret: c_int) -> Result<(), DpdkError> {
@@ -650,10 +690,30 @@ fn check(call: &'static str, ret: c_int) -> Result<(), DpdkError> {
 }
 
 impl Port {
-    /// The port with id `id` (from [`port_by_name`]).
+    /// Claims the port with id `id` (from [`port_by_name`]): `None` when no
+    /// such port exists (`rte_eth_dev_is_valid_port`) or another `Port`
+    /// value holds it already. The claim ends when the value is dropped or
+    /// closed; while it lasts, [`hotplug_remove`] refuses the port's device.
     #[must_use]
-    pub fn new(id: u16) -> Self {
-        Self { id }
+    pub fn new(id: u16) -> Option<Self> {
+        let mut c = claimed();
+        // SAFETY: plain call on a port id; it checks the id itself.
+        if c.contains(&id) || unsafe { ffi::rte_eth_dev_is_valid_port(id) } == 0 {
+            return None;
+        }
+        c.push(id);
+        Some(Self {
+            id,
+            queues: 0,
+            started: false,
+        })
+    }
+
+    /// Whether a burst on `queue` is allowed: started through this value,
+    /// and `queue` one of those configured.
+    #[inline]
+    fn burst_ok(&self, queue: u16) -> bool {
+        self.started && queue < self.queues
     }
 
     /// Its id.
@@ -700,7 +760,7 @@ impl Port {
     /// # Errors
     /// The driver's refusal, naming the call.
     pub fn setup(
-        &self,
+        &mut self,
         rx_offloads: u64,
         tx_offloads: u64,
         rx_desc: u16,
@@ -708,6 +768,7 @@ impl Port {
         pool: &Mempool,
         socket: u32,
     ) -> Result<(u16, u16), DpdkError> {
+        self.queues = 0;
         let mut conf = ffi::rte_eth_conf::default();
         conf.rxmode.offloads = rx_offloads;
         conf.txmode.offloads = tx_offloads;
@@ -729,6 +790,7 @@ impl Port {
         check("rte_eth_tx_queue_setup", unsafe {
             ffi::rte_eth_tx_queue_setup(self.id, 0, txd, socket, std::ptr::null())
         })?;
+        self.queues = 1;
         Ok((rxd, txd))
     }
 
@@ -736,30 +798,37 @@ impl Port {
     ///
     /// # Errors
     /// The driver's refusal (an interface that is gone, a busy queue).
-    pub fn start(&self) -> Result<(), DpdkError> {
-        // SAFETY: the port is configured; plain call.
+    pub fn start(&mut self) -> Result<(), DpdkError> {
+        // SAFETY: plain call on a port id (checked by the call); no burst
+        // runs meanwhile (&mut self).
         check("rte_eth_dev_start", unsafe {
             ffi::rte_eth_dev_start(self.id)
-        })
+        })?;
+        self.started = self.queues > 0;
+        Ok(())
     }
 
     /// Stops it (its queues give their mbufs back to the pool).
     ///
     /// # Errors
     /// The driver's refusal.
-    pub fn stop(&self) -> Result<(), DpdkError> {
-        // SAFETY: plain call on a port id.
+    pub fn stop(&mut self) -> Result<(), DpdkError> {
+        self.started = false;
+        // SAFETY: plain call on a port id (checked by the call); no burst
+        // runs meanwhile (&mut self) and none is allowed after (started).
         check("rte_eth_dev_stop", unsafe {
             ffi::rte_eth_dev_stop(self.id)
         })
     }
 
-    /// Closes it (releases the queues).
+    /// Closes it (releases the queues) and ends the claim.
     ///
     /// # Errors
     /// The driver's refusal.
-    pub fn close(&self) -> Result<(), DpdkError> {
-        // SAFETY: plain call on a port id; the caller stopped the port.
+    pub fn close(mut self) -> Result<(), DpdkError> {
+        self.started = false;
+        // SAFETY: plain call on a port id (checked by the call); the value
+        // is consumed, so no burst can follow.
         check("rte_eth_dev_close", unsafe {
             ffi::rte_eth_dev_close(self.id)
         })
@@ -930,14 +999,26 @@ pub fn register_thread() -> Result<(), DpdkError> {
     Ok(())
 }
 
+impl Drop for Port {
+    fn drop(&mut self) {
+        claimed().retain(|&id| id != self.id);
+    }
+}
+
 impl Port {
     /// An empty `rte_eth_tx_burst` on queue `queue`: drivers that free sent
     /// mbufs lazily (net_af_xdp's completion ring) take back what the
     /// device finished.
     pub fn reclaim_tx(&self, queue: u16) {
+        if !self.burst_ok(queue) {
+            return;
+        }
         let mut none: [*mut ffi::rte_mbuf; 1] = [std::ptr::null_mut()];
-        // SAFETY: the port is started; zero packets are passed, so nothing
-        // of the array is read or handed over.
+        // SAFETY: the port was started through this value, which holds the
+        // only claim on it and is borrowed, so it is still started and open
+        // (stop and close need it by &mut or by value), and `queue` is one
+        // it configured (burst_ok); zero packets are passed, so nothing of
+        // the array is read or handed over.
         unsafe { ffi::hftnet_rte_tx_burst(self.id, queue, none.as_mut_ptr(), 0) };
     }
 }

@@ -551,8 +551,7 @@ pub struct DpdkRing {
     rx: RxBatch,
     txq: TxQueue,
     cur: Option<Mbuf>,
-    port: Port,
-    /// The device, and the pool its queues take mbufs from (freed only
+    /// The device, its port, and the pool its queues take mbufs from (freed only
     /// after the port is closed).
     dev: Opened,
     wait_fd: Socket,
@@ -656,6 +655,11 @@ impl Opened {
     fn pool(&self) -> &Mempool {
         self.pool.as_ref().expect("set before the endpoint exists")
     }
+
+    /// The port, once claimed.
+    fn port(&self) -> &Port {
+        self.port.as_ref().expect("set before the endpoint exists")
+    }
 }
 
 impl Drop for Opened {
@@ -672,12 +676,13 @@ impl Drop for Opened {
                 // interface. Its pool stays too: the open port's queues
                 // (and for net_af_xdp the kernel) still use its memory.
                 _ => {
+                    std::mem::forget(self.port.take());
                     std::mem::forget(self.pool.take());
                     return;
                 }
             },
         };
-        if let Some(p) = self.port {
+        if let Some(mut p) = self.port.take() {
             let _ = p.stop();
             let _ = p.close();
         }
@@ -696,7 +701,7 @@ impl Drop for Opened {
 #[derive(Debug)]
 pub struct DpdkRx<'a> {
     batch: &'a mut RxBatch,
-    port: Port,
+    port: &'a Port,
     rx_cksum: bool,
 }
 
@@ -706,7 +711,7 @@ pub struct DpdkTx<'a> {
     q: &'a mut TxQueue,
     cur: &'a mut Option<Mbuf>,
     pool: &'a Mempool,
-    port: Port,
+    port: &'a Port,
     tx_cksum: bool,
     link: &'a mut LinkWatch,
     tx_busy: &'a mut u64,
@@ -723,14 +728,14 @@ impl Ring for DpdkRing {
         (
             DpdkRx {
                 batch: &mut self.rx,
-                port: self.port,
+                port: self.dev.port(),
                 rx_cksum: self.rx_cksum,
             },
             DpdkTx {
                 q: &mut self.txq,
                 cur: &mut self.cur,
                 pool: self.dev.pool(),
-                port: self.port,
+                port: self.dev.port(),
                 tx_cksum: self.tx_cksum,
                 link: &mut self.link,
                 tx_busy: &mut self.tx_busy,
@@ -751,11 +756,11 @@ impl Ring for DpdkRing {
     }
 
     fn caps(&self, frames: FrameStats) -> DpdkCaps {
-        let link = self.port.link().ok();
+        let link = self.port().link().ok();
         DpdkCaps {
             device: self.dev.name.clone(),
             driver: self.driver.clone(),
-            port_id: self.port.id(),
+            port_id: self.port().id(),
             eal: self.eal.clone(),
             mempool: self.mempool_use(),
             rx_desc: self.rx_desc,
@@ -771,9 +776,9 @@ impl Ring for DpdkRing {
             link_speed_mbps: link.map_or(0, |l| l.speed_mbps),
             link_downs: self.link.downs,
             link_recoveries: self.link.recoveries,
-            port: self.port.stats().map(PortCounters::from).unwrap_or_default(),
+            port: self.port().stats().map(PortCounters::from).unwrap_or_default(),
             xstats: self
-                .port
+                .port()
                 .xstats()
                 .unwrap_or_default()
                 .into_iter()
@@ -791,11 +796,11 @@ impl Ring for DpdkRing {
             "mempool: {} of {} mbufs in use; {} busy kicks, {} failed mbuf allocations",
             m.in_use, m.size, self.tx_busy, self.tx_nombuf
         ));
-        if let Ok(s) = self.port.stats() {
+        if let Ok(s) = self.port().stats() {
             out.push(format!(
                 "port {}: {} packets received, {} sent, {} missed, {} receive errors, {} transmit \
                  errors, {} receive mbuf failures",
-                self.port.id(),
+                self.port().id(),
                 s.ipackets,
                 s.opackets,
                 s.imissed,
@@ -826,8 +831,8 @@ impl DpdkRing {
 
     /// The port.
     #[must_use]
-    pub fn port(&self) -> Port {
-        self.port
+    pub fn port(&self) -> &Port {
+        self.dev.port()
     }
 }
 
@@ -837,7 +842,7 @@ impl RxRing for DpdkRx<'_> {
         // A thread the EAL did not start gets an lcore id first (drivers
         // keep per-lcore state; net_af_xdp stalled without one).
         let _ = sys::register_thread();
-        let n = self.batch.fill(&self.port, 0, max);
+        let n = self.batch.fill(self.port, 0, max);
         while let Some(m) = self.batch.take() {
             let udp_check = if !self.rx_cksum {
                 // Nothing verified: a checksum a local sender left partial
@@ -893,18 +898,18 @@ impl DpdkTx<'_> {
     fn flush(&mut self) {
         let _ = sys::register_thread();
         if self.link.kernel.is_some() {
-            self.link.check(&self.port);
+            self.link.check(self.port);
             if !self.link.up {
                 // Kept here until the interface is back (see KernelLink).
                 return;
             }
         }
-        self.q.flush(&self.port, 0);
+        self.q.flush(self.port, 0);
         if !self.q.is_empty() {
             *self.tx_busy += 1;
-            self.link.check(&self.port);
+            self.link.check(self.port);
         } else if !self.link.up {
-            self.link.check(&self.port);
+            self.link.check(self.port);
         }
     }
 }
@@ -1171,15 +1176,18 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         }
         sys::dev_probe(&args).map_err(|e| probe_error(cfg, &e))?;
     }
-    let port = sys::port_by_name(&name).map(Port::new).ok_or_else(|| OpenError::Dpdk {
+    let port = sys::port_by_name(&name).and_then(Port::new).ok_or_else(|| OpenError::Dpdk {
         problem: format!(
             "DPDK device {name} has no ethdev port (not probed: for a PCI device, check it is \
-             bound to vfio-pci with `dpdk-devbind.py --status`)"
+             bound to vfio-pci with `dpdk-devbind.py --status`), or another endpoint of this \
+             process holds it"
         ),
     })?;
-    dev.port = Some(port);
+    let port_id = port.id();
+    // Owned by the device from here, so any error below closes it.
+    let port = dev.port.insert(port);
     let step = |what: &str| {
-        let what = format!("setting up DPDK port {} ({name}): {what}", port.id());
+        let what = format!("setting up DPDK port {port_id} ({name}): {what}");
         move |e: sys::DpdkError| OpenError::Dpdk {
             problem: format!("{what}: {e}"),
         }
@@ -1221,10 +1229,9 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     })?;
     // Owned by the device from here, so any error below closes the port
     // before the pool is freed.
-    dev.pool = Some(new_pool);
-    let pool = dev.pool();
+    let pool = &*dev.pool.insert(new_pool);
     let xsks_before = sys::af_xdp_sockets();
-    let setup_once = || {
+    let mut setup_once = || {
         port.setup(
             if rx_cksum { rx_cksum_bits } else { 0 },
             if tx_cksum { tx_cksum_bits } else { 0 },
@@ -1355,7 +1362,6 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         rx: RxBatch::default(),
         txq: TxQueue::default(),
         cur: None,
-        port,
         dev,
         wait_fd,
         rx_cksum,
@@ -1412,8 +1418,9 @@ impl DpdkTransport {
     pub fn settle(&mut self) {
         let _ = sys::register_thread();
         let ring = self.ring_mut();
-        ring.txq.flush(&ring.port, 0);
-        ring.port.reclaim_tx(0);
+        let port = ring.dev.port();
+        ring.txq.flush(port, 0);
+        port.reclaim_tx(0);
     }
 
     /// Sets the port's link down or up (drivers that can).
