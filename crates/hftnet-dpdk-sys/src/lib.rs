@@ -12,7 +12,12 @@
 //! directly; every `unsafe` block says why it holds. It knows nothing of
 //! UDP, URIs or the EAL's arguments (the transport in `hftnet-io` does).
 //! Invariants: an `Mbuf` is owned by exactly one value and freed once;
-//! mbufs are freed before their `Mempool` (the owner orders its fields);
+//! a `Mempool` is freed only after every `Port` set up with it is closed
+//! (the port holds it). Mbufs must be freed before their `Mempool`: NOT
+//! enforced (an `Mbuf` carries no lifetime of its pool) — the owner orders
+//! its fields; safe code that drops the pool first is undefined behaviour,
+//! a known hole (the fix: `Mbuf<'pool>`, or a per-pool count of the mbufs
+//! handed out);
 //! the EAL is initialised before any other call (the caller's guard).
 #![cfg(feature = "dpdk")]
 
@@ -228,7 +233,11 @@ pub struct Mempool {
 // thread-safe (the default ring_mp_mc ops); the handle carries no
 // thread-local state.
 unsafe impl Send for Mempool {}
-// SAFETY: as above; `&Mempool` only reads counters.
+// SAFETY: `&Mempool` reads counters and takes mbufs (`alloc`) from any
+// number of threads at once: the default ring_mp_mc ops are multi-consumer
+// safe, and the per-lcore cache is used only by a thread with its own EAL
+// lcore id (a thread without one, LCORE_ID_ANY, goes to the ring directly);
+// the pool is freed only through `&mut`/ownership (Drop).
 unsafe impl Sync for Mempool {}
 
 impl Mempool {
@@ -283,7 +292,8 @@ impl Mempool {
         unsafe { ffi::rte_mempool_avail_count(self.ptr.as_ptr()) }
     }
 
-    /// Takes one mbuf (reset, one segment, default headroom).
+    /// Takes one mbuf (reset, one segment, default headroom). It must be
+    /// dropped before the pool (not enforced: see `Drop`).
     #[inline]
     #[must_use]
     pub fn alloc(&self) -> Option<Mbuf> {
@@ -294,8 +304,16 @@ impl Mempool {
 
 impl Drop for Mempool {
     fn drop(&mut self) {
-        // SAFETY: the owner dropped every mbuf and stopped and closed every
-        // port using the pool before it (field order); the pool is freed once.
+        // SAFETY: (1) no port uses the pool: a Port whose queues were set up
+        // with it holds an Arc to it until the port is closed, and leaks it
+        // when dropped open — enforced by the types. (2) No other handle
+        // takes mbufs meanwhile (&mut self). (3) NOT enforced by the types:
+        // no Mbuf, RxBatch or TxQueue still holds an mbuf of this pool — an
+        // owner convention (hftnet_io::dpdk orders its fields so). Safe
+        // code can break it (drop the pool, then an Mbuf from `alloc`):
+        // a known soundness hole, see the crate doc. Checking `in_use() == 0`
+        // here is no fix: net_af_xdp (22.11) never gives back the mbufs of
+        // its fill ring after close, so every such pool would leak.
         unsafe { ffi::rte_mempool_free(self.ptr.as_ptr()) }
     }
 }
@@ -664,7 +682,7 @@ pub struct PortStats {
 ///
 /// Dropping it without [`Port::close`] leaves the port open (and claimed:
 /// nothing else may then burst on it). The calls here need the EAL up.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Port {
     id: u16,
     /// Queues (receive and transmit, one pair per index) configured by
@@ -672,6 +690,9 @@ pub struct Port {
     queues: u16,
     /// Started by [`Port::start`] and not stopped since.
     started: bool,
+    /// The pool its receive queue takes mbufs from (set by [`Port::setup`]):
+    /// kept alive until the port is closed, leaked if it is dropped open.
+    pool: Option<std::sync::Arc<Mempool>>,
 }
 
 /// The port ids a [`Port`] value holds now.
@@ -706,6 +727,7 @@ impl Port {
             id,
             queues: 0,
             started: false,
+            pool: None,
         })
     }
 
@@ -755,7 +777,8 @@ impl Port {
     /// Configures one receive and one transmit queue with the given
     /// offloads, rings of about `rx_desc`/`tx_desc` descriptors (adjusted to
     /// the device's limits; the sizes used are returned), receive buffers
-    /// from `pool`, on NUMA `socket`.
+    /// from `pool`, on NUMA `socket`. The port keeps `pool` (a reference)
+    /// until it is closed, so the pool outlives its use by the device.
     ///
     /// # Errors
     /// The driver's refusal, naming the call.
@@ -765,10 +788,19 @@ impl Port {
         tx_offloads: u64,
         rx_desc: u16,
         tx_desc: u16,
-        pool: &Mempool,
+        pool: &std::sync::Arc<Mempool>,
         socket: u32,
     ) -> Result<(u16, u16), DpdkError> {
         self.queues = 0;
+        // Before the queue set-up: the device may use the pool from there
+        // on, also if a later step fails.
+        if !self.pool.as_ref().is_some_and(|p| std::sync::Arc::ptr_eq(p, pool))
+            && let Some(old) = self.pool.replace(pool.clone())
+        {
+            // The device may still hold mbufs of the old pool (or, for
+            // net_af_xdp, use its memory): kept until the process ends.
+            std::mem::forget(old);
+        }
         let mut conf = ffi::rte_eth_conf::default();
         conf.rxmode.offloads = rx_offloads;
         conf.txmode.offloads = tx_offloads;
@@ -781,8 +813,8 @@ impl Port {
         check("rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
             ffi::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &raw mut rxd, &raw mut txd)
         })?;
-        // SAFETY: the pool outlives the port's use of it (the owner stops and
-        // closes the port before dropping the pool); NULL: default queue conf.
+        // SAFETY: the pool outlives the port's use of it (self.pool keeps it
+        // until the port is closed); NULL: default queue conf.
         check("rte_eth_rx_queue_setup", unsafe {
             ffi::rte_eth_rx_queue_setup(self.id, 0, rxd, socket, std::ptr::null(), pool.as_ptr())
         })?;
@@ -829,9 +861,14 @@ impl Port {
         self.started = false;
         // SAFETY: plain call on a port id (checked by the call); the value
         // is consumed, so no burst can follow.
-        check("rte_eth_dev_close", unsafe {
+        let ret = check("rte_eth_dev_close", unsafe {
             ffi::rte_eth_dev_close(self.id)
-        })
+        });
+        if ret.is_ok() {
+            // Closed: the device no longer uses the pool.
+            drop(self.pool.take());
+        }
+        ret
     }
 
     /// Its MAC address.
@@ -1001,6 +1038,9 @@ pub fn register_thread() -> Result<(), DpdkError> {
 
 impl Drop for Port {
     fn drop(&mut self) {
+        // Still open (not closed, or the close failed): its queues may use
+        // the pool, so the pool is never freed.
+        std::mem::forget(self.pool.take());
         claimed().retain(|&id| id != self.id);
     }
 }

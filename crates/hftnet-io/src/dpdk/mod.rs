@@ -647,7 +647,7 @@ struct Opened {
     /// The pool the port's queues take mbufs from (net_af_xdp: its memory
     /// is the socket's UMEM). Dropped after [`Drop::drop`] has closed the
     /// port — never before, also on an error part-way through the set-up.
-    pool: Option<Mempool>,
+    pool: Option<std::sync::Arc<Mempool>>,
 }
 
 impl Opened {
@@ -1229,7 +1229,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     })?;
     // Owned by the device from here, so any error below closes the port
     // before the pool is freed.
-    let pool = &*dev.pool.insert(new_pool);
+    let pool = &*dev.pool.insert(std::sync::Arc::new(new_pool));
     let xsks_before = sys::af_xdp_sockets();
     let mut setup_once = || {
         port.setup(
