@@ -693,6 +693,9 @@ pub struct Port {
     /// The pool its receive queue takes mbufs from (set by [`Port::setup`]):
     /// kept alive until the port is closed, leaked if it is dropped open.
     pool: Option<std::sync::Arc<Mempool>>,
+    /// The AF_XDP sockets (descriptor, inode) its queue set-up created
+    /// (net_af_xdp), released after the close if the driver left them open.
+    xsks: Vec<(i32, u64)>,
 }
 
 /// The port ids a [`Port`] value holds now.
@@ -728,6 +731,7 @@ impl Port {
             queues: 0,
             started: false,
             pool: None,
+            xsks: Vec::new(),
         })
     }
 
@@ -809,21 +813,41 @@ impl Port {
             ffi::rte_eth_dev_configure(self.id, 1, 1, &raw const conf)
         })?;
         let (mut rxd, mut txd) = (rx_desc, tx_desc);
+        let xsks_before = af_xdp_sockets();
+        let ret = self.setup_queues(&mut rxd, &mut txd, pool, socket);
+        // What the set-up created, also when it failed part-way (a receive
+        // queue set up before a refused transmit one).
+        for s in af_xdp_sockets() {
+            if !xsks_before.contains(&s) && !self.xsks.contains(&s) {
+                self.xsks.push(s);
+            }
+        }
+        ret?;
+        self.queues = 1;
+        Ok((rxd, txd))
+    }
+
+    fn setup_queues(
+        &mut self,
+        rxd: &mut u16,
+        txd: &mut u16,
+        pool: &std::sync::Arc<Mempool>,
+        socket: u32,
+    ) -> Result<(), DpdkError> {
         // SAFETY: both are valid places the call adjusts.
         check("rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
-            ffi::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &raw mut rxd, &raw mut txd)
+            ffi::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, rxd, txd)
         })?;
         // SAFETY: the pool outlives the port's use of it (self.pool keeps it
         // until the port is closed); NULL: default queue conf.
         check("rte_eth_rx_queue_setup", unsafe {
-            ffi::rte_eth_rx_queue_setup(self.id, 0, rxd, socket, std::ptr::null(), pool.as_ptr())
+            ffi::rte_eth_rx_queue_setup(self.id, 0, *rxd, socket, std::ptr::null(), pool.as_ptr())
         })?;
         // SAFETY: NULL: the default queue configuration.
         check("rte_eth_tx_queue_setup", unsafe {
-            ffi::rte_eth_tx_queue_setup(self.id, 0, txd, socket, std::ptr::null())
+            ffi::rte_eth_tx_queue_setup(self.id, 0, *txd, socket, std::ptr::null())
         })?;
-        self.queues = 1;
-        Ok((rxd, txd))
+        Ok(())
     }
 
     /// Starts it.
@@ -865,7 +889,16 @@ impl Port {
             ffi::rte_eth_dev_close(self.id)
         });
         if ret.is_ok() {
-            // Closed: the device no longer uses the pool.
+            // Closed: the driver no longer uses the sockets it left open
+            // (net_af_xdp, see release_leaked_xsk) nor the pool; the
+            // sockets' rings are unmapped before the pool (their UMEM) goes.
+            for (fd, inode) in std::mem::take(&mut self.xsks) {
+                // SAFETY: fd/inode were recorded when this port's queue
+                // set-up created the socket; the port is closed, so the
+                // driver no longer uses the socket or its rings, and this
+                // crate gives nothing else the descriptor.
+                unsafe { release_leaked_xsk(fd, inode) };
+            }
             drop(self.pool.take());
         }
         ret
@@ -1065,7 +1098,7 @@ impl Port {
 
 /// The `AF_XDP` sockets this process has open now: (descriptor, socket
 /// inode), from `/proc/self/fd`. Used to find the socket a `net_af_xdp`
-/// queue set-up created (see [`release_leaked_xsk`]).
+/// queue set-up created (see `release_leaked_xsk`, run by [`Port::close`]).
 #[must_use]
 pub fn af_xdp_sockets() -> Vec<(i32, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
@@ -1116,7 +1149,13 @@ fn socket_inode(fd: i32) -> Option<u64> {
 /// not called: the fill and completion rings stay mapped and the socket,
 /// which shares the UMEM's descriptor, stays bound to the queue). True if
 /// it was released.
-pub fn release_leaked_xsk(fd: i32, inode: u64) -> bool {
+///
+/// # Safety
+/// The socket was created by the queue set-up of a port that is now
+/// closed (so the driver no longer uses it or its rings), and no other code
+/// of the process uses the descriptor or the rings' mappings. Called only
+/// by [`Port::close`], which records the sockets its set-up created.
+unsafe fn release_leaked_xsk(fd: i32, inode: u64) -> bool {
     if socket_inode(fd) != Some(inode) {
         return false;
     }
@@ -1134,10 +1173,12 @@ pub fn release_leaked_xsk(fd: i32, inode: u64) -> bool {
         };
         // SAFETY: the range is a mapping of this socket's rings (the kernel
         // names it by the socket's inode), which the driver no longer uses:
-        // its port is closed and removed, and nothing else maps the socket.
+        // its port is closed, and nothing else maps the socket (the
+        // function's contract).
         unsafe { libc::munmap(a as *mut libc::c_void, b - a) };
     }
     // SAFETY: fd is still the socket the driver created and no longer uses
-    // (the inode was checked); nothing else holds this descriptor number.
+    // (the inode was checked; the contract); nothing else holds this
+    // descriptor number (the contract).
     unsafe { libc::close(fd) == 0 }
 }

@@ -641,9 +641,6 @@ struct Opened {
     bus: &'static str,
     port: Option<Port>,
     netns: Option<std::os::fd::OwnedFd>,
-    /// The AF_XDP sockets its queue set-up created (net_af_xdp), closed
-    /// after the port if the driver left them open.
-    xsks: Vec<(i32, u64)>,
     /// The pool the port's queues take mbufs from (net_af_xdp: its memory
     /// is the socket's UMEM). Dropped after [`Drop::drop`] has closed the
     /// port — never before, also on an error part-way through the set-up.
@@ -687,9 +684,6 @@ impl Drop for Opened {
             let _ = p.close();
         }
         let _ = sys::hotplug_remove(self.bus, &self.name);
-        for (fd, inode) in self.xsks.drain(..) {
-            sys::release_leaked_xsk(fd, inode);
-        }
         if let Some(home) = back {
             let _ = netns::setns(home.as_fd());
         }
@@ -1145,7 +1139,6 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             ),
             None => None,
         },
-        xsks: Vec::new(),
         pool: None,
     };
     let reservation = match (&kernel, cfg.reserve) {
@@ -1230,7 +1223,6 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     // Owned by the device from here, so any error below closes the port
     // before the pool is freed.
     let pool = &*dev.pool.insert(std::sync::Arc::new(new_pool));
-    let xsks_before = sys::af_xdp_sockets();
     let mut setup_once = || {
         port.setup(
             if rx_cksum { rx_cksum_bits } else { 0 },
@@ -1251,12 +1243,6 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             std::thread::sleep(Duration::from_millis(10));
             setup = setup_once();
         }
-    }
-    if info.driver == "net_af_xdp" {
-        dev.xsks = sys::af_xdp_sockets()
-            .into_iter()
-            .filter(|s| !xsks_before.contains(s))
-            .collect();
     }
     let (rx_desc, tx_desc) = setup.map_err(step("configuring one queue pair"))?;
     port.start().map_err(|e| match e.errno {
