@@ -12,7 +12,12 @@
 //! directly; every `unsafe` block says why it holds. It knows nothing of
 //! UDP, URIs or the EAL's arguments (the transport in `hftnet-io` does).
 //! Invariants: an `Mbuf` is owned by exactly one value and freed once;
-//! mbufs are freed before their `Mempool` (the owner orders its fields);
+//! a `Mempool` is freed only after every `Port` set up with it is closed
+//! (the port holds it). Mbufs must be freed before their `Mempool`: NOT
+//! enforced (an `Mbuf` carries no lifetime of its pool) — the owner orders
+//! its fields; safe code that drops the pool first is undefined behaviour,
+//! a known hole (the fix: `Mbuf<'pool>`, or a per-pool count of the mbufs
+//! handed out);
 //! the EAL is initialised before any other call (the caller's guard).
 #![cfg(feature = "dpdk")]
 
@@ -177,10 +182,12 @@ pub fn dev_probe(devargs: &str) -> Result<(), DpdkError> {
 }
 
 /// `rte_eal_hotplug_remove`: removes device `name` of bus `bus` (`vdev`,
-/// `pci`), closing its ports.
+/// `pci`), closing its ports. Refused while a [`Port`] value holds the
+/// device's port (close it first).
 ///
 /// # Errors
-/// The bus's refusal (`ENOENT` for an unknown device).
+/// `EBUSY` for a claimed port; the bus's refusal (`ENOENT` for an unknown
+/// device).
 pub fn hotplug_remove(bus: &str, name: &str) -> Result<(), DpdkError> {
     let (Ok(b), Ok(n)) = (CString::new(bus), CString::new(name)) else {
         return Err(DpdkError {
@@ -188,7 +195,16 @@ pub fn hotplug_remove(bus: &str, name: &str) -> Result<(), DpdkError> {
             errno: libc::EINVAL,
         });
     };
-    // SAFETY: both are valid NUL-terminated strings the call only reads.
+    // Held through the removal, so no port of the device is claimed meanwhile.
+    let c = claimed();
+    if port_by_name(name).is_some_and(|id| c.contains(&id)) {
+        return Err(DpdkError {
+            call: "rte_eal_hotplug_remove (its port is in use)",
+            errno: libc::EBUSY,
+        });
+    }
+    // SAFETY: both are valid NUL-terminated strings the call only reads; no
+    // Port value holds the device's port, so no burst runs on it.
     let ret = unsafe { ffi::rte_eal_hotplug_remove(b.as_ptr(), n.as_ptr()) };
     if ret < 0 {
         return Err(DpdkError::from_ret("rte_eal_hotplug_remove", ret));
@@ -217,7 +233,11 @@ pub struct Mempool {
 // thread-safe (the default ring_mp_mc ops); the handle carries no
 // thread-local state.
 unsafe impl Send for Mempool {}
-// SAFETY: as above; `&Mempool` only reads counters.
+// SAFETY: `&Mempool` reads counters and takes mbufs (`alloc`) from any
+// number of threads at once: the default ring_mp_mc ops are multi-consumer
+// safe, and the per-lcore cache is used only by a thread with its own EAL
+// lcore id (a thread without one, LCORE_ID_ANY, goes to the ring directly);
+// the pool is freed only through `&mut`/ownership (Drop).
 unsafe impl Sync for Mempool {}
 
 impl Mempool {
@@ -272,7 +292,8 @@ impl Mempool {
         unsafe { ffi::rte_mempool_avail_count(self.ptr.as_ptr()) }
     }
 
-    /// Takes one mbuf (reset, one segment, default headroom).
+    /// Takes one mbuf (reset, one segment, default headroom). It must be
+    /// dropped before the pool (not enforced: see `Drop`).
     #[inline]
     #[must_use]
     pub fn alloc(&self) -> Option<Mbuf> {
@@ -283,8 +304,16 @@ impl Mempool {
 
 impl Drop for Mempool {
     fn drop(&mut self) {
-        // SAFETY: the owner dropped every mbuf and stopped and closed every
-        // port using the pool before it (field order); the pool is freed once.
+        // SAFETY: (1) no port uses the pool: a Port whose queues were set up
+        // with it holds an Arc to it until the port is closed, and leaks it
+        // when dropped open — enforced by the types. (2) No other handle
+        // takes mbufs meanwhile (&mut self). (3) NOT enforced by the types:
+        // no Mbuf, RxBatch or TxQueue still holds an mbuf of this pool — an
+        // owner convention (hftnet_io::dpdk orders its fields so). Safe
+        // code can break it (drop the pool, then an Mbuf from `alloc`):
+        // a known soundness hole, see the crate doc. Checking `in_use() == 0`
+        // here is no fix: net_af_xdp (22.11) never gives back the mbufs of
+        // its fill ring after close, so every such pool would leak.
         unsafe { ffi::rte_mempool_free(self.ptr.as_ptr()) }
     }
 }
@@ -452,9 +481,15 @@ impl RxBatch {
     #[inline]
     pub fn fill(&mut self, port: &Port, queue: u16, max: usize) -> usize {
         self.clear();
+        if !port.burst_ok(queue) {
+            return 0;
+        }
         let max = max.min(BURST) as u16;
-        // SAFETY: the port is started (Port's contract) and the array has
-        // room for max pointers; the returned mbufs are ours.
+        // SAFETY: the port was started through `port`, which holds the only
+        // claim on it and is borrowed, so it is still started and open (stop
+        // and close need it by &mut or by value), and `queue` is one it
+        // configured (burst_ok); the array has room for max pointers; the
+        // returned mbufs are ours.
         let n = unsafe { ffi::hftnet_rte_rx_burst(port.id, queue, self.mbufs.as_mut_ptr(), max) };
         self.next = 0;
         self.len = usize::from(n);
@@ -547,11 +582,13 @@ impl TxQueue {
     /// returns how many the device took (they are its now).
     #[inline]
     pub fn flush(&mut self, port: &Port, queue: u16) -> usize {
-        if self.len == 0 {
+        if self.len == 0 || !port.burst_ok(queue) {
             return 0;
         }
-        // SAFETY: the port is started; the first len pointers are mbufs we
-        // own; the device takes ownership of the first n it returns.
+        // SAFETY: the port was started through `port`, which holds the only
+        // claim on it and is borrowed, so it is still started and open, and
+        // `queue` is one it configured (burst_ok); the first len pointers are
+        // mbufs we own; the device takes ownership of the first n it returns.
         let n = usize::from(unsafe {
             ffi::hftnet_rte_tx_burst(port.id, queue, self.mbufs.as_mut_ptr(), self.len as u16)
         });
@@ -633,12 +670,39 @@ pub struct PortStats {
     pub q0_opackets: u64,
 }
 
-/// An ethdev port, by id. Opening and closing it is the owner's (see
-/// `hftnet_io::dpdk`); the calls here need the EAL up and the port
-/// configured (bursts: started).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An ethdev port, claimed: at most one `Port` value per port id exists in
+/// the process (see [`Port::new`]), so the queues it configures and starts
+/// are used only through it. Not `Copy`: bursts borrow it (`&Port`), and
+/// what changes the queues — [`Port::setup`], [`Port::start`],
+/// [`Port::stop`] (`&mut self`) and [`Port::close`] (by value) — cannot run
+/// while a burst is under way or after the close. The bursts check that the
+/// port was started through this value and that the queue is one it
+/// configured, so `rte_eth_rx_burst`/`tx_burst`, which check neither in
+/// release builds, are only given a started port's own queue.
+///
+/// Dropping it without [`Port::close`] leaves the port open (and claimed:
+/// nothing else may then burst on it). The calls here need the EAL up.
+#[derive(Debug)]
 pub struct Port {
     id: u16,
+    /// Queues (receive and transmit, one pair per index) configured by
+    /// [`Port::setup`].
+    queues: u16,
+    /// Started by [`Port::start`] and not stopped since.
+    started: bool,
+    /// The pool its receive queue takes mbufs from (set by [`Port::setup`]):
+    /// kept alive until the port is closed, leaked if it is dropped open.
+    pool: Option<std::sync::Arc<Mempool>>,
+    /// The AF_XDP sockets (descriptor, inode) its queue set-up created
+    /// (net_af_xdp), released after the close if the driver left them open.
+    xsks: Vec<(i32, u64)>,
+}
+
+/// The port ids a [`Port`] value holds now.
+static CLAIMED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+fn claimed() -> std::sync::MutexGuard<'static, Vec<u16>> {
+    CLAIMED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn check(call: &'static str, ret: c_int) -> Result<(), DpdkError> {
@@ -650,10 +714,32 @@ fn check(call: &'static str, ret: c_int) -> Result<(), DpdkError> {
 }
 
 impl Port {
-    /// The port with id `id` (from [`port_by_name`]).
+    /// Claims the port with id `id` (from [`port_by_name`]): `None` when no
+    /// such port exists (`rte_eth_dev_is_valid_port`) or another `Port`
+    /// value holds it already. The claim ends when the value is dropped or
+    /// closed; while it lasts, [`hotplug_remove`] refuses the port's device.
     #[must_use]
-    pub fn new(id: u16) -> Self {
-        Self { id }
+    pub fn new(id: u16) -> Option<Self> {
+        let mut c = claimed();
+        // SAFETY: plain call on a port id; it checks the id itself.
+        if c.contains(&id) || unsafe { ffi::rte_eth_dev_is_valid_port(id) } == 0 {
+            return None;
+        }
+        c.push(id);
+        Some(Self {
+            id,
+            queues: 0,
+            started: false,
+            pool: None,
+            xsks: Vec::new(),
+        })
+    }
+
+    /// Whether a burst on `queue` is allowed: started through this value,
+    /// and `queue` one of those configured.
+    #[inline]
+    fn burst_ok(&self, queue: u16) -> bool {
+        self.started && queue < self.queues
     }
 
     /// Its id.
@@ -695,19 +781,30 @@ impl Port {
     /// Configures one receive and one transmit queue with the given
     /// offloads, rings of about `rx_desc`/`tx_desc` descriptors (adjusted to
     /// the device's limits; the sizes used are returned), receive buffers
-    /// from `pool`, on NUMA `socket`.
+    /// from `pool`, on NUMA `socket`. The port keeps `pool` (a reference)
+    /// until it is closed, so the pool outlives its use by the device.
     ///
     /// # Errors
     /// The driver's refusal, naming the call.
     pub fn setup(
-        &self,
+        &mut self,
         rx_offloads: u64,
         tx_offloads: u64,
         rx_desc: u16,
         tx_desc: u16,
-        pool: &Mempool,
+        pool: &std::sync::Arc<Mempool>,
         socket: u32,
     ) -> Result<(u16, u16), DpdkError> {
+        self.queues = 0;
+        // Before the queue set-up: the device may use the pool from there
+        // on, also if a later step fails.
+        if !self.pool.as_ref().is_some_and(|p| std::sync::Arc::ptr_eq(p, pool))
+            && let Some(old) = self.pool.replace(pool.clone())
+        {
+            // The device may still hold mbufs of the old pool (or, for
+            // net_af_xdp, use its memory): kept until the process ends.
+            std::mem::forget(old);
+        }
         let mut conf = ffi::rte_eth_conf::default();
         conf.rxmode.offloads = rx_offloads;
         conf.txmode.offloads = tx_offloads;
@@ -716,53 +813,95 @@ impl Port {
             ffi::rte_eth_dev_configure(self.id, 1, 1, &raw const conf)
         })?;
         let (mut rxd, mut txd) = (rx_desc, tx_desc);
+        let xsks_before = af_xdp_sockets();
+        let ret = self.setup_queues(&mut rxd, &mut txd, pool, socket);
+        // What the set-up created, also when it failed part-way (a receive
+        // queue set up before a refused transmit one).
+        for s in af_xdp_sockets() {
+            if !xsks_before.contains(&s) && !self.xsks.contains(&s) {
+                self.xsks.push(s);
+            }
+        }
+        ret?;
+        self.queues = 1;
+        Ok((rxd, txd))
+    }
+
+    fn setup_queues(
+        &mut self,
+        rxd: &mut u16,
+        txd: &mut u16,
+        pool: &std::sync::Arc<Mempool>,
+        socket: u32,
+    ) -> Result<(), DpdkError> {
         // SAFETY: both are valid places the call adjusts.
         check("rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
-            ffi::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &raw mut rxd, &raw mut txd)
+            ffi::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, rxd, txd)
         })?;
-        // SAFETY: the pool outlives the port's use of it (the owner stops and
-        // closes the port before dropping the pool); NULL: default queue conf.
+        // SAFETY: the pool outlives the port's use of it (self.pool keeps it
+        // until the port is closed); NULL: default queue conf.
         check("rte_eth_rx_queue_setup", unsafe {
-            ffi::rte_eth_rx_queue_setup(self.id, 0, rxd, socket, std::ptr::null(), pool.as_ptr())
+            ffi::rte_eth_rx_queue_setup(self.id, 0, *rxd, socket, std::ptr::null(), pool.as_ptr())
         })?;
         // SAFETY: NULL: the default queue configuration.
         check("rte_eth_tx_queue_setup", unsafe {
-            ffi::rte_eth_tx_queue_setup(self.id, 0, txd, socket, std::ptr::null())
+            ffi::rte_eth_tx_queue_setup(self.id, 0, *txd, socket, std::ptr::null())
         })?;
-        Ok((rxd, txd))
+        Ok(())
     }
 
     /// Starts it.
     ///
     /// # Errors
     /// The driver's refusal (an interface that is gone, a busy queue).
-    pub fn start(&self) -> Result<(), DpdkError> {
-        // SAFETY: the port is configured; plain call.
+    pub fn start(&mut self) -> Result<(), DpdkError> {
+        // SAFETY: plain call on a port id (checked by the call); no burst
+        // runs meanwhile (&mut self).
         check("rte_eth_dev_start", unsafe {
             ffi::rte_eth_dev_start(self.id)
-        })
+        })?;
+        self.started = self.queues > 0;
+        Ok(())
     }
 
     /// Stops it (its queues give their mbufs back to the pool).
     ///
     /// # Errors
     /// The driver's refusal.
-    pub fn stop(&self) -> Result<(), DpdkError> {
-        // SAFETY: plain call on a port id.
+    pub fn stop(&mut self) -> Result<(), DpdkError> {
+        self.started = false;
+        // SAFETY: plain call on a port id (checked by the call); no burst
+        // runs meanwhile (&mut self) and none is allowed after (started).
         check("rte_eth_dev_stop", unsafe {
             ffi::rte_eth_dev_stop(self.id)
         })
     }
 
-    /// Closes it (releases the queues).
+    /// Closes it (releases the queues) and ends the claim.
     ///
     /// # Errors
     /// The driver's refusal.
-    pub fn close(&self) -> Result<(), DpdkError> {
-        // SAFETY: plain call on a port id; the caller stopped the port.
-        check("rte_eth_dev_close", unsafe {
+    pub fn close(mut self) -> Result<(), DpdkError> {
+        self.started = false;
+        // SAFETY: plain call on a port id (checked by the call); the value
+        // is consumed, so no burst can follow.
+        let ret = check("rte_eth_dev_close", unsafe {
             ffi::rte_eth_dev_close(self.id)
-        })
+        });
+        if ret.is_ok() {
+            // Closed: the driver no longer uses the sockets it left open
+            // (net_af_xdp, see release_leaked_xsk) nor the pool; the
+            // sockets' rings are unmapped before the pool (their UMEM) goes.
+            for (fd, inode) in std::mem::take(&mut self.xsks) {
+                // SAFETY: fd/inode were recorded when this port's queue
+                // set-up created the socket; the port is closed, so the
+                // driver no longer uses the socket or its rings, and this
+                // crate gives nothing else the descriptor.
+                unsafe { release_leaked_xsk(fd, inode) };
+            }
+            drop(self.pool.take());
+        }
+        ret
     }
 
     /// Its MAC address.
@@ -930,21 +1069,36 @@ pub fn register_thread() -> Result<(), DpdkError> {
     Ok(())
 }
 
+impl Drop for Port {
+    fn drop(&mut self) {
+        // Still open (not closed, or the close failed): its queues may use
+        // the pool, so the pool is never freed.
+        std::mem::forget(self.pool.take());
+        claimed().retain(|&id| id != self.id);
+    }
+}
+
 impl Port {
     /// An empty `rte_eth_tx_burst` on queue `queue`: drivers that free sent
     /// mbufs lazily (net_af_xdp's completion ring) take back what the
     /// device finished.
     pub fn reclaim_tx(&self, queue: u16) {
+        if !self.burst_ok(queue) {
+            return;
+        }
         let mut none: [*mut ffi::rte_mbuf; 1] = [std::ptr::null_mut()];
-        // SAFETY: the port is started; zero packets are passed, so nothing
-        // of the array is read or handed over.
+        // SAFETY: the port was started through this value, which holds the
+        // only claim on it and is borrowed, so it is still started and open
+        // (stop and close need it by &mut or by value), and `queue` is one
+        // it configured (burst_ok); zero packets are passed, so nothing of
+        // the array is read or handed over.
         unsafe { ffi::hftnet_rte_tx_burst(self.id, queue, none.as_mut_ptr(), 0) };
     }
 }
 
 /// The `AF_XDP` sockets this process has open now: (descriptor, socket
 /// inode), from `/proc/self/fd`. Used to find the socket a `net_af_xdp`
-/// queue set-up created (see [`release_leaked_xsk`]).
+/// queue set-up created (see `release_leaked_xsk`, run by [`Port::close`]).
 #[must_use]
 pub fn af_xdp_sockets() -> Vec<(i32, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
@@ -995,7 +1149,13 @@ fn socket_inode(fd: i32) -> Option<u64> {
 /// not called: the fill and completion rings stay mapped and the socket,
 /// which shares the UMEM's descriptor, stays bound to the queue). True if
 /// it was released.
-pub fn release_leaked_xsk(fd: i32, inode: u64) -> bool {
+///
+/// # Safety
+/// The socket was created by the queue set-up of a port that is now
+/// closed (so the driver no longer uses it or its rings), and no other code
+/// of the process uses the descriptor or the rings' mappings. Called only
+/// by [`Port::close`], which records the sockets its set-up created.
+unsafe fn release_leaked_xsk(fd: i32, inode: u64) -> bool {
     if socket_inode(fd) != Some(inode) {
         return false;
     }
@@ -1013,10 +1173,12 @@ pub fn release_leaked_xsk(fd: i32, inode: u64) -> bool {
         };
         // SAFETY: the range is a mapping of this socket's rings (the kernel
         // names it by the socket's inode), which the driver no longer uses:
-        // its port is closed and removed, and nothing else maps the socket.
+        // its port is closed, and nothing else maps the socket (the
+        // function's contract).
         unsafe { libc::munmap(a as *mut libc::c_void, b - a) };
     }
     // SAFETY: fd is still the socket the driver created and no longer uses
-    // (the inode was checked); nothing else holds this descriptor number.
+    // (the inode was checked; the contract); nothing else holds this
+    // descriptor number (the contract).
     unsafe { libc::close(fd) == 0 }
 }

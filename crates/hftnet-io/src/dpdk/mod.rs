@@ -551,8 +551,7 @@ pub struct DpdkRing {
     rx: RxBatch,
     txq: TxQueue,
     cur: Option<Mbuf>,
-    port: Port,
-    /// The device, and the pool its queues take mbufs from (freed only
+    /// The device, its port, and the pool its queues take mbufs from (freed only
     /// after the port is closed).
     dev: Opened,
     wait_fd: Socket,
@@ -642,19 +641,21 @@ struct Opened {
     bus: &'static str,
     port: Option<Port>,
     netns: Option<std::os::fd::OwnedFd>,
-    /// The AF_XDP sockets its queue set-up created (net_af_xdp), closed
-    /// after the port if the driver left them open.
-    xsks: Vec<(i32, u64)>,
     /// The pool the port's queues take mbufs from (net_af_xdp: its memory
     /// is the socket's UMEM). Dropped after [`Drop::drop`] has closed the
     /// port — never before, also on an error part-way through the set-up.
-    pool: Option<Mempool>,
+    pool: Option<std::sync::Arc<Mempool>>,
 }
 
 impl Opened {
     /// The pool, once created.
     fn pool(&self) -> &Mempool {
         self.pool.as_ref().expect("set before the endpoint exists")
+    }
+
+    /// The port, once claimed.
+    fn port(&self) -> &Port {
+        self.port.as_ref().expect("set before the endpoint exists")
     }
 }
 
@@ -672,19 +673,17 @@ impl Drop for Opened {
                 // interface. Its pool stays too: the open port's queues
                 // (and for net_af_xdp the kernel) still use its memory.
                 _ => {
+                    std::mem::forget(self.port.take());
                     std::mem::forget(self.pool.take());
                     return;
                 }
             },
         };
-        if let Some(p) = self.port {
+        if let Some(mut p) = self.port.take() {
             let _ = p.stop();
             let _ = p.close();
         }
         let _ = sys::hotplug_remove(self.bus, &self.name);
-        for (fd, inode) in self.xsks.drain(..) {
-            sys::release_leaked_xsk(fd, inode);
-        }
         if let Some(home) = back {
             let _ = netns::setns(home.as_fd());
         }
@@ -696,7 +695,7 @@ impl Drop for Opened {
 #[derive(Debug)]
 pub struct DpdkRx<'a> {
     batch: &'a mut RxBatch,
-    port: Port,
+    port: &'a Port,
     rx_cksum: bool,
 }
 
@@ -706,7 +705,7 @@ pub struct DpdkTx<'a> {
     q: &'a mut TxQueue,
     cur: &'a mut Option<Mbuf>,
     pool: &'a Mempool,
-    port: Port,
+    port: &'a Port,
     tx_cksum: bool,
     link: &'a mut LinkWatch,
     tx_busy: &'a mut u64,
@@ -723,14 +722,14 @@ impl Ring for DpdkRing {
         (
             DpdkRx {
                 batch: &mut self.rx,
-                port: self.port,
+                port: self.dev.port(),
                 rx_cksum: self.rx_cksum,
             },
             DpdkTx {
                 q: &mut self.txq,
                 cur: &mut self.cur,
                 pool: self.dev.pool(),
-                port: self.port,
+                port: self.dev.port(),
                 tx_cksum: self.tx_cksum,
                 link: &mut self.link,
                 tx_busy: &mut self.tx_busy,
@@ -751,11 +750,11 @@ impl Ring for DpdkRing {
     }
 
     fn caps(&self, frames: FrameStats) -> DpdkCaps {
-        let link = self.port.link().ok();
+        let link = self.port().link().ok();
         DpdkCaps {
             device: self.dev.name.clone(),
             driver: self.driver.clone(),
-            port_id: self.port.id(),
+            port_id: self.port().id(),
             eal: self.eal.clone(),
             mempool: self.mempool_use(),
             rx_desc: self.rx_desc,
@@ -771,9 +770,9 @@ impl Ring for DpdkRing {
             link_speed_mbps: link.map_or(0, |l| l.speed_mbps),
             link_downs: self.link.downs,
             link_recoveries: self.link.recoveries,
-            port: self.port.stats().map(PortCounters::from).unwrap_or_default(),
+            port: self.port().stats().map(PortCounters::from).unwrap_or_default(),
             xstats: self
-                .port
+                .port()
                 .xstats()
                 .unwrap_or_default()
                 .into_iter()
@@ -791,11 +790,11 @@ impl Ring for DpdkRing {
             "mempool: {} of {} mbufs in use; {} busy kicks, {} failed mbuf allocations",
             m.in_use, m.size, self.tx_busy, self.tx_nombuf
         ));
-        if let Ok(s) = self.port.stats() {
+        if let Ok(s) = self.port().stats() {
             out.push(format!(
                 "port {}: {} packets received, {} sent, {} missed, {} receive errors, {} transmit \
                  errors, {} receive mbuf failures",
-                self.port.id(),
+                self.port().id(),
                 s.ipackets,
                 s.opackets,
                 s.imissed,
@@ -826,8 +825,8 @@ impl DpdkRing {
 
     /// The port.
     #[must_use]
-    pub fn port(&self) -> Port {
-        self.port
+    pub fn port(&self) -> &Port {
+        self.dev.port()
     }
 }
 
@@ -837,7 +836,7 @@ impl RxRing for DpdkRx<'_> {
         // A thread the EAL did not start gets an lcore id first (drivers
         // keep per-lcore state; net_af_xdp stalled without one).
         let _ = sys::register_thread();
-        let n = self.batch.fill(&self.port, 0, max);
+        let n = self.batch.fill(self.port, 0, max);
         while let Some(m) = self.batch.take() {
             let udp_check = if !self.rx_cksum {
                 // Nothing verified: a checksum a local sender left partial
@@ -893,18 +892,18 @@ impl DpdkTx<'_> {
     fn flush(&mut self) {
         let _ = sys::register_thread();
         if self.link.kernel.is_some() {
-            self.link.check(&self.port);
+            self.link.check(self.port);
             if !self.link.up {
                 // Kept here until the interface is back (see KernelLink).
                 return;
             }
         }
-        self.q.flush(&self.port, 0);
+        self.q.flush(self.port, 0);
         if !self.q.is_empty() {
             *self.tx_busy += 1;
-            self.link.check(&self.port);
+            self.link.check(self.port);
         } else if !self.link.up {
-            self.link.check(&self.port);
+            self.link.check(self.port);
         }
     }
 }
@@ -1140,7 +1139,6 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             ),
             None => None,
         },
-        xsks: Vec::new(),
         pool: None,
     };
     let reservation = match (&kernel, cfg.reserve) {
@@ -1171,15 +1169,18 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         }
         sys::dev_probe(&args).map_err(|e| probe_error(cfg, &e))?;
     }
-    let port = sys::port_by_name(&name).map(Port::new).ok_or_else(|| OpenError::Dpdk {
+    let port = sys::port_by_name(&name).and_then(Port::new).ok_or_else(|| OpenError::Dpdk {
         problem: format!(
             "DPDK device {name} has no ethdev port (not probed: for a PCI device, check it is \
-             bound to vfio-pci with `dpdk-devbind.py --status`)"
+             bound to vfio-pci with `dpdk-devbind.py --status`), or another endpoint of this \
+             process holds it"
         ),
     })?;
-    dev.port = Some(port);
+    let port_id = port.id();
+    // Owned by the device from here, so any error below closes it.
+    let port = dev.port.insert(port);
     let step = |what: &str| {
-        let what = format!("setting up DPDK port {} ({name}): {what}", port.id());
+        let what = format!("setting up DPDK port {port_id} ({name}): {what}");
         move |e: sys::DpdkError| OpenError::Dpdk {
             problem: format!("{what}: {e}"),
         }
@@ -1221,10 +1222,8 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     })?;
     // Owned by the device from here, so any error below closes the port
     // before the pool is freed.
-    dev.pool = Some(new_pool);
-    let pool = dev.pool();
-    let xsks_before = sys::af_xdp_sockets();
-    let setup_once = || {
+    let pool = &*dev.pool.insert(std::sync::Arc::new(new_pool));
+    let mut setup_once = || {
         port.setup(
             if rx_cksum { rx_cksum_bits } else { 0 },
             if tx_cksum { tx_cksum_bits } else { 0 },
@@ -1244,12 +1243,6 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             std::thread::sleep(Duration::from_millis(10));
             setup = setup_once();
         }
-    }
-    if info.driver == "net_af_xdp" {
-        dev.xsks = sys::af_xdp_sockets()
-            .into_iter()
-            .filter(|s| !xsks_before.contains(s))
-            .collect();
     }
     let (rx_desc, tx_desc) = setup.map_err(step("configuring one queue pair"))?;
     port.start().map_err(|e| match e.errno {
@@ -1355,7 +1348,6 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         rx: RxBatch::default(),
         txq: TxQueue::default(),
         cur: None,
-        port,
         dev,
         wait_fd,
         rx_cksum,
@@ -1412,8 +1404,9 @@ impl DpdkTransport {
     pub fn settle(&mut self) {
         let _ = sys::register_thread();
         let ring = self.ring_mut();
-        ring.txq.flush(&ring.port, 0);
-        ring.port.reclaim_tx(0);
+        let port = ring.dev.port();
+        ring.txq.flush(port, 0);
+        port.reclaim_tx(0);
     }
 
     /// Sets the port's link down or up (drivers that can).
