@@ -68,7 +68,9 @@ mod dpdk {
             .allowlist_function("rte_eal_init|rte_eal_cleanup|rte_eal_hotplug_remove")
             .allowlist_function("rte_dev_probe|rte_version")
             .allowlist_function("rte_eth_dev_(configure|start|stop|close|info_get|socket_id)")
-            .allowlist_function("rte_eth_dev_(get_port_by_name|count_avail|set_link_(up|down)|is_valid_port)")
+            .allowlist_function(
+                "rte_eth_dev_(get_port_by_name|count_avail|set_link_(up|down)|is_valid_port)",
+            )
             .allowlist_function("rte_eth_(rx|tx)_queue_setup|rte_eth_macaddr_get")
             .allowlist_function("rte_eth_(stats_get|stats_reset|xstats_get|xstats_get_names)")
             .allowlist_function("rte_eth_promiscuous_enable|rte_eth_dev_adjust_nb_rx_tx_desc")

@@ -702,7 +702,9 @@ pub struct Port {
 static CLAIMED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
 fn claimed() -> std::sync::MutexGuard<'static, Vec<u16>> {
-    CLAIMED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    CLAIMED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn check(call: &'static str, ret: c_int) -> Result<(), DpdkError> {
@@ -798,7 +800,10 @@ impl Port {
         self.queues = 0;
         // Before the queue set-up: the device may use the pool from there
         // on, also if a later step fails.
-        if !self.pool.as_ref().is_some_and(|p| std::sync::Arc::ptr_eq(p, pool))
+        if !self
+            .pool
+            .as_ref()
+            .is_some_and(|p| std::sync::Arc::ptr_eq(p, pool))
             && let Some(old) = self.pool.replace(pool.clone())
         {
             // The device may still hold mbufs of the old pool (or, for
