@@ -20,8 +20,8 @@ use hftnet_trade::market::MarketData;
 use hftnet_trade::orders::{ClOrdId, Trigger};
 use hftnet_wire::itch50::{Message, Side as ItchSide, Stock};
 use hftnet_wire::ouch50::{
-    AccountQueryRepr, CancelReason, Capacity, ClOrdId as OuchClOrdId, CrossType, Display,
-    EnterOrderRepr, EventCode, IntermarketSweep, LiquidityFlag, OutboundMessage, Price,
+    AccountQueryRepr, CancelOrderRepr, CancelReason, Capacity, ClOrdId as OuchClOrdId, CrossType,
+    Display, EnterOrderRepr, EventCode, IntermarketSweep, LiquidityFlag, OutboundMessage, Price,
     RejectReason, ReplaceOrderRepr, Side, TimeInForce,
 };
 use hftnet_wire::soupbintcp::RejectReason as LoginReject;
@@ -448,7 +448,8 @@ fn orders_rest_execute_reject_and_replay_with_the_feed_in_step() {
         let a = answers(&mut alice, u, |a| !a.is_empty());
         assert_eq!(rejected(&a).map(|r| r.code()), Some(*code), "{u}: {a:?}");
     }
-    // Replace of an order that is not live.
+    // Replace of an order that is not live: silently ignored, its
+    // UserRefNum not consumed (OUCH 5.0, 2.2 case 1; counted).
     let rep = ReplaceOrderRepr {
         orig_user_ref_num: 999,
         user_ref_num: urn,
@@ -463,12 +464,19 @@ fn orders_rest_execute_reject_and_replay_with_the_feed_in_step() {
     let mut buf = [0u8; 64];
     let n = rep.encode(&mut buf).unwrap();
     alice.send(&buf[..n]);
-    let a = answers(&mut alice, urn, |a| !a.is_empty());
-    assert_eq!(rejected(&a), Some(RejectReason::ReplaceNotAllowed));
-    // A retransmission (the same UserRefNum again) is ignored: the next
-    // answer is the Account Query's.
-    alice.send(&buf[..n]);
-    urn += 1;
+    // A retransmission (the last rejected enter's UserRefNum again) is
+    // ignored, and so is a Cancel of an order the session never had
+    // (counted): the next answer is the Account Query's, which names the
+    // dead replace's UserRefNum as the next one.
+    alice.send(&cases.last().unwrap().0);
+    let mut x = [0u8; 9];
+    CancelOrderRepr {
+        user_ref_num: 999,
+        quantity: 0,
+    }
+    .encode(&mut x)
+    .unwrap();
+    alice.send(&x);
     // Bad SoupBinTCP frames and bad OUCH messages are counted; the session
     // stays up and answers the Account Query.
     alice.send_packet(b"xjunk");
@@ -557,6 +565,8 @@ fn orders_rest_execute_reject_and_replay_with_the_feed_in_step() {
     let t = &oe.totals;
     assert_eq!(t.received, t.accepted + t.rejected, "{}", show());
     assert_eq!(t.retransmissions, 1, "{}", show());
+    assert_eq!(t.replaces_ignored, 1, "{}", show());
+    assert_eq!(t.cancels_ignored, 1, "{}", show());
     assert!(oe.sessions[0].orders.executions >= 1 && oe.sessions[1].orders.executions >= 1);
     assert_eq!(oe.bad_frames.unknown_type, 1, "{}", show());
     assert_eq!(
@@ -612,6 +622,13 @@ fn bad_streams_close_logouts_close_and_the_tail_is_read_within_the_grace() {
         zero.until(WAIT, |c| c.closed),
         "not closed after a zero-length frame"
     );
+    // So does a frame longer than the server takes (4 KiB).
+    let mut long = login(run.addr, "alice", "secret", 1);
+    long.send_packet(&vec![b'U'; 5_000]);
+    assert!(
+        long.until(WAIT, |c| c.closed),
+        "not closed after a frame above the limit"
+    );
     // A Logout Request closes the connection too.
     let mut out = login(run.addr, "bob", "hunter2", 1);
     out.c.logout();
@@ -648,6 +665,7 @@ fn bad_streams_close_logouts_close_and_the_tail_is_read_within_the_grace() {
     let (r, _) = run.handle.join().unwrap();
     let oe = r.order_entry.unwrap();
     assert_eq!(oe.bad_frames.zero_length, 1, "{oe:#?}");
+    assert_eq!(oe.bad_frames.too_long, 1, "{oe:#?}");
     assert_eq!(oe.logouts, 1, "{oe:#?}");
     assert_eq!(oe.logins_rejected_session, 1, "{oe:#?}");
     assert_eq!(oe.end_of_session, 2, "{oe:#?}");

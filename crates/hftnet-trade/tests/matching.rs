@@ -391,7 +391,10 @@ impl World {
         for (s, client) in &self.clients {
             let c = self.x.session_counters(*s).unwrap();
             assert_eq!(c.received, c.accepted + c.rejected);
-            assert_eq!(c.received + c.retransmissions, client.received);
+            assert_eq!(
+                c.received + c.retransmissions + c.replaces_ignored,
+                client.received
+            );
             for (&u, &open) in &client.open {
                 let o = self.x.client_order(*s, u).expect("live per the events");
                 assert_eq!(o.open, open, "session {s} order {u}");

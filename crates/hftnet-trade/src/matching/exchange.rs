@@ -127,6 +127,10 @@ pub struct SessionCounters {
     /// Enter and Replace requests whose UserRefNum was not above the last
     /// one: ignored as retransmissions, no event.
     pub retransmissions: u64,
+    /// Replace requests of an order that is no longer live: silently
+    /// ignored, their UserRefNum not consumed (OUCH 5.0, 2.2 case 1), so
+    /// neither received nor retransmissions.
+    pub replaces_ignored: u64,
     /// Cancel requests.
     pub cancels: u64,
     /// Cancel requests ignored: unknown order or superfluous size.
@@ -529,6 +533,7 @@ impl Exchange {
             t.accepted += c.accepted;
             t.rejected += c.rejected;
             t.retransmissions += c.retransmissions;
+            t.replaces_ignored += c.replaces_ignored;
             t.cancels += c.cancels;
             t.cancels_ignored += c.cancels_ignored;
             t.modifies += c.modifies;
@@ -1318,20 +1323,27 @@ impl Exchange {
         ts: Timestamp,
         out: &mut impl ExchangeOutput,
     ) {
+        let s = &mut self.sessions[usize::from(session)];
+        if o.user_ref_num <= s.last_user_ref {
+            s.counters.retransmissions += 1;
+            return;
+        }
+        // OUCH 5.0, 2.2 case 1: a replace of an order that is no longer
+        // live is silently ignored, and its UserRefNum is not consumed.
+        let key = client_key(session, o.orig_user_ref_num);
+        let live = self.client_index.get(&key).and_then(|&i| {
+            let c = self.clients.items[i as usize];
+            Some((i, c, self.engine.order(c.exch_ref)?))
+        });
+        let Some((i, c, cur)) = live else {
+            self.sessions[usize::from(session)]
+                .counters
+                .replaces_ignored += 1;
+            return;
+        };
         if !self.fresh(session, o.user_ref_num) {
             return;
         }
-        let key = client_key(session, o.orig_user_ref_num);
-        let Some(&i) = self.client_index.get(&key) else {
-            return self.reject(
-                session,
-                o.user_ref_num,
-                RejectReason::ReplaceNotAllowed,
-                o.cl_ord_id,
-                out,
-            );
-        };
-        let c = self.clients.items[i as usize];
         if !self.market_open {
             return self.reject(
                 session,
@@ -1341,15 +1353,6 @@ impl Exchange {
                 out,
             );
         }
-        let Some(cur) = self.engine.order(c.exch_ref) else {
-            return self.reject(
-                session,
-                o.user_ref_num,
-                RejectReason::ReplaceNotAllowed,
-                o.cl_ord_id,
-                out,
-            );
-        };
         let trading =
             self.instruments[usize::from(cur.locate)].state == codes::trading_state::TRADING;
         let checked = self

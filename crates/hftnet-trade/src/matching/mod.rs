@@ -76,9 +76,12 @@
 //!   tick, outside the band), [`RejectReason::Other`] (Time In Force other
 //!   than Day/IOC, unknown capacity), [`RejectReason::InvalidDisplay`],
 //!   [`RejectReason::IsoNotAllowed`] (InterMarket Sweep not `N`),
-//!   [`RejectReason::InvalidCrossOrder`] (CrossType not `N`), and
-//!   for a Replace of an order that does not rest in the session,
-//!   [`RejectReason::ReplaceNotAllowed`].
+//!   [`RejectReason::InvalidCrossOrder`] (CrossType not `N`).
+//!   A Replace of an order that is no longer live in the session (or
+//!   never was) is silently ignored and its UserRefNum not consumed, as
+//!   OUCH 5.0 (2.2, case 1) says: no event, counted in
+//!   [`SessionCounters::replaces_ignored`], neither received nor a
+//!   retransmission.
 //! - Day orders rest; what an IOC order does not execute on entry is
 //!   canceled with [`CancelReason::ImmediateOrCancel`] (OUCH's Order Dead
 //!   for an IOC remainder). Resting visible orders are ITCH `A`,

@@ -379,19 +379,6 @@ fn every_reject_reason_and_exact_accounting() {
             }),
             RejectReason::InvalidCrossOrder,
         ),
-        (
-            Request::Replace(ReplaceOrder {
-                intermarket_sweep: b'N',
-                orig_user_ref_num: 999,
-                user_ref_num: next(),
-                quantity: 100,
-                price: 1_000_000,
-                time_in_force: b'0',
-                display: b'Y',
-                cl_ord_id: [b' '; 14],
-            }),
-            RejectReason::ReplaceNotAllowed,
-        ),
     ];
     for (req, reason) in &cases {
         x.handle_request(s, req, 0, &mut out);
@@ -399,6 +386,44 @@ fn every_reject_reason_and_exact_accounting() {
         assert_eq!(rejected(&ev), Some(*reason), "{req:?}: {ev:?}");
         assert!(itch.is_empty());
     }
+    // A replace of an order that is not live is silently ignored, and its
+    // UserRefNum is not consumed (OUCH 5.0, 2.2 case 1): the same number
+    // enters an order next.
+    let c0 = *x.session_counters(s).unwrap();
+    let urn = next();
+    let dead = Request::Replace(ReplaceOrder {
+        intermarket_sweep: b'N',
+        orig_user_ref_num: 999,
+        user_ref_num: urn,
+        quantity: 100,
+        price: 1_000_000,
+        time_in_force: b'0',
+        display: b'Y',
+        cl_ord_id: [b' '; 14],
+    });
+    x.handle_request(s, &dead, 0, &mut out);
+    assert_eq!(out.take(), (Vec::new(), Vec::new()));
+    let c1 = *x.session_counters(s).unwrap();
+    assert_eq!(c1.replaces_ignored, c0.replaces_ignored + 1);
+    assert_eq!(
+        (c1.received, c1.retransmissions),
+        (c0.received, c0.retransmissions)
+    );
+    x.handle_request(
+        s,
+        &Request::Enter(EnterOrder {
+            cross_type: b'C',
+            ..enter_fields(urn)
+        }),
+        0,
+        &mut out,
+    );
+    let (_, ev) = out.take();
+    assert_eq!(
+        rejected(&ev),
+        Some(RejectReason::InvalidCrossOrder),
+        "{ev:?}"
+    );
     // A price band: 10 % around the book's midpoint.
     let bid = x.engine().best(locate, Side::Buy).map(|l| l.price);
     let ask = x.engine().best(locate, Side::Sell).map(|l| l.price);
@@ -415,7 +440,8 @@ fn every_reject_reason_and_exact_accounting() {
     x.handle_request(s, &enter(n + 1, b'B', 100, 1_000_000, b'0'), 0, &mut out);
     assert_eq!(rejected(&out.take().1), Some(RejectReason::Halted));
     let c = x.session_counters(s).unwrap();
-    assert_eq!(c.received, cases.len() as u64 + 1);
+    // The cases, the enter after the ignored replace, the halted one.
+    assert_eq!(c.received, cases.len() as u64 + 2);
     assert_eq!(c.rejected, c.received);
     assert_eq!(c.accepted, 0);
     assert_eq!(c.retransmissions, 2);
