@@ -7,17 +7,18 @@
 //! so a failure reproduces exactly. The driver is a small discrete-event
 //! loop in the manner of quinn-proto's test utilities.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+#[path = "support/sim.rs"]
+mod sim;
 
 use hftnet_trade::book::BookConfig;
 use hftnet_trade::exchange::{
     FaultInjector, Faults, Generator, GeneratorConfig, Publisher, PublisherConfig,
 };
-use hftnet_trade::feed::{Counters, Deliver, FeedConfig, FeedHandler, FeedId};
+use hftnet_trade::feed::{Counters, Deliver, FeedConfig, FeedHandler};
 use hftnet_trade::market::MarketData;
 use hftnet_trade::rng::Rng;
-use hftnet_wire::moldudp64::{HEADER_LEN, Packet, Request, Session};
+use hftnet_wire::moldudp64::{HEADER_LEN, Request, Session};
+use sim::{Event, FeedNet, feed_id};
 
 /// One-way latency of each path, ns.
 const LATENCY_A: u64 = 5_000;
@@ -75,82 +76,6 @@ impl Deliver for Consumer {
     }
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Event {
-    /// A datagram reaches the feed handler.
-    Arrive(u8, Vec<u8>),
-    /// A re-request reaches the exchange.
-    Request(Vec<u8>),
-}
-
-fn feed_id(i: u8) -> FeedId {
-    FeedId::ALL[usize::from(i)]
-}
-
-/// The simulated network: events ordered by time, FIFO among equal times.
-#[derive(Default)]
-struct Net {
-    events: BinaryHeap<Reverse<(u64, u64, Event)>>,
-    order: u64,
-    /// What the test itself dropped on both feeds: (first sequence number,
-    /// message count) read from each dropped packet's own header.
-    dropped: Vec<(u64, u64)>,
-}
-
-impl Net {
-    fn push(&mut self, at: u64, ev: Event) {
-        self.order += 1;
-        self.events.push(Reverse((at, self.order, ev)));
-    }
-
-    fn pop_due(&mut self, now: u64) -> Option<Event> {
-        if self
-            .events
-            .peek()
-            .is_some_and(|Reverse((t, _, _))| *t <= now)
-        {
-            self.events.pop().map(|Reverse((_, _, ev))| ev)
-        } else {
-            None
-        }
-    }
-
-    /// One downstream packet, sent on both feeds through their injectors
-    /// (unless its index is in `drop_on_both`).
-    fn downstream(
-        &mut self,
-        now: u64,
-        pkt: &[u8],
-        injectors: &mut [FaultInjector; 2],
-        drop_on_both: &[u64],
-        packet_index: &mut u64,
-    ) {
-        if pkt.len() > HEADER_LEN {
-            *packet_index += 1;
-            if drop_on_both.contains(&(*packet_index - 1)) {
-                let p = Packet::new_checked(pkt).expect("the publisher's packet is valid");
-                self.dropped
-                    .push((p.sequence(), u64::from(p.message_count())));
-                return;
-            }
-        }
-        for (i, inj) in injectors.iter_mut().enumerate() {
-            let at = now + [LATENCY_A, LATENCY_B][i];
-            inj.process(pkt, &mut |p: &[u8]| {
-                self.push(at, Event::Arrive(i as u8, p.to_vec()))
-            });
-        }
-    }
-
-    /// Releases the packets the injectors hold back.
-    fn flush(&mut self, now: u64, injectors: &mut [FaultInjector; 2]) {
-        for (i, inj) in injectors.iter_mut().enumerate() {
-            let at = now + [LATENCY_A, LATENCY_B][i];
-            inj.flush(&mut |p: &[u8]| self.push(at, Event::Arrive(i as u8, p.to_vec())));
-        }
-    }
-}
-
 struct Scenario {
     seed: u64,
     flow_messages: u64,
@@ -203,7 +128,7 @@ fn run(s: &Scenario) -> Outcome {
         ended: None,
     };
     let mut rng = Rng::new(s.seed);
-    let mut net = Net::default();
+    let mut net = FeedNet::new([LATENCY_A, LATENCY_B]);
     let mut now = 0u64;
     let mut next_msg = 0usize;
     let mut next_burst = 0u64;
@@ -279,8 +204,8 @@ fn run(s: &Scenario) -> Outcome {
         if !ended {
             next = next.min(next_burst);
         }
-        if let Some(Reverse((t, _, _))) = net.events.peek() {
-            next = next.min(*t);
+        if let Some(t) = net.next_due() {
+            next = next.min(t);
         }
         if let Some(t) = feed.poll_timeout() {
             next = next.min(t);

@@ -6,7 +6,8 @@
 //! every published message exactly once, in order; heartbeats must keep
 //! idle connections up, and silence must end them on time.
 
-use std::collections::VecDeque;
+#[path = "support/sim.rs"]
+mod sim;
 
 use hftnet_trade::rng::Rng;
 use hftnet_trade::soupbin::{
@@ -14,32 +15,10 @@ use hftnet_trade::soupbin::{
     ServerConnection, ServerCounters, ServerEvent, StreamId,
 };
 use hftnet_wire::soupbintcp::{Password, Session, Username};
+use sim::{Pipe, chunks};
 
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000 * MS;
-
-/// Bytes in flight one way: (delivery time, bytes), in order.
-#[derive(Default)]
-struct Pipe(VecDeque<(u64, Vec<u8>)>);
-
-impl Pipe {
-    fn send(&mut self, at: u64, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            // FIFO: never overtake what is already in flight.
-            let at = self.0.back().map_or(at, |(t, _)| at.max(*t));
-            self.0.push_back((at, bytes.to_vec()));
-        }
-    }
-
-    /// Everything due, as one byte string.
-    fn take(&mut self, now: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        while self.0.front().is_some_and(|(t, _)| *t <= now) {
-            out.extend(self.0.pop_front().map(|(_, b)| b).unwrap_or_default());
-        }
-        out
-    }
-}
 
 /// One client with its current connection and the server's end of it.
 struct Trader {
@@ -182,18 +161,6 @@ impl Trader {
             }
         }
     }
-}
-
-/// `bytes` cut into random pieces of 1 to 40 bytes.
-fn chunks<'a>(bytes: &'a [u8], rng: &mut Rng) -> Vec<&'a [u8]> {
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let n = (rng.range(1, 40) as usize).min(rest.len());
-        out.push(&rest[..n]);
-        rest = &rest[n..];
-    }
-    out
 }
 
 fn server() -> (Server, StreamId) {
