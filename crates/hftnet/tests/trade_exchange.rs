@@ -1,0 +1,380 @@
+//! `hftnet trade` against the real `hftnet exchange --orders` in the lab:
+//! the exchange in the `exchange` namespace publishes a generated day to
+//! the `trader` namespace and takes the trader's OUCH orders over
+//! SoupBinTCP; both `--json` reports must agree exactly. And a trader
+//! killed (SIGKILL) mid-session and restarted with the same `--state`:
+//! its UserRefNums keep increasing, nothing is entered twice.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hftnet_lab::{Host, Lab};
+use serde_json::Value;
+
+mod common;
+
+use common::{Proc, skip_without_root, spawn_in};
+
+const ORDER_PORT: u16 = 40_000;
+const LOGIN: &str = "trader:secret";
+
+/// A fresh directory, removed on drop (also when the test fails).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits for `p` to exit (bounded) and collects its output.
+fn finish(mut p: Proc, limit: Duration, what: &str) -> std::process::Output {
+    let start = Instant::now();
+    while p.child().try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.0.take().unwrap().wait_with_output().unwrap()
+}
+
+fn json_of(out: &std::process::Output, what: &str) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what} did not print one JSON object ({e}): {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Waits (bounded) until something listens on TCP `port` in `host`'s
+/// namespace: the exchange's order entry is up. Reads the namespace's
+/// `/proc/thread-self/net/tcp` from a thread inside it; connects nothing.
+fn wait_for_listener(host: &Host, port: u16, exchange: &mut Proc) {
+    let start = Instant::now();
+    loop {
+        let listening = host
+            .spawn_thread("probe", move || {
+                let t = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap_or_default();
+                t.lines().skip(1).any(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() > 3 && f[3] == "0A" && f[1].ends_with(&format!(":{port:04X}"))
+                })
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        if listening {
+            return;
+        }
+        if exchange.child().try_wait().unwrap().is_some() {
+            let out = exchange.0.take().unwrap().wait_with_output().unwrap();
+            panic!("exchange exited: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the exchange never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `hftnet exchange` with order entry, waiting for one login, in the
+/// exchange namespace.
+fn exchange(lab: &Lab, messages: u64, rate: u64, hgrm: &Path, extra: &[&str]) -> Proc {
+    let (ex_ip, tr_ip) = (lab.exchange().addr(), lab.trader().addr());
+    let (feed_a, feed_b, rr, orders) = (
+        format!("udp://{tr_ip}:30001"),
+        format!("udp://{tr_ip}:30002"),
+        format!("udp://{ex_ip}:30003"),
+        format!("tcp://{ex_ip}:{ORDER_PORT}"),
+    );
+    let (messages, rate) = (messages.to_string(), rate.to_string());
+    let mut args = vec![
+        "exchange",
+        "--feed-a",
+        &feed_a,
+        "--feed-b",
+        &feed_b,
+        "--retransmit",
+        &rr,
+        "--orders",
+        &orders,
+        "--login",
+        LOGIN,
+        "--wait-logins",
+        "1",
+        "--messages",
+        &messages,
+        "--rate",
+        &rate,
+        "--heartbeat",
+        "50ms",
+        "--linger",
+        "1s",
+        "--hgrm",
+        hgrm.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let mut p = spawn_in(lab.exchange(), &args);
+    wait_for_listener(lab.exchange(), ORDER_PORT, &mut p);
+    p
+}
+
+/// `hftnet trade` (the taker on four symbols) in the trader namespace.
+fn trader(lab: &Lab, state: &Path, hgrm: &Path) -> Proc {
+    let (ex_ip, tr_ip) = (lab.exchange().addr(), lab.trader().addr());
+    spawn_in(
+        lab.trader(),
+        &[
+            "trade",
+            "--md",
+            &format!("udp://{tr_ip}:30001?rcvbuf=4M&timestamps=rx"),
+            "--md-b",
+            &format!("udp://{tr_ip}:30002?rcvbuf=4M&timestamps=rx"),
+            "--retransmit",
+            &format!("udp://{ex_ip}:30003"),
+            "--orders",
+            &format!("tcp://{ex_ip}:{ORDER_PORT}"),
+            "--login",
+            LOGIN,
+            "--strategy",
+            "taker",
+            "--symbols",
+            "AAPL,MSFT,NVDA,AMZN",
+            "--ticks",
+            "1",
+            "--max-order-qty",
+            "10000",
+            "--max-notional",
+            "10000000",
+            "--max-position",
+            "1000000",
+            "--max-total-position",
+            "4000000",
+            "--orders-per-sec",
+            "100000",
+            "--state",
+            state.to_str().unwrap(),
+            "--idle-timeout",
+            "20s",
+            "--duration",
+            "120s",
+            "--json",
+            "--hgrm",
+            hgrm.to_str().unwrap(),
+        ],
+    )
+}
+
+fn n(v: &Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} is not a count: {v}"))
+}
+
+fn percentiles_present(v: &Value, what: &str) {
+    for k in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
+        assert!(v[k].as_u64().is_some_and(|x| x > 0), "{what} {k}: {v}");
+    }
+}
+
+fn hgrm_written(p: &Path) {
+    let h = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(
+        h.contains("Percentile") && h.contains("#[Max") && h.lines().count() > 5,
+        "{}: {h}",
+        p.display()
+    );
+}
+
+#[test]
+fn trade_against_the_real_exchange_agrees_exactly() {
+    if skip_without_root("trade_against_the_real_exchange_agrees_exactly") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let tmp = TempDir::new("hftnet-trade-exchange");
+    let (ex_hgrm, tr_hgrm) = (tmp.0.join("external.hgrm"), tmp.0.join("internal.hgrm"));
+    let ex = exchange(&lab, 60_000, 20_000, &ex_hgrm, &[]);
+    let tr = trader(&lab, &tmp.0.join("state"), &tr_hgrm);
+    let ex_out = finish(ex, Duration::from_secs(120), "exchange");
+    let tr_out = finish(tr, Duration::from_secs(60), "trade");
+    let (x, r) = (json_of(&ex_out, "exchange"), json_of(&tr_out, "trade"));
+    assert!(
+        ex_out.status.success(),
+        "{x} {}",
+        String::from_utf8_lossy(&ex_out.stderr)
+    );
+    assert!(
+        tr_out.status.success(),
+        "{r} {}",
+        String::from_utf8_lossy(&tr_out.stderr)
+    );
+    let oe = &x["order_entry"];
+    let (t, o) = (&oe["totals"], &r["orders"]);
+    // The trader saw the day and traded. (It stops at the OUCH End of
+    // Day, which the exchange sends right after the feed's End of
+    // Session: the last datagrams may still be unread then.)
+    assert!(n(&r["feed"], "delivered") <= n(&x, "messages"), "{r}");
+    assert_eq!(r["feed"]["lost"], 0, "{r}");
+    assert!(n(o, "enters") > 0, "the taker traded: {r}");
+    // Orders: sent = accepted + rejected at both ends, the same counts.
+    assert_eq!(n(o, "pending"), 0, "{r}");
+    assert_eq!(n(o, "sent"), n(o, "accepted") + n(o, "rejected"), "{r}");
+    assert_eq!(
+        n(t, "received"),
+        n(t, "accepted") + n(t, "rejected"),
+        "{oe}"
+    );
+    for (theirs, ours) in [
+        ("received", "sent"),
+        ("accepted", "accepted"),
+        ("rejected", "rejected"),
+    ] {
+        assert_eq!(n(t, theirs), n(o, ours), "{theirs} vs {ours}: {oe} {r}");
+    }
+    assert_eq!(n(t, "retransmissions"), 0, "{oe}");
+    // Executions and shares: the same at both ends.
+    assert!(n(o, "executions") > 0, "{r}");
+    assert_eq!(n(t, "executions"), n(o, "executions"), "{oe} {r}");
+    assert_eq!(n(t, "executed_shares"), n(o, "executed_shares"), "{oe} {r}");
+    assert_eq!(n(o, "unexpected"), 0, "{r}");
+    let shares: i64 = r["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["bought"].as_i64().unwrap() + p["sold"].as_i64().unwrap())
+        .sum();
+    assert_eq!(shares as u64, n(o, "executed_shares"), "{r}");
+    // One login, one session, nothing bad on the wire either way.
+    assert_eq!((n(oe, "logins_ok"), n(oe, "connections")), (1, 1), "{oe}");
+    assert_eq!(r["session"]["logins"], 1, "{r}");
+    // (The trader logs out at the End of Day, before End of Session.)
+    assert_eq!((n(oe, "logouts"), n(oe, "open_at_end")), (1, 0), "{oe}");
+    // Tick-to-trade at both ends, and the histograms asked for.
+    assert!(n(oe, "tick_to_trade_samples") > 0, "{oe}");
+    percentiles_present(&oe["tick_to_trade_external_ns"], "external");
+    assert!(n(&r, "tick_to_trade_samples") > 0, "{r}");
+    percentiles_present(&r["tick_to_trade_internal_ns"], "internal");
+    hgrm_written(&ex_hgrm);
+    hgrm_written(&tr_hgrm);
+    eprintln!(
+        "{} orders, {} executions; tick-to-trade external {} internal {}",
+        n(o, "sent"),
+        n(o, "executions"),
+        oe["tick_to_trade_external_ns"],
+        r["tick_to_trade_internal_ns"]
+    );
+}
+
+#[test]
+fn a_trader_killed_and_restarted_reuses_no_user_ref_num() {
+    if skip_without_root("a_trader_killed_and_restarted_reuses_no_user_ref_num") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let tmp = TempDir::new("hftnet-trade-restart");
+    let state = tmp.0.join("state");
+    // The restarted trader joins mid-day and re-requests the morning (the
+    // stock directory with it): the exchange answers it without delay.
+    let ex = exchange(
+        &lab,
+        40_000,
+        5_000,
+        &tmp.0.join("external.hgrm"),
+        &[
+            "--request-rate",
+            "10000000",
+            "--request-byte-rate",
+            "1000000000",
+            "--request-burst",
+            "10000000",
+            "--request-burst-bytes",
+            "1000000000",
+        ],
+    );
+    let mut first = trader(&lab, &state, &tmp.0.join("first.hgrm"));
+    // Killed (SIGKILL, no chance to cancel or write anything) after it
+    // traded for a while, early enough in the eight-second day that the
+    // restarted one can recover the morning within its feed handler's
+    // reorder window (16,384 messages).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        first.child().try_wait().unwrap().is_none(),
+        "the first trader ended early"
+    );
+    first.child().kill().unwrap();
+    let killed = finish(first, Duration::from_secs(10), "the killed trader");
+    assert!(killed.stdout.is_empty(), "no report from a killed trader");
+    let mark: u64 = std::fs::read_to_string(&state)
+        .unwrap()
+        .trim()
+        .strip_prefix("user_ref_num_mark ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(mark > 0);
+    // Restarted with the same state.
+    let second = trader(&lab, &state, &tmp.0.join("second.hgrm"));
+    let ex_out = finish(ex, Duration::from_secs(120), "exchange");
+    let tr_out = finish(second, Duration::from_secs(60), "trade");
+    let (x, r) = (json_of(&ex_out, "exchange"), json_of(&tr_out, "trade"));
+    assert!(
+        ex_out.status.success(),
+        "{x} {}",
+        String::from_utf8_lossy(&ex_out.stderr)
+    );
+    // (The restarted trader joined mid-day: it may have lost part of the
+    // feed, which is its exit code 1; a crash or a refused login is not.)
+    assert!(
+        matches!(tr_out.status.code(), Some(0 | 1)),
+        "{r} {}",
+        String::from_utf8_lossy(&tr_out.stderr)
+    );
+    let oe = &x["order_entry"];
+    let (t, o) = (&oe["totals"], &r["orders"]);
+    // The first trader had orders in; the second started above its mark.
+    assert!(
+        n(t, "received") > n(o, "sent"),
+        "the first trader's orders: {oe} {r}"
+    );
+    // The restarted trader traded, every number it used above the mark the
+    // killed one had stored (its allocator starts there).
+    assert!(n(o, "sent") > 0, "the restarted trader traded: {r}");
+    assert!(n(&r, "user_ref_num_last") > mark, "{r}");
+    assert!(n(&r, "user_ref_num_mark") > mark, "{r}");
+    // No UserRefNum was presented twice: nothing ignored as a
+    // retransmission, nothing entered twice, every request answered.
+    assert_eq!(n(t, "retransmissions"), 0, "{oe}");
+    assert_eq!(
+        n(t, "received"),
+        n(t, "accepted") + n(t, "rejected"),
+        "{oe}"
+    );
+    assert_eq!((n(oe, "logins_ok"), n(oe, "connections")), (2, 2), "{oe}");
+    // The second trader's own orders all answered; the first one's answers
+    // replayed to it are not its orders (counted, never applied).
+    assert_eq!(n(o, "pending"), 0, "{r}");
+    assert_eq!(n(o, "sent"), n(o, "accepted") + n(o, "rejected"), "{r}");
+    assert!(n(o, "executions") <= n(t, "executions"), "{oe} {r}");
+    assert_eq!(r["session"]["logins"], 1, "{r}");
+    eprintln!(
+        "exchange received {} (the restarted trader {}), mark {mark} -> {}",
+        n(t, "received"),
+        n(o, "sent"),
+        n(&r, "user_ref_num_mark")
+    );
+}
