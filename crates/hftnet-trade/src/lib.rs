@@ -1,7 +1,8 @@
 //! The trading engine of hftnet, sans-IO: bytes and a timestamp go in,
 //! bytes and actions come out. Nothing here opens a socket, reads a clock or
 //! spawns a thread, so every part is deterministic, fuzzable and testable in
-//! simulation (see `tests/sim.rs`).
+//! simulation (see `tests/sim.rs` for the market-data path and
+//! `tests/day_sim.rs` for a whole day across every part).
 //!
 //! Folder order follows the data path:
 //! - [`exchange`]: the exchange side — an ITCH 5.0 stream generator, the
