@@ -54,7 +54,7 @@ use hftnet_trade::soupbin::{
 };
 use hftnet_trade::strategy::{Maker, MakerConfig, Strategy, Taker, TakerConfig};
 use hftnet_trade::trader::{Outbox, Trader, TraderConfig};
-use hftnet_wire::itch50::{Message, Side};
+use hftnet_wire::itch50::{Message, Side, Stock};
 use hftnet_wire::moldudp64::{HEADER_LEN, Request as MoldRequest, Session as MoldSession};
 use hftnet_wire::ouch50::EventCode;
 use hftnet_wire::soupbintcp::{Password, Session, Username};
@@ -473,10 +473,7 @@ struct Outcome {
     checked: u64,
 }
 
-fn run<S: Strategy>(
-    s: &Scenario,
-    make: impl FnOnce(&[hftnet_wire::itch50::Stock]) -> S,
-) -> Outcome {
+fn run<S: Strategy>(s: &Scenario, make: impl FnOnce(&[Stock]) -> S) -> Outcome {
     let mut rng = Rng::new(s.seed);
     let mut net = FeedNet::new(FEED_LATENCY);
     let mut ex = ExchangeSide::new(s.seed, s.flow_messages, s.feed_faults);
@@ -1077,25 +1074,38 @@ fn seeds() -> std::ops::RangeInclusive<u64> {
     1..=n
 }
 
+fn taker(symbols: &[Stock]) -> Taker {
+    Taker::new(
+        TakerConfig {
+            symbols: Vec::new(),
+            ticks: 1,
+            tick: 100,
+            quantity: 100,
+            cooldown_ns: 20 * US,
+        },
+        symbols,
+    )
+    .unwrap()
+}
+
+fn maker(symbols: &[Stock]) -> Maker {
+    Maker::new(
+        MakerConfig {
+            symbols: Vec::new(),
+            tick: 100,
+            width_ticks: 2,
+            size: 100,
+            max_position: 300,
+            skew_ticks: 1,
+        },
+        symbols,
+    )
+    .unwrap()
+}
+
 #[test]
 fn taker_day_with_feed_faults_and_cut_connections_balances_exactly() {
-    let outcomes: Vec<Outcome> = seeds()
-        .map(|seed| {
-            run(&scenario(seed), |symbols| {
-                Taker::new(
-                    TakerConfig {
-                        symbols: Vec::new(),
-                        ticks: 1,
-                        tick: 100,
-                        quantity: 100,
-                        cooldown_ns: 20 * US,
-                    },
-                    symbols,
-                )
-                .unwrap()
-            })
-        })
-        .collect();
+    let outcomes: Vec<Outcome> = seeds().map(|seed| run(&scenario(seed), taker)).collect();
     let t = across(&outcomes);
     assert!(
         t.risk_refusals > t.disconnected,
@@ -1105,27 +1115,28 @@ fn taker_day_with_feed_faults_and_cut_connections_balances_exactly() {
 
 #[test]
 fn maker_day_with_feed_faults_and_cut_connections_balances_exactly() {
-    let outcomes: Vec<Outcome> = seeds()
-        .map(|seed| {
-            run(&scenario(seed), |symbols| {
-                Maker::new(
-                    MakerConfig {
-                        symbols: Vec::new(),
-                        tick: 100,
-                        width_ticks: 2,
-                        size: 100,
-                        max_position: 300,
-                        skew_ticks: 1,
-                    },
-                    symbols,
-                )
-                .unwrap()
-            })
-        })
-        .collect();
+    let outcomes: Vec<Outcome> = seeds().map(|seed| run(&scenario(seed), maker)).collect();
     let t = across(&outcomes);
     // Resting quotes were hit by the generated flow, and cancels decided
     // while the session was down went out after the reconnect.
     assert!(t.added > 0, "{t:?}");
     assert!(t.held_sent > 0, "{t:?}");
+}
+
+#[test]
+fn a_harsh_day_five_percent_feed_faults_and_frequent_cuts_balances_exactly() {
+    let harsh = |seed| Scenario {
+        seed: seed + 1_000,
+        flow_messages: 4_000,
+        feed_faults: Faults::uniform(0.05),
+        cut_chance: 0.004,
+    };
+    let n = (*seeds().end()).div_ceil(2);
+    let mut outcomes: Vec<Outcome> = (1..=n).map(|seed| run(&harsh(seed), taker)).collect();
+    outcomes.extend((1..=n).map(|seed| run(&harsh(seed), maker)));
+    let t = across(&outcomes);
+    assert!(
+        t.resent > 0,
+        "orders lost with a connection were sent again: {t:?}"
+    );
 }
