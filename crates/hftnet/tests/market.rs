@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{BIN, Proc, run_in, skip_without_root, spawn, spawn_in};
+use common::{BIN, Proc, finish, run_in, skip_without_root, spawn, spawn_in};
 
 fn json_of(out: &Output, what: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -23,19 +23,6 @@ fn json_of(out: &Output, what: &str) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
-}
-
-/// Waits for a spawned process, bounded by `limit`.
-fn finish(mut p: Proc, limit: Duration, what: &str) -> Output {
-    let start = Instant::now();
-    while p.child().try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < limit,
-            "{what} did not finish within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    p.0.take().unwrap().wait_with_output().unwrap()
 }
 
 fn hftnet(args: &[&str]) -> Output {

@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hftnet_bench::clock::Clock;
 use hftnet_bench::throughput::{BlastConfig, SinkConfig, run_blast, run_sink};
@@ -19,24 +19,11 @@ use serde_json::Value;
 
 mod common;
 
-use common::{BIN, Proc, run_in, skip_without_root, spawn_in};
+use common::{BIN, Proc, finish, run_in, skip_without_root, spawn_in};
 
 /// Messages per exchange, and bytes per message.
 const COUNT: u64 = 1000;
 const SIZE: u64 = 200;
-
-/// Waits for a spawned process, bounded by `limit`.
-fn finish(mut p: Proc, limit: Duration, what: &str) -> Output {
-    let start = Instant::now();
-    while p.child().try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < limit,
-            "{what} did not finish within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    p.0.take().unwrap().wait_with_output().unwrap()
-}
 
 fn json_of(out: &Output, what: &str) -> Value {
     assert!(

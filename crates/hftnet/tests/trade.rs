@@ -14,38 +14,8 @@ mod common;
 #[path = "../../hftnet-apps/tests/support/order_server.rs"]
 mod order_server;
 
-use common::{Proc, run_in, skip_without_root, spawn, spawn_in};
+use common::{Proc, TempDir, finish, run_in, skip_without_root, spawn, spawn_in};
 use order_server::{OrderServer, Script};
-
-/// A fresh directory, removed on drop (also when the test fails).
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn finish(mut p: Proc, limit: Duration, what: &str) -> std::process::Output {
-    let start = Instant::now();
-    while p.child().try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < limit,
-            "{what} did not finish within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    p.0.take().unwrap().wait_with_output().unwrap()
-}
 
 /// Waits (bounded) until the trader logged in at the order server.
 fn wait_for_login(srv: &OrderServer, trader: &mut Proc) {

@@ -5,7 +5,7 @@
 //! killed (SIGKILL) mid-session and restarted with the same `--state`:
 //! its UserRefNums keep increasing, nothing is entered twice.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hftnet_lab::{Host, Lab};
@@ -13,41 +13,10 @@ use serde_json::Value;
 
 mod common;
 
-use common::{Proc, skip_without_root, spawn_in};
+use common::{Proc, TempDir, finish, skip_without_root, spawn_in};
 
 const ORDER_PORT: u16 = 40_000;
 const LOGIN: &str = "trader:secret";
-
-/// A fresh directory, removed on drop (also when the test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Waits for `p` to exit (bounded) and collects its output.
-fn finish(mut p: Proc, limit: Duration, what: &str) -> std::process::Output {
-    let start = Instant::now();
-    while p.child().try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < limit,
-            "{what} did not finish within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    p.0.take().unwrap().wait_with_output().unwrap()
-}
 
 fn json_of(out: &std::process::Output, what: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
