@@ -215,10 +215,15 @@ fn bad_input_exits_2_naming_the_problem_and_leaves_nothing() {
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped());
     let child = h.spawn(&mut cmd).unwrap();
+    let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "no privilege: {err}");
     assert!(err.contains("needs CAP_NET_RAW (run as root)"), "{err}");
+    assert!(
+        !runtime_dir_left(pid),
+        "no privilege: EAL runtime directory left"
+    );
     assert!(!has_xdp(h));
 }
 
