@@ -1,7 +1,7 @@
 //! `dpdk://` (cargo feature `dpdk`) in labs of two network namespaces
 //! joined by a veth pair, over DPDK's `net_af_packet` and `net_af_xdp`
 //! drivers, for real (root): echoes with exact counts and bytes both ways
-//! between a DPDK port and a kernel socket and between two DPDK ports;
+//! between a DPDK port and a kernel socket and between two DPDK ports
 //! (over both drivers); runt and corrupt frames counted and dropped; 10⁶
 //! packets each way over both drivers with full counts (sent = received +
 //! dropped and counted) and no mbuf leaked (the mempool's in-use count back
