@@ -265,6 +265,36 @@ impl Mempool {
             .ok_or_else(|| DpdkError::from_rte_errno("rte_pktmbuf_pool_create"))
     }
 
+    /// As [`Mempool::new`], the objects back to back in memory
+    /// (`RTE_MEMPOOL_F_NO_IOVA_CONTIG`: none moved to the next page), so the
+    /// pool spans exactly `n` objects. For `net_af_xdp`, whose UMEM is
+    /// the pool's first `n` × object size bytes: without hugepages,
+    /// [`Mempool::new`] keeps each mbuf within a 4 KiB page, the pool spans
+    /// more than that and the mbufs past the UMEM are invalid descriptors to
+    /// the kernel. Not for a device that reads by physical address.
+    ///
+    /// # Errors
+    /// As [`Mempool::new`].
+    pub fn new_packed(
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+    ) -> Result<Self, DpdkError> {
+        let c = CString::new(name).map_err(|_| DpdkError {
+            call: "rte_mempool_create_empty (the name holds a NUL byte)",
+            errno: libc::EINVAL,
+        })?;
+        // SAFETY: c is a valid string; the other arguments are plain values.
+        let p = unsafe {
+            ffi::hftnet_rte_pktmbuf_pool_create_packed(c.as_ptr(), n, cache, data_room, socket)
+        };
+        NonNull::new(p)
+            .map(|ptr| Self { ptr, size: n })
+            .ok_or_else(|| DpdkError::from_rte_errno("rte_mempool_create_empty/populate_default"))
+    }
+
     /// The raw pool, for queue set-up.
     #[must_use]
     pub fn as_ptr(&self) -> *mut ffi::rte_mempool {

@@ -3,12 +3,15 @@
  * sees them (the model: demikernel's dpdk_bindings/inlined.c). Built by
  * build.rs with exactly `pkg-config --cflags libdpdk` (it carries
  * `-include rte_config.h -march=corei7`; other -march flags fail to inline).
- * No logic here beyond field access.
+ * No logic here beyond field access, and one pool constructor
+ * (hftnet_rte_pktmbuf_pool_create_packed) that rte_pktmbuf_pool_create
+ * cannot be asked for.
  */
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_pool_ops.h>
 #include <rte_mempool.h>
 
 /* The flag values hard-coded in src/lib.rs, checked against the headers. */
@@ -133,4 +136,49 @@ int hftnet_rte_link(uint16_t port, uint32_t *speed_mbps, int *up, int *full_dupl
 	*up = link.link_status == RTE_ETH_LINK_UP;
 	*full_duplex = link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX;
 	return 0;
+}
+
+/*
+ * rte_pktmbuf_pool_create (22.11: rte_pktmbuf_pool_create_by_ops with the
+ * default ops), step for step, with RTE_MEMPOOL_F_NO_IOVA_CONTIG: the
+ * objects lie back to back, none skipped to the next page. net_af_xdp
+ * registers as its UMEM populated_size x object size bytes from the first
+ * object on; without hugepages, rte_pktmbuf_pool_create keeps each object
+ * inside a 4 KiB page (one 2.4 KiB mbuf per page), the pool spans far more
+ * than that, and every mbuf beyond the UMEM is an invalid descriptor to the
+ * kernel (frames sent from it vanish, tx_invalid_descs). For pools no
+ * device reads by physical address (AF_XDP copies). NULL with rte_errno set
+ * on failure.
+ */
+struct rte_mempool *hftnet_rte_pktmbuf_pool_create_packed(const char *name, unsigned n,
+							    unsigned cache, uint16_t data_room,
+							    int socket)
+{
+	struct rte_pktmbuf_pool_private priv = {
+		.mbuf_data_room_size = data_room,
+		.mbuf_priv_size = 0,
+	};
+	unsigned elt_size = sizeof(struct rte_mbuf) + (unsigned)data_room;
+	struct rte_mempool *mp;
+	int ret;
+
+	mp = rte_mempool_create_empty(name, n, elt_size, cache, sizeof(priv), socket,
+				      RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+	if (mp == NULL)
+		return NULL;
+	ret = rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), NULL);
+	if (ret != 0) {
+		rte_mempool_free(mp);
+		rte_errno = -ret;
+		return NULL;
+	}
+	rte_pktmbuf_pool_init(mp, &priv);
+	ret = rte_mempool_populate_default(mp);
+	if (ret < 0) {
+		rte_mempool_free(mp);
+		rte_errno = -ret;
+		return NULL;
+	}
+	rte_mempool_obj_iter(mp, rte_pktmbuf_init, NULL);
+	return mp;
 }
