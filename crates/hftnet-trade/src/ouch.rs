@@ -18,10 +18,10 @@
 //!
 //! Nothing here allocates, reads a clock or does I/O.
 
-use hftnet_wire::itch50::{Price4, Side};
+use hftnet_wire::itch50::Price4;
 use hftnet_wire::ouch50::{
-    self, CancelOrderRepr, Capacity, CrossType, Display, EnterOrderRepr, EventCode,
-    IntermarketSweep, OrderState, OutboundMessage, Price, ReplaceOrderRepr, TimeInForce,
+    self, CancelOrderRepr, EnterOrderRepr, EventCode, OrderState, OutboundMessage, Price,
+    ReplaceOrderRepr,
 };
 
 use crate::orders::{ExchangeEvent, OrderMsg, UserRefNum};
@@ -31,20 +31,6 @@ use crate::trader::Trader;
 /// Longest message [`encode`] writes (an Enter Order without appendage).
 pub const MAX_ORDER_LEN: usize = 47;
 
-fn side(s: Side) -> ouch50::Side {
-    match s {
-        Side::Buy => ouch50::Side::Buy,
-        Side::Sell => ouch50::Side::Sell,
-    }
-}
-
-fn tif(t: crate::orders::TimeInForce) -> TimeInForce {
-    match t {
-        crate::orders::TimeInForce::Day => TimeInForce::Day,
-        crate::orders::TimeInForce::Ioc => TimeInForce::Ioc,
-    }
-}
-
 fn cl_ord_id(c: crate::orders::ClOrdId) -> ouch50::ClOrdId {
     ouch50::ClOrdId(c.0)
 }
@@ -53,24 +39,22 @@ fn cl_ord_id(c: crate::orders::ClOrdId) -> ouch50::ClOrdId {
 /// length (47 for an enter, 40 for a replace, 9 for a cancel).
 ///
 /// # Errors
-/// [`ouch50::Error::InvalidField`] when a one-byte field of the order
-/// (display, capacity, intermarket sweep, cross type) holds a byte OUCH
-/// does not define; [`ouch50::Error::BufferTooSmall`] when `buf` is too
-/// short.
+/// [`ouch50::Error::BufferTooSmall`] when `buf` is too short (the code
+/// fields are the codec's types: nothing else can fail).
 #[inline]
 pub fn encode(m: &OrderMsg, buf: &mut [u8]) -> Result<usize, ouch50::Error> {
     match m {
         OrderMsg::Enter(o, _) => EnterOrderRepr {
             user_ref_num: o.user_ref_num.0,
-            side: side(o.side),
+            side: o.side.into(),
             quantity: o.quantity,
             symbol: o.symbol,
             price: Price::from(o.price),
-            time_in_force: tif(o.time_in_force),
-            display: Display::from_byte(o.display)?,
-            capacity: Capacity::from_byte(o.capacity)?,
-            intermarket_sweep: IntermarketSweep::from_byte(o.intermarket_sweep)?,
-            cross_type: CrossType::from_byte(o.cross_type)?,
+            time_in_force: o.time_in_force,
+            display: o.display,
+            capacity: o.capacity,
+            intermarket_sweep: o.intermarket_sweep,
+            cross_type: o.cross_type,
             cl_ord_id: cl_ord_id(o.cl_ord_id),
             options: ouch50::Options::new(),
         }
@@ -80,9 +64,9 @@ pub fn encode(m: &OrderMsg, buf: &mut [u8]) -> Result<usize, ouch50::Error> {
             user_ref_num: o.user_ref_num.0,
             quantity: o.quantity,
             price: Price::from(o.price),
-            time_in_force: tif(o.time_in_force),
-            display: Display::from_byte(o.display)?,
-            intermarket_sweep: IntermarketSweep::from_byte(o.intermarket_sweep)?,
+            time_in_force: o.time_in_force,
+            display: o.display,
+            intermarket_sweep: o.intermarket_sweep,
             cl_ord_id: cl_ord_id(o.cl_ord_id),
             options: ouch50::Options::new(),
         }
@@ -141,23 +125,23 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, ouch50::Error> {
         OutboundMessage::OrderCanceled(c) => Decoded::Event(ExchangeEvent::Canceled {
             user_ref_num: UserRefNum(c.user_ref_num),
             quantity: c.quantity,
-            reason: c.reason.code(),
+            reason: c.reason,
         }),
         OutboundMessage::AiqCanceled(c) => Decoded::Event(ExchangeEvent::Canceled {
             user_ref_num: UserRefNum(c.user_ref_num),
             quantity: c.decrement_shares,
-            reason: c.reason.code(),
+            reason: c.reason,
         }),
         OutboundMessage::OrderExecuted(e) => Decoded::Event(ExchangeEvent::Executed {
             user_ref_num: UserRefNum(e.user_ref_num),
             quantity: e.quantity,
             price: price4(e.price)?,
-            liquidity: e.liquidity_flag.code(),
+            liquidity: e.liquidity_flag,
             match_number: e.match_number,
         }),
         OutboundMessage::Rejected(j) => Decoded::Event(ExchangeEvent::Rejected {
             user_ref_num: UserRefNum(j.user_ref_num),
-            reason: j.reason.code(),
+            reason: j.reason,
         }),
         OutboundMessage::AccountQueryResponse(q) => Decoded::NextUserRefNum(q.next_user_ref_num),
         OutboundMessage::SystemEvent(s) => Decoded::SystemEvent(s.event_code),
@@ -267,15 +251,15 @@ mod tests {
         let m = OrderMsg::Enter(
             EnterOrder {
                 user_ref_num: UserRefNum(7),
-                side: Side::Buy,
+                side: hftnet_wire::itch50::Side::Buy,
                 quantity: 100,
                 symbol: Stock::new("AAPL").unwrap(),
                 price: Price4::from_raw(1_852_500),
                 time_in_force: crate::orders::TimeInForce::Ioc,
-                display: b'Y',
-                capacity: b'P',
-                intermarket_sweep: b'N',
-                cross_type: b'N',
+                display: crate::orders::Display::Visible,
+                capacity: crate::orders::Capacity::Principal,
+                intermarket_sweep: crate::orders::IntermarketSweep::NotEligible,
+                cross_type: crate::orders::CrossType::ContinuousMarket,
                 cl_ord_id: ClOrdId::from_trigger(TRIG),
             },
             TRIG,
@@ -295,15 +279,6 @@ mod tests {
         // The exchange reads the trigger back with the codec's own helper.
         let v = ouch50::EnterOrder::new_checked(&buf[..n]).unwrap();
         assert_eq!(v.cl_ord_id().number(), Some(1234));
-        // A byte OUCH does not define is refused, nothing written matters.
-        let OrderMsg::Enter(mut bad, t) = m else {
-            unreachable!()
-        };
-        bad.display = b'?';
-        assert!(matches!(
-            encode(&OrderMsg::Enter(bad, t), &mut buf),
-            Err(ouch50::Error::InvalidField { byte: b'?', .. })
-        ));
         assert_eq!(
             encode(&m, &mut [0u8; 46]),
             Err(ouch50::Error::BufferTooSmall { need: 47, len: 46 })
@@ -319,8 +294,8 @@ mod tests {
                 quantity: 300,
                 price: Price4::from_raw(1_000_100),
                 time_in_force: crate::orders::TimeInForce::Day,
-                display: b'Y',
-                intermarket_sweep: b'N',
+                display: crate::orders::Display::Visible,
+                intermarket_sweep: crate::orders::IntermarketSweep::NotEligible,
                 cl_ord_id: ClOrdId::from_trigger(Trigger::NONE),
             },
             Trigger::NONE,
@@ -395,7 +370,7 @@ mod tests {
                 user_ref_num: UserRefNum(7),
                 quantity: 40,
                 price: Price4::from_raw(1_852_500),
-                liquidity: b'A',
+                liquidity: crate::orders::LiquidityFlag::Added,
                 match_number: 5,
             }))
         );
@@ -405,7 +380,7 @@ mod tests {
             Ok(Decoded::Event(ExchangeEvent::Canceled {
                 user_ref_num: UserRefNum(7),
                 quantity: 60,
-                reason: b'U',
+                reason: crate::orders::CancelReason::UserRequested,
             }))
         );
         let replaced = cat(&[
@@ -439,7 +414,7 @@ mod tests {
             decode(&rejected),
             Ok(Decoded::Event(ExchangeEvent::Rejected {
                 user_ref_num: UserRefNum(9),
-                reason: 1,
+                reason: crate::orders::RejectReason::QuoteUnavailable,
             }))
         );
         let query = cat(&[b"Q", &TS, &[0, 0, 0x01, 0]]);

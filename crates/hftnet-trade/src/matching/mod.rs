@@ -195,6 +195,6 @@ pub use exchange::{
     ExchangeOutput, SessionCounters,
 };
 pub use order_entry::{
-    CancelOrder, CancelReason, Display, EnterOrder, LiquidityFlag, ModifyOrder, OrderEvent,
-    OrderSide, RejectReason, ReplaceOrder, Request, SessionId, TimeInForce,
+    CancelOrder, CancelReason, Capacity, Display, EnterOrder, LiquidityFlag, ModifyOrder,
+    OrderEvent, OrderSide, RejectReason, ReplaceOrder, Request, SessionId, TimeInForce,
 };

@@ -37,11 +37,11 @@
 //! [`MAX_OUTBOUND_LEN`] bytes.
 
 use hftnet_wire::ouch50::{
-    self, AccountQueryResponseRepr, CancelOrder as CancelView, Capacity, ClOrdId, CrossType,
-    Display as OuchDisplay, EnterOrder as EnterView, Error, EventCode, InboundType,
-    IntermarketSweep, ModifyOrder as ModifyView, Options, OrderAcceptedRepr, OrderCanceledRepr,
-    OrderExecutedRepr, OrderModifiedRepr, OrderReplacedRepr, OrderState, Price, RejectedRepr,
-    ReplaceOrder as ReplaceView, Side, SystemEventRepr, TimeInForce as OuchTif,
+    self, AccountQueryResponseRepr, CancelOrder as CancelView, ClOrdId, CrossType,
+    EnterOrder as EnterView, Error, EventCode, InboundType, IntermarketSweep,
+    ModifyOrder as ModifyView, Options, OrderAcceptedRepr, OrderCanceledRepr, OrderExecutedRepr,
+    OrderModifiedRepr, OrderReplacedRepr, OrderState, Price, RejectedRepr,
+    ReplaceOrder as ReplaceView, SystemEventRepr,
 };
 use serde::Serialize;
 
@@ -344,7 +344,6 @@ pub const fn cl_ord_id(r: &Request) -> Option<[u8; 14]> {
 /// [`Error::BufferTooSmall`] when `buf` is shorter than the message
 /// ([`MAX_OUTBOUND_LEN`] always holds it).
 pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch50::Result<usize> {
-    let cap = |b: u8| Capacity::from_byte(b).unwrap_or(Capacity::Other);
     match *event {
         OrderEvent::Accepted {
             user_ref_num,
@@ -360,14 +359,14 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
         } => OrderAcceptedRepr {
             timestamp,
             user_ref_num,
-            side: side_of(side),
+            side,
             quantity,
             symbol,
             price: Price::from_raw(price),
-            time_in_force: tif_of(time_in_force),
-            display: display_of(display),
+            time_in_force,
+            display,
             order_reference_number,
-            capacity: cap(capacity),
+            capacity,
             intermarket_sweep: IntermarketSweep::NotEligible,
             cross_type: CrossType::ContinuousMarket,
             order_state: OrderState::Live,
@@ -391,14 +390,14 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
             timestamp,
             orig_user_ref_num,
             user_ref_num,
-            side: side_of(side),
+            side,
             quantity,
             symbol,
             price: Price::from_raw(price),
-            time_in_force: tif_of(time_in_force),
-            display: display_of(display),
+            time_in_force,
+            display,
             order_reference_number,
-            capacity: cap(capacity),
+            capacity,
             intermarket_sweep: IntermarketSweep::NotEligible,
             cross_type: CrossType::ContinuousMarket,
             order_state: OrderState::Live,
@@ -414,7 +413,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
             timestamp,
             user_ref_num,
             quantity: decrement,
-            reason: ouch50::CancelReason::from_code(reason.as_byte()),
+            reason,
         }
         .encode(buf),
         OrderEvent::Executed {
@@ -428,7 +427,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
             user_ref_num,
             quantity,
             price: Price::from_raw(price),
-            liquidity_flag: ouch50::LiquidityFlag::from_code(liquidity.as_byte()),
+            liquidity_flag: liquidity,
             match_number,
             options: Options::new(),
         }
@@ -440,7 +439,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
         } => RejectedRepr {
             timestamp,
             user_ref_num,
-            reason: ouch50::RejectReason::from_code(reason.code()),
+            reason,
             cl_ord_id: ClOrdId(cl_ord_id),
         }
         .encode(buf),
@@ -451,7 +450,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
         } => OrderModifiedRepr {
             timestamp,
             user_ref_num,
-            side: side_of(side),
+            side,
             quantity,
         }
         .encode(buf),
@@ -480,34 +479,10 @@ pub fn encode_system_event(
     .encode(buf)
 }
 
-const fn side_of(s: super::OrderSide) -> Side {
-    match s {
-        super::OrderSide::Buy => Side::Buy,
-        super::OrderSide::Sell => Side::Sell,
-        super::OrderSide::SellShort => Side::SellShort,
-        super::OrderSide::SellShortExempt => Side::SellShortExempt,
-    }
-}
-
-const fn tif_of(t: super::TimeInForce) -> OuchTif {
-    match t {
-        super::TimeInForce::Day => OuchTif::Day,
-        super::TimeInForce::Ioc => OuchTif::Ioc,
-    }
-}
-
-const fn display_of(d: super::Display) -> OuchDisplay {
-    match d {
-        super::Display::Visible => OuchDisplay::Visible,
-        super::Display::Attributable => OuchDisplay::Attributable,
-        super::Display::Hidden => OuchDisplay::Hidden,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::{AAPL, started};
-    use super::super::{CancelReason, Display, LiquidityFlag, OrderSide, TimeInForce};
+    use super::super::{CancelReason, Capacity, Display, LiquidityFlag, OrderSide, TimeInForce};
     use super::*;
 
     const TS: u64 = 1;
@@ -727,7 +702,7 @@ mod tests {
             price: 1_852_500,
             time_in_force: TimeInForce::Ioc,
             display: Display::Visible,
-            capacity: b'A',
+            capacity: Capacity::Agency,
             order_reference_number: 0x0102,
             cl_ord_id: CLORD,
         };
@@ -755,7 +730,7 @@ mod tests {
             price: 1_852_500,
             time_in_force: TimeInForce::Day,
             display: Display::Attributable,
-            capacity: b'P',
+            capacity: Capacity::Principal,
             order_reference_number: 9,
             cl_ord_id: CLORD,
         };
