@@ -49,7 +49,6 @@ use hftnet_trade::matching::ouch::{self, BadFields, BadOuch, MAX_OUTBOUND_LEN, O
 use hftnet_trade::matching::{
     self, ExchangeOutput, OrderEvent, Request, SessionCounters, SessionId,
 };
-use hftnet_trade::orders::ClOrdId;
 use hftnet_trade::soupbin::{
     self, BadFrames, Server, ServerConfig, ServerConnection, ServerCounters, ServerEvent,
     StoreConfig, StreamId,
@@ -663,7 +662,7 @@ impl OrderEntry {
                             .handle(&mut self.core, session, &msg[1..], now, &mut out);
                     if let Some(r @ (Request::Enter(_) | Request::Replace(_))) = req
                         && let Some(cl) = ouch::cl_ord_id(&r)
-                        && let Some(seq) = ClOrdId(cl).trigger_seq()
+                        && let Some(seq) = cl.trigger_seq()
                     {
                         match out.md.sent_at(seq) {
                             Some(t) => self.t2t.record(now.saturating_sub(t)),

@@ -99,6 +99,18 @@ impl Trigger {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClOrdId(pub [u8; 14]);
 
+impl From<hftnet_wire::ouch50::ClOrdId> for ClOrdId {
+    fn from(c: hftnet_wire::ouch50::ClOrdId) -> Self {
+        ClOrdId(c.0)
+    }
+}
+
+impl From<ClOrdId> for hftnet_wire::ouch50::ClOrdId {
+    fn from(c: ClOrdId) -> Self {
+        hftnet_wire::ouch50::ClOrdId(c.0)
+    }
+}
+
 impl ClOrdId {
     /// All spaces: no trigger.
     pub const BLANK: ClOrdId = ClOrdId([b' '; 14]);

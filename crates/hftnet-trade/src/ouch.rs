@@ -31,10 +31,6 @@ use crate::trader::Trader;
 /// Longest message [`encode`] writes (an Enter Order without appendage).
 pub const MAX_ORDER_LEN: usize = 47;
 
-fn cl_ord_id(c: crate::orders::ClOrdId) -> ouch50::ClOrdId {
-    ouch50::ClOrdId(c.0)
-}
-
 /// Writes `m` as an OUCH 5.0 inbound message into `buf`; returns its
 /// length (47 for an enter, 40 for a replace, 9 for a cancel).
 ///
@@ -55,7 +51,7 @@ pub fn encode(m: &OrderMsg, buf: &mut [u8]) -> Result<usize, ouch50::Error> {
             capacity: o.capacity,
             intermarket_sweep: o.intermarket_sweep,
             cross_type: o.cross_type,
-            cl_ord_id: cl_ord_id(o.cl_ord_id),
+            cl_ord_id: o.cl_ord_id.into(),
             options: ouch50::Options::new(),
         }
         .encode(buf),
@@ -67,7 +63,7 @@ pub fn encode(m: &OrderMsg, buf: &mut [u8]) -> Result<usize, ouch50::Error> {
             time_in_force: o.time_in_force,
             display: o.display,
             intermarket_sweep: o.intermarket_sweep,
-            cl_ord_id: cl_ord_id(o.cl_ord_id),
+            cl_ord_id: o.cl_ord_id.into(),
             options: ouch50::Options::new(),
         }
         .encode(buf),

@@ -15,7 +15,7 @@ use super::engine::{
     Entered, Fill, MatchConfig, MatchConfigError, MatchEvents, MatchingEngine, Resting,
 };
 use super::order_entry::{
-    CancelOrder, CancelReason, Capacity, Display, EnterOrder, LiquidityFlag, ModifyOrder,
+    CancelOrder, CancelReason, Capacity, ClOrdId, Display, EnterOrder, LiquidityFlag, ModifyOrder,
     OrderEvent, OrderSide, RejectReason, ReplaceOrder, Request, SessionId, TimeInForce,
     may_modify_to,
 };
@@ -1032,7 +1032,7 @@ impl Exchange {
         session: SessionId,
         user_ref_num: u32,
         reason: RejectReason,
-        cl_ord_id: [u8; 14],
+        cl_ord_id: ClOrdId,
         out: &mut impl ExchangeOutput,
     ) -> bool {
         if usize::from(session) >= self.sessions.len() {
@@ -1064,7 +1064,7 @@ impl Exchange {
         session: SessionId,
         user_ref: u32,
         reason: RejectReason,
-        cl_ord_id: [u8; 14],
+        cl_ord_id: ClOrdId,
         out: &mut impl ExchangeOutput,
     ) {
         self.sessions[usize::from(session)].counters.rejected += 1;

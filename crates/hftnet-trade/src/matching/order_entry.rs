@@ -20,7 +20,7 @@ use hftnet_wire::itch50::Stock;
 pub type SessionId = u16;
 
 pub use crate::orders::{
-    CancelReason, Capacity, Display, LiquidityFlag, OrderSide, RejectReason, TimeInForce,
+    CancelReason, Capacity, ClOrdId, Display, LiquidityFlag, OrderSide, RejectReason, TimeInForce,
     may_modify_to, valid_capacity,
 };
 
@@ -49,7 +49,7 @@ pub struct EnterOrder {
     /// CrossType: `N`, the continuous market (crosses are refused).
     pub cross_type: u8,
     /// Customer order id, echoed.
-    pub cl_ord_id: [u8; 14],
+    pub cl_ord_id: ClOrdId,
 }
 
 /// OUCH Replace Order (`U`).
@@ -71,7 +71,7 @@ pub struct ReplaceOrder {
     /// InterMarket Sweep Eligibility: `N`.
     pub intermarket_sweep: u8,
     /// Customer order id of the replacement.
-    pub cl_ord_id: [u8; 14],
+    pub cl_ord_id: ClOrdId,
 }
 
 /// OUCH Cancel Order (`X`).
@@ -137,7 +137,7 @@ pub enum OrderEvent {
         /// order is published).
         order_reference_number: u64,
         /// Customer order id.
-        cl_ord_id: [u8; 14],
+        cl_ord_id: ClOrdId,
     },
     /// `U` Order Replaced.
     Replaced {
@@ -162,7 +162,7 @@ pub enum OrderEvent {
         /// The replacement's order reference number.
         order_reference_number: u64,
         /// Customer order id of the replacement.
-        cl_ord_id: [u8; 14],
+        cl_ord_id: ClOrdId,
     },
     /// `C` Order Canceled: `decrement` shares left the order (incremental).
     Canceled {
@@ -193,7 +193,7 @@ pub enum OrderEvent {
         /// Appendix D reason.
         reason: RejectReason,
         /// Customer order id.
-        cl_ord_id: [u8; 14],
+        cl_ord_id: ClOrdId,
     },
     /// `M` Order Modified.
     Modified {

@@ -37,11 +37,10 @@
 //! [`MAX_OUTBOUND_LEN`] bytes.
 
 use hftnet_wire::ouch50::{
-    self, AccountQueryResponseRepr, CancelOrder as CancelView, ClOrdId, CrossType,
-    EnterOrder as EnterView, Error, EventCode, InboundType, IntermarketSweep,
-    ModifyOrder as ModifyView, Options, OrderAcceptedRepr, OrderCanceledRepr, OrderExecutedRepr,
-    OrderModifiedRepr, OrderReplacedRepr, OrderState, Price, RejectedRepr,
-    ReplaceOrder as ReplaceView, SystemEventRepr,
+    self, AccountQueryResponseRepr, CancelOrder as CancelView, CrossType, EnterOrder as EnterView,
+    Error, EventCode, InboundType, IntermarketSweep, ModifyOrder as ModifyView, Options,
+    OrderAcceptedRepr, OrderCanceledRepr, OrderExecutedRepr, OrderModifiedRepr, OrderReplacedRepr,
+    OrderState, Price, RejectedRepr, ReplaceOrder as ReplaceView, SystemEventRepr,
 };
 use serde::Serialize;
 
@@ -139,7 +138,7 @@ pub enum Inbound {
         /// Its UserRefNum.
         user_ref_num: u32,
         /// Its ClOrdID.
-        cl_ord_id: [u8; 14],
+        cl_ord_id: crate::orders::ClOrdId,
         /// Why.
         reason: RejectReason,
     },
@@ -229,7 +228,7 @@ impl OuchInbound {
                         capacity: raw(v.capacity(), &mut bf.capacity),
                         intermarket_sweep: raw(v.intermarket_sweep(), &mut bf.intermarket_sweep),
                         cross_type: raw(v.cross_type(), &mut bf.cross_type),
-                        cl_ord_id: v.cl_ord_id().0,
+                        cl_ord_id: v.cl_ord_id().into(),
                     };
                     with_appendage(v.options().is_ok(), &mut bf.appendage, Request::Enter(o))
                 }),
@@ -245,7 +244,7 @@ impl OuchInbound {
                         time_in_force: raw(v.time_in_force(), &mut bf.time_in_force),
                         display: raw(v.display(), &mut bf.display),
                         intermarket_sweep: raw(v.intermarket_sweep(), &mut bf.intermarket_sweep),
-                        cl_ord_id: v.cl_ord_id().0,
+                        cl_ord_id: v.cl_ord_id().into(),
                     };
                     with_appendage(v.options().is_ok(), &mut bf.appendage, Request::Replace(o))
                 }),
@@ -329,7 +328,7 @@ fn with_appendage(ok: bool, bad: &mut u64, r: Request) -> Inbound {
 
 /// The ClOrdID of an Enter or Replace request.
 #[must_use]
-pub const fn cl_ord_id(r: &Request) -> Option<[u8; 14]> {
+pub const fn cl_ord_id(r: &Request) -> Option<crate::orders::ClOrdId> {
     match r {
         Request::Enter(o) => Some(o.cl_ord_id),
         Request::Replace(o) => Some(o.cl_ord_id),
@@ -370,7 +369,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
             intermarket_sweep: IntermarketSweep::NotEligible,
             cross_type: CrossType::ContinuousMarket,
             order_state: OrderState::Live,
-            cl_ord_id: ClOrdId(cl_ord_id),
+            cl_ord_id: cl_ord_id.into(),
             options: Options::new(),
         }
         .encode(buf),
@@ -401,7 +400,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
             intermarket_sweep: IntermarketSweep::NotEligible,
             cross_type: CrossType::ContinuousMarket,
             order_state: OrderState::Live,
-            cl_ord_id: ClOrdId(cl_ord_id),
+            cl_ord_id: cl_ord_id.into(),
             options: Options::new(),
         }
         .encode(buf),
@@ -440,7 +439,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
             timestamp,
             user_ref_num,
             reason,
-            cl_ord_id: ClOrdId(cl_ord_id),
+            cl_ord_id: cl_ord_id.into(),
         }
         .encode(buf),
         OrderEvent::Modified {
@@ -490,6 +489,7 @@ mod tests {
     /// 185.2500 as an OUCH Price.
     const PRICE: [u8; 8] = [0, 0, 0, 0, 0, 0x1c, 0x44, 0x54];
     const CLORD: [u8; 14] = *b"00000000000042";
+    const CLORD_ID: crate::orders::ClOrdId = crate::orders::ClOrdId(CLORD);
 
     fn cat(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
@@ -530,7 +530,7 @@ mod tests {
                 capacity: b'A',
                 intermarket_sweep: b'N',
                 cross_type: b'N',
-                cl_ord_id: CLORD,
+                cl_ord_id: CLORD_ID,
             }))
         );
         assert_eq!(
@@ -562,13 +562,13 @@ mod tests {
                 time_in_force: b'0',
                 display: b'A',
                 intermarket_sweep: b'N',
-                cl_ord_id: CLORD,
+                cl_ord_id: CLORD_ID,
             }))
         );
         let Inbound::Request(req) = r else {
             unreachable!()
         };
-        assert_eq!(cl_ord_id(&req), Some(CLORD));
+        assert_eq!(cl_ord_id(&req), Some(CLORD_ID));
         assert_eq!(
             i.decode(&[b'X', 0, 0, 0, 8, 0, 0, 0, 20]),
             Inbound::Request(Request::Cancel(CancelOrder {
@@ -637,7 +637,7 @@ mod tests {
                     OrderEvent::Rejected {
                         user_ref_num: u32::from(urn),
                         reason,
-                        cl_ord_id: CLORD
+                        cl_ord_id: CLORD_ID
                     }
                 )],
                 "{k}"
@@ -675,7 +675,7 @@ mod tests {
                 OrderEvent::Rejected {
                     user_ref_num: 20,
                     reason: RejectReason::Other,
-                    cl_ord_id: CLORD
+                    cl_ord_id: CLORD_ID
                 }
             )]
         );
@@ -704,7 +704,7 @@ mod tests {
             display: Display::Visible,
             capacity: Capacity::Agency,
             order_reference_number: 0x0102,
-            cl_ord_id: CLORD,
+            cl_ord_id: CLORD_ID,
         };
         assert_eq!(
             encoded(&accepted),
@@ -732,7 +732,7 @@ mod tests {
             display: Display::Attributable,
             capacity: Capacity::Principal,
             order_reference_number: 9,
-            cl_ord_id: CLORD,
+            cl_ord_id: CLORD_ID,
         };
         assert_eq!(
             encoded(&replaced),
