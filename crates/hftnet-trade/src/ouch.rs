@@ -235,7 +235,7 @@ pub const ACCOUNT_QUERY: [u8; 1] = [b'Q'];
 mod tests {
     use super::*;
     use crate::orders::{CancelOrder, ClOrdId, EnterOrder, ReplaceOrder, Trigger};
-    use hftnet_wire::itch50::Stock;
+    use hftnet_wire::itch50::{Side, Stock};
 
     const TRIG: Trigger = Trigger {
         seq: 1234,
@@ -247,7 +247,7 @@ mod tests {
         let m = OrderMsg::Enter(
             EnterOrder {
                 user_ref_num: UserRefNum(7),
-                side: hftnet_wire::itch50::Side::Buy,
+                side: Side::Buy,
                 quantity: 100,
                 symbol: Stock::new("AAPL").unwrap(),
                 price: Price4::from_raw(1_852_500),
@@ -467,5 +467,166 @@ mod tests {
         let m = t.refs_mut().poll_persist().unwrap();
         t.refs_mut().confirm_persisted(m);
         assert_eq!(t.refs_mut().allocate(), Some(UserRefNum(50)));
+    }
+
+    /// The trader's encoder and the exchange's decoder are the two ends of
+    /// one path: every order the trader writes reads back on the exchange
+    /// field for field, with the same code types; and every event the
+    /// exchange writes reads back on the trader as the event it means.
+    #[test]
+    fn both_sides_read_what_the_other_writes() {
+        use crate::matching::ouch::{Inbound, OuchInbound, encode_event};
+        use crate::matching::{self as mx, OrderEvent, Request};
+        use crate::orders::{
+            CancelReason, Capacity, CrossType, Display, IntermarketSweep, LiquidityFlag, OrderSide,
+            RejectReason, TimeInForce,
+        };
+        let aapl = Stock::new("AAPL").unwrap();
+        let cl = ClOrdId::from_trigger(TRIG);
+        let mut buf = [0u8; 80];
+        let mut inbound = OuchInbound::new();
+        for (side, tif) in [
+            (Side::Buy, TimeInForce::Ioc),
+            (Side::Sell, TimeInForce::Day),
+        ] {
+            let o = EnterOrder {
+                user_ref_num: UserRefNum(9),
+                side,
+                quantity: 300,
+                symbol: aapl,
+                price: Price4::from_raw(1_000_100),
+                time_in_force: tif,
+                display: Display::Visible,
+                capacity: Capacity::Principal,
+                intermarket_sweep: IntermarketSweep::NotEligible,
+                cross_type: CrossType::ContinuousMarket,
+                cl_ord_id: cl,
+            };
+            let n = encode(&OrderMsg::Enter(o, TRIG), &mut buf).unwrap();
+            assert_eq!(
+                inbound.decode(&buf[..n]),
+                Inbound::Request(Request::Enter(mx::EnterOrder {
+                    user_ref_num: 9,
+                    side: OrderSide::from(side).as_byte(),
+                    quantity: 300,
+                    symbol: aapl,
+                    price: 1_000_100,
+                    time_in_force: tif.as_byte(),
+                    display: b'Y',
+                    capacity: b'P',
+                    intermarket_sweep: b'N',
+                    cross_type: b'N',
+                    cl_ord_id: cl,
+                }))
+            );
+        }
+        let r = ReplaceOrder {
+            orig_user_ref_num: UserRefNum(9),
+            user_ref_num: UserRefNum(10),
+            quantity: 200,
+            price: Price4::from_raw(999_900),
+            time_in_force: TimeInForce::Day,
+            display: Display::Hidden,
+            intermarket_sweep: IntermarketSweep::NotEligible,
+            cl_ord_id: cl,
+        };
+        let n = encode(&OrderMsg::Replace(r, TRIG), &mut buf).unwrap();
+        let Inbound::Request(Request::Replace(got)) = inbound.decode(&buf[..n]) else {
+            panic!("not a replace");
+        };
+        assert_eq!(
+            (
+                got.orig_user_ref_num,
+                got.user_ref_num,
+                got.quantity,
+                got.price
+            ),
+            (9, 10, 200, 999_900)
+        );
+        assert_eq!(
+            (got.time_in_force, got.display, got.cl_ord_id),
+            (b'0', b'N', cl)
+        );
+        let c = CancelOrder {
+            user_ref_num: UserRefNum(10),
+            quantity: 0,
+        };
+        let n = encode(&OrderMsg::Cancel(c, Trigger::NONE), &mut buf).unwrap();
+        assert_eq!(
+            inbound.decode(&buf[..n]),
+            Inbound::Request(Request::Cancel(mx::CancelOrder {
+                user_ref_num: 10,
+                quantity: 0
+            }))
+        );
+        assert_eq!(inbound.bad_fields.total() + inbound.bad_messages.total(), 0);
+
+        // The exchange's events, as the trader reads them.
+        let cases = [
+            (
+                OrderEvent::Accepted {
+                    user_ref_num: 9,
+                    side: OrderSide::Buy,
+                    quantity: 300,
+                    symbol: aapl,
+                    price: 1_000_100,
+                    time_in_force: TimeInForce::Day,
+                    display: Display::Visible,
+                    capacity: Capacity::Principal,
+                    order_reference_number: 77,
+                    cl_ord_id: cl,
+                },
+                ExchangeEvent::Accepted {
+                    user_ref_num: UserRefNum(9),
+                    quantity: 300,
+                    price: Price4::from_raw(1_000_100),
+                    order_ref: 77,
+                    live: true,
+                },
+            ),
+            (
+                OrderEvent::Executed {
+                    user_ref_num: 9,
+                    quantity: 100,
+                    price: 1_000_000,
+                    liquidity: LiquidityFlag::Removed,
+                    match_number: 5,
+                },
+                ExchangeEvent::Executed {
+                    user_ref_num: UserRefNum(9),
+                    quantity: 100,
+                    price: Price4::from_raw(1_000_000),
+                    liquidity: LiquidityFlag::Removed,
+                    match_number: 5,
+                },
+            ),
+            (
+                OrderEvent::Canceled {
+                    user_ref_num: 9,
+                    decrement: 200,
+                    reason: CancelReason::ImmediateOrCancel,
+                },
+                ExchangeEvent::Canceled {
+                    user_ref_num: UserRefNum(9),
+                    quantity: 200,
+                    reason: CancelReason::ImmediateOrCancel,
+                },
+            ),
+            (
+                OrderEvent::Rejected {
+                    user_ref_num: 11,
+                    reason: RejectReason::InvalidPrice,
+                    cl_ord_id: cl,
+                },
+                ExchangeEvent::Rejected {
+                    user_ref_num: UserRefNum(11),
+                    reason: RejectReason::InvalidPrice,
+                },
+            ),
+        ];
+        for (ev, want) in cases {
+            let n = encode_event(&ev, 1, &mut buf).unwrap();
+            assert_eq!(decode(&buf[..n]), Ok(Decoded::Event(want)), "{ev:?}");
+        }
     }
 }
