@@ -24,7 +24,10 @@
 //!
 //! Back-pressure: a connection is given more of its stream only while less
 //! than [`PENDING_MAX`] bytes wait in its socket buffer; one whose client
-//! stops reading altogether (the buffer is full) is closed and counted —
+//! stops reading altogether — at least [`PENDING_MAX`] bytes wait and the
+//! kernel took none of them for the client timeout
+//! ([`OrderEntryConfig::client_timeout`], SoupBinTCP's 15 s) — is closed
+//! and counted (`closed_send_full`), even while it still sends heartbeats;
 //! it can log in again and resume where it was.
 //!
 //! External tick-to-trade: [`SendTimes`] keeps, per MoldUDP64 sequence
@@ -46,7 +49,6 @@ use hftnet_trade::matching::ouch::{self, BadFields, BadOuch, MAX_OUTBOUND_LEN, O
 use hftnet_trade::matching::{
     self, ExchangeOutput, OrderEvent, Request, SessionCounters, SessionId,
 };
-use hftnet_trade::orders::ClOrdId;
 use hftnet_trade::soupbin::{
     self, BadFrames, Server, ServerConfig, ServerConnection, ServerCounters, ServerEvent,
     StoreConfig, StreamId,
@@ -423,6 +425,11 @@ struct Conn {
     login: Option<usize>,
     /// Since when it waits to be closed (its last bytes leaving).
     closing: Option<u64>,
+    /// Since when at least [`PENDING_MAX`] bytes wait in its socket buffer
+    /// and the kernel took none of them (its client does not read).
+    stalled: Option<u64>,
+    /// Bytes waiting after the last flush.
+    last_pending: usize,
 }
 
 /// What one event of a connection's input was (it borrows the server, so
@@ -454,6 +461,9 @@ pub(crate) struct OrderEntry {
     closed: ServerCounters,
     closed_send_full: u64,
     store_errors: u64,
+    /// How long a connection's output may stay stalled above
+    /// [`PENDING_MAX`] before it is closed (the client timeout).
+    stall_ns: u64,
     grace_ns: u64,
     /// When the day ended (End of Day sent) and when the streams ended.
     day_ended: Option<u64>,
@@ -504,6 +514,7 @@ impl OrderEntry {
             closed: ServerCounters::default(),
             closed_send_full: 0,
             store_errors: 0,
+            stall_ns: u64::try_from(cfg.client_timeout.as_nanos()).unwrap_or(u64::MAX),
             grace_ns: u64::try_from(cfg.end_grace.as_nanos()).unwrap_or(u64::MAX),
             day_ended: None,
             streams_ended: None,
@@ -592,6 +603,8 @@ impl OrderEntry {
                         sc: self.soup.connect(now),
                         login: None,
                         closing: None,
+                        stalled: None,
+                        last_pending: 0,
                     });
                 }
                 TcpEvent::Messages { id, n } => self.messages(id, n, now, md),
@@ -649,7 +662,7 @@ impl OrderEntry {
                             .handle(&mut self.core, session, &msg[1..], now, &mut out);
                     if let Some(r @ (Request::Enter(_) | Request::Replace(_))) = req
                         && let Some(cl) = ouch::cl_ord_id(&r)
-                        && let Some(seq) = ClOrdId(cl).trigger_seq()
+                        && let Some(seq) = cl.trigger_seq()
                     {
                         match out.md.sent_at(seq) {
                             Some(t) => self.t2t.record(now.saturating_sub(t)),
@@ -704,7 +717,16 @@ impl OrderEntry {
             }
             let mut full = false;
             let mut failed_full = false;
-            while self.server.pending(c.id) < PENDING_MAX {
+            // A client that does not read: its output stays above the bound
+            // with nothing taken by the kernel for the client timeout.
+            let pending = self.server.pending(c.id);
+            if pending < PENDING_MAX || pending < c.last_pending {
+                c.stalled = None;
+            } else if now.saturating_sub(*c.stalled.get_or_insert(now)) >= self.stall_ns {
+                full = true;
+                failed_full = true;
+            }
+            while !full && self.server.pending(c.id) < PENDING_MAX {
                 let n = c.sc.poll_transmit(now, &self.soup, &mut self.tx);
                 if n == 0 {
                     break;
@@ -718,6 +740,7 @@ impl OrderEntry {
                     }
                 }
             }
+            c.last_pending = self.server.pending(c.id);
             if c.sc.close_reason().is_some() && c.closing.is_none() {
                 c.closing = Some(now);
             }
@@ -801,6 +824,7 @@ impl OrderEntry {
             end_of_session: sc.end_of_session,
             closed_send_full: self.closed_send_full,
             store_errors: self.store_errors,
+            nofile_raised: self.server.nofile_raised(),
             tick_to_trade_external_ns: self.t2t.summary(),
             tick_to_trade_samples: self.t2t.len(),
             tick_to_trade_unknown_trigger: self.t2t_unknown,
@@ -896,6 +920,9 @@ pub struct OrderEntryReport {
     pub end_of_session: u64,
     /// Connections closed because their client stopped reading.
     pub closed_send_full: u64,
+    /// The soft `RLIMIT_NOFILE` raised (before, after) so that
+    /// `max_clients` connections fit; `None` when it was high enough.
+    pub nofile_raised: Option<(u64, u64)>,
     /// Events that could not be stored in a session's stream (full).
     pub store_errors: u64,
     /// Sending the triggering packet → receiving the order, ns (`None`: no

@@ -75,8 +75,11 @@
 //!   ([`ClientConnection::reconnect_config`]), so every exchange message is
 //!   delivered exactly once across connections; attempts back off
 //!   exponentially (from `reconnect_backoff` to 1 s) and are bounded
-//!   (`max_reconnect_attempts` failures in a row end the run). A Login
-//!   Rejected or an End of Session ends the run.
+//!   (`max_reconnect_attempts` failures in a row end the run). Each
+//!   attempt is a non-blocking connect looked at once per loop round and
+//!   given up at the URI's `connect_timeout` (default 3 s): the market
+//!   data keeps being handled meanwhile. A Login Rejected or an End of
+//!   Session ends the run.
 //! - **UserRefNums** are strictly increasing across reconnects (one
 //!   allocator for the run) and restarts: the high-water mark is kept in
 //!   the state file, written atomically (a temporary file, `fsync`,
@@ -103,6 +106,7 @@ use std::time::{Duration, Instant};
 
 use hftnet_bench::clock::monotonic_ns;
 use hftnet_bench::stats::{LatencyStats, Summary};
+use hftnet_io::tcp::TcpConnect;
 use hftnet_io::{Framing, Lease, Role, RxBurst, TcpConfig, TcpTransport, Transport, Uri};
 use hftnet_trade::market::{TopUpdate, TradeUpdate};
 use hftnet_trade::orders::{OrderMsg, Trigger};
@@ -393,6 +397,13 @@ pub struct SessionFigures {
     pub encode_errors: u64,
     /// State-file writes.
     pub state_writes: u64,
+    /// Reconnection attempts that gave up at the connect timeout (the
+    /// exchange's address did not answer).
+    pub connect_timeouts: u64,
+    /// Market-data events (top-of-book changes and trades) handled while
+    /// a reconnection's TCP connect was under way: the connect does not
+    /// block the loop.
+    pub md_while_connecting: u64,
 }
 
 /// The order counts: `sent = accepted + rejected + pending`.
@@ -544,6 +555,9 @@ struct Engine<'a, S> {
     next_kill_check: u64,
     killed: Option<&'static str>,
     reconnect_at: Option<u64>,
+    /// A reconnection's TCP connect under way (non-blocking, polled by
+    /// `service`).
+    connecting: Option<TcpConnect>,
     backoff_ns: u64,
     first_backoff_ns: u64,
     failed_in_a_row: u32,
@@ -677,10 +691,16 @@ impl<S: Strategy> Engine<'_, S> {
         self.reconnect_at = Some(now + self.backoff_ns);
     }
 
-    /// Opens a connection with `self.next_cfg`.
+    /// Opens a connection with `self.next_cfg`, waiting for the connect
+    /// (the first connection, before the loop runs).
     fn connect(&mut self, now: u64) -> Result<(), String> {
         let tcp = TcpTransport::open(self.tcp_cfg.clone(), Role::Client)
             .map_err(|e| crate::error_chain(&e))?;
+        self.attach(tcp, now)
+    }
+
+    /// Starts the session (login) on a connected `tcp`.
+    fn attach(&mut self, tcp: TcpTransport, now: u64) -> Result<(), String> {
         let session = ClientConnection::new(self.next_cfg, now).map_err(|e| e.to_string())?;
         self.conn = Some(Conn { tcp, session });
         self.figures.connections += 1;
@@ -872,23 +892,58 @@ impl<S: Strategy> Engine<'_, S> {
         }
         self.persist();
         self.check_kill(now);
-        if self.conn.is_none()
-            && self.ended.is_none()
-            && self.reconnect_at.is_some_and(|t| now >= t)
-        {
-            match self.connect(now) {
-                Ok(()) => self.reconnect_at = None,
-                Err(_) => {
-                    self.figures.failed_attempts += 1;
-                    self.failed_in_a_row += 1;
-                    if self.failed_in_a_row >= self.max_attempts {
-                        self.ended = Some(TraderStop::ReconnectFailed);
-                    } else {
-                        self.backoff_ns = (self.backoff_ns * 2).min(MAX_BACKOFF.as_nanos() as u64);
-                        self.reconnect_at = Some(now + self.backoff_ns);
+        self.reconnect(now);
+    }
+
+    /// Reconnects without blocking the loop: starts a non-blocking
+    /// connect when the back-off has passed, then looks at it once per
+    /// round until it is made (the login follows), refused, or past the
+    /// URI's `connect_timeout`.
+    fn reconnect(&mut self, now: u64) {
+        if self.conn.is_some() || self.ended.is_some() {
+            return;
+        }
+        let made = match self.connecting.as_mut() {
+            Some(c) => match c.poll(Instant::now()) {
+                Ok(None) => return,
+                Ok(Some(tcp)) => Ok(tcp),
+                Err(e) => Err(e),
+            },
+            None if self.reconnect_at.is_some_and(|t| now >= t) => {
+                match TcpTransport::connect_start(self.tcp_cfg.clone()) {
+                    Ok(c) => {
+                        self.connecting = Some(c);
+                        return;
                     }
+                    Err(e) => Err(e),
                 }
             }
+            None => return,
+        };
+        self.connecting = None;
+        let attached = match made {
+            Ok(tcp) => self.attach(tcp, now).is_ok(),
+            Err(e) => {
+                let timed_out = matches!(
+                    &e,
+                    hftnet_io::OpenError::Connect { cause, .. }
+                        if cause.errno() == Some(libc::ETIMEDOUT)
+                );
+                self.figures.connect_timeouts += u64::from(timed_out);
+                false
+            }
+        };
+        if attached {
+            self.reconnect_at = None;
+            return;
+        }
+        self.figures.failed_attempts += 1;
+        self.failed_in_a_row += 1;
+        if self.failed_in_a_row >= self.max_attempts {
+            self.ended = Some(TraderStop::ReconnectFailed);
+        } else {
+            self.backoff_ns = (self.backoff_ns * 2).min(MAX_BACKOFF.as_nanos() as u64);
+            self.reconnect_at = Some(now + self.backoff_ns);
         }
     }
 }
@@ -896,6 +951,7 @@ impl<S: Strategy> Engine<'_, S> {
 impl<S: Strategy> FeedListener for Engine<'_, S> {
     #[inline]
     fn top(&mut self, update: &TopUpdate, at: Trigger) {
+        self.figures.md_while_connecting += u64::from(self.connecting.is_some());
         self.trader
             .handle_top(update, at, monotonic_ns(), &mut self.outbox);
         if !self.outbox.as_slice().is_empty() {
@@ -905,6 +961,7 @@ impl<S: Strategy> FeedListener for Engine<'_, S> {
 
     #[inline]
     fn trade(&mut self, trade: &TradeUpdate, at: Trigger) {
+        self.figures.md_while_connecting += u64::from(self.connecting.is_some());
         self.trader
             .handle_trade(trade, at, monotonic_ns(), &mut self.outbox);
         if !self.outbox.as_slice().is_empty() {
@@ -1068,6 +1125,7 @@ where
         next_kill_check: 0,
         killed: None,
         reconnect_at: None,
+        connecting: None,
         backoff_ns: backoff,
         first_backoff_ns: backoff,
         failed_in_a_row: 0,

@@ -745,6 +745,62 @@ fn a_long_replay_goes_out_in_order_exactly_once() {
     assert_eq!(oe.closed_send_full, 0, "{oe:#?}");
 }
 
+/// A client that logs in, floods Account Queries and never reads (but
+/// keeps sending heartbeats, so it is never silent) is closed once its
+/// output has stayed above the bound with nothing taken for the client
+/// timeout, and counted; the exchange keeps running.
+#[test]
+fn a_client_that_never_reads_is_closed_and_counted() {
+    use std::io::Write;
+    let feed = Feed::new();
+    let run = start(feed.addr, |c| {
+        // A day longer than the test: nothing but the stall closes it.
+        c.duration = Some(Duration::from_secs(60));
+        c.linger = Duration::from_secs(20);
+        // Small kernel buffers on both ends: the bound is reached after
+        // about 150 KiB of answers instead of megabytes.
+        c.order_entry.as_mut().unwrap().listen = "tcp://127.0.0.1:0?sndbuf=4096".into();
+    });
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&run.addr.into()).unwrap();
+    let mut tcp: std::net::TcpStream = s.into();
+    tcp.set_write_timeout(Some(ms(200))).unwrap();
+    // The Login Request as the session engine writes it (length first).
+    let mut c = hftnet_trade::soupbin::ClientConnection::new(config("alice", "secret"), 0).unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = c.poll_transmit(0, &mut buf);
+    tcp.write_all(&buf[..n]).unwrap();
+    // 20,000 Account Queries (Unsequenced Data `Q`): about 320 KiB of
+    // answers, more than the bound and the two small kernel buffers hold.
+    let queries: Vec<u8> = [0u8, 2, b'U', b'Q'].repeat(20_000);
+    tcp.write_all(&queries).unwrap();
+    // Heartbeats until the exchange closes the connection (a write then
+    // fails); never a read.
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut closed = false;
+    while Instant::now() < end {
+        if tcp.write_all(&[0, 1, b'R']).is_err() {
+            closed = true;
+            break;
+        }
+        thread::sleep(ms(50));
+    }
+    assert!(
+        closed,
+        "the connection of a client that never reads stayed open"
+    );
+    // Another client is served as before.
+    let mut bob = login(run.addr, "bob", "hunter2", 1);
+    assert!(bob.until(WAIT, |c| !c.seq.is_empty()));
+    run.stop.store(true, Ordering::Relaxed);
+    let (r, _) = run.handle.join().unwrap();
+    let oe = r.order_entry.unwrap();
+    assert_eq!(oe.closed_send_full, 1, "{oe:#?}");
+    assert_eq!(oe.client_timeouts, 0, "{oe:#?}");
+    assert!(oe.totals.account_queries > 0, "{oe:#?}");
+}
+
 /// `wait_logins`: the day starts only once the clients logged in, so a
 /// trader that logs in late still sees it from the first message; without
 /// the logins in time, the run fails naming how many came.

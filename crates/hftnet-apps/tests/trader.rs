@@ -4,7 +4,8 @@
 //! sends OUCH over SoupBinTCP to a scripted order server
 //! (`support/order_server.rs`) on a test thread.
 
-use std::sync::atomic::AtomicBool;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -308,6 +309,64 @@ fn reconnection_is_bounded() {
     assert_eq!((r.session.drops, r.session.reconnects), (1, 0));
     assert!(r.feed.delivered < sent, "the run ended before the feed did");
     assert!(refusals(r, "disconnected") > 0, "orders refused while down");
+    assert_eq!(log.connections, 1);
+    balanced(r);
+}
+
+/// A listener on `addr` whose accept queue is full (backlog 0, one
+/// connection made and never accepted), until `stop`: connects to it
+/// neither succeed nor are refused (their SYNs are dropped, as on a path
+/// gone dark).
+fn blackhole(addr: SocketAddr, stop: &AtomicBool) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_reuse_address(true).unwrap();
+    s.bind(&addr.into()).unwrap();
+    s.listen(0).unwrap();
+    let _fill: Vec<_> = (0..3)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()
+        })
+        .collect();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The exchange's address gone dark (connects neither made nor refused):
+/// each reconnection is a non-blocking connect that gives up at the URI's
+/// `connect_timeout`, and the market data is handled meanwhile (a
+/// blocking connect would stop the loop for the whole timeout); the
+/// attempts stay bounded.
+#[test]
+fn a_reconnect_to_a_dark_address_does_not_block_the_market_data() {
+    let srv = OrderServer::start(Script {
+        fill: true,
+        drop_after: Some(3),
+        vanish: true,
+        after_vanish: Some(blackhole),
+        ..Script::default()
+    });
+    let (_dir, state) = state_path("dark");
+    let mut cfg = config(
+        &format!("{}?connect_timeout=300", srv.uri()),
+        &state,
+        loose_risk(),
+    );
+    cfg.max_reconnect_attempts = 3;
+    cfg.reconnect_backoff = Duration::from_millis(1);
+    let kill = AtomicBool::new(false);
+    let (run, _) = run(200_000, &cfg, taker(&cfg), &kill);
+    let log = srv.stop();
+    let r = &run.report;
+    assert_eq!(r.stopped, TraderStop::ReconnectFailed, "{:?}", r.session);
+    assert_eq!(r.session.failed_attempts, 3, "{:?}", r.session);
+    assert!(r.session.connect_timeouts >= 1, "{:?}", r.session);
+    assert!(
+        r.session.md_while_connecting > 0,
+        "no market data handled during a connect: {:?}",
+        r.session
+    );
+    assert_eq!((r.session.drops, r.session.reconnects), (1, 0));
     assert_eq!(log.connections, 1);
     balanced(r);
 }

@@ -82,6 +82,28 @@ pub enum OpenError {
         /// What went wrong and what to do.
         problem: String,
     },
+    /// The process may not hold the file descriptors a server of this many
+    /// connections needs (`RLIMIT_NOFILE`), and its hard limit forbids
+    /// raising the soft one that far.
+    #[error(
+        "{connections} concurrent connections need {need} file descriptors (with the {open} open \
+         now and the listener), but RLIMIT_NOFILE allows {soft} (hard limit {hard}): lower the \
+         connection limit (`--max-clients`) or raise the limit (`ulimit -n {need}`, or the \
+         service's LimitNOFILE)",
+        hard = hard.map_or_else(|| "unlimited".to_string(), |h| h.to_string())
+    )]
+    Descriptors {
+        /// Connections asked for.
+        connections: usize,
+        /// Descriptors open now.
+        open: u64,
+        /// Descriptors needed.
+        need: u64,
+        /// The soft limit.
+        soft: u64,
+        /// The hard limit (`None`: unlimited).
+        hard: Option<u64>,
+    },
     /// Any other step of setting up the socket failed.
     #[error("{step}: {cause}")]
     Setup {

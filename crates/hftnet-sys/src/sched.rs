@@ -346,6 +346,38 @@ pub fn memlock_limit() -> crate::Result<Rlimit> {
     getrlimit("getrlimit(RLIMIT_MEMLOCK)", libc::RLIMIT_MEMLOCK)
 }
 
+/// `RLIMIT_NOFILE` of the process: how many file descriptors it may hold
+/// open (every socket is one).
+///
+/// # Errors
+/// The failed `getrlimit` call.
+pub fn nofile_limit() -> crate::Result<Rlimit> {
+    getrlimit("getrlimit(RLIMIT_NOFILE)", libc::RLIMIT_NOFILE)
+}
+
+/// Sets the soft `RLIMIT_NOFILE` to `soft`, keeping the hard limit (an
+/// unprivileged process may raise its soft limit up to the hard one).
+///
+/// # Errors
+/// The failed `getrlimit` or `setrlimit` call (`EINVAL` above the hard
+/// limit, `EPERM` above `fs.nr_open`).
+///
+/// # References
+/// `setrlimit(2)`
+pub fn set_nofile_soft(soft: u64) -> crate::Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a live, writable `rlimit` the kernel fills in.
+    let ret = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    cvt("getrlimit(RLIMIT_NOFILE)", ret)?;
+    lim.rlim_cur = soft as libc::rlim_t;
+    // SAFETY: `lim` is a live, initialised `rlimit` the kernel only reads.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    cvt("setrlimit(RLIMIT_NOFILE)", ret).map(drop)
+}
+
 /// Formats CPU numbers the way the kernel and `taskset -c` do: `0-3,6,8-9`
 /// (in any order, repeats allowed). The same formatter as
 /// [`crate::cpus::format_cpu_list`], under the name earlier callers use.

@@ -190,7 +190,7 @@ fn exchange_day(iters: u64, day: &[Message]) -> Duration {
                     time_in_force: b'3',
                     display: b'Y',
                     capacity: b'A',
-                    cl_ord_id: [b' '; 14],
+                    cl_ord_id: hftnet_trade::orders::ClOrdId([b' '; 14]),
                 });
                 x.handle_request(s, &req, 0, &mut sink);
             }

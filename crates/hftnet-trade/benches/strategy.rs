@@ -73,7 +73,7 @@ fn answer<S: Strategy>(t: &mut Trader<S>, m: &OrderMsg) {
         OrderMsg::Cancel(c, _) => t.handle_exchange(&ExchangeEvent::Canceled {
             user_ref_num: c.user_ref_num,
             quantity: u32::MAX,
-            reason: b'U',
+            reason: hftnet_trade::orders::CancelReason::UserRequested,
         }),
     }
 }

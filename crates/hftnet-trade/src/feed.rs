@@ -49,8 +49,13 @@
 //!   to fill it. Then, with [`FeedConfig::recovery`] on, what is still
 //!   missing is re-requested in requests of at most
 //!   [`FeedConfig::request_max_count`] messages; after
-//!   [`FeedConfig::request_timeout_ns`] without an answer, what is still
-//!   missing is asked again, [`FeedConfig::request_attempts`] times in all.
+//!   [`FeedConfig::request_timeout_ns`], what is still missing is asked
+//!   again. A round that recovered nothing counts as an attempt, and
+//!   [`FeedConfig::request_attempts`] of them give the gap up; a round
+//!   that brought part of it back (a re-request server whose rate limit
+//!   cut its answer) does not, so a gap the server still holds is
+//!   recovered at the pace its limit allows. Bounded: every round either
+//!   recovers at least one number or counts as an attempt.
 //! - Loss: a gap that cannot be filled (recovery off and the wait expired,
 //!   attempts exhausted, gap longer than [`FeedConfig::max_recovery`], or the
 //!   reorder buffer, its window or the gap table overflowed) is reported with
@@ -177,7 +182,8 @@ pub struct FeedConfig {
     /// How long to wait for the answer to a request before asking again.
     /// Not 0 when recovery is on. Default 50 ms.
     pub request_timeout_ns: u64,
-    /// How many times a gap is requested before it is declared lost; at
+    /// How many request rounds that recover nothing of a gap give it up
+    /// (declared lost); rounds that recover part of it are not counted. At
     /// least 1 when recovery is on. Default 3.
     pub request_attempts: u32,
     /// Gaps of more sequence numbers than this are not re-requested but
@@ -405,7 +411,12 @@ struct Gap {
     end: u64,
     state: GapState,
     deadline: u64,
+    /// Request rounds that recovered nothing (a round that brought some of
+    /// the gap back is not counted: a re-request server that rate-limits
+    /// its answers is asked again for the rest).
     attempts: u32,
+    /// Numbers missing when the last round was asked.
+    missing: u64,
     /// Where the next request of this round starts.
     cursor: u64,
 }
@@ -618,6 +629,17 @@ impl Store {
     }
 
     /// The first number in `[from, to)` that is not held, or a number `>= to`.
+    fn count_missing(&self, from: u64, to: u64, base: u64) -> u64 {
+        let mut n = 0;
+        let mut m = self.next_missing(from, to, base);
+        while m < to {
+            let e = self.next_held(m, to, base);
+            n += e - m;
+            m = self.next_missing(e, to, base);
+        }
+        n
+    }
+
     fn next_missing(&self, from: u64, to: u64, base: u64) -> u64 {
         if self.held == 0 {
             return from;
@@ -858,8 +880,15 @@ impl FeedHandler {
                 continue;
             }
             let start = g.first.max(next);
+            let missing = self.store.count_missing(start, g.end, next);
             let g = &mut self.gaps[i];
-            if self.store.next_missing(start, g.end, next) >= g.end {
+            if g.state == GapState::Awaiting && missing < g.missing {
+                // The last round recovered part of the gap (a rate-limited
+                // answer): it does not count as a failed attempt. Bounded:
+                // every such round brings at least one number back.
+                g.attempts -= 1;
+            }
+            if missing == 0 {
                 g.state = GapState::Filled;
             } else if self.config.recovery
                 && g.attempts < self.config.request_attempts
@@ -868,6 +897,7 @@ impl FeedHandler {
                 g.state = GapState::Requesting;
                 g.cursor = start;
                 g.attempts += 1;
+                g.missing = missing;
                 self.requesting += 1;
             } else {
                 g.state = GapState::Abandoned;
@@ -1055,6 +1085,7 @@ impl FeedHandler {
             state: GapState::Waiting,
             deadline: now.saturating_add(self.config.gap_wait_ns),
             attempts: 0,
+            missing: end - first,
             cursor: first,
         });
     }
@@ -1542,6 +1573,64 @@ mod tests {
         assert!(r.take().is_empty());
         assert_eq!(h.counters().retransmission.late, 2);
         check_invariant(&h);
+    }
+
+    /// A re-request server whose rate limit answers only part of each
+    /// round (600 messages per 50 ms, as the exchange's guard cuts a
+    /// reply to what its token bucket pays): rounds that recover some of
+    /// the gap are not failed attempts, so a 5,000-message gap the server
+    /// holds is recovered whole — with 3 attempts counted per round it was
+    /// given up after 1,800.
+    #[test]
+    fn a_rate_limited_answer_is_asked_again_until_the_gap_is_recovered() {
+        const GAP: u64 = 5_000;
+        const PER_ROUND: u64 = 600;
+        let mut h = handler(|_| {});
+        let mut r = Rec::default();
+        h.handle_packet(FeedId::A, 0, &pkt(1, 1), &mut r);
+        h.handle_packet(FeedId::A, 0, &pkt(GAP + 2, 1), &mut r);
+        let mut now = 0;
+        let mut rounds = 0;
+        while let Some(t) = h.poll_timeout() {
+            now = t;
+            h.handle_timeout(now, &mut r);
+            // The guard's budget for this round.
+            let mut budget = PER_ROUND;
+            let mut any = false;
+            while let Some(q) = h.poll_request(now) {
+                any = true;
+                let (mut s, end) = (q.sequence, q.sequence + u64::from(q.count));
+                while s < end && budget > 0 {
+                    let n = (end - s).min(budget).min(100);
+                    h.handle_packet(FeedId::Retransmission, now + 1, &pkt(s, n), &mut r);
+                    s += n;
+                    budget -= n;
+                }
+            }
+            rounds += u64::from(any);
+            assert!(rounds <= 2 * GAP / PER_ROUND, "{rounds} rounds");
+        }
+        let c = h.counters();
+        assert_eq!(c.lost, 0, "{c:?}");
+        assert_eq!(c.retransmission.recovered, GAP);
+        assert_eq!(c.delivered, GAP + 2);
+        assert_eq!(rounds, GAP.div_ceil(PER_ROUND));
+        assert_eq!(r.take(), msgs(1..GAP + 3));
+        assert!(now > 0);
+        check_invariant(&h);
+        // A server that answers nothing still ends the gap after the
+        // configured attempts.
+        let mut h = handler(|_| {});
+        h.handle_packet(FeedId::A, 0, &pkt(1, 1), &mut r);
+        h.handle_packet(FeedId::A, 0, &pkt(GAP + 2, 1), &mut r);
+        let mut rounds = 0;
+        while let Some(t) = h.poll_timeout() {
+            h.handle_timeout(t, &mut r);
+            while h.poll_request(t).is_some() {}
+            rounds += 1;
+        }
+        assert_eq!(h.counters().lost, GAP);
+        assert_eq!(rounds, 1 + 3, "the wait, then three silent rounds");
     }
 
     #[test]

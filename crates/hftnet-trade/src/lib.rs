@@ -20,7 +20,8 @@
 //!   intents out) and two samples, a taker and a market maker.
 //! - [`risk`]: pre-trade risk, every check with a reason and a counter,
 //!   and the kill switch.
-//! - [`orders`]: order-entry domain types shaped after OUCH 5.0, and the
+//! - [`orders`]: order-entry domain types shaped after OUCH 5.0 — the OUCH
+//!   code types (the codec's) and the ClOrdID both sides share — and the
 //!   UserRefNum allocator with its persistence hook.
 //! - [`position`]: position and P&L of a symbol, exact integers.
 //! - [`trader`]: the trader engine tying them together — strategy, risk,

@@ -22,10 +22,42 @@
 //! up to `$199,999.9900`, fits in 32 bits — the codec widens and narrows);
 //! the side is ITCH's `B`/`S` ([`Side`]; the trader never sells short,
 //! OUCH's `T` and `E` are not produced); the optional appendage is empty.
+//! Every code field is the codec's own type (re-exported below, also used
+//! by the exchange core in [`crate::matching`]), so the encoder only copies.
 //!
 //! Nothing here allocates, reads a clock or does I/O.
 
 use hftnet_wire::itch50::{Price4, Side, Stock};
+
+/// The OUCH 5.0 code types both sides of order entry use, the codec's own:
+/// side (`B`, `S`, `T`, `E`; the trader's orders carry the book [`Side`]),
+/// time in force, display, capacity, intermarket sweep eligibility, cross
+/// type, and the reasons of Appendices C, D and E.
+pub use hftnet_wire::ouch50::{
+    CancelReason, Capacity, CrossType, Display, IntermarketSweep, LiquidityFlag, RejectReason,
+    Side as OrderSide, TimeInForce,
+};
+
+/// Whether OUCH's Modify Order may change side `from` into `to`: only
+/// among the sells (S ↔ E, S ↔ T, E ↔ T), or to itself.
+#[must_use]
+pub const fn may_modify_to(from: OrderSide, to: OrderSide) -> bool {
+    matches!(
+        (from, to),
+        (OrderSide::Buy, OrderSide::Buy)
+            | (
+                OrderSide::Sell | OrderSide::SellShort | OrderSide::SellShortExempt,
+                OrderSide::Sell | OrderSide::SellShort | OrderSide::SellShortExempt
+            )
+    )
+}
+
+/// Whether `b` is an OUCH Capacity (`A` agency, `P` principal, `R`
+/// riskless, `O` other).
+#[must_use]
+pub const fn valid_capacity(b: u8) -> bool {
+    Capacity::from_byte(b).is_ok()
+}
 
 /// OUCH's UserRefNum: the client's day-unique, strictly increasing order
 /// identifier on one OUCH account.
@@ -67,6 +99,18 @@ impl Trigger {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClOrdId(pub [u8; 14]);
 
+impl From<hftnet_wire::ouch50::ClOrdId> for ClOrdId {
+    fn from(c: hftnet_wire::ouch50::ClOrdId) -> Self {
+        ClOrdId(c.0)
+    }
+}
+
+impl From<ClOrdId> for hftnet_wire::ouch50::ClOrdId {
+    fn from(c: ClOrdId) -> Self {
+        hftnet_wire::ouch50::ClOrdId(c.0)
+    }
+}
+
 impl ClOrdId {
     /// All spaces: no trigger.
     pub const BLANK: ClOrdId = ClOrdId([b' '; 14]);
@@ -92,24 +136,6 @@ impl ClOrdId {
     }
 }
 
-/// OUCH Time In Force (the two the sample strategies use).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum TimeInForce {
-    /// `0`: day (market hours).
-    Day = b'0',
-    /// `3`: immediate or cancel.
-    Ioc = b'3',
-}
-
-impl TimeInForce {
-    /// The byte on the wire.
-    #[must_use]
-    pub const fn as_byte(self) -> u8 {
-        self as u8
-    }
-}
-
 /// OUCH `O` Enter Order, without the optional appendage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnterOrder {
@@ -125,14 +151,15 @@ pub struct EnterOrder {
     pub price: Price4,
     /// Time in force.
     pub time_in_force: TimeInForce,
-    /// Display: `Y` visible.
-    pub display: u8,
-    /// Capacity: `P` principal.
-    pub capacity: u8,
-    /// Intermarket sweep eligibility: `N`.
-    pub intermarket_sweep: u8,
-    /// Cross type: `N` continuous market.
-    pub cross_type: u8,
+    /// Display (the strategies: visible).
+    pub display: Display,
+    /// Capacity (the strategies: principal).
+    pub capacity: Capacity,
+    /// Intermarket sweep eligibility (not eligible: the exchange routes
+    /// nothing).
+    pub intermarket_sweep: IntermarketSweep,
+    /// Cross type (the continuous market).
+    pub cross_type: CrossType,
     /// Carries the trigger's sequence number.
     pub cl_ord_id: ClOrdId,
 }
@@ -151,10 +178,10 @@ pub struct ReplaceOrder {
     pub price: Price4,
     /// Time in force.
     pub time_in_force: TimeInForce,
-    /// Display: `Y` visible.
-    pub display: u8,
-    /// Intermarket sweep eligibility: `N`.
-    pub intermarket_sweep: u8,
+    /// Display.
+    pub display: Display,
+    /// Intermarket sweep eligibility.
+    pub intermarket_sweep: IntermarketSweep,
     /// Carries the trigger's sequence number.
     pub cl_ord_id: ClOrdId,
 }
@@ -230,7 +257,7 @@ pub enum ExchangeEvent {
         /// Shares taken off the order (incremental).
         quantity: u32,
         /// Cancel reason (Appendix C).
-        reason: u8,
+        reason: CancelReason,
     },
     /// `E` Order Executed.
     Executed {
@@ -241,7 +268,7 @@ pub enum ExchangeEvent {
         /// Execution price.
         price: Price4,
         /// Liquidity flag (Appendix E).
-        liquidity: u8,
+        liquidity: LiquidityFlag,
         /// Exchange match number.
         match_number: u64,
     },
@@ -250,7 +277,7 @@ pub enum ExchangeEvent {
         /// The number of the rejected enter or replacement.
         user_ref_num: UserRefNum,
         /// Reject reason (Appendix D).
-        reason: u16,
+        reason: RejectReason,
     },
 }
 

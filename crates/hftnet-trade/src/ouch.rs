@@ -18,10 +18,10 @@
 //!
 //! Nothing here allocates, reads a clock or does I/O.
 
-use hftnet_wire::itch50::{Price4, Side};
+use hftnet_wire::itch50::Price4;
 use hftnet_wire::ouch50::{
-    self, CancelOrderRepr, Capacity, CrossType, Display, EnterOrderRepr, EventCode,
-    IntermarketSweep, OrderState, OutboundMessage, Price, ReplaceOrderRepr, TimeInForce,
+    self, CancelOrderRepr, EnterOrderRepr, EventCode, OrderState, OutboundMessage, Price,
+    ReplaceOrderRepr,
 };
 
 use crate::orders::{ExchangeEvent, OrderMsg, UserRefNum};
@@ -31,47 +31,27 @@ use crate::trader::Trader;
 /// Longest message [`encode`] writes (an Enter Order without appendage).
 pub const MAX_ORDER_LEN: usize = 47;
 
-fn side(s: Side) -> ouch50::Side {
-    match s {
-        Side::Buy => ouch50::Side::Buy,
-        Side::Sell => ouch50::Side::Sell,
-    }
-}
-
-fn tif(t: crate::orders::TimeInForce) -> TimeInForce {
-    match t {
-        crate::orders::TimeInForce::Day => TimeInForce::Day,
-        crate::orders::TimeInForce::Ioc => TimeInForce::Ioc,
-    }
-}
-
-fn cl_ord_id(c: crate::orders::ClOrdId) -> ouch50::ClOrdId {
-    ouch50::ClOrdId(c.0)
-}
-
 /// Writes `m` as an OUCH 5.0 inbound message into `buf`; returns its
 /// length (47 for an enter, 40 for a replace, 9 for a cancel).
 ///
 /// # Errors
-/// [`ouch50::Error::InvalidField`] when a one-byte field of the order
-/// (display, capacity, intermarket sweep, cross type) holds a byte OUCH
-/// does not define; [`ouch50::Error::BufferTooSmall`] when `buf` is too
-/// short.
+/// [`ouch50::Error::BufferTooSmall`] when `buf` is too short (the code
+/// fields are the codec's types: nothing else can fail).
 #[inline]
 pub fn encode(m: &OrderMsg, buf: &mut [u8]) -> Result<usize, ouch50::Error> {
     match m {
         OrderMsg::Enter(o, _) => EnterOrderRepr {
             user_ref_num: o.user_ref_num.0,
-            side: side(o.side),
+            side: o.side.into(),
             quantity: o.quantity,
             symbol: o.symbol,
             price: Price::from(o.price),
-            time_in_force: tif(o.time_in_force),
-            display: Display::from_byte(o.display)?,
-            capacity: Capacity::from_byte(o.capacity)?,
-            intermarket_sweep: IntermarketSweep::from_byte(o.intermarket_sweep)?,
-            cross_type: CrossType::from_byte(o.cross_type)?,
-            cl_ord_id: cl_ord_id(o.cl_ord_id),
+            time_in_force: o.time_in_force,
+            display: o.display,
+            capacity: o.capacity,
+            intermarket_sweep: o.intermarket_sweep,
+            cross_type: o.cross_type,
+            cl_ord_id: o.cl_ord_id.into(),
             options: ouch50::Options::new(),
         }
         .encode(buf),
@@ -80,10 +60,10 @@ pub fn encode(m: &OrderMsg, buf: &mut [u8]) -> Result<usize, ouch50::Error> {
             user_ref_num: o.user_ref_num.0,
             quantity: o.quantity,
             price: Price::from(o.price),
-            time_in_force: tif(o.time_in_force),
-            display: Display::from_byte(o.display)?,
-            intermarket_sweep: IntermarketSweep::from_byte(o.intermarket_sweep)?,
-            cl_ord_id: cl_ord_id(o.cl_ord_id),
+            time_in_force: o.time_in_force,
+            display: o.display,
+            intermarket_sweep: o.intermarket_sweep,
+            cl_ord_id: o.cl_ord_id.into(),
             options: ouch50::Options::new(),
         }
         .encode(buf),
@@ -141,23 +121,23 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, ouch50::Error> {
         OutboundMessage::OrderCanceled(c) => Decoded::Event(ExchangeEvent::Canceled {
             user_ref_num: UserRefNum(c.user_ref_num),
             quantity: c.quantity,
-            reason: c.reason.code(),
+            reason: c.reason,
         }),
         OutboundMessage::AiqCanceled(c) => Decoded::Event(ExchangeEvent::Canceled {
             user_ref_num: UserRefNum(c.user_ref_num),
             quantity: c.decrement_shares,
-            reason: c.reason.code(),
+            reason: c.reason,
         }),
         OutboundMessage::OrderExecuted(e) => Decoded::Event(ExchangeEvent::Executed {
             user_ref_num: UserRefNum(e.user_ref_num),
             quantity: e.quantity,
             price: price4(e.price)?,
-            liquidity: e.liquidity_flag.code(),
+            liquidity: e.liquidity_flag,
             match_number: e.match_number,
         }),
         OutboundMessage::Rejected(j) => Decoded::Event(ExchangeEvent::Rejected {
             user_ref_num: UserRefNum(j.user_ref_num),
-            reason: j.reason.code(),
+            reason: j.reason,
         }),
         OutboundMessage::AccountQueryResponse(q) => Decoded::NextUserRefNum(q.next_user_ref_num),
         OutboundMessage::SystemEvent(s) => Decoded::SystemEvent(s.event_code),
@@ -255,7 +235,7 @@ pub const ACCOUNT_QUERY: [u8; 1] = [b'Q'];
 mod tests {
     use super::*;
     use crate::orders::{CancelOrder, ClOrdId, EnterOrder, ReplaceOrder, Trigger};
-    use hftnet_wire::itch50::Stock;
+    use hftnet_wire::itch50::{Side, Stock};
 
     const TRIG: Trigger = Trigger {
         seq: 1234,
@@ -272,10 +252,10 @@ mod tests {
                 symbol: Stock::new("AAPL").unwrap(),
                 price: Price4::from_raw(1_852_500),
                 time_in_force: crate::orders::TimeInForce::Ioc,
-                display: b'Y',
-                capacity: b'P',
-                intermarket_sweep: b'N',
-                cross_type: b'N',
+                display: crate::orders::Display::Visible,
+                capacity: crate::orders::Capacity::Principal,
+                intermarket_sweep: crate::orders::IntermarketSweep::NotEligible,
+                cross_type: crate::orders::CrossType::ContinuousMarket,
                 cl_ord_id: ClOrdId::from_trigger(TRIG),
             },
             TRIG,
@@ -295,15 +275,6 @@ mod tests {
         // The exchange reads the trigger back with the codec's own helper.
         let v = ouch50::EnterOrder::new_checked(&buf[..n]).unwrap();
         assert_eq!(v.cl_ord_id().number(), Some(1234));
-        // A byte OUCH does not define is refused, nothing written matters.
-        let OrderMsg::Enter(mut bad, t) = m else {
-            unreachable!()
-        };
-        bad.display = b'?';
-        assert!(matches!(
-            encode(&OrderMsg::Enter(bad, t), &mut buf),
-            Err(ouch50::Error::InvalidField { byte: b'?', .. })
-        ));
         assert_eq!(
             encode(&m, &mut [0u8; 46]),
             Err(ouch50::Error::BufferTooSmall { need: 47, len: 46 })
@@ -319,8 +290,8 @@ mod tests {
                 quantity: 300,
                 price: Price4::from_raw(1_000_100),
                 time_in_force: crate::orders::TimeInForce::Day,
-                display: b'Y',
-                intermarket_sweep: b'N',
+                display: crate::orders::Display::Visible,
+                intermarket_sweep: crate::orders::IntermarketSweep::NotEligible,
                 cl_ord_id: ClOrdId::from_trigger(Trigger::NONE),
             },
             Trigger::NONE,
@@ -395,7 +366,7 @@ mod tests {
                 user_ref_num: UserRefNum(7),
                 quantity: 40,
                 price: Price4::from_raw(1_852_500),
-                liquidity: b'A',
+                liquidity: crate::orders::LiquidityFlag::Added,
                 match_number: 5,
             }))
         );
@@ -405,7 +376,7 @@ mod tests {
             Ok(Decoded::Event(ExchangeEvent::Canceled {
                 user_ref_num: UserRefNum(7),
                 quantity: 60,
-                reason: b'U',
+                reason: crate::orders::CancelReason::UserRequested,
             }))
         );
         let replaced = cat(&[
@@ -439,7 +410,7 @@ mod tests {
             decode(&rejected),
             Ok(Decoded::Event(ExchangeEvent::Rejected {
                 user_ref_num: UserRefNum(9),
-                reason: 1,
+                reason: crate::orders::RejectReason::QuoteUnavailable,
             }))
         );
         let query = cat(&[b"Q", &TS, &[0, 0, 0x01, 0]]);
@@ -496,5 +467,166 @@ mod tests {
         let m = t.refs_mut().poll_persist().unwrap();
         t.refs_mut().confirm_persisted(m);
         assert_eq!(t.refs_mut().allocate(), Some(UserRefNum(50)));
+    }
+
+    /// The trader's encoder and the exchange's decoder are the two ends of
+    /// one path: every order the trader writes reads back on the exchange
+    /// field for field, with the same code types; and every event the
+    /// exchange writes reads back on the trader as the event it means.
+    #[test]
+    fn both_sides_read_what_the_other_writes() {
+        use crate::matching::ouch::{Inbound, OuchInbound, encode_event};
+        use crate::matching::{self as mx, OrderEvent, Request};
+        use crate::orders::{
+            CancelReason, Capacity, CrossType, Display, IntermarketSweep, LiquidityFlag, OrderSide,
+            RejectReason, TimeInForce,
+        };
+        let aapl = Stock::new("AAPL").unwrap();
+        let cl = ClOrdId::from_trigger(TRIG);
+        let mut buf = [0u8; 80];
+        let mut inbound = OuchInbound::new();
+        for (side, tif) in [
+            (Side::Buy, TimeInForce::Ioc),
+            (Side::Sell, TimeInForce::Day),
+        ] {
+            let o = EnterOrder {
+                user_ref_num: UserRefNum(9),
+                side,
+                quantity: 300,
+                symbol: aapl,
+                price: Price4::from_raw(1_000_100),
+                time_in_force: tif,
+                display: Display::Visible,
+                capacity: Capacity::Principal,
+                intermarket_sweep: IntermarketSweep::NotEligible,
+                cross_type: CrossType::ContinuousMarket,
+                cl_ord_id: cl,
+            };
+            let n = encode(&OrderMsg::Enter(o, TRIG), &mut buf).unwrap();
+            assert_eq!(
+                inbound.decode(&buf[..n]),
+                Inbound::Request(Request::Enter(mx::EnterOrder {
+                    user_ref_num: 9,
+                    side: OrderSide::from(side).as_byte(),
+                    quantity: 300,
+                    symbol: aapl,
+                    price: 1_000_100,
+                    time_in_force: tif.as_byte(),
+                    display: b'Y',
+                    capacity: b'P',
+                    intermarket_sweep: b'N',
+                    cross_type: b'N',
+                    cl_ord_id: cl,
+                }))
+            );
+        }
+        let r = ReplaceOrder {
+            orig_user_ref_num: UserRefNum(9),
+            user_ref_num: UserRefNum(10),
+            quantity: 200,
+            price: Price4::from_raw(999_900),
+            time_in_force: TimeInForce::Day,
+            display: Display::Hidden,
+            intermarket_sweep: IntermarketSweep::NotEligible,
+            cl_ord_id: cl,
+        };
+        let n = encode(&OrderMsg::Replace(r, TRIG), &mut buf).unwrap();
+        let Inbound::Request(Request::Replace(got)) = inbound.decode(&buf[..n]) else {
+            panic!("not a replace");
+        };
+        assert_eq!(
+            (
+                got.orig_user_ref_num,
+                got.user_ref_num,
+                got.quantity,
+                got.price
+            ),
+            (9, 10, 200, 999_900)
+        );
+        assert_eq!(
+            (got.time_in_force, got.display, got.cl_ord_id),
+            (b'0', b'N', cl)
+        );
+        let c = CancelOrder {
+            user_ref_num: UserRefNum(10),
+            quantity: 0,
+        };
+        let n = encode(&OrderMsg::Cancel(c, Trigger::NONE), &mut buf).unwrap();
+        assert_eq!(
+            inbound.decode(&buf[..n]),
+            Inbound::Request(Request::Cancel(mx::CancelOrder {
+                user_ref_num: 10,
+                quantity: 0
+            }))
+        );
+        assert_eq!(inbound.bad_fields.total() + inbound.bad_messages.total(), 0);
+
+        // The exchange's events, as the trader reads them.
+        let cases = [
+            (
+                OrderEvent::Accepted {
+                    user_ref_num: 9,
+                    side: OrderSide::Buy,
+                    quantity: 300,
+                    symbol: aapl,
+                    price: 1_000_100,
+                    time_in_force: TimeInForce::Day,
+                    display: Display::Visible,
+                    capacity: Capacity::Principal,
+                    order_reference_number: 77,
+                    cl_ord_id: cl,
+                },
+                ExchangeEvent::Accepted {
+                    user_ref_num: UserRefNum(9),
+                    quantity: 300,
+                    price: Price4::from_raw(1_000_100),
+                    order_ref: 77,
+                    live: true,
+                },
+            ),
+            (
+                OrderEvent::Executed {
+                    user_ref_num: 9,
+                    quantity: 100,
+                    price: 1_000_000,
+                    liquidity: LiquidityFlag::Removed,
+                    match_number: 5,
+                },
+                ExchangeEvent::Executed {
+                    user_ref_num: UserRefNum(9),
+                    quantity: 100,
+                    price: Price4::from_raw(1_000_000),
+                    liquidity: LiquidityFlag::Removed,
+                    match_number: 5,
+                },
+            ),
+            (
+                OrderEvent::Canceled {
+                    user_ref_num: 9,
+                    decrement: 200,
+                    reason: CancelReason::ImmediateOrCancel,
+                },
+                ExchangeEvent::Canceled {
+                    user_ref_num: UserRefNum(9),
+                    quantity: 200,
+                    reason: CancelReason::ImmediateOrCancel,
+                },
+            ),
+            (
+                OrderEvent::Rejected {
+                    user_ref_num: 11,
+                    reason: RejectReason::InvalidPrice,
+                    cl_ord_id: cl,
+                },
+                ExchangeEvent::Rejected {
+                    user_ref_num: UserRefNum(11),
+                    reason: RejectReason::InvalidPrice,
+                },
+            ),
+        ];
+        for (ev, want) in cases {
+            let n = encode_event(&ev, 1, &mut buf).unwrap();
+            assert_eq!(decode(&buf[..n]), Ok(Decoded::Event(want)), "{ev:?}");
+        }
     }
 }

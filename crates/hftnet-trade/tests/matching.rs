@@ -205,7 +205,7 @@ impl World {
                 time_in_force: if self.rng.chance(0.3) { b'3' } else { b'0' },
                 display: [b'Y', b'Y', b'A', b'N'][self.rng.below(4) as usize],
                 capacity: b'P',
-                cl_ord_id: *b"SIM           ",
+                cl_ord_id: hftnet_trade::orders::ClOrdId(*b"SIM           "),
             })
         } else if r < 0.65 {
             let u = pick(&mut self.rng);
@@ -241,7 +241,7 @@ impl World {
                 price,
                 time_in_force: b'0',
                 display: if self.rng.chance(0.8) { b'Y' } else { b'N' },
-                cl_ord_id: *b"SIMR          ",
+                cl_ord_id: hftnet_trade::orders::ClOrdId(*b"SIMR          "),
             })
         } else if r < 0.95 {
             let u = pick(&mut self.rng);
@@ -266,7 +266,7 @@ impl World {
                 time_in_force: b'0',
                 display: b'Y',
                 capacity: b'A',
-                cl_ord_id: [b' '; 14],
+                cl_ord_id: hftnet_trade::orders::ClOrdId([b' '; 14]),
             })
         };
         if matches!(req, Request::Enter(_) | Request::Replace(_)) {
@@ -668,7 +668,7 @@ fn any_request() -> impl Strategy<Value = Request> {
                     time_in_force: tif,
                     display,
                     capacity,
-                    cl_ord_id: [b'p'; 14],
+                    cl_ord_id: hftnet_trade::orders::ClOrdId([b'p'; 14]),
                 })
             }),
         (
@@ -688,7 +688,7 @@ fn any_request() -> impl Strategy<Value = Request> {
                     price,
                     time_in_force: tif,
                     display,
-                    cl_ord_id: [b'q'; 14],
+                    cl_ord_id: hftnet_trade::orders::ClOrdId([b'q'; 14]),
                 }
             )),
         (user.clone(), qty.clone()).prop_map(|(u, quantity)| Request::Cancel(CancelOrder {

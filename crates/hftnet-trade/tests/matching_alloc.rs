@@ -87,7 +87,7 @@ fn drive(
                 time_in_force: if rng.chance(0.3) { b'3' } else { b'0' },
                 display: if rng.chance(0.8) { b'Y' } else { b'N' },
                 capacity: b'A',
-                cl_ord_id: [b'a'; 14],
+                cl_ord_id: hftnet_trade::orders::ClOrdId([b'a'; 14]),
             })
         } else if r < 0.8 {
             Request::Cancel(CancelOrder {
@@ -107,7 +107,7 @@ fn drive(
                 price: u64::from(o.price),
                 time_in_force: b'0',
                 display: b'Y',
-                cl_ord_id: [b'b'; 14],
+                cl_ord_id: hftnet_trade::orders::ClOrdId([b'b'; 14]),
             })
         };
         x.handle_request(0, &req, 0, out);

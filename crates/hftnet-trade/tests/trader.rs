@@ -573,7 +573,7 @@ fn position_and_pnl_exact_on_scripted_fills() {
         user_ref_num: n,
         quantity,
         price: Price4::from_raw(price),
-        liquidity: b'A',
+        liquidity: hftnet_trade::orders::LiquidityFlag::Added,
         match_number: 1,
     };
     t.handle_exchange(&ExchangeEvent::Accepted {
@@ -632,13 +632,18 @@ fn accounting_balances_through_rejects_voids_and_stray_messages() {
         .unwrap();
     t.handle_exchange(&ExchangeEvent::Rejected {
         user_ref_num: UserRefNum(1),
-        reason: 3,
+        reason: hftnet_trade::orders::RejectReason::InvalidDisplay,
     });
     assert_eq!(t.open_orders(), 0);
     let last = *t.strategy().updates.last().unwrap();
     assert_eq!(
         (last.kind, last.done),
-        (UpdateKind::Rejected { reason: 3 }, true)
+        (
+            UpdateKind::Rejected {
+                reason: hftnet_trade::orders::RejectReason::InvalidDisplay
+            },
+            true
+        )
     );
     // Enter accepted; its replace rejected: the original stays.
     t.submit(&enter(0, Side::Buy, 10_0000, 100), T0, &mut out)
@@ -658,7 +663,7 @@ fn accounting_balances_through_rejects_voids_and_stray_messages() {
     );
     t.handle_exchange(&ExchangeEvent::Rejected {
         user_ref_num: UserRefNum(3),
-        reason: 1,
+        reason: hftnet_trade::orders::RejectReason::QuoteUnavailable,
     });
     let o: Vec<_> = t.orders().collect();
     assert_eq!(o, [(UserRefNum(2), 0, Side::Buy, px(10_0000), 100)]);
@@ -669,7 +674,7 @@ fn accounting_balances_through_rejects_voids_and_stray_messages() {
         user_ref_num: UserRefNum(2),
         quantity: 100,
         price: px(10_0000),
-        liquidity: b'A',
+        liquidity: hftnet_trade::orders::LiquidityFlag::Added,
         match_number: 5,
     });
     assert_eq!(t.open_orders(), 0);
@@ -690,14 +695,14 @@ fn accounting_balances_through_rejects_voids_and_stray_messages() {
         user_ref_num: UserRefNum(5),
         quantity: 20,
         price: px(10_0100),
-        liquidity: b'A',
+        liquidity: hftnet_trade::orders::LiquidityFlag::Added,
         match_number: 6,
     });
     // Stray messages: unknown numbers, a second Accepted.
     t.handle_exchange(&ExchangeEvent::Canceled {
         user_ref_num: UserRefNum(77),
         quantity: 1,
-        reason: b'U',
+        reason: hftnet_trade::orders::CancelReason::UserRequested,
     });
     t.handle_exchange(&ExchangeEvent::Accepted {
         user_ref_num: UserRefNum(5),
@@ -708,7 +713,7 @@ fn accounting_balances_through_rejects_voids_and_stray_messages() {
     });
     t.handle_exchange(&ExchangeEvent::Rejected {
         user_ref_num: UserRefNum(5),
-        reason: 1,
+        reason: hftnet_trade::orders::RejectReason::QuoteUnavailable,
     });
     let a = t.accounting();
     assert_eq!((a.sent, a.accepted, a.rejected, a.pending), (5, 2, 3, 0));
@@ -935,7 +940,7 @@ fn run_ops(ops: &[Op]) {
                     let ev = match m {
                         OrderMsg::Enter(o, _) if c % 4 == 0 => ExchangeEvent::Rejected {
                             user_ref_num: o.user_ref_num,
-                            reason: u16::from(c),
+                            reason: hftnet_trade::orders::RejectReason::from_code(u16::from(c)),
                         },
                         OrderMsg::Enter(o, _) => ExchangeEvent::Accepted {
                             user_ref_num: o.user_ref_num,
@@ -946,7 +951,7 @@ fn run_ops(ops: &[Op]) {
                         },
                         OrderMsg::Replace(r, _) if c % 4 == 0 => ExchangeEvent::Rejected {
                             user_ref_num: r.user_ref_num,
-                            reason: 1,
+                            reason: hftnet_trade::orders::RejectReason::QuoteUnavailable,
                         },
                         OrderMsg::Replace(r, _) => ExchangeEvent::Replaced {
                             orig_user_ref_num: r.orig_user_ref_num,
@@ -959,7 +964,7 @@ fn run_ops(ops: &[Op]) {
                         OrderMsg::Cancel(x, _) => ExchangeEvent::Canceled {
                             user_ref_num: x.user_ref_num,
                             quantity: q,
-                            reason: b'U',
+                            reason: hftnet_trade::orders::CancelReason::UserRequested,
                         },
                     };
                     t.handle_exchange(&ev);
@@ -972,7 +977,7 @@ fn run_ops(ops: &[Op]) {
                         user_ref_num: o.0,
                         quantity: q,
                         price: o.3,
-                        liquidity: b'A',
+                        liquidity: hftnet_trade::orders::LiquidityFlag::Added,
                         match_number: k as u64,
                     });
                 }
@@ -999,18 +1004,18 @@ fn run_ops(ops: &[Op]) {
                     2 => ExchangeEvent::Canceled {
                         user_ref_num: n,
                         quantity: q,
-                        reason: b'U',
+                        reason: hftnet_trade::orders::CancelReason::UserRequested,
                     },
                     3 => ExchangeEvent::Executed {
                         user_ref_num: n,
                         quantity: q,
                         price: p,
-                        liquidity: b'A',
+                        liquidity: hftnet_trade::orders::LiquidityFlag::Added,
                         match_number: 0,
                     },
                     _ => ExchangeEvent::Rejected {
                         user_ref_num: n,
-                        reason: 0,
+                        reason: hftnet_trade::orders::RejectReason::Unknown(0),
                     },
                 };
                 t.handle_exchange(&ev);

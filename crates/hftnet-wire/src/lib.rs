@@ -20,6 +20,83 @@
 
 #![forbid(unsafe_code)]
 
+/// The message-type enum of a message table (ITCH 5.0's, and OUCH 5.0's
+/// per direction): one variant per message in the table's order, with
+/// `COUNT`, `ALL`, `from_byte`, `byte`, `name`, `index` (dense, for
+/// per-type counters in a plain array) and the length method the caller
+/// names (`$len_fn`: ITCH's whole message, OUCH's fixed part). One place
+/// for what both tables generate; each protocol's macro adds its own
+/// extras.
+macro_rules! message_type_enum {
+    (
+        $(#[doc = $tdoc:literal])*
+        $Ty:ident, $len_fn:ident = $len_doc:literal, $example:literal;
+        $(
+            $(#[doc = $doc:literal])*
+            $View:ident = $ch:literal, $len:literal, $name:literal;
+        )+
+    ) => {
+        $(#[doc = $tdoc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $Ty {
+            $(
+                #[doc = concat!("`", $ch, "`, ", stringify!($len), " bytes, \"", $name, "\":")]
+                $(#[doc = $doc])*
+                $View,
+            )+
+        }
+
+        impl $Ty {
+            /// How many message types there are.
+            pub const COUNT: usize = [$($name),+].len();
+            /// Every type, in [`Self::index`] order.
+            pub const ALL: [Self; Self::COUNT] = [$(Self::$View),+];
+
+            /// The type a type byte stands for; `None` for a byte the
+            /// table does not define.
+            #[must_use]
+            #[inline]
+            pub const fn from_byte(b: u8) -> Option<Self> {
+                match b as char {
+                    $($ch => Some(Self::$View),)+
+                    _ => None,
+                }
+            }
+
+            /// The type byte.
+            #[must_use]
+            pub const fn byte(self) -> u8 {
+                match self {
+                    $(Self::$View => $crate::type_byte($ch),)+
+                }
+            }
+
+            #[doc = concat!("A short snake_case name for reports, e.g. `\"", $example, "\"`.")]
+            #[must_use]
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Self::$View => $name,)+
+                }
+            }
+
+            #[doc = $len_doc]
+            #[must_use]
+            pub const fn $len_fn(self) -> usize {
+                match self {
+                    $(Self::$View => $len,)+
+                }
+            }
+
+            /// A dense index `0..COUNT`, for per-type counters.
+            #[must_use]
+            #[inline]
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;

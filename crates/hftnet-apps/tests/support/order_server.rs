@@ -35,6 +35,10 @@ pub struct Script {
     pub drop_after: Option<usize>,
     /// After the drop of `drop_after`, stop listening (the server is gone).
     pub vanish: bool,
+    /// With `vanish`: called on the server's thread with its address once
+    /// it stopped listening, and the stop flag (e.g. to leave a listener in
+    /// its place that never accepts), returning when the flag is set.
+    pub after_vanish: Option<fn(SocketAddr, &AtomicBool)>,
     /// Fall silent (no data, no heartbeats, connection kept open) on the
     /// first connection once this many orders were processed.
     pub mute_after: Option<usize>,
@@ -351,6 +355,11 @@ fn serve(mut tcp: TcpServer, script: Script, log: &Mutex<Log>, stop: &AtomicBool
                 tcp.close(id);
                 conns.remove(&id);
                 if script.vanish {
+                    let addr = tcp.local_addr().unwrap();
+                    drop(tcp);
+                    if let Some(f) = script.after_vanish {
+                        f(addr, stop);
+                    }
                     return;
                 }
             }

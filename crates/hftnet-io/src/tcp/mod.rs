@@ -19,7 +19,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use hftnet_sys::SyscallError;
-use hftnet_sys::sock;
+use hftnet_sys::sock::{self, PollSet};
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use serde::Serialize;
@@ -374,6 +374,45 @@ impl TcpTransport {
         Ok(t)
     }
 
+    /// Starts a client connection without waiting for it: the socket is
+    /// set up and its `connect` sent, non-blocking; [`TcpConnect::poll`]
+    /// finishes it. For a loop that must keep serving other work (market
+    /// data) while a connection is made, where [`TcpTransport::open`] would
+    /// block for up to `connect_timeout`.
+    ///
+    /// # Errors
+    /// [`OpenError`] naming the failing step, option or privilege, or
+    /// [`OpenError::Connect`] when the kernel refused the connect at once.
+    pub fn connect_start(cfg: TcpConfig) -> Result<TcpConnect, OpenError> {
+        common::check_role_addr(cfg.addr, cfg.socket.bind, Role::Client)?;
+        let s = new_socket(&cfg)?;
+        let notes = cfg.socket.apply(&s)?;
+        if let Some(b) = cfg.socket.bind {
+            common::bind(&s, b)?;
+        }
+        s.set_nonblocking(true).map_err(|e| {
+            OpenError::setup("making the socket non-blocking")(from_io("fcntl", e))
+        })?;
+        let addr = cfg.addr;
+        match s.connect(&SockAddr::from(addr)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => {
+                return Err(OpenError::Connect {
+                    addr,
+                    cause: from_io("connect", e),
+                });
+            }
+        }
+        Ok(TcpConnect {
+            deadline: Instant::now() + cfg.connect_timeout,
+            cfg,
+            sock: Some(s),
+            notes,
+            poll: PollSet::new(),
+        })
+    }
+
     /// The configuration it was opened with.
     #[must_use]
     pub fn config(&self) -> &TcpConfig {
@@ -392,7 +431,7 @@ impl TcpTransport {
     }
 
     fn setup_conn(&self, s: Socket, peer: Option<SocketAddr>) -> Result<Conn, SyscallError> {
-        setup_conn(&self.cfg, s, peer, Some(self.timeout))
+        setup_conn(&self.cfg, s, peer, Some(self.timeout), None)
     }
 
     /// Server: waits up to `timeout` for a connection and sets it up.
@@ -420,12 +459,15 @@ impl TcpTransport {
 /// Sets a new connection up: the URI's TCP options, then blocking sends
 /// bounded by [`SEND_TIMEOUT`] and a waiter with the receive timeout
 /// (`Some(timeout)`), or, for a connection a [`TcpServer`] polls among many
-/// (`None`), non-blocking both ways.
+/// (`None`), non-blocking both ways. `bufs` are stream buffers of an
+/// earlier connection to reuse (a [`TcpServer`] keeps them per slot, so an
+/// accept allocates none); `None` allocates them.
 fn setup_conn(
-cfg: &TcpConfig,
-s: Socket,
-peer: Option<SocketAddr>,
-timeout: Option<Option<Duration>>,
+    cfg: &TcpConfig,
+    s: Socket,
+    peer: Option<SocketAddr>,
+    timeout: Option<Option<Duration>>,
+    bufs: Option<StreamBufs>,
 ) -> Result<Conn, SyscallError> {
     let fd = s.as_fd();
     sock::set_int(fd, sock::TCP_NODELAY, i32::from(cfg.nodelay))?;
@@ -464,19 +506,121 @@ timeout: Option<Option<Duration>>,
         }
     };
     let local = s.local_addr().ok().and_then(|a| a.as_socket());
+    let StreamBufs { rx, tx } = bufs.unwrap_or_else(StreamBufs::new);
     Ok(Conn {
         local,
         sock: s,
         peer,
         waiter,
-        rx: vec![0; STREAM_BUF].into_boxed_slice(),
+        rx,
         start: 0,
         end: 0,
         skip: 0,
-        tx: vec![0; STREAM_BUF].into_boxed_slice(),
+        tx,
         pend: (0, 0),
         framing: cfg.framing,
     })
+}
+
+/// The receive and send stream buffers of one connection
+/// ([`STREAM_BUF`] bytes each), kept by a [`TcpServer`] slot between
+/// connections.
+#[derive(Debug)]
+struct StreamBufs {
+    rx: Box<[u8]>,
+    tx: Box<[u8]>,
+}
+
+impl StreamBufs {
+    fn new() -> Self {
+        Self {
+            rx: vec![0; STREAM_BUF].into_boxed_slice(),
+            tx: vec![0; STREAM_BUF].into_boxed_slice(),
+        }
+    }
+}
+
+impl Conn {
+    /// Closes the connection, handing its stream buffers back.
+    fn into_bufs(self) -> StreamBufs {
+        StreamBufs {
+            rx: self.rx,
+            tx: self.tx,
+        }
+    }
+}
+
+/// A client connection under way (see [`TcpTransport::connect_start`]).
+#[derive(Debug)]
+pub struct TcpConnect {
+    cfg: TcpConfig,
+    /// `None` once finished (connected or failed).
+    sock: Option<Socket>,
+    notes: Vec<String>,
+    deadline: Instant,
+    poll: PollSet,
+}
+
+impl TcpConnect {
+    /// When the attempt gives up (now + the URI's `connect_timeout` at the
+    /// start).
+    #[must_use]
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Looks whether the connection is made, without waiting:
+    /// `Ok(None)` while it is under way, `Ok(Some(transport))` once it is
+    /// (set up as [`TcpTransport::open`] sets a client up).
+    ///
+    /// # Errors
+    /// [`OpenError::Connect`] when the peer refused it, the network
+    /// failed, or `now` is past [`TcpConnect::deadline`] (`ETIMEDOUT`);
+    /// a finished attempt answers `ENOTCONN`.
+    pub fn poll(&mut self, now: Instant) -> Result<Option<TcpTransport>, OpenError> {
+        let addr = self.cfg.addr;
+        let fail = |cause| OpenError::Connect { addr, cause };
+        let Some(s) = &self.sock else {
+            return Err(fail(SyscallError::from_errno("connect", libc::ENOTCONN)));
+        };
+        self.poll.clear();
+        self.poll.push_with_write(s.as_fd(), true);
+        let ready = self
+            .poll
+            .wait(Some(Duration::ZERO))
+            .map_err(&fail)?;
+        if ready == 0 || !self.poll.readable(0) {
+            if now >= self.deadline {
+                self.sock = None;
+                return Err(fail(SyscallError::from_errno("connect", libc::ETIMEDOUT)));
+            }
+            return Ok(None);
+        }
+        let s = self.sock.take().ok_or_else(|| fail(closed("connect")))?;
+        match s.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => return Err(fail(from_io("connect", e))),
+        }
+        // Writable and no error: connected (a peer address proves it).
+        if let Err(e) = s.peer_addr() {
+            return Err(fail(from_io("connect", e)));
+        }
+        let mut t = TcpTransport {
+            cfg: self.cfg.clone(),
+            listener: None,
+            conn: None,
+            timeout: None,
+            notes: std::mem::take(&mut self.notes),
+            accepted: 0,
+            last_napi_id: None,
+            lease: CopyLease::new(),
+        };
+        t.conn = Some(
+            t.setup_conn(s, Some(addr))
+                .map_err(OpenError::setup("configuring the connection"))?,
+        );
+        Ok(Some(t))
+    }
 }
 
 fn new_socket(cfg: &TcpConfig) -> Result<Socket, OpenError> {

@@ -24,7 +24,7 @@ use hftnet_sys::SyscallError;
 use hftnet_sys::sock::{self, PollSet};
 use serde::Serialize;
 
-use super::{Conn, TcpConfig, new_socket, setup_conn};
+use super::{Conn, StreamBufs, TcpConfig, new_socket, setup_conn};
 use crate::common;
 use crate::error::{OpenError, from_io};
 use crate::transport::{RxBurst, RxStrategy};
@@ -156,6 +156,18 @@ struct Slot {
     failed: Option<i32>,
     /// The peer closed its side: reported once what it sent before is delivered.
     eof: bool,
+    /// The stream buffers of the slot's last connection, for the next one
+    /// (an accept allocates none once the slot has been used).
+    spare: Option<StreamBufs>,
+}
+
+impl Slot {
+    /// Ends the slot's connection (closing its socket), keeping its buffers.
+    fn retire(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.spare = Some(c.into_bufs());
+        }
+    }
 }
 
 /// A listening TCP socket and its open connections.
@@ -171,15 +183,62 @@ pub struct TcpServer {
     /// starve the others.
     next: usize,
     stats: ServerStats,
+    nofile_raised: Option<(u64, u64)>,
+}
+
+/// Descriptors kept free beside the connections and the listener, for
+/// what the process opens later (state files, captures, a re-request
+/// socket).
+const NOFILE_RESERVE: u64 = 16;
+
+/// Checks that the process may hold `connections` more sockets (and the
+/// listener) beside the descriptors open now; raises the soft
+/// `RLIMIT_NOFILE` up to the hard limit when that is enough. Returns the
+/// raise `(before, after)`, if any.
+///
+/// # Errors
+/// [`OpenError::Descriptors`] when even the hard limit is too low.
+fn fit_descriptors(connections: usize) -> Result<Option<(u64, u64)>, OpenError> {
+    let lim = hftnet_sys::sched::nofile_limit()
+        .map_err(OpenError::setup("reading the descriptor limit"))?;
+    let Some(soft) = lim.soft else {
+        return Ok(None);
+    };
+    // Less the descriptor of the listing itself.
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count().saturating_sub(1)) as u64;
+    let need = open + connections as u64 + 1 + NOFILE_RESERVE;
+    if need <= soft {
+        return Ok(None);
+    }
+    let too_low = OpenError::Descriptors {
+        connections,
+        open,
+        need,
+        soft,
+        hard: lim.hard,
+    };
+    if lim.hard.is_some_and(|h| h < need) {
+        return Err(too_low);
+    }
+    match hftnet_sys::sched::set_nofile_soft(need) {
+        Ok(()) => Ok(Some((soft, need))),
+        Err(_) => Err(too_low),
+    }
 }
 
 impl TcpServer {
     /// Listens on `cfg.addr` for up to `max_connections` concurrent clients
     /// (a client beyond that is accepted and closed at once, and counted).
     ///
+    /// The process must be allowed the descriptors: the soft
+    /// `RLIMIT_NOFILE` is raised (up to the hard limit) when it is below
+    /// the descriptors open now plus `max_connections`, the listener and a
+    /// reserve of 16 ([`TcpServer::nofile_raised`] says so).
+    ///
     /// # Errors
     /// [`OpenError`] naming the failing step; `max_connections` outside
-    /// 1..=[`MAX_SERVER_CONNECTIONS`] is refused.
+    /// 1..=[`MAX_SERVER_CONNECTIONS`] is refused, and so is a hard
+    /// `RLIMIT_NOFILE` too low for it ([`OpenError::Descriptors`]).
     pub fn open(cfg: TcpConfig, max_connections: usize) -> Result<Self, OpenError> {
         if !(1..=MAX_SERVER_CONNECTIONS).contains(&max_connections) {
             return Err(OpenError::Uri(crate::UriError::BadValue {
@@ -189,6 +248,7 @@ impl TcpServer {
             }));
         }
         common::check_role_addr(cfg.addr, cfg.socket.bind, Role::Server)?;
+        let nofile_raised = fit_descriptors(max_connections)?;
         let s = new_socket(&cfg)?;
         cfg.socket.apply(&s)?;
         if cfg.socket.reuseaddr.is_none() {
@@ -211,7 +271,15 @@ impl TcpServer {
             poll: PollSet::new(),
             next: 0,
             stats: ServerStats::default(),
+            nofile_raised,
         })
+    }
+
+    /// The soft `RLIMIT_NOFILE` [`TcpServer::open`] raised to fit its
+    /// connections: `(before, after)`; `None` when it was high enough.
+    #[must_use]
+    pub fn nofile_raised(&self) -> Option<(u64, u64)> {
+        self.nofile_raised
     }
 
     /// The address it listens on (with the port the kernel chose for port 0).
@@ -267,7 +335,7 @@ impl TcpServer {
     pub fn close(&mut self, id: ConnId) -> bool {
         match self.slots.get_mut(id.slot as usize) {
             Some(s) if s.generation == id.generation && s.conn.is_some() => {
-                s.conn = None;
+                s.retire();
                 s.failed = None;
                 self.stats.closed += 1;
                 true
@@ -392,7 +460,7 @@ impl TcpServer {
                 continue;
             };
             if let Some(errno) = slot.failed.take() {
-                slot.conn = None;
+                slot.retire();
                 self.stats.closed += 1;
                 self.next = (i + 1) % n;
                 return Some(ServerEvent::Closed {
@@ -403,7 +471,7 @@ impl TcpServer {
             if conn.pend.0 < conn.pend.1
                 && let Err(e) = conn.flush(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
             {
-                slot.conn = None;
+                slot.retire();
                 self.stats.closed += 1;
                 self.next = (i + 1) % n;
                 return Some(ServerEvent::Closed {
@@ -419,7 +487,7 @@ impl TcpServer {
                 return Some(ServerEvent::Messages { id, n: got });
             }
             if slot.eof {
-                slot.conn = None;
+                slot.retire();
                 slot.eof = false;
                 self.stats.closed += 1;
                 self.next = (i + 1) % n;
@@ -503,9 +571,12 @@ impl TcpServer {
             self.stats.refused += 1;
             return Ok(None);
         }
-        let conn = match setup_conn(&self.cfg, s, peer, None) {
+        // A free slot lends the buffers of its last connection.
+        let bufs = free.and_then(|i| self.slots[i].spare.take());
+        let conn = match setup_conn(&self.cfg, s, peer, None, bufs) {
             Ok(c) => c,
-            // The client went away while being set up: nothing to report.
+            // The client went away while being set up: nothing to report
+            // (the buffers went with it; the slot allocates next time).
             Err(_) => return Ok(None),
         };
         let i = match free {
@@ -523,6 +594,7 @@ impl TcpServer {
                     conn: Some(conn),
                     failed: None,
                     eof: false,
+                    spare: None,
                 });
                 self.slots.len() - 1
             }

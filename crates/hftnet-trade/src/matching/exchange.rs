@@ -15,8 +15,9 @@ use super::engine::{
     Entered, Fill, MatchConfig, MatchConfigError, MatchEvents, MatchingEngine, Resting,
 };
 use super::order_entry::{
-    CancelOrder, CancelReason, Display, EnterOrder, LiquidityFlag, ModifyOrder, OrderEvent,
-    OrderSide, RejectReason, ReplaceOrder, Request, SessionId, TimeInForce, valid_capacity,
+    CancelOrder, CancelReason, Capacity, ClOrdId, Display, EnterOrder, LiquidityFlag, ModifyOrder,
+    OrderEvent, OrderSide, RejectReason, ReplaceOrder, Request, SessionId, TimeInForce,
+    may_modify_to,
 };
 use crate::book::index::{NONE, RefHashBuilder, RefIndex};
 
@@ -184,7 +185,7 @@ struct ClientOrder {
     side: OrderSide,
     display: Display,
     tif: TimeInForce,
-    capacity: u8,
+    capacity: Capacity,
     /// The engine's id (the ITCH ref).
     exch_ref: u64,
     /// Shares the order chain executed (for Replace's quantity).
@@ -416,8 +417,8 @@ pub struct ClientOrderInfo {
     pub display: Display,
     /// Time in force.
     pub time_in_force: TimeInForce,
-    /// Capacity byte.
-    pub capacity: u8,
+    /// Capacity.
+    pub capacity: Capacity,
 }
 
 /// The exchange core; see the module doc of [`crate::matching`].
@@ -1036,7 +1037,7 @@ impl Exchange {
         session: SessionId,
         user_ref_num: u32,
         reason: RejectReason,
-        cl_ord_id: [u8; 14],
+        cl_ord_id: ClOrdId,
         out: &mut impl ExchangeOutput,
     ) -> bool {
         if usize::from(session) >= self.sessions.len() {
@@ -1068,7 +1069,7 @@ impl Exchange {
         session: SessionId,
         user_ref: u32,
         reason: RejectReason,
-        cl_ord_id: [u8; 14],
+        cl_ord_id: ClOrdId,
         out: &mut impl ExchangeOutput,
     ) {
         self.sessions[usize::from(session)].counters.rejected += 1;
@@ -1123,11 +1124,11 @@ impl Exchange {
     fn validate_enter(
         &self,
         o: &EnterOrder,
-    ) -> Result<(OrderSide, u16, u32, TimeInForce, Display), RejectReason> {
+    ) -> Result<(OrderSide, u16, u32, TimeInForce, Display, Capacity), RejectReason> {
         if !self.market_open {
             return Err(RejectReason::DestinationClosed);
         }
-        let side = OrderSide::from_byte(o.side).ok_or(RejectReason::InvalidSide)?;
+        let side = OrderSide::from_byte(o.side).map_err(|_| RejectReason::InvalidSide)?;
         self.check_quantity(o.quantity)?;
         let locate = self
             .symbols
@@ -1138,18 +1139,16 @@ impl Exchange {
             return Err(RejectReason::Halted);
         }
         let price = self.check_price(locate, o.price)?;
-        let tif = TimeInForce::from_byte(o.time_in_force).ok_or(RejectReason::Other)?;
-        let display = Display::from_byte(o.display).ok_or(RejectReason::InvalidDisplay)?;
-        if !valid_capacity(o.capacity) {
-            return Err(RejectReason::Other);
-        }
+        let tif = entry_time_in_force(o.time_in_force)?;
+        let display = entry_display(o.display)?;
+        let capacity = Capacity::from_byte(o.capacity).map_err(|_| RejectReason::Other)?;
         if o.intermarket_sweep != b'N' {
             return Err(RejectReason::IsoNotAllowed);
         }
         if o.cross_type != b'N' {
             return Err(RejectReason::InvalidCrossOrder);
         }
-        Ok((side, locate, price, tif, display))
+        Ok((side, locate, price, tif, display, capacity))
     }
 
     fn client_enter(
@@ -1162,7 +1161,7 @@ impl Exchange {
         if !self.fresh(session, o.user_ref_num) {
             return;
         }
-        let (side, locate, price, tif, display) = match self.validate_enter(o) {
+        let (side, locate, price, tif, display, capacity) = match self.validate_enter(o) {
             Ok(v) => v,
             Err(reason) => return self.reject(session, o.user_ref_num, reason, o.cl_ord_id, out),
         };
@@ -1178,7 +1177,7 @@ impl Exchange {
                 price: u64::from(price),
                 time_in_force: tif,
                 display,
-                capacity: o.capacity,
+                capacity,
                 order_reference_number: exch_ref,
                 cl_ord_id: o.cl_ord_id,
             },
@@ -1189,7 +1188,7 @@ impl Exchange {
             side,
             display,
             tif,
-            capacity: o.capacity,
+            capacity,
             exch_ref,
             executed: 0,
             next_free: NONE,
@@ -1219,7 +1218,7 @@ impl Exchange {
         let stock = self.stock_of(locate);
         let i = self.clients.alloc(c);
         let rest = c.tif == TimeInForce::Day;
-        let side = c.side.book_side();
+        let side = c.side.to_itch();
         let r = self.enter(
             header,
             stock,
@@ -1364,8 +1363,8 @@ impl Exchange {
             })
             .and_then(|()| self.check_price(cur.locate, o.price))
             .and_then(|p| {
-                let tif = TimeInForce::from_byte(o.time_in_force).ok_or(RejectReason::Other)?;
-                let display = Display::from_byte(o.display).ok_or(RejectReason::InvalidDisplay)?;
+                let tif = entry_time_in_force(o.time_in_force)?;
+                let display = entry_display(o.display)?;
                 if o.intermarket_sweep != b'N' {
                     return Err(RejectReason::IsoNotAllowed);
                 }
@@ -1536,7 +1535,7 @@ impl Exchange {
             return;
         };
         let side = match OrderSide::from_byte(o.side) {
-            Some(s) if c.side.may_modify_to(s) && o.quantity <= open => s,
+            Ok(s) if may_modify_to(c.side, s) && o.quantity <= open => s,
             _ => {
                 self.sessions[usize::from(session)]
                     .counters
@@ -1673,5 +1672,24 @@ impl Exchange {
     fn publish(&mut self, m: &Message, out: &mut impl ExchangeOutput) {
         self.counters.published += 1;
         out.itch(m);
+    }
+}
+
+/// The Time In Force of an Enter or Replace: Day or IOC; anything else
+/// (GTX, GTT, after hours, or no OUCH code) is [`RejectReason::Other`].
+fn entry_time_in_force(b: u8) -> Result<TimeInForce, RejectReason> {
+    match TimeInForce::from_byte(b) {
+        Ok(t @ (TimeInForce::Day | TimeInForce::Ioc)) => Ok(t),
+        _ => Err(RejectReason::Other),
+    }
+}
+
+/// The Display of an Enter or Replace: `Y`, `A` or `N`; anything else
+/// (`Z` appears only in the exchange's answers) is
+/// [`RejectReason::InvalidDisplay`].
+fn entry_display(b: u8) -> Result<Display, RejectReason> {
+    match Display::from_byte(b) {
+        Ok(d @ (Display::Visible | Display::Attributable | Display::Hidden)) => Ok(d),
+        _ => Err(RejectReason::InvalidDisplay),
     }
 }

@@ -170,7 +170,7 @@
 //!     time_in_force: b'3',
 //!     display: b'Y',
 //!     capacity: b'A',
-//!     cl_ord_id: *b"ORDER-1       ",
+//!     cl_ord_id: hftnet_trade::orders::ClOrdId(*b"ORDER-1       "),
 //! };
 //! x.handle_request(session, &Request::Enter(buy), 0, &mut out);
 //! assert!(matches!(out.itch.last(), Some(Message::OrderExecuted(e)) if e.executed_shares == 1));
@@ -198,6 +198,6 @@ pub use exchange::{
     ExchangeOutput, SessionCounters,
 };
 pub use order_entry::{
-    CancelOrder, CancelReason, Display, EnterOrder, LiquidityFlag, ModifyOrder, OrderEvent,
-    OrderSide, RejectReason, ReplaceOrder, Request, SessionId, TimeInForce,
+    CancelOrder, CancelReason, Capacity, ClOrdId, Display, EnterOrder, LiquidityFlag, ModifyOrder,
+    OrderEvent, OrderSide, RejectReason, ReplaceOrder, Request, SessionId, TimeInForce,
 };

@@ -37,11 +37,10 @@
 //! [`MAX_OUTBOUND_LEN`] bytes.
 
 use hftnet_wire::ouch50::{
-    self, AccountQueryResponseRepr, CancelOrder as CancelView, Capacity, ClOrdId, CrossType,
-    Display as OuchDisplay, EnterOrder as EnterView, Error, EventCode, InboundType,
-    IntermarketSweep, ModifyOrder as ModifyView, Options, OrderAcceptedRepr, OrderCanceledRepr,
-    OrderExecutedRepr, OrderModifiedRepr, OrderReplacedRepr, OrderState, Price, RejectedRepr,
-    ReplaceOrder as ReplaceView, Side, SystemEventRepr, TimeInForce as OuchTif,
+    self, AccountQueryResponseRepr, CancelOrder as CancelView, CrossType, EnterOrder as EnterView,
+    Error, EventCode, InboundType, IntermarketSweep, ModifyOrder as ModifyView, Options,
+    OrderAcceptedRepr, OrderCanceledRepr, OrderExecutedRepr, OrderModifiedRepr, OrderReplacedRepr,
+    OrderState, Price, RejectedRepr, ReplaceOrder as ReplaceView, SystemEventRepr,
 };
 use serde::Serialize;
 
@@ -139,7 +138,7 @@ pub enum Inbound {
         /// Its UserRefNum.
         user_ref_num: u32,
         /// Its ClOrdID.
-        cl_ord_id: [u8; 14],
+        cl_ord_id: crate::orders::ClOrdId,
         /// Why.
         reason: RejectReason,
     },
@@ -229,7 +228,7 @@ impl OuchInbound {
                         capacity: raw(v.capacity(), &mut bf.capacity),
                         intermarket_sweep: raw(v.intermarket_sweep(), &mut bf.intermarket_sweep),
                         cross_type: raw(v.cross_type(), &mut bf.cross_type),
-                        cl_ord_id: v.cl_ord_id().0,
+                        cl_ord_id: v.cl_ord_id().into(),
                     };
                     with_appendage(v.options().is_ok(), &mut bf.appendage, Request::Enter(o))
                 }),
@@ -245,7 +244,7 @@ impl OuchInbound {
                         time_in_force: raw(v.time_in_force(), &mut bf.time_in_force),
                         display: raw(v.display(), &mut bf.display),
                         intermarket_sweep: raw(v.intermarket_sweep(), &mut bf.intermarket_sweep),
-                        cl_ord_id: v.cl_ord_id().0,
+                        cl_ord_id: v.cl_ord_id().into(),
                     };
                     with_appendage(v.options().is_ok(), &mut bf.appendage, Request::Replace(o))
                 }),
@@ -329,7 +328,7 @@ fn with_appendage(ok: bool, bad: &mut u64, r: Request) -> Inbound {
 
 /// The ClOrdID of an Enter or Replace request.
 #[must_use]
-pub const fn cl_ord_id(r: &Request) -> Option<[u8; 14]> {
+pub const fn cl_ord_id(r: &Request) -> Option<crate::orders::ClOrdId> {
     match r {
         Request::Enter(o) => Some(o.cl_ord_id),
         Request::Replace(o) => Some(o.cl_ord_id),
@@ -344,7 +343,6 @@ pub const fn cl_ord_id(r: &Request) -> Option<[u8; 14]> {
 /// [`Error::BufferTooSmall`] when `buf` is shorter than the message
 /// ([`MAX_OUTBOUND_LEN`] always holds it).
 pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch50::Result<usize> {
-    let cap = |b: u8| Capacity::from_byte(b).unwrap_or(Capacity::Other);
     match *event {
         OrderEvent::Accepted {
             user_ref_num,
@@ -360,18 +358,18 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
         } => OrderAcceptedRepr {
             timestamp,
             user_ref_num,
-            side: side_of(side),
+            side,
             quantity,
             symbol,
             price: Price::from_raw(price),
-            time_in_force: tif_of(time_in_force),
-            display: display_of(display),
+            time_in_force,
+            display,
             order_reference_number,
-            capacity: cap(capacity),
+            capacity,
             intermarket_sweep: IntermarketSweep::NotEligible,
             cross_type: CrossType::ContinuousMarket,
             order_state: OrderState::Live,
-            cl_ord_id: ClOrdId(cl_ord_id),
+            cl_ord_id: cl_ord_id.into(),
             options: Options::new(),
         }
         .encode(buf),
@@ -391,18 +389,18 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
             timestamp,
             orig_user_ref_num,
             user_ref_num,
-            side: side_of(side),
+            side,
             quantity,
             symbol,
             price: Price::from_raw(price),
-            time_in_force: tif_of(time_in_force),
-            display: display_of(display),
+            time_in_force,
+            display,
             order_reference_number,
-            capacity: cap(capacity),
+            capacity,
             intermarket_sweep: IntermarketSweep::NotEligible,
             cross_type: CrossType::ContinuousMarket,
             order_state: OrderState::Live,
-            cl_ord_id: ClOrdId(cl_ord_id),
+            cl_ord_id: cl_ord_id.into(),
             options: Options::new(),
         }
         .encode(buf),
@@ -414,7 +412,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
             timestamp,
             user_ref_num,
             quantity: decrement,
-            reason: ouch50::CancelReason::from_code(reason.as_byte()),
+            reason,
         }
         .encode(buf),
         OrderEvent::Executed {
@@ -428,7 +426,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
             user_ref_num,
             quantity,
             price: Price::from_raw(price),
-            liquidity_flag: ouch50::LiquidityFlag::from_code(liquidity.as_byte()),
+            liquidity_flag: liquidity,
             match_number,
             options: Options::new(),
         }
@@ -440,8 +438,8 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
         } => RejectedRepr {
             timestamp,
             user_ref_num,
-            reason: ouch50::RejectReason::from_code(reason.code()),
-            cl_ord_id: ClOrdId(cl_ord_id),
+            reason,
+            cl_ord_id: cl_ord_id.into(),
         }
         .encode(buf),
         OrderEvent::Modified {
@@ -451,7 +449,7 @@ pub fn encode_event(event: &OrderEvent, timestamp: u64, buf: &mut [u8]) -> ouch5
         } => OrderModifiedRepr {
             timestamp,
             user_ref_num,
-            side: side_of(side),
+            side,
             quantity,
         }
         .encode(buf),
@@ -480,34 +478,10 @@ pub fn encode_system_event(
     .encode(buf)
 }
 
-const fn side_of(s: super::OrderSide) -> Side {
-    match s {
-        super::OrderSide::Buy => Side::Buy,
-        super::OrderSide::Sell => Side::Sell,
-        super::OrderSide::SellShort => Side::SellShort,
-        super::OrderSide::SellShortExempt => Side::SellShortExempt,
-    }
-}
-
-const fn tif_of(t: super::TimeInForce) -> OuchTif {
-    match t {
-        super::TimeInForce::Day => OuchTif::Day,
-        super::TimeInForce::Ioc => OuchTif::Ioc,
-    }
-}
-
-const fn display_of(d: super::Display) -> OuchDisplay {
-    match d {
-        super::Display::Visible => OuchDisplay::Visible,
-        super::Display::Attributable => OuchDisplay::Attributable,
-        super::Display::Hidden => OuchDisplay::Hidden,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::{AAPL, started};
-    use super::super::{CancelReason, Display, LiquidityFlag, OrderSide, TimeInForce};
+    use super::super::{CancelReason, Capacity, Display, LiquidityFlag, OrderSide, TimeInForce};
     use super::*;
 
     const TS: u64 = 1;
@@ -515,6 +489,7 @@ mod tests {
     /// 185.2500 as an OUCH Price.
     const PRICE: [u8; 8] = [0, 0, 0, 0, 0, 0x1c, 0x44, 0x54];
     const CLORD: [u8; 14] = *b"00000000000042";
+    const CLORD_ID: crate::orders::ClOrdId = crate::orders::ClOrdId(CLORD);
 
     fn cat(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
@@ -555,7 +530,7 @@ mod tests {
                 capacity: b'A',
                 intermarket_sweep: b'N',
                 cross_type: b'N',
-                cl_ord_id: CLORD,
+                cl_ord_id: CLORD_ID,
             }))
         );
         assert_eq!(
@@ -587,13 +562,13 @@ mod tests {
                 time_in_force: b'0',
                 display: b'A',
                 intermarket_sweep: b'N',
-                cl_ord_id: CLORD,
+                cl_ord_id: CLORD_ID,
             }))
         );
         let Inbound::Request(req) = r else {
             unreachable!()
         };
-        assert_eq!(cl_ord_id(&req), Some(CLORD));
+        assert_eq!(cl_ord_id(&req), Some(CLORD_ID));
         assert_eq!(
             i.decode(&[b'X', 0, 0, 0, 8, 0, 0, 0, 20]),
             Inbound::Request(Request::Cancel(CancelOrder {
@@ -662,7 +637,7 @@ mod tests {
                     OrderEvent::Rejected {
                         user_ref_num: u32::from(urn),
                         reason,
-                        cl_ord_id: CLORD
+                        cl_ord_id: CLORD_ID
                     }
                 )],
                 "{k}"
@@ -700,7 +675,7 @@ mod tests {
                 OrderEvent::Rejected {
                     user_ref_num: 20,
                     reason: RejectReason::Other,
-                    cl_ord_id: CLORD
+                    cl_ord_id: CLORD_ID
                 }
             )]
         );
@@ -727,9 +702,9 @@ mod tests {
             price: 1_852_500,
             time_in_force: TimeInForce::Ioc,
             display: Display::Visible,
-            capacity: b'A',
+            capacity: Capacity::Agency,
             order_reference_number: 0x0102,
-            cl_ord_id: CLORD,
+            cl_ord_id: CLORD_ID,
         };
         assert_eq!(
             encoded(&accepted),
@@ -755,9 +730,9 @@ mod tests {
             price: 1_852_500,
             time_in_force: TimeInForce::Day,
             display: Display::Attributable,
-            capacity: b'P',
+            capacity: Capacity::Principal,
             order_reference_number: 9,
-            cl_ord_id: CLORD,
+            cl_ord_id: CLORD_ID,
         };
         assert_eq!(
             encoded(&replaced),

@@ -295,7 +295,7 @@ fn enter(user_ref: u32, side: u8, quantity: u32, price: u64, tif: u8) -> Request
         time_in_force: tif,
         display: b'Y',
         capacity: b'A',
-        cl_ord_id: *b"CLORD         ",
+        cl_ord_id: crate::orders::ClOrdId(*b"CLORD         "),
     })
 }
 
@@ -399,7 +399,7 @@ fn every_reject_reason_and_exact_accounting() {
         price: 1_000_000,
         time_in_force: b'0',
         display: b'Y',
-        cl_ord_id: [b' '; 14],
+        cl_ord_id: crate::orders::ClOrdId([b' '; 14]),
     });
     x.handle_request(s, &dead, 0, &mut out);
     assert_eq!(out.take(), (Vec::new(), Vec::new()));
@@ -684,7 +684,7 @@ fn cancel_modify_replace() {
             price: 1_000_000,
             time_in_force: b'0',
             display: b'Y',
-            cl_ord_id: [b'r'; 14],
+            cl_ord_id: crate::orders::ClOrdId([b'r'; 14]),
         }),
         0,
         &mut out,
@@ -920,7 +920,7 @@ fn a_halt_rejects_replaces_and_keeps_the_order() {
         price: 1_000_100,
         time_in_force: b'0',
         display: b'Y',
-        cl_ord_id: [b' '; 14],
+        cl_ord_id: crate::orders::ClOrdId([b' '; 14]),
     };
     x.handle_request(s, &Request::Replace(replace), 0, &mut out);
     let (itch, ev) = out.take();

@@ -211,7 +211,7 @@ pub enum UpdateKind {
     /// original order is unchanged).
     Rejected {
         /// OUCH reject reason (Appendix D).
-        reason: u16,
+        reason: crate::orders::RejectReason,
     },
 }
 

@@ -84,7 +84,7 @@ impl InstantExchange {
                         user_ref_num: o.user_ref_num,
                         quantity: o.quantity,
                         price: o.price,
-                        liquidity: b'R',
+                        liquidity: hftnet_trade::orders::LiquidityFlag::Removed,
                         match_number: self.next_match,
                     });
                 } else {
@@ -114,7 +114,7 @@ impl InstantExchange {
                     f(&ExchangeEvent::Canceled {
                         user_ref_num: c.user_ref_num,
                         quantity: open,
-                        reason: b'U',
+                        reason: hftnet_trade::orders::CancelReason::UserRequested,
                     });
                 }
             }
@@ -138,7 +138,7 @@ impl InstantExchange {
             user_ref_num: n,
             quantity,
             price,
-            liquidity: b'A',
+            liquidity: hftnet_trade::orders::LiquidityFlag::Added,
             match_number: self.next_match,
         })
     }

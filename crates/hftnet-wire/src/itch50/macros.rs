@@ -314,70 +314,22 @@ macro_rules! itch_messages {
             }
         )+
 
-        /// Every message type ITCH 5.0 defines, in the order of the
-        /// specification; [`MessageType::index`] numbers them `0..COUNT` for
-        /// per-type counters in a plain array.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum MessageType {
+        message_type_enum! {
+            /// Every message type ITCH 5.0 defines, in the order of the
+            /// specification; [`MessageType::index`] numbers them `0..COUNT` for
+            /// per-type counters in a plain array.
+            MessageType, message_len = "Length of the message as defined by ITCH 5.0.", "add_order";
             $(
-                #[doc = concat!("`", $ch, "`, ", stringify!($len), " bytes, \"", $name, "\":")]
                 $(#[doc = $doc])*
-                $View,
+                $View = $ch, $len, $name;
             )+
         }
 
         impl MessageType {
-            /// How many message types there are.
-            pub const COUNT: usize = [$($name),+].len();
-            /// Every type, in [`MessageType::index`] order.
-            pub const ALL: [Self; Self::COUNT] = [$(Self::$View),+];
-
-            /// The type a type byte stands for; `None` for a byte ITCH 5.0
-            /// does not define.
-            #[must_use]
-            #[inline]
-            pub const fn from_byte(b: u8) -> Option<Self> {
-                match b as char {
-                    $($ch => Some(Self::$View),)+
-                    _ => None,
-                }
-            }
-
             /// The type with this [`MessageType::index`].
             #[must_use]
             pub const fn from_index(i: usize) -> Option<Self> {
                 if i < Self::COUNT { Some(Self::ALL[i]) } else { None }
-            }
-
-            /// The type byte.
-            #[must_use]
-            pub const fn byte(self) -> u8 {
-                match self {
-                    $(Self::$View => type_byte($ch),)+
-                }
-            }
-
-            /// A short snake_case name for reports, e.g. `"add_order"`.
-            #[must_use]
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $(Self::$View => $name,)+
-                }
-            }
-
-            /// Length of the message as defined by ITCH 5.0.
-            #[must_use]
-            pub const fn message_len(self) -> usize {
-                match self {
-                    $(Self::$View => $len,)+
-                }
-            }
-
-            /// A dense index `0..COUNT`, for per-type counters.
-            #[must_use]
-            #[inline]
-            pub const fn index(self) -> usize {
-                self as usize
             }
         }
 

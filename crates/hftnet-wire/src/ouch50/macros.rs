@@ -576,74 +576,25 @@ macro_rules! ouch_messages {
             }
         )+
 
-        $(#[doc = $tdoc])*
-        ///
-        /// [`Self::index`] numbers the types `0..COUNT` for per-type counters
-        /// in a plain array.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $Ty {
+        message_type_enum! {
+            $(#[doc = $tdoc])*
+            ///
+            /// [`Self::index`] numbers the types `0..COUNT` for per-type counters
+            /// in a plain array.
+            $Ty, fixed_len = "Length of the fixed part (the whole message for the types without an appendage).", "enter_order";
             $(
-                #[doc = concat!("`", $ch, "`, \"", $name, "\":")]
                 $(#[doc = $doc])*
-                $View,
+                $View = $ch, $len, $name;
             )+
         }
 
         impl $Ty {
-            /// How many message types there are.
-            pub const COUNT: usize = [$($name),+].len();
-            /// Every type, in [`Self::index`] order.
-            pub const ALL: [Self; Self::COUNT] = [$(Self::$View),+];
-
-            /// The type a type byte stands for; `None` for a byte this
-            /// direction does not define.
-            #[must_use]
-            #[inline]
-            pub const fn from_byte(b: u8) -> Option<Self> {
-                match b as char {
-                    $($ch => Some(Self::$View),)+
-                    _ => None,
-                }
-            }
-
-            /// The type byte.
-            #[must_use]
-            pub const fn byte(self) -> u8 {
-                match self {
-                    $(Self::$View => type_byte($ch),)+
-                }
-            }
-
-            /// A short snake_case name for reports, e.g. `"enter_order"`.
-            #[must_use]
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $(Self::$View => $name,)+
-                }
-            }
-
-            /// Length of the fixed part (the whole message for the types
-            /// without an appendage).
-            #[must_use]
-            pub const fn fixed_len(self) -> usize {
-                match self {
-                    $(Self::$View => $len,)+
-                }
-            }
-
             /// Whether the message ends with the optional appendage.
             #[must_use]
             pub const fn has_appendage(self) -> bool {
                 match self {
                     $(Self::$View => false $(|| ouch_app_true!($app))?,)+
                 }
-            }
-
-            /// A dense index `0..COUNT`, for per-type counters.
-            #[must_use]
-            #[inline]
-            pub const fn index(self) -> usize {
-                self as usize
             }
         }
 
