@@ -11,19 +11,21 @@
 //! Layer: the only code of hftnet besides `hftnet-sys` that calls C
 //! directly; every `unsafe` block says why it holds. It knows nothing of
 //! UDP, URIs or the EAL's arguments (the transport in `hftnet-io` does).
-//! Invariants: an `Mbuf` is owned by exactly one value and freed once;
-//! a `Mempool` is freed only after every `Port` set up with it is closed
-//! (the port holds it). Mbufs must be freed before their `Mempool`: NOT
-//! enforced (an `Mbuf` carries no lifetime of its pool) — the owner orders
-//! its fields; safe code that drops the pool first is undefined behaviour,
-//! a known hole (the fix: `Mbuf<'pool>`, or a per-pool count of the mbufs
-//! handed out);
-//! the EAL is initialised before any other call (the caller's guard).
+//! Invariants, enforced by the types: an `Mbuf` is owned by exactly one
+//! value and freed once; a `Mempool` is freed only after every `Port` set
+//! up with it is closed (the port holds an `Arc` of it) and every mbuf of
+//! it is back: an `Mbuf<'p>` borrows its pool (from `Mempool::alloc`, or
+//! the `RxBatch` that lent it), and `RxBatch` and `TxQueue` each hold an
+//! `Arc` of their pool, taken once when they are made (no atomic per
+//! packet), and burst only on a port set up with that pool. The EAL is
+//! initialised before any other call (the caller's guard).
 #![cfg(feature = "dpdk")]
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::fmt;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 /// The raw bindings (bindgen output, C names).
 #[allow(
@@ -292,39 +294,94 @@ impl Mempool {
         unsafe { ffi::rte_mempool_avail_count(self.ptr.as_ptr()) }
     }
 
-    /// Takes one mbuf (reset, one segment, default headroom). It must be
-    /// dropped before the pool (not enforced: see `Drop`).
+    /// Takes one mbuf (reset, one segment, default headroom), borrowing the
+    /// pool: it is freed before the pool can be.
     #[inline]
     #[must_use]
-    pub fn alloc(&self) -> Option<Mbuf> {
+    pub fn alloc(&self) -> Option<Mbuf<'_>> {
         // SAFETY: the pool is alive; the call returns an mbuf we own or NULL.
-        NonNull::new(unsafe { ffi::hftnet_rte_pktmbuf_alloc(self.ptr.as_ptr()) }).map(Mbuf)
+        let p = unsafe { ffi::hftnet_rte_pktmbuf_alloc(self.ptr.as_ptr()) };
+        Some(Mbuf {
+            ptr: NonNull::new(p)?,
+            pool: self.ptr,
+            _pool: PhantomData,
+        })
     }
 }
 
 impl Drop for Mempool {
     fn drop(&mut self) {
-        // SAFETY: (1) no port uses the pool: a Port whose queues were set up
-        // with it holds an Arc to it until the port is closed, and leaks it
-        // when dropped open — enforced by the types. (2) No other handle
-        // takes mbufs meanwhile (&mut self). (3) NOT enforced by the types:
-        // no Mbuf, RxBatch or TxQueue still holds an mbuf of this pool — an
-        // owner convention (hftnet_io::dpdk orders its fields so). Safe
-        // code can break it (drop the pool, then an Mbuf from `alloc`):
-        // a known soundness hole, see the crate doc. Checking `in_use() == 0`
-        // here is no fix: net_af_xdp (22.11) never gives back the mbufs of
-        // its fill ring after close, so every such pool would leak.
+        // SAFETY: enforced by the types: (1) no port uses the pool: a Port
+        // whose queues were set up with it holds an Arc to it until the port
+        // is closed, and leaks it when dropped open; a closed port's driver
+        // frees nothing more into it (net_af_xdp 22.11 never gives back the
+        // mbufs of its fill ring: they are freed with the pool, whose memory
+        // the closed socket no longer uses). (2) No other handle takes mbufs
+        // meanwhile (&mut self). (3) No mbuf of it is held: an Mbuf borrows
+        // its pool (from `alloc`, or from the RxBatch that holds an Arc of
+        // it), and RxBatch and TxQueue hold an Arc of the pool of the mbufs
+        // they keep, and give the device only mbufs of their port's pool.
         unsafe { ffi::rte_mempool_free(self.ptr.as_ptr()) }
     }
 }
 
-/// One packet buffer, owned: freed back to its pool on drop.
+/// One packet buffer, owned: freed back to its pool on drop. It borrows the
+/// pool it came from (`'p`: the [`Mempool`] of [`Mempool::alloc`], or the
+/// [`RxBatch`] that received it, which holds its pool), so the borrow
+/// checker keeps the pool alive while the mbuf is: freeing it needs the pool.
+///
+/// Neither the pool nor a batch can go while one of their mbufs lives (these
+/// compiled before `Mbuf` borrowed its pool; the drops were undefined
+/// behaviour):
+///
+/// ```compile_fail,E0505
+/// # use std::sync::Arc;
+/// # use hftnet_dpdk_sys::Mempool;
+/// let pool = Arc::new(Mempool::new("p", 256, 0, 2176, -1).unwrap());
+/// let m = pool.alloc().unwrap();
+/// drop(pool); // error: `pool` is borrowed by `m`
+/// drop(m);
+/// ```
+///
+/// ```compile_fail,E0505
+/// # use std::sync::Arc;
+/// # use hftnet_dpdk_sys::{Mempool, RxBatch};
+/// let pool = Arc::new(Mempool::new("p", 256, 0, 2176, -1).unwrap());
+/// let mut batch = RxBatch::new(&pool);
+/// drop(pool); // fine: the batch holds the pool
+/// let m = batch.take().unwrap();
+/// drop(batch); // error: `batch` is borrowed by `m`
+/// drop(m);
+/// ```
+///
+/// The right order compiles (not run: it needs the EAL up):
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use hftnet_dpdk_sys::{Mempool, RxBatch, TxQueue};
+/// let pool = Arc::new(Mempool::new("p", 256, 0, 2176, -1).unwrap());
+/// let mut batch = RxBatch::new(&pool);
+/// let mut queue = TxQueue::new(&pool);
+/// let m = pool.alloc().unwrap();
+/// queue.push(m).unwrap(); // the queue holds the pool now
+/// drop(pool);
+/// if let Some(m) = batch.take() {
+///     drop(m);
+/// }
+/// drop((batch, queue)); // the pool is freed with the last of them
+/// ```
 #[derive(Debug)]
-pub struct Mbuf(NonNull<ffi::rte_mbuf>);
+pub struct Mbuf<'p> {
+    ptr: NonNull<ffi::rte_mbuf>,
+    /// The pool it goes back to (compared by [`TxQueue::push`]).
+    pool: NonNull<ffi::rte_mempool>,
+    _pool: PhantomData<&'p Mempool>,
+}
 
 // SAFETY: an mbuf is owned by one value at a time; freeing it from any
-// thread is allowed (the pool's put is thread-safe).
-unsafe impl Send for Mbuf {}
+// thread is allowed (the pool's put is thread-safe); the pool it borrows is
+// `Sync`.
+unsafe impl Send for Mbuf<'_> {}
 
 /// What the device said of a received checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,12 +407,46 @@ impl Cksum {
     }
 }
 
-impl Mbuf {
+/// The whole room of the first segment of `p` from the data start.
+///
+/// # Safety
+/// `p` is an mbuf the caller owns, exclusively for `'a`.
+#[inline]
+unsafe fn room_of<'a>(p: NonNull<ffi::rte_mbuf>) -> &'a mut [u8] {
+    let p = p.as_ptr();
+    // SAFETY: the buffer from data_off to buf_len belongs to the mbuf, which
+    // the caller owns exclusively for 'a; u8 has no invalid values.
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            ffi::hftnet_rte_pktmbuf_mtod(p),
+            usize::from(ffi::hftnet_rte_mbuf_room(p)),
+        )
+    }
+}
+
+/// Makes `p` a one-segment packet of `len` bytes.
+///
+/// # Safety
+/// `p` is an mbuf the caller owns.
+///
+/// # Panics
+/// When `len` is longer than its room.
+#[inline]
+unsafe fn set_len_of(p: NonNull<ffi::rte_mbuf>, len: usize) {
+    let p = p.as_ptr();
+    // SAFETY: reads a field of the mbuf the caller owns.
+    let room = usize::from(unsafe { ffi::hftnet_rte_mbuf_room(p) });
+    assert!(len <= room, "mbuf length {len} over its room {room}");
+    // SAFETY: writes the length fields of the mbuf the caller owns; len fits.
+    unsafe { ffi::hftnet_rte_mbuf_set_len(p, len as u16) }
+}
+
+impl Mbuf<'_> {
     /// The bytes of the first segment.
     #[inline]
     #[must_use]
     pub fn data(&self) -> &[u8] {
-        let p = self.0.as_ptr();
+        let p = self.ptr.as_ptr();
         // SAFETY: mtod points at data_len initialised bytes of the first
         // segment, owned by this mbuf for the borrow of &self.
         unsafe {
@@ -370,15 +461,8 @@ impl Mbuf {
     /// frame in; the bytes are whatever the buffer held).
     #[inline]
     pub fn room_mut(&mut self) -> &mut [u8] {
-        let p = self.0.as_ptr();
-        // SAFETY: the buffer from data_off to buf_len belongs to this mbuf,
-        // which &mut self borrows exclusively; u8 has no invalid values.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                ffi::hftnet_rte_pktmbuf_mtod(p),
-                usize::from(ffi::hftnet_rte_mbuf_room(p)),
-            )
-        }
+        // SAFETY: we own the mbuf; &mut self borrows it exclusively.
+        unsafe { room_of(self.ptr) }
     }
 
     /// Makes it a one-segment packet of `len` bytes.
@@ -387,12 +471,8 @@ impl Mbuf {
     /// When `len` is longer than [`Self::room_mut`].
     #[inline]
     pub fn set_len(&mut self, len: usize) {
-        let p = self.0.as_ptr();
-        // SAFETY: reads a field of the mbuf we own.
-        let room = usize::from(unsafe { ffi::hftnet_rte_mbuf_room(p) });
-        assert!(len <= room, "mbuf length {len} over its room {room}");
-        // SAFETY: writes the length fields of the mbuf we own; len fits.
-        unsafe { ffi::hftnet_rte_mbuf_set_len(p, len as u16) }
+        // SAFETY: we own the mbuf.
+        unsafe { set_len_of(self.ptr, len) }
     }
 
     /// Asks the device to fill in the IPv4 header and UDP checksums (the
@@ -400,7 +480,7 @@ impl Mbuf {
     #[inline]
     pub fn offload_cksum(&mut self, l2_len: u16, l3_len: u16) {
         // SAFETY: writes offload fields of the mbuf we own.
-        unsafe { ffi::hftnet_rte_mbuf_tx_cksum(self.0.as_ptr(), l2_len, l3_len) }
+        unsafe { ffi::hftnet_rte_mbuf_tx_cksum(self.ptr.as_ptr(), l2_len, l3_len) }
     }
 
     /// The packet's length over all segments.
@@ -408,7 +488,7 @@ impl Mbuf {
     #[must_use]
     pub fn pkt_len(&self) -> usize {
         // SAFETY: reads a field of the mbuf we own.
-        unsafe { ffi::hftnet_rte_mbuf_pkt_len(self.0.as_ptr()) as usize }
+        unsafe { ffi::hftnet_rte_mbuf_pkt_len(self.ptr.as_ptr()) as usize }
     }
 
     /// Its segments.
@@ -416,7 +496,7 @@ impl Mbuf {
     #[must_use]
     pub fn segments(&self) -> u16 {
         // SAFETY: reads a field of the mbuf we own.
-        unsafe { ffi::hftnet_rte_mbuf_nb_segs(self.0.as_ptr()) }
+        unsafe { ffi::hftnet_rte_mbuf_nb_segs(self.ptr.as_ptr()) }
     }
 
     /// The device's verdict on the L4 (UDP) checksum of a received packet.
@@ -424,7 +504,7 @@ impl Mbuf {
     #[must_use]
     pub fn rx_l4_cksum(&self) -> Cksum {
         // SAFETY: reads the flags of the mbuf we own.
-        Cksum::from_code(unsafe { ffi::hftnet_rte_mbuf_rx_l4_cksum(self.0.as_ptr()) })
+        Cksum::from_code(unsafe { ffi::hftnet_rte_mbuf_rx_l4_cksum(self.ptr.as_ptr()) })
     }
 
     /// The device's verdict on the IPv4 header checksum.
@@ -432,56 +512,80 @@ impl Mbuf {
     #[must_use]
     pub fn rx_ip_cksum(&self) -> Cksum {
         // SAFETY: reads the flags of the mbuf we own.
-        Cksum::from_code(unsafe { ffi::hftnet_rte_mbuf_rx_ip_cksum(self.0.as_ptr()) })
+        Cksum::from_code(unsafe { ffi::hftnet_rte_mbuf_rx_ip_cksum(self.ptr.as_ptr()) })
     }
 
     fn into_raw(self) -> *mut ffi::rte_mbuf {
-        let p = self.0.as_ptr();
+        let p = self.ptr.as_ptr();
         std::mem::forget(self);
         p
     }
 }
 
-impl Drop for Mbuf {
+impl Drop for Mbuf<'_> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: we own the mbuf (and its chain); it is freed once, here.
-        unsafe { ffi::hftnet_rte_pktmbuf_free(self.0.as_ptr()) }
+        // SAFETY: we own the mbuf (and its chain); it is freed once, here,
+        // into its pool, alive for 'p (borrowed).
+        unsafe { ffi::hftnet_rte_pktmbuf_free(self.ptr.as_ptr()) }
+    }
+}
+
+/// Frees an mbuf held by raw pointer (the arrays of [`RxBatch`], [`TxQueue`]).
+///
+/// # Safety
+/// `p` is NULL or an mbuf the caller owns and gives up, whose pool is alive.
+#[inline]
+unsafe fn free_raw(p: *mut ffi::rte_mbuf) {
+    if !p.is_null() {
+        // SAFETY: the caller's contract.
+        unsafe { ffi::hftnet_rte_pktmbuf_free(p) }
     }
 }
 
 /// Mbufs per receive burst and per transmit queue.
 pub const BURST: usize = 32;
 
-/// A received burst: the mbufs of one `rte_eth_rx_burst`, taken one by one
-/// as owned [`Mbuf`]s; those not taken are freed on drop.
+/// A received burst: the mbufs of one `rte_eth_rx_burst`, lent one by one
+/// as [`Mbuf`]s borrowing the batch; those not taken are freed on drop.
+///
+/// It holds a reference to the pool its port receives into (taken once, at
+/// [`RxBatch::new`]), so its mbufs — and those it lends — never outlive
+/// their pool; [`RxBatch::fill`] receives only from a port set up with that
+/// pool (a pointer comparison, no atomic per burst).
 #[derive(Debug)]
 pub struct RxBatch {
     mbufs: [*mut ffi::rte_mbuf; BURST],
     next: usize,
     len: usize,
+    pool: Arc<Mempool>,
 }
 
-// SAFETY: the batch owns the mbufs it holds (see Mbuf).
+// SAFETY: the batch owns the mbufs it holds (see Mbuf) and an Arc of their
+// pool (Send + Sync).
 unsafe impl Send for RxBatch {}
 
-impl Default for RxBatch {
-    fn default() -> Self {
+impl RxBatch {
+    /// An empty batch for a port whose receive queue takes its mbufs from
+    /// `pool`.
+    #[must_use]
+    pub fn new(pool: &Arc<Mempool>) -> Self {
         Self {
             mbufs: [std::ptr::null_mut(); BURST],
             next: 0,
             len: 0,
+            pool: pool.clone(),
         }
     }
-}
 
-impl RxBatch {
     /// Frees what is left, then receives up to `max` (at most [`BURST`])
-    /// packets from queue `queue` of `port`; returns how many.
+    /// packets from queue `queue` of `port`; returns how many. Nothing
+    /// (0) from a port not started, a queue it did not configure, or a port
+    /// set up with another pool than the batch's.
     #[inline]
     pub fn fill(&mut self, port: &Port, queue: u16, max: usize) -> usize {
         self.clear();
-        if !port.burst_ok(queue) {
+        if !port.burst_ok(queue) || !port.uses_pool(&self.pool) {
             return 0;
         }
         let max = max.min(BURST) as u16;
@@ -489,7 +593,8 @@ impl RxBatch {
         // claim on it and is borrowed, so it is still started and open (stop
         // and close need it by &mut or by value), and `queue` is one it
         // configured (burst_ok); the array has room for max pointers; the
-        // returned mbufs are ours.
+        // returned mbufs are ours, from the queue's pool, which is the
+        // batch's (uses_pool) and which the batch keeps alive.
         let n = unsafe { ffi::hftnet_rte_rx_burst(port.id, queue, self.mbufs.as_mut_ptr(), max) };
         self.next = 0;
         self.len = usize::from(n);
@@ -499,12 +604,18 @@ impl RxBatch {
     /// Frees the mbufs not taken.
     #[inline]
     pub fn clear(&mut self) {
-        while self.take().is_some() {}
+        while self.next < self.len {
+            let p = self.mbufs[self.next];
+            self.next += 1;
+            // SAFETY: the pointers in [next, len) came from rx_burst, are
+            // owned here only and handed out once; their pool is the batch's.
+            unsafe { free_raw(p) };
+        }
     }
 
-    /// The next received mbuf.
+    /// The next received mbuf, borrowing the batch (which keeps its pool).
     #[inline]
-    pub fn take(&mut self) -> Option<Mbuf> {
+    pub fn take(&mut self) -> Option<Mbuf<'_>> {
         if self.next >= self.len {
             return None;
         }
@@ -512,7 +623,11 @@ impl RxBatch {
         self.next += 1;
         // The pointers in [next, len) came from rx_burst and are owned here
         // only: each is handed out once.
-        NonNull::new(p).map(Mbuf)
+        Some(Mbuf {
+            ptr: NonNull::new(p)?,
+            pool: self.pool.ptr,
+            _pool: PhantomData,
+        })
     }
 }
 
@@ -522,27 +637,56 @@ impl Drop for RxBatch {
     }
 }
 
+/// Why [`TxQueue::stage`] gave no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageError {
+    /// The queue holds [`BURST`] packets: flush it first.
+    Full,
+    /// The pool has no free mbuf now.
+    NoMbuf,
+}
+
 /// Packets queued for transmission, sent by [`TxQueue::flush`]; those the
-/// device did not take stay queued, and are freed on drop.
+/// device did not take stay queued, and are freed on drop. A frame is built
+/// in place: [`TxQueue::stage`] takes an mbuf from the queue's pool,
+/// [`TxQueue::staged_room`] lends its room, [`TxQueue::commit`] queues it.
+///
+/// It holds a reference to its pool (taken once, at [`TxQueue::new`]), so
+/// its mbufs never outlive their pool; it queues only mbufs of that pool
+/// and flushes only to a port set up with it (pointer comparisons, no
+/// atomic per packet), so what the device holds is of a pool the port
+/// keeps alive.
 #[derive(Debug)]
 pub struct TxQueue {
     mbufs: [*mut ffi::rte_mbuf; BURST],
     len: usize,
+    /// The mbuf a frame is being built in (from `stage` to `commit`).
+    staged: Option<NonNull<ffi::rte_mbuf>>,
+    pool: Arc<Mempool>,
 }
 
-// SAFETY: the queue owns the mbufs it holds (see Mbuf).
+// SAFETY: the queue owns the mbufs it holds (see Mbuf) and an Arc of their
+// pool (Send + Sync).
 unsafe impl Send for TxQueue {}
 
-impl Default for TxQueue {
-    fn default() -> Self {
+impl TxQueue {
+    /// An empty queue sending mbufs of `pool`.
+    #[must_use]
+    pub fn new(pool: &Arc<Mempool>) -> Self {
         Self {
             mbufs: [std::ptr::null_mut(); BURST],
             len: 0,
+            staged: None,
+            pool: pool.clone(),
         }
     }
-}
 
-impl TxQueue {
+    /// Its pool.
+    #[must_use]
+    pub fn pool(&self) -> &Mempool {
+        &self.pool
+    }
+
     /// Packets queued.
     #[inline]
     #[must_use]
@@ -564,13 +708,15 @@ impl TxQueue {
         self.len < BURST
     }
 
-    /// Queues `m`; gives it back when the queue is full.
+    /// Queues `m`; gives it back when the queue is full or `m` is not of
+    /// the queue's pool.
     ///
     /// # Errors
-    /// `m` itself when there is no room.
+    /// `m` itself when there is no room or it belongs to another pool.
     #[inline]
-    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len >= BURST {
+    pub fn push<'p>(&mut self, m: Mbuf<'p>) -> Result<(), Mbuf<'p>> {
+        // The staged mbuf keeps its place, so `commit` always has room.
+        if self.len + usize::from(self.staged.is_some()) >= BURST || m.pool != self.pool.ptr {
             return Err(m);
         }
         self.mbufs[self.len] = m.into_raw();
@@ -578,17 +724,92 @@ impl TxQueue {
         Ok(())
     }
 
+    /// Makes sure an mbuf is staged for the next frame (taking one from the
+    /// pool if none is).
+    ///
+    /// # Errors
+    /// [`StageError::Full`] with no room in the queue (nothing staged then),
+    /// [`StageError::NoMbuf`] when the pool is empty.
+    #[inline]
+    pub fn stage(&mut self) -> Result<(), StageError> {
+        if self.staged.is_some() {
+            return Ok(());
+        }
+        if self.len >= BURST {
+            return Err(StageError::Full);
+        }
+        // SAFETY: the pool is alive (held); the call returns an mbuf we own
+        // or NULL.
+        let p = unsafe { ffi::hftnet_rte_pktmbuf_alloc(self.pool.ptr.as_ptr()) };
+        self.staged = Some(NonNull::new(p).ok_or(StageError::NoMbuf)?);
+        Ok(())
+    }
+
+    /// Whether an mbuf is staged.
+    #[inline]
+    #[must_use]
+    pub fn is_staged(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// The room of the staged mbuf from its data start (to build a frame
+    /// in), if one is staged.
+    #[inline]
+    pub fn staged_room(&mut self) -> Option<&mut [u8]> {
+        // SAFETY: the staged mbuf is owned by the queue, which &mut self
+        // borrows exclusively.
+        self.staged.map(|p| unsafe { room_of(p) })
+    }
+
+    /// Queues the staged mbuf as a packet of `len` bytes, asking the device
+    /// for the IPv4 and UDP checksums when `cksum` gives the (L2, L3)
+    /// header lengths; false if nothing was staged.
+    ///
+    /// # Panics
+    /// When `len` is longer than [`Self::staged_room`].
+    #[inline]
+    pub fn commit(&mut self, len: usize, cksum: Option<(u16, u16)>) -> bool {
+        let Some(p) = self.staged else {
+            return false;
+        };
+        // SAFETY: the staged mbuf is ours.
+        unsafe { set_len_of(p, len) };
+        if let Some((l2, l3)) = cksum {
+            // SAFETY: writes offload fields of the staged mbuf, ours.
+            unsafe { ffi::hftnet_rte_mbuf_tx_cksum(p.as_ptr(), l2, l3) }
+        }
+        // stage() staged only with room in the queue, and push keeps a place
+        // for the staged mbuf, so len < BURST here.
+        self.staged = None;
+        self.mbufs[self.len] = p.as_ptr();
+        self.len += 1;
+        true
+    }
+
+    /// Frees the staged mbuf, if any.
+    #[inline]
+    pub fn cancel(&mut self) {
+        if let Some(p) = self.staged.take() {
+            // SAFETY: the staged mbuf is ours, of the queue's live pool.
+            unsafe { free_raw(p.as_ptr()) };
+        }
+    }
+
     /// `rte_eth_tx_burst` of what is queued on queue `queue` of `port`;
-    /// returns how many the device took (they are its now).
+    /// returns how many the device took (they are its now). Nothing (0) to a
+    /// port not started, a queue it did not configure, or a port set up with
+    /// another pool than the queue's.
     #[inline]
     pub fn flush(&mut self, port: &Port, queue: u16) -> usize {
-        if self.len == 0 || !port.burst_ok(queue) {
+        if self.len == 0 || !port.burst_ok(queue) || !port.uses_pool(&self.pool) {
             return 0;
         }
         // SAFETY: the port was started through `port`, which holds the only
         // claim on it and is borrowed, so it is still started and open, and
         // `queue` is one it configured (burst_ok); the first len pointers are
-        // mbufs we own; the device takes ownership of the first n it returns.
+        // mbufs we own, of the pool the port keeps until it is closed
+        // (uses_pool), so the device frees them into a live pool; the device
+        // takes ownership of the first n it returns.
         let n = usize::from(unsafe {
             ffi::hftnet_rte_tx_burst(port.id, queue, self.mbufs.as_mut_ptr(), self.len as u16)
         });
@@ -597,13 +818,15 @@ impl TxQueue {
         n
     }
 
-    /// Frees what is queued.
+    /// Frees what is queued and staged.
     pub fn clear(&mut self) {
         for p in &self.mbufs[..self.len] {
-            // Each pointer is an mbuf we own, freed once (len reset below).
-            drop(NonNull::new(*p).map(Mbuf));
+            // SAFETY: each pointer is an mbuf we own, of the queue's live
+            // pool, freed once (len reset below).
+            unsafe { free_raw(*p) };
         }
         self.len = 0;
+        self.cancel();
     }
 }
 
@@ -692,7 +915,7 @@ pub struct Port {
     started: bool,
     /// The pool its receive queue takes mbufs from (set by [`Port::setup`]):
     /// kept alive until the port is closed, leaked if it is dropped open.
-    pool: Option<std::sync::Arc<Mempool>>,
+    pool: Option<Arc<Mempool>>,
     /// The AF_XDP sockets (descriptor, inode) its queue set-up created
     /// (net_af_xdp), released after the close if the driver left them open.
     xsks: Vec<(i32, u64)>,
@@ -742,6 +965,13 @@ impl Port {
     #[inline]
     fn burst_ok(&self, queue: u16) -> bool {
         self.started && queue < self.queues
+    }
+
+    /// Whether its queues were set up with `pool` (which it then keeps
+    /// until it is closed).
+    #[inline]
+    fn uses_pool(&self, pool: &Arc<Mempool>) -> bool {
+        self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, pool))
     }
 
     /// Its id.
@@ -794,16 +1024,13 @@ impl Port {
         tx_offloads: u64,
         rx_desc: u16,
         tx_desc: u16,
-        pool: &std::sync::Arc<Mempool>,
+        pool: &Arc<Mempool>,
         socket: u32,
     ) -> Result<(u16, u16), DpdkError> {
         self.queues = 0;
         // Before the queue set-up: the device may use the pool from there
         // on, also if a later step fails.
-        if !self
-            .pool
-            .as_ref()
-            .is_some_and(|p| std::sync::Arc::ptr_eq(p, pool))
+        if !self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, pool))
             && let Some(old) = self.pool.replace(pool.clone())
         {
             // The device may still hold mbufs of the old pool (or, for
@@ -836,7 +1063,7 @@ impl Port {
         &mut self,
         rxd: &mut u16,
         txd: &mut u16,
-        pool: &std::sync::Arc<Mempool>,
+        pool: &Arc<Mempool>,
         socket: u32,
     ) -> Result<(), DpdkError> {
         // SAFETY: both are valid places the call adjusts.

@@ -51,7 +51,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use hftnet_dpdk_sys::{self as sys, Cksum, Mbuf, Mempool, Port, RxBatch, TxQueue};
+use hftnet_dpdk_sys::{self as sys, Cksum, Mempool, Port, RxBatch, StageError, TxQueue};
 use hftnet_sys::SyscallError;
 use hftnet_wire::ethernet;
 use serde::Serialize;
@@ -543,14 +543,15 @@ impl CapsSection for DpdkCaps {
 }
 
 /// The device, port and pool of one endpoint. Drop order (fields in
-/// order): the receive batch, the transmit queue and the held mbuf go back
-/// to the pool first; then the port is stopped and closed and the device
-/// removed; then the pool is freed.
+/// order): the receive batch and the transmit queue (with the mbuf staged
+/// in it) give their mbufs back to the pool first; then the port is
+/// stopped and closed and the device removed; then the pool is freed (the
+/// batch and the queue hold it too, so no order of drops could free it
+/// under their mbufs).
 #[derive(Debug)]
 pub struct DpdkRing {
     rx: RxBatch,
     txq: TxQueue,
-    cur: Option<Mbuf>,
     /// The device, its port, and the pool its queues take mbufs from (freed only
     /// after the port is closed).
     dev: Opened,
@@ -703,8 +704,6 @@ pub struct DpdkRx<'a> {
 #[derive(Debug)]
 pub struct DpdkTx<'a> {
     q: &'a mut TxQueue,
-    cur: &'a mut Option<Mbuf>,
-    pool: &'a Mempool,
     port: &'a Port,
     tx_cksum: bool,
     link: &'a mut LinkWatch,
@@ -727,8 +726,6 @@ impl Ring for DpdkRing {
             },
             DpdkTx {
                 q: &mut self.txq,
-                cur: &mut self.cur,
-                pool: self.dev.pool(),
                 port: self.dev.port(),
                 tx_cksum: self.tx_cksum,
                 link: &mut self.link,
@@ -867,21 +864,13 @@ impl DpdkTx<'_> {
     /// the queue is full; false when none can be had now.
     #[inline]
     fn take(&mut self) -> bool {
-        if self.cur.is_some() {
-            return true;
-        }
-        if !self.q.has_room() {
-            self.flush();
-            if !self.q.has_room() {
-                return false;
+        match self.q.stage() {
+            Ok(()) => true,
+            Err(StageError::Full) => {
+                self.flush();
+                self.q.has_room() && self.take()
             }
-        }
-        match self.pool.alloc() {
-            Some(m) => {
-                *self.cur = Some(m);
-                true
-            }
-            None => {
+            Err(StageError::NoMbuf) => {
                 *self.tx_nombuf += 1;
                 false
             }
@@ -919,30 +908,28 @@ impl TxRing for DpdkTx<'_> {
         if !self.take() {
             return None;
         }
-        self.cur.as_mut().map(Mbuf::room_mut)
+        self.q.staged_room()
     }
 
     #[inline]
     fn commit(&mut self, len: usize) {
-        let mut m = self.cur.take().expect("commit without a slot");
-        m.set_len(len);
-        if self.tx_cksum {
-            // The frame layer left the sums to the device (TxChecksum::Offloaded).
-            let l2_len = match m.data().get(12..14) {
+        // The frame layer left the sums to the device (TxChecksum::Offloaded).
+        let cksum = if self.tx_cksum {
+            let room = self.q.staged_room().expect("commit without a slot");
+            let l2_len = match room.get(12..14) {
                 Some([0x81, 0x00]) => ethernet::VLAN_HEADER_LEN,
                 _ => ethernet::HEADER_LEN,
             };
-            m.offload_cksum(l2_len as u16, hftnet_wire::ipv4::HEADER_LEN as u16);
-        }
-        // `take` left room in the queue.
-        if let Err(m) = self.q.push(m) {
-            drop(m);
-            unreachable!("a slot is given only with room in the queue");
-        }
+            Some((l2_len as u16, hftnet_wire::ipv4::HEADER_LEN as u16))
+        } else {
+            None
+        };
+        let committed = self.q.commit(len, cksum);
+        assert!(committed, "commit without a slot");
     }
 
     fn cancel(&mut self) {
-        *self.cur = None;
+        self.q.cancel();
     }
 
     #[inline]
@@ -1344,10 +1331,10 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
             cfg.port
         ));
     }
+    let pool = dev.pool.as_ref().expect("created above");
     let ring = DpdkRing {
-        rx: RxBatch::default(),
-        txq: TxQueue::default(),
-        cur: None,
+        rx: RxBatch::new(pool),
+        txq: TxQueue::new(pool),
         dev,
         wait_fd,
         rx_cksum,
