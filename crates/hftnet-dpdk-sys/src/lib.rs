@@ -24,6 +24,7 @@
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::fmt;
 use std::marker::PhantomData;
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -855,6 +856,9 @@ pub struct PortInfo {
     pub max_rx_queues: u16,
     /// Queues offered.
     pub max_tx_queues: u16,
+    /// The kernel interface it drives (`net_af_xdp`, `net_af_packet`,
+    /// `net_tap`), 0 for none.
+    pub if_index: u32,
 }
 
 /// The link as the driver reports it.
@@ -919,6 +923,8 @@ pub struct Port {
     /// The AF_XDP sockets (descriptor, inode) its queue set-up created
     /// (net_af_xdp), released after the close if the driver left them open.
     xsks: Vec<(i32, u64)>,
+    /// The kernel queue its queue 0 binds to (net_af_xdp's `start_queue`).
+    xsk_queue: u32,
 }
 
 /// The port ids a [`Port`] value holds now.
@@ -957,6 +963,7 @@ impl Port {
             started: false,
             pool: None,
             xsks: Vec::new(),
+            xsk_queue: 0,
         })
     }
 
@@ -1007,7 +1014,15 @@ impl Port {
             max_rx_pktlen: i.max_rx_pktlen,
             max_rx_queues: i.max_rx_queues,
             max_tx_queues: i.max_tx_queues,
+            if_index: i.if_index,
         })
+    }
+
+    /// Sets the kernel queue its queue 0 binds to, for a `net_af_xdp` port
+    /// created with `start_queue=Q` (default 0): the AF_XDP socket the
+    /// set-up creates is recognised by that queue (see [`Port::setup`]).
+    pub fn set_af_xdp_start_queue(&mut self, queue: u32) {
+        self.xsk_queue = queue;
     }
 
     /// Configures one receive and one transmit queue with the given
@@ -1015,6 +1030,12 @@ impl Port {
     /// the device's limits; the sizes used are returned), receive buffers
     /// from `pool`, on NUMA `socket`. The port keeps `pool` (a reference)
     /// until it is closed, so the pool outlives its use by the device.
+    ///
+    /// Call it in the network namespace of the port's interface: the
+    /// AF_XDP socket a `net_af_xdp` set-up creates (and DPDK 22.11 leaves
+    /// open at close, see [`Port::close`]) is recognised by asking the
+    /// kernel whether it is bound to this interface and queue
+    /// ([`xsk_bound_to`]), whose index is read in that namespace.
     ///
     /// # Errors
     /// The driver's refusal, naming the call.
@@ -1045,13 +1066,27 @@ impl Port {
             ffi::rte_eth_dev_configure(self.id, 1, 1, &raw const conf)
         })?;
         let (mut rxd, mut txd) = (rx_desc, tx_desc);
+        let if_index = self.info().map_or(0, |i| i.if_index);
         let xsks_before = af_xdp_sockets();
         let ret = self.setup_queues(&mut rxd, &mut txd, pool, socket);
         // What the set-up created, also when it failed part-way (a receive
-        // queue set up before a refused transmit one).
-        for s in af_xdp_sockets() {
-            if !xsks_before.contains(&s) && !self.xsks.contains(&s) {
-                self.xsks.push(s);
+        // queue set up before a refused transmit one): the AF_XDP sockets
+        // that appeared meanwhile and that the kernel confirms are bound to
+        // this port's interface and queue — another thread may have opened
+        // one of its own at the same moment.
+        if if_index != 0 {
+            for (fd, inode) in af_xdp_sockets() {
+                if xsks_before.contains(&(fd, inode)) || self.xsks.contains(&(fd, inode)) {
+                    continue;
+                }
+                // SAFETY: fd is open in this process now (just listed); it
+                // is only borrowed for the check, never closed here.
+                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+                if xsk_bound_to(bfd, if_index, self.xsk_queue) == Ok(true)
+                    && socket_inode(fd) == Some(inode)
+                {
+                    self.xsks.push((fd, inode));
+                }
             }
         }
         ret?;
@@ -1362,6 +1397,97 @@ pub fn af_xdp_sockets() -> Vec<(i32, u64)> {
         }
     }
     out
+}
+
+/// Whether the `AF_XDP` socket `fd` is bound to queue `queue` of interface
+/// `ifindex` of the calling thread's network namespace, asked of the
+/// kernel without touching `fd`.
+///
+/// How (the kernel's `xsk_bind`, `net/xdp/xsk.c`, Linux 5.10 and later): a
+/// probe socket with a receive ring and no fill or completion ring binds to
+/// (`ifindex`, `queue`) with `XDP_SHARED_UMEM` naming `fd`. The kernel
+/// accepts that only when `fd` is bound to that very device (of the probe's
+/// namespace) and queue — the probe then shares `fd`'s buffer pool — and is
+/// closed at once, having received nothing (the XDP program redirects to
+/// the socket in its map, `fd`). Otherwise it refuses, changing nothing:
+/// `EBADF` (`fd` is not bound), `EINVAL` (bound elsewhere: a socket on
+/// another device or queue needs fill and completion rings of its own),
+/// `ENODEV` (no such interface). (The kernel's per-socket report,
+/// `sock_diag` with `XDP_SHOW_INFO`, would say it without a probe but needs
+/// `CONFIG_XDP_SOCKETS_DIAG`, which kernels such as this lab's lack.)
+///
+/// # Errors
+/// A failed call of the probe (`socket`, `setsockopt`), or `ENOTSOCK` /
+/// `EAFNOSUPPORT` when `fd` is not an `AF_XDP` socket.
+pub fn xsk_bound_to(fd: BorrowedFd<'_>, ifindex: u32, queue: u32) -> Result<bool, DpdkError> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let fail = |call: &'static str| DpdkError {
+        call,
+        errno: std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    };
+    let mut domain: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most len bytes into domain; fd is a
+    // valid descriptor (borrowed).
+    if unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&raw mut domain).cast(),
+            &raw mut len,
+        )
+    } != 0
+    {
+        return Err(fail("getsockopt(SO_DOMAIN)"));
+    }
+    if domain != libc::AF_XDP {
+        return Err(DpdkError {
+            call: "xsk_bound_to (not an AF_XDP socket)",
+            errno: libc::EAFNOSUPPORT,
+        });
+    }
+    // SAFETY: plain syscall; the descriptor is owned below.
+    let probe = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if probe < 0 {
+        return Err(fail("socket(AF_XDP)"));
+    }
+    // SAFETY: a fresh descriptor nobody else owns; closed on drop.
+    let probe = unsafe { OwnedFd::from_raw_fd(probe) };
+    let entries: c_int = 64;
+    // SAFETY: entries is a valid c_int of the length given.
+    if unsafe {
+        libc::setsockopt(
+            probe.as_raw_fd(),
+            libc::SOL_XDP,
+            libc::XDP_RX_RING,
+            (&raw const entries).cast(),
+            std::mem::size_of::<c_int>() as libc::socklen_t,
+        )
+    } != 0
+    {
+        return Err(fail("setsockopt(SOL_XDP, XDP_RX_RING)"));
+    }
+    let addr = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: libc::XDP_SHARED_UMEM,
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: fd.as_raw_fd() as u32,
+    };
+    // SAFETY: addr is a valid sockaddr_xdp of the length given; the kernel
+    // only looks fd up (a reference it drops again).
+    let ret = unsafe {
+        libc::bind(
+            probe.as_raw_fd(),
+            (&raw const addr).cast(),
+            std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    // Accepted: fd is bound there (the probe is closed by the drop).
+    Ok(ret == 0)
 }
 
 /// The inode of the socket open as `fd`, if it is one.

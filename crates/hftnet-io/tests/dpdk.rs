@@ -708,3 +708,101 @@ fn an_error_after_the_port_is_set_up_leaves_it_reusable() {
         assert_eq!(again.unwrap(), "dpdk", "{driver}");
     }
 }
+
+/// The AF_XDP socket a `net_af_xdp` port's set-up creates is told from
+/// others by the kernel's answer (`hftnet_dpdk_sys::xsk_bound_to`), not only
+/// by having appeared during the set-up: in a process where other threads
+/// open AF_XDP sockets at the same moment (this test binary's other tests
+/// do), only the socket bound to the port's own interface and queue, in the
+/// port's namespace, is taken for the one the driver leaves open. An
+/// `xdp://` socket of another namespace on an interface of the same index
+/// number, an unbound socket, and the port's socket asked of another queue
+/// are not it; the port still gives its queue back on close.
+#[test]
+fn af_xdp_socket_of_a_port_is_told_by_its_interface_and_queue() {
+    if skip_without_root("af_xdp_socket_of_a_port_is_told_by_its_interface_and_queue") {
+        return;
+    }
+    use hftnet_dpdk_sys::{af_xdp_sockets, xsk_bound_to};
+    use std::os::fd::{AsFd, BorrowedFd};
+    fn bound(fd: i32, idx: u32, q: u32) -> bool {
+        // SAFETY: the descriptor is open (just listed, and its owner is
+        // alive) for the length of the call, which does not close it.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        xsk_bound_to(fd, idx, q).unwrap_or(false)
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let (si, ci) = (sh.iface().to_string(), ch.iface().to_string());
+    // An xdp:// socket in the other namespace, found by its own binding.
+    let ci2 = ci.clone();
+    let (xdp, cidx, theirs) = ch
+        .run(move || {
+            let t = open_any(&format!("xdp://{ci2}/0?port=9730&mode=copy"), Role::Server);
+            let idx = L2Iface::lookup(&ci2).unwrap().index;
+            let theirs: Vec<i32> = af_xdp_sockets()
+                .into_iter()
+                .map(|(fd, _)| fd)
+                .filter(|&fd| bound(fd, idx, 0))
+                .collect();
+            (t, idx, theirs)
+        })
+        .unwrap();
+    assert_eq!(theirs.len(), 1, "the xdp:// socket on {ci} queue 0");
+    let theirs = theirs[0];
+    let n = unique();
+    let si2 = si.clone();
+    let (dpdk, sidx, mine, checks) = sh
+        .run(move || {
+            let unbound = socket2::Socket::new(
+                socket2::Domain::from(libc::AF_XDP),
+                socket2::Type::RAW,
+                None,
+            )
+            .unwrap();
+            let t = open(
+                &format!("dpdk://net_af_xdp{n}?iface={si2}&port=9731"),
+                Role::Server,
+            );
+            let idx = L2Iface::lookup(&si2).unwrap().index;
+            let mine: Vec<i32> = af_xdp_sockets()
+                .into_iter()
+                .map(|(fd, _)| fd)
+                .filter(|&fd| bound(fd, idx, 0))
+                .collect();
+            let checks = (
+                // The other namespace's socket, asked of this namespace's
+                // interface with that socket's own index number.
+                bound(theirs, cidx, 0),
+                bound(theirs, idx, 0),
+                xsk_bound_to(unbound.as_fd(), idx, 0),
+                mine.first().map(|&fd| bound(fd, idx, 1)),
+                // Not an AF_XDP socket: an error, not an answer.
+                xsk_bound_to(UdpSocket::bind("127.0.0.1:0").unwrap().as_fd(), idx, 0).is_err(),
+            );
+            (t, idx, mine, checks)
+        })
+        .unwrap();
+    assert_eq!(
+        mine.len(),
+        1,
+        "exactly the port's socket on {si} (index {sidx}) queue 0"
+    );
+    assert_ne!(mine[0], theirs);
+    assert_eq!(
+        checks,
+        (false, false, Ok(false), Some(false), true),
+        "(xdp:// socket of the other namespace with its index, with this one's; unbound; \
+         the port's socket on queue 1; a UDP socket)"
+    );
+    drop(dpdk);
+    drop(xdp);
+    // The port's queue is free again: the same device opens again.
+    sh.run(move || {
+        open(
+            &format!("dpdk://net_af_xdp{n}?iface={si}&port=9731"),
+            Role::Server,
+        )
+    })
+    .unwrap();
+}

@@ -351,6 +351,19 @@ impl DpdkConfig {
         2048 - HEADERS
     }
 
+    /// The kernel queue a `net_af_xdp` port's first queue binds to: the
+    /// last `start_queue=` of the device arguments (the driver's kvargs
+    /// keep the last), 0 by default.
+    #[must_use]
+    pub fn af_xdp_start_queue(&self) -> u32 {
+        self.devargs_string()
+            .split(',')
+            .filter_map(|kv| kv.strip_prefix("start_queue="))
+            .filter_map(|v| v.parse().ok())
+            .next_back()
+            .unwrap_or(0)
+    }
+
     /// The argument string of `rte_dev_probe` for this device.
     #[must_use]
     pub fn devargs_string(&self) -> String {
@@ -1156,7 +1169,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         }
         sys::dev_probe(&args).map_err(|e| probe_error(cfg, &e))?;
     }
-    let port = sys::port_by_name(&name).and_then(Port::new).ok_or_else(|| OpenError::Dpdk {
+    let mut port = sys::port_by_name(&name).and_then(Port::new).ok_or_else(|| OpenError::Dpdk {
         problem: format!(
             "DPDK device {name} has no ethdev port (not probed: for a PCI device, check it is \
              bound to vfio-pci with `dpdk-devbind.py --status`), or another endpoint of this \
@@ -1164,6 +1177,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         ),
     })?;
     let port_id = port.id();
+    port.set_af_xdp_start_queue(cfg.af_xdp_start_queue());
     // Owned by the device from here, so any error below closes it.
     let port = dev.port.insert(port);
     let step = |what: &str| {
@@ -1442,6 +1456,9 @@ mod tests {
             "net_af_xdp3,iface=veth1,start_queue=0,queue_count=1,busy_budget=0"
         );
         assert_eq!(c.eal, vec!["--log-level=8", "--huge-unlink"]);
+        assert_eq!(c.af_xdp_start_queue(), 0);
+        let c = cfg("dpdk://net_af_xdp3?iface=veth1&port=1&devargs=start_queue=2").unwrap();
+        assert_eq!(c.af_xdp_start_queue(), 2);
         assert_eq!((c.mem_mb, c.cpu), (256, Some(1)));
         let c = cfg("dpdk://0000:01:00.0?port=9000&ip=10.0.0.1").unwrap();
         assert_eq!(c.device, Device::Pci("0000:01:00.0".into()));
