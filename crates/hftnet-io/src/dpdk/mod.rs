@@ -42,8 +42,10 @@
 //! it is down a send fails with `ENETDOWN` after [`crate::l2::SLOT_WAIT`],
 //! and traffic resumes by itself when it comes back. For `net_af_xdp`,
 //! whose port reports the link up always, the kernel interface's link is
-//! read instead (at most every millisecond while sending) and no burst is
-//! handed to the driver while it is down (see `KernelLink` for why).
+//! followed instead, through the kernel's link notifications (looked at at
+//! most every millisecond while sending: a non-blocking read, no
+//! allocation), and no burst is handed to the driver while it is down (see
+//! `KernelLink` for why).
 
 mod eal;
 
@@ -598,9 +600,13 @@ struct LinkWatch {
     kernel: Option<KernelLink>,
 }
 
-/// A kernel interface's link, read through a netlink socket opened in the
-/// interface's network namespace (at most every [`LINK_RECHECK`], while
-/// sending: one netlink round trip).
+/// A kernel interface's link, followed through the kernel's link
+/// notifications (`RTNLGRP_LINK`) on a socket opened in the interface's
+/// network namespace: a check (at most every [`LINK_RECHECK`], while
+/// sending) is one non-blocking `recvfrom` that finds nothing unless the
+/// link changed — no request, no round trip, no allocation. Only when
+/// notifications were lost (the socket overflowed) is the link read anew
+/// with a request (which allocates).
 ///
 /// Why `net_af_xdp` needs it (DPDK 22.11, kernel 6.18, veth): its port
 /// reports the link up always and its transmit burst takes frames onto the
@@ -614,15 +620,48 @@ struct LinkWatch {
 /// interface is down.
 #[derive(Debug)]
 struct KernelLink {
+    events: hftnet_sys::netlink::LinkEvents,
+    /// For the first read and after lost notifications.
     nl: hftnet_sys::netlink::RtNetlink,
     index: u32,
+}
+
+impl KernelLink {
+    /// Subscribes to the link notifications of interface `index` (of this
+    /// thread's namespace) and opens the socket for full reads.
+    fn open(index: u32) -> Result<Self, OpenError> {
+        let what = "opening a netlink socket to watch the link";
+        Ok(Self {
+            events: hftnet_sys::netlink::LinkEvents::open().map_err(OpenError::setup(what))?,
+            nl: hftnet_sys::netlink::RtNetlink::open().map_err(OpenError::setup(what))?,
+            index,
+        })
+    }
+
+    /// Reads the link with a request (allocates): up with carrier.
+    fn read_now(&mut self) -> Option<bool> {
+        self.nl
+            .link_info(self.index)
+            .ok()
+            .map(|l| l.up && l.running)
+    }
+
+    /// What changed since the last look: `None` when nothing did.
+    #[inline]
+    fn changed(&mut self) -> Option<bool> {
+        match self.events.poll(self.index) {
+            Ok(news) => news,
+            // Notifications lost: read it whole.
+            Err(_) => self.read_now(),
+        }
+    }
 }
 
 /// How often a stalled transmit reads the link again.
 const LINK_RECHECK: Duration = Duration::from_millis(1);
 
 impl LinkWatch {
-    /// Reads the link (at most every [`LINK_RECHECK`]).
+    /// Looks at the link (at most every [`LINK_RECHECK`]).
     fn check(&mut self, port: &Port) {
         let now = Instant::now();
         if self.checked.is_some_and(|t| now.duration_since(t) < LINK_RECHECK) {
@@ -630,7 +669,7 @@ impl LinkWatch {
         }
         self.checked = Some(now);
         let up = match &mut self.kernel {
-            Some(k) => k.nl.link_info(k.index).ok().map(|l| l.up && l.running),
+            Some(k) => k.changed(),
             None => port.link().ok().map(|l| l.up),
         };
         if let Some(up) = up {
@@ -1259,11 +1298,15 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         link = port.link().ok();
     }
     let kernel_link = match &kernel {
-        Some((iface, _)) if info.driver == "net_af_xdp" => Some(KernelLink {
-            nl: hftnet_sys::netlink::RtNetlink::open()
-                .map_err(OpenError::setup("opening a netlink socket to watch the link"))?,
-            index: iface.index,
-        }),
+        Some((iface, _)) if info.driver == "net_af_xdp" => {
+            let mut k = KernelLink::open(iface.index)?;
+            // The kernel's word, not the port's (which says up always).
+            link = k.read_now().map(|up| sys::Link {
+                up,
+                ..sys::Link::default()
+            });
+            Some(k)
+        }
         _ => None,
     };
     let (iface, ip, neighbours): (L2Iface, Ipv4Addr, Box<dyn Neighbours>) = match kernel {
