@@ -1031,7 +1031,50 @@ impl Neighbours for PinnedOnly {
 }
 
 /// The XDP program of `net_af_xdp` endpoints (`bpf/dpdk_udp.c`).
-static DPDK_UDP_PROG: &[u8] = include_bytes!("../../../../bpf/dpdk_udp.o");
+static DPDK_UDP_PROG: &[u8] = aya::include_bytes_aligned!("../../../../bpf/dpdk_udp.o");
+/// Its function, and so the kernel's name of the program.
+const DPDK_UDP_PROG_NAME: &str = "hftnet_dpdk_udp";
+
+/// Makes sure the XDP slot of `iface` is free for our program
+/// (`bpf/dpdk_udp.c`), which `net_af_xdp` attaches through netlink: a copy
+/// a dead process left attached (it outlives a process killed before its
+/// port was closed) is detached — only ours (its name and the tag of this
+/// build's object) and only when no live process holds it; any other
+/// program makes the open fail, before the driver runs (its failed set-up
+/// would detach whatever program the interface has, another live
+/// endpoint's included). Returns a note when an orphan was removed.
+///
+/// # Errors
+/// [`OpenError::Dpdk`] naming the program that holds the slot.
+fn free_xdp_slot(iface: &str) -> Result<Option<String>, OpenError> {
+    use crate::xdp::steer::{XdpSlot, claim_orphan, program_tag};
+    match claim_orphan(iface, DPDK_UDP_PROG_NAME, || {
+        program_tag(DPDK_UDP_PROG, DPDK_UDP_PROG_NAME)
+    }) {
+        Ok(XdpSlot::Free) => Ok(None),
+        Ok(XdpSlot::OrphanRemoved(id)) => Ok(Some(format!(
+            "removed our XDP program (id {id}) that a dead process had left attached to {iface}"
+        ))),
+        Ok(XdpSlot::Taken(p)) => Err(OpenError::Dpdk {
+            problem: format!(
+                "{iface} already has an XDP program attached ({:?}, id {}{}), and net_af_xdp \
+                 attaches its own: another endpoint (of this or another process) uses the \
+                 interface — close it, or use another interface (`ip -d link show {iface}` shows \
+                 the program; a program of ours is removed by the next start once no live \
+                 process holds it)",
+                p.name,
+                p.id,
+                if p.name == DPDK_UDP_PROG_NAME {
+                    ", ours, in use by a live process"
+                } else {
+                    ""
+                }
+            ),
+        }),
+        // Cannot tell (no privilege to list programs): the driver reports.
+        Err(_) => Ok(None),
+    }
+}
 
 /// The program written to a file of the EAL's runtime directory for the
 /// driver to load; removed on drop.
@@ -1199,6 +1242,10 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         {
             Some(XdpProgFile::write(&name)?)
         }
+        _ => None,
+    };
+    let orphan_note = match (&xdp_prog, &kernel) {
+        (Some(_), Some((iface, _))) => free_xdp_slot(&iface.name)?,
         _ => None,
     };
     if pci.is_none() {
@@ -1382,6 +1429,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         ),
         crate::l2::frames::mac_note(cfg.peer, cfg.peer_mac),
     ];
+    notes.extend(orphan_note);
     if cfg.reserve && reservation.is_some() {
         notes.push(format!(
             "port {} held by a kernel socket that drops the kernel's copy of each datagram",
