@@ -225,6 +225,10 @@ pub fn port_by_name(name: &str) -> Option<u16> {
     (ret == 0).then_some(port)
 }
 
+/// The longest mempool name DPDK takes (`RTE_MEMPOOL_NAMESIZE` - 1; the
+/// shim checks the value against the headers).
+pub const MEMPOOL_NAME_MAX: usize = 25;
+
 /// A pool of packet buffers (`rte_pktmbuf_pool_create`), freed on drop.
 #[derive(Debug)]
 pub struct Mempool {
@@ -249,7 +253,8 @@ impl Mempool {
     /// `socket` (`-1`: any).
     ///
     /// # Errors
-    /// `ENOMEM` when the EAL's memory cannot hold it, `EEXIST` for a name in use.
+    /// `ENOMEM` when the EAL's memory cannot hold it, `EEXIST` for a name in
+    /// use, `ENAMETOOLONG` for a name over [`MEMPOOL_NAME_MAX`] bytes.
     pub fn new(
         name: &str,
         n: u32,
@@ -261,6 +266,12 @@ impl Mempool {
             call: "rte_pktmbuf_pool_create (the name holds a NUL byte)",
             errno: libc::EINVAL,
         })?;
+        if name.len() > MEMPOOL_NAME_MAX {
+            return Err(DpdkError {
+                call: "rte_pktmbuf_pool_create (the name is over 25 bytes)",
+                errno: libc::ENAMETOOLONG,
+            });
+        }
         // SAFETY: c is a valid string; the other arguments are plain values.
         let p = unsafe { ffi::rte_pktmbuf_pool_create(c.as_ptr(), n, cache, 0, data_room, socket) };
         NonNull::new(p)

@@ -876,3 +876,88 @@ fn sending_over_af_xdp_allocates_nothing_with_the_link_watch() {
     assert_eq!(allocs, 0, "{sent} messages in {took:?} allocated");
     drop(client);
 }
+
+/// Device names up to the URI's limit (31 bytes) work over both drivers:
+/// the mempool's name is derived to fit DPDK's 25 bytes (before, `hft_` +
+/// a device name over 21 bytes failed at pool creation).
+#[test]
+fn long_device_names_get_a_mempool() {
+    if skip_without_root("long_device_names_get_a_mempool") {
+        return;
+    }
+    for drv in DRIVERS {
+        let lab = Lab::two_host(None).unwrap();
+        let (sh, ch) = (lab.exchange(), lab.trader());
+        let si = sh.iface().to_string();
+        let sip = sh.addr();
+        // The longest name the URI takes: 31 bytes.
+        let name = format!("{drv}{:0>w$}", unique(), w = 31 - drv.len());
+        assert_eq!(name.len(), 31, "{name}");
+        let uri = format!("dpdk://{name}?iface={si}&port=9750");
+        let mut server = sh.run(move || open(&uri, Role::Server)).unwrap();
+        let mut client = ch
+            .run(move || open_any(&format!("udp://{sip}:9750?rx=block"), Role::Client))
+            .unwrap();
+        let bytes = echo(&mut server, &mut client, 100, 8, |_| {});
+        assert_eq!(
+            bytes,
+            (0..100).map(|i| payload(i).len()).sum::<usize>(),
+            "{name}"
+        );
+        assert_eq!(
+            server
+                .capabilities()
+                .lines()
+                .iter()
+                .find(|(k, _)| k == "dpdk")
+                .map(|(_, v)| v.starts_with(&name)),
+            Some(true)
+        );
+    }
+}
+
+/// `cpu=` is applied by every endpoint of the process, not only the one
+/// that started the EAL: after opening a second endpoint with `cpu=C` the
+/// opening thread runs on C alone; a CPU the thread may not use is refused
+/// naming `cpu` and the allowed CPUs.
+#[test]
+fn cpu_of_a_later_endpoint_is_applied() {
+    if skip_without_root("cpu_of_a_later_endpoint_is_applied") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let sh = lab.exchange();
+    let si = sh.iface().to_string();
+    let (a, b, c) = (unique(), unique(), unique());
+    let (before, cpu, after, bad) = sh
+        .run(move || {
+            let first = open(
+                &format!("dpdk://net_af_packet{a}?iface={si}&port=9760"),
+                Role::Server,
+            );
+            let before = hftnet_sys::sched::allowed_cpus().unwrap();
+            let cpu = *before.last().unwrap();
+            let second = open(
+                &format!("dpdk://net_af_packet{b}?iface={si}&port=9761&cpu={cpu}"),
+                Role::Server,
+            );
+            let after = hftnet_sys::sched::allowed_cpus().unwrap();
+            let bad = Endpoint::parse(&format!(
+                "dpdk://net_af_packet{c}?iface={si}&port=9762&cpu=4000"
+            ))
+            .unwrap()
+            .open(Role::Server)
+            .map(drop);
+            drop((first, second));
+            (before, cpu, after, bad)
+        })
+        .unwrap();
+    assert!(!before.is_empty());
+    assert_eq!(
+        after,
+        vec![cpu],
+        "cpu={cpu} of the second endpoint not applied"
+    );
+    let e = bad.unwrap_err().to_string();
+    assert!(e.contains("\"cpu\"") && e.contains("CPU 4000"), "{e}");
+}

@@ -200,7 +200,8 @@ pub struct DpdkConfig {
     pub mbufs: Option<u32>,
     /// Hold the port with a kernel socket that drops what it receives (`reserve=`, default 1).
     pub reserve: bool,
-    /// The CPU of the thread, and of the EAL's lcore (`cpu=`).
+    /// The CPU the opening thread is pinned to, and its EAL lcore's
+    /// (`cpu=`; applied by every endpoint, not only the first).
     pub cpu: Option<usize>,
 }
 
@@ -309,6 +310,20 @@ impl DpdkConfig {
                 },
             )?
             .unwrap_or_default();
+        if let Some(a) = eal
+            .iter()
+            .find(|a| *a == "--file-prefix" || a.starts_with("--file-prefix="))
+        {
+            return Err(UriError::BadValue {
+                param: "eal".into(),
+                value: a.clone(),
+                expected: "EAL arguments without --file-prefix: hftnet sets it to hftnet-PID so \
+                           that the EAL's runtime directory (/var/run/dpdk/hftnet-PID) is removed \
+                           at exit, and a killed run's at the next start; another prefix would \
+                           leave its directory behind"
+                    .into(),
+            });
+        }
         let mem_mb = p.int("mem", 16..=1 << 20)?.map_or(128, |m| m as u32);
         let mbufs = p.int("mbufs", 256..=1 << 20)?.map(|m| m as u32);
         let reserve = p.bool("reserve")?.unwrap_or(true);
@@ -388,6 +403,24 @@ impl DpdkConfig {
         }
         s
     }
+}
+
+/// The name of a new mempool for device `device`: `hft` + a number unique
+/// in the process + `_` + as much of the device name as fits DPDK's limit
+/// (`sys::MEMPOOL_NAME_MAX`, 25 bytes): unique whatever the device name's
+/// length (`net_af_packet0` → `hft1_net_af_packet0`), also when a pool of
+/// the same device outlives its port (a port dropped open leaks its pool).
+fn pool_name(device: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut s = format!("hft{n}_");
+    for c in device.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
+        if s.len() >= sys::MEMPOOL_NAME_MAX {
+            break;
+        }
+        s.push(c);
+    }
+    s
 }
 
 /// The Debian package of a DPDK driver plugin (`net_af_xdp` → `librte-net-af-xdp23`).
@@ -1195,6 +1228,17 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     if let Device::Virtual { driver, .. } = &cfg.device {
         check_socket_privilege(driver)?;
     }
+    if let Some(c) = cfg.cpu {
+        // Every endpoint's cpu= pins the opening thread: the first one's
+        // also through the EAL's lcore (--lcores 0@(c)), a later one's here
+        // (its thread's EAL lcore, taken at its first burst, follows the
+        // thread's CPUs).
+        hftnet_sys::sched::pin_thread_to_cpu(c).map_err(|e| UriError::BadValue {
+            param: "cpu".into(),
+            value: c.to_string(),
+            expected: e.to_string(),
+        })?;
+    }
     let pci = match &cfg.device {
         Device::Pci(a) => Some(a.as_str()),
         Device::Virtual { .. } => None,
@@ -1288,7 +1332,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         2 * (u32::from(rx_want) + u32::from(tx_want)) + 4 * sys::BURST as u32 + 2 * POOL_CACHE,
     );
     let socket = port.socket().max(0);
-    let pool_name = format!("hft_{}", name.replace(':', ""));
+    let pool_name = pool_name(&name);
     let new_pool = Mempool::new(&pool_name, n, POOL_CACHE, 2048 + 128, socket).map_err(|e| {
         OpenError::Dpdk {
             problem: if e.errno == libc::ENOMEM {
@@ -1547,10 +1591,10 @@ mod tests {
             "net_af_xdp3,iface=veth1,start_queue=0,queue_count=1,busy_budget=0"
         );
         assert_eq!(c.eal, vec!["--log-level=8", "--huge-unlink"]);
+        assert_eq!((c.mem_mb, c.cpu), (256, Some(1)));
         assert_eq!(c.af_xdp_start_queue(), 0);
         let c = cfg("dpdk://net_af_xdp3?iface=veth1&port=1&devargs=start_queue=2").unwrap();
         assert_eq!(c.af_xdp_start_queue(), 2);
-        assert_eq!((c.mem_mb, c.cpu), (256, Some(1)));
         let c = cfg("dpdk://0000:01:00.0?port=9000&ip=10.0.0.1").unwrap();
         assert_eq!(c.device, Device::Pci("0000:01:00.0".into()));
         assert!(!c.reserve);
@@ -1580,8 +1624,27 @@ mod tests {
         assert!(e.contains("give ip=ADDR"), "{e}");
         let e = cfg("dpdk://net_af_packet0?iface=veth0&port=1&devargs=x").unwrap_err().to_string();
         assert!(e.contains("\"devargs\""), "{e}");
+        for eal in ["--file-prefix=x", "--log-level=8+--file-prefix+x"] {
+            let e = cfg(&format!("dpdk://net_af_packet0?iface=veth0&port=1&eal={eal}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("without --file-prefix") && e.contains("runtime directory"), "{e}");
+        }
         let e = cfg("dpdk://net_af_packet0?iface=veth0&port=1&burst=3").unwrap_err().to_string();
         assert!(e.contains("accepted parameters"), "{e}");
+    }
+
+    #[test]
+    fn pool_names_fit_and_differ() {
+        let long = "net_af_packet123456789012345678"; // 31 bytes, the longest name
+        let (a, b) = (pool_name(long), pool_name(long));
+        assert_ne!(a, b);
+        for p in [&a, &b] {
+            assert!(p.len() <= sys::MEMPOOL_NAME_MAX && p.starts_with("hft"), "{p}");
+            assert!(p.contains("_net_af_packet"), "{p}");
+        }
+        let short = pool_name("0000:01:00.0");
+        assert!(short.ends_with("_000001000"), "{short}");
     }
 
     #[test]
