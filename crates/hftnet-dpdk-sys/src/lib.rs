@@ -11,19 +11,22 @@
 //! Layer: the only code of hftnet besides `hftnet-sys` that calls C
 //! directly; every `unsafe` block says why it holds. It knows nothing of
 //! UDP, URIs or the EAL's arguments (the transport in `hftnet-io` does).
-//! Invariants: an `Mbuf` is owned by exactly one value and freed once;
-//! a `Mempool` is freed only after every `Port` set up with it is closed
-//! (the port holds it). Mbufs must be freed before their `Mempool`: NOT
-//! enforced (an `Mbuf` carries no lifetime of its pool) — the owner orders
-//! its fields; safe code that drops the pool first is undefined behaviour,
-//! a known hole (the fix: `Mbuf<'pool>`, or a per-pool count of the mbufs
-//! handed out);
-//! the EAL is initialised before any other call (the caller's guard).
+//! Invariants, enforced by the types: an `Mbuf` is owned by exactly one
+//! value and freed once; a `Mempool` is freed only after every `Port` set
+//! up with it is closed (the port holds an `Arc` of it) and every mbuf of
+//! it is back: an `Mbuf<'p>` borrows its pool (from `Mempool::alloc`, or
+//! the `RxBatch` that lent it), and `RxBatch` and `TxQueue` each hold an
+//! `Arc` of their pool, taken once when they are made (no atomic per
+//! packet), and burst only on a port set up with that pool. The EAL is
+//! initialised before any other call (the caller's guard).
 #![cfg(feature = "dpdk")]
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 /// The raw bindings (bindgen output, C names).
 #[allow(
@@ -222,6 +225,10 @@ pub fn port_by_name(name: &str) -> Option<u16> {
     (ret == 0).then_some(port)
 }
 
+/// The longest mempool name DPDK takes (`RTE_MEMPOOL_NAMESIZE` - 1; the
+/// shim checks the value against the headers).
+pub const MEMPOOL_NAME_MAX: usize = 25;
+
 /// A pool of packet buffers (`rte_pktmbuf_pool_create`), freed on drop.
 #[derive(Debug)]
 pub struct Mempool {
@@ -240,13 +247,28 @@ unsafe impl Send for Mempool {}
 // the pool is freed only through `&mut`/ownership (Drop).
 unsafe impl Sync for Mempool {}
 
+/// `name` as a mempool name: no NUL byte, at most [`MEMPOOL_NAME_MAX`] bytes.
+fn pool_name(name: &str) -> Result<CString, DpdkError> {
+    if name.len() > MEMPOOL_NAME_MAX {
+        return Err(DpdkError {
+            call: "mempool create (the name is over 25 bytes)",
+            errno: libc::ENAMETOOLONG,
+        });
+    }
+    CString::new(name).map_err(|_| DpdkError {
+        call: "mempool create (the name holds a NUL byte)",
+        errno: libc::EINVAL,
+    })
+}
+
 impl Mempool {
     /// A pool `name` (unique in the process) of `n` mbufs with `data_room`
     /// bytes each (headroom included), a per-lcore cache of `cache`, on NUMA
     /// `socket` (`-1`: any).
     ///
     /// # Errors
-    /// `ENOMEM` when the EAL's memory cannot hold it, `EEXIST` for a name in use.
+    /// `ENOMEM` when the EAL's memory cannot hold it, `EEXIST` for a name in
+    /// use, `ENAMETOOLONG` for a name over [`MEMPOOL_NAME_MAX`] bytes.
     pub fn new(
         name: &str,
         n: u32,
@@ -254,10 +276,7 @@ impl Mempool {
         data_room: u16,
         socket: i32,
     ) -> Result<Self, DpdkError> {
-        let c = CString::new(name).map_err(|_| DpdkError {
-            call: "rte_pktmbuf_pool_create (the name holds a NUL byte)",
-            errno: libc::EINVAL,
-        })?;
+        let c = pool_name(name)?;
         // SAFETY: c is a valid string; the other arguments are plain values.
         let p = unsafe { ffi::rte_pktmbuf_pool_create(c.as_ptr(), n, cache, 0, data_room, socket) };
         NonNull::new(p)
@@ -282,10 +301,7 @@ impl Mempool {
         data_room: u16,
         socket: i32,
     ) -> Result<Self, DpdkError> {
-        let c = CString::new(name).map_err(|_| DpdkError {
-            call: "rte_mempool_create_empty (the name holds a NUL byte)",
-            errno: libc::EINVAL,
-        })?;
+        let c = pool_name(name)?;
         // SAFETY: c is a valid string; the other arguments are plain values.
         let p = unsafe {
             ffi::hftnet_rte_pktmbuf_pool_create_packed(c.as_ptr(), n, cache, data_room, socket)
@@ -322,39 +338,94 @@ impl Mempool {
         unsafe { ffi::rte_mempool_avail_count(self.ptr.as_ptr()) }
     }
 
-    /// Takes one mbuf (reset, one segment, default headroom). It must be
-    /// dropped before the pool (not enforced: see `Drop`).
+    /// Takes one mbuf (reset, one segment, default headroom), borrowing the
+    /// pool: it is freed before the pool can be.
     #[inline]
     #[must_use]
-    pub fn alloc(&self) -> Option<Mbuf> {
+    pub fn alloc(&self) -> Option<Mbuf<'_>> {
         // SAFETY: the pool is alive; the call returns an mbuf we own or NULL.
-        NonNull::new(unsafe { ffi::hftnet_rte_pktmbuf_alloc(self.ptr.as_ptr()) }).map(Mbuf)
+        let p = unsafe { ffi::hftnet_rte_pktmbuf_alloc(self.ptr.as_ptr()) };
+        Some(Mbuf {
+            ptr: NonNull::new(p)?,
+            pool: self.ptr,
+            _pool: PhantomData,
+        })
     }
 }
 
 impl Drop for Mempool {
     fn drop(&mut self) {
-        // SAFETY: (1) no port uses the pool: a Port whose queues were set up
-        // with it holds an Arc to it until the port is closed, and leaks it
-        // when dropped open — enforced by the types. (2) No other handle
-        // takes mbufs meanwhile (&mut self). (3) NOT enforced by the types:
-        // no Mbuf, RxBatch or TxQueue still holds an mbuf of this pool — an
-        // owner convention (hftnet_io::dpdk orders its fields so). Safe
-        // code can break it (drop the pool, then an Mbuf from `alloc`):
-        // a known soundness hole, see the crate doc. Checking `in_use() == 0`
-        // here is no fix: net_af_xdp (22.11) never gives back the mbufs of
-        // its fill ring after close, so every such pool would leak.
+        // SAFETY: enforced by the types: (1) no port uses the pool: a Port
+        // whose queues were set up with it holds an Arc to it until the port
+        // is closed, and leaks it when dropped open; a closed port's driver
+        // frees nothing more into it (net_af_xdp 22.11 never gives back the
+        // mbufs of its fill ring: they are freed with the pool, whose memory
+        // the closed socket no longer uses). (2) No other handle takes mbufs
+        // meanwhile (&mut self). (3) No mbuf of it is held: an Mbuf borrows
+        // its pool (from `alloc`, or from the RxBatch that holds an Arc of
+        // it), and RxBatch and TxQueue hold an Arc of the pool of the mbufs
+        // they keep, and give the device only mbufs of their port's pool.
         unsafe { ffi::rte_mempool_free(self.ptr.as_ptr()) }
     }
 }
 
-/// One packet buffer, owned: freed back to its pool on drop.
+/// One packet buffer, owned: freed back to its pool on drop. It borrows the
+/// pool it came from (`'p`: the [`Mempool`] of [`Mempool::alloc`], or the
+/// [`RxBatch`] that received it, which holds its pool), so the borrow
+/// checker keeps the pool alive while the mbuf is: freeing it needs the pool.
+///
+/// Neither the pool nor a batch can go while one of their mbufs lives (these
+/// compiled before `Mbuf` borrowed its pool; the drops were undefined
+/// behaviour):
+///
+/// ```compile_fail,E0505
+/// # use std::sync::Arc;
+/// # use hftnet_dpdk_sys::Mempool;
+/// let pool = Arc::new(Mempool::new("p", 256, 0, 2176, -1).unwrap());
+/// let m = pool.alloc().unwrap();
+/// drop(pool); // error: `pool` is borrowed by `m`
+/// drop(m);
+/// ```
+///
+/// ```compile_fail,E0505
+/// # use std::sync::Arc;
+/// # use hftnet_dpdk_sys::{Mempool, RxBatch};
+/// let pool = Arc::new(Mempool::new("p", 256, 0, 2176, -1).unwrap());
+/// let mut batch = RxBatch::new(&pool);
+/// drop(pool); // fine: the batch holds the pool
+/// let m = batch.take().unwrap();
+/// drop(batch); // error: `batch` is borrowed by `m`
+/// drop(m);
+/// ```
+///
+/// The right order compiles (not run: it needs the EAL up):
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use hftnet_dpdk_sys::{Mempool, RxBatch, TxQueue};
+/// let pool = Arc::new(Mempool::new("p", 256, 0, 2176, -1).unwrap());
+/// let mut batch = RxBatch::new(&pool);
+/// let mut queue = TxQueue::new(&pool);
+/// let m = pool.alloc().unwrap();
+/// queue.push(m).unwrap(); // the queue holds the pool now
+/// drop(pool);
+/// if let Some(m) = batch.take() {
+///     drop(m);
+/// }
+/// drop((batch, queue)); // the pool is freed with the last of them
+/// ```
 #[derive(Debug)]
-pub struct Mbuf(NonNull<ffi::rte_mbuf>);
+pub struct Mbuf<'p> {
+    ptr: NonNull<ffi::rte_mbuf>,
+    /// The pool it goes back to (compared by [`TxQueue::push`]).
+    pool: NonNull<ffi::rte_mempool>,
+    _pool: PhantomData<&'p Mempool>,
+}
 
 // SAFETY: an mbuf is owned by one value at a time; freeing it from any
-// thread is allowed (the pool's put is thread-safe).
-unsafe impl Send for Mbuf {}
+// thread is allowed (the pool's put is thread-safe); the pool it borrows is
+// `Sync`.
+unsafe impl Send for Mbuf<'_> {}
 
 /// What the device said of a received checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,12 +451,46 @@ impl Cksum {
     }
 }
 
-impl Mbuf {
+/// The whole room of the first segment of `p` from the data start.
+///
+/// # Safety
+/// `p` is an mbuf the caller owns, exclusively for `'a`.
+#[inline]
+unsafe fn room_of<'a>(p: NonNull<ffi::rte_mbuf>) -> &'a mut [u8] {
+    let p = p.as_ptr();
+    // SAFETY: the buffer from data_off to buf_len belongs to the mbuf, which
+    // the caller owns exclusively for 'a; u8 has no invalid values.
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            ffi::hftnet_rte_pktmbuf_mtod(p),
+            usize::from(ffi::hftnet_rte_mbuf_room(p)),
+        )
+    }
+}
+
+/// Makes `p` a one-segment packet of `len` bytes.
+///
+/// # Safety
+/// `p` is an mbuf the caller owns.
+///
+/// # Panics
+/// When `len` is longer than its room.
+#[inline]
+unsafe fn set_len_of(p: NonNull<ffi::rte_mbuf>, len: usize) {
+    let p = p.as_ptr();
+    // SAFETY: reads a field of the mbuf the caller owns.
+    let room = usize::from(unsafe { ffi::hftnet_rte_mbuf_room(p) });
+    assert!(len <= room, "mbuf length {len} over its room {room}");
+    // SAFETY: writes the length fields of the mbuf the caller owns; len fits.
+    unsafe { ffi::hftnet_rte_mbuf_set_len(p, len as u16) }
+}
+
+impl Mbuf<'_> {
     /// The bytes of the first segment.
     #[inline]
     #[must_use]
     pub fn data(&self) -> &[u8] {
-        let p = self.0.as_ptr();
+        let p = self.ptr.as_ptr();
         // SAFETY: mtod points at data_len initialised bytes of the first
         // segment, owned by this mbuf for the borrow of &self.
         unsafe {
@@ -400,15 +505,8 @@ impl Mbuf {
     /// frame in; the bytes are whatever the buffer held).
     #[inline]
     pub fn room_mut(&mut self) -> &mut [u8] {
-        let p = self.0.as_ptr();
-        // SAFETY: the buffer from data_off to buf_len belongs to this mbuf,
-        // which &mut self borrows exclusively; u8 has no invalid values.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                ffi::hftnet_rte_pktmbuf_mtod(p),
-                usize::from(ffi::hftnet_rte_mbuf_room(p)),
-            )
-        }
+        // SAFETY: we own the mbuf; &mut self borrows it exclusively.
+        unsafe { room_of(self.ptr) }
     }
 
     /// Makes it a one-segment packet of `len` bytes.
@@ -417,12 +515,8 @@ impl Mbuf {
     /// When `len` is longer than [`Self::room_mut`].
     #[inline]
     pub fn set_len(&mut self, len: usize) {
-        let p = self.0.as_ptr();
-        // SAFETY: reads a field of the mbuf we own.
-        let room = usize::from(unsafe { ffi::hftnet_rte_mbuf_room(p) });
-        assert!(len <= room, "mbuf length {len} over its room {room}");
-        // SAFETY: writes the length fields of the mbuf we own; len fits.
-        unsafe { ffi::hftnet_rte_mbuf_set_len(p, len as u16) }
+        // SAFETY: we own the mbuf.
+        unsafe { set_len_of(self.ptr, len) }
     }
 
     /// Asks the device to fill in the IPv4 header and UDP checksums (the
@@ -430,7 +524,7 @@ impl Mbuf {
     #[inline]
     pub fn offload_cksum(&mut self, l2_len: u16, l3_len: u16) {
         // SAFETY: writes offload fields of the mbuf we own.
-        unsafe { ffi::hftnet_rte_mbuf_tx_cksum(self.0.as_ptr(), l2_len, l3_len) }
+        unsafe { ffi::hftnet_rte_mbuf_tx_cksum(self.ptr.as_ptr(), l2_len, l3_len) }
     }
 
     /// The packet's length over all segments.
@@ -438,7 +532,7 @@ impl Mbuf {
     #[must_use]
     pub fn pkt_len(&self) -> usize {
         // SAFETY: reads a field of the mbuf we own.
-        unsafe { ffi::hftnet_rte_mbuf_pkt_len(self.0.as_ptr()) as usize }
+        unsafe { ffi::hftnet_rte_mbuf_pkt_len(self.ptr.as_ptr()) as usize }
     }
 
     /// Its segments.
@@ -446,7 +540,7 @@ impl Mbuf {
     #[must_use]
     pub fn segments(&self) -> u16 {
         // SAFETY: reads a field of the mbuf we own.
-        unsafe { ffi::hftnet_rte_mbuf_nb_segs(self.0.as_ptr()) }
+        unsafe { ffi::hftnet_rte_mbuf_nb_segs(self.ptr.as_ptr()) }
     }
 
     /// The device's verdict on the L4 (UDP) checksum of a received packet.
@@ -454,7 +548,7 @@ impl Mbuf {
     #[must_use]
     pub fn rx_l4_cksum(&self) -> Cksum {
         // SAFETY: reads the flags of the mbuf we own.
-        Cksum::from_code(unsafe { ffi::hftnet_rte_mbuf_rx_l4_cksum(self.0.as_ptr()) })
+        Cksum::from_code(unsafe { ffi::hftnet_rte_mbuf_rx_l4_cksum(self.ptr.as_ptr()) })
     }
 
     /// The device's verdict on the IPv4 header checksum.
@@ -462,56 +556,80 @@ impl Mbuf {
     #[must_use]
     pub fn rx_ip_cksum(&self) -> Cksum {
         // SAFETY: reads the flags of the mbuf we own.
-        Cksum::from_code(unsafe { ffi::hftnet_rte_mbuf_rx_ip_cksum(self.0.as_ptr()) })
+        Cksum::from_code(unsafe { ffi::hftnet_rte_mbuf_rx_ip_cksum(self.ptr.as_ptr()) })
     }
 
     fn into_raw(self) -> *mut ffi::rte_mbuf {
-        let p = self.0.as_ptr();
+        let p = self.ptr.as_ptr();
         std::mem::forget(self);
         p
     }
 }
 
-impl Drop for Mbuf {
+impl Drop for Mbuf<'_> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: we own the mbuf (and its chain); it is freed once, here.
-        unsafe { ffi::hftnet_rte_pktmbuf_free(self.0.as_ptr()) }
+        // SAFETY: we own the mbuf (and its chain); it is freed once, here,
+        // into its pool, alive for 'p (borrowed).
+        unsafe { ffi::hftnet_rte_pktmbuf_free(self.ptr.as_ptr()) }
+    }
+}
+
+/// Frees an mbuf held by raw pointer (the arrays of [`RxBatch`], [`TxQueue`]).
+///
+/// # Safety
+/// `p` is NULL or an mbuf the caller owns and gives up, whose pool is alive.
+#[inline]
+unsafe fn free_raw(p: *mut ffi::rte_mbuf) {
+    if !p.is_null() {
+        // SAFETY: the caller's contract.
+        unsafe { ffi::hftnet_rte_pktmbuf_free(p) }
     }
 }
 
 /// Mbufs per receive burst and per transmit queue.
 pub const BURST: usize = 32;
 
-/// A received burst: the mbufs of one `rte_eth_rx_burst`, taken one by one
-/// as owned [`Mbuf`]s; those not taken are freed on drop.
+/// A received burst: the mbufs of one `rte_eth_rx_burst`, lent one by one
+/// as [`Mbuf`]s borrowing the batch; those not taken are freed on drop.
+///
+/// It holds a reference to the pool its port receives into (taken once, at
+/// [`RxBatch::new`]), so its mbufs — and those it lends — never outlive
+/// their pool; [`RxBatch::fill`] receives only from a port set up with that
+/// pool (a pointer comparison, no atomic per burst).
 #[derive(Debug)]
 pub struct RxBatch {
     mbufs: [*mut ffi::rte_mbuf; BURST],
     next: usize,
     len: usize,
+    pool: Arc<Mempool>,
 }
 
-// SAFETY: the batch owns the mbufs it holds (see Mbuf).
+// SAFETY: the batch owns the mbufs it holds (see Mbuf) and an Arc of their
+// pool (Send + Sync).
 unsafe impl Send for RxBatch {}
 
-impl Default for RxBatch {
-    fn default() -> Self {
+impl RxBatch {
+    /// An empty batch for a port whose receive queue takes its mbufs from
+    /// `pool`.
+    #[must_use]
+    pub fn new(pool: &Arc<Mempool>) -> Self {
         Self {
             mbufs: [std::ptr::null_mut(); BURST],
             next: 0,
             len: 0,
+            pool: pool.clone(),
         }
     }
-}
 
-impl RxBatch {
     /// Frees what is left, then receives up to `max` (at most [`BURST`])
-    /// packets from queue `queue` of `port`; returns how many.
+    /// packets from queue `queue` of `port`; returns how many. Nothing
+    /// (0) from a port not started, a queue it did not configure, or a port
+    /// set up with another pool than the batch's.
     #[inline]
     pub fn fill(&mut self, port: &Port, queue: u16, max: usize) -> usize {
         self.clear();
-        if !port.burst_ok(queue) {
+        if !port.burst_ok(queue) || !port.uses_pool(&self.pool) {
             return 0;
         }
         let max = max.min(BURST) as u16;
@@ -519,7 +637,8 @@ impl RxBatch {
         // claim on it and is borrowed, so it is still started and open (stop
         // and close need it by &mut or by value), and `queue` is one it
         // configured (burst_ok); the array has room for max pointers; the
-        // returned mbufs are ours.
+        // returned mbufs are ours, from the queue's pool, which is the
+        // batch's (uses_pool) and which the batch keeps alive.
         let n = unsafe { ffi::hftnet_rte_rx_burst(port.id, queue, self.mbufs.as_mut_ptr(), max) };
         self.next = 0;
         self.len = usize::from(n);
@@ -529,12 +648,18 @@ impl RxBatch {
     /// Frees the mbufs not taken.
     #[inline]
     pub fn clear(&mut self) {
-        while self.take().is_some() {}
+        while self.next < self.len {
+            let p = self.mbufs[self.next];
+            self.next += 1;
+            // SAFETY: the pointers in [next, len) came from rx_burst, are
+            // owned here only and handed out once; their pool is the batch's.
+            unsafe { free_raw(p) };
+        }
     }
 
-    /// The next received mbuf.
+    /// The next received mbuf, borrowing the batch (which keeps its pool).
     #[inline]
-    pub fn take(&mut self) -> Option<Mbuf> {
+    pub fn take(&mut self) -> Option<Mbuf<'_>> {
         if self.next >= self.len {
             return None;
         }
@@ -542,7 +667,11 @@ impl RxBatch {
         self.next += 1;
         // The pointers in [next, len) came from rx_burst and are owned here
         // only: each is handed out once.
-        NonNull::new(p).map(Mbuf)
+        Some(Mbuf {
+            ptr: NonNull::new(p)?,
+            pool: self.pool.ptr,
+            _pool: PhantomData,
+        })
     }
 }
 
@@ -552,27 +681,56 @@ impl Drop for RxBatch {
     }
 }
 
+/// Why [`TxQueue::stage`] gave no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageError {
+    /// The queue holds [`BURST`] packets: flush it first.
+    Full,
+    /// The pool has no free mbuf now.
+    NoMbuf,
+}
+
 /// Packets queued for transmission, sent by [`TxQueue::flush`]; those the
-/// device did not take stay queued, and are freed on drop.
+/// device did not take stay queued, and are freed on drop. A frame is built
+/// in place: [`TxQueue::stage`] takes an mbuf from the queue's pool,
+/// [`TxQueue::staged_room`] lends its room, [`TxQueue::commit`] queues it.
+///
+/// It holds a reference to its pool (taken once, at [`TxQueue::new`]), so
+/// its mbufs never outlive their pool; it queues only mbufs of that pool
+/// and flushes only to a port set up with it (pointer comparisons, no
+/// atomic per packet), so what the device holds is of a pool the port
+/// keeps alive.
 #[derive(Debug)]
 pub struct TxQueue {
     mbufs: [*mut ffi::rte_mbuf; BURST],
     len: usize,
+    /// The mbuf a frame is being built in (from `stage` to `commit`).
+    staged: Option<NonNull<ffi::rte_mbuf>>,
+    pool: Arc<Mempool>,
 }
 
-// SAFETY: the queue owns the mbufs it holds (see Mbuf).
+// SAFETY: the queue owns the mbufs it holds (see Mbuf) and an Arc of their
+// pool (Send + Sync).
 unsafe impl Send for TxQueue {}
 
-impl Default for TxQueue {
-    fn default() -> Self {
+impl TxQueue {
+    /// An empty queue sending mbufs of `pool`.
+    #[must_use]
+    pub fn new(pool: &Arc<Mempool>) -> Self {
         Self {
             mbufs: [std::ptr::null_mut(); BURST],
             len: 0,
+            staged: None,
+            pool: pool.clone(),
         }
     }
-}
 
-impl TxQueue {
+    /// Its pool.
+    #[must_use]
+    pub fn pool(&self) -> &Mempool {
+        &self.pool
+    }
+
     /// Packets queued.
     #[inline]
     #[must_use]
@@ -594,13 +752,15 @@ impl TxQueue {
         self.len < BURST
     }
 
-    /// Queues `m`; gives it back when the queue is full.
+    /// Queues `m`; gives it back when the queue is full or `m` is not of
+    /// the queue's pool.
     ///
     /// # Errors
-    /// `m` itself when there is no room.
+    /// `m` itself when there is no room or it belongs to another pool.
     #[inline]
-    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len >= BURST {
+    pub fn push<'p>(&mut self, m: Mbuf<'p>) -> Result<(), Mbuf<'p>> {
+        // The staged mbuf keeps its place, so `commit` always has room.
+        if self.len + usize::from(self.staged.is_some()) >= BURST || m.pool != self.pool.ptr {
             return Err(m);
         }
         self.mbufs[self.len] = m.into_raw();
@@ -608,17 +768,92 @@ impl TxQueue {
         Ok(())
     }
 
+    /// Makes sure an mbuf is staged for the next frame (taking one from the
+    /// pool if none is).
+    ///
+    /// # Errors
+    /// [`StageError::Full`] with no room in the queue (nothing staged then),
+    /// [`StageError::NoMbuf`] when the pool is empty.
+    #[inline]
+    pub fn stage(&mut self) -> Result<(), StageError> {
+        if self.staged.is_some() {
+            return Ok(());
+        }
+        if self.len >= BURST {
+            return Err(StageError::Full);
+        }
+        // SAFETY: the pool is alive (held); the call returns an mbuf we own
+        // or NULL.
+        let p = unsafe { ffi::hftnet_rte_pktmbuf_alloc(self.pool.ptr.as_ptr()) };
+        self.staged = Some(NonNull::new(p).ok_or(StageError::NoMbuf)?);
+        Ok(())
+    }
+
+    /// Whether an mbuf is staged.
+    #[inline]
+    #[must_use]
+    pub fn is_staged(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// The room of the staged mbuf from its data start (to build a frame
+    /// in), if one is staged.
+    #[inline]
+    pub fn staged_room(&mut self) -> Option<&mut [u8]> {
+        // SAFETY: the staged mbuf is owned by the queue, which &mut self
+        // borrows exclusively.
+        self.staged.map(|p| unsafe { room_of(p) })
+    }
+
+    /// Queues the staged mbuf as a packet of `len` bytes, asking the device
+    /// for the IPv4 and UDP checksums when `cksum` gives the (L2, L3)
+    /// header lengths; false if nothing was staged.
+    ///
+    /// # Panics
+    /// When `len` is longer than [`Self::staged_room`].
+    #[inline]
+    pub fn commit(&mut self, len: usize, cksum: Option<(u16, u16)>) -> bool {
+        let Some(p) = self.staged else {
+            return false;
+        };
+        // SAFETY: the staged mbuf is ours.
+        unsafe { set_len_of(p, len) };
+        if let Some((l2, l3)) = cksum {
+            // SAFETY: writes offload fields of the staged mbuf, ours.
+            unsafe { ffi::hftnet_rte_mbuf_tx_cksum(p.as_ptr(), l2, l3) }
+        }
+        // stage() staged only with room in the queue, and push keeps a place
+        // for the staged mbuf, so len < BURST here.
+        self.staged = None;
+        self.mbufs[self.len] = p.as_ptr();
+        self.len += 1;
+        true
+    }
+
+    /// Frees the staged mbuf, if any.
+    #[inline]
+    pub fn cancel(&mut self) {
+        if let Some(p) = self.staged.take() {
+            // SAFETY: the staged mbuf is ours, of the queue's live pool.
+            unsafe { free_raw(p.as_ptr()) };
+        }
+    }
+
     /// `rte_eth_tx_burst` of what is queued on queue `queue` of `port`;
-    /// returns how many the device took (they are its now).
+    /// returns how many the device took (they are its now). Nothing (0) to a
+    /// port not started, a queue it did not configure, or a port set up with
+    /// another pool than the queue's.
     #[inline]
     pub fn flush(&mut self, port: &Port, queue: u16) -> usize {
-        if self.len == 0 || !port.burst_ok(queue) {
+        if self.len == 0 || !port.burst_ok(queue) || !port.uses_pool(&self.pool) {
             return 0;
         }
         // SAFETY: the port was started through `port`, which holds the only
         // claim on it and is borrowed, so it is still started and open, and
         // `queue` is one it configured (burst_ok); the first len pointers are
-        // mbufs we own; the device takes ownership of the first n it returns.
+        // mbufs we own, of the pool the port keeps until it is closed
+        // (uses_pool), so the device frees them into a live pool; the device
+        // takes ownership of the first n it returns.
         let n = usize::from(unsafe {
             ffi::hftnet_rte_tx_burst(port.id, queue, self.mbufs.as_mut_ptr(), self.len as u16)
         });
@@ -627,13 +862,15 @@ impl TxQueue {
         n
     }
 
-    /// Frees what is queued.
+    /// Frees what is queued and staged.
     pub fn clear(&mut self) {
         for p in &self.mbufs[..self.len] {
-            // Each pointer is an mbuf we own, freed once (len reset below).
-            drop(NonNull::new(*p).map(Mbuf));
+            // SAFETY: each pointer is an mbuf we own, of the queue's live
+            // pool, freed once (len reset below).
+            unsafe { free_raw(*p) };
         }
         self.len = 0;
+        self.cancel();
     }
 }
 
@@ -662,6 +899,9 @@ pub struct PortInfo {
     pub max_rx_queues: u16,
     /// Queues offered.
     pub max_tx_queues: u16,
+    /// The kernel interface it drives (`net_af_xdp`, `net_af_packet`,
+    /// `net_tap`), 0 for none.
+    pub if_index: u32,
 }
 
 /// The link as the driver reports it.
@@ -722,10 +962,12 @@ pub struct Port {
     started: bool,
     /// The pool its receive queue takes mbufs from (set by [`Port::setup`]):
     /// kept alive until the port is closed, leaked if it is dropped open.
-    pool: Option<std::sync::Arc<Mempool>>,
+    pool: Option<Arc<Mempool>>,
     /// The AF_XDP sockets (descriptor, inode) its queue set-up created
     /// (net_af_xdp), released after the close if the driver left them open.
     xsks: Vec<(i32, u64)>,
+    /// The kernel queue its queue 0 binds to (net_af_xdp's `start_queue`).
+    xsk_queue: u32,
 }
 
 /// The port ids a [`Port`] value holds now.
@@ -764,6 +1006,7 @@ impl Port {
             started: false,
             pool: None,
             xsks: Vec::new(),
+            xsk_queue: 0,
         })
     }
 
@@ -772,6 +1015,13 @@ impl Port {
     #[inline]
     fn burst_ok(&self, queue: u16) -> bool {
         self.started && queue < self.queues
+    }
+
+    /// Whether its queues were set up with `pool` (which it then keeps
+    /// until it is closed).
+    #[inline]
+    fn uses_pool(&self, pool: &Arc<Mempool>) -> bool {
+        self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, pool))
     }
 
     /// Its id.
@@ -807,7 +1057,15 @@ impl Port {
             max_rx_pktlen: i.max_rx_pktlen,
             max_rx_queues: i.max_rx_queues,
             max_tx_queues: i.max_tx_queues,
+            if_index: i.if_index,
         })
+    }
+
+    /// Sets the kernel queue its queue 0 binds to, for a `net_af_xdp` port
+    /// created with `start_queue=Q` (default 0): the AF_XDP socket the
+    /// set-up creates is recognised by that queue (see [`Port::setup`]).
+    pub fn set_af_xdp_start_queue(&mut self, queue: u32) {
+        self.xsk_queue = queue;
     }
 
     /// Configures one receive and one transmit queue with the given
@@ -815,6 +1073,12 @@ impl Port {
     /// the device's limits; the sizes used are returned), receive buffers
     /// from `pool`, on NUMA `socket`. The port keeps `pool` (a reference)
     /// until it is closed, so the pool outlives its use by the device.
+    ///
+    /// Call it in the network namespace of the port's interface: the
+    /// AF_XDP socket a `net_af_xdp` set-up creates (and DPDK 22.11 leaves
+    /// open at close, see [`Port::close`]) is recognised by asking the
+    /// kernel whether it is bound to this interface and queue
+    /// ([`xsk_bound_to`]), whose index is read in that namespace.
     ///
     /// # Errors
     /// The driver's refusal, naming the call.
@@ -824,16 +1088,13 @@ impl Port {
         tx_offloads: u64,
         rx_desc: u16,
         tx_desc: u16,
-        pool: &std::sync::Arc<Mempool>,
+        pool: &Arc<Mempool>,
         socket: u32,
     ) -> Result<(u16, u16), DpdkError> {
         self.queues = 0;
         // Before the queue set-up: the device may use the pool from there
         // on, also if a later step fails.
-        if !self
-            .pool
-            .as_ref()
-            .is_some_and(|p| std::sync::Arc::ptr_eq(p, pool))
+        if !self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, pool))
             && let Some(old) = self.pool.replace(pool.clone())
         {
             // The device may still hold mbufs of the old pool (or, for
@@ -848,13 +1109,27 @@ impl Port {
             ffi::rte_eth_dev_configure(self.id, 1, 1, &raw const conf)
         })?;
         let (mut rxd, mut txd) = (rx_desc, tx_desc);
+        let if_index = self.info().map_or(0, |i| i.if_index);
         let xsks_before = af_xdp_sockets();
         let ret = self.setup_queues(&mut rxd, &mut txd, pool, socket);
         // What the set-up created, also when it failed part-way (a receive
-        // queue set up before a refused transmit one).
-        for s in af_xdp_sockets() {
-            if !xsks_before.contains(&s) && !self.xsks.contains(&s) {
-                self.xsks.push(s);
+        // queue set up before a refused transmit one): the AF_XDP sockets
+        // that appeared meanwhile and that the kernel confirms are bound to
+        // this port's interface and queue — another thread may have opened
+        // one of its own at the same moment.
+        if if_index != 0 {
+            for (fd, inode) in af_xdp_sockets() {
+                if xsks_before.contains(&(fd, inode)) || self.xsks.contains(&(fd, inode)) {
+                    continue;
+                }
+                // SAFETY: fd is open in this process now (just listed); it
+                // is only borrowed for the check, never closed here.
+                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+                if xsk_bound_to(bfd, if_index, self.xsk_queue) == Ok(true)
+                    && socket_inode(fd) == Some(inode)
+                {
+                    self.xsks.push((fd, inode));
+                }
             }
         }
         ret?;
@@ -866,7 +1141,7 @@ impl Port {
         &mut self,
         rxd: &mut u16,
         txd: &mut u16,
-        pool: &std::sync::Arc<Mempool>,
+        pool: &Arc<Mempool>,
         socket: u32,
     ) -> Result<(), DpdkError> {
         // SAFETY: both are valid places the call adjusts.
@@ -1165,6 +1440,97 @@ pub fn af_xdp_sockets() -> Vec<(i32, u64)> {
         }
     }
     out
+}
+
+/// Whether the `AF_XDP` socket `fd` is bound to queue `queue` of interface
+/// `ifindex` of the calling thread's network namespace, asked of the
+/// kernel without touching `fd`.
+///
+/// How (the kernel's `xsk_bind`, `net/xdp/xsk.c`, Linux 5.10 and later): a
+/// probe socket with a receive ring and no fill or completion ring binds to
+/// (`ifindex`, `queue`) with `XDP_SHARED_UMEM` naming `fd`. The kernel
+/// accepts that only when `fd` is bound to that very device (of the probe's
+/// namespace) and queue — the probe then shares `fd`'s buffer pool — and is
+/// closed at once, having received nothing (the XDP program redirects to
+/// the socket in its map, `fd`). Otherwise it refuses, changing nothing:
+/// `EBADF` (`fd` is not bound), `EINVAL` (bound elsewhere: a socket on
+/// another device or queue needs fill and completion rings of its own),
+/// `ENODEV` (no such interface). (The kernel's per-socket report,
+/// `sock_diag` with `XDP_SHOW_INFO`, would say it without a probe but needs
+/// `CONFIG_XDP_SOCKETS_DIAG`, which kernels such as this lab's lack.)
+///
+/// # Errors
+/// A failed call of the probe (`socket`, `setsockopt`), or `ENOTSOCK` /
+/// `EAFNOSUPPORT` when `fd` is not an `AF_XDP` socket.
+pub fn xsk_bound_to(fd: BorrowedFd<'_>, ifindex: u32, queue: u32) -> Result<bool, DpdkError> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let fail = |call: &'static str| DpdkError {
+        call,
+        errno: std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    };
+    let mut domain: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most len bytes into domain; fd is a
+    // valid descriptor (borrowed).
+    if unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&raw mut domain).cast(),
+            &raw mut len,
+        )
+    } != 0
+    {
+        return Err(fail("getsockopt(SO_DOMAIN)"));
+    }
+    if domain != libc::AF_XDP {
+        return Err(DpdkError {
+            call: "xsk_bound_to (not an AF_XDP socket)",
+            errno: libc::EAFNOSUPPORT,
+        });
+    }
+    // SAFETY: plain syscall; the descriptor is owned below.
+    let probe = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if probe < 0 {
+        return Err(fail("socket(AF_XDP)"));
+    }
+    // SAFETY: a fresh descriptor nobody else owns; closed on drop.
+    let probe = unsafe { OwnedFd::from_raw_fd(probe) };
+    let entries: c_int = 64;
+    // SAFETY: entries is a valid c_int of the length given.
+    if unsafe {
+        libc::setsockopt(
+            probe.as_raw_fd(),
+            libc::SOL_XDP,
+            libc::XDP_RX_RING,
+            (&raw const entries).cast(),
+            std::mem::size_of::<c_int>() as libc::socklen_t,
+        )
+    } != 0
+    {
+        return Err(fail("setsockopt(SOL_XDP, XDP_RX_RING)"));
+    }
+    let addr = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: libc::XDP_SHARED_UMEM,
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: fd.as_raw_fd() as u32,
+    };
+    // SAFETY: addr is a valid sockaddr_xdp of the length given; the kernel
+    // only looks fd up (a reference it drops again).
+    let ret = unsafe {
+        libc::bind(
+            probe.as_raw_fd(),
+            (&raw const addr).cast(),
+            std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    // Accepted: fd is bound there (the probe is closed by the drop).
+    Ok(ret == 0)
 }
 
 /// The inode of the socket open as `fd`, if it is one.

@@ -20,6 +20,7 @@ _Static_assert(RTE_ETH_TX_OFFLOAD_UDP_CKSUM == (1ULL << 2), "tx udp cksum bit");
 _Static_assert(RTE_ETH_RX_OFFLOAD_IPV4_CKSUM == (1ULL << 1), "rx ipv4 cksum bit");
 _Static_assert(RTE_ETH_RX_OFFLOAD_UDP_CKSUM == (1ULL << 2), "rx udp cksum bit");
 _Static_assert(RTE_ETH_LINK_UP == 1, "link up");
+_Static_assert(RTE_MEMPOOL_NAMESIZE == 26, "mempool name: 25 bytes and the NUL");
 
 uint16_t hftnet_rte_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
 {

@@ -1155,3 +1155,256 @@ fn faults_of_a_dpdk_endpoint_are_counted_exactly() {
         assert_eq!(back, passed, "{drv}: and every echo the port received");
     }
 }
+
+/// The AF_XDP socket a `net_af_xdp` port's set-up creates is told from
+/// others by the kernel's answer (`hftnet_dpdk_sys::xsk_bound_to`), not only
+/// by having appeared during the set-up: in a process where other threads
+/// open AF_XDP sockets at the same moment (this test binary's other tests
+/// do), only the socket bound to the port's own interface and queue, in the
+/// port's namespace, is taken for the one the driver leaves open. An
+/// `xdp://` socket of another namespace on an interface of the same index
+/// number, an unbound socket, and the port's socket asked of another queue
+/// are not it; the port still gives its queue back on close.
+#[test]
+fn af_xdp_socket_of_a_port_is_told_by_its_interface_and_queue() {
+    if skip_without_root("af_xdp_socket_of_a_port_is_told_by_its_interface_and_queue") {
+        return;
+    }
+    use hftnet_dpdk_sys::{af_xdp_sockets, xsk_bound_to};
+    use std::os::fd::{AsFd, BorrowedFd};
+    fn bound(fd: i32, idx: u32, q: u32) -> bool {
+        // SAFETY: the descriptor is open (just listed, and its owner is
+        // alive) for the length of the call, which does not close it.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        xsk_bound_to(fd, idx, q).unwrap_or(false)
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let (si, ci) = (sh.iface().to_string(), ch.iface().to_string());
+    // An xdp:// socket in the other namespace, found by its own binding.
+    let ci2 = ci.clone();
+    let (xdp, cidx, theirs) = ch
+        .run(move || {
+            let t = open_any(&format!("xdp://{ci2}/0?port=9730&mode=copy"), Role::Server);
+            let idx = L2Iface::lookup(&ci2).unwrap().index;
+            let theirs: Vec<i32> = af_xdp_sockets()
+                .into_iter()
+                .map(|(fd, _)| fd)
+                .filter(|&fd| bound(fd, idx, 0))
+                .collect();
+            (t, idx, theirs)
+        })
+        .unwrap();
+    assert_eq!(theirs.len(), 1, "the xdp:// socket on {ci} queue 0");
+    let theirs = theirs[0];
+    let n = unique();
+    let si2 = si.clone();
+    let (dpdk, sidx, mine, checks) = sh
+        .run(move || {
+            let unbound = socket2::Socket::new(
+                socket2::Domain::from(libc::AF_XDP),
+                socket2::Type::RAW,
+                None,
+            )
+            .unwrap();
+            let t = open(
+                &format!("dpdk://net_af_xdp{n}?iface={si2}&port=9731"),
+                Role::Server,
+            );
+            let idx = L2Iface::lookup(&si2).unwrap().index;
+            let mine: Vec<i32> = af_xdp_sockets()
+                .into_iter()
+                .map(|(fd, _)| fd)
+                .filter(|&fd| bound(fd, idx, 0))
+                .collect();
+            let checks = (
+                // The other namespace's socket, asked of this namespace's
+                // interface with that socket's own index number.
+                bound(theirs, cidx, 0),
+                bound(theirs, idx, 0),
+                xsk_bound_to(unbound.as_fd(), idx, 0),
+                mine.first().map(|&fd| bound(fd, idx, 1)),
+                // Not an AF_XDP socket: an error, not an answer.
+                xsk_bound_to(UdpSocket::bind("127.0.0.1:0").unwrap().as_fd(), idx, 0).is_err(),
+            );
+            (t, idx, mine, checks)
+        })
+        .unwrap();
+    assert_eq!(
+        mine.len(),
+        1,
+        "exactly the port's socket on {si} (index {sidx}) queue 0"
+    );
+    assert_ne!(mine[0], theirs);
+    assert_eq!(
+        checks,
+        (false, false, Ok(false), Some(false), true),
+        "(xdp:// socket of the other namespace with its index, with this one's; unbound; \
+         the port's socket on queue 1; a UDP socket)"
+    );
+    drop(dpdk);
+    drop(xdp);
+    // The port's queue is free again: the same device opens again.
+    sh.run(move || {
+        open(
+            &format!("dpdk://net_af_xdp{n}?iface={si}&port=9731"),
+            Role::Server,
+        )
+    })
+    .unwrap();
+}
+
+#[path = "../../hftnet-bench/tests/support/counting_alloc.rs"]
+mod counting_alloc;
+
+/// Sending over `net_af_xdp` allocates nothing, the link watch included:
+/// the watch looks at the kernel interface's link at most every
+/// millisecond while sending, and that look is now a non-blocking read of
+/// the kernel's link notifications (before, a netlink request that
+/// allocated its reply, once per millisecond). 20,000 messages over at
+/// least 50 ms on one thread (allocations counted per thread); that the
+/// notifications still show a link down/up is `link_down_and_up_is_recovered`.
+#[test]
+fn sending_over_af_xdp_allocates_nothing_with_the_link_watch() {
+    if skip_without_root("sending_over_af_xdp_allocates_nothing_with_the_link_watch") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let (sip, ci) = (sh.addr(), ch.iface().to_string());
+    let sink = sh
+        .run(move || {
+            let s = UdpSocket::bind((sip, 9740)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s
+        })
+        .unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let mut got = 0u32;
+        while sink.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+        got
+    });
+    let n = unique();
+    let (allocs, sent, took, client) = ch
+        .run(move || {
+            let mut t = open(
+                &format!("dpdk://net_af_xdp{n}?iface={ci}&port=9741&peer={sip}:9740"),
+                Role::Client,
+            );
+            let data = [0x5au8; 32];
+            let msgs = [TxMsg {
+                data: &data,
+                to: None,
+            }; 8];
+            // Warm-up: the peer's address resolved, the thread registered.
+            for _ in 0..100 {
+                let _ = t.send_burst(&msgs);
+            }
+            let (before, start) = (counting_alloc::allocs(), Instant::now());
+            let mut sent = 0usize;
+            while sent < 20_000 || start.elapsed() < Duration::from_millis(50) {
+                assert!(start.elapsed() < Duration::from_secs(30), "sending stalled");
+                if let Ok(k) = t.send_burst(&msgs) {
+                    sent += k;
+                }
+            }
+            (counting_alloc::allocs() - before, sent, start.elapsed(), t)
+        })
+        .unwrap();
+    assert!(
+        drain.join().unwrap() > 0,
+        "nothing reached the kernel socket"
+    );
+    assert!(sent >= 20_000 && took >= Duration::from_millis(50));
+    assert_eq!(allocs, 0, "{sent} messages in {took:?} allocated");
+    drop(client);
+}
+
+/// Device names up to the URI's limit (31 bytes) work over both drivers:
+/// the mempool's name is derived to fit DPDK's 25 bytes (before, `hft_` +
+/// a device name over 21 bytes failed at pool creation).
+#[test]
+fn long_device_names_get_a_mempool() {
+    if skip_without_root("long_device_names_get_a_mempool") {
+        return;
+    }
+    for drv in DRIVERS {
+        let lab = Lab::two_host(None).unwrap();
+        let (sh, ch) = (lab.exchange(), lab.trader());
+        let si = sh.iface().to_string();
+        let sip = sh.addr();
+        // The longest name the URI takes: 31 bytes.
+        let name = format!("{drv}{:0>w$}", unique(), w = 31 - drv.len());
+        assert_eq!(name.len(), 31, "{name}");
+        let uri = format!("dpdk://{name}?iface={si}&port=9750");
+        let mut server = sh.run(move || open(&uri, Role::Server)).unwrap();
+        let mut client = ch
+            .run(move || open_any(&format!("udp://{sip}:9750?rx=block"), Role::Client))
+            .unwrap();
+        let bytes = echo(&mut server, &mut client, 100, 8, |_| {});
+        assert_eq!(
+            bytes,
+            (0..100).map(|i| payload(i).len()).sum::<usize>(),
+            "{name}"
+        );
+        assert_eq!(
+            server
+                .capabilities()
+                .lines()
+                .iter()
+                .find(|(k, _)| k == "dpdk")
+                .map(|(_, v)| v.starts_with(&name)),
+            Some(true)
+        );
+    }
+}
+
+/// `cpu=` is applied by every endpoint of the process, not only the one
+/// that started the EAL: after opening a second endpoint with `cpu=C` the
+/// opening thread runs on C alone; a CPU the thread may not use is refused
+/// naming `cpu` and the allowed CPUs.
+#[test]
+fn cpu_of_a_later_endpoint_is_applied() {
+    if skip_without_root("cpu_of_a_later_endpoint_is_applied") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let sh = lab.exchange();
+    let si = sh.iface().to_string();
+    let (a, b, c) = (unique(), unique(), unique());
+    let (before, cpu, after, bad) = sh
+        .run(move || {
+            let first = open(
+                &format!("dpdk://net_af_packet{a}?iface={si}&port=9760"),
+                Role::Server,
+            );
+            let before = hftnet_sys::sched::allowed_cpus().unwrap();
+            let cpu = *before.last().unwrap();
+            let second = open(
+                &format!("dpdk://net_af_packet{b}?iface={si}&port=9761&cpu={cpu}"),
+                Role::Server,
+            );
+            let after = hftnet_sys::sched::allowed_cpus().unwrap();
+            let bad = Endpoint::parse(&format!(
+                "dpdk://net_af_packet{c}?iface={si}&port=9762&cpu=4000"
+            ))
+            .unwrap()
+            .open(Role::Server)
+            .map(drop);
+            drop((first, second));
+            (before, cpu, after, bad)
+        })
+        .unwrap();
+    assert!(!before.is_empty());
+    assert_eq!(
+        after,
+        vec![cpu],
+        "cpu={cpu} of the second endpoint not applied"
+    );
+    let e = bad.unwrap_err().to_string();
+    assert!(e.contains("\"cpu\"") && e.contains("CPU 4000"), "{e}");
+}

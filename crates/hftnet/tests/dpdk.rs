@@ -524,3 +524,117 @@ fn the_lab_has_dpdk_rows_and_leaves_nothing() {
         "the lab left its EAL runtime directory"
     );
 }
+
+/// Waits up to `limit` for `cond`; false if it never held.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// Pings `server_port` on `sh` from `ch` over net_af_xdp: every probe answered.
+fn ping_af_xdp(sh: &Host, ch: &Host, server_port: u16) {
+    let client = format!(
+        "dpdk://net_af_xdp0?iface={}&port={}&peer={}:{server_port}",
+        ch.iface(),
+        server_port + 1,
+        sh.addr()
+    );
+    let out = run_in(
+        ch,
+        &[
+            "ping", &client, "--count", "300", "--warmup", "20", "--json",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json(&out);
+    assert_eq!(
+        (j["samples"].as_u64(), j["lost"].as_u64()),
+        (Some(300), Some(0)),
+        "{j}"
+    );
+}
+
+/// A pong over `net_af_xdp` killed with SIGKILL leaves our XDP program
+/// attached to the interface (the driver attaches it through netlink, which
+/// outlives the process) and its EAL runtime directory. The next start
+/// removes both — our program only (name and tag), held by no live process
+/// — and answers every probe; before, it failed with the interface busy.
+/// A live pong's program is not taken: another pong on the same interface
+/// is refused (exit 2, naming the program) before DPDK's driver could
+/// detach it, and the live one keeps answering; after its SIGINT nothing is
+/// left attached.
+#[test]
+fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
+    if skip_without_root("a_killed_af_xdp_run_s_program_is_removed_at_the_next_start") {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (sh, ch) = (lab.exchange(), lab.trader());
+    let port = 9100u16;
+    let server = format!("dpdk://net_af_xdp0?iface={}&port={port}", sh.iface());
+    let mut killed = spawn_in(sh, &["pong", &server, "--duration", "60s"]);
+    let killed_pid = killed.child().id();
+    assert!(
+        wait_for(Duration::from_secs(20), || has_xdp(sh)),
+        "the pong attached no XDP program"
+    );
+    let st = std::process::Command::new("kill")
+        .args(["-KILL", &killed_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    killed.child().wait().unwrap();
+    assert!(has_xdp(sh), "SIGKILL left no program: nothing to test");
+    assert!(runtime_dir_left(killed_pid));
+
+    let mut pong = spawn_in(sh, &["pong", &server, "--duration", "60s"]);
+    let pong_pid = pong.child().id();
+    ping_af_xdp(sh, ch, port);
+    assert!(
+        !runtime_dir_left(killed_pid),
+        "the killed run's EAL runtime directory is still there"
+    );
+
+    // A second pong (another UDP port) on the interface the live one
+    // holds: refused before the driver runs — its failed set-up would have
+    // detached the live pong's program — and the live one keeps answering.
+    let other = format!("dpdk://net_af_xdp0?iface={}&port={}", sh.iface(), port + 2);
+    let out = run_in(
+        sh,
+        &["pong", &other, "--duration", "5s"],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("already has an XDP program attached (\"hftnet_dpdk_udp\"")
+            && err.contains("ours, in use by a live process"),
+        "{err}"
+    );
+    assert!(has_xdp(sh));
+    ping_af_xdp(sh, ch, port);
+
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &pong_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = pong.child().wait().unwrap();
+    assert!(st.success(), "pong ended with {st}");
+    assert!(
+        !has_xdp(sh) && !has_xdp(ch),
+        "an XDP program was left attached"
+    );
+    assert!(!runtime_dir_left(pong_pid));
+}

@@ -42,8 +42,10 @@
 //! it is down a send fails with `ENETDOWN` after [`crate::l2::SLOT_WAIT`],
 //! and traffic resumes by itself when it comes back. For `net_af_xdp`,
 //! whose port reports the link up always, the kernel interface's link is
-//! read instead (at most every millisecond while sending) and no burst is
-//! handed to the driver while it is down (see `KernelLink` for why).
+//! followed instead, through the kernel's link notifications (looked at at
+//! most every millisecond while sending: a non-blocking read, no
+//! allocation), and no burst is handed to the driver while it is down (see
+//! `KernelLink` for why).
 
 mod eal;
 
@@ -51,7 +53,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use hftnet_dpdk_sys::{self as sys, Cksum, Mbuf, Mempool, Port, RxBatch, TxQueue};
+use hftnet_dpdk_sys::{self as sys, Cksum, Mempool, Port, RxBatch, StageError, TxQueue};
 use hftnet_sys::SyscallError;
 use hftnet_wire::ethernet;
 use serde::Serialize;
@@ -198,7 +200,8 @@ pub struct DpdkConfig {
     pub mbufs: Option<u32>,
     /// Hold the port with a kernel socket that drops what it receives (`reserve=`, default 1).
     pub reserve: bool,
-    /// The CPU of the thread, and of the EAL's lcore (`cpu=`).
+    /// The CPU the opening thread is pinned to, and its EAL lcore's
+    /// (`cpu=`; applied by every endpoint, not only the first).
     pub cpu: Option<usize>,
 }
 
@@ -307,6 +310,20 @@ impl DpdkConfig {
                 },
             )?
             .unwrap_or_default();
+        if let Some(a) = eal
+            .iter()
+            .find(|a| *a == "--file-prefix" || a.starts_with("--file-prefix="))
+        {
+            return Err(UriError::BadValue {
+                param: "eal".into(),
+                value: a.clone(),
+                expected: "EAL arguments without --file-prefix: hftnet sets it to hftnet-PID so \
+                           that the EAL's runtime directory (/var/run/dpdk/hftnet-PID) is removed \
+                           at exit, and a killed run's at the next start; another prefix would \
+                           leave its directory behind"
+                    .into(),
+            });
+        }
         let mem_mb = p.int("mem", 16..=1 << 20)?.map_or(128, |m| m as u32);
         let mbufs = p.int("mbufs", 256..=1 << 20)?.map(|m| m as u32);
         let reserve = p.bool("reserve")?.unwrap_or(true);
@@ -351,6 +368,19 @@ impl DpdkConfig {
         2048 - HEADERS
     }
 
+    /// The kernel queue a `net_af_xdp` port's first queue binds to: the
+    /// last `start_queue=` of the device arguments (the driver's kvargs
+    /// keep the last), 0 by default.
+    #[must_use]
+    pub fn af_xdp_start_queue(&self) -> u32 {
+        self.devargs_string()
+            .split(',')
+            .filter_map(|kv| kv.strip_prefix("start_queue="))
+            .filter_map(|v| v.parse().ok())
+            .next_back()
+            .unwrap_or(0)
+    }
+
     /// The argument string of `rte_dev_probe` for this device.
     #[must_use]
     pub fn devargs_string(&self) -> String {
@@ -373,6 +403,24 @@ impl DpdkConfig {
         }
         s
     }
+}
+
+/// The name of a new mempool for device `device`: `hft` + a number unique
+/// in the process + `_` + as much of the device name as fits DPDK's limit
+/// (`sys::MEMPOOL_NAME_MAX`, 25 bytes): unique whatever the device name's
+/// length (`net_af_packet0` → `hft1_net_af_packet0`), also when a pool of
+/// the same device outlives its port (a port dropped open leaks its pool).
+fn pool_name(device: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut s = format!("hft{n}_");
+    for c in device.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
+        if s.len() >= sys::MEMPOOL_NAME_MAX {
+            break;
+        }
+        s.push(c);
+    }
+    s
 }
 
 /// The Debian package of a DPDK driver plugin (`net_af_xdp` → `librte-net-af-xdp23`).
@@ -543,14 +591,15 @@ impl CapsSection for DpdkCaps {
 }
 
 /// The device, port and pool of one endpoint. Drop order (fields in
-/// order): the receive batch, the transmit queue and the held mbuf go back
-/// to the pool first; then the port is stopped and closed and the device
-/// removed; then the pool is freed.
+/// order): the receive batch and the transmit queue (with the mbuf staged
+/// in it) give their mbufs back to the pool first; then the port is
+/// stopped and closed and the device removed; then the pool is freed (the
+/// batch and the queue hold it too, so no order of drops could free it
+/// under their mbufs).
 #[derive(Debug)]
 pub struct DpdkRing {
     rx: RxBatch,
     txq: TxQueue,
-    cur: Option<Mbuf>,
     /// The device, its port, and the pool its queues take mbufs from (freed only
     /// after the port is closed).
     dev: Opened,
@@ -584,9 +633,13 @@ struct LinkWatch {
     kernel: Option<KernelLink>,
 }
 
-/// A kernel interface's link, read through a netlink socket opened in the
-/// interface's network namespace (at most every [`LINK_RECHECK`], while
-/// sending: one netlink round trip).
+/// A kernel interface's link, followed through the kernel's link
+/// notifications (`RTNLGRP_LINK`) on a socket opened in the interface's
+/// network namespace: a check (at most every [`LINK_RECHECK`], while
+/// sending) is one non-blocking `recvfrom` that finds nothing unless the
+/// link changed — no request, no round trip, no allocation. Only when
+/// notifications were lost (the socket overflowed) is the link read anew
+/// with a request (which allocates).
 ///
 /// Why `net_af_xdp` needs it (DPDK 22.11, kernel 6.18, veth): its port
 /// reports the link up always and its transmit burst takes frames onto the
@@ -600,15 +653,48 @@ struct LinkWatch {
 /// interface is down.
 #[derive(Debug)]
 struct KernelLink {
+    events: hftnet_sys::netlink::LinkEvents,
+    /// For the first read and after lost notifications.
     nl: hftnet_sys::netlink::RtNetlink,
     index: u32,
+}
+
+impl KernelLink {
+    /// Subscribes to the link notifications of interface `index` (of this
+    /// thread's namespace) and opens the socket for full reads.
+    fn open(index: u32) -> Result<Self, OpenError> {
+        let what = "opening a netlink socket to watch the link";
+        Ok(Self {
+            events: hftnet_sys::netlink::LinkEvents::open().map_err(OpenError::setup(what))?,
+            nl: hftnet_sys::netlink::RtNetlink::open().map_err(OpenError::setup(what))?,
+            index,
+        })
+    }
+
+    /// Reads the link with a request (allocates): up with carrier.
+    fn read_now(&mut self) -> Option<bool> {
+        self.nl
+            .link_info(self.index)
+            .ok()
+            .map(|l| l.up && l.running)
+    }
+
+    /// What changed since the last look: `None` when nothing did.
+    #[inline]
+    fn changed(&mut self) -> Option<bool> {
+        match self.events.poll(self.index) {
+            Ok(news) => news,
+            // Notifications lost: read it whole.
+            Err(_) => self.read_now(),
+        }
+    }
 }
 
 /// How often a stalled transmit reads the link again.
 const LINK_RECHECK: Duration = Duration::from_millis(1);
 
 impl LinkWatch {
-    /// Reads the link (at most every [`LINK_RECHECK`]).
+    /// Looks at the link (at most every [`LINK_RECHECK`]).
     fn check(&mut self, port: &Port) {
         let now = Instant::now();
         if self.checked.is_some_and(|t| now.duration_since(t) < LINK_RECHECK) {
@@ -616,7 +702,7 @@ impl LinkWatch {
         }
         self.checked = Some(now);
         let up = match &mut self.kernel {
-            Some(k) => k.nl.link_info(k.index).ok().map(|l| l.up && l.running),
+            Some(k) => k.changed(),
             None => port.link().ok().map(|l| l.up),
         };
         if let Some(up) = up {
@@ -703,8 +789,6 @@ pub struct DpdkRx<'a> {
 #[derive(Debug)]
 pub struct DpdkTx<'a> {
     q: &'a mut TxQueue,
-    cur: &'a mut Option<Mbuf>,
-    pool: &'a Mempool,
     port: &'a Port,
     tx_cksum: bool,
     link: &'a mut LinkWatch,
@@ -727,8 +811,6 @@ impl Ring for DpdkRing {
             },
             DpdkTx {
                 q: &mut self.txq,
-                cur: &mut self.cur,
-                pool: self.dev.pool(),
                 port: self.dev.port(),
                 tx_cksum: self.tx_cksum,
                 link: &mut self.link,
@@ -867,21 +949,13 @@ impl DpdkTx<'_> {
     /// the queue is full; false when none can be had now.
     #[inline]
     fn take(&mut self) -> bool {
-        if self.cur.is_some() {
-            return true;
-        }
-        if !self.q.has_room() {
-            self.flush();
-            if !self.q.has_room() {
-                return false;
+        match self.q.stage() {
+            Ok(()) => true,
+            Err(StageError::Full) => {
+                self.flush();
+                self.q.has_room() && self.take()
             }
-        }
-        match self.pool.alloc() {
-            Some(m) => {
-                *self.cur = Some(m);
-                true
-            }
-            None => {
+            Err(StageError::NoMbuf) => {
                 *self.tx_nombuf += 1;
                 false
             }
@@ -919,30 +993,28 @@ impl TxRing for DpdkTx<'_> {
         if !self.take() {
             return None;
         }
-        self.cur.as_mut().map(Mbuf::room_mut)
+        self.q.staged_room()
     }
 
     #[inline]
     fn commit(&mut self, len: usize) {
-        let mut m = self.cur.take().expect("commit without a slot");
-        m.set_len(len);
-        if self.tx_cksum {
-            // The frame layer left the sums to the device (TxChecksum::Offloaded).
-            let l2_len = match m.data().get(12..14) {
+        // The frame layer left the sums to the device (TxChecksum::Offloaded).
+        let cksum = if self.tx_cksum {
+            let room = self.q.staged_room().expect("commit without a slot");
+            let l2_len = match room.get(12..14) {
                 Some([0x81, 0x00]) => ethernet::VLAN_HEADER_LEN,
                 _ => ethernet::HEADER_LEN,
             };
-            m.offload_cksum(l2_len as u16, hftnet_wire::ipv4::HEADER_LEN as u16);
-        }
-        // `take` left room in the queue.
-        if let Err(m) = self.q.push(m) {
-            drop(m);
-            unreachable!("a slot is given only with room in the queue");
-        }
+            Some((l2_len as u16, hftnet_wire::ipv4::HEADER_LEN as u16))
+        } else {
+            None
+        };
+        let committed = self.q.commit(len, cksum);
+        assert!(committed, "commit without a slot");
     }
 
     fn cancel(&mut self) {
-        *self.cur = None;
+        self.q.cancel();
     }
 
     #[inline]
@@ -992,7 +1064,50 @@ impl Neighbours for PinnedOnly {
 }
 
 /// The XDP program of `net_af_xdp` endpoints (`bpf/dpdk_udp.c`).
-static DPDK_UDP_PROG: &[u8] = include_bytes!("../../../../bpf/dpdk_udp.o");
+static DPDK_UDP_PROG: &[u8] = aya::include_bytes_aligned!("../../../../bpf/dpdk_udp.o");
+/// Its function, and so the kernel's name of the program.
+const DPDK_UDP_PROG_NAME: &str = "hftnet_dpdk_udp";
+
+/// Makes sure the XDP slot of `iface` is free for our program
+/// (`bpf/dpdk_udp.c`), which `net_af_xdp` attaches through netlink: a copy
+/// a dead process left attached (it outlives a process killed before its
+/// port was closed) is detached — only ours (its name and the tag of this
+/// build's object) and only when no live process holds it; any other
+/// program makes the open fail, before the driver runs (its failed set-up
+/// would detach whatever program the interface has, another live
+/// endpoint's included). Returns a note when an orphan was removed.
+///
+/// # Errors
+/// [`OpenError::Dpdk`] naming the program that holds the slot.
+fn free_xdp_slot(iface: &str) -> Result<Option<String>, OpenError> {
+    use crate::xdp::steer::{XdpSlot, claim_orphan, program_tag};
+    match claim_orphan(iface, DPDK_UDP_PROG_NAME, || {
+        program_tag(DPDK_UDP_PROG, DPDK_UDP_PROG_NAME)
+    }) {
+        Ok(XdpSlot::Free) => Ok(None),
+        Ok(XdpSlot::OrphanRemoved(id)) => Ok(Some(format!(
+            "removed our XDP program (id {id}) that a dead process had left attached to {iface}"
+        ))),
+        Ok(XdpSlot::Taken(p)) => Err(OpenError::Dpdk {
+            problem: format!(
+                "{iface} already has an XDP program attached ({:?}, id {}{}), and net_af_xdp \
+                 attaches its own: another endpoint (of this or another process) uses the \
+                 interface — close it, or use another interface (`ip -d link show {iface}` shows \
+                 the program; a program of ours is removed by the next start once no live \
+                 process holds it)",
+                p.name,
+                p.id,
+                if p.name == DPDK_UDP_PROG_NAME {
+                    ", ours, in use by a live process"
+                } else {
+                    ""
+                }
+            ),
+        }),
+        // Cannot tell (no privilege to list programs): the driver reports.
+        Err(_) => Ok(None),
+    }
+}
 
 /// The program written to a file of the EAL's runtime directory for the
 /// driver to load; removed on drop.
@@ -1113,6 +1228,17 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     if let Device::Virtual { driver, .. } = &cfg.device {
         check_socket_privilege(driver)?;
     }
+    if let Some(c) = cfg.cpu {
+        // Every endpoint's cpu= pins the opening thread: the first one's
+        // also through the EAL's lcore (--lcores 0@(c)), a later one's here
+        // (its thread's EAL lcore, taken at its first burst, follows the
+        // thread's CPUs).
+        hftnet_sys::sched::pin_thread_to_cpu(c).map_err(|e| UriError::BadValue {
+            param: "cpu".into(),
+            value: c.to_string(),
+            expected: e.to_string(),
+        })?;
+    }
     let pci = match &cfg.device {
         Device::Pci(a) => Some(a.as_str()),
         Device::Virtual { .. } => None,
@@ -1162,6 +1288,10 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         }
         _ => None,
     };
+    let orphan_note = match (&xdp_prog, &kernel) {
+        (Some(_), Some((iface, _))) => free_xdp_slot(&iface.name)?,
+        _ => None,
+    };
     if pci.is_none() {
         let mut args = cfg.devargs_string();
         if let Some(f) = &xdp_prog {
@@ -1169,7 +1299,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         }
         sys::dev_probe(&args).map_err(|e| probe_error(cfg, &e))?;
     }
-    let port = sys::port_by_name(&name).and_then(Port::new).ok_or_else(|| OpenError::Dpdk {
+    let mut port = sys::port_by_name(&name).and_then(Port::new).ok_or_else(|| OpenError::Dpdk {
         problem: format!(
             "DPDK device {name} has no ethdev port (not probed: for a PCI device, check it is \
              bound to vfio-pci with `dpdk-devbind.py --status`), or another endpoint of this \
@@ -1177,6 +1307,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         ),
     })?;
     let port_id = port.id();
+    port.set_af_xdp_start_queue(cfg.af_xdp_start_queue());
     // Owned by the device from here, so any error below closes it.
     let port = dev.port.insert(port);
     let step = |what: &str| {
@@ -1201,7 +1332,7 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         2 * (u32::from(rx_want) + u32::from(tx_want)) + 4 * sys::BURST as u32 + 2 * POOL_CACHE,
     );
     let socket = port.socket().max(0);
-    let pool_name = format!("hft_{}", name.replace(':', ""));
+    let pool_name = pool_name(&name);
     // net_af_xdp's UMEM is the pool's first n objects' bytes: they must lie
     // back to back (see Mempool::new_packed; without it, 40% of the mbufs
     // were invalid descriptors and frames sent from them vanished).
@@ -1267,11 +1398,15 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         link = port.link().ok();
     }
     let kernel_link = match &kernel {
-        Some((iface, _)) if info.driver == "net_af_xdp" => Some(KernelLink {
-            nl: hftnet_sys::netlink::RtNetlink::open()
-                .map_err(OpenError::setup("opening a netlink socket to watch the link"))?,
-            index: iface.index,
-        }),
+        Some((iface, _)) if info.driver == "net_af_xdp" => {
+            let mut k = KernelLink::open(iface.index)?;
+            // The kernel's word, not the port's (which says up always).
+            link = k.read_now().map(|up| sys::Link {
+                up,
+                ..sys::Link::default()
+            });
+            Some(k)
+        }
         _ => None,
     };
     let (iface, ip, neighbours): (L2Iface, Ipv4Addr, Box<dyn Neighbours>) = match kernel {
@@ -1347,16 +1482,17 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         ),
         crate::l2::frames::mac_note(cfg.peer, cfg.peer_mac),
     ];
+    notes.extend(orphan_note);
     if cfg.reserve && reservation.is_some() {
         notes.push(format!(
             "port {} held by a kernel socket that drops the kernel's copy of each datagram",
             cfg.port
         ));
     }
+    let pool = dev.pool.as_ref().expect("created above");
     let ring = DpdkRing {
-        rx: RxBatch::default(),
-        txq: TxQueue::default(),
-        cur: None,
+        rx: RxBatch::new(pool),
+        txq: TxQueue::new(pool),
         dev,
         wait_fd,
         rx_cksum,
@@ -1465,6 +1601,9 @@ mod tests {
         );
         assert_eq!(c.eal, vec!["--log-level=8", "--huge-unlink"]);
         assert_eq!((c.mem_mb, c.cpu), (256, Some(1)));
+        assert_eq!(c.af_xdp_start_queue(), 0);
+        let c = cfg("dpdk://net_af_xdp3?iface=veth1&port=1&devargs=start_queue=2").unwrap();
+        assert_eq!(c.af_xdp_start_queue(), 2);
         let c = cfg("dpdk://0000:01:00.0?port=9000&ip=10.0.0.1").unwrap();
         assert_eq!(c.device, Device::Pci("0000:01:00.0".into()));
         assert!(!c.reserve);
@@ -1494,8 +1633,27 @@ mod tests {
         assert!(e.contains("give ip=ADDR"), "{e}");
         let e = cfg("dpdk://net_af_packet0?iface=veth0&port=1&devargs=x").unwrap_err().to_string();
         assert!(e.contains("\"devargs\""), "{e}");
+        for eal in ["--file-prefix=x", "--log-level=8+--file-prefix+x"] {
+            let e = cfg(&format!("dpdk://net_af_packet0?iface=veth0&port=1&eal={eal}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("without --file-prefix") && e.contains("runtime directory"), "{e}");
+        }
         let e = cfg("dpdk://net_af_packet0?iface=veth0&port=1&burst=3").unwrap_err().to_string();
         assert!(e.contains("accepted parameters"), "{e}");
+    }
+
+    #[test]
+    fn pool_names_fit_and_differ() {
+        let long = "net_af_packet123456789012345678"; // 31 bytes, the longest name
+        let (a, b) = (pool_name(long), pool_name(long));
+        assert_ne!(a, b);
+        for p in [&a, &b] {
+            assert!(p.len() <= sys::MEMPOOL_NAME_MAX && p.starts_with("hft"), "{p}");
+            assert!(p.contains("_net_af_packet"), "{p}");
+        }
+        let short = pool_name("0000:01:00.0");
+        assert!(short.ends_with("_000001000"), "{short}");
     }
 
     #[test]

@@ -734,6 +734,92 @@ pub fn attached_program(iface: &str) -> Result<Option<AttachedInfo>, SteerError>
         .transpose()
 }
 
+/// Whether a live process holds a descriptor of BPF program `id`: some
+/// `/proc/PID/fdinfo/FD` says `prog_id:` `id`. (A program attached through
+/// netlink stays loaded after its loader died; only a live loader keeps a
+/// descriptor.) Allocates; reads every process's descriptors.
+#[cfg(feature = "dpdk")]
+fn program_held_by_a_process(id: u32) -> bool {
+    let want = format!("prog_id:\t{id}");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true; // cannot tell: assume it is held
+    };
+    for p in procs.flatten() {
+        if !p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
+            continue; // gone meanwhile, or not ours to read
+        };
+        for f in fds.flatten() {
+            if std::fs::read_to_string(f.path()).is_ok_and(|t| t.lines().any(|l| l == want)) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// What [`claim_orphan`] found in an interface's XDP slot.
+#[cfg(feature = "dpdk")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum XdpSlot {
+    /// No XDP program attached.
+    Free,
+    /// Ours, left by a dead process: detached now (its id).
+    OrphanRemoved(u32),
+    /// A program that stays: not ours, or ours and in use.
+    Taken(AttachedInfo),
+}
+
+/// Looks at the XDP slot of `iface` (this thread's network namespace) and
+/// detaches a program a dead process left there: attached through netlink
+/// (no `bpf_link`, whose owner would be alive), named `name`, with the tag
+/// `tag()` gives (the SHA the kernel computes over the instructions, the
+/// same for every load of one object; asked only when a program of that
+/// name is found), and held by no live process's descriptor. Exactly that
+/// program is detached (`XDP_FLAGS_REPLACE` naming it). Any other program
+/// is left alone and reported as [`XdpSlot::Taken`].
+///
+/// # Errors
+/// [`SteerError::NoInterface`], [`SteerError::Netlink`],
+/// [`SteerError::Program`] (listing programs needs `CAP_SYS_ADMIN`).
+#[cfg(feature = "dpdk")]
+pub(crate) fn claim_orphan(
+    iface: &str,
+    name: &str,
+    tag: impl FnOnce() -> Option<u64>,
+) -> Result<XdpSlot, SteerError> {
+    let mut nl = open_netlink(iface)?;
+    let st = xdp_state(&mut nl, iface)?;
+    let Some((id, mode)) = st.programs().next() else {
+        return Ok(XdpSlot::Free);
+    };
+    let attached = describe(id, mode)?;
+    let ours = attached.name == name && attached.link_id.is_none();
+    let info = match program_info(id)? {
+        Some(info) if ours && tag() == Some(info.tag()) && !program_held_by_a_process(id) => info,
+        _ => return Ok(XdpSlot::Taken(attached)),
+    };
+    let fd = info.fd().map_err(|e| SteerError::Program {
+        what: "opening the orphaned XDP program (BPF_PROG_GET_FD_BY_ID)",
+        cause: Box::new(e),
+    })?;
+    netlink_detach(&mut nl, iface, st.ifindex, &attached, fd.as_fd())?;
+    Ok(XdpSlot::OrphanRemoved(id))
+}
+
+/// The tag of the XDP program `program` of the BPF object `object` (as
+/// loaded by the kernel now: the program is loaded, read and unloaded,
+/// never attached), or `None` if it cannot be loaded.
+#[cfg(feature = "dpdk")]
+pub(crate) fn program_tag(object: &[u8], program: &str) -> Option<u64> {
+    let mut ebpf = Ebpf::load(object).ok()?;
+    let xdp: &mut Xdp = ebpf.program_mut(program)?.try_into().ok()?;
+    xdp.load().ok()?;
+    xdp.info().ok().map(|i| i.tag())
+}
+
 /// The netlink mode flags of a program attached in `mode` (`None`: offload).
 fn mode_flags(mode: Option<AttachMode>) -> u32 {
     match mode {

@@ -29,9 +29,9 @@ use super::uapi::{
     NLA_TYPE_MASK, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
     NLMSG_HDRLEN, NTF_USE, NUD_DELAY, NUD_FAILED, NUD_NOARP, NUD_NONE, NUD_PERMANENT, NUD_PROBE,
     NUD_REACHABLE, NUD_STALE, NdMsg, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTA_DST,
-    RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, RTM_GETROUTE,
-    RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RTN_UNICAST, RTPROT_BOOT, RtMsg,
-    VETH_INFO_PEER, align4,
+    RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH,
+    RTM_GETROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, RTN_UNICAST, RTPROT_BOOT,
+    RtMsg, VETH_INFO_PEER, align4,
 };
 
 // ---- message builder ----
@@ -414,24 +414,71 @@ pub struct Malformed;
 ///
 /// # Errors
 /// [`Malformed`] if a header is truncated or a length points outside the buffer.
-pub fn split_messages(mut buf: &[u8]) -> std::result::Result<Vec<Message<'_>>, Malformed> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let hdr = buf.get(..NLMSG_HDRLEN).ok_or(Malformed)?;
+pub fn split_messages(buf: &[u8]) -> std::result::Result<Vec<Message<'_>>, Malformed> {
+    messages(buf).collect()
+}
+
+/// The messages of a received buffer one by one, without allocating (as
+/// [`split_messages`]); a malformed header yields `Err(Malformed)` and ends
+/// the iteration.
+#[must_use]
+pub fn messages(buf: &[u8]) -> Messages<'_> {
+    Messages { buf }
+}
+
+/// The iterator of [`messages`].
+#[derive(Debug, Clone)]
+pub struct Messages<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = std::result::Result<Message<'a>, Malformed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let buf = self.buf;
+        if buf.is_empty() {
+            return None;
+        }
+        let Some(hdr) = buf.get(..NLMSG_HDRLEN) else {
+            self.buf = &[];
+            return Some(Err(Malformed));
+        };
         let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
         if len < NLMSG_HDRLEN || len > buf.len() {
-            return Err(Malformed);
+            self.buf = &[];
+            return Some(Err(Malformed));
         }
-        out.push(Message {
+        self.buf = buf.get(align4(len)..).unwrap_or(&[]);
+        Some(Ok(Message {
             msg_type: u16::from_ne_bytes([hdr[4], hdr[5]]),
             flags: u16::from_ne_bytes([hdr[6], hdr[7]]),
             seq: u32::from_ne_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]),
             port_id: u32::from_ne_bytes([hdr[12], hdr[13], hdr[14], hdr[15]]),
             payload: &buf[NLMSG_HDRLEN..len],
-        });
-        buf = buf.get(align4(len)..).unwrap_or(&[]);
+        }))
     }
-    Ok(out)
+}
+
+/// What a link notification (`RTM_NEWLINK` / `RTM_DELLINK`, e.g. from
+/// [`LinkEvents`](super::LinkEvents)) says of link `ifindex`: `Some(true)`
+/// when it is up with carrier (`IFF_UP` and `IFF_RUNNING` or
+/// `IFF_LOWER_UP`), `Some(false)` when it is down or deleted, `None` when
+/// the message is of another link or type. Allocation-free.
+#[must_use]
+pub fn link_event_state(m: &Message<'_>, ifindex: u32) -> Option<bool> {
+    if m.msg_type != RTM_NEWLINK && m.msg_type != RTM_DELLINK {
+        return None;
+    }
+    let hdr = IfInfoMsg::parse(m.payload)?;
+    if u32::try_from(hdr.index).ok()? != ifindex {
+        return None;
+    }
+    Some(
+        m.msg_type == RTM_NEWLINK
+            && hdr.flags & IFF_UP != 0
+            && hdr.flags & (IFF_RUNNING | IFF_LOWER_UP) != 0,
+    )
 }
 
 /// The error code of an `NLMSG_ERROR` payload as a positive `errno`
@@ -780,6 +827,43 @@ mod tests {
         assert_eq!(decode_error(msgs[1].payload), Some(libc::EEXIST));
         assert_eq!(msgs[1].seq, 2);
         assert_eq!(decode_error(&[1, 2]), None);
+    }
+
+    /// Link notifications as the kernel multicasts them: several in one
+    /// datagram, read in place; only `ifindex`'s, the last one counting.
+    #[test]
+    fn test_link_event_state() {
+        let link = |ty: u16, index: i32, flags: u32| {
+            let mut m = MessageBuilder::new(ty, 0);
+            m.push_header(
+                &IfInfoMsg {
+                    index,
+                    flags,
+                    ..IfInfoMsg::default()
+                }
+                .to_bytes(),
+            );
+            m.attr_str(IFLA_IFNAME, "veth0");
+            m.finish(0)
+        };
+        let mut buf = link(RTM_NEWLINK, 7, IFF_UP | IFF_RUNNING | IFF_LOWER_UP);
+        buf.extend(link(RTM_NEWLINK, 7, IFF_UP)); // carrier lost
+        buf.extend(link(RTM_NEWLINK, 8, IFF_UP | IFF_RUNNING));
+        buf.extend(link(RTM_NEWADDR, 7, 0));
+        let states: Vec<Option<bool>> = messages(&buf)
+            .map(|m| link_event_state(&m.unwrap(), 7))
+            .collect();
+        assert_eq!(states, [Some(true), Some(false), None, None]);
+        let gone = link(RTM_DELLINK, 7, IFF_UP | IFF_RUNNING);
+        let m = messages(&gone).next().unwrap().unwrap();
+        assert_eq!(link_event_state(&m, 7), Some(false));
+        assert_eq!(link_event_state(&m, 8), None);
+        // A cut buffer: the whole messages, then the error, then nothing.
+        let cut = &buf[..buf.len() - 3];
+        let mut it = messages(cut);
+        assert!(it.by_ref().take(3).all(|m| m.is_ok()));
+        assert_eq!(it.next(), Some(Err(Malformed)));
+        assert_eq!(it.next(), None);
     }
 
     #[test]

@@ -44,12 +44,12 @@ mod socket;
 mod uapi;
 
 pub use message::{
-    Attr, Attributes, LinkInfo, Malformed, Message, MessageBuilder, Neighbour, Nest, Reply,
-    RouteInfo, add_ipv4_address_request, add_ipv4_route_request, attributes, decode_error,
+    Attr, Attributes, LinkInfo, Malformed, Message, MessageBuilder, Messages, Neighbour, Nest,
+    Reply, RouteInfo, add_ipv4_address_request, add_ipv4_route_request, attributes, decode_error,
     dump_ipv4_addresses_request, get_link_by_index_request, get_link_by_name_request,
-    get_neighbour_request, get_route_request, neighbour_use_request, new_veth_request,
-    parse_address, parse_link, parse_neighbour, parse_route, set_link_state_request,
-    set_mtu_request, split_messages,
+    get_neighbour_request, get_route_request, link_event_state, messages, neighbour_use_request,
+    new_veth_request, parse_address, parse_link, parse_neighbour, parse_route,
+    set_link_state_request, set_mtu_request, split_messages,
 };
 pub use routes::{
     AF_INET6, DefaultRoute, IFLA_ALT_IFNAME, IFLA_PROP_LIST, LinkNames, NHA_GROUP, NHA_ID, NHA_OIF,
@@ -57,7 +57,7 @@ pub use routes::{
     dump_links_request, dump_nexthops_request, dump_routes_request, parse_link_names,
     parse_nexthop, parse_route_entry,
 };
-pub use socket::{REPLY_TIMEOUT_SECS, RtNetlink};
+pub use socket::{LinkEvents, REPLY_TIMEOUT_SECS, RtNetlink};
 pub use uapi::{
     ARPHRD_ETHER, ARPHRD_LOOPBACK, IFA_ADDRESS, IFA_BROADCAST, IFA_LOCAL, IFF_LOWER_UP,
     IFF_RUNNING, IFF_UP, IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO,
@@ -65,7 +65,7 @@ pub use uapi::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
     NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NTF_USE, NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NOARP,
     NUD_NONE, NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NdMsg, RT_SCOPE_LINK,
-    RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTM_GETADDR,
-    RTM_GETLINK, RTM_GETNEIGH, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE,
-    RTN_UNICAST, RTPROT_BOOT, RtMsg, VETH_INFO_PEER,
+    RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTM_DELLINK,
+    RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, RTM_GETROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH,
+    RTM_NEWROUTE, RTMGRP_LINK, RTN_UNICAST, RTPROT_BOOT, RtMsg, VETH_INFO_PEER,
 };

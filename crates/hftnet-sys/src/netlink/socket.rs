@@ -53,6 +53,57 @@ fn check_ifname(call: &'static str, name: &str) -> Result<()> {
     }
 }
 
+/// `socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC|extra_flags, NETLINK_ROUTE)`,
+/// `SO_RCVTIMEO`, `bind` to the multicast `groups` (0: none) with a
+/// kernel-chosen port id, in the calling thread's network namespace; returns
+/// the socket and its port id.
+fn open_route_socket(groups: u32, extra_flags: libc::c_int) -> Result<(OwnedFd, u32)> {
+    // SAFETY: plain syscall with integer arguments; the fd is owned below.
+    let fd = cvt("socket(AF_NETLINK)", unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | extra_flags,
+            libc::NETLINK_ROUTE,
+        )
+    })?;
+    // SAFETY: `socket` succeeded, so `fd` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+
+    let timeout = libc::timeval {
+        tv_sec: REPLY_TIMEOUT_SECS as libc::time_t,
+        tv_usec: 0,
+    };
+    // SAFETY: `timeout` is a valid timeval and the length passed is its size.
+    cvt("setsockopt(SO_RCVTIMEO)", unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const timeout).cast(),
+            mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+
+    // SAFETY: sockaddr_nl is plain data for which all-zero bytes are valid.
+    let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    addr.nl_groups = groups;
+    // SAFETY: `addr` is a valid sockaddr_nl and the length is its size.
+    cvt("bind(AF_NETLINK)", unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast(),
+            mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    })?;
+    let mut len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+    // SAFETY: `addr` and `len` are valid for writes of the sizes given.
+    cvt("getsockname(AF_NETLINK)", unsafe {
+        libc::getsockname(fd.as_raw_fd(), (&raw mut addr).cast(), &raw mut len)
+    })?;
+    Ok((fd, addr.nl_pid))
+}
+
 // ---- the socket ----
 
 /// A `NETLINK_ROUTE` socket, bound, with a receive timeout of
@@ -76,51 +127,10 @@ impl RtNetlink {
     /// The failing call: `socket(AF_NETLINK)`, `setsockopt(SO_RCVTIMEO)`,
     /// `bind(AF_NETLINK)` or `getsockname(AF_NETLINK)`.
     pub fn open() -> Result<Self> {
-        // SAFETY: plain syscall with integer arguments; the fd is owned below.
-        let fd = cvt("socket(AF_NETLINK)", unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        })?;
-        // SAFETY: `socket` succeeded, so `fd` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-
-        let timeout = libc::timeval {
-            tv_sec: REPLY_TIMEOUT_SECS as libc::time_t,
-            tv_usec: 0,
-        };
-        // SAFETY: `timeout` is a valid timeval and the length passed is its size.
-        cvt("setsockopt(SO_RCVTIMEO)", unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const timeout).cast(),
-                mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        })?;
-
-        // SAFETY: sockaddr_nl is plain data for which all-zero bytes are valid.
-        let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: `addr` is a valid sockaddr_nl and the length is its size.
-        cvt("bind(AF_NETLINK)", unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const addr).cast(),
-                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        })?;
-        let mut len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        // SAFETY: `addr` and `len` are valid for writes of the sizes given.
-        cvt("getsockname(AF_NETLINK)", unsafe {
-            libc::getsockname(fd.as_raw_fd(), (&raw mut addr).cast(), &raw mut len)
-        })?;
+        let (fd, port_id) = open_route_socket(0, 0)?;
         Ok(Self {
             fd,
-            port_id: addr.nl_pid,
+            port_id,
             seq: 0,
             buf: vec![0; 64 * 1024],
         })
@@ -474,6 +484,85 @@ impl RtNetlink {
                 .collect());
         }
         Err(SyscallError::from_errno(call, libc::EINTR))
+    }
+}
+
+// ---- link notifications ----
+
+/// A `NETLINK_ROUTE` socket subscribed to the kernel's link notifications
+/// (`RTNLGRP_LINK`), non-blocking, with its receive buffer allocated once:
+/// [`poll`](Self::poll) tells a link's changes without a request, a round
+/// trip or an allocation — one `recvfrom` that finds nothing when nothing
+/// changed. It hears the links of the network namespace of the thread that
+/// called [`open`](Self::open).
+#[derive(Debug)]
+pub struct LinkEvents {
+    fd: OwnedFd,
+    buf: Box<[u8]>,
+}
+
+impl LinkEvents {
+    /// Opens the socket, bound to the link group, in the calling thread's
+    /// network namespace. Notifications sent after this call are queued.
+    ///
+    /// # Errors
+    /// `socket(AF_NETLINK)`, `setsockopt(SO_RCVTIMEO)`, `bind(AF_NETLINK)`.
+    pub fn open() -> Result<Self> {
+        let (fd, _) = open_route_socket(super::uapi::RTMGRP_LINK, libc::SOCK_NONBLOCK)?;
+        Ok(Self {
+            fd,
+            buf: vec![0; 16 * 1024].into_boxed_slice(),
+        })
+    }
+
+    /// Reads every notification queued, without blocking or allocating, and
+    /// returns the last word on link `ifindex` among them (see
+    /// [`link_event_state`](super::link_event_state): up with carrier, or
+    /// not), `None` when there was none.
+    ///
+    /// # Errors
+    /// `recvfrom(AF_NETLINK)` with `ENOBUFS` when the socket overflowed and
+    /// notifications were lost, or with `EMSGSIZE` when one was longer than
+    /// the buffer (16 KiB; a link's is a few): read the link anew
+    /// ([`RtNetlink::link_info`]) — later notifications are queued again.
+    pub fn poll(&mut self, ifindex: u32) -> Result<Option<bool>> {
+        let mut last = None;
+        loop {
+            // SAFETY: sockaddr_nl is plain data for which all-zero bytes are valid.
+            let mut from: libc::sockaddr_nl = unsafe { mem::zeroed() };
+            let mut from_len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+            // SAFETY: `self.buf` is valid for writes of its length; `from` and
+            // `from_len` are valid for writes of the sizes given.
+            let ret = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                    (&raw mut from).cast(),
+                    &raw mut from_len,
+                )
+            };
+            let n = match cvt_size("recvfrom(AF_NETLINK)", ret) {
+                Err(e) if e.errno() == Some(libc::EINTR) => continue,
+                Err(e) if e.errno() == Some(libc::EAGAIN) => return Ok(last),
+                Err(e) => return Err(e),
+                // Only the kernel (port 0) sends notifications.
+                Ok(_) if from.nl_pid != 0 => continue,
+                Ok(n) if n > self.buf.len() => {
+                    return Err(SyscallError::from_errno(
+                        "recvfrom(AF_NETLINK)",
+                        libc::EMSGSIZE,
+                    ));
+                }
+                Ok(n) => n,
+            };
+            for m in super::message::messages(&self.buf[..n]).map_while(|m| m.ok()) {
+                if let Some(up) = super::message::link_event_state(&m, ifindex) {
+                    last = Some(up);
+                }
+            }
+        }
     }
 }
 

@@ -50,6 +50,11 @@ pub const NLMSG_DONE: u16 = 3;
 pub const RTM_NEWLINK: u16 = 16;
 /// `RTM_GETLINK`: query a link.
 pub const RTM_GETLINK: u16 = 18;
+/// `RTM_DELLINK`: a link was removed (a notification, for us).
+pub const RTM_DELLINK: u16 = 17;
+/// `RTMGRP_LINK`: the multicast group mask of link notifications
+/// (`RTNLGRP_LINK`, group 1), for `sockaddr_nl.nl_groups`.
+pub const RTMGRP_LINK: u32 = 1;
 /// `RTM_NEWADDR`: add an address (also the type of address replies).
 pub const RTM_NEWADDR: u16 = 20;
 /// `RTM_GETADDR`: query addresses (a dump).
