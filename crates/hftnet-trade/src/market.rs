@@ -95,25 +95,27 @@ impl StreamDigest {
             self.mix(u64::from_be_bytes(w));
         }
         let rest = chunks.remainder();
-        if !rest.is_empty() {
-            // The zero-padded big-endian word of the 1–7 bytes left, built
-            // in registers: a copy into a stack buffer re-read as a word
-            // (memcpy, then a failed store-to-load forward) cost more than
-            // the rest of the digest.
-            let (mut w, mut k, mut r) = (0u64, 0u32, rest);
-            if let Some((a, t)) = r.split_first_chunk::<4>() {
-                w = u64::from(u32::from_be_bytes(*a)) << 32;
-                (k, r) = (4, t);
-            }
-            if let Some((a, t)) = r.split_first_chunk::<2>() {
-                w |= u64::from(u16::from_be_bytes(*a)) << (48 - 8 * k);
-                (k, r) = (k + 2, t);
-            }
-            if let Some(&b) = r.first() {
-                w |= u64::from(b) << (56 - 8 * k);
-            }
-            self.mix(w);
+        if rest.is_empty() {
+            return;
         }
+        if let Some(last) = msg.last_chunk::<8>() {
+            // The 1–7 bytes left are the low end of the message's last 8
+            // bytes: one load, shifted up, zero-padded below.
+            self.mix(tail_word(u64::from_be_bytes(*last), rest.len()));
+            return;
+        }
+        // A message shorter than 8 bytes (malformed in ITCH).
+        self.add_short(rest);
+    }
+
+    /// The zero-padded word of a message shorter than 8 bytes (after its
+    /// length was mixed).
+    #[inline]
+    fn add_short(&mut self, msg: &[u8]) {
+        let mut w = [0u8; 8];
+        let n = msg.len().min(8);
+        w[..n].copy_from_slice(&msg[..n]);
+        self.mix(u64::from_be_bytes(w));
     }
 
     #[inline]
@@ -127,6 +129,13 @@ impl StreamDigest {
     pub fn value(&self) -> u64 {
         self.0
     }
+}
+
+/// The word of the last `rest` (1–7) bytes of a message, zero-padded
+/// below, from the big-endian word `last` of its last 8 bytes.
+#[inline(always)]
+const fn tail_word(last: u64, rest: usize) -> u64 {
+    last << (8 * (8 - rest))
 }
 
 /// A change of the best bid, best offer or trading state of one book, as
@@ -400,23 +409,21 @@ impl MarketData {
     #[inline(always)]
     fn decode_inline(&mut self, msg: &[u8]) -> Option<BookOp> {
         if self.digest_on {
+            // First, before the branch on the type: the multiply chain then
+            // runs while the type's branch resolves.
             self.digest.add(msg);
         }
-        let Some(&ty) = msg.first() else {
-            self.counts.malformed += 1;
-            return None;
-        };
-        let Some(t) = MessageType::from_byte(ty) else {
-            self.counts.unknown += 1;
-            return None;
-        };
-        match decode_op(ty, msg) {
-            Some((op, ts)) => {
+        match decode_op(msg) {
+            Decoded::Op(op, t, ts) => {
                 self.counts.by_type[t.index()] += 1;
                 self.last_timestamp_ns = ts;
                 Some(op)
             }
-            None => {
+            Decoded::Unknown => {
+                self.counts.unknown += 1;
+                None
+            }
+            Decoded::Malformed => {
                 self.counts.malformed += 1;
                 None
             }
@@ -619,89 +626,129 @@ impl Default for BookOp {
     }
 }
 
-/// The op and timestamp of a message of known type `ty`; `None` when it is
-/// malformed.
+/// What [`decode_op`] made of a message.
+enum Decoded {
+    /// A well-formed message of a known type: its op, type and timestamp.
+    Op(BookOp, MessageType, u64),
+    /// An unknown type (or an empty message: see [`decode_op`]).
+    Unknown,
+    /// Too short for its type, or a bad side byte.
+    Malformed,
+}
+
+/// Decodes one message: one branch on its type, whose arm reads the fields
+/// from a fixed-size array of the type's length (no bounds checks, no
+/// second dispatch on the type). An empty message is `Malformed`.
 #[inline(always)]
-fn decode_op(ty: u8, msg: &[u8]) -> Option<(BookOp, u64)> {
+fn decode_op(msg: &[u8]) -> Decoded {
+    /// `msg` read through `$View` from its first `$View::LEN` bytes, or
+    /// `Malformed` when it is shorter.
+    macro_rules! view {
+        ($View:ident) => {{
+            match msg.first_chunk::<{ $View::<&[u8]>::LEN }>() {
+                Some(a) => $View::new_unchecked(&a[..]),
+                None => return Decoded::Malformed,
+            }
+        }};
+    }
+    let Some(&ty) = msg.first() else {
+        return Decoded::Malformed;
+    };
     let mut op = BookOp::default();
-    let ts = match ty {
+    let (t, ts) = match ty {
         b'A' => {
-            let m = AddOrder::new_checked(msg).ok()?;
+            let m = view!(AddOrder);
             op.kind = OpKind::Add;
-            op.side = Side::from_itch(m.side().ok()?.as_byte())?;
+            let Ok(side) = m.side() else {
+                return Decoded::Malformed;
+            };
+            op.side = book_side(side);
             (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
             (op.shares, op.price) = (m.shares(), m.price().raw());
-            m.timestamp()
+            (MessageType::AddOrder, m.timestamp())
         }
         b'F' => {
-            let m = AddOrderMpid::new_checked(msg).ok()?;
+            let m = view!(AddOrderMpid);
             op.kind = OpKind::Add;
-            op.side = Side::from_itch(m.side().ok()?.as_byte())?;
+            let Ok(side) = m.side() else {
+                return Decoded::Malformed;
+            };
+            op.side = book_side(side);
             (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
             (op.shares, op.price) = (m.shares(), m.price().raw());
-            m.timestamp()
+            (MessageType::AddOrderMpid, m.timestamp())
         }
         b'E' => {
-            let m = OrderExecuted::new_checked(msg).ok()?;
+            let m = view!(OrderExecuted);
             op.kind = OpKind::Execute;
             (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
             op.shares = m.executed_shares();
-            m.timestamp()
+            (MessageType::OrderExecuted, m.timestamp())
         }
         b'C' => {
-            let m = OrderExecutedWithPrice::new_checked(msg).ok()?;
+            let m = view!(OrderExecutedWithPrice);
             op.kind = OpKind::ExecuteWithPrice;
             (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
             (op.shares, op.price) = (m.executed_shares(), m.execution_price().raw());
-            m.timestamp()
+            (MessageType::OrderExecutedWithPrice, m.timestamp())
         }
         b'X' => {
-            let m = OrderCancel::new_checked(msg).ok()?;
+            let m = view!(OrderCancel);
             op.kind = OpKind::Cancel;
             (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
             op.shares = m.cancelled_shares();
-            m.timestamp()
+            (MessageType::OrderCancel, m.timestamp())
         }
         b'D' => {
-            let m = OrderDelete::new_checked(msg).ok()?;
+            let m = view!(OrderDelete);
             op.kind = OpKind::Delete;
             (op.locate, op.order_ref) = (m.stock_locate(), m.order_ref());
-            m.timestamp()
+            (MessageType::OrderDelete, m.timestamp())
         }
         b'U' => {
-            let m = OrderReplace::new_checked(msg).ok()?;
+            let m = view!(OrderReplace);
             op.kind = OpKind::Replace;
             (op.locate, op.order_ref) = (m.stock_locate(), m.original_order_ref());
             op.new_ref = m.new_order_ref();
             (op.shares, op.price) = (m.shares(), m.price().raw());
-            m.timestamp()
+            (MessageType::OrderReplace, m.timestamp())
         }
         b'R' => {
-            let m = StockDirectory::new_checked(msg).ok()?;
+            let m = view!(StockDirectory);
             op.kind = OpKind::Directory;
             op.locate = m.stock_locate();
             op.aux = m.stock().0;
-            m.timestamp()
+            (MessageType::StockDirectory, m.timestamp())
         }
         b'H' => {
-            let m = StockTradingAction::new_checked(msg).ok()?;
+            let m = view!(StockTradingAction);
             op.kind = OpKind::TradingAction;
             op.locate = m.stock_locate();
             op.aux[0] = m.trading_state();
-            m.timestamp()
+            (MessageType::StockTradingAction, m.timestamp())
         }
         _ => {
             // Every other known type: checked for length, not applied.
-            let t = MessageType::from_byte(ty)?;
+            let Some(t) = MessageType::from_byte(ty) else {
+                return Decoded::Unknown;
+            };
             if msg.len() < t.message_len() {
-                return None;
+                return Decoded::Malformed;
             }
-            let h = hftnet_wire::itch50::Header::new_checked(msg).ok()?;
+            let Ok(h) = hftnet_wire::itch50::Header::new_checked(msg) else {
+                return Decoded::Malformed;
+            };
             op.locate = h.stock_locate();
-            h.timestamp()
+            (t, h.timestamp())
         }
     };
-    Some((op, ts.nanos()))
+    Decoded::Op(op, t, ts.nanos())
+}
+
+/// The book's side of an ITCH side, without a branch on which it is.
+#[inline(always)]
+fn book_side(s: hftnet_wire::itch50::Side) -> Side {
+    std::hint::select_unpredictable(s == hftnet_wire::itch50::Side::Sell, Side::Sell, Side::Buy)
 }
 
 /// The other side.

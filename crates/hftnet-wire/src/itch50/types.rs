@@ -328,9 +328,11 @@ impl Side {
     /// # Errors
     /// [`Error::Malformed`] for anything but `B` and `S`.
     pub const fn from_byte(b: u8) -> Result<Self> {
+        // One test for validity (always true in a good feed), then the
+        // side without a branch on it: a feed's sides are a coin toss that
+        // no predictor guesses.
         match b {
-            b'B' => Ok(Self::Buy),
-            b'S' => Ok(Self::Sell),
+            b'B' | b'S' => Ok(if b == b'S' { Self::Sell } else { Self::Buy }),
             _ => Err(Error::Malformed),
         }
     }
