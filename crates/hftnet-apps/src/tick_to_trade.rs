@@ -6,7 +6,7 @@
 //!
 //! Each row is a market-data transport and receive strategy ([`rows_for`]:
 //! the ladder's rungs of every transport that carries datagrams, its
-//! `block` and `spin` rows). Each slice of a row is one short trading day:
+//! [`STRATEGIES`] rows). Each slice of a row is one short trading day:
 //! the exchange opens its feed and order entry, waits for the trader's
 //! login (`wait_logins` 1, so the trader sees the day from its first
 //! message), publishes a bounded generated day and ends the session; the
@@ -56,8 +56,11 @@ pub const SYMBOLS: [&str; 8] = [
     "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AVGO",
 ];
 /// The receive strategies a row runs, when its transport offers them
-/// (a transport offering neither runs all its rows).
-pub const STRATEGIES: [&str; 2] = ["block", "spin"];
+/// (a transport offering none of them runs all its rows): blocking,
+/// spinning, and spinning with the kernel's receive stamps (internal
+/// tick-to-trade then starts where the kernel stamped the packet, not
+/// where the receive returned).
+pub const STRATEGIES: [&str; 3] = ["block", "spin", "spin+timestamps"];
 const USER: &str = "t2t";
 const PASSWORD: &str = "lab";
 /// How long a slice waits for its exchange to be ready.
@@ -654,7 +657,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_are_the_datagram_transports_block_and_spin_rows() {
+    fn rows_are_the_strategy_rows_of_the_datagram_transports() {
+        // udp's spin+timestamps row too: the kernel stamps the packets.
         let t: Vec<String> = ["udp", "tcp", "mcast"]
             .iter()
             .map(|s| s.to_string())
@@ -666,7 +670,17 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["udp/block", "udp/spin", "mcast/block", "mcast/spin"]
+            [
+                "udp/block",
+                "udp/spin",
+                "udp/spin+timestamps",
+                "mcast/block",
+                "mcast/spin"
+            ]
+        );
+        assert_eq!(
+            rows[2].trader_md_uri,
+            "udp://198.18.0.1:31006?rx=spin&timestamps=rx,tx"
         );
         // The trader receives at its own address; orders go to the exchange.
         assert_eq!(rows[1].trader_md_uri, "udp://198.18.0.1:31001?rx=spin");
@@ -679,7 +693,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_block_and_spin_rows_a_transport_offers() {
+    fn only_the_strategy_rows_a_transport_offers() {
         let rows = rows_for(&["uring".into()], "127.0.0.1", "127.0.0.1", None, 31000);
         let names: Vec<&str> = rows.iter().map(|r| r.strategy.as_str()).collect();
         assert_eq!(names, ["spin"]);
