@@ -413,6 +413,9 @@ fn run_slice(
             book: book_config(&symbols).map_err(|e| e.to_string())?,
             duration: Some(cfg.slice_limit),
             idle_timeout: Duration::from_secs(2),
+            // The trader spins on its CPU: a yield to a busy neighbour
+            // would let the feed queue for a time slice.
+            yield_when_idle: false,
             ..FeedHandlerConfig::default()
         },
         trader: TraderConfig {
