@@ -92,6 +92,12 @@ pub struct FeedHandlerConfig {
     pub idle_timeout: Duration,
     /// Books whose top is reported, by stock locate.
     pub top: usize,
+    /// After 10 000 empty polls in a row, yield the CPU to the other
+    /// runnable threads of this CPU (`sched_yield`) at each empty poll. Off,
+    /// the loop spins without yielding: a yield on a CPU shared with busy
+    /// processes hands it over for their whole time slice (milliseconds),
+    /// while packets queue (the lab's tick-to-trade rows turn it off).
+    pub yield_when_idle: bool,
 }
 
 impl Default for FeedHandlerConfig {
@@ -109,6 +115,7 @@ impl Default for FeedHandlerConfig {
             duration: None,
             idle_timeout: Duration::from_secs(10),
             top: 20,
+            yield_when_idle: true,
         }
     }
 }
@@ -495,6 +502,7 @@ pub struct FeedHandlerApp {
     handler: FeedHandler,
     market: MarketData,
     recovery: bool,
+    yield_when_idle: bool,
     duration: Option<Duration>,
     idle_timeout: Duration,
     top: usize,
@@ -527,6 +535,7 @@ impl FeedHandlerApp {
             handler,
             market,
             recovery: cfg.recovery,
+            yield_when_idle: cfg.yield_when_idle,
             duration: cfg.duration,
             idle_timeout: cfg.idle_timeout,
             top: cfg.top,
@@ -680,7 +689,7 @@ impl FeedHandlerApp {
             if last_rx.elapsed() >= self.idle_timeout {
                 break FeedStop::IdleTimeout;
             }
-            if empty_rounds > SPIN_ROUNDS {
+            if empty_rounds > SPIN_ROUNDS && self.yield_when_idle {
                 // Nothing for a while: let the other processes of this CPU run.
                 std::thread::yield_now();
             }

@@ -18,6 +18,9 @@
 //!   position) on one thread, orders out as OUCH 5.0 over SoupBinTCP on
 //!   kernel TCP, with reconnection, persisted UserRefNums, a kill switch
 //!   and internal tick-to-trade.
+//! - [`tick_to_trade`]: the exchange and a taker on two hosts, market data
+//!   over each datagram transport, orders over TCP: internal and external
+//!   tick-to-trade per row (`hftnet lab`'s second table).
 //! - [`itch_file`]: reading and writing Nasdaq ITCH 5.0 files (plain or gzip).
 //! - [`market`]: what a stream built (counts, digests, books, top of book),
 //!   as report figures.
@@ -67,6 +70,7 @@ pub mod md_subscriber;
 pub mod order_entry;
 pub mod publish;
 pub mod replay;
+pub mod tick_to_trade;
 pub mod trader;
 mod transports;
 

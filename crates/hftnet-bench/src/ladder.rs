@@ -407,14 +407,31 @@ pub fn run_ladder(
     cfg: &LadderConfig,
     clock: Clock,
     stop: &Arc<AtomicBool>,
+    progress: impl FnMut(usize, usize, &Rung),
+) -> Vec<RungResult> {
+    run_ladder_with(hosts, rungs, cfg, clock, stop, progress, |_| {})
+}
+
+/// [`run_ladder`], calling `after_round(round)` (from 1) after each pass
+/// over the rungs: other measurements run there interleave with the
+/// ladder's rows round by round (`hftnet lab`'s tick-to-trade slices), so
+/// drift of the machine spreads over both alike. Not called once `stop`
+/// is set.
+pub fn run_ladder_with(
+    hosts: &dyn Hosts,
+    rungs: &[Rung],
+    cfg: &LadderConfig,
+    clock: Clock,
+    stop: &Arc<AtomicBool>,
     mut progress: impl FnMut(usize, usize, &Rung),
+    mut after_round: impl FnMut(u32),
 ) -> Vec<RungResult> {
     let rounds = cfg.rounds.max(1);
     let slice = cfg.duration / rounds;
     let total = rungs.len() * rounds as usize;
     let mut acc: Vec<Acc> = rungs.iter().map(|_| Acc::default()).collect();
     let mut done = 0;
-    for _ in 0..rounds {
+    for round in 1..=rounds {
         for (i, rung) in rungs.iter().enumerate() {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -452,6 +469,9 @@ pub fn run_ladder(
             }
             done += 1;
             progress(done, total, rung);
+        }
+        if !stop.load(Ordering::Relaxed) {
+            after_round(round);
         }
     }
     let base = baseline(rungs)
@@ -721,6 +741,38 @@ mod tests {
             assert!(r[0].samples > 0, "{:?}", r[0]);
             assert!(r[0].p50_ratio.is_some_and(|q| q > 0.0), "{:?}", r[0]);
         }
+    }
+
+    #[test]
+    fn after_round_runs_between_the_rounds() {
+        let rungs = rungs_for(&["mem".into()], "127.0.0.1", None, 9600);
+        let cfg = ladder_cfg(None, Duration::from_millis(100), 2);
+        let stop = Arc::new(AtomicBool::new(false));
+        let order = std::cell::RefCell::new(Vec::new());
+        let r = run_ladder_with(
+            &Threads,
+            &rungs[..1],
+            &cfg,
+            Clock::new(),
+            &stop,
+            |_, _, rung| order.borrow_mut().push(rung.strategy.clone()),
+            |round| order.borrow_mut().push(format!("after {round}")),
+        );
+        assert_eq!(*order.borrow(), ["block", "after 1", "block", "after 2"]);
+        assert!(r[0].samples > 0, "{:?}", r[0]);
+        // Once stopped, no round runs and no hook is called.
+        stop.store(true, Ordering::Relaxed);
+        order.borrow_mut().clear();
+        run_ladder_with(
+            &Threads,
+            &rungs[..1],
+            &cfg,
+            Clock::new(),
+            &stop,
+            |_, _, rung| order.borrow_mut().push(rung.strategy.clone()),
+            |round| order.borrow_mut().push(format!("after {round}")),
+        );
+        assert!(order.borrow().is_empty(), "{:?}", order.borrow());
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub trait Backend {
     const SCHEMES: &'static [&'static str];
     /// Whether its URIs take a path after the authority (`xdp://veth0/QUEUE`).
     const TAKES_PATH: bool = false;
+    /// Whether it carries messages as datagrams (each send one message,
+    /// boundaries kept, as a MoldUDP64 feed needs); `false` for a byte
+    /// stream.
+    const DATAGRAMS: bool = true;
 
     /// Its configuration, as parsed from a URI or built by hand.
     type Config: Clone + Debug + PartialEq + Eq + Send + 'static;
@@ -214,6 +218,8 @@ pub struct BackendInfo {
     pub schemes: &'static [&'static str],
     /// Whether its URIs take a path.
     pub takes_path: bool,
+    /// Whether it carries datagrams (see [`Backend::DATAGRAMS`]).
+    pub datagrams: bool,
     /// Where the ends of a scheme can run.
     pub placement: fn(&str) -> Placement,
     /// The ladder rungs of a scheme.
@@ -228,6 +234,7 @@ impl BackendInfo {
             name: B::SCHEMES[0],
             schemes: B::SCHEMES,
             takes_path: B::TAKES_PATH,
+            datagrams: B::DATAGRAMS,
             placement: B::placement,
             rungs: B::rungs,
         }
@@ -266,6 +273,13 @@ pub fn find(scheme: &str) -> Option<&'static BackendInfo> {
 #[must_use]
 pub fn placement(scheme: &str) -> Option<Placement> {
     find(scheme).map(|b| (b.placement)(scheme))
+}
+
+/// Whether `scheme` carries datagrams (a market-data feed can run over
+/// it); `None` for an unknown scheme.
+#[must_use]
+pub fn datagrams(scheme: &str) -> Option<bool> {
+    find(scheme).map(|b| b.datagrams)
 }
 
 /// The ladder rungs of `scheme`; `None` for an unknown scheme.

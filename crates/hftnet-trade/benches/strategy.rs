@@ -20,6 +20,10 @@
 //!   on most updates.
 //! - `strategy/quiet`: the taker on updates that never fire (the common
 //!   case of a real feed): the cost of looking.
+//! - `strategy/taker_fires`: the taker on updates that each fire (the top
+//!   of one symbol steps a tick up, then back down: a buy, then a sell):
+//!   the figure — one market-data event that triggers an order,
+//!   through strategy, risk and OUCH encode (plus the exchange's answer).
 //! - `strategy/risk`: `Risk::check` alone, on an order that passes.
 //!
 //! `cargo bench -p hftnet-trade --bench strategy`
@@ -209,6 +213,28 @@ fn benches(c: &mut Criterion) {
     );
     let maker = Maker::new(MakerConfig::default(), &syms).expect("valid");
     bench_trader(c, "maker", trader(maker), &events);
+    // Every update fires: the top of AAPL alternates between two quotes a
+    // tick apart (up: the bid rose a tick, buy; down: the offer fell a
+    // tick, sell).
+    let fires: Vec<(TopUpdate, Trigger)> = (0..EVENTS as u64)
+        .map(|k| {
+            let b = 10_0000 + (k % 2) as u32 * 100;
+            (
+                trading::update(1, "AAPL", b, b + 100),
+                Trigger {
+                    seq: k + 1,
+                    rx_ns: 0,
+                },
+            )
+        })
+        .collect();
+    bench_trader(
+        c,
+        "taker_fires",
+        trader(Taker::new(taker.clone(), &syms).expect("valid")),
+        &fires,
+    );
+
     // The taker on moves it never acts on: N larger than any move.
     let quiet = TakerConfig {
         ticks: 10_000,

@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use hftnet_apps::tick_to_trade::{self, T2tConfig, T2tHosts, T2tResult, T2tRow, TickToTrade};
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
 use hftnet_bench::ladder::{
     Hosts, LadderConfig, RungKind, RungResult, SliceResult, baseline, floor_rung, ratio,
-    run_ladder, rungs_for, table,
+    run_ladder_with, rungs_for, table,
 };
 use hftnet_lab::{Host, Lab};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -127,15 +128,16 @@ pub struct LabArgs {
     /// Transports to run, comma separated (default: every one of this build).
     #[arg(long, value_delimiter = ',', help = transports_help())]
     transports: Vec<String>,
-    /// Measured time per row, spread over the rounds.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
-    duration: Duration,
+    /// Measured time per row, spread over the rounds [default: 3s; 1s with --quick].
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
     /// Message size in bytes.
     #[arg(long, default_value = "64", value_parser = parse_size)]
     size: usize,
-    /// Round-robin passes over the rows (interleaving cancels drift).
-    #[arg(long, default_value_t = 5)]
-    rounds: u32,
+    /// Round-robin passes over the rows (interleaving cancels drift) [default: 5; 2 with
+    /// --quick].
+    #[arg(long)]
+    rounds: Option<u32>,
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -149,7 +151,23 @@ pub struct LabArgs {
     /// TSO off); kernel busy polling then cannot take effect.
     #[arg(long)]
     no_napi: bool,
+    /// Skip the tick-to-trade table that follows the ping-pong rows.
+    #[arg(long)]
+    no_t2t: bool,
+    /// A short run: 1 s per ping-pong row in 2 rounds (unless --duration or --rounds say
+    /// otherwise) and a short trading day per tick-to-trade slice.
+    #[arg(long)]
+    quick: bool,
 }
+
+/// Order-flow messages of each tick-to-trade slice's day (at
+/// [`T2T_RATE`]), and with `--quick`.
+const T2T_MESSAGES: u64 = 50_000;
+const T2T_MESSAGES_QUICK: u64 = 10_000;
+/// Messages per second the exchange publishes in a tick-to-trade slice.
+const T2T_RATE: u64 = 50_000;
+/// First market-data port of the tick-to-trade rows.
+const T2T_PORT: u16 = 31_000;
 
 #[derive(Debug, Subcommand)]
 enum LabAction {
@@ -294,18 +312,60 @@ impl Hosts for LabHosts<'_> {
     }
 }
 
+impl T2tHosts for LabHosts<'_> {
+    fn spawn_exchange(
+        &self,
+        f: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Result<JoinHandle<()>, String> {
+        self.server
+            .spawn_thread("hftnet-exchange", f)
+            .map_err(|e| e.to_string())
+    }
+
+    fn spawn_trader(
+        &self,
+        f: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Result<JoinHandle<()>, String> {
+        self.client
+            .spawn_thread("hftnet-trader", f)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Both ends in this process's namespace, over loopback.
 struct LoopbackHosts;
+
+impl LoopbackHosts {
+    fn spawn(name: &str, f: Box<dyn FnOnce() + Send + 'static>) -> Result<JoinHandle<()>, String> {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl T2tHosts for LoopbackHosts {
+    fn spawn_exchange(
+        &self,
+        f: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Result<JoinHandle<()>, String> {
+        Self::spawn("hftnet-exchange", f)
+    }
+
+    fn spawn_trader(
+        &self,
+        f: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Result<JoinHandle<()>, String> {
+        Self::spawn("hftnet-trader", f)
+    }
+}
 
 impl Hosts for LoopbackHosts {
     fn spawn_server(
         &self,
         f: Box<dyn FnOnce() + Send + 'static>,
     ) -> Result<JoinHandle<()>, String> {
-        std::thread::Builder::new()
-            .name("hftnet-pong".into())
-            .spawn(f)
-            .map_err(|e| e.to_string())
+        Self::spawn("hftnet-pong", f)
     }
 
     fn run_client(
@@ -337,6 +397,8 @@ struct LabReport<'a> {
     floor_p50_ns: Option<u64>,
     environment: Environment,
     results: &'a [RungResult],
+    /// The tick-to-trade rows (`null` with `--no-t2t`).
+    tick_to_trade: Option<&'a [T2tResult]>,
 }
 
 fn ladder(a: &LabArgs) -> Result<ExitCode> {
@@ -360,7 +422,11 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         rungs_for(&transports, "198.18.0.2", Some("veth0"), 9000),
         &picks,
     )?;
-    if a.rounds == 0 {
+    let rounds = a.rounds.unwrap_or(if a.quick { 2 } else { 5 });
+    let duration = a
+        .duration
+        .unwrap_or(Duration::from_secs(if a.quick { 1 } else { 3 }));
+    if rounds == 0 {
         bail!("--rounds must be at least 1");
     }
     if !(LAB_MIN_SIZE..=LAB_MAX_SIZE).contains(&a.size) {
@@ -371,11 +437,10 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         );
     }
     // Each round gives every row a slice of duration / rounds.
-    if a.duration < Duration::from_millis(u64::from(a.rounds)) {
+    if duration < Duration::from_millis(u64::from(rounds)) {
         bail!(
-            "--duration {:?} is too short: each row needs at least 1ms per round ({} rounds)",
-            a.duration,
-            a.rounds
+            "--duration {duration:?} is too short: each row needs at least 1ms per round \
+             ({rounds} rounds)"
         );
     }
     let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
@@ -386,8 +451,8 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     };
     let cfg = LadderConfig {
         size: a.size,
-        duration: a.duration,
-        rounds: a.rounds,
+        duration,
+        rounds,
         warmup: 1000,
         client_cpu,
         server_cpu,
@@ -416,7 +481,7 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         }
         (_, true) => None,
     };
-    let (mode, transports, rungs) = match &lab {
+    let (mode, transports, rungs, t2t_rows) = match &lab {
         Some(lab) => {
             let server = lab.exchange();
             let rungs = rungs_for(
@@ -425,7 +490,14 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
                 Some(server.iface()),
                 9000,
             );
-            ("lab", transports.clone(), rungs)
+            let t2t = tick_to_trade::rows_for(
+                &transports,
+                &lab.trader().addr().to_string(),
+                &server.addr().to_string(),
+                Some(lab.trader().iface()),
+                T2T_PORT,
+            );
+            ("lab", transports.clone(), rungs, t2t)
         }
         None => {
             // Layer-2 rings and multicast need the lab's veth.
@@ -440,8 +512,23 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
                 eprintln!("hftnet lab: {skipped} skipped on loopback (it needs the lab's veth)");
             }
             let rungs = rungs_for(&t, "127.0.0.1", None, 19000);
-            ("loopback", t, rungs)
+            let t2t = tick_to_trade::rows_for(&t, "127.0.0.1", "127.0.0.1", None, T2T_PORT);
+            ("loopback", t, rungs, t2t)
         }
+    };
+    // The tick-to-trade rows of the transports (and rows) the run names.
+    let t2t_rows: Vec<T2tRow> = if a.no_t2t {
+        Vec::new()
+    } else {
+        t2t_rows
+            .into_iter()
+            .filter(|r| {
+                picks.is_empty()
+                    || picks.iter().any(|p| {
+                        p.scheme == r.transport && p.row.as_ref().is_none_or(|x| *x == r.strategy)
+                    })
+            })
+            .collect()
     };
     let rungs = if picks.is_empty() {
         rungs
@@ -466,8 +553,26 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
             },
         ),
         ("message_bytes".into(), a.size.to_string()),
-        ("duration_per_row".into(), format!("{:?}", a.duration)),
-        ("rounds".into(), a.rounds.to_string()),
+        ("duration_per_row".into(), format!("{duration:?}")),
+        ("rounds".into(), rounds.to_string()),
+        (
+            "tick_to_trade".into(),
+            if a.no_t2t {
+                "off (--no-t2t)".into()
+            } else {
+                format!(
+                    "{} rows, each slice a day of {} messages at {T2T_RATE}/s, taker on {} \
+                     symbols, orders over tcp",
+                    t2t_rows.len(),
+                    if a.quick {
+                        T2T_MESSAGES_QUICK
+                    } else {
+                        T2T_MESSAGES
+                    },
+                    tick_to_trade::SYMBOLS.len()
+                )
+            },
+        ),
         (
             "client_cpu".into(),
             client_cpu.map_or("not pinned".into(), |c| c.to_string()),
@@ -503,14 +608,34 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     head.extend(Environment::capture().lines());
     print!("{}", hftnet_bench::report::comment_lines(&head));
 
-    let bar = ProgressBar::new((rungs.len() * a.rounds as usize) as u64);
+    let bar = ProgressBar::new(((rungs.len() + t2t_rows.len()) * rounds as usize) as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let progress = |done: usize, _total: usize, rung: &hftnet_bench::ladder::Rung| {
-        bar.set_position(done as u64);
+    let progress = |_done: usize, _total: usize, rung: &hftnet_bench::ladder::Rung| {
+        bar.inc(1);
         bar.set_message(format!("{}/{}", rung.transport, rung.strategy));
+    };
+    // The tick-to-trade slices run after each round of the ladder, so both
+    // tables share the machine's drift.
+    let mut t2t = TickToTrade::new(
+        t2t_rows,
+        T2tConfig {
+            messages: if a.quick {
+                T2T_MESSAGES_QUICK
+            } else {
+                T2T_MESSAGES
+            },
+            rate: T2T_RATE,
+            trader_cpu: client_cpu,
+            exchange_cpu: server_cpu,
+            ..T2tConfig::default()
+        },
+    );
+    let t2t_progress = |row: &T2tRow| {
+        bar.inc(1);
+        bar.set_message(format!("tick-to-trade {}/{}", row.transport, row.strategy));
     };
     let results = match &lab {
         Some(lab) => {
@@ -518,11 +643,16 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
                 server: lab.exchange(),
                 client: lab.trader(),
             };
-            run_ladder(&hosts, &rungs, &cfg, clock, &stop, progress)
+            run_ladder_with(&hosts, &rungs, &cfg, clock, &stop, progress, |_| {
+                t2t.run_round(&hosts, &stop, t2t_progress);
+            })
         }
-        None => run_ladder(&LoopbackHosts, &rungs, &cfg, clock, &stop, progress),
+        None => run_ladder_with(&LoopbackHosts, &rungs, &cfg, clock, &stop, progress, |_| {
+            t2t.run_round(&LoopbackHosts, &stop, t2t_progress);
+        }),
     };
     bar.finish_and_clear();
+    let t2t_results = t2t.results();
     if stop.load(Ordering::Relaxed) {
         eprintln!("hftnet lab: interrupted; figures below cover the slices that ran");
     }
@@ -551,13 +681,25 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
                 .unwrap_or("no round trip completed")
         ),
     }
+    if !a.no_t2t {
+        println!(
+            "\ntick-to-trade (µs): market data over each row, orders over tcp; internal = \
+             trigger packet received -> order sent (trader), external = trigger packet sent -> \
+             order received (exchange):"
+        );
+        if t2t_results.is_empty() {
+            println!("  no rows: none of the transports run carries datagrams");
+        } else {
+            print!("{}", tick_to_trade::table(&t2t_results));
+        }
+    }
 
     let report = LabReport {
         mode,
         lab: lab.as_ref().map(Lab::info),
         message_bytes: a.size,
-        duration_per_row_s: a.duration.as_secs_f64(),
-        rounds: a.rounds,
+        duration_per_row_s: duration.as_secs_f64(),
+        rounds,
         clock: clock.kind().to_string(),
         client_cpu,
         server_cpu,
@@ -565,6 +707,7 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         floor_p50_ns,
         environment: Environment::capture(),
         results: &results,
+        tick_to_trade: (!a.no_t2t).then_some(t2t_results.as_slice()),
     };
     if let Some(p) = &a.json {
         fs::write(p, serde_json::to_string_pretty(&report)?)

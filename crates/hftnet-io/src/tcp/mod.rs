@@ -44,6 +44,9 @@ pub struct TcpBackend;
 
 impl Backend for TcpBackend {
     const SCHEMES: &'static [&'static str] = &["tcp"];
+    // A byte stream (framed into messages by the transport, but no feed
+    // runs over it: MoldUDP64 is a datagram protocol).
+    const DATAGRAMS: bool = false;
     type Config = TcpConfig;
     type Transport = TcpTransport;
     type Caps = TcpCaps;

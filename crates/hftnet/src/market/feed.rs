@@ -107,6 +107,7 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
         duration: a.duration,
         idle_timeout: a.idle_timeout,
         top: a.top,
+        yield_when_idle: true,
     };
     cfg.validate().map_err(|e| match e {
         FeedHandlerConfigError::Session(s) => {

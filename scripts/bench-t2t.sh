@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Tick-to-trade against the wire, in one lab run:
+#
+#   hftnet lab --transports udp/spin,udp/spin+timestamps,xdp/spin,tcp/spin
+#
+# The ping-pong rows of those (64-byte round trips, client on CPU 0,
+# server on CPU 1) and, after each round of them, one tick-to-trade slice
+# per market-data row (udp/spin, udp/spin+timestamps, xdp/spin: the
+# exchange with order entry on CPU 1 publishing a generated day, a taker on
+# CPU 0 sending its orders over tcp), so both tables share the machine's
+# drift. Prints both tables and the issue's goals with holds/NO:
+#
+#   internal t2t p50 over udp/spin (and udp/spin+timestamps)   <= 1.5 us
+#   internal t2t p50 over xdp/spin   <  over udp/spin+timestamps
+#   external t2t p50 over MD         <= 1.3 x mean(MD ping-pong RTT p50,
+#                                                  tcp ping-pong RTT p50)
+#
+# Internal: the trigger packet's receive to the return of the order's send;
+# the receive is the kernel's software stamp on udp/spin+timestamps (the
+# kernel's receive path and the socket queue included), else the clock when
+# the packet's handling starts (udp/spin; xdp/spin, whose frames carry no
+# stamp: the XDP redirect is the whole kernel path there). External: at the exchange, the return of the trigger
+# packet's send to the order's receive — one way out over MD plus one way
+# back over tcp plus the trader's work, hence the comparison with the mean
+# of the two round trips.
+#
+# Exit status 0 when every goal holds, 1 when one does not, 2 on error.
+# Usage: scripts/bench-t2t.sh [DURATION_PER_ROW] [ROUNDS]   (default 5s 5)
+# Needs root (network namespaces, AF_XDP) and python3.
+set -euo pipefail
+
+DURATION=${1:-5s}
+ROUNDS=${2:-5}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+BIN="$HERE/target/release/hftnet"
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "python3 missing" >&2; exit 2; }
+(cd "$HERE" && cargo build --release -q -p hftnet)
+
+ROWS="udp/spin,udp/spin+timestamps,xdp/spin,tcp/spin"
+echo "# command: hftnet lab --transports $ROWS --duration $DURATION --rounds $ROUNDS"
+echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: compare within this run)"
+"$BIN" lab --transports "$ROWS" --duration "$DURATION" --rounds "$ROUNDS" \
+  --json "$OUT/lab.json" | grep -v '^# '
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "$OUT/lab.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+rtt = {f'{r["rung"]["transport"]}/{r["rung"]["strategy"]}': r for r in j["results"]}
+t2t = {f'{r["row"]["transport"]}/{r["row"]["strategy"]}': r for r in j["tick_to_trade"] or []}
+
+def rtt_p50(name):
+    r = rtt.get(name)
+    if r is None or not r.get("rtt_ns"):
+        sys.exit(f"bench-t2t: ping-pong row {name} has no round trips: {r and r.get('note')}")
+    return r["rtt_ns"]["p50"]
+
+def t2t_p50(name, kind):
+    r = t2t.get(name)
+    if r is None or not r.get(kind):
+        sys.exit(f"bench-t2t: tick-to-trade row {name} has no {kind}: {r and r.get('note')}")
+    return r[kind]["p50"]
+
+us = lambda ns: f"{ns / 1000:.2f} us"
+rows = []
+ok = True
+def goal(what, value, target, held):
+    global ok
+    ok &= held
+    rows.append((what, value, target, "holds" if held else "NO"))
+
+udp_int = t2t_p50("udp/spin", "internal_ns")
+ts_int = t2t_p50("udp/spin+timestamps", "internal_ns")
+xdp_int = t2t_p50("xdp/spin", "internal_ns")
+goal("internal t2t p50, md udp/spin", us(udp_int), "<= 1.50 us", udp_int <= 1500)
+goal("internal t2t p50, md udp/spin+timestamps", us(ts_int), "<= 1.50 us", ts_int <= 1500)
+goal("internal t2t p50, md xdp/spin", us(xdp_int), f"< {us(ts_int)} (udp/spin+timestamps)",
+     xdp_int < ts_int)
+tcp = rtt_p50("tcp/spin")
+for md in ["udp/spin", "udp/spin+timestamps", "xdp/spin"]:
+    ext, ping = t2t_p50(md, "external_ns"), rtt_p50(md)
+    bound = 1.3 * (ping + tcp) / 2
+    goal(f"external t2t p50, md {md}", us(ext),
+         f"<= {us(bound)} (1.3 x mean({us(ping)} {md} RTT, {us(tcp)} tcp RTT))", ext <= bound)
+for name, r in t2t.items():
+    print(f"# {name}: {r['orders']} orders, {r['accepted']} accepted, {r['rejected']} rejected, "
+          f"{r['fills']} fills, {r['internal_samples']} internal / {r['external_samples']} external "
+          f"samples, md {r['md_delivered']} delivered {r['md_lost']} lost")
+print()
+w = max(len(r[0]) for r in rows)
+v = max(len(r[1]) for r in rows)
+t = max(len(r[2]) for r in rows)
+print(f"{'goal':<{w}}  {'p50':>{v}}  {'target':<{t}}  holds")
+for a, b, c, d in rows:
+    print(f"{a:<{w}}  {b:>{v}}  {c:<{t}}  {d}")
+print("goals:", "all hold" if ok else "NOT all hold")
+sys.exit(0 if ok else 1)
+PY
