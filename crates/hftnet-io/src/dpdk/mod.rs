@@ -310,10 +310,13 @@ impl DpdkConfig {
                 },
             )?
             .unwrap_or_default();
-        if let Some(a) = eal
-            .iter()
-            .find(|a| *a == "--file-prefix" || a.starts_with("--file-prefix="))
-        {
+        // getopt_long takes any unambiguous abbreviation of a long option
+        // (`--file=x`, `--file-pre x`): every prefix of `--file-prefix` from
+        // `--fi` on is the option (no other EAL option starts so).
+        if let Some(a) = eal.iter().find(|a| {
+            let opt = a.split_once('=').map_or(a.as_str(), |(o, _)| o);
+            opt.len() >= 4 && "--file-prefix".starts_with(opt)
+        }) {
             return Err(UriError::BadValue {
                 param: "eal".into(),
                 value: a.clone(),
@@ -1633,11 +1636,23 @@ mod tests {
         assert!(e.contains("give ip=ADDR"), "{e}");
         let e = cfg("dpdk://net_af_packet0?iface=veth0&port=1&devargs=x").unwrap_err().to_string();
         assert!(e.contains("\"devargs\""), "{e}");
-        for eal in ["--file-prefix=x", "--log-level=8+--file-prefix+x"] {
+        for eal in [
+            "--file-prefix=x",
+            "--log-level=8+--file-prefix+x",
+            "--file=x",
+            "--file-pre=x",
+            "--fi+x",
+            "--log-level=8+--file-prefi+x",
+        ] {
             let e = cfg(&format!("dpdk://net_af_packet0?iface=veth0&port=1&eal={eal}"))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("without --file-prefix") && e.contains("runtime directory"), "{e}");
+        }
+        // Not the option: too short to be taken for it, or another name.
+        for eal in ["--f=x", "--file-prefixes=x", "--log-level=8"] {
+            let c = cfg(&format!("dpdk://net_af_packet0?iface=veth0&port=1&eal={eal}"));
+            assert!(c.is_ok(), "{eal}: {c:?}");
         }
         let e = cfg("dpdk://net_af_packet0?iface=veth0&port=1&burst=3").unwrap_err().to_string();
         assert!(e.contains("accepted parameters"), "{e}");
