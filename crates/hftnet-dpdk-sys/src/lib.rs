@@ -293,7 +293,9 @@ impl Mempool {
     /// the kernel. Not for a device that reads by physical address.
     ///
     /// # Errors
-    /// As [`Mempool::new`].
+    /// As [`Mempool::new`]; `ENOMEM` also when the EAL's memory has no
+    /// block free for the whole pool (split into several chunks, its
+    /// mbufs past the first chunk would again lie outside the UMEM).
     pub fn new_packed(
         name: &str,
         n: u32,

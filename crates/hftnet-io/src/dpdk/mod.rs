@@ -1349,8 +1349,13 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         OpenError::Dpdk {
             problem: if e.errno == libc::ENOMEM {
                 format!(
-                    "no room for a mempool of {n} mbufs in the EAL's memory ({e}): {} — raise \
+                    "no room for a mempool of {n} mbufs in the EAL's memory ({e}){}: {} — raise \
                      mem= (now {} MB) or lower mbufs=",
+                    if af_xdp {
+                        " as one contiguous block (net_af_xdp's UMEM covers one block only)"
+                    } else {
+                        ""
+                    },
                     if eal.hugepages {
                         "too few free hugepages"
                     } else {
