@@ -1112,26 +1112,34 @@ impl Port {
         })?;
         let (mut rxd, mut txd) = (rx_desc, tx_desc);
         let if_index = self.info().map_or(0, |i| i.if_index);
+        // One port's queue set-up at a time in the process, so the sockets
+        // that appear meanwhile are this one's when the kernel cannot be
+        // asked (if_index 0, below).
+        static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = SETUP
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let xsks_before = af_xdp_sockets();
         let ret = self.setup_queues(&mut rxd, &mut txd, pool, socket);
         // What the set-up created, also when it failed part-way (a receive
         // queue set up before a refused transmit one): the AF_XDP sockets
         // that appeared meanwhile and that the kernel confirms are bound to
         // this port's interface and queue — another thread may have opened
-        // one of its own at the same moment.
-        if if_index != 0 {
-            for (fd, inode) in af_xdp_sockets() {
-                if xsks_before.contains(&(fd, inode)) || self.xsks.contains(&(fd, inode)) {
-                    continue;
-                }
-                // SAFETY: fd is open in this process now (just listed); it
-                // is only borrowed for the check, never closed here.
-                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-                if xsk_bound_to(bfd, if_index, self.xsk_queue) == Ok(true)
-                    && socket_inode(fd) == Some(inode)
-                {
-                    self.xsks.push((fd, inode));
-                }
+        // one of its own at the same moment. Without the interface (info()
+        // failed) the kernel cannot be asked: every new AF_XDP socket is
+        // taken as the port's (no other port's set-up runs meanwhile)
+        // rather than leave the driver's open forever.
+        for (fd, inode) in af_xdp_sockets() {
+            if xsks_before.contains(&(fd, inode)) || self.xsks.contains(&(fd, inode)) {
+                continue;
+            }
+            // SAFETY: fd is open in this process now (just listed); it is
+            // only borrowed for the check, never closed here.
+            let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+            if (if_index == 0 || xsk_bound_to(bfd, if_index, self.xsk_queue) == Ok(true))
+                && socket_inode(fd) == Some(inode)
+            {
+                self.xsks.push((fd, inode));
             }
         }
         ret?;
