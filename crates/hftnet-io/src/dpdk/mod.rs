@@ -1200,8 +1200,24 @@ fn check_socket_privilege(driver: &str) -> Result<(), OpenError> {
     }
 }
 
-/// Opens the endpoint: EAL (once), device, pool, port, addresses.
+/// Opens the endpoint: EAL (once), device, pool, port, addresses. With
+/// `cpu=`, a failed open gives the thread back the CPUs it had.
 fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
+    let before = match cfg.cpu {
+        Some(_) => hftnet_sys::sched::allowed_cpus().ok(),
+        None => None,
+    };
+    open_pinned(cfg, role).inspect_err(|_| {
+        if let Some(cpus) = &before {
+            // The pin (ours, or the EAL's of its main lcore) is undone; if
+            // that fails too, the open's error is still the one to report.
+            let _ = hftnet_sys::sched::set_allowed_cpus(cpus);
+        }
+    })
+}
+
+/// [`open`], which pins the thread early (`cpu=`).
+fn open_pinned(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     // The kernel interface first: a missing one is named before DPDK starts.
     let example = "dpdk://net_af_packet1?iface=veth0&port=9001&peer=198.18.0.2:9000";
     let kernel = match &cfg.iface {
