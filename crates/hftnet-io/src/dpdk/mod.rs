@@ -1078,7 +1078,8 @@ const DPDK_UDP_PROG_NAME: &str = "hftnet_dpdk_udp";
 /// build's object) and only when no live process holds it; any other
 /// program makes the open fail, before the driver runs (its failed set-up
 /// would detach whatever program the interface has, another live
-/// endpoint's included). Returns a note when an orphan was removed.
+/// endpoint's included); so does a program that cannot be looked at (no
+/// privilege to read programs). Returns a note when an orphan was removed.
 ///
 /// # Errors
 /// [`OpenError::Dpdk`] naming the program that holds the slot.
@@ -1107,7 +1108,16 @@ fn free_xdp_slot(iface: &str) -> Result<Option<String>, OpenError> {
                 }
             ),
         }),
-        // Cannot tell (no privilege to list programs): the driver reports.
+        Ok(XdpSlot::Unknown(id, why)) => Err(OpenError::Dpdk {
+            problem: format!(
+                "{iface} already has an XDP program attached (id {id}) that could not be \
+                 looked at ({why}), and net_af_xdp would replace it: run as root \
+                 (CAP_SYS_ADMIN), or use another interface; if no endpoint uses it, `ip link \
+                 set dev {iface} xdp off` removes it (`ip -d link show {iface}` shows it)"
+            ),
+        }),
+        // The slot itself could not be read (no such interface): the driver
+        // reports.
         Err(_) => Ok(None),
     }
 }
