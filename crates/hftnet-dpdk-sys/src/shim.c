@@ -48,6 +48,12 @@ uint8_t *hftnet_rte_pktmbuf_mtod(struct rte_mbuf *m)
 	return rte_pktmbuf_mtod(m, uint8_t *);
 }
 
+/* The pool the mbuf goes back to when freed. */
+struct rte_mempool *hftnet_rte_mbuf_pool(const struct rte_mbuf *m)
+{
+	return m->pool;
+}
+
 uint16_t hftnet_rte_mbuf_data_len(const struct rte_mbuf *m)
 {
 	return m->data_len;

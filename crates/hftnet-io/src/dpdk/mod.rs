@@ -559,6 +559,10 @@ pub struct DpdkCaps {
     pub tx_busy: u64,
     /// Mbuf allocations for sending that failed (pool empty).
     pub tx_nombuf: u64,
+    /// Received mbufs of another port's pool (a driver passing mbufs
+    /// between ports, e.g. `net_ring` attached to another port's rings):
+    /// freed at once, dropped.
+    pub foreign_mbufs: u64,
 }
 
 impl CapsSection for DpdkCaps {
@@ -866,6 +870,7 @@ impl Ring for DpdkRing {
             frames,
             tx_busy: self.tx_busy,
             tx_nombuf: self.tx_nombuf,
+            foreign_mbufs: self.rx.foreign_mbufs(),
         }
     }
 
@@ -886,6 +891,13 @@ impl Ring for DpdkRing {
                 s.ierrors,
                 s.oerrors,
                 s.rx_nombuf
+            ));
+        }
+        if self.rx.foreign_mbufs() > 0 {
+            out.push(format!(
+                "{} received mbufs of another port's pool dropped (a driver passing mbufs \
+                 between ports, e.g. net_ring attached to another port's rings)",
+                self.rx.foreign_mbufs()
             ));
         }
         if self.link.downs > 0 {
