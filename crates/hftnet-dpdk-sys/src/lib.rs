@@ -17,8 +17,16 @@
 //! it is back: an `Mbuf<'p>` borrows its pool (from `Mempool::alloc`, or
 //! the `RxBatch` that lent it), and `RxBatch` and `TxQueue` each hold an
 //! `Arc` of their pool, taken once when they are made (no atomic per
-//! packet), and burst only on a port set up with that pool. The EAL is
-//! initialised before any other call (the caller's guard).
+//! packet), and burst only on a port set up with that pool. A received
+//! mbuf is not always of the port's pool — drivers that pass mbufs
+//! between ports (`net_ring` attached to another port's rings) hand over
+//! the sender's — so `RxBatch::fill` checks each one's pool (a pointer
+//! comparison) and frees a foreign one at once, while its own port still
+//! keeps its pool, counting it, never lending it. (Not covered: mbufs a
+//! port sent into `net_ring` rings that outlive it — attached by another
+//! port, nobody receiving — are freed into its pool by whoever receives
+//! them later, after that pool may be gone.) The EAL is initialised
+//! before any other call (the caller's guard).
 #![cfg(feature = "dpdk")]
 
 use std::ffi::{CStr, CString, c_char, c_int};
@@ -293,7 +301,9 @@ impl Mempool {
     /// the kernel. Not for a device that reads by physical address.
     ///
     /// # Errors
-    /// As [`Mempool::new`].
+    /// As [`Mempool::new`]; `ENOMEM` also when the EAL's memory has no
+    /// block free for the whole pool (split into several chunks, its
+    /// mbufs past the first chunk would again lie outside the UMEM).
     pub fn new_packed(
         name: &str,
         n: u32,
@@ -364,7 +374,8 @@ impl Drop for Mempool {
         // meanwhile (&mut self). (3) No mbuf of it is held: an Mbuf borrows
         // its pool (from `alloc`, or from the RxBatch that holds an Arc of
         // it), and RxBatch and TxQueue hold an Arc of the pool of the mbufs
-        // they keep, and give the device only mbufs of their port's pool.
+        // they keep (RxBatch keeps only received mbufs of its pool, checking
+        // each), and give the device only mbufs of their port's pool.
         unsafe { ffi::rte_mempool_free(self.ptr.as_ptr()) }
     }
 }
@@ -596,13 +607,17 @@ pub const BURST: usize = 32;
 /// It holds a reference to the pool its port receives into (taken once, at
 /// [`RxBatch::new`]), so its mbufs — and those it lends — never outlive
 /// their pool; [`RxBatch::fill`] receives only from a port set up with that
-/// pool (a pointer comparison, no atomic per burst).
+/// pool (a pointer comparison, no atomic per burst), and keeps only the
+/// mbufs of that pool: a driver may hand over another port's (`net_ring`
+/// attached to another port's rings), which are freed at once and counted
+/// ([`RxBatch::foreign_mbufs`]).
 #[derive(Debug)]
 pub struct RxBatch {
     mbufs: [*mut ffi::rte_mbuf; BURST],
     next: usize,
     len: usize,
     pool: Arc<Mempool>,
+    foreign: u64,
 }
 
 // SAFETY: the batch owns the mbufs it holds (see Mbuf) and an Arc of their
@@ -619,13 +634,22 @@ impl RxBatch {
             next: 0,
             len: 0,
             pool: pool.clone(),
+            foreign: 0,
         }
     }
 
+    /// Received mbufs of another pool than the batch's, freed at once and
+    /// not handed out (dropped), since the batch was made.
+    #[must_use]
+    pub fn foreign_mbufs(&self) -> u64 {
+        self.foreign
+    }
+
     /// Frees what is left, then receives up to `max` (at most [`BURST`])
-    /// packets from queue `queue` of `port`; returns how many. Nothing
-    /// (0) from a port not started, a queue it did not configure, or a port
-    /// set up with another pool than the batch's.
+    /// packets from queue `queue` of `port`; returns how many it keeps.
+    /// Nothing (0) from a port not started, a queue it did not configure,
+    /// or a port set up with another pool than the batch's. Mbufs of
+    /// another pool are freed at once and counted, not kept.
     #[inline]
     pub fn fill(&mut self, port: &Port, queue: u16, max: usize) -> usize {
         self.clear();
@@ -637,11 +661,28 @@ impl RxBatch {
         // claim on it and is borrowed, so it is still started and open (stop
         // and close need it by &mut or by value), and `queue` is one it
         // configured (burst_ok); the array has room for max pointers; the
-        // returned mbufs are ours, from the queue's pool, which is the
-        // batch's (uses_pool) and which the batch keeps alive.
+        // returned mbufs are ours (their pools are checked below).
         let n = unsafe { ffi::hftnet_rte_rx_burst(port.id, queue, self.mbufs.as_mut_ptr(), max) };
+        let mut kept = 0;
+        for i in 0..usize::from(n) {
+            let p = self.mbufs[i];
+            // SAFETY: p is an mbuf rx_burst just gave us; reads its pool
+            // pointer.
+            if unsafe { ffi::hftnet_rte_mbuf_pool(p) } == self.pool.ptr.as_ptr() {
+                self.mbufs[kept] = p;
+                kept += 1;
+            } else {
+                self.foreign += 1;
+                // SAFETY: we own p (from rx_burst) and give it up here,
+                // once; its pool is the sending port's, which holds it
+                // until it is closed (the crate doc names the limit: a
+                // ring that outlives its sender), and nothing of p is
+                // kept past this call.
+                unsafe { free_raw(p) };
+            }
+        }
         self.next = 0;
-        self.len = usize::from(n);
+        self.len = kept;
         self.len
     }
 
@@ -652,7 +693,8 @@ impl RxBatch {
             let p = self.mbufs[self.next];
             self.next += 1;
             // SAFETY: the pointers in [next, len) came from rx_burst, are
-            // owned here only and handed out once; their pool is the batch's.
+            // owned here only and handed out once; their pool is the
+            // batch's (checked by fill), alive (held).
             unsafe { free_raw(p) };
         }
     }
@@ -666,7 +708,9 @@ impl RxBatch {
         let p = self.mbufs[self.next];
         self.next += 1;
         // The pointers in [next, len) came from rx_burst and are owned here
-        // only: each is handed out once.
+        // only: each is handed out once; fill kept only mbufs of the
+        // batch's pool, so the Mbuf's pool is theirs and the borrow of the
+        // batch keeps it alive.
         Some(Mbuf {
             ptr: NonNull::new(p)?,
             pool: self.pool.ptr,
@@ -1110,26 +1154,34 @@ impl Port {
         })?;
         let (mut rxd, mut txd) = (rx_desc, tx_desc);
         let if_index = self.info().map_or(0, |i| i.if_index);
+        // One port's queue set-up at a time in the process, so the sockets
+        // that appear meanwhile are this one's when the kernel cannot be
+        // asked (if_index 0, below).
+        static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = SETUP
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let xsks_before = af_xdp_sockets();
         let ret = self.setup_queues(&mut rxd, &mut txd, pool, socket);
         // What the set-up created, also when it failed part-way (a receive
         // queue set up before a refused transmit one): the AF_XDP sockets
         // that appeared meanwhile and that the kernel confirms are bound to
         // this port's interface and queue — another thread may have opened
-        // one of its own at the same moment.
-        if if_index != 0 {
-            for (fd, inode) in af_xdp_sockets() {
-                if xsks_before.contains(&(fd, inode)) || self.xsks.contains(&(fd, inode)) {
-                    continue;
-                }
-                // SAFETY: fd is open in this process now (just listed); it
-                // is only borrowed for the check, never closed here.
-                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-                if xsk_bound_to(bfd, if_index, self.xsk_queue) == Ok(true)
-                    && socket_inode(fd) == Some(inode)
-                {
-                    self.xsks.push((fd, inode));
-                }
+        // one of its own at the same moment. Without the interface (info()
+        // failed) the kernel cannot be asked: every new AF_XDP socket is
+        // taken as the port's (no other port's set-up runs meanwhile)
+        // rather than leave the driver's open forever.
+        for (fd, inode) in af_xdp_sockets() {
+            if xsks_before.contains(&(fd, inode)) || self.xsks.contains(&(fd, inode)) {
+                continue;
+            }
+            // SAFETY: fd is open in this process now (just listed); it is
+            // only borrowed for the check, never closed here.
+            let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+            if (if_index == 0 || xsk_bound_to(bfd, if_index, self.xsk_queue) == Ok(true))
+                && socket_inode(fd) == Some(inode)
+            {
+                self.xsks.push((fd, inode));
             }
         }
         ret?;
@@ -1582,4 +1634,101 @@ unsafe fn release_leaked_xsk(fd: i32, inode: u64) -> bool {
     // (the inode was checked; the contract); nothing else holds this
     // descriptor number (the contract).
     unsafe { libc::close(fd) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `net_ring` port loops back (its transmit and receive queue are one
+    /// ring), so an mbuf of another pool sent on it comes back as a driver
+    /// that passes mbufs between ports would hand it over: `fill` frees it
+    /// at once (its pool gets it back), counts it and never lends it; an
+    /// mbuf of the batch's own pool is lent. The only test of this crate
+    /// that starts the EAL (once per process), in a scratch thread (the
+    /// EAL pins the thread that starts it), cleaned up after.
+    #[test]
+    fn mbufs_of_another_pool_are_freed_counted_and_not_lent() {
+        std::thread::spawn(foreign_mbufs_over_a_ring)
+            .join()
+            .unwrap();
+    }
+
+    /// Removes the EAL's runtime directory on the way out, also on failure.
+    struct RuntimeDir(String);
+
+    impl Drop for RuntimeDir {
+        fn drop(&mut self) {
+            for base in ["/var/run/dpdk", "/tmp/dpdk"] {
+                let _ = std::fs::remove_dir_all(format!("{base}/{}", self.0));
+            }
+        }
+    }
+
+    fn foreign_mbufs_over_a_ring() {
+        let prefix = format!("hftnet-sys-test-{}", std::process::id());
+        let _dir = RuntimeDir(prefix.clone());
+        let mut args: Vec<String> = [
+            "hftnet-dpdk-sys-test",
+            "--file-prefix",
+            &prefix,
+            "--no-huge",
+            "--no-shconf",
+            "-m",
+            "64",
+            "--no-pci",
+            "--no-telemetry",
+            "--log-level",
+            "3",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if !PMD_DIR.is_empty() {
+            args.extend(["-d".to_owned(), PMD_DIR.to_owned()]);
+        }
+        eal_init(&args).unwrap();
+        let own = Arc::new(Mempool::new("hft_test_own", 512, 0, 2176, -1).unwrap());
+        let other = Arc::new(Mempool::new("hft_test_other", 512, 0, 2176, -1).unwrap());
+        dev_probe("net_ring_t0").unwrap();
+        let id = port_by_name("net_ring_t0").unwrap();
+        let mut port = Port::new(id).unwrap();
+        port.setup(0, 0, 256, 256, &own, 0).unwrap();
+        port.start().unwrap();
+
+        // An mbuf of `other` onto the ring, as another port would put it.
+        let mut m = other.alloc().unwrap();
+        m.room_mut()[..4].copy_from_slice(b"ring");
+        m.set_len(4);
+        let mut p = m.into_raw();
+        // SAFETY: the port is started with one queue pair; p is an mbuf we
+        // own and give to the driver (net_ring enqueues it on the ring).
+        let sent = unsafe { ffi::hftnet_rte_tx_burst(id, 0, &raw mut p, 1) };
+        assert_eq!(sent, 1);
+        assert_eq!(other.in_use(), 1);
+        let mut batch = RxBatch::new(&own);
+        assert_eq!(batch.fill(&port, 0, BURST), 0, "a foreign mbuf was kept");
+        assert!(batch.take().is_none());
+        assert_eq!(batch.foreign_mbufs(), 1);
+        assert_eq!(other.in_use(), 0, "the foreign mbuf went back to its pool");
+
+        // One of the batch's own pool is lent.
+        let mut q = TxQueue::new(&own);
+        q.stage().unwrap();
+        q.staged_room().unwrap()[..3].copy_from_slice(b"own");
+        assert!(q.commit(3, None));
+        assert_eq!(q.flush(&port, 0), 1);
+        assert_eq!(batch.fill(&port, 0, BURST), 1);
+        assert_eq!(
+            batch.take().map(|m| m.data().to_vec()),
+            Some(b"own".to_vec())
+        );
+        assert_eq!(batch.foreign_mbufs(), 1);
+
+        drop((batch, q));
+        port.stop().unwrap();
+        port.close().unwrap();
+        hotplug_remove("vdev", "net_ring_t0").unwrap();
+        drop((own, other));
+        eal_cleanup().unwrap();
+    }
 }

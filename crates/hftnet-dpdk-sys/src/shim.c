@@ -48,6 +48,12 @@ uint8_t *hftnet_rte_pktmbuf_mtod(struct rte_mbuf *m)
 	return rte_pktmbuf_mtod(m, uint8_t *);
 }
 
+/* The pool the mbuf goes back to when freed. */
+struct rte_mempool *hftnet_rte_mbuf_pool(const struct rte_mbuf *m)
+{
+	return m->pool;
+}
+
 uint16_t hftnet_rte_mbuf_data_len(const struct rte_mbuf *m)
 {
 	return m->data_len;
@@ -149,7 +155,7 @@ int hftnet_rte_link(uint16_t port, uint32_t *speed_mbps, int *up, int *full_dupl
  * than that, and every mbuf beyond the UMEM is an invalid descriptor to the
  * kernel (frames sent from it vanish, tx_invalid_descs). For pools no
  * device reads by physical address (AF_XDP copies). NULL with rte_errno set
- * on failure.
+ * on failure (ENOMEM also when the pool would not fit in one memory chunk).
  */
 struct rte_mempool *hftnet_rte_pktmbuf_pool_create_packed(const char *name, unsigned n,
 							    unsigned cache, uint16_t data_room,
@@ -178,6 +184,14 @@ struct rte_mempool *hftnet_rte_pktmbuf_pool_create_packed(const char *name, unsi
 	if (ret < 0) {
 		rte_mempool_free(mp);
 		rte_errno = -ret;
+		return NULL;
+	}
+	/* With no block free for the whole pool, populate_default splits it
+	 * into several chunks; net_af_xdp's UMEM covers only the first, so the
+	 * mbufs of the others would be invalid descriptors again: refused. */
+	if (mp->nb_mem_chunks != 1) {
+		rte_mempool_free(mp);
+		rte_errno = ENOMEM;
 		return NULL;
 	}
 	rte_mempool_obj_iter(mp, rte_pktmbuf_init, NULL);

@@ -1366,7 +1366,8 @@ fn long_device_names_get_a_mempool() {
 /// `cpu=` is applied by every endpoint of the process, not only the one
 /// that started the EAL: after opening a second endpoint with `cpu=C` the
 /// opening thread runs on C alone; a CPU the thread may not use is refused
-/// naming `cpu` and the allowed CPUs.
+/// naming `cpu` and the allowed CPUs; an open with `cpu=` that fails later
+/// leaves the thread's CPUs as they were.
 #[test]
 fn cpu_of_a_later_endpoint_is_applied() {
     if skip_without_root("cpu_of_a_later_endpoint_is_applied") {
@@ -1375,8 +1376,8 @@ fn cpu_of_a_later_endpoint_is_applied() {
     let lab = Lab::two_host(None).unwrap();
     let sh = lab.exchange();
     let si = sh.iface().to_string();
-    let (a, b, c) = (unique(), unique(), unique());
-    let (before, cpu, after, bad) = sh
+    let (a, b, c, d) = (unique(), unique(), unique(), unique());
+    let (before, cpu, after, bad, failed, after_failed) = sh
         .run(move || {
             let first = open(
                 &format!("dpdk://net_af_packet{a}?iface={si}&port=9760"),
@@ -1395,10 +1396,26 @@ fn cpu_of_a_later_endpoint_is_applied() {
             .unwrap()
             .open(Role::Server)
             .map(drop);
+            // An open that fails after its pin (here: another eal= than the
+            // process's EAL has) gives the thread back its CPUs.
+            hftnet_sys::sched::set_allowed_cpus(&before).unwrap();
+            let failed = Endpoint::parse(&format!(
+                "dpdk://net_af_packet{d}?iface={si}&port=9763&cpu={cpu}&eal=--log-level=3"
+            ))
+            .unwrap()
+            .open(Role::Server)
+            .map(drop);
+            let after_failed = hftnet_sys::sched::allowed_cpus().unwrap();
             drop((first, second));
-            (before, cpu, after, bad)
+            (before, cpu, after, bad, failed, after_failed)
         })
         .unwrap();
+    let e = failed.unwrap_err().to_string();
+    assert!(e.contains("already initialised with eal="), "{e}");
+    assert_eq!(
+        after_failed, before,
+        "a failed open with cpu={cpu} left the thread's CPUs changed"
+    );
     assert!(!before.is_empty());
     assert_eq!(
         after,

@@ -133,17 +133,7 @@ pub fn pin_thread_to_cpu(cpu: usize) -> Result<(), PlacementError> {
     }
     let mut mask = [0u64; MASK_WORDS];
     mask[cpu / 64] |= 1u64 << (cpu % 64);
-    // SAFETY: `mask` is a live, initialised buffer of exactly
-    // `size_of_val(&mask)` bytes (a whole number of `unsigned long`s, as the
-    // kernel requires); the kernel only reads it. pid 0 is the calling thread.
-    let ret = unsafe {
-        libc::sched_setaffinity(
-            0,
-            size_of_val(&mask),
-            mask.as_ptr().cast::<libc::cpu_set_t>(),
-        )
-    };
-    match cvt("sched_setaffinity", ret) {
+    match set_affinity(&mask) {
         Ok(_) => Ok(()),
         Err(e) if e.errno() == Some(libc::EINVAL) => Err(PlacementError::CpuNotAllowed {
             cpu,
@@ -161,13 +151,36 @@ pub fn pin_thread_to_cpu(cpu: usize) -> Result<(), PlacementError> {
 /// # Errors
 /// The failed `sched_setaffinity` call.
 pub fn unpin_thread() -> crate::Result<()> {
-    let mask = [u64::MAX; MASK_WORDS];
-    // SAFETY: as in `pin_thread_to_cpu`: a live, initialised buffer of
-    // whole `unsigned long`s the kernel only reads; pid 0 is this thread.
+    set_affinity(&[u64::MAX; MASK_WORDS])
+}
+
+/// Lets the calling thread run on exactly `cpus` (those at or past the
+/// mask's 1024 bits are ignored): to put back what [`allowed_cpus`] read
+/// before a temporary pin.
+///
+/// # Errors
+/// The failed `sched_setaffinity` call (`EINVAL` when none of `cpus` is
+/// allowed by the cpuset).
+///
+/// # References
+/// `sched_setaffinity(2)`
+pub fn set_allowed_cpus(cpus: &[usize]) -> crate::Result<()> {
+    let mut mask = [0u64; MASK_WORDS];
+    for &c in cpus.iter().filter(|&&c| c < MASK_BITS) {
+        mask[c / 64] |= 1u64 << (c % 64);
+    }
+    set_affinity(&mask)
+}
+
+/// `sched_setaffinity(0, mask)`: the calling thread's CPUs.
+fn set_affinity(mask: &[u64; MASK_WORDS]) -> crate::Result<()> {
+    // SAFETY: `mask` is a live, initialised buffer of exactly
+    // `size_of_val(mask)` bytes (a whole number of `unsigned long`s, as the
+    // kernel requires); the kernel only reads it. pid 0 is the calling thread.
     let ret = unsafe {
         libc::sched_setaffinity(
             0,
-            size_of_val(&mask),
+            size_of_val(mask),
             mask.as_ptr().cast::<libc::cpu_set_t>(),
         )
     };
@@ -594,6 +607,11 @@ mod tests {
                 assert_eq!(current_cpu().unwrap(), cpu);
                 assert_eq!(allowed_cpus().unwrap(), vec![cpu]);
             }
+            // And back to the set read before.
+            set_allowed_cpus(&allowed).unwrap();
+            assert_eq!(allowed_cpus().unwrap(), allowed);
+            assert!(set_allowed_cpus(&[]).is_err(), "an empty set is refused");
+            assert_eq!(allowed_cpus().unwrap(), allowed);
         })
         .join()
         .unwrap();

@@ -565,15 +565,30 @@ fn ping_af_xdp(sh: &Host, ch: &Host, server_port: u16) {
     );
 }
 
+/// The first `/proc/PID/fdinfo` this process cannot read (other than for
+/// a process gone meanwhile), if any.
+fn unreadable_fdinfo() -> Option<String> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+        let name = p.file_name().to_string_lossy().into_owned();
+        let dir = p.path().join("fdinfo");
+        let e = std::fs::read_dir(&dir).err()?;
+        (name.bytes().all(|b| b.is_ascii_digit()) && e.kind() != std::io::ErrorKind::NotFound)
+            .then(|| dir.display().to_string())
+    })
+}
+
 /// A pong over `net_af_xdp` killed with SIGKILL leaves our XDP program
 /// attached to the interface (the driver attaches it through netlink, which
 /// outlives the process) and its EAL runtime directory. The next start
 /// removes both — our program only (name and tag), held by no live process
 /// — and answers every probe; before, it failed with the interface busy.
+/// (Where some process's descriptors cannot be read, that process may hold
+/// the program: the start is refused naming it, and the program stays.)
 /// A live pong's program is not taken: another pong on the same interface
 /// is refused (exit 2, naming the program) before DPDK's driver could
-/// detach it, and the live one keeps answering; after its SIGINT nothing is
-/// left attached.
+/// detach it, and the live one keeps answering — also when the second one
+/// lacks the privilege to look at the program (refused naming its id);
+/// after its SIGINT nothing is left attached.
 #[test]
 fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
     if skip_without_root("a_killed_af_xdp_run_s_program_is_removed_at_the_next_start") {
@@ -597,6 +612,39 @@ fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
     killed.child().wait().unwrap();
     assert!(has_xdp(sh), "SIGKILL left no program: nothing to test");
     assert!(runtime_dir_left(killed_pid));
+    // A process whose descriptors root cannot read (on some VMs PID 1, the
+    // hypervisor's agent) may hold the program: then it is not removed —
+    // the start is refused naming why — and the test removes it by hand.
+    if let Some(dir) = unreadable_fdinfo() {
+        let out = run_in(
+            sh,
+            &["pong", &server, "--duration", "5s"],
+            Duration::from_secs(60),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("could not be looked at") && err.contains(&dir),
+            "{dir}: {err}"
+        );
+        assert!(
+            has_xdp(sh),
+            "the program was removed though {dir} is unreadable"
+        );
+        let st = sh
+            .spawn(std::process::Command::new("ip").args([
+                "link",
+                "set",
+                "dev",
+                sh.iface(),
+                "xdp",
+                "off",
+            ]))
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert!(st.success() && !has_xdp(sh));
+    }
 
     let mut pong = spawn_in(sh, &["pong", &server, "--duration", "60s"]);
     let pong_pid = pong.child().id();
@@ -620,6 +668,41 @@ fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
     assert!(
         err.contains("already has an XDP program attached (\"hftnet_dpdk_udp\"")
             && err.contains("ours, in use by a live process"),
+        "{err}"
+    );
+    assert!(has_xdp(sh));
+    ping_af_xdp(sh, ch, port);
+
+    // The same without the privilege to look at BPF programs (root without
+    // CAP_SYS_ADMIN and CAP_BPF): the live program cannot be told apart
+    // from an orphan, so it is not taken for a free slot either — refused,
+    // naming the program's id and why, and the live pong keeps answering.
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args([
+        "--inh-caps=-sys_admin,-bpf",
+        "--bounding-set=-sys_admin,-bpf",
+        common::BIN,
+        "pong",
+        &other,
+        "--duration",
+        "5s",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = sh.spawn(&mut cmd).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(60), || child
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "the unprivileged pong did not end"
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("already has an XDP program attached (id ")
+            && err.contains("could not be looked at"),
         "{err}"
     );
     assert!(has_xdp(sh));

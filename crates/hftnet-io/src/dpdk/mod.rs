@@ -310,10 +310,13 @@ impl DpdkConfig {
                 },
             )?
             .unwrap_or_default();
-        if let Some(a) = eal
-            .iter()
-            .find(|a| *a == "--file-prefix" || a.starts_with("--file-prefix="))
-        {
+        // getopt_long takes any unambiguous abbreviation of a long option
+        // (`--file=x`, `--file-pre x`): every prefix of `--file-prefix` from
+        // `--fi` on is the option (no other EAL option starts so).
+        if let Some(a) = eal.iter().find(|a| {
+            let opt = a.split_once('=').map_or(a.as_str(), |(o, _)| o);
+            opt.len() >= 4 && "--file-prefix".starts_with(opt)
+        }) {
             return Err(UriError::BadValue {
                 param: "eal".into(),
                 value: a.clone(),
@@ -556,6 +559,10 @@ pub struct DpdkCaps {
     pub tx_busy: u64,
     /// Mbuf allocations for sending that failed (pool empty).
     pub tx_nombuf: u64,
+    /// Received mbufs of another port's pool (a driver passing mbufs
+    /// between ports, e.g. `net_ring` attached to another port's rings):
+    /// freed at once, dropped.
+    pub foreign_mbufs: u64,
 }
 
 impl CapsSection for DpdkCaps {
@@ -863,6 +870,7 @@ impl Ring for DpdkRing {
             frames,
             tx_busy: self.tx_busy,
             tx_nombuf: self.tx_nombuf,
+            foreign_mbufs: self.rx.foreign_mbufs(),
         }
     }
 
@@ -883,6 +891,13 @@ impl Ring for DpdkRing {
                 s.ierrors,
                 s.oerrors,
                 s.rx_nombuf
+            ));
+        }
+        if self.rx.foreign_mbufs() > 0 {
+            out.push(format!(
+                "{} received mbufs of another port's pool dropped (a driver passing mbufs \
+                 between ports, e.g. net_ring attached to another port's rings)",
+                self.rx.foreign_mbufs()
             ));
         }
         if self.link.downs > 0 {
@@ -1075,7 +1090,8 @@ const DPDK_UDP_PROG_NAME: &str = "hftnet_dpdk_udp";
 /// build's object) and only when no live process holds it; any other
 /// program makes the open fail, before the driver runs (its failed set-up
 /// would detach whatever program the interface has, another live
-/// endpoint's included). Returns a note when an orphan was removed.
+/// endpoint's included); so does a program that cannot be looked at (no
+/// privilege to read programs). Returns a note when an orphan was removed.
 ///
 /// # Errors
 /// [`OpenError::Dpdk`] naming the program that holds the slot.
@@ -1104,7 +1120,16 @@ fn free_xdp_slot(iface: &str) -> Result<Option<String>, OpenError> {
                 }
             ),
         }),
-        // Cannot tell (no privilege to list programs): the driver reports.
+        Ok(XdpSlot::Unknown(id, why)) => Err(OpenError::Dpdk {
+            problem: format!(
+                "{iface} already has an XDP program attached (id {id}) that could not be \
+                 looked at ({why}), and net_af_xdp would replace it: run as root \
+                 (CAP_SYS_ADMIN), or use another interface; if no endpoint uses it, `ip link \
+                 set dev {iface} xdp off` removes it (`ip -d link show {iface}` shows it)"
+            ),
+        }),
+        // The slot itself could not be read (no such interface): the driver
+        // reports.
         Err(_) => Ok(None),
     }
 }
@@ -1197,8 +1222,24 @@ fn check_socket_privilege(driver: &str) -> Result<(), OpenError> {
     }
 }
 
-/// Opens the endpoint: EAL (once), device, pool, port, addresses.
+/// Opens the endpoint: EAL (once), device, pool, port, addresses. With
+/// `cpu=`, a failed open gives the thread back the CPUs it had.
 fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
+    let before = match cfg.cpu {
+        Some(_) => hftnet_sys::sched::allowed_cpus().ok(),
+        None => None,
+    };
+    open_pinned(cfg, role).inspect_err(|_| {
+        if let Some(cpus) = &before {
+            // The pin (ours, or the EAL's of its main lcore) is undone; if
+            // that fails too, the open's error is still the one to report.
+            let _ = hftnet_sys::sched::set_allowed_cpus(cpus);
+        }
+    })
+}
+
+/// [`open`], which pins the thread early (`cpu=`).
+fn open_pinned(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
     // The kernel interface first: a missing one is named before DPDK starts.
     let example = "dpdk://net_af_packet1?iface=veth0&port=9001&peer=198.18.0.2:9000";
     let kernel = match &cfg.iface {
@@ -1346,8 +1387,13 @@ fn open(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError> {
         OpenError::Dpdk {
             problem: if e.errno == libc::ENOMEM {
                 format!(
-                    "no room for a mempool of {n} mbufs in the EAL's memory ({e}): {} — raise \
+                    "no room for a mempool of {n} mbufs in the EAL's memory ({e}){}: {} — raise \
                      mem= (now {} MB) or lower mbufs=",
+                    if af_xdp {
+                        " as one contiguous block (net_af_xdp's UMEM covers one block only)"
+                    } else {
+                        ""
+                    },
                     if eal.hugepages {
                         "too few free hugepages"
                     } else {
@@ -1633,11 +1679,23 @@ mod tests {
         assert!(e.contains("give ip=ADDR"), "{e}");
         let e = cfg("dpdk://net_af_packet0?iface=veth0&port=1&devargs=x").unwrap_err().to_string();
         assert!(e.contains("\"devargs\""), "{e}");
-        for eal in ["--file-prefix=x", "--log-level=8+--file-prefix+x"] {
+        for eal in [
+            "--file-prefix=x",
+            "--log-level=8+--file-prefix+x",
+            "--file=x",
+            "--file-pre=x",
+            "--fi+x",
+            "--log-level=8+--file-prefi+x",
+        ] {
             let e = cfg(&format!("dpdk://net_af_packet0?iface=veth0&port=1&eal={eal}"))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("without --file-prefix") && e.contains("runtime directory"), "{e}");
+        }
+        // Not the option: too short to be taken for it, or another name.
+        for eal in ["--f=x", "--file-prefixes=x", "--log-level=8"] {
+            let c = cfg(&format!("dpdk://net_af_packet0?iface=veth0&port=1&eal={eal}"));
+            assert!(c.is_ok(), "{eal}: {c:?}");
         }
         let e = cfg("dpdk://net_af_packet0?iface=veth0&port=1&burst=3").unwrap_err().to_string();
         assert!(e.contains("accepted parameters"), "{e}");

@@ -738,26 +738,42 @@ pub fn attached_program(iface: &str) -> Result<Option<AttachedInfo>, SteerError>
 /// `/proc/PID/fdinfo/FD` says `prog_id:` `id`. (A program attached through
 /// netlink stays loaded after its loader died; only a live loader keeps a
 /// descriptor.) Allocates; reads every process's descriptors.
+///
+/// # Errors
+/// Why it cannot be told, when no readable process holds it: `/proc`, or a
+/// live process's `fdinfo`, cannot be read (that process may hold it). A
+/// process gone meanwhile holds nothing.
 #[cfg(feature = "dpdk")]
-fn program_held_by_a_process(id: u32) -> bool {
+fn program_held_by_a_process(id: u32) -> Result<bool, String> {
     let want = format!("prog_id:\t{id}");
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return true; // cannot tell: assume it is held
-    };
+    let procs = std::fs::read_dir("/proc").map_err(|e| format!("reading /proc: {e}"))?;
+    let mut unreadable = None;
     for p in procs.flatten() {
         if !p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
-            continue; // gone meanwhile, or not ours to read
+        let dir = p.path().join("fdinfo");
+        let fds = match std::fs::read_dir(&dir) {
+            Ok(fds) => fds,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // gone meanwhile
+            Err(e) => {
+                unreadable.get_or_insert_with(|| {
+                    format!(
+                        "{} cannot be read ({e}), so whether that process holds the program \
+                         cannot be told",
+                        dir.display()
+                    )
+                });
+                continue;
+            }
         };
         for f in fds.flatten() {
             if std::fs::read_to_string(f.path()).is_ok_and(|t| t.lines().any(|l| l == want)) {
-                return true;
+                return Ok(true);
             }
         }
     }
-    false
+    unreadable.map_or(Ok(false), Err)
 }
 
 /// What [`claim_orphan`] found in an interface's XDP slot.
@@ -770,6 +786,10 @@ pub(crate) enum XdpSlot {
     OrphanRemoved(u32),
     /// A program that stays: not ours, or ours and in use.
     Taken(AttachedInfo),
+    /// A program (its id) that stays because it could not be looked at
+    /// (why: e.g. no `CAP_SYS_ADMIN` to read BPF programs, or a process
+    /// whose descriptors cannot be read, which may hold it).
+    Unknown(u32, String),
 }
 
 /// Looks at the XDP slot of `iface` (this thread's network namespace) and
@@ -779,11 +799,13 @@ pub(crate) enum XdpSlot {
 /// same for every load of one object; asked only when a program of that
 /// name is found), and held by no live process's descriptor. Exactly that
 /// program is detached (`XDP_FLAGS_REPLACE` naming it). Any other program
-/// is left alone and reported as [`XdpSlot::Taken`].
+/// is left alone and reported as [`XdpSlot::Taken`]; one that cannot be
+/// looked at or detached (no privilege to read programs, a failed detach)
+/// as [`XdpSlot::Unknown`] — never as free.
 ///
 /// # Errors
-/// [`SteerError::NoInterface`], [`SteerError::Netlink`],
-/// [`SteerError::Program`] (listing programs needs `CAP_SYS_ADMIN`).
+/// [`SteerError::NoInterface`], [`SteerError::Netlink`]: the slot could not
+/// be read at all.
 #[cfg(feature = "dpdk")]
 pub(crate) fn claim_orphan(
     iface: &str,
@@ -795,17 +817,37 @@ pub(crate) fn claim_orphan(
     let Some((id, mode)) = st.programs().next() else {
         return Ok(XdpSlot::Free);
     };
+    Ok(remove_if_orphan(&mut nl, iface, st.ifindex, id, mode, name, tag)
+        .unwrap_or_else(|e| XdpSlot::Unknown(id, e.to_string())))
+}
+
+/// [`claim_orphan`] once a program (`id`, attached in `mode`) was seen.
+#[cfg(feature = "dpdk")]
+fn remove_if_orphan(
+    nl: &mut RtNetlink,
+    iface: &str,
+    ifindex: u32,
+    id: u32,
+    mode: Option<AttachMode>,
+    name: &str,
+    tag: impl FnOnce() -> Option<u64>,
+) -> Result<XdpSlot, SteerError> {
     let attached = describe(id, mode)?;
     let ours = attached.name == name && attached.link_id.is_none();
     let info = match program_info(id)? {
-        Some(info) if ours && tag() == Some(info.tag()) && !program_held_by_a_process(id) => info,
+        Some(info) if ours && tag() == Some(info.tag()) => info,
         _ => return Ok(XdpSlot::Taken(attached)),
     };
+    match program_held_by_a_process(id) {
+        Ok(false) => {}
+        Ok(true) => return Ok(XdpSlot::Taken(attached)),
+        Err(why) => return Ok(XdpSlot::Unknown(id, why)),
+    }
     let fd = info.fd().map_err(|e| SteerError::Program {
         what: "opening the orphaned XDP program (BPF_PROG_GET_FD_BY_ID)",
         cause: Box::new(e),
     })?;
-    netlink_detach(&mut nl, iface, st.ifindex, &attached, fd.as_fd())?;
+    netlink_detach(nl, iface, ifindex, &attached, fd.as_fd())?;
     Ok(XdpSlot::OrphanRemoved(id))
 }
 
