@@ -628,7 +628,8 @@ impl Store {
         to.max(from)
     }
 
-    /// The first number in `[from, to)` that is not held, or a number `>= to`.
+    /// How many numbers in `[from, to)` are not held; `base` is the next
+    /// expected number.
     fn count_missing(&self, from: u64, to: u64, base: u64) -> u64 {
         let mut n = 0;
         let mut m = self.next_missing(from, to, base);
@@ -640,6 +641,7 @@ impl Store {
         n
     }
 
+    /// The first number in `[from, to)` that is not held, or a number `>= to`.
     fn next_missing(&self, from: u64, to: u64, base: u64) -> u64 {
         if self.held == 0 {
             return from;
