@@ -721,3 +721,24 @@ fn lab_up_and_down_by_name() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no lab named"));
 }
+
+/// `finish` reads the child's pipes while it waits: a child that writes
+/// far more than a pipe holds (64 KiB) to both stdout and stderr ends, and
+/// every byte is collected.
+#[test]
+fn finish_collects_more_output_than_a_pipe_holds() {
+    let p = Proc(Some(
+        Command::new("sh")
+            .args([
+                "-c",
+                "head -c 300000 /dev/zero; head -c 200000 /dev/zero >&2; exit 3",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let out = common::finish(p, Duration::from_secs(30), "a chatty child");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!((out.stdout.len(), out.stderr.len()), (300_000, 200_000));
+}

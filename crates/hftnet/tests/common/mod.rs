@@ -2,8 +2,10 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hftnet_lab::Host;
@@ -54,29 +56,56 @@ pub fn spawn_in(host: &Host, args: &[&str]) -> Proc {
 
 /// Runs to completion, bounded by `limit`.
 pub fn run_in(host: &Host, args: &[&str], limit: Duration) -> Output {
-    let mut p = spawn_in(host, args);
-    let start = Instant::now();
-    while p.child().try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < limit,
-            "hftnet {args:?} did not finish within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    p.0.take().unwrap().wait_with_output().unwrap()
+    finish(spawn_in(host, args), limit, &format!("hftnet {args:?}"))
+}
+
+/// Reads `pipe` to its end on a thread; the bytes come on the channel.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        let _ = tx.send(buf);
+    });
+    rx
 }
 
 /// Waits for `p` to exit, bounded by `limit`, and collects its output.
+/// Its piped stdout and stderr (those the test has not taken) are read
+/// while it runs, so a child that writes more than a pipe holds does not
+/// block on it and look hung.
 pub fn finish(mut p: Proc, limit: Duration, what: &str) -> Output {
     let start = Instant::now();
-    while p.child().try_wait().unwrap().is_none() {
+    let stdout = drain(p.child().stdout.take());
+    let stderr = drain(p.child().stderr.take());
+    let status = loop {
+        if let Some(st) = p.child().try_wait().unwrap() {
+            break st;
+        }
         assert!(
             start.elapsed() < limit,
             "{what} did not finish within {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
+    };
+    // A descendant may still hold the pipes open: bounded too.
+    let collect = |rx: mpsc::Receiver<Vec<u8>>, name: &str| {
+        let left = limit
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_secs(1));
+        rx.recv_timeout(left)
+            .unwrap_or_else(|_| panic!("{what}: its {name} stayed open after it exited"))
+    };
+    let stdout = collect(stdout, "stdout");
+    let stderr = collect(stderr, "stderr");
+    p.0 = None;
+    Output {
+        status,
+        stdout,
+        stderr,
     }
-    p.0.take().unwrap().wait_with_output().unwrap()
 }
 
 /// A fresh directory under the system's temporary directory, removed on
