@@ -15,7 +15,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_hftnet");
 #[allow(unused_imports)] // each test file uses its own subset
 pub use hftnet_lab::skip_without_root;
 
-/// A child process killed (by its PID) and reaped when dropped, also when the test fails.
+/// How long a dropped [`Proc`] is given to end on SIGINT before SIGKILL.
+const DROP_GRACE: Duration = Duration::from_secs(3);
+
+/// A child process stopped (by its PID) and reaped when dropped, also when
+/// the test fails: SIGINT first, so that it removes what it set up (DPDK
+/// runtime files, XDP programs) as on a user's ^C, then SIGKILL if it has
+/// not ended within [`DROP_GRACE`]. A child the test already reaped (e.g.
+/// after killing it itself) is left alone.
 pub struct Proc(pub Option<Child>);
 
 impl Proc {
@@ -26,10 +33,29 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
+        let Some(c) = self.0.as_mut() else { return };
+        // Not reaped yet, so the PID is still this child's (alive or a
+        // zombie): signalling it cannot reach another process.
+        if !matches!(c.try_wait(), Ok(None)) {
+            return;
         }
+        let interrupted = Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if interrupted {
+            let start = Instant::now();
+            while start.elapsed() < DROP_GRACE {
+                if !matches!(c.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 
