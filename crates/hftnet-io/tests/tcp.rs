@@ -267,3 +267,61 @@ fn a_descriptor_limit_too_low_for_the_connections_is_raised_or_named() {
         "{low}"
     );
 }
+
+/// A slot's buffers carry nothing from one connection to the next: A sends
+/// a header announcing 100 bytes and only half of them, then closes; B,
+/// accepted into the same slot (and its buffers), gets its own frames
+/// exactly — none of A's bytes completes, precedes or follows them.
+#[test]
+fn a_partial_frame_left_in_a_slot_does_not_leak_into_its_next_connection() {
+    use std::io::Write;
+    let uri = Uri::parse("tcp://127.0.0.1:0?framing=soupbin").unwrap();
+    let mut s = TcpServer::open(TcpConfig::from_uri(&uri).unwrap(), 1).unwrap();
+    let addr = s.local_addr().unwrap();
+    let mut burst = RxBurst::new(4, 256);
+    let mut a = TcpStream::connect(addr).unwrap();
+    let ServerEvent::Accepted { id: ida, .. } = next(&mut s, &mut burst) else {
+        panic!("expected A's connection");
+    };
+    let mut partial = 100u16.to_be_bytes().to_vec();
+    partial.extend_from_slice(&[0xAA; 50]);
+    a.write_all(&partial).unwrap();
+    drop(a);
+    // A's end is reported only after what it sent was read: the half frame
+    // sat in the slot's receive buffer, and is never delivered.
+    match next(&mut s, &mut burst) {
+        ServerEvent::Closed { id, .. } => assert_eq!(id, ida),
+        e => panic!("expected A's close, got {e:?}"),
+    }
+    let mut b = TcpStream::connect(addr).unwrap();
+    let ServerEvent::Accepted { id: idb, .. } = next(&mut s, &mut burst) else {
+        panic!("expected B's connection");
+    };
+    assert_eq!(idb.slot(), ida.slot(), "B reuses A's slot");
+    assert_ne!(idb, ida);
+    let first: &[u8] = b"Ubbbbbbbbbbbbbbbbbbb";
+    let second: &[u8] = b"Ucc";
+    for f in [first, second] {
+        let mut w = (f.len() as u16).to_be_bytes().to_vec();
+        w.extend_from_slice(f);
+        b.write_all(&w).unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match next(&mut s, &mut burst) {
+            ServerEvent::Messages { id, n } => {
+                assert_eq!(id, idb);
+                got.extend((0..n).map(|i| burst.get(i).0.to_vec()));
+            }
+            e => panic!("expected B's messages, got {e:?}"),
+        }
+    }
+    assert_eq!(got, vec![first.to_vec(), second.to_vec()]);
+    // Nothing else is pending: B's close comes next, no stray message.
+    drop(b);
+    match next(&mut s, &mut burst) {
+        ServerEvent::Closed { id, .. } => assert_eq!(id, idb),
+        e => panic!("expected B's close, got {e:?}"),
+    }
+    assert_eq!(s.stats().messages_in, 2);
+}

@@ -54,8 +54,11 @@
 //!   [`FeedConfig::request_attempts`] of them give the gap up; a round
 //!   that brought part of it back (a re-request server whose rate limit
 //!   cut its answer) does not, so a gap the server still holds is
-//!   recovered at the pace its limit allows. Bounded: every round either
-//!   recovers at least one number or counts as an attempt.
+//!   recovered at the pace its limit allows. Bounded: a gap gets at most
+//!   `request_attempts + 2 * ceil(gap / request_max_count)` rounds in all
+//!   (twice what a server answering whole requests needs), after which
+//!   what is still missing is given up — a server that answers one number
+//!   per round cannot keep a long gap open for as many rounds.
 //! - Loss: a gap that cannot be filled (recovery off and the wait expired,
 //!   attempts exhausted, gap longer than [`FeedConfig::max_recovery`], or the
 //!   reorder buffer, its window or the gap table overflowed) is reported with
@@ -183,8 +186,10 @@ pub struct FeedConfig {
     /// Not 0 when recovery is on. Default 50 ms.
     pub request_timeout_ns: u64,
     /// How many request rounds that recover nothing of a gap give it up
-    /// (declared lost); rounds that recover part of it are not counted. At
-    /// least 1 when recovery is on. Default 3.
+    /// (declared lost); rounds that recover part of it are not counted,
+    /// but a gap gets at most `request_attempts + 2 * ceil(gap /
+    /// request_max_count)` rounds in all. At least 1 when recovery is on.
+    /// Default 3.
     pub request_attempts: u32,
     /// Gaps of more sequence numbers than this are not re-requested but
     /// declared lost once their wait expires. Default 100 000.
@@ -415,6 +420,9 @@ struct Gap {
     /// the gap back is not counted: a re-request server that rate-limits
     /// its answers is asked again for the rest).
     attempts: u32,
+    /// Request rounds asked in all, recovering or not (capped by
+    /// [`max_rounds`]).
+    rounds: u64,
     /// Numbers missing when the last round was asked.
     missing: u64,
     /// Where the next request of this round starts.
@@ -628,7 +636,8 @@ impl Store {
         to.max(from)
     }
 
-    /// The first number in `[from, to)` that is not held, or a number `>= to`.
+    /// How many numbers in `[from, to)` are not held; `base` is the next
+    /// expected number.
     fn count_missing(&self, from: u64, to: u64, base: u64) -> u64 {
         let mut n = 0;
         let mut m = self.next_missing(from, to, base);
@@ -640,6 +649,7 @@ impl Store {
         n
     }
 
+    /// The first number in `[from, to)` that is not held, or a number `>= to`.
     fn next_missing(&self, from: u64, to: u64, base: u64) -> u64 {
         if self.held == 0 {
             return from;
@@ -651,6 +661,16 @@ impl Store {
         }
         s
     }
+}
+
+/// The most request rounds a gap of `size` numbers gets in all:
+/// `request_attempts` plus twice the requests of one round that asks the
+/// whole gap, so a rate-limited server that answers part of each round
+/// still ends within it, and one that answers a number per round cannot
+/// keep the gap open for `size` rounds.
+fn max_rounds(config: &FeedConfig, size: u64) -> u64 {
+    let per_round = size.div_ceil(u64::from(config.request_max_count));
+    u64::from(config.request_attempts).saturating_add(per_round.saturating_mul(2))
 }
 
 /// The last lost ranges, ascending (losses are declared in sequence order).
@@ -884,19 +904,21 @@ impl FeedHandler {
             let g = &mut self.gaps[i];
             if g.state == GapState::Awaiting && missing < g.missing {
                 // The last round recovered part of the gap (a rate-limited
-                // answer): it does not count as a failed attempt. Bounded:
-                // every such round brings at least one number back.
+                // answer): it does not count as a failed attempt. Bounded
+                // by the gap's round cap (`max_rounds`).
                 g.attempts -= 1;
             }
             if missing == 0 {
                 g.state = GapState::Filled;
             } else if self.config.recovery
                 && g.attempts < self.config.request_attempts
+                && g.rounds < max_rounds(&self.config, g.end - g.first)
                 && g.end - start <= self.config.max_recovery
             {
                 g.state = GapState::Requesting;
                 g.cursor = start;
                 g.attempts += 1;
+                g.rounds += 1;
                 g.missing = missing;
                 self.requesting += 1;
             } else {
@@ -1085,6 +1107,7 @@ impl FeedHandler {
             state: GapState::Waiting,
             deadline: now.saturating_add(self.config.gap_wait_ns),
             attempts: 0,
+            rounds: 0,
             missing: end - first,
             cursor: first,
         });
@@ -1631,6 +1654,46 @@ mod tests {
         }
         assert_eq!(h.counters().lost, GAP);
         assert_eq!(rounds, 1 + 3, "the wait, then three silent rounds");
+    }
+
+    /// A server that answers one number per round recovers something every
+    /// round, so no round counts as a failed attempt; the gap still ends
+    /// after `request_attempts + 2 * ceil(gap / request_max_count)` rounds
+    /// with the rest declared lost, not after one round per number.
+    #[test]
+    fn a_server_answering_one_number_per_round_ends_within_the_round_cap() {
+        const GAP: u64 = 50;
+        let mut h = handler(|c| {
+            c.request_max_count = 10;
+            c.request_timeout_ns = 10 * MS;
+        });
+        let mut r = Rec::default();
+        h.handle_packet(FeedId::A, 0, &pkt(1, 1), &mut r);
+        h.handle_packet(FeedId::A, 0, &pkt(GAP + 2, 1), &mut r);
+        let mut rounds = 0;
+        while let Some(t) = h.poll_timeout() {
+            h.handle_timeout(t, &mut r);
+            let mut first = None;
+            while let Some(q) = h.poll_request(t) {
+                first = first.or(Some(q.sequence));
+            }
+            if let Some(s) = first {
+                rounds += 1;
+                assert!(rounds <= 100, "{rounds} rounds");
+                h.handle_packet(FeedId::Retransmission, t + 1, &pkt(s, 1), &mut r);
+            }
+        }
+        // 3 attempts + 2 * ceil(50 / 10).
+        assert_eq!(rounds, 13);
+        let c = h.counters();
+        assert_eq!(c.retransmission.recovered, 13, "{c:?}");
+        assert_eq!(c.lost, GAP - 13);
+        assert_eq!(c.delivered, 2 + 13);
+        let mut want = msgs(1..15);
+        want.push(Ev::Lost(15, GAP - 13));
+        want.extend(msgs(GAP + 2..GAP + 3));
+        assert_eq!(r.take(), want);
+        check_invariant(&h);
     }
 
     #[test]

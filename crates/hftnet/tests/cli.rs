@@ -721,3 +721,65 @@ fn lab_up_and_down_by_name() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("no lab named"));
 }
+
+/// `finish` reads the child's pipes while it waits: a child that writes
+/// far more than a pipe holds (64 KiB) to both stdout and stderr ends, and
+/// every byte is collected.
+#[test]
+fn finish_collects_more_output_than_a_pipe_holds() {
+    let p = Proc(Some(
+        Command::new("sh")
+            .args([
+                "-c",
+                "head -c 300000 /dev/zero; head -c 200000 /dev/zero >&2; exit 3",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let out = common::finish(p, Duration::from_secs(30), "a chatty child");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!((out.stdout.len(), out.stderr.len()), (300_000, 200_000));
+}
+
+/// A dropped `Proc` is interrupted (SIGINT) before it would be killed, so
+/// its clean-up runs; one that ignores SIGINT is killed after the grace.
+#[test]
+fn a_dropped_proc_gets_sigint_first_then_sigkill() {
+    let dir = common::TempDir::new("hftnet-proc-drop");
+    let mark = dir.0.join("interrupted");
+    let script = format!(
+        "trap 'echo clean > {}; exit 0' INT; echo up; while :; do sleep 0.05; done",
+        mark.display()
+    );
+    let spawn = |script: &str| {
+        let mut p = Proc(Some(
+            Command::new("sh")
+                .args(["-c", script])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ));
+        // The trap is set once it has said "up".
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(p.child().stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "up\n");
+        p
+    };
+    drop(spawn(&script));
+    assert_eq!(std::fs::read_to_string(&mark).unwrap(), "clean\n");
+    // Ignores SIGINT: the drop still ends (and reaps) it.
+    let mut p = spawn("trap '' INT; echo up; while :; do sleep 0.05; done");
+    let pid = p.child().id();
+    drop(p);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| !c.starts_with("sh")),
+        "the child that ignored SIGINT is still there"
+    );
+}
