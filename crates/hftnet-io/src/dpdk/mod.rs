@@ -1126,9 +1126,10 @@ fn free_xdp_slot(iface: &str) -> Result<Option<String>, OpenError> {
         Ok(XdpSlot::Unknown(id, why)) => Err(OpenError::Dpdk {
             problem: format!(
                 "{iface} already has an XDP program attached (id {id}) that could not be \
-                 looked at ({why}), and net_af_xdp would replace it: run as root \
-                 (CAP_SYS_ADMIN), or use another interface; if no endpoint uses it, `ip link \
-                 set dev {iface} xdp off` removes it (`ip -d link show {iface}` shows it)"
+                 looked at ({why}), and net_af_xdp would replace it: use another interface, \
+                 or run as root (CAP_SYS_ADMIN) if a privilege was missing; if no endpoint uses \
+                 it, `ip link set dev {iface} xdp off` removes it (`ip -d link show {iface}` \
+                 shows it)"
             ),
         }),
         // The slot itself could not be read (no such interface): the driver
@@ -1779,6 +1780,9 @@ mod tests {
         };
         let e = elsewhere.alive().unwrap_err();
         assert!(e.contains("another PID namespace"), "{e}");
+        let blank = ProgramOwner { pid: 0, ..me };
+        let e = blank.alive().unwrap_err();
+        assert!(e.contains("owner record is blank"), "{e}");
 
         if hftnet_lab::skip_without_root("the_xdp_program_records_its_owner_and_keeps_its_tag") {
             return;

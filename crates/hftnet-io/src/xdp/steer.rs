@@ -823,9 +823,15 @@ impl ProgramOwner {
     /// PID namespace with the same start time (a zombie counts as alive).
     ///
     /// # Errors
-    /// Why it cannot be told: another PID namespace, or an unreadable
-    /// `/proc/PID/stat`.
+    /// Why it cannot be told: a blank record (PID 0: the object was loaded
+    /// as committed, by someone who wrote no owner), another PID namespace,
+    /// or an unreadable `/proc/PID/stat`.
     pub(crate) fn alive(&self) -> Result<bool, String> {
+        if self.pid == 0 {
+            return Err("its owner record is blank (the object was loaded by something other \
+                        than hftnet, which writes its PID there)"
+                .into());
+        }
         let ns = hftnet_sys::proc::pid_namespace()?;
         if self.pid_ns != ns {
             return Err(format!(
