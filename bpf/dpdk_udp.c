@@ -23,6 +23,29 @@ struct {
 	__type(value, __u32);
 } xsks_map SEC(".maps");
 
+/*
+ * Who loaded this copy: the loader (crates/hftnet-io/src/dpdk/mod.rs)
+ * writes its PID, its start time (field 22 of /proc/PID/stat) and its PID
+ * namespace's inode over the zeros of the object it hands the driver, so
+ * they are in the program's .rodata map from the load on, before the
+ * attach. libbpf binds .rodata to the program (BPF_PROG_BIND_MAP), so the
+ * next start finds it among the program's map ids and can tell a copy a
+ * dead process left attached from one in use, without /proc/PID/fdinfo.
+ * The program never reads it: its instructions, and so its tag and speed,
+ * are those of a program without it. The magic marks the record.
+ */
+struct hftnet_owner {
+	__u64 magic; /* "hftowner" */
+	__u32 pid;
+	__u32 pad;
+	__u64 start_time;
+	__u64 pid_ns;
+};
+
+const volatile struct hftnet_owner hftnet_owner = {
+	.magic = 0x72656e776f746668ULL, /* "hftowner" little-endian */
+};
+
 SEC("xdp")
 int hftnet_dpdk_udp(struct xdp_md *ctx)
 {

@@ -1,6 +1,8 @@
 //! Processes and the files they share: whether a process ID names a live
-//! process (a shared-memory ring's readers may die without a word), this
-//! process's effective user, and naming a file made unnamed (`O_TMPFILE`).
+//! process (a shared-memory ring's readers may die without a word), when a
+//! process started (which tells a reused PID from the process that had it)
+//! and its PID namespace, this process's effective user, and naming a file
+//! made unnamed (`O_TMPFILE`).
 //!
 //! Layer: `hftnet-sys`, under the liveness checks of shared-memory rings.
 //! Invariants: only `kill(pid, 0)` is used, which sends no signal; a pid
@@ -39,6 +41,51 @@ pub fn exists(pid: u32) -> Result<bool> {
         Some(libc::ESRCH) => Ok(false),
         _ => Err(e),
     }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`, in clock
+/// ticks since boot), or `None` if there is no such process. Together with
+/// the PID it names one process: a PID reused later has another start time.
+///
+/// # Errors
+/// Why `/proc/PID/stat` cannot be read or parsed (other than the process
+/// being gone).
+pub fn start_time(pid: u32) -> std::result::Result<Option<u64>, String> {
+    let path = format!("/proc/{pid}/stat");
+    match std::fs::read_to_string(&path) {
+        Ok(stat) => stat_start_time(&stat)
+            .map(Some)
+            .ok_or_else(|| format!("{path} has no start time (field 22)")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        // ESRCH: the process went while its file was read.
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
+        Err(e) => Err(format!("reading {path}: {e}")),
+    }
+}
+
+/// Field 22 (`starttime`) of the text of a `/proc/PID/stat` file. The
+/// fields after the command name (field 2, which may contain spaces and
+/// parentheses) start with field 3 (`state`).
+#[must_use]
+pub fn stat_start_time(stat: &str) -> Option<u64> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(22 - 3)?
+        .parse()
+        .ok()
+}
+
+/// The inode of this process's PID namespace (`/proc/self/ns/pid`): PIDs
+/// recorded by a process of another namespace name other processes here.
+///
+/// # Errors
+/// Why `/proc/self/ns/pid` cannot be read.
+pub fn pid_namespace() -> std::result::Result<u64, String> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self/ns/pid")
+        .map(|m| m.ino())
+        .map_err(|e| format!("reading /proc/self/ns/pid: {e}"))
 }
 
 /// The effective user ID of this process (`geteuid`): whom the files it
@@ -95,5 +142,29 @@ mod tests {
         assert!(!exists(pid).unwrap(), "reaped child {pid} still exists");
         assert_eq!(exists(0).unwrap_err().errno(), Some(libc::EINVAL));
         assert_eq!(exists(u32::MAX).unwrap_err().errno(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn start_time_names_one_process() {
+        let me = start_time(std::process::id()).unwrap().unwrap();
+        assert_eq!(start_time(std::process::id()).unwrap(), Some(me));
+        let mut c = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = c.id();
+        let child = start_time(pid).unwrap().unwrap();
+        assert!(
+            child >= me,
+            "child started at {child}, before its parent at {me}"
+        );
+        c.kill().unwrap();
+        c.wait().unwrap();
+        assert_eq!(start_time(pid).unwrap(), None, "reaped child {pid}");
+        // A command name with spaces and parentheses does not shift fields.
+        let stat = "7 (a) b (c) S 1 7 7 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 4242 0 0";
+        assert_eq!(stat_start_time(stat), Some(4242));
+        assert_eq!(stat_start_time("7 (a) S 1"), None);
+        assert!(pid_namespace().unwrap() > 0);
     }
 }

@@ -708,14 +708,7 @@ fn plan_v1(
 #[must_use]
 pub fn process_start_time(root: &Root, pid: u32) -> Option<u64> {
     let stat = root.read(&format!("proc/{pid}/stat")).ok()??;
-    // Fields after the command name (field 2, which may contain spaces and
-    // parens) start with field 3 (state).
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(22 - 3)?
-        .parse()
-        .ok()
+    hftnet_sys::proc::stat_start_time(&stat)
 }
 
 /// `PF_KTHREAD` in field 9 (`flags`) of `/proc/PID/stat`. Unreadable

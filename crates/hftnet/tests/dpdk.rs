@@ -29,6 +29,11 @@ fn runtime_dir_left(pid: u32) -> bool {
 
 /// Whether `host`'s interface has an XDP program attached.
 fn has_xdp(host: &Host) -> bool {
+    xdp_prog_id(host).is_some()
+}
+
+/// The id of the XDP program attached to `host`'s interface, if any.
+fn xdp_prog_id(host: &Host) -> Option<u32> {
     let out = host
         .spawn(
             std::process::Command::new("ip")
@@ -38,7 +43,14 @@ fn has_xdp(host: &Host) -> bool {
         .unwrap()
         .wait_with_output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, rest) = text.split_once("prog/xdp id ")?;
+    Some(
+        rest.split_whitespace()
+            .next()?
+            .parse()
+            .unwrap_or_else(|e| panic!("`ip -d link show`: bad program id ({e}): {text}")),
+    )
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -565,30 +577,18 @@ fn ping_af_xdp(sh: &Host, ch: &Host, server_port: u16) {
     );
 }
 
-/// The first `/proc/PID/fdinfo` this process cannot read (other than for
-/// a process gone meanwhile), if any.
-fn unreadable_fdinfo() -> Option<String> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
-        let name = p.file_name().to_string_lossy().into_owned();
-        let dir = p.path().join("fdinfo");
-        let e = std::fs::read_dir(&dir).err()?;
-        (name.bytes().all(|b| b.is_ascii_digit()) && e.kind() != std::io::ErrorKind::NotFound)
-            .then(|| dir.display().to_string())
-    })
-}
-
 /// A pong over `net_af_xdp` killed with SIGKILL leaves our XDP program
 /// attached to the interface (the driver attaches it through netlink, which
 /// outlives the process) and its EAL runtime directory. The next start
-/// removes both — our program only (name and tag), held by no live process
-/// — and answers every probe; before, it failed with the interface busy.
-/// (Where some process's descriptors cannot be read, that process may hold
-/// the program: the start is refused naming it, and the program stays.)
+/// removes both — our program only (name and tag), whose recorded owner
+/// (PID and start time, in the program's own map) is gone; no
+/// `/proc/PID/fdinfo` is read, so it works where some cannot be — and
+/// answers every probe; before, it failed with the interface busy.
 /// A live pong's program is not taken: another pong on the same interface
-/// is refused (exit 2, naming the program) before DPDK's driver could
-/// detach it, and the live one keeps answering — also when the second one
-/// lacks the privilege to look at the program (refused naming its id);
-/// after its SIGINT nothing is left attached.
+/// is refused (exit 2, naming the program and the live pong's PID) before
+/// DPDK's driver could detach it, and the live one keeps answering — also
+/// when the second one lacks the privilege to look at the program (refused
+/// naming its id); after its SIGINT nothing is left attached.
 #[test]
 fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
     if skip_without_root("a_killed_af_xdp_run_s_program_is_removed_at_the_next_start") {
@@ -612,43 +612,16 @@ fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
     killed.child().wait().unwrap();
     assert!(has_xdp(sh), "SIGKILL left no program: nothing to test");
     assert!(runtime_dir_left(killed_pid));
-    // A process whose descriptors root cannot read (on some VMs PID 1, the
-    // hypervisor's agent) may hold the program: then it is not removed —
-    // the start is refused naming why — and the test removes it by hand.
-    if let Some(dir) = unreadable_fdinfo() {
-        let out = run_in(
-            sh,
-            &["pong", &server, "--duration", "5s"],
-            Duration::from_secs(60),
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(
-            err.contains("could not be looked at") && err.contains(&dir),
-            "{dir}: {err}"
-        );
-        assert!(
-            has_xdp(sh),
-            "the program was removed though {dir} is unreadable"
-        );
-        let st = sh
-            .spawn(std::process::Command::new("ip").args([
-                "link",
-                "set",
-                "dev",
-                sh.iface(),
-                "xdp",
-                "off",
-            ]))
-            .unwrap()
-            .wait()
-            .unwrap();
-        assert!(st.success() && !has_xdp(sh));
-    }
+    let attached = xdp_prog_id(sh).expect("no program id in `ip -d link show`");
 
     let mut pong = spawn_in(sh, &["pong", &server, "--duration", "60s"]);
     let pong_pid = pong.child().id();
     ping_af_xdp(sh, ch, port);
+    assert_ne!(
+        xdp_prog_id(sh),
+        Some(attached),
+        "the killed run's program (id {attached}) is still attached"
+    );
     assert!(
         !runtime_dir_left(killed_pid),
         "the killed run's EAL runtime directory is still there"
@@ -667,7 +640,7 @@ fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("already has an XDP program attached (\"hftnet_dpdk_udp\"")
-            && err.contains("ours, in use by a live process"),
+            && err.contains(&format!("ours, in use by live process {pong_pid})")),
         "{err}"
     );
     assert!(has_xdp(sh));

@@ -1087,11 +1087,13 @@ const DPDK_UDP_PROG_NAME: &str = "hftnet_dpdk_udp";
 /// (`bpf/dpdk_udp.c`), which `net_af_xdp` attaches through netlink: a copy
 /// a dead process left attached (it outlives a process killed before its
 /// port was closed) is detached — only ours (its name and the tag of this
-/// build's object) and only when no live process holds it; any other
-/// program makes the open fail, before the driver runs (its failed set-up
-/// would detach whatever program the interface has, another live
-/// endpoint's included); so does a program that cannot be looked at (no
-/// privilege to read programs). Returns a note when an orphan was removed.
+/// build's object) and only when the owner recorded in it (PID and start
+/// time, written by [`XdpProgFile::write`]) is gone; any other program
+/// makes the open fail, before the driver runs (its failed set-up would
+/// detach whatever program the interface has, another live endpoint's
+/// included), ours naming its live owner's PID; so does a program that
+/// cannot be looked at (no privilege to read programs, no readable owner).
+/// Returns a note when an orphan was removed.
 ///
 /// # Errors
 /// [`OpenError::Dpdk`] naming the program that holds the slot.
@@ -1106,26 +1108,28 @@ fn free_xdp_slot(iface: &str) -> Result<Option<String>, OpenError> {
         ))),
         Ok(XdpSlot::Taken(p)) => Err(OpenError::Dpdk {
             problem: format!(
-                "{iface} already has an XDP program attached ({:?}, id {}{}), and net_af_xdp \
-                 attaches its own: another endpoint (of this or another process) uses the \
-                 interface — close it, or use another interface (`ip -d link show {iface}` shows \
-                 the program; a program of ours is removed by the next start once no live \
-                 process holds it)",
-                p.name,
-                p.id,
-                if p.name == DPDK_UDP_PROG_NAME {
-                    ", ours, in use by a live process"
-                } else {
-                    ""
-                }
+                "{iface} already has an XDP program attached ({:?}, id {}), and net_af_xdp \
+                 attaches its own: another program uses the interface — detach it, or use \
+                 another interface (`ip -d link show {iface}` shows the program)",
+                p.name, p.id,
+            ),
+        }),
+        Ok(XdpSlot::InUse(p, pid)) => Err(OpenError::Dpdk {
+            problem: format!(
+                "{iface} already has an XDP program attached ({:?}, id {}, ours, in use by live \
+                 process {pid}), and net_af_xdp attaches its own: another endpoint uses the \
+                 interface — close it (or end process {pid}), or use another interface; a \
+                 program of ours is removed by the next start once its process is gone",
+                p.name, p.id,
             ),
         }),
         Ok(XdpSlot::Unknown(id, why)) => Err(OpenError::Dpdk {
             problem: format!(
                 "{iface} already has an XDP program attached (id {id}) that could not be \
-                 looked at ({why}), and net_af_xdp would replace it: run as root \
-                 (CAP_SYS_ADMIN), or use another interface; if no endpoint uses it, `ip link \
-                 set dev {iface} xdp off` removes it (`ip -d link show {iface}` shows it)"
+                 looked at ({why}), and net_af_xdp would replace it: use another interface, \
+                 or run as root (CAP_SYS_ADMIN) if a privilege was missing; if no endpoint uses \
+                 it, `ip link set dev {iface} xdp off` removes it (`ip -d link show {iface}` \
+                 shows it)"
             ),
         }),
         // The slot itself could not be read (no such interface): the driver
@@ -1140,9 +1144,17 @@ fn free_xdp_slot(iface: &str) -> Result<Option<String>, OpenError> {
 struct XdpProgFile(std::path::PathBuf);
 
 impl XdpProgFile {
+    /// Writes the program with this process recorded as its owner
+    /// ([`ProgramOwner`](crate::xdp::steer::ProgramOwner)): the driver
+    /// loads it with the record in place, before it attaches it.
     fn write(device: &str) -> Result<Self, OpenError> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
+        let object = crate::xdp::steer::ProgramOwner::this_process()
+            .and_then(|o| o.stamp(DPDK_UDP_PROG))
+            .map_err(|why| OpenError::Dpdk {
+                problem: format!("recording this process as the XDP program's owner: {why}"),
+            })?;
         let dir = runtime_directory().unwrap_or_else(std::env::temp_dir);
         let path = dir.join(format!("{device}-dpdk_udp.o"));
         let mut f = std::fs::OpenOptions::new()
@@ -1151,7 +1163,7 @@ impl XdpProgFile {
             .truncate(true)
             .mode(0o600)
             .open(&path)
-            .and_then(|mut f| f.write_all(DPDK_UDP_PROG).map(|()| f))
+            .and_then(|mut f| f.write_all(&object).map(|()| f))
             .map_err(|e| {
                 OpenError::setup(format!(
                     "writing the XDP program for net_af_xdp to {}",
@@ -1719,5 +1731,64 @@ mod tests {
         assert_eq!(driver_package("net_af_xdp"), "librte-net-af-xdp23");
         assert_eq!(driver_package("net_af_packet"), "librte-net-af-packet23");
         assert!(is_pci("0000:01:00.0") && !is_pci("net_af_packet0") && !is_pci("0000:01:00"));
+    }
+
+    /// The object handed to the driver carries this process as its owner
+    /// in one 32-byte record and nowhere else; its program's instructions —
+    /// its tag, which the next start compares — are those of the committed
+    /// object. A dead owner, a reused PID (another start time) and another
+    /// PID namespace are told apart from a live one.
+    #[test]
+    fn the_xdp_program_records_its_owner_and_keeps_its_tag() {
+        use crate::xdp::steer::{ProgramOwner, program_tag};
+        let me = ProgramOwner::this_process().unwrap();
+        assert_eq!(me.pid, std::process::id());
+        let stamped = me.stamp(DPDK_UDP_PROG).unwrap();
+        assert_eq!(stamped.len(), DPDK_UDP_PROG.len());
+        let changed: Vec<usize> =
+            (0..stamped.len()).filter(|&i| stamped[i] != DPDK_UDP_PROG[i]).collect();
+        let magic: Vec<usize> = (0..stamped.len() - 8)
+            .filter(|&i| &stamped[i..i + 8] == b"hftowner")
+            .collect();
+        assert_eq!(magic.len(), 1, "{magic:?}");
+        let at = magic[0];
+        assert!(
+            changed.iter().all(|&i| (at + 8..at + ProgramOwner::SIZE).contains(&i)),
+            "bytes outside the record changed: {changed:?} (record at {at})"
+        );
+        assert_eq!(
+            ProgramOwner::from_bytes(&stamped[at..at + ProgramOwner::SIZE]),
+            Some(me)
+        );
+        let again = me.stamp(&stamped).unwrap_err();
+        assert!(again.contains("no blank owner record"), "{again}");
+
+        assert_eq!(me.alive(), Ok(true));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let gone = ProgramOwner { pid, ..me };
+        assert_eq!(gone.alive(), Ok(false), "reaped child {pid}");
+        let reused = ProgramOwner {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert_eq!(reused.alive(), Ok(false), "same PID, another start time");
+        let elsewhere = ProgramOwner {
+            pid_ns: me.pid_ns + 1,
+            ..me
+        };
+        let e = elsewhere.alive().unwrap_err();
+        assert!(e.contains("another PID namespace"), "{e}");
+        let blank = ProgramOwner { pid: 0, ..me };
+        let e = blank.alive().unwrap_err();
+        assert!(e.contains("owner record is blank"), "{e}");
+
+        if hftnet_lab::skip_without_root("the_xdp_program_records_its_owner_and_keeps_its_tag") {
+            return;
+        }
+        let tag = program_tag(DPDK_UDP_PROG, DPDK_UDP_PROG_NAME);
+        assert!(tag.is_some(), "the committed object did not load");
+        assert_eq!(program_tag(&stamped, DPDK_UDP_PROG_NAME), tag);
     }
 }

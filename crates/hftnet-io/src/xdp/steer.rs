@@ -734,46 +734,158 @@ pub fn attached_program(iface: &str) -> Result<Option<AttachedInfo>, SteerError>
         .transpose()
 }
 
-/// Whether a live process holds a descriptor of BPF program `id`: some
-/// `/proc/PID/fdinfo/FD` says `prog_id:` `id`. (A program attached through
-/// netlink stays loaded after its loader died; only a live loader keeps a
-/// descriptor.) Allocates; reads every process's descriptors.
-///
-/// # Errors
-/// Why it cannot be told, when no readable process holds it: `/proc`, or a
-/// live process's `fdinfo`, cannot be read (that process may hold it). A
-/// process gone meanwhile holds nothing.
+/// The record of who loaded a copy of a program that carries one
+/// (`hftnet_owner` in `bpf/dpdk_udp.c`): the loader's PID, its start time
+/// (field 22 of `/proc/PID/stat`, so a PID reused later is not taken for
+/// it) and its PID namespace. The loader writes it into the object before
+/// the load ([`ProgramOwner::stamp`]); it is the value of the program's
+/// `.rodata` map, which libbpf binds to the program, so the next start finds
+/// it among the program's maps ([`program_owner`]). The program never
+/// reads it.
 #[cfg(feature = "dpdk")]
-fn program_held_by_a_process(id: u32) -> Result<bool, String> {
-    let want = format!("prog_id:\t{id}");
-    let procs = std::fs::read_dir("/proc").map_err(|e| format!("reading /proc: {e}"))?;
-    let mut unreadable = None;
-    for p in procs.flatten() {
-        if !p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProgramOwner {
+    pub(crate) pid: u32,
+    pub(crate) start_time: u64,
+    pub(crate) pid_ns: u64,
+}
+
+#[cfg(feature = "dpdk")]
+impl ProgramOwner {
+    /// `"hftowner"`: the first 8 bytes of the record, so it is known among
+    /// a program's maps and in the object.
+    const MAGIC: [u8; 8] = *b"hftowner";
+    /// `struct hftnet_owner`: magic, pid, pad, start_time, pid_ns.
+    pub(crate) const SIZE: usize = 32;
+
+    /// This process.
+    ///
+    /// # Errors
+    /// Why its start time or PID namespace cannot be read.
+    pub(crate) fn this_process() -> Result<Self, String> {
+        let pid = std::process::id();
+        Ok(Self {
+            pid,
+            start_time: hftnet_sys::proc::start_time(pid)?
+                .ok_or_else(|| format!("/proc/{pid}/stat (this process) is missing"))?,
+            pid_ns: hftnet_sys::proc::pid_namespace()?,
+        })
+    }
+
+    fn to_bytes(self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[..8].copy_from_slice(&Self::MAGIC);
+        b[8..12].copy_from_slice(&self.pid.to_le_bytes());
+        b[16..24].copy_from_slice(&self.start_time.to_le_bytes());
+        b[24..32].copy_from_slice(&self.pid_ns.to_le_bytes());
+        b
+    }
+
+    pub(crate) fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != Self::SIZE || b[..8] != Self::MAGIC {
+            return None;
         }
-        let dir = p.path().join("fdinfo");
-        let fds = match std::fs::read_dir(&dir) {
-            Ok(fds) => fds,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // gone meanwhile
-            Err(e) => {
-                unreadable.get_or_insert_with(|| {
-                    format!(
-                        "{} cannot be read ({e}), so whether that process holds the program \
-                         cannot be told",
-                        dir.display()
-                    )
-                });
-                continue;
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        Some(Self {
+            pid: u32::from_le_bytes(b[8..12].try_into().unwrap_or_default()),
+            start_time: u64_at(16),
+            pid_ns: u64_at(24),
+        })
+    }
+
+    /// `object` (a BPF object file) with its owner record — the one place
+    /// its bytes are the magic followed by zeros — filled in with `self`.
+    ///
+    /// # Errors
+    /// The object has no blank record, or more than one.
+    pub(crate) fn stamp(self, object: &[u8]) -> Result<Vec<u8>, String> {
+        let mut blank = [0u8; Self::SIZE];
+        blank[..8].copy_from_slice(&Self::MAGIC);
+        let mut at = object
+            .windows(Self::SIZE)
+            .enumerate()
+            .filter(|(_, w)| *w == blank)
+            .map(|(i, _)| i);
+        match (at.next(), at.next()) {
+            (Some(i), None) => {
+                let mut out = object.to_vec();
+                out[i..i + Self::SIZE].copy_from_slice(&self.to_bytes());
+                Ok(out)
             }
-        };
-        for f in fds.flatten() {
-            if std::fs::read_to_string(f.path()).is_ok_and(|t| t.lines().any(|l| l == want)) {
-                return Ok(true);
+            (None, _) => Err("the BPF object has no blank owner record (hftnet_owner)".into()),
+            (Some(_), Some(_)) => {
+                Err("the BPF object has more than one blank owner record (hftnet_owner)".into())
             }
         }
     }
-    unreadable.map_or(Ok(false), Err)
+
+    /// Whether the owner is a live process: its PID names a process of this
+    /// PID namespace with the same start time (a zombie counts as alive).
+    ///
+    /// # Errors
+    /// Why it cannot be told: a blank record (PID 0: the object was loaded
+    /// as committed, by someone who wrote no owner), another PID namespace,
+    /// or an unreadable `/proc/PID/stat`.
+    pub(crate) fn alive(&self) -> Result<bool, String> {
+        if self.pid == 0 {
+            return Err("its owner record is blank (the object was loaded by something other \
+                        than hftnet, which writes its PID there)"
+                .into());
+        }
+        let ns = hftnet_sys::proc::pid_namespace()?;
+        if self.pid_ns != ns {
+            return Err(format!(
+                "it was loaded by PID {} of another PID namespace (inode {}, ours {ns}), which \
+                 cannot be checked from here",
+                self.pid, self.pid_ns
+            ));
+        }
+        Ok(hftnet_sys::proc::start_time(self.pid)? == Some(self.start_time))
+    }
+}
+
+/// The owner record of program `info` ([`ProgramOwner`]): found among its
+/// maps (`BPF_OBJ_GET_INFO_BY_FD` map ids, each opened with
+/// `BPF_MAP_GET_FD_BY_ID`) as a one-entry array whose value starts with the
+/// magic.
+///
+/// # Errors
+/// Why it cannot be read: the maps cannot be listed or opened, or none
+/// holds a record (a copy loaded by a build that wrote none, or by a loader
+/// that did not bind `.rodata`).
+#[cfg(feature = "dpdk")]
+fn program_owner(info: &ProgramInfo) -> Result<ProgramOwner, String> {
+    use aya::maps::{Array, MapType};
+    let ids = info
+        .map_ids()
+        .map_err(|e| format!("listing its maps (BPF_OBJ_GET_INFO_BY_FD): {e}"))?
+        .ok_or("the kernel does not list a program's maps")?;
+    let mut first_err = None;
+    for id in ids {
+        let looked = MapData::from_id(id).and_then(|data| {
+            let mi = data.info()?;
+            if !matches!(mi.map_type(), Ok(MapType::Array))
+                || mi.value_size() as usize != ProgramOwner::SIZE
+                || mi.max_entries() != 1
+            {
+                return Ok(None);
+            }
+            let arr: Array<MapData, [u8; ProgramOwner::SIZE]> =
+                Array::try_from(Map::from_map_data(data)?)?;
+            Ok(ProgramOwner::from_bytes(&arr.get(&0, 0)?))
+        });
+        match looked {
+            Ok(Some(owner)) => return Ok(owner),
+            Ok(None) => {}
+            Err(e) => {
+                first_err.get_or_insert_with(|| format!("reading its map {id}: {e}"));
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| {
+        "none of its maps holds an owner record (loaded by a build of hftnet that wrote none)"
+            .into()
+    }))
 }
 
 /// What [`claim_orphan`] found in an interface's XDP slot.
@@ -784,11 +896,13 @@ pub(crate) enum XdpSlot {
     Free,
     /// Ours, left by a dead process: detached now (its id).
     OrphanRemoved(u32),
-    /// A program that stays: not ours, or ours and in use.
+    /// A program that stays: not ours.
     Taken(AttachedInfo),
+    /// Ours, in use: its owner (the PID) is alive.
+    InUse(AttachedInfo, u32),
     /// A program (its id) that stays because it could not be looked at
-    /// (why: e.g. no `CAP_SYS_ADMIN` to read BPF programs, or a process
-    /// whose descriptors cannot be read, which may hold it).
+    /// (why: e.g. no `CAP_SYS_ADMIN` to read BPF programs or maps, or an
+    /// owner record that cannot be read or checked).
     Unknown(u32, String),
 }
 
@@ -797,11 +911,13 @@ pub(crate) enum XdpSlot {
 /// (no `bpf_link`, whose owner would be alive), named `name`, with the tag
 /// `tag()` gives (the SHA the kernel computes over the instructions, the
 /// same for every load of one object; asked only when a program of that
-/// name is found), and held by no live process's descriptor. Exactly that
-/// program is detached (`XDP_FLAGS_REPLACE` naming it). Any other program
-/// is left alone and reported as [`XdpSlot::Taken`]; one that cannot be
-/// looked at or detached (no privilege to read programs, a failed detach)
-/// as [`XdpSlot::Unknown`] — never as free.
+/// name is found), and whose owner record ([`ProgramOwner`], among its maps)
+/// names a process that is gone (or a PID now another process's). Exactly
+/// that program is detached (`XDP_FLAGS_REPLACE` naming it). Any other
+/// program is left alone and reported as [`XdpSlot::Taken`], ours with a
+/// live owner as [`XdpSlot::InUse`]; one that cannot be looked at or
+/// detached (no privilege to read programs or maps, no readable owner
+/// record, a failed detach) as [`XdpSlot::Unknown`] — never as free.
 ///
 /// # Errors
 /// [`SteerError::NoInterface`], [`SteerError::Netlink`]: the slot could not
@@ -838,10 +954,10 @@ fn remove_if_orphan(
         Some(info) if ours && tag() == Some(info.tag()) => info,
         _ => return Ok(XdpSlot::Taken(attached)),
     };
-    match program_held_by_a_process(id) {
-        Ok(false) => {}
-        Ok(true) => return Ok(XdpSlot::Taken(attached)),
-        Err(why) => return Ok(XdpSlot::Unknown(id, why)),
+    match program_owner(&info).and_then(|o| o.alive().map(|alive| (o, alive))) {
+        Ok((_, false)) => {}
+        Ok((owner, true)) => return Ok(XdpSlot::InUse(attached, owner.pid)),
+        Err(why) => return Ok(XdpSlot::Unknown(id, format!("its owner: {why}"))),
     }
     let fd = info.fd().map_err(|e| SteerError::Program {
         what: "opening the orphaned XDP program (BPF_PROG_GET_FD_BY_ID)",
