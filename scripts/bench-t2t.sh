@@ -94,9 +94,10 @@ for name, r in t2t.items():
           f"samples, md {r['md_delivered']} delivered {r['md_lost']} lost")
     call, full = r.get("internal_to_send_call_ns"), r.get("internal_ns")
     if call and full:
+        what = ("the socket queue, decode, book, strategy, risk, encode" if "timestamps" in name
+                else "decode, book, strategy, risk, encode")
         print(f"#   internal p50 {us(full['p50'])} = {us(call['p50'])} to the send call "
-              f"(decode, book, strategy, risk, encode) + {us(full['p50'] - call['p50'])} "
-              f"in the kernel's TCP send (p50s)")
+              f"({what}) + {us(full['p50'] - call['p50'])} in the TCP send (difference of p50s)")
 print()
 w = max(len(r[0]) for r in rows)
 v = max(len(r[1]) for r in rows)

@@ -191,7 +191,8 @@ pub struct T2tResult {
     pub internal_samples: u64,
     /// The same orders from the same start to the call of their send (the
     /// application's part: decode, book, strategy, risk, encode), ns;
-    /// `internal_ns` minus this is the kernel's TCP send.
+    /// `internal_ns` minus this is the send: SoupBinTCP framing and the
+    /// kernel's TCP send.
     pub internal_to_send_call_ns: Option<Summary>,
     /// External tick-to-trade (at the exchange), ns; absent without samples.
     pub external_ns: Option<Summary>,

@@ -476,7 +476,8 @@ pub struct TraderRun {
     pub tick_to_trade: LatencyStats,
     /// The same orders' receive stamp → the call of their send (the
     /// application's part: decode, book, strategy, risk, encode), ns; the
-    /// rest of [`TraderRun::tick_to_trade`] is the kernel's TCP send.
+    /// rest of [`TraderRun::tick_to_trade`] is the SoupBinTCP framing and
+    /// the kernel's TCP send.
     pub tick_to_send_call: LatencyStats,
 }
 
@@ -517,7 +518,7 @@ pub struct TraderReport {
     pub tick_to_trade_samples: u64,
     /// From the same receive stamp to the call of the order's send (what
     /// the application adds; the rest of the internal figure is the
-    /// kernel's TCP send), ns.
+    /// SoupBinTCP framing and the kernel's TCP send), ns.
     pub tick_to_send_call_ns: Option<Summary>,
     /// An error that ended the run early, in words.
     pub error: Option<String>,
@@ -620,7 +621,11 @@ impl<S: Strategy> Engine<'_, S> {
             self.figures.encode_errors += 1;
             return;
         };
+        // The application's part ends here (the send call's clock: no
+        // extra clock read on the hot path; the SoupBinTCP framing, a
+        // few bytes written, counts with the send).
         let now = monotonic_ns();
+        let call = now;
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
@@ -631,8 +636,6 @@ impl<S: Strategy> Engine<'_, S> {
             self.figures.send_failures += 1;
             return;
         };
-        // The application's part ends here: the send call starts.
-        let call = monotonic_ns();
         let sent = Self::write_frames(conn, &self.tx[..n]);
         let done = monotonic_ns();
         if !matches!(m, OrderMsg::Cancel(..)) {
