@@ -6,8 +6,10 @@
 # The ping-pong rows of those (64-byte round trips, client on CPU 0,
 # server on CPU 1) and, after each round of them, one tick-to-trade slice
 # per market-data row (udp/spin, udp/spin+timestamps, xdp/spin: the
-# exchange with order entry on CPU 1 publishing a generated day, a taker on
-# CPU 0 sending its orders over tcp), so both tables share the machine's
+# exchange with a spinning order entry, tcp://IP:0?rx=spin, on CPU 1
+# publishing a generated day — its gateway spins like the tcp/spin
+# ping-pong server it is compared with — and a taker on CPU 0 sending its
+# orders over tcp), so both tables share the machine's
 # drift. Prints both tables and the goals with holds/NO:
 #
 #   internal t2t p50 over udp/spin (and udp/spin+timestamps)   <= 1.5 us
@@ -90,6 +92,12 @@ for name, r in t2t.items():
     print(f"# {name}: {r['orders']} orders, {r['accepted']} accepted, {r['rejected']} rejected, "
           f"{r['fills']} fills, {r['internal_samples']} internal / {r['external_samples']} external "
           f"samples, md {r['md_delivered']} delivered {r['md_lost']} lost")
+    call, full = r.get("internal_to_send_call_ns"), r.get("internal_ns")
+    if call and full:
+        what = ("the socket queue, decode, book, strategy, risk, encode" if "timestamps" in name
+                else "decode, book, strategy, risk, encode")
+        print(f"#   internal p50 {us(full['p50'])} = {us(call['p50'])} to the send call "
+              f"({what}) + {us(full['p50'] - call['p50'])} in the TCP send (difference of p50s)")
 print()
 w = max(len(r[0]) for r in rows)
 v = max(len(r[1]) for r in rows)

@@ -1116,11 +1116,8 @@ impl Exchange {
                     from_core: false,
                     err: None,
                 };
-                o.pass(
-                    &now_ns,
-                    Some(Instant::now() + Duration::from_millis(10)),
-                    &mut md,
-                )?;
+                let wait = (!o.spins()).then(|| Instant::now() + Duration::from_millis(10));
+                o.pass(&now_ns, wait, &mut md)?;
             }
             let now = now_ns();
             if let Some(t) = self.timetable.as_mut() {
@@ -1246,7 +1243,9 @@ impl Exchange {
                 }
             }
             // Order entry: every POLL_EVERY_NS while publishing flat out,
-            // at every turn otherwise (and in place of the idle sleep below).
+            // at every turn otherwise (and in place of the idle sleep below);
+            // a spinning one (`rx=spin`) at every turn, publishing or not: an
+            // order waits for one turn of the loop, not for a poll period.
             let mut md = Md {
                 publisher: &mut *publisher,
                 feeds: &mut feeds,
@@ -1257,7 +1256,7 @@ impl Exchange {
                 err: None,
             };
             if let Some(o) = oe.as_deref_mut()
-                && (!published || now >= oe_polled + POLL_EVERY_NS)
+                && (!published || o.spins() || now >= oe_polled + POLL_EVERY_NS)
             {
                 oe_polled = now;
                 if self.ended_at.is_some() && stop.load(Ordering::Relaxed) {
@@ -1279,6 +1278,9 @@ impl Exchange {
                     due(&self.timetable, *md.sent)
                 };
                 match IDLE.step(next.saturating_sub(now_ns())) {
+                    // A spinning order entry was polled above, at this
+                    // turn: the loop turns again at once.
+                    _ if oe.as_deref().is_some_and(OrderEntry::spins) => {}
                     // Waiting for the clients instead of sleeping.
                     WaitStep::Sleep(d) if oe.is_some() => {
                         if let Some(o) = oe.as_deref_mut() {

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use hftnet_bench::stats::{LatencyStats, Summary};
 use hftnet_io::tcp::{ConnId, ServerEvent as TcpEvent};
-use hftnet_io::{Framing, RxBurst, SyscallError, TcpConfig, TcpServer, Uri};
+use hftnet_io::{Framing, RxBurst, RxStrategy, SyscallError, TcpConfig, TcpServer, Uri};
 use hftnet_trade::matching::ouch::{self, BadFields, BadOuch, MAX_OUTBOUND_LEN, OuchInbound};
 use hftnet_trade::matching::{
     self, ExchangeOutput, OrderEvent, Request, SessionCounters, SessionId,
@@ -133,6 +133,9 @@ pub struct OrderEntryConfig {
     /// Where to listen: `tcp://IP:PORT` (port 0: the kernel chooses; read
     /// it with [`crate::exchange::Exchange::order_entry_addr`]). The
     /// SoupBinTCP framing is set here; a URI asking for another is refused.
+    /// `rx=spin` makes the exchange poll its clients without ever sleeping
+    /// (a gateway's spinning receive; one CPU at 100%); otherwise it waits
+    /// for them in `ppoll` between due times.
     pub listen: String,
     /// Who may log in; each login is one session.
     pub logins: Vec<Login>,
@@ -470,6 +473,8 @@ pub(crate) struct OrderEntry {
     streams_ended: Option<u64>,
     wait_logins: usize,
     wait_timeout: Duration,
+    /// `rx=spin` on the listen URI (see [`OrderEntry::spins`]).
+    spin: bool,
 }
 
 impl OrderEntry {
@@ -477,8 +482,9 @@ impl OrderEntry {
     /// and the core sessions.
     pub(crate) fn open(cfg: &OrderEntryConfig, session: &str) -> Result<Self, OrderEntryError> {
         cfg.validate()?;
-        let server =
-            TcpServer::open(cfg.tcp()?, cfg.max_clients).map_err(OrderEntryError::Listen)?;
+        let tcp = cfg.tcp()?;
+        let spin = matches!(tcp.socket.strategy, RxStrategy::Spin);
+        let server = TcpServer::open(tcp, cfg.max_clients).map_err(OrderEntryError::Listen)?;
         let mut soup = Server::new(cfg.server()?)
             .map_err(|e| OrderEntryConfigError::Session(e.to_string()))?;
         let mut core =
@@ -520,7 +526,16 @@ impl OrderEntry {
             streams_ended: None,
             wait_logins: cfg.wait_logins,
             wait_timeout: cfg.wait_timeout,
+            spin,
         })
+    }
+
+    /// Whether the listen URI asked for `rx=spin`: the exchange then never
+    /// waits in the kernel for its clients — it polls them without a
+    /// timeout at every turn of its loop, between due times too, so an
+    /// order arriving while the feed is idle pays no wake-up.
+    pub(crate) fn spins(&self) -> bool {
+        self.spin
     }
 
     /// The address the listener is bound to.

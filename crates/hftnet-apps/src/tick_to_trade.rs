@@ -120,7 +120,7 @@ pub fn rows_for(
             strategy: r.strategy.clone(),
             trader_md_uri: r.server_uri.clone(),
             exchange_md_uri: r.client_uri.clone(),
-            orders_uri: format!("tcp://{exchange_ip}:0"),
+            orders_uri: format!("tcp://{exchange_ip}:0?rx=spin"),
         }));
     }
     rows
@@ -189,6 +189,11 @@ pub struct T2tResult {
     pub internal_ns: Option<Summary>,
     /// Its samples (orders sent on a market-data trigger).
     pub internal_samples: u64,
+    /// The same orders from the same start to the call of their send (the
+    /// application's part: decode, book, strategy, risk, encode), ns;
+    /// `internal_ns` minus this is the send: SoupBinTCP framing and the
+    /// kernel's TCP send.
+    pub internal_to_send_call_ns: Option<Summary>,
     /// External tick-to-trade (at the exchange), ns; absent without samples.
     pub external_ns: Option<Summary>,
     /// Its samples (orders whose trigger the exchange still knew).
@@ -223,6 +228,7 @@ pub struct T2tResult {
 #[derive(Debug)]
 struct Acc {
     internal: LatencyStats,
+    to_call: LatencyStats,
     external: LatencyStats,
     slices: u32,
     orders: u64,
@@ -244,6 +250,7 @@ impl Acc {
     fn new() -> Self {
         Self {
             internal: LatencyStats::new(),
+            to_call: LatencyStats::new(),
             external: LatencyStats::new(),
             slices: 0,
             orders: 0,
@@ -330,6 +337,7 @@ impl TickToTrade {
                 slices: a.slices,
                 internal_ns: a.internal.summary(),
                 internal_samples: a.internal.len(),
+                internal_to_send_call_ns: a.to_call.summary(),
                 external_ns: a.external.summary(),
                 external_samples: a.external.len(),
                 orders: a.orders,
@@ -575,6 +583,7 @@ fn run_slice(
     let r = &run.report;
     acc.slices += 1;
     acc.internal.merge(&run.tick_to_trade);
+    acc.to_call.merge(&run.tick_to_send_call);
     acc.external.merge(&external);
     acc.orders += r.orders.sent;
     acc.accepted += r.orders.accepted;
@@ -597,16 +606,19 @@ fn run_slice(
     Ok(())
 }
 
-/// The table as fixed-width text (tick-to-trade in µs).
+/// The table as fixed-width text (tick-to-trade in µs; `call p50`: the
+/// internal figure's start to the call of the order's send, the
+/// application's part of it).
 #[must_use]
 pub fn table(results: &[T2tResult]) -> String {
     let mut s = format!(
-        "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
+        "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
         "md",
         "strategy",
         "orders",
         "accept",
         "fills",
+        "call p50",
         "int p50",
         "int p99",
         "int max",
@@ -625,12 +637,13 @@ pub fn table(results: &[T2tResult]) -> String {
             continue;
         }
         s.push_str(&format!(
-            "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
+            "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
             r.row.transport,
             r.row.strategy,
             r.orders,
             r.accepted,
             r.fills,
+            us(r.internal_to_send_call_ns.map(|x| x.p50)),
             us(i.map(|x| x.p50)),
             us(i.map(|x| x.p99)),
             us(i.map(|x| x.max)),
@@ -688,7 +701,7 @@ mod tests {
         // The trader receives at its own address; orders go to the exchange.
         assert_eq!(rows[1].trader_md_uri, "udp://198.18.0.1:31001?rx=spin");
         assert_eq!(rows[1].exchange_md_uri, "udp://198.18.0.1:31001?rx=spin");
-        assert_eq!(rows[1].orders_uri, "tcp://198.18.0.2:0");
+        assert_eq!(rows[1].orders_uri, "tcp://198.18.0.2:0?rx=spin");
         for r in &rows {
             Endpoint::parse(&r.trader_md_uri).unwrap();
             Endpoint::parse(&r.exchange_md_uri).unwrap();

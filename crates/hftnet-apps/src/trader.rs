@@ -474,6 +474,11 @@ pub struct TraderRun {
     pub report: TraderReport,
     /// Internal tick-to-trade samples, ns.
     pub tick_to_trade: LatencyStats,
+    /// The same orders' receive stamp → the call of their send (the
+    /// application's part: decode, book, strategy, risk, encode), ns; the
+    /// rest of [`TraderRun::tick_to_trade`] is the SoupBinTCP framing and
+    /// the kernel's TCP send.
+    pub tick_to_send_call: LatencyStats,
 }
 
 /// What a trader run did.
@@ -511,6 +516,10 @@ pub struct TraderReport {
     pub tick_to_trade_internal_ns: Option<Summary>,
     /// Samples of it.
     pub tick_to_trade_samples: u64,
+    /// From the same receive stamp to the call of the order's send (what
+    /// the application adds; the rest of the internal figure is the
+    /// SoupBinTCP framing and the kernel's TCP send), ns.
+    pub tick_to_send_call_ns: Option<Summary>,
     /// An error that ended the run early, in words.
     pub error: Option<String>,
 }
@@ -548,6 +557,8 @@ struct Engine<'a, S> {
     burst: RxBurst,
     t2t: LatencyStats,
     t2t_samples: u64,
+    /// Receive stamp → send call of the same orders as `t2t`.
+    t2t_call: LatencyStats,
     state: StateFile,
     mark: u32,
     kill_flag: &'a AtomicBool,
@@ -610,7 +621,11 @@ impl<S: Strategy> Engine<'_, S> {
             self.figures.encode_errors += 1;
             return;
         };
+        // The application's part ends here (the send call's clock: no
+        // extra clock read on the hot path; the SoupBinTCP framing, a
+        // few bytes written, counts with the send).
         let now = monotonic_ns();
+        let call = now;
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
@@ -622,13 +637,15 @@ impl<S: Strategy> Engine<'_, S> {
             return;
         };
         let sent = Self::write_frames(conn, &self.tx[..n]);
+        let done = monotonic_ns();
         if !matches!(m, OrderMsg::Cancel(..)) {
             self.remember(m);
         }
         if sent {
             let t = m.trigger();
             if t.rx_ns != 0 {
-                self.t2t.record(monotonic_ns().saturating_sub(t.rx_ns));
+                self.t2t.record(done.saturating_sub(t.rx_ns));
+                self.t2t_call.record(call.saturating_sub(t.rx_ns));
                 self.t2t_samples += 1;
             }
         } else {
@@ -1118,6 +1135,7 @@ where
         burst: RxBurst::new(RX_BURST, RX_SLOT),
         t2t: LatencyStats::new(),
         t2t_samples: 0,
+        t2t_call: LatencyStats::new(),
         state: StateFile::new(&cfg.state),
         mark: stored,
         kill_flag: kill,
@@ -1183,9 +1201,11 @@ where
     }
     e.pump_out(monotonic_ns());
     let tick_to_trade = e.t2t.clone();
+    let tick_to_send_call = e.t2t_call.clone();
     Ok(TraderRun {
         report: report(e, stopped, feed.report()),
         tick_to_trade,
+        tick_to_send_call,
     })
 }
 
@@ -1276,6 +1296,7 @@ fn report<S: Strategy>(
         realized: t.realized(),
         tick_to_trade_internal_ns: e.t2t.summary(),
         tick_to_trade_samples: e.t2t_samples,
+        tick_to_send_call_ns: e.t2t_call.summary(),
         error: e.error,
     }
 }

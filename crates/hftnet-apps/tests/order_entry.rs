@@ -855,3 +855,81 @@ fn the_day_waits_for_its_first_logins() {
     let e = oe.validate().unwrap_err();
     assert!(e.to_string().contains("17 logins"), "{e}");
 }
+
+/// `rx=spin` on the order entry's URI: the exchange polls its clients
+/// without sleeping — while it waits for the first login, and between due
+/// times — and serves them as the blocking one does; the login wait still
+/// ends at its timeout. A bad strategy is refused naming `rx`.
+#[test]
+fn a_spinning_order_entry_serves_its_clients_and_still_times_out() {
+    let mut feed = Feed::new();
+    let run = start(feed.addr, |c| {
+        let oe = c.order_entry.as_mut().unwrap();
+        oe.listen = "tcp://127.0.0.1:0?rx=spin".into();
+        oe.wait_logins = 1;
+        oe.wait_timeout = Duration::from_secs(30);
+    });
+    let mut alice = login(run.addr, "alice", "secret", 1);
+    feed.until("the first messages", |f| f.msgs.len() > 10);
+    assert!(alice.until(WAIT, |c| !c.seq.is_empty()));
+    assert!(
+        matches!(alice.seq[0], (1, OutboundMessage::SystemEvent(e)) if e.event_code == EventCode::StartOfDay)
+    );
+    // An order between due times (2 000 messages/s: the loop idles most
+    // of the time) is answered.
+    let urn = wait_for_market(&mut alice);
+    feed.until("a bid", |f| f.md.book().best(1, BookSide::Buy).is_some());
+    let bid = feed.md.book().best(1, BookSide::Buy).unwrap().price;
+    let cl = ClOrdId::from_trigger(Trigger {
+        seq: feed.last_seq,
+        rx_ns: 0,
+    });
+    alice.send(&enter(
+        urn,
+        Side::Buy,
+        10,
+        bid,
+        TimeInForce::Day,
+        OuchClOrdId(cl.0),
+    ));
+    let a = answers(&mut alice, urn, |a| !a.is_empty());
+    assert!(
+        matches!(a[0], OutboundMessage::OrderAccepted(acc) if acc.quantity == 10),
+        "{a:?}"
+    );
+    run.stop.store(true, Ordering::Relaxed);
+    let (r, _) = run.handle.join().unwrap();
+    let oe = r.order_entry.unwrap();
+    assert_eq!(oe.logins_ok, 1);
+    assert!(oe.totals.accepted >= 1, "{oe:#?}");
+
+    // Nobody logs in: the spinning wait ends at its timeout too.
+    let mut cfg = ExchangeConfig {
+        messages: Some(1_000),
+        linger: ms(10),
+        ..ExchangeConfig::default()
+    };
+    let mut oe = OrderEntryConfig::new(
+        "tcp://127.0.0.1:0?rx=spin",
+        Login::parse("alice:secret").unwrap(),
+    );
+    oe.wait_logins = 1;
+    oe.wait_timeout = ms(200);
+    cfg.order_entry = Some(oe);
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut a = Endpoint::parse(&format!("udp://{}", sink.local_addr().unwrap()))
+        .unwrap()
+        .open(Role::Client)
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let e = hftnet_apps::exchange::run_exchange(&cfg, Transports::new().feed_a(&mut a), &stop)
+        .unwrap_err();
+    assert!(e.to_string().contains("0 of the 1 logins"), "{e}");
+
+    let oe = OrderEntryConfig::new(
+        "tcp://127.0.0.1:0?rx=fast",
+        Login::parse("alice:secret").unwrap(),
+    );
+    let e = oe.validate().unwrap_err().to_string();
+    assert!(e.contains("rx"), "{e}");
+}

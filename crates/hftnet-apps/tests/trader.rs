@@ -88,6 +88,11 @@ fn taker_orders_carry_their_trigger_and_fills_make_the_position() {
         r.tick_to_trade_samples, t.p50, t.p90, t.p99, t.max
     );
     assert!(t.p50 > 0 && t.p50 <= t.p99 && t.p99 <= t.max);
+    // The same orders to the call of their send: the application's part,
+    // never more than the whole (each sample is taken before the other).
+    let c = r.tick_to_send_call_ns.expect("samples to the send call");
+    assert!(c.min <= t.min && c.max <= t.max, "{c:?} vs {t:?}");
+    assert!(c.p50 <= t.p50, "{c:?} vs {t:?}");
     // UserRefNums strictly increasing, none ignored; the mark persisted.
     assert!(log.ignored.is_empty());
     assert!(log.enters.windows(2).all(|w| w[0].0 < w[1].0));

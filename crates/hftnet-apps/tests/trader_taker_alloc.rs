@@ -46,6 +46,7 @@ fn the_taker_allocates_nothing_per_message_or_order() {
         assert_eq!(r.orders.enters, log.enters.len() as u64);
         assert_eq!(r.orders.accepted, r.orders.enters, "{r:?}");
         assert_eq!(run.tick_to_trade.len(), r.orders.enters, "{r:?}");
+        assert_eq!(run.tick_to_send_call.len(), r.orders.enters, "{r:?}");
         eprintln!(
             "{sent} messages, {} orders, {} fills, risk refusals {:?}: {n} allocations on the \
              trader's thread",

@@ -93,6 +93,12 @@ fn the_lab_measures_tick_to_trade_over_udp_and_mcast() {
         assert!(r["internal_samples"].as_u64().unwrap() <= orders, "{r}");
         assert_percentiles(&r["internal_ns"], r);
         assert_percentiles(&r["external_ns"], r);
+        // The application's part (to the send call) is part of the whole.
+        assert_percentiles(&r["internal_to_send_call_ns"], r);
+        assert!(
+            r["internal_to_send_call_ns"]["min"].as_u64() <= r["internal_ns"]["min"].as_u64(),
+            "{r}"
+        );
         let line = stdout
             .lines()
             .find(|l| {
