@@ -812,8 +812,9 @@ mod tests {
     #[test]
     fn blast_into_sink_over_mem_in_one_process() {
         // `full=wait`: the sender waits for the receiver, so nothing is
-        // dropped even as fast as possible.
-        let uri = "mem://bench-blast-sink?slots=256&full=wait&rx=spin";
+        // dropped even as fast as possible (up to 10 s: a test thread can be
+        // off its CPU for more than the default 10 ms while others run).
+        let uri = "mem://bench-blast-sink?slots=256&full=wait&full_wait=10s&rx=spin";
         let mut rx = Endpoint::parse(uri).unwrap().open(Role::Server).unwrap();
         let mut tx = Endpoint::parse(uri).unwrap().open(Role::Client).unwrap();
         let stop = AtomicBool::new(false);

@@ -68,7 +68,8 @@ pub const MAX_QUEUE_BYTES: u64 = 1 << 30;
 
 /// Bytes per slot (the largest message) unless `size=` says otherwise.
 pub const DEFAULT_SLOT_SIZE: u32 = 2048;
-/// How long a send with `full=wait` waits for a free slot.
+/// How long a send with `full=wait` waits for a free slot unless
+/// `full_wait=` says otherwise.
 pub const FULL_WAIT: Duration = Duration::from_millis(10);
 /// The longest first sleep of a receiver on a queue a spinning receiver
 /// had (see the module doc).
@@ -84,8 +85,8 @@ pub enum Full {
     /// Drop the message and count it, as a full socket buffer does: the
     /// sender never waits (`full=drop`, the default).
     Drop,
-    /// Wait up to [`FULL_WAIT`] for the receiver to make room, then fail
-    /// with `ENOBUFS` (`full=wait`).
+    /// Wait up to `full_wait=` ([`FULL_WAIT`] by default) for the receiver
+    /// to make room, then fail with `ENOBUFS` (`full=wait`).
     Wait,
 }
 
@@ -100,6 +101,8 @@ pub struct MemConfig {
     pub slot_size: u32,
     /// What a send does when the queue is full (`full=drop|wait`).
     pub full: Full,
+    /// How long a send with `full=wait` waits for room (`full_wait=`).
+    pub full_wait: Duration,
     /// How receives wait (`rx=spin|block|adaptive`, `spins=`).
     pub strategy: RxStrategy,
     /// `cpu=`.
@@ -110,6 +113,7 @@ const MEM_PARAMS: &[&str] = &[
     "slots",
     "size",
     "full",
+    "full_wait",
     "rx",
     "spins",
     "busy_poll",
@@ -128,6 +132,7 @@ impl MemConfig {
             slots: DEFAULT_SLOTS,
             slot_size: DEFAULT_SLOT_SIZE,
             full: Full::Drop,
+            full_wait: FULL_WAIT,
             strategy: RxStrategy::Block,
             cpu: None,
         }
@@ -178,6 +183,19 @@ impl MemConfig {
             Some("wait") => Full::Wait,
             _ => Full::Drop,
         };
+        if let Some(d) = p.get_with("full_wait", "a duration from 1us to 60s, e.g. 10ms", |v| {
+            crate::uri::parse_duration(v)
+                .filter(|d| (Duration::from_micros(1)..=Duration::from_secs(60)).contains(d))
+        })? {
+            if c.full != Full::Wait {
+                return Err(UriError::BadValue {
+                    param: "full_wait".into(),
+                    value: format!("{d:?}"),
+                    expected: "full=wait with it (with full=drop a send never waits)".into(),
+                });
+            }
+            c.full_wait = d;
+        }
         c.strategy = RxStrategy::from_params_without_device(&mut p, "an in-process queue")?;
         c.cpu = p.int("cpu", 0..=4095)?.map(|v| v as usize);
         p.finish()?;
@@ -422,6 +440,7 @@ struct TxEnd {
     head: u64,
     tail_cache: u64,
     full: Full,
+    full_wait: Duration,
     sent: u64,
     waits: u64,
 }
@@ -561,8 +580,8 @@ impl MemTransport {
             cfg.slots,
             cfg.slot_size,
             match cfg.full {
-                Full::Drop => "drop (sends never wait; drops counted)",
-                Full::Wait => "wait (sends wait up to 10 ms for room)",
+                Full::Drop => "drop (sends never wait; drops counted)".to_string(),
+                Full::Wait => format!("wait (sends wait up to {:?} for room)", cfg.full_wait),
             }
         )];
         Ok(Self {
@@ -580,6 +599,7 @@ impl MemTransport {
                 head,
                 tail_cache,
                 full: cfg.full,
+                full_wait: cfg.full_wait,
                 sent: 0,
                 waits: 0,
             },
@@ -730,11 +750,12 @@ impl TxEnd {
                 }
                 Full::Wait => {
                     self.waits += 1;
-                    let until = Instant::now() + FULL_WAIT;
+                    let until = Instant::now() + self.full_wait;
                     while !self.room() {
                         if Instant::now() >= until {
                             return Err(SyscallError::from_errno(
-                                "mem:// send (the receiver left the queue full for 10 ms)",
+                                "mem:// send (the receiver left the queue full for all of full_wait=, 10 ms unless \
+                                 the URI says otherwise)",
                                 libc::ENOBUFS,
                             ));
                         }
@@ -1011,6 +1032,30 @@ mod tests {
         assert_eq!(e.errno(), Some(libc::ENOBUFS));
         let e = k.send(&[0; 4096], None).unwrap_err();
         assert_eq!(e.errno(), Some(libc::EMSGSIZE));
+    }
+
+    #[test]
+    fn full_wait_is_how_long_a_waiting_send_waits() {
+        let parse = |u: &str| MemConfig::from_uri(&crate::uri::Uri::parse(u).unwrap());
+        let c = parse("mem://unit-fw?slots=2&full=wait&full_wait=40ms").unwrap();
+        assert_eq!((c.full, c.full_wait), (Full::Wait, Duration::from_millis(40)));
+        assert_eq!(parse("mem://unit-fw?full=wait").unwrap().full_wait, FULL_WAIT);
+        for (bad, names) in [
+            ("mem://x?full_wait=1s", "full=wait"),
+            ("mem://x?full=wait&full_wait=2m", "60s"),
+            ("mem://x?full=wait&full_wait=soon", "duration"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("full_wait") && e.contains(names), "{bad}: {e}");
+        }
+        let mut k = MemTransport::open(&c, Role::Client).unwrap();
+        k.send(b"a", None).unwrap();
+        k.send(b"b", None).unwrap();
+        let t = Instant::now();
+        let e = k.send(b"c", None).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENOBUFS));
+        assert!(t.elapsed() >= Duration::from_millis(40), "{:?}", t.elapsed());
+        assert!(k.capabilities().lines().iter().any(|(_, v)| v.contains("40ms")));
     }
 
     #[test]
