@@ -75,31 +75,8 @@ fn ping_pong_between_dpdk_processes_over_af_packet_and_af_xdp() {
         let server = format!("dpdk://{drv}0?iface={}&port={port}", sh.iface());
         let mut pong = spawn_in(sh, &["pong", &server, "--duration", "60s"]);
         let pong_pid = pong.child().id();
-        let client = format!(
-            "dpdk://{drv}0?iface={}&port={}&peer={}:{port}",
-            ch.iface(),
-            port + 1,
-            sh.addr()
-        );
-        let out = run_in(
-            ch,
-            &[
-                "ping", &client, "--count", "2000", "--warmup", "100", "--json",
-            ],
-            Duration::from_secs(60),
-        );
-        assert!(
-            out.status.success(),
-            "{drv}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let j = json(&out);
+        let j = ping_dpdk(drv, sh, ch, port, 2000, 100);
         assert_eq!(j["transport"], "dpdk", "{j}");
-        assert_eq!(
-            (j["samples"].as_u64(), j["lost"].as_u64()),
-            (Some(2000), Some(0)),
-            "{drv}: {j}"
-        );
         assert_eq!(j["send_errors"].as_u64(), Some(0), "{j}");
         // The pong ends on SIGINT like a user's ^C: cleanly, EAL cleaned up.
         let kill = std::process::Command::new("kill")
@@ -549,32 +526,43 @@ fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-/// Pings `server_port` on `sh` from `ch` over net_af_xdp: every probe answered.
-fn ping_af_xdp(sh: &Host, ch: &Host, server_port: u16) {
+/// Pings `server_port` on `sh` from `ch` over `drv` (a dpdk:// client on
+/// the next UDP port): `count` probes after `warmup`, every one answered;
+/// the ping's JSON report.
+fn ping_dpdk(
+    drv: &str,
+    sh: &Host,
+    ch: &Host,
+    server_port: u16,
+    count: u64,
+    warmup: u64,
+) -> serde_json::Value {
     let client = format!(
-        "dpdk://net_af_xdp0?iface={}&port={}&peer={}:{server_port}",
+        "dpdk://{drv}0?iface={}&port={}&peer={}:{server_port}",
         ch.iface(),
         server_port + 1,
         sh.addr()
     );
+    let (count_s, warmup_s) = (count.to_string(), warmup.to_string());
     let out = run_in(
         ch,
         &[
-            "ping", &client, "--count", "300", "--warmup", "20", "--json",
+            "ping", &client, "--count", &count_s, "--warmup", &warmup_s, "--json",
         ],
         Duration::from_secs(60),
     );
     assert!(
         out.status.success(),
-        "{}",
+        "{drv}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let j = json(&out);
     assert_eq!(
         (j["samples"].as_u64(), j["lost"].as_u64()),
-        (Some(300), Some(0)),
-        "{j}"
+        (Some(count), Some(0)),
+        "{drv}: {j}"
     );
+    j
 }
 
 /// A pong over `net_af_xdp` killed with SIGKILL leaves our XDP program
@@ -616,7 +604,7 @@ fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
 
     let mut pong = spawn_in(sh, &["pong", &server, "--duration", "60s"]);
     let pong_pid = pong.child().id();
-    ping_af_xdp(sh, ch, port);
+    ping_dpdk("net_af_xdp", sh, ch, port, 300, 20);
     assert_ne!(
         xdp_prog_id(sh),
         Some(attached),
@@ -644,7 +632,7 @@ fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
         "{err}"
     );
     assert!(has_xdp(sh));
-    ping_af_xdp(sh, ch, port);
+    ping_dpdk("net_af_xdp", sh, ch, port, 300, 20);
 
     // The same without the privilege to look at BPF programs (root without
     // CAP_SYS_ADMIN and CAP_BPF): the live program cannot be told apart
@@ -679,7 +667,7 @@ fn a_killed_af_xdp_run_s_program_is_removed_at_the_next_start() {
         "{err}"
     );
     assert!(has_xdp(sh));
-    ping_af_xdp(sh, ch, port);
+    ping_dpdk("net_af_xdp", sh, ch, port, 300, 20);
 
     let st = std::process::Command::new("kill")
         .args(["-INT", &pong_pid.to_string()])
