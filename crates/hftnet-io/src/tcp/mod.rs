@@ -19,7 +19,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use hftnet_sys::SyscallError;
-use hftnet_sys::sock::{self, PollSet};
+use hftnet_sys::sock::{self, PollSet, TxStamp};
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
 use serde::Serialize;
@@ -90,11 +90,17 @@ pub struct TcpCaps {
     pub tcp_quickack: bool,
     /// Connections accepted (server).
     pub accepted: u64,
+    /// Software transmit stamps of each send (`timestamps=tx`) as the
+    /// kernel granted them: `None` when off.
+    pub tx_timestamps: Option<&'static str>,
 }
 
 impl CapsSection for TcpCaps {
     fn lines(&self, out: &mut Vec<(String, String)>) {
         legacy_lines(&self.legacy(), out);
+        if let Some(t) = self.tx_timestamps {
+            out.push(("tx_timestamps".into(), t.into()));
+        }
     }
 
     fn legacy(&self) -> LegacyFields {
@@ -203,7 +209,19 @@ pub struct TcpConfig {
     pub connect_timeout: Duration,
     /// How messages are cut out of the stream (`framing=len32|soupbin`).
     pub framing: Framing,
+    /// Software transmit stamps of each send (`timestamps=tx`, default
+    /// off): the kernel stamps the last segment of every send when the
+    /// driver takes it (`SCM_TSTAMP_SND`), keyed by the offset of the
+    /// send's last byte ([`TcpTransport::stream_offset`]); read them with
+    /// [`Transport::tx_timestamps`]. One connection's ([`TcpTransport`]);
+    /// a [`TcpServer`] of many connections refuses it.
+    pub tx_timestamps: bool,
 }
+
+/// What `timestamps=` accepts on `tcp://`.
+const TCP_TIMESTAMPS: &str = "tx (software transmit stamps of each send, read from the error \
+                              queue) or 0; a byte stream has no receive stamp per message, and \
+                              hardware stamps need a device (udp:// with device=)";
 
 const TCP_PARAMS: &[&str] = &[
     "nodelay",
@@ -215,6 +233,7 @@ const TCP_PARAMS: &[&str] = &[
     "keepcnt",
     "connect_timeout",
     "framing",
+    "timestamps",
 ];
 
 impl TcpConfig {
@@ -230,6 +249,7 @@ impl TcpConfig {
             keepalive: None,
             connect_timeout: Duration::from_secs(3),
             framing: Framing::Len32,
+            tx_timestamps: false,
         }
     }
 
@@ -274,6 +294,13 @@ impl TcpConfig {
                 },
             )?
             .unwrap_or_default();
+        cfg.tx_timestamps = p
+            .get_with("timestamps", TCP_TIMESTAMPS, |v| match v {
+                "tx" => Some(true),
+                "0" | "off" | "false" | "no" => Some(false),
+                _ => None,
+            })?
+            .unwrap_or(false);
         p.finish()?;
         Ok(cfg)
     }
@@ -297,6 +324,10 @@ struct Conn {
     /// anything else, so a frame is never cut.
     pend: (usize, usize),
     framing: Framing,
+    /// Bytes of this connection the kernel took so far.
+    written: u64,
+    /// Transmit stamps on, and whether `OPT_ID_TCP` was granted.
+    stamps: Option<&'static str>,
 }
 
 /// How long a send waits for room in a full send buffer (`SO_SNDTIMEO`)
@@ -428,6 +459,16 @@ impl TcpTransport {
         self.accepted
     }
 
+    /// Bytes of the current connection the kernel took so far (framing
+    /// included), `None` without a connection. With `timestamps=tx`, the
+    /// transmit stamp of a send that ended at offset `o` carries the key
+    /// `(o - 1) as u32` in [`hftnet_sys::sock::TxStamp::id`] (the offset of
+    /// its last byte, wrapping at 2³²).
+    #[must_use]
+    pub fn stream_offset(&self) -> Option<u64> {
+        self.conn.as_ref().map(|c| c.written)
+    }
+
     /// Largest message a lease lends whole.
     fn lease_slot(&self) -> usize {
         self.cfg.framing.max_message()
@@ -492,6 +533,11 @@ fn setup_conn(
         s.set_tcp_keepalive(&k)
             .map_err(|e| from_io("setsockopt(SO_KEEPALIVE and timers)", e))?;
     }
+    let stamps = if cfg.tx_timestamps {
+        Some(enable_tx_stamps(fd)?)
+    } else {
+        None
+    };
     let waiter = match timeout {
         Some(timeout) => {
             s.set_nonblocking(false)
@@ -522,7 +568,27 @@ fn setup_conn(
         tx,
         pend: (0, 0),
         framing: cfg.framing,
+        written: 0,
+        stamps,
     })
+}
+
+/// Turns software transmit stamps on for a connected socket, keyed by
+/// byte offset from now (nothing written yet): `OPT_ID_TCP` where the
+/// kernel has it (6.2+), else plain `OPT_ID` (the same keys while every
+/// byte written is acknowledged before the next send, as on an idle
+/// order session). Returns what was granted, for the capabilities.
+fn enable_tx_stamps(fd: std::os::fd::BorrowedFd<'_>) -> Result<&'static str, SyscallError> {
+    use sock::tsflags;
+    let base = tsflags::SOFTWARE | tsflags::TX_SOFTWARE | tsflags::OPT_ID | tsflags::OPT_TSONLY;
+    match sock::set_timestamping(fd, base | tsflags::OPT_ID_TCP) {
+        Ok(()) => Ok("SND software, keyed by byte offset (OPT_ID_TCP)"),
+        Err(e) if e.errno() == Some(libc::EINVAL) => {
+            sock::set_timestamping(fd, base)?;
+            Ok("SND software, keyed by byte offset (OPT_ID; no OPT_ID_TCP before Linux 6.2)")
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The receive and send stream buffers of one connection
@@ -644,7 +710,10 @@ impl Conn {
         let fd = self.sock.as_fd();
         while self.pend.0 < self.pend.1 {
             match sock::send_to(fd, &self.tx[self.pend.0..self.pend.1], None, flags) {
-                Ok(k) => self.pend.0 += k,
+                Ok(k) => {
+                    self.pend.0 += k;
+                    self.written += k as u64;
+                }
                 Err(e) if e.errno() == Some(libc::EINTR) => {}
                 Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ETIMEDOUT)) => {
                     return Ok(false);
@@ -963,6 +1032,7 @@ impl Transport for TcpTransport {
                     tcp_nodelay: nodelay,
                     tcp_quickack: self.cfg.quickack,
                     accepted: self.accepted,
+                    tx_timestamps: self.conn.as_ref().and_then(|c| c.stamps),
                 }
                 .into(),
             ),
@@ -973,6 +1043,21 @@ impl Transport for TcpTransport {
 
     fn stream_prefix(&self) -> Option<usize> {
         Some(self.cfg.framing.header())
+    }
+
+    /// Reads the connection's error queue until it is empty
+    /// (`timestamps=tx` only): one `SCM_TSTAMP_SND` stamp per send, keyed
+    /// by the offset of its last byte (see [`TcpTransport::stream_offset`]).
+    fn tx_timestamps(&mut self, f: &mut dyn FnMut(TxStamp)) -> Result<usize, SyscallError> {
+        let Some(c) = self.conn.as_ref().filter(|c| c.stamps.is_some()) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        while let Some(stamp) = sock::recv_tx_timestamp(c.sock.as_fd())? {
+            f(stamp);
+            n += 1;
+        }
+        Ok(n)
     }
 
     fn addrs(&self) -> Addrs {
@@ -1106,6 +1191,62 @@ mod tests {
                 q.trim_start_matches("rx=").split('&').next().unwrap()
             );
         }
+    }
+
+    /// `timestamps=tx`: one `SCM_TSTAMP_SND` stamp per send, keyed by the
+    /// offset of the send's last byte (framing included), stamped between
+    /// the send's call and its return; none without the parameter.
+    #[test]
+    fn tx_stamps_are_keyed_by_the_offset_of_each_sends_last_byte() {
+        let realtime = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        };
+        let (mut server, mut client) = pair("timestamps=tx&framing=soupbin");
+        assert_eq!(client.stream_offset(), Some(0));
+        let granted = client.capabilities().lines();
+        assert!(
+            granted
+                .iter()
+                .any(|(k, v)| k == "tx_timestamps" && v.starts_with("SND software")),
+            "{granted:?}"
+        );
+        let mut sent = Vec::new();
+        for len in [1usize, 49, 300, 7] {
+            let before = realtime();
+            client.send(&vec![b'U'; len], None).unwrap();
+            let after = realtime();
+            let end = client.stream_offset().unwrap();
+            sent.push(((end - 1) as u32, before, after));
+        }
+        assert_eq!(client.stream_offset(), Some(1 + 49 + 300 + 7 + 4 * 2));
+        let mut stamps = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while stamps.len() < sent.len() && Instant::now() < deadline {
+            client.tx_timestamps(&mut |st| stamps.push(st)).unwrap();
+        }
+        assert_eq!(stamps.len(), sent.len(), "{stamps:?}");
+        for (st, (key, before, after)) in stamps.iter().zip(&sent) {
+            assert_eq!(st.kind, sock::TxStampKind::Snd);
+            assert_eq!(st.id, *key, "{stamps:?} vs {sent:?}");
+            let t = st.sw_ns.unwrap();
+            assert!((*before..=*after).contains(&t), "{t} outside {before}..={after}");
+        }
+        // Everything arrived, framed as sent.
+        let mut burst = RxBurst::new(8, 512);
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let n = server.recv_burst(&mut burst).unwrap();
+            assert!(n > 0, "timed out");
+            got.extend((0..n).map(|k| burst.get(k).0.len()));
+        }
+        assert_eq!(got, [1, 49, 300, 7]);
+        // Without the parameter: no stamps.
+        let (_server, mut plain) = pair("framing=soupbin");
+        plain.send(b"U", None).unwrap();
+        assert_eq!(plain.tx_timestamps(&mut |_| {}).unwrap(), 0);
     }
 
     #[test]
@@ -1252,12 +1393,25 @@ mod tests {
         let e = TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?keepalive=0&keepidle=5").unwrap())
             .unwrap_err();
         assert!(e.to_string().contains("keepalive"), "{e}");
-        let e =
-            TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?timestamps=1").unwrap()).unwrap_err();
+        let e = TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?stamps=tx").unwrap()).unwrap_err();
         assert!(
-            e.to_string().contains("nodelay"),
+            e.to_string().contains("nodelay") && e.to_string().contains("timestamps"),
             "lists accepted params: {e}"
         );
+        // Receive and hardware stamps have no meaning on a byte stream here.
+        for v in ["1", "rx", "rx,tx", "hw"] {
+            let e = TcpConfig::from_uri(&Uri::parse(&format!("tcp://1.2.3.4:5?timestamps={v}")).unwrap())
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("timestamps") && e.to_string().contains("tx (software transmit"),
+                "{v}: {e}"
+            );
+        }
+        // A server of many connections reads no stamps: refused at open.
+        let cfg = TcpConfig::from_uri(&Uri::parse("tcp://127.0.0.1:0?timestamps=tx").unwrap()).unwrap();
+        assert!(cfg.tx_timestamps);
+        let e = TcpServer::open(cfg, 4).unwrap_err();
+        assert!(e.to_string().contains("timestamps") && e.to_string().contains("per connection"), "{e}");
         let c = TcpConfig::from_uri(
             &Uri::parse("tcp://1.2.3.4:5?keepidle=5&keepcnt=3&nodelay=0").unwrap(),
         )

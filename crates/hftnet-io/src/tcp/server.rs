@@ -247,6 +247,16 @@ impl TcpServer {
                 expected: format!("from 1 to {MAX_SERVER_CONNECTIONS} concurrent connections"),
             }));
         }
+        if cfg.tx_timestamps {
+            return Err(OpenError::Uri(crate::UriError::BadValue {
+                param: "timestamps".into(),
+                value: "tx".into(),
+                expected: "0 on a server of many connections: transmit stamps are read per \
+                           connection (a client's tcp://, or a one-connection server opened as a \
+                           transport)"
+                    .into(),
+            }));
+        }
         common::check_role_addr(cfg.addr, cfg.socket.bind, Role::Server)?;
         let nofile_raised = fit_descriptors(max_connections)?;
         let s = new_socket(&cfg)?;

@@ -291,6 +291,11 @@ pub mod tsflags {
     pub const OPT_CMSG: u32 = 1 << 10;
     /// Loop only the stamp back to the error queue, not the packet.
     pub const OPT_TSONLY: u32 = 1 << 11;
+    /// With `OPT_ID` on a TCP socket: count from the bytes written
+    /// (`write_seq`) when the flag was set, not from the bytes acknowledged,
+    /// so each stamp's key is the offset of the last byte of its send even
+    /// while earlier data is unacknowledged (Linux 6.2 and later).
+    pub const OPT_ID_TCP: u32 = 1 << 16;
 }
 
 /// `setsockopt(SO_TIMESTAMPING, flags)` with [`tsflags`] bits.
@@ -318,8 +323,10 @@ pub enum TxStampKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxStamp {
     /// The `SOF_TIMESTAMPING_OPT_ID` counter (`ee_data`): the index of the
-    /// datagram among those sent on the socket since OPT_ID was enabled
-    /// (0 without OPT_ID).
+    /// datagram among those sent on the socket since OPT_ID was enabled, or
+    /// on a TCP socket the offset of the last byte of the stamped send
+    /// among the bytes written since then (wrapping at 2³²); 0 without
+    /// OPT_ID.
     pub id: u32,
     /// Which point of the path.
     pub kind: TxStampKind,
