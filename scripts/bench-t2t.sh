@@ -17,7 +17,9 @@
 #   external t2t p50 over MD         <= 1.3 x mean(MD ping-pong RTT p50,
 #                                                  tcp ping-pong RTT p50)
 #
-# Internal: the trigger packet's receive to the return of the order's send;
+# Internal: the trigger packet's receive to the kernel's software transmit
+# stamp of the order (SCM_TSTAMP_SND: the trader's orders URI carries
+# timestamps=tx; the return of the send is printed beside it);
 # the receive is the kernel's software stamp on udp/spin+timestamps (the
 # kernel's receive path and the socket queue included), else the clock when
 # the packet's handling starts (udp/spin; xdp/spin, whose frames carry no
@@ -93,11 +95,17 @@ for name, r in t2t.items():
           f"{r['fills']} fills, {r['internal_samples']} internal / {r['external_samples']} external "
           f"samples, md {r['md_delivered']} delivered {r['md_lost']} lost")
     call, full = r.get("internal_to_send_call_ns"), r.get("internal_ns")
+    ret = r.get("internal_to_send_return_ns")
     if call and full:
         what = ("the socket queue, decode, book, strategy, risk, encode" if "timestamps" in name
                 else "decode, book, strategy, risk, encode")
-        print(f"#   internal p50 {us(full['p50'])} = {us(call['p50'])} to the send call "
-              f"({what}) + {us(full['p50'] - call['p50'])} in the TCP send (difference of p50s)")
+        print(f"#   internal p50 {us(full['p50'])} (ends at {r['internal_end']}) = "
+              f"{us(call['p50'])} to the send call ({what}) + {us(full['p50'] - call['p50'])} "
+              f"in the kernel's TCP transmit path (difference of p50s); {r['internal_stamps_missing']} "
+              f"orders without a stamp, {r['internal_stamps_coalesced']} sent in a later send's segment")
+    if ret:
+        print(f"#   the send returned at p50 {us(ret['p50'])} (on veth the exchange side's TCP "
+              f"receive runs inside the trader's send call)")
 print()
 w = max(len(r[0]) for r in rows)
 v = max(len(r[1]) for r in rows)

@@ -12,8 +12,11 @@
 //! message), publishes a bounded generated day and ends the session; the
 //! trader takes (hits or lifts on every one-tick move of the top of book),
 //! so orders happen. Internal tick-to-trade is the trader's (receive stamp
-//! of the triggering packet → return of the order's send), external the
-//! exchange's (send of the triggering packet → receipt of the order); both
+//! of the triggering packet → the kernel's software transmit stamp of the
+//! order: the trader's orders URI carries [`TRADER_ORDERS_PARAMS`]), with
+//! the same orders to the call and to the return of their send beside it;
+//! external the exchange's (send of the triggering packet → receipt of
+//! the order); both
 //! are HDR histograms merged over the slices of a row, which run
 //! interleaved with the other rows' ([`TickToTrade::run_round`]) — and, in
 //! `hftnet lab`, with the ping-pong rows of the same transports.
@@ -61,6 +64,10 @@ pub const SYMBOLS: [&str; 8] = [
 /// tick-to-trade then starts where the kernel stamped the packet, not
 /// where the receive returned).
 pub const STRATEGIES: [&str; 3] = ["block", "spin", "spin+timestamps"];
+/// The parameters of the trader's orders URI: the kernel's software
+/// transmit stamp of each order ends internal tick-to-trade (on veth the
+/// send call goes on after it, through the exchange side's TCP receive).
+pub const TRADER_ORDERS_PARAMS: &str = "timestamps=tx";
 const USER: &str = "t2t";
 const PASSWORD: &str = "lab";
 /// How long a slice waits for its exchange to be ready.
@@ -187,13 +194,26 @@ pub struct T2tResult {
     pub slices: u32,
     /// Internal tick-to-trade (at the trader), ns; absent without samples.
     pub internal_ns: Option<Summary>,
+    /// Where it ends (the trader's `tick_to_trade_internal_end`: the
+    /// order's kernel transmit stamp).
+    pub internal_end: &'static str,
     /// Its samples (orders sent on a market-data trigger).
     pub internal_samples: u64,
     /// The same orders from the same start to the call of their send (the
     /// application's part: decode, book, strategy, risk, encode), ns;
-    /// `internal_ns` minus this is the send: SoupBinTCP framing and the
-    /// kernel's TCP send.
+    /// `internal_ns` minus this is the SoupBinTCP framing and the kernel's
+    /// TCP transmit path up to the device.
     pub internal_to_send_call_ns: Option<Summary>,
+    /// The same orders from the same start to the return of their send, ns
+    /// (on veth the exchange side's TCP receive runs inside the trader's
+    /// send call, after the transmit stamp).
+    pub internal_to_send_return_ns: Option<Summary>,
+    /// Orders sent on a trigger whose transmit stamp never came (not in
+    /// `internal_ns`).
+    pub internal_stamps_missing: u64,
+    /// Orders that left in the segment of a later send (TCP coalesced
+    /// them while they waited): in `internal_ns` at that segment's stamp.
+    pub internal_stamps_coalesced: u64,
     /// External tick-to-trade (at the exchange), ns; absent without samples.
     pub external_ns: Option<Summary>,
     /// Its samples (orders whose trigger the exchange still knew).
@@ -228,7 +248,11 @@ pub struct T2tResult {
 #[derive(Debug)]
 struct Acc {
     internal: LatencyStats,
+    internal_end: &'static str,
     to_call: LatencyStats,
+    to_return: LatencyStats,
+    stamps_missing: u64,
+    stamps_coalesced: u64,
     external: LatencyStats,
     slices: u32,
     orders: u64,
@@ -250,7 +274,11 @@ impl Acc {
     fn new() -> Self {
         Self {
             internal: LatencyStats::new(),
+            internal_end: "",
             to_call: LatencyStats::new(),
+            to_return: LatencyStats::new(),
+            stamps_missing: 0,
+            stamps_coalesced: 0,
             external: LatencyStats::new(),
             slices: 0,
             orders: 0,
@@ -337,7 +365,11 @@ impl TickToTrade {
                 slices: a.slices,
                 internal_ns: a.internal.summary(),
                 internal_samples: a.internal.len(),
+                internal_end: a.internal_end,
                 internal_to_send_call_ns: a.to_call.summary(),
+                internal_to_send_return_ns: a.to_return.summary(),
+                internal_stamps_missing: a.stamps_missing,
+                internal_stamps_coalesced: a.stamps_coalesced,
                 external_ns: a.external.summary(),
                 external_samples: a.external.len(),
                 orders: a.orders,
@@ -470,7 +502,7 @@ fn run_slice(
         };
         let out = (|| {
             let cfg = TraderAppConfig {
-                orders: format!("tcp://{addr}"),
+                orders: format!("tcp://{addr}?{TRADER_ORDERS_PARAMS}"),
                 ..tr_cfg
             };
             let table = cfg.trader.symbol_table().map_err(|e| e.to_string())?;
@@ -584,6 +616,10 @@ fn run_slice(
     acc.slices += 1;
     acc.internal.merge(&run.tick_to_trade);
     acc.to_call.merge(&run.tick_to_send_call);
+    acc.to_return.merge(&run.tick_to_send_return);
+    acc.internal_end = r.tick_to_trade_internal_end;
+    acc.stamps_missing += r.tx_stamps.missing + r.tx_stamps.overflow;
+    acc.stamps_coalesced += r.tx_stamps.coalesced;
     acc.external.merge(&external);
     acc.orders += r.orders.sent;
     acc.accepted += r.orders.accepted;
@@ -608,11 +644,12 @@ fn run_slice(
 
 /// The table as fixed-width text (tick-to-trade in µs; `call p50`: the
 /// internal figure's start to the call of the order's send, the
-/// application's part of it).
+/// application's part of it; `int`: to the order's transmit stamp; `ret
+/// p50`: to the return of its send).
 #[must_use]
 pub fn table(results: &[T2tResult]) -> String {
     let mut s = format!(
-        "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
+        "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
         "md",
         "strategy",
         "orders",
@@ -622,6 +659,7 @@ pub fn table(results: &[T2tResult]) -> String {
         "int p50",
         "int p99",
         "int max",
+        "ret p50",
         "ext p50",
         "ext p99",
         "ext max"
@@ -637,7 +675,7 @@ pub fn table(results: &[T2tResult]) -> String {
             continue;
         }
         s.push_str(&format!(
-            "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
+            "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
             r.row.transport,
             r.row.strategy,
             r.orders,
@@ -647,6 +685,7 @@ pub fn table(results: &[T2tResult]) -> String {
             us(i.map(|x| x.p50)),
             us(i.map(|x| x.p99)),
             us(i.map(|x| x.max)),
+            us(r.internal_to_send_return_ns.map(|x| x.p50)),
             us(e.map(|x| x.p50)),
             us(e.map(|x| x.p99)),
             us(e.map(|x| x.max)),

@@ -104,10 +104,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hftnet_bench::clock::monotonic_ns;
+use hftnet_bench::clock::{monotonic_ns, realtime_offset_ns};
 use hftnet_bench::stats::{LatencyStats, Summary};
 use hftnet_io::tcp::TcpConnect;
 use hftnet_io::{Framing, Lease, Role, RxBurst, TcpConfig, TcpTransport, Transport, Uri};
+use hftnet_sys::sock::TxStampKind;
 use hftnet_trade::market::{TopUpdate, TradeUpdate};
 use hftnet_trade::orders::{OrderMsg, Trigger};
 use hftnet_trade::ouch::{self, Inbox, InboxCounters};
@@ -139,6 +140,20 @@ pub const RESEND_RING: usize = 4_096;
 /// back to the highest UserRefNum the exchange answered.
 const QUERY_WAIT_NS: u64 = 200_000_000;
 const RX_SLOT: usize = 65_536;
+/// Orders whose transmit stamp is awaited, at most (more are counted in
+/// `tx_stamps_overflow` and measured to their send's return only).
+const STAMPS_PENDING: usize = 4_096;
+/// What ends internal tick-to-trade, in the report.
+const END_TX_STAMP: &str = "the kernel's software transmit stamp of the order (SCM_TSTAMP_SND)";
+const END_SEND_RETURN: &str = "the return of the order's send";
+
+/// An order sent on a trigger whose transmit stamp is awaited: the key
+/// of its stamp and the trigger's receive, on `CLOCK_MONOTONIC`.
+#[derive(Debug, Clone, Copy)]
+struct AwaitedStamp {
+    key: u32,
+    rx_ns: u64,
+}
 
 /// What the trader runs with.
 #[derive(Debug, Clone)]
@@ -472,13 +487,38 @@ pub enum TraderStop {
 pub struct TraderRun {
     /// The report.
     pub report: TraderReport,
-    /// Internal tick-to-trade samples, ns.
+    /// Internal tick-to-trade samples, ns: to the order's transmit stamp
+    /// with `timestamps=tx` on the orders URI, else to its send's return
+    /// ([`TraderReport::tick_to_trade_internal_end`] says which).
     pub tick_to_trade: LatencyStats,
     /// The same orders' receive stamp → the call of their send (the
     /// application's part: decode, book, strategy, risk, encode), ns; the
     /// rest of [`TraderRun::tick_to_trade`] is the SoupBinTCP framing and
     /// the kernel's TCP send.
     pub tick_to_send_call: LatencyStats,
+    /// The same orders' receive stamp → the return of their send, ns
+    /// (with transmit stamps, the part after the stamp is the rest of the
+    /// send call: on veth and loopback the peer's TCP receive runs in it).
+    pub tick_to_send_return: LatencyStats,
+}
+
+/// The transmit stamps of the orders (`timestamps=tx` on the orders URI).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StampFigures {
+    /// Transmit stamps read (every send is stamped, not only orders).
+    pub read: u64,
+    /// Orders sent on a trigger whose stamp never came (the connection
+    /// closed first): not in the internal figure.
+    pub missing: u64,
+    /// Orders sent on a trigger that left in the segment of a later send
+    /// (TCP coalesced them while they waited): in the internal figure at
+    /// that segment's stamp.
+    pub coalesced: u64,
+    /// Orders sent on a trigger while [`STAMPS_PENDING`] stamps were
+    /// awaited: not in the internal figure.
+    pub overflow: u64,
+    /// Failed reads of the error queue.
+    pub read_errors: u64,
 }
 
 /// What a trader run did.
@@ -510,16 +550,27 @@ pub struct TraderReport {
     pub positions: Vec<SymbolPosition>,
     /// Realized P&L over all symbols.
     pub realized: i128,
-    /// From the receive stamp of the market-data packet that triggered an
-    /// order to the return of its send, ns (`None`: no order sent on a
-    /// trigger).
+    /// Internal tick-to-trade: from the receive stamp of the market-data
+    /// packet that triggered an order to the order's transmit, ns (`None`:
+    /// no sample); [`TraderReport::tick_to_trade_internal_end`] says which
+    /// transmit.
     pub tick_to_trade_internal_ns: Option<Summary>,
-    /// Samples of it.
+    /// Where it ends: the kernel's software transmit stamp of the order
+    /// (`timestamps=tx` on the orders URI), else the return of its send.
+    pub tick_to_trade_internal_end: &'static str,
+    /// Orders sent on a trigger (each in the figures below; in the internal
+    /// figure unless its stamp is in `tx_stamps.missing` or `.overflow`).
     pub tick_to_trade_samples: u64,
     /// From the same receive stamp to the call of the order's send (what
-    /// the application adds; the rest of the internal figure is the
-    /// SoupBinTCP framing and the kernel's TCP send), ns.
+    /// the application adds; the rest is the SoupBinTCP framing and the
+    /// kernel's TCP send), ns.
     pub tick_to_send_call_ns: Option<Summary>,
+    /// From the same receive stamp to the return of the order's send, ns
+    /// (on veth and loopback the peer's TCP receive runs inside the send
+    /// call, after the transmit stamp).
+    pub tick_to_send_return_ns: Option<Summary>,
+    /// The orders' transmit stamps (`timestamps=tx`).
+    pub tx_stamps: StampFigures,
     /// An error that ended the run early, in words.
     pub error: Option<String>,
 }
@@ -555,10 +606,21 @@ struct Engine<'a, S> {
     tx: Box<[u8]>,
     enc: [u8; 64],
     burst: RxBurst,
+    /// Internal tick-to-trade: to the order's transmit stamp with
+    /// `timestamps=tx` on the orders URI, else to its send's return.
     t2t: LatencyStats,
     t2t_samples: u64,
-    /// Receive stamp → send call of the same orders as `t2t`.
+    /// Receive stamp → send call of the same orders.
     t2t_call: LatencyStats,
+    /// Receive stamp → send return of the same orders.
+    t2t_return: LatencyStats,
+    /// Orders sent on a trigger, oldest first, whose transmit stamp is
+    /// awaited (`timestamps=tx`; capacity [`STAMPS_PENDING`], never grown).
+    awaited: std::collections::VecDeque<AwaitedStamp>,
+    /// `CLOCK_REALTIME − CLOCK_MONOTONIC` (places transmit stamps on the
+    /// clock of the triggers).
+    realtime_offset_ns: i64,
+    stamps: StampFigures,
     state: StateFile,
     mark: u32,
     kill_flag: &'a AtomicBool,
@@ -609,6 +671,41 @@ impl<S: Strategy> Engine<'_, S> {
         self.outbox.clear();
     }
 
+    /// Reads the order connection's transmit stamps and records internal
+    /// tick-to-trade for the awaited orders they stamp. An awaited order
+    /// whose key a later stamp passed had no stamp of its own: TCP put its
+    /// bytes into the segment of a later send while they waited to leave
+    /// (the kernel stamps the last byte of each send, and coalesced data
+    /// keeps only the last key), so they left no later than that stamp —
+    /// recorded at it, an upper bound, and counted (`coalesced`).
+    fn read_stamps(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let (awaited, t2t, figures) = (&mut self.awaited, &mut self.t2t, &mut self.stamps);
+        let offset = self.realtime_offset_ns;
+        let read = conn.tcp.tx_timestamps(&mut |st| {
+            let Some(sw) = st.sw_ns.filter(|_| st.kind == TxStampKind::Snd) else {
+                return;
+            };
+            figures.read += 1;
+            while let Some(a) = awaited.front() {
+                // Keys wrap at 2³²: compare by distance.
+                let ahead = st.id.wrapping_sub(a.key) as i32;
+                if ahead < 0 {
+                    break;
+                }
+                let tx = (i128::from(sw) - i128::from(offset)).max(0) as u64;
+                t2t.record(tx.saturating_sub(a.rx_ns));
+                figures.coalesced += u64::from(ahead > 0);
+                awaited.pop_front();
+            }
+        });
+        if read.is_err() {
+            figures.read_errors += 1;
+        }
+    }
+
     #[inline]
     fn send_order(&mut self, m: &OrderMsg) {
         if !self.logged_in() {
@@ -644,9 +741,22 @@ impl<S: Strategy> Engine<'_, S> {
         if sent {
             let t = m.trigger();
             if t.rx_ns != 0 {
-                self.t2t.record(done.saturating_sub(t.rx_ns));
                 self.t2t_call.record(call.saturating_sub(t.rx_ns));
+                self.t2t_return.record(done.saturating_sub(t.rx_ns));
                 self.t2t_samples += 1;
+                if !self.tcp_cfg.tx_timestamps {
+                    self.t2t.record(done.saturating_sub(t.rx_ns));
+                } else if self.awaited.len() < STAMPS_PENDING
+                    && let Some(end) = self.conn.as_ref().and_then(|c| c.tcp.stream_offset())
+                {
+                    // The stamp's key: the offset of the send's last byte.
+                    self.awaited.push_back(AwaitedStamp {
+                        key: end.wrapping_sub(1) as u32,
+                        rx_ns: t.rx_ns,
+                    });
+                } else {
+                    self.stamps.overflow += 1;
+                }
             }
         } else {
             // The connection broke under this message: an enter or replace
@@ -699,6 +809,10 @@ impl<S: Strategy> Engine<'_, S> {
 
     fn drop_conn(&mut self, now: u64) {
         self.awaiting_query = None;
+        // Stamps not read by now left with the socket.
+        self.read_stamps();
+        self.stamps.missing += self.awaited.len() as u64;
+        self.awaited.clear();
         if let Some(c) = self.conn.take() {
             self.next_cfg = c.session.reconnect_config();
             self.closed.add(&c.session.counters());
@@ -890,6 +1004,9 @@ impl<S: Strategy> Engine<'_, S> {
 
     /// Serves the order session once (the loop's round).
     fn service(&mut self, now: u64) {
+        if !self.awaited.is_empty() {
+            self.read_stamps();
+        }
         self.pump_in(now);
         if let Some(conn) = self.conn.as_mut() {
             if conn.session.poll_timeout().is_some_and(|t| now >= t) {
@@ -1136,6 +1253,10 @@ where
         t2t: LatencyStats::new(),
         t2t_samples: 0,
         t2t_call: LatencyStats::new(),
+        t2t_return: LatencyStats::new(),
+        awaited: std::collections::VecDeque::with_capacity(STAMPS_PENDING),
+        realtime_offset_ns: realtime_offset_ns(),
+        stamps: StampFigures::default(),
         state: StateFile::new(&cfg.state),
         mark: stored,
         kill_flag: kill,
@@ -1200,12 +1321,18 @@ where
         c.session.logout();
     }
     e.pump_out(monotonic_ns());
+    // The last orders' stamps (taken during their sends: already queued).
+    e.read_stamps();
+    e.stamps.missing += e.awaited.len() as u64;
+    e.awaited.clear();
     let tick_to_trade = e.t2t.clone();
     let tick_to_send_call = e.t2t_call.clone();
+    let tick_to_send_return = e.t2t_return.clone();
     Ok(TraderRun {
         report: report(e, stopped, feed.report()),
         tick_to_trade,
         tick_to_send_call,
+        tick_to_send_return,
     })
 }
 
@@ -1295,8 +1422,15 @@ fn report<S: Strategy>(
         positions,
         realized: t.realized(),
         tick_to_trade_internal_ns: e.t2t.summary(),
+        tick_to_trade_internal_end: if e.tcp_cfg.tx_timestamps {
+            END_TX_STAMP
+        } else {
+            END_SEND_RETURN
+        },
         tick_to_trade_samples: e.t2t_samples,
         tick_to_send_call_ns: e.t2t_call.summary(),
+        tick_to_send_return_ns: e.t2t_return.summary(),
+        tx_stamps: e.stamps,
         error: e.error,
     }
 }

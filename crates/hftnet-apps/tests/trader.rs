@@ -106,6 +106,68 @@ fn taker_orders_carry_their_trigger_and_fills_make_the_position() {
     assert!(v["tick_to_trade_internal_ns"]["p50"].is_u64());
 }
 
+/// With `timestamps=tx` on the orders URI, internal tick-to-trade ends at
+/// the kernel's software transmit stamp of each order: every order sent
+/// on a trigger gets one (none missing), it lies after the call of the
+/// send, and the report says where the figure ends; the send's return is
+/// reported beside it.
+#[test]
+fn internal_tick_to_trade_ends_at_the_orders_transmit_stamp() {
+    let srv = OrderServer::start(Script {
+        fill: true,
+        ..Script::default()
+    });
+    let (_dir, state) = state_path("stamps");
+    let cfg = config(
+        &format!("{}?timestamps=tx", srv.uri()),
+        &state,
+        loose_risk(),
+    );
+    let kill = AtomicBool::new(false);
+    let (run, _) = run(20_000, &cfg, taker(&cfg), &kill);
+    let log = srv.stop();
+    let r = &run.report;
+    assert_eq!(r.stopped, TraderStop::Feed, "{r:?}");
+    assert!(!log.enters.is_empty(), "the taker traded");
+    assert!(
+        r.tick_to_trade_internal_end.contains("SCM_TSTAMP_SND"),
+        "{}",
+        r.tick_to_trade_internal_end
+    );
+    let st = r.tx_stamps;
+    assert_eq!(
+        (st.missing, st.overflow, st.read_errors),
+        (0, 0, 0),
+        "{st:?}"
+    );
+    // Every send is stamped (login and heartbeats too), so at least one
+    // stamp per order.
+    assert!(
+        st.read >= r.orders.enters,
+        "{st:?} for {} orders",
+        r.orders.enters
+    );
+    assert_eq!(r.tick_to_trade_samples, r.orders.enters);
+    assert_eq!(
+        run.tick_to_trade.len(),
+        r.orders.enters,
+        "one sample per order"
+    );
+    assert_eq!(run.tick_to_send_return.len(), r.orders.enters);
+    let t = r.tick_to_trade_internal_ns.expect("samples");
+    let c = r.tick_to_send_call_ns.expect("to the call");
+    let back = r.tick_to_send_return_ns.expect("to the return");
+    // The stamp is taken inside the send call: after its call, and (for
+    // an order stamped in its own segment) before its return.
+    assert!(c.min <= t.min && c.p50 <= t.p50, "{c:?} vs {t:?}");
+    if st.coalesced == 0 {
+        assert!(t.p50 <= back.p50, "{t:?} vs {back:?}");
+    }
+    let v = serde_json::to_value(r).unwrap();
+    assert!(v["tick_to_send_return_ns"]["p50"].is_u64(), "{v}");
+    assert_eq!(v["tx_stamps"]["missing"], 0, "{v}");
+}
+
 /// Each risk check refuses before any byte leaves: the server sees no
 /// order at all.
 #[test]

@@ -5,7 +5,8 @@
 //! counting global allocator (per thread), the trader's thread — feed
 //! handler, books, strategy, risk, OUCH encode, SoupBinTCP session, sends,
 //! executions, position — allocates exactly as often for a day ten times
-//! longer, with more orders and fills.
+//! longer, with more orders and fills — with and without the orders'
+//! transmit stamps (`timestamps=tx`, read from the error queue).
 
 use std::sync::atomic::AtomicBool;
 
@@ -25,6 +26,12 @@ use trader_run::{config, loose_risk, run_counting, state_path, taker};
 
 #[test]
 fn the_taker_allocates_nothing_per_message_or_order() {
+    for params in ["", "?timestamps=tx"] {
+        allocates_nothing(params);
+    }
+}
+
+fn allocates_nothing(params: &str) {
     let mut seen = Vec::new();
     for messages in [4_000u64, 40_000] {
         let srv = OrderServer::start(Script {
@@ -32,7 +39,7 @@ fn the_taker_allocates_nothing_per_message_or_order() {
             ..Script::default()
         });
         let (_dir, state) = state_path(&format!("taker-alloc-{messages}"));
-        let mut cfg = config(&srv.uri(), &state, loose_risk());
+        let mut cfg = config(&format!("{}{params}", srv.uri()), &state, loose_risk());
         // One mark covers the whole run: the state file is written once.
         cfg.trader.ref_block = 1_000_000;
         let kill = AtomicBool::new(false);
@@ -47,9 +54,10 @@ fn the_taker_allocates_nothing_per_message_or_order() {
         assert_eq!(r.orders.accepted, r.orders.enters, "{r:?}");
         assert_eq!(run.tick_to_trade.len(), r.orders.enters, "{r:?}");
         assert_eq!(run.tick_to_send_call.len(), r.orders.enters, "{r:?}");
+        assert_eq!(r.tx_stamps.missing, 0, "{r:?}");
         eprintln!(
-            "{sent} messages, {} orders, {} fills, risk refusals {:?}: {n} allocations on the \
-             trader's thread",
+            "{params:?}: {sent} messages, {} orders, {} fills, risk refusals {:?}: {n} \
+             allocations on the trader's thread",
             r.orders.sent,
             r.orders.executions,
             r.risk_refusals
@@ -64,7 +72,10 @@ fn the_taker_allocates_nothing_per_message_or_order() {
     // orders and fills (and 36 000 messages), not ten times as many.
     assert!(
         seen[1].1 > seen[0].1,
-        "the long run sent more orders: {seen:?}"
+        "{params:?}: the long run sent more orders: {seen:?}"
     );
-    assert_eq!(seen[0].0, seen[1].0, "allocations (short, long): {seen:?}");
+    assert_eq!(
+        seen[0].0, seen[1].0,
+        "{params:?}: allocations (short, long): {seen:?}"
+    );
 }

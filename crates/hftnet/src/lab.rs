@@ -684,8 +684,10 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     if !a.no_t2t {
         println!(
             "\ntick-to-trade (µs): market data over each row, orders over tcp; internal = \
-             trigger packet received -> order sent (trader; call = -> the send call, the \
-             application's part), external = trigger packet sent -> order received (exchange):"
+             trigger packet received -> the order's kernel transmit stamp (trader; call = -> \
+             the send call, the application's part; ret = -> the send's return, which on veth \
+             includes the exchange side's TCP receive), external = trigger packet sent -> \
+             order received (exchange):"
         );
         if t2t_results.is_empty() {
             println!("  no rows: none of the transports run carries datagrams");

@@ -99,6 +99,16 @@ fn the_lab_measures_tick_to_trade_over_udp_and_mcast() {
             r["internal_to_send_call_ns"]["min"].as_u64() <= r["internal_ns"]["min"].as_u64(),
             "{r}"
         );
+        // Internal ends at the order's kernel transmit stamp; the send's
+        // return is reported beside it.
+        assert!(
+            r["internal_end"]
+                .as_str()
+                .is_some_and(|e| e.contains("SCM_TSTAMP_SND")),
+            "{r}"
+        );
+        assert_percentiles(&r["internal_to_send_return_ns"], r);
+        assert_eq!(r["internal_stamps_missing"], 0, "{r}");
         let line = stdout
             .lines()
             .find(|l| {
