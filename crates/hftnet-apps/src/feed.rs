@@ -640,7 +640,9 @@ impl FeedHandlerApp {
                 ended: &mut self.ended,
             },
             per_packet: &mut self.per_packet,
-            start,
+            start_mono: monotonic_ns().saturating_sub(
+                u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            ),
             recv_errors: &mut self.recv_errors,
             realtime_offset_ns: if L::STAMPS { realtime_offset_ns() } else { 0 },
         };
@@ -766,7 +768,9 @@ struct Rx<'r, F> {
     handler: &'r mut FeedHandler,
     consumer: Consumer<'r, F>,
     per_packet: &'r mut LatencyStats,
-    start: Instant,
+    /// The run's start on `CLOCK_MONOTONIC` (the handler's clock counts
+    /// from it).
+    start_mono: u64,
     recv_errors: &'r mut u64,
     /// `CLOCK_REALTIME − CLOCK_MONOTONIC` at the start of the run (places
     /// kernel receive stamps on the monotonic clock).
@@ -775,7 +779,7 @@ struct Rx<'r, F> {
 
 impl<F: FeedListener> Rx<'_, F> {
     fn now_ns(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        monotonic_ns().saturating_sub(self.start_mono)
     }
 
     /// Hands one packet to the handler, timing it; when publishing, stamps
@@ -785,18 +789,24 @@ impl<F: FeedListener> Rx<'_, F> {
         if let Some((_, p)) = self.consumer.publish.as_mut() {
             p.stamp_packet(kernel_rx_ns);
         }
+        // One clock read before the packet: its receive (when the kernel
+        // did not stamp it), the handler's now, and the start of its timing.
+        let t0 = monotonic_ns();
         if F::STAMPS {
             self.consumer.rx_ns = match kernel_rx_ns {
                 Some(rt) => (i128::from(rt) - i128::from(self.realtime_offset_ns))
                     .clamp(0, i128::from(u64::MAX)) as u64,
-                None => monotonic_ns(),
+                None => t0,
             };
         }
-        let t0 = Instant::now();
-        self.handler
-            .handle_packet(id, self.now_ns(), bytes, &mut self.consumer);
+        self.handler.handle_packet(
+            id,
+            t0.saturating_sub(self.start_mono),
+            bytes,
+            &mut self.consumer,
+        );
         self.per_packet
-            .record(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            .record(monotonic_ns().saturating_sub(t0));
     }
 
     /// Takes what feed `t` has now and hands it to the handler where it

@@ -1087,7 +1087,7 @@ impl<S: Strategy> FeedListener for Engine<'_, S> {
     fn top(&mut self, update: &TopUpdate, at: Trigger) {
         self.figures.md_while_connecting += u64::from(self.connecting.is_some());
         self.trader
-            .handle_top(update, at, monotonic_ns(), &mut self.outbox);
+            .handle_top(update, at, decision_time(at), &mut self.outbox);
         if !self.outbox.as_slice().is_empty() {
             self.flush();
         }
@@ -1097,7 +1097,7 @@ impl<S: Strategy> FeedListener for Engine<'_, S> {
     fn trade(&mut self, trade: &TradeUpdate, at: Trigger) {
         self.figures.md_while_connecting += u64::from(self.connecting.is_some());
         self.trader
-            .handle_trade(trade, at, monotonic_ns(), &mut self.outbox);
+            .handle_trade(trade, at, decision_time(at), &mut self.outbox);
         if !self.outbox.as_slice().is_empty() {
             self.flush();
         }
@@ -1110,6 +1110,19 @@ impl<S: Strategy> FeedListener for Engine<'_, S> {
             self.flush();
         }
         self.ended.is_some()
+    }
+}
+
+/// The trader's `now` for a decision on market data: the trigger's
+/// receive (`CLOCK_MONOTONIC`, read as the packet's handling started, or
+/// the kernel's stamp, earlier by the socket queue), so the hot path reads
+/// no clock of its own; the clock when the trigger has none.
+#[inline]
+fn decision_time(at: Trigger) -> u64 {
+    if at.rx_ns != 0 {
+        at.rx_ns
+    } else {
+        monotonic_ns()
     }
 }
 
