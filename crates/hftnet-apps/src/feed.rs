@@ -640,20 +640,27 @@ impl FeedHandlerApp {
                 ended: &mut self.ended,
             },
             per_packet: &mut self.per_packet,
-            start_mono: monotonic_ns().saturating_sub(
-                u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            ),
+            start_mono: monotonic_ns()
+                .saturating_sub(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)),
             recv_errors: &mut self.recv_errors,
             realtime_offset_ns: if L::STAMPS { realtime_offset_ns() } else { 0 },
         };
         let burst = &mut self.burst;
+        let as_ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let duration_ns = self.duration.map(as_ns);
+        let idle_ns = as_ns(self.idle_timeout);
+        let mut last_rx_ns = as_ns(last_rx.saturating_duration_since(start));
         let why = loop {
             let got = rx.poll_feed(FeedId::A, feed_a.as_deref_mut())
                 + rx.poll_feed(FeedId::B, feed_b.as_deref_mut())
                 + rx.poll(burst, FeedId::Retransmission, retransmit.as_deref_mut());
-            let now = rx.now_ns();
+            // One clock read per turn: the handler's now, the listener's
+            // monotonic now, the duration and the idle timeout.
+            let mono = monotonic_ns();
+            let now = mono.saturating_sub(rx.start_mono);
             if got > 0 {
                 last_rx = Instant::now();
+                last_rx_ns = now;
                 self.first_rx.get_or_insert(last_rx);
                 empty_rounds = 0;
             } else {
@@ -668,7 +675,7 @@ impl FeedHandlerApp {
                 }
                 rx.handler.handle_timeout(now, &mut rx.consumer);
             }
-            if L::POLLS && rx.consumer.on_top.poll(monotonic_ns()) {
+            if L::POLLS && rx.consumer.on_top.poll(mono) {
                 break FeedStop::Interrupted;
             }
             while let Some(r) = rx.handler.poll_request(now) {
@@ -685,10 +692,10 @@ impl FeedHandlerApp {
             if stop.load(Ordering::Relaxed) {
                 break FeedStop::Interrupted;
             }
-            if self.duration.is_some_and(|d| start.elapsed() >= d) {
+            if duration_ns.is_some_and(|d| now >= d) {
                 break FeedStop::Duration;
             }
-            if last_rx.elapsed() >= self.idle_timeout {
+            if now.saturating_sub(last_rx_ns) >= idle_ns {
                 break FeedStop::IdleTimeout;
             }
             if empty_rounds > SPIN_ROUNDS && self.yield_when_idle {
@@ -778,10 +785,6 @@ struct Rx<'r, F> {
 }
 
 impl<F: FeedListener> Rx<'_, F> {
-    fn now_ns(&self) -> u64 {
-        monotonic_ns().saturating_sub(self.start_mono)
-    }
-
     /// Hands one packet to the handler, timing it; when publishing, stamps
     /// it first (its kernel receive stamp, if the transport gave one).
     #[inline]
@@ -805,8 +808,7 @@ impl<F: FeedListener> Rx<'_, F> {
             bytes,
             &mut self.consumer,
         );
-        self.per_packet
-            .record(monotonic_ns().saturating_sub(t0));
+        self.per_packet.record(monotonic_ns().saturating_sub(t0));
     }
 
     /// Takes what feed `t` has now and hands it to the handler where it

@@ -68,6 +68,9 @@ pub const STRATEGIES: [&str; 3] = ["block", "spin", "spin+timestamps"];
 /// transmit stamp of each order ends internal tick-to-trade (on veth the
 /// send call goes on after it, through the exchange side's TCP receive).
 pub const TRADER_ORDERS_PARAMS: &str = "timestamps=tx";
+/// The trader's heartbeat in the table by default: often enough that its
+/// kernel send path stays in the CPU's caches between orders.
+pub const WARM_HEARTBEAT: Duration = Duration::from_micros(100);
 const USER: &str = "t2t";
 const PASSWORD: &str = "lab";
 /// How long a slice waits for its exchange to be ready.
@@ -161,6 +164,10 @@ pub struct T2tConfig {
     pub rate: u64,
     /// CPU of the trader's thread.
     pub trader_cpu: Option<usize>,
+    /// The trader's SoupBinTCP client heartbeat while it sends nothing
+    /// else ([`crate::trader::TraderAppConfig::heartbeat`]): short keeps its
+    /// kernel send path warm between orders.
+    pub trader_heartbeat: Duration,
     /// CPU of the exchange's thread.
     pub exchange_cpu: Option<usize>,
     /// Longest a slice may take (the trader's `duration`; the exchange's
@@ -172,12 +179,14 @@ pub struct T2tConfig {
 
 impl Default for T2tConfig {
     /// 100 000 messages at 100 000 messages/s (a second of trading), a
-    /// 30 s limit, state files in the temporary directory.
+    /// 30 s limit, state files in the temporary directory, the trader's
+    /// heartbeat every [`WARM_HEARTBEAT`].
     fn default() -> Self {
         Self {
             messages: 100_000,
             rate: 100_000,
             trader_cpu: None,
+            trader_heartbeat: WARM_HEARTBEAT,
             exchange_cpu: None,
             slice_limit: Duration::from_secs(30),
             state_dir: std::env::temp_dir(),
@@ -467,6 +476,7 @@ fn run_slice(
         username: USER.into(),
         password: PASSWORD.into(),
         state: state.clone(),
+        heartbeat: cfg.trader_heartbeat,
         ..TraderAppConfig::default()
     };
     let taker = TakerConfig {

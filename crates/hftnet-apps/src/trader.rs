@@ -45,11 +45,15 @@
 //! [`Trigger`] of the message that caused it (its MoldUDP64 sequence
 //! number, the receive stamp of its packet). The trader decides; each order
 //! message is encoded, framed by the session and sent at once, and the time
-//! from the trigger's receive stamp to the return of the send is recorded
-//! (internal tick-to-trade). Once per round the listener also serves the
-//! order session: receives (without blocking), the session's timers
-//! (heartbeats, a silent server), the UserRefNum marks to persist, the
-//! kill switch, and reconnection.
+//! from the trigger's receive stamp to the order's transmit is recorded
+//! (internal tick-to-trade: to the kernel's transmit stamp of the order
+//! with `timestamps=tx` on the orders URI, else to the return of its
+//! send; both, and the call of the send, are reported). Every
+//! [`SERVICE_EVERY_NS`] of the loop the listener also serves the order
+//! session: receives (without blocking), transmit stamps, the session's
+//! timers (heartbeats — short ones keep the send path warm, see
+//! [`TraderAppConfig::heartbeat`] —, a silent server), the UserRefNum
+//! marks to persist, the kill switch, and reconnection.
 //!
 //! # Choices
 //!
@@ -142,7 +146,14 @@ const QUERY_WAIT_NS: u64 = 200_000_000;
 const RX_SLOT: usize = 65_536;
 /// Orders whose transmit stamp is awaited, at most (more are counted in
 /// `tx_stamps_overflow` and measured to their send's return only).
-const STAMPS_PENDING: usize = 4_096;
+pub const STAMPS_PENDING: usize = 4_096;
+/// The feed loop serves the order session (reads its socket, runs its
+/// timers, reads transmit stamps) once per this many ns, not at every
+/// turn: between, the market-data receive spins alone, so a turn takes
+/// about half as long and a packet waits about half as long for the turn
+/// that reads it. Orders still leave at once; the exchange's answers wait
+/// at most this long.
+pub const SERVICE_EVERY_NS: u64 = 5_000;
 /// What ends internal tick-to-trade, in the report.
 const END_TX_STAMP: &str = "the kernel's software transmit stamp of the order (SCM_TSTAMP_SND)";
 const END_SEND_RETURN: &str = "the return of the order's send";
@@ -174,7 +185,12 @@ pub struct TraderAppConfig {
     /// A file whose appearance trips the kill switch (besides
     /// `STATE.kill`, always watched).
     pub kill_file: Option<PathBuf>,
-    /// Client heartbeat interval.
+    /// Client heartbeat after this long without sending (default 1 s, as
+    /// SoupBinTCP asks). Much shorter (e.g. 100 µs) keeps the kernel's TCP
+    /// send path in the CPU's caches between orders, as kernel-bypass
+    /// stacks' "warm" sends do: after milliseconds of spinning on receives
+    /// a cold send path takes several times as long to reach the wire.
+    /// Costs a 3-byte frame per interval on the wire and at the exchange.
     pub heartbeat: Duration,
     /// Give up on a server silent this long.
     pub server_timeout: Duration,
@@ -628,6 +644,8 @@ struct Engine<'a, S> {
     next_kill_check: u64,
     killed: Option<&'static str>,
     reconnect_at: Option<u64>,
+    /// When the feed loop next serves the order session.
+    next_service: u64,
     /// A reconnection's TCP connect under way (non-blocking, polled by
     /// `service`).
     connecting: Option<TcpConnect>,
@@ -847,6 +865,10 @@ impl<S: Strategy> Engine<'_, S> {
         let n = conn.session.poll_transmit(now, &mut self.tx);
         if n > 0 && !Self::write_frames(conn, &self.tx[..n]) {
             self.drop_conn(now);
+        } else if n > 0 && self.tcp_cfg.tx_timestamps {
+            // Its transmit stamp, read now: stamps left queued would fill
+            // the error queue between orders.
+            self.read_stamps();
         }
     }
 
@@ -1104,7 +1126,10 @@ impl<S: Strategy> FeedListener for Engine<'_, S> {
     }
 
     fn poll(&mut self, now_ns: u64) -> bool {
-        self.service(now_ns);
+        if now_ns >= self.next_service {
+            self.next_service = now_ns.saturating_add(SERVICE_EVERY_NS);
+            self.service(now_ns);
+        }
         self.trader.handle_timer(now_ns, &mut self.outbox);
         if !self.outbox.as_slice().is_empty() {
             self.flush();
@@ -1277,6 +1302,7 @@ where
         next_kill_check: 0,
         killed: None,
         reconnect_at: None,
+        next_service: 0,
         connecting: None,
         backoff_ns: backoff,
         first_backoff_ns: backoff,

@@ -154,6 +154,11 @@ pub struct LabArgs {
     /// Skip the tick-to-trade table that follows the ping-pong rows.
     #[arg(long)]
     no_t2t: bool,
+    /// The tick-to-trade trader's SoupBinTCP heartbeat while it sends no
+    /// order: short keeps its kernel send path warm between orders; 1s (the
+    /// protocol's own) measures a cold one.
+    #[arg(long, default_value = "100us", value_parser = parse_duration)]
+    t2t_heartbeat: Duration,
     /// A short run: 1 s per ping-pong row in 2 rounds (unless --duration or --rounds say
     /// otherwise) and a short trading day per tick-to-trade slice.
     #[arg(long)]
@@ -429,6 +434,13 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     if rounds == 0 {
         bail!("--rounds must be at least 1");
     }
+    if a.t2t_heartbeat.is_zero() || a.t2t_heartbeat > Duration::from_secs(10) {
+        bail!(
+            "--t2t-heartbeat {:?} is outside 1ns..=10s (the exchange drops a client silent for \
+             15 s)",
+            a.t2t_heartbeat
+        );
+    }
     if !(LAB_MIN_SIZE..=LAB_MAX_SIZE).contains(&a.size) {
         bail!(
             "--size {} is outside {LAB_MIN_SIZE}..={LAB_MAX_SIZE} bytes (a probe header to the \
@@ -629,6 +641,7 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
             },
             rate: T2T_RATE,
             trader_cpu: client_cpu,
+            trader_heartbeat: a.t2t_heartbeat,
             exchange_cpu: server_cpu,
             ..T2tConfig::default()
         },
@@ -687,7 +700,9 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
              trigger packet received -> the order's kernel transmit stamp (trader; call = -> \
              the send call, the application's part; ret = -> the send's return, which on veth \
              includes the exchange side's TCP receive), external = trigger packet sent -> \
-             order received (exchange):"
+             order received (exchange); the trader's heartbeat every {:?} keeps its send path \
+             warm (--t2t-heartbeat):",
+            a.t2t_heartbeat
         );
         if t2t_results.is_empty() {
             println!("  no rows: none of the transports run carries datagrams");
