@@ -453,6 +453,10 @@ pub struct OrderFigures {
     /// Of `executions`: executions of adopted orders (the replayed ones
     /// and later ones).
     pub recovered_fills: u64,
+    /// Adopted orders open when recovery ended (earlier runs' resting
+    /// orders taken over; the kill switch and the end of the run cancel
+    /// them with the rest).
+    pub recovered_open: u64,
 }
 
 /// Position and P&L of one symbol (prices in ITCH/OUCH units, 4 decimals).
@@ -1322,6 +1326,7 @@ fn report<S: Strategy>(
             recovered_replaces: k.recovered_replaces,
             recovered_rejects: k.recovered_rejects,
             recovered_fills: k.recovered_fills,
+            recovered_open: k.recovered_open,
         },
         risk_refusals: RiskReject::ALL
             .iter()

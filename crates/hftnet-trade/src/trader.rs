@@ -312,6 +312,9 @@ pub struct TraderCounters {
     pub recovered_rejects: u64,
     /// Of `executions`: executions of adopted orders.
     pub recovered_fills: u64,
+    /// Adopted orders open when recovery ended: the earlier runs' resting
+    /// orders this trader took over.
+    pub recovered_open: u64,
 }
 
 /// The order-count identity: `sent = accepted + rejected + pending`.
@@ -834,6 +837,8 @@ impl<S: Strategy> Trader<S> {
         }
         self.recovering = false;
         self.adopt_below = self.refs.last().saturating_add(1);
+        self.counters.recovered_open =
+            self.orders.iter().filter(|r| r.in_use && r.adopted).count() as u64;
         if self.killed() {
             self.cancel_all(out)
         } else {

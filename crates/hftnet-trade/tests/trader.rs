@@ -1254,6 +1254,7 @@ fn a_restarted_trader_rebuilds_orders_position_and_risk_from_the_history() {
     }
     assert_eq!(b.end_recovery(&mut out), 0);
     assert!(out.as_slice().is_empty());
+    assert_eq!(b.counters().recovered_open, 3);
     let after = rebuilt(&b);
     // The same, but for 9, which the exchange never saw.
     let mut want = before;
