@@ -457,6 +457,11 @@ pub struct OrderFigures {
     /// orders taken over; the kill switch and the end of the run cancel
     /// them with the rest).
     pub recovered_open: u64,
+    /// Of the recovered orders, replaces and rejects: those read after
+    /// recovery ended (answered late by the exchange, or read after an
+    /// earlier run's Account Query Response in the replay was taken for
+    /// this run's).
+    pub recovered_late: u64,
 }
 
 /// Position and P&L of one symbol (prices in ITCH/OUCH units, 4 decimals).
@@ -1327,6 +1332,7 @@ fn report<S: Strategy>(
             recovered_rejects: k.recovered_rejects,
             recovered_fills: k.recovered_fills,
             recovered_open: k.recovered_open,
+            recovered_late: k.recovered_late,
         },
         risk_refusals: RiskReject::ALL
             .iter()

@@ -315,6 +315,10 @@ pub struct TraderCounters {
     /// Adopted orders open when recovery ended: the earlier runs' resting
     /// orders this trader took over.
     pub recovered_open: u64,
+    /// Of `recovered_orders`, `recovered_replaces` and `recovered_rejects`:
+    /// those that came after recovery ended (an earlier run's request the
+    /// exchange answered late, or a recovery ended early).
+    pub recovered_late: u64,
 }
 
 /// The order-count identity: `sent = accepted + rejected + pending`.
@@ -689,6 +693,7 @@ impl<S: Strategy> Trader<S> {
                         return;
                     };
                     self.counters.recovered_replaces += 1;
+                    self.counters.recovered_late += u64::from(!self.recovering);
                     self.by_ref.insert(user_ref_num.0, i);
                     i
                 };
@@ -755,6 +760,7 @@ impl<S: Strategy> Trader<S> {
                     // to adopt.
                     if self.adoptable(user_ref_num) {
                         self.counters.recovered_rejects += 1;
+                        self.counters.recovered_late += u64::from(!self.recovering);
                     } else {
                         self.counters.unexpected += 1;
                     }
@@ -1243,6 +1249,7 @@ impl<S: Strategy> Trader<S> {
             next_free: NO_ORDER,
         });
         self.counters.recovered_orders += 1;
+        self.counters.recovered_late += u64::from(!self.recovering);
         self.change(i, |r| r.open = if live { quantity } else { 0 });
         self.report(i, UpdateKind::Accepted);
     }

@@ -492,6 +492,7 @@ struct Outcome {
     restarts: u64,
     recovered_orders: u64,
     recovered_fills: u64,
+    recovered_late: u64,
 }
 
 fn run<S: Strategy>(s: &Scenario, make: impl Fn(&[Stock]) -> S) -> Outcome {
@@ -762,6 +763,7 @@ fn run<S: Strategy>(s: &Scenario, make: impl Fn(&[Stock]) -> S) -> Outcome {
         restarts: ses.restarts,
         recovered_orders: t.recovered_orders,
         recovered_fills: t.recovered_fills,
+        recovered_late: t.recovered_late,
     }
 }
 
@@ -1142,6 +1144,7 @@ fn across(outcomes: &[Outcome]) -> Outcome {
         t.restarts += o.restarts;
         t.recovered_orders += o.recovered_orders;
         t.recovered_fills += o.recovered_fills;
+        t.recovered_late += o.recovered_late;
         let f = o.feed.unwrap();
         assert!(f.a.gaps + f.b.gaps > 0, "{f:?}");
     }
@@ -1155,8 +1158,11 @@ fn across(outcomes: &[Outcome]) -> Outcome {
         t.cuts + t.restarts + outcomes.len() as u64,
         "{t:?}"
     );
-    // Restarted traders adopted the dead runs' orders and their fills.
+    // Restarted traders adopted the dead runs' orders and their fills,
+    // all while recovering: the replay reaches the trader whole before
+    // its Account Query's answer, here.
     assert!(t.restarts > 0 && t.recovered_orders > 0, "{t:?}");
+    assert!(t.recovered_fills > 0 && t.recovered_late == 0, "{t:?}");
     assert!(t.logins <= t.connections && t.logins > t.cuts / 2, "{t:?}");
     assert!(t.disconnected > 0, "orders refused while down: {t:?}");
     assert!(t.checked > 0);

@@ -1397,7 +1397,11 @@ fn replayed_messages_the_history_cannot_explain_are_unexpected() {
     });
     t.handle_exchange(&acc(100, "AAPL"));
     let c = t.counters();
-    assert_eq!((c.recovered_orders, c.unexpected), (3, 8), "{c:?}");
+    assert_eq!(
+        (c.recovered_orders, c.recovered_late, c.unexpected),
+        (3, 1, 8),
+        "{c:?}"
+    );
     assert_eq!(t.open_orders(), 3);
     t.check_invariants().unwrap();
 }
