@@ -435,9 +435,10 @@ pub struct OrderFigures {
     pub replaces: u64,
     /// Cancel Orders sent.
     pub cancels: u64,
-    /// Executions applied.
+    /// Executions applied (those of orders taken over from earlier runs
+    /// included: the position's).
     pub executions: u64,
-    /// Shares executed.
+    /// Shares executed (likewise).
     pub executed_shares: u64,
     /// Exchange messages for unknown or finished orders (those of the
     /// replayed history included, when they cannot be reconciled).
