@@ -398,8 +398,8 @@ fn a_trader_killed_and_restarted_reuses_no_user_ref_num() {
 }
 
 /// The maker leaves quotes resting when it is killed: the restarted one
-/// takes them over (risk counts them) and cancels them with its own at
-/// the end of its run.
+/// takes them over (risk counts them) and follows each to its end (a fill,
+/// or its cancel at the end of the run with its own).
 #[test]
 fn a_restarted_maker_takes_over_the_killed_ones_resting_quotes() {
     if skip_without_root("a_restarted_maker_takes_over_the_killed_ones_resting_quotes") {
@@ -411,7 +411,7 @@ fn a_restarted_maker_takes_over_the_killed_ones_resting_quotes() {
     let o = &r["orders"];
     assert!(n(o, "recovered_open") > 0, "resting quotes taken over: {r}");
     // The exchange cancels nothing at the end of the day: every one was
-    // filled or cancelled by the restarted trader, which saw it end.
+    // filled, or cancelled by the restarted trader (at the end of its run,
+    // with its own), and it saw each end.
     assert_eq!(n(o, "open_at_end"), 0, "{r}");
-    assert!(n(o, "cancels") >= n(o, "recovered_open"), "{r}");
 }
