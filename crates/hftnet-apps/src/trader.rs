@@ -90,6 +90,18 @@
 //!   `rename`, `fsync` of the directory) before any number above the stored
 //!   mark is used. After each login an Account Query raises the allocator
 //!   to the exchange's next number if the exchange is ahead.
+//! - **Restart**: a restarted trader (the same state file) logs in from
+//!   sequence number 1 and receives the whole day's session again; until
+//!   the answer to the Account Query of its first login it recovers
+//!   ([`Trader::begin_recovery`], see `hftnet_trade::trader`'s
+//!   *Recovery after a restart*): the earlier runs' orders are adopted
+//!   from their Order Accepted and their fills, replaces and cancels
+//!   applied, so the position, P&L and open orders are what they were,
+//!   risk counts the adopted orders, and the kill switch and the end of
+//!   the run cancel them too (`orders.recovered_*` in the report). They
+//!   are never sent again (the resend ring holds this process's orders
+//!   only). Reconnects resume after the last message read: nothing is
+//!   adopted or applied twice.
 //! - **Kill switch**: the kill flag (a signal handler sets it), a kill file
 //!   appearing (`kill_file`, and always `STATE.kill` beside the state file,
 //!   which `hftnet trade kill --state STATE` creates), or the end of the
@@ -454,14 +466,34 @@ pub struct OrderFigures {
     pub replaces: u64,
     /// Cancel Orders sent.
     pub cancels: u64,
-    /// Executions applied.
+    /// Executions applied (those of orders taken over from earlier runs
+    /// included: the position's).
     pub executions: u64,
-    /// Shares executed.
+    /// Shares executed (likewise).
     pub executed_shares: u64,
-    /// Exchange messages for unknown or finished orders.
+    /// Exchange messages for unknown or finished orders (those of the
+    /// replayed history included, when they cannot be reconciled).
     pub unexpected: u64,
     /// Orders open at the end.
     pub open_at_end: u32,
+    /// Earlier runs' orders adopted from the replayed session.
+    pub recovered_orders: u64,
+    /// Earlier runs' replaces of adopted orders.
+    pub recovered_replaces: u64,
+    /// Earlier runs' enters and replaces the exchange had rejected.
+    pub recovered_rejects: u64,
+    /// Of `executions`: executions of adopted orders (the replayed ones
+    /// and later ones).
+    pub recovered_fills: u64,
+    /// Adopted orders open when recovery ended (earlier runs' resting
+    /// orders taken over; the kill switch and the end of the run cancel
+    /// them with the rest).
+    pub recovered_open: u64,
+    /// Of the recovered orders, replaces and rejects: those read after
+    /// recovery ended (answered late by the exchange, or read after an
+    /// earlier run's Account Query Response in the replay was taken for
+    /// this run's).
+    pub recovered_late: u64,
 }
 
 /// Position and P&L of one symbol (prices in ITCH/OUCH units, 4 decimals).
@@ -888,6 +920,9 @@ impl<S: Strategy> Engine<'_, S> {
         let mut logged_in = false;
         let mut end = None;
         let mut next_ref = None;
+        // An Account Query Response read before this login's query was
+        // sent (a replayed one of an earlier run) answers nothing of ours.
+        let querying = self.awaiting_query.is_some();
         let mut max_answered = self.max_answered;
         for i in 0..n {
             let (bytes, _) = self.burst.get(i);
@@ -923,6 +958,7 @@ impl<S: Strategy> Engine<'_, S> {
             self.on_login(now);
         }
         if let Some(n) = next_ref
+            && querying
             && self.awaiting_query.is_some()
         {
             self.finish_login(n);
@@ -986,6 +1022,10 @@ impl<S: Strategy> Engine<'_, S> {
                 }
             }
         }
+        // The first answer ends the recovery (the history came before it);
+        // a kill during it cancels the orders adopted since.
+        let left = self.trader.end_recovery(&mut self.outbox);
+        self.flush_cancels(left);
         self.trader.set_connected(true);
         let held = std::mem::take(&mut self.held);
         for m in &held {
@@ -1016,7 +1056,13 @@ impl<S: Strategy> Engine<'_, S> {
 
     fn kill(&mut self, why: &'static str) {
         self.killed.get_or_insert(why);
-        let mut left = self.trader.trip_kill_switch(&mut self.outbox);
+        let left = self.trader.trip_kill_switch(&mut self.outbox);
+        self.flush_cancels(left);
+    }
+
+    /// Sends the outbox, then the cancels of the `left` open orders that
+    /// did not fit in it.
+    fn flush_cancels(&mut self, mut left: usize) {
         self.flush();
         while left > 0 {
             left = self.trader.cancel_all(&mut self.outbox);
@@ -1268,6 +1314,8 @@ where
         Trader::new(cfg.trader.clone(), strategy).map_err(TraderConfigInvalid::from)?;
     trader.refs_mut().restore(stored);
     trader.set_connected(false);
+    // The session's history (earlier runs of this state file) comes first.
+    trader.begin_recovery();
     let mut feed = FeedHandlerApp::new(&cfg.feed)?;
     let max_open = cfg.trader.risk.max_open_orders as usize;
     let backoff = (cfg.reconnect_backoff.as_nanos() as u64).max(1);
@@ -1446,6 +1494,12 @@ fn report<S: Strategy>(
             executed_shares: k.executed_shares,
             unexpected: k.unexpected,
             open_at_end: t.open_orders(),
+            recovered_orders: k.recovered_orders,
+            recovered_replaces: k.recovered_replaces,
+            recovered_rejects: k.recovered_rejects,
+            recovered_fills: k.recovered_fills,
+            recovered_open: k.recovered_open,
+            recovered_late: k.recovered_late,
         },
         risk_refusals: RiskReject::ALL
             .iter()

@@ -60,7 +60,9 @@ fn answer<S: Strategy>(t: &mut Trader<S>, m: &OrderMsg) {
             let ioc = o.time_in_force == TimeInForce::Ioc;
             t.handle_exchange(&ExchangeEvent::Accepted {
                 user_ref_num: o.user_ref_num,
+                side: o.side,
                 quantity: o.quantity,
+                symbol: o.symbol,
                 price: o.price,
                 order_ref: 1,
                 live: !ioc,

@@ -225,8 +225,12 @@ pub enum ExchangeEvent {
     Accepted {
         /// The order.
         user_ref_num: UserRefNum,
+        /// The side as entered (OUCH's sell short `T` and `E` are sells).
+        side: Side,
         /// Shares accepted.
         quantity: u32,
+        /// The symbol as entered.
+        symbol: Stock,
         /// Accepted price (may be better than entered).
         price: Price4,
         /// Nasdaq's order reference number.

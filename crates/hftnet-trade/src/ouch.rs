@@ -105,7 +105,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, ouch50::Error> {
     Ok(match OutboundMessage::parse(bytes)? {
         OutboundMessage::OrderAccepted(a) => Decoded::Event(ExchangeEvent::Accepted {
             user_ref_num: UserRefNum(a.user_ref_num),
+            side: a.side.to_itch(),
             quantity: a.quantity,
+            symbol: a.symbol,
             price: price4(a.price)?,
             order_ref: a.order_reference_number,
             live: a.order_state == OrderState::Live,
@@ -344,7 +346,9 @@ mod tests {
             decode(&accepted),
             Ok(Decoded::Event(ExchangeEvent::Accepted {
                 user_ref_num: UserRefNum(7),
+                side: Side::Buy,
                 quantity: 100,
+                symbol: Stock::new("AAPL").unwrap(),
                 price: Price4::from_raw(1_852_500),
                 order_ref: 9,
                 live: false,
@@ -578,7 +582,9 @@ mod tests {
                 },
                 ExchangeEvent::Accepted {
                     user_ref_num: UserRefNum(9),
+                    side: Side::Buy,
                     quantity: 300,
+                    symbol: aapl,
                     price: Price4::from_raw(1_000_100),
                     order_ref: 77,
                     live: true,

@@ -53,6 +53,53 @@
 //! both numbers (OUCH processes a port's messages in order: whichever of
 //! the two is live when the cancel arrives is the one cancelled; the other
 //! cancel is ignored as superfluous).
+//!
+//! # Recovery after a restart
+//!
+//! A trader process that restarts keeps only its persisted UserRefNum
+//! mark; the exchange keeps the day's session, and a login from sequence
+//! number 1 replays all of it (every Order Accepted, Replaced, Executed,
+//! Canceled, Rejected of the earlier runs). A fresh trader rebuilds its
+//! open orders, position and P&L from that history:
+//!
+//! 1. [`Trader::begin_recovery`] before the login (the trader refuses
+//!    enters and replaces until the end, as [`RiskReject::Disconnected`]:
+//!    its position is not known yet).
+//! 2. Every replayed message through [`Trader::handle_exchange`]. An Order
+//!    Accepted for a number the trader does not know is an earlier run's
+//!    order: *adopted* — tracked from then on like the trader's own (open
+//!    shares on its symbol's exposure, the open-order count, position
+//!    limits and notional as risk sees them, the kill switch and
+//!    [`Trader::cancel_all`] cancel it), counted `recovered_orders`, never
+//!    counted sent or accepted, never told to the strategy (it is not the
+//!    strategy's; its fills change the position the strategy sees). The
+//!    Replaced, Executed, Canceled (AIQ Canceled too) that follow apply as
+//!    they do live, so the position and P&L come out exactly as the
+//!    earlier runs left them (`recovered_replaces`, `recovered_fills`). A
+//!    Rejected of an unknown number was an earlier run's refused request
+//!    (`recovered_rejects`). Only what cannot be reconciled is
+//!    `unexpected`: an execution or cancel of an order the history never
+//!    accepted, a replace of an unknown order, an order of a symbol this
+//!    trader does not trade.
+//! 3. [`Trader::end_recovery`] once the history is over: the apps' loop
+//!    calls it when the answer to the Account Query it sends after its
+//!    first login arrives (the exchange sequences it after everything
+//!    sent before), or when it gives up waiting for it. From then on the
+//!    numbers at or above the allocator's next one are this process's;
+//!    an Order Accepted for an unknown lower number (an earlier run's
+//!    order the exchange processed late, e.g. from a dead process's
+//!    socket buffer) is still adopted, a higher one is unexpected.
+//!
+//! Earlier runs' orders are never sent again (the caller's resend ring is
+//! per process). A reconnect within the process resumes the session at its
+//! next expected sequence number, so nothing is replayed twice; a message
+//! delivered twice anyway would find its number known and be counted
+//! `unexpected`, not adopted again. The replay holds the earlier runs' own
+//! Account Query Responses too, which OUCH gives nothing to tell apart
+//! from this run's: a loop that takes one of them for its own ends
+//! recovery early — the rest of the history still applies (adoption goes
+//! by number), only trading may resume a few messages before the position
+//! is complete.
 
 use std::collections::HashMap;
 
@@ -246,15 +293,32 @@ pub struct TraderCounters {
     pub rejected: u64,
     /// Of `rejected`: replaces voided because their order ended first.
     pub replaces_void: u64,
-    /// Executions applied.
+    /// Executions applied (those of adopted orders included).
     pub executions: u64,
-    /// Shares executed.
+    /// Shares executed (those of adopted orders included).
     pub executed_shares: u64,
     /// Executions of more shares than the order had open (applied to the
     /// position anyway: the exchange's word is the trade).
     pub overfills: u64,
-    /// Exchange messages for numbers not open or out of state, ignored.
+    /// Exchange messages for numbers not open or out of state, ignored
+    /// (during recovery too: a message that cannot be reconciled).
     pub unexpected: u64,
+    /// Orders of earlier runs adopted from their Order Accepted (see
+    /// [Recovery](crate::trader#recovery-after-a-restart)).
+    pub recovered_orders: u64,
+    /// Replacements of adopted orders adopted from their Order Replaced.
+    pub recovered_replaces: u64,
+    /// Rejected messages of earlier runs' requests (nothing to adopt).
+    pub recovered_rejects: u64,
+    /// Of `executions`: executions of adopted orders.
+    pub recovered_fills: u64,
+    /// Adopted orders open when recovery ended: the earlier runs' resting
+    /// orders this trader took over.
+    pub recovered_open: u64,
+    /// Of `recovered_orders`, `recovered_replaces` and `recovered_rejects`:
+    /// those that came after recovery ended (an earlier run's request the
+    /// exchange answered late, or a recovery ended early).
+    pub recovered_late: u64,
 }
 
 /// The order-count identity: `sent = accepted + rejected + pending`.
@@ -299,6 +363,9 @@ struct OrderRec {
     cancel_sent: bool,
     replace: Option<PendingReplace>,
     in_use: bool,
+    /// An earlier run's order, adopted from the replayed history: not the
+    /// strategy's (it is never told about it), never counted sent.
+    adopted: bool,
     next_free: u32,
 }
 
@@ -399,6 +466,12 @@ pub struct Trader<S> {
     intents: Intents,
     counters: TraderCounters,
     connected: bool,
+    /// Between [`Trader::begin_recovery`] and [`Trader::end_recovery`].
+    recovering: bool,
+    /// Numbers below this that the trader does not know are an earlier
+    /// run's: adopted from their Order Accepted. 0 = none (no recovery
+    /// begun), `u32::MAX` while recovering.
+    adopt_below: u32,
 }
 
 impl<S: Strategy> Trader<S> {
@@ -433,6 +506,8 @@ impl<S: Strategy> Trader<S> {
             intents: Intents::default(),
             counters: TraderCounters::default(),
             connected: true,
+            recovering: false,
+            adopt_below: 0,
         })
     }
 
@@ -568,7 +643,9 @@ impl<S: Strategy> Trader<S> {
         match *ev {
             ExchangeEvent::Accepted {
                 user_ref_num,
+                side,
                 quantity,
+                symbol,
                 price,
                 live,
                 ..
@@ -577,7 +654,7 @@ impl<S: Strategy> Trader<S> {
                     .current(user_ref_num)
                     .filter(|&i| !self.rec(i).accepted)
                 else {
-                    self.counters.unexpected += 1;
+                    self.adopt(user_ref_num, side, symbol, price, quantity, live);
                     return;
                 };
                 self.counters.accepted += 1;
@@ -600,13 +677,26 @@ impl<S: Strategy> Trader<S> {
                 let i = self.current(orig_user_ref_num).filter(|&i| {
                     self.rec(i).replace.map(|p| p.user_ref_num) == Some(user_ref_num.0)
                 });
-                let Some(i) = i else {
-                    self.counters.unexpected += 1;
-                    return;
+                let i = if let Some(i) = i {
+                    self.counters.accepted += 1;
+                    self.pending -= 1;
+                    self.implicit_accept(i);
+                    i
+                } else {
+                    // Or an earlier run's replace of an adopted order.
+                    let earlier = self.current(orig_user_ref_num).filter(|&i| {
+                        let r = self.rec(i);
+                        r.adopted && r.replace.is_none() && self.adoptable(user_ref_num)
+                    });
+                    let Some(i) = earlier else {
+                        self.counters.unexpected += 1;
+                        return;
+                    };
+                    self.counters.recovered_replaces += 1;
+                    self.counters.recovered_late += u64::from(!self.recovering);
+                    self.by_ref.insert(user_ref_num.0, i);
+                    i
                 };
-                self.counters.accepted += 1;
-                self.pending -= 1;
-                self.implicit_accept(i);
                 self.by_ref.remove(orig_user_ref_num.0);
                 self.change(i, |r| {
                     r.user_ref_num = user_ref_num.0;
@@ -646,6 +736,7 @@ impl<S: Strategy> Trader<S> {
                 };
                 self.implicit_accept(i);
                 let (slot, side) = (usize::from(self.rec(i).slot), self.rec(i).side);
+                self.counters.recovered_fills += u64::from(self.rec(i).adopted);
                 self.counters.executions += 1;
                 self.counters.executed_shares += u64::from(quantity);
                 if quantity > self.rec(i).open {
@@ -665,7 +756,14 @@ impl<S: Strategy> Trader<S> {
                 reason,
             } => {
                 let Some(i) = self.by_ref.get(user_ref_num.0) else {
-                    self.counters.unexpected += 1;
+                    // An earlier run's enter or replace, refused: nothing
+                    // to adopt.
+                    if self.adoptable(user_ref_num) {
+                        self.counters.recovered_rejects += 1;
+                        self.counters.recovered_late += u64::from(!self.recovering);
+                    } else {
+                        self.counters.unexpected += 1;
+                    }
                     return;
                 };
                 let r = *self.rec(i);
@@ -716,6 +814,48 @@ impl<S: Strategy> Trader<S> {
             self.send_cancels(i as u32, Trigger::NONE, out);
         }
         left
+    }
+
+    /// Starts recovery: the trader of a restarted process, before its
+    /// session's history is replayed (see
+    /// [Recovery](crate::trader#recovery-after-a-restart)). Until
+    /// [`Trader::end_recovery`] every enter and replace is refused
+    /// ([`RiskReject::Disconnected`]: the position is not known yet), and
+    /// an Order Accepted for a number the trader does not know is an
+    /// earlier run's order, adopted.
+    pub fn begin_recovery(&mut self) {
+        self.recovering = true;
+        self.adopt_below = u32::MAX;
+    }
+
+    /// Ends recovery: the history has been applied (the caller saw the
+    /// answer to the Account Query it sent after its login, or gave up
+    /// waiting for it). Numbers at or above the allocator's next one are
+    /// this process's from now on; an Order Accepted for an unknown lower
+    /// number (an earlier run's order the exchange answered late) is still
+    /// adopted. When the kill switch was tripped during recovery, cancels
+    /// go out for the orders adopted since (returns those left for lack of
+    /// room in `out`, as [`Trader::cancel_all`]). Does nothing when not
+    /// recovering.
+    pub fn end_recovery(&mut self, out: &mut Outbox) -> usize {
+        if !self.recovering {
+            return 0;
+        }
+        self.recovering = false;
+        self.adopt_below = self.refs.last().saturating_add(1);
+        self.counters.recovered_open =
+            self.orders.iter().filter(|r| r.in_use && r.adopted).count() as u64;
+        if self.killed() {
+            self.cancel_all(out)
+        } else {
+            0
+        }
+    }
+
+    /// Whether the trader is recovering ([`Trader::begin_recovery`]).
+    #[must_use]
+    pub fn recovering(&self) -> bool {
+        self.recovering
     }
 
     // ---- queries ------------------------------------------------------
@@ -1016,16 +1156,18 @@ impl<S: Strategy> Trader<S> {
     fn report(&mut self, i: u32, kind: UpdateKind) {
         let r = *self.rec(i);
         let done = r.open == 0;
-        self.strategy.on_order(&OrderUpdate {
-            user_ref_num: UserRefNum(r.user_ref_num),
-            tag: r.tag,
-            slot: r.slot,
-            side: r.side,
-            price: Price4::from_raw(r.price),
-            open: r.open,
-            done,
-            kind,
-        });
+        if !r.adopted {
+            self.strategy.on_order(&OrderUpdate {
+                user_ref_num: UserRefNum(r.user_ref_num),
+                tag: r.tag,
+                slot: r.slot,
+                side: r.side,
+                price: Price4::from_raw(r.price),
+                open: r.open,
+                done,
+                kind,
+            });
+        }
         if done {
             self.finish(i);
         }
@@ -1049,6 +1191,67 @@ impl<S: Strategy> Trader<S> {
         r.next_free = self.free_head;
         self.free_head = i;
         self.open_orders -= 1;
+    }
+
+    /// Puts `rec` (open 0) in the table under its number; returns its index.
+    fn insert_order(&mut self, rec: OrderRec) -> u32 {
+        let i = if self.free_head == NO_ORDER {
+            self.orders.push(rec);
+            (self.orders.len() - 1) as u32
+        } else {
+            let i = self.free_head;
+            self.free_head = self.rec(i).next_free;
+            self.orders[i as usize] = rec;
+            i
+        };
+        self.by_ref.insert(rec.user_ref_num, i);
+        self.open_orders += 1;
+        i
+    }
+
+    /// Whether `n` may be an earlier run's number: below the first this
+    /// process may use (any while recovering) and not one it knows.
+    fn adoptable(&self, n: UserRefNum) -> bool {
+        n.0 != 0 && n.0 < self.adopt_below && self.by_ref.get(n.0).is_none()
+    }
+
+    /// An Order Accepted for a number the trader does not track: an
+    /// earlier run's order, adopted (open as accepted, on its symbol's
+    /// exposure); otherwise unexpected.
+    fn adopt(
+        &mut self,
+        n: UserRefNum,
+        side: Side,
+        symbol: Stock,
+        price: Price4,
+        quantity: u32,
+        live: bool,
+    ) {
+        // Not on the hot path: a linear search of the symbol table.
+        let slot = self.slot(symbol);
+        let Some(slot) = slot.filter(|_| self.adoptable(n)) else {
+            self.counters.unexpected += 1;
+            return;
+        };
+        let i = self.insert_order(OrderRec {
+            user_ref_num: n.0,
+            slot,
+            side,
+            price: price.raw(),
+            open: 0,
+            executed: 0,
+            tag: 0,
+            accepted: true,
+            cancel_sent: false,
+            replace: None,
+            in_use: true,
+            adopted: true,
+            next_free: NO_ORDER,
+        });
+        self.counters.recovered_orders += 1;
+        self.counters.recovered_late += u64::from(!self.recovering);
+        self.change(i, |r| r.open = if live { quantity } else { 0 });
+        self.report(i, UpdateKind::Accepted);
     }
 
     fn refused_update(
@@ -1079,7 +1282,7 @@ impl<S: Strategy> Trader<S> {
         if self.risk.is_tripped() {
             return Err(self.risk.refuse(RiskReject::KillSwitch));
         }
-        if !self.connected {
+        if !self.connected || self.recovering {
             return Err(self.risk.refuse(RiskReject::Disconnected));
         }
         if out.room() == 0 {
@@ -1134,19 +1337,10 @@ impl<S: Strategy> Trader<S> {
             cancel_sent: false,
             replace: None,
             in_use: true,
+            adopted: false,
             next_free: NO_ORDER,
         };
-        let i = if self.free_head == NO_ORDER {
-            self.orders.push(rec);
-            (self.orders.len() - 1) as u32
-        } else {
-            let i = self.free_head;
-            self.free_head = self.rec(i).next_free;
-            self.orders[i as usize] = rec;
-            i
-        };
-        self.by_ref.insert(n.0, i);
-        self.open_orders += 1;
+        let i = self.insert_order(rec);
         self.pending += 1;
         self.counters.enters_sent += 1;
         self.change(i, |r| r.open = quantity);

@@ -19,13 +19,21 @@
 //! number; the UserRefNum allocator (its mark persisted) lives across
 //! reconnects.
 //!
+//! On even seeds the trader process also dies once mid-day: a fresh
+//! [`Trader`] replaces it, keeping only the persisted UserRefNum mark; it
+//! logs in from sequence number 1, recovers from the replayed session
+//! (`Trader::begin_recovery`, ended by the Account Query's answer) and
+//! trades on with the earlier run's resting orders adopted.
+//!
 //! Exact accounting at the end of each seed: orders sent = accepted +
 //! rejected at both ends and equal between them, every risk refusal
 //! counted with its reason, every execution identical at both ends (order,
 //! quantity, price, match number) and printed on the feed the trader
 //! rebuilt, the trader's book equal to the exchange's at checkpoints during
-//! the day and at its end, the position and cash equal to the fills, no
-//! order entered twice and no execution applied twice across the cuts.
+//! the day and at its end, the position and cash equal to the fills (of
+//! both runs, when the trader restarted), no order entered twice and no
+//! execution applied twice across the cuts, no exchange message the
+//! restarted trader could not reconcile.
 
 #[path = "support/sim.rs"]
 mod sim;
@@ -429,8 +437,15 @@ struct OrderSession {
     /// Logged in, the Account Query sent, its answer not yet read.
     awaiting_query: bool,
     inbox: Inbox,
-    /// Every enter and replace sent, the first time, in order.
+    /// Every enter and replace this process sent, the first time, in order.
     sent: Vec<OrderMsg>,
+    /// Those of the earlier runs (before a restart).
+    sent_before: Vec<OrderMsg>,
+    /// Restarts of the trader process.
+    restarts: u64,
+    /// The dead runs' replaces voided, and orders pending at death.
+    before_void: u64,
+    before_pending: u64,
     /// Cancels decided while the session was down.
     held: Vec<OrderMsg>,
     resent: u64,
@@ -453,6 +468,9 @@ struct Scenario {
     feed_faults: Faults,
     /// Chance per step that the order connection is cut (during the day).
     cut_chance: f64,
+    /// The trader process dies and restarts once this many ITCH messages
+    /// are published.
+    restart_after: Option<u64>,
 }
 
 /// Figures of one run, for the checks across seeds.
@@ -471,9 +489,13 @@ struct Outcome {
     risk_refusals: u64,
     feed: Option<Counters>,
     checked: u64,
+    restarts: u64,
+    recovered_orders: u64,
+    recovered_fills: u64,
+    recovered_late: u64,
 }
 
-fn run<S: Strategy>(s: &Scenario, make: impl FnOnce(&[Stock]) -> S) -> Outcome {
+fn run<S: Strategy>(s: &Scenario, make: impl Fn(&[Stock]) -> S) -> Outcome {
     let mut rng = Rng::new(s.seed);
     let mut net = FeedNet::new(FEED_LATENCY);
     let mut ex = ExchangeSide::new(s.seed, s.flow_messages, s.feed_faults);
@@ -504,7 +526,7 @@ fn run<S: Strategy>(s: &Scenario, make: impl FnOnce(&[Stock]) -> S) -> Outcome {
         ref_block: 16,
     };
     let table = cfg.symbol_table().unwrap();
-    let trader = Trader::new(cfg, make(&table)).unwrap();
+    let trader = Trader::new(cfg.clone(), make(&table)).unwrap();
     let mut orders = Orders {
         trader,
         outbox: Outbox::default(),
@@ -529,6 +551,10 @@ fn run<S: Strategy>(s: &Scenario, make: impl FnOnce(&[Stock]) -> S) -> Outcome {
         awaiting_query: false,
         inbox: Inbox::new(),
         sent: Vec::new(),
+        sent_before: Vec::new(),
+        restarts: 0,
+        before_void: 0,
+        before_pending: 0,
         held: Vec::new(),
         resent: 0,
         held_sent: 0,
@@ -629,6 +655,12 @@ fn run<S: Strategy>(s: &Scenario, make: impl FnOnce(&[Stock]) -> S) -> Outcome {
         if !ex.day_over && ses.link.is_some() && rng.chance(s.cut_chance) {
             cut(now, &mut ses, &mut orders.trader, &mut rng);
         }
+        // (While connected: the process dies with its connection.)
+        let due = s.restart_after.is_some_and(|n| ex.published >= n);
+        if due && ses.restarts == 0 && ses.link.is_some() {
+            let fresh = Trader::new(cfg.clone(), make(&table)).unwrap();
+            restart(now, &mut ses, &mut orders, fresh, &mut rng);
+        }
         if ses.link.is_none() && ses.reconnect_at.is_some_and(|t| now >= t) {
             ses.reconnect_at = None;
             ses.connections += 1;
@@ -670,6 +702,9 @@ fn run<S: Strategy>(s: &Scenario, make: impl FnOnce(&[Stock]) -> S) -> Outcome {
                 ses.held_sent += 1;
                 write_order(now, &m, &mut ses, &mut rng, &mut buf);
             }
+            // The history is over (a restarted trader's recovery ends).
+            orders.trader.end_recovery(&mut orders.outbox);
+            orders.take_outbox();
             orders.trader.set_connected(true);
         }
         send(
@@ -700,6 +735,12 @@ fn run<S: Strategy>(s: &Scenario, make: impl FnOnce(&[Stock]) -> S) -> Outcome {
 
     check(s, &ex, &orders.trader, &market, &md, &ses);
     let t = orders.trader.counters();
+    assert_eq!(
+        ses.restarts,
+        u64::from(s.restart_after.is_some()),
+        "seed {}",
+        s.seed
+    );
     let risk = orders.trader.risk_counters();
     Outcome {
         sent: t.enters_sent + t.replaces_sent,
@@ -719,6 +760,10 @@ fn run<S: Strategy>(s: &Scenario, make: impl FnOnce(&[Stock]) -> S) -> Outcome {
         risk_refusals: risk.total_rejected(),
         feed: Some(feed.counters()),
         checked: md.checked,
+        restarts: ses.restarts,
+        recovered_orders: t.recovered_orders,
+        recovered_fills: t.recovered_fills,
+        recovered_late: t.recovered_late,
     }
 }
 
@@ -786,6 +831,43 @@ fn cut<S: Strategy>(now: u64, ses: &mut OrderSession, trader: &mut Trader<S>, rn
     ses.cuts += 1;
     ses.awaiting_query = false;
     trader.set_connected(false);
+    ses.reconnect_at = Some(now + rng.range(10, 300) * US);
+}
+
+/// The trader process dies (its connection, the bytes in flight, its
+/// orders not yet sent and its held cancels with it) and a fresh one,
+/// `fresh`, starts with nothing but the persisted mark: it logs in from
+/// sequence number 1 and recovers from the replayed session.
+fn restart<S: Strategy>(
+    now: u64,
+    ses: &mut OrderSession,
+    orders: &mut Orders<S>,
+    fresh: Trader<S>,
+    rng: &mut Rng,
+) {
+    if let Some(l) = ses.link.take() {
+        ses.bad_frames += l.client.counters().traffic.bad_frames.total()
+            + l.server.counters().traffic.bad_frames.total();
+    }
+    let (u, p) = credentials();
+    ses.cfg = ClientConfig::new(u, p);
+    let dead = std::mem::replace(&mut orders.trader, fresh);
+    ses.before_void += dead.counters().replaces_void;
+    ses.before_pending += dead.accounting().pending;
+    orders.outbox.clear();
+    orders.to_send.clear();
+    let sent = std::mem::take(&mut ses.sent);
+    ses.sent_before.extend(sent);
+    ses.held.clear();
+    ses.fills.clear();
+    ses.sequenced = 0;
+    ses.inbox = Inbox::new();
+    ses.awaiting_query = false;
+    ses.restarts += 1;
+    let t = &mut orders.trader;
+    t.refs_mut().restore(ses.mark);
+    t.set_connected(false);
+    t.begin_recovery();
     ses.reconnect_at = Some(now + rng.range(10, 300) * US);
 }
 
@@ -924,24 +1006,36 @@ fn check<S: Strategy>(
     // Replaces of orders that ended first are silently ignored by the
     // exchange (OUCH 5.0, 2.2 case 1) and voided by the trader; a resend
     // after a reconnect may present one again, ignored again.
+    // A restarted trader found the dead run's in the replayed history:
+    // every enter and replace the exchange accepted, every one it
+    // rejected, adopted or counted.
+    let (recovered, recovered_rejects) = (
+        t.recovered_orders + t.recovered_replaces,
+        t.recovered_rejects,
+    );
+    if ses.restarts == 0 {
+        assert_eq!((recovered, recovered_rejects), (0, 0), "seed {seed}: {t:?}");
+        assert_eq!(c.received, a.sent - t.replaces_void, "seed {seed}");
+    }
     assert_eq!(
-        (c.received, c.accepted, c.rejected),
+        (c.accepted, c.rejected),
         (
-            a.sent - t.replaces_void,
-            a.accepted,
-            a.rejected - t.replaces_void
+            a.accepted + recovered,
+            a.rejected - t.replaces_void + recovered_rejects
         ),
         "seed {seed}: exchange {c:?}, trader {a:?} {t:?}"
     );
+    let voids = t.replaces_void + ses.before_void;
+    assert!(c.replaces_ignored >= voids, "seed {seed}: {c:?} {t:?}");
     assert!(
-        c.replaces_ignored >= t.replaces_void,
-        "seed {seed}: {c:?} {t:?}"
-    );
-    assert!(
-        c.retransmissions + c.replaces_ignored <= ses.resent + t.replaces_void,
+        c.retransmissions + c.replaces_ignored <= ses.resent + voids + ses.before_pending,
         "seed {seed}: {c:?}"
     );
-    assert_eq!(ex.accepted.len() as u64, a.accepted, "seed {seed}");
+    assert_eq!(
+        ex.accepted.len() as u64,
+        a.accepted + recovered,
+        "seed {seed}"
+    );
     assert_eq!(t.unexpected, 0, "seed {seed}: {t:?}");
     assert_eq!(t.overfills, 0, "seed {seed}: {t:?}");
     assert_eq!(
@@ -985,7 +1079,7 @@ fn check<S: Strategy>(
 
     // Position and cash: what the fills make, per symbol.
     let mut of: HashMap<u32, (u16, Side)> = HashMap::new();
-    for m in &ses.sent {
+    for m in ses.sent_before.iter().chain(&ses.sent) {
         match *m {
             OrderMsg::Enter(o, _) => {
                 of.insert(o.user_ref_num.0, (trader.slot(o.symbol).unwrap(), o.side));
@@ -1027,6 +1121,7 @@ fn scenario(seed: u64) -> Scenario {
         flow_messages: 8_000,
         feed_faults: Faults::uniform(0.02),
         cut_chance: 0.0008,
+        restart_after: seed.is_multiple_of(2).then_some(4_000),
     }
 }
 
@@ -1046,15 +1141,28 @@ fn across(outcomes: &[Outcome]) -> Outcome {
         t.disconnected += o.disconnected;
         t.risk_refusals += o.risk_refusals;
         t.checked += o.checked;
+        t.restarts += o.restarts;
+        t.recovered_orders += o.recovered_orders;
+        t.recovered_fills += o.recovered_fills;
+        t.recovered_late += o.recovered_late;
         let f = o.feed.unwrap();
         assert!(f.a.gaps + f.b.gaps > 0, "{f:?}");
     }
     eprintln!("{t:?}");
     assert!(t.sent > 0 && t.fills > 0, "{t:?}");
     assert!(t.cuts >= outcomes.len() as u64, "{t:?}");
-    // Every connection is the first or follows a cut; a cut can come
-    // before its login completed.
-    assert_eq!(t.connections, t.cuts + outcomes.len() as u64, "{t:?}");
+    // Every connection is the first or follows a cut or a restart; a cut
+    // can come before its login completed.
+    assert_eq!(
+        t.connections,
+        t.cuts + t.restarts + outcomes.len() as u64,
+        "{t:?}"
+    );
+    // Restarted traders adopted the dead runs' orders and their fills,
+    // all while recovering: the replay reaches the trader whole before
+    // its Account Query's answer, here.
+    assert!(t.restarts > 0 && t.recovered_orders > 0, "{t:?}");
+    assert!(t.recovered_fills > 0 && t.recovered_late == 0, "{t:?}");
     assert!(t.logins <= t.connections && t.logins > t.cuts / 2, "{t:?}");
     assert!(t.disconnected > 0, "orders refused while down: {t:?}");
     assert!(t.checked > 0);
@@ -1125,11 +1233,12 @@ fn maker_day_with_feed_faults_and_cut_connections_balances_exactly() {
 
 #[test]
 fn a_harsh_day_five_percent_feed_faults_and_frequent_cuts_balances_exactly() {
-    let harsh = |seed| Scenario {
+    let harsh = |seed: u64| Scenario {
         seed: seed + 1_000,
         flow_messages: 4_000,
         feed_faults: Faults::uniform(0.05),
         cut_chance: 0.004,
+        restart_after: seed.is_multiple_of(2).then_some(2_000),
     };
     let n = (*seeds().end()).div_ceil(2);
     let mut outcomes: Vec<Outcome> = (1..=n).map(|seed| run(&harsh(seed), taker)).collect();

@@ -578,7 +578,9 @@ fn position_and_pnl_exact_on_scripted_fills() {
     };
     t.handle_exchange(&ExchangeEvent::Accepted {
         user_ref_num: n1,
+        side: Side::Buy,
         quantity: 300,
+        symbol: Stock(sym("AAPL")),
         price: Price4::from_raw(10_0000),
         order_ref: 1,
         live: true,
@@ -650,7 +652,9 @@ fn accounting_balances_through_rejects_voids_and_stray_messages() {
         .unwrap();
     t.handle_exchange(&ExchangeEvent::Accepted {
         user_ref_num: UserRefNum(2),
+        side: Side::Buy,
         quantity: 100,
+        symbol: Stock(sym("AAPL")),
         price: px(10_0000),
         order_ref: 9,
         live: true,
@@ -706,7 +710,9 @@ fn accounting_balances_through_rejects_voids_and_stray_messages() {
     });
     t.handle_exchange(&ExchangeEvent::Accepted {
         user_ref_num: UserRefNum(5),
+        side: Side::Sell,
         quantity: 50,
+        symbol: Stock(sym("AAPL")),
         price: px(10_0100),
         order_ref: 11,
         live: true,
@@ -944,6 +950,8 @@ fn run_ops(ops: &[Op]) {
                         },
                         OrderMsg::Enter(o, _) => ExchangeEvent::Accepted {
                             user_ref_num: o.user_ref_num,
+                            side: o.side,
+                            symbol: o.symbol,
                             quantity: if c % 5 == 0 { q } else { o.quantity },
                             price: o.price,
                             order_ref: k as u64,
@@ -988,7 +996,9 @@ fn run_ops(ops: &[Op]) {
                 let ev = match c % 5 {
                     0 => ExchangeEvent::Accepted {
                         user_ref_num: n,
+                        side: Side::Buy,
                         quantity: q,
+                        symbol: Stock(sym(names[0])),
                         price: p,
                         order_ref: 0,
                         live: true,
@@ -1062,5 +1072,492 @@ proptest! {
     #[test]
     fn random_event_sequences_keep_the_books(ops in proptest::collection::vec(op(), 1..300)) {
         run_ops(&ops);
+    }
+}
+
+// ---- recovery after a restart ------------------------------------------
+
+/// Per slot: shares, cash, realized, (bought, sold, trades), exposure.
+type SlotState = (
+    i64,
+    i128,
+    i128,
+    (u64, u64, u64),
+    hftnet_trade::risk::Exposure,
+);
+
+/// What a restarted trader must rebuild, per symbol and over its orders.
+#[derive(Debug, PartialEq, Eq)]
+struct Rebuilt {
+    /// Per slot: shares, cash, realized, (bought, sold, trades), exposure.
+    positions: Vec<SlotState>,
+    /// Open orders by number: (number, slot, side, price, open shares).
+    orders: Vec<(UserRefNum, u16, Side, Price4, u32)>,
+    open_orders: u32,
+    total_position: u64,
+    realized: i128,
+    unrealized: Option<i128>,
+}
+
+fn rebuilt<S: Strategy>(t: &Trader<S>) -> Rebuilt {
+    t.check_invariants().unwrap();
+    let mut orders: Vec<_> = t.orders().collect();
+    orders.sort_unstable_by_key(|o| o.0);
+    Rebuilt {
+        positions: (0..t.symbols().len() as u16)
+            .map(|s| {
+                let p = t.position(s).unwrap();
+                (
+                    p.shares(),
+                    p.cash(),
+                    p.realized(),
+                    p.volume(),
+                    t.exposure(s).unwrap(),
+                )
+            })
+            .collect(),
+        orders,
+        open_orders: t.open_orders(),
+        total_position: t.total_position(),
+        realized: t.realized(),
+        unrealized: t.unrealized(),
+    }
+}
+
+/// A fresh trader of a restarted process: the persisted mark restored,
+/// recovering, the last tops known (as the feed gives them).
+fn restarted<S: Strategy>(symbols: &[&str], risk: RiskConfig, mark: u32, strategy: S) -> Trader<S> {
+    let cfg = TraderConfig {
+        symbols: symbols.iter().map(|s| (*s).to_owned()).collect(),
+        risk,
+        ref_block: 64,
+    };
+    let mut t = Trader::new(cfg, strategy).unwrap();
+    t.refs_mut().restore(mark);
+    t.begin_recovery();
+    t
+}
+
+/// Hands `ev` to the trader and keeps it on the tape (the session's
+/// sequenced stream, replayed to a restarted process).
+fn tape<S: Strategy>(t: &mut Trader<S>, history: &mut Vec<ExchangeEvent>, ev: ExchangeEvent) {
+    t.handle_exchange(&ev);
+    history.push(ev);
+}
+
+#[test]
+fn a_restarted_trader_rebuilds_orders_position_and_risk_from_the_history() {
+    let (mut a, mut out) = manual(loose_risk());
+    let px = Price4::from_raw;
+    let aapl = Stock(sym("AAPL"));
+    let msft = Stock(sym("MSFT"));
+    let mut h = Vec::new();
+    let acc = |n, side, quantity, symbol, price, live| ExchangeEvent::Accepted {
+        user_ref_num: UserRefNum(n),
+        side,
+        quantity,
+        symbol,
+        price: px(price),
+        order_ref: u64::from(n),
+        live,
+    };
+    let exec = |n, quantity, price, m| ExchangeEvent::Executed {
+        user_ref_num: UserRefNum(n),
+        quantity,
+        price: px(price),
+        liquidity: hftnet_trade::orders::LiquidityFlag::Added,
+        match_number: m,
+    };
+    let canceled = |n, quantity| ExchangeEvent::Canceled {
+        user_ref_num: UserRefNum(n),
+        quantity,
+        reason: hftnet_trade::orders::CancelReason::UserRequested,
+    };
+    let rejected = |n| ExchangeEvent::Rejected {
+        user_ref_num: UserRefNum(n),
+        reason: hftnet_trade::orders::RejectReason::QuoteUnavailable,
+    };
+    // 1: buy 300 AAPL, 200 filled in two executions, then replaced
+    //    (as 5) to 9.99 for 150 open, 50 of those filled.
+    a.submit(&enter(0, Side::Buy, 10_0000, 300), T0, &mut out)
+        .unwrap();
+    tape(&mut a, &mut h, acc(1, Side::Buy, 300, aapl, 10_0000, true));
+    tape(&mut a, &mut h, exec(1, 120, 10_0000, 1));
+    tape(&mut a, &mut h, exec(1, 80, 9_9900, 2));
+    // 2: sell 100 MSFT, rejected.
+    a.submit(&enter(1, Side::Sell, 50_0100, 100), T0, &mut out)
+        .unwrap();
+    tape(&mut a, &mut h, rejected(2));
+    // 3: sell 500 MSFT at a better price than entered, 400 filled, rests.
+    a.submit(&enter(1, Side::Sell, 50_0100, 500), T0, &mut out)
+        .unwrap();
+    tape(&mut a, &mut h, acc(3, Side::Sell, 500, msft, 50_0200, true));
+    tape(&mut a, &mut h, exec(3, 400, 50_0200, 3));
+    // 4: an IOC accepted dead.
+    a.submit(&enter(0, Side::Sell, 10_0000, 10), T0, &mut out)
+        .unwrap();
+    tape(&mut a, &mut h, acc(4, Side::Sell, 10, aapl, 10_0000, false));
+    a.submit(&replace(1, 9_9900, 150), T0, &mut out).unwrap();
+    tape(
+        &mut a,
+        &mut h,
+        ExchangeEvent::Replaced {
+            orig_user_ref_num: UserRefNum(1),
+            user_ref_num: UserRefNum(5),
+            quantity: 150,
+            price: px(9_9900),
+            order_ref: 5,
+            live: true,
+        },
+    );
+    tape(&mut a, &mut h, exec(5, 50, 9_9900, 4));
+    // 3's replace (6) rejected: 3 stays as it was.
+    a.submit(&replace(3, 50_0500, 100), T0, &mut out).unwrap();
+    tape(&mut a, &mut h, rejected(6));
+    // 7: buy 100 MSFT, cancelled in part (AIQ decrement), 60 left.
+    a.submit(&enter(1, Side::Buy, 49_9900, 100), T0, &mut out)
+        .unwrap();
+    tape(&mut a, &mut h, acc(7, Side::Buy, 100, msft, 49_9900, true));
+    tape(&mut a, &mut h, canceled(7, 40));
+    // 8: buy 20 AAPL, filled, then sold back by 9 (realized P&L).
+    a.submit(&enter(0, Side::Sell, 10_0100, 70), T0, &mut out)
+        .unwrap();
+    tape(&mut a, &mut h, acc(8, Side::Sell, 70, aapl, 10_0100, true));
+    tape(&mut a, &mut h, exec(8, 70, 10_0200, 5));
+    // 9: sent, never answered (lost with the process): not in the history.
+    a.submit(&enter(0, Side::Buy, 9_9800, 30), T0, &mut out)
+        .unwrap();
+    assert_eq!(a.counters().unexpected, 0);
+    let mark = a.refs().last();
+    let before = rebuilt(&a);
+    assert_eq!(
+        before
+            .orders
+            .iter()
+            .map(|o| (o.0.0, o.4))
+            .collect::<Vec<_>>(),
+        [(3, 100), (5, 100), (7, 60), (9, 30)]
+    );
+
+    // The process dies; a fresh one replays the session.
+    out.clear();
+    let mut b = restarted(&["AAPL", "MSFT"], loose_risk(), mark, Recorder::default());
+    b.handle_top(&update(1, "AAPL", 10_0000, 10_0100), trig(1), T0, &mut out);
+    b.handle_top(&update(2, "MSFT", 50_0000, 50_0100), trig(2), T0, &mut out);
+    // While recovering nothing new leaves: the position is not known yet.
+    assert_eq!(
+        b.submit(&enter(0, Side::Buy, 10_0000, 1), T0, &mut out),
+        Err(RiskReject::Disconnected)
+    );
+    for ev in &h {
+        b.handle_exchange(ev);
+    }
+    assert_eq!(b.end_recovery(&mut out), 0);
+    assert!(out.as_slice().is_empty());
+    assert_eq!(b.counters().recovered_open, 3);
+    let after = rebuilt(&b);
+    // The same, but for 9, which the exchange never saw.
+    let mut want = before;
+    want.orders.retain(|o| o.0 != UserRefNum(9));
+    want.open_orders -= 1;
+    want.positions[0].4.open_buy -= 30;
+    assert_eq!(after, want);
+    assert_eq!(
+        after.positions.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [200 + 50 - 70, -400]
+    );
+    let c = b.counters();
+    assert_eq!(
+        (
+            c.recovered_orders,
+            c.recovered_replaces,
+            c.recovered_rejects,
+            c.recovered_fills,
+            c.executions,
+            c.unexpected
+        ),
+        (5, 1, 2, 5, 5, 0),
+        "{c:?}"
+    );
+    // Adopted orders are not this process's: nothing sent, accepted or
+    // pending; the strategy was told nothing about them.
+    let a_b = b.accounting();
+    assert_eq!(
+        (a_b.sent, a_b.accepted, a_b.rejected, a_b.pending),
+        (0, 0, 0, 0)
+    );
+    assert!(b.strategy().updates.iter().all(|u| u.user_ref_num.0 == 0));
+
+    // Risk sees them: 3 open orders, and the position limit counts the
+    // adopted MSFT sell (-400 and 100 more open).
+    let mut tight = loose_risk();
+    tight.max_position = 520;
+    tight.max_open_orders = 4;
+    let mut c = restarted(&["AAPL", "MSFT"], tight, mark, Recorder::default());
+    c.handle_top(&update(1, "AAPL", 10_0000, 10_0100), trig(1), T0, &mut out);
+    c.handle_top(&update(2, "MSFT", 50_0000, 50_0100), trig(2), T0, &mut out);
+    for ev in &h {
+        c.handle_exchange(ev);
+    }
+    c.end_recovery(&mut out);
+    persist(&mut c);
+    out.clear();
+    assert_eq!(
+        c.submit(&enter(1, Side::Sell, 50_0100, 100), T0, &mut out),
+        Err(RiskReject::SymbolPosition)
+    );
+    c.submit(&enter(1, Side::Sell, 50_0100, 20), T0, &mut out)
+        .unwrap();
+    assert_eq!(
+        c.submit(&enter(0, Side::Buy, 10_0000, 1), T0, &mut out),
+        Err(RiskReject::OpenOrders)
+    );
+    // Its own numbers continue above the mark.
+    assert_eq!(enter_msg(&out.as_slice()[0]).user_ref_num.0, mark + 1);
+
+    // The kill switch cancels the earlier run's resting orders too.
+    out.clear();
+    assert_eq!(b.trip_kill_switch(&mut out), 0);
+    let mut cancels = cancel_refs(&out);
+    cancels.sort_unstable();
+    assert_eq!(cancels, [3, 5, 7]);
+    out.clear();
+    b.handle_exchange(&canceled(3, 100));
+    b.handle_exchange(&canceled(5, 100));
+    b.handle_exchange(&canceled(7, 60));
+    assert_eq!(b.open_orders(), 0);
+    assert_eq!(b.counters().unexpected, 0);
+    b.check_invariants().unwrap();
+}
+
+#[test]
+fn replayed_messages_the_history_cannot_explain_are_unexpected() {
+    let px = Price4::from_raw;
+    let mut t = restarted(&["AAPL"], loose_risk(), 100, Recorder::default());
+    let exec = |n, m| ExchangeEvent::Executed {
+        user_ref_num: UserRefNum(n),
+        quantity: 10,
+        price: px(10_0000),
+        liquidity: hftnet_trade::orders::LiquidityFlag::Added,
+        match_number: m,
+    };
+    let acc = |n, symbol: &str| ExchangeEvent::Accepted {
+        user_ref_num: UserRefNum(n),
+        side: Side::Buy,
+        quantity: 100,
+        symbol: Stock(sym(symbol)),
+        price: px(10_0000),
+        order_ref: u64::from(n),
+        live: true,
+    };
+    // Executions, cancels and a replace of orders never accepted, an
+    // order of a symbol this trader does not trade.
+    t.handle_exchange(&exec(3, 1));
+    t.handle_exchange(&ExchangeEvent::Canceled {
+        user_ref_num: UserRefNum(4),
+        quantity: 10,
+        reason: hftnet_trade::orders::CancelReason::UserRequested,
+    });
+    t.handle_exchange(&ExchangeEvent::Replaced {
+        orig_user_ref_num: UserRefNum(5),
+        user_ref_num: UserRefNum(6),
+        quantity: 10,
+        price: px(10_0000),
+        order_ref: 6,
+        live: true,
+    });
+    t.handle_exchange(&acc(7, "NVDA"));
+    assert_eq!(t.counters().unexpected, 4);
+    assert_eq!((t.open_orders(), t.position(0).unwrap().shares()), (0, 0));
+    // An Accepted adopts; the same Accepted again is unexpected, and so is
+    // a replace of it to a number already known.
+    t.handle_exchange(&acc(8, "AAPL"));
+    t.handle_exchange(&acc(8, "AAPL"));
+    t.handle_exchange(&acc(9, "AAPL"));
+    t.handle_exchange(&ExchangeEvent::Replaced {
+        orig_user_ref_num: UserRefNum(8),
+        user_ref_num: UserRefNum(9),
+        quantity: 10,
+        price: px(10_0000),
+        order_ref: 10,
+        live: true,
+    });
+    let c = t.counters();
+    assert_eq!((c.recovered_orders, c.unexpected), (2, 6), "{c:?}");
+    let mut out = Outbox::default();
+    t.end_recovery(&mut out);
+    assert_eq!(t.refs().last(), 100);
+    // After recovery: an unknown number above the mark is no earlier
+    // run's (unexpected); one at or below it is (the exchange answered a
+    // dead process's last order late): adopted.
+    t.handle_exchange(&acc(101, "AAPL"));
+    t.handle_exchange(&ExchangeEvent::Rejected {
+        user_ref_num: UserRefNum(102),
+        reason: hftnet_trade::orders::RejectReason::QuoteUnavailable,
+    });
+    t.handle_exchange(&acc(100, "AAPL"));
+    let c = t.counters();
+    assert_eq!(
+        (c.recovered_orders, c.recovered_late, c.unexpected),
+        (3, 1, 8),
+        "{c:?}"
+    );
+    assert_eq!(t.open_orders(), 3);
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn after_recovery_a_reconnect_neither_adopts_again_nor_counts_twice() {
+    let px = Price4::from_raw;
+    let (mut a, mut out) = manual(loose_risk());
+    let mut ex = InstantExchange::new(16);
+    let mut h = Vec::new();
+    a.submit(&enter(0, Side::Buy, 10_0000, 100), T0, &mut out)
+        .unwrap();
+    for m in out.as_slice().to_vec() {
+        ex.answer(&m, |ev| tape(&mut a, &mut h, *ev));
+    }
+    out.clear();
+    let fill = ex.execute(UserRefNum(1), 40, px(10_0000)).unwrap();
+    tape(&mut a, &mut h, fill);
+    let mark = a.refs().last();
+    let mut b = restarted(&["AAPL", "MSFT"], loose_risk(), mark, Recorder::default());
+    b.handle_top(&update(1, "AAPL", 10_0000, 10_0100), trig(1), T0, &mut out);
+    for ev in &h {
+        b.handle_exchange(ev);
+    }
+    b.end_recovery(&mut out);
+    assert_eq!(rebuilt(&b), rebuilt(&a));
+    // A reconnect: the session resumes after the last message read, and
+    // the loop does not begin another recovery. Were a message delivered
+    // twice anyway, the known number makes it unexpected, not adopted
+    // again; the new fill applies once.
+    b.set_connected(false);
+    b.set_connected(true);
+    assert_eq!(b.end_recovery(&mut out), 0, "not recovering: nothing");
+    b.handle_exchange(&h[0]);
+    let fill = ex.execute(UserRefNum(1), 60, px(9_9900)).unwrap();
+    b.handle_exchange(&fill);
+    a.handle_exchange(&fill);
+    let c = b.counters();
+    assert_eq!(
+        (
+            c.recovered_orders,
+            c.recovered_fills,
+            c.executions,
+            c.unexpected
+        ),
+        (1, 2, 2, 1)
+    );
+    assert_eq!(b.position(0).unwrap().shares(), 100);
+    assert_eq!(rebuilt(&b), rebuilt(&a));
+    // Its own orders are not adopted ones: accepted and counted as sent.
+    persist(&mut b);
+    b.submit(&enter(0, Side::Sell, 10_0100, 100), T0, &mut out)
+        .unwrap();
+    let n = enter_msg(&out.as_slice()[0]).user_ref_num;
+    assert!(n.0 > mark);
+    for m in out.as_slice().to_vec() {
+        ex.answer(&m, |ev| b.handle_exchange(ev));
+    }
+    let acct = b.accounting();
+    assert_eq!((acct.sent, acct.accepted), (1, 1));
+    assert_eq!(b.counters().recovered_orders, 1);
+    assert!(
+        b.strategy()
+            .updates
+            .iter()
+            .any(|u| u.user_ref_num == n && u.kind == UpdateKind::Accepted)
+    );
+}
+
+/// Random days of a market maker against the instant exchange, with fills
+/// at random: a fresh trader fed the session's history ends with exactly
+/// the orders, position, P&L and exposure of the one that lived it.
+#[test]
+fn recovery_equals_the_lived_day_over_random_maker_days() {
+    for seed in 1..=40u64 {
+        let symbols = ["AAPL", "MSFT", "NVDA"];
+        let maker = |s: &[Stock]| {
+            Maker::new(
+                MakerConfig {
+                    symbols: Vec::new(),
+                    tick: 100,
+                    width_ticks: 1,
+                    size: 100,
+                    max_position: 500,
+                    skew_ticks: 1,
+                },
+                s,
+            )
+            .unwrap()
+        };
+        let mut a = trader(&symbols, loose_risk(), maker);
+        let table = a.symbols().to_vec();
+        let mut walk = trading::Walk::new(&table, seed);
+        let mut ex = InstantExchange::new(64);
+        let mut out = Outbox::default();
+        let mut h: Vec<ExchangeEvent> = Vec::new();
+        let mut tops = Vec::new();
+        for _ in 0..400 {
+            let (u, trig, r) = walk.next_update();
+            tops.push((u, trig));
+            a.handle_top(&u, trig, trig.rx_ns, &mut out);
+            persist(&mut a);
+            for m in out.as_slice().to_vec() {
+                ex.answer(&m, |ev| tape(&mut a, &mut h, *ev));
+            }
+            out.clear();
+            if r % 3 == 0 {
+                let open: Vec<_> = a.orders().collect();
+                if let Some(o) = open.get((r >> 20) as usize % open.len().max(1)) {
+                    let q = 1 + (r >> 40) as u32 % o.4.max(1);
+                    if let Some(ev) = ex.execute(o.0, q, o.3) {
+                        tape(&mut a, &mut h, ev);
+                    }
+                }
+            }
+            for m in out.as_slice().to_vec() {
+                ex.answer(&m, |ev| tape(&mut a, &mut h, *ev));
+            }
+            out.clear();
+        }
+        assert_eq!(a.counters().unexpected, 0, "seed {seed}");
+        assert!(a.counters().executions > 0, "seed {seed}");
+        let mut b = restarted(&symbols, loose_risk(), a.refs().last(), maker(&table));
+        for ev in &h {
+            b.handle_exchange(ev);
+        }
+        // The feed gives the restarted trader the same last tops.
+        for (u, trig) in &tops {
+            b.handle_top(u, *trig, trig.rx_ns, &mut out);
+        }
+        assert!(
+            out.as_slice().is_empty(),
+            "seed {seed}: traded while recovering"
+        );
+        b.end_recovery(&mut out);
+        let (ra, rb) = (rebuilt(&a), rebuilt(&b));
+        assert_eq!(ra, rb, "seed {seed}");
+        let c = b.counters();
+        assert_eq!(
+            (c.unexpected, c.executions, c.recovered_fills),
+            (0, a.counters().executions, a.counters().executions),
+            "seed {seed}"
+        );
+        // Every enter the exchange accepted, every replace it accepted.
+        let ac = a.counters();
+        assert_eq!(
+            (
+                c.recovered_orders + c.recovered_replaces,
+                c.recovered_rejects
+            ),
+            (ac.accepted, ac.rejected - ac.replaces_void),
+            "seed {seed}"
+        );
+        assert!(
+            c.recovered_replaces > 0 && rb.open_orders > 0,
+            "seed {seed}"
+        );
     }
 }

@@ -3,7 +3,10 @@
 //! the `trader` namespace and takes the trader's OUCH orders over
 //! SoupBinTCP; both `--json` reports must agree exactly. And a trader
 //! killed (SIGKILL) mid-session and restarted with the same `--state`:
-//! its UserRefNums keep increasing, nothing is entered twice.
+//! its UserRefNums keep increasing, nothing is entered twice, and it
+//! rebuilds the killed one's orders and position from the replayed
+//! session (its position is the exchange's fills over both runs; the
+//! killed maker's resting quotes are taken over and cancelled).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -105,6 +108,12 @@ fn exchange(lab: &Lab, messages: u64, rate: u64, hgrm: &Path, extra: &[&str]) ->
 
 /// `hftnet trade` (the taker on four symbols) in the trader namespace.
 fn trader(lab: &Lab, state: &Path, hgrm: &Path) -> Proc {
+    trader_running(lab, state, hgrm, "taker")
+}
+
+/// `hftnet trade` running `strategy` on four symbols in the trader
+/// namespace.
+fn trader_running(lab: &Lab, state: &Path, hgrm: &Path, strategy: &str) -> Proc {
     let (ex_ip, tr_ip) = (lab.exchange().addr(), lab.trader().addr());
     spawn_in(
         lab.trader(),
@@ -121,7 +130,7 @@ fn trader(lab: &Lab, state: &Path, hgrm: &Path) -> Proc {
             "--login",
             LOGIN,
             "--strategy",
-            "taker",
+            strategy,
             "--symbols",
             "AAPL,MSFT,NVDA,AMZN",
             "--ticks",
@@ -249,13 +258,13 @@ fn trade_against_the_real_exchange_agrees_exactly() {
     );
 }
 
-#[test]
-fn a_trader_killed_and_restarted_reuses_no_user_ref_num() {
-    if skip_without_root("a_trader_killed_and_restarted_reuses_no_user_ref_num") {
-        return;
-    }
+/// The exchange of the restart tests, and a first trader running
+/// `strategy`, killed with SIGKILL (no chance to cancel or write anything)
+/// after it traded for a while; then a second one started with the same
+/// state file. Returns both reports (the exchange's, the second trader's)
+/// and the mark the killed one had stored.
+fn kill_and_restart(strategy: &str, tmp: &TempDir) -> (Value, Value, u64) {
     let lab = Lab::two_host(None).unwrap();
-    let tmp = TempDir::new("hftnet-trade-restart");
     let state = tmp.0.join("state");
     // The restarted trader joins mid-day and re-requests the morning (the
     // stock directory with it): the exchange answers it without delay.
@@ -275,11 +284,10 @@ fn a_trader_killed_and_restarted_reuses_no_user_ref_num() {
             "1000000000",
         ],
     );
-    let mut first = trader(&lab, &state, &tmp.0.join("first.hgrm"));
-    // Killed (SIGKILL, no chance to cancel or write anything) after it
-    // traded for a while, early enough in the eight-second day that the
-    // restarted one can recover the morning within its feed handler's
-    // reorder window (16,384 messages).
+    let mut first = trader_running(&lab, &state, &tmp.0.join("first.hgrm"), strategy);
+    // Killed early enough in the eight-second day that the restarted one
+    // can recover the morning within its feed handler's reorder window
+    // (16,384 messages).
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
         first.child().try_wait().unwrap().is_none(),
@@ -297,7 +305,7 @@ fn a_trader_killed_and_restarted_reuses_no_user_ref_num() {
         .unwrap();
     assert!(mark > 0);
     // Restarted with the same state.
-    let second = trader(&lab, &state, &tmp.0.join("second.hgrm"));
+    let second = trader_running(&lab, &state, &tmp.0.join("second.hgrm"), strategy);
     let ex_out = finish(ex, Duration::from_secs(120), "exchange");
     let tr_out = finish(second, Duration::from_secs(60), "trade");
     let (x, r) = (json_of(&ex_out, "exchange"), json_of(&tr_out, "trade"));
@@ -311,6 +319,14 @@ fn a_trader_killed_and_restarted_reuses_no_user_ref_num() {
         "{r} {}",
         String::from_utf8_lossy(&tr_out.stderr)
     );
+    (x, r, mark)
+}
+
+/// What both restart tests check: numbers above the mark, nothing
+/// entered twice, and the second trader's state rebuilt from the replay —
+/// every exchange message reconciled, every order of both runs accounted
+/// for, its position the exchange's fills over both runs.
+fn restarted_trader_agrees(x: &Value, r: &Value, mark: u64) {
     // It joined mid-day and re-requested the morning, all of it.
     assert!(n(&r["feed"], "requests") > 0, "{r}");
     assert_eq!(r["feed"]["lost"], 0, "{r}");
@@ -324,8 +340,8 @@ fn a_trader_killed_and_restarted_reuses_no_user_ref_num() {
     // The restarted trader traded, every number it used above the mark the
     // killed one had stored (its allocator starts there).
     assert!(n(o, "sent") > 0, "the restarted trader traded: {r}");
-    assert!(n(&r, "user_ref_num_last") > mark, "{r}");
-    assert!(n(&r, "user_ref_num_mark") > mark, "{r}");
+    assert!(n(r, "user_ref_num_last") > mark, "{r}");
+    assert!(n(r, "user_ref_num_mark") > mark, "{r}");
     // No UserRefNum was presented twice: nothing ignored as a
     // retransmission, nothing entered twice, every request answered.
     assert_eq!(n(t, "retransmissions"), 0, "{oe}");
@@ -335,19 +351,67 @@ fn a_trader_killed_and_restarted_reuses_no_user_ref_num() {
         "{oe}"
     );
     assert_eq!((n(oe, "logins_ok"), n(oe, "connections")), (2, 2), "{oe}");
-    // The second trader's own orders all answered. It logged in from
-    // sequence number 1 (the state file keeps only the UserRefNum mark),
-    // so the first one's answers were replayed to it: not its orders,
-    // counted as unexpected and not applied to its position.
-    assert!(n(o, "unexpected") > 0, "{r}");
+    assert_eq!(r["session"]["logins"], 1, "{r}");
+    // It logged in from sequence number 1 (the state file keeps only the
+    // UserRefNum mark), so the first one's answers were replayed to it:
+    // every one reconciled, the killed trader's orders adopted.
+    assert_eq!(n(o, "unexpected"), 0, "{r}");
+    assert!(n(o, "recovered_orders") > 0, "{r}");
     assert_eq!(n(o, "pending"), 0, "{r}");
     assert_eq!(n(o, "sent"), n(o, "accepted") + n(o, "rejected"), "{r}");
-    assert!(n(o, "executions") <= n(t, "executions"), "{oe} {r}");
-    assert_eq!(r["session"]["logins"], 1, "{r}");
+    // Every enter and replace the exchange accepted over the day is the
+    // second trader's own or one it adopted.
+    assert_eq!(
+        n(t, "accepted"),
+        n(o, "accepted") + n(o, "recovered_orders") + n(o, "recovered_replaces"),
+        "{oe} {r}"
+    );
+    // The position is the exchange's fills over both runs: every
+    // execution of the session, at both ends, in the position.
+    assert!(n(o, "recovered_fills") > 0, "{r}");
+    assert_eq!(n(o, "executions"), n(t, "executions"), "{oe} {r}");
+    assert_eq!(n(o, "executed_shares"), n(t, "executed_shares"), "{oe} {r}");
+    let mut shares = 0;
+    for p in r["positions"].as_array().unwrap() {
+        let (b, s) = (p["bought"].as_i64().unwrap(), p["sold"].as_i64().unwrap());
+        assert_eq!(p["shares"].as_i64().unwrap(), b - s, "{p}");
+        shares += b + s;
+    }
+    assert_eq!(shares as u64, n(t, "executed_shares"), "{r}");
     eprintln!(
-        "exchange received {} (the restarted trader {}), mark {mark} -> {}",
+        "exchange received {} (the restarted trader {}), mark {mark} -> {}; recovered {}",
         n(t, "received"),
         n(o, "sent"),
-        n(&r, "user_ref_num_mark"),
+        n(r, "user_ref_num_mark"),
+        o
     );
+}
+
+#[test]
+fn a_trader_killed_and_restarted_reuses_no_user_ref_num() {
+    if skip_without_root("a_trader_killed_and_restarted_reuses_no_user_ref_num") {
+        return;
+    }
+    let tmp = TempDir::new("hftnet-trade-restart");
+    let (x, r, mark) = kill_and_restart("taker", &tmp);
+    restarted_trader_agrees(&x, &r, mark);
+}
+
+/// The maker leaves quotes resting when it is killed: the restarted one
+/// takes them over (risk counts them) and follows each to its end (a fill,
+/// or its cancel at the end of the run with its own).
+#[test]
+fn a_restarted_maker_takes_over_the_killed_ones_resting_quotes() {
+    if skip_without_root("a_restarted_maker_takes_over_the_killed_ones_resting_quotes") {
+        return;
+    }
+    let tmp = TempDir::new("hftnet-trade-restart-maker");
+    let (x, r, mark) = kill_and_restart("maker", &tmp);
+    restarted_trader_agrees(&x, &r, mark);
+    let o = &r["orders"];
+    assert!(n(o, "recovered_open") > 0, "resting quotes taken over: {r}");
+    // The exchange cancels nothing at the end of the day: every one was
+    // filled, or cancelled by the restarted trader (at the end of its run,
+    // with its own), and it saw each end.
+    assert_eq!(n(o, "open_at_end"), 0, "{r}");
 }

@@ -73,7 +73,9 @@ impl InstantExchange {
                 let ioc = o.time_in_force == TimeInForce::Ioc;
                 f(&ExchangeEvent::Accepted {
                     user_ref_num: o.user_ref_num,
+                    side: o.side,
                     quantity: o.quantity,
+                    symbol: o.symbol,
                     price: o.price,
                     order_ref: self.next_ref,
                     live: true,
