@@ -296,6 +296,37 @@ fn trade_refuses_bad_input_up_front() {
                 "tcp://127.0.0.1:1",
                 "--login",
                 "a:b",
+                "--heartbeat",
+                "15s",
+            ],
+            "--heartbeat 15s must be shorter than 15s",
+        ),
+        (
+            vec![
+                "--orders",
+                "tcp://127.0.0.1:1",
+                "--login",
+                "a:b",
+                "--heartbeat",
+                "0s",
+            ],
+            "--heartbeat must be more than zero",
+        ),
+        (
+            vec![
+                "--orders",
+                "tcp://127.0.0.1:1?timestamps=rx",
+                "--login",
+                "a:b",
+            ],
+            "timestamps",
+        ),
+        (
+            vec![
+                "--orders",
+                "tcp://127.0.0.1:1",
+                "--login",
+                "a:b",
                 "--config",
                 cfg_unknown.to_str().unwrap(),
             ],
