@@ -98,6 +98,16 @@ pub struct FeedHandlerConfig {
     /// processes hands it over for their whole time slice (milliseconds),
     /// while packets queue (the lab's tick-to-trade rows turn it off).
     pub yield_when_idle: bool,
+    /// How far ahead of the next expected message a message is buffered,
+    /// in sequence numbers (a power of two, at most
+    /// [`hftnet_trade::feed::MAX_WINDOW`]; default 16 384): a handler
+    /// started more than this many messages into a session declares the
+    /// front of it lost — the stock directory among it — instead of
+    /// re-requesting it. Raise it (with `buffer_bytes`) to join late.
+    pub window: usize,
+    /// Bytes for the messages buffered ahead (each costs its length plus
+    /// 12; default 1 MiB): what arrives live while a gap is recovered.
+    pub buffer_bytes: usize,
 }
 
 impl Default for FeedHandlerConfig {
@@ -116,6 +126,8 @@ impl Default for FeedHandlerConfig {
             idle_timeout: Duration::from_secs(10),
             top: 20,
             yield_when_idle: true,
+            window: FeedConfig::default().window,
+            buffer_bytes: FeedConfig::default().buffer_bytes,
         }
     }
 }
@@ -163,6 +175,8 @@ impl FeedHandlerConfig {
             request_timeout_ns: u64::try_from(self.request_timeout.as_nanos())
                 .unwrap_or(u64::MAX)
                 .max(1),
+            window: self.window,
+            buffer_bytes: self.buffer_bytes,
             ..FeedConfig::default()
         })
     }
@@ -904,6 +918,32 @@ mod tests {
                 value: 0
             }))
         ));
+        // The window and its buffer reach the handler, and bad ones are
+        // named.
+        for (window, buffer_bytes, ok) in [
+            (1 << 20, 64 << 20, true),
+            (3, 1 << 20, false),
+            (1 << 25, 1 << 20, false),
+            (16_384, 10, false),
+        ] {
+            let c = FeedHandlerConfig {
+                window,
+                buffer_bytes,
+                ..FeedHandlerConfig::default()
+            };
+            match c.validate() {
+                Ok(()) => {
+                    assert!(ok, "{window} {buffer_bytes}");
+                    let h = c.handler_config(true).unwrap();
+                    assert_eq!((h.window, h.buffer_bytes), (window, buffer_bytes));
+                }
+                Err(e) => {
+                    assert!(!ok, "{window} {buffer_bytes}: {e}");
+                    let e = e.to_string();
+                    assert!(e.contains("window") || e.contains("buffer_bytes"), "{e}");
+                }
+            }
+        }
         // A zero request timeout is rounded up, not refused.
         let c = FeedHandlerConfig {
             request_timeout: Duration::ZERO,

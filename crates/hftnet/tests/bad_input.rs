@@ -608,6 +608,21 @@ fn market_commands_refuse_hostile_values() {
             &["0 to 7 days"],
         ),
         (
+            &["feed", "--feed-a", f, "--window", "1000"],
+            2,
+            &["--window 1000", "power of two"],
+        ),
+        (
+            &["feed", "--feed-a", f, "--window", "33554432"],
+            2,
+            &["--window", "16777216"],
+        ),
+        (
+            &["feed", "--feed-a", f, "--buffer-bytes", "1k"],
+            2,
+            &["--buffer-bytes 1024", "64M"],
+        ),
+        (
             &["feed", "--feed-a", f, "--session", "12345678901"],
             2,
             &["--session", "at most 10"],

@@ -1177,3 +1177,80 @@ fn messages_after_the_end_of_session_give_exit_1() {
         "{err}"
     );
 }
+
+/// A feed handler started tens of thousands of messages into the day:
+/// with the default window (16 384 messages) it declares the front of the
+/// session lost — the system event and stock directory among it — while
+/// one started at the same moment with `--window 131072` re-requests the
+/// whole morning and ends with the exchange's stream and books.
+#[test]
+fn a_late_joiner_recovers_the_morning_with_a_wide_window() {
+    let (a, b, r) = (
+        "udp://127.0.0.1:31191",
+        "udp://127.0.0.1:31192",
+        "udp://127.0.0.1:31193",
+    );
+    let exchange = spawn(&[
+        "exchange",
+        "--feed-a",
+        a,
+        "--feed-b",
+        b,
+        "--retransmit",
+        r,
+        "--book",
+        "--messages",
+        "80000",
+        "--rate",
+        "40000",
+        "--linger",
+        "10s",
+        "--json",
+    ]);
+    // 1 s in: about 40 000 messages published, well past 16 384 even if
+    // the exchange started late.
+    std::thread::sleep(Duration::from_secs(1));
+    let feed = |uri: &str, wide: bool| {
+        let mut args = vec!["feed", "--feed-a", uri, "--retransmit", r, "--json"];
+        if wide {
+            // Room for the live stream while the morning comes back, and
+            // time for a big answer before asking again.
+            args.extend([
+                "--window",
+                "131072",
+                "--buffer-bytes",
+                "64M",
+                "--request-timeout",
+                "500ms",
+            ]);
+        }
+        spawn(&args)
+    };
+    let narrow = feed(a, false);
+    let wide = feed(&format!("{b}?rcvbuf=16M"), true);
+    let ex = finish(exchange, Duration::from_secs(60), "exchange");
+    let ex = json_of(&ex, "exchange");
+    let wide = finish(wide, Duration::from_secs(30), "wide feed");
+    let narrow = finish(narrow, Duration::from_secs(30), "narrow feed");
+    let (wj, nj) = (json_of(&wide, "wide feed"), json_of(&narrow, "narrow feed"));
+    assert_eq!(
+        wide.status.code(),
+        Some(0),
+        "{wj}\nexchange retransmission: {}",
+        ex["retransmission"]
+    );
+    assert_same_market(&ex, &wj);
+    assert!(
+        wj["requested_messages"].as_u64().unwrap() > 16_384,
+        "the morning was re-requested: {wj}"
+    );
+    // The default window: the front is gone for good, from message 1.
+    assert_eq!(narrow.status.code(), Some(1), "{nj}");
+    assert!(nj["lost"].as_u64().unwrap() > 0, "{nj}");
+    assert!(
+        nj["lost_ranges"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("1+")),
+        "{nj}"
+    );
+}

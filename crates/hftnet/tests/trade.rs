@@ -296,6 +296,17 @@ fn trade_refuses_bad_input_up_front() {
                 "tcp://127.0.0.1:1",
                 "--login",
                 "a:b",
+                "--window",
+                "7",
+            ],
+            "--window 7: a power of two",
+        ),
+        (
+            vec![
+                "--orders",
+                "tcp://127.0.0.1:1",
+                "--login",
+                "a:b",
                 "--heartbeat",
                 "15s",
             ],

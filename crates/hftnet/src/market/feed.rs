@@ -17,7 +17,7 @@ use hftnet_trade::market::TopUpdate;
 use hftnet_wire::md::RECORD_LEN;
 use serde_json::json;
 
-use super::{open_optional, put_market, top_of_book_json, with_feeds};
+use super::{WindowArgs, open_optional, put_market, top_of_book_json, with_feeds};
 use crate::util::{Report, choose_cpu, parse_duration, place, stop_on_signals};
 
 /// Exit code when messages were lost for good.
@@ -67,6 +67,8 @@ pub struct FeedArgs {
     /// Books printed at the end (by stock locate).
     #[arg(long, default_value_t = 20)]
     top: usize,
+    #[command(flatten)]
+    window: WindowArgs,
     /// Pin the receiving thread to this CPU.
     #[arg(long)]
     cpu: Option<usize>,
@@ -97,7 +99,7 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
             "hftnet feed: no --retransmit server given: gaps both feeds miss cannot be recovered and will be reported lost"
         );
     }
-    let cfg = FeedHandlerConfig {
+    let mut cfg = FeedHandlerConfig {
         session: a.session.clone(),
         join: a.join,
         recovery,
@@ -108,7 +110,9 @@ pub fn feed(a: FeedArgs) -> Result<ExitCode> {
         idle_timeout: a.idle_timeout,
         top: a.top,
         yield_when_idle: true,
+        ..FeedHandlerConfig::default()
     };
+    a.window.apply(&mut cfg)?;
     cfg.validate().map_err(|e| match e {
         FeedHandlerConfigError::Session(s) => {
             anyhow!("--session {s:?}: at most 10 printable ASCII characters")

@@ -54,6 +54,45 @@ macro_rules! with_feeds {
 use with_feeds;
 
 /// Opens the transport of an optional URI option, naming it in errors.
+/// The feed handler's reorder window and buffer, as `--window` and
+/// `--buffer-bytes` give them (shared by `hftnet feed` and `hftnet trade`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct WindowArgs {
+    /// Messages buffered ahead of the next expected one (a power of two, at
+    /// most 16777216). A handler started more than this many messages into
+    /// the session declares the front lost (the stock directory among it)
+    /// instead of re-requesting it: raise it to join late.
+    #[arg(long, default_value_t = 16_384)]
+    window: usize,
+    /// Bytes for the messages buffered ahead (e.g. 64M): what arrives live
+    /// while a gap is recovered.
+    #[arg(long, default_value = "1M", value_parser = crate::util::parse_size)]
+    buffer_bytes: usize,
+}
+
+impl WindowArgs {
+    /// Checked here, so the error names the flags.
+    fn apply(&self, cfg: &mut hftnet_apps::feed::FeedHandlerConfig) -> Result<()> {
+        use hftnet_trade::feed::{MAX_WINDOW, MIN_BUFFER_BYTES};
+        if !self.window.is_power_of_two() || self.window > MAX_WINDOW {
+            bail!(
+                "--window {}: a power of two from 1 to {MAX_WINDOW} messages (e.g. 1048576 to \
+                 join a million messages into the day)",
+                self.window
+            );
+        }
+        if self.buffer_bytes < MIN_BUFFER_BYTES || u32::try_from(self.buffer_bytes).is_err() {
+            bail!(
+                "--buffer-bytes {}: from {MIN_BUFFER_BYTES} bytes to below 4G (e.g. 64M)",
+                self.buffer_bytes
+            );
+        }
+        cfg.window = self.window;
+        cfg.buffer_bytes = self.buffer_bytes;
+        Ok(())
+    }
+}
+
 fn open_optional(uri: &Option<String>, role: Role, what: &str) -> Result<Option<AnyTransport>> {
     uri.as_ref()
         .map(|u| {

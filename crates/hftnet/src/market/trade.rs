@@ -26,7 +26,7 @@ use hftnet_trade::strategy::{Maker, MakerConfig, Taker, TakerConfig};
 use hftnet_trade::trader::TraderConfig;
 use serde_json::json;
 
-use super::{open_optional, with_feeds};
+use super::{WindowArgs, open_optional, with_feeds};
 use crate::util::{Report, parse_duration, stop_on_signals};
 
 /// Exit code when the run ended badly (reconnection failed, state file).
@@ -138,6 +138,8 @@ struct RunArgs {
     /// order after a quiet spell (a 3-byte frame per interval on the wire).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     heartbeat: Duration,
+    #[command(flatten)]
+    window: WindowArgs,
     /// Print one JSON object instead of `# key: value` lines.
     #[arg(long)]
     json: bool,
@@ -255,7 +257,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         ref_block: file.ref_block.unwrap_or(TraderConfig::default().ref_block),
     };
     let recovery = a.retransmit.is_some();
-    let cfg = TraderAppConfig {
+    let mut cfg = TraderAppConfig {
         feed: FeedHandlerConfig {
             recovery,
             book: book_config(&symbols).map_err(|e| anyhow!("--symbols: {e}"))?,
@@ -272,6 +274,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         heartbeat: a.heartbeat,
         ..TraderAppConfig::default()
     };
+    a.window.apply(&mut cfg.feed)?;
     validate(&cfg)?;
     let table = cfg.trader.symbol_table().map_err(|e| anyhow!("{e}"))?;
     let mut taker_cfg = file.taker.unwrap_or_default();
