@@ -742,8 +742,20 @@ impl<T: Transport> Downstream<'_, T> {
             return;
         };
         *self.packets += 1;
-        if t.send(p, None).is_err() {
-            *send_errors += 1;
+        match t.send(p, None) {
+            Ok(()) => {}
+            // A connected UDP socket reports the "port unreachable" an
+            // earlier packet drew (nobody bound there yet: a heartbeat
+            // before the receiver started) on the next send, which then
+            // sends nothing. The error is the earlier packet's: send this
+            // one again, so the first packet a late receiver could get is
+            // not lost to it.
+            Err(e) if e.errno() == Some(libc::ECONNREFUSED) => {
+                if t.send(p, None).is_err() {
+                    *send_errors += 1;
+                }
+            }
+            Err(_) => *send_errors += 1,
         }
         if (release || p.len() <= HEADER_LEN) && t.release_held().is_err() {
             *send_errors += 1;

@@ -51,9 +51,13 @@ struct Feed {
 
 impl Feed {
     fn new() -> Self {
+        Self::at("127.0.0.1:0".parse().unwrap())
+    }
+
+    fn at(addr: SocketAddr) -> Self {
         // A thread reads the socket at once, so the kernel's buffer never
         // overflows while the test talks to its clients.
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock = UdpSocket::bind(addr).unwrap();
         sock.set_read_timeout(Some(ms(10))).unwrap();
         let packets = Arc::new(Mutex::new(Vec::new()));
         let done = Arc::new(AtomicBool::new(false));
@@ -799,6 +803,43 @@ fn a_client_that_never_reads_is_closed_and_counted() {
     assert_eq!(oe.closed_send_full, 1, "{oe:#?}");
     assert_eq!(oe.client_timeouts, 0, "{oe:#?}");
     assert!(oe.totals.account_queries > 0, "{oe:#?}");
+}
+
+/// A trader whose market-data port was not bound yet while the exchange
+/// waited for its login: the heartbeat sent meanwhile drew a "port
+/// unreachable", which the kernel reports on the exchange's next send —
+/// the day's first packet — and that packet is sent again, not lost: the
+/// feed starts with the day's first message.
+#[test]
+fn a_receiver_bound_after_a_refused_heartbeat_gets_the_first_packet() {
+    // A port nobody is bound to (taken and given back).
+    let addr = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let run = start(addr, |c| {
+        // One heartbeat at the start, the next a long way off: the day's
+        // first packet is the next send after the refused heartbeat.
+        c.heartbeat = Duration::from_secs(5);
+        let oe = c.order_entry.as_mut().unwrap();
+        oe.wait_logins = 1;
+        oe.wait_timeout = Duration::from_secs(30);
+    });
+    // The heartbeat left (and was refused) before the port is bound.
+    thread::sleep(ms(300));
+    let mut feed = Feed::at(addr);
+    let mut alice = login(run.addr, "alice", "secret", 1);
+    feed.until("the first messages", |f| f.msgs.len() > 10);
+    assert_eq!(feed.gaps, 0);
+    assert!(
+        matches!(feed.msgs[0], Message::SystemEvent(_)),
+        "the feed starts with the day's first message: {:?}",
+        feed.msgs[0]
+    );
+    assert!(alice.until(WAIT, |c| !c.seq.is_empty()));
+    run.stop.store(true, Ordering::Relaxed);
+    let (r, _) = run.handle.join().unwrap();
+    assert_eq!(r.send_errors, 0, "{r:#?}");
 }
 
 /// `wait_logins`: the day starts only once the clients logged in, so a
