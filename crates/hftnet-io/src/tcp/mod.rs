@@ -93,13 +93,37 @@ pub struct TcpCaps {
     /// Software transmit stamps of each send (`timestamps=tx`) as the
     /// kernel granted them: `None` when off.
     pub tx_timestamps: Option<&'static str>,
+    /// Stamps the transport read and threw away because the caller had
+    /// not read them for [`UNREAD_STAMPS_MAX`] sends (they would fill the
+    /// socket's receive buffer and stall the data coming in).
+    pub tx_stamps_dropped: u64,
 }
+
+/// Sends after which stamps nobody read are read and thrown away
+/// (counted): waiting stamps count against the socket's receive buffer
+/// (some 800 bytes each), and once it is full incoming data stalls.
+pub const UNREAD_STAMPS_MAX: u32 = 64;
 
 impl CapsSection for TcpCaps {
     fn lines(&self, out: &mut Vec<(String, String)>) {
-        legacy_lines(&self.legacy(), out);
+        // The generic line describes a datagram socket's stamps: this
+        // section says what TCP's are instead.
+        let generic = LegacyFields {
+            tx_timestamps: false,
+            ..self.legacy()
+        };
+        legacy_lines(&generic, out);
         if let Some(t) = self.tx_timestamps {
             out.push(("tx_timestamps".into(), t.into()));
+        }
+        if self.tx_stamps_dropped > 0 {
+            out.push((
+                "tx_stamps_dropped".into(),
+                format!(
+                    "{} (read them with tx_timestamps at least every {UNREAD_STAMPS_MAX} sends)",
+                    self.tx_stamps_dropped
+                ),
+            ));
         }
     }
 
@@ -107,6 +131,7 @@ impl CapsSection for TcpCaps {
         LegacyFields {
             tcp_nodelay: self.tcp_nodelay,
             tcp_quickack: Some(self.tcp_quickack),
+            tx_timestamps: self.tx_timestamps.is_some(),
             ..self.socket.legacy()
         }
     }
@@ -212,9 +237,13 @@ pub struct TcpConfig {
     /// Software transmit stamps of each send (`timestamps=tx`, default
     /// off): the kernel stamps the last segment of every send when the
     /// driver takes it (`SCM_TSTAMP_SND`), keyed by the offset of the
-    /// send's last byte ([`TcpTransport::stream_offset`]); read them with
-    /// [`Transport::tx_timestamps`]. One connection's ([`TcpTransport`]);
-    /// a [`TcpServer`] of many connections refuses it.
+    /// send's last byte ([`TcpTransport::stream_end`]); read them with
+    /// [`Transport::tx_timestamps`] — regularly: while stamps wait, `poll`
+    /// reports the socket as having an error (a blocking or adaptive
+    /// receive wakes at once), and after [`UNREAD_STAMPS_MAX`] sends
+    /// without a read the transport throws them away (counted). One
+    /// connection's ([`TcpTransport`]); a [`TcpServer`] of many connections
+    /// refuses it.
     pub tx_timestamps: bool,
 }
 
@@ -328,6 +357,10 @@ struct Conn {
     written: u64,
     /// Transmit stamps on, and whether `OPT_ID_TCP` was granted.
     stamps: Option<&'static str>,
+    /// Sends since the stamps were last read.
+    unread_stamps: u32,
+    /// Stamps read and thrown away (see [`UNREAD_STAMPS_MAX`]).
+    stamps_dropped: u64,
 }
 
 /// How long a send waits for room in a full send buffer (`SO_SNDTIMEO`)
@@ -460,13 +493,36 @@ impl TcpTransport {
     }
 
     /// Bytes of the current connection the kernel took so far (framing
-    /// included), `None` without a connection. With `timestamps=tx`, the
-    /// transmit stamp of a send that ended at offset `o` carries the key
-    /// `(o - 1) as u32` in [`hftnet_sys::sock::TxStamp::id`] (the offset of
-    /// its last byte, wrapping at 2³²).
+    /// included), `None` without a connection.
     #[must_use]
     pub fn stream_offset(&self) -> Option<u64> {
         self.conn.as_ref().map(|c| c.written)
+    }
+
+    /// Where the stream ends once what was sent so far has left: the bytes
+    /// the kernel took plus those held back by a send the kernel took only
+    /// in part (they leave first on the next send). With `timestamps=tx`,
+    /// the stamp of the send that carries byte `e - 1` has the key
+    /// `(e - 1) as u32` in [`hftnet_sys::sock::TxStamp::id`] (wrapping at
+    /// 2³²): after a send, `stream_end() - 1` is the key of the stamp that
+    /// says when its last byte left.
+    #[must_use]
+    pub fn stream_end(&self) -> Option<u64> {
+        self.conn
+            .as_ref()
+            .map(|c| c.written + (c.pend.1 - c.pend.0) as u64)
+    }
+
+    /// Throws away stamps nobody read for [`UNREAD_STAMPS_MAX`] sends.
+    fn drop_unread_stamps(&mut self) {
+        if let Some(c) = self.conn.as_mut()
+            && c.unread_stamps >= UNREAD_STAMPS_MAX
+        {
+            while let Ok(Some(_)) = sock::recv_tx_timestamp(c.sock.as_fd()) {
+                c.stamps_dropped += 1;
+            }
+            c.unread_stamps = 0;
+        }
     }
 
     /// Largest message a lease lends whole.
@@ -570,14 +626,17 @@ fn setup_conn(
         framing: cfg.framing,
         written: 0,
         stamps,
+        unread_stamps: 0,
+        stamps_dropped: 0,
     })
 }
 
 /// Turns software transmit stamps on for a connected socket, keyed by
-/// byte offset from now (nothing written yet): `OPT_ID_TCP` where the
-/// kernel has it (6.2+), else plain `OPT_ID` (the same keys while every
-/// byte written is acknowledged before the next send, as on an idle
-/// order session). Returns what was granted, for the capabilities.
+/// byte offset from now: `OPT_ID_TCP` where the kernel has it (6.2+),
+/// else plain `OPT_ID`. The two differ only in where the count starts
+/// when the flag is set (the bytes written, or the bytes acknowledged):
+/// set here on a new connection with nothing written, they give the same
+/// keys. Returns what was granted, for the capabilities.
 fn enable_tx_stamps(fd: std::os::fd::BorrowedFd<'_>) -> Result<&'static str, SyscallError> {
     use sock::tsflags;
     let base = tsflags::SOFTWARE | tsflags::TX_SOFTWARE | tsflags::OPT_ID | tsflags::OPT_TSONLY;
@@ -713,6 +772,9 @@ impl Conn {
                 Ok(k) => {
                     self.pend.0 += k;
                     self.written += k as u64;
+                    if self.stamps.is_some() {
+                        self.unread_stamps += 1;
+                    }
                 }
                 Err(e) if e.errno() == Some(libc::EINTR) => {}
                 Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ETIMEDOUT)) => {
@@ -951,6 +1013,12 @@ impl Transport for TcpTransport {
                 }
             }
         }
+        if conn.unread_stamps >= UNREAD_STAMPS_MAX {
+            self.drop_unread_stamps();
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(closed("send"));
+        };
         // Frame the whole burst into one buffer so it leaves in one send.
         let (count, len) = conn.frame(msgs.iter().map(|m| m.data), 0)?;
         conn.pend = (0, len);
@@ -1033,6 +1101,7 @@ impl Transport for TcpTransport {
                     tcp_quickack: self.cfg.quickack,
                     accepted: self.accepted,
                     tx_timestamps: self.conn.as_ref().and_then(|c| c.stamps),
+                    tx_stamps_dropped: self.conn.as_ref().map_or(0, |c| c.stamps_dropped),
                 }
                 .into(),
             ),
@@ -1049,9 +1118,10 @@ impl Transport for TcpTransport {
     /// (`timestamps=tx` only): one `SCM_TSTAMP_SND` stamp per send, keyed
     /// by the offset of its last byte (see [`TcpTransport::stream_offset`]).
     fn tx_timestamps(&mut self, f: &mut dyn FnMut(TxStamp)) -> Result<usize, SyscallError> {
-        let Some(c) = self.conn.as_ref().filter(|c| c.stamps.is_some()) else {
+        let Some(c) = self.conn.as_mut().filter(|c| c.stamps.is_some()) else {
             return Ok(0);
         };
+        c.unread_stamps = 0;
         let mut n = 0;
         while let Some(stamp) = sock::recv_tx_timestamp(c.sock.as_fd())? {
             f(stamp);
@@ -1218,7 +1288,8 @@ mod tests {
             let before = realtime();
             client.send(&vec![b'U'; len], None).unwrap();
             let after = realtime();
-            let end = client.stream_offset().unwrap();
+            let end = client.stream_end().unwrap();
+            assert_eq!(client.stream_offset(), Some(end), "nothing held back");
             sent.push(((end - 1) as u32, before, after));
         }
         assert_eq!(client.stream_offset(), Some(1 + 49 + 300 + 7 + 4 * 2));
@@ -1243,10 +1314,52 @@ mod tests {
             got.extend((0..n).map(|k| burst.get(k).0.len()));
         }
         assert_eq!(got, [1, 49, 300, 7]);
-        // Without the parameter: no stamps.
+        // Without the parameter: none asked for, none said.
         let (_server, mut plain) = pair("framing=soupbin");
         plain.send(b"U", None).unwrap();
         assert_eq!(plain.tx_timestamps(&mut |_| {}).unwrap(), 0);
+        let caps = plain.capabilities();
+        assert!(!caps.legacy().tx_timestamps);
+        assert!(!caps.lines().iter().any(|(k, _)| k == "tx_timestamps"));
+        assert!(client.capabilities().legacy().tx_timestamps);
+    }
+
+    /// Stamps nobody reads do not pile up in the socket's receive buffer
+    /// (where they would stall the data coming in): after
+    /// `UNREAD_STAMPS_MAX` sends without a read they are thrown away and
+    /// counted, and the stream both ways is untouched.
+    #[test]
+    fn unread_tx_stamps_are_dropped_not_left_to_fill_the_receive_buffer() {
+        let (mut server, mut client) = pair("timestamps=tx&rcvbuf=4096");
+        let n = 3 * UNREAD_STAMPS_MAX as usize;
+        for i in 0..n {
+            client.send(&(i as u32).to_be_bytes(), None).unwrap();
+            // Paced, so each send is its own segment and its own stamp.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let mut burst = RxBurst::new(64, 64);
+        let mut got = 0;
+        while got < n {
+            let k = server.recv_burst(&mut burst).unwrap();
+            assert!(k > 0, "timed out at {got}");
+            got += k;
+        }
+        // The client still receives: the server's answer arrives.
+        server.send(b"back", None).unwrap();
+        let k = client.recv_burst(&mut burst).unwrap();
+        assert_eq!((k, burst.get(0).0), (1, &b"back"[..]));
+        let dropped = client
+            .capabilities()
+            .lines()
+            .into_iter()
+            .find(|(k, _)| k == "tx_stamps_dropped");
+        assert!(dropped.is_some(), "{:?}", client.capabilities().lines());
+        let mut left = 0;
+        client.tx_timestamps(&mut |_| left += 1).unwrap();
+        assert!(
+            left <= UNREAD_STAMPS_MAX as usize,
+            "{left} stamps were still waiting"
+        );
     }
 
     #[test]
