@@ -533,6 +533,8 @@ pub struct FeedHandlerApp {
     recv_errors: u64,
     send_errors: u64,
     stopped: Option<FeedStop>,
+    /// `CLOCK_REALTIME − CLOCK_MONOTONIC`, read once when first needed.
+    realtime_offset: Option<i64>,
 }
 
 impl FeedHandlerApp {
@@ -566,7 +568,17 @@ impl FeedHandlerApp {
             recv_errors: 0,
             send_errors: 0,
             stopped: None,
+            realtime_offset: None,
         })
+    }
+
+    /// `CLOCK_REALTIME − CLOCK_MONOTONIC` as this handler places kernel
+    /// receive stamps (realtime) on the monotonic clock of
+    /// [`Trigger::rx_ns`]: read once, then the same for every run, so a
+    /// listener that places other kernel stamps (an order's transmit
+    /// stamp) with it compares them exactly, with no error of its own.
+    pub fn realtime_offset_ns(&mut self) -> i64 {
+        *self.realtime_offset.get_or_insert_with(realtime_offset_ns)
     }
 
     /// Receives over `io` until the end of the session, the duration, the
@@ -657,7 +669,11 @@ impl FeedHandlerApp {
             start_mono: monotonic_ns()
                 .saturating_sub(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)),
             recv_errors: &mut self.recv_errors,
-            realtime_offset_ns: if L::STAMPS { realtime_offset_ns() } else { 0 },
+            realtime_offset_ns: if L::STAMPS {
+                *self.realtime_offset.get_or_insert_with(realtime_offset_ns)
+            } else {
+                0
+            },
         };
         let burst = &mut self.burst;
         let as_ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -668,8 +684,10 @@ impl FeedHandlerApp {
             let got = rx.poll_feed(FeedId::A, feed_a.as_deref_mut())
                 + rx.poll_feed(FeedId::B, feed_b.as_deref_mut())
                 + rx.poll(burst, FeedId::Retransmission, retransmit.as_deref_mut());
-            // One clock read per turn: the handler's now, the listener's
-            // monotonic now, the duration and the idle timeout.
+            // One clock read for the loop's own timing: the handler's now,
+            // the listener's monotonic now, the duration and the idle
+            // timeout (each receive still reads the clock for its deadline,
+            // and a turn with packets once more for `last_rx`).
             let mono = monotonic_ns();
             let now = mono.saturating_sub(rx.start_mono);
             if got > 0 {

@@ -199,6 +199,11 @@ impl Default for T2tConfig {
 pub struct T2tResult {
     /// The row.
     pub row: T2tRow,
+    /// The parameters of the trader's orders URI ([`TRADER_ORDERS_PARAMS`]).
+    pub trader_orders_params: &'static str,
+    /// The trader's SoupBinTCP heartbeat, µs (short: its send path kept
+    /// warm between orders).
+    pub trader_heartbeat_us: u64,
     /// Slices run.
     pub slices: u32,
     /// Internal tick-to-trade (at the trader), ns; absent without samples.
@@ -371,6 +376,9 @@ impl TickToTrade {
             .zip(&self.acc)
             .map(|(row, a)| T2tResult {
                 row: row.clone(),
+                trader_orders_params: TRADER_ORDERS_PARAMS,
+                trader_heartbeat_us: u64::try_from(self.cfg.trader_heartbeat.as_micros())
+                    .unwrap_or(u64::MAX),
                 slices: a.slices,
                 internal_ns: a.internal.summary(),
                 internal_samples: a.internal.len(),

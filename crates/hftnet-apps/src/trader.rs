@@ -120,7 +120,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hftnet_bench::clock::{monotonic_ns, realtime_offset_ns};
+use hftnet_bench::clock::monotonic_ns;
 use hftnet_bench::stats::{LatencyStats, Summary};
 use hftnet_io::tcp::TcpConnect;
 use hftnet_io::{Framing, Lease, Role, RxBurst, TcpConfig, TcpTransport, Transport, Uri};
@@ -156,8 +156,11 @@ pub const RESEND_RING: usize = 4_096;
 /// back to the highest UserRefNum the exchange answered.
 const QUERY_WAIT_NS: u64 = 200_000_000;
 const RX_SLOT: usize = 65_536;
+/// The shortest client heartbeat a trader takes (one per 10 µs of silence
+/// already costs the exchange a frame every few turns of its loop).
+pub const MIN_HEARTBEAT: Duration = Duration::from_micros(10);
 /// Orders whose transmit stamp is awaited, at most (more are counted in
-/// `tx_stamps_overflow` and measured to their send's return only).
+/// [`StampFigures::overflow`] and measured to their send's return only).
 pub const STAMPS_PENDING: usize = 4_096;
 /// The feed loop serves the order session (reads its socket, runs its
 /// timers, reads transmit stamps) once per this many ns, not at every
@@ -172,10 +175,41 @@ const END_SEND_RETURN: &str = "the return of the order's send";
 
 /// An order sent on a trigger whose transmit stamp is awaited: the key
 /// of its stamp and the trigger's receive, on `CLOCK_MONOTONIC`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct AwaitedStamp {
     key: u32,
     rx_ns: u64,
+}
+
+/// Settles the awaited orders (oldest first) one transmit stamp covers:
+/// the stamp with key `id` (the offset of the last byte of its send,
+/// wrapping at 2³²) left at `tx` (ns on the triggers' clock). Every
+/// awaited order whose key is at or before `id` left no later than it:
+/// its own stamp (key equal), or a later send's segment it was coalesced
+/// into (counted). `record` gets trigger → transmit; a transmit before
+/// its trigger (clocks placed wrongly) is counted, not recorded.
+fn settle(
+    awaited: &mut std::collections::VecDeque<AwaitedStamp>,
+    id: u32,
+    tx: i128,
+    figures: &mut StampFigures,
+    mut record: impl FnMut(u64),
+) {
+    while let Some(a) = awaited.front() {
+        // Keys wrap at 2³²: compare by distance.
+        let ahead = id.wrapping_sub(a.key) as i32;
+        if ahead < 0 {
+            break;
+        }
+        let ns = tx - i128::from(a.rx_ns);
+        if ns < 0 {
+            figures.negative += 1;
+        } else {
+            record(u64::try_from(ns).unwrap_or(u64::MAX));
+        }
+        figures.coalesced += u64::from(ahead > 0);
+        awaited.pop_front();
+    }
 }
 
 /// What the trader runs with.
@@ -567,6 +601,9 @@ pub struct StampFigures {
     pub overflow: u64,
     /// Failed reads of the error queue.
     pub read_errors: u64,
+    /// Stamps earlier than their trigger's receive (the clocks misplaced):
+    /// not in the internal figure.
+    pub negative: u64,
 }
 
 /// What a trader run did.
@@ -627,6 +664,8 @@ pub struct TraderReport {
 struct Conn {
     tcp: TcpTransport,
     session: ClientConnection,
+    /// Sent since the transmit stamps were last read.
+    unread: bool,
 }
 
 /// The listener the feed loop drives, holding everything of the order side.
@@ -693,6 +732,7 @@ impl<S: Strategy> Engine<'_, S> {
     /// Sends one SoupBinTCP frame stream (as `poll_transmit` or
     /// `send_unsequenced` wrote it) as messages of the soupbin framing.
     fn write_frames(conn: &mut Conn, bytes: &[u8]) -> bool {
+        conn.unread = true;
         let mut at = 0;
         while at + 2 <= bytes.len() {
             let len = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
@@ -732,6 +772,7 @@ impl<S: Strategy> Engine<'_, S> {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
+        conn.unread = false;
         let (awaited, t2t, figures) = (&mut self.awaited, &mut self.t2t, &mut self.stamps);
         let offset = self.realtime_offset_ns;
         let read = conn.tcp.tx_timestamps(&mut |st| {
@@ -739,17 +780,8 @@ impl<S: Strategy> Engine<'_, S> {
                 return;
             };
             figures.read += 1;
-            while let Some(a) = awaited.front() {
-                // Keys wrap at 2³²: compare by distance.
-                let ahead = st.id.wrapping_sub(a.key) as i32;
-                if ahead < 0 {
-                    break;
-                }
-                let tx = (i128::from(sw) - i128::from(offset)).max(0) as u64;
-                t2t.record(tx.saturating_sub(a.rx_ns));
-                figures.coalesced += u64::from(ahead > 0);
-                awaited.pop_front();
-            }
+            let tx = i128::from(sw) - i128::from(offset);
+            settle(awaited, st.id, tx, figures, |ns| t2t.record(ns));
         });
         if read.is_err() {
             figures.read_errors += 1;
@@ -797,7 +829,7 @@ impl<S: Strategy> Engine<'_, S> {
                 if !self.tcp_cfg.tx_timestamps {
                     self.t2t.record(done.saturating_sub(t.rx_ns));
                 } else if self.awaited.len() < STAMPS_PENDING
-                    && let Some(end) = self.conn.as_ref().and_then(|c| c.tcp.stream_offset())
+                    && let Some(end) = self.conn.as_ref().and_then(|c| c.tcp.stream_end())
                 {
                     // The stamp's key: the offset of the send's last byte.
                     self.awaited.push_back(AwaitedStamp {
@@ -883,7 +915,11 @@ impl<S: Strategy> Engine<'_, S> {
     /// Starts the session (login) on a connected `tcp`.
     fn attach(&mut self, tcp: TcpTransport, now: u64) -> Result<(), String> {
         let session = ClientConnection::new(self.next_cfg, now).map_err(|e| e.to_string())?;
-        self.conn = Some(Conn { tcp, session });
+        self.conn = Some(Conn {
+            tcp,
+            session,
+            unread: false,
+        });
         self.figures.connections += 1;
         self.pump_out(now);
         Ok(())
@@ -897,10 +933,6 @@ impl<S: Strategy> Engine<'_, S> {
         let n = conn.session.poll_transmit(now, &mut self.tx);
         if n > 0 && !Self::write_frames(conn, &self.tx[..n]) {
             self.drop_conn(now);
-        } else if n > 0 && self.tcp_cfg.tx_timestamps {
-            // Its transmit stamp, read now: stamps left queued would fill
-            // the error queue between orders.
-            self.read_stamps();
         }
     }
 
@@ -1072,7 +1104,7 @@ impl<S: Strategy> Engine<'_, S> {
 
     /// Serves the order session once (the loop's round).
     fn service(&mut self, now: u64) {
-        if !self.awaited.is_empty() {
+        if self.tcp_cfg.tx_timestamps && self.conn.as_ref().is_some_and(|c| c.unread) {
             self.read_stamps();
         }
         self.pump_in(now);
@@ -1250,6 +1282,12 @@ fn prepare(cfg: &TraderAppConfig) -> Result<(TcpConfig, ClientConfig), TraderCon
             "give USER:PASSWORD, both non-empty".to_string(),
         ));
     }
+    if cfg.heartbeat < MIN_HEARTBEAT || cfg.heartbeat >= cfg.server_timeout {
+        return Err(TraderConfigInvalid::Session(format!(
+            "heartbeat {:?}: from {MIN_HEARTBEAT:?} to below the server timeout {:?}",
+            cfg.heartbeat, cfg.server_timeout
+        )));
+    }
     let mut c = ClientConfig::new(user, pass);
     c.heartbeat_interval_ns = cfg.heartbeat.as_nanos() as u64;
     c.server_timeout_ns = cfg.server_timeout.as_nanos() as u64;
@@ -1341,7 +1379,7 @@ where
         t2t_call: LatencyStats::new(),
         t2t_return: LatencyStats::new(),
         awaited: std::collections::VecDeque::with_capacity(STAMPS_PENDING),
-        realtime_offset_ns: realtime_offset_ns(),
+        realtime_offset_ns: feed.realtime_offset_ns(),
         stamps: StampFigures::default(),
         state: StateFile::new(&cfg.state),
         mark: stored,
@@ -1540,6 +1578,41 @@ mod tests {
         d
     }
 
+    /// A transmit stamp settles exactly the awaited orders at or before
+    /// its key, across the wrap of the keys at 2³²; later ones wait; an
+    /// order coalesced into a later send's segment is recorded at that
+    /// stamp and counted; a stamp before its trigger is counted, not
+    /// recorded.
+    #[test]
+    fn stamps_settle_the_orders_they_cover_across_the_wrap() {
+        use std::collections::VecDeque;
+        let a = |key: u32, rx_ns: u64| AwaitedStamp { key, rx_ns };
+        let mut q: VecDeque<_> = [
+            a(u32::MAX - 60, 100),
+            a(u32::MAX - 2, 200),
+            a(40, 300),
+            a(95, 400),
+        ]
+        .into();
+        let mut f = StampFigures::default();
+        let mut got = Vec::new();
+        // The first order's own stamp.
+        settle(&mut q, u32::MAX - 60, 1_100, &mut f, |ns| got.push(ns));
+        assert_eq!((got.as_slice(), q.len(), f.coalesced), (&[1_000][..], 3, 0));
+        // A stamp past the wrap (key 40) covers the second order (coalesced
+        // into it) and the third (its own); the fourth (95) waits.
+        settle(&mut q, 40, 2_300, &mut f, |ns| got.push(ns));
+        assert_eq!(got, [1_000, 2_100, 2_000]);
+        assert_eq!((q.len(), f.coalesced), (1, 1));
+        assert_eq!(q.front(), Some(&a(95, 400)));
+        // A stamp of a send before it (a heartbeat, key 60) settles nothing.
+        settle(&mut q, 60, 2_400, &mut f, |ns| got.push(ns));
+        assert_eq!((got.len(), q.len()), (3, 1));
+        // A stamp earlier than the trigger: counted, not recorded.
+        settle(&mut q, 95, 399, &mut f, |ns| got.push(ns));
+        assert_eq!((got.len(), q.len(), f.negative), (3, 0, 1));
+    }
+
     #[test]
     fn state_file_round_trip_and_bad_content() {
         let d = dir("state");
@@ -1581,7 +1654,7 @@ mod tests {
             ..TraderAppConfig::default()
         };
         validate(&ok).unwrap();
-        let cases: [(TraderAppConfig, &str); 7] = [
+        let cases: [(TraderAppConfig, &str); 8] = [
             (
                 TraderAppConfig {
                     orders: "udp://127.0.0.1:7001".into(),
@@ -1629,7 +1702,14 @@ mod tests {
                     server_timeout: Duration::from_millis(500),
                     ..ok.clone()
                 },
-                "server_timeout_ns",
+                "below the server timeout 500ms",
+            ),
+            (
+                TraderAppConfig {
+                    heartbeat: Duration::from_micros(5),
+                    ..ok.clone()
+                },
+                "heartbeat 5µs: from 10µs",
             ),
         ];
         for (c, want) in cases {

@@ -111,8 +111,9 @@ fn taker_orders_carry_their_trigger_and_fills_make_the_position() {
 /// on a trigger gets one (none missing), it lies after the call of the
 /// send, and the report says where the figure ends; the send's return is
 /// reported beside it. A short heartbeat (keeping the send path warm)
-/// sends between orders; its stamps are read and never taken for an
-/// order's.
+/// sends between orders: its stamps are read too, so none is lost to a
+/// full error queue. (Which stamp settles which order is unit-tested in
+/// the apps' trader module: `stamps_settle_the_orders_they_cover_across_the_wrap`.)
 #[test]
 fn internal_tick_to_trade_ends_at_the_orders_transmit_stamp() {
     let srv = OrderServer::start(Script {
@@ -139,8 +140,8 @@ fn internal_tick_to_trade_ends_at_the_orders_transmit_stamp() {
     );
     let st = r.tx_stamps;
     assert_eq!(
-        (st.missing, st.overflow, st.read_errors),
-        (0, 0, 0),
+        (st.missing, st.overflow, st.read_errors, st.negative),
+        (0, 0, 0, 0),
         "{st:?}"
     );
     // Every send is stamped (login and heartbeats too), but sends TCP

@@ -434,11 +434,13 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     if rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    if a.t2t_heartbeat.is_zero() || a.t2t_heartbeat > Duration::from_secs(10) {
+    if a.t2t_heartbeat < hftnet_apps::trader::MIN_HEARTBEAT
+        || a.t2t_heartbeat > Duration::from_secs(10)
+    {
         bail!(
-            "--t2t-heartbeat {:?} is outside 1ns..=10s (the exchange drops a client silent for \
-             15 s)",
-            a.t2t_heartbeat
+            "--t2t-heartbeat {:?}: from {:?} to 10s (the exchange drops a client silent for 15s)",
+            a.t2t_heartbeat,
+            hftnet_apps::trader::MIN_HEARTBEAT
         );
     }
     if !(LAB_MIN_SIZE..=LAB_MAX_SIZE).contains(&a.size) {

@@ -310,7 +310,7 @@ fn trade_refuses_bad_input_up_front() {
                 "--heartbeat",
                 "15s",
             ],
-            "--heartbeat 15s must be shorter than 15s",
+            "--heartbeat 15s: from 10µs to below 15s",
         ),
         (
             vec![
@@ -319,9 +319,9 @@ fn trade_refuses_bad_input_up_front() {
                 "--login",
                 "a:b",
                 "--heartbeat",
-                "0s",
+                "5us",
             ],
-            "--heartbeat must be more than zero",
+            "--heartbeat 5µs: from 10µs",
         ),
         (
             vec![

@@ -17,7 +17,8 @@ use hftnet_apps::Transports;
 use hftnet_apps::feed::FeedHandlerConfig;
 use hftnet_apps::market::book_config;
 use hftnet_apps::trader::{
-    TraderAppConfig, TraderError, TraderRun, TraderStop, kill_file_of, run_trader, validate,
+    MIN_HEARTBEAT, TraderAppConfig, TraderError, TraderRun, TraderStop, kill_file_of, run_trader,
+    validate,
 };
 use hftnet_bench::stats::HGRM_MICROSECONDS;
 use hftnet_io::Role;
@@ -199,10 +200,10 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         }
     }
     let server_timeout = TraderAppConfig::default().server_timeout;
-    if a.heartbeat >= server_timeout {
+    if a.heartbeat < MIN_HEARTBEAT || a.heartbeat >= server_timeout {
         bail!(
-            "--heartbeat {:?} must be shorter than {server_timeout:?}: the exchange gives up on a \
-             client silent that long",
+            "--heartbeat {:?}: from {MIN_HEARTBEAT:?} to below {server_timeout:?} (a server \
+             silent that long is given up, and the exchange drops a client silent for 15s)",
             a.heartbeat
         );
     }
