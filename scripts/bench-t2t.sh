@@ -13,12 +13,15 @@
 # HEARTBEAT=1s measures a cold one), so both tables share the machine's
 # drift. Prints both tables and the goals with holds/NO:
 #
-#   internal t2t p50 over udp/spin             <= 1.5 us  (from the receive's return)
-#   internal t2t p50 over udp/spin+timestamps  <= 1.5 us  (from the kernel's receive stamp)
-#   internal t2t p50 over xdp/spin             <  over udp/spin (both from the read)
-#   internal t2t p50 over xdp/spin+timestamps  <  over udp/spin+timestamps (both
-#     from where software first saw the packet: the XDP program's stamp, the
-#     kernel's receive stamp; when this build's xdp has the row)
+#   internal t2t p50 over udp/spin (the kernel spin path)  <= 1.5 us
+#   internal t2t p50 over AF_XDP  <  over the kernel path, from the same kind
+#     of start: xdp/spin+timestamps vs udp/spin+timestamps (where software
+#     first saw the packet: the XDP program's stamp, the kernel's receive
+#     stamp) when this build's xdp has the row, else xdp/spin vs udp/spin
+#     (both from the receive's return)
+# and, marked "info" (printed with holds/NO, not in the exit status): the
+# same 1.5 us against udp/spin+timestamps, which also holds the kernel's
+# receive path, and the other xdp comparison.
 #   external t2t p50 over MD         <= 1.3 x mean(MD ping-pong RTT p50,
 #                                                  tcp ping-pong RTT p50)
 #
@@ -83,19 +86,22 @@ def t2t_p50(name, kind):
 us = lambda ns: f"{ns / 1000:.2f} us"
 rows = []
 ok = True
-def goal(what, value, target, held):
+def goal(what, value, target, held, binding=True):
     global ok
-    ok &= held
-    rows.append((what, value, target, "holds" if held else "NO"))
+    if binding:
+        ok &= held
+    rows.append((what if binding else f"(info) {what}", value, target,
+                 "holds" if held else "NO"))
 
 udp_int = t2t_p50("udp/spin", "internal_ns")
 ts_int = t2t_p50("udp/spin+timestamps", "internal_ns")
 xdp_int = t2t_p50("xdp/spin", "internal_ns")
 xts = "xdp/spin+timestamps" in t2t
 goal("internal t2t p50, md udp/spin", us(udp_int), "<= 1.50 us", udp_int <= 1500)
-goal("internal t2t p50, md udp/spin+timestamps", us(ts_int), "<= 1.50 us", ts_int <= 1500)
+goal("internal t2t p50, md udp/spin+timestamps", us(ts_int), "<= 1.50 us", ts_int <= 1500,
+     binding=False)
 goal("internal t2t p50, md xdp/spin", us(xdp_int), f"< {us(udp_int)} (udp/spin)",
-     xdp_int < udp_int)
+     xdp_int < udp_int, binding=not xts)
 if xts:
     xts_int = t2t_p50("xdp/spin+timestamps", "internal_ns")
     goal("internal t2t p50, md xdp/spin+timestamps", us(xts_int),
