@@ -9,8 +9,10 @@
 # exchange with a spinning order entry, tcp://IP:0?rx=spin, on CPU 1
 # publishing a generated day — its gateway spins like the tcp/spin
 # ping-pong server it is compared with — and a taker on CPU 0 sending its
-# orders over tcp, its heartbeat every 100 us keeping its send path warm —
-# HEARTBEAT=1s measures a cold one), so both tables share the machine's
+# orders over tcp; each row twice, side by side: the trader's heartbeat
+# every 100 us keeping its send path warm, and every 1 s (SoupBinTCP's own)
+# leaving it cold — HEARTBEAT=LIST changes that, the first one is the one
+# the goals hold), so both tables share the machine's
 # drift. Prints both tables and the issue's goals with holds/NO:
 #
 #   internal t2t p50 over udp/spin (the kernel spin path)  <= 1.5 us
@@ -58,7 +60,7 @@ ROWS="udp/spin,udp/spin+timestamps,xdp/spin,tcp/spin"
 if "$BIN" lab --transports xdp/spin+timestamps --rounds 0 2>&1 | grep -q -- "--rounds must be"; then
   ROWS="udp/spin,udp/spin+timestamps,xdp/spin,xdp/spin+timestamps,tcp/spin"
 fi
-HEARTBEAT=${HEARTBEAT:-100us}
+HEARTBEAT=${HEARTBEAT:-100us,1s}
 echo "# command: hftnet lab --transports $ROWS --duration $DURATION --rounds $ROUNDS --t2t-heartbeat $HEARTBEAT"
 echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: compare within this run)"
 "$BIN" lab --transports "$ROWS" --duration "$DURATION" --rounds "$ROUNDS" \
@@ -69,7 +71,14 @@ python3 - "$OUT/lab.json" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 rtt = {f'{r["rung"]["transport"]}/{r["rung"]["strategy"]}': r for r in j["results"]}
-t2t = {f'{r["row"]["transport"]}/{r["row"]["strategy"]}': r for r in j["tick_to_trade"] or []}
+rows_all = j["tick_to_trade"] or []
+if not rows_all:
+    sys.exit("bench-t2t: no tick-to-trade rows")
+# The goals hold the first heartbeat's rows; the others are compared with them.
+hb0 = rows_all[0]["row"]["trader_heartbeat_us"]
+t2t = {f'{r["row"]["transport"]}/{r["row"]["strategy"]}': r for r in rows_all
+       if r["row"]["trader_heartbeat_us"] == hb0}
+others = [r for r in rows_all if r["row"]["trader_heartbeat_us"] != hb0]
 
 def rtt_p50(name):
     r = rtt.get(name)
@@ -133,6 +142,16 @@ c_ts = t2t["udp/spin+timestamps"]["internal_to_send_call_ns"]["p50"]
 print(f"# from the kernel's receive stamp to the receive's return (udp/spin+timestamps minus "
       f"udp/spin, to the send call, p50s): {us(c_ts - c_spin)} of kernel receive path and "
       f"socket queue; half the udp/spin ping-pong RTT is {us(rtt_p50('udp/spin') / 2)}")
+for r in others:
+    name = f'{r["row"]["transport"]}/{r["row"]["strategy"]}'
+    base = t2t.get(name)
+    if base and r.get("internal_ns") and base.get("internal_ns"):
+        hb = r["row"]["trader_heartbeat_us"]
+        print(f"# {name}, heartbeat {hb} us vs {hb0} us, same run: internal p50 "
+              f"{us(r['internal_ns']['p50'])} vs {us(base['internal_ns']['p50'])} "
+              f"({r['internal_ns']['p50'] / base['internal_ns']['p50']:.2f}x), external p50 "
+              f"{us(r['external_ns']['p50'])} vs {us(base['external_ns']['p50'])} "
+              f"({r['external_ns']['p50'] / base['external_ns']['p50']:.2f}x)")
 print()
 w = max(len(r[0]) for r in rows)
 v = max(len(r[1]) for r in rows)

@@ -91,6 +91,26 @@ pub struct T2tRow {
     /// Where the exchange's order entry listens (`tcp://IP:0`: a port of
     /// its own each slice).
     pub orders_uri: String,
+    /// The trader's SoupBinTCP heartbeat while it sends nothing else, µs
+    /// ([`crate::trader::TraderAppConfig::heartbeat`]): short keeps its
+    /// kernel send path warm between orders ([`WARM_HEARTBEAT`] from
+    /// [`rows_for`]; [`with_heartbeats`] makes rows of others).
+    pub trader_heartbeat_us: u64,
+}
+
+/// Each row once per trader heartbeat, in order (row by row, heartbeat by
+/// heartbeat): the same market data and strategy with a warm and a cold
+/// send path, say, side by side in one run.
+#[must_use]
+pub fn with_heartbeats(rows: Vec<T2tRow>, heartbeats: &[Duration]) -> Vec<T2tRow> {
+    rows.into_iter()
+        .flat_map(|r| {
+            heartbeats.iter().map(move |h| T2tRow {
+                trader_heartbeat_us: u64::try_from(h.as_micros()).unwrap_or(u64::MAX),
+                ..r.clone()
+            })
+        })
+        .collect()
 }
 
 /// The rows for every scheme of `transports` that carries datagrams (the
@@ -131,6 +151,7 @@ pub fn rows_for(
             trader_md_uri: r.server_uri.clone(),
             exchange_md_uri: r.client_uri.clone(),
             orders_uri: format!("tcp://{exchange_ip}:0?rx=spin"),
+            trader_heartbeat_us: WARM_HEARTBEAT.as_micros() as u64,
         }));
     }
     rows
@@ -164,10 +185,6 @@ pub struct T2tConfig {
     pub rate: u64,
     /// CPU of the trader's thread.
     pub trader_cpu: Option<usize>,
-    /// The trader's SoupBinTCP client heartbeat while it sends nothing
-    /// else ([`crate::trader::TraderAppConfig::heartbeat`]): short keeps its
-    /// kernel send path warm between orders.
-    pub trader_heartbeat: Duration,
     /// CPU of the exchange's thread.
     pub exchange_cpu: Option<usize>,
     /// Longest a slice may take (the trader's `duration`; the exchange's
@@ -179,14 +196,12 @@ pub struct T2tConfig {
 
 impl Default for T2tConfig {
     /// 100 000 messages at 100 000 messages/s (a second of trading), a
-    /// 30 s limit, state files in the temporary directory, the trader's
-    /// heartbeat every [`WARM_HEARTBEAT`].
+    /// 30 s limit, state files in the temporary directory.
     fn default() -> Self {
         Self {
             messages: 100_000,
             rate: 100_000,
             trader_cpu: None,
-            trader_heartbeat: WARM_HEARTBEAT,
             exchange_cpu: None,
             slice_limit: Duration::from_secs(30),
             state_dir: std::env::temp_dir(),
@@ -201,9 +216,6 @@ pub struct T2tResult {
     pub row: T2tRow,
     /// The parameters of the trader's orders URI ([`TRADER_ORDERS_PARAMS`]).
     pub trader_orders_params: &'static str,
-    /// The trader's SoupBinTCP heartbeat, µs (short: its send path kept
-    /// warm between orders).
-    pub trader_heartbeat_us: u64,
     /// Slices run.
     pub slices: u32,
     /// Internal tick-to-trade (at the trader), ns; absent without samples.
@@ -377,8 +389,6 @@ impl TickToTrade {
             .map(|(row, a)| T2tResult {
                 row: row.clone(),
                 trader_orders_params: TRADER_ORDERS_PARAMS,
-                trader_heartbeat_us: u64::try_from(self.cfg.trader_heartbeat.as_micros())
-                    .unwrap_or(u64::MAX),
                 slices: a.slices,
                 internal_ns: a.internal.summary(),
                 internal_samples: a.internal.len(),
@@ -484,7 +494,7 @@ fn run_slice(
         username: USER.into(),
         password: PASSWORD.into(),
         state: state.clone(),
-        heartbeat: cfg.trader_heartbeat,
+        heartbeat: Duration::from_micros(row.trader_heartbeat_us),
         ..TraderAppConfig::default()
     };
     let taker = TakerConfig {
@@ -667,9 +677,10 @@ fn run_slice(
 #[must_use]
 pub fn table(results: &[T2tResult]) -> String {
     let mut s = format!(
-        "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
+        "{:<8} {:<15} {:>7} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
         "md",
         "strategy",
+        "hb µs",
         "orders",
         "accept",
         "fills",
@@ -693,9 +704,10 @@ pub fn table(results: &[T2tResult]) -> String {
             continue;
         }
         s.push_str(&format!(
-            "{:<8} {:<15} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
+            "{:<8} {:<15} {:>7} {:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
             r.row.transport,
             r.row.strategy,
+            r.row.trader_heartbeat_us,
             r.orders,
             r.accepted,
             r.fills,
@@ -728,6 +740,22 @@ pub fn table(results: &[T2tResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_row_runs_once_per_heartbeat_side_by_side() {
+        let t = vec!["udp".to_string()];
+        let rows = rows_for(&t, "198.18.0.1", "198.18.0.2", Some("veth0"), 31000);
+        assert!(rows.iter().all(|r| r.trader_heartbeat_us == 100));
+        let hb = [Duration::from_micros(100), Duration::from_secs(1)];
+        let both = with_heartbeats(rows.clone(), &hb);
+        assert_eq!(both.len(), 2 * rows.len());
+        for (k, r) in both.iter().enumerate() {
+            let base = &rows[k / 2];
+            assert_eq!(r.trader_md_uri, base.trader_md_uri);
+            assert_eq!(r.strategy, base.strategy);
+            assert_eq!(r.trader_heartbeat_us, [100, 1_000_000][k % 2]);
+        }
+    }
 
     #[test]
     fn rows_are_the_strategy_rows_of_the_datagram_transports() {

@@ -157,8 +157,10 @@ pub struct LabArgs {
     /// The tick-to-trade trader's SoupBinTCP heartbeat while it sends no
     /// order: short keeps its kernel send path warm between orders; 1s (the
     /// protocol's own) measures a cold one.
-    #[arg(long, default_value = "100us", value_parser = parse_duration)]
-    t2t_heartbeat: Duration,
+    /// A comma list runs each tick-to-trade row once per heartbeat, side by
+    /// side (e.g. 100us,1s: warm and cold).
+    #[arg(long, default_value = "100us", value_parser = parse_duration, value_delimiter = ',')]
+    t2t_heartbeat: Vec<Duration>,
     /// A short run: 1 s per ping-pong row in 2 rounds (unless --duration or --rounds say
     /// otherwise) and a short trading day per tick-to-trade slice.
     #[arg(long)]
@@ -434,14 +436,14 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     if rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    if a.t2t_heartbeat < hftnet_apps::trader::MIN_HEARTBEAT
-        || a.t2t_heartbeat > Duration::from_secs(10)
-    {
-        bail!(
-            "--t2t-heartbeat {:?}: from {:?} to 10s (the exchange drops a client silent for 15s)",
-            a.t2t_heartbeat,
-            hftnet_apps::trader::MIN_HEARTBEAT
-        );
+    for h in &a.t2t_heartbeat {
+        if *h < hftnet_apps::trader::MIN_HEARTBEAT || *h > Duration::from_secs(10) {
+            bail!(
+                "--t2t-heartbeat {h:?}: from {:?} to 10s (the exchange drops a client silent for \
+                 15s)",
+                hftnet_apps::trader::MIN_HEARTBEAT
+            );
+        }
     }
     if !(LAB_MIN_SIZE..=LAB_MAX_SIZE).contains(&a.size) {
         bail!(
@@ -534,8 +536,8 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     let t2t_rows: Vec<T2tRow> = if a.no_t2t {
         Vec::new()
     } else {
-        t2t_rows
-            .into_iter()
+        let rows = tick_to_trade::with_heartbeats(t2t_rows, &a.t2t_heartbeat);
+        rows.into_iter()
             .filter(|r| {
                 picks.is_empty()
                     || picks.iter().any(|p| {
@@ -643,7 +645,6 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
             },
             rate: T2T_RATE,
             trader_cpu: client_cpu,
-            trader_heartbeat: a.t2t_heartbeat,
             exchange_cpu: server_cpu,
             ..T2tConfig::default()
         },
@@ -702,9 +703,8 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
              trigger packet received -> the order's kernel transmit stamp (trader; call = -> \
              the send call, the application's part; ret = -> the send's return, which on veth \
              includes the exchange side's TCP receive), external = trigger packet sent -> \
-             order received (exchange); the trader's heartbeat every {:?} keeps its send path \
-             warm (--t2t-heartbeat):",
-            a.t2t_heartbeat
+             order received (exchange); hb = the trader's heartbeat, a short one keeps its send \
+             path warm (--t2t-heartbeat):"
         );
         if t2t_results.is_empty() {
             println!("  no rows: none of the transports run carries datagrams");

@@ -110,7 +110,7 @@ fn the_lab_measures_tick_to_trade_over_udp_and_mcast() {
         assert_percentiles(&r["internal_to_send_return_ns"], r);
         assert_eq!(r["internal_stamps_missing"], 0, "{r}");
         assert_eq!(
-            r["trader_heartbeat_us"], 100,
+            r["row"]["trader_heartbeat_us"], 100,
             "the default warm heartbeat: {r}"
         );
         assert_eq!(r["trader_orders_params"], "timestamps=tx", "{r}");
