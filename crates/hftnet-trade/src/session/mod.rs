@@ -274,6 +274,24 @@ pub struct OrderSessionCounters {
     pub encode_errors: u64,
 }
 
+impl OrderSessionCounters {
+    /// Adds `other` into `self`, field by field (to total the sessions of
+    /// several processes).
+    pub fn add(&mut self, other: &Self) {
+        self.connections += other.connections;
+        self.logins += other.logins;
+        self.drops += other.drops;
+        self.queries_answered += other.queries_answered;
+        self.query_timeouts += other.query_timeouts;
+        self.resent += other.resent;
+        self.held_sent += other.held_sent;
+        self.held_overflow += other.held_overflow;
+        self.not_ready += other.not_ready;
+        self.send_failures += other.send_failures;
+        self.encode_errors += other.encode_errors;
+    }
+}
+
 /// A message framed by [`OrderSession::send_order`]: write
 /// `buf[..len]` to the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
