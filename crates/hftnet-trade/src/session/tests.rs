@@ -215,6 +215,28 @@ impl Rig {
         assert!(self.session.is_ready());
     }
 
+    /// The exchange refuses `urn` (an answer that names it).
+    fn reject(&mut self, urn: u32) {
+        self.publish(&OrderEvent::Rejected {
+            user_ref_num: urn,
+            reason: RejectReason::InvalidPrice,
+            cl_ord_id: ClOrdId::from_trigger(Trigger::NONE),
+        });
+    }
+
+    /// The connection breaks; a new one logs in and sends its Account
+    /// Query (unanswered yet). `got` then holds what this connection
+    /// carried.
+    fn reconnect_until_the_query(&mut self) {
+        self.cut();
+        self.got.clear();
+        self.connect();
+        self.out();
+        self.back();
+        self.out();
+        assert_eq!(self.got, [(b'Q', 0)]);
+    }
+
     /// The exchange's answer on the session's stream.
     fn publish(&mut self, ev: &OrderEvent) {
         let mut b = [0u8; MAX_OUTBOUND_LEN];
@@ -318,20 +340,11 @@ fn without_an_answer_the_resend_starts_above_the_highest_answered() {
     }
     // The exchange answered 2 (and 1) before the connection broke.
     for urn in [1, 2] {
-        r.publish(&OrderEvent::Rejected {
-            user_ref_num: urn,
-            reason: RejectReason::InvalidPrice,
-            cl_ord_id: ClOrdId::from_trigger(Trigger::NONE),
-        });
+        r.reject(urn);
     }
     r.back();
     assert_eq!(r.session.max_answered(), 2);
-    r.cut();
-    r.got.clear();
-    r.connect();
-    r.out();
-    r.back();
-    r.out();
+    r.reconnect_until_the_query();
     let deadline = r.now + WAIT;
     assert_eq!(
         r.session.poll_timeout().map(|t| t.min(deadline)),
@@ -362,11 +375,7 @@ fn recovery_ends_at_this_logins_answer_not_at_a_replayed_one() {
     // The first run: its Account Query answered, an order accepted.
     r.log_in(1);
     assert!(r.send(&enter(1), true).is_ok());
-    r.publish(&OrderEvent::Rejected {
-        user_ref_num: 1,
-        reason: RejectReason::InvalidPrice,
-        cl_ord_id: ClOrdId::from_trigger(Trigger::NONE),
-    });
+    r.reject(1);
     r.back();
     // The process restarts: it logs in from sequence number 1 and the
     // replay (the first run's answer in it) is read before its own query
@@ -418,12 +427,7 @@ fn a_small_buffer_takes_the_flush_in_several_calls() {
     for urn in 1..=5 {
         assert!(r.send(&enter(urn), false).is_ok());
     }
-    r.cut();
-    r.got.clear();
-    r.connect();
-    r.out();
-    r.back();
-    r.out();
+    r.reconnect_until_the_query();
     r.publish(&OrderEvent::AccountQuery {
         next_user_ref_num: 1,
     });
