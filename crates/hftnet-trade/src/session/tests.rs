@@ -494,3 +494,41 @@ fn bad_configs_are_named() {
     let e = OrderSession::new(bad).unwrap_err().to_string();
     assert!(e.contains("heartbeat_interval_ns"), "{e}");
 }
+
+#[test]
+fn a_kill_during_recovery_cancels_the_adopted_orders_after_the_resend_and_before_the_held() {
+    let mut r = Rig::new(RESEND_RING);
+    // The first run: order 1 accepted and resting.
+    r.log_in(1);
+    assert!(r.send(&enter(1), true).is_ok());
+    r.publish(&OrderEvent::Accepted {
+        user_ref_num: 1,
+        side: crate::orders::OrderSide::Buy,
+        quantity: 100,
+        symbol: Stock::new("AAPL").unwrap(),
+        price: 100_0000,
+        time_in_force: TimeInForce::Day,
+        display: Display::Visible,
+        capacity: Capacity::Principal,
+        order_reference_number: 77,
+        cl_ord_id: ClOrdId::from_trigger(Trigger::NONE),
+    });
+    r.back();
+    // The restarted process is killed before its session is back; a
+    // cancel of its own waits meanwhile.
+    r.restart();
+    let mut outbox = Outbox::default();
+    assert_eq!(r.trader.trip_kill_switch(&mut outbox), 0);
+    assert!(outbox.as_slice().is_empty(), "nothing adopted yet");
+    assert_eq!(r.send(&cancel(9), true), Err(Unsent::Held));
+    r.got.clear();
+    r.log_in(2);
+    assert!(!r.trader.recovering());
+    assert_eq!(r.trader.counters().recovered_orders, 1);
+    assert_eq!(
+        r.got,
+        [(b'Q', 0), (b'X', 1), (b'X', 9)],
+        "the adopted order cancelled, then the held cancel"
+    );
+    assert_eq!(r.session.counters().held_sent, 1);
+}
