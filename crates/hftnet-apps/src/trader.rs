@@ -1,12 +1,14 @@
 //! The trader: the feed handler ([`crate::feed`]) and the sans-IO
 //! [`Trader`] engine (strategy, pre-trade risk, orders, position and P&L)
 //! on one thread, its orders out as OUCH 5.0 over a SoupBinTCP 4 session
-//! on kernel TCP ([`hftnet_trade::soupbin::ClientConnection`] over a
+//! on kernel TCP ([`hftnet_trade::session::OrderSession`] over a
 //! [`TcpTransport`] with `framing=soupbin`).
 //!
-//! Layer: apps. The decisions are `hftnet_trade::trader`'s, the bytes
-//! `hftnet_trade::ouch`'s and `hftnet_trade::soupbin`'s; this module moves
-//! them between the transports and keeps time (`CLOCK_MONOTONIC`).
+//! Layer: apps. The decisions are `hftnet_trade::trader`'s, the bytes and
+//! the session's rules (the Account Query after each login, the resend,
+//! the held cancels) `hftnet_trade::session`'s; this module moves them
+//! between the transports, reconnects, and keeps time
+//! (`CLOCK_MONOTONIC`).
 //!
 //! A taker on one feed, from the library:
 //!
@@ -61,22 +63,24 @@
 //!   ([`RiskReject::Disconnected`], counted): a decision taken on market
 //!   data is not sent late, after a reconnect, on a market that moved.
 //!   Cancels (which can only reduce risk) are held while the session is
-//!   down and sent first after the next login.
-//! - **Nothing lost or duplicated across a reconnect**: after each login
-//!   the trader sends an Account Query and waits for the exchange's next
-//!   UserRefNum (orders are refused as disconnected meanwhile); every
-//!   enter and replace it sent with a number from there on (the last
-//!   [`RESEND_RING`] are remembered) was lost with the old connection —
-//!   in the kernel's buffers or on the wire — and is sent again, in order,
-//!   with its own number. OUCH ignores a number not above the last it
-//!   processed, so nothing can be entered twice; the exchange's answers
-//!   come once through the resumed sequenced stream. Without an answer
-//!   within 200 ms the resend starts above the highest number the
-//!   exchange answered.
+//!   down (and until the login's resend is out) and sent after the next
+//!   login's resend.
+//! - **Nothing lost or duplicated across a reconnect**
+//!   ([`OrderSession`]'s rules): after each login the trader sends an
+//!   Account Query and waits for the exchange's next UserRefNum (orders
+//!   are refused as disconnected meanwhile); every enter and replace it
+//!   sent with a number from there on (the last [`RESEND_RING`] are
+//!   remembered) was lost with the old connection — in the kernel's
+//!   buffers or on the wire — and is sent again, in order, with its own
+//!   number. OUCH ignores a number not above the last it processed, so
+//!   nothing can be entered twice; the exchange's answers come once
+//!   through the resumed sequenced stream. Without an answer within
+//!   200 ms the resend starts above the highest number the exchange
+//!   answered.
 //! - **Reconnect**: after a drop (the peer closed, a send failed, the
 //!   server silent for the timeout) the next connection logs in asking for
 //!   the next expected sequence number
-//!   ([`ClientConnection::reconnect_config`]), so every exchange message is
+//!   ([`hftnet_trade::soupbin::ClientConnection::reconnect_config`]), so every exchange message is
 //!   delivered exactly once across connections; attempts back off
 //!   exponentially (from `reconnect_backoff` to 1 s) and are bounded
 //!   (`max_reconnect_attempts` failures in a row end the run). Each
@@ -127,9 +131,10 @@ use hftnet_io::{Framing, Lease, Role, RxBurst, TcpConfig, TcpTransport, Transpor
 use hftnet_sys::sock::TxStampKind;
 use hftnet_trade::market::{TopUpdate, TradeUpdate};
 use hftnet_trade::orders::{OrderMsg, Trigger};
-use hftnet_trade::ouch::{self, Inbox, InboxCounters};
+use hftnet_trade::ouch::{self, InboxCounters};
 use hftnet_trade::risk::RiskReject;
-use hftnet_trade::soupbin::{ClientConfig, ClientConnection, ClientCounters, ClientEvent};
+use hftnet_trade::session::{OrderSession, OrderSessionConfig, SessionEvent};
+use hftnet_trade::soupbin::ClientConfig;
 use hftnet_trade::strategy::Strategy;
 use hftnet_trade::trader::{Outbox, Trader, TraderConfig, TraderConfigError};
 use hftnet_wire::soupbintcp::{Password, Username};
@@ -151,10 +156,10 @@ const KILL_FILE_EVERY_NS: u64 = 10_000_000;
 /// SoupBinTCP frames taken per receive call; the slot holds any packet.
 const RX_BURST: usize = 16;
 /// Enters and replaces remembered for the resend after a reconnect.
-pub const RESEND_RING: usize = 4_096;
+pub const RESEND_RING: usize = hftnet_trade::session::RESEND_RING;
 /// How long a login waits for the Account Query Response before it falls
 /// back to the highest UserRefNum the exchange answered.
-const QUERY_WAIT_NS: u64 = 200_000_000;
+const QUERY_WAIT_NS: u64 = hftnet_trade::session::QUERY_WAIT_NS;
 const RX_SLOT: usize = 65_536;
 /// The shortest client heartbeat a trader takes (one per 10 µs of silence
 /// already costs the exchange a frame every few turns of its loop).
@@ -660,38 +665,19 @@ pub struct TraderReport {
     pub error: Option<String>,
 }
 
-/// One connection: the transport and its session.
-struct Conn {
-    tcp: TcpTransport,
-    session: ClientConnection,
-    /// Sent since the transmit stamps were last read.
-    unread: bool,
-}
-
 /// The listener the feed loop drives, holding everything of the order side.
 struct Engine<'a, S> {
     trader: Trader<S>,
     outbox: Outbox,
-    held: Vec<OrderMsg>,
-    /// The last [`RESEND_RING`] enters and replaces sent, for the resend
-    /// after a reconnect.
-    ring: Vec<OrderMsg>,
-    ring_next: usize,
-    /// Logged in, waiting for the Account Query Response (until the
-    /// deadline) before orders flow again.
-    awaiting_query: Option<u64>,
-    /// The highest UserRefNum the exchange answered.
-    max_answered: u32,
-    inbox: Inbox,
-    conn: Option<Conn>,
-    /// The configuration of the next connection.
-    next_cfg: ClientConfig,
+    /// The order session: the SoupBinTCP client of `tcp`, the Account
+    /// Query wait, the resend ring, the held cancels.
+    session: OrderSession,
+    /// The connection to the exchange (open while `session` has one).
+    tcp: Option<TcpTransport>,
     tcp_cfg: TcpConfig,
-    /// Counters of the closed connections.
-    closed: ClientCounters,
+    /// The loop's own figures (the session's are added in the report).
     figures: SessionFigures,
     tx: Box<[u8]>,
-    enc: [u8; 64],
     burst: RxBurst,
     /// Internal tick-to-trade: to the order's transmit stamp with
     /// `timestamps=tx` on the orders URI, else to its send's return.
@@ -708,6 +694,8 @@ struct Engine<'a, S> {
     /// clock of the triggers).
     realtime_offset_ns: i64,
     stamps: StampFigures,
+    /// An order sent since the transmit stamps were last read.
+    unread_stamps: bool,
     state: StateFile,
     mark: u32,
     kill_flag: &'a AtomicBool,
@@ -731,22 +719,17 @@ struct Engine<'a, S> {
 impl<S: Strategy> Engine<'_, S> {
     /// Sends one SoupBinTCP frame stream (as `poll_transmit` or
     /// `send_unsequenced` wrote it) as messages of the soupbin framing.
-    fn write_frames(conn: &mut Conn, bytes: &[u8]) -> bool {
-        conn.unread = true;
+    fn write_frames(tcp: &mut TcpTransport, bytes: &[u8]) -> bool {
         let mut at = 0;
         while at + 2 <= bytes.len() {
             let len = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
             let end = (at + 2 + len).min(bytes.len());
-            if conn.tcp.send(&bytes[at + 2..end], None).is_err() {
+            if tcp.send(&bytes[at + 2..end], None).is_err() {
                 return false;
             }
             at = end;
         }
         true
-    }
-
-    fn logged_in(&self) -> bool {
-        self.conn.as_ref().is_some_and(|c| c.session.is_logged_in())
     }
 
     /// Sends what the trader put in the outbox (or holds cancels while
@@ -769,13 +752,13 @@ impl<S: Strategy> Engine<'_, S> {
     /// keeps only the last key), so they left no later than that stamp —
     /// recorded at it, an upper bound, and counted (`coalesced`).
     fn read_stamps(&mut self) {
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(tcp) = self.tcp.as_mut() else {
             return;
         };
-        conn.unread = false;
+        self.unread_stamps = false;
         let (awaited, t2t, figures) = (&mut self.awaited, &mut self.t2t, &mut self.stamps);
         let offset = self.realtime_offset_ns;
-        let read = conn.tcp.tx_timestamps(&mut |st| {
+        let read = tcp.tx_timestamps(&mut |st| {
             let Some(sw) = st.sw_ns.filter(|_| st.kind == TxStampKind::Snd) else {
                 return;
             };
@@ -790,36 +773,22 @@ impl<S: Strategy> Engine<'_, S> {
 
     #[inline]
     fn send_order(&mut self, m: &OrderMsg) {
-        if !self.logged_in() {
-            // Only cancels come while the session is down (the trader
-            // refuses the rest): held, sent first after the next login.
-            self.hold(m);
-            return;
-        }
-        let Ok(len) = ouch::encode(m, &mut self.enc) else {
-            self.figures.encode_errors += 1;
+        // Held (a cancel while the session is down or settling), or
+        // counted by the session. The clock is read after the encoding:
+        // the application's part ends there (no extra clock read on the
+        // hot path; the SoupBinTCP framing, a few bytes written, counts
+        // with the send).
+        let Ok(framed) = self.session.send_order(m, &mut self.tx, monotonic_ns) else {
             return;
         };
-        // The application's part ends here (the send call's clock: no
-        // extra clock read on the hot path; the SoupBinTCP framing, a
-        // few bytes written, counts with the send).
-        let now = monotonic_ns();
-        let call = now;
-        let Some(conn) = self.conn.as_mut() else {
+        let call = framed.now;
+        let Some(tcp) = self.tcp.as_mut() else {
+            self.session.write_failed(m);
             return;
         };
-        let Ok(n) = conn
-            .session
-            .send_unsequenced(now, &self.enc[..len], &mut self.tx)
-        else {
-            self.figures.send_failures += 1;
-            return;
-        };
-        let sent = Self::write_frames(conn, &self.tx[..n]);
+        let sent = Self::write_frames(tcp, &self.tx[..framed.len]);
         let done = monotonic_ns();
-        if !matches!(m, OrderMsg::Cancel(..)) {
-            self.remember(m);
-        }
+        self.unread_stamps |= self.tcp_cfg.tx_timestamps;
         if sent {
             let t = m.trigger();
             if t.rx_ns != 0 {
@@ -829,7 +798,7 @@ impl<S: Strategy> Engine<'_, S> {
                 if !self.tcp_cfg.tx_timestamps {
                     self.t2t.record(done.saturating_sub(t.rx_ns));
                 } else if self.awaited.len() < STAMPS_PENDING
-                    && let Some(end) = self.conn.as_ref().and_then(|c| c.tcp.stream_end())
+                    && let Some(end) = self.tcp.as_ref().and_then(TcpTransport::stream_end)
                 {
                     // The stamp's key: the offset of the send's last byte.
                     self.awaited.push_back(AwaitedStamp {
@@ -843,29 +812,9 @@ impl<S: Strategy> Engine<'_, S> {
         } else {
             // The connection broke under this message: an enter or replace
             // is resent after the next login like every other the exchange
-            // did not process (see `finish_login`); a cancel is held.
-            self.figures.send_failures += 1;
+            // did not process; a cancel is held (see `OrderSession`).
+            self.session.write_failed(m);
             self.drop_conn(monotonic_ns());
-            if matches!(m, OrderMsg::Cancel(..)) {
-                self.hold(m);
-            }
-        }
-    }
-
-    fn remember(&mut self, m: &OrderMsg) {
-        if self.ring.len() < RESEND_RING {
-            self.ring.push(*m);
-        } else {
-            self.ring[self.ring_next] = *m;
-        }
-        self.ring_next = (self.ring_next + 1) % RESEND_RING;
-    }
-
-    fn hold(&mut self, m: &OrderMsg) {
-        if self.held.len() < self.held.capacity() {
-            self.held.push(*m);
-        } else {
-            self.figures.held_overflow += 1;
         }
     }
 
@@ -890,21 +839,16 @@ impl<S: Strategy> Engine<'_, S> {
     }
 
     fn drop_conn(&mut self, now: u64) {
-        self.awaiting_query = None;
         // Stamps not read by now left with the socket.
         self.read_stamps();
         self.stamps.missing += self.awaited.len() as u64;
         self.awaited.clear();
-        if let Some(c) = self.conn.take() {
-            self.next_cfg = c.session.reconnect_config();
-            self.closed.add(&c.session.counters());
-            self.figures.drops += 1;
-        }
-        self.trader.set_connected(false);
+        self.tcp = None;
+        self.session.connection_lost(&mut self.trader);
         self.reconnect_at = Some(now + self.backoff_ns);
     }
 
-    /// Opens a connection with `self.next_cfg`, waiting for the connect
+    /// Opens a connection, waiting for the connect
     /// (the first connection, before the loop runs).
     fn connect(&mut self, now: u64) -> Result<(), String> {
         let tcp = TcpTransport::open(self.tcp_cfg.clone(), Role::Client)
@@ -914,34 +858,45 @@ impl<S: Strategy> Engine<'_, S> {
 
     /// Starts the session (login) on a connected `tcp`.
     fn attach(&mut self, tcp: TcpTransport, now: u64) -> Result<(), String> {
-        let session = ClientConnection::new(self.next_cfg, now).map_err(|e| e.to_string())?;
-        self.conn = Some(Conn {
-            tcp,
-            session,
-            unread: false,
-        });
-        self.figures.connections += 1;
+        self.session
+            .connect(now, &mut self.trader)
+            .map_err(|e| e.to_string())?;
+        self.tcp = Some(tcp);
         self.pump_out(now);
         Ok(())
     }
 
-    /// Writes what the session has to send (login, heartbeat, logout).
+    /// Writes what the session has to send (login, heartbeat, logout; after
+    /// a login the Account Query, then the resend and the held cancels).
     fn pump_out(&mut self, now: u64) {
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        let n = conn.session.poll_transmit(now, &mut self.tx);
-        if n > 0 && !Self::write_frames(conn, &self.tx[..n]) {
-            self.drop_conn(now);
+        loop {
+            let Some(tcp) = self.tcp.as_mut() else {
+                return;
+            };
+            let n = self
+                .session
+                .poll_transmit(now, &mut self.trader, &mut self.tx);
+            if n == 0 {
+                return;
+            }
+            if !Self::write_frames(tcp, &self.tx[..n]) {
+                self.drop_conn(now);
+                return;
+            }
+            if self.tcp_cfg.tx_timestamps {
+                // Its transmit stamp, read now: stamps left queued would
+                // fill the error queue between orders.
+                self.read_stamps();
+            }
         }
     }
 
     /// Receives what the server sent, without blocking.
     fn pump_in(&mut self, now: u64) {
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(tcp) = self.tcp.as_mut() else {
             return;
         };
-        let got = conn.tcp.recv_burst_until(&mut self.burst, Instant::now());
+        let got = tcp.recv_burst_until(&mut self.burst, Instant::now());
         let n = match got {
             Ok(n) => n,
             Err(_) => {
@@ -951,121 +906,33 @@ impl<S: Strategy> Engine<'_, S> {
         };
         let mut logged_in = false;
         let mut end = None;
-        let mut next_ref = None;
-        // An Account Query Response read before this login's query was
-        // sent (a replayed one of an earlier run) answers nothing of ours.
-        let querying = self.awaiting_query.is_some();
-        let mut max_answered = self.max_answered;
         for i in 0..n {
             let (bytes, _) = self.burst.get(i);
             let len = (bytes.len() as u16).to_be_bytes();
-            let (trader, inbox) = (&mut self.trader, &mut self.inbox);
-            let mut on = |e: ClientEvent<'_>| match e {
-                ClientEvent::Sequenced { message, .. } => match inbox.handle(message, trader) {
-                    Some(ouch::Decoded::SystemEvent(hftnet_wire::ouch50::EventCode::EndOfDay)) => {
-                        end = Some(TraderStop::EndOfSession);
-                    }
-                    Some(ouch::Decoded::NextUserRefNum(n)) => next_ref = Some(n),
-                    Some(ouch::Decoded::Event(ev)) => {
-                        max_answered = max_answered.max(answered(&ev));
-                    }
-                    _ => {}
-                },
-                ClientEvent::LoggedIn { .. } => logged_in = true,
-                ClientEvent::LoginRejected(r) => {
-                    end = Some(TraderStop::LoginRejected);
-                    let _ = r;
-                }
-                ClientEvent::EndOfSession => end = Some(TraderStop::EndOfSession),
-                ClientEvent::Unsequenced(_) | ClientEvent::Gap { .. } => {}
+            let mut on = |e: SessionEvent| match e {
+                SessionEvent::Message {
+                    decoded:
+                        Some(ouch::Decoded::SystemEvent(hftnet_wire::ouch50::EventCode::EndOfDay)),
+                    ..
+                } => end = Some(TraderStop::EndOfSession),
+                SessionEvent::LoggedIn { .. } => logged_in = true,
+                SessionEvent::LoginRejected(_) => end = Some(TraderStop::LoginRejected),
+                SessionEvent::EndOfSession => end = Some(TraderStop::EndOfSession),
+                SessionEvent::Message { .. } | SessionEvent::Gap { .. } => {}
             };
-            conn.session.handle_input(now, &len, &mut on);
-            conn.session.handle_input(now, bytes, &mut on);
+            let (session, trader) = (&mut self.session, &mut self.trader);
+            session.handle_input(now, &len, trader, &mut on);
+            session.handle_input(now, bytes, trader, &mut on);
         }
         if let Some(e) = end {
             self.ended.get_or_insert(e);
         }
-        self.max_answered = max_answered;
         if logged_in {
-            self.on_login(now);
+            // The session queued its Account Query (written by `pump_out`);
+            // orders wait for its answer.
+            self.failed_in_a_row = 0;
+            self.backoff_ns = self.first_backoff_ns;
         }
-        if let Some(n) = next_ref
-            && querying
-            && self.awaiting_query.is_some()
-        {
-            self.finish_login(n);
-        }
-    }
-
-    /// Logged in: ask the exchange for its next UserRefNum; orders wait
-    /// (refused as disconnected) until the answer, see
-    /// [`Engine::finish_login`].
-    fn on_login(&mut self, now: u64) {
-        self.figures.logins += 1;
-        if self.figures.logins > 1 {
-            self.figures.reconnects += 1;
-        }
-        self.failed_in_a_row = 0;
-        self.backoff_ns = self.first_backoff_ns;
-        self.awaiting_query = Some(now + QUERY_WAIT_NS);
-        if let Some(conn) = self.conn.as_mut()
-            && let Ok(n) = conn
-                .session
-                .send_unsequenced(now, &ouch::ACCOUNT_QUERY, &mut self.tx)
-            && !Self::write_frames(conn, &self.tx[..n])
-        {
-            self.drop_conn(now);
-        }
-    }
-
-    /// The exchange's next UserRefNum is `next` (every lower number was
-    /// processed or ignored): every enter and replace sent from `next` on
-    /// is sent again, in order, with its own number — they were lost with
-    /// the old connection — then the held cancels, then orders flow again.
-    fn finish_login(&mut self, next: u32) {
-        self.awaiting_query = None;
-        let now = monotonic_ns();
-        let len = self.ring.len();
-        let first = if len < RESEND_RING { 0 } else { self.ring_next };
-        for k in 0..len {
-            let m = self.ring[(first + k) % len.max(1)];
-            let n = match m {
-                OrderMsg::Enter(o, _) => o.user_ref_num.0,
-                OrderMsg::Replace(o, _) => o.user_ref_num.0,
-                OrderMsg::Cancel(..) => continue,
-            };
-            if n < next {
-                continue;
-            }
-            let Ok(l) = ouch::encode(&m, &mut self.enc) else {
-                continue;
-            };
-            let Some(conn) = self.conn.as_mut() else {
-                return;
-            };
-            match conn
-                .session
-                .send_unsequenced(now, &self.enc[..l], &mut self.tx)
-            {
-                Ok(b) if Self::write_frames(conn, &self.tx[..b]) => self.figures.resent += 1,
-                _ => {
-                    self.drop_conn(now);
-                    return;
-                }
-            }
-        }
-        // The first answer ends the recovery (the history came before it);
-        // a kill during it cancels the orders adopted since.
-        let left = self.trader.end_recovery(&mut self.outbox);
-        self.flush_cancels(left);
-        self.trader.set_connected(true);
-        let held = std::mem::take(&mut self.held);
-        for m in &held {
-            self.figures.held_sent += 1;
-            self.send_order(m);
-        }
-        self.held = held;
-        self.held.clear();
     }
 
     fn check_kill(&mut self, now: u64) {
@@ -1097,6 +964,11 @@ impl<S: Strategy> Engine<'_, S> {
     fn flush_cancels(&mut self, mut left: usize) {
         self.flush();
         while left > 0 {
+            // The stamps of each outbox's worth, read before the next: left
+            // waiting they would fill the socket's receive buffer.
+            if self.unread_stamps {
+                self.read_stamps();
+            }
             left = self.trader.cancel_all(&mut self.outbox);
             self.flush();
         }
@@ -1104,15 +976,15 @@ impl<S: Strategy> Engine<'_, S> {
 
     /// Serves the order session once (the loop's round).
     fn service(&mut self, now: u64) {
-        if self.tcp_cfg.tx_timestamps && self.conn.as_ref().is_some_and(|c| c.unread) {
+        if self.unread_stamps {
             self.read_stamps();
         }
         self.pump_in(now);
-        if let Some(conn) = self.conn.as_mut() {
-            if conn.session.poll_timeout().is_some_and(|t| now >= t) {
-                conn.session.handle_timeout(now);
-            }
-            if conn.session.close_reason().is_some() {
+        if self.tcp.is_some() {
+            // A silent server; the Account Query's deadline (then the
+            // resend starts above what the exchange answered).
+            self.session.handle_timeout(now);
+            if self.session.close_reason().is_some() {
                 self.pump_out(now);
                 if self.ended.is_none() {
                     self.drop_conn(now);
@@ -1120,10 +992,6 @@ impl<S: Strategy> Engine<'_, S> {
             }
         }
         self.pump_out(now);
-        if self.awaiting_query.is_some_and(|t| now >= t) {
-            // No Account Query Response: resend above what was answered.
-            self.finish_login(self.max_answered.saturating_add(1));
-        }
         self.persist();
         self.check_kill(now);
         self.reconnect(now);
@@ -1134,7 +1002,7 @@ impl<S: Strategy> Engine<'_, S> {
     /// round until it is made (the login follows), refused, or past the
     /// URI's `connect_timeout`.
     fn reconnect(&mut self, now: u64) {
-        if self.conn.is_some() || self.ended.is_some() {
+        if self.tcp.is_some() || self.ended.is_some() {
             return;
         }
         let made = match self.connecting.as_mut() {
@@ -1226,18 +1094,6 @@ fn decision_time(at: Trigger) -> u64 {
         at.rx_ns
     } else {
         monotonic_ns()
-    }
-}
-
-/// The UserRefNum an exchange message answers.
-fn answered(ev: &hftnet_trade::orders::ExchangeEvent) -> u32 {
-    use hftnet_trade::orders::ExchangeEvent as E;
-    match *ev {
-        E::Accepted { user_ref_num, .. }
-        | E::Replaced { user_ref_num, .. }
-        | E::Canceled { user_ref_num, .. }
-        | E::Executed { user_ref_num, .. }
-        | E::Rejected { user_ref_num, .. } => user_ref_num.0,
     }
 }
 
@@ -1356,23 +1212,22 @@ where
     trader.begin_recovery();
     let mut feed = FeedHandlerApp::new(&cfg.feed)?;
     let max_open = cfg.trader.risk.max_open_orders as usize;
+    let session = OrderSession::new(OrderSessionConfig {
+        client: client_cfg,
+        resend_ring: RESEND_RING,
+        held: 2 * max_open + 64,
+        query_wait_ns: QUERY_WAIT_NS,
+    })
+    .map_err(|e| TraderConfigInvalid::Session(e.to_string()))?;
     let backoff = (cfg.reconnect_backoff.as_nanos() as u64).max(1);
     let mut e = Engine {
         trader,
         outbox: Outbox::default(),
-        held: Vec::with_capacity(2 * max_open + 64),
-        ring: Vec::with_capacity(RESEND_RING),
-        ring_next: 0,
-        awaiting_query: None,
-        max_answered: 0,
-        inbox: Inbox::new(),
-        conn: None,
-        next_cfg: client_cfg,
+        session,
+        tcp: None,
         tcp_cfg,
-        closed: ClientCounters::default(),
         figures: SessionFigures::default(),
         tx: vec![0u8; 65_537].into_boxed_slice(),
-        enc: [0u8; 64],
         burst: RxBurst::new(RX_BURST, RX_SLOT),
         t2t: LatencyStats::new(),
         t2t_samples: 0,
@@ -1381,6 +1236,7 @@ where
         awaited: std::collections::VecDeque::with_capacity(STAMPS_PENDING),
         realtime_offset_ns: feed.realtime_offset_ns(),
         stamps: StampFigures::default(),
+        unread_stamps: false,
         state: StateFile::new(&cfg.state),
         mark: stored,
         kill_flag: kill,
@@ -1412,17 +1268,16 @@ where
         why,
     })?;
     let deadline = Instant::now() + cfg.login_timeout;
-    while !(e.logged_in() && e.awaiting_query.is_none()) {
+    while !e.session.is_ready() {
         e.service(monotonic_ns());
         if e.ended == Some(TraderStop::LoginRejected) {
             let why = e
-                .conn
-                .as_ref()
-                .and_then(|c| c.session.close_reason())
+                .session
+                .close_reason()
                 .map_or_else(|| "rejected".to_string(), |r| format!("{r:?}"));
             return Err(TraderError::LoginRejected(why));
         }
-        if e.conn.is_none() || Instant::now() >= deadline {
+        if e.tcp.is_none() || Instant::now() >= deadline {
             return Err(TraderError::LoginTimeout(cfg.login_timeout));
         }
         std::thread::yield_now();
@@ -1437,14 +1292,12 @@ where
             "end of run"
         });
         let deadline = Instant::now() + DRAIN;
-        while e.trader.open_orders() > 0 && e.conn.is_some() && Instant::now() < deadline {
+        while e.trader.open_orders() > 0 && e.tcp.is_some() && Instant::now() < deadline {
             e.service(monotonic_ns());
             std::thread::yield_now();
         }
     }
-    if let Some(c) = e.conn.as_mut() {
-        c.session.logout();
-    }
+    e.session.logout();
     e.pump_out(monotonic_ns());
     // The last orders' stamps (taken during their sends: already queued).
     e.read_stamps();
@@ -1466,14 +1319,9 @@ fn report<S: Strategy>(
     stopped: TraderStop,
     feed: FeedHandlerReport,
 ) -> TraderReport {
-    let mut c = e.closed;
-    if let Some(conn) = &e.conn {
-        c.add(&conn.session.counters());
-    }
-    let next_sequence = e
-        .conn
-        .as_ref()
-        .map_or(e.next_cfg.next_sequence, |x| x.session.next_expected());
+    let c = e.session.client_counters();
+    let o = *e.session.counters();
+    let next_sequence = e.session.next_expected();
     let b = c.traffic.bad_frames;
     let bad = b.zero_length
         + b.too_long
@@ -1494,6 +1342,15 @@ fn report<S: Strategy>(
         bad_frames: bad,
         server_timeouts: c.server_timeouts,
         state_writes: e.state.writes,
+        connections: o.connections,
+        reconnects: o.logins.saturating_sub(1),
+        drops: o.drops,
+        logins: o.logins,
+        send_failures: o.send_failures,
+        held_sent: o.held_sent,
+        resent: o.resent,
+        held_overflow: o.held_overflow,
+        encode_errors: o.encode_errors,
         ..e.figures
     };
     let t = &e.trader;
@@ -1544,7 +1401,7 @@ fn report<S: Strategy>(
             .map(|r| (r.name().to_string(), rc.of(*r)))
             .collect(),
         risk_passed: rc.passed,
-        exchange_messages: *e.inbox.counters(),
+        exchange_messages: *e.session.inbox().counters(),
         session,
         kill_switch: e.killed,
         user_ref_num_last: t.refs().last(),

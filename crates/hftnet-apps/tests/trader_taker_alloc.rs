@@ -68,12 +68,10 @@ fn allocates_nothing(params: &str) {
         seen.push((n, r.orders.sent));
     }
     // The scripted server fills without touching the feed's books, so the
-    // taker fires mostly while they build: the long day adds a few dozen
-    // orders and fills (and 36 000 messages), not ten times as many.
-    assert!(
-        seen[1].1 > seen[0].1,
-        "{params:?}: the long run sent more orders: {seen:?}"
-    );
+    // taker fires mostly while they build: both days send orders (each
+    // run asserts it above), the long one 36 000 more messages; how many
+    // more orders depends on the timing of the fills (under load the long
+    // day has sent fewer), so the count of orders is not compared.
     assert_eq!(
         seen[0].0, seen[1].0,
         "{params:?}: allocations (short, long): {seen:?}"

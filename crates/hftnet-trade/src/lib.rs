@@ -26,6 +26,9 @@
 //! - [`position`]: position and P&L of a symbol, exact integers.
 //! - [`trader`]: the trader engine tying them together — strategy, risk,
 //!   order state, position — with `handle_*` inputs and order messages out.
+//! - [`session`]: the trader's end of the order-entry session — OUCH over a
+//!   SoupBinTCP client, with the Account Query after each login, the resend
+//!   of what a broken connection lost and the cancels held while down.
 //! - [`rng`]: the seeded generator behind every simulation (re-exported
 //!   from `hftnet_wire::rng`, where the transports' fault injection uses it
 //!   too).
@@ -45,6 +48,7 @@ pub mod orders;
 pub mod ouch;
 pub mod position;
 pub mod risk;
+pub mod session;
 pub mod soupbin;
 pub mod strategy;
 pub mod trader;

@@ -11,13 +11,13 @@
 //!   └─ sequenced stream of OUCH events (replayed after a reconnect) ──► trader's orders, position
 //! ```
 //!
-//! The session glue on the trader's side follows the choices of the apps'
-//! trader loop (`hftnet_apps::trader`): orders are refused while the
-//! session is down, cancels held; after each login an Account Query, and
-//! every enter and replace numbered from the exchange's next UserRefNum on
-//! is sent again in order; the client asks for its next expected sequence
-//! number; the UserRefNum allocator (its mark persisted) lives across
-//! reconnects.
+//! The trader's end of the order session is the one the apps' trader loop
+//! (`hftnet_apps::trader`) runs, [`OrderSession`]: orders are refused while
+//! the session is down, cancels held; after each login an Account Query,
+//! and every enter and replace numbered from the exchange's next
+//! UserRefNum on is sent again in order; the client asks for its next
+//! expected sequence number; the UserRefNum allocator (its mark persisted)
+//! lives across reconnects.
 //!
 //! On even seeds the trader process also dies once mid-day: a fresh
 //! [`Trader`] replaces it, keeping only the persisted UserRefNum mark; it
@@ -53,12 +53,14 @@ use hftnet_trade::matching::{
     Exchange, ExchangeConfig, ExchangeOutput, LiquidityFlag, OrderEvent, SessionId,
 };
 use hftnet_trade::orders::{ExchangeEvent, OrderMsg, Trigger};
-use hftnet_trade::ouch::{self, Decoded, Inbox};
+use hftnet_trade::ouch::Decoded;
 use hftnet_trade::risk::{PriceBand, RiskConfig, RiskReject};
 use hftnet_trade::rng::Rng;
+use hftnet_trade::session::{
+    OrderSession, OrderSessionConfig, OrderSessionCounters, SessionEvent, Unsent,
+};
 use hftnet_trade::soupbin::{
-    ClientConfig, ClientConnection, ClientEvent, Server, ServerConfig, ServerConnection,
-    ServerEvent, StreamId,
+    ClientConfig, Server, ServerConfig, ServerConnection, ServerEvent, StreamId,
 };
 use hftnet_trade::strategy::{Maker, MakerConfig, Strategy, Taker, TakerConfig};
 use hftnet_trade::trader::{Outbox, Trader, TraderConfig};
@@ -420,23 +422,22 @@ impl<S: Strategy> Deliver for Sink<'_, S> {
     }
 }
 
-/// One TCP connection of the order session: both ends and the bytes in
-/// flight (lost when it is cut).
+/// One TCP connection of the order session: the exchange's end (the
+/// trader's is in [`OrderSession`]) and the bytes in flight (lost when it
+/// is cut).
 struct Link {
-    client: ClientConnection,
     server: ServerConnection,
     to_server: Pipe,
     to_client: Pipe,
 }
 
-/// The trader's side of the order session.
-struct OrderSession {
-    cfg: ClientConfig,
+/// The trader's side of the order session, and what the checks need.
+struct SessionSide {
+    session: OrderSession,
+    /// The counters of a dead process's session.
+    before: OrderSessionCounters,
     link: Option<Link>,
     reconnect_at: Option<u64>,
-    /// Logged in, the Account Query sent, its answer not yet read.
-    awaiting_query: bool,
-    inbox: Inbox,
     /// Every enter and replace this process sent, the first time, in order.
     sent: Vec<OrderMsg>,
     /// Those of the earlier runs (before a restart).
@@ -446,15 +447,9 @@ struct OrderSession {
     /// The dead runs' replaces voided, and orders pending at death.
     before_void: u64,
     before_pending: u64,
-    /// Cancels decided while the session was down.
-    held: Vec<OrderMsg>,
-    resent: u64,
-    held_sent: u64,
     /// Sequenced messages read (every one exactly once).
     sequenced: u64,
     fills: Vec<Fill>,
-    logins: u64,
-    connections: u64,
     cuts: u64,
     /// The persisted UserRefNum mark.
     mark: u32,
@@ -543,25 +538,18 @@ fn run<S: Strategy>(s: &Scenario, make: impl Fn(&[Stock]) -> S) -> Outcome {
     .unwrap();
     let mut market = MarketData::new(book_config()).unwrap();
     let mut md = Md::default();
-    let (u, p) = credentials();
-    let mut ses = OrderSession {
-        cfg: ClientConfig::new(u, p),
+    let mut ses = SessionSide {
+        session: order_session(),
+        before: OrderSessionCounters::default(),
         link: None,
         reconnect_at: Some(0),
-        awaiting_query: false,
-        inbox: Inbox::new(),
         sent: Vec::new(),
         sent_before: Vec::new(),
         restarts: 0,
         before_void: 0,
         before_pending: 0,
-        held: Vec::new(),
-        resent: 0,
-        held_sent: 0,
         sequenced: 0,
         fills: Vec::new(),
-        logins: 0,
-        connections: 0,
         cuts: 0,
         mark: 0,
         bad_frames: 0,
@@ -663,15 +651,17 @@ fn run<S: Strategy>(s: &Scenario, make: impl Fn(&[Stock]) -> S) -> Outcome {
         }
         if ses.link.is_none() && ses.reconnect_at.is_some_and(|t| now >= t) {
             ses.reconnect_at = None;
-            ses.connections += 1;
+            ses.session.connect(now, &mut orders.trader).unwrap();
             ses.link = Some(Link {
-                client: ClientConnection::new(ses.cfg, now).unwrap(),
                 server: ex.soup.connect(now),
                 to_server: Pipe::default(),
                 to_client: Pipe::default(),
             });
         }
-        if let Some(next) = link_step(
+        // Both ends; after a login the session sends its Account Query,
+        // then on the answer the enters and replaces the old connection
+        // lost, then the held cancels, and the trader is up again.
+        link_step(
             now,
             &mut ses,
             &mut ex,
@@ -679,34 +669,7 @@ fn run<S: Strategy>(s: &Scenario, make: impl Fn(&[Stock]) -> S) -> Outcome {
             &mut net,
             &mut rng,
             &mut buf,
-        ) {
-            // Logged in and the exchange's next UserRefNum known: every
-            // enter and replace from it on was lost with the old
-            // connection; send them again, in order, then the held cancels.
-            ses.awaiting_query = false;
-            let again: Vec<OrderMsg> = ses
-                .sent
-                .iter()
-                .filter(|m| match m {
-                    OrderMsg::Enter(o, _) => o.user_ref_num.0 >= next,
-                    OrderMsg::Replace(o, _) => o.user_ref_num.0 >= next,
-                    OrderMsg::Cancel(..) => false,
-                })
-                .copied()
-                .collect();
-            for m in &again {
-                ses.resent += 1;
-                write_order(now, m, &mut ses, &mut rng, &mut buf);
-            }
-            for m in std::mem::take(&mut ses.held) {
-                ses.held_sent += 1;
-                write_order(now, &m, &mut ses, &mut rng, &mut buf);
-            }
-            // The history is over (a restarted trader's recovery ends).
-            orders.trader.end_recovery(&mut orders.outbox);
-            orders.take_outbox();
-            orders.trader.set_connected(true);
-        }
+        );
         send(
             now,
             &mut orders,
@@ -729,9 +692,22 @@ fn run<S: Strategy>(s: &Scenario, make: impl Fn(&[Stock]) -> S) -> Outcome {
     }
     assert!(finished, "seed {}: the day did not finish", s.seed);
     if let Some(l) = ses.link.take() {
-        ses.bad_frames += l.client.counters().traffic.bad_frames.total()
-            + l.server.counters().traffic.bad_frames.total();
+        ses.bad_frames += l.server.counters().traffic.bad_frames.total();
     }
+    ses.bad_frames += ses.session.client_counters().traffic.bad_frames.total();
+    let mut sc = ses.before;
+    sc.add(ses.session.counters());
+    assert_eq!(
+        (
+            sc.not_ready,
+            sc.held_overflow,
+            sc.send_failures,
+            sc.encode_errors
+        ),
+        (0, 0, 0, 0),
+        "seed {}: {sc:?}",
+        s.seed
+    );
 
     check(s, &ex, &orders.trader, &market, &md, &ses);
     let t = orders.trader.counters();
@@ -747,15 +723,15 @@ fn run<S: Strategy>(s: &Scenario, make: impl Fn(&[Stock]) -> S) -> Outcome {
         fills: ses.fills.len() as u64,
         added: ex.added,
         cuts: ses.cuts,
-        connections: ses.connections,
-        logins: ses.logins,
-        resent: ses.resent,
+        connections: sc.connections,
+        logins: sc.logins,
+        resent: sc.resent,
         retransmissions: ex
             .core
             .session_counters(ex.session)
             .unwrap()
             .retransmissions,
-        held_sent: ses.held_sent,
+        held_sent: sc.held_sent,
         disconnected: risk.of(RiskReject::Disconnected),
         risk_refusals: risk.total_rejected(),
         feed: Some(feed.counters()),
@@ -767,29 +743,38 @@ fn run<S: Strategy>(s: &Scenario, make: impl Fn(&[Stock]) -> S) -> Outcome {
     }
 }
 
+/// The trader's order session: the day's login, a resend ring and a held
+/// buffer that no day of the simulation outgrows.
+fn order_session() -> OrderSession {
+    let (u, p) = credentials();
+    OrderSession::new(OrderSessionConfig {
+        resend_ring: 1 << 16,
+        held: 1 << 16,
+        ..OrderSessionConfig::new(ClientConfig::new(u, p))
+    })
+    .unwrap()
+}
+
 /// Sends what the trader decided: on the wire when the session is up and
-/// settled (logged in, Account Query answered), cancels held otherwise.
-/// Every enter and replace carries a fresh UserRefNum, above the last and
-/// within the persisted mark.
+/// settled (logged in, Account Query answered, resend out), cancels held
+/// otherwise. Every enter and replace carries a fresh UserRefNum, above
+/// the last and within the persisted mark.
 fn send<S: Strategy>(
     now: u64,
     orders: &mut Orders<S>,
-    ses: &mut OrderSession,
+    ses: &mut SessionSide,
     rng: &mut Rng,
     last_urn: &mut u32,
     buf: &mut [u8],
 ) {
     for m in std::mem::take(&mut orders.to_send) {
-        let ready =
-            !ses.awaiting_query && ses.link.as_ref().is_some_and(|l| l.client.is_logged_in());
-        if !ready {
-            assert!(
-                matches!(m, OrderMsg::Cancel(..)),
-                "an enter or replace left while the session was down: {m:?}"
-            );
-            ses.held.push(m);
-            continue;
-        }
+        let framed = match ses.session.send_order(&m, buf, || now) {
+            Ok(f) => f,
+            Err(Unsent::Held) => continue,
+            Err(e) => {
+                panic!("{m:?} not sent: {e:?} (an enter or replace while the session was down?)")
+            }
+        };
         let urn = match m {
             OrderMsg::Enter(o, _) => Some(o.user_ref_num.0),
             OrderMsg::Replace(o, _) => Some(o.user_ref_num.0),
@@ -805,32 +790,21 @@ fn send<S: Strategy>(
             *last_urn = n;
             ses.sent.push(m);
         }
-        write_order(now, &m, ses, rng, buf);
+        let l = ses.link.as_mut().expect("a connection");
+        l.to_server
+            .send(now + rng.range(3, 12) * US, &buf[..framed.len]);
     }
-}
-
-/// One order message as OUCH in SoupBinTCP Unsequenced Data, onto the
-/// connection.
-fn write_order(now: u64, m: &OrderMsg, ses: &mut OrderSession, rng: &mut Rng, buf: &mut [u8]) {
-    let mut enc = [0u8; ouch::MAX_ORDER_LEN];
-    let len = ouch::encode(m, &mut enc).unwrap();
-    let l = ses.link.as_mut().expect("a connection");
-    let n = l.client.send_unsequenced(now, &enc[..len], buf).unwrap();
-    l.to_server.send(now + rng.range(3, 12) * US, &buf[..n]);
 }
 
 /// Cuts the order connection: the bytes in flight both ways are lost;
 /// the client reconnects later asking for its next expected sequence
 /// number.
-fn cut<S: Strategy>(now: u64, ses: &mut OrderSession, trader: &mut Trader<S>, rng: &mut Rng) {
+fn cut<S: Strategy>(now: u64, ses: &mut SessionSide, trader: &mut Trader<S>, rng: &mut Rng) {
     if let Some(l) = ses.link.take() {
-        ses.cfg = l.client.reconnect_config();
-        ses.bad_frames += l.client.counters().traffic.bad_frames.total()
-            + l.server.counters().traffic.bad_frames.total();
+        ses.bad_frames += l.server.counters().traffic.bad_frames.total();
     }
+    ses.session.connection_lost(trader);
     ses.cuts += 1;
-    ses.awaiting_query = false;
-    trader.set_connected(false);
     ses.reconnect_at = Some(now + rng.range(10, 300) * US);
 }
 
@@ -840,17 +814,17 @@ fn cut<S: Strategy>(now: u64, ses: &mut OrderSession, trader: &mut Trader<S>, rn
 /// sequence number 1 and recovers from the replayed session.
 fn restart<S: Strategy>(
     now: u64,
-    ses: &mut OrderSession,
+    ses: &mut SessionSide,
     orders: &mut Orders<S>,
     fresh: Trader<S>,
     rng: &mut Rng,
 ) {
     if let Some(l) = ses.link.take() {
-        ses.bad_frames += l.client.counters().traffic.bad_frames.total()
-            + l.server.counters().traffic.bad_frames.total();
+        ses.bad_frames += l.server.counters().traffic.bad_frames.total();
     }
-    let (u, p) = credentials();
-    ses.cfg = ClientConfig::new(u, p);
+    let dead_session = std::mem::replace(&mut ses.session, order_session());
+    ses.bad_frames += dead_session.client_counters().traffic.bad_frames.total();
+    ses.before.add(dead_session.counters());
     let dead = std::mem::replace(&mut orders.trader, fresh);
     ses.before_void += dead.counters().replaces_void;
     ses.before_pending += dead.accounting().pending;
@@ -858,11 +832,8 @@ fn restart<S: Strategy>(
     orders.to_send.clear();
     let sent = std::mem::take(&mut ses.sent);
     ses.sent_before.extend(sent);
-    ses.held.clear();
     ses.fills.clear();
     ses.sequenced = 0;
-    ses.inbox = Inbox::new();
-    ses.awaiting_query = false;
     ses.restarts += 1;
     let t = &mut orders.trader;
     t.refs_mut().restore(ses.mark);
@@ -871,18 +842,19 @@ fn restart<S: Strategy>(
     ses.reconnect_at = Some(now + rng.range(10, 300) * US);
 }
 
-/// Both ends of the order connection for one step. Returns the exchange's
-/// next UserRefNum when the Account Query after a login is answered.
+/// Both ends of the order connection for one step.
 fn link_step<S: Strategy>(
     now: u64,
-    ses: &mut OrderSession,
+    ses: &mut SessionSide,
     ex: &mut ExchangeSide,
     trader: &mut Trader<S>,
     net: &mut FeedNet,
     rng: &mut Rng,
     buf: &mut [u8],
-) -> Option<u32> {
-    let l = ses.link.as_mut()?;
+) {
+    let Some(l) = ses.link.as_mut() else {
+        return;
+    };
     // The exchange's end: the client's bytes in random chunks, then the
     // OUCH requests into the core, then what the session has to send.
     let input = l.to_server.take(now);
@@ -913,13 +885,12 @@ fn link_step<S: Strategy>(
 
     // The trader's end.
     let input = l.to_client.take(now);
-    let (mut logged_in, mut next) = (false, None);
     for part in chunks(&input, rng) {
-        let (inbox, fills, sequenced) = (&mut ses.inbox, &mut ses.fills, &mut ses.sequenced);
-        l.client.handle_input(now, part, |e| match e {
-            ClientEvent::Sequenced { message, .. } => {
+        let (fills, sequenced) = (&mut ses.fills, &mut ses.sequenced);
+        ses.session.handle_input(now, part, trader, |e| match e {
+            SessionEvent::Message { decoded, .. } => {
                 *sequenced += 1;
-                match inbox.handle(message, trader) {
+                match decoded {
                     Some(Decoded::Event(ExchangeEvent::Executed {
                         user_ref_num,
                         quantity,
@@ -932,37 +903,28 @@ fn link_step<S: Strategy>(
                         u64::from(price.raw()),
                         match_number,
                     )),
-                    Some(Decoded::NextUserRefNum(n)) => next = Some(n),
                     Some(_) => {}
                     None => panic!("the exchange sent a message the trader cannot read"),
                 }
             }
-            ClientEvent::LoggedIn { .. } => logged_in = true,
-            ClientEvent::Gap { .. } => panic!("a gap in the sequenced stream"),
-            ClientEvent::LoginRejected(r) => panic!("login rejected: {r:?}"),
-            ClientEvent::EndOfSession | ClientEvent::Unsequenced(_) => {}
+            SessionEvent::Gap { .. } => panic!("a gap in the sequenced stream"),
+            SessionEvent::LoginRejected(r) => panic!("login rejected: {r:?}"),
+            SessionEvent::LoggedIn { .. } | SessionEvent::EndOfSession => {}
         });
     }
-    if l.client.poll_timeout().is_some_and(|t| now >= t) {
-        l.client.handle_timeout(now);
-    }
+    ses.session.handle_timeout(now);
     assert_eq!(
-        l.client.close_reason(),
+        ses.session.close_reason(),
         None,
         "the client closed the session"
     );
-    if logged_in {
-        ses.logins += 1;
-        ses.awaiting_query = true;
-        let n = l
-            .client
-            .send_unsequenced(now, &ouch::ACCOUNT_QUERY, buf)
-            .unwrap();
+    loop {
+        let n = ses.session.poll_transmit(now, trader, buf);
+        if n == 0 {
+            break;
+        }
         l.to_server.send(now + rng.range(3, 12) * US, &buf[..n]);
     }
-    let n = l.client.poll_transmit(now, buf);
-    l.to_server.send(now + rng.range(3, 12) * US, &buf[..n]);
-    next.filter(|_| ses.awaiting_query)
 }
 
 /// The exact accounting at the end of the day.
@@ -972,7 +934,7 @@ fn check<S: Strategy>(
     trader: &Trader<S>,
     market: &MarketData,
     md: &Md,
-    ses: &OrderSession,
+    ses: &SessionSide,
 ) {
     let seed = s.seed;
     // The feed: every message delivered once, in order (recovery made up
@@ -1028,7 +990,8 @@ fn check<S: Strategy>(
     let voids = t.replaces_void + ses.before_void;
     assert!(c.replaces_ignored >= voids, "seed {seed}: {c:?} {t:?}");
     assert!(
-        c.retransmissions + c.replaces_ignored <= ses.resent + voids + ses.before_pending,
+        c.retransmissions + c.replaces_ignored
+            <= ses.before.resent + ses.session.counters().resent + voids + ses.before_pending,
         "seed {seed}: {c:?}"
     );
     assert_eq!(
@@ -1110,9 +1073,9 @@ fn check<S: Strategy>(
 
     // The sessions: nothing malformed either way.
     assert_eq!(ses.bad_frames, 0, "seed {seed}");
-    assert_eq!(ses.inbox.counters().malformed, 0, "seed {seed}");
+    assert_eq!(ses.session.inbox().counters().malformed, 0, "seed {seed}");
     assert_eq!(ex.inbound.bad_messages.total(), 0, "seed {seed}");
-    assert_eq!(ses.inbox.counters().end_of_day, 1, "seed {seed}");
+    assert_eq!(ses.session.inbox().counters().end_of_day, 1, "seed {seed}");
 }
 
 fn scenario(seed: u64) -> Scenario {
