@@ -827,7 +827,14 @@ fn a_receiver_bound_after_a_refused_heartbeat_gets_the_first_packet() {
     });
     // The heartbeat left (and was refused) before the port is bound.
     thread::sleep(ms(300));
-    let mut feed = Feed::at(addr);
+    let r = login_and_see_the_day_start(&mut Feed::at(addr), run);
+    assert_eq!(r.send_errors, 0, "{r:#?}");
+}
+
+/// Logs alice in, then checks the feed starts with the day's first
+/// message and no gap, and that her session gets its stream; stops the run
+/// and returns its report.
+fn login_and_see_the_day_start(feed: &mut Feed, run: Running) -> ExchangeReport {
     let mut alice = login(run.addr, "alice", "secret", 1);
     feed.until("the first messages", |f| f.msgs.len() > 10);
     assert_eq!(feed.gaps, 0);
@@ -838,8 +845,7 @@ fn a_receiver_bound_after_a_refused_heartbeat_gets_the_first_packet() {
     );
     assert!(alice.until(WAIT, |c| !c.seq.is_empty()));
     run.stop.store(true, Ordering::Relaxed);
-    let (r, _) = run.handle.join().unwrap();
-    assert_eq!(r.send_errors, 0, "{r:#?}");
+    run.handle.join().unwrap().0
 }
 
 /// `wait_logins`: the day starts only once the clients logged in, so a
@@ -858,17 +864,7 @@ fn the_day_waits_for_its_first_logins() {
     thread::sleep(ms(300));
     feed.drain();
     assert_eq!(feed.msgs.len(), 0, "the day started before any login");
-    let mut alice = login(run.addr, "alice", "secret", 1);
-    feed.until("the first messages", |f| f.msgs.len() > 10);
-    assert_eq!(feed.gaps, 0);
-    assert!(
-        matches!(feed.msgs[0], Message::SystemEvent(_)),
-        "the feed starts with the day's first message: {:?}",
-        feed.msgs[0]
-    );
-    assert!(alice.until(WAIT, |c| !c.seq.is_empty()));
-    run.stop.store(true, Ordering::Relaxed);
-    let (r, _) = run.handle.join().unwrap();
+    let r = login_and_see_the_day_start(&mut feed, run);
     assert_eq!(r.order_entry.unwrap().logins_ok, 1);
 
     // Nobody logs in: the run fails once the wait is over, naming the count.
