@@ -93,8 +93,11 @@ pub const MAX_QUEUES: u32 = 64;
 /// The program's counters, in slot order (`enum stat_slot` in
 /// `bpf/xdp_steer.c`). The first nine are verdicts, one per frame: the
 /// frames an interface received while attached add up to their sum.
-/// `vlan_tagged` is not a verdict: it counts the frames that carried one
-/// 802.1Q tag, whatever became of them.
+/// The last three are not verdicts: `vlan_tagged` counts the frames that
+/// carried one 802.1Q tag, whatever became of them; `rx_stamped` and
+/// `rx_stamp_refused` count, with [`SteerOptions::stamp_rx`], the
+/// redirected frames that got a receive stamp and those whose driver
+/// refused the metadata it goes in.
 ///
 /// - `pass_not_ipv4`: not IPv4 (ARP, IPv6, ...), to the kernel.
 /// - `pass_not_udp`: IPv4 but not UDP (ICMP, TCP, ...), to the kernel.
@@ -109,7 +112,10 @@ pub const MAX_QUEUES: u32 = 64;
 /// - `redirect_failed`: a flow's frame on a queue without a socket, so to
 ///   the kernel instead.
 /// - `vlan_tagged`: carried one 802.1Q tag (looked through, not a verdict).
-pub const VERDICTS: [&str; 10] = [
+/// - `rx_stamped`: redirected with a receive stamp in its metadata.
+/// - `rx_stamp_refused`: redirected without one, the driver having refused
+///   `bpf_xdp_adjust_meta` (no metadata support, or no headroom).
+pub const VERDICTS: [&str; 12] = [
     "pass_not_ipv4",
     "pass_not_udp",
     "pass_no_flow",
@@ -120,7 +126,30 @@ pub const VERDICTS: [&str; 10] = [
     "redirect",
     "redirect_failed",
     "vlan_tagged",
+    "rx_stamped",
+    "rx_stamp_refused",
 ];
+
+/// The program's `.rodata` switch for receive stamps (`stamp_rx` in
+/// `bpf/xdp_steer.c`), written before the load.
+const GLOBAL_STAMP_RX: &str = "stamp_rx";
+
+/// Bytes of XDP metadata the program puts before a stamped frame: the
+/// `CLOCK_MONOTONIC` time of `bpf_ktime_get_ns()`, native byte order.
+pub const RX_STAMP_META_LEN: usize = 8;
+
+/// What the program does besides steering, fixed when it is loaded (its
+/// read-only data: the verifier sees the values as constants).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SteerOptions {
+    /// Stamp each frame redirected to a socket: `bpf_ktime_get_ns()`
+    /// (`CLOCK_MONOTONIC`) in [`RX_STAMP_META_LEN`] bytes of XDP metadata
+    /// just before the packet, which AF_XDP copies into the UMEM frame in
+    /// front of the packet's bytes. Counted in `rx_stamped`, or in
+    /// `rx_stamp_refused` where the driver refuses metadata (no stamp
+    /// then; the frame is still steered).
+    pub stamp_rx: bool,
+}
 
 /// Slot of flow `id`'s packet counter; its byte counter follows.
 const STAT_FLOW_BASE: u32 = 16;
@@ -1222,6 +1251,7 @@ pub struct Steering {
     iface: String,
     ifindex: u32,
     mode: AttachMode,
+    options: SteerOptions,
     prog_id: u32,
     native_error: Option<String>,
     flows: HashMap<MapData, FlowKey, u32>,
@@ -1245,6 +1275,7 @@ impl std::fmt::Debug for Steering {
             .field("iface", &self.iface)
             .field("ifindex", &self.ifindex)
             .field("mode", &self.mode)
+            .field("options", &self.options)
             .field("prog_id", &self.prog_id)
             .field("link_id", &self.link_id)
             .field("native_error", &self.native_error)
@@ -1295,6 +1326,19 @@ impl Steering {
     /// [`SteerError::Attach`] (e.g. `EOPNOTSUPP` for native mode on a driver
     /// without it), [`SteerError::NoLink`], [`SteerError::Netlink`].
     pub fn attach(iface: &str, pref: AttachPref, replace: bool) -> Result<Self, SteerError> {
+        Self::attach_with(iface, pref, replace, SteerOptions::default())
+    }
+
+    /// [`attach`](Self::attach) of the program loaded with `options`.
+    ///
+    /// # Errors
+    /// As [`attach`](Self::attach).
+    pub fn attach_with(
+        iface: &str,
+        pref: AttachPref,
+        replace: bool,
+        options: SteerOptions,
+    ) -> Result<Self, SteerError> {
         let mut nl = open_netlink(iface)?;
         let before = xdp_state(&mut nl, iface)?;
         let mut existing = Vec::new();
@@ -1351,9 +1395,13 @@ impl Steering {
             }
         }
 
-        let mut ebpf = Ebpf::load(OBJECT).map_err(|source| SteerError::Load {
-            cause: Box::new(source),
-        })?;
+        let stamp_rx = u32::from(options.stamp_rx);
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global(GLOBAL_STAMP_RX, &stamp_rx, true)
+            .load(OBJECT)
+            .map_err(|source| SteerError::Load {
+                cause: Box::new(source),
+            })?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(SteerError::BadObject {
@@ -1406,6 +1454,7 @@ impl Steering {
             iface: iface.to_string(),
             ifindex: before.ifindex,
             mode: attached.mode,
+            options,
             prog_id,
             native_error: attached.native_error,
             flows,
@@ -1651,6 +1700,12 @@ impl Steering {
     #[must_use]
     pub fn mode(&self) -> AttachMode {
         self.mode
+    }
+
+    /// What the program was loaded to do besides steering.
+    #[must_use]
+    pub fn options(&self) -> SteerOptions {
+        self.options
     }
 
     /// The interface's index.
@@ -1905,7 +1960,14 @@ mod tests {
             "aya wants 8-byte alignment"
         );
         let has = |s: &str| OBJECT.windows(s.len()).any(|w| w == s.as_bytes());
-        for name in [PROGRAM_NAME, MAP_FLOWS, MAP_XSKS, MAP_STATS, "Dual BSD/GPL"] {
+        for name in [
+            PROGRAM_NAME,
+            MAP_FLOWS,
+            MAP_XSKS,
+            MAP_STATS,
+            GLOBAL_STAMP_RX,
+            "Dual BSD/GPL",
+        ] {
             assert!(has(name), "bpf/xdp_steer.o lacks {name:?}");
         }
     }
