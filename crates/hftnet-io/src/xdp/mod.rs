@@ -190,7 +190,8 @@ pub struct XdpConfig {
 }
 
 /// What `timestamps=` of an `xdp://` URI accepts, for error messages.
-pub const TIMESTAMPS_EXPECTED: &str = "rx (a receive stamp taken by the XDP steering program) or 0      (none, the default); xdp:// has no transmit or hardware stamps";
+pub const TIMESTAMPS_EXPECTED: &str = "rx (a receive stamp taken by the XDP steering program) or 0 \
+     (none, the default); xdp:// has no transmit or hardware stamps";
 
 const XDP_PARAMS: &[&str] = &[
     "port",
@@ -496,15 +497,10 @@ fn shared_steering(iface: &L2Iface, cfg: &XdpConfig) -> Result<Arc<Mutex<Shared>
             .options()
             .stamp_rx;
         if cfg.rx_timestamps && !stamps {
-            return Err(OpenError::Setup {
-                step: format!(
-                    "timestamps=rx on {}: the XDP program this process already runs there \
-                     was loaded without receive stamps by another xdp:// endpoint; open \
-                     every xdp:// endpoint of {} with timestamps=rx (or none)",
-                    iface.name, iface.name
-                ),
-                cause: SyscallError::from_errno("xdp:// timestamps=rx", libc::EBUSY),
-            });
+            return Err(steer::SteerError::StampsOff {
+                iface: iface.name.clone(),
+            }
+            .into());
         }
         return Ok(s);
     }

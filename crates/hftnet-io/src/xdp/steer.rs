@@ -16,6 +16,12 @@
 //! counted under its reason; the program never drops. A single 802.1Q tag is
 //! looked through. See [`VERDICTS`] for the counters.
 //!
+//! Loaded with [`SteerOptions::stamp_rx`] (its `.rodata` switch, written
+//! before the load), the program also writes `bpf_ktime_get_ns()` into 8
+//! bytes of XDP metadata in front of each frame it redirects to a socket
+//! (never into the frame, never on a frame the kernel gets), which the
+//! `xdp://` receive reads as the frame's receive stamp.
+//!
 //! Invariants:
 //! - The program is attached with `BPF_LINK_CREATE` (Linux ≥ 5.9) and the
 //!   link is owned by [`Steering`]: dropping it, or the process dying for any
@@ -364,6 +370,18 @@ pub enum SteerError {
     Load {
         /// aya's error.
         cause: Box<EbpfError>,
+    },
+    /// An endpoint asked for receive stamps on an interface whose program,
+    /// shared by the endpoints of this process there, was loaded without
+    /// them (its stamp switch is fixed at load).
+    #[error(
+        "timestamps=rx on {iface}: the XDP program this process already runs there was loaded \
+         without receive stamps, by an xdp:// endpoint opened without timestamps=rx; open every \
+         xdp:// endpoint of {iface} with timestamps=rx, or none of them"
+    )]
+    StampsOff {
+        /// The interface.
+        iface: String,
     },
     /// The embedded object lacks something this loader expects.
     #[error("bpf/xdp_steer.o {what}; rebuild it with bpf/build.sh from bpf/xdp_steer.c")]
