@@ -25,12 +25,23 @@
  *   On a hit: bpf_redirect_map(&xsks, rx_queue_index, XDP_PASS), so a queue
  *   without a socket falls back to the kernel (REDIRECT_FAILED), and the
  *   flow's packet and byte counters are bumped either way.
+ *   Receive stamp (stamp_rx, .rodata, set by the loader before the load):
+ *   on a frame the redirect will hand to a socket, 8 bytes of XDP metadata
+ *   are reserved in front of the packet (bpf_xdp_adjust_meta(ctx, -8)) and
+ *   bpf_ktime_get_ns() (CLOCK_MONOTONIC) written there (RX_STAMPED); the
+ *   redirect itself happens after the program returns, so the stamp is
+ *   taken before it. AF_XDP copies the metadata into the UMEM frame just
+ *   before the packet. A driver that refuses metadata gets no stamp
+ *   (RX_STAMP_REFUSED), the frame is still steered.
  *
  * Invariants: every header read is bounds-checked against data_end first; a
  * check that fails means PASS_MALFORMED, never a guess. The program never
- * returns XDP_DROP or XDP_ABORTED and never writes to the frame: whatever
- * is not steered reaches the kernel unchanged. Checksums are not verified
- * here (the user-space side does it).
+ * returns XDP_DROP or XDP_ABORTED and never writes to the frame's bytes:
+ * the only write is the stamp, into the metadata area before the frame,
+ * and only on a frame being redirected to a socket; whatever is not
+ * steered (a flow's frame falling back to the kernel included) reaches the
+ * kernel unchanged, without metadata. Checksums are not verified here (the
+ * user-space side does it).
  *
  * Stats slot layout (per-CPU u64, summed by the loader) is ABI with the
  * loader: keep STAT_* and the Rust VERDICTS table in the same order.
@@ -64,6 +75,10 @@ enum stat_slot {
 	STAT_REDIRECT_FAILED = 8,
 	/* Not a verdict: frames with one 802.1Q tag, whatever became of them. */
 	STAT_VLAN_TAGGED = 9,
+	/* Not verdicts: redirected frames stamped, and stamps the driver
+	 * refused (no room for metadata, or no metadata support). */
+	STAT_RX_STAMPED = 10,
+	STAT_RX_STAMP_REFUSED = 11,
 	/* Per flow: packets at FLOW_BASE + 2 * id, bytes at FLOW_BASE + 2 * id + 1. */
 	STAT_FLOW_BASE = 16,
 	STAT_SLOTS = STAT_FLOW_BASE + 2 * MAX_FLOWS,
@@ -97,6 +112,10 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Set by the loader before the load (aya's override_global; the verifier
+ * sees it as a constant, so with 0 the stamping code is dead and removed). */
+volatile const __u32 stamp_rx = 0;
+
 static __always_inline void count(__u32 slot, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
@@ -109,6 +128,28 @@ static __always_inline int pass(__u32 slot)
 {
 	count(slot, 1);
 	return XDP_PASS;
+}
+
+/* Reserves 8 bytes of metadata before the packet and writes the
+ * CLOCK_MONOTONIC time there. Invalidates every packet pointer. */
+static __always_inline void stamp(struct xdp_md *ctx)
+{
+	void *data, *meta;
+	__u64 *ts;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(__u64)) != 0) {
+		count(STAT_RX_STAMP_REFUSED, 1);
+		return;
+	}
+	data = (void *)(long)ctx->data;
+	meta = (void *)(long)ctx->data_meta;
+	ts = meta;
+	if ((void *)(ts + 1) > data) {
+		count(STAT_RX_STAMP_REFUSED, 1);
+		return;
+	}
+	*ts = bpf_ktime_get_ns();
+	count(STAT_RX_STAMPED, 1);
 }
 
 SEC("xdp")
@@ -182,10 +223,15 @@ int xdp_steer(struct xdp_md *ctx)
 	/* The low bits of flags are the action when xsks has no socket for
 	 * this queue: hand the frame to the kernel rather than dropping it. */
 	verdict = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
-	if (verdict == XDP_REDIRECT)
+	if (verdict == XDP_REDIRECT) {
 		count(STAT_REDIRECT, 1);
-	else
+		/* bpf_redirect_map only looked the socket up: the frame moves
+		 * after the return, metadata included. */
+		if (stamp_rx)
+			stamp(ctx);
+	} else {
 		count(STAT_REDIRECT_FAILED, 1);
+	}
 	return verdict;
 }
 

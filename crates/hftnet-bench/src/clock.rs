@@ -247,16 +247,14 @@ impl Default for Clock {
 #[inline]
 #[must_use]
 pub fn monotonic_ns() -> u64 {
-    hftnet_sys::futex::Deadline::now().map_or(0, |d| duration_ns(d.as_monotonic()))
+    hftnet_sys::clock::monotonic_ns()
 }
 
 /// `CLOCK_REALTIME` now, in nanoseconds since the Unix epoch (the clock of
 /// the kernel's software receive stamps); 0 before 1970.
 #[must_use]
 pub fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, duration_ns)
+    hftnet_sys::clock::realtime_ns()
 }
 
 /// `CLOCK_REALTIME` minus `CLOCK_MONOTONIC`, in nanoseconds: subtract it
@@ -266,18 +264,7 @@ pub fn realtime_ns() -> u64 {
 /// as the tightest of a few monotonic reads bracketing a realtime one.
 #[must_use]
 pub fn realtime_offset_ns() -> i64 {
-    let mut best = (u64::MAX, 0i64);
-    for _ in 0..16 {
-        let a = monotonic_ns();
-        let r = realtime_ns();
-        let b = monotonic_ns();
-        let width = b.saturating_sub(a);
-        if width < best.0 {
-            let mid = a + width / 2;
-            best = (width, (i128::from(r) - i128::from(mid)) as i64);
-        }
-    }
-    best.1
+    hftnet_sys::clock::realtime_offset_ns()
 }
 
 #[inline]
@@ -290,9 +277,7 @@ fn ticks_to_ns(ticks: u64, mult: u64) -> u64 {
 
 #[inline]
 fn duration_ns(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
+    hftnet_sys::clock::duration_ns(d)
 }
 
 /// One calibration point: a monotonic time (ns since `anchor`) and the TSC

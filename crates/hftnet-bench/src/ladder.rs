@@ -832,7 +832,14 @@ mod tests {
         }
         let x = rungs_for(&["xdp".into()], "198.18.0.2", Some("veth0"), 9300);
         let names: Vec<&str> = x.iter().map(|r| r.strategy.as_str()).collect();
-        assert_eq!(names, ["block", "spin", "spin/udp-client"]);
+        assert_eq!(
+            names,
+            ["block", "spin", "spin/udp-client", "spin+timestamps"]
+        );
+        assert_eq!(
+            x[3].server_uri,
+            "xdp://veth0/0?port=9303&rx=spin&timestamps=rx"
+        );
         assert_eq!(
             x[1].client_uri,
             "xdp://veth0/0?port=9301&peer=198.18.0.2:9301&rx=spin"

@@ -21,7 +21,7 @@ use hftnet_io::transport::{TxStamp, TxStampKind};
 use hftnet_io::{Lease, RxBurst, SyscallError, Transport, TxLease};
 use hftnet_wire::probe;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, realtime_ns};
 use crate::stats::LatencyStats;
 use crate::timetable::Timetable;
 
@@ -205,13 +205,6 @@ struct TsState {
     next_id: u32,
     warmup: u64,
     out: Breakdown,
-}
-
-/// CLOCK_REALTIME now, in ns: the clock of the kernel's software stamps.
-fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl TsState {

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use hftnet_io::l2::L2Iface;
 use hftnet_io::xdp::steer::{
-    self, AttachMode, AttachPref, MAX_FLOWS, PROGRAM_NAME, SteerError, SteerStats, Steering,
-    VERDICTS,
+    self, AttachMode, AttachPref, MAX_FLOWS, PROGRAM_NAME, SteerError, SteerOptions, SteerStats,
+    Steering, VERDICTS,
 };
 use hftnet_lab::{Host, Lab};
 use hftnet_sys::packet::{self as ring, PacketRing, RingConfig};
@@ -115,6 +115,47 @@ fn wait_stats(s: &Steering, what: &str, f: impl Fn(&SteerStats) -> bool) -> Stee
         }
         assert!(Instant::now() < end, "{what}: {st:#?}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn with_stamps_on_a_frame_falling_back_to_the_kernel_is_unstamped_and_unchanged() {
+    if skip_without_root(
+        "with_stamps_on_a_frame_falling_back_to_the_kernel_is_unstamped_and_unchanged",
+    ) {
+        return;
+    }
+    let lab = Lab::two_host(None).unwrap();
+    let (ex, tr) = (lab.exchange(), lab.trader());
+    for pref in [AttachPref::Driver, AttachPref::Generic] {
+        let iface = ex.iface().to_string();
+        let mut st = ex
+            .run(move || {
+                Steering::attach_with(&iface, pref, false, SteerOptions { stamp_rx: true })
+            })
+            .unwrap()
+            .unwrap();
+        assert!(st.options().stamp_rx);
+        let flow = SocketAddrV4::new(ex.addr(), 9050);
+        st.add_flow(flow).unwrap();
+        let s_flow = bind(ex, 9050);
+        // No AF_XDP socket on the queue: the flow's frames fall back to the
+        // kernel, which delivers them whole (the stamp goes only on frames
+        // redirected to a socket).
+        send_udp(tr, flow, 20, 100);
+        let mut buf = [0u8; 2048];
+        for i in 0..20u8 {
+            let (n, _) = s_flow.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[i; 100][..], "{pref:?}: datagram {i}");
+        }
+        let after = wait_stats(&st, "after the traffic", |s| {
+            s.verdict("redirect_failed") >= 20
+        });
+        assert_eq!(after.verdict("redirect_failed"), 20, "{pref:?}: {after:#?}");
+        assert_eq!(after.verdict("rx_stamped"), 0, "{pref:?}: {after:#?}");
+        assert_eq!(after.verdict("rx_stamp_refused"), 0, "{pref:?}: {after:#?}");
+        drop(st);
+        assert_eq!(attached(ex), None, "{pref:?}: detached with its owner");
     }
 }
 
@@ -446,7 +487,7 @@ fn crafted_frames_are_passed_and_counted_by_reason() {
     assert!(d("pass_not_ipv4") >= 1, "{after:#?}");
     let verdicts: u64 = VERDICTS
         .iter()
-        .filter(|n| **n != "vlan_tagged")
+        .filter(|n| !matches!(**n, "vlan_tagged" | "rx_stamped" | "rx_stamp_refused"))
         .map(|n| d(n))
         .sum();
     assert!(

@@ -17,6 +17,7 @@
 //! comment stating why the pointers and lengths handed to the kernel are valid.
 
 pub mod bpf;
+pub mod clock;
 pub mod cpus;
 pub mod error;
 pub mod ethtool;

@@ -453,7 +453,10 @@ fn the_lab_has_packet_and_xdp_rows() {
     };
     let (packet, xdp) = (rows("packet"), rows("xdp"));
     assert_eq!(names(&packet), ["block", "spin", "spin+v3"]);
-    assert_eq!(names(&xdp), ["block", "spin", "spin/udp-client"]);
+    assert_eq!(
+        names(&xdp),
+        ["block", "spin", "spin/udp-client", "spin+timestamps"]
+    );
     for row in packet.iter().chain(&xdp) {
         assert!(row["samples"].as_u64().unwrap() > 10, "{row}");
         assert_eq!(row["lost"], 0, "{row}");

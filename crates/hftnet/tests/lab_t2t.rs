@@ -161,3 +161,78 @@ fn no_t2t_leaves_the_table_out() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_lab_runs_an_xdp_row_with_the_programs_receive_stamps() {
+    if skip_without_root("the_lab_runs_an_xdp_row_with_the_programs_receive_stamps") {
+        return;
+    }
+    let (j, stdout) = lab_json(
+        "xdp-ts",
+        &[
+            "--quick",
+            "--duration",
+            "200ms",
+            "--transports",
+            "xdp/spin+timestamps",
+        ],
+    );
+    // The ping-pong row: both ends AF_XDP, frames stamped by the program.
+    let results = j["results"].as_array().unwrap();
+    let ping: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["rung"]["transport"] == "xdp")
+        .collect();
+    assert_eq!(ping.len(), 1, "{j}");
+    let row = ping[0];
+    assert_eq!(row["rung"]["strategy"], "spin+timestamps", "{row}");
+    assert!(
+        row["rung"]["server_uri"]
+            .as_str()
+            .is_some_and(|u| u.contains("timestamps=rx")),
+        "{row}"
+    );
+    assert!(row["samples"].as_u64().unwrap() > 10, "{row}");
+    assert_eq!(row["lost"], 0, "{row}");
+    assert!(
+        stdout.lines().any(
+            |l| l.split_whitespace().take(2).eq(["xdp", "spin+timestamps"]) && !l.contains('|')
+        ),
+        "no ping-pong line: {stdout}"
+    );
+    // The tick-to-trade row over it.
+    assert!(stdout.contains("tick-to-trade (µs)"), "{stdout}");
+    let rows = j["tick_to_trade"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{j}");
+    let r = &rows[0];
+    assert_eq!(r["row"]["transport"], "xdp", "{r}");
+    assert_eq!(r["row"]["strategy"], "spin+timestamps", "{r}");
+    assert!(
+        r["row"]["trader_md_uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("xdp://") && u.contains("timestamps=rx")),
+        "{r}"
+    );
+    assert!(r["note"].is_null(), "{r}");
+    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {r}"));
+    let orders = n("orders");
+    assert!(n("accepted") > 0, "the taker had no order accepted: {r}");
+    assert_eq!(n("exchange_received"), orders, "{r}");
+    assert_eq!(n("accepted") + n("rejected"), orders, "{r}");
+    assert!(n("internal_samples") > 0, "{r}");
+    assert!(n("external_samples") > 0, "{r}");
+    assert_percentiles(&r["internal_ns"], r);
+    assert_percentiles(&r["external_ns"], r);
+    let line = stdout
+        .lines()
+        .find(|l| l.split_whitespace().take(2).eq(["xdp", "spin+timestamps"]) && l.contains('|'))
+        .unwrap_or_else(|| panic!("no tick-to-trade line: {stdout}"));
+    assert!(line.contains(&format!(" {orders} ")), "{line}");
+    for ns in j["lab"]["namespaces"].as_array().unwrap() {
+        let ns = ns.as_str().unwrap();
+        assert!(
+            !std::path::Path::new("/run/netns").join(ns).exists(),
+            "{ns} left behind"
+        );
+    }
+}

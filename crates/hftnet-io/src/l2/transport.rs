@@ -24,9 +24,10 @@
 //! from the ring and every frame built is recorded as it is on the wire.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use hftnet_sys::SyscallError;
+use hftnet_sys::clock::realtime_ns;
 use hftnet_sys::sock;
 
 use super::frames::{RingWait, UdpOverEthernet, Wait};
@@ -204,16 +205,9 @@ where
 #[inline]
 fn record(capture: &mut Option<Box<Capture>>, frame: &RxFrame<'_>) {
     if let Some(c) = capture {
-        let ts = frame.ts_ns.unwrap_or_else(now_ns);
+        let ts = frame.ts_ns.unwrap_or_else(realtime_ns);
         c.frame(ts, frame.data, frame.wire_len);
     }
-}
-
-/// CLOCK_REALTIME in nanoseconds, for capture records without a ring stamp.
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl<T: TxRing> L2Tx<'_, T> {
@@ -264,7 +258,7 @@ impl<T: TxRing> TxLease for L2Tx<'_, T> {
             }
         };
         if let Some(c) = self.capture {
-            c.frame(now_ns(), &buf[..len], len);
+            c.frame(realtime_ns(), &buf[..len], len);
         }
         self.tx.commit(len);
         self.queued += 1;

@@ -28,6 +28,16 @@
 //! with `peer=` only from the peer's IP address and port; frames that
 //! disagree are counted (`mac_mismatch`). See [`crate::l2::frames`].
 //!
+//! Receive stamps (`timestamps=rx`): the steering program is loaded with
+//! its stamp switch on ([`steer::SteerOptions::stamp_rx`]) and writes
+//! `bpf_ktime_get_ns()` into 8 bytes of XDP metadata before each frame it
+//! redirects; AF_XDP copies them into the UMEM frame in front of the packet
+//! (copy mode too), where the receive reads and clears them. The stamp is
+//! moved to `CLOCK_REALTIME` with the offset read at open, so
+//! `RxMeta::rx_ts_ns` is on the scale of the kernel's software stamps, and
+//! like them it includes the path before user space (here the XDP hook,
+//! the redirect and the copy; not the kernel's IP/UDP stack).
+//!
 //! Link flap: a kick refused with `ENETDOWN` leaves the frames on the ring
 //! and marks the link down; the next kick that succeeds says the link came
 //! back. The UMEM accounting (free + fill + in flight = total) is kept
@@ -123,6 +133,16 @@ impl Backend for XdpBackend {
                 format!("xdp://{i}/0?port={}&rx=spin", p + 2),
                 format!("udp://{ip}:{}?rx=spin", p + 2),
             ),
+            // As spin, each frame stamped by the XDP program (receive
+            // stamps only: xdp:// has no transmit stamps).
+            RungSpec::pair(
+                "spin+timestamps",
+                format!("xdp://{i}/0?port={}&rx=spin&timestamps=rx", p + 3),
+                format!(
+                    "xdp://{i}/0?port={0}&peer={ip}:{0}&rx=spin&timestamps=rx",
+                    p + 3
+                ),
+            ),
         ]
     }
 }
@@ -160,10 +180,18 @@ pub struct XdpConfig {
     pub ring_size: u32,
     /// `XDP_USE_NEED_WAKEUP` (`need_wakeup=`, default 1).
     pub need_wakeup: bool,
+    /// Receive stamps taken by the steering program (`timestamps=rx`;
+    /// `timestamps=0`, the default, for none): `RxMeta::rx_ts_ns` of each
+    /// frame, `CLOCK_REALTIME` ns.
+    pub rx_timestamps: bool,
     /// Receive strategy (`rx=spin|block|adaptive`, or `busy-poll` with
     /// `busy_poll=USECS`, `busy_budget=N`, `prefer_busy_poll=1`) and `cpu=`.
     pub socket: SocketOptions,
 }
+
+/// What `timestamps=` of an `xdp://` URI accepts, for error messages.
+pub const TIMESTAMPS_EXPECTED: &str = "rx (a receive stamp taken by the XDP steering program) or 0 \
+     (none, the default); xdp:// has no transmit or hardware stamps";
 
 const XDP_PARAMS: &[&str] = &[
     "port",
@@ -178,6 +206,7 @@ const XDP_PARAMS: &[&str] = &[
     "frame_size",
     "ring",
     "need_wakeup",
+    "timestamps",
     "rx",
     "spins",
     "busy_poll",
@@ -205,6 +234,7 @@ impl XdpConfig {
             frame_size: 2048,
             ring_size: 2048,
             need_wakeup: true,
+            rx_timestamps: false,
             socket: SocketOptions::default(),
         }
     }
@@ -296,6 +326,13 @@ impl XdpConfig {
             });
         }
         c.need_wakeup = p.bool("need_wakeup")?.unwrap_or(true);
+        c.rx_timestamps = p
+            .get_with("timestamps", TIMESTAMPS_EXPECTED, |v| match v {
+                "rx" => Some(true),
+                "0" => Some(false),
+                _ => None,
+            })?
+            .unwrap_or(false);
         c.socket.strategy = RxStrategy::from_params(&mut p)?;
         c.socket.cpu = p.int("cpu", 0..=4095)?.map(|v| v as usize);
         p.finish()?;
@@ -353,6 +390,9 @@ pub struct XdpCaps {
     pub umem: UmemAccounting,
     /// Times the link went down under the transport and came back.
     pub link_flaps: u64,
+    /// Receive stamps (`timestamps=rx`): taken by the steering program in
+    /// this mode (`native` or `generic`), `None` without them.
+    pub rx_timestamps: Option<&'static str>,
     /// `SO_BUSY_POLL` microseconds, with `rx=busy-poll`.
     pub busy_poll_usecs: Option<u32>,
     /// `SO_BUSY_POLL_BUDGET`, with `rx=busy-poll`.
@@ -366,6 +406,15 @@ impl CapsSection for XdpCaps {
         let mut l = Vec::new();
         crate::capabilities::legacy_lines(&self.legacy(), &mut l);
         out.extend(l.into_iter().filter(|(k, _)| k != "rx_timestamps"));
+        if let Some(mode) = self.rx_timestamps {
+            out.push((
+                "rx_timestamps".into(),
+                format!(
+                    "software (XDP program, {mode} mode: bpf_ktime_get_ns at the redirect, \
+                     CLOCK_REALTIME by the offset read at open)"
+                ),
+            ));
+        }
         out.push((
             "xdp".into(),
             format!(
@@ -382,6 +431,7 @@ impl CapsSection for XdpCaps {
             busy_poll_usecs: self.busy_poll_usecs,
             busy_poll_budget: self.busy_poll_budget,
             prefer_busy_poll: self.prefer_busy_poll,
+            rx_timestamps: self.rx_timestamps.is_some(),
             ..LegacyFields::default()
         }
     }
@@ -439,9 +489,25 @@ fn shared_steering(iface: &L2Iface, cfg: &XdpConfig) -> Result<Arc<Mutex<Shared>
         .find(|(n, i, _)| *n == ns && *i == iface.index)
         .and_then(|(_, _, w)| w.upgrade())
     {
+        // One program per interface: its stamp switch is fixed at load.
+        let stamps = s
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .steering
+            .options()
+            .stamp_rx;
+        if cfg.rx_timestamps && !stamps {
+            return Err(steer::SteerError::StampsOff {
+                iface: iface.name.clone(),
+            }
+            .into());
+        }
         return Ok(s);
     }
-    let steering = Steering::attach(&iface.name, cfg.attach, cfg.replace)?;
+    let options = steer::SteerOptions {
+        stamp_rx: cfg.rx_timestamps,
+    };
+    let steering = Steering::attach_with(&iface.name, cfg.attach, cfg.replace, options)?;
     let s = Arc::new(Mutex::new(Shared {
         steering,
         users: Vec::new(),
@@ -468,6 +534,8 @@ pub struct XdpRing {
     mode: AttachMode,
     cfg: XdpConfig,
     link: Link,
+    /// `CLOCK_REALTIME − CLOCK_MONOTONIC` read at open (0 without stamps).
+    realtime_offset_ns: i64,
 }
 
 /// The receive half of an [`XdpRing`].
@@ -475,6 +543,7 @@ pub struct XdpRing {
 pub struct XdpRx<'a> {
     h: socket::XskRx<'a>,
     queue: u32,
+    realtime_offset_ns: i64,
 }
 
 /// The transmit half of an [`XdpRing`].
@@ -496,6 +565,7 @@ impl Ring for XdpRing {
             XdpRx {
                 h: rx,
                 queue: self.cfg.queue,
+                realtime_offset_ns: self.realtime_offset_ns,
             },
             XdpTx {
                 h: tx,
@@ -542,6 +612,10 @@ impl Ring for XdpRing {
             socket: self.xsk.counters(),
             umem: self.xsk.accounting(),
             link_flaps: self.link.flaps,
+            rx_timestamps: self.cfg.rx_timestamps.then_some(match self.mode {
+                AttachMode::Driver => "native",
+                AttachMode::Generic => "generic",
+            }),
             busy_poll_usecs: usecs,
             busy_poll_budget: budget,
             prefer_busy_poll: prefer,
@@ -556,6 +630,15 @@ impl Ring for XdpRing {
                 self.cfg.iface,
                 self.link.flaps,
                 d.as_millis()
+            ));
+        }
+        if self.cfg.rx_timestamps {
+            let c = self.xsk.counters();
+            notes.push(format!(
+                "receive stamps: {} frames stamped by the XDP program, {} without a stamp (the \
+                 driver refused the metadata); CLOCK_REALTIME - CLOCK_MONOTONIC = {} ns, read \
+                 at open",
+                c.rx_stamped, c.rx_unstamped, self.realtime_offset_ns
             ));
         }
         if self.xsk.link_down() {
@@ -596,14 +679,16 @@ impl RxRing for XdpRx<'_> {
     #[inline]
     fn recv(&mut self, max: usize, mut f: impl FnMut(RxFrame<'_>)) -> usize {
         let queue = self.queue;
-        self.h.recv(max.min(u32::MAX as usize) as u32, |data| {
+        let offset = self.realtime_offset_ns;
+        self.h.recv(max.min(u32::MAX as usize) as u32, |data, mono| {
             // XDP says nothing of the device's checksum state: verify, and
             // recognise a checksum a sender's device left partial.
             f(RxFrame {
                 data,
                 wire_len: data.len(),
                 udp_check: UdpCheck::VerifyOrPartial,
-                ts_ns: None,
+                // The program's CLOCK_MONOTONIC stamp, on CLOCK_REALTIME.
+                ts_ns: mono.map(|m| m.saturating_add_signed(offset)),
                 queue,
             });
         }) as usize
@@ -694,6 +779,7 @@ impl XdpTransport {
                     ring_size: cfg.ring_size,
                     mode: cfg.mode,
                     need_wakeup: cfg.need_wakeup,
+                    rx_meta: cfg.rx_timestamps,
                 },
                 busy.is_some(),
             )
@@ -792,6 +878,11 @@ impl XdpTransport {
         ));
         let strategy = cfg.socket.strategy;
         let burst = XdpBackend::burst(&cfg);
+        let realtime_offset_ns = if cfg.rx_timestamps {
+            hftnet_sys::clock::realtime_offset_ns()
+        } else {
+            0
+        };
         // From here on the ring's drop takes the flow out of the program.
         let ring = XdpRing {
             xsk,
@@ -800,6 +891,7 @@ impl XdpTransport {
             mode,
             cfg,
             link: Link::default(),
+            realtime_offset_ns,
         };
         if let Some(peer) = ring.cfg.peer {
             ep.mac_for(*peer.ip()).map_err(OpenError::from)?;
@@ -902,6 +994,20 @@ mod tests {
             RxStrategy::BusyPoll { usecs: 20, .. }
         ));
         assert_eq!(cfg("xdp://veth0?port=1").unwrap().queue, 0);
+        assert!(!cfg("xdp://veth0/0?port=1").unwrap().rx_timestamps);
+        assert!(!cfg("xdp://veth0/0?port=1&timestamps=0").unwrap().rx_timestamps);
+        assert!(cfg("xdp://veth0/0?port=1&timestamps=rx").unwrap().rx_timestamps);
+        // What ping --timestamps and udp:// take is refused, naming what is
+        // accepted.
+        for bad in ["tx", "rx,tx", "hw", "1", ""] {
+            let e = cfg(&format!("xdp://veth0/0?port=1&timestamps={bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("timestamps") && e.contains("rx (a receive stamp") && e.contains("or 0"),
+                "{bad}: {e}"
+            );
+        }
         for (uri, want) in [
             ("xdp://veth0/0", "needs port=N"),
             ("xdp://veth0/x?port=1", "must be a number"),

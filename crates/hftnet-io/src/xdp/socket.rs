@@ -69,7 +69,15 @@ pub struct XskConfig {
     pub mode: XskMode,
     /// Ask the kernel to say when it needs a wake-up (`XDP_USE_NEED_WAKEUP`).
     pub need_wakeup: bool,
+    /// Read a receive stamp from the [`RX_META_LEN`] bytes of XDP metadata
+    /// just before each received packet (the steering program's, with
+    /// `SteerOptions::stamp_rx`), and clear them.
+    pub rx_meta: bool,
 }
+
+/// Bytes of XDP metadata read before a received packet with
+/// [`XskConfig::rx_meta`]: a `u64` in native byte order, 0 for none.
+pub const RX_META_LEN: usize = 8;
 
 /// Where the UMEM frames are: the accounting identity is
 /// `free + fill + tx_in_flight + lost == total` between calls.
@@ -117,6 +125,12 @@ pub struct XskCounters {
     pub link_down_kicks: u64,
     /// Frames received.
     pub rx_frames: u64,
+    /// With [`XskConfig::rx_meta`]: frames that carried a stamp in their
+    /// metadata.
+    pub rx_stamped: u64,
+    /// With [`XskConfig::rx_meta`]: frames that came without one (the
+    /// driver refused the metadata, or the program did not stamp).
+    pub rx_unstamped: u64,
     /// Times the fill ring had no room for a recycled frame (frames kept
     /// aside and offered again on the next call).
     pub fill_full: u64,
@@ -171,7 +185,10 @@ struct RxSide {
     fill_in_flight: u32,
     lost: u32,
     busy_poll: bool,
+    rx_meta: bool,
     rx_frames: u64,
+    rx_stamped: u64,
+    rx_unstamped: u64,
     busy_polls: u64,
     busy_poll_errors: u64,
     bad_descriptors: u64,
@@ -332,7 +349,10 @@ impl Xsk {
                 fill_in_flight: 0,
                 lost: 0,
                 busy_poll,
+                rx_meta: cfg.rx_meta,
                 rx_frames: 0,
+                rx_stamped: 0,
+                rx_unstamped: 0,
                 busy_polls: 0,
                 busy_poll_errors: 0,
                 bad_descriptors: 0,
@@ -468,6 +488,8 @@ impl Xsk {
             busy_poll_errors: r.busy_poll_errors,
             link_down_kicks: t.link_down_kicks,
             rx_frames: r.rx_frames,
+            rx_stamped: r.rx_stamped,
+            rx_unstamped: r.rx_unstamped,
             fill_full: t.fill_full,
             tx_dropped_kicks: t.tx_dropped_kicks,
             bad_descriptors: r.bad_descriptors + t.bad_descriptors,
@@ -519,12 +541,13 @@ impl Xsk {
     }
 
     /// Hands up to `max` received frames to `f` (each as a slice of the
-    /// UMEM, valid during the call), then gives them back to the fill ring.
+    /// UMEM, valid during the call, with its metadata stamp as
+    /// [`XskRx::recv`] reads it), then gives them back to the fill ring.
     /// Returns how many there were. With busy polling on and nothing
     /// received, makes one non-blocking `recvfrom` so the kernel polls the
     /// device.
     #[inline]
-    pub fn recv(&mut self, max: u32, f: impl FnMut(&[u8])) -> u32 {
+    pub fn recv(&mut self, max: u32, f: impl FnMut(&[u8], Option<u64>)) -> u32 {
         let n = XskRx { s: &mut self.rx }.recv(max, f);
         self.refill();
         n
@@ -559,8 +582,16 @@ impl XskRx<'_> {
     /// ring ([`Xsk::refill`]). Returns how many there were. With busy
     /// polling on and nothing received, makes one non-blocking `recvfrom`
     /// so the kernel polls the device.
+    ///
+    /// With [`XskConfig::rx_meta`], the second argument of `f` is the
+    /// nonzero `u64` in the [`RX_META_LEN`] bytes before the packet (the
+    /// program's metadata, which AF_XDP copies there), else `None`; those
+    /// bytes are then zeroed, so a later frame in the same UMEM frame that
+    /// comes without metadata reads `None`, never an old stamp. (Receive
+    /// frames are never used for transmit, and the kernel writes nothing
+    /// else there: the packet starts after them.) Without it, `None`.
     #[inline]
-    pub fn recv(&mut self, max: u32, mut f: impl FnMut(&[u8])) -> u32 {
+    pub fn recv(&mut self, max: u32, mut f: impl FnMut(&[u8], Option<u64>)) -> u32 {
         let s = &mut *self.s;
         let mut r = s.ring.receive(max);
         let mut n = 0;
@@ -572,13 +603,41 @@ impl XskRx<'_> {
                 s.lost += 1;
                 continue;
             };
+            let stamp = if s.rx_meta {
+                // The metadata lies before the packet in the same chunk,
+                // or there is none.
+                let stamp = (start >= chunk as usize + RX_META_LEN)
+                    .then(|| {
+                        // SAFETY: the frame was just handed to us by the receive
+                        // ring, so it is ours; the 8 bytes
+                        // `start - RX_META_LEN .. start` lie inside its
+                        // chunk (checked just now) and end where the
+                        // packet starts; unaligned access is used, so any
+                        // alignment the device gave the packet is fine.
+                        unsafe {
+                            let p = s.area.ptr.as_ptr().add(start - RX_META_LEN).cast::<u64>();
+                            let v = p.read_unaligned();
+                            p.write_unaligned(0);
+                            v
+                        }
+                    })
+                    .filter(|v| *v != 0);
+                if stamp.is_some() {
+                    s.rx_stamped += 1;
+                } else {
+                    s.rx_unstamped += 1;
+                }
+                stamp
+            } else {
+                None
+            };
             // SAFETY: the frame was just handed to us by the receive ring (it
             // is ours until it goes back on the fill ring), and the range
             // was checked to lie inside its chunk of the area.
             let data = unsafe {
                 std::slice::from_raw_parts(s.area.ptr.as_ptr().add(start), end - start)
             };
-            f(data);
+            f(data, stamp);
             s.recycle.push(chunk);
         }
         r.release();

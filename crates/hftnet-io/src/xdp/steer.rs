@@ -16,6 +16,12 @@
 //! counted under its reason; the program never drops. A single 802.1Q tag is
 //! looked through. See [`VERDICTS`] for the counters.
 //!
+//! Loaded with [`SteerOptions::stamp_rx`] (its `.rodata` switch, written
+//! before the load), the program also writes `bpf_ktime_get_ns()` into 8
+//! bytes of XDP metadata in front of each frame it redirects to a socket
+//! (never into the frame, never on a frame the kernel gets), which the
+//! `xdp://` receive reads as the frame's receive stamp.
+//!
 //! Invariants:
 //! - The program is attached with `BPF_LINK_CREATE` (Linux ≥ 5.9) and the
 //!   link is owned by [`Steering`]: dropping it, or the process dying for any
@@ -93,8 +99,11 @@ pub const MAX_QUEUES: u32 = 64;
 /// The program's counters, in slot order (`enum stat_slot` in
 /// `bpf/xdp_steer.c`). The first nine are verdicts, one per frame: the
 /// frames an interface received while attached add up to their sum.
-/// `vlan_tagged` is not a verdict: it counts the frames that carried one
-/// 802.1Q tag, whatever became of them.
+/// The last three are not verdicts: `vlan_tagged` counts the frames that
+/// carried one 802.1Q tag, whatever became of them; `rx_stamped` and
+/// `rx_stamp_refused` count, with [`SteerOptions::stamp_rx`], the
+/// redirected frames that got a receive stamp and those whose driver
+/// refused the metadata it goes in.
 ///
 /// - `pass_not_ipv4`: not IPv4 (ARP, IPv6, ...), to the kernel.
 /// - `pass_not_udp`: IPv4 but not UDP (ICMP, TCP, ...), to the kernel.
@@ -109,7 +118,10 @@ pub const MAX_QUEUES: u32 = 64;
 /// - `redirect_failed`: a flow's frame on a queue without a socket, so to
 ///   the kernel instead.
 /// - `vlan_tagged`: carried one 802.1Q tag (looked through, not a verdict).
-pub const VERDICTS: [&str; 10] = [
+/// - `rx_stamped`: redirected with a receive stamp in its metadata.
+/// - `rx_stamp_refused`: redirected without one, the driver having refused
+///   `bpf_xdp_adjust_meta` (no metadata support, or no headroom).
+pub const VERDICTS: [&str; 12] = [
     "pass_not_ipv4",
     "pass_not_udp",
     "pass_no_flow",
@@ -120,7 +132,30 @@ pub const VERDICTS: [&str; 10] = [
     "redirect",
     "redirect_failed",
     "vlan_tagged",
+    "rx_stamped",
+    "rx_stamp_refused",
 ];
+
+/// The program's `.rodata` switch for receive stamps (`stamp_rx` in
+/// `bpf/xdp_steer.c`), written before the load.
+const GLOBAL_STAMP_RX: &str = "stamp_rx";
+
+/// Bytes of XDP metadata the program puts before a stamped frame: the
+/// `CLOCK_MONOTONIC` time of `bpf_ktime_get_ns()`, native byte order.
+pub const RX_STAMP_META_LEN: usize = 8;
+
+/// What the program does besides steering, fixed when it is loaded (its
+/// read-only data: the verifier sees the values as constants).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SteerOptions {
+    /// Stamp each frame redirected to a socket: `bpf_ktime_get_ns()`
+    /// (`CLOCK_MONOTONIC`) in [`RX_STAMP_META_LEN`] bytes of XDP metadata
+    /// just before the packet, which AF_XDP copies into the UMEM frame in
+    /// front of the packet's bytes. Counted in `rx_stamped`, or in
+    /// `rx_stamp_refused` where the driver refuses metadata (no stamp
+    /// then; the frame is still steered).
+    pub stamp_rx: bool,
+}
 
 /// Slot of flow `id`'s packet counter; its byte counter follows.
 const STAT_FLOW_BASE: u32 = 16;
@@ -335,6 +370,18 @@ pub enum SteerError {
     Load {
         /// aya's error.
         cause: Box<EbpfError>,
+    },
+    /// An endpoint asked for receive stamps on an interface whose program,
+    /// shared by the endpoints of this process there, was loaded without
+    /// them (its stamp switch is fixed at load).
+    #[error(
+        "timestamps=rx on {iface}: the XDP program this process already runs there was loaded \
+         without receive stamps, by an xdp:// endpoint opened without timestamps=rx; open every \
+         xdp:// endpoint of {iface} with timestamps=rx, or none of them"
+    )]
+    StampsOff {
+        /// The interface.
+        iface: String,
     },
     /// The embedded object lacks something this loader expects.
     #[error("bpf/xdp_steer.o {what}; rebuild it with bpf/build.sh from bpf/xdp_steer.c")]
@@ -1222,6 +1269,7 @@ pub struct Steering {
     iface: String,
     ifindex: u32,
     mode: AttachMode,
+    options: SteerOptions,
     prog_id: u32,
     native_error: Option<String>,
     flows: HashMap<MapData, FlowKey, u32>,
@@ -1245,6 +1293,7 @@ impl std::fmt::Debug for Steering {
             .field("iface", &self.iface)
             .field("ifindex", &self.ifindex)
             .field("mode", &self.mode)
+            .field("options", &self.options)
             .field("prog_id", &self.prog_id)
             .field("link_id", &self.link_id)
             .field("native_error", &self.native_error)
@@ -1295,6 +1344,19 @@ impl Steering {
     /// [`SteerError::Attach`] (e.g. `EOPNOTSUPP` for native mode on a driver
     /// without it), [`SteerError::NoLink`], [`SteerError::Netlink`].
     pub fn attach(iface: &str, pref: AttachPref, replace: bool) -> Result<Self, SteerError> {
+        Self::attach_with(iface, pref, replace, SteerOptions::default())
+    }
+
+    /// [`attach`](Self::attach) of the program loaded with `options`.
+    ///
+    /// # Errors
+    /// As [`attach`](Self::attach).
+    pub fn attach_with(
+        iface: &str,
+        pref: AttachPref,
+        replace: bool,
+        options: SteerOptions,
+    ) -> Result<Self, SteerError> {
         let mut nl = open_netlink(iface)?;
         let before = xdp_state(&mut nl, iface)?;
         let mut existing = Vec::new();
@@ -1351,9 +1413,13 @@ impl Steering {
             }
         }
 
-        let mut ebpf = Ebpf::load(OBJECT).map_err(|source| SteerError::Load {
-            cause: Box::new(source),
-        })?;
+        let stamp_rx = u32::from(options.stamp_rx);
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global(GLOBAL_STAMP_RX, &stamp_rx, true)
+            .load(OBJECT)
+            .map_err(|source| SteerError::Load {
+                cause: Box::new(source),
+            })?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(SteerError::BadObject {
@@ -1406,6 +1472,7 @@ impl Steering {
             iface: iface.to_string(),
             ifindex: before.ifindex,
             mode: attached.mode,
+            options,
             prog_id,
             native_error: attached.native_error,
             flows,
@@ -1651,6 +1718,12 @@ impl Steering {
     #[must_use]
     pub fn mode(&self) -> AttachMode {
         self.mode
+    }
+
+    /// What the program was loaded to do besides steering.
+    #[must_use]
+    pub fn options(&self) -> SteerOptions {
+        self.options
     }
 
     /// The interface's index.
@@ -1905,7 +1978,14 @@ mod tests {
             "aya wants 8-byte alignment"
         );
         let has = |s: &str| OBJECT.windows(s.len()).any(|w| w == s.as_bytes());
-        for name in [PROGRAM_NAME, MAP_FLOWS, MAP_XSKS, MAP_STATS, "Dual BSD/GPL"] {
+        for name in [
+            PROGRAM_NAME,
+            MAP_FLOWS,
+            MAP_XSKS,
+            MAP_STATS,
+            GLOBAL_STAMP_RX,
+            "Dual BSD/GPL",
+        ] {
             assert!(has(name), "bpf/xdp_steer.o lacks {name:?}");
         }
     }
