@@ -812,13 +812,15 @@ struct Rx<'r, F> {
     start_mono: u64,
     recv_errors: &'r mut u64,
     /// `CLOCK_REALTIME − CLOCK_MONOTONIC` at the start of the run (places
-    /// kernel receive stamps on the monotonic clock).
+    /// receive stamps — the kernel's, or an `xdp://` endpoint's from the XDP
+    /// program, both on CLOCK_REALTIME — on the monotonic clock).
     realtime_offset_ns: i64,
 }
 
 impl<F: FeedListener> Rx<'_, F> {
     /// Hands one packet to the handler, timing it; when publishing, stamps
-    /// it first (its kernel receive stamp, if the transport gave one).
+    /// it first (its receive stamp, if the transport gave one: the
+    /// kernel's software stamp, or the XDP program's on `xdp://`).
     #[inline]
     fn handle(&mut self, id: FeedId, bytes: &[u8], kernel_rx_ns: Option<u64>) {
         if let Some((_, p)) = self.consumer.publish.as_mut() {

@@ -220,6 +220,9 @@ pub struct T2tResult {
     pub slices: u32,
     /// Internal tick-to-trade (at the trader), ns; absent without samples.
     pub internal_ns: Option<Summary>,
+    /// Where it starts: the packet's receive stamp on a `+timestamps` row,
+    /// else the clock when the trader started handling it.
+    pub internal_start: &'static str,
     /// Where it ends (the trader's `tick_to_trade_internal_end`: the
     /// order's kernel transmit stamp).
     pub internal_end: &'static str,
@@ -392,6 +395,13 @@ impl TickToTrade {
                 slices: a.slices,
                 internal_ns: a.internal.summary(),
                 internal_samples: a.internal.len(),
+                internal_start: if row.strategy.contains("timestamps") {
+                    "the packet's receive stamp (the kernel's software stamp; on xdp the XDP \
+                     program's)"
+                } else {
+                    "the clock when the trader started handling the packet (after its receive \
+                     returned)"
+                },
                 internal_end: a.internal_end,
                 internal_to_send_call_ns: a.to_call.summary(),
                 internal_to_send_return_ns: a.to_return.summary(),
