@@ -732,6 +732,25 @@ pub struct ExchangeReport {
 struct Downstream<'a, T> {
     t: Option<&'a mut T>,
     packets: &'a mut u64,
+    /// Send a packet again when its send reported an earlier packet's
+    /// "port unreachable": only without a fault middleware, whose injected
+    /// copies and held packets make the retry a second offer to the
+    /// injector.
+    retry_refused: bool,
+}
+
+impl<'a, T: Transport> Downstream<'a, T> {
+    fn new(t: Option<&'a mut T>, packets: &'a mut u64) -> Self {
+        let faults = t
+            .as_ref()
+            .and_then(|t| t.capabilities().middleware)
+            .is_some_and(|m| m.faults_tx.is_some());
+        Self {
+            t,
+            packets,
+            retry_refused: !faults,
+        }
+    }
 }
 
 impl<T: Transport> Downstream<'_, T> {
@@ -750,7 +769,7 @@ impl<T: Transport> Downstream<'_, T> {
             // sends nothing. The error is the earlier packet's: send this
             // one again, so the first packet a late receiver could get is
             // not lost to it.
-            Err(e) if e.errno() == Some(libc::ECONNREFUSED) => {
+            Err(e) if self.retry_refused && e.errno() == Some(libc::ECONNREFUSED) => {
                 if t.send(p, None).is_err() {
                     *send_errors += 1;
                 }
@@ -1076,14 +1095,8 @@ impl Exchange {
     ) -> Result<(), ExchangeError> {
         let [handed_a, handed_b] = &mut self.handed;
         let mut feeds = Feeds {
-            a: Downstream {
-                t: feed_a,
-                packets: handed_a,
-            },
-            b: Downstream {
-                t: feed_b,
-                packets: handed_b,
-            },
+            a: Downstream::new(feed_a, handed_a),
+            b: Downstream::new(feed_b, handed_b),
             send_errors: &mut self.send_errors,
             times: None,
         };

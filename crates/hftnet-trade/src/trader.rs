@@ -287,6 +287,10 @@ pub struct TraderCounters {
     pub replaces_sent: u64,
     /// Cancel Order messages sent.
     pub cancels_sent: u64,
+    /// Cancels sent again after a login, for orders whose cancel was lost
+    /// with a connection ([`Trader::recancel_unanswered`]); not in
+    /// `cancels_sent`.
+    pub cancels_resent: u64,
     /// Enters and replaces accepted (see the module doc).
     pub accepted: u64,
     /// Enters and replaces rejected, or replaces voided.
@@ -814,6 +818,49 @@ impl<S: Strategy> Trader<S> {
             self.send_cancels(i as u32, Trigger::NONE, out);
         }
         left
+    }
+
+    /// Cancels again, from order slot `from`, every open order whose cancel
+    /// went out but was never answered and is not among the `held` cancels
+    /// about to go out: a cancel lost with a connection that broke (or
+    /// with a flush after a login that failed to leave). Call it after a
+    /// login once the session's replay and the answer to the Account Query
+    /// were applied: a cancel the exchange processed is answered by then.
+    /// OUCH ignores a cancel of an order that is gone, so one sent twice
+    /// does no harm. Returns the slot to go on from when `out` filled up,
+    /// `None` when done. Not on the hot path (a scan of the order table).
+    pub fn recancel_unanswered(
+        &mut self,
+        out: &mut Outbox,
+        from: usize,
+        held: &[OrderMsg],
+    ) -> Option<usize> {
+        for i in from..self.orders.len() {
+            let r = self.orders[i];
+            if !r.in_use || !r.cancel_sent {
+                continue;
+            }
+            let is_held = held.iter().any(
+                |m| matches!(m, OrderMsg::Cancel(c, _) if c.user_ref_num.0 == r.user_ref_num),
+            );
+            if is_held {
+                continue;
+            }
+            if out.room() < 1 + usize::from(r.replace.is_some()) {
+                return Some(i);
+            }
+            for n in std::iter::once(r.user_ref_num).chain(r.replace.map(|p| p.user_ref_num)) {
+                out.push(OrderMsg::Cancel(
+                    CancelOrder {
+                        user_ref_num: UserRefNum(n),
+                        quantity: 0,
+                    },
+                    Trigger::NONE,
+                ));
+                self.counters.cancels_resent += 1;
+            }
+        }
+        None
     }
 
     /// Starts recovery: the trader of a restarted process, before its

@@ -362,6 +362,81 @@ fn kill_switch_cancels_every_open_order_and_refuses_new_ones() {
     t.check_invariants().unwrap();
 }
 
+/// A cancel lost with a connection (it never reached the exchange) is
+/// sent again after the next login — but not one about to go out from the
+/// held cancels, and not one the exchange answered; an outbox that fills
+/// up hands back where to go on.
+#[test]
+fn cancels_never_answered_are_sent_again() {
+    let (mut t, mut out) = manual(loose_risk());
+    let mut ex = InstantExchange::new(16);
+    for i in [
+        enter(0, Side::Buy, 10_0000, 100),
+        enter(0, Side::Sell, 10_0500, 100),
+        enter(1, Side::Buy, 50_0000, 10),
+    ] {
+        t.submit(&i, T0, &mut out).unwrap();
+    }
+    ex.settle(&mut t, &mut out);
+    assert_eq!(t.open_orders(), 3);
+    // Cancels of 1 and 2 leave and are lost; the cancel of 3 is held.
+    t.submit(&cancel(1), T0, &mut out).unwrap();
+    t.submit(&cancel(2), T0, &mut out).unwrap();
+    t.submit(&cancel(3), T0, &mut out).unwrap();
+    let held: Vec<OrderMsg> = out.as_slice()[2..].to_vec();
+    out.clear();
+    // Nothing unanswered to redo from the strategy's side: it may not
+    // cancel an order whose cancel is out.
+    assert_eq!(
+        t.submit(&cancel(1), T0, &mut out),
+        Err(RiskReject::OrderBusy)
+    );
+    assert_eq!(t.recancel_unanswered(&mut out, 0, &held), None);
+    assert_eq!(cancel_refs(&out), [1, 2], "the lost ones, not the held one");
+    assert_eq!(t.counters().cancels_resent, 2);
+    // The exchange takes them: 1 and 2 answered, nothing of theirs to redo;
+    // 3 still waits for its held cancel (redone only once not held).
+    ex.settle(&mut t, &mut out);
+    assert_eq!(t.open_orders(), 1);
+    assert_eq!(t.recancel_unanswered(&mut out, 0, &held), None);
+    assert!(out.as_slice().is_empty());
+    assert_eq!(t.recancel_unanswered(&mut out, 0, &[]), None);
+    assert_eq!(cancel_refs(&out), [3]);
+    ex.settle(&mut t, &mut out);
+    assert_eq!(t.open_orders(), 0);
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn a_full_outbox_hands_back_where_the_recancel_goes_on() {
+    let (mut t, mut out) = manual(loose_risk());
+    let mut ex = InstantExchange::new(128);
+    let n = OUTBOX_CAP as u32 + 6;
+    for k in 0..n {
+        persist(&mut t);
+        t.submit(&enter(0, Side::Buy, 9_9000 + k, 1), T0, &mut out)
+            .unwrap();
+        ex.settle(&mut t, &mut out);
+    }
+    // Every cancel leaves and is lost.
+    let mut left = t.trip_kill_switch(&mut out);
+    while left > 0 {
+        out.clear();
+        left = t.cancel_all(&mut out);
+    }
+    out.clear();
+    let mut resent = 0;
+    let mut from = Some(0);
+    while let Some(f) = from {
+        out.clear();
+        from = t.recancel_unanswered(&mut out, f, &[]);
+        resent += cancel_refs(&out).len();
+        assert!(from.is_none() || out.room() == 0, "stops only when full");
+    }
+    assert_eq!(resent as u32, n);
+    t.check_invariants().unwrap();
+}
+
 #[test]
 fn kill_switch_with_more_open_orders_than_the_outbox_holds() {
     let (mut t, mut out) = manual(loose_risk());

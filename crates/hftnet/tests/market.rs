@@ -1178,11 +1178,12 @@ fn messages_after_the_end_of_session_give_exit_1() {
     );
 }
 
-/// A feed handler started tens of thousands of messages into the day:
-/// with the default window (16 384 messages) it declares the front of the
-/// session lost — the system event and stock directory among it — while
-/// one started at the same moment with `--window 131072` re-requests the
-/// whole morning and ends with the exchange's stream and books.
+/// Feed handlers started thousands of messages into the day: with a
+/// window smaller than that (`--window 1024`; the default is 16 384) the
+/// front of the session is declared lost — the system event and stock
+/// directory among it — while one started at the same moment with
+/// `--window 131072` re-requests the whole morning and ends with the
+/// exchange's stream and books.
 #[test]
 fn a_late_joiner_recovers_the_morning_with_a_wide_window() {
     let (a, b, r) = (
@@ -1207,11 +1208,30 @@ fn a_late_joiner_recovers_the_morning_with_a_wide_window() {
         "10s",
         "--json",
     ]);
-    // 1 s in: about 40 000 messages published, well past 16 384 even if
-    // the exchange started late.
-    std::thread::sleep(Duration::from_secs(1));
+    // Feed B's port read until the day is past message 5 000 (however
+    // late the exchange started), then handed to the handlers.
+    {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:31192").unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut buf = [0u8; 2048];
+        loop {
+            assert!(Instant::now() < deadline, "the exchange never got going");
+            if let Ok(n) = probe.recv(&mut buf)
+                && n >= 20
+                && u64::from_be_bytes(buf[10..18].try_into().unwrap()) > 5_000
+            {
+                break;
+            }
+        }
+    }
     let feed = |uri: &str, wide: bool| {
         let mut args = vec!["feed", "--feed-a", uri, "--retransmit", r, "--json"];
+        if !wide {
+            args.extend(["--window", "1024"]);
+        }
         if wide {
             // Room for the live stream while the morning comes back, and
             // time for a big answer before asking again.
@@ -1244,7 +1264,7 @@ fn a_late_joiner_recovers_the_morning_with_a_wide_window() {
         wj["requested_messages"].as_u64().unwrap() > 16_384,
         "the morning was re-requested: {wj}"
     );
-    // The default window: the front is gone for good, from message 1.
+    // The narrow window: the front is gone for good, from message 1.
     assert_eq!(narrow.status.code(), Some(1), "{nj}");
     assert!(nj["lost"].as_u64().unwrap() > 0, "{nj}");
     assert!(

@@ -342,7 +342,8 @@ enum Step {
     Resend(usize),
     /// The recovery has not been ended yet.
     EndRecovery,
-    /// The `i`-th cancel of the ended recovery.
+    /// The `i`-th cancel of the ended recovery, then the `i`-th cancel sent
+    /// again ([`Trader::recancel_unanswered`]).
     Recovery(usize),
     /// The `i`-th held cancel.
     Held(usize),
@@ -370,6 +371,10 @@ pub struct OrderSession {
     outbox: Outbox,
     /// The highest UserRefNum the exchange answered.
     max_answered: u32,
+    /// The trader was recovering when this connection started: the query's
+    /// deadline then sends the query again instead of giving up on it (a
+    /// recovery must end at the answer, after the whole replay).
+    recovering: bool,
     enc: [u8; ouch::MAX_ORDER_LEN],
     counters: OrderSessionCounters,
 }
@@ -395,6 +400,7 @@ impl OrderSession {
             recovery: Vec::with_capacity(config.held),
             outbox: Outbox::default(),
             max_answered: 0,
+            recovering: false,
             enc: [0; ouch::MAX_ORDER_LEN],
             counters: OrderSessionCounters::default(),
         })
@@ -420,6 +426,7 @@ impl OrderSession {
         self.conn = Some(ClientConnection::new(self.next_cfg, now)?);
         self.counters.connections += 1;
         self.phase = Phase::Down;
+        self.recovering = trader.recovering();
         trader.set_connected(false);
         Ok(())
     }
@@ -549,9 +556,18 @@ impl OrderSession {
             && conn.is_logged_in()
         {
             self.counters.query_timeouts += 1;
-            self.phase = Phase::Flush {
-                next: self.max_answered.saturating_add(1),
-                step: Step::Resend(0),
+            self.phase = if self.recovering {
+                // A restarted trader's history may still be arriving: ask
+                // again and keep waiting (orders stay refused).
+                Phase::Query {
+                    deadline: now.saturating_add(self.config.query_wait_ns),
+                    sent: false,
+                }
+            } else {
+                Phase::Flush {
+                    next: self.max_answered.saturating_add(1),
+                    step: Step::Resend(0),
+                }
             };
         }
         closed
@@ -611,6 +627,13 @@ impl OrderSession {
             // The exchange sends OUCH sequenced only.
             ClientEvent::Unsequenced(_) => {}
         });
+        // Closed by what came in (End of Session, a logout's answer, a bad
+        // stream): nothing more can leave on it, so the trader refuses new
+        // orders from now on instead of counting them pending.
+        if conn.close_reason().is_some() && self.phase != Phase::Down {
+            self.phase = Phase::Down;
+            trader.set_connected(false);
+        }
     }
 
     /// Writes what is due into `buf` and returns its length (whole
@@ -689,11 +712,21 @@ impl OrderSession {
                     // a restarted trader ends (a kill during it cancels the
                     // orders adopted since).
                     self.outbox.clear();
+                    self.recovering = false;
                     let mut left = trader.end_recovery(&mut self.outbox);
                     self.recovery.extend_from_slice(self.outbox.as_slice());
                     while left > 0 {
                         self.outbox.clear();
                         left = trader.cancel_all(&mut self.outbox);
+                        self.recovery.extend_from_slice(self.outbox.as_slice());
+                    }
+                    // Cancels that went out and were never answered (lost
+                    // with the old connection, or with a flush that failed
+                    // to leave): again, beside the held ones.
+                    let mut from = Some(0);
+                    while let Some(f) = from {
+                        self.outbox.clear();
+                        from = trader.recancel_unanswered(&mut self.outbox, f, &self.held);
                         self.recovery.extend_from_slice(self.outbox.as_slice());
                     }
                     self.outbox.clear();

@@ -53,7 +53,6 @@ macro_rules! with_feeds {
 }
 use with_feeds;
 
-/// Opens the transport of an optional URI option, naming it in errors.
 /// The feed handler's reorder window and buffer, as `--window` and
 /// `--buffer-bytes` give them (shared by `hftnet feed` and `hftnet trade`).
 #[derive(Debug, clap::Args)]
@@ -93,6 +92,7 @@ impl WindowArgs {
     }
 }
 
+/// Opens the transport of an optional URI option, naming it in errors.
 fn open_optional(uri: &Option<String>, role: Role, what: &str) -> Result<Option<AnyTransport>> {
     uri.as_ref()
         .map(|u| {
