@@ -840,9 +840,9 @@ impl<S: Strategy> Trader<S> {
             if !r.in_use || !r.cancel_sent {
                 continue;
             }
-            let is_held = held.iter().any(
-                |m| matches!(m, OrderMsg::Cancel(c, _) if c.user_ref_num.0 == r.user_ref_num),
-            );
+            let is_held = held
+                .iter()
+                .any(|m| matches!(m, OrderMsg::Cancel(c, _) if c.user_ref_num.0 == r.user_ref_num));
             if is_held {
                 continue;
             }

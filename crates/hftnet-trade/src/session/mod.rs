@@ -711,6 +711,16 @@ impl OrderSession {
                     // The history came before the answer: the recovery of
                     // a restarted trader ends (a kill during it cancels the
                     // orders adopted since).
+                    // Cancels that went out and were never answered (lost
+                    // with the old connection, or with a flush that failed
+                    // to leave): again, beside the held ones — before the
+                    // recovery's own cancels below, which are new.
+                    let mut from = Some(0);
+                    while let Some(f) = from {
+                        self.outbox.clear();
+                        from = trader.recancel_unanswered(&mut self.outbox, f, &self.held);
+                        self.recovery.extend_from_slice(self.outbox.as_slice());
+                    }
                     self.outbox.clear();
                     self.recovering = false;
                     let mut left = trader.end_recovery(&mut self.outbox);
@@ -718,15 +728,6 @@ impl OrderSession {
                     while left > 0 {
                         self.outbox.clear();
                         left = trader.cancel_all(&mut self.outbox);
-                        self.recovery.extend_from_slice(self.outbox.as_slice());
-                    }
-                    // Cancels that went out and were never answered (lost
-                    // with the old connection, or with a flush that failed
-                    // to leave): again, beside the held ones.
-                    let mut from = Some(0);
-                    while let Some(f) = from {
-                        self.outbox.clear();
-                        from = trader.recancel_unanswered(&mut self.outbox, f, &self.held);
                         self.recovery.extend_from_slice(self.outbox.as_slice());
                     }
                     self.outbox.clear();

@@ -139,6 +139,11 @@ impl Pipe {
         }
     }
 
+    /// What is still in flight, oldest first (each as it was sent).
+    pub fn in_flight(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(|(_, b)| b.as_slice())
+    }
+
     /// Everything due, as one byte string.
     pub fn take(&mut self, now: u64) -> Vec<u8> {
         let mut out = Vec::new();
