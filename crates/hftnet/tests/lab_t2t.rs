@@ -35,6 +35,17 @@ fn lab_json(tag: &str, args: &[&str]) -> (Value, String) {
 }
 
 /// A percentile object in ns: every percentile there, non-decreasing, > 0.
+/// The lab's namespaces are gone after the run.
+fn namespaces_gone(j: &Value) {
+    for ns in j["lab"]["namespaces"].as_array().unwrap() {
+        let ns = ns.as_str().unwrap();
+        assert!(
+            !std::path::Path::new("/run/netns").join(ns).exists(),
+            "{ns} left behind"
+        );
+    }
+}
+
 fn assert_percentiles(v: &Value, row: &Value) {
     let mut last = 0;
     for k in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
@@ -128,13 +139,7 @@ fn the_lab_measures_tick_to_trade_over_udp_and_mcast() {
         assert!(line.contains(&format!(" {orders} ")), "{line}");
     }
     // Its namespaces are gone.
-    for ns in j["lab"]["namespaces"].as_array().unwrap() {
-        let ns = ns.as_str().unwrap();
-        assert!(
-            !std::path::Path::new("/run/netns").join(ns).exists(),
-            "{ns} left behind"
-        );
-    }
+    namespaces_gone(&j);
 }
 
 #[test]
@@ -228,11 +233,5 @@ fn the_lab_runs_an_xdp_row_with_the_programs_receive_stamps() {
         .find(|l| l.split_whitespace().take(2).eq(["xdp", "spin+timestamps"]) && l.contains('|'))
         .unwrap_or_else(|| panic!("no tick-to-trade line: {stdout}"));
     assert!(line.contains(&format!(" {orders} ")), "{line}");
-    for ns in j["lab"]["namespaces"].as_array().unwrap() {
-        let ns = ns.as_str().unwrap();
-        assert!(
-            !std::path::Path::new("/run/netns").join(ns).exists(),
-            "{ns} left behind"
-        );
-    }
+    namespaces_gone(&j);
 }

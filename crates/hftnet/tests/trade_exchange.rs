@@ -158,6 +158,25 @@ fn trader_running(lab: &Lab, state: &Path, hgrm: &Path, strategy: &str) -> Proc 
     )
 }
 
+/// Waits for the exchange and the trader to end, checks both succeeded,
+/// and returns their JSON reports (exchange, trader).
+fn both_succeed(ex: Proc, tr: Proc) -> (Value, Value) {
+    let ex_out = finish(ex, Duration::from_secs(120), "exchange");
+    let tr_out = finish(tr, Duration::from_secs(60), "trade");
+    let (x, r) = (json_of(&ex_out, "exchange"), json_of(&tr_out, "trade"));
+    assert!(
+        ex_out.status.success(),
+        "{x} {}",
+        String::from_utf8_lossy(&ex_out.stderr)
+    );
+    assert!(
+        tr_out.status.success(),
+        "{r} {}",
+        String::from_utf8_lossy(&tr_out.stderr)
+    );
+    (x, r)
+}
+
 fn n(v: &Value, k: &str) -> u64 {
     v[k].as_u64()
         .unwrap_or_else(|| panic!("{k} is not a count: {v}"))
@@ -188,19 +207,7 @@ fn trade_against_the_real_exchange_agrees_exactly() {
     let (ex_hgrm, tr_hgrm) = (tmp.0.join("external.hgrm"), tmp.0.join("internal.hgrm"));
     let ex = exchange(&lab, 60_000, 20_000, &ex_hgrm, &[]);
     let tr = trader(&lab, &tmp.0.join("state"), &tr_hgrm);
-    let ex_out = finish(ex, Duration::from_secs(120), "exchange");
-    let tr_out = finish(tr, Duration::from_secs(60), "trade");
-    let (x, r) = (json_of(&ex_out, "exchange"), json_of(&tr_out, "trade"));
-    assert!(
-        ex_out.status.success(),
-        "{x} {}",
-        String::from_utf8_lossy(&ex_out.stderr)
-    );
-    assert!(
-        tr_out.status.success(),
-        "{r} {}",
-        String::from_utf8_lossy(&tr_out.stderr)
-    );
+    let (x, r) = both_succeed(ex, tr);
     let oe = &x["order_entry"];
     let (t, o) = (&oe["totals"], &r["orders"]);
     // The trader saw the day and traded. (It stops at the OUCH End of
@@ -306,19 +313,7 @@ fn kill_and_restart(strategy: &str, tmp: &TempDir) -> (Value, Value, u64) {
     assert!(mark > 0);
     // Restarted with the same state.
     let second = trader_running(&lab, &state, &tmp.0.join("second.hgrm"), strategy);
-    let ex_out = finish(ex, Duration::from_secs(120), "exchange");
-    let tr_out = finish(second, Duration::from_secs(60), "trade");
-    let (x, r) = (json_of(&ex_out, "exchange"), json_of(&tr_out, "trade"));
-    assert!(
-        ex_out.status.success(),
-        "{x} {}",
-        String::from_utf8_lossy(&ex_out.stderr)
-    );
-    assert!(
-        tr_out.status.success(),
-        "{r} {}",
-        String::from_utf8_lossy(&tr_out.stderr)
-    );
+    let (x, r) = both_succeed(ex, second);
     (x, r, mark)
 }
 
