@@ -1012,6 +1012,9 @@ pub struct Port {
     xsks: Vec<(i32, u64)>,
     /// The kernel queue its queue 0 binds to (net_af_xdp's `start_queue`).
     xsk_queue: u32,
+    /// Holds its claim on `id` (given up by [`Port::close`], whose id
+    /// another `Port` may hold by the time this value is dropped).
+    claim: bool,
 }
 
 /// The port ids a [`Port`] value holds now.
@@ -1051,6 +1054,7 @@ impl Port {
             pool: None,
             xsks: Vec::new(),
             xsk_queue: 0,
+            claim: true,
         })
     }
 
@@ -1245,11 +1249,21 @@ impl Port {
     /// The driver's refusal.
     pub fn close(mut self) -> Result<(), DpdkError> {
         self.started = false;
-        // SAFETY: plain call on a port id (checked by the call); the value
-        // is consumed, so no burst can follow.
-        let ret = check("rte_eth_dev_close", unsafe {
-            ffi::rte_eth_dev_close(self.id)
-        });
+        // The claim goes with the close, under the claims' lock: the close
+        // frees the port id, which the next device probed (by another
+        // thread) gets, and a claim still held on it would refuse that
+        // device's `Port::new`.
+        let ret = {
+            let mut c = claimed();
+            // SAFETY: plain call on a port id (checked by the call); the
+            // value is consumed, so no burst can follow.
+            let ret = check("rte_eth_dev_close", unsafe {
+                ffi::rte_eth_dev_close(self.id)
+            });
+            c.retain(|&id| id != self.id);
+            self.claim = false;
+            ret
+        };
         if ret.is_ok() {
             // Closed: the driver no longer uses the sockets it left open
             // (net_af_xdp, see release_leaked_xsk) nor the pool; the
@@ -1436,7 +1450,9 @@ impl Drop for Port {
         // Still open (not closed, or the close failed): its queues may use
         // the pool, so the pool is never freed.
         std::mem::forget(self.pool.take());
-        claimed().retain(|&id| id != self.id);
+        if self.claim {
+            claimed().retain(|&id| id != self.id);
+        }
     }
 }
 
