@@ -1185,6 +1185,11 @@ impl Port {
             if (if_index == 0 || xsk_bound_to(bfd, if_index, self.xsk_queue) == Ok(true))
                 && socket_inode(fd) == Some(inode)
             {
+                // The driver (libxdp) opens it without SOCK_CLOEXEC: a
+                // process this one starts would keep it, bound to the
+                // queue, after the port's close released ours.
+                // SAFETY: fd is open (above); F_SETFD only sets the flag.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
                 self.xsks.push((fd, inode));
             }
         }
