@@ -339,6 +339,24 @@ fn run_transport_slice(
             };
         }
     }
+    let mut res = run_client_slice(hosts, client_ep, cfg, slice, clock, stop);
+    stop_server(server);
+    res.server_caps = caps_rx.try_recv().ok();
+    res
+}
+
+/// The client's half of a transport slice: opens `client_ep` where the
+/// [`Hosts`] put the client, pinned to `cfg.client_cpu` when set, and
+/// measures round trips for `slice` (or until `stop`) against a server
+/// already serving. Failures are in [`SliceResult::error`].
+pub fn run_client_slice(
+    hosts: &dyn Hosts,
+    client_ep: Endpoint,
+    cfg: &LadderConfig,
+    slice: Duration,
+    clock: Clock,
+    stop: &Arc<AtomicBool>,
+) -> SliceResult {
     let ping = PingConfig {
         size: cfg.size,
         count: None,
@@ -384,13 +402,10 @@ fn run_transport_slice(
             },
         }
     }));
-    stop_server(server);
-    let mut res = res.unwrap_or_else(|e| SliceResult {
+    res.unwrap_or_else(|e| SliceResult {
         error: Some(e),
         ..SliceResult::default()
-    });
-    res.server_caps = caps_rx.try_recv().ok();
-    res
+    })
 }
 
 /// Runs the ladder: `rounds` passes over `rungs`, each slice `duration / rounds`

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod env;
 pub mod floor;
 pub mod ladder;
+pub mod paper;
 pub mod pingpong;
 pub mod report;
 pub mod stats;

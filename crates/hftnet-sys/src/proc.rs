@@ -5,9 +5,10 @@
 //! made unnamed (`O_TMPFILE`).
 //!
 //! Layer: `hftnet-sys`, under the liveness checks of shared-memory rings.
-//! Invariants: only `kill(pid, 0)` is used, which sends no signal; a pid
-//! of 0 or one that does not fit a `pid_t` is never passed (0 and negative
-//! values name process groups).
+//! Invariants: `kill(pid, 0)` sends no signal; the one signal sent
+//! ([`interrupt`]) goes to a child the caller owns and has not reaped, so
+//! its PID cannot have been reused; a pid of 0 or one that does not fit a
+//! `pid_t` is never passed (0 and negative values name process groups).
 //!
 //! Must never: be trusted across PID namespaces (a pid of another namespace
 //! names another process here, or none) or after enough time for the pid to
@@ -40,6 +41,30 @@ pub fn exists(pid: u32) -> Result<bool> {
         Some(libc::EPERM) => Ok(true),
         Some(libc::ESRCH) => Ok(false),
         _ => Err(e),
+    }
+}
+
+/// Sends `SIGINT` to `child` (a process this one started), so it can end
+/// cleanly; does nothing once it has been reaped (`try_wait` or `wait`
+/// returned its status).
+///
+/// # Errors
+/// `EINVAL` for a PID beyond `pid_t`, or the error of `kill(2)`.
+pub fn interrupt(child: &mut std::process::Child) -> Result<()> {
+    // Reaped: its PID may belong to another process by now.
+    if !matches!(child.try_wait(), Ok(None)) {
+        return Ok(());
+    }
+    let Ok(p) = libc::pid_t::try_from(child.id()) else {
+        return Err(SyscallError::from_errno("kill(pid, SIGINT)", libc::EINVAL));
+    };
+    // SAFETY: plain syscall; `p` is the positive PID of a child that is not
+    // reaped yet (checked above, and `child` is borrowed mutably, so nobody
+    // reaps it meanwhile): it still names that child.
+    if unsafe { libc::kill(p, libc::SIGINT) } == 0 {
+        Ok(())
+    } else {
+        Err(SyscallError::last("kill(pid, SIGINT)"))
     }
 }
 

@@ -25,6 +25,7 @@ use hftnet_lab::{Host, Lab};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::paper_ladder;
 use crate::util::{parse_duration, parse_size};
 
 /// The help of `--transports`: the schemes of the backend table.
@@ -165,6 +166,13 @@ pub struct LabArgs {
     /// otherwise) and a short trading day per tick-to-trade slice.
     #[arg(long)]
     quick: bool,
+    /// Run the paper's tuning ladder instead (baseline, then adding CPU affinity, IRQ
+    /// affinity, CPU isolation, busy polling and spinning, over UDP and TCP; then the
+    /// bypass rungs), each rung judged against the seeds' claim. Needs root: it builds the lab
+    /// and isolates the server CPU with cpusets for the rungs that ask for it (reverted
+    /// after each slice).
+    #[arg(long, conflicts_with_all = ["transports", "loopback", "no_napi", "t2t_heartbeat"])]
+    ladder: bool,
 }
 
 /// Order-flow messages of each tick-to-trade slice's day (at
@@ -214,6 +222,7 @@ pub fn run(a: LabArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        None if a.ladder => paper(&a),
         None => ladder(&a),
     }
 }
@@ -408,6 +417,202 @@ struct LabReport<'a> {
     tick_to_trade: Option<&'a [T2tResult]>,
 }
 
+/// The rounds and the measured time per row: `--rounds`/`--duration`, or
+/// their defaults (shorter with `--quick`), checked with `--size`.
+fn shape(a: &LabArgs) -> Result<(u32, Duration)> {
+    let rounds = a.rounds.unwrap_or(if a.quick { 2 } else { 5 });
+    let duration = a
+        .duration
+        .unwrap_or(Duration::from_secs(if a.quick { 1 } else { 3 }));
+    if rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    if !(LAB_MIN_SIZE..=LAB_MAX_SIZE).contains(&a.size) {
+        bail!(
+            "--size {} is outside {LAB_MIN_SIZE}..={LAB_MAX_SIZE} bytes (a probe header to the \
+             largest UDP payload)",
+            a.size
+        );
+    }
+    // Each round gives every row a slice of duration / rounds.
+    if duration < Duration::from_millis(u64::from(rounds)) {
+        bail!(
+            "--duration {duration:?} is too short: each row needs at least 1ms per round \
+             ({rounds} rounds)"
+        );
+    }
+    Ok((rounds, duration))
+}
+
+/// The client and server CPUs: the first two this process may use, or none
+/// (unpinned) with fewer.
+fn end_cpus() -> (Option<usize>, Option<usize>) {
+    let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
+    if cpus.len() >= 2 {
+        (Some(cpus[0]), Some(cpus[1]))
+    } else {
+        (None, None)
+    }
+}
+
+/// The JSON of `hftnet lab --ladder`.
+#[derive(Serialize)]
+struct PaperReport<'a> {
+    mode: &'a str,
+    lab: hftnet_lab::LabInfo,
+    message_bytes: usize,
+    duration_per_row_s: f64,
+    rounds: u32,
+    clock: String,
+    client_cpu: Option<usize>,
+    server_cpu: Option<usize>,
+    /// Rungs this build or machine cannot run, and why.
+    missing: &'a [String],
+    environment: Environment,
+    ladder: &'a [paper_ladder::LadderResult],
+}
+
+/// `hftnet lab --ladder`: the paper's tuning ladder in a fresh lab.
+fn paper(a: &LabArgs) -> Result<ExitCode> {
+    let (rounds, duration) = shape(a)?;
+    if a.no_t2t {
+        // Accepted (scripts pass it to every lab run): the ladder has none.
+    }
+    hftnet_lab::check_privileges().map_err(|e| {
+        anyhow::anyhow!("hftnet lab --ladder needs root (network namespaces, cpusets): {e}")
+    })?;
+    let (client_cpu, server_cpu) = end_cpus();
+    let cfg = LadderConfig {
+        size: a.size,
+        duration,
+        rounds,
+        warmup: 1000,
+        client_cpu,
+        server_cpu,
+    };
+    let clock = Clock::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    let lab = Lab::builder()
+        .napi(true)
+        .build()
+        .context("building the lab")?;
+    let server = lab.exchange();
+    let (rows, missing) = paper_ladder::rows(&server.addr().to_string(), server.iface(), 9000);
+    let steps = paper_ladder::HostSteps::for_lab(server_cpu);
+    let mut head: Vec<(String, String)> = vec![
+        ("command".into(), "lab --ladder".into()),
+        ("message_bytes".into(), a.size.to_string()),
+        ("duration_per_row".into(), format!("{duration:?}")),
+        ("rounds".into(), rounds.to_string()),
+        (
+            "client_cpu".into(),
+            client_cpu.map_or("not pinned".into(), |c| c.to_string()),
+        ),
+        (
+            "server_cpu".into(),
+            server_cpu.map_or("not pinned".into(), |c| c.to_string()),
+        ),
+        ("clock".into(), clock.kind().to_string()),
+        (
+            "irq_affinity".into(),
+            steps
+                .irq_blocked
+                .clone()
+                .unwrap_or_else(|| "applied".into()),
+        ),
+        (
+            "cpu_isolation".into(),
+            match (&steps.isolation_blocked, steps.kernel_isolated) {
+                (Some(w), _) => w.clone(),
+                (None, true) => "the server CPU is isolated by the kernel (isolcpus)".into(),
+                (None, false) => "cpuset at run time for the isolated rungs' slices, reverted \
+                                  after each (hftnet-tune, snapshot in /var/lib/hftnet)"
+                    .into(),
+            },
+        ),
+    ];
+    for m in &missing {
+        head.push(("rung_not_in_this_build".into(), m.clone()));
+    }
+    head.extend(Environment::capture().lines());
+    print!("{}", hftnet_bench::report::comment_lines(&head));
+
+    let bar = ProgressBar::new((rows.len() * rounds as usize) as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let hosts = LabHosts {
+        server,
+        client: lab.trader(),
+    };
+    let run = paper_ladder::LadderRun {
+        server,
+        hosts: &hosts,
+        cfg,
+        clock,
+        steps,
+    };
+    let results = run.run(&rows, &stop, |row| {
+        bar.inc(1);
+        bar.set_message(format!("{} {}", row.step.label(), row.protocol));
+    });
+    bar.finish_and_clear();
+    if stop.load(Ordering::Relaxed) {
+        eprintln!("hftnet lab --ladder: interrupted; figures below cover the slices that ran");
+    }
+    println!(
+        "\nthe paper's ladder: round trips (µs), {} B messages; vs prev / vs base = p50 change; \
+         claim = the seeds' latency reduction against prev (the rung before), base (the \
+         baseline) or spin (the kernel's spinning UDP rung):",
+        a.size
+    );
+    print!("{}", paper_ladder::table(&results));
+    for m in &missing {
+        println!("not in this build: {m}");
+    }
+    // The host steps as they went, once per distinct line.
+    let mut said: Vec<&str> = Vec::new();
+    for r in &results {
+        for h in &r.host {
+            if !said.contains(&h.as_str()) {
+                println!("host ({}): {h}", r.label);
+                said.push(h);
+            }
+        }
+    }
+    let report = PaperReport {
+        mode: "ladder",
+        lab: lab.info(),
+        message_bytes: a.size,
+        duration_per_row_s: duration.as_secs_f64(),
+        rounds,
+        clock: clock.kind().to_string(),
+        client_cpu,
+        server_cpu,
+        missing: &missing,
+        environment: Environment::capture(),
+        ladder: &results,
+    };
+    if let Some(p) = &a.json {
+        fs::write(p, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+        println!("# json: {}", p.display());
+    }
+    lab.down().context("removing the lab")?;
+    let measured = results.iter().filter(|r| r.samples > 0).count();
+    Ok(if measured == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn ladder(a: &LabArgs) -> Result<ExitCode> {
     let all: Vec<&str> = hftnet_io::backend::schemes().collect();
     let picks = parse_picks(&a.transports)?;
@@ -429,13 +634,7 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         rungs_for(&transports, "198.18.0.2", Some("veth0"), 9000),
         &picks,
     )?;
-    let rounds = a.rounds.unwrap_or(if a.quick { 2 } else { 5 });
-    let duration = a
-        .duration
-        .unwrap_or(Duration::from_secs(if a.quick { 1 } else { 3 }));
-    if rounds == 0 {
-        bail!("--rounds must be at least 1");
-    }
+    let (rounds, duration) = shape(a)?;
     for h in &a.t2t_heartbeat {
         if *h < hftnet_apps::trader::MIN_HEARTBEAT || *h > Duration::from_secs(10) {
             bail!(
@@ -445,26 +644,7 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
             );
         }
     }
-    if !(LAB_MIN_SIZE..=LAB_MAX_SIZE).contains(&a.size) {
-        bail!(
-            "--size {} is outside {LAB_MIN_SIZE}..={LAB_MAX_SIZE} bytes (a probe header to the \
-             largest UDP payload)",
-            a.size
-        );
-    }
-    // Each round gives every row a slice of duration / rounds.
-    if duration < Duration::from_millis(u64::from(rounds)) {
-        bail!(
-            "--duration {duration:?} is too short: each row needs at least 1ms per round \
-             ({rounds} rounds)"
-        );
-    }
-    let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
-    let (client_cpu, server_cpu) = if cpus.len() >= 2 {
-        (Some(cpus[0]), Some(cpus[1]))
-    } else {
-        (None, None)
-    };
+    let (client_cpu, server_cpu) = end_cpus();
     let cfg = LadderConfig {
         size: a.size,
         duration,

@@ -13,6 +13,7 @@
 mod jitter;
 mod lab;
 mod market;
+mod paper_ladder;
 mod pingpong;
 mod shm;
 mod throughput;

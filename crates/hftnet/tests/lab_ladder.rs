@@ -1,0 +1,296 @@
+//! `hftnet lab --ladder`: the paper's tuning ladder in a lab, each rung
+//! judged against the seeds' claim, the host put back as it was — after a
+//! full run and after a Ctrl-C in the middle of one.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+
+use common::{BIN, Proc, TempDir, skip_without_root};
+
+/// The ladders of this file one at a time: each isolates a CPU and checks
+/// the host against what it was before.
+static ONE_LADDER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_ladder() -> std::sync::MutexGuard<'static, ()> {
+    ONE_LADDER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the ladder may change on the host, as text: the cgroups named
+/// hftnet under the cpuset mounts, the cpusets of init and of this
+/// process, and the ladder's snapshot files.
+fn host_state() -> String {
+    let mut s = String::new();
+    for dir in ["/sys/fs/cgroup/cpuset", "/sys/fs/cgroup"] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut names: Vec<String> = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("hftnet"))
+                .collect();
+            names.sort();
+            s += &format!("{dir}: {names:?}\n");
+        }
+    }
+    for p in ["/proc/1/cpuset", "/proc/self/cpuset"] {
+        s += &format!("{p}: {:?}\n", std::fs::read_to_string(p).ok());
+    }
+    if let Ok(rd) = std::fs::read_dir("/var/lib/hftnet") {
+        let mut snaps: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ladder-snapshot-"))
+            .collect();
+        snaps.sort();
+        s += &format!("snapshots: {snaps:?}\n");
+    }
+    s
+}
+
+fn namespaces_gone(j: &Value) {
+    for ns in j["lab"]["namespaces"].as_array().unwrap() {
+        let ns = ns.as_str().unwrap();
+        assert!(
+            !std::path::Path::new("/run/netns").join(ns).exists(),
+            "{ns} left behind"
+        );
+    }
+}
+
+#[test]
+fn the_ladder_runs_every_rung_judges_each_claim_and_puts_the_host_back() {
+    if skip_without_root("the_ladder_runs_every_rung_judges_each_claim_and_puts_the_host_back") {
+        return;
+    }
+    let _one = one_ladder();
+    let before = host_state();
+    let dir = TempDir::new("hftnet-ladder");
+    let json = dir.0.join("ladder.json");
+    let out = Command::new(BIN)
+        .args([
+            "lab",
+            "--ladder",
+            "--quick",
+            "--duration",
+            "400ms",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(host_state(), before, "the host is as before the run");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    namespaces_gone(&j);
+    assert_eq!(j["mode"], "ladder");
+    let rows = j["ladder"].as_array().unwrap();
+    let steps: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["step"].as_str().unwrap().to_string(),
+                r["protocol"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // The paper's rungs over UDP and TCP, in its order, then the bypass
+    // rungs of this build.
+    let tuning: Vec<(String, String)> = [
+        "baseline",
+        "cpu_affinity",
+        "irq_affinity",
+        "cpu_isolation",
+        "busy_poll",
+        "spin",
+    ]
+    .iter()
+    .flat_map(|s| [(s.to_string(), "udp".into()), (s.to_string(), "tcp".into())])
+    .collect();
+    assert_eq!(&steps[..12], &tuning[..], "{steps:?}");
+    let bypass: Vec<&str> = steps[12..].iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        bypass,
+        [
+            "batching",
+            "io_uring",
+            "af_packet",
+            "af_xdp",
+            "shared_memory"
+        ],
+        "this build has no dpdk"
+    );
+    let verdicts = [
+        "reference",
+        "holds",
+        "smaller",
+        "larger",
+        "no_claim",
+        "not_measurable",
+    ];
+    for r in rows {
+        let step = r["step"].as_str().unwrap();
+        let v = r["verdict"].as_str().unwrap();
+        assert!(verdicts.contains(&v), "{r}");
+        assert!(!r["claim"]["text"].as_str().unwrap().is_empty(), "{r}");
+        assert!(!r["claim"]["source"].as_str().unwrap().is_empty(), "{r}");
+        if step == "baseline" {
+            assert_eq!(v, "reference", "{r}");
+            assert_eq!(r["pinned"], false, "{r}");
+        } else {
+            assert_eq!(r["pinned"], true, "{r}");
+        }
+        if v == "not_measurable" {
+            assert!(!r["reason"].as_str().unwrap().is_empty(), "{r}");
+        }
+        // Every row measured round trips without loss (the busy-poll rows
+        // measure at least their first slice, then stop if it took no
+        // effect).
+        let samples = r["samples"].as_u64().unwrap();
+        assert!(samples > 0, "{r}");
+        assert_eq!(
+            r["sent"].as_u64().unwrap(),
+            samples + r["lost"].as_u64().unwrap(),
+            "{r}"
+        );
+        let p = &r["rtt_ns"];
+        assert!(
+            p["p50"].as_u64().unwrap() <= p["p99"].as_u64().unwrap(),
+            "{r}"
+        );
+        // The changes are the p50s' against the rungs they name.
+        if step != "baseline" {
+            assert!(r["change_vs_baseline_pct"].is_f64(), "{r}");
+            assert!(r["change_vs_previous_pct"].is_f64(), "{r}");
+        }
+        // A verdict that judges has a measured reduction beside the claim.
+        if ["holds", "smaller", "larger"].contains(&v) {
+            let m = r["measured_reduction_pct"].as_f64().unwrap();
+            let lo = r["claim"]["reduction_pct"][0].as_f64().unwrap();
+            let hi = r["claim"]["reduction_pct"][1].as_f64().unwrap();
+            match v {
+                "holds" => assert!(lo <= m && m <= hi, "{r}"),
+                "smaller" => assert!(m < lo, "{r}"),
+                _ => assert!(m > hi, "{r}"),
+            }
+        }
+    }
+    // The lab's veth has no IRQs: the IRQ rung says so.
+    for r in rows.iter().filter(|r| r["step"] == "irq_affinity") {
+        assert_eq!(r["verdict"], "not_measurable", "{r}");
+        assert!(
+            r["reason"].as_str().unwrap().contains("veth has no IRQs"),
+            "{r}"
+        );
+    }
+    // Isolation took effect for every isolated rung (as root with a cpuset
+    // controller, which CI has), or says why it could not.
+    for r in rows.iter().filter(|r| r["isolated"] == true) {
+        let host: Vec<&str> = r["host"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap())
+            .collect();
+        let isolated = host.iter().any(|h| h.contains("isolated"));
+        let why = r["verdict"] == "not_measurable" && r["step"] == "cpu_isolation";
+        assert!(isolated || why, "{r}");
+        if std::env::var_os("CI").is_some() {
+            assert!(isolated, "CI runs as root with cpusets: {r}");
+        }
+    }
+    assert!(stdout.contains("the paper's ladder"), "{stdout}");
+    assert!(stdout.contains("+ CPU isolation"), "{stdout}");
+}
+
+/// Ctrl-C in the middle of the ladder (while rungs with the server CPU
+/// isolated run) ends it with the host as it was and the lab removed.
+#[test]
+fn an_interrupted_ladder_puts_the_host_back() {
+    if skip_without_root("an_interrupted_ladder_puts_the_host_back") {
+        return;
+    }
+    let _one = one_ladder();
+    let before = host_state();
+    let dir = TempDir::new("hftnet-ladder-int");
+    let json = dir.0.join("ladder.json");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "lab",
+        "--ladder",
+        "--duration",
+        "4s",
+        "--rounds",
+        "2",
+        "--json",
+    ])
+    .arg(&json)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut p = Proc(Some(cmd.spawn().unwrap()));
+    // Wait until a rung with isolation is under way (the isolated cpuset
+    // exists), then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let state = host_state();
+        if state.contains("\"hftnet\"") || state.contains("\"hftnet.slice\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no isolated rung started within 120 s: {state}"
+        );
+        assert!(
+            matches!(p.child().try_wait(), Ok(None)),
+            "the ladder ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    hftnet_sys::proc::interrupt(p.child()).unwrap();
+    let out = p.0.take().unwrap().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(
+        host_state(),
+        before,
+        "the host is as before the run: {stderr}"
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    namespaces_gone(&j);
+}
+
+#[test]
+fn the_ladder_refuses_what_it_cannot_do() {
+    // Options of the transport ladder do not mix with it.
+    let out = Command::new(BIN)
+        .args(["lab", "--ladder", "--transports", "udp"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--transports") && err.contains("--ladder"),
+        "{err}"
+    );
+    if skip_without_root("the_ladder_refuses_what_it_cannot_do (as nobody)") {
+        return;
+    }
+    // Without root: refused before anything is built, naming why.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["lab", "--ladder", "--quick"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs root"), "{err}");
+}
