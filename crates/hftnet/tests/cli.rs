@@ -452,7 +452,7 @@ fn the_lab_has_packet_and_xdp_rows() {
             .collect()
     };
     let (packet, xdp) = (rows("packet"), rows("xdp"));
-    assert_eq!(names(&packet), ["block", "spin", "spin+v3"]);
+    assert_eq!(names(&packet), ["block", "spin"]);
     assert_eq!(
         names(&xdp),
         ["block", "spin", "spin/udp-client", "spin+timestamps"]
