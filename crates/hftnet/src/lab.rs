@@ -173,6 +173,14 @@ pub struct LabArgs {
     /// after each slice).
     #[arg(long, conflicts_with_all = ["transports", "loopback", "no_napi", "t2t_heartbeat"])]
     ladder: bool,
+    /// With --ladder: run across a real network against `hftnet pong --serve-ladder ADDR`
+    /// on the peer machine (its control channel's address; the rungs' servers listen on
+    /// the same IP), instead of in a lab.
+    #[arg(long, requires_all = ["ladder", "iface"])]
+    peer: Option<std::net::SocketAddr>,
+    /// With --peer: this machine's interface facing the peer (for the layer-2 rungs).
+    #[arg(long, requires = "peer", value_parser = crate::util::parse_iface)]
+    iface: Option<String>,
 }
 
 /// Order-flow messages of each tick-to-trade slice's day (at
@@ -459,7 +467,8 @@ fn end_cpus() -> (Option<usize>, Option<usize>) {
 #[derive(Serialize)]
 struct PaperReport<'a> {
     mode: &'a str,
-    lab: hftnet_lab::LabInfo,
+    /// The lab's namespaces; `null` across two machines (`--peer`).
+    lab: Option<hftnet_lab::LabInfo>,
     message_bytes: usize,
     duration_per_row_s: f64,
     rounds: u32,
@@ -494,6 +503,9 @@ fn paper(a: &LabArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    if let (Some(peer), Some(iface)) = (a.peer, &a.iface) {
+        return paper_peer(a, peer, iface, cfg, clock, &stop);
     }
     let lab = Lab::builder()
         .napi(true)
@@ -540,29 +552,153 @@ fn paper(a: &LabArgs) -> Result<ExitCode> {
     head.extend(Environment::capture().lines());
     print!("{}", hftnet_bench::report::comment_lines(&head));
 
-    let bar = ProgressBar::new((rows.len() * rounds as usize) as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar((rows.len() * rounds as usize) as u64);
     let hosts = LabHosts {
         server,
         client: lab.trader(),
     };
+    let local = paper_ladder::LocalServer {
+        spawn: Box::new(|cmd| server.spawn(cmd).map_err(std::io::Error::other)),
+        server_cpu,
+        steps,
+    };
     let run = paper_ladder::LadderRun {
-        server,
+        server: &local,
         hosts: &hosts,
         cfg,
         clock,
-        steps,
     };
     let results = run.run(&rows, &stop, |row| {
         bar.inc(1);
         bar.set_message(format!("{} {}", row.step.label(), row.protocol));
     });
     bar.finish_and_clear();
+    let code = finish_paper(
+        a,
+        "ladder",
+        Some(lab.info()),
+        &run.cfg,
+        clock,
+        &missing,
+        &results,
+        &stop,
+    );
+    drop(local);
+    lab.down().context("removing the lab")?;
+    code
+}
+
+/// `hftnet lab --ladder --peer ADDR --iface IF`: the ladder's clients here,
+/// its servers on the peer's `hftnet pong --serve-ladder ADDR`.
+fn paper_peer(
+    a: &LabArgs,
+    peer: std::net::SocketAddr,
+    iface: &str,
+    cfg: LadderConfig,
+    clock: Clock,
+    stop: &Arc<AtomicBool>,
+) -> Result<ExitCode> {
+    use paper_ladder::LadderServer;
+    let server = crate::ladder_peer::PeerServer::connect(peer)?;
+    let server_iface = server
+        .info
+        .iface
+        .clone()
+        .unwrap_or_else(|| iface.to_string());
+    let (rows, missing) =
+        paper_ladder::rows_between(&peer.ip().to_string(), &server_iface, iface, 9000, false);
+    let steps = server.steps();
+    let mut head: Vec<(String, String)> = vec![
+        ("command".into(), "lab --ladder --peer".into()),
+        ("peer".into(), peer.to_string()),
+        ("peer_iface".into(), server_iface.clone()),
+        ("iface".into(), iface.to_string()),
+        ("message_bytes".into(), a.size.to_string()),
+        ("duration_per_row".into(), format!("{:?}", cfg.duration)),
+        ("rounds".into(), cfg.rounds.to_string()),
+        (
+            "client_cpu".into(),
+            cfg.client_cpu
+                .map_or("not pinned".into(), |c| c.to_string()),
+        ),
+        (
+            "peer_server_cpu".into(),
+            server
+                .info
+                .server_cpu
+                .map_or("not pinned".into(), |c| c.to_string()),
+        ),
+        ("clock".into(), clock.kind().to_string()),
+        (
+            "irq_affinity".into(),
+            steps
+                .irq_blocked
+                .clone()
+                .unwrap_or_else(|| "applied".into()),
+        ),
+        (
+            "cpu_isolation".into(),
+            steps
+                .isolation_blocked
+                .clone()
+                .unwrap_or_else(|| "on the peer, for the isolated rungs' slices".into()),
+        ),
+    ];
+    for m in &missing {
+        head.push(("rung_not_run".into(), m.clone()));
+    }
+    head.extend(Environment::capture().lines());
+    print!("{}", hftnet_bench::report::comment_lines(&head));
+    let bar = progress_bar((rows.len() * cfg.rounds as usize) as u64);
+    let run = paper_ladder::LadderRun {
+        server: &server,
+        hosts: &LoopbackHosts,
+        cfg,
+        clock,
+    };
+    let results = run.run(&rows, stop, |row| {
+        bar.inc(1);
+        bar.set_message(format!("{} {}", row.step.label(), row.protocol));
+    });
+    bar.finish_and_clear();
+    server.bye();
+    finish_paper(
+        a,
+        "ladder-peer",
+        None,
+        &run.cfg,
+        clock,
+        &missing,
+        &results,
+        stop,
+    )
+}
+
+/// The ladder's progress bar, with its ETA.
+fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// The end of a ladder run: the table, the host lines, the JSON; exit 1
+/// when no row measured anything.
+#[allow(clippy::too_many_arguments)]
+fn finish_paper(
+    a: &LabArgs,
+    mode: &str,
+    lab: Option<hftnet_lab::LabInfo>,
+    cfg: &LadderConfig,
+    clock: Clock,
+    missing: &[String],
+    results: &[paper_ladder::LadderResult],
+    stop: &AtomicBool,
+) -> Result<ExitCode> {
     if stop.load(Ordering::Relaxed) {
         eprintln!("hftnet lab --ladder: interrupted; figures below cover the slices that ran");
     }
@@ -572,13 +708,13 @@ fn paper(a: &LabArgs) -> Result<ExitCode> {
          baseline) or spin (the kernel's spinning UDP rung):",
         a.size
     );
-    print!("{}", paper_ladder::table(&results));
-    for m in &missing {
-        println!("not in this build: {m}");
+    print!("{}", paper_ladder::table(results));
+    for m in missing {
+        println!("not run: {m}");
     }
     // The host steps as they went, once per distinct line.
     let mut said: Vec<&str> = Vec::new();
-    for r in &results {
+    for r in results {
         for h in &r.host {
             if !said.contains(&h.as_str()) {
                 println!("host ({}): {h}", r.label);
@@ -587,24 +723,23 @@ fn paper(a: &LabArgs) -> Result<ExitCode> {
         }
     }
     let report = PaperReport {
-        mode: "ladder",
-        lab: lab.info(),
+        mode,
+        lab,
         message_bytes: a.size,
-        duration_per_row_s: duration.as_secs_f64(),
-        rounds,
+        duration_per_row_s: cfg.duration.as_secs_f64(),
+        rounds: cfg.rounds,
         clock: clock.kind().to_string(),
-        client_cpu,
-        server_cpu,
-        missing: &missing,
+        client_cpu: cfg.client_cpu,
+        server_cpu: cfg.server_cpu,
+        missing,
         environment: Environment::capture(),
-        ladder: &results,
+        ladder: results,
     };
     if let Some(p) = &a.json {
         fs::write(p, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", p.display()))?;
         println!("# json: {}", p.display());
     }
-    lab.down().context("removing the lab")?;
     let measured = results.iter().filter(|r| r.samples > 0).count();
     Ok(if measured == 0 {
         ExitCode::from(1)

@@ -12,6 +12,7 @@
 
 mod jitter;
 mod lab;
+mod ladder_peer;
 mod market;
 mod paper_ladder;
 mod pingpong;

@@ -32,7 +32,6 @@ use hftnet_bench::ladder::{Hosts, LadderConfig, run_client_slice};
 use hftnet_bench::paper::{Against, Claim, Step, Verdict, claim, judge, noise_pct, reduction_pct};
 use hftnet_bench::stats::{LatencyStats, Summary};
 use hftnet_io::{Endpoint, RungContext};
-use hftnet_lab::Host;
 use hftnet_tune::access::System;
 use hftnet_tune::cpuset::{IsolationOptions, plan_cpu_isolation};
 use hftnet_tune::plan::{HostId, Plan, SNAPSHOT_FORMAT, Snapshot, apply, revert};
@@ -68,18 +67,39 @@ pub struct LadderRow {
 /// left out (and named in the second list).
 #[must_use]
 pub fn rows(server_ip: &str, iface: &str, base_port: u16) -> (Vec<LadderRow>, Vec<String>) {
+    rows_between(server_ip, iface, iface, base_port, true)
+}
+
+/// [`rows`] for ends whose interfaces have different names (two machines:
+/// `server_iface` is the peer's, `client_iface` this one's); `same_host`
+/// false leaves out the rungs that need both ends on one host (shared
+/// memory).
+#[must_use]
+pub fn rows_between(
+    server_ip: &str,
+    server_iface: &str,
+    client_iface: &str,
+    base_port: u16,
+    same_host: bool,
+) -> (Vec<LadderRow>, Vec<String>) {
     let mut port = base_port;
     let mut spec = |scheme: &str, strategy: &str| {
-        let ctx = RungContext {
-            server_ip,
-            iface: Some(iface),
-            port,
+        let find = |iface| {
+            let ctx = RungContext {
+                server_ip,
+                iface: Some(iface),
+                port,
+            };
+            hftnet_io::backend::rungs(scheme, &ctx)?
+                .into_iter()
+                .find(|r| r.strategy == strategy)
         };
-        let r = hftnet_io::backend::rungs(scheme, &ctx)?
-            .into_iter()
-            .find(|r| r.strategy == strategy)?;
+        let (s, c) = (find(server_iface)?, find(client_iface)?);
         port = port.saturating_add(16);
-        Some(r)
+        Some(hftnet_io::RungSpec {
+            client_uri: c.client_uri,
+            ..s
+        })
     };
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -98,7 +118,11 @@ pub fn rows(server_ip: &str, iface: &str, base_port: u16) -> (Vec<LadderRow>, Ve
             Step::AfPacket => &[("packet", "spin")],
             Step::AfXdp => &[("xdp", "spin")],
             Step::Dpdk => &[("dpdk", "af_xdp")],
-            Step::SharedMemory => &[("shm", "spin")],
+            Step::SharedMemory if same_host => &[("shm", "spin")],
+            Step::SharedMemory => {
+                missing.push(format!("{} (both ends on one host only)", step.label()));
+                &[]
+            }
         };
         for (scheme, strategy) in picks {
             match spec(scheme, strategy) {
@@ -159,7 +183,7 @@ pub struct LadderResult {
 }
 
 /// What the IRQ and isolation steps can do on this host, decided once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HostSteps {
     /// Why the IRQ step changes nothing here (veth has no IRQs), if so.
     pub irq_blocked: Option<String>,
@@ -177,16 +201,51 @@ impl HostSteps {
     /// Decides for a lab run (veth) with the server on `server_cpu`.
     #[must_use]
     pub fn for_lab(server_cpu: Option<usize>) -> HostSteps {
-        let root = Root::system();
-        let irqbalance = hftnet_tune::facts::find_processes(&root, "irqbalance")
-            .map(|p| !p.is_empty())
-            .unwrap_or(false);
-        let irq_blocked = Some(format!(
+        let irq = format!(
             "veth has no IRQs (its frames are received in the sender's softirq or by NAPI on the \
              receiving side): nothing to move, so the row repeats the previous configuration; \
              irqbalance is {} and is left alone (it moves only other devices' IRQs)",
-            if irqbalance { "running" } else { "not running" }
-        ));
+            if irqbalance_running() {
+                "running"
+            } else {
+                "not running"
+            }
+        );
+        Self::with_irq(irq, server_cpu)
+    }
+
+    /// Decides for a server on this host's interface `iface` (a ladder
+    /// peer), with the server on `server_cpu`.
+    #[must_use]
+    pub fn for_iface(iface: Option<&str>, server_cpu: Option<usize>) -> HostSteps {
+        let irq = match iface {
+            None => "no interface named (--iface): its IRQs were not looked at".to_string(),
+            Some(i) => match hftnet_tune::facts::discover_irqs(&Root::system(), i) {
+                Ok(irqs) if irqs.is_empty() => format!(
+                    "{i} has no IRQs of its own (a virtual device): nothing to move, so the row \
+                     repeats the previous configuration"
+                ),
+                Ok(irqs) => format!(
+                    "{i} has {} IRQs; the ladder does not move them (it would change the host \
+                     for every other rung too): move them to the server CPU with `hftnet tune \
+                     apply --iface {i} --cpus {} --yes` (irqbalance {}) and run the ladder again",
+                    irqs.len(),
+                    server_cpu.map_or("C".into(), |c| c.to_string()),
+                    if irqbalance_running() {
+                        "running: the profile stops it"
+                    } else {
+                        "not running"
+                    }
+                ),
+                Err(e) => format!("the IRQs of {i} could not be read: {e}"),
+            },
+        };
+        Self::with_irq(irq, server_cpu)
+    }
+
+    fn with_irq(irq_blocked: String, server_cpu: Option<usize>) -> HostSteps {
+        let irq_blocked = Some(irq_blocked);
+        let root = Root::system();
         let isolated = root
             .read("sys/devices/system/cpu/isolated")
             .ok()
@@ -219,6 +278,10 @@ impl HostSteps {
             housekeeping_note,
         }
     }
+}
+
+fn irqbalance_running() -> bool {
+    hftnet_tune::facts::find_processes(&Root::system(), "irqbalance").is_ok_and(|p| !p.is_empty())
 }
 
 /// Isolation for the ladder: the other processes moved off the CPU (v1),
@@ -358,7 +421,7 @@ struct Pong {
 }
 
 impl Pong {
-    fn start(host: &Host, uri: &str, cpu: Option<usize>) -> Result<Pong, String> {
+    fn start(spawn: &Spawn<'_>, uri: &str, cpu: Option<usize>) -> Result<Pong, String> {
         let exe = std::env::current_exe().map_err(|e| format!("finding hftnet itself: {e}"))?;
         let mut cmd = Command::new(exe);
         cmd.args(["pong", uri, "--json"])
@@ -368,9 +431,7 @@ impl Pong {
         if let Some(c) = cpu {
             cmd.args(["--cpu", &c.to_string()]);
         }
-        let mut child = host
-            .spawn(&mut cmd)
-            .map_err(|e| format!("starting the server: {e}"))?;
+        let mut child = spawn(&mut cmd).map_err(|e| format!("starting the server: {e}"))?;
         let pid = child.id();
         let stderr = child.stderr.take().expect("piped");
         let (tx, rx) = mpsc::channel::<String>();
@@ -458,18 +519,112 @@ fn busy_poll_active(report: &serde_json::Value) -> Option<bool> {
     Some(napi.is_some_and(|n| n != 0) && usecs.is_some_and(|u| u > 0))
 }
 
+/// Starts a process where the server lives (in a lab namespace, or here).
+pub type Spawn<'a> = dyn Fn(&mut Command) -> std::io::Result<Child> + 'a;
+
+/// Where a rung's server runs: `hftnet pong` processes started here (the
+/// lab's server namespace, or this host for `pong --serve-ladder`), or a
+/// peer's `pong --serve-ladder` over its control channel
+/// ([`crate::ladder_peer`]).
+pub trait LadderServer {
+    /// Starts the server of one slice: `uri`, pinned to the server CPU when
+    /// `pinned`, in the isolated cpuset when `isolate`.
+    ///
+    /// # Errors
+    /// Why it did not start (then nothing of it is left).
+    fn start(&self, uri: &str, pinned: bool, isolate: bool)
+    -> Result<Box<dyn Served + '_>, String>;
+
+    /// What the IRQ and isolation steps can do where the server runs.
+    fn steps(&self) -> HostSteps;
+}
+
+/// A server serving one slice.
+pub trait Served {
+    /// What its host steps did, or why they could not (isolation that
+    /// failed for this slice).
+    fn host_note(&self) -> Option<String>;
+
+    /// Stops it (and reverts its host steps); its `pong --json` report.
+    fn stop(self: Box<Self>) -> Option<serde_json::Value>;
+}
+
+/// Servers as `hftnet pong` processes started by `spawn`, isolated with
+/// cpusets on this host.
+pub struct LocalServer<'a> {
+    /// Starts the process where the server lives.
+    pub spawn: Box<Spawn<'a>>,
+    /// The server CPU for pinned rungs.
+    pub server_cpu: Option<usize>,
+    /// What the host steps can do here.
+    pub steps: HostSteps,
+}
+
+struct LocalServed {
+    pong: Pong,
+    iso: Option<Isolated>,
+    note: Option<String>,
+}
+
+impl LadderServer for LocalServer<'_> {
+    fn start(
+        &self,
+        uri: &str,
+        pinned: bool,
+        isolate: bool,
+    ) -> Result<Box<dyn Served + '_>, String> {
+        let cpu = if pinned { self.server_cpu } else { None };
+        let pong = Pong::start(&*self.spawn, uri, cpu)?;
+        // Isolation for this slice, reverted by the stop (after the server
+        // ended).
+        let mut note = None;
+        let iso = match (isolate, &self.steps.isolation_blocked, cpu) {
+            (true, None, Some(c)) if !self.steps.kernel_isolated => match Isolated::apply(c) {
+                Ok(iso) => match iso.join(pong.pid) {
+                    Ok(()) => Some(iso),
+                    Err(e) => {
+                        note = Some(e);
+                        None
+                    }
+                },
+                Err(e) => {
+                    note = Some(e);
+                    None
+                }
+            },
+            _ => None,
+        };
+        Ok(Box::new(LocalServed { pong, iso, note }))
+    }
+
+    fn steps(&self) -> HostSteps {
+        self.steps.clone()
+    }
+}
+
+impl Served for LocalServed {
+    fn host_note(&self) -> Option<String> {
+        self.note.clone()
+    }
+
+    fn stop(self: Box<Self>) -> Option<serde_json::Value> {
+        let LocalServed { pong, iso, .. } = *self;
+        let report = pong.stop();
+        drop(iso);
+        report
+    }
+}
+
 /// Where the ends live and what the run may do.
 pub struct LadderRun<'a> {
-    /// The server's namespace.
-    pub server: &'a Host,
-    /// Client placement (the lab's client namespace).
+    /// Where the servers run.
+    pub server: &'a dyn LadderServer,
+    /// Client placement (the lab's client namespace, or this one).
     pub hosts: &'a dyn Hosts,
     /// Size, duration, rounds, CPUs.
     pub cfg: LadderConfig,
     /// The clock of the round trips.
     pub clock: Clock,
-    /// What the host steps can do.
-    pub steps: HostSteps,
 }
 
 /// What one slice measured.
@@ -496,46 +651,21 @@ impl LadderRun<'_> {
             Ok(e) => e,
             Err(e) => return fail(e.to_string()),
         };
-        let server_cpu = if row.pinned {
-            self.cfg.server_cpu
-        } else {
-            None
-        };
-        let pong = match Pong::start(self.server, &row.server_uri, server_cpu) {
+        let served = match self.server.start(&row.server_uri, row.pinned, row.isolated) {
             Ok(p) => p,
             Err(e) => return fail(e),
         };
-        // Isolation for this slice (reverted when `iso` drops, after the
-        // server stopped).
-        let mut host = None;
-        let iso = match (row.isolated, &self.steps.isolation_blocked, server_cpu) {
-            (true, None, Some(c)) if !self.steps.kernel_isolated => match Isolated::apply(c) {
-                Ok(iso) => match iso.join(pong.pid) {
-                    Ok(()) => Some(iso),
-                    Err(e) => {
-                        host = Some(e);
-                        None
-                    }
-                },
-                Err(e) => {
-                    host = Some(e);
-                    None
-                }
-            },
-            _ => None,
-        };
+        let host = served.host_note();
         let cfg = LadderConfig {
             client_cpu: if row.pinned {
                 self.cfg.client_cpu
             } else {
                 None
             },
-            server_cpu,
             ..self.cfg.clone()
         };
         let r = run_client_slice(self.hosts, client_ep, &cfg, slice, self.clock, stop);
-        let report = pong.stop();
-        drop(iso);
+        let report = served.stop();
         Slice {
             rtt: r.rtt,
             sent: r.sent,
@@ -590,7 +720,7 @@ impl LadderRun<'_> {
                 progress(row);
             }
         }
-        judge_rows(rows, acc, &self.steps)
+        judge_rows(rows, acc, &self.server.steps())
     }
 }
 

@@ -80,7 +80,18 @@ fn with_timestamps(uri: &str, on: bool) -> String {
 #[derive(Debug, Args)]
 pub struct PongArgs {
     /// Transport URI to serve, e.g. udp://198.18.0.2:9000?rx=spin
-    uri: String,
+    #[arg(required_unless_present = "serve_ladder")]
+    uri: Option<String>,
+    /// Serve `hftnet lab --ladder --peer ADDR` from another machine: listen for its
+    /// control channel on ADDR (IP:PORT) and run each rung's server here (the rungs
+    /// listen on the same IP), isolating the server CPU for the rungs that ask. Until
+    /// Ctrl-C.
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["uri", "duration", "json", "burst"])]
+    serve_ladder: Option<std::net::SocketAddr>,
+    /// With --serve-ladder: this machine's interface facing the client (its layer-2
+    /// rungs', and whose IRQs the IRQ rung looks at).
+    #[arg(long, requires = "serve_ladder", value_parser = crate::util::parse_iface)]
+    iface: Option<String>,
     /// Pin the server thread to this CPU.
     #[arg(long)]
     cpu: Option<usize>,
@@ -231,6 +242,12 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
 }
 
 pub fn pong(a: PongArgs) -> Result<ExitCode> {
+    if let Some(listen) = a.serve_ladder {
+        return crate::ladder_peer::serve(listen, a.iface, a.cpu);
+    }
+    let Some(uri) = a.uri.clone() else {
+        bail!("name the URI to serve (or --serve-ladder ADDR)");
+    };
     if !(1..=hftnet_bench::throughput::MAX_BURST).contains(&a.burst) {
         bail!(
             "--burst {} is outside 1..={}",
@@ -241,15 +258,15 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     if a.duration.is_some_and(|d| d.is_zero()) {
         bail!("--duration must be more than zero (leave it out to serve until interrupted)");
     }
-    let ep = endpoint_for_command(&a.uri, "pong")?;
+    let ep = endpoint_for_command(&uri, "pong")?;
     let cpu = choose_cpu(a.cpu, ep.cpu())?;
     let placement = place(cpu, a.fifo, a.mlock)?;
     let mut t = ep
         .open(Role::Server)
-        .with_context(|| format!("opening {}", a.uri))?;
+        .with_context(|| format!("opening {uri}"))?;
     let mut head: Vec<(String, String)> = vec![
         ("command".into(), "pong".into()),
-        ("uri".into(), a.uri.clone()),
+        ("uri".into(), uri.clone()),
         (
             "duration".into(),
             a.duration
@@ -276,7 +293,7 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     if a.json {
         let report = serde_json::json!({
             "command": "pong",
-            "uri": a.uri,
+            "uri": uri,
             "received": out.received,
             "echoed": out.echoed,
             "bytes": out.bytes,

@@ -294,3 +294,141 @@ fn the_ladder_refuses_what_it_cannot_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("needs root"), "{err}");
 }
+
+/// Two machines, played by the lab's two namespaces: `hftnet pong
+/// --serve-ladder` in one, `hftnet lab --ladder --peer … --iface …` in the
+/// other. The same rungs as in a lab run except shared memory (one host
+/// only), each measured, isolation applied on the peer's side, the host
+/// put back, and the peer still serving a second client afterwards until
+/// Ctrl-C ends it cleanly.
+#[test]
+fn the_ladder_runs_across_two_machines_through_the_control_channel() {
+    if skip_without_root("the_ladder_runs_across_two_machines_through_the_control_channel") {
+        return;
+    }
+    let _one = one_ladder();
+    let before = host_state();
+    let lab = hftnet_lab::Lab::two_host(None).unwrap();
+    let (peer, me) = (lab.exchange(), lab.trader());
+    let ctl = format!("{}:7100", peer.addr());
+    let mut serve = common::spawn_in(
+        peer,
+        &["pong", "--serve-ladder", &ctl, "--iface", peer.iface()],
+    );
+    // Listening once it printed where.
+    {
+        use std::io::BufRead;
+        let out = serve.child().stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(out).lines();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let l = lines.next().expect("the peer ended").unwrap();
+            if l.starts_with("# listen:") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the peer did not start");
+        }
+        std::thread::spawn(move || for _ in lines {});
+    }
+    let dir = TempDir::new("hftnet-ladder-peer");
+    let json = dir.0.join("peer.json");
+    let run = |json: &std::path::Path| {
+        common::run_in(
+            me,
+            &[
+                "lab",
+                "--ladder",
+                "--quick",
+                "--duration",
+                "400ms",
+                "--peer",
+                &ctl,
+                "--iface",
+                me.iface(),
+                "--json",
+                json.to_str().unwrap(),
+            ],
+            Duration::from_secs(180),
+        )
+    };
+    let out = run(&json);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["mode"], "ladder-peer");
+    assert!(j["lab"].is_null(), "{}", j["lab"]);
+    let rows = j["ladder"].as_array().unwrap();
+    let steps: Vec<&str> = rows.iter().map(|r| r["step"].as_str().unwrap()).collect();
+    assert_eq!(steps.len(), 12 + 4, "{steps:?}");
+    assert!(!steps.contains(&"shared_memory"), "{steps:?}");
+    assert!(
+        j["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("shared memory")),
+        "{}",
+        j["missing"]
+    );
+    for r in rows {
+        assert!(r["samples"].as_u64().unwrap() > 0, "{r}");
+        // The layer-2 rungs name each end's own interface.
+        if r["protocol"] == "packet" || r["protocol"] == "xdp" {
+            assert!(
+                r["server_uri"].as_str().unwrap().contains(peer.iface()),
+                "{r}"
+            );
+            assert!(
+                r["client_uri"].as_str().unwrap().contains(me.iface()),
+                "{r}"
+            );
+        }
+        if r["isolated"] == true && std::env::var_os("CI").is_some() {
+            assert!(
+                r["host"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|h| h.as_str().unwrap().contains("isolated")),
+                "{r}"
+            );
+        }
+    }
+    assert_eq!(host_state(), before, "the host is as before the run");
+    // The peer serves the next client too (a bad HELLO first: refused,
+    // the session goes on).
+    {
+        use std::io::{BufRead, Write};
+        let mut c = me
+            .run({
+                let ctl = ctl.clone();
+                move || std::net::TcpStream::connect(&ctl).unwrap()
+            })
+            .unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+        let mut line = String::new();
+        c.write_all(b"START {}\nHELLO other 9\nHELLO hftnet-ladder 1\nBYE\n")
+            .unwrap();
+        for want in [
+            "ERROR say HELLO first",
+            "ERROR this peer speaks",
+            "HELLO hftnet-ladder 1 {",
+        ] {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with(want), "{line:?}, wanted {want:?}");
+        }
+    }
+    hftnet_sys::proc::interrupt(serve.child()).unwrap();
+    let st = common::finish(serve, Duration::from_secs(10), "pong --serve-ladder");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
