@@ -316,12 +316,15 @@ fn table(o: &mut String, t: &Table) {
     o.push_str("</table>\n");
 }
 
+/// Plot points `(x, y)`.
+type Points = Vec<(f64, f64)>;
+
 /// A row's percentile distribution as `(1/(1-p), value ns)` points, HdrHistogram's
 /// quantile iteration (as in the `.hgrm` file), the largest sample last at
 /// `1/(1-p) = n` (or at the last quantile's x, when it stepped past `n`). Values below 1 ns are drawn at 1 ns (the log axis).
 #[must_use]
 pub fn distribution(h: &Histogram<u64>) -> Vec<(f64, f64)> {
-    let mut pts: Vec<(f64, f64)> = Vec::new();
+    let mut pts: Points = Vec::new();
     if h.is_empty() {
         return pts;
     }
@@ -395,7 +398,7 @@ fn percentile_label(k: u32) -> String {
 }
 
 fn percentile_plot(o: &mut String, rows: &[Row]) {
-    let series: Vec<(usize, &Row, Vec<(f64, f64)>)> = rows
+    let series: Vec<(usize, &Row, Points)> = rows
         .iter()
         .filter_map(|r| r.plotted().map(|h| (r, distribution(h))))
         .enumerate()
@@ -793,10 +796,10 @@ fn waterfall(o: &mut String, w: &Waterfall) {
             f.h - f.bottom + 16.0
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         o,
         "<text class=ylabel transform=\"translate(14,{:.1}) rotate(-90)\" \
-         text-anchor=middle>p50 µs</text></svg>\n",
+         text-anchor=middle>p50 µs</text></svg>",
         (f.top + f.h - f.bottom) / 2.0
     );
     o.push_str(
