@@ -393,7 +393,8 @@ fn percentile_label(k: u32) -> String {
     match k {
         0 => "0%".into(),
         1 => "90%".into(),
-        k => format!("99.{}%", "9".repeat(k as usize - 2)).replace("99.%", "99%"),
+        2 => "99%".into(),
+        k => format!("99.{}%", "9".repeat(k as usize - 2)),
     }
 }
 

@@ -469,6 +469,11 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
              ({rounds} rounds)"
         );
     }
+    // A directory that cannot be made fails now, not after the run.
+    if let Some(d) = &a.hgrm_dir {
+        fs::create_dir_all(d)
+            .with_context(|| format!("--hgrm-dir {}: cannot create the directory", d.display()))?;
+    }
     let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
     let (client_cpu, server_cpu) = if cpus.len() >= 2 {
         (Some(cpus[0]), Some(cpus[1]))
@@ -779,7 +784,7 @@ fn label(r: &RungResult) -> String {
 /// missing); returns how many.
 fn write_hgrms(dir: &std::path::Path, results: &[RungResult]) -> Result<usize> {
     fs::create_dir_all(dir)
-        .with_context(|| format!("--hgrm-dir {}: creating the directory", dir.display()))?;
+        .with_context(|| format!("--hgrm-dir {}: cannot create the directory", dir.display()))?;
     let mut n = 0;
     for (i, r) in results
         .iter()
