@@ -207,6 +207,35 @@ fn tick_us(v: f64) -> String {
     }
 }
 
+/// A latency tick (given in µs) in the unit that reads best: `500 ns`,
+/// `2 µs`, `10 ms`, `1 s`.
+fn tick_time(v: f64) -> String {
+    if v < 1.0 {
+        format!("{} ns", tick_us(v * 1000.0))
+    } else if v < 1000.0 {
+        format!("{} µs", tick_us(v))
+    } else if v < 1e6 {
+        format!("{} ms", tick_us(v / 1000.0))
+    } else {
+        format!("{} s", tick_us(v / 1e6))
+    }
+}
+
+/// A legend's text: at most [`LEGEND_CHARS`] characters (the full label is
+/// the series' tooltip).
+fn legend_text(label: &str) -> String {
+    if label.chars().count() <= LEGEND_CHARS {
+        label.to_string()
+    } else {
+        let mut t: String = label.chars().take(LEGEND_CHARS - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Characters of a label that fit the legend.
+const LEGEND_CHARS: usize = 24;
+
 fn pct(change: Option<f64>) -> String {
     change.map_or("–".into(), |c| format!("{:+.1} %", c * 100.0))
 }
@@ -236,13 +265,13 @@ pub fn render(r: &Report) -> String {
     rows_table(&mut o, &r.rows);
     o.push_str(
         "<h2>Percentile distribution</h2>\n<p class=note>Every row on the HDR axis: x is \
-         1/(1−p) on a log scale, so each step right is ten times rarer; y is the latency in µs \
-         on a log scale.</p>\n",
+         1/(1−p) on a log scale, so each step right is ten times rarer; y is the latency on a \
+         log scale.</p>\n",
     );
     percentile_plot(&mut o, &r.rows);
     o.push_str(
-        "<h2>Histograms</h2>\n<p class=note>One per row, on a shared log-spaced latency axis \
-         (µs); bar height is the count on a log scale.</p>\n",
+        "<h2>Histograms</h2>\n<p class=note>One per row, on a shared log-spaced latency \
+         axis; bar height is the count on a log scale.</p>\n",
     );
     histograms(&mut o, &r.rows);
     if let Some(w) = &r.waterfall {
@@ -476,14 +505,14 @@ fn percentile_plot(o: &mut String, rows: &[Row]) {
             "<text class=ytick x={:.1} y={:.1} text-anchor=end>{}</text>",
             f.left - 6.0,
             ypos(v * 1000.0) + 4.0,
-            tick_us(*v)
+            tick_time(*v)
         );
     }
     axis_labels(
         o,
         &f,
         "percentile (x = 1/(1−p), log scale)",
-        "latency µs (log)",
+        "latency (log scale)",
     );
     for (i, r, pts) in &series {
         let mut d = String::new();
@@ -519,7 +548,7 @@ fn percentile_plot(o: &mut String, rows: &[Row]) {
             dash(*i),
             f.w - f.right + 42.0,
             y + 4.0,
-            escape(&r.label)
+            escape(&legend_text(&r.label))
         );
     }
     if series.is_empty() {
@@ -657,13 +686,19 @@ fn histograms(o: &mut String, rows: &[Row]) {
             );
         }
         o.push_str("</g>");
+        // Labels at least 48 px apart (the grid keeps every tick).
+        let mut last = f64::NEG_INFINITY;
         for v in &yt {
+            let x = f.x((v.log10() - dlo) / (dhi - dlo));
+            if x - last < 48.0 {
+                continue;
+            }
+            last = x;
             let _ = write!(
                 o,
-                "<text class=xtick x={:.1} y={:.1} text-anchor=middle>{}</text>",
-                f.x((v.log10() - dlo) / (dhi - dlo)),
+                "<text class=xtick x={x:.1} y={:.1} text-anchor=middle>{}</text>",
                 f.h - f.bottom + 14.0,
-                tick_us(*v)
+                tick_time(*v)
             );
         }
         let _ = write!(
@@ -673,7 +708,7 @@ fn histograms(o: &mut String, rows: &[Row]) {
             f.top + 10.0,
             top as u64
         );
-        axis_labels(o, &f, "latency µs (log)", "count (log)");
+        axis_labels(o, &f, "latency (log scale)", "count (log)");
         o.push_str("</svg></figure>");
     }
     o.push_str("</div>\n");
@@ -937,8 +972,11 @@ mod tests {
             0,
         )]));
         let p = svg(&page, "percentiles");
-        // 0.8 µs .. 30 µs: decades 0.1 to 100, 1-2-5 ticks.
-        for t in ["0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50", "100"] {
+        // 0.8 µs .. 30 µs: decades 0.1 to 100 µs, 1-2-5 ticks.
+        for t in [
+            "100 ns", "200 ns", "500 ns", "1 µs", "2 µs", "5 µs", "10 µs", "20 µs", "50 µs",
+            "100 µs",
+        ] {
             assert!(p.contains(&format!("text-anchor=end>{t}</text>")), "{t}");
         }
     }
@@ -1108,6 +1146,19 @@ mod tests {
         assert!(page.contains("<td>-25.0 %</td><td>-25.0 %</td>"));
         assert!(page.contains("<td>+11.1 %</td><td>-16.7 %</td>"));
         assert_eq!(count(&page, "<td class=l>holds</td>"), 5);
+    }
+
+    #[test]
+    fn tick_units_and_legend_text() {
+        assert_eq!(tick_time(0.05), "50 ns");
+        assert_eq!(tick_time(0.5), "500 ns");
+        assert_eq!(tick_time(2.0), "2 µs");
+        assert_eq!(tick_time(5000.0), "5 ms");
+        assert_eq!(tick_time(6e7), "60 s");
+        assert_eq!(legend_text("udp/spin"), "udp/spin");
+        let long = "x".repeat(40);
+        assert_eq!(legend_text(&long).chars().count(), LEGEND_CHARS);
+        assert!(legend_text(&long).ends_with('…'));
     }
 
     #[test]
