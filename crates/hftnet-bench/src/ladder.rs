@@ -152,6 +152,10 @@ pub struct RungResult {
     pub server_capabilities: Option<Capabilities>,
     /// Client capabilities from the last slice.
     pub client_capabilities: Option<Capabilities>,
+    /// The round trips of all slices merged (not in the JSON: the HTML
+    /// report plots it, `hftnet lab --hgrm-dir` writes it).
+    #[serde(skip)]
+    pub rtt: LatencyStats,
 }
 
 /// The rungs for every scheme in `transports`, in order, each with the
@@ -511,6 +515,7 @@ pub fn run_ladder_with(
                 note: a.note,
                 server_capabilities: a.server_caps,
                 client_capabilities: a.client_caps,
+                rtt: a.rtt,
             }
         })
         .collect()

@@ -1,6 +1,7 @@
 //! Measurement for hftnet: the clock, HDR histograms and their summaries, the
 //! environment record, the fixed-rate timetable, the ping-pong / fixed-rate /
-//! throughput harness built on the transports of `hftnet-io`, the ladder, and
+//! throughput harness built on the transports of `hftnet-io`, the ladder, the
+//! HTML report, and
 //! the cache-line floor every inter-CPU row reads against.
 
 #![forbid(unsafe_code)]
@@ -8,6 +9,7 @@
 pub mod clock;
 pub mod env;
 pub mod floor;
+pub mod html;
 pub mod ladder;
 pub mod paper;
 pub mod pingpong;

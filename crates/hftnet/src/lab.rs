@@ -18,15 +18,15 @@ use hftnet_apps::tick_to_trade::{self, T2tConfig, T2tHosts, T2tResult, T2tRow, T
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
 use hftnet_bench::ladder::{
-    Hosts, LadderConfig, RungKind, RungResult, SliceResult, baseline, floor_rung, ratio,
-    run_ladder_with, rungs_for, table,
+    Hosts, LadderConfig, RungKind, RungResult, SliceResult, baseline, floor_rung, run_ladder_with,
+    rungs_for, table,
 };
 use hftnet_lab::{Host, Lab};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::paper_ladder;
-use crate::util::{parse_duration, parse_size};
+use crate::util::{COMMIT, VERSION, parse_duration, parse_size};
 
 /// The help of `--transports`: the schemes of the backend table.
 fn transports_help() -> String {
@@ -142,9 +142,16 @@ pub struct LabArgs {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
-    /// Write the results as a self-contained HTML page to this file.
+    /// Write the results as a self-contained HTML page to this file: the
+    /// table, every row's percentile distribution and histogram, the
+    /// tick-to-trade table and the environment.
     #[arg(long)]
     report: Option<std::path::PathBuf>,
+    /// Write each row's round-trip histogram to this directory (created if
+    /// missing) as HdrHistogram's .hgrm text (µs), one file per row with
+    /// samples: NN-transport_strategy.hgrm.
+    #[arg(long)]
+    hgrm_dir: Option<std::path::PathBuf>,
     /// Run on loopback in this namespace even when a lab could be built.
     #[arg(long)]
     loopback: bool,
@@ -407,6 +414,9 @@ impl Hosts for LoopbackHosts {
 
 #[derive(Serialize)]
 struct LabReport<'a> {
+    /// The hftnet version and the git commit it was built from.
+    hftnet_version: &'a str,
+    hftnet_commit: &'a str,
     mode: &'a str,
     lab: Option<hftnet_lab::LabInfo>,
     message_bytes: usize,
@@ -448,6 +458,11 @@ fn shape(a: &LabArgs) -> Result<(u32, Duration)> {
             "--duration {duration:?} is too short: each row needs at least 1ms per round \
              ({rounds} rounds)"
         );
+    }
+    // A directory that cannot be made fails now, not after the run.
+    if let Some(d) = &a.hgrm_dir {
+        fs::create_dir_all(d)
+            .with_context(|| format!("--hgrm-dir {}: cannot create the directory", d.display()))?;
     }
     Ok((rounds, duration))
 }
@@ -582,6 +597,7 @@ fn paper(a: &LabArgs) -> Result<ExitCode> {
         &missing,
         &results,
         &stop,
+        &head,
     );
     drop(local);
     lab.down().context("removing the lab")?;
@@ -671,6 +687,7 @@ fn paper_peer(
         &missing,
         &results,
         stop,
+        &head,
     )
 }
 
@@ -698,6 +715,7 @@ fn finish_paper(
     missing: &[String],
     results: &[paper_ladder::LadderResult],
     stop: &AtomicBool,
+    head: &[(String, String)],
 ) -> Result<ExitCode> {
     if stop.load(Ordering::Relaxed) {
         eprintln!("hftnet lab --ladder: interrupted; figures below cover the slices that ran");
@@ -739,6 +757,15 @@ fn finish_paper(
         fs::write(p, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", p.display()))?;
         println!("# json: {}", p.display());
+    }
+    if let Some(p) = &a.report {
+        fs::write(p, paper_html(&report, head))
+            .with_context(|| format!("writing {}", p.display()))?;
+        println!("# report: {}", p.display());
+    }
+    if let Some(dir) = &a.hgrm_dir {
+        let n = write_hgrms(dir, results.iter().map(|r| (r.name(), &r.rtt)))?;
+        println!("# hgrm: {n} files in {}", dir.display());
     }
     let measured = results.iter().filter(|r| r.samples > 0).count();
     Ok(if measured == 0 {
@@ -937,6 +964,8 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         }
     }
     head.extend(Environment::capture().lines());
+    head.push(("hftnet_version".into(), VERSION.into()));
+    head.push(("hftnet_commit".into(), COMMIT.into()));
     print!("{}", hftnet_bench::report::comment_lines(&head));
 
     let bar = ProgressBar::new(((rungs.len() + t2t_rows.len()) * rounds as usize) as u64);
@@ -1029,6 +1058,8 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     }
 
     let report = LabReport {
+        hftnet_version: VERSION,
+        hftnet_commit: COMMIT,
         mode,
         lab: lab.as_ref().map(Lab::info),
         message_bytes: a.size,
@@ -1049,8 +1080,12 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
         println!("# json: {}", p.display());
     }
     if let Some(p) = &a.report {
-        fs::write(p, html(&report)).with_context(|| format!("writing {}", p.display()))?;
+        fs::write(p, html(&report, &head)).with_context(|| format!("writing {}", p.display()))?;
         println!("# report: {}", p.display());
+    }
+    if let Some(dir) = &a.hgrm_dir {
+        let n = write_hgrms(dir, results.iter().map(|r| (label(r), &r.rtt)))?;
+        println!("# hgrm: {n} files in {}", dir.display());
     }
     if let Some(lab) = lab {
         lab.down().context("removing the lab")?;
@@ -1067,71 +1102,191 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
     })
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A row's name in the report and its `.hgrm` file: `transport/strategy`.
+fn label(r: &RungResult) -> String {
+    format!("{}/{}", r.rung.transport, r.rung.strategy)
 }
 
-/// A self-contained HTML page of the results: table, notes and environment.
-fn html(r: &LabReport<'_>) -> String {
-    let us = |ns: u64| format!("{:.2}", ns as f64 / 1000.0);
-    let mut rows = String::new();
-    let max_p99 = r
+/// Writes one `.hgrm` (µs) per row with samples into `dir` (created if
+/// missing); returns how many.
+fn write_hgrms<'a>(
+    dir: &std::path::Path,
+    rows: impl IntoIterator<Item = (String, &'a hftnet_bench::stats::LatencyStats)>,
+) -> Result<usize> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("--hgrm-dir {}: cannot create the directory", dir.display()))?;
+    let mut n = 0;
+    for (i, (name, rtt)) in rows
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (_, r))| !r.is_empty())
+    {
+        let p = dir.join(hftnet_bench::html::hgrm_file_name(i, &name));
+        let mut w = std::io::BufWriter::new(
+            fs::File::create(&p).with_context(|| format!("writing {}", p.display()))?,
+        );
+        rtt.write_hgrm(&mut w, hftnet_bench::stats::HGRM_MICROSECONDS)
+            .and_then(|()| std::io::Write::flush(&mut w))
+            .with_context(|| format!("writing {}", p.display()))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The HTML report of a ladder run: the UDP rungs (tuning, then bypass) as
+/// a waterfall with each claim and verdict, every row's distribution and
+/// histogram, the ladder's table and the environment.
+fn paper_html(r: &PaperReport<'_>, head: &[(String, String)]) -> String {
+    use hftnet_bench::html::{Report, Row, Step, Table, Waterfall, render};
+    use hftnet_bench::paper::Verdict;
+    let verdict = |x: &paper_ladder::LadderResult| match &x.verdict {
+        Verdict::NotMeasurable(why) => format!("not measurable here: {why}"),
+        v => v.word().to_string(),
+    };
+    let claim = |x: &paper_ladder::LadderResult| format!("{} — {}", x.claim.text, x.claim.source);
+    let rows = r
+        .ladder
+        .iter()
+        .map(|x| Row {
+            note: x.note.clone(),
+            ..Row::from_stats(x.name(), &x.rtt, x.lost)
+        })
+        .collect();
+    let mut waterfall = Waterfall {
+        caption: "UDP round trip p50 (µs), each rung keeping what the rungs before it set up; \
+                  TCP's rungs are in the table below"
+            .into(),
+        steps: r
+            .ladder
+            .iter()
+            .filter(|x| x.row.protocol != "tcp")
+            .map(|x| Step {
+                label: x.label.to_string(),
+                p50_ns: x.rtt_ns.map(|s| s.p50),
+                claim: claim(x),
+                verdict: verdict(x),
+                ..Step::default()
+            })
+            .collect(),
+    };
+    waterfall.fill_changes();
+    let pct = |p: Option<f64>| p.map_or("–".into(), |x| format!("{:+.1}%", x + 0.0));
+    let table = Table {
+        caption: "The ladder, µs; changes are the p50's against the rung before (of the same \
+                  protocol) and the baseline; the claim's reduction is measured against the \
+                  reference it names."
+            .into(),
+        header: [
+            "rung", "proto", "p50", "p99", "p99.9", "vs prev", "vs base", "measured", "claim",
+            "verdict",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: r
+            .ladder
+            .iter()
+            .map(|x| {
+                let us = |f: fn(&hftnet_bench::stats::Summary) -> u64| {
+                    x.rtt_ns
+                        .as_ref()
+                        .map_or("–".into(), |s| format!("{:.2}", f(s) as f64 / 1e3))
+                };
+                vec![
+                    x.label.to_string(),
+                    x.row.protocol.clone(),
+                    us(|s| s.p50),
+                    us(|s| s.p99),
+                    us(|s| s.p99_9),
+                    pct(x.change_vs_previous_pct),
+                    pct(x.change_vs_baseline_pct),
+                    pct(x.measured_reduction_pct.map(|m| -m)),
+                    claim(x),
+                    verdict(x),
+                ]
+            })
+            .collect(),
+    };
+    render(&Report {
+        title: "hftnet lab --ladder: the paper's tuning ladder".into(),
+        summary: format!(
+            "{} run, {} B messages, {:.1} s per rung in {} interleaved rounds, clock {}. \
+             Figures are full round trips; each rung is judged against the gain the seeds \
+             claim for its technique.",
+            r.mode, r.message_bytes, r.duration_per_row_s, r.rounds, r.clock
+        ),
+        rows,
+        waterfall: Some(waterfall),
+        tick_to_trade: None,
+        tables: vec![("Rungs, claims and verdicts".into(), table)],
+        environment: head.to_vec(),
+    })
+}
+
+/// The HTML report of a run (`hftnet_bench::html`): its rows with their
+/// histograms, the tick-to-trade table, and `head` (the run's settings and
+/// environment, as printed) as the environment.
+fn html(r: &LabReport<'_>, head: &[(String, String)]) -> String {
+    use hftnet_bench::html::{Report, Row, Table, render};
+    let rows = r
         .results
         .iter()
-        .filter_map(|x| x.rtt_ns.map(|s| s.p99))
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    for x in r.results {
-        let (cells, bar) = match x.rtt_ns {
-            Some(s) if x.samples > 0 => (
-                format!(
-                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                    x.samples,
-                    us(s.p50),
-                    us(s.p99),
-                    us(s.p99_9),
-                    us(s.max),
-                    x.lost,
-                    x.p50_ratio.map_or("-".into(), |q| format!("{}×", ratio(q)))
-                ),
-                format!(
-                    "<div class=b style=\"width:{:.1}%\"></div><div class=t style=\"width:{:.1}%\"></div>",
-                    s.p50 as f64 * 100.0 / max_p99 as f64,
-                    (s.p99 - s.p50) as f64 * 100.0 / max_p99 as f64
-                ),
-            ),
-            _ => ("<td colspan=7>no figures</td>".into(), String::new()),
-        };
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td>{cells}<td class=g>{bar}</td><td>{}</td></tr>\n",
-            escape(&x.rung.transport),
-            escape(&x.rung.strategy),
-            escape(x.note.as_deref().unwrap_or(""))
-        ));
-    }
-    let env: String = r
-        .environment
-        .lines()
-        .into_iter()
-        .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", escape(&k), escape(&v)))
+        .map(|x| Row {
+            label: label(x),
+            samples: x.samples,
+            lost: x.lost,
+            summary: x.rtt_ns,
+            p50_ratio: x.p50_ratio,
+            histogram: (!x.rtt.is_empty()).then(|| x.rtt.histogram().clone()),
+            note: x.note.clone(),
+        })
         .collect();
-    format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>hftnet lab</title><style>\
-         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}}\
-         .g{{width:240px;text-align:left}}.g div{{display:inline-block;height:10px}}.b{{background:#36c}}.t{{background:#9bd}}</style></head><body>\
-         <h1>hftnet lab: round trips</h1><p>{} run, {} B messages, {:.1} s per row in {} interleaved rounds, clock {}; \
-         p50 ratio against {}. Figures are full round trips in µs. Bars: p50 (dark) and p99 (light).</p>\
-         <table><tr><th>transport</th><th>strategy</th><th>samples</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>lost</th><th>p50 ratio</th><th></th><th>note</th></tr>\n{rows}</table>\
-         <h2>Environment</h2><table>{env}</table></body></html>\n",
-        r.mode,
-        r.message_bytes,
-        r.duration_per_row_s,
-        r.rounds,
-        escape(&r.clock),
-        escape(&r.baseline),
-    )
+    let us = |x: Option<u64>| x.map_or("–".to_string(), |ns| format!("{:.2}", ns as f64 / 1e3));
+    let tick_to_trade = r.tick_to_trade.map(|t| Table {
+        caption: "Tick to trade, µs: market data over each row, orders over tcp. internal = \
+                  trigger packet received → the order's kernel transmit stamp (at the trader; \
+                  call = → the send call, ret = → the send's return); external = trigger \
+                  packet sent → order received (at the exchange); hb = the trader's heartbeat."
+            .into(),
+        header: [
+            "row", "hb µs", "orders", "accepted", "fills", "call p50", "int p50", "int p99",
+            "int max", "ret p50", "ext p50", "ext p99", "ext max", "note",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: t
+            .iter()
+            .map(|x| {
+                let (i, e) = (x.internal_ns, x.external_ns);
+                vec![
+                    format!("{}/{}", x.row.transport, x.row.strategy),
+                    x.row.trader_heartbeat_us.to_string(),
+                    x.orders.to_string(),
+                    x.accepted.to_string(),
+                    x.fills.to_string(),
+                    us(x.internal_to_send_call_ns.map(|s| s.p50)),
+                    us(i.map(|s| s.p50)),
+                    us(i.map(|s| s.p99)),
+                    us(i.map(|s| s.max)),
+                    us(x.internal_to_send_return_ns.map(|s| s.p50)),
+                    us(e.map(|s| s.p50)),
+                    us(e.map(|s| s.p99)),
+                    us(e.map(|s| s.max)),
+                    x.note.clone().unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    });
+    render(&Report {
+        title: "hftnet lab: round trips".into(),
+        summary: format!(
+            "{} run, {} B messages, {:.1} s per row in {} interleaved rounds, clock {}; p50 \
+             ratio against {}. Figures are full round trips in µs.",
+            r.mode, r.message_bytes, r.duration_per_row_s, r.rounds, r.clock, r.baseline
+        ),
+        rows,
+        waterfall: None,
+        tick_to_trade,
+        tables: Vec::new(),
+        environment: head.to_vec(),
+    })
 }

@@ -180,6 +180,17 @@ pub struct LadderResult {
     pub host: Vec<String>,
     /// Why the row has no figures, or what limits them.
     pub note: Option<String>,
+    /// The merged round trips, for the report and the `.hgrm` files.
+    #[serde(skip)]
+    pub rtt: LatencyStats,
+}
+
+impl LadderResult {
+    /// The row's name in the report and its `.hgrm` file.
+    #[must_use]
+    pub fn name(&self) -> String {
+        format!("{} {}", self.label, self.row.protocol)
+    }
 }
 
 /// What the IRQ and isolation steps can do on this host, decided once.
@@ -827,6 +838,7 @@ fn judge_rows(rows: &[LadderRow], acc: Vec<Acc>, steps: &HostSteps) -> Vec<Ladde
             verdict,
             host,
             note: a.note.clone().or_else(|| a.blocked.clone()),
+            rtt: a.rtt.clone(),
         });
     }
     out

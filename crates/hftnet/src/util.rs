@@ -173,6 +173,16 @@ pub fn endpoint_for_command(uri: &str, command: &str) -> Result<hftnet_io::Endpo
     Ok(ep)
 }
 
+/// The version of this build (the workspace's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit this build was made from (`build.rs`; `HFTNET_GIT_COMMIT`
+/// given to the build wins), or `unknown` without git.
+pub const COMMIT: &str = match option_env!("HFTNET_GIT_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

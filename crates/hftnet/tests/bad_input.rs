@@ -267,6 +267,20 @@ fn lab_refuses_hostile_values_before_building_anything() {
         (&["lab", "--loopback", "--size", "16G"], 2, &["20..=65507"]),
         (&["lab", "--loopback", "--size", HUGE], 2, &["20..=65507"]),
         (&["lab", "--loopback", "--size", "1e12"], 2, &["not a size"]),
+        // Found out before the run, not after it.
+        (
+            &[
+                "lab",
+                "--loopback",
+                "--hgrm-dir",
+                "/proc/hftnet-no-such-dir",
+            ],
+            2,
+            &[
+                "--hgrm-dir /proc/hftnet-no-such-dir",
+                "cannot create the directory",
+            ],
+        ),
         (
             &["lab", "--loopback", "--transports", ""],
             2,
