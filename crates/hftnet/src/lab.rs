@@ -722,8 +722,8 @@ fn finish_paper(
     }
     println!(
         "\nthe paper's ladder: round trips (µs), {} B messages; vs prev / vs base = p50 change; \
-         claim = the seeds' latency reduction against prev (the rung before), base (the \
-         baseline) or spin (the kernel's spinning UDP rung):",
+         claim = the latency the seeds say the technique takes off prev (the rung before), \
+         base (the baseline) or spin (the kernel's spinning UDP rung):",
         a.size
     );
     print!("{}", paper_ladder::table(results));

@@ -862,7 +862,7 @@ pub fn table(results: &[LadderResult]) -> String {
     // (+ 0.0: a zero change prints +0%, not -0%.)
     let pct = |p: Option<f64>| p.map_or("-".into(), |x| format!("{:+.0}%", x + 0.0));
     let mut s = format!(
-        "{:<16} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<14} {:<20} {}\n",
+        "{:<16} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<19} {:<20} {}\n",
         "rung",
         "proto",
         "samples",
@@ -889,7 +889,7 @@ pub fn table(results: &[LadderResult]) -> String {
         };
         let claim = match r.claim.reduction_pct {
             Some((lo, hi)) => format!(
-                "-{}-{}% {}",
+                "{}-{}% off {}",
                 short_pct(lo),
                 short_pct(hi),
                 match r.claim.against {
@@ -906,7 +906,7 @@ pub fn table(results: &[LadderResult]) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<16} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<14} {:<20} {}",
+            "{:<16} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<19} {:<20} {}",
             r.label,
             r.row.protocol,
             n,
