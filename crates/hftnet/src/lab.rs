@@ -467,15 +467,29 @@ fn shape(a: &LabArgs) -> Result<(u32, Duration)> {
     Ok((rounds, duration))
 }
 
-/// The client and server CPUs: the first two this process may use, or none
-/// (unpinned) with fewer.
-fn end_cpus() -> (Option<usize>, Option<usize>) {
+/// A run's ladder configuration (the client and server CPUs: the first two
+/// this process may use, or none, unpinned, with fewer), its clock, and the
+/// flag Ctrl-C (or SIGTERM) sets: the run ends after the slice under way.
+fn run_config(
+    a: &LabArgs,
+    rounds: u32,
+    duration: Duration,
+) -> Result<(LadderConfig, Clock, Arc<AtomicBool>)> {
     let cpus = hftnet_sys::sched::allowed_cpus().unwrap_or_default();
-    if cpus.len() >= 2 {
+    let (client_cpu, server_cpu) = if cpus.len() >= 2 {
         (Some(cpus[0]), Some(cpus[1]))
     } else {
         (None, None)
-    }
+    };
+    let cfg = LadderConfig {
+        size: a.size,
+        duration,
+        rounds,
+        warmup: 1000,
+        client_cpu,
+        server_cpu,
+    };
+    Ok((cfg, Clock::new(), crate::util::stop_on_signals()?))
 }
 
 /// The JSON of `hftnet lab --ladder`.
@@ -499,26 +513,13 @@ struct PaperReport<'a> {
 /// `hftnet lab --ladder`: the paper's tuning ladder in a fresh lab.
 fn paper(a: &LabArgs) -> Result<ExitCode> {
     let (rounds, duration) = shape(a)?;
-    if a.no_t2t {
-        // Accepted (scripts pass it to every lab run): the ladder has none.
-    }
+    // --no-t2t is accepted (scripts pass it to every lab run): the ladder
+    // has no tick-to-trade table.
     hftnet_lab::check_privileges().map_err(|e| {
         anyhow::anyhow!("hftnet lab --ladder needs root (network namespaces, cpusets): {e}")
     })?;
-    let (client_cpu, server_cpu) = end_cpus();
-    let cfg = LadderConfig {
-        size: a.size,
-        duration,
-        rounds,
-        warmup: 1000,
-        client_cpu,
-        server_cpu,
-    };
-    let clock = Clock::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
-    }
+    let (cfg, clock, stop) = run_config(a, rounds, duration)?;
+    let (client_cpu, server_cpu) = (cfg.client_cpu, cfg.server_cpu);
     if let (Some(peer), Some(iface)) = (a.peer, &a.iface) {
         return paper_peer(a, peer, iface, cfg, clock, &stop);
     }
@@ -806,21 +807,9 @@ fn ladder(a: &LabArgs) -> Result<ExitCode> {
             );
         }
     }
-    let (client_cpu, server_cpu) = end_cpus();
-    let cfg = LadderConfig {
-        size: a.size,
-        duration,
-        rounds,
-        warmup: 1000,
-        client_cpu,
-        server_cpu,
-    };
-    let clock = Clock::new();
     // Ctrl-C ends the run after the current slice, so the lab is still removed.
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
-    }
+    let (cfg, clock, stop) = run_config(a, rounds, duration)?;
+    let (client_cpu, server_cpu) = (cfg.client_cpu, cfg.server_cpu);
 
     let privileged = hftnet_lab::check_privileges();
     let lab = match (&privileged, a.loopback) {

@@ -360,6 +360,43 @@ fn synthetic_report_loads_clean_with_one_series_per_row() {
     assert_eq!(attrs(wf[0], "data-step").len(), 5);
 }
 
+/// Runs `hftnet lab ARGS --report R --json J --hgrm-dir D` in a fresh
+/// directory (kept until the returned value drops); fails the test unless
+/// it exits 0. Returns the directory, the page and the parsed JSON, and the
+/// `.hgrm` directory.
+fn lab_with_report(tag: &str, args: &[&str]) -> (TempDir, String, serde_json::Value, PathBuf) {
+    let dir = TempDir::new(tag);
+    let (report, json, hgrm) = (
+        dir.0.join("r.html"),
+        dir.0.join("r.json"),
+        dir.0.join("hgrm"),
+    );
+    let mut all = vec!["lab"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--report",
+        report.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--hgrm-dir",
+        hgrm.to_str().unwrap(),
+    ]);
+    let out = common::finish(
+        common::spawn(&all),
+        Duration::from_secs(180),
+        &format!("hftnet {all:?}"),
+    );
+    assert!(
+        out.status.success(),
+        "hftnet {all:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let html = std::fs::read_to_string(&report).unwrap();
+    (dir, html, j, hgrm)
+}
+
 #[test]
 fn lab_report_loads_clean_with_one_series_per_row() {
     let test = "lab_report_loads_clean_with_one_series_per_row";
@@ -369,37 +406,10 @@ fn lab_report_loads_clean_with_one_series_per_row() {
     let Some(bin) = chromium(test) else {
         return;
     };
-    let dir = TempDir::new("hftnet-report-lab");
-    let (report, json, hgrm) = (
-        dir.0.join("r.html"),
-        dir.0.join("r.json"),
-        dir.0.join("hgrm"),
+    let (dir, html, j, hgrm) = lab_with_report(
+        "hftnet-report-lab",
+        &["--quick", "--no-t2t", "--transports", "udp/block,udp/spin"],
     );
-    let out = common::finish(
-        common::spawn(&[
-            "lab",
-            "--quick",
-            "--no-t2t",
-            "--transports",
-            "udp/block,udp/spin",
-            "--report",
-            report.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-            "--hgrm-dir",
-            hgrm.to_str().unwrap(),
-        ]),
-        Duration::from_secs(180),
-        "hftnet lab",
-    );
-    assert!(
-        out.status.success(),
-        "hftnet lab: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_ne!(j["hftnet_commit"], "");
     assert_eq!(j["hftnet_version"], env!("CARGO_PKG_VERSION"));
     let rows: Vec<(String, u64)> = j["results"]
@@ -421,7 +431,6 @@ fn lab_report_loads_clean_with_one_series_per_row() {
     assert_eq!(labels, ["floor/cache-line", "udp/block", "udp/spin"]);
     assert!(rows.iter().all(|r| r.1 > 0), "{rows:?}");
 
-    let html = std::fs::read_to_string(&report).unwrap();
     let seen = check_in_chromium(&bin, &html, &dir.0);
     assert_eq!(seen.percentile_rows, labels);
     assert_eq!(
@@ -475,37 +484,10 @@ fn ladder_report_loads_clean_with_its_waterfall() {
     let Some(bin) = chromium(test) else {
         return;
     };
-    let dir = TempDir::new("hftnet-report-ladder");
-    let (report, json, hgrm) = (
-        dir.0.join("l.html"),
-        dir.0.join("l.json"),
-        dir.0.join("hgrm"),
+    let (dir, html, j, hgrm) = lab_with_report(
+        "hftnet-report-ladder",
+        &["--ladder", "--quick", "--duration", "400ms"],
     );
-    let out = common::finish(
-        common::spawn(&[
-            "lab",
-            "--ladder",
-            "--quick",
-            "--duration",
-            "400ms",
-            "--report",
-            report.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-            "--hgrm-dir",
-            hgrm.to_str().unwrap(),
-        ]),
-        Duration::from_secs(180),
-        "hftnet lab --ladder",
-    );
-    assert!(
-        out.status.success(),
-        "hftnet lab --ladder: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rows = j["ladder"].as_array().unwrap();
     let names: Vec<String> = rows
         .iter()
@@ -519,7 +501,6 @@ fn ladder_report_loads_clean_with_its_waterfall() {
         })
         .collect();
     assert_eq!(names.len(), rows.len(), "every rung measured: {rows:?}");
-    let html = std::fs::read_to_string(&report).unwrap();
     let seen = check_in_chromium(&bin, &html, &dir.0);
     assert_eq!(seen.percentile_rows, names);
     assert!(
