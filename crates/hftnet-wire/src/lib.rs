@@ -8,6 +8,7 @@
 //! The contract: once `new_checked` (or `check_len`) returned `Ok`, no accessor
 //! panics, whatever the bytes are. Codecs never allocate, never do I/O and
 //! contain no `unsafe`; errors are the small `Copy` [`Error`].
+//!
 //! [`sockperf`] is the one header not of our own or an exchange's making:
 //! sockperf's, so that our ping and pong interoperate with it.
 //!
