@@ -169,6 +169,12 @@ put("market", "synth", bytes([0x80, 0, 1, 2, 0, 100, 3, 0, 0, 0, 0, 0, 0,
 put("probe", "probe", b"HFTP" + struct.pack(">QQ", 42, 123456789) + bytes(44))
 put("probe", "header_only", b"HFTP" + struct.pack(">QQ", 1, 2))
 
+# ---- sockperf header (u64 seq, u16 flags, u32 length of the whole message) ----
+put("sockperf", "ping_pong", struct.pack(">QHI", 7, 3, 64) + bytes(50))
+put("sockperf", "reply", struct.pack(">QHI", 7, 2, 64) + bytes(50))
+put("sockperf", "warmup", struct.pack(">QHI", 0, 7, 14))
+put("sockperf", "two_in_a_stream", struct.pack(">QHI", 1, 1, 14) + struct.pack(">QHI", 2, 3, 16) + b"xy")
+
 # ---- md records (the codec's own byte literals) ----
 for n in ["TOP_BYTES", "TRADE_BYTES", "END_BYTES"]:
     put("md", n.lower(), rust_bytes("crates/hftnet-wire/src/md.rs", n))

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::floor::{FloorConfig, cache_line_pingpong};
-use crate::pingpong::{PingConfig, PongConfig, run_ping_until, run_pong};
+use crate::pingpong::{PingConfig, PongConfig, Protocol, run_ping_until, run_pong};
 use crate::stats::{LatencyStats, Summary};
 
 /// What a rung measures.
@@ -369,6 +369,7 @@ pub fn run_client_slice(
         rate: None,
         reply_timeout: Duration::from_millis(500),
         give_up_after: 3,
+        protocol: Protocol::Hftnet,
     };
     let client_cpu = cfg.client_cpu;
     let interrupt = stop.clone();

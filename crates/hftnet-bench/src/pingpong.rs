@@ -13,22 +13,61 @@
 //! latency is the full round trip; in fixed-rate mode the probe carries its
 //! *scheduled* send time and the round trip is measured from it, so a stalled
 //! sender cannot hide the stall (coordinated omission).
+//!
+//! Two message formats ([`Protocol`]): hftnet's own probe, and sockperf's
+//! header, so that ping measures against a `sockperf server` and pong
+//! answers sockperf's clients. sockperf's header has no room for a send
+//! stamp: ping keeps each probe's stamp in a table by sequence number,
+//! allocated with the other buffers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hftnet_io::transport::{TxStamp, TxStampKind};
 use hftnet_io::{Lease, RxBurst, SyscallError, Transport, TxLease};
-use hftnet_wire::probe;
+use hftnet_wire::{probe, sockperf};
 
 use crate::clock::{Clock, realtime_ns};
 use crate::stats::LatencyStats;
 use crate::timetable::Timetable;
 
+/// The message format ping sends and pong answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// hftnet's probe ([`probe`]); pong echoes every message byte for byte.
+    #[default]
+    Hftnet,
+    /// sockperf's header ([`sockperf`]): ping sends `CLIENT | PONG`
+    /// messages and matches replies (`CLIENT` cleared) by sequence number;
+    /// pong answers only the messages that ask for it, as sockperf's server.
+    Sockperf,
+}
+
+impl Protocol {
+    /// The smallest message of this format: its header.
+    #[must_use]
+    pub const fn header_len(self) -> usize {
+        match self {
+            Self::Hftnet => probe::HEADER_LEN,
+            Self::Sockperf => sockperf::HEADER_LEN,
+        }
+    }
+
+    /// The name the command line and reports use.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Hftnet => "hftnet",
+            Self::Sockperf => "sockperf",
+        }
+    }
+}
+
 /// How a ping run is bounded and paced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PingConfig {
-    /// Bytes per message, header included (at least [`probe::HEADER_LEN`]).
+    /// Bytes per message, header included (at least the protocol's header:
+    /// [`Protocol::header_len`]).
     pub size: usize,
     /// Measured round trips to attempt (after warm-up). With `duration` too,
     /// whichever ends first.
@@ -44,6 +83,8 @@ pub struct PingConfig {
     /// Consecutive missing replies after which the peer is declared unreachable
     /// and the run stops.
     pub give_up_after: u32,
+    /// The message format.
+    pub protocol: Protocol,
 }
 
 impl Default for PingConfig {
@@ -56,6 +97,7 @@ impl Default for PingConfig {
             rate: None,
             reply_timeout: Duration::from_secs(1),
             give_up_after: 3,
+            protocol: Protocol::Hftnet,
         }
     }
 }
@@ -63,12 +105,12 @@ impl Default for PingConfig {
 /// Why a ping configuration cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PingConfigError {
-    /// Too small for the probe header, or larger than the transport carries.
+    /// Too small for the protocol's header, or larger than the transport carries.
     #[error("message size {size} is outside {min}..={max} bytes for this transport")]
     Size {
         /// Asked size.
         size: usize,
-        /// Smallest allowed (the probe header).
+        /// Smallest allowed (the protocol's header).
         min: usize,
         /// Largest the transport carries.
         max: usize,
@@ -93,10 +135,11 @@ impl PingConfig {
     /// # Errors
     /// [`PingConfigError`] naming the problem.
     pub fn validate(&self, max_message: usize) -> Result<(), PingConfigError> {
-        if self.size < probe::HEADER_LEN || self.size > max_message {
+        let min = self.protocol.header_len();
+        if self.size < min || self.size > max_message {
             return Err(PingConfigError::Size {
                 size: self.size,
-                min: probe::HEADER_LEN,
+                min,
                 max: max_message,
             });
         }
@@ -321,6 +364,42 @@ impl Seen {
     }
 }
 
+/// Send stamps of sockperf probes, whose header has no room for one: by
+/// `seq % WINDOW`, tagged with the sequence number.
+#[derive(Debug)]
+struct Stamps {
+    /// (sequence number + 1 (0: empty), stamp).
+    slots: Box<[(u64, u64)]>,
+}
+
+impl Stamps {
+    const WINDOW: u64 = Seen::WINDOW;
+
+    fn new() -> Self {
+        Self {
+            slots: vec![(0, 0); Self::WINDOW as usize].into_boxed_slice(),
+        }
+    }
+
+    fn sent(&mut self, seq: u64, stamp: u64) {
+        self.slots[(seq % Self::WINDOW) as usize] = (seq + 1, stamp);
+    }
+
+    /// The stamp of `seq`; `None` once a later probe took its slot.
+    fn get(&self, seq: u64) -> Option<u64> {
+        let (tag, stamp) = self.slots[(seq % Self::WINDOW) as usize];
+        (tag == seq + 1).then_some(stamp)
+    }
+}
+
+/// Why a received message is not a reply to this run.
+enum Reject {
+    /// Not a probe of this run.
+    Foreign,
+    /// This run's header, changed padding.
+    Corrupted,
+}
+
 /// State of one run, shared by the closed-loop and fixed-rate drivers.
 struct Run<'a, T: Transport> {
     t: &'a mut T,
@@ -339,13 +418,33 @@ struct Run<'a, T: Transport> {
     reply_timeout_ns: u64,
     /// Timestamp bookkeeping, with [`run_ping_timestamps_until`].
     ts: Option<TsState>,
+    /// Send stamps, for [`Protocol::Sockperf`].
+    stamps: Option<Stamps>,
 }
 
 impl<T: Transport> Run<'_, T> {
     fn send_probe(&mut self, seq: u64, stamp: u64) {
         self.next_seq = seq + 1;
-        probe::fill_padding(seq, &mut self.tx);
-        probe::Repr { seq, stamp }.emit(&mut probe::Packet::new_unchecked(&mut self.tx[..]));
+        match self.cfg.protocol {
+            Protocol::Hftnet => {
+                probe::fill_padding(seq, &mut self.tx);
+                probe::Repr { seq, stamp }
+                    .emit(&mut probe::Packet::new_unchecked(&mut self.tx[..]));
+            }
+            Protocol::Sockperf => {
+                probe::fill_padding_after(sockperf::HEADER_LEN, seq, &mut self.tx);
+                sockperf::Repr {
+                    seq,
+                    flags: sockperf::Flags::CLIENT.with(sockperf::Flags::PONG),
+                    // validate() bounds the size by the transport's largest message.
+                    length: u32::try_from(self.tx.len()).unwrap_or(u32::MAX),
+                }
+                .emit(&mut sockperf::Packet::new_unchecked(&mut self.tx[..]));
+                if let Some(st) = self.stamps.as_mut() {
+                    st.sent(seq, stamp);
+                }
+            }
+        }
         let user_send = if self.ts.is_some() { realtime_ns() } else { 0 };
         match self.t.send(&self.tx, None) {
             Ok(()) => {
@@ -431,23 +530,18 @@ impl<T: Transport> Run<'_, T> {
                 self.out.truncated += 1;
                 continue;
             }
-            let Ok(p) = probe::Packet::new_checked(data) else {
-                self.out.foreign += 1;
-                continue;
+            let (seq, in_message) = match self.decode(data) {
+                Ok(x) => x,
+                Err(Reject::Foreign) => {
+                    self.out.foreign += 1;
+                    continue;
+                }
+                Err(Reject::Corrupted) => {
+                    self.out.corrupted += 1;
+                    continue;
+                }
             };
-            let Ok(r) = probe::Repr::parse(&p) else {
-                self.out.foreign += 1;
-                continue;
-            };
-            if data.len() != self.cfg.size || r.seq >= self.next_seq {
-                self.out.foreign += 1;
-                continue;
-            }
-            if !probe::padding_ok(r.seq, data) {
-                self.out.corrupted += 1;
-                continue;
-            }
-            match self.seen.mark(r.seq) {
+            match self.seen.mark(seq) {
                 Some(true) => {
                     self.out.duplicated += 1;
                     continue;
@@ -459,26 +553,73 @@ impl<T: Transport> Run<'_, T> {
                 }
                 Some(false) => {}
             }
-            if self.highest.is_some_and(|h| r.seq < h) {
+            let stamp = match (in_message, self.stamps.as_ref()) {
+                (Some(s), _) => s,
+                (None, Some(st)) => match st.get(seq) {
+                    Some(s) => s,
+                    None => {
+                        // A window of later probes sent since: too old to time.
+                        self.out.late += 1;
+                        continue;
+                    }
+                },
+                (None, None) => {
+                    self.out.foreign += 1;
+                    continue;
+                }
+            };
+            if self.highest.is_some_and(|h| seq < h) {
                 self.out.reordered += 1;
             } else {
-                self.highest = Some(r.seq);
+                self.highest = Some(seq);
             }
-            let rtt = self.clock.ns_between(r.stamp, now);
+            let rtt = self.clock.ns_between(stamp, now);
             if rtt > self.reply_timeout_ns {
                 self.out.late += 1;
             }
-            if r.seq >= self.cfg.warmup {
+            if seq >= self.cfg.warmup {
                 self.out.received += 1;
                 self.out.rtt.record(rtt);
             }
             let kernel_rx = meta.rx_ts_ns;
             if let Some(ts) = self.ts.as_mut() {
-                ts.replied(r.seq, kernel_rx, user_rx);
+                ts.replied(seq, kernel_rx, user_rx);
             }
-            on_reply(r.seq);
+            on_reply(seq);
         }
         n
+    }
+
+    /// Reads a reply of this run: its sequence number, and its send stamp
+    /// when the message carries one (hftnet's probe does, sockperf's
+    /// header does not).
+    #[inline]
+    fn decode(&self, data: &[u8]) -> Result<(u64, Option<u64>), Reject> {
+        if data.len() != self.cfg.size {
+            return Err(Reject::Foreign);
+        }
+        let (seq, stamp, header) = match self.cfg.protocol {
+            Protocol::Hftnet => {
+                let p = probe::Packet::new_checked(data).map_err(|_| Reject::Foreign)?;
+                let r = probe::Repr::parse(&p).map_err(|_| Reject::Foreign)?;
+                (r.seq, Some(r.stamp), probe::HEADER_LEN)
+            }
+            Protocol::Sockperf => {
+                let r = sockperf::Repr::parse_datagram(data).map_err(|_| Reject::Foreign)?;
+                // Our own message looped back (a multicast group) is no reply.
+                if r.flags.contains(sockperf::Flags::CLIENT) {
+                    return Err(Reject::Foreign);
+                }
+                (r.seq, None, sockperf::HEADER_LEN)
+            }
+        };
+        if seq >= self.next_seq {
+            return Err(Reject::Foreign);
+        }
+        if !probe::padding_ok_after(header, seq, data) {
+            return Err(Reject::Corrupted);
+        }
+        Ok((seq, stamp))
     }
 }
 
@@ -554,6 +695,7 @@ fn ping<T: Transport>(
         next_seq: 0,
         reply_timeout_ns: u64::try_from(cfg.reply_timeout.as_nanos()).unwrap_or(u64::MAX),
         ts: timestamps.then(|| TsState::new(cfg.warmup)),
+        stamps: (cfg.protocol == Protocol::Sockperf).then(Stamps::new),
     };
     match cfg.rate {
         None => closed_loop(&mut run)?,
@@ -718,6 +860,9 @@ pub struct PongConfig {
     pub max_message: usize,
     /// How often a blocking receive wakes to check the stop flag and duration.
     pub check_every: Duration,
+    /// What to answer: everything byte for byte ([`Protocol::Hftnet`]), or
+    /// as sockperf's server ([`Protocol::Sockperf`]).
+    pub protocol: Protocol,
 }
 
 impl Default for PongConfig {
@@ -727,6 +872,7 @@ impl Default for PongConfig {
             burst: 1,
             max_message: 65_536,
             check_every: Duration::from_millis(50),
+            protocol: Protocol::Hftnet,
         }
     }
 }
@@ -736,7 +882,7 @@ impl Default for PongConfig {
 pub struct PongOutcome {
     /// Messages received.
     pub received: u64,
-    /// Messages sent back.
+    /// Messages sent back (answered).
     pub echoed: u64,
     /// Bytes sent back.
     pub bytes: u64,
@@ -746,10 +892,23 @@ pub struct PongOutcome {
     pub send_errors: u64,
     /// Receives that failed.
     pub recv_errors: u64,
+    /// [`Protocol::Sockperf`]: messages whose header could not be read
+    /// (shorter than the header, or a length field that is not the
+    /// message's length), dropped.
+    pub malformed: u64,
+    /// [`Protocol::Sockperf`]: warm-up messages (`WARMUP`), not answered.
+    pub warmup: u64,
+    /// [`Protocol::Sockperf`]: well-formed messages that asked for no
+    /// reply (no `PONG` flag: under-load and throughput clients send most
+    /// or all of theirs so; or no `CLIENT` flag), not answered.
+    pub not_requested: u64,
 }
 
 /// Echoes every message back to its sender, byte for byte, until `stop` is
-/// set or the duration passes.
+/// set or the duration passes. With [`Protocol::Sockperf`] it answers as
+/// sockperf's server does: only a client's message that asks for a reply
+/// (`CLIENT | PONG`, not `WARMUP`), with the same bytes and `CLIENT`
+/// cleared; the others are counted by kind ([`PongOutcome`]).
 ///
 /// It receives through the lease API: on ring transports (AF_PACKET,
 /// AF_XDP, in-process queues) each message is read where it landed and
@@ -769,6 +928,7 @@ pub fn run_pong<T: Lease>(
     let start = Instant::now();
     let burst = cfg.burst.max(1);
     let max = cfg.max_message;
+    let protocol = cfg.protocol;
     while !stop.load(Ordering::Relaxed) && cfg.duration.is_none_or(|d| start.elapsed() < d) {
         let got = t.recv_lease(burst, None, |data, meta, tx| {
             out.received += 1;
@@ -776,10 +936,30 @@ pub fn run_pong<T: Lease>(
                 out.truncated += 1;
                 return;
             }
+            // The flags of the answer, for sockperf.
+            let mut reply_flags = None;
+            if protocol == Protocol::Sockperf {
+                let Ok(r) = sockperf::Repr::parse_datagram(data) else {
+                    out.malformed += 1;
+                    return;
+                };
+                if r.flags.contains(sockperf::Flags::WARMUP) {
+                    out.warmup += 1;
+                    return;
+                }
+                if !r.wants_reply() {
+                    out.not_requested += 1;
+                    return;
+                }
+                reply_flags = Some(r.reply().flags);
+            }
             let sent = tx.send_with(meta.peer, |buf| {
                 let n = data.len();
                 if let Some(dst) = buf.get_mut(..n) {
                     dst.copy_from_slice(data);
+                    if let Some(f) = reply_flags {
+                        sockperf::Packet::new_unchecked(dst).set_flags(f);
+                    }
                 }
                 n
             });

@@ -22,6 +22,8 @@ pub struct PingReport {
     pub uri: String,
     /// Bytes per message.
     pub message_bytes: usize,
+    /// The message format: `hftnet` (our probe) or `sockperf`.
+    pub protocol: &'static str,
     /// Round trips measured (entries in the histogram).
     pub samples: u64,
     /// Warm-up probes sent and excluded.
@@ -161,6 +163,7 @@ impl PingReport {
             transport: capabilities.transport.to_string(),
             uri: uri.to_string(),
             message_bytes: cfg.size,
+            protocol: cfg.protocol.name(),
             samples: out.rtt.len(),
             warmup: out.warmup_sent,
             lost: out.lost,

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use hftnet_bench::clock::Clock;
-use hftnet_bench::pingpong::{PingConfig, PongConfig, run_ping, run_pong};
+use hftnet_bench::pingpong::{PingConfig, PongConfig, Protocol, run_ping, run_pong};
 use hftnet_io::{AnyTransport, Endpoint, Role, Transport, dispatch};
 use hftnet_lab::Lab;
 
@@ -29,27 +29,33 @@ fn open(uri: &str, role: Role) -> AnyTransport {
         .unwrap_or_else(|e| panic!("{uri}: {e}"))
 }
 
-fn ping_cfg(n: u64, rate: Option<u64>) -> PingConfig {
+fn ping_cfg(n: u64, rate: Option<u64>, protocol: Protocol) -> PingConfig {
     PingConfig {
         count: Some(n),
         warmup: 10,
         rate,
         reply_timeout: Duration::from_secs(2),
+        protocol,
         ..PingConfig::default()
     }
 }
 
 /// Pong on `server` until `stop`; returns (its allocations, echoed).
-fn pong(mut server: AnyTransport, stop: Arc<AtomicBool>) -> (u64, u64) {
+fn pong(mut server: AnyTransport, stop: Arc<AtomicBool>, protocol: Protocol) -> (u64, u64) {
+    let cfg = PongConfig {
+        protocol,
+        ..PongConfig::default()
+    };
     let before = allocs();
-    let out = dispatch!(&mut server, t => run_pong(t, &PongConfig::default(), &stop)).unwrap();
+    let out = dispatch!(&mut server, t => run_pong(t, &cfg, &stop)).unwrap();
     (allocs() - before, out.echoed)
 }
 
 /// Ping `n` probes over `client`; returns (its allocations, received).
-fn ping(client: &mut AnyTransport, n: u64, rate: Option<u64>) -> (u64, u64) {
+fn ping(client: &mut AnyTransport, n: u64, rate: Option<u64>, protocol: Protocol) -> (u64, u64) {
+    let cfg = ping_cfg(n, rate, protocol);
     let before = allocs();
-    let out = dispatch!(client, t => run_ping(t, &ping_cfg(n, rate), Clock::new())).unwrap();
+    let out = dispatch!(client, t => run_ping(t, &cfg, Clock::new())).unwrap();
     (allocs() - before, out.received)
 }
 
@@ -62,12 +68,23 @@ fn run(
     n: u64,
     rate: Option<u64>,
 ) -> (u64, u64) {
+    run_protocol(Protocol::Hftnet, server_uri, client_uri, n, rate)
+}
+
+/// [`run`] in `protocol`'s message format.
+fn run_protocol(
+    protocol: Protocol,
+    server_uri: &str,
+    client_uri: impl Fn(&AnyTransport) -> String,
+    n: u64,
+    rate: Option<u64>,
+) -> (u64, u64) {
     let server = open(server_uri, Role::Server);
     let mut client = open(&client_uri(&server), Role::Client);
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
-    let pong = thread::spawn(move || pong(server, s2));
-    let (ping_allocs, received) = ping(&mut client, n, rate);
+    let pong = thread::spawn(move || pong(server, s2, protocol));
+    let (ping_allocs, received) = ping(&mut client, n, rate, protocol);
     stop.store(true, Ordering::Relaxed);
     let (pong_allocs, echoed) = pong.join().unwrap();
     assert_eq!(received, n, "{server_uri}");
@@ -110,6 +127,25 @@ fn no_allocation_per_message() {
             run(
                 &format!("{scheme}://127.0.0.1:0?rx={rx}"),
                 |s| format!("{scheme}://{}?rx={rx}", s.capabilities().local.unwrap()),
+                n,
+                rate,
+            )
+        });
+    }
+}
+
+#[test]
+fn no_allocation_per_message_in_sockperf_format() {
+    for (scheme, q, rate) in [
+        ("udp", "rx=spin", None),
+        ("udp", "rx=block&rcvbuf=8M", Some(2_000)),
+        ("tcp", "rx=block&framing=sockperf", None),
+    ] {
+        same_for_short_and_long(&format!("sockperf {scheme}/{q}"), |n| {
+            run_protocol(
+                Protocol::Sockperf,
+                &format!("{scheme}://127.0.0.1:0?{q}"),
+                |s| format!("{scheme}://{}?{q}", s.capabilities().local.unwrap()),
                 n,
                 rate,
             )
@@ -211,12 +247,12 @@ fn no_allocation_per_message_over_rings_in_a_lab() {
             let s2 = stop.clone();
             let server = sh.run(move || open(&server_uri, Role::Server)).unwrap();
             let pong = sh
-                .spawn_thread("alloc-pong", move || pong(server, s2))
+                .spawn_thread("alloc-pong", move || pong(server, s2, Protocol::Hftnet))
                 .unwrap();
             let (ping_allocs, received) = ch
                 .run(move || {
                     let mut client = open(&client_uri, Role::Client);
-                    ping(&mut client, n, None)
+                    ping(&mut client, n, None, Protocol::Hftnet)
                 })
                 .unwrap();
             stop.store(true, Ordering::Relaxed);

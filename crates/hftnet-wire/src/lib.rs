@@ -9,6 +9,9 @@
 //! panics, whatever the bytes are. Codecs never allocate, never do I/O and
 //! contain no `unsafe`; errors are the small `Copy` [`Error`].
 //!
+//! [`sockperf`] is the one header not of our own or an exchange's making:
+//! sockperf's, so that our ping and pong interoperate with it.
+//!
 //! Beside the codecs, [`rng`] is the seeded generator every simulation draws
 //! from (a seed gives the same stream on every machine), and [`faults`] the
 //! one fault engine (loss, duplication, reordering, delay, jitter) that the
@@ -108,6 +111,7 @@ pub mod moldudp64;
 pub mod ouch50;
 pub mod probe;
 pub mod rng;
+pub mod sockperf;
 pub mod soupbintcp;
 pub mod udp;
 

@@ -113,18 +113,30 @@ fn pattern(seq: u64, i: usize) -> u8 {
 /// Writes the padding pattern of probe `seq` after the header of `msg`
 /// (nothing when `msg` is no longer than the header).
 pub fn fill_padding(seq: u64, msg: &mut [u8]) {
-    for (i, b) in msg.iter_mut().enumerate().skip(HEADER_LEN) {
-        *b = pattern(seq, i);
-    }
+    fill_padding_after(HEADER_LEN, seq, msg);
 }
 
 /// True when the padding of `msg` is the pattern of probe `seq`: the echo
 /// returned every byte as sent.
 #[must_use]
 pub fn padding_ok(seq: u64, msg: &[u8]) -> bool {
+    padding_ok_after(HEADER_LEN, seq, msg)
+}
+
+/// [`fill_padding`] after a header of `header_len` bytes: the same pattern
+/// behind another format's header (e.g. [`crate::sockperf`]'s).
+pub fn fill_padding_after(header_len: usize, seq: u64, msg: &mut [u8]) {
+    for (i, b) in msg.iter_mut().enumerate().skip(header_len) {
+        *b = pattern(seq, i);
+    }
+}
+
+/// [`padding_ok`] after a header of `header_len` bytes.
+#[must_use]
+pub fn padding_ok_after(header_len: usize, seq: u64, msg: &[u8]) -> bool {
     msg.iter()
         .enumerate()
-        .skip(HEADER_LEN)
+        .skip(header_len)
         .all(|(i, b)| *b == pattern(seq, i))
 }
 

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use hftnet_bench::clock::Clock;
 use hftnet_bench::env::Environment;
 use hftnet_bench::pingpong::{
-    PingConfig, PongConfig, run_ping_timestamps_until, run_ping_until, run_pong,
+    PingConfig, PongConfig, Protocol, run_ping_timestamps_until, run_ping_until, run_pong,
 };
 use hftnet_bench::report::{PingReport, comment_lines};
 use hftnet_bench::stats::HGRM_MICROSECONDS;
@@ -23,11 +23,54 @@ use crate::util::{
 /// Exit code of a ping whose peer stopped answering.
 const EXIT_UNREACHABLE: u8 = 3;
 
+/// `--protocol`: the message format of ping and pong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ProtocolArg {
+    /// hftnet's probe (20-byte header); pong echoes every message byte for byte.
+    #[default]
+    Hftnet,
+    /// sockperf's 14-byte header: ping measures against `sockperf server`,
+    /// pong answers sockperf's ping-pong, under-load and throughput clients.
+    Sockperf,
+}
+
+impl From<ProtocolArg> for Protocol {
+    fn from(p: ProtocolArg) -> Self {
+        match p {
+            ProtocolArg::Hftnet => Self::Hftnet,
+            ProtocolArg::Sockperf => Self::Sockperf,
+        }
+    }
+}
+
+/// The URI a sockperf peer needs: a tcp:// URI frames its stream with
+/// sockperf's header; another framing is refused.
+fn uri_for_protocol(uri: &str, protocol: Protocol) -> Result<String> {
+    if protocol != Protocol::Sockperf || !uri.starts_with("tcp://") {
+        return Ok(uri.to_string());
+    }
+    if let Some(f) = uri
+        .split_once('?')
+        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("framing=")))
+    {
+        if f != "sockperf" {
+            bail!(
+                "--protocol sockperf over tcp:// needs sockperf's framing (its header's length \
+                 field), not framing={f}: leave framing= out or write framing=sockperf"
+            );
+        }
+        return Ok(uri.to_string());
+    }
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    Ok(format!("{uri}{sep}framing=sockperf"))
+}
+
 #[derive(Debug, Args)]
 pub struct PingArgs {
     /// Transport URI of the echo server, e.g. udp://198.18.0.2:9000?rx=spin
     uri: String,
-    /// Message size in bytes (at least 20: the probe header).
+    /// Message size in bytes (at least the header: 20 for hftnet's probe,
+    /// 14 for sockperf's).
     #[arg(long, default_value = "64", value_parser = parse_size)]
     size: usize,
     /// Measured round trips (default 100000 unless --duration is given).
@@ -65,6 +108,10 @@ pub struct PingArgs {
     /// receive. Adds timestamps=rx,tx to a udp:// or mcast:// URI without timestamps=.
     #[arg(long)]
     timestamps: bool,
+    /// Message format: hftnet (our probe, any echo server answers it) or
+    /// sockperf (face a `sockperf server`; a tcp:// URI gets framing=sockperf).
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Hftnet)]
+    protocol: ProtocolArg,
 }
 
 /// The URI with `timestamps=rx,tx` added when `--timestamps` asks for it and
@@ -112,10 +159,16 @@ pub struct PongArgs {
     /// (ring and UMEM accounting included).
     #[arg(long)]
     json: bool,
+    /// Message format: hftnet (echo every message byte for byte) or sockperf
+    /// (answer sockperf's clients as `sockperf server` does: only messages
+    /// asking for a reply; a tcp:// URI gets framing=sockperf).
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Hftnet)]
+    protocol: ProtocolArg,
 }
 
 pub fn ping(a: PingArgs) -> Result<ExitCode> {
-    let uri = with_timestamps(&a.uri, a.timestamps);
+    let protocol = Protocol::from(a.protocol);
+    let uri = uri_for_protocol(&with_timestamps(&a.uri, a.timestamps), protocol)?;
     let ep = endpoint_for_command(&uri, "ping")?;
     let cfg = PingConfig {
         size: a.size,
@@ -129,6 +182,7 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
         rate: a.rate,
         reply_timeout: a.timeout,
         give_up_after: 3,
+        protocol,
     };
     cfg.validate(ep.max_message())?;
     let cpu = choose_cpu(a.cpu, ep.cpu())?;
@@ -150,6 +204,7 @@ pub fn ping(a: PingArgs) -> Result<ExitCode> {
         let mut head: Vec<(String, String)> = vec![
             ("command".into(), "ping".into()),
             ("uri".into(), uri.clone()),
+            ("protocol".into(), protocol.name().into()),
             ("message_bytes".into(), cfg.size.to_string()),
             (
                 "count".into(),
@@ -258,6 +313,8 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     if a.duration.is_some_and(|d| d.is_zero()) {
         bail!("--duration must be more than zero (leave it out to serve until interrupted)");
     }
+    let protocol = Protocol::from(a.protocol);
+    let uri = uri_for_protocol(&uri, protocol)?;
     let ep = endpoint_for_command(&uri, "pong")?;
     let cpu = choose_cpu(a.cpu, ep.cpu())?;
     let placement = place(cpu, a.fifo, a.mlock)?;
@@ -267,6 +324,7 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
     let mut head: Vec<(String, String)> = vec![
         ("command".into(), "pong".into()),
         ("uri".into(), uri.clone()),
+        ("protocol".into(), protocol.name().into()),
         (
             "duration".into(),
             a.duration
@@ -287,6 +345,7 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
         duration: a.duration,
         burst: a.burst,
         max_message: ep.max_message().max(1),
+        protocol,
         ..PongConfig::default()
     };
     let out = dispatch!(&mut t, inner => run_pong(inner, &cfg, &stop))?;
@@ -294,8 +353,12 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
         let report = serde_json::json!({
             "command": "pong",
             "uri": uri,
+            "protocol": protocol.name(),
             "received": out.received,
             "echoed": out.echoed,
+            "malformed": out.malformed,
+            "warmup": out.warmup,
+            "not_requested": out.not_requested,
             "bytes": out.bytes,
             "truncated": out.truncated,
             "send_errors": out.send_errors,
@@ -313,6 +376,13 @@ pub fn pong(a: PongArgs) -> Result<ExitCode> {
         ("send_errors".into(), out.send_errors.to_string()),
         ("recv_errors".into(), out.recv_errors.to_string()),
     ];
+    if protocol == Protocol::Sockperf {
+        tail.extend([
+            ("malformed".into(), out.malformed.to_string()),
+            ("warmup".into(), out.warmup.to_string()),
+            ("not_requested".into(), out.not_requested.to_string()),
+        ]);
+    }
     tail.extend(
         t.capabilities()
             .lines()

@@ -110,6 +110,41 @@ fn ping_pong_blast_sink_refuse_hostile_values() {
     check(&[
         // pong
         (&["pong", u, "--burst", "0"], 2, &["--burst 0", "1..=1024"]),
+        (
+            &["pong", u, "--protocol", "netperf"],
+            2,
+            &["--protocol", "hftnet", "sockperf"],
+        ),
+        (
+            &[
+                "pong",
+                "tcp://127.0.0.1:9?framing=len32",
+                "--protocol",
+                "sockperf",
+            ],
+            2,
+            &["framing=len32", "framing=sockperf"],
+        ),
+        (
+            &["ping", u, "--protocol", "SOCKPERF2"],
+            2,
+            &["--protocol", "hftnet", "sockperf"],
+        ),
+        (
+            &["ping", u, "--protocol", "sockperf", "--size", "13"],
+            2,
+            &["13", "14..="],
+        ),
+        (
+            &[
+                "ping",
+                "tcp://127.0.0.1:9?framing=soupbin",
+                "--protocol",
+                "sockperf",
+            ],
+            2,
+            &["framing=soupbin", "framing=sockperf"],
+        ),
         (&["pong", u, "--burst", "100000000"], 2, &["1..=1024"]),
         (&["pong", u, "--burst", HUGE], 2, &["1..=1024"]),
         (&["pong", u, "--burst", "-1"], 2, &["unexpected argument"]),

@@ -155,15 +155,34 @@ pub enum Framing {
     /// the payload. Each message is one SoupBinTCP packet without its length
     /// (type byte first), at most 65,535 bytes.
     Soupbin,
+    /// No prefix: each message is one sockperf message, whose 14-byte
+    /// header ends with a 4-byte big-endian length counting the whole
+    /// message (`sockperf`, as sockperf's TCP mode frames its stream). A
+    /// length field shorter than the header is read as a message of just the
+    /// header, so the stream moves on and the reader sees the bad field.
+    Sockperf,
 }
 
+/// sockperf's header: the bytes needed to read a message's length.
+const SOCKPERF_HEADER: usize = 14;
+
 impl Framing {
-    /// Bytes of the length prefix.
+    /// Bytes of the length prefix (none with `sockperf`: the length is
+    /// inside the message).
     #[must_use]
     pub const fn header(self) -> usize {
         match self {
             Self::Len32 => FRAME_HEADER,
             Self::Soupbin => 2,
+            Self::Sockperf => 0,
+        }
+    }
+
+    /// Bytes of the stream needed to know the next message's length.
+    const fn need(self) -> usize {
+        match self {
+            Self::Len32 | Self::Soupbin => self.header(),
+            Self::Sockperf => SOCKPERF_HEADER,
         }
     }
 
@@ -171,7 +190,7 @@ impl Framing {
     #[must_use]
     pub const fn max_message(self) -> usize {
         match self {
-            Self::Len32 => MAX_TCP_MESSAGE,
+            Self::Len32 | Self::Sockperf => MAX_TCP_MESSAGE,
             Self::Soupbin => u16::MAX as usize,
         }
     }
@@ -182,24 +201,45 @@ impl Framing {
         match self {
             Self::Len32 => "len32",
             Self::Soupbin => "soupbin",
+            Self::Sockperf => "sockperf",
         }
     }
 
-    /// Reads the length prefix at the start of `h` (at least [`Self::header`] bytes).
+    /// Reads the length of the message at the start of `h` (at least
+    /// [`Self::need`] bytes), its prefix not included.
     #[inline]
     fn read_len(self, h: &[u8]) -> usize {
         match self {
             Self::Len32 => u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize,
             Self::Soupbin => usize::from(u16::from_be_bytes([h[0], h[1]])),
+            Self::Sockperf => {
+                (u32::from_be_bytes([h[10], h[11], h[12], h[13]]) as usize).max(SOCKPERF_HEADER)
+            }
         }
     }
 
-    /// Writes the length prefix of a `len`-byte message into `h`.
+    /// Writes the length prefix of a `len`-byte message into `h` (nothing
+    /// with `sockperf`).
     #[inline]
     fn write_len(self, h: &mut [u8], len: usize) {
         match self {
             Self::Len32 => h[..4].copy_from_slice(&(len as u32).to_be_bytes()),
             Self::Soupbin => h[..2].copy_from_slice(&(len as u16).to_be_bytes()),
+            Self::Sockperf => {}
+        }
+    }
+
+    /// True when `m` can be sent as one message: with `sockperf`, its own
+    /// length field must be its length, or the peer would cut the stream
+    /// elsewhere.
+    #[inline]
+    fn frames(self, m: &[u8]) -> bool {
+        match self {
+            Self::Len32 | Self::Soupbin => true,
+            Self::Sockperf => {
+                m.len() >= SOCKPERF_HEADER
+                    && u32::from_be_bytes([m[10], m[11], m[12], m[13]]) as usize == m.len()
+            }
         }
     }
 }
@@ -232,7 +272,7 @@ pub struct TcpConfig {
     pub keepalive: Option<Keepalive>,
     /// How long a client waits for the connection (`connect_timeout=MS`, default 3000).
     pub connect_timeout: Duration,
-    /// How messages are cut out of the stream (`framing=len32|soupbin`).
+    /// How messages are cut out of the stream (`framing=len32|soupbin|sockperf`).
     pub framing: Framing,
     /// Software transmit stamps of each send (`timestamps=tx`, default
     /// off): the kernel stamps the last segment of every send when the
@@ -314,11 +354,12 @@ impl TcpConfig {
         cfg.framing = p
             .get_with(
                 "framing",
-                "len32 (a 4-byte length before each message) or soupbin (SoupBinTCP's 2-byte \
-                 length)",
+                "len32 (a 4-byte length before each message), soupbin (SoupBinTCP's 2-byte \
+                 length) or sockperf (sockperf's header, whose length field counts the whole message)",
                 |v| match v {
                     "len32" => Some(Framing::Len32),
                     "soupbin" => Some(Framing::Soupbin),
+                    "sockperf" => Some(Framing::Sockperf),
                     _ => None,
                 },
             )?
@@ -792,6 +833,7 @@ impl Conn {
     fn deliver(&mut self, burst: &mut RxBurst, mut n: usize) -> usize {
         let slot = burst.slot_size().min(self.framing.max_message());
         let header = self.framing.header();
+        let need = self.framing.need();
         while n < burst.capacity() {
             if self.skip > 0 {
                 let k = self.skip.min(self.end - self.start);
@@ -803,7 +845,7 @@ impl Conn {
                 continue;
             }
             let avail = self.end - self.start;
-            if avail < header {
+            if avail < need {
                 break;
             }
             let len = self.framing.read_len(&self.rx[self.start..]);
@@ -851,11 +893,22 @@ impl Conn {
         let mut len = at;
         let mut count = 0;
         for m in msgs {
+            if !self.framing.frames(m) {
+                if count == 0 {
+                    return Err(SyscallError::from_errno(
+                        "send (not one sockperf message: its length field is not its length)",
+                        libc::EINVAL,
+                    ));
+                }
+                break;
+            }
             if m.len() > max {
                 if count == 0 {
                     return Err(SyscallError::from_errno(
                         match self.framing {
-                            Framing::Len32 => "send (message larger than the TCP frame limit)",
+                            Framing::Len32 | Framing::Sockperf => {
+                                "send (message larger than the TCP frame limit)"
+                            }
                             Framing::Soupbin => {
                                 "send (message larger than SoupBinTCP's 65,535-byte packet \
                                  limit)"
@@ -1486,6 +1539,63 @@ mod tests {
         let e = TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?framing=soup").unwrap())
             .unwrap_err();
         assert!(e.to_string().contains("soupbin"), "{e}");
+    }
+
+    /// `framing=sockperf`: no prefix, each message cut at the length field
+    /// of its own 14-byte sockperf header, with a stream split anywhere; a
+    /// length field shorter than the header yields the header alone (the
+    /// stream moves on); a message whose field is not its length is refused.
+    #[test]
+    fn sockperf_framing_on_the_wire() {
+        use std::io::{Read, Write};
+        let uri = Uri::parse("tcp://127.0.0.1:0?framing=sockperf").unwrap();
+        let cfg = TcpConfig::from_uri(&uri).unwrap();
+        assert_eq!(cfg.framing, Framing::Sockperf);
+        let mut server = TcpTransport::open(cfg, Role::Server).unwrap();
+        let addr = server.capabilities().local.unwrap();
+        server
+            .set_recv_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(server.stream_prefix(), Some(0));
+        let msg = |seq: u8, flags: u8, len: u8, body: &[u8]| {
+            [&[0, 0, 0, 0, 0, 0, 0, seq, 0, flags, 0, 0, 0, len][..], body].concat()
+        };
+        let a = msg(1, 3, 16, b"ab");
+        let bad = msg(2, 3, 5, b"");
+        let c = msg(3, 1, 14, b"");
+        let wire = [a.clone(), bad.clone(), c.clone()].concat();
+        let peer = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            // Split inside the first header's length field.
+            s.write_all(&wire[..12]).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            s.write_all(&wire[12..]).unwrap();
+            let mut back = [0u8; 16];
+            s.read_exact(&mut back).unwrap();
+            back
+        });
+        let mut burst = RxBurst::new(4, 256);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let n = server.recv_burst(&mut burst).unwrap();
+            assert!(n > 0, "timed out after {got:?}");
+            for k in 0..n {
+                got.push(burst.get(k).0.to_vec());
+            }
+        }
+        assert_eq!(got, vec![a.clone(), bad.clone(), c]);
+        let reply = msg(1, 2, 16, b"ab");
+        server.send(&reply, None).unwrap();
+        assert_eq!(peer.join().unwrap()[..], reply[..]);
+        let e = server.send(&bad, None).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        assert!(e.to_string().contains("sockperf"), "{e}");
+        let e = server.send(b"short", None).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        let e = TcpConfig::from_uri(&Uri::parse("tcp://1.2.3.4:5?framing=sp").unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("sockperf"), "{e}");
     }
 
     #[test]
