@@ -48,8 +48,8 @@ pub use message::{
     Reply, RouteInfo, add_ipv4_address_request, add_ipv4_route_request, attributes, decode_error,
     dump_ipv4_addresses_request, get_link_by_index_request, get_link_by_name_request,
     get_neighbour_request, get_route_request, link_event_state, messages, neighbour_use_request,
-    new_veth_request, parse_address, parse_link, parse_neighbour, parse_route,
-    set_link_state_request, set_mtu_request, split_messages,
+    new_bridge_request, new_veth_request, parse_address, parse_link, parse_neighbour, parse_route,
+    set_link_state_request, set_master_request, set_mtu_request, split_messages,
 };
 pub use routes::{
     AF_INET6, DefaultRoute, IFLA_ALT_IFNAME, IFLA_PROP_LIST, LinkNames, NHA_GROUP, NHA_ID, NHA_OIF,

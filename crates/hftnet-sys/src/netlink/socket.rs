@@ -24,8 +24,8 @@ use super::message::{
     LinkInfo, MessageBuilder, Neighbour, Reply, RouteInfo, add_ipv4_address_request,
     add_ipv4_route_request, decode_error, dump_ipv4_addresses_request, get_link_by_index_request,
     get_link_by_name_request, get_neighbour_request, get_route_request, neighbour_use_request,
-    new_veth_request, parse_address, parse_link, parse_neighbour, parse_route,
-    set_link_state_request, set_mtu_request, split_messages,
+    new_bridge_request, new_veth_request, parse_address, parse_link, parse_neighbour, parse_route,
+    set_link_state_request, set_master_request, set_mtu_request, split_messages,
 };
 use super::uapi::{
     IFNAMSIZ, IfInfoMsg, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NUD_NOARP,
@@ -290,6 +290,34 @@ impl RtNetlink {
         self.request(
             call,
             new_veth_request(name, peer_name, peer_netns.as_raw_fd(), mtu),
+        )
+        .map(drop)
+    }
+
+    /// Creates a bridge `name` in this socket's namespace, with IGMP snooping
+    /// on or off (see [`new_bridge_request`]); left down.
+    ///
+    /// # Errors
+    /// `call = "rtnetlink RTM_NEWLINK(bridge)"`: `EEXIST` if a link of that
+    /// name exists, `EINVAL` for a bad name, `EOPNOTSUPP` without the bridge
+    /// driver (`CONFIG_BRIDGE`), `EPERM` without `CAP_NET_ADMIN`.
+    pub fn create_bridge(&mut self, name: &str, mcast_snooping: bool) -> Result<()> {
+        let call = "rtnetlink RTM_NEWLINK(bridge)";
+        check_ifname(call, name)?;
+        self.request(call, new_bridge_request(name, mcast_snooping))
+            .map(drop)
+    }
+
+    /// Makes link `master` (a bridge) the master of link `index`
+    /// (`ip link set DEV master BRIDGE`).
+    ///
+    /// # Errors
+    /// `call = "rtnetlink RTM_NEWLINK(master)"`: `ENODEV`, `EINVAL` if
+    /// `master` cannot take ports, `EBUSY` if `index` has a master already, ...
+    pub fn set_master(&mut self, index: u32, master: u32) -> Result<()> {
+        self.request(
+            "rtnetlink RTM_NEWLINK(master)",
+            set_master_request(index, master),
         )
         .map(drop)
     }
