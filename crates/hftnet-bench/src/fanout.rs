@@ -44,6 +44,7 @@ use hftnet_wire::probe;
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::env::Environment;
 use crate::pingpong::Seen;
 use crate::stats::{LatencyStats, Summary};
 use crate::timetable::{Timetable, WaitPolicy};
@@ -58,6 +59,10 @@ pub const ONE_WAY_NOTE: &str = "one_way_ns = receiver's clock at receive - sende
 /// How long a receiver waits in one receive before it checks whether the
 /// sender is done.
 const RX_POLL: Duration = Duration::from_millis(20);
+
+/// Most warm-up messages a run sends (the warm-up is not bounded by
+/// `count` or `duration`, so it has a bound of its own).
+pub const MAX_WARMUP: u64 = 1_000_000;
 
 /// The longest the sender waits for the receiver threads to start.
 const READY_WAIT: Duration = Duration::from_secs(5);
@@ -119,6 +124,9 @@ pub enum FanoutConfigError {
     /// A rate of zero.
     #[error("--rate must be at least 1 message per second")]
     ZeroRate,
+    /// More warm-up than [`MAX_WARMUP`].
+    #[error("--warmup {0} is more than {max}", max = MAX_WARMUP)]
+    Warmup(u64),
     /// No receivers, or more than [`MAX_RECEIVERS`].
     #[error("{0} receivers asked for; use 1 to {MAX_RECEIVERS}")]
     Receivers(usize),
@@ -145,6 +153,9 @@ impl FanoutConfig {
         }
         if self.rate == 0 {
             return Err(FanoutConfigError::ZeroRate);
+        }
+        if self.warmup > MAX_WARMUP {
+            return Err(FanoutConfigError::Warmup(self.warmup));
         }
         Ok(())
     }
@@ -954,6 +965,174 @@ pub fn run_in_lab(
     out
 }
 
+/// The report of a lab fanout run: the JSON object `hftnet fanout --json`
+/// prints (fields are added, never renamed), and the `# key: value` lines
+/// around the table otherwise. Latency fields say `one_way_ns`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutReport {
+    /// Always `mcast`.
+    pub transport: &'static str,
+    /// Group and port.
+    pub group: String,
+    /// `namespaces` or `sockets`.
+    pub placement: Placement,
+    /// The sender's URI.
+    pub sender_uri: String,
+    /// Each receiver's URI, in order.
+    pub receiver_uris: Vec<String>,
+    /// Bytes per message.
+    pub message_bytes: usize,
+    /// Fixed send rate, messages per second.
+    pub rate_pps: u64,
+    /// Warm-up messages asked for (sent first, counted apart).
+    pub warmup: u64,
+    /// `tsc` or `monotonic`: the one clock both ends read.
+    pub clock: String,
+    /// Why the TSC was not used, if it was not.
+    pub clock_note: Option<String>,
+    /// What `one_way_ns` means and when it holds ([`ONE_WAY_NOTE`]).
+    pub one_way_note: &'static str,
+    /// Counters of the sender and of every receiver.
+    #[serde(flatten)]
+    pub outcome: FanoutOutcome,
+    /// Max − min of each one-way percentile across receivers, ns.
+    pub spread_one_way_ns: Option<Spread>,
+    /// The receiver with the highest one-way p99.
+    pub slowest: Option<String>,
+    /// The receiver with the lowest one-way p99.
+    pub fastest: Option<String>,
+    /// Every receiver got every measured message once, with no send errors.
+    pub clean: bool,
+    /// Where it ran.
+    pub environment: Environment,
+}
+
+impl FanoutReport {
+    /// The report of `out`, a run of `lab` with `cfg` on `clock`.
+    #[must_use]
+    pub fn new(lab: &LabFanout, cfg: &FanoutConfig, out: FanoutOutcome, clock: &Clock) -> Self {
+        Self {
+            transport: "mcast",
+            group: lab.group.to_string(),
+            placement: lab.placement,
+            sender_uri: lab.sender_uri(),
+            receiver_uris: (0..lab.receivers).map(|i| lab.receiver_uri(i)).collect(),
+            message_bytes: cfg.size,
+            rate_pps: cfg.rate,
+            warmup: cfg.warmup,
+            clock: clock.kind().to_string(),
+            clock_note: clock.fallback_reason().map(str::to_owned),
+            one_way_note: ONE_WAY_NOTE,
+            spread_one_way_ns: out.spread(),
+            slowest: out.slowest().map(|r| r.name.clone()),
+            fastest: out.fastest().map(|r| r.name.clone()),
+            clean: out.is_clean(),
+            outcome: out,
+            environment: Environment::capture(),
+        }
+    }
+
+    /// The run's configuration and environment as `# key: value` pairs.
+    #[must_use]
+    pub fn header_lines(&self) -> Vec<(String, String)> {
+        let where_ = match self.placement {
+            Placement::Namespaces => "each receiver in its own network namespace, on a bridge",
+            Placement::Sockets => "every receiver a socket of its own in one network namespace",
+        };
+        let mut v = vec![
+            ("transport".into(), self.transport.into()),
+            ("group".into(), self.group.clone()),
+            (
+                "receivers".into(),
+                format!("{} ({where_})", self.receiver_uris.len()),
+            ),
+            ("sender_uri".into(), self.sender_uri.clone()),
+        ];
+        for (i, u) in self.receiver_uris.iter().enumerate() {
+            v.push((format!("rx{i}_uri"), u.clone()));
+        }
+        v.extend([
+            ("message_bytes".into(), self.message_bytes.to_string()),
+            ("rate_pps".into(), self.rate_pps.to_string()),
+            ("warmup".into(), self.warmup.to_string()),
+            ("clock".into(), self.clock.clone()),
+        ]);
+        if let Some(n) = &self.clock_note {
+            v.push(("clock_note".into(), n.clone()));
+        }
+        v.extend(self.environment.lines());
+        v
+    }
+
+    /// The sender's counters, the spread, the slowest receiver and the
+    /// notes, as `# key: value` pairs (after the table).
+    #[must_use]
+    pub fn result_lines(&self) -> Vec<(String, String)> {
+        let o = &self.outcome;
+        let mut v = vec![
+            ("sent".into(), o.sent.to_string()),
+            ("warmup_sent".into(), o.warmup_sent.to_string()),
+            ("send_errors".into(), o.send_errors.to_string()),
+            ("behind_max_ns".into(), o.behind_max_ns.to_string()),
+            ("duration_s".into(), format!("{:.3}", o.duration_s)),
+        ];
+        if let Some(e) = &o.first_send_error {
+            v.push(("first_send_error".into(), e.clone()));
+        }
+        if let Some(a) = &o.aborted {
+            v.push(("aborted".into(), a.clone()));
+        }
+        for r in &o.receivers {
+            let mut extra = Vec::new();
+            if let Some(d) = r.injected_drops {
+                extra.push(format!(
+                    "{d} dropped by its fault layer (part of lost, warm-up included)"
+                ));
+            }
+            if r.stats.first_seq.is_some_and(|f| f > 0) {
+                extra.push(format!(
+                    "first probe received: #{}",
+                    r.stats.first_seq.unwrap_or(0)
+                ));
+            }
+            for (n, what) in [
+                (r.stats.stale, "stale"),
+                (r.stats.foreign, "foreign"),
+                (r.corrupted, "corrupted"),
+                (r.truncated, "truncated"),
+                (r.recv_errors, "receive errors"),
+            ] {
+                if n > 0 {
+                    extra.push(format!("{n} {what}"));
+                }
+            }
+            if !extra.is_empty() {
+                v.push((r.name.clone(), extra.join("; ")));
+            }
+        }
+        if let Some(s) = &self.slowest {
+            v.push(("slowest".into(), format!("{s} (highest one-way p99)")));
+        }
+        if let Some(f) = &self.fastest {
+            v.push(("fastest".into(), format!("{f} (lowest one-way p99)")));
+        }
+        v.push((
+            "spread_note".into(),
+            "spread = highest minus lowest value of each percentile across receivers".into(),
+        ));
+        v.push(("one_way_note".into(), self.one_way_note.into()));
+        v.push((
+            "result".into(),
+            if self.clean {
+                "clean: every receiver got every message once".into()
+            } else {
+                "NOT clean: loss, duplicates, corruption or send errors (see the table)".into()
+            },
+        ));
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1147,6 +1326,10 @@ mod tests {
         );
         assert_eq!(bad(|c| c.count = Some(0)), FanoutConfigError::Empty);
         assert_eq!(bad(|c| c.rate = 0), FanoutConfigError::ZeroRate);
+        assert_eq!(
+            bad(|c| c.warmup = u64::MAX),
+            FanoutConfigError::Warmup(u64::MAX)
+        );
         assert!(
             FanoutConfigError::Receivers(99)
                 .to_string()
