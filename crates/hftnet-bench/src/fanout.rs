@@ -53,8 +53,14 @@ pub use hftnet_lab::MAX_RECEIVERS;
 
 /// What the one-way figures mean, printed with them.
 pub const ONE_WAY_NOTE: &str = "one_way_ns = receiver's clock at receive - sender's scheduled send \
-     time; one-way latency needs one clock at both ends: true in the lab (one machine, one clock), \
-     not across machines";
+     time (a late sender shows); one_way_from_send_ns = the same from the sender's clock just \
+     before its send call (the path alone); one-way latency needs one clock at both ends: true in \
+     the lab (one machine, one clock), not across machines";
+
+/// Where the sender's actual send time goes in each probe, after the probe
+/// header (when the message is long enough): u64 big-endian, the shared
+/// clock's nanoseconds just before the send call.
+const SEND_STAMP: std::ops::Range<usize> = probe::HEADER_LEN..probe::HEADER_LEN + 8;
 
 /// How long a receiver waits in one receive before it checks whether the
 /// sender is done.
@@ -194,6 +200,7 @@ pub struct RxAccount {
     seen: Seen,
     highest: Option<u64>,
     one_way: LatencyStats,
+    from_send: LatencyStats,
     received: u64,
     warmup_received: u64,
     duplicated: u64,
@@ -215,6 +222,7 @@ impl RxAccount {
             seen: Seen::new(),
             highest: None,
             one_way: LatencyStats::new(),
+            from_send: LatencyStats::new(),
             received: 0,
             warmup_received: 0,
             duplicated: 0,
@@ -228,6 +236,19 @@ impl RxAccount {
     /// Accounts one probe `seq` that arrived `one_way_ns` after its scheduled
     /// send time, when the sender had sent sequence numbers below `sent_upto`.
     pub fn on_probe(&mut self, seq: u64, one_way_ns: u64, sent_upto: u64) -> Arrival {
+        self.on_probe_sent(seq, one_way_ns, None, sent_upto)
+    }
+
+    /// [`on_probe`](Self::on_probe) with, when the probe carried it, the
+    /// latency from the sender's actual send call (`from_send_ns`), recorded
+    /// beside the one from the schedule.
+    pub fn on_probe_sent(
+        &mut self,
+        seq: u64,
+        one_way_ns: u64,
+        from_send_ns: Option<u64>,
+        sent_upto: u64,
+    ) -> Arrival {
         if seq >= sent_upto {
             self.foreign += 1;
             return Arrival::Foreign;
@@ -255,6 +276,9 @@ impl RxAccount {
         }
         self.received += 1;
         self.one_way.record(one_way_ns);
+        if let Some(ns) = from_send_ns {
+            self.from_send.record(ns);
+        }
         Arrival::Counted
     }
 
@@ -284,6 +308,8 @@ impl RxAccount {
             first_seq: self.first_seq,
             one_way_ns: self.one_way.summary(),
             one_way: self.one_way,
+            one_way_from_send_ns: self.from_send.summary(),
+            from_send: self.from_send,
         }
     }
 }
@@ -314,6 +340,13 @@ pub struct ReceiverStats {
     /// The histogram behind `one_way_ns` (for `.hgrm` files).
     #[serde(skip)]
     pub one_way: LatencyStats,
+    /// One-way latency from the sender's actual send call, ns: the path
+    /// without the sender's lateness; `null` when messages are shorter than
+    /// 28 bytes (no room for the stamp) or nothing was measured.
+    pub one_way_from_send_ns: Option<Summary>,
+    /// The histogram behind `one_way_from_send_ns`.
+    #[serde(skip)]
+    pub from_send: LatencyStats,
 }
 
 /// One receiver of a run: its name, where it ran, its counters.
@@ -454,7 +487,7 @@ impl FanoutOutcome {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<6} {:<24} {:>9} {:>7} {:>5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "{:<6} {:<24} {:>9} {:>7} {:>5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>11}",
             "rx",
             "netns",
             "received",
@@ -465,7 +498,9 @@ impl FanoutOutcome {
             "p90_ns",
             "p99_ns",
             "p99.9_ns",
-            "max_ns"
+            "max_ns",
+            "send_p50_ns",
+            "send_p99_ns"
         );
         let dash = "-".to_string();
         for r in &self.receivers {
@@ -473,9 +508,13 @@ impl FanoutOutcome {
                 Some(x) => [x.p50, x.p90, x.p99, x.p99_9, x.max].map(|v| v.to_string()),
                 None => std::array::from_fn(|_| dash.clone()),
             };
+            let send = match r.stats.one_way_from_send_ns {
+                Some(x) => [x.p50, x.p99].map(|v| v.to_string()),
+                None => std::array::from_fn(|_| dash.clone()),
+            };
             let _ = writeln!(
                 s,
-                "{:<6} {:<24} {:>9} {:>7} {:>5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10}",
+                "{:<6} {:<24} {:>9} {:>7} {:>5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>11}",
                 r.name,
                 r.netns.as_deref().unwrap_or("-"),
                 r.stats.received,
@@ -486,7 +525,9 @@ impl FanoutOutcome {
                 cols[1],
                 cols[2],
                 cols[3],
-                cols[4]
+                cols[4],
+                send[0],
+                send[1]
             );
         }
         if let Some(sp) = self.spread() {
@@ -503,7 +544,7 @@ impl FanoutOutcome {
                 sp.p90,
                 sp.p99,
                 sp.p99_9,
-                sp.max
+                sp.max,
             );
         }
         s
@@ -717,6 +758,9 @@ fn send<S: Transport>(
         }
         .emit(&mut probe::Packet::new_unchecked(&mut msg[..]));
         shared.next_seq.store(seq + 1, Ordering::Release);
+        if let Some(b) = msg.get_mut(SEND_STAMP) {
+            b.copy_from_slice(&clock.now_ns().to_be_bytes());
+        }
         if let Err(e) = t.send(&msg, None) {
             out.send_errors += 1;
             if out.first_send_error.is_none() {
@@ -746,6 +790,13 @@ fn receive<R: Transport>(
 ) -> ReceiverOutcome {
     let mut acct = RxAccount::new(cfg.warmup);
     let mut burst = RxBurst::new(1, (cfg.size * 2).max(2048));
+    // The padding each probe must carry (past the send stamp, when there is one).
+    let mut expect = vec![0u8; cfg.size];
+    let pad_from = if cfg.size >= SEND_STAMP.end {
+        SEND_STAMP.end
+    } else {
+        probe::HEADER_LEN
+    };
     let (mut truncated, mut corrupted, mut recv_errors) = (0u64, 0u64, 0u64);
     let mut first_error = None;
     let mut done_since: Option<Instant> = None;
@@ -771,11 +822,17 @@ fn receive<R: Transport>(
                         acct.on_foreign();
                         continue;
                     };
-                    if !probe::padding_ok(p.seq, data) {
+                    probe::fill_padding(p.seq, &mut expect);
+                    if data[pad_from..] != expect[pad_from..] {
                         corrupted += 1;
                         continue;
                     }
-                    acct.on_probe(p.seq, now_ns.saturating_sub(p.stamp), upto);
+                    let from_send = data.get(SEND_STAMP).map(|b| {
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(b);
+                        now_ns.saturating_sub(u64::from_be_bytes(a))
+                    });
+                    acct.on_probe_sent(p.seq, now_ns.saturating_sub(p.stamp), from_send, upto);
                 }
             }
             Err(e) => {
@@ -1162,6 +1219,19 @@ mod tests {
     }
 
     #[test]
+    fn latency_from_the_send_call_is_recorded_beside_the_schedule() {
+        let mut a = RxAccount::new(1);
+        assert_eq!(a.on_probe_sent(0, 900, Some(100), 3), Arrival::Warmup);
+        assert_eq!(a.on_probe_sent(1, 5_000, Some(300), 3), Arrival::Counted);
+        assert_eq!(a.on_probe_sent(1, 5_000, Some(300), 3), Arrival::Duplicate);
+        assert_eq!(a.on_probe_sent(2, 7_000, None, 3), Arrival::Counted);
+        let s = a.finish(2);
+        assert_eq!((s.one_way.len(), s.from_send.len()), (2, 1));
+        assert_eq!(s.one_way_from_send_ns.unwrap().max, 300);
+        assert!(s.one_way_ns.unwrap().max.abs_diff(7_000) <= 7, "3 significant digits");
+    }
+
+    #[test]
     fn gaps_are_lost_and_sent_is_received_plus_lost() {
         let mut a = RxAccount::new(0);
         // 0..100 with every 7th missing, and the last 5 never arriving.
@@ -1244,6 +1314,8 @@ mod tests {
                         first_seq: Some(0),
                         one_way_ns: *s,
                         one_way: LatencyStats::new(),
+                        one_way_from_send_ns: None,
+                        from_send: LatencyStats::new(),
                     },
                     truncated: 0,
                     corrupted: 0,

@@ -50,6 +50,9 @@ fn four_namespaces_each_receive_every_message_once() {
             sum.min > 0 && sum.p50 <= sum.p99 && sum.p99 <= sum.max,
             "{sum:?}"
         );
+        // 64-byte probes carry the send call's time too: one sample each.
+        assert_eq!(s.from_send.len(), 2000);
+        assert!(s.one_way_from_send_ns.is_some());
         netns.push(r.netns.clone().unwrap());
     }
     netns.dedup();

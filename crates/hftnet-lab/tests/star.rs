@@ -34,6 +34,11 @@ fn one_send_reaches_every_receiver_and_drop_removes_the_star() {
             "{n} missing"
         );
     }
+    let listed = hftnet_lab::list()
+        .into_iter()
+        .find(|l| l.name == star.name())
+        .expect("the star is listed like any lab (so `lab down --all` finds it)");
+    assert_eq!(listed.roles, ["rx0", "rx1", "rx2", "sender"]);
     let sockets: Vec<UdpSocket> = star
         .receivers()
         .iter()
