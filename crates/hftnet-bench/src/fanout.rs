@@ -1228,7 +1228,10 @@ mod tests {
         let s = a.finish(2);
         assert_eq!((s.one_way.len(), s.from_send.len()), (2, 1));
         assert_eq!(s.one_way_from_send_ns.unwrap().max, 300);
-        assert!(s.one_way_ns.unwrap().max.abs_diff(7_000) <= 7, "3 significant digits");
+        assert!(
+            s.one_way_ns.unwrap().max.abs_diff(7_000) <= 7,
+            "3 significant digits"
+        );
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub const BRIDGE: &str = "br0";
 /// scheduler (2 vCPUs here), not the network.
 pub const MAX_RECEIVERS: usize = 16;
 
+/// How long the bridge's ports may take to start forwarding.
+const PORTS_READY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How many generated names to try when one is taken.
 const NAME_ATTEMPTS: usize = 8;
 
@@ -176,7 +179,8 @@ impl Star {
 
     /// The bridge, one veth pair per receiver (the sender's end named like
     /// the receiver's role and enslaved to the bridge), then addresses, links
-    /// up and the multicast route in every namespace.
+    /// up and the multicast route in every namespace; returns once every
+    /// port of the bridge forwards.
     fn configure(&self) -> Result<(), LabError> {
         let err = |host: &Host, step: String| {
             let namespace = host.netns.clone();
@@ -195,6 +199,7 @@ impl Star {
         let bridge = nl
             .link_index(BRIDGE)
             .map_err(err(s, format!("find {BRIDGE}")))?;
+        let mut ports = Vec::with_capacity(self.receivers.len());
         for r in &self.receivers {
             let peer_ns = netns::open(&r.netns).map_err(|source| LabError::Netns {
                 action: "open",
@@ -214,16 +219,19 @@ impl Star {
                 .map_err(err(s, format!("enslave {} to {BRIDGE}", r.role)))?;
             nl.set_link_up(port)
                 .map_err(err(s, format!("set {} up", r.role)))?;
+            ports.push(port);
         }
         up_with_address(&mut nl, s)?;
-        drop(nl);
         for r in &self.receivers {
-            let mut nl = r
+            let mut rx_nl = r
                 .run(RtNetlink::open)?
                 .map_err(err(r, "open rtnetlink socket".into()))?;
-            up_with_address(&mut nl, r)?;
+            up_with_address(&mut rx_nl, r)?;
         }
-        Ok(())
+        // Only now is every port's carrier on; until the bridge has seen it,
+        // the port drops what the sender sends (the first probes of a run).
+        nl.wait_bridge_forwarding(&ports, PORTS_READY)
+            .map_err(err(s, format!("wait for the ports of {BRIDGE} to forward")))
     }
 
     /// The lab name (`N` in `hft-N-sender`).

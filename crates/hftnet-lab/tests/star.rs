@@ -34,6 +34,19 @@ fn one_send_reaches_every_receiver_and_drop_removes_the_star() {
             "{n} missing"
         );
     }
+    // Built means forwarding: every port of the bridge passes frames now.
+    let states = star
+        .sender()
+        .run(|| hftnet_sys::netlink::RtNetlink::open()?.bridge_port_states())
+        .unwrap()
+        .unwrap();
+    assert_eq!(states.len(), 3, "{states:?}");
+    assert!(
+        states
+            .iter()
+            .all(|&(_, st)| st == hftnet_sys::netlink::BR_STATE_FORWARDING),
+        "{states:?}"
+    );
     let listed = hftnet_lab::list()
         .into_iter()
         .find(|l| l.name == star.name())
