@@ -579,7 +579,7 @@ pub enum FanoutError {
         /// `sender` or the receiver's name.
         who: String,
         /// The parse error, naming the parameter.
-        source: UriError,
+        source: Box<UriError>,
     },
     /// A transport could not be opened.
     #[error("{who}: opening {uri}: {source}")]
@@ -589,7 +589,7 @@ pub enum FanoutError {
         /// The URI.
         uri: String,
         /// The open error.
-        source: OpenError,
+        source: Box<OpenError>,
     },
     /// A receive timeout could not be set on a receiver.
     #[error("{who}: {source}")]
@@ -973,7 +973,7 @@ pub fn run_in_lab(
     let parse = |who: &str, uri: &str| {
         Endpoint::parse(uri).map_err(|source| FanoutError::Uri {
             who: who.to_owned(),
-            source,
+            source: Box::new(source),
         })
     };
     let tx_uri = lab.sender_uri();
@@ -995,7 +995,7 @@ pub fn run_in_lab(
             .map_err(|source| FanoutError::Open {
                 who,
                 uri: uri.to_owned(),
-                source,
+                source: Box::new(source),
             })
     };
     let mut sender = open(
