@@ -83,8 +83,9 @@ pub struct FanoutArgs {
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
-    /// Write each receiver's one-way histogram as DIR/rxN.hgrm (HdrHistogram
-    /// text, µs); the directory is created if missing.
+    /// Write each receiver's one-way histograms as DIR/rxN.hgrm (from the
+    /// scheduled send time) and DIR/rxN-from-send.hgrm (from the send call),
+    /// HdrHistogram text in µs; the directory is created if missing.
     #[arg(long)]
     hgrm_dir: Option<PathBuf>,
 }
@@ -162,12 +163,15 @@ pub fn fanout(a: FanoutArgs) -> Result<ExitCode> {
     if let Some(dir) = &a.hgrm_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for r in &out.receivers {
-            let path = dir.join(format!("{}.hgrm", r.name));
-            let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-            let mut w = BufWriter::new(f);
-            r.stats.one_way.write_hgrm(&mut w, HGRM_MICROSECONDS)?;
-            w.flush()
-                .with_context(|| format!("writing {}", path.display()))?;
+            for (suffix, hist) in [("", &r.stats.one_way), ("-from-send", &r.stats.from_send)] {
+                let path = dir.join(format!("{}{suffix}.hgrm", r.name));
+                let f =
+                    File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                let mut w = BufWriter::new(f);
+                hist.write_hgrm(&mut w, HGRM_MICROSECONDS)?;
+                w.flush()
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
         }
     }
     let silent = out.all_silent();

@@ -115,12 +115,14 @@ fn four_receivers_exact_counts_json_and_hgrm() {
         }
         assert!(r["one_way_ns"]["p50"].as_u64().unwrap() > 0, "{r}");
         p99.push(r["one_way_ns"]["p99"].as_u64().unwrap());
-        let text = std::fs::read_to_string(hgrm.join(format!("rx{i}.hgrm"))).unwrap();
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with("#[Max") && l.trim_end().ends_with("2000]")),
-            "{text}"
-        );
+        for file in [format!("rx{i}.hgrm"), format!("rx{i}-from-send.hgrm")] {
+            let text = std::fs::read_to_string(hgrm.join(&file)).unwrap();
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("#[Max") && l.trim_end().ends_with("2000]")),
+                "{file}: {text}"
+            );
+        }
     }
     let spread = p99.iter().max().unwrap() - p99.iter().min().unwrap();
     assert_eq!(j["spread_one_way_ns"]["p99"].as_u64(), Some(spread));
