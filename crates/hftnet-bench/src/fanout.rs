@@ -133,6 +133,16 @@ pub enum FanoutConfigError {
     /// More warm-up than [`MAX_WARMUP`].
     #[error("--warmup {0} is more than {max}", max = MAX_WARMUP)]
     Warmup(u64),
+    /// A per-receiver option names a receiver the run does not have.
+    #[error("{what} names receiver {index}, but there are only {receivers} (rx0 to rx{last})", last = receivers - 1)]
+    NoSuchReceiver {
+        /// The option, e.g. `--rx-param`.
+        what: &'static str,
+        /// The index given.
+        index: usize,
+        /// Receivers in the run (at least 1).
+        receivers: usize,
+    },
     /// No receivers, or more than [`MAX_RECEIVERS`].
     #[error("{0} receivers asked for; use 1 to {MAX_RECEIVERS}")]
     Receivers(usize),
@@ -371,6 +381,9 @@ pub struct ReceiverOutcome {
     /// (`loss=` with `faults_on=rx` or `both`), when it has one: part of
     /// `lost`, injected on purpose.
     pub injected_drops: Option<u64>,
+    /// For a late joiner: how many probes (warm-up included) the sender had
+    /// handed to the kernel when this receiver joined.
+    pub joined_at_seq: Option<u64>,
 }
 
 /// The spread between receivers: for each percentile, the highest value
@@ -551,16 +564,39 @@ impl FanoutOutcome {
     }
 }
 
-/// A receiving end of [`run_fanout`]: its transport (opened, joined) and
-/// names for the report.
+/// A receiving end of [`run_fanout`]: its transport (or how to open it
+/// late) and names for the report.
 #[derive(Debug)]
-pub struct Receiver<R> {
+pub struct Receiver<'a, R> {
     /// `rx0`, `rx1`, ...
     pub name: String,
     /// The namespace the transport lives in, for the report.
     pub netns: Option<String>,
-    /// The transport, already receiving the group.
-    pub transport: R,
+    /// The transport, or when and how to open it.
+    pub transport: Join<'a, R>,
+}
+
+/// When a receiver joins the group.
+pub enum Join<'a, R> {
+    /// Already open and receiving the group when the run starts.
+    Now(R),
+    /// A late joiner: opened (and so joined) on the receiver's thread once
+    /// the sender has handed probe `seq` to the kernel.
+    After {
+        /// The sequence number to wait for.
+        seq: u64,
+        /// Opens the transport (in the receiver's namespace).
+        open: Box<dyn FnOnce() -> Result<R, FanoutError> + Send + 'a>,
+    },
+}
+
+impl<R: std::fmt::Debug> std::fmt::Debug for Join<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Now(t) => f.debug_tuple("Now").field(t).finish(),
+            Self::After { seq, .. } => f.debug_struct("After").field("seq", seq).finish(),
+        }
+    }
 }
 
 /// Why a fanout run could not run.
@@ -644,7 +680,7 @@ impl Drop for DoneOnDrop<'_> {
 /// A panic of a receiver thread is resumed on the calling thread.
 pub fn run_fanout<S, R>(
     sender: &mut S,
-    receivers: Vec<Receiver<R>>,
+    receivers: Vec<Receiver<'_, R>>,
     cfg: &FanoutConfig,
     clock: Clock,
     stop: &AtomicBool,
@@ -659,12 +695,13 @@ where
     }
     let mut receivers = receivers;
     for r in &mut receivers {
-        r.transport
-            .set_recv_timeout(Some(RX_POLL))
-            .map_err(|source| FanoutError::Setup {
-                who: r.name.clone(),
-                source,
-            })?;
+        if let Join::Now(t) = &mut r.transport {
+            t.set_recv_timeout(Some(RX_POLL))
+                .map_err(|source| FanoutError::Setup {
+                    who: r.name.clone(),
+                    source,
+                })?;
+        }
     }
     let shared = Shared {
         next_seq: AtomicU64::new(0),
@@ -783,7 +820,7 @@ fn send<S: Transport>(
 /// One receiver's loop: receive, classify, until it has everything or the
 /// drain after the last send is over.
 fn receive<R: Transport>(
-    mut r: Receiver<R>,
+    r: Receiver<'_, R>,
     cfg: &FanoutConfig,
     clock: Clock,
     shared: &Shared,
@@ -801,11 +838,45 @@ fn receive<R: Transport>(
     let mut first_error = None;
     let mut done_since: Option<Instant> = None;
     shared.ready.fetch_add(1, Ordering::Release);
+    let mut joined_at_seq = None;
+    let mut t = match r.transport {
+        Join::Now(t) => t,
+        Join::After { seq, open } => {
+            // Bounded by the sender: it ends, and says so, whatever happens.
+            while shared.next_seq.load(Ordering::Acquire) < seq
+                && !shared.done.load(Ordering::Acquire)
+            {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            joined_at_seq = Some(shared.next_seq.load(Ordering::Acquire));
+            let opened = open().and_then(|mut t| {
+                t.set_recv_timeout(Some(RX_POLL))
+                    .map_err(|source| FanoutError::Setup {
+                        who: r.name.clone(),
+                        source,
+                    })?;
+                Ok(t)
+            });
+            match opened {
+                Ok(t) => t,
+                Err(e) => {
+                    return ReceiverOutcome {
+                        name: r.name,
+                        netns: r.netns,
+                        stats: acct.finish(0),
+                        truncated: 0,
+                        corrupted: 0,
+                        recv_errors: 1,
+                        first_error: Some(format!("joining late: {e}")),
+                        injected_drops: None,
+                        joined_at_seq,
+                    };
+                }
+            }
+        }
+    };
     loop {
-        match r
-            .transport
-            .recv_burst_until(&mut burst, Instant::now() + RX_POLL)
-        {
+        match t.recv_burst_until(&mut burst, Instant::now() + RX_POLL) {
             Ok(n) => {
                 let now_ns = clock.now_ns();
                 let upto = shared.next_seq.load(Ordering::Acquire);
@@ -851,8 +922,7 @@ fn receive<R: Transport>(
             }
         }
     }
-    let injected_drops = r
-        .transport
+    let injected_drops = t
         .capabilities()
         .middleware
         .and_then(|m| m.faults_rx)
@@ -867,6 +937,7 @@ fn receive<R: Transport>(
         recv_errors,
         first_error,
         injected_drops,
+        joined_at_seq,
     }
 }
 
@@ -898,6 +969,9 @@ pub struct LabFanout {
     /// Extra parameters of single receivers, by index (after `rx_params`),
     /// e.g. `(2, "loss=0.05&faults_on=rx&seed=7")`.
     pub receiver_params: Vec<(usize, String)>,
+    /// Receivers that join late, by index: `(i, seq)` opens receiver `i`
+    /// once the sender has sent probe `seq` (warm-up included).
+    pub join_late: Vec<(usize, u64)>,
 }
 
 impl LabFanout {
@@ -912,6 +986,7 @@ impl LabFanout {
             tx_params: String::new(),
             rx_params: String::new(),
             receiver_params: Vec::new(),
+            join_late: Vec::new(),
         }
     }
 
@@ -970,6 +1045,21 @@ pub fn run_in_lab(
     if lab.receivers == 0 || lab.receivers > MAX_RECEIVERS {
         return Err(FanoutConfigError::Receivers(lab.receivers).into());
     }
+    let per_receiver = lab
+        .receiver_params
+        .iter()
+        .map(|(i, _)| ("--rx-param", *i))
+        .chain(lab.join_late.iter().map(|(i, _)| ("--join-late", *i)));
+    for (what, index) in per_receiver {
+        if index >= lab.receivers {
+            return Err(FanoutConfigError::NoSuchReceiver {
+                what,
+                index,
+                receivers: lab.receivers,
+            }
+            .into());
+        }
+    }
     let parse = |who: &str, uri: &str| {
         Endpoint::parse(uri).map_err(|source| FanoutError::Uri {
             who: who.to_owned(),
@@ -1009,7 +1099,17 @@ pub fn run_in_lab(
     for (i, (uri, ep)) in rx_eps.iter().enumerate() {
         let host = &star.receivers()[i % hosts];
         let name = hftnet_lab::receiver_role(i);
-        let transport = open(host, name.clone(), uri, ep, Role::Server)?;
+        let late = lab.join_late.iter().find(|(k, _)| *k == i).map(|&(_, s)| s);
+        let transport = match late {
+            None => Join::Now(open(host, name.clone(), uri, ep, Role::Server)?),
+            Some(seq) => {
+                let who = name.clone();
+                Join::After {
+                    seq,
+                    open: Box::new(move || open(host, who, uri, ep, Role::Server)),
+                }
+            }
+        };
         receivers.push(Receiver {
             name,
             netns: Some(host.netns().to_owned()),
@@ -1145,6 +1245,9 @@ impl FanoutReport {
                 extra.push(format!(
                     "{d} dropped by its fault layer (part of lost, warm-up included)"
                 ));
+            }
+            if let Some(j) = r.joined_at_seq {
+                extra.push(format!("joined late, when {j} probes had been sent"));
             }
             if r.stats.first_seq.is_some_and(|f| f > 0) {
                 extra.push(format!(
@@ -1325,6 +1428,7 @@ mod tests {
                     recv_errors: 0,
                     first_error: None,
                     injected_drops: None,
+                    joined_at_seq: None,
                 })
                 .collect(),
         }

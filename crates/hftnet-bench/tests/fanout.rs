@@ -145,3 +145,34 @@ fn sockets_in_one_namespace_each_get_a_copy() {
         );
     }
 }
+
+#[test]
+fn a_late_joiner_misses_exactly_what_came_before_it_joined() {
+    if hftnet_lab::skip_without_root("a_late_joiner_misses_exactly_what_came_before_it_joined") {
+        return;
+    }
+    let mut lab = LabFanout::new(3);
+    lab.group = "239.1.1.4:9403".parse().unwrap();
+    lab.join_late = vec![(1, 1000)];
+    let out = run(&lab, &cfg(2000, 4000));
+    assert_eq!((out.sent, out.warmup_sent), (2000, 50));
+    let late = &out.receivers[1];
+    let s = &late.stats;
+    let joined = late.joined_at_seq.expect("rx1 joined late");
+    assert!(joined >= 1000, "{late:?}");
+    // Probes in flight when it joined may still reach it, none much older.
+    let first = s.first_seq.unwrap();
+    assert!((950..=joined + 50).contains(&first), "{late:?}");
+    // From its first probe on it has every one: what it lost is exactly
+    // what came before (warm-up apart).
+    assert_eq!(s.warmup_received, 0);
+    assert_eq!(s.lost, first - 50, "{late:?}");
+    assert_eq!(s.received + s.lost, out.sent);
+    assert_eq!((s.duplicated, s.reordered), (0, 0));
+    for r in [&out.receivers[0], &out.receivers[2]] {
+        assert_eq!(
+            (r.stats.received, r.stats.lost, r.joined_at_seq),
+            (2000, 0, None)
+        );
+    }
+}

@@ -74,6 +74,12 @@ pub struct FanoutArgs {
     /// e.g. 2:loss=0.01&faults_on=rx&seed=7.
     #[arg(long = "rx-param", value_parser = parse_rx_param)]
     rx_param: Vec<(usize, String)>,
+    /// A receiver that joins the group late, as INDEX:SEQ (repeatable): it
+    /// opens its socket once the sender has sent message SEQ (warm-up
+    /// included); what came before counts as lost, and first_seq says where
+    /// it started.
+    #[arg(long = "join-late", value_parser = parse_join_late)]
+    join_late: Vec<(usize, u64)>,
     /// Extra parameters of the sender's mcast:// URI, e.g. pcap=/tmp/tx.pcap.
     #[arg(long, default_value = "")]
     tx_params: String,
@@ -111,6 +117,20 @@ fn parse_group(s: &str) -> Result<SocketAddrV4, String> {
     Ok(a)
 }
 
+fn parse_join_late(s: &str) -> Result<(usize, u64), String> {
+    let bad = || format!("{s:?} is not INDEX:SEQ, e.g. 1:5000");
+    let (i, q) = s.split_once(':').ok_or_else(bad)?;
+    let i: usize = i.parse().map_err(|_| bad())?;
+    let q: u64 = q.parse().map_err(|_| bad())?;
+    if i >= MAX_RECEIVERS {
+        return Err(format!(
+            "{s:?}: receiver index {i} is out of range (0 to {})",
+            MAX_RECEIVERS - 1
+        ));
+    }
+    Ok((i, q))
+}
+
 fn parse_rx_param(s: &str) -> Result<(usize, String), String> {
     let bad = || format!("{s:?} is not INDEX:PARAMS, e.g. 2:loss=0.01&faults_on=rx");
     let (i, p) = s.split_once(':').ok_or_else(bad)?;
@@ -126,13 +146,6 @@ fn parse_rx_param(s: &str) -> Result<(usize, String), String> {
 
 /// Runs `hftnet fanout`.
 pub fn fanout(a: FanoutArgs) -> Result<ExitCode> {
-    if let Some((i, _)) = a.rx_param.iter().find(|(i, _)| *i >= a.receivers) {
-        anyhow::bail!(
-            "--rx-param names receiver {i}, but there are only {} (rx0 to rx{})",
-            a.receivers,
-            a.receivers - 1
-        );
-    }
     let cfg = FanoutConfig {
         size: a.size,
         count: if a.duration.is_some() {
@@ -156,6 +169,7 @@ pub fn fanout(a: FanoutArgs) -> Result<ExitCode> {
         tx_params: a.tx_params,
         rx_params: a.rx_params,
         receiver_params: a.rx_param,
+        join_late: a.join_late,
     };
     let stop = stop_on_signals()?;
     let clock = Clock::new();

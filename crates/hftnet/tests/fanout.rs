@@ -48,6 +48,11 @@ fn bad_input_is_refused_before_building_anything() {
         &["--receivers", "2", "--rx-param", "3:rx=spin"],
         &["receiver 3", "only 2"],
     );
+    refused(
+        &["--receivers", "2", "--join-late", "2:100"],
+        &["--join-late names receiver 2", "only 2"],
+    );
+    refused(&["--join-late", "1"], &["INDEX:SEQ"]);
     refused(&["--rx-params", "bogus=1"], &["rx0", "bogus"]);
     refused(&["--tx-params", "loss=2"], &["sender", "loss"]);
 }
