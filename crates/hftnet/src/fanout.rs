@@ -38,7 +38,7 @@ anything.
 
 Examples:
   hftnet fanout --receivers 8 --rate 20000 --duration 10s
-  hftnet fanout --receivers 4 --rx-param 2:loss=0.01&faults_on=rx --json
+  hftnet fanout --receivers 4 --rx-param '2:loss=0.01&faults_on=rx' --json
   hftnet fanout --receivers 16 --sockets --rx-params rx=spin --hgrm-dir /tmp/fan")]
 pub struct FanoutArgs {
     /// Receivers (1 to 16), each in its own network namespace behind its own
