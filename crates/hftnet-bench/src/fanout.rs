@@ -30,7 +30,11 @@
 //! one TSC or `CLOCK_MONOTONIC`, one calibration shared by the threads), not
 //! across machines ([`ONE_WAY_NOTE`]). Warm-up probes are counted apart;
 //! loss, duplicates and reordering are counted per receiver, and for every
-//! receiver `sent = received + lost` exactly. Must never: block a receiver
+//! receiver `sent = received + lost` exactly (a late joiner, [`Join::After`],
+//! included: what came before its first probe is its loss). Probes of 28
+//! bytes or more also carry the sender's clock just before the send call,
+//! giving a second distribution per receiver without the sender's lateness
+//! (`one_way_from_send_ns`). Must never: block a receiver
 //! past the drain, or let a receiver's stall delay the sender (the sender
 //! never waits on receivers).
 
