@@ -328,16 +328,16 @@ impl TsState {
 
 /// Remembers which sequence numbers were answered, over a sliding window.
 #[derive(Debug)]
-struct Seen {
+pub(crate) struct Seen {
     bits: Box<[u64]>,
     /// Highest sequence number answered, plus one (0: none yet).
     top: u64,
 }
 
 impl Seen {
-    const WINDOW: u64 = 1 << 16;
+    pub(crate) const WINDOW: u64 = 1 << 16;
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             bits: vec![0; (Self::WINDOW / 64) as usize].into_boxed_slice(),
             top: 0,
@@ -346,7 +346,7 @@ impl Seen {
 
     /// Marks `seq`; returns `None` for a sequence number too old to judge,
     /// `Some(true)` when it was already marked.
-    fn mark(&mut self, seq: u64) -> Option<bool> {
+    pub(crate) fn mark(&mut self, seq: u64) -> Option<bool> {
         if seq + Self::WINDOW <= self.top {
             return None;
         }

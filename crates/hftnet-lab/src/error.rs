@@ -49,6 +49,14 @@ pub enum LabError {
         reason: &'static str,
     },
 
+    /// A topology that cannot be built as asked (e.g. a star with no
+    /// receivers, or more than [`crate::MAX_RECEIVERS`]).
+    #[error("invalid lab topology: {reason}")]
+    InvalidTopology {
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
     /// A namespace of the lab to create exists already (a lab of that name is
     /// up, or a killed run left it behind).
     #[error(

@@ -225,7 +225,7 @@ impl LabBuilder {
 /// A lab name unique among concurrent threads (counter), processes (pid) and
 /// stale labs of dead processes that had the same pid (time bits), e.g.
 /// `t4711-0-9f3a`.
-fn generate_name() -> String {
+pub(crate) fn generate_name() -> String {
     let n = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)

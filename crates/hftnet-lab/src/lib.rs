@@ -1,6 +1,7 @@
 //! Network-namespace lab topologies for hftnet tests and demos: a "trader"
 //! and an "exchange" host, each in its own network namespace, joined by a
-//! veth pair, built over rtnetlink and removed on drop.
+//! veth pair ([`Lab`]), or one sender and up to [`MAX_RECEIVERS`] receivers
+//! on a bridge ([`Star`]), built over rtnetlink and removed on drop.
 //!
 //! Layer: test and demo infrastructure on top of `hftnet_sys::{netns,
 //! netlink}`; used by the `hftnet lab` CLI and by integration tests of every
@@ -42,6 +43,7 @@ mod host;
 mod lab;
 mod manage;
 pub mod skip;
+mod star;
 
 use std::net::Ipv4Addr;
 
@@ -53,6 +55,7 @@ pub use manage::{
     remove_where,
 };
 pub use skip::{in_ci, skip_without_root};
+pub use star::{BRIDGE, MAX_RECEIVERS, SENDER, SENDER_ADDR, Star, receiver_addr, receiver_role};
 
 /// Prefix of every lab namespace name: a lab `N` has namespaces `hft-N-ROLE`.
 pub const NETNS_PREFIX: &str = "hft-";

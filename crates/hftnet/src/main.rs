@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod fanout;
 mod jitter;
 mod lab;
 mod ladder_peer;
@@ -43,6 +44,9 @@ enum Command {
     Ping(pingpong::PingArgs),
     /// Echo server: sends every message it receives back to its sender, byte for byte.
     Pong(pingpong::PongArgs),
+    /// One multicast sender, N receivers in their own namespaces: one-way latency,
+    /// loss, duplicates and reordering per receiver, and the spread between receivers.
+    Fanout(fanout::FanoutArgs),
     /// Throughput sender: sequence-numbered messages as fast as possible or at --rate.
     Blast(throughput::BlastArgs),
     /// Throughput receiver: packets/s, bytes/s, drops (sequence gaps), reordering, duplicates.
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         Command::Lab(a) => lab::run(a),
         Command::Ping(a) => pingpong::ping(a),
         Command::Pong(a) => pingpong::pong(a),
+        Command::Fanout(a) => fanout::fanout(a),
         Command::Blast(a) => throughput::blast(a),
         Command::Sink(a) => throughput::sink(a),
         Command::Exchange(a) => market::exchange(*a),

@@ -23,9 +23,10 @@ use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
 use super::uapi::{
-    AF_INET, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_LOCAL, IFF_LOWER_UP, IFF_RUNNING, IFF_UP,
-    IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU,
-    IFLA_NET_NS_FD, IfAddrMsg, IfInfoMsg, NDA_DST, NDA_LLADDR, NLA_F_NESTED, NLA_HDRLEN,
+    AF_BRIDGE, AF_INET, AF_UNSPEC, IFA_ADDRESS, IFA_BROADCAST, IFA_LOCAL, IFF_LOWER_UP,
+    IFF_RUNNING, IFF_UP, IFLA_ADDRESS, IFLA_BR_MCAST_SNOOPING, IFLA_BRPORT_STATE, IFLA_IFNAME,
+    IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD,
+    IFLA_PROTINFO, IfAddrMsg, IfInfoMsg, NDA_DST, NDA_LLADDR, NLA_F_NESTED, NLA_HDRLEN,
     NLA_TYPE_MASK, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
     NLMSG_HDRLEN, NTF_USE, NUD_DELAY, NUD_FAILED, NUD_NOARP, NUD_NONE, NUD_PERMANENT, NUD_PROBE,
     NUD_REACHABLE, NUD_STALE, NdMsg, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTA_DST,
@@ -204,6 +205,75 @@ pub fn new_veth_request(
     m.end_nested(data);
     m.end_nested(linkinfo);
     m
+}
+
+/// `RTM_NEWLINK` creating a bridge `name` with IGMP snooping on or off, left
+/// down. Like `ip link add NAME type bridge mcast_snooping 0|1`. Without
+/// snooping the bridge floods every multicast frame to every port, so each
+/// port sees the same traffic whatever its listeners joined.
+#[must_use]
+pub fn new_bridge_request(name: &str, mcast_snooping: bool) -> MessageBuilder {
+    let mut m = MessageBuilder::new(RTM_NEWLINK, CREATE_FLAGS);
+    m.push_header(
+        &IfInfoMsg {
+            family: AF_UNSPEC,
+            ..IfInfoMsg::default()
+        }
+        .to_bytes(),
+    );
+    m.attr_str(IFLA_IFNAME, name);
+    let linkinfo = m.begin_nested(IFLA_LINKINFO);
+    m.attr_str(IFLA_INFO_KIND, "bridge");
+    let data = m.begin_nested(IFLA_INFO_DATA);
+    m.attr(IFLA_BR_MCAST_SNOOPING, &[u8::from(mcast_snooping)]);
+    m.end_nested(data);
+    m.end_nested(linkinfo);
+    m
+}
+
+/// `RTM_NEWLINK` making link `master` the master of link `index`, e.g.
+/// enslaving a port to a bridge (`ip link set DEV master BRIDGE`).
+#[must_use]
+pub fn set_master_request(index: u32, master: u32) -> MessageBuilder {
+    let mut m = MessageBuilder::new(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
+    m.push_header(
+        &IfInfoMsg {
+            index: index as i32,
+            ..IfInfoMsg::default()
+        }
+        .to_bytes(),
+    );
+    m.attr_u32(IFLA_MASTER, master);
+    m
+}
+
+/// `RTM_GETLINK` dump of the bridge ports of this namespace, family
+/// `AF_BRIDGE` (`bridge link show`): one `RTM_NEWLINK` per port, read with
+/// [`parse_bridge_port`].
+#[must_use]
+pub fn dump_bridge_ports_request() -> MessageBuilder {
+    let mut m = MessageBuilder::new(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP);
+    m.push_header(
+        &IfInfoMsg {
+            family: AF_BRIDGE,
+            ..IfInfoMsg::default()
+        }
+        .to_bytes(),
+    );
+    m
+}
+
+/// A bridge port's link index and STP state (`IFLA_BRPORT_STATE`, e.g.
+/// [`BR_STATE_FORWARDING`](super::BR_STATE_FORWARDING)) from one entry of
+/// an `AF_BRIDGE` dump; `None` when the entry has no port state.
+#[must_use]
+pub fn parse_bridge_port(payload: &[u8]) -> Option<(u32, u8)> {
+    let info = IfInfoMsg::parse(payload)?;
+    let index = u32::try_from(info.index).ok()?;
+    let protinfo =
+        attributes(payload.get(IfInfoMsg::LEN..)?).find(|a| a.attr_type == IFLA_PROTINFO)?;
+    let state = attributes(protinfo.payload).find(|a| a.attr_type == IFLA_BRPORT_STATE)?;
+    Some((index, *state.payload.first()?))
 }
 
 /// `RTM_GETLINK` for the link called `name` (`ip link show NAME`).
@@ -809,6 +879,76 @@ mod tests {
             NLMSG_HDRLEN + IfInfoMsg::LEN + 12 + 8 + usize::from(linkinfo_len),
             bytes.len()
         );
+    }
+
+    #[test]
+    fn test_bridge_and_master() {
+        let bytes = new_bridge_request("br0", false).finish(4);
+        let msgs = split_messages(&bytes).unwrap();
+        let m = msgs[0];
+        assert_eq!((m.msg_type, m.seq, bytes.len() % 4), (RTM_NEWLINK, 4, 0));
+        let top: Vec<_> = attributes(&m.payload[IfInfoMsg::LEN..]).collect();
+        assert_eq!(
+            top.iter().map(|a| a.attr_type).collect::<Vec<_>>(),
+            [IFLA_IFNAME, IFLA_LINKINFO]
+        );
+        assert_eq!(top[0].payload, b"br0\0");
+        let info: Vec<_> = attributes(top[1].payload).collect();
+        assert_eq!(
+            (info[0].attr_type, info[0].payload),
+            (IFLA_INFO_KIND, &b"bridge\0"[..])
+        );
+        assert_eq!(info[1].attr_type, IFLA_INFO_DATA);
+        let data: Vec<_> = attributes(info[1].payload).collect();
+        assert_eq!(data.len(), 1);
+        assert_eq!(
+            (data[0].attr_type, data[0].payload),
+            (IFLA_BR_MCAST_SNOOPING, &[0u8][..])
+        );
+
+        let bytes = set_master_request(7, 3).finish(5);
+        let m = split_messages(&bytes).unwrap()[0];
+        assert_eq!(m.flags, NLM_F_REQUEST | NLM_F_ACK);
+        assert_eq!(IfInfoMsg::parse(m.payload).unwrap().index, 7);
+        let top: Vec<_> = attributes(&m.payload[IfInfoMsg::LEN..]).collect();
+        assert_eq!(top.len(), 1);
+        assert_eq!(
+            (top[0].attr_type, top[0].payload),
+            (IFLA_MASTER, &3u32.to_ne_bytes()[..])
+        );
+    }
+
+    #[test]
+    fn test_bridge_port_state() {
+        let bytes = dump_bridge_ports_request().finish(6);
+        let m = split_messages(&bytes).unwrap()[0];
+        assert_eq!(
+            (m.msg_type, m.flags),
+            (RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP)
+        );
+        assert_eq!(IfInfoMsg::parse(m.payload).unwrap().family, AF_BRIDGE);
+        // An entry as the kernel's br_fill_ifinfo writes it: name, master,
+        // then IFLA_PROTINFO (nested) with the port state first.
+        let mut e = MessageBuilder::new(RTM_NEWLINK, 0);
+        e.push_header(
+            &IfInfoMsg {
+                family: AF_BRIDGE,
+                index: 5,
+                ..IfInfoMsg::default()
+            }
+            .to_bytes(),
+        );
+        e.attr_str(IFLA_IFNAME, "rx0");
+        e.attr_u32(IFLA_MASTER, 4);
+        let n = e.begin_nested(IFLA_PROTINFO);
+        e.attr(IFLA_BRPORT_STATE, &[3]);
+        e.attr(2, &[0]);
+        e.end_nested(n);
+        let bytes = e.finish(1);
+        let m = split_messages(&bytes).unwrap()[0];
+        assert_eq!(parse_bridge_port(m.payload), Some((5, 3)));
+        assert_eq!(parse_bridge_port(&m.payload[..IfInfoMsg::LEN]), None);
+        assert_eq!(parse_bridge_port(&[]), None);
     }
 
     #[test]

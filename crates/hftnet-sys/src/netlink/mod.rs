@@ -46,10 +46,11 @@ mod uapi;
 pub use message::{
     Attr, Attributes, LinkInfo, Malformed, Message, MessageBuilder, Messages, Neighbour, Nest,
     Reply, RouteInfo, add_ipv4_address_request, add_ipv4_route_request, attributes, decode_error,
-    dump_ipv4_addresses_request, get_link_by_index_request, get_link_by_name_request,
-    get_neighbour_request, get_route_request, link_event_state, messages, neighbour_use_request,
-    new_veth_request, parse_address, parse_link, parse_neighbour, parse_route,
-    set_link_state_request, set_mtu_request, split_messages,
+    dump_bridge_ports_request, dump_ipv4_addresses_request, get_link_by_index_request,
+    get_link_by_name_request, get_neighbour_request, get_route_request, link_event_state, messages,
+    neighbour_use_request, new_bridge_request, new_veth_request, parse_address, parse_bridge_port,
+    parse_link, parse_neighbour, parse_route, set_link_state_request, set_master_request,
+    set_mtu_request, split_messages,
 };
 pub use routes::{
     AF_INET6, DefaultRoute, IFLA_ALT_IFNAME, IFLA_PROP_LIST, LinkNames, NHA_GROUP, NHA_ID, NHA_OIF,
@@ -58,6 +59,7 @@ pub use routes::{
     parse_nexthop, parse_route_entry,
 };
 pub use socket::{LinkEvents, REPLY_TIMEOUT_SECS, RtNetlink};
+pub use uapi::{AF_BRIDGE, BR_STATE_FORWARDING, IFLA_BRPORT_STATE, IFLA_PROTINFO};
 pub use uapi::{
     ARPHRD_ETHER, ARPHRD_LOOPBACK, IFA_ADDRESS, IFA_BROADCAST, IFA_LOCAL, IFF_LOWER_UP,
     IFF_RUNNING, IFF_UP, IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO,

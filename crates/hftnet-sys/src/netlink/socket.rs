@@ -22,10 +22,11 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::message::{
     LinkInfo, MessageBuilder, Neighbour, Reply, RouteInfo, add_ipv4_address_request,
-    add_ipv4_route_request, decode_error, dump_ipv4_addresses_request, get_link_by_index_request,
-    get_link_by_name_request, get_neighbour_request, get_route_request, neighbour_use_request,
-    new_veth_request, parse_address, parse_link, parse_neighbour, parse_route,
-    set_link_state_request, set_mtu_request, split_messages,
+    add_ipv4_route_request, decode_error, dump_bridge_ports_request, dump_ipv4_addresses_request,
+    get_link_by_index_request, get_link_by_name_request, get_neighbour_request, get_route_request,
+    neighbour_use_request, new_bridge_request, new_veth_request, parse_address, parse_bridge_port,
+    parse_link, parse_neighbour, parse_route, set_link_state_request, set_master_request,
+    set_mtu_request, split_messages,
 };
 use super::uapi::{
     IFNAMSIZ, IfInfoMsg, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NUD_NOARP,
@@ -292,6 +293,88 @@ impl RtNetlink {
             new_veth_request(name, peer_name, peer_netns.as_raw_fd(), mtu),
         )
         .map(drop)
+    }
+
+    /// Creates a bridge `name` in this socket's namespace, with IGMP snooping
+    /// on or off (see [`new_bridge_request`]); left down.
+    ///
+    /// # Errors
+    /// `call = "rtnetlink RTM_NEWLINK(bridge)"`: `EEXIST` if a link of that
+    /// name exists, `EINVAL` for a bad name, `EOPNOTSUPP` without the bridge
+    /// driver (`CONFIG_BRIDGE`), `EPERM` without `CAP_NET_ADMIN`.
+    pub fn create_bridge(&mut self, name: &str, mcast_snooping: bool) -> Result<()> {
+        let call = "rtnetlink RTM_NEWLINK(bridge)";
+        check_ifname(call, name)?;
+        self.request(call, new_bridge_request(name, mcast_snooping))
+            .map(drop)
+    }
+
+    /// Makes link `master` (a bridge) the master of link `index`
+    /// (`ip link set DEV master BRIDGE`).
+    ///
+    /// # Errors
+    /// `call = "rtnetlink RTM_NEWLINK(master)"`: `ENODEV`, `EINVAL` if
+    /// `master` cannot take ports, `EBUSY` if `index` has a master already, ...
+    pub fn set_master(&mut self, index: u32, master: u32) -> Result<()> {
+        self.request(
+            "rtnetlink RTM_NEWLINK(master)",
+            set_master_request(index, master),
+        )
+        .map(drop)
+    }
+
+    /// Every bridge port of this namespace with its STP state
+    /// (`bridge link show`): `(link index, IFLA_BRPORT_STATE)`.
+    ///
+    /// # Errors
+    /// `call = "rtnetlink RTM_GETLINK(AF_BRIDGE)"`: `EOPNOTSUPP` without the
+    /// bridge driver, and the socket errors of [`RtNetlink::request`].
+    pub fn bridge_port_states(&mut self) -> Result<Vec<(u32, u8)>> {
+        let replies = self.request(
+            "rtnetlink RTM_GETLINK(AF_BRIDGE)",
+            dump_bridge_ports_request(),
+        )?;
+        Ok(replies
+            .iter()
+            .filter(|r| r.msg_type == RTM_NEWLINK)
+            .filter_map(|r| parse_bridge_port(&r.payload))
+            .collect())
+    }
+
+    /// Waits until every link of `ports` is a bridge port in the forwarding
+    /// state, polling [`RtNetlink::bridge_port_states`] every millisecond.
+    /// A port turns forwarding only once the kernel's link watcher has seen
+    /// its carrier, which may lag the link going up; frames sent before are
+    /// dropped by the bridge.
+    ///
+    /// # Errors
+    /// `call = "rtnetlink wait for bridge ports to forward"` with `ETIMEDOUT`
+    /// when `timeout` passes first, and the errors of
+    /// [`RtNetlink::bridge_port_states`].
+    pub fn wait_bridge_forwarding(
+        &mut self,
+        ports: &[u32],
+        timeout: std::time::Duration,
+    ) -> Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            let states = self.bridge_port_states()?;
+            let ready = ports.iter().all(|p| {
+                states
+                    .iter()
+                    .any(|&(i, st)| i == *p && st == super::uapi::BR_STATE_FORWARDING)
+            });
+            if ready {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(SyscallError::from_errno(
+                    "rtnetlink wait for bridge ports to forward",
+                    libc::ETIMEDOUT,
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// Index of link `name` in this socket's namespace (`RTM_GETLINK`).

@@ -74,6 +74,8 @@ pub const IFLA_ADDRESS: u16 = 1;
 pub const IFLA_IFNAME: u16 = 3;
 /// `IFLA_MTU`: MTU (u32).
 pub const IFLA_MTU: u16 = 4;
+/// `IFLA_MASTER`: index of the link's master, e.g. its bridge (u32; 0 to release).
+pub const IFLA_MASTER: u16 = 10;
 /// `IFLA_LINKINFO`: nested link-kind information.
 pub const IFLA_LINKINFO: u16 = 18;
 /// `IFLA_NET_NS_FD`: put the link in the namespace this fd refers to (u32).
@@ -84,6 +86,18 @@ pub const IFLA_INFO_KIND: u16 = 1;
 pub const IFLA_INFO_DATA: u16 = 2;
 /// `VETH_INFO_PEER`: the peer's `ifinfomsg` and attributes (inside `IFLA_INFO_DATA`).
 pub const VETH_INFO_PEER: u16 = 1;
+/// `IFLA_PROTINFO`: protocol-specific link information; for a bridge port
+/// in an `AF_BRIDGE` dump, the nested `IFLA_BRPORT_*` attributes.
+pub const IFLA_PROTINFO: u16 = 12;
+/// `IFLA_BRPORT_STATE`: a bridge port's STP state (u8, inside `IFLA_PROTINFO`).
+pub const IFLA_BRPORT_STATE: u16 = 1;
+/// `BR_STATE_FORWARDING`: a bridge port that forwards frames.
+pub const BR_STATE_FORWARDING: u8 = 3;
+/// `AF_BRIDGE` (`PF_BRIDGE`), the family of bridge-port link dumps.
+pub const AF_BRIDGE: u8 = 7;
+/// `IFLA_BR_MCAST_SNOOPING`: a bridge's IGMP snooping on or off (u8, inside
+/// `IFLA_INFO_DATA` of kind `"bridge"`).
+pub const IFLA_BR_MCAST_SNOOPING: u16 = 23;
 
 /// `IFA_ADDRESS`: prefix (peer) address.
 pub const IFA_ADDRESS: u16 = 1;
