@@ -273,8 +273,14 @@ pub fn noise_pct(per_round_p50: &[u64]) -> Option<f64> {
 
 /// Judges `measured` (the reduction in percent against the claim's
 /// reference; `None` when a figure is missing) with `noise` (percent, see
-/// [`noise_pct`]). `blocked`: why the technique did not take effect, which
-/// makes the rung not measurable whatever its figures.
+/// [`noise_pct`]; `None` with one round). `blocked`: why the technique did
+/// not take effect, which makes the rung not measurable whatever its
+/// figures.
+///
+/// The change is known to ± the noise: `smaller` when even its top is below
+/// the claim, `larger` when even its bottom is above, `holds` when it lies
+/// in the claimed range and is told apart from no change (beyond the
+/// noise); anything else cannot be judged here and says so.
 #[must_use]
 pub fn judge(
     step: Step,
@@ -297,20 +303,23 @@ pub fn judge(
     let Some((lo, hi)) = c.reduction_pct else {
         return Verdict::NoClaim;
     };
-    let noise = noise.unwrap_or(0.0);
-    // Within the noise, only a claim the noise could not hide is judged.
-    if m.abs() <= noise && hi <= noise {
-        return Verdict::NotMeasurable(format!(
-            "the claim ({lo:.1}-{hi:.1}%) and the change measured ({m:+.1}%) are both within this \
-             run's noise (±{noise:.1}%, the spread of the rungs' per-round p50)"
-        ));
-    }
-    if m < lo {
+    let Some(noise) = noise else {
+        return Verdict::NotMeasurable(
+            "one round: no noise estimate to judge the change against (run 2 rounds or more)"
+                .into(),
+        );
+    };
+    if m + noise < lo {
         Verdict::Smaller
-    } else if m > hi {
+    } else if m - noise > hi {
         Verdict::Larger
-    } else {
+    } else if (lo..=hi).contains(&m) && m.abs() > noise {
         Verdict::Holds
+    } else {
+        Verdict::NotMeasurable(format!(
+            "the change measured ({m:+.1}% ± {noise:.1}%, the spread of the rungs' per-round \
+             p50s) cannot be told from the claim ({lo:.1}-{hi:.1}%) on this run"
+        ))
     }
 }
 
@@ -343,6 +352,8 @@ mod tests {
 
     #[test]
     fn verdicts() {
+        let nm =
+            |v: Verdict, word: &str| matches!(v, Verdict::NotMeasurable(w) if w.contains(word));
         assert_eq!(judge(Step::Baseline, None, None, None), Verdict::Reference);
         assert_eq!(
             judge(Step::BusyPoll, Some(50.0), Some(2.0), None),
@@ -361,31 +372,52 @@ mod tests {
             Verdict::Larger
         );
         assert_eq!(
-            judge(Step::IoUring, Some(5.0), None, None),
+            judge(Step::IoUring, Some(5.0), Some(1.0), None),
             Verdict::NoClaim
         );
-        assert!(matches!(
-            judge(Step::IrqAffinity, Some(30.0), None, Some("veth has no IRQs")),
-            Verdict::NotMeasurable(w) if w.contains("veth")
+        assert!(nm(
+            judge(
+                Step::IrqAffinity,
+                Some(30.0),
+                Some(1.0),
+                Some("veth has no IRQs")
+            ),
+            "veth"
+        ));
+        // One round: no noise to judge against.
+        assert!(nm(
+            judge(Step::BusyPoll, Some(50.0), None, None),
+            "one round"
         ));
         // A 1.5-2.9% claim inside ±5% noise with a +1% change: not judged.
-        assert!(matches!(
+        assert!(nm(
             judge(Step::CpuAffinity, Some(1.0), Some(5.0), None),
-            Verdict::NotMeasurable(w) if w.contains("noise")
+            "cannot be told"
         ));
         // The same claim with a change beyond the noise is judged.
         assert_eq!(
             judge(Step::CpuAffinity, Some(-12.0), Some(5.0), None),
             Verdict::Smaller
         );
-        // A 40-60% claim is judged even when the change is within the noise.
+        // A 40-60% claim against a change within ±5% of zero: smaller.
         assert_eq!(
             judge(Step::BusyPoll, Some(1.0), Some(5.0), None),
             Verdict::Smaller
         );
-        assert!(matches!(
-            judge(Step::Spin, None, None, None),
-            Verdict::NotMeasurable(_)
+        // In the claimed range but not told from no change: not judged.
+        assert!(nm(
+            judge(Step::IrqAffinity, Some(16.0), Some(20.0), None),
+            "cannot be told"
         ));
+        // Near the range, its noise reaching into it: not judged either way.
+        assert!(nm(
+            judge(Step::BusyPoll, Some(35.0), Some(10.0), None),
+            "cannot be told"
+        ));
+        assert!(nm(
+            judge(Step::BusyPoll, Some(65.0), Some(10.0), None),
+            "cannot be told"
+        ));
+        assert!(nm(judge(Step::Spin, None, None, None), "no figures"));
     }
 }

@@ -523,6 +523,7 @@ fn paper(a: &LabArgs) -> Result<ExitCode> {
     if let (Some(peer), Some(iface)) = (a.peer, &a.iface) {
         return paper_peer(a, peer, iface, cfg, clock, &stop);
     }
+    let _lock = paper_ladder::HostLock::take().map_err(anyhow::Error::msg)?;
     let lab = Lab::builder()
         .napi(true)
         .build()
@@ -622,13 +623,21 @@ fn paper_peer(
         .iface
         .clone()
         .unwrap_or_else(|| iface.to_string());
-    let (rows, missing) =
-        paper_ladder::rows_between(&peer.ip().to_string(), &server_iface, iface, 9000, false);
+    // The rungs go to the address the peer's servers listen on (its
+    // interface's), which need not be the control channel's.
+    let (rows, missing) = paper_ladder::rows_between(
+        &server.info.addr.to_string(),
+        &server_iface,
+        iface,
+        9000,
+        false,
+    );
     let steps = server.steps();
     let mut head: Vec<(String, String)> = vec![
         ("command".into(), "lab --ladder --peer".into()),
         ("peer".into(), peer.to_string()),
         ("peer_iface".into(), server_iface.clone()),
+        ("peer_rungs_on".into(), server.info.addr.to_string()),
         ("iface".into(), iface.to_string()),
         ("message_bytes".into(), a.size.to_string()),
         ("duration_per_row".into(), format!("{:?}", cfg.duration)),
@@ -670,7 +679,11 @@ fn paper_peer(
     let run = paper_ladder::LadderRun {
         server: &server,
         hosts: &LoopbackHosts,
-        cfg,
+        // The server CPU is the peer's (the report says which).
+        cfg: LadderConfig {
+            server_cpu: server.info.server_cpu,
+            ..cfg
+        },
         clock,
     };
     let results = run.run(&rows, stop, |row| {
@@ -724,7 +737,8 @@ fn finish_paper(
     println!(
         "\nthe paper's ladder: round trips (µs), {} B messages; vs prev / vs base = p50 change; \
          claim = the latency the seeds say the technique takes off prev (the rung before), \
-         base (the baseline) or spin (the kernel's spinning UDP rung):",
+         base (the baseline) or spin (the kernel's spinning UDP rung); gain = what it took off \
+         that same reference here (negative: it added):",
         a.size
     );
     print!("{}", paper_ladder::table(results));
@@ -1162,11 +1176,11 @@ fn paper_html(r: &PaperReport<'_>, head: &[(String, String)]) -> String {
     let pct = |p: Option<f64>| p.map_or("–".into(), |x| format!("{:+.1}%", x + 0.0));
     let table = Table {
         caption: "The ladder, µs; changes are the p50's against the rung before (of the same \
-                  protocol) and the baseline; the claim's reduction is measured against the \
-                  reference it names."
+                  protocol) and the baseline; gain is the reduction measured against the \
+                  reference the claim names (negative: the rung added latency)."
             .into(),
         header: [
-            "rung", "proto", "p50", "p99", "p99.9", "vs prev", "vs base", "measured", "claim",
+            "rung", "proto", "p50", "p99", "p99.9", "max", "vs prev", "vs base", "gain", "claim",
             "verdict",
         ]
         .map(String::from)
@@ -1186,9 +1200,13 @@ fn paper_html(r: &PaperReport<'_>, head: &[(String, String)]) -> String {
                     us(|s| s.p50),
                     us(|s| s.p99),
                     us(|s| s.p99_9),
+                    us(|s| s.max),
                     pct(x.change_vs_previous_pct),
                     pct(x.change_vs_baseline_pct),
-                    pct(x.measured_reduction_pct.map(|m| -m)),
+                    // The reduction against the claim's reference, in the
+                    // claim's terms (negative: the rung added latency).
+                    x.measured_reduction_pct
+                        .map_or("–".into(), |g| format!("{:.1}%", g + 0.0)),
                     claim(x),
                     verdict(x),
                 ]

@@ -8,18 +8,22 @@
 //! ```text
 //! -> HELLO hftnet-ladder 1
 //! <- HELLO hftnet-ladder 1 {"iface":…,"server_cpu":…,"steps":{…}}
-//! -> START {"uri":…,"pinned":true,"isolate":false}
+//! -> START {"row":"udp/block","port":9000,"pinned":true,"isolate":false,"max_ms":…}
 //! <- READY {"host_note":null}          (or ERROR why)
 //! -> STOP
 //! <- DONE {pong's JSON report}         (or DONE null)
 //! -> BYE
 //! ```
 //!
-//! The peer serves one client at a time, starts `hftnet pong` processes
-//! only with URIs of the network backends (no file output such as
-//! `pcap=`), isolates its server CPU with cpusets for the rungs that ask
-//! (reverted after each slice), and stops the server and reverts when the
-//! client goes away or on Ctrl-C. Lines are bounded ([`MAX_LINE`]).
+//! The client names a row of the ladder (`scheme/strategy`) and a port; the
+//! peer builds the server's URI itself, from its own interface and address,
+//! so a client cannot make it open anything else (no file output, no DPDK
+//! arguments, no other interface). It serves one client at a time (another
+//! is told `ERROR busy`), isolates its server CPU with cpusets for the rungs
+//! that ask (reverted after each slice), and stops the server and reverts
+//! when the client goes away, falls silent, or on Ctrl-C. Lines are bounded
+//! ([`MAX_LINE`]); there is no authentication: listen on an address only
+//! the client can reach.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -31,7 +35,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::paper_ladder::{HostSteps, LadderServer, LocalServer, Served};
+use crate::paper_ladder::{HostSteps, LadderRow, LadderServer, LocalServer, Served};
+use hftnet_bench::paper::Step;
 
 /// The protocol's name and version in HELLO.
 const HELLO: &str = "HELLO hftnet-ladder 1";
@@ -47,6 +52,8 @@ const IDLE: Duration = Duration::from_secs(600);
 pub struct PeerInfo {
     /// The peer's interface facing the client (its layer-2 rungs' `iface`).
     pub iface: Option<String>,
+    /// The address its rungs' servers listen on (its interface's).
+    pub addr: std::net::Ipv4Addr,
     /// The CPU its pinned servers run on.
     pub server_cpu: Option<usize>,
     /// What its IRQ and isolation steps can do.
@@ -55,10 +62,17 @@ pub struct PeerInfo {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Start {
-    uri: String,
+    /// `scheme/strategy`, a row of the ladder.
+    row: String,
+    port: u16,
     pinned: bool,
     isolate: bool,
+    /// The server ends by itself after this long.
+    max_ms: u64,
 }
+
+/// Longest a served slice may last (`max_ms`).
+const MAX_SLICE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Ready {
@@ -112,24 +126,48 @@ impl<R: Read> Lines<R> {
     }
 }
 
-/// Whether the peer may serve `uri`: a network backend's URI that writes no
-/// file (`pcap=`) and runs no other program's options (`eal=`).
-fn allowed(uri: &str) -> Result<(), String> {
-    let ep = hftnet_io::Endpoint::parse(uri).map_err(|e| e.to_string())?;
-    let scheme = uri.split("://").next().unwrap_or_default();
+/// The row the peer serves for `start`: the server URI built here, from the
+/// peer's own address and interface, for a ladder row of a network backend.
+fn row_for(start: &Start, info: &PeerInfo) -> Result<LadderRow, String> {
+    let (scheme, strategy) = start
+        .row
+        .split_once('/')
+        .ok_or_else(|| format!("row {:?} is not scheme/strategy", start.row))?;
     if matches!(scheme, "mem" | "shm") {
         return Err(format!("{scheme}:// is not a network transport"));
     }
-    if uri.contains("pcap=") || uri.contains("eal=") {
-        return Err("pcap= and eal= are not served over the control channel".into());
+    if start.port < 1024 {
+        return Err(format!("port {} is below 1024", start.port));
     }
-    drop(ep);
-    Ok(())
+    if Duration::from_millis(start.max_ms) > MAX_SLICE {
+        return Err(format!("max_ms {} is over an hour", start.max_ms));
+    }
+    let ctx = hftnet_io::RungContext {
+        server_ip: &info.addr.to_string(),
+        iface: info.iface.as_deref(),
+        port: start.port,
+    };
+    let spec = hftnet_io::backend::rungs(scheme, &ctx)
+        .and_then(|r| r.into_iter().find(|r| r.strategy == strategy))
+        .ok_or_else(|| format!("no ladder row {:?} in this build", start.row))?;
+    Ok(LadderRow {
+        step: Step::Baseline,
+        protocol: scheme.to_string(),
+        row: start.row.clone(),
+        port: start.port,
+        server_uri: spec.server_uri,
+        client_uri: spec.client_uri,
+        pinned: start.pinned,
+        irq_affinity: false,
+        isolated: start.isolate,
+        needs_busy_poll: spec.needs_busy_poll,
+    })
 }
 
 /// `hftnet pong --serve-ladder ADDR`: serves ladder clients until Ctrl-C.
 pub fn serve(listen: SocketAddr, iface: Option<String>, cpu: Option<usize>) -> Result<ExitCode> {
     let stop = crate::util::stop_on_signals()?;
+    let _lock = crate::paper_ladder::HostLock::take().map_err(anyhow::Error::msg)?;
     let listener = TcpListener::bind(listen)
         .with_context(|| format!("listening for ladder clients on {listen}"))?;
     listener.set_nonblocking(true)?;
@@ -142,13 +180,26 @@ pub fn serve(listen: SocketAddr, iface: Option<String>, cpu: Option<usize>) -> R
         server_cpu,
         steps: HostSteps::for_iface(iface.as_deref(), server_cpu),
     };
+    let addr = match &iface {
+        Some(i) => hftnet_io::L2Iface::lookup(i)
+            .with_context(|| format!("--iface {i}"))?
+            .ipv4
+            .map(|(a, _)| a)
+            .with_context(|| format!("--iface {i} has no IPv4 address"))?,
+        None => match listen.ip() {
+            std::net::IpAddr::V4(a) if !a.is_unspecified() => a,
+            _ => bail!("listen on the IPv4 address the rungs should use, or name --iface"),
+        },
+    };
     let info = PeerInfo {
         iface,
+        addr,
         server_cpu,
         steps: local.steps(),
     };
     println!("# command: pong --serve-ladder");
     println!("# listen: {}", listener.local_addr()?);
+    println!("# rungs_on: {addr}");
     println!(
         "# server_cpu: {}",
         server_cpu.map_or("not pinned".into(), |c| c.to_string())
@@ -158,7 +209,7 @@ pub fn serve(listen: SocketAddr, iface: Option<String>, cpu: Option<usize>) -> R
         match listener.accept() {
             Ok((conn, from)) => {
                 eprintln!("hftnet pong --serve-ladder: client {from}");
-                if let Err(e) = session(conn, &local, &info, &stop) {
+                if let Err(e) = session(conn, &listener, &local, &info, &stop) {
                     eprintln!("hftnet pong --serve-ladder: client {from}: {e}");
                 }
             }
@@ -175,6 +226,7 @@ pub fn serve(listen: SocketAddr, iface: Option<String>, cpu: Option<usize>) -> R
 /// reverted) when it ends, however it ends.
 fn session(
     conn: TcpStream,
+    listener: &TcpListener,
     local: &LocalServer<'_>,
     info: &PeerInfo,
     stop: &std::sync::atomic::AtomicBool,
@@ -183,6 +235,8 @@ fn session(
     conn.set_nodelay(true)?;
     // Short reads so Ctrl-C is seen; the idle limit is counted below.
     conn.set_read_timeout(Some(Duration::from_millis(200)))?;
+    // A client that stops reading cannot hold the peer (and its isolation).
+    conn.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut w = conn.try_clone()?;
     let mut r = Lines::new(conn);
     let mut served: Option<Box<dyn Served + '_>> = None;
@@ -191,6 +245,13 @@ fn session(
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        // Another client while this one is served: told so, not left
+        // waiting in the backlog.
+        if let Ok((mut other, from)) = listener.accept() {
+            let _ = other.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = other.write_all(b"ERROR busy: this peer serves another ladder client\n");
+            eprintln!("hftnet pong --serve-ladder: {from} refused (busy)");
         }
         let line = match r.next_line() {
             Ok(Some(l)) => l,
@@ -223,8 +284,8 @@ fn session(
                 }
                 match serde_json::from_str::<Start>(rest) {
                     Err(e) => format!("ERROR a START that does not parse: {e}"),
-                    Ok(s) => match allowed(&s.uri)
-                        .and_then(|()| local.start(&s.uri, s.pinned, s.isolate))
+                    Ok(s) => match row_for(&s, info)
+                        .and_then(|row| local.start(&row, Duration::from_millis(s.max_ms)))
                     {
                         Ok(x) => {
                             let note = x.host_note();
@@ -253,6 +314,9 @@ fn session(
 /// The ladder's server on a peer, over its control channel.
 pub struct PeerServer {
     conn: Mutex<(Lines<TcpStream>, TcpStream)>,
+    /// An exchange failed: the answers may be out of step, so the channel
+    /// is not used again.
+    dead: std::sync::atomic::AtomicBool,
     /// What the peer said of itself.
     pub info: PeerInfo,
 }
@@ -271,8 +335,10 @@ impl PeerServer {
         let w = c.try_clone()?;
         let mut me = PeerServer {
             conn: Mutex::new((Lines::new(c), w)),
+            dead: std::sync::atomic::AtomicBool::new(false),
             info: PeerInfo {
                 iface: None,
+                addr: std::net::Ipv4Addr::UNSPECIFIED,
                 server_cpu: None,
                 steps: HostSteps::for_iface(None, None),
             },
@@ -294,22 +360,35 @@ impl PeerServer {
     }
 
     /// Sends one line, returns the answer (an `ERROR` answer as `Err`).
+    /// After a failed exchange (timeout, closed) the channel is dead: the
+    /// answers could be one behind.
     fn ask(&self, line: &str) -> Result<String, String> {
+        if self.dead.load(Ordering::Relaxed) {
+            return Err("the control channel to the ladder peer failed earlier".into());
+        }
         let mut c = self
             .conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (r, w) = &mut *c;
-        w.write_all(line.as_bytes())
+        let answer = w
+            .write_all(line.as_bytes())
             .and_then(|()| w.write_all(b"\n"))
-            .map_err(|e| format!("the ladder peer: {e}"))?;
-        match r.next_line() {
-            Ok(Some(a)) => match a.strip_prefix("ERROR ") {
+            .map_err(|e| format!("the ladder peer: {e}"))
+            .and_then(|()| match r.next_line() {
+                Ok(Some(a)) => Ok(a),
+                Ok(None) => Err("the ladder peer closed the control channel".into()),
+                Err(e) => Err(format!("the ladder peer: {e}")),
+            });
+        match answer {
+            Ok(a) => match a.strip_prefix("ERROR ") {
                 Some(why) => Err(format!("the ladder peer: {why}")),
                 None => Ok(a),
             },
-            Ok(None) => Err("the ladder peer closed the control channel".into()),
-            Err(e) => Err(format!("the ladder peer: {e}")),
+            Err(e) => {
+                self.dead.store(true, Ordering::Relaxed);
+                Err(e)
+            }
         }
     }
 
@@ -329,16 +408,13 @@ struct PeerServed<'a> {
 }
 
 impl LadderServer for PeerServer {
-    fn start(
-        &self,
-        uri: &str,
-        pinned: bool,
-        isolate: bool,
-    ) -> Result<Box<dyn Served + '_>, String> {
+    fn start(&self, row: &LadderRow, max: Duration) -> Result<Box<dyn Served + '_>, String> {
         let s = serde_json::to_string(&Start {
-            uri: uri.to_string(),
-            pinned,
-            isolate,
+            row: row.row.clone(),
+            port: row.port,
+            pinned: row.pinned,
+            isolate: row.isolated,
+            max_ms: u64::try_from(max.as_millis()).unwrap_or(u64::MAX),
         })
         .map_err(|e| e.to_string())?;
         let a = self.ask(&format!("START {s}"))?;
@@ -409,10 +485,32 @@ mod tests {
     }
 
     #[test]
-    fn only_network_uris_without_files_are_served() {
-        assert!(allowed("udp://198.18.0.2:9000?rx=spin").is_ok());
-        assert!(allowed("shm://x?rx=spin").is_err());
-        assert!(allowed("udp://198.18.0.2:9000?rx=spin&pcap=/etc/x").is_err());
-        assert!(allowed("nope://x").is_err());
+    fn the_peer_builds_its_own_uris_for_network_rows_only() {
+        let info = PeerInfo {
+            iface: Some("eth9".into()),
+            addr: "198.18.0.2".parse().unwrap(),
+            server_cpu: Some(1),
+            steps: HostSteps::for_iface(None, None),
+        };
+        let start = |row: &str, port| Start {
+            row: row.into(),
+            port,
+            pinned: true,
+            isolate: false,
+            max_ms: 1000,
+        };
+        let r = row_for(&start("udp/block", 9000), &info).unwrap();
+        assert_eq!(r.server_uri, "udp://198.18.0.2:9000?rx=block");
+        let r = row_for(&start("packet/spin", 9100), &info).unwrap();
+        // (The backend numbers its rows' ports from the base: spin is its
+        // second.)
+        assert_eq!(r.server_uri, "packet://eth9?port=9101&rx=spin");
+        assert!(row_for(&start("shm/spin", 9000), &info).is_err());
+        assert!(row_for(&start("udp/nope", 9000), &info).is_err());
+        assert!(row_for(&start("udp", 9000), &info).is_err());
+        assert!(row_for(&start("udp/block", 80), &info).is_err());
+        let mut long = start("udp/block", 9000);
+        long.max_ms = 10 * 3_600_000;
+        assert!(row_for(&long, &info).is_err());
     }
 }

@@ -34,7 +34,7 @@ use hftnet_bench::stats::{LatencyStats, Summary};
 use hftnet_io::{Endpoint, RungContext};
 use hftnet_tune::access::System;
 use hftnet_tune::cpuset::{IsolationOptions, plan_cpu_isolation};
-use hftnet_tune::plan::{HostId, Plan, SNAPSHOT_FORMAT, Snapshot, apply, revert};
+use hftnet_tune::plan::{Plan, SNAPSHOT_FORMAT, Snapshot, apply, revert};
 use hftnet_tune::root::Root;
 use hftnet_tune::services::Systemctl;
 use serde::Serialize;
@@ -48,6 +48,9 @@ pub struct LadderRow {
     pub protocol: String,
     /// The backend row the URIs come from, e.g. `udp/block`.
     pub row: String,
+    /// The port base of the rung's backend row (its URIs' ports are
+    /// numbered from it, the same way at both ends).
+    pub port: u16,
     /// URI the server (`hftnet pong`) opens.
     pub server_uri: String,
     /// URI the client opens.
@@ -95,11 +98,15 @@ pub fn rows_between(
                 .find(|r| r.strategy == strategy)
         };
         let (s, c) = (find(server_iface)?, find(client_iface)?);
+        let at = port;
         port = port.saturating_add(16);
-        Some(hftnet_io::RungSpec {
-            client_uri: c.client_uri,
-            ..s
-        })
+        Some((
+            at,
+            hftnet_io::RungSpec {
+                client_uri: c.client_uri,
+                ..s
+            },
+        ))
     };
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -126,10 +133,11 @@ pub fn rows_between(
         };
         for (scheme, strategy) in picks {
             match spec(scheme, strategy) {
-                Some(r) => out.push(LadderRow {
+                Some((at, r)) => out.push(LadderRow {
                     step,
                     protocol: (*scheme).to_string(),
                     row: format!("{scheme}/{strategy}"),
+                    port: at,
                     server_uri: r.server_uri,
                     client_uri: r.client_uri,
                     pinned,
@@ -269,6 +277,15 @@ impl HostSteps {
                 false,
             ),
             Some(c) if isolated.contains(&c) => (None, true),
+            Some(_) if hftnet_cpusets(&root).is_some() => (
+                Some(format!(
+                    "a hftnet cpuset is in place already ({}: `hftnet tune apply` isolated CPUs, \
+                     or a ladder was stopped before it put the host back): the ladder leaves it \
+                     alone",
+                    hftnet_cpusets(&root).unwrap_or_default()
+                )),
+                false,
+            ),
             Some(c) => match plan_cpu_isolation(&root, &[c], &isolation_options()) {
                 Ok(_) => (None, false),
                 Err(e) => (Some(format!("CPU {c} cannot be isolated here: {e}")), false),
@@ -291,6 +308,21 @@ impl HostSteps {
     }
 }
 
+/// The hftnet cpusets present (`hftnet tune apply`'s or a ladder's), if any.
+fn hftnet_cpusets(root: &Root) -> Option<String> {
+    use hftnet_tune::scope::{V1_HOUSEKEEPING, V1_ISOLATED, V2_ISOLATED};
+    let found: Vec<String> = [
+        format!("sys/fs/cgroup/cpuset/{V1_ISOLATED}"),
+        format!("sys/fs/cgroup/cpuset/{V1_HOUSEKEEPING}"),
+        format!("sys/fs/cgroup/{V2_ISOLATED}"),
+    ]
+    .into_iter()
+    .filter(|p| root.is_dir(p))
+    .map(|p| format!("/{p}"))
+    .collect();
+    (!found.is_empty()).then(|| found.join(", "))
+}
+
 fn irqbalance_running() -> bool {
     hftnet_tune::facts::find_processes(&Root::system(), "irqbalance").is_ok_and(|p| !p.is_empty())
 }
@@ -311,6 +343,69 @@ struct Isolated {
     path: PathBuf,
     /// `cgroup.procs` of the isolated cpuset, for the server to join.
     procs: String,
+    /// A save of the snapshot failed: the copy in memory is the newer one.
+    disk_behind: bool,
+}
+
+/// How the ladder's snapshot files are named in the snapshot directory.
+pub const SNAPSHOT_PREFIX: &str = "ladder-snapshot-";
+
+/// One ladder at a time on a host (a lock on the snapshot directory, held
+/// while the value lives), and none over a host an earlier ladder left
+/// changed.
+pub struct HostLock {
+    _dir: std::fs::File,
+}
+
+impl HostLock {
+    /// Takes the lock.
+    ///
+    /// # Errors
+    /// Another ladder (or `pong --serve-ladder`) runs on this host, or an
+    /// earlier one was killed before it reverted (its snapshot is named,
+    /// with the command that puts the host back), or the snapshot
+    /// directory is not root's alone.
+    pub fn take() -> Result<HostLock, String> {
+        let dir = crate::tune::snapshot_dir().map_err(|e| format!("{e:#}"))?;
+        let f = std::fs::File::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "another ladder (hftnet lab --ladder or pong --serve-ladder) runs on this \
+                     host (it holds the lock on {}): one at a time, as each isolates CPUs",
+                    dir.display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("locking {}: {e}", dir.display()));
+            }
+        }
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(SNAPSHOT_PREFIX))
+            })
+            .map(|p| p.display().to_string())
+            .collect();
+        left.sort();
+        if let Some(first) = left.first() {
+            return Err(format!(
+                "an earlier ladder was stopped before it put the host back: run `hftnet tune \
+                 revert {first}` (then remove the file){}",
+                if left.len() > 1 {
+                    format!(", and the same for {}", left[1..].join(", "))
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        Ok(HostLock { _dir: f })
+    }
 }
 
 impl Isolated {
@@ -336,32 +431,18 @@ impl Isolated {
             changes: iso.changes,
             ..Plan::default()
         };
-        let dir = PathBuf::from("/var/lib/hftnet");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let dir = crate::tune::snapshot_dir().map_err(|e| format!("{e:#}"))?;
         let created_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let path = dir.join(format!(
-            "ladder-snapshot-{created_unix}-{}.json",
+            "{SNAPSHOT_PREFIX}{created_unix}-{}.json",
             std::process::id()
         ));
-        let hostname = root
-            .read("proc/sys/kernel/hostname")
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| "unknown".into());
-        let machine_id = root
-            .read("etc/machine-id")
-            .ok()
-            .flatten()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| format!("hostname:{hostname}"));
+        let host = crate::tune::host_id(&root).map_err(|e| format!("{e:#}"))?;
         let mut snapshot = Snapshot {
             format: SNAPSHOT_FORMAT.into(),
-            host: HostId {
-                machine_id,
-                hostname,
-            },
+            host,
             created_unix,
             profile: "hftnet lab --ladder (CPU isolation)".into(),
             entries: Vec::new(),
@@ -378,6 +459,7 @@ impl Isolated {
             snapshot,
             path,
             procs,
+            disk_behind: report.snapshot_error.is_some(),
         };
         if let Some(why) = report.failed.or(report.snapshot_error) {
             // Dropping `me` reverts what was applied.
@@ -401,26 +483,38 @@ impl Drop for Isolated {
             ethtool: None,
             services: &services,
         };
-        // Entries as written to disk (the apply kept them up to date).
-        let snap = Snapshot::load(&self.path, &self.snapshot.host, false)
-            .unwrap_or_else(|_| self.snapshot.clone());
-        match revert(&snap, &access, false) {
-            Ok(r) if r.failures == 0 && r.conflicts == 0 => {
-                let _ = std::fs::remove_file(&self.path);
+        // The entries as the apply left them: on disk, unless a save failed.
+        let snap = if self.disk_behind {
+            self.snapshot.clone()
+        } else {
+            Snapshot::load(&self.path, &self.snapshot.host, false)
+                .unwrap_or_else(|_| self.snapshot.clone())
+        };
+        // A process that forked while the others were moved back can land
+        // in the housekeeping cpuset after the move and make its removal
+        // fail (EBUSY): reverting again moves it too. A revert of what is
+        // already restored changes nothing.
+        let mut last = String::new();
+        for attempt in 0..5 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(20));
             }
-            Ok(r) => eprintln!(
-                "hftnet lab --ladder: reverting the isolation left {} failures and {} conflicts; \
-                 `hftnet tune revert {}` restores the rest",
-                r.failures,
-                r.conflicts,
-                self.path.display()
-            ),
-            Err(e) => eprintln!(
-                "hftnet lab --ladder: reverting the isolation failed ({e}); run `hftnet tune \
-                 revert {}`",
-                self.path.display()
-            ),
+            match revert(&snap, &access, false) {
+                Ok(r) if r.failures == 0 && r.conflicts == 0 => {
+                    let _ = std::fs::remove_file(&self.path);
+                    return;
+                }
+                Ok(r) => {
+                    last = format!("{} failures and {} conflicts", r.failures, r.conflicts);
+                }
+                Err(e) => last = e.to_string(),
+            }
         }
+        eprintln!(
+            "hftnet lab --ladder: reverting the isolation left {last}; `hftnet tune revert {}` \
+             restores the rest",
+            self.path.display()
+        );
     }
 }
 
@@ -432,10 +526,18 @@ struct Pong {
 }
 
 impl Pong {
-    fn start(spawn: &Spawn<'_>, uri: &str, cpu: Option<usize>) -> Result<Pong, String> {
+    /// Starts `hftnet pong URI --json` (pinned to `cpu`), ending by itself
+    /// after `max` should nobody stop it (its parent killed).
+    fn start(
+        spawn: &Spawn<'_>,
+        uri: &str,
+        cpu: Option<usize>,
+        max: Duration,
+    ) -> Result<Pong, String> {
         let exe = std::env::current_exe().map_err(|e| format!("finding hftnet itself: {e}"))?;
         let mut cmd = Command::new(exe);
-        cmd.args(["pong", uri, "--json"])
+        cmd.args(["pong", uri, "--json", "--duration"])
+            .arg(format!("{}ms", max.as_millis().max(1)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -538,13 +640,14 @@ pub type Spawn<'a> = dyn Fn(&mut Command) -> std::io::Result<Child> + 'a;
 /// peer's `pong --serve-ladder` over its control channel
 /// ([`crate::ladder_peer`]).
 pub trait LadderServer {
-    /// Starts the server of one slice: `uri`, pinned to the server CPU when
-    /// `pinned`, in the isolated cpuset when `isolate`.
+    /// Starts the server of one slice of `row` (its server URI, pinned to
+    /// the server CPU when `row.pinned`, in the isolated cpuset when
+    /// `row.isolated`); `max` bounds the server's life should the client
+    /// never stop it.
     ///
     /// # Errors
     /// Why it did not start (then nothing of it is left).
-    fn start(&self, uri: &str, pinned: bool, isolate: bool)
-    -> Result<Box<dyn Served + '_>, String>;
+    fn start(&self, row: &LadderRow, max: Duration) -> Result<Box<dyn Served + '_>, String>;
 
     /// What the IRQ and isolation steps can do where the server runs.
     fn steps(&self) -> HostSteps;
@@ -578,14 +681,10 @@ struct LocalServed {
 }
 
 impl LadderServer for LocalServer<'_> {
-    fn start(
-        &self,
-        uri: &str,
-        pinned: bool,
-        isolate: bool,
-    ) -> Result<Box<dyn Served + '_>, String> {
+    fn start(&self, row: &LadderRow, max: Duration) -> Result<Box<dyn Served + '_>, String> {
+        let (pinned, isolate) = (row.pinned, row.isolated);
         let cpu = if pinned { self.server_cpu } else { None };
-        let pong = Pong::start(&*self.spawn, uri, cpu)?;
+        let pong = Pong::start(&*self.spawn, &row.server_uri, cpu, max)?;
         // Isolation for this slice, reverted by the stop (after the server
         // ended).
         let mut note = None;
@@ -662,7 +761,10 @@ impl LadderRun<'_> {
             Ok(e) => e,
             Err(e) => return fail(e.to_string()),
         };
-        let served = match self.server.start(&row.server_uri, row.pinned, row.isolated) {
+        // The server ends by itself well after the slice should this
+        // process die without stopping it.
+        let max = slice + Duration::from_secs(30);
+        let served = match self.server.start(row, max) {
             Ok(p) => p,
             Err(e) => return fail(e),
         };
@@ -719,13 +821,26 @@ impl LadderRun<'_> {
                     if let Some(e) = s.error {
                         a.note = Some(e);
                         a.retired = true;
-                    } else if row.needs_busy_poll && s.busy_poll != Some(true) {
-                        a.blocked = Some(
-                            "busy polling not in effect at the server (no NAPI id or no busy-poll \
-                             time granted): the row is a blocking receive, not repeated"
-                                .into(),
-                        );
-                        a.retired = true;
+                    } else if row.needs_busy_poll {
+                        match s.busy_poll {
+                            Some(true) => {}
+                            Some(false) => {
+                                a.blocked = Some(
+                                    "busy polling not in effect at the server (no NAPI id or no \
+                                     busy-poll time granted): the row is a blocking receive, not \
+                                     repeated"
+                                        .into(),
+                                );
+                                a.retired = true;
+                            }
+                            None => {
+                                a.blocked = Some(
+                                    "whether busy polling took effect is unknown: the server's \
+                                     report could not be read"
+                                        .into(),
+                                );
+                            }
+                        }
                     }
                 }
                 progress(row);
@@ -814,7 +929,9 @@ fn judge_rows(rows: &[LadderRow], acc: Vec<Acc>, steps: &HostSteps) -> Vec<Ladde
         .or_else(|| a.blocked.clone());
         let verdict = judge(row.step, measured, noise, blocked.as_deref());
         let mut host = a.host.clone();
-        if row.isolated && steps.kernel_isolated {
+        if let (true, Some(why)) = (row.isolated, &steps.isolation_blocked) {
+            host.push(format!("not isolated: {why}"));
+        } else if row.isolated && steps.kernel_isolated {
             host.push("server CPU isolated by the kernel (isolcpus)".into());
         } else if row.isolated && steps.isolation_blocked.is_none() && a.host.is_empty() {
             host.push("server CPU isolated at run time (cpuset, reverted after each slice)".into());
@@ -862,7 +979,7 @@ pub fn table(results: &[LadderResult]) -> String {
     // (+ 0.0: a zero change prints +0%, not -0%.)
     let pct = |p: Option<f64>| p.map_or("-".into(), |x| format!("{:+.0}%", x + 0.0));
     let mut s = format!(
-        "{:<16} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<19} {:<20} {}\n",
+        "{:<16} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6}  {:<19} {:<20} {}\n",
         "rung",
         "proto",
         "samples",
@@ -872,6 +989,7 @@ pub fn table(results: &[LadderResult]) -> String {
         "max",
         "vs prev",
         "vs base",
+        "gain",
         "claim",
         "verdict",
         "note"
@@ -906,7 +1024,7 @@ pub fn table(results: &[LadderResult]) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<16} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}  {:<19} {:<20} {}",
+            "{:<16} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6}  {:<19} {:<20} {}",
             r.label,
             r.row.protocol,
             n,
@@ -916,6 +1034,8 @@ pub fn table(results: &[LadderResult]) -> String {
             max,
             pct(r.change_vs_previous_pct),
             pct(r.change_vs_baseline_pct),
+            r.measured_reduction_pct
+                .map_or("-".into(), |g| format!("{:.0}%", g + 0.0)),
             claim,
             r.verdict.word(),
             why

@@ -256,7 +256,32 @@ fn audit(a: AuditArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn host_id(root: &Root) -> Result<HostId> {
+/// The directory snapshots go to, [`SNAPSHOT_DIR`]: created root-only
+/// (0700) if missing, and refused unless it is a directory only root can
+/// enter (nobody else may plant or edit a snapshot that `revert` would
+/// write back as root).
+pub(crate) fn snapshot_dir() -> Result<PathBuf> {
+    let dir = PathBuf::from(SNAPSHOT_DIR);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating the snapshot directory {SNAPSHOT_DIR}"))?;
+    let meta =
+        std::fs::symlink_metadata(&dir).with_context(|| format!("inspecting {SNAPSHOT_DIR}"))?;
+    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        bail!(
+            "{SNAPSHOT_DIR} is not a directory only root can enter (owner uid {}, mode {:o}): fix \
+             it (chown root, chmod 700) or name a file with --snapshot",
+            meta.uid(),
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(dir)
+}
+
+/// This host's identity as snapshots record it.
+pub(crate) fn host_id(root: &Root) -> Result<HostId> {
     let hostname = root
         .read("proc/sys/kernel/hostname")?
         .unwrap_or_else(|| "unknown".into());
@@ -328,29 +353,10 @@ fn apply_cmd(a: ApplyArgs) -> Result<ExitCode> {
         .map_or(0, |d| d.as_secs());
     let path = match a.snapshot.clone() {
         Some(p) => p,
-        None => {
-            let dir = PathBuf::from(SNAPSHOT_DIR);
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .with_context(|| format!("creating the snapshot directory {SNAPSHOT_DIR}"))?;
-            // An existing directory must be root's alone too.
-            let meta = std::fs::symlink_metadata(&dir)
-                .with_context(|| format!("inspecting {SNAPSHOT_DIR}"))?;
-            if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
-                bail!(
-                    "{SNAPSHOT_DIR} is not a directory only root can enter (owner uid {}, mode \
-                     {:o}): fix it (chown root, chmod 700) or name a file with --snapshot",
-                    meta.uid(),
-                    meta.mode() & 0o7777
-                );
-            }
-            dir.join(format!(
-                "tune-snapshot-{created_unix}-{}.json",
-                std::process::id()
-            ))
-        }
+        None => snapshot_dir()?.join(format!(
+            "tune-snapshot-{created_unix}-{}.json",
+            std::process::id()
+        )),
     };
     let mut snap = Snapshot {
         format: SNAPSHOT_FORMAT.into(),

@@ -104,7 +104,13 @@ pub fn choose_cpu(flag: Option<usize>, uri: Option<usize>) -> Result<Option<usiz
 /// A flag that SIGINT or SIGTERM sets, so a run ends and still prints what it counted.
 pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    // SIGHUP too: a closed terminal or SSH session ends the run as Ctrl-C
+    // does, with its clean-up (a ladder's host changes reverted).
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
     }
     Ok(stop)

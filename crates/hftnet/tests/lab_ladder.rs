@@ -40,6 +40,21 @@ fn host_state() -> String {
     for p in ["/proc/1/cpuset", "/proc/self/cpuset"] {
         s += &format!("{p}: {:?}\n", std::fs::read_to_string(p).ok());
     }
+    // Servers the ladders (this binary's hftnet) started and did not stop.
+    let pongs = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| {
+            let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+            // `hftnet pong URI …` (not a `pong --serve-ladder`, which the
+            // peer test runs on purpose).
+            args.first() == Some(&BIN.as_bytes())
+                && args.get(1) == Some(&&b"pong"[..])
+                && args.get(2).is_some_and(|a| !a.starts_with(b"--"))
+        })
+        .count();
+    s += &format!("hftnet pong processes: {pongs}\n");
     if let Ok(rd) = std::fs::read_dir("/var/lib/hftnet") {
         let mut snaps: Vec<String> = rd
             .flatten()
@@ -118,17 +133,12 @@ fn the_ladder_runs_every_rung_judges_each_claim_and_puts_the_host_back() {
     .collect();
     assert_eq!(&steps[..12], &tuning[..], "{steps:?}");
     let bypass: Vec<&str> = steps[12..].iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(
-        bypass,
-        [
-            "batching",
-            "io_uring",
-            "af_packet",
-            "af_xdp",
-            "shared_memory"
-        ],
-        "this build has no dpdk"
-    );
+    let mut want = vec!["batching", "io_uring", "af_packet", "af_xdp"];
+    if cfg!(feature = "dpdk") {
+        want.push("dpdk");
+    }
+    want.push("shared_memory");
+    assert_eq!(bypass, want);
     let verdicts = [
         "reference",
         "holds",
@@ -201,11 +211,13 @@ fn the_ladder_runs_every_rung_judges_each_claim_and_puts_the_host_back() {
             .iter()
             .map(|h| h.as_str().unwrap())
             .collect();
-        let isolated = host.iter().any(|h| h.contains("isolated"));
-        let why = r["verdict"] == "not_measurable" && r["step"] == "cpu_isolation";
-        assert!(isolated || why, "{r}");
+        // Isolated, or saying why not ("not isolated: …").
+        assert!(host.iter().any(|h| h.contains("isolated")), "{r}");
         if std::env::var_os("CI").is_some() {
-            assert!(isolated, "CI runs as root with cpusets: {r}");
+            assert!(
+                host.iter().any(|h| h.starts_with("server CPU isolated")),
+                "CI runs as root with cpusets: {r}"
+            );
         }
     }
     assert!(stdout.contains("the paper's ladder"), "{stdout}");
@@ -242,7 +254,7 @@ fn an_interrupted_ladder_puts_the_host_back() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let state = host_state();
-        if state.contains("\"hftnet\"") || state.contains("\"hftnet.slice\"") {
+        if (state.contains("\"hftnet\"") || state.contains("\"hftnet.slice\"")) && state != before {
             break;
         }
         assert!(
@@ -256,7 +268,7 @@ fn an_interrupted_ladder_puts_the_host_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
     hftnet_sys::proc::interrupt(p.child()).unwrap();
-    let out = p.0.take().unwrap().wait_with_output().unwrap();
+    let out = common::finish(p, Duration::from_secs(60), "the interrupted ladder");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(
@@ -400,29 +412,43 @@ fn the_ladder_runs_across_two_machines_through_the_control_channel() {
     }
     assert_eq!(host_state(), before, "the host is as before the run");
     // The peer serves the next client too (a bad HELLO first: refused,
-    // the session goes on).
+    // the session goes on; a row it would not build: refused); a third
+    // client meanwhile is told the peer is busy.
     {
         use std::io::{BufRead, Write};
-        let mut c = me
-            .run({
-                let ctl = ctl.clone();
-                move || std::net::TcpStream::connect(&ctl).unwrap()
-            })
-            .unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+        let connect = || {
+            let c = me
+                .run({
+                    let ctl = ctl.clone();
+                    move || std::net::TcpStream::connect(&ctl).unwrap()
+                })
+                .unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let r = std::io::BufReader::new(c.try_clone().unwrap());
+            (c, r)
+        };
+        let (mut c, mut r) = connect();
         let mut line = String::new();
-        c.write_all(b"START {}\nHELLO other 9\nHELLO hftnet-ladder 1\nBYE\n")
-            .unwrap();
+        c.write_all(
+            b"START {}\nHELLO other 9\nHELLO hftnet-ladder 1\n\
+              START {\"row\":\"shm/spin\",\"port\":9000,\"pinned\":true,\"isolate\":true,\"max_ms\":1000}\n",
+        )
+        .unwrap();
         for want in [
             "ERROR say HELLO first",
             "ERROR this peer speaks",
             "HELLO hftnet-ladder 1 {",
+            "ERROR shm:// is not a network transport",
         ] {
             line.clear();
             r.read_line(&mut line).unwrap();
             assert!(line.starts_with(want), "{line:?}, wanted {want:?}");
         }
+        let (_c2, mut r2) = connect();
+        line.clear();
+        r2.read_line(&mut line).unwrap();
+        assert!(line.starts_with("ERROR busy"), "{line:?}");
+        c.write_all(b"BYE\n").unwrap();
     }
     hftnet_sys::proc::interrupt(serve.child()).unwrap();
     let st = common::finish(serve, Duration::from_secs(10), "pong --serve-ladder");

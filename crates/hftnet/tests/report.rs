@@ -365,6 +365,13 @@ fn synthetic_report_loads_clean_with_one_series_per_row() {
 /// it exits 0. Returns the directory, the page and the parsed JSON, and the
 /// `.hgrm` directory.
 fn lab_with_report(tag: &str, args: &[&str]) -> (TempDir, String, serde_json::Value, PathBuf) {
+    // One lab run at a time in this binary: the ladder isolates a CPU and
+    // moves every process of the host (a lab started meanwhile would see
+    // one CPU and measure no floor).
+    static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_LAB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = TempDir::new(tag);
     let (report, json, hgrm) = (
         dir.0.join("r.html"),
