@@ -576,6 +576,8 @@ fn paper(a: &LabArgs) -> Result<ExitCode> {
     };
     let local = paper_ladder::LocalServer {
         spawn: Box::new(|cmd| server.spawn(cmd).map_err(std::io::Error::other)),
+        // The lab's veth has no IRQs (HostSteps::for_lab says so).
+        iface: None,
         server_cpu,
         steps,
     };

@@ -177,6 +177,7 @@ pub fn serve(listen: SocketAddr, iface: Option<String>, cpu: Option<usize>) -> R
     });
     let local = LocalServer {
         spawn: Box::new(|cmd: &mut Command| cmd.spawn()),
+        iface: iface.clone(),
         server_cpu,
         steps: HostSteps::for_iface(iface.as_deref(), server_cpu),
     };

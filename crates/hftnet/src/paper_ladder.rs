@@ -234,32 +234,25 @@ impl HostSteps {
     }
 
     /// Decides for a server on this host's interface `iface` (a ladder
-    /// peer), with the server on `server_cpu`.
+    /// peer), with the server on `server_cpu`: the IRQ rung moves the
+    /// interface's IRQs when it has some.
     #[must_use]
     pub fn for_iface(iface: Option<&str>, server_cpu: Option<usize>) -> HostSteps {
-        let irq = match iface {
-            None => "no interface named (--iface): its IRQs were not looked at".to_string(),
-            Some(i) => match hftnet_tune::facts::discover_irqs(&Root::system(), i) {
-                Ok(irqs) if irqs.is_empty() => format!(
+        let irq = match (iface, server_cpu) {
+            (None, _) => Some("no interface named (--iface): its IRQs were not looked at".into()),
+            (Some(_), None) => Some("fewer than two CPUs: no server CPU to move IRQs to".into()),
+            (Some(i), Some(_)) => match hftnet_tune::facts::discover_irqs(&Root::system(), i) {
+                Ok(irqs) if irqs.is_empty() => Some(format!(
                     "{i} has no IRQs of its own (a virtual device): nothing to move, so the row \
                      repeats the previous configuration"
-                ),
-                Ok(irqs) => format!(
-                    "{i} has {} IRQs; the ladder does not move them (it would change the host \
-                     for every other rung too): move them to the server CPU with `hftnet tune \
-                     apply --iface {i} --cpus {} --yes` (irqbalance {}) and run the ladder again",
-                    irqs.len(),
-                    server_cpu.map_or("C".into(), |c| c.to_string()),
-                    if irqbalance_running() {
-                        "running: the profile stops it"
-                    } else {
-                        "not running"
-                    }
-                ),
-                Err(e) => format!("the IRQs of {i} could not be read: {e}"),
+                )),
+                Ok(_) => None,
+                Err(e) => Some(format!("the IRQs of {i} could not be read: {e}")),
             },
         };
-        Self::with_irq(irq, server_cpu)
+        let mut s = Self::with_irq(String::new(), server_cpu);
+        s.irq_blocked = irq;
+        s
     }
 
     fn with_irq(irq_blocked: String, server_cpu: Option<usize>) -> HostSteps {
@@ -336,15 +329,98 @@ fn isolation_options() -> IsolationOptions {
     }
 }
 
-/// The server CPU isolated through `hftnet-tune`: applied with a snapshot,
-/// reverted on drop.
-struct Isolated {
+/// A plan of `hftnet-tune` applied with a snapshot (write-ahead, in the
+/// snapshot directory), reverted on drop.
+struct Applied {
     snapshot: Snapshot,
     path: PathBuf,
-    /// `cgroup.procs` of the isolated cpuset, for the server to join.
-    procs: String,
     /// A save of the snapshot failed: the copy in memory is the newer one.
     disk_behind: bool,
+}
+
+impl Applied {
+    /// Applies `plan` (`what` names it in the snapshot and the errors).
+    fn apply(plan: &Plan, what: &str) -> Result<Applied, String> {
+        let root = Root::system();
+        let dir = crate::tune::snapshot_dir().map_err(|e| format!("{e:#}"))?;
+        let created_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let path = dir.join(format!(
+            "{SNAPSHOT_PREFIX}{created_unix}-{}-{}.json",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let host = crate::tune::host_id(&root).map_err(|e| format!("{e:#}"))?;
+        let mut snapshot = Snapshot {
+            format: SNAPSHOT_FORMAT.into(),
+            host,
+            created_unix,
+            profile: format!("hftnet lab --ladder ({what})"),
+            entries: Vec::new(),
+        };
+        let services = Systemctl::default();
+        let access = System {
+            root,
+            ethtool: None,
+            services: &services,
+        };
+        let report =
+            apply(plan, &access, &mut snapshot, &path).map_err(|e| format!("{what}: {e}"))?;
+        let me = Applied {
+            snapshot,
+            path,
+            disk_behind: report.snapshot_error.is_some(),
+        };
+        if let Some(why) = report.failed.or(report.snapshot_error) {
+            // Dropping `me` reverts what was applied.
+            return Err(format!("{what}: {why}"));
+        }
+        Ok(me)
+    }
+}
+
+/// The server CPU isolated through `hftnet-tune` (reverted on drop).
+struct Isolated {
+    _applied: Applied,
+    /// `cgroup.procs` of the isolated cpuset, for the server to join.
+    procs: String,
+}
+
+/// The plan that moves `iface`'s IRQs to `cpu` and stops irqbalance (the
+/// IRQ rung on a device that has IRQs): `hftnet-tune`'s planner with those
+/// two settings of its latency profile and nothing else.
+///
+/// # Errors
+/// The interface is unknown, or a file cannot be read.
+pub fn irq_plan(
+    root: &Root,
+    access: &dyn hftnet_tune::plan::Access,
+    iface: &str,
+    cpu: usize,
+) -> Result<Plan, String> {
+    const PROFILE: &str = r#"
+name = "ladder-irq"
+description = "The paper's ladder, IRQ rung: the interface's IRQs on the server CPU."
+[irq]
+affinity = { value = "{cpus}", why = "the IRQ rung: the interface's interrupts on the server's CPU" }
+[cpu]
+stop_irqbalance = { value = "on", why = "the IRQ rung: irqbalance would move them away again" }
+"#;
+    let online = root
+        .read("sys/devices/system/cpu/online")
+        .ok()
+        .flatten()
+        .and_then(|s| hftnet_tune::root::parse_cpu_list(&s).ok())
+        .unwrap_or_default();
+    let profile =
+        hftnet_tune::profile::Profile::parse("hftnet lab --ladder (IRQ affinity)", PROFILE)
+            .map_err(|e| e.to_string())?
+            .expand(&[cpu], &online);
+    let (input, _notes) = hftnet_tune::audit::prepare(root, &profile, &[iface.to_string()], &[cpu])
+        .map_err(|e| e.to_string())?;
+    hftnet_tune::plan::plan(&profile, &input, access).map_err(|e| e.to_string())
 }
 
 /// How the ladder's snapshot files are named in the snapshot directory.
@@ -431,41 +507,11 @@ impl Isolated {
             changes: iso.changes,
             ..Plan::default()
         };
-        let dir = crate::tune::snapshot_dir().map_err(|e| format!("{e:#}"))?;
-        let created_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let path = dir.join(format!(
-            "{SNAPSHOT_PREFIX}{created_unix}-{}.json",
-            std::process::id()
-        ));
-        let host = crate::tune::host_id(&root).map_err(|e| format!("{e:#}"))?;
-        let mut snapshot = Snapshot {
-            format: SNAPSHOT_FORMAT.into(),
-            host,
-            created_unix,
-            profile: "hftnet lab --ladder (CPU isolation)".into(),
-            entries: Vec::new(),
-        };
-        let services = Systemctl::default();
-        let access = System {
-            root,
-            ethtool: None,
-            services: &services,
-        };
-        let report = apply(&plan, &access, &mut snapshot, &path)
-            .map_err(|e| format!("isolating CPU {cpu}: {e}"))?;
-        let me = Isolated {
-            snapshot,
-            path,
+        let applied = Applied::apply(&plan, &format!("isolating CPU {cpu}"))?;
+        Ok(Isolated {
+            _applied: applied,
             procs,
-            disk_behind: report.snapshot_error.is_some(),
-        };
-        if let Some(why) = report.failed.or(report.snapshot_error) {
-            // Dropping `me` reverts what was applied.
-            return Err(format!("isolating CPU {cpu}: {why}"));
-        }
-        Ok(me)
+        })
     }
 
     /// Moves process `pid` into the isolated cpuset.
@@ -475,7 +521,7 @@ impl Isolated {
     }
 }
 
-impl Drop for Isolated {
+impl Drop for Applied {
     fn drop(&mut self) {
         let services = Systemctl::default();
         let access = System {
@@ -668,6 +714,8 @@ pub trait Served {
 pub struct LocalServer<'a> {
     /// Starts the process where the server lives.
     pub spawn: Box<Spawn<'a>>,
+    /// The interface whose IRQs the IRQ rungs move (when it has some).
+    pub iface: Option<String>,
     /// The server CPU for pinned rungs.
     pub server_cpu: Option<usize>,
     /// What the host steps can do here.
@@ -677,6 +725,7 @@ pub struct LocalServer<'a> {
 struct LocalServed {
     pong: Pong,
     iso: Option<Isolated>,
+    irq: Option<Applied>,
     note: Option<String>,
 }
 
@@ -684,27 +733,53 @@ impl LadderServer for LocalServer<'_> {
     fn start(&self, row: &LadderRow, max: Duration) -> Result<Box<dyn Served + '_>, String> {
         let (pinned, isolate) = (row.pinned, row.isolated);
         let cpu = if pinned { self.server_cpu } else { None };
+        // The IRQ step first (the device's IRQs on the server CPU), then
+        // isolation; both reverted by the stop, after the server ended.
+        let mut notes = Vec::new();
+        let irq = match (row.irq_affinity, &self.steps.irq_blocked, cpu, &self.iface) {
+            (true, None, Some(c), Some(i)) => {
+                let services = Systemctl::default();
+                let access = System {
+                    root: Root::system(),
+                    ethtool: None,
+                    services: &services,
+                };
+                match irq_plan(&Root::system(), &access, i, c)
+                    .and_then(|p| Applied::apply(&p, &format!("moving the IRQs of {i} to CPU {c}")))
+                {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        notes.push(e);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let pong = Pong::start(&*self.spawn, &row.server_uri, cpu, max)?;
-        // Isolation for this slice, reverted by the stop (after the server
-        // ended).
-        let mut note = None;
         let iso = match (isolate, &self.steps.isolation_blocked, cpu) {
             (true, None, Some(c)) if !self.steps.kernel_isolated => match Isolated::apply(c) {
                 Ok(iso) => match iso.join(pong.pid) {
                     Ok(()) => Some(iso),
                     Err(e) => {
-                        note = Some(e);
+                        notes.push(e);
                         None
                     }
                 },
                 Err(e) => {
-                    note = Some(e);
+                    notes.push(e);
                     None
                 }
             },
             _ => None,
         };
-        Ok(Box::new(LocalServed { pong, iso, note }))
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
+        Ok(Box::new(LocalServed {
+            pong,
+            iso,
+            irq,
+            note,
+        }))
     }
 
     fn steps(&self) -> HostSteps {
@@ -718,9 +793,10 @@ impl Served for LocalServed {
     }
 
     fn stop(self: Box<Self>) -> Option<serde_json::Value> {
-        let LocalServed { pong, iso, .. } = *self;
+        let LocalServed { pong, iso, irq, .. } = *self;
         let report = pong.stop();
         drop(iso);
+        drop(irq);
         report
     }
 }
@@ -929,6 +1005,13 @@ fn judge_rows(rows: &[LadderRow], acc: Vec<Acc>, steps: &HostSteps) -> Vec<Ladde
         .or_else(|| a.blocked.clone());
         let verdict = judge(row.step, measured, noise, blocked.as_deref());
         let mut host = a.host.clone();
+        if row.irq_affinity && steps.irq_blocked.is_none() && a.host.is_empty() {
+            host.push(
+                "the interface's IRQs on the server CPU, irqbalance stopped (hftnet-tune, \
+                 reverted after each slice)"
+                    .into(),
+            );
+        }
         if let (true, Some(why)) = (row.isolated, &steps.isolation_blocked) {
             host.push(format!("not isolated: {why}"));
         } else if row.isolated && steps.kernel_isolated {
@@ -1047,6 +1130,60 @@ pub fn table(results: &[LadderResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The IRQ rung's plan on a device with IRQs (a fake /proc and /sys
+    /// tree, nothing of this host touched): the interface's IRQs onto the
+    /// server CPU, irqbalance stopped, and nothing else of the profile.
+    #[test]
+    fn the_irq_rung_moves_the_interfaces_irqs_and_stops_irqbalance() {
+        let dir = std::env::temp_dir().join(format!("hftnet-irq-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let put = |rel: &str, text: &str| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put("sys/devices/system/cpu/online", "0-1");
+        std::fs::create_dir_all(dir.join("sys/class/net/eth9")).unwrap();
+        put(
+            "proc/interrupts",
+            "            CPU0       CPU1\n  24:         10          1   PCI-MSI 1-edge      \
+             eth9-TxRx-0\n  25:          3          0   PCI-MSI 2-edge      other-dev\n",
+        );
+        put("proc/irq/24/smp_affinity_list", "0-1");
+        put("proc/irq/25/smp_affinity_list", "0-1");
+        let root = Root::at(&dir);
+        let services = hftnet_tune::services::FakeServices::new(&[("irqbalance", true)]);
+        let access = System {
+            root: root.clone(),
+            ethtool: None,
+            services: &services,
+        };
+        let plan = irq_plan(&root, &access, "eth9", 1);
+        let _ = std::fs::remove_dir_all(&dir);
+        let plan = plan.unwrap();
+        let changes: Vec<(String, String, String)> = plan
+            .changes
+            .iter()
+            .map(|c| (c.target.to_string(), c.old.clone(), c.new.clone()))
+            .collect();
+        assert_eq!(
+            changes,
+            // irqbalance stopped first, so it does not move them back.
+            [
+                (
+                    "service irqbalance".to_string(),
+                    "active".to_string(),
+                    "inactive".to_string()
+                ),
+                (
+                    "/proc/irq/24/smp_affinity_list".to_string(),
+                    "0-1".to_string(),
+                    "1".to_string()
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn rows_follow_the_paper_and_are_cumulative() {
