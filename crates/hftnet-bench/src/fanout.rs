@@ -772,7 +772,6 @@ fn send<S: Transport>(
         return out; // refused by validate
     };
     let mut msg = vec![0u8; cfg.size];
-    let start = Instant::now();
     let origin_ns = clock.now_ns();
     let mut measuring_since: Option<Instant> = None;
     let mut seq = 0u64;
@@ -789,7 +788,9 @@ fn send<S: Transport>(
         {
             break;
         }
-        WaitPolicy::SLEEP_THEN_SPIN.wait_until(timetable.due_instant(start, seq));
+        // On the stamps' clock, so one-way latency and lateness compare
+        // readings of one clock.
+        WaitPolicy::SLEEP_THEN_SPIN.wait_until_ns(clock, origin_ns + timetable.due_ns(seq));
         let now_ns = clock.now_ns().saturating_sub(origin_ns);
         timetable.note_send(seq, now_ns);
         probe::fill_padding(seq, &mut msg);

@@ -350,6 +350,12 @@ impl Seen {
         if seq + Self::WINDOW <= self.top {
             return None;
         }
+        // A jump past the whole window (a long gap, a late join) clears it
+        // at once instead of slot by slot.
+        if seq >= self.top + Self::WINDOW {
+            self.bits.fill(0);
+            self.top = seq;
+        }
         // Clear the slots the window slides over.
         while self.top <= seq {
             let i = self.top % Self::WINDOW;
@@ -783,7 +789,6 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
     let Some(timetable) = Timetable::per_second(rate) else {
         return Ok(()); // a rate of 0 is refused by PingConfig::validate
     };
-    let start = Instant::now();
     let start_ticks = run.clock.now();
     let tsc_hz = run.clock.tsc_hz();
     // Scheduled times travel in clock ticks: convert through the clock's rate.
@@ -819,8 +824,13 @@ fn fixed_rate<T: Transport>(run: &mut Run<'_, T>, rate: u64) -> Result<(), Sysca
         if done_sending {
             break;
         }
-        let due = timetable.due_instant(start, seq);
-        if Instant::now() >= due {
+        // Due on the clock the stamps are read from (a CLOCK_MONOTONIC
+        // deadline would drift from the calibrated TSC over a long run); the
+        // receive below waits for it as an Instant computed from now.
+        let due_ticks = start_ticks + ticks_after(timetable.due_ns(seq));
+        let now_ticks = run.clock.now();
+        let due = Instant::now() + Duration::from_nanos(run.clock.ns_between(now_ticks, due_ticks));
+        if now_ticks >= due_ticks {
             // Stamp with the scheduled time, not the actual one.
             run.send_probe(seq, start_ticks + ticks_after(timetable.due_ns(seq)));
             if seq >= run.cfg.warmup {
@@ -996,6 +1006,14 @@ mod tests {
         assert_eq!(s.mark(5), None, "slid out of the window");
         // A slot reused by the window starts clear.
         assert_eq!(s.mark(Seen::WINDOW + 5), Some(false));
+        // A jump of billions (a late joiner) is one step, and the window
+        // after it works as before.
+        let jump = 5_000_000_000;
+        assert_eq!(s.mark(jump), Some(false));
+        assert_eq!(s.mark(jump), Some(true));
+        assert_eq!(s.mark(jump - 1), Some(false));
+        assert_eq!(s.mark(far), None);
+        assert_eq!(s.mark(jump + 3), Some(false));
     }
 
     #[test]

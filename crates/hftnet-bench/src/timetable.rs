@@ -235,6 +235,20 @@ impl WaitPolicy {
             }
         }
     }
+
+    /// Waits until `clock` reads `deadline_ns` or later: the schedule kept
+    /// on the same clock as the stamps it is compared with (an `Instant`
+    /// deadline runs on CLOCK_MONOTONIC, which drifts from a calibrated TSC
+    /// and is slewed by NTP).
+    pub fn wait_until_ns(&self, clock: crate::clock::Clock, deadline_ns: u64) {
+        loop {
+            match self.step(deadline_ns.saturating_sub(clock.now_ns())) {
+                WaitStep::Due => return,
+                WaitStep::Sleep(d) => std::thread::sleep(d),
+                WaitStep::Spin => std::hint::spin_loop(),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

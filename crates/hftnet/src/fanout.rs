@@ -171,12 +171,28 @@ pub fn fanout(a: FanoutArgs) -> Result<ExitCode> {
         receiver_params: a.rx_param,
         join_late: a.join_late,
     };
+    // A directory that cannot be made fails now, not after the run.
+    if let Some(dir) = &a.hgrm_dir {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("--hgrm-dir {}: cannot create the directory", dir.display())
+        })?;
+    }
     let stop = stop_on_signals()?;
     let clock = Clock::new();
     let out = run_in_lab(&lab, &cfg, clock, &stop)?;
+    let silent = out.all_silent();
+    let report = FanoutReport::new(&lab, &cfg, out, &clock);
+    // The results first: a file that cannot be written loses nothing.
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", comment_lines(&report.header_lines()));
+        print!("{}", report.outcome.table());
+        print!("{}", comment_lines(&report.result_lines()));
+    }
+    std::io::stdout().flush()?;
     if let Some(dir) = &a.hgrm_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for r in &out.receivers {
+        for r in &report.outcome.receivers {
             for (suffix, hist) in [("", &r.stats.one_way), ("-from-send", &r.stats.from_send)] {
                 let path = dir.join(format!("{}{suffix}.hgrm", r.name));
                 let f =
@@ -188,16 +204,6 @@ pub fn fanout(a: FanoutArgs) -> Result<ExitCode> {
             }
         }
     }
-    let silent = out.all_silent();
-    let report = FanoutReport::new(&lab, &cfg, out, &clock);
-    if a.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", comment_lines(&report.header_lines()));
-        print!("{}", report.outcome.table());
-        print!("{}", comment_lines(&report.result_lines()));
-    }
-    std::io::stdout().flush()?;
     Ok(if silent {
         eprintln!("hftnet fanout: no receiver got any message");
         ExitCode::from(EXIT_SILENT)

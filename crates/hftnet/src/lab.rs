@@ -496,6 +496,8 @@ fn run_config(
 #[derive(Serialize)]
 struct PaperReport<'a> {
     mode: &'a str,
+    hftnet_version: &'a str,
+    hftnet_commit: &'a str,
     /// The lab's namespaces; `null` across two machines (`--peer`).
     lab: Option<hftnet_lab::LabInfo>,
     message_bytes: usize,
@@ -567,6 +569,8 @@ fn paper(a: &LabArgs) -> Result<ExitCode> {
         head.push(("rung_not_in_this_build".into(), m.clone()));
     }
     head.extend(Environment::capture().lines());
+    head.push(("hftnet_version".into(), VERSION.into()));
+    head.push(("hftnet_commit".into(), COMMIT.into()));
     print!("{}", hftnet_bench::report::comment_lines(&head));
 
     let bar = progress_bar((rows.len() * rounds as usize) as u64);
@@ -676,6 +680,8 @@ fn paper_peer(
         head.push(("rung_not_run".into(), m.clone()));
     }
     head.extend(Environment::capture().lines());
+    head.push(("hftnet_version".into(), VERSION.into()));
+    head.push(("hftnet_commit".into(), COMMIT.into()));
     print!("{}", hftnet_bench::report::comment_lines(&head));
     let bar = progress_bar((rows.len() * cfg.rounds as usize) as u64);
     let run = paper_ladder::LadderRun {
@@ -759,6 +765,8 @@ fn finish_paper(
     }
     let report = PaperReport {
         mode,
+        hftnet_version: VERSION,
+        hftnet_commit: COMMIT,
         lab,
         message_bytes: a.size,
         duration_per_row_s: cfg.duration.as_secs_f64(),

@@ -360,6 +360,31 @@ fn synthetic_report_loads_clean_with_one_series_per_row() {
     assert_eq!(attrs(wf[0], "data-step").len(), 5);
 }
 
+/// The JSON's `hftnet_commit`: in a git checkout (this one), twelve hex
+/// digits (and `-dirty` when the tree differs), else `unknown`.
+fn assert_commit(j: &serde_json::Value) {
+    let c = j["hftnet_commit"].as_str().unwrap();
+    let in_git = std::process::Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "ls-files",
+            "--error-unmatch",
+            "build.rs",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if in_git {
+        let hex = c.strip_suffix("-dirty").unwrap_or(c);
+        assert!(
+            hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{c:?}"
+        );
+    } else {
+        assert_eq!(c, "unknown");
+    }
+}
+
 /// Runs `hftnet lab ARGS --report R --json J --hgrm-dir D` in a fresh
 /// directory (kept until the returned value drops); fails the test unless
 /// it exits 0. Returns the directory, the page and the parsed JSON, and the
@@ -417,7 +442,7 @@ fn lab_report_loads_clean_with_one_series_per_row() {
         "hftnet-report-lab",
         &["--quick", "--no-t2t", "--transports", "udp/block,udp/spin"],
     );
-    assert_ne!(j["hftnet_commit"], "");
+    assert_commit(&j);
     assert_eq!(j["hftnet_version"], env!("CARGO_PKG_VERSION"));
     let rows: Vec<(String, u64)> = j["results"]
         .as_array()
@@ -508,8 +533,11 @@ fn ladder_report_loads_clean_with_its_waterfall() {
         })
         .collect();
     assert_eq!(names.len(), rows.len(), "every rung measured: {rows:?}");
+    assert_commit(&j);
+    assert_eq!(j["hftnet_version"], env!("CARGO_PKG_VERSION"));
     let seen = check_in_chromium(&bin, &html, &dir.0);
     assert_eq!(seen.percentile_rows, names);
+    assert!(seen.dom.contains("hftnet_commit"));
     assert!(
         seen.dom.contains("<h2>Ladder</h2>"),
         "the waterfall is there"

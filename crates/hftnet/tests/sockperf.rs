@@ -6,7 +6,7 @@
 //! in time and stopped by its PID when dropped.
 
 use std::io::BufRead;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -263,18 +263,39 @@ fn sockperf_clients_against_hftnet_pong() {
 }
 
 /// Waits until something in `host`'s namespace holds `addr` (sockperf's
-/// server has bound it): binding it ourselves fails with EADDRINUSE.
+/// server has bound it), read from the namespace's socket tables
+/// (`/proc/thread-self/net/udp` or `tcp`, a listening TCP socket) — never by
+/// binding the port ourselves, which could make sockperf's own bind fail.
 fn wait_bound(host: &Host, addr: SocketAddr, tcp: bool) {
     let start = Instant::now();
+    let SocketAddr::V4(v4) = addr else {
+        panic!("IPv4 only: {addr}")
+    };
+    // /proc/net/{udp,tcp}: local address as little-endian hex IP:port.
+    // Bound to the address or to any.
+    let locals = [
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        format!("00000000:{:04X}", v4.port()),
+    ];
     loop {
+        let locals = locals.clone();
         let taken = host
             .run(move || {
-                let e = if tcp {
-                    TcpListener::bind(addr).err()
-                } else {
-                    UdpSocket::bind(addr).err()
-                };
-                e.is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+                let table = if tcp { "tcp" } else { "udp" };
+                std::fs::read_to_string(format!("/proc/thread-self/net/{table}"))
+                    .unwrap_or_default()
+                    .lines()
+                    .skip(1)
+                    .any(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        // st 0A: TCP_LISTEN (a UDP socket is 07, bound).
+                        f.get(1).is_some_and(|a| locals.iter().any(|l| l == a))
+                            && (!tcp || f.get(3) == Some(&"0A"))
+                    })
             })
             .unwrap();
         if taken {
