@@ -1260,6 +1260,11 @@ impl FanoutReport {
                     r.stats.first_seq.unwrap_or(0)
                 ));
             }
+            if r.stats.one_way.is_empty() {
+                // Out of the spread and of slowest/fastest, which compare
+                // receivers that measured something: named here.
+                extra.push("silent: no measured probe received".into());
+            }
             for (n, what) in [
                 (r.stats.stale, "stale"),
                 (r.stats.foreign, "foreign"),
