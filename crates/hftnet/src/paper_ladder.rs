@@ -230,7 +230,7 @@ impl HostSteps {
                 "not running"
             }
         );
-        Self::with_irq(irq, server_cpu)
+        Self::with_irq(Some(irq), server_cpu)
     }
 
     /// Decides for a server on this host's interface `iface` (a ladder
@@ -250,13 +250,11 @@ impl HostSteps {
                 Err(e) => Some(format!("the IRQs of {i} could not be read: {e}")),
             },
         };
-        let mut s = Self::with_irq(String::new(), server_cpu);
-        s.irq_blocked = irq;
-        s
+        Self::with_irq(irq, server_cpu)
     }
 
-    fn with_irq(irq_blocked: String, server_cpu: Option<usize>) -> HostSteps {
-        let irq_blocked = Some(irq_blocked);
+    /// The isolation side decided here; `irq_blocked` as the caller found.
+    fn with_irq(irq_blocked: Option<String>, server_cpu: Option<usize>) -> HostSteps {
         let root = Root::system();
         let isolated = root
             .read("sys/devices/system/cpu/isolated")
