@@ -317,8 +317,8 @@ pub fn judge(
         Verdict::Holds
     } else {
         Verdict::NotMeasurable(format!(
-            "the change measured ({m:+.1}% ± {noise:.1}%, the spread of the rungs' per-round \
-             p50s) cannot be told from the claim ({lo:.1}-{hi:.1}%) on this run"
+            "the reduction measured ({m:.1}% ± {noise:.1}%: half the spread of the rungs' \
+             per-round p50s) cannot be told from the claimed {lo:.1}-{hi:.1}% on this run"
         ))
     }
 }
