@@ -235,16 +235,7 @@ pub fn new_bridge_request(name: &str, mcast_snooping: bool) -> MessageBuilder {
 /// enslaving a port to a bridge (`ip link set DEV master BRIDGE`).
 #[must_use]
 pub fn set_master_request(index: u32, master: u32) -> MessageBuilder {
-    let mut m = MessageBuilder::new(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
-    m.push_header(
-        &IfInfoMsg {
-            index: index as i32,
-            ..IfInfoMsg::default()
-        }
-        .to_bytes(),
-    );
-    m.attr_u32(IFLA_MASTER, master);
-    m
+    set_link_u32_request(index, IFLA_MASTER, master)
 }
 
 /// `RTM_GETLINK` dump of the bridge ports of this namespace, family
@@ -304,6 +295,11 @@ pub fn set_link_state_request(index: u32, up: bool) -> MessageBuilder {
 /// `RTM_NEWLINK` setting the MTU of link `index` (`ip link set DEV mtu M`).
 #[must_use]
 pub fn set_mtu_request(index: u32, mtu: u32) -> MessageBuilder {
+    set_link_u32_request(index, IFLA_MTU, mtu)
+}
+
+/// `RTM_NEWLINK` setting one 32-bit attribute `attr` of link `index`.
+fn set_link_u32_request(index: u32, attr: u16, value: u32) -> MessageBuilder {
     let mut m = MessageBuilder::new(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK);
     m.push_header(
         &IfInfoMsg {
@@ -312,7 +308,7 @@ pub fn set_mtu_request(index: u32, mtu: u32) -> MessageBuilder {
         }
         .to_bytes(),
     );
-    m.attr_u32(IFLA_MTU, mtu);
+    m.attr_u32(attr, value);
     m
 }
 

@@ -17,8 +17,8 @@
 use super::message::{MessageBuilder, attributes};
 use super::socket::RtNetlink;
 use super::uapi::{
-    IFLA_IFNAME, IfInfoMsg, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, RTA_DST,
-    RTA_OIF, RTM_GETLINK, RTM_GETROUTE, RTM_NEWLINK, RTM_NEWROUTE, RTN_UNICAST, RtMsg,
+    IFLA_IFNAME, IFLA_MASTER, IfInfoMsg, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    RTA_DST, RTA_OIF, RTM_GETLINK, RTM_GETROUTE, RTM_NEWLINK, RTM_NEWROUTE, RTN_UNICAST, RtMsg,
 };
 use crate::SyscallError;
 
@@ -31,8 +31,6 @@ pub const IFLA_ALT_IFNAME: u16 = 53;
 /// `IFLA_LINK`: the link this one is stacked on (vlan, macvlan; a veth's
 /// peer), an index of this namespace unless `IFLA_LINK_NETNSID` is there.
 pub const IFLA_LINK: u16 = 5;
-/// `IFLA_MASTER`: the bond or bridge this link is a port of.
-pub const IFLA_MASTER: u16 = 10;
 /// `IFLA_LINK_NETNSID`: `IFLA_LINK` is an index of another namespace.
 pub const IFLA_LINK_NETNSID: u16 = 37;
 /// `NHA_BLACKHOLE`: a nexthop that drops packets (flag, no interface).
