@@ -619,6 +619,87 @@ impl<'a> BookApplier<'a> {
     }
 }
 
+impl StreamDecoder<'_> {
+    /// [`StreamDecoder::decode_records`] and [`BookApplier::apply_ops`] in
+    /// one loop, for a pipeline whose decoding thread also keeps some books
+    /// itself: the ops `near` selects are applied to `books` as they are
+    /// decoded ([`LOOKAHEAD`] behind, with the prefetch hints
+    /// [`MarketData::handle_records`] gives), the others written to `far`
+    /// in order. Interleaving the two lets the applies run while the
+    /// stream digest's serial chain waits. Stops where `decode_records`
+    /// does, or when `far` is full; every near op decoded is applied before
+    /// it returns. Returns what it got through and how many ops it wrote to
+    /// `far`. No allocation.
+    pub fn decode_and_apply_near(
+        &mut self,
+        bytes: &[u8],
+        books: &mut BookApplier<'_>,
+        near: impl Fn(&BookOp) -> bool,
+        far: &mut [BookOp],
+        mut prefetch: impl FnMut(*const u8),
+    ) -> (RecordsHandled, usize) {
+        const MASK: usize = LOOKAHEAD - 1;
+        let book = &mut *books.0;
+        let mut ring = [BookOp::default(); LOOKAHEAD];
+        let (mut head, mut tail) = (0usize, 0usize);
+        let mut at = 0usize;
+        let mut n = 0usize;
+        let error = loop {
+            let Some(slot) = far.get_mut(n) else {
+                break None;
+            };
+            let rest = &bytes[at..];
+            let Some(&[hi, lo]) = rest.first_chunk::<2>() else {
+                break None;
+            };
+            let len = usize::from(u16::from_be_bytes([hi, lo]));
+            if len == 0 {
+                break Some(hftnet_wire::Error::Malformed);
+            }
+            let Some(msg) = rest.get(2..2 + len) else {
+                break None;
+            };
+            at += 2 + len;
+            let Some(op) = self.0.decode(msg) else {
+                continue;
+            };
+            // Written to both, kept by the one it belongs to: no branch on
+            // which, which no predictor could guess.
+            let mine = near(&op);
+            *slot = op;
+            n += usize::from(!mine);
+            ring[tail & MASK] = op;
+            tail += usize::from(mine);
+            if !mine {
+                continue;
+            }
+            if op.kind.has_ref()
+                && let Some(p) = book.ref_entry_hint(op.order_ref)
+            {
+                prefetch(p);
+            }
+            if let Some(p) = book.locate_hint(op.locate) {
+                prefetch(p);
+            }
+            if tail - head > SLOT_AHEAD {
+                let o = &ring[(tail - 1 - SLOT_AHEAD) & MASK];
+                for p in book.top_hints(o.locate).into_iter().flatten() {
+                    prefetch(p);
+                }
+            }
+            if tail - head == LOOKAHEAD {
+                apply_to(book, &ring[head & MASK]);
+                head += 1;
+            }
+        };
+        while head < tail {
+            apply_to(book, &ring[head & MASK]);
+            head += 1;
+        }
+        (RecordsHandled { used: at, error }, n)
+    }
+}
+
 impl BookApplier<'_> {
     /// The books.
     #[must_use]
@@ -1247,6 +1328,48 @@ mod tests {
             let pool =
                 |c: crate::book::BookCounters| crate::book::BookCounters { pool_grows: 0, ..c };
             assert_eq!(pool(md.book().counters()), pool(one.book().counters()));
+            assert_eq!(md.book().check_invariants(), one.book().check_invariants());
+        }
+    }
+
+    #[test]
+    fn decoding_with_the_near_books_applied_in_the_loop_merges_to_what_one_builds() {
+        let bytes = day_records(12, 20_000);
+        let mut one = MarketData::new(small_book()).unwrap();
+        assert_eq!(one.handle_records(&bytes, |_| {}).error, None);
+        // `far` sizes from one op (it fills at every call) to more than the day.
+        for (share, far_len) in [(2u16, 1usize), (3, 97), (4, 50_000)] {
+            let mut md = MarketData::new(small_book()).unwrap();
+            let mut near = Book::new(small_book()).unwrap();
+            let mut hints = 0usize;
+            {
+                let (mut dec, mut far_app) = md.halves();
+                let mut near_app = BookApplier::new(&mut near);
+                let mut far = vec![BookOp::default(); far_len];
+                let mut at = 0;
+                loop {
+                    let (done, n) = dec.decode_and_apply_near(
+                        &bytes[at..],
+                        &mut near_app,
+                        |op| op.locate % share == 0,
+                        &mut far,
+                        |_| hints += 1,
+                    );
+                    assert_eq!(done.error, None);
+                    assert!(far[..n].iter().all(|op| op.locate % share != 0));
+                    at += done.used;
+                    far_app.apply_ops(&far[..n], |_| {});
+                    if n < far_len {
+                        break;
+                    }
+                }
+                assert_eq!(at, bytes.len());
+            }
+            assert!(near.live_orders() > 0 && hints > 1000, "share {share}");
+            md.absorb(near).unwrap();
+            assert_eq!(md.counts(), one.counts(), "share {share}");
+            assert_eq!(md.stream_digest(), one.stream_digest());
+            assert_eq!(md.book().digest(), one.book().digest());
             assert_eq!(md.book().check_invariants(), one.book().check_invariants());
         }
     }
