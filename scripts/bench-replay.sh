@@ -2,6 +2,8 @@
 # `hftnet replay` against itch-book (PyPI `itch-book`, C++23 core) on the
 # same generated ITCH 5.0 day, as whole processes, interleaved: each round
 # runs itch-book, then hftnet (then a baseline hftnet binary, if given).
+# hftnet runs as it does by default (two threads where two CPUs may be
+# used) and, as "hftnet-1thread", with --threads 1.
 # Prints every run (wall time, CPU time = user + sys, the program's own
 # timer) and the medians, and the median ratios: itch-book's time over
 # hftnet's = hftnet's throughput in multiples of itch-book's (the goal is
@@ -72,6 +74,10 @@ def timed(cmd):
 
 contenders = [("itch-book", [py, ib_script, day])]
 contenders.append(("hftnet", [hftnet, "replay", day, "--json", *shlex.split(extra)]))
+# The same binary on one thread: what the second thread brings, side by side.
+if "--threads" not in extra:
+    contenders.append(("hftnet-1thread", [hftnet, "replay", day, "--json", "--threads", "1",
+                                          *shlex.split(extra)]))
 if base:
     contenders.append(("hftnet-base", [base, "replay", day, "--json"]))
 
@@ -89,7 +95,7 @@ for r in range(runs):
         own = out["seconds"]
         messages[name] = out["messages"]
         res[name].append((wall, cpu, own))
-        print(f"round {r + 1} {name:12} wall {wall:7.3f} s  cpu {cpu:7.3f} s  own timer {own:7.3f} s  "
+        print(f"round {r + 1} {name:14} wall {wall:7.3f} s  cpu {cpu:7.3f} s  own timer {own:7.3f} s  "
               f"({out['messages']} messages)")
 if len(set(messages.values())) != 1:
     sys.exit(f"bench-replay: the contenders counted different messages: {messages}")
@@ -97,7 +103,7 @@ print(f"# load average at end: {os.getloadavg()}")
 med = {n: [statistics.median(x[i] for x in v) for i in range(3)] for n, v in res.items()}
 for n, (w, c, o) in med.items():
     n_msgs = messages[n]
-    print(f"median {n:12} wall {w:7.3f} s  cpu {c:7.3f} s  own timer {o:7.3f} s  "
+    print(f"median {n:14} wall {w:7.3f} s  cpu {c:7.3f} s  own timer {o:7.3f} s  "
           f"= {n_msgs / w / 1e6:6.2f} M msg/s whole process")
 ib = med["itch-book"]
 for n in med:

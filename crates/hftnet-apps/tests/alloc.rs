@@ -201,67 +201,6 @@ fn no_allocation_per_message_publishing_records() {
     );
 }
 
-/// A written day in the temporary directory, removed on drop.
-struct Day(std::path::PathBuf);
-
-impl Drop for Day {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn write_day(name: &str, messages: u64) -> Day {
-    let path = std::env::temp_dir().join(format!("apps-alloc-{}-{name}", std::process::id()));
-    let cfg = ExchangeConfig {
-        messages: Some(messages),
-        ..ExchangeConfig::default()
-    };
-    hftnet_apps::exchange::write_day(&cfg, &path).unwrap();
-    Day(path)
-}
-
-/// Allocations of one whole replay (set-up, loop, summary and report).
-fn replay_allocs(day: &Day, map: bool, check: hftnet_apps::market::BookCheck) -> (u64, u64) {
-    let cfg = hftnet_apps::replay::ReplayConfig {
-        map,
-        check,
-        ..hftnet_apps::replay::ReplayConfig::new(day.0.clone())
-    };
-    let before = allocs();
-    let r = hftnet_apps::replay::replay(&cfg).unwrap();
-    let n = allocs() - before;
-    assert_eq!(r.error, None);
-    assert_eq!(r.mapped, map);
-    assert_eq!(
-        r.market.book.invariants.ok,
-        check != hftnet_apps::market::BookCheck::Off
-    );
-    (n, r.messages)
-}
-
-#[test]
-fn replay_allocates_nothing_per_message() {
-    use hftnet_apps::market::BookCheck;
-    for name in ["day.itch", "day.itch.gz"] {
-        let short = write_day(&format!("short-{name}"), 2_000);
-        let long = write_day(&format!("long-{name}"), 40_000);
-        for map in [true, false] {
-            for check in [BookCheck::Fast, BookCheck::Full, BookCheck::Off] {
-                let (a, n) = replay_allocs(&short, map && !name.ends_with(".gz"), check);
-                let (b, m) = replay_allocs(&long, map && !name.ends_with(".gz"), check);
-                assert!(m > 15 * n, "{m} vs {n}");
-                eprintln!(
-                    "{name} map={map} {check:?}: {n} messages {a} allocations, {m} messages {b}"
-                );
-                assert_eq!(
-                    a, b,
-                    "{name} map={map} {check:?}: allocations grew with the messages"
-                );
-            }
-        }
-    }
-}
-
 /// The exchange with order entry, a client entering and canceling `orders`
 /// orders (a resting buy of one share at the lowest tick, then its cancel)
 /// over loopback TCP while the day is published to a UDP socket nobody

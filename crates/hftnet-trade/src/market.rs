@@ -209,11 +209,55 @@ pub trait MarketEvents {
 #[derive(Debug)]
 pub struct MarketData {
     book: Book,
+    dec: Decoder,
+}
+
+/// The decoding half of [`MarketData`]: what it knows of the stream itself
+/// (counts, digest, last timestamp), apart from the books, so a pipeline
+/// can decode on one thread while another applies.
+#[derive(Debug, Clone)]
+struct Decoder {
     counts: MessageCounts,
     digest: StreamDigest,
     /// Whether messages go into `digest` (see [`MarketData::set_stream_digest`]).
     digest_on: bool,
     last_timestamp_ns: u64,
+}
+
+impl Decoder {
+    fn new() -> Self {
+        Self {
+            counts: MessageCounts::default(),
+            digest: StreamDigest::default(),
+            digest_on: true,
+            last_timestamp_ns: 0,
+        }
+    }
+
+    /// See [`MarketData::decode`].
+    #[inline(always)]
+    fn decode(&mut self, msg: &[u8]) -> Option<BookOp> {
+        if self.digest_on {
+            // First, before the branch on the type: the multiply chain then
+            // runs while the type's branch resolves.
+            self.digest.add(msg);
+        }
+        match decode_op(msg) {
+            Decoded::Op(op, t, ts) => {
+                self.counts.by_type[t.index()] += 1;
+                self.last_timestamp_ns = ts;
+                Some(op)
+            }
+            Decoded::Unknown => {
+                self.counts.unknown += 1;
+                None
+            }
+            Decoded::Malformed => {
+                self.counts.malformed += 1;
+                None
+            }
+        }
+    }
 }
 
 impl MarketData {
@@ -224,10 +268,7 @@ impl MarketData {
     pub fn new(cfg: BookConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             book: Book::new(cfg)?,
-            counts: MessageCounts::default(),
-            digest: StreamDigest::default(),
-            digest_on: true,
-            last_timestamp_ns: 0,
+            dec: Decoder::new(),
         })
     }
 
@@ -240,14 +281,14 @@ impl MarketData {
     /// Counts by type.
     #[must_use]
     pub fn counts(&self) -> &MessageCounts {
-        &self.counts
+        &self.dec.counts
     }
 
     /// Digest of every message handled, in order (while the digest is
     /// on: see [`MarketData::set_stream_digest`]).
     #[must_use]
     pub fn stream_digest(&self) -> u64 {
-        self.digest.value()
+        self.dec.digest.value()
     }
 
     /// Turns the stream digest on (the default) or off. It is a serial
@@ -257,19 +298,19 @@ impl MarketData {
     /// before the first message, or compare nothing after; the counts,
     /// timestamps and books are the same either way.
     pub fn set_stream_digest(&mut self, on: bool) {
-        self.digest_on = on;
+        self.dec.digest_on = on;
     }
 
     /// Whether the stream digest is on.
     #[must_use]
     pub fn stream_digest_on(&self) -> bool {
-        self.digest_on
+        self.dec.digest_on
     }
 
     /// Timestamp of the last well-formed message, nanoseconds since midnight.
     #[must_use]
     pub fn last_timestamp_ns(&self) -> u64 {
-        self.last_timestamp_ns
+        self.dec.last_timestamp_ns
     }
 
     /// Applies one message (without framing). Returns how the top of its
@@ -325,7 +366,7 @@ impl MarketData {
             top: self.book.top(locate),
             state: self.book.trading_state(locate),
             symbol: self.book.symbol(locate),
-            timestamp_ns: self.last_timestamp_ns,
+            timestamp_ns: self.dec.last_timestamp_ns,
         }
     }
 
@@ -408,26 +449,7 @@ impl MarketData {
     /// store-to-load forward per message).
     #[inline(always)]
     fn decode_inline(&mut self, msg: &[u8]) -> Option<BookOp> {
-        if self.digest_on {
-            // First, before the branch on the type: the multiply chain then
-            // runs while the type's branch resolves.
-            self.digest.add(msg);
-        }
-        match decode_op(msg) {
-            Decoded::Op(op, t, ts) => {
-                self.counts.by_type[t.index()] += 1;
-                self.last_timestamp_ns = ts;
-                Some(op)
-            }
-            Decoded::Unknown => {
-                self.counts.unknown += 1;
-                None
-            }
-            Decoded::Malformed => {
-                self.counts.malformed += 1;
-                None
-            }
-        }
+        self.dec.decode(msg)
     }
 
     /// Applies a decoded message to the books; returns how the top of its
@@ -440,20 +462,7 @@ impl MarketData {
     /// [`MarketData::apply_op`], inlined into the pipeline's loop.
     #[inline(always)]
     fn apply_inline(&mut self, op: &BookOp) -> TopChange {
-        let b = &mut self.book;
-        match op.kind {
-            OpKind::Add => b.add(op.locate, op.order_ref, op.side, op.shares, op.price),
-            OpKind::Execute => b.execute(op.locate, op.order_ref, op.shares),
-            OpKind::ExecuteWithPrice => {
-                b.execute_with_price(op.locate, op.order_ref, op.shares, op.price)
-            }
-            OpKind::Cancel => b.cancel(op.locate, op.order_ref, op.shares),
-            OpKind::Delete => b.delete(op.locate, op.order_ref),
-            OpKind::Replace => b.replace(op.locate, op.order_ref, op.new_ref, op.shares, op.price),
-            OpKind::Directory => b.stock_directory(op.locate, op.aux),
-            OpKind::TradingAction => b.trading_action(op.locate, op.aux[0]),
-            OpKind::Other => TopChange::NONE,
-        }
+        apply_to(&mut self.book, op)
     }
 
     /// Handles every whole record of `bytes`, which holds records in the
@@ -529,6 +538,224 @@ impl MarketData {
             head += 1;
         }
         RecordsHandled { used: at, error }
+    }
+}
+
+/// The decoding half of a [`MarketData`] ([`MarketData::halves`]): it
+/// reads records, keeps the counts, the stream digest and the last
+/// timestamp, and hands out the [`BookOp`]s for the other half to apply.
+#[derive(Debug)]
+pub struct StreamDecoder<'a>(&'a mut Decoder);
+
+/// The applying half of a [`MarketData`] ([`MarketData::halves`]): the
+/// books, fed [`BookOp`]s in stream order.
+#[derive(Debug)]
+pub struct BookApplier<'a>(&'a mut Book);
+
+impl MarketData {
+    /// Splits into the half that decodes and the half that applies, so the
+    /// two can run on two threads with the ops passed between them in
+    /// stream order (`hftnet replay` does). Feeding every op
+    /// [`StreamDecoder::decode_records`] gives, in order, to
+    /// [`BookApplier::apply_ops`] leaves exactly the state
+    /// [`MarketData::handle_records`] leaves for the same bytes.
+    pub fn halves(&mut self) -> (StreamDecoder<'_>, BookApplier<'_>) {
+        (StreamDecoder(&mut self.dec), BookApplier(&mut self.book))
+    }
+}
+
+impl StreamDecoder<'_> {
+    /// Decodes whole records of `bytes` (ITCH file framing) into `ops`
+    /// until `ops` is full or a record is not whole (a cut tail) or not
+    /// valid (a zero length: `error`). Counts and digests every message it
+    /// takes; unknown and malformed ones are counted and give no op.
+    /// Returns what it got through and how many ops it wrote. No
+    /// allocation.
+    pub fn decode_records(&mut self, bytes: &[u8], ops: &mut [BookOp]) -> (RecordsHandled, usize) {
+        let mut at = 0usize;
+        let mut n = 0usize;
+        let error = loop {
+            if n == ops.len() {
+                break None;
+            }
+            let rest = &bytes[at..];
+            let Some(&[hi, lo]) = rest.first_chunk::<2>() else {
+                break None;
+            };
+            let len = usize::from(u16::from_be_bytes([hi, lo]));
+            if len == 0 {
+                break Some(hftnet_wire::Error::Malformed);
+            }
+            let Some(msg) = rest.get(2..2 + len) else {
+                break None;
+            };
+            at += 2 + len;
+            if let Some(op) = self.0.decode(msg) {
+                ops[n] = op;
+                n += 1;
+            }
+        };
+        (RecordsHandled { used: at, error }, n)
+    }
+}
+
+impl MarketData {
+    /// Moves the books and orders of `other` into these books
+    /// ([`Book::absorb`]): `other` was fed, through a
+    /// [`BookApplier::new`], the ops of locates these books never saw.
+    ///
+    /// # Errors
+    /// As [`Book::absorb`]; nothing moved.
+    pub fn absorb(&mut self, other: Book) -> Result<(), crate::book::AbsorbError> {
+        self.book.absorb(other)
+    }
+}
+
+impl<'a> BookApplier<'a> {
+    /// An applier of ops to a book of its own (a second shard of one
+    /// stream's locates: merge it back with [`MarketData::absorb`]).
+    pub fn new(book: &'a mut Book) -> Self {
+        BookApplier(book)
+    }
+}
+
+impl StreamDecoder<'_> {
+    /// [`StreamDecoder::decode_records`] and [`BookApplier::apply_ops`] in
+    /// one loop, for a pipeline whose decoding thread also keeps some books
+    /// itself: the ops `near` selects are applied to `books` as they are
+    /// decoded ([`LOOKAHEAD`] behind, with the prefetch hints
+    /// [`MarketData::handle_records`] gives), the others written to `far`
+    /// in order. Interleaving the two lets the applies run while the
+    /// stream digest's serial chain waits. Stops where `decode_records`
+    /// does, or when `far` is full; every near op decoded is applied before
+    /// it returns. Returns what it got through and how many ops it wrote to
+    /// `far`. No allocation.
+    pub fn decode_and_apply_near(
+        &mut self,
+        bytes: &[u8],
+        books: &mut BookApplier<'_>,
+        near: impl Fn(&BookOp) -> bool,
+        far: &mut [BookOp],
+        mut prefetch: impl FnMut(*const u8),
+    ) -> (RecordsHandled, usize) {
+        const MASK: usize = LOOKAHEAD - 1;
+        let book = &mut *books.0;
+        let mut ring = [BookOp::default(); LOOKAHEAD];
+        let (mut head, mut tail) = (0usize, 0usize);
+        let mut at = 0usize;
+        let mut n = 0usize;
+        let error = loop {
+            let Some(slot) = far.get_mut(n) else {
+                break None;
+            };
+            let rest = &bytes[at..];
+            let Some(&[hi, lo]) = rest.first_chunk::<2>() else {
+                break None;
+            };
+            let len = usize::from(u16::from_be_bytes([hi, lo]));
+            if len == 0 {
+                break Some(hftnet_wire::Error::Malformed);
+            }
+            let Some(msg) = rest.get(2..2 + len) else {
+                break None;
+            };
+            at += 2 + len;
+            let Some(op) = self.0.decode(msg) else {
+                continue;
+            };
+            // Written to both, kept by the one it belongs to: no branch on
+            // which, which no predictor could guess.
+            let mine = near(&op);
+            *slot = op;
+            n += usize::from(!mine);
+            ring[tail & MASK] = op;
+            tail += usize::from(mine);
+            if !mine {
+                continue;
+            }
+            if op.kind.has_ref()
+                && let Some(p) = book.ref_entry_hint(op.order_ref)
+            {
+                prefetch(p);
+            }
+            if let Some(p) = book.locate_hint(op.locate) {
+                prefetch(p);
+            }
+            if tail - head > SLOT_AHEAD {
+                let o = &ring[(tail - 1 - SLOT_AHEAD) & MASK];
+                for p in book.top_hints(o.locate).into_iter().flatten() {
+                    prefetch(p);
+                }
+            }
+            if tail - head == LOOKAHEAD {
+                apply_to(book, &ring[head & MASK]);
+                head += 1;
+            }
+        };
+        while head < tail {
+            apply_to(book, &ring[head & MASK]);
+            head += 1;
+        }
+        (RecordsHandled { used: at, error }, n)
+    }
+}
+
+impl BookApplier<'_> {
+    /// The books.
+    #[must_use]
+    pub fn book(&self) -> &Book {
+        self.0
+    }
+
+    /// Applies `ops` in order, with the prefetch hints
+    /// [`MarketData::handle_records`] gives (the ref-index entry and
+    /// locate record [`LOOKAHEAD`] ops ahead, the best levels
+    /// `SLOT_AHEAD` ahead). No allocation.
+    pub fn apply_ops(&mut self, ops: &[BookOp], mut prefetch: impl FnMut(*const u8)) {
+        let book = &mut *self.0;
+        let hint = |book: &Book, op: &BookOp, prefetch: &mut dyn FnMut(*const u8)| {
+            if op.kind.has_ref()
+                && let Some(p) = book.ref_entry_hint(op.order_ref)
+            {
+                prefetch(p);
+            }
+            if let Some(p) = book.locate_hint(op.locate) {
+                prefetch(p);
+            }
+        };
+        for op in ops.iter().take(LOOKAHEAD) {
+            hint(book, op, &mut prefetch);
+        }
+        for (i, op) in ops.iter().enumerate() {
+            if let Some(ahead) = ops.get(i + LOOKAHEAD) {
+                hint(book, ahead, &mut prefetch);
+            }
+            if let Some(mid) = ops.get(i + SLOT_AHEAD) {
+                for p in book.top_hints(mid.locate).into_iter().flatten() {
+                    prefetch(p);
+                }
+            }
+            apply_to(book, op);
+        }
+    }
+}
+
+/// Applies a decoded message to `b`; returns how the top of its book
+/// changed.
+#[inline(always)]
+fn apply_to(b: &mut Book, op: &BookOp) -> TopChange {
+    match op.kind {
+        OpKind::Add => b.add(op.locate, op.order_ref, op.side, op.shares, op.price),
+        OpKind::Execute => b.execute(op.locate, op.order_ref, op.shares),
+        OpKind::ExecuteWithPrice => {
+            b.execute_with_price(op.locate, op.order_ref, op.shares, op.price)
+        }
+        OpKind::Cancel => b.cancel(op.locate, op.order_ref, op.shares),
+        OpKind::Delete => b.delete(op.locate, op.order_ref),
+        OpKind::Replace => b.replace(op.locate, op.order_ref, op.new_ref, op.shares, op.price),
+        OpKind::Directory => b.stock_directory(op.locate, op.aux),
+        OpKind::TradingAction => b.trading_action(op.locate, op.aux[0]),
+        OpKind::Other => TopChange::NONE,
     }
 }
 
@@ -1051,6 +1278,123 @@ mod tests {
         let c = one.counts();
         assert_eq!((c.malformed, c.unknown), (2, 1));
         assert!(one.book().live_orders() > 0);
+    }
+
+    #[test]
+    fn the_halves_on_two_books_merge_to_what_one_builds() {
+        let bytes = day_records(11, 20_000);
+        let mut one = MarketData::new(small_book()).unwrap();
+        assert_eq!(one.handle_records(&bytes, |_| {}).error, None);
+        for (share, batch) in [(2u16, 1usize), (3, 97), (5, 4096)] {
+            let mut md = MarketData::new(small_book()).unwrap();
+            let mut near = Book::new(BookConfig {
+                ref_window_prealloc: 0,
+                ..small_book()
+            })
+            .unwrap();
+            {
+                let (mut dec, mut far) = md.halves();
+                let mut near_app = BookApplier::new(&mut near);
+                let mut ops = vec![BookOp::default(); batch];
+                let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+                let mut at = 0;
+                loop {
+                    let (done, n) = dec.decode_records(&bytes[at..], &mut ops);
+                    assert_eq!(done.error, None);
+                    at += done.used;
+                    mine.clear();
+                    theirs.clear();
+                    for op in &ops[..n] {
+                        if op.locate % share == 0 {
+                            mine.push(*op);
+                        } else {
+                            theirs.push(*op);
+                        }
+                    }
+                    near_app.apply_ops(&mine, |_| {});
+                    far.apply_ops(&theirs, |_| {});
+                    if n < batch {
+                        break;
+                    }
+                }
+                assert_eq!(at, bytes.len());
+                assert!(near_app.book().live_orders() > 0, "share {share}");
+            }
+            md.absorb(near).unwrap();
+            assert_eq!(md.counts(), one.counts(), "share {share}");
+            assert_eq!(md.stream_digest(), one.stream_digest());
+            assert_eq!(md.last_timestamp_ns(), one.last_timestamp_ns());
+            assert_eq!(md.book().digest(), one.book().digest());
+            let pool =
+                |c: crate::book::BookCounters| crate::book::BookCounters { pool_grows: 0, ..c };
+            assert_eq!(pool(md.book().counters()), pool(one.book().counters()));
+            assert_eq!(md.book().check_invariants(), one.book().check_invariants());
+        }
+    }
+
+    #[test]
+    fn decoding_with_the_near_books_applied_in_the_loop_merges_to_what_one_builds() {
+        let bytes = day_records(12, 20_000);
+        let mut one = MarketData::new(small_book()).unwrap();
+        assert_eq!(one.handle_records(&bytes, |_| {}).error, None);
+        // `far` sizes from one op (it fills at every call) to more than the day.
+        for (share, far_len) in [(2u16, 1usize), (3, 97), (4, 50_000)] {
+            let mut md = MarketData::new(small_book()).unwrap();
+            let mut near = Book::new(small_book()).unwrap();
+            let mut hints = 0usize;
+            {
+                let (mut dec, mut far_app) = md.halves();
+                let mut near_app = BookApplier::new(&mut near);
+                let mut far = vec![BookOp::default(); far_len];
+                let mut at = 0;
+                loop {
+                    let (done, n) = dec.decode_and_apply_near(
+                        &bytes[at..],
+                        &mut near_app,
+                        |op| op.locate % share == 0,
+                        &mut far,
+                        |_| hints += 1,
+                    );
+                    assert_eq!(done.error, None);
+                    assert!(far[..n].iter().all(|op| op.locate % share != 0));
+                    at += done.used;
+                    far_app.apply_ops(&far[..n], |_| {});
+                    if n < far_len {
+                        break;
+                    }
+                }
+                assert_eq!(at, bytes.len());
+            }
+            assert!(near.live_orders() > 0 && hints > 1000, "share {share}");
+            md.absorb(near).unwrap();
+            assert_eq!(md.counts(), one.counts(), "share {share}");
+            assert_eq!(md.stream_digest(), one.stream_digest());
+            assert_eq!(md.book().digest(), one.book().digest());
+            assert_eq!(md.book().check_invariants(), one.book().check_invariants());
+        }
+    }
+
+    #[test]
+    fn decode_records_stops_where_handle_records_does() {
+        let mut rec = day_records(3, 200);
+        let whole = rec.len();
+        let mut md = MarketData::new(small_book()).unwrap();
+        let mut ops = vec![BookOp::default(); 4096];
+        let (dec_cut, n) = md.halves().0.decode_records(&rec[..whole - 3], &mut ops);
+        assert!(n > 100);
+        let mut md2 = MarketData::new(small_book()).unwrap();
+        assert_eq!(dec_cut, md2.handle_records(&rec[..whole - 3], |_| {}));
+        rec[dec_cut.used] = 0;
+        rec[dec_cut.used + 1] = 0;
+        let mut md = MarketData::new(small_book()).unwrap();
+        let (bad, _) = md.halves().0.decode_records(&rec, &mut ops);
+        assert_eq!(bad.used, dec_cut.used);
+        assert_eq!(bad.error, Some(hftnet_wire::Error::Malformed));
+        // A full op buffer stops it between two records.
+        let mut md = MarketData::new(small_book()).unwrap();
+        let (part, n) = md.halves().0.decode_records(&rec, &mut ops[..10]);
+        assert_eq!((n, part.error), (10, None));
+        assert!(part.used > 0 && part.used < dec_cut.used);
     }
 
     #[test]

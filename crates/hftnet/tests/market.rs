@@ -606,6 +606,9 @@ fn replay_modes_agree_and_report_what_they_did() {
         &["--check", "full"],
         &["--no-prefetch"],
         &["--latency"],
+        &["--threads", "1"],
+        &["--threads", "2"],
+        &["--threads", "2", "--no-mmap", "--no-prefetch"],
     ] {
         let r = replay(extra);
         for key in [
@@ -618,8 +621,28 @@ fn replay_modes_agree_and_report_what_they_did() {
         ] {
             assert_eq!(r[key], base[key], "{extra:?}: {key}");
         }
-        assert_eq!(r["mapped"], extra != ["--no-mmap"], "{extra:?}");
+        assert_eq!(r["mapped"], !extra.contains(&"--no-mmap"), "{extra:?}");
+        // The timed replay runs on one thread, whatever was asked.
+        let threads = match extra {
+            ["--threads", n, ..] => n.parse().unwrap(),
+            ["--latency"] => 1,
+            _ => base["threads"].as_u64().unwrap(),
+        };
+        assert_eq!(r["threads"], threads, "{extra:?}");
     }
+    // The default takes the second thread where there is a second CPU.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(base["threads"], cpus.min(2));
+    let r = hftnet(&["replay", p, "--threads", "3"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--threads"));
+    // With a selection, two threads build the same books as one.
+    let sel = |t: &str| replay(&["--symbols", "MSFT,NVDA", "--threads", t]);
+    let (one, two) = (sel("1"), sel("2"));
+    for key in ["counts", "stream_digest", "book", "top_of_book"] {
+        assert_eq!(one[key], two[key], "--symbols: {key}");
+    }
+    assert!(one["book"]["filtered"].as_u64() > Some(0));
     // Off: the books are not checked, and the report says so.
     let off = replay(&["--check=off"]);
     assert_eq!(off["check"], "off");
@@ -647,16 +670,30 @@ fn replay_modes_agree_and_report_what_they_did() {
     bytes[at..at + 2].copy_from_slice(&[0, 0]);
     let bad = dir.join("bad.itch");
     std::fs::write(&bad, &bytes).unwrap();
-    let r = hftnet(&["replay", bad.to_str().unwrap(), "--json"]);
-    assert_eq!(r.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(
-        err.contains(&format!("bad ITCH record at byte {at}")),
-        "{err}"
-    );
-    let rj = json_of(&r, "replay bad");
-    assert_eq!(rj["messages"], 1000);
-    assert_eq!(rj["mapped"], true);
+    let mut first = None;
+    for threads in ["1", "2"] {
+        let r = hftnet(&[
+            "replay",
+            bad.to_str().unwrap(),
+            "--json",
+            "--threads",
+            threads,
+        ]);
+        assert_eq!(r.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            err.contains(&format!("bad ITCH record at byte {at}")),
+            "{err}"
+        );
+        let rj = json_of(&r, "replay bad");
+        assert_eq!(rj["messages"], 1000);
+        assert_eq!(rj["mapped"], true);
+        // Every message before the bad record is in the books either way.
+        let first = first.get_or_insert_with(|| rj.clone());
+        for key in ["counts", "stream_digest", "book", "error"] {
+            assert_eq!(rj[key], first[key], "--threads {threads}: {key}");
+        }
+    }
     // An empty file is an empty day.
     let empty = dir.join("empty.itch");
     std::fs::write(&empty, b"").unwrap();

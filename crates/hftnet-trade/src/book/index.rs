@@ -66,7 +66,21 @@ type Slots<T> = Box<[T; CHUNK]>;
 
 fn new_slots<T: Entry>() -> Slots<T> {
     // Built on the heap: a 64 KiB array would pass through the stack.
-    let v: Box<[T]> = vec![T::EMPTY; CHUNK].into_boxed_slice();
+    // Written element by element, not `vec![EMPTY; CHUNK]`: for an
+    // all-zero marker that is `calloc`, whose fresh pages are the shared
+    // zero page until written — so the first lookup maps the zero page and
+    // the first insert takes a copy-on-write fault, which flushes the TLB
+    // of every CPU the process runs on (an IPI per page once a second
+    // thread runs, e.g. a pipelined replay). Writing now takes one plain
+    // fault per page, at allocation.
+    // (A zero fill of a fresh allocation is `calloc` whatever the source
+    // says — the compiler fuses the two — so the markers are written
+    // again after `black_box`, which the compiler must assume changed
+    // them.)
+    let mut v: Vec<T> = vec![T::EMPTY; CHUNK];
+    std::hint::black_box(&mut v);
+    v.fill(T::EMPTY);
+    let v: Box<[T]> = v.into_boxed_slice();
     match v.try_into() {
         Ok(b) => b,
         Err(_) => unreachable!("a boxed slice of CHUNK entries"),

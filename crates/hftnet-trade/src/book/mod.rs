@@ -615,6 +615,35 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Why [`Book::absorb`] refused a book.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbsorbError {
+    /// The two books were built with different configurations.
+    Config,
+    /// Both books hold something (levels, orders, a symbol or a state) for
+    /// this locate.
+    Overlap {
+        /// The first such locate.
+        locate: u16,
+    },
+}
+
+impl fmt::Display for AbsorbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AbsorbError::Config => {
+                f.write_str("the books to merge were built with different configurations")
+            }
+            AbsorbError::Overlap { locate } => write!(
+                f,
+                "both books to merge hold locate {locate}: they were not fed disjoint locates"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AbsorbError {}
+
 /// One live order, stored inline in the ref index under its ref. Empty
 /// entries have `shares == 0` (a live order always has shares). 16 bytes
 /// aligned to 16: four to a cache line, never straddling two.
@@ -684,6 +713,9 @@ pub struct Book {
     selected: Option<Vec<[u8; 8]>>,
     counters: BookCounters,
     config: BookConfig,
+    /// Index buffers grown by books absorbed into this one
+    /// ([`Book::absorb`]), added to [`BookCounters::pool_grows`].
+    absorbed_grows: u64,
 }
 
 impl fmt::Debug for Book {
@@ -728,7 +760,101 @@ impl Book {
             selected,
             counters: BookCounters::default(),
             config,
+            absorbed_grows: 0,
         })
+    }
+
+    /// Moves the books and live orders of `other` into this one and adds
+    /// its counters: the two were fed the messages of disjoint sets of
+    /// locates of one stream (the shards of a replay on two threads), and
+    /// the result is the book one [`Book`] fed the whole stream would be —
+    /// the same [`Book::digest`], levels, orders and counters — for any
+    /// stream whose orders keep their add's locate, as ITCH's do. A ref
+    /// live in both (one ref added under two locates, in different shards)
+    /// keeps this book's order; the other's leaves its level and is counted
+    /// `duplicate_ref` (one book would have counted the second add so and
+    /// kept it instead). An order beyond [`MAX_ORDERS`] is dropped and
+    /// counted `pool_exhausted`. O(locates + `other`'s ref window).
+    ///
+    /// # Errors
+    /// [`AbsorbError`] (and nothing moved) when `other` was built with
+    /// another configuration (but for `ref_window_prealloc`) or holds something for a locate this book
+    /// also holds something for.
+    pub fn absorb(&mut self, other: Book) -> Result<(), AbsorbError> {
+        // The preallocation is a capacity hint: it may differ.
+        let shape = |c: &BookConfig| BookConfig {
+            ref_window_prealloc: 0,
+            ..c.clone()
+        };
+        if shape(&other.config) != shape(&self.config) {
+            return Err(AbsorbError::Config);
+        }
+        let held = |b: &LocateBook| !b.is_blank() || b.orders > 0;
+        if let Some(l) = self
+            .books
+            .iter()
+            .zip(&other.books)
+            .position(|(a, b)| held(a) && held(b))
+        {
+            return Err(AbsorbError::Overlap { locate: l as u16 });
+        }
+        let Book {
+            books,
+            index,
+            counters: c,
+            absorbed_grows,
+            ..
+        } = other;
+        for (mine, theirs) in self.books.iter_mut().zip(books) {
+            if held(&theirs) {
+                *mine = theirs;
+            }
+        }
+        index.for_each(|r, o| {
+            if self.index.get(r).is_some() || self.live >= MAX_ORDERS {
+                if self.live >= MAX_ORDERS {
+                    self.counters.pool_exhausted += 1;
+                } else {
+                    self.counters.duplicate_ref += 1;
+                }
+                let b = &mut self.books[usize::from(o.locate)];
+                b.orders -= 1;
+                levels::remove_shares(
+                    &mut b.sides[o.side.index()],
+                    levels::key(o.side, o.price),
+                    o.shares,
+                    true,
+                );
+                return;
+            }
+            self.index.insert(r, o);
+            self.live += 1;
+        });
+        let m = &mut self.counters;
+        for (a, b) in [
+            (&mut m.adds, c.adds),
+            (&mut m.executes, c.executes),
+            (&mut m.cancels, c.cancels),
+            (&mut m.deletes, c.deletes),
+            (&mut m.replaces, c.replaces),
+            (&mut m.directories, c.directories),
+            (&mut m.trading_actions, c.trading_actions),
+            (&mut m.unknown_ref, c.unknown_ref),
+            (&mut m.oversized, c.oversized),
+            (&mut m.duplicate_ref, c.duplicate_ref),
+            (&mut m.zero_shares, c.zero_shares),
+            (&mut m.locate_mismatch, c.locate_mismatch),
+            (&mut m.bad_locate, c.bad_locate),
+            (&mut m.bad_state, c.bad_state),
+            (&mut m.filtered, c.filtered),
+            (&mut m.relocated, c.relocated),
+            (&mut m.top_changes, c.top_changes),
+            (&mut m.pool_exhausted, c.pool_exhausted),
+        ] {
+            *a += b;
+        }
+        self.absorbed_grows += index.grown() + absorbed_grows;
+        Ok(())
     }
 
     // ---------------------------------------------------------------- input
@@ -1070,7 +1196,7 @@ impl Book {
     #[inline]
     pub fn counters(&self) -> BookCounters {
         BookCounters {
-            pool_grows: self.index.grown(),
+            pool_grows: self.index.grown() + self.absorbed_grows,
             ..self.counters
         }
     }

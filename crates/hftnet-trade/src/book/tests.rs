@@ -1396,3 +1396,96 @@ fn fast_check_names_the_same_violation_as_the_full_check() {
         assert!(b.check_invariants_fast().is_ok(), "{what}: repaired");
     }
 }
+
+// ------------------------------------------------------------- absorb
+
+#[test]
+fn absorb_merges_disjoint_locates_into_what_one_book_builds() {
+    // One book fed everything, and two fed the odd and even locates.
+    let mut one = Book::new(small(Symbols::All)).unwrap();
+    let mut odd = Book::new(small(Symbols::All)).unwrap();
+    let mut even = Book::new(small(Symbols::All)).unwrap();
+    let mut feed = |locate: u16, f: &dyn Fn(&mut Book)| {
+        f(&mut one);
+        f(if locate % 2 == 1 { &mut odd } else { &mut even });
+    };
+    feed(1, &|b| _ = b.stock_directory(1, AAPL));
+    feed(2, &|b| _ = b.stock_directory(2, MSFT));
+    feed(3, &|b| _ = b.trading_action(3, b'T'));
+    for r in 0..40u64 {
+        let l = 1 + (r % 3) as u16;
+        let side = if r % 2 == 0 { Side::Buy } else { Side::Sell };
+        let px = 1000 + (r % 5) as u32 * 10 + if side == Side::Sell { 100 } else { 0 };
+        feed(l, &|b| _ = b.add(l, 100 + r, side, 10 + r as u32, px));
+    }
+    for r in (0..40u64).step_by(3) {
+        let l = 1 + (r % 3) as u16;
+        feed(l, &|b| _ = b.delete(l, 100 + r));
+    }
+    feed(2, &|b| _ = b.execute(2, 101, 4));
+    feed(1, &|b| _ = b.replace(1, 103, 500, 7, 1040));
+    feed(3, &|b| _ = b.cancel(3, 999, 1)); // unknown ref, counted
+    let odd_grows = odd.counters().pool_grows;
+    assert!(odd.live_orders() > 0 && even.live_orders() > 0);
+    odd.absorb(even).unwrap();
+    assert_eq!(odd.digest(), one.digest());
+    assert_eq!(odd.live_orders(), one.live_orders());
+    assert_eq!(odd.counters(), one.counters());
+    assert!(odd.counters().pool_grows >= odd_grows);
+    assert_eq!(odd.check_invariants(), one.check_invariants());
+    assert_eq!(odd.check_invariants_fast(), one.check_invariants_fast());
+    for l in 1..=3 {
+        assert_eq!(odd.top(l), one.top(l), "locate {l}");
+        assert_eq!(odd.symbol(l), one.symbol(l));
+        assert_eq!(odd.trading_state(l), one.trading_state(l));
+    }
+    assert_eq!(odd.order(500), one.order(500));
+}
+
+#[test]
+fn absorb_refuses_overlapping_locates_and_other_configs_and_moves_nothing() {
+    let mut a = book();
+    a.add(1, 7, Side::Buy, 10, 1000);
+    let mut b = Book::new(small(Symbols::All)).unwrap();
+    b.add(1, 8, Side::Buy, 5, 1000);
+    let before = a.digest();
+    assert_eq!(a.absorb(b), Err(AbsorbError::Overlap { locate: 1 }));
+    assert_eq!(a.digest(), before);
+    let other = Book::new(BookConfig {
+        max_locates: 8,
+        ..small(Symbols::All)
+    })
+    .unwrap();
+    assert_eq!(a.absorb(other), Err(AbsorbError::Config));
+    // The preallocation is only a capacity hint.
+    let mut c = Book::new(BookConfig {
+        ref_window_prealloc: 0,
+        ..small(Symbols::All)
+    })
+    .unwrap();
+    c.add(2, 9, Side::Sell, 3, 1100);
+    a.absorb(c).unwrap();
+    assert_eq!(a.live_orders(), 2);
+    assert!(
+        AbsorbError::Overlap { locate: 1 }
+            .to_string()
+            .contains("locate 1")
+    );
+}
+
+#[test]
+fn absorb_of_a_ref_live_in_both_keeps_one_and_stays_consistent() {
+    // A hostile stream: ref 7 added under locate 1 and under locate 2,
+    // which two shards saw apart.
+    let mut a = book();
+    a.add(1, 7, Side::Buy, 10, 1000);
+    let mut b = Book::new(small(Symbols::All)).unwrap();
+    b.add(2, 7, Side::Sell, 5, 1100);
+    b.add(2, 8, Side::Sell, 6, 1100);
+    a.absorb(b).unwrap();
+    assert_eq!(a.counters().duplicate_ref, 1);
+    assert_eq!(a.live_orders(), 2);
+    assert_eq!(a.order(7).unwrap().locate, 1);
+    assert_eq!(asks(&a, 2), vec![lv(1100, 6, 1)]);
+    assert!(a.check_invariants().is_ok());
+}
