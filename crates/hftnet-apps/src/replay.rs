@@ -3,15 +3,17 @@
 //!
 //! Layer: apps (file I/O around `hftnet_trade::market::MarketData`).
 //! Invariants: records are read in place — from a memory mapping of a plain
-//! file, from the reader's buffer for gzip — and handed to
-//! `MarketData::handle_records` a buffer at a time, which decodes ahead of
-//! the message it applies and prefetches what the coming lookups need; the
-//! loop does not allocate per message. With two CPUs (the default when the
-//! process may use them; [`ReplayConfig::threads`]) the work is split: the
-//! calling thread reads, decodes and keeps the books of one locate in
-//! four, a second thread applies the rest from blocks of decoded ops, and
-//! the two sets of books are merged at the end into exactly what one
-//! thread builds. A file that fails part way is not an
+//! file, from the reader's buffer for gzip — a buffer at a time. On one
+//! thread they go to `MarketData::handle_records`, which decodes ahead of
+//! the message it applies and prefetches what the coming lookups need. On
+//! two (the default when the process may use two CPUs;
+//! [`ReplayConfig::threads`]) the calling thread reads, decodes and keeps
+//! the books of one stock locate in four itself, a second thread applies
+//! the other locates' ops, handed over in blocks, and the two sets of
+//! books are merged at the end — into the books one thread builds, for a
+//! stream whose messages name orders of their own locate, as ITCH's do
+//! (see [`ReplayConfig::threads`] for what differs on other streams). No
+//! loop allocates per message. A file that fails part way is not an
 //! error of the run but a report with the figures so far and the reason, so
 //! a cut download still shows what it held. The books are checked at the
 //! end as [`ReplayConfig::check`] says (fingerprints by default).
@@ -20,8 +22,9 @@
 //! instead, each timed with the TSC, for the p50/p99 of each operation
 //! (slower: the figures are of the book, not of the pipeline).
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use hftnet_bench::clock::Clock;
@@ -54,11 +57,26 @@ pub struct ReplayConfig {
     /// Keep the stream digest (`MarketData::set_stream_digest`); false
     /// saves its multiply chain when no one compares streams.
     pub stream_digest: bool,
-    /// 2: decode on the calling thread and apply on a second one, ops
-    /// passed in blocks (the same report, less wall time when two CPUs
-    /// are free); 1: both on the calling thread. [`ReplayConfig::new`]
-    /// takes 2 when the process may run on two CPUs or more. Timed
-    /// replays ([`ReplayConfig::latency`]) run on one thread.
+    /// 2 (or more): the calling thread reads, decodes and applies the
+    /// messages of one stock locate in four to a book of its own; a second
+    /// thread applies the other locates' messages, handed over in blocks;
+    /// the books are merged at the end (less wall time when two CPUs are
+    /// free, more CPU time). 0 or 1: everything on the calling thread.
+    /// [`ReplayConfig::new`] takes 2 when the process may run on two CPUs
+    /// or more. Timed replays ([`ReplayConfig::latency`]) run on one
+    /// thread, and so does a replay whose second thread cannot be started
+    /// ([`ReplayReport::threads`] says which ran).
+    ///
+    /// The merged books are the one-thread books — digests, counts,
+    /// counters, levels, check — for a stream whose messages name orders
+    /// of their own locate, as ITCH's do. On a stream that breaks that, the
+    /// counters can differ: a message naming an order of a locate the other
+    /// thread keeps finds no order (`unknown_ref`, where one thread counts
+    /// `locate_mismatch`), and a ref live under two locates kept by
+    /// different threads stays live in each until the merge, which keeps
+    /// one (`duplicate_ref`); the merged books still pass the check. Each
+    /// thread's book has its own ref index over the same refs, so the
+    /// index memory can reach twice [`BookConfig::ref_window`]'s.
     pub threads: usize,
 }
 
@@ -172,11 +190,14 @@ pub fn replay(cfg: &ReplayConfig) -> Result<ReplayReport, ReplayError> {
         .latency
         .then(|| (Clock::new(), TIMED.map(|_| LatencyStats::new())));
     let start = Instant::now();
-    let threaded = timed.is_none() && cfg.threads >= 2;
-    let error = if threaded {
-        replay_pipelined(&mut md, &mut r, cfg.prefetch)
-    } else {
-        replay_one_thread(&mut md, &mut r, cfg.prefetch, &mut timed)
+    let mut threaded = timed.is_none() && cfg.threads >= 2;
+    let error = match threaded.then(|| replay_pipelined(&mut md, &mut r, cfg.prefetch)) {
+        Some(Ok(error)) => error,
+        // No second thread to be had (nothing was read yet): one thread.
+        Some(Err(NoThread)) | None => {
+            threaded = false;
+            replay_one_thread(&mut md, &mut r, cfg.prefetch, &mut timed)
+        }
     };
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     let n = md.counts().total();
@@ -243,48 +264,58 @@ struct OpBlock {
 /// loop (`StreamDecoder::decode_and_apply_near`), the others go in blocks,
 /// in order, to a second thread that
 /// applies them to `md`'s books, with the same prefetch hints. Blocks go
-/// round between the two over two bounded channels, so nothing is
-/// allocated per message. At the end the near book is merged into `md`'s
+/// round between the two over two bounded queues ([`Handover`]), so
+/// nothing is allocated after the start. At the end the near book is merged into `md`'s
 /// ([`MarketData::absorb`]): every order's messages carry its locate, so
 /// each book saw all of its locates' messages, in order, and the merged
 /// books equal one thread's. Returns why reading stopped early, if it did;
 /// every op decoded before that is applied.
-fn replay_pipelined(md: &mut MarketData, r: &mut ItchReader, prefetch: bool) -> Option<String> {
-    let mut near_cfg = md.book().config().clone();
-    near_cfg.ref_window_prealloc /= usize::from(NEAR_SHARE);
-    let mut near = match book::Book::new(near_cfg) {
+fn replay_pipelined(
+    md: &mut MarketData,
+    r: &mut ItchReader,
+    prefetch: bool,
+) -> Result<Option<String>, NoThread> {
+    // The same configuration: its refs span the same window (a quarter of
+    // the entries live), so it needs as many index chunks.
+    let mut near = match book::Book::new(md.book().config().clone()) {
         Ok(b) => b,
-        Err(e) => return Some(format!("the second book: {e}")),
+        Err(e) => return Ok(Some(format!("the second book: {e}"))),
     };
     let error = {
         let (mut dec, app) = md.halves();
         let near_app = BookApplier::new(&mut near);
-        run_two_threads(&mut dec, app, near_app, r, prefetch)
+        run_two_threads(&mut dec, app, near_app, r, prefetch)?
     };
-    if let Err(e) = md.absorb(near) {
-        return Some(format!("merging the two threads' books: {e}"));
-    }
-    error
+    Ok(match (md.absorb(near), error) {
+        (Ok(()), error) => error,
+        (Err(e), None) => Some(format!("merging the two threads' books: {e}")),
+        (Err(e), Some(error)) => Some(format!("{error}; and merging the two threads' books: {e}")),
+    })
 }
 
+/// The second thread could not be started (before anything was read).
+#[derive(Debug)]
+struct NoThread;
+
 /// The threads of [`replay_pipelined`]: `far` applied on a second thread,
-/// the rest on this one.
+/// the rest on this one. [`NoThread`] when the second thread cannot be
+/// started, before `r` is touched.
 fn run_two_threads(
     dec: &mut StreamDecoder<'_>,
     mut far: BookApplier<'_>,
     mut near: BookApplier<'_>,
     r: &mut ItchReader,
     prefetch: bool,
-) -> Option<String> {
-    let (full_tx, full_rx) = mpsc::sync_channel::<OpBlock>(BLOCKS);
-    let (free_tx, free_rx) = mpsc::sync_channel::<OpBlock>(BLOCKS);
+) -> Result<Option<String>, NoThread> {
+    let full = Handover::new();
+    let free = Handover::new();
     for _ in 0..BLOCKS {
         let b = OpBlock {
             ops: vec![BookOp::default(); BLOCK_OPS].into_boxed_slice(),
             n: 0,
         };
-        if free_tx.send(b).is_err() {
-            unreachable!("the receiver is alive");
+        if free.send(b).is_err() {
+            unreachable!("nothing closed it yet");
         }
     }
     let hint = |p: *const u8| {
@@ -295,25 +326,93 @@ fn run_two_threads(
     std::thread::scope(|s| {
         let applier = std::thread::Builder::new()
             .name("hftnet-apply".into())
-            .spawn_scoped(s, move || {
-                for b in full_rx {
+            .spawn_scoped(s, || {
+                // Closed however this thread ends, so the decoder never
+                // waits for a block that will not come.
+                let _closes = Closes(&free);
+                while let Some(b) = full.recv() {
                     far.apply_ops(&b.ops[..b.n], hint);
                     // The decoder may have finished and gone: then this
                     // block is not needed any more.
-                    let _ = free_tx.send(OpBlock { n: 0, ..b });
+                    let _ = free.send(OpBlock { n: 0, ..b });
                 }
             });
-        let applier = match applier {
-            Ok(h) => h,
-            Err(e) => return Some(format!("cannot start the applying thread: {e}")),
+        let Ok(applier) = applier else {
+            return Err(NoThread);
         };
-        let error = decode_and_split(dec, &mut near, hint, r, &full_tx, &free_rx);
-        drop(full_tx);
+        let error = {
+            let _closes = Closes(&full);
+            decode_and_split(dec, &mut near, hint, r, &full, &free)
+        };
         if applier.join().is_err() {
-            return Some("the applying thread panicked".to_string());
+            return Ok(Some("the applying thread panicked".to_string()));
         }
-        error
+        Ok(error)
     })
+}
+
+/// A bounded queue of blocks from one thread to the other, which never
+/// allocates once made (std's channels allocate a waiter the first time a
+/// thread blocks on them, so a replay's allocation count would depend on
+/// timing). It holds at most [`BLOCKS`] blocks, all there are.
+struct Handover {
+    q: Mutex<(VecDeque<OpBlock>, bool)>,
+    ready: Condvar,
+}
+
+impl Handover {
+    fn new() -> Self {
+        Handover {
+            q: Mutex::new((VecDeque::with_capacity(BLOCKS), false)),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<OpBlock>, bool)> {
+        // Nothing panics while holding it; a poisoned lock's data is whole.
+        self.q.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `b`; gives it back when the queue is closed.
+    fn send(&self, b: OpBlock) -> Result<(), OpBlock> {
+        let mut g = self.lock();
+        if g.1 {
+            return Err(b);
+        }
+        g.0.push_back(b);
+        drop(g);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next block, waiting for one; `None` once the queue is closed
+    /// and empty.
+    fn recv(&self) -> Option<OpBlock> {
+        let mut g = self.lock();
+        loop {
+            if let Some(b) = g.0.pop_front() {
+                return Some(b);
+            }
+            if g.1 {
+                return None;
+            }
+            g = self.ready.wait(g).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn close(&self) {
+        self.lock().1 = true;
+        self.ready.notify_all();
+    }
+}
+
+/// Closes its [`Handover`] when dropped (also when its thread panics).
+struct Closes<'a>(&'a Handover);
+
+impl Drop for Closes<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// The decoding side of [`run_two_threads`]: reads `r` to its end (or its
@@ -324,11 +423,11 @@ fn decode_and_split(
     near: &mut BookApplier<'_>,
     hint: impl Fn(*const u8) + Copy,
     r: &mut ItchReader,
-    full: &mpsc::SyncSender<OpBlock>,
-    free: &mpsc::Receiver<OpBlock>,
+    full: &Handover,
+    free: &Handover,
 ) -> Option<String> {
     let gone = || Some("the applying thread stopped early".to_string());
-    let Ok(mut block) = free.recv() else {
+    let Some(mut block) = free.recv() else {
         return gone();
     };
     let error = loop {
@@ -343,13 +442,16 @@ fn decode_and_split(
         let mut used = 0usize;
         let bad = loop {
             if block.n == block.ops.len() {
-                if full.send(block).is_err() {
-                    return gone();
-                }
-                block = match free.recv() {
-                    Ok(b) => b,
-                    Err(_) => return gone(),
+                let next = match full.send(block) {
+                    Ok(()) => free.recv(),
+                    Err(_) => None,
                 };
+                let Some(next) = next else {
+                    // What was decoded is counted, if not applied.
+                    r.consume(used);
+                    return gone();
+                };
+                block = next;
             }
             let (done, n) = dec.decode_and_apply_near(
                 &buf[used..],

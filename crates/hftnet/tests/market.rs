@@ -471,9 +471,21 @@ fn written_file_replays_to_the_same_books() {
         ]);
         assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
         let wj = json_of(&w, "exchange --write");
-        let r = hftnet(&["replay", p, "--json", "--top", "3"]);
+        // Both thread counts, whatever this machine's default.
+        let one = json_of(
+            &hftnet(&["replay", p, "--json", "--top", "3", "--threads", "1"]),
+            "replay --threads 1",
+        );
+        let r = hftnet(&["replay", p, "--json", "--top", "3", "--threads", "2"]);
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
         let rj = json_of(&r, "replay");
+        for key in ["messages", "counts", "stream_digest", "book", "top_of_book"] {
+            assert_eq!(rj[key], one[key], "{name}: {key}");
+        }
+        assert_eq!(
+            (one["threads"].as_u64(), rj["threads"].as_u64()),
+            (Some(1), Some(2))
+        );
         assert_eq!(rj["gzip"], name.ends_with(".gz"));
         assert_eq!(rj["messages"], wj["records"]);
         assert_eq!(rj["counts"], wj["counts"]);
@@ -494,11 +506,31 @@ fn written_file_replays_to_the_same_books() {
     let whole = std::fs::read(dir.join("day.itch")).unwrap();
     let cut = dir.join("cut.itch");
     std::fs::write(&cut, &whole[..whole.len() - 7]).unwrap();
-    let r = hftnet(&["replay", cut.to_str().unwrap()]);
-    assert_eq!(r.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("ends inside a record"), "{err}");
-    assert!(String::from_utf8_lossy(&r.stdout).contains("# messages: "));
+    let mut first: Option<Value> = None;
+    for threads in ["1", "2"] {
+        let c = cut.to_str().unwrap();
+        let r = hftnet(&["replay", c, "--threads", threads]);
+        assert_eq!(r.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains("ends inside a record"), "{err}");
+        assert!(String::from_utf8_lossy(&r.stdout).contains("# messages: "));
+        // The same figures and error either way.
+        let rj = json_of(
+            &hftnet(&["replay", c, "--threads", threads, "--json"]),
+            "replay cut",
+        );
+        let first = first.get_or_insert_with(|| rj.clone());
+        for key in [
+            "messages",
+            "bytes",
+            "counts",
+            "stream_digest",
+            "book",
+            "error",
+        ] {
+            assert_eq!(rj[key], first[key], "--threads {threads}: {key}");
+        }
+    }
     // The exchange replaying it ends the session properly and says why.
     let ex = hftnet(&[
         "exchange",

@@ -49,6 +49,8 @@ const FAR_RESERVE: usize = 1024;
 pub(crate) trait Entry: Copy {
     /// The marker of a ref not indexed.
     const EMPTY: Self;
+    /// Whether [`Entry::EMPTY`]'s bytes are all zero (see `new_slots`).
+    const EMPTY_IS_ZERO: bool;
     /// Whether this is [`Entry::EMPTY`].
     fn is_empty(&self) -> bool;
 }
@@ -56,6 +58,7 @@ pub(crate) trait Entry: Copy {
 /// A slot number; [`NONE`] is the empty marker.
 impl Entry for u32 {
     const EMPTY: u32 = NONE;
+    const EMPTY_IS_ZERO: bool = false;
     #[inline]
     fn is_empty(&self) -> bool {
         *self == NONE
@@ -66,20 +69,20 @@ type Slots<T> = Box<[T; CHUNK]>;
 
 fn new_slots<T: Entry>() -> Slots<T> {
     // Built on the heap: a 64 KiB array would pass through the stack.
-    // Written element by element, not `vec![EMPTY; CHUNK]`: for an
-    // all-zero marker that is `calloc`, whose fresh pages are the shared
-    // zero page until written — so the first lookup maps the zero page and
-    // the first insert takes a copy-on-write fault, which flushes the TLB
-    // of every CPU the process runs on (an IPI per page once a second
-    // thread runs, e.g. a pipelined replay). Writing now takes one plain
-    // fault per page, at allocation.
-    // (A zero fill of a fresh allocation is `calloc` whatever the source
-    // says — the compiler fuses the two — so the markers are written
-    // again after `black_box`, which the compiler must assume changed
-    // them.)
+    // For an all-zero marker `vec![EMPTY; CHUNK]` is `calloc`, whose fresh
+    // pages are the shared zero page until written: the first lookup maps
+    // the zero page and the first insert takes a copy-on-write fault, which
+    // flushes the TLB of every CPU the process runs on (an IPI per page
+    // once a second thread runs, e.g. a replay on two threads). So the
+    // markers are written again after `black_box`, which the compiler must
+    // assume changed them (a plain zero fill of a fresh allocation would be
+    // fused into the `calloc`): one plain fault per page, at allocation.
+    // A marker that is not zero is written by `vec!` already.
     let mut v: Vec<T> = vec![T::EMPTY; CHUNK];
-    std::hint::black_box(&mut v);
-    v.fill(T::EMPTY);
+    if T::EMPTY_IS_ZERO {
+        std::hint::black_box(&mut v);
+        v.fill(T::EMPTY);
+    }
     let v: Box<[T]> = v.into_boxed_slice();
     match v.try_into() {
         Ok(b) => b,

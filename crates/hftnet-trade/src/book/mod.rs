@@ -449,7 +449,8 @@ pub struct BookConfig {
     /// default 16 Mi (256 MiB at most).
     pub ref_window: usize,
     /// Refs' worth of the index allocated up front, `0..=ref_window`;
-    /// default 1 Mi (16 MiB).
+    /// default 1 Mi (16 MiB), written at construction (resident from the
+    /// start, so the first inserts take no page faults).
     pub ref_window_prealloc: usize,
     /// Price levels reserved per side when a locate's book is activated by
     /// a stock directory message. `0..=MAX_LEVELS_PER_SIDE`; default 32.
@@ -663,6 +664,8 @@ impl Entry for OrderRec {
         locate: 0,
         side: Side::Buy,
     };
+    // `Side::Buy` is the enum's first variant: discriminant 0.
+    const EMPTY_IS_ZERO: bool = Side::Buy as u8 == 0;
     #[inline]
     fn is_empty(&self) -> bool {
         self.shares == 0
@@ -768,13 +771,18 @@ impl Book {
     /// its counters: the two were fed the messages of disjoint sets of
     /// locates of one stream (the shards of a replay on two threads), and
     /// the result is the book one [`Book`] fed the whole stream would be —
-    /// the same [`Book::digest`], levels, orders and counters — for any
-    /// stream whose orders keep their add's locate, as ITCH's do. A ref
-    /// live in both (one ref added under two locates, in different shards)
-    /// keeps this book's order; the other's leaves its level and is counted
-    /// `duplicate_ref` (one book would have counted the second add so and
-    /// kept it instead). An order beyond [`MAX_ORDERS`] is dropped and
-    /// counted `pool_exhausted`. O(locates + `other`'s ref window).
+    /// the same [`Book::digest`], levels, orders and counters — for a
+    /// stream whose messages name orders of their own locate, as ITCH's
+    /// do. On other streams the counters can differ (a message naming an
+    /// order the other shard holds was counted `unknown_ref` in its shard,
+    /// where one book counts `locate_mismatch`), and a ref live in both
+    /// (one ref added under two locates, in different shards) keeps this
+    /// book's order while the other's leaves its level and is counted
+    /// `duplicate_ref` (one book would have replaced the first with the
+    /// second): the result is consistent (it passes
+    /// [`Book::check_invariants`]) but not the one-book result. An order
+    /// beyond [`MAX_ORDERS`] is dropped and counted `pool_exhausted`.
+    /// O(locates + `other`'s ref window).
     ///
     /// # Errors
     /// [`AbsorbError`] (and nothing moved) when `other` was built with
@@ -830,26 +838,48 @@ impl Book {
             self.index.insert(r, o);
             self.live += 1;
         });
+        // Destructured whole, so a counter added later cannot be missed.
+        let BookCounters {
+            adds,
+            executes,
+            cancels,
+            deletes,
+            replaces,
+            directories,
+            trading_actions,
+            unknown_ref,
+            oversized,
+            duplicate_ref,
+            zero_shares,
+            locate_mismatch,
+            bad_locate,
+            bad_state,
+            filtered,
+            relocated,
+            top_changes,
+            pool_grows: _, // the index's own count: `absorbed_grows` below
+            pool_exhausted,
+        } = c;
         let m = &mut self.counters;
         for (a, b) in [
-            (&mut m.adds, c.adds),
-            (&mut m.executes, c.executes),
-            (&mut m.cancels, c.cancels),
-            (&mut m.deletes, c.deletes),
-            (&mut m.replaces, c.replaces),
-            (&mut m.directories, c.directories),
-            (&mut m.trading_actions, c.trading_actions),
-            (&mut m.unknown_ref, c.unknown_ref),
-            (&mut m.oversized, c.oversized),
-            (&mut m.duplicate_ref, c.duplicate_ref),
-            (&mut m.zero_shares, c.zero_shares),
-            (&mut m.locate_mismatch, c.locate_mismatch),
-            (&mut m.bad_locate, c.bad_locate),
-            (&mut m.bad_state, c.bad_state),
-            (&mut m.filtered, c.filtered),
-            (&mut m.relocated, c.relocated),
-            (&mut m.top_changes, c.top_changes),
-            (&mut m.pool_exhausted, c.pool_exhausted),
+            (&mut m.adds, adds),
+            (&mut m.executes, executes),
+            (&mut m.cancels, cancels),
+            (&mut m.deletes, deletes),
+            (&mut m.replaces, replaces),
+            (&mut m.directories, directories),
+            (&mut m.trading_actions, trading_actions),
+            (&mut m.unknown_ref, unknown_ref),
+            (&mut m.oversized, oversized),
+            (&mut m.duplicate_ref, duplicate_ref),
+            (&mut m.zero_shares, zero_shares),
+            (&mut m.locate_mismatch, locate_mismatch),
+            (&mut m.bad_locate, bad_locate),
+            (&mut m.bad_state, bad_state),
+            (&mut m.filtered, filtered),
+            (&mut m.relocated, relocated),
+            (&mut m.top_changes, top_changes),
+            (&mut m.pool_exhausted, pool_exhausted),
         ] {
             *a += b;
         }

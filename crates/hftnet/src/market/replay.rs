@@ -48,12 +48,12 @@ pub struct ReplayArgs {
     /// `stream_digest` is then null. Counts and books are the same.
     #[arg(long)]
     no_stream_digest: bool,
-    /// 2: read and decode on one thread (which also keeps one locate in
-    /// four), apply the other locates' messages on a second, merge the
-    /// books at the end — the same report as one thread (for a stream whose
-    /// messages name orders of their own locate, as ITCH's do), in less
-    /// wall time with two free CPUs; 1: one thread. Default: 2 when the
-    /// process may run on two CPUs, else 1. `--latency` runs on one thread.
+    /// Threads: 1 or 2 (default 2 when the process may use two CPUs). With
+    /// 2, one thread reads, decodes and applies one stock locate in four,
+    /// a second applies the rest, and the books are merged at the end:
+    /// the same counts, digests and books as one thread for ITCH streams
+    /// (whose messages name orders of their own locate). `--latency`
+    /// always uses one thread.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
     threads: Option<u8>,
 }
