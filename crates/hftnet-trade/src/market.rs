@@ -507,9 +507,10 @@ impl MarketData {
             let Some(op) = self.decode_inline(msg) else {
                 continue;
             };
-            if op.kind.has_ref()
-                && let Some(p) = self.book.ref_entry_hint(op.order_ref)
-            {
+            // Whatever the kind, not a branch on it that no predictor
+            // could guess: an add writes its slot soon too, and an op
+            // without a ref carries 0 (a hint for slot 0 at most).
+            if let Some(p) = self.book.ref_entry_hint(op.order_ref) {
                 prefetch(p);
             }
             if let Some(p) = self.book.locate_hint(op.locate) {
@@ -673,9 +674,10 @@ impl StreamDecoder<'_> {
             if !mine {
                 continue;
             }
-            if op.kind.has_ref()
-                && let Some(p) = book.ref_entry_hint(op.order_ref)
-            {
+            // Whatever the kind, not a branch on it that no predictor
+            // could guess: an add writes its slot soon too, and an op
+            // without a ref carries 0 (a hint for slot 0 at most).
+            if let Some(p) = book.ref_entry_hint(op.order_ref) {
                 prefetch(p);
             }
             if let Some(p) = book.locate_hint(op.locate) {
@@ -714,9 +716,10 @@ impl BookApplier<'_> {
     pub fn apply_ops(&mut self, ops: &[BookOp], mut prefetch: impl FnMut(*const u8)) {
         let book = &mut *self.0;
         let hint = |book: &Book, op: &BookOp, prefetch: &mut dyn FnMut(*const u8)| {
-            if op.kind.has_ref()
-                && let Some(p) = book.ref_entry_hint(op.order_ref)
-            {
+            // Whatever the kind, not a branch on it that no predictor
+            // could guess: an add writes its slot soon too, and an op
+            // without a ref carries 0 (a hint for slot 0 at most).
+            if let Some(p) = book.ref_entry_hint(op.order_ref) {
                 prefetch(p);
             }
             if let Some(p) = book.locate_hint(op.locate) {
