@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use hftnet_bench::clock::Clock;
 use hftnet_bench::stats::{LatencyStats, Summary};
-use hftnet_trade::book::{self, BookConfig};
+use hftnet_trade::book::{self, Book, BookConfig};
 use hftnet_trade::market::{BookApplier, BookOp, MarketData, OpKind, StreamDecoder};
 use serde::Serialize;
 
@@ -69,12 +69,14 @@ pub struct ReplayConfig {
     ///
     /// The merged books are the one-thread books — digests, counts,
     /// counters, levels, check — for a stream whose messages name orders
-    /// of their own locate, as ITCH's do. On a stream that breaks that, the
-    /// counters can differ: a message naming an order of a locate the other
-    /// thread keeps finds no order (`unknown_ref`, where one thread counts
-    /// `locate_mismatch`), and a ref live under two locates kept by
+    /// of their own locate, as ITCH's do. On a stream that breaks that,
+    /// the results can differ: a message naming an order of a locate the
+    /// other thread keeps finds no order (`unknown_ref`, where one thread
+    /// counts `locate_mismatch`), and a ref live under two locates kept by
     /// different threads stays live in each until the merge, which keeps
-    /// one (`duplicate_ref`); the merged books still pass the check. Each
+    /// the applying thread's (`duplicate_ref`) where one thread keeps the
+    /// newer — so the digests and levels differ too. The merged books
+    /// still pass the check. Each
     /// thread's book has its own ref index over the same refs, so the
     /// index memory can reach twice [`BookConfig::ref_window`]'s.
     pub threads: usize,
@@ -265,11 +267,12 @@ struct OpBlock {
 /// in order, to a second thread that
 /// applies them to `md`'s books, with the same prefetch hints. Blocks go
 /// round between the two over two bounded queues ([`Handover`]), so
-/// nothing is allocated after the start. At the end the near book is merged into `md`'s
-/// ([`MarketData::absorb`]): every order's messages carry its locate, so
-/// each book saw all of its locates' messages, in order, and the merged
-/// books equal one thread's. Returns why reading stopped early, if it did;
-/// every op decoded before that is applied.
+/// nothing is allocated after the start. At the end the near book is
+/// merged into `md`'s ([`MarketData::absorb`]): in a stream whose messages
+/// name orders of their own locate (ITCH), each book saw all of its
+/// locates' messages, in order, and the merged books equal one thread's
+/// (see [`ReplayConfig::threads`] for other streams). Returns why reading
+/// stopped early, if it did; every op decoded before that is applied.
 fn replay_pipelined(
     md: &mut MarketData,
     r: &mut ItchReader,
@@ -277,14 +280,13 @@ fn replay_pipelined(
 ) -> Result<Option<String>, NoThread> {
     // The same configuration: its refs span the same window (a quarter of
     // the entries live), so it needs as many index chunks.
-    let mut near = match book::Book::new(md.book().config().clone()) {
-        Ok(b) => b,
-        Err(e) => return Ok(Some(format!("the second book: {e}"))),
-    };
-    let error = {
+    let cfg = md.book().config().clone();
+    let (error, near) = {
         let (mut dec, app) = md.halves();
-        let near_app = BookApplier::new(&mut near);
-        run_two_threads(&mut dec, app, near_app, r, prefetch)?
+        run_two_threads(&mut dec, app, &cfg, r, prefetch)?
+    };
+    let Some(near) = near else {
+        return Ok(error);
     };
     Ok(match (md.absorb(near), error) {
         (Ok(()), error) => error,
@@ -298,15 +300,16 @@ fn replay_pipelined(
 struct NoThread;
 
 /// The threads of [`replay_pipelined`]: `far` applied on a second thread,
-/// the rest on this one. [`NoThread`] when the second thread cannot be
-/// started, before `r` is touched.
+/// the rest on this one, into a near book built (with `cfg`) once the
+/// second thread runs; returns it for the merge. [`NoThread`] when the
+/// second thread cannot be started, before `r` is touched.
 fn run_two_threads(
     dec: &mut StreamDecoder<'_>,
     mut far: BookApplier<'_>,
-    mut near: BookApplier<'_>,
+    cfg: &BookConfig,
     r: &mut ItchReader,
     prefetch: bool,
-) -> Result<Option<String>, NoThread> {
+) -> Result<(Option<String>, Option<Book>), NoThread> {
     let full = Handover::new();
     let free = Handover::new();
     for _ in 0..BLOCKS {
@@ -340,14 +343,25 @@ fn run_two_threads(
         let Ok(applier) = applier else {
             return Err(NoThread);
         };
+        let closes = Closes(&full);
+        let mut near = match Book::new(cfg.clone()) {
+            Ok(b) => b,
+            Err(e) => {
+                drop(closes);
+                let _ = applier.join();
+                return Ok((Some(format!("the decoding thread's book: {e}")), None));
+            }
+        };
         let error = {
-            let _closes = Closes(&full);
-            decode_and_split(dec, &mut near, hint, r, &full, &free)
+            let mut near_app = BookApplier::new(&mut near);
+            let error = decode_and_split(dec, &mut near_app, hint, r, &full, &free);
+            drop(closes);
+            error
         };
         if applier.join().is_err() {
-            return Ok(Some("the applying thread panicked".to_string()));
+            return Ok((Some("the applying thread panicked".to_string()), Some(near)));
         }
-        Ok(error)
+        Ok((error, Some(near)))
     })
 }
 
@@ -572,5 +586,55 @@ fn handle_timed(
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(n: usize) -> OpBlock {
+        OpBlock {
+            ops: vec![BookOp::default(); 4].into_boxed_slice(),
+            n,
+        }
+    }
+
+    #[test]
+    fn a_handover_gives_blocks_in_order_then_none_once_closed_and_empty() {
+        let h = Handover::new();
+        for n in 1..=3 {
+            assert!(h.send(block(n)).is_ok());
+        }
+        h.close();
+        assert_eq!(
+            h.send(block(9)).map_err(|b| b.n),
+            Err(9),
+            "closed: given back"
+        );
+        let got: Vec<usize> = std::iter::from_fn(|| h.recv()).map(|b| b.n).collect();
+        assert_eq!(
+            got,
+            [1, 2, 3],
+            "what was queued before the close is still handed out"
+        );
+        assert!(h.recv().is_none());
+    }
+
+    #[test]
+    fn a_waiting_receiver_wakes_for_a_block_and_for_a_close_even_after_a_panic() {
+        let h = Handover::new();
+        std::thread::scope(|s| {
+            let rx = s.spawn(|| (h.recv().map(|b| b.n), h.recv().map(|b| b.n)));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(h.send(block(5)).is_ok());
+            // The other side dies: its guard closes the queue on the way.
+            let dying = s.spawn(|| {
+                let _closes = Closes(&h);
+                panic!("the other side fails");
+            });
+            assert!(dying.join().is_err());
+            assert_eq!(rx.join().unwrap(), (Some(5), None));
+        });
     }
 }

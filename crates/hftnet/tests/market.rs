@@ -519,6 +519,11 @@ fn written_file_replays_to_the_same_books() {
             &hftnet(&["replay", c, "--threads", threads, "--json"]),
             "replay cut",
         );
+        assert_eq!(
+            rj["threads"].to_string(),
+            threads,
+            "no fallback to one thread"
+        );
         let first = first.get_or_insert_with(|| rj.clone());
         for key in [
             "messages",

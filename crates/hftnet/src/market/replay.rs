@@ -53,7 +53,8 @@ pub struct ReplayArgs {
     /// a second applies the rest, and the books are merged at the end:
     /// the same counts, digests and books as one thread for ITCH streams
     /// (whose messages name orders of their own locate). `--latency`
-    /// always uses one thread.
+    /// always uses one thread, and so does a replay whose second thread
+    /// cannot be started (`threads` in the report says which ran).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
     threads: Option<u8>,
 }
