@@ -481,20 +481,8 @@ fn decode_and_split(
             }
         };
         r.consume(used);
-        if let Some(reason) = bad {
-            let e = ItchReadError::BadRecord {
-                offset: r.consumed(),
-                reason,
-            };
-            break Some(crate::error_chain(&e));
-        }
-        if used == 0 {
-            // Not one whole record, and `fill` read to the end: a cut file.
-            let e = ItchReadError::Truncated {
-                offset: r.consumed(),
-                left,
-            };
-            break Some(crate::error_chain(&e));
+        if let Some(e) = stop_after(r, used, bad, left) {
+            break Some(e);
         }
     };
     if block.n > 0 && full.send(block).is_err() {
@@ -530,22 +518,34 @@ fn replay_one_thread(
             Some((clock, stats)) => handle_timed(md, buf, clock, stats),
         };
         r.consume(done.used);
-        if let Some(reason) = done.error {
-            let e = ItchReadError::BadRecord {
-                offset: r.consumed(),
-                reason,
-            };
-            break Some(crate::error_chain(&e));
-        }
-        if done.used == 0 {
-            // Not one whole record, and `fill` read to the end: a cut file.
-            let e = ItchReadError::Truncated {
-                offset: r.consumed(),
-                left,
-            };
-            break Some(crate::error_chain(&e));
+        if let Some(e) = stop_after(r, done.used, done.error, left) {
+            break Some(e);
         }
     }
+}
+
+/// Why reading stops after a buffer of `left` bytes of which whole records
+/// of `used` bytes were handled (and consumed): the bad record at `used`,
+/// or a cut file — not one whole record, though `fill` read to the end.
+/// `None`: read on.
+fn stop_after(
+    r: &ItchReader,
+    used: usize,
+    bad: Option<hftnet_wire::Error>,
+    left: usize,
+) -> Option<String> {
+    let e = match bad {
+        Some(reason) => ItchReadError::BadRecord {
+            offset: r.consumed(),
+            reason,
+        },
+        None if used == 0 => ItchReadError::Truncated {
+            offset: r.consumed(),
+            left,
+        },
+        None => return None,
+    };
+    Some(crate::error_chain(&e))
 }
 
 /// `MarketData::handle_records` one message at a time, each book operation

@@ -17,6 +17,7 @@
 //! executions `E` and `C` of orders in a kept book, and the non-cross trades
 //! `P` of a kept book), through a [`MarketEvents`] listener.
 
+use hftnet_wire::itch50::file::next_record;
 use hftnet_wire::itch50::{
     AddOrder, AddOrderMpid, MessageType, OrderCancel, OrderDelete, OrderExecuted,
     OrderExecutedWithPrice, OrderReplace, StockDirectory, StockTradingAction, Trade,
@@ -492,18 +493,14 @@ impl MarketData {
         let (mut head, mut tail) = (0usize, 0usize);
         let mut at = 0usize;
         let error = loop {
-            let rest = &bytes[at..];
-            let Some(&[hi, lo]) = rest.first_chunk::<2>() else {
-                break None;
+            let msg = match next_record(&bytes[at..]) {
+                Ok(Some((msg, used))) => {
+                    at += used;
+                    msg
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
             };
-            let len = usize::from(u16::from_be_bytes([hi, lo]));
-            if len == 0 {
-                break Some(hftnet_wire::Error::Malformed);
-            }
-            let Some(msg) = rest.get(2..2 + len) else {
-                break None;
-            };
-            at += 2 + len;
             let Some(op) = self.decode_inline(msg) else {
                 continue;
             };
@@ -579,18 +576,14 @@ impl StreamDecoder<'_> {
             if n == ops.len() {
                 break None;
             }
-            let rest = &bytes[at..];
-            let Some(&[hi, lo]) = rest.first_chunk::<2>() else {
-                break None;
+            let msg = match next_record(&bytes[at..]) {
+                Ok(Some((msg, used))) => {
+                    at += used;
+                    msg
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
             };
-            let len = usize::from(u16::from_be_bytes([hi, lo]));
-            if len == 0 {
-                break Some(hftnet_wire::Error::Malformed);
-            }
-            let Some(msg) = rest.get(2..2 + len) else {
-                break None;
-            };
-            at += 2 + len;
             if let Some(op) = self.0.decode(msg) {
                 ops[n] = op;
                 n += 1;
@@ -649,18 +642,14 @@ impl StreamDecoder<'_> {
             let Some(slot) = far.get_mut(n) else {
                 break None;
             };
-            let rest = &bytes[at..];
-            let Some(&[hi, lo]) = rest.first_chunk::<2>() else {
-                break None;
+            let msg = match next_record(&bytes[at..]) {
+                Ok(Some((msg, used))) => {
+                    at += used;
+                    msg
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
             };
-            let len = usize::from(u16::from_be_bytes([hi, lo]));
-            if len == 0 {
-                break Some(hftnet_wire::Error::Malformed);
-            }
-            let Some(msg) = rest.get(2..2 + len) else {
-                break None;
-            };
-            at += 2 + len;
             let Some(op) = self.0.decode(msg) else {
                 continue;
             };

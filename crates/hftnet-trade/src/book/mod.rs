@@ -827,14 +827,7 @@ impl Book {
                 } else {
                     self.counters.duplicate_ref += 1;
                 }
-                let b = &mut self.books[usize::from(o.locate)];
-                b.orders -= 1;
-                levels::remove_shares(
-                    &mut b.sides[o.side.index()],
-                    levels::key(o.side, o.price),
-                    o.shares,
-                    true,
-                );
+                self.unlevel(o);
                 return;
             }
             self.index.insert(r, o);
@@ -1625,7 +1618,15 @@ impl Book {
     #[inline]
     fn remove_order(&mut self, order_ref: u64, o: OrderRec) {
         self.index.remove(order_ref);
-        let b = &mut self.books[o.locate as usize];
+        self.unlevel(o);
+        self.live -= 1;
+    }
+
+    /// Takes the order `o` out of its level and its locate's count (not
+    /// the index, not the live count).
+    #[inline]
+    fn unlevel(&mut self, o: OrderRec) {
+        let b = &mut self.books[usize::from(o.locate)];
         b.orders -= 1;
         levels::remove_shares(
             &mut b.sides[o.side.index()],
@@ -1633,7 +1634,6 @@ impl Book {
             o.shares,
             true,
         );
-        self.live -= 1;
     }
 
     /// Drops every order and level of locate `l`; O(ref window). Returns

@@ -34,6 +34,7 @@ pub const MAX_MESSAGE_LEN: usize = u16::MAX as usize;
 ///
 /// # Errors
 /// [`Error::Malformed`] when the record's length is zero.
+#[inline]
 pub fn next_record(buf: &[u8]) -> Result<Option<(&[u8], usize)>> {
     let Some(&[hi, lo]) = buf.first_chunk::<LEN_PREFIX>() else {
         return Ok(None);
