@@ -475,7 +475,21 @@ fn a_queue_is_taken_while_held_and_free_again_right_after_the_close() {
         started.elapsed() >= hftnet_io::xdp::QUEUE_RELEASE_WAIT,
         "refused before the wait: {e}"
     );
+    // The kernel says so too (netdev generic netlink, which a `dpdk://`
+    // open over net_af_xdp waits on), and says it is free once released.
+    let iface = h.iface().to_string();
+    let held = move || {
+        let idx = hftnet_io::l2::L2Iface::lookup(&iface).unwrap().index;
+        let mut nl = hftnet_sys::netlink::GenNetlink::open().unwrap();
+        nl.xsk_holds_rx_queue(idx, 0).unwrap()
+    };
+    assert_eq!(h.run(held.clone()).unwrap(), Some(true));
     drop(first);
+    let until = Instant::now() + hftnet_io::xdp::QUEUE_RELEASE_WAIT;
+    while h.run(held.clone()).unwrap() != Some(false) {
+        assert!(Instant::now() < until, "queue 0 still held after the close");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     // Closed: the queue opens again at once. The kernel clears a closed
     // socket's queue in deferred work that takes the RTNL lock, so under
     // load (namespaces of other tests being torn down) an open right after

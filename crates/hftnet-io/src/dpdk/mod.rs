@@ -92,8 +92,8 @@ pub const VDEV_DRIVERS: &[(&str, bool)] = &[
 
 /// Receive and transmit ring sizes asked of the device.
 const RING_DESC: u16 = 1024;
-/// How long a `net_af_xdp` queue set-up is retried while the queue is still
-/// held by a socket closed a moment ago.
+/// How long a `net_af_xdp` open waits for its queue while an AF_XDP socket
+/// (one closed a moment ago, until the kernel releases it) holds it.
 const XSK_QUEUE_WAIT: Duration = Duration::from_secs(2);
 /// Per-lcore cache of the mempool.
 const POOL_CACHE: u32 = 32;
@@ -1181,6 +1181,45 @@ impl Drop for XdpProgFile {
     }
 }
 
+/// Waits up to [`XSK_QUEUE_WAIT`] while an AF_XDP buffer pool holds receive
+/// queue `queue` of `iface`, as the kernel says (`netdev` generic netlink,
+/// where the kernel reports it, as 6.18 does): a socket closed a moment ago (a restart, the previous
+/// endpoint of this process) holds it until the kernel's deferred release,
+/// ~20 ms here. `net_af_xdp` must meet the queue free, because its set-up
+/// cannot be asked again on the same device: the fill ring's producer index
+/// survives a refused attempt (libxdp 1.3 does not reset it), so the second
+/// attempt hands the kernel 2048 empty fill entries (frames written at UMEM
+/// offset 0) and the third finds the ring full — and each keeps the 2048
+/// mbufs it took. A kernel that cannot say is not waited for.
+///
+/// # Errors
+/// [`OpenError::Setup`] when the queue is still held after the wait.
+fn wait_for_free_xsk_queue(iface: &L2Iface, queue: u32) -> Result<(), OpenError> {
+    let Ok(mut nl) = hftnet_sys::netlink::GenNetlink::open() else {
+        return Ok(());
+    };
+    let until = Instant::now() + XSK_QUEUE_WAIT;
+    loop {
+        match nl.xsk_holds_rx_queue(iface.index, queue) {
+            Ok(Some(true)) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(Some(true)) => {
+                return Err(OpenError::Setup {
+                    step: format!(
+                        "queue {queue} of {} is taken by another AF_XDP socket (still after \
+                         {XSK_QUEUE_WAIT:?}: an `xdp://` endpoint or another DPDK process?); use \
+                         another start_queue= in devargs=, or close it",
+                        iface.name
+                    ),
+                    cause: SyscallError::from_errno("netdev queue-get (xsk)", libc::EBUSY),
+                });
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Maps a failed probe to the error that says what to do.
 fn probe_error(cfg: &DpdkConfig, e: &sys::DpdkError) -> OpenError {
     let name = cfg.device.name();
@@ -1421,8 +1460,11 @@ fn open_pinned(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError>
     // Owned by the device from here, so any error below closes the port
     // before the pool is freed.
     let pool = &*dev.pool.insert(std::sync::Arc::new(new_pool));
-    let mut setup_once = || {
-        port.setup(
+    if let (true, Some((iface, _))) = (af_xdp, &kernel) {
+        wait_for_free_xsk_queue(iface, cfg.af_xdp_start_queue())?;
+    }
+    let (rx_desc, tx_desc) = port
+        .setup(
             if rx_cksum { rx_cksum_bits } else { 0 },
             if tx_cksum { tx_cksum_bits } else { 0 },
             rx_want,
@@ -1430,19 +1472,18 @@ fn open_pinned(cfg: &DpdkConfig, role: Role) -> Result<DpdkTransport, OpenError>
             pool,
             socket as u32,
         )
-    };
-    let mut setup = setup_once();
-    if info.driver == "net_af_xdp" {
-        // The kernel frees a closed AF_XDP socket's hold on its queue in
-        // deferred work: a queue closed a moment ago (by this process or
-        // another) is busy for a while, which the driver reports as EINVAL.
-        let until = Instant::now() + XSK_QUEUE_WAIT;
-        while setup.as_ref().is_err_and(|e| e.errno == libc::EINVAL) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-            setup = setup_once();
-        }
-    }
-    let (rx_desc, tx_desc) = setup.map_err(step("configuring one queue pair"))?;
+        .map_err(|e| {
+            if af_xdp && e.errno == libc::EINVAL {
+                step(&format!(
+                    "configuring one queue pair (is queue {} of the interface held by an AF_XDP \
+                     socket? one may have taken it meanwhile; and a kernel that does not report AF_XDP \
+                     pools cannot say when a socket closed a moment ago still holds it: then open again)",
+                    cfg.af_xdp_start_queue()
+                ))(e)
+            } else {
+                step("configuring one queue pair")(e)
+            }
+        })?;
     port.start().map_err(|e| match e.errno {
         libc::EBUSY => probe_error(cfg, &e),
         _ => step("starting it")(e),

@@ -5,7 +5,7 @@
 //! address, MTU and IPv4 addresses) for the kernel-bypass transports.
 //!
 //! Layer: syscall wrappers, used by `hftnet-lab` and `hftnet_io::l2`. The
-//! module is three files, re-exported here so every item is
+//! module is five files, re-exported here so every item is
 //! `hftnet_sys::netlink::X`:
 //! - `uapi`: the kernel's constants and fixed family headers ([`IfInfoMsg`],
 //!   [`IfAddrMsg`], [`RtMsg`], [`NdMsg`]), byte for byte as in
@@ -18,7 +18,10 @@
 //!   `unsafe` (its socket calls);
 //! - `routes`: every link with its alternative names and every default
 //!   route of every table and family ([`RtNetlink::links`],
-//!   [`RtNetlink::default_routes`]), built on the two above, no `unsafe`.
+//!   [`RtNetlink::default_routes`]), built on the two above, no `unsafe`;
+//! - `genl`: generic netlink's family lookup and the `netdev` family's queue
+//!   dump ([`NetdevQueue`]: whether an AF_XDP pool holds a queue), pure like
+//!   `message`, sent by the `NETLINK_GENERIC` socket [`GenNetlink`].
 //!
 //! Invariants: every request carries `NLM_F_REQUEST | NLM_F_ACK` and a fresh
 //! sequence number; [`RtNetlink::request`] reads until the kernel's
@@ -38,11 +41,16 @@
 //! - iproute2 `ip/iplink.c`, `ip/link_veth.c`, `ip/ipaddress.c`, `ip/iproute.c`, `ip/ipneigh.c`
 //! - `net/core/neighbour.c` (`neigh_add`, `neigh_get`, `__neigh_event_send`)
 
+mod genl;
 mod message;
 mod routes;
 mod socket;
 mod uapi;
 
+pub use genl::{
+    GENL_ID_CTRL, NetdevQueue, dump_queues_request, get_family_request, parse_family_id,
+    parse_queue,
+};
 pub use message::{
     Attr, Attributes, LinkInfo, Malformed, Message, MessageBuilder, Messages, Neighbour, Nest,
     Reply, RouteInfo, add_ipv4_address_request, add_ipv4_route_request, attributes, decode_error,
@@ -58,7 +66,7 @@ pub use routes::{
     dump_links_request, dump_nexthops_request, dump_routes_request, parse_link_names,
     parse_nexthop, parse_route_entry,
 };
-pub use socket::{LinkEvents, REPLY_TIMEOUT_SECS, RtNetlink};
+pub use socket::{GenNetlink, LinkEvents, REPLY_TIMEOUT_SECS, RtNetlink};
 pub use uapi::{AF_BRIDGE, BR_STATE_FORWARDING, IFLA_BRPORT_STATE, IFLA_PROTINFO};
 pub use uapi::{
     ARPHRD_ETHER, ARPHRD_LOOPBACK, IFA_ADDRESS, IFA_BROADCAST, IFA_LOCAL, IFF_LOWER_UP,

@@ -59,12 +59,22 @@ fn check_ifname(call: &'static str, name: &str) -> Result<()> {
 /// kernel-chosen port id, in the calling thread's network namespace; returns
 /// the socket and its port id.
 fn open_route_socket(groups: u32, extra_flags: libc::c_int) -> Result<(OwnedFd, u32)> {
+    open_socket(libc::NETLINK_ROUTE, groups, extra_flags)
+}
+
+/// As [`open_route_socket`], for netlink `protocol` (`NETLINK_ROUTE`,
+/// `NETLINK_GENERIC`).
+fn open_socket(
+    protocol: libc::c_int,
+    groups: u32,
+    extra_flags: libc::c_int,
+) -> Result<(OwnedFd, u32)> {
     // SAFETY: plain syscall with integer arguments; the fd is owned below.
     let fd = cvt("socket(AF_NETLINK)", unsafe {
         libc::socket(
             libc::AF_NETLINK,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC | extra_flags,
-            libc::NETLINK_ROUTE,
+            protocol,
         )
     })?;
     // SAFETY: `socket` succeeded, so `fd` is a fresh descriptor nobody else owns.
@@ -571,6 +581,103 @@ impl RtNetlink {
 }
 
 // ---- link notifications ----
+
+/// A `NETLINK_GENERIC` socket, with [`RtNetlink`]'s request handling (a
+/// fresh sequence number, read until the acknowledgement or the end of the
+/// dump, a receive timeout), in the network namespace of the thread that
+/// opened it.
+#[derive(Debug)]
+pub struct GenNetlink {
+    inner: RtNetlink,
+    netdev: Option<Option<u16>>,
+}
+
+impl GenNetlink {
+    /// Opens it in the calling thread's network namespace.
+    ///
+    /// # Errors
+    /// As [`RtNetlink::open`].
+    pub fn open() -> Result<Self> {
+        let (fd, port_id) = open_socket(libc::NETLINK_GENERIC, 0, 0)?;
+        Ok(Self {
+            inner: RtNetlink {
+                fd,
+                port_id,
+                seq: 0,
+                buf: vec![0; 64 * 1024],
+            },
+            netdev: None,
+        })
+    }
+
+    /// The id of family `name`; `None` when the kernel has no such family.
+    ///
+    /// # Errors
+    /// `genetlink CTRL_CMD_GETFAMILY` with the kernel's errno (but
+    /// `ENOENT`, which is `None`), or the socket's.
+    pub fn family_id(&mut self, name: &str) -> Result<Option<u16>> {
+        let call = "genetlink CTRL_CMD_GETFAMILY";
+        match self
+            .inner
+            .request(call, super::genl::get_family_request(name))
+        {
+            Ok(replies) => Ok(replies
+                .iter()
+                .find_map(|r| super::genl::parse_family_id(&r.payload))),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The queues of link `ifindex` as the `netdev` family reports them
+    /// (`NETDEV_CMD_QUEUE_GET`); `None` when the kernel has no such
+    /// family or command (older kernels).
+    ///
+    /// # Errors
+    /// `genetlink NETDEV_CMD_QUEUE_GET` with the kernel's errno (`ENODEV`
+    /// for no such link), or the socket's.
+    pub fn queues(&mut self, ifindex: u32) -> Result<Option<Vec<super::genl::NetdevQueue>>> {
+        let family = match self.netdev {
+            Some(f) => f,
+            None => {
+                let f = self.family_id("netdev")?;
+                *self.netdev.insert(f)
+            }
+        };
+        let Some(family) = family else {
+            return Ok(None);
+        };
+        let call = "genetlink NETDEV_CMD_QUEUE_GET";
+        match self
+            .inner
+            .request(call, super::genl::dump_queues_request(family, ifindex))
+        {
+            Ok(replies) => Ok(Some(
+                replies
+                    .iter()
+                    .filter_map(|r| super::genl::parse_queue(&r.payload))
+                    .filter(|q| q.ifindex == ifindex)
+                    .collect(),
+            )),
+            Err(e) if matches!(e.errno(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether an AF_XDP buffer pool holds receive queue `queue` of link
+    /// `ifindex` (a bound socket, or one closed a moment ago that the
+    /// kernel has not released yet); `None` when the kernel cannot say
+    /// (no queue dump, or no such queue). Older kernels dump queues without
+    /// the AF_XDP attribute: there every queue looks free.
+    ///
+    /// # Errors
+    /// As [`GenNetlink::queues`].
+    pub fn xsk_holds_rx_queue(&mut self, ifindex: u32, queue: u32) -> Result<Option<bool>> {
+        Ok(self
+            .queues(ifindex)?
+            .and_then(|qs| qs.iter().find(|q| q.rx && q.id == queue).map(|q| q.xsk)))
+    }
+}
 
 /// A `NETLINK_ROUTE` socket subscribed to the kernel's link notifications
 /// (`RTNLGRP_LINK`), non-blocking, with its receive buffer allocated once:
