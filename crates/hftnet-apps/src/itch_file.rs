@@ -14,6 +14,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -61,8 +62,9 @@ pub enum ItchReadError {
 
 /// Where an [`ItchReader`]'s bytes come from.
 enum Source {
-    /// A plain file, mapped: `at` is the offset of the next record.
-    Mapped { map: FileMap, at: usize },
+    /// A plain file, mapped: `at` is the offset of the next record. Shared
+    /// with the [`Prefault`] handles given out.
+    Mapped { map: Arc<FileMap>, at: usize },
     /// A stream (gzip, a pipe) read through `buf`: `buf[start..end]` is
     /// unread.
     Stream {
@@ -72,6 +74,34 @@ enum Source {
         end: usize,
         eof: bool,
     },
+}
+
+/// The unread bytes of a mapped ITCH file, whose pages it maps ahead of
+/// reading ([`ItchReader::prefault`]): cheaper than faulting them in one
+/// by one as they are read (one pass in the kernel), and from another
+/// thread than the reader's if asked there.
+#[derive(Debug, Clone)]
+pub struct Prefault {
+    map: Arc<FileMap>,
+    unread: std::ops::Range<usize>,
+}
+
+impl Prefault {
+    /// The unread bytes, as offsets in the file.
+    #[must_use]
+    pub fn unread(&self) -> std::ops::Range<usize> {
+        self.unread.clone()
+    }
+
+    /// Maps the pages of bytes `range` (offsets in the file, clamped to
+    /// the unread ones) now (`FileMap::populate`); false when the kernel
+    /// refused (before 5.14), which changes nothing but that they are
+    /// faulted in when read.
+    pub fn populate(&self, range: std::ops::Range<usize>) -> bool {
+        let start = range.start.max(self.unread.start);
+        let end = range.end.min(self.unread.end);
+        self.map.populate(start..end)
+    }
 }
 
 /// Reads the records of an ITCH file: in place from a mapping for a plain
@@ -119,6 +149,21 @@ impl ItchReader {
     /// # Errors
     /// [`ItchReadError::Open`] when the file cannot be opened or read.
     pub fn open_with(path: &Path, map: bool) -> Result<Self, ItchReadError> {
+        Self::open_mapped(path, map, true)
+    }
+
+    /// [`ItchReader::open_with`] `map` true, but a mapped file's pages are
+    /// not all mapped at open: they are faulted in as they are read, or
+    /// mapped ahead by the handle [`ItchReader::prefault`] gives (from
+    /// another thread, e.g. one idle while this one starts reading).
+    ///
+    /// # Errors
+    /// [`ItchReadError::Open`] when the file cannot be opened or read.
+    pub fn open_unpopulated(path: &Path) -> Result<Self, ItchReadError> {
+        Self::open_mapped(path, true, false)
+    }
+
+    fn open_mapped(path: &Path, map: bool, populate: bool) -> Result<Self, ItchReadError> {
         let open_err = |source| ItchReadError::Open {
             path: path.to_path_buf(),
             source,
@@ -127,11 +172,20 @@ impl ItchReader {
         // A gzip file's mapping is dropped here: the descriptor (still at
         // offset 0) streams through the decoder.
         if map
-            && let Ok(m) = FileMap::open(&f, MAP_ADVICE)
+            && let Ok(m) = FileMap::open(
+                &f,
+                FileAdvice {
+                    populate,
+                    ..MAP_ADVICE
+                },
+            )
             && !m.as_slice().starts_with(&GZIP_MAGIC)
         {
             return Ok(Self {
-                src: Source::Mapped { map: m, at: 0 },
+                src: Source::Mapped {
+                    map: Arc::new(m),
+                    at: 0,
+                },
                 consumed: 0,
                 gzip: false,
             });
@@ -191,6 +245,20 @@ impl ItchReader {
     #[must_use]
     pub fn is_mapped(&self) -> bool {
         matches!(self.src, Source::Mapped { .. })
+    }
+
+    /// For a mapped file, a handle that maps the pages of its unread bytes
+    /// ahead of reading, from any thread ([`Prefault::populate`]); `None`
+    /// for a stream.
+    #[must_use]
+    pub fn prefault(&self) -> Option<Prefault> {
+        match &self.src {
+            Source::Mapped { map, at } => Some(Prefault {
+                map: Arc::clone(map),
+                unread: *at..map.len(),
+            }),
+            Source::Stream { .. } => None,
+        }
     }
 
     /// Whether the kernel took the huge-page advice for the mapping (false
@@ -471,6 +539,43 @@ mod tests {
         }
         assert_eq!(i, 300_000);
         assert_eq!(r.consumed(), 300_000 * 6);
+    }
+
+    /// A file opened without mapping its pages reads the same; its
+    /// prefault handle covers the unread bytes (from wherever the reader
+    /// is) and maps them from another thread; a stream has none.
+    #[test]
+    fn an_unpopulated_file_reads_the_same_and_prefaults_from_another_thread() {
+        let path =
+            std::env::temp_dir().join(format!("hftnet-prefault-{}.itch", std::process::id()));
+        let mut bytes = Vec::new();
+        for i in 0..50_000u32 {
+            bytes.extend_from_slice(&4u16.to_be_bytes());
+            bytes.extend_from_slice(&i.to_be_bytes());
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let mut r = ItchReader::open_unpopulated(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(r.is_mapped());
+        let p = r.prefault().unwrap();
+        assert_eq!(p.unread(), 0..bytes.len());
+        assert_eq!(r.next_record().unwrap().unwrap(), 0u32.to_be_bytes());
+        let later = r.prefault().unwrap();
+        assert_eq!(later.unread(), 6..bytes.len());
+        let len = bytes.len();
+        let populated = std::thread::spawn(move || p.populate(len / 2..usize::MAX))
+            .join()
+            .unwrap();
+        if !populated {
+            eprintln!("MADV_POPULATE_READ refused (a kernel before 5.14): pages fault in as read");
+        }
+        let mut i = 1u32;
+        while let Some(m) = r.next_record().unwrap() {
+            assert_eq!(m, i.to_be_bytes());
+            i += 1;
+        }
+        assert_eq!(i, 50_000);
+        assert!(reader(vec![0, 1, b'S']).prefault().is_none());
     }
 
     #[test]

@@ -698,6 +698,12 @@ impl BookApplier<'_> {
         self.0
     }
 
+    /// [`Book::reserve_refs`] of the books: their index buffers for
+    /// `refs` refs, allocated on the calling thread.
+    pub fn reserve_refs(&mut self, refs: usize) {
+        self.0.reserve_refs(refs);
+    }
+
     /// Applies `ops` in order, with the prefetch hints
     /// [`MarketData::handle_records`] gives (the ref-index entry and
     /// locate record [`LOOKAHEAD`] ops ahead, the best levels

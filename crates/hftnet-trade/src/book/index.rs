@@ -169,6 +169,18 @@ impl<T: Entry> RefIndex<T> {
         }
     }
 
+    /// Allocates buffers into the spare pool until `refs` refs' worth
+    /// exist (at most the window's), as the preallocation of
+    /// [`RefIndex::new`] does, e.g. on another thread than the one that
+    /// made the index; not counted in [`RefIndex::grown`].
+    pub(crate) fn reserve(&mut self, refs: usize) {
+        let want = refs.div_ceil(CHUNK).min(self.max_chunks);
+        while self.buffers < want {
+            self.spare.push(new_slots());
+            self.buffers += 1;
+        }
+    }
+
     /// The entry of `r`, if indexed.
     #[inline]
     pub(crate) fn get(&self, r: u64) -> Option<T> {

@@ -711,6 +711,9 @@ impl LocateBook {
 /// message's locate. Query at any time. No method blocks, allocates on the
 /// warmed-up hot path, or panics on any input.
 pub struct Book {
+    /// The books of locates `0..len`, grown on the first message naming a
+    /// locate below `max_locates` (a stream uses a few thousand of the
+    /// 65,536: 64 bytes each, written at construction before).
     books: Vec<LocateBook>,
     live: usize,
     index: RefIndex<OrderRec>,
@@ -751,15 +754,8 @@ impl Book {
                 Some(v)
             }
         };
-        let all = selected.is_none();
-        let books = (0..config.max_locates)
-            .map(|_| LocateBook {
-                active: all,
-                ..LocateBook::default()
-            })
-            .collect();
         Ok(Book {
-            books,
+            books: Vec::new(),
             live: 0,
             index: RefIndex::new(config.ref_window, config.ref_window_prealloc),
             selected,
@@ -767,6 +763,16 @@ impl Book {
             config,
             absorbed_grows: 0,
         })
+    }
+
+    /// Allocates the ref index's buffers for `refs` refs now (at most
+    /// [`BookConfig::ref_window`]'s), as [`BookConfig::ref_window_prealloc`]
+    /// does at construction: a book made with a small preallocation can
+    /// take the rest on the thread that will use it, while another thread
+    /// does other work. Buffers that exist already count; none is counted
+    /// in [`BookCounters::pool_grows`].
+    pub fn reserve_refs(&mut self, refs: usize) {
+        self.index.reserve(refs);
     }
 
     /// Moves the books and live orders of `other` into this one and adds
@@ -800,6 +806,7 @@ impl Book {
             return Err(AbsorbError::Config);
         }
         let held = |b: &LocateBook| !b.is_blank() || b.orders > 0;
+        self.grow_books_to(other.books.len());
         if let Some(l) = self
             .books
             .iter()
@@ -1035,10 +1042,11 @@ impl Book {
     pub fn stock_directory(&mut self, locate: u16, symbol: [u8; 8]) -> TopChange {
         self.counters.directories += 1;
         let l = locate as usize;
-        let Some(b) = self.books.get(l) else {
+        if l >= self.books.len() && !self.grow_books(locate) {
             self.counters.bad_locate += 1;
             return TopChange::NONE;
-        };
+        }
+        let b = &self.books[l];
         let keep = match &self.selected {
             None => true,
             Some(v) => v.binary_search(&symbol).is_ok(),
@@ -1201,7 +1209,11 @@ impl Book {
     /// locate below `max_locates`; selected mode: locates named by a
     /// selected symbol).
     pub fn is_active(&self, locate: u16) -> bool {
-        self.books.get(locate as usize).is_some_and(|b| b.active)
+        let l = usize::from(locate);
+        self.books.get(l).map_or(
+            self.selected.is_none() && l < self.config.max_locates,
+            |b| b.active,
+        )
     }
 
     /// Live orders in all books.
@@ -1241,7 +1253,19 @@ impl Book {
     /// Allocates and walks the whole slab: for tests and tools, not the hot
     /// path.
     pub fn snapshot(&self, locate: u16) -> Option<BookSnapshot> {
-        let b = self.books.get(locate as usize)?;
+        const BLANK: LocateBook = LocateBook {
+            sides: [Vec::new(), Vec::new()],
+            orders: 0,
+            active: false,
+            symbol: None,
+            state: None,
+        };
+        let l = usize::from(locate);
+        let b = match self.books.get(l) {
+            Some(b) => b,
+            None if l < self.config.max_locates => &BLANK,
+            None => return None,
+        };
         let side_levels = |side: Side| -> Vec<Level> {
             b.sides[side.index()]
                 .iter()
@@ -1547,16 +1571,41 @@ impl Book {
     /// Whether `locate` is in range and kept; counts the reason if not.
     #[inline]
     fn admit(&mut self, locate: u16) -> bool {
-        match self.books.get(locate as usize) {
-            Some(b) if b.active => true,
-            Some(_) => {
+        match self.books.get(locate as usize).map(|b| b.active) {
+            Some(true) => true,
+            Some(false) => {
                 self.counters.filtered += 1;
                 false
             }
+            None if self.grow_books(locate) => self.admit(locate),
             None => {
                 self.counters.bad_locate += 1;
                 false
             }
+        }
+    }
+
+    /// Grows the books to cover `locate` if it is below `max_locates`
+    /// (new books active in all-symbols mode); false if it is not.
+    #[cold]
+    #[inline(never)]
+    fn grow_books(&mut self, locate: u16) -> bool {
+        let l = usize::from(locate);
+        if l >= self.config.max_locates {
+            return false;
+        }
+        self.grow_books_to(l + 1);
+        true
+    }
+
+    /// Grows the books to `len` locates (no shrinking).
+    fn grow_books_to(&mut self, len: usize) {
+        let all = self.selected.is_none();
+        if len > self.books.len() {
+            self.books.resize_with(len, || LocateBook {
+                active: all,
+                ..LocateBook::default()
+            });
         }
     }
 

@@ -325,6 +325,42 @@ fn zero_shares_are_ignored() {
     ok(&b);
 }
 
+/// The books are grown to the highest locate a message names, not made
+/// for all `max_locates` up front: a locate never named reads as an empty,
+/// active (all-symbols) book, answers as one in queries and snapshots, and
+/// the digest and checks are those of a book made whole.
+#[test]
+fn locates_not_named_yet_read_as_empty_books() {
+    let mut b = Book::new(small(Symbols::All)).unwrap();
+    assert!(b.is_active(15) && !b.is_active(16));
+    let empty = b.snapshot(15).unwrap();
+    assert!(empty.bids.is_empty() && empty.asks.is_empty() && empty.orders.is_empty());
+    assert_eq!(b.top(15), TopOfBook::default());
+    let blank = b.digest();
+    // An order on the last locate, then gone: the digest of the empty book.
+    b.add(15, 7, Side::Sell, 5, 100);
+    assert_eq!(b.snapshot(15).unwrap().asks, vec![lv(100, 5, 1)]);
+    b.delete(15, 7);
+    assert_eq!(b.digest(), blank);
+    ok(&b);
+    // Selected mode: a locate no directory named is inactive, named or not.
+    let mut sel = Book::new(small(Symbols::Selected(vec![MSFT]))).unwrap();
+    assert!(!sel.is_active(3));
+    assert_eq!(sel.add(3, 1, Side::Buy, 5, 100), TopChange::NONE);
+    assert_eq!(sel.counters().filtered, 1);
+    sel.stock_directory(3, MSFT);
+    assert!(sel.is_active(3));
+    // Merging books of different extents: the shorter grows.
+    let mut far = Book::new(small(Symbols::All)).unwrap();
+    far.add(9, 1, Side::Buy, 5, 100);
+    let mut near = Book::new(small(Symbols::All)).unwrap();
+    near.add(2, 2, Side::Buy, 6, 101);
+    near.absorb(far).unwrap();
+    assert_eq!(near.snapshot(9).unwrap().bids, vec![lv(100, 5, 1)]);
+    assert_eq!(near.live_orders(), 2);
+    ok(&near);
+}
+
 #[test]
 fn locates_out_of_range_and_mismatched_are_counted() {
     let mut b = book();
@@ -505,6 +541,33 @@ fn refs_far_outside_the_window_still_work() {
     b.delete(1, recent);
     assert_eq!(b.index_stats().far_refs, 0);
     assert_eq!(b.live_orders(), 0);
+    ok(&b);
+}
+
+/// Buffers reserved after construction (on the thread that will use
+/// them) serve as the preallocation does: none counted as grown, and the
+/// window fills them before it grows; reserving past the window stops at
+/// it, and what exists already counts.
+#[test]
+fn reserved_buffers_are_a_preallocation_made_later() {
+    let mut b = Book::new(BookConfig {
+        ref_window_prealloc: 0,
+        ..small(Symbols::All)
+    })
+    .unwrap();
+    assert_eq!(b.index_stats().chunk_buffers, 0);
+    b.reserve_refs(2 * REF_CHUNK);
+    assert_eq!(b.index_stats().chunk_buffers, 2);
+    b.reserve_refs(REF_CHUNK);
+    assert_eq!(b.index_stats().chunk_buffers, 2, "what exists counts");
+    b.reserve_refs(usize::MAX);
+    assert_eq!(b.index_stats().chunk_buffers, 4, "at most the window's");
+    let chunk = REF_CHUNK as u64;
+    for r in [0, chunk, 2 * chunk, 3 * chunk] {
+        b.add(1, r, Side::Buy, 1, 100);
+    }
+    assert_eq!(b.counters().pool_grows, 0);
+    assert_eq!(b.index_stats().chunk_buffers, 4);
     ok(&b);
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow};
 use clap::Args;
 use hftnet_apps::market::{BookCheck, book_config};
-use hftnet_apps::replay::{ReplayConfig, replay as run_replay};
+use hftnet_apps::replay::{ReplayConfig, replay_books};
 use serde_json::json;
 
 use super::{put_market, top_of_book_json};
@@ -77,7 +77,11 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
             .threads
             .map_or_else(hftnet_apps::replay::default_threads, usize::from),
     };
-    let r = run_replay(&cfg)?;
+    let (r, books) = replay_books(&cfg)?;
+    // The process ends right after the report: its exit frees the books'
+    // memory in one pass (dropping them here freed them chunk by chunk,
+    // ~1.5 ms of a ~150 ms replay).
+    std::mem::forget(books);
     let mut rep = Report::default();
     rep.put("command", "replay")
         .put("file", a.file.display().to_string())
