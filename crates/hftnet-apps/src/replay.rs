@@ -683,11 +683,12 @@ mod tests {
         crate::exchange::write_day(&cfg, &path).unwrap();
         let mut digests = Vec::new();
         for threads in [1, 2] {
-            let (r, md) = replay_books(&ReplayConfig {
+            let cfg = ReplayConfig {
                 threads,
                 ..ReplayConfig::new(path.clone())
-            })
-            .unwrap();
+            };
+            let (r, md) = replay_books(&cfg).unwrap();
+            assert_eq!(md.book().config(), &cfg.book, "the configuration asked for");
             assert_eq!(r.threads, threads);
             assert_eq!(r.error, None);
             assert_eq!(md.book().digest(), r.market.book.digest);

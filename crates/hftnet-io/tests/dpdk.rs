@@ -486,15 +486,23 @@ fn a_held_queue_is_waited_for_and_set_up_once() {
             }
         }
     };
-    let (mine, waited, refused, again) = sh
+    let result = sh
         .run(move || {
             // Held for 300 ms: waited for.
             let xsk = hold(&si);
+            let idx = L2Iface::lookup(&si).unwrap().index;
+            let reported = hftnet_sys::netlink::GenNetlink::open()
+                .unwrap()
+                .xsk_holds_rx_queue(idx, 0)
+                .unwrap();
+            if reported != Some(true) {
+                return Err(reported);
+            }
+            let started = Instant::now();
             let release = std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(300));
                 drop(xsk);
             });
-            let started = Instant::now();
             let t = open(
                 &format!("dpdk://net_af_xdp{b}?iface={si}&port=9741"),
                 Role::Server,
@@ -517,9 +525,24 @@ fn a_held_queue_is_waited_for_and_set_up_once() {
                 .unwrap()
                 .open(Role::Server)
                 .map(|t| t.capabilities().transport);
-            (mine, waited, refused, again)
+            Ok((mine, waited, refused, again))
         })
         .unwrap();
+    let (mine, waited, refused, again) = match result {
+        Ok(r) => r,
+        Err(reported) => {
+            // Older kernels dump queues without the AF_XDP attribute (or
+            // not at all): the open cannot wait there; CI's kernel has it.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the netdev queue dump does not report the held queue's AF_XDP pool ({reported:?})"
+            );
+            eprintln!(
+                "skipped: this kernel's netdev queue dump does not report AF_XDP pools ({reported:?})"
+            );
+            return;
+        }
+    };
     assert!(
         waited >= Duration::from_millis(300),
         "opened on a held queue after {waited:?}"

@@ -483,12 +483,24 @@ fn a_queue_is_taken_while_held_and_free_again_right_after_the_close() {
         let mut nl = hftnet_sys::netlink::GenNetlink::open().unwrap();
         nl.xsk_holds_rx_queue(idx, 0).unwrap()
     };
-    assert_eq!(h.run(held.clone()).unwrap(), Some(true));
+    let reported = h.run(held.clone()).unwrap();
     drop(first);
-    let until = Instant::now() + hftnet_io::xdp::QUEUE_RELEASE_WAIT;
-    while h.run(held.clone()).unwrap() != Some(false) {
-        assert!(Instant::now() < until, "queue 0 still held after the close");
-        std::thread::sleep(Duration::from_millis(5));
+    if reported == Some(true) {
+        let until = Instant::now() + hftnet_io::xdp::QUEUE_RELEASE_WAIT;
+        while h.run(held.clone()).unwrap() != Some(false) {
+            assert!(Instant::now() < until, "queue 0 still held after the close");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    } else {
+        // Older kernels dump queues without the AF_XDP attribute (or
+        // not at all): nothing to check there; CI's kernel has it.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the netdev queue dump does not report the held queue's AF_XDP pool ({reported:?})"
+        );
+        eprintln!(
+            "not checked: this kernel's netdev queue dump does not report AF_XDP pools ({reported:?})"
+        );
     }
     // Closed: the queue opens again at once. The kernel clears a closed
     // socket's queue in deferred work that takes the RTNL lock, so under

@@ -1199,24 +1199,33 @@ fn wait_for_free_xsk_queue(iface: &L2Iface, queue: u32) -> Result<(), OpenError>
         return Ok(());
     };
     let until = Instant::now() + XSK_QUEUE_WAIT;
+    let mut held = false;
     loop {
-        match nl.xsk_holds_rx_queue(iface.index, queue) {
-            Ok(Some(true)) if Instant::now() < until => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+        let busy = match nl.xsk_holds_rx_queue(iface.index, queue) {
             Ok(Some(true)) => {
-                return Err(OpenError::Setup {
-                    step: format!(
-                        "queue {queue} of {} is taken by another AF_XDP socket (still after \
-                         {XSK_QUEUE_WAIT:?}: an `xdp://` endpoint or another DPDK process?); use \
-                         another start_queue= in devargs=, or close it",
-                        iface.name
-                    ),
-                    cause: SyscallError::from_errno("netdev queue-get (xsk)", libc::EBUSY),
-                });
+                held = true;
+                true
             }
-            _ => return Ok(()),
+            // Once seen held, a failed ask (a timeout) is not "free".
+            Err(_) => held,
+            // Free, or the kernel cannot say.
+            Ok(_) => false,
+        };
+        if !busy {
+            return Ok(());
         }
+        if Instant::now() >= until {
+            return Err(OpenError::Setup {
+                step: format!(
+                    "queue {queue} of {} is taken by another AF_XDP socket (still after \
+                     {XSK_QUEUE_WAIT:?}: an `xdp://` endpoint or another DPDK process?); use \
+                     another start_queue= in devargs=, or close it",
+                    iface.name
+                ),
+                cause: SyscallError::from_errno("netdev queue-get (xsk)", libc::EBUSY),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -68,6 +68,10 @@
 //!   allocation when the map grows).
 //! - Levels: [`BookConfig::levels_per_side`] reserved per side when a stock
 //!   directory message activates a locate; a deeper book grows its vector.
+//! - Locates: 64 bytes per locate up to the highest one named so far (below
+//!   `max_locates`), the table grown (amortised doubling) the first time a
+//!   message names a higher one — in selected mode only a stock directory
+//!   message grows it.
 //!
 //! # Tolerance
 //!
@@ -770,9 +774,13 @@ impl Book {
     /// does at construction: a book made with a small preallocation can
     /// take the rest on the thread that will use it, while another thread
     /// does other work. Buffers that exist already count; none is counted
-    /// in [`BookCounters::pool_grows`].
+    /// in [`BookCounters::pool_grows`]; [`Book::config`]'s
+    /// `ref_window_prealloc` is raised to `refs` (capped at the window).
     pub fn reserve_refs(&mut self, refs: usize) {
         self.index.reserve(refs);
+        // The configuration says what the index holds now.
+        let c = &mut self.config;
+        c.ref_window_prealloc = c.ref_window_prealloc.max(refs.min(c.ref_window));
     }
 
     /// Moves the books and live orders of `other` into this one and adds
@@ -1574,6 +1582,12 @@ impl Book {
         match self.books.get(locate as usize).map(|b| b.active) {
             Some(true) => true,
             Some(false) => {
+                self.counters.filtered += 1;
+                false
+            }
+            // In selected mode an ungrown locate is one no directory named
+            // (which grows it): filtered without growing the table.
+            None if self.selected.is_some() && usize::from(locate) < self.config.max_locates => {
                 self.counters.filtered += 1;
                 false
             }

@@ -560,8 +560,10 @@ fn reserved_buffers_are_a_preallocation_made_later() {
     assert_eq!(b.index_stats().chunk_buffers, 2);
     b.reserve_refs(REF_CHUNK);
     assert_eq!(b.index_stats().chunk_buffers, 2, "what exists counts");
+    assert_eq!(b.config().ref_window_prealloc, 2 * REF_CHUNK);
     b.reserve_refs(usize::MAX);
     assert_eq!(b.index_stats().chunk_buffers, 4, "at most the window's");
+    assert_eq!(b.config().ref_window_prealloc, b.config().ref_window);
     let chunk = REF_CHUNK as u64;
     for r in [0, chunk, 2 * chunk, 3 * chunk] {
         b.add(1, r, Side::Buy, 1, 100);
