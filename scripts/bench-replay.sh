@@ -18,6 +18,10 @@
 #        HFTNET       the hftnet binary (default: built here, target/release/hftnet)
 #        HFTNET_BASE  another hftnet binary to time alongside (e.g. main's), optional
 #        REPLAY_ARGS  extra arguments for hftnet replay (e.g. "--check=full")
+#        BLAS_THREADS OPENBLAS_NUM_THREADS for itch-book's process (default 1:
+#                     the replay does no linear algebra, and numpy's idle BLAS
+#                     threads otherwise spin beside it on a small machine;
+#                     "default" leaves numpy's own choice)
 set -euo pipefail
 
 RUNS=${1:-3}
@@ -54,17 +58,20 @@ if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import itch_book' 2
 fi
 
 python3 - "$RUNS" "$DAY" "$HFTNET" "${HFTNET_BASE:-}" "$VENV/bin/python" \
-  "$HERE/scripts/itch_book_replay.py" "${REPLAY_ARGS:-}" <<'PY'
-import json, os, resource, shlex, statistics, subprocess, sys, time
+  "$HERE/scripts/itch_book_replay.py" "${REPLAY_ARGS:-}" "${BLAS_THREADS:-1}" <<'PY'
+import json, os, platform, resource, shlex, statistics, subprocess, sys, time
 
-runs, day, hftnet, base, py, ib_script, extra = sys.argv[1:8]
+runs, day, hftnet, base, py, ib_script, extra, blas = sys.argv[1:9]
 runs = int(runs)
+ib_env = dict(os.environ)
+if blas != "default":
+    ib_env["OPENBLAS_NUM_THREADS"] = blas
 
-def timed(cmd):
+def timed(cmd, env=None):
     """Wall and CPU (user + sys) time of one whole process, and its stdout."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -81,17 +88,40 @@ if "--threads" not in extra:
 if base:
     contenders.append(("hftnet-base", [base, "replay", day, "--json"]))
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+versions = subprocess.run(
+    [py, "-c", "import importlib.metadata as m, platform; "
+     "print('itch-book', m.version('itch-book'), 'numpy', m.version('numpy'), "
+     "'python', platform.python_version())"],
+    stdout=subprocess.PIPE, text=True).stdout.strip()
 print(f"# file: {day} ({os.path.getsize(day)} bytes)")
+print(f"# host: {cpu_model()}, {os.cpu_count()} cpus, kernel {platform.release()}")
+print(f"# itch-book side: {versions}; OPENBLAS_NUM_THREADS="
+      f"{ib_env.get('OPENBLAS_NUM_THREADS', '(numpy default)')}")
 print(f"# hftnet: {hftnet} replay {extra}".rstrip())
 if base:
     print(f"# hftnet-base: {base}")
 print(f"# load average at start: {os.getloadavg()}")
 print(f"# {runs} rounds, interleaved: " + ", ".join(n for n, _ in contenders))
+# The file into the page cache first: a cold first round would charge its
+# disk reads to whichever contender runs first.
+with open(day, "rb") as f:
+    while f.read(1 << 22):
+        pass
 res = {n: [] for n, _ in contenders}
 messages = {}
 for r in range(runs):
     for name, cmd in contenders:
-        wall, cpu, out = timed(cmd)
+        wall, cpu, out = timed(cmd, ib_env if name == "itch-book" else None)
         own = out["seconds"]
         messages[name] = out["messages"]
         res[name].append((wall, cpu, own))
@@ -110,6 +140,12 @@ for n in med:
     if n == "itch-book":
         continue
     h = med[n]
+    # Each round's own ratio (its contenders ran back to back): the spread.
+    per_round = [i[0] / x[0] for i, x in zip(res["itch-book"], res[n])]
     print(f"ratio {n} vs itch-book (itch-book time / {n} time): wall {ib[0] / h[0]:.2f}x  "
-          f"cpu {ib[1] / h[1]:.2f}x  own timers {ib[2] / h[2]:.2f}x")
+          f"cpu {ib[1] / h[1]:.2f}x  own timers {ib[2] / h[2]:.2f}x  "
+          f"(wall, round by round: {min(per_round):.2f}x to {max(per_round):.2f}x)")
+w = ib[0] / med["hftnet"][0]
+print(f"goal: hftnet whole-process wall >= 3x itch-book's: {w:.2f}x, "
+      + ("met" if w >= 3 else "NOT met"))
 PY

@@ -100,13 +100,13 @@ pub struct FeedHandlerConfig {
     pub yield_when_idle: bool,
     /// How far ahead of the next expected message a message is buffered,
     /// in sequence numbers (a power of two, at most
-    /// [`hftnet_trade::feed::MAX_WINDOW`]; default 16 384): a handler
+    /// [`hftnet_trade::feed::MAX_WINDOW`]; default 65 536): a handler
     /// started more than this many messages into a session declares the
     /// front of it lost — the stock directory among it — instead of
     /// re-requesting it. Raise it (with `buffer_bytes`) to join late.
     pub window: usize,
     /// Bytes for the messages buffered ahead (each costs its length plus
-    /// 12; default 1 MiB): what arrives live while a gap is recovered.
+    /// 12; default 4 MiB): what arrives live while a gap is recovered.
     pub buffer_bytes: usize,
 }
 

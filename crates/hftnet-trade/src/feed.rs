@@ -166,11 +166,16 @@ pub struct FeedConfig {
     /// Reorder window, in sequence numbers: a message is buffered only if it
     /// is less than `window` ahead of the next expected one; a later one
     /// forces the front of the gap to be declared lost. A power of two, at
-    /// most [`MAX_WINDOW`]. Default 16384.
+    /// most [`MAX_WINDOW`]. Default 65536: the answer to a re-request can
+    /// queue behind the live packets already on their way (a sending
+    /// CPU's backlog holds up to `net.core.netdev_max_backlog`, 1000,
+    /// packets of ~44 messages each at this toolkit's exchange's rates),
+    /// all of which the window must hold until it comes.
     pub window: usize,
     /// Bytes of message storage in the reorder buffer (each buffered
     /// message costs its length plus 12). At least [`MIN_BUFFER_BYTES`], at
-    /// most `u32::MAX`. Default 1 MiB.
+    /// most `u32::MAX`. Default 4 MiB (the default window of ~36-byte
+    /// messages, with their bookkeeping).
     pub buffer_bytes: usize,
     /// How many gaps can be tracked at once; one more forces the oldest to be
     /// declared lost. At least 1. Default 256.
@@ -201,8 +206,8 @@ impl Default for FeedConfig {
         Self {
             session: None,
             start: Start::Sequence(1),
-            window: 16_384,
-            buffer_bytes: 1 << 20,
+            window: 1 << 16,
+            buffer_bytes: 4 << 20,
             max_gaps: 256,
             gap_wait_ns: 1_000_000,
             recovery: true,

@@ -1253,7 +1253,7 @@ fn messages_after_the_end_of_session_give_exit_1() {
 }
 
 /// Feed handlers started thousands of messages into the day: with a
-/// window smaller than that (`--window 1024`; the default is 16 384) the
+/// window smaller than that (`--window 1024`; the default is 65 536) the
 /// front of the session is declared lost — the system event and stock
 /// directory among it — while one started at the same moment with
 /// `--window 131072` re-requests the whole morning and ends with the
