@@ -13,6 +13,10 @@
 #          the feed recovers everything (0 lost, exit 0) at >= 1M messages/s.
 #  book    `clean` with the exchange also building its reference books
 #          (--book): what they cost (no goal).
+#  file    `clean` with the same day replayed from a file (`--file`, written
+#          once by `hftnet exchange --write` with the same seed) instead of
+#          generated: what the transport alone allows, the generator's cost
+#          being the difference (no goal).
 #  base    (only with BASE=/path/to/an/older/hftnet) `clean` with that
 #          binary's exchange, for the side-by-side ratio.
 #
@@ -145,6 +149,7 @@ PY
   sleep 1
 }
 
+"$BIN" exchange --write "$OUT/day.itch" --messages "$MESSAGES" >/dev/null
 echo "# $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# $MESSAGES messages per run, $ROUNDS rounds, exchange on CPU 0, feed on CPU 1, $([ "$RT" = 1 ] && echo 'SCHED_FIFO 10' || echo 'SCHED_OTHER')"
 for r in $(seq "$ROUNDS"); do
@@ -153,6 +158,7 @@ for r in $(seq "$ROUNDS"); do
   run clean "$BIN"
   run loss "$BIN" --loss-a 0.01 --loss-b 0.01
   run book "$BIN" --book
+  run file "$BIN" --file "$OUT/day.itch"
 done
 
 python3 - "$OUT" <<'PY'
@@ -163,7 +169,7 @@ for r in rows:
     by.setdefault(r["label"], []).append(r)
 med = lambda label, k: statistics.median([r[k] for r in by.get(label, []) if r[k] is not None] or [0])
 print("\n# medians")
-for label in ["base", "clean", "loss", "book"]:
+for label in ["base", "clean", "loss", "book", "file"]:
     if label in by:
         print(f"{label:6} exchange {med(label, 'ex_rate')/1e6:.2f}M/s ({med(label, 'ex_cpu_rate')/1e6:.2f}M per CPU-s, "
               f"{med(label, 'per_packet'):.1f} msg/packet), feed {med(label, 'feed_rate')/1e6:.2f}M/s, "
@@ -173,6 +179,9 @@ if "base" in by:
           f"{med('clean', 'ex_cpu_rate')/max(med('base', 'ex_cpu_rate'), 1):.2f}x per CPU-s")
 if "book" in by:
     print(f"ratio book/clean (cost of --book): exchange {med('book', 'ex_rate')/max(med('clean', 'ex_rate'), 1):.2f}x")
+if "file" in by:
+    print(f"ratio file/clean (the day replayed, not generated): exchange "
+          f"{med('file', 'ex_rate')/max(med('clean', 'ex_rate'), 1):.2f}x")
 whole = lambda label: all(r["lost"] == 0 and r["feed_rc"] == 0 and r["ex_rc"] == 0 and r["delivered"] == r["messages"] for r in by.get(label, [])) and label in by
 goals = [
     ("exchange >= 5M messages/s at --rate 0 (median, clean)", med("clean", "ex_rate") >= 5e6),

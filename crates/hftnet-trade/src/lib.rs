@@ -44,6 +44,7 @@ pub mod exchange;
 pub mod feed;
 pub mod market;
 pub mod matching;
+mod mem;
 pub mod orders;
 pub mod ouch;
 pub mod position;

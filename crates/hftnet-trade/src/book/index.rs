@@ -69,21 +69,12 @@ type Slots<T> = Box<[T; CHUNK]>;
 
 fn new_slots<T: Entry>() -> Slots<T> {
     // Built on the heap: a 64 KiB array would pass through the stack.
-    // For an all-zero marker `vec![EMPTY; CHUNK]` is `calloc`, whose fresh
-    // pages are the shared zero page until written: the first lookup maps
-    // the zero page and the first insert takes a copy-on-write fault, which
+    // Resident at allocation: left to `calloc`, the first lookup would map
+    // the zero page and the first insert take a copy-on-write fault, which
     // flushes the TLB of every CPU the process runs on (an IPI per page
-    // once a second thread runs, e.g. a replay on two threads). So the
-    // markers are written again after `black_box`, which the compiler must
-    // assume changed them (a plain zero fill of a fresh allocation would be
-    // fused into the `calloc`): one plain fault per page, at allocation.
-    // A marker that is not zero is written by `vec!` already.
-    let mut v: Vec<T> = vec![T::EMPTY; CHUNK];
-    if T::EMPTY_IS_ZERO {
-        std::hint::black_box(&mut v);
-        v.fill(T::EMPTY);
-    }
-    let v: Box<[T]> = v.into_boxed_slice();
+    // once a second thread runs, e.g. a replay on two threads).
+    let v: Box<[T]> =
+        crate::mem::resident_vec(T::EMPTY, CHUNK, T::EMPTY_IS_ZERO).into_boxed_slice();
     match v.try_into() {
         Ok(b) => b,
         Err(_) => unreachable!("a boxed slice of CHUNK entries"),
