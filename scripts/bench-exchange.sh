@@ -15,8 +15,8 @@
 #          (--book): what they cost (no goal).
 #  file    `clean` with the same day replayed from a file (`--file`, written
 #          once by `hftnet exchange --write` with the same seed) instead of
-#          generated: what the transport alone allows, the generator's cost
-#          being the difference (no goal).
+#          generated: the generator's cost is the difference (reading the
+#          mapped file stays; no goal).
 #  base    (only with BASE=/path/to/an/older/hftnet) `clean` with that
 #          binary's exchange, for the side-by-side ratio.
 #
@@ -100,7 +100,7 @@ run() {
   [ "$PERF" = 1 ] && stat=(perf stat -x, -e task-clock -o "$d/stat")
   set +e
   ip netns exec "$EX" taskset -c 0 "${PRIO[@]}" timeout 120 "${stat[@]}" "$bin" exchange \
-    --feed-a "$a" --feed-b "$b" --retransmit "$rr" --messages "$MESSAGES" --rate 0 \
+    --feed-a "$a" --feed-b "$b" --retransmit "$rr" --rate 0 \
     --linger 1s --json "$@" >"$d/ex.json" 2>"$d/ex.err"
   echo $? >"$d/ex.rc"
   wait "$f"; echo $? >"$d/feed.rc"
@@ -154,10 +154,11 @@ echo "# $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs
 echo "# $MESSAGES messages per run, $ROUNDS rounds, exchange on CPU 0, feed on CPU 1, $([ "$RT" = 1 ] && echo 'SCHED_FIFO 10' || echo 'SCHED_OTHER')"
 for r in $(seq "$ROUNDS"); do
   echo "## round $r"
-  [ -z "$BASE" ] || run base "$BASE"
-  run clean "$BIN"
-  run loss "$BIN" --loss-a 0.01 --loss-b 0.01
-  run book "$BIN" --book
+  [ -z "$BASE" ] || run base "$BASE" --messages "$MESSAGES"
+  run clean "$BIN" --messages "$MESSAGES"
+  run loss "$BIN" --messages "$MESSAGES" --loss-a 0.01 --loss-b 0.01
+  run book "$BIN" --messages "$MESSAGES" --book
+  # The whole file: the same day, its end events included.
   run file "$BIN" --file "$OUT/day.itch"
 done
 

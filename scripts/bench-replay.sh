@@ -99,10 +99,14 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 versions = subprocess.run(
-    [py, "-c", "import importlib.metadata as m, platform; "
-     "print('itch-book', m.version('itch-book'), 'numpy', m.version('numpy'), "
-     "'python', platform.python_version())"],
-    stdout=subprocess.PIPE, text=True).stdout.strip()
+    [py, "-c", "import importlib.metadata as m, platform\n"
+     "def v(p):\n"
+     "    try:\n"
+     "        return m.version(p)\n"
+     "    except m.PackageNotFoundError:\n"
+     "        return 'missing'\n"
+     "print('itch-book', v('itch-book'), 'numpy', v('numpy'), 'python', platform.python_version())"],
+    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).stdout.strip() or "unknown"
 print(f"# file: {day} ({os.path.getsize(day)} bytes)")
 print(f"# host: {cpu_model()}, {os.cpu_count()} cpus, kernel {platform.release()}")
 print(f"# itch-book side: {versions}; OPENBLAS_NUM_THREADS="

@@ -87,6 +87,9 @@ pub const REFUSED_LISTED: usize = 10;
 /// Bytes of the re-request history per message kept: room for any ITCH 5.0
 /// message (at most 50 bytes).
 const HISTORY_BYTES_PER_MESSAGE: usize = 64;
+/// The system events of a generated day besides its order flow, directory
+/// and trading actions (three at the start, three at the end).
+const GENERATED_EVENTS: u64 = 6;
 /// Re-requests taken per receive call, and the slot size (a request is 20 bytes).
 const REQUEST_BURST: usize = 16;
 const REQUEST_SLOT: usize = 64;
@@ -285,6 +288,24 @@ impl ExchangeConfig {
 
     /// The publisher's configuration, after the checks of the fields it
     /// does not check itself.
+    /// The most messages the day can publish, when that is known: a
+    /// generated day of `messages` (with its start and end events, its
+    /// directory and trading actions), or `messages` records of a file;
+    /// `None` for a day until the duration or the end of a file, and with
+    /// order entry (the clients' orders publish messages of their own).
+    fn day_messages(&self) -> Option<u64> {
+        if self.order_entry.is_some() {
+            return None;
+        }
+        let n = self.messages?;
+        Some(match self.source {
+            ExchangeSource::Generated { symbols } => {
+                n.saturating_add(2 * u64::from(symbols) + GENERATED_EVENTS)
+            }
+            ExchangeSource::File(_) => n,
+        })
+    }
+
     fn publisher_config(&self) -> Result<PublisherConfig, ExchangeConfigError> {
         if !(1..=MAX_BURST).contains(&self.burst) {
             return Err(ExchangeConfigError::Burst(self.burst));
@@ -300,12 +321,18 @@ impl ExchangeConfig {
         let max_message = self
             .max_payload
             .saturating_sub(HEADER_LEN + BLOCK_HEADER_LEN);
+        // The ring is made resident when the publisher is made: a day known
+        // to be shorter than the history gets a ring for its own messages
+        // only (a 5,000-message test day would otherwise write 64 MiB).
+        let history = self.day_messages().map_or(self.history, |n| {
+            self.history
+                .min(usize::try_from(n).unwrap_or(usize::MAX).max(1))
+        });
         Ok(PublisherConfig {
             heartbeat_interval_ns: u64::try_from(self.heartbeat.as_nanos()).unwrap_or(u64::MAX),
-            history: self.history,
+            history,
             // Room for `history` ITCH messages whatever their lengths.
-            history_bytes: self
-                .history
+            history_bytes: history
                 .saturating_add(1)
                 .saturating_mul(HISTORY_BYTES_PER_MESSAGE)
                 .max(max_message)
@@ -1512,9 +1539,30 @@ mod tests {
 
     #[test]
     fn the_history_has_room_for_its_itch_messages() {
-        let c = ExchangeConfig::default().publisher_config().unwrap();
+        let endless = ExchangeConfig {
+            messages: None,
+            ..ExchangeConfig::default()
+        };
+        let c = endless.publisher_config().unwrap();
         assert_eq!(c.history, 1 << 20);
         assert!(c.history_bytes >= c.history * 50 + 50);
+        // A day of known length: a history (and a resident ring) for its
+        // messages only — 100,000 of flow, 8 directory entries and 8
+        // trading actions, 6 system events.
+        let c = ExchangeConfig::default().publisher_config().unwrap();
+        assert_eq!(c.history, 100_022);
+        assert!(c.history_bytes >= c.history * 50 + 50);
+        let file = ExchangeConfig {
+            source: ExchangeSource::File("day.itch".into()),
+            ..ExchangeConfig::default()
+        };
+        assert_eq!(file.publisher_config().unwrap().history, 100_000);
+        let whole_file = ExchangeConfig {
+            source: ExchangeSource::File("day.itch".into()),
+            messages: None,
+            ..ExchangeConfig::default()
+        };
+        assert_eq!(whole_file.publisher_config().unwrap().history, 1 << 20);
         let small = ExchangeConfig {
             history: 1,
             max_payload: 9000,
@@ -1525,6 +1573,7 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         let huge = ExchangeConfig {
             history: usize::MAX,
+            messages: None,
             ..ExchangeConfig::default()
         };
         assert_eq!(

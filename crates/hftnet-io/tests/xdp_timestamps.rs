@@ -9,7 +9,12 @@
 //! one after the receive returned; without the parameter there is none;
 //! the program counts what it stamped; a stamping endpoint is refused
 //! beside a plain one on the same interface (one program per interface,
-//! its stamp switch fixed at load).
+//! its stamp switch fixed at load). On a kernel whose verifier refuses
+//! `bpf_xdp_adjust_meta` to XDP programs (`xdp_metadata_supported()`
+//! false), the same endpoints load the program without stamps and stamp
+//! each frame as it is read off the ring: checked then that every stamp
+//! lies between the moment the socket was readable and the receive's
+//! return, and that the capabilities and notes say so.
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -88,11 +93,45 @@ fn stamped(
     out
 }
 
+/// Whether this kernel lets the steering program stamp (else the ring does).
+fn program_stamps() -> bool {
+    let yes = hftnet_io::xdp::steer::xdp_metadata_supported().unwrap();
+    if !yes {
+        eprintln!(
+            "this kernel refuses bpf_xdp_adjust_meta to XDP programs: checking the stamps taken \
+             at the ring instead of the program's"
+        );
+    }
+    yes
+}
+
+/// Checks one received stamp: the program's lies between the send and the
+/// moment the socket was readable; one taken at the ring between that
+/// moment and the receive's return.
+fn check_stamp(
+    program: bool,
+    what: &str,
+    (before, ts, ready, after): (u64, Option<u64>, u64, u64),
+) {
+    let ts = ts.unwrap_or_else(|| panic!("{what}: unstamped"));
+    let (lo, hi) = if program {
+        (before, ready)
+    } else {
+        (ready, after)
+    };
+    assert!(
+        lo <= ts && ts <= hi && ready <= after,
+        "{what}: stamp {ts} not within [{lo}, {hi}] (sent at {before}, readable at {ready}, \
+         received at {after}; program stamps: {program})"
+    );
+}
+
 #[test]
 fn frames_carry_the_programs_stamp_in_native_and_generic_mode() {
     if skip_without_root("frames_carry_the_programs_stamp_in_native_and_generic_mode") {
         return;
     }
+    let program = program_stamps();
     for (mode, port) in [("native", 9500u16), ("generic", 9510)] {
         let lab = Lab::two_host(None).unwrap();
         let (sh, ch) = (lab.exchange(), lab.trader());
@@ -111,42 +150,55 @@ fn frames_carry_the_programs_stamp_in_native_and_generic_mode() {
             .into_iter()
             .find(|(k, _)| k == "rx_timestamps")
             .unwrap_or_else(|| panic!("{caps:?}"));
-        assert!(
-            line.1.contains("XDP program") && line.1.contains(mode),
-            "{line:?}"
-        );
+        if program {
+            assert!(
+                line.1.contains("XDP program") && line.1.contains(mode),
+                "{line:?}"
+            );
+        } else {
+            assert!(
+                line.1.contains("read off the AF_XDP ring")
+                    && line.1.contains("bpf_xdp_adjust_meta"),
+                "{line:?}"
+            );
+        }
         let tx = sender(ch);
         for lease in [false, true] {
-            for (i, (before, ts, ready, after)) in
-                stamped(&mut x, &tx, to, 50, lease).into_iter().enumerate()
-            {
-                let ts =
-                    ts.unwrap_or_else(|| panic!("{mode} lease={lease}: datagram {i} unstamped"));
-                // Taken after the send and before user space read the
-                // ring (so not at the read), hence also before the
-                // receive returned.
-                assert!(
-                    before <= ts && ts <= ready && ready <= after,
-                    "{mode} lease={lease}: datagram {i}: stamp {ts} not within [{before}, \
-                     {ready}] ({} ns after the send, {} ns before the ring was read, which \
-                     returned at {after})",
-                    ts as i128 - before as i128,
-                    ready as i128 - ts as i128
-                );
+            for (i, s) in stamped(&mut x, &tx, to, 50, lease).into_iter().enumerate() {
+                // The program's stamp: after the send and before user space
+                // read the ring (so not at the read). The ring's: at the read.
+                check_stamp(program, &format!("{mode} lease={lease}: datagram {i}"), s);
             }
         }
         let s = x.stats();
-        assert_eq!(
-            (s.socket.rx_stamped, s.socket.rx_unstamped),
-            (100, 0),
-            "{mode}: {s:?}"
-        );
         let st = x.steering_stats().unwrap();
         assert_eq!(st.verdict("redirect"), 100, "{mode}: {st:?}");
-        assert_eq!(st.verdict("rx_stamped"), 100, "{mode}: {st:?}");
         assert_eq!(st.verdict("rx_stamp_refused"), 0, "{mode}: {st:?}");
+        if program {
+            assert_eq!(
+                (s.socket.rx_stamped, s.socket.rx_unstamped),
+                (100, 0),
+                "{mode}: {s:?}"
+            );
+            assert_eq!(st.verdict("rx_stamped"), 100, "{mode}: {st:?}");
+        } else {
+            // No metadata read: the program ran without its stamps.
+            assert_eq!(
+                (s.socket.rx_stamped, s.socket.rx_unstamped),
+                (0, 0),
+                "{mode}: {s:?}"
+            );
+            assert_eq!(st.verdict("rx_stamped"), 0, "{mode}: {st:?}");
+        }
+        let note = if program {
+            "frames stamped by the XDP program"
+        } else {
+            "read off the ring"
+        };
         assert!(
-            caps.notes.iter().any(|n| n.contains("receive stamps")),
+            caps.notes
+                .iter()
+                .any(|n| n.contains("receive stamps") && n.contains(note)),
             "{caps:?}"
         );
     }
@@ -191,6 +243,7 @@ fn a_stamping_endpoint_is_refused_beside_a_plain_one_on_its_interface() {
     if skip_without_root("a_stamping_endpoint_is_refused_beside_a_plain_one_on_its_interface") {
         return;
     }
+    let program = program_stamps();
     let lab = Lab::two_host(None).unwrap();
     let (sh, ch) = (lab.exchange(), lab.trader());
     // A plain endpoint loaded the program without stamps: a stamping one on
@@ -207,11 +260,10 @@ fn a_stamping_endpoint_is_refused_beside_a_plain_one_on_its_interface() {
     // loads its own, which stamps.
     let mut stamping = open(sh, "port=9532&rx=spin&timestamps=rx").unwrap();
     let tx = sender(ch);
-    for (i, (before, ts, ready, _)) in stamped(&mut stamping, &tx, (sh.addr(), 9532), 10, false)
+    for (i, s) in stamped(&mut stamping, &tx, (sh.addr(), 9532), 10, false)
         .into_iter()
         .enumerate()
     {
-        let ts = ts.unwrap_or_else(|| panic!("datagram {i} unstamped"));
-        assert!(before <= ts && ts <= ready, "{i}: {before} {ts} {ready}");
+        check_stamp(program, &format!("datagram {i}"), s);
     }
 }

@@ -464,9 +464,11 @@ struct Store {
 impl Store {
     fn new(window: usize, bytes: usize) -> Self {
         Self {
-            slots: vec![Slot::default(); window].into_boxed_slice(),
+            // Resident now: first written while a gap is being recovered,
+            // their pages would fault then.
+            slots: crate::mem::resident_vec(Slot::default(), window).into_boxed_slice(),
             mask: window as u64 - 1,
-            arena: vec![0; bytes].into_boxed_slice(),
+            arena: crate::mem::resident_vec(0u8, bytes).into_boxed_slice(),
             head: 0,
             tail: 0,
             used: 0,

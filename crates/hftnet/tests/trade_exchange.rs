@@ -292,9 +292,9 @@ fn kill_and_restart(strategy: &str, tmp: &TempDir) -> (Value, Value, u64) {
         ],
     );
     let mut first = trader_running(&lab, &state, &tmp.0.join("first.hgrm"), strategy);
-    // Killed early enough in the eight-second day that the restarted one
-    // can recover the morning within its feed handler's reorder window
-    // (65,536 messages by default).
+    // Killed early in the eight-second day; the restarted one re-requests
+    // the morning (within its feed handler's reorder window, 65,536
+    // messages by default: the whole of this day).
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
         first.child().try_wait().unwrap().is_none(),

@@ -36,7 +36,13 @@
 //! moved to `CLOCK_REALTIME` with the offset read at open, so
 //! `RxMeta::rx_ts_ns` is on the scale of the kernel's software stamps, and
 //! like them it includes the path before user space (here the XDP hook,
-//! the redirect and the copy; not the kernel's IP/UDP stack).
+//! the redirect and the copy; not the kernel's IP/UDP stack). A kernel
+//! whose verifier refuses `bpf_xdp_adjust_meta` to XDP programs
+//! ([`steer::SteerError::MetadataRefused`]) gets the program without
+//! stamps, and each frame is stamped (`CLOCK_REALTIME`, one clock read per
+//! received burst) when the receive takes it off the ring — later than the
+//! program's stamp by the time the frame waited there; the capabilities
+//! (`rx_timestamps`) and notes say which it is.
 //!
 //! Link flap: a kick refused with `ENETDOWN` leaves the frames on the ring
 //! and marks the link down; the next kick that succeeds says the link came
@@ -391,7 +397,9 @@ pub struct XdpCaps {
     /// Times the link went down under the transport and came back.
     pub link_flaps: u64,
     /// Receive stamps (`timestamps=rx`): taken by the steering program in
-    /// this mode (`native` or `generic`), `None` without them.
+    /// this mode (`native` or `generic`), or `ring` where the kernel
+    /// refuses the program's metadata and frames are stamped as they are
+    /// read off the ring; `None` without them.
     pub rx_timestamps: Option<&'static str>,
     /// `SO_BUSY_POLL` microseconds, with `rx=busy-poll`.
     pub busy_poll_usecs: Option<u32>,
@@ -406,14 +414,22 @@ impl CapsSection for XdpCaps {
         let mut l = Vec::new();
         crate::capabilities::legacy_lines(&self.legacy(), &mut l);
         out.extend(l.into_iter().filter(|(k, _)| k != "rx_timestamps"));
-        if let Some(mode) = self.rx_timestamps {
-            out.push((
+        match self.rx_timestamps {
+            Some(RING_STAMPS) => out.push((
+                "rx_timestamps".into(),
+                "software (taken as the frame is read off the AF_XDP ring, CLOCK_REALTIME: this \
+                 kernel refuses bpf_xdp_adjust_meta to XDP programs, so the program cannot \
+                 stamp)"
+                    .into(),
+            )),
+            Some(mode) => out.push((
                 "rx_timestamps".into(),
                 format!(
                     "software (XDP program, {mode} mode: bpf_ktime_get_ns at the redirect, \
                      CLOCK_REALTIME by the offset read at open)"
                 ),
-            ));
+            )),
+            None => {}
         }
         out.push((
             "xdp".into(),
@@ -444,7 +460,14 @@ impl CapsSection for XdpCaps {
 struct Shared {
     steering: Steering,
     users: Vec<(SocketAddrV4, u32)>,
+    /// Stamps were asked for, and the kernel refused the program's
+    /// metadata: loaded without, the endpoints stamp at the ring.
+    ring_stamps: bool,
 }
+
+/// [`XdpCaps::rx_timestamps`] of frames stamped as they are read off the
+/// ring.
+const RING_STAMPS: &str = "ring";
 
 impl Shared {
     fn add_flow(&mut self, dst: SocketAddrV4) -> Result<(), steer::SteerError> {
@@ -490,12 +513,10 @@ fn shared_steering(iface: &L2Iface, cfg: &XdpConfig) -> Result<Arc<Mutex<Shared>
         .and_then(|(_, _, w)| w.upgrade())
     {
         // One program per interface: its stamp switch is fixed at load.
-        let stamps = s
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .steering
-            .options()
-            .stamp_rx;
+        let stamps = {
+            let g = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            g.steering.options().stamp_rx || g.ring_stamps
+        };
         if cfg.rx_timestamps && !stamps {
             return Err(steer::SteerError::StampsOff {
                 iface: iface.name.clone(),
@@ -507,10 +528,23 @@ fn shared_steering(iface: &L2Iface, cfg: &XdpConfig) -> Result<Arc<Mutex<Shared>
     let options = steer::SteerOptions {
         stamp_rx: cfg.rx_timestamps,
     };
-    let steering = Steering::attach_with(&iface.name, cfg.attach, cfg.replace, options)?;
+    // Nothing is touched before the program passed the verifier, so a
+    // refused stamping program is simply loaded again without stamps.
+    let (steering, ring_stamps) =
+        match Steering::attach_with(&iface.name, cfg.attach, cfg.replace, options) {
+            Err(steer::SteerError::MetadataRefused { .. }) => {
+                let plain = steer::SteerOptions { stamp_rx: false };
+                (
+                    Steering::attach_with(&iface.name, cfg.attach, cfg.replace, plain)?,
+                    true,
+                )
+            }
+            r => (r?, false),
+        };
     let s = Arc::new(Mutex::new(Shared {
         steering,
         users: Vec::new(),
+        ring_stamps,
     }));
     reg.push((ns, iface.index, Arc::downgrade(&s)));
     Ok(s)
@@ -536,6 +570,9 @@ pub struct XdpRing {
     link: Link,
     /// `CLOCK_REALTIME − CLOCK_MONOTONIC` read at open (0 without stamps).
     realtime_offset_ns: i64,
+    /// With stamps: the kernel refused the program's, frames are stamped
+    /// as they are read off the ring.
+    ring_stamps: bool,
 }
 
 /// The receive half of an [`XdpRing`].
@@ -544,6 +581,7 @@ pub struct XdpRx<'a> {
     h: socket::XskRx<'a>,
     queue: u32,
     realtime_offset_ns: i64,
+    ring_stamps: bool,
 }
 
 /// The transmit half of an [`XdpRing`].
@@ -566,6 +604,7 @@ impl Ring for XdpRing {
                 h: rx,
                 queue: self.cfg.queue,
                 realtime_offset_ns: self.realtime_offset_ns,
+                ring_stamps: self.ring_stamps,
             },
             XdpTx {
                 h: tx,
@@ -613,6 +652,7 @@ impl Ring for XdpRing {
             umem: self.xsk.accounting(),
             link_flaps: self.link.flaps,
             rx_timestamps: self.cfg.rx_timestamps.then_some(match self.mode {
+                _ if self.ring_stamps => RING_STAMPS,
                 AttachMode::Driver => "native",
                 AttachMode::Generic => "generic",
             }),
@@ -632,7 +672,14 @@ impl Ring for XdpRing {
                 d.as_millis()
             ));
         }
-        if self.cfg.rx_timestamps {
+        if self.cfg.rx_timestamps && self.ring_stamps {
+            notes.push(format!(
+                "receive stamps: taken as each frame is read off the ring (CLOCK_REALTIME, one \
+                 clock read per burst): this kernel's verifier refuses bpf_xdp_adjust_meta to \
+                 XDP programs, so the steering program on {} runs without its stamps",
+                self.cfg.iface
+            ));
+        } else if self.cfg.rx_timestamps {
             let c = self.xsk.counters();
             notes.push(format!(
                 "receive stamps: {} frames stamped by the XDP program, {} without a stamp (the \
@@ -680,15 +727,24 @@ impl RxRing for XdpRx<'_> {
     fn recv(&mut self, max: usize, mut f: impl FnMut(RxFrame<'_>)) -> usize {
         let queue = self.queue;
         let offset = self.realtime_offset_ns;
+        // Stamped at the ring: one clock read for the burst, at its first
+        // frame (none when nothing came).
+        let ring_stamps = self.ring_stamps;
+        let mut read_at: Option<u64> = None;
         self.h.recv(max.min(u32::MAX as usize) as u32, |data, mono| {
+            let ts_ns = if ring_stamps {
+                Some(*read_at.get_or_insert_with(hftnet_sys::clock::realtime_ns))
+            } else {
+                // The program's CLOCK_MONOTONIC stamp, on CLOCK_REALTIME.
+                mono.map(|m| m.saturating_add_signed(offset))
+            };
             // XDP says nothing of the device's checksum state: verify, and
             // recognise a checksum a sender's device left partial.
             f(RxFrame {
                 data,
                 wire_len: data.len(),
                 udp_check: UdpCheck::VerifyOrPartial,
-                // The program's CLOCK_MONOTONIC stamp, on CLOCK_REALTIME.
-                ts_ns: mono.map(|m| m.saturating_add_signed(offset)),
+                ts_ns,
                 queue,
             });
         }) as usize
@@ -769,6 +825,11 @@ impl XdpTransport {
             _ => None,
         };
         let steering = shared_steering(&iface, &cfg)?;
+        let ring_stamps = cfg.rx_timestamps
+            && steering
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .ring_stamps;
         let open = || {
             socket::Xsk::open(
                 XskConfig {
@@ -779,7 +840,8 @@ impl XdpTransport {
                     ring_size: cfg.ring_size,
                     mode: cfg.mode,
                     need_wakeup: cfg.need_wakeup,
-                    rx_meta: cfg.rx_timestamps,
+                    // No metadata to read where the program cannot stamp.
+                    rx_meta: cfg.rx_timestamps && !ring_stamps,
                 },
                 busy.is_some(),
             )
@@ -892,6 +954,7 @@ impl XdpTransport {
             cfg,
             link: Link::default(),
             realtime_offset_ns,
+            ring_stamps,
         };
         if let Some(peer) = ring.cfg.peer {
             ep.mac_for(*peer.ip()).map_err(OpenError::from)?;

@@ -398,6 +398,22 @@ pub enum SteerError {
         /// aya's error, with the verifier log for a load failure.
         cause: Box<ProgramError>,
     },
+    /// The kernel does not let XDP programs write metadata: its verifier
+    /// refuses `bpf_xdp_adjust_meta`, which the program's receive stamps
+    /// ([`SteerOptions::stamp_rx`]) need. (Some kernels build XDP without
+    /// it.) The `xdp://` transport then loads the program without stamps
+    /// and stamps frames as it reads them off the ring instead.
+    #[error(
+        "this kernel does not let XDP programs write metadata (its verifier refuses \
+         bpf_xdp_adjust_meta), which the steering program's receive stamps need: load it \
+         without them (stamp_rx off; xdp:// then stamps frames as it reads them off the \
+         ring): {}",
+        chain(.cause.as_ref())
+    )]
+    MetadataRefused {
+        /// aya's error, with the verifier log.
+        cause: Box<ProgramError>,
+    },
     /// Another program is attached and `replace` was not given.
     #[error(
         "{iface} already has XDP program id {id} ({name:?}, {mode}) attached; hftnet does not \
@@ -1413,26 +1429,13 @@ impl Steering {
             }
         }
 
-        let stamp_rx = u32::from(options.stamp_rx);
-        let mut ebpf = aya::EbpfLoader::new()
-            .override_global(GLOBAL_STAMP_RX, &stamp_rx, true)
-            .load(OBJECT)
-            .map_err(|source| SteerError::Load {
-                cause: Box::new(source),
-            })?;
+        let mut ebpf = load_program(options)?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
+            .and_then(|p| <&mut Xdp>::try_from(p).ok())
             .ok_or(SteerError::BadObject {
-                what: "has no program xdp_steer",
-            })?
-            .try_into()
-            .map_err(|_| SteerError::BadObject {
-                what: "has a program xdp_steer that is not an XDP program",
+                what: "has no XDP program xdp_steer",
             })?;
-        prog.load().map_err(|source| SteerError::Program {
-            what: "the kernel refused the XDP steering program",
-            cause: Box::new(source),
-        })?;
         let prog_id = prog
             .info()
             .map_err(|source| SteerError::Program {
@@ -1709,6 +1712,70 @@ fn take_over(
                 not_restored,
             })
         }
+    }
+}
+
+/// The embedded object loaded with `options`, its program through the
+/// verifier (not attached anywhere).
+fn load_program(options: SteerOptions) -> Result<Ebpf, SteerError> {
+    let stamp_rx = u32::from(options.stamp_rx);
+    let mut ebpf = aya::EbpfLoader::new()
+        .override_global(GLOBAL_STAMP_RX, &stamp_rx, true)
+        .load(OBJECT)
+        .map_err(|source| SteerError::Load {
+            cause: Box::new(source),
+        })?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or(SteerError::BadObject {
+            what: "has no program xdp_steer",
+        })?
+        .try_into()
+        .map_err(|_| SteerError::BadObject {
+            what: "has a program xdp_steer that is not an XDP program",
+        })?;
+    prog.load().map_err(|source| {
+        if options.stamp_rx && refuses_metadata(&source) {
+            SteerError::MetadataRefused {
+                cause: Box::new(source),
+            }
+        } else {
+            SteerError::Program {
+                what: "the kernel refused the XDP steering program",
+                cause: Box::new(source),
+            }
+        }
+    })?;
+    Ok(ebpf)
+}
+
+/// Whether a load failed because the verifier does not offer
+/// `bpf_xdp_adjust_meta` to XDP programs (its log: "program of this type
+/// cannot use helper bpf_xdp_adjust_meta#54").
+fn refuses_metadata(e: &ProgramError) -> bool {
+    match e {
+        ProgramError::LoadError { verifier_log, .. } => {
+            let log = verifier_log.to_string();
+            log.contains("cannot use helper bpf_xdp_adjust_meta")
+                || log.contains("unknown func bpf_xdp_adjust_meta")
+        }
+        _ => false,
+    }
+}
+
+/// Whether this kernel lets the steering program write receive stamps
+/// into XDP metadata ([`SteerOptions::stamp_rx`]): the stamping program
+/// is loaded through the verifier, not attached. `Ok(false)`: the
+/// verifier refuses `bpf_xdp_adjust_meta` to XDP programs
+/// ([`SteerError::MetadataRefused`]).
+///
+/// # Errors
+/// Any other load failure (no `CAP_BPF`, a kernel without BPF).
+pub fn xdp_metadata_supported() -> Result<bool, SteerError> {
+    match load_program(SteerOptions { stamp_rx: true }) {
+        Ok(_) => Ok(true),
+        Err(SteerError::MetadataRefused { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -49,8 +49,6 @@ const FAR_RESERVE: usize = 1024;
 pub(crate) trait Entry: Copy {
     /// The marker of a ref not indexed.
     const EMPTY: Self;
-    /// Whether [`Entry::EMPTY`]'s bytes are all zero (see `new_slots`).
-    const EMPTY_IS_ZERO: bool;
     /// Whether this is [`Entry::EMPTY`].
     fn is_empty(&self) -> bool;
 }
@@ -58,7 +56,6 @@ pub(crate) trait Entry: Copy {
 /// A slot number; [`NONE`] is the empty marker.
 impl Entry for u32 {
     const EMPTY: u32 = NONE;
-    const EMPTY_IS_ZERO: bool = false;
     #[inline]
     fn is_empty(&self) -> bool {
         *self == NONE
@@ -73,8 +70,7 @@ fn new_slots<T: Entry>() -> Slots<T> {
     // the zero page and the first insert take a copy-on-write fault, which
     // flushes the TLB of every CPU the process runs on (an IPI per page
     // once a second thread runs, e.g. a replay on two threads).
-    let v: Box<[T]> =
-        crate::mem::resident_vec(T::EMPTY, CHUNK, T::EMPTY_IS_ZERO).into_boxed_slice();
+    let v: Box<[T]> = crate::mem::resident_vec(T::EMPTY, CHUNK).into_boxed_slice();
     match v.try_into() {
         Ok(b) => b,
         Err(_) => unreachable!("a boxed slice of CHUNK entries"),

@@ -668,10 +668,6 @@ impl Entry for OrderRec {
         locate: 0,
         side: Side::Buy,
     };
-    const EMPTY_IS_ZERO: bool = {
-        let e = Self::EMPTY;
-        e.shares == 0 && e.price == 0 && e.locate == 0 && e.side as u8 == 0
-    };
     #[inline]
     fn is_empty(&self) -> bool {
         self.shares == 0

@@ -47,8 +47,9 @@ pub struct PublisherConfig {
     pub max_messages_per_packet: u16,
     /// Messages kept for re-requests. Default 1,048,576.
     pub history: usize,
-    /// Bytes of the ring the history's messages are kept in, allocated once
-    /// (the operating system commits its pages as they are first written).
+    /// Bytes of the ring the history's messages are kept in, allocated and
+    /// made resident (every page written) when the publisher is made, so
+    /// that publishing takes no page fault.
     /// A message also leaves the history when its bytes are needed for a new
     /// one, so with `history` messages of up to `L` bytes, at least
     /// `history × L + L` bytes keep all of them. At least the longest message
@@ -309,7 +310,7 @@ impl Publisher {
             // Resident now: its first writes would fault on the publishing
             // path (~5% of an exchange publishing flat out: one fault per
             // 4 KiB of messages until the ring wraps).
-            arena: crate::mem::resident_vec(0u8, cfg.history_bytes, true).into_boxed_slice(),
+            arena: crate::mem::resident_vec(0u8, cfg.history_bytes).into_boxed_slice(),
             arena_head: 0,
             // Every message takes at least one byte of the ring, so this
             // capacity is never exceeded.

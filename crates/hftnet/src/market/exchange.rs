@@ -75,8 +75,10 @@ pub struct ExchangeArgs {
     /// Heartbeat after this long without a packet.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     heartbeat: Duration,
-    /// Messages kept for re-requests (1 to 8388608). Their ring (50 bytes a
-    /// message) is made resident at the start, not while publishing.
+    /// Messages kept for re-requests (1 to 8388608); no more than the day
+    /// has when --messages bounds it (without --orders). Their ring (64
+    /// bytes a message: 64 MiB by default) is made resident at the start,
+    /// not while publishing.
     #[arg(long, default_value_t = 1 << 20)]
     history: usize,
     /// Largest downstream packet in bytes (UDP payload).
