@@ -114,8 +114,14 @@ goal("internal t2t p50, md xdp/spin", us(xdp_int), f"< {us(udp_int)} (udp/spin)"
      xdp_int < udp_int, binding=not xts)
 if xts:
     xts_int = t2t_p50("xdp/spin+timestamps", "internal_ns")
+    # On a kernel that refuses the XDP program its metadata the xdp stamp
+    # is taken at the ring, later than the kernel's: not the same start,
+    # so the comparison is printed, not counted.
+    ring = "AF_XDP ring" in t2t["xdp/spin+timestamps"].get("internal_start", "")
     goal("internal t2t p50, md xdp/spin+timestamps", us(xts_int),
-         f"< {us(ts_int)} (udp/spin+timestamps)", xts_int < ts_int)
+         f"< {us(ts_int)} (udp/spin+timestamps)"
+         + (" [xdp stamped at the ring: not the same start]" if ring else ""),
+         xts_int < ts_int, binding=not ring)
 tcp = rtt_p50("tcp/spin")
 for md in ["udp/spin", "udp/spin+timestamps", "xdp/spin"] + (["xdp/spin+timestamps"] if xts else []):
     ext, ping = t2t_p50(md, "external_ns"), rtt_p50(md)

@@ -286,8 +286,6 @@ impl ExchangeConfig {
         Ok(())
     }
 
-    /// The publisher's configuration, after the checks of the fields it
-    /// does not check itself.
     /// The most messages the day can publish, when that is known: a
     /// generated day of `messages` (with its start and end events, its
     /// directory and trading actions), or `messages` records of a file;
@@ -306,6 +304,8 @@ impl ExchangeConfig {
         })
     }
 
+    /// The publisher's configuration, after the checks of the fields it
+    /// does not check itself.
     fn publisher_config(&self) -> Result<PublisherConfig, ExchangeConfigError> {
         if !(1..=MAX_BURST).contains(&self.burst) {
             return Err(ExchangeConfigError::Burst(self.burst));
@@ -321,14 +321,7 @@ impl ExchangeConfig {
         let max_message = self
             .max_payload
             .saturating_sub(HEADER_LEN + BLOCK_HEADER_LEN);
-        // The ring is made resident when the publisher is made: a day known
-        // to be shorter than the history gets a ring for its own messages
-        // only (a 5,000-message test day would otherwise write 64 MiB).
-        let history = self.day_messages().map_or(self.history, |n| {
-            self.history
-                .min(usize::try_from(n).unwrap_or(usize::MAX).max(1))
-        });
-        Ok(PublisherConfig {
+        let with_history = |history: usize| PublisherConfig {
             heartbeat_interval_ns: u64::try_from(self.heartbeat.as_nanos()).unwrap_or(u64::MAX),
             history,
             // Room for `history` ITCH messages whatever their lengths.
@@ -339,7 +332,17 @@ impl ExchangeConfig {
                 .min(u32::MAX as usize),
             max_payload: self.max_payload,
             ..PublisherConfig::new(session)
-        })
+        };
+        // The history asked for is checked whatever the day's length.
+        with_history(self.history).validate()?;
+        // The ring is made resident when the publisher is made: a day known
+        // to be shorter than the history gets a ring for its own messages
+        // only (a 5,000-message test day would otherwise write 64 MiB).
+        let kept = self.day_messages().map_or(self.history, |n| {
+            self.history
+                .min(usize::try_from(n).unwrap_or(usize::MAX).max(1))
+        });
+        Ok(with_history(kept))
     }
 }
 
@@ -1571,15 +1574,28 @@ mod tests {
         let c = small.publisher_config().unwrap();
         assert_eq!(c.history_bytes, 9000 - 22);
         assert_eq!(c.validate(), Ok(()));
-        let huge = ExchangeConfig {
-            history: usize::MAX,
+        // The largest history: its ring within the u32 offsets.
+        let most = ExchangeConfig {
+            history: hftnet_trade::exchange::MAX_HISTORY,
             messages: None,
             ..ExchangeConfig::default()
         };
-        assert_eq!(
-            huge.publisher_config().unwrap().history_bytes,
-            u32::MAX as usize
-        );
+        let c = most.publisher_config().unwrap();
+        assert!(c.history_bytes >= c.history * 50 + 50);
+        assert!(c.history_bytes <= u32::MAX as usize);
+        // A history past the largest is refused, naming the field, even for
+        // a day shorter than it (the day would clamp it).
+        for messages in [None, Some(1_000)] {
+            let huge = ExchangeConfig {
+                history: usize::MAX,
+                messages,
+                ..ExchangeConfig::default()
+            };
+            match huge.publisher_config() {
+                Err(ExchangeConfigError::Publisher(e)) => assert_eq!(e.field, "history"),
+                other => panic!("{messages:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -386,6 +386,16 @@ impl TickToTrade {
     /// The table so far.
     #[must_use]
     pub fn results(&self) -> Vec<T2tResult> {
+        // Where an xdp row's stamps come from: the program's, or the ring's
+        // on a kernel that refuses the program its metadata.
+        // (Asked once a process: the probe loads the program.)
+        static PROGRAM_STAMPS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let xdp_program_stamps = !self
+            .rows
+            .iter()
+            .any(|r| r.transport == "xdp" && r.strategy.contains("timestamps"))
+            || *PROGRAM_STAMPS
+                .get_or_init(|| hftnet_io::xdp::steer::xdp_metadata_supported().unwrap_or(true));
         self.rows
             .iter()
             .zip(&self.acc)
@@ -395,7 +405,14 @@ impl TickToTrade {
                 slices: a.slices,
                 internal_ns: a.internal.summary(),
                 internal_samples: a.internal.len(),
-                internal_start: if row.strategy.contains("timestamps") {
+                internal_start: if row.strategy.contains("timestamps")
+                    && row.transport == "xdp"
+                    && !xdp_program_stamps
+                {
+                    "the packet's receive stamp, taken as the trader read it off the AF_XDP \
+                     ring (this kernel refuses the XDP program its metadata, so the program \
+                     cannot stamp)"
+                } else if row.strategy.contains("timestamps") {
                     "the packet's receive stamp (the kernel's software stamp; on xdp the XDP \
                      program's)"
                 } else {

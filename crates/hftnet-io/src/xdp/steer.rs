@@ -1357,6 +1357,8 @@ impl Steering {
     /// [`SteerError::HeldByLink`], [`SteerError::ModeMismatch`],
     /// [`SteerError::ReplaceFailed`], [`SteerError::Load`] /
     /// [`SteerError::Program`] (the verifier's log included),
+    /// [`SteerError::MetadataRefused`] (with receive stamps asked for, on a
+    /// kernel that refuses XDP programs their metadata; nothing touched),
     /// [`SteerError::Attach`] (e.g. `EOPNOTSUPP` for native mode on a driver
     /// without it), [`SteerError::NoLink`], [`SteerError::Netlink`].
     pub fn attach(iface: &str, pref: AttachPref, replace: bool) -> Result<Self, SteerError> {
