@@ -429,6 +429,20 @@ pub const SNAPSHOT_PREFIX: &str = "ladder-snapshot-";
 /// changed.
 pub struct HostLock {
     _dir: std::fs::File,
+    /// The snapshot directory did not exist before this lock made it:
+    /// removed again when the lock goes, if empty, so the host is left as
+    /// it was.
+    made: Option<PathBuf>,
+}
+
+impl Drop for HostLock {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.made {
+            // Only if empty: a snapshot left there (a revert that failed)
+            // keeps it, and so does anything else put there meanwhile.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 impl HostLock {
@@ -440,6 +454,7 @@ impl HostLock {
     /// with the command that puts the host back), or the snapshot
     /// directory is not root's alone.
     pub fn take() -> Result<HostLock, String> {
+        let missing = std::fs::symlink_metadata(crate::tune::SNAPSHOT_DIR).is_err();
         let dir = crate::tune::snapshot_dir().map_err(|e| format!("{e:#}"))?;
         let f = std::fs::File::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         match f.try_lock() {
@@ -478,7 +493,10 @@ impl HostLock {
                 }
             ));
         }
-        Ok(HostLock { _dir: f })
+        Ok(HostLock {
+            _dir: f,
+            made: missing.then_some(dir),
+        })
     }
 }
 

@@ -28,7 +28,7 @@ use crate::util::{CpuList, Report, parse_cpus, parse_duration};
 
 /// Where snapshots go unless `--snapshot` says otherwise: root's own
 /// directory (0700), so nobody else can plant or edit one.
-const SNAPSHOT_DIR: &str = "/var/lib/hftnet";
+pub(crate) const SNAPSHOT_DIR: &str = "/var/lib/hftnet";
 
 #[derive(Debug, Args)]
 pub struct TuneArgs {
