@@ -158,8 +158,9 @@ for r in $(seq "$ROUNDS"); do
   run clean "$BIN" --messages "$MESSAGES"
   run loss "$BIN" --messages "$MESSAGES" --loss-a 0.01 --loss-b 0.01
   run book "$BIN" --messages "$MESSAGES" --book
-  # The whole file: the same day, its end events included.
-  run file "$BIN" --file "$OUT/day.itch"
+  # The whole file: the same day, its end events included (--messages
+  # counts a file's records, 100 000 by default: past the day's, so all).
+  run file "$BIN" --file "$OUT/day.itch" --messages "$((MESSAGES + 1000))"
 done
 
 python3 - "$OUT" <<'PY'
