@@ -59,6 +59,8 @@ pub struct Lab {
     /// GRO was turned on on both veth ends when building.
     gro: bool,
     napi: bool,
+    /// Receive and transmit queues of each veth end.
+    queues: u32,
     /// Namespaces this value created and must remove.
     #[serde(skip)]
     owned: Vec<String>,
@@ -73,6 +75,7 @@ pub struct LabBuilder {
     mtu: Option<u32>,
     gro: bool,
     napi: bool,
+    queues: u32,
 }
 
 impl Default for LabBuilder {
@@ -83,6 +86,7 @@ impl Default for LabBuilder {
             mtu: None,
             gro: false,
             napi: false,
+            queues: 1,
         }
     }
 }
@@ -136,6 +140,18 @@ impl LabBuilder {
         self
     }
 
+    /// Receive and transmit queues of each veth end (default 1; like
+    /// `ethtool -L veth0 rx N tx N` in each namespace). veth offers as many
+    /// as the machine has possible CPUs. Each queue has its own NAPI
+    /// context, and a frame sent on queue N arrives on the peer's queue N:
+    /// so `xdp://veth0/0` and `xdp://veth0/1` are two AF_XDP sockets with
+    /// two queues of their own at each end (one queue takes one socket).
+    /// Kernel sockets pick their queue by flow hash.
+    pub fn queues(mut self, n: u32) -> Self {
+        self.queues = n;
+        self
+    }
+
     /// Creates the lab.
     ///
     /// # Errors
@@ -143,6 +159,9 @@ impl LabBuilder {
     ///   privileges);
     /// - [`LabError::NotPrivileged`] without CAP_SYS_ADMIN and CAP_NET_ADMIN;
     /// - [`LabError::AlreadyExists`] if a namespace of that lab name exists;
+    /// - [`LabError::InvalidTopology`] for 0 queues, or more than veth
+    ///   offers on this machine (after the namespaces were made: the limit
+    ///   is the device's; they are removed again);
     /// - [`LabError::Netns`] / [`LabError::Netlink`] naming the step that
     ///   failed (an invalid interface name or MTU shows up here as `EINVAL`;
     ///   GRO that cannot be turned on as the `ETHTOOL_SGRO` call failing).
@@ -151,6 +170,11 @@ impl LabBuilder {
     pub fn build(self) -> Result<Lab, LabError> {
         if let Some(name) = &self.name {
             validate_name(name)?;
+        }
+        if self.queues == 0 {
+            return Err(LabError::InvalidTopology {
+                reason: "a veth end needs at least 1 queue".into(),
+            });
         }
         check_privileges()?;
         match &self.name {
@@ -196,6 +220,7 @@ impl LabBuilder {
             hosts,
             gro: self.gro,
             napi: self.napi,
+            queues: self.queues,
             owned: Vec::new(),
         };
         for i in 0..lab.hosts.len() {
@@ -217,7 +242,7 @@ impl LabBuilder {
                 }
             }
         }
-        lab.configure(self.mtu, self.gro, self.napi)?;
+        lab.configure(self.mtu, self.gro, self.napi, self.queues)?;
         Ok(lab)
     }
 }
@@ -298,6 +323,12 @@ impl Lab {
         self.napi
     }
 
+    /// Receive and transmit queues of each veth end ([`LabBuilder::queues`]).
+    #[must_use]
+    pub fn queues(&self) -> u32 {
+        self.queues
+    }
+
     /// The namespace names of this lab.
     #[must_use]
     pub fn namespaces(&self) -> Vec<&str> {
@@ -341,7 +372,13 @@ impl Lab {
     /// Every step after the namespaces exist: the veth pair, then in each
     /// namespace lo up, the address, the veth up, the multicast route, and
     /// GRO on the veth if asked for.
-    fn configure(&self, mtu: Option<u32>, gro: bool, napi: bool) -> Result<(), LabError> {
+    fn configure(
+        &self,
+        mtu: Option<u32>,
+        gro: bool,
+        napi: bool,
+        queues: u32,
+    ) -> Result<(), LabError> {
         let trader = self.trader();
         let exchange = self.exchange();
         let netlink_err = |host: &Host, step: String| {
@@ -375,6 +412,11 @@ impl Lab {
                 ),
             ))?;
         drop(exchange_fd);
+        if queues != 1 {
+            for host in &self.hosts {
+                self.set_queues(host, queues)?;
+            }
+        }
 
         for (host, nl) in self.hosts.iter().zip(&mut sockets) {
             let lo = nl
@@ -413,6 +455,34 @@ impl Lab {
         }
         Ok(())
     }
+
+    /// Gives `host`'s veth end `queues` receive and transmit queues.
+    fn set_queues(&self, host: &Host, queues: u32) -> Result<(), LabError> {
+        let fail = |step: String| {
+            let namespace = host.netns.clone();
+            move |source: SyscallError| LabError::Netlink {
+                namespace,
+                step,
+                source,
+            }
+        };
+        let mut c = host
+            .run(|| ethtool::Ethtool::open()?.get_channels(&host.iface))?
+            .map_err(fail(format!("read the queues of {}", host.iface)))?;
+        let max = c.max_rx.min(c.max_tx);
+        if queues > max {
+            return Err(LabError::InvalidTopology {
+                reason: format!(
+                    "{queues} queues asked for, but veth offers at most {max} here (one per \
+                     possible CPU)"
+                ),
+            });
+        }
+        c.rx_count = queues;
+        c.tx_count = queues;
+        host.run(|| ethtool::Ethtool::open()?.set_channels(&host.iface, &c))?
+            .map_err(fail(format!("set {queues} queues on {}", host.iface)))
+    }
 }
 
 impl fmt::Display for Lab {
@@ -424,6 +494,9 @@ impl fmt::Display for Lab {
                 f.write_str(" napi (gro on, tso off)")?;
             } else if self.gro {
                 f.write_str(" gro on")?;
+            }
+            if self.queues != 1 {
+                write!(f, " {} queues", self.queues)?;
             }
             writeln!(f)?;
         }

@@ -598,3 +598,48 @@ fn gro_gives_busy_polling_sockets_a_napi_id() {
          {at_exchange} at the exchange, {at_trader} at the trader"
     );
 }
+
+/// The queue counts of `host`'s veth end, asked from inside its namespace.
+fn channels(host: &hftnet_lab::Host) -> hftnet_sys::ethtool::Channels {
+    host.run(|| hftnet_sys::ethtool::Ethtool::open()?.get_channels(host.iface()))
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn queues_are_set_on_both_ends_and_bad_counts_leave_nothing() {
+    if !privileged("queues_are_set_on_both_ends_and_bad_counts_leave_nothing") {
+        return;
+    }
+    let lab = Lab::builder().queues(2).build().unwrap();
+    assert_eq!(lab.queues(), 2);
+    for host in lab.hosts() {
+        let c = channels(host);
+        assert_eq!((c.rx_count, c.tx_count), (2, 2), "{}: {c:?}", host.netns());
+    }
+    assert_eq!(lab.describe().matches(" 2 queues").count(), 2, "{lab}");
+    // Traffic still flows.
+    udp_trader_to_exchange(&lab);
+    let max = channels(lab.trader()).max_rx;
+    drop(lab);
+
+    let lab = Lab::two_host(None).unwrap();
+    assert_eq!(lab.queues(), 1);
+    assert_eq!(channels(lab.trader()).rx_count, 1);
+    assert!(!lab.describe().contains("queues"), "{lab}");
+    drop(lab);
+
+    for n in [0, max + 1] {
+        let name = unique("q");
+        let e = Lab::builder().name(&name).queues(n).build().unwrap_err();
+        assert!(matches!(e, LabError::InvalidTopology { .. }), "{n}: {e}");
+        let text = e.to_string();
+        assert!(text.contains("queue"), "{text}");
+        if n > 0 {
+            assert!(text.contains(&format!("at most {max}")), "{text}");
+        }
+        assert!(!lab_listed(&name), "{n} queues left lab {name} behind");
+        assert!(!ns_file(&format!("hft-{name}-trader")));
+        assert!(!ns_file(&format!("hft-{name}-exchange")));
+    }
+}

@@ -209,6 +209,11 @@ enum LabAction {
         /// Leave the veth on its backlog path instead of NAPI (GRO on, TSO off).
         #[arg(long)]
         no_napi: bool,
+        /// Receive and transmit queues of each veth end (like `ethtool -L veth0 rx N tx N`;
+        /// at most one per possible CPU): two AF_XDP endpoints need two queues (xdp://veth0/0
+        /// and xdp://veth0/1); a frame sent on queue N arrives on the peer's queue N.
+        #[arg(long, default_value_t = 1)]
+        queues: u32,
     },
     /// Remove a lab, or every hftnet lab (e.g. left by a killed run).
     Down {
@@ -229,7 +234,11 @@ enum LabAction {
 
 pub fn run(a: LabArgs) -> Result<ExitCode> {
     match a.action {
-        Some(LabAction::Up { name, no_napi }) => up(name.as_deref(), !no_napi),
+        Some(LabAction::Up {
+            name,
+            no_napi,
+            queues,
+        }) => up(name.as_deref(), !no_napi, queues),
         Some(LabAction::Down { name, all, force }) => down(name.as_deref(), all, force),
         Some(LabAction::List) => {
             for l in hftnet_lab::list() {
@@ -242,9 +251,9 @@ pub fn run(a: LabArgs) -> Result<ExitCode> {
     }
 }
 
-fn up(name: Option<&str>, napi: bool) -> Result<ExitCode> {
+fn up(name: Option<&str>, napi: bool, queues: u32) -> Result<ExitCode> {
     hftnet_lab::check_privileges()?;
-    let mut b = Lab::builder().napi(napi);
+    let mut b = Lab::builder().napi(napi).queues(queues);
     if let Some(n) = name {
         b = b.name(n);
     }

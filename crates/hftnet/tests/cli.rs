@@ -682,7 +682,7 @@ fn lab_up_and_down_by_name() {
     }
     let name = format!("t{}", std::process::id());
     let up = Command::new(BIN)
-        .args(["lab", "up", "--name", &name])
+        .args(["lab", "up", "--name", &name, "--queues", "2"])
         .output()
         .unwrap();
     // Whatever happens below, remove it.
@@ -702,7 +702,8 @@ fn lab_up_and_down_by_name() {
     assert!(
         text.contains("198.18.0.1")
             && text.contains("198.18.0.2")
-            && text.contains(&format!("hft-{name}-trader")),
+            && text.contains(&format!("hft-{name}-trader"))
+            && text.matches(" 2 queues").count() == 2,
         "{text}"
     );
     let list = Command::new(BIN).args(["lab", "list"]).output().unwrap();
