@@ -13,6 +13,10 @@
 //!   price).
 //! - `records/day`: `MarketData::handle_records` over the whole day, as the
 //!   replay runs it (decode ahead, prefetch hints on), for reference.
+//! - `generate/<symbols>`: the exchange's generator, each message made and
+//!   written out (`Generator::next_message` and `Message::emit`, as
+//!   `hftnet exchange` does it), for a day of 8 symbols (the exchange's
+//!   default) and of 500.
 //!
 //! `cargo bench -p hftnet-trade --bench market`
 
@@ -172,7 +176,41 @@ fn bench_records(c: &mut Criterion, day: &[Vec<u8>]) {
     g.finish();
 }
 
+fn bench_generate(c: &mut Criterion) {
+    const MESSAGES: u64 = 200_000;
+    let mut g = c.benchmark_group("generate");
+    g.throughput(Throughput::Elements(MESSAGES));
+    g.sample_size(10);
+    for symbols in [8u16, SYMBOLS] {
+        g.bench_function(symbols.to_string(), |b| {
+            b.iter_batched_ref(
+                || {
+                    // Past the directory, into the flow of a day under way.
+                    let mut gen_ =
+                        Generator::new(GeneratorConfig::new(17, symbols)).expect("valid config");
+                    for _ in 0..100_000 {
+                        gen_.next_message();
+                    }
+                    gen_
+                },
+                |gen_| {
+                    let mut buf = [0u8; 64];
+                    let mut bytes = 0usize;
+                    for _ in 0..MESSAGES {
+                        let m = gen_.next_message().expect("a day without end");
+                        bytes += m.emit(&mut buf).expect("fits");
+                    }
+                    black_box((bytes, buf))
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    bench_generate(c);
     let day = day();
     bench_decode(c, &day);
     bench_apply(c, &day);

@@ -111,11 +111,16 @@ struct Resting {
     price: u32,
 }
 
-/// The best price of one side of an instrument's resting orders, and how
-/// many orders rest at it: kept up to date as orders come and go, forgotten
-/// (`known` false) when the last order at the best price leaves, and found
+/// The best price of one side of an instrument's resting orders, how many
+/// orders rest at it, and where the oldest of them is: kept up to date as
+/// orders come and go, forgotten (`known` false) when the last order at the
+/// best price leaves (`oldest` alone when the oldest one leaves), and found
 /// again by a scan only when it is next needed. A cache: the stream is the
 /// same as if every question scanned the orders.
+///
+/// Order refs only grow (an add or a replace takes the next one), so an
+/// order joining the best price is never the oldest there, and one setting
+/// a new best price is.
 #[derive(Debug, Clone, Copy)]
 struct Best {
     known: bool,
@@ -123,6 +128,9 @@ struct Best {
     price: Option<u32>,
     /// Orders at `price`.
     count: u32,
+    /// The index in `orders` of the oldest order (lowest ref) at `price`,
+    /// when `known` and found.
+    oldest: Option<usize>,
 }
 
 impl Best {
@@ -130,14 +138,17 @@ impl Best {
         known: false,
         price: None,
         count: 0,
+        oldest: None,
     };
     const EMPTY: Self = Self {
         known: true,
         price: None,
         count: 0,
+        oldest: None,
     };
 
     /// Whether `a` is a better price than `b` on `side`.
+    #[inline]
     fn better(side: Side, a: u32, b: u32) -> bool {
         match side {
             Side::Buy => a > b,
@@ -145,7 +156,9 @@ impl Best {
         }
     }
 
-    fn added(&mut self, side: Side, price: u32) {
+    /// An order at `price` took index `at` (its ref the highest so far).
+    #[inline]
+    fn added(&mut self, side: Side, price: u32, at: usize) {
         if !self.known {
             return;
         }
@@ -155,16 +168,29 @@ impl Best {
             _ => {
                 self.price = Some(price);
                 self.count = 1;
+                self.oldest = Some(at);
             }
         }
     }
 
-    fn removed(&mut self, price: u32) {
+    /// The order at index `at`, at `price`, left.
+    #[inline]
+    fn removed(&mut self, price: u32, at: usize) {
         if self.known && self.price == Some(price) {
             self.count -= 1;
             if self.count == 0 {
                 *self = Self::UNKNOWN;
+            } else if self.oldest == Some(at) {
+                self.oldest = None;
             }
+        }
+    }
+
+    /// The order at index `from` moved to index `to`.
+    #[inline]
+    fn moved(&mut self, from: usize, to: usize) {
+        if self.oldest == Some(from) {
+            self.oldest = Some(to);
         }
     }
 }
@@ -179,6 +205,7 @@ struct Instrument {
     best: [Best; 2],
 }
 
+#[inline]
 fn side_index(side: Side) -> usize {
     match side {
         Side::Buy => 0,
@@ -187,35 +214,85 @@ fn side_index(side: Side) -> usize {
 }
 
 impl Instrument {
+    #[inline]
     fn push(&mut self, o: Resting) {
-        self.best[side_index(o.side)].added(o.side, o.price);
+        self.best[side_index(o.side)].added(o.side, o.price, self.orders.len());
         self.orders.push(o);
     }
 
+    #[inline]
     fn swap_remove(&mut self, k: usize) -> Resting {
         let o = self.orders.swap_remove(k);
-        self.best[side_index(o.side)].removed(o.price);
+        self.best[side_index(o.side)].removed(o.price, k);
+        // The last order took its place.
+        if let Some(m) = self.orders.get(k) {
+            let last = self.orders.len();
+            self.best[side_index(m.side)].moved(last, k);
+        }
         o
     }
 
+    #[inline]
     fn replace(&mut self, k: usize, new: Resting) {
         let old = self.orders[k];
-        self.best[side_index(old.side)].removed(old.price);
-        self.best[side_index(new.side)].added(new.side, new.price);
+        self.best[side_index(old.side)].removed(old.price, k);
+        self.best[side_index(new.side)].added(new.side, new.price, k);
         self.orders[k] = new;
     }
 
     /// The best price on `side`, scanning the orders only when it is not
     /// known.
+    #[inline]
     fn best_price(&mut self, side: Side) -> Option<u32> {
         let b = &mut self.best[side_index(side)];
         if !b.known {
+            // One pass: the best price, its orders and the oldest of them.
             *b = Best::EMPTY;
-            for o in self.orders.iter().filter(|o| o.side == side) {
-                b.added(side, o.price);
+            let mut oldest_ref = u64::MAX;
+            for (j, o) in self.orders.iter().enumerate() {
+                if o.side != side {
+                    continue;
+                }
+                match b.price {
+                    Some(p) if p == o.price => {
+                        b.count += 1;
+                        if o.order_ref < oldest_ref {
+                            oldest_ref = o.order_ref;
+                            b.oldest = Some(j);
+                        }
+                    }
+                    Some(p) if !Best::better(side, o.price, p) => {}
+                    _ => {
+                        b.price = Some(o.price);
+                        b.count = 1;
+                        b.oldest = Some(j);
+                        oldest_ref = o.order_ref;
+                    }
+                }
             }
         }
         b.price
+    }
+
+    /// The index of the oldest order (lowest ref) at the best price on
+    /// `side`, and that price; `None` when the side is empty.
+    #[inline]
+    fn oldest_at_best(&mut self, side: Side) -> Option<(usize, u32)> {
+        let price = self.best_price(side)?;
+        let b = &mut self.best[side_index(side)];
+        if let Some(k) = b.oldest {
+            return Some((k, price));
+        }
+        let mut k = usize::MAX;
+        let mut oldest = u64::MAX;
+        for (j, o) in self.orders.iter().enumerate() {
+            if o.price == price && o.side == side && o.order_ref < oldest {
+                k = j;
+                oldest = o.order_ref;
+            }
+        }
+        b.oldest = Some(k);
+        Some((k, price))
     }
 }
 
@@ -322,6 +399,7 @@ impl Generator {
         self.instruments.get(i).map(|s| s.stock)
     }
 
+    #[inline(always)]
     fn header(&mut self, locate: u16) -> HeaderRepr {
         self.tracking = self.tracking.wrapping_add(1);
         let gap = if self.burst_left > 0 {
@@ -437,11 +515,13 @@ impl Generator {
     }
 
     /// An instrument index, skewed towards the first ones.
+    #[inline(always)]
     fn pick_instrument(&mut self) -> usize {
         let u = self.rng.next_f64();
         ((u * u * f64::from(self.cfg.symbols)) as usize).min(usize::from(self.cfg.symbols) - 1)
     }
 
+    #[inline(always)]
     fn lot(&mut self) -> u32 {
         if self.rng.chance(0.15) {
             self.rng.range(1, 99) as u32 // odd lot
@@ -450,6 +530,7 @@ impl Generator {
         }
     }
 
+    #[inline(always)]
     fn flow(&mut self) -> Message {
         let i = self.pick_instrument();
         let locate = i as u16 + 1;
@@ -493,6 +574,7 @@ impl Generator {
         self.cross(i, locate)
     }
 
+    #[inline(always)]
     fn random_side(&mut self) -> Side {
         if self.rng.chance(0.5) {
             Side::Buy
@@ -503,6 +585,7 @@ impl Generator {
 
     /// A price on `side`, at the touch or a few ticks behind it, never
     /// crossing the mid.
+    #[inline(always)]
     fn passive_price(&mut self, i: usize, side: Side) -> u32 {
         let behind = if self.rng.chance(0.4) {
             0
@@ -516,6 +599,7 @@ impl Generator {
         }
     }
 
+    #[inline(always)]
     fn add(&mut self, i: usize, locate: u16) -> Message {
         let side = self.random_side();
         let price = self.passive_price(i, side);
@@ -552,10 +636,12 @@ impl Generator {
         }
     }
 
+    #[inline(always)]
     fn random_order(&mut self, i: usize) -> usize {
         self.rng.below(self.instruments[i].orders.len() as u64) as usize
     }
 
+    #[inline(always)]
     fn delete(&mut self, i: usize, locate: u16) -> Message {
         let k = self.random_order(i);
         let o = self.instruments[i].swap_remove(k);
@@ -590,6 +676,7 @@ impl Generator {
         })
     }
 
+    #[inline(always)]
     fn cancel(&mut self, i: usize, locate: u16) -> Message {
         let k = self.random_order(i);
         let o = self.instruments[i].orders[k];
@@ -607,22 +694,14 @@ impl Generator {
 
     /// Executes (part of) the best resting order of a random side, oldest
     /// first at that price.
+    #[inline(always)]
     fn execute(&mut self, i: usize, locate: u16) -> Message {
         let side = self.random_side();
-        let Some(price) = self.instruments[i].best_price(side) else {
+        // The oldest order at the best price.
+        let Some((k, _)) = self.instruments[i].oldest_at_best(side) else {
             return self.add(i, locate);
         };
-        // The oldest order at the best price.
-        let orders = &self.instruments[i].orders;
-        let mut k = usize::MAX;
-        let mut oldest = u64::MAX;
-        for (j, o) in orders.iter().enumerate() {
-            if o.price == price && o.side == side && o.order_ref < oldest {
-                k = j;
-                oldest = o.order_ref;
-            }
-        }
-        let o = orders[k];
+        let o = self.instruments[i].orders[k];
         let executed = if self.rng.chance(0.6) {
             o.shares
         } else {
@@ -824,7 +903,7 @@ mod tests {
             ..GeneratorConfig::new(3, 4)
         })
         .unwrap();
-        let mut unknown = 0;
+        let (mut unknown, mut known_oldest, mut unknown_oldest) = (0, 0, 0);
         for _ in 0..50_000 {
             g.next_message().unwrap();
             for s in &mut g.instruments {
@@ -835,18 +914,33 @@ mod tests {
                         Side::Sell => on_side.clone().map(|o| o.price).min(),
                     };
                     let b = s.best[side_index(side)];
+                    let at_best = || on_side.clone().filter(|o| Some(o.price) == scanned);
+                    // The lowest ref at the best price, by a scan.
+                    let oldest = at_best().map(|o| o.order_ref).min();
                     if b.known {
                         assert_eq!(b.price, scanned);
-                        let at = on_side.filter(|o| Some(o.price) == scanned).count();
-                        assert_eq!(b.count as usize, at);
+                        assert_eq!(b.count as usize, at_best().count());
+                        match b.oldest {
+                            Some(k) => {
+                                assert_eq!(Some(s.orders[k].order_ref), oldest);
+                                known_oldest += 1;
+                            }
+                            None => unknown_oldest += 1,
+                        }
                     } else {
                         unknown += 1;
                     }
                     assert_eq!(s.best_price(side), scanned);
+                    let found = s.oldest_at_best(side).map(|(k, _)| s.orders[k].order_ref);
+                    assert_eq!(found, oldest);
                 }
             }
         }
         assert!(unknown > 0, "the cache was forgotten and found again");
+        assert!(
+            known_oldest > 0 && unknown_oldest > 0,
+            "{known_oldest} {unknown_oldest}"
+        );
     }
 
     #[test]
