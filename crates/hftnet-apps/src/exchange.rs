@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use hftnet_bench::stats::LatencyStats;
 use hftnet_bench::timetable::{Timetable, WaitPolicy, WaitStep};
-use hftnet_io::{RxBurst, SyscallError, Transport};
+use hftnet_io::{RxBurst, SyscallError, Transport, TxMsg};
 use hftnet_trade::book::{self, BookConfig};
 use hftnet_trade::exchange::{
     Generator, GeneratorConfig, GeneratorError, LimitError, PublishError, Publisher,
@@ -78,6 +78,8 @@ use crate::order_entry::{
 pub const MIN_PAYLOAD: usize = 72;
 /// The largest `burst`.
 pub const MAX_BURST: u64 = 65_536;
+/// The most packets [`ExchangeConfig::tx_batch`] holds for one send.
+pub const MAX_TX_BATCH: usize = 64;
 /// The shortest heartbeat interval.
 pub const MIN_HEARTBEAT: Duration = Duration::from_millis(1);
 /// After a stall longer than this the timetable restarts from now.
@@ -176,6 +178,19 @@ pub struct ExchangeConfig {
     pub history: usize,
     /// Largest downstream packet in bytes (UDP payload), at least [`MIN_PAYLOAD`].
     pub max_payload: usize,
+    /// Packets cut back to back that are handed to each feed in one send
+    /// (1 to [`MAX_TX_BATCH`]; the transport's burst send: one `sendmmsg`
+    /// on `udp://…?batch=N`, one kick of the ring on `xdp://` and
+    /// `packet://`). Packets are only held while the next is being cut:
+    /// what is held leaves when the batch is full, at the end of each round
+    /// of the loop (before it looks at the clock or waits for the next
+    /// burst), with a heartbeat and with the end of the session. So at a
+    /// set rate a burst's packets leave as soon as it is published, and
+    /// only a day published flat out (`rate` 0) or catching up waits up to
+    /// `tx_batch − 1` packets' time. 1 sends each packet as it is cut; with
+    /// order entry 1 is used whatever this says (each packet's send time is
+    /// recorded for tick-to-trade).
+    pub tx_batch: usize,
     /// After the end of the session, keep answering re-requests this long.
     pub linger: Duration,
     /// Sources whose re-requests are answered. `None`: the unicast
@@ -217,6 +232,7 @@ impl Default for ExchangeConfig {
             heartbeat: Duration::from_secs(1),
             history: 1 << 20,
             max_payload: 1400,
+            tx_batch: 8,
             linger: Duration::from_secs(2),
             allow: None,
             request_limits: RequestLimits::default(),
@@ -237,6 +253,9 @@ pub enum ExchangeConfigError {
         "max_payload {0} is too small: a MoldUDP64 packet with the largest ITCH message needs {MIN_PAYLOAD} bytes"
     )]
     MaxPayload(usize),
+    /// `tx_batch` outside 1..=[`MAX_TX_BATCH`].
+    #[error("tx_batch {0} must be between 1 and {MAX_TX_BATCH}")]
+    TxBatch(usize),
     /// `heartbeat` below [`MIN_HEARTBEAT`].
     #[error("heartbeat {0:?} is too short: use 1ms or more")]
     Heartbeat(Duration),
@@ -309,6 +328,9 @@ impl ExchangeConfig {
     fn publisher_config(&self) -> Result<PublisherConfig, ExchangeConfigError> {
         if !(1..=MAX_BURST).contains(&self.burst) {
             return Err(ExchangeConfigError::Burst(self.burst));
+        }
+        if !(1..=MAX_TX_BATCH).contains(&self.tx_batch) {
+            return Err(ExchangeConfigError::TxBatch(self.tx_batch));
         }
         if self.max_payload < MIN_PAYLOAD {
             return Err(ExchangeConfigError::MaxPayload(self.max_payload));
@@ -812,6 +834,66 @@ impl<T: Transport> Downstream<'_, T> {
     }
 }
 
+impl<T: Transport> Downstream<'_, T> {
+    /// Sends `msgs` on the line in as few burst sends as the transport
+    /// takes them in; a packet it refuses is counted in `send_errors` and
+    /// the rest still go. `release`: as for [`Downstream::send`].
+    fn send_all(&mut self, msgs: &[TxMsg<'_>], release: bool, send_errors: &mut u64) {
+        let Some(t) = self.t.as_deref_mut() else {
+            return;
+        };
+        *self.packets += msgs.len() as u64;
+        let mut off = 0;
+        let mut retried = false;
+        while off < msgs.len() {
+            match t.send_burst(&msgs[off..]) {
+                Ok(0) => {
+                    *send_errors += 1;
+                    off += 1;
+                }
+                Ok(n) => off += n,
+                // An earlier packet's "port unreachable" (see `send`): the
+                // packets from here on go again, once.
+                Err(e)
+                    if self.retry_refused && !retried && e.errno() == Some(libc::ECONNREFUSED) =>
+                {
+                    retried = true;
+                }
+                Err(_) => {
+                    *send_errors += 1;
+                    off += 1;
+                }
+            }
+        }
+        if release && t.release_held().is_err() {
+            *send_errors += 1;
+        }
+    }
+}
+
+/// Packets held for one send to both feeds ([`ExchangeConfig::tx_batch`]):
+/// their bytes back to back, and where each ends. Allocated once, for
+/// `batch` packets of the largest size.
+#[derive(Debug)]
+struct Staged {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    batch: usize,
+    /// A held packet asks a fault middleware to send what it holds back.
+    release: bool,
+}
+
+impl Staged {
+    fn new(batch: usize, max_payload: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(batch * max_payload),
+            ends: Vec::with_capacity(batch),
+            batch,
+            release: false,
+        }
+    }
+}
+
 /// Both lines.
 struct Feeds<'a, A, B> {
     a: Downstream<'a, A>,
@@ -820,15 +902,54 @@ struct Feeds<'a, A, B> {
     /// With order entry: when each sequence number left (the clock read
     /// right after the sends returned), and the clock's start.
     times: Option<(&'a mut SendTimes, Instant)>,
+    /// Packets held for one send (`None`: each leaves as it is cut).
+    staged: Option<&'a mut Staged>,
 }
 
 impl<A: Transport, B: Transport> Feeds<'_, A, B> {
+    /// Sends `p` on both lines, or holds it for the next [`Feeds::flush`]
+    /// when packets are batched (`release` — heartbeats and the end —
+    /// sends at once what is held, `p` with it).
     fn send(&mut self, p: &[u8], release: bool) {
-        self.a.send(p, release, self.send_errors);
-        self.b.send(p, release, self.send_errors);
-        if let Some((t, start)) = self.times.as_mut() {
-            t.record_packet(p, elapsed_ns(*start));
+        let Some(s) = self.staged.as_deref_mut() else {
+            self.a.send(p, release, self.send_errors);
+            self.b.send(p, release, self.send_errors);
+            if let Some((t, start)) = self.times.as_mut() {
+                t.record_packet(p, elapsed_ns(*start));
+            }
+            return;
+        };
+        s.bytes.extend_from_slice(p);
+        s.ends.push(s.bytes.len());
+        s.release |= release || p.len() <= HEADER_LEN;
+        if release || s.ends.len() >= s.batch {
+            self.flush();
         }
+    }
+
+    /// Sends what is held, in one burst send per line.
+    fn flush(&mut self) {
+        let Some(s) = self.staged.as_deref_mut() else {
+            return;
+        };
+        if s.ends.is_empty() {
+            return;
+        }
+        let mut msgs = [TxMsg {
+            data: &[],
+            to: None,
+        }; MAX_TX_BATCH];
+        let mut from = 0;
+        for (m, &end) in msgs.iter_mut().zip(&s.ends) {
+            m.data = &s.bytes[from..end];
+            from = end;
+        }
+        let msgs = &msgs[..s.ends.len()];
+        self.a.send_all(msgs, s.release, self.send_errors);
+        self.b.send_all(msgs, s.release, self.send_errors);
+        s.bytes.clear();
+        s.ends.clear();
+        s.release = false;
     }
 }
 
@@ -953,6 +1074,9 @@ impl Refused {
 pub struct Exchange {
     rate: u64,
     burst: u64,
+    /// Packets held for one send to the feeds (`tx_batch` above 1, no order
+    /// entry).
+    staged: Option<Staged>,
     duration_ns: Option<u64>,
     linger_ns: u64,
     publisher: Publisher,
@@ -1026,6 +1150,8 @@ impl Exchange {
             None => None,
         };
         Ok(Self {
+            staged: (cfg.tx_batch > 1 && order_entry.is_none())
+                .then(|| Staged::new(cfg.tx_batch, cfg.max_payload)),
             times: order_entry.as_ref().map(|_| SendTimes::new(SEND_TIMES)),
             order_entry,
             guard,
@@ -1129,6 +1255,7 @@ impl Exchange {
             b: Downstream::new(feed_b, handed_b),
             send_errors: &mut self.send_errors,
             times: None,
+            staged: self.staged.as_mut(),
         };
         let publisher = &mut self.publisher;
         let guard = &mut self.guard;
@@ -1256,6 +1383,8 @@ impl Exchange {
                 {
                     publisher.flush(now, &mut |p: &[u8]| feeds.send(p, false));
                 }
+                // The round's packets leave before anything else is looked at.
+                feeds.flush();
             }
             if publisher.poll_timeout().is_some_and(|t| now >= t) {
                 let release = self.ended_at.is_some();
@@ -1472,6 +1601,11 @@ mod tests {
             c.validate().unwrap_err()
         };
         assert_eq!(bad(|c| c.burst = 0), ExchangeConfigError::Burst(0));
+        assert_eq!(bad(|c| c.tx_batch = 0), ExchangeConfigError::TxBatch(0));
+        assert_eq!(
+            bad(|c| c.tx_batch = MAX_TX_BATCH + 1),
+            ExchangeConfigError::TxBatch(MAX_TX_BATCH + 1)
+        );
         assert_eq!(
             bad(|c| c.burst = 65_537),
             ExchangeConfigError::Burst(65_537)
@@ -1596,6 +1730,100 @@ mod tests {
                 other => panic!("{messages:?}: {other:?}"),
             }
         }
+    }
+
+    /// A feed that keeps every packet, and how many each send call took.
+    #[derive(Default)]
+    struct Recorder {
+        packets: Vec<Vec<u8>>,
+        calls: Vec<usize>,
+    }
+
+    impl Transport for Recorder {
+        fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
+            burst.set_len(0);
+            Ok(0)
+        }
+
+        fn recv_burst_until(
+            &mut self,
+            burst: &mut RxBurst,
+            _deadline: Instant,
+        ) -> Result<usize, SyscallError> {
+            self.recv_burst(burst)
+        }
+
+        fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+            self.calls.push(msgs.len());
+            self.packets.extend(msgs.iter().map(|m| m.data.to_vec()));
+            Ok(msgs.len())
+        }
+
+        fn set_recv_timeout(&mut self, _: Option<Duration>) -> Result<(), SyscallError> {
+            Ok(())
+        }
+
+        fn capabilities(&self) -> hftnet_io::Capabilities {
+            hftnet_io::Capabilities::default()
+        }
+    }
+
+    /// The packets of feeds A and B and the send calls of A, for a day of
+    /// 20 000 messages at `rate`.
+    fn recorded(rate: u64, tx_batch: usize) -> (Recorder, Recorder, ExchangeReport) {
+        let cfg = ExchangeConfig {
+            messages: Some(20_000),
+            rate,
+            tx_batch,
+            linger: Duration::ZERO,
+            ..ExchangeConfig::default()
+        };
+        let (mut a, mut b) = (Recorder::default(), Recorder::default());
+        let mut ex = Exchange::new(&cfg).unwrap();
+        let io = Transports::new().feed_a(&mut a).feed_b(&mut b);
+        ex.run(io, &AtomicBool::new(false)).unwrap();
+        let report = ex.report();
+        (a, b, report)
+    }
+
+    #[test]
+    fn packets_cut_back_to_back_leave_in_one_send_and_unchanged() {
+        let (one_a, _, one) = recorded(0, 1);
+        let (a, b, batched) = recorded(0, 8);
+        // The same packets, in the same order, on both feeds.
+        assert!(one_a.packets.len() > 400, "{}", one_a.packets.len());
+        assert_eq!(a.packets, one_a.packets);
+        assert_eq!(b.packets, a.packets);
+        assert_eq!(batched.faults.a.packets, a.packets.len() as u64);
+        assert_eq!(batched.packets, one.packets);
+        assert_eq!(batched.market.stream_digest, one.market.stream_digest);
+        assert_eq!(batched.send_errors, 0);
+        // One packet per call unbatched; eight per call at rate 0 (a round's
+        // last call and the end's may carry fewer).
+        assert!(one_a.calls.iter().all(|&n| n == 1));
+        assert!(
+            a.calls.iter().all(|&n| (1..=8).contains(&n)),
+            "{:?}",
+            a.calls
+        );
+        let full = a.calls.iter().filter(|&&n| n == 8).count();
+        assert!(full * 8 >= a.packets.len() * 3 / 4, "{:?}", a.calls);
+        assert_eq!(a.calls, b.calls);
+    }
+
+    #[test]
+    fn at_a_set_rate_each_burst_leaves_when_published() {
+        // 100 000 messages/s in bursts of up to 8: a burst fits a packet, and
+        // its packet leaves before the loop waits for the next burst — in a
+        // call of its own, unless a stall of this machine left several
+        // bursts due at once.
+        let (a, b, report) = recorded(100_000, 8);
+        assert_eq!(report.send_errors, 0);
+        assert_eq!(a.packets, b.packets);
+        let mut calls = a.calls.clone();
+        calls.sort_unstable();
+        assert_eq!(calls[calls.len() / 2], 1, "{:?}", a.calls);
+        assert!(calls.len() * 2 > a.packets.len(), "{:?}", a.calls);
     }
 
     #[test]

@@ -522,6 +522,16 @@ fn market_commands_refuse_hostile_values() {
             &["--history", "8388608"],
         ),
         (
+            &["exchange", "--feed-a", f, "--tx-batch", "0"],
+            2,
+            &["--tx-batch 0", "between 1 and 64"],
+        ),
+        (
+            &["exchange", "--feed-a", f, "--tx-batch", "65"],
+            2,
+            &["--tx-batch 65", "between 1 and 64"],
+        ),
+        (
             &["exchange", "--feed-a", f, "--max-payload", "0"],
             2,
             &["--max-payload 0", "72"],

@@ -14,8 +14,8 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use hftnet_apps::Transports;
 use hftnet_apps::exchange::{
-    Exchange, ExchangeConfig, ExchangeConfigError, ExchangeSource, MAX_BURST, MIN_PAYLOAD,
-    WriteDayError, session_name_for_run, write_day,
+    Exchange, ExchangeConfig, ExchangeConfigError, ExchangeSource, MAX_BURST, MAX_TX_BATCH,
+    MIN_PAYLOAD, WriteDayError, session_name_for_run, write_day,
 };
 use hftnet_apps::order_entry::{Login, OrderEntryConfig, OrderEntryConfigError};
 use hftnet_bench::stats::HGRM_MICROSECONDS;
@@ -84,6 +84,14 @@ pub struct ExchangeArgs {
     /// Largest downstream packet in bytes (UDP payload).
     #[arg(long, default_value_t = 1400)]
     max_payload: usize,
+    /// Packets cut back to back handed to each feed in one send (1 to 64: one sendmmsg on
+    /// udp://...?batch=N, one kick of an xdp:// or packet:// ring). Held only while the next
+    /// is cut: they leave when the batch is full, at the end of each round of the loop, with
+    /// a heartbeat and at the end. At a set rate each burst leaves as soon as it is
+    /// published; only --rate 0 (or catching up) waits. 1: each packet as it is cut (always
+    /// with --orders).
+    #[arg(long, default_value_t = 8)]
+    tx_batch: usize,
     /// Probability that a packet on feed A is dropped.
     #[arg(long, default_value_t = 0.0)]
     loss_a: f64,
@@ -180,6 +188,9 @@ fn flag_error(e: ExchangeConfigError) -> anyhow::Error {
         ExchangeConfigError::Burst(b) => {
             anyhow!("--burst {b} must be between 1 and {MAX_BURST}")
         }
+        ExchangeConfigError::TxBatch(n) => {
+            anyhow!("--tx-batch {n} must be between 1 and {MAX_TX_BATCH}")
+        }
         ExchangeConfigError::MaxPayload(n) => anyhow!(
             "--max-payload {n} is too small: a MoldUDP64 packet with the largest ITCH message needs {MIN_PAYLOAD} bytes"
         ),
@@ -258,6 +269,7 @@ pub fn exchange(a: ExchangeArgs) -> Result<ExitCode> {
         heartbeat: a.heartbeat,
         history: a.history,
         max_payload: a.max_payload,
+        tx_batch: a.tx_batch,
         linger: a.linger,
         allow: (!a.allow.is_empty()).then(|| a.allow.clone()),
         request_limits: RequestLimits {
