@@ -27,6 +27,12 @@
 #          exchange's CPU (veth delivers on the sender's CPU, so a kernel
 #          socket's receive is paid there too). Same goals as `clean`.
 #  xdp-file `xdp` replaying the file (no goal).
+#  xdp-tx1 `xdp` with --tx-batch 1: each packet kicked as it is cut, for
+#          the side-by-side ratio of the batched sends (no goal).
+#
+# Every case but xdp-tx1 runs the exchange's default --tx-batch 8: packets
+# cut back to back go to each feed 8 at a time in one send (one kick of
+# the AF_XDP ring; one sendmmsg on the UDP feeds, opened with batch=8).
 #
 # The goals are judged per transport (udp: `clean`, xdp: `xdp`); the line
 # names the transport that meets them.
@@ -103,8 +109,8 @@ run() {
   local label=$1 bin=$2 via=$3; shift 3
   local port; port=$(cat "$OUT/port"); echo $((port + 3)) >"$OUT/port"
   local rr="udp://$EXCHANGE:$((port + 2))"
-  local a="udp://$TRADER:$port" b="udp://$TRADER:$((port + 1))"
-  local fa="$a?rx=adaptive&rcvbuf=8M" fb="$b?rx=adaptive&rcvbuf=8M"
+  local a="udp://$TRADER:$port?batch=8" b="udp://$TRADER:$((port + 1))?batch=8"
+  local fa="udp://$TRADER:$port?rx=adaptive&rcvbuf=8M" fb="udp://$TRADER:$((port + 1))?rx=adaptive&rcvbuf=8M"
   if [ "$via" = xdp ]; then
     # The exchange's source ports are its own (the XDP programs steer by
     # destination); the feed's rings hold 8192 frames (~90 ms at these
@@ -188,6 +194,7 @@ for r in $(seq "$ROUNDS"); do
   if [ "$XDP" = 1 ]; then
     run xdp "$BIN" xdp --messages "$MESSAGES"
     run xdp-file "$BIN" xdp --file "$OUT/day.itch" --messages "$((MESSAGES + 1000))"
+    run xdp-tx1 "$BIN" xdp --messages "$MESSAGES" --tx-batch 1
   fi
 done
 
@@ -199,7 +206,7 @@ for r in rows:
     by.setdefault(r["label"], []).append(r)
 med = lambda label, k: statistics.median([r[k] for r in by.get(label, []) if r[k] is not None] or [0])
 print("\n# medians")
-for label in ["base", "clean", "loss", "book", "file", "xdp", "xdp-file"]:
+for label in ["base", "clean", "loss", "book", "file", "xdp", "xdp-file", "xdp-tx1"]:
     if label in by:
         print(f"{label:8} exchange {med(label, 'ex_rate')/1e6:.2f}M/s ({med(label, 'ex_cpu_rate')/1e6:.2f}M per CPU-s, "
               f"{med(label, 'per_packet'):.1f} msg/packet), feed {med(label, 'feed_rate')/1e6:.2f}M/s, "
@@ -216,6 +223,9 @@ whole = lambda label: all(r["lost"] == 0 and r["feed_rc"] == 0 and r["ex_rc"] ==
 if "xdp" in by:
     print(f"ratio xdp/clean (AF_XDP instead of kernel UDP, both ends): exchange "
           f"{med('xdp', 'ex_rate')/max(med('clean', 'ex_rate'), 1):.2f}x")
+if "xdp-tx1" in by:
+    print(f"ratio xdp/xdp-tx1 (8 packets per kick, not 1): exchange "
+          f"{med('xdp', 'ex_rate')/max(med('xdp-tx1', 'ex_rate'), 1):.2f}x")
 if "xdp-file" in by:
     print(f"ratio xdp-file/xdp (the day replayed, not generated): exchange "
           f"{med('xdp-file', 'ex_rate')/max(med('xdp', 'ex_rate'), 1):.2f}x")

@@ -485,13 +485,7 @@ impl Source {
                 if g.in_flow() && flow_limit.is_some_and(|l| g.flow_generated() >= l) {
                     g.finish();
                 }
-                match g.next_message() {
-                    None => Ok(None),
-                    Some(m) => {
-                        let n = m.emit(buf).map_err(SourceError::Encode)?;
-                        Ok(Some(&buf[..n]))
-                    }
-                }
+                Ok(g.next_into(buf).map(|n| &buf[..n]))
             }
             Self::File { r, limit, read } => {
                 if limit.is_some_and(|l| *read >= l) {

@@ -14,9 +14,8 @@
 //! - `records/day`: `MarketData::handle_records` over the whole day, as the
 //!   replay runs it (decode ahead, prefetch hints on), for reference.
 //! - `generate/<symbols>`: the exchange's generator, each message made and
-//!   written out (`Generator::next_message` and `Message::emit`, as
-//!   `hftnet exchange` does it), for a day of 8 symbols (the exchange's
-//!   default) and of 500.
+//!   written out (`Generator::next_into`, as `hftnet exchange` does it), for
+//!   a day of 8 symbols (the exchange's default) and of 500.
 //!
 //! `cargo bench -p hftnet-trade --bench market`
 
@@ -197,8 +196,7 @@ fn bench_generate(c: &mut Criterion) {
                     let mut buf = [0u8; 64];
                     let mut bytes = 0usize;
                     for _ in 0..MESSAGES {
-                        let m = gen_.next_message().expect("a day without end");
-                        bytes += m.emit(&mut buf).expect("fits");
+                        bytes += gen_.next_into(&mut buf).expect("a day without end");
                     }
                     black_box((bytes, buf))
                 },

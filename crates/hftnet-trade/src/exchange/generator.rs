@@ -21,8 +21,8 @@
 use core::fmt;
 
 use hftnet_wire::itch50::{
-    AddOrderMpidRepr, AddOrderRepr, CrossTradeRepr, EventCode, HeaderRepr, IssueSubType, Message,
-    Mpid, NoiiRepr, OrderCancelRepr, OrderDeleteRepr, OrderExecutedRepr,
+    AddOrderMpidRepr, AddOrderRepr, CrossTradeRepr, EventCode, HeaderRepr, IssueSubType, ItchRepr,
+    Message, Mpid, NoiiRepr, OrderCancelRepr, OrderDeleteRepr, OrderExecutedRepr,
     OrderExecutedWithPriceRepr, OrderReplaceRepr, Price4, ReasonCode, Side, Stock,
     StockDirectoryRepr, StockTradingActionRepr, SystemEventRepr, Timestamp, TradeRepr, codes,
 };
@@ -296,6 +296,39 @@ impl Instrument {
     }
 }
 
+/// Where a message the generator made goes: into a [`Message`]
+/// ([`Generator::next_message`]), or straight into bytes
+/// ([`Generator::next_into`]). Each step of the day is written once,
+/// for both.
+trait Sink {
+    type Out;
+    fn put<R: ItchRepr>(self, r: R) -> Self::Out;
+}
+
+struct ToMessage;
+
+impl Sink for ToMessage {
+    type Out = Message;
+
+    #[inline(always)]
+    fn put<R: ItchRepr>(self, r: R) -> Message {
+        r.into()
+    }
+}
+
+/// Writes the message at the start of the buffer; gives its length.
+struct ToBytes<'a>(&'a mut [u8; 64]);
+
+impl Sink for ToBytes<'_> {
+    type Out = usize;
+
+    #[inline(always)]
+    fn put<R: ItchRepr>(self, r: R) -> usize {
+        const { assert!(R::LEN <= 64) };
+        r.emit_bytes(self.0).unwrap_or(R::LEN)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Start(u8),
@@ -419,8 +452,8 @@ impl Generator {
         }
     }
 
-    fn system_event(&mut self, code: EventCode) -> Message {
-        Message::SystemEvent(SystemEventRepr {
+    fn system_event<S: Sink>(&mut self, code: EventCode, out: S) -> S::Out {
+        out.put(SystemEventRepr {
             header: self.header(0),
             event_code: code,
         })
@@ -429,6 +462,20 @@ impl Generator {
     /// The next message of the day, or `None` once the end-of-messages event
     /// was generated.
     pub fn next_message(&mut self) -> Option<Message> {
+        self.next_with(ToMessage)
+    }
+
+    /// The next message of the day written at the start of `buf`, and its
+    /// length; `None` once the end-of-messages event was generated. The
+    /// bytes [`Generator::next_message`] then [`Message::emit`] give, with
+    /// no [`Message`] in between (each message is written where it is made).
+    #[inline]
+    pub fn next_into(&mut self, buf: &mut [u8; 64]) -> Option<usize> {
+        self.next_with(ToBytes(buf))
+    }
+
+    #[inline(always)]
+    fn next_with<S: Sink>(&mut self, out: S) -> Option<S::Out> {
         let m = match self.phase {
             Phase::Start(i) => {
                 let code = [
@@ -441,7 +488,7 @@ impl Generator {
                 } else {
                     Phase::Start(i + 1)
                 };
-                self.system_event(code)
+                self.system_event(code, out)
             }
             Phase::Directory(locate) => {
                 self.phase = if locate == self.cfg.symbols {
@@ -449,7 +496,7 @@ impl Generator {
                 } else {
                     Phase::Directory(locate + 1)
                 };
-                self.directory(locate)
+                self.directory(locate, out)
             }
             Phase::Trading(locate) => {
                 self.phase = if locate < self.cfg.symbols {
@@ -461,7 +508,7 @@ impl Generator {
                 };
                 let header = self.header(locate);
                 let stock = self.instruments[usize::from(locate - 1)].stock;
-                Message::StockTradingAction(StockTradingActionRepr {
+                out.put(StockTradingActionRepr {
                     header,
                     stock,
                     trading_state: codes::trading_state::TRADING,
@@ -471,7 +518,7 @@ impl Generator {
             }
             Phase::Flow => {
                 self.flow_generated += 1;
-                self.flow()
+                self.flow(out)
             }
             Phase::End(i) => {
                 let code = [
@@ -484,7 +531,7 @@ impl Generator {
                 } else {
                     Phase::End(i + 1)
                 };
-                self.system_event(code)
+                self.system_event(code, out)
             }
             Phase::Done => return None,
         };
@@ -492,10 +539,10 @@ impl Generator {
         Some(m)
     }
 
-    fn directory(&mut self, locate: u16) -> Message {
+    fn directory<S: Sink>(&mut self, locate: u16, out: S) -> S::Out {
         let header = self.header(locate);
         let stock = self.instruments[usize::from(locate - 1)].stock;
-        Message::StockDirectory(StockDirectoryRepr {
+        out.put(StockDirectoryRepr {
             header,
             stock,
             market_category: codes::market_category::NASDAQ_GLOBAL_SELECT,
@@ -531,7 +578,7 @@ impl Generator {
     }
 
     #[inline(always)]
-    fn flow(&mut self) -> Message {
+    fn flow<S: Sink>(&mut self, out: S) -> S::Out {
         let i = self.pick_instrument();
         let locate = i as u16 + 1;
         if self.rng.chance(0.05) {
@@ -551,27 +598,27 @@ impl Generator {
         let r = self.rng.next_f64();
         // Proportions after Nasdaq's daily message statistics, scaled.
         if n == 0 || (!full && r < 0.44) {
-            return self.add(i, locate);
+            return self.add(i, locate, out);
         }
         if r < 0.80 {
-            return self.delete(i, locate);
+            return self.delete(i, locate, out);
         }
         if r < 0.89 {
-            return self.replace(i, locate);
+            return self.replace(i, locate, out);
         }
         if r < 0.915 {
-            return self.cancel(i, locate);
+            return self.cancel(i, locate, out);
         }
         if r < 0.965 {
-            return self.execute(i, locate);
+            return self.execute(i, locate, out);
         }
         if r < 0.98 {
-            return self.hidden_trade(i, locate);
+            return self.hidden_trade(i, locate, out);
         }
         if r < 0.995 {
-            return self.imbalance(i, locate);
+            return self.imbalance(i, locate, out);
         }
-        self.cross(i, locate)
+        self.cross(i, locate, out)
     }
 
     #[inline(always)]
@@ -600,7 +647,7 @@ impl Generator {
     }
 
     #[inline(always)]
-    fn add(&mut self, i: usize, locate: u16) -> Message {
+    fn add<S: Sink>(&mut self, i: usize, locate: u16, out: S) -> S::Out {
         let side = self.random_side();
         let price = self.passive_price(i, side);
         let shares = self.lot();
@@ -615,7 +662,7 @@ impl Generator {
         let header = self.header(locate);
         let stock = self.instruments[i].stock;
         if self.rng.chance(0.05) {
-            Message::AddOrderMpid(AddOrderMpidRepr {
+            out.put(AddOrderMpidRepr {
                 header,
                 order_ref,
                 side,
@@ -625,7 +672,7 @@ impl Generator {
                 attribution: Mpid(*b"HFTN"),
             })
         } else {
-            Message::AddOrder(AddOrderRepr {
+            out.put(AddOrderRepr {
                 header,
                 order_ref,
                 side,
@@ -642,16 +689,16 @@ impl Generator {
     }
 
     #[inline(always)]
-    fn delete(&mut self, i: usize, locate: u16) -> Message {
+    fn delete<S: Sink>(&mut self, i: usize, locate: u16, out: S) -> S::Out {
         let k = self.random_order(i);
         let o = self.instruments[i].swap_remove(k);
-        Message::OrderDelete(OrderDeleteRepr {
+        out.put(OrderDeleteRepr {
             header: self.header(locate),
             order_ref: o.order_ref,
         })
     }
 
-    fn replace(&mut self, i: usize, locate: u16) -> Message {
+    fn replace<S: Sink>(&mut self, i: usize, locate: u16, out: S) -> S::Out {
         let k = self.random_order(i);
         let old = self.instruments[i].orders[k];
         let price = self.passive_price(i, old.side);
@@ -667,7 +714,7 @@ impl Generator {
                 price,
             },
         );
-        Message::OrderReplace(OrderReplaceRepr {
+        out.put(OrderReplaceRepr {
             header: self.header(locate),
             original_order_ref: old.order_ref,
             new_order_ref: new_ref,
@@ -677,15 +724,15 @@ impl Generator {
     }
 
     #[inline(always)]
-    fn cancel(&mut self, i: usize, locate: u16) -> Message {
+    fn cancel<S: Sink>(&mut self, i: usize, locate: u16, out: S) -> S::Out {
         let k = self.random_order(i);
         let o = self.instruments[i].orders[k];
         if o.shares < 2 {
-            return self.delete(i, locate);
+            return self.delete(i, locate, out);
         }
         let cancelled = self.rng.range(1, u64::from(o.shares - 1)) as u32;
         self.instruments[i].orders[k].shares -= cancelled;
-        Message::OrderCancel(OrderCancelRepr {
+        out.put(OrderCancelRepr {
             header: self.header(locate),
             order_ref: o.order_ref,
             cancelled_shares: cancelled,
@@ -695,11 +742,11 @@ impl Generator {
     /// Executes (part of) the best resting order of a random side, oldest
     /// first at that price.
     #[inline(always)]
-    fn execute(&mut self, i: usize, locate: u16) -> Message {
+    fn execute<S: Sink>(&mut self, i: usize, locate: u16, out: S) -> S::Out {
         let side = self.random_side();
         // The oldest order at the best price.
         let Some((k, _)) = self.instruments[i].oldest_at_best(side) else {
-            return self.add(i, locate);
+            return self.add(i, locate, out);
         };
         let o = self.instruments[i].orders[k];
         let executed = if self.rng.chance(0.6) {
@@ -717,7 +764,7 @@ impl Generator {
         let header = self.header(locate);
         if self.rng.chance(0.05) {
             // A print at another price (e.g. a cross); the order's price stays.
-            Message::OrderExecutedWithPrice(OrderExecutedWithPriceRepr {
+            out.put(OrderExecutedWithPriceRepr {
                 header,
                 order_ref: o.order_ref,
                 executed_shares: executed,
@@ -726,7 +773,7 @@ impl Generator {
                 execution_price: Price4::from_raw(self.instruments[i].mid),
             })
         } else {
-            Message::OrderExecuted(OrderExecutedRepr {
+            out.put(OrderExecutedRepr {
                 header,
                 order_ref: o.order_ref,
                 executed_shares: executed,
@@ -735,14 +782,14 @@ impl Generator {
         }
     }
 
-    fn hidden_trade(&mut self, i: usize, locate: u16) -> Message {
+    fn hidden_trade<S: Sink>(&mut self, i: usize, locate: u16, out: S) -> S::Out {
         let side = self.random_side();
         let shares = self.lot();
         let match_number = self.next_match;
         self.next_match += 1;
         let header = self.header(locate);
         let s = &self.instruments[i];
-        Message::Trade(TradeRepr {
+        out.put(TradeRepr {
             header,
             order_ref: 0,
             side,
@@ -753,14 +800,14 @@ impl Generator {
         })
     }
 
-    fn imbalance(&mut self, i: usize, locate: u16) -> Message {
+    fn imbalance<S: Sink>(&mut self, i: usize, locate: u16, out: S) -> S::Out {
         let paired = self.rng.range(0, 100_000) * 100;
         let imbalance = self.rng.range(0, 20_000) * 100;
         let direction = [b'B', b'S', b'N', b'O'][self.rng.below(4) as usize];
         let header = self.header(locate);
         let s = &self.instruments[i];
         let p = Price4::from_raw(s.mid);
-        Message::Noii(NoiiRepr {
+        out.put(NoiiRepr {
             header,
             paired_shares: paired,
             imbalance_shares: imbalance,
@@ -774,13 +821,13 @@ impl Generator {
         })
     }
 
-    fn cross(&mut self, i: usize, locate: u16) -> Message {
+    fn cross<S: Sink>(&mut self, i: usize, locate: u16, out: S) -> S::Out {
         let shares = self.rng.range(1, 5_000) * 100;
         let match_number = self.next_match;
         self.next_match += 1;
         let header = self.header(locate);
         let s = &self.instruments[i];
-        Message::CrossTrade(CrossTradeRepr {
+        out.put(CrossTradeRepr {
             header,
             shares,
             stock: s.stock,
@@ -941,6 +988,35 @@ mod tests {
             known_oldest > 0 && unknown_oldest > 0,
             "{known_oldest} {unknown_oldest}"
         );
+    }
+
+    #[test]
+    fn next_into_writes_the_bytes_of_next_message() {
+        for symbols in [3, 500] {
+            let cfg = GeneratorConfig::new(11, symbols);
+            let (mut a, mut b) = (
+                Generator::new(cfg.clone()).unwrap(),
+                Generator::new(cfg).unwrap(),
+            );
+            let (mut want, mut got) = ([0u8; 64], [0u8; 64]);
+            let mut n = 0u64;
+            loop {
+                if a.in_flow() && a.flow_generated() >= 30_000 {
+                    a.finish();
+                    b.finish();
+                }
+                match (a.next_message(), b.next_into(&mut got)) {
+                    (None, None) => break,
+                    (Some(m), Some(len)) => {
+                        let l = m.emit(&mut want).unwrap();
+                        assert_eq!(&got[..len], &want[..l], "message {n}: {m:?}");
+                    }
+                    other => panic!("message {n}: {other:?}"),
+                }
+                n += 1;
+            }
+            assert_eq!(n, 30_000 + 2 * u64::from(symbols) + 6);
+        }
     }
 
     #[test]

@@ -280,6 +280,17 @@ macro_rules! itch_message {
             }
         }
 
+        impl $crate::itch50::ItchRepr for $Repr {
+            const LEN: usize = $len;
+
+            #[inline]
+            fn emit_bytes(&self, buf: &mut [u8]) -> Option<usize> {
+                let b = buf.get_mut(..$len)?;
+                self.emit(&mut $View::new_unchecked(b));
+                Some($len)
+            }
+        }
+
         #[cfg(test)]
         impl $Repr {
             /// A message whose every field is drawn from `seeds` (tests only).

@@ -80,3 +80,16 @@ pub use types::{
     EventCode, IssueSubType, Mpid, Price4, Price8, ReasonCode, Side, Stock, Timestamp,
 };
 pub(crate) use types::{Wire, alpha, fixed_price};
+
+/// What every message repr (`AddOrderRepr`, ...) has: its length, and
+/// writing it as bytes. For code that makes messages of many types and
+/// writes each where it is made, without building a [`Message`] first.
+pub trait ItchRepr: Copy + Into<Message> {
+    /// The message's length in bytes (its type's defined length).
+    const LEN: usize;
+
+    /// Writes the whole message, type byte included, at the start of `buf`;
+    /// returns [`ItchRepr::LEN`], or `None` (nothing written) when `buf` is
+    /// shorter.
+    fn emit_bytes(&self, buf: &mut [u8]) -> Option<usize>;
+}
