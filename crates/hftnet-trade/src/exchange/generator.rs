@@ -103,12 +103,45 @@ impl fmt::Display for GeneratorError {
 
 impl std::error::Error for GeneratorError {}
 
+/// A resting order. Its price and side share one word ([`Resting::key`]),
+/// so the scans for the best price and the oldest order at it compare one
+/// word per order.
 #[derive(Debug, Clone, Copy)]
 struct Resting {
     order_ref: u64,
-    side: Side,
+    key: u64,
     shares: u32,
-    price: u32,
+}
+
+impl Resting {
+    #[inline]
+    fn new(order_ref: u64, side: Side, shares: u32, price: u32) -> Self {
+        Self {
+            order_ref,
+            key: Self::key(side, price),
+            shares,
+        }
+    }
+
+    /// The word of a price and a side.
+    #[inline]
+    fn key(side: Side, price: u32) -> u64 {
+        (u64::from(price) << 1) | side_index(side) as u64
+    }
+
+    #[inline]
+    fn price(&self) -> u32 {
+        (self.key >> 1) as u32
+    }
+
+    #[inline]
+    fn side(&self) -> Side {
+        if self.key & 1 == 0 {
+            Side::Buy
+        } else {
+            Side::Sell
+        }
+    }
 }
 
 /// The best price of one side of an instrument's resting orders, how many
@@ -216,18 +249,18 @@ fn side_index(side: Side) -> usize {
 impl Instrument {
     #[inline]
     fn push(&mut self, o: Resting) {
-        self.best[side_index(o.side)].added(o.side, o.price, self.orders.len());
+        self.best[side_index(o.side())].added(o.side(), o.price(), self.orders.len());
         self.orders.push(o);
     }
 
     #[inline]
     fn swap_remove(&mut self, k: usize) -> Resting {
         let o = self.orders.swap_remove(k);
-        self.best[side_index(o.side)].removed(o.price, k);
+        self.best[side_index(o.side())].removed(o.price(), k);
         // The last order took its place.
         if let Some(m) = self.orders.get(k) {
             let last = self.orders.len();
-            self.best[side_index(m.side)].moved(last, k);
+            self.best[side_index(m.side())].moved(last, k);
         }
         o
     }
@@ -235,8 +268,8 @@ impl Instrument {
     #[inline]
     fn replace(&mut self, k: usize, new: Resting) {
         let old = self.orders[k];
-        self.best[side_index(old.side)].removed(old.price, k);
-        self.best[side_index(new.side)].added(new.side, new.price, k);
+        self.best[side_index(old.side())].removed(old.price(), k);
+        self.best[side_index(new.side())].added(new.side(), new.price(), k);
         self.orders[k] = new;
     }
 
@@ -249,21 +282,23 @@ impl Instrument {
             // One pass: the best price, its orders and the oldest of them.
             *b = Best::EMPTY;
             let mut oldest_ref = u64::MAX;
+            let bit = side_index(side) as u64;
             for (j, o) in self.orders.iter().enumerate() {
-                if o.side != side {
+                if o.key & 1 != bit {
                     continue;
                 }
+                let price = o.price();
                 match b.price {
-                    Some(p) if p == o.price => {
+                    Some(p) if p == price => {
                         b.count += 1;
                         if o.order_ref < oldest_ref {
                             oldest_ref = o.order_ref;
                             b.oldest = Some(j);
                         }
                     }
-                    Some(p) if !Best::better(side, o.price, p) => {}
+                    Some(p) if !Best::better(side, price, p) => {}
                     _ => {
-                        b.price = Some(o.price);
+                        b.price = Some(price);
                         b.count = 1;
                         b.oldest = Some(j);
                         oldest_ref = o.order_ref;
@@ -283,10 +318,11 @@ impl Instrument {
         if let Some(k) = b.oldest {
             return Some((k, price));
         }
+        let key = Resting::key(side, price);
         let mut k = usize::MAX;
         let mut oldest = u64::MAX;
         for (j, o) in self.orders.iter().enumerate() {
-            if o.price == price && o.side == side && o.order_ref < oldest {
+            if o.key == key && o.order_ref < oldest {
                 k = j;
                 oldest = o.order_ref;
             }
@@ -653,12 +689,7 @@ impl Generator {
         let shares = self.lot();
         let order_ref = self.next_ref;
         self.next_ref += 1;
-        self.instruments[i].push(Resting {
-            order_ref,
-            side,
-            shares,
-            price,
-        });
+        self.instruments[i].push(Resting::new(order_ref, side, shares, price));
         let header = self.header(locate);
         let stock = self.instruments[i].stock;
         if self.rng.chance(0.05) {
@@ -698,22 +729,15 @@ impl Generator {
         })
     }
 
+    #[inline(always)]
     fn replace<S: Sink>(&mut self, i: usize, locate: u16, out: S) -> S::Out {
         let k = self.random_order(i);
         let old = self.instruments[i].orders[k];
-        let price = self.passive_price(i, old.side);
+        let price = self.passive_price(i, old.side());
         let shares = self.lot();
         let new_ref = self.next_ref;
         self.next_ref += 1;
-        self.instruments[i].replace(
-            k,
-            Resting {
-                order_ref: new_ref,
-                side: old.side,
-                shares,
-                price,
-            },
-        );
+        self.instruments[i].replace(k, Resting::new(new_ref, old.side(), shares, price));
         out.put(OrderReplaceRepr {
             header: self.header(locate),
             original_order_ref: old.order_ref,
@@ -955,13 +979,13 @@ mod tests {
             g.next_message().unwrap();
             for s in &mut g.instruments {
                 for side in [Side::Buy, Side::Sell] {
-                    let on_side = s.orders.iter().filter(|o| o.side == side);
+                    let on_side = s.orders.iter().filter(|o| o.side() == side);
                     let scanned = match side {
-                        Side::Buy => on_side.clone().map(|o| o.price).max(),
-                        Side::Sell => on_side.clone().map(|o| o.price).min(),
+                        Side::Buy => on_side.clone().map(|o| o.price()).max(),
+                        Side::Sell => on_side.clone().map(|o| o.price()).min(),
                     };
                     let b = s.best[side_index(side)];
-                    let at_best = || on_side.clone().filter(|o| Some(o.price) == scanned);
+                    let at_best = || on_side.clone().filter(|o| Some(o.price()) == scanned);
                     // The lowest ref at the best price, by a scan.
                     let oldest = at_best().map(|o| o.order_ref).min();
                     if b.known {
