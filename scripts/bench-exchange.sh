@@ -219,7 +219,8 @@ if "book" in by:
 if "file" in by:
     print(f"ratio file/clean (the day replayed, not generated): exchange "
           f"{med('file', 'ex_rate')/max(med('clean', 'ex_rate'), 1):.2f}x")
-whole = lambda label: all(r["lost"] == 0 and r["feed_rc"] == 0 and r["ex_rc"] == 0 and r["delivered"] == r["messages"] for r in by.get(label, [])) and label in by
+whole_run = lambda r: r["lost"] == 0 and r["feed_rc"] == 0 and r["ex_rc"] == 0 and r["delivered"] == r["messages"]
+whole = lambda label: label in by and all(whole_run(r) for r in by[label])
 if "xdp" in by:
     print(f"ratio xdp/clean (AF_XDP instead of kernel UDP, both ends): exchange "
           f"{med('xdp', 'ex_rate')/max(med('clean', 'ex_rate'), 1):.2f}x")
