@@ -88,9 +88,10 @@ pub struct ExchangeArgs {
     /// udp://...?batch=N, one kick of an xdp:// or packet:// ring). Held only while the next
     /// is cut: they leave when the batch is full, at the end of each round of the loop, with
     /// a heartbeat and at the end. At a set rate each burst leaves as soon as it is
-    /// published; only --rate 0 (or catching up) waits. 1: each packet as it is cut (always
-    /// with --orders).
-    #[arg(long, default_value_t = 8)]
+    /// published; only --rate 0 (or catching up) waits (by default a round of 1024
+    /// messages, about 24 full packets, leaves in one send). 1: each packet as it is cut
+    /// (always with --orders).
+    #[arg(long, default_value_t = 32)]
     tx_batch: usize,
     /// Probability that a packet on feed A is dropped.
     #[arg(long, default_value_t = 0.0)]
