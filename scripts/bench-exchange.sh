@@ -98,8 +98,8 @@ cleanup() {
 trap cleanup EXIT
 
 [ -n "${NO_BUILD:-}" ] || (cd "$HERE" && cargo build --release -q -p hftnet)
-# Two queues per veth end: the xdp cases put feed A on queue 0 and B on 1.
-"$BIN" lab up --name "$NAME" --queues 2 >/dev/null
+# Two queues per veth end for the xdp cases: feed A on queue 0, B on 1.
+"$BIN" lab up --name "$NAME" --queues "$([ "$XDP" = 1 ] && echo 2 || echo 1)" >/dev/null
 
 PRIO=()
 [ "$RT" = 1 ] && PRIO=(chrt -f 10)

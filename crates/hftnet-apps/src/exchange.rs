@@ -832,8 +832,12 @@ impl<T: Transport> Downstream<'_, T> {
 
 impl<T: Transport> Downstream<'_, T> {
     /// Sends `msgs` on the line in as few burst sends as the transport
-    /// takes them in; a packet it refuses is counted in `send_errors` and
-    /// the rest still go. `release`: as for [`Downstream::send`].
+    /// takes them in. No packet is offered twice (a fault middleware would
+    /// count it twice; a ring whose kick failed still holds what it
+    /// queued): the first packet a burst send did not take is counted in
+    /// `send_errors` and the rest go in the next send; a send that fails
+    /// outright counts every packet it was given. `release`: as for
+    /// [`Downstream::send`].
     fn send_all(&mut self, msgs: &[TxMsg<'_>], release: bool, send_errors: &mut u64) {
         let Some(t) = self.t.as_deref_mut() else {
             return;
@@ -842,22 +846,23 @@ impl<T: Transport> Downstream<'_, T> {
         let mut off = 0;
         let mut retried = false;
         while off < msgs.len() {
+            let rest = msgs.len() - off;
             match t.send_burst(&msgs[off..]) {
-                Ok(0) => {
+                Ok(n) if n >= rest => break,
+                Ok(n) => {
                     *send_errors += 1;
-                    off += 1;
+                    off += n + 1;
                 }
-                Ok(n) => off += n,
                 // An earlier packet's "port unreachable" (see `send`): the
-                // packets from here on go again, once.
+                // send took nothing, so the packets go again, once.
                 Err(e)
                     if self.retry_refused && !retried && e.errno() == Some(libc::ECONNREFUSED) =>
                 {
                     retried = true;
                 }
                 Err(_) => {
-                    *send_errors += 1;
-                    off += 1;
+                    *send_errors += rest as u64;
+                    break;
                 }
             }
         }
@@ -904,7 +909,7 @@ struct Feeds<'a, A, B> {
 
 impl<A: Transport, B: Transport> Feeds<'_, A, B> {
     /// Sends `p` on both lines, or holds it for the next [`Feeds::flush`]
-    /// when packets are batched (`release` — heartbeats and the end —
+    /// when packets are batched (a heartbeat, or `release` — the end —
     /// sends at once what is held, `p` with it).
     fn send(&mut self, p: &[u8], release: bool) {
         let Some(s) = self.staged.as_deref_mut() else {
@@ -915,10 +920,13 @@ impl<A: Transport, B: Transport> Feeds<'_, A, B> {
             }
             return;
         };
+        // A heartbeat (a header alone) leaves at once, with what is held
+        // before it, as does the end.
+        let heartbeat = p.len() <= HEADER_LEN;
         s.bytes.extend_from_slice(p);
         s.ends.push(s.bytes.len());
-        s.release |= release || p.len() <= HEADER_LEN;
-        if release || s.ends.len() >= s.batch {
+        s.release |= release || heartbeat;
+        if release || heartbeat || s.ends.len() >= s.batch {
             self.flush();
         }
     }
@@ -1284,6 +1292,7 @@ impl Exchange {
                 // subscribers see the session alive.
                 if publisher.poll_timeout().is_some_and(|t| now >= t) {
                     publisher.handle_timeout(now, &mut |p: &[u8]| feeds.send(p, false));
+                    feeds.flush();
                 }
                 let mut md = Md {
                     publisher: &mut *publisher,
@@ -1385,6 +1394,8 @@ impl Exchange {
             if publisher.poll_timeout().is_some_and(|t| now >= t) {
                 let release = self.ended_at.is_some();
                 publisher.handle_timeout(now, &mut |p: &[u8]| feeds.send(p, release));
+                // A packet the timeout cut leaves now, not after the wait.
+                feeds.flush();
             }
             // Re-requests, answered straight from the history to the
             // requester: between due times, and every POLL_EVERY_NS while
@@ -1805,6 +1816,121 @@ mod tests {
         let full = a.calls.iter().filter(|&&n| n == 8).count();
         assert!(full * 8 >= a.packets.len() * 3 / 4, "{:?}", a.calls);
         assert_eq!(a.calls, b.calls);
+    }
+
+    #[test]
+    fn a_heartbeat_takes_what_is_held_along_at_once() {
+        let mut a = Recorder::default();
+        let (mut handed_a, mut handed_b, mut errors) = (0, 0, 0);
+        let mut staged = Staged::new(4, 1400);
+        let mut feeds = Feeds::<Recorder, Recorder> {
+            a: Downstream::new(Some(&mut a), &mut handed_a),
+            b: Downstream::new(None, &mut handed_b),
+            send_errors: &mut errors,
+            times: None,
+            staged: Some(&mut staged),
+        };
+        let data = [7u8; 100];
+        let heartbeat = [1u8; HEADER_LEN];
+        feeds.send(&data, false);
+        feeds.send(&data, false);
+        feeds.send(&heartbeat, false);
+        // Four data packets fill the batch; a flush with nothing held sends
+        // nothing.
+        for _ in 0..4 {
+            feeds.send(&data, false);
+        }
+        feeds.flush();
+        feeds.send(&data, false);
+        feeds.flush();
+        drop(feeds);
+        assert_eq!(a.calls, [3, 4, 1]);
+        assert_eq!(a.packets[2], heartbeat);
+        assert_eq!((handed_a, handed_b, errors), (8, 0, 0));
+    }
+
+    /// A feed whose burst sends take what a script says: `Ok(n)` the first
+    /// n packets offered, `Err(errno)` none.
+    struct Scripted {
+        script: std::collections::VecDeque<Result<usize, i32>>,
+        /// The first byte of every packet offered, per call.
+        offered: Vec<Vec<u8>>,
+        taken: Vec<u8>,
+    }
+
+    impl Transport for Scripted {
+        fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
+            burst.set_len(0);
+            Ok(0)
+        }
+
+        fn recv_burst_until(
+            &mut self,
+            burst: &mut RxBurst,
+            _deadline: Instant,
+        ) -> Result<usize, SyscallError> {
+            self.recv_burst(burst)
+        }
+
+        fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
+            self.offered.push(msgs.iter().map(|m| m.data[0]).collect());
+            match self.script.pop_front().unwrap_or(Ok(usize::MAX)) {
+                Ok(n) => {
+                    let n = n.min(msgs.len());
+                    self.taken.extend(msgs[..n].iter().map(|m| m.data[0]));
+                    Ok(n)
+                }
+                Err(errno) => Err(SyscallError::from_errno("scripted send", errno)),
+            }
+        }
+
+        fn set_recv_timeout(&mut self, _: Option<Duration>) -> Result<(), SyscallError> {
+            Ok(())
+        }
+
+        fn capabilities(&self) -> hftnet_io::Capabilities {
+            hftnet_io::Capabilities::default()
+        }
+    }
+
+    /// Sends packets 0..6 (each its number in every byte) through
+    /// `send_all` on a [`Scripted`] feed; gives it and the errors counted.
+    fn send_all_with(script: &[Result<usize, i32>], retry_refused: bool) -> (Scripted, u64) {
+        let mut t = Scripted {
+            script: script.iter().copied().collect(),
+            offered: Vec::new(),
+            taken: Vec::new(),
+        };
+        let bufs: Vec<[u8; 30]> = (0..6u8).map(|i| [i; 30]).collect();
+        let msgs: Vec<TxMsg<'_>> = bufs.iter().map(|b| TxMsg { data: b, to: None }).collect();
+        let (mut handed, mut errors) = (0, 0);
+        let mut d = Downstream::new(Some(&mut t), &mut handed);
+        d.retry_refused = retry_refused;
+        d.send_all(&msgs, false, &mut errors);
+        assert_eq!(handed, 6);
+        (t, errors)
+    }
+
+    #[test]
+    fn a_batch_is_never_offered_twice() {
+        // Partial sends: the first packet not taken is counted and skipped;
+        // a send that fails outright counts all it was given.
+        let (t, errors) = send_all_with(&[Ok(2), Ok(1), Err(libc::EIO)], true);
+        assert_eq!(t.offered, [vec![0, 1, 2, 3, 4, 5], vec![3, 4, 5], vec![5]]);
+        assert_eq!(t.taken, [0, 1, 3]);
+        assert_eq!(errors, 3);
+        // Every packet taken at once: one call.
+        let (t, errors) = send_all_with(&[], true);
+        assert_eq!((t.offered.len(), t.taken.len(), errors), (1, 6, 0));
+        // An earlier packet's "port unreachable": the batch goes again, once.
+        let refused = Err(libc::ECONNREFUSED);
+        let (t, errors) = send_all_with(&[refused], true);
+        assert_eq!((t.offered.len(), t.taken.len(), errors), (2, 6, 0));
+        let (t, errors) = send_all_with(&[refused, refused], true);
+        assert_eq!((t.offered.len(), t.taken.len(), errors), (2, 0, 6));
+        // Behind a fault middleware it is not offered again.
+        let (t, errors) = send_all_with(&[refused], false);
+        assert_eq!((t.offered.len(), t.taken.len(), errors), (1, 0, 6));
     }
 
     #[test]

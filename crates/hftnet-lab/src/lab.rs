@@ -369,9 +369,9 @@ impl Lab {
         delete_namespaces(&owned)
     }
 
-    /// Every step after the namespaces exist: the veth pair, then in each
-    /// namespace lo up, the address, the veth up, the multicast route, and
-    /// GRO on the veth if asked for.
+    /// Every step after the namespaces exist: the veth pair and its queues,
+    /// then in each namespace lo up, the address, the veth up, the
+    /// multicast route, and GRO (and TSO off) on the veth if asked for.
     fn configure(
         &self,
         mtu: Option<u32>,
@@ -414,7 +414,7 @@ impl Lab {
         drop(exchange_fd);
         if queues != 1 {
             for host in &self.hosts {
-                self.set_queues(host, queues)?;
+                set_queues(host, queues)?;
             }
         }
 
@@ -455,34 +455,34 @@ impl Lab {
         }
         Ok(())
     }
+}
 
-    /// Gives `host`'s veth end `queues` receive and transmit queues.
-    fn set_queues(&self, host: &Host, queues: u32) -> Result<(), LabError> {
-        let fail = |step: String| {
-            let namespace = host.netns.clone();
-            move |source: SyscallError| LabError::Netlink {
-                namespace,
-                step,
-                source,
-            }
-        };
-        let mut c = host
-            .run(|| ethtool::Ethtool::open()?.get_channels(&host.iface))?
-            .map_err(fail(format!("read the queues of {}", host.iface)))?;
-        let max = c.max_rx.min(c.max_tx);
-        if queues > max {
-            return Err(LabError::InvalidTopology {
-                reason: format!(
-                    "{queues} queues asked for, but veth offers at most {max} here (one per \
-                     possible CPU)"
-                ),
-            });
+/// Gives `host`'s veth end `queues` receive and transmit queues.
+fn set_queues(host: &Host, queues: u32) -> Result<(), LabError> {
+    let fail = |step: String| {
+        let namespace = host.netns.clone();
+        move |source: SyscallError| LabError::Netlink {
+            namespace,
+            step,
+            source,
         }
-        c.rx_count = queues;
-        c.tx_count = queues;
-        host.run(|| ethtool::Ethtool::open()?.set_channels(&host.iface, &c))?
-            .map_err(fail(format!("set {queues} queues on {}", host.iface)))
+    };
+    let mut c = host
+        .run(|| ethtool::Ethtool::open()?.get_channels(&host.iface))?
+        .map_err(fail(format!("read the queues of {}", host.iface)))?;
+    let max = c.max_rx.min(c.max_tx);
+    if queues > max {
+        return Err(LabError::InvalidTopology {
+            reason: format!(
+                "{queues} queues asked for, but veth offers at most {max} here (one per \
+                     possible CPU)"
+            ),
+        });
     }
+    c.rx_count = queues;
+    c.tx_count = queues;
+    host.run(|| ethtool::Ethtool::open()?.set_channels(&host.iface, &c))?
+        .map_err(fail(format!("set {queues} queues on {}", host.iface)))
 }
 
 impl fmt::Display for Lab {

@@ -212,7 +212,7 @@ enum LabAction {
         /// Receive and transmit queues of each veth end (like `ethtool -L veth0 rx N tx N`;
         /// at most one per possible CPU): two AF_XDP endpoints need two queues (xdp://veth0/0
         /// and xdp://veth0/1); a frame sent on queue N arrives on the peer's queue N.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         queues: u32,
     },
     /// Remove a lab, or every hftnet lab (e.g. left by a killed run).

@@ -332,7 +332,11 @@ fn lab_refuses_hostile_values_before_building_anything() {
             &["invalid lab name", "1 to 32"],
         ),
         (&["lab", "up", "--name", "a/b"], 2, &["invalid lab name"]),
-        (&["lab", "up", "--queues", "0"], 2, &["at least 1 queue"]),
+        (
+            &["lab", "up", "--queues", "0"],
+            2,
+            &["--queues", "0 is not in 1.."],
+        ),
         (&["lab", "up", "--queues", "x"], 2, &["--queues"]),
         (
             &["lab", "up", "--name", &"a".repeat(73)],
