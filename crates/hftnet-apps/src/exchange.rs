@@ -433,8 +433,8 @@ pub enum WriteDayError {
 /// Why the source could not give its next message.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// A generated message did not encode.
-    #[error("encoding a generated message")]
+    /// A message of the matching core (with order entry) did not encode.
+    #[error("encoding a message of the matching core")]
     Encode(#[source] hftnet_wire::Error),
     /// The ITCH file could not be opened or read.
     #[error(transparent)]
