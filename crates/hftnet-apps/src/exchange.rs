@@ -452,10 +452,20 @@ enum Cut {
 
 /// Where messages come from, opened.
 enum Source {
+    /// The generator runs one message ahead: the message handed out was
+    /// written while the one before it was published, so reading it does
+    /// not wait for the stores that wrote it (a load that spans several
+    /// smaller stores still in flight is not forwarded from them).
     Generated {
         g: Box<Generator>,
         flow_limit: Option<u64>,
-        buf: [u8; 64],
+        bufs: [[u8; 64]; 2],
+        /// The slot of `bufs` whose message is handed out next.
+        slot: usize,
+        /// That message's length; `None` before the first (`primed`
+        /// false) and once the day ended.
+        ahead: Option<usize>,
+        primed: bool,
     },
     File {
         r: Box<ItchReader>,
@@ -471,7 +481,10 @@ impl Source {
             ExchangeSource::Generated { symbols } => Self::Generated {
                 g: Box::new(Generator::new(GeneratorConfig::new(cfg.seed, *symbols))?),
                 flow_limit: cfg.messages,
-                buf: [0; 64],
+                bufs: [[0; 64]; 2],
+                slot: 0,
+                ahead: None,
+                primed: false,
             },
             ExchangeSource::File(path) => Self::File {
                 r: Box::new(ItchReader::open(path)?),
@@ -483,11 +496,31 @@ impl Source {
 
     fn next(&mut self) -> Result<Option<&[u8]>, SourceError> {
         match self {
-            Self::Generated { g, flow_limit, buf } => {
-                if g.in_flow() && flow_limit.is_some_and(|l| g.flow_generated() >= l) {
-                    g.finish();
+            Self::Generated {
+                g,
+                flow_limit,
+                bufs,
+                slot,
+                ahead,
+                primed,
+            } => {
+                let mut make = |buf: &mut [u8; 64]| {
+                    if g.in_flow() && flow_limit.is_some_and(|l| g.flow_generated() >= l) {
+                        g.finish();
+                    }
+                    g.next_into(buf)
+                };
+                let w = *slot;
+                if !*primed {
+                    *primed = true;
+                    *ahead = make(&mut bufs[w]);
                 }
-                Ok(g.next_into(buf).map(|n| &buf[..n]))
+                let Some(len) = ahead.take() else {
+                    return Ok(None);
+                };
+                *ahead = make(&mut bufs[w ^ 1]);
+                *slot = w ^ 1;
+                Ok(Some(&bufs[w][..len]))
             }
             Self::File { r, limit, read } => {
                 if limit.is_some_and(|l| *read >= l) {
@@ -1946,6 +1979,50 @@ mod tests {
         calls.sort_unstable();
         assert_eq!(calls[calls.len() / 2], 1, "{:?}", a.calls);
         assert!(calls.len() * 2 > a.packets.len(), "{:?}", a.calls);
+    }
+
+    /// Every message a source hands out, as bytes.
+    fn drain(src: &mut Source) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(m) = src.next().unwrap() {
+            out.push(m.to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn a_generated_source_hands_out_the_generators_day_in_order() {
+        let cfg = ExchangeConfig {
+            messages: Some(5_000),
+            ..ExchangeConfig::default()
+        };
+        let mut g = Generator::new(GeneratorConfig::new(cfg.seed, 8)).unwrap();
+        let mut want = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            if g.in_flow() && g.flow_generated() >= 5_000 {
+                g.finish();
+            }
+            let Some(m) = g.next_message() else { break };
+            let n = m.emit(&mut buf).unwrap();
+            want.push(buf[..n].to_vec());
+        }
+        let mut src = Source::open(&cfg).unwrap();
+        assert_eq!(drain(&mut src), want);
+        assert_eq!(src.next().unwrap(), None, "still ended");
+        // Ended early (the stop flag, the duration): the message already made
+        // ahead still goes, then the end events.
+        let mut src = Source::open(&cfg).unwrap();
+        for m in &want[..100] {
+            assert_eq!(src.next().unwrap(), Some(&m[..]));
+        }
+        src.finish();
+        let rest = drain(&mut src);
+        assert_eq!(rest[0], want[100]);
+        assert_eq!(rest.len(), 4, "{rest:?}");
+        // System events: end of market hours, of system hours, of messages.
+        let ends: Vec<(u8, u8)> = rest[1..].iter().map(|m| (m[0], m[11])).collect();
+        assert_eq!(ends, [(b'S', b'M'), (b'S', b'E'), (b'S', b'C')]);
     }
 
     #[test]
