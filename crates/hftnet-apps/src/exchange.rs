@@ -1876,10 +1876,9 @@ mod tests {
         feeds.flush();
         feeds.send(&data, false);
         feeds.flush();
-        drop(feeds);
+        assert_eq!((handed_a, handed_b, errors), (8, 0, 0));
         assert_eq!(a.calls, [3, 4, 1]);
         assert_eq!(a.packets[2], heartbeat);
-        assert_eq!((handed_a, handed_b, errors), (8, 0, 0));
     }
 
     /// A feed whose burst sends take what a script says: `Ok(n)` the first
