@@ -1772,9 +1772,12 @@ mod tests {
         }
     }
 
-    /// A feed that keeps every packet, and how many each send call took.
+    /// A feed that keeps every packet it takes, and how many each send call
+    /// was offered; its sends take what its script says (`Ok(n)`: the
+    /// first n offered, `Err(errno)`: none), then everything.
     #[derive(Default)]
     struct Recorder {
+        script: std::collections::VecDeque<Result<usize, i32>>,
         packets: Vec<Vec<u8>>,
         calls: Vec<usize>,
     }
@@ -1795,8 +1798,15 @@ mod tests {
 
         fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
             self.calls.push(msgs.len());
-            self.packets.extend(msgs.iter().map(|m| m.data.to_vec()));
-            Ok(msgs.len())
+            match self.script.pop_front().unwrap_or(Ok(usize::MAX)) {
+                Ok(n) => {
+                    let n = n.min(msgs.len());
+                    self.packets
+                        .extend(msgs[..n].iter().map(|m| m.data.to_vec()));
+                    Ok(n)
+                }
+                Err(errno) => Err(SyscallError::from_errno("scripted send", errno)),
+            }
         }
 
         fn set_recv_timeout(&mut self, _: Option<Duration>) -> Result<(), SyscallError> {
@@ -1881,57 +1891,13 @@ mod tests {
         assert_eq!(a.packets[2], heartbeat);
     }
 
-    /// A feed whose burst sends take what a script says: `Ok(n)` the first
-    /// n packets offered, `Err(errno)` none.
-    struct Scripted {
-        script: std::collections::VecDeque<Result<usize, i32>>,
-        /// The first byte of every packet offered, per call.
-        offered: Vec<Vec<u8>>,
-        taken: Vec<u8>,
-    }
-
-    impl Transport for Scripted {
-        fn recv_burst(&mut self, burst: &mut RxBurst) -> Result<usize, SyscallError> {
-            burst.set_len(0);
-            Ok(0)
-        }
-
-        fn recv_burst_until(
-            &mut self,
-            burst: &mut RxBurst,
-            _deadline: Instant,
-        ) -> Result<usize, SyscallError> {
-            self.recv_burst(burst)
-        }
-
-        fn send_burst(&mut self, msgs: &[TxMsg<'_>]) -> Result<usize, SyscallError> {
-            self.offered.push(msgs.iter().map(|m| m.data[0]).collect());
-            match self.script.pop_front().unwrap_or(Ok(usize::MAX)) {
-                Ok(n) => {
-                    let n = n.min(msgs.len());
-                    self.taken.extend(msgs[..n].iter().map(|m| m.data[0]));
-                    Ok(n)
-                }
-                Err(errno) => Err(SyscallError::from_errno("scripted send", errno)),
-            }
-        }
-
-        fn set_recv_timeout(&mut self, _: Option<Duration>) -> Result<(), SyscallError> {
-            Ok(())
-        }
-
-        fn capabilities(&self) -> hftnet_io::Capabilities {
-            hftnet_io::Capabilities::default()
-        }
-    }
-
     /// Sends packets 0..6 (each its number in every byte) through
-    /// `send_all` on a [`Scripted`] feed; gives it and the errors counted.
-    fn send_all_with(script: &[Result<usize, i32>], retry_refused: bool) -> (Scripted, u64) {
-        let mut t = Scripted {
+    /// `send_all` on a scripted [`Recorder`]; gives it and the errors
+    /// counted.
+    fn send_all_with(script: &[Result<usize, i32>], retry_refused: bool) -> (Recorder, u64) {
+        let mut t = Recorder {
             script: script.iter().copied().collect(),
-            offered: Vec::new(),
-            taken: Vec::new(),
+            ..Recorder::default()
         };
         let bufs: Vec<[u8; 30]> = (0..6u8).map(|i| [i; 30]).collect();
         let msgs: Vec<TxMsg<'_>> = bufs.iter().map(|b| TxMsg { data: b, to: None }).collect();
@@ -1948,21 +1914,23 @@ mod tests {
         // Partial sends: the first packet not taken is counted and skipped;
         // a send that fails outright counts all it was given.
         let (t, errors) = send_all_with(&[Ok(2), Ok(1), Err(libc::EIO)], true);
-        assert_eq!(t.offered, [vec![0, 1, 2, 3, 4, 5], vec![3, 4, 5], vec![5]]);
-        assert_eq!(t.taken, [0, 1, 3]);
+        // Offered 0..6, then 3..6, then 5 alone.
+        assert_eq!(t.calls, [6, 3, 1]);
+        let taken: Vec<u8> = t.packets.iter().map(|p| p[0]).collect();
+        assert_eq!(taken, [0, 1, 3]);
         assert_eq!(errors, 3);
         // Every packet taken at once: one call.
         let (t, errors) = send_all_with(&[], true);
-        assert_eq!((t.offered.len(), t.taken.len(), errors), (1, 6, 0));
+        assert_eq!((t.calls.len(), t.packets.len(), errors), (1, 6, 0));
         // An earlier packet's "port unreachable": the batch goes again, once.
         let refused = Err(libc::ECONNREFUSED);
         let (t, errors) = send_all_with(&[refused], true);
-        assert_eq!((t.offered.len(), t.taken.len(), errors), (2, 6, 0));
+        assert_eq!((t.calls.len(), t.packets.len(), errors), (2, 6, 0));
         let (t, errors) = send_all_with(&[refused, refused], true);
-        assert_eq!((t.offered.len(), t.taken.len(), errors), (2, 0, 6));
+        assert_eq!((t.calls.len(), t.packets.len(), errors), (2, 0, 6));
         // Behind a fault middleware it is not offered again.
         let (t, errors) = send_all_with(&[refused], false);
-        assert_eq!((t.offered.len(), t.taken.len(), errors), (1, 0, 6));
+        assert_eq!((t.calls.len(), t.packets.len(), errors), (1, 0, 6));
     }
 
     #[test]
