@@ -40,6 +40,21 @@ pub struct Host {
 struct SetnsFailed;
 
 impl Host {
+    /// Makes a failed configuration call in this host's namespace a
+    /// [`LabError::Netlink`] naming `step`.
+    pub(crate) fn step_failed(
+        &self,
+        step: impl Into<String>,
+    ) -> impl FnOnce(hftnet_sys::SyscallError) -> LabError {
+        let namespace = self.netns.clone();
+        let step = step.into();
+        move |source| LabError::Netlink {
+            namespace,
+            step,
+            source,
+        }
+    }
+
     /// The role, e.g. [`crate::TRADER`] or [`crate::EXCHANGE`].
     #[must_use]
     pub fn role(&self) -> &str {

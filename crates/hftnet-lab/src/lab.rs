@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hftnet_sys::ethtool::{self, Feature};
 use hftnet_sys::netlink::RtNetlink;
-use hftnet_sys::{SyscallError, netns};
+use hftnet_sys::netns;
 use serde::Serialize;
 
 use crate::manage::{LabInfo, check_privileges, delete_namespaces};
@@ -381,20 +381,12 @@ impl Lab {
     ) -> Result<(), LabError> {
         let trader = self.trader();
         let exchange = self.exchange();
-        let netlink_err = |host: &Host, step: String| {
-            let namespace = host.netns.clone();
-            move |source: SyscallError| LabError::Netlink {
-                namespace,
-                step,
-                source,
-            }
-        };
         // Sockets opened inside each namespace; closed at the end of this fn.
         let mut sockets = Vec::with_capacity(self.hosts.len());
         for host in &self.hosts {
             let socket = host
                 .run(RtNetlink::open)?
-                .map_err(netlink_err(host, "open rtnetlink socket".into()))?;
+                .map_err(host.step_failed("open rtnetlink socket"))?;
             sockets.push(socket);
         }
         let exchange_fd = netns::open(&exchange.netns).map_err(|source| LabError::Netns {
@@ -404,13 +396,10 @@ impl Lab {
         })?;
         sockets[0]
             .create_veth(&trader.iface, &exchange.iface, exchange_fd.as_fd(), mtu)
-            .map_err(netlink_err(
-                trader,
-                format!(
-                    "create veth pair {} <-> {}:{}",
-                    trader.iface, exchange.netns, exchange.iface
-                ),
-            ))?;
+            .map_err(trader.step_failed(format!(
+                "create veth pair {} <-> {}:{}",
+                trader.iface, exchange.netns, exchange.iface
+            )))?;
         drop(exchange_fd);
         if queues != 1 {
             for host in &self.hosts {
@@ -419,38 +408,33 @@ impl Lab {
         }
 
         for (host, nl) in self.hosts.iter().zip(&mut sockets) {
-            let lo = nl
-                .link_index("lo")
-                .map_err(netlink_err(host, "find lo".into()))?;
-            nl.set_link_up(lo)
-                .map_err(netlink_err(host, "set lo up".into()))?;
+            let lo = nl.link_index("lo").map_err(host.step_failed("find lo"))?;
+            nl.set_link_up(lo).map_err(host.step_failed("set lo up"))?;
             let index = nl
                 .link_index(&host.iface)
-                .map_err(netlink_err(host, format!("find {}", host.iface)))?;
+                .map_err(host.step_failed(format!("find {}", host.iface)))?;
             nl.add_ipv4_address(index, host.addr, host.prefix_len)
-                .map_err(netlink_err(
-                    host,
-                    format!("add {}/{} on {}", host.addr, host.prefix_len, host.iface),
-                ))?;
+                .map_err(host.step_failed(format!(
+                    "add {}/{} on {}",
+                    host.addr, host.prefix_len, host.iface
+                )))?;
             nl.set_link_up(index)
-                .map_err(netlink_err(host, format!("set {} up", host.iface)))?;
+                .map_err(host.step_failed(format!("set {} up", host.iface)))?;
             let (dst, len) = MULTICAST_ROUTE;
-            nl.add_ipv4_route(dst, len, index).map_err(netlink_err(
-                host,
-                format!("add route {dst}/{len} dev {}", host.iface),
-            ))?;
+            nl.add_ipv4_route(dst, len, index)
+                .map_err(host.step_failed(format!("add route {dst}/{len} dev {}", host.iface)))?;
         }
         if gro {
             for host in &self.hosts {
                 // The ethtool socket is opened (and closed) on the namespace thread.
                 host.run(|| ethtool::set_feature(&host.iface, Feature::Gro, true))?
-                    .map_err(netlink_err(host, format!("turn GRO on on {}", host.iface)))?;
+                    .map_err(host.step_failed(format!("turn GRO on on {}", host.iface)))?;
             }
         }
         if napi {
             for host in &self.hosts {
                 host.run(|| ethtool::set_feature(&host.iface, Feature::Tso, false))?
-                    .map_err(netlink_err(host, format!("turn TSO off on {}", host.iface)))?;
+                    .map_err(host.step_failed(format!("turn TSO off on {}", host.iface)))?;
             }
         }
         Ok(())
@@ -459,17 +443,9 @@ impl Lab {
 
 /// Gives `host`'s veth end `queues` receive and transmit queues.
 fn set_queues(host: &Host, queues: u32) -> Result<(), LabError> {
-    let fail = |step: String| {
-        let namespace = host.netns.clone();
-        move |source: SyscallError| LabError::Netlink {
-            namespace,
-            step,
-            source,
-        }
-    };
     let mut c = host
         .run(|| ethtool::Ethtool::open()?.get_channels(&host.iface))?
-        .map_err(fail(format!("read the queues of {}", host.iface)))?;
+        .map_err(host.step_failed(format!("read the queues of {}", host.iface)))?;
     let max = c.max_rx.min(c.max_tx);
     if queues > max {
         return Err(LabError::InvalidTopology {
@@ -482,7 +458,7 @@ fn set_queues(host: &Host, queues: u32) -> Result<(), LabError> {
     c.rx_count = queues;
     c.tx_count = queues;
     host.run(|| ethtool::Ethtool::open()?.set_channels(&host.iface, &c))?
-        .map_err(fail(format!("set {queues} queues on {}", host.iface)))
+        .map_err(host.step_failed(format!("set {queues} queues on {}", host.iface)))
 }
 
 impl fmt::Display for Lab {
@@ -518,11 +494,7 @@ impl Host {
     /// [`LabError::Netlink`] with the failed ethtool call as its source.
     pub fn gro(&self) -> Result<bool, LabError> {
         self.run(|| ethtool::get_feature(&self.iface, Feature::Gro))?
-            .map_err(|source| LabError::Netlink {
-                namespace: self.netns.clone(),
-                step: format!("read GRO of {}", self.iface),
-                source,
-            })
+            .map_err(self.step_failed(format!("read GRO of {}", self.iface)))
     }
 }
 

@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 
 use hftnet_sys::netlink::RtNetlink;
-use hftnet_sys::{SyscallError, netns};
+use hftnet_sys::netns;
 use serde::Serialize;
 
 use crate::lab::generate_name;
@@ -182,23 +182,15 @@ impl Star {
     /// up and the multicast route in every namespace; returns once every
     /// port of the bridge forwards.
     fn configure(&self) -> Result<(), LabError> {
-        let err = |host: &Host, step: String| {
-            let namespace = host.netns.clone();
-            move |source: SyscallError| LabError::Netlink {
-                namespace,
-                step,
-                source,
-            }
-        };
         let s = &self.sender;
         let mut nl = s
             .run(RtNetlink::open)?
-            .map_err(err(s, "open rtnetlink socket".into()))?;
+            .map_err(s.step_failed("open rtnetlink socket"))?;
         nl.create_bridge(BRIDGE, false)
-            .map_err(err(s, format!("create bridge {BRIDGE}")))?;
+            .map_err(s.step_failed(format!("create bridge {BRIDGE}")))?;
         let bridge = nl
             .link_index(BRIDGE)
-            .map_err(err(s, format!("find {BRIDGE}")))?;
+            .map_err(s.step_failed(format!("find {BRIDGE}")))?;
         let mut ports = Vec::with_capacity(self.receivers.len());
         for r in &self.receivers {
             let peer_ns = netns::open(&r.netns).map_err(|source| LabError::Netns {
@@ -207,31 +199,31 @@ impl Star {
                 source,
             })?;
             nl.create_veth(&r.role, &r.iface, peer_ns.as_fd(), None)
-                .map_err(err(
-                    s,
-                    format!("create veth pair {} <-> {}:{}", r.role, r.netns, r.iface),
-                ))?;
+                .map_err(s.step_failed(format!(
+                    "create veth pair {} <-> {}:{}",
+                    r.role, r.netns, r.iface
+                )))?;
             drop(peer_ns);
             let port = nl
                 .link_index(&r.role)
-                .map_err(err(s, format!("find {}", r.role)))?;
+                .map_err(s.step_failed(format!("find {}", r.role)))?;
             nl.set_master(port, bridge)
-                .map_err(err(s, format!("enslave {} to {BRIDGE}", r.role)))?;
+                .map_err(s.step_failed(format!("enslave {} to {BRIDGE}", r.role)))?;
             nl.set_link_up(port)
-                .map_err(err(s, format!("set {} up", r.role)))?;
+                .map_err(s.step_failed(format!("set {} up", r.role)))?;
             ports.push(port);
         }
         up_with_address(&mut nl, s)?;
         for r in &self.receivers {
             let mut rx_nl = r
                 .run(RtNetlink::open)?
-                .map_err(err(r, "open rtnetlink socket".into()))?;
+                .map_err(r.step_failed("open rtnetlink socket"))?;
             up_with_address(&mut rx_nl, r)?;
         }
         // Only now is every port's carrier on; until the bridge has seen it,
         // the port drops what the sender sends (the first probes of a run).
         nl.wait_bridge_forwarding(&ports, PORTS_READY)
-            .map_err(err(s, format!("wait for the ports of {BRIDGE} to forward")))
+            .map_err(s.step_failed(format!("wait for the ports of {BRIDGE} to forward")))
     }
 
     /// The lab name (`N` in `hft-N-sender`).
@@ -270,29 +262,21 @@ impl Star {
 /// In `host`'s namespace: `lo` up, the address on the host's interface, the
 /// interface up, and 224.0.0.0/4 through it.
 fn up_with_address(nl: &mut RtNetlink, host: &Host) -> Result<(), LabError> {
-    let err = |step: String| {
-        let namespace = host.netns.clone();
-        move |source: SyscallError| LabError::Netlink {
-            namespace,
-            step,
-            source,
-        }
-    };
-    let lo = nl.link_index("lo").map_err(err("find lo".into()))?;
-    nl.set_link_up(lo).map_err(err("set lo up".into()))?;
+    let lo = nl.link_index("lo").map_err(host.step_failed("find lo"))?;
+    nl.set_link_up(lo).map_err(host.step_failed("set lo up"))?;
     let index = nl
         .link_index(&host.iface)
-        .map_err(err(format!("find {}", host.iface)))?;
+        .map_err(host.step_failed(format!("find {}", host.iface)))?;
     nl.add_ipv4_address(index, host.addr, host.prefix_len)
-        .map_err(err(format!(
+        .map_err(host.step_failed(format!(
             "add {}/{} on {}",
             host.addr, host.prefix_len, host.iface
         )))?;
     nl.set_link_up(index)
-        .map_err(err(format!("set {} up", host.iface)))?;
+        .map_err(host.step_failed(format!("set {} up", host.iface)))?;
     let (dst, len) = MULTICAST_ROUTE;
     nl.add_ipv4_route(dst, len, index)
-        .map_err(err(format!("add route {dst}/{len} dev {}", host.iface)))
+        .map_err(host.step_failed(format!("add route {dst}/{len} dev {}", host.iface)))
 }
 
 impl fmt::Display for Star {
